@@ -1,0 +1,44 @@
+//! Events the platform publishes on the bus, for realtime subscribers on any server instance.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::TenantId;
+
+/// Topic carrying [`DirectoryEvent`]s.
+pub const DIRECTORY_TOPIC: &str = "ioto.directory-events";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DirectoryChange {
+    TenantCreated,
+    TenantRenamed,
+    CustomerCreated,
+    CustomerUpdated,
+    CustomerDeleted,
+    UserCreated,
+    UserRoleChanged,
+    UserDeleted,
+}
+
+/// Something changed in a tenant's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEvent {
+    pub tenant_id: TenantId,
+    pub change: DirectoryChange,
+    /// Id of the tenant, customer or user that changed.
+    pub entity_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+impl DirectoryEvent {
+    pub fn now(tenant_id: TenantId, change: DirectoryChange, entity_id: Uuid) -> Self {
+        Self {
+            tenant_id,
+            change,
+            entity_id,
+            at: Utc::now(),
+        }
+    }
+}

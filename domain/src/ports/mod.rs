@@ -1,0 +1,18 @@
+//! Ports: the traits adapters implement. Only the binary picks which adapter backs each.
+
+pub mod bus;
+pub mod directory;
+pub mod usage;
+
+pub use bus::{BusMessage, BusStream, EventBus};
+pub use directory::Directory;
+pub use usage::{DailyUsage, UsageRecord, UsageStore};
+
+/// What every engine-backed port can say about itself, for start-up logs and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// `postgres`, `sqlite`, `clickhouse`, `embedded`, `kafka`, `in-process`, …
+    pub engine: &'static str,
+    /// Where it is (URL with the password redacted, or a file path).
+    pub location: String,
+}

@@ -1,0 +1,320 @@
+//! Tenant, sub-customer and user management, and login.
+
+use std::sync::Arc;
+
+use crate::directory::{Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User};
+use crate::identifiers::{Email, Name, Slug};
+use crate::password::{decoy_hash, hash_password, verify_password};
+use crate::ports::Directory;
+use crate::sim::Sim;
+use crate::{Actor, CustomerId, Error, Permission, Result, Role, TenantId, UserId};
+
+/// Largest page of SIMs one call returns.
+pub const MAX_SIM_PAGE: u64 = 1000;
+
+/// Input of [`DirectoryService::create_user`], already parsed.
+#[derive(Debug, Clone)]
+pub struct CreateUser {
+    pub tenant_id: Option<TenantId>,
+    pub customer_id: Option<CustomerId>,
+    pub email: Email,
+    pub display_name: Name,
+    pub role: Role,
+    pub password: String,
+}
+
+#[derive(Clone)]
+pub struct DirectoryService {
+    store: Arc<dyn Directory>,
+}
+
+impl DirectoryService {
+    pub fn new(store: Arc<dyn Directory>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Directory> {
+        &self.store
+    }
+
+    /// Checks e-mail and password; the same error for an unknown e-mail and a wrong password.
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginRecord> {
+        let denied = || Error::Unauthenticated("e-mail or password is wrong".into());
+        let Ok(email) = Email::parse(email) else {
+            verify_password(password, decoy_hash());
+            return Err(denied());
+        };
+        match self.store.login_record(&email).await? {
+            Some(rec) if verify_password(password, &rec.password_hash) => Ok(rec),
+            Some(_) => Err(denied()),
+            None => {
+                verify_password(password, decoy_hash());
+                Err(denied())
+            }
+        }
+    }
+
+    /// The caller's own user (when the token names one) and tenant.
+    pub async fn me(&self, actor: &Actor) -> Result<(Option<User>, Tenant)> {
+        let scope = actor.scope();
+        let tenant = self
+            .store
+            .tenant(scope, actor.tenant_id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("the token's tenant no longer exists".into()))?;
+        let user = match actor.user_id {
+            Some(id) => Some(
+                self.store
+                    .user(scope, id)
+                    .await?
+                    .ok_or_else(|| Error::Unauthenticated("the token's user no longer exists".into()))?,
+            ),
+            None => None,
+        };
+        Ok((user, tenant))
+    }
+
+    pub async fn tenants(&self, actor: &Actor) -> Result<Vec<Tenant>> {
+        self.store.list_tenants(actor.scope()).await
+    }
+
+    pub async fn tenant(&self, actor: &Actor, id: TenantId) -> Result<Option<Tenant>> {
+        if !actor.sees_tenant(id) {
+            return Ok(None);
+        }
+        self.store.tenant(actor.scope(), id).await
+    }
+
+    /// Finds a tenant by id or slug (CLI convenience).
+    pub async fn find_tenant(&self, actor: &Actor, id_or_slug: &str) -> Result<Tenant> {
+        let found = match TenantId::parse(id_or_slug, "tenant") {
+            Ok(id) => self.tenant(actor, id).await?,
+            Err(_) => {
+                self.store
+                    .tenant_by_slug(actor.scope(), &Slug::parse(id_or_slug)?)
+                    .await?
+            }
+        };
+        found.ok_or_else(|| Error::not_found("tenant", id_or_slug))
+    }
+
+    pub async fn create_tenant(&self, actor: &Actor, slug: Slug, name: Name) -> Result<Tenant> {
+        actor.require(Permission::ManageTenants, "create tenants")?;
+        self.store
+            .create_tenant(actor.scope(), NewTenant { slug, name })
+            .await
+    }
+
+    /// Platform admins rename any tenant; tenant admins their own.
+    pub async fn rename_tenant(&self, actor: &Actor, id: TenantId, name: Name) -> Result<Tenant> {
+        let own = actor.role == Role::TenantAdmin && actor.tenant_id == id;
+        if !(own || actor.role.allows(Permission::ManageTenants)) {
+            return Err(Error::forbidden("rename this tenant"));
+        }
+        self.store.rename_tenant(actor.scope(), id, name).await
+    }
+
+    pub async fn customers(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<Vec<Customer>> {
+        actor.require(Permission::ReadCustomers, "list customers")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.list_customers(actor.scope(), tenant).await
+    }
+
+    pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Option<Customer>> {
+        actor.require(Permission::ReadCustomers, "read customers")?;
+        self.store.customer(actor.scope(), id).await
+    }
+
+    pub async fn create_customer(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        name: Name,
+        external_ref: Option<String>,
+    ) -> Result<Customer> {
+        actor.require(Permission::ManageCustomers, "create customers")?;
+        let tenant_id = actor.target_tenant(tenant)?;
+        self.store
+            .create_customer(
+                actor.scope(),
+                NewCustomer {
+                    tenant_id,
+                    name,
+                    external_ref,
+                },
+            )
+            .await
+    }
+
+    pub async fn update_customer(
+        &self,
+        actor: &Actor,
+        id: CustomerId,
+        patch: CustomerPatch,
+    ) -> Result<Customer> {
+        actor.require(Permission::ManageCustomers, "change customers")?;
+        self.store.update_customer(actor.scope(), id, patch).await
+    }
+
+    pub async fn delete_customer(&self, actor: &Actor, id: CustomerId) -> Result<()> {
+        actor.require(Permission::ManageCustomers, "delete customers")?;
+        self.store.delete_customer(actor.scope(), id).await
+    }
+
+    pub async fn users(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<Vec<User>> {
+        actor.require(Permission::ReadUsers, "list users")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.list_users(actor.scope(), tenant).await
+    }
+
+    /// Anyone may read their own user; reading others needs `ReadUsers`.
+    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<Option<User>> {
+        if actor.user_id != Some(id) {
+            actor.require(Permission::ReadUsers, "read other users")?;
+        }
+        self.store.user(actor.scope(), id).await
+    }
+
+    /// Checks that `customer` exists in `tenant` when the role needs one, and is absent otherwise.
+    async fn check_customer_for_role(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        role: Role,
+        customer: Option<CustomerId>,
+    ) -> Result<()> {
+        match (role.is_customer_scoped(), customer) {
+            (true, None) => Err(Error::invalid("customerId", "is required for role CUSTOMER_USER")),
+            (false, Some(_)) => Err(Error::invalid(
+                "customerId",
+                format!("must be empty for role {role}; only CUSTOMER_USER belongs to a customer"),
+            )),
+            (true, Some(c)) => match self.store.customer(actor.scope(), c).await? {
+                Some(found) if found.tenant_id == tenant => Ok(()),
+                _ => Err(Error::invalid(
+                    "customerId",
+                    format!("customer {c} does not exist in this tenant"),
+                )),
+            },
+            (false, None) => Ok(()),
+        }
+    }
+
+    pub async fn create_user(&self, actor: &Actor, input: CreateUser) -> Result<User> {
+        actor.require(Permission::ManageUsers, "create users")?;
+        if !actor.role.may_grant(input.role) {
+            return Err(Error::Forbidden(format!(
+                "your role cannot create users with role {}",
+                input.role
+            )));
+        }
+        let tenant_id = actor.target_tenant(input.tenant_id)?;
+        self.check_customer_for_role(actor, tenant_id, input.role, input.customer_id)
+            .await?;
+        let password_hash = hash_password(&input.password)?;
+        self.store
+            .create_user(
+                actor.scope(),
+                NewUser {
+                    tenant_id,
+                    customer_id: input.customer_id,
+                    email: input.email,
+                    display_name: input.display_name,
+                    role: input.role,
+                    password_hash,
+                },
+            )
+            .await
+    }
+
+    pub async fn set_user_role(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        role: Role,
+        customer: Option<CustomerId>,
+    ) -> Result<User> {
+        actor.require(Permission::ManageUsers, "change user roles")?;
+        if actor.user_id == Some(id) {
+            return Err(Error::Conflict(
+                "you cannot change your own role; ask another administrator".into(),
+            ));
+        }
+        let user = self
+            .store
+            .user(actor.scope(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        if !actor.role.may_grant(role) || !actor.role.may_grant(user.role) {
+            return Err(Error::Forbidden(format!(
+                "your role cannot change a {} into a {role}",
+                user.role
+            )));
+        }
+        self.check_customer_for_role(actor, user.tenant_id, role, customer)
+            .await?;
+        self.store.set_user_role(actor.scope(), id, role, customer).await
+    }
+
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        actor.require(Permission::ManageUsers, "delete users")?;
+        if actor.user_id == Some(id) {
+            return Err(Error::Conflict("you cannot delete your own user".into()));
+        }
+        let user = self
+            .store
+            .user(actor.scope(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        if !actor.role.may_grant(user.role) {
+            return Err(Error::Forbidden(format!(
+                "your role cannot delete a {}",
+                user.role
+            )));
+        }
+        self.store.delete_user(actor.scope(), id).await
+    }
+
+    /// Changes the caller's own password after checking the current one.
+    pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
+        let id = actor.user_id.ok_or_else(|| {
+            Error::Forbidden("this token belongs to no user; there is no password to change".into())
+        })?;
+        let user = self
+            .store
+            .user(actor.scope(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        let rec = self
+            .store
+            .login_record(&user.email)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        if !verify_password(current, &rec.password_hash) {
+            return Err(Error::invalid("currentPassword", "is not your current password"));
+        }
+        let hash = hash_password(new).map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => Error::invalid("newPassword", reason),
+            other => other,
+        })?;
+        self.store.set_password_hash(actor.scope(), id, hash).await
+    }
+
+    pub async fn sims(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        after: Option<String>,
+        limit: u64,
+    ) -> Result<Vec<Sim>> {
+        actor.require(Permission::ReadSims, "list SIMs")?;
+        if limit == 0 || limit > MAX_SIM_PAGE {
+            return Err(Error::invalid(
+                "first",
+                format!("must be between 1 and {MAX_SIM_PAGE}"),
+            ));
+        }
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.list_sims(actor.scope(), tenant, after, limit).await
+    }
+}

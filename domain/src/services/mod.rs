@@ -1,0 +1,5 @@
+//! Use cases, written against the ports. Each checks the caller's permissions before touching a port.
+
+pub mod directory;
+
+pub use directory::{CreateUser, DirectoryService};

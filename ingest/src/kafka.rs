@@ -1,0 +1,246 @@
+//! The event bus on Kafka (any Kafka-protocol broker) through rdkafka.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream;
+use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus};
+use ioto_domain::{Error, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::Message;
+use tokio::sync::mpsc;
+
+/// How to reach the brokers.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    pub brokers: String,
+    /// Replication factor for topics this process creates (1 for a single broker).
+    pub replication_factor: i32,
+    /// Consumer session timeout; about 6 s makes group joins quick.
+    pub session_timeout_ms: u32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            replication_factor: 1,
+            session_timeout_ms: 6000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    /// Topics seen to exist, so publish checks metadata once per topic.
+    known_topics: Arc<Mutex<HashSet<String>>>,
+}
+
+fn kafka_err(brokers: &str, e: KafkaError) -> Error {
+    tracing::error!(error = %e, brokers, "Kafka request failed");
+    match e.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::MessageTimedOut
+            | RDKafkaErrorCode::OperationTimedOut,
+        ) => Error::Unavailable(format!("Kafka at {brokers}")),
+        _ => Error::Internal(format!("Kafka: {e}")),
+    }
+}
+
+impl KafkaBus {
+    /// Creates the clients and checks that a broker answers.
+    pub async fn connect(config: KafkaConfig) -> Result<Self> {
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", &config.brokers)
+            .set("client.id", "ioto");
+        let producer: FutureProducer = base
+            .clone()
+            .set("message.timeout.ms", "10000")
+            .set("acks", "all")
+            .set("enable.idempotence", "false")
+            .create()
+            .map_err(|e| kafka_err(&config.brokers, e))?;
+        let admin: AdminClient<DefaultClientContext> =
+            base.create().map_err(|e| kafka_err(&config.brokers, e))?;
+        let bus = Self {
+            config,
+            producer,
+            admin: Arc::new(admin),
+            known_topics: Arc::default(),
+        };
+        bus.ping().await?;
+        Ok(bus)
+    }
+
+    /// Whether the broker knows `topic` (metadata request, off the async threads).
+    async fn topic_exists(&self, topic: &str) -> Result<bool> {
+        if self
+            .known_topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(topic)
+        {
+            return Ok(true);
+        }
+        let producer = self.producer.clone();
+        let name = topic.to_owned();
+        let brokers = self.config.brokers.clone();
+        let exists = tokio::task::spawn_blocking(move || {
+            let md = producer
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(5))
+                .map_err(|e| kafka_err(&brokers, e))?;
+            Ok::<_, Error>(
+                md.topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("metadata task: {e}")))??;
+        if exists {
+            self.known_topics
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(topic.to_owned());
+        }
+        Ok(exists)
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            engine: "kafka",
+            location: self.config.brokers.clone(),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let producer = self.producer.clone();
+        let brokers = self.config.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+                .map_err(|e| kafka_err(&brokers, e))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("metadata task: {e}")))?
+    }
+
+    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        if self.topic_exists(topic).await? {
+            return Ok(());
+        }
+        let new = NewTopic::new(
+            topic,
+            partitions.max(1),
+            TopicReplication::Fixed(self.config.replication_factor),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .admin
+            .create_topics([&new], &opts)
+            .await
+            .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(Error::Internal(format!("creating Kafka topic {name}: {code}")))
+                }
+            }
+        }
+        // Metadata propagates asynchronously; wait until the broker lists the topic.
+        for _ in 0..50 {
+            if self.topic_exists(topic).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Unavailable(format!(
+            "Kafka topic {topic} (created, but not visible after 5 s)"
+        )))
+    }
+
+    async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
+        if !self.topic_exists(topic).await? {
+            return Err(Error::invalid(
+                "topic",
+                format!("topic '{topic}' does not exist; create it first"),
+            ));
+        }
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| kafka_err(&self.config.brokers, e))
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<BusStream> {
+        if !self.topic_exists(topic).await? {
+            return Err(Error::invalid(
+                "topic",
+                format!("topic '{topic}' does not exist; create it first"),
+            ));
+        }
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .set("group.id", group)
+            .set("client.id", "ioto")
+            .set("enable.auto.commit", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", self.config.session_timeout_ms.to_string())
+            .create()
+            .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        let (tx, rx) = mpsc::channel::<Result<BusMessage>>(256);
+        let brokers = self.config.brokers.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = match consumer.recv().await {
+                    Ok(m) => Ok(BusMessage {
+                        topic: m.topic().to_owned(),
+                        key: m
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default(),
+                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    }),
+                    Err(e) => {
+                        // Back off so a broker outage does not spin; the subscriber sees the error.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Err(kafka_err(&brokers, e))
+                    }
+                };
+                // The subscriber went away: leave the group by dropping the consumer.
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Box::pin(stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        })))
+    }
+}

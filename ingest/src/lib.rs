@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod in_process;
+pub mod kafka;
+
+pub use in_process::InProcessBus;
+pub use kafka::{KafkaBus, KafkaConfig};

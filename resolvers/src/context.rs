@@ -1,0 +1,58 @@
+//! What resolvers get from the server: the services (schema data) and the caller (request data).
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use ioto_domain::directory::LoginRecord;
+use ioto_domain::events::DirectoryEvent;
+use ioto_domain::services::DirectoryService;
+use ioto_domain::{Actor, Error, Result};
+
+/// Mints tokens for successful logins. The server implements it with its JWT configuration.
+pub trait TokenIssuer: Send + Sync + 'static {
+    /// Returns the token and when it expires; `Forbidden` when this server does not issue tokens
+    /// (an external identity provider does).
+    fn issue(&self, login: &LoginRecord) -> Result<(String, DateTime<Utc>)>;
+}
+
+/// Realtime fan-out of events to subscribers, across server instances.
+pub trait Realtime: Send + Sync + 'static {
+    /// Publishes after a change committed. Never fails the mutation: delivery problems are the
+    /// bus's to report.
+    fn directory_changed(&self, event: DirectoryEvent);
+    fn directory_events(&self) -> BoxStream<'static, DirectoryEvent>;
+}
+
+/// Shared by every request (schema data).
+#[derive(Clone)]
+pub struct Services {
+    pub directory: DirectoryService,
+    pub tokens: Arc<dyn TokenIssuer>,
+    pub realtime: Arc<dyn Realtime>,
+}
+
+/// Per request (request data): who is calling, and the id echoed in `x-request-id`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub actor: Option<Actor>,
+    pub request_id: String,
+}
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    // The schema is always built with Services; its absence is a wiring bug found by every test.
+    ctx.data_unchecked::<Services>()
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+pub(crate) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    ctx.data_opt::<RequestContext>()
+        .and_then(|r| r.actor.as_ref())
+        .ok_or_else(|| {
+            crate::to_gql(Error::Unauthenticated(
+                "sign in first: send 'Authorization: Bearer <token>' (get one with the login mutation)"
+                    .into(),
+            ))
+        })
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+mod context;
+mod error;
+mod mutation;
+mod query;
+mod subscription;
+pub mod types;
+
+pub use context::{Realtime, RequestContext, Services, TokenIssuer};
+pub use error::{to_gql, ErrorCode};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;

@@ -1,0 +1,123 @@
+use async_graphql::{Context, Object, ID};
+use ioto_domain::{CustomerId, TenantId, UserId};
+
+use crate::context::{actor, services};
+use crate::error::{to_gql, GqlResult};
+use crate::types::{CustomerObject, Me, SimObject, SimPage, TenantObject, UserObject};
+
+pub struct QueryRoot;
+
+fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {
+    id.map(|id| TenantId::parse(&id, "tenantId"))
+        .transpose()
+        .map_err(to_gql)
+}
+
+#[Object]
+impl QueryRoot {
+    /// The signed-in caller: user, role and tenant.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        let actor = actor(ctx)?;
+        let (user, tenant) = services(ctx).directory.me(actor).await.gql()?;
+        Ok(Me {
+            user,
+            tenant,
+            role: actor.role,
+            customer_id: actor.customer_id,
+            subject: actor.subject.clone(),
+        })
+    }
+
+    /// Tenants visible to the caller: all of them for platform admins, otherwise the caller's own.
+    async fn tenants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TenantObject>> {
+        let list = services(ctx).directory.tenants(actor(ctx)?).await.gql()?;
+        Ok(list.into_iter().map(TenantObject).collect())
+    }
+
+    async fn tenant(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TenantObject>> {
+        let id = TenantId::parse(&id, "id").map_err(to_gql)?;
+        Ok(services(ctx)
+            .directory
+            .tenant(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(TenantObject))
+    }
+
+    /// Sub-customers of the caller's tenant (platform admins may name another tenant).
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<CustomerObject>> {
+        let list = services(ctx)
+            .directory
+            .customers(actor(ctx)?, parse_tenant(tenant_id)?)
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(CustomerObject).collect())
+    }
+
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<CustomerObject>> {
+        let id = CustomerId::parse(&id, "id").map_err(to_gql)?;
+        Ok(services(ctx)
+            .directory
+            .customer(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(CustomerObject))
+    }
+
+    /// Users of the caller's tenant (platform admins may name another tenant).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<UserObject>> {
+        let list = services(ctx)
+            .directory
+            .users(actor(ctx)?, parse_tenant(tenant_id)?)
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(UserObject).collect())
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<UserObject>> {
+        let id = UserId::parse(&id, "id").map_err(to_gql)?;
+        Ok(services(ctx)
+            .directory
+            .user(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(UserObject))
+    }
+
+    /// SIMs of the caller's tenant in ICCID order, `first` per page (1 to 1000).
+    async fn sims(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        #[graphql(default = 100)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<SimPage> {
+        let first = u64::try_from(first).unwrap_or(0);
+        let mut nodes = services(ctx)
+            .directory
+            .sims(
+                actor(ctx)?,
+                parse_tenant(tenant_id)?,
+                after,
+                first.saturating_add(1).min(1001),
+            )
+            .await
+            .gql()?;
+        let has_next_page = nodes.len() as u64 > first;
+        nodes.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        let end_cursor = nodes.last().map(|s| s.iccid.to_string());
+        Ok(SimPage {
+            nodes: nodes.into_iter().map(SimObject).collect(),
+            end_cursor,
+            has_next_page,
+        })
+    }
+}

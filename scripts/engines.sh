@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts, idempotently, the engines the test suite runs against:
+#   PostgreSQL  127.0.0.1:5432  (trust auth on this machine kind)
+#   ClickHouse  127.0.0.1:8123  (HTTP; Debian's clickhouse-server)
+#   tansu       127.0.0.1:9092  (Kafka-protocol broker, in-memory storage)
+# Safe to run any number of times. Exits non-zero, naming the engine, when one cannot be started.
+set -euo pipefail
+
+log() { printf '[engines] %s\n' "$*"; }
+die() { printf '[engines] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
+wait_for() { # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq 1 "$secs"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  die "$name did not become ready within ${secs}s"
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+pg_ready() { pg_isready -h 127.0.0.1 -p 5432 -q; }
+if ! command -v pg_isready >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+if ! pg_ready; then
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  fi
+fi
+wait_for PostgreSQL 30 pg_ready
+log "PostgreSQL ready on 127.0.0.1:5432"
+
+# --- ClickHouse -------------------------------------------------------------------------------
+ch_ready() { curl -fsS --max-time 2 http://127.0.0.1:8123/ping; }
+if ! ch_ready; then
+  if ! command -v clickhouse-server >/dev/null 2>&1; then
+    apt_install clickhouse-server clickhouse-client
+  fi
+  log "starting ClickHouse"
+  $SUDO mkdir -p /var/run/clickhouse-server /var/lib/clickhouse /var/log/clickhouse-server
+  $SUDO chown clickhouse:clickhouse /var/run/clickhouse-server /var/lib/clickhouse /var/log/clickhouse-server
+  $SUDO runuser -u clickhouse -- clickhouse-server --daemon \
+    --config-file=/etc/clickhouse-server/config.xml \
+    --pid-file=/var/run/clickhouse-server/clickhouse-server.pid
+fi
+wait_for ClickHouse 60 ch_ready
+log "ClickHouse ready on 127.0.0.1:8123 ($(curl -fsS 'http://127.0.0.1:8123/?query=SELECT%20version()'))"
+
+# --- tansu (Kafka protocol) -------------------------------------------------------------------
+export PATH="$HOME/.cargo/bin:$PATH"
+kafka_ready() { (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; }
+if ! kafka_ready; then
+  if ! command -v tansu >/dev/null 2>&1; then
+    log "installing tansu (cargo install; about 15 minutes on 2 cores)"
+    cargo install tansu --locked --features dynostore
+  fi
+  log "starting tansu"
+  mkdir -p "${IOTO_ENGINE_LOGS:-/tmp/ioto-engines}"
+  nohup tansu broker \
+    --listener-url tcp://127.0.0.1:9092 \
+    --advertised-listener-url tcp://127.0.0.1:9092 \
+    --storage-engine memory://tansu/ \
+    >"${IOTO_ENGINE_LOGS:-/tmp/ioto-engines}/tansu.log" 2>&1 &
+fi
+wait_for tansu 60 kafka_ready
+log "Kafka-protocol broker (tansu) ready on 127.0.0.1:9092"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every check against real engines: engines up, fmt, clippy, the whole test suite.
+# Uses $CARGO_TARGET_DIR when set (keep it outside the checkout to reuse builds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/engines.sh
+
+# Databases left by earlier runs (per-test Postgres and ClickHouse databases).
+psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'ioto_test_%'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+for db in $(curl -fsS 'http://127.0.0.1:8123/?query=SHOW%20DATABASES' | grep '^ioto_test_' || true); do
+  curl -fsS -X POST "http://127.0.0.1:8123/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
+done
+
+echo "[test] cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "[test] cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "[test] tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+echo "[test] all green"

@@ -1,0 +1,143 @@
+//! Wiring: configuration → engines → services → schema → router, and serving with graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use ioto_domain::services::DirectoryService;
+use ioto_resolvers::Services;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{hs256_secret, Jwt, JwtIssuer};
+use crate::config::Config;
+use crate::engines::{self, Engines};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::realtime::BusRealtime;
+
+/// A built server, ready to serve.
+pub struct App {
+    pub router: Router,
+    pub engines: Engines,
+    pub jwt: Arc<Jwt>,
+    pub directory: DirectoryService,
+    shutdown: watch::Sender<bool>,
+    grace: Duration,
+}
+
+/// The JWT configuration, with the HS256 secret taken from config or the data directory.
+pub async fn jwt(config: &Config) -> anyhow::Result<Jwt> {
+    let secret = if config.auth.algorithm == "HS256" {
+        Some(hs256_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?)
+    } else {
+        None
+    };
+    Jwt::from_config(&config.auth, secret.as_ref()).await
+}
+
+impl App {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let engines = engines::connect(config).await?;
+        Self::with_engines(config, engines).await
+    }
+
+    pub async fn with_engines(config: &Config, engines: Engines) -> anyhow::Result<Self> {
+        let jwt = Arc::new(jwt(config).await?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let realtime =
+            BusRealtime::start(Arc::clone(&engines.bus), &engines.topic_prefix, shutdown_rx).await?;
+        let directory = DirectoryService::new(Arc::clone(&engines.directory));
+        let services = Services {
+            directory: directory.clone(),
+            tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
+            realtime,
+        };
+        let schema = ioto_schema::build(
+            services,
+            ioto_schema::Limits {
+                max_depth: config.graphql.max_depth,
+                max_complexity: config.graphql.max_complexity,
+                introspection: config.graphql.introspection,
+            },
+        );
+        let state = AppState {
+            schema,
+            jwt: Arc::clone(&jwt),
+            engines: engines.clone(),
+            metrics: Arc::new(Metrics::default()),
+            playground: config.graphql.playground,
+        };
+        Ok(Self {
+            router: http::router(state, config),
+            engines,
+            jwt,
+            directory,
+            shutdown,
+            grace: Duration::from_secs(config.http.shutdown_grace_seconds),
+        })
+    }
+
+    pub async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+        let addr: SocketAddr = config.listen_addr()?;
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} (is another server running there?)"))
+    }
+
+    /// Serves until `signal` resolves; then completes subscriptions, lets in-flight requests finish
+    /// (up to the grace period) and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = self.grace;
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutting down: completing subscriptions, finishing in-flight requests");
+            let _ = shutdown.send(true);
+            let _ = drained_tx.send(());
+        };
+        let server = axum::serve(listener, self.router.into_make_service()).with_graceful_shutdown(graceful);
+        let mut server = tokio::spawn(async move { server.await });
+        tokio::select! {
+            // The server stopped on its own (an accept error): report it.
+            joined = &mut server => return joined.context("server task")?.context("HTTP server"),
+            _ = drained_rx => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(joined) => joined.context("server task")?.context("HTTP server")?,
+            Err(_) => tracing::warn!(
+                seconds = grace.as_secs(),
+                "requests still running after the grace period; stopping"
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,388 @@
+//! JWT: issuing tokens for logins and the CLI, and validating every token strictly.
+//!
+//! Validation pins the configured algorithm (a token signed with anything else, or `alg: none`,
+//! is refused), and checks the signature, `exp`, `nbf`, `iss` and `aud`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use ioto_domain::directory::LoginRecord;
+use ioto_domain::{Actor, CustomerId, Error, Result, Role, TenantId, UserId};
+use ioto_resolvers::TokenIssuer;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Serialize;
+use tokio::sync::RwLock;
+
+use crate::config::{AuthConfig, Secret};
+
+/// Where verification keys come from.
+enum Keys {
+    Static(DecodingKey),
+    Jwks {
+        url: String,
+        keys: RwLock<(HashMap<String, DecodingKey>, Option<Instant>)>,
+        http: reqwest::Client,
+    },
+}
+
+pub struct Jwt {
+    algorithm: Algorithm,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    leeway: u64,
+    encoding: Option<EncodingKey>,
+    keys: Keys,
+    tenant_claim: String,
+    role_claim: String,
+    customer_claim: String,
+}
+
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: String,
+    iss: &'a str,
+    aud: &'a str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+    tid: String,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+}
+
+fn unauthenticated(msg: impl Into<String>) -> Error {
+    Error::Unauthenticated(msg.into())
+}
+
+/// Refetch a JWKS at most this often when a token names an unknown key id.
+const JWKS_REFRESH: Duration = Duration::from_secs(60);
+
+impl Jwt {
+    /// Builds from configuration. `hs_secret` is the configured or data-dir secret for HS256.
+    pub async fn from_config(cfg: &AuthConfig, hs_secret: Option<&Secret>) -> anyhow::Result<Self> {
+        let algorithm = match cfg.algorithm.as_str() {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            other => bail!("auth.algorithm: '{other}' is not supported"),
+        };
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading key file {}", p.display()));
+        let (encoding, keys) = match algorithm {
+            Algorithm::HS256 => {
+                let secret = hs_secret.context("auth.jwt_secret: HS256 needs a secret")?;
+                (
+                    Some(EncodingKey::from_secret(secret.expose().as_bytes())),
+                    Keys::Static(DecodingKey::from_secret(secret.expose().as_bytes())),
+                )
+            }
+            _ => {
+                let rsa = algorithm == Algorithm::RS256;
+                let encoding = match &cfg.private_key_pem {
+                    Some(p) => Some(
+                        if rsa {
+                            EncodingKey::from_rsa_pem(&read(p)?)
+                        } else {
+                            EncodingKey::from_ec_pem(&read(p)?)
+                        }
+                        .with_context(|| {
+                            format!(
+                                "auth.private_key_pem: {} is not a {} private key",
+                                p.display(),
+                                cfg.algorithm
+                            )
+                        })?,
+                    ),
+                    None => None,
+                };
+                let keys = match (&cfg.public_key_pem, &cfg.jwks_url) {
+                    (Some(p), _) => Keys::Static(
+                        if rsa {
+                            DecodingKey::from_rsa_pem(&read(p)?)
+                        } else {
+                            DecodingKey::from_ec_pem(&read(p)?)
+                        }
+                        .with_context(|| {
+                            format!(
+                                "auth.public_key_pem: {} is not a {} public key",
+                                p.display(),
+                                cfg.algorithm
+                            )
+                        })?,
+                    ),
+                    (None, Some(url)) => {
+                        let keys = Keys::Jwks {
+                            url: url.clone(),
+                            keys: RwLock::new((HashMap::new(), None)),
+                            http: reqwest::Client::builder()
+                                .timeout(Duration::from_secs(5))
+                                .build()?,
+                        };
+                        fetch_jwks(&keys)
+                            .await
+                            .with_context(|| format!("auth.jwks_url: fetching {url}"))?;
+                        keys
+                    }
+                    (None, None) => bail!(
+                        "auth: {} needs auth.public_key_pem or auth.jwks_url",
+                        cfg.algorithm
+                    ),
+                };
+                (encoding, keys)
+            }
+        };
+        Ok(Self {
+            algorithm,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            ttl: Duration::from_secs(cfg.token_ttl_minutes * 60),
+            leeway: cfg.leeway_seconds,
+            encoding,
+            keys,
+            tenant_claim: cfg.tenant_claim.clone(),
+            role_claim: cfg.role_claim.clone(),
+            customer_claim: cfg.customer_claim.clone(),
+        })
+    }
+
+    /// Signs a token for `tenant`/`role`. `user` is set for logins, `None` for CLI service tokens.
+    pub fn issue_for(
+        &self,
+        user: Option<UserId>,
+        subject: String,
+        tenant: TenantId,
+        role: Role,
+        customer: Option<CustomerId>,
+        ttl: Option<Duration>,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let key = self.encoding.as_ref().ok_or_else(|| {
+            Error::Forbidden(
+                "this server does not issue tokens; sign in at the configured identity provider".into(),
+            )
+        })?;
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(ttl.unwrap_or(self.ttl))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let exp = now + ttl;
+        let claims = IssuedClaims {
+            sub: subject,
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: exp.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            uid: user.map(|u| u.to_string()),
+            tid: tenant.to_string(),
+            role: role.as_str(),
+            cid: customer.map(|c| c.to_string()),
+        };
+        let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
+            .map_err(|e| Error::Internal(format!("signing token: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// Validates a bearer token and turns its claims into the caller.
+    pub async fn verify(&self, token: &str) -> Result<Actor> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("the token is malformed"))?;
+        if header.alg != self.algorithm {
+            return Err(unauthenticated(format!(
+                "the token's algorithm must be {:?}",
+                self.algorithm
+            )));
+        }
+        let key = self.decoding_key(header.kid.as_deref()).await?;
+        let mut v = Validation::new(self.algorithm);
+        v.leeway = self.leeway;
+        v.validate_nbf = true;
+        v.validate_exp = true;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                unauthenticated(match e.kind() {
+                    K::ExpiredSignature => "the token has expired",
+                    K::ImmatureSignature => "the token is not valid yet",
+                    K::InvalidIssuer => "the token was issued by someone else",
+                    K::InvalidAudience => "the token is meant for another audience",
+                    K::InvalidSignature => "the token's signature is invalid",
+                    K::MissingRequiredClaim(_) => "the token lacks a required claim",
+                    _ => "the token is invalid",
+                })
+            })?;
+        self.actor_from(&data.claims)
+    }
+
+    fn actor_from(&self, c: &serde_json::Map<String, serde_json::Value>) -> Result<Actor> {
+        let text = |name: &str| c.get(name).and_then(|v| v.as_str());
+        let subject = text("sub")
+            .ok_or_else(|| unauthenticated("the token lacks 'sub'"))?
+            .to_owned();
+        let tenant_id = text(&self.tenant_claim)
+            .and_then(|t| TenantId::parse(t, "tid").ok())
+            .ok_or_else(|| {
+                unauthenticated(format!("the token lacks a tenant id in '{}'", self.tenant_claim))
+            })?;
+        let role = text(&self.role_claim)
+            .and_then(|r| Role::parse(r).ok())
+            .ok_or_else(|| {
+                unauthenticated(format!("the token lacks a known role in '{}'", self.role_claim))
+            })?;
+        let customer_id = match text(&self.customer_claim) {
+            Some(cid) => Some(
+                CustomerId::parse(cid, "cid")
+                    .map_err(|_| unauthenticated("the token's customer id is malformed"))?,
+            ),
+            None => None,
+        };
+        if role.is_customer_scoped() != customer_id.is_some() {
+            return Err(unauthenticated(
+                "the token's customer claim does not fit its role",
+            ));
+        }
+        let user_id = text("uid").and_then(|u| UserId::parse(u, "uid").ok());
+        Ok(Actor {
+            user_id,
+            subject,
+            tenant_id,
+            role,
+            customer_id,
+        })
+    }
+
+    async fn decoding_key(&self, kid: Option<&str>) -> Result<DecodingKey> {
+        match &self.keys {
+            Keys::Static(k) => Ok(k.clone()),
+            Keys::Jwks { keys, .. } => {
+                let kid = kid.ok_or_else(|| unauthenticated("the token names no key id ('kid')"))?;
+                if let Some(k) = keys.read().await.0.get(kid) {
+                    return Ok(k.clone());
+                }
+                let stale = keys.read().await.1.is_none_or(|at| at.elapsed() > JWKS_REFRESH);
+                if stale {
+                    fetch_jwks(&self.keys).await.map_err(|e| {
+                        tracing::warn!(error = %e, "JWKS refresh failed");
+                        Error::Unavailable("the identity provider's key set".into())
+                    })?;
+                }
+                keys.read()
+                    .await
+                    .0
+                    .get(kid)
+                    .cloned()
+                    .ok_or_else(|| unauthenticated("the token's signing key is unknown"))
+            }
+        }
+    }
+}
+
+async fn fetch_jwks(keys: &Keys) -> anyhow::Result<()> {
+    let Keys::Jwks { url, keys, http } = keys else {
+        return Ok(());
+    };
+    let set: JwkSet = http.get(url).send().await?.error_for_status()?.json().await?;
+    let mut map = HashMap::new();
+    for jwk in &set.keys {
+        if let (Some(kid), Ok(key)) = (&jwk.common.key_id, DecodingKey::from_jwk(jwk)) {
+            map.insert(kid.clone(), key);
+        }
+    }
+    *keys.write().await = (map, Some(Instant::now()));
+    Ok(())
+}
+
+/// Extracts the token from an `Authorization: Bearer …` value.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Login tokens through the resolvers' port.
+pub struct JwtIssuer(pub Arc<Jwt>);
+
+impl TokenIssuer for JwtIssuer {
+    fn issue(&self, login: &LoginRecord) -> Result<(String, DateTime<Utc>)> {
+        self.0.issue_for(
+            Some(login.user_id),
+            login.user_id.to_string(),
+            login.tenant_id,
+            login.role,
+            login.customer_id,
+            None,
+        )
+    }
+}
+
+/// The HS256 secret: configured, or generated once into `<data_dir>/jwt-secret` (mode 0600) so
+/// that `ioto serve` and `ioto token issue` with the same data directory agree.
+pub fn hs256_secret(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
+    if let Some(s) = configured {
+        return Ok(s.clone());
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+        bail!(
+            "{} holds a secret shorter than 32 bytes; delete it to generate a new one",
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+    }
+}

@@ -1,0 +1,285 @@
+//! The `ioto` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use ioto_domain::ports::Directory;
+use ioto_domain::{Actor, Role, TenantId};
+
+use crate::app::{self, App};
+use crate::config::{self, Config, Loaded};
+use crate::{demo, engines, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "ioto",
+    version,
+    about = "Connectivity & fleet management for IoT SIM fleets"
+)]
+struct Cli {
+    /// Configuration file (default: ./ioto.toml when present). Also IOTO_CONFIG.
+    #[arg(long, global = true, env = "IOTO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations (when needed) and serve the GraphQL API.
+    Serve(ServeArgs),
+    /// Seed a demo tenant (once), then serve; prints the playground URL, a login and a token per role.
+    Demo(ServeArgs),
+    /// Apply pending migrations to the transactional store and the usage store, then exit.
+    Migrate(DataDirArgs),
+    /// Development tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the effective configuration (TOML, secrets redacted).
+    Config(DataDirArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080). Also IOTO_LISTEN.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for embedded engines and the generated JWT secret (default ./ioto-data). Also IOTO_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Do not apply migrations at start-up.
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+#[derive(Args)]
+struct DataDirArgs {
+    /// Directory for embedded engines and the generated JWT secret. Also IOTO_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a tenant and role; prints only the token.
+    Issue {
+        /// Tenant id or slug.
+        #[arg(long)]
+        tenant: String,
+        /// PLATFORM_ADMIN, TENANT_ADMIN, OPERATOR, CUSTOMER_USER or VIEWER.
+        #[arg(long)]
+        role: String,
+        /// Customer id or name (CUSTOMER_USER only).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Lifetime in minutes (default: auth.token_ttl_minutes).
+        #[arg(long)]
+        ttl_minutes: Option<u64>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn load(
+    file: Option<&std::path::Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Loaded> {
+    let mut loaded = config::load(file, std::env::vars())?;
+    if let Some(l) = listen {
+        loaded.config.listen = l;
+    }
+    if let Some(d) = data_dir {
+        loaded.config.data_dir = d;
+    }
+    loaded.config.validate()?;
+    Ok(loaded)
+}
+
+fn warn_unknown(loaded: &Loaded) {
+    for k in &loaded.unknown_keys {
+        tracing::warn!("unknown {k}: ignored (see docs/configuration.md)");
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ioto: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ioto: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(args) => {
+            let loaded = load(file, args.listen, args.data_dir)?;
+            telemetry::init(&loaded.config.log, false);
+            warn_unknown(&loaded);
+            serve(&loaded.config, !args.no_migrate, false).await
+        }
+        Command::Demo(args) => {
+            let loaded = load(file, args.listen, args.data_dir)?;
+            telemetry::init(&loaded.config.log, false);
+            warn_unknown(&loaded);
+            serve(&loaded.config, !args.no_migrate, true).await
+        }
+        Command::Migrate(args) => {
+            let loaded = load(file, None, args.data_dir)?;
+            telemetry::init(&loaded.config.log, false);
+            warn_unknown(&loaded);
+            let applied = engines::migrate(&loaded.config).await?;
+            println!("migrations applied (usage store versions applied now: {applied:?})");
+            Ok(())
+        }
+        Command::Config(args) => {
+            let loaded = load(file, None, args.data_dir)?;
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            if let Some(f) = &loaded.file {
+                println!("# read from {} and the environment", f.display());
+            }
+            print!("{}", loaded.config.to_redacted_toml()?);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    tenant,
+                    role,
+                    customer,
+                    ttl_minutes,
+                    data_dir,
+                },
+        } => {
+            let loaded = load(file, None, data_dir)?;
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            let token = issue_token(&loaded.config, &tenant, &role, customer.as_deref(), ttl_minutes).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn platform_actor() -> Actor {
+    Actor {
+        user_id: None,
+        subject: "cli".into(),
+        tenant_id: TenantId(uuid::Uuid::nil()),
+        role: Role::PlatformAdmin,
+        customer_id: None,
+    }
+}
+
+async fn issue_token(
+    config: &Config,
+    tenant: &str,
+    role: &str,
+    customer: Option<&str>,
+    ttl_minutes: Option<u64>,
+) -> anyhow::Result<String> {
+    let role = Role::parse(role)?;
+    let loc = engines::store_location(config);
+    ioto_store::migrate(&loc).await?;
+    let dir: Arc<dyn Directory> = Arc::new(ioto_store::connect(&loc, 2).await?);
+    let svc = ioto_domain::services::DirectoryService::new(dir);
+    let admin = platform_actor();
+    let tenant = svc.find_tenant(&admin, tenant).await?;
+    let customer_id = match (role.is_customer_scoped(), customer) {
+        (true, None) => bail!("--customer is required for role CUSTOMER_USER"),
+        (false, Some(_)) => bail!("--customer is only allowed with role CUSTOMER_USER"),
+        (false, None) => None,
+        (true, Some(c)) => {
+            let customers = svc.customers(&admin, Some(tenant.id)).await?;
+            let found = customers
+                .iter()
+                .find(|x| x.id.to_string() == c || x.name.as_str().eq_ignore_ascii_case(c))
+                .with_context(|| format!("--customer: no customer '{c}' in tenant {}", tenant.slug))?;
+            Some(found.id)
+        }
+    };
+    let jwt = app::jwt(config).await?;
+    let (token, _) = jwt.issue_for(
+        None,
+        format!("cli:{}", role.as_str().to_ascii_lowercase()),
+        tenant.id,
+        role,
+        customer_id,
+        ttl_minutes.map(|m| Duration::from_secs(m * 60)),
+    )?;
+    Ok(token)
+}
+
+async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Result<()> {
+    if migrate {
+        engines::migrate(config).await?;
+    }
+    let app = App::build(config).await?;
+    for (port, info) in app.engines.describe() {
+        tracing::info!(port, engine = info.engine, location = %info.location, "{port}: {} ({})", info.engine, info.location);
+    }
+    let listener = App::bind(config).await?;
+    let addr = listener.local_addr()?;
+    if demo_mode {
+        let demo = demo::seed(&app.engines.directory).await?;
+        print_demo(&app, &demo, addr)?;
+    }
+    tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");
+    app.serve(listener, app::shutdown_signal()).await
+}
+
+fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "Ioto demo is running — tenant '{}' ({})",
+        demo.tenant.name, demo.tenant.slug
+    );
+    println!("  Playground:  http://{addr}/playground");
+    println!("  GraphQL:     http://{addr}/graphql   (subscriptions: ws://{addr}/graphql/ws)");
+    println!(
+        "  Login:       admin@demo.ioto / {}   (every demo user has this password)",
+        demo::DEMO_PASSWORD
+    );
+    println!("  Tokens — send as 'Authorization: Bearer <token>':");
+    let mut first = None;
+    for u in &demo.users {
+        let (token, _) = app.jwt.issue_for(
+            Some(u.id),
+            u.id.to_string(),
+            u.tenant_id,
+            u.role,
+            u.customer_id,
+            None,
+        )?;
+        println!("    {:<15} {:<22} {token}", u.role.as_str(), u.email.as_str());
+        if u.role == Role::TenantAdmin {
+            first = Some(token);
+        }
+    }
+    if let Some(t) = first {
+        println!("  Try:");
+        println!(
+            "    curl -s http://{addr}/graphql -H 'content-type: application/json' -H 'authorization: Bearer {t}' \\\n      -d '{{\"query\":\"{{ me {{ email role tenant {{ id name }} }} }}\"}}'"
+        );
+    }
+    println!();
+    Ok(())
+}

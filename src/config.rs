@@ -1,0 +1,586 @@
+//! Configuration, layered once at start-up: defaults < `ioto.toml` < environment.
+//!
+//! Environment: `IOTO_<KEY>` for top-level keys (`IOTO_LISTEN`, `IOTO_DATA_DIR`) and
+//! `IOTO_<SECTION>__<KEY>` for nested ones (`IOTO_AUTH__JWT_SECRET`). The engine switches also
+//! answer to their conventional names: `DATABASE_URL`, `CLICKHOUSE_URL`, `KAFKA_BROKERS`,
+//! `MQTT_URL` (an `IOTO_…` variable for the same key wins). Unknown keys are warned about.
+//! Every key is documented in `docs/configuration.md`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret string: `Debug` and serialisation print `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// A connection URL that may carry a password: printed with the password as `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn redacted(&self) -> String {
+        ioto_store::redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// Where embedded engines keep their files, and the generated JWT secret.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub clickhouse: ClickHouseSection,
+    pub kafka: KafkaSection,
+    pub mqtt: MqttSection,
+    pub auth: AuthConfig,
+    pub graphql: GraphqlConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `ioto=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://…`; unset means SQLite under the data directory.
+    pub url: Option<SecretUrl>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClickHouseSection {
+    /// `http://host:8123`; unset means the embedded usage store.
+    pub url: Option<SecretUrl>,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaSection {
+    /// `host:port[,host:port…]`; unset means the in-process bus.
+    pub brokers: Option<String>,
+    pub replication_factor: i32,
+    /// Prefix for every topic name (lets several deployments share a cluster).
+    pub topic_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MqttSection {
+    /// `mqtt://host:1883`; unset means the in-process telemetry feed.
+    pub url: Option<SecretUrl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// `HS256` (shared secret), `RS256` or `ES256` (PEM keys or a JWKS URL).
+    pub algorithm: String,
+    /// HS256 secret, at least 32 bytes. Unset: generated once into `<data_dir>/jwt-secret`.
+    pub jwt_secret: Option<Secret>,
+    /// RS256/ES256: PEM file with the public key that verifies tokens.
+    pub public_key_pem: Option<PathBuf>,
+    /// RS256/ES256: PEM file with the private key that signs tokens (needed for `login`).
+    pub private_key_pem: Option<PathBuf>,
+    /// RS256/ES256: JWKS document of an external identity provider (Keycloak-style).
+    pub jwks_url: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_minutes: u64,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Claim names, for tokens from an external identity provider.
+    pub tenant_claim: String,
+    pub role_claim: String,
+    pub customer_claim: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GraphqlConfig {
+    pub introspection: bool,
+    pub playground: bool,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Browser origins allowed to call the API (`https://app.example.com`); empty: none.
+    pub cors_origins: Vec<String>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("ioto-data"),
+            log: LogConfig {
+                format: "text".into(),
+                level: "info".into(),
+            },
+            database: DatabaseConfig {
+                url: None,
+                max_connections: 16,
+            },
+            clickhouse: ClickHouseSection {
+                url: None,
+                database: "ioto".into(),
+                user: None,
+                password: None,
+            },
+            kafka: KafkaSection {
+                brokers: None,
+                replication_factor: 1,
+                topic_prefix: String::new(),
+            },
+            mqtt: MqttSection { url: None },
+            auth: AuthConfig {
+                algorithm: "HS256".into(),
+                jwt_secret: None,
+                public_key_pem: None,
+                private_key_pem: None,
+                jwks_url: None,
+                issuer: "ioto".into(),
+                audience: "ioto".into(),
+                token_ttl_minutes: 12 * 60,
+                leeway_seconds: 30,
+                tenant_claim: "tid".into(),
+                role_claim: "role".into(),
+                customer_claim: "cid".into(),
+            },
+            graphql: GraphqlConfig {
+                introspection: true,
+                playground: true,
+                max_depth: 12,
+                max_complexity: 1000,
+                body_limit_bytes: 1024 * 1024,
+            },
+            http: HttpConfig {
+                cors_origins: Vec::new(),
+                shutdown_grace_seconds: 20,
+            },
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Config::default().log
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Config::default().database
+    }
+}
+impl Default for ClickHouseSection {
+    fn default() -> Self {
+        Config::default().clickhouse
+    }
+}
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Config::default().kafka
+    }
+}
+impl Default for MqttSection {
+    fn default() -> Self {
+        Config::default().mqtt
+    }
+}
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Config::default().auth
+    }
+}
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        Config::default().graphql
+    }
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Config::default().http
+    }
+}
+
+/// The loaded configuration and what loading noticed.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Keys that were given but mean nothing here (`ioto.toml: graphql.max_deph`).
+    pub unknown_keys: Vec<String>,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Conventional variable names for the engine switches.
+const ALIASES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("CLICKHOUSE_URL", "clickhouse.url"),
+    ("KAFKA_BROKERS", "kafka.brokers"),
+    ("MQTT_URL", "mqtt.url"),
+];
+
+/// `IOTO_*` variables that are not configuration keys.
+const NOT_KEYS: &[&str] = &["IOTO_CONFIG"];
+
+/// Loads configuration from `file` (or `./ioto.toml` when present) and the given environment.
+pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Loaded> {
+    let mut tree = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+    let defaults = tree.clone();
+    let mut unknown_keys = Vec::new();
+
+    let path = match file {
+        Some(p) => Some(p.to_owned()),
+        None => Some(PathBuf::from("ioto.toml")).filter(|p| p.exists()),
+    };
+    if let Some(p) = &path {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading configuration file {}", p.display()))?;
+        let file_tree: toml::Value =
+            toml::from_str(&text).with_context(|| format!("parsing configuration file {}", p.display()))?;
+        merge(&mut tree, file_tree);
+    }
+
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let mut overrides: Vec<(String, String, String)> = Vec::new(); // (var, dotted key, value)
+    for (alias, key) in ALIASES {
+        if let Some((_, v)) = env.iter().find(|(k, _)| k == alias) {
+            overrides.push(((*alias).to_owned(), (*key).to_owned(), v.clone()));
+        }
+    }
+    for (k, v) in &env {
+        let Some(rest) = k.strip_prefix("IOTO_") else {
+            continue;
+        };
+        if NOT_KEYS.contains(&k.as_str()) || rest.starts_with("TEST_") || rest == "UPDATE_SCHEMA" {
+            continue;
+        }
+        let key = rest
+            .to_ascii_lowercase()
+            .split("__")
+            .collect::<Vec<_>>()
+            .join(".");
+        overrides.push((k.clone(), key, v.clone()));
+    }
+    for (var, key, value) in overrides {
+        let parts: Vec<&str> = key.split('.').collect();
+        let typed = typed_value(lookup(&defaults, &parts), &value)
+            .with_context(|| format!("environment variable {var}: '{value}' is not valid for {key}"))?;
+        if lookup(&defaults, &parts).is_none() && !is_optional_key(&key) {
+            unknown_keys.push(format!("environment: {var}"));
+            continue;
+        }
+        set(&mut tree, &parts, typed);
+    }
+
+    let config: Config =
+        serde_ignored::deserialize(tree, |p| unknown_keys.push(format!("configuration key {p}")))
+            .context("configuration")?;
+    config.validate()?;
+    Ok(Loaded {
+        config,
+        unknown_keys,
+        file: path,
+    })
+}
+
+/// Keys whose default is unset, so they do not appear in the defaults tree.
+fn is_optional_key(key: &str) -> bool {
+    matches!(
+        key,
+        "database.url"
+            | "clickhouse.url"
+            | "clickhouse.user"
+            | "clickhouse.password"
+            | "kafka.brokers"
+            | "mqtt.url"
+            | "auth.jwt_secret"
+            | "auth.public_key_pem"
+            | "auth.private_key_pem"
+            | "auth.jwks_url"
+    )
+}
+
+fn lookup<'a>(tree: &'a toml::Value, parts: &[&str]) -> Option<&'a toml::Value> {
+    parts.iter().try_fold(tree, |t, p| t.get(p))
+}
+
+fn set(tree: &mut toml::Value, parts: &[&str], value: toml::Value) {
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    let mut cur = tree;
+    for p in path {
+        let Some(table) = cur.as_table_mut() else { return };
+        cur = table
+            .entry((*p).to_owned())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    if let Some(table) = cur.as_table_mut() {
+        table.insert((*last).to_owned(), value);
+    }
+}
+
+/// Parses an environment string as the type of the default at the same key.
+fn typed_value(default: Option<&toml::Value>, s: &str) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(s.trim().parse().context("expected a whole number")?)
+        }
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => bail!("expected true or false"),
+        }),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|x| toml::Value::String(x.to_owned()))
+                .collect(),
+        ),
+        _ => toml::Value::String(s.to_owned()),
+    })
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+impl Config {
+    /// Checks values that types alone cannot; each error names the key and what is allowed.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            bail!(
+                "log.format: '{}' is not allowed; use text or json",
+                self.log.format
+            );
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+                bail!("database.url: '{}' must start with postgres:// (leave it unset for the embedded SQLite store)", url.redacted());
+            }
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections: must be at least 1");
+        }
+        if let Some(url) = &self.clickhouse.url {
+            if !(url.expose().starts_with("http://") || url.expose().starts_with("https://")) {
+                bail!(
+                    "clickhouse.url: '{}' must be the HTTP endpoint, e.g. http://127.0.0.1:8123",
+                    url.redacted()
+                );
+            }
+        }
+        if let Some(url) = &self.mqtt.url {
+            if !(url.expose().starts_with("mqtt://") || url.expose().starts_with("tcp://")) {
+                bail!("mqtt.url: '{}' must look like mqtt://host:1883", url.redacted());
+            }
+        }
+        match self.auth.algorithm.as_str() {
+            "HS256" => {
+                if let Some(s) = &self.auth.jwt_secret {
+                    if s.expose().len() < 32 {
+                        bail!("auth.jwt_secret: must be at least 32 bytes for HS256");
+                    }
+                }
+            }
+            "RS256" | "ES256" => {
+                if self.auth.public_key_pem.is_none() && self.auth.jwks_url.is_none() {
+                    bail!(
+                        "auth: {} needs auth.public_key_pem or auth.jwks_url to verify tokens",
+                        self.auth.algorithm
+                    );
+                }
+            }
+            other => bail!("auth.algorithm: '{other}' is not allowed; use HS256, RS256 or ES256"),
+        }
+        if self.auth.token_ttl_minutes == 0 {
+            bail!("auth.token_ttl_minutes: must be at least 1");
+        }
+        if self.graphql.max_depth == 0
+            || self.graphql.max_complexity == 0
+            || self.graphql.body_limit_bytes < 1024
+        {
+            bail!("graphql: max_depth and max_complexity must be at least 1, body_limit_bytes at least 1024");
+        }
+        for origin in &self.http.cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bail!("http.cors_origins: '{origin}' must be an origin like https://app.example.com, or *");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen.parse().with_context(|| {
+            format!(
+                "listen: '{}' is not a socket address like 127.0.0.1:8080",
+                self.listen
+            )
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("ioto-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ioto.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[graphql]\nmax_depth = 5\nmax_deph = 3\n",
+        )
+        .unwrap();
+        let loaded = load(
+            Some(&file),
+            env(&[
+                ("IOTO_GRAPHQL__MAX_DEPTH", "7"),
+                ("DATABASE_URL", "postgres://u:pw@h/db"),
+                ("IOTO_NOPE", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen, "127.0.0.1:9000");
+        assert_eq!(loaded.config.graphql.max_depth, 7);
+        assert_eq!(loaded.config.graphql.max_complexity, 1000);
+        assert_eq!(
+            loaded.config.database.url.as_ref().unwrap().expose(),
+            "postgres://u:pw@h/db"
+        );
+        assert!(
+            loaded.unknown_keys.iter().any(|k| k.contains("graphql.max_deph")),
+            "{:?}",
+            loaded.unknown_keys
+        );
+        assert!(
+            loaded.unknown_keys.iter().any(|k| k.contains("IOTO_NOPE")),
+            "{:?}",
+            loaded.unknown_keys
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_rule() {
+        let err = load(None, env(&[("IOTO_GRAPHQL__MAX_DEPTH", "deep")])).unwrap_err();
+        assert!(format!("{err:#}").contains("IOTO_GRAPHQL__MAX_DEPTH"), "{err:#}");
+        let err = load(None, env(&[("IOTO_AUTH__ALGORITHM", "none")])).unwrap_err();
+        assert!(format!("{err:#}").contains("HS256, RS256 or ES256"), "{err:#}");
+        let err = load(None, env(&[("IOTO_AUTH__JWT_SECRET", "short")])).unwrap_err();
+        assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+    }
+
+    #[test]
+    fn printing_redacts_secrets() {
+        let loaded = load(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+                ("IOTO_AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ]),
+        )
+        .unwrap();
+        let text = loaded.config.to_redacted_toml().unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("0123456789abcdef"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://u:***@h/db"), "{text}");
+        assert!(!format!("{:?}", loaded.config).contains("hunter2"));
+    }
+}

@@ -1,0 +1,276 @@
+//! The HTTP surface: GraphQL over HTTP and WebSocket, playground, health, readiness, metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ioto_resolvers::RequestContext;
+use ioto_schema::IotoSchema;
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{bearer, Jwt};
+use crate::config::Config;
+use crate::engines::Engines;
+use crate::metrics::Metrics;
+
+const PLAYGROUND_OPERATIONS: &str = include_str!("../playground/operations.graphql");
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: IotoSchema,
+    pub jwt: Arc<Jwt>,
+    pub engines: Engines,
+    pub metrics: Arc<Metrics>,
+    pub playground: bool,
+}
+
+pub fn router(state: AppState, config: &Config) -> Router {
+    let cors = cors_layer(&config.http.cors_origins);
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/playground") }))
+        .route("/graphql", post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/playground", get(playground))
+        .route("/playground/operations.graphql", get(playground_operations))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(RequestBodyLimitLayer::new(config.graphql.body_limit_bytes))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        base.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        base.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// 401 with a GraphQL-shaped body, so clients handle it like any other error.
+fn unauthenticated(message: &str) -> Response {
+    let body = json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }] });
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(body),
+    )
+        .into_response()
+}
+
+async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
+    let actor = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let Some(token) = value.to_str().ok().and_then(bearer) else {
+                st.metrics.record_graphql_error("UNAUTHENTICATED");
+                return unauthenticated("the Authorization header must be 'Bearer <token>'");
+            };
+            match st.jwt.verify(token).await {
+                Ok(actor) => Some(actor),
+                Err(e) => {
+                    st.metrics.record_graphql_error("UNAUTHENTICATED");
+                    return unauthenticated(&e.to_string());
+                }
+            }
+        }
+    };
+    let ctx = RequestContext {
+        actor,
+        request_id: request_id(&headers),
+    };
+    let resp = st.schema.execute(req.into_inner().data(ctx)).await;
+    for e in &resp.errors {
+        let code = e
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .and_then(|v| match v {
+                async_graphql::Value::String(s) => Some(s.clone()),
+                async_graphql::Value::Enum(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "INTERNAL".into());
+        st.metrics.record_graphql_error(&code);
+    }
+    GraphQLResponse::from(resp).into_response()
+}
+
+/// graphql-transport-ws (and the legacy graphql-ws) with the token in `connection_init`:
+/// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`).
+async fn graphql_ws(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let request_id = request_id(&headers);
+    let schema = st.schema.clone();
+    let jwt = Arc::clone(&st.jwt);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload: serde_json::Value| async move {
+                    let raw = ["authorization", "Authorization", "token"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .ok_or_else(|| {
+                            async_graphql::Error::new(
+                                "connection_init must carry {\"authorization\": \"Bearer <token>\"}",
+                            )
+                        })?;
+                    let token = bearer(raw).unwrap_or(raw);
+                    let actor = jwt
+                        .verify(token)
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestContext {
+                        actor: Some(actor),
+                        request_id,
+                    });
+                    Ok(data)
+                })
+                .serve()
+                .await;
+        })
+}
+
+async fn playground(State(st): State<AppState>) -> Response {
+    if !st.playground {
+        return (
+            StatusCode::NOT_FOUND,
+            "the playground is disabled (graphql.playground = false)",
+        )
+            .into_response();
+    }
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Ioto playground")
+            .finish(),
+    )
+    .into_response()
+}
+
+async fn playground_operations() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/graphql; charset=utf-8")],
+        PLAYGROUND_OPERATIONS,
+    )
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let timeout = Duration::from_secs(3);
+    let e = &st.engines;
+    let checks = [
+        (
+            "transactional store",
+            e.directory.info(),
+            tokio::time::timeout(timeout, e.directory.ping()).await,
+        ),
+        (
+            "usage store",
+            e.usage.info(),
+            tokio::time::timeout(timeout, e.usage.ping()).await,
+        ),
+        (
+            "event bus",
+            e.bus.info(),
+            tokio::time::timeout(timeout, e.bus.ping()).await,
+        ),
+        (
+            "device telemetry",
+            e.telemetry.info(),
+            tokio::time::timeout(timeout, e.telemetry.ping()).await,
+        ),
+    ];
+    let mut all_ok = true;
+    let engines: Vec<_> = checks
+        .into_iter()
+        .map(|(port, info, result)| {
+            let error = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(_) => Some(format!("no answer within {}s", timeout.as_secs())),
+            };
+            all_ok &= error.is_none();
+            st.metrics.set_engine_up(port, info.engine, error.is_none());
+            json!({ "port": port, "engine": info.engine, "ok": error.is_none(), "error": error })
+        })
+        .collect();
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "status": if all_ok { "ready" } else { "unavailable" }, "engines": engines })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    st.metrics
+        .record_request(&method, &route, resp.status().as_u16(), start.elapsed());
+    resp
+}

@@ -1,0 +1,13 @@
+//! The `ioto` binary as a library: CLI, configuration, auth, HTTP and the wiring of adapters to
+//! ports. Tests build the same [`app::App`] the binary serves.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod engines;
+pub mod http;
+pub mod metrics;
+pub mod realtime;
+pub mod telemetry;

@@ -1,0 +1,518 @@
+//! The `Directory` port on sea-orm, for Postgres and SQLite alike.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ioto_domain::directory::{
+    Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User,
+};
+use ioto_domain::identifiers::{Email, Name, Slug};
+use ioto_domain::ports::{Directory, EngineInfo};
+use ioto_domain::sim::{NewSim, Sim};
+use ioto_domain::{CustomerId, Error, Result, Role, Scope, TenantId, UserId};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::convert;
+use crate::entities::{customer, sim, tenant, user};
+use crate::error::{db, map};
+
+/// The `Directory` adapter. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct SqlDirectory {
+    db: DatabaseConnection,
+    info: EngineInfo,
+}
+
+impl SqlDirectory {
+    pub fn new(db: DatabaseConnection, info: EngineInfo) -> Self {
+        Self { db, info }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Starts a transaction in `scope`: on Postgres the RLS settings are set transaction-locally.
+    pub async fn begin(&self, scope: Scope) -> Result<DatabaseTransaction> {
+        let txn = self.db.begin().await.map_err(db)?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let (tenant, customer, platform) = match scope {
+                Scope::Platform => (String::new(), String::new(), "on"),
+                Scope::Tenant {
+                    tenant_id,
+                    customer_id,
+                } => (
+                    tenant_id.to_string(),
+                    customer_id.map(|c| c.to_string()).unwrap_or_default(),
+                    "",
+                ),
+            };
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config('app.tenant_id', $1, true), set_config('app.customer_id', $2, true), \
+                 set_config('app.platform', $3, true)",
+                [tenant.into(), customer.into(), platform.into()],
+            ))
+            .await
+            .map_err(db)?;
+        }
+        Ok(txn)
+    }
+}
+
+fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
+    let q = tenant::Entity::find();
+    match scope.tenant_id() {
+        Some(t) => q.filter(tenant::Column::Id.eq(t.0)),
+        None => q,
+    }
+}
+
+fn customers_in(scope: Scope) -> Select<customer::Entity> {
+    let mut q = customer::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(customer::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(customer::Column::Id.eq(c.0));
+    }
+    q
+}
+
+fn users_in(scope: Scope) -> Select<user::Entity> {
+    let mut q = user::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(user::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(user::Column::CustomerId.eq(c.0));
+    }
+    q
+}
+
+fn sims_in(scope: Scope) -> Select<sim::Entity> {
+    let mut q = sim::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(sim::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(sim::Column::CustomerId.eq(c.0));
+    }
+    q
+}
+
+/// Writing a row for a tenant outside the scope answers like a missing tenant.
+fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Result<()> {
+    if scope.admits(tenant, customer) {
+        Ok(())
+    } else {
+        Err(Error::not_found("tenant", tenant))
+    }
+}
+
+async fn commit(txn: DatabaseTransaction) -> Result<()> {
+    txn.commit().await.map_err(db)
+}
+
+#[derive(FromQueryResult)]
+struct LoginRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    customer_id: Option<Uuid>,
+    role: String,
+    password_hash: String,
+}
+
+#[async_trait]
+impl Directory for SqlDirectory {
+    fn info(&self) -> EngineInfo {
+        self.info.clone()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.db.ping().await.map_err(db)
+    }
+
+    async fn create_tenant(&self, scope: Scope, new: NewTenant) -> Result<Tenant> {
+        if scope != Scope::Platform {
+            return Err(Error::forbidden("create tenants"));
+        }
+        let txn = self.begin(scope).await?;
+        let row = tenant::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            slug: Set(new.slug.to_string()),
+            name: Set(new.name.to_string()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| map(e, &format!("a tenant with slug '{}' already exists", new.slug)))?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn tenant(&self, scope: Scope, id: TenantId) -> Result<Option<Tenant>> {
+        let txn = self.begin(scope).await?;
+        let row = tenants_in(scope)
+            .filter(tenant::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    async fn tenant_by_slug(&self, scope: Scope, slug: &Slug) -> Result<Option<Tenant>> {
+        let txn = self.begin(scope).await?;
+        let row = tenants_in(scope)
+            .filter(tenant::Column::Slug.eq(slug.as_str()))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    async fn list_tenants(&self, scope: Scope) -> Result<Vec<Tenant>> {
+        let txn = self.begin(scope).await?;
+        let rows = tenants_in(scope)
+            .order_by_asc(tenant::Column::Slug)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+
+    async fn rename_tenant(&self, scope: Scope, id: TenantId, name: Name) -> Result<Tenant> {
+        let txn = self.begin(scope).await?;
+        let row = tenants_in(scope)
+            .filter(tenant::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("tenant", id))?;
+        let mut active: tenant::ActiveModel = row.into();
+        active.name = Set(name.to_string());
+        let row = active.update(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn create_customer(&self, scope: Scope, new: NewCustomer) -> Result<Customer> {
+        if scope.customer_id().is_some() {
+            return Err(Error::forbidden("create customers"));
+        }
+        admit(scope, new.tenant_id, None)?;
+        let txn = self.begin(scope).await?;
+        if tenants_in(scope)
+            .filter(tenant::Column::Id.eq(new.tenant_id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .is_none()
+        {
+            return Err(Error::not_found("tenant", new.tenant_id));
+        }
+        let row = customer::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(new.tenant_id.0),
+            name: Set(new.name.to_string()),
+            external_ref: Set(new.external_ref.clone()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            map(
+                e,
+                &customer_conflict(new.name.as_str(), new.external_ref.as_deref()),
+            )
+        })?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn customer(&self, scope: Scope, id: CustomerId) -> Result<Option<Customer>> {
+        let txn = self.begin(scope).await?;
+        let row = customers_in(scope)
+            .filter(customer::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        row.map(Customer::try_from).transpose()
+    }
+
+    async fn list_customers(&self, scope: Scope, tenant: TenantId) -> Result<Vec<Customer>> {
+        let txn = self.begin(scope).await?;
+        let rows = customers_in(scope)
+            .filter(customer::Column::TenantId.eq(tenant.0))
+            .order_by_asc(customer::Column::Name)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+
+    async fn update_customer(&self, scope: Scope, id: CustomerId, patch: CustomerPatch) -> Result<Customer> {
+        let txn = self.begin(scope).await?;
+        let row = customers_in(scope)
+            .filter(customer::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        let name = patch
+            .name
+            .clone()
+            .map_or_else(|| row.name.clone(), |n| n.to_string());
+        let mut active: customer::ActiveModel = row.into();
+        if let Some(n) = patch.name {
+            active.name = Set(n.to_string());
+        }
+        if let Some(r) = patch.external_ref.clone() {
+            active.external_ref = Set(r);
+        }
+        let conflict = customer_conflict(&name, patch.external_ref.flatten().as_deref());
+        let row = active.update(&txn).await.map_err(|e| map(e, &conflict))?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn delete_customer(&self, scope: Scope, id: CustomerId) -> Result<()> {
+        let txn = self.begin(scope).await?;
+        let row = customers_in(scope)
+            .filter(customer::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        let users = user::Entity::find()
+            .filter(user::Column::CustomerId.eq(id.0))
+            .count(&txn)
+            .await
+            .map_err(db)?;
+        let sims = sim::Entity::find()
+            .filter(sim::Column::CustomerId.eq(id.0))
+            .count(&txn)
+            .await
+            .map_err(db)?;
+        if users + sims > 0 {
+            return Err(Error::Conflict(format!(
+                "customer '{}' still has {users} user(s) and {sims} SIM(s); move or delete them first",
+                row.name
+            )));
+        }
+        customer::Entity::delete_by_id(id.0)
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await
+    }
+
+    async fn create_user(&self, scope: Scope, new: NewUser) -> Result<User> {
+        admit(scope, new.tenant_id, new.customer_id)?;
+        let txn = self.begin(scope).await?;
+        let row = user::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(new.tenant_id.0),
+            customer_id: Set(new.customer_id.map(|c| c.0)),
+            email: Set(new.email.to_string()),
+            display_name: Set(new.display_name.to_string()),
+            role: Set(new.role.as_str().to_owned()),
+            password_hash: Set(new.password_hash),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| map(e, &format!("a user with e-mail '{}' already exists", new.email)))?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn user(&self, scope: Scope, id: UserId) -> Result<Option<User>> {
+        let txn = self.begin(scope).await?;
+        let row = users_in(scope)
+            .filter(user::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn list_users(&self, scope: Scope, tenant: TenantId) -> Result<Vec<User>> {
+        let txn = self.begin(scope).await?;
+        let rows = users_in(scope)
+            .filter(user::Column::TenantId.eq(tenant.0))
+            .order_by_asc(user::Column::Email)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+
+    async fn set_user_role(
+        &self,
+        scope: Scope,
+        id: UserId,
+        role: Role,
+        customer: Option<CustomerId>,
+    ) -> Result<User> {
+        let txn = self.begin(scope).await?;
+        let row = users_in(scope)
+            .filter(user::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        admit(scope, row.tenant_id.into(), customer)?;
+        let mut active: user::ActiveModel = row.into();
+        active.role = Set(role.as_str().to_owned());
+        active.customer_id = Set(customer.map(|c| c.0));
+        let row = active.update(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn set_password_hash(&self, scope: Scope, id: UserId, hash: String) -> Result<()> {
+        let txn = self.begin(scope).await?;
+        let row = users_in(scope)
+            .filter(user::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        let mut active: user::ActiveModel = row.into();
+        active.password_hash = Set(hash);
+        active.update(&txn).await.map_err(db)?;
+        commit(txn).await
+    }
+
+    async fn delete_user(&self, scope: Scope, id: UserId) -> Result<()> {
+        let txn = self.begin(scope).await?;
+        let found = users_in(scope)
+            .filter(user::Column::Id.eq(id.0))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        if found.is_none() {
+            return Err(Error::not_found("user", id));
+        }
+        user::Entity::delete_by_id(id.0).exec(&txn).await.map_err(db)?;
+        commit(txn).await
+    }
+
+    async fn login_record(&self, email: &Email) -> Result<Option<LoginRecord>> {
+        let backend = self.db.get_database_backend();
+        let row = if backend == DbBackend::Postgres {
+            let txn = self.begin(Scope::tenant(TenantId(Uuid::nil()))).await?;
+            let row = LoginRow::find_by_statement(Statement::from_sql_and_values(
+                backend,
+                "SELECT id, tenant_id, customer_id, role, password_hash FROM ioto_login_lookup($1)",
+                [email.as_str().into()],
+            ))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+            commit(txn).await?;
+            row
+        } else {
+            user::Entity::find()
+                .filter(Expr::expr(Func::lower(Expr::col(user::Column::Email))).eq(email.as_str()))
+                .one(&self.db)
+                .await
+                .map_err(db)?
+                .map(|m| LoginRow {
+                    id: m.id,
+                    tenant_id: m.tenant_id,
+                    customer_id: m.customer_id,
+                    role: m.role,
+                    password_hash: m.password_hash,
+                })
+        };
+        row.map(|r| {
+            Ok(LoginRecord {
+                user_id: r.id.into(),
+                tenant_id: r.tenant_id.into(),
+                customer_id: r.customer_id.map(Into::into),
+                role: Role::parse(&r.role).map_err(|e| Error::Internal(format!("stored users.role: {e}")))?,
+                password_hash: r.password_hash,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_sims(&self, scope: Scope, new: Vec<NewSim>) -> Result<Vec<Sim>> {
+        let txn = self.begin(scope).await?;
+        let mut out = Vec::with_capacity(new.len());
+        for (i, s) in new.into_iter().enumerate() {
+            admit(scope, s.tenant_id, s.customer_id)?;
+            let row = sim::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                tenant_id: Set(s.tenant_id.0),
+                customer_id: Set(s.customer_id.map(|c| c.0)),
+                iccid: Set(s.iccid.to_string()),
+                imsi: Set(s.imsi.to_string()),
+                msisdn: Set(s.msisdn.as_ref().map(ToString::to_string)),
+                state: Set(s.state.as_str().to_owned()),
+                created_at: Set(Utc::now()),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| {
+                map(
+                    e,
+                    &format!(
+                        "row {}: a SIM with ICCID {}, IMSI {} or its MSISDN already exists",
+                        i + 1,
+                        s.iccid,
+                        s.imsi
+                    ),
+                )
+            })?;
+            out.push(row.try_into()?);
+        }
+        commit(txn).await?;
+        Ok(out)
+    }
+
+    async fn list_sims(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        after: Option<String>,
+        limit: u64,
+    ) -> Result<Vec<Sim>> {
+        let txn = self.begin(scope).await?;
+        let mut q = sims_in(scope).filter(sim::Column::TenantId.eq(tenant.0));
+        if let Some(after) = after {
+            q = q.filter(sim::Column::Iccid.gt(after));
+        }
+        let rows = q
+            .order_by_asc(sim::Column::Iccid)
+            .limit(limit)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+}
+
+fn customer_conflict(name: &str, external_ref: Option<&str>) -> String {
+    match external_ref {
+        Some(r) => format!(
+            "a customer named '{name}' or with external reference '{r}' already exists in this tenant"
+        ),
+        None => format!("a customer named '{name}' already exists in this tenant"),
+    }
+}

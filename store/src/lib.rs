@@ -1,0 +1,155 @@
+#![doc = include_str!("../README.md")]
+
+mod convert;
+mod directory;
+pub mod entities;
+mod error;
+
+use std::time::Duration;
+
+use ioto_domain::ports::EngineInfo;
+use ioto_domain::{Error, Result};
+use ioto_migrations::{Migrator, MigratorTrait, APP_ROLE};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+
+pub use directory::SqlDirectory;
+
+/// Where the transactional store lives.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    /// `postgres://…` URL.
+    Postgres { url: String },
+    /// SQLite database file (created when missing).
+    Sqlite { path: std::path::PathBuf },
+}
+
+impl StoreLocation {
+    /// What to print about it: the URL without its password, or the file path.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Postgres { url } => redact_url(url),
+            StoreLocation::Sqlite { path } => path.display().to_string(),
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host/…` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+fn unreachable(loc: &StoreLocation, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("transactional store at {} ({e})", loc.describe()))
+}
+
+/// Applies pending migrations as the connecting (owning) user, not as `ioto_app`.
+pub async fn migrate(loc: &StoreLocation) -> Result<()> {
+    let db = match loc {
+        StoreLocation::Postgres { url } => {
+            let opts: PgConnectOptions = url.parse().map_err(|e| unreachable(loc, e))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts.disable_statement_logging())
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            // Creating the shared `ioto_app` role races when several databases migrate at once.
+            pool.execute("SELECT pg_advisory_lock(7250001)")
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        }
+        StoreLocation::Sqlite { .. } => sqlite_connection(loc, 1).await?,
+    };
+    Migrator::up(&db, None)
+        .await
+        .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+    db.close().await.map_err(error::db)?;
+    Ok(())
+}
+
+async fn sqlite_connection(loc: &StoreLocation, max: u32) -> Result<DatabaseConnection> {
+    let StoreLocation::Sqlite { path } = loc else {
+        unreachable!("sqlite location")
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| unreachable(loc, e))?;
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .disable_statement_logging();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(max)
+        .connect_with(opts)
+        .await
+        .map_err(|e| unreachable(loc, e))?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// Opens the store for serving. On Postgres every pooled connection works as `ioto_app`.
+pub async fn connect(loc: &StoreLocation, max_connections: u32) -> Result<SqlDirectory> {
+    let (db, engine) = match loc {
+        StoreLocation::Postgres { url } => {
+            let opts: PgConnectOptions = url.parse().map_err(|e| unreachable(loc, e))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(format!("SET ROLE {APP_ROLE}").as_str()).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(opts.disable_statement_logging())
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            (SqlxPostgresConnector::from_sqlx_postgres_pool(pool), "postgres")
+        }
+        StoreLocation::Sqlite { .. } => (sqlite_connection(loc, max_connections).await?, "sqlite"),
+    };
+    Ok(SqlDirectory::new(
+        db,
+        EngineInfo {
+            engine,
+            location: loc.describe(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://ioto:s3cret@db:5432/ioto"),
+            "postgres://ioto:***@db:5432/ioto"
+        );
+        assert_eq!(redact_url("postgres://ioto@db/ioto"), "postgres://ioto@db/ioto");
+        assert_eq!(redact_url("/var/lib/ioto.sqlite"), "/var/lib/ioto.sqlite");
+    }
+}

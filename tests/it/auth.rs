@@ -1,0 +1,179 @@
+//! Login, and strict token validation.
+
+use chrono::Utc;
+use ioto_domain::Role;
+use ioto_test_support::app::{error_code, TEST_JWT_SECRET};
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const ME: &str = "{ me { email role tenant { id name } } }";
+
+#[tokio::test]
+async fn login_works_and_wrong_password_fails() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let t = app.factory.tenant("Login Co").await;
+    let u = app.factory.user(&t, Role::Operator, None).await;
+
+    let token = app.login(&u.email.as_str().to_uppercase(), TEST_PASSWORD).await;
+    let me = app.gql(Some(&token), ME, json!({})).await;
+    assert_eq!(me["data"]["me"]["email"], u.email.as_str());
+    assert_eq!(me["data"]["me"]["role"], "OPERATOR");
+    assert_eq!(me["data"]["me"]["tenant"]["id"], t.id.to_string());
+    assert_eq!(me["data"]["me"]["tenant"]["name"], "Login Co");
+
+    for (email, password) in [
+        (u.email.as_str(), "wrong-password"),
+        ("nobody@example.com", TEST_PASSWORD),
+    ] {
+        let body = app
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({"e": email, "p": password}),
+            )
+            .await;
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        assert_eq!(
+            body["errors"][0]["message"], "e-mail or password is wrong",
+            "same answer for unknown users"
+        );
+    }
+    // Without a token, data is refused.
+    let anon = app.gql(None, ME, json!({})).await;
+    assert_eq!(error_code(&anon).as_deref(), Some("UNAUTHENTICATED"));
+    app.stop().await;
+}
+
+fn claims(tenant: &str, overrides: Value) -> Value {
+    let now = Utc::now().timestamp();
+    let mut c = json!({
+        "sub": "test", "iss": "ioto", "aud": "ioto", "iat": now, "nbf": now, "exp": now + 600,
+        "tid": tenant, "role": "TENANT_ADMIN"
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn hs(alg: jsonwebtoken::Algorithm, secret: &str, claims: &Value) -> String {
+    encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn b64(v: &Value) -> String {
+    use std::fmt::Write;
+    // base64url without padding, by hand to keep dependencies lean.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = serde_json::to_vec(v).unwrap();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.write_char(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char)
+                .unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_tokens_are_rejected_with_unauthenticated() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let t = app.factory.tenant("Token Co").await;
+    let tid = t.id.to_string();
+    let now = Utc::now().timestamp();
+    use jsonwebtoken::Algorithm::{HS256, HS384};
+
+    let good = hs(HS256, TEST_JWT_SECRET, &claims(&tid, json!({})));
+    let ok = app.gql(Some(&good), ME, json!({})).await;
+    assert_eq!(
+        ok["data"]["me"]["tenant"]["name"], "Token Co",
+        "the well-formed token works: {ok}"
+    );
+
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(&tid, json!({})))
+    );
+    let cases = [
+        ("alg none", none),
+        (
+            "wrong algorithm",
+            hs(HS384, TEST_JWT_SECRET, &claims(&tid, json!({}))),
+        ),
+        (
+            "wrong audience",
+            hs(
+                HS256,
+                TEST_JWT_SECRET,
+                &claims(&tid, json!({"aud": "someone-else"})),
+            ),
+        ),
+        (
+            "wrong issuer",
+            hs(HS256, TEST_JWT_SECRET, &claims(&tid, json!({"iss": "evil"}))),
+        ),
+        (
+            "expired",
+            hs(
+                HS256,
+                TEST_JWT_SECRET,
+                &claims(&tid, json!({"exp": now - 3600, "nbf": now - 7200})),
+            ),
+        ),
+        (
+            "not yet valid",
+            hs(
+                HS256,
+                TEST_JWT_SECRET,
+                &claims(&tid, json!({"nbf": now + 3600, "exp": now + 7200})),
+            ),
+        ),
+        (
+            "bad signature",
+            hs(
+                HS256,
+                "another-secret-another-secret-another!",
+                &claims(&tid, json!({})),
+            ),
+        ),
+        (
+            "no expiry",
+            hs(HS256, TEST_JWT_SECRET, &{
+                let mut c = claims(&tid, json!({}));
+                c.as_object_mut().unwrap().remove("exp");
+                c
+            }),
+        ),
+        (
+            "customer user without customer",
+            hs(
+                HS256,
+                TEST_JWT_SECRET,
+                &claims(&tid, json!({"role": "CUSTOMER_USER"})),
+            ),
+        ),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (what, token) in cases {
+        let (status, body) = app.gql_status(Some(&token), ME, json!({})).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{what}: {body}"
+        );
+        assert!(body["data"]["me"].is_null(), "{what}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,160 @@
+//! The `ioto` binary as a newcomer uses it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ioto_test_support::temp_dir;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ioto");
+const ENGINE_VARS: &[&str] = &["DATABASE_URL", "CLICKHOUSE_URL", "KAFKA_BROKERS", "MQTT_URL"];
+
+fn ioto() -> Command {
+    let mut c = Command::new(BIN);
+    for v in ENGINE_VARS {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+async fn me(addr: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": "{ me { email role tenant { id name } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
+    let data = temp_dir();
+    let mut demo = ioto()
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let started = Instant::now();
+    let (mut addr, mut admin_token, mut login_line) = (None, None, false);
+    while admin_token.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("demo printed its tokens");
+        if let Some(rest) = line.trim().strip_prefix("Playground:") {
+            addr = Some(
+                rest.trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches("/playground")
+                    .to_owned(),
+            );
+        }
+        login_line |= line.contains("admin@demo.ioto / ioto-demo-password");
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.first() == Some(&"TENANT_ADMIN") {
+            admin_token = parts.last().map(|t| (*t).to_owned());
+        }
+    }
+    assert!(login_line, "the demo login is printed");
+    let addr = addr.expect("playground URL printed");
+    let body = me(&addr, admin_token.as_deref().unwrap()).await;
+    assert_eq!(body["data"]["me"]["email"], "admin@demo.ioto", "{body}");
+    assert_eq!(body["data"]["me"]["tenant"]["name"], "Demo Fleet GmbH");
+    assert!(started.elapsed() < Duration::from_secs(120));
+
+    // `token issue` with the same data directory mints a token the server accepts; stdout is only the token.
+    let out = ioto()
+        .args([
+            "token",
+            "issue",
+            "--tenant",
+            "demo",
+            "--role",
+            "customer_user",
+            "--customer",
+            "Acme Logistics",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let body = me(&addr, stdout.trim()).await;
+    assert_eq!(body["data"]["me"]["role"], "CUSTOMER_USER", "{body}");
+    assert!(body["data"]["me"]["email"].is_null());
+
+    let bad = ioto()
+        .args([
+            "token",
+            "issue",
+            "--tenant",
+            "demo",
+            "--role",
+            "CUSTOMER_USER",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--customer is required"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = demo.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[tokio::test]
+async fn unreachable_engine_gives_one_clear_line_and_fails() {
+    let out = ioto()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(temp_dir())
+        .env("DATABASE_URL", "postgres://ioto:hunter2secret@127.0.0.1:1/ioto")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("transactional store") && lines[0].contains("postgres://ioto:***@127.0.0.1:1/ioto"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2secret"));
+}
+
+#[test]
+fn config_prints_effective_values_redacted_and_warns_about_unknown_keys() {
+    let out = ioto()
+        .args(["config", "--data-dir", "/tmp/somewhere"])
+        .env("IOTO_AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef-secret")
+        .env("IOTO_GRAPHQL__MAX_DEPHT", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("data_dir = \"/tmp/somewhere\""), "{stdout}");
+    assert!(stdout.contains("jwt_secret = \"***\""), "{stdout}");
+    assert!(!stdout.contains("0123456789abcdef"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IOTO_GRAPHQL__MAX_DEPHT"));
+}

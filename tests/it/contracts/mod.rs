@@ -1,0 +1,5 @@
+//! One contract suite per port, run against every adapter.
+
+mod bus;
+mod directory;
+mod usage;

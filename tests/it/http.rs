@@ -1,0 +1,317 @@
+//! The HTTP surface: health, readiness, metrics, request ids, body limit, CORS, compression,
+//! the playground's operations, and subscriptions over graphql-transport-ws.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ioto_domain::Role;
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_ids() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let c = &app.http;
+    assert_eq!(
+        c.get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+
+    let ready = c.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    let engines: Vec<_> = body["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["engine"].as_str().unwrap(), e["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        engines,
+        [
+            ("postgres", true),
+            ("clickhouse", true),
+            ("kafka", true),
+            ("in-process", true)
+        ],
+        "{body}"
+    );
+
+    // A request id is made up when absent and echoed when given.
+    let r = c.get(app.url("/healthz")).send().await.unwrap();
+    assert!(uuid::Uuid::parse_str(r.headers()["x-request-id"].to_str().unwrap()).is_ok());
+    let r = c
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+
+    let m = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("ioto_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ioto_engine_up{port=\"transactional store\",engine=\"postgres\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ioto_http_request_duration_seconds_bucket{route=\"/readyz\",le=\"+Inf\"} 1"),
+        "{m}"
+    );
+
+    // Compression when the client asks for it.
+    let r = c
+        .get(app.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+
+    // Bodies above the limit are refused before parsing.
+    let big = "x".repeat(app.config.graphql.body_limit_bytes + 1);
+    let r = c
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_an_engine_that_went_away() {
+    let mut config = TestApp::config(Engines::Embedded).await;
+    config.mqtt.url = Some(ioto::config::SecretUrl::new("mqtt://127.0.0.1:1883"));
+    let app = TestApp::spawn_with(config).await;
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["engines"][3]["engine"], "mqtt");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_allows_configured_origins_only() {
+    let mut config = TestApp::config(Engines::Embedded).await;
+    config.http.cors_origins = vec!["https://app.example.com".into()];
+    let app = TestApp::spawn_with(config).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn playground_operations_are_valid_against_the_schema() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let page = app
+        .http
+        .get(app.url("/playground"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("graphiql") || page.contains("GraphiQL"), "{page}");
+    let ops = app
+        .http
+        .get(app.url("/playground/operations.graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<&str> = ops
+        .lines()
+        .filter_map(|l| {
+            ["query ", "mutation ", "subscription "]
+                .iter()
+                .find_map(|k| l.strip_prefix(k))
+        })
+        .map(|rest| rest.split(['(', ' ', '{']).next().unwrap())
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    let t = app.factory.tenant("Ops").await;
+    let u = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(u.email.as_str(), TEST_PASSWORD).await;
+    for name in names.iter().filter(|n| **n != "DirectoryEvents") {
+        let body = app
+            .http
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": ops, "operationName": name }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        // Validation errors would carry BAD_USER_INPUT; permission or data errors are fine here.
+        let bad = body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["extensions"]["code"] == "BAD_USER_INPUT" && e["extensions"]["field"].is_null());
+        assert!(!bad, "operation {name} does not validate: {body}");
+    }
+    app.stop().await;
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(app: &TestApp, payload: Value) -> Ws {
+    let mut req = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": payload }).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+/// The next JSON message, skipping pings; `None` when the server closed the connection.
+async fn ws_next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("no message in 30 s")?;
+        match msg {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ping" || v["type"] == "pong" {
+                    continue;
+                }
+                return Some(v);
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_authenticate_filter_by_tenant_and_complete_on_shutdown() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let f = &app.factory;
+    let a = f.tenant("Sub A").await;
+    let b = f.tenant("Sub B").await;
+    let a_token = app
+        .login(
+            f.user(&a, Role::TenantAdmin, None).await.email.as_str(),
+            TEST_PASSWORD,
+        )
+        .await;
+    let b_token = app
+        .login(
+            f.user(&b, Role::TenantAdmin, None).await.email.as_str(),
+            TEST_PASSWORD,
+        )
+        .await;
+
+    // No token: no acknowledgement, the server closes.
+    let mut anon = ws_connect(&app, json!({})).await;
+    assert_eq!(
+        ws_next(&mut anon).await,
+        None,
+        "unauthenticated connection_init must be refused"
+    );
+    let mut forged = ws_connect(&app, json!({ "authorization": "Bearer forged.token.here" })).await;
+    assert_eq!(ws_next(&mut forged).await, None);
+
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { directoryEvents { change tenantId entityId } }" } });
+    let mut wa = ws_connect(&app, json!({ "authorization": format!("Bearer {a_token}") })).await;
+    assert_eq!(ws_next(&mut wa).await.unwrap()["type"], "connection_ack");
+    wa.send(Message::text(subscribe.to_string())).await.unwrap();
+    let mut wb = ws_connect(&app, json!({ "authorization": format!("Bearer {b_token}") })).await;
+    assert_eq!(ws_next(&mut wb).await.unwrap()["type"], "connection_ack");
+    wb.send(Message::text(subscribe.to_string())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let created = app
+        .gql(
+            Some(&a_token),
+            "mutation { createCustomer(input: {name: \"Live One\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let cid = created["data"]["createCustomer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = ws_next(&mut wa).await.unwrap();
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(
+        next["payload"]["data"]["directoryEvents"],
+        json!({ "change": "CUSTOMER_CREATED", "tenantId": a.id.to_string(), "entityId": cid })
+    );
+
+    // B's subscriber never sees A's event: its first event is its own.
+    let created_b = app
+        .gql(
+            Some(&b_token),
+            "mutation { createCustomer(input: {name: \"Bee\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let first_b = ws_next(&mut wb).await.unwrap();
+    assert_eq!(
+        first_b["payload"]["data"]["directoryEvents"]["entityId"], created_b["data"]["createCustomer"]["id"],
+        "{first_b}"
+    );
+
+    // Shutdown completes the subscription before the socket goes.
+    app.stop().await;
+    let done = ws_next(&mut wa).await;
+    assert_eq!(
+        done.as_ref().map(|d| d["type"].clone()),
+        Some(json!("complete")),
+        "{done:?}"
+    );
+}

@@ -1,0 +1,82 @@
+//! Depth and complexity limits answer with a clear error before anything runs.
+
+use ioto_domain::Role;
+use ioto_test_support::app::error_code;
+use ioto_test_support::{Engines, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn depth_and_complexity_limits_answer_clearly() {
+    let mut config = TestApp::config(Engines::Embedded).await;
+    config.graphql.max_depth = 3;
+    config.graphql.max_complexity = 20;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("Limits").await;
+    let u = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let token = app
+        .login(u.email.as_str(), ioto_test_support::TEST_PASSWORD)
+        .await;
+
+    let ok = app
+        .gql(Some(&token), "{ me { tenant { name } } }", json!({}))
+        .await;
+    assert_eq!(ok["data"]["me"]["tenant"]["name"], "Limits", "{ok}");
+
+    let deep = app
+        .gql(
+            Some(&token),
+            "{ me { tenant { customers { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&deep).as_deref(), Some("BAD_USER_INPUT"), "{deep}");
+    assert!(
+        deep["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{deep}"
+    );
+    assert!(deep["data"].is_null(), "nothing ran: {deep}");
+
+    let wide: String = (0..25).map(|i| format!("a{i}: tenants {{ id }} ")).collect();
+    let complex = app.gql(Some(&token), &format!("{{ {wide} }}"), json!({})).await;
+    assert_eq!(
+        error_code(&complex).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{complex}"
+    );
+    assert!(
+        complex["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
+        "{complex}"
+    );
+
+    let syntax = app.gql(Some(&token), "{ me { ", json!({})).await;
+    assert_eq!(error_code(&syntax).as_deref(), Some("BAD_USER_INPUT"), "{syntax}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn introspection_can_be_switched_off() {
+    let mut config = TestApp::config(Engines::Embedded).await;
+    config.graphql.introspection = false;
+    let app = TestApp::spawn_with(config).await;
+    let body = app.gql(None, "{ __schema { types { name } } }", json!({})).await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection answered: {body}"
+    );
+    app.stop().await;
+    let open = TestApp::spawn(Engines::Embedded).await;
+    let body = open.gql(None, "{ __schema { types { name } } }", json!({})).await;
+    assert!(
+        body["data"]["__schema"]["types"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    open.stop().await;
+}

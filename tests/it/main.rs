@@ -1,0 +1,12 @@
+//! Integration tests against real engines (Postgres, ClickHouse, a Kafka-protocol broker, MQTT)
+//! and the embedded adapters. One binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod auth;
+mod cli;
+mod contracts;
+mod http;
+mod limits;
+mod rls;
+mod roles;
+mod tenancy;

@@ -1,0 +1,119 @@
+//! Row-level security on Postgres, below the application: raw SQL on one pooled connection that
+//! alternates between tenants sees only the current tenant's rows, and nothing once the
+//! transaction ends.
+
+use std::sync::Arc;
+
+use ioto_domain::{Role, Scope};
+use ioto_store::StoreLocation;
+use ioto_test_support::{pg, Factory};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+
+fn sql(s: &str) -> Statement {
+    Statement::from_string(DbBackend::Postgres, s.to_owned())
+}
+
+async fn names(conn: &impl ConnectionTrait) -> Vec<String> {
+    conn.query_all(sql("SELECT name FROM customers ORDER BY name"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn rls_isolates_tenants_on_one_pooled_connection() {
+    let url = pg::database().await;
+    // A pool of exactly one connection: every transaction below reuses it.
+    let store = ioto_store::connect(&StoreLocation::Postgres { url }, 1)
+        .await
+        .unwrap();
+    let f = Factory::new(Arc::new(store.clone()));
+    let a = f.tenant("A").await;
+    let b = f.tenant("B").await;
+    f.customer(&a, "A1").await;
+    f.customer(&b, "B1").await;
+    let b_user = f.user(&b, Role::Viewer, None).await;
+
+    let pid = |conn: &sea_orm::DatabaseConnection| {
+        let conn = conn.clone();
+        async move {
+            conn.query_one(sql("SELECT pg_backend_pid() AS pid"))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i32>("", "pid")
+                .unwrap()
+        }
+    };
+    let first_pid = pid(store.connection()).await;
+
+    for _ in 0..3 {
+        for (tenant, own, other) in [(&a, "A1", &b), (&b, "B1", &a)] {
+            let txn = store.begin(Scope::tenant(tenant.id)).await.unwrap();
+            assert_eq!(
+                names(&txn).await,
+                vec![own.to_owned()],
+                "no WHERE clause: only RLS filters"
+            );
+            let insert = txn
+                .execute(sql(&format!(
+                    "INSERT INTO customers (id, tenant_id, name, created_at) VALUES (gen_random_uuid(), '{}', 'implant', now())",
+                    other.id
+                )))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(insert.contains("row-level security"), "{insert}");
+            txn.rollback().await.unwrap();
+        }
+    }
+    assert_eq!(
+        pid(store.connection()).await,
+        first_pid,
+        "the same connection served every tenant"
+    );
+
+    // Outside a scoped transaction the connection carries no tenant: nothing is visible.
+    assert!(names(store.connection()).await.is_empty());
+    let role = store
+        .connection()
+        .query_one(sql("SELECT current_user AS u"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        role.try_get::<String>("", "u").unwrap(),
+        "ioto_app",
+        "the server works as the non-owning role"
+    );
+
+    // The login lookup lifts the policy for its own query only.
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    let found = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM ioto_login_lookup($1)",
+            [b_user.email.as_str().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        names(&txn).await,
+        vec!["A1".to_owned()],
+        "platform visibility did not leak out of the lookup"
+    );
+    txn.commit().await.unwrap();
+
+    // The app role cannot switch RLS off or read another tenant by setting nothing.
+    let conn = store.connection();
+    let off = conn.begin().await.unwrap();
+    let err = off
+        .execute(sql("ALTER TABLE customers NO FORCE ROW LEVEL SECURITY"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be owner"), "{err}");
+}

@@ -43,6 +43,28 @@ enum Command {
     },
     /// Print the effective configuration (TOML, secrets redacted).
     Config(DataDirArgs),
+    /// Measure the running system; prints figures for docs/benchmarks.md.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// GraphQL over HTTP on the configured engines (embedded by default, in a fresh data dir):
+    /// login, `me`, and a page of SIMs.
+    Api {
+        /// Requests per measured operation.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -157,6 +179,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("# read from {} and the environment", f.display());
             }
             print!("{}", loaded.config.to_redacted_toml()?);
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    requests,
+                    concurrency,
+                    data_dir,
+                },
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
+            });
+            let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
+            loaded.config.log.level = "warn".into();
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            if requests == 0 || concurrency == 0 {
+                bail!("--requests and --concurrency must be at least 1");
+            }
+            let figures = crate::bench::api(&loaded.config, requests, concurrency).await?;
+            crate::bench::print(&figures, &engines::describe_config(&loaded.config));
             Ok(())
         }
         Command::Token {

@@ -96,6 +96,31 @@ impl Engines {
     }
 }
 
+/// Which engine each port uses under `config`, without connecting.
+pub fn describe_config(config: &Config) -> Vec<(&'static str, String)> {
+    let pick = |set: bool, engine: &str, embedded: &str| {
+        if set {
+            engine.to_owned()
+        } else {
+            embedded.to_owned()
+        }
+    };
+    vec![
+        (
+            "transactional store",
+            pick(config.database.url.is_some(), "postgres", "sqlite"),
+        ),
+        (
+            "usage store",
+            pick(config.clickhouse.url.is_some(), "clickhouse", "embedded"),
+        ),
+        (
+            "event bus",
+            pick(config.kafka.brokers.is_some(), "kafka", "in-process"),
+        ),
+    ]
+}
+
 pub fn store_location(config: &Config) -> StoreLocation {
     match &config.database.url {
         Some(url) => StoreLocation::Postgres {

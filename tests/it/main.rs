@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod auth;
+mod auth_keys;
 mod cli;
 mod contracts;
 mod http;

@@ -1,0 +1,224 @@
+//! `ioto bench api`: the real server on an ephemeral port, measured from a real HTTP client.
+//! Prints latency percentiles and throughput for login, `me` and a page of SIMs.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ioto_domain::directory::{NewTenant, NewUser};
+use ioto_domain::identifiers::{luhn_check_digit, Email, Iccid, Imsi, Name, Slug};
+use ioto_domain::sim::{NewSim, SimState};
+use ioto_domain::{Role, Scope};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::engines;
+
+const PASSWORD: &str = "bench-password-123";
+
+/// One measured operation.
+pub struct Figures {
+    pub name: &'static str,
+    pub requests: usize,
+    pub concurrency: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p95: Duration,
+    pub p99: Duration,
+}
+
+impl Figures {
+    fn from(name: &'static str, concurrency: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Self {
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+        Self {
+            name,
+            requests: lat.len(),
+            concurrency,
+            elapsed,
+            p50: pct(0.50),
+            p95: pct(0.95),
+            p99: pct(0.99),
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let mut req = client.post(url).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let v: Value = req.send().await?.json().await?;
+    if v.get("errors").is_some() {
+        anyhow::bail!("GraphQL errors: {v}");
+    }
+    Ok(v)
+}
+
+/// Runs `total` requests of `body` from `concurrency` tasks; returns each request's latency.
+async fn load(
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+    total: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let per_task = total.div_ceil(concurrency);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, token, body) = (
+            client.clone(),
+            url.to_owned(),
+            token.map(str::to_owned),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                post(&client, &url, token.as_deref(), &body).await?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((start.elapsed(), all))
+}
+
+/// Seeds a bench tenant with one operator and `sims` SIMs; returns the operator's e-mail.
+async fn seed(app: &App, sims: usize) -> anyhow::Result<String> {
+    let dir = &app.engines.directory;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let tenant = dir
+        .create_tenant(
+            Scope::Platform,
+            NewTenant {
+                slug: Slug::parse(&format!("bench-{tag}"))?,
+                name: Name::parse("Bench", "name")?,
+            },
+        )
+        .await?;
+    let email = format!("bench-{tag}@example.com");
+    dir.create_user(
+        Scope::Platform,
+        NewUser {
+            tenant_id: tenant.id,
+            customer_id: None,
+            email: Email::parse(&email)?,
+            display_name: Name::parse("Bench", "displayName")?,
+            role: Role::Operator,
+            password_hash: ioto_domain::password::hash_password(PASSWORD)?,
+        },
+    )
+    .await?;
+    let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32) % 100_000;
+    let batch = (0..sims as u64)
+        .map(|i| {
+            let body = format!("8988{:09}{:05}", seed, i);
+            let iccid = format!("{body}{}", luhn_check_digit(&body).context("luhn")?);
+            Ok(NewSim {
+                tenant_id: tenant.id,
+                customer_id: None,
+                iccid: Iccid::parse(&iccid)?,
+                imsi: Imsi::parse(&format!("{:010}{:05}", seed, i))?,
+                msisdn: None,
+                state: SimState::Active,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    dir.create_sims(Scope::Platform, batch).await?;
+    Ok(email)
+}
+
+/// Runs the API benchmark against the engines `config` selects.
+pub async fn api(config: &Config, requests: usize, concurrency: usize) -> anyhow::Result<Vec<Figures>> {
+    engines::migrate(config).await?;
+    let app = App::build(config).await?;
+    let listener = App::bind(config).await?;
+    let addr = listener.local_addr()?;
+    let email = seed(&app, 1000).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let url = format!("http://{addr}/graphql");
+
+    let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": { "e": email, "p": PASSWORD } });
+    let logins = (requests / 20).clamp(10, 200);
+    let (elapsed, lat) = load(&url, None, login.clone(), logins, concurrency.min(4)).await?;
+    let mut out = vec![Figures::from(
+        "login (argon2id verify + JWT)",
+        concurrency.min(4),
+        elapsed,
+        lat,
+    )];
+    let token = post(&reqwest::Client::new(), &url, None, &login).await?["data"]["login"]["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
+
+    let me = json!({ "query": "{ me { email role tenant { id name } } }" });
+    let (elapsed, lat) = load(&url, Some(&token), me, requests, concurrency).await?;
+    out.push(Figures::from(
+        "me (JWT verify + 2 scoped reads)",
+        concurrency,
+        elapsed,
+        lat,
+    ));
+
+    let sims = json!({ "query": "{ sims(first: 100) { nodes { iccid imsi state } hasNextPage } }" });
+    let (elapsed, lat) = load(&url, Some(&token), sims, requests, concurrency).await?;
+    out.push(Figures::from(
+        "sims(first: 100) of 1000",
+        concurrency,
+        elapsed,
+        lat,
+    ));
+
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(out)
+}
+
+pub fn print(figures: &[Figures], engines: &[(&'static str, String)]) {
+    println!(
+        "engines: {}",
+        engines
+            .iter()
+            .map(|(p, e)| format!("{p}={e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "{:<34} {:>9} {:>5} {:>10} {:>9} {:>9} {:>9}",
+        "operation", "requests", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms"
+    );
+    for f in figures {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{:<34} {:>9} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+            f.name,
+            f.requests,
+            f.concurrency,
+            f.per_second(),
+            ms(f.p50),
+            ms(f.p95),
+            ms(f.p99)
+        );
+    }
+}

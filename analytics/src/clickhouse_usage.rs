@@ -24,7 +24,7 @@ pub struct ClickHouseConfig {
 impl std::fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClickHouseConfig")
-            .field("url", &self.url)
+            .field("url", &ioto_domain::redact_url(&self.url))
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -64,9 +64,10 @@ struct VersionRow {
 }
 
 fn unavailable(config: &ClickHouseConfig, e: clickhouse::error::Error) -> Error {
-    tracing::error!(error = %e, url = %config.url, "ClickHouse request failed");
+    let url = ioto_domain::redact_url(&config.url);
+    tracing::error!(error = %e, url = %url, "ClickHouse request failed");
     match e {
-        clickhouse::error::Error::Network(_) => Error::Unavailable(format!("ClickHouse at {}", config.url)),
+        clickhouse::error::Error::Network(_) => Error::Unavailable(format!("ClickHouse at {url}")),
         other => Error::Internal(format!("ClickHouse: {other}")),
     }
 }

@@ -16,3 +16,24 @@ pub use actor::{Actor, Scope};
 pub use error::{Error, Result};
 pub use ids::{CustomerId, SimId, TenantId, UserId};
 pub use role::{Permission, Role};
+
+/// Replaces the password of `scheme://user:password@host/…` with `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}

@@ -218,7 +218,12 @@ impl EventBus for KafkaBus {
         let brokers = self.config.brokers.clone();
         tokio::spawn(async move {
             loop {
-                let item = match consumer.recv().await {
+                let received = tokio::select! {
+                    // The subscriber went away: leave the group by dropping the consumer.
+                    () = tx.closed() => break,
+                    r = consumer.recv() => r,
+                };
+                let item = match received {
                     Ok(m) => Ok(BusMessage {
                         topic: m.topic().to_owned(),
                         key: m
@@ -233,7 +238,6 @@ impl EventBus for KafkaBus {
                         Err(kafka_err(&brokers, e))
                     }
                 };
-                // The subscriber went away: leave the group by dropping the consumer.
                 if tx.send(item).await.is_err() {
                     break;
                 }

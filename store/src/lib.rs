@@ -36,26 +36,7 @@ impl StoreLocation {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host/…` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
-}
+pub use ioto_domain::redact_url;
 
 fn unreachable(loc: &StoreLocation, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("transactional store at {} ({e})", loc.describe()))

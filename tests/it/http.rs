@@ -315,3 +315,34 @@ async fn subscriptions_authenticate_filter_by_tenant_and_complete_on_shutdown() 
         "{done:?}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let t = app.factory.tenant("Drain").await;
+    let u = app.factory.user(&t, Role::Viewer, None).await;
+    // A login spends tens of milliseconds hashing: it is in flight when the shutdown starts.
+    let client = app.http.clone();
+    let url = app.url("/graphql");
+    let email = u.email.to_string();
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .json(&json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": { "e": email, "p": TEST_PASSWORD } }))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    let addr = app.addr;
+    app.stop().await;
+    let body: Value = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered")
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    // New connections are refused once the server is down.
+    assert!(reqwest::get(format!("http://{addr}/healthz")).await.is_err());
+}

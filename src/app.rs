@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use ioto_domain::services::DirectoryService;
-use ioto_resolvers::Services;
+use ioto_resolvers::{LoginThrottle, Services};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -56,6 +56,7 @@ impl App {
             directory: directory.clone(),
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime,
+            login_throttle: Arc::new(LoginThrottle::default()),
         };
         let schema = ioto_schema::build(
             services,

@@ -31,6 +31,7 @@ pub struct Services {
     pub directory: DirectoryService,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
+    pub login_throttle: Arc<crate::LoginThrottle>,
 }
 
 /// Per request (request data): who is calling, and the id echoed in `x-request-id`.

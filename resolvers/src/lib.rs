@@ -5,6 +5,7 @@ mod error;
 mod mutation;
 mod query;
 mod subscription;
+mod throttle;
 pub mod types;
 
 pub use context::{Realtime, RequestContext, Services, TokenIssuer};
@@ -12,3 +13,4 @@ pub use error::{to_gql, ErrorCode};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
+pub use throttle::LoginThrottle;

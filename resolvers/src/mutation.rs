@@ -1,4 +1,4 @@
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
+use async_graphql::{Context, ErrorExtensions, InputObject, MaybeUndefined, Object, ID};
 use ioto_domain::directory::{parse_external_ref, CustomerPatch};
 use ioto_domain::events::{DirectoryChange, DirectoryEvent};
 use ioto_domain::identifiers::{Email, Name, Slug};
@@ -69,7 +69,24 @@ impl MutationRoot {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
-        let rec = svc.directory.login(&email, &password).await.gql()?;
+        if let Some(wait) = svc.login_throttle.blocked(&email) {
+            return Err(async_graphql::Error::new(format!(
+                "too many failed logins for this e-mail; try again in {} minute(s)",
+                wait.as_secs().div_ceil(60)
+            ))
+            .extend_with(|_, e| e.set("code", crate::ErrorCode::RateLimited.as_str())));
+        }
+        let rec = match svc.directory.login(&email, &password).await {
+            Ok(rec) => {
+                svc.login_throttle.succeeded(&email);
+                rec
+            }
+            Err(e @ Error::Unauthenticated(_)) => {
+                svc.login_throttle.failed(&email);
+                return Err(to_gql(e));
+            }
+            Err(e) => return Err(to_gql(e)),
+        };
         let (token, expires_at) = svc.tokens.issue(&rec).gql()?;
         let scope = ioto_domain::Scope::Tenant {
             tenant_id: rec.tenant_id,

@@ -177,3 +177,37 @@ async fn bad_tokens_are_rejected_with_unauthenticated() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_rate_limited() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let t = app.factory.tenant("Brute").await;
+    let u = app.factory.user(&t, Role::Viewer, None).await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    for _ in 0..10 {
+        let body = app
+            .gql(
+                None,
+                login,
+                json!({"e": u.email.as_str(), "p": "guess-guess-guess"}),
+            )
+            .await;
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+    }
+    // Now even the right password is refused for this e-mail, with a clear reason.
+    let body = app
+        .gql(None, login, json!({"e": u.email.as_str(), "p": TEST_PASSWORD}))
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("try again in 15 minute"),
+        "{body}"
+    );
+    // Other users are unaffected.
+    let other = app.factory.user(&t, Role::Viewer, None).await;
+    app.login(other.email.as_str(), TEST_PASSWORD).await;
+    app.stop().await;
+}

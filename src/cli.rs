@@ -278,7 +278,7 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     }
     let app = App::build(config).await?;
     for (port, info) in app.engines.describe() {
-        tracing::info!(port, engine = info.engine, location = %info.location, "{port}: {} ({})", info.engine, info.location);
+        tracing::info!("{port}: {} ({})", info.engine, info.location);
     }
     let listener = App::bind(config).await?;
     let addr = listener.local_addr()?;

@@ -65,6 +65,45 @@ impl SqlDirectory {
     }
 }
 
+impl SqlDirectory {
+    /// One row of `q` (already narrowed to the scope), read in its own scoped transaction.
+    async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>
+    where
+        E: EntityTrait,
+        T: TryFrom<E::Model, Error = Error>,
+    {
+        let txn = self.begin(scope).await?;
+        let row = q.one(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        row.map(T::try_from).transpose()
+    }
+
+    /// Every row of `q`, read in its own scoped transaction.
+    async fn read_all<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Vec<T>>
+    where
+        E: EntityTrait,
+        T: TryFrom<E::Model, Error = Error>,
+    {
+        let txn = self.begin(scope).await?;
+        let rows = q.all(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+}
+
+/// The row `q` finds inside `txn`, or `NotFound` naming `what` and `id`.
+async fn find<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    q: Select<E>,
+    what: &'static str,
+    id: impl ToString,
+) -> Result<E::Model> {
+    q.one(txn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(what, id))
+}
+
 fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
     let q = tenant::Entity::find();
     match scope.tenant_id() {
@@ -157,46 +196,32 @@ impl Directory for SqlDirectory {
     }
 
     async fn tenant(&self, scope: Scope, id: TenantId) -> Result<Option<Tenant>> {
-        let txn = self.begin(scope).await?;
-        let row = tenants_in(scope)
-            .filter(tenant::Column::Id.eq(id.0))
-            .one(&txn)
+        self.read_one(scope, tenants_in(scope).filter(tenant::Column::Id.eq(id.0)))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(Tenant::try_from).transpose()
     }
 
     async fn tenant_by_slug(&self, scope: Scope, slug: &Slug) -> Result<Option<Tenant>> {
-        let txn = self.begin(scope).await?;
-        let row = tenants_in(scope)
-            .filter(tenant::Column::Slug.eq(slug.as_str()))
-            .one(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(Tenant::try_from).transpose()
+        self.read_one(
+            scope,
+            tenants_in(scope).filter(tenant::Column::Slug.eq(slug.as_str())),
+        )
+        .await
     }
 
     async fn list_tenants(&self, scope: Scope) -> Result<Vec<Tenant>> {
-        let txn = self.begin(scope).await?;
-        let rows = tenants_in(scope)
-            .order_by_asc(tenant::Column::Slug)
-            .all(&txn)
+        self.read_all(scope, tenants_in(scope).order_by_asc(tenant::Column::Slug))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
     }
 
     async fn rename_tenant(&self, scope: Scope, id: TenantId, name: Name) -> Result<Tenant> {
         let txn = self.begin(scope).await?;
-        let row = tenants_in(scope)
-            .filter(tenant::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("tenant", id))?;
+        let row = find(
+            &txn,
+            tenants_in(scope).filter(tenant::Column::Id.eq(id.0)),
+            "tenant",
+            id,
+        )
+        .await?;
         let mut active: tenant::ActiveModel = row.into();
         active.name = Set(name.to_string());
         let row = active.update(&txn).await.map_err(db)?;
@@ -210,15 +235,14 @@ impl Directory for SqlDirectory {
         }
         admit(scope, new.tenant_id, None)?;
         let txn = self.begin(scope).await?;
-        if tenants_in(scope)
-            .filter(tenant::Column::Id.eq(new.tenant_id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .is_none()
-        {
-            return Err(Error::not_found("tenant", new.tenant_id));
-        }
+        let tenant_id = new.tenant_id;
+        find(
+            &txn,
+            tenants_in(scope).filter(tenant::Column::Id.eq(tenant_id.0)),
+            "tenant",
+            tenant_id,
+        )
+        .await?;
         let row = customer::ActiveModel {
             id: Set(Uuid::new_v4()),
             tenant_id: Set(new.tenant_id.0),
@@ -239,36 +263,26 @@ impl Directory for SqlDirectory {
     }
 
     async fn customer(&self, scope: Scope, id: CustomerId) -> Result<Option<Customer>> {
-        let txn = self.begin(scope).await?;
-        let row = customers_in(scope)
-            .filter(customer::Column::Id.eq(id.0))
-            .one(&txn)
+        self.read_one(scope, customers_in(scope).filter(customer::Column::Id.eq(id.0)))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(Customer::try_from).transpose()
     }
 
     async fn list_customers(&self, scope: Scope, tenant: TenantId) -> Result<Vec<Customer>> {
-        let txn = self.begin(scope).await?;
-        let rows = customers_in(scope)
+        let q = customers_in(scope)
             .filter(customer::Column::TenantId.eq(tenant.0))
-            .order_by_asc(customer::Column::Name)
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+            .order_by_asc(customer::Column::Name);
+        self.read_all(scope, q).await
     }
 
     async fn update_customer(&self, scope: Scope, id: CustomerId, patch: CustomerPatch) -> Result<Customer> {
         let txn = self.begin(scope).await?;
-        let row = customers_in(scope)
-            .filter(customer::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("customer", id))?;
+        let row = find(
+            &txn,
+            customers_in(scope).filter(customer::Column::Id.eq(id.0)),
+            "customer",
+            id,
+        )
+        .await?;
         let name = patch
             .name
             .clone()
@@ -288,12 +302,13 @@ impl Directory for SqlDirectory {
 
     async fn delete_customer(&self, scope: Scope, id: CustomerId) -> Result<()> {
         let txn = self.begin(scope).await?;
-        let row = customers_in(scope)
-            .filter(customer::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("customer", id))?;
+        let row = find(
+            &txn,
+            customers_in(scope).filter(customer::Column::Id.eq(id.0)),
+            "customer",
+            id,
+        )
+        .await?;
         let users = user::Entity::find()
             .filter(user::Column::CustomerId.eq(id.0))
             .count(&txn)
@@ -338,26 +353,15 @@ impl Directory for SqlDirectory {
     }
 
     async fn user(&self, scope: Scope, id: UserId) -> Result<Option<User>> {
-        let txn = self.begin(scope).await?;
-        let row = users_in(scope)
-            .filter(user::Column::Id.eq(id.0))
-            .one(&txn)
+        self.read_one(scope, users_in(scope).filter(user::Column::Id.eq(id.0)))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(User::try_from).transpose()
     }
 
     async fn list_users(&self, scope: Scope, tenant: TenantId) -> Result<Vec<User>> {
-        let txn = self.begin(scope).await?;
-        let rows = users_in(scope)
+        let q = users_in(scope)
             .filter(user::Column::TenantId.eq(tenant.0))
-            .order_by_asc(user::Column::Email)
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+            .order_by_asc(user::Column::Email);
+        self.read_all(scope, q).await
     }
 
     async fn set_user_role(
@@ -368,12 +372,13 @@ impl Directory for SqlDirectory {
         customer: Option<CustomerId>,
     ) -> Result<User> {
         let txn = self.begin(scope).await?;
-        let row = users_in(scope)
-            .filter(user::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("user", id))?;
+        let row = find(
+            &txn,
+            users_in(scope).filter(user::Column::Id.eq(id.0)),
+            "user",
+            id,
+        )
+        .await?;
         admit(scope, row.tenant_id.into(), customer)?;
         let mut active: user::ActiveModel = row.into();
         active.role = Set(role.as_str().to_owned());
@@ -385,12 +390,13 @@ impl Directory for SqlDirectory {
 
     async fn set_password_hash(&self, scope: Scope, id: UserId, hash: String) -> Result<()> {
         let txn = self.begin(scope).await?;
-        let row = users_in(scope)
-            .filter(user::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("user", id))?;
+        let row = find(
+            &txn,
+            users_in(scope).filter(user::Column::Id.eq(id.0)),
+            "user",
+            id,
+        )
+        .await?;
         let mut active: user::ActiveModel = row.into();
         active.password_hash = Set(hash);
         active.update(&txn).await.map_err(db)?;
@@ -399,14 +405,13 @@ impl Directory for SqlDirectory {
 
     async fn delete_user(&self, scope: Scope, id: UserId) -> Result<()> {
         let txn = self.begin(scope).await?;
-        let found = users_in(scope)
-            .filter(user::Column::Id.eq(id.0))
-            .one(&txn)
-            .await
-            .map_err(db)?;
-        if found.is_none() {
-            return Err(Error::not_found("user", id));
-        }
+        find(
+            &txn,
+            users_in(scope).filter(user::Column::Id.eq(id.0)),
+            "user",
+            id,
+        )
+        .await?;
         user::Entity::delete_by_id(id.0).exec(&txn).await.map_err(db)?;
         commit(txn).await
     }
@@ -492,19 +497,12 @@ impl Directory for SqlDirectory {
         after: Option<String>,
         limit: u64,
     ) -> Result<Vec<Sim>> {
-        let txn = self.begin(scope).await?;
         let mut q = sims_in(scope).filter(sim::Column::TenantId.eq(tenant.0));
         if let Some(after) = after {
             q = q.filter(sim::Column::Iccid.gt(after));
         }
-        let rows = q
-            .order_by_asc(sim::Column::Iccid)
-            .limit(limit)
-            .all(&txn)
+        self.read_all(scope, q.order_by_asc(sim::Column::Iccid).limit(limit))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
     }
 }
 

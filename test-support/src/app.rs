@@ -80,6 +80,18 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// GETs `path` and returns the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("text body")
+    }
+
     /// POSTs a GraphQL operation; returns the HTTP status and the JSON body.
     pub async fn gql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
         let mut req = self

@@ -14,16 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn health_readiness_metrics_and_request_ids() {
     let app = TestApp::spawn(Engines::Real).await;
     let c = &app.http;
-    assert_eq!(
-        c.get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok"
-    );
+    assert_eq!(app.get_text("/healthz").await, "ok");
 
     let ready = c.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -56,14 +47,7 @@ async fn health_readiness_metrics_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
 
-    let m = c
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.get_text("/metrics").await;
     assert!(
         m.contains("ioto_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"),
         "{m}"
@@ -144,25 +128,9 @@ async fn cors_allows_configured_origins_only() {
 #[tokio::test]
 async fn playground_operations_are_valid_against_the_schema() {
     let app = TestApp::spawn(Engines::Embedded).await;
-    let page = app
-        .http
-        .get(app.url("/playground"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/playground").await;
     assert!(page.contains("graphiql") || page.contains("GraphiQL"), "{page}");
-    let ops = app
-        .http
-        .get(app.url("/playground/operations.graphql"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ops = app.get_text("/playground/operations.graphql").await;
     let names: Vec<&str> = ops
         .lines()
         .filter_map(|l| {

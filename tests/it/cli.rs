@@ -149,6 +149,7 @@ fn config_prints_effective_values_redacted_and_warns_about_unknown_keys() {
         .args(["config", "--data-dir", "/tmp/somewhere"])
         .env("IOTO_AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef-secret")
         .env("IOTO_GRAPHQL__MAX_DEPHT", "3")
+        .env("IOTO_LOG__FORMAT", "json")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -156,5 +157,12 @@ fn config_prints_effective_values_redacted_and_warns_about_unknown_keys() {
     assert!(stdout.contains("data_dir = \"/tmp/somewhere\""), "{stdout}");
     assert!(stdout.contains("jwt_secret = \"***\""), "{stdout}");
     assert!(!stdout.contains("0123456789abcdef"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("IOTO_GRAPHQL__MAX_DEPHT"));
+    // The warning is a JSON log line when log.format = json.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning: Value = stderr
+        .lines()
+        .find(|l| l.contains("IOTO_GRAPHQL__MAX_DEPHT"))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .unwrap_or_else(|| panic!("no warning about the unknown key: {stderr}"));
+    assert_eq!(warning["level"], "WARN");
 }

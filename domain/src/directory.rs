@@ -66,6 +66,13 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
+/// Changes to a user's details; `None` keeps a field.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserPatch {
+    pub display_name: Option<Name>,
+    pub email: Option<Email>,
+}
+
 /// What login needs to know about a user, looked up by e-mail before any tenant is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRecord {

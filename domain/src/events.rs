@@ -19,6 +19,7 @@ pub enum DirectoryChange {
     CustomerDeleted,
     UserCreated,
     UserRoleChanged,
+    UserUpdated,
     UserDeleted,
 }
 

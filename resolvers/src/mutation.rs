@@ -1,5 +1,5 @@
 use async_graphql::{Context, ErrorExtensions, InputObject, MaybeUndefined, Object, ID};
-use ioto_domain::directory::{parse_external_ref, CustomerPatch};
+use ioto_domain::directory::{parse_external_ref, CustomerPatch, UserPatch};
 use ioto_domain::events::{DirectoryChange, DirectoryEvent};
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::services::CreateUser;
@@ -44,6 +44,12 @@ pub struct CreateUserInput {
     pub role: RoleKind,
     /// At least 10 characters.
     pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
 }
 
 fn field<T>(r: ioto_domain::Result<T>, field: &str) -> async_graphql::Result<T> {
@@ -292,6 +298,50 @@ impl MutationRoot {
             u.id.0,
         ));
         Ok(UserObject(u))
+    }
+
+    /// Changes display name or e-mail: your own, or (user managers) another user's.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<UserObject> {
+        let id = UserId::parse(&id, "id").map_err(to_gql)?;
+        let patch = UserPatch {
+            display_name: input
+                .display_name
+                .map(|n| field(Name::parse(&n, "displayName"), "input.displayName"))
+                .transpose()?,
+            email: input
+                .email
+                .map(|e| field(Email::parse(&e), "input.email"))
+                .transpose()?,
+        };
+        let svc = services(ctx);
+        let u = svc.directory.update_user(actor(ctx)?, id, patch).await.gql()?;
+        svc.realtime.directory_changed(DirectoryEvent::now(
+            u.tenant_id,
+            DirectoryChange::UserUpdated,
+            u.id.0,
+        ));
+        Ok(UserObject(u))
+    }
+
+    /// Sets another user's password (administrators' reset). For your own, use changePassword.
+    async fn set_user_password(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        password: String,
+    ) -> async_graphql::Result<bool> {
+        let id = UserId::parse(&id, "id").map_err(to_gql)?;
+        services(ctx)
+            .directory
+            .set_user_password(actor(ctx)?, id, &password)
+            .await
+            .gql()?;
+        Ok(true)
     }
 
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {

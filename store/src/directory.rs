@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use ioto_domain::directory::{
-    Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User,
+    Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
 };
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::{Directory, EngineInfo};
@@ -384,6 +384,30 @@ impl Directory for SqlDirectory {
         active.role = Set(role.as_str().to_owned());
         active.customer_id = Set(customer.map(|c| c.0));
         let row = active.update(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        row.try_into()
+    }
+
+    async fn update_user(&self, scope: Scope, id: UserId, patch: UserPatch) -> Result<User> {
+        let txn = self.begin(scope).await?;
+        let row = find(
+            &txn,
+            users_in(scope).filter(user::Column::Id.eq(id.0)),
+            "user",
+            id,
+        )
+        .await?;
+        let mut active: user::ActiveModel = row.into();
+        if let Some(n) = &patch.display_name {
+            active.display_name = Set(n.to_string());
+        }
+        if let Some(e) = &patch.email {
+            active.email = Set(e.to_string());
+        }
+        let conflict = patch.email.as_ref().map_or_else(String::new, |e| {
+            format!("a user with e-mail '{e}' already exists")
+        });
+        let row = active.update(&txn).await.map_err(|e| map(e, &conflict))?;
         commit(txn).await?;
         row.try_into()
     }

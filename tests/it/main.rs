@@ -11,3 +11,4 @@ mod limits;
 mod rls;
 mod roles;
 mod tenancy;
+mod users;

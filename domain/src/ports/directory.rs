@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 
-use crate::directory::{Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User};
+use crate::directory::{
+    Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
+};
 use crate::identifiers::{Email, Name, Slug};
 use crate::ports::EngineInfo;
 use crate::sim::{NewSim, Sim};
@@ -41,6 +43,7 @@ pub trait Directory: Send + Sync + 'static {
         role: Role,
         customer: Option<CustomerId>,
     ) -> Result<User>;
+    async fn update_user(&self, scope: Scope, id: UserId, patch: UserPatch) -> Result<User>;
     async fn set_password_hash(&self, scope: Scope, id: UserId, hash: String) -> Result<()>;
     async fn delete_user(&self, scope: Scope, id: UserId) -> Result<()>;
     /// Looks a user up by e-mail across tenants, for login only.

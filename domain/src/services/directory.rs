@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::directory::{Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User};
+use crate::directory::{
+    Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
+};
 use crate::identifiers::{Email, Name, Slug};
 use crate::password::{decoy_hash, hash_password, verify_password};
 use crate::ports::Directory;
@@ -227,39 +229,12 @@ impl DirectoryService {
             .await
     }
 
-    pub async fn set_user_role(
-        &self,
-        actor: &Actor,
-        id: UserId,
-        role: Role,
-        customer: Option<CustomerId>,
-    ) -> Result<User> {
-        actor.require(Permission::ManageUsers, "change user roles")?;
+    /// Loads another user the caller may manage: `ManageUsers`, not the caller themself (`self_rule`
+    /// says what to do instead), and not a user whose role is above the caller's.
+    async fn managed_user(&self, actor: &Actor, id: UserId, action: &str, self_rule: &str) -> Result<User> {
+        actor.require(Permission::ManageUsers, action)?;
         if actor.user_id == Some(id) {
-            return Err(Error::Conflict(
-                "you cannot change your own role; ask another administrator".into(),
-            ));
-        }
-        let user = self
-            .store
-            .user(actor.scope(), id)
-            .await?
-            .ok_or_else(|| Error::not_found("user", id))?;
-        if !actor.role.may_grant(role) || !actor.role.may_grant(user.role) {
-            return Err(Error::Forbidden(format!(
-                "your role cannot change a {} into a {role}",
-                user.role
-            )));
-        }
-        self.check_customer_for_role(actor, user.tenant_id, role, customer)
-            .await?;
-        self.store.set_user_role(actor.scope(), id, role, customer).await
-    }
-
-    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
-        actor.require(Permission::ManageUsers, "delete users")?;
-        if actor.user_id == Some(id) {
-            return Err(Error::Conflict("you cannot delete your own user".into()));
+            return Err(Error::Conflict(self_rule.into()));
         }
         let user = self
             .store
@@ -268,11 +243,61 @@ impl DirectoryService {
             .ok_or_else(|| Error::not_found("user", id))?;
         if !actor.role.may_grant(user.role) {
             return Err(Error::Forbidden(format!(
-                "your role cannot delete a {}",
+                "your role cannot {action} of a {}",
                 user.role
             )));
         }
+        Ok(user)
+    }
+
+    pub async fn set_user_role(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        role: Role,
+        customer: Option<CustomerId>,
+    ) -> Result<User> {
+        let user = self
+            .managed_user(
+                actor,
+                id,
+                "change the role",
+                "you cannot change your own role; ask another administrator",
+            )
+            .await?;
+        if !actor.role.may_grant(role) {
+            return Err(Error::Forbidden(format!("your role cannot make a user {role}")));
+        }
+        self.check_customer_for_role(actor, user.tenant_id, role, customer)
+            .await?;
+        self.store.set_user_role(actor.scope(), id, role, customer).await
+    }
+
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        self.managed_user(actor, id, "delete the user", "you cannot delete your own user")
+            .await?;
         self.store.delete_user(actor.scope(), id).await
+    }
+
+    /// Changes display name and e-mail: anyone for themselves, user managers for others.
+    pub async fn update_user(&self, actor: &Actor, id: UserId, patch: UserPatch) -> Result<User> {
+        if actor.user_id != Some(id) {
+            self.managed_user(actor, id, "change the details", "").await?;
+        }
+        self.store.update_user(actor.scope(), id, patch).await
+    }
+
+    /// Sets another user's password (an administrator's reset); for your own use `change_password`.
+    pub async fn set_user_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<()> {
+        self.managed_user(
+            actor,
+            id,
+            "set the password",
+            "use changePassword for your own password",
+        )
+        .await?;
+        let hash = hash_password(password)?;
+        self.store.set_password_hash(actor.scope(), id, hash).await
     }
 
     /// Changes the caller's own password after checking the current one.

@@ -75,6 +75,7 @@ pub enum DirectoryChangeKind {
     CustomerDeleted,
     UserCreated,
     UserRoleChanged,
+    UserUpdated,
     UserDeleted,
 }
 
@@ -88,6 +89,7 @@ impl From<DirectoryChange> for DirectoryChangeKind {
             DirectoryChange::CustomerDeleted => Self::CustomerDeleted,
             DirectoryChange::UserCreated => Self::UserCreated,
             DirectoryChange::UserRoleChanged => Self::UserRoleChanged,
+            DirectoryChange::UserUpdated => Self::UserUpdated,
             DirectoryChange::UserDeleted => Self::UserDeleted,
         }
     }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use ioto_domain::directory::{CustomerPatch, NewCustomer, NewUser};
+use ioto_domain::directory::{CustomerPatch, NewCustomer, NewUser, UserPatch};
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::Directory;
 use ioto_domain::{Error, Role, Scope};
@@ -149,6 +149,29 @@ async fn contract(dir: Arc<dyn Directory>) {
         vec![cu.id]
     );
     assert_eq!(dir.user(Scope::tenant(b.id), admin.id).await.unwrap(), None);
+
+    // Details change; an e-mail taken by another user is a conflict; other tenants cannot touch them.
+    let patch = UserPatch {
+        display_name: Some(name("Renamed")),
+        email: Some(Email::parse("renamed@example.com").unwrap()),
+    };
+    let changed = dir.update_user(a_scope, admin.id, patch).await.unwrap();
+    assert_eq!(
+        (changed.display_name.as_str(), changed.email.as_str()),
+        ("Renamed", "renamed@example.com")
+    );
+    let taken = UserPatch {
+        display_name: None,
+        email: Some(Email::parse("renamed@example.com").unwrap()),
+    };
+    assert!(matches!(
+        dir.update_user(a_scope, cu.id, taken.clone()).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        dir.update_user(Scope::tenant(b.id), cu.id, taken).await,
+        Err(Error::NotFound { .. })
+    ));
 
     // A customer with users cannot be deleted; once they are gone it can.
     let blocked = dir.delete_customer(a_scope, acme.id).await;

@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use ioto_domain::events::{DirectoryEvent, DIRECTORY_TOPIC};
-use ioto_domain::ports::EventBus;
+use ioto_domain::ports::{EventBus, TopicSpec};
 use ioto_resolvers::Realtime;
 use tokio::sync::{broadcast, watch};
 
@@ -27,7 +27,15 @@ impl BusRealtime {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
         let topic = format!("{topic_prefix}{DIRECTORY_TOPIC}");
-        bus.ensure_topic(&topic, 3).await?;
+        // Live events only: an hour of retention bounds what a new instance's group replays.
+        bus.ensure_topic(
+            &topic,
+            TopicSpec {
+                partitions: 3,
+                retention: Some(std::time::Duration::from_secs(3600)),
+            },
+        )
+        .await?;
         let (local, _) = broadcast::channel(1024);
         let group = format!("ioto-realtime-{}", uuid::Uuid::new_v4());
         let mut incoming = bus.subscribe(&topic, &group).await?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use futures::stream;
-use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus};
+use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus, TopicSpec};
 use ioto_domain::{Error, Result};
 use tokio::sync::Notify;
 
@@ -94,7 +94,8 @@ impl EventBus for InProcessBus {
         Ok(())
     }
 
-    async fn ensure_topic(&self, topic: &str, _partitions: i32) -> Result<()> {
+    /// Retention here is by count (`retention` messages per topic), whatever the spec says.
+    async fn ensure_topic(&self, topic: &str, _spec: TopicSpec) -> Result<()> {
         self.topics().entry(topic.to_owned()).or_default();
         Ok(())
     }
@@ -153,7 +154,7 @@ mod tests {
     #[tokio::test]
     async fn retention_drops_the_oldest_for_every_group() {
         let bus = InProcessBus::with_retention(2);
-        bus.ensure_topic("t", 1).await.unwrap();
+        bus.ensure_topic("t", TopicSpec::partitions(1)).await.unwrap();
         for k in ["a", "b", "c"] {
             bus.publish("t", k, k.as_bytes()).await.unwrap();
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream;
-use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus};
+use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus, TopicSpec};
 use ioto_domain::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -145,15 +145,19 @@ impl EventBus for KafkaBus {
         .map_err(|e| Error::Internal(format!("metadata task: {e}")))?
     }
 
-    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+    async fn ensure_topic(&self, topic: &str, spec: TopicSpec) -> Result<()> {
         if self.topic_exists(topic).await? {
             return Ok(());
         }
-        let new = NewTopic::new(
+        let retention_ms = spec.retention.map(|r| r.as_millis().to_string());
+        let mut new = NewTopic::new(
             topic,
-            partitions.max(1),
+            spec.partitions.max(1),
             TopicReplication::Fixed(self.config.replication_factor),
         );
+        if let Some(ms) = &retention_ms {
+            new = new.set("retention.ms", ms);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self
             .admin

@@ -10,6 +10,7 @@
 //!   usually runs with auto-creation off).
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::Stream;
@@ -24,6 +25,24 @@ pub struct BusMessage {
     pub payload: Vec<u8>,
 }
 
+/// How a topic is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    /// How long messages are kept; `None` takes the broker's default. Realtime topics keep
+    /// little, so a consumer group that starts at the earliest message replays little.
+    pub retention: Option<Duration>,
+}
+
+impl TopicSpec {
+    pub fn partitions(partitions: i32) -> Self {
+        Self {
+            partitions,
+            retention: None,
+        }
+    }
+}
+
 pub type BusStream = Pin<Box<dyn Stream<Item = Result<BusMessage>> + Send>>;
 
 #[async_trait]
@@ -31,7 +50,7 @@ pub trait EventBus: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
     async fn ping(&self) -> Result<()>;
     /// Creates the topic when missing; an existing topic is left as it is.
-    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<()>;
+    async fn ensure_topic(&self, topic: &str, spec: TopicSpec) -> Result<()>;
     /// Returns once the broker has acknowledged the message.
     async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()>;
     /// Joins `group` on `topic`. The stream ends only when the bus shuts down.

@@ -4,7 +4,7 @@ pub mod bus;
 pub mod directory;
 pub mod usage;
 
-pub use bus::{BusMessage, BusStream, EventBus};
+pub use bus::{BusMessage, BusStream, EventBus, TopicSpec};
 pub use directory::Directory;
 pub use usage::{DailyUsage, UsageRecord, UsageStore};
 

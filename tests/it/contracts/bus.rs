@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use ioto_domain::ports::{BusStream, EventBus};
+use ioto_domain::ports::{BusStream, EventBus, TopicSpec};
 use ioto_domain::Error;
 use ioto_ingest::InProcessBus;
 use ioto_test_support::{kafka, unique};
@@ -23,8 +23,16 @@ async fn contract(bus: &dyn EventBus) {
         "{missing:?}"
     );
 
-    bus.ensure_topic(&topic, 1).await.unwrap();
-    bus.ensure_topic(&topic, 1).await.unwrap();
+    bus.ensure_topic(
+        &topic,
+        TopicSpec {
+            partitions: 1,
+            retention: Some(Duration::from_secs(3600)),
+        },
+    )
+    .await
+    .unwrap();
+    bus.ensure_topic(&topic, TopicSpec::partitions(1)).await.unwrap();
     for i in 0..10 {
         bus.publish(&topic, "sim-1", format!("m{i}").as_bytes())
             .await

@@ -63,12 +63,13 @@ struct VersionRow {
     version: u32,
 }
 
+/// Maps a client error; the caller decides whether to log (the API logs `Unavailable` and
+/// `Internal` with the request id; start-up prints it as its one line).
 fn unavailable(config: &ClickHouseConfig, e: clickhouse::error::Error) -> Error {
     let url = ioto_domain::redact_url(&config.url);
-    tracing::error!(error = %e, url = %url, "ClickHouse request failed");
     match e {
-        clickhouse::error::Error::Network(_) => Error::Unavailable(format!("ClickHouse at {url}")),
-        other => Error::Internal(format!("ClickHouse: {other}")),
+        clickhouse::error::Error::Network(e) => Error::Unavailable(format!("ClickHouse at {url} ({e})")),
+        other => Error::Internal(format!("ClickHouse at {url}: {other}")),
     }
 }
 

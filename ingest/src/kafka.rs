@@ -9,13 +9,14 @@ use futures::stream;
 use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus, TopicSpec};
 use ioto_domain::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
+
+use crate::kafka_log::QuietContext;
 use tokio::sync::mpsc;
 
 /// How to reach the brokers.
@@ -42,40 +43,57 @@ impl Default for KafkaConfig {
 #[derive(Clone)]
 pub struct KafkaBus {
     config: KafkaConfig,
-    producer: FutureProducer,
-    admin: Arc<AdminClient<DefaultClientContext>>,
+    producer: FutureProducer<QuietContext>,
+    admin: Arc<AdminClient<QuietContext>>,
     /// Topics seen to exist, so publish checks metadata once per topic.
     known_topics: Arc<Mutex<HashSet<String>>>,
 }
 
 fn kafka_err(brokers: &str, e: KafkaError) -> Error {
-    tracing::error!(error = %e, brokers, "Kafka request failed");
     match e.rdkafka_error_code() {
         Some(
             RDKafkaErrorCode::BrokerTransportFailure
             | RDKafkaErrorCode::AllBrokersDown
             | RDKafkaErrorCode::MessageTimedOut
             | RDKafkaErrorCode::OperationTimedOut,
-        ) => Error::Unavailable(format!("Kafka at {brokers}")),
+        ) => Error::Unavailable(format!("Kafka at {brokers} ({e})")),
         _ => Error::Internal(format!("Kafka: {e}")),
     }
 }
 
+/// Whether any of the comma-separated `host:port` brokers accepts a TCP connection.
+async fn reachable(brokers: &str) -> std::result::Result<(), String> {
+    let mut last = String::from("no brokers given");
+    for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within 3 s"),
+        }
+    }
+    Err(last)
+}
+
 impl KafkaBus {
-    /// Creates the clients and checks that a broker answers.
+    /// Checks that a broker accepts connections, then creates the clients and asks for metadata.
     pub async fn connect(config: KafkaConfig) -> Result<Self> {
+        let unreachable =
+            |detail: String| Error::Unavailable(format!("Kafka at {} ({detail})", config.brokers));
+        // A plain TCP check first: librdkafka itself would retry (and log) for seconds.
+        reachable(&config.brokers).await.map_err(unreachable)?;
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", &config.brokers)
             .set("client.id", "ioto");
-        let producer: FutureProducer = base
+        let producer: FutureProducer<QuietContext> = base
             .clone()
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
             .set("enable.idempotence", "false")
-            .create()
-            .map_err(|e| kafka_err(&config.brokers, e))?;
-        let admin: AdminClient<DefaultClientContext> =
-            base.create().map_err(|e| kafka_err(&config.brokers, e))?;
+            .create_with_context(QuietContext::default())
+            .map_err(|e| unreachable(e.to_string()))?;
+        let admin: AdminClient<QuietContext> = base
+            .create_with_context(QuietContext::default())
+            .map_err(|e| unreachable(e.to_string()))?;
         let bus = Self {
             config,
             producer,
@@ -206,14 +224,14 @@ impl EventBus for KafkaBus {
                 format!("topic '{topic}' does not exist; create it first"),
             ));
         }
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<QuietContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
             .set("client.id", "ioto")
             .set("enable.auto.commit", "true")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.config.session_timeout_ms.to_string())
-            .create()
+            .create_with_context(QuietContext::default())
             .map_err(|e| kafka_err(&self.config.brokers, e))?;
         consumer
             .subscribe(&[topic])

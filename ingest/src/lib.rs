@@ -2,6 +2,7 @@
 
 pub mod in_process;
 pub mod kafka;
+mod kafka_log;
 
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaBus, KafkaConfig};

@@ -126,21 +126,41 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn unreachable_engine_gives_one_clear_line_and_fails() {
-    let out = ioto()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(temp_dir())
-        .env("DATABASE_URL", "postgres://ioto:hunter2secret@127.0.0.1:1/ioto")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].contains("transactional store") && lines[0].contains("postgres://ioto:***@127.0.0.1:1/ioto"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("hunter2secret"));
+    let cases = [
+        (
+            "DATABASE_URL",
+            "postgres://ioto:hunter2secret@127.0.0.1:1/ioto",
+            "transactional store at postgres://ioto:***@127.0.0.1:1/ioto",
+        ),
+        (
+            "CLICKHOUSE_URL",
+            "http://ioto:hunter2secret@127.0.0.1:1",
+            "ClickHouse at http://ioto:***@127.0.0.1:1",
+        ),
+        ("KAFKA_BROKERS", "127.0.0.1:1", "Kafka at 127.0.0.1:1"),
+        (
+            "MQTT_URL",
+            "mqtt://ioto:hunter2secret@127.0.0.1:1",
+            "MQTT broker at mqtt://ioto:***@127.0.0.1:1",
+        ),
+    ];
+    for (var, value, names) in cases {
+        let out = ioto()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(temp_dir())
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr}");
+        assert!(
+            lines[0].contains(names) && lines[0].ends_with("is unavailable"),
+            "{var}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2secret"), "{var}: {stderr}");
+    }
 }
 
 #[test]

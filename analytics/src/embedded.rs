@@ -39,10 +39,9 @@ pub struct EmbeddedUsage {
 }
 
 fn db_err(e: sqlx::Error) -> Error {
-    tracing::error!(error = %e, "embedded usage store error");
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            Error::Unavailable("the embedded usage store".into())
+        e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+            Error::Unavailable(format!("the embedded usage store ({e})"))
         }
         other => Error::Internal(format!("embedded usage store: {other}")),
     }

@@ -1,4 +1,5 @@
-//! Driver errors to domain meanings. The full driver message is logged; callers get a sentence.
+//! Driver errors to domain meanings. The driver's message travels inside `Unavailable` and
+//! `Internal` (the API logs it with the request id and answers a generic sentence).
 
 use ioto_domain::Error;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
@@ -13,19 +14,17 @@ pub fn map(e: DbErr, unique: &str) -> Error {
         }
         _ => {}
     }
-    match &e {
-        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
-            tracing::error!(error = %e, "transactional store unreachable");
-            Error::Unavailable("the transactional store".into())
+    let unreachable = match &e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(sqlx_err)) | DbErr::Exec(RuntimeErr::SqlxError(sqlx_err)) => {
+            is_connection_error(sqlx_err)
         }
-        DbErr::Query(RuntimeErr::SqlxError(sqlx_err)) if is_connection_error(sqlx_err) => {
-            tracing::error!(error = %e, "transactional store unreachable");
-            Error::Unavailable("the transactional store".into())
-        }
-        _ => {
-            tracing::error!(error = %e, "transactional store error");
-            Error::Internal(format!("transactional store: {e}"))
-        }
+        _ => false,
+    };
+    if unreachable {
+        Error::Unavailable(format!("the transactional store ({e})"))
+    } else {
+        Error::Internal(format!("transactional store: {e}"))
     }
 }
 

@@ -46,7 +46,7 @@ wait_for PostgreSQL 30 pg_ready
 log "PostgreSQL ready on 127.0.0.1:5432"
 
 # --- ClickHouse -------------------------------------------------------------------------------
-ch_ready() { curl -fsS --max-time 2 http://127.0.0.1:8123/ping; }
+ch_ready() { curl -fsS --max-time 2 http://127.0.0.1:8123/ping >/dev/null; }
 if ! ch_ready; then
   if ! command -v clickhouse-server >/dev/null 2>&1; then
     apt_install clickhouse-server clickhouse-client

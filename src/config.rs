@@ -556,6 +556,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_complete() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/ioto.example.toml");
+        let loaded = load(Some(Path::new(example)), Vec::new()).unwrap();
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_the_rule() {
         let err = load(None, env(&[("IOTO_GRAPHQL__MAX_DEPTH", "deep")])).unwrap_err();
         assert!(format!("{err:#}").contains("IOTO_GRAPHQL__MAX_DEPTH"), "{err:#}");

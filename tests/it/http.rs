@@ -314,3 +314,37 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // New connections are refused once the server is down.
     assert!(reqwest::get(format!("http://{addr}/healthz")).await.is_err());
 }
+
+#[tokio::test]
+async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
+    let config = TestApp::config(Engines::Real).await;
+    let one = TestApp::spawn_with(config.clone()).await;
+    let two = TestApp::spawn_with(config).await;
+    let t = one.factory.tenant("Two Instances").await;
+    let admin = one.factory.user(&t, Role::TenantAdmin, None).await;
+    let token = one.login(admin.email.as_str(), TEST_PASSWORD).await;
+
+    let mut ws = ws_connect(&one, json!({ "authorization": format!("Bearer {token}") })).await;
+    assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "connection_ack");
+    let subscribe = json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { directoryEvents { change entityId } }" } });
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let created = two
+        .gql(
+            Some(&token),
+            "mutation { createCustomer(input: {name: \"Made On Two\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = created["data"]["createCustomer"]["id"].clone();
+    assert!(id.is_string(), "{created}");
+    let next = ws_next(&mut ws).await.unwrap();
+    assert_eq!(
+        next["payload"]["data"]["directoryEvents"],
+        json!({ "change": "CUSTOMER_CREATED", "entityId": id }),
+        "{next}"
+    );
+    two.stop().await;
+    one.stop().await;
+}

@@ -13,6 +13,15 @@ fn sql(s: &str) -> Statement {
     Statement::from_string(DbBackend::Postgres, s.to_owned())
 }
 
+async fn count(conn: &impl ConnectionTrait, table: &str) -> i64 {
+    conn.query_one(sql(&format!("SELECT count(*) AS n FROM {table}")))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
 async fn names(conn: &impl ConnectionTrait) -> Vec<String> {
     conn.query_all(sql("SELECT name FROM customers ORDER BY name"))
         .await
@@ -35,6 +44,10 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
     f.customer(&a, "A1").await;
     f.customer(&b, "B1").await;
     let b_user = f.user(&b, Role::Viewer, None).await;
+    f.user(&a, Role::Viewer, None).await;
+    f.user(&a, Role::Operator, None).await;
+    f.sims(&a, None, 2).await;
+    f.sims(&b, None, 3).await;
 
     let pid = |conn: &sea_orm::DatabaseConnection| {
         let conn = conn.clone();
@@ -77,6 +90,13 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
 
     // Outside a scoped transaction the connection carries no tenant: nothing is visible.
     assert!(names(store.connection()).await.is_empty());
+    for table in ["tenants", "users", "sims"] {
+        assert_eq!(
+            count(store.connection(), table).await,
+            0,
+            "{table} visible without a tenant"
+        );
+    }
     let role = store
         .connection()
         .query_one(sql("SELECT current_user AS u"))

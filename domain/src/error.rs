@@ -16,6 +16,9 @@ pub enum Error {
     /// A field of the input is not acceptable; `reason` says what is allowed.
     #[error("{field}: {reason}")]
     InvalidInput { field: String, reason: String },
+    /// Too many attempts; the message says when to try again.
+    #[error("{0}")]
+    RateLimited(String),
     /// The change collides with existing state (a unique name, a state transition).
     #[error("{0}")]
     Conflict(String),

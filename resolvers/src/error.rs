@@ -41,6 +41,7 @@ pub fn to_gql(e: Error) -> async_graphql::Error {
             (ErrorCode::BadUserInput, format!("{field}: {reason}"), Some(field))
         }
         Error::Conflict(m) => (ErrorCode::Conflict, m, None),
+        Error::RateLimited(m) => (ErrorCode::RateLimited, m, None),
         Error::Unavailable(what) => {
             tracing::error!(what = %what, "engine unavailable");
             (

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, InputObject, MaybeUndefined, Object, ID};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
 use ioto_domain::directory::{parse_external_ref, CustomerPatch, UserPatch};
 use ioto_domain::events::{DirectoryChange, DirectoryEvent};
 use ioto_domain::identifiers::{Email, Name, Slug};
@@ -76,16 +76,15 @@ impl MutationRoot {
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
         if let Some(wait) = svc.login_throttle.blocked(&email) {
-            return Err(async_graphql::Error::new(format!(
+            return Err(to_gql(Error::RateLimited(format!(
                 "too many failed logins for this e-mail; try again in {} minute(s)",
                 wait.as_secs().div_ceil(60)
-            ))
-            .extend_with(|_, e| e.set("code", crate::ErrorCode::RateLimited.as_str())));
+            ))));
         }
-        let rec = match svc.directory.login(&email, &password).await {
-            Ok(rec) => {
+        let (rec, user) = match svc.directory.login(&email, &password).await {
+            Ok(found) => {
                 svc.login_throttle.succeeded(&email);
-                rec
+                found
             }
             Err(e @ Error::Unauthenticated(_)) => {
                 svc.login_throttle.failed(&email);
@@ -94,17 +93,6 @@ impl MutationRoot {
             Err(e) => return Err(to_gql(e)),
         };
         let (token, expires_at) = svc.tokens.issue(&rec).gql()?;
-        let scope = ioto_domain::Scope::Tenant {
-            tenant_id: rec.tenant_id,
-            customer_id: rec.customer_id,
-        };
-        let user = svc
-            .directory
-            .store()
-            .user(scope, rec.user_id)
-            .await
-            .gql()?
-            .ok_or_else(|| to_gql(Error::not_found("user", rec.user_id)))?;
         Ok(LoginPayload {
             token,
             expires_at,

@@ -9,7 +9,7 @@ use crate::identifiers::{Email, Name, Slug};
 use crate::password::{decoy_hash, hash_password, verify_password};
 use crate::ports::Directory;
 use crate::sim::Sim;
-use crate::{Actor, CustomerId, Error, Permission, Result, Role, TenantId, UserId};
+use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId, UserId};
 
 /// Largest page of SIMs one call returns.
 pub const MAX_SIM_PAGE: u64 = 1000;
@@ -35,19 +35,24 @@ impl DirectoryService {
         Self { store }
     }
 
-    pub fn store(&self) -> &Arc<dyn Directory> {
-        &self.store
-    }
-
     /// Checks e-mail and password; the same error for an unknown e-mail and a wrong password.
-    pub async fn login(&self, email: &str, password: &str) -> Result<LoginRecord> {
+    /// Returns the login record and the user it belongs to.
+    pub async fn login(&self, email: &str, password: &str) -> Result<(LoginRecord, User)> {
         let denied = || Error::Unauthenticated("e-mail or password is wrong".into());
         let Ok(email) = Email::parse(email) else {
             verify_password(password, decoy_hash());
             return Err(denied());
         };
         match self.store.login_record(&email).await? {
-            Some(rec) if verify_password(password, &rec.password_hash) => Ok(rec),
+            Some(rec) if verify_password(password, &rec.password_hash) => {
+                let scope = Scope::Tenant {
+                    tenant_id: rec.tenant_id,
+                    customer_id: rec.customer_id,
+                };
+                // Deleted between the lookup and now: the same answer as an unknown e-mail.
+                let user = self.store.user(scope, rec.user_id).await?.ok_or_else(denied)?;
+                Ok((rec, user))
+            }
             Some(_) => Err(denied()),
             None => {
                 verify_password(password, decoy_hash());

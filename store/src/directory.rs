@@ -104,6 +104,30 @@ async fn find<E: EntityTrait>(
         .ok_or_else(|| Error::not_found(what, id))
 }
 
+async fn tenant_row(txn: &DatabaseTransaction, scope: Scope, id: TenantId) -> Result<tenant::Model> {
+    find(
+        txn,
+        tenants_in(scope).filter(tenant::Column::Id.eq(id.0)),
+        "tenant",
+        id,
+    )
+    .await
+}
+
+async fn customer_row(txn: &DatabaseTransaction, scope: Scope, id: CustomerId) -> Result<customer::Model> {
+    find(
+        txn,
+        customers_in(scope).filter(customer::Column::Id.eq(id.0)),
+        "customer",
+        id,
+    )
+    .await
+}
+
+async fn user_row(txn: &DatabaseTransaction, scope: Scope, id: UserId) -> Result<user::Model> {
+    find(txn, users_in(scope).filter(user::Column::Id.eq(id.0)), "user", id).await
+}
+
 fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
     let q = tenant::Entity::find();
     match scope.tenant_id() {
@@ -215,13 +239,7 @@ impl Directory for SqlDirectory {
 
     async fn rename_tenant(&self, scope: Scope, id: TenantId, name: Name) -> Result<Tenant> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            tenants_in(scope).filter(tenant::Column::Id.eq(id.0)),
-            "tenant",
-            id,
-        )
-        .await?;
+        let row = tenant_row(&txn, scope, id).await?;
         let mut active: tenant::ActiveModel = row.into();
         active.name = Set(name.to_string());
         let row = active.update(&txn).await.map_err(db)?;
@@ -235,14 +253,7 @@ impl Directory for SqlDirectory {
         }
         admit(scope, new.tenant_id, None)?;
         let txn = self.begin(scope).await?;
-        let tenant_id = new.tenant_id;
-        find(
-            &txn,
-            tenants_in(scope).filter(tenant::Column::Id.eq(tenant_id.0)),
-            "tenant",
-            tenant_id,
-        )
-        .await?;
+        tenant_row(&txn, scope, new.tenant_id).await?;
         let row = customer::ActiveModel {
             id: Set(Uuid::new_v4()),
             tenant_id: Set(new.tenant_id.0),
@@ -276,13 +287,7 @@ impl Directory for SqlDirectory {
 
     async fn update_customer(&self, scope: Scope, id: CustomerId, patch: CustomerPatch) -> Result<Customer> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            customers_in(scope).filter(customer::Column::Id.eq(id.0)),
-            "customer",
-            id,
-        )
-        .await?;
+        let row = customer_row(&txn, scope, id).await?;
         let name = patch
             .name
             .clone()
@@ -302,13 +307,7 @@ impl Directory for SqlDirectory {
 
     async fn delete_customer(&self, scope: Scope, id: CustomerId) -> Result<()> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            customers_in(scope).filter(customer::Column::Id.eq(id.0)),
-            "customer",
-            id,
-        )
-        .await?;
+        let row = customer_row(&txn, scope, id).await?;
         let users = user::Entity::find()
             .filter(user::Column::CustomerId.eq(id.0))
             .count(&txn)
@@ -372,13 +371,7 @@ impl Directory for SqlDirectory {
         customer: Option<CustomerId>,
     ) -> Result<User> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            users_in(scope).filter(user::Column::Id.eq(id.0)),
-            "user",
-            id,
-        )
-        .await?;
+        let row = user_row(&txn, scope, id).await?;
         admit(scope, row.tenant_id.into(), customer)?;
         let mut active: user::ActiveModel = row.into();
         active.role = Set(role.as_str().to_owned());
@@ -390,13 +383,7 @@ impl Directory for SqlDirectory {
 
     async fn update_user(&self, scope: Scope, id: UserId, patch: UserPatch) -> Result<User> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            users_in(scope).filter(user::Column::Id.eq(id.0)),
-            "user",
-            id,
-        )
-        .await?;
+        let row = user_row(&txn, scope, id).await?;
         let mut active: user::ActiveModel = row.into();
         if let Some(n) = &patch.display_name {
             active.display_name = Set(n.to_string());
@@ -414,13 +401,7 @@ impl Directory for SqlDirectory {
 
     async fn set_password_hash(&self, scope: Scope, id: UserId, hash: String) -> Result<()> {
         let txn = self.begin(scope).await?;
-        let row = find(
-            &txn,
-            users_in(scope).filter(user::Column::Id.eq(id.0)),
-            "user",
-            id,
-        )
-        .await?;
+        let row = user_row(&txn, scope, id).await?;
         let mut active: user::ActiveModel = row.into();
         active.password_hash = Set(hash);
         active.update(&txn).await.map_err(db)?;
@@ -429,13 +410,7 @@ impl Directory for SqlDirectory {
 
     async fn delete_user(&self, scope: Scope, id: UserId) -> Result<()> {
         let txn = self.begin(scope).await?;
-        find(
-            &txn,
-            users_in(scope).filter(user::Column::Id.eq(id.0)),
-            "user",
-            id,
-        )
-        .await?;
+        user_row(&txn, scope, id).await?;
         user::Entity::delete_by_id(id.0).exec(&txn).await.map_err(db)?;
         commit(txn).await
     }

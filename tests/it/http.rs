@@ -204,6 +204,17 @@ async fn ws_next(ws: &mut Ws) -> Option<Value> {
     }
 }
 
+/// Connects with `token`, checks the acknowledgement and starts subscription `1` with `query`.
+async fn ws_subscribe(app: &TestApp, token: &str, query: &str) -> Ws {
+    let mut ws = ws_connect(app, json!({ "authorization": format!("Bearer {token}") })).await;
+    assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "connection_ack");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    // graphql-transport-ws has no acknowledgement for subscribe: give the server a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws
+}
+
 #[tokio::test]
 async fn subscriptions_authenticate_filter_by_tenant_and_complete_on_shutdown() {
     let app = TestApp::spawn(Engines::Real).await;
@@ -233,14 +244,9 @@ async fn subscriptions_authenticate_filter_by_tenant_and_complete_on_shutdown() 
     let mut forged = ws_connect(&app, json!({ "authorization": "Bearer forged.token.here" })).await;
     assert_eq!(ws_next(&mut forged).await, None);
 
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { directoryEvents { change tenantId entityId } }" } });
-    let mut wa = ws_connect(&app, json!({ "authorization": format!("Bearer {a_token}") })).await;
-    assert_eq!(ws_next(&mut wa).await.unwrap()["type"], "connection_ack");
-    wa.send(Message::text(subscribe.to_string())).await.unwrap();
-    let mut wb = ws_connect(&app, json!({ "authorization": format!("Bearer {b_token}") })).await;
-    assert_eq!(ws_next(&mut wb).await.unwrap()["type"], "connection_ack");
-    wb.send(Message::text(subscribe.to_string())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = "subscription { directoryEvents { change tenantId entityId } }";
+    let mut wa = ws_subscribe(&app, &a_token, events).await;
+    let mut wb = ws_subscribe(&app, &b_token, events).await;
 
     let created = app
         .gql(
@@ -324,11 +330,12 @@ async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
     let admin = one.factory.user(&t, Role::TenantAdmin, None).await;
     let token = one.login(admin.email.as_str(), TEST_PASSWORD).await;
 
-    let mut ws = ws_connect(&one, json!({ "authorization": format!("Bearer {token}") })).await;
-    assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "connection_ack");
-    let subscribe = json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { directoryEvents { change entityId } }" } });
-    ws.send(Message::text(subscribe.to_string())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = ws_subscribe(
+        &one,
+        &token,
+        "subscription { directoryEvents { change entityId } }",
+    )
+    .await;
 
     let created = two
         .gql(

@@ -19,6 +19,7 @@ use crate::engines::{self, Engines};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::realtime::BusRealtime;
+use crate::session::SessionCheck;
 
 /// A built server, ready to serve.
 pub struct App {
@@ -71,6 +72,10 @@ impl App {
             jwt: Arc::clone(&jwt),
             engines: engines.clone(),
             metrics: Arc::new(Metrics::default()),
+            sessions: Arc::new(SessionCheck::new(
+                directory.clone(),
+                Duration::from_secs(config.auth.session_check_seconds),
+            )),
             playground: config.graphql.playground,
         };
         Ok(Self {

@@ -147,6 +147,9 @@ pub struct AuthConfig {
     pub token_ttl_minutes: u64,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_seconds: u64,
+    /// How long a confirmation that a token's user still exists with its role is reused; a
+    /// deleted or demoted user's token stops working within this time.
+    pub session_check_seconds: u64,
     /// Claim names, for tokens from an external identity provider.
     pub tenant_claim: String,
     pub role_claim: String,
@@ -208,6 +211,7 @@ impl Default for Config {
                 audience: "ioto".into(),
                 token_ttl_minutes: 12 * 60,
                 leeway_seconds: 30,
+                session_check_seconds: 15,
                 tenant_claim: "tid".into(),
                 role_claim: "role".into(),
                 customer_claim: "cid".into(),

@@ -24,6 +24,7 @@ use crate::auth::{bearer, Jwt};
 use crate::config::Config;
 use crate::engines::Engines;
 use crate::metrics::Metrics;
+use crate::session::SessionCheck;
 
 const PLAYGROUND_OPERATIONS: &str = include_str!("../playground/operations.graphql");
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub jwt: Arc<Jwt>,
     pub engines: Engines,
     pub metrics: Arc<Metrics>,
+    pub sessions: Arc<SessionCheck>,
     pub playground: bool,
 }
 
@@ -102,6 +104,17 @@ fn unauthenticated(message: &str) -> Response {
         .into_response()
 }
 
+/// A valid token whose user (if it names one) still exists with the claimed role.
+async fn authenticate(
+    jwt: &Jwt,
+    sessions: &SessionCheck,
+    token: &str,
+) -> ioto_domain::Result<ioto_domain::Actor> {
+    let actor = jwt.verify(token).await?;
+    sessions.confirm(&actor).await?;
+    Ok(actor)
+}
+
 async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
     let actor = match headers.get(header::AUTHORIZATION) {
         None => None,
@@ -110,7 +123,7 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
                 st.metrics.record_graphql_error("UNAUTHENTICATED");
                 return unauthenticated("the Authorization header must be 'Bearer <token>'");
             };
-            match st.jwt.verify(token).await {
+            match authenticate(&st.jwt, &st.sessions, token).await {
                 Ok(actor) => Some(actor),
                 Err(e) => {
                     st.metrics.record_graphql_error("UNAUTHENTICATED");
@@ -151,6 +164,7 @@ async fn graphql_ws(
     let request_id = request_id(&headers);
     let schema = st.schema.clone();
     let jwt = Arc::clone(&st.jwt);
+    let sessions = Arc::clone(&st.sessions);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
@@ -165,8 +179,7 @@ async fn graphql_ws(
                             )
                         })?;
                     let token = bearer(raw).unwrap_or(raw);
-                    let actor = jwt
-                        .verify(token)
+                    let actor = authenticate(&jwt, &sessions, token)
                         .await
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = async_graphql::Data::default();

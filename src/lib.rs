@@ -11,4 +11,5 @@ pub mod engines;
 pub mod http;
 pub mod metrics;
 pub mod realtime;
+pub mod session;
 pub mod telemetry;

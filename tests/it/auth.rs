@@ -211,3 +211,66 @@ async fn repeated_wrong_passwords_are_rate_limited() {
     app.login(other.email.as_str(), TEST_PASSWORD).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn demoted_or_deleted_users_lose_access_before_their_token_expires() {
+    let mut config = TestApp::config(Engines::Real).await;
+    config.auth.session_check_seconds = 0;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("Revoke").await;
+    let boss = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let admin = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let boss_token = app.login(boss.email.as_str(), TEST_PASSWORD).await;
+    let admin_token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let create = "mutation { createCustomer(input: {name: \"Before\"}) { id } }";
+    assert!(app.gql(Some(&admin_token), create, json!({})).await["errors"].is_null());
+
+    let demote = "mutation($id: ID!) { setUserRole(id: $id, role: VIEWER) { role } }";
+    let body = app
+        .gql(Some(&boss_token), demote, json!({"id": admin.id.to_string()}))
+        .await;
+    assert_eq!(body["data"]["setUserRole"]["role"], "VIEWER", "{body}");
+    let (status, body) = app
+        .gql_status(
+            Some(&admin_token),
+            "mutation { createCustomer(input: {name: \"After\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_deref()),
+        (401, Some("UNAUTHENTICATED")),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "{body}"
+    );
+    // A fresh login carries the new role.
+    let viewer_token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    assert_eq!(
+        app.gql(Some(&viewer_token), ME, json!({})).await["data"]["me"]["role"],
+        "VIEWER"
+    );
+
+    let body = app
+        .gql(
+            Some(&boss_token),
+            "mutation($id: ID!) { deleteUser(id: $id) }",
+            json!({"id": admin.id.to_string()}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let (status, body) = app
+        .gql_status(Some(&viewer_token), "{ customers { id } }", json!({}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_deref()),
+        (401, Some("UNAUTHENTICATED")),
+        "{body}"
+    );
+    app.stop().await;
+}

@@ -61,6 +61,27 @@ impl DirectoryService {
         }
     }
 
+    /// Checks that the user a token names still exists with the role, tenant and customer the
+    /// token claims, so deleting or demoting a user takes effect before their token expires.
+    pub async fn confirm_actor(&self, actor: &Actor) -> Result<()> {
+        let Some(id) = actor.user_id else { return Ok(()) };
+        match self.store.user(actor.scope(), id).await? {
+            None => Err(Error::Unauthenticated(
+                "the user behind this token no longer exists".into(),
+            )),
+            Some(u)
+                if u.role != actor.role
+                    || u.tenant_id != actor.tenant_id
+                    || u.customer_id != actor.customer_id =>
+            {
+                Err(Error::Unauthenticated(
+                    "your role has changed since this token was issued; sign in again".into(),
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The caller's own user (when the token names one) and tenant.
     pub async fn me(&self, actor: &Actor) -> Result<(Option<User>, Tenant)> {
         let scope = actor.scope();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ioto_domain::directory::{NewTenant, NewUser};
-use ioto_domain::identifiers::{luhn_check_digit, Email, Iccid, Imsi, Name, Slug};
+use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
 use ioto_domain::sim::{NewSim, SimState};
 use ioto_domain::{Role, Scope};
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn from(name: &'static str, concurrency: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Self {
+    fn new(name: &'static str, concurrency: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Self {
         lat.sort();
         let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
         Self {
@@ -64,14 +64,15 @@ async fn post(
     Ok(v)
 }
 
-/// Runs `total` requests of `body` from `concurrency` tasks; returns each request's latency.
-async fn load(
+/// Runs `total` requests of `body` from `concurrency` tasks and summarises their latencies.
+async fn measure(
+    name: &'static str,
     url: &str,
     token: Option<&str>,
     body: Value,
     total: usize,
     concurrency: usize,
-) -> anyhow::Result<(Duration, Vec<Duration>)> {
+) -> anyhow::Result<Figures> {
     let client = reqwest::Client::new();
     let start = Instant::now();
     let per_task = total.div_ceil(concurrency);
@@ -97,7 +98,7 @@ async fn load(
     for t in tasks {
         all.extend(t.await??);
     }
-    Ok((start.elapsed(), all))
+    Ok(Figures::new(name, concurrency, start.elapsed(), all))
 }
 
 /// Seeds a bench tenant with one operator and `sims` SIMs; returns the operator's e-mail.
@@ -129,12 +130,10 @@ async fn seed(app: &App, sims: usize) -> anyhow::Result<String> {
     let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32) % 100_000;
     let batch = (0..sims as u64)
         .map(|i| {
-            let body = format!("8988{:09}{:05}", seed, i);
-            let iccid = format!("{body}{}", luhn_check_digit(&body).context("luhn")?);
             Ok(NewSim {
                 tenant_id: tenant.id,
                 customer_id: None,
-                iccid: Iccid::parse(&iccid)?,
+                iccid: Iccid::with_check_digit(&format!("8988{seed:09}{i:05}"))?,
                 imsi: Imsi::parse(&format!("{:010}{:05}", seed, i))?,
                 msisdn: None,
                 state: SimState::Active,
@@ -160,35 +159,45 @@ pub async fn api(config: &Config, requests: usize, concurrency: usize) -> anyhow
 
     let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": { "e": email, "p": PASSWORD } });
     let logins = (requests / 20).clamp(10, 200);
-    let (elapsed, lat) = load(&url, None, login.clone(), logins, concurrency.min(4)).await?;
-    let mut out = vec![Figures::from(
-        "login (argon2id verify + JWT)",
-        concurrency.min(4),
-        elapsed,
-        lat,
-    )];
+    let mut out = vec![
+        measure(
+            "login (argon2id verify + JWT)",
+            &url,
+            None,
+            login.clone(),
+            logins,
+            concurrency.min(4),
+        )
+        .await?,
+    ];
     let token = post(&reqwest::Client::new(), &url, None, &login).await?["data"]["login"]["token"]
         .as_str()
         .context("no token")?
         .to_owned();
-
     let me = json!({ "query": "{ me { email role tenant { id name } } }" });
-    let (elapsed, lat) = load(&url, Some(&token), me, requests, concurrency).await?;
-    out.push(Figures::from(
-        "me (JWT verify + 2 scoped reads)",
-        concurrency,
-        elapsed,
-        lat,
-    ));
-
+    out.push(
+        measure(
+            "me (JWT verify + 2 scoped reads)",
+            &url,
+            Some(&token),
+            me,
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
     let sims = json!({ "query": "{ sims(first: 100) { nodes { iccid imsi state } hasNextPage } }" });
-    let (elapsed, lat) = load(&url, Some(&token), sims, requests, concurrency).await?;
-    out.push(Figures::from(
-        "sims(first: 100) of 1000",
-        concurrency,
-        elapsed,
-        lat,
-    ));
+    out.push(
+        measure(
+            "sims(first: 100) of 1000",
+            &url,
+            Some(&token),
+            sims,
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
 
     let _ = stop_tx.send(());
     server.await??;

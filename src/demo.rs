@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use ioto_domain::directory::{NewCustomer, NewTenant, NewUser, Tenant, User};
-use ioto_domain::identifiers::{luhn_check_digit, Email, Iccid, Imsi, Msisdn, Name, Slug};
+use ioto_domain::identifiers::{Email, Iccid, Imsi, Msisdn, Name, Slug};
 use ioto_domain::password::hash_password;
 use ioto_domain::ports::Directory;
 use ioto_domain::sim::{NewSim, SimState};
@@ -132,12 +131,10 @@ pub async fn seed(dir: &Arc<dyn Directory>) -> anyhow::Result<Demo> {
     }
     let mut sims = Vec::new();
     for i in 0..DEMO_SIMS {
-        let body = format!("8988228066{i:08}");
-        let check = luhn_check_digit(&body).context("luhn")?;
         sims.push(NewSim {
             tenant_id: tenant.id,
             customer_id: customers.get(i % 4).map(|c| c.id),
-            iccid: parse(Iccid::parse(&format!("{body}{check}")))?,
+            iccid: parse(Iccid::with_check_digit(&format!("8988228066{i:08}")))?,
             imsi: parse(Imsi::parse(&format!("90128{i:010}")))?,
             msisdn: Some(parse(Msisdn::parse(&format!("+882360{i:07}")))?),
             state: match i % 5 {

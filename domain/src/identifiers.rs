@@ -72,6 +72,13 @@ pub struct Iccid(String);
 string_newtype!(Iccid);
 
 impl Iccid {
+    /// Completes an ICCID body (18 or 19 digits) with its Luhn check digit.
+    pub fn with_check_digit(body: &str) -> Result<Self> {
+        let check = luhn_check_digit(body)
+            .ok_or_else(|| Error::invalid("iccid", format!("'{body}' must contain digits only")))?;
+        Self::parse(&format!("{body}{check}"))
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         const FIELD: &str = "iccid";
@@ -260,6 +267,7 @@ mod tests {
         let check = luhn_check_digit(body).unwrap();
         let iccid = format!("{body}{check}");
         assert_eq!(Iccid::parse(&iccid).unwrap().as_str(), iccid);
+        assert_eq!(Iccid::with_check_digit(body).unwrap().as_str(), iccid);
         let wrong = format!("{body}{}", (((check as u8 - b'0') + 1) % 10 + b'0') as char);
         let err = Iccid::parse(&wrong).unwrap_err();
         assert!(err.to_string().contains("Luhn"), "{err}");

@@ -15,9 +15,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
+use tokio::sync::mpsc;
 
 use crate::kafka_log::QuietContext;
-use tokio::sync::mpsc;
 
 /// How to reach the brokers.
 #[derive(Debug, Clone)]

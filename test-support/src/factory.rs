@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser, Tenant, User};
-use ioto_domain::identifiers::{luhn_check_digit, Email, Iccid, Imsi, Name, Slug};
+use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
 use ioto_domain::ports::Directory;
 use ioto_domain::sim::{NewSim, Sim, SimState};
 use ioto_domain::{CustomerId, Role, Scope};
@@ -82,17 +82,13 @@ impl Factory {
     pub async fn sims(&self, tenant: &Tenant, customer: Option<CustomerId>, n: usize) -> Vec<Sim> {
         let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
         let sims = (0..n as u64)
-            .map(|i| {
-                let body = format!("8988{:014}", seed * 1000 + i);
-                let iccid = format!("{body}{}", luhn_check_digit(&body).unwrap());
-                NewSim {
-                    tenant_id: tenant.id,
-                    customer_id: customer,
-                    iccid: Iccid::parse(&iccid).unwrap(),
-                    imsi: Imsi::parse(&format!("{:015}", seed * 1000 + i)).unwrap(),
-                    msisdn: None,
-                    state: SimState::Active,
-                }
+            .map(|i| NewSim {
+                tenant_id: tenant.id,
+                customer_id: customer,
+                iccid: Iccid::with_check_digit(&format!("8988{:014}", seed * 1000 + i)).unwrap(),
+                imsi: Imsi::parse(&format!("{:015}", seed * 1000 + i)).unwrap(),
+                msisdn: None,
+                state: SimState::Active,
             })
             .collect();
         self.dir.create_sims(Scope::Platform, sims).await.unwrap()

@@ -255,11 +255,7 @@ async fn contract(dir: Arc<dyn Directory>) {
 
 fn fresh_iccid() -> ioto_domain::identifiers::Iccid {
     let body = format!("8900{:014}", uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000);
-    ioto_domain::identifiers::Iccid::parse(&format!(
-        "{body}{}",
-        ioto_domain::identifiers::luhn_check_digit(&body).unwrap()
-    ))
-    .unwrap()
+    ioto_domain::identifiers::Iccid::with_check_digit(&body).unwrap()
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use ioto_domain::services::DirectoryService;
+use ioto_domain::fleet::SecretCipher;
+use ioto_domain::services::{DirectoryService, FleetService};
 use ioto_resolvers::{LoginThrottle, Services};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,6 +28,7 @@ pub struct App {
     pub engines: Engines,
     pub jwt: Arc<Jwt>,
     pub directory: DirectoryService,
+    pub fleet: FleetService,
     shutdown: watch::Sender<bool>,
     grace: Duration,
 }
@@ -41,6 +43,17 @@ pub async fn jwt(config: &Config) -> anyhow::Result<Jwt> {
     Jwt::from_config(&config.auth, secret.as_ref()).await
 }
 
+/// The key sealing SIM secrets: configured, or generated once into the data directory.
+pub fn fleet_cipher(config: &Config) -> anyhow::Result<SecretCipher> {
+    let key = match &config.fleet.secret_key {
+        Some(k) => k.expose().to_owned(),
+        None => {
+            crate::auth::data_dir_secret(&config.data_dir, "fleet-secret-key", SecretCipher::generate_key)?
+        }
+    };
+    SecretCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let engines = engines::connect(config).await?;
@@ -53,8 +66,22 @@ impl App {
         let realtime =
             BusRealtime::start(Arc::clone(&engines.bus), &engines.topic_prefix, shutdown_rx).await?;
         let directory = DirectoryService::new(Arc::clone(&engines.directory));
+        let fleet = FleetService::new(
+            Arc::clone(&engines.fleet),
+            Arc::new(fleet_cipher(config)?),
+            Arc::new(ioto_exports::TableFiles),
+            realtime.clone(),
+        );
+        if config.fleet.scheduler_interval_seconds > 0 {
+            crate::scheduler::spawn(
+                fleet.clone(),
+                Duration::from_secs(config.fleet.scheduler_interval_seconds),
+                shutdown.subscribe(),
+            );
+        }
         let services = Services {
             directory: directory.clone(),
+            fleet: fleet.clone(),
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime,
             login_throttle: Arc::new(LoginThrottle::default()),
@@ -83,6 +110,7 @@ impl App {
             engines,
             jwt,
             directory,
+            fleet,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
         })

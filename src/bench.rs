@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ioto_domain::directory::{NewTenant, NewUser};
+use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
 use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
-use ioto_domain::sim::{NewSim, SimState};
 use ioto_domain::{Role, Scope};
 use serde_json::{json, Value};
 
@@ -130,17 +130,25 @@ async fn seed(app: &App, sims: usize) -> anyhow::Result<String> {
     let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32) % 100_000;
     let batch = (0..sims as u64)
         .map(|i| {
-            Ok(NewSim {
-                tenant_id: tenant.id,
-                customer_id: None,
-                iccid: Iccid::with_check_digit(&format!("8988{seed:09}{i:05}"))?,
-                imsi: Imsi::parse(&format!("{:010}{:05}", seed, i))?,
-                msisdn: None,
-                state: SimState::Active,
-            })
+            let mut sim = NewSim::basic(
+                tenant.id,
+                Iccid::with_check_digit(&format!("8988{seed:09}{i:05}"))?,
+                Imsi::parse(&format!("{:010}{:05}", seed, i))?,
+            );
+            sim.state = SimState::Active;
+            Ok(sim)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    dir.create_sims(Scope::Platform, batch).await?;
+    let stamp = AuditStamp {
+        actor: "bench".into(),
+        actor_user_id: None,
+        at: chrono::Utc::now(),
+        note: None,
+    };
+    app.engines
+        .fleet
+        .insert_sims(Scope::Platform, batch, AuditAction::Imported, &stamp, None)
+        .await?;
     Ok(email)
 }
 

@@ -283,7 +283,7 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     let listener = App::bind(config).await?;
     let addr = listener.local_addr()?;
     if demo_mode {
-        let demo = demo::seed(&app.engines.directory).await?;
+        let demo = demo::seed(&app.engines.directory, &app.engines.fleet).await?;
         print_demo(&app, &demo, addr)?;
     }
     tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");

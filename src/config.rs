@@ -83,6 +83,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub graphql: GraphqlConfig,
     pub http: HttpConfig,
+    pub fleet: FleetConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +177,18 @@ pub struct HttpConfig {
     pub shutdown_grace_seconds: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetConfig {
+    /// Key sealing SIM PIN and PUK at rest: base64 of 32 random bytes. Default: generated once
+    /// into `<data_dir>/fleet-secret-key`. Losing it makes stored PINs and PUKs unreadable.
+    pub secret_key: Option<Secret>,
+    /// How often the scheduler applies due SIM transitions; 0 turns it off on this instance.
+    pub scheduler_interval_seconds: u64,
+    /// Largest file `POST /imports/sims` accepts, in bytes.
+    pub import_max_bytes: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -227,6 +240,11 @@ impl Default for Config {
                 cors_origins: Vec::new(),
                 shutdown_grace_seconds: 20,
             },
+            fleet: FleetConfig {
+                secret_key: None,
+                scheduler_interval_seconds: 5,
+                import_max_bytes: 64 * 1024 * 1024,
+            },
         }
     }
 }
@@ -269,6 +287,11 @@ impl Default for GraphqlConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Config::default().http
+    }
+}
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Config::default().fleet
     }
 }
 
@@ -368,6 +391,7 @@ fn is_optional_key(key: &str) -> bool {
             | "auth.public_key_pem"
             | "auth.private_key_pem"
             | "auth.jwks_url"
+            | "fleet.secret_key"
     )
 }
 
@@ -459,6 +483,12 @@ impl Config {
             if !(url.expose().starts_with("mqtt://") || url.expose().starts_with("tcp://")) {
                 bail!("mqtt.url: '{}' must look like mqtt://host:1883", url.redacted());
             }
+        }
+        if let Some(k) = &self.fleet.secret_key {
+            ioto_domain::fleet::SecretCipher::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if self.fleet.import_max_bytes < 1024 {
+            bail!("fleet.import_max_bytes: must be at least 1024");
         }
         match self.auth.algorithm.as_str() {
             "HS256" => {

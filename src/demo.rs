@@ -1,19 +1,25 @@
-//! `ioto demo`: a tenant with sub-customers, a user of every role and some SIMs, seeded once.
+//! `ioto demo`: a tenant with sub-customers, a user of every role and a fleet of SIMs and
+//! devices, seeded once.
 
 use std::sync::Arc;
 
-use ioto_domain::directory::{NewCustomer, NewTenant, NewUser, Tenant, User};
+use chrono::Utc;
+use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser, Tenant, User};
+use ioto_domain::fleet::{
+    AuditAction, AuditStamp, Connectivity, Device, DeviceKind, DeviceState, Imei, LabelSuggestion, Labels,
+    NewSim, SimState, SimType,
+};
 use ioto_domain::identifiers::{Email, Iccid, Imsi, Msisdn, Name, Slug};
 use ioto_domain::password::hash_password;
-use ioto_domain::ports::Directory;
-use ioto_domain::sim::{NewSim, SimState};
-use ioto_domain::{Role, Scope};
+use ioto_domain::ports::{Changeset, Directory, Fleet, Versioned};
+use ioto_domain::{DeviceId, Role, Scope, SimId};
 
 /// Every demo user signs in with this password.
 pub const DEMO_PASSWORD: &str = "ioto-demo-password";
 pub const DEMO_TENANT: &str = "demo";
 pub const PLATFORM_TENANT: &str = "platform";
-pub const DEMO_SIMS: usize = 40;
+pub const DEMO_SIMS: usize = 3000;
+pub const DEMO_DEVICES: usize = 1200;
 
 /// What the demo holds: the demo tenant and one user per role.
 pub struct Demo {
@@ -26,7 +32,7 @@ fn parse<T>(r: ioto_domain::Result<T>) -> anyhow::Result<T> {
 }
 
 /// Seeds the demo data unless the demo tenant exists; either way returns it.
-pub async fn seed(dir: &Arc<dyn Directory>) -> anyhow::Result<Demo> {
+pub async fn seed(dir: &Arc<dyn Directory>, fleet: &Arc<dyn Fleet>) -> anyhow::Result<Demo> {
     let scope = Scope::Platform;
     let demo_slug = parse(Slug::parse(DEMO_TENANT))?;
     if let Some(tenant) = dir.tenant_by_slug(scope, &demo_slug).await? {
@@ -129,23 +135,154 @@ pub async fn seed(dir: &Arc<dyn Directory>) -> anyhow::Result<Demo> {
             .await?,
         );
     }
-    let mut sims = Vec::new();
-    for i in 0..DEMO_SIMS {
-        sims.push(NewSim {
+    seed_fleet(fleet, &tenant, &customers).await?;
+    Ok(Demo { tenant, users })
+}
+
+/// A fleet: SIMs in every state and type, devices of every kind, most SIMs in devices, labels,
+/// a label catalogue, spread over the sub-customers and the tenant itself.
+async fn seed_fleet(fleet: &Arc<dyn Fleet>, tenant: &Tenant, customers: &[Customer]) -> anyhow::Result<()> {
+    let scope = Scope::Platform;
+    let owner = |i: usize| customers.get(i % (customers.len() + 1)).map(|c| c.id);
+    let sites = ["berlin", "hamburg", "munich", "vienna", "zurich"];
+    let stamp = AuditStamp {
+        actor: "demo-seeder".into(),
+        actor_user_id: None,
+        at: Utc::now(),
+        note: Some("demo data".into()),
+    };
+    let now = Utc::now();
+    let mut devices = Vec::with_capacity(DEMO_DEVICES);
+    for i in 0..DEMO_DEVICES {
+        let kind = DeviceKind::ALL[i % DeviceKind::ALL.len()];
+        let mut labels = Labels::new();
+        parse(labels.set("site", sites[i % sites.len()]))?;
+        parse(labels.set("fleet", if i % 3 == 0 { "cold-chain" } else { "standard" }))?;
+        devices.push(Device {
+            id: DeviceId::new(),
             tenant_id: tenant.id,
-            customer_id: customers.get(i % 4).map(|c| c.id),
-            iccid: parse(Iccid::with_check_digit(&format!("8988228066{i:08}")))?,
-            imsi: parse(Imsi::parse(&format!("90128{i:010}")))?,
-            msisdn: Some(parse(Msisdn::parse(&format!("+882360{i:07}")))?),
-            state: match i % 5 {
-                0 => SimState::Inventory,
-                4 => SimState::Suspended,
-                _ => SimState::Active,
+            customer_id: owner(i),
+            imei: parse(Imei::with_check_digit(&format!("35209900{i:06}")))?,
+            name: format!("{} {:04}", kind.as_str().to_ascii_lowercase(), i),
+            kind,
+            connectivity: if i % 4 == 0 {
+                vec![Connectivity::Cellular, Connectivity::Wifi]
+            } else {
+                vec![Connectivity::Cellular]
             },
+            state: match i % 10 {
+                0 => DeviceState::Registered,
+                8 => DeviceState::Maintenance,
+                9 if i % 20 == 9 => DeviceState::Retired,
+                _ => DeviceState::InService,
+            },
+            labels,
+            last_activity_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
         });
     }
-    dir.create_sims(scope, sims).await?;
-    Ok(Demo { tenant, users })
+    fleet
+        .apply(
+            scope,
+            Changeset {
+                devices: devices
+                    .iter()
+                    .map(|d| Versioned {
+                        expected_version: None,
+                        row: d.clone(),
+                    })
+                    .collect(),
+                ..Changeset::default()
+            },
+        )
+        .await?;
+    let mut sims = Vec::with_capacity(DEMO_SIMS);
+    for i in 0..DEMO_SIMS {
+        // SIM i sits in device i / 2 (two SIMs per device) for the first 2 × devices SIMs, so its
+        // owner must match the device's.
+        let customer = if i < 2 * DEMO_DEVICES {
+            owner(i / 2)
+        } else {
+            owner(i)
+        };
+        let mut labels = Labels::new();
+        parse(labels.set("site", sites[(i / 2) % sites.len()]))?;
+        if i % 7 == 0 {
+            parse(labels.set("priority", "high"))?;
+        }
+        let mut sim = NewSim::basic(
+            tenant.id,
+            parse(Iccid::with_check_digit(&format!("8988228066{i:08}")))?,
+            parse(Imsi::parse(&format!("90128{i:010}")))?,
+        );
+        sim.customer_id = customer;
+        sim.msisdn = Some(parse(Msisdn::parse(&format!("+882360{i:07}")))?);
+        sim.sim_type = SimType::ALL[i % 3];
+        sim.tariff_plan = Some(["IoT Basic 10MB", "IoT Pro 1GB", "IoT Unlimited"][i % 3].to_owned());
+        sim.labels = labels;
+        sim.state = match i % 20 {
+            0..=2 => SimState::Inventory,
+            3 | 4 => SimState::Suspended,
+            5 => SimState::LostStolen,
+            6 => SimState::Terminated,
+            _ => SimState::Active,
+        };
+        sims.push(sim);
+    }
+    let ids = fleet
+        .insert_sims(scope, sims, AuditAction::Imported, &stamp, None)
+        .await?;
+    // Bind the first SIMs two by two into the devices (not the terminated ones or retired devices).
+    let bound: Vec<SimId> = ids.iter().take(2 * DEMO_DEVICES).copied().collect();
+    let mut writes = Vec::new();
+    for sim in fleet.sims_by_id(scope, &bound).await? {
+        let Some(pos) = ids.iter().position(|id| *id == sim.id) else {
+            continue;
+        };
+        let device = &devices[pos / 2];
+        if sim.state == SimState::Terminated || device.state == DeviceState::Retired {
+            continue;
+        }
+        let mut row = sim.clone();
+        row.device_id = Some(device.id);
+        writes.push(Versioned {
+            expected_version: Some(sim.version),
+            row,
+        });
+    }
+    fleet
+        .apply(
+            scope,
+            Changeset {
+                sims: writes,
+                ..Changeset::default()
+            },
+        )
+        .await?;
+    for (key, values, description) in [
+        (
+            "site",
+            vec!["berlin", "hamburg", "munich", "vienna", "zurich"],
+            "Where the device is installed",
+        ),
+        ("fleet", vec!["cold-chain", "standard"], "Operational fleet"),
+        ("priority", vec!["high", "normal"], "Support priority"),
+    ] {
+        fleet
+            .put_label_suggestion(
+                scope,
+                tenant.id,
+                LabelSuggestion {
+                    key: key.into(),
+                    values: values.into_iter().map(String::from).collect(),
+                    description: Some(description.into()),
+                },
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The first user of each role, in role order.

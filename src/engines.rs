@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ioto_analytics::{ClickHouseConfig, ClickHouseUsage, EmbeddedUsage};
-use ioto_domain::ports::{Directory, EngineInfo, EventBus, UsageStore};
+use ioto_domain::ports::{Directory, EngineInfo, EventBus, Fleet, UsageStore};
 use ioto_ingest::{InProcessBus, KafkaBus, KafkaConfig};
 use ioto_store::StoreLocation;
 
@@ -15,6 +15,7 @@ use crate::config::Config;
 #[derive(Clone)]
 pub struct Engines {
     pub directory: Arc<dyn Directory>,
+    pub fleet: Arc<dyn Fleet>,
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn EventBus>,
     pub telemetry: TelemetrySource,
@@ -181,9 +182,11 @@ async fn open_usage(config: &Config) -> anyhow::Result<Arc<dyn UsageStore>> {
 
 /// Connects every port; the first engine that cannot be reached ends start-up with its name.
 pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
-    let directory: Arc<dyn Directory> =
+    let store =
         Arc::new(ioto_store::connect(&store_location(config), config.database.max_connections).await?);
-    directory.ping().await?;
+    store.ping().await?;
+    let directory: Arc<dyn Directory> = store.clone();
+    let fleet: Arc<dyn Fleet> = store;
     let usage = open_usage(config).await?;
     let bus: Arc<dyn EventBus> = match &config.kafka.brokers {
         Some(brokers) => Arc::new(
@@ -200,6 +203,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     telemetry.ping().await?;
     Ok(Engines {
         directory,
+        fleet,
         usage,
         bus,
         telemetry,

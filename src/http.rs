@@ -135,6 +135,7 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
     let ctx = RequestContext {
         actor,
         request_id: request_id(&headers),
+        loaders: Default::default(),
     };
     let resp = st.schema.execute(req.into_inner().data(ctx)).await;
     for e in &resp.errors {
@@ -186,6 +187,7 @@ async fn graphql_ws(
                     data.insert(RequestContext {
                         actor: Some(actor),
                         request_id,
+                        loaders: Default::default(),
                     });
                     Ok(data)
                 })

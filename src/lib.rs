@@ -11,5 +11,6 @@ pub mod engines;
 pub mod http;
 pub mod metrics;
 pub mod realtime;
+pub mod scheduler;
 pub mod session;
 pub mod telemetry;

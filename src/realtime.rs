@@ -1,97 +1,129 @@
-//! Realtime fan-out: mutations publish events to the bus; every server instance consumes the topic
-//! in its own consumer group and hands events to its WebSocket subscribers. A subscriber connected
-//! to any instance therefore sees changes made through any other.
+//! Realtime fan-out: mutations publish events to the bus; every server instance consumes the
+//! topics in its own consumer group and hands events to its WebSocket subscribers. A subscriber
+//! connected to any instance therefore sees changes made through any other.
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
-use ioto_domain::events::{DirectoryEvent, DIRECTORY_TOPIC};
-use ioto_domain::ports::{EventBus, TopicSpec};
+use ioto_domain::events::{DirectoryEvent, FleetEvent, DIRECTORY_TOPIC, FLEET_TOPIC};
+use ioto_domain::ports::{EventBus, FleetNotifier, TopicSpec};
 use ioto_resolvers::Realtime;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::{broadcast, watch};
+
+/// One topic's live events on this instance.
+struct Channel<T> {
+    topic: String,
+    local: broadcast::Sender<T>,
+}
 
 pub struct BusRealtime {
     bus: Arc<dyn EventBus>,
-    topic: String,
-    local: broadcast::Sender<DirectoryEvent>,
+    directory: Channel<DirectoryEvent>,
+    fleet: Channel<FleetEvent>,
     shutdown: watch::Receiver<bool>,
 }
 
+/// Creates the topic if needed and starts this instance's consumer of it.
+async fn channel<T>(
+    bus: &Arc<dyn EventBus>,
+    topic: String,
+    at: fn(&T) -> DateTime<Utc>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Channel<T>>
+where
+    T: DeserializeOwned + Clone + Send + 'static,
+{
+    // Live events only: an hour of retention bounds what a new instance's group replays.
+    bus.ensure_topic(
+        &topic,
+        TopicSpec {
+            partitions: 3,
+            retention: Some(std::time::Duration::from_secs(3600)),
+        },
+    )
+    .await?;
+    let (local, _) = broadcast::channel(1024);
+    let group = format!("ioto-realtime-{}", uuid::Uuid::new_v4());
+    let mut incoming = bus.subscribe(&topic, &group).await?;
+    let started = Utc::now() - chrono::Duration::seconds(5);
+    let tx = local.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                msg = incoming.next() => match msg {
+                    None => break,
+                    Some(Err(e)) => tracing::warn!(error = %e, "realtime consumer error"),
+                    Some(Ok(m)) => match serde_json::from_slice::<T>(&m.payload) {
+                        // A new group starts at the earliest retained event; only live ones matter.
+                        Ok(ev) if at(&ev) >= started => { let _ = tx.send(ev); }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, topic = %m.topic, "undecodable realtime event skipped"),
+                    },
+                },
+            }
+        }
+    });
+    Ok(Channel { topic, local })
+}
+
 impl BusRealtime {
-    /// Creates the topic if needed and starts this instance's consumer.
+    /// Creates the topics if needed and starts this instance's consumers.
     pub async fn start(
         bus: Arc<dyn EventBus>,
         topic_prefix: &str,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
-        let topic = format!("{topic_prefix}{DIRECTORY_TOPIC}");
-        // Live events only: an hour of retention bounds what a new instance's group replays.
-        bus.ensure_topic(
-            &topic,
-            TopicSpec {
-                partitions: 3,
-                retention: Some(std::time::Duration::from_secs(3600)),
-            },
+        let directory = channel(
+            &bus,
+            format!("{topic_prefix}{DIRECTORY_TOPIC}"),
+            |e: &DirectoryEvent| e.at,
+            &shutdown,
         )
         .await?;
-        let (local, _) = broadcast::channel(1024);
-        let group = format!("ioto-realtime-{}", uuid::Uuid::new_v4());
-        let mut incoming = bus.subscribe(&topic, &group).await?;
-        let started = Utc::now() - chrono::Duration::seconds(5);
-        let tx = local.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
-                    msg = incoming.next() => match msg {
-                        None => break,
-                        Some(Err(e)) => tracing::warn!(error = %e, "realtime consumer error"),
-                        Some(Ok(m)) => match serde_json::from_slice::<DirectoryEvent>(&m.payload) {
-                            // A new group starts at the earliest retained event; only live ones matter.
-                            Ok(ev) if ev.at >= started => { let _ = tx.send(ev); }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, topic = %m.topic, "undecodable directory event skipped"),
-                        },
-                    },
-                }
-            }
-        });
+        let fleet = channel(
+            &bus,
+            format!("{topic_prefix}{FLEET_TOPIC}"),
+            FleetEvent::at,
+            &shutdown,
+        )
+        .await?;
         Ok(Arc::new(Self {
             bus,
-            topic,
-            local,
+            directory,
+            fleet,
             shutdown,
         }))
     }
-}
 
-impl Realtime for BusRealtime {
-    fn directory_changed(&self, event: DirectoryEvent) {
+    fn publish<T: Serialize + std::fmt::Debug + Send + 'static>(&self, topic: &str, key: String, event: T) {
         let bus = Arc::clone(&self.bus);
-        let topic = self.topic.clone();
+        let topic = topic.to_owned();
         tokio::spawn(async move {
             let payload = match serde_json::to_vec(&event) {
                 Ok(p) => p,
-                Err(e) => return tracing::error!(error = %e, "encoding directory event"),
+                Err(e) => return tracing::error!(error = %e, "encoding realtime event"),
             };
-            if let Err(e) = bus.publish(&topic, &event.tenant_id.to_string(), &payload).await {
-                tracing::error!(error = %e, ?event, "directory event not published; subscribers will miss it");
+            if let Err(e) = bus.publish(&topic, &key, &payload).await {
+                tracing::error!(error = %e, ?event, "realtime event not published; subscribers will miss it");
             }
         });
     }
 
-    fn directory_events(&self) -> BoxStream<'static, DirectoryEvent> {
-        let rx = self.local.subscribe();
+    fn follow<T: Clone + Send + 'static>(&self, channel: &Channel<T>) -> BoxStream<'static, T> {
+        let rx = channel.local.subscribe();
         let mut stop = self.shutdown.clone();
         let events = stream::unfold(rx, |mut rx| async move {
             loop {
                 match rx.recv().await {
                     Ok(ev) => return Some((ev, rx)),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "a slow subscriber skipped directory events");
+                        tracing::warn!(skipped = n, "a slow subscriber skipped realtime events");
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
@@ -103,5 +135,26 @@ impl Realtime for BusRealtime {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .boxed()
+    }
+}
+
+impl Realtime for BusRealtime {
+    fn directory_changed(&self, event: DirectoryEvent) {
+        self.publish(&self.directory.topic, event.tenant_id.to_string(), event);
+    }
+
+    fn directory_events(&self) -> BoxStream<'static, DirectoryEvent> {
+        self.follow(&self.directory)
+    }
+
+    fn fleet_events(&self) -> BoxStream<'static, FleetEvent> {
+        self.follow(&self.fleet)
+    }
+}
+
+impl FleetNotifier for BusRealtime {
+    fn publish(&self, event: FleetEvent) {
+        // Keyed by tenant: one tenant's events stay in order.
+        BusRealtime::publish(self, &self.fleet.topic, event.tenant_id().to_string(), event);
     }
 }

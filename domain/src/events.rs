@@ -43,3 +43,40 @@ impl DirectoryEvent {
         }
     }
 }
+
+/// Topic carrying [`FleetEvent`]s.
+pub const FLEET_TOPIC: &str = "ioto.fleet-events";
+
+/// A SIM moved from one state to another (by a user, a coordinated operation or the scheduler).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStateChanged {
+    pub tenant_id: TenantId,
+    pub customer_id: Option<crate::CustomerId>,
+    pub sim_id: crate::SimId,
+    pub iccid: String,
+    pub from: crate::fleet::SimState,
+    pub to: crate::fleet::SimState,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Fleet changes published for realtime subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum FleetEvent {
+    SimStateChanged(SimStateChanged),
+}
+
+impl FleetEvent {
+    pub fn tenant_id(&self) -> TenantId {
+        match self {
+            FleetEvent::SimStateChanged(e) => e.tenant_id,
+        }
+    }
+
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            FleetEvent::SimStateChanged(e) => e.at,
+        }
+    }
+}

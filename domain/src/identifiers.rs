@@ -11,7 +11,7 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// Luhn (mod 10) check over a string of ASCII digits, check digit last.
-fn luhn_valid(digits: &str) -> bool {
+pub fn luhn_valid(digits: &str) -> bool {
     let sum: u32 = digits
         .bytes()
         .rev()

@@ -75,6 +75,11 @@ uuid_id!(
     SimId,
     "SIM"
 );
+uuid_id!(
+    /// A device (tracker, sensor, gateway, …) that may hold SIMs.
+    DeviceId,
+    "device"
+);
 
 #[cfg(test)]
 mod tests {

@@ -35,8 +35,17 @@ pub enum Permission {
     ManageUsers,
     /// List users and their e-mail addresses.
     ReadUsers,
-    /// Read SIMs (a customer user sees only its own customer's).
+    /// Read SIMs (a customer user sees only its own customer's, and only where the tenant shares
+    /// SIM data with its customers).
     ReadSims,
+    /// Read devices (a customer user sees only its own customer's).
+    ReadDevices,
+    /// Change SIMs and devices: states, assignments, labels, bindings, swaps, imports.
+    ManageFleet,
+    /// See SIM PIN and PUK in clear (everyone else sees them masked).
+    ReadSimSecrets,
+    /// Read the tenant's audit trail.
+    ReadAudit,
 }
 
 impl Role {
@@ -79,14 +88,16 @@ impl Role {
         use Permission::*;
         use Role::*;
         match (self, permission) {
+            // PIN and PUK are the tenant's own secrets: not even the platform operator reads them.
+            (_, ReadSimSecrets) => self == TenantAdmin,
             (PlatformAdmin, _) => true,
             (TenantAdmin, ManageTenants) => false,
             (TenantAdmin, _) => true,
-            (Operator, ReadCustomers | ReadUsers | ReadSims) => true,
+            (Operator, ReadCustomers | ReadUsers | ReadSims | ReadDevices | ManageFleet | ReadAudit) => true,
             (Operator, _) => false,
-            (CustomerUser, ReadCustomers | ReadSims) => true,
+            (CustomerUser, ReadCustomers | ReadSims | ReadDevices) => true,
             (CustomerUser, _) => false,
-            (Viewer, ReadCustomers | ReadSims) => true,
+            (Viewer, ReadCustomers | ReadSims | ReadDevices | ReadAudit) => true,
             (Viewer, _) => false,
         }
     }

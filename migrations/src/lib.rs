@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod m0001_directory;
+mod m0002_fleet;
 
 use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
@@ -9,14 +10,20 @@ pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
 pub const APP_ROLE: &str = "ioto_app";
 
 /// The Postgres SQL of every transactional migration, in order (test templates fingerprint it).
-pub const POSTGRES_SQL: &[&str] = &[include_str!("sql/0001_postgres.sql")];
+pub const POSTGRES_SQL: &[&str] = &[
+    include_str!("sql/0001_postgres.sql"),
+    include_str!("sql/0002_postgres.sql"),
+];
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_directory::Migration)]
+        vec![
+            Box::new(m0001_directory::Migration),
+            Box::new(m0002_fleet::Migration),
+        ]
     }
 }
 

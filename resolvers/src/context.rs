@@ -6,8 +6,8 @@ use async_graphql::Context;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use ioto_domain::directory::LoginRecord;
-use ioto_domain::events::DirectoryEvent;
-use ioto_domain::services::DirectoryService;
+use ioto_domain::events::{DirectoryEvent, FleetEvent};
+use ioto_domain::services::{DirectoryService, FleetService};
 use ioto_domain::{Actor, Error, Result};
 
 /// Mints tokens for successful logins. The server implements it with its JWT configuration.
@@ -23,22 +23,36 @@ pub trait Realtime: Send + Sync + 'static {
     /// bus's to report.
     fn directory_changed(&self, event: DirectoryEvent);
     fn directory_events(&self) -> BoxStream<'static, DirectoryEvent>;
+    /// Fleet events (SIM state changes) committed on any instance.
+    fn fleet_events(&self) -> BoxStream<'static, FleetEvent>;
 }
 
 /// Shared by every request (schema data).
 #[derive(Clone)]
 pub struct Services {
     pub directory: DirectoryService,
+    pub fleet: FleetService,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,
 }
 
 /// Per request (request data): who is calling, and the id echoed in `x-request-id`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RequestContext {
     pub actor: Option<Actor>,
     pub request_id: String,
+    /// Batching loaders for nested fields, made on first use for this request's caller.
+    pub loaders: Arc<std::sync::OnceLock<crate::loaders::Loaders>>,
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("actor", &self.actor)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
@@ -56,4 +70,15 @@ pub(crate) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
                     .into(),
             ))
         })
+}
+
+/// This request's loaders (created on first use).
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::loaders::Loaders> {
+    let actor = actor(ctx)?;
+    let req = ctx
+        .data_opt::<RequestContext>()
+        .ok_or_else(|| async_graphql::Error::new("no request context"))?;
+    Ok(req
+        .loaders
+        .get_or_init(|| crate::loaders::Loaders::new(services(ctx).fleet.clone(), actor.clone())))
 }

@@ -2,6 +2,9 @@
 
 mod context;
 mod error;
+mod fleet_mutation;
+mod fleet_query;
+mod loaders;
 mod mutation;
 mod query;
 mod subscription;

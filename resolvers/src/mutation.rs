@@ -9,7 +9,12 @@ use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
 use crate::types::{CustomerObject, LoginPayload, RoleKind, TenantObject, UserObject};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct DirectoryMutation;
+
+/// The mutation root: directory and fleet.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct MutationRoot(DirectoryMutation, crate::fleet_mutation::FleetMutation);
 
 #[derive(InputObject)]
 pub struct CreateTenantInput {
@@ -66,7 +71,7 @@ fn customer_id(id: Option<ID>, name: &str) -> async_graphql::Result<Option<Custo
 }
 
 #[Object]
-impl MutationRoot {
+impl DirectoryMutation {
     /// Signs in with e-mail and password; returns a bearer token.
     async fn login(
         &self,

@@ -3,9 +3,14 @@ use ioto_domain::{CustomerId, TenantId, UserId};
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
-use crate::types::{CustomerObject, Me, SimObject, SimPage, TenantObject, UserObject};
+use crate::types::{CustomerObject, Me, TenantObject, UserObject};
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct DirectoryQuery;
+
+/// The query root: directory and fleet.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct QueryRoot(DirectoryQuery, crate::fleet_query::FleetQuery);
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {
     id.map(|id| TenantId::parse(&id, "tenantId"))
@@ -14,7 +19,7 @@ fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {
 }
 
 #[Object]
-impl QueryRoot {
+impl DirectoryQuery {
     /// The signed-in caller: user, role and tenant.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let actor = actor(ctx)?;
@@ -90,34 +95,5 @@ impl QueryRoot {
             .await
             .gql()?
             .map(UserObject))
-    }
-
-    /// SIMs of the caller's tenant in ICCID order, `first` per page (1 to 1000).
-    async fn sims(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-        #[graphql(default = 100)] first: i32,
-        after: Option<String>,
-    ) -> async_graphql::Result<SimPage> {
-        let first = u64::try_from(first).unwrap_or(0);
-        let mut nodes = services(ctx)
-            .directory
-            .sims(
-                actor(ctx)?,
-                parse_tenant(tenant_id)?,
-                after,
-                first.saturating_add(1).min(1001),
-            )
-            .await
-            .gql()?;
-        let has_next_page = nodes.len() as u64 > first;
-        nodes.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        let end_cursor = nodes.last().map(|s| s.iccid.to_string());
-        Ok(SimPage {
-            nodes: nodes.into_iter().map(SimObject).collect(),
-            end_cursor,
-            has_next_page,
-        })
     }
 }

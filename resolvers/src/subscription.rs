@@ -23,4 +23,42 @@ impl SubscriptionRoot {
             .filter(move |e| std::future::ready(actor.sees_tenant(e.tenant_id)))
             .map(DirectoryEventObject))
     }
+
+    /// SIM state changes the caller may see, as they commit (by users, coordinated operations
+    /// or the scheduler), optionally narrowed to one SIM or one sub-customer.
+    async fn sim_state_changed(
+        &self,
+        ctx: &Context<'_>,
+        iccid: Option<String>,
+        customer_id: Option<async_graphql::ID>,
+    ) -> async_graphql::Result<impl Stream<Item = crate::types::fleet::SimStateChangeObject>> {
+        let actor = actor(ctx)?.clone();
+        let iccid = iccid
+            .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
+            .transpose()?
+            .map(|i| i.to_string());
+        let customer = customer_id
+            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
+            .transpose()
+            .map_err(crate::to_gql)?;
+        // Refuses callers who may not see SIMs at all (customer users of device-only tenants).
+        if !services(ctx)
+            .fleet
+            .sees_sims(&actor)
+            .await
+            .map_err(crate::to_gql)?
+        {
+            return Err(crate::to_gql(ioto_domain::Error::Forbidden(
+                "your provider shares device data only; SIM events are not visible to customers".into(),
+            )));
+        }
+        let stream = services(ctx).realtime.fleet_events();
+        Ok(stream.filter_map(move |e| {
+            let ioto_domain::events::FleetEvent::SimStateChanged(e) = e;
+            let visible = actor.scope().admits(e.tenant_id, e.customer_id)
+                && iccid.as_ref().is_none_or(|i| *i == e.iccid)
+                && customer.is_none_or(|c| e.customer_id == Some(c));
+            std::future::ready(visible.then(|| e.into()))
+        }))
+    }
 }

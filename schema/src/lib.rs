@@ -30,7 +30,7 @@ impl Default for Limits {
 }
 
 pub fn build(services: Services, limits: Limits) -> IotoSchema {
-    let mut b = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .data(services)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -43,7 +43,7 @@ pub fn build(services: Services, limits: Limits) -> IotoSchema {
 
 /// The SDL of the schema (no data needed).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .finish()
         .sdl()
 }

@@ -1,5 +1,8 @@
 //! The `Directory` port on sea-orm, for Postgres and SQLite alike.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use ioto_domain::directory::{
@@ -7,13 +10,12 @@ use ioto_domain::directory::{
 };
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::{Directory, EngineInfo};
-use ioto_domain::sim::{NewSim, Sim};
 use ioto_domain::{CustomerId, Error, Result, Role, Scope, TenantId, UserId};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
-    Statement, TransactionTrait,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, Select, Set, Statement,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -24,13 +26,28 @@ use crate::error::{db, map};
 /// The `Directory` adapter. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct SqlDirectory {
-    db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
     info: EngineInfo,
+    statements: Arc<AtomicU64>,
 }
 
 impl SqlDirectory {
-    pub fn new(db: DatabaseConnection, info: EngineInfo) -> Self {
-        Self { db, info }
+    pub fn new(mut db: DatabaseConnection, info: EngineInfo) -> Self {
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&statements);
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Self { db, info, statements }
+    }
+
+    /// SQL statements sent so far through this pool (including transaction control).
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -92,7 +109,7 @@ impl SqlDirectory {
 }
 
 /// The row `q` finds inside `txn`, or `NotFound` naming `what` and `id`.
-async fn find<E: EntityTrait>(
+pub(crate) async fn find<E: EntityTrait>(
     txn: &DatabaseTransaction,
     q: Select<E>,
     what: &'static str,
@@ -104,7 +121,11 @@ async fn find<E: EntityTrait>(
         .ok_or_else(|| Error::not_found(what, id))
 }
 
-async fn tenant_row(txn: &DatabaseTransaction, scope: Scope, id: TenantId) -> Result<tenant::Model> {
+pub(crate) async fn tenant_row(
+    txn: &DatabaseTransaction,
+    scope: Scope,
+    id: TenantId,
+) -> Result<tenant::Model> {
     find(
         txn,
         tenants_in(scope).filter(tenant::Column::Id.eq(id.0)),
@@ -114,7 +135,11 @@ async fn tenant_row(txn: &DatabaseTransaction, scope: Scope, id: TenantId) -> Re
     .await
 }
 
-async fn customer_row(txn: &DatabaseTransaction, scope: Scope, id: CustomerId) -> Result<customer::Model> {
+pub(crate) async fn customer_row(
+    txn: &DatabaseTransaction,
+    scope: Scope,
+    id: CustomerId,
+) -> Result<customer::Model> {
     find(
         txn,
         customers_in(scope).filter(customer::Column::Id.eq(id.0)),
@@ -128,7 +153,7 @@ async fn user_row(txn: &DatabaseTransaction, scope: Scope, id: UserId) -> Result
     find(txn, users_in(scope).filter(user::Column::Id.eq(id.0)), "user", id).await
 }
 
-fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
+pub(crate) fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
     let q = tenant::Entity::find();
     match scope.tenant_id() {
         Some(t) => q.filter(tenant::Column::Id.eq(t.0)),
@@ -136,7 +161,7 @@ fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
     }
 }
 
-fn customers_in(scope: Scope) -> Select<customer::Entity> {
+pub(crate) fn customers_in(scope: Scope) -> Select<customer::Entity> {
     let mut q = customer::Entity::find();
     if let Some(t) = scope.tenant_id() {
         q = q.filter(customer::Column::TenantId.eq(t.0));
@@ -147,7 +172,7 @@ fn customers_in(scope: Scope) -> Select<customer::Entity> {
     q
 }
 
-fn users_in(scope: Scope) -> Select<user::Entity> {
+pub(crate) fn users_in(scope: Scope) -> Select<user::Entity> {
     let mut q = user::Entity::find();
     if let Some(t) = scope.tenant_id() {
         q = q.filter(user::Column::TenantId.eq(t.0));
@@ -158,7 +183,7 @@ fn users_in(scope: Scope) -> Select<user::Entity> {
     q
 }
 
-fn sims_in(scope: Scope) -> Select<sim::Entity> {
+pub(crate) fn sims_in(scope: Scope) -> Select<sim::Entity> {
     let mut q = sim::Entity::find();
     if let Some(t) = scope.tenant_id() {
         q = q.filter(sim::Column::TenantId.eq(t.0));
@@ -170,7 +195,7 @@ fn sims_in(scope: Scope) -> Select<sim::Entity> {
 }
 
 /// Writing a row for a tenant outside the scope answers like a missing tenant.
-fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Result<()> {
+pub(crate) fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Result<()> {
     if scope.admits(tenant, customer) {
         Ok(())
     } else {
@@ -178,7 +203,7 @@ fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Result
     }
 }
 
-async fn commit(txn: DatabaseTransaction) -> Result<()> {
+pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<()> {
     txn.commit().await.map_err(db)
 }
 
@@ -211,6 +236,7 @@ impl Directory for SqlDirectory {
             slug: Set(new.slug.to_string()),
             name: Set(new.name.to_string()),
             created_at: Set(Utc::now()),
+            customers_see_sims: Set(true),
         }
         .insert(&txn)
         .await
@@ -453,55 +479,6 @@ impl Directory for SqlDirectory {
             })
         })
         .transpose()
-    }
-
-    async fn create_sims(&self, scope: Scope, new: Vec<NewSim>) -> Result<Vec<Sim>> {
-        let txn = self.begin(scope).await?;
-        let mut out = Vec::with_capacity(new.len());
-        for (i, s) in new.into_iter().enumerate() {
-            admit(scope, s.tenant_id, s.customer_id)?;
-            let row = sim::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                tenant_id: Set(s.tenant_id.0),
-                customer_id: Set(s.customer_id.map(|c| c.0)),
-                iccid: Set(s.iccid.to_string()),
-                imsi: Set(s.imsi.to_string()),
-                msisdn: Set(s.msisdn.as_ref().map(ToString::to_string)),
-                state: Set(s.state.as_str().to_owned()),
-                created_at: Set(Utc::now()),
-            }
-            .insert(&txn)
-            .await
-            .map_err(|e| {
-                map(
-                    e,
-                    &format!(
-                        "row {}: a SIM with ICCID {}, IMSI {} or its MSISDN already exists",
-                        i + 1,
-                        s.iccid,
-                        s.imsi
-                    ),
-                )
-            })?;
-            out.push(row.try_into()?);
-        }
-        commit(txn).await?;
-        Ok(out)
-    }
-
-    async fn list_sims(
-        &self,
-        scope: Scope,
-        tenant: TenantId,
-        after: Option<String>,
-        limit: u64,
-    ) -> Result<Vec<Sim>> {
-        let mut q = sims_in(scope).filter(sim::Column::TenantId.eq(tenant.0));
-        if let Some(after) = after {
-            q = q.filter(sim::Column::Iccid.gt(after));
-        }
-        self.read_all(scope, q.order_by_asc(sim::Column::Iccid).limit(limit))
-            .await
     }
 }
 

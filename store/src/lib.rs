@@ -4,6 +4,7 @@ mod convert;
 mod directory;
 pub mod entities;
 mod error;
+mod fleet;
 
 use std::time::Duration;
 

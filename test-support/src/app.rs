@@ -59,7 +59,7 @@ impl TestApp {
         let app = App::build(&config).await.expect("building the app");
         let listener = App::bind(&config).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let factory = Factory::new(app.engines.directory.clone());
+        let factory = Factory::new(app.engines.directory.clone(), app.engines.fleet.clone());
         let app_engines = app.engines.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(listener, async move {

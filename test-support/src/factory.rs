@@ -3,9 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser, Tenant, User};
+use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, Sim, SimState};
 use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
-use ioto_domain::ports::Directory;
-use ioto_domain::sim::{NewSim, Sim, SimState};
+use ioto_domain::ports::{Directory, Fleet};
 use ioto_domain::{CustomerId, Role, Scope};
 
 /// Every factory user has this password.
@@ -20,6 +20,7 @@ fn test_hash() -> String {
 #[derive(Clone)]
 pub struct Factory {
     pub dir: Arc<dyn Directory>,
+    pub fleet: Arc<dyn Fleet>,
 }
 
 fn short() -> String {
@@ -27,8 +28,8 @@ fn short() -> String {
 }
 
 impl Factory {
-    pub fn new(dir: Arc<dyn Directory>) -> Self {
-        Self { dir }
+    pub fn new(dir: Arc<dyn Directory>, fleet: Arc<dyn Fleet>) -> Self {
+        Self { dir, fleet }
     }
 
     pub async fn tenant(&self, name: &str) -> Tenant {
@@ -78,19 +79,34 @@ impl Factory {
             .unwrap()
     }
 
-    /// `n` SIMs with unique, valid identifiers.
+    /// `n` ACTIVE SIMs with unique, valid identifiers, in ICCID order.
     pub async fn sims(&self, tenant: &Tenant, customer: Option<CustomerId>, n: usize) -> Vec<Sim> {
         let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
         let sims = (0..n as u64)
-            .map(|i| NewSim {
-                tenant_id: tenant.id,
-                customer_id: customer,
-                iccid: Iccid::with_check_digit(&format!("8988{:014}", seed * 1000 + i)).unwrap(),
-                imsi: Imsi::parse(&format!("{:015}", seed * 1000 + i)).unwrap(),
-                msisdn: None,
-                state: SimState::Active,
+            .map(|i| {
+                let mut s = NewSim::basic(
+                    tenant.id,
+                    Iccid::with_check_digit(&format!("8988{:014}", seed * 1000 + i)).unwrap(),
+                    Imsi::parse(&format!("{:015}", seed * 1000 + i)).unwrap(),
+                );
+                s.customer_id = customer;
+                s.state = SimState::Active;
+                s
             })
             .collect();
-        self.dir.create_sims(Scope::Platform, sims).await.unwrap()
+        let stamp = AuditStamp {
+            actor: "factory".into(),
+            actor_user_id: None,
+            at: chrono::Utc::now(),
+            note: None,
+        };
+        let ids = self
+            .fleet
+            .insert_sims(Scope::Platform, sims, AuditAction::Created, &stamp, None)
+            .await
+            .unwrap();
+        let mut out = self.fleet.sims_by_id(Scope::Platform, &ids).await.unwrap();
+        out.sort_by(|a, b| a.iccid.cmp(&b.iccid));
+        out
     }
 }

@@ -38,7 +38,7 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
     let store = ioto_store::connect(&StoreLocation::Postgres { url }, 1)
         .await
         .unwrap();
-    let f = Factory::new(Arc::new(store.clone()));
+    let f = Factory::new(Arc::new(store.clone()), Arc::new(store.clone()));
     let a = f.tenant("A").await;
     let b = f.tenant("B").await;
     f.customer(&a, "A1").await;

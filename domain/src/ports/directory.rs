@@ -11,7 +11,6 @@ use crate::directory::{
 };
 use crate::identifiers::{Email, Name, Slug};
 use crate::ports::EngineInfo;
-use crate::sim::{NewSim, Sim};
 use crate::{CustomerId, Result, Role, Scope, TenantId, UserId};
 
 #[async_trait]
@@ -48,14 +47,4 @@ pub trait Directory: Send + Sync + 'static {
     async fn delete_user(&self, scope: Scope, id: UserId) -> Result<()>;
     /// Looks a user up by e-mail across tenants, for login only.
     async fn login_record(&self, email: &Email) -> Result<Option<LoginRecord>>;
-
-    async fn create_sims(&self, scope: Scope, new: Vec<NewSim>) -> Result<Vec<Sim>>;
-    /// SIMs of `tenant` ordered by ICCID, at most `limit`, after the ICCID `after` when given.
-    async fn list_sims(
-        &self,
-        scope: Scope,
-        tenant: TenantId,
-        after: Option<String>,
-        limit: u64,
-    ) -> Result<Vec<Sim>>;
 }

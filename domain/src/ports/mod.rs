@@ -2,10 +2,12 @@
 
 pub mod bus;
 pub mod directory;
+pub mod fleet;
 pub mod usage;
 
 pub use bus::{BusMessage, BusStream, EventBus, TopicSpec};
 pub use directory::Directory;
+pub use fleet::{Changeset, Fleet, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
 pub use usage::{DailyUsage, UsageRecord, UsageStore};
 
 /// What every engine-backed port can say about itself, for start-up logs and `/readyz`.

@@ -8,11 +8,7 @@ use crate::directory::{
 use crate::identifiers::{Email, Name, Slug};
 use crate::password::{decoy_hash, hash_password, verify_password};
 use crate::ports::Directory;
-use crate::sim::Sim;
 use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId, UserId};
-
-/// Largest page of SIMs one call returns.
-pub const MAX_SIM_PAGE: u64 = 1000;
 
 /// Input of [`DirectoryService::create_user`], already parsed.
 #[derive(Debug, Clone)]
@@ -349,23 +345,5 @@ impl DirectoryService {
             other => other,
         })?;
         self.store.set_password_hash(actor.scope(), id, hash).await
-    }
-
-    pub async fn sims(
-        &self,
-        actor: &Actor,
-        tenant: Option<TenantId>,
-        after: Option<String>,
-        limit: u64,
-    ) -> Result<Vec<Sim>> {
-        actor.require(Permission::ReadSims, "list SIMs")?;
-        if limit == 0 || limit > MAX_SIM_PAGE {
-            return Err(Error::invalid(
-                "first",
-                format!("must be between 1 and {MAX_SIM_PAGE}"),
-            ));
-        }
-        let tenant = actor.target_tenant(tenant)?;
-        self.store.list_sims(actor.scope(), tenant, after, limit).await
     }
 }

@@ -1,5 +1,7 @@
 //! Use cases, written against the ports. Each checks the caller's permissions before touching a port.
 
 pub mod directory;
+pub mod fleet;
 
 pub use directory::{CreateUser, DirectoryService};
+pub use fleet::FleetService;

@@ -1,6 +1,12 @@
 use async_graphql::Enum;
 use ioto_domain::events::DirectoryChange;
-use ioto_domain::sim::SimState;
+use ioto_domain::fleet::audit::{AuditAction, EntityKind};
+use ioto_domain::fleet::device::{Connectivity, DeviceKind, DeviceState};
+use ioto_domain::fleet::import::TableFormat;
+use ioto_domain::fleet::query::{DeviceSort, SimSort};
+use ioto_domain::fleet::schedule::ScheduleStatus;
+use ioto_domain::fleet::sim::{SimState, SimType};
+use ioto_domain::services::fleet::RetireSims;
 use ioto_domain::Role;
 
 /// A user's role; see docs/roles.md for what each may do.
@@ -43,26 +49,114 @@ impl From<RoleKind> for Role {
     }
 }
 
-/// Lifecycle state of a SIM.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
-#[graphql(name = "SimState")]
-pub enum SimStateKind {
-    Inventory,
-    Active,
-    Suspended,
-    Terminated,
+/// Mirrors a domain enum as a GraphQL enum, with conversions both ways.
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $gql:ident, $name:literal, $domain:ident, [$($(#[$vdoc:meta])* $v:ident),+ $(,)?]) => {
+        $(#[$doc])*
+        #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+        #[graphql(name = $name)]
+        pub enum $gql { $($(#[$vdoc])* $v),+ }
+
+        impl From<$domain> for $gql {
+            fn from(x: $domain) -> Self {
+                match x { $($domain::$v => Self::$v),+ }
+            }
+        }
+
+        impl From<$gql> for $domain {
+            fn from(x: $gql) -> Self {
+                match x { $($gql::$v => $domain::$v),+ }
+            }
+        }
+    };
 }
 
-impl From<SimState> for SimStateKind {
-    fn from(s: SimState) -> Self {
-        match s {
-            SimState::Inventory => Self::Inventory,
-            SimState::Active => Self::Active,
-            SimState::Suspended => Self::Suspended,
-            SimState::Terminated => Self::Terminated,
-        }
-    }
+mirror_enum!(
+    /// Lifecycle state of a SIM. Allowed moves: INVENTORY → ACTIVE; ACTIVE ⇄ SUSPENDED;
+    /// ACTIVE or SUSPENDED → LOST_STOLEN; LOST_STOLEN → SUSPENDED (found); any → TERMINATED (final).
+    SimStateKind, "SimState", SimState, [
+        /// Provisioned, not in service; not billed.
+        Inventory,
+        /// May attach and pass traffic.
+        Active,
+        /// Temporarily barred.
+        Suspended,
+        /// Reported lost or stolen; barred.
+        LostStolen,
+        /// Permanently retired.
+        Terminated,
+    ]
+);
+
+mirror_enum!(
+    /// Commercial kind of a SIM.
+    SimTypeKind, "SimType", SimType, [Prepaid, Postpaid, DataOnly]
+);
+
+mirror_enum!(
+    /// Lifecycle state of a device: REGISTERED → IN_SERVICE ⇄ MAINTENANCE; any → RETIRED (final).
+    DeviceStateKind, "DeviceState", DeviceState, [Registered, InService, Maintenance, Retired]
+);
+
+mirror_enum!(
+    /// What a device is.
+    DeviceKindKind, "DeviceKind", DeviceKind, [Tracker, Sensor, Gateway, Meter, Camera, Wearable, Vehicle, Other]
+);
+
+mirror_enum!(
+    /// How a device reaches the network.
+    ConnectivityKind, "Connectivity", Connectivity, [Cellular, Wifi, Lora, Ethernet, Satellite]
+);
+
+mirror_enum!(
+    /// What an audit entry records.
+    AuditActionKind, "AuditAction", AuditAction, [
+        Created, Imported, Updated, StateChanged, Assigned, LabelsChanged, Bound, Unbound, Swapped,
+        TransitionScheduled, TransitionCancelled,
+    ]
+);
+
+mirror_enum!(
+    /// Whether an audit entry is about a SIM or a device.
+    EntityKindKind, "EntityKind", EntityKind, [Sim, Device]
+);
+
+mirror_enum!(
+    /// Where a scheduled transition stands.
+    ScheduleStatusKind, "ScheduleStatus", ScheduleStatus, [Pending, Applied, Failed, Cancelled]
+);
+
+mirror_enum!(
+    /// What retiring a device does to the SIMs in it (they stay bound either way).
+    RetireSimsKind, "RetireSims", RetireSims, [
+        /// SIMs keep their states.
+        Leave,
+        /// ACTIVE SIMs are suspended.
+        Suspend,
+    ]
+);
+
+mirror_enum!(
+    /// Format of an uploaded table.
+    TableFormatKind, "TableFormat", TableFormat, [Csv, Xlsx]
+);
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SortDirection {
+    #[default]
+    Asc,
+    Desc,
 }
+
+mirror_enum!(
+    /// What a SIM list is sorted by (ties broken by id).
+    SimOrderField, "SimOrderField", SimSort, [Iccid, State, CreatedAt, UpdatedAt]
+);
+
+mirror_enum!(
+    /// What a device list is sorted by (ties broken by id).
+    DeviceOrderField, "DeviceOrderField", DeviceSort, [Name, Imei, State, CreatedAt, UpdatedAt]
+);
 
 /// What changed in a directory event.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,9 +1,12 @@
 //! GraphQL wrappers around domain types.
 
+mod device;
 mod directory;
 mod enums;
+pub mod fleet;
 mod sim;
 
+pub use device::{DeviceObject, DevicePayload};
 pub use directory::{CustomerObject, DirectoryEventObject, LoginPayload, Me, TenantObject, UserObject};
-pub use enums::{DirectoryChangeKind, RoleKind, SimStateKind};
-pub use sim::{SimObject, SimPage};
+pub use enums::*;
+pub use sim::{SimObject, SimPayload};

@@ -1,8 +1,13 @@
-use async_graphql::{Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use ioto_domain::sim::Sim;
+use ioto_domain::fleet::audit::EntityKind;
+use ioto_domain::fleet::Sim;
+use ioto_domain::ports::ScheduleQuery;
 
-use super::SimStateKind;
+use super::fleet::{labels_of, AuditEntryObject, LabelObject, ScheduledTransitionObject};
+use super::{CustomerObject, DeviceObject, SimStateKind, SimTypeKind};
+use crate::context::{actor, loaders, services};
+use crate::error::GqlResult;
 
 /// A SIM card.
 pub struct SimObject(pub Sim);
@@ -12,6 +17,10 @@ impl SimObject {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    async fn tenant_id(&self) -> ID {
+        ID(self.0.tenant_id.to_string())
+    }
+    /// 19 or 20 digits, Luhn-checked.
     async fn iccid(&self) -> &str {
         self.0.iccid.as_str()
     }
@@ -22,22 +31,127 @@ impl SimObject {
     async fn msisdn(&self) -> Option<&str> {
         self.0.msisdn.as_ref().map(|m| m.as_str())
     }
+    #[graphql(name = "type")]
+    async fn sim_type(&self) -> SimTypeKind {
+        self.0.sim_type.into()
+    }
+    async fn tariff_plan(&self) -> Option<&str> {
+        self.0.tariff_plan.as_deref()
+    }
     async fn state(&self) -> SimStateKind {
         self.0.state.into()
+    }
+    /// Pass it back as `expectedVersion` to be told when someone else changed the SIM meanwhile.
+    async fn version(&self) -> i64 {
+        self.0.version
     }
     async fn customer_id(&self) -> Option<ID> {
         self.0.customer_id.map(|c| ID(c.to_string()))
     }
+    /// The sub-customer the SIM is assigned to (none: held by the tenant).
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<CustomerObject>> {
+        let Some(id) = self.0.customer_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .fleet
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(CustomerObject))
+    }
+    async fn device_id(&self) -> Option<ID> {
+        self.0.device_id.map(|d| ID(d.to_string()))
+    }
+    /// The device the SIM sits in.
+    async fn device(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DeviceObject>> {
+        let Some(id) = self.0.device_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .fleet
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(DeviceObject))
+    }
+    /// Labels, ordered by key.
+    async fn labels(&self) -> Vec<LabelObject> {
+        labels_of(&self.0.labels)
+    }
+    /// In clear for TENANT_ADMIN, masked for everyone else.
+    async fn pin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        services(ctx).fleet.sim_secret(actor(ctx)?, &self.0, "pin").gql()
+    }
+    /// In clear for TENANT_ADMIN, masked for everyone else.
+    async fn puk(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        services(ctx).fleet.sim_secret(actor(ctx)?, &self.0, "puk").gql()
+    }
+    async fn activation_code(&self) -> Option<&str> {
+        self.0.activation_code.as_deref()
+    }
+    /// MCC-MNC of the network of the last session.
+    async fn last_network(&self) -> Option<String> {
+        self.0.last_network.as_ref().map(ToString::to_string)
+    }
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_activity_at
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The SIM's audit trail, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<AuditEntryObject>> {
+        let limit = ioto_domain::fleet::query::check_page_size(first.into()).gql()?;
+        let list = services(ctx)
+            .fleet
+            .events(actor(ctx)?, self.0.tenant_id, EntityKind::Sim, self.0.id.0, limit)
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(AuditEntryObject).collect())
+    }
+    /// Transitions scheduled for this SIM (pending ones first by time, then the finished ones).
+    async fn scheduled_transitions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ScheduledTransitionObject>> {
+        let list = services(ctx)
+            .fleet
+            .schedules(
+                actor(ctx)?,
+                Some(self.0.tenant_id),
+                &ScheduleQuery {
+                    sim: Some(self.0.id),
+                    statuses: Vec::new(),
+                    limit: 100,
+                },
+            )
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(ScheduledTransitionObject).collect())
+    }
 }
 
-/// One page of SIMs in ICCID order.
+/// What a change to one SIM did.
 #[derive(SimpleObject)]
-pub struct SimPage {
-    pub nodes: Vec<SimObject>,
-    /// Pass as `after` to get the next page.
-    pub end_cursor: Option<String>,
-    pub has_next_page: bool,
+#[graphql(complex)]
+pub struct SimPayload {
+    pub sim: SimObject,
+    #[graphql(skip)]
+    pub effects: Vec<ioto_domain::fleet::NewAuditEntry>,
+}
+
+#[ComplexObject]
+impl SimPayload {
+    /// Every effect of the operation, in the order applied (empty when nothing changed).
+    async fn effects(&self) -> Vec<super::fleet::EffectObject> {
+        super::fleet::effects(&self.effects)
+    }
 }

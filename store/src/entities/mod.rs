@@ -1,6 +1,10 @@
 //! sea-orm entities, one per table. Rows convert into domain types in `convert.rs`.
 
+pub mod audit_event;
 pub mod customer;
+pub mod device;
+pub mod label_suggestion;
+pub mod scheduled_transition;
 pub mod sim;
 pub mod tenant;
 pub mod user;

@@ -12,6 +12,18 @@ pub struct Model {
     pub msisdn: Option<String>,
     pub state: String,
     pub created_at: DateTimeUtc,
+    pub sim_type: String,
+    pub tariff_plan: Option<String>,
+    pub labels: Json,
+    pub device_id: Option<Uuid>,
+    pub pin_sealed: Option<String>,
+    pub puk_sealed: Option<String>,
+    pub activation_code: Option<String>,
+    pub last_network: Option<String>,
+    pub last_activity_at: Option<DateTimeUtc>,
+    pub import_id: Option<Uuid>,
+    pub version: i64,
+    pub updated_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    pub customers_see_sims: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

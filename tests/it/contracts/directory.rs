@@ -7,7 +7,7 @@ use ioto_domain::{Error, Role, Scope};
 use ioto_store::StoreLocation;
 use ioto_test_support::{pg, temp_dir, Factory};
 
-async fn open(loc: StoreLocation) -> Arc<dyn Directory> {
+async fn open(loc: StoreLocation) -> Arc<ioto_store::SqlDirectory> {
     ioto_store::migrate(&loc).await.unwrap();
     Arc::new(ioto_store::connect(&loc, 4).await.unwrap())
 }
@@ -16,8 +16,9 @@ fn name(s: &str) -> Name {
     Name::parse(s, "name").unwrap()
 }
 
-async fn contract(dir: Arc<dyn Directory>) {
-    let f = Factory::new(dir.clone());
+async fn contract(store: Arc<ioto_store::SqlDirectory>) {
+    let dir: Arc<dyn Directory> = store.clone();
+    let f = Factory::new(dir.clone(), store);
     let a = f.tenant("Tenant A").await;
     let b = f.tenant("Tenant B").await;
     let a_scope = Scope::tenant(a.id);
@@ -191,71 +192,6 @@ async fn contract(dir: Arc<dyn Directory>) {
         dir.delete_user(Scope::tenant(b.id), admin.id).await,
         Err(Error::NotFound { .. })
     ));
-
-    // SIMs: pages in ICCID order; a batch with a duplicate writes nothing.
-    let sims = f.sims(&a, Some(bravo.id), 5).await;
-    f.sims(&b, None, 2).await;
-    let page1 = dir.list_sims(a_scope, a.id, None, 3).await.unwrap();
-    let page2 = dir
-        .list_sims(a_scope, a.id, Some(page1[2].iccid.to_string()), 3)
-        .await
-        .unwrap();
-    let mut all: Vec<_> = page1.iter().chain(&page2).map(|s| s.iccid.clone()).collect();
-    assert_eq!(all.len(), 5);
-    let mut expected: Vec<_> = sims.iter().map(|s| s.iccid.clone()).collect();
-    expected.sort();
-    all.dedup();
-    assert_eq!(all, expected);
-    assert!(dir
-        .list_sims(Scope::tenant(b.id), a.id, None, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let before = dir
-        .list_sims(Scope::Platform, a.id, None, 100)
-        .await
-        .unwrap()
-        .len();
-    let mut batch: Vec<_> = sims[..1]
-        .iter()
-        .map(|s| ioto_domain::sim::NewSim {
-            tenant_id: a.id,
-            customer_id: None,
-            iccid: s.iccid.clone(),
-            imsi: ioto_domain::identifiers::Imsi::parse("001010000000001").unwrap(),
-            msisdn: None,
-            state: ioto_domain::sim::SimState::Inventory,
-        })
-        .collect();
-    batch.insert(
-        0,
-        ioto_domain::sim::NewSim {
-            tenant_id: a.id,
-            customer_id: None,
-            iccid: fresh_iccid(),
-            imsi: ioto_domain::identifiers::Imsi::parse("001010000000002").unwrap(),
-            msisdn: None,
-            state: ioto_domain::sim::SimState::Inventory,
-        },
-    );
-    let err = dir.create_sims(a_scope, batch).await.unwrap_err();
-    assert!(
-        matches!(err, Error::Conflict(ref m) if m.contains("row 2")),
-        "{err:?}"
-    );
-    assert_eq!(
-        dir.list_sims(Scope::Platform, a.id, None, 100)
-            .await
-            .unwrap()
-            .len(),
-        before,
-        "partial write"
-    );
-}
-
-fn fresh_iccid() -> ioto_domain::identifiers::Iccid {
-    let body = format!("8900{:014}", uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000);
-    ioto_domain::identifiers::Iccid::with_check_digit(&body).unwrap()
 }
 
 #[tokio::test]

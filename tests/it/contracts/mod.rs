@@ -2,4 +2,5 @@
 
 mod bus;
 mod directory;
+mod fleet;
 mod usage;

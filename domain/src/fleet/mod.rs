@@ -1,0 +1,35 @@
+//! The fleet: SIMs and devices with independent lifecycles, the coordination layer that binds
+//! them, labels, the audit trail, scheduled transitions and inventory import.
+
+pub mod audit;
+pub mod device;
+pub mod import;
+pub mod labels;
+pub mod lifecycle;
+pub mod query;
+pub mod schedule;
+pub mod secret;
+pub mod sim;
+
+pub use audit::{AuditAction, AuditEntry, AuditQuery, AuditStamp, EntityKind, NewAuditEntry};
+pub use device::{Connectivity, Device, DeviceKind, DeviceState, Imei};
+pub use labels::{LabelSuggestion, Labels};
+pub use lifecycle::Lifecycle;
+pub use schedule::{ScheduleStatus, ScheduledTransition};
+pub use secret::{Sealed, SecretCipher};
+pub use sim::{NewSim, Sim, SimState, SimType};
+
+/// Per-tenant fleet settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// Whether sub-customer users see SIMs (and their usage). When off they see devices only.
+    pub customers_see_sims: bool,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            customers_see_sims: true,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The transactional store of the fleet: SIMs, devices, bindings, labels, audit, schedules.
+//!
+//! Reads take the [`Scope`] like the directory does. Writes of single SIMs and devices come as a
+//! [`Changeset`]: the service computes the new rows with the domain rules, and the adapter writes
+//! them atomically, each checked against the version it was read at, together with the audit
+//! entries. A row changed in between fails the whole changeset with `Conflict`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::directory::Customer;
+use crate::fleet::audit::{AuditEntry, AuditQuery, AuditStamp, NewAuditEntry};
+use crate::fleet::device::Device;
+use crate::fleet::import::{Table, TableFormat, TakenIdentifiers};
+use crate::fleet::labels::LabelSuggestion;
+use crate::fleet::query::{DeviceFilter, DeviceSort, Page, SimFilter, SimSort};
+use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
+use crate::fleet::sim::{NewSim, Sim};
+use crate::fleet::FleetSettings;
+use crate::identifiers::Iccid;
+use crate::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
+
+/// A row to write, with the version it was read at (`None` for a new device).
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub expected_version: Option<i64>,
+    pub row: T,
+}
+
+/// Everything one coordinated operation writes, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Changeset {
+    pub sims: Vec<Versioned<Sim>>,
+    pub devices: Vec<Versioned<Device>>,
+    pub audit: Vec<NewAuditEntry>,
+    pub schedules: Vec<ScheduledTransition>,
+}
+
+/// Which pending schedules a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleQuery {
+    pub sim: Option<SimId>,
+    pub statuses: Vec<ScheduleStatus>,
+    pub limit: u64,
+}
+
+#[async_trait]
+pub trait Fleet: Send + Sync + 'static {
+    async fn settings(&self, scope: Scope, tenant: TenantId) -> Result<FleetSettings>;
+    async fn set_settings(&self, scope: Scope, tenant: TenantId, settings: FleetSettings) -> Result<()>;
+
+    async fn sim(&self, scope: Scope, iccid: &Iccid) -> Result<Option<Sim>>;
+    async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>>;
+    /// SIMs bound to any of `devices`.
+    async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
+    async fn list_sims(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        filter: &SimFilter,
+        page: &Page<SimSort>,
+    ) -> Result<Vec<Sim>>;
+    async fn count_sims(&self, scope: Scope, tenant: TenantId, filter: &SimFilter) -> Result<u64>;
+
+    async fn device(&self, scope: Scope, id: DeviceId) -> Result<Option<Device>>;
+    async fn devices_by_id(&self, scope: Scope, ids: &[DeviceId]) -> Result<Vec<Device>>;
+    async fn list_devices(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        filter: &DeviceFilter,
+        page: &Page<DeviceSort>,
+    ) -> Result<Vec<Device>>;
+    async fn count_devices(&self, scope: Scope, tenant: TenantId, filter: &DeviceFilter) -> Result<u64>;
+
+    /// Customers by id, for nested fields (one query for a whole page).
+    async fn customers_by_id(&self, scope: Scope, ids: &[CustomerId]) -> Result<Vec<Customer>>;
+
+    /// Writes a changeset atomically (see the module doc).
+    async fn apply(&self, scope: Scope, changes: Changeset) -> Result<()>;
+
+    /// Creates SIMs in bulk (set-based, not row by row), each with an audit entry of `action`
+    /// (`CREATED` or `IMPORTED`) stamped with `stamp` and `import_id`. All or nothing. Returns
+    /// the new ids in input order.
+    async fn insert_sims(
+        &self,
+        scope: Scope,
+        sims: Vec<NewSim>,
+        action: crate::fleet::AuditAction,
+        stamp: &AuditStamp,
+        import_id: Option<Uuid>,
+    ) -> Result<Vec<SimId>>;
+
+    /// Which of these identifiers are registered already, in any tenant (they are unique across
+    /// the platform). Only the values are returned, never the owner.
+    async fn taken_identifiers(
+        &self,
+        iccids: &[String],
+        imsis: &[String],
+        msisdns: &[String],
+    ) -> Result<TakenIdentifiers>;
+
+    /// Moves every SIM matching `filter` to `customer` (or back to the tenant), unbinding nothing;
+    /// writes one `ASSIGNED` audit entry per SIM that changed. Returns how many changed.
+    async fn assign_sims(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        filter: &SimFilter,
+        customer: Option<CustomerId>,
+        stamp: &AuditStamp,
+    ) -> Result<u64>;
+    async fn assign_devices(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        filter: &DeviceFilter,
+        customer: Option<CustomerId>,
+        stamp: &AuditStamp,
+    ) -> Result<u64>;
+
+    async fn audit(&self, scope: Scope, tenant: TenantId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    async fn label_catalogue(&self, scope: Scope, tenant: TenantId) -> Result<Vec<LabelSuggestion>>;
+    async fn put_label_suggestion(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        suggestion: LabelSuggestion,
+    ) -> Result<()>;
+    /// `NotFound` when the key is not in the catalogue.
+    async fn remove_label_suggestion(&self, scope: Scope, tenant: TenantId, key: &str) -> Result<()>;
+
+    async fn schedules(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        query: &ScheduleQuery,
+    ) -> Result<Vec<ScheduledTransition>>;
+    async fn schedule(&self, scope: Scope, id: Uuid) -> Result<Option<ScheduledTransition>>;
+    /// Claims up to `limit` pending schedules due at `now` for this worker, across tenants, so
+    /// that two workers never take the same one. A claim not finished within `lease` is taken
+    /// again (its worker died).
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u64,
+    ) -> Result<Vec<ScheduledTransition>>;
+    /// Records the end of a claimed schedule (applied or failed, with why).
+    async fn finish_schedule(&self, id: Uuid, status: ScheduleStatus, outcome: Option<String>) -> Result<()>;
+
+    /// Counts SQL statements sent so far (for tests and `/metrics`).
+    fn statements(&self) -> u64;
+}
+
+/// Reads an uploaded file into rows of text cells.
+pub trait TableReader: Send + Sync + 'static {
+    fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table>;
+}
+
+/// Where the fleet service announces committed changes (the realtime bus in the server).
+pub trait FleetNotifier: Send + Sync + 'static {
+    /// Called after the change committed; must not fail the operation.
+    fn publish(&self, event: crate::events::FleetEvent);
+}
+
+/// A notifier that drops events (CLI tools, benchmarks).
+pub struct NoNotifier;
+
+impl FleetNotifier for NoNotifier {
+    fn publish(&self, _event: crate::events::FleetEvent) {}
+}

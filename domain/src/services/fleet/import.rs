@@ -1,0 +1,87 @@
+//! Inventory import: check a file, report every bad row, and create the good SIMs in bulk.
+
+use uuid::Uuid;
+
+use super::FleetService;
+use crate::fleet::audit::{parse_note, AuditStamp};
+use crate::fleet::import::{check_rows, mark_taken, seal_rows, ImportReport, ImportTarget, TableFormat};
+use crate::fleet::AuditAction;
+use crate::{Actor, CustomerId, Error, Permission, Result, TenantId};
+
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub tenant_id: Option<TenantId>,
+    /// Every imported SIM goes to this sub-customer (default: the tenant itself).
+    pub customer_id: Option<CustomerId>,
+    pub format: TableFormat,
+    pub bytes: Vec<u8>,
+    /// `false`: preview only, nothing is written.
+    pub commit: bool,
+    /// Commit the good rows even when others have errors.
+    pub skip_invalid: bool,
+    pub note: Option<String>,
+}
+
+impl FleetService {
+    /// Checks the file; with `commit`, creates the SIMs (all or nothing) when no row has errors
+    /// or `skip_invalid` is set. Each created SIM gets an `IMPORTED` audit entry.
+    pub async fn import_sims(&self, actor: &Actor, req: ImportRequest) -> Result<ImportReport> {
+        actor.require(Permission::ManageFleet, "import SIMs")?;
+        let tenant = actor.target_tenant(req.tenant_id)?;
+        self.customer_in(actor, tenant, req.customer_id).await?;
+        let note = parse_note(req.note.as_deref())?;
+        let table = self.reader.read(&req.bytes, req.format)?;
+        let target = ImportTarget {
+            tenant_id: tenant,
+            customer_id: req.customer_id,
+        };
+        let (rows, mut errors) = check_rows(&table, target)?;
+        let taken = self
+            .store
+            .taken_identifiers(
+                &rows.iter().map(|r| r.sim.iccid.to_string()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.sim.imsi.to_string()).collect::<Vec<_>>(),
+                &rows
+                    .iter()
+                    .filter_map(|r| r.sim.msisdn.as_ref().map(ToString::to_string))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        let rows = mark_taken(rows, &taken, &mut errors);
+        let non_empty = table
+            .rows
+            .iter()
+            .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+            .count();
+        let mut report = ImportReport {
+            rows: non_empty,
+            valid: rows.len(),
+            errors,
+            import_id: None,
+            created: 0,
+        };
+        if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
+            return Ok(report);
+        }
+        let sims = seal_rows(rows, &self.cipher)?;
+        let id = Uuid::new_v4();
+        let mut stamp = AuditStamp::new(actor, note);
+        stamp.note = Some(match stamp.note.take() {
+            Some(n) => format!("import {id}: {n}"),
+            None => format!("import {id}"),
+        });
+        let created = self
+            .store
+            .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
+            .await
+            .map_err(|e| match e {
+                Error::Conflict(m) => Error::Conflict(format!(
+                    "{m}; the inventory changed while importing and nothing was imported, preview the file again"
+                )),
+                other => other,
+            })?;
+        report.import_id = Some(id);
+        report.created = created.len() as u64;
+        Ok(report)
+    }
+}

@@ -1,0 +1,463 @@
+//! Fleet use cases: SIMs and devices, the coordination layer, labels, audit, schedules, import.
+//!
+//! Every operation checks the caller's role, resolves visibility (a customer user sees its own
+//! customer's devices, and SIMs only where the tenant allows it), applies the domain rules, and
+//! hands the store one [`Changeset`] so that all effects commit together or not at all.
+
+mod devices;
+mod import;
+mod sims;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use uuid::Uuid;
+
+pub use self::devices::{DeviceInput, DevicePatch, RetireSims};
+pub use self::import::ImportRequest;
+pub use self::sims::{SimInput, SimPatch, StateChangeOutcome};
+use crate::directory::Customer;
+use crate::events::{FleetEvent, SimStateChanged};
+use crate::fleet::audit::{AuditEntry, AuditQuery, AuditStamp, EntityKind, NewAuditEntry};
+use crate::fleet::device::Device;
+use crate::fleet::labels::{parse_key, parse_value, LabelSuggestion, Labels};
+use crate::fleet::query::{CustomerFilter, DeviceFilter, DeviceSort, Page, SimFilter, SimSort, MAX_PAGE};
+use crate::fleet::schedule::ScheduledTransition;
+use crate::fleet::secret::{mask, SecretCipher};
+use crate::fleet::sim::Sim;
+use crate::fleet::{AuditAction, FleetSettings};
+use crate::identifiers::Iccid;
+use crate::ports::{Changeset, Fleet, FleetNotifier, ScheduleQuery, TableReader};
+use crate::{Actor, CustomerId, DeviceId, Error, Permission, Result, Role, Scope, SimId, TenantId};
+
+/// What a coordinated operation did: the rows as they are now and every effect, one per entity
+/// and change, in the order applied.
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub effects: Vec<NewAuditEntry>,
+}
+
+#[derive(Clone)]
+pub struct FleetService {
+    store: Arc<dyn Fleet>,
+    cipher: Arc<SecretCipher>,
+    reader: Arc<dyn TableReader>,
+    notifier: Arc<dyn FleetNotifier>,
+}
+
+/// Label changes: keys to set and keys to remove; `replace` drops every label not set here.
+#[derive(Debug, Clone, Default)]
+pub struct LabelChange {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+    pub replace: bool,
+}
+
+impl LabelChange {
+    pub fn apply_to(&self, labels: &Labels) -> Result<Labels> {
+        let mut out = if self.replace {
+            Labels::new()
+        } else {
+            labels.clone()
+        };
+        for k in &self.remove {
+            out.remove(&parse_key(k)?);
+        }
+        for (k, v) in &self.set {
+            out.set(k, v)?;
+        }
+        Ok(out)
+    }
+}
+
+impl FleetService {
+    pub fn new(
+        store: Arc<dyn Fleet>,
+        cipher: Arc<SecretCipher>,
+        reader: Arc<dyn TableReader>,
+        notifier: Arc<dyn FleetNotifier>,
+    ) -> Self {
+        Self {
+            store,
+            cipher,
+            reader,
+            notifier,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Fleet> {
+        &self.store
+    }
+
+    /// The scope SIM reads run in, after checking the role and, for customer users, the tenant's
+    /// setting.
+    async fn sim_scope(&self, actor: &Actor) -> Result<Scope> {
+        actor.require(Permission::ReadSims, "read SIMs")?;
+        if actor.role == Role::CustomerUser {
+            let settings = self.store.settings(actor.scope(), actor.tenant_id).await?;
+            if !settings.customers_see_sims {
+                return Err(Error::Forbidden(
+                    "your provider shares device data only; SIMs and their usage are not visible to customers".into(),
+                ));
+            }
+        }
+        Ok(actor.scope())
+    }
+
+    fn device_scope(&self, actor: &Actor) -> Result<Scope> {
+        actor.require(Permission::ReadDevices, "read devices")?;
+        Ok(actor.scope())
+    }
+
+    pub async fn settings(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<FleetSettings> {
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.settings(actor.scope(), tenant).await
+    }
+
+    pub async fn set_settings(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        settings: FleetSettings,
+    ) -> Result<FleetSettings> {
+        actor.require(Permission::ManageCustomers, "change what customers see")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.set_settings(actor.scope(), tenant, settings).await?;
+        Ok(settings)
+    }
+
+    /// Whether the caller sees SIMs at all (customer users may be limited to devices).
+    pub async fn sees_sims(&self, actor: &Actor) -> Result<bool> {
+        match self.sim_scope(actor).await {
+            Ok(_) => Ok(true),
+            Err(Error::Forbidden(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn sim(&self, actor: &Actor, iccid: &Iccid) -> Result<Option<Sim>> {
+        let scope = self.sim_scope(actor).await?;
+        self.store.sim(scope, iccid).await
+    }
+
+    async fn sim_for_change(&self, actor: &Actor, iccid: &Iccid) -> Result<Sim> {
+        actor.require(Permission::ManageFleet, "change SIMs")?;
+        self.store
+            .sim(actor.scope(), iccid)
+            .await?
+            .ok_or_else(|| Error::not_found("SIM", iccid))
+    }
+
+    pub async fn sims(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &SimFilter,
+        page: &Page<SimSort>,
+    ) -> Result<Vec<Sim>> {
+        let scope = self.sim_scope(actor).await?;
+        let tenant = actor.target_tenant(tenant)?;
+        check_limit(page.limit)?;
+        self.check_customer_filter(actor, filter.customer)?;
+        self.store.list_sims(scope, tenant, filter, page).await
+    }
+
+    pub async fn count_sims(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &SimFilter,
+    ) -> Result<u64> {
+        let scope = self.sim_scope(actor).await?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.count_sims(scope, tenant, filter).await
+    }
+
+    pub async fn sims_by_id(&self, actor: &Actor, ids: &[SimId]) -> Result<Vec<Sim>> {
+        let scope = self.sim_scope(actor).await?;
+        self.store.sims_by_id(scope, ids).await
+    }
+
+    /// SIMs bound to these devices; empty for callers who see devices only.
+    pub async fn sims_in_devices(&self, actor: &Actor, devices: &[DeviceId]) -> Result<Vec<Sim>> {
+        if !self.sees_sims(actor).await? {
+            return Ok(Vec::new());
+        }
+        self.store.sims_in_devices(actor.scope(), devices).await
+    }
+
+    pub async fn device(&self, actor: &Actor, id: DeviceId) -> Result<Option<Device>> {
+        let scope = self.device_scope(actor)?;
+        self.store.device(scope, id).await
+    }
+
+    pub async fn devices(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &DeviceFilter,
+        page: &Page<DeviceSort>,
+    ) -> Result<Vec<Device>> {
+        let scope = self.device_scope(actor)?;
+        let tenant = actor.target_tenant(tenant)?;
+        check_limit(page.limit)?;
+        self.check_customer_filter(actor, filter.customer)?;
+        self.store.list_devices(scope, tenant, filter, page).await
+    }
+
+    pub async fn count_devices(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &DeviceFilter,
+    ) -> Result<u64> {
+        let scope = self.device_scope(actor)?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.count_devices(scope, tenant, filter).await
+    }
+
+    pub async fn devices_by_id(&self, actor: &Actor, ids: &[DeviceId]) -> Result<Vec<Device>> {
+        let scope = self.device_scope(actor)?;
+        self.store.devices_by_id(scope, ids).await
+    }
+
+    pub async fn customers_by_id(&self, actor: &Actor, ids: &[CustomerId]) -> Result<Vec<Customer>> {
+        actor.require(Permission::ReadCustomers, "read customers")?;
+        self.store.customers_by_id(actor.scope(), ids).await
+    }
+
+    /// A customer user filtering on another customer would just see nothing; say so instead.
+    fn check_customer_filter(&self, actor: &Actor, filter: Option<CustomerFilter>) -> Result<()> {
+        match (actor.customer_id, filter) {
+            (Some(own), Some(CustomerFilter::Is(c))) if c != own => Err(Error::not_found("customer", c)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The customer to assign to, checked to exist in the tenant.
+    async fn customer_in(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+    ) -> Result<Option<Customer>> {
+        let Some(id) = customer else { return Ok(None) };
+        let found = self.store.customers_by_id(actor.scope(), &[id]).await?;
+        match found.into_iter().next() {
+            Some(c) if c.tenant_id == tenant => Ok(Some(c)),
+            _ => Err(Error::not_found("customer", id)),
+        }
+    }
+
+    /// PIN and PUK as the caller may see them: in clear for tenant admins, masked otherwise.
+    pub fn sim_secret(&self, actor: &Actor, sim: &Sim, field: &str) -> Result<Option<String>> {
+        let sealed = match field {
+            "pin" => sim.pin.as_ref(),
+            _ => sim.puk.as_ref(),
+        };
+        let Some(sealed) = sealed else { return Ok(None) };
+        let plain = self.cipher.open(sim.iccid.as_str(), field, sealed)?;
+        if actor.role.allows(Permission::ReadSimSecrets) && actor.tenant_id == sim.tenant_id {
+            Ok(Some(plain))
+        } else {
+            Ok(Some(mask(plain.len())))
+        }
+    }
+
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>> {
+        actor.require(Permission::ReadAudit, "read the audit trail")?;
+        let tenant = actor.target_tenant(tenant)?;
+        check_limit(query.limit)?;
+        self.store.audit(actor.scope(), tenant, query).await
+    }
+
+    /// The history of one SIM or device, newest first. Customer users see the history of what
+    /// they can see.
+    pub async fn events(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        kind: EntityKind,
+        id: Uuid,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>> {
+        match kind {
+            EntityKind::Sim => self.sim_scope(actor).await?,
+            EntityKind::Device => self.device_scope(actor)?,
+        };
+        check_limit(limit)?;
+        let query = AuditQuery {
+            entity_kind: Some(kind),
+            entity_id: Some(id),
+            limit,
+            ..AuditQuery::default()
+        };
+        self.store.audit(actor.scope(), tenant, &query).await
+    }
+
+    pub async fn label_catalogue(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<LabelSuggestion>> {
+        actor.require(Permission::ReadDevices, "read labels")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.label_catalogue(actor.scope(), tenant).await
+    }
+
+    pub async fn put_label_suggestion(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        key: &str,
+        values: &[String],
+        description: Option<&str>,
+    ) -> Result<LabelSuggestion> {
+        actor.require(Permission::ManageFleet, "change the label catalogue")?;
+        let tenant = actor.target_tenant(tenant)?;
+        let key = parse_key(key)?;
+        let mut vals = Vec::new();
+        for v in values {
+            let v = parse_value(&key, v)?;
+            if !v.is_empty() && !vals.contains(&v) {
+                vals.push(v);
+            }
+        }
+        if vals.len() > 200 {
+            return Err(Error::invalid("values", "at most 200 suggested values per key"));
+        }
+        let description = crate::fleet::audit::parse_note(description)
+            .map_err(|_| Error::invalid("description", "must be at most 500 printable characters"))?;
+        let s = LabelSuggestion {
+            key,
+            values: vals,
+            description,
+        };
+        self.store
+            .put_label_suggestion(actor.scope(), tenant, s.clone())
+            .await?;
+        Ok(s)
+    }
+
+    pub async fn remove_label_suggestion(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        key: &str,
+    ) -> Result<()> {
+        actor.require(Permission::ManageFleet, "change the label catalogue")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store
+            .remove_label_suggestion(actor.scope(), tenant, key.trim())
+            .await
+    }
+
+    pub async fn schedules(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        query: &ScheduleQuery,
+    ) -> Result<Vec<ScheduledTransition>> {
+        let scope = self.sim_scope(actor).await?;
+        let tenant = actor.target_tenant(tenant)?;
+        check_limit(query.limit)?;
+        self.store.schedules(scope, tenant, query).await
+    }
+
+    /// Commits a changeset and announces SIM state changes.
+    async fn commit(&self, scope: Scope, changes: Changeset) -> Result<Vec<NewAuditEntry>> {
+        let effects = changes.audit.clone();
+        self.store.apply(scope, changes).await?;
+        self.announce(&effects);
+        Ok(effects)
+    }
+
+    fn announce(&self, effects: &[NewAuditEntry]) {
+        for e in effects
+            .iter()
+            .filter(|e| e.action == AuditAction::StateChanged && e.entity_kind == EntityKind::Sim)
+        {
+            let parse = |v: &serde_json::Value| {
+                v.get("state")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| crate::fleet::SimState::parse(s).ok())
+            };
+            if let (Some(from), Some(to)) = (parse(&e.old_value), parse(&e.new_value)) {
+                self.notifier
+                    .publish(FleetEvent::SimStateChanged(SimStateChanged {
+                        tenant_id: e.tenant_id,
+                        customer_id: e.customer_id,
+                        sim_id: SimId(e.entity_id),
+                        iccid: e.entity_ref.clone(),
+                        from,
+                        to,
+                        actor: e.stamp.actor.clone(),
+                        at: e.stamp.at,
+                    }));
+            }
+        }
+    }
+}
+
+fn check_limit(limit: u64) -> Result<()> {
+    // The service asks one row more than a page to learn whether another page follows.
+    if limit == 0 || limit > MAX_PAGE + 1 {
+        return Err(Error::invalid(
+            "first",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An audit entry about a SIM.
+pub(crate) fn sim_entry(
+    sim: &Sim,
+    action: AuditAction,
+    stamp: &AuditStamp,
+    old: serde_json::Value,
+    new: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        tenant_id: sim.tenant_id,
+        customer_id: sim.customer_id,
+        entity_kind: EntityKind::Sim,
+        entity_id: sim.id.0,
+        entity_ref: sim.iccid.to_string(),
+        action,
+        stamp: stamp.clone(),
+        old_value: old,
+        new_value: new,
+    }
+}
+
+/// An audit entry about a device.
+pub(crate) fn device_entry(
+    device: &Device,
+    action: AuditAction,
+    stamp: &AuditStamp,
+    old: serde_json::Value,
+    new: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        tenant_id: device.tenant_id,
+        customer_id: device.customer_id,
+        entity_kind: EntityKind::Device,
+        entity_id: device.id.0,
+        entity_ref: device.imei.to_string(),
+        action,
+        stamp: stamp.clone(),
+        old_value: old,
+        new_value: new,
+    }
+}
+
+pub(crate) fn opt_json<T: ToString>(v: Option<&T>) -> serde_json::Value {
+    v.map_or(serde_json::Value::Null, |x| json!(x.to_string()))
+}

@@ -1,0 +1,661 @@
+//! SIM operations: create, change, state transitions (now or scheduled), labels, assignment,
+//! swap.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{opt_json, sim_entry, FleetService, LabelChange, Outcome};
+use crate::fleet::audit::{parse_note, AuditStamp};
+use crate::fleet::import::parse_activation_code;
+use crate::fleet::lifecycle::Lifecycle;
+use crate::fleet::query::SimFilter;
+use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
+use crate::fleet::sim::{parse_pin, parse_tariff_plan, NewSim, Sim, SimState, SimType};
+use crate::fleet::{AuditAction, Labels};
+use crate::identifiers::{Iccid, Imsi, Msisdn};
+use crate::ports::{Changeset, Versioned};
+use crate::{Actor, CustomerId, Error, Permission, Result, Scope, TenantId};
+
+/// A SIM to create by hand (imports go through [`super::ImportRequest`]).
+#[derive(Debug, Clone)]
+pub struct SimInput {
+    pub tenant_id: Option<TenantId>,
+    pub customer_id: Option<CustomerId>,
+    pub iccid: Iccid,
+    pub imsi: Imsi,
+    pub msisdn: Option<Msisdn>,
+    pub sim_type: SimType,
+    pub tariff_plan: Option<String>,
+    pub labels: Labels,
+    pub pin: Option<String>,
+    pub puk: Option<String>,
+    pub activation_code: Option<String>,
+}
+
+/// Changes to a SIM's settings; `None` keeps a field, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct SimPatch {
+    pub msisdn: Option<Option<Msisdn>>,
+    pub sim_type: Option<SimType>,
+    pub tariff_plan: Option<Option<String>>,
+    pub activation_code: Option<Option<String>>,
+    pub pin: Option<Option<String>>,
+    pub puk: Option<Option<String>>,
+}
+
+/// What a state change request led to.
+#[derive(Debug, Clone)]
+pub enum StateChangeOutcome {
+    Applied(Outcome<Sim>),
+    Scheduled(ScheduledTransition),
+}
+
+fn check_version(sim: &Sim, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(v) if v != sim.version => Err(stale("SIM", sim.iccid.as_str(), v, sim.version)),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn stale(what: &str, id: &str, expected: i64, current: i64) -> Error {
+    Error::Conflict(format!(
+        "{what} {id} has changed since you read it (you have version {expected}, it is at version {current}); reload and try again"
+    ))
+}
+
+impl FleetService {
+    pub async fn create_sim(&self, actor: &Actor, input: SimInput, note: Option<&str>) -> Result<Sim> {
+        actor.require(Permission::ManageFleet, "create SIMs")?;
+        let tenant = actor.target_tenant(input.tenant_id)?;
+        self.customer_in(actor, tenant, input.customer_id).await?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        let pin = input
+            .pin
+            .as_deref()
+            .map(|p| parse_pin(p, "pin", 4..=8))
+            .transpose()?;
+        let puk = input
+            .puk
+            .as_deref()
+            .map(|p| parse_pin(p, "puk", 8..=8))
+            .transpose()?;
+        let iccid = input.iccid.clone();
+        let sim = NewSim {
+            tenant_id: tenant,
+            customer_id: input.customer_id,
+            pin: pin
+                .map(|p| self.cipher.seal(iccid.as_str(), "pin", &p))
+                .transpose()?,
+            puk: puk
+                .map(|p| self.cipher.seal(iccid.as_str(), "puk", &p))
+                .transpose()?,
+            iccid: input.iccid,
+            imsi: input.imsi,
+            msisdn: input.msisdn,
+            sim_type: input.sim_type,
+            tariff_plan: input.tariff_plan.as_deref().map(parse_tariff_plan).transpose()?,
+            state: SimState::Inventory,
+            labels: input.labels,
+            activation_code: input
+                .activation_code
+                .as_deref()
+                .map(parse_activation_code)
+                .transpose()?,
+        };
+        let taken = self
+            .store
+            .taken_identifiers(
+                &[sim.iccid.to_string()],
+                &[sim.imsi.to_string()],
+                &sim.msisdn.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            )
+            .await?;
+        if !taken.iccids.is_empty() {
+            return Err(Error::Conflict(format!(
+                "ICCID {} is already registered",
+                sim.iccid
+            )));
+        }
+        if !taken.imsis.is_empty() {
+            return Err(Error::Conflict(format!(
+                "IMSI {} is already registered",
+                sim.imsi
+            )));
+        }
+        if let Some(m) = taken.msisdns.iter().next() {
+            return Err(Error::Conflict(format!("MSISDN {m} is already in use")));
+        }
+        self.store
+            .insert_sims(actor.scope(), vec![sim], AuditAction::Created, &stamp, None)
+            .await?;
+        self.store
+            .sim(actor.scope(), &iccid)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("SIM {iccid} vanished after it was created")))
+    }
+
+    pub async fn update_sim(
+        &self,
+        actor: &Actor,
+        iccid: &Iccid,
+        patch: SimPatch,
+        expected: Option<i64>,
+        note: Option<&str>,
+    ) -> Result<Outcome<Sim>> {
+        let current = self.sim_for_change(actor, iccid).await?;
+        check_version(&current, expected)?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        let mut sim = current.clone();
+        let mut old = serde_json::Map::new();
+        let mut new = serde_json::Map::new();
+        if let Some(m) = patch.msisdn {
+            if m != sim.msisdn {
+                if let Some(m) = &m {
+                    let taken = self.store.taken_identifiers(&[], &[], &[m.to_string()]).await?;
+                    if !taken.msisdns.is_empty() {
+                        return Err(Error::Conflict(format!("MSISDN {m} is already in use")));
+                    }
+                }
+                old.insert("msisdn".into(), opt_json(sim.msisdn.as_ref()));
+                new.insert("msisdn".into(), opt_json(m.as_ref()));
+                sim.msisdn = m;
+            }
+        }
+        if let Some(t) = patch.sim_type.filter(|t| *t != sim.sim_type) {
+            old.insert("type".into(), json!(sim.sim_type.as_str()));
+            new.insert("type".into(), json!(t.as_str()));
+            sim.sim_type = t;
+        }
+        if let Some(t) = patch.tariff_plan {
+            let t = t.as_deref().map(parse_tariff_plan).transpose()?;
+            if t != sim.tariff_plan {
+                old.insert("tariffPlan".into(), json!(sim.tariff_plan));
+                new.insert("tariffPlan".into(), json!(t));
+                sim.tariff_plan = t;
+            }
+        }
+        if let Some(a) = patch.activation_code {
+            let a = a.as_deref().map(parse_activation_code).transpose()?;
+            if a != sim.activation_code {
+                old.insert("activationCode".into(), json!(sim.activation_code));
+                new.insert("activationCode".into(), json!(a));
+                sim.activation_code = a;
+            }
+        }
+        // Secrets: the trail records that they changed, never their values.
+        if let Some(p) = patch.pin {
+            let p = p.as_deref().map(|p| parse_pin(p, "pin", 4..=8)).transpose()?;
+            sim.pin = p
+                .map(|p| self.cipher.seal(iccid.as_str(), "pin", &p))
+                .transpose()?;
+            old.insert("pin".into(), json!("***"));
+            new.insert(
+                "pin".into(),
+                json!(if sim.pin.is_some() { "changed" } else { "cleared" }),
+            );
+        }
+        if let Some(p) = patch.puk {
+            let p = p.as_deref().map(|p| parse_pin(p, "puk", 8..=8)).transpose()?;
+            sim.puk = p
+                .map(|p| self.cipher.seal(iccid.as_str(), "puk", &p))
+                .transpose()?;
+            old.insert("puk".into(), json!("***"));
+            new.insert(
+                "puk".into(),
+                json!(if sim.puk.is_some() { "changed" } else { "cleared" }),
+            );
+        }
+        if new.is_empty() {
+            return Ok(Outcome {
+                value: current,
+                effects: Vec::new(),
+            });
+        }
+        let entry = sim_entry(&sim, AuditAction::Updated, &stamp, old.into(), new.into());
+        self.write_sims(actor.scope(), vec![(current.version, sim)], vec![entry])
+            .await
+    }
+
+    /// Moves a SIM to `target`, now or at `effective_at`. Terminating a SIM also unbinds it from
+    /// its device.
+    pub async fn change_sim_state(
+        &self,
+        actor: &Actor,
+        iccid: &Iccid,
+        target: SimState,
+        expected: Option<i64>,
+        effective_at: Option<DateTime<Utc>>,
+        note: Option<&str>,
+    ) -> Result<StateChangeOutcome> {
+        let current = self.sim_for_change(actor, iccid).await?;
+        check_version(&current, expected)?;
+        current.state.check(target)?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        if let Some(at) = effective_at.filter(|at| *at > Utc::now()) {
+            return self
+                .schedule_transition(actor, current, target, at, stamp)
+                .await
+                .map(StateChangeOutcome::Scheduled);
+        }
+        self.transition(actor.scope(), current, target, &stamp)
+            .await
+            .map(StateChangeOutcome::Applied)
+    }
+
+    /// Applies a checked transition with its coordinated effects.
+    async fn transition(
+        &self,
+        scope: Scope,
+        current: Sim,
+        target: SimState,
+        stamp: &AuditStamp,
+    ) -> Result<Outcome<Sim>> {
+        current.state.check(target)?;
+        let mut sim = current.clone();
+        sim.state = target;
+        let mut effects = vec![sim_entry(
+            &sim,
+            AuditAction::StateChanged,
+            stamp,
+            json!({ "state": current.state.as_str() }),
+            json!({ "state": target.as_str() }),
+        )];
+        if target == SimState::Terminated {
+            if let Some(device) = sim.device_id.take() {
+                effects.push(sim_entry(
+                    &sim,
+                    AuditAction::Unbound,
+                    stamp,
+                    json!({ "deviceId": device.to_string() }),
+                    json!({ "deviceId": null }),
+                ));
+            }
+        }
+        self.write_sims(scope, vec![(current.version, sim)], effects)
+            .await
+    }
+
+    /// Writes SIM rows checked against their read versions, with audit entries.
+    pub(crate) async fn write_sims(
+        &self,
+        scope: Scope,
+        sims: Vec<(i64, Sim)>,
+        effects: Vec<crate::fleet::NewAuditEntry>,
+    ) -> Result<Outcome<Sim>> {
+        let first = sims.first().map(|(_, s)| s.iccid.clone());
+        let changes = Changeset {
+            sims: sims
+                .into_iter()
+                .map(|(v, row)| Versioned {
+                    expected_version: Some(v),
+                    row,
+                })
+                .collect(),
+            audit: effects,
+            ..Changeset::default()
+        };
+        let effects = self.commit(scope, changes).await?;
+        let iccid = first.ok_or_else(|| Error::Internal("no SIM to write".into()))?;
+        let value = self
+            .store
+            .sim(scope, &iccid)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("SIM {iccid} vanished after a change")))?;
+        Ok(Outcome { value, effects })
+    }
+
+    async fn schedule_transition(
+        &self,
+        actor: &Actor,
+        sim: Sim,
+        target: SimState,
+        at: DateTime<Utc>,
+        stamp: AuditStamp,
+    ) -> Result<ScheduledTransition> {
+        let pending = self
+            .store
+            .schedules(
+                actor.scope(),
+                sim.tenant_id,
+                &crate::ports::ScheduleQuery {
+                    sim: Some(sim.id),
+                    statuses: vec![ScheduleStatus::Pending],
+                    limit: 1,
+                },
+            )
+            .await?;
+        if let Some(p) = pending.first() {
+            return Err(Error::Conflict(format!(
+                "SIM {} already has a transition to {} scheduled for {}; cancel it first (schedule {})",
+                sim.iccid, p.target, p.effective_at, p.id
+            )));
+        }
+        let schedule = ScheduledTransition {
+            id: Uuid::new_v4(),
+            tenant_id: sim.tenant_id,
+            customer_id: sim.customer_id,
+            sim_id: sim.id,
+            iccid: sim.iccid.clone(),
+            target,
+            effective_at: at,
+            status: ScheduleStatus::Pending,
+            requested_by: stamp.actor.clone(),
+            requested_by_user: stamp.actor_user_id,
+            note: stamp.note.clone(),
+            created_at: stamp.at,
+            finished_at: None,
+            outcome: None,
+        };
+        let entry = sim_entry(
+            &sim,
+            AuditAction::TransitionScheduled,
+            &stamp,
+            json!({ "state": sim.state.as_str() }),
+            json!({ "state": target.as_str(), "effectiveAt": at.to_rfc3339(), "scheduleId": schedule.id.to_string() }),
+        );
+        self.commit(
+            actor.scope(),
+            Changeset {
+                audit: vec![entry],
+                schedules: vec![schedule.clone()],
+                ..Changeset::default()
+            },
+        )
+        .await?;
+        Ok(schedule)
+    }
+
+    pub async fn cancel_schedule(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        note: Option<&str>,
+    ) -> Result<ScheduledTransition> {
+        actor.require(Permission::ManageFleet, "cancel scheduled transitions")?;
+        let mut s = self
+            .store
+            .schedule(actor.scope(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("scheduled transition", id))?;
+        if s.status != ScheduleStatus::Pending {
+            return Err(Error::Conflict(format!(
+                "scheduled transition {id} is {} and can no longer be cancelled",
+                s.status
+            )));
+        }
+        let sim = self.sim_for_change(actor, &s.iccid).await?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        s.status = ScheduleStatus::Cancelled;
+        s.finished_at = Some(stamp.at);
+        s.outcome = Some(format!("cancelled by {}", stamp.actor));
+        let entry = sim_entry(
+            &sim,
+            AuditAction::TransitionCancelled,
+            &stamp,
+            json!({ "state": s.target.as_str(), "effectiveAt": s.effective_at.to_rfc3339(), "scheduleId": id.to_string() }),
+            serde_json::Value::Null,
+        );
+        self.commit(
+            actor.scope(),
+            Changeset {
+                audit: vec![entry],
+                schedules: vec![s.clone()],
+                ..Changeset::default()
+            },
+        )
+        .await?;
+        Ok(s)
+    }
+
+    /// Applies due scheduled transitions (the scheduler's tick). Returns the schedules handled,
+    /// each `APPLIED` or `FAILED` with the reason.
+    pub async fn run_due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<ScheduledTransition>> {
+        let claimed = self
+            .store
+            .claim_due(now, std::time::Duration::from_secs(300), limit)
+            .await?;
+        let mut done = Vec::with_capacity(claimed.len());
+        for mut s in claimed {
+            let scope = Scope::Tenant {
+                tenant_id: s.tenant_id,
+                customer_id: None,
+            };
+            let stamp = AuditStamp {
+                actor: format!("scheduler (requested by {})", s.requested_by),
+                actor_user_id: s.requested_by_user,
+                at: Utc::now(),
+                note: s.note.clone(),
+            };
+            let result = match self.store.sim(scope, &s.iccid).await? {
+                None => Err(Error::not_found("SIM", &s.iccid)),
+                Some(sim) => self.transition(scope, sim, s.target, &stamp).await.map(|_| ()),
+            };
+            let (status, outcome) = match result {
+                Ok(()) => (ScheduleStatus::Applied, None),
+                Err(e @ (Error::Conflict(_) | Error::NotFound { .. })) => {
+                    (ScheduleStatus::Failed, Some(e.to_string()))
+                }
+                // Engine trouble: leave the claim to expire and retry later.
+                Err(e) => return Err(e),
+            };
+            self.store.finish_schedule(s.id, status, outcome.clone()).await?;
+            s.status = status;
+            s.outcome = outcome;
+            s.finished_at = Some(Utc::now());
+            done.push(s);
+        }
+        Ok(done)
+    }
+
+    pub async fn change_sim_labels(
+        &self,
+        actor: &Actor,
+        iccid: &Iccid,
+        change: &LabelChange,
+        expected: Option<i64>,
+        note: Option<&str>,
+    ) -> Result<Outcome<Sim>> {
+        let current = self.sim_for_change(actor, iccid).await?;
+        check_version(&current, expected)?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        let labels = change.apply_to(&current.labels)?;
+        if labels == current.labels {
+            return Ok(Outcome {
+                value: current,
+                effects: Vec::new(),
+            });
+        }
+        let mut sim = current.clone();
+        sim.labels = labels;
+        let entry = sim_entry(
+            &sim,
+            AuditAction::LabelsChanged,
+            &stamp,
+            current.labels.to_json(),
+            sim.labels.to_json(),
+        );
+        self.write_sims(actor.scope(), vec![(current.version, sim)], vec![entry])
+            .await
+    }
+
+    /// Assigns one SIM to a sub-customer (`None`: back to the tenant).
+    pub async fn assign_sim(
+        &self,
+        actor: &Actor,
+        iccid: &Iccid,
+        customer: Option<CustomerId>,
+        expected: Option<i64>,
+        note: Option<&str>,
+    ) -> Result<Outcome<Sim>> {
+        let current = self.sim_for_change(actor, iccid).await?;
+        check_version(&current, expected)?;
+        self.customer_in(actor, current.tenant_id, customer).await?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        if current.customer_id == customer {
+            return Ok(Outcome {
+                value: current,
+                effects: Vec::new(),
+            });
+        }
+        let mut sim = current.clone();
+        sim.customer_id = customer;
+        let entry = sim_entry(
+            &sim,
+            AuditAction::Assigned,
+            &stamp,
+            json!({ "customerId": opt_json(current.customer_id.as_ref()) }),
+            json!({ "customerId": opt_json(customer.as_ref()) }),
+        );
+        self.write_sims(actor.scope(), vec![(current.version, sim)], vec![entry])
+            .await
+    }
+
+    /// Assigns every SIM matching `filter` in one statement; returns how many changed.
+    pub async fn assign_sims_where(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        filter: &SimFilter,
+        customer: Option<CustomerId>,
+        note: Option<&str>,
+    ) -> Result<u64> {
+        actor.require(Permission::ManageFleet, "assign SIMs")?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.customer_in(actor, tenant, customer).await?;
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        self.store
+            .assign_sims(actor.scope(), tenant, filter, customer, &stamp)
+            .await
+    }
+
+    /// Replaces a SIM by a new one: MSISDN, tariff plan, sub-customer, labels and device binding
+    /// move to the new SIM, which takes the old one's state (or ACTIVE when the old one was not
+    /// in service); the old one is terminated. One transaction, one audit entry per SIM.
+    pub async fn swap_sim(
+        &self,
+        actor: &Actor,
+        old_iccid: &Iccid,
+        new_iccid: &Iccid,
+        note: Option<&str>,
+    ) -> Result<Outcome<(Sim, Sim)>> {
+        if old_iccid == new_iccid {
+            return Err(Error::invalid(
+                "newIccid",
+                "must differ from the SIM being replaced",
+            ));
+        }
+        let old = self.sim_for_change(actor, old_iccid).await?;
+        let new = self.sim_for_change(actor, new_iccid).await?;
+        if old.state == SimState::Terminated {
+            return Err(Error::Conflict(format!(
+                "SIM {old_iccid} is already TERMINATED; there is nothing to swap from"
+            )));
+        }
+        if new.state != SimState::Inventory {
+            return Err(Error::Conflict(format!(
+                "the replacement SIM {new_iccid} is {}; only a SIM in INVENTORY can take over another",
+                new.state
+            )));
+        }
+        if new.device_id.is_some() {
+            return Err(Error::Conflict(format!(
+                "the replacement SIM {new_iccid} is bound to a device; unbind it first"
+            )));
+        }
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        let target_state = match old.state {
+            SimState::Suspended => SimState::Suspended,
+            _ => SimState::Active,
+        };
+        let mut retired = old.clone();
+        retired.state = SimState::Terminated;
+        retired.msisdn = None;
+        retired.device_id = None;
+        let mut successor = new.clone();
+        successor.msisdn = old.msisdn.clone();
+        successor.tariff_plan = old.tariff_plan.clone();
+        successor.customer_id = old.customer_id;
+        successor.labels = old.labels.clone();
+        successor.device_id = old.device_id;
+        successor.state = target_state;
+        let moved = json!({
+            "msisdn": opt_json(old.msisdn.as_ref()),
+            "tariffPlan": old.tariff_plan,
+            "customerId": opt_json(old.customer_id.as_ref()),
+            "labels": old.labels.to_json(),
+            "deviceId": opt_json(old.device_id.as_ref()),
+        });
+        let effects = vec![
+            sim_entry(
+                &retired,
+                AuditAction::Swapped,
+                &stamp,
+                json!({ "state": old.state.as_str(), "moved": moved, "replacedBy": null }),
+                json!({ "state": "TERMINATED", "replacedBy": new_iccid.as_str() }),
+            ),
+            sim_entry(
+                &successor,
+                AuditAction::Swapped,
+                &stamp,
+                json!({ "state": new.state.as_str(), "replaces": null }),
+                json!({ "state": target_state.as_str(), "replaces": old_iccid.as_str(), "moved": moved }),
+            ),
+        ];
+        // The old row goes first: it gives up the MSISDN before the new one takes it.
+        let changes = Changeset {
+            sims: vec![
+                Versioned {
+                    expected_version: Some(old.version),
+                    row: retired,
+                },
+                Versioned {
+                    expected_version: Some(new.version),
+                    row: successor,
+                },
+            ],
+            audit: effects,
+            ..Changeset::default()
+        };
+        let effects = self.commit(actor.scope(), changes).await?;
+        let scope = actor.scope();
+        let a = self
+            .store
+            .sim(scope, old_iccid)
+            .await?
+            .ok_or_else(|| Error::not_found("SIM", old_iccid))?;
+        let b = self
+            .store
+            .sim(scope, new_iccid)
+            .await?
+            .ok_or_else(|| Error::not_found("SIM", new_iccid))?;
+        self.announce_swap(&old, &new, &stamp);
+        Ok(Outcome {
+            value: (a, b),
+            effects,
+        })
+    }
+
+    /// A swap changes both SIMs' states; subscribers of `simStateChanged` hear about both.
+    fn announce_swap(&self, old: &Sim, new: &Sim, stamp: &AuditStamp) {
+        let target = if old.state == SimState::Suspended {
+            SimState::Suspended
+        } else {
+            SimState::Active
+        };
+        for (sim, from, to) in [(old, old.state, SimState::Terminated), (new, new.state, target)] {
+            self.notifier.publish(crate::events::FleetEvent::SimStateChanged(
+                crate::events::SimStateChanged {
+                    tenant_id: sim.tenant_id,
+                    customer_id: sim.customer_id,
+                    sim_id: sim.id,
+                    iccid: sim.iccid.to_string(),
+                    from,
+                    to,
+                    actor: stamp.actor.clone(),
+                    at: stamp.at,
+                },
+            ));
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Fleet queries: SIMs, devices, audit trail, label catalogue, schedules, settings.
+
+use async_graphql::{Context, InputObject, Object, ID};
+use ioto_domain::fleet::query::{
+    check_page_size, device_cursor, sim_cursor, Cursor, DeviceSort, Page, SimSort,
+};
+use ioto_domain::identifiers::Iccid;
+use ioto_domain::ports::ScheduleQuery;
+use ioto_domain::{DeviceId, Error, TenantId};
+
+use crate::context::{actor, services};
+use crate::error::{to_gql, GqlResult};
+use crate::types::fleet::{
+    AuditConnection, AuditEntryObject, AuditFilterInput, DeviceConnection, DeviceFilterInput,
+    FleetSettingsObject, LabelSuggestionObject, PageInfo, ScheduledTransitionObject, SimConnection,
+    SimFilterInput,
+};
+use crate::types::{
+    DeviceObject, DeviceOrderField, ScheduleStatusKind, SimObject, SimOrderField, SortDirection,
+};
+
+#[derive(Default)]
+pub struct FleetQuery;
+
+#[derive(InputObject, Clone, Copy)]
+pub struct SimOrder {
+    #[graphql(default_with = "SimOrderField::Iccid")]
+    pub field: SimOrderField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+#[derive(InputObject, Clone, Copy)]
+pub struct DeviceOrder {
+    #[graphql(default_with = "DeviceOrderField::Name")]
+    pub field: DeviceOrderField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+pub(crate) fn parse_tenant(id: Option<&ID>) -> async_graphql::Result<Option<TenantId>> {
+    id.map(|id| TenantId::parse(id, "tenantId"))
+        .transpose()
+        .map_err(to_gql)
+}
+
+pub(crate) fn parse_iccid(s: &str, field: &str) -> async_graphql::Result<Iccid> {
+    Iccid::parse(s).map_err(|e| match e {
+        Error::InvalidInput { reason, .. } => to_gql(Error::invalid(field, reason)),
+        other => to_gql(other),
+    })
+}
+
+pub(crate) fn parse_device(id: &ID, field: &str) -> async_graphql::Result<DeviceId> {
+    DeviceId::parse(id, field).map_err(to_gql)
+}
+
+fn page<S>(first: i32, after: Option<&String>, sort: S, descending: bool) -> async_graphql::Result<Page<S>> {
+    let first = check_page_size(first.into()).gql()?;
+    Ok(Page {
+        sort,
+        descending,
+        after: after.map(|a| Cursor::decode(a, "after")).transpose().gql()?,
+        limit: first + 1,
+    })
+}
+
+#[Object]
+impl FleetQuery {
+    /// SIMs of the caller's tenant (platform admins may name another), filtered, sorted and
+    /// paged forward with `first`/`after` (1 to 1000 per page).
+    async fn sims(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        filter: Option<SimFilterInput>,
+        order_by: Option<SimOrder>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<SimConnection> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let order = order_by.unwrap_or(SimOrder {
+            field: SimOrderField::Iccid,
+            direction: SortDirection::Asc,
+        });
+        let sort: SimSort = order.field.into();
+        let page = page(
+            first,
+            after.as_ref(),
+            sort,
+            order.direction == SortDirection::Desc,
+        )?;
+        let mut rows = services(ctx)
+            .fleet
+            .sims(actor(ctx)?, tenant, &filter, &page)
+            .await
+            .gql()?;
+        let has_next_page = rows.len() as u64 >= page.limit;
+        rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
+        Ok(SimConnection {
+            edges: rows
+                .into_iter()
+                .map(|s| (sim_cursor(&s, sort).encode(), s))
+                .collect(),
+            has_next_page,
+            tenant,
+            filter,
+        })
+    }
+
+    /// One SIM by ICCID; null when it does not exist or is not visible to the caller.
+    async fn sim(&self, ctx: &Context<'_>, iccid: String) -> async_graphql::Result<Option<SimObject>> {
+        let iccid = parse_iccid(&iccid, "iccid")?;
+        Ok(services(ctx)
+            .fleet
+            .sim(actor(ctx)?, &iccid)
+            .await
+            .gql()?
+            .map(SimObject))
+    }
+
+    /// Devices of the caller's tenant, filtered, sorted and paged like `sims`.
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        filter: Option<DeviceFilterInput>,
+        order_by: Option<DeviceOrder>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<DeviceConnection> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let order = order_by.unwrap_or(DeviceOrder {
+            field: DeviceOrderField::Name,
+            direction: SortDirection::Asc,
+        });
+        let sort: DeviceSort = order.field.into();
+        let page = page(
+            first,
+            after.as_ref(),
+            sort,
+            order.direction == SortDirection::Desc,
+        )?;
+        let mut rows = services(ctx)
+            .fleet
+            .devices(actor(ctx)?, tenant, &filter, &page)
+            .await
+            .gql()?;
+        let has_next_page = rows.len() as u64 >= page.limit;
+        rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
+        Ok(DeviceConnection {
+            edges: rows
+                .into_iter()
+                .map(|d| (device_cursor(&d, sort).encode(), d))
+                .collect(),
+            has_next_page,
+            tenant,
+            filter,
+        })
+    }
+
+    /// One device; null when it does not exist or is not visible to the caller.
+    async fn device(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<DeviceObject>> {
+        let id = parse_device(&id, "id")?;
+        Ok(services(ctx)
+            .fleet
+            .device(actor(ctx)?, id)
+            .await
+            .gql()?
+            .map(DeviceObject))
+    }
+
+    /// The tenant's audit trail, newest first. `after` is the `endCursor` of the previous page.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        filter: Option<AuditFilterInput>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<AuditConnection> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let limit = check_page_size(first.into()).gql()?;
+        let before = after
+            .map(|a| {
+                a.parse::<i64>()
+                    .map_err(|_| to_gql(Error::invalid("after", "is not a cursor this list returned")))
+            })
+            .transpose()?;
+        let query = filter.unwrap_or_default().parse(limit + 1, before)?;
+        let mut rows = services(ctx)
+            .fleet
+            .audit(actor(ctx)?, tenant, &query)
+            .await
+            .gql()?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(AuditConnection {
+            page_info: PageInfo {
+                has_next_page,
+                end_cursor: rows.last().map(|e| e.id.to_string()),
+            },
+            nodes: rows.into_iter().map(AuditEntryObject).collect(),
+        })
+    }
+
+    /// Suggested label keys and values of the tenant, for dropdowns.
+    async fn label_catalogue(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<LabelSuggestionObject>> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let list = services(ctx)
+            .fleet
+            .label_catalogue(actor(ctx)?, tenant)
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// Scheduled SIM transitions, soonest first; by default the pending ones.
+    async fn scheduled_transitions(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        statuses: Option<Vec<ScheduleStatusKind>>,
+        #[graphql(default = 100)] first: i32,
+    ) -> async_graphql::Result<Vec<ScheduledTransitionObject>> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let statuses = statuses.unwrap_or_else(|| vec![ScheduleStatusKind::Pending]);
+        let query = ScheduleQuery {
+            sim: None,
+            statuses: statuses.into_iter().map(Into::into).collect(),
+            limit: check_page_size(first.into()).gql()?,
+        };
+        let list = services(ctx)
+            .fleet
+            .schedules(actor(ctx)?, tenant, &query)
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(ScheduledTransitionObject).collect())
+    }
+
+    async fn fleet_settings(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+    ) -> async_graphql::Result<FleetSettingsObject> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        let s = services(ctx).fleet.settings(actor(ctx)?, tenant).await.gql()?;
+        Ok(FleetSettingsObject {
+            customers_see_sims: s.customers_see_sims,
+        })
+    }
+}

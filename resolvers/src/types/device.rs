@@ -1,0 +1,116 @@
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use ioto_domain::fleet::audit::EntityKind;
+use ioto_domain::fleet::Device;
+
+use super::fleet::{labels_of, AuditEntryObject, LabelObject};
+use super::{ConnectivityKind, CustomerObject, DeviceKindKind, DeviceStateKind, SimObject};
+use crate::context::{actor, loaders, services};
+use crate::error::GqlResult;
+use crate::loaders::SimsIn;
+
+/// A device (tracker, sensor, gateway, …) with its own lifecycle; it may hold several SIMs.
+pub struct DeviceObject(pub Device);
+
+#[Object(name = "Device")]
+impl DeviceObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn tenant_id(&self) -> ID {
+        ID(self.0.tenant_id.to_string())
+    }
+    /// 15 digits, Luhn-checked.
+    async fn imei(&self) -> &str {
+        self.0.imei.as_str()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> DeviceKindKind {
+        self.0.kind.into()
+    }
+    async fn connectivity(&self) -> Vec<ConnectivityKind> {
+        self.0.connectivity.iter().map(|c| (*c).into()).collect()
+    }
+    async fn state(&self) -> DeviceStateKind {
+        self.0.state.into()
+    }
+    /// Pass it back as `expectedVersion` to be told when someone else changed the device meanwhile.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    async fn customer_id(&self) -> Option<ID> {
+        self.0.customer_id.map(|c| ID(c.to_string()))
+    }
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<CustomerObject>> {
+        let Some(id) = self.0.customer_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .fleet
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(CustomerObject))
+    }
+    /// SIMs in the device (empty for customers whose provider shares device data only).
+    async fn sims(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SimObject>> {
+        let list = loaders(ctx)?
+            .fleet
+            .load_one(SimsIn(self.0.id))
+            .await
+            .map_err(|e| (*e).clone())?
+            .unwrap_or_default();
+        Ok(list.into_iter().map(SimObject).collect())
+    }
+    async fn labels(&self) -> Vec<LabelObject> {
+        labels_of(&self.0.labels)
+    }
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_activity_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The device's audit trail, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<AuditEntryObject>> {
+        let limit = ioto_domain::fleet::query::check_page_size(first.into()).gql()?;
+        let list = services(ctx)
+            .fleet
+            .events(
+                actor(ctx)?,
+                self.0.tenant_id,
+                EntityKind::Device,
+                self.0.id.0,
+                limit,
+            )
+            .await
+            .gql()?;
+        Ok(list.into_iter().map(AuditEntryObject).collect())
+    }
+}
+
+/// What a change to one device did.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct DevicePayload {
+    pub device: DeviceObject,
+    #[graphql(skip)]
+    pub effects: Vec<ioto_domain::fleet::NewAuditEntry>,
+}
+
+#[ComplexObject]
+impl DevicePayload {
+    /// Every effect of the operation, on the device and its SIMs, in the order applied.
+    async fn effects(&self) -> Vec<super::fleet::EffectObject> {
+        super::fleet::effects(&self.effects)
+    }
+}

@@ -1,0 +1,558 @@
+//! Fleet types shared by SIMs and devices: labels, effects, audit entries, schedules, imports,
+//! connections and filter inputs.
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use ioto_domain::events::SimStateChanged;
+use ioto_domain::fleet::audit::{AuditEntry, AuditQuery, NewAuditEntry};
+use ioto_domain::fleet::import::{ImportReport, RowError};
+use ioto_domain::fleet::labels::{LabelSuggestion, Labels};
+use ioto_domain::fleet::query::{
+    parse_digit_prefix, parse_msisdn_prefix, CustomerFilter, DeviceFilter, LabelFilter, SimFilter,
+};
+use ioto_domain::fleet::schedule::ScheduledTransition;
+use ioto_domain::fleet::{Device, Sim};
+use ioto_domain::identifiers::MccMnc;
+use ioto_domain::{CustomerId, DeviceId, Error, TenantId};
+
+use super::{
+    AuditActionKind, DeviceKindKind, DeviceObject, DeviceStateKind, EntityKindKind, ScheduleStatusKind,
+    SimObject, SimStateKind, SimTypeKind,
+};
+use crate::context::{actor, services};
+use crate::error::{to_gql, GqlResult};
+
+/// A key/value label.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Label")]
+pub struct LabelObject {
+    pub key: String,
+    pub value: String,
+}
+
+pub fn labels_of(labels: &Labels) -> Vec<LabelObject> {
+    labels
+        .iter()
+        .map(|(k, v)| LabelObject {
+            key: k.to_owned(),
+            value: v.to_owned(),
+        })
+        .collect()
+}
+
+#[derive(InputObject, Clone)]
+pub struct LabelInput {
+    /// 1 to 63 letters, digits, '_', '-', '.' or '/'.
+    pub key: String,
+    /// Up to 255 characters. In filters: leave out to match any value of the key.
+    pub value: Option<String>,
+}
+
+/// Labels from inputs; every label needs a value here.
+pub fn labels_from(input: &[LabelInput]) -> ioto_domain::Result<Labels> {
+    let mut labels = Labels::new();
+    for l in input {
+        labels.set(&l.key, l.value.as_deref().unwrap_or(""))?;
+    }
+    Ok(labels)
+}
+
+/// One effect of an operation on one SIM or device.
+#[derive(SimpleObject)]
+#[graphql(name = "Effect")]
+pub struct EffectObject {
+    pub entity_kind: EntityKindKind,
+    pub entity_id: ID,
+    /// ICCID of a SIM, IMEI of a device.
+    pub reference: String,
+    pub action: AuditActionKind,
+    pub old_value: Json<serde_json::Value>,
+    pub new_value: Json<serde_json::Value>,
+}
+
+pub fn effects(list: &[NewAuditEntry]) -> Vec<EffectObject> {
+    list.iter()
+        .map(|e| EffectObject {
+            entity_kind: e.entity_kind.into(),
+            entity_id: ID(e.entity_id.to_string()),
+            reference: e.entity_ref.clone(),
+            action: e.action.into(),
+            old_value: Json(e.old_value.clone()),
+            new_value: Json(e.new_value.clone()),
+        })
+        .collect()
+}
+
+/// One entry of the audit trail.
+pub struct AuditEntryObject(pub AuditEntry);
+
+#[Object(name = "AuditEntry")]
+impl AuditEntryObject {
+    /// Increasing: a later entry has a larger id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+    async fn entity_kind(&self) -> EntityKindKind {
+        self.0.entity_kind.into()
+    }
+    async fn entity_id(&self) -> ID {
+        ID(self.0.entity_id.to_string())
+    }
+    /// ICCID of a SIM, IMEI of a device.
+    async fn reference(&self) -> &str {
+        &self.0.entity_ref
+    }
+    async fn action(&self) -> AuditActionKind {
+        self.0.action.into()
+    }
+    /// Token subject of who made the change (a user id, a service name, or the scheduler).
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn actor_user_id(&self) -> Option<ID> {
+        self.0.actor_user_id.map(|u| ID(u.to_string()))
+    }
+    async fn old_value(&self) -> Json<serde_json::Value> {
+        Json(self.0.old_value.clone())
+    }
+    async fn new_value(&self) -> Json<serde_json::Value> {
+        Json(self.0.new_value.clone())
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+}
+
+/// A SIM transition waiting for its time (or done, failed, cancelled).
+pub struct ScheduledTransitionObject(pub ScheduledTransition);
+
+#[Object(name = "ScheduledTransition")]
+impl ScheduledTransitionObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn iccid(&self) -> &str {
+        self.0.iccid.as_str()
+    }
+    async fn target_state(&self) -> SimStateKind {
+        self.0.target.into()
+    }
+    async fn effective_at(&self) -> DateTime<Utc> {
+        self.0.effective_at
+    }
+    async fn status(&self) -> ScheduleStatusKind {
+        self.0.status.into()
+    }
+    async fn requested_by(&self) -> &str {
+        &self.0.requested_by
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// Why it failed or who cancelled it.
+    async fn outcome(&self) -> Option<&str> {
+        self.0.outcome.as_deref()
+    }
+}
+
+/// A problem with one row of an import file.
+#[derive(SimpleObject)]
+#[graphql(name = "ImportRowError")]
+pub struct RowErrorObject {
+    /// Line in the file; the header is line 1.
+    pub row: i32,
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl From<RowError> for RowErrorObject {
+    fn from(e: RowError) -> Self {
+        Self {
+            row: i32::try_from(e.row).unwrap_or(i32::MAX),
+            field: e.field,
+            value: e.value,
+            reason: e.reason,
+        }
+    }
+}
+
+/// The result of checking, and perhaps committing, an import file.
+#[derive(SimpleObject)]
+#[graphql(name = "ImportReport")]
+pub struct ImportReportObject {
+    /// Data rows in the file (blank lines not counted).
+    pub rows: i32,
+    /// Rows without errors.
+    pub valid: i32,
+    pub errors: Vec<RowErrorObject>,
+    /// Whether SIMs were created.
+    pub committed: bool,
+    /// Set when committed; every created SIM's `IMPORTED` audit entry names it.
+    pub import_id: Option<ID>,
+    pub created: i32,
+}
+
+impl From<ImportReport> for ImportReportObject {
+    fn from(r: ImportReport) -> Self {
+        let n = |x: usize| i32::try_from(x).unwrap_or(i32::MAX);
+        Self {
+            rows: n(r.rows),
+            valid: n(r.valid),
+            committed: r.committed(),
+            import_id: r.import_id.map(|i| ID(i.to_string())),
+            created: i32::try_from(r.created).unwrap_or(i32::MAX),
+            errors: r.errors.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A label key offered in dropdowns, with suggested values.
+#[derive(SimpleObject)]
+#[graphql(name = "LabelSuggestion")]
+pub struct LabelSuggestionObject {
+    pub key: String,
+    pub values: Vec<String>,
+    pub description: Option<String>,
+}
+
+impl From<LabelSuggestion> for LabelSuggestionObject {
+    fn from(s: LabelSuggestion) -> Self {
+        Self {
+            key: s.key,
+            values: s.values,
+            description: s.description,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "FleetSettings")]
+pub struct FleetSettingsObject {
+    /// Whether sub-customer users see SIMs (and usage); when false they see devices only.
+    pub customers_see_sims: bool,
+}
+
+/// A SIM changed state.
+#[derive(SimpleObject)]
+#[graphql(name = "SimStateChange")]
+pub struct SimStateChangeObject {
+    pub sim_id: ID,
+    pub iccid: String,
+    pub customer_id: Option<ID>,
+    pub from: SimStateKind,
+    pub to: SimStateKind,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<SimStateChanged> for SimStateChangeObject {
+    fn from(e: SimStateChanged) -> Self {
+        Self {
+            sim_id: ID(e.sim_id.to_string()),
+            iccid: e.iccid,
+            customer_id: e.customer_id.map(|c| ID(c.to_string())),
+            from: e.from.into(),
+            to: e.to.into(),
+            actor: e.actor,
+            at: e.at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    /// Pass as `after` for the next page.
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct SimEdge {
+    pub cursor: String,
+    pub node: SimObject,
+}
+
+/// A page of SIMs (Relay connection).
+pub struct SimConnection {
+    pub edges: Vec<(String, Sim)>,
+    pub has_next_page: bool,
+    pub tenant: Option<TenantId>,
+    pub filter: SimFilter,
+}
+
+#[Object]
+impl SimConnection {
+    async fn edges(&self) -> Vec<SimEdge> {
+        self.edges
+            .iter()
+            .map(|(c, s)| SimEdge {
+                cursor: c.clone(),
+                node: SimObject(s.clone()),
+            })
+            .collect()
+    }
+    async fn nodes(&self) -> Vec<SimObject> {
+        self.edges.iter().map(|(_, s)| SimObject(s.clone())).collect()
+    }
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
+        }
+    }
+    /// All SIMs matching the filter (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let n = services(ctx)
+            .fleet
+            .count_sims(actor(ctx)?, self.tenant, &self.filter)
+            .await
+            .gql()?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeviceEdge {
+    pub cursor: String,
+    pub node: DeviceObject,
+}
+
+/// A page of devices (Relay connection).
+pub struct DeviceConnection {
+    pub edges: Vec<(String, Device)>,
+    pub has_next_page: bool,
+    pub tenant: Option<TenantId>,
+    pub filter: DeviceFilter,
+}
+
+#[Object]
+impl DeviceConnection {
+    async fn edges(&self) -> Vec<DeviceEdge> {
+        self.edges
+            .iter()
+            .map(|(c, d)| DeviceEdge {
+                cursor: c.clone(),
+                node: DeviceObject(d.clone()),
+            })
+            .collect()
+    }
+    async fn nodes(&self) -> Vec<DeviceObject> {
+        self.edges.iter().map(|(_, d)| DeviceObject(d.clone())).collect()
+    }
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
+        }
+    }
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let n = services(ctx)
+            .fleet
+            .count_devices(actor(ctx)?, self.tenant, &self.filter)
+            .await
+            .gql()?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+/// A page of audit entries, newest first.
+#[derive(SimpleObject)]
+pub struct AuditConnection {
+    pub nodes: Vec<AuditEntryObject>,
+    pub page_info: PageInfo,
+}
+
+fn customer_filter(id: Option<&ID>, unassigned: Option<bool>) -> ioto_domain::Result<Option<CustomerFilter>> {
+    match (id, unassigned) {
+        (Some(_), Some(true)) => Err(Error::invalid(
+            "filter.unassigned",
+            "cannot be combined with customerId",
+        )),
+        (Some(id), _) => Ok(Some(CustomerFilter::Is(CustomerId::parse(
+            id,
+            "filter.customerId",
+        )?))),
+        (None, Some(true)) => Ok(Some(CustomerFilter::Unassigned)),
+        _ => Ok(None),
+    }
+}
+
+fn label_filters(labels: &[LabelInput]) -> ioto_domain::Result<Vec<LabelFilter>> {
+    labels
+        .iter()
+        .map(|l| {
+            let key = ioto_domain::fleet::labels::parse_key(&l.key)?;
+            let value = l
+                .value
+                .as_deref()
+                .map(|v| ioto_domain::fleet::labels::parse_value(&key, v))
+                .transpose()?;
+            Ok(LabelFilter { key, value })
+        })
+        .collect()
+}
+
+fn search(s: Option<&String>, field: &str) -> ioto_domain::Result<Option<String>> {
+    match s.map(|s| s.trim()) {
+        Some(s) if s.chars().count() > 100 => Err(Error::invalid(field, "must be at most 100 characters")),
+        Some("") | None => Ok(None),
+        Some(s) => Ok(Some(s.to_owned())),
+    }
+}
+
+/// Which SIMs a list or bulk operation takes. Every given condition must hold.
+#[derive(InputObject, Default, Clone)]
+pub struct SimFilterInput {
+    pub states: Option<Vec<SimStateKind>>,
+    pub types: Option<Vec<SimTypeKind>>,
+    /// SIMs of this sub-customer.
+    pub customer_id: Option<ID>,
+    /// Only SIMs held by the tenant itself (no sub-customer).
+    pub unassigned: Option<bool>,
+    /// Every label must be present (with the value, when given).
+    pub labels: Option<Vec<LabelInput>>,
+    /// Case-insensitive text found in any label key or value.
+    pub label_search: Option<String>,
+    /// MCC-MNC of the last network seen, e.g. "262-01".
+    pub networks: Option<Vec<String>>,
+    pub iccid_prefix: Option<String>,
+    /// With or without '+'.
+    pub msisdn_prefix: Option<String>,
+    pub last_activity_from: Option<DateTime<Utc>>,
+    pub last_activity_to: Option<DateTime<Utc>>,
+    pub device_id: Option<ID>,
+    /// true: only SIMs in a device; false: only loose SIMs.
+    pub bound: Option<bool>,
+}
+
+impl SimFilterInput {
+    pub fn parse(&self) -> async_graphql::Result<SimFilter> {
+        let f = || -> ioto_domain::Result<SimFilter> {
+            Ok(SimFilter {
+                states: self.states.iter().flatten().map(|s| (*s).into()).collect(),
+                types: self.types.iter().flatten().map(|s| (*s).into()).collect(),
+                customer: customer_filter(self.customer_id.as_ref(), self.unassigned)?,
+                labels: label_filters(self.labels.as_deref().unwrap_or_default())?,
+                label_search: search(self.label_search.as_ref(), "filter.labelSearch")?,
+                networks: self
+                    .networks
+                    .iter()
+                    .flatten()
+                    .map(|n| MccMnc::parse(n).map_err(|e| field_err("filter.networks", e)))
+                    .collect::<ioto_domain::Result<_>>()?,
+                iccid_prefix: self
+                    .iccid_prefix
+                    .as_deref()
+                    .map(|p| parse_digit_prefix(p, "filter.iccidPrefix"))
+                    .transpose()?,
+                msisdn_prefix: self
+                    .msisdn_prefix
+                    .as_deref()
+                    .map(|p| parse_msisdn_prefix(p).map_err(|e| field_err("filter.msisdnPrefix", e)))
+                    .transpose()?,
+                last_activity_from: self.last_activity_from,
+                last_activity_to: self.last_activity_to,
+                device: self
+                    .device_id
+                    .as_ref()
+                    .map(|d| DeviceId::parse(d, "filter.deviceId"))
+                    .transpose()?,
+                bound: self.bound,
+            })
+        };
+        f().map_err(to_gql)
+    }
+}
+
+/// Which devices a list or bulk operation takes. Every given condition must hold.
+#[derive(InputObject, Default, Clone)]
+pub struct DeviceFilterInput {
+    pub states: Option<Vec<DeviceStateKind>>,
+    pub kinds: Option<Vec<DeviceKindKind>>,
+    pub customer_id: Option<ID>,
+    pub unassigned: Option<bool>,
+    pub labels: Option<Vec<LabelInput>>,
+    pub label_search: Option<String>,
+    pub imei_prefix: Option<String>,
+    /// Case-insensitive part of the name.
+    pub name_contains: Option<String>,
+    pub last_activity_from: Option<DateTime<Utc>>,
+    pub last_activity_to: Option<DateTime<Utc>>,
+}
+
+impl DeviceFilterInput {
+    pub fn parse(&self) -> async_graphql::Result<DeviceFilter> {
+        let f = || -> ioto_domain::Result<DeviceFilter> {
+            Ok(DeviceFilter {
+                states: self.states.iter().flatten().map(|s| (*s).into()).collect(),
+                kinds: self.kinds.iter().flatten().map(|s| (*s).into()).collect(),
+                customer: customer_filter(self.customer_id.as_ref(), self.unassigned)?,
+                labels: label_filters(self.labels.as_deref().unwrap_or_default())?,
+                label_search: search(self.label_search.as_ref(), "filter.labelSearch")?,
+                imei_prefix: self
+                    .imei_prefix
+                    .as_deref()
+                    .map(|p| parse_digit_prefix(p, "filter.imeiPrefix"))
+                    .transpose()?,
+                name_contains: search(self.name_contains.as_ref(), "filter.nameContains")?,
+                last_activity_from: self.last_activity_from,
+                last_activity_to: self.last_activity_to,
+            })
+        };
+        f().map_err(to_gql)
+    }
+}
+
+/// Which audit entries to list.
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    pub entity_kind: Option<EntityKindKind>,
+    pub entity_id: Option<ID>,
+    pub actions: Option<Vec<AuditActionKind>>,
+    /// Token subject (user id or service name).
+    pub actor: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AuditFilterInput {
+    pub fn parse(&self, limit: u64, before: Option<i64>) -> async_graphql::Result<AuditQuery> {
+        Ok(AuditQuery {
+            entity_kind: self.entity_kind.map(Into::into),
+            entity_id: self
+                .entity_id
+                .as_ref()
+                .map(|id| uuid::Uuid::parse_str(id.trim()))
+                .transpose()
+                .map_err(|_| {
+                    to_gql(Error::invalid(
+                        "filter.entityId",
+                        "is not a valid id (expected a UUID)",
+                    ))
+                })?,
+            actions: self.actions.iter().flatten().map(|a| (*a).into()).collect(),
+            actor: self.actor.clone(),
+            from: self.from,
+            to: self.to,
+            before,
+            limit,
+        })
+    }
+}
+
+fn field_err(field: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput { reason, .. } => Error::invalid(field, reason),
+        other => other,
+    }
+}

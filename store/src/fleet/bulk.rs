@@ -1,0 +1,164 @@
+//! Set-based writes: many SIMs or audit entries in few statements. On Postgres the rows travel
+//! as one JSON document per chunk (`jsonb_to_recordset`); on SQLite as multi-row inserts.
+
+use chrono::{DateTime, Utc};
+use ioto_domain::fleet::audit::NewAuditEntry;
+use ioto_domain::fleet::sim::NewSim;
+use ioto_domain::Result;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Set, Statement};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::entities::{audit_event, sim};
+use crate::error::{db, map};
+
+/// Rows per Postgres statement (one JSON document each).
+const PG_CHUNK: usize = 20_000;
+/// Rows per SQLite statement (SQLite allows 32,766 bound values).
+const SQLITE_CHUNK: usize = 1_000;
+
+pub async fn insert_sims(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    sims: &[(Uuid, NewSim)],
+    now: DateTime<Utc>,
+    import_id: Option<Uuid>,
+) -> Result<()> {
+    let conflict = "a SIM with one of these ICCIDs, IMSIs or MSISDNs is already registered";
+    if backend == DbBackend::Postgres {
+        for chunk in sims.chunks(PG_CHUNK) {
+            let doc: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(id, s)| {
+                    json!({
+                        "id": id,
+                        "tenant_id": s.tenant_id.0,
+                        "customer_id": s.customer_id.map(|c| c.0),
+                        "iccid": s.iccid.as_str(),
+                        "imsi": s.imsi.as_str(),
+                        "msisdn": s.msisdn.as_ref().map(|m| m.as_str()),
+                        "state": s.state.as_str(),
+                        "sim_type": s.sim_type.as_str(),
+                        "tariff_plan": s.tariff_plan,
+                        "labels": s.labels.to_json(),
+                        "pin_sealed": s.pin.as_ref().map(|p| p.as_stored()),
+                        "puk_sealed": s.puk.as_ref().map(|p| p.as_stored()),
+                        "activation_code": s.activation_code,
+                    })
+                })
+                .collect();
+            txn.execute(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
+                 tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
+                 SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $2, sim_type, tariff_plan, labels, \
+                 pin_sealed, puk_sealed, activation_code, $3, 1, $2 \
+                 FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, customer_id uuid, iccid text, \
+                 imsi text, msisdn text, state text, sim_type text, tariff_plan text, labels jsonb, pin_sealed text, \
+                 puk_sealed text, activation_code text)",
+                [serde_json::Value::Array(doc).to_string().into(), now.into(), import_id.into()],
+            ))
+            .await
+            .map_err(|e| map(e, conflict))?;
+        }
+        return Ok(());
+    }
+    for chunk in sims.chunks(SQLITE_CHUNK) {
+        let rows = chunk.iter().map(|(id, s)| sim::ActiveModel {
+            id: Set(*id),
+            tenant_id: Set(s.tenant_id.0),
+            customer_id: Set(s.customer_id.map(|c| c.0)),
+            iccid: Set(s.iccid.to_string()),
+            imsi: Set(s.imsi.to_string()),
+            msisdn: Set(s.msisdn.as_ref().map(ToString::to_string)),
+            state: Set(s.state.as_str().to_owned()),
+            created_at: Set(now),
+            sim_type: Set(s.sim_type.as_str().to_owned()),
+            tariff_plan: Set(s.tariff_plan.clone()),
+            labels: Set(s.labels.to_json()),
+            device_id: Set(None),
+            pin_sealed: Set(s.pin.as_ref().map(|p| p.as_stored().to_owned())),
+            puk_sealed: Set(s.puk.as_ref().map(|p| p.as_stored().to_owned())),
+            activation_code: Set(s.activation_code.clone()),
+            last_network: Set(None),
+            last_activity_at: Set(None),
+            import_id: Set(import_id),
+            version: Set(1),
+            updated_at: Set(now),
+        });
+        sim::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await
+            .map_err(|e| map(e, conflict))?;
+    }
+    Ok(())
+}
+
+pub async fn insert_audit(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    entries: &[NewAuditEntry],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if backend == DbBackend::Postgres {
+        for chunk in entries.chunks(PG_CHUNK) {
+            let doc: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|e| {
+                    json!({
+                        "tenant_id": e.tenant_id.0,
+                        "customer_id": e.customer_id.map(|c| c.0),
+                        "entity_kind": e.entity_kind.as_str(),
+                        "entity_id": e.entity_id,
+                        "entity_ref": e.entity_ref,
+                        "action": e.action.as_str(),
+                        "actor": e.stamp.actor,
+                        "actor_user_id": e.stamp.actor_user_id.map(|u| u.0),
+                        "at": e.stamp.at,
+                        "old_value": e.old_value,
+                        "new_value": e.new_value,
+                        "note": e.stamp.note,
+                    })
+                })
+                .collect();
+            txn.execute(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO audit_events (tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, \
+                 actor_user_id, at, old_value, new_value, note) \
+                 SELECT tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, actor_user_id, at, \
+                 old_value, new_value, note \
+                 FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id uuid, customer_id uuid, entity_kind text, \
+                 entity_id uuid, entity_ref text, action text, actor text, actor_user_id uuid, at timestamptz, \
+                 old_value jsonb, new_value jsonb, note text)",
+                [serde_json::Value::Array(doc).to_string().into()],
+            ))
+            .await
+            .map_err(db)?;
+        }
+        return Ok(());
+    }
+    for chunk in entries.chunks(SQLITE_CHUNK) {
+        let rows = chunk.iter().map(|e| audit_event::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(e.tenant_id.0),
+            customer_id: Set(e.customer_id.map(|c| c.0)),
+            entity_kind: Set(e.entity_kind.as_str().to_owned()),
+            entity_id: Set(e.entity_id),
+            entity_ref: Set(e.entity_ref.clone()),
+            action: Set(e.action.as_str().to_owned()),
+            actor: Set(e.stamp.actor.clone()),
+            actor_user_id: Set(e.stamp.actor_user_id.map(|u| u.0)),
+            at: Set(e.stamp.at),
+            old_value: Set(Some(e.old_value.clone())),
+            new_value: Set(Some(e.new_value.clone())),
+            note: Set(e.stamp.note.clone()),
+        });
+        audit_event::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}

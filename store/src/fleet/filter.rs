@@ -1,0 +1,232 @@
+//! Fleet filters and keyset pages as SQL conditions, for Postgres and SQLite.
+
+use chrono::{DateTime, Utc};
+use ioto_domain::fleet::query::{
+    Cursor, CustomerFilter, DeviceFilter, DeviceSort, LabelFilter, Page, SimFilter, SimSort,
+};
+use ioto_domain::{Result, TenantId};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value,
+};
+
+use crate::entities::{device, sim};
+
+/// `LIKE` pattern matching `s` anywhere, with `%`, `_` and `\` escaped.
+fn contains_pattern(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Label conditions on the `labels` column of `table`.
+fn label_conditions(
+    backend: DbBackend,
+    table: &str,
+    labels: &[LabelFilter],
+    search: Option<&str>,
+) -> Condition {
+    let mut c = Condition::all();
+    for l in labels {
+        let expr = match (backend, &l.value) {
+            (DbBackend::Postgres, Some(v)) => {
+                let doc = serde_json::json!({ l.key.clone(): v }).to_string();
+                Expr::cust_with_values(format!("{table}.labels @> $1::jsonb"), [doc])
+            }
+            (DbBackend::Postgres, None) => {
+                Expr::cust_with_values(format!("jsonb_exists({table}.labels, $1)"), [l.key.clone()])
+            }
+            (_, Some(v)) => Expr::cust_with_values(
+                format!("json_extract({table}.labels, ?) = ?"),
+                [format!("$.\"{}\"", l.key), v.clone()],
+            ),
+            (_, None) => Expr::cust_with_values(
+                format!("json_type({table}.labels, ?) IS NOT NULL"),
+                [format!("$.\"{}\"", l.key)],
+            ),
+        };
+        c = c.add(expr);
+    }
+    if let Some(q) = search.map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = contains_pattern(q);
+        c = c.add(match backend {
+            DbBackend::Postgres => {
+                Expr::cust_with_values(format!("{table}.labels::text ILIKE $1 ESCAPE '\\'"), [pattern])
+            }
+            _ => Expr::cust_with_values(format!("{table}.labels LIKE ? ESCAPE '\\'"), [pattern]),
+        });
+    }
+    c
+}
+
+fn range<C: ColumnTrait>(col: C, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition {
+    let mut c = Condition::all();
+    if let Some(f) = from {
+        c = c.add(col.gte(f));
+    }
+    if let Some(t) = to {
+        c = c.add(col.lt(t));
+    }
+    c
+}
+
+pub fn sim_condition(backend: DbBackend, tenant: TenantId, f: &SimFilter) -> Condition {
+    let mut c = Condition::all().add(sim::Column::TenantId.eq(tenant.0));
+    if !f.states.is_empty() {
+        c = c.add(sim::Column::State.is_in(f.states.iter().map(|s| s.as_str())));
+    }
+    if !f.types.is_empty() {
+        c = c.add(sim::Column::SimType.is_in(f.types.iter().map(|s| s.as_str())));
+    }
+    match f.customer {
+        Some(CustomerFilter::Is(id)) => c = c.add(sim::Column::CustomerId.eq(id.0)),
+        Some(CustomerFilter::Unassigned) => c = c.add(sim::Column::CustomerId.is_null()),
+        None => {}
+    }
+    if !f.networks.is_empty() {
+        c = c.add(sim::Column::LastNetwork.is_in(f.networks.iter().map(ToString::to_string)));
+    }
+    if let Some(p) = &f.iccid_prefix {
+        c = c.add(sim::Column::Iccid.like(format!("{p}%")));
+    }
+    if let Some(p) = &f.msisdn_prefix {
+        c = c.add(sim::Column::Msisdn.like(format!("{p}%")));
+    }
+    c = c.add(range(
+        sim::Column::LastActivityAt,
+        f.last_activity_from,
+        f.last_activity_to,
+    ));
+    if let Some(d) = f.device {
+        c = c.add(sim::Column::DeviceId.eq(d.0));
+    }
+    match f.bound {
+        Some(true) => c = c.add(sim::Column::DeviceId.is_not_null()),
+        Some(false) => c = c.add(sim::Column::DeviceId.is_null()),
+        None => {}
+    }
+    c.add(label_conditions(
+        backend,
+        "sims",
+        &f.labels,
+        f.label_search.as_deref(),
+    ))
+}
+
+pub fn device_condition(backend: DbBackend, tenant: TenantId, f: &DeviceFilter) -> Condition {
+    let mut c = Condition::all().add(device::Column::TenantId.eq(tenant.0));
+    if !f.states.is_empty() {
+        c = c.add(device::Column::State.is_in(f.states.iter().map(|s| s.as_str())));
+    }
+    if !f.kinds.is_empty() {
+        c = c.add(device::Column::Kind.is_in(f.kinds.iter().map(|s| s.as_str())));
+    }
+    match f.customer {
+        Some(CustomerFilter::Is(id)) => c = c.add(device::Column::CustomerId.eq(id.0)),
+        Some(CustomerFilter::Unassigned) => c = c.add(device::Column::CustomerId.is_null()),
+        None => {}
+    }
+    if let Some(p) = &f.imei_prefix {
+        c = c.add(device::Column::Imei.like(format!("{p}%")));
+    }
+    if let Some(n) = f
+        .name_contains
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let pattern = contains_pattern(&n.to_lowercase());
+        c = c.add(Expr::cust_with_values(
+            match backend {
+                DbBackend::Postgres => "lower(devices.name) LIKE $1 ESCAPE '\\'",
+                _ => "lower(devices.name) LIKE ? ESCAPE '\\'",
+            },
+            [pattern],
+        ));
+    }
+    c = c.add(range(
+        device::Column::LastActivityAt,
+        f.last_activity_from,
+        f.last_activity_to,
+    ));
+    c.add(label_conditions(
+        backend,
+        "devices",
+        &f.labels,
+        f.label_search.as_deref(),
+    ))
+}
+
+/// Keyset position and order: rows after `(key, id)` in the sort order, ties broken by id.
+fn keyset<E: EntityTrait, C: ColumnTrait, I: ColumnTrait>(
+    q: Select<E>,
+    col: C,
+    id: I,
+    key: Option<(Value, uuid::Uuid)>,
+    descending: bool,
+    limit: u64,
+) -> Select<E> {
+    let mut q = q;
+    if let Some((k, after)) = key {
+        let (beyond, tie): (SimpleExpr, SimpleExpr) = if descending {
+            (Expr::col(col).lt(k.clone()), Expr::col(id).lt(after))
+        } else {
+            (Expr::col(col).gt(k.clone()), Expr::col(id).gt(after))
+        };
+        q = q.filter(
+            Condition::any()
+                .add(beyond)
+                .add(Condition::all().add(Expr::col(col).eq(k)).add(tie)),
+        );
+    }
+    if descending {
+        q.order_by_desc(col).order_by_desc(id).limit(limit)
+    } else {
+        q.order_by_asc(col).order_by_asc(id).limit(limit)
+    }
+}
+
+fn cursor_value(c: &Cursor, is_time: bool) -> Result<Value> {
+    Ok(if is_time {
+        Value::from(c.time("after")?)
+    } else {
+        Value::from(c.k.clone())
+    })
+}
+
+pub fn sim_page(q: Select<sim::Entity>, page: &Page<SimSort>) -> Result<Select<sim::Entity>> {
+    let (col, is_time) = match page.sort {
+        SimSort::Iccid => (sim::Column::Iccid, false),
+        SimSort::State => (sim::Column::State, false),
+        SimSort::CreatedAt => (sim::Column::CreatedAt, true),
+        SimSort::UpdatedAt => (sim::Column::UpdatedAt, true),
+    };
+    let key = page
+        .after
+        .as_ref()
+        .map(|c| cursor_value(c, is_time).map(|v| (v, c.id)))
+        .transpose()?;
+    Ok(keyset(q, col, sim::Column::Id, key, page.descending, page.limit))
+}
+
+pub fn device_page(q: Select<device::Entity>, page: &Page<DeviceSort>) -> Result<Select<device::Entity>> {
+    let (col, is_time) = match page.sort {
+        DeviceSort::Name => (device::Column::Name, false),
+        DeviceSort::Imei => (device::Column::Imei, false),
+        DeviceSort::State => (device::Column::State, false),
+        DeviceSort::CreatedAt => (device::Column::CreatedAt, true),
+        DeviceSort::UpdatedAt => (device::Column::UpdatedAt, true),
+    };
+    let key = page
+        .after
+        .as_ref()
+        .map(|c| cursor_value(c, is_time).map(|v| (v, c.id)))
+        .transpose()?;
+    Ok(keyset(
+        q,
+        col,
+        device::Column::Id,
+        key,
+        page.descending,
+        page.limit,
+    ))
+}

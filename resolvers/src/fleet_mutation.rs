@@ -100,20 +100,17 @@ pub struct UpdateDeviceInput {
 #[derive(InputObject)]
 pub struct LabelChangeInput {
     /// Labels to add or overwrite.
-    #[graphql(default)]
-    pub set: Vec<LabelInput>,
+    pub set: Option<Vec<LabelInput>>,
     /// Keys to remove.
-    #[graphql(default)]
-    pub remove: Vec<String>,
-    /// Drop every label not in `set`.
-    #[graphql(default)]
-    pub replace: bool,
+    pub remove: Option<Vec<String>>,
+    /// Drop every label not in `set` (default false).
+    pub replace: Option<bool>,
 }
 
 impl LabelChangeInput {
     fn parse(&self) -> async_graphql::Result<LabelChange> {
         let mut set = Vec::new();
-        for l in &self.set {
+        for l in self.set.iter().flatten() {
             let value = l.value.clone().ok_or_else(|| {
                 to_gql(Error::invalid(
                     "set.value",
@@ -124,8 +121,8 @@ impl LabelChangeInput {
         }
         Ok(LabelChange {
             set,
-            remove: self.remove.clone(),
-            replace: self.replace,
+            remove: self.remove.clone().unwrap_or_default(),
+            replace: self.replace.unwrap_or(false),
         })
     }
 }
@@ -140,11 +137,9 @@ pub struct ImportSimsInput {
     /// type, tariff_plan, activation_code. For large files use `POST /imports/sims`.
     pub content: String,
     /// false (default): check only and report; true: create the SIMs.
-    #[graphql(default)]
-    pub commit: bool,
-    /// With `commit`: create the good rows even when others have errors.
-    #[graphql(default)]
-    pub skip_invalid: bool,
+    pub commit: Option<bool>,
+    /// With `commit`: create the good rows even when others have errors (default false).
+    pub skip_invalid: Option<bool>,
     pub note: Option<String>,
 }
 
@@ -497,7 +492,9 @@ impl FleetMutation {
         ctx: &Context<'_>,
         id: ID,
         state: DeviceStateKind,
-        #[graphql(default_with = "RetireSimsKind::Leave")] sims_on_retire: RetireSimsKind,
+        #[graphql(desc = "What happens to the SIMs when retiring (default LEAVE).")] sims_on_retire: Option<
+            RetireSimsKind,
+        >,
         expected_version: Option<i64>,
         note: Option<String>,
     ) -> async_graphql::Result<DevicePayload> {
@@ -508,7 +505,7 @@ impl FleetMutation {
                 actor(ctx)?,
                 id,
                 state.into(),
-                sims_on_retire.into(),
+                sims_on_retire.unwrap_or(RetireSimsKind::Leave).into(),
                 expected_version,
                 note.as_deref(),
             )
@@ -608,8 +605,8 @@ impl FleetMutation {
             customer_id: customer(input.customer_id.as_ref(), "customerId")?,
             format,
             bytes,
-            commit: input.commit,
-            skip_invalid: input.skip_invalid,
+            commit: input.commit.unwrap_or(false),
+            skip_invalid: input.skip_invalid.unwrap_or(false),
             note: input.note,
         };
         let report = services(ctx).fleet.import_sims(actor(ctx)?, req).await.gql()?;
@@ -622,13 +619,19 @@ impl FleetMutation {
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
         key: String,
-        #[graphql(default)] values: Vec<String>,
+        values: Option<Vec<String>>,
         description: Option<String>,
     ) -> async_graphql::Result<LabelSuggestionObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let s = services(ctx)
             .fleet
-            .put_label_suggestion(actor(ctx)?, tenant, &key, &values, description.as_deref())
+            .put_label_suggestion(
+                actor(ctx)?,
+                tenant,
+                &key,
+                &values.unwrap_or_default(),
+                description.as_deref(),
+            )
             .await
             .gql()?;
         Ok(s.into())

@@ -75,7 +75,7 @@ impl FleetQuery {
         tenant_id: Option<ID>,
         filter: Option<SimFilterInput>,
         order_by: Option<SimOrder>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<SimConnection> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
@@ -86,7 +86,7 @@ impl FleetQuery {
         });
         let sort: SimSort = order.field.into();
         let page = page(
-            first,
+            first.unwrap_or(50),
             after.as_ref(),
             sort,
             order.direction == SortDirection::Desc,
@@ -127,7 +127,7 @@ impl FleetQuery {
         tenant_id: Option<ID>,
         filter: Option<DeviceFilterInput>,
         order_by: Option<DeviceOrder>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<DeviceConnection> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
@@ -138,7 +138,7 @@ impl FleetQuery {
         });
         let sort: DeviceSort = order.field.into();
         let page = page(
-            first,
+            first.unwrap_or(50),
             after.as_ref(),
             sort,
             order.direction == SortDirection::Desc,
@@ -178,11 +178,11 @@ impl FleetQuery {
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
         filter: Option<AuditFilterInput>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<AuditConnection> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
-        let limit = check_page_size(first.into()).gql()?;
+        let limit = check_page_size(first.unwrap_or(50).into()).gql()?;
         let before = after
             .map(|a| {
                 a.parse::<i64>()
@@ -227,14 +227,14 @@ impl FleetQuery {
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
         statuses: Option<Vec<ScheduleStatusKind>>,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<ScheduledTransitionObject>> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let statuses = statuses.unwrap_or_else(|| vec![ScheduleStatusKind::Pending]);
         let query = ScheduleQuery {
             sim: None,
             statuses: statuses.into_iter().map(Into::into).collect(),
-            limit: check_page_size(first.into()).gql()?,
+            limit: check_page_size(first.unwrap_or(100).into()).gql()?,
         };
         let list = services(ctx)
             .fleet

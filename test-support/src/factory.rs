@@ -1,12 +1,15 @@
-//! Factories: tenants, customers, users, SIMs straight through the `Directory` port.
+//! Factories: tenants, customers, users, SIMs and devices straight through the ports.
 
 use std::sync::{Arc, OnceLock};
 
 use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser, Tenant, User};
-use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, Sim, SimState};
+use ioto_domain::fleet::{
+    AuditAction, AuditStamp, Connectivity, Device, DeviceKind, DeviceState, Imei, Labels, NewSim, Sim,
+    SimState,
+};
 use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
-use ioto_domain::ports::{Directory, Fleet};
-use ioto_domain::{CustomerId, Role, Scope};
+use ioto_domain::ports::{Changeset, Directory, Fleet, Versioned};
+use ioto_domain::{CustomerId, DeviceId, Role, Scope};
 
 /// Every factory user has this password.
 pub const TEST_PASSWORD: &str = "test-password-123";
@@ -108,5 +111,40 @@ impl Factory {
         let mut out = self.fleet.sims_by_id(Scope::Platform, &ids).await.unwrap();
         out.sort_by(|a, b| a.iccid.cmp(&b.iccid));
         out
+    }
+
+    /// A device in state `REGISTERED` with a unique IMEI.
+    pub async fn device(&self, tenant: &Tenant, customer: Option<CustomerId>, name: &str) -> Device {
+        let n = uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000;
+        let now = chrono::Utc::now();
+        let d = Device {
+            id: DeviceId::new(),
+            tenant_id: tenant.id,
+            customer_id: customer,
+            imei: Imei::with_check_digit(&format!("{n:014}")).unwrap(),
+            name: name.to_owned(),
+            kind: DeviceKind::Tracker,
+            connectivity: vec![Connectivity::Cellular],
+            state: DeviceState::Registered,
+            labels: Labels::new(),
+            last_activity_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        self.fleet
+            .apply(
+                Scope::Platform,
+                Changeset {
+                    devices: vec![Versioned {
+                        expected_version: None,
+                        row: d.clone(),
+                    }],
+                    ..Changeset::default()
+                },
+            )
+            .await
+            .unwrap();
+        d
     }
 }

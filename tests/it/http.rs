@@ -180,7 +180,8 @@ async fn playground_operations_are_valid_against_the_schema() {
     app.stop().await;
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(app: &TestApp, payload: Value) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr)
@@ -198,7 +199,7 @@ async fn ws_connect(app: &TestApp, payload: Value) -> Ws {
 }
 
 /// The next JSON message, skipping pings; `None` when the server closed the connection.
-async fn ws_next(ws: &mut Ws) -> Option<Value> {
+pub(crate) async fn ws_next(ws: &mut Ws) -> Option<Value> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
@@ -218,7 +219,7 @@ async fn ws_next(ws: &mut Ws) -> Option<Value> {
 }
 
 /// Connects with `token`, checks the acknowledgement and starts subscription `1` with `query`.
-async fn ws_subscribe(app: &TestApp, token: &str, query: &str) -> Ws {
+pub(crate) async fn ws_subscribe(app: &TestApp, token: &str, query: &str) -> Ws {
     let mut ws = ws_connect(app, json!({ "authorization": format!("Bearer {token}") })).await;
     assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "connection_ack");
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });

@@ -6,6 +6,7 @@ mod auth;
 mod auth_keys;
 mod cli;
 mod contracts;
+mod fleet;
 mod http;
 mod limits;
 mod rls;

@@ -47,7 +47,20 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
     f.user(&a, Role::Viewer, None).await;
     f.user(&a, Role::Operator, None).await;
     f.sims(&a, None, 2).await;
-    f.sims(&b, None, 3).await;
+    let b_sims = f.sims(&b, None, 3).await;
+    f.device(&a, None, "a-dev").await;
+    f.device(&b, None, "b-dev-1").await;
+    f.device(&b, None, "b-dev-2").await;
+    for (t, key) in [(&a, "a-key"), (&b, "b-key"), (&b, "b-key-2")] {
+        let s = ioto_domain::fleet::LabelSuggestion {
+            key: key.into(),
+            values: vec![],
+            description: None,
+        };
+        ioto_domain::ports::Fleet::put_label_suggestion(&store, Scope::Platform, t.id, s)
+            .await
+            .unwrap();
+    }
 
     let pid = |conn: &sea_orm::DatabaseConnection| {
         let conn = conn.clone();
@@ -88,9 +101,29 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
         "the same connection served every tenant"
     );
 
+    // The fleet tables too: each tenant's own rows and nothing else, without any WHERE clause.
+    for (tenant, expected) in [(&a, [2, 1, 2, 1]), (&b, [3, 2, 3, 2])] {
+        let txn = store.begin(Scope::tenant(tenant.id)).await.unwrap();
+        for (table, n) in ["sims", "devices", "audit_events", "label_suggestions"]
+            .iter()
+            .zip(expected)
+        {
+            assert_eq!(count(&txn, table).await, n, "{table} of {}", tenant.name);
+        }
+        txn.rollback().await.unwrap();
+    }
+
     // Outside a scoped transaction the connection carries no tenant: nothing is visible.
     assert!(names(store.connection()).await.is_empty());
-    for table in ["tenants", "users", "sims"] {
+    for table in [
+        "tenants",
+        "users",
+        "sims",
+        "devices",
+        "audit_events",
+        "scheduled_transitions",
+        "label_suggestions",
+    ] {
         assert_eq!(
             count(store.connection(), table).await,
             0,
@@ -125,6 +158,17 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
         vec!["A1".to_owned()],
         "platform visibility did not leak out of the lookup"
     );
+    // The identifier check of imports answers for every tenant, and leaks nothing either.
+    let taken = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT value FROM ioto_taken_identifiers($1, '', '')",
+            [b_sims[0].iccid.as_str().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(count(&txn, "sims").await, 2, "only A's SIMs after the check");
     txn.commit().await.unwrap();
 
     // The app role cannot switch RLS off or read another tenant by setting nothing.

@@ -24,12 +24,26 @@ const CASES: &[Case] = &[
         allowed: &[PlatformAdmin, TenantAdmin],
     },
     Case { what: "list SIMs", query: "{ sims { nodes { iccid } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
+    Case { what: "list devices", query: "{ devices { nodes { id } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
+    Case {
+        what: "create device",
+        query: "mutation($imei: String!) { createDevice(input: {imei: $imei, name: \"D\", kind: SENSOR, connectivity: [LORA]}) { id } }",
+        allowed: &[PlatformAdmin, TenantAdmin, Operator],
+    },
+    Case { what: "change the label catalogue", query: "mutation($n: String!) { putLabelSuggestion(key: $n) { key } }", allowed: &[PlatformAdmin, TenantAdmin, Operator] },
+    Case { what: "read the audit log", query: "{ auditLog { nodes { id } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, Viewer] },
+    Case { what: "change fleet settings", query: "mutation { setFleetSettings(customersSeeSims: true) { customersSeeSims } }", allowed: &[PlatformAdmin, TenantAdmin] },
     Case { what: "read me", query: "{ me { role } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
 ];
 
 fn vars() -> Value {
     let n = uuid::Uuid::new_v4().simple().to_string();
-    json!({ "n": format!("n-{}", &n[..12]) })
+    let imei = ioto_domain::fleet::Imei::with_check_digit(&format!(
+        "{:014}",
+        uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000
+    ))
+    .unwrap();
+    json!({ "n": format!("n-{}", &n[..12]), "imei": imei.to_string() })
 }
 
 #[tokio::test]

@@ -412,6 +412,7 @@ fn search(s: Option<&String>, field: &str) -> ioto_domain::Result<Option<String>
 
 /// Which SIMs a list or bulk operation takes. Every given condition must hold.
 #[derive(InputObject, Default, Clone)]
+#[graphql(name = "SimFilter")]
 pub struct SimFilterInput {
     pub states: Option<Vec<SimStateKind>>,
     pub types: Option<Vec<SimTypeKind>>,
@@ -476,6 +477,7 @@ impl SimFilterInput {
 
 /// Which devices a list or bulk operation takes. Every given condition must hold.
 #[derive(InputObject, Default, Clone)]
+#[graphql(name = "DeviceFilter")]
 pub struct DeviceFilterInput {
     pub states: Option<Vec<DeviceStateKind>>,
     pub kinds: Option<Vec<DeviceKindKind>>,
@@ -515,6 +517,7 @@ impl DeviceFilterInput {
 
 /// Which audit entries to list.
 #[derive(InputObject, Default)]
+#[graphql(name = "AuditFilter")]
 pub struct AuditFilterInput {
     pub entity_kind: Option<EntityKindKind>,
     pub entity_id: Option<ID>,

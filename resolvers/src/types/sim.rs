@@ -107,9 +107,9 @@ impl SimObject {
     async fn events(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<AuditEntryObject>> {
-        let limit = ioto_domain::fleet::query::check_page_size(first.into()).gql()?;
+        let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(50).into()).gql()?;
         let list = services(ctx)
             .fleet
             .events(actor(ctx)?, self.0.tenant_id, EntityKind::Sim, self.0.id.0, limit)

@@ -1,0 +1,191 @@
+//! Inventory import: preview with per-row errors, commit, IMPORTED events; CSV and XLSX.
+
+use base64::Engine as _;
+use ioto_domain::identifiers::luhn_check_digit;
+use ioto_domain::Role;
+use serde_json::json;
+
+use super::Fixture;
+
+const IMPORT: &str = "mutation($content: String!, $format: TableFormat!, $commit: Boolean, $skip: Boolean) {
+  importSims(input: { content: $content, format: $format, commit: $commit, skipInvalid: $skip, note: \"delivery 42\" }) {
+    rows valid committed importId created errors { row field value reason }
+  }
+}";
+
+fn iccid(seed: u128, n: u128) -> String {
+    let body = format!("8949{:014}", (seed * 1000 + n) % 100_000_000_000_000);
+    format!("{body}{}", luhn_check_digit(&body).unwrap())
+}
+
+#[tokio::test]
+async fn a_csv_is_previewed_row_by_row_then_committed() {
+    let fx = Fixture::new(Role::Operator).await;
+    let seed = uuid::Uuid::new_v4().as_u128() % 10_000_000_000;
+    let taken = fx.app.factory.sims(&fx.tenant, None, 1).await[0]
+        .iccid
+        .to_string();
+    let mut bad_check = iccid(seed, 2);
+    let last = bad_check.pop().unwrap();
+    bad_check.push(if last == '0' { '1' } else { '0' });
+    let imsi = |n: u128| format!("26201{:010}", (seed * 1000 + n) % 10_000_000_000);
+    let csv = format!(
+        "iccid,imsi,msisdn,pin,puk,type\n\
+         {},{},+4915100000001,1234,12345678,prepaid\n\
+         {bad_check},{},,,,\n\
+         {},{},,,,\n\
+         {},{},0151,,,\n\
+         {taken},{},,,,\n\
+         {},{},,12,,\n",
+        iccid(seed, 1),
+        imsi(1),
+        imsi(2),
+        iccid(seed, 1),
+        imsi(3),
+        iccid(seed, 4),
+        imsi(4),
+        imsi(5),
+        iccid(seed, 6),
+        imsi(6)
+    );
+    let preview = fx
+        .ok(IMPORT, json!({"content": csv, "format": "CSV"}), "importSims")
+        .await;
+    assert_eq!(
+        (
+            preview["rows"].as_i64(),
+            preview["valid"].as_i64(),
+            preview["committed"].as_bool()
+        ),
+        (Some(6), Some(1), Some(false))
+    );
+    let errors: Vec<(i64, &str)> = preview["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (3, "iccid"),
+            (4, "iccid"),
+            (5, "msisdn"),
+            (6, "iccid"),
+            (7, "pin")
+        ],
+        "{preview}"
+    );
+    let reasons: Vec<&str> = preview["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("Luhn"));
+    assert_eq!(reasons[1], "duplicate in file: already on row 2");
+    assert!(reasons[2].contains("E.164"));
+    assert_eq!(reasons[3], "already in inventory");
+    assert!(reasons[4].contains("4 to 8 digits"));
+    // Nothing written by a preview.
+    let count = "{ sims { totalCount } }";
+    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
+
+    // Commit with errors: refused as a whole unless the bad rows are skipped.
+    let refused = fx
+        .ok(
+            IMPORT,
+            json!({"content": csv, "format": "CSV", "commit": true}),
+            "importSims",
+        )
+        .await;
+    assert_eq!(refused["committed"], false);
+    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
+    let done = fx
+        .ok(
+            IMPORT,
+            json!({"content": csv, "format": "CSV", "commit": true, "skip": true}),
+            "importSims",
+        )
+        .await;
+    assert_eq!(
+        (done["committed"].as_bool(), done["created"].as_i64()),
+        (Some(true), Some(1)),
+        "{done}"
+    );
+    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 2);
+    let sim = fx
+        .ok(
+            "query($i: String!) { sim(iccid: $i) { state type msisdn pin events { action note newValue } } }",
+            json!({"i": iccid(seed, 1)}),
+            "sim",
+        )
+        .await;
+    assert_eq!(
+        (
+            sim["state"].as_str(),
+            sim["type"].as_str(),
+            sim["msisdn"].as_str()
+        ),
+        (Some("INVENTORY"), Some("PREPAID"), Some("+4915100000001"))
+    );
+    assert_eq!(sim["events"][0]["action"], "IMPORTED");
+    let note = sim["events"][0]["note"].as_str().unwrap();
+    assert!(
+        note.contains(done["importId"].as_str().unwrap()) && note.contains("delivery 42"),
+        "{note}"
+    );
+
+    // The same file again: every row is already in inventory now.
+    let again = fx
+        .ok(IMPORT, json!({"content": csv, "format": "CSV"}), "importSims")
+        .await;
+    assert_eq!(again["valid"], 0);
+    fx.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_xlsx_file_imports_like_a_csv() {
+    let fx = Fixture::new(Role::TenantAdmin).await;
+    let seed = uuid::Uuid::new_v4().as_u128() % 10_000_000_000;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["ICCID", "IMSI", "Type", "PIN"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for r in 1..=3u32 {
+        sheet.write_string(r, 0, iccid(seed, u128::from(r))).unwrap();
+        // IMSIs typed as numbers in the spreadsheet still import exactly.
+        sheet
+            .write_number(
+                r,
+                1,
+                (262_010_000_000_000 + seed % 1_000_000 * 10 + u128::from(r)) as f64,
+            )
+            .unwrap();
+        sheet.write_string(r, 2, "data-only").unwrap();
+        sheet.write_string(r, 3, "0000").unwrap();
+    }
+    let content = base64::engine::general_purpose::STANDARD.encode(book.save_to_buffer().unwrap());
+    let done = fx
+        .ok(
+            IMPORT,
+            json!({"content": content, "format": "XLSX", "commit": true}),
+            "importSims",
+        )
+        .await;
+    assert_eq!(done["created"], 3, "{done}");
+    let sim = fx
+        .ok(
+            "query($i: String!) { sim(iccid: $i) { type pin } }",
+            json!({"i": iccid(seed, 2)}),
+            "sim",
+        )
+        .await;
+    assert_eq!(sim, json!({"type": "DATA_ONLY", "pin": "0000"}));
+    let body = fx
+        .gql(IMPORT, json!({"content": "not base64!", "format": "XLSX"}))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "content", "{body}");
+    fx.app.stop().await;
+}

@@ -1,0 +1,39 @@
+//! The fleet through GraphQL: lifecycles, coordination, visibility, import, queries.
+
+mod coordination;
+mod import;
+mod lifecycle;
+mod queries;
+mod visibility;
+
+use ioto_domain::Role;
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use serde_json::Value;
+
+/// A server on real engines with a tenant, one user of `role` and their token.
+pub struct Fixture {
+    pub app: TestApp,
+    pub tenant: ioto_domain::directory::Tenant,
+    pub token: String,
+}
+
+impl Fixture {
+    pub async fn new(role: Role) -> Self {
+        let app = TestApp::spawn(Engines::Real).await;
+        let tenant = app.factory.tenant("Fleet").await;
+        let user = app.factory.user(&tenant, role, None).await;
+        let token = app.login(user.email.as_str(), TEST_PASSWORD).await;
+        Self { app, tenant, token }
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.app.gql(Some(&self.token), query, variables).await
+    }
+
+    /// Runs `query` and returns `data.<field>`, failing with the errors when there are any.
+    pub async fn ok(&self, query: &str, variables: Value, field: &str) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(body["errors"].is_null(), "{query}: {body}");
+        body["data"][field].clone()
+    }
+}

@@ -104,6 +104,7 @@ impl App {
                 Duration::from_secs(config.auth.session_check_seconds),
             )),
             playground: config.graphql.playground,
+            fleet: fleet.clone(),
         };
         Ok(Self {
             router: http::router(state, config),

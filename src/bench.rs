@@ -28,7 +28,12 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn new(name: &'static str, concurrency: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        concurrency: usize,
+        elapsed: Duration,
+        mut lat: Vec<Duration>,
+    ) -> Self {
         lat.sort();
         let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
         Self {
@@ -47,7 +52,7 @@ impl Figures {
     }
 }
 
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -65,7 +70,7 @@ async fn post(
 }
 
 /// Runs `total` requests of `body` from `concurrency` tasks and summarises their latencies.
-async fn measure(
+pub(crate) async fn measure(
     name: &'static str,
     url: &str,
     token: Option<&str>,

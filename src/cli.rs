@@ -65,6 +65,22 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
+    /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
+    Fleet {
+        /// SIMs to load (imported 100,000 at a time).
+        #[arg(long, default_value_t = 200_000)]
+        sims: usize,
+        /// Requests per measured list operation.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent clients for the throughput figures.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -200,6 +216,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--requests and --concurrency must be at least 1");
             }
             let figures = crate::bench::api(&loaded.config, requests, concurrency).await?;
+            crate::bench::print(&figures, &engines::describe_config(&loaded.config));
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Fleet {
+                    sims,
+                    requests,
+                    concurrency,
+                    data_dir,
+                },
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
+            });
+            let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
+            loaded.config.log.level = "warn".into();
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            if sims == 0 || requests == 0 || concurrency == 0 {
+                bail!("--sims, --requests and --concurrency must be at least 1");
+            }
+            let (imports, figures) =
+                crate::bench_fleet::fleet(&loaded.config, sims, requests, concurrency).await?;
+            crate::bench_fleet::print_imports(&imports);
             crate::bench::print(&figures, &engines::describe_config(&loaded.config));
             Ok(())
         }

@@ -159,7 +159,7 @@ async fn seed_fleet(fleet: &Arc<dyn Fleet>, tenant: &Tenant, customers: &[Custom
         parse(labels.set("site", sites[i % sites.len()]))?;
         parse(labels.set("fleet", if i % 3 == 0 { "cold-chain" } else { "standard" }))?;
         devices.push(Device {
-            id: DeviceId::new(),
+            id: DeviceId::ordered(),
             tenant_id: tenant.id,
             customer_id: owner(i),
             imei: parse(Imei::with_check_digit(&format!("35209900{i:06}")))?,

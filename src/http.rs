@@ -36,11 +36,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<SessionCheck>,
     pub playground: bool,
+    pub fleet: ioto_domain::services::FleetService,
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let cors = cors_layer(&config.http.cors_origins);
-    Router::new()
+    // Inventory files have their own, larger body limit.
+    let imports = Router::new()
+        .route("/imports/sims", post(crate::imports::import_sims))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.fleet.import_max_bytes,
+        ))
+        .layer(RequestBodyLimitLayer::new(config.fleet.import_max_bytes));
+    let api = Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
         .route("/graphql", post(graphql))
         .route("/graphql/ws", get(graphql_ws))
@@ -49,10 +57,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(RequestBodyLimitLayer::new(config.graphql.body_limit_bytes));
+    Router::new()
+        .merge(api)
+        .merge(imports)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CompressionLayer::new())
         .layer(cors)
-        .layer(RequestBodyLimitLayer::new(config.graphql.body_limit_bytes))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -105,7 +116,7 @@ fn unauthenticated(message: &str) -> Response {
 }
 
 /// A valid token whose user (if it names one) still exists with the claimed role.
-async fn authenticate(
+pub(crate) async fn authenticate(
     jwt: &Jwt,
     sessions: &SessionCheck,
     token: &str,

@@ -4,11 +4,13 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod bench_fleet;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engines;
 pub mod http;
+pub mod imports;
 pub mod metrics;
 pub mod realtime;
 pub mod scheduler;

@@ -20,6 +20,11 @@ macro_rules! uuid_id {
                 Self(Uuid::new_v4())
             }
 
+            /// A time-ordered id (UUIDv7), for rows created in bulk.
+            pub fn ordered() -> Self {
+                Self(Uuid::now_v7())
+            }
+
             /// Parses the textual form; `field` names the input in the error.
             pub fn parse(s: &str, field: &str) -> crate::Result<Self> {
                 Uuid::parse_str(s.trim()).map(Self).map_err(|_| {

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::Lookahead;
 use ioto_domain::directory::Customer;
 use ioto_domain::fleet::{Device, Sim};
 use ioto_domain::services::FleetService;
@@ -71,14 +72,71 @@ impl Loader<SimsIn> for FleetLoader {
     }
 }
 
+/// The request's loaders. Results are cached for the request, so a page can load everything its
+/// selection needs up front ([`prefetch_for_sims`]) and the nested resolvers then find it there:
+/// the number of statements does not depend on how the nested fields' futures happen to be
+/// scheduled into batches.
 pub struct Loaders {
-    pub fleet: DataLoader<FleetLoader>,
+    pub fleet: DataLoader<FleetLoader, HashMapCache>,
 }
 
 impl Loaders {
     pub fn new(fleet: FleetService, actor: Actor) -> Self {
         Self {
-            fleet: DataLoader::new(FleetLoader { fleet, actor }, tokio::spawn),
+            fleet: DataLoader::with_cache(
+                FleetLoader { fleet, actor },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
     }
+}
+
+fn gql_err(e: Arc<async_graphql::Error>) -> async_graphql::Error {
+    (*e).clone()
+}
+
+/// Loads, one query per kind, what `selection` (a SIM's selection set) asks for under every SIM
+/// of `sims`: customers, devices, and the devices' customers and SIMs.
+pub async fn prefetch_for_sims(
+    loaders: &Loaders,
+    selection: Lookahead<'_>,
+    sims: &[Sim],
+) -> async_graphql::Result<()> {
+    let l = &loaders.fleet;
+    if selection.field("customer").exists() {
+        l.load_many(sims.iter().filter_map(|s| s.customer_id))
+            .await
+            .map_err(gql_err)?;
+    }
+    let device = selection.field("device");
+    if device.exists() {
+        let devices = l
+            .load_many(sims.iter().filter_map(|s| s.device_id))
+            .await
+            .map_err(gql_err)?;
+        let list: Vec<Device> = devices.into_values().collect();
+        prefetch_for_devices(loaders, device, &list).await?;
+    }
+    Ok(())
+}
+
+/// The same for a device's selection set: customers and SIMs of `devices`.
+pub async fn prefetch_for_devices(
+    loaders: &Loaders,
+    selection: Lookahead<'_>,
+    devices: &[Device],
+) -> async_graphql::Result<()> {
+    let l = &loaders.fleet;
+    if selection.field("customer").exists() {
+        l.load_many(devices.iter().filter_map(|d| d.customer_id))
+            .await
+            .map_err(gql_err)?;
+    }
+    if selection.field("sims").exists() {
+        l.load_many(devices.iter().map(|d| SimsIn(d.id)))
+            .await
+            .map_err(gql_err)?;
+    }
+    Ok(())
 }

@@ -69,6 +69,27 @@ pub async fn migrate(loc: &StoreLocation) -> Result<()> {
     Ok(())
 }
 
+/// Refreshes planner statistics (Postgres `ANALYZE`, SQLite `ANALYZE`) as the connecting user, after
+/// bulk loads that autovacuum has not caught up with yet.
+pub async fn analyze(loc: &StoreLocation) -> Result<()> {
+    let db = match loc {
+        StoreLocation::Postgres { url } => {
+            let opts: PgConnectOptions = url.parse().map_err(|e| unreachable(loc, e))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.disable_statement_logging())
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        }
+        StoreLocation::Sqlite { .. } => sqlite_connection(loc, 1).await?,
+    };
+    use sea_orm::ConnectionTrait as _;
+    db.execute_unprepared("ANALYZE").await.map_err(error::db)?;
+    db.close().await.map_err(error::db)?;
+    Ok(())
+}
+
 async fn sqlite_connection(loc: &StoreLocation, max: u32) -> Result<DatabaseConnection> {
     let StoreLocation::Sqlite { path } = loc else {
         unreachable!("sqlite location")

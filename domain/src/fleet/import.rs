@@ -18,7 +18,8 @@ use crate::{CustomerId, Error, Result, TenantId};
 pub const MAX_IMPORT_ROWS: usize = 1_000_000;
 
 /// Columns an import understands; `iccid` and `imsi` are required.
-pub const IMPORT_COLUMNS: [&str; 8] = [
+/// `labels` holds `key=value` pairs separated by `;` (`site=berlin;fleet=cold-chain`).
+pub const IMPORT_COLUMNS: [&str; 9] = [
     "iccid",
     "imsi",
     "msisdn",
@@ -27,6 +28,7 @@ pub const IMPORT_COLUMNS: [&str; 8] = [
     "type",
     "tariff_plan",
     "activation_code",
+    "labels",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +229,10 @@ pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow
                 .map_err(|e| fail("activation_code", v, e))
                 .ok(),
         };
+        let labels = match cell("labels") {
+            "" => Some(super::labels::Labels::new()),
+            v => parse_label_list(v).map_err(|e| fail("labels", v, e)).ok(),
+        };
         let mut dup = |seen: &mut HashMap<String, usize>, field: &str, value: &str| {
             if let Some(first) = seen.get(value) {
                 errors.push(RowError {
@@ -260,19 +266,37 @@ pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow
             Some(puk),
             Some(tariff),
             Some(activation),
-        ) = (iccid, imsi, msisdn, sim_type, pin, puk, tariff, activation)
-        {
+            Some(labels),
+        ) = (
+            iccid, imsi, msisdn, sim_type, pin, puk, tariff, activation, labels,
+        ) {
             let mut sim = NewSim::basic(target.tenant_id, iccid, imsi);
             sim.customer_id = target.customer_id;
             sim.msisdn = msisdn;
             sim.sim_type = sim_type;
             sim.tariff_plan = tariff;
             sim.activation_code = activation;
+            sim.labels = labels;
             sim.state = SimState::Inventory;
             ok.push(CheckedRow { line, sim, pin, puk });
         }
     }
     Ok((ok, errors))
+}
+
+/// Labels written as `key=value` pairs separated by `;`.
+pub fn parse_label_list(s: &str) -> Result<super::labels::Labels> {
+    let mut labels = super::labels::Labels::new();
+    for pair in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            Error::invalid(
+                "labels",
+                format!("'{pair}' is not key=value (pairs are separated by ';')"),
+            )
+        })?;
+        labels.set(k, v)?;
+    }
+    Ok(labels)
 }
 
 /// Identifiers already registered on the platform.
@@ -397,6 +421,17 @@ mod tests {
         );
         assert!(errors[0].reason.contains("Luhn"), "{:?}", errors[0]);
         assert_eq!(errors[1].reason, "duplicate in file: already on row 2");
+    }
+
+    #[test]
+    fn labels_column() {
+        let l = parse_label_list("site=berlin; fleet = cold-chain;").unwrap();
+        assert_eq!(l.get("site"), Some("berlin"));
+        assert_eq!(l.get("fleet"), Some("cold-chain"));
+        assert!(parse_label_list("site")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
     }
 
     #[test]

@@ -19,8 +19,9 @@ use super::{
     AuditActionKind, DeviceKindKind, DeviceObject, DeviceStateKind, EntityKindKind, ScheduleStatusKind,
     SimObject, SimStateKind, SimTypeKind,
 };
-use crate::context::{actor, services};
+use crate::context::{actor, loaders, services};
 use crate::error::{to_gql, GqlResult};
+use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
 
 /// A key/value label.
 #[derive(SimpleObject, Clone)]
@@ -292,17 +293,22 @@ pub struct SimConnection {
 
 #[Object]
 impl SimConnection {
-    async fn edges(&self) -> Vec<SimEdge> {
-        self.edges
+    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SimEdge>> {
+        let sims: Vec<Sim> = self.edges.iter().map(|(_, s)| s.clone()).collect();
+        prefetch_for_sims(loaders(ctx)?, ctx.look_ahead().field("node"), &sims).await?;
+        Ok(self
+            .edges
             .iter()
             .map(|(c, s)| SimEdge {
                 cursor: c.clone(),
                 node: SimObject(s.clone()),
             })
-            .collect()
+            .collect())
     }
-    async fn nodes(&self) -> Vec<SimObject> {
-        self.edges.iter().map(|(_, s)| SimObject(s.clone())).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SimObject>> {
+        let sims: Vec<Sim> = self.edges.iter().map(|(_, s)| s.clone()).collect();
+        prefetch_for_sims(loaders(ctx)?, ctx.look_ahead(), &sims).await?;
+        Ok(sims.into_iter().map(SimObject).collect())
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {
@@ -337,17 +343,22 @@ pub struct DeviceConnection {
 
 #[Object]
 impl DeviceConnection {
-    async fn edges(&self) -> Vec<DeviceEdge> {
-        self.edges
+    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeviceEdge>> {
+        let devices: Vec<Device> = self.edges.iter().map(|(_, d)| d.clone()).collect();
+        prefetch_for_devices(loaders(ctx)?, ctx.look_ahead().field("node"), &devices).await?;
+        Ok(self
+            .edges
             .iter()
             .map(|(c, d)| DeviceEdge {
                 cursor: c.clone(),
                 node: DeviceObject(d.clone()),
             })
-            .collect()
+            .collect())
     }
-    async fn nodes(&self) -> Vec<DeviceObject> {
-        self.edges.iter().map(|(_, d)| DeviceObject(d.clone())).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeviceObject>> {
+        let devices: Vec<Device> = self.edges.iter().map(|(_, d)| d.clone()).collect();
+        prefetch_for_devices(loaders(ctx)?, ctx.look_ahead(), &devices).await?;
+        Ok(devices.into_iter().map(DeviceObject).collect())
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {

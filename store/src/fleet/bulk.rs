@@ -1,11 +1,11 @@
 //! Set-based writes: many SIMs or audit entries in few statements. On Postgres the rows travel
 //! as one JSON document per chunk (`jsonb_to_recordset`); on SQLite as multi-row inserts.
 
-use chrono::{DateTime, Utc};
-use ioto_domain::fleet::audit::NewAuditEntry;
+use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
-use ioto_domain::Result;
+use ioto_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Set, Statement};
+use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -17,46 +17,82 @@ const PG_CHUNK: usize = 20_000;
 /// Rows per SQLite statement (SQLite allows 32,766 bound values).
 const SQLITE_CHUNK: usize = 1_000;
 
+/// A SIM row as Postgres reads it from the JSON document.
+#[derive(Serialize)]
+struct SimRow<'a> {
+    id: Uuid,
+    tenant_id: Uuid,
+    customer_id: Option<Uuid>,
+    iccid: &'a str,
+    imsi: &'a str,
+    msisdn: Option<&'a str>,
+    state: &'static str,
+    sim_type: &'static str,
+    tariff_plan: Option<&'a str>,
+    labels: serde_json::Value,
+    pin_sealed: Option<&'a str>,
+    puk_sealed: Option<&'a str>,
+    activation_code: Option<&'a str>,
+}
+
+/// Inserts SIMs created in one batch with their audit entries (`action`, stamped with `stamp`).
 pub async fn insert_sims(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     sims: &[(Uuid, NewSim)],
-    now: DateTime<Utc>,
-    import_id: Option<Uuid>,
+    batch: Uuid,
+    action: AuditAction,
+    stamp: &AuditStamp,
 ) -> Result<()> {
     let conflict = "a SIM with one of these ICCIDs, IMSIs or MSISDNs is already registered";
+    let now = stamp.at;
     if backend == DbBackend::Postgres {
         for chunk in sims.chunks(PG_CHUNK) {
-            let doc: Vec<serde_json::Value> = chunk
+            let doc: Vec<SimRow<'_>> = chunk
                 .iter()
-                .map(|(id, s)| {
-                    json!({
-                        "id": id,
-                        "tenant_id": s.tenant_id.0,
-                        "customer_id": s.customer_id.map(|c| c.0),
-                        "iccid": s.iccid.as_str(),
-                        "imsi": s.imsi.as_str(),
-                        "msisdn": s.msisdn.as_ref().map(|m| m.as_str()),
-                        "state": s.state.as_str(),
-                        "sim_type": s.sim_type.as_str(),
-                        "tariff_plan": s.tariff_plan,
-                        "labels": s.labels.to_json(),
-                        "pin_sealed": s.pin.as_ref().map(|p| p.as_stored()),
-                        "puk_sealed": s.puk.as_ref().map(|p| p.as_stored()),
-                        "activation_code": s.activation_code,
-                    })
+                .map(|(id, s)| SimRow {
+                    id: *id,
+                    tenant_id: s.tenant_id.0,
+                    customer_id: s.customer_id.map(|c| c.0),
+                    iccid: s.iccid.as_str(),
+                    imsi: s.imsi.as_str(),
+                    msisdn: s.msisdn.as_ref().map(|m| m.as_str()),
+                    state: s.state.as_str(),
+                    sim_type: s.sim_type.as_str(),
+                    tariff_plan: s.tariff_plan.as_deref(),
+                    labels: s.labels.to_json(),
+                    pin_sealed: s.pin.as_ref().map(|p| p.as_stored()),
+                    puk_sealed: s.puk.as_ref().map(|p| p.as_stored()),
+                    activation_code: s.activation_code.as_deref(),
                 })
                 .collect();
+            let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
+            // One statement writes the SIMs and, from what it inserted, their audit entries.
             txn.execute(Statement::from_sql_and_values(
                 backend,
-                "INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
-                 tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
-                 SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $2, sim_type, tariff_plan, labels, \
-                 pin_sealed, puk_sealed, activation_code, $3, 1, $2 \
-                 FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, customer_id uuid, iccid text, \
-                 imsi text, msisdn text, state text, sim_type text, tariff_plan text, labels jsonb, pin_sealed text, \
-                 puk_sealed text, activation_code text)",
-                [serde_json::Value::Array(doc).to_string().into(), now.into(), import_id.into()],
+                "WITH ins AS ( \
+                   INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
+                   tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
+                   SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $2, sim_type, tariff_plan, labels, \
+                   pin_sealed, puk_sealed, activation_code, $3, 1, $2 \
+                   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, customer_id uuid, iccid text, \
+                   imsi text, msisdn text, state text, sim_type text, tariff_plan text, labels jsonb, pin_sealed text, \
+                   puk_sealed text, activation_code text) \
+                   RETURNING id, tenant_id, customer_id, iccid, imsi, msisdn, sim_type, state) \
+                 INSERT INTO audit_events (tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, \
+                 actor_user_id, at, old_value, new_value, note) \
+                 SELECT tenant_id, customer_id, 'SIM', id, iccid, $4, $5, $6, $2, 'null'::jsonb, \
+                 jsonb_build_object('iccid', iccid, 'imsi', imsi, 'msisdn', msisdn, 'type', sim_type, 'state', state), $7 \
+                 FROM ins",
+                [
+                    doc.into(),
+                    now.into(),
+                    batch.into(),
+                    action.as_str().into(),
+                    stamp.actor.clone().into(),
+                    stamp.actor_user_id.map(|u| u.0).into(),
+                    stamp.note.clone().into(),
+                ],
             ))
             .await
             .map_err(|e| map(e, conflict))?;
@@ -82,7 +118,7 @@ pub async fn insert_sims(
             activation_code: Set(s.activation_code.clone()),
             last_network: Set(None),
             last_activity_at: Set(None),
-            import_id: Set(import_id),
+            import_id: Set(Some(batch)),
             version: Set(1),
             updated_at: Set(now),
         });
@@ -91,7 +127,27 @@ pub async fn insert_sims(
             .await
             .map_err(|e| map(e, conflict))?;
     }
-    Ok(())
+    let audit: Vec<NewAuditEntry> = sims
+        .iter()
+        .map(|(id, s)| NewAuditEntry {
+            tenant_id: s.tenant_id,
+            customer_id: s.customer_id,
+            entity_kind: EntityKind::Sim,
+            entity_id: *id,
+            entity_ref: s.iccid.to_string(),
+            action,
+            stamp: stamp.clone(),
+            old_value: serde_json::Value::Null,
+            new_value: json!({
+                "iccid": s.iccid.as_str(),
+                "imsi": s.imsi.as_str(),
+                "msisdn": s.msisdn.as_ref().map(|m| m.as_str()),
+                "type": s.sim_type.as_str(),
+                "state": s.state.as_str(),
+            }),
+        })
+        .collect();
+    insert_audit(txn, backend, &audit).await
 }
 
 pub async fn insert_audit(

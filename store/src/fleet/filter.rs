@@ -58,6 +58,16 @@ fn label_conditions(
     c
 }
 
+/// Values of `col` starting with `prefix`, as a range an ordinary btree index serves (a `LIKE`
+/// prefix needs a `C` collation or a pattern index). Sound for digit strings of at most `max_len`
+/// characters: every such value lies between the prefix and the prefix padded with 9s.
+fn digits_prefix<C: ColumnTrait>(col: C, prefix: &str, max_len: usize) -> Condition {
+    let upper = format!("{prefix}{}", "9".repeat(max_len.saturating_sub(prefix.len())));
+    Condition::all()
+        .add(col.gte(prefix.to_owned()))
+        .add(col.lte(upper))
+}
+
 fn range<C: ColumnTrait>(col: C, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Condition {
     let mut c = Condition::all();
     if let Some(f) = from {
@@ -86,10 +96,11 @@ pub fn sim_condition(backend: DbBackend, tenant: TenantId, f: &SimFilter) -> Con
         c = c.add(sim::Column::LastNetwork.is_in(f.networks.iter().map(ToString::to_string)));
     }
     if let Some(p) = &f.iccid_prefix {
-        c = c.add(sim::Column::Iccid.like(format!("{p}%")));
+        c = c.add(digits_prefix(sim::Column::Iccid, p, 20));
     }
     if let Some(p) = &f.msisdn_prefix {
-        c = c.add(sim::Column::Msisdn.like(format!("{p}%")));
+        // Stored as '+' and up to 15 digits.
+        c = c.add(digits_prefix(sim::Column::Msisdn, p, 16));
     }
     c = c.add(range(
         sim::Column::LastActivityAt,
@@ -126,7 +137,7 @@ pub fn device_condition(backend: DbBackend, tenant: TenantId, f: &DeviceFilter) 
         None => {}
     }
     if let Some(p) = &f.imei_prefix {
-        c = c.add(device::Column::Imei.like(format!("{p}%")));
+        c = c.add(digits_prefix(device::Column::Imei, p, 15));
     }
     if let Some(n) = f
         .name_contains
@@ -200,6 +211,22 @@ pub fn sim_page(q: Select<sim::Entity>, page: &Page<SimSort>) -> Result<Select<s
         SimSort::CreatedAt => (sim::Column::CreatedAt, true),
         SimSort::UpdatedAt => (sim::Column::UpdatedAt, true),
     };
+    if page.sort == SimSort::Iccid {
+        // ICCIDs are unique: no tie-break, so the (tenant_id, iccid) index serves the order alone.
+        let mut q = q;
+        if let Some(c) = &page.after {
+            q = q.filter(if page.descending {
+                sim::Column::Iccid.lt(c.k.clone())
+            } else {
+                sim::Column::Iccid.gt(c.k.clone())
+            });
+        }
+        return Ok(if page.descending {
+            q.order_by_desc(sim::Column::Iccid).limit(page.limit)
+        } else {
+            q.order_by_asc(sim::Column::Iccid).limit(page.limit)
+        });
+    }
     let key = page
         .after
         .as_ref()

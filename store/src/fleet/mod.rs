@@ -450,30 +450,12 @@ impl Fleet for SqlDirectory {
         for s in &sims {
             admit(scope, s.tenant_id, s.customer_id)?;
         }
-        let rows: Vec<(Uuid, NewSim)> = sims.into_iter().map(|s| (Uuid::new_v4(), s)).collect();
-        let audit: Vec<NewAuditEntry> = rows
-            .iter()
-            .map(|(id, s)| NewAuditEntry {
-                tenant_id: s.tenant_id,
-                customer_id: s.customer_id,
-                entity_kind: EntityKind::Sim,
-                entity_id: *id,
-                entity_ref: s.iccid.to_string(),
-                action,
-                stamp: stamp.clone(),
-                old_value: serde_json::Value::Null,
-                new_value: json!({
-                    "iccid": s.iccid.as_str(),
-                    "imsi": s.imsi.as_str(),
-                    "msisdn": s.msisdn.as_ref().map(|m| m.as_str()),
-                    "type": s.sim_type.as_str(),
-                    "state": s.state.as_str(),
-                }),
-            })
-            .collect();
+        // Time-ordered ids: a bulk load appends to the primary-key index instead of splitting
+        // pages all over it.
+        let rows: Vec<(Uuid, NewSim)> = sims.into_iter().map(|s| (Uuid::now_v7(), s)).collect();
+        let batch = import_id.unwrap_or_else(Uuid::new_v4);
         let txn = self.begin(scope).await?;
-        bulk::insert_sims(&txn, self.backend(), &rows, stamp.at, import_id).await?;
-        bulk::insert_audit(&txn, self.backend(), &audit).await?;
+        bulk::insert_sims(&txn, self.backend(), &rows, batch, action, stamp).await?;
         commit(txn).await?;
         Ok(rows.into_iter().map(|(id, _)| SimId(id)).collect())
     }

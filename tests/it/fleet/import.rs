@@ -189,3 +189,78 @@ async fn an_xlsx_file_imports_like_a_csv() {
     assert_eq!(body["errors"][0]["extensions"]["field"], "content", "{body}");
     fx.app.stop().await;
 }
+
+#[tokio::test]
+async fn files_beyond_the_graphql_body_limit_go_to_the_import_endpoint() {
+    let fx = Fixture::new(Role::Operator).await;
+    let seed = uuid::Uuid::new_v4().as_u128() % 10_000_000_000;
+    let mut csv = String::from("iccid;imsi;labels\n");
+    for n in 0..30_000u128 {
+        csv.push_str(&format!(
+            "{};26202{:010};batch=b1\n",
+            iccid(seed, n),
+            (seed * 100_000 + n) % 10_000_000_000
+        ));
+    }
+    assert!(
+        csv.len() > fx.app.config.graphql.body_limit_bytes,
+        "the file must exceed the GraphQL limit"
+    );
+    let post = |query: &'static str, body: String, token: Option<&str>| {
+        let mut req = fx
+            .app
+            .http
+            .post(fx.app.url(&format!("/imports/sims{query}")))
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let resp = post("?format=csv", csv.clone(), Some(&fx.token)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let preview: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            preview["rows"].as_i64(),
+            preview["valid"].as_i64(),
+            preview["committed"].as_bool()
+        ),
+        (Some(30_000), Some(30_000), Some(false))
+    );
+    let resp = post("?format=csv&commit=true&note=bulk", csv.clone(), Some(&fx.token))
+        .await
+        .unwrap();
+    let done: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(done["created"], 30_000, "{done}");
+    let count = fx
+        .ok(
+            "{ sims(filter: { labels: [{ key: \"batch\", value: \"b1\" }] }) { totalCount } }",
+            json!({}),
+            "sims",
+        )
+        .await;
+    assert_eq!(count["totalCount"], 30_000);
+
+    // Errors say what is wrong, with the HTTP status to match.
+    let resp = post("?format=csv", csv.clone(), None).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = post("", csv.clone(), Some(&fx.token)).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "format", "{body}");
+    let resp = post("?format=csv&commit=true", csv, Some(&fx.token))
+        .await
+        .unwrap();
+    let again: serde_json::Value = resp.json().await.unwrap();
+    // Every row twice: its ICCID and its IMSI are both registered now.
+    assert_eq!(
+        (
+            again["committed"].as_bool(),
+            again["errors"].as_array().map(Vec::len)
+        ),
+        (Some(false), Some(60_000))
+    );
+    assert_eq!(again["errors"][0]["reason"], "already in inventory");
+    fx.app.stop().await;
+}

@@ -74,7 +74,7 @@ impl FleetService {
         let stamp = AuditStamp::new(actor, parse_note(note)?);
         let now = Utc::now();
         let device = Device {
-            id: DeviceId::new(),
+            id: DeviceId::ordered(),
             tenant_id: tenant,
             customer_id: input.customer_id,
             imei: input.imei,

@@ -1,0 +1,322 @@
+//! `ioto bench fleet`: a fleet of `--sims` SIMs loaded through the import path (timed per
+//! 100,000 rows), devices with SIMs bound two by two, then pages of SIMs with nested
+//! sub-customer, device and labels measured over HTTP.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser};
+use ioto_domain::fleet::import::TableFormat;
+use ioto_domain::fleet::query::{Page, SimFilter};
+use ioto_domain::fleet::{Connectivity, Device, DeviceKind, DeviceState, Imei, Labels};
+use ioto_domain::identifiers::{luhn_check_digit, Email, Name, Slug};
+use ioto_domain::ports::{Changeset, Versioned};
+use ioto_domain::services::fleet::ImportRequest;
+use ioto_domain::{Actor, DeviceId, Role, Scope};
+use serde_json::json;
+
+use crate::app::App;
+use crate::bench::{measure, post, Figures};
+use crate::config::Config;
+use crate::engines;
+
+const PASSWORD: &str = "bench-password-123";
+/// Rows per import file.
+pub const IMPORT_ROWS: usize = 100_000;
+const SITES: [&str; 5] = ["berlin", "hamburg", "munich", "vienna", "zurich"];
+
+/// One timed import.
+pub struct ImportFigure {
+    pub rows: usize,
+    pub total_before: usize,
+    pub elapsed: Duration,
+}
+
+/// A CSV of `rows` new SIMs numbered from `from`, unique to this run through `run`.
+fn import_file(run: u32, from: usize, rows: usize) -> String {
+    let mut csv = String::with_capacity(rows * 90);
+    csv.push_str("iccid,imsi,msisdn,type,tariff_plan,labels\n");
+    for i in from..from + rows {
+        let body = format!("8988{run:05}{i:09}");
+        let check = luhn_check_digit(&body).unwrap_or('0');
+        let _ = writeln!(
+            csv,
+            "{body}{check},9{run:05}{i:09},+88{run:05}{i:07},{},IoT {},site={};batch={}",
+            ["prepaid", "postpaid", "data-only"][i % 3],
+            ["Basic", "Pro", "Max"][i % 3],
+            SITES[i % SITES.len()],
+            i / IMPORT_ROWS
+        );
+    }
+    csv
+}
+
+/// Loads the fleet and measures imports and list pages.
+pub async fn fleet(
+    config: &Config,
+    sims: usize,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<ImportFigure>, Vec<Figures>)> {
+    engines::migrate(config).await?;
+    let app = App::build(config).await?;
+    let dir = Arc::clone(&app.engines.directory);
+    let store = Arc::clone(&app.engines.fleet);
+    let run = (uuid::Uuid::new_v4().as_u128() % 100_000) as u32;
+    let tenant = dir
+        .create_tenant(
+            Scope::Platform,
+            NewTenant {
+                slug: Slug::parse(&format!("bench-fleet-{run}"))?,
+                name: Name::parse("Bench Fleet", "name")?,
+            },
+        )
+        .await?;
+    let mut customers: Vec<Customer> = Vec::new();
+    for name in ["Acme", "Bravo", "Cargo"] {
+        customers.push(
+            dir.create_customer(
+                Scope::Platform,
+                NewCustomer {
+                    tenant_id: tenant.id,
+                    name: Name::parse(name, "name")?,
+                    external_ref: None,
+                },
+            )
+            .await?,
+        );
+    }
+    let email = format!("bench-fleet-{run}@example.com");
+    let user = dir
+        .create_user(
+            Scope::Platform,
+            NewUser {
+                tenant_id: tenant.id,
+                customer_id: None,
+                email: Email::parse(&email)?,
+                display_name: Name::parse("Bench", "displayName")?,
+                role: Role::Operator,
+                password_hash: ioto_domain::password::hash_password(PASSWORD)?,
+            },
+        )
+        .await?;
+    let actor = Actor {
+        user_id: Some(user.id),
+        subject: user.id.to_string(),
+        tenant_id: tenant.id,
+        role: Role::Operator,
+        customer_id: None,
+    };
+
+    // Imports of 100,000 rows each, through the same path as the API (parse, check every row,
+    // check the inventory, seal, insert with an audit entry per SIM).
+    let mut imports = Vec::new();
+    let mut loaded = 0;
+    while loaded < sims {
+        let rows = IMPORT_ROWS.min(sims - loaded);
+        let file = import_file(run, loaded, rows);
+        let customer = customers
+            .get((loaded / IMPORT_ROWS) % (customers.len() + 1))
+            .map(|c| c.id);
+        let start = Instant::now();
+        let report = app
+            .fleet
+            .import_sims(
+                &actor,
+                ImportRequest {
+                    tenant_id: None,
+                    customer_id: customer,
+                    format: TableFormat::Csv,
+                    bytes: file.into_bytes(),
+                    commit: true,
+                    skip_invalid: false,
+                    note: Some("bench".into()),
+                },
+            )
+            .await?;
+        let elapsed = start.elapsed();
+        if report.created as usize != rows {
+            anyhow::bail!(
+                "import created {} of {rows} SIMs: {:?}",
+                report.created,
+                report.errors.first()
+            );
+        }
+        imports.push(ImportFigure {
+            rows,
+            total_before: loaded,
+            elapsed,
+        });
+        eprintln!(
+            "imported {} SIMs in {:.2} s",
+            loaded + rows,
+            elapsed.as_secs_f64()
+        );
+        loaded += rows;
+    }
+
+    // Devices for the first import's SIMs (two per device), of the same customer.
+    let first_customer = customers.first().map(|c| c.id);
+    let devices_n = (sims.min(IMPORT_ROWS) / 2).min(20_000);
+    let now = Utc::now();
+    let devices: Vec<Device> = (0..devices_n)
+        .map(|i| {
+            Ok(Device {
+                id: DeviceId::ordered(),
+                tenant_id: tenant.id,
+                customer_id: first_customer,
+                imei: Imei::with_check_digit(&format!("35{run:05}{i:07}"))?,
+                name: format!("tracker {i:05}"),
+                kind: DeviceKind::Tracker,
+                connectivity: vec![Connectivity::Cellular],
+                state: DeviceState::InService,
+                labels: Labels::parse([("site", SITES[i % SITES.len()])])?,
+                last_activity_at: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for chunk in devices.chunks(2000) {
+        let rows = chunk
+            .iter()
+            .map(|d| Versioned {
+                expected_version: None,
+                row: d.clone(),
+            })
+            .collect();
+        store
+            .apply(
+                Scope::Platform,
+                Changeset {
+                    devices: rows,
+                    ..Changeset::default()
+                },
+            )
+            .await?;
+    }
+    let first_sims = store
+        .list_sims(
+            Scope::Platform,
+            tenant.id,
+            &SimFilter::default(),
+            &Page::first((2 * devices_n) as u64),
+        )
+        .await?;
+    for (chunk_no, chunk) in first_sims.chunks(2000).enumerate() {
+        let rows = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let mut row = s.clone();
+                row.device_id = Some(devices[(chunk_no * 2000 + j) / 2].id);
+                Versioned {
+                    expected_version: Some(s.version),
+                    row,
+                }
+            })
+            .collect();
+        store
+            .apply(
+                Scope::Platform,
+                Changeset {
+                    sims: rows,
+                    ..Changeset::default()
+                },
+            )
+            .await?;
+    }
+    ioto_store::analyze(&engines::store_location(config)).await?;
+
+    let listener = App::bind(config).await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let url = format!("http://{addr}/graphql");
+    let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": { "e": email, "p": PASSWORD } });
+    let token = post(&reqwest::Client::new(), &url, None, &login).await?["data"]["login"]["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
+    let nested =
+        "nodes { iccid state msisdn labels { key value } customer { name } device { name imei state } }";
+    let first_page = json!({ "query": format!("{{ sims(first: 50) {{ {nested} }} }}") });
+    let filtered = json!({ "query": format!("{{ sims(first: 50, filter: {{ labels: [{{ key: \"site\", value: \"vienna\" }}], states: [INVENTORY] }}) {{ {nested} }} }}") });
+    let middle = format!("8988{run:05}{:09}", sims / 2);
+    let cursor = ioto_domain::fleet::query::Cursor {
+        k: middle,
+        id: uuid::Uuid::nil(),
+    }
+    .encode();
+    let deep = json!({ "query": format!("query($a: String) {{ sims(first: 50, after: $a) {{ {nested} }} }}"), "variables": { "a": cursor } });
+    let mut out = Vec::new();
+    out.push(
+        measure(
+            "50 SIMs + nested, 1 client",
+            &url,
+            Some(&token),
+            first_page.clone(),
+            requests,
+            1,
+        )
+        .await?,
+    );
+    out.push(
+        measure(
+            "50 SIMs + nested",
+            &url,
+            Some(&token),
+            first_page,
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
+    out.push(
+        measure(
+            "50 SIMs by label+state + nested",
+            &url,
+            Some(&token),
+            filtered,
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
+    out.push(
+        measure(
+            "50 SIMs mid-fleet (cursor) + nested",
+            &url,
+            Some(&token),
+            deep,
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok((imports, out))
+}
+
+pub fn print_imports(imports: &[ImportFigure]) {
+    println!(
+        "{:<34} {:>12} {:>10} {:>12}",
+        "import (CSV, commit)", "SIMs before", "seconds", "rows/s"
+    );
+    for i in imports {
+        println!(
+            "{:<34} {:>12} {:>10.2} {:>12.0}",
+            format!("{} rows", i.rows),
+            i.total_before,
+            i.elapsed.as_secs_f64(),
+            i.rows as f64 / i.elapsed.as_secs_f64()
+        );
+    }
+}

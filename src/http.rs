@@ -284,10 +284,13 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
+    let mut text = st.metrics.render();
+    text.push_str(&format!(
+        "# HELP ioto_sql_statements_total SQL statements sent to the transactional store.\n\
+         # TYPE ioto_sql_statements_total counter\nioto_sql_statements_total {}\n",
+        st.engines.fleet.statements()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {

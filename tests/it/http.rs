@@ -60,6 +60,12 @@ async fn health_readiness_metrics_and_request_ids() {
         m.contains("ioto_http_request_duration_seconds_bucket{route=\"/readyz\",le=\"+Inf\"} 1"),
         "{m}"
     );
+    let statements = m
+        .lines()
+        .find_map(|l| l.strip_prefix("ioto_sql_statements_total "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no statement counter: {m}"));
+    assert!(statements > 0, "{m}");
 
     // Compression when the client asks for it.
     let r = c

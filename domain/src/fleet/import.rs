@@ -348,17 +348,19 @@ pub fn mark_taken(
 }
 
 /// Seals PIN and PUK of checked rows.
-pub fn seal_rows(rows: Vec<CheckedRow>, cipher: &SecretCipher) -> Result<Vec<NewSim>> {
-    rows.into_iter()
+pub fn seal_rows(rows: &[CheckedRow], cipher: &SecretCipher) -> Result<Vec<NewSim>> {
+    rows.iter()
         .map(|r| {
-            let mut sim = r.sim;
+            let mut sim = r.sim.clone();
             sim.pin = r
                 .pin
-                .map(|p| cipher.seal(sim.iccid.as_str(), "pin", &p))
+                .as_ref()
+                .map(|p| cipher.seal(sim.iccid.as_str(), "pin", p))
                 .transpose()?;
             sim.puk = r
                 .puk
-                .map(|p| cipher.seal(sim.iccid.as_str(), "puk", &p))
+                .as_ref()
+                .map(|p| cipher.seal(sim.iccid.as_str(), "puk", p))
                 .transpose()?;
             Ok(sim)
         })

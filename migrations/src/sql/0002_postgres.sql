@@ -118,6 +118,17 @@ BEGIN
 END
 $$;
 
+-- The same rule for rows being written (WITH CHECK), as plain SQL that the executor inlines: a
+-- bulk import checks it once per row, where the PL/pgSQL call costs more.
+CREATE FUNCTION ioto_writable(row_tenant uuid, row_customer uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('app.platform', true), '') = 'on'
+        OR (row_tenant = nullif(current_setting('app.tenant_id', true), '')::uuid
+            AND (nullif(current_setting('app.customer_id', true), '') IS NULL
+                 OR row_customer = nullif(current_setting('app.customer_id', true), '')::uuid))
+$$;
+ALTER POLICY tenant_isolation ON sims WITH CHECK (ioto_writable(tenant_id, customer_id));
+
 -- Rows of a tenant regardless of sub-customer (shared catalogues).
 CREATE FUNCTION ioto_tenant_visible(row_tenant uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
@@ -128,7 +139,7 @@ $$;
 ALTER TABLE devices ENABLE ROW LEVEL SECURITY;
 ALTER TABLE devices FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON devices
-    USING (ioto_visible(tenant_id, customer_id)) WITH CHECK (ioto_visible(tenant_id, customer_id));
+    USING (ioto_visible(tenant_id, customer_id)) WITH CHECK (ioto_writable(tenant_id, customer_id));
 
 ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
@@ -138,7 +149,7 @@ CREATE POLICY tenant_isolation ON audit_events
 ALTER TABLE scheduled_transitions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE scheduled_transitions FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON scheduled_transitions
-    USING (ioto_visible(tenant_id, customer_id)) WITH CHECK (ioto_visible(tenant_id, customer_id));
+    USING (ioto_visible(tenant_id, customer_id)) WITH CHECK (ioto_writable(tenant_id, customer_id));
 
 ALTER TABLE label_suggestions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE label_suggestions FORCE ROW LEVEL SECURITY;

@@ -36,6 +36,40 @@ impl FleetService {
             customer_id: req.customer_id,
         };
         let (rows, mut errors) = check_rows(&table, target)?;
+        let non_empty = table
+            .rows
+            .iter()
+            .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+            .count();
+        let mut stamp = AuditStamp::new(actor, note);
+        let id = Uuid::new_v4();
+        stamp.note = Some(match stamp.note.take() {
+            Some(n) => format!("import {id}: {n}"),
+            None => format!("import {id}"),
+        });
+        // A clean file being committed goes straight to the insert: the unique constraints check
+        // the inventory in the same statement. Only when they object is the inventory searched
+        // row by row, to say which rows are taken.
+        if req.commit && errors.is_empty() && !rows.is_empty() {
+            let sims = seal_rows(&rows, &self.cipher)?;
+            match self
+                .store
+                .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
+                .await
+            {
+                Ok(created) => {
+                    return Ok(ImportReport {
+                        rows: non_empty,
+                        valid: rows.len(),
+                        errors,
+                        import_id: Some(id),
+                        created: created.len() as u64,
+                    })
+                }
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let taken = self
             .store
             .taken_identifiers(
@@ -48,11 +82,6 @@ impl FleetService {
             )
             .await?;
         let rows = mark_taken(rows, &taken, &mut errors);
-        let non_empty = table
-            .rows
-            .iter()
-            .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
-            .count();
         let mut report = ImportReport {
             rows: non_empty,
             valid: rows.len(),
@@ -63,13 +92,7 @@ impl FleetService {
         if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
             return Ok(report);
         }
-        let sims = seal_rows(rows, &self.cipher)?;
-        let id = Uuid::new_v4();
-        let mut stamp = AuditStamp::new(actor, note);
-        stamp.note = Some(match stamp.note.take() {
-            Some(n) => format!("import {id}: {n}"),
-            None => format!("import {id}"),
-        });
+        let sims = seal_rows(&rows, &self.cipher)?;
         let created = self
             .store
             .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))

@@ -4,6 +4,8 @@ use ioto_domain::Role;
 use ioto_test_support::app::error_code;
 use serde_json::json;
 
+use ioto_test_support::Engines;
+
 use super::Fixture;
 
 const BIND: &str = "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid device { id } } device { sims { iccid } } effects { entityKind action } } }";
@@ -113,7 +115,17 @@ async fn sims_bind_to_devices_and_devices_keep_their_own_lifecycle() {
 
 #[tokio::test]
 async fn a_swap_moves_everything_to_the_new_sim_in_one_step() {
-    let fx = Fixture::new(Role::Operator).await;
+    a_swap_moves_everything_to_the_new_sim_in_one_step_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn a_swap_moves_everything_to_the_new_sim_in_one_step_embedded() {
+    a_swap_moves_everything_to_the_new_sim_in_one_step_on(Engines::Embedded).await;
+}
+
+async fn a_swap_moves_everything_to_the_new_sim_in_one_step_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let f = &fx.app.factory;
     let acme = f.customer(&fx.tenant, "Acme").await;
     let old = f.sims(&fx.tenant, Some(acme.id), 1).await[0].iccid.to_string();
@@ -183,7 +195,17 @@ async fn a_swap_moves_everything_to_the_new_sim_in_one_step() {
 
 #[tokio::test]
 async fn assignment_moves_sims_and_devices_between_sub_customers() {
-    let fx = Fixture::new(Role::Operator).await;
+    assignment_moves_sims_and_devices_between_sub_customers_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn assignment_moves_sims_and_devices_between_sub_customers_embedded() {
+    assignment_moves_sims_and_devices_between_sub_customers_on(Engines::Embedded).await;
+}
+
+async fn assignment_moves_sims_and_devices_between_sub_customers_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let f = &fx.app.factory;
     let acme = f.customer(&fx.tenant, "Acme").await;
     let bravo = f.customer(&fx.tenant, "Bravo").await;

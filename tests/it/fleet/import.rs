@@ -5,6 +5,8 @@ use ioto_domain::identifiers::luhn_check_digit;
 use ioto_domain::Role;
 use serde_json::json;
 
+use ioto_test_support::Engines;
+
 use super::Fixture;
 
 const IMPORT: &str = "mutation($content: String!, $format: TableFormat!, $commit: Boolean, $skip: Boolean) {
@@ -20,7 +22,17 @@ fn iccid(seed: u128, n: u128) -> String {
 
 #[tokio::test]
 async fn a_csv_is_previewed_row_by_row_then_committed() {
-    let fx = Fixture::new(Role::Operator).await;
+    a_csv_is_previewed_row_by_row_then_committed_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn a_csv_is_previewed_row_by_row_then_committed_embedded() {
+    a_csv_is_previewed_row_by_row_then_committed_on(Engines::Embedded).await;
+}
+
+async fn a_csv_is_previewed_row_by_row_then_committed_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let seed = uuid::Uuid::new_v4().as_u128() % 10_000_000_000;
     let taken = fx.app.factory.sims(&fx.tenant, None, 1).await[0]
         .iccid

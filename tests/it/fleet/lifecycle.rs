@@ -26,7 +26,17 @@ const SIM: &str = "query($iccid: String!) { sim(iccid: $iccid) { state version l
 
 #[tokio::test]
 async fn sim_states_follow_the_table_and_refusals_name_the_states() {
-    let fx = Fixture::new(Role::Operator).await;
+    sim_states_follow_the_table_and_refusals_name_the_states_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn sim_states_follow_the_table_and_refusals_name_the_states_embedded() {
+    sim_states_follow_the_table_and_refusals_name_the_states_on(Engines::Embedded).await;
+}
+
+async fn sim_states_follow_the_table_and_refusals_name_the_states_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let sims = fx.app.factory.sims(&fx.tenant, None, 2).await;
     let iccid = sims[0].iccid.to_string();
 
@@ -115,7 +125,17 @@ async fn sim_states_follow_the_table_and_refusals_name_the_states() {
 
 #[tokio::test]
 async fn concurrent_changes_are_conflicts_not_lost_updates() {
-    let fx = Fixture::new(Role::Operator).await;
+    concurrent_changes_are_conflicts_not_lost_updates_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn concurrent_changes_are_conflicts_not_lost_updates_embedded() {
+    concurrent_changes_are_conflicts_not_lost_updates_on(Engines::Embedded).await;
+}
+
+async fn concurrent_changes_are_conflicts_not_lost_updates_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let iccid = fx.app.factory.sims(&fx.tenant, None, 1).await[0]
         .iccid
         .to_string();

@@ -19,7 +19,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new(role: Role) -> Self {
-        let app = TestApp::spawn(Engines::Real).await;
+        Self::on(Engines::Real, role).await
+    }
+
+    pub async fn on(engines: Engines, role: Role) -> Self {
+        let app = TestApp::spawn(engines).await;
         let tenant = app.factory.tenant("Fleet").await;
         let user = app.factory.user(&tenant, role, None).await;
         let token = app.login(user.email.as_str(), TEST_PASSWORD).await;

@@ -5,11 +5,23 @@ use ioto_domain::Role;
 use ioto_test_support::app::error_code;
 use serde_json::json;
 
+use ioto_test_support::Engines;
+
 use super::Fixture;
 
 #[tokio::test]
 async fn sims_filter_sort_and_page_with_counts() {
-    let fx = Fixture::new(Role::Operator).await;
+    sims_filter_sort_and_page_with_counts_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn sims_filter_sort_and_page_with_counts_embedded() {
+    sims_filter_sort_and_page_with_counts_on(Engines::Embedded).await;
+}
+
+async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let f = &fx.app.factory;
     let acme = f.customer(&fx.tenant, "Acme").await;
     let sims = f.sims(&fx.tenant, Some(acme.id), 5).await;
@@ -107,7 +119,17 @@ async fn sims_filter_sort_and_page_with_counts() {
 
 #[tokio::test]
 async fn devices_labels_catalogue_and_the_audit_log() {
-    let fx = Fixture::new(Role::Operator).await;
+    devices_labels_catalogue_and_the_audit_log_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn devices_labels_catalogue_and_the_audit_log_embedded() {
+    devices_labels_catalogue_and_the_audit_log_on(Engines::Embedded).await;
+}
+
+async fn devices_labels_catalogue_and_the_audit_log_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::Operator).await;
     let create = "mutation($imei: String!, $name: String!, $kind: DeviceKind!) {
       createDevice(input: { imei: $imei, name: $name, kind: $kind, connectivity: [CELLULAR, WIFI, CELLULAR], labels: [{ key: \"site\", value: \"berlin\" }] }) { id connectivity state }
     }";

@@ -6,11 +6,23 @@ use ioto_test_support::app::error_code;
 use ioto_test_support::TEST_PASSWORD;
 use serde_json::json;
 
+use ioto_test_support::Engines;
+
 use super::Fixture;
 
 #[tokio::test]
 async fn customer_users_see_their_own_devices_and_sims_only_where_shared() {
-    let fx = Fixture::new(Role::TenantAdmin).await;
+    customer_users_see_their_own_devices_and_sims_only_where_shared_on(Engines::Real).await;
+}
+
+/// The same on SQLite and the embedded engines.
+#[tokio::test]
+async fn customer_users_see_their_own_devices_and_sims_only_where_shared_embedded() {
+    customer_users_see_their_own_devices_and_sims_only_where_shared_on(Engines::Embedded).await;
+}
+
+async fn customer_users_see_their_own_devices_and_sims_only_where_shared_on(engines: Engines) {
+    let fx = Fixture::on(engines, Role::TenantAdmin).await;
     let f = &fx.app.factory;
     let acme = f.customer(&fx.tenant, "Acme").await;
     let bravo = f.customer(&fx.tenant, "Bravo").await;

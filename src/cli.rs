@@ -205,13 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     data_dir,
                 },
         } => {
-            let data_dir = data_dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
-            });
-            let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
-            loaded.config.log.level = "warn".into();
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
+            let loaded = bench_config(file, data_dir)?;
             if requests == 0 || concurrency == 0 {
                 bail!("--requests and --concurrency must be at least 1");
             }
@@ -228,13 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     data_dir,
                 },
         } => {
-            let data_dir = data_dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
-            });
-            let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
-            loaded.config.log.level = "warn".into();
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
+            let loaded = bench_config(file, data_dir)?;
             if sims == 0 || requests == 0 || concurrency == 0 {
                 bail!("--sims, --requests and --concurrency must be at least 1");
             }
@@ -272,6 +260,18 @@ fn platform_actor() -> Actor {
         role: Role::PlatformAdmin,
         customer_id: None,
     }
+}
+
+/// Configuration for a benchmark: an ephemeral port, a fresh data dir unless one is given, quiet logs.
+fn bench_config(file: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> anyhow::Result<Loaded> {
+    let data_dir = data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
+    });
+    let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
+    loaded.config.log.level = "warn".into();
+    telemetry::init(&loaded.config.log, true);
+    warn_unknown(&loaded);
+    Ok(loaded)
 }
 
 async fn issue_token(

@@ -84,7 +84,7 @@ impl SqlDirectory {
 
 impl SqlDirectory {
     /// One row of `q` (already narrowed to the scope), read in its own scoped transaction.
-    async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>
+    pub(crate) async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>
     where
         E: EntityTrait,
         T: TryFrom<E::Model, Error = Error>,
@@ -96,7 +96,7 @@ impl SqlDirectory {
     }
 
     /// Every row of `q`, read in its own scoped transaction.
-    async fn read_all<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Vec<T>>
+    pub(crate) async fn read_all<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Vec<T>>
     where
         E: EntityTrait,
         T: TryFrom<E::Model, Error = Error>,

@@ -235,43 +235,35 @@ impl Fleet for SqlDirectory {
     }
 
     async fn sim(&self, scope: Scope, iccid: &Iccid) -> Result<Option<Sim>> {
-        let txn = self.begin(scope).await?;
-        let row = sims_in(scope)
-            .filter(sim::Column::Iccid.eq(iccid.as_str()))
-            .one(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(Sim::try_from).transpose()
+        self.read_one(
+            scope,
+            sims_in(scope).filter(sim::Column::Iccid.eq(iccid.as_str())),
+        )
+        .await
     }
 
     async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin(scope).await?;
-        let rows = sims_in(scope)
-            .filter(sim::Column::Id.is_in(ids.iter().map(|i| i.0)))
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(
+            scope,
+            sims_in(scope).filter(sim::Column::Id.is_in(ids.iter().map(|i| i.0))),
+        )
+        .await
     }
 
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>> {
         if devices.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin(scope).await?;
-        let rows = sims_in(scope)
-            .filter(sim::Column::DeviceId.is_in(devices.iter().map(|i| i.0)))
-            .order_by_asc(sim::Column::Iccid)
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(
+            scope,
+            sims_in(scope)
+                .filter(sim::Column::DeviceId.is_in(devices.iter().map(|i| i.0)))
+                .order_by_asc(sim::Column::Iccid),
+        )
+        .await
     }
 
     async fn list_sims(
@@ -283,10 +275,7 @@ impl Fleet for SqlDirectory {
     ) -> Result<Vec<Sim>> {
         let q = sims_in(scope).filter(filter::sim_condition(self.backend(), tenant, f));
         let q = filter::sim_page(q, page)?;
-        let txn = self.begin(scope).await?;
-        let rows = q.all(&txn).await.map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(scope, q).await
     }
 
     async fn count_sims(&self, scope: Scope, tenant: TenantId, f: &SimFilter) -> Result<u64> {
@@ -298,28 +287,19 @@ impl Fleet for SqlDirectory {
     }
 
     async fn device(&self, scope: Scope, id: DeviceId) -> Result<Option<Device>> {
-        let txn = self.begin(scope).await?;
-        let row = devices_in(scope)
-            .filter(device::Column::Id.eq(id.0))
-            .one(&txn)
+        self.read_one(scope, devices_in(scope).filter(device::Column::Id.eq(id.0)))
             .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(Device::try_from).transpose()
     }
 
     async fn devices_by_id(&self, scope: Scope, ids: &[DeviceId]) -> Result<Vec<Device>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin(scope).await?;
-        let rows = devices_in(scope)
-            .filter(device::Column::Id.is_in(ids.iter().map(|i| i.0)))
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(
+            scope,
+            devices_in(scope).filter(device::Column::Id.is_in(ids.iter().map(|i| i.0))),
+        )
+        .await
     }
 
     async fn list_devices(
@@ -331,10 +311,7 @@ impl Fleet for SqlDirectory {
     ) -> Result<Vec<Device>> {
         let q = devices_in(scope).filter(filter::device_condition(self.backend(), tenant, f));
         let q = filter::device_page(q, page)?;
-        let txn = self.begin(scope).await?;
-        let rows = q.all(&txn).await.map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(scope, q).await
     }
 
     async fn count_devices(&self, scope: Scope, tenant: TenantId, f: &DeviceFilter) -> Result<u64> {
@@ -349,14 +326,11 @@ impl Fleet for SqlDirectory {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin(scope).await?;
-        let rows = customers_in(scope)
-            .filter(crate::entities::customer::Column::Id.is_in(ids.iter().map(|i| i.0)))
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(
+            scope,
+            customers_in(scope).filter(crate::entities::customer::Column::Id.is_in(ids.iter().map(|i| i.0))),
+        )
+        .await
     }
 
     async fn apply(&self, scope: Scope, changes: Changeset) -> Result<()> {
@@ -652,25 +626,20 @@ impl Fleet for SqlDirectory {
             q = q.filter(audit_event::Column::Id.lt(b));
         }
         let q = q.order_by_desc(audit_event::Column::Id).limit(query.limit);
-        let txn = self.begin(scope).await?;
-        let rows = q.all(&txn).await.map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(scope, q).await
     }
 
     async fn label_catalogue(&self, scope: Scope, tenant: TenantId) -> Result<Vec<LabelSuggestion>> {
         if tenant_in_scope(scope, tenant).is_err() {
             return Ok(Vec::new());
         }
-        let txn = self.begin(scope).await?;
-        let rows = label_suggestion::Entity::find()
-            .filter(label_suggestion::Column::TenantId.eq(tenant.0))
-            .order_by_asc(label_suggestion::Column::Key)
-            .all(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(
+            scope,
+            label_suggestion::Entity::find()
+                .filter(label_suggestion::Column::TenantId.eq(tenant.0))
+                .order_by_asc(label_suggestion::Column::Key),
+        )
+        .await
     }
 
     async fn put_label_suggestion(&self, scope: Scope, tenant: TenantId, s: LabelSuggestion) -> Result<()> {
@@ -732,21 +701,15 @@ impl Fleet for SqlDirectory {
             .order_by_asc(scheduled_transition::Column::EffectiveAt)
             .order_by_asc(scheduled_transition::Column::Id)
             .limit(query.limit);
-        let txn = self.begin(scope).await?;
-        let rows = q.all(&txn).await.map_err(db)?;
-        commit(txn).await?;
-        convert::all(rows)
+        self.read_all(scope, q).await
     }
 
     async fn schedule(&self, scope: Scope, id: Uuid) -> Result<Option<ScheduledTransition>> {
-        let txn = self.begin(scope).await?;
-        let row = schedules_in(scope)
-            .filter(scheduled_transition::Column::Id.eq(id))
-            .one(&txn)
-            .await
-            .map_err(db)?;
-        commit(txn).await?;
-        row.map(ScheduledTransition::try_from).transpose()
+        self.read_one(
+            scope,
+            schedules_in(scope).filter(scheduled_transition::Column::Id.eq(id)),
+        )
+        .await
     }
 
     async fn claim_due(

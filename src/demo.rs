@@ -9,10 +9,10 @@ use ioto_domain::fleet::{
     AuditAction, AuditStamp, Connectivity, Device, DeviceKind, DeviceState, Imei, LabelSuggestion, Labels,
     NewSim, SimState, SimType,
 };
-use ioto_domain::identifiers::{Email, Iccid, Imsi, Msisdn, Name, Slug};
+use ioto_domain::identifiers::{Email, Iccid, Imsi, MccMnc, Msisdn, Name, Slug};
 use ioto_domain::password::hash_password;
 use ioto_domain::ports::{Changeset, Directory, Fleet, Versioned};
-use ioto_domain::{DeviceId, Role, Scope, SimId};
+use ioto_domain::{DeviceId, Role, Scope};
 
 /// Every demo user signs in with this password.
 pub const DEMO_PASSWORD: &str = "ioto-demo-password";
@@ -234,23 +234,30 @@ async fn seed_fleet(fleet: &Arc<dyn Fleet>, tenant: &Tenant, customers: &[Custom
     let ids = fleet
         .insert_sims(scope, sims, AuditAction::Imported, &stamp, None)
         .await?;
-    // Bind the first SIMs two by two into the devices (not the terminated ones or retired devices).
-    let bound: Vec<SimId> = ids.iter().take(2 * DEMO_DEVICES).copied().collect();
+    // Bind the first SIMs two by two into the devices (not the terminated ones or retired
+    // devices); SIMs in service have been seen on a network lately (until usage flows in).
+    let networks = ["262-01", "262-02", "234-15", "310-260", "208-01"];
     let mut writes = Vec::new();
-    for sim in fleet.sims_by_id(scope, &bound).await? {
+    for sim in fleet.sims_by_id(scope, &ids).await? {
         let Some(pos) = ids.iter().position(|id| *id == sim.id) else {
             continue;
         };
-        let device = &devices[pos / 2];
-        if sim.state == SimState::Terminated || device.state == DeviceState::Retired {
-            continue;
-        }
         let mut row = sim.clone();
-        row.device_id = Some(device.id);
-        writes.push(Versioned {
-            expected_version: Some(sim.version),
-            row,
-        });
+        if let Some(device) = devices.get(pos / 2).filter(|_| pos < 2 * DEMO_DEVICES) {
+            if sim.state != SimState::Terminated && device.state != DeviceState::Retired {
+                row.device_id = Some(device.id);
+            }
+        }
+        if matches!(sim.state, SimState::Active | SimState::Suspended) {
+            row.last_network = Some(parse(MccMnc::parse(networks[pos % networks.len()]))?);
+            row.last_activity_at = Some(now - chrono::Duration::minutes((pos % (72 * 60)) as i64));
+        }
+        if row != sim {
+            writes.push(Versioned {
+                expected_version: Some(sim.version),
+                row,
+            });
+        }
     }
     fleet
         .apply(

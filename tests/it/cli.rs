@@ -74,6 +74,37 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     let body = me(&addr, admin_token.as_deref().unwrap()).await;
     assert_eq!(body["data"]["me"]["email"], "admin@demo.ioto", "{body}");
     assert_eq!(body["data"]["me"]["tenant"]["name"], "Demo Fleet GmbH");
+    // The demo fleet: SIMs in several states, devices holding SIMs, labels, recent networks.
+    let fleet: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(admin_token.as_deref().unwrap())
+        .json(&json!({ "query": "{
+            all: sims(first: 1) { totalCount }
+            suspended: sims(first: 1, filter: { states: [SUSPENDED] }) { totalCount }
+            inDevices: sims(first: 1, filter: { bound: true, networks: [\"262-01\"] }) { totalCount }
+            devices(first: 1) { totalCount nodes { sims { iccid } labels { key } } }
+            labelCatalogue { key }
+        }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fleet["data"]["all"]["totalCount"], 3000, "{fleet}");
+    assert!(
+        fleet["data"]["suspended"]["totalCount"].as_i64().unwrap() > 100,
+        "{fleet}"
+    );
+    assert!(
+        fleet["data"]["inDevices"]["totalCount"].as_i64().unwrap() > 100,
+        "{fleet}"
+    );
+    assert_eq!(fleet["data"]["devices"]["totalCount"], 1200, "{fleet}");
+    assert!(
+        !fleet["data"]["labelCatalogue"].as_array().unwrap().is_empty(),
+        "{fleet}"
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
 
     // `token issue` with the same data directory mints a token the server accepts; stdout is only the token.

@@ -333,6 +333,38 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         (2, Some(d.id), SimState::Active)
     );
     assert_eq!(fleet.sims_in_devices(a_scope, &[d.id]).await.unwrap().len(), 1);
+    // Network and activity (written by the usage pipeline) filter the list.
+    let mut seen_on = now.clone();
+    seen_on.last_network = Some(ioto_domain::identifiers::MccMnc::parse("262-01").unwrap());
+    seen_on.last_activity_at = Some(Utc::now() - Duration::hours(2));
+    fleet
+        .apply(
+            a_scope,
+            Changeset {
+                sims: vec![Versioned {
+                    expected_version: Some(2),
+                    row: seen_on,
+                }],
+                ..Changeset::default()
+            },
+        )
+        .await
+        .unwrap();
+    let network = SimFilter {
+        networks: vec![ioto_domain::identifiers::MccMnc::parse("26201").unwrap()],
+        ..SimFilter::default()
+    };
+    assert_eq!(fleet.count_sims(a_scope, a.id, &network).await.unwrap(), 1);
+    let recent = SimFilter {
+        last_activity_from: Some(Utc::now() - Duration::hours(3)),
+        ..SimFilter::default()
+    };
+    assert_eq!(fleet.count_sims(a_scope, a.id, &recent).await.unwrap(), 1);
+    let older = SimFilter {
+        last_activity_to: Some(Utc::now() - Duration::hours(3)),
+        ..SimFilter::default()
+    };
+    assert_eq!(fleet.count_sims(a_scope, a.id, &older).await.unwrap(), 0);
     let stale = fleet
         .apply(
             a_scope,

@@ -11,6 +11,7 @@ pub mod password;
 pub mod ports;
 pub mod role;
 pub mod services;
+pub mod usage;
 
 pub use actor::{Actor, Scope};
 pub use error::{Error, Result};

@@ -1,0 +1,378 @@
+//! Event contracts on the bus: session rollups and CDRs, JSON, versioned by `v` (default 1).
+//! Documented in `docs/events.md`. Parsing says exactly what is wrong, for the dead-letter topic.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::rat::RadioAccessType;
+use crate::identifiers::{Iccid, MccMnc};
+
+/// The contract version this build reads and writes.
+pub const CONTRACT_VERSION: u64 = 1;
+
+/// Why an event cannot be counted; travels to the dead-letter topic with the original payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Rejection {
+    /// Not JSON, or not a JSON object.
+    MalformedJson {
+        detail: String,
+    },
+    UnsupportedVersion {
+        version: u64,
+    },
+    MissingField {
+        field: String,
+    },
+    InvalidField {
+        field: String,
+        detail: String,
+    },
+    /// The ICCID is not a SIM of any tenant.
+    UnknownIccid {
+        iccid: String,
+    },
+    /// Cumulative counters are lower than an earlier update of the same session.
+    CountersWentBackwards {
+        session_id: String,
+        detail: String,
+    },
+}
+
+impl Rejection {
+    /// A short machine-readable code (`MISSING_FIELD`), for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson { .. } => "MALFORMED_JSON",
+            Self::UnsupportedVersion { .. } => "UNSUPPORTED_VERSION",
+            Self::MissingField { .. } => "MISSING_FIELD",
+            Self::InvalidField { .. } => "INVALID_FIELD",
+            Self::UnknownIccid { .. } => "UNKNOWN_ICCID",
+            Self::CountersWentBackwards { .. } => "COUNTERS_WENT_BACKWARDS",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MalformedJson { detail } => write!(f, "not a JSON object: {detail}"),
+            Self::UnsupportedVersion { version } => {
+                write!(
+                    f,
+                    "contract version {version} is not supported (this build reads {CONTRACT_VERSION})"
+                )
+            }
+            Self::MissingField { field } => write!(f, "field '{field}' is missing"),
+            Self::InvalidField { field, detail } => write!(f, "field '{field}': {detail}"),
+            Self::UnknownIccid { iccid } => write!(f, "ICCID {iccid} is not a SIM of any tenant"),
+            Self::CountersWentBackwards { session_id, detail } => {
+                write!(f, "session {session_id}: counters went backwards ({detail})")
+            }
+        }
+    }
+}
+
+/// Whether a rollup continues or ends its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestType {
+    Update,
+    Terminate,
+}
+
+/// The state of one data session after an update; byte counters are cumulative for the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRollup {
+    pub session_id: String,
+    pub iccid: Iccid,
+    pub event_timestamp: DateTime<Utc>,
+    pub mcc_mnc: MccMnc,
+    pub radio_access_type: RadioAccessType,
+    pub ip_address: Option<IpAddr>,
+    pub total_bytes_in: u64,
+    pub total_bytes_out: u64,
+    pub request_type: RequestType,
+    pub cell_id: Option<String>,
+}
+
+/// A billing record of a closed session or charging period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cdr {
+    pub cdr_id: String,
+    pub iccid: Iccid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub mcc_mnc: MccMnc,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rating_group: u32,
+}
+
+fn object(payload: &[u8]) -> Result<Map<String, Value>, Rejection> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(Rejection::MalformedJson {
+            detail: format!("expected an object, got {}", kind(&other)),
+        }),
+        Err(e) => Err(Rejection::MalformedJson {
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn version(&self) -> Result<(), Rejection> {
+        match self.0.get("v") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::Number(n)) if n.as_u64() == Some(CONTRACT_VERSION) => Ok(()),
+            Some(Value::Number(n)) => Err(Rejection::UnsupportedVersion {
+                version: n.as_u64().unwrap_or(0),
+            }),
+            Some(other) => Err(invalid("v", format!("must be a number, got {}", kind(other)))),
+        }
+    }
+
+    fn raw(&self, field: &str) -> Result<&Value, Rejection> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Err(Rejection::MissingField {
+                field: field.to_owned(),
+            }),
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn text(&self, field: &str) -> Result<String, Rejection> {
+        match self.raw(field)? {
+            Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+            Value::String(_) => Err(invalid(field, "must not be empty")),
+            // Codes sent as numbers (RAT types, MNCs) are read as their text.
+            Value::Number(n) => Ok(n.to_string()),
+            other => Err(invalid(field, format!("must be a string, got {}", kind(other)))),
+        }
+    }
+
+    fn optional_text(&self, field: &str) -> Result<Option<String>, Rejection> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.text(field).map(Some),
+        }
+    }
+
+    fn count(&self, field: &str) -> Result<u64, Rejection> {
+        match self.raw(field)? {
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| invalid(field, format!("must be a whole number of bytes ≥ 0, got {n}"))),
+            other => Err(invalid(field, format!("must be a number, got {}", kind(other)))),
+        }
+    }
+
+    fn time(&self, field: &str) -> Result<DateTime<Utc>, Rejection> {
+        let s = self.text(field)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                invalid(
+                    field,
+                    format!("'{s}' is not an RFC 3339 time (2026-11-22T10:00:00Z)"),
+                )
+            })
+    }
+
+    fn parsed<T>(&self, field: &str, parse: impl Fn(&str) -> crate::Result<T>) -> Result<T, Rejection> {
+        let s = self.text(field)?;
+        parse(&s).map_err(|e| match e {
+            crate::Error::InvalidInput { reason, .. } => invalid(field, reason),
+            other => invalid(field, other.to_string()),
+        })
+    }
+}
+
+fn invalid(field: &str, detail: impl Into<String>) -> Rejection {
+    Rejection::InvalidField {
+        field: field.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+impl SessionRollup {
+    /// Reads one rollup from its JSON form.
+    pub fn from_json(payload: &[u8]) -> Result<Self, Rejection> {
+        let f = Fields(object(payload)?);
+        f.version()?;
+        let request_type = match f.text("request_type")?.to_ascii_uppercase().as_str() {
+            "UPDATE" => RequestType::Update,
+            "TERMINATE" => RequestType::Terminate,
+            other => {
+                return Err(invalid(
+                    "request_type",
+                    format!("'{other}' is not UPDATE or TERMINATE"),
+                ))
+            }
+        };
+        let ip_address = f
+            .optional_text("ip_address")?
+            .map(|s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| invalid("ip_address", format!("'{s}' is not an IP address")))
+            })
+            .transpose()?;
+        Ok(Self {
+            session_id: f.text("session_id")?,
+            iccid: f.parsed("iccid", Iccid::parse)?,
+            event_timestamp: f.time("event_timestamp")?,
+            mcc_mnc: f.parsed("mcc_mnc", MccMnc::parse)?,
+            radio_access_type: f.parsed("radio_access_type", RadioAccessType::parse)?,
+            ip_address,
+            total_bytes_in: f.count("total_bytes_in")?,
+            total_bytes_out: f.count("total_bytes_out")?,
+            request_type,
+            cell_id: f.optional_text("cell_id")?,
+        })
+    }
+
+    /// The JSON form (what producers and the simulator send).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "v": CONTRACT_VERSION,
+            "session_id": self.session_id,
+            "iccid": self.iccid.as_str(),
+            "event_timestamp": self.event_timestamp.to_rfc3339(),
+            "mcc_mnc": self.mcc_mnc.to_string(),
+            "radio_access_type": self.radio_access_type.name(),
+            "ip_address": self.ip_address.map(|i| i.to_string()),
+            "total_bytes_in": self.total_bytes_in,
+            "total_bytes_out": self.total_bytes_out,
+            "request_type": match self.request_type { RequestType::Update => "UPDATE", RequestType::Terminate => "TERMINATE" },
+            "cell_id": self.cell_id,
+        })
+    }
+}
+
+impl Cdr {
+    pub fn from_json(payload: &[u8]) -> Result<Self, Rejection> {
+        let f = Fields(object(payload)?);
+        f.version()?;
+        let start = f.time("start")?;
+        let end = f.time("end")?;
+        if end < start {
+            return Err(invalid("end", format!("{end} is before start {start}")));
+        }
+        let rating_group = u32::try_from(f.count("rating_group")?)
+            .map_err(|_| invalid("rating_group", "must fit in 32 bits"))?;
+        Ok(Self {
+            cdr_id: f.text("cdr_id")?,
+            iccid: f.parsed("iccid", Iccid::parse)?,
+            start,
+            end,
+            mcc_mnc: f.parsed("mcc_mnc", MccMnc::parse)?,
+            bytes_in: f.count("bytes_in")?,
+            bytes_out: f.count("bytes_out")?,
+            rating_group,
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "v": CONTRACT_VERSION,
+            "cdr_id": self.cdr_id,
+            "iccid": self.iccid.as_str(),
+            "start": self.start.to_rfc3339(),
+            "end": self.end.to_rfc3339(),
+            "mcc_mnc": self.mcc_mnc.to_string(),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "rating_group": self.rating_group,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollup() -> Value {
+        serde_json::json!({
+            "session_id": "s-1",
+            "iccid": crate::identifiers::Iccid::with_check_digit("894900000000000001").unwrap().as_str(),
+            "event_timestamp": "2026-11-22T10:00:00Z",
+            "mcc_mnc": "26201",
+            "radio_access_type": 6,
+            "ip_address": "10.0.0.7",
+            "total_bytes_in": 1000,
+            "total_bytes_out": 200,
+            "request_type": "UPDATE",
+            "cell_id": "0x1a2b",
+        })
+    }
+
+    #[test]
+    fn a_rollup_round_trips() {
+        let r = SessionRollup::from_json(rollup().to_string().as_bytes()).unwrap();
+        assert_eq!(r.radio_access_type, RadioAccessType::Lte);
+        assert_eq!(r.mcc_mnc.to_string(), "262-01");
+        let again = SessionRollup::from_json(r.to_json().to_string().as_bytes()).unwrap();
+        assert_eq!(again, r);
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let reject = |v: Value| SessionRollup::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            SessionRollup::from_json(b"{nope").unwrap_err().code(),
+            "MALFORMED_JSON"
+        );
+        assert_eq!(reject(serde_json::json!([1])).code(), "MALFORMED_JSON");
+        let mut v = rollup();
+        v.as_object_mut().unwrap().remove("iccid");
+        assert_eq!(reject(v).to_string(), "field 'iccid' is missing");
+        let mut v = rollup();
+        v["total_bytes_in"] = serde_json::json!(-5);
+        assert!(reject(v).to_string().contains("total_bytes_in"));
+        let mut v = rollup();
+        let good = v["iccid"].as_str().unwrap().to_owned();
+        let last = good.chars().last().unwrap();
+        let bad = format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        v["iccid"] = serde_json::json!(bad);
+        assert!(reject(v).to_string().contains("Luhn"));
+        let mut v = rollup();
+        v["v"] = serde_json::json!(2);
+        assert_eq!(reject(v).code(), "UNSUPPORTED_VERSION");
+        let mut v = rollup();
+        v["request_type"] = serde_json::json!("START");
+        assert!(reject(v).to_string().contains("UPDATE or TERMINATE"));
+    }
+
+    #[test]
+    fn cdr_end_after_start() {
+        let iccid = crate::identifiers::Iccid::with_check_digit("894900000000000001").unwrap();
+        let v = serde_json::json!({"cdr_id": "c1", "iccid": iccid.as_str(), "start": "2026-11-22T10:00:00Z",
+            "end": "2026-11-22T09:00:00Z", "mcc_mnc": "262-01", "bytes_in": 1, "bytes_out": 2, "rating_group": 10});
+        assert!(Cdr::from_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("before start"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Usage: event contracts of data sessions and CDRs, radio access types, the network catalogue,
+//! and the arithmetic that turns cumulative session counters into usage deltas.
+
+pub mod delta;
+pub mod events;
+pub mod networks;
+pub mod rat;
+
+pub use delta::{hour_of, step, SessionProgress, Step, UsageDelta};
+pub use events::{Cdr, Rejection, RequestType, SessionRollup, CONTRACT_VERSION};
+pub use networks::{Network, Networks};
+pub use rat::RadioAccessType;

@@ -43,10 +43,51 @@ enum Command {
     },
     /// Print the effective configuration (TOML, secrets redacted).
     Config(DataDirArgs),
+    /// Simulators feeding the platform.
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
     /// Measure the running system; prints figures for docs/benchmarks.md.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// Data sessions of a tenant's ACTIVE SIMs: rollups (cumulative counters, every 5 minutes)
+    /// to `ioto.sessions` and one CDR per session to `ioto.cdrs`, on the configured bus.
+    Sessions {
+        /// Tenant slug.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// How many SIMs (the first ACTIVE ones by ICCID).
+        #[arg(long, default_value_t = 100)]
+        sims: usize,
+        /// Start of the simulated range, RFC 3339 (default: 24 hours ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the simulated range, RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Smallest session, in bytes.
+        #[arg(long, default_value_t = 10_000)]
+        bytes_min: u64,
+        /// Largest session, in bytes.
+        #[arg(long, default_value_t = 50_000_000)]
+        bytes_max: u64,
+        #[arg(long, default_value_t = 3)]
+        sessions_per_sim: u32,
+        /// Events per second (0: as fast as the bus takes them).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Same seed, same sessions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataDirArgs,
     },
 }
 
@@ -178,6 +219,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&loaded.config.log, false);
             warn_unknown(&loaded);
             serve(&loaded.config, !args.no_migrate, true).await
+        }
+        Command::Simulate {
+            command:
+                SimulateCommand::Sessions {
+                    tenant,
+                    sims,
+                    from,
+                    to,
+                    bytes_min,
+                    bytes_max,
+                    sessions_per_sim,
+                    rate,
+                    seed,
+                    data,
+                },
+        } => {
+            let loaded = load(file, None, data.data_dir)?;
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            if loaded.config.kafka.brokers.is_none() {
+                bail!(
+                    "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
+                );
+            }
+            let time = |s: Option<String>, default: chrono::DateTime<chrono::Utc>, flag: &str| match s {
+                None => Ok(default),
+                Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        anyhow::anyhow!("{flag}: '{s}' is not an RFC 3339 time (2026-11-22T10:00:00Z)")
+                    }),
+            };
+            let now = chrono::Utc::now();
+            let opts = crate::simulate::SessionOptions {
+                tenant,
+                sims,
+                from: time(from, now - chrono::Duration::hours(24), "--from")?,
+                to: time(to, now, "--to")?,
+                bytes_min,
+                bytes_max,
+                sessions_per_sim,
+                rate,
+                seed,
+                progress: true,
+            };
+            engines::migrate(&loaded.config).await?;
+            let e = engines::connect(&loaded.config).await?;
+            let summary =
+                crate::simulate::sessions(&e.directory, &e.fleet, &e.bus, &e.topic_prefix, &opts).await?;
+            println!(
+                "published {} session rollups and {} CDRs for {} SIMs",
+                summary.rollups, summary.cdrs, summary.sims
+            );
+            Ok(())
         }
         Command::Migrate(args) => {
             let loaded = load(file, None, args.data_dir)?;

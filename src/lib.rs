@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod realtime;
 pub mod scheduler;
 pub mod session;
+pub mod simulate;
 pub mod telemetry;

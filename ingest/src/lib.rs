@@ -3,6 +3,7 @@
 pub mod in_process;
 pub mod kafka;
 mod kafka_log;
+pub mod simulator;
 
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaBus, KafkaConfig};

@@ -217,3 +217,15 @@ fn config_prints_effective_values_redacted_and_warns_about_unknown_keys() {
         .unwrap_or_else(|| panic!("no warning about the unknown key: {stderr}"));
     assert_eq!(warning["level"], "WARN");
 }
+
+#[test]
+fn simulate_without_a_broker_says_what_is_missing() {
+    let out = ioto()
+        .args(["simulate", "sessions", "--data-dir"])
+        .arg(ioto_test_support::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KAFKA_BROKERS"), "{err}");
+}

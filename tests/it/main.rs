@@ -11,5 +11,6 @@ mod http;
 mod limits;
 mod rls;
 mod roles;
+mod simulate;
 mod tenancy;
 mod users;

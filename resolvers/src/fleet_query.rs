@@ -104,6 +104,7 @@ impl FleetQuery {
                 .map(|s| (sim_cursor(&s, sort).encode(), s))
                 .collect(),
             has_next_page,
+            after: page.after.is_some(),
             tenant,
             filter,
         })
@@ -156,6 +157,7 @@ impl FleetQuery {
                 .map(|d| (device_cursor(&d, sort).encode(), d))
                 .collect(),
             has_next_page,
+            after: page.after.is_some(),
             tenant,
             filter,
         })
@@ -200,6 +202,8 @@ impl FleetQuery {
         Ok(AuditConnection {
             page_info: PageInfo {
                 has_next_page,
+                has_previous_page: before.is_some(),
+                start_cursor: rows.first().map(|e| e.id.to_string()),
                 end_cursor: rows.last().map(|e| e.id.to_string()),
             },
             nodes: rows.into_iter().map(AuditEntryObject).collect(),

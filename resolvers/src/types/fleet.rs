@@ -273,6 +273,9 @@ impl From<SimStateChanged> for SimStateChangeObject {
 #[derive(SimpleObject)]
 pub struct PageInfo {
     pub has_next_page: bool,
+    /// Whether this page was asked for `after` a cursor (pages go forward only).
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
     /// Pass as `after` for the next page.
     pub end_cursor: Option<String>,
 }
@@ -287,6 +290,8 @@ pub struct SimEdge {
 pub struct SimConnection {
     pub edges: Vec<(String, Sim)>,
     pub has_next_page: bool,
+    /// Whether the page was asked for after a cursor.
+    pub after: bool,
     pub tenant: Option<TenantId>,
     pub filter: SimFilter,
 }
@@ -313,6 +318,8 @@ impl SimConnection {
     async fn page_info(&self) -> PageInfo {
         PageInfo {
             has_next_page: self.has_next_page,
+            has_previous_page: self.after,
+            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
             end_cursor: self.edges.last().map(|(c, _)| c.clone()),
         }
     }
@@ -337,6 +344,8 @@ pub struct DeviceEdge {
 pub struct DeviceConnection {
     pub edges: Vec<(String, Device)>,
     pub has_next_page: bool,
+    /// Whether the page was asked for after a cursor.
+    pub after: bool,
     pub tenant: Option<TenantId>,
     pub filter: DeviceFilter,
 }
@@ -363,6 +372,8 @@ impl DeviceConnection {
     async fn page_info(&self) -> PageInfo {
         PageInfo {
             has_next_page: self.has_next_page,
+            has_previous_page: self.after,
+            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
             end_cursor: self.edges.last().map(|(c, _)| c.clone()),
         }
     }

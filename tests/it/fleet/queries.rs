@@ -44,7 +44,7 @@ async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
 
     let q = "query($f: SimFilter, $o: SimOrder, $first: Int, $after: String) {
       sims(filter: $f, orderBy: $o, first: $first, after: $after) {
-        totalCount pageInfo { hasNextPage endCursor } edges { cursor node { iccid state } }
+        totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { iccid state } }
       }
     }";
     let count = |f: serde_json::Value| {
@@ -73,6 +73,8 @@ async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
     let mut after: Option<String> = None;
     loop {
         let page = fx.ok(q, json!({"first": 5, "after": after}), "sims").await;
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], after.is_some());
+        assert_eq!(page["pageInfo"]["startCursor"], page["edges"][0]["cursor"]);
         seen.extend(
             page["edges"]
                 .as_array()

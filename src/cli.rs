@@ -89,6 +89,25 @@ enum SimulateCommand {
         #[command(flatten)]
         data: DataDirArgs,
     },
+    /// Sensor readings (temperature, humidity, battery, light, GPS) of a tenant's devices in
+    /// service, published to the MQTT broker on `ioto/devices/{id}/telemetry`.
+    Devices {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// How many devices (the first IN_SERVICE ones by name).
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// Seconds between two readings of a device.
+        #[arg(long, default_value_t = 5)]
+        interval_seconds: u64,
+        /// Readings per device (default: until stopped).
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,6 +291,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "published {} session rollups and {} CDRs for {} SIMs",
                 summary.rollups, summary.cdrs, summary.sims
             );
+            Ok(())
+        }
+        Command::Simulate {
+            command:
+                SimulateCommand::Devices {
+                    tenant,
+                    devices,
+                    interval_seconds,
+                    count,
+                    seed,
+                    data,
+                },
+        } => {
+            let loaded = load(file, None, data.data_dir)?;
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            let engines::TelemetrySource::Mqtt { host, port, .. } =
+                engines::telemetry_source(&loaded.config)?
+            else {
+                bail!("simulate devices needs an MQTT broker (set MQTT_URL, e.g. mqtt://127.0.0.1:1883)");
+            };
+            if interval_seconds == 0 || devices == 0 {
+                bail!("--devices and --interval-seconds must be at least 1");
+            }
+            let opts = crate::simulate::DeviceOptions {
+                tenant,
+                devices,
+                interval: Duration::from_secs(interval_seconds),
+                count,
+                seed,
+                progress: true,
+            };
+            engines::migrate(&loaded.config).await?;
+            let e = engines::connect(&loaded.config).await?;
+            let n = crate::simulate::devices(&e.directory, &e.fleet, &host, port, &opts).await?;
+            println!("published {n} readings");
             Ok(())
         }
         Command::Migrate(args) => {

@@ -142,7 +142,7 @@ pub fn clickhouse_config(config: &Config) -> Option<ClickHouseConfig> {
     })
 }
 
-fn telemetry_source(config: &Config) -> anyhow::Result<TelemetrySource> {
+pub fn telemetry_source(config: &Config) -> anyhow::Result<TelemetrySource> {
     let Some(url) = &config.mqtt.url else {
         return Ok(TelemetrySource::InProcess);
     };

@@ -91,3 +91,87 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
         );
     }
 }
+
+#[tokio::test]
+async fn simulated_devices_publish_valid_readings_over_mqtt() {
+    use ioto_domain::usage::{TelemetryReading, TELEMETRY_FILTER};
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+    let store = Arc::new(
+        ioto_store::connect(
+            &ioto_store::StoreLocation::Postgres {
+                url: pg::database().await,
+            },
+            2,
+        )
+        .await
+        .unwrap(),
+    );
+    let directory: Arc<dyn Directory> = store.clone();
+    let fleet: Arc<dyn Fleet> = store.clone();
+    let f = Factory::new(directory.clone(), fleet.clone());
+    let tenant = f.tenant("Devices").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let d = f.device(&tenant, None, &format!("sensor {n}")).await;
+        let mut row = d.clone();
+        row.state = ioto_domain::fleet::DeviceState::InService;
+        fleet
+            .apply(
+                ioto_domain::Scope::Platform,
+                ioto_domain::ports::Changeset {
+                    devices: vec![ioto_domain::ports::Versioned {
+                        expected_version: Some(1),
+                        row,
+                    }],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(d.id);
+    }
+    // A listener on the broker first, so no reading is missed.
+    let (listener, mut events) = AsyncClient::new(MqttOptions::new(unique("listen"), "127.0.0.1", 1883), 64);
+    listener
+        .subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .expect("Mosquitto at 127.0.0.1:1883 answers")
+            .expect("Mosquitto at 127.0.0.1:1883 is reachable");
+        if matches!(e, Event::Incoming(Packet::SubAck(_))) {
+            break;
+        }
+    }
+    let opts = ioto::simulate::DeviceOptions {
+        tenant: tenant.slug.to_string(),
+        devices: 10,
+        interval: Duration::from_millis(10),
+        count: Some(2),
+        seed: 5,
+        progress: false,
+    };
+    let acked = ioto::simulate::devices(&directory, &fleet, "127.0.0.1", 1883, &opts)
+        .await
+        .unwrap();
+    assert_eq!(acked, 6, "two readings of each of the three devices in service");
+    let mut mine = 0;
+    while mine < 6 {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .expect("readings arrive")
+            .unwrap();
+        if let Event::Incoming(Packet::Publish(p)) = e {
+            let r = TelemetryReading::from_json(&p.payload).unwrap();
+            if ids.contains(&r.device_id) {
+                assert_eq!(p.topic, ioto_domain::usage::telemetry_topic(r.device_id));
+                assert!(r.battery_pct.is_some() && r.latitude.is_some());
+                mine += 1;
+            }
+        }
+    }
+    let _ = listener.disconnect().await;
+}

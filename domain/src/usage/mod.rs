@@ -5,8 +5,10 @@ pub mod delta;
 pub mod events;
 pub mod networks;
 pub mod rat;
+pub mod telemetry;
 
 pub use delta::{hour_of, step, SessionProgress, Step, UsageDelta};
 pub use events::{Cdr, Rejection, RequestType, SessionRollup, CONTRACT_VERSION};
 pub use networks::{Network, Networks};
 pub use rat::RadioAccessType;
+pub use telemetry::{telemetry_topic, TelemetryReading, TELEMETRY_FILTER};

@@ -1,15 +1,17 @@
 //! Usage store on ClickHouse.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::{Client, Row};
 use ioto_domain::ports::usage::check_usage_batch;
-use ioto_domain::ports::{DailyUsage, EngineInfo, UsageRecord, UsageStore};
-use ioto_domain::{Error, Result, TenantId};
+use ioto_domain::ports::{
+    period_start, DailyUsage, EngineInfo, Granularity, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+};
+use ioto_domain::{CustomerId, Error, Result, TenantId};
 use ioto_migrations::CLICKHOUSE;
 use serde::{Deserialize, Serialize};
 
-use crate::{date_to_days, days_to_date, parse_version};
+use crate::{date_to_days, days_to_date, parse_version, roll_up};
 
 /// How to reach ClickHouse.
 #[derive(Clone)]
@@ -57,6 +59,98 @@ struct DailyRow {
     bytes_down: u64,
     sims: u64,
 }
+
+#[derive(Row, Serialize, Deserialize)]
+struct SessionRow {
+    tenant_id: String,
+    customer_id: String,
+    iccid: String,
+    session_id: String,
+    started_at: u32,
+    event_time: u32,
+    hour: u32,
+    day: u16,
+    month: u16,
+    mcc_mnc: String,
+    rat: String,
+    ip_address: String,
+    cell_id: String,
+    terminated: u8,
+    total_in: u64,
+    total_out: u64,
+    delta_in: u64,
+    delta_out: u64,
+}
+
+/// A live session as the queries read it (no deltas).
+#[derive(Row, Deserialize)]
+struct LiveRow {
+    tenant_id: String,
+    customer_id: String,
+    iccid: String,
+    session_id: String,
+    started_at: u32,
+    event_time: u32,
+    mcc_mnc: String,
+    rat: String,
+    ip_address: String,
+    cell_id: String,
+    terminated: u8,
+    total_in: u64,
+    total_out: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct PointRow {
+    period: u32,
+    mcc_mnc: String,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+fn secs(t: DateTime<Utc>) -> Result<u32> {
+    u32::try_from(t.timestamp()).map_err(|_| Error::invalid("time", format!("{t} is outside 1970..2106")))
+}
+
+fn time(s: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::from(s), 0).unwrap_or_default()
+}
+
+impl LiveRow {
+    fn into_update(self) -> Result<SessionUpdate> {
+        let started_at = time(self.started_at);
+        let event_time = time(self.event_time);
+        Ok(SessionUpdate {
+            tenant_id: TenantId::parse(&self.tenant_id, "tenant_id")
+                .map_err(|e| Error::Internal(format!("stored live_sessions.tenant_id: {e}")))?,
+            customer_id: (!self.customer_id.is_empty())
+                .then(|| CustomerId::parse(&self.customer_id, "customer_id"))
+                .transpose()
+                .map_err(|e| Error::Internal(format!("stored live_sessions.customer_id: {e}")))?,
+            iccid: self.iccid,
+            session_id: self.session_id,
+            started_at,
+            event_time,
+            hour: period_start(event_time, Granularity::Hour),
+            mcc_mnc: self.mcc_mnc,
+            rat: self.rat,
+            ip_address: (!self.ip_address.is_empty()).then_some(self.ip_address),
+            cell_id: (!self.cell_id.is_empty()).then_some(self.cell_id),
+            terminated: self.terminated == 1,
+            total_in: self.total_in,
+            total_out: self.total_out,
+            delta_in: 0,
+            delta_out: 0,
+        })
+    }
+}
+
+/// Columns of a live session, newest update per session (`argMax` over the unmerged rows).
+/// Aliases differ from the column names: ClickHouse would read an alias inside `WHERE`.
+const LIVE_COLUMNS: &str = "any(tenant_id) AS l_tenant, argMax(customer_id, event_time) AS l_customer, iccid, session_id, \
+     min(started_at) AS l_started, max(event_time) AS l_event, argMax(mcc_mnc, event_time) AS l_mcc_mnc, \
+     argMax(rat, event_time) AS l_rat, argMax(ip_address, event_time) AS l_ip, argMax(cell_id, event_time) AS l_cell, \
+     max(terminated) AS l_terminated, max(total_in) AS l_in, max(total_out) AS l_out";
 
 #[derive(Row, Deserialize)]
 struct VersionRow {
@@ -253,5 +347,140 @@ impl UsageStore for ClickHouseUsage {
                 sims: r.sims,
             })
             .collect())
+    }
+
+    async fn write_session_updates(&self, updates: &[SessionUpdate]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(updates.len());
+        for u in updates {
+            rows.push(SessionRow {
+                tenant_id: u.tenant_id.to_string(),
+                customer_id: u.customer_id.map(|c| c.to_string()).unwrap_or_default(),
+                iccid: u.iccid.clone(),
+                session_id: u.session_id.clone(),
+                started_at: secs(u.started_at)?,
+                event_time: secs(u.event_time)?,
+                hour: secs(u.hour)?,
+                day: date_to_days(u.hour.date_naive())?,
+                month: date_to_days(period_start(u.hour, Granularity::Month).date_naive())?,
+                mcc_mnc: u.mcc_mnc.clone(),
+                rat: u.rat.clone(),
+                ip_address: u.ip_address.clone().unwrap_or_default(),
+                cell_id: u.cell_id.clone().unwrap_or_default(),
+                terminated: u8::from(u.terminated),
+                total_in: u.total_in,
+                total_out: u.total_out,
+                delta_in: u.delta_in,
+                delta_out: u.delta_out,
+            });
+        }
+        // One INSERT: one block, so the batch lands whole or not at all.
+        let mut insert = self.client.insert("session_updates").map_err(|e| self.err(e))?;
+        for row in &rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+
+    async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in keys.chunks(1000) {
+            // One placeholder per value: `IN (?, ?, …)` works on every server version and uses
+            // the (iccid, session_id) key.
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = self.client.query(&format!(
+                "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE iccid IN ({marks}) AND session_id IN ({marks}) \
+                 GROUP BY iccid, session_id"
+            ));
+            for (iccid, _) in chunk {
+                q = q.bind(iccid.as_str());
+            }
+            for (_, session) in chunk {
+                q = q.bind(session.as_str());
+            }
+            let wanted: std::collections::HashSet<(&str, &str)> =
+                chunk.iter().map(|(i, s)| (i.as_str(), s.as_str())).collect();
+            let rows: Vec<LiveRow> = q
+                .fetch_all::<LiveRow>()
+                .await
+                .map_err(|e| self.err(e))?
+                .into_iter()
+                // The two IN lists also match crossed pairs; keep the asked ones.
+                .filter(|r| wanted.contains(&(r.iccid.as_str(), r.session_id.as_str())))
+                .collect();
+            for r in rows {
+                out.push(r.into_update()?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>> {
+        let rows = self
+            .client
+            .query(&format!(
+                "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE iccid = ? AND tenant_id = ? \
+                 AND started_at >= now() - 7 * 86400 GROUP BY iccid, session_id ORDER BY l_event DESC LIMIT 1"
+            ))
+            .bind(iccid)
+            .bind(tenant.to_string())
+            .fetch_all::<LiveRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter().next().map(LiveRow::into_update).transpose()
+    }
+
+    async fn sim_usage(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<UsagePoint>> {
+        // Periods are computed here in UTC from the stored hour or month, not by the server's
+        // time-zone-dependent functions.
+        let (sql, lower, upper) = match granularity {
+            Granularity::Hour | Granularity::Day => (
+                "SELECT toUInt32(hour) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                 FROM usage_hourly WHERE tenant_id = ? AND iccid = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
+                 GROUP BY hour, mcc_mnc ORDER BY hour, mcc_mnc",
+                secs(from)?,
+                secs(to)?,
+            ),
+            Granularity::Month | Granularity::Year => (
+                "SELECT toUInt32(toUInt32(toUInt16(month)) * 86400) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                 FROM usage_monthly WHERE tenant_id = ? AND iccid = ? AND toUInt16(month) * 86400 >= ? AND toUInt16(month) * 86400 < ? \
+                 GROUP BY month, mcc_mnc ORDER BY month, mcc_mnc",
+                secs(period_start(from, Granularity::Month))?,
+                secs(to)?,
+            ),
+        };
+        let rows = self
+            .client
+            .query(sql)
+            .bind(tenant.to_string())
+            .bind(iccid)
+            .bind(lower)
+            .bind(upper)
+            .fetch_all::<PointRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(roll_up(
+            rows.into_iter()
+                .map(|r| UsagePoint {
+                    period: time(r.period),
+                    mcc_mnc: r.mcc_mnc,
+                    bytes_in: r.bytes_in,
+                    bytes_out: r.bytes_out,
+                })
+                .collect(),
+            granularity,
+        ))
     }
 }

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use ioto_domain::ports::usage::check_usage_batch;
-use ioto_domain::ports::{DailyUsage, EngineInfo, UsageRecord, UsageStore};
-use ioto_domain::{Error, Result, TenantId};
+use ioto_domain::ports::{
+    period_start, DailyUsage, EngineInfo, Granularity, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+};
+use ioto_domain::{CustomerId, Error, Result, TenantId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
@@ -30,7 +33,68 @@ const MIGRATIONS: &[(u32, &str)] = &[
             bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL, event_time TEXT NOT NULL
         )",
     ),
+    (
+        3,
+        "CREATE TABLE IF NOT EXISTS session_updates (
+            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, session_id TEXT NOT NULL,
+            started_at INTEGER NOT NULL, event_time INTEGER NOT NULL, hour INTEGER NOT NULL,
+            mcc_mnc TEXT NOT NULL, rat TEXT NOT NULL, ip_address TEXT NOT NULL, cell_id TEXT NOT NULL,
+            terminated INTEGER NOT NULL, total_in INTEGER NOT NULL, total_out INTEGER NOT NULL,
+            delta_in INTEGER NOT NULL, delta_out INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS session_updates_sim ON session_updates (tenant_id, iccid, event_time);
+        CREATE TABLE IF NOT EXISTS live_sessions (
+            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, session_id TEXT NOT NULL,
+            started_at INTEGER NOT NULL, event_time INTEGER NOT NULL, mcc_mnc TEXT NOT NULL, rat TEXT NOT NULL,
+            ip_address TEXT NOT NULL, cell_id TEXT NOT NULL, terminated INTEGER NOT NULL,
+            total_in INTEGER NOT NULL, total_out INTEGER NOT NULL,
+            PRIMARY KEY (iccid, session_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS usage_hourly (
+            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
+            hour INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, iccid, hour, mcc_mnc, customer_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS usage_monthly (
+            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
+            month INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, iccid, month, mcc_mnc, customer_id)
+        ) WITHOUT ROWID",
+    ),
 ];
+
+const LIVE: &str =
+    "tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mnc, rat, ip_address, \
+     cell_id, terminated, total_in, total_out";
+
+fn live(r: &sqlx::sqlite::SqliteRow) -> Result<SessionUpdate> {
+    let time = |c: &str| DateTime::from_timestamp(r.get::<i64, _>(c), 0).unwrap_or_default();
+    let text = |c: &str| r.get::<String, _>(c);
+    let event_time = time("event_time");
+    Ok(SessionUpdate {
+        tenant_id: TenantId::parse(&text("tenant_id"), "tenant_id")
+            .map_err(|e| Error::Internal(format!("stored live_sessions.tenant_id: {e}")))?,
+        customer_id: Some(text("customer_id"))
+            .filter(|c| !c.is_empty())
+            .map(|c| CustomerId::parse(&c, "customer_id"))
+            .transpose()
+            .map_err(|e| Error::Internal(format!("stored live_sessions.customer_id: {e}")))?,
+        iccid: text("iccid"),
+        session_id: text("session_id"),
+        started_at: time("started_at"),
+        event_time,
+        hour: period_start(event_time, Granularity::Hour),
+        mcc_mnc: text("mcc_mnc"),
+        rat: text("rat"),
+        ip_address: Some(text("ip_address")).filter(|s| !s.is_empty()),
+        cell_id: Some(text("cell_id")).filter(|s| !s.is_empty()),
+        terminated: r.get::<i64, _>("terminated") == 1,
+        total_in: r.get::<i64, _>("total_in").unsigned_abs(),
+        total_out: r.get::<i64, _>("total_out").unsigned_abs(),
+        delta_in: 0,
+        delta_out: 0,
+    })
+}
 
 #[derive(Clone)]
 pub struct EmbeddedUsage {
@@ -116,7 +180,9 @@ impl UsageStore for EmbeddedUsage {
             .iter()
             .filter(|(v, _)| !applied.contains(&i64::from(*v)))
         {
-            sqlx::query(sql).execute(&mut *tx).await.map_err(db_err)?;
+            for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(db_err)?;
+            }
             sqlx::query(
                 "INSERT INTO ioto_schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
             )
@@ -184,5 +250,188 @@ impl UsageStore for EmbeddedUsage {
                 })
             })
             .collect()
+    }
+
+    async fn write_session_updates(&self, updates: &[SessionUpdate]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (i, u) in updates.iter().enumerate() {
+            let field = |f: &str| format!("updates[{i}].{f}");
+            let tenant = u.tenant_id.to_string();
+            let customer = u.customer_id.map(|c| c.to_string()).unwrap_or_default();
+            let (total_in, total_out) = (
+                to_i64(u.total_in, field("totalIn"))?,
+                to_i64(u.total_out, field("totalOut"))?,
+            );
+            let (delta_in, delta_out) = (
+                to_i64(u.delta_in, field("deltaIn"))?,
+                to_i64(u.delta_out, field("deltaOut"))?,
+            );
+            let hour = u.hour.timestamp();
+            let month = period_start(u.hour, Granularity::Month).timestamp();
+            let ip = u.ip_address.clone().unwrap_or_default();
+            let cell = u.cell_id.clone().unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO session_updates (tenant_id, customer_id, iccid, session_id, started_at, event_time, hour,
+                   mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&tenant)
+            .bind(&customer)
+            .bind(&u.iccid)
+            .bind(&u.session_id)
+            .bind(u.started_at.timestamp())
+            .bind(u.event_time.timestamp())
+            .bind(hour)
+            .bind(&u.mcc_mnc)
+            .bind(&u.rat)
+            .bind(&ip)
+            .bind(&cell)
+            .bind(i64::from(u.terminated))
+            .bind(total_in)
+            .bind(total_out)
+            .bind(delta_in)
+            .bind(delta_out)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            // What ClickHouse's materialized views do, in the same transaction.
+            sqlx::query(
+                "INSERT INTO live_sessions (tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mnc,
+                   rat, ip_address, cell_id, terminated, total_in, total_out)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (iccid, session_id) DO UPDATE SET
+                   customer_id = excluded.customer_id, event_time = excluded.event_time, mcc_mnc = excluded.mcc_mnc,
+                   rat = excluded.rat, ip_address = excluded.ip_address, cell_id = excluded.cell_id,
+                   terminated = MAX(terminated, excluded.terminated),
+                   total_in = MAX(total_in, excluded.total_in), total_out = MAX(total_out, excluded.total_out),
+                   started_at = MIN(started_at, excluded.started_at)
+                 WHERE excluded.event_time >= live_sessions.event_time",
+            )
+            .bind(&tenant)
+            .bind(&customer)
+            .bind(&u.iccid)
+            .bind(&u.session_id)
+            .bind(u.started_at.timestamp())
+            .bind(u.event_time.timestamp())
+            .bind(&u.mcc_mnc)
+            .bind(&u.rat)
+            .bind(&ip)
+            .bind(&cell)
+            .bind(i64::from(u.terminated))
+            .bind(total_in)
+            .bind(total_out)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for (table, column, period) in [("usage_hourly", "hour", hour), ("usage_monthly", "month", month)]
+            {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (tenant_id, customer_id, iccid, mcc_mnc, {column}, bytes_in, bytes_out)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (tenant_id, iccid, {column}, mcc_mnc, customer_id) DO UPDATE SET
+                       bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out"
+                ))
+                .bind(&tenant)
+                .bind(&customer)
+                .bind(&u.iccid)
+                .bind(&u.mcc_mnc)
+                .bind(period)
+                .bind(delta_in)
+                .bind(delta_out)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            sqlx::query(
+                "INSERT INTO usage_daily (tenant_id, customer_id, iccid, network, day, bytes_up, bytes_down)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, day, network, customer_id, iccid) DO UPDATE SET
+                   bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down",
+            )
+            .bind(&tenant)
+            .bind(&customer)
+            .bind(&u.iccid)
+            .bind(&u.mcc_mnc)
+            .bind(u.hour.date_naive().to_string())
+            .bind(delta_in)
+            .bind(delta_out)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>> {
+        let mut out = Vec::new();
+        for (iccid, session) in keys {
+            let row = sqlx::query(&format!(
+                "SELECT {LIVE} FROM live_sessions WHERE iccid = ? AND session_id = ?"
+            ))
+            .bind(iccid)
+            .bind(session)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+            if let Some(r) = row {
+                out.push(live(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>> {
+        let week_ago = (Utc::now() - chrono::Duration::days(7)).timestamp();
+        let row = sqlx::query(&format!(
+            "SELECT {LIVE} FROM live_sessions WHERE iccid = ? AND tenant_id = ? AND started_at >= ?
+             ORDER BY event_time DESC LIMIT 1"
+        ))
+        .bind(iccid)
+        .bind(tenant.to_string())
+        .bind(week_ago)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(live).transpose()
+    }
+
+    async fn sim_usage(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<UsagePoint>> {
+        let (table, column, lower) = match granularity {
+            Granularity::Hour | Granularity::Day => ("usage_hourly", "hour", from.timestamp()),
+            Granularity::Month | Granularity::Year => (
+                "usage_monthly",
+                "month",
+                period_start(from, Granularity::Month).timestamp(),
+            ),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {column} AS period, mcc_mnc, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out FROM {table}
+             WHERE tenant_id = ? AND iccid = ? AND {column} >= ? AND {column} < ?
+             GROUP BY {column}, mcc_mnc ORDER BY {column}, mcc_mnc"
+        ))
+        .bind(tenant.to_string())
+        .bind(iccid)
+        .bind(lower)
+        .bind(to.timestamp())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let points = rows
+            .iter()
+            .map(|r| UsagePoint {
+                period: DateTime::from_timestamp(r.get::<i64, _>("period"), 0).unwrap_or_default(),
+                mcc_mnc: r.get("mcc_mnc"),
+                bytes_in: r.get::<i64, _>("bytes_in").unsigned_abs(),
+                bytes_out: r.get::<i64, _>("bytes_out").unsigned_abs(),
+            })
+            .collect();
+        Ok(crate::roll_up(points, granularity))
     }
 }

@@ -19,6 +19,32 @@ pub(crate) fn days_to_date(days: u16) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Days::new(u64::from(days))
 }
 
+/// Sums finer points into `granularity` periods (per network), oldest first.
+pub(crate) fn roll_up(
+    points: Vec<ioto_domain::ports::UsagePoint>,
+    granularity: ioto_domain::ports::Granularity,
+) -> Vec<ioto_domain::ports::UsagePoint> {
+    let mut sums: std::collections::BTreeMap<(chrono::DateTime<chrono::Utc>, String), (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for p in points {
+        let e = sums
+            .entry((ioto_domain::ports::period_start(p.period, granularity), p.mcc_mnc))
+            .or_default();
+        e.0 += p.bytes_in;
+        e.1 += p.bytes_out;
+    }
+    sums.into_iter()
+        .map(
+            |((period, mcc_mnc), (bytes_in, bytes_out))| ioto_domain::ports::UsagePoint {
+                period,
+                mcc_mnc,
+                bytes_in,
+                bytes_out,
+            },
+        )
+        .collect()
+}
+
 /// Parses `major.minor…` of a ClickHouse version string.
 pub fn parse_version(v: &str) -> (u32, u32) {
     let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));

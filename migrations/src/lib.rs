@@ -79,6 +79,11 @@ pub const CLICKHOUSE: &[ClickHouseMigration] = &[
         name: "session_landing",
         sql: include_str!("../clickhouse/0002_session_landing.sql"),
     },
+    ClickHouseMigration {
+        version: 3,
+        name: "session_pipeline",
+        sql: include_str!("../clickhouse/0003_session_pipeline.sql"),
+    },
 ];
 
 #[cfg(test)]

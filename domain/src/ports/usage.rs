@@ -2,7 +2,7 @@
 //! today it holds daily usage per SIM and network, enough for the contract and the schema migrations.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::EngineInfo;
@@ -62,6 +62,49 @@ pub fn check_usage_batch(records: &[UsageRecord]) -> Result<()> {
     Ok(())
 }
 
+/// One counted session update, as the ingest worker writes it: the rollup's state and the usage
+/// it added (`delta_*`), attributed to `hour` (and its `day` and `month`, computed in UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUpdate {
+    pub tenant_id: TenantId,
+    pub customer_id: Option<CustomerId>,
+    pub iccid: String,
+    pub session_id: String,
+    pub started_at: DateTime<Utc>,
+    pub event_time: DateTime<Utc>,
+    pub hour: DateTime<Utc>,
+    /// `MCC-MNC`.
+    pub mcc_mnc: String,
+    /// Readable radio access type (`LTE`, `NB-IoT`, …).
+    pub rat: String,
+    pub ip_address: Option<String>,
+    pub cell_id: Option<String>,
+    pub terminated: bool,
+    pub total_in: u64,
+    pub total_out: u64,
+    pub delta_in: u64,
+    pub delta_out: u64,
+}
+
+/// How finely usage is summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Granularity {
+    Hour,
+    Day,
+    Month,
+    Year,
+}
+
+/// Bytes of one period on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsagePoint {
+    /// Start of the period (UTC).
+    pub period: DateTime<Utc>,
+    pub mcc_mnc: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
 #[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
@@ -73,4 +116,38 @@ pub trait UsageStore: Send + Sync + 'static {
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<()>;
     /// Per day and network for one tenant, days in `[from, to]`, ordered by day then network.
     async fn daily_usage(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyUsage>>;
+
+    /// Writes counted session updates (one insert; the cubes and live state follow from it).
+    async fn write_session_updates(&self, updates: &[SessionUpdate]) -> Result<()>;
+    /// The latest written state of each of these sessions, by `(iccid, session_id)`; sessions never
+    /// written are absent. The ingest worker recovers its progress from this after a restart.
+    async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>>;
+    /// The SIM's most recent session within the retention (7 days), as last updated.
+    async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>>;
+    /// Usage of one SIM in `[from, to)`, per period and network, oldest first.
+    async fn sim_usage(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<UsagePoint>>;
+}
+
+/// The start of the period `t` falls in (UTC).
+pub fn period_start(t: DateTime<Utc>, g: Granularity) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone, Timelike};
+    let hour = t
+        .with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_minute(0))
+        .unwrap_or(t);
+    let at = |y: i32, m: u32, d: u32| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().unwrap_or(hour);
+    match g {
+        Granularity::Hour => hour,
+        Granularity::Day => at(t.year(), t.month(), t.day()),
+        Granularity::Month => at(t.year(), t.month(), 1),
+        Granularity::Year => at(t.year(), 1, 1),
+    }
 }

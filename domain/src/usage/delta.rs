@@ -14,6 +14,8 @@ use super::events::{Rejection, SessionRollup};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionProgress {
     pub session_id: String,
+    /// Time of the session's first counted update.
+    pub started_at: DateTime<Utc>,
     pub last_event: DateTime<Utc>,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -84,6 +86,9 @@ pub fn step(previous: Option<&SessionProgress>, rollup: &SessionRollup) -> Resul
         },
         progress: SessionProgress {
             session_id: rollup.session_id.clone(),
+            started_at: previous.map_or(rollup.event_timestamp, |p| {
+                p.started_at.min(rollup.event_timestamp)
+            }),
             last_event,
             bytes_in: rollup.total_bytes_in,
             bytes_out: rollup.total_bytes_out,

@@ -22,7 +22,7 @@ fn rec(tenant: TenantId, iccid: &str, network: &str, d: u32, up: u64, down: u64)
 
 async fn contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    assert_eq!(first, vec![1, 2], "a fresh store applies every migration");
+    assert_eq!(first, vec![1, 2, 3], "a fresh store applies every migration");
     assert!(
         store.migrate().await.unwrap().is_empty(),
         "migrating twice applies nothing"
@@ -83,12 +83,145 @@ async fn contract(store: &dyn UsageStore) {
     );
 }
 
+/// Counted session updates: live state, recovery state and usage cubes follow from one write.
+async fn sessions_contract(store: &dyn UsageStore) {
+    use chrono::{Duration, Utc};
+    use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+
+    let tenant = TenantId::new();
+    let customer = Some(CustomerId::new());
+    let iccid = "89490000000000000017";
+    let midnight = period_start(Utc::now(), Granularity::Day);
+    let update =
+        |session: &str, started: i64, at: i64, totals: (u64, u64), delta: (u64, u64), terminated: bool| {
+            SessionUpdate {
+                tenant_id: tenant,
+                customer_id: customer,
+                iccid: iccid.into(),
+                session_id: session.into(),
+                started_at: midnight + Duration::minutes(started),
+                event_time: midnight + Duration::minutes(at),
+                hour: period_start(midnight + Duration::minutes(at), Granularity::Hour),
+                mcc_mnc: "262-01".into(),
+                rat: "LTE".into(),
+                ip_address: Some("10.0.0.1".into()),
+                cell_id: None,
+                terminated,
+                total_in: totals.0,
+                total_out: totals.1,
+                delta_in: delta.0,
+                delta_out: delta.1,
+            }
+        };
+    // Session A runs across midnight; session B starts after it.
+    store
+        .write_session_updates(&[
+            update("a", -10, -10, (100, 10), (100, 10), false),
+            update("a", -10, 10, (150, 30), (50, 20), true),
+        ])
+        .await
+        .unwrap();
+    store
+        .write_session_updates(&[update("b", 60, 60, (5, 5), (5, 5), false)])
+        .await
+        .unwrap();
+
+    let live = store
+        .live_session(tenant, iccid)
+        .await
+        .unwrap()
+        .expect("a live session");
+    assert_eq!(
+        (live.session_id.as_str(), live.total_in, live.terminated),
+        ("b", 5, false)
+    );
+    assert_eq!(live.ip_address.as_deref(), Some("10.0.0.1"));
+    assert!(
+        store
+            .live_session(TenantId::new(), iccid)
+            .await
+            .unwrap()
+            .is_none(),
+        "tenants do not mix"
+    );
+
+    let states = store
+        .session_states(&[
+            (iccid.into(), "a".into()),
+            (iccid.into(), "b".into()),
+            (iccid.into(), "nope".into()),
+        ])
+        .await
+        .unwrap();
+    let a = states.iter().find(|s| s.session_id == "a").expect("state of a");
+    assert_eq!((a.total_in, a.total_out, a.terminated), (150, 30, true));
+    assert_eq!(a.started_at, midnight - Duration::minutes(10));
+    assert_eq!(a.event_time, midnight + Duration::minutes(10));
+    assert_eq!(states.len(), 2);
+
+    let span = (midnight - Duration::days(1), midnight + Duration::days(1));
+    let hourly = store
+        .sim_usage(tenant, iccid, span.0, span.1, Granularity::Hour)
+        .await
+        .unwrap();
+    let hours: Vec<_> = hourly
+        .iter()
+        .map(|p| (p.period, p.bytes_in, p.bytes_out))
+        .collect();
+    assert_eq!(
+        hours,
+        vec![
+            (midnight - Duration::hours(1), 100, 10),
+            (midnight, 50, 20),
+            (midnight + Duration::hours(1), 5, 5)
+        ]
+    );
+    let daily = store
+        .sim_usage(tenant, iccid, span.0, span.1, Granularity::Day)
+        .await
+        .unwrap();
+    let days: Vec<_> = daily
+        .iter()
+        .map(|p| (p.period, p.bytes_in, p.bytes_out))
+        .collect();
+    assert_eq!(
+        days,
+        vec![(midnight - Duration::days(1), 100, 10), (midnight, 55, 25)],
+        "midnight splits the session"
+    );
+    for g in [Granularity::Month, Granularity::Year] {
+        let points = store.sim_usage(tenant, iccid, span.0, span.1, g).await.unwrap();
+        assert_eq!(points.iter().map(|p| p.bytes_in).sum::<u64>(), 155, "{g:?}");
+        assert!(points
+            .iter()
+            .all(|p| p.period == period_start(p.period, g) && p.mcc_mnc == "262-01"));
+    }
+    let tenant_days = store
+        .daily_usage(
+            tenant,
+            (midnight - Duration::days(1)).date_naive(),
+            midnight.date_naive(),
+        )
+        .await
+        .unwrap();
+    let summary: Vec<_> = tenant_days
+        .iter()
+        .map(|d| (d.bytes_up, d.bytes_down, d.sims))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(100, 10, 1), (55, 25, 1)],
+        "the daily cube is fed too"
+    );
+}
+
 #[tokio::test]
 async fn usage_contract_on_embedded() {
     let store = EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
         .await
         .unwrap();
     contract(&store).await;
+    sessions_contract(&store).await;
 }
 
 #[tokio::test]
@@ -96,5 +229,6 @@ async fn usage_contract_on_clickhouse() {
     let config = clickhouse::database().await;
     let store = ClickHouseUsage::connect(config.clone()).await.unwrap();
     contract(&store).await;
+    sessions_contract(&store).await;
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

@@ -82,6 +82,7 @@ impl App {
         let services = Services {
             directory: directory.clone(),
             fleet: fleet.clone(),
+            usage: ioto_domain::services::UsageService::new(Arc::clone(&engines.usage)),
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime,
             login_throttle: Arc::new(LoginThrottle::default()),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use ioto_domain::directory::LoginRecord;
 use ioto_domain::events::{DirectoryEvent, FleetEvent};
-use ioto_domain::services::{DirectoryService, FleetService};
+use ioto_domain::services::{DirectoryService, FleetService, UsageService};
 use ioto_domain::{Actor, Error, Result};
 
 /// Mints tokens for successful logins. The server implements it with its JWT configuration.
@@ -32,6 +32,7 @@ pub trait Realtime: Send + Sync + 'static {
 pub struct Services {
     pub directory: DirectoryService,
     pub fleet: FleetService,
+    pub usage: UsageService,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,

@@ -13,4 +13,5 @@ mod rls;
 mod roles;
 mod simulate;
 mod tenancy;
+mod usage;
 mod users;

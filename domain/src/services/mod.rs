@@ -2,6 +2,8 @@
 
 pub mod directory;
 pub mod fleet;
+pub mod usage;
 
 pub use directory::{CreateUser, DirectoryService};
 pub use fleet::FleetService;
+pub use usage::UsageService;

@@ -5,6 +5,7 @@ mod directory;
 mod enums;
 pub mod fleet;
 mod sim;
+pub mod usage;
 
 pub use device::{DeviceObject, DevicePayload};
 pub use directory::{CustomerObject, DirectoryEventObject, LoginPayload, Me, TenantObject, UserObject};

@@ -5,6 +5,7 @@ use ioto_domain::fleet::Sim;
 use ioto_domain::ports::ScheduleQuery;
 
 use super::fleet::{labels_of, AuditEntryObject, LabelObject, ScheduledTransitionObject};
+use super::usage::{GranularityKind, LiveSessionObject, UsagePointObject};
 use super::{CustomerObject, DeviceObject, SimStateKind, SimTypeKind};
 use crate::context::{actor, loaders, services};
 use crate::error::GqlResult;
@@ -102,6 +103,27 @@ impl SimObject {
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+    /// What the SIM is doing now: its latest data session within the last 7 days.
+    async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {
+        Ok(services(ctx)
+            .usage
+            .live_session(&self.0)
+            .await
+            .gql()?
+            .map(Into::into))
+    }
+    /// Bytes per period and network in `[from, to)` (UTC periods; at most 2,000 of them).
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(desc = "Period size (default DAY).")] granularity: Option<GranularityKind>,
+    ) -> async_graphql::Result<Vec<UsagePointObject>> {
+        let g = granularity.unwrap_or(GranularityKind::Day).into();
+        let points = services(ctx).usage.sim_usage(&self.0, from, to, g).await.gql()?;
+        Ok(points.into_iter().map(Into::into).collect())
     }
     /// The SIM's audit trail, newest first.
     async fn events(

@@ -1,0 +1,97 @@
+//! Usage use cases: what a SIM is doing now, and how much it used.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::fleet::Sim;
+use crate::identifiers::MccMnc;
+use crate::ports::{Granularity, SessionUpdate, UsagePoint, UsageStore};
+use crate::usage::{Network, Networks};
+use crate::{Error, Result};
+
+/// A session counts as online while its last update is this recent and it was not terminated.
+pub const ONLINE_WITHIN: Duration = Duration::minutes(15);
+
+/// The most periods one usage query returns.
+pub const MAX_PERIODS: i64 = 2_000;
+
+/// A SIM's latest session, as shown to people.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub online: bool,
+    pub network: Option<Network>,
+    pub mcc_mnc: String,
+    pub rat: String,
+    pub ip_address: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub started_at: DateTime<Utc>,
+    pub last_update_at: DateTime<Utc>,
+}
+
+impl LiveSession {
+    pub fn from_update(u: SessionUpdate, now: DateTime<Utc>) -> Self {
+        Self {
+            online: !u.terminated && now - u.event_time <= ONLINE_WITHIN,
+            network: MccMnc::parse(&u.mcc_mnc)
+                .ok()
+                .and_then(|m| Networks::builtin().get(&m).cloned()),
+            mcc_mnc: u.mcc_mnc,
+            rat: u.rat,
+            ip_address: u.ip_address,
+            bytes_in: u.total_in,
+            bytes_out: u.total_out,
+            started_at: u.started_at,
+            last_update_at: u.event_time,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct UsageService {
+    store: Arc<dyn UsageStore>,
+}
+
+impl UsageService {
+    pub fn new(store: Arc<dyn UsageStore>) -> Self {
+        Self { store }
+    }
+
+    /// The SIM's latest session (the caller has the SIM, so may see it).
+    pub async fn live_session(&self, sim: &Sim) -> Result<Option<LiveSession>> {
+        Ok(self
+            .store
+            .live_session(sim.tenant_id, sim.iccid.as_str())
+            .await?
+            .map(|u| LiveSession::from_update(u, Utc::now())))
+    }
+
+    /// The SIM's usage in `[from, to)` per period and network.
+    pub async fn sim_usage(
+        &self,
+        sim: &Sim,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<UsagePoint>> {
+        if to <= from {
+            return Err(Error::invalid("to", "must be after from"));
+        }
+        let periods = match granularity {
+            Granularity::Hour => (to - from).num_hours(),
+            Granularity::Day => (to - from).num_days(),
+            Granularity::Month => (to - from).num_days() / 28,
+            Granularity::Year => (to - from).num_days() / 365,
+        };
+        if periods > MAX_PERIODS {
+            return Err(Error::invalid(
+                "from",
+                format!("the range holds {periods} periods of this granularity; at most {MAX_PERIODS}"),
+            ));
+        }
+        self.store
+            .sim_usage(sim.tenant_id, sim.iccid.as_str(), from, to, granularity)
+            .await
+    }
+}

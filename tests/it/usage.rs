@@ -1,0 +1,102 @@
+//! Usage through GraphQL: a SIM's live session and its usage, from what the usage store holds.
+
+use chrono::{Duration, Utc};
+use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+use ioto_domain::Role;
+use ioto_test_support::app::error_code;
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use serde_json::json;
+
+async fn live_session_and_usage_on(engines: Engines) {
+    let app = TestApp::spawn(engines).await;
+    let tenant = app.factory.tenant("Usage").await;
+    let user = app.factory.user(&tenant, Role::Viewer, None).await;
+    let token = app.login(user.email.as_str(), TEST_PASSWORD).await;
+    let sim = app.factory.sims(&tenant, None, 1).await.remove(0);
+    let now = Utc::now();
+    let hour = period_start(now, Granularity::Hour);
+    let update = |at: chrono::DateTime<Utc>, totals: u64, delta: u64| SessionUpdate {
+        tenant_id: tenant.id,
+        customer_id: None,
+        iccid: sim.iccid.to_string(),
+        session_id: "s1".into(),
+        started_at: now - Duration::minutes(70),
+        event_time: at,
+        hour: period_start(at, Granularity::Hour),
+        mcc_mnc: "262-01".into(),
+        rat: "NB-IoT".into(),
+        ip_address: Some("10.1.2.3".into()),
+        cell_id: Some("0x1a".into()),
+        terminated: false,
+        total_in: totals,
+        total_out: totals / 10,
+        delta_in: delta,
+        delta_out: delta / 10,
+    };
+    app.app_engines
+        .usage
+        .write_session_updates(&[
+            update(now - Duration::minutes(70), 1000, 1000),
+            update(now - Duration::minutes(2), 3000, 2000),
+        ])
+        .await
+        .unwrap();
+
+    let q = "query($i: String!, $from: DateTime!, $to: DateTime!) { sim(iccid: $i) {
+        liveSession { online network { mccMnc name country countryCode } radioAccessType ipAddress bytesIn bytesOut startedAt lastUpdateAt }
+        usage(from: $from, to: $to, granularity: HOUR) { period network { mccMnc } bytesIn bytesOut }
+        daily: usage(from: $from, to: $to) { bytesIn }
+    } }";
+    let vars = json!({"i": sim.iccid.to_string(), "from": (hour - Duration::hours(3)).to_rfc3339(), "to": (hour + Duration::hours(1)).to_rfc3339()});
+    let body = app.gql(Some(&token), q, vars.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let live = &body["data"]["sim"]["liveSession"];
+    assert_eq!(live["online"], true);
+    assert_eq!(live["network"]["countryCode"], "DE");
+    assert_eq!(live["network"]["country"], "Germany");
+    assert_eq!(live["radioAccessType"], "NB-IoT");
+    assert_eq!(
+        (live["bytesIn"].as_i64(), live["bytesOut"].as_i64()),
+        (Some(3000), Some(300))
+    );
+    let usage = body["data"]["sim"]["usage"].as_array().unwrap();
+    assert_eq!(
+        usage.iter().map(|p| p["bytesIn"].as_i64().unwrap()).sum::<i64>(),
+        3000
+    );
+    assert!(usage.len() <= 2 && !usage.is_empty());
+    assert_eq!(
+        body["data"]["sim"]["daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["bytesIn"].as_i64().unwrap())
+            .sum::<i64>(),
+        3000
+    );
+    // No internal identifiers: the session id is not part of the schema.
+    let body = app
+        .gql(
+            Some(&token),
+            "query($i: String!) { sim(iccid: $i) { liveSession { sessionId } } }",
+            json!({"i": sim.iccid.to_string()}),
+        )
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    // A range the wrong way round names the field.
+    let mut bad = vars.clone();
+    bad["to"] = bad["from"].clone();
+    let body = app.gql(Some(&token), q, bad).await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "to", "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn live_session_and_usage() {
+    live_session_and_usage_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn live_session_and_usage_embedded() {
+    live_session_and_usage_on(Engines::Embedded).await;
+}

@@ -8,6 +8,7 @@ mod cli;
 mod contracts;
 mod fleet;
 mod http;
+mod ingest;
 mod limits;
 mod rls;
 mod roles;

@@ -52,6 +52,8 @@ pub trait Fleet: Send + Sync + 'static {
 
     async fn sim(&self, scope: Scope, iccid: &Iccid) -> Result<Option<Sim>>;
     async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>>;
+    /// SIMs by ICCID (the ingest worker resolves owners of a batch in one query).
+    async fn sims_by_iccid(&self, scope: Scope, iccids: &[String]) -> Result<Vec<Sim>>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(

@@ -2,6 +2,7 @@
 
 pub mod directory;
 pub mod fleet;
+pub mod ingest;
 pub mod usage;
 
 pub use directory::{CreateUser, DirectoryService};

@@ -253,6 +253,20 @@ impl Fleet for SqlDirectory {
         .await
     }
 
+    async fn sims_by_iccid(&self, scope: Scope, iccids: &[String]) -> Result<Vec<Sim>> {
+        let mut out = Vec::new();
+        for chunk in iccids.chunks(ID_CHUNK) {
+            out.extend(
+                self.read_all::<_, Sim>(
+                    scope,
+                    sims_in(scope).filter(sim::Column::Iccid.is_in(chunk.iter().cloned())),
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>> {
         if devices.is_empty() {
             return Ok(Vec::new());

@@ -1,0 +1,181 @@
+//! Session ingest on the real stores: simulated sessions processed in batches with redeliveries
+//! and restarts count exactly what the sessions moved; bad events become dead letters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, Utc};
+use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
+use ioto_domain::ports::{period_start, Directory, Fleet, Granularity, UsageStore};
+use ioto_domain::services::ingest::SessionIngest;
+use ioto_domain::usage::{step, SessionProgress, SessionRollup, Step};
+use ioto_ingest::simulator::{SessionPlan, SimEvent};
+use ioto_test_support::{clickhouse, pg, temp_dir, Factory};
+
+async fn exactly_once(usage: Arc<dyn UsageStore>) {
+    usage.migrate().await.unwrap();
+    let store = Arc::new(
+        ioto_store::connect(
+            &ioto_store::StoreLocation::Postgres {
+                url: pg::database().await,
+            },
+            2,
+        )
+        .await
+        .unwrap(),
+    );
+    let directory: Arc<dyn Directory> = store.clone();
+    let fleet: Arc<dyn Fleet> = store.clone();
+    let f = Factory::new(directory, fleet.clone());
+    let tenant = f.tenant("Ingest").await;
+    let sims = f.sims(&tenant, None, 3).await;
+    let midnight = period_start(Utc::now(), Granularity::Day);
+    let plan = SessionPlan {
+        iccids: sims.iter().map(|s| s.iccid.clone()).collect(),
+        from: midnight - Duration::hours(3),
+        to: midnight + Duration::hours(3),
+        bytes_min: 10_000,
+        bytes_max: 10_000_000,
+        sessions_per_sim: 3,
+        update_every: chrono::Duration::minutes(5),
+        networks: vec![ioto_domain::identifiers::MccMnc::parse("262-01").unwrap()],
+        seed: 11,
+    };
+    let rollups: Vec<SessionRollup> = plan
+        .events()
+        .filter_map(|e| match e {
+            SimEvent::Rollup(r) => Some(r),
+            SimEvent::Cdr(_) => None,
+        })
+        .collect();
+    // What must be counted, per SIM and day, from the pure rules.
+    let mut expected: HashMap<(String, NaiveDate), u64> = HashMap::new();
+    let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+    for r in &rollups {
+        if let Step::Count { delta, progress: p } = step(progress.get(&r.session_id), r).unwrap() {
+            *expected
+                .entry((r.iccid.to_string(), delta.hour.date_naive()))
+                .or_default() += delta.bytes_in;
+            progress.insert(r.session_id.clone(), p);
+        }
+    }
+    assert!(
+        expected.keys().any(|(_, d)| *d == midnight.date_naive())
+            && expected.keys().any(|(_, d)| *d < midnight.date_naive())
+    );
+
+    let mut payloads: Vec<(String, Vec<u8>)> = rollups
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("sessions/0/{i}"), r.to_json().to_string().into_bytes()))
+        .collect();
+    // Three bad events among them.
+    let unknown = {
+        let mut r = rollups[0].clone();
+        r.iccid = ioto_domain::identifiers::Iccid::with_check_digit("898800000000000999").unwrap();
+        r.session_id = "stranger".into();
+        r
+    };
+    payloads.insert(5, ("sessions/0/x1".into(), b"{not json".to_vec()));
+    payloads.insert(
+        9,
+        ("sessions/0/x2".into(), unknown.to_json().to_string().into_bytes()),
+    );
+
+    let mut ingest = SessionIngest::new(Arc::clone(&usage), fleet.clone());
+    let mut dead = Vec::new();
+    let batches: Vec<_> = payloads.chunks(7).collect();
+    for (k, batch) in batches.iter().enumerate() {
+        dead.extend(ingest.process(batch).await.unwrap().dead);
+        // The broker redelivers the batch just done.
+        let again = ingest.process(batch).await.unwrap();
+        assert_eq!(again.written, 0, "a redelivered batch counts nothing");
+        if k % 4 == 3 {
+            // The worker restarts (nothing in memory) and its group replays from an earlier offset.
+            ingest = SessionIngest::new(Arc::clone(&usage), fleet.clone());
+            let replay = ingest.process(batches[k - 1]).await.unwrap();
+            assert_eq!(replay.written, 0, "a replay after a restart counts nothing");
+        }
+    }
+    let reasons: Vec<&str> = dead.iter().map(|d| d.rejection.code()).collect();
+    assert_eq!(reasons, ["MALFORMED_JSON", "UNKNOWN_ICCID"]);
+    assert_eq!(
+        dead[0].payload,
+        b"{not json".to_vec(),
+        "the original payload travels with it"
+    );
+
+    // Counters that go backwards are refused, and the session keeps its count.
+    let mut back = rollups
+        .iter()
+        .rev()
+        .find(|r| r.request_type == ioto_domain::usage::RequestType::Update)
+        .unwrap()
+        .clone();
+    back.event_timestamp += Duration::hours(10);
+    back.total_bytes_in = 0;
+    let out = ingest
+        .process(&[("sessions/0/x3".into(), back.to_json().to_string().into_bytes())])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.dead.iter().map(|d| d.rejection.code()).collect::<Vec<_>>(),
+        ["COUNTERS_WENT_BACKWARDS"]
+    );
+
+    for sim in &sims {
+        let points = usage
+            .sim_usage(
+                tenant.id,
+                sim.iccid.as_str(),
+                midnight - Duration::days(1),
+                midnight + Duration::days(1),
+                Granularity::Day,
+            )
+            .await
+            .unwrap();
+        for p in points {
+            let want = expected
+                .get(&(sim.iccid.to_string(), p.period.date_naive()))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(p.bytes_in, want, "SIM {} on {}", sim.iccid, p.period);
+        }
+    }
+    let total: u64 = expected.values().sum();
+    let mut counted = 0;
+    for sim in &sims {
+        counted += usage
+            .sim_usage(
+                tenant.id,
+                sim.iccid.as_str(),
+                midnight - Duration::days(1),
+                midnight + Duration::days(1),
+                Granularity::Day,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.bytes_in)
+            .sum::<u64>();
+    }
+    assert_eq!(counted, total, "every byte once");
+}
+
+#[tokio::test]
+async fn sessions_count_exactly_once_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    exactly_once(store).await;
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+#[tokio::test]
+async fn sessions_count_exactly_once_embedded() {
+    let store = Arc::new(
+        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
+            .await
+            .unwrap(),
+    );
+    exactly_once(store).await;
+}

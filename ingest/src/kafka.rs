@@ -88,7 +88,7 @@ impl KafkaBus {
             .clone()
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
-            .set("enable.idempotence", "false")
+            .set("enable.idempotence", "true")
             .create_with_context(QuietContext::default())
             .map_err(|e| unreachable(e.to_string()))?;
         let admin: AdminClient<QuietContext> = base

@@ -6,27 +6,15 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
-use ioto_domain::ports::{period_start, Directory, Fleet, Granularity, UsageStore};
+use ioto_domain::ports::{period_start, Granularity, UsageStore};
 use ioto_domain::services::ingest::SessionIngest;
 use ioto_domain::usage::{step, SessionProgress, SessionRollup, Step};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
-use ioto_test_support::{clickhouse, pg, temp_dir, Factory};
+use ioto_test_support::{clickhouse, temp_dir};
 
 async fn exactly_once(usage: Arc<dyn UsageStore>) {
     usage.migrate().await.unwrap();
-    let store = Arc::new(
-        ioto_store::connect(
-            &ioto_store::StoreLocation::Postgres {
-                url: pg::database().await,
-            },
-            2,
-        )
-        .await
-        .unwrap(),
-    );
-    let directory: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store.clone();
-    let f = Factory::new(directory, fleet.clone());
+    let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Ingest").await;
     let sims = f.sims(&tenant, None, 3).await;
     let midnight = period_start(Utc::now(), Granularity::Day);

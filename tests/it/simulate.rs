@@ -7,25 +7,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ioto::simulate::{SessionOptions, CDRS_TOPIC, SESSIONS_TOPIC};
-use ioto_domain::ports::{Directory, EventBus, Fleet};
+use ioto_domain::ports::EventBus;
 use ioto_domain::usage::{Cdr, SessionRollup};
-use ioto_test_support::{kafka, pg, unique, Factory};
+use ioto_test_support::{kafka, unique};
 
 #[tokio::test]
 async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
-    let store = Arc::new(
-        ioto_store::connect(
-            &ioto_store::StoreLocation::Postgres {
-                url: pg::database().await,
-            },
-            2,
-        )
-        .await
-        .unwrap(),
-    );
-    let directory: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store.clone();
-    let f = Factory::new(directory.clone(), fleet.clone());
+    let (directory, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Sim").await;
     f.sims(&tenant, None, 6).await;
     let bus: Arc<dyn EventBus> = Arc::new(kafka::bus().await);
@@ -97,19 +85,7 @@ async fn simulated_devices_publish_valid_readings_over_mqtt() {
     use ioto_domain::usage::{TelemetryReading, TELEMETRY_FILTER};
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-    let store = Arc::new(
-        ioto_store::connect(
-            &ioto_store::StoreLocation::Postgres {
-                url: pg::database().await,
-            },
-            2,
-        )
-        .await
-        .unwrap(),
-    );
-    let directory: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store.clone();
-    let f = Factory::new(directory.clone(), fleet.clone());
+    let (directory, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Devices").await;
     let mut ids = Vec::new();
     for n in 0..3 {

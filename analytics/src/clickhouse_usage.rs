@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::{Client, Row};
 use ioto_domain::ports::usage::check_usage_batch;
 use ioto_domain::ports::{
-    period_start, DailyUsage, EngineInfo, Granularity, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+    period_start, DailyUsage, EngineInfo, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord,
+    UsageStore,
 };
 use ioto_domain::{CustomerId, Error, Result, TenantId};
 use ioto_migrations::CLICKHOUSE;
@@ -433,6 +434,79 @@ impl UsageStore for ClickHouseUsage {
             .await
             .map_err(|e| self.err(e))?;
         rows.into_iter().next().map(LiveRow::into_update).transpose()
+    }
+
+    async fn session_history(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<SessionUpdate>> {
+        let (mcc_mnc, from, to, before, limit) = (
+            query.mcc_mnc.as_deref(),
+            query.from,
+            query.to,
+            query.before.clone(),
+            query.limit,
+        );
+        let mut sql = String::from(
+            "SELECT tenant_id, customer_id, iccid, session_id, toUInt32(started_at), toUInt32(event_time), toUInt32(hour), \
+             toUInt16(day), toUInt16(month), mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out \
+             FROM session_updates WHERE tenant_id = ? AND iccid = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
+             AND event_time >= now() - 7 * 86400",
+        );
+        if mcc_mnc.is_some() {
+            sql.push_str(" AND mcc_mnc = ?");
+        }
+        if before.is_some() {
+            sql.push_str(
+                " AND (event_time < toDateTime(?) OR (event_time = toDateTime(?) AND session_id < ?))",
+            );
+        }
+        sql.push_str(" ORDER BY event_time DESC, session_id DESC LIMIT ?");
+        let mut q = self
+            .client
+            .query(&sql)
+            .bind(tenant.to_string())
+            .bind(iccid)
+            .bind(secs(from)?)
+            .bind(secs(to)?);
+        if let Some(m) = mcc_mnc {
+            q = q.bind(m);
+        }
+        if let Some((t, s)) = &before {
+            q = q.bind(secs(*t)?).bind(secs(*t)?).bind(s.as_str());
+        }
+        let rows = q
+            .bind(limit)
+            .fetch_all::<SessionRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SessionUpdate {
+                    tenant_id: tenant,
+                    customer_id: (!r.customer_id.is_empty())
+                        .then(|| CustomerId::parse(&r.customer_id, "customer_id"))
+                        .transpose()
+                        .map_err(|e| Error::Internal(format!("stored session_updates.customer_id: {e}")))?,
+                    iccid: r.iccid,
+                    session_id: r.session_id,
+                    started_at: time(r.started_at),
+                    event_time: time(r.event_time),
+                    hour: time(r.hour),
+                    mcc_mnc: r.mcc_mnc,
+                    rat: r.rat,
+                    ip_address: (!r.ip_address.is_empty()).then_some(r.ip_address),
+                    cell_id: (!r.cell_id.is_empty()).then_some(r.cell_id),
+                    terminated: r.terminated == 1,
+                    total_in: r.total_in,
+                    total_out: r.total_out,
+                    delta_in: r.delta_in,
+                    delta_out: r.delta_out,
+                })
+            })
+            .collect()
     }
 
     async fn sim_usage(

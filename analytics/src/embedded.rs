@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use ioto_domain::ports::usage::check_usage_batch;
 use ioto_domain::ports::{
-    period_start, DailyUsage, EngineInfo, Granularity, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+    period_start, DailyUsage, EngineInfo, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord,
+    UsageStore,
 };
 use ioto_domain::{CustomerId, Error, Result, TenantId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -393,6 +394,54 @@ impl UsageStore for EmbeddedUsage {
         .await
         .map_err(db_err)?;
         row.as_ref().map(live).transpose()
+    }
+
+    async fn session_history(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<SessionUpdate>> {
+        let (mcc_mnc, from, to, before, limit) = (
+            query.mcc_mnc.as_deref(),
+            query.from,
+            query.to,
+            query.before.clone(),
+            query.limit,
+        );
+        let week_ago = (Utc::now() - chrono::Duration::days(7)).timestamp();
+        let (bt, bs) = before.map_or((i64::MAX, String::new()), |(t, s)| (t.timestamp(), s));
+        let rows = sqlx::query(&format!(
+            "SELECT {LIVE}, hour, delta_in, delta_out FROM session_updates
+             WHERE tenant_id = ? AND iccid = ? AND event_time >= ? AND event_time < ? AND event_time >= ?
+               AND (? IS NULL OR mcc_mnc = ?)
+               AND (event_time < ? OR (event_time = ? AND session_id < ?) OR ? = 0)
+             ORDER BY event_time DESC, session_id DESC LIMIT ?"
+        ))
+        .bind(tenant.to_string())
+        .bind(iccid)
+        .bind(from.timestamp())
+        .bind(to.timestamp())
+        .bind(week_ago)
+        .bind(mcc_mnc)
+        .bind(mcc_mnc)
+        .bind(bt)
+        .bind(bt)
+        .bind(&bs)
+        .bind(i64::from(bt != i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let mut u = live(r)?;
+                u.hour = DateTime::from_timestamp(r.get::<i64, _>("hour"), 0).unwrap_or_default();
+                u.delta_in = r.get::<i64, _>("delta_in").unsigned_abs();
+                u.delta_out = r.get::<i64, _>("delta_out").unsigned_abs();
+                Ok(u)
+            })
+            .collect()
     }
 
     async fn sim_usage(

@@ -10,6 +10,7 @@ mod query;
 mod subscription;
 mod throttle;
 pub mod types;
+mod usage_query;
 
 pub use context::{Realtime, RequestContext, Services, TokenIssuer};
 pub use error::{to_gql, ErrorCode};

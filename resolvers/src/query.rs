@@ -10,7 +10,11 @@ pub struct DirectoryQuery;
 
 /// The query root: directory and fleet.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(DirectoryQuery, crate::fleet_query::FleetQuery);
+pub struct QueryRoot(
+    DirectoryQuery,
+    crate::fleet_query::FleetQuery,
+    crate::usage_query::UsageQuery,
+);
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {
     id.map(|id| TenantId::parse(&id, "tenantId"))

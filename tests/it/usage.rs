@@ -83,6 +83,38 @@ async fn live_session_and_usage_on(engines: Engines) {
         )
         .await;
     assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    // Session history: newest first, paged.
+    let h = "query($i: String!, $after: String) { sessionHistory(iccid: $i, first: 1, after: $after) {
+        nodes { at network { mccMnc } radioAccessType bytesIn sessionBytesIn ended } pageInfo { hasNextPage endCursor } } }";
+    let page1 = app
+        .gql(Some(&token), h, json!({"i": sim.iccid.to_string()}))
+        .await;
+    assert!(page1["errors"].is_null(), "{page1}");
+    assert_eq!(page1["data"]["sessionHistory"]["nodes"][0]["bytesIn"], 2000);
+    assert_eq!(
+        page1["data"]["sessionHistory"]["nodes"][0]["sessionBytesIn"],
+        3000
+    );
+    assert_eq!(page1["data"]["sessionHistory"]["pageInfo"]["hasNextPage"], true);
+    let after = page1["data"]["sessionHistory"]["pageInfo"]["endCursor"].clone();
+    let page2 = app
+        .gql(
+            Some(&token),
+            h,
+            json!({"i": sim.iccid.to_string(), "after": after}),
+        )
+        .await;
+    assert_eq!(
+        page2["data"]["sessionHistory"]["nodes"][0]["bytesIn"], 1000,
+        "{page2}"
+    );
+    assert_eq!(page2["data"]["sessionHistory"]["pageInfo"]["hasNextPage"], false);
+    let other = app.factory.tenant("Other").await;
+    let foreign = app.factory.sims(&other, None, 1).await.remove(0);
+    let body = app
+        .gql(Some(&token), h, json!({"i": foreign.iccid.to_string()}))
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("NOT_FOUND"), "{body}");
     // A range the wrong way round names the field.
     let mut bad = vars.clone();
     bad["to"] = bad["from"].clone();

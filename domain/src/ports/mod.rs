@@ -8,7 +8,9 @@ pub mod usage;
 pub use bus::{BusMessage, BusStream, EventBus, TopicSpec};
 pub use directory::Directory;
 pub use fleet::{Changeset, Fleet, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
-pub use usage::{period_start, DailyUsage, Granularity, SessionUpdate, UsagePoint, UsageRecord, UsageStore};
+pub use usage::{
+    period_start, DailyUsage, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+};
 
 /// What every engine-backed port can say about itself, for start-up logs and `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]

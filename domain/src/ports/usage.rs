@@ -86,6 +86,18 @@ pub struct SessionUpdate {
     pub delta_out: u64,
 }
 
+/// Which session updates of a SIM to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only this network (`MCC-MNC`).
+    pub mcc_mnc: Option<String>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// After this `(event_time, session_id)`: the last row of the previous page.
+    pub before: Option<(DateTime<Utc>, String)>,
+    pub limit: u64,
+}
+
 /// How finely usage is summed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Granularity {
@@ -124,6 +136,15 @@ pub trait UsageStore: Send + Sync + 'static {
     async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>>;
     /// The SIM's most recent session within the retention (7 days), as last updated.
     async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>>;
+    /// The SIM's counted session updates in `[from, to)` (within the retention), newest first,
+    /// optionally on one network, after `before` (the `(event_time, session_id)` of the last row
+    /// of the previous page), at most `limit`.
+    async fn session_history(
+        &self,
+        tenant: TenantId,
+        iccid: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<SessionUpdate>>;
     /// Usage of one SIM in `[from, to)`, per period and network, oldest first.
     async fn sim_usage(
         &self,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::fleet::Sim;
 use crate::identifiers::MccMnc;
-use crate::ports::{Granularity, SessionUpdate, UsagePoint, UsageStore};
+use crate::ports::{Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageStore};
 use crate::usage::{Network, Networks};
 use crate::{Error, Result};
 
@@ -65,6 +65,31 @@ impl UsageService {
             .live_session(sim.tenant_id, sim.iccid.as_str())
             .await?
             .map(|u| LiveSession::from_update(u, Utc::now())))
+    }
+
+    /// The SIM's session updates in `[from, to)`, newest first (troubleshooting).
+    pub async fn session_history(
+        &self,
+        sim: &Sim,
+        mcc_mnc: Option<&MccMnc>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> Result<Vec<SessionUpdate>> {
+        if to <= from {
+            return Err(Error::invalid("to", "must be after from"));
+        }
+        let query = HistoryQuery {
+            mcc_mnc: mcc_mnc.map(ToString::to_string),
+            from,
+            to,
+            before,
+            limit,
+        };
+        self.store
+            .session_history(sim.tenant_id, sim.iccid.as_str(), &query)
+            .await
     }
 
     /// The SIM's usage in `[from, to)` per period and network.

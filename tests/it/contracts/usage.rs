@@ -86,7 +86,7 @@ async fn contract(store: &dyn UsageStore) {
 /// Counted session updates: live state, recovery state and usage cubes follow from one write.
 async fn sessions_contract(store: &dyn UsageStore) {
     use chrono::{Duration, Utc};
-    use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+    use ioto_domain::ports::{period_start, Granularity, HistoryQuery, SessionUpdate};
 
     let tenant = TenantId::new();
     let customer = Some(CustomerId::new());
@@ -160,6 +160,90 @@ async fn sessions_contract(store: &dyn UsageStore) {
     assert_eq!(states.len(), 2);
 
     let span = (midnight - Duration::days(1), midnight + Duration::days(1));
+    // History: every counted update, newest first, paged and filtered by network.
+    let history = store
+        .session_history(
+            tenant,
+            iccid,
+            &HistoryQuery {
+                mcc_mnc: None,
+                from: span.0,
+                to: span.1,
+                before: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let seen: Vec<_> = history
+        .iter()
+        .map(|u| (u.session_id.as_str(), u.delta_in))
+        .collect();
+    assert_eq!(seen, vec![("b", 5), ("a", 50)]);
+    let last = history.last().map(|u| (u.event_time, u.session_id.clone()));
+    let rest = store
+        .session_history(
+            tenant,
+            iccid,
+            &HistoryQuery {
+                mcc_mnc: None,
+                from: span.0,
+                to: span.1,
+                before: last,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|u| u.delta_in).collect::<Vec<_>>(), vec![100]);
+    assert!(store
+        .session_history(
+            tenant,
+            iccid,
+            &HistoryQuery {
+                mcc_mnc: Some("234-15".into()),
+                from: span.0,
+                to: span.1,
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .session_history(
+                tenant,
+                iccid,
+                &HistoryQuery {
+                    mcc_mnc: Some("262-01".into()),
+                    from: span.0,
+                    to: span.1,
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .session_history(
+            TenantId::new(),
+            iccid,
+            &HistoryQuery {
+                mcc_mnc: None,
+                from: span.0,
+                to: span.1,
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
     let hourly = store
         .sim_usage(tenant, iccid, span.0, span.1, Granularity::Hour)
         .await

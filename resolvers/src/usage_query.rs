@@ -1,0 +1,139 @@
+//! Usage queries: a SIM's session history for troubleshooting.
+
+use async_graphql::{Context, Object, SimpleObject};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use ioto_domain::fleet::query::check_page_size;
+use ioto_domain::identifiers::MccMnc;
+use ioto_domain::ports::SessionUpdate;
+use ioto_domain::Error;
+
+use crate::context::{actor, services};
+use crate::error::{to_gql, GqlResult};
+use crate::fleet_query::parse_iccid;
+use crate::types::fleet::PageInfo;
+use crate::types::usage::NetworkInfo;
+
+#[derive(Default)]
+pub struct UsageQuery;
+
+/// One update of a data session, as the network reported it.
+#[derive(SimpleObject)]
+pub struct SessionRecord {
+    pub at: DateTime<Utc>,
+    pub network: NetworkInfo,
+    pub radio_access_type: String,
+    pub ip_address: Option<String>,
+    pub cell_id: Option<String>,
+    /// Bytes from the device since the previous update.
+    pub bytes_in: i64,
+    /// Bytes to the device since the previous update.
+    pub bytes_out: i64,
+    /// Bytes from the device since the session started.
+    pub session_bytes_in: i64,
+    pub session_bytes_out: i64,
+    pub session_started_at: DateTime<Utc>,
+    /// The session ended with this update.
+    pub ended: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct SessionHistory {
+    pub nodes: Vec<SessionRecord>,
+    pub page_info: PageInfo,
+}
+
+fn cursor(u: &SessionUpdate) -> String {
+    B64.encode(format!("{}:{}", u.event_time.timestamp(), u.session_id))
+}
+
+fn parse_cursor(s: &str) -> Result<(DateTime<Utc>, String), Error> {
+    let bad = || Error::invalid("after", "is not a cursor this list returned");
+    let text = B64
+        .decode(s.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (secs, session) = text.split_once(':').ok_or_else(bad)?;
+    let t = secs
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .ok_or_else(bad)?;
+    Ok((t, session.to_owned()))
+}
+
+fn count(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[Object]
+impl UsageQuery {
+    /// A SIM's session updates of the last 7 days (or `[from, to)` within them), newest first,
+    /// optionally on one network (`mccMnc`, e.g. "262-01"). For troubleshooting; usage for
+    /// billing is `sim.usage`.
+    #[allow(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    async fn session_history(
+        &self,
+        ctx: &Context<'_>,
+        iccid: String,
+        mcc_mnc: Option<String>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<SessionHistory> {
+        let iccid = parse_iccid(&iccid, "iccid")?;
+        let network = mcc_mnc.as_deref().map(MccMnc::parse).transpose().gql()?;
+        let limit = check_page_size(first.unwrap_or(50).into()).gql()?;
+        let before = after.as_deref().map(parse_cursor).transpose().map_err(to_gql)?;
+        let svc = services(ctx);
+        let actor = actor(ctx)?;
+        let sim = svc
+            .fleet
+            .sim(actor, &iccid)
+            .await
+            .gql()?
+            .ok_or_else(|| to_gql(Error::not_found("SIM", &iccid)))?;
+        let now = Utc::now();
+        let mut rows = svc
+            .usage
+            .session_history(
+                &sim,
+                network.as_ref(),
+                from.unwrap_or(now - Duration::days(7)),
+                to.unwrap_or(now + Duration::minutes(1)),
+                before.clone(),
+                limit + 1,
+            )
+            .await
+            .gql()?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(SessionHistory {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: before.is_some(),
+                start_cursor: rows.first().map(cursor),
+                end_cursor: rows.last().map(cursor),
+            },
+            nodes: rows
+                .into_iter()
+                .map(|u| SessionRecord {
+                    at: u.event_time,
+                    network: NetworkInfo::of(&u.mcc_mnc),
+                    radio_access_type: u.rat,
+                    ip_address: u.ip_address,
+                    cell_id: u.cell_id,
+                    bytes_in: count(u.delta_in),
+                    bytes_out: count(u.delta_out),
+                    session_bytes_in: count(u.total_in),
+                    session_bytes_out: count(u.total_out),
+                    session_started_at: u.started_at,
+                    ended: u.terminated,
+                })
+                .collect(),
+        })
+    }
+}

@@ -314,5 +314,36 @@ async fn sim_state_changes_reach_subscribers_of_the_tenant_only() {
     // The other tenant's subscriber hears nothing within a second.
     let silent = tokio::time::timeout(Duration::from_secs(1), ws_next(&mut theirs)).await;
     assert!(silent.is_err(), "another tenant received {silent:?}");
+    // A swap moves both SIMs' states: subscribers hear both.
+    let fresh = ioto_domain::identifiers::Iccid::with_check_digit(&format!(
+        "89490{:014}",
+        uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000
+    ))
+    .unwrap()
+    .to_string();
+    let imsi = format!("26201{:010}", uuid::Uuid::new_v4().as_u128() % 10_000_000_000);
+    let create = "mutation($i: String!, $m: String!) { createSim(input: { iccid: $i, imsi: $m }) { state } }";
+    fx.ok(create, json!({"i": fresh, "m": imsi}), "createSim").await;
+    let swap =
+        "mutation($o: String!, $n: String!) { swapSim(oldIccid: $o, newIccid: $n) { newSim { state } } }";
+    fx.ok(swap, json!({"o": iccid, "n": fresh}), "swapSim").await;
+    let mut changes = Vec::new();
+    for _ in 0..2 {
+        let msg = ws_next(&mut mine).await.unwrap();
+        let c = &msg["payload"]["data"]["simStateChanged"];
+        changes.push(format!(
+            "{} {} -> {}",
+            c["iccid"].as_str().unwrap(),
+            c["from"],
+            c["to"]
+        ));
+    }
+    changes.sort();
+    let mut want = vec![
+        format!("{iccid} \"SUSPENDED\" -> \"TERMINATED\""),
+        format!("{fresh} \"INVENTORY\" -> \"SUSPENDED\""),
+    ];
+    want.sort();
+    assert_eq!(changes, want);
     fx.app.stop().await;
 }

@@ -378,11 +378,13 @@ impl FleetService {
         Ok(effects)
     }
 
+    /// Publishes a `SimStateChanged` for every SIM entry that moved a state: plain transitions
+    /// and both sides of a swap.
     fn announce(&self, effects: &[NewAuditEntry]) {
-        for e in effects
-            .iter()
-            .filter(|e| e.action == AuditAction::StateChanged && e.entity_kind == EntityKind::Sim)
-        {
+        for e in effects.iter().filter(|e| {
+            e.entity_kind == EntityKind::Sim
+                && matches!(e.action, AuditAction::StateChanged | AuditAction::Swapped)
+        }) {
             let parse = |v: &serde_json::Value| {
                 v.get("state")
                     .and_then(|s| s.as_str())

@@ -629,33 +629,9 @@ impl FleetService {
             .sim(scope, new_iccid)
             .await?
             .ok_or_else(|| Error::not_found("SIM", new_iccid))?;
-        self.announce_swap(&old, &new, &stamp);
         Ok(Outcome {
             value: (a, b),
             effects,
         })
-    }
-
-    /// A swap changes both SIMs' states; subscribers of `simStateChanged` hear about both.
-    fn announce_swap(&self, old: &Sim, new: &Sim, stamp: &AuditStamp) {
-        let target = if old.state == SimState::Suspended {
-            SimState::Suspended
-        } else {
-            SimState::Active
-        };
-        for (sim, from, to) in [(old, old.state, SimState::Terminated), (new, new.state, target)] {
-            self.notifier.publish(crate::events::FleetEvent::SimStateChanged(
-                crate::events::SimStateChanged {
-                    tenant_id: sim.tenant_id,
-                    customer_id: sim.customer_id,
-                    sim_id: sim.id,
-                    iccid: sim.iccid.to_string(),
-                    from,
-                    to,
-                    actor: stamp.actor.clone(),
-                    at: stamp.at,
-                },
-            ));
-        }
     }
 }

@@ -92,7 +92,8 @@ impl Loaders {
     }
 }
 
-fn gql_err(e: Arc<async_graphql::Error>) -> async_graphql::Error {
+/// A batch error as this field's error (every field of the batch gets the same one).
+pub(crate) fn gql_err(e: Arc<async_graphql::Error>) -> async_graphql::Error {
     (*e).clone()
 }
 

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::ports::{period_start, Fleet, Granularity, SessionUpdate, UsageStore};
+use crate::ports::{Fleet, SessionUpdate, UsageStore};
 use crate::usage::{step, Rejection, RequestType, SessionProgress, SessionRollup, Step};
 use crate::{CustomerId, Result, Scope, TenantId};
 
@@ -145,7 +145,7 @@ impl SessionIngest {
                         session_id: r.session_id.clone(),
                         started_at: progress.started_at,
                         event_time: r.event_timestamp,
-                        hour: period_start(delta.hour, Granularity::Hour),
+                        hour: delta.hour,
                         mcc_mnc: r.mcc_mnc.to_string(),
                         rat: r.radio_access_type.name().to_owned(),
                         ip_address: r.ip_address.map(|i| i.to_string()),

@@ -7,7 +7,6 @@ use chrono::{DateTime, Duration, Utc};
 use crate::fleet::Sim;
 use crate::identifiers::MccMnc;
 use crate::ports::{Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageStore};
-use crate::usage::{Network, Networks};
 use crate::{Error, Result};
 
 /// A session counts as online while its last update is this recent and it was not terminated.
@@ -20,7 +19,7 @@ pub const MAX_PERIODS: i64 = 2_000;
 #[derive(Debug, Clone)]
 pub struct LiveSession {
     pub online: bool,
-    pub network: Option<Network>,
+    /// `MCC-MNC`; the API names it from the network catalogue.
     pub mcc_mnc: String,
     pub rat: String,
     pub ip_address: Option<String>,
@@ -34,9 +33,6 @@ impl LiveSession {
     pub fn from_update(u: SessionUpdate, now: DateTime<Utc>) -> Self {
         Self {
             online: !u.terminated && now - u.event_time <= ONLINE_WITHIN,
-            network: MccMnc::parse(&u.mcc_mnc)
-                .ok()
-                .and_then(|m| Networks::builtin().get(&m).cloned()),
             mcc_mnc: u.mcc_mnc,
             rat: u.rat,
             ip_address: u.ip_address,

@@ -6,9 +6,10 @@
 //! stale rollups (not newer than what was counted, with counters not above it) add nothing, so
 //! replaying a partition after a crash counts nothing twice.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 use super::events::{Rejection, SessionRollup};
+use crate::ports::{period_start, Granularity};
 
 /// What has been counted of one session so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +40,6 @@ pub enum Step {
     },
     /// Already counted (a redelivery, or an older update arriving late).
     AlreadyCounted,
-}
-
-/// The start of the hour `t` falls in.
-pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.with_nanosecond(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_minute(0))
-        .unwrap_or(t)
 }
 
 /// Applies `rollup` to the session's `previous` progress (none for a new session).
@@ -80,7 +73,7 @@ pub fn step(previous: Option<&SessionProgress>, rollup: &SessionRollup) -> Resul
     });
     Ok(Step::Count {
         delta: UsageDelta {
-            hour: hour_of(rollup.event_timestamp),
+            hour: period_start(rollup.event_timestamp, Granularity::Hour),
             bytes_in: rollup.total_bytes_in - base_in,
             bytes_out: rollup.total_bytes_out - base_out,
         },

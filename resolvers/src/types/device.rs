@@ -7,6 +7,7 @@ use super::fleet::{labels_of, AuditEntryObject, LabelObject};
 use super::{ConnectivityKind, CustomerObject, DeviceKindKind, DeviceStateKind, SimObject};
 use crate::context::{actor, loaders, services};
 use crate::error::GqlResult;
+use crate::loaders::gql_err;
 use crate::loaders::SimsIn;
 
 /// A device (tracker, sensor, gateway, …) with its own lifecycle; it may hold several SIMs.
@@ -51,7 +52,7 @@ impl DeviceObject {
             .fleet
             .load_one(id)
             .await
-            .map_err(|e| (*e).clone())?
+            .map_err(gql_err)?
             .map(CustomerObject))
     }
     /// SIMs in the device (empty for customers whose provider shares device data only).
@@ -60,7 +61,7 @@ impl DeviceObject {
             .fleet
             .load_one(SimsIn(self.0.id))
             .await
-            .map_err(|e| (*e).clone())?
+            .map_err(gql_err)?
             .unwrap_or_default();
         Ok(list.into_iter().map(SimObject).collect())
     }

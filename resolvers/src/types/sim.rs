@@ -9,6 +9,7 @@ use super::usage::{GranularityKind, LiveSessionObject, UsagePointObject};
 use super::{CustomerObject, DeviceObject, SimStateKind, SimTypeKind};
 use crate::context::{actor, loaders, services};
 use crate::error::GqlResult;
+use crate::loaders::gql_err;
 
 /// A SIM card.
 pub struct SimObject(pub Sim);
@@ -58,7 +59,7 @@ impl SimObject {
             .fleet
             .load_one(id)
             .await
-            .map_err(|e| (*e).clone())?
+            .map_err(gql_err)?
             .map(CustomerObject))
     }
     async fn device_id(&self) -> Option<ID> {
@@ -73,7 +74,7 @@ impl SimObject {
             .fleet
             .load_one(id)
             .await
-            .map_err(|e| (*e).clone())?
+            .map_err(gql_err)?
             .map(DeviceObject))
     }
     /// Labels, ordered by key.

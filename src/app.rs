@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::engines::{self, Engines};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::realtime::BusRealtime;
 use crate::session::SessionCheck;
 
@@ -29,6 +30,8 @@ pub struct App {
     pub jwt: Arc<Jwt>,
     pub directory: DirectoryService,
     pub fleet: FleetService,
+    /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
+    pub pipeline: Pipeline,
     shutdown: watch::Sender<bool>,
     grace: Duration,
 }
@@ -63,8 +66,17 @@ impl App {
     pub async fn with_engines(config: &Config, engines: Engines) -> anyhow::Result<Self> {
         let jwt = Arc::new(jwt(config).await?);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let realtime =
-            BusRealtime::start(Arc::clone(&engines.bus), &engines.topic_prefix, shutdown_rx).await?;
+        let realtime = BusRealtime::start(
+            Arc::clone(&engines.bus),
+            &engines.topic_prefix,
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let pipeline = if config.ingest.enabled {
+            crate::pipeline::start(config, &engines, Arc::clone(&realtime), shutdown_rx).await?
+        } else {
+            Pipeline::default()
+        };
         let directory = DirectoryService::new(Arc::clone(&engines.directory));
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
@@ -106,6 +118,7 @@ impl App {
             )),
             playground: config.graphql.playground,
             fleet: fleet.clone(),
+            pipeline: pipeline.clone(),
         };
         Ok(Self {
             router: http::router(state, config),
@@ -113,6 +126,7 @@ impl App {
             jwt,
             directory,
             fleet,
+            pipeline,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
         })

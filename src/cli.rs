@@ -36,6 +36,9 @@ enum Command {
     Demo(ServeArgs),
     /// Apply pending migrations to the transactional store and the usage store, then exit.
     Migrate(DataDirArgs),
+    /// Run only the ingest worker (sessions and CDRs from the bus, device telemetry from MQTT)
+    /// until SIGTERM or Ctrl-C; workers of one deployment share the partitions.
+    Ingest(IngestArgs),
     /// Development tokens.
     Token {
         #[command(subcommand)]
@@ -157,6 +160,18 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct IngestArgs {
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Do not apply migrations at start-up.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Do not store device telemetry in this process (another worker does).
+    #[arg(long)]
+    no_telemetry: bool,
+}
+
+#[derive(Args)]
 struct DataDirArgs {
     /// Directory for embedded engines and the generated JWT secret. Also IOTO_DATA_DIR.
     #[arg(long)]
@@ -232,6 +247,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&loaded.config.log, false);
             warn_unknown(&loaded);
             serve(&loaded.config, !args.no_migrate, false).await
+        }
+        Command::Ingest(args) => {
+            let mut loaded = load(file, None, args.data_dir)?;
+            if args.no_telemetry {
+                loaded.config.ingest.telemetry = false;
+            }
+            telemetry::init(&loaded.config.log, false);
+            warn_unknown(&loaded);
+            ingest(&loaded.config, !args.no_migrate).await
         }
         Command::Demo(args) => {
             let loaded = load(file, args.listen, args.data_dir)?;
@@ -479,6 +503,38 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     }
     tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");
     app.serve(listener, app::shutdown_signal()).await
+}
+
+/// `ioto ingest`: the pipeline alone, until a shutdown signal; the batch in progress is left
+/// uncommitted (the next worker counts it once).
+async fn ingest(config: &Config, migrate: bool) -> anyhow::Result<()> {
+    if migrate {
+        engines::migrate(config).await?;
+    }
+    let engines = engines::connect(config).await?;
+    for (port, info) in engines.describe() {
+        tracing::info!("{port}: {} ({})", info.engine, info.location);
+    }
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let realtime = crate::realtime::BusRealtime::start(
+        std::sync::Arc::clone(&engines.bus),
+        &engines.topic_prefix,
+        stop_rx.clone(),
+    )
+    .await?;
+    let pipeline = crate::pipeline::start(config, &engines, realtime, stop_rx).await?;
+    tracing::info!("ingest running; SIGTERM or Ctrl-C stops it");
+    app::shutdown_signal().await;
+    let _ = stop.send(true);
+    if let Some(s) = &pipeline.ingest {
+        tracing::info!(
+            events = s.events.load(std::sync::atomic::Ordering::Relaxed),
+            "ingest stopped"
+        );
+    }
+    // Let the tasks see the signal and drop their consumers (leaving the group promptly).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    Ok(())
 }
 
 fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyhow::Result<()> {

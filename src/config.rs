@@ -84,6 +84,7 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     pub http: HttpConfig,
     pub fleet: FleetConfig,
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +190,25 @@ pub struct FleetConfig {
     pub import_max_bytes: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Run the ingest worker (sessions, CDRs, telemetry) inside `serve`; `ioto ingest` runs it alone.
+    pub enabled: bool,
+    /// Most events counted in one batch (one write to the usage store).
+    pub batch_max: usize,
+    /// How long a batch waits to fill after its first event, in milliseconds.
+    pub batch_wait_ms: u64,
+    /// Partitions of the sessions and CDR topics when this process creates them.
+    pub partitions: i32,
+    /// Consumer group of the workers (the topic prefix is put in front).
+    pub group: String,
+    /// How often expired session data is dropped where the usage store has no TTL, in minutes.
+    pub retention_check_minutes: u64,
+    /// Store device telemetry from the MQTT broker (or the in-process feed).
+    pub telemetry: bool,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -245,6 +265,15 @@ impl Default for Config {
                 scheduler_interval_seconds: 5,
                 import_max_bytes: 64 * 1024 * 1024,
             },
+            ingest: IngestConfig {
+                enabled: true,
+                batch_max: 20_000,
+                batch_wait_ms: 200,
+                partitions: 6,
+                group: "ioto-ingest".into(),
+                retention_check_minutes: 60,
+                telemetry: true,
+            },
         }
     }
 }
@@ -292,6 +321,11 @@ impl Default for HttpConfig {
 impl Default for FleetConfig {
     fn default() -> Self {
         Config::default().fleet
+    }
+}
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Config::default().ingest
     }
 }
 
@@ -486,6 +520,27 @@ impl Config {
         }
         if let Some(k) = &self.fleet.secret_key {
             ioto_domain::fleet::SecretCipher::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if !(1..=1_000_000).contains(&self.ingest.batch_max) {
+            bail!(
+                "ingest.batch_max: {} is outside 1..=1000000",
+                self.ingest.batch_max
+            );
+        }
+        if !(1..=60_000).contains(&self.ingest.batch_wait_ms) {
+            bail!(
+                "ingest.batch_wait_ms: {} is outside 1..=60000",
+                self.ingest.batch_wait_ms
+            );
+        }
+        if !(1..=1000).contains(&self.ingest.partitions) {
+            bail!(
+                "ingest.partitions: {} is outside 1..=1000",
+                self.ingest.partitions
+            );
+        }
+        if self.ingest.group.trim().is_empty() {
+            bail!("ingest.group: must not be empty");
         }
         if self.fleet.import_max_bytes < 1024 {
             bail!("fleet.import_max_bytes: must be at least 1024");

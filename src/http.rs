@@ -34,6 +34,7 @@ pub struct AppState {
     pub jwt: Arc<Jwt>,
     pub engines: Engines,
     pub metrics: Arc<Metrics>,
+    pub pipeline: crate::pipeline::Pipeline,
     pub sessions: Arc<SessionCheck>,
     pub playground: bool,
     pub fleet: ioto_domain::services::FleetService,
@@ -290,6 +291,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
          # TYPE ioto_sql_statements_total counter\nioto_sql_statements_total {}\n",
         st.engines.fleet.statements()
     ));
+    crate::metrics::render_pipeline(&mut text, &st.pipeline);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -12,6 +12,7 @@ pub mod engines;
 pub mod http;
 pub mod imports;
 pub mod metrics;
+pub mod pipeline;
 pub mod realtime;
 pub mod scheduler;
 pub mod session;

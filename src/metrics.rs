@@ -126,3 +126,82 @@ impl Metrics {
         out
     }
 }
+
+/// The ingest pipeline's counters, in the exposition format.
+pub fn render_pipeline(out: &mut String, pipeline: &crate::pipeline::Pipeline) {
+    if let Some(s) = &pipeline.ingest {
+        let counters = [
+            (
+                "ioto_ingest_batches_total",
+                "Batches counted and committed.",
+                &s.batches,
+            ),
+            (
+                "ioto_ingest_events_total",
+                "Events taken off the bus and committed.",
+                &s.events,
+            ),
+            (
+                "ioto_ingest_session_updates_total",
+                "Session updates written to the usage store.",
+                &s.session_updates_written,
+            ),
+            (
+                "ioto_ingest_cdrs_total",
+                "CDRs written to the usage store.",
+                &s.cdrs_written,
+            ),
+            (
+                "ioto_ingest_already_counted_total",
+                "Redelivered events recognised and skipped.",
+                &s.already_counted,
+            ),
+            (
+                "ioto_ingest_write_retries_total",
+                "Failed attempts to write a batch (each retried).",
+                &s.write_retries,
+            ),
+            (
+                "ioto_ingest_commit_failures_total",
+                "Batches counted but not committed (redelivered and recognised).",
+                &s.commit_failures,
+            ),
+            (
+                "ioto_ingest_rebalances_total",
+                "Partition assignment changes seen.",
+                &s.rebalances,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ioto_ingest_dead_letters_total Events sent to the dead-letter topic, by reason.\n\
+             # TYPE ioto_ingest_dead_letters_total counter"
+        );
+        for (reason, n) in s.dead_letters() {
+            let _ = writeln!(out, "ioto_ingest_dead_letters_total{{reason=\"{reason}\"}} {n}");
+        }
+    }
+    if let Some(t) = &pipeline.telemetry {
+        let _ = writeln!(
+            out,
+            "# HELP ioto_telemetry_readings_total Device readings stored.\n\
+             # TYPE ioto_telemetry_readings_total counter\nioto_telemetry_readings_total {}",
+            t.stored.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ioto_telemetry_rejected_total Device readings refused, by reason.\n\
+             # TYPE ioto_telemetry_rejected_total counter"
+        );
+        for (reason, n) in t.rejected() {
+            let _ = writeln!(out, "ioto_telemetry_rejected_total{{reason=\"{reason}\"}} {n}");
+        }
+    }
+}

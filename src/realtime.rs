@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
-use ioto_domain::events::{DirectoryEvent, FleetEvent, DIRECTORY_TOPIC, FLEET_TOPIC};
+use ioto_domain::events::{
+    DirectoryEvent, FleetEvent, UsageEvent, DIRECTORY_TOPIC, FLEET_TOPIC, USAGE_EVENTS_TOPIC,
+};
 use ioto_domain::ports::{EventBus, FleetNotifier, TopicSpec};
 use ioto_resolvers::Realtime;
 use serde::de::DeserializeOwned;
@@ -24,6 +26,7 @@ pub struct BusRealtime {
     bus: Arc<dyn EventBus>,
     directory: Channel<DirectoryEvent>,
     fleet: Channel<FleetEvent>,
+    usage: Channel<UsageEvent>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -93,10 +96,18 @@ impl BusRealtime {
             &shutdown,
         )
         .await?;
+        let usage = channel(
+            &bus,
+            format!("{topic_prefix}{USAGE_EVENTS_TOPIC}"),
+            UsageEvent::at,
+            &shutdown,
+        )
+        .await?;
         Ok(Arc::new(Self {
             bus,
             directory,
             fleet,
+            usage,
             shutdown,
         }))
     }
@@ -149,6 +160,51 @@ impl Realtime for BusRealtime {
 
     fn fleet_events(&self) -> BoxStream<'static, FleetEvent> {
         self.follow(&self.fleet)
+    }
+
+    fn usage_events(&self) -> BoxStream<'static, UsageEvent> {
+        self.follow(&self.usage)
+    }
+}
+
+/// Session updates per bus message: keeps messages well under Kafka's 1 MB default.
+const UPDATES_PER_MESSAGE: usize = 500;
+
+impl BusRealtime {
+    /// Announces counted session updates (from the ingest worker) to every instance.
+    pub fn sessions_updated(&self, updates: &[ioto_domain::ports::SessionUpdate]) {
+        for chunk in updates.chunks(UPDATES_PER_MESSAGE) {
+            let key = chunk.first().map(|u| u.iccid.clone()).unwrap_or_default();
+            self.publish(
+                &self.usage.topic,
+                key,
+                UsageEvent::SessionsUpdated {
+                    at: Utc::now(),
+                    updates: chunk.to_vec(),
+                },
+            );
+        }
+    }
+
+    /// Announces stored device readings to every instance.
+    pub fn telemetry_stored(
+        &self,
+        readings: &[(ioto_domain::TenantId, ioto_domain::usage::TelemetryReading)],
+    ) {
+        for chunk in readings.chunks(UPDATES_PER_MESSAGE) {
+            let key = chunk
+                .first()
+                .map(|(_, r)| r.device_id.to_string())
+                .unwrap_or_default();
+            self.publish(
+                &self.usage.topic,
+                key,
+                UsageEvent::TelemetryStored {
+                    at: Utc::now(),
+                    readings: chunk.to_vec(),
+                },
+            );
+        }
     }
 }
 

@@ -5,10 +5,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clickhouse::{Client, Row};
 use ioto_domain::ports::usage::check_usage_batch;
 use ioto_domain::ports::{
-    period_start, DailyUsage, EngineInfo, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord,
-    UsageStore,
+    period_start, CdrRecord, CustomerUsagePoint, DailyUsage, EngineInfo, Granularity, HistoryQuery,
+    ReconciliationQuery, ReconciliationRow, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+    SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
 };
-use ioto_domain::{CustomerId, Error, Result, TenantId};
+use ioto_domain::usage::TelemetryReading;
+use ioto_domain::{CustomerId, DeviceId, Error, Result, TenantId};
 use ioto_migrations::CLICKHOUSE;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +154,93 @@ const LIVE_COLUMNS: &str = "any(tenant_id) AS l_tenant, argMax(customer_id, even
      min(started_at) AS l_started, max(event_time) AS l_event, argMax(mcc_mnc, event_time) AS l_mcc_mnc, \
      argMax(rat, event_time) AS l_rat, argMax(ip_address, event_time) AS l_ip, argMax(cell_id, event_time) AS l_cell, \
      max(terminated) AS l_terminated, max(total_in) AS l_in, max(total_out) AS l_out";
+
+#[derive(Row, Serialize)]
+struct CdrRow<'a> {
+    tenant_id: String,
+    customer_id: String,
+    cdr_id: &'a str,
+    iccid: &'a str,
+    start: u32,
+    end: u32,
+    day: u16,
+    month: u16,
+    mcc_mnc: &'a str,
+    bytes_in: u64,
+    bytes_out: u64,
+    rating_group: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct IdRow {
+    id: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ReconRow {
+    iccid: String,
+    day: u16,
+    session_in: u64,
+    session_out: u64,
+    cdr_in: u64,
+    cdr_out: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct CustomerPointRow {
+    period: u32,
+    customer_id: String,
+    mcc_mnc: String,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct PartitionRow {
+    table: String,
+    partition: String,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct TelemetryRow {
+    tenant_id: String,
+    device_id: String,
+    at: u32,
+    day: u16,
+    temperature_c: Option<f64>,
+    humidity_pct: Option<f64>,
+    battery_pct: Option<f64>,
+    light_lux: Option<f64>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+fn optional_customer(s: &str, what: &str) -> Result<Option<CustomerId>> {
+    (!s.is_empty())
+        .then(|| CustomerId::parse(s, "customer_id"))
+        .transpose()
+        .map_err(|e| Error::Internal(format!("stored {what}.customer_id: {e}")))
+}
+
+/// Whether a partition of a table without TTL lies wholly before the retention cut-off.
+fn partition_expired(table: &str, partition: &str, now: DateTime<Utc>) -> bool {
+    let digits: String = partition.chars().filter(char::is_ascii_digit).collect();
+    let session_cut = (now - chrono::Duration::days(SESSION_RETENTION_DAYS)).date_naive();
+    let telemetry_cut = (now - chrono::Duration::days(TELEMETRY_RETENTION_DAYS)).date_naive();
+    match table {
+        // `day` ('2026-11-15') and toYYYYMMDD(started_at) (20261115): one day each.
+        "session_updates" | "live_sessions" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
+            .map(|d| d < session_cut)
+            .unwrap_or(false),
+        // toYYYYMM(day): a month, dropped once its last day is past the cut-off.
+        "device_telemetry" => NaiveDate::parse_from_str(&format!("{digits}01"), "%Y%m%d")
+            .ok()
+            .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+            .map(|next| next <= telemetry_cut)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
 
 #[derive(Row, Deserialize)]
 struct VersionRow {
@@ -556,5 +645,272 @@ impl UsageStore for ClickHouseUsage {
                 .collect(),
             granularity,
         ))
+    }
+
+    async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = self.client.query(&format!(
+                "SELECT DISTINCT cdr_id AS id FROM cdrs WHERE cdr_id IN ({marks})"
+            ));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            out.extend(
+                q.fetch_all::<IdRow>()
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .into_iter()
+                    .map(|r| r.id),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn write_cdrs(&self, cdrs: &[CdrRecord]) -> Result<()> {
+        if cdrs.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(cdrs.len());
+        for c in cdrs {
+            rows.push(CdrRow {
+                tenant_id: c.tenant_id.to_string(),
+                customer_id: c.customer_id.map(|c| c.to_string()).unwrap_or_default(),
+                cdr_id: &c.cdr_id,
+                iccid: &c.iccid,
+                start: secs(c.start)?,
+                end: secs(c.end)?,
+                day: date_to_days(c.start.date_naive())?,
+                month: date_to_days(period_start(c.start, Granularity::Month).date_naive())?,
+                mcc_mnc: &c.mcc_mnc,
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+                rating_group: c.rating_group,
+            });
+        }
+        let mut insert = self.client.insert("cdrs").map_err(|e| self.err(e))?;
+        for row in &rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+
+    async fn reconciliation(
+        &self,
+        tenant: TenantId,
+        query: &ReconciliationQuery,
+    ) -> Result<Vec<ReconciliationRow>> {
+        // Both views per SIM and day side by side (UNION ALL rather than a FULL JOIN, which old
+        // servers handle poorly), then summed.
+        let mut filter = String::from("tenant_id = ? AND day >= toDate(?) AND day <= toDate(?)");
+        if query.iccid.is_some() {
+            filter.push_str(" AND iccid = ?");
+        }
+        if query.customer.is_some() {
+            filter.push_str(" AND customer_id = ?");
+        }
+        let having = if query.only_differences {
+            " HAVING session_in != cdr_in OR session_out != cdr_out"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT iccid, toUInt16(day) AS day, sum(s_in) AS session_in, sum(s_out) AS session_out, \
+             sum(c_in) AS cdr_in, sum(c_out) AS cdr_out FROM ( \
+               SELECT iccid, day, bytes_up AS s_in, bytes_down AS s_out, toUInt64(0) AS c_in, toUInt64(0) AS c_out \
+               FROM usage_daily WHERE {filter} \
+               UNION ALL \
+               SELECT iccid, day, toUInt64(0) AS s_in, toUInt64(0) AS s_out, bytes_in AS c_in, bytes_out AS c_out \
+               FROM billing_daily WHERE {filter} \
+             ) GROUP BY iccid, day{having} ORDER BY day, iccid LIMIT ?"
+        );
+        let mut q = self.client.query(&sql);
+        for _ in 0..2 {
+            q = q
+                .bind(tenant.to_string())
+                .bind(query.from.to_string())
+                .bind(query.to.to_string());
+            if let Some(i) = &query.iccid {
+                q = q.bind(i.as_str());
+            }
+            if let Some(c) = query.customer {
+                q = q.bind(c.to_string());
+            }
+        }
+        let rows = q
+            .bind(query.limit)
+            .fetch_all::<ReconRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ReconciliationRow {
+                iccid: r.iccid,
+                day: days_to_date(r.day),
+                session_in: r.session_in,
+                session_out: r.session_out,
+                cdr_in: r.cdr_in,
+                cdr_out: r.cdr_out,
+            })
+            .collect())
+    }
+
+    async fn customer_usage(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<CustomerUsagePoint>> {
+        let (period, table, lower) = match granularity {
+            Granularity::Hour => (
+                "toUInt32(hour)",
+                "usage_hourly",
+                period_start(from, Granularity::Hour),
+            ),
+            Granularity::Day => (
+                "toUInt32(toUInt32(toUInt16(day)) * 86400)",
+                "customer_usage_daily",
+                period_start(from, Granularity::Day),
+            ),
+            Granularity::Month | Granularity::Year => (
+                "toUInt32(toUInt32(toUInt16(month)) * 86400)",
+                "customer_usage_monthly",
+                period_start(from, Granularity::Month),
+            ),
+        };
+        let mut sql = format!(
+            "SELECT {period} AS period, customer_id, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+             FROM {table} WHERE tenant_id = ? AND {period} >= ? AND {period} < ?"
+        );
+        if customer.is_some() {
+            sql.push_str(" AND customer_id = ?");
+        }
+        sql.push_str(" GROUP BY period, customer_id, mcc_mnc ORDER BY period, customer_id, mcc_mnc");
+        let mut q = self
+            .client
+            .query(&sql)
+            .bind(tenant.to_string())
+            .bind(secs(lower)?)
+            .bind(secs(to)?);
+        if let Some(c) = customer {
+            q = q.bind(c.to_string());
+        }
+        let rows = q.fetch_all::<CustomerPointRow>().await.map_err(|e| self.err(e))?;
+        let mut points = Vec::with_capacity(rows.len());
+        for r in rows {
+            points.push(CustomerUsagePoint {
+                period: time(r.period),
+                customer_id: optional_customer(&r.customer_id, "customer_usage")?,
+                mcc_mnc: r.mcc_mnc,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+            });
+        }
+        Ok(crate::roll_up_customers(points, granularity))
+    }
+
+    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        if self.ttl_supported().await? {
+            return Ok(Vec::new());
+        }
+        let parts = self
+            .client
+            .query(
+                "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() \
+                 AND active AND table IN ('session_updates', 'live_sessions', 'device_telemetry')",
+            )
+            .fetch_all::<PartitionRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut dropped = Vec::new();
+        for p in parts
+            .into_iter()
+            .filter(|p| partition_expired(&p.table, &p.partition, now))
+        {
+            // The partition value as system.parts prints it is a valid literal for DROP PARTITION
+            // ('2026-11-15' for a Date, 20261115 for a number).
+            let literal = if p.partition.contains('-') {
+                format!("'{}'", p.partition.trim_matches('\''))
+            } else {
+                p.partition.clone()
+            };
+            self.client
+                .query(&format!("ALTER TABLE {} DROP PARTITION {literal}", p.table))
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+            dropped.push(format!("{} partition {}", p.table, p.partition));
+        }
+        Ok(dropped)
+    }
+
+    async fn write_telemetry(&self, readings: &[(TenantId, TelemetryReading)]) -> Result<()> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(readings.len());
+        for (tenant, r) in readings {
+            rows.push(TelemetryRow {
+                tenant_id: tenant.to_string(),
+                device_id: r.device_id.to_string(),
+                at: secs(r.at)?,
+                day: date_to_days(r.at.date_naive())?,
+                temperature_c: r.temperature_c,
+                humidity_pct: r.humidity_pct,
+                battery_pct: r.battery_pct,
+                light_lux: r.light_lux,
+                latitude: r.latitude,
+                longitude: r.longitude,
+            });
+        }
+        let mut insert = self.client.insert("device_telemetry").map_err(|e| self.err(e))?;
+        for row in &rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+
+    async fn device_telemetry(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<TelemetryReading>> {
+        // FINAL: a reading delivered twice (MQTT QoS 1) is one row.
+        let rows = self
+            .client
+            .query(
+                "SELECT tenant_id, device_id, toUInt32(at) AS at, toUInt16(day) AS day, temperature_c, humidity_pct, \
+                 battery_pct, light_lux, latitude, longitude FROM device_telemetry FINAL \
+                 WHERE tenant_id = ? AND device_id = ? AND at >= toDateTime(?) AND at < toDateTime(?) \
+                 ORDER BY at DESC LIMIT ?",
+            )
+            .bind(tenant.to_string())
+            .bind(device.to_string())
+            .bind(secs(from)?)
+            .bind(secs(to)?)
+            .bind(limit)
+            .fetch_all::<TelemetryRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .rev()
+            .map(|r| TelemetryReading {
+                device_id: device,
+                at: time(r.at),
+                temperature_c: r.temperature_c,
+                humidity_pct: r.humidity_pct,
+                battery_pct: r.battery_pct,
+                light_lux: r.light_lux,
+                latitude: r.latitude,
+                longitude: r.longitude,
+            })
+            .collect())
     }
 }

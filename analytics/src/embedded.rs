@@ -8,10 +8,12 @@ use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use ioto_domain::ports::usage::check_usage_batch;
 use ioto_domain::ports::{
-    period_start, DailyUsage, EngineInfo, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord,
-    UsageStore,
+    period_start, CdrRecord, CustomerUsagePoint, DailyUsage, EngineInfo, Granularity, HistoryQuery,
+    ReconciliationQuery, ReconciliationRow, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+    SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
 };
-use ioto_domain::{CustomerId, Error, Result, TenantId};
+use ioto_domain::usage::TelemetryReading;
+use ioto_domain::{CustomerId, DeviceId, Error, Result, TenantId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
@@ -60,6 +62,20 @@ const MIGRATIONS: &[(u32, &str)] = &[
             tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
             month INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
             PRIMARY KEY (tenant_id, iccid, month, mcc_mnc, customer_id)
+        ) WITHOUT ROWID",
+    ),
+    (
+        4,
+        "CREATE TABLE IF NOT EXISTS cdrs (
+            cdr_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL,
+            start INTEGER NOT NULL, end INTEGER NOT NULL, day TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
+            bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, rating_group INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS cdrs_day ON cdrs (tenant_id, day, iccid);
+        CREATE TABLE IF NOT EXISTS device_telemetry (
+            tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, at INTEGER NOT NULL,
+            temperature_c REAL, humidity_pct REAL, battery_pct REAL, light_lux REAL, latitude REAL, longitude REAL,
+            PRIMARY KEY (tenant_id, device_id, at)
         ) WITHOUT ROWID",
     ),
 ];
@@ -482,5 +498,244 @@ impl UsageStore for EmbeddedUsage {
             })
             .collect();
         Ok(crate::roll_up(points, granularity))
+    }
+
+    async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("SELECT cdr_id FROM cdrs WHERE cdr_id IN ({marks})");
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(q.fetch_all(&self.pool).await.map_err(db_err)?);
+        }
+        Ok(out)
+    }
+
+    async fn write_cdrs(&self, cdrs: &[CdrRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (i, c) in cdrs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO cdrs (cdr_id, tenant_id, customer_id, iccid, start, end, day, mcc_mnc, bytes_in, bytes_out, rating_group)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cdr_id) DO NOTHING",
+            )
+            .bind(&c.cdr_id)
+            .bind(c.tenant_id.to_string())
+            .bind(c.customer_id.map(|c| c.to_string()).unwrap_or_default())
+            .bind(&c.iccid)
+            .bind(c.start.timestamp())
+            .bind(c.end.timestamp())
+            .bind(c.start.date_naive().to_string())
+            .bind(&c.mcc_mnc)
+            .bind(to_i64(c.bytes_in, format!("cdrs[{i}].bytesIn"))?)
+            .bind(to_i64(c.bytes_out, format!("cdrs[{i}].bytesOut"))?)
+            .bind(i64::from(c.rating_group))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn reconciliation(
+        &self,
+        tenant: TenantId,
+        query: &ReconciliationQuery,
+    ) -> Result<Vec<ReconciliationRow>> {
+        let mut filter = String::from("tenant_id = ? AND day >= ? AND day <= ?");
+        if query.iccid.is_some() {
+            filter.push_str(" AND iccid = ?");
+        }
+        if query.customer.is_some() {
+            filter.push_str(" AND customer_id = ?");
+        }
+        let having = if query.only_differences {
+            " HAVING session_in != cdr_in OR session_out != cdr_out"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT iccid, day, SUM(s_in) AS session_in, SUM(s_out) AS session_out, SUM(c_in) AS cdr_in, SUM(c_out) AS cdr_out
+             FROM (SELECT iccid, day, bytes_up AS s_in, bytes_down AS s_out, 0 AS c_in, 0 AS c_out FROM usage_daily WHERE {filter}
+                   UNION ALL
+                   SELECT iccid, day, 0, 0, bytes_in, bytes_out FROM cdrs WHERE {filter})
+             GROUP BY iccid, day{having} ORDER BY day, iccid LIMIT ?"
+        );
+        let mut q = sqlx::query(&sql);
+        for _ in 0..2 {
+            q = q
+                .bind(tenant.to_string())
+                .bind(query.from.to_string())
+                .bind(query.to.to_string());
+            if let Some(i) = &query.iccid {
+                q = q.bind(i.clone());
+            }
+            if let Some(c) = query.customer {
+                q = q.bind(c.to_string());
+            }
+        }
+        let rows = q
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.get("day");
+                Ok(ReconciliationRow {
+                    iccid: r.get("iccid"),
+                    day: day
+                        .parse()
+                        .map_err(|_| Error::Internal(format!("stored usage day '{day}' is invalid")))?,
+                    session_in: r.get::<i64, _>("session_in").unsigned_abs(),
+                    session_out: r.get::<i64, _>("session_out").unsigned_abs(),
+                    cdr_in: r.get::<i64, _>("cdr_in").unsigned_abs(),
+                    cdr_out: r.get::<i64, _>("cdr_out").unsigned_abs(),
+                })
+            })
+            .collect()
+    }
+
+    async fn customer_usage(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<CustomerUsagePoint>> {
+        // Summed from the per-SIM cubes (one machine needs no separate sub-customer cube).
+        let (table, column, lower) = match granularity {
+            Granularity::Hour | Granularity::Day => (
+                "usage_hourly",
+                "hour",
+                period_start(from, granularity).timestamp(),
+            ),
+            Granularity::Month | Granularity::Year => (
+                "usage_monthly",
+                "month",
+                period_start(from, Granularity::Month).timestamp(),
+            ),
+        };
+        let mut sql = format!(
+            "SELECT {column} AS period, customer_id, mcc_mnc, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out
+             FROM {table} WHERE tenant_id = ? AND {column} >= ? AND {column} < ?"
+        );
+        if customer.is_some() {
+            sql.push_str(" AND customer_id = ?");
+        }
+        sql.push_str(&format!(" GROUP BY {column}, customer_id, mcc_mnc"));
+        let mut q = sqlx::query(&sql)
+            .bind(tenant.to_string())
+            .bind(lower)
+            .bind(to.timestamp());
+        if let Some(c) = customer {
+            q = q.bind(c.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut points = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let c: String = r.get("customer_id");
+            points.push(CustomerUsagePoint {
+                period: DateTime::from_timestamp(r.get::<i64, _>("period"), 0).unwrap_or_default(),
+                customer_id: (!c.is_empty())
+                    .then(|| CustomerId::parse(&c, "customer_id"))
+                    .transpose()
+                    .map_err(|e| Error::Internal(format!("stored usage customer_id: {e}")))?,
+                mcc_mnc: r.get("mcc_mnc"),
+                bytes_in: r.get::<i64, _>("bytes_in").unsigned_abs(),
+                bytes_out: r.get::<i64, _>("bytes_out").unsigned_abs(),
+            });
+        }
+        Ok(crate::roll_up_customers(points, granularity))
+    }
+
+    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let session_cut = (now - chrono::Duration::days(SESSION_RETENTION_DAYS)).timestamp();
+        let telemetry_cut = (now - chrono::Duration::days(TELEMETRY_RETENTION_DAYS)).timestamp();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut dropped = Vec::new();
+        for (table, column, cut) in [
+            ("session_updates", "event_time", session_cut),
+            ("live_sessions", "started_at", session_cut),
+            ("device_telemetry", "at", telemetry_cut),
+        ] {
+            let n = sqlx::query(&format!("DELETE FROM {table} WHERE {column} < ?"))
+                .bind(cut)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            if n > 0 {
+                dropped.push(format!("{table}: {n} rows"));
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(dropped)
+    }
+
+    async fn write_telemetry(&self, readings: &[(TenantId, TelemetryReading)]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (tenant, r) in readings {
+            sqlx::query(
+                "INSERT INTO device_telemetry (tenant_id, device_id, at, temperature_c, humidity_pct, battery_pct,
+                   light_lux, latitude, longitude) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, device_id, at) DO UPDATE SET
+                   temperature_c = excluded.temperature_c, humidity_pct = excluded.humidity_pct,
+                   battery_pct = excluded.battery_pct, light_lux = excluded.light_lux,
+                   latitude = excluded.latitude, longitude = excluded.longitude",
+            )
+            .bind(tenant.to_string())
+            .bind(r.device_id.to_string())
+            .bind(r.at.timestamp())
+            .bind(r.temperature_c)
+            .bind(r.humidity_pct)
+            .bind(r.battery_pct)
+            .bind(r.light_lux)
+            .bind(r.latitude)
+            .bind(r.longitude)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn device_telemetry(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<TelemetryReading>> {
+        let rows = sqlx::query(
+            "SELECT at, temperature_c, humidity_pct, battery_pct, light_lux, latitude, longitude FROM device_telemetry
+             WHERE tenant_id = ? AND device_id = ? AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?",
+        )
+        .bind(tenant.to_string())
+        .bind(device.to_string())
+        .bind(from.timestamp())
+        .bind(to.timestamp())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .rev()
+            .map(|r| TelemetryReading {
+                device_id: device,
+                at: DateTime::from_timestamp(r.get::<i64, _>("at"), 0).unwrap_or_default(),
+                temperature_c: r.get("temperature_c"),
+                humidity_pct: r.get("humidity_pct"),
+                battery_pct: r.get("battery_pct"),
+                light_lux: r.get("light_lux"),
+                latitude: r.get("latitude"),
+                longitude: r.get("longitude"),
+            })
+            .collect())
     }
 }

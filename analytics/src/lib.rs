@@ -45,6 +45,41 @@ pub(crate) fn roll_up(
         .collect()
 }
 
+/// Sums finer sub-customer points into `granularity` periods, oldest first.
+pub(crate) fn roll_up_customers(
+    points: Vec<ioto_domain::ports::CustomerUsagePoint>,
+    granularity: ioto_domain::ports::Granularity,
+) -> Vec<ioto_domain::ports::CustomerUsagePoint> {
+    type Key = (
+        chrono::DateTime<chrono::Utc>,
+        Option<ioto_domain::CustomerId>,
+        String,
+    );
+    let mut sums: std::collections::BTreeMap<Key, (u64, u64)> = std::collections::BTreeMap::new();
+    for p in points {
+        let e = sums
+            .entry((
+                ioto_domain::ports::period_start(p.period, granularity),
+                p.customer_id,
+                p.mcc_mnc,
+            ))
+            .or_default();
+        e.0 += p.bytes_in;
+        e.1 += p.bytes_out;
+    }
+    sums.into_iter()
+        .map(|((period, customer_id, mcc_mnc), (bytes_in, bytes_out))| {
+            ioto_domain::ports::CustomerUsagePoint {
+                period,
+                customer_id,
+                mcc_mnc,
+                bytes_in,
+                bytes_out,
+            }
+        })
+        .collect()
+}
+
 /// Parses `major.minor…` of a ClickHouse version string.
 pub fn parse_version(v: &str) -> (u32, u32) {
     let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));

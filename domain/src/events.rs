@@ -80,3 +80,30 @@ impl FleetEvent {
         }
     }
 }
+
+/// Topic carrying [`UsageEvent`]s: counted session updates and device readings, for live views.
+pub const USAGE_EVENTS_TOPIC: &str = "ioto.usage-events";
+
+/// What the ingest worker counted or stored, published after the fact for realtime subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum UsageEvent {
+    /// Session updates of one batch (in the order counted).
+    SessionsUpdated {
+        at: DateTime<Utc>,
+        updates: Vec<crate::ports::SessionUpdate>,
+    },
+    /// Device readings stored.
+    TelemetryStored {
+        at: DateTime<Utc>,
+        readings: Vec<(TenantId, crate::usage::TelemetryReading)>,
+    },
+}
+
+impl UsageEvent {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            UsageEvent::SessionsUpdated { at, .. } | UsageEvent::TelemetryStored { at, .. } => *at,
+        }
+    }
+}

@@ -46,6 +46,8 @@ pub enum Permission {
     ReadSimSecrets,
     /// Read the tenant's audit trail.
     ReadAudit,
+    /// Compare session usage with billed CDRs (reconciliation).
+    ReadBilling,
 }
 
 impl Role {
@@ -93,11 +95,14 @@ impl Role {
             (PlatformAdmin, _) => true,
             (TenantAdmin, ManageTenants) => false,
             (TenantAdmin, _) => true,
-            (Operator, ReadCustomers | ReadUsers | ReadSims | ReadDevices | ManageFleet | ReadAudit) => true,
+            (
+                Operator,
+                ReadCustomers | ReadUsers | ReadSims | ReadDevices | ManageFleet | ReadAudit | ReadBilling,
+            ) => true,
             (Operator, _) => false,
             (CustomerUser, ReadCustomers | ReadSims | ReadDevices) => true,
             (CustomerUser, _) => false,
-            (Viewer, ReadCustomers | ReadSims | ReadDevices | ReadAudit) => true,
+            (Viewer, ReadCustomers | ReadSims | ReadDevices | ReadAudit | ReadBilling) => true,
             (Viewer, _) => false,
         }
     }

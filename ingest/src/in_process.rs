@@ -6,7 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use futures::stream;
-use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus, TopicSpec};
+use std::time::Duration;
+
+use ioto_domain::ports::{
+    BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+};
 use ioto_domain::{Error, Result};
 use tokio::sync::Notify;
 
@@ -20,10 +24,15 @@ struct Topic {
     messages: VecDeque<BusMessage>,
     /// Next offset per consumer group.
     groups: HashMap<String, u64>,
+    /// Committed offset (next to deliver) per batch-consumer group.
+    committed: HashMap<String, u64>,
 }
 
 struct Shared {
     topics: Mutex<HashMap<String, Topic>>,
+    /// Batch-consumer groups: the generation of the member that owns them. The last member to
+    /// join a group takes its (single) partition over, as with a one-partition Kafka topic.
+    generations: Mutex<HashMap<String, u64>>,
     notify: Notify,
     retention: usize,
 }
@@ -44,6 +53,7 @@ impl InProcessBus {
         Self {
             shared: Arc::new(Shared {
                 topics: Mutex::new(HashMap::new()),
+                generations: Mutex::new(HashMap::new()),
                 notify: Notify::new(),
                 retention: retention.max(1),
             }),
@@ -52,10 +62,7 @@ impl InProcessBus {
 
     fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.shared
-            .topics
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.shared.topics)
     }
 
     /// Takes the next message for `group`, if one is waiting.
@@ -71,6 +78,107 @@ impl InProcessBus {
         let msg = t.messages.get(idx)?.clone();
         *next += 1;
         Some(msg)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A batch consumer of the in-process bus: one partition (0) per topic.
+struct InProcessConsumer {
+    bus: InProcessBus,
+    group: String,
+    generation: u64,
+    /// Next offset to deliver, per topic.
+    positions: HashMap<String, u64>,
+}
+
+/// What [`BatchConsumer::generation`] reports once another member has taken the group over.
+const REVOKED: u64 = u64::MAX;
+
+impl InProcessConsumer {
+    fn owns_group(&self) -> bool {
+        lock(&self.bus.shared.generations).get(&self.group) == Some(&self.generation)
+    }
+
+    /// Takes up to `max` waiting messages into `out`.
+    fn take(&mut self, max: usize, out: &mut Vec<Delivery>) {
+        let topics = self.bus.topics();
+        for (name, next) in &mut self.positions {
+            let Some(t) = topics.get(name) else { continue };
+            // Retention dropped what this group had not read yet: continue at the oldest kept.
+            *next = (*next).max(t.base);
+            while out.len() < max {
+                let Some(msg) = usize::try_from(*next - t.base)
+                    .ok()
+                    .and_then(|i| t.messages.get(i))
+                else {
+                    break;
+                };
+                out.push(Delivery {
+                    message: msg.clone(),
+                    partition: 0,
+                    offset: i64::try_from(*next).unwrap_or(i64::MAX),
+                });
+                *next += 1;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BatchConsumer for InProcessConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let mut out = Vec::new();
+        let shared = Arc::clone(&self.bus.shared);
+        let mut deadline = tokio::time::Instant::now() + wait;
+        let mut first_seen = false;
+        loop {
+            if !self.owns_group() {
+                return Ok(Vec::new());
+            }
+            let notified = shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.take(max, &mut out);
+            if out.len() >= max.max(1) {
+                return Ok(out);
+            }
+            if !out.is_empty() && !first_seen {
+                first_seen = true;
+                deadline = tokio::time::Instant::now() + wait;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn commit(&mut self, done: &[Delivery]) -> Result<()> {
+        if !self.owns_group() {
+            return Err(Error::Conflict(format!(
+                "consumer group '{}' was taken over by another member; not committed",
+                self.group
+            )));
+        }
+        let mut topics = self.bus.topics();
+        for d in done {
+            if let Some(t) = topics.get_mut(&d.message.topic) {
+                let next = u64::try_from(d.offset).unwrap_or(0) + 1;
+                let c = t.committed.entry(self.group.clone()).or_default();
+                *c = (*c).max(next);
+            }
+        }
+        Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        if self.owns_group() {
+            self.generation
+        } else {
+            REVOKED
+        }
     }
 }
 
@@ -142,6 +250,41 @@ impl EventBus for InProcessBus {
                 }
             },
         )))
+    }
+
+    async fn consume(
+        &self,
+        topics: &[String],
+        group: &str,
+        start: StartAt,
+    ) -> Result<Box<dyn BatchConsumer>> {
+        let mut positions = HashMap::new();
+        {
+            let all = self.topics();
+            for name in topics {
+                let t = all.get(name).ok_or_else(|| unknown_topic(name))?;
+                let end = t.base + t.messages.len() as u64;
+                let next = t.committed.get(group).copied().unwrap_or(match start {
+                    StartAt::Earliest => t.base,
+                    StartAt::Latest => end,
+                });
+                positions.insert(name.clone(), next);
+            }
+        }
+        let generation = {
+            let mut generations = lock(&self.shared.generations);
+            let g = generations.entry(group.to_owned()).or_insert(0);
+            *g += 1;
+            *g
+        };
+        // A member that lost the group stops waiting.
+        self.shared.notify.notify_waiters();
+        Ok(Box::new(InProcessConsumer {
+            bus: self.clone(),
+            group: group.to_owned(),
+            generation,
+            positions,
+        }))
     }
 }
 

@@ -1,23 +1,122 @@
 //! The event bus on Kafka (any Kafka-protocol broker) through rdkafka.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream;
-use ioto_domain::ports::{BusMessage, BusStream, EngineInfo, EventBus, TopicSpec};
+use ioto_domain::ports::{
+    BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+};
 use ioto_domain::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use crate::kafka_log::QuietContext;
+use crate::kafka_log::{GroupContext, QuietContext};
+
+/// How long a group member may spend on one batch (including waiting for the usage store to come
+/// back) before the group gives its partitions to another member.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A batch consumer on Kafka: manual commits, and a generation that counts rebalances.
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    brokers: String,
+}
+
+impl KafkaConsumer {
+    fn current_generation(&self) -> u64 {
+        self.consumer.context().generation.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl BatchConsumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let mut out: Vec<Delivery> = Vec::new();
+        let mut generation = self.current_generation();
+        let mut deadline = tokio::time::Instant::now() + wait;
+        while out.len() < max.max(1) {
+            let Ok(received) = tokio::time::timeout_at(deadline, self.consumer.recv()).await else {
+                break;
+            };
+            // Rebalance callbacks run inside `recv`, before it hands out a message fetched under
+            // the new assignment: what came before the change is delivered again from the last
+            // commit, to whoever owns those partitions now.
+            let now = self.current_generation();
+            if now != generation {
+                out.clear();
+                generation = now;
+            }
+            match received {
+                Ok(m) => {
+                    if out.is_empty() {
+                        deadline = tokio::time::Instant::now() + wait;
+                    }
+                    out.push(Delivery {
+                        message: BusMessage {
+                            topic: m.topic().to_owned(),
+                            key: m
+                                .key()
+                                .map(|k| String::from_utf8_lossy(k).into_owned())
+                                .unwrap_or_default(),
+                            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        },
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    });
+                }
+                Err(e) if out.is_empty() => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Err(kafka_err(&self.brokers, e));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka consumer error; returning the batch so far");
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, done: &[Delivery]) -> Result<()> {
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for d in done {
+            let e = next.entry((d.message.topic.as_str(), d.partition)).or_insert(0);
+            *e = (*e).max(d.offset + 1);
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(|e| kafka_err(&self.brokers, e))?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let brokers = self.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| kafka_err(&brokers, e))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("commit task: {e}")))?
+    }
+
+    fn generation(&self) -> u64 {
+        self.current_generation()
+    }
+}
 
 /// How to reach the brokers.
 #[derive(Debug, Clone)]
@@ -268,5 +367,49 @@ impl EventBus for KafkaBus {
         Ok(Box::pin(stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|m| (m, rx))
         })))
+    }
+
+    async fn consume(
+        &self,
+        topics: &[String],
+        group: &str,
+        start: StartAt,
+    ) -> Result<Box<dyn BatchConsumer>> {
+        for t in topics {
+            if !self.topic_exists(t).await? {
+                return Err(Error::invalid(
+                    "topic",
+                    format!("topic '{t}' does not exist; create it first"),
+                ));
+            }
+        }
+        let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .set("group.id", group)
+            .set("client.id", "ioto-ingest")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.offset.reset",
+                match start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                },
+            )
+            .set("session.timeout.ms", self.config.session_timeout_ms.to_string())
+            .set("max.poll.interval.ms", MAX_POLL_INTERVAL.as_millis().to_string())
+            // Fetch in large chunks: the worker takes batches of thousands.
+            .set("fetch.min.bytes", "1")
+            .set("queued.min.messages", "200000")
+            .create_with_context(GroupContext::default())
+            .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        Ok(Box::new(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            brokers: self.config.brokers.clone(),
+        }))
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
 /// The same message is logged at most once per this interval.
@@ -58,3 +60,39 @@ impl ClientContext for QuietContext {
 }
 
 impl ConsumerContext for QuietContext {}
+
+/// A group member's context: quiet logs, and a count of assignment changes.
+#[derive(Default)]
+pub struct GroupContext {
+    quiet: QuietContext,
+    pub generation: AtomicU64,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.quiet.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.quiet.error(error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(
+                    partitions = tpl.count(),
+                    assigned = matches!(rebalance, Rebalance::Assign(_)),
+                    "consumer group rebalance"
+                );
+            }
+            Rebalance::Error(e) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!(error = %e, "consumer group rebalance failed");
+            }
+        }
+    }
+}

@@ -83,6 +83,7 @@ impl SessionPlan {
                 rng.gen_range(1..255),
             ));
             let steps = ((length / self.update_every.num_seconds().max(1)).max(1)) as u64;
+            let first_rollup = out.len();
             for k in 1..=steps {
                 let at = if k == steps {
                     end
@@ -107,24 +108,53 @@ impl SessionPlan {
                     cell_id: Some(format!("{:x}", rng.gen_range(0x1000..0xffff))),
                 }));
             }
-            out.push(SimEvent::Cdr(Cdr {
-                cdr_id: format!("cdr-{session_id}"),
-                iccid: iccid.clone(),
-                start,
-                end,
-                mcc_mnc: network,
-                bytes_in: total_in,
-                bytes_out: total_out,
-                rating_group: 10,
-            }));
+            // Mediation closes a partial CDR at midnight: one CDR per day the session used,
+            // carrying the bytes the session view attributes to that day.
+            let per_day = bytes_per_day(&out[first_rollup..]);
+            for (day, (bytes_in, bytes_out)) in per_day {
+                let midnight = day.and_time(chrono::NaiveTime::MIN).and_utc();
+                out.push(SimEvent::Cdr(Cdr {
+                    cdr_id: format!("cdr-{session_id}-{day}"),
+                    iccid: iccid.clone(),
+                    start: start.max(midnight),
+                    end: end.min(midnight + Duration::days(1)).max(start.max(midnight)),
+                    mcc_mnc: network.clone(),
+                    bytes_in,
+                    bytes_out,
+                    rating_group: 10,
+                }));
+            }
         }
         out
     }
 
-    /// Every event of every SIM.
+    /// Every event of every SIM, in order per SIM (SIM after SIM).
+    ///
+    /// Sessions of one SIM interleave in time in the real world; here each session is emitted
+    /// whole, which keeps every session in order, as the ingest contract requires.
     pub fn events(&self) -> impl Iterator<Item = SimEvent> + '_ {
         (0..self.iccids.len()).flat_map(|i| self.events_of(i))
     }
+}
+
+/// Bytes of one session's rollups per UTC day, as the counting rules attribute them.
+fn bytes_per_day(events: &[SimEvent]) -> std::collections::BTreeMap<chrono::NaiveDate, (u64, u64)> {
+    let mut progress = None;
+    let mut days = std::collections::BTreeMap::new();
+    for e in events {
+        let SimEvent::Rollup(r) = e else { continue };
+        if let Ok(ioto_domain::usage::Step::Count {
+            delta,
+            progress: next,
+        }) = ioto_domain::usage::step(progress.as_ref(), r)
+        {
+            let d: &mut (u64, u64) = days.entry(delta.hour.date_naive()).or_default();
+            d.0 += delta.bytes_in;
+            d.1 += delta.bytes_out;
+            progress = Some(next);
+        }
+    }
+    days
 }
 
 #[cfg(test)]
@@ -159,6 +189,7 @@ mod tests {
         let mut counted: HashMap<String, (u64, u64)> = HashMap::new();
         let mut per_day: HashMap<chrono::NaiveDate, u64> = HashMap::new();
         let mut cdrs = 0;
+        let mut billed: HashMap<String, (u64, u64)> = HashMap::new();
         for e in p.events() {
             match e {
                 SimEvent::Rollup(r) => {
@@ -179,17 +210,30 @@ mod tests {
                 }
                 SimEvent::Cdr(c) => {
                     cdrs += 1;
-                    let session = c.cdr_id.trim_start_matches("cdr-");
-                    assert_eq!(
-                        counted.get(session),
-                        Some(&(c.bytes_in, c.bytes_out)),
-                        "{session}"
+                    // `cdr-{session}-{YYYY-MM-DD}`: the day is the day its period starts.
+                    let day = c.start.date_naive().to_string();
+                    let session = c
+                        .cdr_id
+                        .strip_prefix("cdr-")
+                        .unwrap()
+                        .strip_suffix(&format!("-{day}"))
+                        .unwrap();
+                    let b = billed.entry(session.to_owned()).or_default();
+                    b.0 += c.bytes_in;
+                    b.1 += c.bytes_out;
+                    assert!(c.start <= c.end && c.start >= p.from && c.end <= p.to);
+                    assert!(
+                        c.end - c.start <= Duration::days(1),
+                        "a CDR covers at most one day"
                     );
-                    assert!(c.start < c.end && c.start >= p.from && c.end <= p.to);
                 }
             }
         }
-        assert_eq!(cdrs, 60);
+        assert_eq!(
+            billed, counted,
+            "the CDRs of each session bill exactly what its rollups count"
+        );
+        assert!(cdrs > 60, "sessions across midnight have a CDR per day ({cdrs})");
         assert_eq!(per_day.len(), 2, "sessions across midnight count on both days");
     }
 

@@ -84,6 +84,11 @@ pub const CLICKHOUSE: &[ClickHouseMigration] = &[
         name: "session_pipeline",
         sql: include_str!("../clickhouse/0003_session_pipeline.sql"),
     },
+    ClickHouseMigration {
+        version: 4,
+        name: "billing_customers_telemetry",
+        sql: include_str!("../clickhouse/0004_billing_customers_telemetry.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub trait Realtime: Send + Sync + 'static {
     fn directory_events(&self) -> BoxStream<'static, DirectoryEvent>;
     /// Fleet events (SIM state changes) committed on any instance.
     fn fleet_events(&self) -> BoxStream<'static, FleetEvent>;
+    /// Session updates counted and device readings stored, by any ingest worker.
+    fn usage_events(&self) -> BoxStream<'static, ioto_domain::events::UsageEvent>;
 }
 
 /// Shared by every request (schema data).

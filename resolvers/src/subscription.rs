@@ -61,4 +61,82 @@ impl SubscriptionRoot {
             std::future::ready(visible.then(|| e.into()))
         }))
     }
+
+    /// Each counted update of the data sessions of SIMs the caller may see, as the ingest worker
+    /// writes it (seconds after the network reported it), optionally narrowed to one SIM or one
+    /// sub-customer.
+    async fn live_sessions(
+        &self,
+        ctx: &Context<'_>,
+        iccid: Option<String>,
+        customer_id: Option<async_graphql::ID>,
+    ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::LiveSessionUpdateObject>> {
+        let actor = actor(ctx)?.clone();
+        let iccid = iccid
+            .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
+            .transpose()?
+            .map(|i| i.to_string());
+        let customer = customer_id
+            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
+            .transpose()
+            .map_err(crate::to_gql)?;
+        if !services(ctx)
+            .fleet
+            .sees_sims(&actor)
+            .await
+            .map_err(crate::to_gql)?
+        {
+            return Err(crate::to_gql(ioto_domain::Error::Forbidden(
+                "your provider shares device data only; SIM sessions are not visible to customers".into(),
+            )));
+        }
+        let scope = actor.scope();
+        let stream = services(ctx).realtime.usage_events();
+        Ok(stream.flat_map(move |e| {
+            let now = chrono::Utc::now();
+            let updates = match e {
+                ioto_domain::events::UsageEvent::SessionsUpdated { updates, .. } => updates,
+                ioto_domain::events::UsageEvent::TelemetryStored { .. } => Vec::new(),
+            };
+            let visible: Vec<_> = updates
+                .into_iter()
+                .filter(|u| {
+                    scope.admits(u.tenant_id, u.customer_id)
+                        && iccid.as_ref().is_none_or(|i| *i == u.iccid)
+                        && customer.is_none_or(|c| u.customer_id == Some(c))
+                })
+                .map(|u| crate::types::usage::LiveSessionUpdateObject::new(u, now))
+                .collect();
+            futures::stream::iter(visible)
+        }))
+    }
+
+    /// Readings of one device as they are stored (the device must be visible to the caller).
+    async fn device_telemetry(
+        &self,
+        ctx: &Context<'_>,
+        device_id: async_graphql::ID,
+    ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::TelemetryReadingObject>> {
+        let actor = actor(ctx)?.clone();
+        let id = ioto_domain::DeviceId::parse(&device_id, "deviceId").map_err(crate::to_gql)?;
+        let device = services(ctx)
+            .fleet
+            .device(&actor, id)
+            .await
+            .map_err(crate::to_gql)?
+            .ok_or_else(|| crate::to_gql(ioto_domain::Error::not_found("device", id)))?;
+        let stream = services(ctx).realtime.usage_events();
+        Ok(stream.flat_map(move |e| {
+            let readings = match e {
+                ioto_domain::events::UsageEvent::TelemetryStored { readings, .. } => readings,
+                ioto_domain::events::UsageEvent::SessionsUpdated { .. } => Vec::new(),
+            };
+            let mine: Vec<_> = readings
+                .into_iter()
+                .filter(|(tenant, r)| *tenant == device.tenant_id && r.device_id == device.id)
+                .map(|(_, r)| crate::types::usage::TelemetryReadingObject::from(r))
+                .collect();
+            futures::stream::iter(mine)
+        }))
+    }
 }

@@ -136,4 +136,89 @@ impl UsageQuery {
                 .collect(),
         })
     }
+
+    /// Bytes counted from sessions against bytes billed by CDRs, per SIM and day (`from` to `to`,
+    /// inclusive, UTC days), ordered by day then ICCID. `onlyDifferences` keeps the SIM-days whose
+    /// totals differ. Platform admins name the tenant.
+    #[allow(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    async fn usage_reconciliation(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<async_graphql::ID>,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        iccid: Option<String>,
+        customer_id: Option<async_graphql::ID>,
+        #[graphql(default = false)] only_differences: bool,
+        #[graphql(desc = "Most rows (default 1,000, at most 10,000).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<crate::types::usage::ReconciliationRowObject>> {
+        let tenant = tenant_id
+            .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
+            .transpose()
+            .gql()?;
+        let iccid = iccid.map(|i| parse_iccid(&i, "iccid")).transpose()?;
+        let customer = customer_id
+            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
+            .transpose()
+            .gql()?;
+        let limit = match first.unwrap_or(1000) {
+            n @ 1..=10_000 => u64::try_from(n).unwrap_or(1000),
+            n => {
+                return Err(to_gql(Error::invalid(
+                    "first",
+                    format!("{n} is outside 1..=10000"),
+                )))
+            }
+        };
+        let rows = services(ctx)
+            .usage
+            .reconciliation(
+                actor(ctx)?,
+                tenant,
+                ioto_domain::ports::ReconciliationQuery {
+                    from,
+                    to,
+                    iccid: iccid.map(|i| i.to_string()),
+                    customer,
+                    only_differences,
+                    limit,
+                },
+            )
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Usage per sub-customer, period and network in `[from, to)` (session view, seconds behind
+    /// the network). `customerId` narrows to one sub-customer; a customer user always sees only
+    /// its own. Platform admins name the tenant.
+    async fn customer_usage(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<async_graphql::ID>,
+        customer_id: Option<async_graphql::ID>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(desc = "Period size (default DAY).")] granularity: Option<
+            crate::types::usage::GranularityKind,
+        >,
+    ) -> async_graphql::Result<Vec<crate::types::usage::CustomerUsagePointObject>> {
+        let tenant = tenant_id
+            .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
+            .transpose()
+            .gql()?;
+        let customer = customer_id
+            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
+            .transpose()
+            .gql()?;
+        let g = granularity
+            .unwrap_or(crate::types::usage::GranularityKind::Day)
+            .into();
+        let points = services(ctx)
+            .usage
+            .customer_usage(actor(ctx)?, tenant, customer, from, to, g)
+            .await
+            .gql()?;
+        Ok(points.into_iter().map(Into::into).collect())
+    }
 }

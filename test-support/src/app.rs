@@ -26,6 +26,7 @@ pub struct TestApp {
     pub factory: Factory,
     pub http: reqwest::Client,
     pub app_engines: ioto::engines::Engines,
+    pub pipeline: ioto::pipeline::Pipeline,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -39,6 +40,8 @@ impl TestApp {
         };
         config.auth.jwt_secret = Some(Secret::new(TEST_JWT_SECRET));
         config.http.shutdown_grace_seconds = 5;
+        // The ingest pipeline starts only in the tests about it (`config.ingest.enabled = true`).
+        config.ingest.enabled = false;
         if engines == Engines::Real {
             config.database.url = Some(SecretUrl::new(pg::database().await));
             let ch = clickhouse::database().await;
@@ -61,6 +64,7 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let factory = Factory::new(app.engines.directory.clone(), app.engines.fleet.clone());
         let app_engines = app.engines.clone();
+        let pipeline = app.pipeline.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(listener, async move {
             let _ = rx.await;
@@ -71,6 +75,7 @@ impl TestApp {
             factory,
             http: reqwest::Client::new(),
             app_engines,
+            pipeline,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -34,7 +34,11 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
     let summary = ioto::simulate::sessions(&directory, &fleet, &bus, &prefix, &opts)
         .await
         .unwrap();
-    assert_eq!((summary.sims, summary.cdrs), (4, 8));
+    assert_eq!(summary.sims, 4);
+    assert!(
+        summary.cdrs >= 8,
+        "a CDR per session, two for a session across midnight"
+    );
 
     let mut rollups = bus
         .subscribe(&format!("{prefix}{SESSIONS_TOPIC}"), &unique("g"))
@@ -65,17 +69,27 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
         .subscribe(&format!("{prefix}{CDRS_TOPIC}"), &unique("g"))
         .await
         .unwrap();
-    for _ in 0..8 {
+    let mut billed: HashMap<String, u64> = HashMap::new();
+    for _ in 0..summary.cdrs {
         let m = tokio::time::timeout(Duration::from_secs(30), cdrs.next())
             .await
             .expect("CDRs arrive")
             .unwrap()
             .unwrap();
         let c = Cdr::from_json(&m.payload).unwrap();
-        let session = c.cdr_id.trim_start_matches("cdr-");
+        // `cdr-{session}-{day the charging period starts}`
+        let session = c
+            .cdr_id
+            .strip_prefix("cdr-")
+            .and_then(|s| s.strip_suffix(&format!("-{}", c.start.date_naive())))
+            .expect("CDR id names session and day");
+        *billed.entry(session.to_owned()).or_default() += c.bytes_in;
+    }
+    assert_eq!(billed.len(), 8);
+    for (session, bytes) in billed {
         assert_eq!(
-            last[session].0, c.bytes_in,
-            "the CDR carries the session's final counters"
+            last[&session].0, bytes,
+            "the CDRs of {session} add up to its final counters"
         );
     }
 }

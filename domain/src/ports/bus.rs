@@ -55,4 +55,50 @@ pub trait EventBus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()>;
     /// Joins `group` on `topic`. The stream ends only when the bus shuts down.
     async fn subscribe(&self, topic: &str, group: &str) -> Result<BusStream>;
+    /// Joins `group` on `topics` (which must exist) as a batch consumer with manual commits.
+    async fn consume(&self, topics: &[String], group: &str, start: StartAt)
+        -> Result<Box<dyn BatchConsumer>>;
+}
+
+/// A message with its place in the log, as a batch consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub message: BusMessage,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Delivery {
+    /// `topic/partition/offset`, for people tracing an event.
+    pub fn source(&self) -> String {
+        format!("{}/{}/{}", self.message.topic, self.partition, self.offset)
+    }
+}
+
+/// A consumer-group member that takes messages in batches and says itself when they are done.
+///
+/// Nothing is marked done until [`BatchConsumer::commit`]: after a crash, or when partitions move
+/// to another member, delivery resumes after the last commit, so work that was not committed is
+/// delivered again (at least once). Callers that cache per-partition state drop it whenever
+/// [`BatchConsumer::generation`] changes: another member may have moved the same partitions on
+/// in between.
+#[async_trait]
+pub trait BatchConsumer: Send {
+    /// Waits for a first message up to `wait`, then collects more until `max` are there or `wait`
+    /// has passed since the first. Returns what arrived, possibly nothing. Messages received
+    /// before a change of assignment during the call are left out (they are delivered again, from
+    /// the last commit, to whoever owns their partition now).
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
+    /// Marks `done` (and everything before them in their partitions) as processed for the group.
+    /// Fails when this member no longer owns a partition of them.
+    async fn commit(&mut self, done: &[Delivery]) -> Result<()>;
+    /// Changes whenever this member's assigned partitions change.
+    fn generation(&self) -> u64;
+}
+
+/// Where a batch consumer starts in a topic its group has never committed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Earliest,
+    Latest,
 }

@@ -5,11 +5,13 @@ pub mod directory;
 pub mod fleet;
 pub mod usage;
 
-pub use bus::{BusMessage, BusStream, EventBus, TopicSpec};
+pub use bus::{BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
 pub use directory::Directory;
 pub use fleet::{Changeset, Fleet, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
 pub use usage::{
-    period_start, DailyUsage, Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageRecord, UsageStore,
+    period_start, CdrRecord, CustomerUsagePoint, DailyUsage, Granularity, HistoryQuery, ReconciliationQuery,
+    ReconciliationRow, SessionUpdate, UsagePoint, UsageRecord, UsageStore, SESSION_RETENTION_DAYS,
+    TELEMETRY_RETENTION_DAYS,
 };
 
 /// What every engine-backed port can say about itself, for start-up logs and `/readyz`.

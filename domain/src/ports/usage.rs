@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ports::EngineInfo;
-use crate::{CustomerId, Error, Result, TenantId};
+use crate::usage::TelemetryReading;
+use crate::{CustomerId, DeviceId, Error, Result, TenantId};
 
 /// Bytes a SIM moved on one network on one day. Several records for the same key add up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +118,59 @@ pub struct UsagePoint {
     pub bytes_out: u64,
 }
 
+/// A CDR as stored for billing, with the SIM's owner when it was counted. Its bytes count on the
+/// day (UTC) its charging period starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdrRecord {
+    pub tenant_id: TenantId,
+    pub customer_id: Option<CustomerId>,
+    pub cdr_id: String,
+    pub iccid: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub mcc_mnc: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rating_group: u32,
+}
+
+/// Which SIM-days to compare between the session view and the CDR view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconciliationQuery {
+    /// First and last day, inclusive.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub iccid: Option<String>,
+    pub customer: Option<CustomerId>,
+    /// Only SIM-days whose totals differ.
+    pub only_differences: bool,
+    pub limit: u64,
+}
+
+/// One SIM on one day: bytes counted from sessions and bytes billed by CDRs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationRow {
+    pub iccid: String,
+    pub day: NaiveDate,
+    pub session_in: u64,
+    pub session_out: u64,
+    pub cdr_in: u64,
+    pub cdr_out: u64,
+}
+
+/// Bytes of one sub-customer (or of SIMs assigned to none) in one period on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerUsagePoint {
+    pub period: DateTime<Utc>,
+    pub customer_id: Option<CustomerId>,
+    pub mcc_mnc: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// How long session updates and live sessions are kept.
+pub const SESSION_RETENTION_DAYS: i64 = 7;
+
 #[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
@@ -154,7 +208,47 @@ pub trait UsageStore: Send + Sync + 'static {
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<UsagePoint>>;
+
+    /// Which of these CDR ids are stored already.
+    async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>>;
+    /// Stores CDRs (the billing cubes follow from them). Callers leave out known ids.
+    async fn write_cdrs(&self, cdrs: &[CdrRecord]) -> Result<()>;
+    /// Session bytes against CDR bytes per SIM and day, ordered by day then ICCID.
+    async fn reconciliation(
+        &self,
+        tenant: TenantId,
+        query: &ReconciliationQuery,
+    ) -> Result<Vec<ReconciliationRow>>;
+    /// Usage per sub-customer (`customer` alone when given), period and network in `[from, to)`,
+    /// oldest first (session view).
+    async fn customer_usage(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<CustomerUsagePoint>>;
+    /// Drops session updates and live sessions older than the retention where the engine does
+    /// not expire them itself; returns what was dropped (partitions or rows), for the log.
+    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+
+    /// Stores device readings; a reading repeated for the same device and time is kept once.
+    async fn write_telemetry(&self, readings: &[(TenantId, TelemetryReading)]) -> Result<()>;
+    /// A device's readings in `[from, to)`, oldest first, at most `limit` (the newest `limit`
+    /// when there are more).
+    async fn device_telemetry(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<TelemetryReading>>;
 }
+
+/// How long device readings are kept.
+pub const TELEMETRY_RETENTION_DAYS: i64 = 90;
 
 /// The start of the period `t` falls in (UTC).
 pub fn period_start(t: DateTime<Utc>, g: Granularity) -> DateTime<Utc> {

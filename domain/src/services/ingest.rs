@@ -12,12 +12,14 @@
 //! sessions, so a retry recovers them from what the store actually holds — a write that did land
 //! is then recognised, and nothing is counted twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::ports::{Fleet, SessionUpdate, UsageStore};
-use crate::usage::{step, Rejection, RequestType, SessionProgress, SessionRollup, Step};
-use crate::{CustomerId, Result, Scope, TenantId};
+use crate::ports::{CdrRecord, Fleet, SessionUpdate, UsageStore};
+use crate::usage::{
+    step, Cdr, Rejection, RequestType, SessionProgress, SessionRollup, Step, TelemetryReading,
+};
+use crate::{CustomerId, DeviceId, Result, Scope, TenantId};
 
 /// An event that cannot be counted, for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,50 @@ pub struct BatchOutcome {
     /// Redeliveries recognised and skipped.
     pub already_counted: usize,
     pub dead: Vec<DeadLetter>,
+    /// The session updates written (for live views).
+    pub counted: Vec<SessionUpdate>,
+}
+
+/// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached.
+pub struct Owners {
+    fleet: Arc<dyn Fleet>,
+    known: HashMap<String, (TenantId, Option<CustomerId>)>,
+}
+
+impl Owners {
+    pub fn new(fleet: Arc<dyn Fleet>) -> Self {
+        Self {
+            fleet,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Looks up, in one query, the SIMs of `iccids` not cached yet.
+    pub async fn load<'a>(&mut self, iccids: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut unknown: Vec<String> = iccids
+            .filter(|i| !self.known.contains_key(*i))
+            .map(str::to_owned)
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            for sim in self.fleet.sims_by_iccid(Scope::Platform, &unknown).await? {
+                self.known
+                    .insert(sim.iccid.to_string(), (sim.tenant_id, sim.customer_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner of a SIM loaded before; `None` for an ICCID no tenant has.
+    pub fn get(&self, iccid: &str) -> Option<(TenantId, Option<CustomerId>)> {
+        self.known.get(iccid).copied()
+    }
+
+    /// Forgets every owner (after assignments may have changed).
+    pub fn clear(&mut self) {
+        self.known.clear();
+    }
 }
 
 /// Most sessions whose progress is kept in memory; beyond it the cache starts over (progress is
@@ -44,24 +90,28 @@ const MAX_CACHED_SESSIONS: usize = 1_000_000;
 
 pub struct SessionIngest {
     usage: Arc<dyn UsageStore>,
-    fleet: Arc<dyn Fleet>,
+    owners: Owners,
     progress: HashMap<String, SessionProgress>,
-    owners: HashMap<String, (TenantId, Option<CustomerId>)>,
 }
 
 impl SessionIngest {
     pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
         Self {
             usage,
-            fleet,
+            owners: Owners::new(fleet),
             progress: HashMap::new(),
-            owners: HashMap::new(),
         }
     }
 
     /// Forgets cached SIM owners (after assignments change, or periodically).
     pub fn forget_owners(&mut self) {
         self.owners.clear();
+    }
+
+    /// Forgets cached session progress: after a rebalance another worker may have counted the
+    /// same sessions, so progress is recovered from the store again.
+    pub fn forget_progress(&mut self) {
+        self.progress.clear();
     }
 
     /// Processes one batch of `(source, payload)` in order. On `Err` nothing of the batch counted;
@@ -79,20 +129,9 @@ impl SessionIngest {
                 }),
             }
         }
-        // Owners of SIMs not seen before, in one lookup.
-        let mut unknown: Vec<String> = rollups
-            .iter()
-            .map(|(_, _, r)| r.iccid.to_string())
-            .filter(|i| !self.owners.contains_key(i))
-            .collect();
-        unknown.sort();
-        unknown.dedup();
-        if !unknown.is_empty() {
-            for sim in self.fleet.sims_by_iccid(Scope::Platform, &unknown).await? {
-                self.owners
-                    .insert(sim.iccid.to_string(), (sim.tenant_id, sim.customer_id));
-            }
-        }
+        self.owners
+            .load(rollups.iter().map(|(_, _, r)| r.iccid.as_str()))
+            .await?;
         // Progress of sessions not in the cache, recovered from the store in one query.
         let mut missing: Vec<(String, String)> = rollups
             .iter()
@@ -119,7 +158,7 @@ impl SessionIngest {
         let mut updates = Vec::with_capacity(rollups.len());
         let mut terminated = Vec::new();
         for (source, payload, r) in rollups {
-            let Some((tenant_id, customer_id)) = self.owners.get(r.iccid.as_str()).copied() else {
+            let Some((tenant_id, customer_id)) = self.owners.get(r.iccid.as_str()) else {
                 out.dead.push(DeadLetter {
                     source: source.clone(),
                     rejection: Rejection::UnknownIccid {
@@ -173,6 +212,7 @@ impl SessionIngest {
             return Err(e);
         }
         out.written = updates.len();
+        out.counted = updates;
         if self.progress.len() + local.len() > MAX_CACHED_SESSIONS {
             self.progress.clear();
         }
@@ -183,4 +223,179 @@ impl SessionIngest {
         }
         Ok(out)
     }
+}
+
+/// What one batch of CDRs did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CdrOutcome {
+    pub written: usize,
+    /// CDRs stored before (redeliveries, or duplicates from mediation) and skipped.
+    pub already_counted: usize,
+    pub dead: Vec<DeadLetter>,
+}
+
+/// CDR ingest: billing records stored once each, by `cdr_id`.
+///
+/// A CDR id already stored (asked of the store for every batch) or seen earlier in the batch is
+/// skipped, so redeliveries and duplicate records from mediation bill nothing twice.
+pub struct CdrIngest {
+    usage: Arc<dyn UsageStore>,
+    owners: Owners,
+}
+
+impl CdrIngest {
+    pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
+        Self {
+            usage,
+            owners: Owners::new(fleet),
+        }
+    }
+
+    pub fn forget_owners(&mut self) {
+        self.owners.clear();
+    }
+
+    /// Processes one batch of `(source, payload)`. On `Err` nothing of it counted for sure; the
+    /// caller retries the same batch and what did land is then recognised.
+    pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<CdrOutcome> {
+        let mut out = CdrOutcome::default();
+        let mut cdrs = Vec::with_capacity(batch.len());
+        for (source, payload) in batch {
+            match Cdr::from_json(payload) {
+                Ok(c) => cdrs.push((source, payload, c)),
+                Err(rejection) => out.dead.push(DeadLetter {
+                    source: source.clone(),
+                    rejection,
+                    payload: payload.clone(),
+                }),
+            }
+        }
+        self.owners
+            .load(cdrs.iter().map(|(_, _, c)| c.iccid.as_str()))
+            .await?;
+        let ids: Vec<String> = cdrs.iter().map(|(_, _, c)| c.cdr_id.clone()).collect();
+        let mut seen: HashSet<String> = if ids.is_empty() {
+            HashSet::new()
+        } else {
+            self.usage.known_cdrs(&ids).await?.into_iter().collect()
+        };
+        let mut records = Vec::with_capacity(cdrs.len());
+        for (source, payload, c) in cdrs {
+            let Some((tenant_id, customer_id)) = self.owners.get(c.iccid.as_str()) else {
+                out.dead.push(DeadLetter {
+                    source: source.clone(),
+                    rejection: Rejection::UnknownIccid {
+                        iccid: c.iccid.to_string(),
+                    },
+                    payload: payload.clone(),
+                });
+                continue;
+            };
+            if !seen.insert(c.cdr_id.clone()) {
+                out.already_counted += 1;
+                continue;
+            }
+            records.push(CdrRecord {
+                tenant_id,
+                customer_id,
+                cdr_id: c.cdr_id,
+                iccid: c.iccid.to_string(),
+                start: c.start,
+                end: c.end,
+                mcc_mnc: c.mcc_mnc.to_string(),
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+                rating_group: c.rating_group,
+            });
+        }
+        if !records.is_empty() {
+            self.usage.write_cdrs(&records).await?;
+        }
+        out.written = records.len();
+        Ok(out)
+    }
+}
+
+/// What one batch of device readings did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetryOutcome {
+    /// Readings stored, with their device's tenant (for live views).
+    pub stored: Vec<(TenantId, TelemetryReading)>,
+    pub rejected: Vec<DeadLetter>,
+}
+
+/// Device telemetry: readings checked, matched to their device's tenant, stored.
+pub struct TelemetryIngest {
+    usage: Arc<dyn UsageStore>,
+    fleet: Arc<dyn Fleet>,
+    tenants: HashMap<DeviceId, TenantId>,
+}
+
+impl TelemetryIngest {
+    pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
+        Self {
+            usage,
+            fleet,
+            tenants: HashMap::new(),
+        }
+    }
+
+    /// Processes `(topic, payload)` pairs as received from MQTT. The device the topic names must
+    /// be the one the reading names. On `Err` nothing was stored for sure; the caller retries.
+    pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<TelemetryOutcome> {
+        let mut out = TelemetryOutcome::default();
+        let mut readings = Vec::with_capacity(batch.len());
+        for (topic, payload) in batch {
+            let reject = |rejection| DeadLetter {
+                source: topic.clone(),
+                rejection,
+                payload: payload.clone(),
+            };
+            match TelemetryReading::from_json(payload) {
+                Ok(r) if topic_device(topic).is_some_and(|d| d != r.device_id.to_string()) => {
+                    out.rejected.push(reject(Rejection::InvalidField {
+                        field: "device_id".into(),
+                        detail: format!("{} differs from the device the topic {topic} names", r.device_id),
+                    }));
+                }
+                Ok(r) => readings.push((topic, payload, r)),
+                Err(rejection) => out.rejected.push(reject(rejection)),
+            }
+        }
+        let mut unknown: Vec<DeviceId> = readings
+            .iter()
+            .map(|(_, _, r)| r.device_id)
+            .filter(|d| !self.tenants.contains_key(d))
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            for device in self.fleet.devices_by_id(Scope::Platform, &unknown).await? {
+                self.tenants.insert(device.id, device.tenant_id);
+            }
+        }
+        for (topic, payload, r) in readings {
+            match self.tenants.get(&r.device_id) {
+                Some(tenant) => out.stored.push((*tenant, r)),
+                None => out.rejected.push(DeadLetter {
+                    source: topic.clone(),
+                    rejection: Rejection::UnknownDevice {
+                        device_id: r.device_id.to_string(),
+                    },
+                    payload: payload.clone(),
+                }),
+            }
+        }
+        if !out.stored.is_empty() {
+            self.usage.write_telemetry(&out.stored).await?;
+        }
+        Ok(out)
+    }
+}
+
+/// The device id in `ioto/devices/{id}/telemetry`, if the topic has that shape.
+fn topic_device(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix("ioto/devices/")
+        .and_then(|rest| rest.strip_suffix("/telemetry"))
 }

@@ -7,4 +7,7 @@ pub mod usage;
 
 pub use directory::{CreateUser, DirectoryService};
 pub use fleet::FleetService;
+pub use ingest::{
+    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, SessionIngest, TelemetryIngest, TelemetryOutcome,
+};
 pub use usage::UsageService;

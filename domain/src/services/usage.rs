@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::fleet::Sim;
+use crate::fleet::{Device, Sim};
 use crate::identifiers::MccMnc;
-use crate::ports::{Granularity, HistoryQuery, SessionUpdate, UsagePoint, UsageStore};
-use crate::{Error, Result};
+use crate::ports::{
+    CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery, ReconciliationRow, SessionUpdate,
+    UsagePoint, UsageStore,
+};
+use crate::usage::TelemetryReading;
+use crate::{Actor, CustomerId, Error, Permission, Result, TenantId};
 
 /// A session counts as online while its last update is this recent and it was not terminated.
 pub const ONLINE_WITHIN: Duration = Duration::minutes(15);
@@ -96,23 +100,97 @@ impl UsageService {
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<UsagePoint>> {
-        if to <= from {
-            return Err(Error::invalid("to", "must be after from"));
-        }
-        let periods = match granularity {
-            Granularity::Hour => (to - from).num_hours(),
-            Granularity::Day => (to - from).num_days(),
-            Granularity::Month => (to - from).num_days() / 28,
-            Granularity::Year => (to - from).num_days() / 365,
-        };
-        if periods > MAX_PERIODS {
-            return Err(Error::invalid(
-                "from",
-                format!("the range holds {periods} periods of this granularity; at most {MAX_PERIODS}"),
-            ));
-        }
+        check_periods(from, to, granularity)?;
         self.store
             .sim_usage(sim.tenant_id, sim.iccid.as_str(), from, to, granularity)
             .await
     }
+
+    /// Session bytes against billed (CDR) bytes per SIM and day in `[from, to]` (days, inclusive).
+    pub async fn reconciliation(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        mut query: ReconciliationQuery,
+    ) -> Result<Vec<ReconciliationRow>> {
+        actor.require(Permission::ReadBilling, "compare usage with billing records")?;
+        let tenant = actor.target_tenant(tenant)?;
+        if query.to < query.from {
+            return Err(Error::invalid("to", "must not be before from"));
+        }
+        let days = (query.to - query.from).num_days() + 1;
+        if days > MAX_RECONCILIATION_DAYS {
+            return Err(Error::invalid(
+                "from",
+                format!("the range holds {days} days; at most {MAX_RECONCILIATION_DAYS}"),
+            ));
+        }
+        query.limit = query.limit.min(MAX_RECONCILIATION_ROWS);
+        self.store.reconciliation(tenant, &query).await
+    }
+
+    /// Usage per sub-customer and network in `[from, to)`. A customer user sees only its own
+    /// customer, whatever it asks for.
+    pub async fn customer_usage(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<CustomerUsagePoint>> {
+        actor.require(Permission::ReadCustomers, "read usage per sub-customer")?;
+        let tenant = actor.target_tenant(tenant)?;
+        let customer = match (actor.customer_id, customer) {
+            (Some(own), Some(asked)) if own != asked => return Err(Error::not_found("customer", asked)),
+            (Some(own), _) => Some(own),
+            (None, asked) => asked,
+        };
+        check_periods(from, to, granularity)?;
+        self.store
+            .customer_usage(tenant, customer, from, to, granularity)
+            .await
+    }
+
+    /// A device's readings in `[from, to)` (the caller has the device, so may see it).
+    pub async fn device_telemetry(
+        &self,
+        device: &Device,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<TelemetryReading>> {
+        if to <= from {
+            return Err(Error::invalid("to", "must be after from"));
+        }
+        self.store
+            .device_telemetry(device.tenant_id, device.id, from, to, limit)
+            .await
+    }
+}
+
+/// The widest reconciliation range, in days.
+pub const MAX_RECONCILIATION_DAYS: i64 = 366;
+/// The most SIM-days one reconciliation returns.
+pub const MAX_RECONCILIATION_ROWS: u64 = 10_000;
+
+/// Refuses empty ranges and ranges of more than [`MAX_PERIODS`] periods.
+fn check_periods(from: DateTime<Utc>, to: DateTime<Utc>, granularity: Granularity) -> Result<()> {
+    if to <= from {
+        return Err(Error::invalid("to", "must be after from"));
+    }
+    let periods = match granularity {
+        Granularity::Hour => (to - from).num_hours(),
+        Granularity::Day => (to - from).num_days(),
+        Granularity::Month => (to - from).num_days() / 28,
+        Granularity::Year => (to - from).num_days() / 365,
+    };
+    if periods > MAX_PERIODS {
+        return Err(Error::invalid(
+            "from",
+            format!("the range holds {periods} periods of this granularity; at most {MAX_PERIODS}"),
+        ));
+    }
+    Ok(())
 }

@@ -36,6 +36,10 @@ pub enum Rejection {
     UnknownIccid {
         iccid: String,
     },
+    /// The device id is not a device of any tenant (telemetry).
+    UnknownDevice {
+        device_id: String,
+    },
     /// Cumulative counters are lower than an earlier update of the same session.
     CountersWentBackwards {
         session_id: String,
@@ -52,6 +56,7 @@ impl Rejection {
             Self::MissingField { .. } => "MISSING_FIELD",
             Self::InvalidField { .. } => "INVALID_FIELD",
             Self::UnknownIccid { .. } => "UNKNOWN_ICCID",
+            Self::UnknownDevice { .. } => "UNKNOWN_DEVICE",
             Self::CountersWentBackwards { .. } => "COUNTERS_WENT_BACKWARDS",
         }
     }
@@ -70,6 +75,9 @@ impl fmt::Display for Rejection {
             Self::MissingField { field } => write!(f, "field '{field}' is missing"),
             Self::InvalidField { field, detail } => write!(f, "field '{field}': {detail}"),
             Self::UnknownIccid { iccid } => write!(f, "ICCID {iccid} is not a SIM of any tenant"),
+            Self::UnknownDevice { device_id } => {
+                write!(f, "device {device_id} is not a device of any tenant")
+            }
             Self::CountersWentBackwards { session_id, detail } => {
                 write!(f, "session {session_id}: counters went backwards ({detail})")
             }

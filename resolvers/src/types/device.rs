@@ -77,6 +77,37 @@ impl DeviceObject {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// The device's sensor readings in `[from, to)` (default: the last 24 hours), oldest first;
+    /// at most `last` (default 500, at most 10,000) — the newest ones when there are more.
+    async fn telemetry(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        last: Option<i32>,
+    ) -> async_graphql::Result<Vec<crate::types::usage::TelemetryReadingObject>> {
+        let now = Utc::now();
+        let last = match last.unwrap_or(500) {
+            n @ 1..=10_000 => u64::try_from(n).unwrap_or(500),
+            n => {
+                return Err(crate::to_gql(ioto_domain::Error::invalid(
+                    "last",
+                    format!("{n} is outside 1..=10000"),
+                )))
+            }
+        };
+        let readings = services(ctx)
+            .usage
+            .device_telemetry(
+                &self.0,
+                from.unwrap_or(now - chrono::Duration::hours(24)),
+                to.unwrap_or(now + chrono::Duration::minutes(1)),
+                last,
+            )
+            .await
+            .gql()?;
+        Ok(readings.into_iter().map(Into::into).collect())
+    }
     /// The device's audit trail, newest first.
     async fn events(
         &self,

@@ -111,3 +111,142 @@ impl From<UsagePoint> for UsagePointObject {
         }
     }
 }
+
+/// One counted update of a SIM's data session, as `liveSessions` pushes it.
+#[derive(SimpleObject)]
+#[graphql(name = "LiveSessionUpdate")]
+pub struct LiveSessionUpdateObject {
+    pub iccid: String,
+    /// The sub-customer the SIM belonged to when the update was counted.
+    pub customer_id: Option<async_graphql::ID>,
+    /// The session after this update.
+    pub session: LiveSessionObject,
+    /// Bytes from the device since the previous update.
+    pub added_bytes_in: i64,
+    /// Bytes to the device since the previous update.
+    pub added_bytes_out: i64,
+    /// The network closed the session with this update.
+    pub terminated: bool,
+}
+
+impl LiveSessionUpdateObject {
+    pub fn new(u: ioto_domain::ports::SessionUpdate, now: DateTime<Utc>) -> Self {
+        Self {
+            iccid: u.iccid.clone(),
+            customer_id: u.customer_id.map(|c| async_graphql::ID(c.to_string())),
+            added_bytes_in: i64::try_from(u.delta_in).unwrap_or(i64::MAX),
+            added_bytes_out: i64::try_from(u.delta_out).unwrap_or(i64::MAX),
+            terminated: u.terminated,
+            session: LiveSession::from_update(u, now).into(),
+        }
+    }
+}
+
+/// One reading of a device's sensors. Absent measurements are null.
+#[derive(SimpleObject)]
+#[graphql(name = "TelemetryReading")]
+pub struct TelemetryReadingObject {
+    pub at: DateTime<Utc>,
+    pub temperature_c: Option<f64>,
+    pub humidity_pct: Option<f64>,
+    pub battery_pct: Option<f64>,
+    pub light_lux: Option<f64>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+}
+
+impl From<ioto_domain::usage::TelemetryReading> for TelemetryReadingObject {
+    fn from(r: ioto_domain::usage::TelemetryReading) -> Self {
+        Self {
+            at: r.at,
+            temperature_c: r.temperature_c,
+            humidity_pct: r.humidity_pct,
+            battery_pct: r.battery_pct,
+            light_lux: r.light_lux,
+            latitude: r.latitude,
+            longitude: r.longitude,
+        }
+    }
+}
+
+/// How the session view and the billing (CDR) view of one SIM-day compare.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReconciliationStatus {
+    /// Both views count the same bytes.
+    Match,
+    /// Sessions counted bytes no CDR bills (yet): a session still open, or a missing CDR.
+    SessionsOnly,
+    /// CDRs bill bytes no session update counted: missing or late session events.
+    CdrsOnly,
+    /// Both views have bytes, but not the same.
+    Different,
+}
+
+/// One SIM on one day, in both views.
+#[derive(SimpleObject)]
+#[graphql(name = "ReconciliationRow")]
+pub struct ReconciliationRowObject {
+    pub iccid: String,
+    pub day: chrono::NaiveDate,
+    pub status: ReconciliationStatus,
+    pub session_bytes_in: i64,
+    pub session_bytes_out: i64,
+    pub cdr_bytes_in: i64,
+    pub cdr_bytes_out: i64,
+    /// CDR bytes minus session bytes (in + out); positive when billing counts more.
+    pub difference: i64,
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl From<ioto_domain::ports::ReconciliationRow> for ReconciliationRowObject {
+    fn from(r: ioto_domain::ports::ReconciliationRow) -> Self {
+        let sessions = r.session_in.saturating_add(r.session_out);
+        let cdrs = r.cdr_in.saturating_add(r.cdr_out);
+        let status = if r.session_in == r.cdr_in && r.session_out == r.cdr_out {
+            ReconciliationStatus::Match
+        } else if cdrs == 0 {
+            ReconciliationStatus::SessionsOnly
+        } else if sessions == 0 {
+            ReconciliationStatus::CdrsOnly
+        } else {
+            ReconciliationStatus::Different
+        };
+        Self {
+            iccid: r.iccid,
+            day: r.day,
+            status,
+            session_bytes_in: signed(r.session_in),
+            session_bytes_out: signed(r.session_out),
+            cdr_bytes_in: signed(r.cdr_in),
+            cdr_bytes_out: signed(r.cdr_out),
+            difference: signed(cdrs).saturating_sub(signed(sessions)),
+        }
+    }
+}
+
+/// Bytes of one sub-customer in one period on one network.
+#[derive(SimpleObject)]
+#[graphql(name = "CustomerUsagePoint")]
+pub struct CustomerUsagePointObject {
+    pub period: DateTime<Utc>,
+    /// Null for SIMs assigned to no sub-customer.
+    pub customer_id: Option<async_graphql::ID>,
+    pub network: NetworkInfo,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+impl From<ioto_domain::ports::CustomerUsagePoint> for CustomerUsagePointObject {
+    fn from(p: ioto_domain::ports::CustomerUsagePoint) -> Self {
+        Self {
+            period: p.period,
+            customer_id: p.customer_id.map(|c| async_graphql::ID(c.to_string())),
+            network: NetworkInfo::of(&p.mcc_mnc),
+            bytes_in: signed(p.bytes_in),
+            bytes_out: signed(p.bytes_out),
+        }
+    }
+}

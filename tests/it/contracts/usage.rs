@@ -22,7 +22,7 @@ fn rec(tenant: TenantId, iccid: &str, network: &str, d: u32, up: u64, down: u64)
 
 async fn contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    assert_eq!(first, vec![1, 2, 3], "a fresh store applies every migration");
+    assert_eq!(first, vec![1, 2, 3, 4], "a fresh store applies every migration");
     assert!(
         store.migrate().await.unwrap().is_empty(),
         "migrating twice applies nothing"
@@ -299,6 +299,309 @@ async fn sessions_contract(store: &dyn UsageStore) {
     );
 }
 
+/// A session update of `tenant`'s SIM at `at`, adding `delta` bytes in and out.
+fn counted(
+    tenant: TenantId,
+    customer: Option<CustomerId>,
+    iccid: &str,
+    session: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    delta: u64,
+) -> ioto_domain::ports::SessionUpdate {
+    use ioto_domain::ports::{period_start, Granularity};
+    ioto_domain::ports::SessionUpdate {
+        tenant_id: tenant,
+        customer_id: customer,
+        iccid: iccid.into(),
+        session_id: session.into(),
+        started_at: at,
+        event_time: at,
+        hour: period_start(at, Granularity::Hour),
+        mcc_mnc: "262-01".into(),
+        rat: "LTE".into(),
+        ip_address: None,
+        cell_id: None,
+        terminated: false,
+        total_in: delta,
+        total_out: delta,
+        delta_in: delta,
+        delta_out: delta,
+    }
+}
+
+/// CDRs, the billing cube and reconciliation against the session view; usage per sub-customer.
+async fn billing_contract(store: &dyn UsageStore) {
+    use chrono::{TimeZone, Utc};
+    use ioto_domain::ports::{CdrRecord, Granularity, ReconciliationQuery};
+
+    let tenant = TenantId::new();
+    let (c1, c2) = (CustomerId::new(), CustomerId::new());
+    let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap();
+    // Session view: SIM 1 uses 100 on the 1st and 40 on the 2nd; SIM 2 uses 7 on the 1st.
+    store
+        .write_session_updates(&[
+            counted(tenant, Some(c1), "8911", "s1", at(1, 10), 100),
+            counted(tenant, Some(c1), "8911", "s2", at(2, 23), 40),
+            counted(tenant, Some(c2), "8922", "s3", at(1, 5), 7),
+            counted(tenant, None, "8933", "s4", at(1, 6), 3),
+        ])
+        .await
+        .unwrap();
+    let cdr = |id: &str, iccid: &str, customer, d: u32, bytes: u64| CdrRecord {
+        tenant_id: tenant,
+        customer_id: customer,
+        cdr_id: id.into(),
+        iccid: iccid.into(),
+        start: at(d, 0),
+        end: at(d, 23),
+        mcc_mnc: "262-01".into(),
+        bytes_in: bytes,
+        bytes_out: bytes,
+        rating_group: 10,
+    };
+    // Billing view: SIM 1 matches on the 1st (two partial CDRs), bills 30 on the 2nd (not 40);
+    // SIM 2 has no CDR; SIM 9 has a CDR but no sessions.
+    store
+        .write_cdrs(&[
+            cdr("k1", "8911", Some(c1), 1, 60),
+            cdr("k2", "8911", Some(c1), 1, 40),
+            cdr("k3", "8911", Some(c1), 2, 30),
+            cdr("k4", "8999", None, 2, 5),
+            cdr("k5", "8933", None, 1, 3),
+        ])
+        .await
+        .unwrap();
+    let mut known = store
+        .known_cdrs(&["k1".into(), "k3".into(), "nope".into()])
+        .await
+        .unwrap();
+    known.sort();
+    assert_eq!(known, vec!["k1", "k3"], "stored CDR ids are recognised");
+
+    let query = ReconciliationQuery {
+        from: at(1, 0).date_naive(),
+        to: at(2, 0).date_naive(),
+        iccid: None,
+        customer: None,
+        only_differences: false,
+        limit: 100,
+    };
+    let rows = store.reconciliation(tenant, &query).await.unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.day.to_string(),
+                r.iccid.as_str(),
+                r.session_in,
+                r.cdr_in,
+                r.cdr_out,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-10-01".into(), "8911", 100, 100, 100),
+            ("2026-10-01".into(), "8922", 7, 0, 0),
+            ("2026-10-01".into(), "8933", 3, 3, 3),
+            ("2026-10-02".into(), "8911", 40, 30, 30),
+            ("2026-10-02".into(), "8999", 0, 5, 5),
+        ]
+    );
+    let diffs = store
+        .reconciliation(
+            tenant,
+            &ReconciliationQuery {
+                only_differences: true,
+                ..query.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(diffs.len(), 3, "only the SIM-days that differ: {diffs:?}");
+    let one = store
+        .reconciliation(
+            tenant,
+            &ReconciliationQuery {
+                iccid: Some("8911".into()),
+                customer: Some(c1),
+                ..query.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 2);
+    assert!(store
+        .reconciliation(TenantId::new(), &query)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Session usage per sub-customer.
+    let points = store
+        .customer_usage(tenant, None, at(1, 0), at(3, 0), Granularity::Day)
+        .await
+        .unwrap();
+    let got: Vec<_> = points
+        .iter()
+        .map(|p| (p.period.date_naive().to_string(), p.customer_id, p.bytes_in))
+        .collect();
+    let mut want = vec![
+        ("2026-10-01".to_owned(), Some(c1), 100),
+        ("2026-10-01".to_owned(), Some(c2), 7),
+        ("2026-10-01".to_owned(), None, 3),
+        ("2026-10-02".to_owned(), Some(c1), 40),
+    ];
+    want.sort();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    assert_eq!(got_sorted, want);
+    let month = store
+        .customer_usage(tenant, Some(c1), at(1, 0), at(3, 0), Granularity::Month)
+        .await
+        .unwrap();
+    assert_eq!(
+        month
+            .iter()
+            .map(|p| (p.period, p.customer_id, p.bytes_in))
+            .collect::<Vec<_>>(),
+        vec![(at(1, 0), Some(c1), 140)]
+    );
+    let hours = store
+        .customer_usage(tenant, Some(c2), at(1, 0), at(2, 0), Granularity::Hour)
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0].period, at(1, 5));
+}
+
+/// Telemetry storage, and retention of session data and readings.
+async fn telemetry_and_retention_contract(store: &dyn UsageStore) {
+    use chrono::{Duration, DurationRound, Utc};
+    use ioto_domain::usage::TelemetryReading;
+    use ioto_domain::DeviceId;
+
+    let tenant = TenantId::new();
+    let device = DeviceId::new();
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let reading = |at, t: f64| TelemetryReading {
+        device_id: device,
+        at,
+        temperature_c: Some(t),
+        humidity_pct: None,
+        battery_pct: Some(80.0),
+        light_lux: None,
+        latitude: Some(52.5),
+        longitude: Some(13.4),
+    };
+    let old = now - Duration::days(150);
+    store
+        .write_telemetry(&[
+            (tenant, reading(now - Duration::minutes(2), 20.0)),
+            (tenant, reading(now - Duration::minutes(1), 21.0)),
+            (tenant, reading(now, 22.5)),
+            (tenant, reading(old, 5.0)),
+        ])
+        .await
+        .unwrap();
+    // The same reading delivered again (MQTT QoS 1) is kept once.
+    store
+        .write_telemetry(&[(tenant, reading(now, 22.5))])
+        .await
+        .unwrap();
+    let got = store
+        .device_telemetry(
+            tenant,
+            device,
+            now - Duration::hours(1),
+            now + Duration::minutes(1),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.temperature_c).collect::<Vec<_>>(),
+        vec![Some(20.0), Some(21.0), Some(22.5)],
+        "oldest first, each reading once"
+    );
+    assert_eq!(got[2], reading(now, 22.5), "every measurement round-trips");
+    let newest = store
+        .device_telemetry(
+            tenant,
+            device,
+            now - Duration::hours(1),
+            now + Duration::minutes(1),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.iter().map(|r| r.temperature_c).collect::<Vec<_>>(),
+        vec![Some(21.0), Some(22.5)],
+        "a limit keeps the newest"
+    );
+    assert!(store
+        .device_telemetry(TenantId::new(), device, now - Duration::hours(1), now, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Retention: session data older than 7 days and readings older than 90 go.
+    let iccid = "8944";
+    store
+        .write_session_updates(&[
+            counted(tenant, None, iccid, "old", now - Duration::days(9), 1),
+            counted(tenant, None, iccid, "new", now - Duration::hours(1), 1),
+        ])
+        .await
+        .unwrap();
+    let keys = [
+        (iccid.to_owned(), "old".to_owned()),
+        (iccid.to_owned(), "new".to_owned()),
+    ];
+    assert_eq!(store.session_states(&keys).await.unwrap().len(), 2);
+    let dropped = store.drop_expired(now).await.unwrap();
+    let left: Vec<String> = store
+        .session_states(&keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    let (ttl_server, _) = if store.info().engine == "clickhouse" {
+        ioto_analytics::parse_version(&store.server_version().await.unwrap())
+    } else {
+        (0, 0)
+    };
+    if ttl_server < 19 {
+        // No TTL on the server (or the embedded store): expired data goes now.
+        assert!(!dropped.is_empty(), "something expired was dropped");
+        assert_eq!(
+            left,
+            vec!["new"],
+            "the 9-day-old session went, the recent one stays"
+        );
+        let all = store
+            .device_telemetry(
+                tenant,
+                device,
+                old - Duration::days(1),
+                now + Duration::minutes(1),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3, "the 150-day-old reading went");
+    } else {
+        assert!(dropped.is_empty(), "servers with TTL expire data themselves");
+    }
+    assert!(
+        store.drop_expired(now).await.unwrap().is_empty(),
+        "nothing more to drop"
+    );
+}
+
 #[tokio::test]
 async fn usage_contract_on_embedded() {
     let store = EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
@@ -306,6 +609,8 @@ async fn usage_contract_on_embedded() {
         .unwrap();
     contract(&store).await;
     sessions_contract(&store).await;
+    billing_contract(&store).await;
+    telemetry_and_retention_contract(&store).await;
 }
 
 #[tokio::test]
@@ -314,5 +619,7 @@ async fn usage_contract_on_clickhouse() {
     let store = ClickHouseUsage::connect(config.clone()).await.unwrap();
     contract(&store).await;
     sessions_contract(&store).await;
+    billing_contract(&store).await;
+    telemetry_and_retention_contract(&store).await;
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

@@ -1,0 +1,291 @@
+//! The ingest pipeline as this process runs it: the worker counting sessions and CDRs off the
+//! bus, retention where the usage store has no TTL, and device telemetry from MQTT (or the
+//! in-process feed the demo's simulator writes to).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ioto_domain::services::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
+use ioto_domain::usage::TELEMETRY_FILTER;
+use ioto_ingest::worker::{dead_letter_json, IngestStats, IngestTopics, Worker, WorkerConfig};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::engines::{Engines, TelemetrySource};
+use crate::realtime::BusRealtime;
+
+/// Counters of the telemetry ingest, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct TelemetryStats {
+    pub stored: AtomicU64,
+    pub write_retries: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl TelemetryStats {
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count_rejected(&self, dead: &[DeadLetter]) {
+        let mut m = self
+            .rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for d in dead {
+            *m.entry(d.rejection.code()).or_default() += 1;
+        }
+    }
+}
+
+/// What is running, for metrics and for the demo's simulators.
+#[derive(Clone, Default)]
+pub struct Pipeline {
+    pub ingest: Option<Arc<IngestStats>>,
+    pub telemetry: Option<Arc<TelemetryStats>>,
+    /// Where in-process telemetry goes (`(topic, payload)`, as MQTT would deliver it), when the
+    /// telemetry source is the in-process feed.
+    pub telemetry_feed: Option<mpsc::Sender<(String, Vec<u8>)>>,
+}
+
+/// The worker's settings from configuration.
+pub fn worker_config(config: &Config) -> WorkerConfig {
+    let prefix = &config.kafka.topic_prefix;
+    let mut w = WorkerConfig::new(prefix);
+    w.group = format!("{prefix}{}", config.ingest.group);
+    w.batch_max = config.ingest.batch_max;
+    w.batch_wait = Duration::from_millis(config.ingest.batch_wait_ms);
+    w
+}
+
+/// Starts the worker, the retention task and telemetry ingest as configured.
+pub async fn start(
+    config: &Config,
+    engines: &Engines,
+    realtime: Arc<BusRealtime>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Pipeline> {
+    let worker = worker_config(config);
+    worker
+        .topics
+        .ensure(engines.bus.as_ref(), config.ingest.partitions)
+        .await?;
+    let stats = Arc::new(IngestStats::default());
+    let live = Arc::clone(&realtime);
+    let run = Worker::new(
+        Arc::clone(&engines.bus),
+        SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        CdrIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        worker.clone(),
+        Arc::clone(&stats),
+    )
+    .on_counted(Arc::new(move |updates| live.sessions_updated(updates)))
+    .run(shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!(error = %e, "ingest worker stopped");
+        }
+    });
+    spawn_retention(engines, config.ingest.retention_check_minutes, shutdown.clone());
+    let mut pipeline = Pipeline {
+        ingest: Some(stats),
+        ..Pipeline::default()
+    };
+    if config.ingest.telemetry {
+        let tstats = Arc::new(TelemetryStats::default());
+        let (tx, rx) = mpsc::channel::<Incoming>(4096);
+        let ingest = TelemetryIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet));
+        tokio::spawn(store_telemetry(
+            ingest,
+            rx,
+            Arc::clone(&engines.bus),
+            worker.topics.clone(),
+            realtime,
+            Arc::clone(&tstats),
+            shutdown.clone(),
+        ));
+        match &engines.telemetry {
+            TelemetrySource::Mqtt { host, port, .. } => {
+                tokio::spawn(subscribe_mqtt(host.clone(), *port, tx, shutdown));
+            }
+            TelemetrySource::InProcess => {
+                let (feed_tx, mut feed_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
+                tokio::spawn(async move {
+                    while let Some((topic, payload)) = feed_rx.recv().await {
+                        if tx
+                            .send(Incoming {
+                                topic,
+                                payload,
+                                ack: None,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                pipeline.telemetry_feed = Some(feed_tx);
+            }
+        }
+        pipeline.telemetry = Some(tstats);
+    }
+    Ok(pipeline)
+}
+
+/// Drops expired session data every `minutes` where the usage store has no TTL.
+fn spawn_retention(engines: &Engines, minutes: u64, mut shutdown: watch::Receiver<bool>) {
+    if minutes == 0 {
+        return;
+    }
+    let usage = Arc::clone(&engines.usage);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(minutes * 60));
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tick.tick() => {}
+            }
+            match usage.drop_expired(chrono::Utc::now()).await {
+                Ok(dropped) if dropped.is_empty() => {}
+                Ok(dropped) => tracing::info!(?dropped, "expired usage data dropped"),
+                Err(e) => tracing::warn!(error = %e, "dropping expired usage data failed; tried again later"),
+            }
+        }
+    });
+}
+
+/// One reading as received, with what acknowledges it to the broker once stored.
+struct Incoming {
+    topic: String,
+    payload: Vec<u8>,
+    ack: Option<(rumqttc::AsyncClient, rumqttc::Publish)>,
+}
+
+/// Batches readings (up to 1,000 or 500 ms), stores them (retrying while the store is down) and
+/// only then acknowledges them to the broker.
+async fn store_telemetry(
+    mut ingest: TelemetryIngest,
+    mut rx: mpsc::Receiver<Incoming>,
+    bus: Arc<dyn ioto_domain::ports::EventBus>,
+    topics: IngestTopics,
+    realtime: Arc<BusRealtime>,
+    stats: Arc<TelemetryStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            m = rx.recv() => match m { Some(m) => m, None => return },
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while batch.len() < 1000 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(m)) => batch.push(m),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let pairs: Vec<(String, Vec<u8>)> = batch
+            .iter()
+            .map(|m| (m.topic.clone(), m.payload.clone()))
+            .collect();
+        let mut attempt = 0u32;
+        let outcome = loop {
+            match ingest.process(&pairs).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    stats.write_retries.fetch_add(1, Ordering::Relaxed);
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "storing telemetry failed; retrying (nothing acknowledged)");
+                    let wait = Duration::from_millis(200 * u64::from(attempt.min(25)));
+                    tokio::select! {
+                        _ = shutdown.wait_for(|s| *s) => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        };
+        for d in &outcome.rejected {
+            let body = dead_letter_json(d).to_string();
+            if let Err(e) = bus
+                .publish(&topics.dead_letters, &d.source, body.as_bytes())
+                .await
+            {
+                tracing::warn!(error = %e, reason = d.rejection.code(), "telemetry dead letter not published");
+            }
+        }
+        stats.count_rejected(&outcome.rejected);
+        stats
+            .stored
+            .fetch_add(outcome.stored.len() as u64, Ordering::Relaxed);
+        realtime.telemetry_stored(&outcome.stored);
+        for m in batch {
+            if let Some((client, publish)) = m.ack {
+                let _ = client.ack(&publish).await;
+            }
+        }
+    }
+}
+
+/// Subscribes to every device's telemetry (a shared subscription, so several instances split the
+/// devices) and hands readings on; acknowledges each only after it is stored.
+async fn subscribe_mqtt(
+    host: String,
+    port: u16,
+    tx: mpsc::Sender<Incoming>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(
+        format!("ioto-telemetry-{}", uuid::Uuid::new_v4().simple()),
+        host,
+        port,
+    );
+    opts.set_keep_alive(Duration::from_secs(15));
+    opts.set_manual_acks(true);
+    opts.set_inflight(1000);
+    let (client, mut events) = AsyncClient::new(opts, 1024);
+    let filter = format!("$share/ioto-telemetry/{TELEMETRY_FILTER}");
+    let mut failures = 0u32;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            e = events.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                failures = 0;
+                // Subscribed again after each (re)connect: the session is clean.
+                if let Err(e) = client.subscribe(&filter, QoS::AtLeastOnce).await {
+                    tracing::warn!(error = %e, "MQTT subscribe failed");
+                }
+                tracing::info!(%filter, "telemetry subscription active");
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let item = Incoming {
+                    topic: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                    ack: Some((client.clone(), p)),
+                };
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures % 30 == 0 {
+                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+}

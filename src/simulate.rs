@@ -12,13 +12,10 @@ use futures::StreamExt;
 use ioto_domain::fleet::query::{Page, SimFilter};
 use ioto_domain::fleet::SimState;
 use ioto_domain::identifiers::{MccMnc, Slug};
-use ioto_domain::ports::{Directory, EventBus, Fleet, TopicSpec};
+use ioto_domain::ports::{Directory, EventBus, Fleet};
 use ioto_domain::Scope;
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
-
-/// Topic names below the configured prefix.
-pub const SESSIONS_TOPIC: &str = "ioto.sessions";
-pub const CDRS_TOPIC: &str = "ioto.cdrs";
+use ioto_ingest::worker::IngestTopics;
 
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -88,17 +85,29 @@ pub async fn sessions(
         seed: opts.seed,
     };
     plan.check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sessions_topic = format!("{topic_prefix}{SESSIONS_TOPIC}");
-    let cdrs_topic = format!("{topic_prefix}{CDRS_TOPIC}");
-    for topic in [&sessions_topic, &cdrs_topic] {
-        bus.ensure_topic(topic, TopicSpec::partitions(6)).await?;
-    }
+    let topics = IngestTopics::with_prefix(topic_prefix);
+    topics.ensure(bus.as_ref(), DEFAULT_PARTITIONS).await?;
+    publish(bus, &topics, Arc::new(plan), opts.rate, opts.progress).await
+}
 
+/// Partitions of the sessions and CDR topics when the simulator creates them.
+const DEFAULT_PARTITIONS: i32 = 6;
+
+/// Publishes every event of `plan`: SIMs concurrently, each SIM's events in order, rollups keyed
+/// by session and CDRs by ICCID; at most `rate` events per second (0: as fast as the broker
+/// takes them), with a progress line on stderr every second when `progress`.
+pub async fn publish(
+    bus: &Arc<dyn EventBus>,
+    topics: &IngestTopics,
+    plan: Arc<SessionPlan>,
+    rate: u64,
+    progress: bool,
+) -> anyhow::Result<Summary> {
     let rollups = Arc::new(AtomicU64::new(0));
     let cdrs = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let done = Arc::new(tokio::sync::Notify::new());
-    let progress = opts.progress.then(|| {
+    let progress = progress.then(|| {
         let (rollups, cdrs, done) = (Arc::clone(&rollups), Arc::clone(&cdrs), Arc::clone(&done));
         tokio::spawn(async move {
             loop {
@@ -114,8 +123,7 @@ pub async fn sessions(
             }
         })
     });
-    let plan = Arc::new(plan);
-    let rate = opts.rate;
+    let (sessions_topic, cdrs_topic) = (topics.sessions.clone(), topics.cdrs.clone());
     // SIMs run concurrently; each SIM's events go out in order, so a session's rollups arrive in
     // the order they were emitted.
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..plan.iccids.len())

@@ -10,6 +10,7 @@ pub mod clickhouse;
 pub mod factory;
 pub mod kafka;
 pub mod pg;
+pub mod proxy;
 
 pub use app::{Engines, TestApp};
 pub use factory::{Factory, TEST_PASSWORD};

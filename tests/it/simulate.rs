@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ioto::simulate::{SessionOptions, CDRS_TOPIC, SESSIONS_TOPIC};
+use ioto::simulate::SessionOptions;
 use ioto_domain::ports::EventBus;
 use ioto_domain::usage::{Cdr, SessionRollup};
+use ioto_ingest::worker::IngestTopics;
 use ioto_test_support::{kafka, unique};
 
 #[tokio::test]
@@ -41,7 +42,7 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
     );
 
     let mut rollups = bus
-        .subscribe(&format!("{prefix}{SESSIONS_TOPIC}"), &unique("g"))
+        .subscribe(&IngestTopics::with_prefix(&prefix).sessions, &unique("g"))
         .await
         .unwrap();
     let mut last: HashMap<String, (u64, bool)> = HashMap::new();
@@ -66,7 +67,7 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
     }
     assert_eq!(last.len(), 8);
     let mut cdrs = bus
-        .subscribe(&format!("{prefix}{CDRS_TOPIC}"), &unique("g"))
+        .subscribe(&IngestTopics::with_prefix(&prefix).cdrs, &unique("g"))
         .await
         .unwrap();
     let mut billed: HashMap<String, u64> = HashMap::new();

@@ -1,0 +1,481 @@
+//! The ingest pipeline end to end on the real engines: events on Kafka, the worker counting them
+//! into ClickHouse, and every cube compared with what the events must add up to — after the worker
+//! was SIGKILLed at random points, while ClickHouse was unreachable, and while partitions moved
+//! between two workers. Bad events end on the dead-letter topic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use ioto_analytics::{ClickHouseConfig, ClickHouseUsage};
+use ioto_domain::fleet::Sim;
+use ioto_domain::identifiers::MccMnc;
+use ioto_domain::ports::{period_start, EventBus, Granularity, ReconciliationQuery, UsageStore};
+use ioto_domain::services::{CdrIngest, SessionIngest};
+use ioto_domain::usage::{step, SessionProgress, Step};
+use ioto_domain::{CustomerId, TenantId};
+use ioto_ingest::simulator::{SessionPlan, SimEvent};
+use ioto_ingest::worker::{IngestStats, IngestTopics, Worker, WorkerConfig};
+use ioto_test_support::{clickhouse, kafka, pg, proxy::Proxy, temp_dir, unique, Factory};
+use tokio::sync::watch;
+
+/// What a set of simulated sessions must add up to in every cube.
+struct Expected {
+    tenant: TenantId,
+    /// Per SIM and hour: bytes in and out.
+    hourly: BTreeMap<(String, DateTime<Utc>), (u64, u64)>,
+    customers: HashMap<String, Option<CustomerId>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl Expected {
+    fn of(tenant: TenantId, sims: &[Sim], plan: &SessionPlan) -> Self {
+        let mut hourly = BTreeMap::new();
+        let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+        for e in plan.events() {
+            let SimEvent::Rollup(r) = e else { continue };
+            if let Step::Count { delta, progress: p } = step(progress.get(&r.session_id), &r).unwrap() {
+                let e: &mut (u64, u64) = hourly.entry((r.iccid.to_string(), delta.hour)).or_default();
+                e.0 += delta.bytes_in;
+                e.1 += delta.bytes_out;
+                progress.insert(r.session_id.clone(), p);
+            }
+        }
+        Self {
+            tenant,
+            hourly,
+            customers: sims
+                .iter()
+                .map(|s| (s.iccid.to_string(), s.customer_id))
+                .collect(),
+            from: plan.from,
+            to: plan.to,
+        }
+    }
+
+    fn total_in(&self) -> u64 {
+        self.hourly.values().map(|v| v.0).sum()
+    }
+
+    fn days(&self) -> (NaiveDate, NaiveDate) {
+        (self.from.date_naive(), self.to.date_naive())
+    }
+
+    /// Sums the hourly expectation into `g` periods per SIM.
+    fn per(&self, g: Granularity) -> BTreeMap<(String, DateTime<Utc>), (u64, u64)> {
+        let mut out: BTreeMap<(String, DateTime<Utc>), (u64, u64)> = BTreeMap::new();
+        for ((iccid, hour), (i, o)) in &self.hourly {
+            let e = out.entry((iccid.clone(), period_start(*hour, g))).or_default();
+            e.0 += i;
+            e.1 += o;
+        }
+        out
+    }
+
+    /// Waits until the usage store holds every byte, then compares every cube.
+    async fn check(&self, usage: &dyn UsageStore) {
+        let (first_day, last_day) = self.days();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let counted: u64 = usage
+                .daily_usage(self.tenant, first_day, last_day)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.bytes_up)
+                .sum();
+            let open = usage
+                .reconciliation(self.tenant, &self.reconciliation(true))
+                .await
+                .unwrap();
+            if counted == self.total_in() && open.is_empty() {
+                break;
+            }
+            assert!(
+                counted <= self.total_in(),
+                "counted {counted} bytes, more than the {} the events carry",
+                self.total_in()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "after 120 s: {counted} of {} bytes counted, {} SIM-days differ from their CDRs",
+                self.total_in(),
+                open.len()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let range = (
+            period_start(self.from, Granularity::Day),
+            period_start(self.to, Granularity::Day) + chrono::Duration::days(1),
+        );
+        for g in [Granularity::Hour, Granularity::Day, Granularity::Month] {
+            let want = self.per(g);
+            let mut got = BTreeMap::new();
+            for iccid in self.customers.keys() {
+                for p in usage
+                    .sim_usage(self.tenant, iccid, range.0, range.1, g)
+                    .await
+                    .unwrap()
+                {
+                    let e: &mut (u64, u64) = got.entry((iccid.clone(), p.period)).or_default();
+                    e.0 += p.bytes_in;
+                    e.1 += p.bytes_out;
+                }
+            }
+            assert_eq!(got, want, "{g:?} cube per SIM");
+        }
+        // Per sub-customer and day.
+        let mut want: BTreeMap<(Option<CustomerId>, DateTime<Utc>), u64> = BTreeMap::new();
+        for ((iccid, day), (i, _)) in self.per(Granularity::Day) {
+            *want.entry((self.customers[&iccid], day)).or_default() += i;
+        }
+        let got: BTreeMap<(Option<CustomerId>, DateTime<Utc>), u64> = usage
+            .customer_usage(self.tenant, None, range.0, range.1, Granularity::Day)
+            .await
+            .unwrap()
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, p| {
+                *m.entry((p.customer_id, p.period)).or_default() += p.bytes_in;
+                m
+            });
+        assert_eq!(got, want, "sub-customer cube");
+        // Billing: every SIM-day billed exactly what its sessions counted.
+        let rows = usage
+            .reconciliation(self.tenant, &self.reconciliation(false))
+            .await
+            .unwrap();
+        let sim_days: HashSet<_> = self
+            .per(Granularity::Day)
+            .into_keys()
+            .map(|(i, d)| (i, d.date_naive()))
+            .collect();
+        assert_eq!(rows.len(), sim_days.len(), "one reconciliation row per SIM-day");
+        assert!(rows
+            .iter()
+            .all(|r| r.session_in == r.cdr_in && r.session_out == r.cdr_out));
+    }
+
+    fn reconciliation(&self, only_differences: bool) -> ReconciliationQuery {
+        let (from, to) = self.days();
+        ReconciliationQuery {
+            from,
+            to,
+            iccid: None,
+            customer: None,
+            only_differences,
+            limit: 10_000,
+        }
+    }
+}
+
+/// Real engines for one test: a Postgres database, a ClickHouse database, unique topics.
+struct Stack {
+    config: ioto::config::Config,
+    engines: ioto::engines::Engines,
+    factory: Factory,
+    topics: IngestTopics,
+    ch: ClickHouseConfig,
+}
+
+impl Stack {
+    async fn new() -> Self {
+        let mut config = ioto::config::Config {
+            data_dir: temp_dir(),
+            ..Default::default()
+        };
+        config.database.url = Some(ioto::config::SecretUrl::new(pg::database().await));
+        let ch = clickhouse::database().await;
+        config.clickhouse.url = Some(ioto::config::SecretUrl::new(ch.url.clone()));
+        config.clickhouse.database = ch.database.clone();
+        config.kafka.brokers = Some(kafka::brokers());
+        config.kafka.topic_prefix = format!("{}.", unique("pipe"));
+        config.ingest.partitions = 3;
+        ioto::engines::migrate(&config).await.unwrap();
+        let engines = ioto::engines::connect(&config).await.unwrap();
+        let topics = IngestTopics::with_prefix(&config.kafka.topic_prefix);
+        topics.ensure(engines.bus.as_ref(), 3).await.unwrap();
+        let factory = Factory::new(engines.directory.clone(), engines.fleet.clone());
+        Self {
+            config,
+            engines,
+            factory,
+            topics,
+            ch,
+        }
+    }
+
+    /// A tenant with SIMs of two sub-customers and unassigned ones, and a plan of sessions that
+    /// runs across midnight.
+    async fn scenario(&self, sims_each: usize, seed: u64) -> (Expected, Arc<SessionPlan>) {
+        let f = &self.factory;
+        let tenant = f.tenant("Pipeline").await;
+        let a = f.customer(&tenant, "Alpha").await;
+        let b = f.customer(&tenant, "Beta").await;
+        let mut sims = f.sims(&tenant, Some(a.id), sims_each).await;
+        sims.extend(f.sims(&tenant, Some(b.id), sims_each).await);
+        sims.extend(f.sims(&tenant, None, sims_each).await);
+        let midnight = period_start(Utc::now(), Granularity::Day);
+        let plan = SessionPlan {
+            iccids: sims.iter().map(|s| s.iccid.clone()).collect(),
+            from: midnight - chrono::Duration::hours(4),
+            to: midnight + chrono::Duration::hours(2),
+            bytes_min: 1_000,
+            bytes_max: 50_000_000,
+            sessions_per_sim: 3,
+            update_every: chrono::Duration::minutes(5),
+            networks: vec![MccMnc::parse("262-01").unwrap(), MccMnc::parse("208-01").unwrap()],
+            seed,
+        };
+        (Expected::of(tenant.id, &sims, &plan), Arc::new(plan))
+    }
+
+    /// Publishes the plan's events in the background at `rate` events per second.
+    fn publish(
+        &self,
+        plan: &Arc<SessionPlan>,
+        rate: u64,
+    ) -> tokio::task::JoinHandle<anyhow::Result<ioto::simulate::Summary>> {
+        let (bus, topics, plan) = (
+            Arc::clone(&self.engines.bus),
+            self.topics.clone(),
+            Arc::clone(plan),
+        );
+        tokio::spawn(async move { ioto::simulate::publish(&bus, &topics, plan, rate, false).await })
+    }
+
+    fn worker(&self, usage: Arc<dyn UsageStore>, stats: &Arc<IngestStats>) -> Worker {
+        let mut config = WorkerConfig::new(&self.config.kafka.topic_prefix);
+        config.batch_max = 300;
+        config.batch_wait = Duration::from_millis(100);
+        Worker::new(
+            Arc::clone(&self.engines.bus),
+            SessionIngest::new(Arc::clone(&usage), self.engines.fleet.clone()),
+            CdrIngest::new(usage, self.engines.fleet.clone()),
+            config,
+            Arc::clone(stats),
+        )
+    }
+
+    /// `ioto ingest` as a child process on this stack.
+    fn spawn_process(&self) -> std::process::Child {
+        let c = &self.config;
+        std::process::Command::new(env!("CARGO_BIN_EXE_ioto"))
+            .arg("ingest")
+            .arg("--no-migrate")
+            .arg("--no-telemetry")
+            .env("DATABASE_URL", c.database.url.as_ref().unwrap().expose())
+            .env("CLICKHOUSE_URL", &self.ch.url)
+            .env("IOTO_CLICKHOUSE__DATABASE", &self.ch.database)
+            .env("KAFKA_BROKERS", c.kafka.brokers.as_ref().unwrap())
+            .env("IOTO_KAFKA__TOPIC_PREFIX", &c.kafka.topic_prefix)
+            .env("IOTO_DATA_DIR", &c.data_dir)
+            .env("IOTO_INGEST__BATCH_MAX", "200")
+            .env("IOTO_INGEST__BATCH_WAIT_MS", "50")
+            .env("IOTO_LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting ioto ingest")
+    }
+}
+
+/// The dead letters on the topic so far, as JSON.
+async fn dead_letters(bus: &dyn EventBus, topic: &str, at_least: usize) -> Vec<serde_json::Value> {
+    let mut stream = bus.subscribe(topic, &unique("dlq")).await.unwrap();
+    let mut out = Vec::new();
+    while out.len() < at_least {
+        let m = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("dead letters arrive")
+            .unwrap()
+            .unwrap();
+        out.push(serde_json::from_slice(&m.payload).unwrap());
+    }
+    out
+}
+
+/// Publishes one bad event of each kind; returns them with the reason each must get.
+async fn publish_bad_events(stack: &Stack, a_sim: &str) -> Vec<(&'static str, String)> {
+    let bus = &stack.engines.bus;
+    let t = &stack.topics.sessions;
+    let now = Utc::now().to_rfc3339();
+    let unknown = ioto_domain::identifiers::Iccid::with_check_digit("898800000000000999").unwrap();
+    let good = |session: &str, iccid: &str, total: u64| {
+        serde_json::json!({"v": 1, "session_id": session, "iccid": iccid, "event_timestamp": now,
+            "mcc_mnc": "262-01", "radio_access_type": 6, "total_bytes_in": total, "total_bytes_out": 1,
+            "request_type": "UPDATE"})
+        .to_string()
+    };
+    let bad = vec![
+        ("MALFORMED_JSON", "{\"session_id\": ".to_owned()),
+        ("MISSING_FIELD", r#"{"v": 1, "session_id": "x"}"#.to_owned()),
+        ("UNKNOWN_ICCID", good("stranger", unknown.as_str(), 5)),
+    ];
+    for (_, payload) in &bad {
+        bus.publish(t, "bad", payload.as_bytes()).await.unwrap();
+    }
+    // Counters going backwards: the same session, later, with less.
+    let later = (Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+    let first = good("backwards", a_sim, 1000);
+    let second = first.replace("1000", "10").replace(&now, &later);
+    bus.publish(t, "backwards", first.as_bytes()).await.unwrap();
+    bus.publish(t, "backwards", second.as_bytes()).await.unwrap();
+    let mut all = bad;
+    all.push(("COUNTERS_WENT_BACKWARDS", second));
+    all
+}
+
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigkilled_workers_count_every_event_exactly_once() {
+    let stack = Stack::new().await;
+    let (expected, plan) = stack.scenario(6, 7).await;
+    // The "backwards" session adds 1000 bytes to a SIM in the session view only: keep it apart
+    // from the checked SIMs by using a SIM of its own tenant.
+    let other = stack.factory.tenant("Bad events").await;
+    let probe = stack.factory.sims(&other, None, 1).await.remove(0);
+    let bad = publish_bad_events(&stack, probe.iccid.as_str()).await;
+
+    // Events arrive while the worker is killed at random points and started again.
+    let publisher = stack.publish(&plan, 100);
+    let mut rng_state = 0x2545_F491_4F6C_DD1D_u64;
+    let mut random_ms = |lo: u64, hi: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        lo + rng_state % (hi - lo)
+    };
+    let counted = || async {
+        let (first, last) = expected.days();
+        stack
+            .engines
+            .usage
+            .daily_usage(expected.tenant, first, last)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.bytes_up)
+            .sum::<u64>()
+    };
+    let mut killed_while_counting = 0;
+    for _ in 0..6 {
+        let before = counted().await;
+        let mut child = stack.spawn_process();
+        tokio::time::sleep(Duration::from_millis(random_ms(2000, 5000))).await;
+        send_signal(&child, "KILL");
+        child.wait().unwrap();
+        let after = counted().await;
+        if after > before && after < expected.total_in() {
+            killed_while_counting += 1;
+        }
+    }
+    assert!(
+        killed_while_counting >= 2,
+        "the kills land while the worker is counting ({killed_while_counting} of 6 did)"
+    );
+    let summary = publisher.await.unwrap().unwrap();
+    assert!(summary.rollups > 1000, "a real amount of events: {summary:?}");
+
+    let mut last = stack.spawn_process();
+    expected.check(stack.engines.usage.as_ref()).await;
+    let letters = dead_letters(stack.engines.bus.as_ref(), &stack.topics.dead_letters, bad.len()).await;
+    for (reason, payload) in &bad {
+        assert!(
+            letters.iter().any(|l| l["reason"] == *reason
+                && l["payload"] == payload.as_str()
+                && l["topic"] == stack.topics.sessions.as_str()),
+            "dead letter {reason} with its payload: {letters:?}"
+        );
+    }
+    send_signal(&last, "TERM");
+    let status = last.wait().unwrap();
+    assert!(status.success(), "SIGTERM stops the worker cleanly: {status}");
+    ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_worker_waits_out_a_clickhouse_outage_and_loses_nothing() {
+    let stack = Stack::new().await;
+    let (expected, plan) = stack.scenario(4, 8).await;
+    let host = stack
+        .ch
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = Proxy::start(&host).await;
+    let through_proxy = ClickHouseUsage::connect(ClickHouseConfig {
+        url: format!("http://{}", proxy.addr),
+        ..stack.ch.clone()
+    })
+    .await
+    .unwrap();
+    let stats = Arc::new(IngestStats::default());
+    let (stop, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(stack.worker(Arc::new(through_proxy), &stats).run(stop_rx));
+
+    // ClickHouse goes away while events keep arriving, and stays away for a while.
+    let publisher = stack.publish(&plan, 150);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.down();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        stats.write_retries.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the worker noticed the outage and kept retrying: {stats:?}"
+    );
+    let committed_during = stats.events.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stats.events.load(std::sync::atomic::Ordering::Relaxed),
+        committed_during,
+        "nothing is committed while ClickHouse is down"
+    );
+    proxy.up();
+    publisher.await.unwrap().unwrap();
+    expected.check(stack.engines.usage.as_ref()).await;
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_workers_share_the_partitions_and_count_everything_once() {
+    let stack = Stack::new().await;
+    let (expected, plan) = stack.scenario(6, 9).await;
+    let usage: Arc<dyn UsageStore> = Arc::clone(&stack.engines.usage);
+    let (first_stats, second_stats) = (Arc::new(IngestStats::default()), Arc::new(IngestStats::default()));
+    let (stop_first, rx_first) = watch::channel(false);
+    let (stop_second, rx_second) = watch::channel(false);
+    let publisher = stack.publish(&plan, 100);
+    let first = tokio::spawn(stack.worker(Arc::clone(&usage), &first_stats).run(rx_first));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A second member joins: the partitions are split between the two.
+    let second = tokio::spawn(stack.worker(Arc::clone(&usage), &second_stats).run(rx_second));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The first leaves: the second takes everything over.
+    stop_first.send(true).unwrap();
+    first.await.unwrap().unwrap();
+    publisher.await.unwrap().unwrap();
+    expected.check(usage.as_ref()).await;
+    let events = |s: &Arc<IngestStats>| s.events.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        events(&first_stats) > 0 && events(&second_stats) > 0,
+        "both members counted events ({} and {})",
+        events(&first_stats),
+        events(&second_stats)
+    );
+    assert!(second_stats.rebalances.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    stop_second.send(true).unwrap();
+    second.await.unwrap().unwrap();
+    ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
+}

@@ -111,7 +111,9 @@ pub async fn start(
         ));
         match &engines.telemetry {
             TelemetrySource::Mqtt { host, port, .. } => {
-                tokio::spawn(subscribe_mqtt(host.clone(), *port, tx, shutdown));
+                // One shared subscription per deployment (the topic prefix tells deployments apart).
+                let share = format!("{}ioto-telemetry", config.kafka.topic_prefix);
+                tokio::spawn(subscribe_mqtt(host.clone(), *port, share, tx, shutdown));
             }
             TelemetrySource::InProcess => {
                 let (feed_tx, mut feed_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
@@ -238,6 +240,7 @@ async fn store_telemetry(
 async fn subscribe_mqtt(
     host: String,
     port: u16,
+    share: String,
     tx: mpsc::Sender<Incoming>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -251,7 +254,7 @@ async fn subscribe_mqtt(
     opts.set_manual_acks(true);
     opts.set_inflight(1000);
     let (client, mut events) = AsyncClient::new(opts, 1024);
-    let filter = format!("$share/ioto-telemetry/{TELEMETRY_FILTER}");
+    let filter = format!("$share/{share}/{TELEMETRY_FILTER}");
     let mut failures = 0u32;
     loop {
         let event = tokio::select! {

@@ -10,6 +10,7 @@ mod fleet;
 mod http;
 mod ingest;
 mod limits;
+mod live;
 mod pipeline;
 mod rls;
 mod roles;

@@ -182,12 +182,34 @@ pub enum ReconciliationStatus {
     Different,
 }
 
+/// A calendar day, `YYYY-MM-DD` (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub chrono::NaiveDate);
+
+#[async_graphql::Scalar(name = "Date")]
+impl async_graphql::ScalarType for Date {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| {
+                    async_graphql::InputValueError::custom(format!("'{s}' is not a date (YYYY-MM-DD)"))
+                }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.to_string())
+    }
+}
+
 /// One SIM on one day, in both views.
 #[derive(SimpleObject)]
 #[graphql(name = "ReconciliationRow")]
 pub struct ReconciliationRowObject {
     pub iccid: String,
-    pub day: chrono::NaiveDate,
+    pub day: Date,
     pub status: ReconciliationStatus,
     pub session_bytes_in: i64,
     pub session_bytes_out: i64,
@@ -216,7 +238,7 @@ impl From<ioto_domain::ports::ReconciliationRow> for ReconciliationRowObject {
         };
         Self {
             iccid: r.iccid,
-            day: r.day,
+            day: Date(r.day),
             status,
             session_bytes_in: signed(r.session_in),
             session_bytes_out: signed(r.session_out),

@@ -499,6 +499,9 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     let addr = listener.local_addr()?;
     if demo_mode {
         let demo = demo::seed(&app.engines.directory, &app.engines.fleet).await?;
+        if config.ingest.enabled {
+            demo::animate(config, &app.engines, &app.pipeline, &demo.tenant).await?;
+        }
         print_demo(&app, &demo, addr)?;
     }
     tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");
@@ -565,6 +568,12 @@ fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyho
             first = Some(token);
         }
     }
+    println!(
+        "  Live:        {} SIMs in data sessions and {} devices reporting every {} s (subscription {{ liveSessions {{ iccid session {{ bytesIn }} }} }})",
+        demo::DEMO_SESSION_SIMS,
+        demo::DEMO_TELEMETRY_DEVICES,
+        demo::DEMO_TICK.as_secs()
+    );
     if let Some(t) = first {
         println!("  Try:");
         println!(

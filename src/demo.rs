@@ -299,3 +299,151 @@ fn one_per_role(users: Vec<User>) -> Vec<User> {
         .filter_map(|r| users.iter().find(|u| u.role == *r).cloned())
         .collect()
 }
+
+/// How often the demo's simulators report.
+pub const DEMO_TICK: std::time::Duration = std::time::Duration::from_secs(10);
+/// SIMs with simulated data sessions (history and live).
+pub const DEMO_SESSION_SIMS: usize = 300;
+/// Devices reporting telemetry.
+pub const DEMO_TELEMETRY_DEVICES: usize = 200;
+
+/// Keeps the demo alive: three days of session history once, then live sessions and device
+/// readings every [`DEMO_TICK`], all through the real pipeline (the bus and the ingest worker,
+/// MQTT or the in-process telemetry feed).
+pub async fn animate(
+    config: &crate::config::Config,
+    engines: &crate::engines::Engines,
+    pipeline: &crate::pipeline::Pipeline,
+    tenant: &Tenant,
+) -> anyhow::Result<()> {
+    use ioto_domain::fleet::query::{DeviceFilter, Page};
+    use ioto_ingest::simulator::{LiveSimulator, SessionPlan};
+    use ioto_ingest::worker::IngestTopics;
+
+    let sims = fleet_page(engines, tenant).await?;
+    let networks: Vec<MccMnc> = ["262-01", "262-02", "262-03", "234-15", "208-01", "310-260"]
+        .iter()
+        .filter_map(|c| MccMnc::parse(c).ok())
+        .collect();
+    let topics = IngestTopics::with_prefix(&config.kafka.topic_prefix);
+    topics
+        .ensure(engines.bus.as_ref(), config.ingest.partitions)
+        .await?;
+    let now = Utc::now();
+    let history = Arc::new(SessionPlan {
+        iccids: sims.clone(),
+        from: now - chrono::Duration::days(3),
+        to: now - chrono::Duration::minutes(30),
+        bytes_min: 50_000,
+        bytes_max: 20_000_000,
+        sessions_per_sim: 2,
+        update_every: chrono::Duration::minutes(15),
+        networks: networks.clone(),
+        seed: u64::try_from(now.timestamp()).unwrap_or(1),
+    });
+    let bus = Arc::clone(&engines.bus);
+    let t = topics.clone();
+    let mut live = LiveSimulator::new(sims, networks, history.seed);
+    tokio::spawn(async move {
+        if let Err(e) = crate::simulate::publish(&bus, &t, history, 0, false).await {
+            tracing::warn!(error = %e, "demo session history not published");
+        }
+        loop {
+            for event in live.tick(Utc::now()) {
+                let sent = match event {
+                    ioto_ingest::simulator::SimEvent::Rollup(r) => {
+                        bus.publish(&t.sessions, &r.session_id, r.to_json().to_string().as_bytes())
+                            .await
+                    }
+                    ioto_ingest::simulator::SimEvent::Cdr(c) => {
+                        bus.publish(&t.cdrs, c.iccid.as_str(), c.to_json().to_string().as_bytes())
+                            .await
+                    }
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "demo session event not published");
+                }
+            }
+            tokio::time::sleep(DEMO_TICK).await;
+        }
+    });
+
+    // Telemetry: into the in-process feed, or to the MQTT broker the platform subscribes to.
+    let devices = engines
+        .fleet
+        .list_devices(
+            Scope::Platform,
+            tenant.id,
+            &DeviceFilter {
+                states: vec![DeviceState::InService],
+                ..DeviceFilter::default()
+            },
+            &Page::first(DEMO_TELEMETRY_DEVICES as u64),
+        )
+        .await?;
+    match (&engines.telemetry, &pipeline.telemetry_feed) {
+        (crate::engines::TelemetrySource::InProcess, Some(feed)) => {
+            let ids: Vec<_> = devices
+                .iter()
+                .map(|d| (d.id, matches!(d.kind, DeviceKind::Tracker | DeviceKind::Vehicle)))
+                .collect();
+            let mut sim = ioto_ingest::device_simulator::DeviceSimulator::new(&ids, 5);
+            let feed = feed.clone();
+            tokio::spawn(async move {
+                loop {
+                    for r in sim.step(Utc::now()) {
+                        let topic = ioto_domain::usage::telemetry_topic(r.device_id);
+                        if feed
+                            .send((topic, r.to_json().to_string().into_bytes()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(DEMO_TICK).await;
+                }
+            });
+        }
+        (crate::engines::TelemetrySource::Mqtt { host, port, .. }, _) => {
+            let (host, port) = (host.clone(), *port);
+            let (directory, fleet) = (Arc::clone(&engines.directory), Arc::clone(&engines.fleet));
+            let opts = crate::simulate::DeviceOptions {
+                tenant: DEMO_TENANT.into(),
+                devices: DEMO_TELEMETRY_DEVICES,
+                interval: DEMO_TICK,
+                count: None,
+                seed: 5,
+                progress: false,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = crate::simulate::devices(&directory, &fleet, &host, port, &opts).await {
+                    tracing::warn!(error = %e, "demo device simulator stopped");
+                }
+            });
+        }
+        _ => tracing::info!("device telemetry ingest is off; the demo simulates no readings"),
+    }
+    Ok(())
+}
+
+/// The ACTIVE SIMs of the demo tenant that get simulated sessions.
+async fn fleet_page(engines: &crate::engines::Engines, tenant: &Tenant) -> anyhow::Result<Vec<Iccid>> {
+    use ioto_domain::fleet::query::{Page, SimFilter};
+    let filter = SimFilter {
+        states: vec![SimState::Active],
+        ..SimFilter::default()
+    };
+    Ok(engines
+        .fleet
+        .list_sims(
+            Scope::Platform,
+            tenant.id,
+            &filter,
+            &Page::first(DEMO_SESSION_SIMS as u64),
+        )
+        .await?
+        .into_iter()
+        .map(|s| s.iccid)
+        .collect())
+}

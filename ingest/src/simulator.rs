@@ -137,6 +137,129 @@ impl SessionPlan {
     }
 }
 
+/// One session in progress in the [`LiveSimulator`].
+struct LiveSession {
+    id: String,
+    network: MccMnc,
+    rat: RadioAccessType,
+    ip: std::net::IpAddr,
+    started: DateTime<Utc>,
+    ends: DateTime<Utc>,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Bytes per UTC day as counted (the day of each rollup), for the CDRs at the end.
+    per_day: std::collections::BTreeMap<chrono::NaiveDate, (u64, u64)>,
+}
+
+/// Sessions happening now, for a live demo: on each tick every SIM without a session may start
+/// one, sessions in progress report their counters, and ended ones emit TERMINATE and their CDRs
+/// (one per day used). Events carry the tick's time.
+pub struct LiveSimulator {
+    rng: StdRng,
+    sims: Vec<Iccid>,
+    networks: Vec<MccMnc>,
+    sessions: std::collections::HashMap<usize, LiveSession>,
+    started: u64,
+    seed: u64,
+}
+
+impl LiveSimulator {
+    pub fn new(sims: Vec<Iccid>, networks: Vec<MccMnc>, seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            sims,
+            networks,
+            sessions: std::collections::HashMap::new(),
+            started: 0,
+            seed,
+        }
+    }
+
+    /// Sessions in progress.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The events of one tick at `now`.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<SimEvent> {
+        let mut out = Vec::new();
+        for index in 0..self.sims.len() {
+            let iccid = self.sims[index].clone();
+            if let Some(mut s) = self.sessions.remove(&index) {
+                let added_in = self.rng.gen_range(2_000..400_000);
+                let added_out = added_in / self.rng.gen_range(3..12);
+                s.bytes_in += added_in;
+                s.bytes_out += added_out;
+                let day = s.per_day.entry(now.date_naive()).or_default();
+                day.0 += added_in;
+                day.1 += added_out;
+                let ended = now >= s.ends;
+                out.push(SimEvent::Rollup(self.rollup(&iccid, &s, now, ended)));
+                if ended {
+                    for (day, (bytes_in, bytes_out)) in &s.per_day {
+                        let midnight = day.and_time(chrono::NaiveTime::MIN).and_utc();
+                        let start = s.started.max(midnight);
+                        out.push(SimEvent::Cdr(Cdr {
+                            cdr_id: format!("cdr-{}-{day}", s.id),
+                            iccid: iccid.clone(),
+                            start,
+                            end: now.min(midnight + Duration::days(1)).max(start),
+                            mcc_mnc: s.network.clone(),
+                            bytes_in: *bytes_in,
+                            bytes_out: *bytes_out,
+                            rating_group: 10,
+                        }));
+                    }
+                } else {
+                    self.sessions.insert(index, s);
+                }
+            } else if self.rng.gen_ratio(1, 4) && !self.networks.is_empty() {
+                self.started += 1;
+                let bytes_in = self.rng.gen_range(500..20_000);
+                let bytes_out = bytes_in / 4;
+                let s = LiveSession {
+                    id: format!("live-{}-{}-{}", iccid.as_str(), self.seed, self.started),
+                    network: self.networks[self.rng.gen_range(0..self.networks.len())].clone(),
+                    rat: RadioAccessType::ALL[self.rng.gen_range(0..RadioAccessType::ALL.len())],
+                    ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                        10,
+                        self.rng.gen(),
+                        self.rng.gen(),
+                        self.rng.gen_range(1..255),
+                    )),
+                    started: now,
+                    ends: now + Duration::seconds(self.rng.gen_range(60..1800)),
+                    bytes_in,
+                    bytes_out,
+                    per_day: [(now.date_naive(), (bytes_in, bytes_out))].into_iter().collect(),
+                };
+                out.push(SimEvent::Rollup(self.rollup(&iccid, &s, now, false)));
+                self.sessions.insert(index, s);
+            }
+        }
+        out
+    }
+
+    fn rollup(&mut self, iccid: &Iccid, s: &LiveSession, at: DateTime<Utc>, ended: bool) -> SessionRollup {
+        SessionRollup {
+            session_id: s.id.clone(),
+            iccid: iccid.clone(),
+            event_timestamp: at,
+            mcc_mnc: s.network.clone(),
+            radio_access_type: s.rat,
+            ip_address: Some(s.ip),
+            total_bytes_in: s.bytes_in,
+            total_bytes_out: s.bytes_out,
+            request_type: if ended {
+                RequestType::Terminate
+            } else {
+                RequestType::Update
+            },
+            cell_id: Some(format!("{:x}", self.rng.gen_range(0x1000..0xffff))),
+        }
+    }
+}
+
 /// Bytes of one session's rollups per UTC day, as the counting rules attribute them.
 fn bytes_per_day(events: &[SimEvent]) -> std::collections::BTreeMap<chrono::NaiveDate, (u64, u64)> {
     let mut progress = None;
@@ -235,6 +358,63 @@ mod tests {
         );
         assert!(cdrs > 60, "sessions across midnight have a CDR per day ({cdrs})");
         assert_eq!(per_day.len(), 2, "sessions across midnight count on both days");
+    }
+
+    #[test]
+    fn live_sessions_start_report_end_and_bill_what_they_counted() {
+        let sims: Vec<Iccid> = (0..40)
+            .map(|i| Iccid::with_check_digit(&format!("8949000000{i:08}")).unwrap())
+            .collect();
+        let mut live = LiveSimulator::new(sims, vec![MccMnc::parse("262-01").unwrap()], 3);
+        let start = DateTime::parse_from_rfc3339("2026-11-21T23:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+        let mut counted: HashMap<(String, chrono::NaiveDate), u64> = HashMap::new();
+        let mut billed: HashMap<(String, chrono::NaiveDate), u64> = HashMap::new();
+        let mut ended = 0;
+        // Two hours of ticks every 10 s, across midnight.
+        for k in 0..720 {
+            for e in live.tick(start + Duration::seconds(10 * k)) {
+                match e {
+                    SimEvent::Rollup(r) => {
+                        let Step::Count { delta, progress: p } =
+                            step(progress.get(&r.session_id), &r).unwrap()
+                        else {
+                            panic!("every live rollup counts");
+                        };
+                        *counted
+                            .entry((r.session_id.clone(), delta.hour.date_naive()))
+                            .or_default() += delta.bytes_in;
+                        ended += usize::from(r.request_type == RequestType::Terminate);
+                        progress.insert(r.session_id.clone(), p);
+                    }
+                    SimEvent::Cdr(c) => {
+                        let day = c.start.date_naive();
+                        let session = c
+                            .cdr_id
+                            .strip_prefix("cdr-")
+                            .unwrap()
+                            .strip_suffix(&format!("-{day}"))
+                            .unwrap();
+                        *billed.entry((session.to_owned(), day)).or_default() += c.bytes_in;
+                    }
+                }
+            }
+        }
+        assert!(ended > 20, "sessions end ({ended})");
+        assert!(live.open_sessions() > 0, "and others are still running");
+        assert!(
+            billed.keys().any(|(_, d)| d.to_string() == "2026-11-22")
+                && billed.keys().any(|(_, d)| d.to_string() == "2026-11-21")
+        );
+        for (key, bytes) in &billed {
+            assert_eq!(
+                counted.get(key),
+                Some(bytes),
+                "{key:?}: the CDR bills what the session counted that day"
+            );
+        }
     }
 
     #[test]

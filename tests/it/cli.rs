@@ -107,6 +107,53 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     );
     assert!(started.elapsed() < Duration::from_secs(120));
 
+    // The demo is alive: session history and live sessions flow through the ingest pipeline, and
+    // devices report telemetry.
+    let live_query = json!({ "query": "{
+        sims(first: 100, filter: { states: [ACTIVE] }) { nodes { liveSession { bytesIn } usage(from: \"2020-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\", granularity: YEAR) { bytesIn } } }
+        devices(first: 50, filter: { states: [IN_SERVICE] }) { nodes { telemetry { temperatureC } } }
+    }" });
+    let mut alive = Value::Null;
+    for _ in 0..120 {
+        alive = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(admin_token.as_deref().unwrap())
+            .json(&live_query)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sessions = alive["data"]["sims"]["nodes"]
+            .as_array()
+            .map_or(0, |n| n.iter().filter(|s| !s["liveSession"].is_null()).count());
+        let readings = alive["data"]["devices"]["nodes"].as_array().map_or(0, |n| {
+            n.iter()
+                .filter(|d| d["telemetry"].as_array().is_some_and(|t| !t.is_empty()))
+                .count()
+        });
+        if sessions > 50 && readings > 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(alive["errors"].is_null(), "{alive}");
+    let with_usage = alive["data"]["sims"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["usage"].as_array().is_some_and(|u| !u.is_empty()))
+        .count();
+    assert!(with_usage > 50, "SIMs have usage: {alive}");
+    let readings = alive["data"]["devices"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["telemetry"].as_array().is_some_and(|t| !t.is_empty()))
+        .count();
+    assert!(readings > 20, "devices report telemetry: {alive}");
+
     // `token issue` with the same data directory mints a token the server accepts; stdout is only the token.
     let out = ioto()
         .args([

@@ -128,6 +128,26 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The ingest pipeline on the configured engines (Kafka and ClickHouse when set): a backlog
+    /// of session rollups counted by the worker, the same rows inserted directly for comparison,
+    /// and event → live session latency under a steady load.
+    Ingest {
+        /// Session rollups in the backlog.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// SIMs the rollups belong to.
+        #[arg(long, default_value_t = 10_000)]
+        sims: usize,
+        /// Events per second of live load while the latency probes run.
+        #[arg(long, default_value_t = 5_000)]
+        live_rate: u64,
+        /// Latency probes (one every 100 ms).
+        #[arg(long, default_value_t = 300)]
+        probes: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
@@ -406,6 +426,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::bench::print(&figures, &engines::describe_config(&loaded.config));
             Ok(())
         }
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    events,
+                    sims,
+                    live_rate,
+                    probes,
+                    data_dir,
+                },
+        } => {
+            let loaded = bench_config(file, data_dir)?;
+            if events == 0 || sims == 0 || probes == 0 {
+                bail!("--events, --sims and --probes must be at least 1");
+            }
+            let figures =
+                crate::bench_ingest::ingest(&loaded.config, events, sims, live_rate, probes).await?;
+            crate::bench_ingest::print(&figures);
+            Ok(())
+        }
         Command::Token {
             command:
                 TokenCommand::Issue {
@@ -519,7 +558,7 @@ async fn ingest(config: &Config, migrate: bool) -> anyhow::Result<()> {
         tracing::info!("{port}: {} ({})", info.engine, info.location);
     }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let realtime = crate::realtime::BusRealtime::start(
+    let realtime = crate::realtime::BusRealtime::publisher(
         std::sync::Arc::clone(&engines.bus),
         &engines.topic_prefix,
         stop_rx.clone(),

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod bench_fleet;
+pub mod bench_ingest;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -30,12 +30,13 @@ pub struct BusRealtime {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Creates the topic if needed and starts this instance's consumer of it.
+/// Creates the topic if needed and, when `consume`, starts this instance's consumer of it.
 async fn channel<T>(
     bus: &Arc<dyn EventBus>,
     topic: String,
     at: fn(&T) -> DateTime<Utc>,
     shutdown: &watch::Receiver<bool>,
+    consume: bool,
 ) -> anyhow::Result<Channel<T>>
 where
     T: DeserializeOwned + Clone + Send + 'static,
@@ -50,6 +51,9 @@ where
     )
     .await?;
     let (local, _) = broadcast::channel(1024);
+    if !consume {
+        return Ok(Channel { topic, local });
+    }
     let group = format!("ioto-realtime-{}", uuid::Uuid::new_v4());
     let mut incoming = bus.subscribe(&topic, &group).await?;
     let started = Utc::now() - chrono::Duration::seconds(5);
@@ -82,11 +86,30 @@ impl BusRealtime {
         topic_prefix: &str,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::open(bus, topic_prefix, shutdown, true).await
+    }
+
+    /// Publishing only (`ioto ingest` has no subscribers): no consumers are started.
+    pub async fn publisher(
+        bus: Arc<dyn EventBus>,
+        topic_prefix: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Self>> {
+        Self::open(bus, topic_prefix, shutdown, false).await
+    }
+
+    async fn open(
+        bus: Arc<dyn EventBus>,
+        topic_prefix: &str,
+        shutdown: watch::Receiver<bool>,
+        consume: bool,
+    ) -> anyhow::Result<Arc<Self>> {
         let directory = channel(
             &bus,
             format!("{topic_prefix}{DIRECTORY_TOPIC}"),
             |e: &DirectoryEvent| e.at,
             &shutdown,
+            consume,
         )
         .await?;
         let fleet = channel(
@@ -94,6 +117,7 @@ impl BusRealtime {
             format!("{topic_prefix}{FLEET_TOPIC}"),
             FleetEvent::at,
             &shutdown,
+            consume,
         )
         .await?;
         let usage = channel(
@@ -101,6 +125,7 @@ impl BusRealtime {
             format!("{topic_prefix}{USAGE_EVENTS_TOPIC}"),
             UsageEvent::at,
             &shutdown,
+            consume,
         )
         .await?;
         Ok(Arc::new(Self {

@@ -478,8 +478,8 @@ impl UsageStore for ClickHouseUsage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
-        for chunk in keys.chunks(1000) {
+        // Chunks are asked concurrently.
+        let lookups = keys.chunks(1000).map(|chunk| async move {
             // One placeholder per value: `IN (?, ?, …)` works on every server version and uses
             // the (iccid, session_id) key.
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -503,11 +503,13 @@ impl UsageStore for ClickHouseUsage {
                 // The two IN lists also match crossed pairs; keep the asked ones.
                 .filter(|r| wanted.contains(&(r.iccid.as_str(), r.session_id.as_str())))
                 .collect();
-            for r in rows {
-                out.push(r.into_update()?);
-            }
-        }
-        Ok(out)
+            rows.into_iter().map(LiveRow::into_update).collect::<Result<Vec<_>>>()
+        });
+        Ok(futures::future::try_join_all(lookups)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>> {

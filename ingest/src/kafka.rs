@@ -46,8 +46,14 @@ impl BatchConsumer for KafkaConsumer {
         let mut generation = self.current_generation();
         let mut deadline = tokio::time::Instant::now() + wait;
         while out.len() < max.max(1) {
-            let Ok(received) = tokio::time::timeout_at(deadline, self.consumer.recv()).await else {
-                break;
+            // Messages already fetched are taken without arming a timer for each.
+            let ready = futures::FutureExt::now_or_never(self.consumer.recv());
+            let received = match ready {
+                Some(r) => r,
+                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
             };
             // Rebalance callbacks run inside `recv`, before it hands out a message fetched under
             // the new assignment: what came before the change is delivered again from the last
@@ -400,6 +406,7 @@ impl EventBus for KafkaBus {
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL.as_millis().to_string())
             // Fetch in large chunks: the worker takes batches of thousands.
             .set("fetch.min.bytes", "1")
+            .set("max.partition.fetch.bytes", "8388608")
             .set("queued.min.messages", "200000")
             .create_with_context(GroupContext::default())
             .map_err(|e| kafka_err(&self.config.brokers, e))?;

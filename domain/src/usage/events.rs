@@ -221,9 +221,84 @@ fn invalid(field: &str, detail: impl Into<String>) -> Rejection {
     }
 }
 
+/// A rollup as it usually arrives: every field of the expected JSON type. Reading it straight
+/// into this skips building a JSON tree; anything else takes the general path, which also words
+/// the rejections.
+#[derive(Deserialize)]
+struct WireRollup<'a> {
+    #[serde(default)]
+    v: Option<u64>,
+    #[serde(borrow)]
+    session_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    iccid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    event_timestamp: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    mcc_mnc: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    radio_access_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    ip_address: Option<std::borrow::Cow<'a, str>>,
+    total_bytes_in: u64,
+    total_bytes_out: u64,
+    #[serde(borrow)]
+    request_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    cell_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl WireRollup<'_> {
+    /// The rollup, when every field is valid as it stands; `None` sends it down the general path.
+    fn rollup(&self) -> Option<SessionRollup> {
+        let text = |s: &str| Some(s.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
+        if self.v.is_some_and(|v| v != CONTRACT_VERSION) {
+            return None;
+        }
+        let request_type = match self.request_type.trim().to_ascii_uppercase().as_str() {
+            "UPDATE" => RequestType::Update,
+            "TERMINATE" => RequestType::Terminate,
+            _ => return None,
+        };
+        let ip_address = match &self.ip_address {
+            None => None,
+            Some(s) => Some(text(s)?.parse::<IpAddr>().ok()?),
+        };
+        let cell_id = match &self.cell_id {
+            None => None,
+            Some(s) => Some(text(s)?),
+        };
+        Some(SessionRollup {
+            session_id: text(&self.session_id)?,
+            iccid: Iccid::parse(&text(&self.iccid)?).ok()?,
+            event_timestamp: DateTime::parse_from_rfc3339(&text(&self.event_timestamp)?)
+                .ok()?
+                .with_timezone(&Utc),
+            mcc_mnc: MccMnc::parse(&text(&self.mcc_mnc)?).ok()?,
+            radio_access_type: RadioAccessType::parse(&text(&self.radio_access_type)?).ok()?,
+            ip_address,
+            total_bytes_in: self.total_bytes_in,
+            total_bytes_out: self.total_bytes_out,
+            request_type,
+            cell_id,
+        })
+    }
+}
+
 impl SessionRollup {
     /// Reads one rollup from its JSON form.
     pub fn from_json(payload: &[u8]) -> Result<Self, Rejection> {
+        if let Some(r) = serde_json::from_slice::<WireRollup<'_>>(payload)
+            .ok()
+            .and_then(|w| w.rollup())
+        {
+            return Ok(r);
+        }
+        Self::from_json_tree(payload)
+    }
+
+    /// The general path: any JSON, every rejection worded.
+    fn from_json_tree(payload: &[u8]) -> Result<Self, Rejection> {
         let f = Fields(object(payload)?);
         f.version()?;
         let request_type = match f.text("request_type")?.to_ascii_uppercase().as_str() {
@@ -339,6 +414,38 @@ mod tests {
         assert_eq!(r.mcc_mnc.to_string(), "262-01");
         let again = SessionRollup::from_json(r.to_json().to_string().as_bytes()).unwrap();
         assert_eq!(again, r);
+    }
+
+    #[test]
+    fn the_quick_path_reads_exactly_what_the_general_one_does() {
+        let base = rollup();
+        let mut variants = vec![base.clone()];
+        let mut edit = |f: &dyn Fn(&mut Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            variants.push(v);
+        };
+        edit(&|v| v["radio_access_type"] = "NB-IoT".into());
+        edit(&|v| v["request_type"] = " terminate ".into());
+        edit(&|v| v["session_id"] = "  padded  ".into());
+        edit(&|v| v["ip_address"] = Value::Null);
+        edit(&|v| v["v"] = 1.into());
+        edit(&|v| v["v"] = 2.into());
+        edit(&|v| v["ip_address"] = "".into());
+        edit(&|v| v["mcc_mnc"] = 26201.into());
+        edit(&|v| v["total_bytes_in"] = (-1).into());
+        edit(&|v| v["iccid"] = "8949000000000000019".into());
+        edit(&|v| v["event_timestamp"] = "yesterday".into());
+        edit(&|v| v["cell_id"] = Value::Null);
+        edit(&|v| v["extra"] = "ignored".into());
+        for v in variants {
+            let bytes = v.to_string().into_bytes();
+            assert_eq!(
+                SessionRollup::from_json(&bytes),
+                SessionRollup::from_json_tree(&bytes),
+                "{v}"
+            );
+        }
     }
 
     #[test]

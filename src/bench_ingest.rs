@@ -1,0 +1,467 @@
+//! `ioto bench ingest`: session events through the whole pipeline on the configured engines.
+//!
+//! 1. `--events` rollups of `--sims` SIMs are produced to a fresh topic (the backlog);
+//! 2. the ingest worker, as `ioto ingest` runs it (live fan-out included), counts the backlog:
+//!    events per second from its first committed batch to the last;
+//! 3. the same rows go into the usage store with one plain INSERT per batch (the `clickhouse`
+//!    crate insert the adapter makes; no broker, no parsing, no SIM lookup): the ratio says what
+//!    the pipeline costs over the bare insert;
+//! 4. under a steady live load of `--live-rate` events per second, probe rollups are timed from
+//!    publish until the SIM's live session shows them (what `sim.liveSession` reads).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use ioto_domain::directory::NewTenant;
+use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
+use ioto_domain::identifiers::{luhn_check_digit, Iccid, Imsi, MccMnc, Name, Slug};
+use ioto_domain::ports::SessionUpdate;
+use ioto_domain::services::{CdrIngest, SessionIngest};
+use ioto_domain::usage::{step, RadioAccessType, RequestType, SessionProgress, SessionRollup, Step};
+use ioto_domain::{Scope, TenantId};
+use ioto_ingest::simulator::{SessionPlan, SimEvent};
+use ioto_ingest::worker::{IngestStats, IngestTopics, Worker};
+
+use crate::config::Config;
+use crate::engines;
+
+pub struct IngestFigures {
+    pub events: usize,
+    pub sims: usize,
+    pub produce: Duration,
+    /// From starting the worker to its first committed batch (group join, first fetch).
+    pub join: Duration,
+    /// From the first committed batch to the last event committed.
+    pub steady: Duration,
+    pub events_in_steady: u64,
+    pub raw_insert: Duration,
+    pub raw_rows: usize,
+    pub live_rate: u64,
+    pub latencies: Vec<Duration>,
+    pub lost_probes: usize,
+    pub engines: Vec<(&'static str, String)>,
+}
+
+fn rate(n: f64, d: Duration) -> f64 {
+    n / d.as_secs_f64().max(1e-9)
+}
+
+/// Creates a tenant with `n` ACTIVE SIMs numbered for this run.
+async fn sims(engines: &engines::Engines, run: u32, n: usize) -> anyhow::Result<(TenantId, Vec<Iccid>)> {
+    let tenant = engines
+        .directory
+        .create_tenant(
+            Scope::Platform,
+            NewTenant {
+                slug: Slug::parse(&format!("bench-ingest-{run}"))?,
+                name: Name::parse("Bench Ingest", "name")?,
+            },
+        )
+        .await?;
+    let stamp = AuditStamp {
+        actor: "bench".into(),
+        actor_user_id: None,
+        at: Utc::now(),
+        note: None,
+    };
+    let mut iccids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for i in chunk {
+            let body = format!("8977{run:05}{i:09}");
+            let iccid = Iccid::parse(&format!("{body}{}", luhn_check_digit(&body).unwrap_or('0')))?;
+            let mut s = NewSim::basic(
+                tenant.id,
+                iccid.clone(),
+                Imsi::parse(&format!("9{run:05}{i:09}"))?,
+            );
+            s.state = SimState::Active;
+            rows.push(s);
+            iccids.push(iccid);
+        }
+        engines
+            .fleet
+            .insert_sims(Scope::Platform, rows, AuditAction::Created, &stamp, None)
+            .await?;
+    }
+    Ok((tenant.id, iccids))
+}
+
+/// `events` rollups spread over the SIMs, interleaved SIM by SIM (each session in order).
+fn backlog(iccids: &[Iccid], events: usize) -> Vec<SessionRollup> {
+    let per_sim = events.div_ceil(iccids.len().max(1));
+    let now = Utc::now();
+    let plan = SessionPlan {
+        iccids: iccids.to_vec(),
+        from: now - chrono::Duration::hours(30),
+        to: now - chrono::Duration::hours(1),
+        bytes_min: 10_000,
+        bytes_max: 100_000_000,
+        // Sessions average about 2 hours: 125 updates a minute apart.
+        sessions_per_sim: u32::try_from(per_sim.div_ceil(100).max(1)).unwrap_or(1),
+        update_every: chrono::Duration::minutes(1),
+        networks: ["262-01", "262-02", "208-01", "234-15"]
+            .iter()
+            .filter_map(|c| MccMnc::parse(c).ok())
+            .collect(),
+        seed: 1,
+    };
+    let mut per: Vec<std::vec::IntoIter<SessionRollup>> = (0..iccids.len())
+        .map(|i| {
+            plan.events_of(i)
+                .into_iter()
+                .filter_map(|e| match e {
+                    SimEvent::Rollup(r) => Some(r),
+                    SimEvent::Cdr(_) => None,
+                })
+                .take(per_sim)
+                .collect::<Vec<_>>()
+                .into_iter()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(events);
+    while out.len() < events {
+        let before = out.len();
+        for it in &mut per {
+            if let Some(r) = it.next() {
+                out.push(r);
+                if out.len() == events {
+                    break;
+                }
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
+/// Publishes rollups keyed by session: sessions concurrently, each session's rollups in order.
+async fn produce(
+    bus: &Arc<dyn ioto_domain::ports::EventBus>,
+    topic: &str,
+    rollups: &[SessionRollup],
+) -> anyhow::Result<()> {
+    let mut by_session: HashMap<&str, Vec<Vec<u8>>> = HashMap::new();
+    for r in rollups {
+        by_session
+            .entry(r.session_id.as_str())
+            .or_default()
+            .push(r.to_json().to_string().into_bytes());
+    }
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(by_session)
+        .map(|(session, payloads)| {
+            let bus = Arc::clone(bus);
+            async move {
+                for p in payloads {
+                    bus.publish(topic, session, &p).await?;
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(2000)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// The rows the pipeline writes for these rollups, for the raw insert (under another tenant).
+fn rows(rollups: &[SessionRollup], tenant: TenantId) -> Vec<SessionUpdate> {
+    let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+    let mut out = Vec::with_capacity(rollups.len());
+    for r in rollups {
+        if let Ok(Step::Count { delta, progress: p }) = step(progress.get(&r.session_id), r) {
+            out.push(SessionUpdate {
+                tenant_id: tenant,
+                customer_id: None,
+                iccid: r.iccid.to_string(),
+                session_id: r.session_id.clone(),
+                started_at: p.started_at,
+                event_time: r.event_timestamp,
+                hour: delta.hour,
+                mcc_mnc: r.mcc_mnc.to_string(),
+                rat: r.radio_access_type.name().to_owned(),
+                ip_address: r.ip_address.map(|i| i.to_string()),
+                cell_id: r.cell_id.clone(),
+                terminated: r.request_type == RequestType::Terminate,
+                total_in: p.bytes_in,
+                total_out: p.bytes_out,
+                delta_in: delta.bytes_in,
+                delta_out: delta.bytes_out,
+            });
+            progress.insert(r.session_id.clone(), p);
+        }
+    }
+    out
+}
+
+pub async fn ingest(
+    config: &Config,
+    events: usize,
+    sim_count: usize,
+    live_rate: u64,
+    probes: usize,
+) -> anyhow::Result<IngestFigures> {
+    let run = (uuid::Uuid::new_v4().as_u128() % 100_000) as u32;
+    let mut config = config.clone();
+    config.kafka.topic_prefix = format!("{}bench{run}.", config.kafka.topic_prefix);
+    config.ingest.enabled = false;
+    engines::migrate(&config).await?;
+    let engines = engines::connect(&config).await?;
+    let described = engines::describe_config(&config);
+    let (tenant, iccids) = sims(&engines, run, sim_count + probes.min(1000)).await?;
+    let (load_sims, probe_sims) = iccids.split_at(sim_count);
+    let rollups = backlog(load_sims, events);
+    let topics = IngestTopics::with_prefix(&config.kafka.topic_prefix);
+    topics
+        .ensure(engines.bus.as_ref(), config.ingest.partitions)
+        .await?;
+    eprintln!(
+        "producing {} rollups of {} SIMs …",
+        rollups.len(),
+        load_sims.len()
+    );
+    let started = Instant::now();
+    produce(&engines.bus, &topics.sessions, &rollups).await?;
+    let produce_time = started.elapsed();
+
+    // The worker as `ioto ingest` runs it: live fan-out to the realtime topic included.
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let realtime = crate::realtime::BusRealtime::publisher(
+        Arc::clone(&engines.bus),
+        &config.kafka.topic_prefix,
+        stop_rx.clone(),
+    )
+    .await?;
+    let stats = Arc::new(IngestStats::default());
+    let worker = Worker::new(
+        Arc::clone(&engines.bus),
+        SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        CdrIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        crate::pipeline::worker_config(&config),
+        Arc::clone(&stats),
+    )
+    .on_counted(Arc::new(move |u| realtime.sessions_updated(u)));
+    eprintln!("counting the backlog …");
+    let started = Instant::now();
+    let handle = tokio::spawn(worker.run(stop_rx));
+    let total = rollups.len() as u64;
+    let mut first: Option<(Instant, u64)> = None;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while stats.events.load(Ordering::Relaxed) < total {
+        let n = stats.events.load(Ordering::Relaxed);
+        if first.is_none() && n > 0 {
+            first = Some((Instant::now(), n));
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the worker counted {n} of {total} events in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let end = Instant::now();
+    let (first_at, first_n) = first.unwrap_or((end, 0));
+
+    // The same rows with the bare insert, batch by batch.
+    let raw = rows(&rollups, TenantId::new());
+    eprintln!("inserting the same {} rows directly …", raw.len());
+    let raw_started = Instant::now();
+    for chunk in raw.chunks(config.ingest.batch_max) {
+        engines.usage.write_session_updates(chunk).await?;
+    }
+    let raw_insert = raw_started.elapsed();
+
+    // Latency under a steady live load.
+    eprintln!("timing {probes} probes under {live_rate} events/s of live load …");
+    let load = {
+        let (bus, topic, sims) = (
+            Arc::clone(&engines.bus),
+            topics.sessions.clone(),
+            load_sims.to_vec(),
+        );
+        let stop_load = stop.subscribe();
+        tokio::spawn(async move { live_load(bus, topic, sims, live_rate, stop_load).await })
+    };
+    let mut tasks = Vec::new();
+    for k in 0..probes {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let iccid = probe_sims[k % probe_sims.len()].clone();
+        let (bus, topic, usage) = (
+            Arc::clone(&engines.bus),
+            topics.sessions.clone(),
+            Arc::clone(&engines.usage),
+        );
+        tasks.push(tokio::spawn(async move {
+            probe(bus, usage, tenant, topic, iccid, k).await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut lost = 0;
+    for t in tasks {
+        match t.await? {
+            Some(d) => latencies.push(d),
+            None => lost += 1,
+        }
+    }
+    let _ = stop.send(true);
+    let _ = load.await;
+    let _ = handle.await;
+    Ok(IngestFigures {
+        events: rollups.len(),
+        sims: load_sims.len(),
+        produce: produce_time,
+        join: first_at - started,
+        steady: end - first_at,
+        events_in_steady: total - first_n,
+        raw_insert,
+        raw_rows: raw.len(),
+        live_rate,
+        latencies,
+        lost_probes: lost,
+        engines: described,
+    })
+}
+
+/// Rollups of fresh sessions at `rate` per second until stopped.
+async fn live_load(
+    bus: Arc<dyn ioto_domain::ports::EventBus>,
+    topic: String,
+    sims: Vec<Iccid>,
+    rate: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if rate == 0 || sims.is_empty() {
+        return;
+    }
+    let tick = Duration::from_millis(50);
+    let per_tick = (rate / 20).max(1);
+    let mut n: u64 = 0;
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = interval.tick() => {}
+        }
+        let now = Utc::now();
+        let sends = (0..per_tick).map(|_| {
+            n += 1;
+            let iccid = sims[(n as usize) % sims.len()].clone();
+            let session = format!("live-{}-{}", iccid.as_str(), n / sims.len() as u64);
+            let r = SessionRollup {
+                session_id: session,
+                iccid,
+                event_timestamp: now,
+                mcc_mnc: MccMnc::parse("262-01").unwrap_or_else(|_| unreachable!()),
+                radio_access_type: RadioAccessType::LteM,
+                ip_address: None,
+                total_bytes_in: n,
+                total_bytes_out: n,
+                request_type: RequestType::Update,
+                cell_id: None,
+            };
+            let bus = Arc::clone(&bus);
+            let topic = topic.clone();
+            async move {
+                let _ = bus
+                    .publish(&topic, &r.session_id, r.to_json().to_string().as_bytes())
+                    .await;
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// Publishes one rollup for `iccid` and waits (up to 30 s) until its live session shows it.
+async fn probe(
+    bus: Arc<dyn ioto_domain::ports::EventBus>,
+    usage: Arc<dyn ioto_domain::ports::UsageStore>,
+    tenant: TenantId,
+    topic: String,
+    iccid: Iccid,
+    k: usize,
+) -> Option<Duration> {
+    let marker = 1_000_000 + k as u64;
+    let r = SessionRollup {
+        session_id: format!("probe-{}-{k}", iccid.as_str()),
+        iccid: iccid.clone(),
+        event_timestamp: Utc::now(),
+        mcc_mnc: MccMnc::parse("262-01").ok()?,
+        radio_access_type: RadioAccessType::Lte,
+        ip_address: None,
+        total_bytes_in: marker,
+        total_bytes_out: 0,
+        request_type: RequestType::Update,
+        cell_id: None,
+    };
+    let started = Instant::now();
+    bus.publish(&topic, &r.session_id, r.to_json().to_string().as_bytes())
+        .await
+        .ok()?;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(s)) = usage.live_session(tenant, iccid.as_str()).await {
+            if s.total_in == marker {
+                return Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+pub fn print(f: &IngestFigures) {
+    println!(
+        "engines: {}",
+        f.engines
+            .iter()
+            .map(|(p, e)| format!("{p}={e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "backlog: {} session rollups of {} SIMs, produced in {:.1} s ({:.0}/s)",
+        f.events,
+        f.sims,
+        f.produce.as_secs_f64(),
+        rate(f.events as f64, f.produce)
+    );
+    let pipeline = rate(f.events_in_steady as f64, f.steady);
+    let raw = rate(f.raw_rows as f64, f.raw_insert);
+    println!(
+        "ingest (broker → worker → usage store, committed): {:.0} events/s over {:.1} s (first batch after {:.1} s)",
+        pipeline,
+        f.steady.as_secs_f64(),
+        f.join.as_secs_f64()
+    );
+    println!(
+        "bare insert of the same rows: {:.0} rows/s ({} rows in {:.1} s); pipeline / bare insert = {:.2}",
+        raw,
+        f.raw_rows,
+        f.raw_insert.as_secs_f64(),
+        pipeline / raw.max(1e-9)
+    );
+    let mut l = f.latencies.clone();
+    l.sort();
+    let pct = |p: f64| {
+        l.get(
+            ((l.len() as f64 * p).ceil() as usize)
+                .saturating_sub(1)
+                .min(l.len().saturating_sub(1)),
+        )
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "event → live session visible, under {} events/s: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes, {} not seen within 30 s)",
+        f.live_rate,
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0),
+        l.len(),
+        f.lost_probes
+    );
+}

@@ -39,6 +39,8 @@ pub struct IngestFigures {
     pub steady: Duration,
     pub events_in_steady: u64,
     pub raw_insert: Duration,
+    /// Reading the backlog with a bare consumer (no counting), from its first message.
+    pub read_only: Duration,
     pub raw_rows: usize,
     pub live_rate: u64,
     pub latencies: Vec<Duration>,
@@ -212,7 +214,11 @@ pub async fn ingest(
     config.kafka.topic_prefix = format!("{}bench{run}.", config.kafka.topic_prefix);
     config.ingest.enabled = false;
     engines::migrate(&config).await?;
-    let engines = engines::connect(&config).await?;
+    let mut engines = engines::connect(&config).await?;
+    if engines.bus.info().engine == "in-process" {
+        // The in-process bus keeps a bounded number of messages; make room for the backlog.
+        engines.bus = Arc::new(ioto_ingest::InProcessBus::with_retention(events + 1_000_000));
+    }
     let described = engines::describe_config(&config);
     let (tenant, iccids) = sims(&engines, run, sim_count + probes.min(1000)).await?;
     let (load_sims, probe_sims) = iccids.split_at(sim_count);
@@ -229,6 +235,36 @@ pub async fn ingest(
     let started = Instant::now();
     produce(&engines.bus, &topics.sessions, &rollups).await?;
     let produce_time = started.elapsed();
+
+    // What the broker alone delivers: a consumer in a group of its own that only reads.
+    eprintln!("reading the backlog without counting …");
+    let read_started = Instant::now();
+    let mut reader = engines
+        .bus
+        .consume(
+            std::slice::from_ref(&topics.sessions),
+            &format!("bench-read-{run}"),
+            ioto_domain::ports::StartAt::Earliest,
+        )
+        .await?;
+    let mut read = 0usize;
+    let mut read_first: Option<Instant> = None;
+    while read < rollups.len() {
+        let b = reader
+            .poll(config.ingest.batch_max, Duration::from_millis(200))
+            .await?;
+        if !b.is_empty() && read_first.is_none() {
+            read_first = Some(Instant::now());
+        }
+        read += b.len();
+        anyhow::ensure!(
+            read_started.elapsed() < Duration::from_secs(600),
+            "reading the backlog stalled at {read} of {} events",
+            rollups.len()
+        );
+    }
+    drop(reader);
+    let read_time = read_first.map_or(Duration::ZERO, |f| f.elapsed());
 
     // The worker as `ioto ingest` runs it: live fan-out to the realtime topic included.
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -319,6 +355,7 @@ pub async fn ingest(
         steady: end - first_at,
         events_in_steady: total - first_n,
         raw_insert,
+        read_only: read_time,
         raw_rows: raw.len(),
         live_rate,
         latencies,
@@ -428,6 +465,10 @@ pub fn print(f: &IngestFigures) {
         f.sims,
         f.produce.as_secs_f64(),
         rate(f.events as f64, f.produce)
+    );
+    println!(
+        "broker read alone (consumer, no counting): {:.0} events/s",
+        rate(f.events as f64, f.read_only)
     );
     let pipeline = rate(f.events_in_steady as f64, f.steady);
     let raw = rate(f.raw_rows as f64, f.raw_insert);

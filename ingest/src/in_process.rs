@@ -9,7 +9,7 @@ use futures::stream;
 use std::time::Duration;
 
 use ioto_domain::ports::{
-    BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
 };
 use ioto_domain::{Error, Result};
 use tokio::sync::Notify;
@@ -33,6 +33,8 @@ struct Shared {
     /// Batch-consumer groups: the generation of the member that owns them. The last member to
     /// join a group takes its (single) partition over, as with a one-partition Kafka topic.
     generations: Mutex<HashMap<String, u64>>,
+    /// Batches being written and committed, per group: a takeover waits for them.
+    holds: Arc<Mutex<HashMap<String, usize>>>,
     notify: Notify,
     retention: usize,
 }
@@ -54,6 +56,7 @@ impl InProcessBus {
             shared: Arc::new(Shared {
                 topics: Mutex::new(HashMap::new()),
                 generations: Mutex::new(HashMap::new()),
+                holds: Arc::default(),
                 notify: Notify::new(),
                 retention: retention.max(1),
             }),
@@ -120,6 +123,7 @@ impl InProcessConsumer {
                     message: msg.clone(),
                     partition: 0,
                     offset: i64::try_from(*next).unwrap_or(i64::MAX),
+                    generation: self.generation,
                 });
                 *next += 1;
             }
@@ -156,7 +160,13 @@ impl BatchConsumer for InProcessConsumer {
     }
 
     async fn commit(&mut self, done: &[Delivery]) -> Result<()> {
-        if !self.owns_group() {
+        // A member taken over may still commit what it holds: the successor waits for it.
+        let held = lock(&self.bus.shared.holds)
+            .get(&self.group)
+            .copied()
+            .unwrap_or(0)
+            > 0;
+        if !self.owns_group() && !held {
             return Err(Error::Conflict(format!(
                 "consumer group '{}' was taken over by another member; not committed",
                 self.group
@@ -178,6 +188,35 @@ impl BatchConsumer for InProcessConsumer {
             self.generation
         } else {
             REVOKED
+        }
+    }
+
+    fn hold(&self, generation: u64) -> Option<AssignmentHold> {
+        // Checked and counted under the generations lock, which a takeover takes to move on.
+        let generations = lock(&self.bus.shared.generations);
+        if generation != self.generation || generations.get(&self.group) != Some(&self.generation) {
+            return None;
+        }
+        *lock(&self.bus.shared.holds)
+            .entry(self.group.clone())
+            .or_default() += 1;
+        Some(Box::new(Hold {
+            holds: Arc::clone(&self.bus.shared.holds),
+            group: self.group.clone(),
+        }))
+    }
+}
+
+/// Releases one hold of a group when dropped.
+struct Hold {
+    holds: Arc<Mutex<HashMap<String, usize>>>,
+    group: String,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.holds).get_mut(&self.group) {
+            *n = n.saturating_sub(1);
         }
     }
 }
@@ -258,6 +297,21 @@ impl EventBus for InProcessBus {
         group: &str,
         start: StartAt,
     ) -> Result<Box<dyn BatchConsumer>> {
+        if let Some(missing) = topics.iter().find(|t| !self.topics().contains_key(*t)) {
+            return Err(unknown_topic(missing));
+        }
+        let generation = {
+            let mut generations = lock(&self.shared.generations);
+            let g = generations.entry(group.to_owned()).or_insert(0);
+            *g += 1;
+            *g
+        };
+        // A member that lost the group stops waiting; what it is still writing finishes first.
+        self.shared.notify.notify_waiters();
+        while lock(&self.shared.holds).get(group).copied().unwrap_or(0) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Start after the last commit, which now includes the previous member's last batch.
         let mut positions = HashMap::new();
         {
             let all = self.topics();
@@ -271,14 +325,6 @@ impl EventBus for InProcessBus {
                 positions.insert(name.clone(), next);
             }
         }
-        let generation = {
-            let mut generations = lock(&self.shared.generations);
-            let g = generations.entry(group.to_owned()).or_insert(0);
-            *g += 1;
-            *g
-        };
-        // A member that lost the group stops waiting.
-        self.shared.notify.notify_waiters();
         Ok(Box::new(InProcessConsumer {
             bus: self.clone(),
             group: group.to_owned(),

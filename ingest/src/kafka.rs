@@ -1,19 +1,19 @@
 //! The event bus on Kafka (any Kafka-protocol broker) through rdkafka.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream;
 use ioto_domain::ports::{
-    BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
 };
 use ioto_domain::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -27,70 +27,123 @@ use crate::kafka_log::{GroupContext, QuietContext};
 /// back) before the group gives its partitions to another member.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// A batch consumer on Kafka: manual commits, and a generation that counts rebalances.
+/// A batch consumer on Kafka: a thread of its own polls librdkafka (serving rebalances there,
+/// which wait for held batches) and hands messages over, tagged with their generation.
 struct KafkaConsumer {
-    consumer: Arc<StreamConsumer<GroupContext>>,
+    consumer: Arc<BaseConsumer<GroupContext>>,
+    incoming: mpsc::Receiver<Result<Delivery>>,
     brokers: String,
+    stop: Arc<AtomicBool>,
 }
 
-impl KafkaConsumer {
-    fn current_generation(&self) -> u64 {
-        self.consumer.context().generation.load(Ordering::SeqCst)
+/// Releases a hold on the assignment when dropped.
+struct KafkaHold(Arc<BaseConsumer<GroupContext>>);
+
+impl Drop for KafkaHold {
+    fn drop(&mut self) {
+        self.0.context().release();
     }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Messages buffered between the polling thread and the worker.
+const BUFFERED: usize = 100_000;
+
+fn pump(
+    consumer: Arc<BaseConsumer<GroupContext>>,
+    tx: mpsc::Sender<Result<Delivery>>,
+    stop: Arc<AtomicBool>,
+    brokers: String,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let Some(received) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let item = match received {
+            Ok(m) => Ok(Delivery {
+                message: BusMessage {
+                    topic: m.topic().to_owned(),
+                    key: m
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default(),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                },
+                partition: m.partition(),
+                offset: m.offset(),
+                // Rebalance callbacks ran inside `poll`, before this message was handed out.
+                generation: consumer.context().generation(),
+            }),
+            Err(e) => {
+                std::thread::sleep(Duration::from_millis(200));
+                Err(kafka_err(&brokers, e))
+            }
+        };
+        if tx.blocking_send(item).is_err() {
+            break;
+        }
+    }
+    // Leaving the group promptly: unsubscribe before the consumer is dropped.
+    consumer.unsubscribe();
 }
 
 #[async_trait]
 impl BatchConsumer for KafkaConsumer {
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let mut out: Vec<Delivery> = Vec::new();
-        let mut generation = self.current_generation();
         let mut deadline = tokio::time::Instant::now() + wait;
         while out.len() < max.max(1) {
-            // Messages already fetched are taken without arming a timer for each.
-            let ready = futures::FutureExt::now_or_never(self.consumer.recv());
-            let received = match ready {
-                Some(r) => r,
-                None => match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
+            let next = match self.incoming.try_recv() {
+                Ok(d) => Some(d),
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Err(Error::Unavailable(format!(
+                        "Kafka at {} (consumer stopped)",
+                        self.brokers
+                    )))
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                        Ok(d) => d,
+                        Err(_) => break,
+                    }
+                }
             };
-            // Rebalance callbacks run inside `recv`, before it hands out a message fetched under
-            // the new assignment: what came before the change is delivered again from the last
-            // commit, to whoever owns those partitions now.
-            let now = self.current_generation();
-            if now != generation {
-                out.clear();
-                generation = now;
-            }
+            let Some(received) = next else {
+                return Err(Error::Unavailable(format!(
+                    "Kafka at {} (consumer stopped)",
+                    self.brokers
+                )));
+            };
             match received {
-                Ok(m) => {
+                Ok(d) => {
+                    // What came before a change of assignment is delivered again, from the last
+                    // commit, to whoever owns those partitions now.
+                    let current = self.consumer.context().generation();
+                    if d.generation != current {
+                        continue;
+                    }
+                    if out.first().is_some_and(|f| f.generation != d.generation) {
+                        out.clear();
+                    }
                     if out.is_empty() {
                         deadline = tokio::time::Instant::now() + wait;
                     }
-                    out.push(Delivery {
-                        message: BusMessage {
-                            topic: m.topic().to_owned(),
-                            key: m
-                                .key()
-                                .map(|k| String::from_utf8_lossy(k).into_owned())
-                                .unwrap_or_default(),
-                            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                        },
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    });
+                    out.push(d);
                 }
-                Err(e) if out.is_empty() => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    return Err(kafka_err(&self.brokers, e));
-                }
+                Err(e) if out.is_empty() => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "Kafka consumer error; returning the batch so far");
                     break;
                 }
             }
         }
+        let current = self.consumer.context().generation();
+        out.retain(|d| d.generation == current);
         Ok(out)
     }
 
@@ -120,7 +173,14 @@ impl BatchConsumer for KafkaConsumer {
     }
 
     fn generation(&self) -> u64 {
-        self.current_generation()
+        self.consumer.context().generation()
+    }
+
+    fn hold(&self, generation: u64) -> Option<AssignmentHold> {
+        self.consumer
+            .context()
+            .hold(generation)
+            .then(|| Box::new(KafkaHold(Arc::clone(&self.consumer))) as AssignmentHold)
     }
 }
 
@@ -389,7 +449,7 @@ impl EventBus for KafkaBus {
                 ));
             }
         }
-        let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+        let consumer: BaseConsumer<GroupContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
             .set("client.id", "ioto-ingest")
@@ -414,9 +474,23 @@ impl EventBus for KafkaBus {
         consumer
             .subscribe(&names)
             .map_err(|e| kafka_err(&self.config.brokers, e))?;
+        let consumer = Arc::new(consumer);
+        let (tx, incoming) = mpsc::channel(BUFFERED);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s, b) = (
+            Arc::clone(&consumer),
+            Arc::clone(&stop),
+            self.config.brokers.clone(),
+        );
+        std::thread::Builder::new()
+            .name("ioto-kafka-consumer".into())
+            .spawn(move || pump(c, tx, s, b))
+            .map_err(|e| Error::Internal(format!("starting the consumer thread: {e}")))?;
         Ok(Box::new(KafkaConsumer {
-            consumer: Arc::new(consumer),
+            consumer,
+            incoming,
             brokers: self.config.brokers.clone(),
+            stop,
         }))
     }
 }

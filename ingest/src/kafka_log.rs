@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Condvar;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -61,11 +61,47 @@ impl ClientContext for QuietContext {
 
 impl ConsumerContext for QuietContext {}
 
-/// A group member's context: quiet logs, and a count of assignment changes.
+/// A group member's context: quiet logs, a count of assignment changes, and the holds that make
+/// a rebalance wait until the batches being written are committed.
 #[derive(Default)]
 pub struct GroupContext {
     quiet: QuietContext,
-    pub generation: AtomicU64,
+    state: Mutex<Assignment>,
+    released: Condvar,
+}
+
+#[derive(Default)]
+struct Assignment {
+    generation: u64,
+    holds: usize,
+}
+
+impl GroupContext {
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Assignment> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a hold on `generation`'s assignment; `false` when it changed already.
+    pub fn hold(&self, generation: u64) -> bool {
+        let mut s = self.lock();
+        if s.generation != generation {
+            return false;
+        }
+        s.holds += 1;
+        true
+    }
+
+    pub fn release(&self) {
+        let mut s = self.lock();
+        s.holds = s.holds.saturating_sub(1);
+        self.released.notify_all();
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -79,10 +115,23 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
+    /// Runs on the consumer's own thread: waits until no batch is being written, then moves the
+    /// generation on so no new hold is granted for the old assignment.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        let mut s = self.lock();
+        while s.holds > 0 {
+            s = self
+                .released
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        s.generation += 1;
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => {
-                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.lock().generation += 1;
                 tracing::info!(
                     partitions = tpl.count(),
                     assigned = matches!(rebalance, Rebalance::Assign(_)),
@@ -90,7 +139,7 @@ impl ConsumerContext for GroupContext {
                 );
             }
             Rebalance::Error(e) => {
-                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.lock().generation += 1;
                 tracing::warn!(error = %e, "consumer group rebalance failed");
             }
         }

@@ -18,8 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ioto_domain::ports::{BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec};
-use ioto_domain::services::{BatchOutcome, CdrIngest, DeadLetter, SessionIngest};
+use ioto_domain::ports::{
+    AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec, UsageStore,
+};
+use ioto_domain::services::{
+    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
+};
 use ioto_domain::Result;
 use tokio::sync::watch;
 
@@ -117,6 +121,7 @@ pub type OnCounted = Arc<dyn Fn(&[SessionUpdate]) + Send + Sync>;
 
 pub struct Worker {
     bus: Arc<dyn EventBus>,
+    usage: Arc<dyn UsageStore>,
     sessions: SessionIngest,
     cdrs: CdrIngest,
     config: WorkerConfig,
@@ -171,6 +176,7 @@ impl Worker {
     ) -> Self {
         Self {
             bus,
+            usage: sessions.usage(),
             sessions,
             cdrs,
             config,
@@ -210,6 +216,11 @@ impl Worker {
 
     /// Runs until `shutdown` turns true. A batch in progress at shutdown is not committed; the
     /// next worker counts it (once).
+    ///
+    /// One batch is written while the next is read and counted on top of it. A batch is written
+    /// and committed under a hold on the assignment, so a rebalance waits until it is committed;
+    /// when a write fails, the batch counted on top of it is thrown away and both are counted
+    /// again from what the store holds.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         tracing::info!(group = %self.config.group, sessions = %self.config.topics.sessions,
             cdrs = %self.config.topics.cdrs, "ingest worker started");
@@ -219,6 +230,8 @@ impl Worker {
             };
             let mut generation = consumer.generation();
             self.forget_progress();
+            let mut owners_since = Instant::now();
+            let mut inflight: Option<InFlight> = None;
             loop {
                 if *shutdown.borrow() {
                     return Ok(());
@@ -227,41 +240,84 @@ impl Worker {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
                     p = consumer.poll(self.config.batch_max, self.config.batch_wait) => p,
                 };
-                if consumer.generation() != generation {
-                    generation = consumer.generation();
-                    self.stats.rebalances.fetch_add(1, Ordering::Relaxed);
-                    self.forget_progress();
-                }
                 let batch = match polled {
-                    Ok(b) if b.is_empty() => continue,
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!(error = %e, "polling the ingest topics failed; retrying");
+                        Vec::new()
+                    }
+                };
+                let batch_generation = batch.first().map_or(generation, |d| d.generation);
+                if batch.is_empty() || batch_generation != generation {
+                    if let Some(f) = inflight.take() {
+                        if self.finish(f, consumer.as_mut(), &mut shutdown).await == Finish::GiveUp {
+                            continue 'member;
+                        }
+                    }
+                    if batch_generation != generation {
+                        generation = batch_generation;
+                        self.stats.rebalances.fetch_add(1, Ordering::Relaxed);
+                        self.forget_progress();
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
+                }
+                // Owners change when SIMs are reassigned: look them up afresh now and then.
+                if owners_since.elapsed() > OWNERS_FOR && inflight.is_none() {
+                    self.sessions.forget_owners();
+                    self.cdrs.forget_owners();
+                    owners_since = Instant::now();
+                }
+                // Count the new batch while the previous one is being written.
+                let mut prepared = self.prepare(&batch).await;
+                if let Some(f) = inflight.take() {
+                    match self.finish(f, consumer.as_mut(), &mut shutdown).await {
+                        Finish::GiveUp => continue 'member,
+                        Finish::Landed => {}
+                        // Counted on top of a batch that failed: count it again.
+                        Finish::Redone => prepared = self.prepare(&batch).await,
+                    }
+                }
+                let prepared = match prepared {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // The store could not be read: count this batch the slow way.
+                        if !self
+                            .count_until_committed(batch, generation, consumer.as_mut(), &mut shutdown)
+                            .await
+                        {
+                            continue 'member;
+                        }
                         continue;
                     }
                 };
-                let Some(counted) = self.count_until_written(&batch, &mut shutdown).await else {
-                    if *shutdown.borrow() {
-                        return Ok(());
-                    }
-                    // Waited so long that the group may have moved on: join again from the last commit.
-                    tracing::warn!(
-                        "the usage store stayed unreachable; rejoining the group from the last commit"
-                    );
-                    continue 'member;
-                };
-                if let Err(e) = consumer.commit(&batch).await {
-                    // Counted but not committed: it comes again, and is then recognised as counted.
-                    self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "commit failed; the batch will be redelivered and recognised");
+                let Some(hold) = consumer.hold(generation) else {
+                    // The assignment moved on: this batch belongs to whoever owns it now.
                     self.forget_progress();
                     continue;
-                }
-                self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                if let Some(f) = &self.on_counted {
-                    f(&counted);
-                }
+                };
+                self.sessions.stage(&prepared.sessions);
+                self.cdrs.stage(&prepared.cdrs);
+                let usage = Arc::clone(&self.usage);
+                let sessions = Arc::new(prepared.sessions);
+                let cdrs = Arc::new(prepared.cdrs);
+                let (s, c) = (Arc::clone(&sessions), Arc::clone(&cdrs));
+                let task = tokio::spawn(async move {
+                    usage.write_session_updates(&s.updates).await?;
+                    if !c.records.is_empty() {
+                        usage.write_cdrs(&c.records).await?;
+                    }
+                    Ok(())
+                });
+                inflight = Some(InFlight {
+                    task,
+                    sessions,
+                    cdrs,
+                    batch,
+                    generation,
+                    _hold: hold,
+                });
             }
         }
     }
@@ -269,16 +325,21 @@ impl Worker {
     fn forget_progress(&mut self) {
         self.sessions.forget_progress();
         self.sessions.forget_owners();
+        self.cdrs.forget_pending();
         self.cdrs.forget_owners();
     }
 
-    /// Counts the batch and dead-letters what cannot be counted, retrying until both are
-    /// acknowledged. `None` on shutdown, or when retrying outlasted the group's patience.
-    async fn count_until_written(
-        &mut self,
-        batch: &[Delivery],
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<SessionUpdate>> {
+    /// Splits a batch by topic and counts both parts (nothing is written).
+    async fn prepare(&mut self, batch: &[Delivery]) -> Result<Prepared> {
+        let (sessions, cdrs) = self.split(batch);
+        Ok(Prepared {
+            sessions: self.sessions.prepare(&sessions).await?,
+            cdrs: self.cdrs.prepare(&cdrs).await?,
+        })
+    }
+
+    /// `(source, payload)` of the session rollups and of the CDRs.
+    fn split(&self, batch: &[Delivery]) -> (Vec<Sourced>, Vec<Sourced>) {
         let mut sessions = Vec::new();
         let mut cdrs = Vec::new();
         for d in batch {
@@ -289,67 +350,202 @@ impl Worker {
                 sessions.push(item);
             }
         }
+        (sessions, cdrs)
+    }
+
+    /// Waits for the batch being written; when it landed, dead-letters, commits and announces
+    /// it. When it failed, counts it again the slow way.
+    async fn finish(
+        &mut self,
+        f: InFlight,
+        consumer: &mut dyn BatchConsumer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Finish {
+        let InFlight {
+            task,
+            sessions,
+            cdrs,
+            batch,
+            generation,
+            _hold: hold,
+        } = f;
+        let written = match task.await {
+            Ok(r) => r,
+            Err(e) => Err(ioto_domain::Error::Internal(format!("write task: {e}"))),
+        };
+        if let Err(e) = written {
+            // It may or may not have landed: count it again from what the store holds.
+            self.stats.write_retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, events = batch.len(), "writing the batch failed; counting it again");
+            drop(hold);
+            self.forget_progress();
+            return if self
+                .count_until_committed(batch, generation, consumer, shutdown)
+                .await
+            {
+                Finish::Redone
+            } else {
+                Finish::GiveUp
+            };
+        }
+        let sessions = Arc::try_unwrap(sessions).unwrap_or_default();
+        let cdrs = Arc::try_unwrap(cdrs).unwrap_or_default();
+        let mut dead = sessions.dead.clone();
+        dead.extend(cdrs.dead.iter().cloned());
+        if !self.publish_dead(&dead, shutdown).await {
+            return Finish::GiveUp;
+        }
+        let committed = consumer.commit(&batch).await;
+        drop(hold);
+        let out = self.sessions.acknowledge(sessions);
+        let c = self.cdrs.acknowledge(cdrs);
+        self.record(&batch, &out, &c);
+        if let Err(e) = committed {
+            // Counted but not committed: it comes again, and is then recognised as counted.
+            self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "commit failed; the batch will be redelivered and recognised");
+            self.forget_progress();
+            return Finish::Redone;
+        }
+        if let Some(f) = &self.on_counted {
+            f(&out.counted);
+        }
+        Finish::Landed
+    }
+
+    fn record(&self, batch: &[Delivery], sessions: &BatchOutcome, cdrs: &CdrOutcome) {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats
+            .session_updates_written
+            .fetch_add(sessions.written as u64, Ordering::Relaxed);
+        self.stats
+            .cdrs_written
+            .fetch_add(cdrs.written as u64, Ordering::Relaxed);
+        self.stats.already_counted.fetch_add(
+            (sessions.already_counted + cdrs.already_counted) as u64,
+            Ordering::Relaxed,
+        );
+        self.stats.count_dead(&sessions.dead);
+        self.stats.count_dead(&cdrs.dead);
+    }
+
+    /// Publishes dead letters, retrying until the broker takes them (before the commit: a crash
+    /// in between repeats some, never loses one). `false` on shutdown.
+    async fn publish_dead(&self, dead: &[DeadLetter], shutdown: &mut watch::Receiver<bool>) -> bool {
+        for d in dead {
+            let body = dead_letter_json(d).to_string();
+            let mut attempt = 0;
+            while let Err(e) = self
+                .bus
+                .publish(&self.config.topics.dead_letters, &d.source, body.as_bytes())
+                .await
+            {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "publishing a dead letter failed; retrying");
+                if pause(backoff(attempt), shutdown).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The slow path: counts, writes and commits one batch on its own, retrying until the store
+    /// takes it. `false`: shutdown, or retrying outlasted the group's patience.
+    async fn count_until_committed(
+        &mut self,
+        batch: Vec<Delivery>,
+        generation: u64,
+        consumer: &mut dyn BatchConsumer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let (sessions, cdrs) = self.split(&batch);
         let started = Instant::now();
         let patience = crate::kafka::MAX_POLL_INTERVAL.mul_f64(0.8);
         let mut attempt = 0;
         loop {
-            match self.count_once(&sessions, &cdrs).await {
-                Ok(updates) => return Some(updates),
+            let Some(hold) = consumer.hold(generation) else {
+                // The assignment moved on: whoever owns the partitions now counts it.
+                self.forget_progress();
+                return true;
+            };
+            let counted = async {
+                let s = self.sessions.process(&sessions).await?;
+                let c = self.cdrs.process(&cdrs).await?;
+                Ok::<_, ioto_domain::Error>((s, c))
+            }
+            .await;
+            match counted {
+                Ok((s, c)) => {
+                    let mut dead = s.dead.clone();
+                    dead.extend(c.dead.iter().cloned());
+                    if !self.publish_dead(&dead, shutdown).await {
+                        return false;
+                    }
+                    let committed = consumer.commit(&batch).await;
+                    drop(hold);
+                    self.record(&batch, &s, &c);
+                    if let Err(e) = committed {
+                        self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "commit failed; the batch will be redelivered and recognised");
+                        self.forget_progress();
+                    } else if let Some(f) = &self.on_counted {
+                        f(&s.counted);
+                    }
+                    return true;
+                }
                 Err(e) => {
+                    drop(hold);
+                    self.forget_progress();
                     self.stats.write_retries.fetch_add(1, Ordering::Relaxed);
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, events = batch.len(),
                         "counting the batch failed; it is retried, nothing is committed meanwhile");
-                    if pause(backoff(attempt), shutdown).await || started.elapsed() > patience {
-                        return None;
+                    if pause(backoff(attempt), shutdown).await {
+                        return false;
+                    }
+                    if started.elapsed() > patience {
+                        tracing::warn!(
+                            "the usage store stayed unreachable; rejoining the group from the last commit"
+                        );
+                        return false;
                     }
                 }
             }
         }
     }
+}
 
-    async fn count_once(
-        &mut self,
-        sessions: &[(String, Vec<u8>)],
-        cdrs: &[(String, Vec<u8>)],
-    ) -> Result<Vec<SessionUpdate>> {
-        let mut dead = Vec::new();
-        let mut updates = Vec::new();
-        if !sessions.is_empty() {
-            let BatchOutcome {
-                written,
-                already_counted,
-                dead: d,
-                counted,
-            } = self.sessions.process(sessions).await?;
-            self.stats
-                .session_updates_written
-                .fetch_add(written as u64, Ordering::Relaxed);
-            self.stats
-                .already_counted
-                .fetch_add(already_counted as u64, Ordering::Relaxed);
-            dead.extend(d);
-            updates = counted;
-        }
-        if !cdrs.is_empty() {
-            let out = self.cdrs.process(cdrs).await?;
-            self.stats
-                .cdrs_written
-                .fetch_add(out.written as u64, Ordering::Relaxed);
-            self.stats
-                .already_counted
-                .fetch_add(out.already_counted as u64, Ordering::Relaxed);
-            dead.extend(out.dead);
-        }
-        // Dead letters are published before the commit: a crash in between repeats some, never
-        // loses one.
-        for d in &dead {
-            let body = dead_letter_json(d).to_string();
-            self.bus
-                .publish(&self.config.topics.dead_letters, &d.source, body.as_bytes())
-                .await?;
-        }
-        self.stats.count_dead(&dead);
-        Ok(updates)
-    }
+/// An event's payload with where it came from (`topic/partition/offset`).
+type Sourced = (String, Vec<u8>);
+
+/// How long SIM owners are cached before they are looked up again.
+const OWNERS_FOR: Duration = Duration::from_secs(60);
+
+/// A batch counted on top of the one being written.
+struct Prepared {
+    sessions: PreparedSessions,
+    cdrs: PreparedCdrs,
+}
+
+/// How the batch being written ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Written and committed as counted.
+    Landed,
+    /// Counted again (after a failed write or commit): what was counted on top of it is void.
+    Redone,
+    /// Shutdown, or the store stayed away too long: leave the group.
+    GiveUp,
+}
+
+/// The batch being written, holding the assignment until it is committed.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<()>>,
+    sessions: Arc<PreparedSessions>,
+    cdrs: Arc<PreparedCdrs>,
+    batch: Vec<Delivery>,
+    generation: u64,
+    _hold: AssignmentHold,
 }

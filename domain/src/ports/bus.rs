@@ -66,7 +66,12 @@ pub struct Delivery {
     pub message: BusMessage,
     pub partition: i32,
     pub offset: i64,
+    /// The consumer's [`BatchConsumer::generation`] when the message was received.
+    pub generation: u64,
 }
+
+/// Keeps a consumer's partitions assigned while held (see [`BatchConsumer::hold`]).
+pub type AssignmentHold = Box<dyn Send + Sync>;
 
 impl Delivery {
     /// `topic/partition/offset`, for people tracing an event.
@@ -85,15 +90,19 @@ impl Delivery {
 #[async_trait]
 pub trait BatchConsumer: Send {
     /// Waits for a first message up to `wait`, then collects more until `max` are there or `wait`
-    /// has passed since the first. Returns what arrived, possibly nothing. Messages received
-    /// before a change of assignment during the call are left out (they are delivered again, from
-    /// the last commit, to whoever owns their partition now).
+    /// has passed since the first. Returns what arrived, possibly nothing, all of one generation.
+    /// Messages received before a change of assignment are left out (they are delivered again,
+    /// from the last commit, to whoever owns their partition now).
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
     /// Marks `done` (and everything before them in their partitions) as processed for the group.
     /// Fails when this member no longer owns a partition of them.
     async fn commit(&mut self, done: &[Delivery]) -> Result<()>;
     /// Changes whenever this member's assigned partitions change.
     fn generation(&self) -> u64;
+    /// Keeps the partitions of `generation` assigned to this member until the returned hold is
+    /// dropped: a rebalance waits for it, so no other member starts on a batch this one is still
+    /// writing and committing. `None` when the assignment has already changed since.
+    fn hold(&self, generation: u64) -> Option<AssignmentHold>;
 }
 
 /// Where a batch consumer starts in a topic its group has never committed in.

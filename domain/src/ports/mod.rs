@@ -5,7 +5,7 @@ pub mod directory;
 pub mod fleet;
 pub mod usage;
 
-pub use bus::{BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
+pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
 pub use directory::Directory;
 pub use fleet::{Changeset, Fleet, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
 pub use usage::{

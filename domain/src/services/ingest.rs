@@ -91,7 +91,20 @@ const MAX_CACHED_SESSIONS: usize = 1_000_000;
 pub struct SessionIngest {
     usage: Arc<dyn UsageStore>,
     owners: Owners,
+    /// Progress as acknowledged by the store.
     progress: HashMap<String, SessionProgress>,
+    /// Progress of the batch being written (staged, not yet acknowledged).
+    pending: HashMap<String, SessionProgress>,
+}
+
+/// A batch of session rollups counted and ready to write.
+#[derive(Debug, Default)]
+pub struct PreparedSessions {
+    pub updates: Vec<SessionUpdate>,
+    local: HashMap<String, SessionProgress>,
+    terminated: Vec<String>,
+    pub already_counted: usize,
+    pub dead: Vec<DeadLetter>,
 }
 
 impl SessionIngest {
@@ -100,6 +113,7 @@ impl SessionIngest {
             usage,
             owners: Owners::new(fleet),
             progress: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -108,16 +122,36 @@ impl SessionIngest {
         self.owners.clear();
     }
 
-    /// Forgets cached session progress: after a rebalance another worker may have counted the
-    /// same sessions, so progress is recovered from the store again.
-    pub fn forget_progress(&mut self) {
-        self.progress.clear();
+    /// The usage store batches are written to.
+    pub fn usage(&self) -> Arc<dyn UsageStore> {
+        Arc::clone(&self.usage)
     }
 
-    /// Processes one batch of `(source, payload)` in order. On `Err` nothing of the batch counted;
-    /// the caller retries the same batch later.
+    /// Forgets cached session progress: after a rebalance another worker may have counted the
+    /// same sessions, and after a failed write the store may or may not hold a batch, so
+    /// progress is recovered from the store again.
+    pub fn forget_progress(&mut self) {
+        self.progress.clear();
+        self.pending.clear();
+    }
+
+    /// Processes one batch of `(source, payload)` in order: prepares, writes and acknowledges it.
+    /// On `Err` the batch may or may not have landed; the caller retries the same batch later and
+    /// what landed is then recognised.
     pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<BatchOutcome> {
-        let mut out = BatchOutcome::default();
+        let prepared = self.prepare(batch).await?;
+        self.stage(&prepared);
+        if let Err(e) = self.usage.write_session_updates(&prepared.updates).await {
+            self.forget_progress();
+            return Err(e);
+        }
+        Ok(self.acknowledge(prepared))
+    }
+
+    /// Counts a batch against the progress so far, including the batch being written (if any),
+    /// without writing anything.
+    pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedSessions> {
+        let mut out = PreparedSessions::default();
         let mut rollups = Vec::with_capacity(batch.len());
         for (source, payload) in batch {
             match SessionRollup::from_json(payload) {
@@ -132,10 +166,12 @@ impl SessionIngest {
         self.owners
             .load(rollups.iter().map(|(_, _, r)| r.iccid.as_str()))
             .await?;
-        // Progress of sessions not in the cache, recovered from the store in one query.
+        // Progress of sessions not known here, recovered from the store in one query.
         let mut missing: Vec<(String, String)> = rollups
             .iter()
-            .filter(|(_, _, r)| !self.progress.contains_key(&r.session_id))
+            .filter(|(_, _, r)| {
+                !self.progress.contains_key(&r.session_id) && !self.pending.contains_key(&r.session_id)
+            })
             .map(|(_, _, r)| (r.iccid.to_string(), r.session_id.clone()))
             .collect();
         missing.sort();
@@ -154,9 +190,6 @@ impl SessionIngest {
                 );
             }
         }
-        let mut local: HashMap<String, SessionProgress> = HashMap::new();
-        let mut updates = Vec::with_capacity(rollups.len());
-        let mut terminated = Vec::new();
         for (source, payload, r) in rollups {
             let Some((tenant_id, customer_id)) = self.owners.get(r.iccid.as_str()) else {
                 out.dead.push(DeadLetter {
@@ -168,16 +201,18 @@ impl SessionIngest {
                 });
                 continue;
             };
-            let previous = local
+            let previous = out
+                .local
                 .get(&r.session_id)
+                .or_else(|| self.pending.get(&r.session_id))
                 .or_else(|| self.progress.get(&r.session_id));
             match step(previous, &r) {
                 Ok(Step::AlreadyCounted) => out.already_counted += 1,
                 Ok(Step::Count { delta, progress }) => {
                     if r.request_type == RequestType::Terminate {
-                        terminated.push(r.session_id.clone());
+                        out.terminated.push(r.session_id.clone());
                     }
-                    updates.push(SessionUpdate {
+                    out.updates.push(SessionUpdate {
                         tenant_id,
                         customer_id,
                         iccid: r.iccid.to_string(),
@@ -195,7 +230,7 @@ impl SessionIngest {
                         delta_in: delta.bytes_in,
                         delta_out: delta.bytes_out,
                     });
-                    local.insert(r.session_id.clone(), progress);
+                    out.local.insert(r.session_id.clone(), progress);
                 }
                 Err(rejection) => out.dead.push(DeadLetter {
                     source: source.clone(),
@@ -204,24 +239,31 @@ impl SessionIngest {
                 }),
             }
         }
-        if let Err(e) = self.usage.write_session_updates(&updates).await {
-            // The write may or may not have landed: let the retry ask the store.
-            for id in local.keys() {
-                self.progress.remove(id);
-            }
-            return Err(e);
-        }
-        out.written = updates.len();
-        out.counted = updates;
-        if self.progress.len() + local.len() > MAX_CACHED_SESSIONS {
+        Ok(out)
+    }
+
+    /// Marks a prepared batch as being written: the next batch is counted on top of it.
+    pub fn stage(&mut self, prepared: &PreparedSessions) {
+        self.pending.clone_from(&prepared.local);
+    }
+
+    /// The store acknowledged the staged batch: its progress becomes the known progress.
+    pub fn acknowledge(&mut self, prepared: PreparedSessions) -> BatchOutcome {
+        if self.progress.len() + prepared.local.len() > MAX_CACHED_SESSIONS {
             self.progress.clear();
         }
-        self.progress.extend(local);
+        self.pending.clear();
+        self.progress.extend(prepared.local);
         // A terminated session's later redeliveries are recognised from the store.
-        for id in terminated {
-            self.progress.remove(&id);
+        for id in &prepared.terminated {
+            self.progress.remove(id);
         }
-        Ok(out)
+        BatchOutcome {
+            written: prepared.updates.len(),
+            already_counted: prepared.already_counted,
+            dead: prepared.dead,
+            counted: prepared.updates,
+        }
     }
 }
 
@@ -236,11 +278,22 @@ pub struct CdrOutcome {
 
 /// CDR ingest: billing records stored once each, by `cdr_id`.
 ///
-/// A CDR id already stored (asked of the store for every batch) or seen earlier in the batch is
-/// skipped, so redeliveries and duplicate records from mediation bill nothing twice.
+/// A CDR id already stored (asked of the store for every batch), being written in the batch
+/// before, or seen earlier in the batch is skipped, so redeliveries and duplicate records from
+/// mediation bill nothing twice.
 pub struct CdrIngest {
     usage: Arc<dyn UsageStore>,
     owners: Owners,
+    /// Ids of the batch being written.
+    pending: HashSet<String>,
+}
+
+/// A batch of CDRs checked and ready to write.
+#[derive(Debug, Default)]
+pub struct PreparedCdrs {
+    pub records: Vec<CdrRecord>,
+    pub already_counted: usize,
+    pub dead: Vec<DeadLetter>,
 }
 
 impl CdrIngest {
@@ -248,6 +301,7 @@ impl CdrIngest {
         Self {
             usage,
             owners: Owners::new(fleet),
+            pending: HashSet::new(),
         }
     }
 
@@ -255,10 +309,28 @@ impl CdrIngest {
         self.owners.clear();
     }
 
-    /// Processes one batch of `(source, payload)`. On `Err` nothing of it counted for sure; the
-    /// caller retries the same batch and what did land is then recognised.
+    /// Forgets the batch being written (it failed, or the assignment changed).
+    pub fn forget_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Processes one batch of `(source, payload)`: prepares, writes and acknowledges it. On `Err`
+    /// the caller retries the same batch and what did land is then recognised.
     pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<CdrOutcome> {
-        let mut out = CdrOutcome::default();
+        let prepared = self.prepare(batch).await?;
+        self.stage(&prepared);
+        if !prepared.records.is_empty() {
+            if let Err(e) = self.usage.write_cdrs(&prepared.records).await {
+                self.forget_pending();
+                return Err(e);
+            }
+        }
+        Ok(self.acknowledge(prepared))
+    }
+
+    /// Checks a batch and leaves out what is stored or being written, without writing anything.
+    pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedCdrs> {
+        let mut out = PreparedCdrs::default();
         let mut cdrs = Vec::with_capacity(batch.len());
         for (source, payload) in batch {
             match Cdr::from_json(payload) {
@@ -279,7 +351,7 @@ impl CdrIngest {
         } else {
             self.usage.known_cdrs(&ids).await?.into_iter().collect()
         };
-        let mut records = Vec::with_capacity(cdrs.len());
+        seen.extend(self.pending.iter().cloned());
         for (source, payload, c) in cdrs {
             let Some((tenant_id, customer_id)) = self.owners.get(c.iccid.as_str()) else {
                 out.dead.push(DeadLetter {
@@ -295,7 +367,7 @@ impl CdrIngest {
                 out.already_counted += 1;
                 continue;
             }
-            records.push(CdrRecord {
+            out.records.push(CdrRecord {
                 tenant_id,
                 customer_id,
                 cdr_id: c.cdr_id,
@@ -308,11 +380,22 @@ impl CdrIngest {
                 rating_group: c.rating_group,
             });
         }
-        if !records.is_empty() {
-            self.usage.write_cdrs(&records).await?;
-        }
-        out.written = records.len();
         Ok(out)
+    }
+
+    /// Marks a prepared batch as being written.
+    pub fn stage(&mut self, prepared: &PreparedCdrs) {
+        self.pending = prepared.records.iter().map(|r| r.cdr_id.clone()).collect();
+    }
+
+    /// The store acknowledged the staged batch.
+    pub fn acknowledge(&mut self, prepared: PreparedCdrs) -> CdrOutcome {
+        self.pending.clear();
+        CdrOutcome {
+            written: prepared.records.len(),
+            already_counted: prepared.already_counted,
+            dead: prepared.dead,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod usage;
 pub use directory::{CreateUser, DirectoryService};
 pub use fleet::FleetService;
 pub use ingest::{
-    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, SessionIngest, TelemetryIngest, TelemetryOutcome,
+    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
+    TelemetryIngest, TelemetryOutcome,
 };
 pub use usage::UsageService;

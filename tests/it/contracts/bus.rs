@@ -99,7 +99,18 @@ async fn batch_contract(bus: &dyn EventBus) {
         "offsets grow"
     );
     assert!(batch[0].source().starts_with(&format!("{topic}/")));
+    // A batch is written under a hold on the assignment it was polled under.
+    let generation = batch[0].generation;
+    assert!(batch.iter().all(|d| d.generation == generation));
+    let hold = first
+        .hold(generation)
+        .expect("the current assignment can be held");
+    assert!(
+        first.hold(generation.wrapping_add(7)).is_none(),
+        "a stale generation cannot"
+    );
     first.commit(&batch[..3]).await.unwrap();
+    drop(hold);
     drop(first);
 
     // A successor in the group starts right after the last commit: m3 comes again.

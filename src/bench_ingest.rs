@@ -21,7 +21,9 @@ use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
 use ioto_domain::identifiers::{luhn_check_digit, Iccid, Imsi, MccMnc, Name, Slug};
 use ioto_domain::ports::SessionUpdate;
 use ioto_domain::services::{CdrIngest, SessionIngest};
-use ioto_domain::usage::{step, RadioAccessType, RequestType, SessionProgress, SessionRollup, Step};
+use ioto_domain::usage::{
+    counted_update, step, RadioAccessType, RequestType, SessionProgress, SessionRollup, Step,
+};
 use ioto_domain::{Scope, TenantId};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
 use ioto_ingest::worker::{IngestStats, IngestTopics, Worker};
@@ -44,6 +46,8 @@ pub struct IngestFigures {
     pub raw_rows: usize,
     pub live_rate: u64,
     pub latencies: Vec<Duration>,
+    /// Of each probe: until the broker acknowledged the publish.
+    pub publish_latencies: Vec<Duration>,
     pub lost_probes: usize,
     pub engines: Vec<(&'static str, String)>,
 }
@@ -103,8 +107,8 @@ fn backlog(iccids: &[Iccid], events: usize) -> Vec<SessionRollup> {
         to: now - chrono::Duration::hours(1),
         bytes_min: 10_000,
         bytes_max: 100_000_000,
-        // Sessions average about 2 hours: 125 updates a minute apart.
-        sessions_per_sim: u32::try_from(per_sim.div_ceil(100).max(1)).unwrap_or(1),
+        // Sessions average about 2 hours of updates a minute apart; plan more than needed.
+        sessions_per_sim: u32::try_from(per_sim.div_ceil(50).max(1)).unwrap_or(1),
         update_every: chrono::Duration::minutes(1),
         networks: ["262-01", "262-02", "208-01", "234-15"]
             .iter()
@@ -178,24 +182,7 @@ fn rows(rollups: &[SessionRollup], tenant: TenantId) -> Vec<SessionUpdate> {
     let mut out = Vec::with_capacity(rollups.len());
     for r in rollups {
         if let Ok(Step::Count { delta, progress: p }) = step(progress.get(&r.session_id), r) {
-            out.push(SessionUpdate {
-                tenant_id: tenant,
-                customer_id: None,
-                iccid: r.iccid.to_string(),
-                session_id: r.session_id.clone(),
-                started_at: p.started_at,
-                event_time: r.event_timestamp,
-                hour: delta.hour,
-                mcc_mnc: r.mcc_mnc.to_string(),
-                rat: r.radio_access_type.name().to_owned(),
-                ip_address: r.ip_address.map(|i| i.to_string()),
-                cell_id: r.cell_id.clone(),
-                terminated: r.request_type == RequestType::Terminate,
-                total_in: p.bytes_in,
-                total_out: p.bytes_out,
-                delta_in: delta.bytes_in,
-                delta_out: delta.bytes_out,
-            });
+            out.push(counted_update(tenant, None, r, &delta, &p));
             progress.insert(r.session_id.clone(), p);
         }
     }
@@ -337,10 +324,14 @@ pub async fn ingest(
         }));
     }
     let mut latencies = Vec::new();
+    let mut publish = Vec::new();
     let mut lost = 0;
     for t in tasks {
         match t.await? {
-            Some(d) => latencies.push(d),
+            Some((d, p)) => {
+                latencies.push(d);
+                publish.push(p);
+            }
             None => lost += 1,
         }
     }
@@ -359,6 +350,7 @@ pub async fn ingest(
         raw_rows: raw.len(),
         live_rate,
         latencies,
+        publish_latencies: publish,
         lost_probes: lost,
         engines: described,
     })
@@ -421,7 +413,7 @@ async fn probe(
     topic: String,
     iccid: Iccid,
     k: usize,
-) -> Option<Duration> {
+) -> Option<(Duration, Duration)> {
     let marker = 1_000_000 + k as u64;
     let r = SessionRollup {
         session_id: format!("probe-{}-{k}", iccid.as_str()),
@@ -439,10 +431,11 @@ async fn probe(
     bus.publish(&topic, &r.session_id, r.to_json().to_string().as_bytes())
         .await
         .ok()?;
+    let published = started.elapsed();
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok(Some(s)) = usage.live_session(tenant, iccid.as_str()).await {
             if s.total_in == marker {
-                return Some(started.elapsed());
+                return Some((started.elapsed(), published));
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -485,9 +478,9 @@ pub fn print(f: &IngestFigures) {
         f.raw_insert.as_secs_f64(),
         pipeline / raw.max(1e-9)
     );
-    let mut l = f.latencies.clone();
-    l.sort();
-    let pct = |p: f64| {
+    let pct_of = |v: &[Duration], p: f64| {
+        let mut l = v.to_vec();
+        l.sort();
         l.get(
             ((l.len() as f64 * p).ceil() as usize)
                 .saturating_sub(1)
@@ -495,6 +488,8 @@ pub fn print(f: &IngestFigures) {
         )
         .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
+    let pct = |p: f64| pct_of(&f.latencies, p);
+    let l = &f.latencies;
     println!(
         "event → live session visible, under {} events/s: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes, {} not seen within 30 s)",
         f.live_rate,
@@ -504,5 +499,10 @@ pub fn print(f: &IngestFigures) {
         pct(1.0),
         l.len(),
         f.lost_probes
+    );
+    println!(
+        "  of which the broker acknowledging the publish: p50 {:.0} ms, p99 {:.0} ms",
+        pct_of(&f.publish_latencies, 0.5),
+        pct_of(&f.publish_latencies, 0.99)
     );
 }

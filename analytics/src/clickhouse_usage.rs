@@ -301,6 +301,18 @@ impl ClickHouseUsage {
         unavailable(&self.config, e)
     }
 
+    /// One INSERT of `rows` into `table` (one request; a block per partition).
+    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
+    where
+        T: Row + Serialize,
+    {
+        let mut insert = self.client.insert(table).map_err(|e| self.err(e))?;
+        for row in rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+
     /// Whether the server understands `TTL` clauses (19.6 and later).
     async fn ttl_supported(&self) -> Result<bool> {
         let (major, minor) = parse_version(&self.server_version().await?);
@@ -405,11 +417,7 @@ impl UsageStore for ClickHouseUsage {
                 bytes_down: r.bytes_down,
             });
         }
-        let mut insert = self.client.insert("usage_daily").map_err(|e| self.err(e))?;
-        for row in &rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
-        }
-        insert.end().await.map_err(|e| self.err(e))
+        self.insert_rows("usage_daily", &rows).await
     }
 
     async fn daily_usage(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyUsage>> {
@@ -466,12 +474,9 @@ impl UsageStore for ClickHouseUsage {
                 delta_out: u.delta_out,
             });
         }
-        // One INSERT: one block, so the batch lands whole or not at all.
-        let mut insert = self.client.insert("session_updates").map_err(|e| self.err(e))?;
-        for row in &rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
-        }
-        insert.end().await.map_err(|e| self.err(e))
+        // One INSERT (a block per day partition): what lands of a failed one is recognised on retry,
+        // since progress is recovered per session from `live_sessions`.
+        self.insert_rows("session_updates", &rows).await
     }
 
     async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>> {
@@ -691,11 +696,7 @@ impl UsageStore for ClickHouseUsage {
                 rating_group: c.rating_group,
             });
         }
-        let mut insert = self.client.insert("cdrs").map_err(|e| self.err(e))?;
-        for row in &rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
-        }
-        insert.end().await.map_err(|e| self.err(e))
+        self.insert_rows("cdrs", &rows).await
     }
 
     async fn reconciliation(
@@ -868,11 +869,7 @@ impl UsageStore for ClickHouseUsage {
                 longitude: r.longitude,
             });
         }
-        let mut insert = self.client.insert("device_telemetry").map_err(|e| self.err(e))?;
-        for row in &rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
-        }
-        insert.end().await.map_err(|e| self.err(e))
+        self.insert_rows("device_telemetry", &rows).await
     }
 
     async fn device_telemetry(

@@ -269,6 +269,18 @@ impl KafkaBus {
         Ok(bus)
     }
 
+    /// Fails, naming the topic, when the broker does not know it.
+    async fn require_topic(&self, topic: &str) -> Result<()> {
+        if self.topic_exists(topic).await? {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "topic",
+                format!("topic '{topic}' does not exist; create it first"),
+            ))
+        }
+    }
+
     /// Whether the broker knows `topic` (metadata request, off the async threads).
     async fn topic_exists(&self, topic: &str) -> Result<bool> {
         if self
@@ -368,12 +380,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
-        if !self.topic_exists(topic).await? {
-            return Err(Error::invalid(
-                "topic",
-                format!("topic '{topic}' does not exist; create it first"),
-            ));
-        }
+        self.require_topic(topic).await?;
         let record = FutureRecord::to(topic).key(key).payload(payload);
         self.producer
             .send(record, Duration::from_secs(10))
@@ -383,12 +390,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<BusStream> {
-        if !self.topic_exists(topic).await? {
-            return Err(Error::invalid(
-                "topic",
-                format!("topic '{topic}' does not exist; create it first"),
-            ));
-        }
+        self.require_topic(topic).await?;
         let consumer: StreamConsumer<QuietContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
@@ -442,12 +444,7 @@ impl EventBus for KafkaBus {
         start: StartAt,
     ) -> Result<Box<dyn BatchConsumer>> {
         for t in topics {
-            if !self.topic_exists(t).await? {
-                return Err(Error::invalid(
-                    "topic",
-                    format!("topic '{t}' does not exist; create it first"),
-                ));
-            }
+            self.require_topic(t).await?;
         }
         let consumer: BaseConsumer<GroupContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.config.brokers)

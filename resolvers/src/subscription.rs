@@ -6,6 +6,40 @@ use crate::types::DirectoryEventObject;
 
 pub struct SubscriptionRoot;
 
+/// The caller and the optional SIM and sub-customer a SIM stream is narrowed to. Refuses callers
+/// who may not see SIMs at all (customer users of tenants that share device data only).
+async fn sim_stream_filter(
+    ctx: &Context<'_>,
+    iccid: Option<String>,
+    customer_id: Option<async_graphql::ID>,
+) -> async_graphql::Result<(
+    ioto_domain::Actor,
+    Option<String>,
+    Option<ioto_domain::CustomerId>,
+)> {
+    let actor = actor(ctx)?.clone();
+    let iccid = iccid
+        .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
+        .transpose()?
+        .map(|i| i.to_string());
+    let customer = customer_id
+        .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
+        .transpose()
+        .map_err(crate::to_gql)?;
+    if !services(ctx)
+        .fleet
+        .sees_sims(&actor)
+        .await
+        .map_err(crate::to_gql)?
+    {
+        return Err(crate::to_gql(ioto_domain::Error::Forbidden(
+            "your provider shares device data only; SIM events and sessions are not visible to customers"
+                .into(),
+        )));
+    }
+    Ok((actor, iccid, customer))
+}
+
 #[Subscription]
 impl SubscriptionRoot {
     /// Changes to tenants, customers and users that the caller may see, as they commit — on any
@@ -32,26 +66,7 @@ impl SubscriptionRoot {
         iccid: Option<String>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::fleet::SimStateChangeObject>> {
-        let actor = actor(ctx)?.clone();
-        let iccid = iccid
-            .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
-            .transpose()?
-            .map(|i| i.to_string());
-        let customer = customer_id
-            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
-            .transpose()
-            .map_err(crate::to_gql)?;
-        // Refuses callers who may not see SIMs at all (customer users of device-only tenants).
-        if !services(ctx)
-            .fleet
-            .sees_sims(&actor)
-            .await
-            .map_err(crate::to_gql)?
-        {
-            return Err(crate::to_gql(ioto_domain::Error::Forbidden(
-                "your provider shares device data only; SIM events are not visible to customers".into(),
-            )));
-        }
+        let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
         let stream = services(ctx).realtime.fleet_events();
         Ok(stream.filter_map(move |e| {
             let ioto_domain::events::FleetEvent::SimStateChanged(e) = e;
@@ -71,25 +86,7 @@ impl SubscriptionRoot {
         iccid: Option<String>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::LiveSessionUpdateObject>> {
-        let actor = actor(ctx)?.clone();
-        let iccid = iccid
-            .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
-            .transpose()?
-            .map(|i| i.to_string());
-        let customer = customer_id
-            .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
-            .transpose()
-            .map_err(crate::to_gql)?;
-        if !services(ctx)
-            .fleet
-            .sees_sims(&actor)
-            .await
-            .map_err(crate::to_gql)?
-        {
-            return Err(crate::to_gql(ioto_domain::Error::Forbidden(
-                "your provider shares device data only; SIM sessions are not visible to customers".into(),
-            )));
-        }
+        let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
         let scope = actor.scope();
         let stream = services(ctx).realtime.usage_events();
         Ok(stream.flat_map(move |e| {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::ports::{CdrRecord, Fleet, SessionUpdate, UsageStore};
 use crate::usage::{
-    step, Cdr, Rejection, RequestType, SessionProgress, SessionRollup, Step, TelemetryReading,
+    counted_update, step, Cdr, Rejection, RequestType, SessionProgress, SessionRollup, Step, TelemetryReading,
 };
 use crate::{CustomerId, DeviceId, Result, Scope, TenantId};
 
@@ -212,24 +212,8 @@ impl SessionIngest {
                     if r.request_type == RequestType::Terminate {
                         out.terminated.push(r.session_id.clone());
                     }
-                    out.updates.push(SessionUpdate {
-                        tenant_id,
-                        customer_id,
-                        iccid: r.iccid.to_string(),
-                        session_id: r.session_id.clone(),
-                        started_at: progress.started_at,
-                        event_time: r.event_timestamp,
-                        hour: delta.hour,
-                        mcc_mnc: r.mcc_mnc.to_string(),
-                        rat: r.radio_access_type.name().to_owned(),
-                        ip_address: r.ip_address.map(|i| i.to_string()),
-                        cell_id: r.cell_id.clone(),
-                        terminated: r.request_type == RequestType::Terminate,
-                        total_in: progress.bytes_in,
-                        total_out: progress.bytes_out,
-                        delta_in: delta.bytes_in,
-                        delta_out: delta.bytes_out,
-                    });
+                    out.updates
+                        .push(counted_update(tenant_id, customer_id, &r, &delta, &progress));
                     out.local.insert(r.session_id.clone(), progress);
                 }
                 Err(rejection) => out.dead.push(DeadLetter {

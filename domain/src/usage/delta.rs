@@ -89,6 +89,35 @@ pub fn step(previous: Option<&SessionProgress>, rollup: &SessionRollup) -> Resul
     })
 }
 
+/// The update to write for a rollup that counted `delta`, leaving its session at `progress`.
+pub fn counted_update(
+    tenant_id: crate::TenantId,
+    customer_id: Option<crate::CustomerId>,
+    rollup: &SessionRollup,
+    delta: &UsageDelta,
+    progress: &SessionProgress,
+) -> crate::ports::SessionUpdate {
+    use super::events::RequestType;
+    crate::ports::SessionUpdate {
+        tenant_id,
+        customer_id,
+        iccid: rollup.iccid.to_string(),
+        session_id: rollup.session_id.clone(),
+        started_at: progress.started_at,
+        event_time: rollup.event_timestamp,
+        hour: delta.hour,
+        mcc_mnc: rollup.mcc_mnc.to_string(),
+        rat: rollup.radio_access_type.name().to_owned(),
+        ip_address: rollup.ip_address.map(|i| i.to_string()),
+        cell_id: rollup.cell_id.clone(),
+        terminated: rollup.request_type == RequestType::Terminate,
+        total_in: progress.bytes_in,
+        total_out: progress.bytes_out,
+        delta_in: delta.bytes_in,
+        delta_out: delta.bytes_out,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

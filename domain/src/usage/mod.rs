@@ -7,7 +7,7 @@ pub mod networks;
 pub mod rat;
 pub mod telemetry;
 
-pub use delta::{step, SessionProgress, Step, UsageDelta};
+pub use delta::{counted_update, step, SessionProgress, Step, UsageDelta};
 pub use events::{Cdr, Rejection, RequestType, SessionRollup, CONTRACT_VERSION};
 pub use networks::{Network, Networks};
 pub use rat::RadioAccessType;

@@ -77,6 +77,7 @@ pub async fn start(
         .await?;
     let stats = Arc::new(IngestStats::default());
     let live = Arc::clone(&realtime);
+    let activity = activity_recorder(Arc::clone(&engines.fleet), shutdown.clone());
     let run = Worker::new(
         Arc::clone(&engines.bus),
         SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
@@ -84,7 +85,15 @@ pub async fn start(
         worker.clone(),
         Arc::clone(&stats),
     )
-    .on_counted(Arc::new(move |updates| live.sessions_updated(updates)))
+    .on_counted(Arc::new(move |updates| {
+        live.sessions_updated(updates);
+        let _ = activity.send(
+            updates
+                .iter()
+                .map(|u| (u.iccid.clone(), u.mcc_mnc.clone(), u.event_time))
+                .collect(),
+        );
+    }))
     .run(shutdown.clone());
     tokio::spawn(async move {
         if let Err(e) = run.await {
@@ -291,4 +300,49 @@ async fn subscribe_mqtt(
         }
     }
     let _ = client.disconnect().await;
+}
+
+/// How often SIM sightings are written to the transactional store.
+const ACTIVITY_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps SIMs' `last_network` and `last_activity_at` up to date from counted session updates,
+/// off the counting path: sightings are merged (latest per SIM) and written every few seconds.
+pub fn activity_recorder(
+    fleet: Arc<dyn ioto_domain::ports::Fleet>,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<Vec<(String, String, chrono::DateTime<chrono::Utc>)>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(String, String, chrono::DateTime<chrono::Utc>)>>();
+    tokio::spawn(async move {
+        let mut latest: std::collections::HashMap<String, (String, chrono::DateTime<chrono::Utc>)> =
+            std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(ACTIVITY_EVERY);
+        loop {
+            // The select only decides; the work happens after it (nothing borrowed across awaits).
+            let seen = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                seen = rx.recv() => match seen {
+                    None => break,
+                    Some(seen) => Some(seen),
+                },
+                _ = tick.tick() => None,
+            };
+            if let Some(seen) = seen {
+                for (iccid, net, at) in seen {
+                    let e = latest.entry(iccid).or_insert((net.clone(), at));
+                    if at >= e.1 {
+                        *e = (net, at);
+                    }
+                }
+                continue;
+            }
+            if latest.is_empty() {
+                continue;
+            }
+            let batch: Vec<_> = latest.drain().map(|(i, (n, a))| (i, n, a)).collect();
+            if let Err(e) = fleet.record_activity(&batch).await {
+                tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be");
+            }
+        }
+    });
+    tx
 }

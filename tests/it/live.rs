@@ -138,6 +138,17 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
         "ioto_ingest_dead_letters_total{reason=\"MALFORMED_JSON\"} 1",
     )
     .await;
+    // The SIM's last network and activity follow the sessions (written every few seconds).
+    let seen = "query($i: String!) { sim(iccid: $i) { lastNetwork lastActivityAt } }";
+    let mut body = serde_json::Value::Null;
+    for _ in 0..60 {
+        body = app.gql(Some(&admin), seen, json!({"i": x})).await;
+        if !body["data"]["sim"]["lastActivityAt"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(body["data"]["sim"]["lastNetwork"], "262-01", "{body}");
 
     // Billing: no CDR yet, so the SIM-day shows sessions only; the CDR makes it match.
     let recon = "query($d: Date!, $i: String) { usageReconciliation(from: $d, to: $d, iccid: $i) { iccid status sessionBytesIn cdrBytesIn difference } }";

@@ -54,6 +54,10 @@ pub trait Fleet: Send + Sync + 'static {
     async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>>;
     /// SIMs by ICCID (the ingest worker resolves owners of a batch in one query).
     async fn sims_by_iccid(&self, scope: Scope, iccids: &[String]) -> Result<Vec<Sim>>;
+    /// Records where and when SIMs were last seen on the network (`(iccid, MCC-MNC, at)`, from
+    /// the usage pipeline). A SIM keeps its latest sighting: older ones change nothing. Neither
+    /// the version nor the audit trail changes (this is observation, not an edit).
+    async fn record_activity(&self, seen: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(

@@ -4,7 +4,11 @@
 use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
 use ioto_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Set, Statement};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Set,
+    Statement,
+};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -213,6 +217,55 @@ pub async fn insert_audit(
         });
         audit_event::Entity::insert_many(rows)
             .exec_without_returning(txn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Sighting<'a> {
+    iccid: &'a str,
+    net: &'a str,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Sets `last_network` and `last_activity_at` of the SIMs seen, where the sighting is newer.
+pub(crate) async fn record_activity(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    seen: &[(String, String, chrono::DateTime<chrono::Utc>)],
+) -> Result<()> {
+    if backend == DbBackend::Postgres {
+        for chunk in seen.chunks(PG_CHUNK) {
+            let doc: Vec<Sighting<'_>> = chunk
+                .iter()
+                .map(|(iccid, net, at)| Sighting { iccid, net, at: *at })
+                .collect();
+            let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
+            txn.execute(Statement::from_sql_and_values(
+                backend,
+                "UPDATE sims SET last_network = v.net, last_activity_at = v.at \
+                 FROM jsonb_to_recordset($1::jsonb) AS v(iccid text, net text, at timestamptz) \
+                 WHERE sims.iccid = v.iccid AND (sims.last_activity_at IS NULL OR sims.last_activity_at < v.at)",
+                [doc.into()],
+            ))
+            .await
+            .map_err(db)?;
+        }
+        return Ok(());
+    }
+    for (iccid, net, at) in seen {
+        sim::Entity::update_many()
+            .col_expr(sim::Column::LastNetwork, Expr::value(net.clone()))
+            .col_expr(sim::Column::LastActivityAt, Expr::value(*at))
+            .filter(sim::Column::Iccid.eq(iccid.clone()))
+            .filter(
+                Condition::any()
+                    .add(sim::Column::LastActivityAt.is_null())
+                    .add(sim::Column::LastActivityAt.lt(*at)),
+            )
+            .exec(txn)
             .await
             .map_err(db)?;
     }

@@ -267,6 +267,15 @@ impl Fleet for SqlDirectory {
         Ok(out)
     }
 
+    async fn record_activity(&self, seen: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin(Scope::Platform).await?;
+        bulk::record_activity(&txn, self.backend(), seen).await?;
+        commit(txn).await
+    }
+
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>> {
         if devices.is_empty() {
             return Ok(Vec::new());

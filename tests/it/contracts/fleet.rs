@@ -569,6 +569,41 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         Err(Error::NotFound { .. })
     ));
     assert!(fleet.statements() > 0);
+
+    // Sightings from the usage pipeline: the latest wins, the version and trail stay.
+    let seen_sim = fleet
+        .sims_by_id(Scope::Platform, &ids[1..2])
+        .await
+        .unwrap()
+        .remove(0);
+    let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let key = seen_sim.iccid.to_string();
+    fleet
+        .record_activity(&[
+            (key.clone(), "262-01".into(), at),
+            ("89000000000000000000".into(), "262-01".into(), at),
+        ])
+        .await
+        .unwrap();
+    fleet
+        .record_activity(&[(key.clone(), "208-01".into(), at - chrono::Duration::minutes(1))])
+        .await
+        .unwrap();
+    let after = fleet
+        .sims_by_id(Scope::Platform, &ids[1..2])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        after.last_network.map(|n| n.to_string()).as_deref(),
+        Some("262-01"),
+        "an older sighting changes nothing"
+    );
+    assert_eq!(
+        after.last_activity_at.map(|t| t.timestamp()),
+        Some(at.timestamp())
+    );
+    assert_eq!(after.version, seen_sim.version, "a sighting is not an edit");
 }
 
 #[tokio::test]

@@ -150,7 +150,13 @@ async fn playground_operations_are_valid_against_the_schema() {
     let t = app.factory.tenant("Ops").await;
     let u = app.factory.user(&t, Role::TenantAdmin, None).await;
     let token = app.login(u.email.as_str(), TEST_PASSWORD).await;
-    for name in names.iter().filter(|n| **n != "DirectoryEvents") {
+    // Subscriptions run over WebSocket (tested elsewhere); the rest run here.
+    let subscriptions: Vec<&str> = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("subscription "))
+        .map(|rest| rest.split(['(', ' ', '{']).next().unwrap())
+        .collect();
+    for name in names.iter().filter(|n| !subscriptions.contains(n)) {
         let body = app
             .http
             .post(app.url("/graphql"))

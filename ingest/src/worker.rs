@@ -3,15 +3,16 @@
 //! topic, and only then commits the batch.
 //!
 //! ```text
-//! poll (≤ batch_max, ≤ batch_wait) ─► count (usage store acks) ─► dead letters (broker acks) ─► commit
-//!        ▲                                   │ store down: wait and retry the same batch
-//!        └── rebalance: drop cached progress ┘
+//! poll (≤ batch_max, ≤ batch_wait) ─► count ─► write (usage store acks) ─► dead letters ─► commit
+//!   batch N+1 is polled and counted       └─ under a hold on the assignment: a rebalance waits
+//!   while batch N is written                 store down: void N+1, count N again, retry
 //! ```
 //!
 //! Effectively once: a batch is committed only after its writes were acknowledged, so a crash at
-//! any point redelivers at most the uncommitted batch, and the counting core recognises what of it
-//! had already landed (progress is recovered from the store). After a rebalance the cached progress
-//! is dropped, because another member may have counted the same sessions meanwhile.
+//! any point redelivers at most the uncommitted batches, and the counting core recognises what of
+//! them had already landed (progress is recovered from the store). After a rebalance the cached
+//! progress is dropped, because another member may have counted the same sessions meanwhile; the
+//! hold keeps any other member from starting on a batch before it is committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -264,8 +264,9 @@ impl Worker {
                         continue;
                     }
                 }
-                // Owners change when SIMs are reassigned: look them up afresh now and then.
-                if owners_since.elapsed() > OWNERS_FOR && inflight.is_none() {
+                // Owners change when SIMs are reassigned: look them up afresh now and then (only
+                // counting uses them, so the batch being written is not affected).
+                if owners_since.elapsed() > OWNERS_FOR {
                     self.sessions.forget_owners();
                     self.cdrs.forget_owners();
                     owners_since = Instant::now();

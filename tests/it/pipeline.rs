@@ -302,8 +302,8 @@ async fn publish_bad_events(stack: &Stack, a_sim: &str) -> Vec<(&'static str, St
     let t = &stack.topics.sessions;
     let now = Utc::now().to_rfc3339();
     let unknown = ioto_domain::identifiers::Iccid::with_check_digit("898800000000000999").unwrap();
-    let good = |session: &str, iccid: &str, total: u64| {
-        serde_json::json!({"v": 1, "session_id": session, "iccid": iccid, "event_timestamp": now,
+    let rollup = |session: &str, iccid: &str, total: u64, at: &str| {
+        serde_json::json!({"v": 1, "session_id": session, "iccid": iccid, "event_timestamp": at,
             "mcc_mnc": "262-01", "radio_access_type": 6, "total_bytes_in": total, "total_bytes_out": 1,
             "request_type": "UPDATE"})
         .to_string()
@@ -311,15 +311,15 @@ async fn publish_bad_events(stack: &Stack, a_sim: &str) -> Vec<(&'static str, St
     let bad = vec![
         ("MALFORMED_JSON", "{\"session_id\": ".to_owned()),
         ("MISSING_FIELD", r#"{"v": 1, "session_id": "x"}"#.to_owned()),
-        ("UNKNOWN_ICCID", good("stranger", unknown.as_str(), 5)),
+        ("UNKNOWN_ICCID", rollup("stranger", unknown.as_str(), 5, &now)),
     ];
     for (_, payload) in &bad {
         bus.publish(t, "bad", payload.as_bytes()).await.unwrap();
     }
     // Counters going backwards: the same session, later, with less.
     let later = (Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
-    let first = good("backwards", a_sim, 1000);
-    let second = first.replace("1000", "10").replace(&now, &later);
+    let first = rollup("backwards", a_sim, 1000, &now);
+    let second = rollup("backwards", a_sim, 10, &later);
     bus.publish(t, "backwards", first.as_bytes()).await.unwrap();
     bus.publish(t, "backwards", second.as_bytes()).await.unwrap();
     let mut all = bad;

@@ -14,7 +14,7 @@ use ioto_domain::{CustomerId, DeviceId, Error, Result, TenantId};
 use ioto_migrations::CLICKHOUSE;
 use serde::{Deserialize, Serialize};
 
-use crate::{date_to_days, days_to_date, parse_version, roll_up};
+use crate::{date_to_days, days_to_date, parse_version, roll_up, stored_customer};
 
 /// How to reach ClickHouse.
 #[derive(Clone)]
@@ -126,10 +126,7 @@ impl LiveRow {
         Ok(SessionUpdate {
             tenant_id: TenantId::parse(&self.tenant_id, "tenant_id")
                 .map_err(|e| Error::Internal(format!("stored live_sessions.tenant_id: {e}")))?,
-            customer_id: (!self.customer_id.is_empty())
-                .then(|| CustomerId::parse(&self.customer_id, "customer_id"))
-                .transpose()
-                .map_err(|e| Error::Internal(format!("stored live_sessions.customer_id: {e}")))?,
+            customer_id: stored_customer(&self.customer_id, "live_sessions")?,
             iccid: self.iccid,
             session_id: self.session_id,
             started_at,
@@ -213,13 +210,6 @@ struct TelemetryRow {
     light_lux: Option<f64>,
     latitude: Option<f64>,
     longitude: Option<f64>,
-}
-
-fn optional_customer(s: &str, what: &str) -> Result<Option<CustomerId>> {
-    (!s.is_empty())
-        .then(|| CustomerId::parse(s, "customer_id"))
-        .transpose()
-        .map_err(|e| Error::Internal(format!("stored {what}.customer_id: {e}")))
 }
 
 /// Whether a partition of a table without TTL lies wholly before the retention cut-off.
@@ -582,10 +572,7 @@ impl UsageStore for ClickHouseUsage {
             .map(|r| {
                 Ok(SessionUpdate {
                     tenant_id: tenant,
-                    customer_id: (!r.customer_id.is_empty())
-                        .then(|| CustomerId::parse(&r.customer_id, "customer_id"))
-                        .transpose()
-                        .map_err(|e| Error::Internal(format!("stored session_updates.customer_id: {e}")))?,
+                    customer_id: stored_customer(&r.customer_id, "session_updates")?,
                     iccid: r.iccid,
                     session_id: r.session_id,
                     started_at: time(r.started_at),
@@ -806,7 +793,7 @@ impl UsageStore for ClickHouseUsage {
         for r in rows {
             points.push(CustomerUsagePoint {
                 period: time(r.period),
-                customer_id: optional_customer(&r.customer_id, "customer_usage")?,
+                customer_id: stored_customer(&r.customer_id, "customer_usage")?,
                 mcc_mnc: r.mcc_mnc,
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,

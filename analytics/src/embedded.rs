@@ -91,11 +91,7 @@ fn live(r: &sqlx::sqlite::SqliteRow) -> Result<SessionUpdate> {
     Ok(SessionUpdate {
         tenant_id: TenantId::parse(&text("tenant_id"), "tenant_id")
             .map_err(|e| Error::Internal(format!("stored live_sessions.tenant_id: {e}")))?,
-        customer_id: Some(text("customer_id"))
-            .filter(|c| !c.is_empty())
-            .map(|c| CustomerId::parse(&c, "customer_id"))
-            .transpose()
-            .map_err(|e| Error::Internal(format!("stored live_sessions.customer_id: {e}")))?,
+        customer_id: crate::stored_customer(&text("customer_id"), "live_sessions")?,
         iccid: text("iccid"),
         session_id: text("session_id"),
         started_at: time("started_at"),
@@ -640,10 +636,7 @@ impl UsageStore for EmbeddedUsage {
             let c: String = r.get("customer_id");
             points.push(CustomerUsagePoint {
                 period: DateTime::from_timestamp(r.get::<i64, _>("period"), 0).unwrap_or_default(),
-                customer_id: (!c.is_empty())
-                    .then(|| CustomerId::parse(&c, "customer_id"))
-                    .transpose()
-                    .map_err(|e| Error::Internal(format!("stored usage customer_id: {e}")))?,
+                customer_id: crate::stored_customer(&c, table)?,
                 mcc_mnc: r.get("mcc_mnc"),
                 bytes_in: r.get::<i64, _>("bytes_in").unsigned_abs(),
                 bytes_out: r.get::<i64, _>("bytes_out").unsigned_abs(),

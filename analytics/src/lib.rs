@@ -19,30 +19,41 @@ pub(crate) fn days_to_date(days: u16) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Days::new(u64::from(days))
 }
 
+/// Sums bytes `(in, out)` of items with the same key, ordered by key.
+fn sum_by<T, K: Ord>(
+    items: Vec<T>,
+    mut key_and_bytes: impl FnMut(T) -> (K, (u64, u64)),
+) -> std::collections::BTreeMap<K, (u64, u64)> {
+    let mut sums = std::collections::BTreeMap::new();
+    for item in items {
+        let (key, (bytes_in, bytes_out)) = key_and_bytes(item);
+        let e: &mut (u64, u64) = sums.entry(key).or_default();
+        e.0 += bytes_in;
+        e.1 += bytes_out;
+    }
+    sums
+}
+
 /// Sums finer points into `granularity` periods (per network), oldest first.
 pub(crate) fn roll_up(
     points: Vec<ioto_domain::ports::UsagePoint>,
     granularity: ioto_domain::ports::Granularity,
 ) -> Vec<ioto_domain::ports::UsagePoint> {
-    let mut sums: std::collections::BTreeMap<(chrono::DateTime<chrono::Utc>, String), (u64, u64)> =
-        std::collections::BTreeMap::new();
-    for p in points {
-        let e = sums
-            .entry((ioto_domain::ports::period_start(p.period, granularity), p.mcc_mnc))
-            .or_default();
-        e.0 += p.bytes_in;
-        e.1 += p.bytes_out;
-    }
-    sums.into_iter()
-        .map(
-            |((period, mcc_mnc), (bytes_in, bytes_out))| ioto_domain::ports::UsagePoint {
-                period,
-                mcc_mnc,
-                bytes_in,
-                bytes_out,
-            },
+    use ioto_domain::ports::{period_start, UsagePoint};
+    sum_by(points, |p| {
+        (
+            (period_start(p.period, granularity), p.mcc_mnc),
+            (p.bytes_in, p.bytes_out),
         )
-        .collect()
+    })
+    .into_iter()
+    .map(|((period, mcc_mnc), (bytes_in, bytes_out))| UsagePoint {
+        period,
+        mcc_mnc,
+        bytes_in,
+        bytes_out,
+    })
+    .collect()
 }
 
 /// Sums finer sub-customer points into `granularity` periods, oldest first.
@@ -50,34 +61,33 @@ pub(crate) fn roll_up_customers(
     points: Vec<ioto_domain::ports::CustomerUsagePoint>,
     granularity: ioto_domain::ports::Granularity,
 ) -> Vec<ioto_domain::ports::CustomerUsagePoint> {
-    type Key = (
-        chrono::DateTime<chrono::Utc>,
-        Option<ioto_domain::CustomerId>,
-        String,
-    );
-    let mut sums: std::collections::BTreeMap<Key, (u64, u64)> = std::collections::BTreeMap::new();
-    for p in points {
-        let e = sums
-            .entry((
-                ioto_domain::ports::period_start(p.period, granularity),
-                p.customer_id,
-                p.mcc_mnc,
-            ))
-            .or_default();
-        e.0 += p.bytes_in;
-        e.1 += p.bytes_out;
-    }
-    sums.into_iter()
-        .map(|((period, customer_id, mcc_mnc), (bytes_in, bytes_out))| {
-            ioto_domain::ports::CustomerUsagePoint {
-                period,
-                customer_id,
-                mcc_mnc,
-                bytes_in,
-                bytes_out,
-            }
-        })
-        .collect()
+    use ioto_domain::ports::{period_start, CustomerUsagePoint};
+    sum_by(points, |p| {
+        (
+            (period_start(p.period, granularity), p.customer_id, p.mcc_mnc),
+            (p.bytes_in, p.bytes_out),
+        )
+    })
+    .into_iter()
+    .map(
+        |((period, customer_id, mcc_mnc), (bytes_in, bytes_out))| CustomerUsagePoint {
+            period,
+            customer_id,
+            mcc_mnc,
+            bytes_in,
+            bytes_out,
+        },
+    )
+    .collect()
+}
+
+/// A stored `customer_id` column ('' for SIMs of no sub-customer) read back; a value that is not
+/// an id is an internal error naming the table.
+pub(crate) fn stored_customer(s: &str, table: &str) -> ioto_domain::Result<Option<ioto_domain::CustomerId>> {
+    (!s.is_empty())
+        .then(|| ioto_domain::CustomerId::parse(s, "customer_id"))
+        .transpose()
+        .map_err(|e| ioto_domain::Error::Internal(format!("stored {table}.customer_id: {e}")))
 }
 
 /// Parses `major.minor…` of a ClickHouse version string.

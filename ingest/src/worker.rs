@@ -390,18 +390,32 @@ impl Worker {
                 Finish::GiveUp
             };
         }
-        let sessions = Arc::try_unwrap(sessions).unwrap_or_default();
-        let cdrs = Arc::try_unwrap(cdrs).unwrap_or_default();
+        let out = self
+            .sessions
+            .acknowledge(Arc::try_unwrap(sessions).unwrap_or_default());
+        let c = self.cdrs.acknowledge(Arc::try_unwrap(cdrs).unwrap_or_default());
+        self.conclude(&batch, hold, &out, &c, consumer, shutdown).await
+    }
+
+    /// A batch's writes landed: publishes its dead letters, commits it (then lets the
+    /// assignment go), counts it and announces what it counted.
+    async fn conclude(
+        &mut self,
+        batch: &[Delivery],
+        hold: AssignmentHold,
+        sessions: &BatchOutcome,
+        cdrs: &CdrOutcome,
+        consumer: &mut dyn BatchConsumer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Finish {
         let mut dead = sessions.dead.clone();
         dead.extend(cdrs.dead.iter().cloned());
         if !self.publish_dead(&dead, shutdown).await {
             return Finish::GiveUp;
         }
-        let committed = consumer.commit(&batch).await;
+        let committed = consumer.commit(batch).await;
         drop(hold);
-        let out = self.sessions.acknowledge(sessions);
-        let c = self.cdrs.acknowledge(cdrs);
-        self.record(&batch, &out, &c);
+        self.record(batch, sessions, cdrs);
         if let Err(e) = committed {
             // Counted but not committed: it comes again, and is then recognised as counted.
             self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -410,7 +424,7 @@ impl Worker {
             return Finish::Redone;
         }
         if let Some(f) = &self.on_counted {
-            f(&out.counted);
+            f(&sessions.counted);
         }
         Finish::Landed
     }
@@ -480,22 +494,7 @@ impl Worker {
             .await;
             match counted {
                 Ok((s, c)) => {
-                    let mut dead = s.dead.clone();
-                    dead.extend(c.dead.iter().cloned());
-                    if !self.publish_dead(&dead, shutdown).await {
-                        return false;
-                    }
-                    let committed = consumer.commit(&batch).await;
-                    drop(hold);
-                    self.record(&batch, &s, &c);
-                    if let Err(e) = committed {
-                        self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "commit failed; the batch will be redelivered and recognised");
-                        self.forget_progress();
-                    } else if let Some(f) = &self.on_counted {
-                        f(&s.counted);
-                    }
-                    return true;
+                    return self.conclude(&batch, hold, &s, &c, consumer, shutdown).await != Finish::GiveUp;
                 }
                 Err(e) => {
                     drop(hold);

@@ -214,10 +214,9 @@ async fn store_telemetry(
                     stats.write_retries.fetch_add(1, Ordering::Relaxed);
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "storing telemetry failed; retrying (nothing acknowledged)");
-                    let wait = Duration::from_millis(200 * u64::from(attempt.min(25)));
-                    tokio::select! {
-                        _ = shutdown.wait_for(|s| *s) => return,
-                        () = tokio::time::sleep(wait) => {}
+                    if ioto_ingest::worker::pause(ioto_ingest::worker::backoff(attempt), &mut shutdown).await
+                    {
+                        return;
                     }
                 }
             }

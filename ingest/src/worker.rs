@@ -154,7 +154,7 @@ pub fn dead_letter_json(d: &DeadLetter) -> serde_json::Value {
 }
 
 /// Waits `d`, or less when shutdown is asked; returns whether to stop.
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     let stop = tokio::select! {
         _ = shutdown.wait_for(|s| *s) => true,
         () = tokio::time::sleep(d) => false,
@@ -163,7 +163,7 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 }
 
 /// Backoff before the `attempt`-th retry: 100 ms doubling to 5 s.
-fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 

@@ -419,7 +419,10 @@ impl TelemetryIngest {
                 payload: payload.clone(),
             };
             match TelemetryReading::from_json(payload) {
-                Ok(r) if topic_device(topic).is_some_and(|d| d != r.device_id.to_string()) => {
+                Ok(r)
+                    if crate::usage::telemetry::topic_device(topic)
+                        .is_some_and(|d| d != r.device_id.to_string()) =>
+                {
                     out.rejected.push(reject(Rejection::InvalidField {
                         field: "device_id".into(),
                         detail: format!("{} differs from the device the topic {topic} names", r.device_id),
@@ -458,11 +461,4 @@ impl TelemetryIngest {
         }
         Ok(out)
     }
-}
-
-/// The device id in `ioto/devices/{id}/telemetry`, if the topic has that shape.
-fn topic_device(topic: &str) -> Option<&str> {
-    topic
-        .strip_prefix("ioto/devices/")
-        .and_then(|rest| rest.strip_suffix("/telemetry"))
 }

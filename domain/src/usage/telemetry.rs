@@ -8,9 +8,19 @@ use serde_json::Value;
 use super::events::Rejection;
 use crate::DeviceId;
 
+const TOPIC_PREFIX: &str = "ioto/devices/";
+const TOPIC_SUFFIX: &str = "/telemetry";
+
 /// The MQTT topic a device publishes its readings on.
 pub fn telemetry_topic(device: DeviceId) -> String {
-    format!("ioto/devices/{device}/telemetry")
+    format!("{TOPIC_PREFIX}{device}{TOPIC_SUFFIX}")
+}
+
+/// The device id in a topic [`telemetry_topic`] made, if the topic has that shape.
+pub fn topic_device(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix(TOPIC_PREFIX)
+        .and_then(|rest| rest.strip_suffix(TOPIC_SUFFIX))
 }
 
 /// The subscription that receives every device's readings.

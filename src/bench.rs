@@ -199,7 +199,8 @@ pub async fn api(config: &Config, requests: usize, concurrency: usize) -> anyhow
         )
         .await?,
     );
-    let sims = json!({ "query": "{ sims(first: 100) { nodes { iccid imsi state } hasNextPage } }" });
+    let sims =
+        json!({ "query": "{ sims(first: 100) { nodes { iccid imsi state } pageInfo { hasNextPage } } }" });
     out.push(
         measure(
             "sims(first: 100) of 1000",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use ioto_domain::ports::Directory;
 use ioto_domain::{Actor, Role, TenantId};
@@ -506,12 +506,23 @@ async fn issue_token(
         (false, Some(_)) => bail!("--customer is only allowed with role CUSTOMER_USER"),
         (false, None) => None,
         (true, Some(c)) => {
-            let customers = svc.customers(&admin, Some(tenant.id)).await?;
-            let found = customers
-                .iter()
-                .find(|x| x.id.to_string() == c || x.name.as_str().eq_ignore_ascii_case(c))
-                .with_context(|| format!("--customer: no customer '{c}' in tenant {}", tenant.slug))?;
-            Some(found.id)
+            let mut page = ioto_domain::fleet::query::Page::first(1000);
+            loop {
+                let customers = svc.customers(&admin, Some(tenant.id), &page).await?;
+                if let Some(found) = customers
+                    .iter()
+                    .find(|x| x.id.to_string() == c || x.name.as_str().eq_ignore_ascii_case(c))
+                {
+                    break Some(found.id);
+                }
+                let Some(last) = customers.last().filter(|_| customers.len() as u64 == page.limit) else {
+                    bail!("--customer: no customer '{c}' in tenant {}", tenant.slug);
+                };
+                page.after = Some(ioto_domain::fleet::query::Cursor {
+                    k: last.name.to_string(),
+                    id: last.id.0,
+                });
+            }
         }
     };
     let jwt = app::jwt(config).await?;

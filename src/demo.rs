@@ -39,9 +39,14 @@ pub async fn seed(dir: &Arc<dyn Directory>, fleet: &Arc<dyn Fleet>) -> anyhow::R
         let platform = dir
             .tenant_by_slug(scope, &parse(Slug::parse(PLATFORM_TENANT))?)
             .await?;
-        let mut users = dir.list_users(scope, tenant.id).await?;
+        let mut users = dir
+            .list_users(scope, tenant.id, &ioto_domain::fleet::query::Page::first(1000))
+            .await?;
         if let Some(p) = platform {
-            users.extend(dir.list_users(scope, p.id).await?);
+            users.extend(
+                dir.list_users(scope, p.id, &ioto_domain::fleet::query::Page::first(1000))
+                    .await?,
+            );
         }
         return Ok(Demo {
             tenant,

@@ -116,6 +116,40 @@ fn unauthenticated(message: &str) -> Response {
         .into_response()
 }
 
+/// A REST error answer: `{"error": {"code", "message", "field"}}` with the code's HTTP status.
+/// Details of `UNAVAILABLE` and `INTERNAL` go to the log, never to the caller.
+pub(crate) fn rest_error(e: &ioto_domain::Error) -> Response {
+    if e.is_private() {
+        tracing::error!(code = e.code().as_str(), detail = %e, "request failed");
+    }
+    let p = e.public();
+    let status = StatusCode::from_u16(p.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        Json(json!({ "error": { "code": p.code.as_str(), "message": p.message, "field": p.field } })),
+    )
+        .into_response()
+}
+
+/// A refused `connection_init`. graphql-transport-ws can only close the socket (async-graphql uses code 1002) with a
+/// reason of at most 123 bytes, so the reason is `CODE: message`, cut on a character boundary.
+fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
+    if e.is_private() {
+        tracing::error!(code = e.code().as_str(), detail = %e, "connection_init failed");
+    }
+    let p = e.public();
+    let mut reason = format!("{}: {}", p.code.as_str(), p.message);
+    if reason.len() > 123 {
+        let mut cut = 120;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    async_graphql::Error::new(reason)
+}
+
 /// A valid token whose user (if it names one) still exists with the claimed role.
 pub(crate) async fn authenticate(
     jwt: &Jwt,
@@ -137,9 +171,18 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
             };
             match authenticate(&st.jwt, &st.sessions, token).await {
                 Ok(actor) => Some(actor),
-                Err(e) => {
+                Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
                     st.metrics.record_graphql_error("UNAUTHENTICATED");
                     return unauthenticated(&e.to_string());
+                }
+                // The identity provider's keys or the user store could not be read: not the
+                // caller's fault, and not a 401.
+                Err(e) => {
+                    st.metrics.record_graphql_error(e.code().as_str());
+                    let resp = async_graphql::Response::from_errors(vec![
+                        ioto_resolvers::to_gql(e).into_server_error(async_graphql::Pos::default())
+                    ]);
+                    return GraphQLResponse::from(resp).into_response();
                 }
             }
         }
@@ -187,14 +230,14 @@ async fn graphql_ws(
                         .iter()
                         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
                         .ok_or_else(|| {
-                            async_graphql::Error::new(
-                                "connection_init must carry {\"authorization\": \"Bearer <token>\"}",
-                            )
+                            ws_init_error(&ioto_domain::Error::Unauthenticated(
+                                "connection_init must carry {\"authorization\": \"Bearer <token>\"}".into(),
+                            ))
                         })?;
                     let token = bearer(raw).unwrap_or(raw);
                     let actor = authenticate(&jwt, &sessions, token)
                         .await
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                        .map_err(|e| ws_init_error(&e))?;
                     let mut data = async_graphql::Data::default();
                     data.insert(RequestContext {
                         actor: Some(actor),

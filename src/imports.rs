@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ioto_domain::fleet::import::TableFormat;
@@ -33,36 +33,7 @@ pub struct ImportParams {
 }
 
 fn error(e: Error) -> Response {
-    let (status, code) = match &e {
-        Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-        Error::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-        Error::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "BAD_USER_INPUT"),
-        Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
-        Error::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
-        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-    };
-    let message = match &e {
-        Error::Internal(detail) => {
-            tracing::error!(detail = %detail, "internal error in an import");
-            "internal error; it has been logged".to_owned()
-        }
-        Error::Unavailable(what) => {
-            tracing::error!(what = %what, "engine unavailable during an import");
-            "a backing service is unavailable; try again shortly".to_owned()
-        }
-        other => other.to_string(),
-    };
-    let field = match &e {
-        Error::InvalidInput { field, .. } => Some(field.clone()),
-        _ => None,
-    };
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message, "field": field } })),
-    )
-        .into_response()
+    crate::http::rest_error(&e)
 }
 
 fn format_of(params: &ImportParams, headers: &HeaderMap) -> Result<TableFormat, Error> {

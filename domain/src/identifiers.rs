@@ -43,6 +43,25 @@ pub fn luhn_check_digit(body: &str) -> Option<char> {
         .find(|c| luhn_valid(&format!("{body}{c}")))
 }
 
+/// Serde goes through the parser: a value read from JSON (a bus message, a stored document) is
+/// checked like one typed by a person, and is written as its text.
+macro_rules! parsed_serde {
+    ($name:ident, $parse:expr) => {
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                $parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.to_string()
+            }
+        }
+    };
+}
+
 macro_rules! string_newtype {
     ($name:ident) => {
         impl $name {
@@ -68,8 +87,10 @@ macro_rules! string_newtype {
 /// Integrated Circuit Card Identifier (ITU-T E.118): 19 or 20 digits, starting with the telecom
 /// industry prefix `89`, ending in a Luhn check digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Iccid(String);
 string_newtype!(Iccid);
+parsed_serde!(Iccid, Iccid::parse);
 
 impl Iccid {
     /// Completes an ICCID body (18 or 19 digits) with its Luhn check digit.
@@ -106,8 +127,10 @@ impl Iccid {
 
 /// International Mobile Subscriber Identity: MCC (3) + MNC (2–3) + MSIN, 6 to 15 digits in all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Imsi(String);
 string_newtype!(Imsi);
+parsed_serde!(Imsi, Imsi::parse);
 
 impl Imsi {
     pub fn parse(s: &str) -> Result<Self> {
@@ -126,8 +149,10 @@ impl Imsi {
 
 /// Phone number in E.164: a leading `+`, a non-zero first digit, at most 15 digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Msisdn(String);
 string_newtype!(Msisdn);
+parsed_serde!(Msisdn, Msisdn::parse);
 
 impl Msisdn {
     /// Accepts `+4915112345678` or `4915112345678`; stores the `+` form.
@@ -148,6 +173,7 @@ impl Msisdn {
 
 /// A mobile network: Mobile Country Code (3 digits) and Mobile Network Code (2 or 3 digits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct MccMnc {
     mcc: String,
     mnc: String,
@@ -159,7 +185,8 @@ impl MccMnc {
         let s = s.trim();
         let (mcc, mnc) = match s.find(['-', '/', ' ']) {
             Some(i) => (&s[..i], &s[i + 1..]),
-            None if s.len() >= 5 => s.split_at(3),
+            // Only digits may be split by position: `split_at` on a multi-byte character panics.
+            None if s.len() >= 5 && all_digits(s) => s.split_at(3),
             None => ("", ""),
         };
         if mcc.len() != 3 || !all_digits(mcc) || !(2..=3).contains(&mnc.len()) || !all_digits(mnc) {
@@ -183,6 +210,8 @@ impl MccMnc {
     }
 }
 
+parsed_serde!(MccMnc, MccMnc::parse);
+
 impl fmt::Display for MccMnc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.mcc, self.mnc)
@@ -191,8 +220,10 @@ impl fmt::Display for MccMnc {
 
 /// A login e-mail address, stored lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 string_newtype!(Email);
+parsed_serde!(Email, Email::parse);
 
 impl Email {
     pub fn parse(s: &str) -> Result<Self> {
@@ -214,8 +245,10 @@ impl Email {
 
 /// A short, URL-safe handle for a tenant: lower-case letters, digits and `-`, 2 to 40 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Slug(String);
 string_newtype!(Slug);
+parsed_serde!(Slug, Slug::parse);
 
 impl Slug {
     pub fn parse(s: &str) -> Result<Self> {
@@ -237,8 +270,10 @@ impl Slug {
 
 /// A display name: trimmed, 1 to 200 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Name(String);
 string_newtype!(Name);
+parsed_serde!(Name, |s: &str| Name::parse(s, "name"));
 
 impl Name {
     pub fn parse(s: &str, field: &str) -> Result<Self> {
@@ -260,6 +295,18 @@ impl Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_deserialize_only_through_their_parser() {
+        let good = Iccid::with_check_digit("898822800000000001").unwrap();
+        let json = serde_json::to_string(&good).unwrap();
+        assert_eq!(serde_json::from_str::<Iccid>(&json).unwrap(), good);
+        assert!(serde_json::from_str::<Iccid>("\"89882280000000000199\"").is_err());
+        let net: MccMnc = serde_json::from_str("\"262-01\"").unwrap();
+        assert_eq!(serde_json::to_string(&net).unwrap(), "\"262-01\"");
+        assert!(serde_json::from_str::<MccMnc>("\"12é45\"").is_err());
+        assert!(serde_json::from_str::<Email>("\"not-an-address\"").is_err());
+    }
 
     #[test]
     fn iccid_accepts_valid_luhn_and_rejects_a_changed_digit() {

@@ -14,7 +14,7 @@ pub mod services;
 pub mod usage;
 
 pub use actor::{Actor, Scope};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, PublicError, Result};
 pub use ids::{CustomerId, DeviceId, SimId, TenantId, UserId};
 pub use role::{Permission, Role};
 

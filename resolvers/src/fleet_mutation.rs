@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
-use crate::fleet_query::{parse_device, parse_iccid, parse_tenant};
+use crate::fleet_query::{parse_device, parse_tenant};
+use crate::scalars::IccidInput;
 use crate::types::fleet::{
     effects, labels_from, DeviceFilterInput, EffectObject, FleetSettingsObject, ImportReportObject,
     LabelInput, LabelSuggestionObject, ScheduledTransitionObject, SimFilterInput,
@@ -53,7 +54,7 @@ fn patch<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
 pub struct CreateSimInput {
     pub tenant_id: Option<ID>,
     pub customer_id: Option<ID>,
-    pub iccid: String,
+    pub iccid: IccidInput,
     pub imsi: String,
     pub msisdn: Option<String>,
     #[graphql(name = "type", default_with = "SimTypeKind::Postpaid")]
@@ -186,7 +187,7 @@ impl FleetMutation {
         let sim = SimInput {
             tenant_id: parse_tenant(input.tenant_id.as_ref())?,
             customer_id: customer(input.customer_id.as_ref(), "customerId")?,
-            iccid: parse_iccid(&input.iccid, "iccid")?,
+            iccid: input.iccid.0,
             imsi: field(Imsi::parse(&input.imsi), "imsi")?,
             msisdn: input.msisdn.as_deref().map(Msisdn::parse).transpose().gql()?,
             sim_type: input.sim_type.into(),
@@ -209,12 +210,12 @@ impl FleetMutation {
     async fn update_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         input: UpdateSimInput,
         expected_version: Option<i64>,
         note: Option<String>,
     ) -> async_graphql::Result<SimPayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let msisdn = match patch(input.msisdn) {
             Some(Some(m)) => Some(Some(Msisdn::parse(&m).gql()?)),
             Some(None) => Some(None),
@@ -244,13 +245,13 @@ impl FleetMutation {
     async fn change_sim_state(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         state: SimStateKind,
         expected_version: Option<i64>,
         effective_at: Option<DateTime<Utc>>,
         note: Option<String>,
     ) -> async_graphql::Result<SimStatePayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let svc = &services(ctx).fleet;
         let actor = actor(ctx)?;
         match svc
@@ -305,12 +306,12 @@ impl FleetMutation {
     async fn change_sim_labels(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         change: LabelChangeInput,
         expected_version: Option<i64>,
         note: Option<String>,
     ) -> async_graphql::Result<SimPayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let out = services(ctx)
             .fleet
             .change_sim_labels(
@@ -332,12 +333,12 @@ impl FleetMutation {
     async fn assign_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         customer_id: Option<ID>,
         expected_version: Option<i64>,
         note: Option<String>,
     ) -> async_graphql::Result<SimPayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let customer = customer(customer_id.as_ref(), "customerId")?;
         let out = services(ctx)
             .fleet
@@ -376,12 +377,11 @@ impl FleetMutation {
     async fn swap_sim(
         &self,
         ctx: &Context<'_>,
-        old_iccid: String,
-        new_iccid: String,
+        old_iccid: IccidInput,
+        new_iccid: IccidInput,
         note: Option<String>,
     ) -> async_graphql::Result<SwapPayload> {
-        let old = parse_iccid(&old_iccid, "oldIccid")?;
-        let new = parse_iccid(&new_iccid, "newIccid")?;
+        let (old, new) = (old_iccid.0, new_iccid.0);
         let out = services(ctx)
             .fleet
             .swap_sim(actor(ctx)?, &old, &new, note.as_deref())
@@ -398,11 +398,11 @@ impl FleetMutation {
     async fn bind_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         device_id: ID,
         note: Option<String>,
     ) -> async_graphql::Result<BindPayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let device = parse_device(&device_id, "deviceId")?;
         let out = services(ctx)
             .fleet
@@ -419,10 +419,10 @@ impl FleetMutation {
     async fn unbind_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
+        iccid: IccidInput,
         note: Option<String>,
     ) -> async_graphql::Result<SimPayload> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+        let iccid = iccid.0;
         let out = services(ctx)
             .fleet
             .unbind(actor(ctx)?, &iccid, note.as_deref())

@@ -4,12 +4,12 @@ use async_graphql::{Context, InputObject, Object, ID};
 use ioto_domain::fleet::query::{
     check_page_size, device_cursor, sim_cursor, Cursor, DeviceSort, Page, SimSort,
 };
-use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::ScheduleQuery;
 use ioto_domain::{DeviceId, Error, TenantId};
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
+use crate::scalars::IccidInput;
 use crate::types::fleet::{
     AuditConnection, AuditEntryObject, AuditFilterInput, DeviceConnection, DeviceFilterInput,
     FleetSettingsObject, LabelSuggestionObject, PageInfo, ScheduledTransitionObject, SimConnection,
@@ -44,18 +44,16 @@ pub(crate) fn parse_tenant(id: Option<&ID>) -> async_graphql::Result<Option<Tena
         .map_err(to_gql)
 }
 
-pub(crate) fn parse_iccid(s: &str, field: &str) -> async_graphql::Result<Iccid> {
-    Iccid::parse(s).map_err(|e| match e {
-        Error::InvalidInput { reason, .. } => to_gql(Error::invalid(field, reason)),
-        other => to_gql(other),
-    })
-}
-
 pub(crate) fn parse_device(id: &ID, field: &str) -> async_graphql::Result<DeviceId> {
     DeviceId::parse(id, field).map_err(to_gql)
 }
 
-fn page<S>(first: i32, after: Option<&String>, sort: S, descending: bool) -> async_graphql::Result<Page<S>> {
+pub(crate) fn page<S>(
+    first: i32,
+    after: Option<&String>,
+    sort: S,
+    descending: bool,
+) -> async_graphql::Result<Page<S>> {
     let first = check_page_size(first.into()).gql()?;
     Ok(Page {
         sort,
@@ -111,8 +109,8 @@ impl FleetQuery {
     }
 
     /// One SIM by ICCID; null when it does not exist or is not visible to the caller.
-    async fn sim(&self, ctx: &Context<'_>, iccid: String) -> async_graphql::Result<Option<SimObject>> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
+    async fn sim(&self, ctx: &Context<'_>, iccid: IccidInput) -> async_graphql::Result<Option<SimObject>> {
+        let iccid = iccid.0;
         Ok(services(ctx)
             .fleet
             .sim(actor(ctx)?, &iccid)

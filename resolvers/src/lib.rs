@@ -7,13 +7,15 @@ mod fleet_query;
 mod loaders;
 mod mutation;
 mod query;
+pub mod scalars;
 mod subscription;
 mod throttle;
 pub mod types;
 mod usage_query;
 
 pub use context::{Realtime, RequestContext, Services, TokenIssuer};
-pub use error::{to_gql, ErrorCode};
+pub use error::to_gql;
+pub use ioto_domain::ErrorCode;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;

@@ -14,6 +14,7 @@ pub struct DirectoryMutation;
 
 /// The mutation root: directory and fleet.
 #[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(DirectoryMutation, crate::fleet_mutation::FleetMutation);
 
 #[derive(InputObject)]

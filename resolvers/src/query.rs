@@ -3,6 +3,7 @@ use ioto_domain::{CustomerId, TenantId, UserId};
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
+use crate::types::directory::{customer_page, user_page, CustomerConnection, UserConnection};
 use crate::types::{CustomerObject, Me, TenantObject, UserObject};
 
 #[derive(Default)]
@@ -10,6 +11,7 @@ pub struct DirectoryQuery;
 
 /// The query root: directory and fleet.
 #[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     DirectoryQuery,
     crate::fleet_query::FleetQuery,
@@ -53,18 +55,16 @@ impl DirectoryQuery {
             .map(TenantObject))
     }
 
-    /// Sub-customers of the caller's tenant (platform admins may name another tenant).
+    /// Sub-customers of the caller's tenant by name (platform admins may name another tenant),
+    /// paged like `sims`.
     async fn customers(
         &self,
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
-    ) -> async_graphql::Result<Vec<CustomerObject>> {
-        let list = services(ctx)
-            .directory
-            .customers(actor(ctx)?, parse_tenant(tenant_id)?)
-            .await
-            .gql()?;
-        Ok(list.into_iter().map(CustomerObject).collect())
+        #[graphql(desc = "Page size (default 50, at most 1000).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<CustomerConnection> {
+        customer_page(ctx, parse_tenant(tenant_id)?, first, after).await
     }
 
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<CustomerObject>> {
@@ -77,18 +77,16 @@ impl DirectoryQuery {
             .map(CustomerObject))
     }
 
-    /// Users of the caller's tenant (platform admins may name another tenant).
+    /// Users of the caller's tenant by e-mail (platform admins may name another tenant), paged
+    /// like `sims`.
     async fn users(
         &self,
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
-    ) -> async_graphql::Result<Vec<UserObject>> {
-        let list = services(ctx)
-            .directory
-            .users(actor(ctx)?, parse_tenant(tenant_id)?)
-            .await
-            .gql()?;
-        Ok(list.into_iter().map(UserObject).collect())
+        #[graphql(desc = "Page size (default 50, at most 1000).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
+        user_page(ctx, parse_tenant(tenant_id)?, first, after).await
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<UserObject>> {

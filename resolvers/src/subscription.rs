@@ -10,7 +10,7 @@ pub struct SubscriptionRoot;
 /// who may not see SIMs at all (customer users of tenants that share device data only).
 async fn sim_stream_filter(
     ctx: &Context<'_>,
-    iccid: Option<String>,
+    iccid: Option<crate::scalars::IccidInput>,
     customer_id: Option<async_graphql::ID>,
 ) -> async_graphql::Result<(
     ioto_domain::Actor,
@@ -18,10 +18,7 @@ async fn sim_stream_filter(
     Option<ioto_domain::CustomerId>,
 )> {
     let actor = actor(ctx)?.clone();
-    let iccid = iccid
-        .map(|i| crate::fleet_query::parse_iccid(&i, "iccid"))
-        .transpose()?
-        .map(|i| i.to_string());
+    let iccid = iccid.map(|i| i.0.to_string());
     let customer = customer_id
         .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
         .transpose()
@@ -40,7 +37,7 @@ async fn sim_stream_filter(
     Ok((actor, iccid, customer))
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Changes to tenants, customers and users that the caller may see, as they commit — on any
     /// server instance (events travel over the bus).
@@ -63,7 +60,7 @@ impl SubscriptionRoot {
     async fn sim_state_changed(
         &self,
         ctx: &Context<'_>,
-        iccid: Option<String>,
+        iccid: Option<crate::scalars::IccidInput>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::fleet::SimStateChangeObject>> {
         let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
@@ -83,7 +80,7 @@ impl SubscriptionRoot {
     async fn live_sessions(
         &self,
         ctx: &Context<'_>,
-        iccid: Option<String>,
+        iccid: Option<crate::scalars::IccidInput>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::LiveSessionUpdateObject>> {
         let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;

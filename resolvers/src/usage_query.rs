@@ -1,17 +1,17 @@
 //! Usage queries: a SIM's session history for troubleshooting.
 
+use crate::scalars::BigInt;
 use async_graphql::{Context, Object, SimpleObject};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use ioto_domain::fleet::query::check_page_size;
-use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::SessionUpdate;
 use ioto_domain::Error;
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
-use crate::fleet_query::parse_iccid;
+use crate::scalars::{IccidInput, MccMncInput};
 use crate::types::fleet::PageInfo;
 use crate::types::usage::NetworkInfo;
 
@@ -27,12 +27,12 @@ pub struct SessionRecord {
     pub ip_address: Option<String>,
     pub cell_id: Option<String>,
     /// Bytes from the device since the previous update.
-    pub bytes_in: i64,
+    pub bytes_in: BigInt,
     /// Bytes to the device since the previous update.
-    pub bytes_out: i64,
+    pub bytes_out: BigInt,
     /// Bytes from the device since the session started.
-    pub session_bytes_in: i64,
-    pub session_bytes_out: i64,
+    pub session_bytes_in: BigInt,
+    pub session_bytes_out: BigInt,
     pub session_started_at: DateTime<Utc>,
     /// The session ended with this update.
     pub ended: bool,
@@ -64,10 +64,6 @@ fn parse_cursor(s: &str) -> Result<(DateTime<Utc>, String), Error> {
     Ok((t, session.to_owned()))
 }
 
-fn count(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 #[Object]
 impl UsageQuery {
     /// A SIM's session updates of the last 7 days (or `[from, to)` within them), newest first,
@@ -77,15 +73,15 @@ impl UsageQuery {
     async fn session_history(
         &self,
         ctx: &Context<'_>,
-        iccid: String,
-        mcc_mnc: Option<String>,
+        iccid: IccidInput,
+        mcc_mnc: Option<MccMncInput>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<SessionHistory> {
-        let iccid = parse_iccid(&iccid, "iccid")?;
-        let network = mcc_mnc.as_deref().map(MccMnc::parse).transpose().gql()?;
+        let iccid = iccid.0;
+        let network = mcc_mnc.map(|n| n.0);
         let limit = check_page_size(first.unwrap_or(50).into()).gql()?;
         let before = after.as_deref().map(parse_cursor).transpose().map_err(to_gql)?;
         let svc = services(ctx);
@@ -126,10 +122,10 @@ impl UsageQuery {
                     radio_access_type: u.rat,
                     ip_address: u.ip_address,
                     cell_id: u.cell_id,
-                    bytes_in: count(u.delta_in),
-                    bytes_out: count(u.delta_out),
-                    session_bytes_in: count(u.total_in),
-                    session_bytes_out: count(u.total_out),
+                    bytes_in: u.delta_in.into(),
+                    bytes_out: u.delta_out.into(),
+                    session_bytes_in: u.total_in.into(),
+                    session_bytes_out: u.total_out.into(),
                     session_started_at: u.started_at,
                     ended: u.terminated,
                 })
@@ -147,7 +143,7 @@ impl UsageQuery {
         tenant_id: Option<async_graphql::ID>,
         from: crate::types::usage::Date,
         to: crate::types::usage::Date,
-        iccid: Option<String>,
+        iccid: Option<IccidInput>,
         customer_id: Option<async_graphql::ID>,
         #[graphql(default = false)] only_differences: bool,
         #[graphql(desc = "Most rows (default 1,000, at most 10,000).")] first: Option<i32>,
@@ -156,7 +152,6 @@ impl UsageQuery {
             .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
             .transpose()
             .gql()?;
-        let iccid = iccid.map(|i| parse_iccid(&i, "iccid")).transpose()?;
         let customer = customer_id
             .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
             .transpose()
@@ -178,7 +173,7 @@ impl UsageQuery {
                 ioto_domain::ports::ReconciliationQuery {
                     from: from.0,
                     to: to.0,
-                    iccid: iccid.map(|i| i.to_string()),
+                    iccid: iccid.map(|i| i.0.to_string()),
                     customer,
                     only_differences,
                     limit,

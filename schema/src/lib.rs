@@ -7,6 +7,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, Schema, ServerError, ServerResult, ValidationResult, Variables};
+use ioto_domain::ErrorCode;
 use ioto_resolvers::{MutationRoot, QueryRoot, Services, SubscriptionRoot};
 
 pub type IotoSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -48,8 +49,11 @@ pub fn sdl() -> String {
         .sdl()
 }
 
-/// Gives errors raised by async-graphql itself (syntax, validation, limits, argument coercion) the
-/// code `BAD_USER_INPUT`; resolver errors already carry their own.
+/// Gives every error a code. Errors of the request itself (syntax, validation, limits, argument
+/// coercion) become `BAD_USER_INPUT`, naming the argument where async-graphql's message does;
+/// resolver errors already carry their own. An execution error without a code is a bug in the
+/// server (a resolver that forgot the domain's error table): it becomes `INTERNAL`, is logged in
+/// full with the request id and answered without details.
 struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -60,11 +64,58 @@ impl ExtensionFactory for ErrorCodes {
 
 struct ErrorCodesExtension;
 
-fn with_code(mut e: ServerError) -> ServerError {
-    let ext = e.extensions.get_or_insert_with(Default::default);
-    if ext.get("code").is_none() {
-        ext.set("code", "BAD_USER_INPUT");
+fn has_code(e: &ServerError) -> bool {
+    e.extensions.as_ref().is_some_and(|x| x.get("code").is_some())
+}
+
+/// `Invalid value for argument "input.iccid", expected type "Iccid"` names `input.iccid`.
+fn argument_of(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Invalid value for argument \"")?;
+    rest.split('"').next().filter(|a| !a.is_empty())
+}
+
+/// `… expected type "Iccid"` names `Iccid`.
+fn expected_type(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("expected type \"")?;
+    rest.split('"').next()
+}
+
+fn bad_user_input(mut e: ServerError) -> ServerError {
+    if !has_code(&e) {
+        let field = argument_of(&e.message).map(str::to_owned);
+        if let Some(rule) = expected_type(&e.message).and_then(ioto_resolvers::scalars::scalar_rule) {
+            e.message = format!("{}: {rule}", e.message);
+        }
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        ext.set("code", ErrorCode::BadUserInput.as_str());
+        if let Some(f) = field {
+            ext.set("field", f);
+        }
     }
+    e
+}
+
+/// async-graphql's own wording for an argument or variable that its type refuses while the
+/// operation runs (scalars parse then, e.g. a `DateTime` that is not RFC 3339).
+fn is_input_error(message: &str) -> bool {
+    message.starts_with("Failed to parse \"")
+        || message.starts_with("Expected input type \"")
+        || message.starts_with("Invalid value for argument \"")
+}
+
+fn internal(mut e: ServerError, request_id: &str) -> ServerError {
+    if has_code(&e) {
+        return e;
+    }
+    if is_input_error(&e.message) {
+        return bad_user_input(e);
+    }
+    tracing::error!(request_id, path = ?e.path, detail = %e.message, "error without a code (a server bug)");
+    e.message = ioto_domain::error::INTERNAL_MESSAGE.to_owned();
+    e.source = None;
+    e.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", ErrorCode::Internal.as_str());
     e
 }
 
@@ -77,7 +128,7 @@ impl Extension for ErrorCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(with_code)
+        next.run(ctx, query, variables).await.map_err(bad_user_input)
     }
 
     async fn validation(
@@ -87,7 +138,7 @@ impl Extension for ErrorCodesExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx)
             .await
-            .map_err(|errs| errs.into_iter().map(with_code).collect())
+            .map_err(|errs| errs.into_iter().map(bad_user_input).collect())
     }
 
     async fn execute(
@@ -97,9 +148,12 @@ impl Extension for ErrorCodesExtension {
         next: NextExecute<'_>,
     ) -> Response {
         let mut resp = next.run(ctx, operation_name).await;
+        let request_id = ctx
+            .data_opt::<ioto_resolvers::RequestContext>()
+            .map_or("-", |r| r.request_id.as_str());
         resp.errors = std::mem::take(&mut resp.errors)
             .into_iter()
-            .map(with_code)
+            .map(|e| internal(e, request_id))
             .collect();
         resp
     }
@@ -108,6 +162,92 @@ impl Extension for ErrorCodesExtension {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::{
+        EmptyMutation, EmptySubscription, InputValueResult, Object, Scalar, ScalarType, Value,
+    };
+
+    /// Parses only while the operation runs (no validation-time check), like `DateTime`.
+    struct Late(i32);
+
+    #[Scalar]
+    impl ScalarType for Late {
+        fn parse(value: Value) -> InputValueResult<Self> {
+            Err(async_graphql::InputValueError::custom(format!(
+                "{value} is not late"
+            )))
+        }
+        fn to_value(&self) -> Value {
+            Value::Number(self.0.into())
+        }
+    }
+
+    struct Buggy;
+
+    #[Object]
+    impl Buggy {
+        /// A resolver that forgot the error table.
+        async fn broken(&self) -> async_graphql::Result<i32> {
+            Err("connection reset by 10.0.0.7:5432 (db ioto_prod)".into())
+        }
+        async fn late(&self, _at: Late) -> bool {
+            true
+        }
+    }
+
+    fn buggy_schema() -> Schema<Buggy, EmptyMutation, EmptySubscription> {
+        Schema::build(Buggy, EmptyMutation, EmptySubscription)
+            .extension(ErrorCodes)
+            .finish()
+    }
+
+    fn code(resp: &Response) -> Option<String> {
+        let v = resp.errors.first()?.extensions.as_ref()?.get("code")?.clone();
+        match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_without_a_code_is_internal_and_answered_without_details() {
+        let resp = buggy_schema().execute("{ broken }").await;
+        assert_eq!(code(&resp).as_deref(), Some("INTERNAL"));
+        assert_eq!(resp.errors[0].message, ioto_domain::error::INTERNAL_MESSAGE);
+        let text = serde_json::to_string(&resp).unwrap_or_default();
+        assert!(
+            !text.contains("10.0.0.7") && !text.contains("ioto_prod"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn arguments_refused_while_running_are_bad_user_input() {
+        let resp = buggy_schema().execute(r#"{ late(at: "soon") }"#).await;
+        assert_eq!(
+            code(&resp).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{:?}",
+            resp.errors
+        );
+        assert!(resp.errors[0].message.contains("is not late"));
+    }
+
+    #[test]
+    fn argument_errors_name_the_argument() {
+        assert_eq!(
+            argument_of(r#"Invalid value for argument "input.iccid", expected type "Iccid""#),
+            Some("input.iccid")
+        );
+        assert_eq!(argument_of("Unknown field \"x\""), None);
+        assert_eq!(
+            expected_type(r#"Invalid value for argument "iccid", expected type "Iccid""#),
+            Some("Iccid")
+        );
+        assert!(is_input_error(
+            r#"Failed to parse "DateTime": input contains invalid characters"#
+        ));
+        assert!(!is_input_error("no request context"));
+    }
 
     /// The committed `schema.graphql` is the API contract; a change to it must be deliberate.
     #[test]

@@ -8,6 +8,7 @@ use chrono::Utc;
 use ioto_domain::directory::{
     Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
 };
+use ioto_domain::fleet::query::Page;
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::{Directory, EngineInfo};
 use ioto_domain::{CustomerId, Error, Result, Role, Scope, TenantId, UserId};
@@ -304,10 +305,16 @@ impl Directory for SqlDirectory {
             .await
     }
 
-    async fn list_customers(&self, scope: Scope, tenant: TenantId) -> Result<Vec<Customer>> {
-        let q = customers_in(scope)
-            .filter(customer::Column::TenantId.eq(tenant.0))
-            .order_by_asc(customer::Column::Name);
+    async fn list_customers(&self, scope: Scope, tenant: TenantId, page: &Page<()>) -> Result<Vec<Customer>> {
+        let q = customers_in(scope).filter(customer::Column::TenantId.eq(tenant.0));
+        let q = crate::fleet::filter::keyset(
+            q,
+            customer::Column::Name,
+            customer::Column::Id,
+            page.after.as_ref().map(|c| (c.k.clone().into(), c.id)),
+            false,
+            page.limit,
+        );
         self.read_all(scope, q).await
     }
 
@@ -382,10 +389,16 @@ impl Directory for SqlDirectory {
             .await
     }
 
-    async fn list_users(&self, scope: Scope, tenant: TenantId) -> Result<Vec<User>> {
-        let q = users_in(scope)
-            .filter(user::Column::TenantId.eq(tenant.0))
-            .order_by_asc(user::Column::Email);
+    async fn list_users(&self, scope: Scope, tenant: TenantId, page: &Page<()>) -> Result<Vec<User>> {
+        let q = users_in(scope).filter(user::Column::TenantId.eq(tenant.0));
+        let q = crate::fleet::filter::keyset(
+            q,
+            user::Column::Email,
+            user::Column::Id,
+            page.after.as_ref().map(|c| (c.k.clone().into(), c.id)),
+            false,
+            page.limit,
+        );
         self.read_all(scope, q).await
     }
 

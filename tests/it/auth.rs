@@ -265,7 +265,7 @@ async fn demoted_or_deleted_users_lose_access_before_their_token_expires() {
         .await;
     assert!(body["errors"].is_null(), "{body}");
     let (status, body) = app
-        .gql_status(Some(&viewer_token), "{ customers { id } }", json!({}))
+        .gql_status(Some(&viewer_token), "{ customers { nodes { id } } }", json!({}))
         .await;
     assert_eq!(
         (status, error_code(&body).as_deref()),

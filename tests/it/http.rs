@@ -232,6 +232,19 @@ pub(crate) async fn ws_next(ws: &mut Ws) -> Option<Value> {
     }
 }
 
+/// The reason of the close frame the server ends the connection with (no other message first).
+async fn ws_close_reason(ws: &mut Ws) -> String {
+    let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("no message in 30 s")
+        .expect("the connection ended without a close frame")
+        .unwrap();
+    match msg {
+        Message::Close(Some(frame)) => frame.reason.to_string(),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
 /// Connects with `token`, checks the acknowledgement and starts subscription `1` with `query`.
 pub(crate) async fn ws_subscribe(app: &TestApp, token: &str, query: &str) -> Ws {
     let mut ws = ws_connect(app, json!({ "authorization": format!("Bearer {token}") })).await;
@@ -262,15 +275,16 @@ async fn subscriptions_authenticate_filter_by_tenant_and_complete_on_shutdown() 
         )
         .await;
 
-    // No token: no acknowledgement, the server closes.
+    // No token: no acknowledgement, the server closes, naming the code.
     let mut anon = ws_connect(&app, json!({})).await;
-    assert_eq!(
-        ws_next(&mut anon).await,
-        None,
-        "unauthenticated connection_init must be refused"
+    let reason = ws_close_reason(&mut anon).await;
+    assert!(
+        reason.starts_with("UNAUTHENTICATED: "),
+        "unauthenticated connection_init must be refused: {reason}"
     );
     let mut forged = ws_connect(&app, json!({ "authorization": "Bearer forged.token.here" })).await;
-    assert_eq!(ws_next(&mut forged).await, None);
+    let reason = ws_close_reason(&mut forged).await;
+    assert!(reason.starts_with("UNAUTHENTICATED: "), "{reason}");
 
     let events = "subscription { directoryEvents { change tenantId entityId } }";
     let mut wa = ws_subscribe(&app, &a_token, events).await;
@@ -382,4 +396,45 @@ async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
     );
     two.stop().await;
     one.stop().await;
+}
+
+/// An engine that goes away is answered `UNAVAILABLE` with a fixed sentence: no address, port,
+/// driver message or database name reaches the caller.
+#[tokio::test]
+async fn an_engine_outage_answers_unavailable_without_details() {
+    let mut config = TestApp::config(Engines::Real).await;
+    let ch_url = config.clickhouse.url.as_ref().unwrap().expose().to_owned();
+    let host = ch_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = ioto_test_support::proxy::Proxy::start(&host).await;
+    config.clickhouse.url = Some(ioto::config::SecretUrl::new(format!("http://{}", proxy.addr)));
+    let database = config.clickhouse.database.clone();
+    let app = TestApp::spawn_with(config).await;
+    let f = &app.factory;
+    let t = f.tenant("Outage").await;
+    let sim = f.sims(&t, None, 1).await.remove(0);
+    let token = app
+        .login(
+            f.user(&t, Role::TenantAdmin, None).await.email.as_str(),
+            TEST_PASSWORD,
+        )
+        .await;
+    let q = "query($i: Iccid!) { sim(iccid: $i) { liveSession { online } } }";
+    let vars = json!({ "i": sim.iccid.to_string() });
+    let up = app.gql(Some(&token), q, vars.clone()).await;
+    assert!(up["errors"].is_null(), "{up}");
+
+    proxy.down();
+    let down = app.gql(Some(&token), q, vars).await;
+    let err = &down["errors"][0];
+    assert_eq!(err["extensions"]["code"], "UNAVAILABLE", "{down}");
+    assert_eq!(err["message"], ioto_domain::error::UNAVAILABLE_MESSAGE, "{down}");
+    let text = down.to_string();
+    for secret in [proxy.addr.to_string(), proxy.addr.port().to_string(), database] {
+        assert!(!text.contains(&secret), "{secret} leaked: {down}");
+    }
+    proxy.up();
+    app.stop().await;
 }

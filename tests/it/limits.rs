@@ -25,7 +25,7 @@ async fn depth_and_complexity_limits_answer_clearly() {
     let deep = app
         .gql(
             Some(&token),
-            "{ me { tenant { customers { name } } } }",
+            "{ me { tenant { customers { nodes { name } } } } }",
             json!({}),
         )
         .await;

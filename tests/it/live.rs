@@ -130,7 +130,7 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     assert!(silent.is_err(), "another tenant hears nothing: {silent:?}");
 
     // The same numbers through queries.
-    let q = "query($i: String!) { sim(iccid: $i) { liveSession { bytesIn online } } }";
+    let q = "query($i: Iccid!) { sim(iccid: $i) { liveSession { bytesIn online } } }";
     let body = app.gql(Some(&admin), q, json!({"i": x})).await;
     assert_eq!(body["data"]["sim"]["liveSession"]["bytesIn"], 250, "{body}");
     wait_for_metric(
@@ -139,7 +139,7 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     )
     .await;
     // The SIM's last network and activity follow the sessions (written every few seconds).
-    let seen = "query($i: String!) { sim(iccid: $i) { lastNetwork lastActivityAt } }";
+    let seen = "query($i: Iccid!) { sim(iccid: $i) { lastNetwork lastActivityAt } }";
     let mut body = serde_json::Value::Null;
     for _ in 0..60 {
         body = app.gql(Some(&admin), seen, json!({"i": x})).await;
@@ -151,7 +151,7 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     assert_eq!(body["data"]["sim"]["lastNetwork"], "262-01", "{body}");
 
     // Billing: no CDR yet, so the SIM-day shows sessions only; the CDR makes it match.
-    let recon = "query($d: Date!, $i: String) { usageReconciliation(from: $d, to: $d, iccid: $i) { iccid status sessionBytesIn cdrBytesIn difference } }";
+    let recon = "query($d: Date!, $i: Iccid) { usageReconciliation(from: $d, to: $d, iccid: $i) { iccid status sessionBytesIn cdrBytesIn difference } }";
     let today = (now - chrono::Duration::minutes(5)).date_naive();
     let vars = json!({"d": today.to_string(), "i": x});
     let body = app.gql(Some(&admin), recon, vars.clone()).await;

@@ -15,9 +15,9 @@ use Role::*;
 
 const CASES: &[Case] = &[
     Case { what: "create tenant", query: "mutation($n: String!) { createTenant(input: {slug: $n, name: \"New\"}) { id } }", allowed: &[PlatformAdmin] },
-    Case { what: "list customers", query: "{ customers { id } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
+    Case { what: "list customers", query: "{ customers { nodes { id } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
     Case { what: "create customer", query: "mutation($n: String!) { createCustomer(input: {name: $n}) { id } }", allowed: &[PlatformAdmin, TenantAdmin] },
-    Case { what: "list users", query: "{ users { id } }", allowed: &[PlatformAdmin, TenantAdmin, Operator] },
+    Case { what: "list users", query: "{ users { nodes { id } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator] },
     Case {
         what: "create user",
         query: "mutation($n: String!) { createUser(input: {email: $n, displayName: \"N\", role: VIEWER, password: \"long-enough-pw\"}) { id } }",
@@ -83,11 +83,15 @@ async fn each_role_can_do_exactly_what_it_should() {
             let body = app
                 .gql(
                     Some(&token),
-                    "{ customers { name } sims { nodes { customerId } } }",
+                    "{ customers { nodes { name } } sims { nodes { customerId } } }",
                     json!({}),
                 )
                 .await;
-            assert_eq!(body["data"]["customers"], json!([{ "name": "Acme" }]), "{body}");
+            assert_eq!(
+                body["data"]["customers"]["nodes"],
+                json!([{ "name": "Acme" }]),
+                "{body}"
+            );
             let sims = body["data"]["sims"]["nodes"].as_array().unwrap();
             assert_eq!(sims.len(), 2);
             assert!(sims.iter().all(|s| s["customerId"] == acme.id.to_string()));

@@ -49,8 +49,8 @@ async fn tenant_a_cannot_touch_tenant_b() {
         .await;
     assert!(body["data"]["user"].is_null(), "{body}");
     for q in [
-        "query($t: ID) { customers(tenantId: $t) { id } }",
-        "query($t: ID) { users(tenantId: $t) { id } }",
+        "query($t: ID) { customers(tenantId: $t) { nodes { id } } }",
+        "query($t: ID) { users(tenantId: $t) { nodes { id } } }",
         "query($t: ID) { sims(tenantId: $t) { nodes { iccid } } }",
     ] {
         let body = app.gql(Some(&token), q, json!({"t": bid})).await;
@@ -59,12 +59,12 @@ async fn tenant_a_cannot_touch_tenant_b() {
     let own = app
         .gql(
             Some(&token),
-            "{ customers { id } users { id } sims { nodes { iccid } } }",
+            "{ customers { nodes { id } } users { nodes { id } } sims { nodes { iccid } } }",
             json!({}),
         )
         .await;
-    assert_eq!(own["data"]["customers"], json!([]), "{own}");
-    assert_eq!(own["data"]["users"].as_array().unwrap().len(), 1);
+    assert_eq!(own["data"]["customers"]["nodes"], json!([]), "{own}");
+    assert_eq!(own["data"]["users"]["nodes"].as_array().unwrap().len(), 1);
     assert_eq!(own["data"]["sims"]["nodes"], json!([]));
 
     // Writes: every attempt on B's records answers NOT_FOUND and changes nothing.
@@ -87,7 +87,11 @@ async fn tenant_a_cannot_touch_tenant_b() {
     }
     let still = f
         .dir
-        .list_customers(ioto_domain::Scope::Platform, b.id)
+        .list_customers(
+            ioto_domain::Scope::Platform,
+            b.id,
+            &ioto_domain::fleet::query::Page::first(1000),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -96,7 +100,11 @@ async fn tenant_a_cannot_touch_tenant_b() {
     );
     let users = f
         .dir
-        .list_users(ioto_domain::Scope::Platform, b.id)
+        .list_users(
+            ioto_domain::Scope::Platform,
+            b.id,
+            &ioto_domain::fleet::query::Page::first(1000),
+        )
         .await
         .unwrap();
     assert_eq!((users.len(), users[0].role), (1, Role::Operator));

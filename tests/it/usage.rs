@@ -42,7 +42,7 @@ async fn live_session_and_usage_on(engines: Engines) {
         .await
         .unwrap();
 
-    let q = "query($i: String!, $from: DateTime!, $to: DateTime!) { sim(iccid: $i) {
+    let q = "query($i: Iccid!, $from: DateTime!, $to: DateTime!) { sim(iccid: $i) {
         liveSession { online network { mccMnc name country countryCode } radioAccessType ipAddress bytesIn bytesOut startedAt lastUpdateAt }
         usage(from: $from, to: $to, granularity: HOUR) { period network { mccMnc } bytesIn bytesOut }
         daily: usage(from: $from, to: $to) { bytesIn }
@@ -78,13 +78,13 @@ async fn live_session_and_usage_on(engines: Engines) {
     let body = app
         .gql(
             Some(&token),
-            "query($i: String!) { sim(iccid: $i) { liveSession { sessionId } } }",
+            "query($i: Iccid!) { sim(iccid: $i) { liveSession { sessionId } } }",
             json!({"i": sim.iccid.to_string()}),
         )
         .await;
     assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
     // Session history: newest first, paged.
-    let h = "query($i: String!, $after: String) { sessionHistory(iccid: $i, first: 1, after: $after) {
+    let h = "query($i: Iccid!, $after: String) { sessionHistory(iccid: $i, first: 1, after: $after) {
         nodes { at network { mccMnc } radioAccessType bytesIn sessionBytesIn ended } pageInfo { hasNextPage endCursor } } }";
     let page1 = app
         .gql(Some(&token), h, json!({"i": sim.iccid.to_string()}))

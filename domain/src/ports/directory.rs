@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::directory::{
     Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
 };
+use crate::fleet::query::Page;
 use crate::identifiers::{Email, Name, Slug};
 use crate::ports::EngineInfo;
 use crate::{CustomerId, Result, Role, Scope, TenantId, UserId};
@@ -27,14 +28,16 @@ pub trait Directory: Send + Sync + 'static {
 
     async fn create_customer(&self, scope: Scope, new: NewCustomer) -> Result<Customer>;
     async fn customer(&self, scope: Scope, id: CustomerId) -> Result<Option<Customer>>;
-    async fn list_customers(&self, scope: Scope, tenant: TenantId) -> Result<Vec<Customer>>;
+    /// The tenant's customers by name (ties by id), after `page.after`, at most `page.limit`.
+    async fn list_customers(&self, scope: Scope, tenant: TenantId, page: &Page<()>) -> Result<Vec<Customer>>;
     async fn update_customer(&self, scope: Scope, id: CustomerId, patch: CustomerPatch) -> Result<Customer>;
     /// Refuses with `Conflict` while users or SIMs still belong to the customer.
     async fn delete_customer(&self, scope: Scope, id: CustomerId) -> Result<()>;
 
     async fn create_user(&self, scope: Scope, new: NewUser) -> Result<User>;
     async fn user(&self, scope: Scope, id: UserId) -> Result<Option<User>>;
-    async fn list_users(&self, scope: Scope, tenant: TenantId) -> Result<Vec<User>>;
+    /// The tenant's users by e-mail (ties by id), after `page.after`, at most `page.limit`.
+    async fn list_users(&self, scope: Scope, tenant: TenantId, page: &Page<()>) -> Result<Vec<User>>;
     async fn set_user_role(
         &self,
         scope: Scope,

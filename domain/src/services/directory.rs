@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::directory::{
     Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
 };
+use crate::fleet::query::Page;
 use crate::identifiers::{Email, Name, Slug};
 use crate::password::{decoy_hash, hash_password, verify_password};
 use crate::ports::Directory;
@@ -138,10 +139,15 @@ impl DirectoryService {
         self.store.rename_tenant(actor.scope(), id, name).await
     }
 
-    pub async fn customers(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<Vec<Customer>> {
+    pub async fn customers(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        page: &Page<()>,
+    ) -> Result<Vec<Customer>> {
         actor.require(Permission::ReadCustomers, "list customers")?;
         let tenant = actor.target_tenant(tenant)?;
-        self.store.list_customers(actor.scope(), tenant).await
+        self.store.list_customers(actor.scope(), tenant, page).await
     }
 
     pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Option<Customer>> {
@@ -185,10 +191,10 @@ impl DirectoryService {
         self.store.delete_customer(actor.scope(), id).await
     }
 
-    pub async fn users(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<Vec<User>> {
+    pub async fn users(&self, actor: &Actor, tenant: Option<TenantId>, page: &Page<()>) -> Result<Vec<User>> {
         actor.require(Permission::ReadUsers, "list users")?;
         let tenant = actor.target_tenant(tenant)?;
-        self.store.list_users(actor.scope(), tenant).await
+        self.store.list_users(actor.scope(), tenant, page).await
     }
 
     /// Anyone may read their own user; reading others needs `ReadUsers`.

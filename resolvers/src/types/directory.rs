@@ -1,11 +1,15 @@
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ioto_domain::directory::{Customer, Tenant, User};
 use ioto_domain::events::DirectoryEvent;
+use ioto_domain::fleet::query::{Cursor, Page as ListPage};
+use ioto_domain::TenantId;
 
 use super::{DirectoryChangeKind, RoleKind};
 use crate::context::{actor, services};
 use crate::error::GqlResult;
+use crate::fleet_query::page;
+use crate::types::fleet::PageInfo;
 
 /// A company operating a fleet on the platform.
 pub struct TenantObject(pub Tenant);
@@ -25,27 +29,140 @@ impl TenantObject {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// Sub-customers of this tenant (a customer user sees only its own).
-    async fn customers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CustomerObject>> {
-        let list = services(ctx)
-            .directory
-            .customers(actor(ctx)?, Some(self.0.id))
-            .await
-            .gql()?;
-        Ok(list.into_iter().map(CustomerObject).collect())
+    /// Sub-customers of this tenant by name (a customer user sees only its own), paged like `sims`.
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size (default 50, at most 1000).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<CustomerConnection> {
+        customer_page(ctx, Some(self.0.id), first, after).await
     }
-    /// Users of this tenant. Needs a role that may read users.
-    async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserObject>> {
-        let list = services(ctx)
-            .directory
-            .users(actor(ctx)?, Some(self.0.id))
-            .await
-            .gql()?;
-        Ok(list.into_iter().map(UserObject).collect())
+    /// Users of this tenant by e-mail, paged like `sims`. Needs a role that may read users.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size (default 50, at most 1000).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
+        user_page(ctx, Some(self.0.id), first, after).await
     }
 }
 
+/// A Relay connection and its edge for one node type (the directory's lists).
+macro_rules! connection_type {
+    ($connection:ident, $edge:ident, $node:ty) => {
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        /// A page of the list (Relay connection).
+        #[derive(SimpleObject)]
+        pub struct $connection {
+            pub edges: Vec<$edge>,
+            pub nodes: Vec<$node>,
+            pub page_info: PageInfo,
+        }
+
+        impl From<Page<$node>> for $connection {
+            fn from(p: Page<$node>) -> Self {
+                Self {
+                    nodes: p.rows.iter().map(|(_, n)| n.clone()).collect(),
+                    edges: p
+                        .rows
+                        .into_iter()
+                        .map(|(cursor, node)| $edge { cursor, node })
+                        .collect(),
+                    page_info: p.info,
+                }
+            }
+        }
+    };
+}
+
+connection_type!(CustomerConnection, CustomerEdge, CustomerObject);
+connection_type!(UserConnection, UserEdge, UserObject);
+
+/// Rows with their cursors, and the page's position.
+pub struct Page<T> {
+    rows: Vec<(String, T)>,
+    info: PageInfo,
+}
+
+/// Cuts the extra row the store was asked for (it tells whether a next page exists) and wraps
+/// the rest with their cursors.
+fn connection<R, T>(
+    mut rows: Vec<R>,
+    page: &ListPage<()>,
+    cursor: impl Fn(&R) -> Cursor,
+    wrap: impl Fn(R) -> T,
+) -> Page<T> {
+    let has_next_page = rows.len() as u64 >= page.limit;
+    rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
+    let rows: Vec<(String, T)> = rows.into_iter().map(|r| (cursor(&r).encode(), wrap(r))).collect();
+    Page {
+        info: PageInfo {
+            has_next_page,
+            has_previous_page: page.after.is_some(),
+            start_cursor: rows.first().map(|(c, _)| c.clone()),
+            end_cursor: rows.last().map(|(c, _)| c.clone()),
+        },
+        rows,
+    }
+}
+
+pub(crate) async fn customer_page(
+    ctx: &Context<'_>,
+    tenant: Option<TenantId>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<CustomerConnection> {
+    let page = page(first.unwrap_or(50), after.as_ref(), (), false)?;
+    let rows = services(ctx)
+        .directory
+        .customers(actor(ctx)?, tenant, &page)
+        .await
+        .gql()?;
+    Ok(connection(
+        rows,
+        &page,
+        |c| Cursor {
+            k: c.name.to_string(),
+            id: c.id.0,
+        },
+        CustomerObject,
+    )
+    .into())
+}
+
+pub(crate) async fn user_page(
+    ctx: &Context<'_>,
+    tenant: Option<TenantId>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<UserConnection> {
+    let page = page(first.unwrap_or(50), after.as_ref(), (), false)?;
+    let rows = services(ctx)
+        .directory
+        .users(actor(ctx)?, tenant, &page)
+        .await
+        .gql()?;
+    Ok(connection(
+        rows,
+        &page,
+        |u| Cursor {
+            k: u.email.to_string(),
+            id: u.id.0,
+        },
+        UserObject,
+    )
+    .into())
+}
+
 /// A tenant's own customer.
+#[derive(Clone)]
 pub struct CustomerObject(pub Customer);
 
 #[Object(name = "Customer")]
@@ -69,6 +186,7 @@ impl CustomerObject {
 }
 
 /// A person who can sign in.
+#[derive(Clone)]
 pub struct UserObject(pub User);
 
 #[Object(name = "User")]

@@ -12,7 +12,6 @@ use ioto_domain::fleet::query::{
 };
 use ioto_domain::fleet::schedule::ScheduledTransition;
 use ioto_domain::fleet::{Device, Sim};
-use ioto_domain::identifiers::MccMnc;
 use ioto_domain::{CustomerId, DeviceId, Error, TenantId};
 
 use super::{
@@ -447,7 +446,7 @@ pub struct SimFilterInput {
     /// Case-insensitive text found in any label key or value.
     pub label_search: Option<String>,
     /// MCC-MNC of the last network seen, e.g. "262-01".
-    pub networks: Option<Vec<String>>,
+    pub networks: Option<Vec<crate::scalars::MccMncInput>>,
     pub iccid_prefix: Option<String>,
     /// With or without '+'.
     pub msisdn_prefix: Option<String>,
@@ -467,12 +466,7 @@ impl SimFilterInput {
                 customer: customer_filter(self.customer_id.as_ref(), self.unassigned)?,
                 labels: label_filters(self.labels.as_deref().unwrap_or_default())?,
                 label_search: search(self.label_search.as_ref(), "filter.labelSearch")?,
-                networks: self
-                    .networks
-                    .iter()
-                    .flatten()
-                    .map(|n| MccMnc::parse(n).map_err(|e| field_err("filter.networks", e)))
-                    .collect::<ioto_domain::Result<_>>()?,
+                networks: self.networks.iter().flatten().map(|n| n.0.clone()).collect(),
                 iccid_prefix: self
                     .iccid_prefix
                     .as_deref()

@@ -1,7 +1,7 @@
 //! GraphQL wrappers around domain types.
 
 mod device;
-mod directory;
+pub(crate) mod directory;
 mod enums;
 pub mod fleet;
 mod sim;

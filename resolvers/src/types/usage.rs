@@ -1,5 +1,6 @@
 //! Usage as GraphQL types: a SIM's live session and its usage over time.
 
+use crate::scalars::BigInt;
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use ioto_domain::identifiers::MccMnc;
@@ -68,9 +69,9 @@ pub struct LiveSessionObject {
     pub radio_access_type: String,
     pub ip_address: Option<String>,
     /// Bytes from the device so far in this session.
-    pub bytes_in: i64,
+    pub bytes_in: BigInt,
     /// Bytes to the device so far in this session.
-    pub bytes_out: i64,
+    pub bytes_out: BigInt,
     pub started_at: DateTime<Utc>,
     pub last_update_at: DateTime<Utc>,
 }
@@ -82,8 +83,8 @@ impl From<LiveSession> for LiveSessionObject {
             network: NetworkInfo::of(&s.mcc_mnc),
             radio_access_type: s.rat,
             ip_address: s.ip_address,
-            bytes_in: i64::try_from(s.bytes_in).unwrap_or(i64::MAX),
-            bytes_out: i64::try_from(s.bytes_out).unwrap_or(i64::MAX),
+            bytes_in: s.bytes_in.into(),
+            bytes_out: s.bytes_out.into(),
             started_at: s.started_at,
             last_update_at: s.last_update_at,
         }
@@ -97,8 +98,8 @@ pub struct UsagePointObject {
     /// Start of the period (UTC).
     pub period: DateTime<Utc>,
     pub network: NetworkInfo,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
+    pub bytes_in: BigInt,
+    pub bytes_out: BigInt,
 }
 
 impl From<UsagePoint> for UsagePointObject {
@@ -106,8 +107,8 @@ impl From<UsagePoint> for UsagePointObject {
         Self {
             period: p.period,
             network: NetworkInfo::of(&p.mcc_mnc),
-            bytes_in: i64::try_from(p.bytes_in).unwrap_or(i64::MAX),
-            bytes_out: i64::try_from(p.bytes_out).unwrap_or(i64::MAX),
+            bytes_in: p.bytes_in.into(),
+            bytes_out: p.bytes_out.into(),
         }
     }
 }
@@ -122,9 +123,9 @@ pub struct LiveSessionUpdateObject {
     /// The session after this update.
     pub session: LiveSessionObject,
     /// Bytes from the device since the previous update.
-    pub added_bytes_in: i64,
+    pub added_bytes_in: BigInt,
     /// Bytes to the device since the previous update.
-    pub added_bytes_out: i64,
+    pub added_bytes_out: BigInt,
     /// The network closed the session with this update.
     pub terminated: bool,
 }
@@ -134,8 +135,8 @@ impl LiveSessionUpdateObject {
         Self {
             iccid: u.iccid.clone(),
             customer_id: u.customer_id.map(|c| async_graphql::ID(c.to_string())),
-            added_bytes_in: i64::try_from(u.delta_in).unwrap_or(i64::MAX),
-            added_bytes_out: i64::try_from(u.delta_out).unwrap_or(i64::MAX),
+            added_bytes_in: u.delta_in.into(),
+            added_bytes_out: u.delta_out.into(),
             terminated: u.terminated,
             session: LiveSession::from_update(u, now).into(),
         }
@@ -211,16 +212,16 @@ pub struct ReconciliationRowObject {
     pub iccid: String,
     pub day: Date,
     pub status: ReconciliationStatus,
-    pub session_bytes_in: i64,
-    pub session_bytes_out: i64,
-    pub cdr_bytes_in: i64,
-    pub cdr_bytes_out: i64,
+    pub session_bytes_in: BigInt,
+    pub session_bytes_out: BigInt,
+    pub cdr_bytes_in: BigInt,
+    pub cdr_bytes_out: BigInt,
     /// CDR bytes minus session bytes (in + out); positive when billing counts more.
-    pub difference: i64,
+    pub difference: BigInt,
 }
 
 fn signed(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+    BigInt::from(v).0
 }
 
 impl From<ioto_domain::ports::ReconciliationRow> for ReconciliationRowObject {
@@ -240,11 +241,11 @@ impl From<ioto_domain::ports::ReconciliationRow> for ReconciliationRowObject {
             iccid: r.iccid,
             day: Date(r.day),
             status,
-            session_bytes_in: signed(r.session_in),
-            session_bytes_out: signed(r.session_out),
-            cdr_bytes_in: signed(r.cdr_in),
-            cdr_bytes_out: signed(r.cdr_out),
-            difference: signed(cdrs).saturating_sub(signed(sessions)),
+            session_bytes_in: r.session_in.into(),
+            session_bytes_out: r.session_out.into(),
+            cdr_bytes_in: r.cdr_in.into(),
+            cdr_bytes_out: r.cdr_out.into(),
+            difference: BigInt(signed(cdrs).saturating_sub(signed(sessions))),
         }
     }
 }
@@ -257,8 +258,8 @@ pub struct CustomerUsagePointObject {
     /// Null for SIMs assigned to no sub-customer.
     pub customer_id: Option<async_graphql::ID>,
     pub network: NetworkInfo,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
+    pub bytes_in: BigInt,
+    pub bytes_out: BigInt,
 }
 
 impl From<ioto_domain::ports::CustomerUsagePoint> for CustomerUsagePointObject {
@@ -267,8 +268,8 @@ impl From<ioto_domain::ports::CustomerUsagePoint> for CustomerUsagePointObject {
             period: p.period,
             customer_id: p.customer_id.map(|c| async_graphql::ID(c.to_string())),
             network: NetworkInfo::of(&p.mcc_mnc),
-            bytes_in: signed(p.bytes_in),
-            bytes_out: signed(p.bytes_out),
+            bytes_in: p.bytes_in.into(),
+            bytes_out: p.bytes_out.into(),
         }
     }
 }

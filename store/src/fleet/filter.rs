@@ -168,7 +168,7 @@ pub fn device_condition(backend: DbBackend, tenant: TenantId, f: &DeviceFilter) 
 }
 
 /// Keyset position and order: rows after `(key, id)` in the sort order, ties broken by id.
-fn keyset<E: EntityTrait, C: ColumnTrait, I: ColumnTrait>(
+pub(crate) fn keyset<E: EntityTrait, C: ColumnTrait, I: ColumnTrait>(
     q: Select<E>,
     col: C,
     id: I,

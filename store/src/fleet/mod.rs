@@ -1,7 +1,7 @@
 //! The `Fleet` port on sea-orm, for Postgres and SQLite alike.
 
 mod bulk;
-mod filter;
+pub(crate) mod filter;
 
 use std::time::Duration;
 

@@ -73,18 +73,43 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         .await;
     assert!(matches!(foreign, Err(Error::NotFound { .. })), "{foreign:?}");
     let bravo = f.customer(&a, "Bravo").await;
-    let listed = dir.list_customers(a_scope, a.id).await.unwrap();
+    let listed = dir
+        .list_customers(a_scope, a.id, &ioto_domain::fleet::query::Page::first(1000))
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["Acme", "Bravo"]
     );
-    assert!(dir.list_customers(a_scope, b.id).await.unwrap().is_empty());
+    assert!(dir
+        .list_customers(a_scope, b.id, &ioto_domain::fleet::query::Page::first(1000))
+        .await
+        .unwrap()
+        .is_empty());
+    // Pages: the first row, then the rows after its cursor.
+    let one = dir
+        .list_customers(a_scope, a.id, &ioto_domain::fleet::query::Page::first(1))
+        .await
+        .unwrap();
+    assert_eq!(one.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Acme"]);
+    let mut rest_page = ioto_domain::fleet::query::Page::first(10);
+    rest_page.after = Some(ioto_domain::fleet::query::Cursor {
+        k: one[0].name.to_string(),
+        id: one[0].id.0,
+    });
+    let rest = dir.list_customers(a_scope, a.id, &rest_page).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["Bravo"]
+    );
     let acme_scope = Scope::Tenant {
         tenant_id: a.id,
         customer_id: Some(acme.id),
     };
     assert_eq!(
-        dir.list_customers(acme_scope, a.id).await.unwrap(),
+        dir.list_customers(acme_scope, a.id, &ioto_domain::fleet::query::Page::first(1000))
+            .await
+            .unwrap(),
         vec![acme.clone()]
     );
     let renamed = dir
@@ -133,7 +158,7 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         .unwrap()
         .is_none());
     let in_a: Vec<_> = dir
-        .list_users(a_scope, a.id)
+        .list_users(a_scope, a.id, &ioto_domain::fleet::query::Page::first(1000))
         .await
         .unwrap()
         .into_iter()
@@ -141,7 +166,7 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         .collect();
     assert_eq!(in_a.len(), 2);
     assert_eq!(
-        dir.list_users(acme_scope, a.id)
+        dir.list_users(acme_scope, a.id, &ioto_domain::fleet::query::Page::first(1000))
             .await
             .unwrap()
             .into_iter()

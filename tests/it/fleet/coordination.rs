@@ -8,9 +8,9 @@ use ioto_test_support::Engines;
 
 use super::Fixture;
 
-const BIND: &str = "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid device { id } } device { sims { iccid } } effects { entityKind action } } }";
+const BIND: &str = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid device { id } } device { sims { iccid } } effects { entityKind action } } }";
 const UNBIND: &str =
-    "mutation($i: String!) { unbindSim(iccid: $i) { sim { device { id } } effects { entityKind action } } }";
+    "mutation($i: Iccid!) { unbindSim(iccid: $i) { sim { device { id } } effects { entityKind action } } }";
 const DEVICE_STATE: &str = "mutation($id: ID!, $s: DeviceState!, $sims: RetireSims) {
   changeDeviceState(id: $id, state: $s, simsOnRetire: $sims) {
     device { state sims { iccid state } }
@@ -64,7 +64,7 @@ async fn sims_bind_to_devices_and_devices_keep_their_own_lifecycle() {
         "{body}"
     );
     // A SIM suspended while its device stays in service (independent states).
-    let suspend = "mutation($i: String!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { state device { state } } } }";
+    let suspend = "mutation($i: Iccid!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { state device { state } } } }";
     let out = fx.ok(suspend, json!({"i": s2}), "changeSimState").await;
     assert_eq!(
         out["sim"],
@@ -131,14 +131,14 @@ async fn a_swap_moves_everything_to_the_new_sim_in_one_step_on(engines: Engines)
     let old = f.sims(&fx.tenant, Some(acme.id), 1).await[0].iccid.to_string();
     let new = f.sims(&fx.tenant, None, 1).await[0].iccid.to_string();
     let device = f.device(&fx.tenant, Some(acme.id), "Truck").await.id.to_string();
-    let setup = "mutation($i: String!, $d: ID!) {
+    let setup = "mutation($i: Iccid!, $d: ID!) {
       updateSim(iccid: $i, input: { msisdn: \"+4915199990000\", tariffPlan: \"IoT Pro\" }) { sim { msisdn } }
       changeSimLabels(iccid: $i, change: { set: [{ key: \"site\", value: \"berlin\" }] }) { sim { version } }
       bindSim(iccid: $i, deviceId: $d) { sim { iccid } }
     }";
     let body = fx.gql(setup, json!({"i": old, "d": device})).await;
     assert!(body["errors"].is_null(), "{body}");
-    let swap = "mutation($o: String!, $n: String!) { swapSim(oldIccid: $o, newIccid: $n, note: \"broken\") {
+    let swap = "mutation($o: Iccid!, $n: Iccid!) { swapSim(oldIccid: $o, newIccid: $n, note: \"broken\") {
         oldSim { state msisdn device { id } }
         newSim { state msisdn tariffPlan customer { name } labels { key value } device { id } }
         effects { reference action }
@@ -155,7 +155,7 @@ async fn a_swap_moves_everything_to_the_new_sim_in_one_step_on(engines: Engines)
         "{body}"
     );
     let create =
-        "mutation($i: String!, $imsi: String!) { createSim(input: { iccid: $i, imsi: $imsi }) { state } }";
+        "mutation($i: Iccid!, $imsi: String!) { createSim(input: { iccid: $i, imsi: $imsi }) { state } }";
     let fresh = ioto_domain::identifiers::Iccid::with_check_digit(&format!(
         "89490{:014}",
         uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000
@@ -186,7 +186,7 @@ async fn a_swap_moves_everything_to_the_new_sim_in_one_step_on(engines: Engines)
         out["effects"],
         json!([{"reference": old, "action": "SWAPPED"}, {"reference": fresh, "action": "SWAPPED"}])
     );
-    let events = "query($i: String!) { sim(iccid: $i) { events(first: 1) { action note newValue } } }";
+    let events = "query($i: Iccid!) { sim(iccid: $i) { events(first: 1) { action note newValue } } }";
     let e = fx.ok(events, json!({"i": fresh}), "sim").await;
     assert_eq!(e["events"][0]["action"], "SWAPPED");
     assert_eq!(e["events"][0]["newValue"]["replaces"], old.as_str());
@@ -211,7 +211,7 @@ async fn assignment_moves_sims_and_devices_between_sub_customers_on(engines: Eng
     let bravo = f.customer(&fx.tenant, "Bravo").await;
     let sims = f.sims(&fx.tenant, None, 4).await;
     let device = f.device(&fx.tenant, None, "Meter").await.id.to_string();
-    let bind = "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
+    let bind = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
     fx.ok(
         bind,
         json!({"i": sims[0].iccid.to_string(), "d": device}),
@@ -220,7 +220,7 @@ async fn assignment_moves_sims_and_devices_between_sub_customers_on(engines: Eng
     .await;
 
     // One SIM: assigned, and back to the tenant with null; an unknown customer is NOT_FOUND.
-    let assign = "mutation($i: String!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { customer { name } } effects { oldValue newValue } } }";
+    let assign = "mutation($i: Iccid!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { customer { name } } effects { oldValue newValue } } }";
     let out = fx
         .ok(
             assign,

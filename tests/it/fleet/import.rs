@@ -128,7 +128,7 @@ async fn a_csv_is_previewed_row_by_row_then_committed_on(engines: Engines) {
     assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 2);
     let sim = fx
         .ok(
-            "query($i: String!) { sim(iccid: $i) { state type msisdn pin events { action note newValue } } }",
+            "query($i: Iccid!) { sim(iccid: $i) { state type msisdn pin events { action note newValue } } }",
             json!({"i": iccid(seed, 1)}),
             "sim",
         )
@@ -189,7 +189,7 @@ async fn an_xlsx_file_imports_like_a_csv() {
     assert_eq!(done["created"], 3, "{done}");
     let sim = fx
         .ok(
-            "query($i: String!) { sim(iccid: $i) { type pin } }",
+            "query($i: Iccid!) { sim(iccid: $i) { type pin } }",
             json!({"i": iccid(seed, 2)}),
             "sim",
         )

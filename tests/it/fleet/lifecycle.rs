@@ -12,17 +12,17 @@ use serde_json::json;
 use super::Fixture;
 use crate::http::{ws_next, ws_subscribe};
 
-const CHANGE: &str = "mutation($iccid: String!, $state: SimState!, $v: Int, $at: DateTime, $note: String) {
+const CHANGE: &str = "mutation($iccid: Iccid!, $state: SimState!, $v: Int, $at: DateTime, $note: String) {
   changeSimState(iccid: $iccid, state: $state, expectedVersion: $v, effectiveAt: $at, note: $note) {
     sim { state version device { id } }
     scheduled { id status targetState effectiveAt }
     effects { entityKind reference action oldValue newValue }
   }
 }";
-const LABELS: &str = "mutation($iccid: String!, $key: String!, $v: Int) {
+const LABELS: &str = "mutation($iccid: Iccid!, $key: String!, $v: Int) {
   changeSimLabels(iccid: $iccid, change: { set: [{ key: $key, value: \"x\" }] }, expectedVersion: $v) { sim { version labels { key } } }
 }";
-const SIM: &str = "query($iccid: String!) { sim(iccid: $iccid) { state version labels { key } events { action actor oldValue newValue note } scheduledTransitions { id status outcome } } }";
+const SIM: &str = "query($iccid: Iccid!) { sim(iccid: $iccid) { state version labels { key } events { action actor oldValue newValue note } scheduledTransitions { id status outcome } } }";
 
 #[tokio::test]
 async fn sim_states_follow_the_table_and_refusals_name_the_states() {
@@ -101,8 +101,7 @@ async fn sim_states_follow_the_table_and_refusals_name_the_states_on(engines: En
     // Terminating a SIM in a device unbinds it, and says so.
     let device = fx.app.factory.device(&fx.tenant, None, "Tracker").await;
     let other = sims[1].iccid.to_string();
-    let bind =
-        "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { device { id } } } }";
+    let bind = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { device { id } } } }";
     fx.ok(bind, json!({"i": other, "d": device.id.to_string()}), "bindSim")
         .await;
     let out = fx
@@ -322,10 +321,10 @@ async fn sim_state_changes_reach_subscribers_of_the_tenant_only() {
     .unwrap()
     .to_string();
     let imsi = format!("26201{:010}", uuid::Uuid::new_v4().as_u128() % 10_000_000_000);
-    let create = "mutation($i: String!, $m: String!) { createSim(input: { iccid: $i, imsi: $m }) { state } }";
+    let create = "mutation($i: Iccid!, $m: String!) { createSim(input: { iccid: $i, imsi: $m }) { state } }";
     fx.ok(create, json!({"i": fresh, "m": imsi}), "createSim").await;
     let swap =
-        "mutation($o: String!, $n: String!) { swapSim(oldIccid: $o, newIccid: $n) { newSim { state } } }";
+        "mutation($o: Iccid!, $n: Iccid!) { swapSim(oldIccid: $o, newIccid: $n) { newSim { state } } }";
     fx.ok(swap, json!({"o": iccid, "n": fresh}), "swapSim").await;
     let mut changes = Vec::new();
     for _ in 0..2 {

@@ -26,7 +26,7 @@ async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
     let acme = f.customer(&fx.tenant, "Acme").await;
     let sims = f.sims(&fx.tenant, Some(acme.id), 5).await;
     f.sims(&fx.tenant, None, 7).await;
-    let label = "mutation($i: String!, $v: String!) { changeSimLabels(iccid: $i, change: { set: [{ key: \"site\", value: $v }] }) { sim { iccid } } }";
+    let label = "mutation($i: Iccid!, $v: String!) { changeSimLabels(iccid: $i, change: { set: [{ key: \"site\", value: $v }] }) { sim { iccid } } }";
     for (i, s) in sims.iter().enumerate() {
         fx.ok(
             label,
@@ -36,7 +36,7 @@ async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
         .await;
     }
     fx.ok(
-        "mutation($i: String!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { iccid } } }",
+        "mutation($i: Iccid!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { iccid } } }",
         json!({"i": sims[0].iccid.to_string()}),
         "changeSimState",
     )
@@ -105,7 +105,7 @@ async fn sims_filter_sort_and_page_with_counts_on(engines: Engines) {
         (json!({"first": 0}), "first"),
         (json!({"first": 1001}), "first"),
         (json!({"after": "garbage"}), "after"),
-        (json!({"f": {"networks": ["26"]}}), "filter.networks"),
+        (json!({"f": {"networks": ["26"]}}), "filter.networks.0"),
         (json!({"f": {"iccidPrefix": "89ab"}}), "filter.iccidPrefix"),
         (
             json!({"f": {"customerId": acme.id.to_string(), "unassigned": true}}),
@@ -255,7 +255,7 @@ async fn a_page_with_nested_fields_costs_the_same_statements_for_10_or_100_sims(
     for c in &customers {
         sims.extend(f.sims(&fx.tenant, Some(c.id), 60).await);
     }
-    let bind = "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
+    let bind = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
     for (i, s) in sims.iter().take(100).enumerate() {
         if i % 2 == 0 {
             let d = f.device(&fx.tenant, s.customer_id, &format!("d{i}")).await;

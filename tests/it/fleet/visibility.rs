@@ -30,7 +30,7 @@ async fn customer_users_see_their_own_devices_and_sims_only_where_shared_on(engi
     let theirs = f.device(&fx.tenant, Some(bravo.id), "Bravo tracker").await;
     let sims = f.sims(&fx.tenant, Some(acme.id), 2).await;
     f.sims(&fx.tenant, Some(bravo.id), 2).await;
-    let bind = "mutation($i: String!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
+    let bind = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
     fx.ok(
         bind,
         json!({"i": sims[0].iccid.to_string(), "d": mine.id.to_string()}),
@@ -108,10 +108,10 @@ async fn viewers_read_only_and_pins_are_shown_to_tenant_admins_only() {
     .unwrap()
     .to_string();
     let imsi = format!("26201{:010}", uuid::Uuid::new_v4().as_u128() % 10_000_000_000);
-    let create = "mutation($i: String!, $m: String!) { createSim(input: { iccid: $i, imsi: $m, pin: \"1234\", puk: \"12345678\" }) { pin puk } }";
+    let create = "mutation($i: Iccid!, $m: String!) { createSim(input: { iccid: $i, imsi: $m, pin: \"1234\", puk: \"12345678\" }) { pin puk } }";
     let out = fx.ok(create, json!({"i": iccid, "m": imsi}), "createSim").await;
     assert_eq!(out, json!({"pin": "1234", "puk": "12345678"}));
-    let read = "query($i: String!) { sim(iccid: $i) { pin puk } }";
+    let read = "query($i: Iccid!) { sim(iccid: $i) { pin puk } }";
     for role in [Role::Operator, Role::Viewer] {
         let u = f.user(&fx.tenant, role, None).await;
         let t = fx.app.login(u.email.as_str(), TEST_PASSWORD).await;
@@ -127,7 +127,7 @@ async fn viewers_read_only_and_pins_are_shown_to_tenant_admins_only() {
         );
         if role == Role::Viewer {
             let change =
-                "mutation($i: String!) { changeSimState(iccid: $i, state: ACTIVE) { sim { state } } }";
+                "mutation($i: Iccid!) { changeSimState(iccid: $i, state: ACTIVE) { sim { state } } }";
             let body = fx.app.gql(Some(&t), change, json!({"i": iccid})).await;
             assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
         }
@@ -156,7 +156,7 @@ async fn other_tenants_ids_are_not_found_and_bad_identifiers_name_the_field() {
 
     let body = fx
         .gql(
-            "query($i: String!) { sim(iccid: $i) { iccid } }",
+            "query($i: Iccid!) { sim(iccid: $i) { iccid } }",
             json!({"i": foreign_sim}),
         )
         .await;
@@ -170,7 +170,7 @@ async fn other_tenants_ids_are_not_found_and_bad_identifiers_name_the_field() {
     assert_eq!(body["data"]["device"], json!(null), "{body}");
     for (q, v) in [
         (
-            "mutation($i: String!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { state } } }",
+            "mutation($i: Iccid!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { state } } }",
             json!({"i": foreign_sim}),
         ),
         (
@@ -178,7 +178,7 @@ async fn other_tenants_ids_are_not_found_and_bad_identifiers_name_the_field() {
             json!({"d": foreign_device}),
         ),
         (
-            "mutation($i: String!) { assignSim(iccid: $i, customerId: null) { sim { iccid } } }",
+            "mutation($i: Iccid!) { assignSim(iccid: $i, customerId: null) { sim { iccid } } }",
             json!({"i": foreign_sim}),
         ),
     ] {
@@ -187,7 +187,7 @@ async fn other_tenants_ids_are_not_found_and_bad_identifiers_name_the_field() {
         assert!(!body.to_string().contains(&other.id.to_string()), "{body}");
     }
 
-    let create_sim = "mutation($i: String!, $m: String!, $n: String) { createSim(input: { iccid: $i, imsi: $m, msisdn: $n }) { iccid } }";
+    let create_sim = "mutation($i: Iccid!, $m: String!, $n: String) { createSim(input: { iccid: $i, imsi: $m, msisdn: $n }) { iccid } }";
     let good_iccid = ioto_domain::identifiers::Iccid::with_check_digit("8949000000000000001")
         .unwrap()
         .to_string();
@@ -209,6 +209,22 @@ async fn other_tenants_ids_are_not_found_and_bad_identifiers_name_the_field() {
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
         assert!(
             body["errors"][0]["message"].as_str().unwrap().contains(reason),
+            "{body}"
+        );
+    }
+    // An ICCID argument is refused before anything runs, naming the argument and the rule.
+    for q in [
+        "query($i: Iccid!) { sim(iccid: $i) { iccid } }",
+        "subscription($i: Iccid) { liveSessions(iccid: $i) { iccid } }",
+    ] {
+        let body = fx.gql(q, json!({"i": bad_check})).await;
+        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "iccid", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Luhn check digit"),
             "{body}"
         );
     }

@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
-use ioto_domain::ports::Directory;
-use ioto_domain::{Actor, Role, TenantId};
+use ioto_domain::Role;
 
 use crate::app::{self, App};
 use crate::config::{self, Config, Loaded};
@@ -39,6 +37,14 @@ enum Command {
     /// Run only the ingest worker (sessions and CDRs from the bus, device telemetry from MQTT)
     /// until SIGTERM or Ctrl-C; workers of one deployment share the partitions.
     Ingest(IngestArgs),
+    /// Operator tasks on the configured engines: the first platform admin, tenants, users,
+    /// secret rotation.
+    Admin {
+        #[command(subcommand)]
+        command: crate::admin::AdminCommand,
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Development tokens.
     Token {
         #[command(subcommand)]
@@ -445,6 +451,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::bench_ingest::print(&figures);
             Ok(())
         }
+        Command::Admin { command, data_dir } => {
+            let loaded = load(file, None, data_dir)?;
+            telemetry::init(&loaded.config.log, true);
+            warn_unknown(&loaded);
+            println!("{}", crate::admin::run(&loaded.config, command).await?);
+            Ok(())
+        }
         Command::Token {
             command:
                 TokenCommand::Issue {
@@ -462,16 +475,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-    }
-}
-
-fn platform_actor() -> Actor {
-    Actor {
-        user_id: None,
-        subject: "cli".into(),
-        tenant_id: TenantId(uuid::Uuid::nil()),
-        role: Role::PlatformAdmin,
-        customer_id: None,
     }
 }
 
@@ -495,36 +498,9 @@ async fn issue_token(
     ttl_minutes: Option<u64>,
 ) -> anyhow::Result<String> {
     let role = Role::parse(role)?;
-    let loc = engines::store_location(config);
-    ioto_store::migrate(&loc).await?;
-    let dir: Arc<dyn Directory> = Arc::new(ioto_store::connect(&loc, 2).await?);
-    let svc = ioto_domain::services::DirectoryService::new(dir);
-    let admin = platform_actor();
-    let tenant = svc.find_tenant(&admin, tenant).await?;
-    let customer_id = match (role.is_customer_scoped(), customer) {
-        (true, None) => bail!("--customer is required for role CUSTOMER_USER"),
-        (false, Some(_)) => bail!("--customer is only allowed with role CUSTOMER_USER"),
-        (false, None) => None,
-        (true, Some(c)) => {
-            let mut page = ioto_domain::fleet::query::Page::first(1000);
-            loop {
-                let customers = svc.customers(&admin, Some(tenant.id), &page).await?;
-                if let Some(found) = customers
-                    .iter()
-                    .find(|x| x.id.to_string() == c || x.name.as_str().eq_ignore_ascii_case(c))
-                {
-                    break Some(found.id);
-                }
-                let Some(last) = customers.last().filter(|_| customers.len() as u64 == page.limit) else {
-                    bail!("--customer: no customer '{c}' in tenant {}", tenant.slug);
-                };
-                page.after = Some(ioto_domain::fleet::query::Cursor {
-                    k: last.name.to_string(),
-                    id: last.id.0,
-                });
-            }
-        }
-    };
+    let admin = crate::admin::Admin::connect(config).await?;
+    let tenant = admin.tenant(tenant).await?;
+    let customer_id = admin.customer_for_role(&tenant, role, customer).await?;
     let jwt = app::jwt(config).await?;
     let (token, _) = jwt.issue_for(
         None,

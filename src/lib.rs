@@ -1,6 +1,7 @@
 //! The `ioto` binary as a library: CLI, configuration, auth, HTTP and the wiring of adapters to
 //! ports. Tests build the same [`app::App`] the binary serves.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;

@@ -276,3 +276,165 @@ fn simulate_without_a_broker_says_what_is_missing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("KAFKA_BROKERS"), "{err}");
 }
+
+/// Runs `ioto admin …` against `config`'s transactional store and data directory, with `stdin`
+/// as standard input; returns (success, stdout, stderr).
+fn admin(
+    config: &ioto::config::Config,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = ioto();
+    cmd.arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(&config.data_dir)
+        .env("DATABASE_URL", config.database.url.as_ref().unwrap().expose())
+        .env_remove(ioto::admin::PASSWORD_ENV)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    )
+}
+
+/// From an empty Postgres database to a signed-in platform admin, a tenant and its admin — the
+/// README's "Production" section, step by step.
+#[tokio::test]
+async fn admin_cli_bootstraps_an_empty_database() {
+    use ioto_test_support::{Engines, TestApp};
+    let config = TestApp::config(Engines::Real).await;
+
+    // Refusals first: they must leave nothing behind.
+    let (ok, _, err) = admin(
+        &config,
+        &["create-platform-admin", "--email", "ops@example.com"],
+        "",
+        &[],
+    );
+    assert!(
+        !ok && err.contains("--password-stdin"),
+        "no password source: {err}"
+    );
+    let (ok, _, err) = admin(
+        &config,
+        &[
+            "create-platform-admin",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        "short\n",
+        &[],
+    );
+    assert!(!ok && err.contains("password: must be at least"), "{err}");
+    let (ok, _, err) = admin(
+        &config,
+        &[
+            "create-user",
+            "--tenant",
+            "acme",
+            "--email",
+            "a@acme.io",
+            "--role",
+            "GOD",
+        ],
+        "",
+        &[],
+    );
+    assert!(!ok && err.contains("--role"), "{err}");
+
+    let (ok, out, err) = admin(
+        &config,
+        &[
+            "create-platform-admin",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery staple\n",
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("ops@example.com"), "{out}");
+    let (ok, tenant_id, err) = admin(
+        &config,
+        &["create-tenant", "--slug", "acme", "--name", "Acme IoT"],
+        "",
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = admin(
+        &config,
+        &[
+            "create-user",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.io",
+            "--role",
+            "TENANT_ADMIN",
+        ],
+        "",
+        &[(ioto::admin::PASSWORD_ENV, "acme admin password")],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = admin(
+        &config,
+        &["create-tenant", "--slug", "acme", "--name", "Again"],
+        "",
+        &[],
+    );
+    assert!(
+        !ok && err.to_lowercase().contains("acme"),
+        "a taken slug is named: {err}"
+    );
+
+    let app = TestApp::spawn_with(config.clone()).await;
+    let ops = app.login("ops@example.com", "correct horse battery staple").await;
+    let me = app
+        .gql(Some(&ops), "{ me { role } tenants { slug } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["role"], "PLATFORM_ADMIN", "{me}");
+    let slugs: Vec<&str> = me["data"]["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert!(slugs.contains(&"acme"), "{me}");
+    let acme = app.login("admin@acme.io", "acme admin password").await;
+    let me = app
+        .gql(Some(&acme), "{ me { role tenant { id } } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["role"], "TENANT_ADMIN", "{me}");
+    assert_eq!(me["data"]["me"]["tenant"]["id"], tenant_id, "{me}");
+    app.stop().await;
+
+    // Rotation: tokens signed before no longer verify on a server started after.
+    let mut config = config;
+    config.auth.jwt_secret = None;
+    let app = TestApp::spawn_with(config.clone()).await;
+    let before = app.login("admin@acme.io", "acme admin password").await;
+    app.stop().await;
+    let (ok, out, err) = admin(&config, &["rotate-jwt-secret"], "", &[]);
+    assert!(ok && out.contains("jwt-secret"), "{out} {err}");
+    let app = TestApp::spawn_with(config).await;
+    let (status, _) = app.gql_status(Some(&before), "{ me { role } }", json!({})).await;
+    assert_eq!(status, 401);
+    let after = app.login("admin@acme.io", "acme admin password").await;
+    let me = app.gql(Some(&after), "{ me { role } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["role"], "TENANT_ADMIN", "{me}");
+    app.stop().await;
+}

@@ -409,8 +409,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if requests == 0 || concurrency == 0 {
                 bail!("--requests and --concurrency must be at least 1");
             }
-            let figures = crate::bench::api(&loaded.config, requests, concurrency).await?;
-            crate::bench::print(&figures, &engines::describe_config(&loaded.config));
+            let runs = crate::bench::api(&loaded.config, requests, concurrency).await?;
+            crate::bench::print_api(&runs);
             Ok(())
         }
         Command::Bench {

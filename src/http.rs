@@ -187,12 +187,28 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
             }
         }
     };
+    let req = req.into_inner();
+    // A query's reads share one transaction (see `ioto_store::ReadSession`); mutations don't.
+    let session = is_query(&req).then(ioto_store::ReadSession::new);
     let ctx = RequestContext {
         actor,
         request_id: request_id(&headers),
         loaders: Default::default(),
+        task_scope: session
+            .clone()
+            .map(|s| -> ioto_resolvers::TaskScope { Arc::new(move |fut| s.wrap(fut)) }),
     };
-    let resp = st.schema.execute(req.into_inner().data(ctx)).await;
+    let resp = match &session {
+        Some(s) => {
+            let resp = s.run(st.schema.execute(req.data(ctx))).await;
+            // Nothing was written: a failed commit loses nothing, but is worth knowing about.
+            if let Err(e) = s.finish().await {
+                tracing::warn!(error = %e, "closing the read session");
+            }
+            resp
+        }
+        None => st.schema.execute(req.data(ctx)).await,
+    };
     for e in &resp.errors {
         let code = e
             .extensions
@@ -207,6 +223,24 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
         st.metrics.record_graphql_error(&code);
     }
     GraphQLResponse::from(resp).into_response()
+}
+
+/// Whether the operation the request runs is a query (a parse error or an unknown operation name
+/// is answered by the schema; here it only means "not a query").
+fn is_query(req: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+        return false;
+    };
+    let ty = match (&doc.operations, req.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    };
+    ty == Some(OperationType::Query)
 }
 
 /// graphql-transport-ws (and the legacy graphql-ws) with the token in `connection_init`:
@@ -243,6 +277,7 @@ async fn graphql_ws(
                         actor: Some(actor),
                         request_id,
                         loaders: Default::default(),
+                        task_scope: None,
                     });
                     Ok(data)
                 })

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod bench_bare;
 pub mod bench_fleet;
 pub mod bench_ingest;
 pub mod cli;

@@ -40,11 +40,19 @@ pub struct Services {
     pub login_throttle: Arc<crate::LoginThrottle>,
 }
 
+/// Wraps work a request spawns onto other tasks (dataloader batches), so that it runs in the
+/// request's context (the server's per-request read session).
+pub type TaskScope = Arc<
+    dyn Fn(futures::future::BoxFuture<'static, ()>) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
+>;
+
 /// Per request (request data): who is calling, and the id echoed in `x-request-id`.
 #[derive(Clone, Default)]
 pub struct RequestContext {
     pub actor: Option<Actor>,
     pub request_id: String,
+    /// Applied to every task the request spawns; none: spawned as they are.
+    pub task_scope: Option<TaskScope>,
     /// Batching loaders for nested fields, made on first use for this request's caller.
     pub loaders: Arc<std::sync::OnceLock<crate::loaders::Loaders>>,
 }
@@ -81,7 +89,7 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate:
     let req = ctx
         .data_opt::<RequestContext>()
         .ok_or_else(|| async_graphql::Error::new("no request context"))?;
-    Ok(req
-        .loaders
-        .get_or_init(|| crate::loaders::Loaders::new(services(ctx).fleet.clone(), actor.clone())))
+    Ok(req.loaders.get_or_init(|| {
+        crate::loaders::Loaders::new(services(ctx).fleet.clone(), actor.clone(), req.task_scope.clone())
+    }))
 }

@@ -13,7 +13,7 @@ mod throttle;
 pub mod types;
 mod usage_query;
 
-pub use context::{Realtime, RequestContext, Services, TokenIssuer};
+pub use context::{Realtime, RequestContext, Services, TaskScope, TokenIssuer};
 pub use error::to_gql;
 pub use ioto_domain::ErrorCode;
 pub use mutation::MutationRoot;

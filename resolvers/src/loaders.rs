@@ -81,11 +81,16 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(fleet: FleetService, actor: Actor) -> Self {
+    pub fn new(fleet: FleetService, actor: Actor, task_scope: Option<crate::context::TaskScope>) -> Self {
         Self {
             fleet: DataLoader::with_cache(
                 FleetLoader { fleet, actor },
-                tokio::spawn,
+                move |batch| {
+                    tokio::spawn(match &task_scope {
+                        Some(wrap) => wrap(batch),
+                        None => batch,
+                    })
+                },
                 HashMapCache::default(),
             ),
         }

@@ -84,24 +84,43 @@ impl SqlDirectory {
 }
 
 impl SqlDirectory {
-    /// One row of `q` (already narrowed to the scope), read in its own scoped transaction.
+    /// One row of `q` (already narrowed to the scope), read in the request's read session or in
+    /// its own scoped transaction.
     pub(crate) async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>
     where
         E: EntityTrait,
         T: TryFrom<E::Model, Error = Error>,
     {
+        if let Some(shared) = crate::session::open(self, scope).await? {
+            return match q.one(shared.txn()).await {
+                Ok(row) => row.map(T::try_from).transpose(),
+                Err(e) => {
+                    shared.discard().await;
+                    Err(db(e))
+                }
+            };
+        }
         let txn = self.begin(scope).await?;
         let row = q.one(&txn).await.map_err(db)?;
         commit(txn).await?;
         row.map(T::try_from).transpose()
     }
 
-    /// Every row of `q`, read in its own scoped transaction.
+    /// Every row of `q`, read in the request's read session or in its own scoped transaction.
     pub(crate) async fn read_all<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Vec<T>>
     where
         E: EntityTrait,
         T: TryFrom<E::Model, Error = Error>,
     {
+        if let Some(shared) = crate::session::open(self, scope).await? {
+            return match q.all(shared.txn()).await {
+                Ok(rows) => convert::all(rows),
+                Err(e) => {
+                    shared.discard().await;
+                    Err(db(e))
+                }
+            };
+        }
         let txn = self.begin(scope).await?;
         let rows = q.all(&txn).await.map_err(db)?;
         commit(txn).await?;

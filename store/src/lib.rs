@@ -5,6 +5,7 @@ mod directory;
 pub mod entities;
 mod error;
 mod fleet;
+mod session;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 
 pub use directory::SqlDirectory;
+pub use session::ReadSession;
 
 /// Where the transactional store lives.
 #[derive(Debug, Clone)]

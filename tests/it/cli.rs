@@ -438,3 +438,39 @@ async fn admin_cli_bootstraps_an_empty_database() {
     assert_eq!(me["data"]["me"]["role"], "TENANT_ADMIN", "{me}");
     app.stop().await;
 }
+
+/// `ioto bench api` runs against the current schema on both engine sets and prints the ratios
+/// its targets are stated in (a bench that no longer runs is caught here, not by its next user).
+#[tokio::test]
+async fn bench_api_runs_on_both_engine_sets() {
+    let db = ioto_test_support::pg::database().await;
+    let out = ioto()
+        .args([
+            "bench",
+            "api",
+            "--requests",
+            "40",
+            "--concurrency",
+            "2",
+            "--data-dir",
+        ])
+        .arg(temp_dir())
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "me, bare handler",
+        "sim(iccid), bare handler",
+        "sims(first: 100) of 1000",
+        "run 2: GraphQL / bare handler throughput: me ",
+        "configured / embedded throughput: me ",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}

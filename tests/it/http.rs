@@ -438,3 +438,52 @@ async fn an_engine_outage_answers_unavailable_without_details() {
     proxy.up();
     app.stop().await;
 }
+
+/// A query's reads share one transaction on Postgres: one more read in the same query costs one
+/// more statement, not another BEGIN / set_config / COMMIT. Row-level security still applies
+/// (the customer user below sees only its own customer).
+#[tokio::test]
+async fn a_query_reads_in_one_transaction() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let f = &app.factory;
+    let t = f.tenant("One Txn").await;
+    let acme = f.customer(&t, "Acme").await;
+    f.customer(&t, "Bravo").await;
+    let admin = app
+        .login(
+            f.user(&t, Role::TenantAdmin, None).await.email.as_str(),
+            TEST_PASSWORD,
+        )
+        .await;
+    let cu = app
+        .login(
+            f.user(&t, Role::CustomerUser, Some(acme.id)).await.email.as_str(),
+            TEST_PASSWORD,
+        )
+        .await;
+    let cost = |token: String, q: &'static str| {
+        let app = &app;
+        async move {
+            // The first request confirms the session (cached afterwards): measure the second.
+            app.gql(Some(&token), q, json!({})).await;
+            let before = app.app_engines.fleet.statements();
+            let body = app.gql(Some(&token), q, json!({})).await;
+            assert!(body["errors"].is_null(), "{body}");
+            (app.app_engines.fleet.statements() - before, body)
+        }
+    };
+    let (one, _) = cost(admin.clone(), "{ me { email } }").await;
+    let (two, _) = cost(admin.clone(), "{ me { email } customers { nodes { name } } }").await;
+    assert_eq!(
+        two,
+        one + 1,
+        "a second read adds one statement ({one} then {two})"
+    );
+    let (_, body) = cost(cu, "{ customers { nodes { name } } }").await;
+    assert_eq!(
+        body["data"]["customers"]["nodes"],
+        json!([{ "name": "Acme" }]),
+        "{body}"
+    );
+    app.stop().await;
+}

@@ -357,11 +357,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = load(file, None, data.data_dir)?;
             telemetry::init(&loaded.config.log, true);
             warn_unknown(&loaded);
-            let engines::TelemetrySource::Mqtt { host, port, .. } =
-                engines::telemetry_source(&loaded.config)?
-            else {
+            if loaded.config.mqtt.url.is_none() {
                 bail!("simulate devices needs an MQTT broker (set MQTT_URL, e.g. mqtt://127.0.0.1:1883)");
-            };
+            }
             if interval_seconds == 0 || devices == 0 {
                 bail!("--devices and --interval-seconds must be at least 1");
             }
@@ -375,7 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             engines::migrate(&loaded.config).await?;
             let e = engines::connect(&loaded.config).await?;
-            let n = crate::simulate::devices(&e.directory, &e.fleet, &host, port, &opts).await?;
+            let n = crate::simulate::devices(&e.directory, &e.fleet, &e.telemetry, &opts).await?;
             println!("published {n} readings");
             Ok(())
         }

@@ -514,9 +514,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.mqtt.url {
-            if !(url.expose().starts_with("mqtt://") || url.expose().starts_with("tcp://")) {
-                bail!("mqtt.url: '{}' must look like mqtt://host:1883", url.redacted());
-            }
+            ioto_ingest::telemetry::MqttConfig::parse(url.expose())?;
         }
         if let Some(k) = &self.fleet.secret_key {
             ioto_domain::fleet::SecretCipher::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;

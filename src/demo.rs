@@ -321,7 +321,6 @@ pub async fn animate(
     pipeline: &crate::pipeline::Pipeline,
     tenant: &Tenant,
 ) -> anyhow::Result<()> {
-    use ioto_domain::fleet::query::{DeviceFilter, Page};
     use ioto_ingest::simulator::{LiveSimulator, SessionPlan};
     use ioto_ingest::worker::IngestTopics;
 
@@ -373,62 +372,29 @@ pub async fn animate(
         }
     });
 
-    // Telemetry: into the in-process feed, or to the MQTT broker the platform subscribes to.
-    let devices = engines
-        .fleet
-        .list_devices(
-            Scope::Platform,
-            tenant.id,
-            &DeviceFilter {
-                states: vec![DeviceState::InService],
-                ..DeviceFilter::default()
-            },
-            &Page::first(DEMO_TELEMETRY_DEVICES as u64),
-        )
-        .await?;
-    match (&engines.telemetry, &pipeline.telemetry_feed) {
-        (crate::engines::TelemetrySource::InProcess, Some(feed)) => {
-            let ids: Vec<_> = devices
-                .iter()
-                .map(|d| (d.id, matches!(d.kind, DeviceKind::Tracker | DeviceKind::Vehicle)))
-                .collect();
-            let mut sim = ioto_ingest::device_simulator::DeviceSimulator::new(&ids, 5);
-            let feed = feed.clone();
-            tokio::spawn(async move {
-                loop {
-                    for r in sim.step(Utc::now()) {
-                        let topic = ioto_domain::usage::telemetry_topic(r.device_id);
-                        if feed
-                            .send((topic, r.to_json().to_string().into_bytes()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    tokio::time::sleep(DEMO_TICK).await;
-                }
-            });
-        }
-        (crate::engines::TelemetrySource::Mqtt { host, port, .. }, _) => {
-            let (host, port) = (host.clone(), *port);
-            let (directory, fleet) = (Arc::clone(&engines.directory), Arc::clone(&engines.fleet));
-            let opts = crate::simulate::DeviceOptions {
-                tenant: DEMO_TENANT.into(),
-                devices: DEMO_TELEMETRY_DEVICES,
-                interval: DEMO_TICK,
-                count: None,
-                seed: 5,
-                progress: false,
-            };
-            tokio::spawn(async move {
-                if let Err(e) = crate::simulate::devices(&directory, &fleet, &host, port, &opts).await {
-                    tracing::warn!(error = %e, "demo device simulator stopped");
-                }
-            });
-        }
-        _ => tracing::info!("device telemetry ingest is off; the demo simulates no readings"),
+    // Telemetry: to the source the platform subscribes to (the MQTT broker or the in-process feed).
+    if pipeline.telemetry.is_none() && engines.telemetry.info().engine == "in-process" {
+        tracing::info!("device telemetry ingest is off; the demo simulates no readings");
+        return Ok(());
     }
+    let (directory, fleet, source) = (
+        Arc::clone(&engines.directory),
+        Arc::clone(&engines.fleet),
+        Arc::clone(&engines.telemetry),
+    );
+    let opts = crate::simulate::DeviceOptions {
+        tenant: DEMO_TENANT.into(),
+        devices: DEMO_TELEMETRY_DEVICES,
+        interval: DEMO_TICK,
+        count: None,
+        seed: 5,
+        progress: false,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = crate::simulate::devices(&directory, &fleet, &source, &opts).await {
+            tracing::warn!(error = %e, "demo device simulator stopped");
+        }
+    });
     Ok(())
 }
 

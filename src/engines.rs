@@ -1,11 +1,10 @@
 //! Picks the adapter behind each port from configuration, and checks each can be reached.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use ioto_analytics::{ClickHouseConfig, ClickHouseUsage, EmbeddedUsage};
-use ioto_domain::ports::{Directory, EngineInfo, EventBus, Fleet, UsageStore};
+use ioto_domain::ports::{Directory, EngineInfo, EventBus, Fleet, TelemetrySource, UsageStore};
+use ioto_ingest::telemetry::{InProcessTelemetry, MqttConfig, MqttTelemetry};
 use ioto_ingest::{InProcessBus, KafkaBus, KafkaConfig};
 use ioto_store::StoreLocation;
 
@@ -18,67 +17,8 @@ pub struct Engines {
     pub fleet: Arc<dyn Fleet>,
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn EventBus>,
-    pub telemetry: TelemetrySource,
+    pub telemetry: Arc<dyn TelemetrySource>,
     pub topic_prefix: String,
-}
-
-/// Where device telemetry comes from.
-#[derive(Debug, Clone)]
-pub enum TelemetrySource {
-    /// The in-process simulator feed.
-    InProcess,
-    /// An MQTT broker.
-    Mqtt {
-        host: String,
-        port: u16,
-        display: String,
-    },
-}
-
-impl TelemetrySource {
-    pub fn info(&self) -> EngineInfo {
-        match self {
-            Self::InProcess => EngineInfo {
-                engine: "in-process",
-                location: "simulated feed".into(),
-            },
-            Self::Mqtt { display, .. } => EngineInfo {
-                engine: "mqtt",
-                location: display.clone(),
-            },
-        }
-    }
-
-    /// Connects and waits for the broker's CONNACK.
-    pub async fn ping(&self) -> ioto_domain::Result<()> {
-        let Self::Mqtt { host, port, display } = self else {
-            return Ok(());
-        };
-        let mut opts =
-            rumqttc::MqttOptions::new(format!("ioto-ping-{}", uuid::Uuid::new_v4()), host.clone(), *port);
-        opts.set_keep_alive(Duration::from_secs(5));
-        let (client, mut events) = rumqttc::AsyncClient::new(opts, 4);
-        let result = tokio::time::timeout(Duration::from_secs(3), async {
-            loop {
-                match events.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        })
-        .await;
-        let _ = client.disconnect().await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ioto_domain::Error::Unavailable(format!(
-                "MQTT broker at {display} ({e})"
-            ))),
-            Err(_) => Err(ioto_domain::Error::Unavailable(format!(
-                "MQTT broker at {display} (no answer within 3 s)"
-            ))),
-        }
-    }
 }
 
 impl Engines {
@@ -142,27 +82,11 @@ pub fn clickhouse_config(config: &Config) -> Option<ClickHouseConfig> {
     })
 }
 
-pub fn telemetry_source(config: &Config) -> anyhow::Result<TelemetrySource> {
-    let Some(url) = &config.mqtt.url else {
-        return Ok(TelemetrySource::InProcess);
-    };
-    let rest = url.expose().split_once("://").map_or(url.expose(), |(_, r)| r);
-    let hostport = rest
-        .rsplit_once('@')
-        .map_or(rest, |(_, h)| h)
-        .trim_end_matches('/');
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h.to_owned(),
-            p.parse()
-                .with_context(|| format!("mqtt.url: port '{p}' is not a number"))?,
-        ),
-        None => (hostport.to_owned(), 1883),
-    };
-    Ok(TelemetrySource::Mqtt {
-        host,
-        port,
-        display: url.redacted(),
+/// The MQTT broker `mqtt.url` names, or the in-process feed.
+pub fn telemetry_source(config: &Config) -> anyhow::Result<Arc<dyn TelemetrySource>> {
+    Ok(match &config.mqtt.url {
+        Some(url) => Arc::new(MqttTelemetry::new(MqttConfig::parse(url.expose())?)),
+        None => Arc::new(InProcessTelemetry::default()),
     })
 }
 

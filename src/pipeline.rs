@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use ioto_domain::ports::TelemetryMessage;
 use ioto_domain::services::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
-use ioto_domain::usage::TELEMETRY_FILTER;
 use ioto_ingest::worker::{dead_letter_json, IngestStats, IngestTopics, Worker, WorkerConfig};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::engines::{Engines, TelemetrySource};
+use crate::engines::Engines;
 use crate::realtime::BusRealtime;
 
 /// Counters of the telemetry ingest, for `/metrics`.
@@ -48,9 +50,6 @@ impl TelemetryStats {
 pub struct Pipeline {
     pub ingest: Option<Arc<IngestStats>>,
     pub telemetry: Option<Arc<TelemetryStats>>,
-    /// Where in-process telemetry goes (`(topic, payload)`, as MQTT would deliver it), when the
-    /// telemetry source is the in-process feed.
-    pub telemetry_feed: Option<mpsc::Sender<(String, Vec<u8>)>>,
 }
 
 /// The worker's settings from configuration.
@@ -107,43 +106,19 @@ pub async fn start(
     };
     if config.ingest.telemetry {
         let tstats = Arc::new(TelemetryStats::default());
-        let (tx, rx) = mpsc::channel::<Incoming>(4096);
         let ingest = TelemetryIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet));
+        // One shared subscription per deployment (the topic prefix tells deployments apart).
+        let group = format!("{}ioto-telemetry", config.kafka.topic_prefix);
+        let messages = engines.telemetry.subscribe(&group).await?;
         tokio::spawn(store_telemetry(
             ingest,
-            rx,
+            messages,
             Arc::clone(&engines.bus),
             worker.topics.clone(),
             realtime,
             Arc::clone(&tstats),
             shutdown.clone(),
         ));
-        match &engines.telemetry {
-            TelemetrySource::Mqtt { host, port, .. } => {
-                // One shared subscription per deployment (the topic prefix tells deployments apart).
-                let share = format!("{}ioto-telemetry", config.kafka.topic_prefix);
-                tokio::spawn(subscribe_mqtt(host.clone(), *port, share, tx, shutdown));
-            }
-            TelemetrySource::InProcess => {
-                let (feed_tx, mut feed_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
-                tokio::spawn(async move {
-                    while let Some((topic, payload)) = feed_rx.recv().await {
-                        if tx
-                            .send(Incoming {
-                                topic,
-                                payload,
-                                ack: None,
-                            })
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                });
-                pipeline.telemetry_feed = Some(feed_tx);
-            }
-        }
         pipeline.telemetry = Some(tstats);
     }
     Ok(pipeline)
@@ -171,18 +146,11 @@ fn spawn_retention(engines: &Engines, minutes: u64, mut shutdown: watch::Receive
     });
 }
 
-/// One reading as received, with what acknowledges it to the broker once stored.
-struct Incoming {
-    topic: String,
-    payload: Vec<u8>,
-    ack: Option<(rumqttc::AsyncClient, rumqttc::Publish)>,
-}
-
 /// Batches readings (up to 1,000 or 500 ms), stores them (retrying while the store is down) and
 /// only then acknowledges them to the broker.
 async fn store_telemetry(
     mut ingest: TelemetryIngest,
-    mut rx: mpsc::Receiver<Incoming>,
+    mut rx: BoxStream<'static, TelemetryMessage>,
     bus: Arc<dyn ioto_domain::ports::EventBus>,
     topics: IngestTopics,
     realtime: Arc<BusRealtime>,
@@ -192,12 +160,12 @@ async fn store_telemetry(
     loop {
         let first = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
-            m = rx.recv() => match m { Some(m) => m, None => return },
+            m = rx.next() => match m { Some(m) => m, None => return },
         };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         while batch.len() < 1000 {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            match tokio::time::timeout_at(deadline, rx.next()).await {
                 Ok(Some(m)) => batch.push(m),
                 Ok(None) | Err(_) => break,
             }
@@ -236,69 +204,9 @@ async fn store_telemetry(
             .fetch_add(outcome.stored.len() as u64, Ordering::Relaxed);
         realtime.telemetry_stored(&outcome.stored);
         for m in batch {
-            if let Some((client, publish)) = m.ack {
-                let _ = client.ack(&publish).await;
-            }
+            m.ack().await;
         }
     }
-}
-
-/// Subscribes to every device's telemetry (a shared subscription, so several instances split the
-/// devices) and hands readings on; acknowledges each only after it is stored.
-async fn subscribe_mqtt(
-    host: String,
-    port: u16,
-    share: String,
-    tx: mpsc::Sender<Incoming>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut opts = MqttOptions::new(
-        format!("ioto-telemetry-{}", uuid::Uuid::new_v4().simple()),
-        host,
-        port,
-    );
-    opts.set_keep_alive(Duration::from_secs(15));
-    opts.set_manual_acks(true);
-    opts.set_inflight(1000);
-    let (client, mut events) = AsyncClient::new(opts, 1024);
-    let filter = format!("$share/{share}/{TELEMETRY_FILTER}");
-    let mut failures = 0u32;
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            e = events.poll() => e,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                failures = 0;
-                // Subscribed again after each (re)connect: the session is clean.
-                if let Err(e) = client.subscribe(&filter, QoS::AtLeastOnce).await {
-                    tracing::warn!(error = %e, "MQTT subscribe failed");
-                }
-                tracing::info!(%filter, "telemetry subscription active");
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let item = Incoming {
-                    topic: p.topic.clone(),
-                    payload: p.payload.to_vec(),
-                    ack: Some((client.clone(), p)),
-                };
-                if tx.send(item).await.is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                failures += 1;
-                if failures == 1 || failures % 30 == 0 {
-                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-    let _ = client.disconnect().await;
 }
 
 /// How often SIM sightings are written to the transactional store.

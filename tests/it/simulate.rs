@@ -145,7 +145,11 @@ async fn simulated_devices_publish_valid_readings_over_mqtt() {
         seed: 5,
         progress: false,
     };
-    let acked = ioto::simulate::devices(&directory, &fleet, "127.0.0.1", 1883, &opts)
+    let source: std::sync::Arc<dyn ioto_domain::ports::TelemetrySource> =
+        std::sync::Arc::new(ioto_ingest::telemetry::MqttTelemetry::new(
+            ioto_ingest::telemetry::MqttConfig::parse("mqtt://127.0.0.1:1883").unwrap(),
+        ));
+    let acked = ioto::simulate::devices(&directory, &fleet, &source, &opts)
         .await
         .unwrap();
     assert_eq!(acked, 6, "two readings of each of the three devices in service");

@@ -3,11 +3,13 @@
 pub mod bus;
 pub mod directory;
 pub mod fleet;
+pub mod telemetry;
 pub mod usage;
 
 pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
 pub use directory::Directory;
 pub use fleet::{Changeset, Fleet, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
+pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{
     period_start, CdrRecord, CustomerUsagePoint, DailyUsage, Granularity, HistoryQuery, ReconciliationQuery,
     ReconciliationRow, SessionUpdate, UsagePoint, UsageRecord, UsageStore, SESSION_RETENTION_DAYS,

@@ -3,4 +3,5 @@
 mod bus;
 mod directory;
 mod fleet;
+mod telemetry;
 mod usage;

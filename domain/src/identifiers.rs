@@ -380,4 +380,51 @@ mod tests {
         assert_eq!(Imsi::parse("262011234567890").unwrap().mcc(), "262");
         assert!(Imsi::parse("26201x").is_err());
     }
+
+    proptest::proptest! {
+        /// Every body of 17 or 18 digits after 89 completes to an ICCID that parses; changing any
+        /// one digit of it breaks the check digit.
+        #[test]
+        fn iccid_check_digit_catches_every_single_digit_change(
+            body in "89[0-9]{16,17}",
+            pos in 0usize..20,
+            bump in 1u8..10,
+        ) {
+            let iccid = Iccid::with_check_digit(&body).unwrap();
+            proptest::prop_assert_eq!(Iccid::parse(iccid.as_str()).unwrap(), iccid.clone());
+            let mut digits = iccid.as_str().as_bytes().to_vec();
+            let pos = pos % digits.len();
+            // The prefix must stay 89 for the change to reach the Luhn check.
+            proptest::prop_assume!(pos >= 2);
+            digits[pos] = b'0' + (digits[pos] - b'0' + bump) % 10;
+            let changed = String::from_utf8(digits).unwrap();
+            proptest::prop_assert!(Iccid::parse(&changed).is_err(), "{} still parses", changed);
+        }
+
+        /// Nothing a person or a producer can send makes a parser panic; what parses round-trips.
+        #[test]
+        fn parsers_never_panic_and_round_trip(s in "\\PC{0,24}") {
+            if let Ok(i) = Iccid::parse(&s) {
+                proptest::prop_assert_eq!(Iccid::parse(i.as_str()).unwrap(), i);
+            }
+            if let Ok(m) = MccMnc::parse(&s) {
+                proptest::prop_assert_eq!(MccMnc::parse(&m.to_string()).unwrap(), m);
+            }
+            if let Ok(n) = Msisdn::parse(&s) {
+                proptest::prop_assert!(n.as_str().starts_with('+'));
+                proptest::prop_assert_eq!(Msisdn::parse(n.as_str()).unwrap(), n);
+            }
+            let _ = (Imsi::parse(&s), Email::parse(&s), Slug::parse(&s), Name::parse(&s, "name"));
+        }
+
+        /// MCC/MNC in every accepted spelling is the same network.
+        #[test]
+        fn mcc_mnc_spellings_agree(mcc in "[0-9]{3}", mnc in "[0-9]{2,3}") {
+            let dashed = MccMnc::parse(&format!("{mcc}-{mnc}")).unwrap();
+            proptest::prop_assert_eq!(MccMnc::parse(&format!("{mcc}/{mnc}")).unwrap(), dashed.clone());
+            if mnc.len() == 2 {
+                proptest::prop_assert_eq!(MccMnc::parse(&format!("{mcc}{mnc}")).unwrap(), dashed);
+            }
+        }
+    }
 }

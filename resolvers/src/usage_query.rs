@@ -69,7 +69,7 @@ impl UsageQuery {
     /// A SIM's session updates of the last 7 days (or `[from, to)` within them), newest first,
     /// optionally on one network (`mccMnc`, e.g. "262-01"). For troubleshooting; usage for
     /// billing is `sim.usage`.
-    #[allow(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    #[expect(clippy::too_many_arguments, reason = "GraphQL arguments")]
     async fn session_history(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +136,7 @@ impl UsageQuery {
     /// Bytes counted from sessions against bytes billed by CDRs, per SIM and day (`from` to `to`,
     /// inclusive, UTC days), ordered by day then ICCID. `onlyDifferences` keeps the SIM-days whose
     /// totals differ. Platform admins name the tenant.
-    #[allow(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    #[expect(clippy::too_many_arguments, reason = "GraphQL arguments")]
     async fn usage_reconciliation(
         &self,
         ctx: &Context<'_>,

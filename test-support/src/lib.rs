@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test harness: failing loudly is the point"

@@ -1,6 +1,6 @@
 //! Integration tests against real engines (Postgres, ClickHouse, a Kafka-protocol broker, MQTT)
 //! and the embedded adapters. One binary, one module per area.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod auth;
 mod auth_keys;

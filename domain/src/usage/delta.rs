@@ -199,4 +199,43 @@ mod tests {
         }
         assert_eq!(total, 20_000);
     }
+
+    proptest::proptest! {
+        /// Whatever order and however often a session's rollups arrive (with increasing
+        /// counters and times), the counted deltas add up to the session's last totals, and no
+        /// delta is negative.
+        #[test]
+        fn deltas_add_up_to_the_totals_under_any_redelivery(
+            increments in proptest::collection::vec((0u64..1_000_000, 0u64..1_000_000), 1..30),
+            order in proptest::collection::vec(0usize..1000, 0..120),
+        ) {
+            let mut totals = (0u64, 0u64);
+            let rollups: Vec<_> = increments
+                .iter()
+                .enumerate()
+                .map(|(i, (a, b))| {
+                    totals = (totals.0 + a, totals.1 + b);
+                    let t = chrono::DateTime::from_timestamp(1_790_000_000 + 300 * i as i64, 0).unwrap();
+                    at(&t.to_rfc3339(), totals.0, totals.1)
+                })
+                .collect();
+            // Arbitrary redeliveries first, then every rollup in order (the last one included).
+            let deliveries = order.iter().map(|i| &rollups[i % rollups.len()]).chain(rollups.iter());
+            let mut progress: Option<SessionProgress> = None;
+            let (mut sum_in, mut sum_out) = (0u64, 0u64);
+            for r in deliveries {
+                match step(progress.as_ref(), r) {
+                    Ok(Step::Count { delta, progress: p }) => {
+                        sum_in += delta.bytes_in;
+                        sum_out += delta.bytes_out;
+                        progress = Some(p);
+                    }
+                    Ok(Step::AlreadyCounted) => {}
+                    // An older rollup after a newer one with higher counters is refused, never counted.
+                    Err(e) => proptest::prop_assert_eq!(e.code(), "COUNTERS_WENT_BACKWARDS"),
+                }
+            }
+            proptest::prop_assert_eq!((sum_in, sum_out), totals);
+        }
+    }
 }

@@ -18,6 +18,12 @@ done
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "[test] unused dependencies (cargo machete)"
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  cargo install cargo-machete --locked --version 0.9.2
+fi
+cargo machete
+
 echo "[test] cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -8,9 +8,10 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use ioto_domain::Role;
 
-use crate::app::{self, App};
 use crate::config::{self, Config, Loaded};
-use crate::{demo, engines, telemetry};
+use crate::server::{self, App};
+use crate::tooling::demo;
+use crate::{engines, logging};
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +42,7 @@ enum Command {
     /// secret rotation.
     Admin {
         #[command(subcommand)]
-        command: crate::admin::AdminCommand,
+        command: crate::tooling::admin::AdminCommand,
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
@@ -73,7 +74,7 @@ enum SimulateCommand {
         #[arg(long, default_value = "demo")]
         tenant: String,
         /// How many SIMs (the first ACTIVE ones by ICCID).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = positive::<usize>())]
         sims: usize,
         /// Start of the simulated range, RFC 3339 (default: 24 hours ago).
         #[arg(long)]
@@ -104,10 +105,10 @@ enum SimulateCommand {
         #[arg(long, default_value = "demo")]
         tenant: String,
         /// How many devices (the first IN_SERVICE ones by name).
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = positive::<usize>())]
         devices: usize,
         /// Seconds between two readings of a device.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = positive::<u64>())]
         interval_seconds: u64,
         /// Readings per device (default: until stopped).
         #[arg(long)]
@@ -125,10 +126,10 @@ enum BenchCommand {
     /// login, `me`, and a page of SIMs.
     Api {
         /// Requests per measured operation.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 5000, value_parser = positive::<usize>())]
         requests: usize,
         /// Concurrent clients.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = positive::<usize>())]
         concurrency: usize,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
@@ -139,16 +140,16 @@ enum BenchCommand {
     /// and event → live session latency under a steady load.
     Ingest {
         /// Session rollups in the backlog.
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_000_000, value_parser = positive::<usize>())]
         events: usize,
         /// SIMs the rollups belong to.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, value_parser = positive::<usize>())]
         sims: usize,
         /// Events per second of live load while the latency probes run.
         #[arg(long, default_value_t = 5_000)]
         live_rate: u64,
         /// Latency probes (one every 100 ms).
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 300, value_parser = positive::<usize>())]
         probes: usize,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
@@ -158,13 +159,13 @@ enum BenchCommand {
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
         /// SIMs to load (imported 100,000 at a time).
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = 200_000, value_parser = positive::<usize>())]
         sims: usize,
         /// Requests per measured list operation.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = positive::<usize>())]
         requests: usize,
         /// Concurrent clients for the throughput figures.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = positive::<usize>())]
         concurrency: usize,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
@@ -212,8 +213,8 @@ enum TokenCommand {
         #[arg(long)]
         tenant: String,
         /// PLATFORM_ADMIN, TENANT_ADMIN, OPERATOR, CUSTOMER_USER or VIEWER.
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_parser = crate::tooling::admin::parse_role)]
+        role: Role,
         /// Customer id or name (CUSTOMER_USER only).
         #[arg(long)]
         customer: Option<String>,
@@ -238,6 +239,36 @@ fn load(
         loaded.config.data_dir = d;
     }
     loaded.config.validate()?;
+    Ok(loaded)
+}
+
+/// Counts that must be at least 1, checked by clap (the error names the flag).
+fn positive<T>() -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::<T>::new().range(1..)
+}
+
+/// Whether a command's logs stay quiet (commands that print a result) or show `log.level`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quiet {
+    Yes,
+    No,
+}
+
+/// The one set-up every command shares: configuration layered (defaults < file < environment <
+/// flags) and validated, logging installed, unknown keys warned about.
+fn setup(
+    file: Option<&std::path::Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    quiet: Quiet,
+) -> anyhow::Result<Loaded> {
+    let loaded = load(file, listen, data_dir)?;
+    logging::init(&loaded.config.log, quiet == Quiet::Yes);
+    warn_unknown(&loaded);
     Ok(loaded)
 }
 
@@ -269,24 +300,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = cli.config.as_deref();
     match cli.command {
         Command::Serve(args) => {
-            let loaded = load(file, args.listen, args.data_dir)?;
-            telemetry::init(&loaded.config.log, false);
-            warn_unknown(&loaded);
+            let loaded = setup(file, args.listen, args.data_dir, Quiet::No)?;
             serve(&loaded.config, !args.no_migrate, false).await
         }
         Command::Ingest(args) => {
-            let mut loaded = load(file, None, args.data_dir)?;
+            let mut loaded = setup(file, None, args.data_dir, Quiet::No)?;
             if args.no_telemetry {
                 loaded.config.ingest.telemetry = false;
             }
-            telemetry::init(&loaded.config.log, false);
-            warn_unknown(&loaded);
             ingest(&loaded.config, !args.no_migrate).await
         }
         Command::Demo(args) => {
-            let loaded = load(file, args.listen, args.data_dir)?;
-            telemetry::init(&loaded.config.log, false);
-            warn_unknown(&loaded);
+            let loaded = setup(file, args.listen, args.data_dir, Quiet::No)?;
             serve(&loaded.config, !args.no_migrate, true).await
         }
         Command::Simulate {
@@ -304,9 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                 },
         } => {
-            let loaded = load(file, None, data.data_dir)?;
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
+            let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
             if loaded.config.kafka.brokers.is_none() {
                 bail!(
                     "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
@@ -321,7 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }),
             };
             let now = chrono::Utc::now();
-            let opts = crate::simulate::SessionOptions {
+            let opts = crate::tooling::simulate::SessionOptions {
                 tenant,
                 sims,
                 from: time(from, now - chrono::Duration::hours(24), "--from")?,
@@ -336,7 +359,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             engines::migrate(&loaded.config).await?;
             let e = engines::connect(&loaded.config).await?;
             let summary =
-                crate::simulate::sessions(&e.directory, &e.fleet, &e.bus, &e.topic_prefix, &opts).await?;
+                crate::tooling::simulate::sessions(&e.directory, &e.fleet, &e.bus, &e.topic_prefix, &opts)
+                    .await?;
             println!(
                 "published {} session rollups and {} CDRs for {} SIMs",
                 summary.rollups, summary.cdrs, summary.sims
@@ -354,16 +378,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                 },
         } => {
-            let loaded = load(file, None, data.data_dir)?;
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
+            let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
             if loaded.config.mqtt.url.is_none() {
                 bail!("simulate devices needs an MQTT broker (set MQTT_URL, e.g. mqtt://127.0.0.1:1883)");
             }
-            if interval_seconds == 0 || devices == 0 {
-                bail!("--devices and --interval-seconds must be at least 1");
-            }
-            let opts = crate::simulate::DeviceOptions {
+            let opts = crate::tooling::simulate::DeviceOptions {
                 tenant,
                 devices,
                 interval: Duration::from_secs(interval_seconds),
@@ -373,22 +392,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             engines::migrate(&loaded.config).await?;
             let e = engines::connect(&loaded.config).await?;
-            let n = crate::simulate::devices(&e.directory, &e.fleet, &e.telemetry, &opts).await?;
+            let n = crate::tooling::simulate::devices(&e.directory, &e.fleet, &e.telemetry, &opts).await?;
             println!("published {n} readings");
             Ok(())
         }
         Command::Migrate(args) => {
-            let loaded = load(file, None, args.data_dir)?;
-            telemetry::init(&loaded.config.log, false);
-            warn_unknown(&loaded);
+            let loaded = setup(file, None, args.data_dir, Quiet::No)?;
             let applied = engines::migrate(&loaded.config).await?;
             println!("migrations applied (usage store versions applied now: {applied:?})");
             Ok(())
         }
         Command::Config(args) => {
-            let loaded = load(file, None, args.data_dir)?;
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
+            let loaded = setup(file, None, args.data_dir, Quiet::Yes)?;
             if let Some(f) = &loaded.file {
                 println!("# read from {} and the environment", f.display());
             }
@@ -404,11 +419,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let loaded = bench_config(file, data_dir)?;
-            if requests == 0 || concurrency == 0 {
-                bail!("--requests and --concurrency must be at least 1");
-            }
-            let runs = crate::bench::api(&loaded.config, requests, concurrency).await?;
-            crate::bench::print_api(&runs);
+            let runs = crate::tooling::bench::api(&loaded.config, requests, concurrency).await?;
+            crate::tooling::bench::print_api(&runs);
             Ok(())
         }
         Command::Bench {
@@ -421,13 +433,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let loaded = bench_config(file, data_dir)?;
-            if sims == 0 || requests == 0 || concurrency == 0 {
-                bail!("--sims, --requests and --concurrency must be at least 1");
-            }
             let (imports, figures) =
-                crate::bench_fleet::fleet(&loaded.config, sims, requests, concurrency).await?;
-            crate::bench_fleet::print_imports(&imports);
-            crate::bench::print(&figures, &engines::describe_config(&loaded.config));
+                crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency).await?;
+            crate::tooling::bench_fleet::print_imports(&imports);
+            crate::tooling::bench::print(&figures, &engines::describe_config(&loaded.config));
             Ok(())
         }
         Command::Bench {
@@ -441,19 +450,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let loaded = bench_config(file, data_dir)?;
-            if events == 0 || sims == 0 || probes == 0 {
-                bail!("--events, --sims and --probes must be at least 1");
-            }
             let figures =
-                crate::bench_ingest::ingest(&loaded.config, events, sims, live_rate, probes).await?;
-            crate::bench_ingest::print(&figures);
+                crate::tooling::bench_ingest::ingest(&loaded.config, events, sims, live_rate, probes).await?;
+            crate::tooling::bench_ingest::print(&figures);
             Ok(())
         }
         Command::Admin { command, data_dir } => {
-            let loaded = load(file, None, data_dir)?;
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
-            println!("{}", crate::admin::run(&loaded.config, command).await?);
+            let loaded = setup(file, None, data_dir, Quiet::Yes)?;
+            println!("{}", crate::tooling::admin::run(&loaded.config, command).await?);
             Ok(())
         }
         Command::Token {
@@ -466,10 +470,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     data_dir,
                 },
         } => {
-            let loaded = load(file, None, data_dir)?;
-            telemetry::init(&loaded.config.log, true);
-            warn_unknown(&loaded);
-            let token = issue_token(&loaded.config, &tenant, &role, customer.as_deref(), ttl_minutes).await?;
+            let loaded = setup(file, None, data_dir, Quiet::Yes)?;
+            let token = issue_token(&loaded.config, &tenant, role, customer.as_deref(), ttl_minutes).await?;
             println!("{token}");
             Ok(())
         }
@@ -481,25 +483,20 @@ fn bench_config(file: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> an
     let data_dir = data_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
     });
-    let mut loaded = load(file, Some("127.0.0.1:0".into()), Some(data_dir))?;
-    loaded.config.log.level = "warn".into();
-    telemetry::init(&loaded.config.log, true);
-    warn_unknown(&loaded);
-    Ok(loaded)
+    setup(file, Some("127.0.0.1:0".into()), Some(data_dir), Quiet::Yes)
 }
 
 async fn issue_token(
     config: &Config,
     tenant: &str,
-    role: &str,
+    role: Role,
     customer: Option<&str>,
     ttl_minutes: Option<u64>,
 ) -> anyhow::Result<String> {
-    let role = Role::parse(role)?;
-    let admin = crate::admin::Admin::connect(config).await?;
+    let admin = crate::tooling::admin::Admin::connect(config).await?;
     let tenant = admin.tenant(tenant).await?;
     let customer_id = admin.customer_for_role(&tenant, role, customer).await?;
-    let jwt = app::jwt(config).await?;
+    let jwt = server::jwt(config).await?;
     let (token, _) = jwt.issue_for(
         None,
         format!("cli:{}", role.as_str().to_ascii_lowercase()),
@@ -529,7 +526,7 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
         print_demo(&app, &demo, addr)?;
     }
     tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");
-    app.serve(listener, app::shutdown_signal()).await
+    app.serve(listener, server::shutdown_signal()).await
 }
 
 /// `ioto ingest`: the pipeline alone, until a shutdown signal; the batch in progress is left
@@ -543,15 +540,15 @@ async fn ingest(config: &Config, migrate: bool) -> anyhow::Result<()> {
         tracing::info!("{port}: {} ({})", info.engine, info.location);
     }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let realtime = crate::realtime::BusRealtime::publisher(
+    let realtime = crate::server::realtime::BusRealtime::publisher(
         std::sync::Arc::clone(&engines.bus),
         &engines.topic_prefix,
         stop_rx.clone(),
     )
     .await?;
-    let pipeline = crate::pipeline::start(config, &engines, realtime, stop_rx).await?;
+    let pipeline = crate::server::pipeline::start(config, &engines, realtime, stop_rx).await?;
     tracing::info!("ingest running; SIGTERM or Ctrl-C stops it");
-    app::shutdown_signal().await;
+    server::shutdown_signal().await;
     let _ = stop.send(true);
     if let Some(s) = &pipeline.ingest {
         tracing::info!(

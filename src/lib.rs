@@ -1,23 +1,17 @@
-//! The `ioto` binary as a library: CLI, configuration, auth, HTTP and the wiring of adapters to
-//! ports. Tests build the same [`app::App`] the binary serves.
+//! The `ioto` binary as a library, by concern:
+//!
+//! - [`server`]: what `ioto serve` runs — the app (wiring of services and schema), the HTTP
+//!   surface, auth, realtime fan-out, metrics, the in-process ingest pipeline, the scheduler;
+//! - [`engines`] and [`config`]: configuration and the choice of adapter behind each port;
+//! - [`tooling`]: what operators and developers run beside it — admin tasks, the demo,
+//!   simulators and benchmarks;
+//! - [`cli`]: the command table tying them together.
+//!
+//! Tests build the same [`server::App`] the binary serves.
 
-pub mod admin;
-pub mod app;
-pub mod auth;
-pub mod bench;
-pub mod bench_bare;
-pub mod bench_fleet;
-pub mod bench_ingest;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod engines;
-pub mod http;
-pub mod imports;
-pub mod metrics;
-pub mod pipeline;
-pub mod realtime;
-pub mod scheduler;
-pub mod session;
-pub mod simulate;
-pub mod telemetry;
+pub mod logging;
+pub mod server;
+pub mod tooling;

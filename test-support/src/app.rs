@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use ioto::app::App;
 use ioto::config::{Config, Secret, SecretUrl};
+use ioto::server::App;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -26,7 +26,7 @@ pub struct TestApp {
     pub factory: Factory,
     pub http: reqwest::Client,
     pub app_engines: ioto::engines::Engines,
-    pub pipeline: ioto::pipeline::Pipeline,
+    pub pipeline: ioto::server::pipeline::Pipeline,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

@@ -292,7 +292,7 @@ fn admin(
         .arg("--data-dir")
         .arg(&config.data_dir)
         .env("DATABASE_URL", config.database.url.as_ref().unwrap().expose())
-        .env_remove(ioto::admin::PASSWORD_ENV)
+        .env_remove(ioto::tooling::admin::PASSWORD_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -387,7 +387,7 @@ async fn admin_cli_bootstraps_an_empty_database() {
             "TENANT_ADMIN",
         ],
         "",
-        &[(ioto::admin::PASSWORD_ENV, "acme admin password")],
+        &[(ioto::tooling::admin::PASSWORD_ENV, "acme admin password")],
     );
     assert!(ok, "{err}");
     let (ok, _, err) = admin(
@@ -472,5 +472,31 @@ async fn bench_api_runs_on_both_engine_sets() {
         "configured / embedded throughput: me ",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+/// Flags out of range are refused by the parser, naming the flag and what is allowed, before
+/// anything starts.
+#[test]
+fn out_of_range_flags_name_the_flag() {
+    for (args, flag) in [
+        (&["bench", "api", "--requests", "0"][..], "--requests"),
+        (&["bench", "fleet", "--concurrency", "0"][..], "--concurrency"),
+        (
+            &["simulate", "devices", "--interval-seconds", "0"][..],
+            "--interval-seconds",
+        ),
+        (
+            &["token", "issue", "--tenant", "demo", "--role", "GOD"][..],
+            "--role",
+        ),
+    ] {
+        let out = ioto().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            err.contains(flag) && err.contains("invalid value"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -237,13 +237,13 @@ impl Stack {
         &self,
         plan: &Arc<SessionPlan>,
         rate: u64,
-    ) -> tokio::task::JoinHandle<anyhow::Result<ioto::simulate::Summary>> {
+    ) -> tokio::task::JoinHandle<anyhow::Result<ioto::tooling::simulate::Summary>> {
         let (bus, topics, plan) = (
             Arc::clone(&self.engines.bus),
             self.topics.clone(),
             Arc::clone(plan),
         );
-        tokio::spawn(async move { ioto::simulate::publish(&bus, &topics, plan, rate, false).await })
+        tokio::spawn(async move { ioto::tooling::simulate::publish(&bus, &topics, plan, rate, false).await })
     }
 
     fn worker(&self, usage: Arc<dyn UsageStore>, stats: &Arc<IngestStats>) -> Worker {

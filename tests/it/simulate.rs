@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ioto::simulate::SessionOptions;
+use ioto::tooling::simulate::SessionOptions;
 use ioto_domain::ports::EventBus;
 use ioto_domain::usage::{Cdr, SessionRollup};
 use ioto_ingest::worker::IngestTopics;
@@ -32,7 +32,7 @@ async fn simulated_sessions_reach_the_bus_in_order_and_match_their_cdrs() {
         seed: 42,
         progress: false,
     };
-    let summary = ioto::simulate::sessions(&directory, &fleet, &bus, &prefix, &opts)
+    let summary = ioto::tooling::simulate::sessions(&directory, &fleet, &bus, &prefix, &opts)
         .await
         .unwrap();
     assert_eq!(summary.sims, 4);
@@ -137,7 +137,7 @@ async fn simulated_devices_publish_valid_readings_over_mqtt() {
             break;
         }
     }
-    let opts = ioto::simulate::DeviceOptions {
+    let opts = ioto::tooling::simulate::DeviceOptions {
         tenant: tenant.slug.to_string(),
         devices: 10,
         interval: Duration::from_millis(10),
@@ -149,7 +149,7 @@ async fn simulated_devices_publish_valid_readings_over_mqtt() {
         std::sync::Arc::new(ioto_ingest::telemetry::MqttTelemetry::new(
             ioto_ingest::telemetry::MqttConfig::parse("mqtt://127.0.0.1:1883").unwrap(),
         ));
-    let acked = ioto::simulate::devices(&directory, &fleet, &source, &opts)
+    let acked = ioto::tooling::simulate::devices(&directory, &fleet, &source, &opts)
         .await
         .unwrap();
     assert_eq!(acked, 6, "two readings of each of the three devices in service");

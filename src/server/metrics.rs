@@ -128,7 +128,7 @@ impl Metrics {
 }
 
 /// The ingest pipeline's counters, in the exposition format.
-pub fn render_pipeline(out: &mut String, pipeline: &crate::pipeline::Pipeline) {
+pub fn render_pipeline(out: &mut String, pipeline: &crate::server::pipeline::Pipeline) {
     if let Some(s) = &pipeline.ingest {
         let counters = [
             (

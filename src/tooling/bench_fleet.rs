@@ -18,10 +18,10 @@ use ioto_domain::services::fleet::ImportRequest;
 use ioto_domain::{Actor, DeviceId, Role, Scope};
 use serde_json::json;
 
-use crate::app::App;
-use crate::bench::{measure, post, Figures};
 use crate::config::Config;
 use crate::engines;
+use crate::server::App;
+use crate::tooling::bench::{measure, post, Figures};
 
 const PASSWORD: &str = "bench-password-123";
 /// Rows per import file.

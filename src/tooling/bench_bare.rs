@@ -17,9 +17,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::auth::{bearer, Jwt};
 use crate::config::Config;
 use crate::engines;
+use crate::server::auth::{bearer, Jwt};
 
 #[derive(Clone)]
 struct Bare {

@@ -12,7 +12,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ioto_resolvers::RequestContext;
-use ioto_schema::IotoSchema;
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -20,31 +19,17 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::{bearer, Jwt};
 use crate::config::Config;
-use crate::engines::Engines;
-use crate::metrics::Metrics;
-use crate::session::SessionCheck;
+use crate::server::auth::{authenticate, bearer};
+use crate::server::state::AppState;
 
-const PLAYGROUND_OPERATIONS: &str = include_str!("../playground/operations.graphql");
-
-#[derive(Clone)]
-pub struct AppState {
-    pub schema: IotoSchema,
-    pub jwt: Arc<Jwt>,
-    pub engines: Engines,
-    pub metrics: Arc<Metrics>,
-    pub pipeline: crate::pipeline::Pipeline,
-    pub sessions: Arc<SessionCheck>,
-    pub playground: bool,
-    pub fleet: ioto_domain::services::FleetService,
-}
+const PLAYGROUND_OPERATIONS: &str = include_str!("../../playground/operations.graphql");
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let cors = cors_layer(&config.http.cors_origins);
     // Inventory files have their own, larger body limit.
     let imports = Router::new()
-        .route("/imports/sims", post(crate::imports::import_sims))
+        .route("/imports/sims", post(crate::server::imports::import_sims))
         .layer(axum::extract::DefaultBodyLimit::max(
             config.fleet.import_max_bytes,
         ))
@@ -116,21 +101,6 @@ fn unauthenticated(message: &str) -> Response {
         .into_response()
 }
 
-/// A REST error answer: `{"error": {"code", "message", "field"}}` with the code's HTTP status.
-/// Details of `UNAVAILABLE` and `INTERNAL` go to the log, never to the caller.
-pub(crate) fn rest_error(e: &ioto_domain::Error) -> Response {
-    if e.is_private() {
-        tracing::error!(code = e.code().as_str(), detail = %e, "request failed");
-    }
-    let p = e.public();
-    let status = StatusCode::from_u16(p.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        Json(json!({ "error": { "code": p.code.as_str(), "message": p.message, "field": p.field } })),
-    )
-        .into_response()
-}
-
 /// A refused `connection_init`. graphql-transport-ws can only close the socket (async-graphql uses code 1002) with a
 /// reason of at most 123 bytes, so the reason is `CODE: message`, cut on a character boundary.
 fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
@@ -148,17 +118,6 @@ fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
         reason.push('…');
     }
     async_graphql::Error::new(reason)
-}
-
-/// A valid token whose user (if it names one) still exists with the claimed role.
-pub(crate) async fn authenticate(
-    jwt: &Jwt,
-    sessions: &SessionCheck,
-    token: &str,
-) -> ioto_domain::Result<ioto_domain::Actor> {
-    let actor = jwt.verify(token).await?;
-    sessions.confirm(&actor).await?;
-    Ok(actor)
 }
 
 async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
@@ -369,7 +328,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
          # TYPE ioto_sql_statements_total counter\nioto_sql_statements_total {}\n",
         st.engines.fleet.statements()
     ));
-    crate::metrics::render_pipeline(&mut text, &st.pipeline);
+    crate::server::metrics::render_pipeline(&mut text, &st.pipeline);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -318,7 +318,7 @@ pub const DEMO_TELEMETRY_DEVICES: usize = 200;
 pub async fn animate(
     config: &crate::config::Config,
     engines: &crate::engines::Engines,
-    pipeline: &crate::pipeline::Pipeline,
+    pipeline: &crate::server::pipeline::Pipeline,
     tenant: &Tenant,
 ) -> anyhow::Result<()> {
     use ioto_ingest::simulator::{LiveSimulator, SessionPlan};
@@ -349,7 +349,7 @@ pub async fn animate(
     let t = topics.clone();
     let mut live = LiveSimulator::new(sims, networks, history.seed);
     tokio::spawn(async move {
-        if let Err(e) = crate::simulate::publish(&bus, &t, history, 0, false).await {
+        if let Err(e) = crate::tooling::simulate::publish(&bus, &t, history, 0, false).await {
             tracing::warn!(error = %e, "demo session history not published");
         }
         loop {
@@ -382,7 +382,7 @@ pub async fn animate(
         Arc::clone(&engines.fleet),
         Arc::clone(&engines.telemetry),
     );
-    let opts = crate::simulate::DeviceOptions {
+    let opts = crate::tooling::simulate::DeviceOptions {
         tenant: DEMO_TENANT.into(),
         devices: DEMO_TELEMETRY_DEVICES,
         interval: DEMO_TICK,
@@ -391,7 +391,7 @@ pub async fn animate(
         progress: false,
     };
     tokio::spawn(async move {
-        if let Err(e) = crate::simulate::devices(&directory, &fleet, &source, &opts).await {
+        if let Err(e) = crate::tooling::simulate::devices(&directory, &fleet, &source, &opts).await {
             tracing::warn!(error = %e, "demo device simulator stopped");
         }
     });

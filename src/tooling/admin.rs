@@ -17,8 +17,8 @@ use ioto_domain::services::{CreateUser, DirectoryService};
 use ioto_domain::{Actor, CustomerId, Role, TenantId};
 
 use crate::config::Config;
-use crate::demo::PLATFORM_TENANT;
 use crate::engines;
+use crate::tooling::demo::PLATFORM_TENANT;
 
 /// Where a new user's password comes from, in this order: `--password-stdin`, the environment
 /// variable `IOTO_ADMIN_PASSWORD`, an interactive prompt (asked twice, not echoed).
@@ -282,7 +282,7 @@ fn rotate_jwt_secret(config: &Config) -> anyhow::Result<String> {
     }
     let path = config.data_dir.join("jwt-secret");
     replace_secret(&path)?;
-    crate::auth::hs256_secret(None, &config.data_dir)?;
+    crate::server::auth::hs256_secret(None, &config.data_dir)?;
     Ok(format!(
         "new token-signing secret written to {}; tokens issued before no longer verify — restart the servers using this data directory",
         path.display()

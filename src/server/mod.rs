@@ -1,5 +1,16 @@
-//! Wiring: configuration → engines → services → schema → router, and serving with graceful
-//! shutdown.
+//! The server: configuration → engines → services → schema → router, and serving with graceful
+//! shutdown. Its parts are the modules below.
+
+pub mod auth;
+pub mod http;
+pub mod imports;
+pub mod metrics;
+pub mod pipeline;
+pub mod realtime;
+pub mod rest;
+pub mod scheduler;
+pub mod session;
+pub mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,14 +25,14 @@ use ioto_resolvers::{LoginThrottle, Services};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::{hs256_secret, Jwt, JwtIssuer};
+use self::state::AppState;
 use crate::config::Config;
 use crate::engines::{self, Engines};
-use crate::http::{self, AppState};
-use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
-use crate::realtime::BusRealtime;
-use crate::session::SessionCheck;
+use crate::server::auth::{hs256_secret, Jwt, JwtIssuer};
+use crate::server::metrics::Metrics;
+use crate::server::pipeline::Pipeline;
+use crate::server::realtime::BusRealtime;
+use crate::server::session::SessionCheck;
 
 /// A built server, ready to serve.
 pub struct App {
@@ -50,9 +61,11 @@ pub async fn jwt(config: &Config) -> anyhow::Result<Jwt> {
 pub fn fleet_cipher(config: &Config) -> anyhow::Result<SecretCipher> {
     let key = match &config.fleet.secret_key {
         Some(k) => k.expose().to_owned(),
-        None => {
-            crate::auth::data_dir_secret(&config.data_dir, "fleet-secret-key", SecretCipher::generate_key)?
-        }
+        None => crate::server::auth::data_dir_secret(
+            &config.data_dir,
+            "fleet-secret-key",
+            SecretCipher::generate_key,
+        )?,
     };
     SecretCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -73,7 +86,7 @@ impl App {
         )
         .await?;
         let pipeline = if config.ingest.enabled {
-            crate::pipeline::start(config, &engines, Arc::clone(&realtime), shutdown_rx).await?
+            crate::server::pipeline::start(config, &engines, Arc::clone(&realtime), shutdown_rx).await?
         } else {
             Pipeline::default()
         };
@@ -85,7 +98,7 @@ impl App {
             realtime.clone(),
         );
         if config.fleet.scheduler_interval_seconds > 0 {
-            crate::scheduler::spawn(
+            crate::server::scheduler::spawn(
                 fleet.clone(),
                 Duration::from_secs(config.fleet.scheduler_interval_seconds),
                 shutdown.subscribe(),

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::engines::Engines;
-use crate::realtime::BusRealtime;
+use crate::server::realtime::BusRealtime;
 
 /// Counters of the telemetry ingest, for `/metrics`.
 #[derive(Debug, Default)]

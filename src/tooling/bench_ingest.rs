@@ -255,7 +255,7 @@ pub async fn ingest(
 
     // The worker as `ioto ingest` runs it: live fan-out to the realtime topic included.
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let realtime = crate::realtime::BusRealtime::publisher(
+    let realtime = crate::server::realtime::BusRealtime::publisher(
         Arc::clone(&engines.bus),
         &config.kafka.topic_prefix,
         stop_rx.clone(),
@@ -266,7 +266,7 @@ pub async fn ingest(
         Arc::clone(&engines.bus),
         SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
         CdrIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
-        crate::pipeline::worker_config(&config),
+        crate::server::pipeline::worker_config(&config),
         Arc::clone(&stats),
     )
     .on_counted(Arc::new(move |u| realtime.sessions_updated(u)));

@@ -16,8 +16,9 @@ use ioto_domain::{CustomerId, Error, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::bearer;
-use crate::http::{authenticate, AppState};
+use crate::server::auth::authenticate;
+use crate::server::auth::bearer;
+use crate::server::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,7 +34,7 @@ pub struct ImportParams {
 }
 
 fn error(e: Error) -> Response {
-    crate::http::rest_error(&e)
+    crate::server::rest::rest_error(&e)
 }
 
 fn format_of(params: &ImportParams, headers: &HeaderMap) -> Result<TableFormat, Error> {

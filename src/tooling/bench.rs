@@ -10,9 +10,9 @@ use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
 use ioto_domain::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::app::App;
 use crate::config::Config;
 use crate::engines;
+use crate::server::App;
 
 const PASSWORD: &str = "bench-password-123";
 
@@ -203,7 +203,7 @@ async fn api_on(config: &Config, requests: usize, concurrency: usize) -> anyhow:
     let listener = App::bind(config).await?;
     let addr = listener.local_addr()?;
     let (email, iccid) = seed(&app, 1000).await?;
-    let bare = crate::bench_bare::serve(config, std::sync::Arc::clone(&app.jwt)).await?;
+    let bare = crate::tooling::bench_bare::serve(config, std::sync::Arc::clone(&app.jwt)).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async move {
         let _ = stop_rx.await;

@@ -387,6 +387,17 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
 }
 
+/// A valid token whose user (if it names one) still exists with the claimed role.
+pub async fn authenticate(
+    jwt: &Jwt,
+    sessions: &crate::server::session::SessionCheck,
+    token: &str,
+) -> ioto_domain::Result<ioto_domain::Actor> {
+    let actor = jwt.verify(token).await?;
+    sessions.confirm(&actor).await?;
+    Ok(actor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

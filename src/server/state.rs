@@ -1,0 +1,22 @@
+//! What every HTTP handler shares.
+
+use std::sync::Arc;
+
+use ioto_schema::IotoSchema;
+
+use crate::engines::Engines;
+use crate::server::auth::Jwt;
+use crate::server::metrics::Metrics;
+use crate::server::session::SessionCheck;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: IotoSchema,
+    pub jwt: Arc<Jwt>,
+    pub engines: Engines,
+    pub metrics: Arc<Metrics>,
+    pub pipeline: crate::server::pipeline::Pipeline,
+    pub sessions: Arc<SessionCheck>,
+    pub playground: bool,
+    pub fleet: ioto_domain::services::FleetService,
+}

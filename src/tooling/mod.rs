@@ -1,0 +1,9 @@
+//! Beside the server: operator tasks, the demo, simulators and benchmarks.
+
+pub mod admin;
+pub mod bench;
+pub mod bench_bare;
+pub mod bench_fleet;
+pub mod bench_ingest;
+pub mod demo;
+pub mod simulate;

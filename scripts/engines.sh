@@ -61,6 +61,12 @@ fi
 wait_for ClickHouse 60 ch_ready
 log "ClickHouse ready on 127.0.0.1:8123 ($(curl -fsS 'http://127.0.0.1:8123/?query=SELECT%20version()'))"
 
+# --- Chromium (browser tests drive it through chromedriver) -------------------------------------
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+log "Chromium ready ($(chromium --version 2>/dev/null | head -1))"
+
 # --- tansu (Kafka protocol) -------------------------------------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"
 kafka_ready() { (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -40,6 +40,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/graphql/ws", get(graphql_ws))
         .route("/playground", get(playground))
         .route("/playground/operations.graphql", get(playground_operations))
+        .route("/playground/assets/{file}", get(playground_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -245,22 +246,96 @@ async fn graphql_ws(
         })
 }
 
+/// The playground's page and assets, embedded in the binary (`playground/`; the vendored files
+/// are listed with their versions and licenses in `playground/vendor/README.md`).
+const PLAYGROUND_PAGE: &str = include_str!("../../playground/index.html");
+const PLAYGROUND_ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "playground.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../playground/playground.js"),
+    ),
+    (
+        "playground.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../playground/playground.css"),
+    ),
+    (
+        "graphiql.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../playground/vendor/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../playground/vendor/graphiql.min.css"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../playground/vendor/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../playground/vendor/react-dom.production.min.js"),
+    ),
+    (
+        "graphql-ws.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../playground/vendor/graphql-ws.min.js"),
+    ),
+];
+
+/// Only this server's own scripts, styles and connections (WebSocket included); GraphiQL's
+/// editors set inline styles, its icons are data URLs.
+const PLAYGROUND_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'none'";
+
+fn playground_disabled() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "the playground is disabled (graphql.playground = false)",
+    )
+        .into_response()
+}
+
 async fn playground(State(st): State<AppState>) -> Response {
     if !st.playground {
-        return (
-            StatusCode::NOT_FOUND,
-            "the playground is disabled (graphql.playground = false)",
-        )
-            .into_response();
+        return playground_disabled();
     }
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Ioto playground")
-            .finish(),
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, PLAYGROUND_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(PLAYGROUND_PAGE),
     )
-    .into_response()
+        .into_response()
+}
+
+async fn playground_asset(
+    State(st): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    if !st.playground {
+        return playground_disabled();
+    }
+    match PLAYGROUND_ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CONTENT_SECURITY_POLICY, PLAYGROUND_CSP),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                // The build pins the files: a day of caching is safe, and a new binary may change them.
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such playground asset").into_response(),
+    }
 }
 
 async fn playground_operations() -> impl IntoResponse {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod auth_keys;
+mod browser;
 mod cli;
 mod contracts;
 mod fleet;

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::engines;
 use crate::server::App;
 
-const PASSWORD: &str = "bench-password-123";
+pub(crate) const PASSWORD: &str = "bench-password-123";
 
 /// One measured operation.
 pub struct Figures {
@@ -69,6 +69,27 @@ pub(crate) async fn post(
     Ok(v)
 }
 
+/// An OPERATOR of `tenant` signing in with `email` and the bench password.
+pub(crate) async fn operator(
+    dir: &dyn ioto_domain::ports::Directory,
+    tenant: ioto_domain::TenantId,
+    email: &str,
+) -> anyhow::Result<ioto_domain::directory::User> {
+    Ok(dir
+        .create_user(
+            Scope::Platform,
+            NewUser {
+                tenant_id: tenant,
+                customer_id: None,
+                email: Email::parse(email)?,
+                display_name: Name::parse("Bench", "displayName")?,
+                role: Role::Operator,
+                password_hash: ioto_domain::password::hash_password(PASSWORD)?,
+            },
+        )
+        .await?)
+}
+
 /// Runs `total` requests of `body` from `concurrency` tasks and summarises their latencies.
 pub(crate) async fn measure(
     name: &'static str,
@@ -121,18 +142,7 @@ async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String)> {
         )
         .await?;
     let email = format!("bench-{tag}@example.com");
-    dir.create_user(
-        Scope::Platform,
-        NewUser {
-            tenant_id: tenant.id,
-            customer_id: None,
-            email: Email::parse(&email)?,
-            display_name: Name::parse("Bench", "displayName")?,
-            role: Role::Operator,
-            password_hash: ioto_domain::password::hash_password(PASSWORD)?,
-        },
-    )
-    .await?;
+    operator(dir.as_ref(), tenant.id, &email).await?;
     let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32) % 100_000;
     let batch = (0..sims as u64)
         .map(|i| {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use ioto_domain::directory::{Customer, NewCustomer, NewTenant, NewUser};
+use ioto_domain::directory::{Customer, NewCustomer, NewTenant};
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::fleet::query::{Page, SimFilter};
 use ioto_domain::fleet::{Connectivity, Device, DeviceKind, DeviceState, Imei, Labels};
-use ioto_domain::identifiers::{luhn_check_digit, Email, Name, Slug};
+use ioto_domain::identifiers::{luhn_check_digit, Name, Slug};
 use ioto_domain::ports::{Changeset, Versioned};
 use ioto_domain::services::fleet::ImportRequest;
 use ioto_domain::{Actor, DeviceId, Role, Scope};
@@ -23,7 +23,7 @@ use crate::engines;
 use crate::server::App;
 use crate::tooling::bench::{measure, post, Figures};
 
-const PASSWORD: &str = "bench-password-123";
+use crate::tooling::bench::PASSWORD;
 /// Rows per import file.
 pub const IMPORT_ROWS: usize = 100_000;
 const SITES: [&str; 5] = ["berlin", "hamburg", "munich", "vienna", "zurich"];
@@ -90,19 +90,7 @@ pub async fn fleet(
         );
     }
     let email = format!("bench-fleet-{run}@example.com");
-    let user = dir
-        .create_user(
-            Scope::Platform,
-            NewUser {
-                tenant_id: tenant.id,
-                customer_id: None,
-                email: Email::parse(&email)?,
-                display_name: Name::parse("Bench", "displayName")?,
-                role: Role::Operator,
-                password_hash: ioto_domain::password::hash_password(PASSWORD)?,
-            },
-        )
-        .await?;
+    let user = crate::tooling::bench::operator(dir.as_ref(), tenant.id, &email).await?;
     let actor = Actor {
         user_id: Some(user.id),
         subject: user.id.to_string(),

@@ -288,7 +288,8 @@ pub async fn ingest(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let end = Instant::now();
-    let (first_at, first_n) = first.unwrap_or((end, 0));
+    // The whole backlog counted between two looks: measure from the worker's start instead.
+    let (first_at, first_n) = first.unwrap_or((started, 0));
 
     // The same rows with the bare insert, batch by batch.
     let raw = rows(&rollups, TenantId::new());
@@ -471,6 +472,11 @@ pub fn print(f: &IngestFigures) {
         f.steady.as_secs_f64(),
         f.join.as_secs_f64()
     );
+    if f.steady < Duration::from_secs(1) {
+        println!(
+            "  (the backlog was counted in under a second: too small for a steady figure; use --events 100000 or more)"
+        );
+    }
     println!(
         "bare insert of the same rows: {:.0} rows/s ({} rows in {:.1} s); pipeline / bare insert = {:.2}",
         raw,

@@ -500,3 +500,53 @@ fn out_of_range_flags_name_the_flag() {
         );
     }
 }
+
+/// `ioto bench fleet` and `ioto bench ingest` run, small, on the embedded engines and print their
+/// figures (what a user re-running them would see first is that they still work).
+#[test]
+fn bench_fleet_and_ingest_run() {
+    for (args, expect) in [
+        (
+            &[
+                "bench",
+                "fleet",
+                "--sims",
+                "2000",
+                "--requests",
+                "20",
+                "--concurrency",
+                "2",
+            ][..],
+            "50 SIMs mid-fleet (cursor) + nested",
+        ),
+        (
+            &[
+                "bench",
+                "ingest",
+                "--events",
+                "2000",
+                "--sims",
+                "100",
+                "--live-rate",
+                "100",
+                "--probes",
+                "5",
+            ][..],
+            "event → live session visible",
+        ),
+    ] {
+        let out = ioto()
+            .args(args)
+            .arg("--data-dir")
+            .arg(temp_dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
+    }
+}

@@ -16,6 +16,47 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+/// Version of the realtime messages instances exchange (`docs/events.md`, "Realtime topics").
+/// Bumped when a message's shape changes; an instance skips (and logs) messages of another
+/// version, so a rolling upgrade degrades to missed live events, never to misread ones.
+pub const REALTIME_VERSION: u32 = 1;
+
+/// What goes on a realtime topic: `{"v": 1, "event": {…}}`.
+#[derive(Serialize)]
+struct Outgoing<'a, T> {
+    v: u32,
+    event: &'a T,
+}
+
+#[derive(serde::Deserialize)]
+struct Incoming<T> {
+    v: u32,
+    event: serde_json::Value,
+    #[serde(skip)]
+    _kind: std::marker::PhantomData<T>,
+}
+
+/// Reads one realtime message: the event, or why it was skipped.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    let m: Incoming<T> =
+        serde_json::from_slice(payload).map_err(|e| format!("not a realtime message ({e})"))?;
+    if m.v != REALTIME_VERSION {
+        return Err(format!(
+            "version {} (this instance reads version {REALTIME_VERSION})",
+            m.v
+        ));
+    }
+    serde_json::from_value(m.event).map_err(|e| format!("undecodable event ({e})"))
+}
+
+/// Writes one realtime message.
+pub fn encode<T: Serialize>(event: &T) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&Outgoing {
+        v: REALTIME_VERSION,
+        event,
+    })
+}
+
 /// One topic's live events on this instance.
 struct Channel<T> {
     topic: String,
@@ -66,11 +107,11 @@ where
                 msg = incoming.next() => match msg {
                     None => break,
                     Some(Err(e)) => tracing::warn!(error = %e, "realtime consumer error"),
-                    Some(Ok(m)) => match serde_json::from_slice::<T>(&m.payload) {
+                    Some(Ok(m)) => match decode::<T>(&m.payload) {
                         // A new group starts at the earliest retained event; only live ones matter.
                         Ok(ev) if at(&ev) >= started => { let _ = tx.send(ev); }
                         Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, topic = %m.topic, "undecodable realtime event skipped"),
+                        Err(why) => tracing::warn!(topic = %m.topic, %why, "realtime message skipped"),
                     },
                 },
             }
@@ -141,7 +182,7 @@ impl BusRealtime {
         let bus = Arc::clone(&self.bus);
         let topic = topic.to_owned();
         tokio::spawn(async move {
-            let payload = match serde_json::to_vec(&event) {
+            let payload = match encode(&event) {
                 Ok(p) => p,
                 Err(e) => return tracing::error!(error = %e, "encoding realtime event"),
             };
@@ -237,5 +278,33 @@ impl FleetNotifier for BusRealtime {
     fn publish(&self, event: FleetEvent) {
         // Keyed by tenant: one tenant's events stay in order.
         BusRealtime::publish(self, &self.fleet.topic, event.tenant_id().to_string(), event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ioto_domain::events::DirectoryChange;
+    use ioto_domain::TenantId;
+
+    #[test]
+    fn messages_carry_their_version_and_other_versions_are_skipped() {
+        let ev = DirectoryEvent::now(
+            TenantId::new(),
+            DirectoryChange::CustomerCreated,
+            uuid::Uuid::new_v4(),
+        );
+        let bytes = encode(&ev).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["v"], 1);
+        assert_eq!(decode::<DirectoryEvent>(&bytes).unwrap(), ev);
+        let mut future = v.clone();
+        future["v"] = 2.into();
+        let why = decode::<DirectoryEvent>(&serde_json::to_vec(&future).unwrap()).unwrap_err();
+        assert!(why.contains("version 2"), "{why}");
+        // A bare event (what instances before the envelope sent) is refused, not misread.
+        let bare = serde_json::to_vec(&ev).unwrap();
+        assert!(decode::<DirectoryEvent>(&bare).is_err());
+        assert!(decode::<DirectoryEvent>(b"\xff garbage").is_err());
     }
 }

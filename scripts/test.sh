@@ -24,6 +24,9 @@ if ! command -v cargo-machete >/dev/null 2>&1; then
 fi
 cargo machete
 
+echo "[test] ClickHouse schema on a current release (chdb)"
+scripts/clickhouse-compat.sh | tail -3
+
 echo "[test] cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

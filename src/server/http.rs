@@ -409,7 +409,12 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
 
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    // Methods are a bounded label: anything outside the standard ones is counted as "other", so
+    // a client inventing methods cannot grow the metrics without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "HEAD" | "OPTIONS" | "PUT" | "PATCH" | "DELETE") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -47,9 +47,20 @@ async fn health_readiness_metrics_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
 
+    // Invented methods are one bounded label, not one series each.
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        c.request(method, app.url("/healthz")).send().await.unwrap();
+    }
+
     let m = app.get_text("/metrics").await;
     assert!(
         m.contains("ioto_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"),
+        "{m}"
+    );
+    assert!(!m.contains("BREW"), "{m}");
+    assert!(
+        m.contains("ioto_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 5"),
         "{m}"
     );
     assert!(

@@ -47,6 +47,35 @@ async fn health_readiness_metrics_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
 
+    // The playground's page and assets come from the binary, under a CSP; nothing else is served.
+    let page = c.get(app.url("/playground")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("/playground/assets/graphiql.min.js"));
+    for path in [
+        "/playground/assets/graphiql.min.js",
+        "/playground/assets/playground.js",
+    ] {
+        assert_eq!(c.get(app.url(path)).send().await.unwrap().status(), 200, "{path}");
+    }
+    for path in [
+        "/playground/assets/..%2F..%2FCargo.toml",
+        "/playground/assets/vendor%2Freact.production.min.js",
+        "/playground/assets/index.html",
+    ] {
+        assert_eq!(c.get(app.url(path)).send().await.unwrap().status(), 404, "{path}");
+    }
+
     // Invented methods are one bounded label, not one series each.
     for i in 0..5 {
         let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();

@@ -14,71 +14,9 @@ use ioto_domain::ports::{
 };
 use ioto_domain::usage::TelemetryReading;
 use ioto_domain::{CustomerId, DeviceId, Error, Result, TenantId};
+use ioto_migrations::EMBEDDED_USAGE;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
-
-/// Schema versions of the embedded store, mirroring the ClickHouse ones it needs.
-const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE IF NOT EXISTS usage_daily (
-            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL,
-            network TEXT NOT NULL, day TEXT NOT NULL,
-            bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL,
-            PRIMARY KEY (tenant_id, day, network, customer_id, iccid)
-        ) WITHOUT ROWID",
-    ),
-    (
-        2,
-        "CREATE TABLE IF NOT EXISTS session_landing (
-            received_at TEXT NOT NULL, tenant_id TEXT NOT NULL, iccid TEXT NOT NULL,
-            session_id TEXT NOT NULL, network TEXT NOT NULL,
-            bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL, event_time TEXT NOT NULL
-        )",
-    ),
-    (
-        3,
-        "CREATE TABLE IF NOT EXISTS session_updates (
-            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, session_id TEXT NOT NULL,
-            started_at INTEGER NOT NULL, event_time INTEGER NOT NULL, hour INTEGER NOT NULL,
-            mcc_mnc TEXT NOT NULL, rat TEXT NOT NULL, ip_address TEXT NOT NULL, cell_id TEXT NOT NULL,
-            terminated INTEGER NOT NULL, total_in INTEGER NOT NULL, total_out INTEGER NOT NULL,
-            delta_in INTEGER NOT NULL, delta_out INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS session_updates_sim ON session_updates (tenant_id, iccid, event_time);
-        CREATE TABLE IF NOT EXISTS live_sessions (
-            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, session_id TEXT NOT NULL,
-            started_at INTEGER NOT NULL, event_time INTEGER NOT NULL, mcc_mnc TEXT NOT NULL, rat TEXT NOT NULL,
-            ip_address TEXT NOT NULL, cell_id TEXT NOT NULL, terminated INTEGER NOT NULL,
-            total_in INTEGER NOT NULL, total_out INTEGER NOT NULL,
-            PRIMARY KEY (iccid, session_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS usage_hourly (
-            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
-            hour INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
-            PRIMARY KEY (tenant_id, iccid, hour, mcc_mnc, customer_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS usage_monthly (
-            tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
-            month INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
-            PRIMARY KEY (tenant_id, iccid, month, mcc_mnc, customer_id)
-        ) WITHOUT ROWID",
-    ),
-    (
-        4,
-        "CREATE TABLE IF NOT EXISTS cdrs (
-            cdr_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, customer_id TEXT NOT NULL, iccid TEXT NOT NULL,
-            start INTEGER NOT NULL, end INTEGER NOT NULL, day TEXT NOT NULL, mcc_mnc TEXT NOT NULL,
-            bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, rating_group INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS cdrs_day ON cdrs (tenant_id, day, iccid);
-        CREATE TABLE IF NOT EXISTS device_telemetry (
-            tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, at INTEGER NOT NULL,
-            temperature_c REAL, humidity_pct REAL, battery_pct REAL, light_lux REAL, latitude REAL, longitude REAL,
-            PRIMARY KEY (tenant_id, device_id, at)
-        ) WITHOUT ROWID",
-    ),
-];
 
 const LIVE: &str =
     "tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mnc, rat, ip_address, \
@@ -189,21 +127,21 @@ impl UsageStore for EmbeddedUsage {
             .await
             .map_err(db_err)?;
         let mut now = Vec::new();
-        for (version, sql) in MIGRATIONS
+        for m in EMBEDDED_USAGE
             .iter()
-            .filter(|(v, _)| !applied.contains(&i64::from(*v)))
+            .filter(|m| !applied.contains(&i64::from(m.version)))
         {
-            for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(stmt).execute(&mut *tx).await.map_err(db_err)?;
+            for stmt in m.statements(false) {
+                sqlx::query(&stmt).execute(&mut *tx).await.map_err(db_err)?;
             }
             sqlx::query(
                 "INSERT INTO ioto_schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
             )
-            .bind(i64::from(*version))
+            .bind(i64::from(m.version))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-            now.push(*version);
+            now.push(m.version);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(now)

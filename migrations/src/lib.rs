@@ -27,15 +27,16 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// One versioned ClickHouse migration: statements run in order.
+/// One versioned usage-store migration (ClickHouse or the embedded SQLite store): statements
+/// run in order.
 #[derive(Debug, Clone, Copy)]
-pub struct ClickHouseMigration {
+pub struct UsageMigration {
     pub version: u32,
     pub name: &'static str,
     pub sql: &'static str,
 }
 
-impl ClickHouseMigration {
+impl UsageMigration {
     /// The statements of this migration, split on `;` at line ends, with `{{TTL expr}}` rendered
     /// as a TTL clause when `ttl_supported`, and removed otherwise.
     pub fn statements(&self, ttl_supported: bool) -> Vec<String> {
@@ -68,26 +69,50 @@ fn render_ttl(stmt: &str, ttl_supported: bool) -> String {
 }
 
 /// Every ClickHouse migration, in version order.
-pub const CLICKHOUSE: &[ClickHouseMigration] = &[
-    ClickHouseMigration {
+pub const CLICKHOUSE: &[UsageMigration] = &[
+    UsageMigration {
         version: 1,
         name: "usage_daily",
         sql: include_str!("../clickhouse/0001_usage_daily.sql"),
     },
-    ClickHouseMigration {
+    UsageMigration {
         version: 2,
         name: "session_landing",
         sql: include_str!("../clickhouse/0002_session_landing.sql"),
     },
-    ClickHouseMigration {
+    UsageMigration {
         version: 3,
         name: "session_pipeline",
         sql: include_str!("../clickhouse/0003_session_pipeline.sql"),
     },
-    ClickHouseMigration {
+    UsageMigration {
         version: 4,
         name: "billing_customers_telemetry",
         sql: include_str!("../clickhouse/0004_billing_customers_telemetry.sql"),
+    },
+];
+
+/// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
+pub const EMBEDDED_USAGE: &[UsageMigration] = &[
+    UsageMigration {
+        version: 1,
+        name: "usage_daily",
+        sql: include_str!("../embedded/0001_usage_daily.sql"),
+    },
+    UsageMigration {
+        version: 2,
+        name: "session_landing",
+        sql: include_str!("../embedded/0002_session_landing.sql"),
+    },
+    UsageMigration {
+        version: 3,
+        name: "session_pipeline",
+        sql: include_str!("../embedded/0003_session_pipeline.sql"),
+    },
+    UsageMigration {
+        version: 4,
+        name: "billing_customers_telemetry",
+        sql: include_str!("../embedded/0004_billing_customers_telemetry.sql"),
     },
 ];
 
@@ -97,7 +122,7 @@ mod tests {
 
     #[test]
     fn ttl_placeholder_renders_by_server_capability() {
-        let m = ClickHouseMigration {
+        let m = UsageMigration {
             version: 9,
             name: "t",
             sql: "CREATE TABLE t (d Date) ENGINE = MergeTree ORDER BY d {{TTL d + INTERVAL 7 DAY}};\n",
@@ -114,7 +139,13 @@ mod tests {
 
     #[test]
     fn versions_are_strictly_increasing() {
-        assert!(CLICKHOUSE.windows(2).all(|w| w[0].version < w[1].version));
-        assert!(CLICKHOUSE.iter().all(|m| !m.statements(false).is_empty()));
+        for list in [CLICKHOUSE, EMBEDDED_USAGE] {
+            assert!(list.windows(2).all(|w| w[0].version < w[1].version));
+            assert!(list.iter().all(|m| !m.statements(false).is_empty()));
+        }
+        // The embedded store mirrors the ClickHouse versions it needs, under the same names.
+        for (e, c) in EMBEDDED_USAGE.iter().zip(CLICKHOUSE) {
+            assert_eq!((e.version, e.name), (c.version, c.name));
+        }
     }
 }

@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
 
-mod clickhouse_usage;
+mod clickhouse;
 mod embedded;
+mod stored;
 
-pub use clickhouse_usage::{ClickHouseConfig, ClickHouseUsage};
+pub use clickhouse::{ClickHouseConfig, ClickHouseUsage};
 pub use embedded::EmbeddedUsage;
 
 use chrono::NaiveDate;
@@ -79,15 +80,6 @@ pub(crate) fn roll_up_customers(
         },
     )
     .collect()
-}
-
-/// A stored `customer_id` column ('' for SIMs of no sub-customer) read back; a value that is not
-/// an id is an internal error naming the table.
-pub(crate) fn stored_customer(s: &str, table: &str) -> ioto_domain::Result<Option<ioto_domain::CustomerId>> {
-    (!s.is_empty())
-        .then(|| ioto_domain::CustomerId::parse(s, "customer_id"))
-        .transpose()
-        .map_err(|e| ioto_domain::Error::Internal(format!("stored {table}.customer_id: {e}")))
 }
 
 /// Parses `major.minor…` of a ClickHouse version string.

@@ -53,7 +53,7 @@ pub struct SimStateChanged {
     pub tenant_id: TenantId,
     pub customer_id: Option<crate::CustomerId>,
     pub sim_id: crate::SimId,
-    pub iccid: String,
+    pub iccid: crate::Iccid,
     pub from: crate::fleet::SimState,
     pub to: crate::fleet::SimState,
     pub actor: String,

@@ -15,6 +15,7 @@ pub mod usage;
 
 pub use actor::{Actor, Scope};
 pub use error::{Error, ErrorCode, PublicError, Result};
+pub use identifiers::{Iccid, MccMnc};
 pub use ids::{CustomerId, DeviceId, SimId, TenantId, UserId};
 pub use role::{Permission, Role};
 

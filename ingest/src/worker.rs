@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ioto_domain::ports::{
-    AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec, UsageStore,
+    AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec, UsageWriter,
 };
 use ioto_domain::services::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
@@ -122,7 +122,7 @@ pub type OnCounted = Arc<dyn Fn(&[SessionUpdate]) + Send + Sync>;
 
 pub struct Worker {
     bus: Arc<dyn EventBus>,
-    usage: Arc<dyn UsageStore>,
+    usage: Arc<dyn UsageWriter>,
     sessions: SessionIngest,
     cdrs: CdrIngest,
     config: WorkerConfig,

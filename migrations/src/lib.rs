@@ -90,6 +90,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "billing_customers_telemetry",
         sql: include_str!("../clickhouse/0004_billing_customers_telemetry.sql"),
     },
+    UsageMigration {
+        version: 5,
+        name: "drop_session_landing",
+        sql: include_str!("../clickhouse/0005_drop_session_landing.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
@@ -113,6 +118,11 @@ pub const EMBEDDED_USAGE: &[UsageMigration] = &[
         version: 4,
         name: "billing_customers_telemetry",
         sql: include_str!("../embedded/0004_billing_customers_telemetry.sql"),
+    },
+    UsageMigration {
+        version: 5,
+        name: "drop_session_landing",
+        sql: include_str!("../embedded/0005_drop_session_landing.sql"),
     },
 ];
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
 use crate::fleet_query::{parse_device, parse_tenant};
-use crate::scalars::IccidInput;
+use crate::scalars::IccidScalar;
 use crate::types::fleet::{
     effects, labels_from, DeviceFilterInput, EffectObject, FleetSettingsObject, ImportReportObject,
     LabelInput, LabelSuggestionObject, ScheduledTransitionObject, SimFilterInput,
@@ -54,7 +54,7 @@ fn patch<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
 pub struct CreateSimInput {
     pub tenant_id: Option<ID>,
     pub customer_id: Option<ID>,
-    pub iccid: IccidInput,
+    pub iccid: IccidScalar,
     pub imsi: String,
     pub msisdn: Option<String>,
     #[graphql(name = "type", default_with = "SimTypeKind::Postpaid")]
@@ -210,7 +210,7 @@ impl FleetMutation {
     async fn update_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         input: UpdateSimInput,
         expected_version: Option<i64>,
         note: Option<String>,
@@ -245,7 +245,7 @@ impl FleetMutation {
     async fn change_sim_state(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         state: SimStateKind,
         expected_version: Option<i64>,
         effective_at: Option<DateTime<Utc>>,
@@ -306,7 +306,7 @@ impl FleetMutation {
     async fn change_sim_labels(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         change: LabelChangeInput,
         expected_version: Option<i64>,
         note: Option<String>,
@@ -333,7 +333,7 @@ impl FleetMutation {
     async fn assign_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         customer_id: Option<ID>,
         expected_version: Option<i64>,
         note: Option<String>,
@@ -377,8 +377,8 @@ impl FleetMutation {
     async fn swap_sim(
         &self,
         ctx: &Context<'_>,
-        old_iccid: IccidInput,
-        new_iccid: IccidInput,
+        old_iccid: IccidScalar,
+        new_iccid: IccidScalar,
         note: Option<String>,
     ) -> async_graphql::Result<SwapPayload> {
         let (old, new) = (old_iccid.0, new_iccid.0);
@@ -398,7 +398,7 @@ impl FleetMutation {
     async fn bind_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         device_id: ID,
         note: Option<String>,
     ) -> async_graphql::Result<BindPayload> {
@@ -419,7 +419,7 @@ impl FleetMutation {
     async fn unbind_sim(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
+        iccid: IccidScalar,
         note: Option<String>,
     ) -> async_graphql::Result<SimPayload> {
         let iccid = iccid.0;

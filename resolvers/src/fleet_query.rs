@@ -9,7 +9,7 @@ use ioto_domain::{DeviceId, Error, TenantId};
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
-use crate::scalars::IccidInput;
+use crate::scalars::IccidScalar;
 use crate::types::fleet::{
     AuditConnection, AuditEntryObject, AuditFilterInput, DeviceConnection, DeviceFilterInput,
     FleetSettingsObject, LabelSuggestionObject, PageInfo, ScheduledTransitionObject, SimConnection,
@@ -109,7 +109,7 @@ impl FleetQuery {
     }
 
     /// One SIM by ICCID; null when it does not exist or is not visible to the caller.
-    async fn sim(&self, ctx: &Context<'_>, iccid: IccidInput) -> async_graphql::Result<Option<SimObject>> {
+    async fn sim(&self, ctx: &Context<'_>, iccid: IccidScalar) -> async_graphql::Result<Option<SimObject>> {
         let iccid = iccid.0;
         Ok(services(ctx)
             .fleet

@@ -80,12 +80,12 @@ impl ScalarType for BigInt {
 
 /// An ICCID argument, parsed (`Iccid` in the schema).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IccidInput(pub Iccid);
+pub struct IccidScalar(pub Iccid);
 
 /// Integrated Circuit Card Identifier (ITU-T E.118): 19 or 20 digits, starting with 89, ending
 /// in a Luhn check digit.
 #[Scalar(name = "Iccid")]
-impl ScalarType for IccidInput {
+impl ScalarType for IccidScalar {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
             Value::String(s) => Iccid::parse(s).map(Self).map_err(refused),
@@ -104,12 +104,12 @@ impl ScalarType for IccidInput {
 
 /// An MCC/MNC argument, parsed (`MccMnc` in the schema).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MccMncInput(pub MccMnc);
+pub struct MccMncScalar(pub MccMnc);
 
 /// A mobile network: 3-digit Mobile Country Code and 2- or 3-digit Mobile Network Code, as
 /// `262-01` (also accepted: `262/01`, `26201`, `310260`).
 #[Scalar(name = "MccMnc")]
-impl ScalarType for MccMncInput {
+impl ScalarType for MccMncScalar {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
             Value::String(s) => MccMnc::parse(s).map(Self).map_err(refused),
@@ -148,13 +148,13 @@ mod tests {
 
     #[test]
     fn identifiers_are_checked_at_validation() {
-        assert!(IccidInput::is_valid(&Value::String(
+        assert!(IccidScalar::is_valid(&Value::String(
             "89490200001234567892".into()
         )));
-        assert!(!IccidInput::is_valid(&Value::String(
+        assert!(!IccidScalar::is_valid(&Value::String(
             "89490200001234567893".into()
         )));
-        assert!(MccMncInput::is_valid(&Value::String("262-01".into())));
-        assert!(!MccMncInput::is_valid(&Value::String("12é45".into())));
+        assert!(MccMncScalar::is_valid(&Value::String("262-01".into())));
+        assert!(!MccMncScalar::is_valid(&Value::String("12é45".into())));
     }
 }

@@ -10,15 +10,15 @@ pub struct SubscriptionRoot;
 /// who may not see SIMs at all (customer users of tenants that share device data only).
 async fn sim_stream_filter(
     ctx: &Context<'_>,
-    iccid: Option<crate::scalars::IccidInput>,
+    iccid: Option<crate::scalars::IccidScalar>,
     customer_id: Option<async_graphql::ID>,
 ) -> async_graphql::Result<(
     ioto_domain::Actor,
-    Option<String>,
+    Option<ioto_domain::Iccid>,
     Option<ioto_domain::CustomerId>,
 )> {
     let actor = actor(ctx)?.clone();
-    let iccid = iccid.map(|i| i.0.to_string());
+    let iccid = iccid.map(|i| i.0);
     let customer = customer_id
         .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
         .transpose()
@@ -60,7 +60,7 @@ impl SubscriptionRoot {
     async fn sim_state_changed(
         &self,
         ctx: &Context<'_>,
-        iccid: Option<crate::scalars::IccidInput>,
+        iccid: Option<crate::scalars::IccidScalar>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::fleet::SimStateChangeObject>> {
         let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
@@ -80,7 +80,7 @@ impl SubscriptionRoot {
     async fn live_sessions(
         &self,
         ctx: &Context<'_>,
-        iccid: Option<crate::scalars::IccidInput>,
+        iccid: Option<crate::scalars::IccidScalar>,
         customer_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::LiveSessionUpdateObject>> {
         let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;

@@ -11,7 +11,7 @@ use ioto_domain::Error;
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
-use crate::scalars::{IccidInput, MccMncInput};
+use crate::scalars::{IccidScalar, MccMncScalar};
 use crate::types::fleet::PageInfo;
 use crate::types::usage::NetworkInfo;
 
@@ -73,8 +73,8 @@ impl UsageQuery {
     async fn session_history(
         &self,
         ctx: &Context<'_>,
-        iccid: IccidInput,
-        mcc_mnc: Option<MccMncInput>,
+        iccid: IccidScalar,
+        mcc_mnc: Option<MccMncScalar>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         #[graphql(desc = "Page size (default 50).")] first: Option<i32>,
@@ -119,8 +119,8 @@ impl UsageQuery {
                 .map(|u| SessionRecord {
                     at: u.event_time,
                     network: NetworkInfo::of(&u.mcc_mnc),
-                    radio_access_type: u.rat,
-                    ip_address: u.ip_address,
+                    radio_access_type: u.rat.name().to_owned(),
+                    ip_address: u.ip_address.map(|ip| ip.to_string()),
                     cell_id: u.cell_id,
                     bytes_in: u.delta_in.into(),
                     bytes_out: u.delta_out.into(),
@@ -143,7 +143,7 @@ impl UsageQuery {
         tenant_id: Option<async_graphql::ID>,
         from: crate::types::usage::Date,
         to: crate::types::usage::Date,
-        iccid: Option<IccidInput>,
+        iccid: Option<IccidScalar>,
         customer_id: Option<async_graphql::ID>,
         #[graphql(default = false)] only_differences: bool,
         #[graphql(desc = "Most rows (default 1,000, at most 10,000).")] first: Option<i32>,
@@ -173,7 +173,7 @@ impl UsageQuery {
                 ioto_domain::ports::ReconciliationQuery {
                     from: from.0,
                     to: to.0,
-                    iccid: iccid.map(|i| i.0.to_string()),
+                    iccid: iccid.map(|i| i.0),
                     customer,
                     only_differences,
                     limit,

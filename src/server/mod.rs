@@ -107,7 +107,7 @@ impl App {
         let services = Services {
             directory: directory.clone(),
             fleet: fleet.clone(),
-            usage: ioto_domain::services::UsageService::new(Arc::clone(&engines.usage)),
+            usage: ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone()),
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime,
             login_throttle: Arc::new(LoginThrottle::default()),

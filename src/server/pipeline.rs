@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use ioto_domain::ports::TelemetryMessage;
+use ioto_domain::ports::{Sighting, TelemetryMessage};
 use ioto_domain::services::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
 use ioto_ingest::worker::{dead_letter_json, IngestStats, IngestTopics, Worker, WorkerConfig};
 use tokio::sync::{mpsc, watch};
@@ -79,8 +79,8 @@ pub async fn start(
     let activity = activity_recorder(Arc::clone(&engines.fleet), shutdown.clone());
     let run = Worker::new(
         Arc::clone(&engines.bus),
-        SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
-        CdrIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        SessionIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
+        CdrIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
         worker.clone(),
         Arc::clone(&stats),
     )
@@ -89,7 +89,11 @@ pub async fn start(
         let _ = activity.send(
             updates
                 .iter()
-                .map(|u| (u.iccid.clone(), u.mcc_mnc.clone(), u.event_time))
+                .map(|u| Sighting {
+                    iccid: u.iccid.clone(),
+                    network: u.mcc_mnc.clone(),
+                    at: u.event_time,
+                })
                 .collect(),
         );
     }))
@@ -106,7 +110,7 @@ pub async fn start(
     };
     if config.ingest.telemetry {
         let tstats = Arc::new(TelemetryStats::default());
-        let ingest = TelemetryIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet));
+        let ingest = TelemetryIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet));
         // One shared subscription per deployment (the topic prefix tells deployments apart).
         let group = format!("{}ioto-telemetry", config.kafka.topic_prefix);
         let messages = engines.telemetry.subscribe(&group).await?;
@@ -217,11 +221,10 @@ const ACTIVITY_EVERY: Duration = Duration::from_secs(5);
 pub fn activity_recorder(
     fleet: Arc<dyn ioto_domain::ports::Fleet>,
     mut shutdown: watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<Vec<(String, String, chrono::DateTime<chrono::Utc>)>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(String, String, chrono::DateTime<chrono::Utc>)>>();
+) -> mpsc::UnboundedSender<Vec<Sighting>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Sighting>>();
     tokio::spawn(async move {
-        let mut latest: std::collections::HashMap<String, (String, chrono::DateTime<chrono::Utc>)> =
-            std::collections::HashMap::new();
+        let mut latest: std::collections::HashMap<ioto_domain::Iccid, Sighting> = std::collections::HashMap::new();
         let mut tick = tokio::time::interval(ACTIVITY_EVERY);
         loop {
             // The select only decides; the work happens after it (nothing borrowed across awaits).
@@ -234,10 +237,13 @@ pub fn activity_recorder(
                 _ = tick.tick() => None,
             };
             if let Some(seen) = seen {
-                for (iccid, net, at) in seen {
-                    let e = latest.entry(iccid).or_insert((net.clone(), at));
-                    if at >= e.1 {
-                        *e = (net, at);
+                for s in seen {
+                    match latest.get_mut(&s.iccid) {
+                        Some(e) if e.at > s.at => {}
+                        Some(e) => *e = s,
+                        None => {
+                            latest.insert(s.iccid.clone(), s);
+                        }
                     }
                 }
                 continue;
@@ -245,7 +251,7 @@ pub fn activity_recorder(
             if latest.is_empty() {
                 continue;
             }
-            let batch: Vec<_> = latest.drain().map(|(i, (n, a))| (i, n, a)).collect();
+            let batch: Vec<Sighting> = latest.drain().map(|(_, s)| s).collect();
             if let Err(e) = fleet.record_activity(&batch).await {
                 tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be");
             }

@@ -240,7 +240,7 @@ impl BusRealtime {
     /// Announces counted session updates (from the ingest worker) to every instance.
     pub fn sessions_updated(&self, updates: &[ioto_domain::ports::SessionUpdate]) {
         for chunk in updates.chunks(UPDATES_PER_MESSAGE) {
-            let key = chunk.first().map(|u| u.iccid.clone()).unwrap_or_default();
+            let key = chunk.first().map(|u| u.iccid.to_string()).unwrap_or_default();
             self.publish(
                 &self.usage.topic,
                 key,

@@ -264,8 +264,8 @@ pub async fn ingest(
     let stats = Arc::new(IngestStats::default());
     let worker = Worker::new(
         Arc::clone(&engines.bus),
-        SessionIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
-        CdrIngest::new(Arc::clone(&engines.usage), Arc::clone(&engines.fleet)),
+        SessionIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
+        CdrIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
         crate::server::pipeline::worker_config(&config),
         Arc::clone(&stats),
     )
@@ -409,7 +409,7 @@ async fn live_load(
 /// Publishes one rollup for `iccid` and waits (up to 30 s) until its live session shows it.
 async fn probe(
     bus: Arc<dyn ioto_domain::ports::EventBus>,
-    usage: Arc<dyn ioto_domain::ports::UsageStore>,
+    usage: Arc<dyn ioto_domain::ports::UsageReader>,
     tenant: TenantId,
     topic: String,
     iccid: Iccid,
@@ -434,7 +434,7 @@ async fn probe(
         .ok()?;
     let published = started.elapsed();
     while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(Some(s)) = usage.live_session(tenant, iccid.as_str()).await {
+        if let Ok(Some(s)) = usage.live_session(tenant, &iccid).await {
             if s.total_in == marker {
                 return Some((started.elapsed(), published));
             }

@@ -38,13 +38,13 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         .collect();
     // What must be counted, per SIM and day, from the pure rules.
     let mut expected: HashMap<(String, NaiveDate), u64> = HashMap::new();
-    let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+    let mut progress: HashMap<ioto_domain::ports::SessionKey, SessionProgress> = HashMap::new();
     for r in &rollups {
-        if let Step::Count { delta, progress: p } = step(progress.get(&r.session_id), r).unwrap() {
+        if let Step::Count { delta, progress: p } = step(progress.get(&r.key()), r).unwrap() {
             *expected
                 .entry((r.iccid.to_string(), delta.hour.date_naive()))
                 .or_default() += delta.bytes_in;
-            progress.insert(r.session_id.clone(), p);
+            progress.insert(r.key(), p);
         }
     }
     assert!(
@@ -70,7 +70,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         ("sessions/0/x2".into(), unknown.to_json().to_string().into_bytes()),
     );
 
-    let mut ingest = SessionIngest::new(Arc::clone(&usage), fleet.clone());
+    let mut ingest = SessionIngest::new(usage.clone(), fleet.clone());
     let mut dead = Vec::new();
     let batches: Vec<_> = payloads.chunks(7).collect();
     for (k, batch) in batches.iter().enumerate() {
@@ -80,7 +80,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         assert_eq!(again.written, 0, "a redelivered batch counts nothing");
         if k % 4 == 3 {
             // The worker restarts (nothing in memory) and its group replays from an earlier offset.
-            ingest = SessionIngest::new(Arc::clone(&usage), fleet.clone());
+            ingest = SessionIngest::new(usage.clone(), fleet.clone());
             let replay = ingest.process(batches[k - 1]).await.unwrap();
             assert_eq!(replay.written, 0, "a replay after a restart counts nothing");
         }
@@ -115,7 +115,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         let points = usage
             .sim_usage(
                 tenant.id,
-                sim.iccid.as_str(),
+                &sim.iccid,
                 midnight - Duration::days(1),
                 midnight + Duration::days(1),
                 Granularity::Day,
@@ -136,7 +136,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         counted += usage
             .sim_usage(
                 tenant.id,
-                sim.iccid.as_str(),
+                &sim.iccid,
                 midnight - Duration::days(1),
                 midnight + Duration::days(1),
                 Granularity::Day,

@@ -12,21 +12,33 @@ use futures::StreamExt;
 use ioto_analytics::{ClickHouseConfig, ClickHouseUsage};
 use ioto_domain::fleet::Sim;
 use ioto_domain::identifiers::MccMnc;
-use ioto_domain::ports::{period_start, EventBus, Granularity, ReconciliationQuery, UsageStore};
+use ioto_domain::ports::{period_start, EventBus, Granularity, ReconciliationQuery, SessionKey, UsageStore};
 use ioto_domain::services::{CdrIngest, SessionIngest};
 use ioto_domain::usage::{step, SessionProgress, Step};
-use ioto_domain::{CustomerId, TenantId};
+use ioto_domain::{CustomerId, Iccid, TenantId};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
 use ioto_ingest::worker::{IngestStats, IngestTopics, Worker, WorkerConfig};
 use ioto_test_support::{clickhouse, kafka, pg, proxy::Proxy, temp_dir, unique, Factory};
 use tokio::sync::watch;
 
+/// Bytes in counted for `tenant` on the days `[first, last]` (the daily cube, all sub-customers).
+async fn counted_bytes(usage: &dyn UsageStore, tenant: TenantId, first: NaiveDate, last: NaiveDate) -> u64 {
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    usage
+        .customer_usage(tenant, None, midnight(first), midnight(last + chrono::Days::new(1)), Granularity::Day)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.bytes_in)
+        .sum()
+}
+
 /// What a set of simulated sessions must add up to in every cube.
 struct Expected {
     tenant: TenantId,
     /// Per SIM and hour: bytes in and out.
-    hourly: BTreeMap<(String, DateTime<Utc>), (u64, u64)>,
-    customers: HashMap<String, Option<CustomerId>>,
+    hourly: BTreeMap<(Iccid, DateTime<Utc>), (u64, u64)>,
+    customers: HashMap<Iccid, Option<CustomerId>>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 }
@@ -34,14 +46,14 @@ struct Expected {
 impl Expected {
     fn of(tenant: TenantId, sims: &[Sim], plan: &SessionPlan) -> Self {
         let mut hourly = BTreeMap::new();
-        let mut progress: HashMap<String, SessionProgress> = HashMap::new();
+        let mut progress: HashMap<SessionKey, SessionProgress> = HashMap::new();
         for e in plan.events() {
             let SimEvent::Rollup(r) = e else { continue };
-            if let Step::Count { delta, progress: p } = step(progress.get(&r.session_id), &r).unwrap() {
-                let e: &mut (u64, u64) = hourly.entry((r.iccid.to_string(), delta.hour)).or_default();
+            if let Step::Count { delta, progress: p } = step(progress.get(&r.key()), &r).unwrap() {
+                let e: &mut (u64, u64) = hourly.entry((r.iccid.clone(), delta.hour)).or_default();
                 e.0 += delta.bytes_in;
                 e.1 += delta.bytes_out;
-                progress.insert(r.session_id.clone(), p);
+                progress.insert(r.key(), p);
             }
         }
         Self {
@@ -49,7 +61,7 @@ impl Expected {
             hourly,
             customers: sims
                 .iter()
-                .map(|s| (s.iccid.to_string(), s.customer_id))
+                .map(|s| (s.iccid.clone(), s.customer_id))
                 .collect(),
             from: plan.from,
             to: plan.to,
@@ -65,8 +77,8 @@ impl Expected {
     }
 
     /// Sums the hourly expectation into `g` periods per SIM.
-    fn per(&self, g: Granularity) -> BTreeMap<(String, DateTime<Utc>), (u64, u64)> {
-        let mut out: BTreeMap<(String, DateTime<Utc>), (u64, u64)> = BTreeMap::new();
+    fn per(&self, g: Granularity) -> BTreeMap<(Iccid, DateTime<Utc>), (u64, u64)> {
+        let mut out: BTreeMap<(Iccid, DateTime<Utc>), (u64, u64)> = BTreeMap::new();
         for ((iccid, hour), (i, o)) in &self.hourly {
             let e = out.entry((iccid.clone(), period_start(*hour, g))).or_default();
             e.0 += i;
@@ -80,13 +92,7 @@ impl Expected {
         let (first_day, last_day) = self.days();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let counted: u64 = usage
-                .daily_usage(self.tenant, first_day, last_day)
-                .await
-                .unwrap()
-                .iter()
-                .map(|d| d.bytes_up)
-                .sum();
+            let counted = counted_bytes(usage, self.tenant, first_day, last_day).await;
             let open = usage
                 .reconciliation(self.tenant, &self.reconciliation(true))
                 .await
@@ -252,7 +258,7 @@ impl Stack {
         config.batch_wait = Duration::from_millis(100);
         Worker::new(
             Arc::clone(&self.engines.bus),
-            SessionIngest::new(Arc::clone(&usage), self.engines.fleet.clone()),
+            SessionIngest::new(usage.clone(), self.engines.fleet.clone()),
             CdrIngest::new(usage, self.engines.fleet.clone()),
             config,
             Arc::clone(stats),
@@ -357,15 +363,7 @@ async fn sigkilled_workers_count_every_event_exactly_once() {
     };
     let counted = || async {
         let (first, last) = expected.days();
-        stack
-            .engines
-            .usage
-            .daily_usage(expected.tenant, first, last)
-            .await
-            .unwrap()
-            .iter()
-            .map(|d| d.bytes_up)
-            .sum::<u64>()
+        counted_bytes(stack.engines.usage.as_ref(), expected.tenant, first, last).await
     };
     let mut killed_while_counting = 0;
     for _ in 0..6 {

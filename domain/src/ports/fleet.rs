@@ -18,7 +18,7 @@ use crate::fleet::query::{DeviceFilter, DeviceSort, Page, SimFilter, SimSort};
 use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use crate::fleet::sim::{NewSim, Sim};
 use crate::fleet::FleetSettings;
-use crate::identifiers::Iccid;
+use crate::identifiers::{Iccid, MccMnc};
 use crate::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 
 /// A row to write, with the version it was read at (`None` for a new device).
@@ -37,6 +37,14 @@ pub struct Changeset {
     pub schedules: Vec<ScheduledTransition>,
 }
 
+/// A SIM seen on a network at a time (a counted session update or CDR).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub iccid: Iccid,
+    pub network: MccMnc,
+    pub at: DateTime<Utc>,
+}
+
 /// Which pending schedules a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleQuery {
@@ -53,11 +61,11 @@ pub trait Fleet: Send + Sync + 'static {
     async fn sim(&self, scope: Scope, iccid: &Iccid) -> Result<Option<Sim>>;
     async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>>;
     /// SIMs by ICCID (the ingest worker resolves owners of a batch in one query).
-    async fn sims_by_iccid(&self, scope: Scope, iccids: &[String]) -> Result<Vec<Sim>>;
-    /// Records where and when SIMs were last seen on the network (`(iccid, MCC-MNC, at)`, from
-    /// the usage pipeline). A SIM keeps its latest sighting: older ones change nothing. Neither
-    /// the version nor the audit trail changes (this is observation, not an edit).
-    async fn record_activity(&self, seen: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()>;
+    async fn sims_by_iccid(&self, scope: Scope, iccids: &[Iccid]) -> Result<Vec<Sim>>;
+    /// Records where and when SIMs were last seen on the network (from the usage pipeline). A SIM
+    /// keeps its latest sighting: older ones change nothing. Neither the version nor the audit
+    /// trail changes (this is observation, not an edit).
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<()>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(

@@ -1,67 +1,18 @@
-//! The usage store: analytics over data sessions. Later work fills it with live sessions and cubes;
-//! today it holds daily usage per SIM and network, enough for the contract and the schema migrations.
+//! The usage store: counted data sessions, CDRs, the cubes built from them and device readings.
+//!
+//! Split by role: the ingest worker writes through [`UsageWriter`], the API reads through
+//! [`UsageReader`], device readings go through [`TelemetryStore`], and start-up, health and
+//! retention use [`UsageEngine`]. An adapter implements all four, which makes it a [`UsageStore`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::net::IpAddr;
+
 use crate::ports::EngineInfo;
-use crate::usage::TelemetryReading;
-use crate::{CustomerId, DeviceId, Error, Result, TenantId};
-
-/// Bytes a SIM moved on one network on one day. Several records for the same key add up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
-    pub tenant_id: TenantId,
-    pub customer_id: Option<CustomerId>,
-    pub iccid: String,
-    /// `MCC-MNC`, e.g. `262-01`.
-    pub network: String,
-    pub day: NaiveDate,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-}
-
-/// Usage of one tenant summed per day and network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DailyUsage {
-    pub day: NaiveDate,
-    pub network: String,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub sims: u64,
-}
-
-/// First and last day a usage record may carry (ClickHouse's `Date` range).
-pub fn usage_day_range() -> (NaiveDate, NaiveDate) {
-    (
-        NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
-        NaiveDate::from_ymd_opt(2149, 6, 6).unwrap_or_default(),
-    )
-}
-
-/// Checks every record before any is written; the error names the first bad row and field.
-pub fn check_usage_batch(records: &[UsageRecord]) -> Result<()> {
-    let (first, last) = usage_day_range();
-    for (i, r) in records.iter().enumerate() {
-        if r.day < first || r.day > last {
-            return Err(Error::invalid(
-                format!("records[{i}].day"),
-                format!("{} is outside {first}..{last}", r.day),
-            ));
-        }
-        if r.iccid.is_empty() {
-            return Err(Error::invalid(format!("records[{i}].iccid"), "must not be empty"));
-        }
-        if r.network.is_empty() {
-            return Err(Error::invalid(
-                format!("records[{i}].network"),
-                "must not be empty (MCC-MNC, e.g. 262-01)",
-            ));
-        }
-    }
-    Ok(())
-}
+use crate::usage::{RadioAccessType, TelemetryReading};
+use crate::{CustomerId, DeviceId, Iccid, MccMnc, Result, TenantId};
 
 /// One counted session update, as the ingest worker writes it: the rollup's state and the usage
 /// it added (`delta_*`), attributed to `hour` (and its `day` and `month`, computed in UTC).
@@ -69,16 +20,15 @@ pub fn check_usage_batch(records: &[UsageRecord]) -> Result<()> {
 pub struct SessionUpdate {
     pub tenant_id: TenantId,
     pub customer_id: Option<CustomerId>,
-    pub iccid: String,
+    pub iccid: Iccid,
     pub session_id: String,
     pub started_at: DateTime<Utc>,
     pub event_time: DateTime<Utc>,
     pub hour: DateTime<Utc>,
-    /// `MCC-MNC`.
-    pub mcc_mnc: String,
-    /// Readable radio access type (`LTE`, `NB-IoT`, …).
-    pub rat: String,
-    pub ip_address: Option<String>,
+    pub mcc_mnc: MccMnc,
+    /// Stored and sent by its readable name (`LTE`, `NB-IoT`, …).
+    pub rat: RadioAccessType,
+    pub ip_address: Option<IpAddr>,
     pub cell_id: Option<String>,
     pub terminated: bool,
     pub total_in: u64,
@@ -87,11 +37,28 @@ pub struct SessionUpdate {
     pub delta_out: u64,
 }
 
+impl SessionUpdate {
+    /// The key the stores and the ingest worker's progress use for this session.
+    pub fn key(&self) -> SessionKey {
+        SessionKey {
+            iccid: self.iccid.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+}
+
+/// A session is named by its SIM and the id the network gave it: two SIMs may use the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub iccid: Iccid,
+    pub session_id: String,
+}
+
 /// Which session updates of a SIM to list, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
-    /// Only this network (`MCC-MNC`).
-    pub mcc_mnc: Option<String>,
+    /// Only this network.
+    pub mcc_mnc: Option<MccMnc>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     /// After this `(event_time, session_id)`: the last row of the previous page.
@@ -113,7 +80,7 @@ pub enum Granularity {
 pub struct UsagePoint {
     /// Start of the period (UTC).
     pub period: DateTime<Utc>,
-    pub mcc_mnc: String,
+    pub mcc_mnc: MccMnc,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -125,10 +92,10 @@ pub struct CdrRecord {
     pub tenant_id: TenantId,
     pub customer_id: Option<CustomerId>,
     pub cdr_id: String,
-    pub iccid: String,
+    pub iccid: Iccid,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    pub mcc_mnc: String,
+    pub mcc_mnc: MccMnc,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub rating_group: u32,
@@ -140,7 +107,7 @@ pub struct ReconciliationQuery {
     /// First and last day, inclusive.
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub iccid: Option<String>,
+    pub iccid: Option<Iccid>,
     pub customer: Option<CustomerId>,
     /// Only SIM-days whose totals differ.
     pub only_differences: bool,
@@ -150,7 +117,7 @@ pub struct ReconciliationQuery {
 /// One SIM on one day: bytes counted from sessions and bytes billed by CDRs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconciliationRow {
-    pub iccid: String,
+    pub iccid: Iccid,
     pub day: NaiveDate,
     pub session_in: u64,
     pub session_out: u64,
@@ -163,7 +130,7 @@ pub struct ReconciliationRow {
 pub struct CustomerUsagePoint {
     pub period: DateTime<Utc>,
     pub customer_id: Option<CustomerId>,
-    pub mcc_mnc: String,
+    pub mcc_mnc: MccMnc,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -171,48 +138,58 @@ pub struct CustomerUsagePoint {
 /// How long session updates and live sessions are kept.
 pub const SESSION_RETENTION_DAYS: i64 = 7;
 
+/// Start-up, health and retention of the usage engine.
 #[async_trait]
-pub trait UsageStore: Send + Sync + 'static {
+pub trait UsageEngine: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
     async fn ping(&self) -> Result<()>;
     /// The engine's version string (`18.16.1`, `24.8.4.13`, or the embedded adapter's own).
     async fn server_version(&self) -> Result<String>;
     /// Applies pending schema migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<u32>>;
-    async fn insert_usage(&self, records: &[UsageRecord]) -> Result<()>;
-    /// Per day and network for one tenant, days in `[from, to]`, ordered by day then network.
-    async fn daily_usage(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyUsage>>;
+    /// Drops session updates, live sessions and readings older than their retention where the
+    /// engine does not expire them itself; returns what was dropped (partitions or rows), for the log.
+    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+}
 
+/// What the ingest worker writes: counted session updates and CDRs, and the state it recovers
+/// its progress from.
+#[async_trait]
+pub trait UsageWriter: Send + Sync + 'static {
     /// Writes counted session updates (one insert; the cubes and live state follow from it).
     async fn write_session_updates(&self, updates: &[SessionUpdate]) -> Result<()>;
-    /// The latest written state of each of these sessions, by `(iccid, session_id)`; sessions never
-    /// written are absent. The ingest worker recovers its progress from this after a restart.
-    async fn session_states(&self, keys: &[(String, String)]) -> Result<Vec<SessionUpdate>>;
+    /// The latest written state of each of these sessions; sessions never written are absent.
+    /// The ingest worker recovers its progress from this after a restart.
+    async fn session_states(&self, keys: &[SessionKey]) -> Result<Vec<SessionUpdate>>;
+    /// Which of these CDR ids are stored already.
+    async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>>;
+    /// Stores CDRs (the billing cubes follow from them). Callers leave out known ids.
+    async fn write_cdrs(&self, cdrs: &[CdrRecord]) -> Result<()>;
+}
+
+/// What the API reads: one tenant's sessions, usage cubes and reconciliation.
+#[async_trait]
+pub trait UsageReader: Send + Sync + 'static {
     /// The SIM's most recent session within the retention (7 days), as last updated.
-    async fn live_session(&self, tenant: TenantId, iccid: &str) -> Result<Option<SessionUpdate>>;
+    async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>>;
     /// The SIM's counted session updates in `[from, to)` (within the retention), newest first,
     /// optionally on one network, after `before` (the `(event_time, session_id)` of the last row
     /// of the previous page), at most `limit`.
     async fn session_history(
         &self,
         tenant: TenantId,
-        iccid: &str,
+        iccid: &Iccid,
         query: &HistoryQuery,
     ) -> Result<Vec<SessionUpdate>>;
     /// Usage of one SIM in `[from, to)`, per period and network, oldest first.
     async fn sim_usage(
         &self,
         tenant: TenantId,
-        iccid: &str,
+        iccid: &Iccid,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<UsagePoint>>;
-
-    /// Which of these CDR ids are stored already.
-    async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>>;
-    /// Stores CDRs (the billing cubes follow from them). Callers leave out known ids.
-    async fn write_cdrs(&self, cdrs: &[CdrRecord]) -> Result<()>;
     /// Session bytes against CDR bytes per SIM and day, ordered by day then ICCID.
     async fn reconciliation(
         &self,
@@ -229,10 +206,11 @@ pub trait UsageStore: Send + Sync + 'static {
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<CustomerUsagePoint>>;
-    /// Drops session updates and live sessions older than the retention where the engine does
-    /// not expire them itself; returns what was dropped (partitions or rows), for the log.
-    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+}
 
+/// Device readings from the telemetry source.
+#[async_trait]
+pub trait TelemetryStore: Send + Sync + 'static {
     /// Stores device readings; a reading repeated for the same device and time is kept once.
     async fn write_telemetry(&self, readings: &[(TenantId, TelemetryReading)]) -> Result<()>;
     /// A device's readings in `[from, to)`, oldest first, at most `limit` (the newest `limit`
@@ -246,6 +224,12 @@ pub trait UsageStore: Send + Sync + 'static {
         limit: u64,
     ) -> Result<Vec<TelemetryReading>>;
 }
+
+/// A whole usage adapter: the binary wires one and hands each part the role it needs
+/// (`Arc<dyn UsageStore>` coerces to `Arc<dyn UsageReader>` and the others).
+pub trait UsageStore: UsageEngine + UsageWriter + UsageReader + TelemetryStore {}
+
+impl<T: UsageEngine + UsageWriter + UsageReader + TelemetryStore> UsageStore for T {}
 
 /// How long device readings are kept.
 pub const TELEMETRY_RETENTION_DAYS: i64 = 90;

@@ -15,7 +15,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::ports::{CdrRecord, Fleet, SessionUpdate, UsageStore};
+use crate::identifiers::Iccid;
+use crate::ports::{CdrRecord, Fleet, SessionKey, SessionUpdate, TelemetryStore, UsageWriter};
 use crate::usage::{
     counted_update, step, Cdr, Rejection, RequestType, SessionProgress, SessionRollup, Step, TelemetryReading,
 };
@@ -45,7 +46,7 @@ pub struct BatchOutcome {
 /// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached.
 pub struct Owners {
     fleet: Arc<dyn Fleet>,
-    known: HashMap<String, (TenantId, Option<CustomerId>)>,
+    known: HashMap<Iccid, (TenantId, Option<CustomerId>)>,
 }
 
 impl Owners {
@@ -57,24 +58,20 @@ impl Owners {
     }
 
     /// Looks up, in one query, the SIMs of `iccids` not cached yet.
-    pub async fn load<'a>(&mut self, iccids: impl Iterator<Item = &'a str>) -> Result<()> {
-        let mut unknown: Vec<String> = iccids
-            .filter(|i| !self.known.contains_key(*i))
-            .map(str::to_owned)
-            .collect();
+    pub async fn load<'a>(&mut self, iccids: impl Iterator<Item = &'a Iccid>) -> Result<()> {
+        let mut unknown: Vec<Iccid> = iccids.filter(|i| !self.known.contains_key(*i)).cloned().collect();
         unknown.sort();
         unknown.dedup();
         if !unknown.is_empty() {
             for sim in self.fleet.sims_by_iccid(Scope::Platform, &unknown).await? {
-                self.known
-                    .insert(sim.iccid.to_string(), (sim.tenant_id, sim.customer_id));
+                self.known.insert(sim.iccid, (sim.tenant_id, sim.customer_id));
             }
         }
         Ok(())
     }
 
     /// The owner of a SIM loaded before; `None` for an ICCID no tenant has.
-    pub fn get(&self, iccid: &str) -> Option<(TenantId, Option<CustomerId>)> {
+    pub fn get(&self, iccid: &Iccid) -> Option<(TenantId, Option<CustomerId>)> {
         self.known.get(iccid).copied()
     }
 
@@ -89,26 +86,27 @@ impl Owners {
 const MAX_CACHED_SESSIONS: usize = 1_000_000;
 
 pub struct SessionIngest {
-    usage: Arc<dyn UsageStore>,
+    usage: Arc<dyn UsageWriter>,
     owners: Owners,
-    /// Progress as acknowledged by the store.
-    progress: HashMap<String, SessionProgress>,
+    /// Progress as acknowledged by the store, by session (SIM and session id: two SIMs may use
+    /// the same session id).
+    progress: HashMap<SessionKey, SessionProgress>,
     /// Progress of the batch being written (staged, not yet acknowledged).
-    pending: HashMap<String, SessionProgress>,
+    pending: HashMap<SessionKey, SessionProgress>,
 }
 
 /// A batch of session rollups counted and ready to write.
 #[derive(Debug, Default)]
 pub struct PreparedSessions {
     pub updates: Vec<SessionUpdate>,
-    local: HashMap<String, SessionProgress>,
-    terminated: Vec<String>,
+    local: HashMap<SessionKey, SessionProgress>,
+    terminated: Vec<SessionKey>,
     pub already_counted: usize,
     pub dead: Vec<DeadLetter>,
 }
 
 impl SessionIngest {
-    pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
+    pub fn new(usage: Arc<dyn UsageWriter>, fleet: Arc<dyn Fleet>) -> Self {
         Self {
             usage,
             owners: Owners::new(fleet),
@@ -123,7 +121,7 @@ impl SessionIngest {
     }
 
     /// The usage store batches are written to.
-    pub fn usage(&self) -> Arc<dyn UsageStore> {
+    pub fn usage(&self) -> Arc<dyn UsageWriter> {
         Arc::clone(&self.usage)
     }
 
@@ -164,22 +162,20 @@ impl SessionIngest {
             }
         }
         self.owners
-            .load(rollups.iter().map(|(_, _, r)| r.iccid.as_str()))
+            .load(rollups.iter().map(|(_, _, r)| &r.iccid))
             .await?;
         // Progress of sessions not known here, recovered from the store in one query.
-        let mut missing: Vec<(String, String)> = rollups
+        let mut missing: Vec<SessionKey> = rollups
             .iter()
-            .filter(|(_, _, r)| {
-                !self.progress.contains_key(&r.session_id) && !self.pending.contains_key(&r.session_id)
-            })
-            .map(|(_, _, r)| (r.iccid.to_string(), r.session_id.clone()))
+            .map(|(_, _, r)| r.key())
+            .filter(|k| !self.progress.contains_key(k) && !self.pending.contains_key(k))
             .collect();
         missing.sort();
         missing.dedup();
         if !missing.is_empty() {
             for s in self.usage.session_states(&missing).await? {
                 self.progress.insert(
-                    s.session_id.clone(),
+                    s.key(),
                     SessionProgress {
                         session_id: s.session_id,
                         started_at: s.started_at,
@@ -191,7 +187,7 @@ impl SessionIngest {
             }
         }
         for (source, payload, r) in rollups {
-            let Some((tenant_id, customer_id)) = self.owners.get(r.iccid.as_str()) else {
+            let Some((tenant_id, customer_id)) = self.owners.get(&r.iccid) else {
                 out.dead.push(DeadLetter {
                     source: source.clone(),
                     rejection: Rejection::UnknownIccid {
@@ -201,20 +197,21 @@ impl SessionIngest {
                 });
                 continue;
             };
+            let key = r.key();
             let previous = out
                 .local
-                .get(&r.session_id)
-                .or_else(|| self.pending.get(&r.session_id))
-                .or_else(|| self.progress.get(&r.session_id));
+                .get(&key)
+                .or_else(|| self.pending.get(&key))
+                .or_else(|| self.progress.get(&key));
             match step(previous, &r) {
                 Ok(Step::AlreadyCounted) => out.already_counted += 1,
                 Ok(Step::Count { delta, progress }) => {
                     if r.request_type == RequestType::Terminate {
-                        out.terminated.push(r.session_id.clone());
+                        out.terminated.push(key.clone());
                     }
                     out.updates
                         .push(counted_update(tenant_id, customer_id, &r, &delta, &progress));
-                    out.local.insert(r.session_id.clone(), progress);
+                    out.local.insert(key, progress);
                 }
                 Err(rejection) => out.dead.push(DeadLetter {
                     source: source.clone(),
@@ -239,8 +236,8 @@ impl SessionIngest {
         self.pending.clear();
         self.progress.extend(prepared.local);
         // A terminated session's later redeliveries are recognised from the store.
-        for id in &prepared.terminated {
-            self.progress.remove(id);
+        for key in &prepared.terminated {
+            self.progress.remove(key);
         }
         BatchOutcome {
             written: prepared.updates.len(),
@@ -266,7 +263,7 @@ pub struct CdrOutcome {
 /// before, or seen earlier in the batch is skipped, so redeliveries and duplicate records from
 /// mediation bill nothing twice.
 pub struct CdrIngest {
-    usage: Arc<dyn UsageStore>,
+    usage: Arc<dyn UsageWriter>,
     owners: Owners,
     /// Ids of the batch being written.
     pending: HashSet<String>,
@@ -281,7 +278,7 @@ pub struct PreparedCdrs {
 }
 
 impl CdrIngest {
-    pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
+    pub fn new(usage: Arc<dyn UsageWriter>, fleet: Arc<dyn Fleet>) -> Self {
         Self {
             usage,
             owners: Owners::new(fleet),
@@ -327,7 +324,7 @@ impl CdrIngest {
             }
         }
         self.owners
-            .load(cdrs.iter().map(|(_, _, c)| c.iccid.as_str()))
+            .load(cdrs.iter().map(|(_, _, c)| &c.iccid))
             .await?;
         let ids: Vec<String> = cdrs.iter().map(|(_, _, c)| c.cdr_id.clone()).collect();
         let mut seen: HashSet<String> = if ids.is_empty() {
@@ -337,7 +334,7 @@ impl CdrIngest {
         };
         seen.extend(self.pending.iter().cloned());
         for (source, payload, c) in cdrs {
-            let Some((tenant_id, customer_id)) = self.owners.get(c.iccid.as_str()) else {
+            let Some((tenant_id, customer_id)) = self.owners.get(&c.iccid) else {
                 out.dead.push(DeadLetter {
                     source: source.clone(),
                     rejection: Rejection::UnknownIccid {
@@ -355,10 +352,10 @@ impl CdrIngest {
                 tenant_id,
                 customer_id,
                 cdr_id: c.cdr_id,
-                iccid: c.iccid.to_string(),
+                iccid: c.iccid,
                 start: c.start,
                 end: c.end,
-                mcc_mnc: c.mcc_mnc.to_string(),
+                mcc_mnc: c.mcc_mnc,
                 bytes_in: c.bytes_in,
                 bytes_out: c.bytes_out,
                 rating_group: c.rating_group,
@@ -393,13 +390,13 @@ pub struct TelemetryOutcome {
 
 /// Device telemetry: readings checked, matched to their device's tenant, stored.
 pub struct TelemetryIngest {
-    usage: Arc<dyn UsageStore>,
+    usage: Arc<dyn TelemetryStore>,
     fleet: Arc<dyn Fleet>,
     tenants: HashMap<DeviceId, TenantId>,
 }
 
 impl TelemetryIngest {
-    pub fn new(usage: Arc<dyn UsageStore>, fleet: Arc<dyn Fleet>) -> Self {
+    pub fn new(usage: Arc<dyn TelemetryStore>, fleet: Arc<dyn Fleet>) -> Self {
         Self {
             usage,
             fleet,

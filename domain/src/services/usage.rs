@@ -8,9 +8,9 @@ use crate::fleet::{Device, Sim};
 use crate::identifiers::MccMnc;
 use crate::ports::{
     CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery, ReconciliationRow, SessionUpdate,
-    UsagePoint, UsageStore,
+    TelemetryStore, UsagePoint, UsageReader,
 };
-use crate::usage::TelemetryReading;
+use crate::usage::{RadioAccessType, TelemetryReading};
 use crate::{Actor, CustomerId, Error, Permission, Result, TenantId};
 
 /// A session counts as online while its last update is this recent and it was not terminated.
@@ -23,10 +23,10 @@ pub const MAX_PERIODS: i64 = 2_000;
 #[derive(Debug, Clone)]
 pub struct LiveSession {
     pub online: bool,
-    /// `MCC-MNC`; the API names it from the network catalogue.
-    pub mcc_mnc: String,
-    pub rat: String,
-    pub ip_address: Option<String>,
+    /// The API names it from the network catalogue.
+    pub mcc_mnc: MccMnc,
+    pub rat: RadioAccessType,
+    pub ip_address: Option<std::net::IpAddr>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub started_at: DateTime<Utc>,
@@ -50,19 +50,20 @@ impl LiveSession {
 
 #[derive(Clone)]
 pub struct UsageService {
-    store: Arc<dyn UsageStore>,
+    store: Arc<dyn UsageReader>,
+    telemetry: Arc<dyn TelemetryStore>,
 }
 
 impl UsageService {
-    pub fn new(store: Arc<dyn UsageStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn UsageReader>, telemetry: Arc<dyn TelemetryStore>) -> Self {
+        Self { store, telemetry }
     }
 
     /// The SIM's latest session (the caller has the SIM, so may see it).
     pub async fn live_session(&self, sim: &Sim) -> Result<Option<LiveSession>> {
         Ok(self
             .store
-            .live_session(sim.tenant_id, sim.iccid.as_str())
+            .live_session(sim.tenant_id, &sim.iccid)
             .await?
             .map(|u| LiveSession::from_update(u, Utc::now())))
     }
@@ -81,14 +82,14 @@ impl UsageService {
             return Err(Error::invalid("to", "must be after from"));
         }
         let query = HistoryQuery {
-            mcc_mnc: mcc_mnc.map(ToString::to_string),
+            mcc_mnc: mcc_mnc.cloned(),
             from,
             to,
             before,
             limit,
         };
         self.store
-            .session_history(sim.tenant_id, sim.iccid.as_str(), &query)
+            .session_history(sim.tenant_id, &sim.iccid, &query)
             .await
     }
 
@@ -102,7 +103,7 @@ impl UsageService {
     ) -> Result<Vec<UsagePoint>> {
         check_periods(from, to, granularity)?;
         self.store
-            .sim_usage(sim.tenant_id, sim.iccid.as_str(), from, to, granularity)
+            .sim_usage(sim.tenant_id, &sim.iccid, from, to, granularity)
             .await
     }
 
@@ -164,7 +165,7 @@ impl UsageService {
         if to <= from {
             return Err(Error::invalid("to", "must be after from"));
         }
-        self.store
+        self.telemetry
             .device_telemetry(device.tenant_id, device.id, from, to, limit)
             .await
     }

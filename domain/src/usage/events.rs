@@ -286,6 +286,14 @@ impl WireRollup<'_> {
 }
 
 impl SessionRollup {
+    /// The session this rollup belongs to (the SIM and the id the network gave it).
+    pub fn key(&self) -> crate::ports::SessionKey {
+        crate::ports::SessionKey {
+            iccid: self.iccid.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+
     /// Reads one rollup from its JSON form.
     pub fn from_json(payload: &[u8]) -> Result<Self, Rejection> {
         if let Some(r) = serde_json::from_slice::<WireRollup<'_>>(payload)

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// Serialized as its readable name; read back through [`RadioAccessType::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum RadioAccessType {
     /// 2G (GSM/GPRS/EDGE).
     Geran,
@@ -97,5 +99,18 @@ mod tests {
                 "names round-trip"
             );
         }
+    }
+}
+
+impl TryFrom<String> for RadioAccessType {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RadioAccessType> for String {
+    fn from(v: RadioAccessType) -> String {
+        v.name().to_owned()
     }
 }

@@ -21,6 +21,7 @@ use super::{
 use crate::context::{actor, loaders, services};
 use crate::error::{to_gql, GqlResult};
 use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
+use crate::scalars::IccidScalar;
 
 /// A key/value label.
 #[derive(SimpleObject, Clone)]
@@ -134,8 +135,8 @@ impl ScheduledTransitionObject {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    async fn iccid(&self) -> &str {
-        self.0.iccid.as_str()
+    async fn iccid(&self) -> IccidScalar {
+        IccidScalar(self.0.iccid.clone())
     }
     async fn target_state(&self) -> SimStateKind {
         self.0.target.into()
@@ -247,7 +248,7 @@ pub struct FleetSettingsObject {
 #[graphql(name = "SimStateChange")]
 pub struct SimStateChangeObject {
     pub sim_id: ID,
-    pub iccid: String,
+    pub iccid: IccidScalar,
     pub customer_id: Option<ID>,
     pub from: SimStateKind,
     pub to: SimStateKind,
@@ -259,7 +260,7 @@ impl From<SimStateChanged> for SimStateChangeObject {
     fn from(e: SimStateChanged) -> Self {
         Self {
             sim_id: ID(e.sim_id.to_string()),
-            iccid: e.iccid,
+            iccid: IccidScalar(e.iccid),
             customer_id: e.customer_id.map(|c| ID(c.to_string())),
             from: e.from.into(),
             to: e.to.into(),
@@ -446,7 +447,7 @@ pub struct SimFilterInput {
     /// Case-insensitive text found in any label key or value.
     pub label_search: Option<String>,
     /// MCC-MNC of the last network seen, e.g. "262-01".
-    pub networks: Option<Vec<crate::scalars::MccMncInput>>,
+    pub networks: Option<Vec<crate::scalars::MccMncScalar>>,
     pub iccid_prefix: Option<String>,
     /// With or without '+'.
     pub msisdn_prefix: Option<String>,

@@ -10,6 +10,7 @@ use super::{CustomerObject, DeviceObject, SimStateKind, SimTypeKind};
 use crate::context::{actor, loaders, services};
 use crate::error::GqlResult;
 use crate::loaders::gql_err;
+use crate::scalars::{IccidScalar, MccMncScalar};
 
 /// A SIM card.
 pub struct SimObject(pub Sim);
@@ -23,8 +24,8 @@ impl SimObject {
         ID(self.0.tenant_id.to_string())
     }
     /// 19 or 20 digits, Luhn-checked.
-    async fn iccid(&self) -> &str {
-        self.0.iccid.as_str()
+    async fn iccid(&self) -> IccidScalar {
+        IccidScalar(self.0.iccid.clone())
     }
     async fn imsi(&self) -> &str {
         self.0.imsi.as_str()
@@ -93,8 +94,8 @@ impl SimObject {
         self.0.activation_code.as_deref()
     }
     /// MCC-MNC of the network of the last session.
-    async fn last_network(&self) -> Option<String> {
-        self.0.last_network.as_ref().map(ToString::to_string)
+    async fn last_network(&self) -> Option<MccMncScalar> {
+        self.0.last_network.clone().map(MccMncScalar)
     }
     async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_activity_at

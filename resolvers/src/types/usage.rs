@@ -1,6 +1,6 @@
 //! Usage as GraphQL types: a SIM's live session and its usage over time.
 
-use crate::scalars::BigInt;
+use crate::scalars::{BigInt, IccidScalar, MccMncScalar};
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use ioto_domain::identifiers::MccMnc;
@@ -33,7 +33,7 @@ impl From<GranularityKind> for Granularity {
 #[derive(SimpleObject, Clone)]
 pub struct NetworkInfo {
     /// `MCC-MNC`, e.g. `262-01`.
-    pub mcc_mnc: String,
+    pub mcc_mnc: MccMncScalar,
     /// Brand or operator; null when the code is not in the reference table.
     pub name: Option<String>,
     /// ISO 3166 alpha-2.
@@ -42,12 +42,10 @@ pub struct NetworkInfo {
 }
 
 impl NetworkInfo {
-    pub fn of(mcc_mnc: &str) -> Self {
-        let known = MccMnc::parse(mcc_mnc)
-            .ok()
-            .and_then(|m| Networks::builtin().get(&m).cloned());
+    pub fn of(mcc_mnc: &MccMnc) -> Self {
+        let known = Networks::builtin().get(mcc_mnc).cloned();
         Self {
-            mcc_mnc: mcc_mnc.to_owned(),
+            mcc_mnc: MccMncScalar(mcc_mnc.clone()),
             name: known.as_ref().map(|n| n.name.clone()),
             country_code: known
                 .as_ref()
@@ -81,8 +79,8 @@ impl From<LiveSession> for LiveSessionObject {
         Self {
             online: s.online,
             network: NetworkInfo::of(&s.mcc_mnc),
-            radio_access_type: s.rat,
-            ip_address: s.ip_address,
+            radio_access_type: s.rat.name().to_owned(),
+            ip_address: s.ip_address.map(|ip| ip.to_string()),
             bytes_in: s.bytes_in.into(),
             bytes_out: s.bytes_out.into(),
             started_at: s.started_at,
@@ -117,7 +115,7 @@ impl From<UsagePoint> for UsagePointObject {
 #[derive(SimpleObject)]
 #[graphql(name = "LiveSessionUpdate")]
 pub struct LiveSessionUpdateObject {
-    pub iccid: String,
+    pub iccid: IccidScalar,
     /// The sub-customer the SIM belonged to when the update was counted.
     pub customer_id: Option<async_graphql::ID>,
     /// The session after this update.
@@ -133,7 +131,7 @@ pub struct LiveSessionUpdateObject {
 impl LiveSessionUpdateObject {
     pub fn new(u: ioto_domain::ports::SessionUpdate, now: DateTime<Utc>) -> Self {
         Self {
-            iccid: u.iccid.clone(),
+            iccid: IccidScalar(u.iccid.clone()),
             customer_id: u.customer_id.map(|c| async_graphql::ID(c.to_string())),
             added_bytes_in: u.delta_in.into(),
             added_bytes_out: u.delta_out.into(),
@@ -209,7 +207,7 @@ impl async_graphql::ScalarType for Date {
 #[derive(SimpleObject)]
 #[graphql(name = "ReconciliationRow")]
 pub struct ReconciliationRowObject {
-    pub iccid: String,
+    pub iccid: IccidScalar,
     pub day: Date,
     pub status: ReconciliationStatus,
     pub session_bytes_in: BigInt,
@@ -238,7 +236,7 @@ impl From<ioto_domain::ports::ReconciliationRow> for ReconciliationRowObject {
             ReconciliationStatus::Different
         };
         Self {
-            iccid: r.iccid,
+            iccid: IccidScalar(r.iccid),
             day: Date(r.day),
             status,
             session_bytes_in: r.session_in.into(),

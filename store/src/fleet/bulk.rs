@@ -3,6 +3,7 @@
 
 use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
+use ioto_domain::ports::Sighting;
 use ioto_domain::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -223,10 +224,11 @@ pub async fn insert_audit(
     Ok(())
 }
 
+/// A sighting as the Postgres `jsonb_to_recordset` reads it.
 #[derive(Serialize)]
-struct Sighting<'a> {
+struct SightingRow<'a> {
     iccid: &'a str,
-    net: &'a str,
+    net: String,
     at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -234,13 +236,17 @@ struct Sighting<'a> {
 pub(crate) async fn record_activity(
     txn: &DatabaseTransaction,
     backend: DbBackend,
-    seen: &[(String, String, chrono::DateTime<chrono::Utc>)],
+    seen: &[Sighting],
 ) -> Result<()> {
     if backend == DbBackend::Postgres {
         for chunk in seen.chunks(PG_CHUNK) {
-            let doc: Vec<Sighting<'_>> = chunk
+            let doc: Vec<SightingRow<'_>> = chunk
                 .iter()
-                .map(|(iccid, net, at)| Sighting { iccid, net, at: *at })
+                .map(|s| SightingRow {
+                    iccid: s.iccid.as_str(),
+                    net: s.network.to_string(),
+                    at: s.at,
+                })
                 .collect();
             let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
             txn.execute(Statement::from_sql_and_values(
@@ -255,15 +261,15 @@ pub(crate) async fn record_activity(
         }
         return Ok(());
     }
-    for (iccid, net, at) in seen {
+    for s in seen {
         sim::Entity::update_many()
-            .col_expr(sim::Column::LastNetwork, Expr::value(net.clone()))
-            .col_expr(sim::Column::LastActivityAt, Expr::value(*at))
-            .filter(sim::Column::Iccid.eq(iccid.clone()))
+            .col_expr(sim::Column::LastNetwork, Expr::value(s.network.to_string()))
+            .col_expr(sim::Column::LastActivityAt, Expr::value(s.at))
+            .filter(sim::Column::Iccid.eq(s.iccid.as_str()))
             .filter(
                 Condition::any()
                     .add(sim::Column::LastActivityAt.is_null())
-                    .add(sim::Column::LastActivityAt.lt(*at)),
+                    .add(sim::Column::LastActivityAt.lt(s.at)),
             )
             .exec(txn)
             .await

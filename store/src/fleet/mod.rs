@@ -17,7 +17,7 @@ use ioto_domain::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use ioto_domain::fleet::sim::{NewSim, Sim};
 use ioto_domain::fleet::{AuditAction, FleetSettings};
 use ioto_domain::identifiers::Iccid;
-use ioto_domain::ports::{Changeset, Fleet, ScheduleQuery};
+use ioto_domain::ports::{Changeset, Fleet, ScheduleQuery, Sighting};
 use ioto_domain::{CustomerId, DeviceId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -253,13 +253,13 @@ impl Fleet for SqlDirectory {
         .await
     }
 
-    async fn sims_by_iccid(&self, scope: Scope, iccids: &[String]) -> Result<Vec<Sim>> {
+    async fn sims_by_iccid(&self, scope: Scope, iccids: &[Iccid]) -> Result<Vec<Sim>> {
         let mut out = Vec::new();
         for chunk in iccids.chunks(ID_CHUNK) {
             out.extend(
                 self.read_all::<_, Sim>(
                     scope,
-                    sims_in(scope).filter(sim::Column::Iccid.is_in(chunk.iter().cloned())),
+                    sims_in(scope).filter(sim::Column::Iccid.is_in(chunk.iter().map(Iccid::as_str))),
                 )
                 .await?,
             );
@@ -267,7 +267,7 @@ impl Fleet for SqlDirectory {
         Ok(out)
     }
 
-    async fn record_activity(&self, seen: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()> {
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<()> {
         if seen.is_empty() {
             return Ok(());
         }

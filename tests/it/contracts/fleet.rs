@@ -577,16 +577,22 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         .unwrap()
         .remove(0);
     let at = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let key = seen_sim.iccid.to_string();
+    let seen = |iccid: &ioto_domain::Iccid, network: &str, at| ioto_domain::ports::Sighting {
+        iccid: iccid.clone(),
+        network: ioto_domain::MccMnc::parse(network).unwrap(),
+        at,
+    };
+    let nobody = ioto_domain::Iccid::with_check_digit("8900000000000000000").unwrap();
     fleet
-        .record_activity(&[
-            (key.clone(), "262-01".into(), at),
-            ("89000000000000000000".into(), "262-01".into(), at),
-        ])
+        .record_activity(&[seen(&seen_sim.iccid, "262-01", at), seen(&nobody, "262-01", at)])
         .await
         .unwrap();
     fleet
-        .record_activity(&[(key.clone(), "208-01".into(), at - chrono::Duration::minutes(1))])
+        .record_activity(&[seen(
+            &seen_sim.iccid,
+            "208-01",
+            at - chrono::Duration::minutes(1),
+        )])
         .await
         .unwrap();
     let after = fleet

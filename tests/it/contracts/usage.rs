@@ -1,86 +1,28 @@
-use chrono::NaiveDate;
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
-use ioto_domain::ports::{UsageRecord, UsageStore};
-use ioto_domain::{CustomerId, Error, TenantId};
+use ioto_domain::ports::{SessionKey, UsageStore};
+use ioto_domain::usage::RadioAccessType;
+use ioto_domain::{CustomerId, Iccid, MccMnc, TenantId};
 use ioto_test_support::{clickhouse, temp_dir};
 
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+/// A valid ICCID numbered `n` (the stores read ICCIDs back through their parser).
+fn icc(n: u32) -> Iccid {
+    Iccid::with_check_digit(&format!("894900000000000{n:04}")).unwrap()
 }
 
-fn rec(tenant: TenantId, iccid: &str, network: &str, d: u32, up: u64, down: u64) -> UsageRecord {
-    UsageRecord {
-        tenant_id: tenant,
-        customer_id: Some(CustomerId::new()),
-        iccid: iccid.into(),
-        network: network.into(),
-        day: day(d),
-        bytes_up: up,
-        bytes_down: down,
-    }
+fn net(s: &str) -> MccMnc {
+    MccMnc::parse(s).unwrap()
 }
 
-async fn contract(store: &dyn UsageStore) {
+/// Migrations apply once, in order; the engine answers.
+async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    assert_eq!(first, vec![1, 2, 3, 4], "a fresh store applies every migration");
+    assert_eq!(first, vec![1, 2, 3, 4, 5], "a fresh store applies every migration");
     assert!(
         store.migrate().await.unwrap().is_empty(),
         "migrating twice applies nothing"
     );
     assert!(!store.server_version().await.unwrap().is_empty());
     store.ping().await.unwrap();
-
-    let a = TenantId::new();
-    let b = TenantId::new();
-    let mut batch = vec![
-        rec(a, "8901", "262-01", 20, 100, 1000),
-        rec(a, "8902", "262-01", 20, 50, 500),
-        rec(a, "8901", "262-02", 21, 7, 70),
-        rec(b, "8999", "262-01", 20, 1, 1),
-    ];
-    // Same SIM, network and day twice: the bytes add up.
-    let mut again = batch[0].clone();
-    again.customer_id = batch[0].customer_id;
-    batch.push(again);
-    store.insert_usage(&batch).await.unwrap();
-
-    let got = store.daily_usage(a, day(19), day(21)).await.unwrap();
-    let summary: Vec<_> = got
-        .iter()
-        .map(|u| (u.day, u.network.as_str(), u.bytes_up, u.bytes_down, u.sims))
-        .collect();
-    assert_eq!(
-        summary,
-        vec![(day(20), "262-01", 250, 2500, 2), (day(21), "262-02", 7, 70, 1)]
-    );
-    assert_eq!(
-        store.daily_usage(a, day(21), day(21)).await.unwrap().len(),
-        1,
-        "range is inclusive and bounded"
-    );
-    assert_eq!(
-        store.daily_usage(b, day(1), day(30)).await.unwrap().len(),
-        1,
-        "tenants do not mix"
-    );
-
-    // A bad row fails the batch, naming it, and nothing of the batch is stored.
-    let bad = vec![
-        rec(b, "8998", "262-01", 22, 5, 5),
-        UsageRecord {
-            day: NaiveDate::from_ymd_opt(1960, 1, 1).unwrap(),
-            ..rec(b, "8998", "262-01", 22, 5, 5)
-        },
-    ];
-    let err = store.insert_usage(&bad).await.unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidInput { ref field, .. } if field == "records[1].day"),
-        "{err:?}"
-    );
-    assert!(
-        store.daily_usage(b, day(22), day(22)).await.unwrap().is_empty(),
-        "partial write"
-    );
 }
 
 /// Counted session updates: live state, recovery state and usage cubes follow from one write.
@@ -90,21 +32,21 @@ async fn sessions_contract(store: &dyn UsageStore) {
 
     let tenant = TenantId::new();
     let customer = Some(CustomerId::new());
-    let iccid = "89490000000000000017";
+    let iccid = &icc(17);
     let midnight = period_start(Utc::now(), Granularity::Day);
     let update =
         |session: &str, started: i64, at: i64, totals: (u64, u64), delta: (u64, u64), terminated: bool| {
             SessionUpdate {
                 tenant_id: tenant,
                 customer_id: customer,
-                iccid: iccid.into(),
+                iccid: iccid.clone(),
                 session_id: session.into(),
                 started_at: midnight + Duration::minutes(started),
                 event_time: midnight + Duration::minutes(at),
                 hour: period_start(midnight + Duration::minutes(at), Granularity::Hour),
-                mcc_mnc: "262-01".into(),
-                rat: "LTE".into(),
-                ip_address: Some("10.0.0.1".into()),
+                mcc_mnc: net("262-01"),
+                rat: RadioAccessType::Lte,
+                ip_address: Some("10.0.0.1".parse().unwrap()),
                 cell_id: None,
                 terminated,
                 total_in: totals.0,
@@ -135,7 +77,8 @@ async fn sessions_contract(store: &dyn UsageStore) {
         (live.session_id.as_str(), live.total_in, live.terminated),
         ("b", 5, false)
     );
-    assert_eq!(live.ip_address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(live.ip_address.map(|ip| ip.to_string()).as_deref(), Some("10.0.0.1"));
+    assert_eq!((live.rat, live.mcc_mnc.to_string().as_str()), (RadioAccessType::Lte, "262-01"));
     assert!(
         store
             .live_session(TenantId::new(), iccid)
@@ -147,9 +90,23 @@ async fn sessions_contract(store: &dyn UsageStore) {
 
     let states = store
         .session_states(&[
-            (iccid.into(), "a".into()),
-            (iccid.into(), "b".into()),
-            (iccid.into(), "nope".into()),
+            SessionKey {
+                iccid: iccid.clone(),
+                session_id: "a".into(),
+            },
+            SessionKey {
+                iccid: iccid.clone(),
+                session_id: "b".into(),
+            },
+            SessionKey {
+                iccid: iccid.clone(),
+                session_id: "nope".into(),
+            },
+            // The same session id on another SIM is another session.
+            SessionKey {
+                iccid: icc(18),
+                session_id: "a".into(),
+            },
         ])
         .await
         .unwrap();
@@ -201,7 +158,7 @@ async fn sessions_contract(store: &dyn UsageStore) {
             tenant,
             iccid,
             &HistoryQuery {
-                mcc_mnc: Some("234-15".into()),
+                mcc_mnc: Some(net("234-15")),
                 from: span.0,
                 to: span.1,
                 before: None,
@@ -217,7 +174,7 @@ async fn sessions_contract(store: &dyn UsageStore) {
                 tenant,
                 iccid,
                 &HistoryQuery {
-                    mcc_mnc: Some("262-01".into()),
+                    mcc_mnc: Some(net("262-01")),
                     from: span.0,
                     to: span.1,
                     before: None,
@@ -278,32 +235,35 @@ async fn sessions_contract(store: &dyn UsageStore) {
         assert_eq!(points.iter().map(|p| p.bytes_in).sum::<u64>(), 155, "{g:?}");
         assert!(points
             .iter()
-            .all(|p| p.period == period_start(p.period, g) && p.mcc_mnc == "262-01"));
+            .all(|p| p.period == period_start(p.period, g) && p.mcc_mnc == net("262-01")));
     }
+    // The daily cube (reconciliation's session view) is fed too.
     let tenant_days = store
-        .daily_usage(
+        .reconciliation(
             tenant,
-            (midnight - Duration::days(1)).date_naive(),
-            midnight.date_naive(),
+            &ioto_domain::ports::ReconciliationQuery {
+                from: (midnight - Duration::days(1)).date_naive(),
+                to: midnight.date_naive(),
+                iccid: None,
+                customer: None,
+                only_differences: false,
+                limit: 10,
+            },
         )
         .await
         .unwrap();
     let summary: Vec<_> = tenant_days
         .iter()
-        .map(|d| (d.bytes_up, d.bytes_down, d.sims))
+        .map(|d| (&d.iccid, d.session_in, d.session_out))
         .collect();
-    assert_eq!(
-        summary,
-        vec![(100, 10, 1), (55, 25, 1)],
-        "the daily cube is fed too"
-    );
+    assert_eq!(summary, vec![(iccid, 100, 10), (iccid, 55, 25)]);
 }
 
 /// A session update of `tenant`'s SIM at `at`, adding `delta` bytes in and out.
 fn counted(
     tenant: TenantId,
     customer: Option<CustomerId>,
-    iccid: &str,
+    iccid: Iccid,
     session: &str,
     at: chrono::DateTime<chrono::Utc>,
     delta: u64,
@@ -312,13 +272,13 @@ fn counted(
     ioto_domain::ports::SessionUpdate {
         tenant_id: tenant,
         customer_id: customer,
-        iccid: iccid.into(),
+        iccid,
         session_id: session.into(),
         started_at: at,
         event_time: at,
         hour: period_start(at, Granularity::Hour),
-        mcc_mnc: "262-01".into(),
-        rat: "LTE".into(),
+        mcc_mnc: net("262-01"),
+        rat: RadioAccessType::Lte,
         ip_address: None,
         cell_id: None,
         terminated: false,
@@ -340,21 +300,21 @@ async fn billing_contract(store: &dyn UsageStore) {
     // Session view: SIM 1 uses 100 on the 1st and 40 on the 2nd; SIM 2 uses 7 on the 1st.
     store
         .write_session_updates(&[
-            counted(tenant, Some(c1), "8911", "s1", at(1, 10), 100),
-            counted(tenant, Some(c1), "8911", "s2", at(2, 23), 40),
-            counted(tenant, Some(c2), "8922", "s3", at(1, 5), 7),
-            counted(tenant, None, "8933", "s4", at(1, 6), 3),
+            counted(tenant, Some(c1), icc(11), "s1", at(1, 10), 100),
+            counted(tenant, Some(c1), icc(11), "s2", at(2, 23), 40),
+            counted(tenant, Some(c2), icc(22), "s3", at(1, 5), 7),
+            counted(tenant, None, icc(33), "s4", at(1, 6), 3),
         ])
         .await
         .unwrap();
-    let cdr = |id: &str, iccid: &str, customer, d: u32, bytes: u64| CdrRecord {
+    let cdr = |id: &str, iccid: Iccid, customer, d: u32, bytes: u64| CdrRecord {
         tenant_id: tenant,
         customer_id: customer,
         cdr_id: id.into(),
-        iccid: iccid.into(),
+        iccid,
         start: at(d, 0),
         end: at(d, 23),
-        mcc_mnc: "262-01".into(),
+        mcc_mnc: net("262-01"),
         bytes_in: bytes,
         bytes_out: bytes,
         rating_group: 10,
@@ -363,11 +323,11 @@ async fn billing_contract(store: &dyn UsageStore) {
     // SIM 2 has no CDR; SIM 9 has a CDR but no sessions.
     store
         .write_cdrs(&[
-            cdr("k1", "8911", Some(c1), 1, 60),
-            cdr("k2", "8911", Some(c1), 1, 40),
-            cdr("k3", "8911", Some(c1), 2, 30),
-            cdr("k4", "8999", None, 2, 5),
-            cdr("k5", "8933", None, 1, 3),
+            cdr("k1", icc(11), Some(c1), 1, 60),
+            cdr("k2", icc(11), Some(c1), 1, 40),
+            cdr("k3", icc(11), Some(c1), 2, 30),
+            cdr("k4", icc(99), None, 2, 5),
+            cdr("k5", icc(33), None, 1, 3),
         ])
         .await
         .unwrap();
@@ -392,7 +352,7 @@ async fn billing_contract(store: &dyn UsageStore) {
         .map(|r| {
             (
                 r.day.to_string(),
-                r.iccid.as_str(),
+                r.iccid.clone(),
                 r.session_in,
                 r.cdr_in,
                 r.cdr_out,
@@ -402,11 +362,11 @@ async fn billing_contract(store: &dyn UsageStore) {
     assert_eq!(
         got,
         vec![
-            ("2026-10-01".into(), "8911", 100, 100, 100),
-            ("2026-10-01".into(), "8922", 7, 0, 0),
-            ("2026-10-01".into(), "8933", 3, 3, 3),
-            ("2026-10-02".into(), "8911", 40, 30, 30),
-            ("2026-10-02".into(), "8999", 0, 5, 5),
+            ("2026-10-01".into(), icc(11), 100, 100, 100),
+            ("2026-10-01".into(), icc(22), 7, 0, 0),
+            ("2026-10-01".into(), icc(33), 3, 3, 3),
+            ("2026-10-02".into(), icc(11), 40, 30, 30),
+            ("2026-10-02".into(), icc(99), 0, 5, 5),
         ]
     );
     let diffs = store
@@ -424,7 +384,7 @@ async fn billing_contract(store: &dyn UsageStore) {
         .reconciliation(
             tenant,
             &ReconciliationQuery {
-                iccid: Some("8911".into()),
+                iccid: Some(icc(11)),
                 customer: Some(c1),
                 ..query.clone()
             },
@@ -548,18 +508,18 @@ async fn telemetry_and_retention_contract(store: &dyn UsageStore) {
         .is_empty());
 
     // Retention: session data older than 7 days and readings older than 90 go.
-    let iccid = "8944";
+    let iccid = icc(44);
     store
         .write_session_updates(&[
-            counted(tenant, None, iccid, "old", now - Duration::days(9), 1),
-            counted(tenant, None, iccid, "new", now - Duration::hours(1), 1),
+            counted(tenant, None, iccid.clone(), "old", now - Duration::days(9), 1),
+            counted(tenant, None, iccid.clone(), "new", now - Duration::hours(1), 1),
         ])
         .await
         .unwrap();
-    let keys = [
-        (iccid.to_owned(), "old".to_owned()),
-        (iccid.to_owned(), "new".to_owned()),
-    ];
+    let keys = ["old", "new"].map(|s| SessionKey {
+        iccid: iccid.clone(),
+        session_id: s.to_owned(),
+    });
     assert_eq!(store.session_states(&keys).await.unwrap().len(), 2);
     let dropped = store.drop_expired(now).await.unwrap();
     let left: Vec<String> = store
@@ -607,7 +567,7 @@ async fn usage_contract_on_embedded() {
     let store = EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
         .await
         .unwrap();
-    contract(&store).await;
+    engine_contract(&store).await;
     sessions_contract(&store).await;
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;
@@ -617,7 +577,7 @@ async fn usage_contract_on_embedded() {
 async fn usage_contract_on_clickhouse() {
     let config = clickhouse::database().await;
     let store = ClickHouseUsage::connect(config.clone()).await.unwrap();
-    contract(&store).await;
+    engine_contract(&store).await;
     sessions_contract(&store).await;
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;

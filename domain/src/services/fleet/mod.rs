@@ -390,13 +390,17 @@ impl FleetService {
                     .and_then(|s| s.as_str())
                     .and_then(|s| crate::fleet::SimState::parse(s).ok())
             };
-            if let (Some(from), Some(to)) = (parse(&e.old_value), parse(&e.new_value)) {
+            if let (Some(from), Some(to), Ok(iccid)) = (
+                parse(&e.old_value),
+                parse(&e.new_value),
+                crate::Iccid::parse(&e.entity_ref),
+            ) {
                 self.notifier
                     .publish(FleetEvent::SimStateChanged(SimStateChanged {
                         tenant_id: e.tenant_id,
                         customer_id: e.customer_id,
                         sim_id: SimId(e.entity_id),
-                        iccid: e.entity_ref.clone(),
+                        iccid,
                         from,
                         to,
                         actor: e.stamp.actor.clone(),

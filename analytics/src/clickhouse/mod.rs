@@ -1,0 +1,87 @@
+//! Usage store on ClickHouse: the client and what every part shares; the roles live beside it
+//! (`schema` start-up and retention, `writer` the ingest worker's writes, `reader` the API's
+//! queries, `telemetry` device readings), the row layouts in `rows`.
+
+mod config;
+mod reader;
+mod rows;
+mod schema;
+mod telemetry;
+mod writer;
+
+use clickhouse::{Client, Row};
+use ioto_domain::ports::UsageEngine;
+use ioto_domain::{Error, Result};
+use serde::Serialize;
+
+pub use config::ClickHouseConfig;
+use config::{check_identifier, unavailable};
+
+#[derive(Clone)]
+pub struct ClickHouseUsage {
+    config: ClickHouseConfig,
+    client: Client,
+}
+
+impl ClickHouseUsage {
+    /// Builds the client and checks the server answers; does not create anything.
+    pub async fn connect(config: ClickHouseConfig) -> Result<Self> {
+        let client = Self::client(&config).with_database(&config.database);
+        let store = Self { config, client };
+        store.server_version().await?;
+        Ok(store)
+    }
+
+    fn client(config: &ClickHouseConfig) -> Client {
+        let mut c = Client::default().with_url(&config.url);
+        if let Some(u) = &config.user {
+            c = c.with_user(u);
+        }
+        if let Some(p) = &config.password {
+            c = c.with_password(p);
+        }
+        c
+    }
+
+    /// Creates the database when missing (as `ioto migrate` does before the DDL).
+    pub async fn create_database(config: &ClickHouseConfig) -> Result<()> {
+        check_identifier(&config.database)?;
+        Self::client(config)
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", config.database))
+            .execute()
+            .await
+            .map_err(|e| unavailable(config, e))
+    }
+
+    /// Drops the database (tests clean up after themselves with this).
+    pub async fn drop_database(config: &ClickHouseConfig) -> Result<()> {
+        check_identifier(&config.database)?;
+        Self::client(config)
+            .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+            .execute()
+            .await
+            .map_err(|e| unavailable(config, e))
+    }
+
+    fn err(&self, e: clickhouse::error::Error) -> Error {
+        unavailable(&self.config, e)
+    }
+
+    /// One INSERT of `rows` into `table` (one request; a block per partition).
+    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
+    where
+        T: Row + Serialize,
+    {
+        let mut insert = self.client.insert(table).map_err(|e| self.err(e))?;
+        for row in rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+
+    /// Whether the server understands `TTL` clauses (19.6 and later).
+    async fn ttl_supported(&self) -> Result<bool> {
+        let (major, minor) = crate::parse_version(&self.server_version().await?);
+        Ok(major > 19 || (major == 19 && minor >= 6))
+    }
+}

@@ -1,0 +1,239 @@
+//! The API's reads: live sessions, session history, usage cubes, reconciliation and usage per
+//! sub-customer, always within one tenant.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ioto_domain::ports::{
+    period_start, CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery, ReconciliationRow,
+    SessionUpdate, UsagePoint, UsageReader,
+};
+use ioto_domain::{CustomerId, Iccid, Result, TenantId};
+
+use super::rows::{secs, time, CustomerPointRow, LiveRow, PointRow, ReconRow, SessionRow, LIVE_COLUMNS};
+use super::ClickHouseUsage;
+use crate::{days_to_date, roll_up, roll_up_customers, stored};
+
+#[async_trait]
+impl UsageReader for ClickHouseUsage {
+    async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>> {
+        let rows = self
+            .client
+            .query(&format!(
+                "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE iccid = ? AND tenant_id = ? \
+                 AND started_at >= now() - 7 * 86400 GROUP BY iccid, session_id ORDER BY l_event DESC LIMIT 1"
+            ))
+            .bind(iccid.as_str())
+            .bind(tenant.to_string())
+            .fetch_all::<LiveRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter().next().map(LiveRow::into_update).transpose()
+    }
+
+    async fn session_history(
+        &self,
+        tenant: TenantId,
+        iccid: &Iccid,
+        query: &HistoryQuery,
+    ) -> Result<Vec<SessionUpdate>> {
+        let mut sql = String::from(
+            "SELECT tenant_id, customer_id, iccid, session_id, toUInt32(started_at), toUInt32(event_time), toUInt32(hour), \
+             toUInt16(day), toUInt16(month), mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out \
+             FROM session_updates WHERE tenant_id = ? AND iccid = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
+             AND event_time >= now() - 7 * 86400",
+        );
+        if query.mcc_mnc.is_some() {
+            sql.push_str(" AND mcc_mnc = ?");
+        }
+        if query.before.is_some() {
+            sql.push_str(
+                " AND (event_time < toDateTime(?) OR (event_time = toDateTime(?) AND session_id < ?))",
+            );
+        }
+        sql.push_str(" ORDER BY event_time DESC, session_id DESC LIMIT ?");
+        let mut q = self
+            .client
+            .query(&sql)
+            .bind(tenant.to_string())
+            .bind(iccid.as_str())
+            .bind(secs(query.from)?)
+            .bind(secs(query.to)?);
+        if let Some(m) = &query.mcc_mnc {
+            q = q.bind(m.to_string());
+        }
+        if let Some((t, s)) = &query.before {
+            q = q.bind(secs(*t)?).bind(secs(*t)?).bind(s.as_str());
+        }
+        let rows = q
+            .bind(query.limit)
+            .fetch_all::<SessionRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter().map(SessionRow::into_update).collect()
+    }
+
+    async fn sim_usage(
+        &self,
+        tenant: TenantId,
+        iccid: &Iccid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<UsagePoint>> {
+        // Periods are computed here in UTC from the stored hour or month, not by the server's
+        // time-zone-dependent functions.
+        let (sql, lower, upper) = match granularity {
+            Granularity::Hour | Granularity::Day => (
+                "SELECT toUInt32(hour) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                 FROM usage_hourly WHERE tenant_id = ? AND iccid = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
+                 GROUP BY hour, mcc_mnc ORDER BY hour, mcc_mnc",
+                secs(from)?,
+                secs(to)?,
+            ),
+            Granularity::Month | Granularity::Year => (
+                "SELECT toUInt32(toUInt32(toUInt16(month)) * 86400) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                 FROM usage_monthly WHERE tenant_id = ? AND iccid = ? AND toUInt16(month) * 86400 >= ? AND toUInt16(month) * 86400 < ? \
+                 GROUP BY month, mcc_mnc ORDER BY month, mcc_mnc",
+                secs(period_start(from, Granularity::Month))?,
+                secs(to)?,
+            ),
+        };
+        let rows = self
+            .client
+            .query(sql)
+            .bind(tenant.to_string())
+            .bind(iccid.as_str())
+            .bind(lower)
+            .bind(upper)
+            .fetch_all::<PointRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut points = Vec::with_capacity(rows.len());
+        for r in rows {
+            points.push(UsagePoint {
+                period: time(r.period),
+                mcc_mnc: stored::mcc_mnc("usage_hourly", &r.mcc_mnc)?,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+            });
+        }
+        Ok(roll_up(points, granularity))
+    }
+
+    async fn reconciliation(
+        &self,
+        tenant: TenantId,
+        query: &ReconciliationQuery,
+    ) -> Result<Vec<ReconciliationRow>> {
+        // Both views per SIM and day side by side (UNION ALL rather than a FULL JOIN, which old
+        // servers handle poorly), then summed.
+        let mut filter = String::from("tenant_id = ? AND day >= toDate(?) AND day <= toDate(?)");
+        if query.iccid.is_some() {
+            filter.push_str(" AND iccid = ?");
+        }
+        if query.customer.is_some() {
+            filter.push_str(" AND customer_id = ?");
+        }
+        let having = if query.only_differences {
+            " HAVING session_in != cdr_in OR session_out != cdr_out"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT iccid, toUInt16(day) AS day, sum(s_in) AS session_in, sum(s_out) AS session_out, \
+             sum(c_in) AS cdr_in, sum(c_out) AS cdr_out FROM ( \
+               SELECT iccid, day, bytes_up AS s_in, bytes_down AS s_out, toUInt64(0) AS c_in, toUInt64(0) AS c_out \
+               FROM usage_daily WHERE {filter} \
+               UNION ALL \
+               SELECT iccid, day, toUInt64(0) AS s_in, toUInt64(0) AS s_out, bytes_in AS c_in, bytes_out AS c_out \
+               FROM billing_daily WHERE {filter} \
+             ) GROUP BY iccid, day{having} ORDER BY day, iccid LIMIT ?"
+        );
+        let mut q = self.client.query(&sql);
+        for _ in 0..2 {
+            q = q
+                .bind(tenant.to_string())
+                .bind(query.from.to_string())
+                .bind(query.to.to_string());
+            if let Some(i) = &query.iccid {
+                q = q.bind(i.as_str());
+            }
+            if let Some(c) = query.customer {
+                q = q.bind(c.to_string());
+            }
+        }
+        let rows = q
+            .bind(query.limit)
+            .fetch_all::<ReconRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReconciliationRow {
+                    iccid: stored::iccid("usage_daily", &r.iccid)?,
+                    day: days_to_date(r.day),
+                    session_in: r.session_in,
+                    session_out: r.session_out,
+                    cdr_in: r.cdr_in,
+                    cdr_out: r.cdr_out,
+                })
+            })
+            .collect()
+    }
+
+    async fn customer_usage(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+    ) -> Result<Vec<CustomerUsagePoint>> {
+        let (period, table, lower) = match granularity {
+            Granularity::Hour => (
+                "toUInt32(hour)",
+                "usage_hourly",
+                period_start(from, Granularity::Hour),
+            ),
+            Granularity::Day => (
+                "toUInt32(toUInt32(toUInt16(day)) * 86400)",
+                "customer_usage_daily",
+                period_start(from, Granularity::Day),
+            ),
+            Granularity::Month | Granularity::Year => (
+                "toUInt32(toUInt32(toUInt16(month)) * 86400)",
+                "customer_usage_monthly",
+                period_start(from, Granularity::Month),
+            ),
+        };
+        let mut sql = format!(
+            "SELECT {period} AS period, customer_id, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+             FROM {table} WHERE tenant_id = ? AND {period} >= ? AND {period} < ?"
+        );
+        if customer.is_some() {
+            sql.push_str(" AND customer_id = ?");
+        }
+        sql.push_str(" GROUP BY period, customer_id, mcc_mnc ORDER BY period, customer_id, mcc_mnc");
+        let mut q = self
+            .client
+            .query(&sql)
+            .bind(tenant.to_string())
+            .bind(secs(lower)?)
+            .bind(secs(to)?);
+        if let Some(c) = customer {
+            q = q.bind(c.to_string());
+        }
+        let rows = q.fetch_all::<CustomerPointRow>().await.map_err(|e| self.err(e))?;
+        let mut points = Vec::with_capacity(rows.len());
+        for r in rows {
+            points.push(CustomerUsagePoint {
+                period: time(r.period),
+                customer_id: stored::customer(table, &r.customer_id)?,
+                mcc_mnc: stored::mcc_mnc(table, &r.mcc_mnc)?,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+            });
+        }
+        Ok(roll_up_customers(points, granularity))
+    }
+}

@@ -1,0 +1,132 @@
+//! Start-up, health and retention: the versioned DDL and dropping expired partitions on servers
+//! without TTL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use ioto_domain::ports::{EngineInfo, UsageEngine, SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS};
+use ioto_domain::Result;
+use ioto_migrations::CLICKHOUSE;
+
+use super::rows::{PartitionRow, VersionRow};
+use super::ClickHouseUsage;
+
+/// Whether a partition of a table without TTL lies wholly before the retention cut-off.
+fn partition_expired(table: &str, partition: &str, now: DateTime<Utc>) -> bool {
+    let digits: String = partition.chars().filter(char::is_ascii_digit).collect();
+    let session_cut = (now - chrono::Duration::days(SESSION_RETENTION_DAYS)).date_naive();
+    let telemetry_cut = (now - chrono::Duration::days(TELEMETRY_RETENTION_DAYS)).date_naive();
+    match table {
+        // `day` ('2026-11-15') and toYYYYMMDD(started_at) (20261115): one day each.
+        "session_updates" | "live_sessions" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
+            .map(|d| d < session_cut)
+            .unwrap_or(false),
+        // toYYYYMM(day): a month, dropped once its last day is past the cut-off.
+        "device_telemetry" => NaiveDate::parse_from_str(&format!("{digits}01"), "%Y%m%d")
+            .ok()
+            .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+            .map(|next| next <= telemetry_cut)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl UsageEngine for ClickHouseUsage {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            engine: "clickhouse",
+            location: format!("{} (database {})", self.config.url, self.config.database),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn server_version(&self) -> Result<String> {
+        Self::client(&self.config)
+            .query("SELECT version()")
+            .fetch_one::<String>()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn migrate(&self) -> Result<Vec<u32>> {
+        Self::create_database(&self.config).await?;
+        self.client
+            .query(
+                "CREATE TABLE IF NOT EXISTS ioto_schema_migrations \
+                 (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
+            )
+            .execute()
+            .await
+            .map_err(|e| self.err(e))?;
+        let applied: Vec<u32> = self
+            .client
+            .query("SELECT version FROM ioto_schema_migrations ORDER BY version")
+            .fetch_all::<VersionRow>()
+            .await
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        let ttl = self.ttl_supported().await?;
+        let mut now_applied = Vec::new();
+        for m in CLICKHOUSE.iter().filter(|m| !applied.contains(&m.version)) {
+            for stmt in m.statements(ttl) {
+                self.client.query(&stmt).execute().await.map_err(|e| {
+                    tracing::error!(version = m.version, statement = %stmt, "ClickHouse migration failed");
+                    self.err(e)
+                })?;
+            }
+            self.client
+                .query("INSERT INTO ioto_schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+                .bind(m.version)
+                .bind(m.name)
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+            now_applied.push(m.version);
+        }
+        Ok(now_applied)
+    }
+
+    async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        if self.ttl_supported().await? {
+            return Ok(Vec::new());
+        }
+        let parts = self
+            .client
+            .query(
+                "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() \
+                 AND active AND table IN ('session_updates', 'live_sessions', 'device_telemetry')",
+            )
+            .fetch_all::<PartitionRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut dropped = Vec::new();
+        for p in parts
+            .into_iter()
+            .filter(|p| partition_expired(&p.table, &p.partition, now))
+        {
+            // The partition value as system.parts prints it is a valid literal for DROP PARTITION
+            // ('2026-11-15' for a Date, 20261115 for a number).
+            let literal = if p.partition.contains('-') {
+                format!("'{}'", p.partition.trim_matches('\''))
+            } else {
+                p.partition.clone()
+            };
+            self.client
+                .query(&format!("ALTER TABLE {} DROP PARTITION {literal}", p.table))
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+            dropped.push(format!("{} partition {}", p.table, p.partition));
+        }
+        Ok(dropped)
+    }
+}

@@ -106,11 +106,10 @@ async fn open_usage(config: &Config) -> anyhow::Result<Arc<dyn UsageStore>> {
 
 /// Connects every port; the first engine that cannot be reached ends start-up with its name.
 pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
-    let store =
-        Arc::new(ioto_store::connect(&store_location(config), config.database.max_connections).await?);
-    store.ping().await?;
-    let directory: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store;
+    let store = ioto_store::connect(&store_location(config), config.database.max_connections).await?;
+    let directory: Arc<dyn Directory> = Arc::new(store.directory());
+    directory.ping().await?;
+    let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
     let usage = open_usage(config).await?;
     let bus: Arc<dyn EventBus> = match &config.kafka.brokers {
         Some(brokers) => Arc::new(

@@ -224,7 +224,8 @@ pub fn activity_recorder(
 ) -> mpsc::UnboundedSender<Vec<Sighting>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Sighting>>();
     tokio::spawn(async move {
-        let mut latest: std::collections::HashMap<ioto_domain::Iccid, Sighting> = std::collections::HashMap::new();
+        let mut latest: std::collections::HashMap<ioto_domain::Iccid, Sighting> =
+            std::collections::HashMap::new();
         let mut tick = tokio::time::interval(ACTIVITY_EVERY);
         loop {
             // The select only decides; the work happens after it (nothing borrowed across awaits).

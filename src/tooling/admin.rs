@@ -85,7 +85,7 @@ impl Admin {
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let loc = engines::store_location(config);
         ioto_store::migrate(&loc).await?;
-        let dir: Arc<dyn Directory> = Arc::new(ioto_store::connect(&loc, 2).await?);
+        let dir: Arc<dyn Directory> = Arc::new(ioto_store::connect(&loc, 2).await?.directory());
         Ok(Self {
             directory: DirectoryService::new(dir),
             actor: Actor {
@@ -274,7 +274,7 @@ fn rotate_jwt_secret(config: &Config) -> anyhow::Result<String> {
     if config.auth.jwt_secret.is_some() {
         bail!("auth.jwt_secret is set in the configuration: change it there (the data directory's secret is not used)");
     }
-    if config.auth.algorithm != "HS256" {
+    if config.auth.algorithm != crate::config::JwtAlgorithm::HS256 {
         bail!(
             "auth.algorithm is {}: tokens are verified with the identity provider's keys; nothing to rotate here",
             config.auth.algorithm

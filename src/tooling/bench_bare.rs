@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use ioto_domain::Actor;
 use ioto_store::entities::{sim, tenant, user};
-use ioto_store::SqlDirectory;
+use ioto_store::SqlStore;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -23,7 +23,7 @@ use crate::server::auth::{bearer, Jwt};
 
 #[derive(Clone)]
 struct Bare {
-    store: SqlDirectory,
+    store: SqlStore,
     jwt: Arc<Jwt>,
 }
 

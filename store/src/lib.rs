@@ -5,6 +5,7 @@ mod directory;
 pub mod entities;
 mod error;
 mod fleet;
+mod pool;
 mod session;
 
 use std::time::Duration;
@@ -18,6 +19,8 @@ use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 
 pub use directory::SqlDirectory;
+pub use fleet::SqlFleet;
+pub use pool::SqlStore;
 pub use session::ReadSession;
 
 /// Where the transactional store lives.
@@ -115,7 +118,7 @@ async fn sqlite_connection(loc: &StoreLocation, max: u32) -> Result<DatabaseConn
 }
 
 /// Opens the store for serving. On Postgres every pooled connection works as `ioto_app`.
-pub async fn connect(loc: &StoreLocation, max_connections: u32) -> Result<SqlDirectory> {
+pub async fn connect(loc: &StoreLocation, max_connections: u32) -> Result<SqlStore> {
     let (db, engine) = match loc {
         StoreLocation::Postgres { url } => {
             let opts: PgConnectOptions = url.parse().map_err(|e| unreachable(loc, e))?;
@@ -135,7 +138,7 @@ pub async fn connect(loc: &StoreLocation, max_connections: u32) -> Result<SqlDir
         }
         StoreLocation::Sqlite { .. } => (sqlite_connection(loc, max_connections).await?, "sqlite"),
     };
-    Ok(SqlDirectory::new(
+    Ok(SqlStore::new(
         db,
         EngineInfo {
             engine,

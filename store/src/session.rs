@@ -21,7 +21,7 @@ use ioto_domain::{Result, Scope};
 use sea_orm::{DatabaseTransaction, DbBackend};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use crate::directory::{commit, SqlDirectory};
+use crate::pool::{commit, SqlStore};
 
 tokio::task_local! {
     static READS: Arc<ReadSession>;
@@ -80,7 +80,7 @@ impl Shared {
 
 /// The session transaction for `scope` on `store`, begun on first use; `None` when the task has
 /// no session, the store is not Postgres, or the session's transaction is in another scope.
-pub(crate) async fn open(store: &SqlDirectory, scope: Scope) -> Result<Option<Shared>> {
+pub(crate) async fn open(store: &SqlStore, scope: Scope) -> Result<Option<Shared>> {
     if store.backend() != DbBackend::Postgres {
         return Ok(None);
     }

@@ -152,13 +152,11 @@ impl Factory {
 /// A fresh migrated Postgres database: the directory and fleet ports on it, and a factory.
 pub async fn postgres_ports() -> (Arc<dyn Directory>, Arc<dyn Fleet>, Factory) {
     let url = crate::pg::database().await;
-    let store = Arc::new(
-        ioto_store::connect(&ioto_store::StoreLocation::Postgres { url }, 2)
-            .await
-            .unwrap(),
-    );
-    let directory: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store;
+    let store = ioto_store::connect(&ioto_store::StoreLocation::Postgres { url }, 2)
+        .await
+        .unwrap();
+    let directory: Arc<dyn Directory> = Arc::new(store.directory());
+    let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
     let factory = Factory::new(Arc::clone(&directory), Arc::clone(&fleet));
     (directory, fleet, factory)
 }

@@ -25,7 +25,13 @@ use tokio::sync::watch;
 async fn counted_bytes(usage: &dyn UsageStore, tenant: TenantId, first: NaiveDate, last: NaiveDate) -> u64 {
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     usage
-        .customer_usage(tenant, None, midnight(first), midnight(last + chrono::Days::new(1)), Granularity::Day)
+        .customer_usage(
+            tenant,
+            None,
+            midnight(first),
+            midnight(last + chrono::Days::new(1)),
+            Granularity::Day,
+        )
         .await
         .unwrap()
         .iter()
@@ -59,10 +65,7 @@ impl Expected {
         Self {
             tenant,
             hourly,
-            customers: sims
-                .iter()
-                .map(|s| (s.iccid.clone(), s.customer_id))
-                .collect(),
+            customers: sims.iter().map(|s| (s.iccid.clone(), s.customer_id)).collect(),
             from: plan.from,
             to: plan.to,
         }

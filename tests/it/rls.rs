@@ -38,7 +38,7 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
     let store = ioto_store::connect(&StoreLocation::Postgres { url }, 1)
         .await
         .unwrap();
-    let f = Factory::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
     let a = f.tenant("A").await;
     let b = f.tenant("B").await;
     f.customer(&a, "A1").await;
@@ -57,7 +57,7 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
             values: vec![],
             description: None,
         };
-        ioto_domain::ports::Fleet::put_label_suggestion(&store, Scope::Platform, t.id, s)
+        ioto_domain::ports::LabelCatalogue::put_label_suggestion(&store.fleet(), Scope::Platform, t.id, s)
             .await
             .unwrap();
     }

@@ -14,18 +14,25 @@ use crate::identifiers::{Email, Name, Slug};
 use crate::ports::EngineInfo;
 use crate::{CustomerId, Result, Role, Scope, TenantId, UserId};
 
+/// The engine behind the directory, for start-up logs and `/readyz`.
 #[async_trait]
-pub trait Directory: Send + Sync + 'static {
+pub trait DirectoryEngine: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<()>;
+}
 
+#[async_trait]
+pub trait TenantStore: Send + Sync + 'static {
     async fn create_tenant(&self, scope: Scope, new: NewTenant) -> Result<Tenant>;
     async fn tenant(&self, scope: Scope, id: TenantId) -> Result<Option<Tenant>>;
     async fn tenant_by_slug(&self, scope: Scope, slug: &Slug) -> Result<Option<Tenant>>;
     async fn list_tenants(&self, scope: Scope) -> Result<Vec<Tenant>>;
     async fn rename_tenant(&self, scope: Scope, id: TenantId, name: Name) -> Result<Tenant>;
+}
 
+#[async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
     async fn create_customer(&self, scope: Scope, new: NewCustomer) -> Result<Customer>;
     async fn customer(&self, scope: Scope, id: CustomerId) -> Result<Option<Customer>>;
     /// The tenant's customers by name (ties by id), after `page.after`, at most `page.limit`.
@@ -33,7 +40,10 @@ pub trait Directory: Send + Sync + 'static {
     async fn update_customer(&self, scope: Scope, id: CustomerId, patch: CustomerPatch) -> Result<Customer>;
     /// Refuses with `Conflict` while users or SIMs still belong to the customer.
     async fn delete_customer(&self, scope: Scope, id: CustomerId) -> Result<()>;
+}
 
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
     async fn create_user(&self, scope: Scope, new: NewUser) -> Result<User>;
     async fn user(&self, scope: Scope, id: UserId) -> Result<Option<User>>;
     /// The tenant's users by e-mail (ties by id), after `page.after`, at most `page.limit`.
@@ -51,3 +61,8 @@ pub trait Directory: Send + Sync + 'static {
     /// Looks a user up by e-mail across tenants, for login only.
     async fn login_record(&self, email: &Email) -> Result<Option<LoginRecord>>;
 }
+
+/// The whole directory: every adapter that implements the parts is one.
+pub trait Directory: DirectoryEngine + TenantStore + CustomerStore + UserStore {}
+
+impl<T> Directory for T where T: DirectoryEngine + TenantStore + CustomerStore + UserStore {}

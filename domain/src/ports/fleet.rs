@@ -53,11 +53,9 @@ pub struct ScheduleQuery {
     pub limit: u64,
 }
 
+/// SIMs: reads, bulk creation, assignment, and sightings from the usage pipeline.
 #[async_trait]
-pub trait Fleet: Send + Sync + 'static {
-    async fn settings(&self, scope: Scope, tenant: TenantId) -> Result<FleetSettings>;
-    async fn set_settings(&self, scope: Scope, tenant: TenantId, settings: FleetSettings) -> Result<()>;
-
+pub trait SimStore: Send + Sync + 'static {
     async fn sim(&self, scope: Scope, iccid: &Iccid) -> Result<Option<Sim>>;
     async fn sims_by_id(&self, scope: Scope, ids: &[SimId]) -> Result<Vec<Sim>>;
     /// SIMs by ICCID (the ingest worker resolves owners of a batch in one query).
@@ -76,23 +74,6 @@ pub trait Fleet: Send + Sync + 'static {
         page: &Page<SimSort>,
     ) -> Result<Vec<Sim>>;
     async fn count_sims(&self, scope: Scope, tenant: TenantId, filter: &SimFilter) -> Result<u64>;
-
-    async fn device(&self, scope: Scope, id: DeviceId) -> Result<Option<Device>>;
-    async fn devices_by_id(&self, scope: Scope, ids: &[DeviceId]) -> Result<Vec<Device>>;
-    async fn list_devices(
-        &self,
-        scope: Scope,
-        tenant: TenantId,
-        filter: &DeviceFilter,
-        page: &Page<DeviceSort>,
-    ) -> Result<Vec<Device>>;
-    async fn count_devices(&self, scope: Scope, tenant: TenantId, filter: &DeviceFilter) -> Result<u64>;
-
-    /// Customers by id, for nested fields (one query for a whole page).
-    async fn customers_by_id(&self, scope: Scope, ids: &[CustomerId]) -> Result<Vec<Customer>>;
-
-    /// Writes a changeset atomically (see the module doc).
-    async fn apply(&self, scope: Scope, changes: Changeset) -> Result<()>;
 
     /// Creates SIMs in bulk (set-based, not row by row), each with an audit entry of `action`
     /// (`CREATED` or `IMPORTED`) stamped with `stamp` and `import_id`. All or nothing. Returns
@@ -125,6 +106,22 @@ pub trait Fleet: Send + Sync + 'static {
         customer: Option<CustomerId>,
         stamp: &AuditStamp,
     ) -> Result<u64>;
+}
+
+/// Devices: reads and assignment.
+#[async_trait]
+pub trait DeviceStore: Send + Sync + 'static {
+    async fn device(&self, scope: Scope, id: DeviceId) -> Result<Option<Device>>;
+    async fn devices_by_id(&self, scope: Scope, ids: &[DeviceId]) -> Result<Vec<Device>>;
+    async fn list_devices(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        filter: &DeviceFilter,
+        page: &Page<DeviceSort>,
+    ) -> Result<Vec<Device>>;
+    async fn count_devices(&self, scope: Scope, tenant: TenantId, filter: &DeviceFilter) -> Result<u64>;
+    /// Like [`SimStore::assign_sims`], for devices.
     async fn assign_devices(
         &self,
         scope: Scope,
@@ -133,9 +130,34 @@ pub trait Fleet: Send + Sync + 'static {
         customer: Option<CustomerId>,
         stamp: &AuditStamp,
     ) -> Result<u64>;
+}
 
+/// Coordinated writes (SIMs, devices, audit and schedules in one changeset), the tenant's fleet
+/// settings, and what every fleet read shares.
+#[async_trait]
+pub trait FleetChanges: Send + Sync + 'static {
+    async fn settings(&self, scope: Scope, tenant: TenantId) -> Result<FleetSettings>;
+    async fn set_settings(&self, scope: Scope, tenant: TenantId, settings: FleetSettings) -> Result<()>;
+
+    /// Customers by id, for nested fields (one query for a whole page).
+    async fn customers_by_id(&self, scope: Scope, ids: &[CustomerId]) -> Result<Vec<Customer>>;
+
+    /// Writes a changeset atomically (see the module doc).
+    async fn apply(&self, scope: Scope, changes: Changeset) -> Result<()>;
+
+    /// Counts SQL statements sent so far (for tests and `/metrics`).
+    fn statements(&self) -> u64;
+}
+
+/// The audit trail (written with changesets, read here).
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
     async fn audit(&self, scope: Scope, tenant: TenantId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+}
 
+/// The tenant's label catalogue (suggested keys and values).
+#[async_trait]
+pub trait LabelCatalogue: Send + Sync + 'static {
     async fn label_catalogue(&self, scope: Scope, tenant: TenantId) -> Result<Vec<LabelSuggestion>>;
     async fn put_label_suggestion(
         &self,
@@ -145,7 +167,11 @@ pub trait Fleet: Send + Sync + 'static {
     ) -> Result<()>;
     /// `NotFound` when the key is not in the catalogue.
     async fn remove_label_suggestion(&self, scope: Scope, tenant: TenantId, key: &str) -> Result<()>;
+}
 
+/// Scheduled state transitions: listed by tenants, claimed and finished by the scheduler.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync + 'static {
     async fn schedules(
         &self,
         scope: Scope,
@@ -164,10 +190,12 @@ pub trait Fleet: Send + Sync + 'static {
     ) -> Result<Vec<ScheduledTransition>>;
     /// Records the end of a claimed schedule (applied or failed, with why).
     async fn finish_schedule(&self, id: Uuid, status: ScheduleStatus, outcome: Option<String>) -> Result<()>;
-
-    /// Counts SQL statements sent so far (for tests and `/metrics`).
-    fn statements(&self) -> u64;
 }
+
+/// The whole fleet store: every adapter that implements the parts is one.
+pub trait Fleet: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
+
+impl<T> Fleet for T where T: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
 
 /// Reads an uploaded file into rows of text cells.
 pub trait TableReader: Send + Sync + 'static {

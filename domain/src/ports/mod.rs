@@ -7,13 +7,16 @@ pub mod telemetry;
 pub mod usage;
 
 pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
-pub use directory::Directory;
-pub use fleet::{Changeset, Fleet, Sighting, FleetNotifier, NoNotifier, ScheduleQuery, TableReader, Versioned};
+pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
+pub use fleet::{
+    AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier,
+    ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
+};
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{
-    period_start, CdrRecord, CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery, ReconciliationRow,
-    SessionKey, SessionUpdate, TelemetryStore, UsageEngine, UsagePoint, UsageReader, UsageStore, UsageWriter,
-    SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
+    period_start, CdrRecord, CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery,
+    ReconciliationRow, SessionKey, SessionUpdate, TelemetryStore, UsageEngine, UsagePoint, UsageReader,
+    UsageStore, UsageWriter, SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
 };
 
 /// What every engine-backed port can say about itself, for start-up logs and `/readyz`.

@@ -161,9 +161,7 @@ impl SessionIngest {
                 }),
             }
         }
-        self.owners
-            .load(rollups.iter().map(|(_, _, r)| &r.iccid))
-            .await?;
+        self.owners.load(rollups.iter().map(|(_, _, r)| &r.iccid)).await?;
         // Progress of sessions not known here, recovered from the store in one query.
         let mut missing: Vec<SessionKey> = rollups
             .iter()
@@ -323,9 +321,7 @@ impl CdrIngest {
                 }),
             }
         }
-        self.owners
-            .load(cdrs.iter().map(|(_, _, c)| &c.iccid))
-            .await?;
+        self.owners.load(cdrs.iter().map(|(_, _, c)| &c.iccid)).await?;
         let ids: Vec<String> = cdrs.iter().map(|(_, _, c)| c.cdr_id.clone()).collect();
         let mut seen: HashSet<String> = if ids.is_empty() {
             HashSet::new()

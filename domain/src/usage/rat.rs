@@ -81,6 +81,19 @@ impl fmt::Display for RadioAccessType {
     }
 }
 
+impl TryFrom<String> for RadioAccessType {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<RadioAccessType> for String {
+    fn from(v: RadioAccessType) -> String {
+        v.name().to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,18 +112,5 @@ mod tests {
                 "names round-trip"
             );
         }
-    }
-}
-
-impl TryFrom<String> for RadioAccessType {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
-    }
-}
-
-impl From<RadioAccessType> for String {
-    fn from(v: RadioAccessType) -> String {
-        v.name().to_owned()
     }
 }

@@ -7,18 +7,18 @@ use ioto_domain::{Error, Role, Scope};
 use ioto_store::StoreLocation;
 use ioto_test_support::{pg, temp_dir, Factory};
 
-async fn open(loc: StoreLocation) -> Arc<ioto_store::SqlDirectory> {
+async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
     ioto_store::migrate(&loc).await.unwrap();
-    Arc::new(ioto_store::connect(&loc, 4).await.unwrap())
+    ioto_store::connect(&loc, 4).await.unwrap()
 }
 
 fn name(s: &str) -> Name {
     Name::parse(s, "name").unwrap()
 }
 
-async fn contract(store: Arc<ioto_store::SqlDirectory>) {
-    let dir: Arc<dyn Directory> = store.clone();
-    let f = Factory::new(dir.clone(), store);
+async fn contract(store: ioto_store::SqlStore) {
+    let dir: Arc<dyn Directory> = Arc::new(store.directory());
+    let f = Factory::new(dir.clone(), Arc::new(store.fleet()));
     let a = f.tenant("Tenant A").await;
     let b = f.tenant("Tenant B").await;
     let a_scope = Scope::tenant(a.id);

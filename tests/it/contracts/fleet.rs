@@ -16,9 +16,9 @@ use ioto_store::StoreLocation;
 use ioto_test_support::{pg, temp_dir, Factory};
 use uuid::Uuid;
 
-async fn open(loc: StoreLocation) -> Arc<ioto_store::SqlDirectory> {
+async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
     ioto_store::migrate(&loc).await.unwrap();
-    Arc::new(ioto_store::connect(&loc, 4).await.unwrap())
+    ioto_store::connect(&loc, 4).await.unwrap()
 }
 
 fn stamp() -> AuditStamp {
@@ -57,9 +57,9 @@ fn device(tenant: ioto_domain::TenantId, n: u32) -> Device {
     }
 }
 
-async fn contract(store: Arc<ioto_store::SqlDirectory>) {
-    let dir: Arc<dyn Directory> = store.clone();
-    let fleet: Arc<dyn Fleet> = store.clone();
+async fn contract(store: ioto_store::SqlStore) {
+    let dir: Arc<dyn Directory> = Arc::new(store.directory());
+    let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
     let f = Factory::new(dir.clone(), fleet.clone());
     let a = f.tenant("Fleet A").await;
     let b = f.tenant("Fleet B").await;
@@ -588,11 +588,7 @@ async fn contract(store: Arc<ioto_store::SqlDirectory>) {
         .await
         .unwrap();
     fleet
-        .record_activity(&[seen(
-            &seen_sim.iccid,
-            "208-01",
-            at - chrono::Duration::minutes(1),
-        )])
+        .record_activity(&[seen(&seen_sim.iccid, "208-01", at - chrono::Duration::minutes(1))])
         .await
         .unwrap();
     let after = fleet

@@ -16,7 +16,11 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    assert_eq!(first, vec![1, 2, 3, 4, 5], "a fresh store applies every migration");
+    assert_eq!(
+        first,
+        vec![1, 2, 3, 4, 5],
+        "a fresh store applies every migration"
+    );
     assert!(
         store.migrate().await.unwrap().is_empty(),
         "migrating twice applies nothing"
@@ -77,8 +81,14 @@ async fn sessions_contract(store: &dyn UsageStore) {
         (live.session_id.as_str(), live.total_in, live.terminated),
         ("b", 5, false)
     );
-    assert_eq!(live.ip_address.map(|ip| ip.to_string()).as_deref(), Some("10.0.0.1"));
-    assert_eq!((live.rat, live.mcc_mnc.to_string().as_str()), (RadioAccessType::Lte, "262-01"));
+    assert_eq!(
+        live.ip_address.map(|ip| ip.to_string()).as_deref(),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        (live.rat, live.mcc_mnc.to_string().as_str()),
+        (RadioAccessType::Lte, "262-01")
+    );
     assert!(
         store
             .live_session(TenantId::new(), iccid)

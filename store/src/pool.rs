@@ -1,0 +1,201 @@
+//! The connection pool every transactional adapter shares: scoped transactions (RLS settings on
+//! Postgres), reads inside the request's read session, and the scope filters of each table.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ioto_domain::ports::EngineInfo;
+use ioto_domain::{CustomerId, Error, Result, Scope, TenantId};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Select, Statement, TransactionTrait,
+};
+
+use crate::convert;
+use crate::entities::{customer, sim, tenant, user};
+use crate::error::db;
+use crate::{SqlDirectory, SqlFleet};
+
+/// The sea-orm connection pool behind every transactional adapter, with the scoped
+/// transaction and read helpers they share. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) info: EngineInfo,
+    statements: Arc<AtomicU64>,
+}
+
+impl SqlStore {
+    pub fn new(mut db: DatabaseConnection, info: EngineInfo) -> Self {
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&statements);
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Self { db, info, statements }
+    }
+
+    /// SQL statements sent so far through this pool (including transaction control).
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Starts a transaction in `scope`: on Postgres the RLS settings are set transaction-locally.
+    pub async fn begin(&self, scope: Scope) -> Result<DatabaseTransaction> {
+        let txn = self.db.begin().await.map_err(db)?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let (tenant, customer, platform) = match scope {
+                Scope::Platform => (String::new(), String::new(), "on"),
+                Scope::Tenant {
+                    tenant_id,
+                    customer_id,
+                } => (
+                    tenant_id.to_string(),
+                    customer_id.map(|c| c.to_string()).unwrap_or_default(),
+                    "",
+                ),
+            };
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config('app.tenant_id', $1, true), set_config('app.customer_id', $2, true), \
+                 set_config('app.platform', $3, true)",
+                [tenant.into(), customer.into(), platform.into()],
+            ))
+            .await
+            .map_err(db)?;
+        }
+        Ok(txn)
+    }
+}
+
+impl SqlStore {
+    /// One row of `q` (already narrowed to the scope), read in the request's read session or in
+    /// its own scoped transaction.
+    pub(crate) async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>
+    where
+        E: EntityTrait,
+        T: TryFrom<E::Model, Error = Error>,
+    {
+        if let Some(shared) = crate::session::open(self, scope).await? {
+            return match q.one(shared.txn()).await {
+                Ok(row) => row.map(T::try_from).transpose(),
+                Err(e) => {
+                    shared.discard().await;
+                    Err(db(e))
+                }
+            };
+        }
+        let txn = self.begin(scope).await?;
+        let row = q.one(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        row.map(T::try_from).transpose()
+    }
+
+    /// Every row of `q`, read in the request's read session or in its own scoped transaction.
+    pub(crate) async fn read_all<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Vec<T>>
+    where
+        E: EntityTrait,
+        T: TryFrom<E::Model, Error = Error>,
+    {
+        if let Some(shared) = crate::session::open(self, scope).await? {
+            return match q.all(shared.txn()).await {
+                Ok(rows) => convert::all(rows),
+                Err(e) => {
+                    shared.discard().await;
+                    Err(db(e))
+                }
+            };
+        }
+        let txn = self.begin(scope).await?;
+        let rows = q.all(&txn).await.map_err(db)?;
+        commit(txn).await?;
+        convert::all(rows)
+    }
+}
+
+impl SqlStore {
+    /// The directory adapter (tenants, customers, users) on this pool.
+    pub fn directory(&self) -> SqlDirectory {
+        SqlDirectory(self.clone())
+    }
+
+    /// The fleet adapter (SIMs, devices, audit, schedules, labels) on this pool.
+    pub fn fleet(&self) -> SqlFleet {
+        SqlFleet(self.clone())
+    }
+}
+
+/// The row `q` finds inside `txn`, or `NotFound` naming `what` and `id`.
+pub(crate) async fn find<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    q: Select<E>,
+    what: &'static str,
+    id: impl ToString,
+) -> Result<E::Model> {
+    q.one(txn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(what, id))
+}
+
+pub(crate) fn tenants_in(scope: Scope) -> Select<tenant::Entity> {
+    let q = tenant::Entity::find();
+    match scope.tenant_id() {
+        Some(t) => q.filter(tenant::Column::Id.eq(t.0)),
+        None => q,
+    }
+}
+
+pub(crate) fn customers_in(scope: Scope) -> Select<customer::Entity> {
+    let mut q = customer::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(customer::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(customer::Column::Id.eq(c.0));
+    }
+    q
+}
+
+pub(crate) fn users_in(scope: Scope) -> Select<user::Entity> {
+    let mut q = user::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(user::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(user::Column::CustomerId.eq(c.0));
+    }
+    q
+}
+
+pub(crate) fn sims_in(scope: Scope) -> Select<sim::Entity> {
+    let mut q = sim::Entity::find();
+    if let Some(t) = scope.tenant_id() {
+        q = q.filter(sim::Column::TenantId.eq(t.0));
+    }
+    if let Some(c) = scope.customer_id() {
+        q = q.filter(sim::Column::CustomerId.eq(c.0));
+    }
+    q
+}
+
+/// Writing a row for a tenant outside the scope answers like a missing tenant.
+pub(crate) fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Result<()> {
+    if scope.admits(tenant, customer) {
+        Ok(())
+    } else {
+        Err(Error::not_found("tenant", tenant))
+    }
+}
+
+pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<()> {
+    txn.commit().await.map_err(db)
+}

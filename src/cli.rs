@@ -1,6 +1,6 @@
 //! The `ioto` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -77,11 +77,11 @@ enum SimulateCommand {
         #[arg(long, default_value_t = 100, value_parser = positive::<usize>())]
         sims: usize,
         /// Start of the simulated range, RFC 3339 (default: 24 hours ago).
-        #[arg(long)]
-        from: Option<String>,
+        #[arg(long, value_parser = rfc3339)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
         /// End of the simulated range, RFC 3339 (default: now).
-        #[arg(long)]
-        to: Option<String>,
+        #[arg(long, value_parser = rfc3339)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
         /// Smallest session, in bytes.
         #[arg(long, default_value_t = 10_000)]
         bytes_min: u64,
@@ -226,11 +226,7 @@ enum TokenCommand {
     },
 }
 
-fn load(
-    file: Option<&std::path::Path>,
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-) -> anyhow::Result<Loaded> {
+fn load(file: Option<&Path>, listen: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Loaded> {
     let mut loaded = config::load(file, std::env::vars())?;
     if let Some(l) = listen {
         loaded.config.listen = l;
@@ -251,6 +247,13 @@ where
     clap::builder::RangedU64ValueParser::<T>::new().range(1..)
 }
 
+/// A time on the command line (clap names the flag when it does not parse).
+fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("'{s}' is not an RFC 3339 time (2026-11-22T10:00:00Z)"))
+}
+
 /// Whether a command's logs stay quiet (commands that print a result) or show `log.level`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Quiet {
@@ -261,7 +264,7 @@ enum Quiet {
 /// The one set-up every command shares: configuration layered (defaults < file < environment <
 /// flags) and validated, logging installed, unknown keys warned about.
 fn setup(
-    file: Option<&std::path::Path>,
+    file: Option<&Path>,
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     quiet: Quiet,
@@ -299,35 +302,60 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = cli.config.as_deref();
     match cli.command {
-        Command::Serve(args) => {
-            let loaded = setup(file, args.listen, args.data_dir, Quiet::No)?;
-            serve(&loaded.config, !args.no_migrate, false).await
-        }
-        Command::Ingest(args) => {
-            let mut loaded = setup(file, None, args.data_dir, Quiet::No)?;
-            if args.no_telemetry {
-                loaded.config.ingest.telemetry = false;
-            }
-            ingest(&loaded.config, !args.no_migrate).await
-        }
-        Command::Demo(args) => {
-            let loaded = setup(file, args.listen, args.data_dir, Quiet::No)?;
-            serve(&loaded.config, !args.no_migrate, true).await
-        }
-        Command::Simulate {
-            command:
-                SimulateCommand::Sessions {
-                    tenant,
-                    sims,
-                    from,
-                    to,
-                    bytes_min,
-                    bytes_max,
-                    sessions_per_sim,
-                    rate,
-                    seed,
-                    data,
-                },
+        Command::Serve(args) => serve_command(file, args, false).await,
+        Command::Demo(args) => serve_command(file, args, true).await,
+        Command::Ingest(args) => ingest_command(file, args).await,
+        Command::Migrate(args) => migrate_command(file, args).await,
+        Command::Config(args) => config_command(file, args),
+        Command::Simulate { command } => simulate_command(file, command).await,
+        Command::Bench { command } => bench_command(file, command).await,
+        Command::Admin { command, data_dir } => admin_command(file, command, data_dir).await,
+        Command::Token { command } => token_command(file, command).await,
+    }
+}
+
+async fn serve_command(file: Option<&Path>, args: ServeArgs, demo_mode: bool) -> anyhow::Result<()> {
+    let loaded = setup(file, args.listen, args.data_dir, Quiet::No)?;
+    serve(&loaded.config, !args.no_migrate, demo_mode).await
+}
+
+async fn ingest_command(file: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
+    let mut loaded = setup(file, None, args.data_dir, Quiet::No)?;
+    if args.no_telemetry {
+        loaded.config.ingest.telemetry = false;
+    }
+    ingest(&loaded.config, !args.no_migrate).await
+}
+
+async fn migrate_command(file: Option<&Path>, args: DataDirArgs) -> anyhow::Result<()> {
+    let loaded = setup(file, None, args.data_dir, Quiet::No)?;
+    let applied = engines::migrate(&loaded.config).await?;
+    println!("migrations applied (usage store versions applied now: {applied:?})");
+    Ok(())
+}
+
+fn config_command(file: Option<&Path>, args: DataDirArgs) -> anyhow::Result<()> {
+    let loaded = setup(file, None, args.data_dir, Quiet::Yes)?;
+    if let Some(f) = &loaded.file {
+        println!("# read from {} and the environment", f.display());
+    }
+    print!("{}", loaded.config.to_redacted_toml()?);
+    Ok(())
+}
+
+async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyhow::Result<()> {
+    match command {
+        SimulateCommand::Sessions {
+            tenant,
+            sims,
+            from,
+            to,
+            bytes_min,
+            bytes_max,
+            sessions_per_sim,
+            rate,
+            seed,
+            data,
         } => {
             let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
             if loaded.config.kafka.brokers.is_none() {
@@ -335,20 +363,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
                 );
             }
-            let time = |s: Option<String>, default: chrono::DateTime<chrono::Utc>, flag: &str| match s {
-                None => Ok(default),
-                Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .map_err(|_| {
-                        anyhow::anyhow!("{flag}: '{s}' is not an RFC 3339 time (2026-11-22T10:00:00Z)")
-                    }),
-            };
             let now = chrono::Utc::now();
             let opts = crate::tooling::simulate::SessionOptions {
                 tenant,
                 sims,
-                from: time(from, now - chrono::Duration::hours(24), "--from")?,
-                to: time(to, now, "--to")?,
+                from: from.unwrap_or(now - chrono::Duration::hours(24)),
+                to: to.unwrap_or(now),
                 bytes_min,
                 bytes_max,
                 sessions_per_sim,
@@ -367,16 +387,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Simulate {
-            command:
-                SimulateCommand::Devices {
-                    tenant,
-                    devices,
-                    interval_seconds,
-                    count,
-                    seed,
-                    data,
-                },
+        SimulateCommand::Devices {
+            tenant,
+            devices,
+            interval_seconds,
+            count,
+            seed,
+            data,
         } => {
             let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
             if loaded.config.mqtt.url.is_none() {
@@ -396,90 +413,74 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("published {n} readings");
             Ok(())
         }
-        Command::Migrate(args) => {
-            let loaded = setup(file, None, args.data_dir, Quiet::No)?;
-            let applied = engines::migrate(&loaded.config).await?;
-            println!("migrations applied (usage store versions applied now: {applied:?})");
-            Ok(())
-        }
-        Command::Config(args) => {
-            let loaded = setup(file, None, args.data_dir, Quiet::Yes)?;
-            if let Some(f) = &loaded.file {
-                println!("# read from {} and the environment", f.display());
-            }
-            print!("{}", loaded.config.to_redacted_toml()?);
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Api {
-                    requests,
-                    concurrency,
-                    data_dir,
-                },
+    }
+}
+
+async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Api {
+            requests,
+            concurrency,
+            data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
             let runs = crate::tooling::bench::api(&loaded.config, requests, concurrency).await?;
             crate::tooling::bench::print_api(&runs);
-            Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Fleet {
-                    sims,
-                    requests,
-                    concurrency,
-                    data_dir,
-                },
+        BenchCommand::Fleet {
+            sims,
+            requests,
+            concurrency,
+            data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
             let (imports, figures) =
                 crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency).await?;
             crate::tooling::bench_fleet::print_imports(&imports);
             crate::tooling::bench::print(&figures, &engines::describe_config(&loaded.config));
-            Ok(())
         }
-        Command::Bench {
-            command:
-                BenchCommand::Ingest {
-                    events,
-                    sims,
-                    live_rate,
-                    probes,
-                    data_dir,
-                },
+        BenchCommand::Ingest {
+            events,
+            sims,
+            live_rate,
+            probes,
+            data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
             let figures =
                 crate::tooling::bench_ingest::ingest(&loaded.config, events, sims, live_rate, probes).await?;
             crate::tooling::bench_ingest::print(&figures);
-            Ok(())
-        }
-        Command::Admin { command, data_dir } => {
-            let loaded = setup(file, None, data_dir, Quiet::Yes)?;
-            println!("{}", crate::tooling::admin::run(&loaded.config, command).await?);
-            Ok(())
-        }
-        Command::Token {
-            command:
-                TokenCommand::Issue {
-                    tenant,
-                    role,
-                    customer,
-                    ttl_minutes,
-                    data_dir,
-                },
-        } => {
-            let loaded = setup(file, None, data_dir, Quiet::Yes)?;
-            let token = issue_token(&loaded.config, &tenant, role, customer.as_deref(), ttl_minutes).await?;
-            println!("{token}");
-            Ok(())
         }
     }
+    Ok(())
+}
+
+async fn admin_command(
+    file: Option<&Path>,
+    command: crate::tooling::admin::AdminCommand,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let loaded = setup(file, None, data_dir, Quiet::Yes)?;
+    println!("{}", crate::tooling::admin::run(&loaded.config, command).await?);
+    Ok(())
+}
+
+async fn token_command(file: Option<&Path>, command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Issue {
+        tenant,
+        role,
+        customer,
+        ttl_minutes,
+        data_dir,
+    } = command;
+    let loaded = setup(file, None, data_dir, Quiet::Yes)?;
+    let token = issue_token(&loaded.config, &tenant, role, customer.as_deref(), ttl_minutes).await?;
+    println!("{token}");
+    Ok(())
 }
 
 /// Configuration for a benchmark: an ephemeral port, a fresh data dir unless one is given, quiet logs.
-fn bench_config(file: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> anyhow::Result<Loaded> {
+fn bench_config(file: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<Loaded> {
     let data_dir = data_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
     });

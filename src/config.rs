@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use figment::providers::{Format as _, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// A secret string: `Debug` and serialisation print `***`.
@@ -87,11 +90,34 @@ pub struct Config {
     pub ingest: IngestConfig,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How tokens are signed: a shared secret, or keys (PEM files or an identity provider's JWKS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogConfig {
-    /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter, e.g. `info` or `ioto=debug,info`.
     pub level: String,
 }
@@ -134,8 +160,7 @@ pub struct MqttSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
-    /// `HS256` (shared secret), `RS256` or `ES256` (PEM keys or a JWKS URL).
-    pub algorithm: String,
+    pub algorithm: JwtAlgorithm,
     /// HS256 secret, at least 32 bytes. Unset: generated once into `<data_dir>/jwt-secret`.
     pub jwt_secret: Option<Secret>,
     /// RS256/ES256: PEM file with the public key that verifies tokens.
@@ -215,7 +240,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("ioto-data"),
             log: LogConfig {
-                format: "text".into(),
+                format: LogFormat::Text,
                 level: "info".into(),
             },
             database: DatabaseConfig {
@@ -235,7 +260,7 @@ impl Default for Config {
             },
             mqtt: MqttSection { url: None },
             auth: AuthConfig {
-                algorithm: "HS256".into(),
+                algorithm: JwtAlgorithm::HS256,
                 jwt_secret: None,
                 public_key_pem: None,
                 private_key_pem: None,
@@ -348,61 +373,104 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// `IOTO_*` variables that are not configuration keys.
-const NOT_KEYS: &[&str] = &["IOTO_CONFIG"];
+fn not_a_key(var: &str) -> bool {
+    var == "IOTO_CONFIG" || var.starts_with("IOTO_TEST_") || var == "IOTO_UPDATE_SCHEMA"
+}
+
+/// One environment variable as a configuration source: its key, and its text typed like the
+/// default at that key (so `IOTO_CLICKHOUSE__PASSWORD=12345` stays a string, and
+/// `IOTO_HTTP__CORS_ORIGINS=a,b` becomes a list). Errors and unknown keys name the variable.
+struct EnvVar {
+    var: String,
+    key: String,
+    value: Value,
+}
+
+impl EnvVar {
+    fn new(var: String, key: String, raw: &str, defaults: &Figment) -> Self {
+        let value = match defaults.find_value(&key) {
+            Ok(Value::Num(..)) => raw.trim().parse().unwrap_or_else(|_| Value::from(raw)),
+            Ok(Value::Bool(..)) => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Value::from(true),
+                "false" | "0" | "no" | "off" => Value::from(false),
+                _ => Value::from(raw),
+            },
+            Ok(Value::Array(..)) => Value::from(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(Value::from)
+                    .collect::<Vec<_>>(),
+            ),
+            _ => Value::from(raw),
+        };
+        Self { var, key, value }
+    }
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.var))
+            .interpolater(|_: &Profile, keys: &[&str]| keys.join("."))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let nested = figment::util::nest(&self.key, self.value.clone());
+        let dict = nested
+            .into_dict()
+            .ok_or_else(|| figment::Error::from(format!("{}: no key", self.var)))?;
+        Ok(Profile::Default.collect(dict))
+    }
+}
 
 /// Loads configuration from `file` (or `./ioto.toml` when present) and the given environment.
 pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Loaded> {
-    let mut tree = toml::Value::try_from(Config::default()).context("serialising defaults")?;
-    let defaults = tree.clone();
-    let mut unknown_keys = Vec::new();
+    let defaults = Figment::from(Serialized::defaults(Config::default()));
+    let mut figment = defaults.clone();
 
     let path = match file {
+        Some(p) if !p.is_file() => bail!("configuration file {}: not found", p.display()),
         Some(p) => Some(p.to_owned()),
-        None => Some(PathBuf::from("ioto.toml")).filter(|p| p.exists()),
+        None => Some(PathBuf::from("ioto.toml")).filter(|p| p.is_file()),
     };
     if let Some(p) = &path {
-        let text = std::fs::read_to_string(p)
-            .with_context(|| format!("reading configuration file {}", p.display()))?;
-        let file_tree: toml::Value =
-            toml::from_str(&text).with_context(|| format!("parsing configuration file {}", p.display()))?;
-        merge(&mut tree, file_tree);
+        figment = figment.merge(Toml::file_exact(p));
     }
 
+    // Aliases first, so that an `IOTO_…` variable for the same key wins.
     let env: Vec<(String, String)> = env.into_iter().collect();
-    let mut overrides: Vec<(String, String, String)> = Vec::new(); // (var, dotted key, value)
     for (alias, key) in ALIASES {
-        if let Some((_, v)) = env.iter().find(|(k, _)| k == alias) {
-            overrides.push(((*alias).to_owned(), (*key).to_owned(), v.clone()));
+        if let Some((var, raw)) = env.iter().find(|(k, _)| k == alias) {
+            figment = figment.merge(EnvVar::new(var.clone(), (*key).to_owned(), raw, &defaults));
         }
     }
-    for (k, v) in &env {
-        let Some(rest) = k.strip_prefix("IOTO_") else {
+    for (var, raw) in &env {
+        let Some(rest) = var.strip_prefix("IOTO_") else {
             continue;
         };
-        if NOT_KEYS.contains(&k.as_str()) || rest.starts_with("TEST_") || rest == "UPDATE_SCHEMA" {
+        if not_a_key(var) || rest.is_empty() {
             continue;
         }
-        let key = rest
-            .to_ascii_lowercase()
-            .split("__")
-            .collect::<Vec<_>>()
-            .join(".");
-        overrides.push((k.clone(), key, v.clone()));
-    }
-    for (var, key, value) in overrides {
-        let parts: Vec<&str> = key.split('.').collect();
-        let typed = typed_value(lookup(&defaults, &parts), &value)
-            .with_context(|| format!("environment variable {var}: '{value}' is not valid for {key}"))?;
-        if lookup(&defaults, &parts).is_none() && !is_optional_key(&key) {
-            unknown_keys.push(format!("environment: {var}"));
-            continue;
-        }
-        set(&mut tree, &parts, typed);
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        figment = figment.merge(EnvVar::new(var.clone(), key, raw, &defaults));
     }
 
-    let config: Config =
-        serde_ignored::deserialize(tree, |p| unknown_keys.push(format!("configuration key {p}")))
-            .context("configuration")?;
+    let config: Config = figment
+        .extract()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // Keys that mean nothing here, named with where they came from.
+    let mut unknown_keys = Vec::new();
+    let tree: serde_json::Value = figment
+        .extract()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let _: Config = serde_ignored::deserialize(tree, |p| {
+        let key = p.to_string();
+        let source = figment
+            .find_metadata(&key)
+            .map_or_else(|| "configuration".to_owned(), |m| m.name.to_string());
+        unknown_keys.push(format!("{key} ({source})"));
+    })
+    .context("configuration")?;
     config.validate()?;
     Ok(Loaded {
         config,
@@ -411,92 +479,10 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
     })
 }
 
-/// Keys whose default is unset, so they do not appear in the defaults tree.
-fn is_optional_key(key: &str) -> bool {
-    matches!(
-        key,
-        "database.url"
-            | "clickhouse.url"
-            | "clickhouse.user"
-            | "clickhouse.password"
-            | "kafka.brokers"
-            | "mqtt.url"
-            | "auth.jwt_secret"
-            | "auth.public_key_pem"
-            | "auth.private_key_pem"
-            | "auth.jwks_url"
-            | "fleet.secret_key"
-    )
-}
-
-fn lookup<'a>(tree: &'a toml::Value, parts: &[&str]) -> Option<&'a toml::Value> {
-    parts.iter().try_fold(tree, |t, p| t.get(p))
-}
-
-fn set(tree: &mut toml::Value, parts: &[&str], value: toml::Value) {
-    let Some((last, path)) = parts.split_last() else {
-        return;
-    };
-    let mut cur = tree;
-    for p in path {
-        let Some(table) = cur.as_table_mut() else { return };
-        cur = table
-            .entry((*p).to_owned())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
-    }
-    if let Some(table) = cur.as_table_mut() {
-        table.insert((*last).to_owned(), value);
-    }
-}
-
-/// Parses an environment string as the type of the default at the same key.
-fn typed_value(default: Option<&toml::Value>, s: &str) -> anyhow::Result<toml::Value> {
-    Ok(match default {
-        Some(toml::Value::Integer(_)) => {
-            toml::Value::Integer(s.trim().parse().context("expected a whole number")?)
-        }
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => bail!("expected true or false"),
-        }),
-        Some(toml::Value::Array(_)) => toml::Value::Array(
-            s.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(|x| toml::Value::String(x.to_owned()))
-                .collect(),
-        ),
-        _ => toml::Value::String(s.to_owned()),
-    })
-}
-
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
 impl Config {
     /// Checks values that types alone cannot; each error names the key and what is allowed.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
-        if !["text", "json"].contains(&self.log.format.as_str()) {
-            bail!(
-                "log.format: '{}' is not allowed; use text or json",
-                self.log.format
-            );
-        }
         if let Some(url) = &self.database.url {
             if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
                 bail!("database.url: '{}' must start with postgres:// (leave it unset for the embedded SQLite store)", url.redacted());
@@ -543,15 +529,15 @@ impl Config {
         if self.fleet.import_max_bytes < 1024 {
             bail!("fleet.import_max_bytes: must be at least 1024");
         }
-        match self.auth.algorithm.as_str() {
-            "HS256" => {
+        match self.auth.algorithm {
+            JwtAlgorithm::HS256 => {
                 if let Some(s) = &self.auth.jwt_secret {
                     if s.expose().len() < 32 {
                         bail!("auth.jwt_secret: must be at least 32 bytes for HS256");
                     }
                 }
             }
-            "RS256" | "ES256" => {
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
                 if self.auth.public_key_pem.is_none() && self.auth.jwks_url.is_none() {
                     bail!(
                         "auth: {} needs auth.public_key_pem or auth.jwks_url to verify tokens",
@@ -559,7 +545,6 @@ impl Config {
                     );
                 }
             }
-            other => bail!("auth.algorithm: '{other}' is not allowed; use HS256, RS256 or ES256"),
         }
         if self.auth.token_ttl_minutes == 0 {
             bail!("auth.token_ttl_minutes: must be at least 1");
@@ -653,8 +638,37 @@ mod tests {
     fn bad_values_name_the_variable_and_the_rule() {
         let err = load(None, env(&[("IOTO_GRAPHQL__MAX_DEPTH", "deep")])).unwrap_err();
         assert!(format!("{err:#}").contains("IOTO_GRAPHQL__MAX_DEPTH"), "{err:#}");
-        let err = load(None, env(&[("IOTO_AUTH__ALGORITHM", "none")])).unwrap_err();
-        assert!(format!("{err:#}").contains("HS256, RS256 or ES256"), "{err:#}");
+        let err = format!(
+            "{:#}",
+            load(None, env(&[("IOTO_AUTH__ALGORITHM", "none")])).unwrap_err()
+        );
+        assert!(
+            ["IOTO_AUTH__ALGORITHM", "HS256", "RS256", "ES256"]
+                .iter()
+                .all(|w| err.contains(w)),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            load(None, env(&[("IOTO_LOG__FORMAT", "xml")])).unwrap_err()
+        );
+        assert!(["text", "json"].iter().all(|w| err.contains(w)), "{err}");
+        // A string key keeps a value that looks like a number; a list key splits at commas.
+        let loaded = load(
+            None,
+            env(&[
+                ("IOTO_INGEST__GROUP", "12345"),
+                ("IOTO_HTTP__CORS_ORIGINS", "https://a.example, https://b.example"),
+                ("IOTO_GRAPHQL__PLAYGROUND", "off"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.ingest.group, "12345");
+        assert_eq!(
+            loaded.config.http.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(!loaded.config.graphql.playground);
         let err = load(None, env(&[("IOTO_AUTH__JWT_SECRET", "short")])).unwrap_err();
         assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
     }

@@ -12,7 +12,7 @@ pub fn init(cfg: &LogConfig, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if cfg.format == "json" {
+    let _ = if cfg.format == crate::config::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

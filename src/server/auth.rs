@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 use tokio::sync::RwLock;
 
-use crate::config::{AuthConfig, Secret};
+use crate::config::{AuthConfig, JwtAlgorithm, Secret};
 
 /// Where verification keys come from.
 enum Keys {
@@ -70,11 +70,10 @@ const JWKS_REFRESH: Duration = Duration::from_secs(60);
 impl Jwt {
     /// Builds from configuration. `hs_secret` is the configured or data-dir secret for HS256.
     pub async fn from_config(cfg: &AuthConfig, hs_secret: Option<&Secret>) -> anyhow::Result<Self> {
-        let algorithm = match cfg.algorithm.as_str() {
-            "HS256" => Algorithm::HS256,
-            "RS256" => Algorithm::RS256,
-            "ES256" => Algorithm::ES256,
-            other => bail!("auth.algorithm: '{other}' is not supported"),
+        let algorithm = match cfg.algorithm {
+            JwtAlgorithm::HS256 => Algorithm::HS256,
+            JwtAlgorithm::RS256 => Algorithm::RS256,
+            JwtAlgorithm::ES256 => Algorithm::ES256,
         };
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading key file {}", p.display()));
         let (encoding, keys) = match algorithm {

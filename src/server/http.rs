@@ -397,14 +397,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let mut text = st.metrics.render();
-    text.push_str(&format!(
-        "# HELP ioto_sql_statements_total SQL statements sent to the transactional store.\n\
-         # TYPE ioto_sql_statements_total counter\nioto_sql_statements_total {}\n",
-        st.engines.fleet.statements()
-    ));
-    crate::server::metrics::render_pipeline(&mut text, &st.pipeline);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    (
+        [(header::CONTENT_TYPE, crate::server::metrics::CONTENT_TYPE)],
+        st.metrics.render(),
+    )
 }
 
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -1,207 +1,263 @@
-//! Prometheus metrics in the text exposition format, without a metrics framework: a few counters
-//! and one latency histogram per route are all `/metrics` needs.
+//! Prometheus metrics on `prometheus-client`: request counters and latency histograms per route,
+//! GraphQL errors by code, engine readiness, and the pipeline's and the store's own counters read
+//! at scrape time. Every label is bounded (routes are the router's, methods the standard ones,
+//! codes and reasons enumerations). Help texts carry no final period: the encoder adds one.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ioto_domain::ports::Fleet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::server::pipeline::Pipeline;
+
+/// The content type of the exposition (OpenMetrics text, which Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    port: String,
+    engine: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    graphql_errors: Mutex<BTreeMap<String, u64>>,
-    engine_up: Mutex<BTreeMap<(String, String), bool>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    graphql_errors: Family<CodeLabels, Counter>,
+    engine_up: Family<EngineLabels, Gauge>,
 }
 
 impl Metrics {
-    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        *lock(&self.requests)
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        let mut lat = lock(&self.latency);
-        let h = lat.entry(route.to_owned()).or_default();
-        h.count += 1;
-        h.sum += secs;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.buckets[i] += 1;
-            }
+    /// The registry of this process; `pipeline` and `fleet` are read at every scrape.
+    pub fn new(pipeline: Pipeline, fleet: Arc<dyn Fleet>) -> Self {
+        let mut registry = Registry::default();
+        registry.register(
+            "ioto_build",
+            "Build information",
+            Info::new(vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "ioto_http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "ioto_http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        let graphql_errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "ioto_graphql_errors",
+            "GraphQL errors by extensions.code",
+            graphql_errors.clone(),
+        );
+        let engine_up = Family::<EngineLabels, Gauge>::default();
+        registry.register(
+            "ioto_engine_up",
+            "Whether the engine behind a port answered the last readiness check",
+            engine_up.clone(),
+        );
+        registry.register_collector(Box::new(ScrapeTime { pipeline, fleet }));
+        Self {
+            registry,
+            requests,
+            latency,
+            graphql_errors,
+            engine_up,
         }
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn record_graphql_error(&self, code: &str) {
-        *lock(&self.graphql_errors).entry(code.to_owned()).or_default() += 1;
+        self.graphql_errors
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_engine_up(&self, port: &str, engine: &str, up: bool) {
-        lock(&self.engine_up).insert((port.to_owned(), engine.to_owned()), up);
+        self.engine_up
+            .get_or_create(&EngineLabels {
+                port: port.to_owned(),
+                engine: engine.to_owned(),
+            })
+            .set(i64::from(up));
     }
 
+    /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP ioto_build_info Build information.\n# TYPE ioto_build_info gauge"
-        );
-        let _ = writeln!(
-            out,
-            "ioto_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ioto_http_requests_total HTTP requests by method, route and status."
-        );
-        let _ = writeln!(out, "# TYPE ioto_http_requests_total counter");
-        for ((m, r, s), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "ioto_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ioto_http_request_duration_seconds HTTP request latency by route."
-        );
-        let _ = writeln!(out, "# TYPE ioto_http_request_duration_seconds histogram");
-        for (r, h) in lock(&self.latency).iter() {
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "ioto_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{le}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "ioto_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "ioto_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "ioto_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
-                h.count
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ioto_graphql_errors_total GraphQL errors by extensions.code."
-        );
-        let _ = writeln!(out, "# TYPE ioto_graphql_errors_total counter");
-        for (code, n) in lock(&self.graphql_errors).iter() {
-            let _ = writeln!(out, "ioto_graphql_errors_total{{code=\"{code}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ioto_engine_up Whether the engine behind a port answered the last readiness check."
-        );
-        let _ = writeln!(out, "# TYPE ioto_engine_up gauge");
-        for ((p, e), up) in lock(&self.engine_up).iter() {
-            let _ = writeln!(
-                out,
-                "ioto_engine_up{{port=\"{p}\",engine=\"{e}\"}} {}",
-                u8::from(*up)
-            );
+        // Writing into a String cannot fail; an encoder error would be a bug in a collector.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("encoding /metrics failed: {e}");
         }
         out
     }
 }
 
-/// The ingest pipeline's counters, in the exposition format.
-pub fn render_pipeline(out: &mut String, pipeline: &crate::server::pipeline::Pipeline) {
-    if let Some(s) = &pipeline.ingest {
-        let counters = [
-            (
-                "ioto_ingest_batches_total",
-                "Batches counted and committed.",
-                &s.batches,
-            ),
-            (
-                "ioto_ingest_events_total",
-                "Events taken off the bus and committed.",
-                &s.events,
-            ),
-            (
-                "ioto_ingest_session_updates_total",
-                "Session updates written to the usage store.",
-                &s.session_updates_written,
-            ),
-            (
-                "ioto_ingest_cdrs_total",
-                "CDRs written to the usage store.",
-                &s.cdrs_written,
-            ),
-            (
-                "ioto_ingest_already_counted_total",
-                "Redelivered events recognised and skipped.",
-                &s.already_counted,
-            ),
-            (
-                "ioto_ingest_write_retries_total",
-                "Failed attempts to write a batch (each retried).",
-                &s.write_retries,
-            ),
-            (
-                "ioto_ingest_commit_failures_total",
-                "Batches counted but not committed (redelivered and recognised).",
-                &s.commit_failures,
-            ),
-            (
-                "ioto_ingest_rebalances_total",
-                "Partition assignment changes seen.",
-                &s.rebalances,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(std::sync::atomic::Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ioto_ingest_dead_letters_total Events sent to the dead-letter topic, by reason.\n\
-             # TYPE ioto_ingest_dead_letters_total counter"
-        );
-        for (reason, n) in s.dead_letters() {
-            let _ = writeln!(out, "ioto_ingest_dead_letters_total{{reason=\"{reason}\"}} {n}");
-        }
+/// Counters that live elsewhere (the ingest worker, the telemetry subscriber, the store's
+/// statement counter), read when Prometheus scrapes.
+struct ScrapeTime {
+    pipeline: Pipeline,
+    fleet: Arc<dyn Fleet>,
+}
+
+impl std::fmt::Debug for ScrapeTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScrapeTime")
     }
-    if let Some(t) = &pipeline.telemetry {
-        let _ = writeln!(
-            out,
-            "# HELP ioto_telemetry_readings_total Device readings stored.\n\
-             # TYPE ioto_telemetry_readings_total counter\nioto_telemetry_readings_total {}",
-            t.stored.load(std::sync::atomic::Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ioto_telemetry_rejected_total Device readings refused, by reason.\n\
-             # TYPE ioto_telemetry_rejected_total counter"
-        );
-        for (reason, n) in t.rejected() {
-            let _ = writeln!(out, "ioto_telemetry_rejected_total{{reason=\"{reason}\"}} {n}");
+}
+
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn by_reason<'a>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut family =
+        encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    for (reason, n) in values {
+        let labels = ReasonLabels {
+            reason: reason.to_owned(),
+        };
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for ScrapeTime {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        counter(
+            &mut encoder,
+            "ioto_sql_statements",
+            "SQL statements sent to the transactional store",
+            self.fleet.statements(),
+        )?;
+        if let Some(s) = &self.pipeline.ingest {
+            let counters = [
+                ("ioto_ingest_batches", "Batches counted and committed", &s.batches),
+                (
+                    "ioto_ingest_events",
+                    "Events taken off the bus and committed",
+                    &s.events,
+                ),
+                (
+                    "ioto_ingest_session_updates",
+                    "Session updates written to the usage store",
+                    &s.session_updates_written,
+                ),
+                (
+                    "ioto_ingest_cdrs",
+                    "CDRs written to the usage store",
+                    &s.cdrs_written,
+                ),
+                (
+                    "ioto_ingest_already_counted",
+                    "Redelivered events recognised and skipped",
+                    &s.already_counted,
+                ),
+                (
+                    "ioto_ingest_write_retries",
+                    "Failed attempts to write a batch (each retried)",
+                    &s.write_retries,
+                ),
+                (
+                    "ioto_ingest_commit_failures",
+                    "Batches counted but not committed (redelivered and recognised)",
+                    &s.commit_failures,
+                ),
+                (
+                    "ioto_ingest_rebalances",
+                    "Partition assignment changes seen",
+                    &s.rebalances,
+                ),
+            ];
+            for (name, help, value) in counters {
+                counter(&mut encoder, name, help, value.load(Ordering::Relaxed))?;
+            }
+            by_reason(
+                &mut encoder,
+                "ioto_ingest_dead_letters",
+                "Events sent to the dead-letter topic, by reason",
+                s.dead_letters(),
+            )?;
         }
+        if let Some(t) = &self.pipeline.telemetry {
+            counter(
+                &mut encoder,
+                "ioto_telemetry_readings",
+                "Device readings stored",
+                t.stored.load(Ordering::Relaxed),
+            )?;
+            by_reason(
+                &mut encoder,
+                "ioto_telemetry_rejected",
+                "Device readings refused, by reason",
+                t.rejected(),
+            )?;
+        }
+        Ok(())
     }
 }

@@ -49,7 +49,7 @@ pub struct App {
 
 /// The JWT configuration, with the HS256 secret taken from config or the data directory.
 pub async fn jwt(config: &Config) -> anyhow::Result<Jwt> {
-    let secret = if config.auth.algorithm == "HS256" {
+    let secret = if config.auth.algorithm == crate::config::JwtAlgorithm::HS256 {
         Some(hs256_secret(config.auth.jwt_secret.as_ref(), &config.data_dir)?)
     } else {
         None
@@ -94,7 +94,7 @@ impl App {
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
             Arc::new(fleet_cipher(config)?),
-            Arc::new(ioto_exports::TableFiles),
+            Arc::new(ioto_imports::TableFiles),
             realtime.clone(),
         );
         if config.fleet.scheduler_interval_seconds > 0 {
@@ -124,7 +124,7 @@ impl App {
             schema,
             jwt: Arc::clone(&jwt),
             engines: engines.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics::new(pipeline.clone(), Arc::clone(&engines.fleet))),
             sessions: Arc::new(SessionCheck::new(
                 directory.clone(),
                 Duration::from_secs(config.auth.session_check_seconds),

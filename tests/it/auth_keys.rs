@@ -33,7 +33,7 @@ fn claims(tenant: &str) -> Value {
 #[tokio::test]
 async fn es256_with_pem_keys_signs_logins_and_refuses_algorithm_confusion() {
     let mut config = TestApp::config(Engines::Embedded).await;
-    config.auth.algorithm = "ES256".into();
+    config.auth.algorithm = ioto::config::JwtAlgorithm::ES256;
     config.auth.public_key_pem = Some(fixture("es256-public.pem"));
     config.auth.private_key_pem = Some(fixture("es256-private.pem"));
     let app = TestApp::spawn_with(config).await;
@@ -77,7 +77,7 @@ async fn tokens_from_an_identity_provider_are_verified_against_its_jwks() {
     tokio::spawn(async move { axum::serve(idp, router).await.unwrap() });
 
     let mut config = TestApp::config(Engines::Embedded).await;
-    config.auth.algorithm = "ES256".into();
+    config.auth.algorithm = ioto::config::JwtAlgorithm::ES256;
     config.auth.jwks_url = Some(format!("http://{idp_addr}/certs"));
     let app = TestApp::spawn_with(config).await;
     let t = app.factory.tenant("Federated").await;

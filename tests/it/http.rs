@@ -83,6 +83,9 @@ async fn health_readiness_metrics_and_request_ids() {
     }
 
     let m = app.get_text("/metrics").await;
+    // OpenMetrics text: every family described once, the exposition closed by "# EOF".
+    assert!(m.trim_end().ends_with("# EOF"), "{m}");
+    assert_eq!(m.matches("# TYPE ioto_http_requests counter").count(), 1, "{m}");
     assert!(
         m.contains("ioto_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"),
         "{m}"
@@ -97,7 +100,7 @@ async fn health_readiness_metrics_and_request_ids() {
         "{m}"
     );
     assert!(
-        m.contains("ioto_http_request_duration_seconds_bucket{route=\"/readyz\",le=\"+Inf\"} 1"),
+        m.contains("ioto_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/readyz\"} 1"),
         "{m}"
     );
     let statements = m

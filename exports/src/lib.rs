@@ -1,9 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-mod tables;
-
 use ioto_domain::{Error, Result};
-pub use tables::TableFiles;
 
 /// A file format an export can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx};
-use ioto_domain::fleet::import::{Table, TableFormat};
+use ioto_domain::fleet::import::{Table, TableFormat, MAX_IMPORT_ROWS};
 use ioto_domain::ports::TableReader;
 use ioto_domain::{Error, Result};
 
@@ -20,6 +20,17 @@ impl TableReader for TableFiles {
     }
 }
 
+/// Most columns a table may have: an inventory file has nine, so 64 leaves room for extra
+/// columns a spreadsheet carries along while refusing a file that would inflate into millions.
+pub const MAX_COLUMNS: usize = 64;
+/// Most lines a table may have: the header and [`MAX_IMPORT_ROWS`] rows.
+pub const MAX_LINES: usize = MAX_IMPORT_ROWS + 1;
+/// Most bytes an XLSX workbook may hold once unpacked (all parts together), checked from the zip
+/// directory before any part is inflated.
+pub const MAX_XLSX_UNPACKED_BYTES: u64 = 2 << 30;
+/// Most bytes of the shared-strings part, which the reader holds in memory.
+pub const MAX_XLSX_STRINGS_BYTES: u64 = 512 << 20;
+
 fn split_header(mut rows: Vec<Vec<String>>) -> Result<Table> {
     if rows.is_empty() {
         return Err(Error::invalid(
@@ -31,6 +42,41 @@ fn split_header(mut rows: Vec<Vec<String>>) -> Result<Table> {
     Ok(Table { header, rows })
 }
 
+fn too_many_lines() -> Error {
+    Error::invalid(
+        "file",
+        format!("has more than {MAX_IMPORT_ROWS} rows after the header; split it into several files"),
+    )
+}
+
+/// Checks, before parsing, that no record of `text` has more than [`MAX_COLUMNS`] fields
+/// (delimiters inside quotes do not count), so a line of millions of empty fields is refused
+/// without being expanded into millions of strings.
+fn check_columns(text: &[u8], delimiter: u8) -> Result<()> {
+    let (mut quoted, mut fields, mut line) = (false, 1usize, 1usize);
+    for &b in text {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                fields = 1;
+                line += 1;
+            }
+            b'\n' => line += 1,
+            _ if b == delimiter && !quoted => {
+                fields += 1;
+                if fields > MAX_COLUMNS {
+                    return Err(Error::invalid(
+                        "file",
+                        format!("line {line}: has more than {MAX_COLUMNS} fields; at most {MAX_COLUMNS} columns are read"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn read_csv(bytes: &[u8]) -> Result<Table> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::invalid("file", format!("is not UTF-8 text (byte {})", e.valid_up_to())))?;
@@ -40,6 +86,7 @@ fn read_csv(bytes: &[u8]) -> Result<Table> {
     } else {
         b','
     };
+    check_columns(text.as_bytes(), delimiter)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -47,6 +94,9 @@ fn read_csv(bytes: &[u8]) -> Result<Table> {
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for (i, rec) in reader.records().enumerate() {
+        if i >= MAX_LINES {
+            return Err(too_many_lines());
+        }
         let rec = rec.map_err(|e| Error::invalid("file", format!("line {}: {e}", i + 1)))?;
         rows.push(rec.iter().map(str::to_owned).collect());
     }
@@ -66,14 +116,108 @@ fn cell_text(d: &Data) -> String {
     }
 }
 
+/// The spreadsheet name of a cell (`A1`, `XFD1048576`) from its zero-based position.
+fn cell_name(row: u32, col: u32) -> String {
+    let mut letters = Vec::new();
+    let mut c = col + 1;
+    while c > 0 {
+        let rem = (c - 1) % 26;
+        letters.push(b'A' + rem as u8);
+        c = (c - 1) / 26;
+    }
+    letters.reverse();
+    format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+}
+
+/// Refuses a workbook whose parts would unpack into more than the bounds, reading only the zip
+/// directory (the sizes it declares; the inflater stops at the declared size).
+fn check_unpacked_size(bytes: &[u8]) -> Result<()> {
+    let not_xlsx =
+        |e: zip::result::ZipError| Error::invalid("file", format!("is not an XLSX workbook ({e})"));
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_xlsx)?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let part = zip.by_index_raw(i).map_err(not_xlsx)?;
+        total = total.saturating_add(part.size());
+        if part.name().eq_ignore_ascii_case("xl/sharedStrings.xml") && part.size() > MAX_XLSX_STRINGS_BYTES {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "its shared strings unpack to {} MiB; at most {} MiB are read",
+                    part.size() >> 20,
+                    MAX_XLSX_STRINGS_BYTES >> 20
+                ),
+            ));
+        }
+    }
+    if total > MAX_XLSX_UNPACKED_BYTES {
+        return Err(Error::invalid(
+            "file",
+            format!(
+                "unpacks to {} MiB; at most {} MiB are read",
+                total >> 20,
+                MAX_XLSX_UNPACKED_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the first sheet cell by cell (never as the rectangle between its first and last cell,
+/// which one cell in `XFD1048576` would make 17 billion cells), refusing cells beyond
+/// [`MAX_COLUMNS`] and [`MAX_LINES`] by name.
 fn read_xlsx(bytes: &[u8]) -> Result<Table> {
+    check_unpacked_size(bytes)?;
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
         .map_err(|e| Error::invalid("file", format!("is not an XLSX workbook ({e})")))?;
-    let range = book
-        .worksheet_range_at(0)
-        .ok_or_else(|| Error::invalid("file", "the workbook has no sheet"))?
-        .map_err(|e| Error::invalid("file", format!("the first sheet cannot be read ({e})")))?;
-    let rows = range.rows().map(|r| r.iter().map(cell_text).collect()).collect();
+    let first = book
+        .sheet_names()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("file", "the workbook has no sheet"))?;
+    let unreadable =
+        |e: calamine::XlsxError| Error::invalid("file", format!("the first sheet cannot be read ({e})"));
+    let mut cells = book.worksheet_cells_reader(&first).map_err(unreadable)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let (mut top, mut left) = (usize::MAX, usize::MAX);
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let value = Data::from(cell.get_value().clone());
+        if value == Data::Empty {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        if col as usize >= MAX_COLUMNS {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "cell {} is beyond the first {MAX_COLUMNS} columns; remove it or the columns after the data",
+                    cell_name(row, col)
+                ),
+            ));
+        }
+        if row as usize >= MAX_LINES {
+            return Err(too_many_lines());
+        }
+        let (row, col) = (row as usize, col as usize);
+        top = top.min(row);
+        left = left.min(col);
+        if rows.len() <= row {
+            rows.resize_with(row + 1, Vec::new);
+        }
+        let cells_of_row = &mut rows[row];
+        if cells_of_row.len() <= col {
+            cells_of_row.resize(col + 1, String::new());
+        }
+        cells_of_row[col] = cell_text(&value);
+    }
+    // The table starts at its first used row and column, and every row is as wide as the
+    // widest, like the rectangle a spreadsheet shows.
+    rows.drain(..top.min(rows.len()));
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    for r in &mut rows {
+        r.resize(width, String::new());
+        r.drain(..left.min(width));
+    }
     split_header(rows)
 }
 
@@ -109,5 +253,76 @@ mod tests {
         assert_eq!(t.header, vec!["iccid", "imsi"]);
         assert_eq!(t.rows, vec![vec!["89490000000000000017", "262011234567890"]]);
         assert!(TableFiles.read(b"not a zip", TableFormat::Xlsx).is_err());
+    }
+
+    #[test]
+    fn xlsx_starts_at_its_first_used_cell() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(2, 1, "iccid").unwrap();
+        sheet.write_string(3, 1, "8949").unwrap();
+        sheet.write_string(5, 2, "x").unwrap();
+        let t = TableFiles
+            .read(&book.save_to_buffer().unwrap(), TableFormat::Xlsx)
+            .unwrap();
+        assert_eq!(t.header, vec!["iccid", ""]);
+        assert_eq!(t.rows, vec![vec!["8949", ""], vec!["", ""], vec!["", "x"]]);
+    }
+
+    /// One cell in A1 and one in XFD1048576: read as a rectangle this is 17 billion cells and
+    /// the process aborts; here it is refused naming the far cell, reading two cells.
+    #[test]
+    fn a_far_away_cell_is_refused_by_name() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "iccid").unwrap();
+        sheet.write_string(1_048_575, 16_383, "far").unwrap();
+        let err = TableFiles
+            .read(&book.save_to_buffer().unwrap(), TableFormat::Xlsx)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("XFD1048576") && err.contains("64 columns"), "{err}");
+
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "iccid").unwrap();
+        sheet.write_string(1_048_575, 0, "far").unwrap();
+        let err = TableFiles
+            .read(&book.save_to_buffer().unwrap(), TableFormat::Xlsx)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1000000 rows"), "{err}");
+    }
+
+    #[test]
+    fn cell_names() {
+        assert_eq!(cell_name(0, 0), "A1");
+        assert_eq!(cell_name(9, 25), "Z10");
+        assert_eq!(cell_name(0, 26), "AA1");
+        assert_eq!(cell_name(1_048_575, 16_383), "XFD1048576");
+    }
+
+    /// Tens of MiB of empty fields would become gigabytes of strings; the record is refused
+    /// before parsing, naming its line. Delimiters inside quotes are text, not fields.
+    #[test]
+    fn a_csv_line_of_endless_fields_is_refused_before_parsing() {
+        let mut bomb = b"iccid,imsi\n".to_vec();
+        bomb.extend(std::iter::repeat_n(b',', 20 << 20));
+        let err = TableFiles.read(&bomb, TableFormat::Csv).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("64"), "{err}");
+
+        let quoted = format!("iccid,note\n1,\"{}\"\n", ",".repeat(1000));
+        let t = TableFiles.read(quoted.as_bytes(), TableFormat::Csv).unwrap();
+        assert_eq!(t.rows[0][1].len(), 1000);
+    }
+
+    #[test]
+    fn a_csv_of_too_many_rows_is_refused() {
+        let many = "i\n".repeat(MAX_LINES + 1);
+        let err = TableFiles
+            .read(many.as_bytes(), TableFormat::Csv)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1000000 rows"), "{err}");
     }
 }

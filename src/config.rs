@@ -232,6 +232,11 @@ pub struct IngestConfig {
     pub retention_check_minutes: u64,
     /// Store device telemetry from the MQTT broker (or the in-process feed).
     pub telemetry: bool,
+    /// Events (session rollups, CDRs, readings) older than this are dead-lettered as
+    /// `OUT_OF_RANGE` instead of counted.
+    pub max_event_age_days: u32,
+    /// Events stamped further ahead of this server's clock are dead-lettered likewise.
+    pub max_clock_skew_seconds: u32,
 }
 
 impl Default for Config {
@@ -298,6 +303,8 @@ impl Default for Config {
                 group: "ioto-ingest".into(),
                 retention_check_minutes: 60,
                 telemetry: true,
+                max_event_age_days: 35,
+                max_clock_skew_seconds: 600,
             },
         }
     }
@@ -479,6 +486,16 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
     })
 }
 
+impl IngestConfig {
+    /// How far from now events are accepted.
+    pub fn window(&self) -> ioto_domain::usage::EventWindow {
+        ioto_domain::usage::EventWindow {
+            max_age: chrono::Duration::days(i64::from(self.max_event_age_days)),
+            max_ahead: chrono::Duration::seconds(i64::from(self.max_clock_skew_seconds)),
+        }
+    }
+}
+
 impl Config {
     /// Checks values that types alone cannot; each error names the key and what is allowed.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -521,6 +538,18 @@ impl Config {
             bail!(
                 "ingest.partitions: {} is outside 1..=1000",
                 self.ingest.partitions
+            );
+        }
+        if !(1..=3650).contains(&self.ingest.max_event_age_days) {
+            bail!(
+                "ingest.max_event_age_days: {} is outside 1..=3650",
+                self.ingest.max_event_age_days
+            );
+        }
+        if self.ingest.max_clock_skew_seconds > 86_400 {
+            bail!(
+                "ingest.max_clock_skew_seconds: {} is outside 0..=86400",
+                self.ingest.max_clock_skew_seconds
             );
         }
         if self.ingest.group.trim().is_empty() {

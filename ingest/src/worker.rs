@@ -13,6 +13,11 @@
 //! them had already landed (progress is recovered from the store). After a rebalance the cached
 //! progress is dropped, because another member may have counted the same sessions meanwhile; the
 //! hold keeps any other member from starting on a batch before it is committed.
+//!
+//! Poison-proof: an event the contract refuses is dead-lettered with its reason before anything
+//! is written; a write the store refuses for its content (`InvalidInput`, never an outage) is
+//! split in halves until the one event it cannot store is found, dead-lettered as `UNSTORABLE`,
+//! while the rest of the batch counts. Only outages are retried.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,10 +99,30 @@ pub struct IngestStats {
     pub write_retries: AtomicU64,
     pub commit_failures: AtomicU64,
     pub rebalances: AtomicU64,
+    /// Times the worker ended unexpectedly and was started again.
+    pub restarts: AtomicU64,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
+    /// Why the worker is not running (`None` while it runs).
+    down: Mutex<Option<String>>,
 }
 
 impl IngestStats {
+    /// Records that the worker runs (`None`) or why it stopped.
+    pub fn set_running(&self, down: Option<String>) {
+        *self
+            .down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = down;
+    }
+
+    /// Why the worker is not running, if it is not.
+    pub fn down(&self) -> Option<String> {
+        self.down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Dead letters so far, by reason code.
     pub fn dead_letters(&self) -> BTreeMap<&'static str, u64> {
         self.dead_letters
@@ -487,8 +512,8 @@ impl Worker {
                 return true;
             };
             let counted = async {
-                let s = self.sessions.process(&sessions).await?;
-                let c = self.cdrs.process(&cdrs).await?;
+                let s = isolating(&mut self.sessions, &sessions).await?;
+                let c = isolating(&mut self.cdrs, &cdrs).await?;
                 Ok::<_, ioto_domain::Error>((s, c))
             }
             .await;
@@ -521,6 +546,80 @@ impl Worker {
 /// An event's payload with where it came from (`topic/partition/offset`).
 type Sourced = (String, Vec<u8>);
 
+/// What counts a part of a batch and writes it: session or CDR ingest.
+#[async_trait::async_trait]
+trait Counting: Send {
+    type Outcome: Default + Send;
+    async fn count(&mut self, part: &[Sourced]) -> Result<Self::Outcome>;
+    fn merge(into: &mut Self::Outcome, part: Self::Outcome);
+    fn dead(outcome: &mut Self::Outcome) -> &mut Vec<DeadLetter>;
+}
+
+#[async_trait::async_trait]
+impl Counting for SessionIngest {
+    type Outcome = BatchOutcome;
+    async fn count(&mut self, part: &[Sourced]) -> Result<BatchOutcome> {
+        self.process(part).await
+    }
+    fn merge(into: &mut BatchOutcome, part: BatchOutcome) {
+        into.merge(part);
+    }
+    fn dead(outcome: &mut BatchOutcome) -> &mut Vec<DeadLetter> {
+        &mut outcome.dead
+    }
+}
+
+#[async_trait::async_trait]
+impl Counting for CdrIngest {
+    type Outcome = CdrOutcome;
+    async fn count(&mut self, part: &[Sourced]) -> Result<CdrOutcome> {
+        self.process(part).await
+    }
+    fn merge(into: &mut CdrOutcome, part: CdrOutcome) {
+        into.merge(part);
+    }
+    fn dead(outcome: &mut CdrOutcome) -> &mut Vec<DeadLetter> {
+        &mut outcome.dead
+    }
+}
+
+/// Counts and writes `items` in order. When the store refuses a part for its content
+/// (`InvalidInput`), the part is halved and each half tried in turn, so a single event the store
+/// cannot hold is found and dead-lettered as `UNSTORABLE` while everything around it counts.
+/// Any other error (an outage) ends the attempt: the caller retries the whole batch, and what
+/// landed meanwhile is recognised as counted.
+async fn isolating<C: Counting>(counting: &mut C, items: &[Sourced]) -> Result<C::Outcome> {
+    let mut out = C::Outcome::default();
+    if items.is_empty() {
+        return Ok(out);
+    }
+    let mut parts: Vec<&[Sourced]> = vec![items];
+    while let Some(part) = parts.pop() {
+        match counting.count(part).await {
+            Ok(o) => C::merge(&mut out, o),
+            Err(ioto_domain::Error::InvalidInput { .. }) if part.len() > 1 => {
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.push(second);
+                parts.push(first);
+            }
+            Err(ioto_domain::Error::InvalidInput { field, reason }) => {
+                let (source, payload) = &part[0];
+                tracing::warn!(source = %source, field = %field, reason = %reason,
+                    "the usage store refused one event; it goes to the dead-letter topic");
+                C::dead(&mut out).push(DeadLetter {
+                    source: source.clone(),
+                    rejection: ioto_domain::usage::Rejection::Unstorable {
+                        detail: format!("{field}: {reason}"),
+                    },
+                    payload: payload.clone(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// How long SIM owners are cached before they are looked up again.
 const OWNERS_FOR: Duration = Duration::from_secs(60);
 
@@ -549,4 +648,77 @@ struct InFlight {
     batch: Vec<Delivery>,
     generation: u64,
     _hold: AssignmentHold,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stands in for a usage store that refuses, for its content, any write holding an event
+    /// whose payload is `poison` (what a real store does with a value it cannot hold), and is
+    /// away once when `away` is set.
+    #[derive(Default)]
+    struct Refusing {
+        written: Vec<String>,
+        away: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Counting for Refusing {
+        type Outcome = CdrOutcome;
+        async fn count(&mut self, part: &[Sourced]) -> Result<CdrOutcome> {
+            if std::mem::take(&mut self.away) {
+                return Err(ioto_domain::Error::Unavailable("away".into()));
+            }
+            if part.iter().any(|(_, p)| p == b"poison") {
+                return Err(ioto_domain::Error::invalid("bytes", "cannot be stored"));
+            }
+            self.written.extend(part.iter().map(|(s, _)| s.clone()));
+            Ok(CdrOutcome {
+                written: part.len(),
+                ..CdrOutcome::default()
+            })
+        }
+        fn merge(into: &mut CdrOutcome, part: CdrOutcome) {
+            into.merge(part);
+        }
+        fn dead(outcome: &mut CdrOutcome) -> &mut Vec<DeadLetter> {
+            &mut outcome.dead
+        }
+    }
+
+    fn batch(poison_at: &[usize], n: usize) -> Vec<Sourced> {
+        (0..n)
+            .map(|i| {
+                let payload = if poison_at.contains(&i) { "poison" } else { "fine" };
+                (format!("t/0/{i}"), payload.as_bytes().to_vec())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_events_a_store_refuses_are_found_and_the_rest_written_in_order() {
+        let mut store = Refusing::default();
+        let out = isolating(&mut store, &batch(&[3, 4, 37], 50)).await.unwrap();
+        assert_eq!(out.written, 47);
+        let dead: Vec<&str> = out.dead.iter().map(|d| d.source.as_str()).collect();
+        assert_eq!(dead, ["t/0/3", "t/0/4", "t/0/37"]);
+        assert!(out.dead.iter().all(|d| d.rejection.code() == "UNSTORABLE"));
+        let expected: Vec<String> = (0..50)
+            .filter(|i| ![3, 4, 37].contains(i))
+            .map(|i| format!("t/0/{i}"))
+            .collect();
+        assert_eq!(store.written, expected, "everything else, in batch order");
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_not_mistaken_for_poison() {
+        let mut store = Refusing {
+            away: true,
+            ..Refusing::default()
+        };
+        let err = isolating(&mut store, &batch(&[], 10)).await.unwrap_err();
+        assert!(matches!(err, ioto_domain::Error::Unavailable(_)), "{err}");
+        assert!(store.written.is_empty());
+    }
 }

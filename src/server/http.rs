@@ -371,6 +371,13 @@ async fn readyz(State(st): State<AppState>) -> Response {
         ),
     ];
     let mut all_ok = true;
+    let worker = st.pipeline.ingest.as_ref().map(|s| match s.down() {
+        None => json!({ "ok": true }),
+        Some(why) => json!({ "ok": false, "error": why }),
+    });
+    if let Some(w) = &worker {
+        all_ok &= w["ok"] == true;
+    }
     let engines: Vec<_> = checks
         .into_iter()
         .map(|(port, info, result)| {
@@ -391,7 +398,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
     };
     (
         status,
-        Json(json!({ "status": if all_ok { "ready" } else { "unavailable" }, "engines": engines })),
+        Json(json!({
+            "status": if all_ok { "ready" } else { "unavailable" },
+            "engines": engines,
+            "ingestWorker": worker,
+        })),
     )
         .into_response()
 }

@@ -233,6 +233,11 @@ impl Collector for ScrapeTime {
                     "Partition assignment changes seen",
                     &s.rebalances,
                 ),
+                (
+                    "ioto_ingest_worker_restarts",
+                    "Times the ingest worker ended unexpectedly and was started again",
+                    &s.restarts,
+                ),
             ];
             for (name, help, value) in counters {
                 counter(&mut encoder, name, help, value.load(Ordering::Relaxed))?;

@@ -77,14 +77,7 @@ pub async fn start(
     let stats = Arc::new(IngestStats::default());
     let live = Arc::clone(&realtime);
     let activity = activity_recorder(Arc::clone(&engines.fleet), shutdown.clone());
-    let run = Worker::new(
-        Arc::clone(&engines.bus),
-        SessionIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
-        CdrIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet)),
-        worker.clone(),
-        Arc::clone(&stats),
-    )
-    .on_counted(Arc::new(move |updates| {
+    let on_counted: ioto_ingest::worker::OnCounted = Arc::new(move |updates| {
         live.sessions_updated(updates);
         let _ = activity.send(
             updates
@@ -96,13 +89,25 @@ pub async fn start(
                 })
                 .collect(),
         );
-    }))
-    .run(shutdown.clone());
-    tokio::spawn(async move {
-        if let Err(e) = run.await {
-            tracing::error!(error = %e, "ingest worker stopped");
-        }
     });
+    let (bus, usage, fleet) = (
+        Arc::clone(&engines.bus),
+        engines.usage.clone(),
+        Arc::clone(&engines.fleet),
+    );
+    let (window, worker_stats) = (config.ingest.window(), Arc::clone(&stats));
+    let topics = worker.topics.clone();
+    let build = move || {
+        Worker::new(
+            Arc::clone(&bus),
+            SessionIngest::new(usage.clone(), Arc::clone(&fleet)).with_window(window),
+            CdrIngest::new(usage.clone(), Arc::clone(&fleet)).with_window(window),
+            worker.clone(),
+            Arc::clone(&worker_stats),
+        )
+        .on_counted(Arc::clone(&on_counted))
+    };
+    tokio::spawn(supervise(build, Arc::clone(&stats), shutdown.clone()));
     spawn_retention(engines, config.ingest.retention_check_minutes, shutdown.clone());
     let mut pipeline = Pipeline {
         ingest: Some(stats),
@@ -110,7 +115,8 @@ pub async fn start(
     };
     if config.ingest.telemetry {
         let tstats = Arc::new(TelemetryStats::default());
-        let ingest = TelemetryIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet));
+        let ingest = TelemetryIngest::new(engines.usage.clone(), Arc::clone(&engines.fleet))
+            .with_window(config.ingest.window());
         // One shared subscription per deployment (the topic prefix tells deployments apart).
         let group = format!("{}ioto-telemetry", config.kafka.topic_prefix);
         let messages = engines.telemetry.subscribe(&group).await?;
@@ -118,7 +124,7 @@ pub async fn start(
             ingest,
             messages,
             Arc::clone(&engines.bus),
-            worker.topics.clone(),
+            topics,
             realtime,
             Arc::clone(&tstats),
             shutdown.clone(),
@@ -126,6 +132,39 @@ pub async fn start(
         pipeline.telemetry = Some(tstats);
     }
     Ok(pipeline)
+}
+
+/// Runs the ingest worker until shutdown. A worker that ends otherwise — an error it cannot
+/// handle, or a panic — is reported (`/readyz` says so while it is down), counted in
+/// `ioto_ingest_worker_restarts_total`, and started afresh after a pause; nothing is lost, as it
+/// commits only what it counted.
+async fn supervise(
+    build: impl Fn() -> Worker + Send + 'static,
+    stats: Arc<IngestStats>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut attempt = 0u32;
+    loop {
+        stats.set_running(None);
+        let ended = tokio::spawn(build().run(shutdown.clone())).await;
+        if *shutdown.borrow() {
+            return;
+        }
+        let why = match ended {
+            Ok(Ok(())) => "the worker returned without a shutdown".to_owned(),
+            Ok(Err(e)) => format!("the worker failed: {e}"),
+            Err(e) if e.is_panic() => format!("the worker panicked: {e}"),
+            Err(e) => format!("the worker was cancelled: {e}"),
+        };
+        tracing::error!(reason = %why, "ingest worker stopped; restarting it");
+        stats.set_running(Some(why));
+        stats.restarts.fetch_add(1, Ordering::Relaxed);
+        attempt += 1;
+        let mut pause_rx = shutdown.clone();
+        if ioto_ingest::worker::pause(ioto_ingest::worker::backoff(attempt), &mut pause_rx).await {
+            return;
+        }
+    }
 }
 
 /// Drops expired session data every `minutes` where the usage store has no TTL.

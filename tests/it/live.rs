@@ -263,7 +263,10 @@ async fn device_telemetry_flows_from_mqtt_to_queries_and_subscribers() {
     let too_humid = json!({"device_id": device.id.to_string(), "at": at.to_rfc3339(), "humidity_pct": 150});
     let wrong_device =
         json!({"device_id": uuid::Uuid::new_v4().to_string(), "at": at.to_rfc3339(), "temperature_c": 1});
-    for payload in [&good, &too_humid, &wrong_device] {
+    // A reading from 1901 or from the next century: refused, not retried without end.
+    let ancient = json!({"device_id": device.id.to_string(), "at": "1901-01-01T00:00:00Z", "temperature_c": 1});
+    let future = json!({"device_id": device.id.to_string(), "at": "2999-01-01T00:00:00Z", "temperature_c": 1});
+    for payload in [&ancient, &future, &good, &too_humid, &wrong_device] {
         client
             .publish(&topic, QoS::AtLeastOnce, false, payload.to_string())
             .await
@@ -291,6 +294,7 @@ async fn device_telemetry_flows_from_mqtt_to_queries_and_subscribers() {
     assert_eq!(readings[0]["temperatureC"], 4.5);
     assert!(readings[0]["humidityPct"].is_null());
     wait_for_metric(&app, "ioto_telemetry_rejected_total{reason=\"INVALID_FIELD\"} 2").await;
+    wait_for_metric(&app, "ioto_telemetry_rejected_total{reason=\"OUT_OF_RANGE\"} 2").await;
     wait_for_metric(&app, "ioto_telemetry_readings_total 1").await;
     let _ = client.disconnect().await;
     app.stop().await;

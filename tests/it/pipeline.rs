@@ -480,3 +480,135 @@ async fn two_workers_share_the_partitions_and_count_everything_once() {
     second.await.unwrap().unwrap();
     ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
 }
+
+/// Every poison a careless producer can send, through the real broker, among good events: each
+/// is dead-lettered with its reason, the events around it count exactly, and the partition never
+/// stalls. Two SIMs using the same session id are counted independently.
+#[tokio::test]
+async fn poison_events_are_dead_lettered_while_the_events_around_them_count() {
+    let stack = Stack::new().await;
+    let tenant = stack.factory.tenant("Poison").await;
+    let sims = stack.factory.sims(&tenant, None, 2).await;
+    let (a, b) = (sims[0].iccid.as_str(), sims[1].iccid.as_str());
+    let now = Utc::now();
+    let at = |secs: i64| (now + chrono::Duration::seconds(secs)).to_rfc3339();
+    let rollup = |session: &str, iccid: &str, total: serde_json::Value, at: &str, network: &str| {
+        serde_json::json!({"v": 1, "session_id": session, "iccid": iccid, "event_timestamp": at,
+            "mcc_mnc": network, "radio_access_type": 6, "total_bytes_in": total, "total_bytes_out": 0,
+            "request_type": "UPDATE"})
+        .to_string()
+    };
+    let cdr = |id: &str, start: &str, end: &str| {
+        serde_json::json!({"v": 1, "cdr_id": id, "iccid": a, "start": start, "end": end,
+            "mcc_mnc": "262-01", "bytes_in": 10, "bytes_out": 0, "rating_group": 1})
+        .to_string()
+    };
+    let (s, c) = (&stack.topics.sessions, &stack.topics.cdrs);
+    let poison = [
+        ("INVALID_FIELD", s, rollup("p1", a, 5.into(), &at(-60), "12é45")),
+        (
+            "OUT_OF_RANGE",
+            s,
+            rollup("p2", a, 5.into(), "1900-01-01T00:00:00Z", "262-01"),
+        ),
+        (
+            "OUT_OF_RANGE",
+            s,
+            rollup("p3", a, 5.into(), "2200-01-01T00:00:00Z", "262-01"),
+        ),
+        (
+            "OUT_OF_RANGE",
+            s,
+            rollup("p4", a, 5.into(), &at(-40 * 86_400), "262-01"),
+        ),
+        ("OUT_OF_RANGE", s, rollup("p5", a, 5.into(), &at(3_600), "262-01")),
+        (
+            "INVALID_FIELD",
+            s,
+            rollup("p6", a, u64::MAX.into(), &at(-60), "262-01"),
+        ),
+        (
+            "INVALID_FIELD",
+            s,
+            rollup("p7", a, (1u64 << 60).into(), &at(-60), "262-01"),
+        ),
+        ("OUT_OF_RANGE", c, cdr("c-old", "1969-12-31T23:00:00Z", &at(-60))),
+        (
+            "OUT_OF_RANGE",
+            c,
+            cdr("c-future", &at(-60), "2300-01-01T00:00:00Z"),
+        ),
+    ];
+    let good = [
+        (s, rollup("good", a, 1_000.into(), &at(-300), "262-01")),
+        (s, rollup("shared", a, 700.into(), &at(-290), "262-01")),
+        (s, rollup("shared", b, 500.into(), &at(-280), "262-01")),
+        (s, rollup("good", a, 3_000.into(), &at(-120), "262-01")),
+        (c, cdr("c-good", &at(-300), &at(-120))),
+    ];
+    // Good and poison interleaved, on one partition key so they share batches.
+    let bus = &stack.engines.bus;
+    for (i, (topic, payload)) in good.iter().enumerate() {
+        bus.publish(topic, a, payload.as_bytes()).await.unwrap();
+        for (_, topic, payload) in poison.iter().skip(i * 2).take(2) {
+            bus.publish(topic, a, payload.as_bytes()).await.unwrap();
+        }
+    }
+
+    let usage: Arc<dyn UsageStore> = Arc::clone(&stack.engines.usage);
+    let stats = Arc::new(IngestStats::default());
+    let (stop, rx) = watch::channel(false);
+    let worker = tokio::spawn(stack.worker(Arc::clone(&usage), &stats).run(rx));
+    let letters = dead_letters(bus.as_ref(), &stack.topics.dead_letters, poison.len()).await;
+    for (reason, topic, payload) in &poison {
+        assert!(
+            letters.iter().any(|l| l["reason"] == *reason
+                && l["payload"] == payload.as_str()
+                && l["topic"] == topic.as_str()),
+            "dead letter {reason} for {payload}: {letters:?}"
+        );
+    }
+    // The good events count exactly: SIM a 3,000 + 700 bytes, SIM b 500 (the same session id as
+    // a session of SIM a, counted on its own), and the good CDR.
+    let day = now.date_naive();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while counted_bytes(usage.as_ref(), tenant.id, day - chrono::Days::new(1), day).await < 4_200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the good events are counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let range = (now - chrono::Duration::days(2), now + chrono::Duration::days(1));
+    for (sim, want) in [(&sims[0], 3_700), (&sims[1], 500)] {
+        let got: u64 = usage
+            .sim_usage(tenant.id, &sim.iccid, range.0, range.1, Granularity::Day)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.bytes_in)
+            .sum();
+        assert_eq!(got, want, "bytes of {}", sim.iccid);
+    }
+    let billed: u64 = usage
+        .reconciliation(
+            tenant.id,
+            &ReconciliationQuery {
+                from: day - chrono::Days::new(1),
+                to: day,
+                iccid: None,
+                customer: None,
+                only_differences: false,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.cdr_in)
+        .sum();
+    assert_eq!(billed, 10, "only the good CDR is billed");
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
+}

@@ -28,6 +28,11 @@ fn db_err(e: sqlx::Error) -> Error {
         e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
             Error::Unavailable(format!("the embedded usage store ({e})"))
         }
+        // A sum in a cube outgrew SQLite's 64-bit integers: this write's content, not the store.
+        sqlx::Error::Database(d) if d.message().contains("integer overflow") => Error::invalid(
+            "bytes",
+            format!("a usage total would exceed {} ({})", i64::MAX, d.message()),
+        ),
         other => Error::Internal(format!("embedded usage store: {other}")),
     }
 }

@@ -17,8 +17,11 @@ use std::sync::Arc;
 
 use crate::identifiers::Iccid;
 use crate::ports::{CdrRecord, Fleet, SessionKey, SessionUpdate, TelemetryStore, UsageWriter};
+use chrono::Utc;
+
 use crate::usage::{
-    counted_update, step, Cdr, Rejection, RequestType, SessionProgress, SessionRollup, Step, TelemetryReading,
+    counted_update, step, Cdr, EventWindow, Rejection, RequestType, SessionProgress, SessionRollup, Step,
+    TelemetryReading,
 };
 use crate::{CustomerId, DeviceId, Result, Scope, TenantId};
 
@@ -41,6 +44,16 @@ pub struct BatchOutcome {
     pub dead: Vec<DeadLetter>,
     /// The session updates written (for live views).
     pub counted: Vec<SessionUpdate>,
+}
+
+impl BatchOutcome {
+    /// Adds what a later part of the same batch did.
+    pub fn merge(&mut self, other: Self) {
+        self.written += other.written;
+        self.already_counted += other.already_counted;
+        self.dead.extend(other.dead);
+        self.counted.extend(other.counted);
+    }
 }
 
 /// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached.
@@ -93,6 +106,7 @@ pub struct SessionIngest {
     progress: HashMap<SessionKey, SessionProgress>,
     /// Progress of the batch being written (staged, not yet acknowledged).
     pending: HashMap<SessionKey, SessionProgress>,
+    window: EventWindow,
 }
 
 /// A batch of session rollups counted and ready to write.
@@ -112,7 +126,14 @@ impl SessionIngest {
             owners: Owners::new(fleet),
             progress: HashMap::new(),
             pending: HashMap::new(),
+            window: EventWindow::default(),
         }
+    }
+
+    /// Accepts events within `window` of now (the default: 35 days back, 10 minutes ahead).
+    pub fn with_window(mut self, window: EventWindow) -> Self {
+        self.window = window;
+        self
     }
 
     /// Forgets cached SIM owners (after assignments change, or periodically).
@@ -151,8 +172,12 @@ impl SessionIngest {
     pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedSessions> {
         let mut out = PreparedSessions::default();
         let mut rollups = Vec::with_capacity(batch.len());
+        let now = Utc::now();
         for (source, payload) in batch {
-            match SessionRollup::from_json(payload) {
+            match SessionRollup::from_json(payload).and_then(|r| {
+                self.window.check("event_timestamp", r.event_timestamp, now)?;
+                Ok(r)
+            }) {
                 Ok(r) => rollups.push((source, payload, r)),
                 Err(rejection) => out.dead.push(DeadLetter {
                     source: source.clone(),
@@ -255,6 +280,15 @@ pub struct CdrOutcome {
     pub dead: Vec<DeadLetter>,
 }
 
+impl CdrOutcome {
+    /// Adds what a later part of the same batch did.
+    pub fn merge(&mut self, other: Self) {
+        self.written += other.written;
+        self.already_counted += other.already_counted;
+        self.dead.extend(other.dead);
+    }
+}
+
 /// CDR ingest: billing records stored once each, by `cdr_id`.
 ///
 /// A CDR id already stored (asked of the store for every batch), being written in the batch
@@ -265,6 +299,7 @@ pub struct CdrIngest {
     owners: Owners,
     /// Ids of the batch being written.
     pending: HashSet<String>,
+    window: EventWindow,
 }
 
 /// A batch of CDRs checked and ready to write.
@@ -281,7 +316,14 @@ impl CdrIngest {
             usage,
             owners: Owners::new(fleet),
             pending: HashSet::new(),
+            window: EventWindow::default(),
         }
+    }
+
+    /// Accepts records whose start and end are within `window` of now.
+    pub fn with_window(mut self, window: EventWindow) -> Self {
+        self.window = window;
+        self
     }
 
     pub fn forget_owners(&mut self) {
@@ -311,8 +353,13 @@ impl CdrIngest {
     pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedCdrs> {
         let mut out = PreparedCdrs::default();
         let mut cdrs = Vec::with_capacity(batch.len());
+        let now = Utc::now();
         for (source, payload) in batch {
-            match Cdr::from_json(payload) {
+            match Cdr::from_json(payload).and_then(|c| {
+                self.window.check("start", c.start, now)?;
+                self.window.check("end", c.end, now)?;
+                Ok(c)
+            }) {
                 Ok(c) => cdrs.push((source, payload, c)),
                 Err(rejection) => out.dead.push(DeadLetter {
                     source: source.clone(),
@@ -389,6 +436,7 @@ pub struct TelemetryIngest {
     usage: Arc<dyn TelemetryStore>,
     fleet: Arc<dyn Fleet>,
     tenants: HashMap<DeviceId, TenantId>,
+    window: EventWindow,
 }
 
 impl TelemetryIngest {
@@ -397,7 +445,14 @@ impl TelemetryIngest {
             usage,
             fleet,
             tenants: HashMap::new(),
+            window: EventWindow::default(),
         }
+    }
+
+    /// Accepts readings taken within `window` of now.
+    pub fn with_window(mut self, window: EventWindow) -> Self {
+        self.window = window;
+        self
     }
 
     /// Processes `(topic, payload)` pairs as received from MQTT. The device the topic names must
@@ -405,13 +460,17 @@ impl TelemetryIngest {
     pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<TelemetryOutcome> {
         let mut out = TelemetryOutcome::default();
         let mut readings = Vec::with_capacity(batch.len());
+        let now = Utc::now();
         for (topic, payload) in batch {
             let reject = |rejection| DeadLetter {
                 source: topic.clone(),
                 rejection,
                 payload: payload.clone(),
             };
-            match TelemetryReading::from_json(payload) {
+            match TelemetryReading::from_json(payload).and_then(|r| {
+                self.window.check("at", r.at, now)?;
+                Ok(r)
+            }) {
                 Ok(r)
                     if crate::usage::telemetry::topic_device(topic)
                         .is_some_and(|d| d != r.device_id.to_string()) =>
@@ -437,9 +496,13 @@ impl TelemetryIngest {
                 self.tenants.insert(device.id, device.tenant_id);
             }
         }
+        let mut sources = Vec::with_capacity(readings.len());
         for (topic, payload, r) in readings {
             match self.tenants.get(&r.device_id) {
-                Some(tenant) => out.stored.push((*tenant, r)),
+                Some(tenant) => {
+                    out.stored.push((*tenant, r));
+                    sources.push((topic, payload));
+                }
                 None => out.rejected.push(DeadLetter {
                     source: topic.clone(),
                     rejection: Rejection::UnknownDevice {
@@ -449,8 +512,29 @@ impl TelemetryIngest {
                 }),
             }
         }
-        if !out.stored.is_empty() {
-            self.usage.write_telemetry(&out.stored).await?;
+        if out.stored.is_empty() {
+            return Ok(out);
+        }
+        match self.usage.write_telemetry(&out.stored).await {
+            Ok(()) => {}
+            // The store refused some reading's content: store them one by one, so only the
+            // refused ones are dead-lettered (a reading stored twice is still one reading).
+            Err(crate::Error::InvalidInput { .. }) => {
+                for (reading, (topic, payload)) in std::mem::take(&mut out.stored).into_iter().zip(sources) {
+                    match self.usage.write_telemetry(std::slice::from_ref(&reading)).await {
+                        Ok(()) => out.stored.push(reading),
+                        Err(crate::Error::InvalidInput { field, reason }) => out.rejected.push(DeadLetter {
+                            source: topic.clone(),
+                            rejection: Rejection::Unstorable {
+                                detail: format!("{field}: {reason}"),
+                            },
+                            payload: payload.clone(),
+                        }),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
         }
         Ok(out)
     }

@@ -14,6 +14,54 @@ use crate::identifiers::{Iccid, MccMnc};
 /// The contract version this build reads and writes.
 pub const CONTRACT_VERSION: u64 = 1;
 
+/// The largest counter an event may carry: 2^53 − 1 bytes (8 PiB; the largest whole number
+/// every JSON reader holds exactly). Sums of such counters stay within the stores' 64-bit
+/// integers; anything larger is a producer's bug and is dead-lettered.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+
+/// How far from now an event's times may be. Older events would land in data already expired
+/// (sessions are kept 7 days) or billed; later ones come from a wrong clock. Both are
+/// dead-lettered as `OUT_OF_RANGE`, which also keeps every stored time within the stores'
+/// range and a batch within a bounded number of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWindow {
+    pub max_age: chrono::Duration,
+    pub max_ahead: chrono::Duration,
+}
+
+impl Default for EventWindow {
+    fn default() -> Self {
+        Self {
+            max_age: chrono::Duration::days(35),
+            max_ahead: chrono::Duration::minutes(10),
+        }
+    }
+}
+
+impl EventWindow {
+    /// `OUT_OF_RANGE` naming `field` when `t` is outside the window around `now`.
+    pub fn check(&self, field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Rejection> {
+        let out = |detail: String| Rejection::OutOfRange {
+            field: field.to_owned(),
+            detail,
+        };
+        if t < now - self.max_age {
+            return Err(out(format!(
+                "{t} is more than {} days old; events are accepted up to {} days after the fact",
+                self.max_age.num_days(),
+                self.max_age.num_days()
+            )));
+        }
+        if t > now + self.max_ahead {
+            return Err(out(format!(
+                "{t} is more than {} s ahead of this server's clock ({now})",
+                self.max_ahead.num_seconds()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Why an event cannot be counted; travels to the dead-letter topic with the original payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -45,6 +93,15 @@ pub enum Rejection {
         session_id: String,
         detail: String,
     },
+    /// A time outside the window events are accepted in (see [`EventWindow`]).
+    OutOfRange {
+        field: String,
+        detail: String,
+    },
+    /// The usage store refused this event alone (the rest of its batch was stored).
+    Unstorable {
+        detail: String,
+    },
 }
 
 impl Rejection {
@@ -58,6 +115,8 @@ impl Rejection {
             Self::UnknownIccid { .. } => "UNKNOWN_ICCID",
             Self::UnknownDevice { .. } => "UNKNOWN_DEVICE",
             Self::CountersWentBackwards { .. } => "COUNTERS_WENT_BACKWARDS",
+            Self::OutOfRange { .. } => "OUT_OF_RANGE",
+            Self::Unstorable { .. } => "UNSTORABLE",
         }
     }
 }
@@ -81,6 +140,8 @@ impl fmt::Display for Rejection {
             Self::CountersWentBackwards { session_id, detail } => {
                 write!(f, "session {session_id}: counters went backwards ({detail})")
             }
+            Self::OutOfRange { field, detail } => write!(f, "field '{field}': {detail}"),
+            Self::Unstorable { detail } => write!(f, "the usage store refused this event: {detail}"),
         }
     }
 }
@@ -186,9 +247,12 @@ impl Fields {
 
     fn count(&self, field: &str) -> Result<u64, Rejection> {
         match self.raw(field)? {
-            Value::Number(n) => n
-                .as_u64()
-                .ok_or_else(|| invalid(field, format!("must be a whole number of bytes ≥ 0, got {n}"))),
+            Value::Number(n) => n.as_u64().filter(|c| *c <= MAX_COUNTER).ok_or_else(|| {
+                invalid(
+                    field,
+                    format!("must be a whole number from 0 to {MAX_COUNTER}, got {n}"),
+                )
+            }),
             other => Err(invalid(field, format!("must be a number, got {}", kind(other)))),
         }
     }
@@ -252,7 +316,10 @@ impl WireRollup<'_> {
     /// The rollup, when every field is valid as it stands; `None` sends it down the general path.
     fn rollup(&self) -> Option<SessionRollup> {
         let text = |s: &str| Some(s.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
-        if self.v.is_some_and(|v| v != CONTRACT_VERSION) {
+        if self.v.is_some_and(|v| v != CONTRACT_VERSION)
+            || self.total_bytes_in > MAX_COUNTER
+            || self.total_bytes_out > MAX_COUNTER
+        {
             return None;
         }
         let request_type = match self.request_type.trim().to_ascii_uppercase().as_str() {

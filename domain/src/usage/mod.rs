@@ -8,7 +8,7 @@ pub mod rat;
 pub mod telemetry;
 
 pub use delta::{counted_update, step, SessionProgress, Step, UsageDelta};
-pub use events::{Cdr, Rejection, RequestType, SessionRollup, CONTRACT_VERSION};
+pub use events::{Cdr, EventWindow, Rejection, RequestType, SessionRollup, CONTRACT_VERSION, MAX_COUNTER};
 pub use networks::{Network, Networks};
 pub use rat::RadioAccessType;
 pub use telemetry::{telemetry_topic, TelemetryReading, TELEMETRY_FILTER};

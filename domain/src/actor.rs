@@ -16,6 +16,9 @@ pub struct Actor {
     pub role: Role,
     /// Set exactly when `role` is `CUSTOMER_USER`.
     pub customer_id: Option<CustomerId>,
+    /// When the token was issued (`iat`), if it says: a token older than its user's last
+    /// password change is refused.
+    pub issued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Actor {

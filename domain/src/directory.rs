@@ -54,6 +54,8 @@ pub struct User {
     pub display_name: Name,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// When the password last changed (tokens issued before then are refused).
+    pub credentials_changed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 mod m0001_directory;
 mod m0002_fleet;
+mod m0003_credentials;
 
 use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
@@ -13,6 +14,7 @@ pub const APP_ROLE: &str = "ioto_app";
 pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0001_postgres.sql"),
     include_str!("sql/0002_postgres.sql"),
+    include_str!("sql/0003_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -23,6 +25,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_directory::Migration),
             Box::new(m0002_fleet::Migration),
+            Box::new(m0003_credentials::Migration),
         ]
     }
 }

@@ -51,6 +51,8 @@ pub type TaskScope = Arc<
 pub struct RequestContext {
     pub actor: Option<Actor>,
     pub request_id: String,
+    /// The peer the request came from (not a forwarded-for header, which anyone can set).
+    pub client: Option<std::net::IpAddr>,
     /// Applied to every task the request spawns; none: spawned as they are.
     pub task_scope: Option<TaskScope>,
     /// Batching loaders for nested fields, made on first use for this request's caller.

@@ -81,9 +81,10 @@ impl DirectoryMutation {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
-        if let Some(wait) = svc.login_throttle.blocked(&email) {
+        let client = ctx.data_opt::<crate::RequestContext>().and_then(|r| r.client);
+        if let Some((wait, why)) = svc.login_throttle.blocked(&email, client) {
             return Err(to_gql(Error::RateLimited(format!(
-                "too many failed logins for this e-mail; try again in {} minute(s)",
+                "too many failed logins {why}; try again in {} minute(s)",
                 wait.as_secs().div_ceil(60)
             ))));
         }
@@ -93,7 +94,7 @@ impl DirectoryMutation {
                 found
             }
             Err(e @ Error::Unauthenticated(_)) => {
-                svc.login_throttle.failed(&email);
+                svc.login_throttle.failed(&email, client);
                 return Err(to_gql(e));
             }
             Err(e) => return Err(to_gql(e)),

@@ -252,12 +252,17 @@ impl Jwt {
             ));
         }
         let user_id = text("uid").and_then(|u| UserId::parse(u, "uid").ok());
+        let issued_at = c
+            .get("iat")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
         Ok(Actor {
             user_id,
             subject,
             tenant_id,
             role,
             customer_id,
+            issued_at,
         })
     }
 

@@ -121,7 +121,12 @@ fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
     async_graphql::Error::new(reason)
 }
 
-async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
+async fn graphql(
+    State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> Response {
     let actor = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -153,6 +158,7 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, req: GraphQLReq
     let ctx = RequestContext {
         actor,
         request_id: request_id(&headers),
+        client: peer.map(|p| p.0 .0.ip()),
         loaders: Default::default(),
         task_scope: session
             .clone()
@@ -205,20 +211,63 @@ fn is_query(req: &async_graphql::Request) -> bool {
 
 /// graphql-transport-ws (and the legacy graphql-ws) with the token in `connection_init`:
 /// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`).
+///
+/// The token is checked again for as long as the socket is open, at the cadence HTTP requests
+/// are (`auth.session_check_seconds`): once it has expired, or its user was deleted or demoted,
+/// the server closes the socket with 4401 and the reason, ending its subscriptions and any
+/// further queries or mutations sent over it.
 async fn graphql_ws(
     State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let request_id = request_id(&headers);
+    let client = peer.map(|p| p.0 .0.ip());
     let schema = st.schema.clone();
     let jwt = Arc::clone(&st.jwt);
     let sessions = Arc::clone(&st.sessions);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let (mut sink, stream) = futures::StreamExt::split(socket);
+            // The token accepted at connection_init, then the reason it stopped being valid.
+            let (token_tx, mut token_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+            let (revoked_tx, revoked_rx) = tokio::sync::oneshot::channel::<String>();
+            let (check_jwt, check_sessions) = (Arc::clone(&jwt), Arc::clone(&sessions));
+            let watcher = tokio::spawn(async move {
+                let Ok(token) = token_rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|t| t.clone().unwrap_or_default())
+                else {
+                    return;
+                };
+                let every = check_sessions.every().max(Duration::from_secs(1));
+                loop {
+                    tokio::time::sleep(every).await;
+                    match authenticate(&check_jwt, &check_sessions, &token).await {
+                        Ok(_) => {}
+                        Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
+                            let _ = revoked_tx.send(e.public().message);
+                            return;
+                        }
+                        // The user store could not be read: not a reason to drop the client.
+                        Err(e) => tracing::warn!(error = %e, "re-checking a WebSocket session"),
+                    }
+                }
+            });
+            let (reason_tx, reason_rx) = tokio::sync::oneshot::channel::<String>();
+            let input = futures::StreamExt::take_until(stream, async move {
+                match revoked_rx.await {
+                    Ok(reason) => {
+                        let _ = reason_tx.send(reason);
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            });
+            GraphQLWebSocket::new_with_pair(&mut sink, input, schema, protocol)
                 .on_connection_init(move |payload: serde_json::Value| async move {
                     let raw = ["authorization", "Authorization", "token"]
                         .iter()
@@ -232,10 +281,12 @@ async fn graphql_ws(
                     let actor = authenticate(&jwt, &sessions, token)
                         .await
                         .map_err(|e| ws_init_error(&e))?;
+                    let _ = token_tx.send(Some(token.to_owned()));
                     let mut data = async_graphql::Data::default();
                     data.insert(RequestContext {
                         actor: Some(actor),
                         request_id,
+                        client,
                         loaders: Default::default(),
                         task_scope: None,
                     });
@@ -243,6 +294,19 @@ async fn graphql_ws(
                 })
                 .serve()
                 .await;
+            watcher.abort();
+            if let Ok(reason) = reason_rx.await {
+                let frame = axum::extract::ws::CloseFrame {
+                    code: 4401,
+                    reason: format!("UNAUTHENTICATED: {reason}")
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                        .into(),
+                };
+                let _ =
+                    futures::SinkExt::send(&mut sink, axum::extract::ws::Message::Close(Some(frame))).await;
+            }
         })
 }
 

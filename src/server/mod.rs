@@ -168,7 +168,12 @@ impl App {
             let _ = shutdown.send(true);
             let _ = drained_tx.send(());
         };
-        let server = axum::serve(listener, self.router.into_make_service()).with_graceful_shutdown(graceful);
+        let server = axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
         let mut server = tokio::spawn(async move { server.await });
         tokio::select! {
             // The server stopped on its own (an accept error): report it.

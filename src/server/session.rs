@@ -24,11 +24,23 @@ impl SessionCheck {
     }
 
     fn key(actor: &Actor, user: UserId) -> (UserId, String) {
-        // The role and customer are part of the key: a token with other claims is checked afresh.
+        // The role, customer and issue time are part of the key: a token with other claims is
+        // checked afresh (an old token is not confirmed by a newer one's check).
         (
             user,
-            format!("{}:{}:{:?}", actor.tenant_id, actor.role, actor.customer_id),
+            format!(
+                "{}:{}:{:?}:{:?}",
+                actor.tenant_id,
+                actor.role,
+                actor.customer_id,
+                actor.issued_at.map(|t| t.timestamp())
+            ),
         )
+    }
+
+    /// How long a confirmation is reused: the cadence at which open connections are re-checked.
+    pub fn every(&self) -> Duration {
+        self.ttl
     }
 
     pub async fn confirm(&self, actor: &Actor) -> Result<()> {

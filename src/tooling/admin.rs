@@ -94,6 +94,7 @@ impl Admin {
                 tenant_id: TenantId(uuid::Uuid::nil()),
                 role: Role::PlatformAdmin,
                 customer_id: None,
+                issued_at: None,
             },
         })
     }

@@ -97,6 +97,7 @@ pub async fn fleet(
         tenant_id: tenant.id,
         role: Role::Operator,
         customer_id: None,
+        issued_at: None,
     };
 
     // Imports of 100,000 rows each, through the same path as the API (parse, check every row,

@@ -57,6 +57,7 @@ impl TryFrom<user::Model> for User {
                 .map_err(|e| corrupt("users", "display_name", e))?,
             role: Role::parse(&m.role).map_err(|e| corrupt("users", "role", e))?,
             created_at: m.created_at,
+            credentials_changed_at: m.credentials_changed_at,
         })
     }
 }

@@ -274,3 +274,104 @@ async fn demoted_or_deleted_users_lose_access_before_their_token_expires() {
     );
     app.stop().await;
 }
+
+/// A WebSocket is checked for as long as it is open, not only at `connection_init`: once its user
+/// is demoted, the server closes it (4401, with the reason), ending the subscription.
+#[tokio::test]
+async fn a_websocket_session_ends_when_its_user_is_demoted() {
+    let mut config = TestApp::config(Engines::Real).await;
+    config.auth.session_check_seconds = 1;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("Socket").await;
+    let boss = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let admin = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let boss_token = app.login(boss.email.as_str(), TEST_PASSWORD).await;
+    let admin_token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let mut ws = crate::http::ws_subscribe(
+        &app,
+        &admin_token,
+        "subscription { directoryEvents { change entityId } }",
+    )
+    .await;
+    // Still open and served after a few checks.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    app.gql(
+        Some(&boss_token),
+        "mutation { createCustomer(input: {name: \"Seen\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let event = crate::http::ws_next(&mut ws).await.expect("the event arrives");
+    assert_eq!(
+        event["payload"]["data"]["directoryEvents"]["change"], "CUSTOMER_CREATED",
+        "{event}"
+    );
+
+    let demote = "mutation($id: ID!) { setUserRole(id: $id, role: VIEWER) { role } }";
+    let body = app
+        .gql(Some(&boss_token), demote, json!({"id": admin.id.to_string()}))
+        .await;
+    assert_eq!(body["data"]["setUserRole"]["role"], "VIEWER", "{body}");
+    // Events already under way may still arrive; then the server closes the socket.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let frame = loop {
+        let msg = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut ws))
+            .await
+            .expect("the server closes the socket within 30 s")
+            .expect("a close frame before the end")
+            .unwrap();
+        match msg {
+            tokio_tungstenite::tungstenite::Message::Close(frame) => break frame.expect("with a reason"),
+            _ => continue,
+        }
+    };
+    assert_eq!(u16::from(frame.code), 4401, "{frame:?}");
+    assert!(frame.reason.starts_with("UNAUTHENTICATED: "), "{frame:?}");
+    app.stop().await;
+}
+
+/// A password change ends every token issued before it (a stolen token stops working once the
+/// owner changes the password); a fresh login works.
+#[tokio::test]
+async fn a_password_change_ends_the_tokens_issued_before_it() {
+    let mut config = TestApp::config(Engines::Real).await;
+    config.auth.session_check_seconds = 0;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("Rotate").await;
+    let user = app.factory.user(&t, Role::Operator, None).await;
+    let old = app.login(user.email.as_str(), TEST_PASSWORD).await;
+    let stolen = app.login(user.email.as_str(), TEST_PASSWORD).await;
+    // Tokens carry whole seconds: let the change happen in a later second than their issue.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let change =
+        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+    let body = app
+        .gql(
+            Some(&old),
+            change,
+            json!({"c": TEST_PASSWORD, "n": "a-brand-new-password"}),
+        )
+        .await;
+    assert_eq!(body["data"]["changePassword"], true, "{body}");
+    for token in [&old, &stolen] {
+        let (status, body) = app.gql_status(Some(token), ME, json!({})).await;
+        assert_eq!(
+            (status, error_code(&body).as_deref()),
+            (401, Some("UNAUTHENTICATED")),
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("password has changed"),
+            "{body}"
+        );
+    }
+    let fresh = app.login(user.email.as_str(), "a-brand-new-password").await;
+    assert_eq!(
+        app.gql(Some(&fresh), ME, json!({})).await["data"]["me"]["role"],
+        "OPERATOR"
+    );
+    app.stop().await;
+}

@@ -276,7 +276,7 @@ pub(crate) async fn ws_next(ws: &mut Ws) -> Option<Value> {
 }
 
 /// The reason of the close frame the server ends the connection with (no other message first).
-async fn ws_close_reason(ws: &mut Ws) -> String {
+pub(crate) async fn ws_close_reason(ws: &mut Ws) -> String {
     let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
         .await
         .expect("no message in 30 s")

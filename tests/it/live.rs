@@ -264,8 +264,10 @@ async fn device_telemetry_flows_from_mqtt_to_queries_and_subscribers() {
     let wrong_device =
         json!({"device_id": uuid::Uuid::new_v4().to_string(), "at": at.to_rfc3339(), "temperature_c": 1});
     // A reading from 1901 or from the next century: refused, not retried without end.
-    let ancient = json!({"device_id": device.id.to_string(), "at": "1901-01-01T00:00:00Z", "temperature_c": 1});
-    let future = json!({"device_id": device.id.to_string(), "at": "2999-01-01T00:00:00Z", "temperature_c": 1});
+    let ancient =
+        json!({"device_id": device.id.to_string(), "at": "1901-01-01T00:00:00Z", "temperature_c": 1});
+    let future =
+        json!({"device_id": device.id.to_string(), "at": "2999-01-01T00:00:00Z", "temperature_c": 1});
     for payload in [&ancient, &future, &good, &too_humid, &wrong_device] {
         client
             .publish(&topic, QoS::AtLeastOnce, false, payload.to_string())

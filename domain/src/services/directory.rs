@@ -7,7 +7,9 @@ use crate::directory::{
 };
 use crate::fleet::query::Page;
 use crate::identifiers::{Email, Name, Slug};
-use crate::password::{decoy_hash, hash_password, verify_password};
+use crate::password::{
+    decoy_hash, hash_password_off_runtime as hash_password, verify_password_off_runtime as verify_password,
+};
 use crate::ports::Directory;
 use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId, UserId};
 
@@ -37,11 +39,14 @@ impl DirectoryService {
     pub async fn login(&self, email: &str, password: &str) -> Result<(LoginRecord, User)> {
         let denied = || Error::Unauthenticated("e-mail or password is wrong".into());
         let Ok(email) = Email::parse(email) else {
-            verify_password(password, decoy_hash());
+            verify_password(password, decoy_hash()).await?;
             return Err(denied());
         };
-        match self.store.login_record(&email).await? {
-            Some(rec) if verify_password(password, &rec.password_hash) => {
+        let record = self.store.login_record(&email).await?;
+        let hash = record.as_ref().map_or(decoy_hash(), |r| r.password_hash.as_str());
+        let verified = verify_password(password, hash).await?;
+        match record {
+            Some(rec) if verified => {
                 let scope = Scope::Tenant {
                     tenant_id: rec.tenant_id,
                     customer_id: rec.customer_id,
@@ -50,11 +55,7 @@ impl DirectoryService {
                 let user = self.store.user(scope, rec.user_id).await?.ok_or_else(denied)?;
                 Ok((rec, user))
             }
-            Some(_) => Err(denied()),
-            None => {
-                verify_password(password, decoy_hash());
-                Err(denied())
-            }
+            Some(_) | None => Err(denied()),
         }
     }
 
@@ -73,6 +74,16 @@ impl DirectoryService {
             {
                 Err(Error::Unauthenticated(
                     "your role has changed since this token was issued; sign in again".into(),
+                ))
+            }
+            // `iat` has whole seconds: a token of the same second as the change is the new one.
+            Some(u)
+                if u.credentials_changed_at
+                    .zip(actor.issued_at)
+                    .is_some_and(|(changed, issued)| issued.timestamp() < changed.timestamp()) =>
+            {
+                Err(Error::Unauthenticated(
+                    "the password has changed since this token was issued; sign in again".into(),
                 ))
             }
             Some(_) => Ok(()),
@@ -241,7 +252,7 @@ impl DirectoryService {
         let tenant_id = actor.target_tenant(input.tenant_id)?;
         self.check_customer_for_role(actor, tenant_id, input.role, input.customer_id)
             .await?;
-        let password_hash = hash_password(&input.password)?;
+        let password_hash = hash_password(&input.password).await?;
         self.store
             .create_user(
                 actor.scope(),
@@ -324,7 +335,7 @@ impl DirectoryService {
             "use changePassword for your own password",
         )
         .await?;
-        let hash = hash_password(password)?;
+        let hash = hash_password(password).await?;
         self.store.set_password_hash(actor.scope(), id, hash).await
     }
 
@@ -343,10 +354,10 @@ impl DirectoryService {
             .login_record(&user.email)
             .await?
             .ok_or_else(|| Error::not_found("user", id))?;
-        if !verify_password(current, &rec.password_hash) {
+        if !verify_password(current, &rec.password_hash).await? {
             return Err(Error::invalid("currentPassword", "is not your current password"));
         }
-        let hash = hash_password(new).map_err(|e| match e {
+        let hash = hash_password(new).await.map_err(|e| match e {
             Error::InvalidInput { reason, .. } => Error::invalid("newPassword", reason),
             other => other,
         })?;

@@ -42,6 +42,7 @@ impl UserStore for SqlDirectory {
             role: Set(new.role.as_str().to_owned()),
             password_hash: Set(new.password_hash),
             created_at: Set(Utc::now()),
+            credentials_changed_at: Set(None),
         }
         .insert(&txn)
         .await
@@ -109,6 +110,7 @@ impl UserStore for SqlDirectory {
         let row = user_row(&txn, scope, id).await?;
         let mut active: user::ActiveModel = row.into();
         active.password_hash = Set(hash);
+        active.credentials_changed_at = Set(Some(Utc::now()));
         active.update(&txn).await.map_err(db)?;
         commit(txn).await
     }

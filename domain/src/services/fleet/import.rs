@@ -1,10 +1,15 @@
 //! Inventory import: check a file, report every bad row, and create the good SIMs in bulk.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::FleetService;
 use crate::fleet::audit::{parse_note, AuditStamp};
-use crate::fleet::import::{check_rows, mark_taken, seal_rows, ImportReport, ImportTarget, TableFormat};
+use crate::fleet::import::{
+    check_rows, mark_taken, seal_rows, CheckedRow, ImportReport, ImportTarget, TableFormat,
+};
+use crate::fleet::sim::NewSim;
 use crate::fleet::AuditAction;
 use crate::{Actor, CustomerId, Error, Permission, Result, TenantId};
 
@@ -30,17 +35,25 @@ impl FleetService {
         let tenant = actor.target_tenant(req.tenant_id)?;
         self.customer_in(actor, tenant, req.customer_id).await?;
         let note = parse_note(req.note.as_deref())?;
-        let table = self.reader.read(&req.bytes, req.format)?;
         let target = ImportTarget {
             tenant_id: tenant,
             customer_id: req.customer_id,
         };
-        let (rows, mut errors) = check_rows(&table, target)?;
-        let non_empty = table
-            .rows
-            .iter()
-            .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
-            .count();
+        // Reading and checking up to a million rows is CPU work: off the async runtime, a
+        // bounded number of files at a time.
+        let (reader, bytes, format) = (Arc::clone(&self.reader), req.bytes, req.format);
+        let (rows, mut errors, non_empty) = crate::blocking::FILES
+            .run(move || {
+                let table = reader.read(&bytes, format)?;
+                let (rows, errors) = check_rows(&table, target)?;
+                let non_empty = table
+                    .rows
+                    .iter()
+                    .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+                    .count();
+                Ok::<_, Error>((rows, errors, non_empty))
+            })
+            .await??;
         let mut stamp = AuditStamp::new(actor, note);
         let id = Uuid::new_v4();
         stamp.note = Some(match stamp.note.take() {
@@ -51,7 +64,7 @@ impl FleetService {
         // the inventory in the same statement. Only when they object is the inventory searched
         // row by row, to say which rows are taken.
         if req.commit && errors.is_empty() && !rows.is_empty() {
-            let sims = seal_rows(&rows, &self.cipher)?;
+            let sims = self.sealed(&rows).await?;
             match self
                 .store
                 .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
@@ -92,7 +105,7 @@ impl FleetService {
         if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
             return Ok(report);
         }
-        let sims = seal_rows(&rows, &self.cipher)?;
+        let sims = self.sealed(&rows).await?;
         let created = self
             .store
             .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
@@ -106,5 +119,13 @@ impl FleetService {
         report.import_id = Some(id);
         report.created = created.len() as u64;
         Ok(report)
+    }
+
+    /// The rows as new SIMs with PIN and PUK sealed, off the async runtime.
+    async fn sealed(&self, rows: &[CheckedRow]) -> Result<Vec<NewSim>> {
+        let (rows, cipher) = (rows.to_vec(), Arc::clone(&self.cipher));
+        crate::blocking::FILES
+            .run(move || seal_rows(&rows, &cipher))
+            .await?
     }
 }

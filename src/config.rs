@@ -283,7 +283,7 @@ impl Default for Config {
                 introspection: true,
                 playground: true,
                 max_depth: 12,
-                max_complexity: 1000,
+                max_complexity: 20_000,
                 body_limit_bytes: 1024 * 1024,
             },
             http: HttpConfig {
@@ -639,7 +639,7 @@ mod tests {
         .unwrap();
         assert_eq!(loaded.config.listen, "127.0.0.1:9000");
         assert_eq!(loaded.config.graphql.max_depth, 7);
-        assert_eq!(loaded.config.graphql.max_complexity, 1000);
+        assert_eq!(loaded.config.graphql.max_complexity, 20_000);
         assert_eq!(
             loaded.config.database.url.as_ref().unwrap().expose(),
             "postgres://u:pw@h/db"

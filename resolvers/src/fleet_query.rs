@@ -67,6 +67,7 @@ pub(crate) fn page<S>(
 impl FleetQuery {
     /// SIMs of the caller's tenant (platform admins may name another), filtered, sorted and
     /// paged forward with `first`/`after` (1 to 1000 per page).
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn sims(
         &self,
         ctx: &Context<'_>,
@@ -120,6 +121,7 @@ impl FleetQuery {
     }
 
     /// Devices of the caller's tenant, filtered, sorted and paged like `sims`.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn devices(
         &self,
         ctx: &Context<'_>,
@@ -173,6 +175,7 @@ impl FleetQuery {
     }
 
     /// The tenant's audit trail, newest first. `after` is the `endCursor` of the previous page.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -224,6 +227,7 @@ impl FleetQuery {
     }
 
     /// Scheduled SIM transitions, soonest first; by default the pending ones.
+    #[graphql(complexity = "crate::limits::page_cost(first, 100, child_complexity)")]
     async fn scheduled_transitions(
         &self,
         ctx: &Context<'_>,

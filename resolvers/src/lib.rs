@@ -4,6 +4,7 @@ mod context;
 mod error;
 mod fleet_mutation;
 mod fleet_query;
+pub mod limits;
 mod loaders;
 mod mutation;
 mod query;

@@ -57,6 +57,7 @@ impl DirectoryQuery {
 
     /// Sub-customers of the caller's tenant by name (platform admins may name another tenant),
     /// paged like `sims`.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -79,6 +80,7 @@ impl DirectoryQuery {
 
     /// Users of the caller's tenant by e-mail (platform admins may name another tenant), paged
     /// like `sims`.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

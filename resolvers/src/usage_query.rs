@@ -70,6 +70,7 @@ impl UsageQuery {
     /// optionally on one network (`mccMnc`, e.g. "262-01"). For troubleshooting; usage for
     /// billing is `sim.usage`.
     #[expect(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn session_history(
         &self,
         ctx: &Context<'_>,
@@ -137,6 +138,7 @@ impl UsageQuery {
     /// inclusive, UTC days), ordered by day then ICCID. `onlyDifferences` keeps the SIM-days whose
     /// totals differ. Platform admins name the tenant.
     #[expect(clippy::too_many_arguments, reason = "GraphQL arguments")]
+    #[graphql(complexity = "crate::limits::page_cost(first, 1000, child_complexity)")]
     async fn usage_reconciliation(
         &self,
         ctx: &Context<'_>,

@@ -24,7 +24,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 1000,
+            max_complexity: 20_000,
             introspection: true,
         }
     }
@@ -33,9 +33,9 @@ impl Default for Limits {
 pub fn build(services: Services, limits: Limits) -> IotoSchema {
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .data(services)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .extension(ErrorCodes);
+        // Depth and cost are enforced by `ErrorCodes` from the validation result, so the refusal
+        // can say what the operation costs and what the limit is.
+        .extension(ErrorCodes { limits });
     if !limits.introspection {
         b = b.disable_introspection();
     }
@@ -54,15 +54,50 @@ pub fn sdl() -> String {
 /// resolver errors already carry their own. An execution error without a code is a bug in the
 /// server (a resolver that forgot the domain's error table): it becomes `INTERNAL`, is logged in
 /// full with the request id and answered without details.
-struct ErrorCodes;
+struct ErrorCodes {
+    limits: Limits,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+        Arc::new(ErrorCodesExtension { limits: self.limits })
     }
 }
 
-struct ErrorCodesExtension;
+struct ErrorCodesExtension {
+    limits: Limits,
+}
+
+/// An operation over a limit, refused before anything runs with what it costs and what the
+/// limit is (async-graphql's own answer only says "too complex").
+fn over_limit(result: &ValidationResult, limits: &Limits) -> Option<ServerError> {
+    let (limit, message) = if result.depth > limits.max_depth {
+        (
+            "depth",
+            format!(
+                "the query is nested too deep: {} levels, the limit is {} (graphql.max_depth)",
+                result.depth, limits.max_depth
+            ),
+        )
+    } else if result.complexity > limits.max_complexity {
+        (
+            "complexity",
+            format!(
+                "the query is too complex: it costs {} (a list multiplies the cost of its items by its \
+                 page size, a field that asks a store per item adds 10), the limit is {} \
+                 (graphql.max_complexity); ask for smaller pages or fewer nested lists",
+                result.complexity, limits.max_complexity
+            ),
+        )
+    } else {
+        return None;
+    };
+    let mut e = ServerError::new(message, None);
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", ErrorCode::BadUserInput.as_str());
+    ext.set("limit", limit);
+    Some(e)
+}
 
 fn has_code(e: &ServerError) -> bool {
     e.extensions.as_ref().is_some_and(|x| x.get("code").is_some())
@@ -136,9 +171,14 @@ impl Extension for ErrorCodesExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
+        let result = next
+            .run(ctx)
             .await
-            .map_err(|errs| errs.into_iter().map(bad_user_input).collect())
+            .map_err(|errs| errs.into_iter().map(bad_user_input).collect::<Vec<_>>())?;
+        match over_limit(&result, &self.limits) {
+            Some(e) => Err(vec![e]),
+            None => Ok(result),
+        }
     }
 
     async fn execute(
@@ -196,7 +236,9 @@ mod tests {
 
     fn buggy_schema() -> Schema<Buggy, EmptyMutation, EmptySubscription> {
         Schema::build(Buggy, EmptyMutation, EmptySubscription)
-            .extension(ErrorCodes)
+            .extension(ErrorCodes {
+                limits: Limits::default(),
+            })
             .finish()
     }
 

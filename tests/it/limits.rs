@@ -80,3 +80,37 @@ async fn introspection_can_be_switched_off() {
     );
     open.stop().await;
 }
+
+/// List sizes count: a viewer cannot alias nested pages into hundreds of thousands of backend
+/// queries; the refusal names the cost and the limit, and nothing runs. A large flat page is fine.
+#[tokio::test]
+async fn nested_pages_are_priced_by_their_sizes() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let t = app.factory.tenant("Costs").await;
+    let u = app.factory.user(&t, Role::Viewer, None).await;
+    let token = app
+        .login(u.email.as_str(), ioto_test_support::TEST_PASSWORD)
+        .await;
+    let nested = "sims(first: 1000) { nodes { iccid events(first: 1000) { action at } usage(from: \"2026-01-01T00:00:00Z\", to: \"2026-02-01T00:00:00Z\") { bytesIn } } }";
+    let aliased: String = (0..5).map(|i| format!("a{i}: {nested} ")).collect();
+    let telemetry = "devices(first: 1000) { nodes { telemetry(last: 10000) { at temperatureC } } }";
+    for q in [format!("{{ {aliased} }}"), format!("{{ {telemetry} }}")] {
+        let body = app.gql(Some(&token), &q, json!({})).await;
+        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+        let e = &body["errors"][0];
+        assert_eq!(e["extensions"]["limit"], "complexity", "{body}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("the limit is 20000") && message.contains("page size"),
+            "{message}"
+        );
+        assert!(body["data"].is_null(), "nothing ran: {body}");
+    }
+    let page = "{ sims(first: 1000) { totalCount nodes { iccid imsi msisdn state type tariffPlan lastNetwork labels { key value } } } }";
+    let body = app.gql(Some(&token), page, json!({})).await;
+    assert!(
+        body["errors"].is_null(),
+        "a flat page of 1,000 is allowed: {body}"
+    );
+    app.stop().await;
+}

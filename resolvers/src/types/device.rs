@@ -79,6 +79,7 @@ impl DeviceObject {
     }
     /// The device's sensor readings in `[from, to)` (default: the last 24 hours), oldest first;
     /// at most `last` (default 500, at most 10,000) — the newest ones when there are more.
+    #[graphql(complexity = "crate::limits::page_cost(last, 500, child_complexity)")]
     async fn telemetry(
         &self,
         ctx: &Context<'_>,
@@ -109,6 +110,7 @@ impl DeviceObject {
         Ok(readings.into_iter().map(Into::into).collect())
     }
     /// The device's audit trail, newest first.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -30,6 +30,7 @@ impl TenantObject {
         self.0.created_at
     }
     /// Sub-customers of this tenant by name (a customer user sees only its own), paged like `sims`.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -39,6 +40,7 @@ impl TenantObject {
         customer_page(ctx, Some(self.0.id), first, after).await
     }
     /// Users of this tenant by e-mail, paged like `sims`. Needs a role that may read users.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -107,6 +107,7 @@ impl SimObject {
         self.0.updated_at
     }
     /// What the SIM is doing now: its latest data session within the last 7 days.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {
         Ok(services(ctx)
             .usage
@@ -116,6 +117,7 @@ impl SimObject {
             .map(Into::into))
     }
     /// Bytes per period and network in `[from, to)` (UTC periods; at most 2,000 of them).
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn usage(
         &self,
         ctx: &Context<'_>,
@@ -128,6 +130,7 @@ impl SimObject {
         Ok(points.into_iter().map(Into::into).collect())
     }
     /// The SIM's audit trail, newest first.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,

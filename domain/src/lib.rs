@@ -26,10 +26,13 @@ pub fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
+    // The credentials end at the last `@` of the authority (a password may hold `@`; the path,
+    // query and fragment may too, and are not credentials).
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
         return url.to_owned();
     };
-    let userinfo = &rest[..at];
+    let userinfo = &authority[..at];
     match userinfo.find(':') {
         Some(colon) => format!(
             "{}{}:***{}",

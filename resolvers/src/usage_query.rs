@@ -211,6 +211,12 @@ impl UsageQuery {
         let g = granularity
             .unwrap_or(crate::types::usage::GranularityKind::Day)
             .into();
+        // Usage is SIM data: hidden from customer users where their tenant hides SIMs.
+        services(ctx)
+            .fleet
+            .require_sims_visible(actor(ctx)?)
+            .await
+            .gql()?;
         let points = services(ctx)
             .usage
             .customer_usage(actor(ctx)?, tenant, customer, from, to, g)

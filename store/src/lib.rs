@@ -159,5 +159,11 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://ioto@db/ioto"), "postgres://ioto@db/ioto");
         assert_eq!(redact_url("/var/lib/ioto.sqlite"), "/var/lib/ioto.sqlite");
+        // A password holding `@` is hidden whole; an `@` after the host is not a password.
+        assert_eq!(
+            redact_url("postgres://ioto:p@ss@w0rd@db:5432/ioto?x=a@b"),
+            "postgres://ioto:***@db:5432/ioto?x=a@b"
+        );
+        assert_eq!(redact_url("http://ch:8123/?user=a@b"), "http://ch:8123/?user=a@b");
     }
 }

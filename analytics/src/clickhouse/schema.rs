@@ -35,7 +35,11 @@ impl UsageEngine for ClickHouseUsage {
     fn info(&self) -> EngineInfo {
         EngineInfo {
             engine: "clickhouse",
-            location: format!("{} (database {})", self.config.url, self.config.database),
+            location: format!(
+                "{} (database {})",
+                ioto_domain::redact_url(&self.config.url),
+                self.config.database
+            ),
         }
     }
 

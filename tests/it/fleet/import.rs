@@ -276,3 +276,40 @@ async fn files_beyond_the_graphql_body_limit_go_to_the_import_endpoint() {
     assert_eq!(again["errors"][0]["reason"], "already in inventory");
     fx.app.stop().await;
 }
+
+/// Files built to exhaust memory are refused with the reason, and the server goes on serving:
+/// one cell in A1 and one in XFD1048576 (read as a rectangle: 17 billion cells), and a CSV line
+/// of twenty million empty fields.
+#[tokio::test]
+async fn spreadsheet_and_csv_bombs_are_refused_and_the_server_keeps_serving() {
+    let fx = Fixture::new(Role::Operator).await;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "iccid").unwrap();
+    sheet.write_string(1_048_575, 16_383, "far away").unwrap();
+    let xlsx = book.save_to_buffer().unwrap();
+    let mut csv = b"iccid;imsi\n".to_vec();
+    csv.extend(std::iter::repeat_n(b';', 20 << 20));
+    for (format, body, says) in [("xlsx", xlsx, "XFD1048576"), ("csv", csv, "line 2")] {
+        let resp = fx
+            .app
+            .http
+            .post(fx.app.url(&format!("/imports/sims?format={format}")))
+            .bearer_auth(&fx.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{format}");
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert!(err.to_string().contains(says), "{format}: {err}");
+        assert_eq!(
+            fx.app.get_text("/healthz").await.trim(),
+            "ok",
+            "still serving after {format}"
+        );
+    }
+    let count = fx.ok("{ sims { totalCount } }", json!({}), "sims").await;
+    assert_eq!(count["totalCount"], 0, "nothing was imported");
+    fx.app.stop().await;
+}

@@ -89,6 +89,20 @@ async fn customer_users_see_their_own_devices_and_sims_only_where_shared_on(engi
     assert_eq!(body["data"]["devices"]["nodes"][0]["sims"], json!([]));
     let body = as_cu("subscription { simStateChanged { iccid } }", json!({})).await;
     assert!(body["errors"].is_array(), "{body}");
+    // Nor their usage, nor which SIM went into which device.
+    let usage = "{ customerUsage(from: \"2026-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { bytesIn } }";
+    let body = as_cu(usage, json!({})).await;
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+    let history = "query($id: ID!) { device(id: $id) { events { action newValue } } }";
+    let body = as_cu(history, json!({"id": mine.id.to_string()})).await;
+    let events = body["data"]["device"]["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(events.iter().any(|e| e["action"] == "BOUND"), "{body}");
+    assert!(
+        !body.to_string().contains(sims[0].iccid.as_str()),
+        "the ICCID is hidden: {body}"
+    );
     // Only a tenant admin changes the setting.
     let op = f.user(&fx.tenant, Role::Operator, None).await;
     let op_token = fx.app.login(op.email.as_str(), TEST_PASSWORD).await;

@@ -277,8 +277,14 @@ impl FleetService {
         self.store.audit(actor.scope(), tenant, query).await
     }
 
+    /// Whether `actor` may see SIMs and their usage (customer users only when their tenant shares
+    /// them): `FORBIDDEN` saying why otherwise.
+    pub async fn require_sims_visible(&self, actor: &Actor) -> Result<()> {
+        self.sim_scope(actor).await.map(|_| ())
+    }
+
     /// The history of one SIM or device, newest first. Customer users see the history of what
-    /// they can see.
+    /// they can see: where their tenant keeps SIMs from them, a device's history names no SIM.
     pub async fn events(
         &self,
         actor: &Actor,
@@ -298,7 +304,14 @@ impl FleetService {
             limit,
             ..AuditQuery::default()
         };
-        self.store.audit(actor.scope(), tenant, &query).await
+        let mut entries = self.store.audit(actor.scope(), tenant, &query).await?;
+        if kind == EntityKind::Device && self.sim_scope(actor).await.is_err() {
+            for e in &mut entries {
+                hide_sims(&mut e.old_value);
+                hide_sims(&mut e.new_value);
+            }
+        }
+        Ok(entries)
     }
 
     pub async fn label_catalogue(
@@ -461,6 +474,17 @@ pub(crate) fn device_entry(
         stamp: stamp.clone(),
         old_value: old,
         new_value: new,
+    }
+}
+
+/// Removes what identifies a SIM from an audit value (bindings name the ICCID).
+fn hide_sims(v: &mut serde_json::Value) {
+    if let Some(o) = v.as_object_mut() {
+        for key in ["iccid", "simId", "imsi", "msisdn"] {
+            if o.remove(key).is_some() {
+                o.insert(key.to_owned(), json!("(hidden)"));
+            }
+        }
     }
 }
 

@@ -43,17 +43,20 @@ pub(crate) fn roll_up(
     use ioto_domain::ports::{period_start, UsagePoint};
     sum_by(points, |p| {
         (
-            (period_start(p.period, granularity), p.mcc_mnc),
+            (period_start(p.period, granularity), p.mcc_mnc, p.customer_id),
             (p.bytes_in, p.bytes_out),
         )
     })
     .into_iter()
-    .map(|((period, mcc_mnc), (bytes_in, bytes_out))| UsagePoint {
-        period,
-        mcc_mnc,
-        bytes_in,
-        bytes_out,
-    })
+    .map(
+        |((period, mcc_mnc, customer_id), (bytes_in, bytes_out))| UsagePoint {
+            period,
+            mcc_mnc,
+            customer_id,
+            bytes_in,
+            bytes_out,
+        },
+    )
     .collect()
 }
 

@@ -97,12 +97,15 @@ impl UsageQuery {
         let mut rows = svc
             .usage
             .session_history(
+                actor,
                 &sim,
-                network.as_ref(),
-                from.unwrap_or(now - Duration::days(7)),
-                to.unwrap_or(now + Duration::minutes(1)),
-                before.clone(),
-                limit + 1,
+                &ioto_domain::ports::HistoryQuery {
+                    mcc_mnc: network.clone(),
+                    from: from.unwrap_or(now - Duration::days(7)),
+                    to: to.unwrap_or(now + Duration::minutes(1)),
+                    before: before.clone(),
+                    limit: limit + 1,
+                },
             )
             .await
             .gql()?;

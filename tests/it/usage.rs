@@ -132,3 +132,101 @@ async fn live_session_and_usage() {
 async fn live_session_and_usage_embedded() {
     live_session_and_usage_on(Engines::Embedded).await;
 }
+
+/// A SIM moved to another sub-customer does not bring the usage it had before along: the new
+/// customer's users see what was counted while the SIM was theirs; the tenant sees everything.
+async fn a_reassigned_sim_shows_its_new_customer_only_their_usage_on(engines: Engines) {
+    let app = TestApp::spawn(engines).await;
+    let tenant = app.factory.tenant("Moves").await;
+    let (alpha, beta) = (
+        app.factory.customer(&tenant, "Alpha").await,
+        app.factory.customer(&tenant, "Beta").await,
+    );
+    let admin = app.factory.user(&tenant, Role::TenantAdmin, None).await;
+    let admin_token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let beta_user = app.factory.user(&tenant, Role::CustomerUser, Some(beta.id)).await;
+    let beta_token = app.login(beta_user.email.as_str(), TEST_PASSWORD).await;
+    let sim = app.factory.sims(&tenant, Some(alpha.id), 1).await.remove(0);
+    let now = Utc::now();
+    let update = |customer, session: &str, at: chrono::DateTime<Utc>, bytes: u64| SessionUpdate {
+        tenant_id: tenant.id,
+        customer_id: Some(customer),
+        iccid: sim.iccid.clone(),
+        session_id: session.into(),
+        started_at: at,
+        event_time: at,
+        hour: period_start(at, Granularity::Hour),
+        mcc_mnc: ioto_domain::MccMnc::parse("262-01").unwrap(),
+        rat: ioto_domain::usage::RadioAccessType::Lte,
+        ip_address: None,
+        cell_id: None,
+        terminated: false,
+        total_in: bytes,
+        total_out: 0,
+        delta_in: bytes,
+        delta_out: 0,
+    };
+    // Counted while the SIM was Alpha's.
+    app.app_engines
+        .usage
+        .write_session_updates(&[update(alpha.id, "before", now - Duration::minutes(50), 7_000)])
+        .await
+        .unwrap();
+    let assign =
+        "mutation($i: Iccid!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { customerId } } }";
+    let body = app
+        .gql(
+            Some(&admin_token),
+            assign,
+            json!({"i": sim.iccid.to_string(), "c": beta.id.to_string()}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let q = "query($i: Iccid!, $from: DateTime!, $to: DateTime!) { sim(iccid: $i) {
+        liveSession { bytesIn }
+        usage(from: $from, to: $to, granularity: HOUR) { bytesIn }
+    }
+    sessionHistory(iccid: $i) { nodes { bytesIn } } }";
+    let vars = json!({"i": sim.iccid.to_string(), "from": (now - Duration::hours(3)).to_rfc3339(), "to": (now + Duration::hours(1)).to_rfc3339()});
+    let total = |body: &serde_json::Value| -> i64 {
+        body["data"]["sim"]["usage"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|p| p["bytesIn"].as_i64().unwrap())
+            .sum()
+    };
+    let body = app.gql(Some(&beta_token), q, vars.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(total(&body), 0, "Alpha's usage is not Beta's: {body}");
+    assert!(body["data"]["sim"]["liveSession"].is_null(), "{body}");
+    assert_eq!(body["data"]["sessionHistory"]["nodes"], json!([]), "{body}");
+
+    // Counted since the move: Beta's.
+    app.app_engines
+        .usage
+        .write_session_updates(&[update(beta.id, "after", now - Duration::minutes(5), 2_000)])
+        .await
+        .unwrap();
+    let body = app.gql(Some(&beta_token), q, vars.clone()).await;
+    assert_eq!(total(&body), 2_000, "{body}");
+    assert_eq!(body["data"]["sim"]["liveSession"]["bytesIn"], 2_000, "{body}");
+    assert_eq!(
+        body["data"]["sessionHistory"]["nodes"],
+        json!([{"bytesIn": 2000}]),
+        "{body}"
+    );
+    let body = app.gql(Some(&admin_token), q, vars).await;
+    assert_eq!(total(&body), 9_000, "the tenant sees both: {body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reassigned_sim_shows_its_new_customer_only_their_usage() {
+    a_reassigned_sim_shows_its_new_customer_only_their_usage_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn a_reassigned_sim_shows_its_new_customer_only_their_usage_embedded() {
+    a_reassigned_sim_shows_its_new_customer_only_their_usage_on(Engines::Embedded).await;
+}

@@ -84,16 +84,16 @@ impl UsageReader for ClickHouseUsage {
         // time-zone-dependent functions.
         let (sql, lower, upper) = match granularity {
             Granularity::Hour | Granularity::Day => (
-                "SELECT toUInt32(hour) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                "SELECT toUInt32(hour) AS period, mcc_mnc, customer_id, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
                  FROM usage_hourly WHERE tenant_id = ? AND iccid = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
-                 GROUP BY hour, mcc_mnc ORDER BY hour, mcc_mnc",
+                 GROUP BY hour, mcc_mnc, customer_id ORDER BY hour, mcc_mnc, customer_id",
                 secs(from)?,
                 secs(to)?,
             ),
             Granularity::Month | Granularity::Year => (
-                "SELECT toUInt32(toUInt32(toUInt16(month)) * 86400) AS period, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
+                "SELECT toUInt32(toUInt32(toUInt16(month)) * 86400) AS period, mcc_mnc, customer_id, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
                  FROM usage_monthly WHERE tenant_id = ? AND iccid = ? AND toUInt16(month) * 86400 >= ? AND toUInt16(month) * 86400 < ? \
-                 GROUP BY month, mcc_mnc ORDER BY month, mcc_mnc",
+                 GROUP BY month, mcc_mnc, customer_id ORDER BY month, mcc_mnc, customer_id",
                 secs(period_start(from, Granularity::Month))?,
                 secs(to)?,
             ),
@@ -113,6 +113,7 @@ impl UsageReader for ClickHouseUsage {
             points.push(UsagePoint {
                 period: time(r.period),
                 mcc_mnc: stored::mcc_mnc("usage_hourly", &r.mcc_mnc)?,
+                customer_id: stored::customer("usage_hourly", &r.customer_id)?,
                 bytes_in: r.bytes_in,
                 bytes_out: r.bytes_out,
             });

@@ -142,6 +142,7 @@ pub(super) const LIVE_COLUMNS: &str = "any(tenant_id) AS l_tenant, argMax(custom
 pub(super) struct PointRow {
     pub period: u32,
     pub mcc_mnc: String,
+    pub customer_id: String,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }

@@ -86,9 +86,9 @@ impl UsageReader for EmbeddedUsage {
             ),
         };
         let rows = sqlx::query(&format!(
-            "SELECT {column} AS period, mcc_mnc, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out FROM {table}
-             WHERE tenant_id = ? AND iccid = ? AND {column} >= ? AND {column} < ?
-             GROUP BY {column}, mcc_mnc ORDER BY {column}, mcc_mnc"
+            "SELECT {column} AS period, mcc_mnc, customer_id, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out
+             FROM {table} WHERE tenant_id = ? AND iccid = ? AND {column} >= ? AND {column} < ?
+             GROUP BY {column}, mcc_mnc, customer_id ORDER BY {column}, mcc_mnc, customer_id"
         ))
         .bind(tenant.to_string())
         .bind(iccid.as_str())
@@ -102,6 +102,7 @@ impl UsageReader for EmbeddedUsage {
             points.push(UsagePoint {
                 period: time(r.get("period")),
                 mcc_mnc: stored::mcc_mnc(table, r.get("mcc_mnc"))?,
+                customer_id: stored::customer(table, r.get("customer_id"))?,
                 bytes_in: counter(r, "bytes_in"),
                 bytes_out: counter(r, "bytes_out"),
             });

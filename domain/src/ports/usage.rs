@@ -81,6 +81,9 @@ pub struct UsagePoint {
     /// Start of the period (UTC).
     pub period: DateTime<Utc>,
     pub mcc_mnc: MccMnc,
+    /// The sub-customer the SIM belonged to when the bytes were counted (a SIM moved between
+    /// sub-customers has a point per owner).
+    pub customer_id: Option<CustomerId>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }

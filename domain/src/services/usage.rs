@@ -48,6 +48,12 @@ impl LiveSession {
     }
 }
 
+/// Whether `actor` sees data counted for `customer`: everyone but customer users sees all of a
+/// SIM's data; a customer user only what was counted while the SIM was theirs.
+fn counted_for(actor: &Actor, customer: Option<CustomerId>) -> bool {
+    actor.customer_id.is_none() || actor.customer_id == customer
+}
+
 #[derive(Clone)]
 pub struct UsageService {
     store: Arc<dyn UsageReader>,
@@ -60,51 +66,72 @@ impl UsageService {
     }
 
     /// The SIM's latest session (the caller has the SIM, so may see it).
-    pub async fn live_session(&self, sim: &Sim) -> Result<Option<LiveSession>> {
+    pub async fn live_session(&self, actor: &Actor, sim: &Sim) -> Result<Option<LiveSession>> {
         Ok(self
             .store
             .live_session(sim.tenant_id, &sim.iccid)
             .await?
+            .filter(|u| counted_for(actor, u.customer_id))
             .map(|u| LiveSession::from_update(u, Utc::now())))
     }
 
     /// The SIM's session updates in `[from, to)`, newest first (troubleshooting).
+    /// A customer user sees the updates counted while the SIM was theirs (a page may then hold
+    /// fewer rows than asked; the next page goes on from its last row).
     pub async fn session_history(
         &self,
+        actor: &Actor,
         sim: &Sim,
-        mcc_mnc: Option<&MccMnc>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        before: Option<(DateTime<Utc>, String)>,
-        limit: u64,
+        query: &HistoryQuery,
     ) -> Result<Vec<SessionUpdate>> {
-        if to <= from {
+        if query.to <= query.from {
             return Err(Error::invalid("to", "must be after from"));
         }
-        let query = HistoryQuery {
-            mcc_mnc: mcc_mnc.cloned(),
-            from,
-            to,
-            before,
-            limit,
-        };
-        self.store
-            .session_history(sim.tenant_id, &sim.iccid, &query)
-            .await
+        let mut rows = self
+            .store
+            .session_history(sim.tenant_id, &sim.iccid, query)
+            .await?;
+        rows.retain(|u| counted_for(actor, u.customer_id));
+        Ok(rows)
     }
 
     /// The SIM's usage in `[from, to)` per period and network.
+    /// A customer user sees the bytes counted while the SIM was theirs, not what it used before
+    /// it was assigned to them.
     pub async fn sim_usage(
         &self,
+        actor: &Actor,
         sim: &Sim,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<UsagePoint>> {
         check_periods(from, to, granularity)?;
-        self.store
+        let points = self
+            .store
             .sim_usage(sim.tenant_id, &sim.iccid, from, to, granularity)
-            .await
+            .await?;
+        // One point per period and network, over the owners the caller may see.
+        let mut merged: std::collections::BTreeMap<(DateTime<Utc>, MccMnc), UsagePoint> =
+            std::collections::BTreeMap::new();
+        for p in points.into_iter().filter(|p| counted_for(actor, p.customer_id)) {
+            let shown = if actor.customer_id.is_some() {
+                p.customer_id
+            } else {
+                None
+            };
+            merged
+                .entry((p.period, p.mcc_mnc.clone()))
+                .and_modify(|m| {
+                    m.bytes_in += p.bytes_in;
+                    m.bytes_out += p.bytes_out;
+                })
+                .or_insert(UsagePoint {
+                    customer_id: shown,
+                    ..p
+                });
+        }
+        Ok(merged.into_values().collect())
     }
 
     /// Session bytes against billed (CDR) bytes per SIM and day in `[from, to]` (days, inclusive).

@@ -111,7 +111,7 @@ impl SimObject {
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {
         Ok(services(ctx)
             .usage
-            .live_session(&self.0)
+            .live_session(actor(ctx)?, &self.0)
             .await
             .gql()?
             .map(Into::into))
@@ -126,7 +126,11 @@ impl SimObject {
         #[graphql(desc = "Period size (default DAY).")] granularity: Option<GranularityKind>,
     ) -> async_graphql::Result<Vec<UsagePointObject>> {
         let g = granularity.unwrap_or(GranularityKind::Day).into();
-        let points = services(ctx).usage.sim_usage(&self.0, from, to, g).await.gql()?;
+        let points = services(ctx)
+            .usage
+            .sim_usage(actor(ctx)?, &self.0, from, to, g)
+            .await
+            .gql()?;
         Ok(points.into_iter().map(Into::into).collect())
     }
     /// The SIM's audit trail, newest first.

@@ -62,6 +62,11 @@ wait_for ClickHouse 60 ch_ready
 log "ClickHouse ready on 127.0.0.1:8123 ($(curl -fsS 'http://127.0.0.1:8123/?query=SELECT%20version()'))"
 
 # --- Chromium (browser tests drive it through chromedriver) -------------------------------------
+# The MQTT TLS test starts a Mosquitto of its own with certificates made by openssl.
+if ! command -v openssl >/dev/null 2>&1 || [ ! -x /usr/sbin/mosquitto ]; then
+  apt_install openssl mosquitto
+fi
+
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver
 fi

@@ -153,8 +153,11 @@ pub struct KafkaSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttSection {
-    /// `mqtt://host:1883`; unset means the in-process telemetry feed.
+    /// `mqtt://host:1883` or `mqtts://host:8883`; unset means the in-process telemetry feed.
     pub url: Option<SecretUrl>,
+    /// `mqtts://`: PEM file with the CA certificates the broker's certificate must chain to.
+    /// Unset: the system's bundle (`/etc/ssl/certs/ca-certificates.crt` and the like).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,7 +266,10 @@ impl Default for Config {
                 replication_factor: 1,
                 topic_prefix: String::new(),
             },
-            mqtt: MqttSection { url: None },
+            mqtt: MqttSection {
+                url: None,
+                ca_file: None,
+            },
             auth: AuthConfig {
                 algorithm: JwtAlgorithm::HS256,
                 jwt_secret: None,

@@ -85,9 +85,45 @@ pub fn clickhouse_config(config: &Config) -> Option<ClickHouseConfig> {
 /// The MQTT broker `mqtt.url` names, or the in-process feed.
 pub fn telemetry_source(config: &Config) -> anyhow::Result<Arc<dyn TelemetrySource>> {
     Ok(match &config.mqtt.url {
-        Some(url) => Arc::new(MqttTelemetry::new(MqttConfig::parse(url.expose())?)),
+        Some(url) => Arc::new(MqttTelemetry::new(mqtt_config(
+            url.expose(),
+            config.mqtt.ca_file.as_deref(),
+        )?)),
         None => Arc::new(InProcessTelemetry::default()),
     })
+}
+
+/// Where the system keeps its CA bundle (Debian/Ubuntu, Fedora/RHEL, Alpine, openSUSE).
+const SYSTEM_CA_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// The broker's address from `mqtt.url`; for `mqtts://` with the CA certificates of
+/// `mqtt.ca_file` or the system's bundle (never a clear-text fallback).
+pub fn mqtt_config(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<MqttConfig> {
+    let config = MqttConfig::parse(url)?;
+    if !config.wants_tls() {
+        return Ok(config);
+    }
+    let pem = match ca_file {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("mqtt.ca_file: cannot read {} ({e})", path.display()))?,
+        None => SYSTEM_CA_BUNDLES
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "mqtt.url is mqtts:// but no CA certificates were found: set mqtt.ca_file to the PEM file of the broker's CA"
+                )
+            })?,
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!("mqtt.ca_file: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+    }
+    Ok(config.with_ca_pem(pem))
 }
 
 /// Applies every migration (transactional store and usage store) as the owning user.

@@ -9,6 +9,20 @@ pub struct MqttConfig {
     pub port: u16,
     /// User name and password from the URL's user information.
     pub credentials: Option<(String, String)>,
+    /// `mqtts://`: TLS to the broker, verified against these CA certificates (PEM).
+    pub tls: Option<Tls>,
+}
+
+/// TLS to the broker: the certificates (PEM) the broker's certificate must chain to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({} bytes of CA certificates)", self.ca_pem.len())
+    }
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -18,22 +32,19 @@ impl std::fmt::Debug for MqttConfig {
 }
 
 impl MqttConfig {
-    /// `mqtt://[user[:password]@]host[:port]` (also `tcp://`); the port defaults to 1883.
-    /// `mqtts://` (TLS) is refused with a message saying so, rather than connecting in clear text.
+    /// `mqtt://[user[:password]@]host[:port]` (also `tcp://`; the port defaults to 1883) or
+    /// `mqtts://…` (also `ssl://`; TLS, port 8883), whose CA certificates are given with
+    /// [`MqttConfig::with_ca_pem`] (a TLS URL without them is refused by [`MqttConfig::options`]'s
+    /// callers, never connected in clear text).
     pub fn parse(url: &str) -> Result<Self> {
         let bad = |why: String| Error::invalid("mqtt.url", why);
         let parsed =
             url::Url::parse(url).map_err(|e| bad(format!("not a URL ({e}); expected mqtt://host:1883")))?;
-        match parsed.scheme() {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => {
-                return Err(bad(
-                    "TLS to the broker (mqtts://) is not supported yet; use mqtt:// inside a trusted network or a TLS-terminating proxy"
-                        .into(),
-                ))
-            }
-            other => return Err(bad(format!("scheme '{other}' is not mqtt://"))),
-        }
+        let tls = match parsed.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(bad(format!("scheme '{other}' is not mqtt:// or mqtts://"))),
+        };
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
@@ -55,16 +66,32 @@ impl MqttConfig {
         };
         Ok(Self {
             host,
-            port: parsed.port().unwrap_or(1883),
+            port: parsed.port().unwrap_or(if tls { 8883 } else { 1883 }),
             credentials,
+            tls: tls.then(|| Tls { ca_pem: Vec::new() }),
         })
     }
 
-    /// `mqtt://user:***@host:port`, for logs and `/readyz`.
+    /// Whether the URL asked for TLS.
+    pub fn wants_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The CA certificates (PEM) a TLS broker's certificate must chain to.
+    #[must_use]
+    pub fn with_ca_pem(mut self, ca_pem: Vec<u8>) -> Self {
+        if self.tls.is_some() {
+            self.tls = Some(Tls { ca_pem });
+        }
+        self
+    }
+
+    /// `mqtt://user:***@host:port` (or `mqtts://…`), for logs and `/readyz`.
     pub fn display(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
         match &self.credentials {
-            Some((user, _)) => format!("mqtt://{user}:***@{}:{}", self.host, self.port),
-            None => format!("mqtt://{}:{}", self.host, self.port),
+            Some((user, _)) => format!("{scheme}://{user}:***@{}:{}", self.host, self.port),
+            None => format!("{scheme}://{}:{}", self.host, self.port),
         }
     }
 
@@ -72,6 +99,15 @@ impl MqttConfig {
         let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
         if let Some((user, password)) = &self.credentials {
             o.set_credentials(user.clone(), password.clone());
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Simple {
+                    ca: tls.ca_pem.clone(),
+                    alpn: None,
+                    client_auth: None,
+                },
+            ));
         }
         o
     }
@@ -102,12 +138,14 @@ mod tests {
         assert!(!format!("{c:?}").contains("cret"));
         let c = MqttConfig::parse("tcp://[::1]:1884").unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 1884));
+        let c = MqttConfig::parse("mqtts://ioto:pw@broker").unwrap();
+        assert_eq!((c.port, c.wants_tls()), (8883, true));
+        assert_eq!(c.display(), "mqtts://ioto:***@broker:8883");
     }
 
     #[test]
     fn what_cannot_work_is_refused_with_the_reason() {
         for (url, says) in [
-            ("mqtts://broker:8883", "TLS"),
             ("http://broker", "not mqtt://"),
             ("mqtt://:pw@broker", "no user name"),
             ("mqtt://broker/topic", "path"),

@@ -7,13 +7,18 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/engines.sh
 
-# Databases left by earlier runs (per-test Postgres and ClickHouse databases).
-psql -h 127.0.0.1 -U postgres -d postgres -Atc \
-  "SELECT datname FROM pg_database WHERE datname LIKE 'ioto_test_%'" 2>/dev/null |
-  while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
-for db in $(curl -fsS 'http://127.0.0.1:8123/?query=SHOW%20DATABASES' | grep '^ioto_test_' || true); do
-  curl -fsS -X POST "http://127.0.0.1:8123/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
-done
+# Per-test Postgres and ClickHouse databases: dropped before the run (left by an interrupted one)
+# and after it, whatever its outcome, so a run leaves nothing behind.
+drop_test_databases() {
+  psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'ioto_test_%'" 2>/dev/null |
+    while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+  for db in $(curl -fsS 'http://127.0.0.1:8123/?query=SHOW%20DATABASES' | grep '^ioto_test_' || true); do
+    curl -fsS -X POST "http://127.0.0.1:8123/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
+  done
+}
+drop_test_databases
+trap drop_test_databases EXIT
 
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check

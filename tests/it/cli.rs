@@ -111,7 +111,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     // devices report telemetry.
     let live_query = json!({ "query": "{
         sims(first: 100, filter: { states: [ACTIVE] }) { nodes { liveSession { bytesIn } usage(from: \"2020-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\", granularity: YEAR) { bytesIn } } }
-        devices(first: 50, filter: { states: [IN_SERVICE] }) { nodes { telemetry { temperatureC } } }
+        devices(first: 50, filter: { states: [IN_SERVICE] }) { nodes { telemetry(last: 5) { temperatureC } } }
     }" });
     let mut alive = Value::Null;
     for _ in 0..120 {

@@ -168,6 +168,17 @@ fn check_unpacked_size(bytes: &[u8]) -> Result<()> {
 /// [`MAX_COLUMNS`] and [`MAX_LINES`] by name.
 fn read_xlsx(bytes: &[u8]) -> Result<Table> {
     check_unpacked_size(bytes)?;
+    // calamine panics on some malformed cell references (an arithmetic overflow found by the
+    // fuzz run in `imports/tests/`): a broken file is the sender's mistake, answered as such.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_first_sheet(bytes))).unwrap_or_else(|_| {
+        Err(Error::invalid(
+            "file",
+            "is not a readable XLSX workbook (a cell reference in it is malformed)",
+        ))
+    })
+}
+
+fn read_first_sheet(bytes: &[u8]) -> Result<Table> {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
         .map_err(|e| Error::invalid("file", format!("is not an XLSX workbook ({e})")))?;
     let first = book

@@ -255,6 +255,7 @@ impl EventBus for InProcessBus {
                 topic: topic.to_owned(),
                 key: key.to_owned(),
                 payload: payload.to_vec(),
+                published_at: Some(chrono::Utc::now()),
             });
             while t.messages.len() > self.shared.retention {
                 t.messages.pop_front();

@@ -54,6 +54,22 @@ impl Drop for KafkaConsumer {
 /// Messages buffered between the polling thread and the worker.
 const BUFFERED: usize = 100_000;
 
+/// A Kafka message as the bus hands it out, with the broker's timestamp.
+fn bus_message(m: &impl rdkafka::Message) -> BusMessage {
+    BusMessage {
+        topic: m.topic().to_owned(),
+        key: m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        published_at: m
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::from_timestamp_millis),
+    }
+}
+
 fn pump(
     consumer: Arc<BaseConsumer<GroupContext>>,
     tx: mpsc::Sender<Result<Delivery>>,
@@ -66,14 +82,7 @@ fn pump(
         };
         let item = match received {
             Ok(m) => Ok(Delivery {
-                message: BusMessage {
-                    topic: m.topic().to_owned(),
-                    key: m
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned())
-                        .unwrap_or_default(),
-                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                },
+                message: bus_message(&m),
                 partition: m.partition(),
                 offset: m.offset(),
                 // Rebalance callbacks ran inside `poll`, before this message was handed out.
@@ -413,14 +422,7 @@ impl EventBus for KafkaBus {
                     r = consumer.recv() => r,
                 };
                 let item = match received {
-                    Ok(m) => Ok(BusMessage {
-                        topic: m.topic().to_owned(),
-                        key: m
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned())
-                            .unwrap_or_default(),
-                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    }),
+                    Ok(m) => Ok(bus_message(&m)),
                     Err(e) => {
                         // Back off so a broker outage does not spin; the subscriber sees the error.
                         tokio::time::sleep(Duration::from_millis(500)).await;

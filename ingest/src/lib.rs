@@ -5,6 +5,7 @@ pub mod in_process;
 pub mod kafka;
 mod kafka_log;
 pub mod simulator;
+pub mod stages;
 pub mod telemetry;
 pub mod worker;
 

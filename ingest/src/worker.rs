@@ -101,6 +101,8 @@ pub struct IngestStats {
     pub rebalances: AtomicU64,
     /// Times the worker ended unexpectedly and was started again.
     pub restarts: AtomicU64,
+    /// Where events' time goes, stage by stage (see [`crate::stages`]).
+    pub stages: crate::stages::Stages,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
     /// Why the worker is not running (`None` while it runs).
     down: Mutex<Option<String>>,
@@ -262,6 +264,7 @@ impl Worker {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
+                let poll_started = Instant::now();
                 let polled = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
                     p = consumer.poll(self.config.batch_max, self.config.batch_wait) => p,
@@ -273,6 +276,15 @@ impl Worker {
                         Vec::new()
                     }
                 };
+                if !batch.is_empty() {
+                    self.stats.stages.poll.record(poll_started.elapsed());
+                    let fetched = chrono::Utc::now();
+                    for d in &batch {
+                        if let Some(age) = d.message.published_at.and_then(|p| (fetched - p).to_std().ok()) {
+                            self.stats.stages.in_broker.record(age);
+                        }
+                    }
+                }
                 let batch_generation = batch.first().map_or(generation, |d| d.generation);
                 if batch.is_empty() || batch_generation != generation {
                     if let Some(f) = inflight.take() {
@@ -331,11 +343,12 @@ impl Worker {
                 let cdrs = Arc::new(prepared.cdrs);
                 let (s, c) = (Arc::clone(&sessions), Arc::clone(&cdrs));
                 let task = tokio::spawn(async move {
+                    let started = Instant::now();
                     usage.write_session_updates(&s.updates).await?;
                     if !c.records.is_empty() {
                         usage.write_cdrs(&c.records).await?;
                     }
-                    Ok(())
+                    Ok(started.elapsed())
                 });
                 inflight = Some(InFlight {
                     task,
@@ -358,11 +371,14 @@ impl Worker {
 
     /// Splits a batch by topic and counts both parts (nothing is written).
     async fn prepare(&mut self, batch: &[Delivery]) -> Result<Prepared> {
+        let started = Instant::now();
         let (sessions, cdrs) = self.split(batch);
-        Ok(Prepared {
+        let prepared = Prepared {
             sessions: self.sessions.prepare(&sessions).await?,
             cdrs: self.cdrs.prepare(&cdrs).await?,
-        })
+        };
+        self.stats.stages.count.record(started.elapsed());
+        Ok(prepared)
     }
 
     /// `(source, payload)` of the session rollups and of the CDRs.
@@ -397,7 +413,11 @@ impl Worker {
             _hold: hold,
         } = f;
         let written = match task.await {
-            Ok(r) => r,
+            Ok(Ok(took)) => {
+                self.stats.stages.write.record(took);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
             Err(e) => Err(ioto_domain::Error::Internal(format!("write task: {e}"))),
         };
         if let Err(e) = written {
@@ -438,8 +458,10 @@ impl Worker {
         if !self.publish_dead(&dead, shutdown).await {
             return Finish::GiveUp;
         }
+        let commit_started = Instant::now();
         let committed = consumer.commit(batch).await;
         drop(hold);
+        self.stats.stages.commit.record(commit_started.elapsed());
         self.record(batch, sessions, cdrs);
         if let Err(e) = committed {
             // Counted but not committed: it comes again, and is then recognised as counted.
@@ -447,6 +469,12 @@ impl Worker {
             tracing::warn!(error = %e, "commit failed; the batch will be redelivered and recognised");
             self.forget_progress();
             return Finish::Redone;
+        }
+        let now = chrono::Utc::now();
+        for d in batch {
+            if let Some(age) = d.message.published_at.and_then(|p| (now - p).to_std().ok()) {
+                self.stats.stages.counted.record(age);
+            }
         }
         if let Some(f) = &self.on_counted {
             f(&sessions.counted);
@@ -642,7 +670,8 @@ enum Finish {
 
 /// The batch being written, holding the assignment until it is committed.
 struct InFlight {
-    task: tokio::task::JoinHandle<Result<()>>,
+    /// The write, answering how long it took.
+    task: tokio::task::JoinHandle<Result<Duration>>,
     sessions: Arc<PreparedSessions>,
     cdrs: Arc<PreparedCdrs>,
     batch: Vec<Delivery>,

@@ -48,6 +48,11 @@ struct EngineLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -241,6 +246,23 @@ impl Collector for ScrapeTime {
             ];
             for (name, help, value) in counters {
                 counter(&mut encoder, name, help, value.load(Ordering::Relaxed))?;
+            }
+            let mut family = encoder.encode_descriptor(
+                "ioto_ingest_stage_seconds",
+                "Where an event's time goes on its way to the API, by stage (see ingest/src/stages.rs)",
+                None,
+                prometheus_client::metrics::MetricType::Histogram,
+            )?;
+            for (stage, timing) in s.stages.all() {
+                let labels = StageLabels {
+                    stage: stage.to_owned(),
+                };
+                family.encode_family(&labels)?.encode_histogram::<StageLabels>(
+                    timing.sum().as_secs_f64(),
+                    timing.count(),
+                    &timing.buckets(),
+                    None,
+                )?;
             }
             by_reason(
                 &mut encoder,

@@ -50,6 +50,8 @@ pub struct IngestFigures {
     pub publish_latencies: Vec<Duration>,
     pub lost_probes: usize,
     pub engines: Vec<(&'static str, String)>,
+    /// The worker's stages during the live phase (see `ingest/src/stages.rs`).
+    pub live_stages: ioto_ingest::stages::Snapshot,
 }
 
 fn rate(n: f64, d: Duration) -> f64 {
@@ -302,6 +304,7 @@ pub async fn ingest(
 
     // Latency under a steady live load.
     eprintln!("timing {probes} probes under {live_rate} events/s of live load …");
+    let stages_before = stats.stages.snapshot();
     let load = {
         let (bus, topic, sims) = (
             Arc::clone(&engines.bus),
@@ -336,10 +339,12 @@ pub async fn ingest(
             None => lost += 1,
         }
     }
+    let live_stages = stats.stages.snapshot().minus(&stages_before);
     let _ = stop.send(true);
     let _ = load.await;
     let _ = handle.await;
     Ok(IngestFigures {
+        live_stages,
         events: rollups.len(),
         sims: load_sims.len(),
         produce: produce_time,
@@ -511,4 +516,21 @@ pub fn print(f: &IngestFigures) {
         pct_of(&f.publish_latencies, 0.5),
         pct_of(&f.publish_latencies, 0.99)
     );
+    println!("  the worker's stages during the live load (bucket bounds, at most √2 above the true value):");
+    println!("  | stage | per | observations | p50 ms | p95 ms | p99 ms |");
+    println!("  |---|---|---:|---:|---:|---:|");
+    let ms = |d: Option<Duration>| d.map_or("–".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0));
+    for (stage, n, p50, p95, p99) in f.live_stages.summary() {
+        let per = if matches!(stage, "in_broker" | "counted") {
+            "event"
+        } else {
+            "batch"
+        };
+        println!(
+            "  | {stage} | {per} | {n} | {} | {} | {} |",
+            ms(p50),
+            ms(p95),
+            ms(p99)
+        );
+    }
 }

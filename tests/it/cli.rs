@@ -548,5 +548,15 @@ fn bench_fleet_and_ingest_run() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
+        if args[1] == "ingest" {
+            // The stage breakdown names every stage, each observed during the live load.
+            for stage in ["in_broker", "poll", "count", "write", "commit", "counted"] {
+                let row = stdout
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("| {stage} |")))
+                    .unwrap_or_else(|| panic!("no {stage} row:\n{stdout}"));
+                assert!(!row.contains("| 0 |"), "{stage} observed nothing: {row}");
+            }
+        }
     }
 }

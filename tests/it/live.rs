@@ -138,6 +138,16 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
         "ioto_ingest_dead_letters_total{reason=\"MALFORMED_JSON\"} 1",
     )
     .await;
+    // Where the events' time went, stage by stage.
+    let m = app.get_text("/metrics").await;
+    for stage in ["in_broker", "poll", "count", "write", "commit", "counted"] {
+        let count = m
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("ioto_ingest_stage_seconds_count{{stage=\"{stage}\"}} ")))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {stage} histogram:\n{m}"));
+        assert!(count > 0, "{stage}: {m}");
+    }
     // The SIM's last network and activity follow the sessions (written every few seconds).
     let seen = "query($i: Iccid!) { sim(iccid: $i) { lastNetwork lastActivityAt } }";
     let mut body = serde_json::Value::Null;

@@ -23,6 +23,8 @@ pub struct BusMessage {
     pub topic: String,
     pub key: String,
     pub payload: Vec<u8>,
+    /// When the broker took the message (its timestamp), if it keeps one.
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How a topic is created.

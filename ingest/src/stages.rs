@@ -128,29 +128,29 @@ impl Snapshot {
         )
     }
 
-    /// `(stage, observations, p50, p95, p99)` per stage.
-    pub fn summary(
-        &self,
-    ) -> Vec<(
-        &'static str,
-        u64,
-        Option<Duration>,
-        Option<Duration>,
-        Option<Duration>,
-    )> {
+    /// Observations and quantiles per stage.
+    pub fn summary(&self) -> Vec<StageSummary> {
         self.0
             .iter()
-            .map(|(stage, b)| {
-                (
-                    *stage,
-                    b.iter().map(|x| x.1).sum(),
-                    quantile(b, 0.5),
-                    quantile(b, 0.95),
-                    quantile(b, 0.99),
-                )
+            .map(|(stage, b)| StageSummary {
+                stage,
+                observations: b.iter().map(|x| x.1).sum(),
+                p50: quantile(b, 0.5),
+                p95: quantile(b, 0.95),
+                p99: quantile(b, 0.99),
             })
             .collect()
     }
+}
+
+/// One stage of a [`Snapshot`], summed up.
+#[derive(Debug, Clone)]
+pub struct StageSummary {
+    pub stage: &'static str,
+    pub observations: u64,
+    pub p50: Option<Duration>,
+    pub p95: Option<Duration>,
+    pub p99: Option<Duration>,
 }
 
 /// Every stage of the worker.

@@ -68,7 +68,10 @@ pub struct WorkerConfig {
     pub group: String,
     /// Most events in one batch.
     pub batch_max: usize,
-    /// How long a batch waits to fill after its first event.
+    /// The longest a batch waits to fill after its first event. The wait adapts below it: with
+    /// no write in flight a batch goes as soon as its first events are there (nothing is gained
+    /// by waiting); while a write is in flight it fills for about as long as the last write
+    /// took, so batches grow with the load and the store's latency, never past this.
     pub batch_wait: Duration,
     /// Where a group that never committed starts.
     pub start: StartAt,
@@ -155,7 +158,12 @@ pub struct Worker {
     config: WorkerConfig,
     stats: Arc<IngestStats>,
     on_counted: Option<OnCounted>,
+    /// How long the last acknowledged write took (the adaptive batch wait, see `batch_wait`).
+    last_write: Duration,
 }
+
+/// How long an idle worker lets a batch fill after its first event.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
 
 /// The dead-letter message: where the event was, why it was refused, and its bytes.
 pub fn dead_letter_json(d: &DeadLetter) -> serde_json::Value {
@@ -210,6 +218,7 @@ impl Worker {
             config,
             stats,
             on_counted: None,
+            last_write: Duration::ZERO,
         }
     }
 
@@ -264,10 +273,16 @@ impl Worker {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
+                let wait = if inflight.is_some() {
+                    self.last_write.max(IDLE_WAIT)
+                } else {
+                    IDLE_WAIT
+                }
+                .min(self.config.batch_wait);
                 let poll_started = Instant::now();
                 let polled = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                    p = consumer.poll(self.config.batch_max, self.config.batch_wait) => p,
+                    p = consumer.poll(self.config.batch_max, wait) => p,
                 };
                 let batch = match polled {
                     Ok(b) => b,
@@ -415,6 +430,7 @@ impl Worker {
         let written = match task.await {
             Ok(Ok(took)) => {
                 self.stats.stages.write.record(took);
+                self.last_write = took;
                 Ok(())
             }
             Ok(Err(e)) => Err(e),

@@ -520,17 +520,19 @@ pub fn print(f: &IngestFigures) {
     println!("  | stage | per | observations | p50 ms | p95 ms | p99 ms |");
     println!("  |---|---|---:|---:|---:|---:|");
     let ms = |d: Option<Duration>| d.map_or("–".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0));
-    for (stage, n, p50, p95, p99) in f.live_stages.summary() {
-        let per = if matches!(stage, "in_broker" | "counted") {
+    for s in f.live_stages.summary() {
+        let per = if matches!(s.stage, "in_broker" | "counted") {
             "event"
         } else {
             "batch"
         };
         println!(
-            "  | {stage} | {per} | {n} | {} | {} | {} |",
-            ms(p50),
-            ms(p95),
-            ms(p99)
+            "  | {} | {per} | {} | {} | {} | {} |",
+            s.stage,
+            s.observations,
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.p99)
         );
     }
 }

@@ -1,133 +1,259 @@
 //! The ingest worker's writes. What ClickHouse's materialized views do (live state, hourly,
 //! monthly and daily cubes) happens here in the same transaction as the session update.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use ioto_domain::ports::{period_start, CdrRecord, Granularity, SessionKey, SessionUpdate, UsageWriter};
 use ioto_domain::Result;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{db_err, session, to_i64, EmbeddedUsage, LIVE};
 use crate::stored::SessionText;
 
+/// Rows per multi-row statement (SQLite allows 32,766 bound values; the widest row has 16).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// One session update as stored, its counters checked to fit SQLite's integers.
+struct Stored<'a> {
+    u: &'a SessionUpdate,
+    text: SessionText,
+    total_in: i64,
+    total_out: i64,
+    delta_in: i64,
+    delta_out: i64,
+    hour: i64,
+    month: i64,
+    day: String,
+}
+
+/// The live state a batch leaves for one session: what the row-by-row upsert (latest event wins
+/// the descriptive fields, counters and `terminated` only grow, `started_at` only shrinks) would
+/// leave, computed once so that each session is one row of one statement.
+struct Live<'a> {
+    latest: &'a Stored<'a>,
+    started_at: i64,
+    terminated: bool,
+    total_in: i64,
+    total_out: i64,
+}
+
+/// A cube row: the sum of a batch's deltas for one key.
+type CubeKey<'a> = (&'a str, &'a str, &'a str, &'a str, i64);
+
+fn cube<'a>(
+    rows: &'a [Stored<'a>],
+    period: impl Fn(&Stored<'a>) -> i64,
+) -> BTreeMap<CubeKey<'a>, (i64, i64)> {
+    let mut out: BTreeMap<CubeKey<'a>, (i64, i64)> = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r.text.tenant_id.as_str(),
+            r.text.customer_id.as_str(),
+            r.u.iccid.as_str(),
+            r.text.mcc_mnc.as_str(),
+            period(r),
+        );
+        let e = out.entry(key).or_default();
+        e.0 = e.0.saturating_add(r.delta_in);
+        e.1 = e.1.saturating_add(r.delta_out);
+    }
+    out
+}
+
 #[async_trait]
 impl UsageWriter for EmbeddedUsage {
+    /// One transaction per batch, with multi-row statements: the updates as they are, each
+    /// session's resulting live state once, and each cube row once with the batch's sums (what
+    /// ClickHouse's materialized views do for it).
     async fn write_session_updates(&self, updates: &[SessionUpdate]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut rows = Vec::with_capacity(updates.len());
         for (i, u) in updates.iter().enumerate() {
             let field = |f: &str| format!("updates[{i}].{f}");
-            let text = SessionText::of(u);
-            let (total_in, total_out) = (
-                to_i64(u.total_in, field("totalIn"))?,
-                to_i64(u.total_out, field("totalOut"))?,
-            );
-            let (delta_in, delta_out) = (
-                to_i64(u.delta_in, field("deltaIn"))?,
-                to_i64(u.delta_out, field("deltaOut"))?,
-            );
-            let hour = u.hour.timestamp();
-            let month = period_start(u.hour, Granularity::Month).timestamp();
-            sqlx::query(
+            rows.push(Stored {
+                u,
+                text: SessionText::of(u),
+                total_in: to_i64(u.total_in, field("totalIn"))?,
+                total_out: to_i64(u.total_out, field("totalOut"))?,
+                delta_in: to_i64(u.delta_in, field("deltaIn"))?,
+                delta_out: to_i64(u.delta_out, field("deltaOut"))?,
+                hour: u.hour.timestamp(),
+                month: period_start(u.hour, Granularity::Month).timestamp(),
+                day: u.hour.date_naive().to_string(),
+            });
+        }
+        let mut live: BTreeMap<(&str, &str), Live<'_>> = BTreeMap::new();
+        for r in &rows {
+            let key = (r.u.iccid.as_str(), r.u.session_id.as_str());
+            let started = r.u.started_at.timestamp();
+            match live.get_mut(&key) {
+                None => {
+                    live.insert(
+                        key,
+                        Live {
+                            latest: r,
+                            started_at: started,
+                            terminated: r.u.terminated,
+                            total_in: r.total_in,
+                            total_out: r.total_out,
+                        },
+                    );
+                }
+                Some(l) => {
+                    if r.u.event_time >= l.latest.u.event_time {
+                        l.latest = r;
+                    }
+                    l.started_at = l.started_at.min(started);
+                    l.terminated |= r.u.terminated;
+                    l.total_in = l.total_in.max(r.total_in);
+                    l.total_out = l.total_out.max(r.total_out);
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO session_updates (tenant_id, customer_id, iccid, session_id, started_at, event_time, hour,
-                   mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&text.tenant_id)
-            .bind(&text.customer_id)
-            .bind(u.iccid.as_str())
-            .bind(&u.session_id)
-            .bind(u.started_at.timestamp())
-            .bind(u.event_time.timestamp())
-            .bind(hour)
-            .bind(&text.mcc_mnc)
-            .bind(text.rat)
-            .bind(&text.ip_address)
-            .bind(&text.cell_id)
-            .bind(i64::from(u.terminated))
-            .bind(total_in)
-            .bind(total_out)
-            .bind(delta_in)
-            .bind(delta_out)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query(
+                   mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.text.tenant_id.clone())
+                    .push_bind(r.text.customer_id.clone())
+                    .push_bind(r.u.iccid.as_str().to_owned())
+                    .push_bind(r.u.session_id.clone())
+                    .push_bind(r.u.started_at.timestamp())
+                    .push_bind(r.u.event_time.timestamp())
+                    .push_bind(r.hour)
+                    .push_bind(r.text.mcc_mnc.clone())
+                    .push_bind(r.text.rat)
+                    .push_bind(r.text.ip_address.clone())
+                    .push_bind(r.text.cell_id.clone())
+                    .push_bind(i64::from(r.u.terminated))
+                    .push_bind(r.total_in)
+                    .push_bind(r.total_out)
+                    .push_bind(r.delta_in)
+                    .push_bind(r.delta_out);
+            });
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        let live: Vec<Live<'_>> = live.into_values().collect();
+        for chunk in live.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO live_sessions (tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mnc,
-                   rat, ip_address, cell_id, terminated, total_in, total_out)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (iccid, session_id) DO UPDATE SET
+                   rat, ip_address, cell_id, terminated, total_in, total_out) ",
+            );
+            q.push_values(chunk, |mut b, l| {
+                let r = l.latest;
+                b.push_bind(r.text.tenant_id.clone())
+                    .push_bind(r.text.customer_id.clone())
+                    .push_bind(r.u.iccid.as_str().to_owned())
+                    .push_bind(r.u.session_id.clone())
+                    .push_bind(l.started_at)
+                    .push_bind(r.u.event_time.timestamp())
+                    .push_bind(r.text.mcc_mnc.clone())
+                    .push_bind(r.text.rat)
+                    .push_bind(r.text.ip_address.clone())
+                    .push_bind(r.text.cell_id.clone())
+                    .push_bind(i64::from(l.terminated))
+                    .push_bind(l.total_in)
+                    .push_bind(l.total_out);
+            });
+            q.push(
+                " ON CONFLICT (iccid, session_id) DO UPDATE SET
                    customer_id = excluded.customer_id, event_time = excluded.event_time, mcc_mnc = excluded.mcc_mnc,
                    rat = excluded.rat, ip_address = excluded.ip_address, cell_id = excluded.cell_id,
                    terminated = MAX(terminated, excluded.terminated),
                    total_in = MAX(total_in, excluded.total_in), total_out = MAX(total_out, excluded.total_out),
                    started_at = MIN(started_at, excluded.started_at)
                  WHERE excluded.event_time >= live_sessions.event_time",
-            )
-            .bind(&text.tenant_id)
-            .bind(&text.customer_id)
-            .bind(u.iccid.as_str())
-            .bind(&u.session_id)
-            .bind(u.started_at.timestamp())
-            .bind(u.event_time.timestamp())
-            .bind(&text.mcc_mnc)
-            .bind(text.rat)
-            .bind(&text.ip_address)
-            .bind(&text.cell_id)
-            .bind(i64::from(u.terminated))
-            .bind(total_in)
-            .bind(total_out)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            for (table, column, period) in [("usage_hourly", "hour", hour), ("usage_monthly", "month", month)]
-            {
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (tenant_id, customer_id, iccid, mcc_mnc, {column}, bytes_in, bytes_out)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (tenant_id, iccid, {column}, mcc_mnc, customer_id) DO UPDATE SET
-                       bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out"
-                ))
-                .bind(&text.tenant_id)
-                .bind(&text.customer_id)
-                .bind(u.iccid.as_str())
-                .bind(&text.mcc_mnc)
-                .bind(period)
-                .bind(delta_in)
-                .bind(delta_out)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        let cubes = [
+            ("usage_hourly", "tenant_id, customer_id, iccid, mcc_mnc, hour, bytes_in, bytes_out",
+             "(tenant_id, iccid, hour, mcc_mnc, customer_id) DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+             cube(&rows, |r| r.hour)),
+            ("usage_monthly", "tenant_id, customer_id, iccid, mcc_mnc, month, bytes_in, bytes_out",
+             "(tenant_id, iccid, month, mcc_mnc, customer_id) DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+             cube(&rows, |r| r.month)),
+        ];
+        for (table, columns, conflict, sums) in cubes {
+            let sums: Vec<_> = sums.into_iter().collect();
+            for chunk in sums.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} ({columns}) "));
+                q.push_values(
+                    chunk,
+                    |mut b, ((tenant, customer, iccid, network, period), (bin, bout))| {
+                        b.push_bind(tenant.to_string())
+                            .push_bind(customer.to_string())
+                            .push_bind(iccid.to_string())
+                            .push_bind(network.to_string())
+                            .push_bind(*period)
+                            .push_bind(*bin)
+                            .push_bind(*bout);
+                    },
+                );
+                q.push(format!(" ON CONFLICT {conflict}"));
+                q.build().execute(&mut *tx).await.map_err(db_err)?;
             }
-            sqlx::query(
-                "INSERT INTO usage_daily (tenant_id, customer_id, iccid, network, day, bytes_up, bytes_down)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (tenant_id, day, network, customer_id, iccid) DO UPDATE SET
+        }
+        // The daily cube is keyed by the day's date text.
+        let mut daily: BTreeMap<(&str, &str, &str, &str, &str), (i64, i64)> = BTreeMap::new();
+        for r in &rows {
+            let e = daily
+                .entry((
+                    r.text.tenant_id.as_str(),
+                    r.text.customer_id.as_str(),
+                    r.u.iccid.as_str(),
+                    r.text.mcc_mnc.as_str(),
+                    r.day.as_str(),
+                ))
+                .or_default();
+            e.0 = e.0.saturating_add(r.delta_in);
+            e.1 = e.1.saturating_add(r.delta_out);
+        }
+        let daily: Vec<_> = daily.into_iter().collect();
+        for chunk in daily.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_daily (tenant_id, customer_id, iccid, network, day, bytes_up, bytes_down) ",
+            );
+            q.push_values(
+                chunk,
+                |mut b, ((tenant, customer, iccid, network, day), (up, down))| {
+                    b.push_bind(tenant.to_string())
+                        .push_bind(customer.to_string())
+                        .push_bind(iccid.to_string())
+                        .push_bind(network.to_string())
+                        .push_bind(day.to_string())
+                        .push_bind(*up)
+                        .push_bind(*down);
+                },
+            );
+            q.push(
+                " ON CONFLICT (tenant_id, day, network, customer_id, iccid) DO UPDATE SET
                    bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down",
-            )
-            .bind(&text.tenant_id)
-            .bind(&text.customer_id)
-            .bind(u.iccid.as_str())
-            .bind(&text.mcc_mnc)
-            .bind(u.hour.date_naive().to_string())
-            .bind(delta_in)
-            .bind(delta_out)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
 
     async fn session_states(&self, keys: &[SessionKey]) -> Result<Vec<SessionUpdate>> {
         let mut out = Vec::new();
-        for k in keys {
-            let row = sqlx::query(&format!(
-                "SELECT {LIVE} FROM live_sessions WHERE iccid = ? AND session_id = ?"
-            ))
-            .bind(k.iccid.as_str())
-            .bind(&k.session_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-            if let Some(r) = row {
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {LIVE} FROM live_sessions WHERE (iccid, session_id) IN (VALUES "
+            ));
+            let mut pairs = q.separated(", ");
+            for k in chunk {
+                pairs.push("(");
+                pairs.push_bind_unseparated(k.iccid.as_str().to_owned());
+                pairs.push_unseparated(", ");
+                pairs.push_bind_unseparated(k.session_id.clone());
+                pairs.push_unseparated(")");
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
                 out.push(session(&r, "live_sessions")?);
             }
         }

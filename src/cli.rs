@@ -417,6 +417,7 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
 }
 
 async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Result<()> {
+    println!("{}", crate::tooling::bench::machine());
     match command {
         BenchCommand::Api {
             requests,

@@ -327,3 +327,30 @@ pub fn print(figures: &[Figures], engines: &[(&'static str, String)]) {
         );
     }
 }
+
+/// The machine a figure was measured on (processor, cores, memory), printed first by every
+/// bench so that figures travel with it.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "unknown memory".to_owned(),
+            |kb| format!("{:.1} GiB", kb as f64 / 1_048_576.0),
+        );
+    format!("machine: {cpu}, {cores} cores, {memory}")
+}

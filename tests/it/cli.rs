@@ -548,6 +548,10 @@ fn bench_fleet_and_ingest_run() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
+        assert!(
+            stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
+            "the machine comes first:\n{stdout}"
+        );
         if args[1] == "ingest" {
             // The stage breakdown names every stage, each observed during the live load.
             for stage in ["in_broker", "poll", "count", "write", "commit", "counted"] {

@@ -16,12 +16,21 @@ use tokio::sync::Notify;
 
 /// Messages kept per topic before the oldest are dropped for every group.
 pub const DEFAULT_RETENTION: usize = 100_000;
+/// Bytes (payload, key and topic) kept per topic before the oldest messages are dropped, so
+/// that large messages cannot make the count bound a memory bound of gigabytes.
+pub const DEFAULT_RETENTION_BYTES: usize = 64 << 20;
+
+fn size(m: &BusMessage) -> usize {
+    m.payload.len() + m.key.len() + m.topic.len()
+}
 
 #[derive(Default)]
 struct Topic {
     /// Offset of `messages[0]`.
     base: u64,
     messages: VecDeque<BusMessage>,
+    /// What `messages` hold, in bytes (see [`size`]).
+    bytes: usize,
     /// Next offset per consumer group.
     groups: HashMap<String, u64>,
     /// Committed offset (next to deliver) per batch-consumer group.
@@ -37,6 +46,7 @@ struct Shared {
     holds: Arc<Mutex<HashMap<String, usize>>>,
     notify: Notify,
     retention: usize,
+    retention_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -52,6 +62,12 @@ impl Default for InProcessBus {
 
 impl InProcessBus {
     pub fn with_retention(retention: usize) -> Self {
+        Self::with_limits(retention, DEFAULT_RETENTION_BYTES)
+    }
+
+    /// Keeps at most `retention` messages and `bytes` bytes per topic (at least the newest
+    /// message, whatever its size).
+    pub fn with_limits(retention: usize, bytes: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 topics: Mutex::new(HashMap::new()),
@@ -59,6 +75,7 @@ impl InProcessBus {
                 holds: Arc::default(),
                 notify: Notify::new(),
                 retention: retention.max(1),
+                retention_bytes: bytes,
             }),
         }
     }
@@ -241,7 +258,7 @@ impl EventBus for InProcessBus {
         Ok(())
     }
 
-    /// Retention here is by count (`retention` messages per topic), whatever the spec says.
+    /// Retention here is by count and bytes per topic, whatever the spec says.
     async fn ensure_topic(&self, topic: &str, _spec: TopicSpec) -> Result<()> {
         self.topics().entry(topic.to_owned()).or_default();
         Ok(())
@@ -251,14 +268,20 @@ impl EventBus for InProcessBus {
         {
             let mut topics = self.topics();
             let t = topics.get_mut(topic).ok_or_else(|| unknown_topic(topic))?;
-            t.messages.push_back(BusMessage {
+            let m = BusMessage {
                 topic: topic.to_owned(),
                 key: key.to_owned(),
                 payload: payload.to_vec(),
                 published_at: Some(chrono::Utc::now()),
-            });
-            while t.messages.len() > self.shared.retention {
-                t.messages.pop_front();
+            };
+            t.bytes += size(&m);
+            t.messages.push_back(m);
+            while t.messages.len() > self.shared.retention
+                || (t.bytes > self.shared.retention_bytes && t.messages.len() > 1)
+            {
+                if let Some(old) = t.messages.pop_front() {
+                    t.bytes -= size(&old);
+                }
                 t.base += 1;
             }
         }
@@ -351,5 +374,24 @@ mod tests {
         let mut s = bus.subscribe("t", "g").await.unwrap();
         assert_eq!(s.next().await.unwrap().unwrap().key, "b");
         assert_eq!(s.next().await.unwrap().unwrap().key, "c");
+    }
+
+    #[tokio::test]
+    async fn retention_is_bounded_by_bytes_too() {
+        let bus = InProcessBus::with_limits(1_000, 2_500);
+        bus.ensure_topic("t", TopicSpec::partitions(1)).await.unwrap();
+        for k in ["a", "b", "c", "d"] {
+            bus.publish("t", k, &[0u8; 1_000]).await.unwrap();
+        }
+        let mut s = bus.subscribe("t", "g").await.unwrap();
+        assert_eq!(
+            s.next().await.unwrap().unwrap().key,
+            "c",
+            "two of 1 KB fit in 2.5 KB"
+        );
+        assert_eq!(s.next().await.unwrap().unwrap().key, "d");
+        // A message larger than the bound is still kept (the newest always is).
+        bus.publish("t", "big", &[0u8; 10_000]).await.unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap().key, "big");
     }
 }

@@ -138,7 +138,7 @@ pub async fn start(
 /// handle, or a panic — is reported (`/readyz` says so while it is down), counted in
 /// `ioto_ingest_worker_restarts_total`, and started afresh after a pause; nothing is lost, as it
 /// commits only what it counted.
-async fn supervise(
+pub async fn supervise(
     build: impl Fn() -> Worker + Send + 'static,
     stats: Arc<IngestStats>,
     shutdown: watch::Receiver<bool>,

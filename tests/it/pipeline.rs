@@ -612,3 +612,91 @@ async fn poison_events_are_dead_lettered_while_the_events_around_them_count() {
     worker.await.unwrap().unwrap();
     ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
 }
+
+/// A worker that dies (here: a panic injected into its live fan-out, after its first batch was
+/// committed) is restarted by the supervisor, which counts the restart and clears its reason
+/// once the new worker runs; the next events are counted by the new worker. Embedded engines.
+#[tokio::test]
+async fn a_worker_that_dies_is_restarted() {
+    let config = ioto::config::Config {
+        data_dir: temp_dir(),
+        ..Default::default()
+    };
+    ioto::engines::migrate(&config).await.unwrap();
+    let engines = ioto::engines::connect(&config).await.unwrap();
+    let topics = IngestTopics::with_prefix("");
+    topics.ensure(engines.bus.as_ref(), 1).await.unwrap();
+    let factory = Factory::new(engines.directory.clone(), engines.fleet.clone());
+    let tenant = factory.tenant("Restarts").await;
+    let sim = factory.sims(&tenant, None, 1).await.remove(0);
+    let stats = Arc::new(IngestStats::default());
+    let announced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (bus, usage, fleet, seen) = (
+        Arc::clone(&engines.bus),
+        Arc::clone(&engines.usage),
+        Arc::clone(&engines.fleet),
+        Arc::clone(&announced),
+    );
+    let worker_stats = Arc::clone(&stats);
+    let build = move || {
+        let seen = Arc::clone(&seen);
+        let mut config = WorkerConfig::new("");
+        config.batch_wait = Duration::from_millis(20);
+        Worker::new(
+            Arc::clone(&bus),
+            SessionIngest::new(usage.clone(), Arc::clone(&fleet)),
+            CdrIngest::new(usage.clone(), Arc::clone(&fleet)),
+            config,
+            Arc::clone(&worker_stats),
+        )
+        .on_counted(Arc::new(move |_| {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("injected: the first worker dies after its first batch");
+            }
+        }))
+    };
+    let (stop, rx) = watch::channel(false);
+    let supervisor = tokio::spawn(ioto::server::pipeline::supervise(build, Arc::clone(&stats), rx));
+    let rollup = |session: &str, total: u64| {
+        serde_json::json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+            "event_timestamp": Utc::now().to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE",
+            "total_bytes_in": total, "total_bytes_out": 0, "request_type": "UPDATE"})
+        .to_string()
+    };
+    let restarts = || stats.restarts.load(std::sync::atomic::Ordering::SeqCst);
+    engines
+        .bus
+        .publish(&topics.sessions, "a", rollup("a", 100).as_bytes())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while restarts() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the panicking worker is restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engines
+        .bus
+        .publish(&topics.sessions, "b", rollup("b", 50).as_bytes())
+        .await
+        .unwrap();
+    let day = Utc::now().date_naive();
+    while counted_bytes(engines.usage.as_ref(), tenant.id, day - chrono::Days::new(1), day).await < 150 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new worker counts the next event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(restarts(), 1);
+    assert_eq!(stats.down(), None, "running again");
+    assert_eq!(
+        counted_bytes(engines.usage.as_ref(), tenant.id, day - chrono::Days::new(1), day).await,
+        150,
+        "the batch committed before the panic is not counted twice"
+    );
+    stop.send(true).unwrap();
+    supervisor.await.unwrap();
+}

@@ -60,6 +60,18 @@ impl Timing {
         );
     }
 
+    /// Records the time from `since` (a message's broker timestamp, when it has one) to `now`;
+    /// a timestamp ahead of `now` (clocks apart) records nothing.
+    pub fn record_since(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Some(d) = since.and_then(|t| (now - t).to_std().ok()) {
+            self.record(d);
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }

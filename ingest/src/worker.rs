@@ -295,9 +295,10 @@ impl Worker {
                     self.stats.stages.poll.record(poll_started.elapsed());
                     let fetched = chrono::Utc::now();
                     for d in &batch {
-                        if let Some(age) = d.message.published_at.and_then(|p| (fetched - p).to_std().ok()) {
-                            self.stats.stages.in_broker.record(age);
-                        }
+                        self.stats
+                            .stages
+                            .in_broker
+                            .record_since(d.message.published_at, fetched);
                     }
                 }
                 let batch_generation = batch.first().map_or(generation, |d| d.generation);
@@ -488,9 +489,10 @@ impl Worker {
         }
         let now = chrono::Utc::now();
         for d in batch {
-            if let Some(age) = d.message.published_at.and_then(|p| (now - p).to_std().ok()) {
-                self.stats.stages.counted.record(age);
-            }
+            self.stats
+                .stages
+                .counted
+                .record_since(d.message.published_at, now);
         }
         if let Some(f) = &self.on_counted {
             f(&sessions.counted);

@@ -102,12 +102,9 @@ fn unauthenticated(message: &str) -> Response {
         .into_response()
 }
 
-/// A refused `connection_init`. graphql-transport-ws can only close the socket (async-graphql uses code 1002) with a
-/// reason of at most 123 bytes, so the reason is `CODE: message`, cut on a character boundary.
-fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
-    if e.is_private() {
-        tracing::error!(code = e.code().as_str(), detail = %e, "connection_init failed");
-    }
+/// The reason a WebSocket is closed with: `CODE: message`, cut on a character boundary to the
+/// 123 bytes a close frame can carry.
+fn close_reason(e: &ioto_domain::Error) -> String {
     let p = e.public();
     let mut reason = format!("{}: {}", p.code.as_str(), p.message);
     if reason.len() > 123 {
@@ -118,7 +115,16 @@ fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
         reason.truncate(cut);
         reason.push('…');
     }
-    async_graphql::Error::new(reason)
+    reason
+}
+
+/// A refused `connection_init`. graphql-transport-ws can only close the socket (async-graphql
+/// uses code 1002), with the [`close_reason`].
+fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
+    if e.is_private() {
+        tracing::error!(code = e.code().as_str(), detail = %e, "connection_init failed");
+    }
+    async_graphql::Error::new(close_reason(e))
 }
 
 async fn graphql(
@@ -232,9 +238,9 @@ async fn graphql_ws(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let (mut sink, stream) = futures::StreamExt::split(socket);
-            // The token accepted at connection_init, then the reason it stopped being valid.
+            // The token accepted at connection_init, then why it stopped being valid.
             let (token_tx, mut token_rx) = tokio::sync::watch::channel::<Option<String>>(None);
-            let (revoked_tx, revoked_rx) = tokio::sync::oneshot::channel::<String>();
+            let (revoked_tx, mut revoked_rx) = tokio::sync::watch::channel::<Option<String>>(None);
             let (check_jwt, check_sessions) = (Arc::clone(&jwt), Arc::clone(&sessions));
             let watcher = tokio::spawn(async move {
                 let Ok(token) = token_rx
@@ -250,7 +256,7 @@ async fn graphql_ws(
                     match authenticate(&check_jwt, &check_sessions, &token).await {
                         Ok(_) => {}
                         Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
-                            let _ = revoked_tx.send(e.public().message);
+                            let _ = revoked_tx.send(Some(close_reason(&e)));
                             return;
                         }
                         // The user store could not be read: not a reason to drop the client.
@@ -258,13 +264,12 @@ async fn graphql_ws(
                     }
                 }
             });
-            let (reason_tx, reason_rx) = tokio::sync::oneshot::channel::<String>();
+            // The client's messages end when the session is revoked (a watcher that ended
+            // without revoking, at the socket's close, ends nothing).
+            let mut revoked = revoked_rx.clone();
             let input = futures::StreamExt::take_until(stream, async move {
-                match revoked_rx.await {
-                    Ok(reason) => {
-                        let _ = reason_tx.send(reason);
-                    }
-                    Err(_) => std::future::pending::<()>().await,
+                if revoked.wait_for(Option::is_some).await.is_err() {
+                    std::future::pending::<()>().await;
                 }
             });
             GraphQLWebSocket::new_with_pair(&mut sink, input, schema, protocol)
@@ -295,14 +300,11 @@ async fn graphql_ws(
                 .serve()
                 .await;
             watcher.abort();
-            if let Ok(reason) = reason_rx.await {
+            let reason = revoked_rx.borrow_and_update().clone();
+            if let Some(reason) = reason {
                 let frame = axum::extract::ws::CloseFrame {
                     code: 4401,
-                    reason: format!("UNAUTHENTICATED: {reason}")
-                        .chars()
-                        .take(120)
-                        .collect::<String>()
-                        .into(),
+                    reason: reason.into(),
                 };
                 let _ =
                     futures::SinkExt::send(&mut sink, axum::extract::ws::Message::Close(Some(frame))).await;

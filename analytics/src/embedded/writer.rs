@@ -38,14 +38,16 @@ struct Live<'a> {
     total_out: i64,
 }
 
-/// A cube row: the sum of a batch's deltas for one key.
-type CubeKey<'a> = (&'a str, &'a str, &'a str, &'a str, i64);
+/// A cube row's key: tenant, customer, ICCID, network and the period (a timestamp, or the
+/// day's date text for the daily cube).
+type CubeKey<'a, P> = (&'a str, &'a str, &'a str, &'a str, P);
 
-fn cube<'a>(
+/// The batch's deltas summed per cube row.
+fn cube<'a, P: Ord>(
     rows: &'a [Stored<'a>],
-    period: impl Fn(&Stored<'a>) -> i64,
-) -> BTreeMap<CubeKey<'a>, (i64, i64)> {
-    let mut out: BTreeMap<CubeKey<'a>, (i64, i64)> = BTreeMap::new();
+    period: impl Fn(&'a Stored<'a>) -> P,
+) -> BTreeMap<CubeKey<'a, P>, (i64, i64)> {
+    let mut out: BTreeMap<CubeKey<'a, P>, (i64, i64)> = BTreeMap::new();
     for r in rows {
         let key = (
             r.text.tenant_id.as_str(),
@@ -59,6 +61,39 @@ fn cube<'a>(
         e.1 = e.1.saturating_add(r.delta_out);
     }
     out
+}
+
+/// Adds a cube's sums to `table` (`columns`: the key's five columns, then the two byte counts),
+/// a multi-row upsert per [`ROWS_PER_STATEMENT`] rows.
+async fn add_to_cube<'a, P>(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    table: &str,
+    columns: &str,
+    conflict: &str,
+    sums: BTreeMap<CubeKey<'a, P>, (i64, i64)>,
+) -> Result<()>
+where
+    P: sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Copy + Send + 'a,
+{
+    let sums: Vec<_> = sums.into_iter().collect();
+    for chunk in sums.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<'a, Sqlite>::new(format!("INSERT INTO {table} ({columns}) "));
+        q.push_values(
+            chunk,
+            |mut b, ((tenant, customer, iccid, network, period), (bytes_in, bytes_out))| {
+                b.push_bind(*tenant)
+                    .push_bind(*customer)
+                    .push_bind(*iccid)
+                    .push_bind(*network)
+                    .push_bind(*period)
+                    .push_bind(*bytes_in)
+                    .push_bind(*bytes_out);
+            },
+        );
+        q.push(format!(" ON CONFLICT {conflict}"));
+        q.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -169,72 +204,33 @@ impl UsageWriter for EmbeddedUsage {
             );
             q.build().execute(&mut *tx).await.map_err(db_err)?;
         }
-        let cubes = [
-            ("usage_hourly", "tenant_id, customer_id, iccid, mcc_mnc, hour, bytes_in, bytes_out",
-             "(tenant_id, iccid, hour, mcc_mnc, customer_id) DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
-             cube(&rows, |r| r.hour)),
-            ("usage_monthly", "tenant_id, customer_id, iccid, mcc_mnc, month, bytes_in, bytes_out",
-             "(tenant_id, iccid, month, mcc_mnc, customer_id) DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
-             cube(&rows, |r| r.month)),
-        ];
-        for (table, columns, conflict, sums) in cubes {
-            let sums: Vec<_> = sums.into_iter().collect();
-            for chunk in sums.chunks(ROWS_PER_STATEMENT) {
-                let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} ({columns}) "));
-                q.push_values(
-                    chunk,
-                    |mut b, ((tenant, customer, iccid, network, period), (bin, bout))| {
-                        b.push_bind(tenant.to_string())
-                            .push_bind(customer.to_string())
-                            .push_bind(iccid.to_string())
-                            .push_bind(network.to_string())
-                            .push_bind(*period)
-                            .push_bind(*bin)
-                            .push_bind(*bout);
-                    },
-                );
-                q.push(format!(" ON CONFLICT {conflict}"));
-                q.build().execute(&mut *tx).await.map_err(db_err)?;
-            }
-        }
-        // The daily cube is keyed by the day's date text.
-        let mut daily: BTreeMap<(&str, &str, &str, &str, &str), (i64, i64)> = BTreeMap::new();
-        for r in &rows {
-            let e = daily
-                .entry((
-                    r.text.tenant_id.as_str(),
-                    r.text.customer_id.as_str(),
-                    r.u.iccid.as_str(),
-                    r.text.mcc_mnc.as_str(),
-                    r.day.as_str(),
-                ))
-                .or_default();
-            e.0 = e.0.saturating_add(r.delta_in);
-            e.1 = e.1.saturating_add(r.delta_out);
-        }
-        let daily: Vec<_> = daily.into_iter().collect();
-        for chunk in daily.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO usage_daily (tenant_id, customer_id, iccid, network, day, bytes_up, bytes_down) ",
-            );
-            q.push_values(
-                chunk,
-                |mut b, ((tenant, customer, iccid, network, day), (up, down))| {
-                    b.push_bind(tenant.to_string())
-                        .push_bind(customer.to_string())
-                        .push_bind(iccid.to_string())
-                        .push_bind(network.to_string())
-                        .push_bind(day.to_string())
-                        .push_bind(*up)
-                        .push_bind(*down);
-                },
-            );
-            q.push(
-                " ON CONFLICT (tenant_id, day, network, customer_id, iccid) DO UPDATE SET
-                   bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down",
-            );
-            q.build().execute(&mut *tx).await.map_err(db_err)?;
-        }
+        add_to_cube(
+            &mut tx,
+            "usage_hourly",
+            "tenant_id, customer_id, iccid, mcc_mnc, hour, bytes_in, bytes_out",
+            "(tenant_id, iccid, hour, mcc_mnc, customer_id) DO UPDATE SET
+               bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+            cube(&rows, |r| r.hour),
+        )
+        .await?;
+        add_to_cube(
+            &mut tx,
+            "usage_monthly",
+            "tenant_id, customer_id, iccid, mcc_mnc, month, bytes_in, bytes_out",
+            "(tenant_id, iccid, month, mcc_mnc, customer_id) DO UPDATE SET
+               bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+            cube(&rows, |r| r.month),
+        )
+        .await?;
+        add_to_cube(
+            &mut tx,
+            "usage_daily",
+            "tenant_id, customer_id, iccid, network, day, bytes_up, bytes_down",
+            "(tenant_id, day, network, customer_id, iccid) DO UPDATE SET
+               bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down",
+            cube(&rows, |r| r.day.as_str()),
+        )
+        .await?;
         tx.commit().await.map_err(db_err)
     }
 

@@ -115,19 +115,15 @@ impl UsageService {
         let mut merged: std::collections::BTreeMap<(DateTime<Utc>, MccMnc), UsagePoint> =
             std::collections::BTreeMap::new();
         for p in points.into_iter().filter(|p| counted_for(actor, p.customer_id)) {
-            let shown = if actor.customer_id.is_some() {
-                p.customer_id
-            } else {
-                None
-            };
             merged
                 .entry((p.period, p.mcc_mnc.clone()))
                 .and_modify(|m| {
                     m.bytes_in += p.bytes_in;
                     m.bytes_out += p.bytes_out;
                 })
+                // A customer user's points are all theirs; anyone else's are summed over owners.
                 .or_insert(UsagePoint {
-                    customer_id: shown,
+                    customer_id: actor.customer_id,
                     ..p
                 });
         }

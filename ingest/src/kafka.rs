@@ -465,9 +465,6 @@ impl EventBus for KafkaBus {
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL.as_millis().to_string())
             // Fetch in large chunks: the worker takes batches of thousands.
             .set("fetch.min.bytes", "1")
-            // A broker that holds a fetch until its wait runs out (tansu does) answers within
-            // 50 ms instead of librdkafka's 500: the ingest bench showed 400 ms per event here.
-            .set("fetch.wait.max.ms", "50")
             .set("max.partition.fetch.bytes", "8388608")
             .set("queued.min.messages", "200000")
             .create_with_context(GroupContext::default())

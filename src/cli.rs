@@ -151,6 +151,31 @@ enum BenchCommand {
         /// Latency probes (one every 100 ms).
         #[arg(long, default_value_t = 300, value_parser = positive::<usize>())]
         probes: usize,
+        /// Consecutive runs, each on its own topics, SIMs and data dir (median and spread are
+        /// printed after the runs).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// The CPU-bound steps of ingest (decoding and counting session events) with no engine in
+    /// the way: time per event over several runs and, with `--instructions`, instructions per
+    /// event counted by valgrind's callgrind.
+    Cpu {
+        /// Session rollups decoded and counted per run.
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        events: usize,
+        /// SIMs the rollups belong to (one session each).
+        #[arg(long, default_value_t = 2_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Timed runs (median and spread are printed).
+        #[arg(long, default_value_t = 5, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Also count instructions per event under `valgrind --tool=callgrind` (one more run
+        /// per step, about 50 times slower).
+        #[arg(long)]
+        instructions: bool,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -440,17 +465,38 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             crate::tooling::bench_fleet::print_imports(&imports);
             crate::tooling::bench::print(&figures, &engines::describe_config(&loaded.config));
         }
+        BenchCommand::Cpu {
+            events,
+            sims,
+            runs,
+            instructions,
+            data_dir,
+        } => {
+            let loaded = bench_config(file, data_dir)?;
+            let steps =
+                crate::tooling::bench_cpu::cpu(&loaded.config, events, sims, runs, instructions).await?;
+            crate::tooling::bench_cpu::print(&steps);
+        }
         BenchCommand::Ingest {
             events,
             sims,
             live_rate,
             probes,
+            runs,
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let figures =
-                crate::tooling::bench_ingest::ingest(&loaded.config, events, sims, live_rate, probes).await?;
-            crate::tooling::bench_ingest::print(&figures);
+            let mut all = Vec::with_capacity(runs);
+            for run in 1..=runs {
+                println!("\nrun {run} of {runs}");
+                let mut config = loaded.config.clone();
+                config.data_dir = loaded.config.data_dir.join(format!("run{run}"));
+                let figures =
+                    crate::tooling::bench_ingest::ingest(&config, events, sims, live_rate, probes).await?;
+                crate::tooling::bench_ingest::print(&figures);
+                all.push(figures);
+            }
+            crate::tooling::bench_ingest::print_summary(&all);
         }
     }
     Ok(())

@@ -32,6 +32,19 @@ impl Engines {
         ]
     }
 
+    /// Each engine's version, for the header every bench prints.
+    pub async fn versions(&self) -> anyhow::Result<String> {
+        Ok(format!(
+            "engines: transactional store {}; usage store {}; event bus {}",
+            self.directory.server_version().await?,
+            match self.usage.server_version().await? {
+                v if v.starts_with(|c: char| c.is_ascii_digit()) => format!("ClickHouse {v}"),
+                v => v,
+            },
+            self.bus.server_version().await?
+        ))
+    }
+
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.topic_prefix)
     }

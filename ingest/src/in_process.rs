@@ -258,6 +258,10 @@ impl EventBus for InProcessBus {
         Ok(())
     }
 
+    async fn server_version(&self) -> Result<String> {
+        Ok(format!("in-process (ioto {})", env!("CARGO_PKG_VERSION")))
+    }
+
     /// Retention here is by count and bytes per topic, whatever the spec says.
     async fn ensure_topic(&self, topic: &str, _spec: TopicSpec) -> Result<()> {
         self.topics().entry(topic.to_owned()).or_default();

@@ -21,6 +21,7 @@ use rdkafka::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use crate::budget::ByteBudget;
 use crate::kafka_log::{GroupContext, QuietContext};
 
 /// How long a group member may spend on one batch (including waiting for the usage store to come
@@ -32,6 +33,8 @@ pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 struct KafkaConsumer {
     consumer: Arc<BaseConsumer<GroupContext>>,
     incoming: mpsc::Receiver<Result<Delivery>>,
+    /// The bytes of the deliveries in `incoming`.
+    budget: Arc<ByteBudget>,
     brokers: String,
     stop: Arc<AtomicBool>,
 }
@@ -51,8 +54,19 @@ impl Drop for KafkaConsumer {
     }
 }
 
-/// Messages buffered between the polling thread and the worker.
+/// Messages buffered between the polling thread and the worker, at most …
 const BUFFERED: usize = 100_000;
+/// … and at most this many bytes of keys and payloads.
+const BUFFERED_BYTES: usize = 32 << 20;
+/// What librdkafka itself pre-fetches for the consumer, in KiB (its default is 64 MiB).
+const PREFETCH_KIB: &str = "32768";
+
+/// The bytes a delivery holds in the buffer.
+fn held(d: &Result<Delivery>) -> usize {
+    d.as_ref().map_or(0, |d| {
+        d.message.payload.len() + d.message.key.len() + d.message.topic.len()
+    })
+}
 
 /// A Kafka message as the bus hands it out, with the broker's timestamp.
 fn bus_message(m: &impl rdkafka::Message) -> BusMessage {
@@ -73,6 +87,7 @@ fn bus_message(m: &impl rdkafka::Message) -> BusMessage {
 fn pump(
     consumer: Arc<BaseConsumer<GroupContext>>,
     tx: mpsc::Sender<Result<Delivery>>,
+    budget: Arc<ByteBudget>,
     stop: Arc<AtomicBool>,
     brokers: String,
 ) {
@@ -93,6 +108,13 @@ fn pump(
                 Err(kafka_err(&brokers, e))
             }
         };
+        let bytes = held(&item);
+        while !budget.take(bytes, Duration::from_millis(100)) {
+            if stop.load(Ordering::SeqCst) || tx.is_closed() {
+                consumer.unsubscribe();
+                return;
+            }
+        }
         if tx.blocking_send(item).is_err() {
             break;
         }
@@ -128,6 +150,7 @@ impl BatchConsumer for KafkaConsumer {
                     self.brokers
                 )));
             };
+            self.budget.give(held(&received));
             match received {
                 Ok(d) => {
                     // What came before a change of assignment is delivered again, from the last
@@ -349,6 +372,32 @@ impl EventBus for KafkaBus {
         .map_err(|e| Error::Internal(format!("metadata task: {e}")))?
     }
 
+    /// The client library and the brokers the cluster reports (the Kafka protocol does not
+    /// carry the broker's software or version).
+    async fn server_version(&self) -> Result<String> {
+        let producer = self.producer.clone();
+        let brokers = self.config.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map_err(|e| kafka_err(&brokers, e))?;
+            let (_, library) = rdkafka::util::get_rdkafka_version();
+            let hosts: Vec<String> = metadata
+                .brokers()
+                .iter()
+                .map(|b| format!("{}:{}", b.host(), b.port()))
+                .collect();
+            Ok(format!(
+                "Kafka protocol (librdkafka {library}; {} broker(s): {})",
+                hosts.len(),
+                hosts.join(", ")
+            ))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("metadata task: {e}")))?
+    }
+
     async fn ensure_topic(&self, topic: &str, spec: TopicSpec) -> Result<()> {
         if self.topic_exists(topic).await? {
             return Ok(());
@@ -467,6 +516,7 @@ impl EventBus for KafkaBus {
             .set("fetch.min.bytes", "1")
             .set("max.partition.fetch.bytes", "8388608")
             .set("queued.min.messages", "200000")
+            .set("queued.max.messages.kbytes", PREFETCH_KIB)
             .create_with_context(GroupContext::default())
             .map_err(|e| kafka_err(&self.config.brokers, e))?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -475,19 +525,22 @@ impl EventBus for KafkaBus {
             .map_err(|e| kafka_err(&self.config.brokers, e))?;
         let consumer = Arc::new(consumer);
         let (tx, incoming) = mpsc::channel(BUFFERED);
+        let budget = Arc::new(ByteBudget::new(BUFFERED_BYTES));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, s, b) = (
+        let (c, bytes, s, b) = (
             Arc::clone(&consumer),
+            Arc::clone(&budget),
             Arc::clone(&stop),
             self.config.brokers.clone(),
         );
         std::thread::Builder::new()
             .name("ioto-kafka-consumer".into())
-            .spawn(move || pump(c, tx, s, b))
+            .spawn(move || pump(c, tx, bytes, s, b))
             .map_err(|e| Error::Internal(format!("starting the consumer thread: {e}")))?;
         Ok(Box::new(KafkaConsumer {
             consumer,
             incoming,
+            budget,
             brokers: self.config.brokers.clone(),
             stop,
         }))

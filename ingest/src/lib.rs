@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod budget;
 pub mod device_simulator;
 pub mod in_process;
 pub mod kafka;

@@ -210,6 +210,7 @@ pub async fn api(config: &Config, requests: usize, concurrency: usize) -> anyhow
 async fn api_on(config: &Config, requests: usize, concurrency: usize) -> anyhow::Result<ApiRun> {
     engines::migrate(config).await?;
     let app = App::build(config).await?;
+    println!("{}", app.engines.versions().await?);
     let listener = App::bind(config).await?;
     let addr = listener.local_addr()?;
     let (email, iccid) = seed(&app, 1000).await?;

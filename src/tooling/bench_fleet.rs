@@ -63,6 +63,7 @@ pub async fn fleet(
 ) -> anyhow::Result<(Vec<ImportFigure>, Vec<Figures>)> {
     engines::migrate(config).await?;
     let app = App::build(config).await?;
+    println!("{}", app.engines.versions().await?);
     let dir = Arc::clone(&app.engines.directory);
     let store = Arc::clone(&app.engines.fleet);
     let run = (uuid::Uuid::new_v4().as_u128() % 100_000) as u32;

@@ -59,7 +59,11 @@ fn rate(n: f64, d: Duration) -> f64 {
 }
 
 /// Creates a tenant with `n` ACTIVE SIMs numbered for this run.
-async fn sims(engines: &engines::Engines, run: u32, n: usize) -> anyhow::Result<(TenantId, Vec<Iccid>)> {
+pub(crate) async fn sims(
+    engines: &engines::Engines,
+    run: u32,
+    n: usize,
+) -> anyhow::Result<(TenantId, Vec<Iccid>)> {
     let tenant = engines
         .directory
         .create_tenant(
@@ -100,7 +104,9 @@ async fn sims(engines: &engines::Engines, run: u32, n: usize) -> anyhow::Result<
 }
 
 /// `events` rollups spread over the SIMs, interleaved SIM by SIM (each session in order).
-fn backlog(iccids: &[Iccid], events: usize) -> Vec<SessionRollup> {
+/// `events` rollups of `iccids`, interleaved SIM by SIM (each SIM's in order). Without
+/// `sessions_per_sim`, enough sessions of about 50 updates each are planned.
+pub(crate) fn backlog(iccids: &[Iccid], events: usize, sessions_per_sim: Option<u32>) -> Vec<SessionRollup> {
     let per_sim = events.div_ceil(iccids.len().max(1));
     let now = Utc::now();
     let plan = SessionPlan {
@@ -110,7 +116,8 @@ fn backlog(iccids: &[Iccid], events: usize) -> Vec<SessionRollup> {
         bytes_min: 10_000,
         bytes_max: 100_000_000,
         // Sessions average about 2 hours of updates a minute apart; plan more than needed.
-        sessions_per_sim: u32::try_from(per_sim.div_ceil(50).max(1)).unwrap_or(1),
+        sessions_per_sim: sessions_per_sim
+            .unwrap_or_else(|| u32::try_from(per_sim.div_ceil(50).max(1)).unwrap_or(1)),
         update_every: chrono::Duration::minutes(1),
         networks: ["262-01", "262-02", "208-01", "234-15"]
             .iter()
@@ -204,6 +211,7 @@ pub async fn ingest(
     config.ingest.enabled = false;
     engines::migrate(&config).await?;
     let mut engines = engines::connect(&config).await?;
+    println!("{}", engines.versions().await?);
     if engines.bus.info().engine == "in-process" {
         // The in-process bus keeps a bounded number of messages; make room for the backlog.
         engines.bus = Arc::new(ioto_ingest::InProcessBus::with_retention(events + 1_000_000));
@@ -211,7 +219,7 @@ pub async fn ingest(
     let described = engines::describe_config(&config);
     let (tenant, iccids) = sims(&engines, run, sim_count + probes.min(1000)).await?;
     let (load_sims, probe_sims) = iccids.split_at(sim_count);
-    let rollups = backlog(load_sims, events);
+    let rollups = backlog(load_sims, events, None);
     let topics = IngestTopics::with_prefix(&config.kafka.topic_prefix);
     topics
         .ensure(engines.bus.as_ref(), config.ingest.partitions)
@@ -449,6 +457,54 @@ async fn probe(
     None
 }
 
+/// The figures of several runs side by side: median and spread (min–max) of each.
+pub fn print_summary(runs: &[IngestFigures]) {
+    use crate::tooling::bench_cpu::median_spread;
+    type Figure = (&'static str, fn(&IngestFigures) -> f64);
+    let figures: [Figure; 7] = [
+        ("ingest, events/s", |f| rate(f.events_in_steady as f64, f.steady)),
+        ("broker read alone, events/s", |f| {
+            rate(f.events as f64, f.read_only)
+        }),
+        ("bare insert, rows/s", |f| rate(f.raw_rows as f64, f.raw_insert)),
+        ("event → live view p50, ms", |f| pct_of(&f.latencies, 0.5)),
+        ("event → live view p99, ms", |f| pct_of(&f.latencies, 0.99)),
+        ("event → live view max, ms", |f| pct_of(&f.latencies, 1.0)),
+        ("probes not seen within 30 s", |f| f.lost_probes as f64),
+    ];
+    println!();
+    println!(
+        "summary of {} runs (each on its own topics, SIMs and data dir):",
+        runs.len()
+    );
+    println!("| figure | median | spread (min–max) | each run |");
+    println!("|---|---:|---:|---|");
+    for (name, get) in figures {
+        let values: Vec<f64> = runs.iter().map(get).collect();
+        let (median, min, max) = median_spread(&values);
+        println!(
+            "| {name} | {median:.0} | {min:.0}–{max:.0} | {} |",
+            values
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+/// The `p`-quantile of `v` in milliseconds (nearest rank).
+fn pct_of(v: &[Duration], p: f64) -> f64 {
+    let mut l = v.to_vec();
+    l.sort();
+    l.get(
+        ((l.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(l.len().saturating_sub(1)),
+    )
+    .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
 pub fn print(f: &IngestFigures) {
     println!(
         "engines: {}",
@@ -489,16 +545,6 @@ pub fn print(f: &IngestFigures) {
         f.raw_insert.as_secs_f64(),
         pipeline / raw.max(1e-9)
     );
-    let pct_of = |v: &[Duration], p: f64| {
-        let mut l = v.to_vec();
-        l.sort();
-        l.get(
-            ((l.len() as f64 * p).ceil() as usize)
-                .saturating_sub(1)
-                .min(l.len().saturating_sub(1)),
-        )
-        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
     let pct = |p: f64| pct_of(&f.latencies, p);
     let l = &f.latencies;
     println!(

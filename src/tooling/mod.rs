@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod bench;
 pub mod bench_bare;
+pub mod bench_cpu;
 pub mod bench_fleet;
 pub mod bench_ingest;
 pub mod demo;

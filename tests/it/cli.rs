@@ -501,7 +501,8 @@ fn out_of_range_flags_name_the_flag() {
     }
 }
 
-/// `ioto bench fleet` and `ioto bench ingest` run, small, on the embedded engines and print their
+/// `ioto bench fleet`, `ioto bench ingest` (two runs and their summary) and `ioto bench cpu`
+/// (with instruction counts) run, small, on the embedded engines and print their
 /// figures (what a user re-running them would see first is that they still work).
 #[test]
 fn bench_fleet_and_ingest_run() {
@@ -531,8 +532,24 @@ fn bench_fleet_and_ingest_run() {
                 "100",
                 "--probes",
                 "5",
+                "--runs",
+                "2",
             ][..],
-            "event → live session visible",
+            "summary of 2 runs",
+        ),
+        (
+            &[
+                "bench",
+                "cpu",
+                "--events",
+                "3000",
+                "--sims",
+                "100",
+                "--runs",
+                "3",
+                "--instructions",
+            ][..],
+            "| count (prepare + acknowledge a batch) |",
         ),
     ] {
         let out = ioto()
@@ -552,6 +569,29 @@ fn bench_fleet_and_ingest_run() {
             stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
             "the machine comes first:\n{stdout}"
         );
+        // The engines' versions follow, so a figure names what it ran on.
+        let engines = stdout
+            .lines()
+            .find(|l| l.starts_with("engines: transactional store "))
+            .unwrap_or_else(|| panic!("no engine versions:\n{stdout}"));
+        assert!(
+            engines.contains("SQLite 3.") || engines.contains("PostgreSQL "),
+            "{engines}"
+        );
+        if args[1] == "cpu" {
+            // Both steps carry an instruction count from callgrind, not the hint to ask for one.
+            for step in ["| decode", "| count"] {
+                let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
+                assert!(row.contains(" | 3 | "), "three timed runs: {row}");
+                let instructions: f64 = row
+                    .trim_end_matches(" |")
+                    .rsplit("| ")
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no instruction count: {row}"));
+                assert!(instructions > 100.0, "{row}");
+            }
+        }
         if args[1] == "ingest" {
             // The stage breakdown names every stage, each observed during the live load.
             for stage in ["in_broker", "poll", "count", "write", "commit", "counted"] {

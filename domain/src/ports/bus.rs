@@ -51,6 +51,8 @@ pub type BusStream = Pin<Box<dyn Stream<Item = Result<BusMessage>> + Send>>;
 pub trait EventBus: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
     async fn ping(&self) -> Result<()>;
+    /// What the bus runs on (client library and brokers), printed by every bench.
+    async fn server_version(&self) -> Result<String>;
     /// Creates the topic when missing; an existing topic is left as it is.
     async fn ensure_topic(&self, topic: &str, spec: TopicSpec) -> Result<()>;
     /// Returns once the broker has acknowledged the message.

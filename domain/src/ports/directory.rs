@@ -20,6 +20,8 @@ pub trait DirectoryEngine: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<()>;
+    /// The engine's version (`PostgreSQL 15.19`, `SQLite 3.46.0`), printed by every bench.
+    async fn server_version(&self) -> Result<String>;
 }
 
 #[async_trait]

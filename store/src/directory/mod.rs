@@ -9,7 +9,7 @@ use std::ops::Deref;
 use async_trait::async_trait;
 use ioto_domain::ports::{DirectoryEngine, EngineInfo};
 use ioto_domain::{CustomerId, Result, Scope, TenantId, UserId};
-use sea_orm::{ColumnTrait, DatabaseTransaction, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, QueryFilter, Statement};
 
 use crate::entities::{customer, tenant, user};
 use crate::error::db;
@@ -67,5 +67,21 @@ impl DirectoryEngine for SqlDirectory {
 
     async fn ping(&self) -> Result<()> {
         self.db.ping().await.map_err(db)
+    }
+
+    async fn server_version(&self) -> Result<String> {
+        let backend = self.backend();
+        let (sql, name) = match backend {
+            DbBackend::Postgres => ("SELECT current_setting('server_version') AS v", "PostgreSQL"),
+            _ => ("SELECT sqlite_version() AS v", "SQLite"),
+        };
+        let row = self
+            .db
+            .query_one(Statement::from_string(backend, sql))
+            .await
+            .map_err(db)?
+            .ok_or_else(|| ioto_domain::Error::Internal("the store returned no version".into()))?;
+        let version: String = row.try_get("", "v").map_err(db)?;
+        Ok(format!("{name} {version}"))
     }
 }

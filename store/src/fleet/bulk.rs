@@ -1,5 +1,6 @@
-//! Set-based writes: many SIMs or audit entries in few statements. On Postgres the rows travel
-//! as one JSON document per chunk (`jsonb_to_recordset`); on SQLite as multi-row inserts.
+//! Set-based writes: many SIMs or audit entries in few statements. On Postgres new SIMs travel as
+//! one text parameter per column and chunk (split by `string_to_array`, joined by `unnest`), other
+//! rows as one JSON document per chunk (`jsonb_to_recordset`); on SQLite as multi-row inserts.
 
 use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
@@ -22,22 +23,51 @@ const PG_CHUNK: usize = 20_000;
 /// Rows per SQLite statement (SQLite allows 32,766 bound values).
 const SQLITE_CHUNK: usize = 1_000;
 
-/// A SIM row as Postgres reads it from the JSON document.
-#[derive(Serialize)]
-struct SimRow<'a> {
-    id: Uuid,
-    tenant_id: Uuid,
-    customer_id: Option<Uuid>,
-    iccid: &'a str,
-    imsi: &'a str,
-    msisdn: Option<&'a str>,
-    state: &'static str,
-    sim_type: &'static str,
-    tariff_plan: Option<&'a str>,
-    labels: serde_json::Value,
-    pin_sealed: Option<&'a str>,
-    puk_sealed: Option<&'a str>,
-    activation_code: Option<&'a str>,
+/// Separates the values of a column sent as one text parameter; the server splits it again with
+/// `string_to_array($n, E'\x1f', '')` (an empty value becomes NULL). Splitting text costs the
+/// server a fraction of parsing the same rows as JSON. No stored value holds the separator:
+/// identifiers are digits, free text is checked printable, JSON escapes control characters —
+/// and [`Columns::row`] refuses one that does, naming the field.
+const SEP: char = '\u{1f}';
+
+/// Rows as one text parameter per column.
+struct Columns<const N: usize> {
+    names: [&'static str; N],
+    values: [String; N],
+    rows: usize,
+}
+
+impl<const N: usize> Columns<N> {
+    fn new(names: [&'static str; N]) -> Self {
+        Self {
+            names,
+            values: std::array::from_fn(|_| String::new()),
+            rows: 0,
+        }
+    }
+
+    fn row(&mut self, row: [Option<&str>; N]) -> Result<()> {
+        for ((value, column), name) in row.iter().zip(&mut self.values).zip(self.names) {
+            if self.rows > 0 {
+                column.push(SEP);
+            }
+            if let Some(v) = value {
+                if v.contains(SEP) || v.is_empty() {
+                    return Err(Error::invalid(
+                        name,
+                        "must not be empty or hold control characters",
+                    ));
+                }
+                column.push_str(v);
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn params(self) -> Vec<sea_orm::Value> {
+        self.values.into_iter().map(Into::into).collect()
+    }
 }
 
 /// Inserts SIMs created in one batch with their audit entries (`action`, stamped with `stamp`).
@@ -53,51 +83,76 @@ pub async fn insert_sims(
     let now = stamp.at;
     if backend == DbBackend::Postgres {
         for chunk in sims.chunks(PG_CHUNK) {
-            let doc: Vec<SimRow<'_>> = chunk
-                .iter()
-                .map(|(id, s)| SimRow {
-                    id: *id,
-                    tenant_id: s.tenant_id.0,
-                    customer_id: s.customer_id.map(|c| c.0),
-                    iccid: s.iccid.as_str(),
-                    imsi: s.imsi.as_str(),
-                    msisdn: s.msisdn.as_ref().map(|m| m.as_str()),
-                    state: s.state.as_str(),
-                    sim_type: s.sim_type.as_str(),
-                    tariff_plan: s.tariff_plan.as_deref(),
-                    labels: s.labels.to_json(),
-                    pin_sealed: s.pin.as_ref().map(|p| p.as_stored()),
-                    puk_sealed: s.puk.as_ref().map(|p| p.as_stored()),
-                    activation_code: s.activation_code.as_deref(),
-                })
-                .collect();
-            let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut columns = Columns::new([
+                "id",
+                "tenantId",
+                "customerId",
+                "iccid",
+                "imsi",
+                "msisdn",
+                "state",
+                "type",
+                "tariffPlan",
+                "labels",
+                "pin",
+                "puk",
+                "activationCode",
+            ]);
+            for (id, s) in chunk {
+                let (id, tenant) = (id.to_string(), s.tenant_id.0.to_string());
+                let customer = s.customer_id.map(|c| c.0.to_string());
+                let labels = s.labels.to_json().to_string();
+                columns.row([
+                    Some(&id),
+                    Some(&tenant),
+                    customer.as_deref(),
+                    Some(s.iccid.as_str()),
+                    Some(s.imsi.as_str()),
+                    s.msisdn.as_ref().map(|m| m.as_str()),
+                    Some(s.state.as_str()),
+                    Some(s.sim_type.as_str()),
+                    s.tariff_plan.as_deref(),
+                    Some(&labels),
+                    s.pin.as_ref().map(|p| p.as_stored()),
+                    s.puk.as_ref().map(|p| p.as_stored()),
+                    s.activation_code.as_deref(),
+                ])?;
+            }
+            let mut values = columns.params();
+            values.extend([
+                now.into(),
+                batch.into(),
+                action.as_str().into(),
+                stamp.actor.clone().into(),
+                stamp.actor_user_id.map(|u| u.0).into(),
+                stamp.note.clone().into(),
+            ]);
             // One statement writes the SIMs and, from what it inserted, their audit entries.
             txn.execute(Statement::from_sql_and_values(
                 backend,
-                "WITH ins AS ( \
+                "WITH x AS ( \
+                   SELECT * FROM unnest( \
+                     string_to_array($1, E'\\x1f', '')::uuid[], string_to_array($2, E'\\x1f', '')::uuid[], \
+                     string_to_array($3, E'\\x1f', '')::uuid[], string_to_array($4, E'\\x1f', ''), \
+                     string_to_array($5, E'\\x1f', ''), string_to_array($6, E'\\x1f', ''), \
+                     string_to_array($7, E'\\x1f', ''), string_to_array($8, E'\\x1f', ''), \
+                     string_to_array($9, E'\\x1f', ''), string_to_array($10, E'\\x1f', '')::jsonb[], \
+                     string_to_array($11, E'\\x1f', ''), string_to_array($12, E'\\x1f', ''), \
+                     string_to_array($13, E'\\x1f', '')) \
+                   AS r(id, tenant_id, customer_id, iccid, imsi, msisdn, state, sim_type, tariff_plan, labels, \
+                   pin_sealed, puk_sealed, activation_code)), \
+                 ins AS ( \
                    INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
                    tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
-                   SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $2, sim_type, tariff_plan, labels, \
-                   pin_sealed, puk_sealed, activation_code, $3, 1, $2 \
-                   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, customer_id uuid, iccid text, \
-                   imsi text, msisdn text, state text, sim_type text, tariff_plan text, labels jsonb, pin_sealed text, \
-                   puk_sealed text, activation_code text) \
+                   SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $14, sim_type, tariff_plan, labels, \
+                   pin_sealed, puk_sealed, activation_code, $15, 1, $14 FROM x \
                    RETURNING id, tenant_id, customer_id, iccid, imsi, msisdn, sim_type, state) \
                  INSERT INTO audit_events (tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, \
                  actor_user_id, at, old_value, new_value, note) \
-                 SELECT tenant_id, customer_id, 'SIM', id, iccid, $4, $5, $6, $2, 'null'::jsonb, \
-                 jsonb_build_object('iccid', iccid, 'imsi', imsi, 'msisdn', msisdn, 'type', sim_type, 'state', state), $7 \
+                 SELECT tenant_id, customer_id, 'SIM', id, iccid, $16, $17, $18, $14, 'null'::jsonb, \
+                 jsonb_build_object('iccid', iccid, 'imsi', imsi, 'msisdn', msisdn, 'type', sim_type, 'state', state), $19 \
                  FROM ins",
-                [
-                    doc.into(),
-                    now.into(),
-                    batch.into(),
-                    action.as_str().into(),
-                    stamp.actor.clone().into(),
-                    stamp.actor_user_id.map(|u| u.0).into(),
-                    stamp.note.clone().into(),
-                ],
+                values,
             ))
             .await
             .map_err(|e| map(e, conflict))?;

@@ -131,6 +131,9 @@ enum BenchCommand {
         /// Concurrent clients.
         #[arg(long, default_value_t = 16, value_parser = positive::<usize>())]
         concurrency: usize,
+        /// Consecutive runs, each on fresh data (median and spread are printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -192,6 +195,10 @@ enum BenchCommand {
         /// Concurrent clients for the throughput figures.
         #[arg(long, default_value_t = 8, value_parser = positive::<usize>())]
         concurrency: usize,
+        /// Times the page measurements are repeated on the loaded fleet (median and spread are
+        /// printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -447,23 +454,50 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
         BenchCommand::Api {
             requests,
             concurrency,
+            runs,
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let runs = crate::tooling::bench::api(&loaded.config, requests, concurrency).await?;
-            crate::tooling::bench::print_api(&runs);
+            let mut all = Vec::with_capacity(runs);
+            for run in 1..=runs {
+                println!("\nrun {run} of {runs}");
+                let mut config = loaded.config.clone();
+                config.data_dir = loaded.config.data_dir.join(format!("run{run}"));
+                let sets = crate::tooling::bench::api(&config, requests, concurrency).await?;
+                crate::tooling::bench::print_api(&sets);
+                all.push(sets);
+            }
+            let sets = all.first().map_or(0, Vec::len);
+            for set in 0..sets {
+                println!();
+                let figures: Vec<_> = all.iter().map(|r| r[set].figures.clone()).collect();
+                let title = all[0][set]
+                    .engines
+                    .iter()
+                    .map(|(p, e)| format!("{p}={e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                crate::tooling::bench::print_summary(&title, &figures);
+            }
         }
         BenchCommand::Fleet {
             sims,
             requests,
             concurrency,
+            runs,
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let (imports, figures) =
-                crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency).await?;
+            let (imports, runs) =
+                crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency, runs).await?;
             crate::tooling::bench_fleet::print_imports(&imports);
-            crate::tooling::bench::print(&figures, &engines::describe_config(&loaded.config));
+            let engines = engines::describe_config(&loaded.config);
+            for (i, figures) in runs.iter().enumerate() {
+                println!("\nrun {} of {}", i + 1, runs.len());
+                crate::tooling::bench::print(figures, &engines);
+            }
+            println!();
+            crate::tooling::bench::print_summary("pages", &runs);
         }
         BenchCommand::Cpu {
             events,

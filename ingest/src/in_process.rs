@@ -1,5 +1,6 @@
 //! The in-process event bus: one process, no broker. Messages live in memory with bounded
-//! retention per topic; each consumer group keeps its own offset.
+//! retention (a count per topic, bytes for the whole bus); each consumer group keeps its own
+//! offset.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,9 +17,11 @@ use tokio::sync::Notify;
 
 /// Messages kept per topic before the oldest are dropped for every group.
 pub const DEFAULT_RETENTION: usize = 100_000;
-/// Bytes (payload, key and topic) kept per topic before the oldest messages are dropped, so
-/// that large messages cannot make the count bound a memory bound of gigabytes.
-pub const DEFAULT_RETENTION_BYTES: usize = 64 << 20;
+/// Bytes (payload, key and topic) kept by the whole bus. Past it, messages every consumer group
+/// of their topic has taken go first; only when that is not enough do the oldest messages of the
+/// largest topic go, read or not (counted in [`InProcessBus::dropped_unread`]). This is what keeps
+/// a long-running single-process server (the demo) from holding hours of traffic.
+pub const DEFAULT_RETENTION_BYTES: usize = 16 << 20;
 
 fn size(m: &BusMessage) -> usize {
     m.payload.len() + m.key.len() + m.topic.len()
@@ -37,6 +40,55 @@ struct Topic {
     committed: HashMap<String, u64>,
 }
 
+impl Topic {
+    /// The offset below which every group has taken (or committed) every message; `None` when
+    /// no group reads the topic.
+    fn taken_by_all(&self) -> Option<u64> {
+        self.groups.values().chain(self.committed.values()).copied().min()
+    }
+
+    /// Whether some group reads this topic and has not read its oldest message yet.
+    fn unread_at_front(&self) -> bool {
+        self.taken_by_all().is_some_and(|floor| self.base >= floor)
+    }
+
+    fn drop_oldest(&mut self) -> usize {
+        let freed = self.messages.pop_front().map_or(0, |m| size(&m));
+        self.bytes -= freed;
+        self.base += 1;
+        freed
+    }
+}
+
+/// Drops messages until the bus holds at most `limit` bytes: first what every group has read,
+/// then the oldest of the largest topic (always keeping each topic's newest message). Returns the
+/// unread messages dropped.
+fn trim(topics: &mut HashMap<String, Topic>, limit: usize) -> u64 {
+    let mut total: usize = topics.values().map(|t| t.bytes).sum();
+    if total <= limit {
+        return 0;
+    }
+    for t in topics.values_mut() {
+        let floor = t.taken_by_all().unwrap_or(0);
+        while total > limit && t.base < floor && t.messages.len() > 1 {
+            total -= t.drop_oldest();
+        }
+    }
+    let mut unread = 0;
+    while total > limit {
+        let Some(t) = topics
+            .values_mut()
+            .filter(|t| t.messages.len() > 1)
+            .max_by_key(|t| t.bytes)
+        else {
+            break;
+        };
+        unread += u64::from(t.unread_at_front());
+        total -= t.drop_oldest();
+    }
+    unread
+}
+
 struct Shared {
     topics: Mutex<HashMap<String, Topic>>,
     /// Batch-consumer groups: the generation of the member that owns them. The last member to
@@ -47,6 +99,8 @@ struct Shared {
     notify: Notify,
     retention: usize,
     retention_bytes: usize,
+    /// Messages dropped before every group had read them (retention too small for the load).
+    dropped_unread: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -65,8 +119,8 @@ impl InProcessBus {
         Self::with_limits(retention, DEFAULT_RETENTION_BYTES)
     }
 
-    /// Keeps at most `retention` messages and `bytes` bytes per topic (at least the newest
-    /// message, whatever its size).
+    /// Keeps at most `retention` messages per topic and `bytes` bytes in all (at least each
+    /// topic's newest message, whatever its size).
     pub fn with_limits(retention: usize, bytes: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -76,8 +130,21 @@ impl InProcessBus {
                 notify: Notify::new(),
                 retention: retention.max(1),
                 retention_bytes: bytes,
+                dropped_unread: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Messages dropped by retention before every consumer group of their topic had read them.
+    pub fn dropped_unread(&self) -> u64 {
+        self.shared
+            .dropped_unread
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the bus holds, in bytes (see [`DEFAULT_RETENTION_BYTES`]).
+    pub fn held_bytes(&self) -> usize {
+        self.topics().values().map(|t| t.bytes).sum()
     }
 
     fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
@@ -280,13 +347,26 @@ impl EventBus for InProcessBus {
             };
             t.bytes += size(&m);
             t.messages.push_back(m);
-            while t.messages.len() > self.shared.retention
-                || (t.bytes > self.shared.retention_bytes && t.messages.len() > 1)
-            {
-                if let Some(old) = t.messages.pop_front() {
-                    t.bytes -= size(&old);
+            let mut unread = 0;
+            while t.messages.len() > self.shared.retention {
+                if t.unread_at_front() {
+                    unread += 1;
                 }
-                t.base += 1;
+                t.drop_oldest();
+            }
+            unread += trim(&mut topics, self.shared.retention_bytes);
+            if unread > 0 {
+                let before = self
+                    .shared
+                    .dropped_unread
+                    .fetch_add(unread, std::sync::atomic::Ordering::Relaxed);
+                // Once per power of two, not once per message.
+                if (before + unread).is_power_of_two() || before == 0 {
+                    tracing::warn!(
+                        dropped = before + unread,
+                        "the in-process bus dropped messages not read by every group yet (retention too small for this load)"
+                    );
+                }
             }
         }
         self.shared.notify.notify_waiters();
@@ -342,11 +422,13 @@ impl EventBus for InProcessBus {
         // Start after the last commit, which now includes the previous member's last batch.
         let mut positions = HashMap::new();
         {
-            let all = self.topics();
+            let mut all = self.topics();
             for name in topics {
-                let t = all.get(name).ok_or_else(|| unknown_topic(name))?;
+                let t = all.get_mut(name).ok_or_else(|| unknown_topic(name))?;
                 let end = t.base + t.messages.len() as u64;
-                let next = t.committed.get(group).copied().unwrap_or(match start {
+                // A group is a reader from the moment it joins: retention keeps what it has not
+                // read yet ahead of what every group has.
+                let next = *t.committed.entry(group.to_owned()).or_insert(match start {
                     StartAt::Earliest => t.base,
                     StartAt::Latest => end,
                 });
@@ -397,5 +479,48 @@ mod tests {
         // A message larger than the bound is still kept (the newest always is).
         bus.publish("t", "big", &[0u8; 10_000]).await.unwrap();
         assert_eq!(s.next().await.unwrap().unwrap().key, "big");
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_is_for_the_whole_bus_and_read_messages_go_first() {
+        let bus = InProcessBus::with_limits(1_000, 6_000);
+        for t in ["read", "unread"] {
+            bus.ensure_topic(t, TopicSpec::partitions(1)).await.unwrap();
+        }
+        let mut reader = bus
+            .consume(&["read".to_owned()], "g", StartAt::Earliest)
+            .await
+            .unwrap();
+        let mut waiting = bus
+            .consume(&["unread".to_owned()], "h", StartAt::Earliest)
+            .await
+            .unwrap();
+        for k in ["a", "b"] {
+            bus.publish("unread", k, &[0u8; 1_000]).await.unwrap();
+            bus.publish("read", k, &[0u8; 1_000]).await.unwrap();
+        }
+        let got = reader.poll(10, Duration::from_millis(50)).await.unwrap();
+        assert_eq!(got.len(), 2);
+        reader.commit(&got).await.unwrap();
+        // About 4 KB held; two more of 1 KB exceed 6 KB: a read message of "read" makes room
+        // (its newest is always kept), so everything "unread" still waits for its group.
+        bus.publish("unread", "c", &[0u8; 1_000]).await.unwrap();
+        bus.publish("unread", "d", &[0u8; 1_000]).await.unwrap();
+        assert!(bus.held_bytes() <= 6_000, "{}", bus.held_bytes());
+        assert_eq!(bus.dropped_unread(), 0);
+        let keys: Vec<String> = waiting
+            .poll(10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message.key)
+            .collect();
+        assert_eq!(keys, ["a", "b", "c", "d"]);
+        // Nothing read is left to drop: now unread messages go, and are counted.
+        for k in ["e", "f", "g"] {
+            bus.publish("unread", k, &[0u8; 1_000]).await.unwrap();
+        }
+        assert!(bus.held_bytes() <= 6_000, "{}", bus.held_bytes());
+        assert!(bus.dropped_unread() >= 1, "{}", bus.dropped_unread());
     }
 }

@@ -17,6 +17,7 @@ use crate::server::App;
 pub(crate) const PASSWORD: &str = "bench-password-123";
 
 /// One measured operation.
+#[derive(Clone)]
 pub struct Figures {
     pub name: &'static str,
     pub requests: usize,
@@ -284,8 +285,8 @@ pub fn print_api(runs: &[ApiRun]) {
     };
     for (i, run) in runs.iter().enumerate() {
         println!(
-            "run {}: GraphQL / bare handler throughput: me {}, sim(iccid) {}, sims(first: 100) {}",
-            i + 1,
+            "{}: GraphQL / bare handler throughput: me {}, sim(iccid) {}, sims(first: 100) {}",
+            if i == 0 { "embedded" } else { "configured" },
             ratio(run.get(ME), run.get(ME_BARE)),
             ratio(run.get(SIM), run.get(SIM_BARE)),
             ratio(run.get(SIMS), run.get(SIMS_BARE)),
@@ -297,6 +298,34 @@ pub fn print_api(runs: &[ApiRun]) {
             ratio(configured.get(ME), embedded.get(ME)),
             ratio(configured.get(SIM), embedded.get(SIM)),
             ratio(configured.get(SIMS), embedded.get(SIMS)),
+        );
+    }
+}
+
+/// Each operation over repeated runs: median and spread (min–max) of its throughput and
+/// latencies, so one lucky or unlucky run does not make the figure.
+pub fn print_summary(title: &str, runs: &[Vec<Figures>]) {
+    use crate::tooling::bench_cpu::median_spread;
+    println!("{title}: median (min–max) of {} runs", runs.len());
+    println!("| operation | req/s | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|");
+    let Some(first) = runs.first() else { return };
+    for op in first {
+        let same: Vec<&Figures> = runs
+            .iter()
+            .filter_map(|r| r.iter().find(|f| f.name == op.name))
+            .collect();
+        let cell = |get: &dyn Fn(&Figures) -> f64, digits: usize| {
+            let (median, min, max) = median_spread(&same.iter().map(|f| get(f)).collect::<Vec<_>>());
+            format!("{median:.digits$} ({min:.digits$}–{max:.digits$})")
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {} | {} | {} | {} |",
+            op.name,
+            cell(&Figures::per_second, 0),
+            cell(&|f| ms(f.p50), 2),
+            cell(&|f| ms(f.p99), 2)
         );
     }
 }

@@ -60,7 +60,8 @@ pub async fn fleet(
     sims: usize,
     requests: usize,
     concurrency: usize,
-) -> anyhow::Result<(Vec<ImportFigure>, Vec<Figures>)> {
+    runs: usize,
+) -> anyhow::Result<(Vec<ImportFigure>, Vec<Vec<Figures>>)> {
     engines::migrate(config).await?;
     let app = App::build(config).await?;
     println!("{}", app.engines.versions().await?);
@@ -245,57 +246,62 @@ pub async fn fleet(
     }
     .encode();
     let deep = json!({ "query": format!("query($a: String) {{ sims(first: 50, after: $a) {{ {nested} }} }}"), "variables": { "a": cursor } });
-    let mut out = Vec::new();
-    out.push(
-        measure(
-            "50 SIMs + nested, 1 client",
-            &url,
-            Some(&token),
-            first_page.clone(),
-            requests,
-            1,
-        )
-        .await?,
-    );
-    out.push(
-        measure(
-            "50 SIMs + nested",
-            &url,
-            Some(&token),
-            first_page,
-            requests,
-            concurrency,
-        )
-        .await?,
-    );
-    out.push(
-        measure(
-            "50 SIMs by label+state + nested",
-            &url,
-            Some(&token),
-            filtered,
-            requests,
-            concurrency,
-        )
-        .await?,
-    );
-    out.push(
-        measure(
-            "50 SIMs mid-fleet (cursor) + nested",
-            &url,
-            Some(&token),
-            deep,
-            requests,
-            concurrency,
-        )
-        .await?,
-    );
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut out = Vec::new();
+        out.push(
+            measure(
+                "50 SIMs + nested, 1 client",
+                &url,
+                Some(&token),
+                first_page.clone(),
+                requests,
+                1,
+            )
+            .await?,
+        );
+        out.push(
+            measure(
+                "50 SIMs + nested",
+                &url,
+                Some(&token),
+                first_page.clone(),
+                requests,
+                concurrency,
+            )
+            .await?,
+        );
+        out.push(
+            measure(
+                "50 SIMs by label+state + nested",
+                &url,
+                Some(&token),
+                filtered.clone(),
+                requests,
+                concurrency,
+            )
+            .await?,
+        );
+        out.push(
+            measure(
+                "50 SIMs mid-fleet (cursor) + nested",
+                &url,
+                Some(&token),
+                deep.clone(),
+                requests,
+                concurrency,
+            )
+            .await?,
+        );
+        all.push(out);
+    }
     let _ = stop_tx.send(());
     server.await??;
-    Ok((imports, out))
+    Ok((imports, all))
 }
 
 pub fn print_imports(imports: &[ImportFigure]) {
+    use crate::tooling::bench_cpu::median_spread;
     println!(
         "{:<34} {:>12} {:>10} {:>12}",
         "import (CSV, commit)", "SIMs before", "seconds", "rows/s"
@@ -309,4 +315,10 @@ pub fn print_imports(imports: &[ImportFigure]) {
             i.rows as f64 / i.elapsed.as_secs_f64()
         );
     }
+    let seconds: Vec<f64> = imports.iter().map(|i| i.elapsed.as_secs_f64()).collect();
+    let (median, min, max) = median_spread(&seconds);
+    println!(
+        "imports: median {median:.2} s ({min:.2}–{max:.2}) over {} imports",
+        imports.len()
+    );
 }

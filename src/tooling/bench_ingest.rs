@@ -213,8 +213,12 @@ pub async fn ingest(
     let mut engines = engines::connect(&config).await?;
     println!("{}", engines.versions().await?);
     if engines.bus.info().engine == "in-process" {
-        // The in-process bus keeps a bounded number of messages; make room for the backlog.
-        engines.bus = Arc::new(ioto_ingest::InProcessBus::with_retention(events + 1_000_000));
+        // The in-process bus keeps a bounded number and size of messages; make room for the
+        // backlog (a rollup is about 350 bytes).
+        engines.bus = Arc::new(ioto_ingest::InProcessBus::with_limits(
+            events + 1_000_000,
+            (events + 1_000_000) * 1_024,
+        ));
     }
     let described = engines::describe_config(&config);
     let (tenant, iccids) = sims(&engines, run, sim_count + probes.min(1000)).await?;

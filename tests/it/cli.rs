@@ -452,6 +452,8 @@ async fn bench_api_runs_on_both_engine_sets() {
             "40",
             "--concurrency",
             "2",
+            "--runs",
+            "2",
             "--data-dir",
         ])
         .arg(temp_dir())
@@ -468,11 +470,23 @@ async fn bench_api_runs_on_both_engine_sets() {
         "me, bare handler",
         "sim(iccid), bare handler",
         "sims(first: 100) of 1000",
-        "run 2: GraphQL / bare handler throughput: me ",
+        "configured: GraphQL / bare handler throughput: me ",
         "configured / embedded throughput: me ",
+        "run 2 of 2",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
+    // A summary per engine set, each naming every operation.
+    assert_eq!(
+        stdout.matches("median (min–max) of 2 runs").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("| sim(iccid), bare handler | ").count(),
+        2,
+        "{stdout}"
+    );
 }
 
 /// Flags out of range are refused by the parser, naming the flag and what is allowed, before
@@ -517,8 +531,10 @@ fn bench_fleet_and_ingest_run() {
                 "20",
                 "--concurrency",
                 "2",
+                "--runs",
+                "2",
             ][..],
-            "50 SIMs mid-fleet (cursor) + nested",
+            "pages: median (min–max) of 2 runs",
         ),
         (
             &[

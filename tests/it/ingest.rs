@@ -17,7 +17,9 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
     let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Ingest").await;
     let sims = f.sims(&tenant, None, 3).await;
-    let midnight = period_start(Utc::now(), Granularity::Day);
+    // The last midnight at least 4 hours ago: every event (up to 3 hours after it) is in the past,
+    // whatever the time of day the test runs at.
+    let midnight = period_start(Utc::now() - Duration::hours(4), Granularity::Day);
     let plan = SessionPlan {
         iccids: sims.iter().map(|s| s.iccid.clone()).collect(),
         from: midnight - Duration::hours(3),
@@ -100,7 +102,8 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         .find(|r| r.request_type == ioto_domain::usage::RequestType::Update)
         .unwrap()
         .clone();
-    back.event_timestamp += Duration::hours(10);
+    // Newer than every event of the plan, and not in the future.
+    back.event_timestamp = Utc::now();
     back.total_bytes_in = 0;
     let out = ingest
         .process(&[("sessions/0/x3".into(), back.to_json().to_string().into_bytes())])

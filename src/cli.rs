@@ -460,9 +460,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             let loaded = bench_config(file, data_dir)?;
             let mut all = Vec::with_capacity(runs);
             for run in 1..=runs {
-                println!("\nrun {run} of {runs}");
-                let mut config = loaded.config.clone();
-                config.data_dir = loaded.config.data_dir.join(format!("run{run}"));
+                let config = run_config(&loaded.config, run, runs);
                 let sets = crate::tooling::bench::api(&config, requests, concurrency).await?;
                 crate::tooling::bench::print_api(&sets);
                 all.push(sets);
@@ -522,9 +520,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             let loaded = bench_config(file, data_dir)?;
             let mut all = Vec::with_capacity(runs);
             for run in 1..=runs {
-                println!("\nrun {run} of {runs}");
-                let mut config = loaded.config.clone();
-                config.data_dir = loaded.config.data_dir.join(format!("run{run}"));
+                let config = run_config(&loaded.config, run, runs);
                 let figures =
                     crate::tooling::bench_ingest::ingest(&config, events, sims, live_rate, probes).await?;
                 crate::tooling::bench_ingest::print(&figures);
@@ -558,6 +554,14 @@ async fn token_command(file: Option<&Path>, command: TokenCommand) -> anyhow::Re
     let token = issue_token(&loaded.config, &tenant, role, customer.as_deref(), ttl_minutes).await?;
     println!("{token}");
     Ok(())
+}
+
+/// The configuration of run `run` of `runs` of a bench, in a data dir of its own; announces it.
+fn run_config(config: &Config, run: usize, runs: usize) -> Config {
+    println!("\nrun {run} of {runs}");
+    let mut config = config.clone();
+    config.data_dir = config.data_dir.join(format!("run{run}"));
+    config
 }
 
 /// Configuration for a benchmark: an ephemeral port, a fresh data dir unless one is given, quiet logs.

@@ -23,16 +23,12 @@ pub const DEFAULT_RETENTION: usize = 100_000;
 /// a long-running single-process server (the demo) from holding hours of traffic.
 pub const DEFAULT_RETENTION_BYTES: usize = 16 << 20;
 
-fn size(m: &BusMessage) -> usize {
-    m.payload.len() + m.key.len() + m.topic.len()
-}
-
 #[derive(Default)]
 struct Topic {
     /// Offset of `messages[0]`.
     base: u64,
     messages: VecDeque<BusMessage>,
-    /// What `messages` hold, in bytes (see [`size`]).
+    /// What `messages` hold, in bytes (see [`BusMessage::size`]).
     bytes: usize,
     /// Next offset per consumer group.
     groups: HashMap<String, u64>,
@@ -53,18 +49,23 @@ impl Topic {
     }
 
     fn drop_oldest(&mut self) -> usize {
-        let freed = self.messages.pop_front().map_or(0, |m| size(&m));
+        let freed = self.messages.pop_front().map_or(0, |m| m.size());
         self.bytes -= freed;
         self.base += 1;
         freed
     }
 }
 
+/// What all topics hold, in bytes.
+fn held(topics: &HashMap<String, Topic>) -> usize {
+    topics.values().map(|t| t.bytes).sum()
+}
+
 /// Drops messages until the bus holds at most `limit` bytes: first what every group has read,
 /// then the oldest of the largest topic (always keeping each topic's newest message). Returns the
 /// unread messages dropped.
 fn trim(topics: &mut HashMap<String, Topic>, limit: usize) -> u64 {
-    let mut total: usize = topics.values().map(|t| t.bytes).sum();
+    let mut total = held(topics);
     if total <= limit {
         return 0;
     }
@@ -144,7 +145,7 @@ impl InProcessBus {
 
     /// What the bus holds, in bytes (see [`DEFAULT_RETENTION_BYTES`]).
     pub fn held_bytes(&self) -> usize {
-        self.topics().values().map(|t| t.bytes).sum()
+        held(&self.topics())
     }
 
     fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
@@ -329,7 +330,7 @@ impl EventBus for InProcessBus {
         Ok(format!("in-process (ioto {})", env!("CARGO_PKG_VERSION")))
     }
 
-    /// Retention here is by count and bytes per topic, whatever the spec says.
+    /// Retention here is by count per topic and bytes for the whole bus, whatever the spec says.
     async fn ensure_topic(&self, topic: &str, _spec: TopicSpec) -> Result<()> {
         self.topics().entry(topic.to_owned()).or_default();
         Ok(())
@@ -345,7 +346,7 @@ impl EventBus for InProcessBus {
                 payload: payload.to_vec(),
                 published_at: Some(chrono::Utc::now()),
             };
-            t.bytes += size(&m);
+            t.bytes += m.size();
             t.messages.push_back(m);
             let mut unread = 0;
             while t.messages.len() > self.shared.retention {

@@ -63,9 +63,7 @@ const PREFETCH_KIB: &str = "32768";
 
 /// The bytes a delivery holds in the buffer.
 fn held(d: &Result<Delivery>) -> usize {
-    d.as_ref().map_or(0, |d| {
-        d.message.payload.len() + d.message.key.len() + d.message.topic.len()
-    })
+    d.as_ref().map_or(0, |d| d.message.size())
 }
 
 /// A Kafka message as the bus hands it out, with the broker's timestamp.
@@ -91,7 +89,7 @@ fn pump(
     stop: Arc<AtomicBool>,
     brokers: String,
 ) {
-    while !stop.load(Ordering::SeqCst) {
+    'polling: while !stop.load(Ordering::SeqCst) {
         let Some(received) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
@@ -111,8 +109,7 @@ fn pump(
         let bytes = held(&item);
         while !budget.take(bytes, Duration::from_millis(100)) {
             if stop.load(Ordering::SeqCst) || tx.is_closed() {
-                consumer.unsubscribe();
-                return;
+                break 'polling;
             }
         }
         if tx.blocking_send(item).is_err() {

@@ -302,10 +302,25 @@ pub fn print_api(runs: &[ApiRun]) {
     }
 }
 
+/// Median of `values` and their spread (min–max).
+pub fn median_spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    (
+        median,
+        v.first().copied().unwrap_or(f64::NAN),
+        v.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
 /// Each operation over repeated runs: median and spread (min–max) of its throughput and
 /// latencies, so one lucky or unlucky run does not make the figure.
 pub fn print_summary(title: &str, runs: &[Vec<Figures>]) {
-    use crate::tooling::bench_cpu::median_spread;
     println!("{title}: median (min–max) of {} runs", runs.len());
     println!("| operation | req/s | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|");

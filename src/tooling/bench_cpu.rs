@@ -18,6 +18,7 @@ use ioto_domain::usage::SessionRollup;
 
 use crate::config::Config;
 use crate::engines;
+use crate::tooling::bench::median_spread;
 use crate::tooling::bench_ingest::{backlog, sims};
 
 /// Events per batch, as the worker takes them under load.
@@ -182,22 +183,6 @@ fn callgrind(dir: &Path, function: &str, events: usize, sims: usize) -> anyhow::
         bail!("callgrind counted nothing inside {function}: was the function inlined or renamed?");
     }
     Ok(total)
-}
-
-/// Median of `values` and their spread (min–max).
-pub fn median_spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let median = match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    };
-    (
-        median,
-        v.first().copied().unwrap_or(f64::NAN),
-        v.last().copied().unwrap_or(f64::NAN),
-    )
 }
 
 pub fn print(steps: &[CpuStep]) {

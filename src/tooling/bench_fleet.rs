@@ -301,7 +301,7 @@ pub async fn fleet(
 }
 
 pub fn print_imports(imports: &[ImportFigure]) {
-    use crate::tooling::bench_cpu::median_spread;
+    use crate::tooling::bench::median_spread;
     println!(
         "{:<34} {:>12} {:>10} {:>12}",
         "import (CSV, commit)", "SIMs before", "seconds", "rows/s"

@@ -103,7 +103,6 @@ pub(crate) async fn sims(
     Ok((tenant.id, iccids))
 }
 
-/// `events` rollups spread over the SIMs, interleaved SIM by SIM (each session in order).
 /// `events` rollups of `iccids`, interleaved SIM by SIM (each SIM's in order). Without
 /// `sessions_per_sim`, enough sessions of about 50 updates each are planned.
 pub(crate) fn backlog(iccids: &[Iccid], events: usize, sessions_per_sim: Option<u32>) -> Vec<SessionRollup> {
@@ -463,7 +462,7 @@ async fn probe(
 
 /// The figures of several runs side by side: median and spread (min–max) of each.
 pub fn print_summary(runs: &[IngestFigures]) {
-    use crate::tooling::bench_cpu::median_spread;
+    use crate::tooling::bench::median_spread;
     type Figure = (&'static str, fn(&IngestFigures) -> f64);
     let figures: [Figure; 7] = [
         ("ingest, events/s", |f| rate(f.events_in_steady as f64, f.steady)),

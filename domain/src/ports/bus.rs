@@ -27,6 +27,14 @@ pub struct BusMessage {
     pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl BusMessage {
+    /// What the message holds in memory, in bytes (payload, key and topic): what buses bound
+    /// their buffers and retention by.
+    pub fn size(&self) -> usize {
+        self.payload.len() + self.key.len() + self.topic.len()
+    }
+}
+
 /// How a topic is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {

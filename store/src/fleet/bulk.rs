@@ -25,7 +25,9 @@ const SQLITE_CHUNK: usize = 1_000;
 
 /// Separates the values of a column sent as one text parameter; the server splits it again with
 /// `string_to_array($n, E'\x1f', '')` (an empty value becomes NULL). Splitting text costs the
-/// server a fraction of parsing the same rows as JSON. No stored value holds the separator:
+/// server less than parsing the same rows as JSON (about 90 against 230 ms per 20,000 rows in
+/// psql, sending included; a small part of the insert itself) and the client no JSON encoding. No stored value
+/// holds the separator:
 /// identifiers are digits, free text is checked printable, JSON escapes control characters —
 /// and [`Columns::row`] refuses one that does, naming the field.
 const SEP: char = '\u{1f}';
@@ -331,4 +333,26 @@ pub(crate) async fn record_activity(
             .map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_join_rows_and_refuse_a_value_holding_the_separator() {
+        let mut c = Columns::new(["iccid", "tariffPlan"]);
+        c.row([Some("8988"), None]).unwrap();
+        c.row([Some("8989"), Some("basic")]).unwrap();
+        let params = c.params();
+        assert_eq!(params[0], sea_orm::Value::from("8988\u{1f}8989".to_owned()));
+        // A missing value is empty between separators: NULL on the server.
+        assert_eq!(params[1], sea_orm::Value::from("\u{1f}basic".to_owned()));
+
+        let mut c = Columns::new(["iccid", "tariffPlan"]);
+        let e = c.row([Some("8988"), Some("a\u{1f}b")]).unwrap_err();
+        assert!(e.to_string().contains("tariffPlan"), "{e}");
+        let e = c.row([Some(""), None]).unwrap_err();
+        assert!(e.to_string().contains("iccid"), "{e}");
+    }
 }

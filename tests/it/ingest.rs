@@ -12,6 +12,9 @@ use ioto_domain::usage::{step, SessionProgress, SessionRollup, Step};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
 use ioto_test_support::{clickhouse, temp_dir};
 
+/// Room for two or three sessions' progress.
+const TINY_PROGRESS_CACHE: usize = 600;
+
 async fn exactly_once(usage: Arc<dyn UsageStore>) {
     usage.migrate().await.unwrap();
     let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
@@ -77,16 +80,23 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
     let batches: Vec<_> = payloads.chunks(7).collect();
     for (k, batch) in batches.iter().enumerate() {
         dead.extend(ingest.process(batch).await.unwrap().dead);
+        assert!(ingest.progress_bytes() <= ioto_domain::services::ingest::MAX_PROGRESS_CACHE_BYTES);
         // The broker redelivers the batch just done.
         let again = ingest.process(batch).await.unwrap();
         assert_eq!(again.written, 0, "a redelivered batch counts nothing");
         if k % 4 == 3 {
             // The worker restarts (nothing in memory) and its group replays from an earlier offset.
             ingest = SessionIngest::new(usage.clone(), fleet.clone());
+            if k % 8 == 7 {
+                // This worker keeps room for a handful of sessions only: its cache starts over
+                // batch after batch and progress comes back from the store.
+                ingest = ingest.with_progress_limit(TINY_PROGRESS_CACHE);
+            }
             let replay = ingest.process(batches[k - 1]).await.unwrap();
             assert_eq!(replay.written, 0, "a replay after a restart counts nothing");
         }
     }
+    assert!(batches.len() > 8, "some batches ran with the tiny progress cache");
     let reasons: Vec<&str> = dead.iter().map(|d| d.rejection.code()).collect();
     assert_eq!(reasons, ["MALFORMED_JSON", "UNKNOWN_ICCID"]);
     assert_eq!(

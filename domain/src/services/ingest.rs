@@ -94,16 +94,90 @@ impl Owners {
     }
 }
 
-/// Most sessions whose progress is kept in memory; beyond it the cache starts over (progress is
-/// then recovered from the store, which is always correct, only slower).
-const MAX_CACHED_SESSIONS: usize = 1_000_000;
+/// Most bytes the acknowledged session progress may hold in memory; beyond it the cache starts
+/// over (progress is then recovered from the store, which is always correct, only slower). At
+/// about 200 bytes a session this keeps some 300,000 sessions.
+pub const MAX_PROGRESS_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Session progress by session, with the bytes it holds counted so the cache is bounded by
+/// memory, not by a count of sessions whose ids may be of any length.
+#[derive(Debug, Default)]
+pub struct ProgressCache {
+    entries: HashMap<SessionKey, SessionProgress>,
+    bytes: usize,
+}
+
+impl ProgressCache {
+    /// What one entry holds: the key and value themselves, their strings, and the hash table's
+    /// control byte and spare capacity (counted as one more pointer).
+    pub fn entry_bytes(key: &SessionKey, progress: &SessionProgress) -> usize {
+        std::mem::size_of::<SessionKey>()
+            + std::mem::size_of::<SessionProgress>()
+            + key.iccid.as_str().len()
+            + key.session_id.capacity()
+            + progress.session_id.capacity()
+            + 1
+            + std::mem::size_of::<usize>()
+    }
+
+    pub fn get(&self, key: &SessionKey) -> Option<&SessionProgress> {
+        self.entries.get(key)
+    }
+
+    pub fn contains_key(&self, key: &SessionKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes the cache holds, as counted by [`Self::entry_bytes`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Starts the cache over when `additional` more bytes would take it past `limit`, so that
+    /// entries inserted next all stay until they are used.
+    pub fn make_room(&mut self, additional: usize, limit: usize) {
+        if self.bytes + additional > limit {
+            self.clear();
+        }
+    }
+
+    pub fn insert(&mut self, key: SessionKey, progress: SessionProgress) {
+        self.bytes += Self::entry_bytes(&key, &progress);
+        if let Some((old_key, old)) = self.entries.remove_entry(&key) {
+            self.bytes -= Self::entry_bytes(&old_key, &old);
+        }
+        self.entries.insert(key, progress);
+    }
+
+    pub fn remove(&mut self, key: &SessionKey) {
+        if let Some((old_key, old)) = self.entries.remove_entry(key) {
+            self.bytes -= Self::entry_bytes(&old_key, &old);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.entries.shrink_to(0);
+        self.bytes = 0;
+    }
+}
 
 pub struct SessionIngest {
     usage: Arc<dyn UsageWriter>,
     owners: Owners,
     /// Progress as acknowledged by the store, by session (SIM and session id: two SIMs may use
     /// the same session id).
-    progress: HashMap<SessionKey, SessionProgress>,
+    progress: ProgressCache,
+    /// Most bytes `progress` may hold.
+    progress_limit: usize,
     /// Progress of the batch being written (staged, not yet acknowledged).
     pending: HashMap<SessionKey, SessionProgress>,
     window: EventWindow,
@@ -124,10 +198,23 @@ impl SessionIngest {
         Self {
             usage,
             owners: Owners::new(fleet),
-            progress: HashMap::new(),
+            progress: ProgressCache::default(),
+            progress_limit: MAX_PROGRESS_CACHE_BYTES,
             pending: HashMap::new(),
             window: EventWindow::default(),
         }
+    }
+
+    /// Bounds the acknowledged progress kept in memory to `bytes` (the default:
+    /// [`MAX_PROGRESS_CACHE_BYTES`]).
+    pub fn with_progress_limit(mut self, bytes: usize) -> Self {
+        self.progress_limit = bytes;
+        self
+    }
+
+    /// Bytes of acknowledged session progress held in memory.
+    pub fn progress_bytes(&self) -> usize {
+        self.progress.bytes()
     }
 
     /// Accepts events within `window` of now (the default: 35 days back, 10 minutes ahead).
@@ -196,17 +283,31 @@ impl SessionIngest {
         missing.sort();
         missing.dedup();
         if !missing.is_empty() {
-            for s in self.usage.session_states(&missing).await? {
-                self.progress.insert(
-                    s.key(),
-                    SessionProgress {
-                        session_id: s.session_id,
-                        started_at: s.started_at,
-                        last_event: s.event_time,
-                        bytes_in: s.total_in,
-                        bytes_out: s.total_out,
-                    },
-                );
+            let recovered: Vec<(SessionKey, SessionProgress)> = self
+                .usage
+                .session_states(&missing)
+                .await?
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.key(),
+                        SessionProgress {
+                            session_id: s.session_id,
+                            started_at: s.started_at,
+                            last_event: s.event_time,
+                            bytes_in: s.total_in,
+                            bytes_out: s.total_out,
+                        },
+                    )
+                })
+                .collect();
+            let size = recovered
+                .iter()
+                .map(|(k, p)| ProgressCache::entry_bytes(k, p))
+                .sum();
+            self.progress.make_room(size, self.progress_limit);
+            for (key, progress) in recovered {
+                self.progress.insert(key, progress);
             }
         }
         for (source, payload, r) in rollups {
@@ -253,11 +354,16 @@ impl SessionIngest {
 
     /// The store acknowledged the staged batch: its progress becomes the known progress.
     pub fn acknowledge(&mut self, prepared: PreparedSessions) -> BatchOutcome {
-        if self.progress.len() + prepared.local.len() > MAX_CACHED_SESSIONS {
-            self.progress.clear();
-        }
         self.pending.clear();
-        self.progress.extend(prepared.local);
+        let size = prepared
+            .local
+            .iter()
+            .map(|(k, p)| ProgressCache::entry_bytes(k, p))
+            .sum();
+        self.progress.make_room(size, self.progress_limit);
+        for (key, progress) in prepared.local {
+            self.progress.insert(key, progress);
+        }
         // A terminated session's later redeliveries are recognised from the store.
         for key in &prepared.terminated {
             self.progress.remove(key);
@@ -537,5 +643,67 @@ impl TelemetryIngest {
             Err(e) => return Err(e),
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn entry(iccid: &str, session: &str, bytes_in: u64) -> (SessionKey, SessionProgress) {
+        let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        (
+            SessionKey {
+                iccid: Iccid::with_check_digit(iccid).unwrap(),
+                session_id: session.into(),
+            },
+            SessionProgress {
+                session_id: session.into(),
+                started_at: at,
+                last_event: at,
+                bytes_in,
+                bytes_out: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn progress_cache_counts_bytes_replaces_without_double_counting_and_starts_over() {
+        let mut cache = ProgressCache::default();
+        let (k1, p1) = entry("894900000000000001", "a", 1);
+        let one = ProgressCache::entry_bytes(&k1, &p1);
+        assert!(one > 100, "an entry holds more than its counters: {one}");
+        cache.insert(k1.clone(), p1);
+        assert_eq!(cache.bytes(), one);
+        let (k1b, p1b) = entry("894900000000000001", "a", 2);
+        cache.insert(k1b, p1b);
+        assert_eq!(
+            (cache.len(), cache.bytes()),
+            (1, one),
+            "a newer progress replaces the old"
+        );
+        assert_eq!(cache.get(&k1).unwrap().bytes_in, 2);
+
+        // A long session id costs what it holds.
+        let (k2, p2) = entry("894900000000000002", &"x".repeat(1000), 1);
+        let two = ProgressCache::entry_bytes(&k2, &p2);
+        assert_eq!(
+            two - one,
+            2 * 999,
+            "the id is held twice: in the key and in the progress"
+        );
+        cache.make_room(two, 10 * one + two);
+        assert_eq!(cache.len(), 1, "room enough: nothing forgotten");
+        cache.insert(k2.clone(), p2);
+        assert_eq!(cache.bytes(), one + two);
+        cache.remove(&k2);
+        assert_eq!(cache.bytes(), one);
+
+        cache.make_room(two, one + two - 1);
+        assert!(
+            cache.is_empty() && cache.bytes() == 0,
+            "past the limit the cache starts over"
+        );
     }
 }

@@ -606,8 +606,10 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     let addr = listener.local_addr()?;
     if demo_mode {
         let demo = demo::seed(&app.engines.directory, &app.engines.fleet).await?;
+        crate::tooling::demo_billing::seed(&app.billing, &demo.tenant).await?;
         if config.ingest.enabled {
             demo::animate(config, &app.engines, &app.pipeline, &demo.tenant).await?;
+            crate::tooling::demo_billing::rate_regularly(app.billing.clone());
         }
         print_demo(&app, &demo, addr)?;
     }

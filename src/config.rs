@@ -88,6 +88,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub fleet: FleetConfig,
     pub ingest: IngestConfig,
+    pub rating: RatingConfig,
 }
 
 /// How log lines are written.
@@ -220,6 +221,14 @@ pub struct FleetConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+pub struct RatingConfig {
+    /// How often every tenant's open billing period is rated again (late CDRs included); 0 turns
+    /// scheduled rating off on this instance (`rateBillingPeriod` still rates on demand).
+    pub interval_minutes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IngestConfig {
     /// Run the ingest worker (sessions, CDRs, telemetry) inside `serve`; `ioto ingest` runs it alone.
     pub enabled: bool,
@@ -301,6 +310,7 @@ impl Default for Config {
                 scheduler_interval_seconds: 5,
                 import_max_bytes: 64 * 1024 * 1024,
             },
+            rating: RatingConfig { interval_minutes: 60 },
             ingest: IngestConfig {
                 enabled: true,
                 batch_max: 20_000,
@@ -364,6 +374,11 @@ impl Default for FleetConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Config::default().ingest
+    }
+}
+impl Default for RatingConfig {
+    fn default() -> Self {
+        Config::default().rating
     }
 }
 

@@ -15,6 +15,7 @@ use crate::config::Config;
 pub struct Engines {
     pub directory: Arc<dyn Directory>,
     pub fleet: Arc<dyn Fleet>,
+    pub billing: Arc<dyn ioto_domain::ports::billing::Billing>,
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn EventBus>,
     pub telemetry: Arc<dyn TelemetrySource>,
@@ -159,6 +160,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     let directory: Arc<dyn Directory> = Arc::new(store.directory());
     directory.ping().await?;
     let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
+    let billing: Arc<dyn ioto_domain::ports::billing::Billing> = Arc::new(store.billing());
     let usage = open_usage(config).await?;
     let bus: Arc<dyn EventBus> = match &config.kafka.brokers {
         Some(brokers) => Arc::new(
@@ -176,6 +178,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     Ok(Engines {
         directory,
         fleet,
+        billing,
         usage,
         bus,
         telemetry,

@@ -2,6 +2,7 @@
 
 mod clickhouse;
 mod embedded;
+pub mod rating;
 mod stored;
 
 pub use clickhouse::{ClickHouseConfig, ClickHouseUsage};

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod actor;
+pub mod billing;
 pub mod blocking;
 pub mod directory;
 pub mod error;

@@ -48,6 +48,15 @@ pub enum Permission {
     ReadAudit,
     /// Compare session usage with billed CDRs (reconciliation).
     ReadBilling,
+    /// Read the tenant's rate card, rated usage and costs (a customer user: its own, only where
+    /// the tenant shares costs with its customers).
+    ReadCosts,
+    /// Create, version and retire rate cards; close billing periods; enter invoice charges.
+    ManageRateCards,
+    /// See supplier (wholesale) rate cards, supplier cost and margin.
+    ReadSupplierCosts,
+    /// Start a rating run on demand.
+    RunRating,
 }
 
 impl Role {
@@ -93,16 +102,19 @@ impl Role {
             // PIN and PUK are the tenant's own secrets: not even the platform operator reads them.
             (_, ReadSimSecrets) => self == TenantAdmin,
             (PlatformAdmin, _) => true,
+            // Prices are the platform's to set; supplier cost and margin are the platform's alone.
+            (_, ManageRateCards | ReadSupplierCosts) => false,
             (TenantAdmin, ManageTenants) => false,
             (TenantAdmin, _) => true,
             (
                 Operator,
-                ReadCustomers | ReadUsers | ReadSims | ReadDevices | ManageFleet | ReadAudit | ReadBilling,
+                ReadCustomers | ReadUsers | ReadSims | ReadDevices | ManageFleet | ReadAudit | ReadBilling
+                | ReadCosts,
             ) => true,
             (Operator, _) => false,
-            (CustomerUser, ReadCustomers | ReadSims | ReadDevices) => true,
+            (CustomerUser, ReadCustomers | ReadSims | ReadDevices | ReadCosts) => true,
             (CustomerUser, _) => false,
-            (Viewer, ReadCustomers | ReadSims | ReadDevices | ReadAudit | ReadBilling) => true,
+            (Viewer, ReadCustomers | ReadSims | ReadDevices | ReadAudit | ReadBilling | ReadCosts) => true,
             (Viewer, _) => false,
         }
     }

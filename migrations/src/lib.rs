@@ -3,6 +3,7 @@
 mod m0001_directory;
 mod m0002_fleet;
 mod m0003_credentials;
+mod m0004_billing;
 
 use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_directory::Migration),
             Box::new(m0002_fleet::Migration),
             Box::new(m0003_credentials::Migration),
+            Box::new(m0004_billing::Migration),
         ]
     }
 }
@@ -98,6 +100,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "drop_session_landing",
         sql: include_str!("../clickhouse/0005_drop_session_landing.sql"),
     },
+    UsageMigration {
+        version: 6,
+        name: "rated_usage",
+        sql: include_str!("../clickhouse/0006_rated_usage.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
@@ -126,6 +133,11 @@ pub const EMBEDDED_USAGE: &[UsageMigration] = &[
         version: 5,
         name: "drop_session_landing",
         sql: include_str!("../embedded/0005_drop_session_landing.sql"),
+    },
+    UsageMigration {
+        version: 6,
+        name: "rated_usage",
+        sql: include_str!("../embedded/0006_rated_usage.sql"),
     },
 ];
 

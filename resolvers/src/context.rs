@@ -35,6 +35,7 @@ pub struct Services {
     pub directory: DirectoryService,
     pub fleet: FleetService,
     pub usage: UsageService,
+    pub billing: ioto_domain::services::billing::BillingService,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,

@@ -652,25 +652,26 @@ impl FleetMutation {
         Ok(true)
     }
 
-    /// TENANT_ADMIN: whether sub-customer users see SIMs (and usage) or devices only.
+    /// TENANT_ADMIN: whether sub-customer users see SIMs (and usage) or devices only, and
+    /// whether they see the cost of their usage. A setting left out keeps its value.
     async fn set_fleet_settings(
         &self,
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
-        customers_see_sims: bool,
+        customers_see_sims: Option<bool>,
+        customers_see_costs: Option<bool>,
     ) -> async_graphql::Result<FleetSettingsObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
-        let s = services(ctx)
-            .fleet
-            .set_settings(
-                actor(ctx)?,
-                tenant,
-                ioto_domain::fleet::FleetSettings { customers_see_sims },
-            )
-            .await
-            .gql()?;
-        Ok(FleetSettingsObject {
-            customers_see_sims: s.customers_see_sims,
-        })
+        let fleet = &services(ctx).fleet;
+        let actor = actor(ctx)?;
+        let mut settings = fleet.settings(actor, tenant).await.gql()?;
+        if let Some(v) = customers_see_sims {
+            settings.customers_see_sims = v;
+        }
+        if let Some(v) = customers_see_costs {
+            settings.customers_see_costs = v;
+        }
+        let s = fleet.set_settings(actor, tenant, settings).await.gql()?;
+        Ok(s.into())
     }
 }

@@ -257,8 +257,6 @@ impl FleetQuery {
     ) -> async_graphql::Result<FleetSettingsObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let s = services(ctx).fleet.settings(actor(ctx)?, tenant).await.gql()?;
-        Ok(FleetSettingsObject {
-            customers_see_sims: s.customers_see_sims,
-        })
+        Ok(s.into())
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod billing;
 mod context;
 mod error;
 mod fleet_mutation;

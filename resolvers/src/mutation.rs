@@ -15,7 +15,11 @@ pub struct DirectoryMutation;
 /// The mutation root: directory and fleet.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(DirectoryMutation, crate::fleet_mutation::FleetMutation);
+pub struct MutationRoot(
+    DirectoryMutation,
+    crate::fleet_mutation::FleetMutation,
+    crate::billing::BillingMutation,
+);
 
 #[derive(InputObject)]
 pub struct CreateTenantInput {

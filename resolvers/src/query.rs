@@ -16,6 +16,7 @@ pub struct QueryRoot(
     DirectoryQuery,
     crate::fleet_query::FleetQuery,
     crate::usage_query::UsageQuery,
+    crate::billing::BillingQuery,
 );
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {

@@ -41,6 +41,7 @@ pub struct App {
     pub jwt: Arc<Jwt>,
     pub directory: DirectoryService,
     pub fleet: FleetService,
+    pub billing: ioto_domain::services::billing::BillingService,
     /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
     pub pipeline: Pipeline,
     shutdown: watch::Sender<bool>,
@@ -104,7 +105,22 @@ impl App {
                 shutdown.subscribe(),
             );
         }
+        let billing = ioto_domain::services::billing::BillingService::new(
+            engines.billing.clone(),
+            engines.billing.clone(),
+            engines.usage.clone(),
+            engines.billing.clone(),
+            engines.fleet.clone(),
+        );
+        if config.rating.interval_minutes > 0 {
+            crate::server::scheduler::spawn_rating(
+                billing.clone(),
+                Duration::from_secs(config.rating.interval_minutes * 60),
+                shutdown.subscribe(),
+            );
+        }
         let services = Services {
+            billing: billing.clone(),
             directory: directory.clone(),
             fleet: fleet.clone(),
             usage: ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone()),
@@ -139,6 +155,7 @@ impl App {
             jwt,
             directory,
             fleet,
+            billing,
             pipeline,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),

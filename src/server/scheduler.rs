@@ -1,5 +1,6 @@
-//! Applies scheduled SIM transitions when they fall due. Every instance may run it: schedules are
-//! claimed through the database, so two instances never apply the same one.
+//! Applies scheduled SIM transitions when they fall due, and rates open billing periods. Every
+//! instance may run both: schedules are claimed through the database, so two instances never
+//! apply the same one; two ratings of one period give the same rows, the later one current.
 
 use std::time::Duration;
 
@@ -28,6 +29,30 @@ pub fn spawn(fleet: FleetService, interval: Duration, mut shutdown: watch::Recei
             };
             if full {
                 continue;
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// Rates every tenant's open billing periods once per `interval`, the first time at start-up.
+pub fn spawn_rating(
+    billing: ioto_domain::services::billing::BillingService,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match billing.rate_open_periods(Utc::now().date_naive()).await {
+                Ok(runs) => {
+                    for r in &runs {
+                        tracing::info!(run = %r.id, tenant = %r.tenant_id, kind = r.kind.as_str(), period = %r.period_start, records = r.totals.records, cost = %r.totals.usage_cost, "billing period rated");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled rating failed; retrying next interval"),
             }
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,

@@ -7,4 +7,5 @@ pub mod bench_cpu;
 pub mod bench_fleet;
 pub mod bench_ingest;
 pub mod demo;
+pub mod demo_billing;
 pub mod simulate;

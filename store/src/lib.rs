@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod billing;
 mod convert;
 mod directory;
 pub mod entities;
@@ -18,6 +19,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolO
 use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 
+pub use billing::SqlBilling;
 pub use directory::SqlDirectory;
 pub use fleet::SqlFleet;
 pub use pool::SqlStore;

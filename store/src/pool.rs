@@ -131,6 +131,11 @@ impl SqlStore {
     pub fn fleet(&self) -> SqlFleet {
         SqlFleet(self.clone())
     }
+
+    /// The billing adapter (rate cards, rating runs, billing facts of the fleet) on this pool.
+    pub fn billing(&self) -> crate::SqlBilling {
+        crate::SqlBilling(self.clone())
+    }
 }
 
 /// The row `q` finds inside `txn`, or `NotFound` naming `what` and `id`.

@@ -42,6 +42,8 @@ impl TestApp {
         config.http.shutdown_grace_seconds = 5;
         // The ingest pipeline starts only in the tests about it (`config.ingest.enabled = true`).
         config.ingest.enabled = false;
+        // Rating runs only when a test asks for it (`rateBillingPeriod`).
+        config.rating.interval_minutes = 0;
         if engines == Engines::Real {
             config.database.url = Some(SecretUrl::new(pg::database().await));
             let ch = clickhouse::database().await;

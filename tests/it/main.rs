@@ -4,6 +4,7 @@
 
 mod auth;
 mod auth_keys;
+mod billing_api;
 mod browser;
 mod cli;
 mod contracts;
@@ -13,6 +14,7 @@ mod ingest;
 mod limits;
 mod live;
 mod pipeline;
+mod rating;
 mod rls;
 mod roles;
 mod simulate;

@@ -34,6 +34,15 @@ const CASES: &[Case] = &[
     Case { what: "read the audit log", query: "{ auditLog { nodes { id } } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, Viewer] },
     Case { what: "change fleet settings", query: "mutation { setFleetSettings(customersSeeSims: true) { customersSeeSims } }", allowed: &[PlatformAdmin, TenantAdmin] },
     Case { what: "read me", query: "{ me { role } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, CustomerUser, Viewer] },
+    // Costs: customer users only where the tenant shares them (off here, the default).
+    Case { what: "read rate cards", query: "{ rateCards { kind } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, Viewer] },
+    Case { what: "read rating runs", query: "{ ratingRuns { id } }", allowed: &[PlatformAdmin, TenantAdmin, Operator, Viewer] },
+    Case { what: "rate a billing period now", query: "mutation { rateBillingPeriod { id } }", allowed: &[PlatformAdmin, TenantAdmin] },
+    Case {
+        what: "create a rate card",
+        query: "mutation($t: ID!) { createRateCard(input: {tenantId: $t, kind: RETAIL, name: \"Std\", currency: \"EUR\", billingPeriod: MONTHLY, versions: [{effectiveFrom: \"2026-01-01\", accessFee: \"1\", zones: [{name: \"World\", pricePerMb: \"0.01\", isDefault: true}]}]}) { id } }",
+        allowed: &[PlatformAdmin],
+    },
 ];
 
 fn vars() -> Value {
@@ -62,6 +71,7 @@ async fn each_role_can_do_exactly_what_it_should() {
         let token = app.login(user.email.as_str(), TEST_PASSWORD).await;
         for case in CASES {
             let mut v = vars();
+            v["t"] = json!(t.id.to_string());
             if case.what == "create user" {
                 v = json!({ "n": format!("{}@example.com", uuid::Uuid::new_v4().simple()) });
             }

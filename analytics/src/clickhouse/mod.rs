@@ -20,7 +20,7 @@ use config::{check_identifier, unavailable};
 #[derive(Clone)]
 pub struct ClickHouseUsage {
     config: ClickHouseConfig,
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl ClickHouseUsage {
@@ -63,12 +63,12 @@ impl ClickHouseUsage {
             .map_err(|e| unavailable(config, e))
     }
 
-    fn err(&self, e: clickhouse::error::Error) -> Error {
+    pub(crate) fn err(&self, e: clickhouse::error::Error) -> Error {
         unavailable(&self.config, e)
     }
 
     /// One INSERT of `rows` into `table` (one request; a block per partition).
-    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
+    pub(crate) async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
     where
         T: Row + Serialize,
     {

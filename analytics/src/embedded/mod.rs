@@ -19,11 +19,11 @@ use crate::stored::SessionColumns;
 
 #[derive(Clone)]
 pub struct EmbeddedUsage {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: PathBuf,
 }
 
-fn db_err(e: sqlx::Error) -> Error {
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match e {
         e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
             Error::Unavailable(format!("the embedded usage store ({e})"))

@@ -24,12 +24,15 @@ pub use sim::{NewSim, Sim, SimState, SimType};
 pub struct FleetSettings {
     /// Whether sub-customer users see SIMs (and their usage). When off they see devices only.
     pub customers_see_sims: bool,
+    /// Whether sub-customer users see the cost of their usage (rated by the tenant's card).
+    pub customers_see_costs: bool,
 }
 
 impl Default for FleetSettings {
     fn default() -> Self {
         Self {
             customers_see_sims: true,
+            customers_see_costs: false,
         }
     }
 }

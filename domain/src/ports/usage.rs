@@ -230,9 +230,15 @@ pub trait TelemetryStore: Send + Sync + 'static {
 
 /// A whole usage adapter: the binary wires one and hands each part the role it needs
 /// (`Arc<dyn UsageStore>` coerces to `Arc<dyn UsageReader>` and the others).
-pub trait UsageStore: UsageEngine + UsageWriter + UsageReader + TelemetryStore {}
+pub trait UsageStore:
+    UsageEngine + UsageWriter + UsageReader + TelemetryStore + crate::ports::billing::RatingEngine
+{
+}
 
-impl<T: UsageEngine + UsageWriter + UsageReader + TelemetryStore> UsageStore for T {}
+impl<T: UsageEngine + UsageWriter + UsageReader + TelemetryStore + crate::ports::billing::RatingEngine>
+    UsageStore for T
+{
+}
 
 /// How long device readings are kept.
 pub const TELEMETRY_RETENTION_DAYS: i64 = 90;

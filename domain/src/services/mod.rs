@@ -1,5 +1,6 @@
 //! Use cases, written against the ports. Each checks the caller's permissions before touching a port.
 
+pub mod billing;
 pub mod directory;
 pub mod fleet;
 pub mod ingest;

@@ -103,6 +103,19 @@ impl Networks {
         self.by_code.get(code)
     }
 
+    /// The countries (ISO 3166 alpha-2) networks are listed for, each once.
+    pub fn country_codes(&self) -> impl Iterator<Item = &str> {
+        let mut codes: Vec<&str> = self
+            .by_code
+            .values()
+            .map(|n| n.country_code.as_str())
+            .filter(|c| !c.is_empty())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes.into_iter()
+    }
+
     pub fn len(&self) -> usize {
         self.by_code.len()
     }

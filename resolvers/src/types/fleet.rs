@@ -241,6 +241,17 @@ impl From<LabelSuggestion> for LabelSuggestionObject {
 pub struct FleetSettingsObject {
     /// Whether sub-customer users see SIMs (and usage); when false they see devices only.
     pub customers_see_sims: bool,
+    /// Whether sub-customer users see the cost of their usage.
+    pub customers_see_costs: bool,
+}
+
+impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
+    fn from(s: ioto_domain::fleet::FleetSettings) -> Self {
+        Self {
+            customers_see_sims: s.customers_see_sims,
+            customers_see_costs: s.customers_see_costs,
+        }
+    }
 }
 
 /// A SIM changed state.

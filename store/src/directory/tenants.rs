@@ -27,6 +27,7 @@ impl TenantStore for SqlDirectory {
             name: Set(new.name.to_string()),
             created_at: Set(Utc::now()),
             customers_see_sims: Set(true),
+            customers_see_costs: Set(false),
         }
         .insert(&txn)
         .await

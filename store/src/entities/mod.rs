@@ -1,9 +1,13 @@
 //! sea-orm entities, one per table. Rows convert into domain types in `convert.rs`.
 
 pub mod audit_event;
+pub mod closed_period;
 pub mod customer;
 pub mod device;
 pub mod label_suggestion;
+pub mod rate_card;
+pub mod rate_card_version;
+pub mod rating_run;
 pub mod scheduled_transition;
 pub mod sim;
 pub mod tenant;

@@ -9,6 +9,7 @@ pub struct Model {
     pub name: String,
     pub created_at: DateTimeUtc,
     pub customers_see_sims: bool,
+    pub customers_see_costs: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -94,6 +94,7 @@ impl FleetChanges for SqlFleet {
         commit(txn).await?;
         Ok(FleetSettings {
             customers_see_sims: row.customers_see_sims,
+            customers_see_costs: row.customers_see_costs,
         })
     }
 
@@ -102,6 +103,7 @@ impl FleetChanges for SqlFleet {
         let row = tenant_row(&txn, scope, tenant).await?;
         let mut active: tenant::ActiveModel = row.into();
         active.customers_see_sims = Set(settings.customers_see_sims);
+        active.customers_see_costs = Set(settings.customers_see_costs);
         active.update(&txn).await.map_err(db)?;
         commit(txn).await
     }

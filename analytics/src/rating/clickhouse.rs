@@ -1,0 +1,280 @@
+//! Rating on ClickHouse: CDRs streamed in as borrowed rows, results inserted in one request
+//! per table.
+
+use async_trait::async_trait;
+use clickhouse::Row;
+use ioto_domain::billing::money::Cost;
+use ioto_domain::billing::rating::{RatingJob, RatingTotals};
+use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
+use ioto_domain::{Result, TenantId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::engine::{self, CdrColumns};
+use crate::clickhouse::ClickHouseUsage;
+use crate::date_to_days;
+
+#[derive(Row, Deserialize)]
+struct CdrIn<'a> {
+    iccid: &'a str,
+    customer_id: &'a str,
+    day: u16,
+    mcc_mnc: &'a str,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+#[derive(Row, Serialize)]
+struct RatedOut<'a> {
+    run_id: &'a str,
+    tenant_id: &'a str,
+    kind: &'a str,
+    customer_id: &'a str,
+    iccid: &'a str,
+    day: u16,
+    mcc_mnc: &'a str,
+    zone: &'a str,
+    tariff_plan: &'a str,
+    records: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    rounded_bytes: u64,
+    cost: i128,
+}
+
+#[derive(Row, Serialize)]
+struct FeeOut<'a> {
+    run_id: &'a str,
+    tenant_id: &'a str,
+    kind: &'a str,
+    customer_id: &'a str,
+    iccid: &'a str,
+    month: u16,
+    tariff_plan: &'a str,
+    fee: i128,
+}
+
+#[async_trait]
+impl RatingEngine for ClickHouseUsage {
+    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals> {
+        let tenant = job.tenant_id.to_string();
+        let mut cursor = self
+            .client
+            .query(
+                "SELECT iccid, customer_id, toUInt16(day), mcc_mnc, bytes_in, bytes_out FROM cdrs \
+                 WHERE tenant_id = ? AND day >= toDate(?) AND day < toDate(?)",
+            )
+            .bind(&tenant)
+            .bind(job.from.to_string())
+            .bind(job.to.to_string())
+            .fetch::<CdrIn<'_>>()
+            .map_err(|e| self.err(e))?;
+        let mut cdrs = CdrColumns::default();
+        while let Some(r) = cursor.next().await.map_err(|e| self.err(e))? {
+            cdrs.push(
+                r.iccid,
+                r.customer_id,
+                i32::from(r.day),
+                r.mcc_mnc,
+                r.bytes_in,
+                r.bytes_out,
+            );
+        }
+        let job_copy = job.clone();
+        let rated = tokio_blocking(move || engine::rate(cdrs, &job_copy)).await?;
+
+        let run = job.run_id.to_string();
+        let kind = job.card.kind.as_str();
+        let rows = rated
+            .rows
+            .iter()
+            .map(|r| {
+                Ok(RatedOut {
+                    run_id: &run,
+                    tenant_id: &tenant,
+                    kind,
+                    customer_id: rated.customers.value(r.customer),
+                    iccid: rated.sims.value(r.sim),
+                    day: date_to_days(engine::from_epoch_days(r.day))?,
+                    mcc_mnc: rated.networks.value(r.network),
+                    zone: rated.zones.value(r.zone),
+                    tariff_plan: rated.plans.value(r.plan),
+                    records: r.records,
+                    bytes_in: r.bytes_in,
+                    bytes_out: r.bytes_out,
+                    rounded_bytes: r.rounded_bytes,
+                    cost: r.cost.units(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !rows.is_empty() {
+            self.insert_rows("rated_usage", &rows).await?;
+        }
+        let fees = rated
+            .fees
+            .iter()
+            .map(|f| {
+                Ok(FeeOut {
+                    run_id: &run,
+                    tenant_id: &tenant,
+                    kind,
+                    customer_id: &f.customer_id,
+                    iccid: &f.iccid,
+                    month: date_to_days(f.month)?,
+                    tariff_plan: &f.tariff_plan,
+                    fee: f.fee.units(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !fees.is_empty() {
+            self.insert_rows("rated_fees", &fees).await?;
+        }
+        Ok(rated.totals)
+    }
+
+    async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = runs.iter().map(Uuid::to_string).collect();
+        for table in ["rated_usage", "rated_fees"] {
+            self.client
+                .query(&format!(
+                    "ALTER TABLE {table} DELETE WHERE tenant_id = ? AND has(?, run_id)"
+                ))
+                .bind(tenant.to_string())
+                .bind(&ids)
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    async fn rated_usage(&self, query: &RatedQuery) -> Result<Vec<(String, RatedSums)>> {
+        if query.runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = key_column(query.by, false)?;
+        let (filter, customer) = filter(query);
+        let mut q = self
+            .client
+            .query(&format!(
+                "SELECT {key} AS k, sum(records), sum(bytes_in), sum(bytes_out), sum(rounded_bytes), sum(cost) \
+                 FROM rated_usage WHERE {filter} GROUP BY k ORDER BY k"
+            ))
+            .bind(query.tenant.to_string())
+            .bind(run_ids(query));
+        if let Some(c) = customer {
+            q = q.bind(c);
+        }
+        let rows = q.fetch_all::<UsageSumRow>().await.map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.key,
+                    RatedSums {
+                        records: r.records,
+                        bytes_in: r.bytes_in,
+                        bytes_out: r.bytes_out,
+                        rounded_bytes: r.rounded_bytes,
+                        cost: Cost::from_units(r.cost),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn rated_fees(&self, query: &RatedQuery) -> Result<Vec<(String, FeeSums)>> {
+        if query.runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = key_column(query.by, true)?;
+        let (filter, customer) = filter(query);
+        let mut q = self
+            .client
+            .query(&format!(
+                "SELECT {key} AS k, count(), sum(fee) FROM rated_fees WHERE {filter} GROUP BY k ORDER BY k"
+            ))
+            .bind(query.tenant.to_string())
+            .bind(run_ids(query));
+        if let Some(c) = customer {
+            q = q.bind(c);
+        }
+        let rows = q.fetch_all::<FeeSumRow>().await.map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.key,
+                    FeeSums {
+                        charges: r.charges,
+                        fees: Cost::from_units(r.fees),
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct UsageSumRow {
+    key: String,
+    records: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    rounded_bytes: u64,
+    cost: i128,
+}
+
+#[derive(Row, Deserialize)]
+struct FeeSumRow {
+    key: String,
+    charges: u64,
+    fees: i128,
+}
+
+fn run_ids(query: &RatedQuery) -> Vec<String> {
+    query.runs.iter().map(Uuid::to_string).collect()
+}
+
+fn filter(query: &RatedQuery) -> (&'static str, Option<String>) {
+    match query.customer {
+        Some(c) => (
+            "tenant_id = ? AND has(?, run_id) AND customer_id = ?",
+            Some(c.to_string()),
+        ),
+        None => ("tenant_id = ? AND has(?, run_id)", None),
+    }
+}
+
+/// The column (or expression) a dimension sums by; fees have no network, zone or day.
+pub(super) fn key_column(by: RatedDimension, fees: bool) -> Result<&'static str> {
+    Ok(match (by, fees) {
+        (RatedDimension::Tenant, _) => "tenant_id",
+        (RatedDimension::Sim, _) => "iccid",
+        (RatedDimension::Customer, _) => "customer_id",
+        (RatedDimension::TariffPlan, _) => "tariff_plan",
+        (RatedDimension::Network, false) => "mcc_mnc",
+        (RatedDimension::Zone, false) => "zone",
+        (RatedDimension::Day, false) => "toString(day)",
+        (RatedDimension::Month, false) => "toString(toStartOfMonth(day))",
+        (RatedDimension::Month, true) => "toString(month)",
+        (other, true) => {
+            return Err(ioto_domain::Error::invalid(
+                "by",
+                format!("access fees are per SIM and month; they cannot be summed by {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Runs CPU-bound work off the async threads.
+pub(super) async fn tokio_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ioto_domain::Error::Internal(format!("rating task: {e}")))?
+}

@@ -1,0 +1,161 @@
+//! Ports of billing: rate cards and rating runs (transactional store), the rating engine (usage
+//! store side), and what the fleet knows about a SIM's bill.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::billing::money::Cost;
+use crate::billing::rate_card::{RateCard, RateCardVersion};
+use crate::billing::rating::{ActiveSimMonth, BillableSim, RatingJob, RatingRun, RatingTotals};
+use crate::{CustomerId, Result, Scope, TenantId};
+
+/// Rate cards and their versions. Reads are filtered by scope (a tenant sees its retail card,
+/// only the platform sees supplier cards); writes run in the platform's scope.
+#[async_trait]
+pub trait RateCardStore: Send + Sync + 'static {
+    /// Stores a new card with its versions; `Conflict` when the tenant has a card of that kind.
+    async fn create_rate_card(&self, card: &RateCard) -> Result<()>;
+    /// Adds a version; `Conflict` when the card has one on the same day.
+    async fn add_rate_card_version(&self, card: &RateCard, version: &RateCardVersion) -> Result<()>;
+    /// Sets the first day the card prices nothing.
+    async fn retire_rate_card(&self, card: &RateCard, from: NaiveDate) -> Result<()>;
+    /// Cards of `tenant` (every tenant's when `None`) visible in `scope`, with their versions.
+    async fn rate_cards(&self, scope: Scope, tenant: Option<TenantId>) -> Result<Vec<RateCard>>;
+    async fn rate_card(&self, scope: Scope, id: Uuid) -> Result<Option<RateCard>>;
+}
+
+/// A billing period whose invoice data is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedPeriod {
+    pub card_id: Uuid,
+    pub tenant_id: TenantId,
+    pub period_start: NaiveDate,
+    /// The run whose result was invoiced.
+    pub run_id: Uuid,
+    pub closed_at: DateTime<Utc>,
+    pub closed_by: String,
+}
+
+/// The record of rating runs: which run is current for each card and period.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunQuery {
+    pub tenant: Option<TenantId>,
+    /// Runs whose period starts in `[from, to)`.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub current_only: bool,
+    pub limit: u64,
+}
+
+#[async_trait]
+pub trait RatingRunStore: Send + Sync + 'static {
+    /// Records a run as `RUNNING`.
+    async fn start_run(&self, run: &RatingRun) -> Result<()>;
+    /// Makes the run the current one of its card and period, in one transaction with marking
+    /// the previous current run `SUPERSEDED`; returns the superseded run's id.
+    async fn complete_run(&self, id: Uuid, totals: &RatingTotals, at: DateTime<Utc>) -> Result<Option<Uuid>>;
+    async fn fail_run(&self, id: Uuid, error: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Newest period first, then newest start first.
+    async fn runs(&self, scope: Scope, query: &RunQuery) -> Result<Vec<RatingRun>>;
+    /// Marks a period final with its current run; `Conflict` when it is closed already.
+    async fn close_period(&self, period: &ClosedPeriod) -> Result<()>;
+    async fn closed_periods(&self, scope: Scope, tenant: TenantId) -> Result<Vec<ClosedPeriod>>;
+}
+
+/// What rated usage can be summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RatedDimension {
+    Tenant,
+    Sim,
+    /// Sub-customer id (`""`: SIMs assigned to none).
+    Customer,
+    /// MCC/MNC.
+    Network,
+    Zone,
+    /// `YYYY-MM-DD`.
+    Day,
+    /// First day of the month, `YYYY-MM-DD`.
+    Month,
+    TariffPlan,
+}
+
+impl RatedDimension {
+    pub const ALL: [RatedDimension; 8] = [
+        RatedDimension::Tenant,
+        RatedDimension::Sim,
+        RatedDimension::Customer,
+        RatedDimension::Network,
+        RatedDimension::Zone,
+        RatedDimension::Day,
+        RatedDimension::Month,
+        RatedDimension::TariffPlan,
+    ];
+}
+
+/// Sums of rated usage for one key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RatedSums {
+    pub records: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rounded_bytes: u64,
+    pub cost: Cost,
+}
+
+impl RatedSums {
+    pub fn add(&mut self, other: &RatedSums) {
+        self.records += other.records;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.rounded_bytes += other.rounded_bytes;
+        self.cost = self.cost + other.cost;
+    }
+}
+
+/// Which rated rows to sum: those of `runs` (the current ones), optionally one sub-customer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatedQuery {
+    pub tenant: TenantId,
+    pub runs: Vec<Uuid>,
+    pub customer: Option<CustomerId>,
+    pub by: RatedDimension,
+}
+
+/// Access fees summed for one key (`by` Sim, Customer, Month or Tenant).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeeSums {
+    /// SIM-months charged.
+    pub charges: u64,
+    pub fees: Cost,
+}
+
+/// Rates CDRs and keeps the results (the usage store's side of rating).
+#[async_trait]
+pub trait RatingEngine: Send + Sync + 'static {
+    /// Rates the job's CDRs, stores the rows under `job.run_id` and returns their totals. Rows
+    /// of an earlier attempt with the same run id are replaced.
+    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals>;
+    /// Removes the rows of runs that are no longer current.
+    async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()>;
+    /// Rated usage summed by `query.by`, ordered by key.
+    async fn rated_usage(&self, query: &RatedQuery) -> Result<Vec<(String, RatedSums)>>;
+    /// Access fees summed by `query.by` (Tenant, Sim, Customer, Month or TariffPlan), ordered
+    /// by key.
+    async fn rated_fees(&self, query: &RatedQuery) -> Result<Vec<(String, FeeSums)>>;
+}
+
+/// The transactional store's side of billing, as one adapter.
+pub trait Billing: RateCardStore + RatingRunStore + BillingFleet {}
+
+impl<T: RateCardStore + RatingRunStore + BillingFleet> Billing for T {}
+
+/// What the fleet knows about the SIMs a bill covers.
+#[async_trait]
+pub trait BillingFleet: Send + Sync + 'static {
+    /// Every SIM of the tenant with its sub-customer and tariff plan.
+    async fn billable_sims(&self, tenant: TenantId) -> Result<Vec<BillableSim>>;
+    /// SIMs that were ACTIVE at any time in the month starting `month` (from the audit trail:
+    /// active when the month began, or made active during it).
+    async fn active_sims(&self, tenant: TenantId, month: NaiveDate) -> Result<Vec<ActiveSimMonth>>;
+}

@@ -1,0 +1,539 @@
+//! Billing use cases: rate cards (platform admins set them; tenants read their retail card) and
+//! rating runs (scheduled, or on demand for admins).
+
+use std::sync::Arc;
+
+use chrono::{Months, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::billing::money::Currency;
+use crate::billing::rate_card::{
+    check_card_name, BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion,
+};
+use crate::billing::rating::{RatingJob, RatingRun, RatingTotals, RunStatus};
+use crate::ports::billing::{
+    BillingFleet, ClosedPeriod, FeeSums, RateCardStore, RatedDimension, RatedQuery, RatedSums, RatingEngine,
+    RatingRunStore, RunQuery,
+};
+use crate::ports::FleetChanges;
+use crate::usage::networks::Networks;
+use crate::{Actor, Error, Permission, Result, Role, Scope, TenantId};
+
+/// A new card with its first versions (a price history may be entered at once, e.g. when a
+/// tenant moves to Ioto; after that, versions are only added for today or later).
+#[derive(Debug, Clone)]
+pub struct NewRateCard {
+    pub tenant_id: TenantId,
+    pub kind: RateCardKind,
+    pub name: String,
+    pub currency: Currency,
+    pub billing_period: BillingPeriod,
+    pub versions: Vec<RateCardTerms>,
+}
+
+/// A rated period as read back: the run, its usage and its access fees by a dimension.
+#[derive(Debug, Clone)]
+pub struct RatedPeriod {
+    pub currency: Currency,
+    pub run: RatingRun,
+    pub usage: Vec<(String, RatedSums)>,
+    /// What the fees are summed by (the usage's dimension, or the tenant where fees lack it).
+    pub fees_by: RatedDimension,
+    pub fees: Vec<(String, FeeSums)>,
+}
+
+/// Who asked for a run.
+#[derive(Debug, Clone)]
+pub enum Requester<'a> {
+    Scheduler,
+    User(&'a Actor),
+}
+
+impl Requester<'_> {
+    fn name(&self) -> String {
+        match self {
+            Requester::Scheduler => "scheduler".into(),
+            Requester::User(a) => a.subject.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BillingService {
+    cards: Arc<dyn RateCardStore>,
+    runs: Arc<dyn RatingRunStore>,
+    engine: Arc<dyn RatingEngine>,
+    fleet: Arc<dyn BillingFleet>,
+    settings: Arc<dyn FleetChanges>,
+}
+
+impl BillingService {
+    pub fn new(
+        cards: Arc<dyn RateCardStore>,
+        runs: Arc<dyn RatingRunStore>,
+        engine: Arc<dyn RatingEngine>,
+        fleet: Arc<dyn BillingFleet>,
+        settings: Arc<dyn FleetChanges>,
+    ) -> Self {
+        Self {
+            cards,
+            runs,
+            engine,
+            fleet,
+            settings,
+        }
+    }
+
+    /// Checks that `actor` may see costs of `tenant`; a customer user only where the tenant shares
+    /// costs with its customers.
+    pub async fn cost_scope(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<(TenantId, Scope)> {
+        actor.require(Permission::ReadCosts, "read costs")?;
+        let tenant = actor.target_tenant(tenant)?;
+        if actor.role == Role::CustomerUser {
+            let s = self.settings.settings(actor.scope(), tenant).await?;
+            if !(s.customers_see_costs && s.customers_see_sims) {
+                return Err(Error::Forbidden(
+                    "your provider does not share usage costs with its customers".into(),
+                ));
+            }
+        }
+        Ok((tenant, actor.scope()))
+    }
+
+    /// The tenant's cards the caller may see: the retail card; the supplier card too for
+    /// platform admins.
+    pub async fn rate_cards(&self, actor: &Actor, tenant: Option<TenantId>) -> Result<Vec<RateCard>> {
+        let (tenant, scope) = self.cost_scope(actor, tenant).await?;
+        let mut cards = self.cards.rate_cards(scope, Some(tenant)).await?;
+        cards.retain(|c| c.kind == RateCardKind::Retail || actor.role.allows(Permission::ReadSupplierCosts));
+        Ok(cards)
+    }
+
+    pub async fn rate_card(&self, actor: &Actor, id: Uuid) -> Result<RateCard> {
+        actor.require(Permission::ReadCosts, "read costs")?;
+        let card = self
+            .cards
+            .rate_card(actor.scope(), id)
+            .await?
+            .filter(|c| c.kind == RateCardKind::Retail || actor.role.allows(Permission::ReadSupplierCosts))
+            .ok_or_else(|| Error::not_found("rate card", id))?;
+        self.cost_scope(actor, Some(card.tenant_id)).await?;
+        Ok(card)
+    }
+
+    pub async fn create_rate_card(&self, actor: &Actor, new: NewRateCard) -> Result<RateCard> {
+        actor.require(Permission::ManageRateCards, "manage rate cards")?;
+        let name = check_card_name(&new.name)?;
+        if new.versions.is_empty() {
+            return Err(Error::invalid(
+                "versions",
+                "a rate card needs at least one version",
+            ));
+        }
+        let networks = Networks::builtin();
+        let mut versions = Vec::with_capacity(new.versions.len());
+        let now = Utc::now();
+        for (i, terms) in new.versions.into_iter().enumerate() {
+            terms
+                .validate(networks)
+                .map_err(|e| prefix(e, &format!("versions[{i}].")))?;
+            versions.push(RateCardVersion {
+                id: Uuid::new_v4(),
+                terms,
+                created_at: now,
+                created_by: actor.subject.clone(),
+            });
+        }
+        versions.sort_by_key(|v| v.terms.effective_from);
+        if let Some(w) = versions
+            .windows(2)
+            .find(|w| w[0].terms.effective_from == w[1].terms.effective_from)
+        {
+            return Err(Error::invalid(
+                "versions",
+                format!(
+                    "two versions take effect on {}; one version per day",
+                    w[0].terms.effective_from
+                ),
+            ));
+        }
+        let card = RateCard {
+            id: Uuid::new_v4(),
+            tenant_id: new.tenant_id,
+            kind: new.kind,
+            name,
+            currency: new.currency,
+            billing_period: new.billing_period,
+            retired_from: None,
+            created_at: now,
+            versions,
+        };
+        self.cards.create_rate_card(&card).await?;
+        Ok(card)
+    }
+
+    /// Adds a version taking effect today or later: a day already past is never re-priced.
+    pub async fn add_version(&self, actor: &Actor, card_id: Uuid, terms: RateCardTerms) -> Result<RateCard> {
+        actor.require(Permission::ManageRateCards, "manage rate cards")?;
+        let mut card = self.managed_card(card_id).await?;
+        let today = Utc::now().date_naive();
+        if terms.effective_from < today {
+            return Err(Error::invalid(
+                "effectiveFrom",
+                format!(
+                    "{} is in the past; a new version takes effect today ({today}) or later, so no day already past is re-priced",
+                    terms.effective_from
+                ),
+            ));
+        }
+        if card.retired_from.is_some_and(|r| terms.effective_from >= r) {
+            return Err(Error::invalid(
+                "effectiveFrom",
+                "the card is retired from before that day",
+            ));
+        }
+        if card
+            .versions
+            .iter()
+            .any(|v| v.terms.effective_from == terms.effective_from)
+        {
+            return Err(Error::Conflict(format!(
+                "the card already has a version taking effect on {}",
+                terms.effective_from
+            )));
+        }
+        terms.validate(Networks::builtin())?;
+        let version = RateCardVersion {
+            id: Uuid::new_v4(),
+            terms,
+            created_at: Utc::now(),
+            created_by: actor.subject.clone(),
+        };
+        self.cards.add_rate_card_version(&card, &version).await?;
+        card.versions.push(version);
+        card.versions.sort_by_key(|v| v.terms.effective_from);
+        Ok(card)
+    }
+
+    /// Stops the card pricing from `from` (today or later).
+    pub async fn retire(&self, actor: &Actor, card_id: Uuid, from: NaiveDate) -> Result<RateCard> {
+        actor.require(Permission::ManageRateCards, "manage rate cards")?;
+        let mut card = self.managed_card(card_id).await?;
+        let today = Utc::now().date_naive();
+        if from < today {
+            return Err(Error::invalid(
+                "from",
+                format!("{from} is in the past; a card retires today ({today}) or later"),
+            ));
+        }
+        self.cards.retire_rate_card(&card, from).await?;
+        card.retired_from = Some(from);
+        Ok(card)
+    }
+
+    async fn managed_card(&self, id: Uuid) -> Result<RateCard> {
+        self.cards
+            .rate_card(Scope::Platform, id)
+            .await?
+            .ok_or_else(|| Error::not_found("rate card", id))
+    }
+
+    /// Rates the billing period holding `day` for every card of `tenant`; a closed period is not
+    /// rated again. Returns the runs made.
+    pub async fn rate_period(
+        &self,
+        who: Requester<'_>,
+        tenant: TenantId,
+        day: NaiveDate,
+    ) -> Result<Vec<RatingRun>> {
+        if let Requester::User(actor) = &who {
+            actor.require(Permission::RunRating, "start a rating run")?;
+            actor.target_tenant(Some(tenant))?;
+        }
+        self.rate_periods_of(&who, tenant, day, &mut Vec::new()).await
+    }
+
+    async fn run(
+        &self,
+        who: &Requester<'_>,
+        card: RateCard,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RatingRun> {
+        let tenant = card.tenant_id;
+        let mut run = RatingRun {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            card_id: card.id,
+            kind: card.kind,
+            period_start: from,
+            period_end: to,
+            status: RunStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            totals: RatingTotals::default(),
+            error: None,
+            requested_by: who.name(),
+        };
+        self.runs.start_run(&run).await?;
+        // Access fees of the months that have begun (a month ahead is charged once it starts).
+        let mut active = Vec::new();
+        let mut month = from;
+        let today = Utc::now().date_naive();
+        while month < to && month <= today {
+            active.extend(self.fleet.active_sims(tenant, month).await?);
+            month = month + Months::new(1);
+        }
+        let job = RatingJob {
+            run_id: run.id,
+            tenant_id: tenant,
+            from,
+            to,
+            sims: self.fleet.billable_sims(tenant).await?,
+            active,
+            card,
+        };
+        match self.engine.rate(&job).await {
+            Ok(totals) => {
+                let at = Utc::now();
+                let superseded = self.runs.complete_run(run.id, &totals, at).await?;
+                if let Some(old) = superseded {
+                    // Rows of the replaced run are no longer read; removing them is tidying.
+                    if let Err(e) = self.engine.discard_runs(tenant, &[old]).await {
+                        tracing::warn!(run = %old, error = %e, "could not remove the rows of a superseded rating run");
+                    }
+                }
+                run.status = RunStatus::Current;
+                run.finished_at = Some(at);
+                run.totals = totals;
+                Ok(run)
+            }
+            Err(e) => {
+                let at = Utc::now();
+                self.runs.fail_run(run.id, &e.to_string(), at).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The scheduler's pass: for every tenant with a card, rates the period holding `today` and,
+    /// on a period's first day, the period that just ended (its last day's CDRs arrive late).
+    /// One tenant's failure is logged and does not stop the others; the first error is returned
+    /// after all were tried.
+    pub async fn rate_open_periods(&self, today: NaiveDate) -> Result<Vec<RatingRun>> {
+        let mut tenants: Vec<TenantId> = self
+            .cards
+            .rate_cards(Scope::Platform, None)
+            .await?
+            .into_iter()
+            .map(|c| c.tenant_id)
+            .collect();
+        tenants.sort_by_key(|t| t.0);
+        tenants.dedup();
+        let mut days = vec![today];
+        if let Some(yesterday) = today.pred_opt() {
+            days.push(yesterday);
+        }
+        let mut runs = Vec::new();
+        let mut first_error = None;
+        for tenant in tenants {
+            let mut periods_done = Vec::new();
+            for day in &days {
+                match self
+                    .rate_periods_of(&Requester::Scheduler, tenant, *day, &mut periods_done)
+                    .await
+                {
+                    Ok(done) => runs.extend(done),
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, error = %e, "rating a tenant failed");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) if runs.is_empty() => Err(e),
+            _ => Ok(runs),
+        }
+    }
+
+    /// Rates the periods holding `day` that `done` does not list yet (closed periods and periods
+    /// a card does not price are skipped).
+    async fn rate_periods_of(
+        &self,
+        who: &Requester<'_>,
+        tenant: TenantId,
+        day: NaiveDate,
+        done: &mut Vec<(Uuid, NaiveDate)>,
+    ) -> Result<Vec<RatingRun>> {
+        let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
+        let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
+        let mut runs = Vec::new();
+        for card in cards {
+            let (from, to) = card.billing_period.period_of(day);
+            if done.contains(&(card.id, from))
+                || closed
+                    .iter()
+                    .any(|c| c.card_id == card.id && c.period_start == from)
+                || card.starts().is_none_or(|s| s >= to)
+                || card.retired_from.is_some_and(|r| r <= from)
+            {
+                continue;
+            }
+            done.push((card.id, from));
+            runs.push(self.run(who, card, from, to).await?);
+        }
+        Ok(runs)
+    }
+
+    /// Runs visible to the caller, newest first.
+    pub async fn runs(&self, actor: &Actor, tenant: Option<TenantId>, limit: u64) -> Result<Vec<RatingRun>> {
+        let (tenant, scope) = self.cost_scope(actor, tenant).await?;
+        let mut runs = self
+            .runs
+            .runs(
+                scope,
+                &RunQuery {
+                    tenant: Some(tenant),
+                    limit: limit.clamp(1, 500),
+                    ..RunQuery::default()
+                },
+            )
+            .await?;
+        runs.retain(|r| r.kind == RateCardKind::Retail || actor.role.allows(Permission::ReadSupplierCosts));
+        Ok(runs)
+    }
+
+    /// The current rating of the period holding `day` for the tenant's card of `kind`, summed by
+    /// `by`, with the access fees (summed by `by` where fees have that dimension, else in one
+    /// row). A customer user sees its own sub-customer's rows only; supplier costs need
+    /// platform rights. `None` when the period has not been rated.
+    pub async fn rated_usage(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        kind: RateCardKind,
+        day: NaiveDate,
+        by: RatedDimension,
+    ) -> Result<Option<RatedPeriod>> {
+        let (tenant, scope) = self.cost_scope(actor, tenant).await?;
+        if kind == RateCardKind::Supplier {
+            actor.require(Permission::ReadSupplierCosts, "read supplier costs")?;
+        }
+        let Some(card) = self
+            .cards
+            .rate_cards(scope, Some(tenant))
+            .await?
+            .into_iter()
+            .find(|c| c.kind == kind)
+        else {
+            return Ok(None);
+        };
+        let (from, _) = card.billing_period.period_of(day);
+        let Some(run) = self
+            .runs
+            .runs(
+                scope,
+                &RunQuery {
+                    tenant: Some(tenant),
+                    from: Some(from),
+                    to: from.succ_opt(),
+                    current_only: true,
+                    limit: 10,
+                },
+            )
+            .await?
+            .into_iter()
+            .find(|r| r.card_id == card.id)
+        else {
+            return Ok(None);
+        };
+        let query = RatedQuery {
+            tenant,
+            runs: vec![run.id],
+            customer: actor.customer_id,
+            by,
+        };
+        let usage = self.engine.rated_usage(&query).await?;
+        let fee_query = RatedQuery {
+            by: match by {
+                RatedDimension::Sim
+                | RatedDimension::Customer
+                | RatedDimension::Month
+                | RatedDimension::TariffPlan => by,
+                _ => RatedDimension::Tenant,
+            },
+            ..query
+        };
+        let fees = self.engine.rated_fees(&fee_query).await?;
+        Ok(Some(RatedPeriod {
+            currency: card.currency,
+            run,
+            usage,
+            fees_by: fee_query.by,
+            fees,
+        }))
+    }
+
+    /// Makes a rated period final: its current run is what gets invoiced.
+    pub async fn close_period(
+        &self,
+        actor: &Actor,
+        card_id: Uuid,
+        period_start: NaiveDate,
+    ) -> Result<ClosedPeriod> {
+        actor.require(Permission::ManageRateCards, "close billing periods")?;
+        let card = self.managed_card(card_id).await?;
+        let (from, _) = card.billing_period.period_of(period_start);
+        if from != period_start {
+            return Err(Error::invalid(
+                "periodStart",
+                format!(
+                    "{period_start} does not start a {} period; that period starts {from}",
+                    card.billing_period.as_str()
+                ),
+            ));
+        }
+        let current = self
+            .runs
+            .runs(
+                Scope::Platform,
+                &RunQuery {
+                    tenant: Some(card.tenant_id),
+                    from: Some(from),
+                    to: Some(from.succ_opt().unwrap_or(from)),
+                    current_only: true,
+                    limit: 10,
+                },
+            )
+            .await?
+            .into_iter()
+            .find(|r| r.card_id == card.id)
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "the period starting {from} has not been rated; rate it first"
+                ))
+            })?;
+        let closed = ClosedPeriod {
+            card_id: card.id,
+            tenant_id: card.tenant_id,
+            period_start: from,
+            run_id: current.id,
+            closed_at: Utc::now(),
+            closed_by: actor.subject.clone(),
+        };
+        self.runs.close_period(&closed).await?;
+        Ok(closed)
+    }
+}
+
+/// `e` with its field prefixed (for errors inside a list of versions).
+fn prefix(e: Error, prefix: &str) -> Error {
+    match e {
+        Error::InvalidInput { field, reason } => Error::InvalidInput {
+            field: format!("{prefix}{field}"),
+            reason,
+        },
+        other => other,
+    }
+}

@@ -16,6 +16,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0001_postgres.sql"),
     include_str!("sql/0002_postgres.sql"),
     include_str!("sql/0003_postgres.sql"),
+    include_str!("sql/0004_postgres.sql"),
 ];
 
 pub struct Migrator;

@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, Scalar, ScalarType, SimpleObject, Value, ID};
 use chrono::{DateTime, Utc};
+use ioto_domain::billing::invoice::TenantInvoice;
 use ioto_domain::billing::money::{Cost, Currency, Price};
 use ioto_domain::billing::rate_card::{
     BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion, TariffOverride, Zone, ZonePrice,
@@ -10,7 +11,7 @@ use ioto_domain::billing::rate_card::{
 use ioto_domain::billing::rating::{RatingRun, RatingTotals, RunStatus};
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::billing::{ClosedPeriod, RatedDimension};
-use ioto_domain::services::billing::{NewRateCard, Requester};
+use ioto_domain::services::billing::{NewCharge, NewRateCard, Requester};
 use ioto_domain::{Error, TenantId};
 use uuid::Uuid;
 
@@ -571,6 +572,99 @@ pub struct RatedPeriodObject {
     pub fees_total: Decimal,
 }
 
+/// One invoice line.
+#[derive(SimpleObject)]
+#[graphql(name = "InvoiceLine")]
+pub struct InvoiceLineObject {
+    /// `DATA`, `ACCESS_FEE` or `OTHER`.
+    pub kind: String,
+    /// Stable code to map to an ERP item (`DATA-<ZONE>`, `ACCESS-FEE`, `OTHER`, `CREDIT`).
+    pub item_code: String,
+    pub description: String,
+    /// MB (up to 6 decimals) for data, SIM-months for access fees, units for charges.
+    pub quantity: Decimal,
+    pub unit: String,
+    pub unit_price: Decimal,
+    /// Rounded half away from zero to the currency's minor unit.
+    pub amount: Decimal,
+    /// Before rounding.
+    pub exact_amount: Decimal,
+}
+
+/// What a tenant owes the platform for one period.
+#[derive(SimpleObject)]
+#[graphql(name = "TenantInvoice")]
+pub struct TenantInvoiceObject {
+    pub tenant_id: ID,
+    pub currency: String,
+    pub period_start: Date,
+    /// First day after the period.
+    pub period_end: Date,
+    /// The rating run the lines come from.
+    pub run_id: ID,
+    /// The period is closed: these lines are final.
+    pub is_final: bool,
+    pub lines: Vec<InvoiceLineObject>,
+    /// Sum of the lines' amounts.
+    pub total: Decimal,
+}
+
+impl From<TenantInvoice> for TenantInvoiceObject {
+    fn from(i: TenantInvoice) -> Self {
+        let minor = i.currency.minor_units();
+        Self {
+            tenant_id: ID(i.tenant_id.to_string()),
+            currency: i.currency.code().to_owned(),
+            period_start: Date(i.period_start),
+            period_end: Date(i.period_end),
+            run_id: ID(i.run_id.to_string()),
+            is_final: i.is_final,
+            lines: i
+                .lines
+                .into_iter()
+                .map(|l| InvoiceLineObject {
+                    kind: l.kind.as_str().to_owned(),
+                    item_code: l.item_code,
+                    description: l.description,
+                    quantity: Decimal(l.quantity),
+                    unit: l.unit.to_owned(),
+                    unit_price: price(l.unit_price),
+                    amount: Decimal(l.amount.round_half_up(minor)),
+                    exact_amount: Decimal(l.exact_amount),
+                })
+                .collect(),
+            total: Decimal(i.total),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct InvoiceChargeInput {
+    pub tenant_id: ID,
+    /// A day of the billing period the charge belongs to (today by default).
+    pub day: Option<Date>,
+    pub description: String,
+    #[graphql(default = 1)]
+    pub quantity: u32,
+    /// Price of one unit, at most 6 decimals.
+    pub unit_price: String,
+    /// A credit lowers the invoice.
+    #[graphql(default)]
+    pub credit: bool,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "InvoiceCharge")]
+pub struct InvoiceChargeObject {
+    pub id: ID,
+    pub period_start: Date,
+    pub description: String,
+    pub quantity: BigInt,
+    pub unit_price: Decimal,
+    pub credit: bool,
+    pub amount: Decimal,
+}
+
 #[derive(Default)]
 pub struct BillingQuery;
 
@@ -652,6 +746,24 @@ impl BillingQuery {
             usage_total: Decimal(usage_total),
             fees_total: Decimal(fees_total),
         }))
+    }
+
+    /// PLATFORM_ADMIN: a tenant's invoice data for the billing period holding `day` (today by
+    /// default); `null` before the period is rated.
+    async fn tenant_invoice(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        day: Option<Date>,
+    ) -> async_graphql::Result<Option<TenantInvoiceObject>> {
+        let tenant = TenantId::parse(&tenant_id, "tenantId").gql()?;
+        let day = day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
+        Ok(services(ctx)
+            .billing
+            .tenant_invoice(actor(ctx)?, tenant, day)
+            .await
+            .gql()?
+            .map(Into::into))
     }
 
     /// Rating runs, newest period first (at most `first`, 50 by default).
@@ -762,6 +874,41 @@ impl BillingMutation {
             .await
             .gql()?;
         Ok(runs.into_iter().map(Into::into).collect())
+    }
+
+    /// PLATFORM_ADMIN: a charge (or credit) on a tenant's invoice for an open period.
+    async fn add_invoice_charge(
+        &self,
+        ctx: &Context<'_>,
+        input: InvoiceChargeInput,
+    ) -> async_graphql::Result<InvoiceChargeObject> {
+        let tenant = TenantId::parse(&input.tenant_id, "tenantId").gql()?;
+        let unit_price = Price::parse("unitPrice", &input.unit_price).gql()?;
+        let day = input.day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
+        let c = services(ctx)
+            .billing
+            .add_charge(
+                actor(ctx)?,
+                NewCharge {
+                    tenant,
+                    day,
+                    description: &input.description,
+                    quantity: u64::from(input.quantity),
+                    unit_price,
+                    credit: input.credit,
+                },
+            )
+            .await
+            .gql()?;
+        Ok(InvoiceChargeObject {
+            id: ID(c.id.to_string()),
+            period_start: Date(c.period_start),
+            description: c.description.clone(),
+            quantity: c.quantity.into(),
+            unit_price: price(c.unit_price),
+            credit: c.credit,
+            amount: Decimal(c.amount()),
+        })
     }
 
     /// PLATFORM_ADMIN: the period's current rating becomes final (what is invoiced); CDRs that

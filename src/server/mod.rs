@@ -110,6 +110,7 @@ impl App {
             engines.billing.clone(),
             engines.usage.clone(),
             engines.billing.clone(),
+            engines.billing.clone(),
             engines.fleet.clone(),
         );
         if config.rating.interval_minutes > 0 {

@@ -6,12 +6,15 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Months, NaiveDate, Utc};
-use ioto_domain::billing::money::Currency;
+use ioto_domain::billing::invoice::InvoiceCharge;
+use ioto_domain::billing::money::{Currency, Price};
 use ioto_domain::billing::rate_card::{
     BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion,
 };
 use ioto_domain::billing::rating::{ActiveSimMonth, BillableSim, RatingRun, RatingTotals, RunStatus};
-use ioto_domain::ports::billing::{BillingFleet, ClosedPeriod, RateCardStore, RatingRunStore, RunQuery};
+use ioto_domain::ports::billing::{
+    BillingFleet, ClosedPeriod, InvoiceChargeStore, RateCardStore, RatingRunStore, RunQuery,
+};
 use ioto_domain::{CustomerId, Error, Iccid, Result, Scope, TenantId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -20,7 +23,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{closed_period, rate_card, rate_card_version, rating_run};
+use crate::entities::{closed_period, invoice_charge, rate_card, rate_card_version, rating_run};
 use crate::error::{db, map};
 use crate::pool::{commit, SqlStore};
 
@@ -477,6 +480,56 @@ impl BillingFleet for SqlBilling {
                 Ok(ActiveSimMonth {
                     month,
                     sim: billable(r)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl InvoiceChargeStore for SqlBilling {
+    async fn add_charge(&self, charge: &InvoiceCharge) -> Result<()> {
+        let txn = self.begin(Scope::Platform).await?;
+        invoice_charge::ActiveModel {
+            id: Set(charge.id),
+            tenant_id: Set(charge.tenant_id.0),
+            period_start: Set(charge.period_start),
+            description: Set(charge.description.clone()),
+            quantity: Set(i64::try_from(charge.quantity)
+                .map_err(|_| Error::invalid("quantity", format!("at most {}", i64::MAX)))?),
+            unit_price_micros: Set(charge.unit_price.micros()),
+            credit: Set(charge.credit),
+            created_at: Set(charge.created_at),
+            created_by: Set(charge.created_by.clone()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(db)?;
+        commit(txn).await
+    }
+
+    async fn charges(&self, tenant: TenantId, period_start: NaiveDate) -> Result<Vec<InvoiceCharge>> {
+        let txn = self.begin(Scope::Platform).await?;
+        let rows = invoice_charge::Entity::find()
+            .filter(invoice_charge::Column::TenantId.eq(tenant.0))
+            .filter(invoice_charge::Column::PeriodStart.eq(period_start))
+            .order_by_asc(invoice_charge::Column::CreatedAt)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(InvoiceCharge {
+                    id: r.id,
+                    tenant_id: TenantId(r.tenant_id),
+                    period_start: r.period_start,
+                    description: r.description,
+                    quantity: r.quantity.unsigned_abs(),
+                    unit_price: Price::from_micros(r.unit_price_micros)?,
+                    credit: r.credit,
+                    created_at: r.created_at,
+                    created_by: r.created_by,
                 })
             })
             .collect()

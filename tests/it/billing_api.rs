@@ -183,6 +183,23 @@ async fn rate_cards_and_rated_usage_through_graphql() {
     assert_eq!(rated["feesBy"], "CUSTOMER");
     assert_eq!(rated["feesTotal"], "4.50");
 
+    // The platform's invoice data for the tenant: lines an ERP imports, total = sum of lines.
+    let invoice = "query($t: ID!) { tenantInvoice(tenantId: $t) { currency isFinal total lines { itemCode quantity unit unitPrice amount } } }";
+    let body = app.gql(Some(&platform), invoice, json!({"t": tenant})).await;
+    assert_eq!(
+        body["data"]["tenantInvoice"],
+        json!({
+            "currency": "EUR", "isFinal": false, "total": "7.00",
+            "lines": [
+                { "itemCode": "DATA-HOME", "quantity": "5.00", "unit": "MB", "unitPrice": "0.50", "amount": "2.50" },
+                { "itemCode": "ACCESS-FEE", "quantity": "3.00", "unit": "SIM-month", "unitPrice": "1.50", "amount": "4.50" }
+            ]
+        }),
+        "{body}"
+    );
+    let body = app.gql(Some(&admin), invoice, json!({"t": tenant})).await;
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+
     // Supplier cost is the platform's.
     let body = app
         .gql(Some(&admin), by_customer, json!({"kind": "SUPPLIER"}))

@@ -360,6 +360,23 @@ fn actor(tenant: TenantId, role: ioto_domain::Role, customer: Option<CustomerId>
     }
 }
 
+fn charge<'a>(
+    tenant: TenantId,
+    day: NaiveDate,
+    description: &'a str,
+    quantity: u64,
+    price: &str,
+) -> ioto_domain::services::billing::NewCharge<'a> {
+    ioto_domain::services::billing::NewCharge {
+        tenant,
+        day,
+        description,
+        quantity,
+        unit_price: p(price),
+        credit: false,
+    }
+}
+
 fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTerms {
     RateCardTerms {
         effective_from: from,
@@ -394,6 +411,7 @@ async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
         billing.clone(),
         billing.clone(),
         usage.clone(),
+        billing.clone(),
         billing.clone(),
         fleet.clone(),
     );
@@ -507,8 +525,61 @@ async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
     let viewer_runs = service.runs(&viewer, None, 10).await.unwrap();
     assert!(viewer_runs.iter().all(|r| r.kind == RateCardKind::Retail) && viewer_runs.len() == 2);
 
+    // The tenant's invoice data: data by zone and price, access fees, a charge entered by the
+    // platform; lines rounded to cents, the total their sum.
+    service
+        .add_charge(&admin, charge(tenant.id, today, "SIM cards", 3, "2.505"))
+        .await
+        .unwrap();
+    let refused = service
+        .add_charge(&viewer, charge(tenant.id, today, "x", 1, "1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ioto_domain::Error::Forbidden(_)));
+    let invoice = service
+        .tenant_invoice(&admin, tenant.id, today)
+        .await
+        .unwrap()
+        .unwrap();
+    let lines: Vec<(&str, String, String, String)> = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.item_code.as_str(),
+                l.quantity.to_string(),
+                l.unit_price.to_string(),
+                l.amount.to_string_with(2),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("DATA-WORLD", "4.00".into(), "0.500000".into(), "2.00".into()),
+            ("ACCESS-FEE", "3.00".into(), "1.000000".into(), "3.00".into()),
+            // 3 × 2.505 = 7.515 → 7.52 (half away from zero, once, on the line).
+            ("OTHER", "3.00".into(), "2.505000".into(), "7.52".into()),
+        ]
+    );
+    assert_eq!(invoice.total.to_string_with(2), "12.52");
+    assert!(!invoice.is_final);
+
     // Closing the month makes it final: it is not rated again.
     service.close_period(&admin, retail.id, month).await.unwrap();
+    assert!(
+        service
+            .tenant_invoice(&admin, tenant.id, today)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_final
+    );
+    let late = service
+        .add_charge(&admin, charge(tenant.id, today, "late", 1, "1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(late, ioto_domain::Error::Conflict(_)), "{late:?}");
     let third = service
         .rate_period(Requester::Scheduler, tenant.id, today)
         .await

@@ -181,3 +181,127 @@ async fn rls_isolates_tenants_on_one_pooled_connection() {
         .to_string();
     assert!(err.contains("must be owner"), "{err}");
 }
+
+/// Every table holding tenant rows is under row-level security, forced also for its owner: a new
+/// table cannot be added without its policy.
+#[tokio::test]
+async fn every_tenant_table_has_forced_row_level_security() {
+    let url = pg::database().await;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let rows = db
+        .query_all(sql(
+            "SELECT c.relname AS name, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind = 'r' AND EXISTS ( \
+               SELECT 1 FROM information_schema.columns k \
+               WHERE k.table_schema = 'public' AND k.table_name = c.relname AND k.column_name = 'tenant_id') \
+             ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    let tables: Vec<(String, bool, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "name").unwrap(),
+                r.try_get("", "enabled").unwrap(),
+                r.try_get("", "forced").unwrap(),
+            )
+        })
+        .collect();
+    for t in [
+        "sims",
+        "rate_cards",
+        "rate_card_versions",
+        "rating_runs",
+        "closed_periods",
+        "invoice_charges",
+    ] {
+        assert!(
+            tables.iter().any(|(n, ..)| n == t),
+            "{t} holds tenant rows: {tables:?}"
+        );
+    }
+    let open: Vec<&String> = tables
+        .iter()
+        .filter(|(_, e, f)| !(*e && *f))
+        .map(|(n, ..)| n)
+        .collect();
+    assert!(
+        open.is_empty(),
+        "tables with tenant rows but no forced RLS: {open:?}"
+    );
+}
+
+/// Prices below the application: a tenant's transaction sees its retail card only, never a
+/// supplier card or another tenant's, and cannot write cards at all.
+#[tokio::test]
+async fn rls_keeps_supplier_cards_and_other_tenants_cards_out_of_sight() {
+    use ioto_domain::billing::money::{Currency, Price};
+    use ioto_domain::billing::rate_card::{
+        BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion, Zone,
+    };
+    use ioto_domain::ports::billing::RateCardStore;
+
+    let url = pg::database().await;
+    let store = ioto_store::connect(&StoreLocation::Postgres { url }, 1)
+        .await
+        .unwrap();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let a = f.tenant("A").await;
+    let b = f.tenant("B").await;
+    let billing = store.billing();
+    let card = |tenant: ioto_domain::TenantId, kind| RateCard {
+        id: uuid::Uuid::new_v4(),
+        tenant_id: tenant,
+        kind,
+        name: "card".into(),
+        currency: Currency::parse("currency", "EUR").unwrap(),
+        billing_period: BillingPeriod::Monthly,
+        retired_from: None,
+        created_at: chrono::Utc::now(),
+        versions: vec![RateCardVersion {
+            id: uuid::Uuid::new_v4(),
+            terms: RateCardTerms {
+                effective_from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                rounding_increment_bytes: 0,
+                access_fee: Price::ZERO,
+                zones: vec![Zone {
+                    name: "World".into(),
+                    networks: vec![],
+                    countries: vec![],
+                    price_per_mb: Price::parse("p", "0.1").unwrap(),
+                    is_default: true,
+                }],
+                overrides: vec![],
+            },
+            created_at: chrono::Utc::now(),
+            created_by: "test".into(),
+        }],
+    };
+    for t in [a.id, b.id] {
+        for kind in [RateCardKind::Retail, RateCardKind::Supplier] {
+            billing.create_rate_card(&card(t, kind)).await.unwrap();
+        }
+    }
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    let rows = txn
+        .query_all(sql("SELECT tenant_id::text AS t, kind FROM rate_cards"))
+        .await
+        .unwrap();
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.try_get("", "t").unwrap(), r.try_get("", "kind").unwrap()))
+        .collect();
+    assert_eq!(seen, vec![(a.id.to_string(), "RETAIL".to_owned())]);
+    assert_eq!(count(&txn, "rate_card_versions").await, 1);
+    let write = txn
+        .execute(sql(&format!(
+            "UPDATE rate_cards SET name = 'cheaper' WHERE tenant_id = '{}'",
+            a.id
+        )))
+        .await
+        .unwrap_err();
+    assert!(write.to_string().contains("row-level security"), "{write}");
+    txn.rollback().await.unwrap();
+}

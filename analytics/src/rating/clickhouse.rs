@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use clickhouse::Row;
-use ioto_domain::billing::money::Cost;
+use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
+use ioto_domain::billing::money::{Cost, Price};
 use ioto_domain::billing::rating::{RatingJob, RatingTotals};
 use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
 use ioto_domain::{Result, TenantId};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::engine::{self, CdrColumns};
 use crate::clickhouse::ClickHouseUsage;
-use crate::date_to_days;
+use crate::{date_to_days, days_to_date};
 
 #[derive(Row, Deserialize)]
 struct CdrIn<'a> {
@@ -216,6 +217,89 @@ impl RatingEngine for ClickHouseUsage {
             })
             .collect())
     }
+
+    async fn priced_usage(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>> {
+        self.priced(tenant, run).await
+    }
+
+    async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
+        self.fee_grouped(tenant, run).await
+    }
+}
+
+impl ClickHouseUsage {
+    async fn priced(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT zone, tariff_plan, toUInt16(day), sum(rounded_bytes), sum(cost) FROM rated_usage \
+                 WHERE tenant_id = ? AND run_id = ? GROUP BY zone, tariff_plan, day ORDER BY zone, tariff_plan, day",
+            )
+            .bind(tenant.to_string())
+            .bind(run.to_string())
+            .fetch_all::<PricedRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PricedUsage {
+                zone: r.zone,
+                tariff_plan: r.tariff_plan,
+                day: days_to_date(r.day),
+                rounded_bytes: r.rounded_bytes,
+                cost: Cost::from_units(r.cost),
+            })
+            .collect())
+    }
+
+    async fn fee_grouped(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
+        let rows = self
+            .client
+            .query("SELECT fee, count(), sum(fee) FROM rated_fees WHERE tenant_id = ? AND run_id = ? GROUP BY fee ORDER BY fee")
+            .bind(tenant.to_string())
+            .bind(run.to_string())
+            .fetch_all::<FeeGroupRow>()
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FeeGroup {
+                    fee: price_of(Cost::from_units(r.fee))?,
+                    charges: r.charges,
+                    total: Cost::from_units(r.total),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A stored fee (12 decimals) back as the price it was (6 decimals).
+pub(super) fn price_of(fee: Cost) -> Result<Price> {
+    let units = fee.units();
+    if units % 1_000_000 != 0 {
+        return Err(ioto_domain::Error::Internal(format!(
+            "stored fee {fee} is not a price"
+        )));
+    }
+    Price::from_micros(
+        i64::try_from(units / 1_000_000).map_err(|e| ioto_domain::Error::Internal(e.to_string()))?,
+    )
+}
+
+#[derive(Row, Deserialize)]
+struct PricedRow {
+    zone: String,
+    tariff_plan: String,
+    day: u16,
+    rounded_bytes: u64,
+    cost: i128,
+}
+
+#[derive(Row, Deserialize)]
+struct FeeGroupRow {
+    fee: i128,
+    charges: u64,
+    total: i128,
 }
 
 #[derive(Row, Deserialize)]

@@ -3,6 +3,7 @@
 //! (over 9.2 million currency units for one SIM, day and network) is refused, never wrapped.
 
 use async_trait::async_trait;
+use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::Cost;
 use ioto_domain::billing::rating::{RatingJob, RatingTotals};
 use std::collections::BTreeMap;
@@ -162,9 +163,72 @@ impl RatingEngine for EmbeddedUsage {
         }
         Ok(sums.into_iter().collect())
     }
+
+    async fn priced_usage(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>> {
+        self.priced(tenant, run).await
+    }
+
+    async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
+        self.fee_grouped(tenant, run).await
+    }
 }
 
 impl EmbeddedUsage {
+    async fn priced(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>> {
+        let rows = sqlx::query(
+            "SELECT zone, tariff_plan, day, rounded_bytes, cost_units FROM rated_usage WHERE tenant_id = ? AND run_id = ?",
+        )
+        .bind(tenant.to_string())
+        .bind(run.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut sums: BTreeMap<(String, String, String), (u64, Cost)> = BTreeMap::new();
+        for r in rows {
+            let e = sums
+                .entry((r.get("zone"), r.get("tariff_plan"), r.get("day")))
+                .or_insert((0, Cost::ZERO));
+            e.0 += r.get::<i64, _>("rounded_bytes").unsigned_abs();
+            e.1 = e.1 + Cost::from_units(i128::from(r.get::<i64, _>("cost_units")));
+        }
+        sums.into_iter()
+            .map(|((zone, tariff_plan, day), (rounded_bytes, cost))| {
+                Ok(PricedUsage {
+                    zone,
+                    tariff_plan,
+                    day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                        .map_err(|e| Error::Internal(format!("stored rated day '{day}': {e}")))?,
+                    rounded_bytes,
+                    cost,
+                })
+            })
+            .collect()
+    }
+
+    async fn fee_grouped(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
+        let rows = sqlx::query("SELECT fee_units FROM rated_fees WHERE tenant_id = ? AND run_id = ?")
+            .bind(tenant.to_string())
+            .bind(run.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut groups: BTreeMap<i64, u64> = BTreeMap::new();
+        for r in rows {
+            *groups.entry(r.get("fee_units")).or_default() += 1;
+        }
+        groups
+            .into_iter()
+            .map(|(fee, charges)| {
+                let fee = Cost::from_units(i128::from(fee));
+                Ok(FeeGroup {
+                    fee: super::clickhouse::price_of(fee)?,
+                    charges,
+                    total: Cost::from_units(fee.units() * i128::from(charges)),
+                })
+            })
+            .collect()
+    }
+
     async fn select_runs(&self, query: &RatedQuery, columns: &str, table: &str) -> Result<Vec<SqliteRow>> {
         if query.runs.is_empty() {
             return Ok(Vec::new());

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::billing::invoice::{FeeGroup, InvoiceCharge, PricedUsage};
 use crate::billing::money::Cost;
 use crate::billing::rate_card::{RateCard, RateCardVersion};
 use crate::billing::rating::{ActiveSimMonth, BillableSim, RatingJob, RatingRun, RatingTotals};
@@ -143,12 +144,24 @@ pub trait RatingEngine: Send + Sync + 'static {
     /// Access fees summed by `query.by` (Tenant, Sim, Customer, Month or TariffPlan), ordered
     /// by key.
     async fn rated_fees(&self, query: &RatedQuery) -> Result<Vec<(String, FeeSums)>>;
+    /// A run's rated usage per zone, tariff plan and day (what invoice data lines are priced from).
+    async fn priced_usage(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>>;
+    /// A run's access fees grouped by amount.
+    async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>>;
+}
+
+/// Charges a platform admin adds to tenants' invoices.
+#[async_trait]
+pub trait InvoiceChargeStore: Send + Sync + 'static {
+    async fn add_charge(&self, charge: &InvoiceCharge) -> Result<()>;
+    /// The tenant's charges of the period starting `period_start`, oldest first.
+    async fn charges(&self, tenant: TenantId, period_start: NaiveDate) -> Result<Vec<InvoiceCharge>>;
 }
 
 /// The transactional store's side of billing, as one adapter.
-pub trait Billing: RateCardStore + RatingRunStore + BillingFleet {}
+pub trait Billing: RateCardStore + RatingRunStore + BillingFleet + InvoiceChargeStore {}
 
-impl<T: RateCardStore + RatingRunStore + BillingFleet> Billing for T {}
+impl<T: RateCardStore + RatingRunStore + BillingFleet + InvoiceChargeStore> Billing for T {}
 
 /// What the fleet knows about the SIMs a bill covers.
 #[async_trait]

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use chrono::{Months, NaiveDate, Utc};
 use uuid::Uuid;
 
-use crate::billing::money::Currency;
+use crate::billing::invoice::{invoice_lines, InvoiceCharge, TenantInvoice};
+use crate::billing::money::{Currency, Price};
 use crate::billing::rate_card::{
     check_card_name, BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion,
 };
 use crate::billing::rating::{RatingJob, RatingRun, RatingTotals, RunStatus};
 use crate::ports::billing::{
-    BillingFleet, ClosedPeriod, FeeSums, RateCardStore, RatedDimension, RatedQuery, RatedSums, RatingEngine,
-    RatingRunStore, RunQuery,
+    BillingFleet, ClosedPeriod, FeeSums, InvoiceChargeStore, RateCardStore, RatedDimension, RatedQuery,
+    RatedSums, RatingEngine, RatingRunStore, RunQuery,
 };
 use crate::ports::FleetChanges;
 use crate::usage::networks::Networks;
@@ -42,6 +43,17 @@ pub struct RatedPeriod {
     pub fees: Vec<(String, FeeSums)>,
 }
 
+/// A charge to add to the tenant's period holding `day`.
+#[derive(Debug, Clone)]
+pub struct NewCharge<'a> {
+    pub tenant: TenantId,
+    pub day: NaiveDate,
+    pub description: &'a str,
+    pub quantity: u64,
+    pub unit_price: Price,
+    pub credit: bool,
+}
+
 /// Who asked for a run.
 #[derive(Debug, Clone)]
 pub enum Requester<'a> {
@@ -64,6 +76,7 @@ pub struct BillingService {
     runs: Arc<dyn RatingRunStore>,
     engine: Arc<dyn RatingEngine>,
     fleet: Arc<dyn BillingFleet>,
+    charges: Arc<dyn InvoiceChargeStore>,
     settings: Arc<dyn FleetChanges>,
 }
 
@@ -73,6 +86,7 @@ impl BillingService {
         runs: Arc<dyn RatingRunStore>,
         engine: Arc<dyn RatingEngine>,
         fleet: Arc<dyn BillingFleet>,
+        charges: Arc<dyn InvoiceChargeStore>,
         settings: Arc<dyn FleetChanges>,
     ) -> Self {
         Self {
@@ -80,6 +94,7 @@ impl BillingService {
             runs,
             engine,
             fleet,
+            charges,
             settings,
         }
     }
@@ -472,6 +487,115 @@ impl BillingService {
             usage,
             fees_by: fee_query.by,
             fees,
+        }))
+    }
+
+    /// PLATFORM_ADMIN: adds a charge (or credit) to the tenant's period holding `day`.
+    pub async fn add_charge(&self, actor: &Actor, new: NewCharge<'_>) -> Result<InvoiceCharge> {
+        let NewCharge {
+            tenant,
+            day,
+            description,
+            quantity,
+            unit_price,
+            credit,
+        } = new;
+        actor.require(Permission::ManageRateCards, "add invoice charges")?;
+        let card = self.retail_card(tenant).await?;
+        let (period_start, _) = card.billing_period.period_of(day);
+        if self.is_closed(&card, period_start).await? {
+            return Err(Error::Conflict(format!(
+                "the period starting {period_start} is closed; add the charge to the next one"
+            )));
+        }
+        if quantity == 0 || quantity > 1_000_000_000 {
+            return Err(Error::invalid("quantity", "must be between 1 and 1,000,000,000"));
+        }
+        let charge = InvoiceCharge {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            period_start,
+            description: InvoiceCharge::check_description(description)?,
+            quantity,
+            unit_price,
+            credit,
+            created_at: Utc::now(),
+            created_by: actor.subject.clone(),
+        };
+        self.charges.add_charge(&charge).await?;
+        Ok(charge)
+    }
+
+    async fn retail_card(&self, tenant: TenantId) -> Result<RateCard> {
+        self.cards
+            .rate_cards(Scope::Platform, Some(tenant))
+            .await?
+            .into_iter()
+            .find(|c| c.kind == RateCardKind::Retail)
+            .ok_or_else(|| Error::not_found("retail rate card of tenant", tenant))
+    }
+
+    async fn is_closed(&self, card: &RateCard, period_start: NaiveDate) -> Result<bool> {
+        Ok(self
+            .runs
+            .closed_periods(Scope::Platform, card.tenant_id)
+            .await?
+            .iter()
+            .any(|c| c.card_id == card.id && c.period_start == period_start))
+    }
+
+    /// PLATFORM_ADMIN: the tenant's invoice data for the period holding `day`, from the current
+    /// rating of its retail card (or, for a closed period, the run that was closed). `None`
+    /// when the period has not been rated.
+    pub async fn tenant_invoice(
+        &self,
+        actor: &Actor,
+        tenant: TenantId,
+        day: NaiveDate,
+    ) -> Result<Option<TenantInvoice>> {
+        actor.require(Permission::ManageRateCards, "read tenant invoices")?;
+        let card = self.retail_card(tenant).await?;
+        let (from, to) = card.billing_period.period_of(day);
+        let closed = self
+            .runs
+            .closed_periods(Scope::Platform, tenant)
+            .await?
+            .into_iter()
+            .find(|c| c.card_id == card.id && c.period_start == from);
+        let run = match &closed {
+            Some(c) => Some(c.run_id),
+            None => self
+                .runs
+                .runs(
+                    Scope::Platform,
+                    &RunQuery {
+                        tenant: Some(tenant),
+                        from: Some(from),
+                        to: from.succ_opt(),
+                        current_only: true,
+                        limit: 10,
+                    },
+                )
+                .await?
+                .into_iter()
+                .find(|r| r.card_id == card.id)
+                .map(|r| r.id),
+        };
+        let Some(run) = run else { return Ok(None) };
+        let usage = self.engine.priced_usage(tenant, run).await?;
+        let fees = self.engine.fee_groups(tenant, run).await?;
+        let charges = self.charges.charges(tenant, from).await?;
+        let lines = invoice_lines(&card, &usage, &fees, &charges)?;
+        let total = lines.iter().map(|l| l.amount).sum();
+        Ok(Some(TenantInvoice {
+            tenant_id: tenant,
+            currency: card.currency,
+            period_start: from,
+            period_end: to,
+            run_id: run,
+            is_final: closed.is_some(),
+            lines,
+            total,
         }))
     }
 

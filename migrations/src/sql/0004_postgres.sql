@@ -59,10 +59,25 @@ CREATE TABLE closed_periods (
     PRIMARY KEY (rate_card_id, period_start)
 );
 
+-- Other charges a platform admin adds to a tenant's period (set-up fees, hardware, credits).
+-- Platform only: tenants see them on their invoice data, which the platform hands them.
+CREATE TABLE invoice_charges (
+    id             uuid PRIMARY KEY,
+    tenant_id      uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    period_start   date NOT NULL,
+    description    text NOT NULL,
+    quantity       bigint NOT NULL CHECK (quantity > 0),
+    unit_price_micros bigint NOT NULL CHECK (unit_price_micros >= 0),
+    credit         boolean NOT NULL,
+    created_at     timestamptz NOT NULL,
+    created_by     text NOT NULL
+);
+CREATE INDEX invoice_charges_period ON invoice_charges (tenant_id, period_start, created_at);
+
 -- Whether users of sub-customers see usage costs (off by default: prices are the tenant's).
 ALTER TABLE tenants ADD COLUMN customers_see_costs boolean NOT NULL DEFAULT false;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON rate_cards, rate_card_versions, rating_runs, closed_periods TO ioto_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON rate_cards, rate_card_versions, rating_runs, closed_periods, invoice_charges TO ioto_app;
 
 -- Cards the caller may see: its tenant's retail card; supplier cards to the platform only.
 -- Only the platform writes cards and periods; runs are written by the platform's rating service.
@@ -95,3 +110,7 @@ ALTER TABLE closed_periods ENABLE ROW LEVEL SECURITY;
 ALTER TABLE closed_periods FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON closed_periods
     USING (ioto_price_visible(tenant_id, kind)) WITH CHECK (ioto_platform());
+
+ALTER TABLE invoice_charges ENABLE ROW LEVEL SECURITY;
+ALTER TABLE invoice_charges FORCE ROW LEVEL SECURITY;
+CREATE POLICY platform_only ON invoice_charges USING (ioto_platform()) WITH CHECK (ioto_platform());

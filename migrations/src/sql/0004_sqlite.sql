@@ -51,4 +51,17 @@ CREATE TABLE closed_periods (
     PRIMARY KEY (rate_card_id, period_start)
 );
 
+CREATE TABLE invoice_charges (
+    id             BLOB PRIMARY KEY,
+    tenant_id      BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    period_start   TEXT NOT NULL,
+    description    TEXT NOT NULL,
+    quantity       INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price_micros INTEGER NOT NULL CHECK (unit_price_micros >= 0),
+    credit         INTEGER NOT NULL,
+    created_at     TEXT NOT NULL,
+    created_by     TEXT NOT NULL
+);
+CREATE INDEX invoice_charges_period ON invoice_charges (tenant_id, period_start, created_at);
+
 ALTER TABLE tenants ADD COLUMN customers_see_costs INTEGER NOT NULL DEFAULT 0;

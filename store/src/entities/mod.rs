@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod closed_period;
 pub mod customer;
 pub mod device;
+pub mod invoice_charge;
 pub mod label_suggestion;
 pub mod rate_card;
 pub mod rate_card_version;

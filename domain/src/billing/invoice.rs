@@ -1,0 +1,205 @@
+//! Tenant invoice data for the platform operator: per tenant and billing period, line items
+//! (data by zone and price, access fees by fee, other charges entered by a platform admin) with
+//! quantities, unit prices and amounts, in a shape an ERP imports (see `docs/billing.md`).
+//!
+//! Amounts are exact until a line is made: each line's amount is its exact sum rounded once, half
+//! away from zero, to the currency's minor unit; the invoice total is the sum of its lines (as an
+//! ERP adds them up).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::money::{Cost, Currency, Price, COST_SCALE};
+use super::rate_card::RateCard;
+use crate::{Error, Result, TenantId};
+
+/// A charge a platform admin adds to a tenant's period (set-up fees, hardware, credits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceCharge {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    /// First day of the billing period it belongs to.
+    pub period_start: NaiveDate,
+    pub description: String,
+    pub quantity: u64,
+    pub unit_price: Price,
+    /// A credit lowers the invoice.
+    pub credit: bool,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+impl InvoiceCharge {
+    pub fn check_description(text: &str) -> Result<String> {
+        let t = text.trim();
+        if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "description",
+                "a charge needs a description of 1 to 200 printable characters",
+            ));
+        }
+        Ok(t.to_owned())
+    }
+
+    pub fn amount(&self) -> Cost {
+        let a = Cost::from_units(self.unit_price.as_cost().units() * i128::from(self.quantity));
+        if self.credit {
+            Cost::ZERO - a
+        } else {
+            a
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LineKind {
+    Data,
+    AccessFee,
+    Other,
+}
+
+impl LineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Data => "DATA",
+            LineKind::AccessFee => "ACCESS_FEE",
+            LineKind::Other => "OTHER",
+        }
+    }
+}
+
+/// One line of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceLine {
+    pub kind: LineKind,
+    /// Stable code an ERP maps to an item (`DATA-EU`, `ACCESS-FEE`, `OTHER`).
+    pub item_code: String,
+    pub description: String,
+    /// Exact: MB with up to 6 decimals for data, SIM-months for fees, units for charges.
+    pub quantity: Cost,
+    pub unit: &'static str,
+    pub unit_price: Price,
+    /// `exact_amount` rounded half away from zero to the currency's minor unit.
+    pub amount: Cost,
+    pub exact_amount: Cost,
+}
+
+/// What a tenant owes for one period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInvoice {
+    pub tenant_id: TenantId,
+    pub currency: Currency,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    /// The rating run the data and fee lines come from.
+    pub run_id: Uuid,
+    /// Whether the period is closed (the lines are final).
+    pub is_final: bool,
+    pub lines: Vec<InvoiceLine>,
+    /// Sum of the lines' amounts.
+    pub total: Cost,
+}
+
+/// Rated usage of one zone, tariff plan and day (what a data line is built from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedUsage {
+    pub zone: String,
+    pub tariff_plan: String,
+    pub day: NaiveDate,
+    pub rounded_bytes: u64,
+    pub cost: Cost,
+}
+
+/// Access fees charged at one amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeGroup {
+    pub fee: Price,
+    pub charges: u64,
+    pub total: Cost,
+}
+
+/// Builds the lines: data by zone and unit price (the price in force on each row's day for its
+/// tariff plan), access fees by amount, then other charges in the order entered.
+pub fn invoice_lines(
+    card: &RateCard,
+    usage: &[PricedUsage],
+    fees: &[FeeGroup],
+    charges: &[InvoiceCharge],
+) -> Result<Vec<InvoiceLine>> {
+    let minor = card.currency.minor_units();
+    let mut data: BTreeMap<(String, Price), (u64, Cost)> = BTreeMap::new();
+    for u in usage {
+        let version = card.version_on(u.day).ok_or_else(|| {
+            Error::Internal(format!("rated usage on {} which the card does not price", u.day))
+        })?;
+        let terms = &version.terms;
+        let zone = terms
+            .zones
+            .iter()
+            .position(|z| z.name == u.zone)
+            .ok_or_else(|| Error::Internal(format!("rated zone '{}' is not in the card", u.zone)))?;
+        let plan = (!u.tariff_plan.is_empty()).then_some(u.tariff_plan.as_str());
+        let price = terms.price(zone, plan);
+        let e = data.entry((u.zone.clone(), price)).or_insert((0, Cost::ZERO));
+        e.0 += u.rounded_bytes;
+        e.1 = e.1 + u.cost;
+    }
+    let mut lines = Vec::new();
+    for ((zone, price), (bytes, exact)) in data {
+        // The line's quantity times its price is its amount: rows are priced this way.
+        debug_assert_eq!(price.cost_of_bytes(bytes), exact);
+        lines.push(InvoiceLine {
+            kind: LineKind::Data,
+            item_code: format!("DATA-{}", item_suffix(&zone)),
+            description: format!("Data, zone {zone}"),
+            quantity: Cost::from_units(i128::from(bytes) * 1_000_000),
+            unit: "MB",
+            unit_price: price,
+            amount: exact.round_half_up(minor),
+            exact_amount: exact,
+        });
+    }
+    let mut fee_groups: Vec<&FeeGroup> = fees.iter().filter(|f| f.charges > 0).collect();
+    fee_groups.sort_by_key(|f| std::cmp::Reverse(f.fee));
+    for f in fee_groups {
+        lines.push(InvoiceLine {
+            kind: LineKind::AccessFee,
+            item_code: "ACCESS-FEE".into(),
+            description: format!("Access fee, SIMs active in the month, at {}", f.fee),
+            quantity: Cost::from_units(i128::from(f.charges) * 10_i128.pow(COST_SCALE)),
+            unit: "SIM-month",
+            unit_price: f.fee,
+            amount: f.total.round_half_up(minor),
+            exact_amount: f.total,
+        });
+    }
+    for c in charges {
+        let exact = c.amount();
+        lines.push(InvoiceLine {
+            kind: LineKind::Other,
+            item_code: if c.credit { "CREDIT".into() } else { "OTHER".into() },
+            description: c.description.clone(),
+            quantity: Cost::from_units(i128::from(c.quantity) * 10_i128.pow(COST_SCALE)),
+            unit: "each",
+            unit_price: c.unit_price,
+            amount: exact.round_half_up(minor),
+            exact_amount: exact,
+        });
+    }
+    Ok(lines)
+}
+
+/// An item code part from a zone name: upper-case letters and digits, others as `-`.
+fn item_suffix(zone: &str) -> String {
+    zone.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}

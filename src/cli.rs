@@ -183,6 +183,26 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Rating in Polars on the configured usage store: a month of CDRs read, rated and written,
+    /// with each stage's time and the peak memory; on ClickHouse also the same rating as one SQL
+    /// statement, timed and compared.
+    Rating {
+        /// CDRs in the rated month.
+        #[arg(long, default_value_t = 10_000_000, value_parser = positive::<usize>())]
+        cdrs: usize,
+        /// SIMs the CDRs belong to.
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Zones of the rate card (one network each, and the default zone).
+        #[arg(long, default_value_t = 300, value_parser = positive::<usize>())]
+        zones: usize,
+        /// Ratings of the loaded month (median and spread are printed).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
@@ -508,6 +528,18 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             let steps =
                 crate::tooling::bench_cpu::cpu(&loaded.config, events, sims, runs, instructions).await?;
             crate::tooling::bench_cpu::print(&steps);
+        }
+        BenchCommand::Rating {
+            cdrs,
+            sims,
+            zones,
+            runs,
+            data_dir,
+        } => {
+            let loaded = bench_config(file, data_dir)?;
+            let figures =
+                crate::tooling::bench_rating::rating(&loaded.config, cdrs, sims, zones, runs).await?;
+            crate::tooling::bench_rating::print(&figures);
         }
         BenchCommand::Ingest {
             events,

@@ -6,6 +6,7 @@ pub mod bench_bare;
 pub mod bench_cpu;
 pub mod bench_fleet;
 pub mod bench_ingest;
+pub mod bench_rating;
 pub mod demo;
 pub mod demo_billing;
 pub mod simulate;

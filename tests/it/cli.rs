@@ -620,3 +620,50 @@ fn bench_fleet_and_ingest_run() {
         }
     }
 }
+
+/// `ioto bench rating` runs, small, on the embedded store and on ClickHouse, where the same rating
+/// as SQL must sum to exactly what Polars rated.
+#[tokio::test]
+async fn bench_rating_runs_on_both_usage_stores() {
+    let ch = ioto_test_support::clickhouse::database().await;
+    for clickhouse in [false, true] {
+        let mut cmd = ioto();
+        cmd.args([
+            "bench", "rating", "--cdrs", "20000", "--sims", "200", "--zones", "12", "--runs", "2",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir());
+        if clickhouse {
+            cmd.env("CLICKHOUSE_URL", &ch.url)
+                .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("machine: "), "{stdout}");
+        assert!(
+            stdout.contains("rating 20000 CDRs: median (min–max) of 2 runs"),
+            "{stdout}"
+        );
+        for row in [
+            "| end to end, s |",
+            "| read from the store, s |",
+            "| rate in Polars, s |",
+            "| write results, s |",
+            "| peak RSS of the process, MB |",
+        ] {
+            assert!(stdout.contains(row), "{row}:\n{stdout}");
+        }
+        if clickhouse {
+            assert!(
+                stdout.contains("| ClickHouse SQL sums equal Polars' (by zone, to the last digit) | yes |"),
+                "{stdout}"
+            );
+        }
+    }
+    ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
+}

@@ -1,11 +1,13 @@
 //! Rating on ClickHouse: CDRs streamed in as borrowed rows, results inserted in one request
 //! per table.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use clickhouse::Row;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::{Cost, Price};
-use ioto_domain::billing::rating::{RatingJob, RatingTotals};
+use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
 use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
 use ioto_domain::{Result, TenantId};
 use serde::{Deserialize, Serialize};
@@ -57,7 +59,9 @@ struct FeeOut<'a> {
 
 #[async_trait]
 impl RatingEngine for ClickHouseUsage {
-    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals> {
+    async fn rate_with_stages(&self, job: &RatingJob) -> Result<(RatingTotals, RatingStages)> {
+        let mut stages = RatingStages::default();
+        let started = Instant::now();
         let tenant = job.tenant_id.to_string();
         let mut cursor = self
             .client
@@ -81,9 +85,13 @@ impl RatingEngine for ClickHouseUsage {
                 r.bytes_out,
             );
         }
+        stages.read = started.elapsed();
+        let started = Instant::now();
         let job_copy = job.clone();
         let rated = tokio_blocking(move || engine::rate(cdrs, &job_copy)).await?;
+        stages.rate = started.elapsed();
 
+        let started = Instant::now();
         let run = job.run_id.to_string();
         let kind = job.card.kind.as_str();
         let rows = rated
@@ -130,7 +138,8 @@ impl RatingEngine for ClickHouseUsage {
         if !fees.is_empty() {
             self.insert_rows("rated_fees", &fees).await?;
         }
-        Ok(rated.totals)
+        stages.write = started.elapsed();
+        Ok((rated.totals, stages))
     }
 
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()> {

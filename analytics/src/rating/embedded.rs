@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::Cost;
-use ioto_domain::billing::rating::{RatingJob, RatingTotals};
+use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
 use ioto_domain::{Error, Result, TenantId};
@@ -33,7 +34,9 @@ fn counter(v: u64, field: &str) -> Result<i64> {
 
 #[async_trait]
 impl RatingEngine for EmbeddedUsage {
-    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals> {
+    async fn rate_with_stages(&self, job: &RatingJob) -> Result<(RatingTotals, RatingStages)> {
+        let mut stages = RatingStages::default();
+        let started = Instant::now();
         let tenant = job.tenant_id.to_string();
         let rows = sqlx::query(
             "SELECT iccid, customer_id, day, mcc_mnc, bytes_in, bytes_out FROM cdrs \
@@ -60,8 +63,12 @@ impl RatingEngine for EmbeddedUsage {
             );
         }
         drop(rows);
+        stages.read = started.elapsed();
+        let started = Instant::now();
         let job_copy = job.clone();
         let rated = tokio_blocking(move || engine::rate(cdrs, &job_copy)).await?;
+        stages.rate = started.elapsed();
+        let started = Instant::now();
 
         let run = job.run_id.to_string();
         let kind = job.card.kind.as_str();
@@ -108,7 +115,8 @@ impl RatingEngine for EmbeddedUsage {
             .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(rated.totals)
+        stages.write = started.elapsed();
+        Ok((rated.totals, stages))
     }
 
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()> {

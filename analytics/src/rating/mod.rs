@@ -10,6 +10,7 @@
 //! store; queries read current runs only, so a run in progress or a failed one is never seen.
 
 mod clickhouse;
+mod clickhouse_sql;
 mod embedded;
 pub mod engine;
 

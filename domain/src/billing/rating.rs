@@ -63,6 +63,17 @@ pub struct RatingTotals {
     pub unpriced_records: u64,
 }
 
+/// Where a rating run's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RatingStages {
+    /// Reading the CDRs from the usage store into columns.
+    pub read: std::time::Duration,
+    /// The Polars computation.
+    pub rate: std::time::Duration,
+    /// Writing the rated rows and fees.
+    pub write: std::time::Duration,
+}
+
 /// State of a rating run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::billing::invoice::{FeeGroup, InvoiceCharge, PricedUsage};
 use crate::billing::money::Cost;
 use crate::billing::rate_card::{RateCard, RateCardVersion};
-use crate::billing::rating::{ActiveSimMonth, BillableSim, RatingJob, RatingRun, RatingTotals};
+use crate::billing::rating::{ActiveSimMonth, BillableSim, RatingJob, RatingRun, RatingStages, RatingTotals};
 use crate::{CustomerId, Result, Scope, TenantId};
 
 /// Rate cards and their versions. Reads are filtered by scope (a tenant sees its retail card,
@@ -134,9 +134,13 @@ pub struct FeeSums {
 /// Rates CDRs and keeps the results (the usage store's side of rating).
 #[async_trait]
 pub trait RatingEngine: Send + Sync + 'static {
-    /// Rates the job's CDRs, stores the rows under `job.run_id` and returns their totals. Rows
-    /// of an earlier attempt with the same run id are replaced.
-    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals>;
+    /// Rates the job's CDRs, stores the rows under `job.run_id` and returns their totals and
+    /// where the time went.
+    async fn rate_with_stages(&self, job: &RatingJob) -> Result<(RatingTotals, RatingStages)>;
+    /// [`Self::rate_with_stages`] without the timings.
+    async fn rate(&self, job: &RatingJob) -> Result<RatingTotals> {
+        Ok(self.rate_with_stages(job).await?.0)
+    }
     /// Removes the rows of runs that are no longer current.
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()>;
     /// Rated usage summed by `query.by`, ordered by key.

@@ -445,22 +445,7 @@ impl BillingService {
             return Ok(None);
         };
         let (from, _) = card.billing_period.period_of(day);
-        let Some(run) = self
-            .runs
-            .runs(
-                scope,
-                &RunQuery {
-                    tenant: Some(tenant),
-                    from: Some(from),
-                    to: from.succ_opt(),
-                    current_only: true,
-                    limit: 10,
-                },
-            )
-            .await?
-            .into_iter()
-            .find(|r| r.card_id == card.id)
-        else {
+        let Some(run) = self.current_run(scope, &card, from).await? else {
             return Ok(None);
         };
         let query = RatedQuery {
@@ -526,6 +511,25 @@ impl BillingService {
         Ok(charge)
     }
 
+    /// The current run of `card` for the period starting `from`, if it was rated.
+    async fn current_run(&self, scope: Scope, card: &RateCard, from: NaiveDate) -> Result<Option<RatingRun>> {
+        Ok(self
+            .runs
+            .runs(
+                scope,
+                &RunQuery {
+                    tenant: Some(card.tenant_id),
+                    from: Some(from),
+                    to: from.succ_opt(),
+                    current_only: true,
+                    limit: 10,
+                },
+            )
+            .await?
+            .into_iter()
+            .find(|r| r.card_id == card.id))
+    }
+
     async fn retail_card(&self, tenant: TenantId) -> Result<RateCard> {
         self.cards
             .rate_cards(Scope::Platform, Some(tenant))
@@ -565,20 +569,8 @@ impl BillingService {
         let run = match &closed {
             Some(c) => Some(c.run_id),
             None => self
-                .runs
-                .runs(
-                    Scope::Platform,
-                    &RunQuery {
-                        tenant: Some(tenant),
-                        from: Some(from),
-                        to: from.succ_opt(),
-                        current_only: true,
-                        limit: 10,
-                    },
-                )
+                .current_run(Scope::Platform, &card, from)
                 .await?
-                .into_iter()
-                .find(|r| r.card_id == card.id)
                 .map(|r| r.id),
         };
         let Some(run) = run else { return Ok(None) };
@@ -619,20 +611,8 @@ impl BillingService {
             ));
         }
         let current = self
-            .runs
-            .runs(
-                Scope::Platform,
-                &RunQuery {
-                    tenant: Some(card.tenant_id),
-                    from: Some(from),
-                    to: Some(from.succ_opt().unwrap_or(from)),
-                    current_only: true,
-                    limit: 10,
-                },
-            )
+            .current_run(Scope::Platform, &card, from)
             .await?
-            .into_iter()
-            .find(|r| r.card_id == card.id)
             .ok_or_else(|| {
                 Error::Conflict(format!(
                     "the period starting {from} has not been rated; rate it first"

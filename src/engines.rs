@@ -16,6 +16,8 @@ pub struct Engines {
     pub directory: Arc<dyn Directory>,
     pub fleet: Arc<dyn Fleet>,
     pub billing: Arc<dyn ioto_domain::ports::billing::Billing>,
+    /// What analytics and the dashboard read of the fleet.
+    pub analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet>,
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn EventBus>,
     pub telemetry: Arc<dyn TelemetrySource>,
@@ -161,6 +163,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     directory.ping().await?;
     let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
     let billing: Arc<dyn ioto_domain::ports::billing::Billing> = Arc::new(store.billing());
+    let analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet> = Arc::new(store.clone());
     let usage = open_usage(config).await?;
     let bus: Arc<dyn EventBus> = match &config.kafka.brokers {
         Some(brokers) => Arc::new(
@@ -179,6 +182,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
         directory,
         fleet,
         billing,
+        analytics,
         usage,
         bus,
         telemetry,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod clickhouse;
+pub mod cubes;
 mod embedded;
 pub mod rating;
 mod stored;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod actor;
+pub mod analytics;
 pub mod billing;
 pub mod blocking;
 pub mod directory;

@@ -106,6 +106,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "rated_usage",
         sql: include_str!("../clickhouse/0006_rated_usage.sql"),
     },
+    UsageMigration {
+        version: 7,
+        name: "sessions_hourly",
+        sql: include_str!("../clickhouse/0007_sessions_hourly.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
@@ -139,6 +144,11 @@ pub const EMBEDDED_USAGE: &[UsageMigration] = &[
         version: 6,
         name: "rated_usage",
         sql: include_str!("../embedded/0006_rated_usage.sql"),
+    },
+    UsageMigration {
+        version: 7,
+        name: "sessions_hourly",
+        sql: include_str!("../embedded/0007_sessions_hourly.sql"),
     },
 ];
 

@@ -36,6 +36,7 @@ pub struct Services {
     pub fleet: FleetService,
     pub usage: UsageService,
     pub billing: ioto_domain::services::billing::BillingService,
+    pub analytics: ioto_domain::services::AnalyticsService,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,

@@ -17,6 +17,7 @@ pub struct QueryRoot(
     crate::fleet_query::FleetQuery,
     crate::usage_query::UsageQuery,
     crate::billing::BillingQuery,
+    crate::analytics::AnalyticsQueryRoot,
 );
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {

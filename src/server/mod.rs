@@ -42,6 +42,7 @@ pub struct App {
     pub directory: DirectoryService,
     pub fleet: FleetService,
     pub billing: ioto_domain::services::billing::BillingService,
+    pub analytics: ioto_domain::services::AnalyticsService,
     /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
     pub pipeline: Pipeline,
     shutdown: watch::Sender<bool>,
@@ -120,7 +121,14 @@ impl App {
                 shutdown.subscribe(),
             );
         }
+        let analytics = ioto_domain::services::AnalyticsService::new(
+            engines.usage.clone(),
+            engines.analytics.clone(),
+            engines.fleet.clone(),
+            billing.clone(),
+        );
         let services = Services {
+            analytics: analytics.clone(),
             billing: billing.clone(),
             directory: directory.clone(),
             fleet: fleet.clone(),
@@ -157,6 +165,7 @@ impl App {
             directory,
             fleet,
             billing,
+            analytics,
             pipeline,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),

@@ -131,6 +131,15 @@ pub(crate) async fn measure(
 /// Seeds a bench tenant with one operator and `sims` SIMs; returns the operator's e-mail and the
 /// ICCID of the SIM in the middle.
 async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String)> {
+    let (_, email, middle) = seed_tenant(app, sims).await?;
+    Ok((email, middle))
+}
+
+/// [`seed`], also answering the tenant.
+pub(crate) async fn seed_tenant(
+    app: &App,
+    sims: usize,
+) -> anyhow::Result<(ioto_domain::TenantId, String, String)> {
     let dir = &app.engines.directory;
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let tenant = dir
@@ -170,7 +179,7 @@ async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String)> {
         .fleet
         .insert_sims(Scope::Platform, batch, AuditAction::Imported, &stamp, None)
         .await?;
-    Ok((email, middle))
+    Ok((tenant.id, email, middle))
 }
 
 /// One configuration measured: the engines and the figures.

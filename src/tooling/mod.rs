@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_analytics;
 pub mod bench_bare;
 pub mod bench_cpu;
 pub mod bench_fleet;

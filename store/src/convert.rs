@@ -16,7 +16,7 @@ use crate::entities::{
     audit_event, customer, device, label_suggestion, scheduled_transition, sim, tenant, user,
 };
 
-fn corrupt(table: &str, column: &str, e: Error) -> Error {
+pub(crate) fn corrupt(table: &str, column: &str, e: Error) -> Error {
     Error::Internal(format!("stored {table}.{column} is invalid: {e}"))
 }
 
@@ -184,7 +184,7 @@ impl TryFrom<label_suggestion::Model> for LabelSuggestion {
 }
 
 /// Labels as stored: a JSON object of strings (SQLite hands back the text form).
-fn labels(v: serde_json::Value) -> Result<Labels> {
+pub(crate) fn labels(v: serde_json::Value) -> Result<Labels> {
     let v = match v {
         serde_json::Value::String(s) => {
             serde_json::from_str(&s).map_err(|e| Error::Internal(e.to_string()))?

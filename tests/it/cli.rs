@@ -667,3 +667,51 @@ async fn bench_rating_runs_on_both_usage_stores() {
     }
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
 }
+
+/// `ioto bench analytics` runs, small, on the embedded store and on ClickHouse (where ClickHouse
+/// generates the updates through its materialized views) and prints its table.
+#[tokio::test]
+async fn bench_analytics_runs_on_both_usage_stores() {
+    let ch = ioto_test_support::clickhouse::database().await;
+    for clickhouse in [false, true] {
+        let mut cmd = ioto();
+        cmd.args([
+            "bench",
+            "analytics",
+            "--updates",
+            "20000",
+            "--sims",
+            "200",
+            "--runs",
+            "2",
+            "--requests",
+            "3",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir());
+        if clickhouse {
+            cmd.env("CLICKHOUSE_URL", &ch.url)
+                .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("machine: "), "{stdout}");
+        assert!(
+            stdout.contains("loaded 20000 session updates over 200 SIMs"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("month × network answered from USAGE_MONTHLY"),
+            "{stdout}"
+        );
+        for row in ["| dashboard |", "| usageAnalytics month × network |"] {
+            assert!(stdout.contains(row), "{row}:\n{stdout}");
+        }
+    }
+    ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
+}

@@ -600,3 +600,179 @@ async fn service_rates_the_current_period_on_sqlite() {
     })
     .await;
 }
+
+/// Random CDRs (seeded; the seed is printed) rated with the fixture card: the costs summed by
+/// SIM, by sub-customer, by network, by zone, by day and for the tenant are all the same exact
+/// amount, equal to the run's total and to the exact amounts of the invoice's data lines.
+async fn random_cdrs_reconcile(store: Arc<dyn UsageStore>, count: usize) {
+    use ioto_domain::billing::invoice::invoice_lines;
+    use rand::{Rng, SeedableRng};
+
+    store.migrate().await.unwrap();
+    let seed: u64 = rand::random();
+    println!("random CDRs: seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tenant = TenantId(Uuid::new_v4());
+    let customers: Vec<Option<CustomerId>> = vec![
+        None,
+        Some(CustomerId(Uuid::new_v4())),
+        Some(CustomerId(Uuid::new_v4())),
+        Some(CustomerId(Uuid::new_v4())),
+    ];
+    let base = u64::from(Uuid::new_v4().as_u128() as u32) * 1_000;
+    let sims: Vec<(Iccid, Option<CustomerId>, Option<String>)> = (0..500)
+        .map(|i| {
+            (
+                iccid(base + i),
+                customers[(i % 4) as usize],
+                (i % 7 == 0).then(|| "fleet-xl".to_owned()),
+            )
+        })
+        .collect();
+    let networks = ["262-01", "262-02", "208-01", "310-260", "234-15", "440-10"];
+    let card = fixture_card(tenant);
+    let mut written = 0;
+    while written < count {
+        let n = (count - written).min(100_000);
+        let batch: Vec<CdrRecord> = (0..n)
+            .map(|k| {
+                let (sim, customer, _) = &sims[rng.gen_range(0..sims.len())];
+                let day = d(2026, 1, 2) + chrono::Duration::days(rng.gen_range(0..89));
+                let start = Utc.from_utc_datetime(&day.and_hms_opt(rng.gen_range(0..24), 0, 0).unwrap());
+                CdrRecord {
+                    tenant_id: tenant,
+                    customer_id: *customer,
+                    cdr_id: format!("{base}-{}", written + k),
+                    iccid: sim.clone(),
+                    start,
+                    end: start + chrono::Duration::minutes(5),
+                    mcc_mnc: MccMnc::parse(networks[rng.gen_range(0..networks.len())]).unwrap(),
+                    bytes_in: rng.gen_range(0..50_000_000),
+                    bytes_out: rng.gen_range(0..5_000_000),
+                    rating_group: 0,
+                }
+            })
+            .collect();
+        store.write_cdrs(&batch).await.unwrap();
+        written += n;
+    }
+    let run = Uuid::new_v4();
+    let job = RatingJob {
+        run_id: run,
+        tenant_id: tenant,
+        from: d(2026, 1, 1),
+        to: d(2026, 4, 1),
+        card: card.clone(),
+        sims: sims
+            .iter()
+            .map(|(i, c, p)| BillableSim {
+                iccid: i.clone(),
+                customer_id: *c,
+                tariff_plan: p.clone(),
+            })
+            .collect(),
+        active: vec![],
+    };
+    let totals = store.rate(&job).await.unwrap();
+    assert_eq!(totals.records, count as u64, "seed {seed}");
+    let total_of = |rows: Vec<(String, ioto_domain::ports::billing::RatedSums)>| -> (Cost, u64, usize) {
+        let keys = rows.len();
+        let (cost, records) = rows
+            .into_iter()
+            .fold((Cost::ZERO, 0), |(c, r), (_, s)| (c + s.cost, r + s.records));
+        (cost, records, keys)
+    };
+    let mut levels = Vec::new();
+    for by in [
+        RatedDimension::Tenant,
+        RatedDimension::Sim,
+        RatedDimension::Customer,
+        RatedDimension::Network,
+        RatedDimension::Zone,
+        RatedDimension::Day,
+        RatedDimension::Month,
+        RatedDimension::TariffPlan,
+    ] {
+        let rows = store
+            .rated_usage(&RatedQuery {
+                tenant,
+                runs: vec![run],
+                customer: None,
+                by,
+            })
+            .await
+            .unwrap();
+        let (cost, records, keys) = total_of(rows);
+        assert_eq!(records, count as u64, "{by:?}, seed {seed}");
+        assert!(keys > 0);
+        levels.push((by, cost));
+    }
+    for (by, cost) in &levels {
+        assert_eq!(
+            *cost, totals.usage_cost,
+            "{by:?} sums to the run's total, seed {seed}"
+        );
+    }
+    assert_eq!(
+        levels
+            .iter()
+            .find(|(b, _)| *b == RatedDimension::Sim)
+            .map(|(_, c)| *c),
+        Some(totals.usage_cost)
+    );
+    // Each sub-customer's own rows sum to its line of the by-customer answer.
+    for c in customers.iter().flatten() {
+        let (own, _, _) = total_of(
+            store
+                .rated_usage(&RatedQuery {
+                    tenant,
+                    runs: vec![run],
+                    customer: Some(*c),
+                    by: RatedDimension::Sim,
+                })
+                .await
+                .unwrap(),
+        );
+        let listed = store
+            .rated_usage(&RatedQuery {
+                tenant,
+                runs: vec![run],
+                customer: None,
+                by: RatedDimension::Customer,
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| *k == c.to_string())
+            .map(|(_, s)| s.cost);
+        assert_eq!(Some(own), listed, "seed {seed}");
+    }
+    let priced = store.priced_usage(tenant, run).await.unwrap();
+    let lines = invoice_lines(&card, &priced, &[], &[]).unwrap();
+    let exact: Cost = lines.iter().map(|l| l.exact_amount).sum();
+    assert_eq!(exact, totals.usage_cost, "invoice data lines, seed {seed}");
+    let rounded: Cost = lines.iter().map(|l| l.amount).sum();
+    let half_cent = Cost::parse("c", "0.005").unwrap().units();
+    assert!(
+        (rounded.units() - exact.units()).abs() <= half_cent * lines.len() as i128,
+        "each line rounds once, half-up to the cent"
+    );
+}
+
+#[tokio::test]
+async fn a_million_random_cdrs_reconcile_at_every_level_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store: Arc<dyn UsageStore> = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    random_cdrs_reconcile(store, 1_000_000).await;
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+#[tokio::test]
+async fn random_cdrs_reconcile_at_every_level_on_the_embedded_store() {
+    let store: Arc<dyn UsageStore> = Arc::new(
+        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
+            .await
+            .unwrap(),
+    );
+    random_cdrs_reconcile(store, 100_000).await;
+}

@@ -237,4 +237,21 @@ impl UsageReader for ClickHouseUsage {
         }
         Ok(roll_up_customers(points, granularity))
     }
+
+    async fn cube_rows(
+        &self,
+        tenant: TenantId,
+        query: &ioto_domain::analytics::CubeQuery,
+    ) -> Result<Vec<ioto_domain::analytics::CubeRow>> {
+        crate::cubes::clickhouse::cube_rows(self, tenant, query).await
+    }
+
+    async fn online_sims(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        crate::cubes::clickhouse::online_sims(self, tenant, customer, since).await
+    }
 }

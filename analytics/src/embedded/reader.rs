@@ -217,4 +217,21 @@ impl UsageReader for EmbeddedUsage {
         }
         Ok(crate::roll_up_customers(points, granularity))
     }
+
+    async fn cube_rows(
+        &self,
+        tenant: TenantId,
+        query: &ioto_domain::analytics::CubeQuery,
+    ) -> Result<Vec<ioto_domain::analytics::CubeRow>> {
+        crate::cubes::embedded::cube_rows(self, tenant, query).await
+    }
+
+    async fn online_sims(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        crate::cubes::embedded::online_sims(self, tenant, customer, since).await
+    }
 }

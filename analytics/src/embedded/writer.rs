@@ -96,6 +96,57 @@ where
     Ok(())
 }
 
+/// Adds the batch to `sessions_hourly`: bytes per SIM, network, RAT and hour, and the sessions
+/// the batch starts (an update that starts its session's counters), what ClickHouse's
+/// `sessions_hourly_mv` computes.
+async fn add_to_sessions_cube(tx: &mut sqlx::Transaction<'_, Sqlite>, rows: &[Stored<'_>]) -> Result<()> {
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, i64);
+    let mut sums: BTreeMap<Key<'_>, (i64, i64, i64)> = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r.text.tenant_id.as_str(),
+            r.text.customer_id.as_str(),
+            r.u.iccid.as_str(),
+            r.text.mcc_mnc.as_str(),
+            r.text.rat,
+            r.hour,
+        );
+        let opened =
+            r.u.event_time == r.u.started_at && r.delta_in == r.total_in && r.delta_out == r.total_out;
+        let e = sums.entry(key).or_default();
+        e.0 = e.0.saturating_add(r.delta_in);
+        e.1 = e.1.saturating_add(r.delta_out);
+        e.2 += i64::from(opened);
+    }
+    let sums: Vec<_> = sums.into_iter().collect();
+    for chunk in sums.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO sessions_hourly (tenant_id, customer_id, iccid, mcc_mnc, rat, hour, bytes_in, bytes_out, sessions) ",
+        );
+        q.push_values(
+            chunk,
+            |mut b, ((tenant, customer, iccid, network, rat, hour), (bytes_in, bytes_out, sessions))| {
+                b.push_bind(*tenant)
+                    .push_bind(*customer)
+                    .push_bind(*iccid)
+                    .push_bind(*network)
+                    .push_bind(*rat)
+                    .push_bind(*hour)
+                    .push_bind(*bytes_in)
+                    .push_bind(*bytes_out)
+                    .push_bind(*sessions);
+            },
+        );
+        q.push(
+            " ON CONFLICT (tenant_id, iccid, hour, mcc_mnc, rat, customer_id) DO UPDATE SET
+               bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out,
+               sessions = sessions + excluded.sessions",
+        );
+        q.build().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl UsageWriter for EmbeddedUsage {
     /// One transaction per batch, with multi-row statements: the updates as they are, each
@@ -231,6 +282,7 @@ impl UsageWriter for EmbeddedUsage {
             cube(&rows, |r| r.day.as_str()),
         )
         .await?;
+        add_to_sessions_cube(&mut tx, &rows).await?;
         tx.commit().await.map_err(db_err)
     }
 

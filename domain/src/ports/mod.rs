@@ -1,5 +1,6 @@
 //! Ports: the traits adapters implement. Only the binary picks which adapter backs each.
 
+pub mod analytics;
 pub mod billing;
 pub mod bus;
 pub mod directory;

@@ -209,6 +209,20 @@ pub trait UsageReader: Send + Sync + 'static {
         to: DateTime<Utc>,
         granularity: Granularity,
     ) -> Result<Vec<CustomerUsagePoint>>;
+    /// Sums one cube per time bucket and group (the analytics query layer plans the query).
+    async fn cube_rows(
+        &self,
+        tenant: TenantId,
+        query: &crate::analytics::CubeQuery,
+    ) -> Result<Vec<crate::analytics::CubeRow>>;
+    /// Distinct SIMs (of one sub-customer when given) with a session that is not terminated and
+    /// was updated at or after `since`.
+    async fn online_sims(
+        &self,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        since: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// Device readings from the telemetry source.

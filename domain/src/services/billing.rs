@@ -512,6 +512,50 @@ impl BillingService {
     }
 
     /// The current run of `card` for the period starting `from`, if it was rated.
+    /// The retail card's currency and the current runs of its periods overlapping the days
+    /// `[from, to)`; `None` when the tenant has no retail card.
+    pub async fn current_retail_runs(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Option<(Currency, Vec<Uuid>)>> {
+        let card = match self.retail_card(tenant).await {
+            Ok(c) => c,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Periods are at most a year long: one starting a year before `from` may still overlap.
+        let runs = self
+            .runs
+            .runs(
+                Scope::Platform,
+                &RunQuery {
+                    tenant: Some(tenant),
+                    from: from.checked_sub_months(Months::new(12)),
+                    to: Some(to),
+                    current_only: true,
+                    limit: 1_000,
+                },
+            )
+            .await?;
+        let ids = runs
+            .into_iter()
+            .filter(|r| r.card_id == card.id && r.period_end > from && r.period_start < to)
+            .map(|r| r.id)
+            .collect();
+        Ok(Some((card.currency, ids)))
+    }
+
+    /// The billing period of the tenant's retail card, if it has one.
+    pub async fn retail_billing_period(&self, tenant: TenantId) -> Result<Option<BillingPeriod>> {
+        match self.retail_card(tenant).await {
+            Ok(c) => Ok(Some(c.billing_period)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn current_run(&self, scope: Scope, card: &RateCard, from: NaiveDate) -> Result<Option<RatingRun>> {
         Ok(self
             .runs

@@ -1,11 +1,13 @@
 //! Use cases, written against the ports. Each checks the caller's permissions before touching a port.
 
+pub mod analytics;
 pub mod billing;
 pub mod directory;
 pub mod fleet;
 pub mod ingest;
 pub mod usage;
 
+pub use analytics::AnalyticsService;
 pub use directory::{CreateUser, DirectoryService};
 pub use fleet::FleetService;
 pub use ingest::{

@@ -103,6 +103,11 @@ impl Networks {
         self.by_code.get(code)
     }
 
+    /// Every network of the catalogue, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &Network> {
+        self.by_code.values()
+    }
+
     /// The countries (ISO 3166 alpha-2) networks are listed for, each once.
     pub fn country_codes(&self) -> impl Iterator<Item = &str> {
         let mut codes: Vec<&str> = self

@@ -1,0 +1,163 @@
+//! Cube reads on ClickHouse: one `GROUP BY` per query, the bucket found by `arrayFirstIndex` over
+//! the bucket ends, SIMs counted with `uniqExact`.
+
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use ioto_domain::analytics::{Cube, CubeQuery, CubeRow};
+use ioto_domain::billing::money::Cost;
+use ioto_domain::{CustomerId, Result, TenantId};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{into_cube_row, selects_nothing, table, GroupedRow};
+use crate::ClickHouseUsage;
+
+#[derive(Row, Deserialize)]
+struct ChRow {
+    bucket: u32,
+    g_customer: String,
+    g_iccid: String,
+    g_network: String,
+    g_rat: String,
+    bytes_in: u64,
+    bytes_out: u64,
+    sessions: u64,
+    rated_bytes: u64,
+    cost: i128,
+    sims: u64,
+}
+
+/// A bound as a ClickHouse literal of the period column's type (`Date` for days and months,
+/// `DateTime` for hours); bounds are on the cube's grain, so a date loses nothing.
+fn literal(cube: Cube, t: DateTime<Utc>) -> String {
+    match cube {
+        Cube::UsageHourly | Cube::SessionsHourly => format!("toDateTime({})", t.timestamp()),
+        Cube::UsageMonthly | Cube::UsageDaily | Cube::RatedDaily => format!("toDate('{}')", t.date_naive()),
+    }
+}
+
+pub(crate) async fn cube_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
+    let (Some(first), Some(last)) = (q.bounds.first(), q.bounds.last()) else {
+        return Ok(Vec::new());
+    };
+    if selects_nothing(q) {
+        return Ok(Vec::new());
+    }
+    let t = table(q.cube);
+    let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
+    let pick = |on: bool, col: &str| if on { col.to_owned() } else { "''".to_owned() };
+    let mut sql = format!(
+        "SELECT toUInt32(arrayFirstIndex(b -> b > {time}, [{ends}])) AS bucket, \
+         {customer} AS g_customer, {iccid} AS g_iccid, {network} AS g_network, {rat} AS g_rat, \
+         sum({bin}) AS bytes_in, sum({bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
+         {cost} AS cost, uniqExact(iccid) AS sims \
+         FROM {table} WHERE tenant_id = ? AND {time} >= {from} AND {time} < {to}",
+        time = t.time,
+        ends = ends.join(", "),
+        customer = pick(q.group.customer, "customer_id"),
+        iccid = pick(q.group.sim, "iccid"),
+        network = pick(q.group.network, t.network),
+        rat = pick(q.group.rat, "rat"),
+        bin = t.bytes_in,
+        bout = t.bytes_out,
+        sessions = if q.cube.has_sessions() {
+            "sum(sessions)"
+        } else {
+            "toUInt64(0)"
+        },
+        rated = if q.cube.is_rated() {
+            "sum(rounded_bytes)"
+        } else {
+            "toUInt64(0)"
+        },
+        cost = if q.cube.is_rated() {
+            "sum(cost)"
+        } else {
+            "toDecimal128(0, 12)"
+        },
+        table = t.table,
+        from = literal(q.cube, *first),
+        to = literal(q.cube, *last),
+    );
+    let f = &q.filter;
+    if f.customer.is_some() {
+        sql.push_str(" AND customer_id = ?");
+    }
+    if f.iccids.is_some() {
+        sql.push_str(" AND has(?, iccid)");
+    }
+    if f.networks.is_some() {
+        sql.push_str(&format!(" AND has(?, {})", t.network));
+    }
+    if f.rats.is_some() {
+        sql.push_str(" AND has(?, rat)");
+    }
+    if q.cube.is_rated() {
+        sql.push_str(" AND has(?, run_id)");
+    }
+    sql.push_str(" GROUP BY bucket, g_customer, g_iccid, g_network, g_rat");
+    let mut query = ch.client.query(&sql).bind(tenant.to_string());
+    if let Some(c) = f.customer {
+        query = query.bind(c.to_string());
+    }
+    if let Some(i) = &f.iccids {
+        query = query.bind(i.iter().map(|i| i.as_str().to_owned()).collect::<Vec<_>>());
+    }
+    if let Some(n) = &f.networks {
+        query = query.bind(n.iter().map(ToString::to_string).collect::<Vec<_>>());
+    }
+    if let Some(r) = &f.rats {
+        query = query.bind(r.iter().map(|r| r.name().to_owned()).collect::<Vec<_>>());
+    }
+    if q.cube.is_rated() {
+        query = query.bind(q.runs.iter().map(Uuid::to_string).collect::<Vec<_>>());
+    }
+    let rows = query.fetch_all::<ChRow>().await.map_err(|e| ch.err(e))?;
+    rows.into_iter()
+        .map(|r| {
+            into_cube_row(
+                q,
+                GroupedRow {
+                    bucket: (r.bucket as usize).saturating_sub(1),
+                    customer: r.g_customer,
+                    iccid: r.g_iccid,
+                    network: r.g_network,
+                    rat: r.g_rat,
+                    bytes_in: r.bytes_in,
+                    bytes_out: r.bytes_out,
+                    sessions: r.sessions,
+                    rated_bytes: r.rated_bytes,
+                    cost: Cost::from_units(r.cost),
+                    sims: r.sims,
+                },
+            )
+        })
+        .collect()
+}
+
+/// SIMs with a session whose latest state is not terminated and was updated at or after `since`.
+pub(crate) async fn online_sims(
+    ch: &ClickHouseUsage,
+    tenant: TenantId,
+    customer: Option<CustomerId>,
+    since: DateTime<Utc>,
+) -> Result<u64> {
+    let mut sql = String::from(
+        "SELECT uniqExact(iccid) FROM (SELECT iccid, session_id, max(terminated) AS ended, max(event_time) AS last, \
+         argMax(customer_id, event_time) AS customer FROM live_sessions \
+         WHERE tenant_id = ? AND started_at >= now() - 7 * 86400 GROUP BY iccid, session_id) \
+         WHERE ended = 0 AND last >= toDateTime(?)",
+    );
+    if customer.is_some() {
+        sql.push_str(" AND customer = ?");
+    }
+    let mut q = ch
+        .client
+        .query(&sql)
+        .bind(tenant.to_string())
+        .bind(since.timestamp().max(0));
+    if let Some(c) = customer {
+        q = q.bind(c.to_string());
+    }
+    q.fetch_one::<u64>().await.map_err(|e| ch.err(e))
+}

@@ -1,0 +1,239 @@
+//! What the analytics layer reads from the fleet: each SIM with its state, tariff plan, labels
+//! and device kind, and activations from the audit trail. Runs in the caller's scope (RLS).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ioto_domain::fleet::sim::SimState;
+use ioto_domain::ports::analytics::{AnalyticsFleet, FleetCounts, SimFactsRow};
+use ioto_domain::{CustomerId, Iccid, Result, Scope, TenantId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::convert::{corrupt, labels};
+use crate::entities::{audit_event, device, sim};
+use crate::error::db;
+use crate::pool::{commit, SqlStore};
+
+#[derive(FromQueryResult)]
+struct FactRow {
+    iccid: String,
+    customer_id: Option<Uuid>,
+    state: String,
+    tariff_plan: Option<String>,
+    labels: serde_json::Value,
+    device_id: Option<Uuid>,
+}
+
+#[derive(FromQueryResult)]
+struct KindRow {
+    id: Uuid,
+    kind: String,
+}
+
+#[derive(FromQueryResult)]
+struct CountRow {
+    key: Option<String>,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct BoundRow {
+    iccid: String,
+    device_id: Option<Uuid>,
+}
+
+#[async_trait]
+impl AnalyticsFleet for SqlStore {
+    async fn fleet_counts(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+    ) -> Result<FleetCounts> {
+        let txn = self.begin(scope).await?;
+        let mut out = FleetCounts::default();
+        for (by_state, column) in [(true, sim::Column::State), (false, sim::Column::TariffPlan)] {
+            let mut q = sim::Entity::find()
+                .select_only()
+                .column_as(column, "key")
+                .column_as(sim::Column::Id.count(), "n")
+                .filter(sim::Column::TenantId.eq(tenant.0))
+                .group_by(column);
+            if let Some(c) = customer {
+                q = q.filter(sim::Column::CustomerId.eq(c.0));
+            }
+            let rows = q.into_model::<CountRow>().all(&txn).await.map_err(db)?;
+            for r in rows {
+                let n = r.n.unsigned_abs();
+                if by_state {
+                    let state = r.key.unwrap_or_default();
+                    let state = SimState::parse(&state).map_err(|e| corrupt("sims", "state", e))?;
+                    out.by_state.push((state, n));
+                } else {
+                    out.by_tariff_plan.push((r.key, n));
+                }
+            }
+        }
+        commit(txn).await?;
+        out.by_tariff_plan.sort();
+        Ok(out)
+    }
+
+    async fn bound_sims(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+    ) -> Result<Vec<(Iccid, String)>> {
+        let txn = self.begin(scope).await?;
+        let mut sims = sim::Entity::find()
+            .select_only()
+            .columns([sim::Column::Iccid, sim::Column::DeviceId])
+            .filter(sim::Column::TenantId.eq(tenant.0))
+            .filter(sim::Column::DeviceId.is_not_null());
+        let mut devices = device::Entity::find()
+            .select_only()
+            .columns([device::Column::Id, device::Column::Kind])
+            .filter(device::Column::TenantId.eq(tenant.0));
+        if let Some(c) = customer {
+            sims = sims.filter(sim::Column::CustomerId.eq(c.0));
+            devices = devices.filter(device::Column::CustomerId.eq(c.0));
+        }
+        let rows = sims.into_model::<BoundRow>().all(&txn).await.map_err(db)?;
+        if rows.is_empty() {
+            commit(txn).await?;
+            return Ok(Vec::new());
+        }
+        let kinds: HashMap<Uuid, String> = devices
+            .into_model::<KindRow>()
+            .all(&txn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|k| (k.id, k.kind))
+            .collect();
+        commit(txn).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(kind) = r.device_id.and_then(|d| kinds.get(&d)) {
+                out.push((
+                    Iccid::parse(&r.iccid).map_err(|e| corrupt("sims", "iccid", e))?,
+                    kind.clone(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn sim_facts(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+    ) -> Result<Vec<SimFactsRow>> {
+        let txn = self.begin(scope).await?;
+        let mut sims = sim::Entity::find()
+            .select_only()
+            .columns([
+                sim::Column::Iccid,
+                sim::Column::CustomerId,
+                sim::Column::State,
+                sim::Column::TariffPlan,
+                sim::Column::Labels,
+                sim::Column::DeviceId,
+            ])
+            .filter(sim::Column::TenantId.eq(tenant.0));
+        let mut devices = device::Entity::find()
+            .select_only()
+            .columns([device::Column::Id, device::Column::Kind])
+            .filter(device::Column::TenantId.eq(tenant.0));
+        if let Some(c) = customer {
+            sims = sims.filter(sim::Column::CustomerId.eq(c.0));
+            devices = devices.filter(device::Column::CustomerId.eq(c.0));
+        }
+        let rows = sims.into_model::<FactRow>().all(&txn).await.map_err(db)?;
+        let kinds: HashMap<Uuid, String> = devices
+            .into_model::<KindRow>()
+            .all(&txn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|k| (k.id, k.kind))
+            .collect();
+        commit(txn).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SimFactsRow {
+                    iccid: Iccid::parse(&r.iccid).map_err(|e| corrupt("sims", "iccid", e))?,
+                    customer_id: r.customer_id.map(CustomerId),
+                    state: SimState::parse(&r.state).map_err(|e| corrupt("sims", "state", e))?,
+                    tariff_plan: r.tariff_plan,
+                    labels: labels(r.labels).map_err(|e| corrupt("sims", "labels", e))?,
+                    device_kind: r.device_id.and_then(|d| kinds.get(&d).cloned()),
+                })
+            })
+            .collect()
+    }
+
+    async fn activations(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        customer: Option<CustomerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        let txn = self.begin(scope).await?;
+        let mut q = audit_event::Entity::find()
+            .select_only()
+            .column(audit_event::Column::At)
+            .filter(audit_event::Column::TenantId.eq(tenant.0))
+            .filter(audit_event::Column::EntityKind.eq("SIM"))
+            .filter(audit_event::Column::At.gte(from))
+            .filter(audit_event::Column::At.lt(to))
+            .order_by_asc(audit_event::Column::At);
+        if let Some(c) = customer {
+            q = q.filter(audit_event::Column::CustomerId.eq(c.0));
+        }
+        q = q.filter(Expr::cust(match self.backend() {
+            DbBackend::Postgres => "new_value->>'state' = 'ACTIVE'",
+            _ => "json_extract(new_value, '$.state') = 'ACTIVE'",
+        }));
+        // The previous state is checked here (a repeated ACTIVE is no activation).
+        let rows = q
+            .column(audit_event::Column::OldValue)
+            .column(audit_event::Column::NewValue)
+            .into_model::<StateChangeRow>()
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                state_of(&r.new_value).as_deref() == Some("ACTIVE")
+                    && state_of(&r.old_value).as_deref() != Some("ACTIVE")
+            })
+            .map(|r| r.at)
+            .collect())
+    }
+}
+
+#[derive(FromQueryResult)]
+struct StateChangeRow {
+    at: DateTime<Utc>,
+    old_value: Option<serde_json::Value>,
+    new_value: Option<serde_json::Value>,
+}
+
+/// The `state` of an audit value (stored as JSON, or as JSON text on SQLite).
+fn state_of(v: &Option<serde_json::Value>) -> Option<String> {
+    let v = match v.as_ref()? {
+        serde_json::Value::String(s) => serde_json::from_str(s).ok()?,
+        other => other.clone(),
+    };
+    v.get("state")?.as_str().map(str::to_owned)
+}

@@ -87,6 +87,9 @@ impl EmbeddedUsage {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // 1 MiB of page cache per connection (SQLite's default is 2 MiB); the OS caches
+            // the file too, and the cubes' hot pages are few.
+            .pragma("cache_size", "-1024")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

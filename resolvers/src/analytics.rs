@@ -162,6 +162,8 @@ pub enum UnservedGql {
     TimeNotAligned,
     /// Rated measures and sessions/RAT were asked for together; no cube holds both.
     MixedSources,
+    /// Cost or rated bytes for a tenant without a retail rate card.
+    NoRateCard,
 }
 
 impl From<Unserved> for UnservedGql {
@@ -169,6 +171,7 @@ impl From<Unserved> for UnservedGql {
         match u {
             Unserved::TimeNotAligned => Self::TimeNotAligned,
             Unserved::MixedSources => Self::MixedSources,
+            Unserved::NoRateCard => Self::NoRateCard,
         }
     }
 }

@@ -36,7 +36,27 @@ fn literal(cube: Cube, t: DateTime<Utc>) -> String {
     }
 }
 
+/// ICCIDs per query: a list is sent inside the query text, which ClickHouse limits to 256 KiB.
+const ICCIDS_PER_QUERY: usize = 5_000;
+
+/// Reads a cube; a long ICCID filter is split into queries of [`ICCIDS_PER_QUERY`] (the SIM sets
+/// do not overlap, so their rows, SIM counts included, add up).
 pub(crate) async fn cube_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
+    match &q.filter.iccids {
+        Some(all) if all.len() > ICCIDS_PER_QUERY => {
+            let mut out = Vec::new();
+            for chunk in all.chunks(ICCIDS_PER_QUERY) {
+                let mut part = q.clone();
+                part.filter.iccids = Some(chunk.to_vec());
+                out.extend(cube_rows_once(ch, tenant, &part).await?);
+            }
+            Ok(out)
+        }
+        _ => cube_rows_once(ch, tenant, q).await,
+    }
+}
+
+async fn cube_rows_once(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
     let (Some(first), Some(last)) = (q.bounds.first(), q.bounds.last()) else {
         return Ok(Vec::new());
     };

@@ -49,7 +49,8 @@ pub(crate) async fn cube_rows(
          SELECT b.i AS bucket, {customer} AS g_customer, {iccid} AS g_iccid, {network} AS g_network, {rat} AS g_rat, \
          SUM(u.{bin}) AS bytes_in, SUM(u.{bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
          {cost_hi} AS cost_hi, {cost_lo} AS cost_lo, COUNT(DISTINCT u.iccid) AS sims \
-         FROM {table} u JOIN b ON u.{time} >= b.s AND u.{time} < b.e WHERE u.tenant_id = ?",
+         FROM {table} u JOIN b ON u.{time} >= b.s AND u.{time} < b.e WHERE u.tenant_id = ? \
+         AND u.{time} >= json_extract(?, '$[0][0]') AND u.{time} < json_extract(?, '$[#-1][1]')",
         customer = pick(q.group.customer, "customer_id"),
         iccid = pick(q.group.sim, "iccid"),
         network = pick(q.group.network, t.network),
@@ -89,7 +90,11 @@ pub(crate) async fn cube_rows(
         lists.push(json_list(&q.runs, ToString::to_string));
     }
     sql.push_str(" GROUP BY b.i, g_customer, g_iccid, g_network, g_rat");
-    let mut query = sqlx::query(&sql).bind(buckets).bind(tenant.to_string());
+    let mut query = sqlx::query(&sql)
+        .bind(buckets.clone())
+        .bind(tenant.to_string())
+        .bind(buckets.clone())
+        .bind(buckets);
     for l in lists {
         query = query.bind(l);
     }

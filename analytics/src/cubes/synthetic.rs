@@ -69,7 +69,7 @@ impl ClickHouseUsage {
                    mcc_mnc, rat, ip_address, cell_id, terminated, total_in, total_out, delta_in, delta_out) \
                  SELECT '{tenant}', '', s.iccid, concat('b', toString(j_session)), \
                    toDateTime({from} + j_session * 10 * {step} + idx % {step}), toDateTime({from} + j * {step} + idx % {step}) AS at, \
-                   toStartOfHour(at), toDate(at), toStartOfMonth(at), \
+                   toStartOfHour(at, 'UTC'), toDate(at, 'UTC'), toStartOfMonth(at, 'UTC'), \
                    arrayElement([{nets}], (idx + intDiv(j, 50)) % {n_nets} + 1), arrayElement(['LTE', 'LTE-M', 'NB-IoT'], idx % 3 + 1), \
                    '', '', toUInt8(j % 10 = 9), \
                    (1000 + n % 997) * (j % 10 + 1), (100 + n % 97) * (j % 10 + 1), 1000 + n % 997, 100 + n % 97 \

@@ -131,6 +131,8 @@ pub enum Unserved {
     /// Rated measures (cost, rated bytes) come from CDRs, sessions and RAT from session updates:
     /// no cube holds both.
     MixedSources,
+    /// Cost or rated bytes for a tenant without a retail rate card: nothing is rated.
+    NoRateCard,
 }
 
 impl Unserved {
@@ -138,6 +140,7 @@ impl Unserved {
         match self {
             Unserved::TimeNotAligned => "TIME_NOT_ALIGNED",
             Unserved::MixedSources => "MIXED_SOURCES",
+            Unserved::NoRateCard => "NO_RATE_CARD",
         }
     }
 }

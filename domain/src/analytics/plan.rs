@@ -130,6 +130,20 @@ pub fn bounds(req: &AnalyticsRequest) -> Result<Vec<DateTime<Utc>>> {
         ));
     }
     let Some(g) = req.granularity else {
+        // One bucket: the finest cube holds whole hours.
+        for (field, t) in [("timeRange.from", req.from), ("timeRange.to", req.to)] {
+            let hour = crate::ports::period_start(t, Granularity::Hour);
+            if hour != t {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "{} is inside an hour; ranges start and end on whole hours (e.g. {})",
+                        t.to_rfc3339(),
+                        hour.to_rfc3339()
+                    ),
+                ));
+            }
+        }
         return Ok(vec![req.from, req.to]);
     };
     let tz = req.time_zone;
@@ -163,6 +177,10 @@ pub fn bounds(req: &AnalyticsRequest) -> Result<Vec<DateTime<Utc>>> {
                 ),
             ));
         }
+    }
+    if !req.dimensions.contains(&super::Dimension::Time) {
+        // Without TIME the answer has no buckets: one, so that SIMs count once over the range.
+        return Ok(vec![req.from, req.to]);
     }
     Ok(out)
 }
@@ -531,6 +549,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("granularity:"));
+    }
+
+    #[test]
+    fn without_time_the_range_is_one_bucket_and_ends_on_hours() {
+        let mut r = req(
+            "2026-03-01T00:00:00Z",
+            "2026-03-08T00:00:00Z",
+            Some(Granularity::Day),
+            Tz::UTC,
+            vec![Measure::ActiveSims],
+        );
+        r.dimensions = vec![Dimension::Network];
+        // Seven daily buckets would count a SIM active every day seven times.
+        assert_eq!(bounds(&r).unwrap(), vec![r.from, r.to]);
+        let off = req(
+            "2026-03-01T10:17:00Z",
+            "2026-03-08T00:00:00Z",
+            None,
+            Tz::UTC,
+            vec![Measure::BytesTotal],
+        );
+        let e = bounds(&off).unwrap_err().to_string();
+        assert!(e.starts_with("timeRange.from:") && e.contains("10:00:00"), "{e}");
     }
 
     #[test]

@@ -274,7 +274,14 @@ impl AnalyticsService {
                     result.currency = Some(currency);
                     plan.query.runs = runs;
                 }
-                None => return Ok(result),
+                None => {
+                    result.source = None;
+                    result.unserved = Some((
+                        crate::analytics::Unserved::NoRateCard,
+                        "the tenant has no retail rate card, so nothing is rated".into(),
+                    ));
+                    return Ok(result);
+                }
             }
         }
         let rows = self.timed(self.usage.cube_rows(tenant, &plan.query)).await?;
@@ -325,6 +332,9 @@ impl AnalyticsService {
             q.filter.networks = vec![n];
         }
         if let Some(c) = row.country {
+            if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+                return Err(Error::invalid("row.country", "must be an ISO 3166 alpha-2 code such as DE"));
+            }
             q.filter.countries = vec![c];
         }
         if let Some(rat) = row.rat {
@@ -431,9 +441,18 @@ impl AnalyticsService {
         if with_cost {
             req.measures = vec![Measure::Cost];
             let cost = self.answer(actor.scope(), tenant, &req, MAX_ROWS).await?;
-            if cost.unserved.is_none() {
-                currency = cost.currency;
-                collect_carriers(&cost.rows, &mut by_net, |c, m| c.cost = m.cost)?;
+            match cost.unserved {
+                None => {
+                    currency = cost.currency;
+                    collect_carriers(&cost.rows, &mut by_net, |c, m| c.cost = m.cost)?;
+                }
+                Some((crate::analytics::Unserved::NoRateCard, _)) => {}
+                Some((_, why)) => {
+                    return Err(Error::invalid(
+                        "timeZone",
+                        format!("costs are kept per UTC day and cannot be split by this zone's days: {why}"),
+                    ))
+                }
             }
         }
         let mut out: Vec<CarrierShare> = by_net.into_values().collect();

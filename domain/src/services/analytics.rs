@@ -333,7 +333,10 @@ impl AnalyticsService {
         }
         if let Some(c) = row.country {
             if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
-                return Err(Error::invalid("row.country", "must be an ISO 3166 alpha-2 code such as DE"));
+                return Err(Error::invalid(
+                    "row.country",
+                    "must be an ISO 3166 alpha-2 code such as DE",
+                ));
             }
             q.filter.countries = vec![c];
         }

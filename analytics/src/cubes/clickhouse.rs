@@ -156,6 +156,7 @@ async fn cube_rows_once(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -
 }
 
 /// SIMs with a session whose latest state is not terminated and was updated at or after `since`.
+/// Only rows written since then are read: a session updated since has its latest row among them.
 pub(crate) async fn online_sims(
     ch: &ClickHouseUsage,
     tenant: TenantId,
@@ -165,8 +166,8 @@ pub(crate) async fn online_sims(
     let mut sql = String::from(
         "SELECT uniqExact(iccid) FROM (SELECT iccid, session_id, max(terminated) AS ended, max(event_time) AS last, \
          argMax(customer_id, event_time) AS customer FROM live_sessions \
-         WHERE tenant_id = ? AND started_at >= now() - 7 * 86400 GROUP BY iccid, session_id) \
-         WHERE ended = 0 AND last >= toDateTime(?)",
+         WHERE tenant_id = ? AND started_at >= now() - 7 * 86400 AND event_time >= toDateTime(?) \
+         GROUP BY iccid, session_id) WHERE ended = 0",
     );
     if customer.is_some() {
         sql.push_str(" AND customer = ?");

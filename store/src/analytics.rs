@@ -9,7 +9,10 @@ use ioto_domain::fleet::sim::SimState;
 use ioto_domain::ports::analytics::{AnalyticsFleet, FleetCounts, SimFactsRow};
 use ioto_domain::{CustomerId, Iccid, Result, Scope, TenantId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::convert::{corrupt, labels};
@@ -43,6 +46,29 @@ struct CountRow {
 struct BoundRow {
     iccid: String,
     device_id: Option<Uuid>,
+}
+
+/// The kind of each device of the tenant (of one sub-customer when given).
+async fn device_kinds(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    customer: Option<CustomerId>,
+) -> Result<HashMap<Uuid, String>> {
+    let mut devices = device::Entity::find()
+        .select_only()
+        .columns([device::Column::Id, device::Column::Kind])
+        .filter(device::Column::TenantId.eq(tenant.0));
+    if let Some(c) = customer {
+        devices = devices.filter(device::Column::CustomerId.eq(c.0));
+    }
+    Ok(devices
+        .into_model::<KindRow>()
+        .all(txn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|k| (k.id, k.kind))
+        .collect())
 }
 
 #[async_trait]
@@ -94,27 +120,15 @@ impl AnalyticsFleet for SqlStore {
             .columns([sim::Column::Iccid, sim::Column::DeviceId])
             .filter(sim::Column::TenantId.eq(tenant.0))
             .filter(sim::Column::DeviceId.is_not_null());
-        let mut devices = device::Entity::find()
-            .select_only()
-            .columns([device::Column::Id, device::Column::Kind])
-            .filter(device::Column::TenantId.eq(tenant.0));
         if let Some(c) = customer {
             sims = sims.filter(sim::Column::CustomerId.eq(c.0));
-            devices = devices.filter(device::Column::CustomerId.eq(c.0));
         }
         let rows = sims.into_model::<BoundRow>().all(&txn).await.map_err(db)?;
         if rows.is_empty() {
             commit(txn).await?;
             return Ok(Vec::new());
         }
-        let kinds: HashMap<Uuid, String> = devices
-            .into_model::<KindRow>()
-            .all(&txn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|k| (k.id, k.kind))
-            .collect();
+        let kinds = device_kinds(&txn, tenant, customer).await?;
         commit(txn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -146,23 +160,11 @@ impl AnalyticsFleet for SqlStore {
                 sim::Column::DeviceId,
             ])
             .filter(sim::Column::TenantId.eq(tenant.0));
-        let mut devices = device::Entity::find()
-            .select_only()
-            .columns([device::Column::Id, device::Column::Kind])
-            .filter(device::Column::TenantId.eq(tenant.0));
         if let Some(c) = customer {
             sims = sims.filter(sim::Column::CustomerId.eq(c.0));
-            devices = devices.filter(device::Column::CustomerId.eq(c.0));
         }
         let rows = sims.into_model::<FactRow>().all(&txn).await.map_err(db)?;
-        let kinds: HashMap<Uuid, String> = devices
-            .into_model::<KindRow>()
-            .all(&txn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|k| (k.id, k.kind))
-            .collect();
+        let kinds = device_kinds(&txn, tenant, customer).await?;
         commit(txn).await?;
         rows.into_iter()
             .map(|r| {

@@ -535,11 +535,7 @@ impl AnalyticsService {
         let mut carriers: BTreeMap<String, CarrierShare> = BTreeMap::new();
         for r in &rows {
             if let Some(m) = &r.mcc_mnc {
-                let c = carriers.entry(m.to_string()).or_insert_with(|| CarrierShare {
-                    mcc_mnc: m.clone(),
-                    bytes: 0,
-                    cost: Cost::default(),
-                });
+                let c = carrier(&mut carriers, m);
                 c.bytes = c.bytes.saturating_add(r.bytes_in.saturating_add(r.bytes_out));
             }
         }
@@ -599,11 +595,7 @@ impl AnalyticsService {
                 for r in &rated {
                     total = total + r.cost;
                     if let Some(m) = &r.mcc_mnc {
-                        let c = carriers.entry(m.to_string()).or_insert_with(|| CarrierShare {
-                            mcc_mnc: m.clone(),
-                            bytes: 0,
-                            cost: Cost::default(),
-                        });
+                        let c = carrier(&mut carriers, m);
                         c.cost = c.cost + r.cost;
                     }
                 }
@@ -679,6 +671,18 @@ fn day_after(t: DateTime<Utc>) -> NaiveDate {
     (t - Duration::seconds(1)).date_naive() + Duration::days(1)
 }
 
+/// The entry of network `m`, created empty.
+fn carrier<'a>(
+    map: &'a mut BTreeMap<String, CarrierShare>,
+    m: &crate::identifiers::MccMnc,
+) -> &'a mut CarrierShare {
+    map.entry(m.to_string()).or_insert_with(|| CarrierShare {
+        mcc_mnc: m.clone(),
+        bytes: 0,
+        cost: Cost::default(),
+    })
+}
+
 fn collect_carriers(
     rows: &[AnalyticsRow],
     out: &mut BTreeMap<String, CarrierShare>,
@@ -686,12 +690,7 @@ fn collect_carriers(
 ) -> Result<()> {
     for r in rows {
         if let Some(DimValue::Text(Some(code))) = r.dims.first() {
-            let mcc_mnc = crate::identifiers::MccMnc::parse(code)?;
-            let c = out.entry(code.clone()).or_insert_with(|| CarrierShare {
-                mcc_mnc,
-                bytes: 0,
-                cost: Cost::default(),
-            });
+            let c = carrier(out, &crate::identifiers::MccMnc::parse(code)?);
             set(c, &r.values);
         }
     }

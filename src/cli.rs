@@ -200,6 +200,10 @@ enum BenchCommand {
         /// Requests of each kind per round.
         #[arg(long, default_value_t = 100, value_parser = positive::<usize>())]
         requests: usize,
+        /// On ClickHouse: after the rounds, merge the tables the requests read (`OPTIMIZE …
+        /// FINAL`, what background merges reach in time) and measure the rounds again.
+        #[arg(long)]
+        merge: bool,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -555,15 +559,22 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             sims,
             runs,
             requests,
+            merge,
             data_dir,
         } => {
             if sims > 100_000 {
                 anyhow::bail!("--sims: at most 100000 (the bench's ICCIDs number SIMs with five digits)");
             }
             let loaded = bench_config(file, data_dir)?;
-            let figures =
-                crate::tooling::bench_analytics::analytics(&loaded.config, updates, sims, runs, requests)
-                    .await?;
+            let figures = crate::tooling::bench_analytics::analytics(
+                &loaded.config,
+                updates,
+                sims,
+                runs,
+                requests,
+                merge,
+            )
+            .await?;
             crate::tooling::bench_analytics::print(&figures);
         }
         BenchCommand::Rating {

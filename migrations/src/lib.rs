@@ -4,6 +4,7 @@ mod m0001_directory;
 mod m0002_fleet;
 mod m0003_credentials;
 mod m0004_billing;
+mod m0005_adjustments;
 
 use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
@@ -17,6 +18,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0002_postgres.sql"),
     include_str!("sql/0003_postgres.sql"),
     include_str!("sql/0004_postgres.sql"),
+    include_str!("sql/0005_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -29,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_fleet::Migration),
             Box::new(m0003_credentials::Migration),
             Box::new(m0004_billing::Migration),
+            Box::new(m0005_adjustments::Migration),
         ]
     }
 }
@@ -111,6 +114,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "sessions_hourly",
         sql: include_str!("../clickhouse/0007_sessions_hourly.sql"),
     },
+    UsageMigration {
+        version: 8,
+        name: "network_monthly_online",
+        sql: include_str!("../clickhouse/0008_network_monthly_online.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
@@ -149,6 +157,11 @@ pub const EMBEDDED_USAGE: &[UsageMigration] = &[
         version: 7,
         name: "sessions_hourly",
         sql: include_str!("../embedded/0007_sessions_hourly.sql"),
+    },
+    UsageMigration {
+        version: 8,
+        name: "network_monthly_online",
+        sql: include_str!("../embedded/0008_network_monthly_online.sql"),
     },
 ];
 

@@ -135,6 +135,8 @@ impl From<PresetGql> for Preset {
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "AnalyticsSource")]
 pub enum SourceGql {
+    /// Months by sub-customer and network, with each row's set of SIMs.
+    NetworkMonthly,
     UsageMonthly,
     UsageDaily,
     UsageHourly,
@@ -145,6 +147,7 @@ pub enum SourceGql {
 impl From<Cube> for SourceGql {
     fn from(c: Cube) -> Self {
         match c {
+            Cube::NetworkMonthly => Self::NetworkMonthly,
             Cube::UsageMonthly => Self::UsageMonthly,
             Cube::UsageDaily => Self::UsageDaily,
             Cube::UsageHourly => Self::UsageHourly,
@@ -704,7 +707,8 @@ impl AnalyticsQueryRoot {
 
     /// The SIMs behind one row of `usageAnalytics` (same input, the row's dimension values),
     /// most bytes first.
-    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
+    // Sized at most 500 (larger pages are refused by the resolver, naming `first`).
+    #[graphql(complexity = "crate::limits::page_cost(first.map(|f| f.min(500)), 50, child_complexity)")]
     async fn usage_analytics_sims(
         &self,
         ctx: &Context<'_>,

@@ -576,9 +576,10 @@ pub struct RatedPeriodObject {
 #[derive(SimpleObject)]
 #[graphql(name = "InvoiceLine")]
 pub struct InvoiceLineObject {
-    /// `DATA`, `ACCESS_FEE` or `OTHER`.
+    /// `DATA`, `ACCESS_FEE`, `ADJUSTMENT` (late usage of a closed period) or `OTHER`.
     pub kind: String,
-    /// Stable code to map to an ERP item (`DATA-<ZONE>`, `ACCESS-FEE`, `OTHER`, `CREDIT`).
+    /// Stable code to map to an ERP item (`DATA-<ZONE>`, `ACCESS-FEE`, `ADJ-DATA-<ZONE>`,
+    /// `ADJ-ACCESS-FEE`, `OTHER`, `CREDIT`).
     pub item_code: String,
     pub description: String,
     /// MB (up to 6 decimals) for data, SIM-months for access fees, units for charges.
@@ -589,6 +590,8 @@ pub struct InvoiceLineObject {
     pub amount: Decimal,
     /// Before rounding.
     pub exact_amount: Decimal,
+    /// For an adjustment: the first day of the closed period whose late usage it charges.
+    pub adjusts_period_start: Option<Date>,
 }
 
 /// What a tenant owes the platform for one period.
@@ -631,6 +634,7 @@ impl From<TenantInvoice> for TenantInvoiceObject {
                     unit_price: price(l.unit_price),
                     amount: Decimal(l.amount.round_half_up(minor)),
                     exact_amount: Decimal(l.exact_amount),
+                    adjusts_period_start: l.adjusts_period_start.map(Date),
                 })
                 .collect(),
             total: Decimal(i.total),

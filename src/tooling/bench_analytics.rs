@@ -61,6 +61,9 @@ pub struct AnalyticsBench {
     pub load_seconds: f64,
     /// Per run: dashboard, then month by network.
     pub runs: Vec<[OpRun; 2]>,
+    /// With `--merge`: how long ClickHouse took to merge the tables the requests read, and the
+    /// same rounds measured again afterwards.
+    pub merged: Option<(f64, Vec<[OpRun; 2]>)>,
     pub month_source: String,
 }
 
@@ -134,6 +137,7 @@ pub async fn analytics(
     sims: usize,
     runs: usize,
     requests: usize,
+    merge: bool,
 ) -> anyhow::Result<AnalyticsBench> {
     engines::migrate(config).await?;
     let app = App::build(config).await?;
@@ -182,32 +186,55 @@ pub async fn analytics(
         .as_str()
         .context("no token")?
         .to_owned();
-    let mut month_source = String::new();
-    let mut out = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let mut ops: Vec<OpRun> = Vec::with_capacity(2);
-        for query in [DASHBOARD, MONTH_BY_NETWORK] {
-            let body = json!({ "query": query });
-            let mut op = OpRun {
-                total_ms: Vec::with_capacity(requests),
-                store_ms: Vec::with_capacity(requests),
-            };
-            for _ in 0..requests {
-                let before = analytics.store_nanos();
-                let t = Instant::now();
-                let answer: Value = post(&client, &url, Some(&token), &body).await?;
-                let total = t.elapsed();
-                let store = Duration::from_nanos(analytics.store_nanos() - before);
-                op.total_ms.push(total.as_secs_f64() * 1e3);
-                op.store_ms.push(store.as_secs_f64() * 1e3);
-                if let Some(s) = answer["data"]["usageAnalytics"]["source"].as_str() {
-                    month_source = s.to_owned();
+    let measure = || {
+        let (client, url, token, analytics) = (&client, &url, &token, &analytics);
+        async move {
+            let mut source = String::new();
+            let mut out = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let mut ops: Vec<OpRun> = Vec::with_capacity(2);
+                for query in [DASHBOARD, MONTH_BY_NETWORK] {
+                    let body = json!({ "query": query });
+                    let mut op = OpRun {
+                        total_ms: Vec::with_capacity(requests),
+                        store_ms: Vec::with_capacity(requests),
+                    };
+                    for _ in 0..requests {
+                        let before = analytics.store_nanos();
+                        let t = Instant::now();
+                        let answer: Value = post(client, url, Some(token), &body).await?;
+                        let total = t.elapsed();
+                        let store = Duration::from_nanos(analytics.store_nanos() - before);
+                        op.total_ms.push(total.as_secs_f64() * 1e3);
+                        op.store_ms.push(store.as_secs_f64() * 1e3);
+                        if let Some(s) = answer["data"]["usageAnalytics"]["source"].as_str() {
+                            source = s.to_owned();
+                        }
+                    }
+                    ops.push(op);
                 }
+                let [dashboard, month]: [OpRun; 2] =
+                    ops.try_into().map_err(|_| anyhow::anyhow!("two operations"))?;
+                out.push([dashboard, month]);
             }
-            ops.push(op);
+            Ok::<_, anyhow::Error>((out, source))
         }
-        let [dashboard, month]: [OpRun; 2] = ops.try_into().map_err(|_| anyhow::anyhow!("two operations"))?;
-        out.push([dashboard, month]);
+    };
+    let (out, month_source) = measure().await?;
+    let mut merged = None;
+    if merge {
+        match engines::clickhouse_config(config) {
+            Some(ch) => {
+                let ch = ioto_analytics::ClickHouseUsage::connect(ch).await?;
+                let t = Instant::now();
+                ch.merge_analytics_tables().await?;
+                let merge_seconds = t.elapsed().as_secs_f64();
+                println!("merged the analytics tables in {merge_seconds:.1} s");
+                let (runs, _) = measure().await?;
+                merged = Some((merge_seconds, runs));
+            }
+            None => println!("--merge: the embedded store has no background merges; nothing to do"),
+        }
     }
     let _ = stop_tx.send(());
     server.await??;
@@ -216,6 +243,7 @@ pub async fn analytics(
         sims,
         load_seconds,
         runs: out,
+        merged,
         month_source,
     })
 }
@@ -229,6 +257,15 @@ pub fn print(b: &AnalyticsBench) {
         b.runs.len(),
         b.month_source
     );
+    println!("as loaded (ClickHouse's background merges still running):");
+    print_table(&b.runs);
+    if let Some((seconds, runs)) = &b.merged {
+        println!("after merging the tables the requests read ({seconds:.1} s):");
+        print_table(runs);
+    }
+}
+
+fn print_table(runs: &[[OpRun; 2]]) {
     println!("| request | p50 ms | p95 ms | stores p95 ms | API layer p95 ms |");
     println!("|---|---:|---:|---:|---:|");
     let cell = |values: Vec<f64>| {
@@ -236,7 +273,7 @@ pub fn print(b: &AnalyticsBench) {
         format!("{m:.1} ({lo:.1}–{hi:.1})")
     };
     for (i, name) in OPS.iter().enumerate() {
-        let per_run = |f: &dyn Fn(&OpRun) -> f64| b.runs.iter().map(|r| f(&r[i])).collect::<Vec<_>>();
+        let per_run = |f: &dyn Fn(&OpRun) -> f64| runs.iter().map(|r| f(&r[i])).collect::<Vec<_>>();
         println!(
             "| {name} | {} | {} | {} | {} |",
             cell(per_run(&|o| OpRun::pct(&o.total_ms, 0.5))),

@@ -6,6 +6,7 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Months, NaiveDate, Utc};
+use ioto_domain::billing::adjustment::{DataDelta, FeeDelta, PeriodAdjustment};
 use ioto_domain::billing::invoice::InvoiceCharge;
 use ioto_domain::billing::money::{Currency, Price};
 use ioto_domain::billing::rate_card::{
@@ -16,14 +17,16 @@ use ioto_domain::ports::billing::{
     BillingFleet, ClosedPeriod, InvoiceChargeStore, RateCardStore, RatingRunStore, RunQuery,
 };
 use ioto_domain::{CustomerId, Error, Iccid, Result, Scope, TenantId};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
-use crate::entities::{closed_period, invoice_charge, rate_card, rate_card_version, rating_run};
+use crate::entities::{
+    closed_period, invoice_charge, period_adjustment, rate_card, rate_card_version, rating_run,
+};
 use crate::error::{db, map};
 use crate::pool::{commit, SqlStore};
 
@@ -405,6 +408,98 @@ impl RatingRunStore for SqlBilling {
             })
             .collect())
     }
+
+    async fn put_adjustment(&self, a: &PeriodAdjustment) -> Result<()> {
+        let txn = self.begin(Scope::Platform).await?;
+        let closed = closed_period::Entity::find_by_id((a.card_id, a.period_start))
+            .one(&txn)
+            .await
+            .map_err(db)?;
+        if closed.is_some() {
+            return Err(Error::Conflict(format!(
+                "the period starting {} is closed; its invoice is final",
+                a.period_start
+            )));
+        }
+        let lines = serde_json::to_value(AdjustmentLines {
+            data: a.data.clone(),
+            fees: a.fees.clone(),
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let row = period_adjustment::ActiveModel {
+            rate_card_id: Set(a.card_id),
+            period_start: Set(a.period_start),
+            adjusted_period_start: Set(a.adjusted_period_start),
+            adjusted_period_end: Set(a.adjusted_period_end),
+            tenant_id: Set(a.tenant_id.0),
+            kind: Set(a.kind.as_str().to_owned()),
+            basis_records: Set(i64::try_from(a.basis_records)
+                .map_err(|_| Error::Internal("CDR count beyond 64 bits".into()))?),
+            lines: Set(lines),
+            computed_at: Set(a.computed_at),
+        };
+        period_adjustment::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    period_adjustment::Column::RateCardId,
+                    period_adjustment::Column::PeriodStart,
+                    period_adjustment::Column::AdjustedPeriodStart,
+                ])
+                .update_columns([
+                    period_adjustment::Column::AdjustedPeriodEnd,
+                    period_adjustment::Column::BasisRecords,
+                    period_adjustment::Column::Lines,
+                    period_adjustment::Column::ComputedAt,
+                ])
+                .to_owned(),
+            )
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await
+    }
+
+    async fn adjustments(&self, scope: Scope, tenant: TenantId) -> Result<Vec<PeriodAdjustment>> {
+        let txn = self.begin(scope).await?;
+        let rows = period_adjustment::Entity::find()
+            .filter(visible(
+                scope,
+                period_adjustment::Column::TenantId,
+                period_adjustment::Column::Kind,
+            ))
+            .filter(period_adjustment::Column::TenantId.eq(tenant.0))
+            .order_by_asc(period_adjustment::Column::PeriodStart)
+            .order_by_asc(period_adjustment::Column::AdjustedPeriodStart)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        rows.into_iter()
+            .map(|r| {
+                let lines: AdjustmentLines =
+                    serde_json::from_value(r.lines).map_err(|e| corrupt("adjustment lines", e))?;
+                Ok(PeriodAdjustment {
+                    card_id: r.rate_card_id,
+                    tenant_id: TenantId(r.tenant_id),
+                    kind: RateCardKind::parse(&r.kind)?,
+                    period_start: r.period_start,
+                    adjusted_period_start: r.adjusted_period_start,
+                    adjusted_period_end: r.adjusted_period_end,
+                    basis_records: r.basis_records.unsigned_abs(),
+                    data: lines.data,
+                    fees: lines.fees,
+                    computed_at: r.computed_at,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How an adjustment's lines are stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AdjustmentLines {
+    data: Vec<DataDelta>,
+    fees: Vec<FeeDelta>,
 }
 
 #[derive(FromQueryResult)]

@@ -198,7 +198,7 @@ async fn scenario(engines: Engines) -> Value {
     )
     .await;
     let u = &body["data"]["usageAnalytics"];
-    assert_eq!(u["source"], "USAGE_MONTHLY", "{body}");
+    assert_eq!(u["source"], "NETWORK_MONTHLY", "{body}");
     let rows: Vec<(String, i64, i64, i64, i64)> = u["rows"]
         .as_array()
         .unwrap()
@@ -230,6 +230,19 @@ async fn scenario(engines: Engines) -> Value {
         "active SIMs counted once over the networks"
     );
     answers.insert("month_by_network".into(), normal(u));
+
+    // The same month by SIM needs the monthly cube with a SIM column; it adds up the same.
+    let body = ask(
+        &admin,
+        json!({ "measures": ["BYTES_TOTAL", "ACTIVE_SIMS"], "dimensions": ["TIME", "SIM"],
+                "timeRange": range(MARCH.0, MARCH.1), "granularity": "MONTH" }),
+    )
+    .await;
+    let by_sim = &body["data"]["usageAnalytics"];
+    assert_eq!(by_sim["source"], "USAGE_MONTHLY", "{body}");
+    assert_eq!(by_sim["rows"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(by_sim["totals"]["bytesTotal"], 20_850, "{body}");
+    assert_eq!(by_sim["totals"]["activeSims"], 3, "{body}");
 
     // Days in Berlin start at 23:00 UTC: answered from hours, and session b (23:30 UTC on the
     // 10th) counts on Berlin's 11th; in UTC it counts on the 10th, from the daily cube.
@@ -602,10 +615,39 @@ async fn scenario(engines: Engines) -> Value {
             json!({ "measures": ["BYTES_TOTAL"], "timeRange": { "from": MARCH.0 } }),
             "timeRange",
         ),
+        (
+            json!({ "measures": ["BYTES_TOTAL"], "timeRange": range(MARCH.0, MARCH.1),
+                    "filter": { "networks": vec!["262-01"; 1_001] } }),
+            "filter.networks",
+        ),
+        (
+            json!({ "measures": ["BYTES_TOTAL"], "timeRange": range(MARCH.0, MARCH.1),
+                    "filter": { "labels": [{ "key": "", "value": "x" }] } }),
+            "filter.labels[0].key",
+        ),
     ] {
         let body = ask(&admin, input).await;
         assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    // A drill-down page is 1 to 500 SIMs.
+    let sized = "query($input: UsageAnalyticsInput!, $first: Int) { \
+         usageAnalyticsSims(input: $input, row: {network: \"262-01\"}, first: $first) { totalCount } }";
+    for first in [0, -1, 501, i64::from(i32::MAX)] {
+        let body = app
+            .gql(
+                Some(&admin),
+                sized,
+                json!({"input": { "measures": ["BYTES_TOTAL"], "dimensions": ["NETWORK"], "timeRange": range(MARCH.0, MARCH.1) },
+                       "first": first}),
+            )
+            .await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "first {first}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], "first", "{body}");
     }
 
     // The dashboard: live traffic now (s0 online; s1's session ended), the fleet's facts.

@@ -585,6 +585,101 @@ async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
         .await
         .unwrap();
     assert_eq!(third.len(), 1, "only the supplier card's period is still open");
+
+    // A CDR arriving after the close is charged in the next period as an adjustment line; the
+    // closed invoice is never rewritten, and rating again books it once.
+    let late_cdr = |n: u32, bytes: u64| CdrRecord {
+        tenant_id: tenant.id,
+        customer_id: Some(customer.id),
+        cdr_id: format!("{}-late-{n}", tenant.id),
+        iccid: sims[2].iccid.clone(),
+        start: Utc::now() - chrono::Duration::minutes(5),
+        end: Utc::now(),
+        mcc_mnc: MccMnc::parse("262-01").unwrap(),
+        bytes_in: bytes,
+        bytes_out: 0,
+        rating_group: 0,
+    };
+    usage.write_cdrs(&[late_cdr(1, 1_000_000)]).await.unwrap();
+    let next = month + chrono::Months::new(1);
+    let invoice_lines_of = |i: &ioto_domain::billing::invoice::TenantInvoice| {
+        i.lines
+            .iter()
+            .map(|l| {
+                (
+                    l.item_code.clone(),
+                    l.quantity.to_string(),
+                    l.amount.to_string_with(2),
+                    l.adjusts_period_start,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        service
+            .rate_period(Requester::User(&admin), tenant.id, next)
+            .await
+            .unwrap();
+        let following = service
+            .tenant_invoice(&admin, tenant.id, next)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            invoice_lines_of(&following),
+            vec![(
+                "ADJ-DATA-WORLD".to_owned(),
+                "1.00".into(),
+                "0.50".into(),
+                Some(month)
+            )],
+            "1 MB late at 0.5, booked once however often the next period is rated"
+        );
+        assert_eq!(following.lines[0].kind.as_str(), "ADJUSTMENT");
+        assert_eq!(following.total.to_string_with(2), "0.50");
+    }
+    let closed = service
+        .tenant_invoice(&admin, tenant.id, today)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        closed.total.to_string_with(2),
+        "12.52",
+        "the closed invoice is unchanged"
+    );
+    assert!(closed.is_final);
+
+    // Once the next period is closed too, its adjustment is final; later CDRs of the first
+    // month go to the period after, without counting the first one again.
+    service.close_period(&admin, retail.id, next).await.unwrap();
+    usage.write_cdrs(&[late_cdr(2, 2_000_000)]).await.unwrap();
+    let after_next = next + chrono::Months::new(1);
+    service
+        .rate_period(Requester::Scheduler, tenant.id, after_next)
+        .await
+        .unwrap();
+    let third_invoice = service
+        .tenant_invoice(&admin, tenant.id, after_next)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        invoice_lines_of(&third_invoice),
+        vec![(
+            "ADJ-DATA-WORLD".to_owned(),
+            "2.00".into(),
+            "1.00".into(),
+            Some(month)
+        )]
+    );
+    let final_next = service
+        .tenant_invoice(&admin, tenant.id, next)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(final_next.is_final);
+    assert_eq!(final_next.total.to_string_with(2), "0.50");
 }
 
 #[tokio::test]
@@ -748,7 +843,7 @@ async fn random_cdrs_reconcile(store: Arc<dyn UsageStore>, count: usize) {
         assert_eq!(Some(own), listed, "seed {seed}");
     }
     let priced = store.priced_usage(tenant, run).await.unwrap();
-    let lines = invoice_lines(&card, &priced, &[], &[]).unwrap();
+    let lines = invoice_lines(&card, &priced, &[], &[], &[]).unwrap();
     let exact: Cost = lines.iter().map(|l| l.exact_amount).sum();
     assert_eq!(exact, totals.usage_cost, "invoice data lines, seed {seed}");
     let rounded: Cost = lines.iter().map(|l| l.amount).sum();

@@ -216,6 +216,7 @@ async fn every_tenant_table_has_forced_row_level_security() {
         "rating_runs",
         "closed_periods",
         "invoice_charges",
+        "period_adjustments",
     ] {
         assert!(
             tables.iter().any(|(n, ..)| n == t),

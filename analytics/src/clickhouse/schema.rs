@@ -20,6 +20,10 @@ fn partition_expired(table: &str, partition: &str, now: DateTime<Utc>) -> bool {
         "session_updates" | "live_sessions" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
             .map(|d| d < session_cut)
             .unwrap_or(false),
+        // toYYYYMMDD(event_time): "online now" reads minutes; a day is kept.
+        "session_activity" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
+            .map(|d| d < (now - chrono::Duration::days(1)).date_naive())
+            .unwrap_or(false),
         // toYYYYMM(day): a month, dropped once its last day is past the cut-off.
         "device_telemetry" => NaiveDate::parse_from_str(&format!("{digits}01"), "%Y%m%d")
             .ok()
@@ -107,7 +111,7 @@ impl UsageEngine for ClickHouseUsage {
             .client
             .query(
                 "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() \
-                 AND active AND table IN ('session_updates', 'live_sessions', 'device_telemetry')",
+                 AND active AND table IN ('session_updates', 'live_sessions', 'session_activity', 'device_telemetry')",
             )
             .fetch_all::<PartitionRow>()
             .await

@@ -32,7 +32,9 @@ struct ChRow {
 fn literal(cube: Cube, t: DateTime<Utc>) -> String {
     match cube {
         Cube::UsageHourly | Cube::SessionsHourly => format!("toDateTime({})", t.timestamp()),
-        Cube::UsageMonthly | Cube::UsageDaily | Cube::RatedDaily => format!("toDate('{}')", t.date_naive()),
+        Cube::NetworkMonthly | Cube::UsageMonthly | Cube::UsageDaily | Cube::RatedDaily => {
+            format!("toDate('{}')", t.date_naive())
+        }
     }
 }
 
@@ -64,13 +66,27 @@ async fn cube_rows_once(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -
         return Ok(Vec::new());
     }
     let t = table(q.cube);
+    if !q.cube.has_sims() && (q.group.sim || q.filter.iccids.is_some()) {
+        return Err(ioto_domain::Error::Internal(format!(
+            "{} has no SIM column to group or filter by",
+            q.cube.name()
+        )));
+    }
     let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
     let pick = |on: bool, col: &str| if on { col.to_owned() } else { "''".to_owned() };
+    // NETWORK_MONTHLY holds aggregate states: sums and SIM sets are merged.
+    let states = !q.cube.has_sims();
+    let sum = if states { "sumMerge" } else { "sum" };
+    let sims = match (q.count_sims, states) {
+        (false, _) => "toUInt64(0)",
+        (true, true) => "uniqExactMerge(sims)",
+        (true, false) => "uniqExact(iccid)",
+    };
     let mut sql = format!(
         "SELECT toUInt32(arrayFirstIndex(b -> b > {time}, [{ends}])) AS bucket, \
          {customer} AS g_customer, {iccid} AS g_iccid, {network} AS g_network, {rat} AS g_rat, \
-         sum({bin}) AS bytes_in, sum({bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
-         {cost} AS cost, uniqExact(iccid) AS sims \
+         {sum}({bin}) AS bytes_in, {sum}({bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
+         {cost} AS cost, {sims} AS sims \
          FROM {table} WHERE tenant_id = ? AND {time} >= {from} AND {time} < {to}",
         time = t.time,
         ends = ends.join(", "),
@@ -156,7 +172,8 @@ async fn cube_rows_once(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -
 }
 
 /// SIMs with a session whose latest state is not terminated and was updated at or after `since`.
-/// Only rows written since then are read: a session updated since has its latest row among them.
+/// Only rows written since then are read (a range of `session_activity`'s sort key): a session
+/// updated since has its latest row among them.
 pub(crate) async fn online_sims(
     ch: &ClickHouseUsage,
     tenant: TenantId,
@@ -165,8 +182,8 @@ pub(crate) async fn online_sims(
 ) -> Result<u64> {
     let mut sql = String::from(
         "SELECT uniqExact(iccid) FROM (SELECT iccid, session_id, max(terminated) AS ended, max(event_time) AS last, \
-         argMax(customer_id, event_time) AS customer FROM live_sessions \
-         WHERE tenant_id = ? AND started_at >= now() - 7 * 86400 AND event_time >= toDateTime(?) \
+         argMax(customer_id, event_time) AS customer FROM session_activity \
+         WHERE tenant_id = ? AND event_time >= toDateTime(?) AND started_at >= now() - 7 * 86400 \
          GROUP BY iccid, session_id) WHERE ended = 0",
     );
     if customer.is_some() {

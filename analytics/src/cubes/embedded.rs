@@ -19,7 +19,9 @@ const SPLIT: i64 = 1_000_000;
 fn stored(cube: Cube, t: DateTime<Utc>) -> Value {
     match cube {
         Cube::UsageDaily | Cube::RatedDaily => Value::String(t.date_naive().to_string()),
-        Cube::UsageMonthly | Cube::UsageHourly | Cube::SessionsHourly => Value::from(t.timestamp()),
+        Cube::NetworkMonthly | Cube::UsageMonthly | Cube::UsageHourly | Cube::SessionsHourly => {
+            Value::from(t.timestamp())
+        }
     }
 }
 
@@ -35,7 +37,13 @@ pub(crate) async fn cube_rows(
     if selects_nothing(q) {
         return Ok(Vec::new());
     }
-    let t = table(q.cube);
+    // One monthly table serves both monthly cubes here: SQLite counts SIMs of a month's rows
+    // in one pass, which ClickHouse needs the SIM sets of NETWORK_MONTHLY for.
+    let t = table(if q.cube == Cube::NetworkMonthly {
+        Cube::UsageMonthly
+    } else {
+        q.cube
+    });
     let buckets = Value::Array(
         q.bounds
             .windows(2)
@@ -48,7 +56,7 @@ pub(crate) async fn cube_rows(
         "WITH b(i, s, e) AS (SELECT CAST(key AS INTEGER), json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) \
          SELECT b.i AS bucket, {customer} AS g_customer, {iccid} AS g_iccid, {network} AS g_network, {rat} AS g_rat, \
          SUM(u.{bin}) AS bytes_in, SUM(u.{bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
-         {cost_hi} AS cost_hi, {cost_lo} AS cost_lo, COUNT(DISTINCT u.iccid) AS sims \
+         {cost_hi} AS cost_hi, {cost_lo} AS cost_lo, {sims} AS sims \
          FROM {table} u JOIN b ON u.{time} >= b.s AND u.{time} < b.e WHERE u.tenant_id = ? \
          AND u.{time} >= json_extract(?, '$[0][0]') AND u.{time} < json_extract(?, '$[#-1][1]')",
         customer = pick(q.group.customer, "customer_id"),
@@ -58,6 +66,7 @@ pub(crate) async fn cube_rows(
         bin = t.bytes_in,
         bout = t.bytes_out,
         sessions = if q.cube.has_sessions() { "SUM(u.sessions)" } else { "0" },
+        sims = if q.count_sims { "COUNT(DISTINCT u.iccid)" } else { "0" },
         rated = if q.cube.is_rated() { "SUM(u.rounded_bytes)" } else { "0" },
         cost_hi = if q.cube.is_rated() { "SUM(u.cost_units / 1000000)" } else { "0" },
         cost_lo = if q.cube.is_rated() { "SUM(u.cost_units % 1000000)" } else { "0" },

@@ -24,6 +24,7 @@ pub(crate) struct CubeTable {
 
 pub(crate) fn table(cube: Cube) -> CubeTable {
     let (table, time) = match cube {
+        Cube::NetworkMonthly => ("network_usage_monthly", "month"),
         Cube::UsageMonthly => ("usage_monthly", "month"),
         Cube::UsageDaily => ("usage_daily", "day"),
         Cube::UsageHourly => ("usage_hourly", "hour"),

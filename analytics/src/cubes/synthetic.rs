@@ -89,3 +89,26 @@ impl ClickHouseUsage {
         Ok(spec.updates)
     }
 }
+
+impl ClickHouseUsage {
+    /// Merges the parts of the tables analytics reads (`OPTIMIZE TABLE … FINAL`): what
+    /// ClickHouse's background merges reach in time, done at once for a benchmark.
+    pub async fn merge_analytics_tables(&self) -> Result<()> {
+        for table in [
+            "network_usage_monthly",
+            "usage_monthly",
+            "usage_daily",
+            "usage_hourly",
+            "sessions_hourly",
+            "live_sessions",
+            "session_activity",
+        ] {
+            self.client
+                .query(&format!("OPTIMIZE TABLE {table} FINAL"))
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}

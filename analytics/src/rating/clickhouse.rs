@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use clickhouse::Row;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::{Cost, Price};
@@ -140,6 +141,17 @@ impl RatingEngine for ClickHouseUsage {
         }
         stages.write = started.elapsed();
         Ok((rated.totals, stages))
+    }
+
+    async fn cdr_count(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<u64> {
+        self.client
+            .query("SELECT count() FROM cdrs WHERE tenant_id = ? AND day >= toDate(?) AND day < toDate(?)")
+            .bind(tenant.to_string())
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_one::<u64>()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()> {

@@ -3,6 +3,7 @@
 //! (over 9.2 million currency units for one SIM, day and network) is refused, never wrapped.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::Cost;
 use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
@@ -117,6 +118,18 @@ impl RatingEngine for EmbeddedUsage {
         tx.commit().await.map_err(db_err)?;
         stages.write = started.elapsed();
         Ok((rated.totals, stages))
+    }
+
+    async fn cdr_count(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM cdrs WHERE tenant_id = ? AND day >= ? AND day < ?")
+                .bind(tenant.to_string())
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(n.unsigned_abs())
     }
 
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()> {

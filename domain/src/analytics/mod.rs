@@ -5,6 +5,7 @@
 //!
 //! | cube | time grain | dimensions | measures |
 //! |---|---|---|---|
+//! | `NETWORK_MONTHLY` | UTC month | sub-customer, network | bytes, active SIMs |
 //! | `USAGE_MONTHLY` | UTC month | sub-customer, SIM, network | bytes, active SIMs |
 //! | `USAGE_DAILY` | UTC day | sub-customer, SIM, network | bytes, active SIMs |
 //! | `USAGE_HOURLY` | hour | sub-customer, SIM, network | bytes, active SIMs |
@@ -75,6 +76,8 @@ pub enum Dimension {
 /// The cubes a usage store keeps, coarsest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cube {
+    /// No SIM column: a SIM set per row instead, so active SIMs are merged, not counted.
+    NetworkMonthly,
     UsageMonthly,
     UsageDaily,
     UsageHourly,
@@ -83,7 +86,8 @@ pub enum Cube {
 }
 
 impl Cube {
-    pub const ALL: [Cube; 5] = [
+    pub const ALL: [Cube; 6] = [
+        Cube::NetworkMonthly,
         Cube::UsageMonthly,
         Cube::UsageDaily,
         Cube::UsageHourly,
@@ -93,7 +97,7 @@ impl Cube {
 
     pub fn grain(self) -> Granularity {
         match self {
-            Cube::UsageMonthly => Granularity::Month,
+            Cube::NetworkMonthly | Cube::UsageMonthly => Granularity::Month,
             Cube::UsageDaily | Cube::RatedDaily => Granularity::Day,
             Cube::UsageHourly | Cube::SessionsHourly => Granularity::Hour,
         }
@@ -102,6 +106,7 @@ impl Cube {
     /// The name clients see in `source`.
     pub fn name(self) -> &'static str {
         match self {
+            Cube::NetworkMonthly => "NETWORK_MONTHLY",
             Cube::UsageMonthly => "USAGE_MONTHLY",
             Cube::UsageDaily => "USAGE_DAILY",
             Cube::UsageHourly => "USAGE_HOURLY",
@@ -120,6 +125,11 @@ impl Cube {
 
     pub fn is_rated(self) -> bool {
         self == Cube::RatedDaily
+    }
+
+    /// Whether rows can be grouped or filtered by SIM.
+    pub fn has_sims(self) -> bool {
+        self != Cube::NetworkMonthly
     }
 }
 
@@ -203,6 +213,8 @@ pub struct CubeQuery {
     pub filter: CubeFilter,
     /// Rating runs to read (`RatedDaily` only).
     pub runs: Vec<Uuid>,
+    /// Whether rows need their distinct SIMs counted (`CubeRow::sims`; 0 when not asked).
+    pub count_sims: bool,
 }
 
 impl CubeQuery {
@@ -287,5 +299,8 @@ pub struct AnalyticsResult {
 
 /// The most rows one answer holds; a request with more says so and asks for a narrower one.
 pub const MAX_ROWS: usize = 10_000;
+
+/// Values one filter list may hold (ICCIDs, networks, countries, labels, tariff plans, RATs).
+pub const MAX_FILTER_VALUES: usize = 1_000;
 /// The most time buckets one request may span.
 pub const MAX_BUCKETS: usize = 1_000;

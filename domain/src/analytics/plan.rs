@@ -199,6 +199,17 @@ pub struct Plan {
     pub by_sim_for_rollup: bool,
 }
 
+/// Whether the store must group `req`'s rows by SIM: for the SIM dimension, for what the fleet
+/// adds per SIM (labels, tariff plans), and for active SIMs per country (a SIM on two networks
+/// of one country counts once).
+fn by_sim(req: &AnalyticsRequest) -> bool {
+    let dims = &req.dimensions;
+    dims.contains(&Dimension::Sim)
+        || dims.contains(&Dimension::Label)
+        || dims.contains(&Dimension::TariffPlan)
+        || (dims.contains(&Dimension::Country) && req.measures.contains(&Measure::ActiveSims))
+}
+
 /// Picks the coarsest cube that serves `req` exactly, or says why none does.
 pub fn choose_cube(
     req: &AnalyticsRequest,
@@ -220,6 +231,12 @@ pub fn choose_cube(
         &[Cube::RatedDaily]
     } else if sessions {
         &[Cube::SessionsHourly]
+    } else if !by_sim(req)
+        && req.filter.iccids.is_empty()
+        && req.filter.labels.is_empty()
+        && req.filter.tariff_plans.is_empty()
+    {
+        &[Cube::NetworkMonthly, Cube::UsageDaily, Cube::UsageHourly]
     } else {
         &[Cube::UsageMonthly, Cube::UsageDaily, Cube::UsageHourly]
     };
@@ -257,9 +274,7 @@ pub fn cube_query(
     networks: &Networks,
 ) -> Plan {
     let dims = &req.dimensions;
-    let derived = dims.contains(&Dimension::Label) || dims.contains(&Dimension::TariffPlan);
-    let country_sims = dims.contains(&Dimension::Country) && req.measures.contains(&Measure::ActiveSims);
-    let sim = dims.contains(&Dimension::Sim) || derived || country_sims;
+    let sim = by_sim(req);
     let group = CubeGroup {
         customer: dims.contains(&Dimension::SubCustomer),
         sim,
@@ -311,6 +326,7 @@ pub fn cube_query(
                 rats: (!req.filter.rats.is_empty()).then(|| req.filter.rats.clone()),
             },
             runs: Vec::new(),
+            count_sims: req.measures.contains(&Measure::ActiveSims) && !sim,
         },
         by_sim_for_rollup: sim && !dims.contains(&Dimension::Sim),
     }
@@ -439,7 +455,18 @@ mod tests {
             Tz::UTC,
             vec![Measure::BytesTotal],
         );
-        assert_eq!(route(&utc_months).unwrap(), Cube::UsageMonthly);
+        assert_eq!(route(&utc_months).unwrap(), Cube::NetworkMonthly);
+        // By SIM (or what the fleet adds per SIM), months come from the cube with a SIM column.
+        let mut by_sim = utc_months.clone();
+        by_sim.dimensions.push(Dimension::TariffPlan);
+        assert_eq!(route(&by_sim).unwrap(), Cube::UsageMonthly);
+        let mut country_sims = utc_months.clone();
+        country_sims.dimensions = vec![Dimension::Country];
+        country_sims.measures = vec![Measure::ActiveSims];
+        assert_eq!(route(&country_sims).unwrap(), Cube::UsageMonthly);
+        let mut labelled = utc_months.clone();
+        labelled.filter.labels = vec![("site".into(), "north".into())];
+        assert_eq!(route(&labelled).unwrap(), Cube::UsageMonthly);
         let utc_days = req(
             "2026-01-01T00:00:00Z",
             "2026-01-08T00:00:00Z",

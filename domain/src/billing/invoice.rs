@@ -1,16 +1,15 @@
 //! Tenant invoice data for the platform operator: per tenant and billing period, line items
-//! (data by zone and price, access fees by fee, other charges entered by a platform admin) with
+//! (data by zone and price, access fees by fee, adjustments for late usage of closed periods, other charges entered by a platform admin) with
 //! quantities, unit prices and amounts, in a shape an ERP imports (see `docs/billing.md`).
 //!
 //! Amounts are exact until a line is made: each line's amount is its exact sum rounded once, half
 //! away from zero, to the currency's minor unit; the invoice total is the sum of its lines (as an
 //! ERP adds them up).
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use super::adjustment::{data_groups, PeriodAdjustment};
 use super::money::{Cost, Currency, Price, COST_SCALE};
 use super::rate_card::RateCard;
 use crate::{Error, Result, TenantId};
@@ -57,6 +56,8 @@ impl InvoiceCharge {
 pub enum LineKind {
     Data,
     AccessFee,
+    /// Late usage of a closed period, charged in a later one.
+    Adjustment,
     Other,
 }
 
@@ -65,6 +66,7 @@ impl LineKind {
         match self {
             LineKind::Data => "DATA",
             LineKind::AccessFee => "ACCESS_FEE",
+            LineKind::Adjustment => "ADJUSTMENT",
             LineKind::Other => "OTHER",
         }
     }
@@ -84,6 +86,8 @@ pub struct InvoiceLine {
     /// `exact_amount` rounded half away from zero to the currency's minor unit.
     pub amount: Cost,
     pub exact_amount: Cost,
+    /// For an adjustment: the first day of the closed period it corrects.
+    pub adjusts_period_start: Option<NaiveDate>,
 }
 
 /// What a tenant owes for one period.
@@ -121,44 +125,30 @@ pub struct FeeGroup {
 }
 
 /// Builds the lines: data by zone and unit price (the price in force on each row's day for its
-/// tariff plan), access fees by amount, then other charges in the order entered.
+/// tariff plan), access fees by amount, adjustments for late usage of closed periods (oldest
+/// period first), then other charges in the order entered.
 pub fn invoice_lines(
     card: &RateCard,
     usage: &[PricedUsage],
     fees: &[FeeGroup],
+    adjustments: &[PeriodAdjustment],
     charges: &[InvoiceCharge],
 ) -> Result<Vec<InvoiceLine>> {
     let minor = card.currency.minor_units();
-    let mut data: BTreeMap<(String, Price), (u64, Cost)> = BTreeMap::new();
-    for u in usage {
-        let version = card.version_on(u.day).ok_or_else(|| {
-            Error::Internal(format!("rated usage on {} which the card does not price", u.day))
-        })?;
-        let terms = &version.terms;
-        let zone = terms
-            .zones
-            .iter()
-            .position(|z| z.name == u.zone)
-            .ok_or_else(|| Error::Internal(format!("rated zone '{}' is not in the card", u.zone)))?;
-        let plan = (!u.tariff_plan.is_empty()).then_some(u.tariff_plan.as_str());
-        let price = terms.price(zone, plan);
-        let e = data.entry((u.zone.clone(), price)).or_insert((0, Cost::ZERO));
-        e.0 += u.rounded_bytes;
-        e.1 = e.1 + u.cost;
-    }
     let mut lines = Vec::new();
-    for ((zone, price), (bytes, exact)) in data {
+    for ((zone, price), (bytes, exact)) in data_groups(card, usage)? {
         // The line's quantity times its price is its amount: rows are priced this way.
-        debug_assert_eq!(price.cost_of_bytes(bytes), exact);
+        debug_assert_eq!(Cost::from_units(bytes * i128::from(price.micros())), exact);
         lines.push(InvoiceLine {
             kind: LineKind::Data,
             item_code: format!("DATA-{}", item_suffix(&zone)),
             description: format!("Data, zone {zone}"),
-            quantity: Cost::from_units(i128::from(bytes) * 1_000_000),
+            quantity: Cost::from_units(bytes * 1_000_000),
             unit: "MB",
             unit_price: price,
             amount: exact.round_half_up(minor),
             exact_amount: exact,
+            adjusts_period_start: None,
         });
     }
     let mut fee_groups: Vec<&FeeGroup> = fees.iter().filter(|f| f.charges > 0).collect();
@@ -173,7 +163,43 @@ pub fn invoice_lines(
             unit_price: f.fee,
             amount: f.total.round_half_up(minor),
             exact_amount: f.total,
+            adjusts_period_start: None,
         });
+    }
+    let mut adjustments: Vec<&PeriodAdjustment> = adjustments.iter().collect();
+    adjustments.sort_by_key(|a| a.adjusted_period_start);
+    for a in adjustments {
+        let period = format!(
+            "{} to {}",
+            a.adjusted_period_start,
+            a.adjusted_period_end.pred_opt().unwrap_or(a.adjusted_period_end)
+        );
+        for d in &a.data {
+            lines.push(InvoiceLine {
+                kind: LineKind::Adjustment,
+                item_code: format!("ADJ-DATA-{}", item_suffix(&d.zone)),
+                description: format!("Late usage of {period}: data, zone {}", d.zone),
+                quantity: Cost::from_units(i128::from(d.rounded_bytes) * 1_000_000),
+                unit: "MB",
+                unit_price: d.unit_price,
+                amount: d.cost.round_half_up(minor),
+                exact_amount: d.cost,
+                adjusts_period_start: Some(a.adjusted_period_start),
+            });
+        }
+        for f in &a.fees {
+            lines.push(InvoiceLine {
+                kind: LineKind::Adjustment,
+                item_code: "ADJ-ACCESS-FEE".into(),
+                description: format!("Late change of {period}: access fees at {}", f.fee),
+                quantity: Cost::from_units(i128::from(f.charges) * 10_i128.pow(COST_SCALE)),
+                unit: "SIM-month",
+                unit_price: f.fee,
+                amount: f.total.round_half_up(minor),
+                exact_amount: f.total,
+                adjusts_period_start: Some(a.adjusted_period_start),
+            });
+        }
     }
     for c in charges {
         let exact = c.amount();
@@ -186,6 +212,7 @@ pub fn invoice_lines(
             unit_price: c.unit_price,
             amount: exact.round_half_up(minor),
             exact_amount: exact,
+            adjusts_period_start: None,
         });
     }
     Ok(lines)

@@ -1,5 +1,6 @@
 //! Billing: money, rate cards and rating. See `docs/billing.md` for the rules a bill follows.
 
+pub mod adjustment;
 pub mod invoice;
 pub mod money;
 pub mod rate_card;

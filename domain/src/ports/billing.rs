@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::billing::adjustment::PeriodAdjustment;
 use crate::billing::invoice::{FeeGroup, InvoiceCharge, PricedUsage};
 use crate::billing::money::Cost;
 use crate::billing::rate_card::{RateCard, RateCardVersion};
@@ -62,6 +63,11 @@ pub trait RatingRunStore: Send + Sync + 'static {
     /// Marks a period final with its current run; `Conflict` when it is closed already.
     async fn close_period(&self, period: &ClosedPeriod) -> Result<()>;
     async fn closed_periods(&self, scope: Scope, tenant: TenantId) -> Result<Vec<ClosedPeriod>>;
+    /// Stores the adjustment of its card, period and adjusted period, replacing the one stored
+    /// before; `Conflict` when the period it is booked into is closed (its invoice is final).
+    async fn put_adjustment(&self, adjustment: &PeriodAdjustment) -> Result<()>;
+    /// The tenant's adjustments visible in `scope`, oldest booking period first.
+    async fn adjustments(&self, scope: Scope, tenant: TenantId) -> Result<Vec<PeriodAdjustment>>;
 }
 
 /// What rated usage can be summed by.
@@ -141,6 +147,9 @@ pub trait RatingEngine: Send + Sync + 'static {
     async fn rate(&self, job: &RatingJob) -> Result<RatingTotals> {
         Ok(self.rate_with_stages(job).await?.0)
     }
+    /// CDRs of the tenant in `[from, to)` (one per `cdr_id`): a closed period is rated again
+    /// only when this count changed.
+    async fn cdr_count(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<u64>;
     /// Removes the rows of runs that are no longer current.
     async fn discard_runs(&self, tenant: TenantId, runs: &[Uuid]) -> Result<()>;
     /// Rated usage summed by `query.by`, ordered by key.

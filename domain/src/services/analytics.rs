@@ -15,7 +15,7 @@ use crate::analytics::dashboard::{project, CarrierShare, Dashboard};
 use crate::analytics::plan::{self, bounds, choose_cube, cube_query, local_midnight, roll_up, SimFacts};
 use crate::analytics::{
     AnalyticsFilter, AnalyticsRequest, AnalyticsResult, AnalyticsRow, Cube, CubeFilter, CubeGroup, CubeQuery,
-    DimValue, Dimension, Measure, Measures, Preset, MAX_ROWS,
+    DimValue, Dimension, Measure, Measures, Preset, MAX_FILTER_VALUES, MAX_ROWS,
 };
 use crate::billing::money::{Cost, Currency};
 use crate::fleet::sim::SimState;
@@ -141,12 +141,42 @@ impl AnalyticsService {
         Ok((tenant, customer))
     }
 
+    /// Builds the request; filter lists are bounded ([`MAX_FILTER_VALUES`] each).
     fn request(&self, q: AnalyticsQuery, customer: Option<CustomerId>) -> Result<AnalyticsRequest> {
         if q.measures.is_empty() {
             return Err(Error::invalid(
                 "measures",
                 "ask for at least one of BYTES_IN, BYTES_OUT, BYTES_TOTAL, RATED_BYTES, COST, ACTIVE_SIMS, SESSIONS",
             ));
+        }
+        let f = &q.filter;
+        for (field, values) in [
+            ("filter.iccids", f.iccids.len()),
+            ("filter.networks", f.networks.len()),
+            ("filter.countries", f.countries.len()),
+            ("filter.labels", f.labels.len()),
+            ("filter.tariffPlans", f.tariff_plans.len()),
+            ("filter.rats", f.rats.len()),
+        ] {
+            if values > MAX_FILTER_VALUES {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "lists {values} values; at most {MAX_FILTER_VALUES} (group by a label or a sub-customer for larger sets)"
+                    ),
+                ));
+            }
+        }
+        for (i, (key, _)) in f.labels.iter().enumerate() {
+            if key.trim().is_empty() || key.len() > 100 {
+                return Err(Error::invalid(
+                    format!("filter.labels[{i}].key"),
+                    "a label key has 1 to 100 characters",
+                ));
+            }
+        }
+        if q.label_key.as_ref().is_some_and(|k| k.len() > 100) {
+            return Err(Error::invalid("labelKey", "a label key has 1 to 100 characters"));
         }
         for (i, d) in q.dimensions.iter().enumerate() {
             if q.dimensions[..i].contains(d) {
@@ -290,6 +320,7 @@ impl AnalyticsService {
             let whole = CubeQuery {
                 bounds: vec![req.from, req.to],
                 group: CubeGroup::default(),
+                count_sims: true,
                 ..plan.query.clone()
             };
             self.timed(self.usage.cube_rows(tenant, &whole))
@@ -482,16 +513,9 @@ impl AnalyticsService {
         };
         let (period_from, period_to) = (midnight(p_from), midnight(p_to));
 
-        let counts = self
-            .timed(self.fleet.fleet_counts(actor.scope(), tenant, customer))
-            .await?;
-        let by_state: HashMap<SimState, u64> = counts.by_state.iter().copied().collect();
-        let online_now = self
-            .timed(self.usage.online_sims(tenant, customer, now - ONLINE_WITHIN))
-            .await?;
-
-        // Session usage of the period by network (totals and carriers; SIMs counted by the store
-        // once over all networks), then the SIMs in devices by kind; the rest is in no device.
+        // Session usage of the period by network (carriers) and over all networks (SIMs counted
+        // once), the SIMs in devices with their usage, activations, fleet counts, online SIMs and
+        // the rated cost: independent reads, sent together (the stores' share is their wall time).
         let period_bounds = vec![period_from, period_to];
         let period_req = AnalyticsRequest {
             measures: vec![Measure::BytesTotal, Measure::ActiveSims],
@@ -519,33 +543,30 @@ impl AnalyticsService {
                 ..CubeFilter::default()
             },
             runs: Vec::new(),
+            count_sims: false,
         };
-        let rows = self.timed(self.usage.cube_rows(tenant, &by_network)).await?;
         let whole = CubeQuery {
             group: CubeGroup::default(),
+            count_sims: true,
             ..by_network.clone()
         };
-        let sims_total: u64 = self
-            .timed(self.usage.cube_rows(tenant, &whole))
-            .await?
-            .iter()
-            .map(|r| r.sims)
-            .sum();
-        let usage = plan::totals(&rows, false, sims_total);
-        let mut carriers: BTreeMap<String, CarrierShare> = BTreeMap::new();
-        for r in &rows {
-            if let Some(m) = &r.mcc_mnc {
-                let c = carrier(&mut carriers, m);
-                c.bytes = c.bytes.saturating_add(r.bytes_in.saturating_add(r.bytes_out));
+        let today_local = now.with_timezone(&tz).date_naive();
+        let first = today_local - Duration::days(29);
+        let day_starts: Vec<DateTime<Utc>> = (0..=30)
+            .map(|i| local_midnight(tz, first + Duration::days(i)))
+            .collect();
+        let devices = async {
+            let bound = self.fleet.bound_sims(actor.scope(), tenant, customer).await?;
+            if bound.is_empty() {
+                return Ok((bound, Vec::new()));
             }
-        }
-        let bound = self
-            .timed(self.fleet.bound_sims(actor.scope(), tenant, customer))
-            .await?;
-        let mut by_kind: BTreeMap<Option<String>, u64> = BTreeMap::new();
-        if !bound.is_empty() {
-            let kinds: HashMap<&Iccid, &String> = bound.iter().map(|(i, k)| (i, k)).collect();
             let in_devices = CubeQuery {
+                // The same grain, with a SIM column.
+                cube: if cube == Cube::NetworkMonthly {
+                    Cube::UsageMonthly
+                } else {
+                    cube
+                },
                 group: CubeGroup {
                     sim: true,
                     ..CubeGroup::default()
@@ -557,54 +578,87 @@ impl AnalyticsService {
                 },
                 ..by_network.clone()
             };
-            let mut in_devices_bytes = 0u64;
-            for r in self.timed(self.usage.cube_rows(tenant, &in_devices)).await? {
-                let bytes = r.bytes_in.saturating_add(r.bytes_out);
-                if let Some(kind) = r.iccid.as_ref().and_then(|i| kinds.get(i)) {
-                    let e = by_kind.entry(Some((*kind).clone())).or_default();
-                    *e = e.saturating_add(bytes);
-                    in_devices_bytes = in_devices_bytes.saturating_add(bytes);
-                }
+            let rows = self.usage.cube_rows(tenant, &in_devices).await?;
+            Ok::<_, Error>((bound, rows))
+        };
+        let rated = async {
+            if self.billing.cost_scope(actor, Some(tenant)).await.is_err() {
+                return Ok(None);
             }
-            by_kind.insert(None, usage.bytes_total().saturating_sub(in_devices_bytes));
-        } else {
-            by_kind.insert(None, usage.bytes_total());
+            let Some((cur, runs)) = self.billing.current_retail_runs(tenant, p_from, p_to).await? else {
+                return Ok(None);
+            };
+            let q = CubeQuery {
+                cube: Cube::RatedDaily,
+                bounds: vec![period_from, period_to],
+                group: CubeGroup {
+                    network: true,
+                    ..CubeGroup::default()
+                },
+                filter: CubeFilter {
+                    customer,
+                    ..CubeFilter::default()
+                },
+                runs,
+                count_sims: false,
+            };
+            Ok::<_, Error>(Some((cur, self.usage.cube_rows(tenant, &q).await?)))
+        };
+        let (counts, online_now, rows, whole_rows, (bound, device_rows), activated, rated) = self
+            .timed(async {
+                futures::try_join!(
+                    self.fleet.fleet_counts(actor.scope(), tenant, customer),
+                    self.usage.online_sims(tenant, customer, now - ONLINE_WITHIN),
+                    self.usage.cube_rows(tenant, &by_network),
+                    self.usage.cube_rows(tenant, &whole),
+                    devices,
+                    self.fleet
+                        .activations(actor.scope(), tenant, customer, day_starts[0], day_starts[30]),
+                    rated,
+                )
+            })
+            .await?;
+        let by_state: HashMap<SimState, u64> = counts.by_state.iter().copied().collect();
+        let sims_total: u64 = whole_rows.iter().map(|r| r.sims).sum();
+        let usage = plan::totals(&rows, false, sims_total);
+        let mut carriers: BTreeMap<String, CarrierShare> = BTreeMap::new();
+        for r in &rows {
+            if let Some(m) = &r.mcc_mnc {
+                let c = carrier(&mut carriers, m);
+                c.bytes = c.bytes.saturating_add(r.bytes_in.saturating_add(r.bytes_out));
+            }
         }
+        let mut by_kind: BTreeMap<Option<String>, u64> = BTreeMap::new();
+        let kinds: HashMap<&Iccid, &String> = bound.iter().map(|(i, k)| (i, k)).collect();
+        let mut in_devices_bytes = 0u64;
+        for r in &device_rows {
+            let bytes = r.bytes_in.saturating_add(r.bytes_out);
+            if let Some(kind) = r.iccid.as_ref().and_then(|i| kinds.get(i)) {
+                let e = by_kind.entry(Some((*kind).clone())).or_default();
+                *e = e.saturating_add(bytes);
+                in_devices_bytes = in_devices_bytes.saturating_add(bytes);
+            }
+        }
+        by_kind.insert(None, usage.bytes_total().saturating_sub(in_devices_bytes));
         by_kind.retain(|_, v| *v > 0);
 
         let mut cost_so_far = None;
         let mut projected_cost = None;
         let mut currency = None;
-        if self.billing.cost_scope(actor, Some(tenant)).await.is_ok() {
-            if let Some((cur, runs)) = self.billing.current_retail_runs(tenant, p_from, p_to).await? {
-                let q = CubeQuery {
-                    cube: Cube::RatedDaily,
-                    bounds: vec![period_from, period_to],
-                    group: CubeGroup {
-                        network: true,
-                        ..CubeGroup::default()
-                    },
-                    filter: CubeFilter {
-                        customer,
-                        ..CubeFilter::default()
-                    },
-                    runs,
-                };
-                let rated = self.timed(self.usage.cube_rows(tenant, &q)).await?;
-                let mut total = Cost::default();
-                for r in &rated {
-                    total = total + r.cost;
-                    if let Some(m) = &r.mcc_mnc {
-                        let c = carrier(&mut carriers, m);
-                        c.cost = c.cost + r.cost;
-                    }
+        if let Some((cur, rated)) = rated {
+            let mut total = Cost::default();
+            for r in &rated {
+                total = total + r.cost;
+                if let Some(m) = &r.mcc_mnc {
+                    let c = carrier(&mut carriers, m);
+                    c.cost = c.cost + r.cost;
                 }
-                let whole = (period_to - period_from).num_seconds();
-                let elapsed = (now - period_from).num_seconds();
-                cost_so_far = Some(total);
-                projected_cost = Some(project(total, elapsed, whole));
-                currency = Some(cur);
             }
+            let whole = (period_to - period_from).num_seconds();
+            let elapsed = (now - period_from).num_seconds();
+            cost_so_far = Some(total);
+            projected_cost = Some(project(total, elapsed, whole));
+            currency = Some(cur);
         }
         let mut carriers_by_traffic: Vec<CarrierShare> = carriers.into_values().collect();
         carriers_by_traffic.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.mcc_mnc.cmp(&b.mcc_mnc)));
@@ -616,19 +670,8 @@ impl AnalyticsService {
             Vec::new()
         };
 
-        let today_local = now.with_timezone(&tz).date_naive();
-        let first = today_local - Duration::days(29);
-        let day_starts: Vec<DateTime<Utc>> = (0..=30)
-            .map(|i| local_midnight(tz, first + Duration::days(i)))
-            .collect();
         let mut activations: Vec<(DateTime<Utc>, u64)> = day_starts[..30].iter().map(|d| (*d, 0)).collect();
-        for at in self
-            .timed(
-                self.fleet
-                    .activations(actor.scope(), tenant, customer, day_starts[0], day_starts[30]),
-            )
-            .await?
-        {
+        for at in activated {
             let i = day_starts.partition_point(|d| *d <= at);
             if (1..=30).contains(&i) {
                 activations[i - 1].1 += 1;

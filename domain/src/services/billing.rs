@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{Months, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::billing::adjustment::{delta, PeriodAdjustment};
 use crate::billing::invoice::{invoice_lines, InvoiceCharge, TenantInvoice};
 use crate::billing::money::{Currency, Price};
 use crate::billing::rate_card::{
@@ -291,23 +292,7 @@ impl BillingService {
             requested_by: who.name(),
         };
         self.runs.start_run(&run).await?;
-        // Access fees of the months that have begun (a month ahead is charged once it starts).
-        let mut active = Vec::new();
-        let mut month = from;
-        let today = Utc::now().date_naive();
-        while month < to && month <= today {
-            active.extend(self.fleet.active_sims(tenant, month).await?);
-            month = month + Months::new(1);
-        }
-        let job = RatingJob {
-            run_id: run.id,
-            tenant_id: tenant,
-            from,
-            to,
-            sims: self.fleet.billable_sims(tenant).await?,
-            active,
-            card,
-        };
+        let job = self.job(card, run.id, from, to).await?;
         match self.engine.rate(&job).await {
             Ok(totals) => {
                 let at = Utc::now();
@@ -329,6 +314,144 @@ impl BillingService {
                 Err(e)
             }
         }
+    }
+
+    /// The work of rating `card` over `[from, to)` into `run_id`.
+    async fn job(&self, card: RateCard, run_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<RatingJob> {
+        let tenant = card.tenant_id;
+        // Access fees of the months that have begun (a month ahead is charged once it starts).
+        let mut active = Vec::new();
+        let mut month = from;
+        let today = Utc::now().date_naive();
+        while month < to && month <= today {
+            active.extend(self.fleet.active_sims(tenant, month).await?);
+            month = month + Months::new(1);
+        }
+        Ok(RatingJob {
+            run_id,
+            tenant_id: tenant,
+            from,
+            to,
+            sims: self.fleet.billable_sims(tenant).await?,
+            active,
+            card,
+        })
+    }
+
+    /// Books the late usage of the card's closed periods before `period_start` into the
+    /// period starting `period_start` (open): see [`crate::billing::adjustment`]. A closed period
+    /// is rated again only when its CDR count differs from the one its last rating saw.
+    async fn book_adjustments(
+        &self,
+        card: &RateCard,
+        period_start: NaiveDate,
+    ) -> Result<Vec<PeriodAdjustment>> {
+        let tenant = card.tenant_id;
+        let closed: Vec<ClosedPeriod> = self
+            .runs
+            .closed_periods(Scope::Platform, tenant)
+            .await?
+            .into_iter()
+            .filter(|c| c.card_id == card.id && c.period_start < period_start)
+            .collect();
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let booked: Vec<PeriodAdjustment> = self
+            .runs
+            .adjustments(Scope::Platform, tenant)
+            .await?
+            .into_iter()
+            .filter(|a| a.card_id == card.id)
+            .collect();
+        let mut made = Vec::new();
+        for c in closed {
+            let (from, to) = card.billing_period.period_of(c.period_start);
+            let count = self.engine.cdr_count(tenant, from, to).await?;
+            let for_c: Vec<&PeriodAdjustment> = booked
+                .iter()
+                .filter(|a| a.adjusted_period_start == from)
+                .collect();
+            let basis = match for_c.iter().max_by_key(|a| a.computed_at) {
+                Some(a) => a.basis_records,
+                None => {
+                    let t = self.closed_run(tenant, &c).await?.totals;
+                    t.records + t.unpriced_records
+                }
+            };
+            if count == basis {
+                continue;
+            }
+            let scratch = Uuid::new_v4();
+            let job = self.job(card.clone(), scratch, from, to).await?;
+            let rerated = async {
+                self.engine.rate(&job).await?;
+                Ok::<_, Error>((
+                    self.engine.priced_usage(tenant, scratch).await?,
+                    self.engine.fee_groups(tenant, scratch).await?,
+                ))
+            }
+            .await;
+            if let Err(e) = self.engine.discard_runs(tenant, &[scratch]).await {
+                tracing::warn!(run = %scratch, error = %e, "could not remove the rows of a re-rating of a closed period");
+            }
+            let (usage, fees) = rerated?;
+            let invoiced_usage = self.engine.priced_usage(tenant, c.run_id).await?;
+            let invoiced_fees = self.engine.fee_groups(tenant, c.run_id).await?;
+            let elsewhere: Vec<&PeriodAdjustment> = for_c
+                .iter()
+                .copied()
+                .filter(|a| a.period_start != period_start)
+                .collect();
+            let (data, fees) = delta(
+                card,
+                (&usage, &fees),
+                (&invoiced_usage, &invoiced_fees),
+                &elsewhere,
+            )?;
+            let adjustment = PeriodAdjustment {
+                card_id: card.id,
+                tenant_id: tenant,
+                kind: card.kind,
+                period_start,
+                adjusted_period_start: from,
+                adjusted_period_end: to,
+                basis_records: count,
+                data,
+                fees,
+                computed_at: Utc::now(),
+            };
+            self.runs.put_adjustment(&adjustment).await?;
+            tracing::info!(
+                tenant = %tenant,
+                card = %card.id,
+                adjusted = %from,
+                into = %period_start,
+                amount = %adjustment.total(),
+                "late usage of a closed period booked as an adjustment"
+            );
+            made.push(adjustment);
+        }
+        Ok(made)
+    }
+
+    /// The run a closed period was invoiced from.
+    async fn closed_run(&self, tenant: TenantId, c: &ClosedPeriod) -> Result<RatingRun> {
+        self.runs
+            .runs(
+                Scope::Platform,
+                &RunQuery {
+                    tenant: Some(tenant),
+                    from: Some(c.period_start),
+                    to: c.period_start.succ_opt(),
+                    current_only: false,
+                    limit: 1_000,
+                },
+            )
+            .await?
+            .into_iter()
+            .find(|r| r.id == c.run_id)
+            .ok_or_else(|| Error::Internal(format!("the closed run {} is not recorded", c.run_id)))
     }
 
     /// The scheduler's pass: for every tenant with a card, rates the period holding `today` and,
@@ -396,7 +519,8 @@ impl BillingService {
                 continue;
             }
             done.push((card.id, from));
-            runs.push(self.run(who, card, from, to).await?);
+            runs.push(self.run(who, card.clone(), from, to).await?);
+            self.book_adjustments(&card, from).await?;
         }
         Ok(runs)
     }
@@ -621,7 +745,14 @@ impl BillingService {
         let usage = self.engine.priced_usage(tenant, run).await?;
         let fees = self.engine.fee_groups(tenant, run).await?;
         let charges = self.charges.charges(tenant, from).await?;
-        let lines = invoice_lines(&card, &usage, &fees, &charges)?;
+        let adjustments: Vec<PeriodAdjustment> = self
+            .runs
+            .adjustments(Scope::Platform, tenant)
+            .await?
+            .into_iter()
+            .filter(|a| a.card_id == card.id && a.period_start == from)
+            .collect();
+        let lines = invoice_lines(&card, &usage, &fees, &adjustments, &charges)?;
         let total = lines.iter().map(|l| l.amount).sum();
         Ok(Some(TenantInvoice {
             tenant_id: tenant,

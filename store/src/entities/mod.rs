@@ -6,6 +6,7 @@ pub mod customer;
 pub mod device;
 pub mod invoice_charge;
 pub mod label_suggestion;
+pub mod period_adjustment;
 pub mod rate_card;
 pub mod rate_card_version;
 pub mod rating_run;

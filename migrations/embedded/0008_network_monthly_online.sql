@@ -1,0 +1,3 @@
+-- Mirrors ClickHouse's 0008. Nothing to add here: the embedded store serves NETWORK_MONTHLY from
+-- usage_monthly (SQLite counts a month's distinct SIMs in one pass over its index
+-- usage_monthly_time), and "online now" reads live_sessions, which holds one row per session.

@@ -89,6 +89,7 @@ pub struct Config {
     pub fleet: FleetConfig,
     pub ingest: IngestConfig,
     pub rating: RatingConfig,
+    pub network: NetworkConfig,
 }
 
 /// How log lines are written.
@@ -219,6 +220,14 @@ pub struct FleetConfig {
     pub import_max_bytes: usize,
 }
 
+/// The network element SIM state changes go through. Only the simulated HLR exists so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkConfig {
+    /// The simulated HLR's capacity, latency and failure rates.
+    pub simulated: ioto_network::HlrProfile,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RatingConfig {
@@ -311,6 +320,7 @@ impl Default for Config {
                 import_max_bytes: 64 * 1024 * 1024,
             },
             rating: RatingConfig { interval_minutes: 60 },
+            network: NetworkConfig::default(),
             ingest: IngestConfig {
                 enabled: true,
                 batch_max: 20_000,
@@ -576,6 +586,10 @@ impl Config {
         if self.ingest.group.trim().is_empty() {
             bail!("ingest.group: must not be empty");
         }
+        self.network
+            .simulated
+            .check("network.simulated.")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.fleet.import_max_bytes < 1024 {
             bail!("fleet.import_max_bytes: must be at least 1024");
         }

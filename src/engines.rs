@@ -21,6 +21,8 @@ pub struct Engines {
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn EventBus>,
     pub telemetry: Arc<dyn TelemetrySource>,
+    /// Where SIM state changes are confirmed before they are recorded.
+    pub network: Arc<dyn ioto_domain::ports::network::NetworkAdapter>,
     pub topic_prefix: String,
 }
 
@@ -32,6 +34,7 @@ impl Engines {
             ("usage store", self.usage.info()),
             ("event bus", self.bus.info()),
             ("device telemetry", self.telemetry.info()),
+            ("network", self.network.info()),
         ]
     }
 
@@ -186,6 +189,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
         usage,
         bus,
         telemetry,
+        network: Arc::new(ioto_network::SimulatedHlr::new(config.network.simulated.clone())?),
         topic_prefix: config.kafka.topic_prefix.clone(),
     })
 }

@@ -286,6 +286,23 @@ impl FleetMutation {
         }
     }
 
+    /// Asks the network to cancel the SIM's current location, so its device attaches again (a
+    /// remedy for a device stuck on a network). The SIM must be ACTIVE or SUSPENDED; audited as
+    /// `LOCATION_UPDATED`, or `NETWORK_FAILED` with the reason.
+    async fn request_location_update(
+        &self,
+        ctx: &Context<'_>,
+        iccid: IccidScalar,
+        note: Option<String>,
+    ) -> async_graphql::Result<SimObject> {
+        let sim = services(ctx)
+            .fleet
+            .request_location_update(actor(ctx)?, &iccid.0, note.as_deref())
+            .await
+            .gql()?;
+        Ok(SimObject(sim))
+    }
+
     /// Cancels a pending scheduled transition.
     async fn cancel_scheduled_transition(
         &self,

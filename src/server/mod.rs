@@ -98,6 +98,7 @@ impl App {
             Arc::new(fleet_cipher(config)?),
             Arc::new(ioto_imports::TableFiles),
             realtime.clone(),
+            engines.network.clone(),
         );
         if config.fleet.scheduler_interval_seconds > 0 {
             crate::server::scheduler::spawn(

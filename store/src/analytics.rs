@@ -37,8 +37,9 @@ struct KindRow {
 }
 
 #[derive(FromQueryResult)]
-struct CountRow {
-    key: Option<String>,
+struct StatePlanCount {
+    state: String,
+    plan: Option<String>,
     n: i64,
 }
 
@@ -80,29 +81,31 @@ impl AnalyticsFleet for SqlStore {
         customer: Option<CustomerId>,
     ) -> Result<FleetCounts> {
         let txn = self.begin(scope).await?;
-        let mut out = FleetCounts::default();
-        for (by_state, column) in [(true, sim::Column::State), (false, sim::Column::TariffPlan)] {
-            let mut q = sim::Entity::find()
-                .select_only()
-                .column_as(column, "key")
-                .column_as(sim::Column::Id.count(), "n")
-                .filter(sim::Column::TenantId.eq(tenant.0))
-                .group_by(column);
-            if let Some(c) = customer {
-                q = q.filter(sim::Column::CustomerId.eq(c.0));
-            }
-            let rows = q.into_model::<CountRow>().all(&txn).await.map_err(db)?;
-            for r in rows {
-                let n = r.n.unsigned_abs();
-                if by_state {
-                    let state = r.key.unwrap_or_default();
-                    let state = SimState::parse(&state).map_err(|e| corrupt("sims", "state", e))?;
-                    out.by_state.push((state, n));
-                } else {
-                    out.by_tariff_plan.push((r.key, n));
-                }
-            }
+        // One pass over the tenant's SIMs (each row's visibility is checked once).
+        let mut q = sim::Entity::find()
+            .select_only()
+            .column_as(sim::Column::State, "state")
+            .column_as(sim::Column::TariffPlan, "plan")
+            .column_as(sim::Column::Id.count(), "n")
+            .filter(sim::Column::TenantId.eq(tenant.0))
+            .group_by(sim::Column::State)
+            .group_by(sim::Column::TariffPlan);
+        if let Some(c) = customer {
+            q = q.filter(sim::Column::CustomerId.eq(c.0));
         }
+        let rows = q.into_model::<StatePlanCount>().all(&txn).await.map_err(db)?;
+        let mut by_state: HashMap<SimState, u64> = HashMap::new();
+        let mut by_plan: HashMap<Option<String>, u64> = HashMap::new();
+        for r in rows {
+            let n = r.n.unsigned_abs();
+            let state = SimState::parse(&r.state).map_err(|e| corrupt("sims", "state", e))?;
+            *by_state.entry(state).or_default() += n;
+            *by_plan.entry(r.plan).or_default() += n;
+        }
+        let mut out = FleetCounts {
+            by_state: by_state.into_iter().collect(),
+            by_tariff_plan: by_plan.into_iter().collect(),
+        };
         commit(txn).await?;
         out.by_tariff_plan.sort();
         Ok(out)

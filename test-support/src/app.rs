@@ -44,6 +44,9 @@ impl TestApp {
         config.ingest.enabled = false;
         // Rating runs only when a test asks for it (`rateBillingPeriod`).
         config.rating.interval_minutes = 0;
+        // A quick network: tests about the network set their own profile.
+        config.network.simulated.latency_median_ms = 1.0;
+        config.network.simulated.latency_p99_ms = 5.0;
         if engines == Engines::Real {
             config.database.url = Some(SecretUrl::new(pg::database().await));
             let ch = clickhouse::database().await;

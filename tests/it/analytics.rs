@@ -516,6 +516,44 @@ async fn scenario(engines: Engines) -> Value {
     );
     assert_eq!(cost["totals"]["cost"], "4.50");
     answers.insert("cost_by_network".into(), normal(cost));
+    // The same rated rows by country and by label: DE = s0 + s2, FR = s1; north s0, south s1,
+    // s2 without the label.
+    for (key, dims, expected) in [
+        (
+            "country",
+            json!({ "dimensions": ["COUNTRY"] }),
+            vec![(json!("DE"), "2.50"), (json!("FR"), "2.00")],
+        ),
+        (
+            "label",
+            json!({ "dimensions": ["LABEL"], "labelKey": "region" }),
+            vec![
+                (Value::Null, "1.00"),
+                (json!("north"), "1.50"),
+                (json!("south"), "2.00"),
+            ],
+        ),
+    ] {
+        let mut input = json!({ "measures": ["COST"], "timeRange": range(MARCH.0, MARCH.1) });
+        for (k, v) in dims.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        let body = ask(&admin, input).await;
+        let a = &body["data"]["usageAnalytics"];
+        assert_eq!(a["source"], "RATED_DAILY", "{body}");
+        let got: Vec<(Value, String)> = a["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|r| (r[key].clone(), r["measures"]["cost"].as_str().unwrap().to_owned()))
+            .collect();
+        let expected: Vec<(Value, String)> = expected.into_iter().map(|(k, c)| (k, c.to_owned())).collect();
+        assert_eq!(got, expected, "{body}");
+        assert_eq!(
+            a["totals"]["cost"], "4.50",
+            "every cut sums to the invoice's data total"
+        );
+    }
     let body = ask(
         &admin,
         json!({ "measures": ["COST", "SESSIONS"], "timeRange": range(MARCH.0, MARCH.1) }),

@@ -58,7 +58,93 @@ pub(crate) async fn cube_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQu
     }
 }
 
+/// SIMs of NETWORK_MONTHLY rows that are not split or filtered by network come from the
+/// per-month SIM sets (`sims_monthly`: one set per month and sub-customer instead of one per
+/// network), the bytes from the cube; both are read at once and joined here.
 async fn cube_rows_once(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
+    if selects_nothing(q) {
+        return Ok(Vec::new());
+    }
+    if q.cube == Cube::NetworkMonthly && q.count_sims && !q.group.network && q.filter.networks.is_none() {
+        let bytes_only = CubeQuery {
+            count_sims: false,
+            ..q.clone()
+        };
+        let (mut rows, sims) =
+            futures::try_join!(grouped_rows(ch, tenant, &bytes_only), monthly_sims(ch, tenant, q))?;
+        for (bucket, customer, n) in sims {
+            match rows
+                .iter_mut()
+                .find(|r| r.bucket == bucket && r.customer_id == customer)
+            {
+                Some(r) => r.sims = n,
+                None => rows.push(CubeRow {
+                    bucket,
+                    customer_id: customer,
+                    sims: n,
+                    ..CubeRow::default()
+                }),
+            }
+        }
+        return Ok(rows);
+    }
+    grouped_rows(ch, tenant, q).await
+}
+
+#[derive(Row, Deserialize)]
+struct SimsRow {
+    bucket: u32,
+    g_customer: String,
+    sims: u64,
+}
+
+/// Distinct SIMs per bucket (and sub-customer when grouped by it) from `sims_monthly`.
+async fn monthly_sims(
+    ch: &ClickHouseUsage,
+    tenant: TenantId,
+    q: &CubeQuery,
+) -> Result<Vec<(usize, Option<CustomerId>, u64)>> {
+    let (Some(first), Some(last)) = (q.bounds.first(), q.bounds.last()) else {
+        return Ok(Vec::new());
+    };
+    let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
+    let mut sql = format!(
+        "SELECT toUInt32(arrayFirstIndex(b -> b > month, [{ends}])) AS bucket, {customer} AS g_customer, \
+         uniqExactMerge(sims) AS sims FROM sims_monthly \
+         WHERE tenant_id = ? AND month >= {from} AND month < {to}",
+        ends = ends.join(", "),
+        customer = if q.group.customer { "customer_id" } else { "''" },
+        from = literal(q.cube, *first),
+        to = literal(q.cube, *last),
+    );
+    if q.filter.customer.is_some() {
+        sql.push_str(" AND customer_id = ?");
+    }
+    sql.push_str(" GROUP BY bucket, g_customer");
+    let mut query = ch.client.query(&sql).bind(tenant.to_string());
+    if let Some(c) = q.filter.customer {
+        query = query.bind(c.to_string());
+    }
+    let rows = query.fetch_all::<SimsRow>().await.map_err(|e| ch.err(e))?;
+    rows.into_iter()
+        .map(|r| {
+            let bucket = (r.bucket as usize).saturating_sub(1);
+            if bucket + 1 >= q.bounds.len() {
+                return Err(ioto_domain::Error::Internal(format!(
+                    "sims_monthly: bucket {bucket} outside the query's bounds"
+                )));
+            }
+            let customer = if q.group.customer {
+                crate::stored::customer("sims_monthly", &r.g_customer)?
+            } else {
+                None
+            };
+            Ok((bucket, customer, r.sims))
+        })
+        .collect()
+}
+
+async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
     let (Some(first), Some(last)) = (q.bounds.first(), q.bounds.last()) else {
         return Ok(Vec::new());
     };

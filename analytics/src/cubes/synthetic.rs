@@ -96,6 +96,7 @@ impl ClickHouseUsage {
     pub async fn merge_analytics_tables(&self) -> Result<()> {
         for table in [
             "network_usage_monthly",
+            "sims_monthly",
             "usage_monthly",
             "usage_daily",
             "usage_hourly",

@@ -50,10 +50,14 @@ pub enum AuditAction {
     Swapped,
     TransitionScheduled,
     TransitionCancelled,
+    /// The network did not confirm a change; the SIM kept its state (`newValue` says why).
+    NetworkFailed,
+    /// The network was asked to cancel the SIM's location (the device attaches again).
+    LocationUpdated,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 13] = [
         Self::Created,
         Self::Imported,
         Self::Updated,
@@ -65,6 +69,8 @@ impl AuditAction {
         Self::Swapped,
         Self::TransitionScheduled,
         Self::TransitionCancelled,
+        Self::NetworkFailed,
+        Self::LocationUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,8 @@ impl AuditAction {
             Self::Swapped => "SWAPPED",
             Self::TransitionScheduled => "TRANSITION_SCHEDULED",
             Self::TransitionCancelled => "TRANSITION_CANCELLED",
+            Self::NetworkFailed => "NETWORK_FAILED",
+            Self::LocationUpdated => "LOCATION_UPDATED",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod bus;
 pub mod directory;
 pub mod fleet;
+pub mod network;
 pub mod telemetry;
 pub mod usage;
 

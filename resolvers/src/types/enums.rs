@@ -112,7 +112,7 @@ mirror_enum!(
     /// What an audit entry records.
     AuditActionKind, "AuditAction", AuditAction, [
         Created, Imported, Updated, StateChanged, Assigned, LabelsChanged, Bound, Unbound, Swapped,
-        TransitionScheduled, TransitionCancelled,
+        TransitionScheduled, TransitionCancelled, NetworkFailed, LocationUpdated,
     ]
 );
 

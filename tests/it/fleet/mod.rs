@@ -3,6 +3,7 @@
 mod coordination;
 mod import;
 mod lifecycle;
+mod network;
 mod queries;
 mod visibility;
 
@@ -23,7 +24,10 @@ impl Fixture {
     }
 
     pub async fn on(engines: Engines, role: Role) -> Self {
-        let app = TestApp::spawn(engines).await;
+        Self::with_app(TestApp::spawn(engines).await, role).await
+    }
+
+    pub async fn with_app(app: TestApp, role: Role) -> Self {
         let tenant = app.factory.tenant("Fleet").await;
         let user = app.factory.user(&tenant, role, None).await;
         let token = app.login(user.email.as_str(), TEST_PASSWORD).await;

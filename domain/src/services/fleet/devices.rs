@@ -15,6 +15,7 @@ use crate::fleet::query::DeviceFilter;
 use crate::fleet::sim::{Sim, SimState};
 use crate::fleet::{AuditAction, Labels};
 use crate::identifiers::Iccid;
+use crate::ports::network::NetworkAction;
 use crate::ports::{Changeset, Versioned};
 use crate::{Actor, CustomerId, DeviceId, Error, Permission, Result, TenantId};
 
@@ -223,6 +224,19 @@ impl FleetService {
         if target == DeviceState::Retired && on_retire == RetireSims::Suspend {
             for sim in self.store.sims_in_devices(actor.scope(), &[id]).await? {
                 if sim.state == SimState::Active {
+                    // A SIM the network does not suspend stays ACTIVE (its audit trail says
+                    // why); the device is retired all the same.
+                    let receipt = match self
+                        .tell_network(actor.scope(), &sim, NetworkAction::Suspend, &stamp)
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(Error::Conflict(why) | Error::Unavailable(why)) => {
+                            tracing::warn!(iccid = %sim.iccid, %why, "a SIM of a retired device was not suspended");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let mut s = sim.clone();
                     s.state = SimState::Suspended;
                     effects.push(sim_entry(
@@ -230,7 +244,8 @@ impl FleetService {
                         AuditAction::StateChanged,
                         &stamp,
                         json!({ "state": "ACTIVE" }),
-                        json!({ "state": "SUSPENDED", "because": format!("device {} retired", d.imei) }),
+                        json!({ "state": "SUSPENDED", "because": format!("device {} retired", d.imei),
+                                "network": { "action": "SUSPEND", "reference": receipt.reference } }),
                     ));
                     sims.push((sim.version, s));
                 }

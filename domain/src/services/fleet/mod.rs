@@ -27,6 +27,7 @@ use crate::fleet::secret::{mask, SecretCipher};
 use crate::fleet::sim::Sim;
 use crate::fleet::{AuditAction, FleetSettings};
 use crate::identifiers::Iccid;
+use crate::ports::network::NetworkAdapter;
 use crate::ports::{Changeset, Fleet, FleetNotifier, ScheduleQuery, TableReader};
 use crate::{Actor, CustomerId, DeviceId, Error, Permission, Result, Role, Scope, SimId, TenantId};
 
@@ -44,6 +45,7 @@ pub struct FleetService {
     cipher: Arc<SecretCipher>,
     reader: Arc<dyn TableReader>,
     notifier: Arc<dyn FleetNotifier>,
+    network: Arc<dyn NetworkAdapter>,
 }
 
 /// Label changes: keys to set and keys to remove; `replace` drops every label not set here.
@@ -77,12 +79,14 @@ impl FleetService {
         cipher: Arc<SecretCipher>,
         reader: Arc<dyn TableReader>,
         notifier: Arc<dyn FleetNotifier>,
+        network: Arc<dyn NetworkAdapter>,
     ) -> Self {
         Self {
             store,
             cipher,
             reader,
             notifier,
+            network,
         }
     }
 

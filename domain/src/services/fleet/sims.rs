@@ -14,8 +14,12 @@ use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use crate::fleet::sim::{parse_pin, parse_tariff_plan, NewSim, Sim, SimState, SimType};
 use crate::fleet::{AuditAction, Labels};
 use crate::identifiers::{Iccid, Imsi, Msisdn};
+use crate::ports::network::{NetworkAction, NetworkFailure, NetworkReceipt, NetworkRequest};
 use crate::ports::{Changeset, Versioned};
 use crate::{Actor, CustomerId, Error, Permission, Result, Scope, TenantId};
+
+/// Attempts at a network request before a single-SIM change gives up (transient failures).
+pub const NETWORK_ATTEMPTS: u32 = 3;
 
 /// A SIM to create by hand (imports go through [`super::ImportRequest`]).
 #[derive(Debug, Clone)]
@@ -252,6 +256,9 @@ impl FleetService {
         stamp: &AuditStamp,
     ) -> Result<Outcome<Sim>> {
         current.state.check(target)?;
+        // The network first: the database records only what the network confirmed.
+        let action = NetworkAction::for_transition(current.state, target);
+        let receipt = self.tell_network(scope, &current, action, stamp).await?;
         let mut sim = current.clone();
         sim.state = target;
         let mut effects = vec![sim_entry(
@@ -259,7 +266,7 @@ impl FleetService {
             AuditAction::StateChanged,
             stamp,
             json!({ "state": current.state.as_str() }),
-            json!({ "state": target.as_str() }),
+            json!({ "state": target.as_str(), "network": { "action": action.as_str(), "reference": receipt.reference } }),
         )];
         if target == SimState::Terminated {
             if let Some(device) = sim.device_id.take() {
@@ -274,6 +281,111 @@ impl FleetService {
         }
         self.write_sims(scope, vec![(current.version, sim)], effects)
             .await
+    }
+
+    /// Sends `action` for `sim` to the network, retrying transient failures
+    /// ([`NETWORK_ATTEMPTS`] attempts in all, backing off). A failure is recorded in the SIM's
+    /// audit trail with the reason and answered as `CONFLICT` (refused) or `UNAVAILABLE` (the
+    /// network did not answer); the SIM keeps its state.
+    pub(crate) async fn tell_network(
+        &self,
+        scope: Scope,
+        sim: &Sim,
+        action: NetworkAction,
+        stamp: &AuditStamp,
+    ) -> Result<NetworkReceipt> {
+        let request = NetworkRequest {
+            id: Uuid::new_v4(),
+            tenant_id: sim.tenant_id,
+            iccid: sim.iccid.clone(),
+            imsi: sim.imsi.clone(),
+            action,
+        };
+        let mut attempt = 1;
+        let failure = loop {
+            match self.network.send(&request).await {
+                Ok(receipt) => return Ok(receipt),
+                Err(NetworkFailure::Transient(why)) if attempt < NETWORK_ATTEMPTS => {
+                    tracing::debug!(iccid = %sim.iccid, attempt, %why, "network busy; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * 4_u64.pow(attempt - 1))).await;
+                    attempt += 1;
+                }
+                Err(f) => break f,
+            }
+        };
+        let (kind, error) = match &failure {
+            NetworkFailure::Permanent(why) => (
+                "REFUSED",
+                Error::Conflict(format!(
+                    "the network refused {} for SIM {}: {why}; the SIM stays {}",
+                    action.as_str(),
+                    sim.iccid,
+                    sim.state.as_str()
+                )),
+            ),
+            NetworkFailure::Transient(why) => (
+                "NO_ANSWER",
+                Error::Unavailable(format!(
+                    "the network ({} attempts at {}: {why}; SIM {} stays {})",
+                    NETWORK_ATTEMPTS,
+                    action.as_str(),
+                    sim.iccid,
+                    sim.state.as_str()
+                )),
+            ),
+        };
+        let entry = sim_entry(
+            sim,
+            AuditAction::NetworkFailed,
+            stamp,
+            json!({ "state": sim.state.as_str() }),
+            json!({ "action": action.as_str(), "failure": kind, "reason": failure.to_string(), "requestId": request.id.to_string() }),
+        );
+        self.commit(
+            scope,
+            Changeset {
+                audit: vec![entry],
+                ..Changeset::default()
+            },
+        )
+        .await?;
+        Err(error)
+    }
+
+    /// Asks the network to cancel the SIM's location so its device attaches again; audited.
+    pub async fn request_location_update(
+        &self,
+        actor: &Actor,
+        iccid: &Iccid,
+        note: Option<&str>,
+    ) -> Result<Sim> {
+        let sim = self.sim_for_change(actor, iccid).await?;
+        if !matches!(sim.state, SimState::Active | SimState::Suspended) {
+            return Err(Error::Conflict(format!(
+                "SIM {iccid} is {}; a location update needs an ACTIVE or SUSPENDED SIM",
+                sim.state.as_str()
+            )));
+        }
+        let stamp = AuditStamp::new(actor, parse_note(note)?);
+        let receipt = self
+            .tell_network(actor.scope(), &sim, NetworkAction::LocationUpdate, &stamp)
+            .await?;
+        let entry = sim_entry(
+            &sim,
+            AuditAction::LocationUpdated,
+            &stamp,
+            json!(null),
+            json!({ "network": { "action": NetworkAction::LocationUpdate.as_str(), "reference": receipt.reference } }),
+        );
+        self.commit(
+            actor.scope(),
+            Changeset {
+                audit: vec![entry],
+                ..Changeset::default()
+            },
+        )
+        .await?;
+        Ok(sim)
     }
 
     /// Writes SIM rows checked against their read versions, with audit entries.
@@ -568,6 +680,18 @@ impl FleetService {
             SimState::Suspended => SimState::Suspended,
             _ => SimState::Active,
         };
+        // The network first: the successor is provisioned, then the old SIM removed. When the
+        // removal fails the successor stays provisioned in the network (both in the audit trail)
+        // and nothing changes here.
+        self.tell_network(
+            actor.scope(),
+            &new,
+            NetworkAction::for_transition(new.state, target_state),
+            &stamp,
+        )
+        .await?;
+        self.tell_network(actor.scope(), &old, NetworkAction::Terminate, &stamp)
+            .await?;
         let mut retired = old.clone();
         retired.state = SimState::Terminated;
         retired.msisdn = None;

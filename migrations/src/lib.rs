@@ -1,10 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod m0001_directory;
-mod m0002_fleet;
-mod m0003_credentials;
-mod m0004_billing;
-mod m0005_adjustments;
+mod sql_migration;
+
+use sql_migration::SqlMigration;
 
 use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::prelude::{DbErr, MigratorTrait};
@@ -28,10 +27,34 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m0001_directory::Migration),
-            Box::new(m0002_fleet::Migration),
-            Box::new(m0003_credentials::Migration),
-            Box::new(m0004_billing::Migration),
-            Box::new(m0005_adjustments::Migration),
+            // Fleet: devices, SIM details and bindings, labels, audit trail, scheduled transitions.
+            Box::new(SqlMigration {
+                name: "m0002_fleet",
+                postgres: include_str!("sql/0002_postgres.sql"),
+                sqlite: include_str!("sql/0002_sqlite.sql"),
+                irreversible: "it would drop devices and the audit trail",
+            }),
+            // When a user's credentials last changed: tokens issued before then stop working.
+            Box::new(SqlMigration {
+                name: "m0003_credentials",
+                postgres: include_str!("sql/0003_postgres.sql"),
+                sqlite: include_str!("sql/0003_sqlite.sql"),
+                irreversible: "tokens issued before a password change would work again",
+            }),
+            // Rate cards, rating runs and closed billing periods.
+            Box::new(SqlMigration {
+                name: "m0004_billing",
+                postgres: include_str!("sql/0004_postgres.sql"),
+                sqlite: include_str!("sql/0004_sqlite.sql"),
+                irreversible: "rating runs and closed periods are financial records",
+            }),
+            // Adjustments: late usage of closed billing periods, charged in a later period.
+            Box::new(SqlMigration {
+                name: "m0005_adjustments",
+                postgres: include_str!("sql/0005_postgres.sql"),
+                sqlite: include_str!("sql/0005_sqlite.sql"),
+                irreversible: "adjustments are financial records",
+            }),
         ]
     }
 }

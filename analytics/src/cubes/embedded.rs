@@ -39,11 +39,7 @@ pub(crate) async fn cube_rows(
     }
     // One monthly table serves both monthly cubes here: SQLite counts SIMs of a month's rows
     // in one pass, which ClickHouse needs the SIM sets of NETWORK_MONTHLY for.
-    let t = table(if q.cube == Cube::NetworkMonthly {
-        Cube::UsageMonthly
-    } else {
-        q.cube
-    });
+    let t = table(q.cube.with_sim_column());
     let buckets = Value::Array(
         q.bounds
             .windows(2)

@@ -131,6 +131,14 @@ impl Cube {
     pub fn has_sims(self) -> bool {
         self != Cube::NetworkMonthly
     }
+
+    /// The cube of the same grain and source that can be grouped or filtered by SIM.
+    pub fn with_sim_column(self) -> Cube {
+        match self {
+            Cube::NetworkMonthly => Cube::UsageMonthly,
+            c => c,
+        }
+    }
 }
 
 /// Why no cube serves a request exactly (machine-readable; the message says it in words).
@@ -218,6 +226,21 @@ pub struct CubeQuery {
 }
 
 impl CubeQuery {
+    /// The same rows over the whole range as one ungrouped bucket, with the distinct SIMs
+    /// counted (a SIM in several buckets or groups counts once).
+    pub fn sims_over_range(&self) -> CubeQuery {
+        let whole = match (self.bounds.first(), self.bounds.last()) {
+            (Some(first), Some(last)) => vec![*first, *last],
+            _ => Vec::new(),
+        };
+        CubeQuery {
+            bounds: whole,
+            group: CubeGroup::default(),
+            count_sims: true,
+            ..self.clone()
+        }
+    }
+
     /// The bucket `t` falls in.
     pub fn bucket_of(&self, t: DateTime<Utc>) -> Option<usize> {
         let i = self.bounds.partition_point(|b| *b <= t);

@@ -139,32 +139,26 @@ pub fn invoice_lines(
     for ((zone, price), (bytes, exact)) in data_groups(card, usage)? {
         // The line's quantity times its price is its amount: rows are priced this way.
         debug_assert_eq!(Cost::from_units(bytes * i128::from(price.micros())), exact);
-        lines.push(InvoiceLine {
-            kind: LineKind::Data,
-            item_code: format!("DATA-{}", item_suffix(&zone)),
-            description: format!("Data, zone {zone}"),
-            quantity: Cost::from_units(bytes * 1_000_000),
-            unit: "MB",
-            unit_price: price,
-            amount: exact.round_half_up(minor),
-            exact_amount: exact,
-            adjusts_period_start: None,
-        });
+        lines.push(InvoiceLine::new(
+            (LineKind::Data, format!("DATA-{}", item_suffix(&zone))),
+            format!("Data, zone {zone}"),
+            megabytes(bytes),
+            price,
+            exact,
+            minor,
+        ));
     }
     let mut fee_groups: Vec<&FeeGroup> = fees.iter().filter(|f| f.charges > 0).collect();
     fee_groups.sort_by_key(|f| std::cmp::Reverse(f.fee));
     for f in fee_groups {
-        lines.push(InvoiceLine {
-            kind: LineKind::AccessFee,
-            item_code: "ACCESS-FEE".into(),
-            description: format!("Access fee, SIMs active in the month, at {}", f.fee),
-            quantity: Cost::from_units(i128::from(f.charges) * 10_i128.pow(COST_SCALE)),
-            unit: "SIM-month",
-            unit_price: f.fee,
-            amount: f.total.round_half_up(minor),
-            exact_amount: f.total,
-            adjusts_period_start: None,
-        });
+        lines.push(InvoiceLine::new(
+            (LineKind::AccessFee, "ACCESS-FEE".into()),
+            format!("Access fee, SIMs active in the month, at {}", f.fee),
+            units(i128::from(f.charges), "SIM-month"),
+            f.fee,
+            f.total,
+            minor,
+        ));
     }
     let mut adjustments: Vec<&PeriodAdjustment> = adjustments.iter().collect();
     adjustments.sort_by_key(|a| a.adjusted_period_start);
@@ -174,48 +168,80 @@ pub fn invoice_lines(
             a.adjusted_period_start,
             a.adjusted_period_end.pred_opt().unwrap_or(a.adjusted_period_end)
         );
+        let adjusts = |line: InvoiceLine| InvoiceLine {
+            adjusts_period_start: Some(a.adjusted_period_start),
+            ..line
+        };
         for d in &a.data {
-            lines.push(InvoiceLine {
-                kind: LineKind::Adjustment,
-                item_code: format!("ADJ-DATA-{}", item_suffix(&d.zone)),
-                description: format!("Late usage of {period}: data, zone {}", d.zone),
-                quantity: Cost::from_units(i128::from(d.rounded_bytes) * 1_000_000),
-                unit: "MB",
-                unit_price: d.unit_price,
-                amount: d.cost.round_half_up(minor),
-                exact_amount: d.cost,
-                adjusts_period_start: Some(a.adjusted_period_start),
-            });
+            lines.push(adjusts(InvoiceLine::new(
+                (LineKind::Adjustment, format!("ADJ-DATA-{}", item_suffix(&d.zone))),
+                format!("Late usage of {period}: data, zone {}", d.zone),
+                megabytes(i128::from(d.rounded_bytes)),
+                d.unit_price,
+                d.cost,
+                minor,
+            )));
         }
         for f in &a.fees {
-            lines.push(InvoiceLine {
-                kind: LineKind::Adjustment,
-                item_code: "ADJ-ACCESS-FEE".into(),
-                description: format!("Late change of {period}: access fees at {}", f.fee),
-                quantity: Cost::from_units(i128::from(f.charges) * 10_i128.pow(COST_SCALE)),
-                unit: "SIM-month",
-                unit_price: f.fee,
-                amount: f.total.round_half_up(minor),
-                exact_amount: f.total,
-                adjusts_period_start: Some(a.adjusted_period_start),
-            });
+            lines.push(adjusts(InvoiceLine::new(
+                (LineKind::Adjustment, "ADJ-ACCESS-FEE".into()),
+                format!("Late change of {period}: access fees at {}", f.fee),
+                units(i128::from(f.charges), "SIM-month"),
+                f.fee,
+                f.total,
+                minor,
+            )));
         }
     }
     for c in charges {
-        let exact = c.amount();
-        lines.push(InvoiceLine {
-            kind: LineKind::Other,
-            item_code: if c.credit { "CREDIT".into() } else { "OTHER".into() },
-            description: c.description.clone(),
-            quantity: Cost::from_units(i128::from(c.quantity) * 10_i128.pow(COST_SCALE)),
-            unit: "each",
-            unit_price: c.unit_price,
+        lines.push(InvoiceLine::new(
+            (
+                LineKind::Other,
+                if c.credit { "CREDIT".into() } else { "OTHER".into() },
+            ),
+            c.description.clone(),
+            units(i128::from(c.quantity), "each"),
+            c.unit_price,
+            c.amount(),
+            minor,
+        ));
+    }
+    Ok(lines)
+}
+
+impl InvoiceLine {
+    /// A line of `kind` and item code whose amount is `exact` rounded once, half away from zero,
+    /// to the currency's `minor` units.
+    fn new(
+        (kind, item_code): (LineKind, String),
+        description: String,
+        (quantity, unit): (Cost, &'static str),
+        unit_price: Price,
+        exact: Cost,
+        minor: u32,
+    ) -> Self {
+        Self {
+            kind,
+            item_code,
+            description,
+            quantity,
+            unit,
+            unit_price,
             amount: exact.round_half_up(minor),
             exact_amount: exact,
             adjusts_period_start: None,
-        });
+        }
     }
-    Ok(lines)
+}
+
+/// A quantity in MB (up to 6 decimals) of `bytes`.
+fn megabytes(bytes: i128) -> (Cost, &'static str) {
+    (Cost::from_units(bytes * 1_000_000), "MB")
+}
+
+/// A quantity of `n` whole `unit`s.
+fn units(n: i128, unit: &'static str) -> (Cost, &'static str) {
+    (Cost::from_units(n * 10_i128.pow(COST_SCALE)), unit)
 }
 
 /// An item code part from a zone name: upper-case letters and digits, others as `-`.

@@ -316,13 +316,8 @@ impl AnalyticsService {
         }
         // The rows and, when SIMs are counted by the store, the SIMs over the whole range (a SIM
         // in several rows counts once): two reads, sent together.
-        let whole =
-            (req.measures.contains(&Measure::ActiveSims) && !plan.query.group.sim).then(|| CubeQuery {
-                bounds: vec![req.from, req.to],
-                group: CubeGroup::default(),
-                count_sims: true,
-                ..plan.query.clone()
-            });
+        let whole = (req.measures.contains(&Measure::ActiveSims) && !plan.query.group.sim)
+            .then(|| plan.query.sims_over_range());
         let (rows, whole_rows) = self
             .timed(async {
                 futures::try_join!(self.usage.cube_rows(tenant, &plan.query), async {
@@ -549,11 +544,7 @@ impl AnalyticsService {
             runs: Vec::new(),
             count_sims: false,
         };
-        let whole = CubeQuery {
-            group: CubeGroup::default(),
-            count_sims: true,
-            ..by_network.clone()
-        };
+        let whole = by_network.sims_over_range();
         let today_local = now.with_timezone(&tz).date_naive();
         let first = today_local - Duration::days(29);
         let day_starts: Vec<DateTime<Utc>> = (0..=30)
@@ -565,12 +556,7 @@ impl AnalyticsService {
                 return Ok((bound, Vec::new()));
             }
             let in_devices = CubeQuery {
-                // The same grain, with a SIM column.
-                cube: if cube == Cube::NetworkMonthly {
-                    Cube::UsageMonthly
-                } else {
-                    cube
-                },
+                cube: cube.with_sim_column(),
                 group: CubeGroup {
                     sim: true,
                     ..CubeGroup::default()
@@ -592,19 +578,11 @@ impl AnalyticsService {
             let Some((cur, runs)) = self.billing.current_retail_runs(tenant, p_from, p_to).await? else {
                 return Ok(None);
             };
+            // The period's cost by network: the traffic query's shape on the rated cube.
             let q = CubeQuery {
                 cube: Cube::RatedDaily,
-                bounds: vec![period_from, period_to],
-                group: CubeGroup {
-                    network: true,
-                    ..CubeGroup::default()
-                },
-                filter: CubeFilter {
-                    customer,
-                    ..CubeFilter::default()
-                },
                 runs,
-                count_sims: false,
+                ..by_network.clone()
             };
             Ok::<_, Error>(Some((cur, self.usage.cube_rows(tenant, &q).await?)))
         };

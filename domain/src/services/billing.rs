@@ -345,17 +345,15 @@ impl BillingService {
         &self,
         card: &RateCard,
         period_start: NaiveDate,
-    ) -> Result<Vec<PeriodAdjustment>> {
+        closed: &[ClosedPeriod],
+    ) -> Result<()> {
         let tenant = card.tenant_id;
-        let closed: Vec<ClosedPeriod> = self
-            .runs
-            .closed_periods(Scope::Platform, tenant)
-            .await?
-            .into_iter()
+        let closed: Vec<&ClosedPeriod> = closed
+            .iter()
             .filter(|c| c.card_id == card.id && c.period_start < period_start)
             .collect();
         if closed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let booked: Vec<PeriodAdjustment> = self
             .runs
@@ -364,7 +362,6 @@ impl BillingService {
             .into_iter()
             .filter(|a| a.card_id == card.id)
             .collect();
-        let mut made = Vec::new();
         for c in closed {
             let (from, to) = card.billing_period.period_of(c.period_start);
             let count = self.engine.cdr_count(tenant, from, to).await?;
@@ -375,7 +372,7 @@ impl BillingService {
             let basis = match for_c.iter().max_by_key(|a| a.computed_at) {
                 Some(a) => a.basis_records,
                 None => {
-                    let t = self.closed_run(tenant, &c).await?.totals;
+                    let t = self.closed_run(tenant, c).await?.totals;
                     t.records + t.unpriced_records
                 }
             };
@@ -430,9 +427,8 @@ impl BillingService {
                 amount = %adjustment.total(),
                 "late usage of a closed period booked as an adjustment"
             );
-            made.push(adjustment);
         }
-        Ok(made)
+        Ok(())
     }
 
     /// The run a closed period was invoiced from.
@@ -520,7 +516,7 @@ impl BillingService {
             }
             done.push((card.id, from));
             runs.push(self.run(who, card.clone(), from, to).await?);
-            self.book_adjustments(&card, from).await?;
+            self.book_adjustments(&card, from, &closed).await?;
         }
         Ok(runs)
     }

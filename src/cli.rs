@@ -58,10 +58,84 @@ enum Command {
         #[command(subcommand)]
         command: SimulateCommand,
     },
+    /// Bulk jobs on a running server (IOTO_URL, IOTO_TOKEN).
+    Bulk {
+        #[command(subcommand)]
+        command: BulkCommand,
+    },
+    /// Inventory imports into a running server (IOTO_URL, IOTO_TOKEN).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Measure the running system; prints figures for docs/benchmarks.md.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+/// The server a client command talks to.
+#[derive(Args)]
+struct RemoteArgs {
+    /// The server's base URL.
+    #[arg(long, env = "IOTO_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A bearer token (from `login`, `ioto demo` or `ioto token issue`).
+    #[arg(long, env = "IOTO_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl RemoteArgs {
+    fn remote(self) -> crate::tooling::remote::Remote {
+        crate::tooling::remote::Remote {
+            server: self.server,
+            token: self.token,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum BulkCommand {
+    /// Uploads a CSV or XLSX of ICCIDs (and, unless --action is given, an ACTION column),
+    /// prints the validation report, confirms the job and follows it with a progress bar.
+    Submit {
+        file: PathBuf,
+        /// One action for every row: ACTIVATE, SUSPEND, RESUME, REPORT_LOST_STOLEN, TERMINATE or
+        /// LOCATION_UPDATE.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Run the valid rows even when some rows are invalid.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Validate only; the job waits for confirmation.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Checks an inventory file (CSV or XLSX; docs/fleet.md) row by row; with --commit creates
+    /// the SIMs, all or nothing.
+    Sims {
+        file: PathBuf,
+        #[arg(long)]
+        commit: bool,
+        /// Import the valid rows even when some rows have errors.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Assign the new SIMs to this sub-customer.
+        #[arg(long)]
+        customer_id: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -228,6 +302,26 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Bulk provisioning on the configured engines with the simulated HLR: validation of a
+    /// `--rows` file against a tenant of `--sims` SIMs, stage by stage; execution of the file;
+    /// another tenant's `provisionSims` of one SIM and pages of its SIMs, idle and meanwhile.
+    Bulk {
+        /// SIMs of the tenant the file is checked against.
+        #[arg(long, default_value_t = 1_000_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Rows of the bulk file (at most 100,000).
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        rows: usize,
+        /// Files validated and executed (median and spread are printed).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// The other tenant's calls while nothing runs.
+        #[arg(long, default_value_t = 100, value_parser = positive::<usize>())]
+        probes: usize,
+        /// Data directory (default: a fresh temporary one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
@@ -386,6 +480,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config_command(file, args),
         Command::Simulate { command } => simulate_command(file, command).await,
         Command::Bench { command } => bench_command(file, command).await,
+        Command::Bulk {
+            command:
+                BulkCommand::Submit {
+                    file,
+                    action,
+                    note,
+                    skip_invalid,
+                    dry_run,
+                    remote,
+                },
+        } => {
+            crate::tooling::remote::bulk_submit(
+                &remote.remote(),
+                crate::tooling::remote::BulkSubmit {
+                    file: &file,
+                    action: action.as_deref(),
+                    note: note.as_deref(),
+                    skip_invalid,
+                    dry_run,
+                },
+            )
+            .await
+        }
+        Command::Import {
+            command:
+                ImportCommand::Sims {
+                    file,
+                    commit,
+                    skip_invalid,
+                    customer_id,
+                    note,
+                    remote,
+                },
+        } => {
+            crate::tooling::remote::import_sims(
+                &remote.remote(),
+                crate::tooling::remote::ImportSims {
+                    file: &file,
+                    commit,
+                    skip_invalid,
+                    customer_id: customer_id.as_deref(),
+                    note: note.as_deref(),
+                },
+            )
+            .await
+        }
         Command::Admin { command, data_dir } => admin_command(file, command, data_dir).await,
         Command::Token { command } => token_command(file, command).await,
     }
@@ -523,6 +663,17 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                 crate::tooling::bench::print_summary(&title, &figures);
             }
         }
+        BenchCommand::Bulk {
+            sims,
+            rows,
+            runs,
+            probes,
+            data_dir,
+        } => {
+            let loaded = bench_config(file, data_dir)?;
+            let run = crate::tooling::bench_bulk::bulk(&loaded.config, sims, rows, runs, probes).await?;
+            crate::tooling::bench_bulk::print(&run, &loaded.config.network.simulated);
+        }
         BenchCommand::Fleet {
             sims,
             requests,
@@ -649,7 +800,10 @@ fn bench_config(file: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
     let data_dir = data_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
     });
-    setup(file, Some("127.0.0.1:0".into()), Some(data_dir), Quiet::Yes)
+    let mut loaded = setup(file, Some("127.0.0.1:0".into()), Some(data_dir), Quiet::Yes)?;
+    // Benches measure capacity: a rate limit would measure the limit instead.
+    loaded.config.rate_limit.enabled = false;
+    Ok(loaded)
 }
 
 async fn issue_token(
@@ -687,6 +841,7 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     if demo_mode {
         let demo = demo::seed(&app.engines.directory, &app.engines.fleet).await?;
         crate::tooling::demo_billing::seed(&app.billing, &demo.tenant).await?;
+        demo::example_bulk_job(&app.fleet, &demo).await?;
         if config.ingest.enabled {
             demo::animate(config, &app.engines, &app.pipeline, &demo.tenant).await?;
             crate::tooling::demo_billing::rate_regularly(app.billing.clone());

@@ -90,6 +90,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub rating: RatingConfig,
     pub network: NetworkConfig,
+    pub bulk: BulkConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 /// How log lines are written.
@@ -221,11 +223,102 @@ pub struct FleetConfig {
 }
 
 /// The network element SIM state changes go through. Only the simulated HLR exists so far.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetworkConfig {
+    /// Requests in flight to the network at once from this instance, shared fairly between the
+    /// tenants that have work (bulk jobs and single changes alike).
+    pub max_in_flight: usize,
     /// The simulated HLR's capacity, latency and failure rates.
     pub simulated: ioto_network::HlrProfile,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: ioto_domain::services::fleet::DEFAULT_NETWORK_SLOTS,
+            simulated: ioto_network::HlrProfile::default(),
+        }
+    }
+}
+
+/// Rate limits: token buckets in points (an operation costs its complexity, at least 1), per
+/// caller by role, per tenant, and per client address for callers without a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Points per second for each TENANT_ADMIN, OPERATOR and PLATFORM_ADMIN caller.
+    pub caller_points_per_second: u32,
+    /// Points per second for each CUSTOMER_USER and VIEWER caller.
+    pub read_only_points_per_second: u32,
+    /// Points per second for all callers of one tenant together.
+    pub tenant_points_per_second: u32,
+    /// Points per second per client address without a token.
+    pub anonymous_points_per_second: u32,
+    /// A bucket holds this many seconds of its refill (the burst).
+    pub burst_seconds: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            caller_points_per_second: 20_000,
+            read_only_points_per_second: 5_000,
+            tenant_points_per_second: 50_000,
+            anonymous_points_per_second: 1_000,
+            burst_seconds: 5,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    pub fn limits(&self) -> ioto_resolvers::rate_limit::RateLimits {
+        let rate = |p: u32| ioto_resolvers::rate_limit::Rate {
+            per_second: f64::from(p),
+            burst: f64::from(p) * f64::from(self.burst_seconds),
+        };
+        ioto_resolvers::rate_limit::RateLimits {
+            enabled: self.enabled,
+            platform_admin: rate(self.caller_points_per_second),
+            tenant_admin: rate(self.caller_points_per_second),
+            operator: rate(self.caller_points_per_second),
+            customer_user: rate(self.read_only_points_per_second),
+            viewer: rate(self.read_only_points_per_second),
+            tenant: rate(self.tenant_points_per_second),
+            anonymous: rate(self.anonymous_points_per_second),
+        }
+    }
+}
+
+/// Bulk jobs: how this instance runs them, and the provisioning API's synchronous limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BulkConfig {
+    /// Jobs this instance runs at once (one per tenant at a time); 0: this instance runs none.
+    pub max_jobs: usize,
+    /// How long a claim on a job lasts without a sign of life before another instance takes it
+    /// over, in seconds.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for jobs confirmed on other instances, in milliseconds.
+    pub poll_ms: u64,
+    /// `provisionSims` with up to this many SIMs waits for the outcome; larger ones return the job.
+    pub provision_wait_limit: usize,
+    /// Longest `provisionSims` waits before returning the job still running, in seconds.
+    pub provision_wait_seconds: u64,
+}
+
+impl Default for BulkConfig {
+    fn default() -> Self {
+        Self {
+            max_jobs: 8,
+            lease_seconds: 60,
+            poll_ms: 500,
+            provision_wait_limit: 100,
+            provision_wait_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,6 +414,8 @@ impl Default for Config {
             },
             rating: RatingConfig { interval_minutes: 60 },
             network: NetworkConfig::default(),
+            bulk: BulkConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             ingest: IngestConfig {
                 enabled: true,
                 batch_max: 20_000,
@@ -590,6 +685,45 @@ impl Config {
             .simulated
             .check("network.simulated.")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !(1..=10_000).contains(&self.network.max_in_flight) {
+            bail!("network.max_in_flight: must be between 1 and 10000");
+        }
+        let rl = &self.rate_limit;
+        for (name, v) in [
+            ("caller_points_per_second", rl.caller_points_per_second),
+            ("read_only_points_per_second", rl.read_only_points_per_second),
+            ("tenant_points_per_second", rl.tenant_points_per_second),
+            ("anonymous_points_per_second", rl.anonymous_points_per_second),
+            ("burst_seconds", rl.burst_seconds),
+        ] {
+            if v == 0 {
+                bail!("rate_limit.{name}: must be at least 1 (set rate_limit.enabled = false to turn limits off)");
+            }
+        }
+        // Every operation the schema allows must fit in a caller's bucket.
+        let smallest = rl
+            .read_only_points_per_second
+            .min(rl.caller_points_per_second)
+            .min(rl.tenant_points_per_second) as usize
+            * rl.burst_seconds as usize;
+        if rl.enabled && smallest < self.graphql.max_complexity {
+            bail!(
+                "rate_limit: the smallest bucket ({smallest} points = points per second × burst_seconds) must hold graphql.max_complexity ({}), or the largest allowed query could never run",
+                self.graphql.max_complexity
+            );
+        }
+        if self.bulk.lease_seconds < 5 {
+            bail!("bulk.lease_seconds: must be at least 5");
+        }
+        if self.bulk.poll_ms == 0 {
+            bail!("bulk.poll_ms: must be at least 1");
+        }
+        if self.bulk.provision_wait_limit > ioto_domain::fleet::bulk::MAX_BULK_ROWS {
+            bail!(
+                "bulk.provision_wait_limit: must be at most {}",
+                ioto_domain::fleet::bulk::MAX_BULK_ROWS
+            );
+        }
         if self.fleet.import_max_bytes < 1024 {
             bail!("fleet.import_max_bytes: must be at least 1024");
         }

@@ -60,23 +60,72 @@ pub struct SimStateChanged {
     pub at: DateTime<Utc>,
 }
 
+/// Where a bulk job stands: published after every batch of row outcomes, at least every
+/// [`BULK_HEARTBEAT`] while it runs (a heartbeat: nothing may have changed), and on every status
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkJobProgress {
+    pub tenant_id: TenantId,
+    pub job_id: Uuid,
+    pub status: crate::fleet::bulk::BulkJobStatus,
+    pub total: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub already_in_state: u64,
+    pub processed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub eta_seconds: Option<u64>,
+    pub summary: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Longest a running job goes without a progress event.
+pub const BULK_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl BulkJobProgress {
+    pub fn of(job: &crate::fleet::bulk::BulkJob, at: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id: job.tenant_id,
+            job_id: job.id,
+            status: job.status,
+            total: job.total,
+            valid: job.valid,
+            invalid: job.invalid,
+            already_in_state: job.already_in_state,
+            processed: job.processed,
+            succeeded: job.succeeded,
+            failed: job.failed,
+            skipped: job.skipped,
+            eta_seconds: job.eta(at).map(|d| d.as_secs()),
+            summary: job.summary(at),
+            at,
+        }
+    }
+}
+
 /// Fleet changes published for realtime subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum FleetEvent {
     SimStateChanged(SimStateChanged),
+    BulkJobProgress(BulkJobProgress),
 }
 
 impl FleetEvent {
     pub fn tenant_id(&self) -> TenantId {
         match self {
             FleetEvent::SimStateChanged(e) => e.tenant_id,
+            FleetEvent::BulkJobProgress(e) => e.tenant_id,
         }
     }
 
     pub fn at(&self) -> DateTime<Utc> {
         match self {
             FleetEvent::SimStateChanged(e) => e.at,
+            FleetEvent::BulkJobProgress(e) => e.at,
         }
     }
 }

@@ -57,6 +57,8 @@ pub enum Permission {
     ReadSupplierCosts,
     /// Start a rating run on demand.
     RunRating,
+    /// Run bulk jobs of any size (operators run them up to their tenant's limit).
+    RunBulkJobs,
 }
 
 impl Role {

@@ -18,6 +18,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0003_postgres.sql"),
     include_str!("sql/0004_postgres.sql"),
     include_str!("sql/0005_postgres.sql"),
+    include_str!("sql/0006_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -54,6 +55,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0005_postgres.sql"),
                 sqlite: include_str!("sql/0005_sqlite.sql"),
                 irreversible: "adjustments are financial records",
+            }),
+            // Bulk jobs and their rows; the operator's bulk limit per tenant.
+            Box::new(SqlMigration {
+                name: "m0006_bulk_jobs",
+                postgres: include_str!("sql/0006_postgres.sql"),
+                sqlite: include_str!("sql/0006_sqlite.sql"),
+                irreversible: "bulk jobs are the record of what was sent to the network",
             }),
         ]
     }

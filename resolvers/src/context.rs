@@ -40,6 +40,10 @@ pub struct Services {
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,
+    /// Rate limits of this instance (charged before an operation runs).
+    pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
+    /// How long `provisionSims` waits, and for how many SIMs.
+    pub provision_wait: ioto_domain::services::fleet::ProvisionWait,
 }
 
 /// Wraps work a request spawns onto other tasks (dataloader batches), so that it runs in the
@@ -59,6 +63,28 @@ pub struct RequestContext {
     pub task_scope: Option<TaskScope>,
     /// Batching loaders for nested fields, made on first use for this request's caller.
     pub loaders: Arc<std::sync::OnceLock<crate::loaders::Loaders>>,
+    /// Advice for the client, answered in `extensions.warnings`.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RequestContext {
+    /// Adds a warning to the answer's `extensions.warnings`.
+    pub fn warn(&self, warning: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(warning);
+    }
+
+    /// The warnings so far, taken out.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .warnings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 impl std::fmt::Debug for RequestContext {

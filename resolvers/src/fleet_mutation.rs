@@ -670,13 +670,15 @@ impl FleetMutation {
     }
 
     /// TENANT_ADMIN: whether sub-customer users see SIMs (and usage) or devices only, and
-    /// whether they see the cost of their usage. A setting left out keeps its value.
+    /// whether they see the cost of their usage, and how many SIMs an OPERATOR may change in one
+    /// bulk job (0 to 1,000,000). A setting left out keeps its value.
     async fn set_fleet_settings(
         &self,
         ctx: &Context<'_>,
         tenant_id: Option<ID>,
         customers_see_sims: Option<bool>,
         customers_see_costs: Option<bool>,
+        operator_bulk_limit: Option<i32>,
     ) -> async_graphql::Result<FleetSettingsObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let fleet = &services(ctx).fleet;
@@ -687,6 +689,15 @@ impl FleetMutation {
         }
         if let Some(v) = customers_see_costs {
             settings.customers_see_costs = v;
+        }
+        if let Some(v) = operator_bulk_limit {
+            settings.operator_bulk_limit =
+                u32::try_from(v).ok().filter(|v| *v <= 1_000_000).ok_or_else(|| {
+                    crate::to_gql(ioto_domain::Error::invalid(
+                        "operatorBulkLimit",
+                        "must be between 0 and 1000000",
+                    ))
+                })?;
         }
         let s = fleet.set_settings(actor, tenant, settings).await.gql()?;
         Ok(s.into())

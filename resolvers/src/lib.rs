@@ -2,6 +2,7 @@
 
 mod analytics;
 mod billing;
+mod bulk;
 mod context;
 mod error;
 mod fleet_mutation;
@@ -10,6 +11,7 @@ pub mod limits;
 mod loaders;
 mod mutation;
 mod query;
+pub mod rate_limit;
 pub mod scalars;
 mod subscription;
 mod throttle;

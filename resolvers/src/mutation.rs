@@ -19,6 +19,7 @@ pub struct MutationRoot(
     DirectoryMutation,
     crate::fleet_mutation::FleetMutation,
     crate::billing::BillingMutation,
+    crate::bulk::BulkMutation,
 );
 
 #[derive(InputObject)]

@@ -18,6 +18,7 @@ pub struct QueryRoot(
     crate::usage_query::UsageQuery,
     crate::billing::BillingQuery,
     crate::analytics::AnalyticsQueryRoot,
+    crate::bulk::BulkQuery,
 );
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {

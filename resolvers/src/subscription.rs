@@ -66,12 +66,64 @@ impl SubscriptionRoot {
         let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
         let stream = services(ctx).realtime.fleet_events();
         Ok(stream.filter_map(move |e| {
-            let ioto_domain::events::FleetEvent::SimStateChanged(e) = e;
+            let ioto_domain::events::FleetEvent::SimStateChanged(e) = e else {
+                return std::future::ready(None);
+            };
             let visible = actor.scope().admits(e.tenant_id, e.customer_id)
                 && iccid.as_ref().is_none_or(|i| *i == e.iccid)
                 && customer.is_none_or(|c| e.customer_id == Some(c));
             std::future::ready(visible.then(|| e.into()))
         }))
+    }
+
+    /// Progress of one bulk job: after every batch of row outcomes, at least every second while
+    /// it runs (a heartbeat), and on every status change — from whichever instance runs it. The
+    /// current state comes first; the stream ends after the job's final status.
+    async fn bulk_job_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: async_graphql::ID,
+    ) -> async_graphql::Result<impl Stream<Item = crate::bulk::BulkJobProgressObject>> {
+        let actor = actor(ctx)?.clone();
+        let job_id = uuid::Uuid::parse_str(id.as_str())
+            .map_err(|_| crate::to_gql(ioto_domain::Error::invalid("id", "is not a bulk job id")))?;
+        let svc = services(ctx);
+        // Follow first, then read, so that nothing between the two is missed.
+        let events = svc.realtime.fleet_events();
+        let job = svc
+            .fleet
+            .bulk_job(&actor, job_id)
+            .await
+            .map_err(crate::to_gql)?
+            .ok_or_else(|| crate::to_gql(ioto_domain::Error::not_found("bulk job", job_id)))?;
+        let first = ioto_domain::events::BulkJobProgress::of(&job, chrono::Utc::now());
+        let done = first.status.is_final();
+        let updates = events.filter_map(move |e| {
+            let hit = match e {
+                ioto_domain::events::FleetEvent::BulkJobProgress(p)
+                    if p.job_id == job_id && actor.sees_tenant(p.tenant_id) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            };
+            std::future::ready(hit)
+        });
+        let all = futures::stream::iter([first])
+            .chain(if done {
+                futures::stream::empty().boxed()
+            } else {
+                updates.boxed()
+            })
+            .boxed();
+        // Ends right after the final status (not at the next event, which may never come).
+        let stream = futures::stream::unfold(Some(all), |rest| async move {
+            let mut rest = rest?;
+            let p = rest.next().await?;
+            let more = (!p.status.is_final()).then_some(rest);
+            Some((crate::bulk::BulkJobProgressObject(p), more))
+        });
+        Ok(stream)
     }
 
     /// Each counted update of the data sessions of SIMs the caller may see, as the ingest worker

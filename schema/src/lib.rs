@@ -8,6 +8,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, Schema, ServerError, ServerResult, ValidationResult, Variables};
 use ioto_domain::ErrorCode;
+use ioto_resolvers::rate_limit::{Decision, RateLimiter};
 use ioto_resolvers::{MutationRoot, QueryRoot, Services, SubscriptionRoot};
 
 pub type IotoSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -31,8 +32,11 @@ impl Default for Limits {
 }
 
 pub fn build(services: Services, limits: Limits) -> IotoSchema {
+    let limiter = Arc::clone(&services.rate_limiter);
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .data(services)
+        // Outermost: charges an operation's cost once it has passed validation and the limits.
+        .extension(RateLimit { limiter })
         // Depth and cost are enforced by `ErrorCodes` from the validation result, so the refusal
         // can say what the operation costs and what the limit is.
         .extension(ErrorCodes { limits });
@@ -40,6 +44,122 @@ pub fn build(services: Services, limits: Limits) -> IotoSchema {
         b = b.disable_introspection();
     }
     b.finish()
+}
+
+/// Charges every operation's complexity to the caller's and the tenant's rate-limit buckets
+/// before it runs; refuses it with `RATE_LIMITED` (`retryAfter` in seconds, `limit` naming the
+/// bucket) when either is short, and reports the tighter bucket in `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset` headers.
+struct RateLimit {
+    limiter: Arc<RateLimiter>,
+}
+
+impl ExtensionFactory for RateLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RateLimitExtension {
+            limiter: Arc::clone(&self.limiter),
+            decision: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+struct RateLimitExtension {
+    limiter: Arc<RateLimiter>,
+    decision: std::sync::Mutex<Option<Decision>>,
+}
+
+/// The `RateLimit-*` headers of a decision (draft-ietf-httpapi-ratelimit-headers).
+pub fn rate_limit_headers(d: &Decision) -> [(&'static str, String); 3] {
+    [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset.to_string()),
+    ]
+}
+
+fn rate_limited(d: &Decision) -> ServerError {
+    let wait = d.retry_after.as_secs_f64();
+    let mut e = ServerError::new(
+        format!(
+            "rate limit of the {} reached: try again in {:.1} s (the operation's cost counts against a budget refilled every second; ask for smaller pages or fewer fields, or send lists where the API takes them)",
+            match d.scope {
+                "tenant" => "tenant (all its users together)",
+                "address" => "client address",
+                _ => "caller",
+            },
+            wait
+        ),
+        None,
+    );
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", ErrorCode::RateLimited.as_str());
+    ext.set("retryAfter", (wait * 1000.0).ceil() / 1000.0);
+    ext.set("limit", d.scope);
+    for (k, v) in rate_limit_headers(d) {
+        ext.set(k, v);
+    }
+    e
+}
+
+#[async_trait::async_trait]
+impl Extension for RateLimitExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let request = ctx.data_opt::<ioto_resolvers::RequestContext>();
+        let decision = self.limiter.charge(
+            request.and_then(|r| r.actor.as_ref()),
+            request.and_then(|r| r.client),
+            result.complexity as u64,
+            std::time::Instant::now(),
+        );
+        let Some(d) = decision else { return Ok(result) };
+        let allowed = d.allowed;
+        let refusal = (!allowed).then(|| rate_limited(&d));
+        *self
+            .decision
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(d);
+        match refusal {
+            Some(e) => Err(vec![e]),
+            None => Ok(result),
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut resp = next.run(ctx, operation_name).await;
+        let decision = self
+            .decision
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(d) = decision {
+            for (k, v) in rate_limit_headers(&d) {
+                if let Ok(v) = v.parse() {
+                    resp.http_headers.insert(k, v);
+                }
+            }
+        }
+        let warnings = ctx
+            .data_opt::<ioto_resolvers::RequestContext>()
+            .map(ioto_resolvers::RequestContext::take_warnings)
+            .unwrap_or_default();
+        if !warnings.is_empty() {
+            resp.extensions.insert(
+                "warnings".into(),
+                async_graphql::Value::List(warnings.into_iter().map(async_graphql::Value::String).collect()),
+            );
+        }
+        resp
+    }
 }
 
 /// The SDL of the schema (no data needed).

@@ -34,9 +34,24 @@ pub fn router(state: AppState, config: &Config) -> Router {
             config.fleet.import_max_bytes,
         ))
         .layer(RequestBodyLimitLayer::new(config.fleet.import_max_bytes));
+    // Bulk files and scripts' bulk requests: up to the bulk file limit.
+    let bulk_max = ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES + 1024 * 1024;
+    let bulk = Router::new()
+        .route("/bulk-jobs", post(crate::server::imports::submit_bulk_job))
+        .layer(axum::extract::DefaultBodyLimit::max(bulk_max))
+        .layer(RequestBodyLimitLayer::new(bulk_max));
+    // GraphQL: JSON bodies up to `graphql.body_limit_bytes`; multipart requests (uploads) up to
+    // the bulk file limit.
+    let graphql_post = Router::new()
+        .route("/graphql", post(graphql))
+        .layer(axum::extract::DefaultBodyLimit::max(bulk_max))
+        .layer(RequestBodyLimitLayer::new(bulk_max))
+        .layer(middleware::from_fn_with_state(
+            (config.graphql.body_limit_bytes, bulk_max),
+            graphql_body_limit,
+        ));
     let api = Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
-        .route("/graphql", post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/playground", get(playground))
         .route("/playground/operations.graphql", get(playground_operations))
@@ -47,6 +62,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(RequestBodyLimitLayer::new(config.graphql.body_limit_bytes));
     Router::new()
         .merge(api)
+        .merge(graphql_post)
+        .merge(bulk)
         .merge(imports)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CompressionLayer::new())
@@ -127,6 +144,53 @@ fn ws_init_error(e: &ioto_domain::Error) -> async_graphql::Error {
     async_graphql::Error::new(close_reason(e))
 }
 
+/// Holds a GraphQL request to its limit: JSON bodies to `graphql.body_limit_bytes`, multipart
+/// uploads to the bulk file limit. A request that says it is larger is answered `413` with a
+/// GraphQL error saying what is allowed; a JSON body without a length is cut off at the limit.
+async fn graphql_body_limit(
+    State((json_limit, upload_limit)): State<(usize, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let (limit, what) = if multipart {
+        (
+            upload_limit,
+            format!(
+                "an upload may be at most {} MB (a bulk file at most {} MB)",
+                upload_limit / (1024 * 1024),
+                ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES / (1024 * 1024)
+            ),
+        )
+    } else {
+        (
+            json_limit,
+            format!("a request body may be at most {json_limit} bytes (graphql.body_limit_bytes); files go as a multipart upload"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({ "errors": [{ "message": format!("too large: {what}"), "extensions": { "code": "BAD_USER_INPUT", "field": "file" } }] })),
+        )
+            .into_response();
+    }
+    if multipart {
+        return next.run(req).await;
+    }
+    let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, limit)));
+    next.run(req).await
+}
+
 async fn graphql(
     State(st): State<AppState>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
@@ -166,6 +230,7 @@ async fn graphql(
         request_id: request_id(&headers),
         client: peer.map(|p| p.0 .0.ip()),
         loaders: Default::default(),
+        warnings: Default::default(),
         task_scope: session
             .clone()
             .map(|s| -> ioto_resolvers::TaskScope { Arc::new(move |fut| s.wrap(fut)) }),
@@ -181,6 +246,13 @@ async fn graphql(
         }
         None => st.schema.execute(req.data(ctx)).await,
     };
+    let limited = resp.errors.iter().find_map(|e| {
+        let ext = e.extensions.as_ref()?;
+        match ext.get("code") {
+            Some(async_graphql::Value::String(c)) if c == "RATE_LIMITED" => Some(ext.clone()),
+            _ => None,
+        }
+    });
     for e in &resp.errors {
         let code = e
             .extensions
@@ -194,7 +266,24 @@ async fn graphql(
             .unwrap_or_else(|| "INTERNAL".into());
         st.metrics.record_graphql_error(&code);
     }
-    GraphQLResponse::from(resp).into_response()
+    let mut response = GraphQLResponse::from(resp).into_response();
+    // Refused by a rate limit: 429 with when to come back, and the bucket's state.
+    if let Some(ext) = limited {
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let headers = response.headers_mut();
+        if let Some(async_graphql::Value::Number(n)) = ext.get("retryAfter") {
+            let secs = n.as_f64().unwrap_or(1.0).ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for k in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+            if let Some(async_graphql::Value::String(v)) = ext.get(k) {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    headers.insert(k, v);
+                }
+            }
+        }
+    }
+    response
 }
 
 /// Whether the operation the request runs is a query (a parse error or an unknown operation name
@@ -293,6 +382,7 @@ async fn graphql_ws(
                         request_id,
                         client,
                         loaders: Default::default(),
+                        warnings: Default::default(),
                         task_scope: None,
                     });
                     Ok(data)

@@ -1,4 +1,4 @@
-//! `POST /imports/sims`: inventory files too large for a GraphQL request (the body is the file).
+//! `POST /imports/sims` and `POST /bulk-jobs`: files for scripts, the body being the file.
 //!
 //! Query parameters: `format` (`csv` or `xlsx`; default from the `Content-Type`), `commit`
 //! (`true` to create the SIMs; default: preview only), `skipInvalid`, `customerId`, `tenantId`
@@ -37,8 +37,9 @@ fn error(e: Error) -> Response {
     crate::server::rest::rest_error(&e)
 }
 
-fn format_of(params: &ImportParams, headers: &HeaderMap) -> Result<TableFormat, Error> {
-    if let Some(f) = &params.format {
+/// The file's format: the `format` parameter, else the `Content-Type`.
+fn format_of(format: Option<&str>, headers: &HeaderMap) -> Result<TableFormat, Error> {
+    if let Some(f) = format {
         return TableFormat::parse(f);
     }
     let ct = headers
@@ -63,16 +64,7 @@ pub async fn import_sims(
     Query(params): Query<ImportParams>,
     body: Bytes,
 ) -> Response {
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-    else {
-        return error(Error::Unauthenticated(
-            "send 'Authorization: Bearer <token>'".into(),
-        ));
-    };
-    let actor = match authenticate(&st.jwt, &st.sessions, token).await {
+    let actor = match actor_of(&st, &headers).await {
         Ok(a) => a,
         Err(e) => return error(e),
     };
@@ -88,7 +80,7 @@ pub async fn import_sims(
                 .as_deref()
                 .map(|c| CustomerId::parse(c, "customerId"))
                 .transpose()?,
-            format: format_of(&params, &headers)?,
+            format: format_of(params.format.as_deref(), &headers)?,
             bytes: body.to_vec(),
             commit: params.commit,
             skip_invalid: params.skip_invalid,
@@ -111,4 +103,96 @@ pub async fn import_sims(
         .into_response(),
         Err(e) => error(e),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkParams {
+    format: Option<String>,
+    /// One action for every row (`ACTIVATE`, `SUSPEND`, …); rows name their own otherwise.
+    action: Option<String>,
+    tenant_id: Option<String>,
+    note: Option<String>,
+    file_name: Option<String>,
+    /// `true`: start the job at once when validation found nothing to refuse.
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// `POST /bulk-jobs`: the body is a bulk file (CSV or XLSX). Validates it into a job, as
+/// `submitBulkJob` does, and answers `{job, report}`; with `confirm=true` a file without invalid
+/// rows starts at once (one with invalid rows waits: confirm it after reading the report).
+pub async fn submit_bulk_job(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<BulkParams>,
+    body: Bytes,
+) -> Response {
+    let actor = match actor_of(&st, &headers).await {
+        Ok(a) => a,
+        Err(e) => return error(e),
+    };
+    let file = (|| -> Result<ioto_domain::services::fleet::BulkFile, Error> {
+        let format = match (&params.format, &params.file_name) {
+            (None, Some(name)) if TableFormat::parse(name).is_ok() => TableFormat::parse(name)?,
+            (f, _) => format_of(f.as_deref(), &headers)?,
+        };
+        Ok(ioto_domain::services::fleet::BulkFile {
+            tenant_id: params
+                .tenant_id
+                .as_deref()
+                .map(|t| TenantId::parse(t, "tenantId"))
+                .transpose()?,
+            file_name: params.file_name.clone(),
+            format,
+            bytes: body.to_vec(),
+            action: params
+                .action
+                .as_deref()
+                .map(|a| ioto_domain::fleet::bulk::parse_action(a, "action"))
+                .transpose()?,
+            note: params.note.clone(),
+        })
+    })();
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return error(e),
+    };
+    let submitted = match st.fleet.submit_bulk_file(&actor, file).await {
+        Ok(s) => s,
+        Err(e) => return error(e),
+    };
+    let mut job = submitted.job;
+    if params.confirm && submitted.report.invalid == 0 {
+        job = match st.fleet.confirm_bulk_job(&actor, job.id).await {
+            Ok(j) => j,
+            Err(e) => return error(e),
+        };
+    }
+    let r = &submitted.report;
+    Json(json!({
+        "job": {
+            "id": job.id.to_string(),
+            "status": job.status.as_str(),
+            "total": job.total,
+            "summary": job.summary(chrono::Utc::now()),
+        },
+        "report": {
+            "validRecords": r.valid,
+            "invalidRecords": r.invalid,
+            "alreadyInState": r.already_in_state,
+            "errors": r.errors,
+        },
+    }))
+    .into_response()
+}
+
+/// The caller of a REST request, from its bearer token.
+async fn actor_of(st: &AppState, headers: &HeaderMap) -> Result<ioto_domain::Actor, Error> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <token>'".into()))?;
+    authenticate(&st.jwt, &st.sessions, token).await
 }

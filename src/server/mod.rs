@@ -2,6 +2,7 @@
 //! shutdown. Its parts are the modules below.
 
 pub mod auth;
+pub mod bulk;
 pub mod http;
 pub mod imports;
 pub mod metrics;
@@ -45,6 +46,8 @@ pub struct App {
     pub analytics: ioto_domain::services::AnalyticsService,
     /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
     pub pipeline: Pipeline,
+    /// Realtime events of every instance (what subscriptions follow).
+    pub realtime: Arc<BusRealtime>,
     shutdown: watch::Sender<bool>,
     grace: Duration,
 }
@@ -99,7 +102,9 @@ impl App {
             Arc::new(ioto_imports::TableFiles),
             realtime.clone(),
             engines.network.clone(),
-        );
+        )
+        .with_network_slots(config.network.max_in_flight);
+        crate::server::bulk::spawn(fleet.clone(), config.bulk.clone(), shutdown.subscribe());
         if config.fleet.scheduler_interval_seconds > 0 {
             crate::server::scheduler::spawn(
                 fleet.clone(),
@@ -135,8 +140,16 @@ impl App {
             fleet: fleet.clone(),
             usage: ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone()),
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
-            realtime,
+            realtime: realtime.clone(),
             login_throttle: Arc::new(LoginThrottle::default()),
+            rate_limiter: Arc::new(ioto_resolvers::rate_limit::RateLimiter::new(
+                config.rate_limit.limits(),
+            )),
+            provision_wait: ioto_domain::services::fleet::ProvisionWait {
+                limit: config.bulk.provision_wait_limit,
+                timeout: Duration::from_secs(config.bulk.provision_wait_seconds),
+                lease: Duration::from_secs(config.bulk.lease_seconds),
+            },
         };
         let schema = ioto_schema::build(
             services,
@@ -168,6 +181,7 @@ impl App {
             billing,
             analytics,
             pipeline,
+            realtime,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
         })

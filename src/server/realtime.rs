@@ -307,4 +307,28 @@ mod tests {
         assert!(decode::<DirectoryEvent>(&bare).is_err());
         assert!(decode::<DirectoryEvent>(b"\xff garbage").is_err());
     }
+
+    #[test]
+    fn bulk_job_progress_travels_as_a_fleet_event() {
+        let ev = FleetEvent::BulkJobProgress(ioto_domain::events::BulkJobProgress {
+            tenant_id: TenantId::new(),
+            job_id: uuid::Uuid::new_v4(),
+            status: ioto_domain::fleet::bulk::BulkJobStatus::Processing,
+            total: 10,
+            valid: 8,
+            invalid: 1,
+            already_in_state: 1,
+            processed: 4,
+            succeeded: 3,
+            failed: 1,
+            skipped: 1,
+            eta_seconds: Some(2),
+            summary: "Working".into(),
+            at: Utc::now(),
+        });
+        let bytes = encode(&ev).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["event"]["type"], "BulkJobProgress", "{v}");
+        assert_eq!(decode::<FleetEvent>(&bytes), Ok(ev));
+    }
 }

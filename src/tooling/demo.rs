@@ -418,3 +418,59 @@ async fn fleet_page(engines: &crate::engines::Engines, tenant: &Tenant) -> anyho
         .map(|s| s.iccid)
         .collect())
 }
+
+/// SIMs the demo's example bulk job activates.
+pub const DEMO_BULK_SIMS: usize = 60;
+
+/// An example bulk job in the demo's history, once per data directory: the tenant admin
+/// activates the first SIMs still in inventory from a file, through the simulated HLR.
+pub async fn example_bulk_job(
+    fleet: &ioto_domain::services::FleetService,
+    demo: &Demo,
+) -> anyhow::Result<()> {
+    let Some(admin) = demo.users.iter().find(|u| u.role == Role::TenantAdmin) else {
+        return Ok(());
+    };
+    let actor = ioto_domain::Actor {
+        user_id: Some(admin.id),
+        subject: admin.email.to_string(),
+        tenant_id: demo.tenant.id,
+        role: admin.role,
+        customer_id: None,
+        issued_at: None,
+    };
+    let existing = fleet
+        .bulk_jobs(
+            &actor,
+            None,
+            &ioto_domain::ports::BulkJobQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    if !existing.is_empty() {
+        return Ok(());
+    }
+    // SIM i of the seed is in inventory when i % 20 is 0, 1 or 2.
+    let mut csv = String::from("ICCID;Action\n");
+    for i in (0..DEMO_SIMS).filter(|i| i % 20 <= 2).take(DEMO_BULK_SIMS) {
+        let iccid = parse(Iccid::with_check_digit(&format!("8988228066{i:08}")))?;
+        csv.push_str(&format!("{iccid};ACTIVATE\n"));
+    }
+    let submitted = fleet
+        .submit_bulk_file(
+            &actor,
+            ioto_domain::services::fleet::BulkFile {
+                tenant_id: None,
+                file_name: Some("acme-rollout-activation.csv".into()),
+                format: ioto_domain::fleet::import::TableFormat::Csv,
+                bytes: csv.into_bytes(),
+                action: None,
+                note: Some("Example job: activate the SIMs of the Acme roll-out".into()),
+            },
+        )
+        .await?;
+    fleet.confirm_bulk_job(&actor, submitted.job.id).await?;
+    Ok(())
+}

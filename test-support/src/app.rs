@@ -62,6 +62,15 @@ impl TestApp {
         Self::spawn_with(Self::config(engines).await).await
     }
 
+    /// An app without the workers that poll the database in the background (bulk jobs, the
+    /// transition scheduler): the pool's statement count is then the requests' alone.
+    pub async fn spawn_quiet(engines: Engines) -> Self {
+        let mut config = Self::config(engines).await;
+        config.bulk.max_jobs = 0;
+        config.fleet.scheduler_interval_seconds = 0;
+        Self::spawn_with(config).await
+    }
+
     pub async fn spawn_with(config: Config) -> Self {
         ioto::engines::migrate(&config).await.expect("migrations");
         let app = App::build(&config).await.expect("building the app");

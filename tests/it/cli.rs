@@ -154,6 +154,99 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
         .count();
     assert!(readings > 20, "devices report telemetry: {alive}");
 
+    // The demo's history holds a finished example bulk job (through the simulated HLR).
+    let admin = admin_token.as_deref().unwrap();
+    let mut jobs = Value::Null;
+    for _ in 0..60 {
+        jobs = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(admin)
+            .json(
+                &json!({ "query": "{ bulkJobs(first: 5) { nodes { status fileName succeeded summary } } }" }),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jobs["data"]["bulkJobs"]["nodes"][0]["status"] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let example = &jobs["data"]["bulkJobs"]["nodes"][0];
+    assert_eq!(example["status"], "COMPLETED", "{jobs}");
+    assert_eq!(example["succeeded"], 60, "{jobs}");
+
+    // `ioto bulk submit` uploads a file, confirms it and follows it to the end.
+    let server = format!("http://{addr}");
+    let iccid = |prefix: &str, i: usize| {
+        ioto_domain::Iccid::with_check_digit(&format!("{prefix}{i:08}"))
+            .unwrap()
+            .to_string()
+    };
+    let file = data.join("activate.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "iccid\n{}\n{}\n",
+            iccid("8988228066", 400),
+            iccid("8988228066", 401)
+        ),
+    )
+    .unwrap();
+    let out = ioto()
+        .args(["bulk", "submit"])
+        .arg(&file)
+        .args(["--action", "ACTIVATE", "--server", &server, "--token", admin])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 valid, 0 invalid"), "{stdout}");
+    assert!(stdout.contains("All 2 SIMs were activated"), "{stdout}");
+    // A file with an invalid row stops before running, naming the row.
+    std::fs::write(&file, "iccid\n8988228066123\n").unwrap();
+    let out = ioto()
+        .args(["bulk", "submit"])
+        .arg(&file)
+        .args(["--action", "SUSPEND", "--server", &server, "--token", admin])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 2: 8988228066123"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--skip-invalid"));
+
+    // `ioto import sims` previews, then imports.
+    let inventory = data.join("inventory.csv");
+    std::fs::write(
+        &inventory,
+        format!("iccid,imsi\n{},901990000000001\n", iccid("8988228099", 1)),
+    )
+    .unwrap();
+    for (flags, expected) in [(&[][..], "Preview only"), (&["--commit"][..], "Imported 1 SIMs")] {
+        let out = ioto()
+            .args(["import", "sims"])
+            .arg(&inventory)
+            .args(flags)
+            .args(["--server", &server, "--token", admin])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("1 rows, 1 valid, 0 with errors"), "{stdout}");
+        assert!(stdout.contains(expected), "{stdout}");
+    }
+
     // `token issue` with the same data directory mints a token the server accepts; stdout is only the token.
     let out = ioto()
         .args([
@@ -566,6 +659,12 @@ fn bench_fleet_and_ingest_run() {
                 "--instructions",
             ][..],
             "| count (prepare + acknowledge a batch) |",
+        ),
+        (
+            &[
+                "bench", "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
+            ][..],
+            "p99 without the HLR's time, during the job",
         ),
     ] {
         let out = ioto()

@@ -487,7 +487,7 @@ async fn an_engine_outage_answers_unavailable_without_details() {
 /// (the customer user below sees only its own customer).
 #[tokio::test]
 async fn a_query_reads_in_one_transaction() {
-    let app = TestApp::spawn(Engines::Real).await;
+    let app = TestApp::spawn_quiet(Engines::Real).await;
     let f = &app.factory;
     let t = f.tenant("One Txn").await;
     let acme = f.customer(&t, "Acme").await;

@@ -2,6 +2,7 @@
 //! them, labels, the audit trail, scheduled transitions and inventory import.
 
 pub mod audit;
+pub mod bulk;
 pub mod device;
 pub mod import;
 pub mod labels;
@@ -26,6 +27,8 @@ pub struct FleetSettings {
     pub customers_see_sims: bool,
     /// Whether sub-customer users see the cost of their usage (rated by the tenant's card).
     pub customers_see_costs: bool,
+    /// Most SIMs an `OPERATOR` may change in one bulk job (tenant admins have no limit).
+    pub operator_bulk_limit: u32,
 }
 
 impl Default for FleetSettings {
@@ -33,6 +36,7 @@ impl Default for FleetSettings {
         Self {
             customers_see_sims: true,
             customers_see_costs: false,
+            operator_bulk_limit: 100,
         }
     }
 }

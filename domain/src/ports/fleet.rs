@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::directory::Customer;
 use crate::fleet::audit::{AuditEntry, AuditQuery, AuditStamp, NewAuditEntry};
+use crate::fleet::bulk::{BulkJob, BulkJobStatus, BulkRow, RowOutcome, RowResult, SimStateRow};
 use crate::fleet::device::Device;
 use crate::fleet::import::{Table, TableFormat, TakenIdentifiers};
 use crate::fleet::labels::LabelSuggestion;
@@ -192,10 +193,107 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn finish_schedule(&self, id: Uuid, status: ScheduleStatus, outcome: Option<String>) -> Result<()>;
 }
 
-/// The whole fleet store: every adapter that implements the parts is one.
-pub trait Fleet: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
+/// Which of a tenant's bulk jobs a list shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct BulkJobQuery {
+    pub statuses: Vec<BulkJobStatus>,
+    /// Jobs created before this one (cursor paging: created_at, id).
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u64,
+}
 
-impl<T> Fleet for T where T: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
+/// Which rows of a job a list shows, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct BulkRowQuery {
+    pub outcomes: Vec<RowOutcome>,
+    /// Rows after this position (cursor paging).
+    pub after: Option<u64>,
+    pub limit: u64,
+}
+
+/// How a job's status changes: from one of `from` to `to`, stamped.
+#[derive(Debug, Clone)]
+pub struct BulkStatusChange {
+    pub from: Vec<BulkJobStatus>,
+    pub to: BulkJobStatus,
+    pub at: DateTime<Utc>,
+    /// Who (confirming or cancelling), recorded with the change.
+    pub by: Option<String>,
+    /// Entering `PROCESSING`: claim the job for this worker until then, in the same
+    /// transaction (the provisioning API runs small jobs itself, before any worker can take them).
+    pub claim: Option<(String, DateTime<Utc>)>,
+}
+
+/// Bulk jobs and their rows. Jobs are claimed by workers like scheduled transitions: a claim
+/// holds a lease that the worker renews with every write, and a lapsed lease lets another worker
+/// take the job over at its first row without an outcome.
+#[async_trait]
+pub trait BulkJobStore: Send + Sync + 'static {
+    /// The tenant's SIMs among these ICCIDs, as much as validation needs (never other tenants').
+    async fn sim_states(&self, scope: Scope, iccids: &[Iccid]) -> Result<Vec<SimStateRow>>;
+    /// Stores a new job with all its rows, atomically.
+    async fn create_bulk_job(&self, scope: Scope, job: &BulkJob, rows: &[BulkRow]) -> Result<()>;
+    async fn bulk_job(&self, scope: Scope, id: Uuid) -> Result<Option<BulkJob>>;
+    async fn bulk_jobs(&self, scope: Scope, tenant: TenantId, query: &BulkJobQuery) -> Result<Vec<BulkJob>>;
+    async fn bulk_rows(&self, scope: Scope, job: Uuid, query: &BulkRowQuery) -> Result<Vec<BulkRow>>;
+    /// Moves a job's status, atomically checking where it stands: `CONFLICT` naming the current
+    /// status when it is not one of `change.from`. Entering `CANCELLED` releases any claim.
+    async fn change_bulk_status(&self, scope: Scope, id: Uuid, change: &BulkStatusChange) -> Result<BulkJob>;
+    /// Claims up to `limit` jobs in `PROCESSING` whose lease is free or lapsed (oldest confirmed
+    /// first, `exclude` left out) for `worker` until `until`.
+    async fn claim_bulk_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+        exclude: &[Uuid],
+    ) -> Result<Vec<BulkJob>>;
+    /// The next rows to send of a job (`PENDING` or `SENT`) after position `after`, in file
+    /// order.
+    async fn open_bulk_rows(&self, job: Uuid, after: Option<u64>, limit: u64) -> Result<Vec<BulkRow>>;
+    /// Marks the open rows of a range of positions `SENT` before they go to the network (a
+    /// chunk of open rows is contiguous among the open rows: rows in between have outcomes and
+    /// keep them); `CONFLICT` when the worker no longer holds the job (lease lost, job
+    /// cancelled). The lease is renewed by written results.
+    async fn mark_bulk_rows_sent(
+        &self,
+        job: Uuid,
+        worker: &str,
+        positions: std::ops::RangeInclusive<u64>,
+    ) -> Result<()>;
+    /// Records row results with their SIM changes and audit entries in one transaction, updates
+    /// the job's counters and heartbeat and renews the lease. A SIM changed since it was read
+    /// fails its row (nothing of it is written) instead of the batch. `CONFLICT` when the worker
+    /// no longer holds the job (nothing is written). Returns the job as it is now and the
+    /// positions of rows failed that way.
+    async fn record_bulk_results(
+        &self,
+        job: Uuid,
+        worker: &str,
+        results: Vec<RowResult>,
+        until: DateTime<Utc>,
+    ) -> Result<(BulkJob, Vec<u64>)>;
+    /// Ends a job held by `worker` with `status` and releases it.
+    async fn finish_bulk_job(
+        &self,
+        job: Uuid,
+        worker: &str,
+        status: BulkJobStatus,
+        failure: Option<String>,
+    ) -> Result<BulkJob>;
+}
+
+/// The whole fleet store: every adapter that implements the parts is one.
+pub trait Fleet:
+    SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore + BulkJobStore
+{
+}
+
+impl<T> Fleet for T where
+    T: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore + BulkJobStore
+{
+}
 
 /// Reads an uploaded file into rows of text cells.
 pub trait TableReader: Send + Sync + 'static {

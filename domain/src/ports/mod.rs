@@ -12,8 +12,9 @@ pub mod usage;
 pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
-    AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier,
-    ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
+    AuditLog, BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, Changeset, DeviceStore, Fleet,
+    FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting,
+    SimStore, TableReader, Versioned,
 };
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{

@@ -1,11 +1,13 @@
 use async_graphql::Enum;
 use ioto_domain::events::DirectoryChange;
 use ioto_domain::fleet::audit::{AuditAction, EntityKind};
+use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
 use ioto_domain::fleet::device::{Connectivity, DeviceKind, DeviceState};
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::fleet::query::{DeviceSort, SimSort};
 use ioto_domain::fleet::schedule::ScheduleStatus;
 use ioto_domain::fleet::sim::{SimState, SimType};
+use ioto_domain::ports::network::NetworkAction;
 use ioto_domain::services::fleet::RetireSims;
 use ioto_domain::Role;
 
@@ -188,3 +190,55 @@ impl From<DirectoryChange> for DirectoryChangeKind {
         }
     }
 }
+
+mirror_enum!(
+    /// What the network is asked to do with a SIM.
+    BulkActionKind, "BulkAction", NetworkAction, [
+        /// INVENTORY → ACTIVE (a SUSPENDED SIM is resumed).
+        Activate,
+        /// ACTIVE → SUSPENDED.
+        Suspend,
+        /// SUSPENDED → ACTIVE.
+        Resume,
+        /// ACTIVE or SUSPENDED → LOST_STOLEN.
+        ReportLostStolen,
+        /// → TERMINATED (final; unbinds the SIM from its device).
+        Terminate,
+        /// Cancels the SIM's location so its device attaches again (ACTIVE or SUSPENDED SIMs).
+        LocationUpdate,
+    ]
+);
+
+mirror_enum!(
+    /// Where a bulk job stands.
+    BulkJobStatusKind, "BulkJobStatus", BulkJobStatus, [
+        Validating,
+        /// Validated; nothing runs until it is confirmed.
+        AwaitingConfirmation,
+        /// Confirmed: queued or running.
+        Processing,
+        Completed,
+        /// Finished; some rows failed or were invalid.
+        CompletedWithErrors,
+        /// Finished; no row succeeded.
+        Failed,
+        Cancelled,
+    ]
+);
+
+mirror_enum!(
+    /// What became of one row of a bulk job.
+    BulkRowOutcomeKind, "BulkRowOutcome", RowOutcome, [
+        /// Waiting for its turn.
+        Pending,
+        /// Sent to the network; answer not recorded yet.
+        Sent,
+        Succeeded,
+        /// The network refused or did not answer, or the SIM moved on; `reason` says which.
+        Failed,
+        /// Nothing to do: the SIM was already in the asked state.
+        Skipped,
+        /// Refused by validation; never sent.
+        Invalid,
+    ]
+);

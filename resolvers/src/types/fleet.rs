@@ -243,6 +243,9 @@ pub struct FleetSettingsObject {
     pub customers_see_sims: bool,
     /// Whether sub-customer users see the cost of their usage.
     pub customers_see_costs: bool,
+    /// Most SIMs an OPERATOR may change in one bulk job or `provisionSims` call (tenant and
+    /// platform admins have no limit).
+    pub operator_bulk_limit: i32,
 }
 
 impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
@@ -250,6 +253,7 @@ impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
         Self {
             customers_see_sims: s.customers_see_sims,
             customers_see_costs: s.customers_see_costs,
+            operator_bulk_limit: i32::try_from(s.operator_bulk_limit).unwrap_or(i32::MAX),
         }
     }
 }

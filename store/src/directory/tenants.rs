@@ -28,6 +28,9 @@ impl TenantStore for SqlDirectory {
             created_at: Set(Utc::now()),
             customers_see_sims: Set(true),
             customers_see_costs: Set(false),
+            operator_bulk_limit: Set(i64::from(
+                ioto_domain::fleet::FleetSettings::default().operator_bulk_limit,
+            )),
         }
         .insert(&txn)
         .await

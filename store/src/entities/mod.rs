@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table. Rows convert into domain types in `convert.rs`.
 
 pub mod audit_event;
+pub mod bulk_job;
+pub mod bulk_job_row;
 pub mod closed_period;
 pub mod customer;
 pub mod device;

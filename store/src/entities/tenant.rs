@@ -10,6 +10,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub customers_see_sims: bool,
     pub customers_see_costs: bool,
+    pub operator_bulk_limit: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

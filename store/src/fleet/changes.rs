@@ -95,6 +95,7 @@ impl FleetChanges for SqlFleet {
         Ok(FleetSettings {
             customers_see_sims: row.customers_see_sims,
             customers_see_costs: row.customers_see_costs,
+            operator_bulk_limit: u32::try_from(row.operator_bulk_limit).unwrap_or(u32::MAX),
         })
     }
 
@@ -104,6 +105,7 @@ impl FleetChanges for SqlFleet {
         let mut active: tenant::ActiveModel = row.into();
         active.customers_see_sims = Set(settings.customers_see_sims);
         active.customers_see_costs = Set(settings.customers_see_costs);
+        active.operator_bulk_limit = Set(i64::from(settings.operator_bulk_limit));
         active.update(&txn).await.map_err(db)?;
         commit(txn).await
     }

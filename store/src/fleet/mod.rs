@@ -3,6 +3,7 @@
 mod assign;
 mod audit;
 mod bulk;
+mod bulk_jobs;
 mod changes;
 mod devices;
 pub(crate) mod filter;

@@ -5,7 +5,7 @@ use ioto_domain::Role;
 use ioto_test_support::app::error_code;
 use serde_json::json;
 
-use ioto_test_support::Engines;
+use ioto_test_support::{Engines, TestApp};
 
 use super::Fixture;
 
@@ -245,7 +245,7 @@ async fn devices_labels_catalogue_and_the_audit_log_on(engines: Engines) {
 
 #[tokio::test]
 async fn a_page_with_nested_fields_costs_the_same_statements_for_10_or_100_sims() {
-    let fx = Fixture::new(Role::Operator).await;
+    let fx = Fixture::with_app(TestApp::spawn_quiet(Engines::Real).await, Role::Operator).await;
     let f = &fx.app.factory;
     let customers = [
         f.customer(&fx.tenant, "A").await,

@@ -4,7 +4,10 @@
 //! customer's devices, and SIMs only where the tenant allows it), applies the domain rules, and
 //! hands the store one [`Changeset`] so that all effects commit together or not at all.
 
+mod bulk;
+mod coalesce;
 mod devices;
+mod gate;
 mod import;
 mod sims;
 
@@ -13,7 +16,10 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
+pub use self::bulk::{BulkFile, ProvisionWait, Provisioned, Submitted};
+pub use self::coalesce::{ProvisionedOne, HOLD, RAPID_CALLS};
 pub use self::devices::{DeviceInput, DevicePatch, RetireSims};
+pub use self::gate::{FairGate, GatePermit};
 pub use self::import::ImportRequest;
 pub use self::sims::{SimInput, SimPatch, StateChangeOutcome};
 use crate::directory::Customer;
@@ -46,7 +52,18 @@ pub struct FleetService {
     reader: Arc<dyn TableReader>,
     notifier: Arc<dyn FleetNotifier>,
     network: Arc<dyn NetworkAdapter>,
+    /// The network's capacity, shared fairly between tenants (every request holds a slot).
+    gate: FairGate,
+    /// Notified when a bulk job is confirmed here, so a worker starts it at once.
+    bulk_wakeup: Arc<tokio::sync::Notify>,
+    /// Single-SIM provisioning calls held to be sent together (sample and hold).
+    coalescer: Arc<self::coalesce::Coalescer>,
 }
+
+/// Network requests in flight at once unless configured ([`FleetService::with_network_slots`]).
+/// About the simulated HLR's default capacity (2,000 transactions per second) times its mean
+/// latency (55 ms) with room to spare: enough to keep it busy, little queueing inside it.
+pub const DEFAULT_NETWORK_SLOTS: usize = 128;
 
 /// Label changes: keys to set and keys to remove; `replace` drops every label not set here.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +104,20 @@ impl FleetService {
             reader,
             notifier,
             network,
+            gate: FairGate::new(DEFAULT_NETWORK_SLOTS),
+            bulk_wakeup: Arc::new(tokio::sync::Notify::new()),
+            coalescer: Arc::default(),
         }
+    }
+
+    /// How many network requests may be in flight at once, shared fairly between tenants.
+    pub fn with_network_slots(mut self, slots: usize) -> Self {
+        self.gate = FairGate::new(slots);
+        self
+    }
+
+    pub fn gate(&self) -> &FairGate {
+        &self.gate
     }
 
     pub fn store(&self) -> &Arc<dyn Fleet> {
@@ -428,7 +458,7 @@ impl FleetService {
     }
 }
 
-fn check_limit(limit: u64) -> Result<()> {
+pub(crate) fn check_limit(limit: u64) -> Result<()> {
     // The service asks one row more than a page to learn whether another page follows.
     if limit == 0 || limit > MAX_PAGE + 1 {
         return Err(Error::invalid(

@@ -259,26 +259,7 @@ impl FleetService {
         // The network first: the database records only what the network confirmed.
         let action = NetworkAction::for_transition(current.state, target);
         let receipt = self.tell_network(scope, &current, action, stamp).await?;
-        let mut sim = current.clone();
-        sim.state = target;
-        let mut effects = vec![sim_entry(
-            &sim,
-            AuditAction::StateChanged,
-            stamp,
-            json!({ "state": current.state.as_str() }),
-            json!({ "state": target.as_str(), "network": { "action": action.as_str(), "reference": receipt.reference } }),
-        )];
-        if target == SimState::Terminated {
-            if let Some(device) = sim.device_id.take() {
-                effects.push(sim_entry(
-                    &sim,
-                    AuditAction::Unbound,
-                    stamp,
-                    json!({ "deviceId": device.to_string() }),
-                    json!({ "deviceId": null }),
-                ));
-            }
-        }
+        let (sim, effects) = self.transition_effects(&current, target, action, &receipt, stamp, None);
         self.write_sims(scope, vec![(current.version, sim)], effects)
             .await
     }
@@ -301,17 +282,9 @@ impl FleetService {
             imsi: sim.imsi.clone(),
             action,
         };
-        let mut attempt = 1;
-        let failure = loop {
-            match self.network.send(&request).await {
-                Ok(receipt) => return Ok(receipt),
-                Err(NetworkFailure::Transient(why)) if attempt < NETWORK_ATTEMPTS => {
-                    tracing::debug!(iccid = %sim.iccid, attempt, %why, "network busy; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * 4_u64.pow(attempt - 1))).await;
-                    attempt += 1;
-                }
-                Err(f) => break f,
-            }
+        let failure = match self.send_to_network(&request).await {
+            Ok(receipt) => return Ok(receipt),
+            Err(f) => f,
         };
         let (kind, error) = match &failure {
             NetworkFailure::Permanent(why) => (
@@ -375,7 +348,7 @@ impl FleetService {
             AuditAction::LocationUpdated,
             &stamp,
             json!(null),
-            json!({ "network": { "action": NetworkAction::LocationUpdate.as_str(), "reference": receipt.reference } }),
+            json!({ "network": super::bulk::network_json(NetworkAction::LocationUpdate, &receipt) }),
         );
         self.commit(
             actor.scope(),

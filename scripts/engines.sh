@@ -72,6 +72,11 @@ if ! command -v valgrind >/dev/null 2>&1; then
   apt_install valgrind
 fi
 
+# The notification tests deliver e-mail to a real SMTP listener (aiosmtpd) they start.
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  apt_install python3-aiosmtpd
+fi
+
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver
 fi

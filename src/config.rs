@@ -92,6 +92,8 @@ pub struct Config {
     pub network: NetworkConfig,
     pub bulk: BulkConfig,
     pub rate_limit: RateLimitConfig,
+    pub notifications: NotificationsConfig,
+    pub smtp: SmtpConfig,
 }
 
 /// How log lines are written.
@@ -321,6 +323,63 @@ impl Default for BulkConfig {
     }
 }
 
+/// Notification deliveries: webhooks (signed, retried with back-off) and e-mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    /// Deliveries this instance sends at once; 0: this instance sends none (others do).
+    pub max_concurrent: usize,
+    /// How often an idle worker looks for deliveries written on other instances, in milliseconds.
+    pub poll_ms: u64,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: u32,
+    /// Wait before the second attempt, in milliseconds; it doubles with every further attempt.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    pub retry_max_seconds: u64,
+    /// Longest a webhook endpoint or the SMTP server may take to answer, in seconds.
+    pub timeout_seconds: u64,
+    /// Allow `http://` webhook endpoints on loopback addresses (local development, tests).
+    pub allow_loopback_http: bool,
+    /// Allow webhook endpoints in private and reserved address ranges (an on-premises receiver).
+    pub allow_private_addresses: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 8,
+            poll_ms: 1_000,
+            max_attempts: 10,
+            retry_base_ms: 10_000,
+            retry_max_seconds: 3_600,
+            timeout_seconds: 10,
+            allow_loopback_http: false,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+/// Notification e-mail. Without `url` no e-mail is sent (in-app and webhooks still are).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    /// `smtps://user:password@host:465` (TLS), `smtp://user:password@host:587?tls=required`
+    /// (STARTTLS) or `smtp://host:25` (plain, a local relay).
+    pub url: Option<SecretUrl>,
+    /// The sender, e.g. `Ioto <noreply@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: "Ioto <noreply@localhost>".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RatingConfig {
@@ -416,6 +475,8 @@ impl Default for Config {
             network: NetworkConfig::default(),
             bulk: BulkConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            notifications: NotificationsConfig::default(),
+            smtp: SmtpConfig::default(),
             ingest: IngestConfig {
                 enabled: true,
                 batch_max: 20_000,
@@ -722,6 +783,30 @@ impl Config {
             bail!(
                 "bulk.provision_wait_limit: must be at most {}",
                 ioto_domain::fleet::bulk::MAX_BULK_ROWS
+            );
+        }
+        if self.notifications.poll_ms == 0 {
+            bail!("notifications.poll_ms: must be at least 1");
+        }
+        if self.notifications.max_attempts == 0 {
+            bail!("notifications.max_attempts: must be at least 1");
+        }
+        if self.notifications.timeout_seconds == 0 {
+            bail!("notifications.timeout_seconds: must be at least 1");
+        }
+        if let Some(url) = &self.smtp.url {
+            let u = url.expose();
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                bail!(
+                    "smtp.url: '{}' must start with smtp:// or smtps://",
+                    url.redacted()
+                );
+            }
+        }
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!(
+                "smtp.from: '{}' is not a mailbox; write it like 'Ioto <noreply@example.com>'",
+                self.smtp.from
             );
         }
         if self.fleet.import_max_bytes < 1024 {

@@ -112,6 +112,53 @@ impl BulkJobProgress {
 pub enum FleetEvent {
     SimStateChanged(SimStateChanged),
     BulkJobProgress(BulkJobProgress),
+    Notification(NotificationCreated),
+}
+
+/// A notification was written (for the `notifications` subscription).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationCreated {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub recipient: Option<crate::UserId>,
+    pub kind: String,
+    pub subject_id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NotificationCreated {
+    pub fn of(n: &crate::notify::Notification) -> Self {
+        Self {
+            tenant_id: n.tenant_id,
+            id: n.id,
+            recipient: n.recipient,
+            kind: n.kind.as_str().to_owned(),
+            subject_id: n.subject_id,
+            title: n.title.clone(),
+            body: n.body.clone(),
+            payload: n.payload.clone(),
+            created_at: n.created_at,
+        }
+    }
+
+    pub fn notification(&self) -> crate::Result<crate::notify::Notification> {
+        Ok(crate::notify::Notification {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            recipient: self.recipient,
+            kind: crate::notify::NotificationKind::parse(&self.kind)?,
+            subject_id: self.subject_id,
+            title: self.title.clone(),
+            body: self.body.clone(),
+            payload: self.payload.clone(),
+            created_at: self.created_at,
+            read_at: None,
+        })
+    }
 }
 
 impl FleetEvent {
@@ -119,6 +166,7 @@ impl FleetEvent {
         match self {
             FleetEvent::SimStateChanged(e) => e.tenant_id,
             FleetEvent::BulkJobProgress(e) => e.tenant_id,
+            FleetEvent::Notification(e) => e.tenant_id,
         }
     }
 
@@ -126,6 +174,7 @@ impl FleetEvent {
         match self {
             FleetEvent::SimStateChanged(e) => e.at,
             FleetEvent::BulkJobProgress(e) => e.at,
+            FleetEvent::Notification(e) => e.created_at,
         }
     }
 }

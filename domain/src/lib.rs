@@ -10,6 +10,7 @@ pub mod events;
 pub mod fleet;
 pub mod identifiers;
 pub mod ids;
+pub mod notify;
 pub mod password;
 pub mod ports;
 pub mod role;

@@ -59,6 +59,8 @@ pub enum Permission {
     RunRating,
     /// Run bulk jobs of any size (operators run them up to their tenant's limit).
     RunBulkJobs,
+    /// Add, enable, disable and remove the tenant's webhook endpoints; see their deliveries.
+    ManageWebhooks,
 }
 
 impl Role {

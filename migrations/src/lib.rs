@@ -19,6 +19,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0004_postgres.sql"),
     include_str!("sql/0005_postgres.sql"),
     include_str!("sql/0006_postgres.sql"),
+    include_str!("sql/0007_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -62,6 +63,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0006_postgres.sql"),
                 sqlite: include_str!("sql/0006_sqlite.sql"),
                 irreversible: "bulk jobs are the record of what was sent to the network",
+            }),
+            // Notifications, webhook endpoints and their deliveries.
+            Box::new(SqlMigration {
+                name: "m0007_notifications",
+                postgres: include_str!("sql/0007_postgres.sql"),
+                sqlite: include_str!("sql/0007_sqlite.sql"),
+                irreversible: "notifications and deliveries are what users were told",
             }),
         ]
     }

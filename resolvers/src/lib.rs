@@ -10,6 +10,7 @@ mod fleet_query;
 pub mod limits;
 mod loaders;
 mod mutation;
+mod notify;
 mod query;
 pub mod rate_limit;
 pub mod scalars;

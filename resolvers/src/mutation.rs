@@ -20,6 +20,7 @@ pub struct MutationRoot(
     crate::fleet_mutation::FleetMutation,
     crate::billing::BillingMutation,
     crate::bulk::BulkMutation,
+    crate::notify::NotifyMutation,
 );
 
 #[derive(InputObject)]

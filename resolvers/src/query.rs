@@ -19,6 +19,7 @@ pub struct QueryRoot(
     crate::billing::BillingQuery,
     crate::analytics::AnalyticsQueryRoot,
     crate::bulk::BulkQuery,
+    crate::notify::NotifyQuery,
 );
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {

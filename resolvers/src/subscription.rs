@@ -76,6 +76,27 @@ impl SubscriptionRoot {
         }))
     }
 
+    /// The caller's new notifications as they are written (on any instance): their own, and —
+    /// for those who manage the fleet — the tenant's ones for no user in particular.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = crate::notify::NotificationObject>> {
+        let actor = actor(ctx)?.clone();
+        let stream = services(ctx).realtime.fleet_events();
+        Ok(stream.filter_map(move |e| {
+            let hit = match e {
+                ioto_domain::events::FleetEvent::Notification(n)
+                    if ioto_domain::services::FleetService::sees_notification(&actor, &n) =>
+                {
+                    n.notification().ok().map(crate::notify::NotificationObject)
+                }
+                _ => None,
+            };
+            std::future::ready(hit)
+        }))
+    }
+
     /// Progress of one bulk job: after every batch of row outcomes, at least every second while
     /// it runs (a heartbeat), and on every status change — from whichever instance runs it. The
     /// current state comes first; the stream ends after the job's final status.

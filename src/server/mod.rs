@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod http;
 pub mod imports;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod realtime;
 pub mod rest;
@@ -103,8 +104,15 @@ impl App {
             realtime.clone(),
             engines.network.clone(),
         )
-        .with_network_slots(config.network.max_in_flight);
+        .with_network_slots(config.network.max_in_flight)
+        .with_webhook_policy(crate::server::notify::address_policy(&config.notifications));
         crate::server::bulk::spawn(fleet.clone(), config.bulk.clone(), shutdown.subscribe());
+        crate::server::notify::spawn(
+            fleet.clone(),
+            config.notifications.clone(),
+            &config.smtp,
+            shutdown.subscribe(),
+        )?;
         if config.fleet.scheduler_interval_seconds > 0 {
             crate::server::scheduler::spawn(
                 fleet.clone(),

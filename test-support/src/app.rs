@@ -62,11 +62,13 @@ impl TestApp {
         Self::spawn_with(Self::config(engines).await).await
     }
 
-    /// An app without the workers that poll the database in the background (bulk jobs, the
-    /// transition scheduler): the pool's statement count is then the requests' alone.
+    /// An app without the workers that poll the database in the background (bulk jobs,
+    /// notification deliveries, the transition scheduler): the pool's statement count is then
+    /// the requests' alone.
     pub async fn spawn_quiet(engines: Engines) -> Self {
         let mut config = Self::config(engines).await;
         config.bulk.max_jobs = 0;
+        config.notifications.max_concurrent = 0;
         config.fleet.scheduler_interval_seconds = 0;
         Self::spawn_with(config).await
     }

@@ -195,6 +195,9 @@ pub struct BulkJob {
     pub confirmed_by: Option<String>,
     pub cancelled_by: Option<String>,
     pub note: Option<String>,
+    /// Whether its end is notified (in the app, by e-mail, by webhooks): not for provisioning
+    /// calls that waited for every outcome.
+    pub notify: bool,
     /// Why the job failed as a whole, when it did.
     pub failure: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -800,6 +803,7 @@ mod tests {
             confirmed_by: None,
             cancelled_by: None,
             note: None,
+            notify: true,
             failure: None,
             created_at: now,
             confirmed_at: None,

@@ -20,6 +20,9 @@ use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use crate::fleet::sim::{NewSim, Sim};
 use crate::fleet::FleetSettings;
 use crate::identifiers::{Iccid, MccMnc};
+use crate::notify::{
+    Delivery, DeliveryAttempt, DeliveryQuery, DueDelivery, Notification, NotificationQuery, WebhookEndpoint,
+};
 use crate::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 
 /// A row to write, with the version it was read at (`None` for a new device).
@@ -221,6 +224,7 @@ pub struct BulkStatusChange {
     pub by: Option<String>,
     /// Entering `PROCESSING`: claim the job for this worker until then, in the same
     /// transaction (the provisioning API runs small jobs itself, before any worker can take them).
+    /// Such a job's caller waits for every outcome: its end is not notified.
     pub claim: Option<(String, DateTime<Utc>)>,
 }
 
@@ -274,6 +278,9 @@ pub trait BulkJobStore: Send + Sync + 'static {
         results: Vec<RowResult>,
         until: DateTime<Utc>,
     ) -> Result<(BulkJob, Vec<u64>)>;
+    /// Has a job's end notified after all (a provisioning caller stopped waiting); writes the
+    /// notification at once when the job has ended already.
+    async fn notify_bulk_job(&self, scope: Scope, id: Uuid) -> Result<BulkJob>;
     /// Ends a job held by `worker` with `status` and releases it.
     async fn finish_bulk_job(
         &self,
@@ -284,14 +291,83 @@ pub trait BulkJobStore: Send + Sync + 'static {
     ) -> Result<BulkJob>;
 }
 
+/// Notifications, webhook endpoints and deliveries. A notification is written by the store in
+/// the transaction of the change it tells of (a bulk job reaching its final status); workers fan
+/// it out into deliveries and send them, claimed with a lease like bulk jobs.
+#[async_trait]
+pub trait NotificationStore: Send + Sync + 'static {
+    /// The caller's notifications (and the tenant-wide ones when asked), newest first.
+    async fn notifications(&self, scope: Scope, query: &NotificationQuery) -> Result<Vec<Notification>>;
+    /// How many of those are unread.
+    async fn unread_notifications(&self, scope: Scope, query: &NotificationQuery) -> Result<u64>;
+    /// Marks the listed notifications (all of the query's when `ids` is `None`) read at `at`;
+    /// returns how many changed.
+    async fn mark_notifications_read(
+        &self,
+        scope: Scope,
+        query: &NotificationQuery,
+        ids: Option<&[Uuid]>,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// The notification about `subject` (a bulk job), if one was written.
+    async fn notification_about(&self, scope: Scope, subject: Uuid) -> Result<Option<Notification>>;
+
+    async fn webhook_endpoints(&self, scope: Scope, tenant: TenantId) -> Result<Vec<WebhookEndpoint>>;
+    async fn create_webhook_endpoint(
+        &self,
+        scope: Scope,
+        endpoint: &WebhookEndpoint,
+        secret: &str,
+    ) -> Result<()>;
+    /// Enables or disables an endpoint (disabled ones get no new deliveries; pending ones stop).
+    async fn set_webhook_endpoint_enabled(
+        &self,
+        scope: Scope,
+        id: Uuid,
+        enabled: bool,
+    ) -> Result<WebhookEndpoint>;
+    /// Removes an endpoint with its deliveries.
+    async fn delete_webhook_endpoint(&self, scope: Scope, id: Uuid) -> Result<()>;
+    async fn deliveries(&self, scope: Scope, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
+
+    /// Fans up to `limit` notifications not yet dispatched out into deliveries (one per enabled
+    /// endpoint of their tenant; an e-mail to the recipient when `email`), atomically. Returns
+    /// how many were dispatched.
+    async fn dispatch_notifications(&self, email: bool, now: DateTime<Utc>, limit: u64) -> Result<u64>;
+    /// Claims up to `limit` pending deliveries due at `now` for `worker` until `until`.
+    async fn claim_deliveries(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueDelivery>>;
+    /// Records an attempt of a delivery held by `worker` (ignored when the claim was lost).
+    async fn record_delivery(&self, id: Uuid, worker: &str, attempt: &DeliveryAttempt) -> Result<()>;
+}
+
 /// The whole fleet store: every adapter that implements the parts is one.
 pub trait Fleet:
-    SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore + BulkJobStore
+    SimStore
+    + DeviceStore
+    + FleetChanges
+    + AuditLog
+    + LabelCatalogue
+    + ScheduleStore
+    + BulkJobStore
+    + NotificationStore
 {
 }
 
 impl<T> Fleet for T where
-    T: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore + BulkJobStore
+    T: SimStore
+        + DeviceStore
+        + FleetChanges
+        + AuditLog
+        + LabelCatalogue
+        + ScheduleStore
+        + BulkJobStore
+        + NotificationStore
 {
 }
 

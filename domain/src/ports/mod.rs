@@ -13,8 +13,8 @@ pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Ev
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
     AuditLog, BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, Changeset, DeviceStore, Fleet,
-    FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting,
-    SimStore, TableReader, Versioned,
+    FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier, NotificationStore, ScheduleQuery, ScheduleStore,
+    Sighting, SimStore, TableReader, Versioned,
 };
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{

@@ -27,6 +27,8 @@ CREATE TABLE bulk_jobs (
     confirmed_by       text,
     cancelled_by       text,
     note               text,
+    -- Whether its end is notified (not for provisioning calls answered with every outcome).
+    notify             boolean NOT NULL DEFAULT true,
     failure            text,
     created_at         timestamptz NOT NULL,
     confirmed_at       timestamptz,

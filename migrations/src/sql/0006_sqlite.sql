@@ -22,6 +22,7 @@ CREATE TABLE bulk_jobs (
     confirmed_by       TEXT,
     cancelled_by       TEXT,
     note               TEXT,
+    notify             INTEGER NOT NULL DEFAULT 1,
     failure            TEXT,
     created_at         TEXT NOT NULL,
     confirmed_at       TEXT,

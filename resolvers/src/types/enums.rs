@@ -7,6 +7,7 @@ use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::fleet::query::{DeviceSort, SimSort};
 use ioto_domain::fleet::schedule::ScheduleStatus;
 use ioto_domain::fleet::sim::{SimState, SimType};
+use ioto_domain::notify::{DeliveryChannel, DeliveryStatus, NotificationKind};
 use ioto_domain::ports::network::NetworkAction;
 use ioto_domain::services::fleet::RetireSims;
 use ioto_domain::Role;
@@ -240,5 +241,34 @@ mirror_enum!(
         Skipped,
         /// Refused by validation; never sent.
         Invalid,
+    ]
+);
+
+mirror_enum!(
+    /// What a notification is about.
+    NotificationKindGql, "NotificationKind", NotificationKind, [
+        /// A bulk job reached its final status.
+        BulkJobFinished,
+    ]
+);
+
+mirror_enum!(
+    /// How a notification is delivered.
+    DeliveryChannelKind, "DeliveryChannel", DeliveryChannel, [
+        /// A signed POST to a webhook endpoint of the tenant.
+        Webhook,
+        /// An e-mail to the notification's user.
+        Email,
+    ]
+);
+
+mirror_enum!(
+    /// Where a delivery stands.
+    DeliveryStatusKind, "DeliveryStatus", DeliveryStatus, [
+        /// Waiting for its (next) attempt.
+        Pending,
+        Delivered,
+        /// Given up after its last attempt (or refused for good).
+        Failed,
     ]
 );

@@ -25,6 +25,7 @@ pub struct Model {
     pub confirmed_by: Option<String>,
     pub cancelled_by: Option<String>,
     pub note: Option<String>,
+    pub notify: bool,
     pub failure: Option<String>,
     pub created_at: DateTimeUtc,
     pub confirmed_at: Option<DateTimeUtc>,

@@ -8,6 +8,7 @@ use ioto_domain::fleet::bulk::{
 };
 use ioto_domain::fleet::sim::SimState;
 use ioto_domain::identifiers::Iccid;
+use ioto_domain::notify::Notification;
 use ioto_domain::ports::{BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange};
 use ioto_domain::{Error, Result, Role, Scope, TenantId};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
@@ -57,6 +58,7 @@ impl TryFrom<bulk_job::Model> for BulkJob {
             confirmed_by: m.confirmed_by,
             cancelled_by: m.cancelled_by,
             note: m.note,
+            notify: m.notify,
             failure: m.failure,
             created_at: m.created_at,
             confirmed_at: m.confirmed_at,
@@ -111,6 +113,7 @@ fn job_model(j: &BulkJob) -> bulk_job::ActiveModel {
         confirmed_by: Set(j.confirmed_by.clone()),
         cancelled_by: Set(j.cancelled_by.clone()),
         note: Set(j.note.clone()),
+        notify: Set(j.notify),
         failure: Set(j.failure.clone()),
         created_at: Set(j.created_at),
         confirmed_at: Set(j.confirmed_at),
@@ -140,6 +143,14 @@ fn row_model(tenant: TenantId, r: &BulkRow) -> bulk_job_row::ActiveModel {
 }
 
 /// The first bound value in a custom expression.
+/// The notification of a job's end, in the transaction that ends it (when the job is notified).
+async fn notify_finished(txn: &DatabaseTransaction, job: &BulkJob, at: DateTime<Utc>) -> Result<()> {
+    if !job.notify {
+        return Ok(());
+    }
+    super::notifications::insert_notification(txn, &Notification::bulk_job_finished(job, at)).await
+}
+
 fn placeholder(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => "$1",
@@ -344,7 +355,7 @@ impl SqlFleet {
     /// before it writes: a transaction that starts reading and then writes fails with "database
     /// is locked" when another committed in between (WAL snapshots cannot be upgraded), where
     /// one that starts with a write waits its turn (`busy_timeout`).
-    async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
+    pub(super) async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
         if self.backend() == DbBackend::Sqlite {
             txn.execute_unprepared("UPDATE bulk_jobs SET id = id WHERE 0")
                 .await
@@ -536,13 +547,21 @@ impl BulkJobStore for SqlFleet {
             }
             _ => {}
         }
+        if change.claim.is_some() {
+            // Its caller waits for every outcome: nothing to notify.
+            update = update.col_expr(bulk_job::Column::Notify, Expr::value(false));
+        }
         update.exec(&txn).await.map_err(db)?;
         let job = self
             .locked_job(&txn, id)
             .await?
-            .ok_or_else(|| Error::not_found("bulk job", id))?;
+            .ok_or_else(|| Error::not_found("bulk job", id))
+            .and_then(BulkJob::try_from)?;
+        if change.to.is_final() {
+            notify_finished(&txn, &job, change.at).await?;
+        }
         commit(txn).await?;
-        BulkJob::try_from(job)
+        Ok(job)
     }
 
     async fn claim_bulk_jobs(
@@ -742,6 +761,30 @@ impl BulkJobStore for SqlFleet {
         Ok((BulkJob::try_from(job)?, refused))
     }
 
+    async fn notify_bulk_job(&self, scope: Scope, id: Uuid) -> Result<BulkJob> {
+        let txn = self.begin(scope).await?;
+        let row = self
+            .locked_job(&txn, id)
+            .await?
+            .filter(|j| scope.tenant_id().is_none_or(|t| t.0 == j.tenant_id))
+            .ok_or_else(|| Error::not_found("bulk job", id))?;
+        bulk_job::Entity::update_many()
+            .col_expr(bulk_job::Column::Notify, Expr::value(true))
+            .filter(bulk_job::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        let mut job = BulkJob::try_from(row)?;
+        let was = job.notify;
+        job.notify = true;
+        // Ended while its caller still waited: the notification is written now.
+        if !was && job.status.is_final() {
+            notify_finished(&txn, &job, Utc::now()).await?;
+        }
+        commit(txn).await?;
+        Ok(job)
+    }
+
     async fn finish_bulk_job(
         &self,
         job: Uuid,
@@ -768,11 +811,15 @@ impl BulkJobStore for SqlFleet {
                 .col_expr(bulk_job::Column::FinishedAt, Expr::value(now));
         }
         update.exec(&txn).await.map_err(db)?;
-        let row = self
+        let done = self
             .locked_job(&txn, job)
             .await?
-            .ok_or_else(|| Error::not_found("bulk job", job))?;
+            .ok_or_else(|| Error::not_found("bulk job", job))
+            .and_then(BulkJob::try_from)?;
+        if held.status == BulkJobStatus::Processing.as_str() {
+            notify_finished(&txn, &done, now).await?;
+        }
         commit(txn).await?;
-        BulkJob::try_from(row)
+        Ok(done)
     }
 }

@@ -8,6 +8,7 @@ mod changes;
 mod devices;
 pub(crate) mod filter;
 mod labels;
+mod notifications;
 mod schedules;
 mod sims;
 

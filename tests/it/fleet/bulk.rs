@@ -26,7 +26,13 @@ const JOB: &str = "query($id: ID!) { bulkJob(id: $id) { status processed succeed
 const SIM: &str = "query($i: Iccid!) { sim(iccid: $i) { state events { action newValue actor } } }";
 
 /// Sends `file` as the GraphQL multipart request spec says: `operations`, `map`, the file part.
-async fn upload(app: &TestApp, token: &str, file_name: &str, file: Vec<u8>, input: Value) -> Value {
+pub(super) async fn upload(
+    app: &TestApp,
+    token: &str,
+    file_name: &str,
+    file: Vec<u8>,
+    input: Value,
+) -> Value {
     let boundary = "ioto-test-boundary-7d1f";
     let mut input = input;
     input["file"] = Value::Null;
@@ -67,7 +73,7 @@ async fn upload(app: &TestApp, token: &str, file_name: &str, file: Vec<u8>, inpu
         .expect("answer")
 }
 
-async fn wait_final(fx: &Fixture, id: &str) -> Value {
+pub(super) async fn wait_final(fx: &Fixture, id: &str) -> Value {
     for _ in 0..200 {
         let job = fx.ok(JOB, json!({"id": id}), "bulkJob").await;
         if job["finishedAt"].is_string() {

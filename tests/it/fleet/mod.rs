@@ -5,6 +5,7 @@ mod coordination;
 mod import;
 mod lifecycle;
 mod network;
+mod notify;
 mod queries;
 mod visibility;
 

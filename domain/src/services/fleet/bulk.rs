@@ -227,6 +227,8 @@ impl FleetService {
             confirmed_by: None,
             cancelled_by: None,
             note,
+            // Until its caller runs it and waits for every outcome (see `confirm`).
+            notify: true,
             failure: None,
             created_at: now,
             confirmed_at: None,
@@ -314,6 +316,7 @@ impl FleetService {
         };
         let job = self.store.change_bulk_status(actor.scope(), id, &change).await?;
         self.publish_progress(&job);
+        self.job_ended(&job).await;
         Ok(job)
     }
 
@@ -334,6 +337,7 @@ impl FleetService {
         };
         let job = self.store.change_bulk_status(actor.scope(), id, &change).await?;
         self.publish_progress(&job);
+        self.job_ended(&job).await;
         Ok(job)
     }
 
@@ -471,6 +475,10 @@ impl FleetService {
         };
         let done = self.store.finish_bulk_job(job.id, worker, status, None).await?;
         self.publish_progress(&done);
+        // A job cancelled while it ran was notified when it was cancelled.
+        if current.status == BulkJobStatus::Processing && done.status != BulkJobStatus::Cancelled {
+            self.job_ended(&done).await;
+        }
         Ok(done)
     }
 
@@ -817,7 +825,9 @@ impl FleetService {
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(join)) => Err(Error::Internal(format!("provisioning task failed: {join}"))),
             Err(_) => {
-                let job = self.store.bulk_job(scope, job.id).await?.unwrap_or(job);
+                // The caller stops waiting: the job's end is notified after all.
+                let job = self.store.notify_bulk_job(scope, job.id).await?;
+                self.job_ended(&job).await;
                 Ok(Provisioned {
                     job,
                     report,

@@ -9,6 +9,7 @@ mod coalesce;
 mod devices;
 mod gate;
 mod import;
+mod notify;
 mod sims;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use self::coalesce::{ProvisionedOne, HOLD, RAPID_CALLS};
 pub use self::devices::{DeviceInput, DevicePatch, RetireSims};
 pub use self::gate::{FairGate, GatePermit};
 pub use self::import::ImportRequest;
+pub use self::notify::{CreatedEndpoint, MAX_DESCRIPTION_LEN, MAX_WEBHOOK_ENDPOINTS};
 pub use self::sims::{SimInput, SimPatch, StateChangeOutcome};
 use crate::directory::Customer;
 use crate::events::{FleetEvent, SimStateChanged};
@@ -33,6 +35,7 @@ use crate::fleet::secret::{mask, SecretCipher};
 use crate::fleet::sim::Sim;
 use crate::fleet::{AuditAction, FleetSettings};
 use crate::identifiers::Iccid;
+use crate::notify::AddressPolicy;
 use crate::ports::network::NetworkAdapter;
 use crate::ports::{Changeset, Fleet, FleetNotifier, ScheduleQuery, TableReader};
 use crate::{Actor, CustomerId, DeviceId, Error, Permission, Result, Role, Scope, SimId, TenantId};
@@ -58,6 +61,10 @@ pub struct FleetService {
     bulk_wakeup: Arc<tokio::sync::Notify>,
     /// Single-SIM provisioning calls held to be sent together (sample and hold).
     coalescer: Arc<self::coalesce::Coalescer>,
+    /// Notified when a notification was written here, so its deliveries go out at once.
+    delivery_wakeup: Arc<tokio::sync::Notify>,
+    /// Where webhook endpoints may point.
+    webhook_policy: AddressPolicy,
 }
 
 /// Network requests in flight at once unless configured ([`FleetService::with_network_slots`]).
@@ -107,7 +114,15 @@ impl FleetService {
             gate: FairGate::new(DEFAULT_NETWORK_SLOTS),
             bulk_wakeup: Arc::new(tokio::sync::Notify::new()),
             coalescer: Arc::default(),
+            delivery_wakeup: Arc::new(tokio::sync::Notify::new()),
+            webhook_policy: AddressPolicy::default(),
         }
+    }
+
+    /// Where webhook endpoints may point (https to public addresses unless allowed here).
+    pub fn with_webhook_policy(mut self, policy: AddressPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
     }
 
     /// How many network requests may be in flight at once, shared fairly between tenants.

@@ -1,0 +1,360 @@
+//! Notifications (in-app list, read marks, subscription) and the tenant's webhook endpoints
+//! with their deliveries.
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use ioto_domain::notify::{Delivery, Notification, NotificationKind, WebhookEndpoint};
+use ioto_domain::services::fleet::CreatedEndpoint;
+use ioto_domain::Error;
+use uuid::Uuid;
+
+use crate::bulk::BulkJobObject;
+use crate::context::{actor, services};
+use crate::error::GqlResult;
+use crate::fleet_query::parse_tenant;
+use crate::to_gql;
+use crate::types::fleet::PageInfo;
+use crate::types::{DeliveryChannelKind, DeliveryStatusKind, NotificationKindGql};
+
+/// Deliveries listed per endpoint at most.
+const MAX_DELIVERIES: u64 = 100;
+
+fn uuid_of(id: &ID, field: &str, what: &str) -> async_graphql::Result<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| to_gql(Error::invalid(field, format!("is not a {what} id"))))
+}
+
+pub struct NotificationObject(pub Notification);
+
+/// Something the caller was waiting for happened (a bulk job ended).
+#[Object(name = "Notification")]
+impl NotificationObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> NotificationKindGql {
+        self.0.kind.into()
+    }
+    /// One line, e.g. "Bulk job 'march.csv' completed".
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    /// One plain-language paragraph.
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// The id of what it is about (the bulk job).
+    async fn subject_id(&self) -> ID {
+        ID(self.0.subject_id.to_string())
+    }
+    /// The facts, as webhooks carry them in `data`.
+    async fn data(&self) -> Json<serde_json::Value> {
+        Json(self.0.payload.clone())
+    }
+    /// The bulk job, as it is now (for `BULK_JOB_FINISHED`).
+    async fn bulk_job(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BulkJobObject>> {
+        if self.0.kind != NotificationKind::BulkJobFinished {
+            return Ok(None);
+        }
+        Ok(services(ctx)
+            .fleet
+            .bulk_job(actor(ctx)?, self.0.subject_id)
+            .await
+            .gql()?
+            .map(BulkJobObject))
+    }
+    /// Whether it is for the caller alone (false: for the tenant's fleet managers).
+    async fn personal(&self) -> bool {
+        self.0.recipient.is_some()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    /// How it went out: each webhook endpoint's and the e-mail's delivery.
+    async fn deliveries(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeliveryObject>> {
+        Ok(services(ctx)
+            .fleet
+            .notification_deliveries(actor(ctx)?, &self.0)
+            .await
+            .gql()?
+            .into_iter()
+            .map(DeliveryObject)
+            .collect())
+    }
+}
+
+pub struct DeliveryObject(pub Delivery);
+
+/// One notification sent one way, with its attempts so far.
+#[Object(name = "NotificationDelivery")]
+impl DeliveryObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn notification_id(&self) -> ID {
+        ID(self.0.notification_id.to_string())
+    }
+    async fn channel(&self) -> DeliveryChannelKind {
+        self.0.channel.into()
+    }
+    /// The endpoint's URL or the e-mail address.
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+    async fn status(&self) -> DeliveryStatusKind {
+        self.0.status.into()
+    }
+    async fn attempts(&self) -> i32 {
+        i32::try_from(self.0.attempts).unwrap_or(i32::MAX)
+    }
+    /// When it is tried again (pending deliveries).
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_attempt_at
+    }
+    /// Why the last attempt failed.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// The HTTP status of the endpoint's last answer (webhooks).
+    async fn response_status(&self) -> Option<i32> {
+        self.0.response_status.map(i32::from)
+    }
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct WebhookEndpointObject(pub WebhookEndpoint);
+
+/// A URL of the tenant's that receives its notifications as signed POSTs (Standard Webhooks:
+/// `webhook-id`, `webhook-timestamp`, `webhook-signature` headers).
+#[Object(name = "WebhookEndpoint")]
+impl WebhookEndpointObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Disabled endpoints get no deliveries.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Its latest deliveries, newest first (at most 100).
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many (default 20, at most 100).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<DeliveryObject>> {
+        let first = first.unwrap_or(20);
+        if !(1..=MAX_DELIVERIES as i32).contains(&first) {
+            return Err(to_gql(Error::invalid(
+                "first",
+                format!("{first}; between 1 and {MAX_DELIVERIES}"),
+            )));
+        }
+        Ok(services(ctx)
+            .fleet
+            .webhook_deliveries(actor(ctx)?, self.0.id, first as u64)
+            .await
+            .gql()?
+            .into_iter()
+            .map(DeliveryObject)
+            .collect())
+    }
+}
+
+/// A new endpoint and its signing secret.
+#[derive(SimpleObject)]
+pub struct CreatedWebhookEndpoint {
+    pub endpoint: WebhookEndpointObject,
+    /// The HMAC-SHA256 key (`whsec_…`, base64 after the prefix). Shown this once: keep it where
+    /// the receiver checks signatures.
+    pub secret: String,
+}
+
+impl From<CreatedEndpoint> for CreatedWebhookEndpoint {
+    fn from(c: CreatedEndpoint) -> Self {
+        Self {
+            endpoint: WebhookEndpointObject(c.endpoint),
+            secret: c.secret,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateWebhookEndpointInput {
+    /// A platform admin names the tenant; everyone else adds to their own.
+    pub tenant_id: Option<ID>,
+    /// `https://…` (plain `http` only to loopback where the server allows it); no credentials,
+    /// no fragment, not a private or reserved address unless the server allows it.
+    pub url: String,
+    /// At most 200 characters.
+    pub description: Option<String>,
+}
+
+/// A page of notifications, with how many are unread in all.
+#[derive(SimpleObject)]
+pub struct NotificationConnection {
+    pub nodes: Vec<NotificationObject>,
+    pub page_info: PageInfo,
+    /// Unread notifications of the caller (all pages).
+    pub unread_count: i32,
+}
+
+fn cursor(n: &Notification) -> String {
+    format!("{}_{}", n.created_at.timestamp_micros(), n.id)
+}
+
+fn decode_cursor(s: &str) -> async_graphql::Result<(DateTime<Utc>, Uuid)> {
+    let bad = || to_gql(Error::invalid("after", "is not a cursor this list returned"));
+    let (micros, id) = s.split_once('_').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+#[derive(Default)]
+pub struct NotifyQuery;
+
+#[Object]
+impl NotifyQuery {
+    /// The caller's notifications, newest first: their own, and — for those who manage the
+    /// fleet — the tenant's ones for no user in particular. `after` is the `endCursor` of the
+    /// previous page.
+    #[graphql(complexity = "crate::limits::page_cost(first, 20, child_complexity)")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] unread_only: bool,
+        #[graphql(desc = "Page size (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<NotificationConnection> {
+        let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(20).into()).gql()?;
+        let before = after.as_deref().map(decode_cursor).transpose()?;
+        let actor = actor(ctx)?;
+        let fleet = &services(ctx).fleet;
+        let mut nodes = fleet
+            .notifications(actor, unread_only, before, limit + 1)
+            .await
+            .gql()?;
+        let unread = fleet.unread_notifications(actor).await.gql()?;
+        let has_next_page = nodes.len() as u64 > limit;
+        nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(NotificationConnection {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: before.is_some(),
+                start_cursor: nodes.first().map(cursor),
+                end_cursor: nodes.last().map(cursor),
+            },
+            nodes: nodes.into_iter().map(NotificationObject).collect(),
+            unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// The tenant's webhook endpoints (at most 10), oldest first. Tenant and platform admins.
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<WebhookEndpointObject>> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        Ok(services(ctx)
+            .fleet
+            .webhook_endpoints(actor(ctx)?, tenant)
+            .await
+            .gql()?
+            .into_iter()
+            .map(WebhookEndpointObject)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct NotifyMutation;
+
+#[Object]
+impl NotifyMutation {
+    /// Marks the caller's notifications read: the listed ones, or all when `ids` is left out.
+    /// Returns how many were unread. Ids that are not the caller's are ignored.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+    ) -> async_graphql::Result<i32> {
+        let ids = ids
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| uuid_of(id, "ids", "notification"))
+                    .collect::<async_graphql::Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let n = services(ctx)
+            .fleet
+            .mark_notifications_read(actor(ctx)?, ids.as_deref())
+            .await
+            .gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Adds a webhook endpoint; its signing secret is in the answer, and only there.
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookEndpointInput,
+    ) -> async_graphql::Result<CreatedWebhookEndpoint> {
+        let tenant = parse_tenant(input.tenant_id.as_ref())?;
+        Ok(services(ctx)
+            .fleet
+            .create_webhook_endpoint(actor(ctx)?, tenant, &input.url, input.description.as_deref())
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Enables or disables an endpoint; disabling gives up its pending deliveries.
+    async fn set_webhook_endpoint_enabled(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        enabled: bool,
+    ) -> async_graphql::Result<WebhookEndpointObject> {
+        let id = uuid_of(&id, "id", "webhook endpoint")?;
+        Ok(WebhookEndpointObject(
+            services(ctx)
+                .fleet
+                .set_webhook_endpoint_enabled(actor(ctx)?, id, enabled)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Removes an endpoint with its deliveries; returns its id.
+    async fn delete_webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let uuid = uuid_of(&id, "id", "webhook endpoint")?;
+        services(ctx)
+            .fleet
+            .delete_webhook_endpoint(actor(ctx)?, uuid)
+            .await
+            .gql()?;
+        Ok(id)
+    }
+}

@@ -19,7 +19,7 @@ use crate::entities::{audit_event, sim};
 use crate::error::{db, map};
 
 /// Rows per Postgres statement (one JSON document each).
-const PG_CHUNK: usize = 20_000;
+pub(super) const PG_CHUNK: usize = 20_000;
 /// Rows per SQLite statement (SQLite allows 32,766 bound values).
 const SQLITE_CHUNK: usize = 1_000;
 
@@ -30,17 +30,17 @@ const SQLITE_CHUNK: usize = 1_000;
 /// holds the separator:
 /// identifiers are digits, free text is checked printable, JSON escapes control characters —
 /// and [`Columns::row`] refuses one that does, naming the field.
-const SEP: char = '\u{1f}';
+pub(super) const SEP: char = '\u{1f}';
 
 /// Rows as one text parameter per column.
-struct Columns<const N: usize> {
+pub(super) struct Columns<const N: usize> {
     names: [&'static str; N],
     values: [String; N],
     rows: usize,
 }
 
 impl<const N: usize> Columns<N> {
-    fn new(names: [&'static str; N]) -> Self {
+    pub(super) fn new(names: [&'static str; N]) -> Self {
         Self {
             names,
             values: std::array::from_fn(|_| String::new()),
@@ -48,7 +48,7 @@ impl<const N: usize> Columns<N> {
         }
     }
 
-    fn row(&mut self, row: [Option<&str>; N]) -> Result<()> {
+    pub(super) fn row(&mut self, row: [Option<&str>; N]) -> Result<()> {
         for ((value, column), name) in row.iter().zip(&mut self.values).zip(self.names) {
             if self.rows > 0 {
                 column.push(SEP);
@@ -67,7 +67,7 @@ impl<const N: usize> Columns<N> {
         Ok(())
     }
 
-    fn params(self) -> Vec<sea_orm::Value> {
+    pub(super) fn params(self) -> Vec<sea_orm::Value> {
         self.values.into_iter().map(Into::into).collect()
     }
 }

@@ -3,7 +3,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, Upload, ID};
 use chrono::{DateTime, Utc};
-use ioto_domain::fleet::bulk::{BulkJob, BulkJobStatus, BulkRow, ValidationReport};
+use ioto_domain::fleet::bulk::{BulkCounts, BulkJob, BulkJobStatus, BulkRow, ValidationReport};
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::ports::{BulkJobQuery, BulkRowQuery};
 use ioto_domain::services::fleet::{BulkFile, Submitted};
@@ -14,7 +14,7 @@ use crate::context::{actor, services};
 use crate::error::GqlResult;
 use crate::fleet_query::parse_tenant;
 use crate::to_gql;
-use crate::types::fleet::PageInfo;
+use crate::types::fleet::{parse_time_id_cursor, time_id_cursor, PageInfo};
 pub use crate::types::{BulkActionKind, BulkJobStatusKind, BulkRowOutcomeKind};
 
 /// Validation errors returned with a report at most; every invalid row is in `rows(outcomes:
@@ -41,28 +41,11 @@ fn count(v: u64) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// A bulk job: progress, counts, a plain-language summary and its rows.
-pub struct BulkJobObject(pub BulkJob);
+/// The counts of a job, flattened into `BulkJob` and `BulkJobProgress` alike.
+pub struct BulkCountsFields(BulkCounts, BulkJobStatus);
 
-#[Object(name = "BulkJob")]
-impl BulkJobObject {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn status(&self) -> BulkJobStatusKind {
-        self.0.status.into()
-    }
-    /// FILE (an upload) or API (`provisionSims`).
-    async fn source(&self) -> &str {
-        self.0.source.as_str()
-    }
-    async fn file_name(&self) -> Option<&str> {
-        self.0.file_name.as_deref()
-    }
-    /// The action of the whole file (null when rows name their own).
-    async fn action(&self) -> Option<BulkActionKind> {
-        self.0.action.map(Into::into)
-    }
+#[Object(name = "BulkCounts", visible = false)]
+impl BulkCountsFields {
     /// Rows in the file.
     async fn total(&self) -> i32 {
         count(self.0.total)
@@ -94,7 +77,35 @@ impl BulkJobObject {
     }
     /// Share of the rows to send that have an outcome, 0 to 1.
     async fn progress(&self) -> f64 {
-        progress(self.0.valid, self.0.processed, self.0.status)
+        progress(self.0.valid, self.0.processed, self.1)
+    }
+}
+
+/// A bulk job: progress, counts, a plain-language summary and its rows.
+pub struct BulkJobObject(pub BulkJob);
+
+#[Object(name = "BulkJob")]
+impl BulkJobObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn status(&self) -> BulkJobStatusKind {
+        self.0.status.into()
+    }
+    /// FILE (an upload) or API (`provisionSims`).
+    async fn source(&self) -> &str {
+        self.0.source.as_str()
+    }
+    async fn file_name(&self) -> Option<&str> {
+        self.0.file_name.as_deref()
+    }
+    /// The action of the whole file (null when rows name their own).
+    async fn action(&self) -> Option<BulkActionKind> {
+        self.0.action.map(Into::into)
+    }
+    #[graphql(flatten)]
+    async fn counts(&self) -> BulkCountsFields {
+        BulkCountsFields(self.0.counts(), self.0.status)
     }
     /// Seconds left at the pace so far (null until the first outcome, and once done).
     async fn eta_seconds(&self) -> Option<i32> {
@@ -367,7 +378,7 @@ impl BulkQuery {
     ) -> async_graphql::Result<BulkJobConnection> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(20).into()).gql()?;
-        let before = after.as_deref().map(decode_job_cursor).transpose()?;
+        let before = after.as_deref().map(parse_time_id_cursor).transpose()?;
         let query = BulkJobQuery {
             statuses: statuses.unwrap_or_default().into_iter().map(Into::into).collect(),
             before,
@@ -384,27 +395,12 @@ impl BulkQuery {
             page_info: PageInfo {
                 has_next_page,
                 has_previous_page: before.is_some(),
-                start_cursor: jobs.first().map(job_cursor),
-                end_cursor: jobs.last().map(job_cursor),
+                start_cursor: jobs.first().map(|j| time_id_cursor(j.created_at, j.id)),
+                end_cursor: jobs.last().map(|j| time_id_cursor(j.created_at, j.id)),
             },
             nodes: jobs.into_iter().map(BulkJobObject).collect(),
         })
     }
-}
-
-fn job_cursor(j: &BulkJob) -> String {
-    format!("{}_{}", j.created_at.timestamp_micros(), j.id)
-}
-
-fn decode_job_cursor(s: &str) -> async_graphql::Result<(DateTime<Utc>, Uuid)> {
-    let bad = || to_gql(Error::invalid("after", "is not a cursor this list returned"));
-    let (micros, id) = s.split_once('_').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 #[derive(Default)]
@@ -550,34 +546,9 @@ impl BulkJobProgressObject {
     async fn status(&self) -> BulkJobStatusKind {
         self.0.status.into()
     }
-    async fn total(&self) -> i32 {
-        count(self.0.total)
-    }
-    async fn valid_records(&self) -> i32 {
-        count(self.0.valid)
-    }
-    async fn invalid_records(&self) -> i32 {
-        count(self.0.invalid)
-    }
-    async fn already_in_state(&self) -> i32 {
-        count(self.0.already_in_state)
-    }
-    /// Rows to send that have an outcome (X of `validRecords`).
-    async fn processed(&self) -> i32 {
-        count(self.0.processed)
-    }
-    async fn succeeded(&self) -> i32 {
-        count(self.0.succeeded)
-    }
-    async fn failed(&self) -> i32 {
-        count(self.0.failed)
-    }
-    async fn skipped(&self) -> i32 {
-        count(self.0.skipped)
-    }
-    /// Share of the rows to send that have an outcome, 0 to 1.
-    async fn progress(&self) -> f64 {
-        progress(self.0.valid, self.0.processed, self.0.status)
+    #[graphql(flatten)]
+    async fn counts(&self) -> BulkCountsFields {
+        BulkCountsFields(self.0.counts, self.0.status)
     }
     async fn eta_seconds(&self) -> Option<i32> {
         self.0.eta_seconds.map(|s| i32::try_from(s).unwrap_or(i32::MAX))

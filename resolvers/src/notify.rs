@@ -13,7 +13,7 @@ use crate::context::{actor, services};
 use crate::error::GqlResult;
 use crate::fleet_query::parse_tenant;
 use crate::to_gql;
-use crate::types::fleet::PageInfo;
+use crate::types::fleet::{parse_time_id_cursor, time_id_cursor, PageInfo};
 use crate::types::{DeliveryChannelKind, DeliveryStatusKind, NotificationKindGql};
 
 /// Deliveries listed per endpoint at most.
@@ -216,21 +216,6 @@ pub struct NotificationConnection {
     pub unread_count: i32,
 }
 
-fn cursor(n: &Notification) -> String {
-    format!("{}_{}", n.created_at.timestamp_micros(), n.id)
-}
-
-fn decode_cursor(s: &str) -> async_graphql::Result<(DateTime<Utc>, Uuid)> {
-    let bad = || to_gql(Error::invalid("after", "is not a cursor this list returned"));
-    let (micros, id) = s.split_once('_').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
 #[derive(Default)]
 pub struct NotifyQuery;
 
@@ -248,7 +233,7 @@ impl NotifyQuery {
         after: Option<String>,
     ) -> async_graphql::Result<NotificationConnection> {
         let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(20).into()).gql()?;
-        let before = after.as_deref().map(decode_cursor).transpose()?;
+        let before = after.as_deref().map(parse_time_id_cursor).transpose()?;
         let actor = actor(ctx)?;
         let fleet = &services(ctx).fleet;
         let mut nodes = fleet
@@ -262,8 +247,8 @@ impl NotifyQuery {
             page_info: PageInfo {
                 has_next_page,
                 has_previous_page: before.is_some(),
-                start_cursor: nodes.first().map(cursor),
-                end_cursor: nodes.last().map(cursor),
+                start_cursor: nodes.first().map(|n| time_id_cursor(n.created_at, n.id)),
+                end_cursor: nodes.last().map(|n| time_id_cursor(n.created_at, n.id)),
             },
             nodes: nodes.into_iter().map(NotificationObject).collect(),
             unread_count: i32::try_from(unread).unwrap_or(i32::MAX),

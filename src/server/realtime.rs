@@ -314,14 +314,16 @@ mod tests {
             tenant_id: TenantId::new(),
             job_id: uuid::Uuid::new_v4(),
             status: ioto_domain::fleet::bulk::BulkJobStatus::Processing,
-            total: 10,
-            valid: 8,
-            invalid: 1,
-            already_in_state: 1,
-            processed: 4,
-            succeeded: 3,
-            failed: 1,
-            skipped: 1,
+            counts: ioto_domain::fleet::bulk::BulkCounts {
+                total: 10,
+                valid: 8,
+                invalid: 1,
+                already_in_state: 1,
+                processed: 4,
+                succeeded: 3,
+                failed: 1,
+                skipped: 1,
+            },
             eta_seconds: Some(2),
             summary: "Working".into(),
             at: Utc::now(),
@@ -329,6 +331,9 @@ mod tests {
         let bytes = encode(&ev).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["event"]["type"], "BulkJobProgress", "{v}");
+        // The counts travel as fields of the event itself.
+        assert_eq!(v["event"]["alreadyInState"], 1, "{v}");
+        assert_eq!(v["event"]["processed"], 4, "{v}");
         assert_eq!(decode::<FleetEvent>(&bytes), Ok(ev));
     }
 }

@@ -208,7 +208,34 @@ pub struct BulkJob {
     pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
+/// A job's row counts, as its list, its progress events and its GraphQL objects show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkCounts {
+    pub total: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub already_in_state: u64,
+    pub processed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
 impl BulkJob {
+    pub fn counts(&self) -> BulkCounts {
+        BulkCounts {
+            total: self.total,
+            valid: self.valid,
+            invalid: self.invalid,
+            already_in_state: self.already_in_state,
+            processed: self.processed,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            skipped: self.skipped,
+        }
+    }
+
     /// Rows to send that have no outcome yet.
     pub fn remaining(&self) -> u64 {
         self.valid.saturating_sub(self.processed)

@@ -295,6 +295,24 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// The cursor of a list ordered by creation time and id, newest first (bulk jobs,
+/// notifications): `<microseconds>_<id>`.
+pub fn time_id_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {
+    format!("{}_{}", at.timestamp_micros(), id)
+}
+
+/// Reads a [`time_id_cursor`] given as `after`.
+pub fn parse_time_id_cursor(s: &str) -> async_graphql::Result<(DateTime<Utc>, uuid::Uuid)> {
+    let bad = || to_gql(Error::invalid("after", "is not a cursor this list returned"));
+    let (micros, id) = s.split_once('_').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok((at, uuid::Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
 #[derive(SimpleObject)]
 pub struct SimEdge {
     pub cursor: String,

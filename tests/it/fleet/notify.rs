@@ -402,6 +402,72 @@ async fn a_finished_job_is_notified_in_the_app_by_email_and_by_webhook_on(engine
     let left = fx.ok(ENDPOINTS, json!({}), "webhookEndpoints").await;
     assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
     assert_eq!(left[0]["enabled"], false);
+
+    // At most ten endpoints per tenant; the eleventh is refused naming the limit.
+    for i in 0..9 {
+        fx.ok(
+            create,
+            json!({"url": format!("https://hooks{i}.example.com/ioto")}),
+            "createWebhookEndpoint",
+        )
+        .await;
+    }
+    let body = fx
+        .gql(create, json!({"url": "https://hooks10.example.com/ioto"}))
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10 webhook endpoints"),
+        "{body}"
+    );
+
+    // Hostile arguments are refused naming the field, and change nothing.
+    let hostile = [
+        (
+            "mutation { createWebhookEndpoint(input: {url: \"https://a.example.com/\", description: \"line\\nbreak\"}) { secret } }",
+            "description",
+        ),
+        ("mutation { markNotificationsRead(ids: [\"../etc/passwd\"]) }", "ids"),
+        ("mutation { setWebhookEndpointEnabled(id: \"1; DROP TABLE x\", enabled: true) { id } }", "id"),
+        ("mutation { deleteWebhookEndpoint(id: \"\") }", "id"),
+        ("query { notifications(first: 0) { unreadCount } }", "first"),
+        ("query { notifications(first: 1001) { unreadCount } }", "first"),
+        ("query { notifications(after: \"' OR 1=1 --\") { unreadCount } }", "after"),
+        ("query { webhookEndpoints { deliveries(first: 0) { status } } }", "first"),
+        ("query { webhookEndpoints { deliveries(first: 101) { status } } }", "first"),
+    ];
+    for (query, field) in hostile {
+        let body = fx.gql(query, json!({})).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{query}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"].as_str().unwrap().starts_with(field),
+            "{query}: {body}"
+        );
+    }
+    let long = "x".repeat(201);
+    let body = fx
+        .gql(
+            "mutation($d: String!) { createWebhookEndpoint(input: {url: \"https://a.example.com/\", description: $d}) { secret } }",
+            json!({"d": long}),
+        )
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 200"),
+        "{body}"
+    );
+    let left = fx.ok(ENDPOINTS, json!({}), "webhookEndpoints").await;
+    assert_eq!(left.as_array().unwrap().len(), 10, "{left}");
     fx.app.stop().await;
 }
 

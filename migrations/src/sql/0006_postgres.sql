@@ -57,7 +57,9 @@ CREATE TABLE bulk_job_rows (
     finished_at  timestamptz,
     PRIMARY KEY (job_id, position)
 );
-CREATE INDEX bulk_job_rows_outcome ON bulk_job_rows (job_id, outcome, position);
+-- No index on the outcome: the rows of a job are read by position (the primary key) with the
+-- outcome as a filter, and an outcome change then updates no index key (a HOT update where the
+-- page has room).
 
 -- How many SIMs an OPERATOR may change in one bulk job (tenant admins have no limit).
 ALTER TABLE tenants ADD COLUMN operator_bulk_limit bigint NOT NULL DEFAULT 100

@@ -50,6 +50,5 @@ CREATE TABLE bulk_job_rows (
     finished_at  TEXT,
     PRIMARY KEY (job_id, position)
 );
-CREATE INDEX bulk_job_rows_outcome ON bulk_job_rows (job_id, outcome, position);
 
 ALTER TABLE tenants ADD COLUMN operator_bulk_limit INTEGER NOT NULL DEFAULT 100 CHECK (operator_bulk_limit >= 0);

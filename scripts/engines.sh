@@ -77,6 +77,19 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   apt_install python3-aiosmtpd
 fi
 
+# The export tests read the files back with outside readers: pyarrow (Parquet) and openpyxl
+# (XLSX), pinned, in a virtual environment of their own (IOTO_PY_ENV).
+PY_ENV="${IOTO_PY_ENV:-$HOME/.local/share/ioto/py}"
+if ! "$PY_ENV/bin/python" -c 'import pyarrow, openpyxl' >/dev/null 2>&1; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  log "installing pyarrow and openpyxl into $PY_ENV"
+  python3 -m venv "$PY_ENV"
+  "$PY_ENV/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'openpyxl==3.1.5'
+fi
+log "Python readers ready ($("$PY_ENV/bin/python" -c 'import pyarrow, openpyxl; print("pyarrow", pyarrow.__version__, "openpyxl", openpyxl.__version__)'))"
+
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver
 fi

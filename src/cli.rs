@@ -68,6 +68,24 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Exports a file from a running server (IOTO_URL, IOTO_TOKEN): requests the export job,
+    /// follows it with a progress bar and downloads what the job wrote.
+    Export {
+        /// sim-inventory, devices, audit-log, session-history, customer-billing, invoice-lines
+        /// or usage-analytics.
+        kind: String,
+        /// csv, xlsx or parquet.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The requestExport filter as JSON, e.g. '{"sims": {"states": ["ACTIVE"]}}'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Where to write the file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Measure the running system; prints figures for docs/benchmarks.md.
     Bench {
         #[command(subcommand)]
@@ -302,6 +320,17 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The export file writers: rows per second and peak memory writing `--rows` rows of 10
+    /// columns as CSV, XLSX and Parquet (each `--runs` times).
+    Exports {
+        #[arg(long, default_value_t = 10_000_000, value_parser = positive::<usize>())]
+        rows: usize,
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Only this format (csv, xlsx or parquet).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Bulk provisioning on the configured engines with the simulated HLR: validation of a
     /// `--rows` file against a tenant of `--sims` SIMs, stage by stage; execution of the file;
     /// another tenant's `provisionSims` of one SIM and pages of its SIMs, idle and meanwhile.
@@ -526,6 +555,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Export {
+            kind,
+            format,
+            filter,
+            out,
+            remote,
+        } => {
+            crate::tooling::remote::export(
+                &remote.remote(),
+                crate::tooling::remote::ExportFile {
+                    kind: &kind,
+                    format: &format,
+                    filter: filter.as_deref(),
+                    out: &out,
+                },
+            )
+            .await
+        }
         Command::Admin { command, data_dir } => admin_command(file, command, data_dir).await,
         Command::Token { command } => token_command(file, command).await,
     }
@@ -662,6 +709,16 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                     .join(", ");
                 crate::tooling::bench::print_summary(&title, &figures);
             }
+        }
+        BenchCommand::Exports { rows, runs, format } => {
+            let only = format
+                .as_deref()
+                .map(ioto_domain::export::ExportFormat::parse)
+                .transpose()?;
+            let table =
+                tokio::task::spawn_blocking(move || crate::tooling::bench_exports::exports(rows, runs, only))
+                    .await??;
+            print!("{table}");
         }
         BenchCommand::Bulk {
             sims,

@@ -91,6 +91,7 @@ pub struct Config {
     pub rating: RatingConfig,
     pub network: NetworkConfig,
     pub bulk: BulkConfig,
+    pub exports: ExportsConfig,
     pub rate_limit: RateLimitConfig,
     pub notifications: NotificationsConfig,
     pub smtp: SmtpConfig,
@@ -323,6 +324,40 @@ impl Default for BulkConfig {
     }
 }
 
+/// Export jobs: how this instance runs them, where files are kept, how links are signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportsConfig {
+    /// Exports this instance writes at once; 0: this instance writes none (others do).
+    pub max_jobs: usize,
+    /// How long a claim on a job lasts without progress before another instance restarts it,
+    /// in seconds.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for exports requested on other instances, in milliseconds.
+    pub poll_ms: u64,
+    /// How long a finished file can be downloaded before it is deleted, in hours.
+    pub retention_hours: u64,
+    /// Directory of finished files. Unset: `<data_dir>/exports`. Instances that share exports
+    /// must share it.
+    pub dir: Option<PathBuf>,
+    /// Key signing download links (at least 32 characters). Unset: generated once into
+    /// `<data_dir>/export-link-key`. Instances that share exports must share it.
+    pub link_key: Option<Secret>,
+}
+
+impl Default for ExportsConfig {
+    fn default() -> Self {
+        Self {
+            max_jobs: 2,
+            lease_seconds: 60,
+            poll_ms: 1000,
+            retention_hours: 24,
+            dir: None,
+            link_key: None,
+        }
+    }
+}
+
 /// Notification deliveries: webhooks (signed, retried with back-off) and e-mail.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -474,6 +509,7 @@ impl Default for Config {
             rating: RatingConfig { interval_minutes: 60 },
             network: NetworkConfig::default(),
             bulk: BulkConfig::default(),
+            exports: ExportsConfig::default(),
             rate_limit: RateLimitConfig::default(),
             notifications: NotificationsConfig::default(),
             smtp: SmtpConfig::default(),
@@ -705,6 +741,17 @@ impl Config {
         }
         if let Some(url) = &self.mqtt.url {
             ioto_ingest::telemetry::MqttConfig::parse(url.expose())?;
+        }
+        if let Some(k) = &self.exports.link_key {
+            if k.expose().len() < 32 {
+                bail!("exports.link_key: must be at least 32 characters");
+            }
+        }
+        if !(1..=24 * 365).contains(&self.exports.retention_hours) {
+            bail!(
+                "exports.retention_hours: {} is outside 1..=8760",
+                self.exports.retention_hours
+            );
         }
         if let Some(k) = &self.fleet.secret_key {
             ioto_domain::fleet::SecretCipher::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -100,6 +100,36 @@ pub enum FleetEvent {
     SimStateChanged(SimStateChanged),
     BulkJobProgress(BulkJobProgress),
     Notification(NotificationCreated),
+    ExportJobProgress(ExportJobProgress),
+}
+
+/// Where an export job stands: on every change of status and after every written batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportJobProgress {
+    pub tenant_id: TenantId,
+    pub job_id: Uuid,
+    pub status: crate::export::ExportStatus,
+    pub rows: u64,
+    pub bytes: u64,
+    pub expected_rows: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    pub at: DateTime<Utc>,
+}
+
+impl ExportJobProgress {
+    pub fn of(job: &crate::export::ExportJob, at: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id: job.tenant_id,
+            job_id: job.id,
+            status: job.status,
+            rows: job.rows,
+            bytes: job.bytes,
+            expected_rows: job.expected_rows,
+            eta_seconds: job.eta_seconds(at),
+            at,
+        }
+    }
 }
 
 /// A notification was written (for the `notifications` subscription).
@@ -154,6 +184,7 @@ impl FleetEvent {
             FleetEvent::SimStateChanged(e) => e.tenant_id,
             FleetEvent::BulkJobProgress(e) => e.tenant_id,
             FleetEvent::Notification(e) => e.tenant_id,
+            FleetEvent::ExportJobProgress(e) => e.tenant_id,
         }
     }
 
@@ -162,6 +193,7 @@ impl FleetEvent {
             FleetEvent::SimStateChanged(e) => e.at,
             FleetEvent::BulkJobProgress(e) => e.at,
             FleetEvent::Notification(e) => e.created_at,
+            FleetEvent::ExportJobProgress(e) => e.at,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod fleet;
 pub mod identifiers;
 pub mod ids;

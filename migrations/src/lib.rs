@@ -20,6 +20,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0005_postgres.sql"),
     include_str!("sql/0006_postgres.sql"),
     include_str!("sql/0007_postgres.sql"),
+    include_str!("sql/0008_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -70,6 +71,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0007_postgres.sql"),
                 sqlite: include_str!("sql/0007_sqlite.sql"),
                 irreversible: "notifications and deliveries are what users were told",
+            }),
+            // Export jobs.
+            Box::new(SqlMigration {
+                name: "m0008_export_jobs",
+                postgres: include_str!("sql/0008_postgres.sql"),
+                sqlite: include_str!("sql/0008_sqlite.sql"),
+                irreversible: "export jobs are the record of what was downloaded",
             }),
         ]
     }

@@ -294,7 +294,7 @@ pub struct UsageAnalyticsInput {
 }
 
 impl UsageAnalyticsInput {
-    fn parse(self) -> async_graphql::Result<AnalyticsQuery> {
+    pub(crate) fn parse(self) -> async_graphql::Result<AnalyticsQuery> {
         Ok(AnalyticsQuery {
             measures: self.measures.into_iter().map(Into::into).collect(),
             dimensions: self.dimensions.into_iter().map(Into::into).collect(),

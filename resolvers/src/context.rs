@@ -37,6 +37,9 @@ pub struct Services {
     pub usage: UsageService,
     pub billing: ioto_domain::services::billing::BillingService,
     pub analytics: ioto_domain::services::AnalyticsService,
+    pub exports: ioto_domain::services::ExportService,
+    /// Signs the download links of finished exports.
+    pub export_links: Arc<dyn crate::exports::ExportLinks>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     pub login_throttle: Arc<crate::LoginThrottle>,

@@ -5,6 +5,7 @@ mod billing;
 mod bulk;
 mod context;
 mod error;
+pub mod exports;
 mod fleet_mutation;
 mod fleet_query;
 pub mod limits;

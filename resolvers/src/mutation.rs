@@ -21,6 +21,7 @@ pub struct MutationRoot(
     crate::billing::BillingMutation,
     crate::bulk::BulkMutation,
     crate::notify::NotifyMutation,
+    crate::exports::ExportMutation,
 );
 
 #[derive(InputObject)]

@@ -20,6 +20,7 @@ pub struct QueryRoot(
     crate::analytics::AnalyticsQueryRoot,
     crate::bulk::BulkQuery,
     crate::notify::NotifyQuery,
+    crate::exports::ExportQuery,
 );
 
 fn parse_tenant(id: Option<ID>) -> async_graphql::Result<Option<TenantId>> {

@@ -147,6 +147,55 @@ impl SubscriptionRoot {
         Ok(stream)
     }
 
+    /// Progress of one export: on every status change and after every written batch (rows,
+    /// bytes, ETA), from whichever instance runs it. The current state comes first; the stream
+    /// ends after the job's final status.
+    async fn export_job_progress(
+        &self,
+        ctx: &Context<'_>,
+        id: async_graphql::ID,
+    ) -> async_graphql::Result<impl Stream<Item = crate::exports::ExportJobProgressObject>> {
+        let actor = actor(ctx)?.clone();
+        let job_id = uuid::Uuid::parse_str(id.as_str())
+            .map_err(|_| crate::to_gql(ioto_domain::Error::invalid("id", "is not an export job id")))?;
+        let svc = services(ctx);
+        // Follow first, then read, so that nothing between the two is missed.
+        let events = svc.realtime.fleet_events();
+        let job = svc
+            .exports
+            .job(&actor, job_id)
+            .await
+            .map_err(crate::to_gql)?
+            .ok_or_else(|| crate::to_gql(ioto_domain::Error::not_found("export job", job_id)))?;
+        let first = ioto_domain::events::ExportJobProgress::of(&job, chrono::Utc::now());
+        let done = first.status.is_final();
+        let updates = events.filter_map(move |e| {
+            let hit = match e {
+                ioto_domain::events::FleetEvent::ExportJobProgress(p)
+                    if p.job_id == job_id && actor.sees_tenant(p.tenant_id) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            };
+            std::future::ready(hit)
+        });
+        let all = futures::stream::iter([first])
+            .chain(if done {
+                futures::stream::empty().boxed()
+            } else {
+                updates.boxed()
+            })
+            .boxed();
+        let stream = futures::stream::unfold(Some(all), |rest| async move {
+            let mut rest = rest?;
+            let p = rest.next().await?;
+            let more = (!p.status.is_final()).then_some(rest);
+            Some((crate::exports::ExportJobProgressObject(p), more))
+        });
+        Ok(stream)
+    }
+
     /// Each counted update of the data sessions of SIMs the caller may see, as the ingest worker
     /// writes it (seconds after the network reported it), optionally narrowed to one SIM or one
     /// sub-customer.

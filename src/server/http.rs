@@ -56,6 +56,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/playground", get(playground))
         .route("/playground/operations.graphql", get(playground_operations))
         .route("/playground/assets/{file}", get(playground_asset))
+        .route("/exports/{id}/download", get(crate::server::exports::download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod exports;
 pub mod http;
 pub mod imports;
 pub mod metrics;
@@ -76,6 +77,28 @@ pub fn fleet_cipher(config: &Config) -> anyhow::Result<SecretCipher> {
     SecretCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Where finished export files are kept.
+pub fn export_dir(config: &Config) -> std::path::PathBuf {
+    config
+        .exports
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("exports"))
+}
+
+/// The download-link signer: the configured key, or one generated once into the data directory.
+pub fn export_link_signer(config: &Config) -> anyhow::Result<crate::server::exports::LinkSigner> {
+    let key = match &config.exports.link_key {
+        Some(k) => k.expose().to_owned(),
+        None => crate::server::auth::data_dir_secret(&config.data_dir, "export-link-key", || {
+            let mut key = [0_u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            key.iter().map(|b| format!("{b:02x}")).collect()
+        })?,
+    };
+    Ok(crate::server::exports::LinkSigner::new(&key))
+}
+
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let engines = engines::connect(config).await?;
@@ -141,12 +164,37 @@ impl App {
             engines.fleet.clone(),
             billing.clone(),
         );
+        let usage = ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone());
+        let export_storage: Arc<dyn ioto_domain::ports::export::ExportStorage> = Arc::new(
+            ioto_exports::LocalStorage::new(export_dir(config)).map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        let export_links = Arc::new(export_link_signer(config)?);
+        let exports = ioto_domain::services::ExportService::new(
+            Arc::clone(&engines.fleet),
+            realtime.clone(),
+            fleet.clone(),
+            usage.clone(),
+            billing.clone(),
+            analytics.clone(),
+            ioto_domain::services::export::ExportSettings {
+                retention: Duration::from_secs(config.exports.retention_hours * 3600),
+            },
+        );
+        crate::server::exports::spawn(
+            exports.clone(),
+            Arc::clone(&export_storage),
+            config.exports.clone(),
+            config.data_dir.join("exports-scratch"),
+            shutdown.subscribe(),
+        );
         let services = Services {
+            exports: exports.clone(),
+            export_links: export_links.clone(),
             analytics: analytics.clone(),
             billing: billing.clone(),
             directory: directory.clone(),
             fleet: fleet.clone(),
-            usage: ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone()),
+            usage,
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime: realtime.clone(),
             login_throttle: Arc::new(LoginThrottle::default()),
@@ -179,6 +227,9 @@ impl App {
             playground: config.graphql.playground,
             fleet: fleet.clone(),
             pipeline: pipeline.clone(),
+            exports,
+            export_storage,
+            export_links,
         };
         Ok(Self {
             router: http::router(state, config),

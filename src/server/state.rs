@@ -19,4 +19,7 @@ pub struct AppState {
     pub sessions: Arc<SessionCheck>,
     pub playground: bool,
     pub fleet: ioto_domain::services::FleetService,
+    pub exports: ioto_domain::services::ExportService,
+    pub export_storage: Arc<dyn ioto_domain::ports::export::ExportStorage>,
+    pub export_links: Arc<crate::server::exports::LinkSigner>,
 }

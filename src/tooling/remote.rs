@@ -1,5 +1,5 @@
-//! Commands that talk to a running server: `ioto bulk submit` and `ioto import sims`, with a
-//! progress bar while the work runs.
+//! Commands that talk to a running server: `ioto bulk submit`, `ioto import sims` and
+//! `ioto export`, with a progress bar while the work runs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -229,5 +229,119 @@ pub async fn import_sims(remote: &Remote, args: ImportSims<'_>) -> anyhow::Resul
     } else {
         println!("Preview only: pass --commit to create the SIMs.");
     }
+    Ok(())
+}
+
+/// What `ioto export` does.
+pub struct ExportFile<'a> {
+    /// `sim-inventory`, `CUSTOMER_BILLING`, … (either spelling).
+    pub kind: &'a str,
+    /// `csv`, `xlsx` or `parquet`.
+    pub format: &'a str,
+    /// The `requestExport` filter as JSON (`{"sims": {"states": ["ACTIVE"]}}`).
+    pub filter: Option<&'a str>,
+    pub out: &'a Path,
+}
+
+const EXPORT_JOB: &str = "query($id: ID!) { exportJob(id: $id) { status rows bytes expectedRows etaSeconds failure sha256 downloadUrl fileName } }";
+
+/// Requests an export, follows it with a progress bar and downloads the file to `out` (written
+/// beside it first, renamed when whole and its SHA-256 matches the job's).
+pub async fn export(remote: &Remote, args: ExportFile<'_>) -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let kind = ioto_domain::export::ExportKind::parse(args.kind)?;
+    let format = ioto_domain::export::ExportFormat::parse(args.format)?;
+    let filter: Value = match args.filter {
+        Some(f) => serde_json::from_str(f).context("--filter is not JSON")?,
+        None => json!({}),
+    };
+    let http = reqwest::Client::new();
+    let job = remote
+        .graphql(
+            &http,
+            "mutation($kind: ExportKind!, $format: ExportFormat!, $filter: ExportFilterInput) { requestExport(kind: $kind, format: $format, filter: $filter) { id expectedRows } }",
+            json!({ "kind": kind.as_str(), "format": format.as_str(), "filter": filter }),
+        )
+        .await?["requestExport"]
+        .clone();
+    let id = job["id"]
+        .as_str()
+        .context("the server answered without a job id")?
+        .to_owned();
+    let bar = ProgressBar::new(job["expectedRows"].as_u64().unwrap_or(0));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let job = loop {
+        let job = remote.graphql(&http, EXPORT_JOB, json!({ "id": id })).await?["exportJob"].clone();
+        if let Some(n) = job["expectedRows"].as_u64() {
+            bar.set_length(n);
+        }
+        bar.set_position(job["rows"].as_u64().unwrap_or(0));
+        bar.set_message(format!(
+            "{} KiB{}",
+            job["bytes"].as_u64().unwrap_or(0) / 1024,
+            job["etaSeconds"]
+                .as_u64()
+                .map(|s| format!(", {s} s left"))
+                .unwrap_or_default()
+        ));
+        match job["status"].as_str() {
+            Some("COMPLETED") => break job,
+            Some(s @ ("FAILED" | "CANCELLED" | "EXPIRED")) => {
+                bar.finish_and_clear();
+                bail!(
+                    "export {id} {}: {}",
+                    s.to_ascii_lowercase(),
+                    job["failure"].as_str().unwrap_or("no reason given")
+                );
+            }
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    };
+    bar.finish_and_clear();
+    let link = job["downloadUrl"]
+        .as_str()
+        .context("the export has no download link")?;
+    let mut resp = http
+        .get(remote.url(link))
+        .send()
+        .await
+        .with_context(|| format!("reaching {}", remote.server))?;
+    if !resp.status().is_success() {
+        let body: Value = resp.json().await.unwrap_or_default();
+        bail!(
+            "download refused: {}",
+            body["error"]["message"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let partial = args.out.with_extension("partial");
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut written = 0_u64;
+    while let Some(chunk) = resp.chunk().await.context("downloading")? {
+        hasher.update(&chunk);
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+        written += chunk.len() as u64;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file).await?;
+    drop(file);
+    let sum: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if job["sha256"].as_str() != Some(sum.as_str()) {
+        let _ = tokio::fs::remove_file(&partial).await;
+        bail!("the downloaded file's SHA-256 ({sum}) is not the export's; nothing was written");
+    }
+    tokio::fs::rename(&partial, args.out)
+        .await
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{} rows, {written} bytes → {} (export {id}, {})",
+        job["rows"],
+        args.out.display(),
+        job["fileName"].as_str().unwrap_or("")
+    );
     Ok(())
 }

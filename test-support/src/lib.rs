@@ -27,6 +27,21 @@ pub(crate) fn env_or(var: &str, default: &str) -> String {
         .map_or_else(|| default.to_owned(), |(_, v)| v)
 }
 
+/// The Python with the outside readers of export files (pyarrow, openpyxl), installed by
+/// `scripts/engines.sh` into `IOTO_PY_ENV` (default `~/.local/share/ioto/py`). Fails loudly when
+/// it is missing.
+pub fn python_readers() -> std::path::PathBuf {
+    let home = env_or("HOME", "/root");
+    let env = env_or("IOTO_PY_ENV", &format!("{home}/.local/share/ioto/py"));
+    let python = std::path::PathBuf::from(env).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/engines.sh (it installs pyarrow and openpyxl there)",
+        python.display()
+    );
+    python
+}
+
 /// A fresh temporary directory.
 pub fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(unique("ioto-test"));

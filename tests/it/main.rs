@@ -9,6 +9,7 @@ mod billing_api;
 mod browser;
 mod cli;
 mod contracts;
+mod exports;
 mod fleet;
 mod http;
 mod ingest;

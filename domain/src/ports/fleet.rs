@@ -356,6 +356,7 @@ pub trait Fleet:
     + ScheduleStore
     + BulkJobStore
     + NotificationStore
+    + crate::ports::export::ExportJobStore
 {
 }
 
@@ -368,6 +369,7 @@ impl<T> Fleet for T where
         + ScheduleStore
         + BulkJobStore
         + NotificationStore
+        + crate::ports::export::ExportJobStore
 {
 }
 

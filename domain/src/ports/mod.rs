@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod billing;
 pub mod bus;
 pub mod directory;
+pub mod export;
 pub mod fleet;
 pub mod network;
 pub mod telemetry;

@@ -566,7 +566,7 @@ impl DeviceFilterInput {
 }
 
 /// Which audit entries to list.
-#[derive(InputObject, Default)]
+#[derive(InputObject, Default, Clone)]
 #[graphql(name = "AuditFilter")]
 pub struct AuditFilterInput {
     pub entity_kind: Option<EntityKindKind>,

@@ -6,6 +6,7 @@ pub mod bulk_job_row;
 pub mod closed_period;
 pub mod customer;
 pub mod device;
+pub mod export_job;
 pub mod invoice_charge;
 pub mod label_suggestion;
 pub mod notification;

@@ -6,6 +6,7 @@ mod bulk;
 mod bulk_jobs;
 mod changes;
 mod devices;
+mod exports;
 pub(crate) mod filter;
 mod labels;
 mod notifications;

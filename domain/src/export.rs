@@ -86,18 +86,21 @@ pub enum ExportKind {
     /// SIMs with their state, sub-customer, labels and device.
     SimInventory,
     Devices,
+    /// Session-counted against network-reported (CDR) usage per SIM and day.
+    UsageReconciliation,
     /// The platform operator's invoice lines of a tenant and month.
     InvoiceLines,
     AuditLog,
 }
 
 impl ExportKind {
-    pub const ALL: [ExportKind; 7] = [
+    pub const ALL: [ExportKind; 8] = [
         Self::CustomerBilling,
         Self::UsageAnalytics,
         Self::SessionHistory,
         Self::SimInventory,
         Self::Devices,
+        Self::UsageReconciliation,
         Self::InvoiceLines,
         Self::AuditLog,
     ];
@@ -109,6 +112,7 @@ impl ExportKind {
             Self::SessionHistory => "SESSION_HISTORY",
             Self::SimInventory => "SIM_INVENTORY",
             Self::Devices => "DEVICES",
+            Self::UsageReconciliation => "USAGE_RECONCILIATION",
             Self::InvoiceLines => "INVOICE_LINES",
             Self::AuditLog => "AUDIT_LOG",
         }

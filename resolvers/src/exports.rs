@@ -48,6 +48,8 @@ pub enum ExportKindGql {
     SimInventory,
     /// Devices with their SIMs (`filter.devices` as `devices` takes).
     Devices,
+    /// Session against CDR bytes per SIM and day (needs `filter.reconciliation`).
+    UsageReconciliation,
     /// A tenant's invoice lines of a period (platform administrators; `filter.tenantId`,
     /// `filter.day`).
     InvoiceLines,
@@ -63,6 +65,7 @@ impl From<ExportKindGql> for ExportKind {
             ExportKindGql::SessionHistory => Self::SessionHistory,
             ExportKindGql::SimInventory => Self::SimInventory,
             ExportKindGql::Devices => Self::Devices,
+            ExportKindGql::UsageReconciliation => Self::UsageReconciliation,
             ExportKindGql::InvoiceLines => Self::InvoiceLines,
             ExportKindGql::AuditLog => Self::AuditLog,
         }
@@ -77,6 +80,7 @@ impl From<ExportKind> for ExportKindGql {
             ExportKind::SessionHistory => Self::SessionHistory,
             ExportKind::SimInventory => Self::SimInventory,
             ExportKind::Devices => Self::Devices,
+            ExportKind::UsageReconciliation => Self::UsageReconciliation,
             ExportKind::InvoiceLines => Self::InvoiceLines,
             ExportKind::AuditLog => Self::AuditLog,
         }
@@ -164,6 +168,19 @@ pub struct SessionHistoryFilterInput {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// Session against CDR bytes, as `usageReconciliation` takes them.
+#[derive(InputObject, Clone)]
+pub struct ReconciliationFilterInput {
+    /// First UTC day, inclusive.
+    pub from: Date,
+    /// Last UTC day, inclusive.
+    pub to: Date,
+    pub iccid: Option<IccidScalar>,
+    pub customer_id: Option<ID>,
+    /// Only the SIM-days whose totals differ.
+    pub only_differences: Option<bool>,
+}
+
 /// What to export: the part matching the kind (the filter of its query). Parts of other kinds
 /// are refused, naming them.
 #[derive(InputObject, Clone, Default)]
@@ -182,6 +199,8 @@ pub struct ExportFilterInput {
     pub day: Option<Date>,
     /// `USAGE_ANALYTICS` (required there).
     pub analytics: Option<UsageAnalyticsInput>,
+    /// `USAGE_RECONCILIATION` (required there).
+    pub reconciliation: Option<ReconciliationFilterInput>,
 }
 
 impl ExportFilterInput {
@@ -272,6 +291,29 @@ pub fn export_request(kind: ExportKind, filter: &ExportFilterInput) -> async_gra
                     from,
                     to,
                     before: None,
+                    limit: 0,
+                },
+            }
+        }
+        ExportKind::UsageReconciliation => {
+            let r = filter
+                .reconciliation
+                .as_ref()
+                .ok_or_else(|| missing("filter.reconciliation"))?;
+            ExportRequest::UsageReconciliation {
+                tenant,
+                query: ioto_domain::ports::ReconciliationQuery {
+                    from: r.from.0,
+                    to: r.to.0,
+                    iccid: r.iccid.as_ref().map(|i| i.0.clone()),
+                    customer: r
+                        .customer_id
+                        .as_ref()
+                        .map(|c| ioto_domain::CustomerId::parse(c, "filter.reconciliation.customerId"))
+                        .transpose()
+                        .map_err(to_gql)?,
+                    only_differences: r.only_differences.unwrap_or(false),
+                    after: None,
                     limit: 0,
                 },
             }

@@ -181,6 +181,7 @@ impl UsageQuery {
                     iccid: iccid.map(|i| i.0),
                     customer,
                     only_differences,
+                    after: None,
                     limit,
                 },
             )

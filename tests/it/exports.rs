@@ -381,6 +381,28 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
     assert_eq!(acme_x[column(&header, "records")][0], "int", "{acme_x}");
     assert_eq!(acme_x[column(&header, "period_start")][0], "datetime", "{acme_x}");
 
+    // Reconciliation: every SIM-day with CDRs (no sessions were counted here), paged through.
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let recon = fx
+        .export(
+            &admin,
+            "USAGE_RECONCILIATION",
+            "CSV",
+            json!({"reconciliation": {"from": today, "to": today}}),
+        )
+        .await;
+    let (bytes, _) = fx.download(&recon).await;
+    let (h, lines) = csv_rows(&bytes);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let acme_iccid = acme_sims[0].iccid.to_string();
+    let line = lines
+        .iter()
+        .find(|l| l[column(&h, "iccid")] == acme_iccid)
+        .unwrap();
+    assert_eq!(line[column(&h, "cdr_bytes_in")], "1500000");
+    assert_eq!(line[column(&h, "session_bytes_in")], "0");
+    assert_eq!(line[column(&h, "difference")], "2000000");
+
     // The platform's invoice lines; a tenant admin may not export them.
     let inv = fx
         .export(&platform, "INVOICE_LINES", "CSV", json!({"tenantId": tenant}))
@@ -563,6 +585,11 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
             "filter.iccidPrefix",
         ),
         ("SIM_INVENTORY", json!({"tenantId": "not-a-tenant"}), "tenantId"),
+        (
+            "USAGE_RECONCILIATION",
+            json!({"reconciliation": {"from": "2026-02-02", "to": "2026-02-01"}}),
+            "to",
+        ),
     ] {
         let body = fx.request(&admin, kind, "CSV", filter.clone()).await;
         assert_eq!(

@@ -175,6 +175,7 @@ impl Expected {
             iccid: None,
             customer: None,
             only_differences,
+            after: None,
             limit: 10_000,
         }
     }
@@ -599,6 +600,7 @@ async fn poison_events_are_dead_lettered_while_the_events_around_them_count() {
                 iccid: None,
                 customer: None,
                 only_differences: false,
+                after: None,
                 limit: 100,
             },
         )

@@ -135,6 +135,9 @@ impl UsageReader for ClickHouseUsage {
         if query.customer.is_some() {
             filter.push_str(" AND customer_id = ?");
         }
+        if query.after.is_some() {
+            filter.push_str(" AND (day > toDate(?) OR (day = toDate(?) AND iccid > ?))");
+        }
         let having = if query.only_differences {
             " HAVING session_in != cdr_in OR session_out != cdr_out"
         } else {
@@ -161,6 +164,9 @@ impl UsageReader for ClickHouseUsage {
             }
             if let Some(c) = query.customer {
                 q = q.bind(c.to_string());
+            }
+            if let Some((day, iccid)) = &query.after {
+                q = q.bind(day.to_string()).bind(day.to_string()).bind(iccid.as_str());
             }
         }
         let rows = q

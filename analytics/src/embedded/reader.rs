@@ -122,6 +122,9 @@ impl UsageReader for EmbeddedUsage {
         if query.customer.is_some() {
             filter.push_str(" AND customer_id = ?");
         }
+        if query.after.is_some() {
+            filter.push_str(" AND (day > ? OR (day = ? AND iccid > ?))");
+        }
         let having = if query.only_differences {
             " HAVING session_in != cdr_in OR session_out != cdr_out"
         } else {
@@ -145,6 +148,12 @@ impl UsageReader for EmbeddedUsage {
             }
             if let Some(c) = query.customer {
                 q = q.bind(c.to_string());
+            }
+            if let Some((day, iccid)) = &query.after {
+                q = q
+                    .bind(day.to_string())
+                    .bind(day.to_string())
+                    .bind(iccid.to_string());
             }
         }
         let rows = q

@@ -114,6 +114,9 @@ pub struct ReconciliationQuery {
     pub customer: Option<CustomerId>,
     /// Only SIM-days whose totals differ.
     pub only_differences: bool,
+    /// After this `(day, iccid)`: the last row of the previous page (rows are ordered by day,
+    /// then ICCID).
+    pub after: Option<(NaiveDate, Iccid)>,
     pub limit: u64,
 }
 

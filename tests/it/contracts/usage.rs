@@ -257,6 +257,7 @@ async fn sessions_contract(store: &dyn UsageStore) {
                 iccid: None,
                 customer: None,
                 only_differences: false,
+                after: None,
                 limit: 10,
             },
         )
@@ -354,6 +355,7 @@ async fn billing_contract(store: &dyn UsageStore) {
         iccid: None,
         customer: None,
         only_differences: false,
+        after: None,
         limit: 100,
     };
     let rows = store.reconciliation(tenant, &query).await.unwrap();
@@ -379,6 +381,26 @@ async fn billing_contract(store: &dyn UsageStore) {
             ("2026-10-02".into(), icc(99), 0, 5, 5),
         ]
     );
+    // Paged by (day, iccid): the pages together are the whole answer, in order.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .reconciliation(
+                tenant,
+                &ReconciliationQuery {
+                    after: after.clone(),
+                    limit: 2,
+                    ..query.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.day, last.iccid.clone()));
+        paged.extend(page);
+    }
+    assert_eq!(paged, rows, "keyset pages");
     let diffs = store
         .reconciliation(
             tenant,

@@ -20,7 +20,7 @@ use crate::fleet::audit::AuditQuery;
 use crate::fleet::query::{DeviceFilter, SimFilter};
 use crate::ports::export::{ExportEnd, ExportJobQuery, ExportProgressUpdate, ExportSource};
 use crate::ports::fleet::{Fleet, FleetNotifier};
-use crate::ports::HistoryQuery;
+use crate::ports::{HistoryQuery, ReconciliationQuery};
 use crate::services::analytics::AnalyticsQuery;
 use crate::services::billing::BillingService;
 use crate::services::{AnalyticsService, FleetService, UsageService};
@@ -49,6 +49,11 @@ pub enum ExportRequest {
     },
     /// `query.limit` and `query.before` are the source's own.
     SessionHistory { iccid: Iccid, query: HistoryQuery },
+    /// `query.limit` and `query.after` are the source's own.
+    UsageReconciliation {
+        tenant: Option<TenantId>,
+        query: ReconciliationQuery,
+    },
     /// The retail rating of the billing period holding `day`, per sub-customer.
     CustomerBilling {
         tenant: Option<TenantId>,
@@ -72,6 +77,7 @@ impl ExportRequest {
             Self::CustomerBilling { .. } => ExportKind::CustomerBilling,
             Self::InvoiceLines { .. } => ExportKind::InvoiceLines,
             Self::UsageAnalytics { .. } => ExportKind::UsageAnalytics,
+            Self::UsageReconciliation { .. } => ExportKind::UsageReconciliation,
         }
     }
 
@@ -82,7 +88,8 @@ impl ExportRequest {
             | Self::Devices { tenant, .. }
             | Self::AuditLog { tenant, .. }
             | Self::CustomerBilling { tenant, .. }
-            | Self::UsageAnalytics { tenant, .. } => *tenant,
+            | Self::UsageAnalytics { tenant, .. }
+            | Self::UsageReconciliation { tenant, .. } => *tenant,
             Self::InvoiceLines { tenant, .. } => Some(*tenant),
             Self::SessionHistory { .. } => None,
         };

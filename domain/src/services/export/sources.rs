@@ -17,7 +17,7 @@ use crate::fleet::query::{
 use crate::fleet::sim::Sim;
 use crate::ports::billing::RatedDimension;
 use crate::ports::export::ExportSource;
-use crate::ports::HistoryQuery;
+use crate::ports::{HistoryQuery, ReconciliationQuery};
 use crate::services::analytics::AnalyticsQuery;
 use crate::{Actor, CustomerId, DeviceId, Error, Iccid, Result, TenantId};
 
@@ -59,6 +59,14 @@ pub(super) fn open(svc: ExportService, actor: Actor, request: ExportRequest) -> 
             iccid,
             query,
             sim: None,
+            done: false,
+        }),
+        ExportRequest::UsageReconciliation { tenant, query } => Box::new(Reconciliation {
+            columns: reconciliation_columns(),
+            svc,
+            actor,
+            tenant,
+            query,
             done: false,
         }),
         ExportRequest::CustomerBilling { tenant, day } => Box::new(Whole {
@@ -531,6 +539,82 @@ impl ExportSource for Sessions {
             b.push_int(10, int(u.total_out));
             b.push_timestamp(11, Some(u.started_at));
             b.push_bool(12, Some(u.terminated));
+        }
+        Ok(Some(b))
+    }
+}
+
+// ---- usage reconciliation ----
+
+fn reconciliation_columns() -> Vec<ExportColumn> {
+    use ColumnType::*;
+    vec![
+        col("day", Date),
+        col("iccid", Text),
+        col("session_bytes_in", Int),
+        col("session_bytes_out", Int),
+        col("cdr_bytes_in", Int),
+        col("cdr_bytes_out", Int),
+        // CDR bytes minus session bytes, as `usageReconciliation` answers it.
+        col("difference", Int),
+    ]
+}
+
+struct Reconciliation {
+    columns: Vec<ExportColumn>,
+    svc: ExportService,
+    actor: Actor,
+    tenant: Option<TenantId>,
+    query: ReconciliationQuery,
+    done: bool,
+}
+
+#[async_trait]
+impl ExportSource for Reconciliation {
+    fn columns(&self) -> &[ExportColumn] {
+        &self.columns
+    }
+
+    async fn expected_rows(&mut self) -> Result<Option<u64>> {
+        let probe = ReconciliationQuery {
+            limit: 1,
+            after: None,
+            ..self.query.clone()
+        };
+        self.svc
+            .usage
+            .reconciliation(&self.actor, self.tenant, probe)
+            .await?;
+        Ok(None)
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<ExportBatch>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.query.limit = BATCH_ROWS;
+        let rows = self
+            .svc
+            .usage
+            .reconciliation(&self.actor, self.tenant, self.query.clone())
+            .await?;
+        self.done = (rows.len() as u64) < BATCH_ROWS;
+        let Some(last) = rows.last() else {
+            self.done = true;
+            return Ok(None);
+        };
+        self.query.after = Some((last.day, last.iccid.clone()));
+        let mut b = ExportBatch::new(&self.columns, rows.len());
+        for r in &rows {
+            let session = i128::from(r.session_in) + i128::from(r.session_out);
+            let billed = i128::from(r.cdr_in) + i128::from(r.cdr_out);
+            b.push_date(0, Some(r.day));
+            b.push_text(1, text(&r.iccid));
+            b.push_int(2, int(r.session_in));
+            b.push_int(3, int(r.session_out));
+            b.push_int(4, int(r.cdr_in));
+            b.push_int(5, int(r.cdr_out));
+            b.push_int(6, i64::try_from(billed - session).ok());
         }
         Ok(Some(b))
     }

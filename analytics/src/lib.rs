@@ -93,6 +93,65 @@ pub fn parse_version(v: &str) -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
+/// Runs `produce` on a task of its own, handing what it sends through a channel that holds two
+/// items: a stream the consumer pulls at its own pace (the producer waits while both are
+/// unread, and stops when the stream is dropped). An error of `produce` is the stream's last
+/// item.
+pub(crate) fn channel_stream<T, F, Fut>(
+    produce: F,
+) -> futures::stream::BoxStream<'static, ioto_domain::Result<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<ioto_domain::Result<T>>) -> Fut,
+    Fut: std::future::Future<Output = ioto_domain::Result<()>> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let done = tx.clone();
+    let work = produce(tx);
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            let _ = done.send(Err(e)).await;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+}
+
+/// Rows gathered into batches of `size` and handed to a [`channel_stream`] consumer.
+pub(crate) struct Batches<T> {
+    tx: tokio::sync::mpsc::Sender<ioto_domain::Result<Vec<T>>>,
+    rows: Vec<T>,
+    size: usize,
+}
+
+impl<T> Batches<T> {
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<ioto_domain::Result<Vec<T>>>, size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            tx,
+            rows: Vec::with_capacity(size),
+            size,
+        }
+    }
+
+    /// Adds a row, sending the batch once full; `false` when the consumer stopped reading.
+    pub(crate) async fn push(&mut self, row: T) -> bool {
+        self.rows.push(row);
+        if self.rows.len() < self.size {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.rows, Vec::with_capacity(self.size));
+        self.tx.send(Ok(full)).await.is_ok()
+    }
+
+    /// Sends the last, partial batch.
+    pub(crate) async fn finish(self) {
+        if !self.rows.is_empty() {
+            let _ = self.tx.send(Ok(self.rows)).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,8 @@ impl fmt::Display for ExportFormat {
 pub enum ExportKind {
     /// Usage and cost per sub-customer and period: the tenant's billing file.
     CustomerBilling,
+    /// Rated usage per SIM, day and network (the rating engine's stored results).
+    RatedUsage,
     /// Any `usageAnalytics` request's rows.
     UsageAnalytics,
     /// Session updates of one SIM in a time range (what `sessionHistory` pages through).
@@ -94,8 +96,9 @@ pub enum ExportKind {
 }
 
 impl ExportKind {
-    pub const ALL: [ExportKind; 8] = [
+    pub const ALL: [ExportKind; 9] = [
         Self::CustomerBilling,
+        Self::RatedUsage,
         Self::UsageAnalytics,
         Self::SessionHistory,
         Self::SimInventory,
@@ -108,6 +111,7 @@ impl ExportKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CustomerBilling => "CUSTOMER_BILLING",
+            Self::RatedUsage => "RATED_USAGE",
             Self::UsageAnalytics => "USAGE_ANALYTICS",
             Self::SessionHistory => "SESSION_HISTORY",
             Self::SimInventory => "SIM_INVENTORY",

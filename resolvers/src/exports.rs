@@ -40,6 +40,9 @@ pub enum ExportKindGql {
     /// Usage and cost per sub-customer of a billing period (needs `filter.day`, default today):
     /// the file a tenant bills its customers from.
     CustomerBilling,
+    /// The rating engine's stored rows — per SIM, day and network — of a billing period
+    /// (`filter.day`, default today; `filter.rateCardKind`, default RETAIL).
+    RatedUsage,
     /// Any `usageAnalytics` request's rows (needs `filter.analytics`).
     UsageAnalytics,
     /// One SIM's session updates (needs `filter.sessionHistory`).
@@ -61,6 +64,7 @@ impl From<ExportKindGql> for ExportKind {
     fn from(k: ExportKindGql) -> Self {
         match k {
             ExportKindGql::CustomerBilling => Self::CustomerBilling,
+            ExportKindGql::RatedUsage => Self::RatedUsage,
             ExportKindGql::UsageAnalytics => Self::UsageAnalytics,
             ExportKindGql::SessionHistory => Self::SessionHistory,
             ExportKindGql::SimInventory => Self::SimInventory,
@@ -76,6 +80,7 @@ impl From<ExportKind> for ExportKindGql {
     fn from(k: ExportKind) -> Self {
         match k {
             ExportKind::CustomerBilling => Self::CustomerBilling,
+            ExportKind::RatedUsage => Self::RatedUsage,
             ExportKind::UsageAnalytics => Self::UsageAnalytics,
             ExportKind::SessionHistory => Self::SessionHistory,
             ExportKind::SimInventory => Self::SimInventory,
@@ -195,8 +200,11 @@ pub struct ExportFilterInput {
     pub audit: Option<AuditFilterInput>,
     /// `SESSION_HISTORY` (required there).
     pub session_history: Option<SessionHistoryFilterInput>,
-    /// `CUSTOMER_BILLING`, `INVOICE_LINES`: the billing period holding this day (default today).
+    /// `CUSTOMER_BILLING`, `RATED_USAGE`, `INVOICE_LINES`: the billing period holding this day
+    /// (default today).
     pub day: Option<Date>,
+    /// `RATED_USAGE`: whose rating (default RETAIL; SUPPLIER for platform administrators).
+    pub rate_card_kind: Option<crate::billing::RateCardKindGql>,
     /// `USAGE_ANALYTICS` (required there).
     pub analytics: Option<UsageAnalyticsInput>,
     /// `USAGE_RECONCILIATION` (required there).
@@ -226,8 +234,16 @@ impl ExportFilterInput {
             .filter(|(_, is, k)| *is && *k != kind)
             .map(|(n, _, _)| *n)
             .collect();
-        if self.day.is_some() && !matches!(kind, ExportKind::CustomerBilling | ExportKind::InvoiceLines) {
+        if self.day.is_some()
+            && !matches!(
+                kind,
+                ExportKind::CustomerBilling | ExportKind::RatedUsage | ExportKind::InvoiceLines
+            )
+        {
             foreign.push("filter.day");
+        }
+        if self.rate_card_kind.is_some() && kind != ExportKind::RatedUsage {
+            foreign.push("filter.rateCardKind");
         }
         foreign
     }
@@ -235,7 +251,11 @@ impl ExportFilterInput {
     /// Fills in the defaults that depend on when it was asked, so the job reads what the
     /// requester meant whenever it runs.
     fn settle(&mut self, kind: ExportKind, now: DateTime<Utc>) {
-        if matches!(kind, ExportKind::CustomerBilling | ExportKind::InvoiceLines) && self.day.is_none() {
+        if matches!(
+            kind,
+            ExportKind::CustomerBilling | ExportKind::RatedUsage | ExportKind::InvoiceLines
+        ) && self.day.is_none()
+        {
             self.day = Some(Date(now.date_naive()));
         }
         if let Some(s) = &mut self.session_history {
@@ -319,6 +339,13 @@ pub fn export_request(kind: ExportKind, filter: &ExportFilterInput) -> async_gra
             }
         }
         ExportKind::CustomerBilling => ExportRequest::CustomerBilling { tenant, day: day()? },
+        ExportKind::RatedUsage => ExportRequest::RatedUsage {
+            tenant,
+            kind: filter
+                .rate_card_kind
+                .map_or(ioto_domain::billing::rate_card::RateCardKind::Retail, Into::into),
+            day: day()?,
+        },
         ExportKind::InvoiceLines => ExportRequest::InvoiceLines {
             tenant: tenant.ok_or_else(|| missing("filter.tenantId"))?,
             day: day()?,

@@ -381,6 +381,70 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
     assert_eq!(acme_x[column(&header, "records")][0], "int", "{acme_x}");
     assert_eq!(acme_x[column(&header, "period_start")][0], "datetime", "{acme_x}");
 
+    // Rated usage per SIM, day and network, streamed from the usage store into Parquet: its
+    // costs sum to the engine's rollup exactly.
+    let rated_job = fx.export(&admin, "RATED_USAGE", "PARQUET", json!({})).await;
+    let (_, path) = fx.download(&rated_job).await;
+    let read = read_with_python(PYARROW, &path);
+    assert_eq!(read["types"]["cost"], "decimal128(38, 12)", "{read}");
+    assert_eq!(read["types"]["day"], "date32[day]", "{read}");
+    assert_eq!(read["types"]["rounded_bytes"], "int64", "{read}");
+    let rated_rows = read["rows"].as_array().unwrap();
+    assert_eq!(rated_rows.len(), 3, "{read}");
+    let units: i128 = rated_rows
+        .iter()
+        .map(|r| {
+            r["cost"]
+                .as_str()
+                .unwrap()
+                .replace('.', "")
+                .parse::<i128>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(units, 2_500_000_000_000, "2.50 in 10^-12 units: {read}");
+    // A customer user gets costs only once the tenant shares them, and then only its own.
+    let body = fx.request(&customer, "RATED_USAGE", "CSV", json!({})).await;
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+    let body = fx
+        .app
+        .gql(
+            Some(&admin),
+            "mutation { setFleetSettings(customersSeeCosts: true) { customersSeeCosts } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let theirs_rated = fx.export(&customer, "RATED_USAGE", "CSV", json!({})).await;
+    let (bytes, _) = fx.download(&theirs_rated).await;
+    let (h, lines) = csv_rows(&bytes);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l[column(&h, "customer_id")] == acme.id.to_string()));
+    let body = fx
+        .request(
+            &customer,
+            "RATED_USAGE",
+            "CSV",
+            json!({"rateCardKind": "SUPPLIER"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("FORBIDDEN"),
+        "supplier costs: {body}"
+    );
+    let supplier = fx
+        .export(
+            &platform,
+            "RATED_USAGE",
+            "CSV",
+            json!({"tenantId": tenant, "rateCardKind": "SUPPLIER"}),
+        )
+        .await;
+    assert_eq!(supplier["rows"], 3, "{supplier}");
+
     // Reconciliation: every SIM-day with CDRs (no sessions were counted here), paged through.
     let today = Utc::now().format("%Y-%m-%d").to_string();
     let recon = fx

@@ -9,8 +9,10 @@ use clickhouse::Row;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::{Cost, Price};
 use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
-use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
-use ioto_domain::{Result, TenantId};
+use ioto_domain::ports::billing::{
+    FeeSums, RatedDimension, RatedQuery, RatedRecord, RatedSums, RatingEngine,
+};
+use ioto_domain::{CustomerId, Result, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -246,6 +248,57 @@ impl RatingEngine for ClickHouseUsage {
     async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
         self.fee_grouped(tenant, run).await
     }
+
+    fn rated_records(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        customer: Option<CustomerId>,
+        batch: usize,
+    ) -> futures::stream::BoxStream<'static, Result<Vec<RatedRecord>>> {
+        let this = self.clone();
+        crate::channel_stream(move |tx| async move {
+            let sql = format!(
+                "SELECT toUInt16(day) AS day, iccid, mcc_mnc, customer_id, zone, tariff_plan, records, bytes_in, \
+                 bytes_out, rounded_bytes, cost FROM rated_usage WHERE tenant_id = ? AND run_id = ?{} \
+                 ORDER BY day, iccid, mcc_mnc",
+                if customer.is_some() { " AND customer_id = ?" } else { "" }
+            );
+            let mut q = this
+                .client
+                .query(&sql)
+                .bind(tenant.to_string())
+                .bind(run.to_string());
+            if let Some(c) = customer {
+                q = q.bind(c.to_string());
+            }
+            let mut cursor = q.fetch::<RecordRow>().map_err(|e| this.err(e))?;
+            let mut rows = crate::Batches::new(tx, batch);
+            while let Some(r) = cursor.next().await.map_err(|e| this.err(e))? {
+                let more = rows
+                    .push(RatedRecord {
+                        day: days_to_date(r.day),
+                        iccid: r.iccid,
+                        mcc_mnc: r.mcc_mnc,
+                        customer_id: r.customer_id,
+                        zone: r.zone,
+                        tariff_plan: r.tariff_plan,
+                        records: r.records,
+                        bytes_in: r.bytes_in,
+                        bytes_out: r.bytes_out,
+                        rounded_bytes: r.rounded_bytes,
+                        cost: Cost::from_units(r.cost),
+                    })
+                    .await;
+                if !more {
+                    // The consumer stopped reading: the query's answer is dropped.
+                    return Ok(());
+                }
+            }
+            rows.finish().await;
+            Ok(())
+        })
+    }
 }
 
 impl ClickHouseUsage {
@@ -321,6 +374,21 @@ struct FeeGroupRow {
     fee: i128,
     charges: u64,
     total: i128,
+}
+
+#[derive(Row, Deserialize)]
+struct RecordRow {
+    day: u16,
+    iccid: String,
+    mcc_mnc: String,
+    customer_id: String,
+    zone: String,
+    tariff_plan: String,
+    records: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    rounded_bytes: u64,
+    cost: i128,
 }
 
 #[derive(Row, Deserialize)]

@@ -10,8 +10,10 @@ use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums, RatingEngine};
-use ioto_domain::{Error, Result, TenantId};
+use ioto_domain::ports::billing::{
+    FeeSums, RatedDimension, RatedQuery, RatedRecord, RatedSums, RatingEngine,
+};
+use ioto_domain::{CustomerId, Error, Result, TenantId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -191,6 +193,59 @@ impl RatingEngine for EmbeddedUsage {
 
     async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>> {
         self.fee_grouped(tenant, run).await
+    }
+
+    fn rated_records(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        customer: Option<CustomerId>,
+        batch: usize,
+    ) -> futures::stream::BoxStream<'static, Result<Vec<RatedRecord>>> {
+        let pool = self.pool.clone();
+        crate::channel_stream(move |tx| async move {
+            use futures::TryStreamExt as _;
+            let sql =
+                format!(
+                "SELECT day, iccid, mcc_mnc, customer_id, zone, tariff_plan, records, bytes_in, bytes_out, \
+                 rounded_bytes, cost_units FROM rated_usage WHERE tenant_id = ? AND run_id = ?{} \
+                 ORDER BY day, iccid, mcc_mnc",
+                if customer.is_some() { " AND customer_id = ?" } else { "" }
+            );
+            let mut q = sqlx::query(&sql).bind(tenant.to_string()).bind(run.to_string());
+            if let Some(c) = customer {
+                q = q.bind(c.to_string());
+            }
+            let mut cursor = q.fetch(&pool);
+            let mut rows = crate::Batches::new(tx, batch);
+            let count = |r: &SqliteRow, c: &str| r.get::<i64, _>(c).unsigned_abs();
+            while let Some(r) = cursor.try_next().await.map_err(db_err)? {
+                let day: String = r.get("day");
+                let more = rows
+                    .push(RatedRecord {
+                        day: day
+                            .parse()
+                            .map_err(|_| Error::Internal(format!("stored rated day '{day}' is invalid")))?,
+                        iccid: r.get("iccid"),
+                        mcc_mnc: r.get("mcc_mnc"),
+                        customer_id: r.get("customer_id"),
+                        zone: r.get("zone"),
+                        tariff_plan: r.get("tariff_plan"),
+                        records: count(&r, "records"),
+                        bytes_in: count(&r, "bytes_in"),
+                        bytes_out: count(&r, "bytes_out"),
+                        rounded_bytes: count(&r, "rounded_bytes"),
+                        cost: Cost::from_units(i128::from(r.get::<i64, _>("cost_units"))),
+                    })
+                    .await;
+                if !more {
+                    // The consumer stopped reading: the query's answer is dropped.
+                    return Ok(());
+                }
+            }
+            rows.finish().await;
+            Ok(())
+        })
     }
 }
 

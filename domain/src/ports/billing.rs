@@ -161,6 +161,34 @@ pub trait RatingEngine: Send + Sync + 'static {
     async fn priced_usage(&self, tenant: TenantId, run: Uuid) -> Result<Vec<PricedUsage>>;
     /// A run's access fees grouped by amount.
     async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>>;
+    /// A run's stored rows (of one sub-customer when named), ordered by day, ICCID and network,
+    /// streamed in batches of up to `batch` rows: one query, read as the consumer takes the
+    /// batches (at most two batches wait), whatever the run's size.
+    fn rated_records(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        customer: Option<CustomerId>,
+        batch: usize,
+    ) -> futures::stream::BoxStream<'static, Result<Vec<RatedRecord>>>;
+}
+
+/// One stored rating result: a SIM's rated usage on one day and network (for one sub-customer,
+/// zone and tariff plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatedRecord {
+    pub day: NaiveDate,
+    pub iccid: String,
+    pub mcc_mnc: String,
+    /// Empty: assigned to no sub-customer.
+    pub customer_id: String,
+    pub zone: String,
+    pub tariff_plan: String,
+    pub records: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rounded_bytes: u64,
+    pub cost: Cost,
 }
 
 /// Charges a platform admin adds to tenants' invoices.

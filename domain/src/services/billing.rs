@@ -44,6 +44,13 @@ pub struct RatedPeriod {
     pub fees: Vec<(String, FeeSums)>,
 }
 
+/// A run's stored rows, streamed (see [`BillingService::rated_records`]).
+pub struct RatedRecords {
+    pub currency: Currency,
+    pub run: RatingRun,
+    pub rows: futures::stream::BoxStream<'static, Result<Vec<crate::ports::billing::RatedRecord>>>,
+}
+
 /// A charge to add to the tenant's period holding `day`.
 #[derive(Debug, Clone)]
 pub struct NewCharge<'a> {
@@ -592,6 +599,44 @@ impl BillingService {
             usage,
             fees_by: fee_query.by,
             fees,
+        }))
+    }
+
+    /// The stored rows of the current rating of the period holding `day` (SIM × day × network),
+    /// streamed in batches of `batch`, with the run and the card's currency; access rules as
+    /// [`Self::rated_usage`]. `None` when the period has not been rated.
+    pub async fn rated_records(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        kind: RateCardKind,
+        day: NaiveDate,
+        batch: usize,
+    ) -> Result<Option<RatedRecords>> {
+        let (tenant, scope) = self.cost_scope(actor, tenant).await?;
+        if kind == RateCardKind::Supplier {
+            actor.require(Permission::ReadSupplierCosts, "read supplier costs")?;
+        }
+        let Some(card) = self
+            .cards
+            .rate_cards(scope, Some(tenant))
+            .await?
+            .into_iter()
+            .find(|c| c.kind == kind)
+        else {
+            return Ok(None);
+        };
+        let (from, _) = card.billing_period.period_of(day);
+        let Some(run) = self.current_run(scope, &card, from).await? else {
+            return Ok(None);
+        };
+        let rows = self
+            .engine
+            .rated_records(tenant, run.id, actor.customer_id, batch);
+        Ok(Some(RatedRecords {
+            currency: card.currency,
+            run,
+            rows,
         }))
     }
 

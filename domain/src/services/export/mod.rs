@@ -59,6 +59,12 @@ pub enum ExportRequest {
         tenant: Option<TenantId>,
         day: NaiveDate,
     },
+    /// The stored rating rows (SIM × day × network) of the period holding `day`.
+    RatedUsage {
+        tenant: Option<TenantId>,
+        kind: crate::billing::rate_card::RateCardKind,
+        day: NaiveDate,
+    },
     /// The tenant's invoice lines of the period holding `day` (platform administrators).
     InvoiceLines { tenant: TenantId, day: NaiveDate },
     UsageAnalytics {
@@ -75,6 +81,7 @@ impl ExportRequest {
             Self::AuditLog { .. } => ExportKind::AuditLog,
             Self::SessionHistory { .. } => ExportKind::SessionHistory,
             Self::CustomerBilling { .. } => ExportKind::CustomerBilling,
+            Self::RatedUsage { .. } => ExportKind::RatedUsage,
             Self::InvoiceLines { .. } => ExportKind::InvoiceLines,
             Self::UsageAnalytics { .. } => ExportKind::UsageAnalytics,
             Self::UsageReconciliation { .. } => ExportKind::UsageReconciliation,
@@ -88,6 +95,7 @@ impl ExportRequest {
             | Self::Devices { tenant, .. }
             | Self::AuditLog { tenant, .. }
             | Self::CustomerBilling { tenant, .. }
+            | Self::RatedUsage { tenant, .. }
             | Self::UsageAnalytics { tenant, .. }
             | Self::UsageReconciliation { tenant, .. } => *tenant,
             Self::InvoiceLines { tenant, .. } => Some(*tenant),

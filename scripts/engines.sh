@@ -77,18 +77,19 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   apt_install python3-aiosmtpd
 fi
 
-# The export tests read the files back with outside readers: pyarrow (Parquet) and openpyxl
-# (XLSX), pinned, in a virtual environment of their own (IOTO_PY_ENV).
+# The export tests read the files back with outside readers, pyarrow (Parquet) and openpyxl
+# (XLSX), and store them in an S3-compatible server (moto's), all pinned, in a virtual
+# environment of their own (IOTO_PY_ENV).
 PY_ENV="${IOTO_PY_ENV:-$HOME/.local/share/ioto/py}"
-if ! "$PY_ENV/bin/python" -c 'import pyarrow, openpyxl' >/dev/null 2>&1; then
+if ! "$PY_ENV/bin/python" -c 'import pyarrow, openpyxl, moto' >/dev/null 2>&1; then
   if ! python3 -m venv --help >/dev/null 2>&1; then
     apt_install python3-venv
   fi
-  log "installing pyarrow and openpyxl into $PY_ENV"
+  log "installing pyarrow, openpyxl and moto into $PY_ENV"
   python3 -m venv "$PY_ENV"
-  "$PY_ENV/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'openpyxl==3.1.5'
+  "$PY_ENV/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'openpyxl==3.1.5' 'moto[server]==5.2.5'
 fi
-log "Python readers ready ($("$PY_ENV/bin/python" -c 'import pyarrow, openpyxl; print("pyarrow", pyarrow.__version__, "openpyxl", openpyxl.__version__)'))"
+log "Python readers ready ($("$PY_ENV/bin/python" -c 'import pyarrow, openpyxl, moto; print("pyarrow", pyarrow.__version__, "openpyxl", openpyxl.__version__, "moto", moto.__version__)'))"
 
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver

@@ -343,6 +343,40 @@ pub struct ExportsConfig {
     /// Key signing download links (at least 32 characters). Unset: generated once into
     /// `<data_dir>/export-link-key`. Instances that share exports must share it.
     pub link_key: Option<Secret>,
+    /// An S3-compatible bucket for finished files instead of `dir` (set `bucket` to use it).
+    pub s3: ExportS3Config,
+}
+
+/// Where export files go when they go to an object store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportS3Config {
+    /// The bucket; unset: files stay in `exports.dir`.
+    pub bucket: Option<String>,
+    /// The S3 endpoint, e.g. `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    pub region: String,
+    /// Keys start with it.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: Option<Secret>,
+    /// Path-style requests (`endpoint/bucket/key`), as most S3-compatible servers want; false:
+    /// virtual-hosted style (`bucket.endpoint/key`).
+    pub path_style: bool,
+}
+
+impl Default for ExportS3Config {
+    fn default() -> Self {
+        Self {
+            bucket: None,
+            endpoint: "https://s3.amazonaws.com".into(),
+            region: "us-east-1".into(),
+            prefix: "exports".into(),
+            access_key_id: String::new(),
+            secret_access_key: None,
+            path_style: true,
+        }
+    }
 }
 
 impl Default for ExportsConfig {
@@ -354,6 +388,7 @@ impl Default for ExportsConfig {
             retention_hours: 24,
             dir: None,
             link_key: None,
+            s3: ExportS3Config::default(),
         }
     }
 }

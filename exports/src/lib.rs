@@ -8,11 +8,13 @@ use ioto_domain::{Error, Result};
 
 mod csv;
 mod parquet;
+pub mod s3;
 pub mod storage;
 mod values;
 mod xlsx;
 
 pub use ioto_domain::export::ExportFormat;
+pub use s3::{S3Settings, S3Storage};
 pub use storage::LocalStorage;
 
 /// The largest scale a decimal column may have: Parquet writes decimals as `DECIMAL(38, scale)`.

@@ -86,6 +86,32 @@ pub fn export_dir(config: &Config) -> std::path::PathBuf {
         .unwrap_or_else(|| config.data_dir.join("exports"))
 }
 
+/// Where finished export files go: the S3 bucket when one is configured, else the directory.
+pub fn export_storage(config: &Config) -> anyhow::Result<Arc<dyn ioto_domain::ports::export::ExportStorage>> {
+    let s3 = &config.exports.s3;
+    Ok(match &s3.bucket {
+        Some(bucket) => Arc::new(
+            ioto_exports::S3Storage::new(&ioto_exports::S3Settings {
+                endpoint: s3.endpoint.clone(),
+                bucket: bucket.clone(),
+                region: s3.region.clone(),
+                prefix: s3.prefix.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3
+                    .secret_access_key
+                    .as_ref()
+                    .map(|k| k.expose().to_owned())
+                    .unwrap_or_default(),
+                path_style: s3.path_style,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => {
+            Arc::new(ioto_exports::LocalStorage::new(export_dir(config)).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+    })
+}
+
 /// The download-link signer: the configured key, or one generated once into the data directory.
 pub fn export_link_signer(config: &Config) -> anyhow::Result<crate::server::exports::LinkSigner> {
     let key = match &config.exports.link_key {
@@ -165,9 +191,8 @@ impl App {
             billing.clone(),
         );
         let usage = ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone());
-        let export_storage: Arc<dyn ioto_domain::ports::export::ExportStorage> = Arc::new(
-            ioto_exports::LocalStorage::new(export_dir(config)).map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+        let export_storage = export_storage(config)?;
+        tracing::info!(location = %export_storage.location(), "export files");
         let export_links = Arc::new(export_link_signer(config)?);
         let exports = ioto_domain::services::ExportService::new(
             Arc::clone(&engines.fleet),

@@ -42,6 +42,73 @@ pub fn python_readers() -> std::path::PathBuf {
     python
 }
 
+/// An S3-compatible server (moto's, from the same environment as [`python_readers`]) on a free
+/// loopback port with one bucket; stopped when dropped.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    child: std::process::Child,
+}
+
+impl S3Server {
+    pub async fn start() -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("its address").port()
+        };
+        let server = python_readers().with_file_name("moto_server");
+        let child = std::process::Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let bucket = unique("exports").to_lowercase().replace('_', "-");
+        let http = reqwest::Client::new();
+        let start = std::time::Instant::now();
+        loop {
+            // Path-style bucket creation; moto accepts unsigned requests.
+            match http.put(format!("{endpoint}/{bucket}")).send().await {
+                Ok(r) if r.status().is_success() => break,
+                _ if start.elapsed() < std::time::Duration::from_secs(30) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => panic!("the S3 server at {endpoint} did not come up: {other:?}"),
+            }
+        }
+        Self {
+            endpoint,
+            bucket,
+            child,
+        }
+    }
+
+    /// Keys of the bucket's objects.
+    pub async fn keys(&self) -> Vec<String> {
+        let body = reqwest::Client::new()
+            .get(format!("{}/{}?list-type=2", self.endpoint, self.bucket))
+            .send()
+            .await
+            .expect("listing the bucket")
+            .text()
+            .await
+            .expect("the listing");
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A fresh temporary directory.
 pub fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(unique("ioto-test"));

@@ -123,9 +123,9 @@ pub fn exports(rows: usize, runs: usize, only: Option<ExportFormat>) -> anyhow::
     let dir = std::env::temp_dir().join(format!("ioto-bench-exports-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     let mut out = String::new();
+    // (The machine is printed by the bench command first.)
     out.push_str(&format!(
-        "{}\nexports: {rows} rows × 10 columns, batches of {BATCH}, {runs} runs per format (median, min–max)\n",
-        crate::tooling::bench::machine()
+        "exports: {rows} rows × 10 columns, batches of {BATCH}, {runs} runs per format (median, min–max)\n"
     ));
     // Generating the rows alone: the part of each figure that is not the writer's.
     let columns = columns();

@@ -778,22 +778,24 @@ def sim_usage(f: RustFile, c: Checker) -> list[Variant]:
 
 
 def reconciliation(f: RustFile, c: Checker) -> list[Variant]:
-    """`ClickHouseUsage::reconciliation`: the filter (with optional ICCID and customer) is put
-    into both halves of the UNION ALL, HAVING only for `only_differences`."""
+    """`ClickHouseUsage::reconciliation`: the filter (with optional ICCID, customer and the
+    keyset position `after`) is put into both halves of the UNION ALL, HAVING only for
+    `only_differences`."""
     fn = "reconciliation"
     base_filter = f.literal(fn, "tenant_id = ? AND day >= toDate(?)", prefix=True).value
     by_iccid = f.literal(fn, " AND iccid = ?").value
     by_customer = f.literal(fn, " AND customer_id = ?").value
+    after = f.literal(fn, " AND (day > toDate(?)", prefix=True).value
     having = f.literal(fn, " HAVING ", prefix=True).value
     f.literal(fn, "")  # the empty `having`
     template = f.literal(fn, "SELECT iccid, toUInt16(day) AS day", prefix=True)
     out = []
-    for i, cu, h in itertools.product((False, True), repeat=3):
-        filt = base_filter + (by_iccid if i else "") + (by_customer if cu else "")
+    for i, cu, a, h in itertools.product((False, True), repeat=4):
+        filt = base_filter + (by_iccid if i else "") + (by_customer if cu else "") + (after if a else "")
         args = {"filter": filt, "having": having if h else ""}
         sql = render_format(template.value, lambda n: args[n])
         out.append((f"iccid={'set' if i else 'none'}, customer={'set' if cu else 'none'}, "
-                    f"only_differences={h}", sql, "ReconRow"))
+                    f"after={'set' if a else 'none'}, only_differences={h}", sql, "ReconRow"))
     return out
 
 

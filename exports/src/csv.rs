@@ -182,28 +182,8 @@ mod tests {
     use ioto_domain::export::{ColumnType, ColumnValues, ExportColumn};
 
     use super::*;
-    use crate::test_support::{meta, TempDir};
+    use crate::test_support::{columns, meta, TempDir, AT};
     use crate::{open_writer, ExportFormat, WriterOptions};
-
-    const AT: i64 = 1_795_428_000 * 1_000_000; // 2026-11-23T10:00:00Z
-
-    fn columns() -> Vec<ExportColumn> {
-        vec![
-            ExportColumn::new("name", ColumnType::Text),
-            ExportColumn::new("bytes", ColumnType::Int),
-            ExportColumn::new("ratio", ColumnType::Decimal { scale: 3 }),
-            ExportColumn::new(
-                "cost",
-                ColumnType::Money {
-                    scale: 2,
-                    currency: Some("EUR".into()),
-                },
-            ),
-            ExportColumn::new("seen_at", ColumnType::Timestamp),
-            ExportColumn::new("day", ColumnType::Date),
-            ExportColumn::new("active", ColumnType::Bool),
-        ]
-    }
 
     /// One row: the values of each column, in order.
     struct Row<'a>(

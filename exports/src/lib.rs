@@ -129,7 +129,7 @@ mod test_support {
     use std::path::{Path, PathBuf};
 
     use chrono::{TimeZone, Utc};
-    use ioto_domain::export::{ExportKind, ExportMeta};
+    use ioto_domain::export::{ColumnType, ExportColumn, ExportKind, ExportMeta};
     use ioto_domain::TenantId;
 
     /// A directory of its own for one test, removed when dropped.
@@ -151,6 +151,28 @@ mod test_support {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// 2026-11-23T10:00:00Z, in microseconds.
+    pub const AT: i64 = 1_795_428_000 * 1_000_000;
+
+    /// One column of every type.
+    pub fn columns() -> Vec<ExportColumn> {
+        vec![
+            ExportColumn::new("name", ColumnType::Text),
+            ExportColumn::new("bytes", ColumnType::Int),
+            ExportColumn::new("ratio", ColumnType::Decimal { scale: 3 }),
+            ExportColumn::new(
+                "cost",
+                ColumnType::Money {
+                    scale: 2,
+                    currency: Some("EUR".into()),
+                },
+            ),
+            ExportColumn::new("seen_at", ColumnType::Timestamp),
+            ExportColumn::new("day", ColumnType::Date),
+            ExportColumn::new("active", ColumnType::Bool),
+        ]
     }
 
     pub fn meta() -> ExportMeta {

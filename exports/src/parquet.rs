@@ -232,28 +232,8 @@ mod tests {
     use arrow_array::Array;
 
     use super::*;
-    use crate::test_support::{meta, TempDir};
+    use crate::test_support::{columns, meta, TempDir, AT};
     use crate::{open_writer, ExportFormat};
-
-    const AT: i64 = 1_795_428_000 * 1_000_000; // 2026-11-23T10:00:00Z
-
-    fn columns() -> Vec<ExportColumn> {
-        vec![
-            ExportColumn::new("name", ColumnType::Text),
-            ExportColumn::new("bytes", ColumnType::Int),
-            ExportColumn::new("ratio", ColumnType::Decimal { scale: 3 }),
-            ExportColumn::new(
-                "cost",
-                ColumnType::Money {
-                    scale: 2,
-                    currency: Some("EUR".into()),
-                },
-            ),
-            ExportColumn::new("seen_at", ColumnType::Timestamp),
-            ExportColumn::new("day", ColumnType::Date),
-            ExportColumn::new("active", ColumnType::Bool),
-        ]
-    }
 
     /// The values of row `i` (every seventh value missing in turn).
     #[expect(clippy::type_complexity, reason = "one row of every column type, in a test")]

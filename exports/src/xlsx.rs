@@ -440,28 +440,8 @@ mod tests {
     use ioto_domain::export::ColumnType;
 
     use super::*;
-    use crate::test_support::{meta, TempDir};
+    use crate::test_support::{columns, meta, TempDir, AT};
     use crate::{open_writer, ExportFormat};
-
-    const AT: i64 = 1_795_428_000 * 1_000_000; // 2026-11-23T10:00:00Z
-
-    fn columns() -> Vec<ExportColumn> {
-        vec![
-            ExportColumn::new("name", ColumnType::Text),
-            ExportColumn::new("bytes", ColumnType::Int),
-            ExportColumn::new("ratio", ColumnType::Decimal { scale: 3 }),
-            ExportColumn::new(
-                "cost",
-                ColumnType::Money {
-                    scale: 2,
-                    currency: Some("EUR".into()),
-                },
-            ),
-            ExportColumn::new("seen_at", ColumnType::Timestamp),
-            ExportColumn::new("day", ColumnType::Date),
-            ExportColumn::new("active", ColumnType::Bool),
-        ]
-    }
 
     /// Rows `from..to`: row `i` is named `row i` and holds `i` in its numbers.
     fn batch(from: i64, to: i64, long: &str) -> ExportBatch {

@@ -118,33 +118,17 @@ impl SubscriptionRoot {
             .map_err(crate::to_gql)?
             .ok_or_else(|| crate::to_gql(ioto_domain::Error::not_found("bulk job", job_id)))?;
         let first = ioto_domain::events::BulkJobProgress::of(&job, chrono::Utc::now());
-        let done = first.status.is_final();
         let updates = events.filter_map(move |e| {
-            let hit = match e {
+            std::future::ready(match e {
                 ioto_domain::events::FleetEvent::BulkJobProgress(p)
                     if p.job_id == job_id && actor.sees_tenant(p.tenant_id) =>
                 {
                     Some(p)
                 }
                 _ => None,
-            };
-            std::future::ready(hit)
-        });
-        let all = futures::stream::iter([first])
-            .chain(if done {
-                futures::stream::empty().boxed()
-            } else {
-                updates.boxed()
             })
-            .boxed();
-        // Ends right after the final status (not at the next event, which may never come).
-        let stream = futures::stream::unfold(Some(all), |rest| async move {
-            let mut rest = rest?;
-            let p = rest.next().await?;
-            let more = (!p.status.is_final()).then_some(rest);
-            Some((crate::bulk::BulkJobProgressObject(p), more))
         });
-        Ok(stream)
+        Ok(until_final(first, updates, |p| p.status.is_final()).map(crate::bulk::BulkJobProgressObject))
     }
 
     /// Progress of one export: on every status change and after every written batch (rows,
@@ -168,32 +152,17 @@ impl SubscriptionRoot {
             .map_err(crate::to_gql)?
             .ok_or_else(|| crate::to_gql(ioto_domain::Error::not_found("export job", job_id)))?;
         let first = ioto_domain::events::ExportJobProgress::of(&job, chrono::Utc::now());
-        let done = first.status.is_final();
         let updates = events.filter_map(move |e| {
-            let hit = match e {
+            std::future::ready(match e {
                 ioto_domain::events::FleetEvent::ExportJobProgress(p)
                     if p.job_id == job_id && actor.sees_tenant(p.tenant_id) =>
                 {
                     Some(p)
                 }
                 _ => None,
-            };
-            std::future::ready(hit)
-        });
-        let all = futures::stream::iter([first])
-            .chain(if done {
-                futures::stream::empty().boxed()
-            } else {
-                updates.boxed()
             })
-            .boxed();
-        let stream = futures::stream::unfold(Some(all), |rest| async move {
-            let mut rest = rest?;
-            let p = rest.next().await?;
-            let more = (!p.status.is_final()).then_some(rest);
-            Some((crate::exports::ExportJobProgressObject(p), more))
         });
-        Ok(stream)
+        Ok(until_final(first, updates, |p| p.status.is_final()).map(crate::exports::ExportJobProgressObject))
     }
 
     /// Each counted update of the data sessions of SIMs the caller may see, as the ingest worker
@@ -255,4 +224,25 @@ impl SubscriptionRoot {
             futures::stream::iter(mine)
         }))
     }
+}
+
+/// A job's progress: its current state first, then its updates, ending right after the final
+/// one (not at the next event, which may never come); nothing but the first when that is final.
+fn until_final<P: Send + 'static>(
+    first: P,
+    updates: impl Stream<Item = P> + Send + 'static,
+    is_final: fn(&P) -> bool,
+) -> impl Stream<Item = P> {
+    let rest = if is_final(&first) {
+        futures::stream::empty().boxed()
+    } else {
+        updates.boxed()
+    };
+    let all = futures::stream::iter([first]).chain(rest).boxed();
+    futures::stream::unfold(Some(all), move |rest| async move {
+        let mut rest = rest?;
+        let p = rest.next().await?;
+        let more = (!is_final(&p)).then_some(rest);
+        Some((p, more))
+    })
 }

@@ -546,18 +546,16 @@ impl BillingService {
         Ok(runs)
     }
 
-    /// The current rating of the period holding `day` for the tenant's card of `kind`, summed by
-    /// `by`, with the access fees (summed by `by` where fees have that dimension, else in one
-    /// row). A customer user sees its own sub-customer's rows only; supplier costs need
-    /// platform rights. `None` when the period has not been rated.
-    pub async fn rated_usage(
+    /// The tenant, its card of `kind` and that card's current run of the period holding `day`,
+    /// for a reader of rated data: costs need their permission (a customer user: the tenant's
+    /// consent), supplier costs platform rights. `None` without a card or a rating.
+    async fn current_rating(
         &self,
         actor: &Actor,
         tenant: Option<TenantId>,
         kind: RateCardKind,
         day: NaiveDate,
-        by: RatedDimension,
-    ) -> Result<Option<RatedPeriod>> {
+    ) -> Result<Option<(TenantId, RateCard, RatingRun)>> {
         let (tenant, scope) = self.cost_scope(actor, tenant).await?;
         if kind == RateCardKind::Supplier {
             actor.require(Permission::ReadSupplierCosts, "read supplier costs")?;
@@ -572,7 +570,25 @@ impl BillingService {
             return Ok(None);
         };
         let (from, _) = card.billing_period.period_of(day);
-        let Some(run) = self.current_run(scope, &card, from).await? else {
+        Ok(self
+            .current_run(scope, &card, from)
+            .await?
+            .map(|run| (tenant, card, run)))
+    }
+
+    /// The current rating of the period holding `day` for the tenant's card of `kind`, summed by
+    /// `by`, with the access fees (summed by `by` where fees have that dimension, else in one
+    /// row). A customer user sees its own sub-customer's rows only; supplier costs need
+    /// platform rights. `None` when the period has not been rated.
+    pub async fn rated_usage(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        kind: RateCardKind,
+        day: NaiveDate,
+        by: RatedDimension,
+    ) -> Result<Option<RatedPeriod>> {
+        let Some((tenant, card, run)) = self.current_rating(actor, tenant, kind, day).await? else {
             return Ok(None);
         };
         let query = RatedQuery {
@@ -613,21 +629,7 @@ impl BillingService {
         day: NaiveDate,
         batch: usize,
     ) -> Result<Option<RatedRecords>> {
-        let (tenant, scope) = self.cost_scope(actor, tenant).await?;
-        if kind == RateCardKind::Supplier {
-            actor.require(Permission::ReadSupplierCosts, "read supplier costs")?;
-        }
-        let Some(card) = self
-            .cards
-            .rate_cards(scope, Some(tenant))
-            .await?
-            .into_iter()
-            .find(|c| c.kind == kind)
-        else {
-            return Ok(None);
-        };
-        let (from, _) = card.billing_period.period_of(day);
-        let Some(run) = self.current_run(scope, &card, from).await? else {
+        let Some((tenant, card, run)) = self.current_rating(actor, tenant, kind, day).await? else {
             return Ok(None);
         };
         let rows = self

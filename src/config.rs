@@ -335,8 +335,9 @@ pub struct ExportsConfig {
     pub lease_seconds: u64,
     /// How often an idle worker looks for exports requested on other instances, in milliseconds.
     pub poll_ms: u64,
-    /// How long a finished file can be downloaded before it is deleted, in hours.
-    pub retention_hours: u64,
+    /// How long a finished file can be downloaded before it is deleted, in seconds (expired
+    /// files are looked for every minute, or every `retention_seconds` when shorter).
+    pub retention_seconds: u64,
     /// Directory of finished files. Unset: `<data_dir>/exports`. Instances that share exports
     /// must share it.
     pub dir: Option<PathBuf>,
@@ -385,7 +386,7 @@ impl Default for ExportsConfig {
             max_jobs: 2,
             lease_seconds: 60,
             poll_ms: 1000,
-            retention_hours: 24,
+            retention_seconds: 86_400,
             dir: None,
             link_key: None,
             s3: ExportS3Config::default(),
@@ -782,10 +783,10 @@ impl Config {
                 bail!("exports.link_key: must be at least 32 characters");
             }
         }
-        if !(1..=24 * 365).contains(&self.exports.retention_hours) {
+        if !(1..=366 * 86_400).contains(&self.exports.retention_seconds) {
             bail!(
-                "exports.retention_hours: {} is outside 1..=8760",
-                self.exports.retention_hours
+                "exports.retention_seconds: {} is outside 1..=31622400 (a year)",
+                self.exports.retention_seconds
             );
         }
         if let Some(k) = &self.fleet.secret_key {

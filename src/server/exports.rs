@@ -180,12 +180,13 @@ pub fn spawn(
     let lease = Duration::from_secs(config.lease_seconds);
     let poll = Duration::from_millis(config.poll_ms);
     let options = ioto_exports::WriterOptions::default();
+    let sweep_every = Duration::from_secs(config.retention_seconds.clamp(1, 60));
     tokio::spawn(async move {
         let wake = exports.wakeup();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut last_sweep: Option<Instant> = None;
         loop {
-            if last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
                 last_sweep = Some(Instant::now());
                 sweep(&exports, storage.as_ref()).await;
             }

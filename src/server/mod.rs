@@ -202,7 +202,7 @@ impl App {
             billing.clone(),
             analytics.clone(),
             ioto_domain::services::export::ExportSettings {
-                retention: Duration::from_secs(config.exports.retention_hours * 3600),
+                retention: Duration::from_secs(config.exports.retention_seconds),
             },
         );
         crate::server::exports::spawn(

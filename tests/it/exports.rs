@@ -887,3 +887,53 @@ async fn exports_go_to_an_s3_bucket_when_one_is_configured() {
     );
     fx.app.stop().await;
 }
+
+/// A finished file is kept `retention_seconds`; then it is deleted, its job says `EXPIRED` and
+/// its link finds nothing.
+async fn an_export_expires_and_its_file_is_deleted_on(engines: Engines) {
+    let mut config = TestApp::config(engines).await;
+    config.exports.retention_seconds = 2;
+    config.exports.poll_ms = 100;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("Expiry Co").await;
+    app.factory.sims(&t, None, 2).await;
+    let admin = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let admin = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let fx = Fx { app };
+    let job = fx.export(&admin, "SIM_INVENTORY", "CSV", json!({})).await;
+    let link = job["downloadUrl"].as_str().unwrap().to_owned();
+    let file = fx
+        .app
+        .config
+        .data_dir
+        .join("exports")
+        .join(t.id.to_string())
+        .join(format!("{}.csv", job["id"].as_str().unwrap()));
+    assert!(file.exists(), "stored at {}", file.display());
+    let start = Instant::now();
+    let expired = loop {
+        let now = fx.job(&admin, job["id"].as_str().unwrap()).await;
+        if now["status"] == "EXPIRED" {
+            break now;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "not expired: {now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(expired["downloadUrl"], Value::Null, "{expired}");
+    assert!(!file.exists(), "the file is deleted");
+    // A link never outlives its file.
+    let (status, _, body) = fx.get(&link).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("expired"));
+    fx.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_expires_and_its_file_is_deleted_on_real_engines() {
+    an_export_expires_and_its_file_is_deleted_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn an_export_expires_and_its_file_is_deleted_on_embedded_engines() {
+    an_export_expires_and_its_file_is_deleted_on(Engines::Embedded).await;
+}

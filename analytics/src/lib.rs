@@ -108,11 +108,16 @@ where
     use futures::StreamExt as _;
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let done = tx.clone();
-    let work = produce(tx);
+    let work = tokio::spawn(produce(tx));
     tokio::spawn(async move {
-        if let Err(e) = work.await {
-            let _ = done.send(Err(e)).await;
-        }
+        // A producer that failed or panicked ends the stream with an error, never early: a
+        // consumer must not take a cut stream for a whole one.
+        let end = match work.await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(e) => ioto_domain::Error::Internal(format!("reading from the usage store stopped: {e}")),
+        };
+        let _ = done.send(Err(end)).await;
     });
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }

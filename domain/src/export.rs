@@ -431,14 +431,15 @@ pub struct ExportJob {
 }
 
 impl ExportJob {
-    /// The download's file name: kind, the job's day and the first 8 digits of its id.
+    /// The download's file name: kind, the job's day and the last 8 digits of its id (the
+    /// random ones: the first are a timestamp, the same for jobs of the same minute).
     pub fn file_name(&self) -> String {
         let id = self.id.simple().to_string();
         format!(
             "{}-{}-{}.{}",
             self.kind.file_stem(),
             self.created_at.format("%Y-%m-%d"),
-            &id[..8],
+            &id[id.len().saturating_sub(8)..],
             self.format.extension()
         )
     }

@@ -228,6 +228,11 @@ impl ExportFilterInput {
                 self.analytics.is_some(),
                 ExportKind::UsageAnalytics,
             ),
+            (
+                "filter.reconciliation",
+                self.reconciliation.is_some(),
+                ExportKind::UsageReconciliation,
+            ),
         ];
         let mut foreign: Vec<&'static str> = given
             .iter()
@@ -244,6 +249,10 @@ impl ExportFilterInput {
         }
         if self.rate_card_kind.is_some() && kind != ExportKind::RatedUsage {
             foreign.push("filter.rateCardKind");
+        }
+        // A SIM's history is its tenant's: the ICCID says which.
+        if self.tenant_id.is_some() && kind == ExportKind::SessionHistory {
+            foreign.push("filter.tenantId");
         }
         foreign
     }

@@ -190,15 +190,19 @@ pub fn spawn(
                 last_sweep = Some(Instant::now());
                 sweep(&exports, storage.as_ref()).await;
             }
-            let free = config.max_jobs.saturating_sub(tasks.len()) as u64;
-            if free > 0 {
-                match exports.claim(&worker, lease, free).await {
+            let free = config.max_jobs.saturating_sub(tasks.len());
+            for _ in 0..free {
+                // A token per claim: a task of this instance whose claim lapsed and was taken
+                // again (here or elsewhere) is fenced out by it.
+                let token = format!("{worker}/{}", Uuid::new_v4().simple());
+                match exports.claim(&token, lease, 1).await {
+                    Ok(jobs) if jobs.is_empty() => break,
                     Ok(jobs) => {
                         for job in jobs {
                             let (exports, storage, worker, scratch, options) = (
                                 exports.clone(),
                                 Arc::clone(&storage),
-                                worker.clone(),
+                                token.clone(),
                                 scratch.clone(),
                                 options.clone(),
                             );
@@ -216,7 +220,10 @@ pub fn spawn(
                             });
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "claiming export jobs failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming export jobs failed; retrying");
+                        break;
+                    }
                 }
             }
             tokio::select! {
@@ -263,6 +270,51 @@ fn failure_of(e: &Error) -> String {
     e.public().message
 }
 
+/// What a running job has done, shared by its reader, its writer thread and its heartbeat.
+#[derive(Default)]
+struct Progress {
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    /// `u64::MAX`: not known.
+    expected: AtomicU64,
+    /// Set when the job is no longer this task's (cancelled, or its claim lapsed and was taken).
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes the job's progress and renews its lease every [`PROGRESS_EVERY`] for as long as the
+/// task runs — while reading, while finishing the file, hashing and storing it — and raises
+/// `stop` when the job is no longer this task's.
+async fn heartbeat(
+    exports: ExportService,
+    mut job: ExportJob,
+    worker: String,
+    lease: Duration,
+    progress: Arc<Progress>,
+) {
+    loop {
+        job.rows = progress.rows.load(Ordering::Relaxed);
+        job.bytes = progress.bytes.load(Ordering::Relaxed);
+        let expected = progress.expected.load(Ordering::Relaxed);
+        job.expected_rows = (expected != u64::MAX).then_some(expected).or(job.expected_rows);
+        match exports.progress(&mut job, &worker, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                progress.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            // Tried again at the next beat; the lease covers a few missed ones.
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "writing an export's progress failed"),
+        }
+        tokio::time::sleep(PROGRESS_EVERY).await;
+    }
+}
+
 /// Runs one claimed job to its end (or until it is cancelled or taken over).
 async fn run(
     exports: &ExportService,
@@ -273,21 +325,36 @@ async fn run(
     scratch: &std::path::Path,
     options: &ioto_exports::WriterOptions,
 ) {
-    let temp = scratch.join(format!("{}.{}.partial", job.id, job.format.extension()));
-    let outcome = write_file(exports, &mut job, worker, lease, &temp, options).await;
+    // A scratch file per attempt: an attempt fenced out never touches the next one's file.
+    let attempt = worker.rsplit('/').next().unwrap_or(worker);
+    let temp = scratch.join(format!("{}.{attempt}.{}.partial", job.id, job.format.extension()));
+    let progress = Arc::new(Progress {
+        expected: AtomicU64::new(u64::MAX),
+        ..Progress::default()
+    });
+    let beat = tokio::spawn(heartbeat(
+        exports.clone(),
+        job.clone(),
+        worker.to_owned(),
+        lease,
+        Arc::clone(&progress),
+    ));
+    let outcome = write_file(exports, &mut job, &temp, options, &progress).await;
     let outcome = match outcome {
-        Ok(Some(size)) => match store(storage, &job, &temp).await {
+        Ok(Some(size)) if !progress.stopped() => match store(storage, &job, &temp, &progress).await {
             Ok(sum) => Ok((size, sum)),
             Err(e) => Err(failure_of(&e)),
         },
-        // Cancelled, or no longer this worker's: nothing to record.
-        Ok(None) => {
+        Err(e) if !progress.stopped() => Err(failure_of(&e)),
+        // Cancelled, or no longer this task's: nothing to record.
+        _ => {
+            beat.abort();
             let _ = tokio::fs::remove_file(&temp).await;
             tracing::info!(job = %job.id, "export stopped (cancelled or taken over)");
             return;
         }
-        Err(e) => Err(failure_of(&e)),
     };
+    beat.abort();
     let _ = tokio::fs::remove_file(&temp).await;
     let completed = outcome.is_ok();
     match exports.finish(&job, worker, outcome).await {
@@ -295,8 +362,15 @@ async fn run(
             tracing::info!(job = %done.id, kind = %done.kind, format = %done.format, status = %done.status, rows = done.rows, bytes = done.bytes, "export finished")
         }
         Ok(None) => {
-            // Cancelled meanwhile: the stored file is not offered.
-            if completed {
+            // No longer this task's. Its stored file goes only when the job was cancelled: a
+            // task that took it over may have stored the file the job now offers.
+            let cancelled = exports
+                .job_in(Scope::Platform, job.id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|j| j.status == ioto_domain::export::ExportStatus::Cancelled);
+            if completed && cancelled {
                 let _ = storage.delete(&job.storage_key()).await;
             }
         }
@@ -311,6 +385,7 @@ async fn store(
     storage: &dyn ExportStorage,
     job: &ExportJob,
     temp: &std::path::Path,
+    progress: &Progress,
 ) -> Result<String, Error> {
     let path = temp.to_path_buf();
     let sum = tokio::task::spawn_blocking(move || -> Result<String, Error> {
@@ -323,23 +398,29 @@ async fn store(
     })
     .await
     .map_err(|e| Error::Internal(format!("hashing an export: {e}")))??;
+    if progress.stopped() {
+        return Err(Error::Conflict("the export is no longer this worker's".into()));
+    }
     storage.put(&job.storage_key(), temp).await?;
     Ok(sum)
 }
 
 /// Reads the job's rows and writes them to `temp`. `Some(size)` when the file is whole, `None`
-/// when the job was cancelled or taken over meanwhile.
+/// when the job was cancelled or taken over meanwhile (the writer then stops without finishing
+/// the file).
 async fn write_file(
     exports: &ExportService,
     job: &mut ExportJob,
-    worker: &str,
-    lease: Duration,
     temp: &std::path::Path,
     options: &ioto_exports::WriterOptions,
+    progress: &Arc<Progress>,
 ) -> Result<Option<u64>, Error> {
     let request = ioto_resolvers::exports::stored_request(job)?;
     let mut source = exports.source(&job.actor(), request);
     job.expected_rows = source.expected_rows().await?.or(job.expected_rows);
+    if let Some(n) = job.expected_rows {
+        progress.expected.store(n, Ordering::Relaxed);
+    }
     if let Some(dir) = temp.parent() {
         tokio::fs::create_dir_all(dir)
             .await
@@ -352,28 +433,31 @@ async fn write_file(
         tenant_id: job.tenant_id,
         created_at: job.created_at,
     };
-    let bytes = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportBatch>(2);
     let writer = {
-        let (format, path, options, bytes) = (
+        let (format, path, options, progress) = (
             job.format,
             temp.to_path_buf(),
             options.clone(),
-            Arc::clone(&bytes),
+            Arc::clone(progress),
         );
-        tokio::task::spawn_blocking(move || -> Result<u64, Error> {
+        tokio::task::spawn_blocking(move || -> Result<Option<u64>, Error> {
             let mut w = ioto_exports::open_writer(format, &columns, &meta, &path, &options)?;
             while let Some(batch) = rx.blocking_recv() {
+                if progress.stopped() {
+                    return Ok(None);
+                }
                 w.write(&batch)?;
-                bytes.store(w.bytes_written(), Ordering::Relaxed);
+                progress.bytes.store(w.bytes_written(), Ordering::Relaxed);
             }
-            w.finish()
+            if progress.stopped() {
+                return Ok(None);
+            }
+            w.finish().map(Some)
         })
     };
     let read = async {
-        let mut last_progress = Instant::now();
-        let mut held = exports.progress(job, worker, lease).await?;
-        while held {
+        while !progress.stopped() {
             let Some(batch) = source.next_batch().await? else {
                 break;
             };
@@ -383,25 +467,23 @@ async fn write_file(
                 break;
             }
             job.rows += n;
-            job.bytes = bytes.load(Ordering::Relaxed);
-            if last_progress.elapsed() >= PROGRESS_EVERY {
-                last_progress = Instant::now();
-                held = exports.progress(job, worker, lease).await?;
-            }
+            progress.rows.store(job.rows, Ordering::Relaxed);
         }
-        Ok::<bool, Error>(held)
+        Ok::<(), Error>(())
     };
-    let held = read.await;
+    let read = read.await;
     // The writer ends with the channel (also when reading failed: the file is then removed
     // after it let go of it).
     drop(tx);
     let size = writer
         .await
         .map_err(|e| Error::Internal(format!("export writer: {e}")))?;
-    if !held? {
+    read?;
+    let Some(size) = size? else { return Ok(None) };
+    if progress.stopped() {
         return Ok(None);
     }
-    let size = size?;
     job.bytes = size;
+    progress.bytes.store(size, Ordering::Relaxed);
     Ok(Some(size))
 }

@@ -444,6 +444,21 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
         )
         .await;
     assert_eq!(supplier["rows"], 3, "{supplier}");
+    // What a platform admin exported of the tenant (supplier costs here) is the platform's:
+    // the tenant's own admin neither lists nor opens it.
+    let body = fx.app.gql(Some(&admin), JOB, json!({"id": supplier["id"]})).await;
+    assert_eq!(body["data"]["exportJob"], Value::Null, "{body}");
+    let body = fx
+        .app
+        .gql(
+            Some(&admin),
+            "{ exportJobs(first: 100) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let listed = body["data"]["exportJobs"]["nodes"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{body}");
+    assert!(!listed.iter().any(|n| n["id"] == supplier["id"]), "{body}");
 
     // Reconciliation: every SIM-day with CDRs (no sessions were counted here), paged through.
     let today = Utc::now().format("%Y-%m-%d").to_string();
@@ -649,6 +664,16 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
             "filter.iccidPrefix",
         ),
         ("SIM_INVENTORY", json!({"tenantId": "not-a-tenant"}), "tenantId"),
+        (
+            "SIM_INVENTORY",
+            json!({"reconciliation": {"from": "2026-02-01", "to": "2026-02-02"}}),
+            "filter.reconciliation",
+        ),
+        (
+            "SESSION_HISTORY",
+            json!({"tenantId": uuid::Uuid::new_v4().to_string(), "sessionHistory": {"iccid": ioto_domain::Iccid::with_check_digit("894902000012345678").unwrap().to_string()}}),
+            "filter.tenantId",
+        ),
         (
             "USAGE_RECONCILIATION",
             json!({"reconciliation": {"from": "2026-02-02", "to": "2026-02-01"}}),

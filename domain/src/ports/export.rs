@@ -20,6 +20,8 @@ pub struct ExportJobQuery {
     /// Only the jobs requested by tokens that name no local user, with this subject.
     pub requested_by_subject: Option<String>,
     pub statuses: Vec<ExportStatus>,
+    /// Leaves out the jobs platform admins requested (they are the platform's to see).
+    pub hide_platform: bool,
     /// Older than this `(created_at, id)`: the last row of the previous page.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u64,

@@ -145,6 +145,9 @@ impl ExportJobStore for SqlFleet {
                 .filter(export_job::Column::CreatedByUser.is_null())
                 .filter(export_job::Column::CreatedBy.eq(s.as_str()));
         }
+        if query.hide_platform {
+            q = q.filter(export_job::Column::CreatedByRole.ne(Role::PlatformAdmin.as_str()));
+        }
         if !query.statuses.is_empty() {
             q = q.filter(export_job::Column::Status.is_in(query.statuses.iter().map(|s| s.as_str())));
         }

@@ -222,9 +222,14 @@ impl ExportService {
         Ok(job)
     }
 
-    /// Whether `actor` may see `job`: its requester, and the tenant's administrators.
+    /// Whether `actor` may see `job`: its requester, and the tenant's administrators — but
+    /// what a platform admin exported (supplier costs, invoice lines, another tenant's data)
+    /// only platform admins.
     pub fn sees(&self, actor: &Actor, job: &ExportJob) -> bool {
         if !actor.sees_tenant(job.tenant_id) {
+            return false;
+        }
+        if job.created_by_role == Role::PlatformAdmin && actor.role != Role::PlatformAdmin {
             return false;
         }
         if matches!(actor.role, Role::PlatformAdmin | Role::TenantAdmin) {
@@ -259,6 +264,7 @@ impl ExportService {
         mut query: ExportJobQuery,
     ) -> Result<Vec<ExportJob>> {
         query.tenant = Some(actor.target_tenant(tenant)?);
+        query.hide_platform = actor.role != Role::PlatformAdmin;
         if !matches!(actor.role, Role::PlatformAdmin | Role::TenantAdmin) {
             let own = requested_by(actor);
             query.requested_by = own.requested_by;

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::ExportsConfig;
+use crate::server::auth::hex;
 use crate::server::rest::rest_error;
 use crate::server::state::AppState;
 
@@ -73,10 +74,6 @@ impl ioto_resolvers::exports::ExportLinks for LinkSigner {
             self.signature(job.id, job.tenant_id, exp)
         )
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

@@ -116,11 +116,11 @@ pub fn export_storage(config: &Config) -> anyhow::Result<Arc<dyn ioto_domain::po
 pub fn export_link_signer(config: &Config) -> anyhow::Result<crate::server::exports::LinkSigner> {
     let key = match &config.exports.link_key {
         Some(k) => k.expose().to_owned(),
-        None => crate::server::auth::data_dir_secret(&config.data_dir, "export-link-key", || {
-            let mut key = [0_u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-            key.iter().map(|b| format!("{b:02x}")).collect()
-        })?,
+        None => crate::server::auth::data_dir_secret(
+            &config.data_dir,
+            "export-link-key",
+            crate::server::auth::random_hex_key,
+        )?,
     };
     Ok(crate::server::exports::LinkSigner::new(&key))
 }

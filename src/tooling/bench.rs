@@ -311,6 +311,19 @@ pub fn print_api(runs: &[ApiRun]) {
     }
 }
 
+/// The process's high-water mark of resident memory, MB (`VmHWM`; reset by writing `5` to
+/// `/proc/self/clear_refs`).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// Median of `values` and their spread (min–max).
 pub fn median_spread(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();

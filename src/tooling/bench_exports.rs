@@ -8,7 +8,7 @@ use std::time::Instant;
 use ioto_domain::export::{ColumnType, ExportBatch, ExportColumn, ExportFormat, ExportKind, ExportMeta};
 use ioto_domain::TenantId;
 
-use crate::tooling::bench::median_spread;
+use crate::tooling::bench::{median_spread, peak_rss_mb};
 
 /// Rows per batch (what a source hands over at once).
 const BATCH: usize = 8192;
@@ -56,18 +56,6 @@ fn batch(columns: &[ExportColumn], from: usize, n: usize) -> ExportBatch {
         b.push_bool(9, Some(i % 5 == 0));
     }
     b
-}
-
-/// The high-water mark of resident memory, MB (reset with [`reset_peak`]).
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Resets the high-water mark to the current resident size (Linux `clear_refs` 5).

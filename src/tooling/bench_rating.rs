@@ -24,7 +24,7 @@ use ioto_domain::{CustomerId, TenantId};
 
 use crate::config::Config;
 use crate::engines;
-use crate::tooling::bench::median_spread;
+use crate::tooling::bench::{median_spread, peak_rss_mb};
 
 /// CDRs per insert while loading.
 const LOAD_CHUNK: usize = 200_000;
@@ -110,17 +110,6 @@ fn card(tenant: TenantId, zones: usize, from: NaiveDate) -> anyhow::Result<(Rate
         }],
     };
     Ok((card, networks))
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 pub async fn rating(

@@ -329,7 +329,7 @@ pub async fn export(remote: &Remote, args: ExportFile<'_>) -> anyhow::Result<()>
     }
     tokio::io::AsyncWriteExt::flush(&mut file).await?;
     drop(file);
-    let sum: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let sum = crate::server::auth::hex(&hasher.finalize());
     if job["sha256"].as_str() != Some(sum.as_str()) {
         let _ = tokio::fs::remove_file(&partial).await;
         bail!("the downloaded file's SHA-256 ({sum}) is not the export's; nothing was written");

@@ -96,30 +96,38 @@ pub fn parse_version(v: &str) -> (u32, u32) {
 /// Runs `produce` on a task of its own, handing what it sends through a channel that holds two
 /// items: a stream the consumer pulls at its own pace (the producer waits while both are
 /// unread, and stops when the stream is dropped). An error of `produce` is the stream's last
-/// item.
+/// item. Nothing runs until the stream is first polled: a stream made and dropped (a request
+/// checked, not run) costs no query.
 pub(crate) fn channel_stream<T, F, Fut>(
     produce: F,
 ) -> futures::stream::BoxStream<'static, ioto_domain::Result<T>>
 where
     T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<ioto_domain::Result<T>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<ioto_domain::Result<T>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ioto_domain::Result<()>> + Send + 'static,
 {
     use futures::StreamExt as _;
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let done = tx.clone();
-    let work = tokio::spawn(produce(tx));
-    tokio::spawn(async move {
-        // A producer that failed or panicked ends the stream with an error, never early: a
-        // consumer must not take a cut stream for a whole one.
-        let end = match work.await {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e,
-            Err(e) => ioto_domain::Error::Internal(format!("reading from the usage store stopped: {e}")),
-        };
-        let _ = done.send(Err(end)).await;
-    });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    let start = async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let done = tx.clone();
+        let work = tokio::spawn(produce(tx));
+        tokio::spawn(async move {
+            // A producer that failed or panicked ends the stream with an error, never early: a
+            // consumer must not take a cut stream for a whole one.
+            let end = match work.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(e) => ioto_domain::Error::Internal(format!("reading from the usage store stopped: {e}")),
+            };
+            let _ = done.send(Err(end)).await;
+        });
+        rx
+    };
+    futures::stream::once(start)
+        .flat_map(|rx| {
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+        })
+        .boxed()
 }
 
 /// Rows gathered into batches of `size` and handed to a [`channel_stream`] consumer.

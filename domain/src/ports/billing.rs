@@ -162,8 +162,9 @@ pub trait RatingEngine: Send + Sync + 'static {
     /// A run's access fees grouped by amount.
     async fn fee_groups(&self, tenant: TenantId, run: Uuid) -> Result<Vec<FeeGroup>>;
     /// A run's stored rows (of one sub-customer when named), ordered by day, ICCID and network,
-    /// streamed in batches of up to `batch` rows: one query, read as the consumer takes the
-    /// batches (at most two batches wait), whatever the run's size.
+    /// streamed in batches of up to `batch` rows: one query, sent when the stream is first
+    /// polled and read as the consumer takes the batches (at most two batches wait), whatever
+    /// the run's size.
     fn rated_records(
         &self,
         tenant: TenantId,

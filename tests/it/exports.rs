@@ -698,6 +698,34 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
         .await;
     assert_eq!(error_code(&body).as_deref(), Some("NOT_FOUND"), "{body}");
     let list = "query($s: [ExportStatus!]) { exportJobs(statuses: $s) { nodes { id status requestedBy } } }";
+    // Hostile arguments of the lists and lookups are refused, naming them.
+    for (query, field) in [
+        ("{ exportJobs(first: 1001) { nodes { id } } }", "first"),
+        ("{ exportJobs(first: 0) { nodes { id } } }", "first"),
+        (
+            "{ exportJobs(after: \"'; DROP TABLE export_jobs; --\") { nodes { id } } }",
+            "after",
+        ),
+        ("{ exportJob(id: \"../../etc/passwd\") { id } }", "id"),
+        ("mutation { cancelExport(id: \"1 OR 1=1\") { id } }", "id"),
+    ] {
+        let body = fx.app.gql(Some(&admin), query, json!({})).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{query}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{query}: {body}");
+    }
+    // A download link with hostile parameters is refused, saying nothing of any job.
+    for path in [
+        "/exports/not-a-uuid/download?tenant=x&expires=1&signature=00",
+        "/exports/00000000-0000-0000-0000-000000000000/download?tenant=00000000-0000-0000-0000-000000000000&expires=99999999999999999999&signature=zz",
+        "/exports/00000000-0000-0000-0000-000000000000/download",
+    ] {
+        let (status, _, _) = fx.get(path).await;
+        assert_eq!(status, 403, "{path}");
+    }
     let body = fx.app.gql(Some(&admin), list, json!({})).await;
     assert_eq!(body["data"]["exportJobs"]["nodes"], json!([]), "{body}");
 

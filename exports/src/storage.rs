@@ -109,7 +109,10 @@ impl ExportStorage for LocalStorage {
                 }
                 Err(e) => Some((Err(e), None)),
             }
-        });
+        })
+        // Fused: a body may be polled once more after its end (the response compression does),
+        // which an unfused unfold answers with a panic and a download that never finishes.
+        .fuse();
         Ok(stream.boxed())
     }
 

@@ -138,6 +138,22 @@ impl Fx {
             Some(sum.as_str()),
             "the file is the one the job wrote"
         );
+        // As a browser asks for it (compressed): the answer ends, whole.
+        let zipped = tokio::time::timeout(Duration::from_secs(20), async {
+            let resp = self
+                .app
+                .http
+                .get(self.app.url(job["downloadUrl"].as_str().unwrap()))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await
+        })
+        .await
+        .expect("a compressed download ends");
+        assert!(!zipped.expect("a compressed download is read whole").is_empty() || bytes.is_empty());
         let path = ioto_test_support::temp_dir().join(job["fileName"].as_str().unwrap());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &bytes).unwrap();

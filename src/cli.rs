@@ -905,7 +905,7 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
         }
         print_demo(&app, &demo, addr)?;
     }
-    tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, playground at http://{addr}/playground");
+    tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, console at http://{addr}/console, playground at http://{addr}/playground");
     app.serve(listener, server::shutdown_signal()).await
 }
 
@@ -947,6 +947,7 @@ fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyho
         "Ioto demo is running — tenant '{}' ({})",
         demo.tenant.name, demo.tenant.slug
     );
+    println!("  Console:     http://{addr}/console");
     println!("  Playground:  http://{addr}/playground");
     println!("  GraphQL:     http://{addr}/graphql   (subscriptions: ws://{addr}/graphql/ws)");
     println!(

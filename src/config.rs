@@ -211,6 +211,11 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// Serve the web console at `/console`.
+    pub console: bool,
+    /// Serve the playground's and the console's files from this directory (a checkout's `web/`)
+    /// instead of the copies inside the binary: for working on the pages without rebuilding.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -536,6 +541,8 @@ impl Default for Config {
             http: HttpConfig {
                 cors_origins: Vec::new(),
                 shutdown_grace_seconds: 20,
+                console: true,
+                web_dir: None,
             },
             fleet: FleetConfig {
                 secret_key: None,

@@ -1,4 +1,4 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket, playground, health, readiness, metrics.
+//! The HTTP surface: GraphQL over HTTP and WebSocket, the browser pages, health, readiness, metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, Graph
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ioto_resolvers::RequestContext;
@@ -22,8 +22,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::config::Config;
 use crate::server::auth::{authenticate, bearer};
 use crate::server::state::AppState;
-
-const PLAYGROUND_OPERATIONS: &str = include_str!("../../playground/operations.graphql");
+use crate::server::web;
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let cors = cors_layer(&config.http.cors_origins);
@@ -53,9 +52,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
         .route("/graphql/ws", get(graphql_ws))
-        .route("/playground", get(playground))
-        .route("/playground/operations.graphql", get(playground_operations))
-        .route("/playground/assets/{file}", get(playground_asset))
+        .route("/playground", get(web::playground))
+        .route("/playground/operations.graphql", get(web::playground_operations))
+        .route("/playground/assets/{file}", get(web::playground_asset))
+        .route("/console", get(web::console))
+        .route("/console/", get(web::console))
+        .route("/console/assets/{file}", get(web::console_asset))
         .route("/exports/{id}/download", get(crate::server::exports::download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -401,105 +403,6 @@ async fn graphql_ws(
                     futures::SinkExt::send(&mut sink, axum::extract::ws::Message::Close(Some(frame))).await;
             }
         })
-}
-
-/// The playground's page and assets, embedded in the binary (`playground/`; the vendored files
-/// are listed with their versions and licenses in `playground/vendor/README.md`).
-const PLAYGROUND_PAGE: &str = include_str!("../../playground/index.html");
-const PLAYGROUND_ASSETS: &[(&str, &str, &[u8])] = &[
-    (
-        "playground.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../playground/playground.js"),
-    ),
-    (
-        "playground.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../playground/playground.css"),
-    ),
-    (
-        "graphiql.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../playground/vendor/graphiql.min.js"),
-    ),
-    (
-        "graphiql.min.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../playground/vendor/graphiql.min.css"),
-    ),
-    (
-        "react.production.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../playground/vendor/react.production.min.js"),
-    ),
-    (
-        "react-dom.production.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../playground/vendor/react-dom.production.min.js"),
-    ),
-    (
-        "graphql-ws.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../playground/vendor/graphql-ws.min.js"),
-    ),
-];
-
-/// Only this server's own scripts, styles and connections (WebSocket included); GraphiQL's
-/// editors set inline styles, its icons are data URLs.
-const PLAYGROUND_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'none'";
-
-fn playground_disabled() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        "the playground is disabled (graphql.playground = false)",
-    )
-        .into_response()
-}
-
-async fn playground(State(st): State<AppState>) -> Response {
-    if !st.playground {
-        return playground_disabled();
-    }
-    (
-        [
-            (header::CONTENT_SECURITY_POLICY, PLAYGROUND_CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        Html(PLAYGROUND_PAGE),
-    )
-        .into_response()
-}
-
-async fn playground_asset(
-    State(st): State<AppState>,
-    axum::extract::Path(file): axum::extract::Path<String>,
-) -> Response {
-    if !st.playground {
-        return playground_disabled();
-    }
-    match PLAYGROUND_ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CONTENT_SECURITY_POLICY, PLAYGROUND_CSP),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                // The build pins the files: a day of caching is safe, and a new binary may change them.
-                (header::CACHE_CONTROL, "public, max-age=86400"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such playground asset").into_response(),
-    }
-}
-
-async fn playground_operations() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/graphql; charset=utf-8")],
-        PLAYGROUND_OPERATIONS,
-    )
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

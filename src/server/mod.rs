@@ -14,6 +14,7 @@ pub mod rest;
 pub mod scheduler;
 pub mod session;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -250,6 +251,8 @@ impl App {
                 Duration::from_secs(config.auth.session_check_seconds),
             )),
             playground: config.graphql.playground,
+            console: config.http.console,
+            web_dir: config.http.web_dir.clone(),
             fleet: fleet.clone(),
             pipeline: pipeline.clone(),
             exports,

@@ -18,6 +18,9 @@ pub struct AppState {
     pub pipeline: crate::server::pipeline::Pipeline,
     pub sessions: Arc<SessionCheck>,
     pub playground: bool,
+    pub console: bool,
+    /// `http.web_dir`: the browser pages read from here instead of the binary.
+    pub web_dir: Option<std::path::PathBuf>,
     pub fleet: ioto_domain::services::FleetService,
     pub exports: ioto_domain::services::ExportService,
     pub export_storage: Arc<dyn ioto_domain::ports::export::ExportStorage>,

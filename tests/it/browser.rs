@@ -1,7 +1,8 @@
-//! The playground in a real browser: Debian's Chromium driven through chromedriver (WebDriver),
+//! The browser pages in a real browser: Debian's Chromium driven through chromedriver (WebDriver),
 //! against a real server, with every origin but the server's unreachable (a dead proxy), so a
 //! file fetched from a CDN would fail the test. Screenshots are kept under the target directory's
-//! `tmp/browser/` for people to look at.
+//! `tmp/browser/` for people to look at. The playground's tests are here; the console's are in
+//! `console.rs`, on the helpers below.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver on a free port, stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -29,7 +30,7 @@ impl Drop for Driver {
     }
 }
 
-async fn driver() -> Driver {
+pub(crate) async fn driver() -> Driver {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(tool).exists(),
@@ -60,6 +61,15 @@ async fn driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_sized(driver, (1280, 800), None).await
+}
+
+/// A headless Chromium window of `size`; downloads (when asked for) land in `downloads`.
+pub(crate) async fn browser_sized(
+    driver: &Driver,
+    size: (u32, u32),
+    downloads: Option<&std::path::Path>,
+) -> Client {
     let profile = ioto_test_support::temp_dir();
     let caps = json!({
         "browserName": "chrome",
@@ -68,13 +78,26 @@ async fn browser(driver: &Driver) -> Client {
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,800",
+                format!("--window-size={},{}", size.0, size.1),
                 format!("--user-data-dir={}", profile.display()),
                 // Everything but loopback goes to a proxy that does not exist.
                 "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>;127.0.0.1",
             ],
         },
     });
+    let mut caps = caps;
+    // Chromium keeps a window at least 500 pixels wide: a phone's screen is emulated instead.
+    if size.0 < 500 {
+        caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 1.0, "touch": true, "mobile": true },
+        });
+    }
+    if let Some(dir) = downloads {
+        caps["goog:chromeOptions"]["prefs"] = json!({
+            "download.default_directory": dir.display().to_string(),
+            "download.prompt_for_download": false,
+        });
+    }
     let Value::Object(caps) = caps else { unreachable!() };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
@@ -89,7 +112,7 @@ fn artefact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     let path = artefact(name);
     std::fs::write(&path, png).unwrap();
@@ -154,12 +177,78 @@ async fn the_playground_runs_a_query_and_a_subscription_offline() {
     let driver = driver().await;
     let c = browser(&driver).await;
     c.goto(&format!("{base}/playground")).await.unwrap();
-    c.execute(
-        "window.sessionStorage.setItem('ioto.token', arguments[0]);",
-        vec![json!(token)],
-    )
-    .await
-    .unwrap();
+    // Signing in through the bar above GraphiQL keeps the token in session storage only.
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=pg-login-email]"))
+        .await
+        .unwrap()
+        .send_keys(user.email.as_str())
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid=pg-login-password]"))
+        .await
+        .unwrap()
+        .send_keys(TEST_PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid=pg-login-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let who = c
+            .find(Locator::Css("[data-testid=pg-who]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if who.contains(user.email.as_str()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not signed in: {who:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = c
+        .execute("return window.sessionStorage.getItem('ioto.token');", vec![])
+        .await
+        .unwrap();
+    let stored = stored.as_str().expect("the token in session storage");
+    assert!(!c.current_url().await.unwrap().as_str().contains(stored));
+
+    // The example operations are one click away: `Me` goes into the editor and runs.
+    let picked = c
+        .execute(
+            "const s = document.querySelector('[data-testid=pg-operations]');
+             const o = Array.from(s.options).find(o => o.textContent === 'Me');
+             if (!o) return null;
+             s.value = o.value; s.dispatchEvent(new Event('change')); return s.options.length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        picked.as_u64().is_some_and(|n| n > 30),
+        "the examples are listed: {picked}"
+    );
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(".graphiql-execute-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = result_containing(&c, user.email.as_str()).await;
+    assert!(text.contains("Browser"), "{text}");
+    screenshot(&c, "playground-example.png").await;
 
     // A query over HTTP.
     run(&c, &base, "{ me { email role tenant { name } } }").await;

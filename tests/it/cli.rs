@@ -32,43 +32,79 @@ async fn me(addr: &str, token: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test]
-async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
-    let data = temp_dir();
-    let mut demo = ioto()
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = demo.stdout.take().unwrap();
+/// A running `ioto demo`, killed (if still running) and reaped when dropped.
+pub(crate) struct DemoProcess(pub std::process::Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ioto demo` on a free port with its data in `data`: the process and the lines it printed up to
+/// its tenant admin's token (the end of its greeting).
+pub(crate) fn start_demo(data: &std::path::Path) -> (DemoProcess, Vec<String>) {
+    let mut demo = DemoProcess(
+        ioto()
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let _ = tx.send(line.unwrap());
         }
     });
-    let started = Instant::now();
-    let (mut addr, mut admin_token, mut login_line) = (None, None, false);
-    while admin_token.is_none() {
+    let mut lines = Vec::new();
+    loop {
         let line = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("demo printed its tokens");
-        if let Some(rest) = line.trim().strip_prefix("Playground:") {
-            addr = Some(
-                rest.trim()
-                    .trim_start_matches("http://")
-                    .trim_end_matches("/playground")
-                    .to_owned(),
-            );
-        }
-        login_line |= line.contains("admin@demo.ioto / ioto-demo-password");
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        if parts.first() == Some(&"TENANT_ADMIN") {
-            admin_token = parts.last().map(|t| (*t).to_owned());
+        let done = line.split_whitespace().next() == Some("TENANT_ADMIN");
+        lines.push(line);
+        if done {
+            return (demo, lines);
         }
     }
+}
+
+/// The address a demo's greeting names for `page` ("Console", "Playground").
+pub(crate) fn demo_address(lines: &[String], page: &str) -> Option<String> {
+    let path = format!("/{}", page.to_ascii_lowercase());
+    lines.iter().find_map(|line| {
+        line.trim().strip_prefix(&format!("{page}:")).map(|rest| {
+            rest.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches(path.as_str())
+                .to_owned()
+        })
+    })
+}
+
+#[tokio::test]
+async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
+    let data = temp_dir();
+    let started = Instant::now();
+    let (mut demo, lines) = start_demo(&data);
+    let login_line = lines
+        .iter()
+        .any(|l| l.contains("admin@demo.ioto / ioto-demo-password"));
+    let admin_token = lines
+        .last()
+        .and_then(|l| l.split_whitespace().last())
+        .map(str::to_owned);
+    let addr = demo_address(&lines, "Playground");
+    assert_eq!(
+        demo_address(&lines, "Console"),
+        addr,
+        "the console is printed, on the same server"
+    );
     assert!(login_line, "the demo login is printed");
     let addr = addr.expect("playground URL printed");
     let body = me(&addr, admin_token.as_deref().unwrap()).await;
@@ -340,11 +376,11 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--customer is required"));
 
     let status = Command::new("kill")
-        .args(["-TERM", &demo.id().to_string()])
+        .args(["-TERM", &demo.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = demo.wait().unwrap();
+    let exit = demo.0.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
 

@@ -76,6 +76,43 @@ async fn health_readiness_metrics_and_request_ids() {
         assert_eq!(c.get(app.url(path)).send().await.unwrap().status(), 404, "{path}");
     }
 
+    // The console: its page and modules from the binary, under a CSP without any inline code or
+    // style and without other origins.
+    let page = c.get(app.url("/console")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none';")
+            && csp.contains("script-src 'self';")
+            && csp.contains("style-src 'self';")
+            && !csp.contains("unsafe")
+            && !csp.contains("http")
+            && !csp.contains("ws:"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("/console/assets/app.js"));
+    for path in [
+        "/console/assets/app.js",
+        "/console/assets/d3.min.js",
+        "/console/assets/console.css",
+    ] {
+        let r = c.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/"),
+            "{path}"
+        );
+    }
+    for path in [
+        "/console/assets/index.html",
+        "/console/assets/graphiql.min.js",
+        "/console/assets/..%2Fplayground%2Fplayground.js",
+    ] {
+        assert_eq!(c.get(app.url(path)).send().await.unwrap().status(), 404, "{path}");
+    }
+
     // Invented methods are one bounded label, not one series each.
     for i in 0..5 {
         let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();

@@ -8,6 +8,7 @@ mod auth_keys;
 mod billing_api;
 mod browser;
 mod cli;
+mod console;
 mod contracts;
 mod exports;
 mod fleet;

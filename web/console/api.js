@@ -1,0 +1,166 @@
+// The console's only way to the server: the public GraphQL API. Queries and mutations over HTTP
+// (/graphql), subscriptions over graphql-transport-ws (/graphql/ws), uploads as GraphQL
+// multipart requests. The token lives in session storage (never in a URL) and is dropped on
+// logout or when the server says it is no longer valid.
+
+const TOKEN_KEY = 'ioto.token';
+const listeners = new Set();
+const customerCache = new Map();
+let wsClient = null;
+
+export function token() {
+  return window.sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(t) {
+  customerCache.clear();
+  if (t) window.sessionStorage.setItem(TOKEN_KEY, t);
+  else window.sessionStorage.removeItem(TOKEN_KEY);
+  if (wsClient) {
+    wsClient.dispose();
+    wsClient = null;
+  }
+}
+
+/// Called with no arguments when the server refuses the token (expired, user deleted).
+export function onUnauthenticated(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/// A GraphQL error answer, with the first error's message and code at hand.
+export class ApiError extends Error {
+  constructor(errors, status) {
+    const first = (errors && errors[0]) || { message: `HTTP ${status}` };
+    super(first.message);
+    this.errors = errors || [];
+    this.code = (first.extensions && first.extensions.code) || (status ? `HTTP_${status}` : 'ERROR');
+    this.field = first.extensions && first.extensions.field;
+  }
+}
+
+function checkAuth(errors) {
+  if ((errors || []).some((e) => e.extensions && e.extensions.code === 'UNAUTHENTICATED')) {
+    setToken(null);
+    listeners.forEach((fn) => fn());
+  }
+}
+
+async function answer(res) {
+  let body;
+  try {
+    body = await res.json();
+  } catch {
+    throw new ApiError([{ message: `the server answered HTTP ${res.status} without JSON` }], res.status);
+  }
+  if (body.errors && body.errors.length) {
+    checkAuth(body.errors);
+    throw new ApiError(body.errors, res.status);
+  }
+  if (!res.ok) throw new ApiError(null, res.status);
+  return body.data;
+}
+
+function headers() {
+  const h = { 'Content-Type': 'application/json', Accept: 'application/json' };
+  const t = token();
+  if (t) h.Authorization = `Bearer ${t}`;
+  return h;
+}
+
+/// Runs a query or mutation; resolves to `data`, rejects with an ApiError.
+export async function gql(query, variables = {}) {
+  const res = await fetch('/graphql', {
+    method: 'POST',
+    headers: headers(),
+    body: JSON.stringify({ query, variables }),
+  });
+  return answer(res);
+}
+
+/// A GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec):
+/// `files` maps variable paths ("input.file") to File objects.
+export async function upload(query, variables, files) {
+  const form = new FormData();
+  const map = {};
+  const vars = JSON.parse(JSON.stringify(variables));
+  Object.keys(files).forEach((path, i) => {
+    map[String(i)] = [`variables.${path}`];
+    // Leave the variable null where the file goes.
+    const parts = path.split('.');
+    let obj = vars;
+    for (const p of parts.slice(0, -1)) obj = obj[p];
+    obj[parts[parts.length - 1]] = null;
+  });
+  form.append('operations', JSON.stringify({ query, variables: vars }));
+  form.append('map', JSON.stringify(map));
+  Object.values(files).forEach((file, i) => form.append(String(i), file, file.name));
+  const h = {};
+  const t = token();
+  if (t) h.Authorization = `Bearer ${t}`;
+  const res = await fetch('/graphql', { method: 'POST', headers: h, body: form });
+  return answer(res);
+}
+
+function client() {
+  if (!wsClient) {
+    const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}/graphql/ws`;
+    wsClient = window.graphqlWs.createClient({
+      url,
+      lazy: true,
+      retryAttempts: 1000,
+      shouldRetry: () => true,
+      connectionParams: () => ({ authorization: `Bearer ${token() || ''}` }),
+    });
+  }
+  return wsClient;
+}
+
+/// Follows a subscription: `onData(data)` for every event, `onError(err)` once if it fails.
+/// Returns the function that stops it.
+export function subscribe(query, variables, onData, onError = () => {}) {
+  return client().subscribe(
+    { query, variables },
+    {
+      next: (msg) => {
+        if (msg.errors && msg.errors.length) {
+          checkAuth(msg.errors);
+          onError(new ApiError(msg.errors));
+        } else onData(msg.data);
+      },
+      error: (err) => onError(err instanceof Error ? err : new ApiError([{ message: String(err && err.reason ? err.reason : err) }])),
+      complete: () => {},
+    },
+  );
+}
+
+const CUSTOMERS = `query ConsoleCustomers($tenantId: ID, $after: String) {
+  customers(tenantId: $tenantId, first: 200, after: $after) {
+    nodes { id name }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+/// The sub-customers of the tenant (`tenantId` null: the caller's), `{ id, name }` by name, for
+/// pickers: read once per sign-in and tenant in pages of 200 (each page costs little against the
+/// caller's rate budget), at most 5,000.
+export function customers(tenantId = null) {
+  const key = tenantId || '';
+  if (!customerCache.has(key)) {
+    const loading = (async () => {
+      const out = [];
+      let after = null;
+      for (let page = 0; page < 25; page += 1) {
+        const { customers: c } = await gql(CUSTOMERS, { tenantId, after });
+        out.push(...c.nodes);
+        if (!c.pageInfo.hasNextPage) break;
+        after = c.pageInfo.endCursor;
+      }
+      return out;
+    })();
+    // A failed read is not kept: the next page asks again.
+    loading.catch(() => customerCache.delete(key));
+    customerCache.set(key, loading);
+  }
+  return customerCache.get(key);
+}

@@ -1,0 +1,304 @@
+// The Ioto console: login, role-aware navigation and hash routing. Every page is an ES module
+// exporting a render function `(main, ctx)`; it reads and writes only through the public GraphQL
+// API (api.js). What the navigation offers follows the API's role matrix (docs/roles.md) and the
+// tenant's fleet settings; the server enforces it either way.
+
+import * as api from './api.js';
+import { h, mount, errorBox, field, select, loading } from './ui.js';
+
+const ME = `query ConsoleMe {
+  me { email displayName role subject tenant { id name slug } customer { id name } }
+}`;
+const SETTINGS = `query ConsoleSettings($tenantId: ID) {
+  fleetSettings(tenantId: $tenantId) { customersSeeSims customersSeeCosts operatorBulkLimit }
+}`;
+const TENANTS = 'query ConsoleTenants { tenants { id name slug } }';
+const LOGIN = `mutation ConsoleLogin($email: String!, $password: String!) {
+  login(email: $email, password: $password) { token expiresAt user { email role } }
+}`;
+
+/// What the role (and, for customer users, the tenant's settings) lets the caller see and do.
+export function capabilities(role, settings) {
+  const staff = ['PLATFORM_ADMIN', 'TENANT_ADMIN', 'OPERATOR', 'VIEWER'].includes(role);
+  const managers = ['PLATFORM_ADMIN', 'TENANT_ADMIN', 'OPERATOR'].includes(role);
+  const seesSims = staff || Boolean(settings && settings.customersSeeSims);
+  return {
+    readSims: seesSims,
+    readDevices: true,
+    manageFleet: managers,
+    readAudit: staff,
+    readBilling: staff,
+    analytics: seesSims,
+    readCosts: staff || Boolean(settings && settings.customersSeeSims && settings.customersSeeCosts),
+    readSupplierCosts: role === 'PLATFORM_ADMIN',
+    bulkRead: staff,
+    bulkRun:
+      role === 'PLATFORM_ADMIN' || role === 'TENANT_ADMIN' || (role === 'OPERATOR' && Number(settings && settings.operatorBulkLimit) > 0),
+    bulkLimit: role === 'OPERATOR' ? Number(settings && settings.operatorBulkLimit) : null,
+    exports: true,
+    platform: role === 'PLATFORM_ADMIN',
+  };
+}
+
+/// The pages: hash path pattern, the module and export that draws it, the nav entry (if any)
+/// and the capability it needs.
+const ROUTES = [
+  { path: '/dashboard', module: './dashboard.js', fn: 'render', nav: 'Dashboard', cap: 'analytics' },
+  { path: '/sims', module: './fleet.js', fn: 'renderSims', nav: 'SIMs', cap: 'readSims' },
+  { path: '/sims/:iccid', module: './sim.js', fn: 'render', cap: 'readSims' },
+  { path: '/devices', module: './fleet.js', fn: 'renderDevices', nav: 'Devices', cap: 'readDevices' },
+  { path: '/analytics', module: './analytics.js', fn: 'render', nav: 'Analytics', cap: 'analytics' },
+  { path: '/bulk', module: './bulk.js', fn: 'render', nav: 'Bulk jobs', cap: 'bulkRead' },
+  { path: '/bulk/:id', module: './bulk.js', fn: 'renderJob', cap: 'bulkRead' },
+  { path: '/exports', module: './exports.js', fn: 'render', nav: 'Exports', cap: 'exports' },
+];
+
+const state = {
+  me: null,
+  caps: null,
+  tenants: [],
+  tenantId: null, // a platform admin's chosen tenant; null: their own
+  leave: [],
+};
+
+function match(pattern, path) {
+  const p = pattern.split('/');
+  const a = path.split('/');
+  if (p.length !== a.length) return null;
+  const params = {};
+  for (let i = 0; i < p.length; i += 1) {
+    if (p[i].startsWith(':')) params[p[i].slice(1)] = decodeURIComponent(a[i]);
+    else if (p[i] !== a[i]) return null;
+  }
+  return params;
+}
+
+function parseHash() {
+  const raw = window.location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = raw.split('?');
+  return { path: path || '/', query: new URLSearchParams(qs || '') };
+}
+
+export function navigate(path) {
+  window.location.hash = `#${path}`;
+}
+
+function runLeave() {
+  const fns = state.leave;
+  state.leave = [];
+  for (const fn of fns) {
+    try {
+      fn();
+    } catch (e) {
+      console.error(e);
+    }
+  }
+}
+
+function logout() {
+  runLeave();
+  api.setToken(null);
+  Object.assign(state, { me: null, caps: null, tenants: [], tenantId: null });
+  window.sessionStorage.removeItem('ioto.tenant');
+  if (window.location.hash) history.replaceState(null, '', window.location.pathname);
+  start();
+}
+
+function loginView(message) {
+  runLeave();
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const status = h('div', { 'aria-live': 'assertive' }, message ? errorBox(message) : null);
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
+  const form = h(
+    'form',
+    {
+      class: 'login card',
+      'data-testid': 'login',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        button.disabled = true;
+        mount(status, loading('Signing in…'));
+        try {
+          const data = await api.gql(LOGIN, { email: email.value.trim(), password: password.value });
+          api.setToken(data.login.token);
+          password.value = '';
+          await start();
+        } catch (err) {
+          mount(status, errorBox(err));
+          button.disabled = false;
+        }
+      },
+    },
+    h('h1', {}, 'Ioto console'),
+    h('p', {}, 'Sign in with your Ioto account.'),
+    field('E-mail', email),
+    field('Password', password),
+    button,
+    status,
+  );
+  mount(document.getElementById('app'), h('main', { id: 'main', class: 'login-page' }, form));
+  email.focus();
+}
+
+function shell() {
+  const { me, caps } = state;
+  const nav = h(
+    'nav',
+    { class: 'nav', 'aria-label': 'console', 'data-testid': 'nav' },
+    h(
+      'ul',
+      {},
+      ROUTES.filter((r) => r.nav && caps[r.cap]).map((r) =>
+        h('li', {}, h('a', { href: `#${r.path}`, dataset: { route: r.path } }, r.nav)),
+      ),
+      h('li', {}, h('a', { href: '/playground', target: '_blank', rel: 'noopener' }, 'Playground')),
+    ),
+  );
+  const tenantPicker = caps.platform
+    ? field(
+        'Tenant',
+        select(
+          state.tenants.map((t) => [t.id, t.name]),
+          state.tenantId || me.tenant.id,
+          {
+            'data-testid': 'tenant-picker',
+            onchange: (ev) => {
+              state.tenantId = ev.target.value === me.tenant.id ? null : ev.target.value;
+              if (state.tenantId) window.sessionStorage.setItem('ioto.tenant', state.tenantId);
+              else window.sessionStorage.removeItem('ioto.tenant');
+              route();
+            },
+          },
+        ),
+      )
+    : null;
+  const who = h(
+    'div',
+    { class: 'who' },
+    h('span', { 'data-testid': 'who' }, `${me.displayName || me.email || me.subject} · ${me.role.replace('_', ' ').toLowerCase()}`),
+    h('span', { class: 'muted' }, me.customer ? ` · ${me.customer.name}` : ` · ${me.tenant.name}`),
+    tenantPicker,
+    h('button', { type: 'button', 'data-testid': 'logout', onclick: logout }, 'Sign out'),
+  );
+  const menu = h(
+    'button',
+    {
+      type: 'button',
+      class: 'menu-toggle',
+      'aria-expanded': 'false',
+      'aria-controls': 'nav',
+      onclick: (ev) => {
+        const open = document.body.classList.toggle('nav-open');
+        ev.currentTarget.setAttribute('aria-expanded', String(open));
+      },
+    },
+    'Menu',
+  );
+  nav.id = 'nav';
+  mount(
+    document.getElementById('app'),
+    h('header', { class: 'top' }, h('a', { class: 'brand', href: '#/' }, 'Ioto'), menu, who),
+    nav,
+    h('main', { id: 'main', tabindex: '-1' }),
+  );
+}
+
+async function route() {
+  if (!state.me) return;
+  runLeave();
+  document.body.classList.remove('nav-open');
+  const { path, query } = parseHash();
+  const main = document.getElementById('main');
+  // A fresh page: nothing of the previous one's markers (`data-ready` and the like) is left.
+  for (const k of Object.keys(main.dataset)) delete main.dataset[k];
+  const allowed = ROUTES.filter((r) => state.caps[r.cap]);
+  if (path === '/' || path === '') {
+    const first = allowed.find((r) => r.nav);
+    navigate(first ? first.path : '/exports');
+    return;
+  }
+  let found = null;
+  let params = null;
+  for (const r of ROUTES) {
+    params = match(r.path, path);
+    if (params) {
+      found = r;
+      break;
+    }
+  }
+  document.querySelectorAll('.nav a[data-route]').forEach((a) => {
+    const current = found && (found.path === a.dataset.route || found.path.startsWith(`${a.dataset.route}/`));
+    if (current) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  });
+  if (!found) {
+    mount(main, h('h1', {}, 'Not found'), h('p', {}, `There is no page ${path} in the console.`));
+    return;
+  }
+  if (!state.caps[found.cap]) {
+    mount(main, h('h1', {}, 'Not available'), h('p', { 'data-testid': 'forbidden' }, 'Your role does not have access to this page.'));
+    return;
+  }
+  mount(main, loading());
+  const ctx = {
+    me: state.me,
+    caps: state.caps,
+    tenantId: state.tenantId,
+    params,
+    query,
+    api,
+    navigate,
+    onLeave: (fn) => state.leave.push(fn),
+  };
+  try {
+    const mod = await import(found.module);
+    await mod[found.fn](main, ctx);
+    // When the page's first data is drawn, relative to the navigation (the first-load figure).
+    performance.mark(`console:${found.path}`);
+  } catch (err) {
+    console.error(err);
+    mount(main, errorBox(err));
+  }
+  main.focus({ preventScroll: true });
+}
+
+async function start() {
+  if (!api.token()) {
+    loginView();
+    return;
+  }
+  mount(document.getElementById('app'), loading('Loading your account…'));
+  try {
+    const { me } = await api.gql(ME);
+    const [settings, tenants] = await Promise.all([
+      api.gql(SETTINGS, { tenantId: null }).then((d) => d.fleetSettings),
+      me.role === 'PLATFORM_ADMIN' ? api.gql(TENANTS).then((d) => d.tenants) : Promise.resolve([]),
+    ]);
+    state.me = me;
+    state.caps = capabilities(me.role, settings);
+    state.tenants = tenants;
+    const saved = window.sessionStorage.getItem('ioto.tenant');
+    state.tenantId = me.role === 'PLATFORM_ADMIN' && tenants.some((t) => t.id === saved) ? saved : null;
+    shell();
+    await route();
+  } catch (err) {
+    if (!api.token()) loginView(err);
+    else mount(document.getElementById('app'), errorBox(err), h('button', { type: 'button', onclick: logout }, 'Sign out'));
+  }
+}
+
+// A page that breaks the Content-Security-Policy is a bug: count it where tests and people see it.
+let violations = 0;
+document.addEventListener('securitypolicyviolation', (e) => {
+  violations += 1;
+  document.documentElement.dataset.cspViolations = String(violations);
+  console.error(`Content-Security-Policy violation: ${e.violatedDirective} ${e.blockedURI}`);
+});
+
+api.onUnauthenticated(() => {
+  state.me = null;
+  loginView({ message: 'Your session has ended; sign in again.' });
+});
+window.addEventListener('hashchange', route);
+start();

@@ -1,0 +1,352 @@
+// D3 charts for the console. Each chart is a <figure> holding an SVG (with a text alternative)
+// and a "Numbers" table of exactly the data drawn, so every figure can be read without the
+// picture. Charts size themselves to their container's width when drawn and redraw on resize.
+
+import { h, table } from './ui.js';
+
+const d3 = () => window.d3;
+const PALETTE = ['#2563eb', '#16a34a', '#f59e0b', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#ea580c', '#4b5563'];
+const STATE_COLOURS = {
+  INVENTORY: '#94a3b8',
+  TEST_READY: '#a78bfa',
+  ACTIVE: '#16a34a',
+  SUSPENDED: '#f59e0b',
+  LOST_STOLEN: '#dc2626',
+  TERMINATED: '#475569',
+};
+
+function colour(key, i) {
+  return STATE_COLOURS[key] || PALETTE[i % PALETTE.length];
+}
+
+const observers = new WeakMap();
+
+/// The figure: caption, SVG area (drawn by `draw(svgHost, width)`), numbers table.
+function figure({ title, testid, summary, columns, rows, draw }) {
+  const host = h('div', { class: 'chart-area' });
+  const numbers = table(columns, rows, { caption: title, empty: 'No data in this range.' });
+  // data-key / data-value on each row of the numbers table: the raw values, for readers and tests.
+  const body = numbers.querySelector ? numbers.querySelector('tbody') : null;
+  if (body) {
+    Array.from(body.rows).forEach((tr, i) => {
+      const r = rows[i];
+      tr.dataset.key = r.__key === null || r.__key === undefined ? '' : String(r.__key);
+      if (r.__value !== undefined) tr.dataset.value = String(r.__value);
+    });
+  }
+  const fig = h(
+    'figure',
+    { class: 'chart', 'data-testid': testid },
+    h('figcaption', {}, title),
+    host,
+    h('details', { class: 'numbers' }, h('summary', {}, 'Numbers'), numbers),
+  );
+  if (!rows.length) {
+    host.append(h('p', { class: 'empty' }, 'No data in this range.'));
+    return fig;
+  }
+  let lastWidth = 0;
+  const redraw = () => {
+    const width = Math.max(240, Math.floor(host.clientWidth || 480));
+    if (width === lastWidth) return;
+    lastWidth = width;
+    host.replaceChildren();
+    const svg = draw(width);
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', `${title}: ${summary}`);
+    host.append(svg);
+  };
+  // Draw once attached (so the width is known), and again when the width changes.
+  requestAnimationFrame(redraw);
+  if (window.ResizeObserver) {
+    const ro = new ResizeObserver(() => redraw());
+    ro.observe(host);
+    observers.set(fig, ro);
+  }
+  return fig;
+}
+
+function svgOf(width, height) {
+  return d3().create('svg').attr('width', width).attr('height', height).attr('viewBox', `0 0 ${width} ${height}`);
+}
+
+function describe(rows, key, value, format) {
+  return rows
+    .slice(0, 8)
+    .map((r) => `${key(r) ?? 'none'} ${format(value(r))}`)
+    .join(', ');
+}
+
+const plain = (v) => new Intl.NumberFormat('en').format(v);
+
+/// A donut of shares: rows → key(r), value(r).
+export function donut(rows, { key, value, format = plain, title, testid }) {
+  const data = rows.map((r) => ({ r, k: key(r), v: Number(value(r)) || 0, __key: key(r), __value: value(r) }));
+  const total = d3().sum(data, (d) => d.v);
+  const tableRows = data.map((d) => ({ ...d }));
+  return figure({
+    title,
+    testid,
+    summary: describe(rows, key, value, format),
+    rows: tableRows,
+    columns: [
+      { label: 'Key', value: (d) => d.k ?? 'none' },
+      { label: 'Value', value: (d) => format(d.v), num: true },
+      { label: 'Share', value: (d) => (total ? `${((d.v / total) * 100).toFixed(1)} %` : '—'), num: true },
+    ],
+    draw: (width) => {
+      const size = Math.min(220, width * 0.45);
+      const height = Math.max(size, data.length * 20 + 10);
+      const svg = svgOf(width, height);
+      const radius = size / 2;
+      const g = svg.append('g').attr('transform', `translate(${radius + 4},${height / 2})`);
+      const pie = d3().pie().sort(null).value((d) => d.v);
+      const arc = d3().arc().innerRadius(radius * 0.58).outerRadius(radius - 2);
+      g.selectAll('path')
+        .data(pie(data.filter((d) => d.v > 0)))
+        .join('path')
+        .attr('d', arc)
+        .attr('fill', (d) => colour(d.data.k, data.indexOf(d.data)))
+        .append('title')
+        .text((d) => `${d.data.k ?? 'none'}: ${format(d.data.v)}`);
+      g.append('text').attr('text-anchor', 'middle').attr('dy', '0.35em').attr('class', 'donut-total').text(format(total));
+      const legend = svg.append('g').attr('transform', `translate(${size + 20},${(height - data.length * 20) / 2})`);
+      const item = legend
+        .selectAll('g')
+        .data(data)
+        .join('g')
+        .attr('transform', (d, i) => `translate(0,${i * 20})`);
+      item.append('rect').attr('width', 12).attr('height', 12).attr('rx', 2).attr('fill', (d, i) => colour(d.k, i));
+      item
+        .append('text')
+        .attr('x', 18)
+        .attr('y', 10)
+        .attr('class', 'legend')
+        .text((d) => `${d.k ?? 'none'}  ${format(d.v)}`);
+      return svg.node();
+    },
+  });
+}
+
+/// Horizontal bars, largest first as given: rows → key(r), value(r).
+export function barsH(rows, { key, value, format = plain, title, testid }) {
+  const data = rows.map((r) => ({ k: key(r), v: Number(value(r)) || 0, __key: key(r), __value: value(r) }));
+  return figure({
+    title,
+    testid,
+    summary: describe(rows, key, value, format),
+    rows: data,
+    columns: [
+      { label: 'Key', value: (d) => d.k ?? 'none' },
+      { label: 'Value', value: (d) => format(d.v), num: true },
+    ],
+    draw: (width) => {
+      const bar = 22;
+      const labelWidth = Math.min(180, width * 0.35);
+      const height = data.length * (bar + 6) + 6;
+      const svg = svgOf(width, height);
+      const x = d3()
+        .scaleLinear()
+        .domain([0, d3().max(data, (d) => d.v) || 1])
+        .range([0, width - labelWidth - 90]);
+      const row = svg
+        .selectAll('g')
+        .data(data)
+        .join('g')
+        .attr('transform', (d, i) => `translate(0,${i * (bar + 6) + 3})`);
+      row
+        .append('text')
+        .attr('x', labelWidth - 6)
+        .attr('y', bar / 2)
+        .attr('dy', '0.35em')
+        .attr('text-anchor', 'end')
+        .attr('class', 'legend')
+        .text((d) => truncate(d.k ?? 'none', labelWidth / 7));
+      row
+        .append('rect')
+        .attr('x', labelWidth)
+        .attr('width', (d) => Math.max(1, x(d.v)))
+        .attr('height', bar)
+        .attr('rx', 3)
+        .attr('fill', (d, i) => colour(d.k, i))
+        .append('title')
+        .text((d) => `${d.k ?? 'none'}: ${format(d.v)}`);
+      row
+        .append('text')
+        .attr('x', (d) => labelWidth + Math.max(1, x(d.v)) + 6)
+        .attr('y', bar / 2)
+        .attr('dy', '0.35em')
+        .attr('class', 'legend')
+        .text((d) => format(d.v));
+      return svg.node();
+    },
+  });
+}
+
+function truncate(s, n) {
+  const str = String(s);
+  return str.length > n ? `${str.slice(0, Math.max(1, Math.floor(n) - 1))}…` : str;
+}
+
+function xLabel(x, time) {
+  if (!time) return String(x);
+  const d = x instanceof Date ? x : new Date(x);
+  return d.toISOString().slice(0, 10);
+}
+
+/// Stacked columns per bucket: rows → x(r), and value(r, seriesKey) for each series.
+export function columns(rows, { x, series, value, format = plain, title, testid, time = true }) {
+  const keys = series.map((s) => s.key);
+  const data = rows.map((r) => {
+    const d = { x: x(r), __key: xLabel(x(r), time) };
+    let total = 0;
+    for (const k of keys) {
+      d[k] = Number(value(r, k)) || 0;
+      total += d[k];
+    }
+    d.__value = total;
+    return d;
+  });
+  return figure({
+    title,
+    testid,
+    summary: `${data.length} buckets, ${series.length} series`,
+    rows: data,
+    columns: [
+      { label: time ? 'Period' : 'Bucket', value: (d) => d.__key },
+      ...series.map((s) => ({ label: s.label, value: (d) => format(d[s.key]), num: true })),
+      { label: 'Total', value: (d) => format(d.__value), num: true },
+    ],
+    draw: (width) => {
+      const height = 240;
+      const m = { top: 10, right: 10, bottom: 28, left: 64 };
+      const legendRows = Math.ceil(series.length / Math.max(1, Math.floor(width / 160)));
+      const svg = svgOf(width, height + legendRows * 18);
+      const xs = d3()
+        .scaleBand()
+        .domain(data.map((d) => d.__key))
+        .range([m.left, width - m.right])
+        .padding(0.15);
+      const stacked = d3().stack().keys(keys)(data);
+      const ys = d3()
+        .scaleLinear()
+        .domain([0, d3().max(data, (d) => d.__value) || 1])
+        .nice()
+        .range([height - m.bottom, m.top]);
+      svg
+        .append('g')
+        .selectAll('g')
+        .data(stacked)
+        .join('g')
+        .attr('fill', (s, i) => PALETTE[i % PALETTE.length])
+        .selectAll('rect')
+        .data((s) => s.map((p) => ({ p, key: s.key })))
+        .join('rect')
+        .attr('x', (d) => xs(d.p.data.__key))
+        .attr('y', (d) => ys(d.p[1]))
+        .attr('height', (d) => Math.max(0, ys(d.p[0]) - ys(d.p[1])))
+        .attr('width', xs.bandwidth())
+        .append('title')
+        .text((d) => `${d.p.data.__key} ${series.find((s) => s.key === d.key).label}: ${format(d.p.data[d.key])}`);
+      const every = Math.ceil(data.length / Math.max(1, Math.floor((width - m.left) / 80)));
+      svg
+        .append('g')
+        .attr('transform', `translate(0,${height - m.bottom})`)
+        .attr('class', 'axis')
+        .call(
+          d3()
+            .axisBottom(xs)
+            .tickValues(xs.domain().filter((d, i) => i % every === 0))
+            .tickFormat((d) => (time ? d.slice(5) : truncate(d, 12))),
+        );
+      svg
+        .append('g')
+        .attr('transform', `translate(${m.left},0)`)
+        .attr('class', 'axis')
+        .call(d3().axisLeft(ys).ticks(5).tickFormat(format));
+      const perRow = Math.max(1, Math.floor(width / 160));
+      const legend = svg
+        .append('g')
+        .attr('transform', `translate(${m.left},${height + 4})`)
+        .selectAll('g')
+        .data(series)
+        .join('g')
+        .attr('transform', (s, i) => `translate(${(i % perRow) * 160},${Math.floor(i / perRow) * 18})`);
+      legend.append('rect').attr('width', 12).attr('height', 12).attr('rx', 2).attr('fill', (s, i) => PALETTE[i % PALETTE.length]);
+      legend
+        .append('text')
+        .attr('x', 16)
+        .attr('y', 10)
+        .attr('class', 'legend')
+        .text((s) => truncate(s.label, 20));
+      return svg.node();
+    },
+  });
+}
+
+/// A line over time: rows → x(r) (a Date or ISO string), y(r).
+export function line(rows, { x, y, format = plain, title, testid }) {
+  const data = rows.map((r) => {
+    const at = x(r) instanceof Date ? x(r) : new Date(x(r));
+    return { at, v: Number(y(r)) || 0, __key: at.toISOString(), __value: y(r) };
+  });
+  return figure({
+    title,
+    testid,
+    summary: `${data.length} points, highest ${format(d3().max(data, (d) => d.v) || 0)}`,
+    rows: data,
+    columns: [
+      { label: 'Time', value: (d) => d.at.toISOString().replace('T', ' ').slice(0, 16) },
+      { label: 'Value', value: (d) => format(d.v), num: true },
+    ],
+    draw: (width) => {
+      const height = 220;
+      const m = { top: 10, right: 12, bottom: 28, left: 64 };
+      const svg = svgOf(width, height);
+      const xs = d3()
+        .scaleTime()
+        .domain(d3().extent(data, (d) => d.at))
+        .range([m.left, width - m.right]);
+      const ys = d3()
+        .scaleLinear()
+        .domain([0, d3().max(data, (d) => d.v) || 1])
+        .nice()
+        .range([height - m.bottom, m.top]);
+      svg
+        .append('path')
+        .datum(data)
+        .attr('fill', 'none')
+        .attr('stroke', PALETTE[0])
+        .attr('stroke-width', 2)
+        .attr(
+          'd',
+          d3()
+            .line()
+            .x((d) => xs(d.at))
+            .y((d) => ys(d.v)),
+        );
+      svg
+        .append('g')
+        .selectAll('circle')
+        .data(data)
+        .join('circle')
+        .attr('cx', (d) => xs(d.at))
+        .attr('cy', (d) => ys(d.v))
+        .attr('r', 2.5)
+        .attr('fill', PALETTE[0])
+        .append('title')
+        .text((d) => `${d.at.toISOString().slice(0, 16)}: ${format(d.v)}`);
+      svg
+        .append('g')
+        .attr('transform', `translate(0,${height - m.bottom})`)
+        .attr('class', 'axis')
+        .call(d3().axisBottom(xs).ticks(Math.max(2, Math.floor(width / 90))));
+      svg
+        .append('g')
+        .attr('transform', `translate(${m.left},0)`)
+        .attr('class', 'axis')
+        .call(d3().axisLeft(ys).ticks(5).tickFormat(format));
+      return svg.node();
+    },
+  });
+}

@@ -1,0 +1,426 @@
+// The dashboard: the front page of a fleet (or of one sub-customer) from the `dashboard` query,
+// kept live by `liveSessions` and `simStateChanged`. Events only say "something changed"; the page
+// then refetches the whole dashboard, at most once every two seconds however fast events arrive.
+
+import { h, mount, num, bytes, money, pct, table, errorBox, loading, stat, field, select, timeZone } from './ui.js';
+import { donut, barsH, columns } from './charts.js';
+
+const DASHBOARD = `query ConsoleDashboard($tenantId: ID, $subCustomerId: ID, $timeZone: String) {
+  dashboard(tenantId: $tenantId, subCustomerId: $subCustomerId, timeZone: $timeZone) {
+    periodFrom periodTo
+    onlineNow activeSims bytesTotal averageBytesPerActiveSim
+    costSoFar projectedCost currency
+    simsByState { state count }
+    topCarriersByTraffic { network { mccMnc name countryCode country } bytes cost shareOfBytes shareOfCost }
+    topCarriersByCost { network { mccMnc name countryCode country } bytes cost shareOfBytes shareOfCost }
+    trafficByDeviceKind { key value }
+    activations { day count }
+    simsByTariffPlan { key value }
+  }
+}`;
+
+
+// Only the fact that something happened matters here; ask for the smallest selection.
+const LIVE_SESSIONS = `subscription ConsoleDashboardSessions($customerId: ID) {
+  liveSessions(customerId: $customerId) { iccid terminated }
+}`;
+const STATE_CHANGES = `subscription ConsoleDashboardStates($customerId: ID) {
+  simStateChanged(customerId: $customerId) { iccid to }
+}`;
+
+/// At most one live refetch per this many milliseconds.
+const THROTTLE_MS = 2000;
+
+const STAFF = ['PLATFORM_ADMIN', 'TENANT_ADMIN', 'OPERATOR', 'VIEWER'];
+
+/// Every sub-customer of the tenant (read once per sign-in, see api.customers).
+function allCustomers(api, tenantId) {
+  return api.customers(tenantId);
+}
+
+/// YYYY-MM-DD of an instant in the browser's zone (the zone the dashboard was asked in).
+function localDay(v) {
+  const d = new Date(v);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function dayText(d) {
+  return d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+function networkLabel(n) {
+  const name = n.name || 'Unknown network';
+  return n.country ? `${name} · ${n.country}` : name;
+}
+
+export async function render(main, ctx) {
+  const { api, caps, me } = ctx;
+  const tz = timeZone();
+  const staff = STAFF.includes(me.role);
+  let customerId = staff ? ctx.query.get('customer') || null : null;
+
+  // ---- live state -------------------------------------------------------------------------
+  let stops = [];
+  let left = false;
+  let generation = 0; // bumps when the scope changes: late answers for the old scope are dropped
+  let lastFetch = 0;
+  let timer = null;
+  let inFlight = false;
+  let dirty = false;
+  let events = 0;
+  let updates = 0;
+  let lastData = null;
+  const drawn = new Map(); // chart testid → signature of the data it shows (skip identical redraws)
+
+  // ---- skeleton -----------------------------------------------------------------------------
+  const liveDot = h('span', { class: 'live-dot', 'aria-hidden': 'true' });
+  const liveText = h('span', {}, 'Connecting to live updates…');
+  const updatedText = h('span', { class: 'muted', 'data-testid': 'dash-updated' });
+  const liveStatus = h('div', { class: 'dash-live', 'data-testid': 'dash-live' }, liveDot, liveText, ' ', updatedText);
+  const liveError = h('div', { 'aria-live': 'polite' });
+  const refreshButton = h('button', { type: 'button', onclick: () => refetch({ live: false }) }, 'Refresh now');
+
+  const pickerHost = h('div', {});
+  if (staff) {
+    mount(pickerHost, loading('Loading sub-customers…'));
+  } else if (me.customer) {
+    mount(pickerHost, h('p', { class: 'muted', 'data-testid': 'dash-scope' }, `Sub-customer: ${me.customer.name}`));
+  }
+
+  const period = h('p', { class: 'muted', 'data-testid': 'dash-period' });
+  const status = h('div', { 'aria-live': 'polite' });
+  const stats = h('div', { class: 'stats', 'data-testid': 'dash-stats' });
+  const charts = h('div', { class: 'grid dash-charts' });
+
+  mount(
+    main,
+    h('h1', {}, 'Dashboard'),
+    h('div', { class: 'toolbar' }, pickerHost, h('div', { class: 'actions' }, liveStatus, refreshButton)),
+    liveError,
+    period,
+    status,
+    stats,
+    charts,
+  );
+  main.dataset.updates = '0';
+
+  // ---- sub-customer picker (staff roles) ------------------------------------------------------
+  if (staff) {
+    allCustomers(api, ctx.tenantId)
+      .then((list) => {
+        if (left) return;
+        const options = [['', 'Whole fleet (every sub-customer)'], ...list.map((c) => [c.id, c.name])];
+        if (customerId && !list.some((c) => c.id === customerId)) options.push([customerId, `Sub-customer ${customerId}`]);
+        const picker = select(options, customerId || '', {
+          'data-testid': 'dash-customer',
+          onchange: (ev) => chooseCustomer(ev.target.value || null),
+        });
+        mount(pickerHost, field('Sub-customer', picker));
+      })
+      .catch((err) => {
+        if (!left) mount(pickerHost, h('div', {}, h('p', { class: 'muted' }, 'The sub-customer list could not be loaded:'), errorBox(err)));
+      });
+  }
+
+  function chooseCustomer(id) {
+    customerId = id;
+    // Keep the choice in the address so the view can be linked and reloaded, without re-routing.
+    const q = new URLSearchParams(ctx.query);
+    if (id) q.set('customer', id);
+    else q.delete('customer');
+    const qs = q.toString();
+    history.replaceState(null, '', `#/dashboard${qs ? `?${qs}` : ''}`);
+    generation += 1;
+    drawn.clear();
+    startLive();
+    refetch({ live: false, reset: true });
+  }
+
+  // ---- drawing ----------------------------------------------------------------------------------
+  function costStat(label, fieldName, d) {
+    let value;
+    let hint;
+    if (!caps.readCosts) {
+      value = 'Not shown';
+      hint = 'Your role does not see costs (your provider does not share them).';
+    } else if (d[fieldName] === null || d[fieldName] === undefined) {
+      value = 'Not rated';
+      hint = 'No rated usage for this period yet (no retail rate card, or no rating run so far).';
+    } else {
+      value = money(d[fieldName], d.currency);
+      hint = fieldName === 'projectedCost' ? 'Cost so far carried on at the same rate; access fees not included.' : 'Data cost; access fees not included.';
+    }
+    const el = stat(label, value, { testid: `dash-${fieldName}`, hint });
+    if (d.currency && caps.readCosts) el.dataset.currency = d.currency;
+    return el;
+  }
+
+  function drawStats(d) {
+    const old = new Map(Array.from(stats.querySelectorAll('[data-testid]')).map((el) => [el.dataset.testid, el.dataset.value]));
+    const items = [
+      [stat('SIMs online now', num(d.onlineNow), { testid: 'dash-onlineNow', hint: 'Session updated in the last 15 minutes' }), d.onlineNow],
+      [stat('Active SIMs', num(d.activeSims), { testid: 'dash-activeSims', hint: 'With a session in the period' }), d.activeSims],
+      [stat('Traffic in the period', bytes(d.bytesTotal), { testid: 'dash-bytesTotal', hint: `${num(d.bytesTotal)} bytes` }), d.bytesTotal],
+      [
+        stat('Average per active SIM', bytes(d.averageBytesPerActiveSim), { testid: 'dash-averageBytesPerActiveSim' }),
+        d.averageBytesPerActiveSim,
+      ],
+      [costStat('Cost so far', 'costSoFar', d), caps.readCosts ? d.costSoFar : null],
+      [costStat('Projected cost for the period', 'projectedCost', d), caps.readCosts ? d.projectedCost : null],
+    ];
+    for (const [el, raw] of items) {
+      // data-value: the raw API value (absent when the value is not shown).
+      if (raw !== null && raw !== undefined) el.dataset.value = String(raw);
+      // A short highlight when a live refetch changed the number.
+      if (lastData && old.get(el.dataset.testid) !== el.dataset.value) el.classList.add('flash');
+    }
+    mount(stats, items.map(([el]) => el));
+  }
+
+  function drawPeriod(d) {
+    const from = new Date(d.periodFrom);
+    const lastDay = new Date(new Date(d.periodTo).getTime() - 1);
+    period.dataset.from = d.periodFrom;
+    period.dataset.to = d.periodTo;
+    mount(
+      period,
+      'Billing period ',
+      h('time', { datetime: d.periodFrom }, dayText(from)),
+      ' – ',
+      h('time', { datetime: d.periodTo }, dayText(lastDay)),
+      ` (the end is exclusive: ${new Date(d.periodTo).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' })}). Days counted in ${tz}.`,
+    );
+  }
+
+  /// One chart card: redrawn only when its data changed, keeping its "Numbers" open if it was.
+  function chartCard(slot, testid, signature, build, extra) {
+    if (drawn.get(testid) === signature && slot.firstChild) return;
+    drawn.set(testid, signature);
+    const open = Array.from(slot.querySelectorAll('details')).map((d) => d.open);
+    mount(slot, build(), extra ? extra() : null);
+    slot.querySelectorAll('details').forEach((d, i) => {
+      if (open[i]) d.open = true;
+    });
+  }
+
+  const slots = {};
+  function slot(name, title, className) {
+    if (!slots[name]) slots[name] = h('div', {});
+    return h('section', { class: `card ${className || ''}`.trim() }, h('h2', {}, title), slots[name]);
+  }
+  mount(
+    charts,
+    slot('states', 'SIMs by state'),
+    slot('activations', 'Activations, last 30 days'),
+    slot('carriers', 'Top carriers by traffic'),
+    slot('carrierCost', 'Top carriers by cost'),
+    slot('devices', 'Traffic by device kind'),
+    slot('plans', 'SIMs by tariff plan'),
+  );
+
+  function carrierTable(rows, withCost, currency) {
+    const cols = [
+      { label: 'Network', value: (r) => networkLabel(r.network) },
+      { label: 'MCC-MNC', value: (r) => h('span', { class: 'mono' }, r.network.mccMnc) },
+      { label: 'Traffic', value: (r) => bytes(r.bytes), num: true },
+      { label: 'Share of traffic', value: (r) => pct(r.shareOfBytes), num: true },
+    ];
+    if (withCost) {
+      cols.push({ label: 'Cost', value: (r) => money(r.cost, currency), num: true });
+      cols.push({ label: 'Share of cost', value: (r) => pct(r.shareOfCost), num: true });
+    }
+    return table(cols, rows);
+  }
+
+  function drawCharts(d) {
+    chartCard(slots.states, 'chart-simsByState', JSON.stringify(d.simsByState), () =>
+      donut(d.simsByState, { key: (r) => r.state, value: (r) => r.count, format: num, title: 'Every SIM by lifecycle state', testid: 'chart-simsByState' }),
+    );
+
+    chartCard(slots.activations, 'chart-activations', JSON.stringify(d.activations), () =>
+      columns(d.activations, {
+        // The day starts in the browser's zone; label it with that zone's date.
+        x: (r) => localDay(r.day),
+        series: [{ key: 'count', label: 'Activations' }],
+        value: (r) => r.count,
+        format: num,
+        title: `Activations per day (${tz})`,
+        testid: 'chart-activations',
+        time: true,
+      }),
+    );
+
+    const withCost = caps.readCosts && d.topCarriersByTraffic.some((r) => r.cost !== null && r.cost !== undefined);
+    chartCard(
+      slots.carriers,
+      'chart-topCarriersByTraffic',
+      JSON.stringify([d.topCarriersByTraffic, withCost, d.currency]),
+      () =>
+        barsH(d.topCarriersByTraffic, {
+          key: (r) => r.network.mccMnc,
+          value: (r) => r.bytes,
+          format: bytes,
+          title: 'Traffic by network (MCC-MNC), most first',
+          testid: 'chart-topCarriersByTraffic',
+        }),
+      () =>
+        d.topCarriersByTraffic.length
+          ? h('details', { class: 'dash-carriers' }, h('summary', {}, 'Networks by name'), carrierTable(d.topCarriersByTraffic, withCost, d.currency))
+          : null,
+    );
+
+    if (!caps.readCosts) {
+      drawn.delete('chart-topCarriersByCost');
+      mount(slots.carrierCost, h('p', { class: 'muted', 'data-testid': 'dash-cost-hidden' }, 'Costs are not shown: your role does not see them (your provider does not share costs).'));
+    } else if (!d.topCarriersByCost.length) {
+      drawn.delete('chart-topCarriersByCost');
+      mount(
+        slots.carrierCost,
+        h('p', { class: 'muted', 'data-testid': 'dash-cost-hidden' }, 'No rated cost in this period yet (no retail rate card, or no rating run so far).'),
+      );
+    } else {
+      chartCard(slots.carrierCost, 'chart-topCarriersByCost', JSON.stringify([d.topCarriersByCost, d.currency]), () =>
+        barsH(d.topCarriersByCost, {
+          key: (r) => r.network.mccMnc,
+          value: (r) => r.cost,
+          format: (v) => money(v, d.currency),
+          title: `Data cost by network (${d.currency || 'no currency'}), highest first`,
+          testid: 'chart-topCarriersByCost',
+        }),
+      );
+    }
+
+    chartCard(slots.devices, 'chart-trafficByDeviceKind', JSON.stringify(d.trafficByDeviceKind), () =>
+      barsH(d.trafficByDeviceKind, {
+        key: (r) => r.key ?? 'not in a device',
+        value: (r) => r.value,
+        format: bytes,
+        title: 'Traffic in the period by device kind',
+        testid: 'chart-trafficByDeviceKind',
+      }),
+    );
+
+    chartCard(slots.plans, 'chart-simsByTariffPlan', JSON.stringify(d.simsByTariffPlan), () =>
+      barsH(d.simsByTariffPlan, {
+        key: (r) => r.key ?? 'no tariff plan',
+        value: (r) => r.value,
+        format: num,
+        title: 'SIMs per tariff plan (SIMs without one apart)',
+        testid: 'chart-simsByTariffPlan',
+      }),
+    );
+  }
+
+  function draw(d) {
+    drawPeriod(d);
+    drawStats(d);
+    drawCharts(d);
+    lastData = d;
+    updatedText.textContent = `· updated ${new Date().toLocaleTimeString('en-GB')}`;
+  }
+
+  // ---- fetching ---------------------------------------------------------------------------------
+  async function refetch({ live = true, reset = false } = {}) {
+    if (left) return;
+    const gen = generation;
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    inFlight = true;
+    dirty = false;
+    lastFetch = Date.now();
+    if (reset) {
+      lastData = null;
+      mount(status, loading('Loading the dashboard…'));
+    }
+    refreshButton.disabled = true;
+    try {
+      const { dashboard } = await api.gql(DASHBOARD, { tenantId: ctx.tenantId, subCustomerId: customerId, timeZone: tz });
+      if (left || gen !== generation) return;
+      mount(status);
+      draw(dashboard);
+      if (live) {
+        updates += 1;
+        main.dataset.updates = String(updates);
+      }
+    } catch (err) {
+      if (left || gen !== generation) return;
+      // Keep the last numbers on screen when a live refetch fails; say so above them.
+      mount(status, lastData ? h('p', { class: 'muted' }, 'The last refresh failed; the numbers below are older.') : null, errorBox(err));
+    } finally {
+      if (gen === generation) {
+        inFlight = false;
+        refreshButton.disabled = false;
+        if (!main.dataset.ready) main.dataset.ready = 'dashboard';
+        if (dirty && !left) poke();
+      }
+    }
+  }
+
+  /// An event arrived: refetch now if the last fetch is 2 s old, else once the 2 s are up.
+  function poke() {
+    if (left) return;
+    if (inFlight) {
+      dirty = true; // refetch again once the running request answers
+      return;
+    }
+    if (timer) return; // a refetch is already due; it will include this event
+    const wait = Math.max(0, lastFetch + THROTTLE_MS - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      refetch({ live: true });
+    }, wait);
+  }
+
+  function onEvent() {
+    events += 1;
+    liveDot.classList.add('on');
+    liveText.textContent = `Live · ${num(events)} event${events === 1 ? '' : 's'}`;
+    poke();
+  }
+
+  function onSubError(err) {
+    if (left) return;
+    liveDot.classList.remove('on');
+    liveText.textContent = 'Live updates stopped';
+    mount(
+      liveError,
+      errorBox(err),
+      h('button', { type: 'button', 'data-testid': 'dash-reconnect', onclick: () => startLive() }, 'Reconnect live updates'),
+    );
+  }
+
+  function stopLive() {
+    const s = stops;
+    stops = [];
+    s.forEach((stop) => {
+      try {
+        stop();
+      } catch (e) {
+        console.error(e);
+      }
+    });
+  }
+
+  function startLive() {
+    stopLive();
+    mount(liveError);
+    const vars = { customerId: customerId || null };
+    stops.push(api.subscribe(LIVE_SESSIONS, vars, onEvent, onSubError));
+    stops.push(api.subscribe(STATE_CHANGES, vars, onEvent, onSubError));
+    liveDot.classList.add('on');
+    liveText.textContent = events ? `Live · ${num(events)} events` : 'Live: listening for changes';
+  }
+
+  ctx.onLeave(() => {
+    left = true;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    stopLive();
+  });
+
+  startLive();
+  await refetch({ live: false, reset: true });
+}

@@ -736,6 +736,19 @@ async fn a_new_user_walks_every_page_of_the_demo_console() {
         )
         .await
         .unwrap();
+    // Where the last load's time went: the page, its scripts, each API request, the drawing.
+    let timeline = c
+        .execute(
+            "const nav = performance.getEntriesByType('navigation')[0];
+             const r = e => [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.responseEnd)];
+             return { page: Math.round(nav.responseEnd), domContentLoaded: Math.round(nav.domContentLoadedEventEnd),
+                      resources: performance.getEntriesByType('resource').map(r),
+                      drawn: Math.round(performance.getEntriesByName('console:/dashboard')[0].startTime) };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!("the last load's timeline (ms from navigation start; resources: start, end): {timeline}");
     let (median, low, high) = median_spread(loads.clone());
     eprintln!(
         "console first load to a drawn dashboard (debug build, demo fleet): median {median:.0} ms, {low:.0}–{high:.0} ms over {loads:?}; scripts {shipped}"

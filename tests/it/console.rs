@@ -89,6 +89,16 @@ async fn assert_clean(c: &Client, name: &str) {
     assert_eq!(state["csp"], "0", "{name}: Content-Security-Policy violations");
 }
 
+/// Clicks the element `css` finds (it must be there).
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -243,12 +253,7 @@ async fn check_role(app: &TestApp, base: &str, email: &str, label: &str) {
     // The token stays out of the URL, and signing out forgets it.
     let in_session = session_token(c).await.expect("a token in session storage");
     assert!(!c.current_url().await.unwrap().as_str().contains(&in_session));
-    c.find(Locator::Css("[data-testid=logout]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=logout]").await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("[data-testid=login]"))
@@ -516,24 +521,14 @@ async fn a_bulk_upload_shows_its_progress_to_completion() {
     sign_in(c, &base, admin.email.as_str(), TEST_PASSWORD).await;
     go(c, &base, "/bulk").await;
     ready(c, "bulk").await;
-    c.find(Locator::Css("[data-testid=bulk-action] option[value=SUSPEND]"))
-        .await
-        .expect("SUSPEND among the actions")
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=bulk-action] option[value=SUSPEND]").await;
     c.find(Locator::Css("[data-testid=bulk-file]"))
         .await
         .unwrap()
         .send_keys(&file.display().to_string())
         .await
         .unwrap();
-    c.find(Locator::Css("[data-testid=bulk-submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=bulk-submit]").await;
     until(
         c,
         "the validation report",
@@ -543,12 +538,7 @@ async fn a_bulk_upload_shows_its_progress_to_completion() {
     )
     .await;
     screenshot(c, "console-bulk-report.png").await;
-    c.find(Locator::Css("[data-testid=bulk-confirm]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=bulk-confirm]").await;
     ready(c, "bulk-job").await;
     // Watch the bar: it moves while the job runs and ends full.
     let started = Instant::now();
@@ -614,26 +604,9 @@ async fn an_export_is_requested_followed_and_downloaded() {
     sign_in(c, &base, admin.email.as_str(), TEST_PASSWORD).await;
     go(c, &base, "/exports").await;
     ready(c, "exports").await;
-    c.find(Locator::Css(
-        "[data-testid=export-kind] option[value=SIM_INVENTORY]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    c.find(Locator::Css("[data-testid=export-format] option[value=CSV]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("[data-testid=export-request]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=export-kind] option[value=SIM_INVENTORY]").await;
+    click(c, "[data-testid=export-format] option[value=CSV]").await;
+    click(c, "[data-testid=export-request]").await;
     until(
         c,
         "the export completed",
@@ -643,12 +616,7 @@ async fn an_export_is_requested_followed_and_downloaded() {
     )
     .await;
     screenshot(c, "console-export.png").await;
-    c.find(Locator::Css("[data-testid=export-download]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "[data-testid=export-download]").await;
     let started = Instant::now();
     let file = loop {
         let done: Vec<_> = std::fs::read_dir(&downloads)
@@ -795,12 +763,7 @@ async fn a_new_user_walks_every_page_of_the_demo_console() {
         screenshot(p, &format!("console-phone-{page}.png")).await;
     }
     // The navigation opens from the Menu button on a phone.
-    p.find(Locator::Css(".menu-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(p, ".menu-toggle").await;
     assert!(p
         .find(Locator::Css("[data-testid=nav] a[data-route='/sims']"))
         .await

@@ -4,7 +4,7 @@
 // staff, the reconciliation of session bytes against CDR bytes (`usageReconciliation`).
 // The whole form lives in the hash's query string, so every view can be linked and reloaded.
 
-import { h, mount, num, bytes, money, pct, table, errorBox, loading, card, field, select, pager, link, isoDay, timeZone } from './ui.js';
+import { h, mount, num, bytes, money, pct, table, errorBox, loading, card, field, select, pager, PERIOD_PRESETS, link, isoDay, timeZone } from './ui.js';
 import { barsH, columns } from './charts.js';
 
 // ---- GraphQL ----------------------------------------------------------------------------------
@@ -52,14 +52,7 @@ const LABELS = 'query ConsoleAnalyticsLabels($tenantId: ID) { labelCatalogue(ten
 
 // ---- The API's vocabulary ------------------------------------------------------------------------
 
-const PRESETS = [
-  ['LAST_24_HOURS', 'Last 24 hours (hourly)'],
-  ['LAST_7_DAYS', 'Last 7 days (daily)'],
-  ['LAST_30_DAYS', 'Last 30 days (daily)'],
-  ['THIS_MONTH', 'This month (daily)'],
-  ['THIS_YEAR', 'This year (monthly)'],
-  ['CUSTOM', 'Custom range…'],
-];
+const PRESETS = PERIOD_PRESETS;
 
 const GRANULARITIES = [
   ['', 'Default (the preset’s own)'],

@@ -3,7 +3,7 @@
 // The flow is the API's (docs/fleet.md, "Bulk jobs"): submitBulkJob (a GraphQL multipart
 // request) → report → confirmBulkJob | cancelBulkJob → bulkJobProgress until the final status.
 
-import { h, mount, num, pct, dateTime, duration, table, errorBox, loading, card, stat, field, select, pager, link } from './ui.js';
+import { h, mount, num, pct, dateTime, duration, table, errorBox, loading, card, stat, field, select, pager, link, listPager } from './ui.js';
 
 // ---- the operations ------------------------------------------------------------------------
 
@@ -243,20 +243,7 @@ export async function render(main, ctx) {
           testid: 'bulk-jobs',
           rowAttrs,
         }),
-        pager(pageInfo, {
-          onNext: (cursor) => {
-            list.after = cursor;
-            list.pageNo += 1;
-            loadJobs();
-          },
-          onFirst: list.after
-            ? () => {
-                list.after = null;
-                list.pageNo = 1;
-                loadJobs();
-              }
-            : null,
-        }),
+        listPager(pageInfo, list, loadJobs),
       );
       nodes.filter((j) => j.status === 'PROCESSING' || j.status === 'VALIDATING').forEach(follow);
     } catch (err) {

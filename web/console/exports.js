@@ -3,7 +3,7 @@
 // queued or running. The flow is the API's (docs/exports.md): requestExport → exportJobProgress
 // (or exportJob) → downloadUrl, a same-origin link that works without a token for 5 minutes.
 
-import { h, mount, num, bytes, dateTime, duration, isoDay, timeZone, table, errorBox, loading, field, select, pager } from './ui.js';
+import { h, mount, num, bytes, dateTime, duration, isoDay, timeZone, table, errorBox, loading, field, select, listPager, PERIOD_PRESETS } from './ui.js';
 
 // ---- the operations ------------------------------------------------------------------------
 
@@ -40,14 +40,7 @@ const DEVICE_STATES = ['REGISTERED', 'IN_SERVICE', 'MAINTENANCE', 'RETIRED'];
 const DEVICE_KINDS = ['TRACKER', 'SENSOR', 'GATEWAY', 'METER', 'CAMERA', 'WEARABLE', 'VEHICLE', 'OTHER'];
 const AUDIT_ACTIONS = ['CREATED', 'IMPORTED', 'UPDATED', 'STATE_CHANGED', 'ASSIGNED', 'LABELS_CHANGED', 'BOUND', 'UNBOUND', 'SWAPPED',
   'TRANSITION_SCHEDULED', 'TRANSITION_CANCELLED', 'NETWORK_FAILED', 'LOCATION_UPDATED'];
-const PRESETS = [
-  ['LAST_24_HOURS', 'Last 24 hours (hourly)'],
-  ['LAST_7_DAYS', 'Last 7 days (daily)'],
-  ['LAST_30_DAYS', 'Last 30 days (daily)'],
-  ['THIS_MONTH', 'This month (daily)'],
-  ['THIS_YEAR', 'This year (monthly)'],
-  ['CUSTOM', 'Custom range…'],
-];
+const PRESETS = PERIOD_PRESETS;
 const PAGE = 20;
 const MAX_LIVE = 10;
 // A download link works 5 minutes after it was read; older ones are read again first.
@@ -601,20 +594,7 @@ export async function render(main, ctx) {
       mount(
         jobsBox,
         t,
-        pager(pageInfo, {
-          onNext: (cursor) => {
-            list.after = cursor;
-            list.pageNo += 1;
-            loadJobs();
-          },
-          onFirst: list.after
-            ? () => {
-                list.after = null;
-                list.pageNo = 1;
-                loadJobs();
-              }
-            : null,
-        }),
+        listPager(pageInfo, list, loadJobs),
       );
       nodes.filter((j) => OPEN.includes(j.status)).forEach((j) => follow(j.id));
     } catch (err) {

@@ -201,3 +201,32 @@ export function timeZone() {
     return 'UTC';
   }
 }
+
+/// The API's period presets (`PeriodPreset`) with their labels, and a custom range.
+export const PERIOD_PRESETS = [
+  ['LAST_24_HOURS', 'Last 24 hours (hourly)'],
+  ['LAST_7_DAYS', 'Last 7 days (daily)'],
+  ['LAST_30_DAYS', 'Last 30 days (daily)'],
+  ['THIS_MONTH', 'This month (daily)'],
+  ['THIS_YEAR', 'This year (monthly)'],
+  ['CUSTOM', 'Custom range…'],
+];
+
+/// The pager of a job list kept in `list` ({ after, pageNo }): "Next page" and "First page"
+/// move it and call `reload()`.
+export function listPager(pageInfo, list, reload) {
+  return pager(pageInfo, {
+    onNext: (cursor) => {
+      list.after = cursor;
+      list.pageNo += 1;
+      reload();
+    },
+    onFirst: list.after
+      ? () => {
+          list.after = null;
+          list.pageNo = 1;
+          reload();
+        }
+      : null,
+  });
+}

@@ -21,6 +21,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0006_postgres.sql"),
     include_str!("sql/0007_postgres.sql"),
     include_str!("sql/0008_postgres.sql"),
+    include_str!("sql/0009_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -78,6 +79,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0008_postgres.sql"),
                 sqlite: include_str!("sql/0008_sqlite.sql"),
                 irreversible: "export jobs are the record of what was downloaded",
+            }),
+            // Dashboard counters: SIMs per state and tariff plan, activations per 15 minutes.
+            Box::new(SqlMigration {
+                name: "m0009_dashboard_counters",
+                postgres: include_str!("sql/0009_postgres.sql"),
+                sqlite: include_str!("sql/0009_sqlite.sql"),
+                irreversible: "the dashboard reads its SIM counts and activations from these counters",
             }),
         ]
     }

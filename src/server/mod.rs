@@ -38,6 +38,9 @@ use crate::server::pipeline::Pipeline;
 use crate::server::realtime::BusRealtime;
 use crate::server::session::SessionCheck;
 
+/// How often the dashboard's counters are folded (see `ioto_compact_counters` in migration 0009).
+const COUNTER_COMPACTION_EVERY: Duration = Duration::from_secs(30);
+
 /// A built server, ready to serve.
 pub struct App {
     pub router: Router,
@@ -170,6 +173,11 @@ impl App {
                 shutdown.subscribe(),
             );
         }
+        crate::server::scheduler::spawn_counter_compaction(
+            Arc::clone(&engines.analytics),
+            COUNTER_COMPACTION_EVERY,
+            shutdown.subscribe(),
+        );
         let billing = ioto_domain::services::billing::BillingService::new(
             engines.billing.clone(),
             engines.billing.clone(),

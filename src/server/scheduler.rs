@@ -1,6 +1,7 @@
-//! Applies scheduled SIM transitions when they fall due, and rates open billing periods. Every
-//! instance may run both: schedules are claimed through the database, so two instances never
-//! apply the same one; two ratings of one period give the same rows, the later one current.
+//! Applies scheduled SIM transitions when they fall due, rates open billing periods and folds the
+//! dashboard's counters. Every instance may run all three: schedules are claimed through the
+//! database, so two instances never apply the same one; two ratings of one period give the same
+//! rows, the later one current; one compaction runs at a time (the others return at once).
 
 use std::time::Duration;
 
@@ -53,6 +54,30 @@ pub fn spawn_rating(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "scheduled rating failed; retrying next interval"),
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// Folds the fleet store's dashboard counters every `interval` (rows are appended per statement
+/// that changes SIMs or records activations; readers sum them, so fewer rows read faster).
+pub fn spawn_counter_compaction(
+    fleet: std::sync::Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match fleet.compact_counters().await {
+                Ok(0) => {}
+                Ok(folded) => tracing::debug!(folded, "dashboard counters folded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "folding the dashboard counters failed; retrying next interval")
+                }
             }
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,

@@ -788,3 +788,168 @@ async fn analytics_and_dashboard_answer_alike_on_both_stores() {
         "the embedded store and ClickHouse answer the same"
     );
 }
+
+/// The dashboard's SIM counts and activations, as one dashboard call answers them, for the tenant
+/// and for each sub-customer.
+async fn counts(app: &TestApp, token: &str, customer: Option<CustomerId>) -> (Value, Value, u64) {
+    let body = app
+        .gql(
+            Some(token),
+            "query($c: ID) { dashboard(subCustomerId: $c, timeZone: \"UTC\") { \
+               simsByState { state count } simsByTariffPlan { key value } activations { count } } }",
+            json!({ "c": customer.map(|c| c.to_string()) }),
+        )
+        .await;
+    let d = &body["data"]["dashboard"];
+    assert!(d.is_object(), "{body}");
+    let activations = d["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["count"].as_u64().unwrap())
+        .sum();
+    (
+        d["simsByState"].clone(),
+        d["simsByTariffPlan"].clone(),
+        activations,
+    )
+}
+
+fn by_state(active: u64, suspended: u64, terminated: u64) -> Value {
+    json!([
+        {"state": "INVENTORY", "count": 0}, {"state": "ACTIVE", "count": active},
+        {"state": "SUSPENDED", "count": suspended}, {"state": "LOST_STOLEN", "count": 0},
+        {"state": "TERMINATED", "count": terminated}
+    ])
+}
+
+/// On Postgres the dashboard reads counters that triggers keep with every write to the fleet
+/// (it no longer scans the fleet under row-level security). They follow imports, concurrent state
+/// changes, moves between sub-customers and tariff plans, agree with the fleet's own lists,
+/// never count another tenant's SIMs, and stay the same when folded.
+#[tokio::test]
+async fn dashboard_counts_follow_every_fleet_write_on_postgres() {
+    let app = TestApp::spawn(Engines::Real).await;
+    let f = &app.factory;
+    let tenant = f.tenant("Counters").await;
+    let other = f.tenant("Other").await;
+    let a = f.customer(&tenant, "A").await;
+    let b = f.customer(&tenant, "B").await;
+    let in_a = f.sims(&tenant, Some(a.id), 6).await;
+    let loose = f.sims(&tenant, None, 4).await;
+    f.sims(&other, None, 5).await;
+    let admin = {
+        let u = f.user(&tenant, Role::TenantAdmin, None).await;
+        app.login(u.email.as_str(), TEST_PASSWORD).await
+    };
+    assert_eq!(
+        counts(&app, &admin, None).await,
+        (by_state(10, 0, 0), json!([{"key": null, "value": 10}]), 10)
+    );
+
+    // Three of A's SIMs suspended at once (concurrent writers), while the counters are folded.
+    let change = |iccid: String, state: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let body = app
+                .gql(
+                    Some(admin),
+                    "mutation($i: Iccid!, $s: SimState!) { changeSimState(iccid: $i, state: $s) { sim { state } } }",
+                    json!({"i": iccid, "s": state}),
+                )
+                .await;
+            assert_eq!(body["data"]["changeSimState"]["sim"]["state"], state, "{body}");
+        }
+    };
+    let compact = async { app.app_engines.analytics.compact_counters().await.unwrap() };
+    let (_, _) = futures::join!(
+        futures::future::join_all(in_a[..3].iter().map(|s| change(s.iccid.to_string(), "SUSPENDED"))),
+        compact,
+    );
+    // One resumed (an activation), one terminated; two loose SIMs moved to B, one given a plan.
+    change(in_a[0].iccid.to_string(), "ACTIVE").await;
+    change(in_a[5].iccid.to_string(), "TERMINATED").await;
+    for s in &loose[..2] {
+        let body = app
+            .gql(
+                Some(&admin),
+                "mutation($i: Iccid!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { customerId } } }",
+                json!({"i": s.iccid.to_string(), "c": b.id.to_string()}),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["assignSim"]["sim"]["customerId"],
+            b.id.to_string(),
+            "{body}"
+        );
+    }
+    let body = app
+        .gql(
+            Some(&admin),
+            "mutation($i: Iccid!) { updateSim(iccid: $i, input: { tariffPlan: \"iot-xl\" }) { sim { tariffPlan } } }",
+            json!({"i": loose[0].iccid.to_string()}),
+        )
+        .await;
+    assert_eq!(body["data"]["updateSim"]["sim"]["tariffPlan"], "iot-xl", "{body}");
+
+    let expected = [
+        (
+            None,
+            (
+                by_state(7, 2, 1),
+                json!([{"key": null, "value": 9}, {"key": "iot-xl", "value": 1}]),
+                11,
+            ),
+        ),
+        (
+            Some(a.id),
+            (by_state(3, 2, 1), json!([{"key": null, "value": 6}]), 7),
+        ),
+        (
+            Some(b.id),
+            (
+                by_state(2, 0, 0),
+                json!([{"key": null, "value": 1}, {"key": "iot-xl", "value": 1}]),
+                0,
+            ),
+        ),
+    ];
+    for (customer, want) in &expected {
+        let got = counts(&app, &admin, *customer).await;
+        assert_eq!(&got, want, "sub-customer {customer:?}");
+        // The fleet's own lists say the same.
+        for s in got.0.as_array().unwrap() {
+            let body = app
+                .gql(
+                    Some(&admin),
+                    "query($s: SimState!, $c: ID) { sims(filter: { states: [$s], customerId: $c }) { totalCount } }",
+                    json!({"s": s["state"], "c": customer.map(|c| c.to_string())}),
+                )
+                .await;
+            assert_eq!(
+                body["data"]["sims"]["totalCount"], s["count"],
+                "{} of {customer:?}: {body}",
+                s["state"]
+            );
+        }
+    }
+    // A customer user of A sees A's counts, whatever it asks for.
+    let user_a = {
+        let u = f.user(&tenant, Role::CustomerUser, Some(a.id)).await;
+        app.login(u.email.as_str(), TEST_PASSWORD).await
+    };
+    assert_eq!(counts(&app, &user_a, None).await, expected[1].1);
+
+    // Folding leaves the answers as they were, and a second fold has nothing left to do.
+    let folded = app.app_engines.analytics.compact_counters().await.unwrap();
+    assert!(folded > 0, "the writes above left rows to fold");
+    for (customer, want) in &expected {
+        assert_eq!(
+            &counts(&app, &admin, *customer).await,
+            want,
+            "after folding, {customer:?}"
+        );
+    }
+    assert_eq!(app.app_engines.analytics.compact_counters().await.unwrap(), 0);
+    app.stop().await;
+}

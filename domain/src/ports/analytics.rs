@@ -52,8 +52,11 @@ pub trait AnalyticsFleet: Send + Sync + 'static {
         tenant: TenantId,
         customer: Option<CustomerId>,
     ) -> Result<Vec<(Iccid, String)>>;
-    /// When SIMs of the tenant (of one sub-customer when given) were made ACTIVE in `[from, to)`
-    /// (from the audit trail; a SIM activated twice counts twice), oldest first.
+    /// How many SIMs of the tenant (of one sub-customer when given) were made ACTIVE in
+    /// `[from, to)` (as the audit trail records it; a SIM activated twice counts twice), as
+    /// `(time, count)`, oldest first. A time stands for itself or for the start of the 15 minutes
+    /// the activations fell in; `from` and `to` must be on 15-minute boundaries (every time
+    /// zone's midnight is).
     async fn activations(
         &self,
         scope: Scope,
@@ -61,5 +64,8 @@ pub trait AnalyticsFleet: Send + Sync + 'static {
         customer: Option<CustomerId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<DateTime<Utc>>>;
+    ) -> Result<Vec<(DateTime<Utc>, u64)>>;
+    /// Folds the store's dashboard counters (rows written per statement) into one row per key;
+    /// returns the rows removed. Stores that keep no such counters return 0.
+    async fn compact_counters(&self) -> Result<u64>;
 }

@@ -653,10 +653,10 @@ impl AnalyticsService {
         };
 
         let mut activations: Vec<(DateTime<Utc>, u64)> = day_starts[..30].iter().map(|d| (*d, 0)).collect();
-        for at in activated {
+        for (at, n) in activated {
             let i = day_starts.partition_point(|d| *d <= at);
             if (1..=30).contains(&i) {
-                activations[i - 1].1 += 1;
+                activations[i - 1].1 += n;
             }
         }
 

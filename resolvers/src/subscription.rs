@@ -8,21 +8,52 @@ pub struct SubscriptionRoot;
 
 /// The caller and the optional SIM and sub-customer a SIM stream is narrowed to. Refuses callers
 /// who may not see SIMs at all (customer users of tenants that share device data only).
+/// Who follows SIM events, and which: one SIM, one sub-customer, one tenant (a platform admin's
+/// choice; anyone else may name only their own tenant).
+struct SimStreamFilter {
+    actor: ioto_domain::Actor,
+    iccid: Option<ioto_domain::Iccid>,
+    customer: Option<ioto_domain::CustomerId>,
+    tenant: Option<ioto_domain::TenantId>,
+}
+
+impl SimStreamFilter {
+    fn admits(
+        &self,
+        tenant: ioto_domain::TenantId,
+        customer: Option<ioto_domain::CustomerId>,
+        iccid: &ioto_domain::Iccid,
+    ) -> bool {
+        self.actor.scope().admits(tenant, customer)
+            && self.tenant.is_none_or(|t| t == tenant)
+            && self.iccid.as_ref().is_none_or(|i| i == iccid)
+            && self.customer.is_none_or(|c| customer == Some(c))
+    }
+}
+
 async fn sim_stream_filter(
     ctx: &Context<'_>,
     iccid: Option<crate::scalars::IccidScalar>,
     customer_id: Option<async_graphql::ID>,
-) -> async_graphql::Result<(
-    ioto_domain::Actor,
-    Option<ioto_domain::Iccid>,
-    Option<ioto_domain::CustomerId>,
-)> {
+    tenant_id: Option<async_graphql::ID>,
+) -> async_graphql::Result<SimStreamFilter> {
     let actor = actor(ctx)?.clone();
     let iccid = iccid.map(|i| i.0);
     let customer = customer_id
         .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
         .transpose()
         .map_err(crate::to_gql)?;
+    let tenant = tenant_id
+        .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
+        .transpose()
+        .map_err(crate::to_gql)?;
+    if let (Some(t), Some(own)) = (tenant, actor.scope().tenant_id()) {
+        if t != own {
+            return Err(crate::to_gql(ioto_domain::Error::Forbidden(
+                "tenantId: only a platform admin follows another tenant's events".into(),
+            )));
+        }
+    }
     if !services(ctx)
         .fleet
         .sees_sims(&actor)
@@ -34,7 +65,12 @@ async fn sim_stream_filter(
                 .into(),
         )));
     }
-    Ok((actor, iccid, customer))
+    Ok(SimStreamFilter {
+        actor,
+        iccid,
+        customer,
+        tenant,
+    })
 }
 
 #[Subscription(name = "Subscription")]
@@ -62,16 +98,16 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         iccid: Option<crate::scalars::IccidScalar>,
         customer_id: Option<async_graphql::ID>,
+        #[graphql(desc = "Only this tenant's SIMs (for platform admins; others may name only their own).")]
+        tenant_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::fleet::SimStateChangeObject>> {
-        let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
+        let filter = sim_stream_filter(ctx, iccid, customer_id, tenant_id).await?;
         let stream = services(ctx).realtime.fleet_events();
         Ok(stream.filter_map(move |e| {
             let ioto_domain::events::FleetEvent::SimStateChanged(e) = e else {
                 return std::future::ready(None);
             };
-            let visible = actor.scope().admits(e.tenant_id, e.customer_id)
-                && iccid.as_ref().is_none_or(|i| *i == e.iccid)
-                && customer.is_none_or(|c| e.customer_id == Some(c));
+            let visible = filter.admits(e.tenant_id, e.customer_id, &e.iccid);
             std::future::ready(visible.then(|| e.into()))
         }))
     }
@@ -173,9 +209,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         iccid: Option<crate::scalars::IccidScalar>,
         customer_id: Option<async_graphql::ID>,
+        #[graphql(desc = "Only this tenant's SIMs (for platform admins; others may name only their own).")]
+        tenant_id: Option<async_graphql::ID>,
     ) -> async_graphql::Result<impl Stream<Item = crate::types::usage::LiveSessionUpdateObject>> {
-        let (actor, iccid, customer) = sim_stream_filter(ctx, iccid, customer_id).await?;
-        let scope = actor.scope();
+        let filter = sim_stream_filter(ctx, iccid, customer_id, tenant_id).await?;
         let stream = services(ctx).realtime.usage_events();
         Ok(stream.flat_map(move |e| {
             let now = chrono::Utc::now();
@@ -185,11 +222,7 @@ impl SubscriptionRoot {
             };
             let visible: Vec<_> = updates
                 .into_iter()
-                .filter(|u| {
-                    scope.admits(u.tenant_id, u.customer_id)
-                        && iccid.as_ref().is_none_or(|i| *i == u.iccid)
-                        && customer.is_none_or(|c| u.customer_id == Some(c))
-                })
+                .filter(|u| filter.admits(u.tenant_id, u.customer_id, &u.iccid))
                 .map(|u| crate::types::usage::LiveSessionUpdateObject::new(u, now))
                 .collect();
             futures::stream::iter(visible)

@@ -84,6 +84,25 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     )
     .await;
 
+    // A platform admin follows one tenant by naming it; a tenant admin may name only its own.
+    let platform = login(f.user(&tenant, Role::PlatformAdmin, None).await).await;
+    let following = |t: &ioto_domain::directory::Tenant| {
+        format!(
+            "subscription {{ liveSessions(tenantId: \"{}\") {{ iccid }} }}",
+            t.id
+        )
+    };
+    let mut platform_here = ws_subscribe(&app, &platform, &following(&tenant)).await;
+    let mut platform_elsewhere = ws_subscribe(&app, &platform, &following(&other_tenant)).await;
+    let mut refused = ws_subscribe(&app, &admin, &following(&other_tenant)).await;
+    let msg = ws_next(&mut refused).await.unwrap();
+    let error = &msg["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "FORBIDDEN", "{msg}");
+    assert!(
+        error["message"].as_str().unwrap().contains("tenantId"),
+        "the refusal names the argument: {msg}"
+    );
+
     let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
     let bus = &app.app_engines.bus;
     let now = Utc::now();
@@ -128,6 +147,25 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     assert!(more.is_err(), "and nothing of customer A: {more:?}");
     let silent = tokio::time::timeout(Duration::from_secs(1), ws_next(&mut foreign)).await;
     assert!(silent.is_err(), "another tenant hears nothing: {silent:?}");
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        let msg = ws_next(&mut platform_here).await.unwrap();
+        heard.push(
+            msg["payload"]["data"]["liveSessions"]["iccid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    heard.sort();
+    let mut want = vec![x.clone(), x.clone(), y.clone()];
+    want.sort();
+    assert_eq!(heard, want, "the platform admin hears the tenant it follows");
+    let silent = tokio::time::timeout(Duration::from_secs(1), ws_next(&mut platform_elsewhere)).await;
+    assert!(
+        silent.is_err(),
+        "and nothing when following another tenant: {silent:?}"
+    );
 
     // The same numbers through queries.
     let q = "query($i: Iccid!) { sim(iccid: $i) { liveSession { bytesIn online } } }";

@@ -128,7 +128,20 @@ export function subscribe(query, variables, onData, onError = () => {}) {
           onError(new ApiError(msg.errors));
         } else onData(msg.data);
       },
-      error: (err) => onError(err instanceof Error ? err : new ApiError([{ message: String(err && err.reason ? err.reason : err) }])),
+      error: (err) => {
+        if (err instanceof Error) {
+          onError(err);
+          return;
+        }
+        // A close event: 4401 is the server ending a session it no longer accepts (revoked
+        // token, changed role), which is a sign-out like an UNAUTHENTICATED answer.
+        const code = err && typeof err.code === 'number' ? err.code : null;
+        const reason = err && err.reason ? err.reason : '';
+        const message = code !== null ? `live updates closed (${code}${reason ? `: ${reason}` : ''})` : String(reason || err);
+        const errors = [{ message, extensions: code === 4401 ? { code: 'UNAUTHENTICATED' } : {} }];
+        checkAuth(errors);
+        onError(new ApiError(errors));
+      },
       complete: () => {},
     },
   );

@@ -59,6 +59,7 @@ const state = {
   tenants: [],
   tenantId: null, // a platform admin's chosen tenant; null: their own
   leave: [],
+  nav: 0, // navigations so far: a page drawn for an older one is stale
 };
 
 function match(pattern, path) {
@@ -67,8 +68,13 @@ function match(pattern, path) {
   if (p.length !== a.length) return null;
   const params = {};
   for (let i = 0; i < p.length; i += 1) {
-    if (p[i].startsWith(':')) params[p[i].slice(1)] = decodeURIComponent(a[i]);
-    else if (p[i] !== a[i]) return null;
+    if (p[i].startsWith(':')) {
+      try {
+        params[p[i].slice(1)] = decodeURIComponent(a[i]);
+      } catch {
+        return null; // a malformed address (`%E0`): no such page
+      }
+    } else if (p[i] !== a[i]) return null;
   }
   return params;
 }
@@ -206,12 +212,17 @@ function shell() {
 
 async function route() {
   if (!state.me) return;
+  const seq = (state.nav += 1);
+  const alive = () => seq === state.nav;
   runLeave();
   document.body.classList.remove('nav-open');
+  const toggle = document.querySelector('.menu-toggle');
+  if (toggle) toggle.setAttribute('aria-expanded', 'false');
   const { path, query } = parseHash();
-  const main = document.getElementById('main');
-  // A fresh page: nothing of the previous one's markers (`data-ready` and the like) is left.
-  for (const k of Object.keys(main.dataset)) delete main.dataset[k];
+  // A fresh <main> per navigation: nothing of the previous page's markers (`data-ready` and the
+  // like) is left, and a page still drawing for an older navigation draws into the detached one.
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  document.getElementById('main').replaceWith(main);
   const allowed = ROUTES.filter((r) => state.caps[r.cap]);
   if (path === '/' || path === '') {
     const first = allowed.find((r) => r.nav);
@@ -249,15 +260,23 @@ async function route() {
     query,
     api,
     navigate,
-    onLeave: (fn) => state.leave.push(fn),
+    alive,
+    // What a stale page registers (its navigation was overtaken while it loaded) ends at once.
+    onLeave: (fn) => {
+      if (alive()) state.leave.push(fn);
+      else fn();
+    },
   };
   try {
     const mod = await import(found.module);
+    if (!alive()) return;
     await mod[found.fn](main, ctx);
+    if (!alive()) return;
     // When the page's first data is drawn, relative to the navigation (the first-load figure).
     performance.mark(`console:${found.path}`);
   } catch (err) {
     console.error(err);
+    if (!alive()) return;
     mount(main, errorBox(err));
   }
   main.focus({ preventScroll: true });
@@ -294,6 +313,13 @@ document.addEventListener('securitypolicyviolation', (e) => {
   violations += 1;
   document.documentElement.dataset.cspViolations = String(violations);
   console.error(`Content-Security-Policy violation: ${e.violatedDirective} ${e.blockedURI}`);
+});
+
+// The skip link moves the focus to the page; it must not change the address (the router's).
+document.querySelector('a.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  const main = document.getElementById('main');
+  if (main) main.focus();
 });
 
 api.onUnauthenticated(() => {

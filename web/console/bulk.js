@@ -215,8 +215,13 @@ export async function render(main, ctx) {
           stops.delete(job.id);
         }
       },
-      () => {
+      (err) => {
         stops.delete(job.id);
+        // Say so on the row rather than leave it looking live.
+        const tr = jobsBox.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`);
+        if (tr && !leaving) {
+          tr.cells[1].append(h('small', { class: 'muted' }, ` live updates stopped (${err.message || err}); reload to follow`));
+        }
       },
     );
     stops.set(job.id, stop);

@@ -19,8 +19,6 @@ function colour(key, i) {
   return STATE_COLOURS[key] || PALETTE[i % PALETTE.length];
 }
 
-const observers = new WeakMap();
-
 /// The figure: caption, SVG area (drawn by `draw(svgHost, width)`), numbers table.
 function figure({ title, testid, summary, columns, rows, draw }) {
   const host = h('div', { class: 'chart-area' });
@@ -59,9 +57,15 @@ function figure({ title, testid, summary, columns, rows, draw }) {
   // Draw once attached (so the width is known), and again when the width changes.
   requestAnimationFrame(redraw);
   if (window.ResizeObserver) {
-    const ro = new ResizeObserver(() => redraw());
+    // Observes while the chart is in the page; a replaced chart's observer lets it go.
+    const ro = new ResizeObserver(() => {
+      if (!host.isConnected) {
+        ro.disconnect();
+        return;
+      }
+      redraw();
+    });
     ro.observe(host);
-    observers.set(fig, ro);
   }
   return fig;
 }

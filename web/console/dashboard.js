@@ -20,12 +20,13 @@ const DASHBOARD = `query ConsoleDashboard($tenantId: ID, $subCustomerId: ID, $ti
 }`;
 
 
-// Only the fact that something happened matters here; ask for the smallest selection.
-const LIVE_SESSIONS = `subscription ConsoleDashboardSessions($customerId: ID) {
-  liveSessions(customerId: $customerId) { iccid terminated }
+// Only the fact that something happened matters here; ask for the smallest selection. A platform
+// admin follows the tenant on screen only (`tenantId`), not every tenant's traffic.
+const LIVE_SESSIONS = `subscription ConsoleDashboardSessions($customerId: ID, $tenantId: ID) {
+  liveSessions(customerId: $customerId, tenantId: $tenantId) { iccid terminated }
 }`;
-const STATE_CHANGES = `subscription ConsoleDashboardStates($customerId: ID) {
-  simStateChanged(customerId: $customerId) { iccid to }
+const STATE_CHANGES = `subscription ConsoleDashboardStates($customerId: ID, $tenantId: ID) {
+  simStateChanged(customerId: $customerId, tenantId: $tenantId) { iccid to }
 }`;
 
 /// At most one live refetch per this many milliseconds.
@@ -407,7 +408,7 @@ export async function render(main, ctx) {
   function startLive() {
     stopLive();
     mount(liveError);
-    const vars = { customerId: customerId || null };
+    const vars = { customerId: customerId || null, tenantId: ctx.tenantId || null };
     stops.push(api.subscribe(LIVE_SESSIONS, vars, onEvent, onSubError));
     stops.push(api.subscribe(STATE_CHANGES, vars, onEvent, onSubError));
     liveDot.classList.add('on');

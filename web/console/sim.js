@@ -491,8 +491,16 @@ export async function render(main, ctx) {
         withWhen: true,
         onClose: closePanel,
         run: async (note, effectiveAt) => {
-          ownMove = to;
-          const r = (await ctx.api.gql(CHANGE_STATE, { iccid, state: to, expectedVersion: version, effectiveAt, note })).changeSimState;
+          // A move made now is ours when its event arrives; a scheduled one is the scheduler's.
+          ownMove = effectiveAt ? null : to;
+          let r;
+          try {
+            r = (await ctx.api.gql(CHANGE_STATE, { iccid, state: to, expectedVersion: version, effectiveAt, note })).changeSimState;
+          } catch (err) {
+            ownMove = null;
+            throw err;
+          }
+          if (r.scheduled) ownMove = null;
           closePanel();
           if (r.scheduled) say(`Scheduled: ${to} on ${dateTime(r.scheduled.effectiveAt)}. It can be cancelled until then.`);
           else say(`The network confirmed: the SIM is now ${r.sim.state}.${effectsText(r.effects)}`);
@@ -1129,7 +1137,9 @@ export async function render(main, ctx) {
           refreshAll();
         }, 300);
       },
-      () => {},
+      (err) => {
+        if (alive) say(`Live state changes stopped: ${err.message || err}. Reload the page to follow them again.`, true);
+      },
     ),
   );
   stops.push(() => clearTimeout(stateTimer));

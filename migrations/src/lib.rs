@@ -22,6 +22,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0007_postgres.sql"),
     include_str!("sql/0008_postgres.sql"),
     include_str!("sql/0009_postgres.sql"),
+    include_str!("sql/0010_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -86,6 +87,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0009_postgres.sql"),
                 sqlite: include_str!("sql/0009_sqlite.sql"),
                 irreversible: "the dashboard reads its SIM counts and activations from these counters",
+            }),
+            // Bulk job rows: their job is checked once per statement, not once per row.
+            Box::new(SqlMigration {
+                name: "m0010_bulk_row_job_check",
+                postgres: include_str!("sql/0010_postgres.sql"),
+                sqlite: include_str!("sql/0010_sqlite.sql"),
+                irreversible: "rows written since would be checked again by a per-row foreign key",
             }),
         ]
     }

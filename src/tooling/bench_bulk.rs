@@ -17,7 +17,7 @@ use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
 use ioto_domain::identifiers::{Email, Iccid, Imsi, Name, Slug};
 use ioto_domain::ports::network::NetworkAction;
 use ioto_domain::ports::TableReader;
-use ioto_domain::services::fleet::BulkFile;
+use ioto_domain::services::fleet::{look_up_sims, BulkFile};
 use ioto_domain::{Actor, Role, Scope, TenantId};
 use ioto_resolvers::Realtime;
 use serde_json::json;
@@ -312,16 +312,11 @@ pub async fn bulk(
         let read = t.elapsed();
         let t = Instant::now();
         let parsed: Vec<Iccid> = lines.iter().filter_map(|l| Iccid::parse(&l.iccid).ok()).collect();
-        let mut found = std::collections::HashMap::new();
         let scope = Scope::Tenant {
             tenant_id: big,
             customer_id: None,
         };
-        for chunk in parsed.chunks(5_000) {
-            for s in store.sim_states(scope, chunk).await? {
-                found.insert(s.iccid.clone(), s);
-            }
-        }
+        let found = look_up_sims(&*store, scope, &parsed).await?;
         let lookup = t.elapsed();
         let t = Instant::now();
         let checked = check_lines(&lines, Some(NetworkAction::Suspend), &found);
@@ -462,7 +457,7 @@ pub fn print(r: &BulkRun, hlr: &ioto_network::HlrProfile) {
         "ms",
     );
     line(
-        "look up the ICCIDs (5,000 per query)",
+        "look up the ICCIDs (5,000 per query, 2 at a time)",
         &v.iter().map(|x| ms(x.lookup)).collect::<Vec<_>>(),
         "ms",
     );

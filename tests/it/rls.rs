@@ -306,3 +306,69 @@ async fn rls_keeps_supplier_cards_and_other_tenants_cards_out_of_sight() {
     assert!(write.to_string().contains("row-level security"), "{write}");
     txn.rollback().await.unwrap();
 }
+
+/// Bulk job rows name an existing job of the caller's tenant (on Postgres checked once per
+/// statement, migration 0010, instead of by a per-row foreign key): a row naming no job, or
+/// another tenant's job, is refused; a row never moves to another job; deleting a job deletes
+/// its rows.
+#[tokio::test]
+async fn bulk_job_rows_belong_to_a_job_of_the_callers_tenant() {
+    let url = pg::database().await;
+    let store = ioto_store::connect(&StoreLocation::Postgres { url }, 2)
+        .await
+        .unwrap();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let (a, b) = (f.tenant("A").await, f.tenant("B").await);
+    let (job_a, job_b, no_job) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    for (job, tenant) in [(job_a, a.id), (job_b, b.id)] {
+        txn.execute(sql(&format!(
+            "INSERT INTO bulk_jobs (id, tenant_id, source, status, total_rows, valid_rows, invalid_rows, \
+             already_in_state, created_by, created_by_role, created_at) \
+             VALUES ('{job}', '{tenant}', 'API', 'AWAITING_CONFIRMATION', 3, 3, 0, 0, 'test', 'TENANT_ADMIN', now())"
+        )))
+        .await
+        .unwrap();
+    }
+    txn.commit().await.unwrap();
+    let rows = |job: uuid::Uuid, from: i64, to: i64| {
+        sql(&format!(
+            "INSERT INTO bulk_job_rows (job_id, position, tenant_id, line, iccid, outcome, request_id) \
+             SELECT '{job}', g, '{}', g, '8988', 'PENDING', gen_random_uuid() FROM generate_series({from}, {to}) g",
+            a.id
+        ))
+    };
+
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    txn.execute(rows(job_a, 1, 3)).await.unwrap();
+    txn.commit().await.unwrap();
+    for job in [no_job, job_b] {
+        let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+        let err = txn.execute(rows(job, 10, 11)).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("job {job} does not exist")), "{err}");
+        txn.rollback().await.unwrap();
+    }
+
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    let err = txn
+        .execute(sql(&format!(
+            "UPDATE bulk_job_rows SET job_id = '{job_b}' WHERE job_id = '{job_a}'"
+        )))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot move to another job"), "{err}");
+    txn.rollback().await.unwrap();
+
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    assert_eq!(count(&txn, "bulk_job_rows").await, 3);
+    txn.execute(sql(&format!("DELETE FROM bulk_jobs WHERE id = '{job_a}'")))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&txn, "bulk_job_rows").await,
+        0,
+        "the job's rows went with it"
+    );
+    txn.commit().await.unwrap();
+}

@@ -22,7 +22,7 @@ use crate::events::{BulkJobProgress, FleetEvent, BULK_HEARTBEAT};
 use crate::fleet::audit::{parse_note, AuditStamp};
 use crate::fleet::bulk::{
     check_lines, plan, table_lines, too_many_rows, BulkJob, BulkJobStatus, BulkLine, BulkRow, BulkSource,
-    RowOutcome, RowResult, ValidationReport, MAX_BULK_FILE_BYTES, MAX_BULK_ROWS,
+    RowOutcome, RowResult, SimStateRow, ValidationReport, MAX_BULK_FILE_BYTES, MAX_BULK_ROWS,
 };
 use crate::fleet::import::TableFormat;
 use crate::fleet::sim::{Sim, SimState};
@@ -39,6 +39,31 @@ const FLUSH_ROWS: usize = 250;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// ICCIDs per lookup while validating.
 const LOOKUP_CHUNK: usize = 5_000;
+/// Lookups in flight at once while validating: the server only waits for them, and two keep
+/// two database cores busy (each is its own read-only transaction under the caller's scope).
+const LOOKUP_IN_FLIGHT: usize = 2;
+
+/// The tenant's SIMs among `iccids`, by ICCID: [`LOOKUP_CHUNK`] per query, [`LOOKUP_IN_FLIGHT`]
+/// queries at a time. What validation checks a file's rows against.
+pub async fn look_up_sims(
+    store: &dyn crate::ports::BulkJobStore,
+    scope: Scope,
+    iccids: &[Iccid],
+) -> Result<HashMap<Iccid, SimStateRow>> {
+    let mut sims = HashMap::with_capacity(iccids.len());
+    // Owned chunks: a future borrowing its chunk would not be `Send` for every lifetime, which
+    // the GraphQL resolvers awaiting this need.
+    let chunks: Vec<Vec<Iccid>> = iccids.chunks(LOOKUP_CHUNK).map(<[Iccid]>::to_vec).collect();
+    let mut lookups = futures::stream::iter(chunks)
+        .map(|chunk| async move { store.sim_states(scope, &chunk).await })
+        .buffer_unordered(LOOKUP_IN_FLIGHT);
+    while let Some(found) = lookups.next().await {
+        for s in found? {
+            sims.insert(s.iccid.clone(), s);
+        }
+    }
+    Ok(sims)
+}
 
 /// A file to run as a bulk job.
 #[derive(Debug, Clone)]
@@ -196,12 +221,7 @@ impl FleetService {
             .filter(|f| !f.trim().is_empty());
         let scope = tenant_scope(tenant);
         let parsed: Vec<Iccid> = lines.iter().filter_map(|l| Iccid::parse(&l.iccid).ok()).collect();
-        let mut sims = HashMap::with_capacity(parsed.len());
-        for chunk in parsed.chunks(LOOKUP_CHUNK) {
-            for s in self.store.sim_states(scope, chunk).await? {
-                sims.insert(s.iccid.clone(), s);
-            }
-        }
+        let sims = look_up_sims(&*self.store, scope, &parsed).await?;
         let checked = check_lines(&lines, action, &sims);
         let report = ValidationReport::of(&checked);
         self.require_bulk(actor, tenant, report.valid).await?;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
-pub use self::bulk::{BulkFile, ProvisionWait, Provisioned, Submitted};
+pub use self::bulk::{look_up_sims, BulkFile, ProvisionWait, Provisioned, Submitted};
 pub use self::coalesce::{ProvisionedOne, HOLD, RAPID_CALLS};
 pub use self::devices::{DeviceInput, DevicePatch, RetireSims};
 pub use self::gate::{FairGate, GatePermit};

@@ -151,6 +151,20 @@ async fn nav_items(c: &Client) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Whether the navigation shows the playground's link, once the console has asked the server.
+async fn playground_link_shown(c: &Client) -> bool {
+    until(
+        c,
+        "the console asked whether the playground is served",
+        "const e = document.querySelector('[data-testid=playground-link][data-checked]'); return e ? { shown: !e.hidden } : null;",
+        vec![],
+        Duration::from_secs(10),
+    )
+    .await["shown"]
+        .as_bool()
+        .unwrap()
+}
+
 async fn session_token(c: &Client) -> Option<String> {
     c.execute("return window.sessionStorage.getItem('ioto.token');", vec![])
         .await
@@ -225,6 +239,10 @@ async fn check_role(app: &TestApp, base: &str, email: &str, label: &str) {
         nav_items(c).await,
         allowed,
         "{label}: the navigation offers what the API allows"
+    );
+    assert!(
+        playground_link_shown(c).await,
+        "{label}: the playground is served, so it is linked"
     );
     for (entry, route, page, _) in PAGES {
         go(c, base, route).await;
@@ -307,6 +325,29 @@ async fn each_role_is_offered_exactly_what_the_api_allows_it() {
         "CUSTOMER_USER-no-sims",
     )
     .await;
+    app.stop().await;
+}
+
+/// With `graphql.playground = false` the server answers 404 for the playground, and the console
+/// does not offer a link to it.
+#[tokio::test]
+async fn the_playground_is_not_linked_when_it_is_switched_off() {
+    let mut config = TestApp::config(Engines::Embedded).await;
+    config.graphql.playground = false;
+    let app = TestApp::spawn_with(config).await;
+    let t = app.factory.tenant("No playground").await;
+    let admin = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let page = app.http.get(app.url("/playground")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let base = format!("http://{}", app.addr);
+    let b = open(DESKTOP, None).await;
+    sign_in(&b.c, &base, admin.email.as_str(), TEST_PASSWORD).await;
+    assert!(
+        !playground_link_shown(&b.c).await,
+        "no link to a page that is not served"
+    );
+    screenshot(&b.c, "console-no-playground.png").await;
+    b.c.close().await.unwrap();
     app.stop().await;
 }
 

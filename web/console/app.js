@@ -147,6 +147,25 @@ function loginView(message) {
   email.focus();
 }
 
+// The playground's link, shown once the server says it serves the playground
+// (`graphql.playground` may be off).
+function playgroundLink() {
+  const item = h(
+    'li',
+    { hidden: true, 'data-testid': 'playground-link' },
+    h('a', { href: '/playground', target: '_blank', rel: 'noopener' }, 'Playground'),
+  );
+  fetch('/playground', { method: 'HEAD', cache: 'no-store' })
+    .then((r) => {
+      item.hidden = !r.ok;
+    })
+    .catch(() => {})
+    .finally(() => {
+      item.dataset.checked = 'yes';
+    });
+  return item;
+}
+
 function shell() {
   const { me, caps } = state;
   const nav = h(
@@ -158,7 +177,7 @@ function shell() {
       ROUTES.filter((r) => r.nav && caps[r.cap]).map((r) =>
         h('li', {}, h('a', { href: `#${r.path}`, dataset: { route: r.path } }, r.nav)),
       ),
-      h('li', {}, h('a', { href: '/playground', target: '_blank', rel: 'noopener' }, 'Playground')),
+      playgroundLink(),
     ),
   );
   const tenantPicker = caps.platform

@@ -89,41 +89,75 @@ impl RatingEngine for ClickHouseUsage {
             );
         }
         stages.read = started.elapsed();
+
+        // Rated a slice of days at a time on a blocking thread while this task writes the slice
+        // before: the rows go out in one insert request, and at most two slices are in memory.
         let started = Instant::now();
         let job_copy = job.clone();
-        let rated = tokio_blocking(move || engine::rate(cdrs, &job_copy)).await?;
-        stages.rate = started.elapsed();
-
-        let started = Instant::now();
+        let rater =
+            tokio_blocking(move || engine::Rater::new(cdrs, &job_copy, engine::SLICE_RECORDS)).await?;
+        let preparing = started.elapsed();
+        let names = rater.names();
+        let mut totals = RatingTotals {
+            unpriced_records: rater.unpriced_records(),
+            ..RatingTotals::default()
+        };
+        let (slices_tx, mut slices) = tokio::sync::mpsc::channel(1);
+        let rating = tokio::task::spawn_blocking(move || {
+            let mut busy = std::time::Duration::ZERO;
+            for i in 0..rater.slice_count() {
+                let started = Instant::now();
+                let rows = rater.rate_slice(i);
+                busy += started.elapsed();
+                let failed = rows.is_err();
+                if slices_tx.blocking_send(rows).is_err() || failed {
+                    break;
+                }
+            }
+            busy
+        });
         let run = job.run_id.to_string();
         let kind = job.card.kind.as_str();
-        let rows = rated
-            .rows
-            .iter()
-            .map(|r| {
-                Ok(RatedOut {
-                    run_id: &run,
-                    tenant_id: &tenant,
-                    kind,
-                    customer_id: rated.customers.value(r.customer),
-                    iccid: rated.sims.value(r.sim),
-                    day: date_to_days(engine::from_epoch_days(r.day))?,
-                    mcc_mnc: rated.networks.value(r.network),
-                    zone: rated.zones.value(r.zone),
-                    tariff_plan: rated.plans.value(r.plan),
-                    records: r.records,
-                    bytes_in: r.bytes_in,
-                    bytes_out: r.bytes_out,
-                    rounded_bytes: r.rounded_bytes,
-                    cost: r.cost.units(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if !rows.is_empty() {
-            self.insert_rows("rated_usage", &rows).await?;
+        let mut insert = self.client.insert("rated_usage").map_err(|e| self.err(e))?;
+        let mut written = 0usize;
+        while let Some(rows) = slices.recv().await {
+            let rows = rows?;
+            let started = Instant::now();
+            engine::add_rows(&mut totals, &rows);
+            for r in &rows {
+                insert
+                    .write(&RatedOut {
+                        run_id: &run,
+                        tenant_id: &tenant,
+                        kind,
+                        customer_id: names.customers.value(r.customer),
+                        iccid: names.sims.value(r.sim),
+                        day: date_to_days(engine::from_epoch_days(r.day))?,
+                        mcc_mnc: names.networks.value(r.network),
+                        zone: names.zones.value(r.zone),
+                        tariff_plan: names.plans.value(r.plan),
+                        records: r.records,
+                        bytes_in: r.bytes_in,
+                        bytes_out: r.bytes_out,
+                        rounded_bytes: r.rounded_bytes,
+                        cost: r.cost.units(),
+                    })
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            written += rows.len();
+            stages.write += started.elapsed();
         }
-        let fees = rated
-            .fees
+        stages.rate = preparing
+            + rating
+                .await
+                .map_err(|e| ioto_domain::Error::Internal(format!("rating task: {e}")))?;
+        let started = Instant::now();
+        if written > 0 {
+            insert.end().await.map_err(|e| self.err(e))?;
+        }
+        let fees = engine::fees(job, &mut totals);
+        let fees = fees
             .iter()
             .map(|f| {
                 Ok(FeeOut {
@@ -141,8 +175,8 @@ impl RatingEngine for ClickHouseUsage {
         if !fees.is_empty() {
             self.insert_rows("rated_fees", &fees).await?;
         }
-        stages.write = started.elapsed();
-        Ok((rated.totals, stages))
+        stages.write += started.elapsed();
+        Ok((totals, stages))
     }
 
     async fn cdr_count(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<u64> {

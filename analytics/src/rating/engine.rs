@@ -15,6 +15,8 @@
 //! frame is built: the large frame holds integers only.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 use chrono::{Datelike, Months, NaiveDate};
 use ioto_domain::billing::money::{Cost, COST_SCALE};
@@ -71,7 +73,7 @@ pub fn from_epoch_days(days: i32) -> NaiveDate {
 }
 
 /// The CDRs of one tenant and period, as columns.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CdrColumns {
     pub sims: Dictionary,
     pub customers: Dictionary,
@@ -140,206 +142,347 @@ pub struct FeeRow {
     pub fee: Cost,
 }
 
-/// What a run produced.
+/// The strings behind a run's dictionary indexes.
 #[derive(Debug, Default)]
-pub struct Rated {
+pub struct Names {
     pub sims: Dictionary,
     pub customers: Dictionary,
     pub networks: Dictionary,
     pub zones: Dictionary,
     pub plans: Dictionary,
+}
+
+/// What a run produced.
+#[derive(Debug, Default)]
+pub struct Rated {
+    pub names: Names,
     pub rows: Vec<RatedRow>,
     pub fees: Vec<FeeRow>,
     pub totals: RatingTotals,
 }
 
+/// Records rated together: whole days, about this many records (a day is never split, so no
+/// SIM × day × network row spans two slices). A slice's frames are what the rating holds in
+/// memory beside the CDR columns.
+pub const SLICE_RECORDS: usize = 1 << 20;
+
 fn polars(e: PolarsError) -> Error {
     Error::Internal(format!("rating: {e}"))
 }
 
-/// Rates `cdrs` under the job's card.
-pub fn rate(cdrs: CdrColumns, job: &RatingJob) -> Result<Rated> {
-    let card = &job.card;
-    let catalogue = Networks::builtin();
+/// The CDRs of a period with everything they are rated against, rated a slice of days at a
+/// time so that a store can write one slice while the next is rated.
+pub struct Rater {
+    names: Arc<Names>,
+    sim: Vec<u32>,
+    customer: Vec<u32>,
+    day: Vec<i32>,
+    network: Vec<u32>,
+    bytes_in: Vec<u64>,
+    bytes_out: Vec<u64>,
+    /// Record indexes ordered by day; each slice is a range of it.
+    order: Vec<u32>,
+    slices: Vec<Range<usize>>,
+    days: DataFrame,
+    sim_plans: DataFrame,
+    prices: DataFrame,
+    unpriced_records: u64,
+}
 
-    // Tariff plans: index 0 is "no plan".
-    let mut plans = Dictionary::default();
-    plans.id("");
-    let mut sim_plan: Vec<u32> = vec![0; cdrs.sims.len()];
-    for s in &job.sims {
-        if let Some(i) = cdrs.sims.get(s.iccid.as_str()) {
-            sim_plan[i as usize] = plans.id(s.tariff_plan.as_deref().unwrap_or(""));
-        }
-    }
+impl Rater {
+    /// Prepares `cdrs` for rating under the job's card, in slices of about `slice_records`.
+    pub fn new(cdrs: CdrColumns, job: &RatingJob, slice_records: usize) -> Result<Self> {
+        let card = &job.card;
+        let catalogue = Networks::builtin();
 
-    // The version in force on each day of the period (none: unpriced).
-    let mut day_keys = Vec::new();
-    let mut day_versions: Vec<Option<u32>> = Vec::new();
-    let mut d = job.from;
-    while d < job.to {
-        day_keys.push(epoch_days(d));
-        day_versions.push(
-            card.version_on(d)
-                .and_then(|v| card.versions.iter().position(|x| x.id == v.id))
-                .map(|i| i as u32),
-        );
-        d = d.succ_opt().unwrap_or(job.to);
-    }
-
-    // Records on days no version prices are counted, not rated.
-    let first_day = epoch_days(job.from);
-    let unpriced_records = cdrs
-        .day
-        .iter()
-        .filter(|&&d| {
-            usize::try_from(d - first_day)
-                .ok()
-                .and_then(|i| day_versions.get(i))
-                .is_none_or(|v| v.is_none())
-        })
-        .count() as u64;
-
-    // Zone, increment and price per byte of every (version, network, plan) combination.
-    let mut zones = Dictionary::default();
-    let (mut p_version, mut p_network, mut p_plan, mut p_zone, mut p_increment, mut p_price) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for (vi, version) in card.versions.iter().enumerate() {
-        let terms = &version.terms;
-        for ni in 0..cdrs.networks.len() as u32 {
-            let zone = MccMnc::parse(cdrs.networks.value(ni))
-                .map(|n| terms.zone_of(&n, catalogue))
-                .unwrap_or_else(|_| terms.zones.iter().position(|z| z.is_default).unwrap_or(0));
-            for pi in 0..plans.len() as u32 {
-                let plan = plans.value(pi);
-                let price = terms.price(zone, (!plan.is_empty()).then_some(plan));
-                p_version.push(vi as u32);
-                p_network.push(ni);
-                p_plan.push(pi);
-                p_zone.push(zones.id(&terms.zones[zone].name));
-                p_increment.push(terms.rounding_increment_bytes.max(1));
-                // Micros per MB are 10⁻¹² per byte: the same integer at scale 12.
-                p_price.push(i128::from(price.micros()));
+        // Tariff plans: index 0 is "no plan".
+        let mut plans = Dictionary::default();
+        plans.id("");
+        let mut sim_plan: Vec<u32> = vec![0; cdrs.sims.len()];
+        for s in &job.sims {
+            if let Some(i) = cdrs.sims.get(s.iccid.as_str()) {
+                sim_plan[i as usize] = plans.id(s.tariff_plan.as_deref().unwrap_or(""));
             }
         }
-    }
 
-    let records = cdrs.len();
-    let frame = DataFrame::new(
-        records,
-        vec![
-            Column::new("sim".into(), cdrs.sim),
-            Column::new("customer".into(), cdrs.customer),
-            Column::new("day".into(), cdrs.day),
-            Column::new("network".into(), cdrs.network),
-            Column::new("bytes_in".into(), cdrs.bytes_in),
-            Column::new("bytes_out".into(), cdrs.bytes_out),
-        ],
-    )
-    .map_err(polars)?;
-    let days = DataFrame::new(
-        day_keys.len(),
-        vec![
-            Column::new("day".into(), day_keys),
-            Column::new("version".into(), day_versions),
-        ],
-    )
-    .map_err(polars)?;
-    let sim_count = sim_plan.len();
-    let sims = DataFrame::new(
-        sim_count,
-        vec![
-            Column::new("sim".into(), (0..sim_count as u32).collect::<Vec<u32>>()),
-            Column::new("plan".into(), sim_plan),
-        ],
-    )
-    .map_err(polars)?;
-    let price_rows = p_version.len();
-    let prices = DataFrame::new(
-        price_rows,
-        vec![
-            Column::new("version".into(), p_version),
-            Column::new("network".into(), p_network),
-            Column::new("plan".into(), p_plan),
-            Column::new("zone".into(), p_zone),
-            Column::new("increment".into(), p_increment),
-            Int128Chunked::from_vec("price".into(), p_price)
-                .into_decimal(38, COST_SCALE as usize)
-                .map_err(polars)?
-                .into_column(),
-        ],
-    )
-    .map_err(polars)?;
+        // The version in force on each day of the period (none: unpriced).
+        let mut day_keys = Vec::new();
+        let mut day_versions: Vec<Option<u32>> = Vec::new();
+        let mut d = job.from;
+        while d < job.to {
+            day_keys.push(epoch_days(d));
+            day_versions.push(
+                card.version_on(d)
+                    .and_then(|v| card.versions.iter().position(|x| x.id == v.id))
+                    .map(|i| i as u32),
+            );
+            d = d.succ_opt().unwrap_or(job.to);
+        }
 
-    let with_versions = frame.lazy().join(
-        days.lazy(),
-        [col("day")],
-        [col("day")],
-        JoinArgs::new(JoinType::Left),
-    );
-    let rated = with_versions
-        .filter(col("version").is_not_null())
-        .join(
-            sims.lazy(),
-            [col("sim")],
-            [col("sim")],
-            JoinArgs::new(JoinType::Left),
+        // Records on days no version prices are counted, not rated.
+        let first_day = epoch_days(job.from);
+        let unpriced_records = cdrs
+            .day
+            .iter()
+            .filter(|&&d| {
+                usize::try_from(d - first_day)
+                    .ok()
+                    .and_then(|i| day_versions.get(i))
+                    .is_none_or(|v| v.is_none())
+            })
+            .count() as u64;
+
+        // Zone, increment and price per byte of every (version, network, plan) combination.
+        let mut zones = Dictionary::default();
+        let (mut p_version, mut p_network, mut p_plan, mut p_zone, mut p_increment, mut p_price) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (vi, version) in card.versions.iter().enumerate() {
+            let terms = &version.terms;
+            for ni in 0..cdrs.networks.len() as u32 {
+                let zone = MccMnc::parse(cdrs.networks.value(ni))
+                    .map(|n| terms.zone_of(&n, catalogue))
+                    .unwrap_or_else(|_| terms.zones.iter().position(|z| z.is_default).unwrap_or(0));
+                for pi in 0..plans.len() as u32 {
+                    let plan = plans.value(pi);
+                    let price = terms.price(zone, (!plan.is_empty()).then_some(plan));
+                    p_version.push(vi as u32);
+                    p_network.push(ni);
+                    p_plan.push(pi);
+                    p_zone.push(zones.id(&terms.zones[zone].name));
+                    p_increment.push(terms.rounding_increment_bytes.max(1));
+                    // Micros per MB are 10⁻¹² per byte: the same integer at scale 12.
+                    p_price.push(i128::from(price.micros()));
+                }
+            }
+        }
+
+        let days = DataFrame::new(
+            day_keys.len(),
+            vec![
+                Column::new("day".into(), day_keys),
+                Column::new("version".into(), day_versions),
+            ],
         )
-        .join(
-            prices.lazy(),
-            [col("version"), col("network"), col("plan")],
-            [col("version"), col("network"), col("plan")],
-            JoinArgs::new(JoinType::Inner),
+        .map_err(polars)?;
+        let sim_count = sim_plan.len();
+        let sim_plans = DataFrame::new(
+            sim_count,
+            vec![
+                Column::new("sim".into(), (0..sim_count as u32).collect::<Vec<u32>>()),
+                Column::new("plan".into(), sim_plan),
+            ],
         )
-        .with_column((col("bytes_in") + col("bytes_out")).alias("bytes"))
-        .with_column(
-            ((col("bytes") + col("increment") - lit(1u64)).floor_div(col("increment")) * col("increment"))
-                .alias("rounded"),
+        .map_err(polars)?;
+        let price_rows = p_version.len();
+        let prices = DataFrame::new(
+            price_rows,
+            vec![
+                Column::new("version".into(), p_version),
+                Column::new("network".into(), p_network),
+                Column::new("plan".into(), p_plan),
+                Column::new("zone".into(), p_zone),
+                Column::new("increment".into(), p_increment),
+                Int128Chunked::from_vec("price".into(), p_price)
+                    .into_decimal(38, COST_SCALE as usize)
+                    .map_err(polars)?
+                    .into_column(),
+            ],
         )
-        .with_column((col("rounded").cast(DataType::Decimal(38, 0)) * col("price")).alias("cost"))
-        .group_by([
-            col("sim"),
-            col("customer"),
-            col("day"),
-            col("network"),
-            col("zone"),
-            col("plan"),
-        ])
-        .agg([
-            len().cast(DataType::UInt64).alias("records"),
-            col("bytes_in").sum(),
-            col("bytes_out").sum(),
-            col("rounded").sum(),
-            col("cost").sum(),
-        ])
-        .collect()
         .map_err(polars)?;
 
-    let rows = rows_of(&rated).map_err(polars)?;
-    let mut totals = RatingTotals {
-        unpriced_records,
-        ..RatingTotals::default()
+        let (order, slices) = day_slices(&cdrs.day, slice_records.max(1));
+        Ok(Self {
+            names: Arc::new(Names {
+                sims: cdrs.sims,
+                customers: cdrs.customers,
+                networks: cdrs.networks,
+                zones,
+                plans,
+            }),
+            sim: cdrs.sim,
+            customer: cdrs.customer,
+            day: cdrs.day,
+            network: cdrs.network,
+            bytes_in: cdrs.bytes_in,
+            bytes_out: cdrs.bytes_out,
+            order,
+            slices,
+            days,
+            sim_plans,
+            prices,
+            unpriced_records,
+        })
+    }
+
+    /// The strings behind the rows' indexes, for the writer.
+    pub fn names(&self) -> Arc<Names> {
+        Arc::clone(&self.names)
+    }
+
+    pub fn slice_count(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Records on days the card does not price.
+    pub fn unpriced_records(&self) -> u64 {
+        self.unpriced_records
+    }
+
+    /// Rates slice `i`: its rows, one per SIM × customer × day × network × zone × plan.
+    pub fn rate_slice(&self, i: usize) -> Result<Vec<RatedRow>> {
+        let Some(range) = self.slices.get(i) else {
+            return Ok(Vec::new());
+        };
+        let idx = &self.order[range.clone()];
+        fn gather<T: Copy>(column: &[T], idx: &[u32]) -> Vec<T> {
+            idx.iter().map(|&i| column[i as usize]).collect()
+        }
+        let frame = DataFrame::new(
+            idx.len(),
+            vec![
+                Column::new("sim".into(), gather(&self.sim, idx)),
+                Column::new("customer".into(), gather(&self.customer, idx)),
+                Column::new("day".into(), gather(&self.day, idx)),
+                Column::new("network".into(), gather(&self.network, idx)),
+                Column::new("bytes_in".into(), gather(&self.bytes_in, idx)),
+                Column::new("bytes_out".into(), gather(&self.bytes_out, idx)),
+            ],
+        )
+        .map_err(polars)?;
+
+        let with_versions = frame.lazy().join(
+            self.days.clone().lazy(),
+            [col("day")],
+            [col("day")],
+            JoinArgs::new(JoinType::Left),
+        );
+        let rated = with_versions
+            .filter(col("version").is_not_null())
+            .join(
+                self.sim_plans.clone().lazy(),
+                [col("sim")],
+                [col("sim")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                self.prices.clone().lazy(),
+                [col("version"), col("network"), col("plan")],
+                [col("version"), col("network"), col("plan")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .with_column((col("bytes_in") + col("bytes_out")).alias("bytes"))
+            .with_column(
+                ((col("bytes") + col("increment") - lit(1u64)).floor_div(col("increment"))
+                    * col("increment"))
+                .alias("rounded"),
+            )
+            .with_column((col("rounded").cast(DataType::Decimal(38, 0)) * col("price")).alias("cost"))
+            .group_by([
+                col("sim"),
+                col("customer"),
+                col("day"),
+                col("network"),
+                col("zone"),
+                col("plan"),
+            ])
+            .agg([
+                len().cast(DataType::UInt64).alias("records"),
+                col("bytes_in").sum(),
+                col("bytes_out").sum(),
+                col("rounded").sum(),
+                col("cost").sum(),
+            ])
+            .collect()
+            .map_err(polars)?;
+        rows_of(&rated).map_err(polars)
+    }
+}
+
+/// Record indexes ordered by day (a counting sort), and ranges of it holding whole days of
+/// about `slice_records` records each.
+fn day_slices(days: &[i32], slice_records: usize) -> (Vec<u32>, Vec<Range<usize>>) {
+    let (Some(&lo), Some(&hi)) = (days.iter().min(), days.iter().max()) else {
+        return (Vec::new(), Vec::new());
     };
-    for r in &rows {
+    let span = (i64::from(hi) - i64::from(lo) + 1) as usize;
+    let mut starts = vec![0usize; span + 1];
+    for &d in days {
+        starts[(d - lo) as usize + 1] += 1;
+    }
+    let mut running = 0;
+    for s in &mut starts {
+        running += *s;
+        *s = running;
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; days.len()];
+    for (i, &d) in days.iter().enumerate() {
+        let slot = &mut next[(d - lo) as usize];
+        order[*slot] = i as u32;
+        *slot += 1;
+    }
+    let mut slices = Vec::new();
+    let mut from = 0;
+    for &end in &starts[1..] {
+        if end - from >= slice_records {
+            slices.push(from..end);
+            from = end;
+        }
+    }
+    if from < days.len() {
+        slices.push(from..days.len());
+    }
+    (order, slices)
+}
+
+/// Adds rated rows to a run's totals.
+pub fn add_rows(totals: &mut RatingTotals, rows: &[RatedRow]) {
+    for r in rows {
         totals.records += r.records;
         totals.bytes += r.bytes_in + r.bytes_out;
         totals.rounded_bytes += r.rounded_bytes;
         totals.usage_cost = totals.usage_cost + r.cost;
     }
-    let fees = access_fees(card, job);
+}
+
+/// The access fees of the job's period, added to `totals`.
+pub fn fees(job: &RatingJob, totals: &mut RatingTotals) -> Vec<FeeRow> {
+    let fees = access_fees(&job.card, job);
     totals.access_fee_sims = fees.len() as u64;
     totals.access_fees = fees.iter().map(|f| f.fee).sum();
+    fees
+}
+
+/// Rates `cdrs` under the job's card, the whole period at once in memory.
+pub fn rate(cdrs: CdrColumns, job: &RatingJob) -> Result<Rated> {
+    rate_in_slices(cdrs, job, SLICE_RECORDS)
+}
+
+fn rate_in_slices(cdrs: CdrColumns, job: &RatingJob, slice_records: usize) -> Result<Rated> {
+    let rater = Rater::new(cdrs, job, slice_records)?;
+    let mut totals = RatingTotals {
+        unpriced_records: rater.unpriced_records(),
+        ..RatingTotals::default()
+    };
+    let mut rows = Vec::new();
+    for i in 0..rater.slice_count() {
+        let slice = rater.rate_slice(i)?;
+        add_rows(&mut totals, &slice);
+        rows.extend(slice);
+    }
+    let fees = fees(job, &mut totals);
+    let names = rater.names();
+    drop(rater);
+    let names = Arc::try_unwrap(names)
+        .map_err(|_| Error::Internal("rating: the run's names are still shared".into()))?;
     Ok(Rated {
-        sims: cdrs.sims,
-        customers: cdrs.customers,
-        networks: cdrs.networks,
-        zones,
-        plans,
+        names,
         rows,
         fees,
         totals,
@@ -413,4 +556,132 @@ fn access_fees(card: &RateCard, job: &RatingJob) -> Vec<FeeRow> {
         });
     }
     fees
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use ioto_domain::billing::money::{Currency, Price};
+    use ioto_domain::billing::rate_card::{
+        BillingPeriod, RateCardKind, RateCardTerms, RateCardVersion, Zone,
+    };
+    use ioto_domain::billing::rating::BillableSim;
+    use ioto_domain::identifiers::Iccid;
+    use ioto_domain::TenantId;
+    use uuid::Uuid;
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    fn terms(from: NaiveDate, home: &str, world: &str, increment: u64) -> RateCardTerms {
+        let price = |s: &str| Price::parse("price", s).unwrap();
+        RateCardTerms {
+            effective_from: from,
+            rounding_increment_bytes: increment,
+            access_fee: price("1.00"),
+            zones: vec![
+                Zone {
+                    name: "Home".into(),
+                    networks: vec![MccMnc::parse("262-01").unwrap()],
+                    countries: vec![],
+                    price_per_mb: price(home),
+                    is_default: false,
+                },
+                Zone {
+                    name: "World".into(),
+                    networks: vec![],
+                    countries: vec![],
+                    price_per_mb: price(world),
+                    is_default: true,
+                },
+            ],
+            overrides: vec![],
+        }
+    }
+
+    /// Rating a slice of days at a time gives the rows and totals of rating the whole period
+    /// at once: a day's records (several per SIM, day and network) are never split.
+    #[test]
+    fn slices_of_days_rate_like_the_whole_period() {
+        let version = |terms| RateCardVersion {
+            id: Uuid::new_v4(),
+            terms,
+            created_at: Utc::now(),
+            created_by: "test".into(),
+        };
+        let tenant = TenantId(Uuid::new_v4());
+        let card = RateCard {
+            id: Uuid::new_v4(),
+            tenant_id: tenant,
+            kind: RateCardKind::Retail,
+            name: "Standard".into(),
+            currency: Currency::parse("currency", "EUR").unwrap(),
+            billing_period: BillingPeriod::Monthly,
+            retired_from: None,
+            created_at: Utc::now(),
+            // Nothing priced on the 1st; a new version from the 10th.
+            versions: vec![
+                version(terms(day(3, 2), "0.010", "0.100", 1_024)),
+                version(terms(day(3, 10), "0.012", "0.080", 1_000)),
+            ],
+        };
+        let sims: Vec<Iccid> = (0..7)
+            .map(|i| Iccid::with_check_digit(&format!("89490000000000{i:04}")).unwrap())
+            .collect();
+        let mut cdrs = CdrColumns::default();
+        let networks = ["262-01", "208-01", "310-260"];
+        // Unordered days, several records per SIM × day × network.
+        let mut x: u64 = 12_345;
+        for _ in 0..2_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let d = (x >> 33) % 31;
+            let sim = &sims[((x >> 20) % 7) as usize];
+            cdrs.push(
+                sim.as_str(),
+                "",
+                epoch_days(day(3, 1)) + d as i32,
+                networks[((x >> 10) % 3) as usize],
+                (x >> 40) % 3_000_000,
+                (x >> 45) % 100_000,
+            );
+        }
+        let job = RatingJob {
+            run_id: Uuid::new_v4(),
+            tenant_id: tenant,
+            from: day(3, 1),
+            to: day(4, 1),
+            card,
+            sims: sims
+                .iter()
+                .map(|i| BillableSim {
+                    iccid: i.clone(),
+                    customer_id: None,
+                    tariff_plan: None,
+                })
+                .collect(),
+            active: vec![],
+        };
+        let sorted = |mut rated: Rated| {
+            rated.rows.sort_by_key(|r| (r.day, r.sim, r.network));
+            rated
+        };
+        let whole = sorted(rate_in_slices(cdrs.clone(), &job, usize::MAX).unwrap());
+        let by_day = sorted(rate_in_slices(cdrs.clone(), &job, 1).unwrap());
+        let by_week = sorted(rate_in_slices(cdrs, &job, 450).unwrap());
+        assert!(whole.totals.records > 0 && whole.totals.unpriced_records > 0);
+        assert_eq!(
+            whole.totals.records + whole.totals.unpriced_records,
+            2_000,
+            "every record rated or counted as unpriced"
+        );
+        assert!(whole.rows.iter().any(|r| r.records > 1), "records were summed");
+        for other in [&by_day, &by_week] {
+            assert_eq!(other.rows, whole.rows);
+            assert_eq!(other.totals, whole.totals);
+        }
+    }
 }

@@ -1,12 +1,14 @@
 //! Rating on the usage stores, computed in Polars.
 //!
 //! ```text
-//! cdrs (ClickHouse / SQLite) ──read as columns──► CdrColumns ──engine::rate (Polars)──► Rated
-//!        ──write under the run id──► rated_usage (SIM × day × network) + rated_fees (SIM × month)
+//! cdrs (ClickHouse / SQLite) ──read as columns──► CdrColumns ──engine::Rater (Polars, a slice of
+//!        days at a time)──► rated rows ──write under the run id──► rated_usage (SIM × day ×
+//!        network) + rated_fees (SIM × month)
 //! ```
 //!
-//! Each store reads the tenant's CDRs of the period, hands them to [`engine::rate`] and writes
-//! what comes back under the run's id. Which run is current is recorded in the transactional
+//! Each store reads the tenant's CDRs of the period, hands them to the rater and writes what
+//! comes back under the run's id; ClickHouse writes one slice of days while the next is rated,
+//! so memory holds the CDR columns and two slices' rows, not the whole period's results. Which run is current is recorded in the transactional
 //! store; queries read current runs only, so a run in progress or a failed one is never seen.
 
 mod clickhouse;
@@ -14,4 +16,4 @@ mod clickhouse_sql;
 mod embedded;
 pub mod engine;
 
-pub use engine::{rate, CdrColumns, Dictionary, FeeRow, Rated, RatedRow};
+pub use engine::{rate, CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow, Rater};

@@ -318,6 +318,10 @@ impl BillingService {
             Err(e) => {
                 let at = Utc::now();
                 self.runs.fail_run(run.id, &e.to_string(), at).await?;
+                // A failed run is never read; what it wrote before failing is tidied away.
+                if let Err(d) = self.engine.discard_runs(tenant, &[run.id]).await {
+                    tracing::warn!(run = %run.id, error = %d, "could not remove the rows of a failed rating run");
+                }
                 Err(e)
             }
         }

@@ -120,7 +120,9 @@ pub async fn download(
         return forbidden("this download link is not valid: ask exportJob { downloadUrl } for a link");
     }
     let now = Utc::now();
-    if expires < now.timestamp() {
+    // A link is good strictly before its `expires` second (the job's end rounded down), so it
+    // never outlives the file it names.
+    if expires <= now.timestamp() {
         return forbidden("this download link has expired: ask exportJob { downloadUrl } for a fresh one");
     }
     // Read in the link's tenant scope: row-level security keeps other tenants' jobs out.

@@ -61,6 +61,18 @@ impl Dictionary {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// Each index's position in the values' byte order (what a store's `ORDER BY` on the
+    /// string column sorts by).
+    pub fn ranks(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.values.len() as u32).collect();
+        ids.sort_unstable_by(|&a, &b| self.values[a as usize].cmp(&self.values[b as usize]));
+        let mut ranks = vec![0; ids.len()];
+        for (rank, id) in ids.into_iter().enumerate() {
+            ranks[id as usize] = rank as u32;
+        }
+        ranks
+    }
 }
 
 /// Days since 1970-01-01, as Polars and the stores count them.
@@ -182,6 +194,9 @@ pub struct Rater {
     bytes_out: Vec<u64>,
     /// Record indexes ordered by day; each slice is a range of it.
     order: Vec<u32>,
+    /// Byte-order ranks of the ICCIDs and networks, to hand rows out in the stored key's order.
+    sim_rank: Vec<u32>,
+    network_rank: Vec<u32>,
     slices: Vec<Range<usize>>,
     days: DataFrame,
     sim_plans: DataFrame,
@@ -297,6 +312,7 @@ impl Rater {
         .map_err(polars)?;
 
         let (order, slices) = day_slices(&cdrs.day, slice_records.max(1));
+        let (sim_rank, network_rank) = (cdrs.sims.ranks(), cdrs.networks.ranks());
         Ok(Self {
             names: Arc::new(Names {
                 sims: cdrs.sims,
@@ -313,6 +329,8 @@ impl Rater {
             bytes_out: cdrs.bytes_out,
             order,
             slices,
+            sim_rank,
+            network_rank,
             days,
             sim_plans,
             prices,
@@ -334,7 +352,10 @@ impl Rater {
         self.unpriced_records
     }
 
-    /// Rates slice `i`: its rows, one per SIM × customer × day × network × zone × plan.
+    /// Rates slice `i`: its rows, one per SIM × customer × day × network × zone × plan, in the
+    /// stored key's order (day, ICCID, network — slices follow each other in day order), so a
+    /// store receives them sorted: ClickHouse then skips sorting each block it writes (the
+    /// greater part of its insert time for these rows when they arrive in hash order).
     pub fn rate_slice(&self, i: usize) -> Result<Vec<RatedRow>> {
         let Some(range) = self.slices.get(i) else {
             return Ok(Vec::new());
@@ -400,7 +421,15 @@ impl Rater {
             ])
             .collect()
             .map_err(polars)?;
-        rows_of(&rated).map_err(polars)
+        let mut rows = rows_of(&rated).map_err(polars)?;
+        rows.sort_unstable_by_key(|r| {
+            (
+                r.day,
+                self.sim_rank[r.sim as usize],
+                self.network_rank[r.network as usize],
+            )
+        });
+        Ok(rows)
     }
 }
 
@@ -601,10 +630,10 @@ mod tests {
         }
     }
 
-    /// Rating a slice of days at a time gives the rows and totals of rating the whole period
-    /// at once: a day's records (several per SIM, day and network) are never split.
-    #[test]
-    fn slices_of_days_rate_like_the_whole_period() {
+    /// Two rate-card versions (nothing priced on the 1st), seven SIMs and three networks whose
+    /// first appearance is not their byte order; 2,000 records on unordered days, several per
+    /// SIM × day × network.
+    fn fixture() -> (CdrColumns, RatingJob) {
         let version = |terms| RateCardVersion {
             id: Uuid::new_v4(),
             terms,
@@ -665,6 +694,14 @@ mod tests {
                 .collect(),
             active: vec![],
         };
+        (cdrs, job)
+    }
+
+    /// Rating a slice of days at a time gives the rows and totals of rating the whole period
+    /// at once: a day's records (several per SIM, day and network) are never split.
+    #[test]
+    fn slices_of_days_rate_like_the_whole_period() {
+        let (cdrs, job) = fixture();
         let sorted = |mut rated: Rated| {
             rated.rows.sort_by_key(|r| (r.day, r.sim, r.network));
             rated
@@ -683,5 +720,29 @@ mod tests {
             assert_eq!(other.rows, whole.rows);
             assert_eq!(other.totals, whole.totals);
         }
+    }
+
+    /// The rows of all slices, one after the other, come in the stored key's order (day, ICCID,
+    /// network by their bytes), which is what lets ClickHouse skip sorting what it writes.
+    #[test]
+    fn slices_hand_out_rows_in_the_stored_keys_order() {
+        let (cdrs, job) = fixture();
+        let rater = Rater::new(cdrs, &job, 450).unwrap();
+        assert!(rater.slice_count() > 2);
+        let names = rater.names();
+        let keys: Vec<(i32, String, String)> = (0..rater.slice_count())
+            .flat_map(|i| rater.rate_slice(i).unwrap())
+            .map(|r| {
+                (
+                    r.day,
+                    names.sims.value(r.sim).to_owned(),
+                    names.networks.value(r.network).to_owned(),
+                )
+            })
+            .collect();
+        assert!(keys.len() > 100);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "rows out of key order");
+        // The fixture's first network is not the first in byte order, so the ranks mattered.
+        assert_ne!(names.networks.value(0), "208-01");
     }
 }

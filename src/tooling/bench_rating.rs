@@ -36,6 +36,9 @@ pub struct RatingRunFigures {
     /// The same rating as one ClickHouse statement, and whether its sums equal Polars'.
     pub sql_seconds: Option<f64>,
     pub sql_equal: Option<bool>,
+    /// ClickHouse: how long the background mutation removing the replaced runs' rows took (the
+    /// bench waits for it, so each run starts on a settled store).
+    pub discard_seconds: Option<f64>,
     pub totals: RatingTotals,
 }
 
@@ -176,7 +179,17 @@ pub async fn rating(
             tariff_plan: None,
         })
         .collect();
-    let clickhouse = engines.usage.info().engine == "clickhouse";
+    // On ClickHouse, a client of its own for the SQL rating and for waiting on mutations.
+    let clickhouse = if engines.usage.info().engine == "clickhouse" {
+        Some(
+            ioto_analytics::ClickHouseUsage::connect(
+                engines::clickhouse_config(config).context("ClickHouse is configured")?,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for run in 0..runs {
         let job = RatingJob {
@@ -195,14 +208,10 @@ pub async fn rating(
         if totals.records as usize != cdr_count {
             bail!("rated {} records of {cdr_count}", totals.records);
         }
-        let (mut sql_seconds, mut sql_equal) = (None, None);
-        if clickhouse {
+        let (mut sql_seconds, mut sql_equal, mut discard_seconds) = (None, None, None);
+        if let Some(ch) = &clickhouse {
             let sql_run = uuid::Uuid::new_v4();
             let started = Instant::now();
-            let ch = ioto_analytics::ClickHouseUsage::connect(
-                engines::clickhouse_config(config).context("ClickHouse is configured")?,
-            )
-            .await?;
             ch.rate_in_sql(&job, sql_run).await?;
             sql_seconds = Some(started.elapsed().as_secs_f64());
             let sums = |run: uuid::Uuid| {
@@ -222,13 +231,19 @@ pub async fn rating(
             usage.discard_runs(tenant, &[sql_run]).await?;
         }
         usage.discard_runs(tenant, &[job.run_id]).await?;
+        if let Some(ch) = &clickhouse {
+            let started = Instant::now();
+            ch.settle_mutations().await?;
+            discard_seconds = Some(started.elapsed().as_secs_f64());
+        }
         println!(
-            "run {}: {seconds:.2} s (read {:.2}, rate {:.2}, write {:.2}), peak RSS {peak:.0} MB{}",
+            "run {}: {seconds:.2} s (read {:.2}, rate {:.2}, write {:.2}), peak RSS {peak:.0} MB{}{}",
             run + 1,
             stages.read.as_secs_f64(),
             stages.rate.as_secs_f64(),
             stages.write.as_secs_f64(),
-            sql_seconds.map_or(String::new(), |s| format!(", ClickHouse SQL {s:.2} s"))
+            sql_seconds.map_or(String::new(), |s| format!(", ClickHouse SQL {s:.2} s")),
+            discard_seconds.map_or(String::new(), |s| format!(", removing both runs' rows {s:.2} s"))
         );
         out.push(RatingRunFigures {
             seconds,
@@ -236,6 +251,7 @@ pub async fn rating(
             peak_rss_mb: peak,
             sql_seconds,
             sql_equal,
+            discard_seconds,
             totals,
         });
     }
@@ -290,6 +306,10 @@ pub fn print(b: &RatingBench) {
                     .collect(),
                 2
             )
+        );
+        println!(
+            "| removing the two runs' rows afterwards (background mutation, waited for), s | {} |",
+            cell(r.iter().filter_map(|f| f.discard_seconds).collect(), 2)
         );
         let equal = r.iter().all(|f| f.sql_equal == Some(true));
         println!(

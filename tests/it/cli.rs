@@ -870,6 +870,12 @@ async fn bench_rating_runs_on_both_usage_stores() {
                 stdout.contains("| ClickHouse SQL sums equal Polars' (by zone, to the last digit) | yes |"),
                 "{stdout}"
             );
+            assert!(
+                stdout.contains(
+                    "| removing the two runs' rows afterwards (background mutation, waited for), s |"
+                ),
+                "{stdout}"
+            );
         }
     }
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();

@@ -19,7 +19,7 @@ use config::{check_identifier, unavailable};
 
 #[derive(Clone)]
 pub struct ClickHouseUsage {
-    config: ClickHouseConfig,
+    pub(crate) config: ClickHouseConfig,
     pub(crate) client: Client,
 }
 

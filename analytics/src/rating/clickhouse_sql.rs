@@ -64,4 +64,23 @@ impl ClickHouseUsage {
             .await
             .map_err(|e| self.err(e))
     }
+
+    /// Waits until this database has no unfinished mutations (the `ALTER … DELETE` that removes
+    /// a replaced run's rows runs in the background), so a bench's next run starts on a settled
+    /// store; polls every 100 ms.
+    pub async fn settle_mutations(&self) -> Result<()> {
+        loop {
+            let pending = self
+                .client
+                .query("SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0")
+                .bind(&self.config.database)
+                .fetch_one::<u64>()
+                .await
+                .map_err(|e| self.err(e))?;
+            if pending == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }

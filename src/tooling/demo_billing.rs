@@ -16,6 +16,9 @@ use ioto_domain::{Actor, Role};
 
 /// How often the demo rates its open period (the configured interval is usually an hour).
 const DEMO_RATING_EVERY: Duration = Duration::from_secs(30);
+/// How often it rates until a rating finds usage: the simulated history is counted within
+/// seconds of the start, and its cost should be on screen as soon as it is.
+const DEMO_FIRST_RATING_EVERY: Duration = Duration::from_secs(3);
 
 fn parse<T>(r: ioto_domain::Result<T>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("{e}"))
@@ -112,13 +115,17 @@ pub async fn seed(billing: &BillingService, tenant: &Tenant) -> anyhow::Result<(
     Ok(())
 }
 
-/// Rates the demo's open periods every [`DEMO_RATING_EVERY`], starting one interval after start.
+/// Rates the demo's open periods every [`DEMO_FIRST_RATING_EVERY`] until a rating finds usage,
+/// then every [`DEMO_RATING_EVERY`].
 pub fn rate_regularly(billing: BillingService) {
     tokio::spawn(async move {
+        let mut every = DEMO_FIRST_RATING_EVERY;
         loop {
-            tokio::time::sleep(DEMO_RATING_EVERY).await;
-            if let Err(e) = billing.rate_open_periods(Utc::now().date_naive()).await {
-                tracing::warn!(error = %e, "demo rating failed");
+            tokio::time::sleep(every).await;
+            match billing.rate_open_periods(Utc::now().date_naive()).await {
+                Ok(runs) if runs.iter().any(|r| r.totals.records > 0) => every = DEMO_RATING_EVERY,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "demo rating failed"),
             }
         }
     });

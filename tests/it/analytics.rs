@@ -739,7 +739,11 @@ async fn scenario(engines: Engines) -> Value {
     assert_eq!(dash["activeSims"], 2);
     assert_eq!(dash["averageBytesPerActiveSim"], 165);
     assert_eq!(dash["currency"], "EUR");
-    assert_eq!(dash["costSoFar"], "0.00", "nothing rated in this period yet");
+    assert_eq!(
+        (&dash["costSoFar"], &dash["projectedCost"]),
+        (&Value::Null, &Value::Null),
+        "nothing rated in this period yet: not rated, which is not a cost of zero"
+    );
     assert_eq!(
         dash["topCarriersByTraffic"],
         json!([{"network": {"mccMnc": "262-01"}, "bytes": 330}])
@@ -774,6 +778,43 @@ async fn scenario(engines: Engines) -> Value {
     let mut dash = dash.clone();
     dash["activations"] = json!(null); // the day the test runs; compared above
     answers.insert("dashboard".into(), normal(&dash));
+
+    // Once the period is rated it has a cost: 2,000,000 bytes at home (1 EUR per MB) is 2.00,
+    // carried on to the period's end at the same rate (days in UTC here, as the rating's).
+    app.app_engines
+        .usage
+        .write_cdrs(&[cdr("4", s0, &at.to_rfc3339(), "262-01", (2_000_000, 0))])
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            Some(&admin),
+            "mutation($d: Date!) { rateBillingPeriod(day: $d) { status } }",
+            json!({ "d": at.date_naive().to_string() }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["rateBillingPeriod"][0]["status"], "CURRENT",
+        "{body}"
+    );
+    let body = app
+        .gql(
+            Some(&admin),
+            "{ dashboard(timeZone: \"UTC\") { costSoFar projectedCost currency \
+               topCarriersByCost { network { mccMnc } cost } } }",
+            json!({}),
+        )
+        .await;
+    let rated = &body["data"]["dashboard"];
+    assert_eq!(rated["costSoFar"], "2.00", "{body}");
+    assert_eq!(rated["currency"], "EUR", "{body}");
+    assert_eq!(
+        rated["topCarriersByCost"][0],
+        json!({"network": {"mccMnc": "262-01"}, "cost": "2.00"}),
+        "{body}"
+    );
+    let projected: f64 = rated["projectedCost"].as_str().unwrap().parse().unwrap();
+    assert!(projected >= 2.0, "the projection carries the cost on: {body}");
 
     app.stop().await;
     Value::Object(answers)

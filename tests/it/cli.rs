@@ -92,6 +92,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     let data = temp_dir();
     let started = Instant::now();
     let (mut demo, lines) = start_demo(&data);
+    let ready = Instant::now();
     let login_line = lines
         .iter()
         .any(|l| l.contains("admin@demo.ioto / ioto-demo-password"));
@@ -189,6 +190,36 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
         .filter(|d| d["telemetry"].as_array().is_some_and(|t| !t.is_empty()))
         .count();
     assert!(readings > 20, "devices report telemetry: {alive}");
+
+    // The demo has rate cards and rates its history as soon as it is counted: the dashboard
+    // shows a cost within its first minute.
+    let mut dashboard = Value::Null;
+    while ready.elapsed() < Duration::from_secs(60) {
+        dashboard = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(admin_token.as_deref().unwrap())
+            .json(&json!({ "query": "{ dashboard { costSoFar currency } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cost = dashboard["data"]["dashboard"]["costSoFar"].as_str();
+        if cost.is_some_and(|c| c.parse::<f64>().is_ok_and(|c| c > 0.0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let cost = dashboard["data"]["dashboard"]["costSoFar"]
+        .as_str()
+        .unwrap_or("none");
+    assert!(
+        cost.parse::<f64>().is_ok_and(|c| c > 0.0),
+        "a cost within the first minute, {:?} after the demo was ready: {dashboard}",
+        ready.elapsed()
+    );
+    assert_eq!(dashboard["data"]["dashboard"]["currency"], "EUR", "{dashboard}");
 
     // The demo's history holds a finished example bulk job (through the simulated HLR).
     let admin = admin_token.as_deref().unwrap();

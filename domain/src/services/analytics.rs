@@ -578,13 +578,17 @@ impl AnalyticsService {
             let Some((cur, runs)) = self.billing.current_retail_runs(tenant, p_from, p_to).await? else {
                 return Ok(None);
             };
+            // No run yet: the period is not rated (no cost, which is not a cost of zero).
+            if runs.is_empty() {
+                return Ok(Some((cur, None)));
+            }
             // The period's cost by network: the traffic query's shape on the rated cube.
             let q = CubeQuery {
                 cube: Cube::RatedDaily,
                 runs,
                 ..by_network.clone()
             };
-            Ok::<_, Error>(Some((cur, self.usage.cube_rows(tenant, &q).await?)))
+            Ok::<_, Error>(Some((cur, Some(self.usage.cube_rows(tenant, &q).await?))))
         };
         let (counts, online_now, rows, whole_rows, (bound, device_rows), activated, rated) = self
             .timed(async {
@@ -626,8 +630,8 @@ impl AnalyticsService {
 
         let mut cost_so_far = None;
         let mut projected_cost = None;
-        let mut currency = None;
-        if let Some((cur, rated)) = rated {
+        let currency = rated.as_ref().map(|(cur, _)| *cur);
+        if let Some((_, Some(rated))) = rated {
             let mut total = Cost::default();
             for r in &rated {
                 total = total + r.cost;
@@ -640,7 +644,6 @@ impl AnalyticsService {
             let elapsed = (now - period_from).num_seconds();
             cost_so_far = Some(total);
             projected_cost = Some(project(total, elapsed, whole));
-            currency = Some(cur);
         }
         let mut carriers_by_traffic: Vec<CarrierShare> = carriers.into_values().collect();
         carriers_by_traffic.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.mcc_mnc.cmp(&b.mcc_mnc)));

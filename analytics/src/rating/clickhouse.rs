@@ -66,27 +66,29 @@ impl RatingEngine for ClickHouseUsage {
         let mut stages = RatingStages::default();
         let started = Instant::now();
         let tenant = job.tenant_id.to_string();
-        let mut cursor = self
-            .client
-            .query(
-                "SELECT iccid, customer_id, toUInt16(day), mcc_mnc, bytes_in, bytes_out FROM cdrs \
-                 WHERE tenant_id = ? AND day >= toDate(?) AND day < toDate(?)",
-            )
-            .bind(&tenant)
-            .bind(job.from.to_string())
-            .bind(job.to.to_string())
-            .fetch::<CdrIn<'_>>()
-            .map_err(|e| self.err(e))?;
+        // The period read in day ranges on connections of their own, each decoded on its own
+        // task (so both cores decode), then joined into one set of columns.
+        let reads: Vec<_> = read_ranges(job.from, job.to)
+            .into_iter()
+            .map(|(from, to)| {
+                let (client, tenant) = (self.client.clone(), tenant.clone());
+                tokio::spawn(async move { read_cdrs(&client, &tenant, from, to).await })
+            })
+            .collect();
         let mut cdrs = CdrColumns::default();
-        while let Some(r) = cursor.next().await.map_err(|e| self.err(e))? {
-            cdrs.push(
-                r.iccid,
-                r.customer_id,
-                i32::from(r.day),
-                r.mcc_mnc,
-                r.bytes_in,
-                r.bytes_out,
-            );
+        let mut reads = reads.into_iter();
+        while let Some(read) = reads.next() {
+            let part = match read.await {
+                Ok(part) => part.map_err(|e| self.err(e)),
+                Err(e) => Err(ioto_domain::Error::Internal(format!("reading CDRs: {e}"))),
+            };
+            match part {
+                Ok(part) => cdrs.append(part),
+                Err(e) => {
+                    reads.for_each(|r| r.abort());
+                    return Err(e);
+                }
+            }
         }
         stages.read = started.elapsed();
 
@@ -478,10 +480,89 @@ pub(super) fn key_column(by: RatedDimension, fees: bool) -> Result<&'static str>
 }
 
 /// Runs CPU-bound work off the async threads.
+/// How many connections read a period's CDRs at once.
+const READ_CONNECTIONS: u64 = 2;
+
+/// `[from, to)` cut into at most [`READ_CONNECTIONS`] ranges of whole days.
+fn read_ranges(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
+    let days = u64::try_from((to - from).num_days()).unwrap_or(0);
+    let parts = READ_CONNECTIONS.min(days).max(1);
+    let mut ranges = Vec::new();
+    let mut start = from;
+    for i in 1..=parts {
+        let end = if i == parts {
+            to
+        } else {
+            from + chrono::Days::new(days * i / parts)
+        };
+        ranges.push((start, end));
+        start = end;
+    }
+    ranges
+}
+
+/// The CDRs of `tenant` on the days `[from, to)`, as columns.
+async fn read_cdrs(
+    client: &clickhouse::Client,
+    tenant: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> std::result::Result<CdrColumns, clickhouse::error::Error> {
+    let mut cursor = client
+        .query(
+            "SELECT iccid, customer_id, toUInt16(day), mcc_mnc, bytes_in, bytes_out FROM cdrs \
+             WHERE tenant_id = ? AND day >= toDate(?) AND day < toDate(?)",
+        )
+        .bind(tenant)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch::<CdrIn<'_>>()?;
+    let mut cdrs = CdrColumns::default();
+    while let Some(r) = cursor.next().await? {
+        cdrs.push(
+            r.iccid,
+            r.customer_id,
+            i32::from(r.day),
+            r.mcc_mnc,
+            r.bytes_in,
+            r.bytes_out,
+        );
+    }
+    Ok(cdrs)
+}
+
 pub(super) async fn tokio_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ioto_domain::Error::Internal(format!("rating task: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_period_is_read_in_ranges_of_whole_days_that_cover_it_once() {
+        assert_eq!(
+            read_ranges(d("2026-03-01"), d("2026-04-01")),
+            vec![
+                (d("2026-03-01"), d("2026-03-16")),
+                (d("2026-03-16"), d("2026-04-01"))
+            ]
+        );
+        assert_eq!(
+            read_ranges(d("2026-03-01"), d("2026-03-02")),
+            vec![(d("2026-03-01"), d("2026-03-02"))]
+        );
+        assert_eq!(
+            read_ranges(d("2026-03-01"), d("2026-03-01")),
+            vec![(d("2026-03-01"), d("2026-03-01"))]
+        );
+    }
 }

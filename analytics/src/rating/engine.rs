@@ -119,6 +119,28 @@ impl CdrColumns {
         self.bytes_out.push(bytes_out);
     }
 
+    /// Adds `other`'s records, its dictionary indexes mapped onto this one's.
+    pub fn append(&mut self, other: CdrColumns) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let remap = |into: &mut Dictionary, from: &Dictionary| -> Vec<u32> {
+            from.values.iter().map(|v| into.id(v)).collect()
+        };
+        let sims = remap(&mut self.sims, &other.sims);
+        let customers = remap(&mut self.customers, &other.customers);
+        let networks = remap(&mut self.networks, &other.networks);
+        self.sim.extend(other.sim.iter().map(|&i| sims[i as usize]));
+        self.customer
+            .extend(other.customer.iter().map(|&i| customers[i as usize]));
+        self.network
+            .extend(other.network.iter().map(|&i| networks[i as usize]));
+        self.day.extend(other.day);
+        self.bytes_in.extend(other.bytes_in);
+        self.bytes_out.extend(other.bytes_out);
+    }
+
     pub fn len(&self) -> usize {
         self.sim.len()
     }
@@ -591,6 +613,43 @@ fn access_fees(card: &RateCard, job: &RatingJob) -> Vec<FeeRow> {
 mod tests {
     use super::*;
     use chrono::Utc;
+
+    #[test]
+    fn appended_columns_keep_each_records_strings() {
+        let mut a = CdrColumns::default();
+        a.push("sim-1", "cust-a", 1, "262-01", 10, 1);
+        a.push("sim-2", "cust-b", 1, "262-02", 20, 2);
+        let mut b = CdrColumns::default();
+        b.push("sim-3", "cust-b", 2, "262-02", 30, 3);
+        b.push("sim-1", "cust-c", 3, "208-01", 40, 4);
+        a.append(b);
+        let records: Vec<(&str, &str, i32, &str, u64, u64)> = (0..a.len())
+            .map(|i| {
+                (
+                    a.sims.value(a.sim[i]),
+                    a.customers.value(a.customer[i]),
+                    a.day[i],
+                    a.networks.value(a.network[i]),
+                    a.bytes_in[i],
+                    a.bytes_out[i],
+                )
+            })
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                ("sim-1", "cust-a", 1, "262-01", 10, 1),
+                ("sim-2", "cust-b", 1, "262-02", 20, 2),
+                ("sim-3", "cust-b", 2, "262-02", 30, 3),
+                ("sim-1", "cust-c", 3, "208-01", 40, 4),
+            ]
+        );
+        assert_eq!((a.sims.len(), a.customers.len(), a.networks.len()), (3, 3, 3));
+        // Appending to nothing takes the other side as it is.
+        let mut empty = CdrColumns::default();
+        empty.append(a.clone());
+        assert_eq!(empty.sim, a.sim);
+    }
     use ioto_domain::billing::money::{Currency, Price};
     use ioto_domain::billing::rate_card::{
         BillingPeriod, RateCardKind, RateCardTerms, RateCardVersion, Zone,

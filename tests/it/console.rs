@@ -412,6 +412,50 @@ async fn the_dashboard_shows_the_apis_numbers_and_follows_live_sessions() {
         publish_session(&app, &format!("dash-{i}"), sim, 1_000_000 * (i as u64 + 1)).await;
     }
     online(&app, &token, 3).await;
+    // A rated period whose exact cost has more digits than the currency shows: 1,234,000 bytes
+    // at 0.123457 per MB is 0.152345938 EUR.
+    let platform = f.user(&t, Role::PlatformAdmin, None).await;
+    let platform = app.login(platform.email.as_str(), TEST_PASSWORD).await;
+    let now = Utc::now();
+    let body = app
+        .gql(
+            Some(&platform),
+            "mutation($input: CreateRateCardInput!) { createRateCard(input: $input) { id } }",
+            json!({ "input": {
+                "tenantId": t.id.to_string(), "kind": "RETAIL", "name": "Console", "currency": "EUR",
+                "billingPeriod": "MONTHLY",
+                "versions": [{ "effectiveFrom": "2026-01-01", "accessFee": "0", "roundingIncrementBytes": 1000,
+                    "zones": [{ "name": "World", "pricePerMb": "0.123457", "isDefault": true }] }] } }),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    app.app_engines
+        .usage
+        .write_cdrs(&[ioto_domain::ports::CdrRecord {
+            tenant_id: t.id,
+            customer_id: None,
+            cdr_id: format!("{}-console", t.id),
+            iccid: sims[2].iccid.clone(),
+            start: now,
+            end: now,
+            mcc_mnc: ioto_domain::identifiers::MccMnc::parse("262-01").unwrap(),
+            bytes_in: 1_234_000,
+            bytes_out: 0,
+            rating_group: 0,
+        }])
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($d: Date!) { rateBillingPeriod(day: $d) { status } }",
+            json!({ "d": now.date_naive().to_string() }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["rateBillingPeriod"][0]["status"], "CURRENT",
+        "{body}"
+    );
 
     let base = format!("http://{}", app.addr);
     let b = open(DESKTOP, None).await;
@@ -424,7 +468,7 @@ async fn the_dashboard_shows_the_apis_numbers_and_follows_live_sessions() {
         .gql(
             Some(&token),
             "query($z: String) { dashboard(timeZone: $z) { onlineNow activeSims bytesTotal averageBytesPerActiveSim
-               simsByState { state count } } }",
+               costSoFar simsByState { state count } } }",
             json!({"z": zone}),
         )
         .await;
@@ -442,6 +486,26 @@ async fn the_dashboard_shows_the_apis_numbers_and_follows_live_sessions() {
             "{field}: the console shows the API's number ({d})"
         );
     }
+    // The cost: rounded to the currency's cents on the card, exact beside it.
+    assert_eq!(
+        d["costSoFar"].as_str().map(|c| c.trim_end_matches('0')),
+        Some("0.152345938"),
+        "{d}"
+    );
+    let cost = c
+        .execute(
+            "const e = document.querySelector('[data-testid=dash-costSoFar]');
+             return [e.dataset.value, e.querySelector('.stat-value').textContent, e.querySelector('.stat-hint').textContent];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost[0], d["costSoFar"], "the console holds the API's amount");
+    assert_eq!(cost[1], "€0.15", "rounded to cents on the card: {cost}");
+    assert!(
+        cost[2].as_str().unwrap().starts_with("Exactly €0.152345938."),
+        "the exact amount beside it: {cost}"
+    );
     let states = c
         .execute(
             "return Array.from(document.querySelectorAll('[data-testid=chart-simsByState] tbody tr'))

@@ -2,7 +2,7 @@
 // kept live by `liveSessions` and `simStateChanged`. Events only say "something changed"; the page
 // then refetches the whole dashboard, at most once every two seconds however fast events arrive.
 
-import { h, mount, num, bytes, money, pct, table, errorBox, loading, stat, field, select, timeZone } from './ui.js';
+import { h, mount, num, bytes, money, moneyRounded, pct, table, errorBox, loading, stat, field, select, timeZone } from './ui.js';
 import { donut, barsH, columns } from './charts.js';
 
 const DASHBOARD = `query ConsoleDashboard($tenantId: ID, $subCustomerId: ID, $timeZone: String) {
@@ -149,8 +149,11 @@ export async function render(main, ctx) {
       value = 'Not rated';
       hint = 'No rated usage for this period yet (no retail rate card, or no rating run so far).';
     } else {
-      value = money(d[fieldName], d.currency);
-      hint = fieldName === 'projectedCost' ? 'Cost so far carried on at the same rate; access fees not included.' : 'Data cost; access fees not included.';
+      value = moneyRounded(d[fieldName], d.currency);
+      const exactly = `Exactly ${money(d[fieldName], d.currency)}.`;
+      hint = fieldName === 'projectedCost'
+        ? `${exactly} Cost so far carried on at the same rate; access fees not included.`
+        : `${exactly} Data cost; access fees not included.`;
     }
     const el = stat(label, value, { testid: `dash-${fieldName}`, hint });
     if (d.currency && caps.readCosts) el.dataset.currency = d.currency;

@@ -56,12 +56,26 @@ export function bytes(v) {
 }
 
 /// A Decimal (string) amount with its ISO 4217 currency.
+/// An amount exactly as the API gives it (up to 12 decimals), in its currency's format. The
+/// string goes to Intl as it is: a Number would round it to a float's precision.
 export function money(amount, currency) {
   if (amount === null || amount === undefined) return '—';
-  const n = Number(amount);
   if (!currency) return String(amount);
   try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency, maximumFractionDigits: 6 }).format(n);
+    return new Intl.NumberFormat('en', { style: 'currency', currency, maximumFractionDigits: 20 }).format(String(amount));
+  } catch {
+    return `${amount} ${currency}`;
+  }
+}
+
+/// An amount rounded to its currency's usual digits (€182.30), for headline figures; tables and
+/// hints keep the exact amount ([`money`]). The string goes to Intl as it is, so the rounding is
+/// decimal (half away from zero), not a float's.
+export function moneyRounded(amount, currency) {
+  if (amount === null || amount === undefined) return '—';
+  if (!currency) return String(amount);
+  try {
+    return new Intl.NumberFormat('en', { style: 'currency', currency }).format(String(amount));
   } catch {
     return `${amount} ${currency}`;
   }

@@ -682,6 +682,7 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
 
 async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Result<()> {
     println!("{}", crate::tooling::bench::machine());
+    println!("{}", crate::tooling::bench::reference());
     match command {
         BenchCommand::Api {
             requests,

@@ -421,3 +421,47 @@ pub fn machine() -> String {
         );
     format!("machine: {cpu}, {cores} cores, {memory}")
 }
+
+/// Two reference figures printed under [`machine`], because machines of one name differ: a
+/// fixed CPU task on one core (SHA-256 of 1 MiB) and a small write made durable (4 KiB and
+/// `fdatasync`, in the temporary directory's filesystem), each the median and spread of 20.
+pub fn reference() -> String {
+    use sha2::Digest as _;
+    const TIMES: usize = 20;
+    let data = vec![0x5a_u8; 1 << 20];
+    let cpu: Vec<f64> = (0..TIMES)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(&data)));
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let (m, lo, hi) = median_spread(&cpu);
+    let disk = match fsync_ms(TIMES) {
+        Ok(times) => {
+            let (m, lo, hi) = median_spread(&times);
+            format!("{m:.2} ms ({lo:.2}–{hi:.2})")
+        }
+        Err(e) => format!("not measured ({e})"),
+    };
+    format!("reference: SHA-256 of 1 MiB {m:.2} ms ({lo:.2}–{hi:.2}); 4 KiB write + fdatasync {disk}")
+}
+
+/// Times `n` appends of 4 KiB, each made durable, to a scratch file that is removed afterwards.
+fn fsync_ms(n: usize) -> std::io::Result<Vec<f64>> {
+    use std::io::Write as _;
+    let path = std::env::temp_dir().join(format!("ioto-bench-fsync-{}", std::process::id()));
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5a_u8; 4096];
+    let times = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            Ok(started.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<std::io::Result<Vec<f64>>>();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times
+}

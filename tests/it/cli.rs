@@ -804,6 +804,15 @@ fn bench_fleet_and_ingest_run() {
             stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
             "the machine comes first:\n{stdout}"
         );
+        // Then its reference figures (one core's speed, a durable write's latency).
+        let reference = stdout.lines().nth(1).unwrap_or_default();
+        assert!(
+            reference.starts_with("reference: SHA-256 of 1 MiB ")
+                && reference.contains(" ms (")
+                && reference.contains("; 4 KiB write + fdatasync ")
+                && !reference.contains("not measured"),
+            "the reference figures come second:\n{stdout}"
+        );
         // The engines' versions follow, so a figure names what it ran on.
         let engines = stdout
             .lines()

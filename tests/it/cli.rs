@@ -19,17 +19,27 @@ fn ioto() -> Command {
     c
 }
 
-async fn me(addr: &str, token: &str) -> Value {
+/// Posts a GraphQL request `body` to a server at `addr` as `token`; the JSON answer.
+async fn gql(addr: &str, token: &str, body: &Value) -> Value {
     reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
         .bearer_auth(token)
-        .json(&json!({ "query": "{ me { email role tenant { id name } } }" }))
+        .json(body)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+async fn me(addr: &str, token: &str) -> Value {
+    gql(
+        addr,
+        token,
+        &json!({ "query": "{ me { email role tenant { id name } } }" }),
+    )
+    .await
 }
 
 /// A running `ioto demo`, killed (if still running) and reaped when dropped.
@@ -112,22 +122,18 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     assert_eq!(body["data"]["me"]["email"], "admin@demo.ioto", "{body}");
     assert_eq!(body["data"]["me"]["tenant"]["name"], "Demo Fleet GmbH");
     // The demo fleet: SIMs in several states, devices holding SIMs, labels, recent networks.
-    let fleet: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(admin_token.as_deref().unwrap())
-        .json(&json!({ "query": "{
+    let fleet = gql(
+        &addr,
+        admin_token.as_deref().unwrap(),
+        &json!({ "query": "{
             all: sims(first: 1) { totalCount }
             suspended: sims(first: 1, filter: { states: [SUSPENDED] }) { totalCount }
             inDevices: sims(first: 1, filter: { bound: true, networks: [\"262-01\"] }) { totalCount }
             devices(first: 1) { totalCount nodes { sims { iccid } labels { key } } }
             labelCatalogue { key }
-        }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }" }),
+    )
+    .await;
     assert_eq!(fleet["data"]["all"]["totalCount"], 3000, "{fleet}");
     assert!(
         fleet["data"]["suspended"]["totalCount"].as_i64().unwrap() > 100,
@@ -152,16 +158,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     }" });
     let mut alive = Value::Null;
     for _ in 0..120 {
-        alive = reqwest::Client::new()
-            .post(format!("http://{addr}/graphql"))
-            .bearer_auth(admin_token.as_deref().unwrap())
-            .json(&live_query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        alive = gql(&addr, admin_token.as_deref().unwrap(), &live_query).await;
         let sessions = alive["data"]["sims"]["nodes"]
             .as_array()
             .map_or(0, |n| n.iter().filter(|s| !s["liveSession"].is_null()).count());
@@ -195,16 +192,12 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     // shows a cost within its first minute.
     let mut dashboard = Value::Null;
     while ready.elapsed() < Duration::from_secs(60) {
-        dashboard = reqwest::Client::new()
-            .post(format!("http://{addr}/graphql"))
-            .bearer_auth(admin_token.as_deref().unwrap())
-            .json(&json!({ "query": "{ dashboard { costSoFar currency } }" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        dashboard = gql(
+            &addr,
+            admin_token.as_deref().unwrap(),
+            &json!({ "query": "{ dashboard { costSoFar currency } }" }),
+        )
+        .await;
         let cost = dashboard["data"]["dashboard"]["costSoFar"].as_str();
         if cost.is_some_and(|c| c.parse::<f64>().is_ok_and(|c| c > 0.0)) {
             break;
@@ -225,18 +218,12 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     let admin = admin_token.as_deref().unwrap();
     let mut jobs = Value::Null;
     for _ in 0..60 {
-        jobs = reqwest::Client::new()
-            .post(format!("http://{addr}/graphql"))
-            .bearer_auth(admin)
-            .json(
-                &json!({ "query": "{ bulkJobs(first: 5) { nodes { status fileName succeeded summary } } }" }),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        jobs = gql(
+            &addr,
+            admin,
+            &json!({ "query": "{ bulkJobs(first: 5) { nodes { status fileName succeeded summary } } }" }),
+        )
+        .await;
         if jobs["data"]["bulkJobs"]["nodes"][0]["status"] == "COMPLETED" {
             break;
         }

@@ -55,30 +55,28 @@ export function bytes(v) {
   return `${i === 0 ? n : n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
-/// A Decimal (string) amount with its ISO 4217 currency.
-/// An amount exactly as the API gives it (up to 12 decimals), in its currency's format. The
-/// string goes to Intl as it is: a Number would round it to a float's precision.
-export function money(amount, currency) {
+/// A Decimal (string) amount with its ISO 4217 currency, in the currency's format. The string
+/// goes to Intl as it is: a Number would round it to a float's precision, and rounding (where
+/// `digits` asks for it) is decimal, half away from zero.
+function formatMoney(amount, currency, digits) {
   if (amount === null || amount === undefined) return '—';
   if (!currency) return String(amount);
   try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency, maximumFractionDigits: 20 }).format(String(amount));
+    return new Intl.NumberFormat('en', { style: 'currency', currency, ...digits }).format(String(amount));
   } catch {
     return `${amount} ${currency}`;
   }
 }
 
+/// An amount exactly as the API gives it (up to 12 decimals).
+export function money(amount, currency) {
+  return formatMoney(amount, currency, { maximumFractionDigits: 20 });
+}
+
 /// An amount rounded to its currency's usual digits (€182.30), for headline figures; tables and
-/// hints keep the exact amount ([`money`]). The string goes to Intl as it is, so the rounding is
-/// decimal (half away from zero), not a float's.
+/// hints keep the exact amount ([`money`]).
 export function moneyRounded(amount, currency) {
-  if (amount === null || amount === undefined) return '—';
-  if (!currency) return String(amount);
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).format(String(amount));
-  } catch {
-    return `${amount} ${currency}`;
-  }
+  return formatMoney(amount, currency, {});
 }
 
 export function pct(share) {

@@ -479,7 +479,6 @@ pub(super) fn key_column(by: RatedDimension, fees: bool) -> Result<&'static str>
     })
 }
 
-/// Runs CPU-bound work off the async threads.
 /// How many connections read a period's CDRs at once.
 const READ_CONNECTIONS: u64 = 2;
 
@@ -531,6 +530,7 @@ async fn read_cdrs(
     Ok(cdrs)
 }
 
+/// Runs CPU-bound work off the async threads.
 pub(super) async fn tokio_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

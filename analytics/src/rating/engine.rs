@@ -614,42 +614,6 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    #[test]
-    fn appended_columns_keep_each_records_strings() {
-        let mut a = CdrColumns::default();
-        a.push("sim-1", "cust-a", 1, "262-01", 10, 1);
-        a.push("sim-2", "cust-b", 1, "262-02", 20, 2);
-        let mut b = CdrColumns::default();
-        b.push("sim-3", "cust-b", 2, "262-02", 30, 3);
-        b.push("sim-1", "cust-c", 3, "208-01", 40, 4);
-        a.append(b);
-        let records: Vec<(&str, &str, i32, &str, u64, u64)> = (0..a.len())
-            .map(|i| {
-                (
-                    a.sims.value(a.sim[i]),
-                    a.customers.value(a.customer[i]),
-                    a.day[i],
-                    a.networks.value(a.network[i]),
-                    a.bytes_in[i],
-                    a.bytes_out[i],
-                )
-            })
-            .collect();
-        assert_eq!(
-            records,
-            vec![
-                ("sim-1", "cust-a", 1, "262-01", 10, 1),
-                ("sim-2", "cust-b", 1, "262-02", 20, 2),
-                ("sim-3", "cust-b", 2, "262-02", 30, 3),
-                ("sim-1", "cust-c", 3, "208-01", 40, 4),
-            ]
-        );
-        assert_eq!((a.sims.len(), a.customers.len(), a.networks.len()), (3, 3, 3));
-        // Appending to nothing takes the other side as it is.
-        let mut empty = CdrColumns::default();
-        empty.append(a.clone());
-        assert_eq!(empty.sim, a.sim);
-    }
     use ioto_domain::billing::money::{Currency, Price};
     use ioto_domain::billing::rate_card::{
         BillingPeriod, RateCardKind, RateCardTerms, RateCardVersion, Zone,
@@ -754,6 +718,43 @@ mod tests {
             active: vec![],
         };
         (cdrs, job)
+    }
+
+    #[test]
+    fn appended_columns_keep_each_records_strings() {
+        let mut a = CdrColumns::default();
+        a.push("sim-1", "cust-a", 1, "262-01", 10, 1);
+        a.push("sim-2", "cust-b", 1, "262-02", 20, 2);
+        let mut b = CdrColumns::default();
+        b.push("sim-3", "cust-b", 2, "262-02", 30, 3);
+        b.push("sim-1", "cust-c", 3, "208-01", 40, 4);
+        a.append(b);
+        let records: Vec<(&str, &str, i32, &str, u64, u64)> = (0..a.len())
+            .map(|i| {
+                (
+                    a.sims.value(a.sim[i]),
+                    a.customers.value(a.customer[i]),
+                    a.day[i],
+                    a.networks.value(a.network[i]),
+                    a.bytes_in[i],
+                    a.bytes_out[i],
+                )
+            })
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                ("sim-1", "cust-a", 1, "262-01", 10, 1),
+                ("sim-2", "cust-b", 1, "262-02", 20, 2),
+                ("sim-3", "cust-b", 2, "262-02", 30, 3),
+                ("sim-1", "cust-c", 3, "208-01", 40, 4),
+            ]
+        );
+        assert_eq!((a.sims.len(), a.customers.len(), a.networks.len()), (3, 3, 3));
+        // Appending to nothing takes the other side as it is.
+        let mut empty = CdrColumns::default();
+        empty.append(a.clone());
+        assert_eq!(empty.sim, a.sim);
     }
 
     /// Rating a slice of days at a time gives the rows and totals of rating the whole period

@@ -16,9 +16,10 @@ use ioto_domain::{CustomerId, Result, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::engine::{self, CdrColumns};
+use super::engine::{self, CdrColumns, RatedRow};
 use crate::clickhouse::ClickHouseUsage;
 use crate::{date_to_days, days_to_date};
+use std::sync::Arc;
 
 #[derive(Row, Deserialize)]
 struct CdrIn<'a> {
@@ -92,72 +93,68 @@ impl RatingEngine for ClickHouseUsage {
         }
         stages.read = started.elapsed();
 
-        // Rated a slice of days at a time on a blocking thread while this task writes the slice
-        // before: the rows go out in one insert request, and at most two slices are in memory.
+        // Rated a slice of days at a time on a blocking thread while the slices before are
+        // written: the slices go to `RATED_WRITERS` insert requests in turn, each receiving its
+        // slices in the stored key's order, and ClickHouse stores each request on a thread of
+        // its own. At most two slices per writer are in memory.
         let started = Instant::now();
         let job_copy = job.clone();
         let rater =
             tokio_blocking(move || engine::Rater::new(cdrs, &job_copy, engine::SLICE_RECORDS)).await?;
         let preparing = started.elapsed();
         let names = rater.names();
-        let mut totals = RatingTotals {
-            unpriced_records: rater.unpriced_records(),
-            ..RatingTotals::default()
-        };
-        let (slices_tx, mut slices) = tokio::sync::mpsc::channel(1);
-        let rating = tokio::task::spawn_blocking(move || {
+        let unpriced_records = rater.unpriced_records();
+        let (senders, writers): (Vec<_>, Vec<_>) = (0..RATED_WRITERS)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                let out = RatedWriter {
+                    store: self.clone(),
+                    run: job.run_id.to_string(),
+                    tenant: tenant.clone(),
+                    kind: job.card.kind.as_str(),
+                    names: Arc::clone(&names),
+                };
+                (tx, tokio::spawn(out.write(rx)))
+            })
+            .unzip();
+        let rating = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut busy = std::time::Duration::ZERO;
+            let mut totals = RatingTotals::default();
             for i in 0..rater.slice_count() {
                 let started = Instant::now();
-                let rows = rater.rate_slice(i);
+                let rows = rater.rate_slice(i)?;
                 busy += started.elapsed();
-                let failed = rows.is_err();
-                if slices_tx.blocking_send(rows).is_err() || failed {
-                    break;
+                engine::add_rows(&mut totals, &rows);
+                if senders[i % senders.len()]
+                    .blocking_send(Slice::Rows(rows))
+                    .is_err()
+                {
+                    // That writer failed; its error is reported below.
+                    return Ok((busy, totals));
                 }
             }
-            busy
+            for s in &senders {
+                let _ = s.blocking_send(Slice::Done);
+            }
+            Ok((busy, totals))
         });
+        let rated = rating
+            .await
+            .map_err(|e| ioto_domain::Error::Internal(format!("rating task: {e}")));
+        let mut write_busy = std::time::Duration::ZERO;
+        for w in writers {
+            let busy = w
+                .await
+                .map_err(|e| ioto_domain::Error::Internal(format!("writing rated rows: {e}")))??;
+            write_busy = write_busy.max(busy);
+        }
+        let (rate_busy, mut totals) = rated??;
+        totals.unpriced_records = unpriced_records;
+        stages.rate = preparing + rate_busy;
+        stages.write = write_busy;
         let run = job.run_id.to_string();
         let kind = job.card.kind.as_str();
-        let mut insert = self.client.insert("rated_usage").map_err(|e| self.err(e))?;
-        let mut written = 0usize;
-        while let Some(rows) = slices.recv().await {
-            let rows = rows?;
-            let started = Instant::now();
-            engine::add_rows(&mut totals, &rows);
-            for r in &rows {
-                insert
-                    .write(&RatedOut {
-                        run_id: &run,
-                        tenant_id: &tenant,
-                        kind,
-                        customer_id: names.customers.value(r.customer),
-                        iccid: names.sims.value(r.sim),
-                        day: date_to_days(engine::from_epoch_days(r.day))?,
-                        mcc_mnc: names.networks.value(r.network),
-                        zone: names.zones.value(r.zone),
-                        tariff_plan: names.plans.value(r.plan),
-                        records: r.records,
-                        bytes_in: r.bytes_in,
-                        bytes_out: r.bytes_out,
-                        rounded_bytes: r.rounded_bytes,
-                        cost: r.cost.units(),
-                    })
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-            written += rows.len();
-            stages.write += started.elapsed();
-        }
-        stages.rate = preparing
-            + rating
-                .await
-                .map_err(|e| ioto_domain::Error::Internal(format!("rating task: {e}")))?;
         let started = Instant::now();
-        if written > 0 {
-            insert.end().await.map_err(|e| self.err(e))?;
-        }
         let fees = engine::fees(job, &mut totals);
         let fees = fees
             .iter()
@@ -531,6 +528,84 @@ async fn read_cdrs(
 }
 
 /// Runs CPU-bound work off the async threads.
+/// Insert requests the rated rows of a run are spread over (ClickHouse stores each on a thread
+/// of its own).
+const RATED_WRITERS: usize = 2;
+
+/// What the rater hands a writer: a slice's rows, or the end of the run (a writer whose channel
+/// closes without it abandons its request).
+enum Slice {
+    Rows(Vec<RatedRow>),
+    Done,
+}
+
+/// One insert request of a run's rated rows.
+struct RatedWriter {
+    store: ClickHouseUsage,
+    run: String,
+    tenant: String,
+    kind: &'static str,
+    names: Arc<engine::Names>,
+}
+
+impl RatedWriter {
+    /// Writes the slices it receives into one insert request; the time spent writing.
+    async fn write(self, mut slices: tokio::sync::mpsc::Receiver<Slice>) -> Result<std::time::Duration> {
+        let mut busy = std::time::Duration::ZERO;
+        let mut insert = None;
+        while let Some(slice) = slices.recv().await {
+            let started = Instant::now();
+            match slice {
+                Slice::Rows(rows) => {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let insert = match &mut insert {
+                        Some(i) => i,
+                        None => insert.insert(
+                            self.store
+                                .client
+                                .insert("rated_usage")
+                                .map_err(|e| self.store.err(e))?,
+                        ),
+                    };
+                    let n = &self.names;
+                    for r in &rows {
+                        insert
+                            .write(&RatedOut {
+                                run_id: &self.run,
+                                tenant_id: &self.tenant,
+                                kind: self.kind,
+                                customer_id: n.customers.value(r.customer),
+                                iccid: n.sims.value(r.sim),
+                                day: date_to_days(engine::from_epoch_days(r.day))?,
+                                mcc_mnc: n.networks.value(r.network),
+                                zone: n.zones.value(r.zone),
+                                tariff_plan: n.plans.value(r.plan),
+                                records: r.records,
+                                bytes_in: r.bytes_in,
+                                bytes_out: r.bytes_out,
+                                rounded_bytes: r.rounded_bytes,
+                                cost: r.cost.units(),
+                            })
+                            .await
+                            .map_err(|e| self.store.err(e))?;
+                    }
+                }
+                Slice::Done => {
+                    if let Some(insert) = insert.take() {
+                        insert.end().await.map_err(|e| self.store.err(e))?;
+                    }
+                    busy += started.elapsed();
+                    return Ok(busy);
+                }
+            }
+            busy += started.elapsed();
+        }
+        Ok(busy)
+    }
+}
+
 pub(super) async fn tokio_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

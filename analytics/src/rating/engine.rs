@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! CDRs (sim, customer, day, network, bytes in/out)      one row per cdr_id
-//!   ⋈ days      (day → version in force)                 small, built from the card
-//!   ⋈ sims      (sim → tariff plan)                      small, from the fleet
-//!   ⋈ prices    ((version, network, plan) → zone, increment, price per byte as Decimal(38,12))
+//!   → version  by day             (the version in force; none: unpriced, counted not rated)
+//!   → plan     by SIM             (its tariff plan)
+//!   → price row by (version, network, plan): increment and price per byte as Decimal(38,12),
+//!              taken from a dense table (a Polars `take`, not a join)
 //!   → rounded  = ceil(bytes / increment) × increment     per record, integers
 //!   → cost     = rounded × price                         Decimal(38,12), exact
-//!   → group by SIM × customer × day × network × zone × plan: records, bytes, rounded, cost
+//!   → group by one u64 key packing day, ICCID rank, network rank (and customer when it fits):
+//!              records, bytes, rounded, cost; zone and plan follow from the key
 //! ```
 //!
 //! A price per MB with 6 decimals is a price per byte with 12, so `rounded × price` needs no
@@ -62,16 +64,12 @@ impl Dictionary {
         self.values.is_empty()
     }
 
-    /// Each index's position in the values' byte order (what a store's `ORDER BY` on the
-    /// string column sorts by).
-    pub fn ranks(&self) -> Vec<u32> {
+    /// The indexes in their values' byte order (what a store's `ORDER BY` on the string column
+    /// sorts by).
+    pub fn sorted_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = (0..self.values.len() as u32).collect();
         ids.sort_unstable_by(|&a, &b| self.values[a as usize].cmp(&self.values[b as usize]));
-        let mut ranks = vec![0; ids.len()];
-        for (rank, id) in ids.into_iter().enumerate() {
-            ranks[id as usize] = rank as u32;
-        }
-        ranks
+        ids
     }
 }
 
@@ -206,6 +204,12 @@ fn polars(e: PolarsError) -> Error {
 
 /// The CDRs of a period with everything they are rated against, rated a slice of days at a
 /// time so that a store can write one slice while the next is rated.
+///
+/// What a record is rated against comes from small dense tables — the version in force by day,
+/// the tariff plan by SIM, zone, increment and price by (version, network, plan) — so each
+/// lookup is an index into a column (a Polars `take`), not a join. The rows a slice groups into
+/// are keyed by one integer packing day, ICCID rank and network rank (and the customer, when it
+/// fits), whose order is the stored key's order.
 pub struct Rater {
     names: Arc<Names>,
     sim: Vec<u32>,
@@ -216,19 +220,114 @@ pub struct Rater {
     bytes_out: Vec<u64>,
     /// Record indexes ordered by day; each slice is a range of it.
     order: Vec<u32>,
-    /// Byte-order ranks of the ICCIDs and networks, to hand rows out in the stored key's order.
+    slices: Vec<Range<usize>>,
+    /// The first day of the period and the version index in force on each day (none: unpriced).
+    first_day: i32,
+    day_versions: Vec<Option<u32>>,
+    /// The tariff plan index of each SIM.
+    sim_plan: Vec<u32>,
+    /// Price rows, dense by (version, network, plan): row = (version × networks + network) ×
+    /// plans + plan.
+    network_count: usize,
+    plan_count: usize,
+    price_zone: Vec<u32>,
+    prices: DataFrame,
+    key: KeyLayout,
+    unpriced_records: u64,
+}
+
+/// How a rated row's key packs into a `u64`: day offset, ICCID rank, network rank and, when the
+/// bits suffice, the customer (otherwise the customer is a second grouping column).
+struct KeyLayout {
+    sim_bits: u32,
+    network_bits: u32,
+    customer_bits: u32,
+    customer_packed: bool,
+    /// Dictionary index of the SIM and network at each byte-order rank, and the inverse.
+    sim_by_rank: Vec<u32>,
+    network_by_rank: Vec<u32>,
     sim_rank: Vec<u32>,
     network_rank: Vec<u32>,
-    slices: Vec<Range<usize>>,
-    days: DataFrame,
-    sim_plans: DataFrame,
-    prices: DataFrame,
-    unpriced_records: u64,
+}
+
+/// Bits to tell `n` values apart.
+fn bits_for(n: usize) -> u32 {
+    usize::BITS - n.saturating_sub(1).leading_zeros()
+}
+
+impl KeyLayout {
+    /// The layout for a run's dictionaries and days, in at most `key_bits` (64 but in tests).
+    fn new(
+        sims: &Dictionary,
+        networks: &Dictionary,
+        customers: usize,
+        days: usize,
+        key_bits: u32,
+    ) -> Result<Self> {
+        let (sim_bits, network_bits) = (bits_for(sims.len()), bits_for(networks.len()));
+        let customer_bits = bits_for(customers);
+        let used = bits_for(days) + sim_bits + network_bits;
+        if used > key_bits {
+            return Err(Error::Internal(format!(
+                "rating: {} SIMs on {} networks over {days} days do not fit a 64-bit row key",
+                sims.len(),
+                networks.len()
+            )));
+        }
+        let customer_packed = used + customer_bits <= key_bits;
+        let (sim_by_rank, network_by_rank) = (sims.sorted_ids(), networks.sorted_ids());
+        let inverse = |by_rank: &[u32]| {
+            let mut rank = vec![0; by_rank.len()];
+            for (r, &id) in by_rank.iter().enumerate() {
+                rank[id as usize] = r as u32;
+            }
+            rank
+        };
+        Ok(Self {
+            sim_bits,
+            network_bits,
+            customer_bits: if customer_packed { customer_bits } else { 0 },
+            customer_packed,
+            sim_rank: inverse(&sim_by_rank),
+            network_rank: inverse(&network_by_rank),
+            sim_by_rank,
+            network_by_rank,
+        })
+    }
+
+    fn pack(&self, day_offset: u32, sim: u32, network: u32, customer: u32) -> u64 {
+        let mut k = u64::from(day_offset);
+        k = (k << self.sim_bits) | u64::from(self.sim_rank[sim as usize]);
+        k = (k << self.network_bits) | u64::from(self.network_rank[network as usize]);
+        if self.customer_packed {
+            k = (k << self.customer_bits) | u64::from(customer);
+        }
+        k
+    }
+
+    /// Day offset, SIM, network and (when packed) customer of a key.
+    fn unpack(&self, key: u64) -> (u32, u32, u32, Option<u32>) {
+        let mask = |bits: u32| (1u64 << bits) - 1;
+        let mut k = key;
+        let customer = self
+            .customer_packed
+            .then(|| (k & mask(self.customer_bits)) as u32);
+        k >>= self.customer_bits;
+        let network = self.network_by_rank[(k & mask(self.network_bits)) as usize];
+        k >>= self.network_bits;
+        let sim = self.sim_by_rank[(k & mask(self.sim_bits)) as usize];
+        k >>= self.sim_bits;
+        (k as u32, sim, network, customer)
+    }
 }
 
 impl Rater {
     /// Prepares `cdrs` for rating under the job's card, in slices of about `slice_records`.
     pub fn new(cdrs: CdrColumns, job: &RatingJob, slice_records: usize) -> Result<Self> {
+        Self::with_key_bits(cdrs, job, slice_records, u64::BITS)
+    }
+
+    fn with_key_bits(cdrs: CdrColumns, job: &RatingJob, slice_records: usize, key_bits: u32) -> Result<Self> {
         let card = &job.card;
         let catalogue = Networks::builtin();
 
@@ -243,11 +342,9 @@ impl Rater {
         }
 
         // The version in force on each day of the period (none: unpriced).
-        let mut day_keys = Vec::new();
         let mut day_versions: Vec<Option<u32>> = Vec::new();
         let mut d = job.from;
         while d < job.to {
-            day_keys.push(epoch_days(d));
             day_versions.push(
                 card.version_on(d)
                     .and_then(|v| card.versions.iter().position(|x| x.id == v.id))
@@ -258,28 +355,17 @@ impl Rater {
 
         // Records on days no version prices are counted, not rated.
         let first_day = epoch_days(job.from);
-        let unpriced_records = cdrs
-            .day
-            .iter()
-            .filter(|&&d| {
-                usize::try_from(d - first_day)
-                    .ok()
-                    .and_then(|i| day_versions.get(i))
-                    .is_none_or(|v| v.is_none())
-            })
-            .count() as u64;
+        let version_of = |day: i32| {
+            usize::try_from(day - first_day)
+                .ok()
+                .and_then(|i| day_versions.get(i).copied().flatten())
+        };
+        let unpriced_records = cdrs.day.iter().filter(|&&d| version_of(d).is_none()).count() as u64;
 
         // Zone, increment and price per byte of every (version, network, plan) combination.
         let mut zones = Dictionary::default();
-        let (mut p_version, mut p_network, mut p_plan, mut p_zone, mut p_increment, mut p_price) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        for (vi, version) in card.versions.iter().enumerate() {
+        let (mut p_zone, mut p_increment, mut p_price) = (Vec::new(), Vec::new(), Vec::new());
+        for version in &card.versions {
             let terms = &version.terms;
             for ni in 0..cdrs.networks.len() as u32 {
                 let zone = MccMnc::parse(cdrs.networks.value(ni))
@@ -288,9 +374,6 @@ impl Rater {
                 for pi in 0..plans.len() as u32 {
                     let plan = plans.value(pi);
                     let price = terms.price(zone, (!plan.is_empty()).then_some(plan));
-                    p_version.push(vi as u32);
-                    p_network.push(ni);
-                    p_plan.push(pi);
                     p_zone.push(zones.id(&terms.zones[zone].name));
                     p_increment.push(terms.rounding_increment_bytes.max(1));
                     // Micros per MB are 10⁻¹² per byte: the same integer at scale 12.
@@ -298,32 +381,9 @@ impl Rater {
                 }
             }
         }
-
-        let days = DataFrame::new(
-            day_keys.len(),
-            vec![
-                Column::new("day".into(), day_keys),
-                Column::new("version".into(), day_versions),
-            ],
-        )
-        .map_err(polars)?;
-        let sim_count = sim_plan.len();
-        let sim_plans = DataFrame::new(
-            sim_count,
-            vec![
-                Column::new("sim".into(), (0..sim_count as u32).collect::<Vec<u32>>()),
-                Column::new("plan".into(), sim_plan),
-            ],
-        )
-        .map_err(polars)?;
-        let price_rows = p_version.len();
         let prices = DataFrame::new(
-            price_rows,
+            p_zone.len(),
             vec![
-                Column::new("version".into(), p_version),
-                Column::new("network".into(), p_network),
-                Column::new("plan".into(), p_plan),
-                Column::new("zone".into(), p_zone),
                 Column::new("increment".into(), p_increment),
                 Int128Chunked::from_vec("price".into(), p_price)
                     .into_decimal(38, COST_SCALE as usize)
@@ -334,8 +394,16 @@ impl Rater {
         .map_err(polars)?;
 
         let (order, slices) = day_slices(&cdrs.day, slice_records.max(1));
-        let (sim_rank, network_rank) = (cdrs.sims.ranks(), cdrs.networks.ranks());
+        let key = KeyLayout::new(
+            &cdrs.sims,
+            &cdrs.networks,
+            cdrs.customers.len(),
+            day_versions.len(),
+            key_bits,
+        )?;
         Ok(Self {
+            network_count: cdrs.networks.len(),
+            plan_count: plans.len(),
             names: Arc::new(Names {
                 sims: cdrs.sims,
                 customers: cdrs.customers,
@@ -351,11 +419,12 @@ impl Rater {
             bytes_out: cdrs.bytes_out,
             order,
             slices,
-            sim_rank,
-            network_rank,
-            days,
-            sim_plans,
+            first_day,
+            day_versions,
+            sim_plan,
+            price_zone: p_zone,
             prices,
+            key,
             unpriced_records,
         })
     }
@@ -374,51 +443,67 @@ impl Rater {
         self.unpriced_records
     }
 
-    /// Rates slice `i`: its rows, one per SIM × customer × day × network × zone × plan, in the
-    /// stored key's order (day, ICCID, network — slices follow each other in day order), so a
-    /// store receives them sorted: ClickHouse then skips sorting each block it writes (the
-    /// greater part of its insert time for these rows when they arrive in hash order).
+    /// The price row of a record on `day_offset` of the period, SIM and network; `None` on a
+    /// day no version prices.
+    fn price_row(&self, day_offset: usize, sim: u32, network: u32) -> Option<usize> {
+        let version = self.day_versions.get(day_offset).copied().flatten()? as usize;
+        let plan = self.sim_plan[sim as usize] as usize;
+        Some((version * self.network_count + network as usize) * self.plan_count + plan)
+    }
+
+    /// Rates slice `i`: its rows, one per SIM × customer × day × network (zone and plan follow
+    /// from them), in the stored key's order (day, ICCID, network — slices follow each other in
+    /// day order), so a store receives them sorted: ClickHouse then skips sorting each block it
+    /// writes (the greater part of its insert time for these rows when they arrive in hash
+    /// order).
     pub fn rate_slice(&self, i: usize) -> Result<Vec<RatedRow>> {
         let Some(range) = self.slices.get(i) else {
             return Ok(Vec::new());
         };
         let idx = &self.order[range.clone()];
-        fn gather<T: Copy>(column: &[T], idx: &[u32]) -> Vec<T> {
-            idx.iter().map(|&i| column[i as usize]).collect()
-        }
-        let frame = DataFrame::new(
-            idx.len(),
-            vec![
-                Column::new("sim".into(), gather(&self.sim, idx)),
-                Column::new("customer".into(), gather(&self.customer, idx)),
-                Column::new("day".into(), gather(&self.day, idx)),
-                Column::new("network".into(), gather(&self.network, idx)),
-                Column::new("bytes_in".into(), gather(&self.bytes_in, idx)),
-                Column::new("bytes_out".into(), gather(&self.bytes_out, idx)),
-            ],
-        )
-        .map_err(polars)?;
-
-        let with_versions = frame.lazy().join(
-            self.days.clone().lazy(),
-            [col("day")],
-            [col("day")],
-            JoinArgs::new(JoinType::Left),
+        let n = idx.len();
+        let (mut key, mut customer, mut price_row) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
         );
-        let rated = with_versions
-            .filter(col("version").is_not_null())
-            .join(
-                self.sim_plans.clone().lazy(),
-                [col("sim")],
-                [col("sim")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .join(
-                self.prices.clone().lazy(),
-                [col("version"), col("network"), col("plan")],
-                [col("version"), col("network"), col("plan")],
-                JoinArgs::new(JoinType::Inner),
-            )
+        let (mut bytes_in, mut bytes_out) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for &r in idx {
+            let r = r as usize;
+            let day_offset = (self.day[r] - self.first_day) as usize;
+            let (sim, network) = (self.sim[r], self.network[r]);
+            let Some(row) = self.price_row(day_offset, sim, network) else {
+                continue;
+            };
+            key.push(self.key.pack(day_offset as u32, sim, network, self.customer[r]));
+            customer.push(self.customer[r]);
+            price_row.push(row as IdxSize);
+            bytes_in.push(self.bytes_in[r]);
+            bytes_out.push(self.bytes_out[r]);
+        }
+        let price_row = IdxCa::from_vec("row".into(), price_row);
+        let mut columns = vec![
+            Column::new("key".into(), key),
+            Column::new("bytes_in".into(), bytes_in),
+            Column::new("bytes_out".into(), bytes_out),
+        ];
+        let mut group = vec![col("key")];
+        if !self.key.customer_packed {
+            columns.push(Column::new("customer".into(), customer));
+            group.push(col("customer"));
+        }
+        for name in ["increment", "price"] {
+            columns.push(
+                self.prices
+                    .column(name)
+                    .map_err(polars)?
+                    .take(&price_row)
+                    .map_err(polars)?,
+            );
+        }
+        let frame = DataFrame::new(price_row.len(), columns).map_err(polars)?;
+        let rated = frame
+            .lazy()
             .with_column((col("bytes_in") + col("bytes_out")).alias("bytes"))
             .with_column(
                 ((col("bytes") + col("increment") - lit(1u64)).floor_div(col("increment"))
@@ -426,14 +511,7 @@ impl Rater {
                 .alias("rounded"),
             )
             .with_column((col("rounded").cast(DataType::Decimal(38, 0)) * col("price")).alias("cost"))
-            .group_by([
-                col("sim"),
-                col("customer"),
-                col("day"),
-                col("network"),
-                col("zone"),
-                col("plan"),
-            ])
+            .group_by(group.clone())
             .agg([
                 len().cast(DataType::UInt64).alias("records"),
                 col("bytes_in").sum(),
@@ -441,17 +519,58 @@ impl Rater {
                 col("rounded").sum(),
                 col("cost").sum(),
             ])
+            .sort_by_exprs(group, SortMultipleOptions::default())
             .collect()
             .map_err(polars)?;
-        let mut rows = rows_of(&rated).map_err(polars)?;
-        rows.sort_unstable_by_key(|r| {
-            (
-                r.day,
-                self.sim_rank[r.sim as usize],
-                self.network_rank[r.network as usize],
+        self.rows_of(&rated).map_err(polars)
+    }
+
+    fn rows_of(&self, df: &DataFrame) -> PolarsResult<Vec<RatedRow>> {
+        let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
+            Ok(df.column(name)?.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+        };
+        let key = u64s("key")?;
+        let customer: Option<Vec<u32>> = if self.key.customer_packed {
+            None
+        } else {
+            Some(
+                df.column("customer")?
+                    .u32()?
+                    .iter()
+                    .map(|v| v.unwrap_or(0))
+                    .collect(),
             )
-        });
-        Ok(rows)
+        };
+        let (records, bytes_in, bytes_out, rounded) = (
+            u64s("records")?,
+            u64s("bytes_in")?,
+            u64s("bytes_out")?,
+            u64s("rounded")?,
+        );
+        let cost = df.column("cost")?.decimal()?;
+        polars_ensure!(cost.scale() == COST_SCALE as usize, ComputeError: "cost came back at scale {}, not {COST_SCALE}", cost.scale());
+        let cost: Vec<i128> = cost.physical().iter().map(|v| v.unwrap_or(0)).collect();
+        (0..df.height())
+            .map(|i| {
+                let (day_offset, sim, network, packed_customer) = self.key.unpack(key[i]);
+                let row = self
+                    .price_row(day_offset as usize, sim, network)
+                    .ok_or_else(|| polars_err!(ComputeError: "a rated row on an unpriced day"))?;
+                Ok(RatedRow {
+                    sim,
+                    customer: packed_customer.or(customer.as_ref().map(|c| c[i])).unwrap_or(0),
+                    day: self.first_day + day_offset as i32,
+                    network,
+                    zone: self.price_zone[row],
+                    plan: self.sim_plan[sim as usize],
+                    records: records[i],
+                    bytes_in: bytes_in[i],
+                    bytes_out: bytes_out[i],
+                    rounded_bytes: rounded[i],
+                    cost: Cost::from_units(cost[i]),
+                })
+            })
+            .collect()
     }
 }
 
@@ -538,47 +657,6 @@ fn rate_in_slices(cdrs: CdrColumns, job: &RatingJob, slice_records: usize) -> Re
         fees,
         totals,
     })
-}
-
-fn rows_of(df: &DataFrame) -> PolarsResult<Vec<RatedRow>> {
-    let u32s = |name: &str| -> PolarsResult<Vec<u32>> {
-        Ok(df.column(name)?.u32()?.iter().map(|v| v.unwrap_or(0)).collect())
-    };
-    let u64s = |name: &str| -> PolarsResult<Vec<u64>> {
-        Ok(df.column(name)?.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
-    };
-    let (sim, customer, network, zone, plan) = (
-        u32s("sim")?,
-        u32s("customer")?,
-        u32s("network")?,
-        u32s("zone")?,
-        u32s("plan")?,
-    );
-    let day: Vec<i32> = df.column("day")?.i32()?.iter().map(|v| v.unwrap_or(0)).collect();
-    let (records, bytes_in, bytes_out, rounded) = (
-        u64s("records")?,
-        u64s("bytes_in")?,
-        u64s("bytes_out")?,
-        u64s("rounded")?,
-    );
-    let cost = df.column("cost")?.decimal()?;
-    polars_ensure!(cost.scale() == COST_SCALE as usize, ComputeError: "cost came back at scale {}, not {COST_SCALE}", cost.scale());
-    let cost: Vec<i128> = cost.physical().iter().map(|v| v.unwrap_or(0)).collect();
-    Ok((0..df.height())
-        .map(|i| RatedRow {
-            sim: sim[i],
-            customer: customer[i],
-            day: day[i],
-            network: network[i],
-            zone: zone[i],
-            plan: plan[i],
-            records: records[i],
-            bytes_in: bytes_in[i],
-            bytes_out: bytes_out[i],
-            rounded_bytes: rounded[i],
-            cost: Cost::from_units(cost[i]),
-        })
-        .collect())
 }
 
 /// Monthly access fees: each SIM active in a month of the period pays the fee of the version in
@@ -694,7 +772,8 @@ mod tests {
             let sim = &sims[((x >> 20) % 7) as usize];
             cdrs.push(
                 sim.as_str(),
-                "",
+                // Mostly one customer per SIM; now and then another (a SIM moved mid-day).
+                ["", "c-1", "c-2"][(((x >> 20) % 7 + u64::from((x >> 50) % 16 == 0)) % 3) as usize],
                 epoch_days(day(3, 1)) + d as i32,
                 networks[((x >> 10) % 3) as usize],
                 (x >> 40) % 3_000_000,
@@ -782,6 +861,33 @@ mod tests {
         }
     }
 
+    /// Whether the customer is packed into the row key or grouped as a column of its own (when
+    /// the SIMs, networks and days leave too few bits), the rows are the same.
+    #[test]
+    fn customers_in_the_key_or_beside_it_rate_alike() {
+        let (cdrs, job) = fixture();
+        let rows = |key_bits: u32| {
+            let rater = Rater::with_key_bits(cdrs.clone(), &job, 450, key_bits).unwrap();
+            let packed = rater.key.customer_packed;
+            let rows: Vec<RatedRow> = (0..rater.slice_count())
+                .flat_map(|i| rater.rate_slice(i).unwrap())
+                .collect();
+            (packed, rows)
+        };
+        // 5 bits of days, 3 of SIMs, 2 of networks: 10, and 2 more for the three customers.
+        let (packed, in_key) = rows(64);
+        let (beside, as_column) = rows(11);
+        assert!(packed && !beside);
+        assert_eq!(in_key, as_column);
+        let customers: std::collections::HashSet<u32> = in_key.iter().map(|r| r.customer).collect();
+        assert_eq!(customers.len(), 3);
+        // A SIM, day and network with two customers is two rows.
+        assert!(in_key
+            .windows(2)
+            .any(|w| (w[0].sim, w[0].day, w[0].network) == (w[1].sim, w[1].day, w[1].network)));
+        assert!(Rater::with_key_bits(cdrs, &job, 450, 9).is_err());
+    }
+
     /// The rows of all slices, one after the other, come in the stored key's order (day, ICCID,
     /// network by their bytes), which is what lets ClickHouse skip sorting what it writes.
     #[test]
@@ -801,7 +907,7 @@ mod tests {
             })
             .collect();
         assert!(keys.len() > 100);
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "rows out of key order");
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "rows out of key order");
         // The fixture's first network is not the first in byte order, so the ranks mattered.
         assert_ne!(names.networks.value(0), "208-01");
     }

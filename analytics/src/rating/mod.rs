@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Each store reads the tenant's CDRs of the period, hands them to the rater and writes what
-//! comes back under the run's id; ClickHouse writes one slice of days while the next is rated,
-//! so memory holds the CDR columns and two slices' rows, not the whole period's results. Which run is current is recorded in the transactional
+//! comes back under the run's id; ClickHouse writes slices of days (on two insert requests, in
+//! turn) while the next is rated, so memory holds the CDR columns and a few slices' rows, not
+//! the whole period's results. Which run is current is recorded in the transactional
 //! store; queries read current runs only, so a run in progress or a failed one is never seen.
 
 mod clickhouse;

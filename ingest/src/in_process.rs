@@ -22,6 +22,11 @@ pub const DEFAULT_RETENTION: usize = 100_000;
 /// largest topic go, read or not (counted in [`InProcessBus::dropped_unread`]). This is what keeps
 /// a long-running single-process server (the demo) from holding hours of traffic.
 pub const DEFAULT_RETENTION_BYTES: usize = 16 << 20;
+/// Bytes per topic of messages every consumer group of the topic has taken, kept for a group that
+/// joins later; older ones go as soon as this much more has been published (the bus's bytes are
+/// then mostly what some group has still to read, and a long-running demo does not carry
+/// [`DEFAULT_RETENTION_BYTES`] of old traffic).
+pub const DEFAULT_READ_RETENTION_BYTES: usize = 1 << 20;
 
 #[derive(Default)]
 struct Topic {
@@ -53,6 +58,32 @@ impl Topic {
         self.bytes -= freed;
         self.base += 1;
         freed
+    }
+}
+
+/// Drops, in every topic some group reads, the messages all its groups have taken beyond the
+/// newest `keep` bytes of them (always keeping the topic's newest message).
+fn sweep_read(topics: &mut HashMap<String, Topic>, keep: usize) {
+    for t in topics.values_mut() {
+        let Some(floor) = t.taken_by_all() else {
+            continue;
+        };
+        let read = usize::try_from(floor.saturating_sub(t.base))
+            .unwrap_or(usize::MAX)
+            .min(t.messages.len().saturating_sub(1));
+        // The newest read messages within `keep` bytes stay; everything before them goes.
+        let mut kept = 0;
+        let mut drop = 0;
+        for i in (0..read).rev() {
+            kept += t.messages[i].size();
+            if kept > keep {
+                drop = i + 1;
+                break;
+            }
+        }
+        for _ in 0..drop {
+            t.drop_oldest();
+        }
     }
 }
 
@@ -100,6 +131,9 @@ struct Shared {
     notify: Notify,
     retention: usize,
     retention_bytes: usize,
+    read_retention_bytes: usize,
+    /// Bytes published since read messages were last swept (see [`sweep_read`]).
+    since_sweep: std::sync::atomic::AtomicUsize,
     /// Messages dropped before every group had read them (retention too small for the load).
     dropped_unread: std::sync::atomic::AtomicU64,
 }
@@ -121,8 +155,14 @@ impl InProcessBus {
     }
 
     /// Keeps at most `retention` messages per topic and `bytes` bytes in all (at least each
-    /// topic's newest message, whatever its size).
+    /// topic's newest message, whatever its size), of which messages every group has read at
+    /// most [`DEFAULT_READ_RETENTION_BYTES`] per topic.
     pub fn with_limits(retention: usize, bytes: usize) -> Self {
+        Self::with_read_retention(retention, bytes, DEFAULT_READ_RETENTION_BYTES)
+    }
+
+    /// [`Self::with_limits`] with `read_bytes` per topic for what every group has read.
+    pub fn with_read_retention(retention: usize, bytes: usize, read_bytes: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 topics: Mutex::new(HashMap::new()),
@@ -131,6 +171,8 @@ impl InProcessBus {
                 notify: Notify::new(),
                 retention: retention.max(1),
                 retention_bytes: bytes,
+                read_retention_bytes: read_bytes.min(bytes),
+                since_sweep: std::sync::atomic::AtomicUsize::new(0),
                 dropped_unread: std::sync::atomic::AtomicU64::new(0),
             }),
         }
@@ -346,7 +388,8 @@ impl EventBus for InProcessBus {
                 payload: payload.to_vec(),
                 published_at: Some(chrono::Utc::now()),
             };
-            t.bytes += m.size();
+            let size = m.size();
+            t.bytes += size;
             t.messages.push_back(m);
             let mut unread = 0;
             while t.messages.len() > self.shared.retention {
@@ -354,6 +397,20 @@ impl EventBus for InProcessBus {
                     unread += 1;
                 }
                 t.drop_oldest();
+            }
+            // Swept once per `read_retention_bytes` published, so each message is looked at a
+            // bounded number of times.
+            let keep = self.shared.read_retention_bytes;
+            let since = self
+                .shared
+                .since_sweep
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+                + size;
+            if since >= keep {
+                self.shared
+                    .since_sweep
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                sweep_read(&mut topics, keep);
             }
             unread += trim(&mut topics, self.shared.retention_bytes);
             if unread > 0 {
@@ -480,6 +537,45 @@ mod tests {
         // A message larger than the bound is still kept (the newest always is).
         bus.publish("t", "big", &[0u8; 10_000]).await.unwrap();
         assert_eq!(s.next().await.unwrap().unwrap().key, "big");
+    }
+
+    /// What every group has read is kept only up to the read retention (for a group joining
+    /// later); what a group has still to read is kept up to the whole bound.
+    #[tokio::test]
+    async fn read_messages_are_kept_only_up_to_the_read_retention() {
+        let bus = InProcessBus::with_read_retention(1_000, 1 << 20, 3_500);
+        bus.ensure_topic("t", TopicSpec::partitions(1)).await.unwrap();
+        let mut reader = bus
+            .consume(&["t".to_owned()], "g", StartAt::Earliest)
+            .await
+            .unwrap();
+        let publish = |i: usize| {
+            let bus = bus.clone();
+            async move { bus.publish("t", &i.to_string(), &[0u8; 1_000]).await.unwrap() }
+        };
+        for i in 0..10 {
+            publish(i).await;
+        }
+        let got = reader.poll(100, Duration::from_millis(50)).await.unwrap();
+        assert_eq!(got.len(), 10, "nothing unread was dropped");
+        reader.commit(&got).await.unwrap();
+        for i in 10..14 {
+            publish(i).await;
+        }
+        // The three newest read messages fit in 3.5 KB; the four unread ones all stay.
+        let mut late = bus
+            .consume(&["t".to_owned()], "late", StartAt::Earliest)
+            .await
+            .unwrap();
+        let keys: Vec<String> = late
+            .poll(100, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message.key)
+            .collect();
+        assert_eq!(keys, ["7", "8", "9", "10", "11", "12", "13"]);
+        assert_eq!(bus.dropped_unread(), 0);
     }
 
     #[tokio::test]

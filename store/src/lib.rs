@@ -101,6 +101,11 @@ pub async fn analyze(loc: &StoreLocation) -> Result<()> {
 /// Page cache per SQLite connection, in KiB (a negative `cache_size` is KiB, not pages).
 const SQLITE_CACHE_KIB: &str = "-512";
 
+/// Prepared statements each SQLite connection keeps (sqlx's default is 100; each holds SQLite's
+/// compiled program, and a pool of 16 connections serving many different queries kept adding to a
+/// long-running demo's memory for half an hour).
+pub const SQLITE_STATEMENTS: usize = 24;
+
 async fn sqlite_connection(loc: &StoreLocation, max: u32) -> Result<DatabaseConnection> {
     let StoreLocation::Sqlite { path } = loc else {
         unreachable!("sqlite location")
@@ -117,6 +122,7 @@ async fn sqlite_connection(loc: &StoreLocation, max: u32) -> Result<DatabaseConn
         // Each pooled connection keeps its own page cache (2 MiB by default); with a pool of
         // 16 that was 30 MB of a demo's heap. The OS page cache holds the file as well.
         .pragma("cache_size", SQLITE_CACHE_KIB)
+        .statement_cache_capacity(SQLITE_STATEMENTS)
         .disable_statement_logging();
     let pool = SqlitePoolOptions::new()
         .max_connections(max)

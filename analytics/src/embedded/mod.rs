@@ -90,6 +90,9 @@ impl EmbeddedUsage {
             // 1 MiB of page cache per connection (SQLite's default is 2 MiB); the OS caches
             // the file too, and the cubes' hot pages are few.
             .pragma("cache_size", "-1024")
+            // Prepared statements kept per connection (sqlx's default is 100, each holding
+            // SQLite's compiled program); the usage store runs a few dozen distinct ones.
+            .statement_cache_capacity(32)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -775,15 +775,11 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                 anyhow::bail!("--sims: at most 100000 (the bench's ICCIDs number SIMs with five digits)");
             }
             let loaded = bench_config(file, data_dir)?;
-            let figures = crate::tooling::bench_analytics::analytics(
-                &loaded.config,
-                updates,
-                sims,
-                runs,
-                requests,
-                merge,
-            )
-            .await?;
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "analytics");
+            let figures =
+                crate::tooling::bench_analytics::analytics(&config, updates, sims, runs, requests, merge)
+                    .await;
+            let figures = crate::tooling::bench::finish_scratch(scratch, figures).await?;
             crate::tooling::bench_analytics::print(&figures);
         }
         BenchCommand::Rating {
@@ -794,8 +790,9 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let figures =
-                crate::tooling::bench_rating::rating(&loaded.config, cdrs, sims, zones, runs).await?;
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "rating");
+            let figures = crate::tooling::bench_rating::rating(&config, cdrs, sims, zones, runs).await;
+            let figures = crate::tooling::bench::finish_scratch(scratch, figures).await?;
             crate::tooling::bench_rating::print(&figures);
         }
         BenchCommand::Ingest {
@@ -807,14 +804,23 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let mut all = Vec::with_capacity(runs);
-            for run in 1..=runs {
-                let config = run_config(&loaded.config, run, runs);
-                let figures =
-                    crate::tooling::bench_ingest::ingest(&config, events, sims, live_rate, probes).await?;
-                crate::tooling::bench_ingest::print(&figures);
-                all.push(figures);
+            // One ClickHouse database for the invocation: its runs write into the tables as
+            // a service's days do, and nothing stays behind.
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "ingest");
+            let all = async {
+                let mut all = Vec::with_capacity(runs);
+                for run in 1..=runs {
+                    let config = run_config(&config, run, runs);
+                    let figures =
+                        crate::tooling::bench_ingest::ingest(&config, events, sims, live_rate, probes)
+                            .await?;
+                    crate::tooling::bench_ingest::print(&figures);
+                    all.push(figures);
+                }
+                anyhow::Ok(all)
             }
+            .await;
+            let all = crate::tooling::bench::finish_scratch(scratch, all).await?;
             crate::tooling::bench_ingest::print_summary(&all);
         }
     }

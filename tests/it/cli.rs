@@ -903,6 +903,38 @@ async fn bench_rating_runs_on_both_usage_stores() {
                 ),
                 "{stdout}"
             );
+            // It loaded into a database of its own, not the configured one, and dropped it:
+            // nothing stays behind.
+            let count = |sql: String| {
+                let url = ch.url.clone();
+                async move {
+                    reqwest::Client::new()
+                        .post(url)
+                        .body(sql)
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap()
+                        .trim()
+                        .to_owned()
+                }
+            };
+            let scratch = format!(
+                "SELECT count() FROM system.databases WHERE startsWith(name, '{}_bench_')",
+                ch.database
+            );
+            assert_eq!(count(scratch).await, "0", "the bench left its database behind");
+            let configured = format!(
+                "SELECT count() FROM system.tables WHERE database = '{}'",
+                ch.database
+            );
+            assert_eq!(
+                count(configured).await,
+                "0",
+                "the bench wrote into the configured database"
+            );
         }
     }
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();

@@ -339,6 +339,47 @@ async fn hand_computed_fixture_rates_exactly_on_clickhouse() {
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
+/// When ClickHouse refuses the rated rows (here: a column the rows carry is gone from
+/// `rated_usage`), the run fails with an error naming the table and ClickHouse's reason, and
+/// nothing of it becomes readable.
+#[tokio::test]
+async fn a_refused_insert_of_rated_rows_fails_the_run_naming_the_table_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store: Arc<dyn UsageStore> = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    store.migrate().await.unwrap();
+    let f = Fixture {
+        tenant: TenantId(Uuid::new_v4()),
+        c1: CustomerId(Uuid::new_v4()),
+        a: iccid(1),
+        b: iccid(2),
+        c: iccid(3),
+    };
+    store
+        .write_cdrs(&[cdr(&f, "x-1", &f.a, d(2026, 2, 1), "262-01", 1_000, 0)])
+        .await
+        .unwrap();
+    let alter = reqwest::Client::new()
+        .post(&config.url)
+        .query(&[("database", config.database.as_str())])
+        .body("ALTER TABLE rated_usage DROP COLUMN zone")
+        .send()
+        .await
+        .unwrap();
+    assert!(alter.status().is_success(), "{}", alter.text().await.unwrap());
+
+    let run = job(&f, &fixture_card(f.tenant));
+    let err = store.rate(&run).await.unwrap_err().to_string();
+    assert!(err.contains("insert into rated_usage"), "{err}");
+    assert!(
+        err.contains("zone"),
+        "ClickHouse's reason names the column: {err}"
+    );
+    assert!(sums(&store, &f, &[run.run_id], RatedDimension::Tenant)
+        .await
+        .is_empty());
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
 #[tokio::test]
 async fn hand_computed_fixture_rates_exactly_on_the_embedded_store() {
     let store: Arc<dyn UsageStore> = Arc::new(

@@ -21,13 +21,25 @@ use config::{check_identifier, unavailable};
 pub struct ClickHouseUsage {
     pub(crate) config: ClickHouseConfig,
     pub(crate) client: Client,
+    /// Plain HTTP for what the client has no call for (`Native` inserts).
+    pub(crate) http: reqwest::Client,
 }
 
 impl ClickHouseUsage {
     /// Builds the client and checks the server answers; does not create anything.
     pub async fn connect(config: ClickHouseConfig) -> Result<Self> {
         let client = Self::client(&config).with_database(&config.database);
-        let store = Self { config, client };
+        let store = Self {
+            config,
+            client,
+            // Idle connections kept 2 s, as the `clickhouse` crate does: ClickHouse closes
+            // them after 3, and a request with a streamed body cannot be retried.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Internal(format!("HTTP client for ClickHouse: {e}")))?,
+        };
         store.server_version().await?;
         Ok(store)
     }

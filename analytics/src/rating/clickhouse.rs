@@ -1,5 +1,5 @@
-//! Rating on ClickHouse: CDRs streamed in as borrowed rows, results inserted in one request
-//! per table.
+//! Rating on ClickHouse: CDRs streamed in as borrowed rows, rated rows inserted as `Native`
+//! blocks in two requests, fees in one.
 
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::engine::{self, CdrColumns, RatedRow};
+use super::native::{Block, NativeInsert};
 use crate::clickhouse::ClickHouseUsage;
 use crate::{date_to_days, days_to_date};
 use std::sync::Arc;
@@ -29,24 +30,6 @@ struct CdrIn<'a> {
     mcc_mnc: &'a str,
     bytes_in: u64,
     bytes_out: u64,
-}
-
-#[derive(Row, Serialize)]
-struct RatedOut<'a> {
-    run_id: &'a str,
-    tenant_id: &'a str,
-    kind: &'a str,
-    customer_id: &'a str,
-    iccid: &'a str,
-    day: u16,
-    mcc_mnc: &'a str,
-    zone: &'a str,
-    tariff_plan: &'a str,
-    records: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    rounded_bytes: u64,
-    cost: i128,
 }
 
 #[derive(Row, Serialize)]
@@ -76,7 +59,7 @@ impl RatingEngine for ClickHouseUsage {
                 tokio::spawn(async move { read_cdrs(&client, &tenant, from, to).await })
             })
             .collect();
-        let mut cdrs = CdrColumns::default();
+        let mut parts = Vec::with_capacity(reads.len());
         let mut reads = reads.into_iter();
         while let Some(read) = reads.next() {
             let part = match read.await {
@@ -84,13 +67,14 @@ impl RatingEngine for ClickHouseUsage {
                 Err(e) => Err(ioto_domain::Error::Internal(format!("reading CDRs: {e}"))),
             };
             match part {
-                Ok(part) => cdrs.append(part),
+                Ok(part) => parts.push(part),
                 Err(e) => {
                     reads.for_each(|r| r.abort());
                     return Err(e);
                 }
             }
         }
+        let cdrs = tokio_blocking(move || Ok(CdrColumns::concat(parts))).await?;
         stages.read = started.elapsed();
 
         // Rated a slice of days at a time on a blocking thread while the slices before are
@@ -527,10 +511,14 @@ async fn read_cdrs(
     Ok(cdrs)
 }
 
-/// Runs CPU-bound work off the async threads.
 /// Insert requests the rated rows of a run are spread over (ClickHouse stores each on a thread
 /// of its own).
 const RATED_WRITERS: usize = 2;
+
+/// Rows per `Native` block: ClickHouse squashes the blocks of an insert into parts of up to
+/// `min_insert_block_size_rows` (1,048,576) itself, so small blocks cost no extra parts and
+/// keep what waits in memory small.
+const BLOCK_ROWS: usize = 1 << 16;
 
 /// What the rater hands a writer: a slice's rows, or the end of the run (a writer whose channel
 /// closes without it abandons its request).
@@ -549,7 +537,8 @@ struct RatedWriter {
 }
 
 impl RatedWriter {
-    /// Writes the slices it receives into one insert request; the time spent writing.
+    /// Writes the slices it receives into one insert request, as `Native` blocks of
+    /// [`BLOCK_ROWS`] rows; the time spent writing.
     async fn write(self, mut slices: tokio::sync::mpsc::Receiver<Slice>) -> Result<std::time::Duration> {
         let mut busy = std::time::Duration::ZERO;
         let mut insert = None;
@@ -560,41 +549,20 @@ impl RatedWriter {
                     if rows.is_empty() {
                         continue;
                     }
-                    let insert = match &mut insert {
-                        Some(i) => i,
-                        None => insert.insert(
-                            self.store
-                                .client
-                                .insert("rated_usage")
-                                .map_err(|e| self.store.err(e))?,
-                        ),
-                    };
-                    let n = &self.names;
-                    for r in &rows {
-                        insert
-                            .write(&RatedOut {
-                                run_id: &self.run,
-                                tenant_id: &self.tenant,
-                                kind: self.kind,
-                                customer_id: n.customers.value(r.customer),
-                                iccid: n.sims.value(r.sim),
-                                day: date_to_days(engine::from_epoch_days(r.day))?,
-                                mcc_mnc: n.networks.value(r.network),
-                                zone: n.zones.value(r.zone),
-                                tariff_plan: n.plans.value(r.plan),
-                                records: r.records,
-                                bytes_in: r.bytes_in,
-                                bytes_out: r.bytes_out,
-                                rounded_bytes: r.rounded_bytes,
-                                cost: r.cost.units(),
-                            })
-                            .await
-                            .map_err(|e| self.store.err(e))?;
+                    let insert = insert.get_or_insert_with(|| NativeInsert::new(&self.store, "rated_usage"));
+                    let rows = Arc::new(rows);
+                    for start in (0..rows.len()).step_by(BLOCK_ROWS) {
+                        let block = tokio_blocking({
+                            let (out, rows) = (self.columns(), Arc::clone(&rows));
+                            move || out.block(&rows[start..rows.len().min(start + BLOCK_ROWS)])
+                        })
+                        .await?;
+                        insert.send(block).await?;
                     }
                 }
                 Slice::Done => {
                     if let Some(insert) = insert.take() {
-                        insert.end().await.map_err(|e| self.store.err(e))?;
+                        insert.end().await?;
                     }
                     busy += started.elapsed();
                     return Ok(busy);
@@ -604,8 +572,58 @@ impl RatedWriter {
         }
         Ok(busy)
     }
+
+    fn columns(&self) -> RatedColumns {
+        RatedColumns {
+            run: self.run.clone(),
+            tenant: self.tenant.clone(),
+            kind: self.kind,
+            names: Arc::clone(&self.names),
+        }
+    }
 }
 
+/// What a `rated_usage` block is made of besides the rows.
+struct RatedColumns {
+    run: String,
+    tenant: String,
+    kind: &'static str,
+    names: Arc<engine::Names>,
+}
+
+impl RatedColumns {
+    /// The rows as one `Native` block, columns in the table's order.
+    fn block(&self, rows: &[RatedRow]) -> Result<Block> {
+        let n = &self.names;
+        let days = rows
+            .iter()
+            .map(|r| date_to_days(engine::from_epoch_days(r.day)).map(u16::to_le_bytes))
+            .collect::<Result<Vec<_>>>()?;
+        let u64s = |f: fn(&RatedRow) -> u64| rows.iter().map(move |r| f(r).to_le_bytes());
+        let mut b = Block::new(14, rows.len());
+        b.strings("run_id", rows.iter().map(|_| self.run.as_str()));
+        b.strings("tenant_id", rows.iter().map(|_| self.tenant.as_str()));
+        b.strings("kind", rows.iter().map(|_| self.kind));
+        b.strings("customer_id", rows.iter().map(|r| n.customers.value(r.customer)));
+        b.strings("iccid", rows.iter().map(|r| n.sims.value(r.sim)));
+        b.numbers("day", "Date", days.into_iter());
+        b.strings("mcc_mnc", rows.iter().map(|r| n.networks.value(r.network)));
+        b.strings("zone", rows.iter().map(|r| n.zones.value(r.zone)));
+        b.strings("tariff_plan", rows.iter().map(|r| n.plans.value(r.plan)));
+        b.numbers("records", "UInt64", u64s(|r| r.records));
+        b.numbers("bytes_in", "UInt64", u64s(|r| r.bytes_in));
+        b.numbers("bytes_out", "UInt64", u64s(|r| r.bytes_out));
+        b.numbers("rounded_bytes", "UInt64", u64s(|r| r.rounded_bytes));
+        b.numbers(
+            "cost",
+            "Decimal(38, 12)",
+            rows.iter().map(|r| r.cost.units().to_le_bytes()),
+        );
+        Ok(b)
+    }
+}
+
+/// Runs CPU-bound work off the async threads.
 pub(super) async fn tokio_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

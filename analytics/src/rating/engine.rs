@@ -16,7 +16,6 @@
 //! rounding at all and sums stay exact. Strings are replaced by dictionary indexes before the
 //! frame is built: the large frame holds integers only.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -29,10 +28,11 @@ use ioto_domain::usage::networks::Networks;
 use ioto_domain::{Error, Result};
 use polars::prelude::*;
 
-/// Strings of one column, each stored once; rows hold their index.
+/// Strings of one column, each stored once; rows hold their index. Hashed with Polars' hasher
+/// (foldhash) rather than SipHash: every CDR read looks up three strings here.
 #[derive(Debug, Default, Clone)]
 pub struct Dictionary {
-    index: HashMap<String, u32>,
+    index: PlHashMap<String, u32>,
     values: Vec<String>,
 }
 
@@ -97,6 +97,14 @@ pub struct CdrColumns {
 }
 
 impl CdrColumns {
+    /// The parts joined in order (each one's dictionary indexes mapped onto the first's).
+    pub fn concat(parts: Vec<CdrColumns>) -> CdrColumns {
+        parts.into_iter().fold(CdrColumns::default(), |mut all, part| {
+            all.append(part);
+            all
+        })
+    }
+
     pub fn push(
         &mut self,
         iccid: &str,

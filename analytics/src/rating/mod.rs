@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Each store reads the tenant's CDRs of the period, hands them to the rater and writes what
-//! comes back under the run's id; ClickHouse writes slices of days (on two insert requests, in
-//! turn) while the next is rated, so memory holds the CDR columns and a few slices' rows, not
+//! comes back under the run's id; ClickHouse writes slices of days (as `Native` blocks on two
+//! insert requests, in turn) while the next is rated, so memory holds the CDR columns and a few slices' rows, not
 //! the whole period's results. Which run is current is recorded in the transactional
 //! store; queries read current runs only, so a run in progress or a failed one is never seen.
 
@@ -16,5 +16,6 @@ mod clickhouse;
 mod clickhouse_sql;
 mod embedded;
 pub mod engine;
+mod native;
 
 pub use engine::{rate, CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow, Rater};

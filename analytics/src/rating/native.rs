@@ -23,7 +23,10 @@ use tokio::sync::mpsc;
 use crate::clickhouse::ClickHouseUsage;
 
 /// One block being written. The columns must be written in the table's order, each with one
-/// value per row.
+/// value per row, and named exactly as in the table: ClickHouse 18.16 stores a block with a
+/// column the table does not have without complaint, dropping that column (checked: a block
+/// whose `zone` had been dropped from `rated_usage` was stored without it), so a misspelt name
+/// is a silent default. The rating tests read every stored column back.
 pub(crate) struct Block {
     buf: Vec<u8>,
     rows: usize,

@@ -26,7 +26,8 @@ use crate::clickhouse::ClickHouseUsage;
 /// value per row, and named exactly as in the table: ClickHouse 18.16 stores a block with a
 /// column the table does not have without complaint, dropping that column (checked: a block
 /// whose `zone` had been dropped from `rated_usage` was stored without it), so a misspelt name
-/// is a silent default. The rating tests read every stored column back.
+/// is a silent default. The rating tests read the stored columns back (not yet `bytes_in` and
+/// `bytes_out`).
 pub(crate) struct Block {
     buf: Vec<u8>,
     rows: usize,

@@ -93,10 +93,12 @@ impl RatingEngine for ClickHouseUsage {
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 let out = RatedWriter {
                     store: self.clone(),
-                    run: job.run_id.to_string(),
-                    tenant: tenant.clone(),
-                    kind: job.card.kind.as_str(),
-                    names: Arc::clone(&names),
+                    columns: Arc::new(RatedColumns {
+                        run: job.run_id.to_string(),
+                        tenant: tenant.clone(),
+                        kind: job.card.kind.as_str(),
+                        names: Arc::clone(&names),
+                    }),
                 };
                 (tx, tokio::spawn(out.write(rx)))
             })
@@ -530,10 +532,7 @@ enum Slice {
 /// One insert request of a run's rated rows.
 struct RatedWriter {
     store: ClickHouseUsage,
-    run: String,
-    tenant: String,
-    kind: &'static str,
-    names: Arc<engine::Names>,
+    columns: Arc<RatedColumns>,
 }
 
 impl RatedWriter {
@@ -553,7 +552,7 @@ impl RatedWriter {
                     let rows = Arc::new(rows);
                     for start in (0..rows.len()).step_by(BLOCK_ROWS) {
                         let block = tokio_blocking({
-                            let (out, rows) = (self.columns(), Arc::clone(&rows));
+                            let (out, rows) = (Arc::clone(&self.columns), Arc::clone(&rows));
                             move || out.block(&rows[start..rows.len().min(start + BLOCK_ROWS)])
                         })
                         .await?;
@@ -571,15 +570,6 @@ impl RatedWriter {
             busy += started.elapsed();
         }
         Ok(busy)
-    }
-
-    fn columns(&self) -> RatedColumns {
-        RatedColumns {
-            run: self.run.clone(),
-            tenant: self.tenant.clone(),
-            kind: self.kind,
-            names: Arc::clone(&self.names),
-        }
     }
 }
 

@@ -268,6 +268,29 @@ async fn hand_computed(store: Arc<dyn UsageStore>) {
         sums(&store, &f, &runs, RatedDimension::Tenant).await,
         vec![(f.tenant.to_string(), c("0.1701776"))]
     );
+    // Every stored measure, not only cost: the priced records 1–7 (record 0 is unpriced and
+    // not stored) hold 2,502,501 bytes in and 526 out.
+    let per_sim: Vec<(String, u64, u64, u64, u64)> = store
+        .rated_usage(&RatedQuery {
+            tenant: f.tenant,
+            runs: runs.to_vec(),
+            customer: None,
+            by: RatedDimension::Sim,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, s)| (k, s.records, s.bytes_in, s.bytes_out, s.rounded_bytes))
+        .collect();
+    assert_eq!(
+        per_sim,
+        vec![
+            (f.a.to_string(), 2, 1_500, 525, 3_072),
+            (f.b.to_string(), 3, 2_500_001, 0, 2_501_448),
+            (f.c.to_string(), 2, 1_000, 1, 2_000),
+        ],
+        "records, bytes in, bytes out and rounded bytes per SIM as stored"
+    );
     let days = store
         .rated_usage(&RatedQuery {
             tenant: f.tenant,

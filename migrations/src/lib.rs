@@ -182,6 +182,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "network_monthly_online",
         sql: include_str!("../clickhouse/0008_network_monthly_online.sql"),
     },
+    UsageMigration {
+        version: 9,
+        name: "live_sessions_by_session",
+        sql: include_str!("../clickhouse/0009_live_sessions_by_session.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.

@@ -16,9 +16,11 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
+    // Migration 9 (`live_sessions` sorted by session) is ClickHouse's alone.
+    let last = if store.info().engine == "clickhouse" { 9 } else { 8 };
     assert_eq!(
         first,
-        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        (1..=last).collect::<Vec<u32>>(),
         "a fresh store applies every migration"
     );
     assert!(
@@ -613,5 +615,129 @@ async fn usage_contract_on_clickhouse() {
     sessions_contract(&store).await;
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// Migration 9 re-sorts `live_sessions` by session (for the ingest worker's progress lookups): what
+/// a store held before it is still each SIM's live session and still the worker's progress after
+/// it, and updates written after it reach the re-sorted table.
+#[tokio::test]
+async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
+    use chrono::{Duration, Utc};
+    use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+
+    let config = clickhouse::database().await;
+    let sql = |statement: String| {
+        let config = config.clone();
+        async move {
+            let answer = reqwest::Client::new()
+                .post(&config.url)
+                .query(&[("database", config.database.as_str())])
+                .body(statement.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                answer.status().is_success(),
+                "{statement}: {}",
+                answer.text().await.unwrap()
+            );
+        }
+    };
+    // The store as migration 8 left it.
+    sql(
+        "CREATE TABLE ioto_schema_migrations (version UInt32, name String, applied_at DateTime) \
+         ENGINE = MergeTree ORDER BY version"
+            .into(),
+    )
+    .await;
+    for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= 8) {
+        for statement in m.statements(false) {
+            sql(statement).await;
+        }
+        sql(format!(
+            "INSERT INTO ioto_schema_migrations VALUES ({}, '{}', now())",
+            m.version, m.name
+        ))
+        .await;
+    }
+    let store: std::sync::Arc<dyn UsageStore> =
+        std::sync::Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    let tenant = TenantId::new();
+    let hour = period_start(Utc::now(), Granularity::Hour);
+    let update = |iccid: &Iccid, session: &str, at: i64, total: u64, terminated: bool| SessionUpdate {
+        tenant_id: tenant,
+        customer_id: None,
+        iccid: iccid.clone(),
+        session_id: session.into(),
+        started_at: hour - Duration::minutes(30),
+        event_time: hour - Duration::minutes(30) + Duration::minutes(at),
+        hour,
+        mcc_mnc: net("262-01"),
+        rat: RadioAccessType::Lte,
+        ip_address: None,
+        cell_id: None,
+        terminated,
+        total_in: total,
+        total_out: 0,
+        delta_in: total,
+        delta_out: 0,
+    };
+    let (one, two) = (icc(61), icc(62));
+    store
+        .write_session_updates(&[
+            update(&one, "s1", 0, 10, false),
+            update(&one, "s1", 5, 40, true),
+            update(&one, "s2", 10, 7, false),
+            update(&two, "s1", 1, 3, false),
+        ])
+        .await
+        .unwrap();
+
+    assert_eq!(store.migrate().await.unwrap(), vec![9]);
+    let live = |iccid: Iccid| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let s = store
+                .live_session(tenant, &iccid)
+                .await
+                .unwrap()
+                .expect("a live session");
+            (s.session_id, s.total_in, s.terminated)
+        }
+    };
+    assert_eq!(live(one.clone()).await, ("s2".to_owned(), 7, false));
+    assert_eq!(
+        live(two.clone()).await,
+        ("s1".to_owned(), 3, false),
+        "same session id, other SIM"
+    );
+    let key = |iccid: &Iccid, session: &str| SessionKey {
+        iccid: iccid.clone(),
+        session_id: session.into(),
+    };
+    let mut progress: Vec<(String, String, u64, bool)> = store
+        .session_states(&[key(&one, "s1"), key(&one, "s2"), key(&two, "s1"), key(&two, "s2")])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.iccid.to_string(), s.session_id, s.total_in, s.terminated))
+        .collect();
+    progress.sort();
+    assert_eq!(
+        progress,
+        vec![
+            (one.to_string(), "s1".into(), 40, true),
+            (one.to_string(), "s2".into(), 7, false),
+            (two.to_string(), "s1".into(), 3, false),
+        ]
+    );
+
+    // Written after the migration: the view feeds the re-sorted table.
+    store
+        .write_session_updates(&[update(&two, "s1", 20, 9, true)])
+        .await
+        .unwrap();
+    assert_eq!(live(two.clone()).await, ("s1".to_owned(), 9, true));
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

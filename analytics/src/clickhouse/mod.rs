@@ -84,15 +84,7 @@ impl ClickHouseUsage {
     where
         T: Row + Serialize,
     {
-        // The materialized views a table feeds are written side by side rather than one after
-        // the other (`session_updates` feeds seven): a 1,000-row batch of session updates took
-        // ~85 ms one view at a time and ~55 ms side by side on two cores (ClickHouse 18.16);
-        // large batches, bound by CPU, take the same time either way.
-        let mut insert = self
-            .client
-            .insert(table)
-            .map_err(|e| self.err(e))?
-            .with_option("parallel_view_processing", "1");
+        let mut insert = self.client.insert(table).map_err(|e| self.err(e))?;
         for row in rows {
             insert.write(row).await.map_err(|e| self.err(e))?;
         }

@@ -118,7 +118,7 @@ WRITES: dict[str, list[dict[str, object]]] = {
 }
 # What every cube holds afterwards.
 CUBES = [
-    ("live_sessions", "SELECT total_in, total_out, terminated FROM live_sessions FINAL", "150,30,1"),
+    ("live_session_states", "SELECT total_in, total_out, terminated FROM live_session_states FINAL", "150,30,1"),
     ("usage_hourly", "SELECT sum(bytes_in), sum(bytes_out), count() FROM usage_hourly FINAL", "150,30,2"),
     ("usage_monthly", "SELECT sum(bytes_in), sum(bytes_out) FROM usage_monthly FINAL", "150,30"),
     ("usage_daily", "SELECT sum(bytes_up), sum(bytes_down) FROM usage_daily", "150,30"),

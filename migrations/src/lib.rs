@@ -184,8 +184,13 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
     },
     UsageMigration {
         version: 9,
-        name: "live_sessions_by_session",
-        sql: include_str!("../clickhouse/0009_live_sessions_by_session.sql"),
+        name: "live_session_states",
+        sql: include_str!("../clickhouse/0009_live_session_states.sql"),
+    },
+    UsageMigration {
+        version: 10,
+        name: "drop_live_sessions",
+        sql: include_str!("../clickhouse/0010_drop_live_sessions.sql"),
     },
 ];
 

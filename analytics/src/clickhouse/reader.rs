@@ -16,14 +16,14 @@ use crate::{days_to_date, roll_up, roll_up_customers, stored};
 #[async_trait]
 impl UsageReader for ClickHouseUsage {
     async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>> {
-        // `live_sessions` is sorted by session (for the ingest worker's lookups): the SIM's
+        // `live_session_states` is sorted by session (for the ingest worker's lookups): the SIM's
         // latest session comes from `session_updates`, sorted by tenant and ICCID, and its state
-        // from `live_sessions`. Every update of a session started within 7 days is itself within
+        // from `live_session_states`. Every update of a session started within 7 days is itself within
         // 7 days; `day` (UTC) is cut a day wider so that no server time zone cuts too much.
         let rows = self
             .client
             .query(&format!(
-                "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE session_id IN (\
+                "SELECT {LIVE_COLUMNS} FROM live_session_states WHERE session_id IN (\
                  SELECT session_id FROM session_updates WHERE tenant_id = ? AND iccid = ? \
                  AND day >= toDate(now() - 8 * 86400) AND event_time >= now() - 7 * 86400 \
                  AND started_at >= now() - 7 * 86400 ORDER BY event_time DESC LIMIT 1) \

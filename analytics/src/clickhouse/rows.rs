@@ -127,7 +127,7 @@ impl LiveRow {
             delta_in: 0,
             delta_out: 0,
         }
-        .into_update("live_sessions")
+        .into_update("live_session_states")
     }
 }
 

@@ -17,7 +17,7 @@ fn partition_expired(table: &str, partition: &str, now: DateTime<Utc>) -> bool {
     let telemetry_cut = (now - chrono::Duration::days(TELEMETRY_RETENTION_DAYS)).date_naive();
     match table {
         // `day` ('2026-11-15') and toYYYYMMDD(started_at) (20261115): one day each.
-        "session_updates" | "live_sessions" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
+        "session_updates" | "live_session_states" => NaiveDate::parse_from_str(&digits, "%Y%m%d")
             .map(|d| d < session_cut)
             .unwrap_or(false),
         // toYYYYMMDD(event_time): "online now" reads minutes; a day is kept.
@@ -111,7 +111,7 @@ impl UsageEngine for ClickHouseUsage {
             .client
             .query(
                 "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() \
-                 AND active AND table IN ('session_updates', 'live_sessions', 'session_activity', 'device_telemetry')",
+                 AND active AND table IN ('session_updates', 'live_session_states', 'session_activity', 'device_telemetry')",
             )
             .fetch_all::<PartitionRow>()
             .await

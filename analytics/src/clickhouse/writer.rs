@@ -20,7 +20,7 @@ impl UsageWriter for ClickHouseUsage {
             rows.push(SessionRow::of(u)?);
         }
         // One INSERT (a block per day partition): what lands of a failed one is recognised on retry,
-        // since progress is recovered per session from `live_sessions`.
+        // since progress is recovered per session from `live_session_states`.
         self.insert_rows("session_updates", &rows).await
     }
 
@@ -39,7 +39,7 @@ impl UsageWriter for ClickHouseUsage {
             let mut q = self
                 .client
                 .query(&format!(
-                    "SELECT {LIVE_COLUMNS} FROM live_sessions WHERE session_id IN ({marks}) AND iccid IN ({marks}) \
+                    "SELECT {LIVE_COLUMNS} FROM live_session_states WHERE session_id IN ({marks}) AND iccid IN ({marks}) \
                      GROUP BY iccid, session_id"
                 ))
                 .with_option("use_uncompressed_cache", "1");

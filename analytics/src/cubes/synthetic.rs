@@ -101,7 +101,7 @@ impl ClickHouseUsage {
             "usage_daily",
             "usage_hourly",
             "sessions_hourly",
-            "live_sessions",
+            "live_session_states",
             "session_activity",
         ] {
             self.client

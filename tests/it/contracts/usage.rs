@@ -16,8 +16,12 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    // Migration 9 (`live_sessions` sorted by session) is ClickHouse's alone.
-    let last = if store.info().engine == "clickhouse" { 9 } else { 8 };
+    // Migrations 9 and 10 (session states sorted by session) are ClickHouse's alone.
+    let last = if store.info().engine == "clickhouse" {
+        10
+    } else {
+        8
+    };
     assert_eq!(
         first,
         (1..=last).collect::<Vec<u32>>(),
@@ -618,11 +622,26 @@ async fn usage_contract_on_clickhouse() {
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
-/// Migration 9 re-sorts `live_sessions` by session (for the ingest worker's progress lookups): what
-/// a store held before it is still each SIM's live session and still the worker's progress after
-/// it, and updates written after it reach the re-sorted table.
+/// Migration 9 moves the sessions' latest states to a table sorted by session (for the ingest
+/// worker's progress lookups) and migration 10 drops the old one: what a store held before is
+/// still each SIM's live session and still the worker's progress after them, and updates written
+/// after them reach the new table — also when migration 9 had stopped after any of its statements
+/// and is run again from its first.
 #[tokio::test]
 async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
+    let statements = ioto_migrations::CLICKHOUSE
+        .iter()
+        .find(|m| m.version == 9)
+        .expect("migration 9")
+        .statements(false);
+    for done in 0..=statements.len() {
+        migrate_from_8_with_sessions(&statements[..done]).await;
+    }
+}
+
+/// A store as migration 8 left it, holding sessions, with `done` statements of migration 9
+/// applied by a run that stopped there; then `migrate()` as a restart runs it.
+async fn migrate_from_8_with_sessions(done: &[String]) {
     use chrono::{Duration, Utc};
     use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
 
@@ -644,7 +663,6 @@ async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
             );
         }
     };
-    // The store as migration 8 left it.
     sql(
         "CREATE TABLE ioto_schema_migrations (version UInt32, name String, applied_at DateTime) \
          ENGINE = MergeTree ORDER BY version"
@@ -693,8 +711,17 @@ async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
         ])
         .await
         .unwrap();
+    for statement in done {
+        sql(statement.clone()).await;
+    }
+    // Written while migration 9 was stopped midway.
+    store
+        .write_session_updates(&[update(&two, "s2", 0, 5, false)])
+        .await
+        .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), vec![9]);
+    let after = format!("after {} statements of migration 9", done.len());
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10], "{after}");
     let live = |iccid: Iccid| {
         let store = std::sync::Arc::clone(&store);
         async move {
@@ -706,18 +733,24 @@ async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
             (s.session_id, s.total_in, s.terminated)
         }
     };
-    assert_eq!(live(one.clone()).await, ("s2".to_owned(), 7, false));
+    assert_eq!(live(one.clone()).await, ("s2".to_owned(), 7, false), "{after}");
     assert_eq!(
         live(two.clone()).await,
         ("s1".to_owned(), 3, false),
-        "same session id, other SIM"
+        "same session id, other SIM; {after}"
     );
     let key = |iccid: &Iccid, session: &str| SessionKey {
         iccid: iccid.clone(),
         session_id: session.into(),
     };
     let mut progress: Vec<(String, String, u64, bool)> = store
-        .session_states(&[key(&one, "s1"), key(&one, "s2"), key(&two, "s1"), key(&two, "s2")])
+        .session_states(&[
+            key(&one, "s1"),
+            key(&one, "s2"),
+            key(&one, "s3"),
+            key(&two, "s1"),
+            key(&two, "s2"),
+        ])
         .await
         .unwrap()
         .into_iter()
@@ -730,14 +763,16 @@ async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
             (one.to_string(), "s1".into(), 40, true),
             (one.to_string(), "s2".into(), 7, false),
             (two.to_string(), "s1".into(), 3, false),
-        ]
+            (two.to_string(), "s2".into(), 5, false),
+        ],
+        "{after}"
     );
 
-    // Written after the migration: the view feeds the re-sorted table.
+    // Written after the migrations: the view feeds the new table.
     store
         .write_session_updates(&[update(&two, "s1", 20, 9, true)])
         .await
         .unwrap();
-    assert_eq!(live(two.clone()).await, ("s1".to_owned(), 9, true));
+    assert_eq!(live(two.clone()).await, ("s1".to_owned(), 9, true), "{after}");
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

@@ -6,8 +6,10 @@
 -- granule per session asked, whatever the table's size. The live view of a SIM finds the SIM's
 -- latest session in `session_updates` (sorted by tenant and ICCID) and reads its state here.
 --
--- The new table and its view come first, then the copy, then the old view goes: no update is
--- missed in between (one written meanwhile reaches both tables, and rows copied twice replace
+-- The new table and its view come first, then the old view goes, then the copy. An insert
+-- started before the new view existed writes through the old view only; dropping the old view
+-- waits for such inserts to finish, so the copy after it sees their rows. One started later
+-- reaches the new table through its view (and perhaps the old one too: rows copied twice replace
 -- each other as every update of a session does). Every statement can run again, or at the same
 -- time in two processes. The old table is dropped by migration 10, once this one is recorded.
 CREATE TABLE IF NOT EXISTS live_session_states (
@@ -35,9 +37,9 @@ SELECT tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mn
        cell_id, terminated, total_in, total_out
 FROM session_updates;
 
+DROP TABLE IF EXISTS live_sessions_mv;
+
 INSERT INTO live_session_states
 SELECT tenant_id, customer_id, iccid, session_id, started_at, event_time, mcc_mnc, rat, ip_address,
        cell_id, terminated, total_in, total_out
 FROM live_sessions;
-
-DROP TABLE IF EXISTS live_sessions_mv;

@@ -73,18 +73,16 @@ impl UsageEngine for ClickHouseUsage {
             .execute()
             .await
             .map_err(|e| self.err(e))?;
-        let applied: Vec<u32> = self
-            .client
-            .query("SELECT version FROM ioto_schema_migrations ORDER BY version")
-            .fetch_all::<VersionRow>()
-            .await
-            .map_err(|e| self.err(e))?
-            .into_iter()
-            .map(|r| r.version)
-            .collect();
         let ttl = self.ttl_supported().await?;
         let mut now_applied = Vec::new();
-        for m in CLICKHOUSE.iter().filter(|m| !applied.contains(&m.version)) {
+        for m in CLICKHOUSE {
+            // Asked again before each migration: another process migrating at the same time
+            // may have applied it meanwhile, and running an early one again after a later one
+            // dropped what it creates would bring that back (migration 3's `live_sessions`
+            // view after migration 10).
+            if self.applied_versions().await?.contains(&m.version) {
+                continue;
+            }
             for stmt in m.statements(ttl) {
                 self.client.query(&stmt).execute().await.map_err(|e| {
                     tracing::error!(version = m.version, statement = %stmt, "ClickHouse migration failed");
@@ -136,5 +134,20 @@ impl UsageEngine for ClickHouseUsage {
             dropped.push(format!("{} partition {}", p.table, p.partition));
         }
         Ok(dropped)
+    }
+}
+
+impl ClickHouseUsage {
+    /// The usage-store migrations recorded as applied.
+    async fn applied_versions(&self) -> Result<Vec<u32>> {
+        Ok(self
+            .client
+            .query("SELECT version FROM ioto_schema_migrations ORDER BY version")
+            .fetch_all::<VersionRow>()
+            .await
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect())
     }
 }

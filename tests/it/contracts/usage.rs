@@ -622,6 +622,45 @@ async fn usage_contract_on_clickhouse() {
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
+/// Runs one statement in the test's database and returns ClickHouse's answer.
+async fn sql(config: &ioto_analytics::ClickHouseConfig, statement: &str) -> String {
+    let answer = reqwest::Client::new()
+        .post(&config.url)
+        .query(&[("database", config.database.as_str())])
+        .body(statement.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let ok = answer.status().is_success();
+    let text = answer.text().await.unwrap();
+    assert!(ok, "{statement}: {text}");
+    text
+}
+
+/// A store as ClickHouse migration 8 left it (before the session states moved).
+async fn store_at_migration_8(config: &ioto_analytics::ClickHouseConfig) -> std::sync::Arc<dyn UsageStore> {
+    sql(
+        config,
+        "CREATE TABLE ioto_schema_migrations (version UInt32, name String, applied_at DateTime) \
+         ENGINE = MergeTree ORDER BY version",
+    )
+    .await;
+    for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= 8) {
+        for statement in m.statements(false) {
+            sql(config, &statement).await;
+        }
+        sql(
+            config,
+            &format!(
+                "INSERT INTO ioto_schema_migrations VALUES ({}, '{}', now())",
+                m.version, m.name
+            ),
+        )
+        .await;
+    }
+    std::sync::Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap())
+}
+
 /// Migration 9 moves the sessions' latest states to a table sorted by session (for the ingest
 /// worker's progress lookups) and migration 10 drops the old one: what a store held before is
 /// still each SIM's live session and still the worker's progress after them, and updates written
@@ -646,41 +685,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
     use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
 
     let config = clickhouse::database().await;
-    let sql = |statement: String| {
-        let config = config.clone();
-        async move {
-            let answer = reqwest::Client::new()
-                .post(&config.url)
-                .query(&[("database", config.database.as_str())])
-                .body(statement.clone())
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                answer.status().is_success(),
-                "{statement}: {}",
-                answer.text().await.unwrap()
-            );
-        }
-    };
-    sql(
-        "CREATE TABLE ioto_schema_migrations (version UInt32, name String, applied_at DateTime) \
-         ENGINE = MergeTree ORDER BY version"
-            .into(),
-    )
-    .await;
-    for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= 8) {
-        for statement in m.statements(false) {
-            sql(statement).await;
-        }
-        sql(format!(
-            "INSERT INTO ioto_schema_migrations VALUES ({}, '{}', now())",
-            m.version, m.name
-        ))
-        .await;
-    }
-    let store: std::sync::Arc<dyn UsageStore> =
-        std::sync::Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    let store = store_at_migration_8(&config).await;
     let tenant = TenantId::new();
     let hour = period_start(Utc::now(), Granularity::Hour);
     let update = |iccid: &Iccid, session: &str, at: i64, total: u64, terminated: bool| SessionUpdate {
@@ -712,7 +717,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         .await
         .unwrap();
     for statement in done {
-        sql(statement.clone()).await;
+        sql(&config, statement).await;
     }
     // Written while migration 9 was stopped midway.
     store
@@ -774,5 +779,50 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         .await
         .unwrap();
     assert_eq!(live(two.clone()).await, ("s1".to_owned(), 9, true), "{after}");
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// An insert into `session_updates` still running when migration 9 starts — begun before the new
+/// table's view existed, so it writes through the old view only — reaches the new table too.
+#[tokio::test]
+async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store = store_at_migration_8(&config).await;
+    let tenant = TenantId::new();
+    // A million updates in one statement: several seconds through the eight tables it feeds.
+    let insert = {
+        let config = config.clone();
+        let statement = format!(
+            "INSERT INTO session_updates SELECT '{tenant}', '', \
+             concat('8949', toString(1000000000000000 + number % 1000)), toString(number), now(), now(), \
+             toStartOfHour(now()), today(), toStartOfMonth(today()), '262-01', 'LTE', '', '', 0, \
+             number, 0, number, 0 FROM system.numbers LIMIT 1000000"
+        );
+        tokio::spawn(async move { sql(&config, &statement).await })
+    };
+    let running = format!(
+        "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO session_updates%{tenant}%'"
+    );
+    let started = std::time::Instant::now();
+    while sql(&config, &running).await.trim() == "0" {
+        assert!(
+            !insert.is_finished(),
+            "the insert ended before it was seen running"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the insert never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10]);
+    insert.await.unwrap();
+    let sessions = |table: &str| format!("SELECT uniqExact(iccid, session_id) FROM {table}");
+    assert_eq!(sql(&config, &sessions("session_updates")).await.trim(), "1000000");
+    assert_eq!(
+        sql(&config, &sessions("live_session_states")).await.trim(),
+        "1000000",
+        "every session of the insert that was running has its state in the new table"
+    );
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

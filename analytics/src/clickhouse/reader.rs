@@ -17,17 +17,20 @@ use crate::{days_to_date, roll_up, roll_up_customers, stored};
 impl UsageReader for ClickHouseUsage {
     async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>> {
         // `live_session_states` is sorted by session (for the ingest worker's lookups): the SIM's
-        // latest session comes from `session_updates`, sorted by tenant and ICCID, and its state
-        // from `live_session_states`. Every update of a session started within 7 days is itself within
-        // 7 days; `day` (UTC) is cut a day wider so that no server time zone cuts too much.
+        // latest sessions come from `session_updates`, sorted by tenant and ICCID, and their
+        // states from `live_session_states`. Every update of a session started within 7 days is
+        // itself within 7 days; `day` (UTC) is cut a day wider so that no server time zone cuts
+        // too much. Of sessions last updated in the same second, an open one is the live one
+        // (one session ends as the next starts), then the greatest id, as in the embedded store.
         let rows = self
             .client
             .query(&format!(
                 "SELECT {LIVE_COLUMNS} FROM live_session_states WHERE session_id IN (\
                  SELECT session_id FROM session_updates WHERE tenant_id = ? AND iccid = ? \
                  AND day >= toDate(now() - 8 * 86400) AND event_time >= now() - 7 * 86400 \
-                 AND started_at >= now() - 7 * 86400 ORDER BY event_time DESC LIMIT 1) \
-                 AND iccid = ? AND tenant_id = ? GROUP BY iccid, session_id"
+                 AND started_at >= now() - 7 * 86400 ORDER BY event_time DESC LIMIT 1 BY session_id LIMIT 10) \
+                 AND iccid = ? AND tenant_id = ? GROUP BY iccid, session_id \
+                 ORDER BY l_event DESC, l_terminated ASC, session_id DESC LIMIT 1"
             ))
             .bind(tenant.to_string())
             .bind(iccid.as_str())

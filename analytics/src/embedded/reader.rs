@@ -22,7 +22,7 @@ impl UsageReader for EmbeddedUsage {
     async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>> {
         let row = sqlx::query(&format!(
             "SELECT {LIVE} FROM live_sessions WHERE iccid = ? AND tenant_id = ? AND started_at >= ?
-             ORDER BY event_time DESC LIMIT 1"
+             ORDER BY event_time DESC, terminated ASC, session_id DESC LIMIT 1"
         ))
         .bind(iccid.as_str())
         .bind(tenant.to_string())

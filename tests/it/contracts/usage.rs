@@ -103,6 +103,31 @@ async fn sessions_contract(store: &dyn UsageStore) {
             .is_none(),
         "tenants do not mix"
     );
+    // One session ends in the same second the next starts: the open one is live, whichever id
+    // sorts first (another tenant's SIMs, so that the usage asserted below stays this tenant's).
+    let other = TenantId::new();
+    for (n, open, ended) in [(19, "a-starts", "z-ends"), (20, "z-starts", "a-ends")] {
+        let sim = icc(n);
+        let on = |session: &str, terminated: bool| SessionUpdate {
+            tenant_id: other,
+            iccid: sim.clone(),
+            ..update(session, 30, 30, (1, 1), (1, 1), terminated)
+        };
+        store
+            .write_session_updates(&[on(ended, true), on(open, false)])
+            .await
+            .unwrap();
+        let live = store
+            .live_session(other, &sim)
+            .await
+            .unwrap()
+            .expect("a live session");
+        assert_eq!(
+            (live.session_id.as_str(), live.terminated),
+            (open, false),
+            "an open session before one that ended in the same second"
+        );
+    }
 
     let states = store
         .session_states(&[

@@ -906,17 +906,10 @@ async fn bench_rating_runs_on_both_usage_stores() {
             // It loaded into a database of its own, not the configured one, and dropped it:
             // nothing stays behind.
             let count = |sql: String| {
-                let url = ch.url.clone();
+                let ch = ch.clone();
                 async move {
-                    reqwest::Client::new()
-                        .post(url)
-                        .body(sql)
-                        .send()
+                    ioto_test_support::clickhouse::sql(&ch, &sql)
                         .await
-                        .unwrap()
-                        .text()
-                        .await
-                        .unwrap()
                         .trim()
                         .to_owned()
                 }

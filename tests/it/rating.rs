@@ -381,20 +381,7 @@ async fn a_refused_insert_of_rated_rows_fails_the_run_naming_the_table_on_clickh
         .write_cdrs(&[cdr(&f, "x-1", &f.a, d(2026, 2, 1), "262-01", 1_000, 0)])
         .await
         .unwrap();
-    let sql = |statement: &'static str| {
-        let config = config.clone();
-        async move {
-            let answer = reqwest::Client::new()
-                .post(&config.url)
-                .query(&[("database", config.database.as_str())])
-                .body(statement)
-                .send()
-                .await
-                .unwrap();
-            assert!(answer.status().is_success(), "{}", answer.text().await.unwrap());
-        }
-    };
-    sql("RENAME TABLE rated_usage TO rated_usage_away").await;
+    clickhouse::sql(&config, "RENAME TABLE rated_usage TO rated_usage_away").await;
 
     let run = job(&f, &fixture_card(f.tenant));
     let err = store.rate(&run).await.unwrap_err().to_string();
@@ -403,7 +390,7 @@ async fn a_refused_insert_of_rated_rows_fails_the_run_naming_the_table_on_clickh
         err.contains("doesn't exist"),
         "ClickHouse's reason is passed on: {err}"
     );
-    sql("RENAME TABLE rated_usage_away TO rated_usage").await;
+    clickhouse::sql(&config, "RENAME TABLE rated_usage_away TO rated_usage").await;
     assert!(sums(&store, &f, &[run.run_id], RatedDimension::Tenant)
         .await
         .is_empty());

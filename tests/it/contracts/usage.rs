@@ -2,7 +2,8 @@ use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
 use ioto_domain::ports::{SessionKey, UsageStore};
 use ioto_domain::usage::RadioAccessType;
 use ioto_domain::{CustomerId, Iccid, MccMnc, TenantId};
-use ioto_test_support::{clickhouse, temp_dir};
+use ioto_test_support::clickhouse::{self, sql};
+use ioto_test_support::temp_dir;
 
 /// A valid ICCID numbered `n` (the stores read ICCIDs back through their parser).
 fn icc(n: u32) -> Iccid {
@@ -645,21 +646,6 @@ async fn usage_contract_on_clickhouse() {
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;
     ClickHouseUsage::drop_database(&config).await.unwrap();
-}
-
-/// Runs one statement in the test's database and returns ClickHouse's answer.
-async fn sql(config: &ioto_analytics::ClickHouseConfig, statement: &str) -> String {
-    let answer = reqwest::Client::new()
-        .post(&config.url)
-        .query(&[("database", config.database.as_str())])
-        .body(statement.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let ok = answer.status().is_success();
-    let text = answer.text().await.unwrap();
-    assert!(ok, "{statement}: {text}");
-    text
 }
 
 /// A store as ClickHouse migration 8 left it (before the session states moved).

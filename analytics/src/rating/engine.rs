@@ -7,13 +7,14 @@
 //!   → price row by (version, network, plan): increment and price per byte as Decimal(38,12),
 //!              taken from a dense table (a Polars `take`, not a join)
 //!   → rounded  = ceil(bytes / increment) × increment     per record, integers
-//!   → cost     = rounded × price                         Decimal(38,12), exact
-//!   → group by one u64 key packing day, ICCID rank, network rank (and customer when it fits):
-//!              records, bytes, rounded, cost; zone and plan follow from the key
+//!   → sort and group by one u64 key packing day, ICCID rank, network rank (and customer when it
+//!              fits): records, bytes, rounded; zone, plan and price follow from the key
+//!   → cost     = Σ rounded × price                       Decimal(38,12), exact, per row
 //! ```
 //!
 //! A price per MB with 6 decimals is a price per byte with 12, so `rounded × price` needs no
-//! rounding at all and sums stay exact. Strings are replaced by dictionary indexes before the
+//! rounding at all and sums stay exact; the records of a row share its price, so the row's
+//! rounded bytes × price is exactly the sum of its records' costs. Strings are replaced by dictionary indexes before the
 //! frame is built: the large frame holds integers only.
 
 use std::ops::Range;
@@ -489,45 +490,63 @@ impl Rater {
             bytes_in.push(self.bytes_in[r]);
             bytes_out.push(self.bytes_out[r]);
         }
+        let height = price_row.len();
         let price_row = IdxCa::from_vec("row".into(), price_row);
         let mut columns = vec![
             Column::new("key".into(), key),
             Column::new("bytes_in".into(), bytes_in),
             Column::new("bytes_out".into(), bytes_out),
+            self.prices
+                .column("increment")
+                .map_err(polars)?
+                .take(&price_row)
+                .map_err(polars)?,
         ];
         let mut group = vec![col("key")];
+        let mut by = vec!["key"];
         if !self.key.customer_packed {
             columns.push(Column::new("customer".into(), customer));
             group.push(col("customer"));
+            by.push("customer");
         }
-        for name in ["increment", "price"] {
-            columns.push(
-                self.prices
-                    .column(name)
-                    .map_err(polars)?
-                    .take(&price_row)
-                    .map_err(polars)?,
-            );
-        }
-        let frame = DataFrame::new(price_row.len(), columns).map_err(polars)?;
-        let rated = frame
+        columns.push(price_row.into_column());
+        let frame = DataFrame::new(height, columns).map_err(polars)?;
+        // Rounded per record; then the records sorted by their row's key, so the grouping
+        // walks runs of equal keys (no hash table) and yields the rows in key order.
+        let grouped = frame
             .lazy()
-            .with_column((col("bytes_in") + col("bytes_out")).alias("bytes"))
             .with_column(
-                ((col("bytes") + col("increment") - lit(1u64)).floor_div(col("increment"))
+                ((col("bytes_in") + col("bytes_out") + col("increment") - lit(1u64))
+                    .floor_div(col("increment"))
                     * col("increment"))
                 .alias("rounded"),
             )
-            .with_column((col("rounded").cast(DataType::Decimal(38, 0)) * col("price")).alias("cost"))
-            .group_by(group.clone())
+            .sort(by, SortMultipleOptions::default())
+            .group_by_stable(group)
             .agg([
                 len().cast(DataType::UInt64).alias("records"),
                 col("bytes_in").sum(),
                 col("bytes_out").sum(),
                 col("rounded").sum(),
-                col("cost").sum(),
+                col("row").first(),
             ])
-            .sort_by_exprs(group, SortMultipleOptions::default())
+            .collect()
+            .map_err(polars)?;
+        // A row's records share its price (the key fixes day, SIM and network, hence version,
+        // plan and zone), so its cost is its rounded bytes × that price: the same exact sum as
+        // pricing each record, with one Decimal product per row instead of per record.
+        let rows = grouped.column("row").map_err(polars)?.idx().map_err(polars)?;
+        let price = self
+            .prices
+            .column("price")
+            .map_err(polars)?
+            .take(rows)
+            .map_err(polars)?;
+        let mut grouped = grouped;
+        grouped.with_column(price).map_err(polars)?;
+        let rated = grouped
+            .lazy()
+            .with_column((col("rounded").cast(DataType::Decimal(38, 0)) * col("price")).alias("cost"))
             .collect()
             .map_err(polars)?;
         self.rows_of(&rated).map_err(polars)

@@ -787,6 +787,19 @@ fn bench_fleet_and_ingest_run() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
+        if args[1] == "fleet" {
+            // Where the imports' time went, stage by stage.
+            for stage in [
+                "reading and checking the file",
+                "sealing PINs and PUKs",
+                "the store's insert and commit",
+            ] {
+                assert!(
+                    stdout.contains(&format!("  {stage}: median ")),
+                    "{stage}:\n{stdout}"
+                );
+            }
+        }
         assert!(
             stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
             "the machine comes first:\n{stdout}"

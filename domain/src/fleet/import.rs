@@ -76,6 +76,19 @@ pub struct ImportReport {
     /// Set when the SIMs were written.
     pub import_id: Option<Uuid>,
     pub created: u64,
+    /// Where the import's time went.
+    pub stages: ImportStages,
+}
+
+/// Where an import's time went: reading and checking the file, the inventory search (only when
+/// the insert met a taken identifier or the file is previewed), sealing PINs and PUKs, and the
+/// store's insert and commit (all or nothing). `ioto bench fleet` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportStages {
+    pub check: std::time::Duration,
+    pub inventory: std::time::Duration,
+    pub seal: std::time::Duration,
+    pub write: std::time::Duration,
 }
 
 impl ImportReport {

@@ -1,13 +1,14 @@
 //! Inventory import: check a file, report every bad row, and create the good SIMs in bulk.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use uuid::Uuid;
 
 use super::FleetService;
 use crate::fleet::audit::{parse_note, AuditStamp};
 use crate::fleet::import::{
-    check_rows, mark_taken, seal_rows, CheckedRow, ImportReport, ImportTarget, TableFormat,
+    check_rows, mark_taken, seal_rows, CheckedRow, ImportReport, ImportStages, ImportTarget, TableFormat,
 };
 use crate::fleet::sim::NewSim;
 use crate::fleet::AuditAction;
@@ -41,6 +42,8 @@ impl FleetService {
         };
         // Reading and checking up to a million rows is CPU work: off the async runtime, a
         // bounded number of files at a time.
+        let mut stages = ImportStages::default();
+        let started = Instant::now();
         let (reader, bytes, format) = (Arc::clone(&self.reader), req.bytes, req.format);
         let (rows, mut errors, non_empty) = crate::blocking::FILES
             .run(move || {
@@ -54,6 +57,7 @@ impl FleetService {
                 Ok::<_, Error>((rows, errors, non_empty))
             })
             .await??;
+        stages.check = started.elapsed();
         let mut stamp = AuditStamp::new(actor, note);
         let id = Uuid::new_v4();
         stamp.note = Some(match stamp.note.take() {
@@ -64,12 +68,16 @@ impl FleetService {
         // the inventory in the same statement. Only when they object is the inventory searched
         // row by row, to say which rows are taken.
         if req.commit && errors.is_empty() && !rows.is_empty() {
+            let started = Instant::now();
             let sims = self.sealed(&rows).await?;
-            match self
+            stages.seal += started.elapsed();
+            let started = Instant::now();
+            let inserted = self
                 .store
                 .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
-                .await
-            {
+                .await;
+            stages.write += started.elapsed();
+            match inserted {
                 Ok(created) => {
                     return Ok(ImportReport {
                         rows: non_empty,
@@ -77,12 +85,14 @@ impl FleetService {
                         errors,
                         import_id: Some(id),
                         created: created.len() as u64,
+                        stages,
                     })
                 }
                 Err(Error::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
+        let started = Instant::now();
         let taken = self
             .store
             .taken_identifiers(
@@ -94,6 +104,7 @@ impl FleetService {
                     .collect::<Vec<_>>(),
             )
             .await?;
+        stages.inventory = started.elapsed();
         let rows = mark_taken(rows, &taken, &mut errors);
         let mut report = ImportReport {
             rows: non_empty,
@@ -101,21 +112,26 @@ impl FleetService {
             errors,
             import_id: None,
             created: 0,
+            stages,
         };
         if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
             return Ok(report);
         }
+        let started = Instant::now();
         let sims = self.sealed(&rows).await?;
+        report.stages.seal += started.elapsed();
+        let started = Instant::now();
         let created = self
             .store
             .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
-            .await
-            .map_err(|e| match e {
-                Error::Conflict(m) => Error::Conflict(format!(
-                    "{m}; the inventory changed while importing and nothing was imported, preview the file again"
-                )),
-                other => other,
-            })?;
+            .await;
+        report.stages.write += started.elapsed();
+        let created = created.map_err(|e| match e {
+            Error::Conflict(m) => Error::Conflict(format!(
+                "{m}; the inventory changed while importing and nothing was imported, preview the file again"
+            )),
+            other => other,
+        })?;
         report.import_id = Some(id);
         report.created = created.len() as u64;
         Ok(report)

@@ -14,8 +14,8 @@
 //!
 //! A price per MB with 6 decimals is a price per byte with 12, so `rounded × price` needs no
 //! rounding at all and sums stay exact; the records of a row share its price, so the row's
-//! rounded bytes × price is exactly the sum of its records' costs. Strings are replaced by dictionary indexes before the
-//! frame is built: the large frame holds integers only.
+//! rounded bytes × price is exactly the sum of its records' costs. Strings are replaced by
+//! dictionary indexes before the frame is built: the large frame holds integers only.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -502,18 +502,17 @@ impl Rater {
                 .take(&price_row)
                 .map_err(polars)?,
         ];
-        let mut group = vec![col("key")];
         let mut by = vec!["key"];
         if !self.key.customer_packed {
             columns.push(Column::new("customer".into(), customer));
-            group.push(col("customer"));
             by.push("customer");
         }
+        let group: Vec<Expr> = by.iter().map(|c| col(*c)).collect();
         columns.push(price_row.into_column());
         let frame = DataFrame::new(height, columns).map_err(polars)?;
         // Rounded per record; then the records sorted by their row's key, so the grouping
         // walks runs of equal keys (no hash table) and yields the rows in key order.
-        let grouped = frame
+        let mut grouped = frame
             .lazy()
             .with_column(
                 ((col("bytes_in") + col("bytes_out") + col("increment") - lit(1u64))
@@ -542,7 +541,6 @@ impl Rater {
             .map_err(polars)?
             .take(rows)
             .map_err(polars)?;
-        let mut grouped = grouped;
         grouped.with_column(price).map_err(polars)?;
         let rated = grouped
             .lazy()

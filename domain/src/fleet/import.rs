@@ -81,8 +81,8 @@ pub struct ImportReport {
 }
 
 /// Where an import's time went: reading and checking the file, the inventory search (only when
-/// the insert met a taken identifier or the file is previewed), sealing PINs and PUKs, and the
-/// store's insert and commit (all or nothing). `ioto bench fleet` prints them.
+/// the file is previewed, has bad rows or its insert met a taken identifier), sealing PINs and
+/// PUKs, and the store's insert and commit (all or nothing). `ioto bench fleet` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportStages {
     pub check: std::time::Duration,

@@ -12,7 +12,7 @@ use crate::fleet::import::{
 };
 use crate::fleet::sim::NewSim;
 use crate::fleet::AuditAction;
-use crate::{Actor, CustomerId, Error, Permission, Result, TenantId};
+use crate::{Actor, CustomerId, Error, Permission, Result, SimId, TenantId};
 
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
@@ -68,16 +68,7 @@ impl FleetService {
         // the inventory in the same statement. Only when they object is the inventory searched
         // row by row, to say which rows are taken.
         if req.commit && errors.is_empty() && !rows.is_empty() {
-            let started = Instant::now();
-            let sims = self.sealed(&rows).await?;
-            stages.seal += started.elapsed();
-            let started = Instant::now();
-            let inserted = self
-                .store
-                .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
-                .await;
-            stages.write += started.elapsed();
-            match inserted {
+            match self.create(actor, &rows, &stamp, id, &mut stages).await {
                 Ok(created) => {
                     return Ok(ImportReport {
                         rows: non_empty,
@@ -117,24 +108,40 @@ impl FleetService {
         if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
             return Ok(report);
         }
-        let started = Instant::now();
-        let sims = self.sealed(&rows).await?;
-        report.stages.seal += started.elapsed();
-        let started = Instant::now();
         let created = self
-            .store
-            .insert_sims(actor.scope(), sims, AuditAction::Imported, &stamp, Some(id))
-            .await;
-        report.stages.write += started.elapsed();
-        let created = created.map_err(|e| match e {
-            Error::Conflict(m) => Error::Conflict(format!(
+            .create(actor, &rows, &stamp, id, &mut report.stages)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict(m) => Error::Conflict(format!(
                 "{m}; the inventory changed while importing and nothing was imported, preview the file again"
             )),
-            other => other,
-        })?;
+                other => other,
+            })?;
         report.import_id = Some(id);
         report.created = created.len() as u64;
         Ok(report)
+    }
+
+    /// Seals the rows and creates their SIMs (all or nothing), adding both steps' time to
+    /// `stages`.
+    async fn create(
+        &self,
+        actor: &Actor,
+        rows: &[CheckedRow],
+        stamp: &AuditStamp,
+        id: Uuid,
+        stages: &mut ImportStages,
+    ) -> Result<Vec<SimId>> {
+        let started = Instant::now();
+        let sims = self.sealed(rows).await?;
+        stages.seal += started.elapsed();
+        let started = Instant::now();
+        let created = self
+            .store
+            .insert_sims(actor.scope(), sims, AuditAction::Imported, stamp, Some(id))
+            .await;
+        stages.write += started.elapsed();
+        created
     }
 
     /// The rows as new SIMs with PIN and PUK sealed, off the async runtime.

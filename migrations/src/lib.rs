@@ -23,6 +23,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0008_postgres.sql"),
     include_str!("sql/0009_postgres.sql"),
     include_str!("sql/0010_postgres.sql"),
+    include_str!("sql/0011_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -94,6 +95,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0010_postgres.sql"),
                 sqlite: include_str!("sql/0010_sqlite.sql"),
                 irreversible: "rows written since would be checked again by a per-row foreign key",
+            }),
+            // SIMs: their tenant and sub-customer are checked once per inserted statement.
+            Box::new(SqlMigration {
+                name: "m0011_sim_owner_check",
+                postgres: include_str!("sql/0011_postgres.sql"),
+                sqlite: include_str!("sql/0011_sqlite.sql"),
+                irreversible: "SIMs written since would be checked again by per-row foreign keys",
             }),
         ]
     }

@@ -372,3 +372,118 @@ async fn bulk_job_rows_belong_to_a_job_of_the_callers_tenant() {
     );
     txn.commit().await.unwrap();
 }
+
+/// A SIM names an existing tenant and, if any, a sub-customer of that tenant (on Postgres checked
+/// once per statement, migration 0011, instead of by per-row foreign keys): an insert naming no
+/// tenant, or another tenant's sub-customer, is refused and writes nothing; so is assigning a SIM
+/// to another tenant's sub-customer or moving it to another tenant; a sub-customer that SIMs
+/// still name cannot be deleted or rekeyed; deleting a tenant deletes its SIMs.
+#[tokio::test]
+async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
+    let url = pg::database().await;
+    let store = ioto_store::connect(&StoreLocation::Postgres { url: url.clone() }, 2)
+        .await
+        .unwrap();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let (a, b) = (f.tenant("A").await, f.tenant("B").await);
+    let (a1, b1) = (f.customer(&a, "A1").await, f.customer(&b, "B1").await);
+    let no_tenant = uuid::Uuid::new_v4();
+    let insert = |tenant: uuid::Uuid, customer: Option<uuid::Uuid>, from: i64| {
+        let customer = customer.map_or("NULL".to_owned(), |c| format!("'{c}'"));
+        sql(&format!(
+            "INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, state) \
+             SELECT gen_random_uuid(), '{tenant}', {customer}, '8988' || g, '9' || g, 'INVENTORY' \
+             FROM generate_series({from}, {from} + 2) g"
+        ))
+    };
+    let sims_of = |tenant: uuid::Uuid| {
+        sql(&format!(
+            "SELECT count(*) AS n FROM sims WHERE tenant_id = '{tenant}'"
+        ))
+    };
+    let n = |row: Option<sea_orm::QueryResult>| row.unwrap().try_get::<i64>("", "n").unwrap();
+
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    txn.execute(insert(a.id.0, None, 100)).await.unwrap();
+    txn.execute(insert(a.id.0, Some(a1.id.0), 200)).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let refused = [
+        (
+            Scope::Platform,
+            insert(no_tenant, None, 300),
+            format!("tenant {no_tenant} does not exist"),
+        ),
+        (
+            Scope::tenant(a.id),
+            insert(a.id.0, Some(b1.id.0), 400),
+            format!("sub-customer {} of tenant {} does not exist", b1.id, a.id),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!(
+                "UPDATE sims SET customer_id = '{}' WHERE tenant_id = '{}' AND customer_id IS NULL",
+                b1.id, a.id
+            )),
+            format!("sub-customer {} of tenant {} does not exist", b1.id, a.id),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!(
+                "UPDATE sims SET tenant_id = '{}' WHERE tenant_id = '{}'",
+                b.id, a.id
+            )),
+            "a SIM cannot move to another tenant".to_owned(),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!("DELETE FROM customers WHERE id = '{}'", a1.id)),
+            format!("sub-customer {} is still named by SIMs", a1.id),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!(
+                "UPDATE customers SET id = gen_random_uuid() WHERE id = '{}'",
+                a1.id
+            )),
+            format!("{} is still named by SIMs", a1.id),
+        ),
+    ];
+    for (scope, statement, expected) in refused {
+        let txn = store.begin(scope).await.unwrap();
+        let err = txn.execute(statement).await.unwrap_err().to_string();
+        assert!(err.contains(&expected), "{err}");
+        txn.rollback().await.unwrap();
+    }
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    assert_eq!(
+        n(txn.query_one(sims_of(a.id.0)).await.unwrap()),
+        6,
+        "nothing refused was written"
+    );
+    // Assigning within the tenant, and other updates, still pass.
+    txn.execute(sql(&format!(
+        "UPDATE sims SET customer_id = '{}', state = 'ACTIVE' WHERE tenant_id = '{}' AND customer_id IS NULL",
+        a1.id, a.id
+    )))
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+
+    // Tenants are deleted by the platform's operators, outside the server's role.
+    let owner = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let txn = owner.begin().await.unwrap();
+    txn.execute(sql("SELECT set_config('app.platform', 'on', true)"))
+        .await
+        .unwrap();
+    txn.execute(sql(&format!("DELETE FROM tenants WHERE id = '{}'", a.id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        n(txn.query_one(sims_of(a.id.0)).await.unwrap()),
+        0,
+        "the tenant's SIMs went with it"
+    );
+    assert_eq!(count(&txn, "customers").await, 1, "B's sub-customer stays");
+    txn.commit().await.unwrap();
+}

@@ -375,9 +375,11 @@ async fn bulk_job_rows_belong_to_a_job_of_the_callers_tenant() {
 
 /// A SIM names an existing tenant and, if any, a sub-customer of that tenant (on Postgres checked
 /// once per statement, migration 0011, instead of by per-row foreign keys): an insert naming no
-/// tenant, or another tenant's sub-customer, is refused and writes nothing; so is assigning a SIM
-/// to another tenant's sub-customer or moving it to another tenant; a sub-customer that SIMs
-/// still name cannot be deleted or rekeyed; deleting a tenant deletes its SIMs.
+/// tenant, or a sub-customer that is not the tenant's, is refused as a foreign key violation (the
+/// store's conflict), as is assigning a SIM to such a sub-customer, moving it to another tenant,
+/// or deleting or rekeying a tenant or sub-customer that SIMs still name; a sub-customer's user
+/// writes and assigns within its own sub-customer; deleting a tenant deletes all its SIMs, also
+/// from a session whose settings hide some of them.
 #[tokio::test]
 async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
     let url = pg::database().await;
@@ -396,16 +398,25 @@ async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
              FROM generate_series({from}, {from} + 2) g"
         ))
     };
-    let sims_of = |tenant: uuid::Uuid| {
-        sql(&format!(
-            "SELECT count(*) AS n FROM sims WHERE tenant_id = '{tenant}'"
-        ))
+    let a1_scope = Scope::Tenant {
+        tenant_id: a.id,
+        customer_id: Some(a1.id),
     };
-    let n = |row: Option<sea_orm::QueryResult>| row.unwrap().try_get::<i64>("", "n").unwrap();
 
     let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
     txn.execute(insert(a.id.0, None, 100)).await.unwrap();
+    txn.commit().await.unwrap();
+    // The sub-customer's own user: inserts into it, and takes over one of the tenant's SIMs.
+    let txn = store.begin(a1_scope).await.unwrap();
     txn.execute(insert(a.id.0, Some(a1.id.0), 200)).await.unwrap();
+    txn.commit().await.unwrap();
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    txn.execute(sql(&format!(
+        "UPDATE sims SET customer_id = '{}', state = 'ACTIVE' WHERE iccid = '8988100'",
+        a1.id
+    )))
+    .await
+    .unwrap();
     txn.commit().await.unwrap();
 
     let refused = [
@@ -446,44 +457,72 @@ async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
                 "UPDATE customers SET id = gen_random_uuid() WHERE id = '{}'",
                 a1.id
             )),
-            format!("{} is still named by SIMs", a1.id),
+            format!("\"customers\": {} is still named by SIMs", a1.id),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!(
+                "UPDATE customers SET tenant_id = '{}' WHERE id = '{}'",
+                b.id, a1.id
+            )),
+            format!("\"customers\": {} is still named by SIMs", a1.id),
+        ),
+        (
+            Scope::Platform,
+            sql(&format!(
+                "UPDATE tenants SET id = gen_random_uuid() WHERE id = '{}'",
+                a.id
+            )),
+            format!("\"tenants\": {} is still named by SIMs", a.id),
         ),
     ];
     for (scope, statement, expected) in refused {
         let txn = store.begin(scope).await.unwrap();
-        let err = txn.execute(statement).await.unwrap_err().to_string();
-        assert!(err.contains(&expected), "{err}");
+        let err = txn.execute(statement).await.unwrap_err();
+        assert!(err.to_string().contains(&expected), "{err}");
+        assert!(
+            matches!(
+                err.sql_err(),
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+            ),
+            "refused as a foreign key violation: {err}"
+        );
         txn.rollback().await.unwrap();
     }
-    let txn = store.begin(Scope::Platform).await.unwrap();
-    assert_eq!(
-        n(txn.query_one(sims_of(a.id.0)).await.unwrap()),
-        6,
-        "nothing refused was written"
-    );
-    // Assigning within the tenant, and other updates, still pass.
-    txn.execute(sql(&format!(
-        "UPDATE sims SET customer_id = '{}', state = 'ACTIVE' WHERE tenant_id = '{}' AND customer_id IS NULL",
-        a1.id, a.id
-    )))
-    .await
-    .unwrap();
-    txn.commit().await.unwrap();
 
-    // Tenants are deleted by the platform's operators, outside the server's role.
+    // Tenants are deleted by the platform's operators, not by the server. An operator's session
+    // under the policies (the server's role, granted DELETE in this test's database only) whose
+    // settings show only sub-customer A1's SIMs: the tenant's other SIMs go too.
     let owner = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let all_of_a = format!("SELECT count(*) AS n FROM sims WHERE tenant_id = '{}'", a.id);
+    let n = |row: Option<sea_orm::QueryResult>| row.unwrap().try_get::<i64>("", "n").unwrap();
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    assert_eq!(n(txn.query_one(sql(&all_of_a)).await.unwrap()), 6);
+    txn.commit().await.unwrap();
     let txn = owner.begin().await.unwrap();
-    txn.execute(sql("SELECT set_config('app.platform', 'on', true)"))
-        .await
-        .unwrap();
+    for setting in [
+        "GRANT DELETE ON tenants TO ioto_app".to_owned(),
+        "SET LOCAL ROLE ioto_app".to_owned(),
+        format!("SELECT set_config('app.tenant_id', '{}', true)", a.id),
+        format!("SELECT set_config('app.customer_id', '{}', true)", a1.id),
+    ] {
+        txn.execute(sql(&setting)).await.unwrap();
+    }
+    assert_eq!(
+        n(txn.query_one(sql(&all_of_a)).await.unwrap()),
+        4,
+        "the session sees A1's SIMs only"
+    );
     txn.execute(sql(&format!("DELETE FROM tenants WHERE id = '{}'", a.id)))
         .await
         .unwrap();
+    txn.commit().await.unwrap();
+    let txn = store.begin(Scope::Platform).await.unwrap();
     assert_eq!(
-        n(txn.query_one(sims_of(a.id.0)).await.unwrap()),
+        n(txn.query_one(sql(&all_of_a)).await.unwrap()),
         0,
-        "the tenant's SIMs went with it"
+        "every SIM of the tenant went with it"
     );
-    assert_eq!(count(&txn, "customers").await, 1, "B's sub-customer stays");
+    assert_eq!(count(&txn, "tenants").await, 1, "B stays");
     txn.commit().await.unwrap();
 }

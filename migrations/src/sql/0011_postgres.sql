@@ -17,6 +17,11 @@
 -- - a sub-customer that still has SIMs cannot be deleted, nor can a key SIMs name change
 --   (NO ACTION).
 -- The device reference stays a foreign key: an import has no devices, so it skips that check.
+-- The checks on the referenced side (a sub-customer's deletion, a key's change) read the
+-- statement's snapshot: under READ COMMITTED, the server's level, a SIM committed while the
+-- deletion waited for its lock is seen and refuses it, as the foreign key did. A session at
+-- REPEATABLE READ or above deleting sub-customers would not see it (the foreign key raised a
+-- serialization failure there); the server never does that.
 ALTER TABLE sims DROP CONSTRAINT sims_tenant_id_fkey, DROP CONSTRAINT sims_customer_in_tenant;
 
 CREATE FUNCTION ioto_sims_have_owners() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -42,7 +47,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER sims_have_owners AFTER INSERT ON sims
+CREATE TRIGGER sims_check_owners AFTER INSERT ON sims
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ioto_sims_have_owners();
 
 CREATE FUNCTION ioto_sim_customer_exists() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,34 +75,50 @@ CREATE TRIGGER sims_stay BEFORE UPDATE OF tenant_id ON sims
     FOR EACH ROW WHEN (OLD.tenant_id IS DISTINCT FROM NEW.tenant_id) EXECUTE FUNCTION ioto_sims_stay();
 
 -- Before a tenant goes, its SIMs go: before the tenant's foreign keys delete its devices and
--- sub-customers, which SIMs may still name.
-CREATE FUNCTION ioto_tenant_sims_go() RETURNS trigger LANGUAGE plpgsql AS $$
+-- sub-customers, which SIMs may still name. All of them, as the foreign key's cascade did
+-- whatever the deleting session may see: a definer function that lifts the policies for its own
+-- statement and puts the caller's setting back (as `ioto_login_lookup` does).
+CREATE FUNCTION ioto_tenant_sims_go() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    previous text := coalesce(current_setting('app.platform', true), '');
 BEGIN
+    PERFORM set_config('app.platform', 'on', true);
     DELETE FROM sims WHERE tenant_id = OLD.id;
+    PERFORM set_config('app.platform', previous, true);
     RETURN OLD;
 END
 $$;
+REVOKE ALL ON FUNCTION ioto_tenant_sims_go() FROM PUBLIC;
 CREATE TRIGGER tenants_delete_sims BEFORE DELETE ON tenants
     FOR EACH ROW EXECUTE FUNCTION ioto_tenant_sims_go();
 
 -- A key that SIMs still name stays: a tenant's id, a sub-customer's (tenant, id), and a
 -- sub-customer itself.
-CREATE FUNCTION ioto_sim_owner_key_stays() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ioto_tenant_key_stays() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF (TG_TABLE_NAME = 'tenants' AND EXISTS (SELECT 1 FROM sims s WHERE s.tenant_id = OLD.id))
-        OR (TG_TABLE_NAME = 'customers'
-            AND EXISTS (SELECT 1 FROM sims s WHERE s.tenant_id = OLD.tenant_id AND s.customer_id = OLD.id)) THEN
-        RAISE EXCEPTION 'update on table "%": % is still named by SIMs', TG_TABLE_NAME, OLD.id
+    IF EXISTS (SELECT 1 FROM sims s WHERE s.tenant_id = OLD.id) THEN
+        RAISE EXCEPTION 'update on table "tenants": % is still named by SIMs', OLD.id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NEW;
 END
 $$;
 CREATE TRIGGER tenants_key_stays BEFORE UPDATE OF id ON tenants
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION ioto_sim_owner_key_stays();
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION ioto_tenant_key_stays();
+
+CREATE FUNCTION ioto_customer_key_stays() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM sims s WHERE s.tenant_id = OLD.tenant_id AND s.customer_id = OLD.id) THEN
+        RAISE EXCEPTION 'update on table "customers": % is still named by SIMs', OLD.id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
 CREATE TRIGGER customers_key_stays BEFORE UPDATE OF id, tenant_id ON customers
     FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
-    EXECUTE FUNCTION ioto_sim_owner_key_stays();
+    EXECUTE FUNCTION ioto_customer_key_stays();
 
 CREATE FUNCTION ioto_customers_without_sims() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -1,5 +1,5 @@
--- SIMs: their tenant and sub-customer references are checked once per inserted statement instead
--- of once per row, as migration 0010 did for bulk job rows. Each foreign key ran its check as a
+-- SIMs: their tenant and sub-customer references are checked once per statement instead of once
+-- per row, as migration 0010 did for bulk job rows. Each foreign key ran its check as a
 -- trigger per inserted row, a planned lookup of the referenced row each time. Measured with an
 -- import's own statement as the server's role (backend CPU for 100,000 SIMs with their audit
 -- rows, 500,000 of each already stored, median of three; docs/benchmarks.md): 2.62 s became
@@ -24,6 +24,19 @@
 -- serialization failure there); the server never does that.
 ALTER TABLE sims DROP CONSTRAINT sims_tenant_id_fkey, DROP CONSTRAINT sims_customer_in_tenant;
 
+-- Locks sub-customer `p_customer` of `p_tenant` against deletion until commit, as the foreign key
+-- did; refuses the SIM statement `op` ('insert', 'update') when there is no such sub-customer.
+CREATE FUNCTION ioto_lock_sim_customer(op text, p_tenant uuid, p_customer uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM customers c WHERE c.tenant_id = p_tenant AND c.id = p_customer FOR KEY SHARE OF c;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% on table "sims" violates its references: sub-customer % of tenant % does not exist',
+            op, p_customer, p_tenant
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION ioto_sims_have_owners() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     o record;
@@ -36,12 +49,7 @@ BEGIN
                 USING ERRCODE = 'foreign_key_violation';
         END IF;
         IF o.customer_id IS NOT NULL THEN
-            PERFORM 1 FROM customers c WHERE c.tenant_id = o.tenant_id AND c.id = o.customer_id FOR KEY SHARE OF c;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'insert on table "sims" violates its references: sub-customer % of tenant % does not exist',
-                    o.customer_id, o.tenant_id
-                    USING ERRCODE = 'foreign_key_violation';
-            END IF;
+            PERFORM ioto_lock_sim_customer('insert', o.tenant_id, o.customer_id);
         END IF;
     END LOOP;
     RETURN NULL;
@@ -59,12 +67,7 @@ DECLARE
 BEGIN
     FOR o IN SELECT DISTINCT n.tenant_id, n.customer_id FROM new_rows n JOIN old_rows p ON p.id = n.id
              WHERE n.customer_id IS NOT NULL AND n.customer_id IS DISTINCT FROM p.customer_id LOOP
-        PERFORM 1 FROM customers c WHERE c.tenant_id = o.tenant_id AND c.id = o.customer_id FOR KEY SHARE OF c;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'update on table "sims" violates its references: sub-customer % of tenant % does not exist',
-                o.customer_id, o.tenant_id
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
+        PERFORM ioto_lock_sim_customer('update', o.tenant_id, o.customer_id);
     END LOOP;
     RETURN NULL;
 END

@@ -113,8 +113,9 @@ impl FleetService {
             .await
             .map_err(|e| match e {
                 Error::Conflict(m) => Error::Conflict(format!(
-                "{m}; the inventory changed while importing and nothing was imported, preview the file again"
-            )),
+                    "{m}; the inventory changed while importing and nothing was imported, \
+                     preview the file again"
+                )),
                 other => other,
             })?;
         report.import_id = Some(id);

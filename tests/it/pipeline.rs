@@ -227,7 +227,10 @@ impl Stack {
         let mut sims = f.sims(&tenant, Some(a.id), sims_each).await;
         sims.extend(f.sims(&tenant, Some(b.id), sims_each).await);
         sims.extend(f.sims(&tenant, None, sims_each).await);
-        let midnight = period_start(Utc::now(), Granularity::Day);
+        // The last midnight at least 3 hours ago: every event (up to 2 hours after it) is in
+        // the past whatever the time of day the test runs at (the pipeline refuses events more
+        // than 10 minutes ahead, so a run between 00:00 and ~01:50 UTC used to fail).
+        let midnight = period_start(Utc::now() - chrono::Duration::hours(3), Granularity::Day);
         let plan = SessionPlan {
             iccids: sims.iter().map(|s| s.iccid.clone()).collect(),
             from: midnight - chrono::Duration::hours(4),

@@ -146,8 +146,12 @@ pub fn mqtt_config(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Resu
 }
 
 /// Applies every migration (transactional store and usage store) as the owning user.
+/// Processes sharing a Postgres store migrate the usage store one at a time (under
+/// [`ioto_store::MigrationLock`]).
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<u32>> {
-    ioto_store::migrate(&store_location(config)).await?;
+    let store = store_location(config);
+    ioto_store::migrate(&store).await?;
+    let _lock = ioto_store::lock_usage_migrations(&store).await?;
     let usage = open_usage(config).await?;
     Ok(usage.migrate().await?)
 }

@@ -200,6 +200,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "drop_live_sessions",
         sql: include_str!("../clickhouse/0010_drop_live_sessions.sql"),
     },
+    UsageMigration {
+        version: 11,
+        name: "rated_uuid",
+        sql: include_str!("../clickhouse/0011_rated_uuid.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.

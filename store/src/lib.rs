@@ -77,6 +77,37 @@ pub async fn migrate(loc: &StoreLocation) -> Result<()> {
     Ok(())
 }
 
+/// Held while the usage store migrates, so that processes started together (several `ioto serve`
+/// instances) apply a usage-store migration one at a time: ClickHouse migration 11 copies its
+/// tables into new ones and renames them, which two processes side by side would lose or
+/// double. A session-level advisory lock on the transactional store, released when this is
+/// dropped (its connection closes). A SQLite store belongs to one process: nothing is held.
+pub struct MigrationLock {
+    _connection: Option<sea_orm::sqlx::PgConnection>,
+}
+
+/// Waits for, then takes, the usage-store migration lock (see [`MigrationLock`]).
+pub async fn lock_usage_migrations(loc: &StoreLocation) -> Result<MigrationLock> {
+    match loc {
+        StoreLocation::Postgres { url } => {
+            let opts: PgConnectOptions = url.parse().map_err(|e| unreachable(loc, e))?;
+            let mut connection = opts
+                .disable_statement_logging()
+                .connect()
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            connection
+                .execute("SELECT pg_advisory_lock(7250003)")
+                .await
+                .map_err(|e| unreachable(loc, e))?;
+            Ok(MigrationLock {
+                _connection: Some(connection),
+            })
+        }
+        StoreLocation::Sqlite { .. } => Ok(MigrationLock { _connection: None }),
+    }
+}
+
 /// Refreshes planner statistics (Postgres `ANALYZE`, SQLite `ANALYZE`) as the connecting user, after
 /// bulk loads that autovacuum has not caught up with yet.
 pub async fn analyze(loc: &StoreLocation) -> Result<()> {

@@ -34,6 +34,9 @@ fn partition_expired(table: &str, partition: &str, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// How long a migration waits for unfinished deletes before it gives up.
+const MUTATIONS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[async_trait]
 impl UsageEngine for ClickHouseUsage {
     fn info(&self) -> EngineInfo {
@@ -83,6 +86,10 @@ impl UsageEngine for ClickHouseUsage {
             if self.applied_versions().await?.contains(&m.version) {
                 continue;
             }
+            // Deletes still running on the tables it names finish first: a migration that
+            // copies a table (11) would otherwise copy rows a delete was about to remove, and
+            // they would stay.
+            self.settle_mutations_of(m.sql, m.version).await?;
             for stmt in m.statements(ttl) {
                 self.client.query(&stmt).execute().await.map_err(|e| {
                     tracing::error!(version = m.version, statement = %stmt, "ClickHouse migration failed");
@@ -137,7 +144,49 @@ impl UsageEngine for ClickHouseUsage {
     }
 }
 
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct PendingRow {
+    table: String,
+    pending: u64,
+}
+
 impl ClickHouseUsage {
+    /// Waits (polling every 100 ms, at most [`MUTATIONS_WAIT`]) until no table named in
+    /// migration `version`'s `sql` has an unfinished mutation.
+    async fn settle_mutations_of(&self, sql: &str, version: u32) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let pending: Vec<PendingRow> = self
+                .client
+                .query(
+                    "SELECT table, count() AS pending FROM system.mutations \
+                     WHERE database = currentDatabase() AND is_done = 0 GROUP BY table ORDER BY table",
+                )
+                .fetch_all::<PendingRow>()
+                .await
+                .map_err(|e| self.err(e))?
+                .into_iter()
+                .filter(|p| sql.contains(p.table.as_str()))
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() >= MUTATIONS_WAIT {
+                let tables: Vec<String> = pending
+                    .iter()
+                    .map(|p| format!("{} ({} unfinished)", p.table, p.pending))
+                    .collect();
+                return Err(ioto_domain::Error::Unavailable(format!(
+                    "ClickHouse migration {version} waits for unfinished deletes (mutations) on {}, and gave up after {} s: \
+                     see the table system.mutations (ClickHouse 18 cannot kill a mutation, so one that failed never finishes)",
+                    tables.join(", "),
+                    MUTATIONS_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The usage-store migrations recorded as applied.
     async fn applied_versions(&self) -> Result<Vec<u32>> {
         Ok(self

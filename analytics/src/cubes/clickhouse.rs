@@ -174,7 +174,15 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
          FROM {table} WHERE tenant_id = ? AND {time} >= {from} AND {time} < {to}",
         time = t.time,
         ends = ends.join(", "),
-        customer = pick(q.group.customer, "customer_id"),
+        // The rated cube holds sub-customers as `UUID`s, the nil UUID for none.
+        customer = pick(
+            q.group.customer,
+            if q.cube.is_rated() {
+                crate::rating::CUSTOMER_TEXT
+            } else {
+                "customer_id"
+            }
+        ),
         iccid = pick(q.group.sim, "iccid"),
         network = pick(q.group.network, t.network),
         rat = pick(q.group.rat, "rat"),
@@ -213,7 +221,7 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
         sql.push_str(" AND has(?, rat)");
     }
     if q.cube.is_rated() {
-        sql.push_str(" AND has(?, run_id)");
+        sql.push_str(" AND has(arrayMap(r -> toUUID(r), ?), run_id)");
     }
     sql.push_str(" GROUP BY bucket, g_customer, g_iccid, g_network, g_rat");
     let mut query = ch.client.query(&sql).bind(tenant.to_string());

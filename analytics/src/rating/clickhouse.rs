@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use clickhouse::Row;
 use ioto_domain::billing::invoice::{FeeGroup, PricedUsage};
 use ioto_domain::billing::money::{Cost, Price};
+use ioto_domain::billing::rate_card::RateCardKind;
 use ioto_domain::billing::rating::{RatingJob, RatingStages, RatingTotals};
 use ioto_domain::ports::billing::{
     FeeSums, RatedDimension, RatedQuery, RatedRecord, RatedSums, RatingEngine,
@@ -34,10 +35,10 @@ struct CdrIn<'a> {
 
 #[derive(Row, Serialize)]
 struct FeeOut<'a> {
-    run_id: &'a str,
-    tenant_id: &'a str,
-    kind: &'a str,
-    customer_id: &'a str,
+    run_id: [u8; 16],
+    tenant_id: [u8; 16],
+    kind: i8,
+    customer_id: [u8; 16],
     iccid: &'a str,
     month: u16,
     tariff_plan: &'a str,
@@ -94,9 +95,9 @@ impl RatingEngine for ClickHouseUsage {
                 let out = RatedWriter {
                     store: self.clone(),
                     columns: Arc::new(RatedColumns {
-                        run: job.run_id.to_string(),
-                        tenant: tenant.clone(),
-                        kind: job.card.kind.as_str(),
+                        run: uuid_bytes(job.run_id),
+                        tenant: uuid_bytes(job.tenant_id.0),
+                        kind: kind_value(job.card.kind),
                         names: Arc::clone(&names),
                     }),
                 };
@@ -138,18 +139,18 @@ impl RatingEngine for ClickHouseUsage {
         totals.unpriced_records = unpriced_records;
         stages.rate = preparing + rate_busy;
         stages.write = write_busy;
-        let run = job.run_id.to_string();
-        let kind = job.card.kind.as_str();
+        let (run, tenant) = (uuid_bytes(job.run_id), uuid_bytes(job.tenant_id.0));
+        let kind = kind_value(job.card.kind);
         let started = Instant::now();
         let fees = engine::fees(job, &mut totals);
         let fees = fees
             .iter()
             .map(|f| {
                 Ok(FeeOut {
-                    run_id: &run,
-                    tenant_id: &tenant,
+                    run_id: run,
+                    tenant_id: tenant,
                     kind,
-                    customer_id: &f.customer_id,
+                    customer_id: customer_bytes(&f.customer_id)?,
                     iccid: &f.iccid,
                     month: date_to_days(f.month)?,
                     tariff_plan: &f.tariff_plan,
@@ -182,9 +183,7 @@ impl RatingEngine for ClickHouseUsage {
         let ids: Vec<String> = runs.iter().map(Uuid::to_string).collect();
         for table in ["rated_usage", "rated_fees"] {
             self.client
-                .query(&format!(
-                    "ALTER TABLE {table} DELETE WHERE tenant_id = ? AND has(?, run_id)"
-                ))
+                .query(&format!("ALTER TABLE {table} DELETE WHERE {RUNS_FILTER}"))
                 .bind(tenant.to_string())
                 .bind(&ids)
                 .execute()
@@ -198,7 +197,7 @@ impl RatingEngine for ClickHouseUsage {
         if query.runs.is_empty() {
             return Ok(Vec::new());
         }
-        let key = key_column(query.by, false)?;
+        let key = ch_key(query.by, false)?;
         let (filter, customer) = filter(query);
         let mut q = self
             .client
@@ -233,7 +232,7 @@ impl RatingEngine for ClickHouseUsage {
         if query.runs.is_empty() {
             return Ok(Vec::new());
         }
-        let key = key_column(query.by, true)?;
+        let key = ch_key(query.by, true)?;
         let (filter, customer) = filter(query);
         let mut q = self
             .client
@@ -278,8 +277,8 @@ impl RatingEngine for ClickHouseUsage {
         let this = self.clone();
         crate::channel_stream(move |tx| async move {
             let sql = format!(
-                "SELECT toUInt16(day) AS day, iccid, mcc_mnc, customer_id, zone, tariff_plan, records, bytes_in, \
-                 bytes_out, rounded_bytes, cost FROM rated_usage WHERE tenant_id = ? AND run_id = ?{} \
+                "SELECT toUInt16(day) AS day, iccid, mcc_mnc, {CUSTOMER_TEXT} AS customer, zone, tariff_plan, \
+                 records, bytes_in, bytes_out, rounded_bytes, cost FROM rated_usage WHERE tenant_id = ? AND run_id = ?{} \
                  ORDER BY day, iccid, mcc_mnc",
                 if customer.is_some() { " AND customer_id = ?" } else { "" }
             );
@@ -431,17 +430,66 @@ fn run_ids(query: &RatedQuery) -> Vec<String> {
     query.runs.iter().map(Uuid::to_string).collect()
 }
 
-fn filter(query: &RatedQuery) -> (&'static str, Option<String>) {
+/// Rows of a tenant (bound first, as text) and any of a list of runs (bound second, as a list of
+/// text): ClickHouse compares a `UUID` column with a text literal, but `has` needs the list
+/// turned into `UUID`s.
+const RUNS_FILTER: &str = "tenant_id = ? AND has(arrayMap(r -> toUUID(r), ?), run_id)";
+
+/// A rated row's sub-customer as text: '' for none (stored as the nil UUID), as elsewhere.
+pub(crate) const CUSTOMER_TEXT: &str =
+    "if(customer_id = toUUID('00000000-0000-0000-0000-000000000000'), '', toString(customer_id))";
+
+fn filter(query: &RatedQuery) -> (String, Option<String>) {
     match query.customer {
-        Some(c) => (
-            "tenant_id = ? AND has(?, run_id) AND customer_id = ?",
-            Some(c.to_string()),
-        ),
-        None => ("tenant_id = ? AND has(?, run_id)", None),
+        Some(c) => (format!("{RUNS_FILTER} AND customer_id = ?"), Some(c.to_string())),
+        None => (RUNS_FILTER.to_owned(), None),
     }
 }
 
-/// The column (or expression) a dimension sums by; fees have no network, zone or day.
+/// ClickHouse's 16-byte `UUID`: the id's high 64 bits, then its low 64 bits, each little-endian
+/// (as `RowBinary` and `Native` carry it).
+fn uuid_bytes(id: Uuid) -> [u8; 16] {
+    let (hi, lo) = id.as_u64_pair();
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&hi.to_le_bytes());
+    out[8..].copy_from_slice(&lo.to_le_bytes());
+    out
+}
+
+/// A sub-customer id as the engine holds it ('' for none) in ClickHouse's `UUID` layout, the
+/// nil UUID for none.
+fn customer_bytes(id: &str) -> Result<[u8; 16]> {
+    if id.is_empty() {
+        return Ok(uuid_bytes(Uuid::nil()));
+    }
+    Uuid::parse_str(id)
+        .map(uuid_bytes)
+        .map_err(|e| ioto_domain::Error::Internal(format!("sub-customer id '{id}' of a CDR: {e}")))
+}
+
+/// A card's kind as the `Enum8` of the rated tables stores it.
+fn kind_value(kind: RateCardKind) -> i8 {
+    match kind {
+        RateCardKind::Retail => 1,
+        RateCardKind::Supplier => 2,
+    }
+}
+
+/// The rated tables' `kind` column type, named as ClickHouse prints it (a `Native` block names
+/// each column's type).
+const KIND_TYPE: &str = "Enum8('RETAIL' = 1, 'SUPPLIER' = 2)";
+
+/// [`key_column`] on ClickHouse, where tenant and sub-customer ids are `UUID`s read as text.
+fn ch_key(by: RatedDimension, fees: bool) -> Result<&'static str> {
+    Ok(match by {
+        RatedDimension::Tenant => "toString(tenant_id)",
+        RatedDimension::Customer => CUSTOMER_TEXT,
+        _ => key_column(by, fees)?,
+    })
+}
+
+/// The column (or expression) a dimension sums by; fees have no network, zone or day. Tenant and
+/// sub-customer are the columns as the embedded store holds them (text).
 pub(super) fn key_column(by: RatedDimension, fees: bool) -> Result<&'static str> {
     Ok(match (by, fees) {
         (RatedDimension::Tenant, _) => "tenant_id",
@@ -575,9 +623,9 @@ impl RatedWriter {
 
 /// What a `rated_usage` block is made of besides the rows.
 struct RatedColumns {
-    run: String,
-    tenant: String,
-    kind: &'static str,
+    run: [u8; 16],
+    tenant: [u8; 16],
+    kind: i8,
     names: Arc<engine::Names>,
 }
 
@@ -589,12 +637,22 @@ impl RatedColumns {
             .iter()
             .map(|r| date_to_days(engine::from_epoch_days(r.day)).map(u16::to_le_bytes))
             .collect::<Result<Vec<_>>>()?;
+        // Each sub-customer's id in ClickHouse's layout, by its index in the run's names.
+        let customers = (0..n.customers.len())
+            .map(|i| customer_bytes(n.customers.value(i as u32)))
+            .collect::<Result<Vec<_>>>()?;
+        let customer = |r: &RatedRow| {
+            customers.get(r.customer as usize).copied().ok_or_else(|| {
+                ioto_domain::Error::Internal(format!("rated row of unknown sub-customer {}", r.customer))
+            })
+        };
+        let customer_ids = rows.iter().map(customer).collect::<Result<Vec<_>>>()?;
         let u64s = |f: fn(&RatedRow) -> u64| rows.iter().map(move |r| f(r).to_le_bytes());
         let mut b = Block::new(14, rows.len());
-        b.strings("run_id", rows.iter().map(|_| self.run.as_str()));
-        b.strings("tenant_id", rows.iter().map(|_| self.tenant.as_str()));
-        b.strings("kind", rows.iter().map(|_| self.kind));
-        b.strings("customer_id", rows.iter().map(|r| n.customers.value(r.customer)));
+        b.numbers("run_id", "UUID", rows.iter().map(|_| self.run));
+        b.numbers("tenant_id", "UUID", rows.iter().map(|_| self.tenant));
+        b.numbers("kind", KIND_TYPE, rows.iter().map(|_| self.kind.to_le_bytes()));
+        b.numbers("customer_id", "UUID", customer_ids.into_iter());
         b.strings("iccid", rows.iter().map(|r| n.sims.value(r.sim)));
         b.numbers("day", "Date", days.into_iter());
         b.strings("mcc_mnc", rows.iter().map(|r| n.networks.value(r.network)));

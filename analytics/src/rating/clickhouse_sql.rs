@@ -44,7 +44,8 @@ impl ClickHouseUsage {
         let rounded = format!("intDiv(bytes_in + bytes_out + {inc} - 1, {inc}) * {inc}");
         let idx = format!("indexOf([{nets}], mcc_mnc)");
         let sql = format!(
-            "INSERT INTO rated_usage SELECT ? AS run_id, tenant_id, ? AS kind, customer_id, iccid, day, mcc_mnc, \
+            "INSERT INTO rated_usage SELECT toUUID(?) AS run_id, toUUID(tenant_id), ? AS kind, \
+               toUUID(if(customer_id = '', '00000000-0000-0000-0000-000000000000', customer_id)), iccid, day, mcc_mnc, \
                if({idx} = 0, '{default_name}', arrayElement([{names}], {idx})) AS zone, '' AS tariff_plan, \
                count() AS records, sum(bytes_in), sum(bytes_out), sum({rounded}) AS rounded_bytes, \
                sum(toDecimal128({rounded}, 0) \

@@ -19,4 +19,5 @@ mod embedded;
 pub mod engine;
 mod native;
 
+pub(crate) use clickhouse::CUSTOMER_TEXT;
 pub use engine::{rate, CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow, Rater};

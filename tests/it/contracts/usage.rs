@@ -17,9 +17,10 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    // Migrations 9 and 10 (session states sorted by session) are ClickHouse's alone.
+    // Migrations 9 and 10 (session states sorted by session) and 11 (rated tables keyed by
+    // UUID) are ClickHouse's alone.
     let last = if store.info().engine == "clickhouse" {
-        10
+        11
     } else {
         8
     };
@@ -650,13 +651,21 @@ async fn usage_contract_on_clickhouse() {
 
 /// A store as ClickHouse migration 8 left it (before the session states moved).
 async fn store_at_migration_8(config: &ioto_analytics::ClickHouseConfig) -> std::sync::Arc<dyn UsageStore> {
+    store_at_migration(config, 8).await
+}
+
+/// A store with the ClickHouse migrations up to `last` applied, as an older build left it.
+async fn store_at_migration(
+    config: &ioto_analytics::ClickHouseConfig,
+    last: u32,
+) -> std::sync::Arc<dyn UsageStore> {
     sql(
         config,
         "CREATE TABLE ioto_schema_migrations (version UInt32, name String, applied_at DateTime) \
          ENGINE = MergeTree ORDER BY version",
     )
     .await;
-    for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= 8) {
+    for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= last) {
         for statement in m.statements(false) {
             sql(config, &statement).await;
         }
@@ -737,7 +746,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         .unwrap();
 
     let after = format!("after {} statements of migration 9", done.len());
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11], "{after}");
     let live = |iccid: Iccid| {
         let store = std::sync::Arc::clone(&store);
         async move {
@@ -826,7 +835,7 @@ async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickho
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10]);
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11]);
     insert.await.unwrap();
     let sessions = |table: &str| format!("SELECT uniqExact(iccid, session_id) FROM {table}");
     assert_eq!(sql(&config, &sessions("session_updates")).await.trim(), "1000000");
@@ -834,6 +843,257 @@ async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickho
         sql(&config, &sessions("live_session_states")).await.trim(),
         "1000000",
         "every session of the insert that was running has its state in the new table"
+    );
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// Migration 11 stores the rated tables' run, tenant and sub-customer ids as `UUID`s (the kind
+/// as an `Enum8`): runs rated before it read the same after it — sums by sub-customer (none
+/// included) and by tenant, the records, the access fees, another run kept apart — also when it
+/// had stopped after any of its statements and is run again from its first.
+#[tokio::test]
+async fn rated_runs_stored_before_migration_11_survive_it_on_clickhouse() {
+    let statements = ioto_migrations::CLICKHOUSE
+        .iter()
+        .find(|m| m.version == 11)
+        .expect("migration 11")
+        .statements(false);
+    for done in 0..=statements.len() {
+        migrate_from_10_with_rated_runs(&statements[..done]).await;
+    }
+}
+
+async fn migrate_from_10_with_rated_runs(done: &[String]) {
+    use futures::TryStreamExt;
+    use ioto_domain::billing::money::Cost;
+    use ioto_domain::ports::billing::{FeeSums, RatedDimension, RatedQuery, RatedSums};
+
+    let config = clickhouse::database().await;
+    let store = store_at_migration(&config, 10).await;
+    let (tenant, customer) = (TenantId::new(), CustomerId::new());
+    let (run, other_run) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (one, two) = (icc(71), icc(72));
+    sql(
+        &config,
+        &format!(
+            "INSERT INTO rated_usage VALUES \
+             ('{run}', '{tenant}', 'RETAIL', '{customer}', '{one}', '2026-03-01', '262-01', 'EU', '', 2, 100, 50, 2048, 1.5), \
+             ('{run}', '{tenant}', 'RETAIL', '', '{two}', '2026-03-02', '262-02', 'EU', 'iot', 1, 10, 5, 1024, 0.000000000001), \
+             ('{other_run}', '{tenant}', 'SUPPLIER', '', '{two}', '2026-03-02', '262-02', 'EU', '', 1, 1, 1, 1024, 7)"
+        ),
+    )
+    .await;
+    sql(
+        &config,
+        &format!(
+            "INSERT INTO rated_fees VALUES \
+             ('{run}', '{tenant}', 'RETAIL', '{customer}', '{one}', '2026-03-01', '', 2), \
+             ('{run}', '{tenant}', 'RETAIL', '', '{two}', '2026-03-01', 'iot', 0.5)"
+        ),
+    )
+    .await;
+    for statement in done {
+        sql(&config, statement).await;
+    }
+    let after = format!("after {} statements of migration 11", done.len());
+    assert_eq!(store.migrate().await.unwrap(), vec![11], "{after}");
+
+    let types = sql(
+        &config,
+        "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() \
+         AND table IN ('rated_usage', 'rated_fees') AND name IN ('run_id', 'tenant_id', 'kind', 'customer_id') \
+         ORDER BY table, name FORMAT TSV",
+    )
+    .await;
+    let kind = "Enum8(\\'RETAIL\\' = 1, \\'SUPPLIER\\' = 2)";
+    assert_eq!(
+        types,
+        format!(
+            "rated_fees\tcustomer_id\tUUID\nrated_fees\tkind\t{kind}\nrated_fees\trun_id\tUUID\nrated_fees\ttenant_id\tUUID\n\
+             rated_usage\tcustomer_id\tUUID\nrated_usage\tkind\t{kind}\nrated_usage\trun_id\tUUID\nrated_usage\ttenant_id\tUUID\n"
+        ),
+        "{after}"
+    );
+    assert_eq!(
+        sql(
+            &config,
+            "SELECT toString(run_id), kind, count() FROM rated_usage GROUP BY run_id, kind ORDER BY kind FORMAT TSV"
+        )
+        .await,
+        format!("{run}\tRETAIL\t2\n{other_run}\tSUPPLIER\t1\n"),
+        "{after}"
+    );
+    let tables = sql(
+        &config,
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'rated%' ORDER BY name FORMAT TSV",
+    )
+    .await;
+    assert_eq!(
+        tables, "rated_fees\nrated_usage\n",
+        "no table of the copy is left; {after}"
+    );
+
+    let query = |by| RatedQuery {
+        tenant,
+        runs: vec![run],
+        customer: None,
+        by,
+    };
+    // Costs in 10⁻¹² units.
+    let sums = |records, bytes_in, bytes_out, rounded_bytes, cost: i128| RatedSums {
+        records,
+        bytes_in,
+        bytes_out,
+        rounded_bytes,
+        cost: Cost::from_units(cost),
+    };
+    const UNIT: i128 = 1_000_000_000_000;
+    assert_eq!(
+        store.rated_usage(&query(RatedDimension::Customer)).await.unwrap(),
+        vec![
+            (String::new(), sums(1, 10, 5, 1024, 1)),
+            (customer.to_string(), sums(2, 100, 50, 2048, 3 * UNIT / 2)),
+        ],
+        "{after}"
+    );
+    assert_eq!(
+        store.rated_usage(&query(RatedDimension::Tenant)).await.unwrap(),
+        vec![(tenant.to_string(), sums(3, 110, 55, 3072, 3 * UNIT / 2 + 1))],
+        "{after}"
+    );
+    assert_eq!(
+        store
+            .rated_usage(&RatedQuery {
+                customer: Some(customer),
+                ..query(RatedDimension::Sim)
+            })
+            .await
+            .unwrap(),
+        vec![(one.to_string(), sums(2, 100, 50, 2048, 3 * UNIT / 2))],
+        "{after}"
+    );
+    assert_eq!(
+        store.rated_fees(&query(RatedDimension::Customer)).await.unwrap(),
+        vec![
+            (
+                String::new(),
+                FeeSums {
+                    charges: 1,
+                    fees: Cost::from_units(UNIT / 2)
+                }
+            ),
+            (
+                customer.to_string(),
+                FeeSums {
+                    charges: 1,
+                    fees: Cost::from_units(2 * UNIT)
+                }
+            ),
+        ],
+        "{after}"
+    );
+    let records: Vec<_> = store
+        .rated_records(tenant, run, None, 10)
+        .try_concat()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.iccid, r.customer_id, r.tariff_plan, r.cost.to_string()))
+        .collect();
+    assert_eq!(
+        records,
+        vec![
+            (
+                one.to_string(),
+                customer.to_string(),
+                String::new(),
+                "1.50".to_owned()
+            ),
+            (
+                two.to_string(),
+                String::new(),
+                "iot".to_owned(),
+                "0.000000000001".to_owned()
+            ),
+        ],
+        "{after}"
+    );
+    // The other run (a supplier card's) is kept apart, and deleted alone.
+    assert_eq!(
+        store
+            .rated_usage(&RatedQuery {
+                runs: vec![other_run],
+                ..query(RatedDimension::Tenant)
+            })
+            .await
+            .unwrap(),
+        vec![(tenant.to_string(), sums(1, 1, 1, 1024, 7 * UNIT))],
+        "{after}"
+    );
+    store.discard_runs(tenant, &[other_run]).await.unwrap();
+    let ch = ClickHouseUsage::connect(config.clone()).await.unwrap();
+    ch.settle_mutations().await.unwrap();
+    let other = RatedQuery {
+        runs: vec![other_run],
+        ..query(RatedDimension::Tenant)
+    };
+    assert_eq!(store.rated_usage(&other).await.unwrap(), vec![], "{after}");
+    assert_eq!(
+        store.rated_usage(&query(RatedDimension::Tenant)).await.unwrap(),
+        vec![(tenant.to_string(), sums(3, 110, 55, 3072, 3 * UNIT / 2 + 1))],
+        "the run kept; {after}"
+    );
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// A two-table `RENAME` of migration 11 stopped between its halves (18.16 does not make it all or
+/// nothing) leaves `rated_usage` missing and the old rows only in `rated_usage_string`: running
+/// the migration again stops before it drops anything, naming the missing table.
+#[tokio::test]
+async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store = store_at_migration(&config, 10).await;
+    let (run, tenant) = (uuid::Uuid::new_v4(), TenantId::new());
+    sql(
+        &config,
+        &format!(
+            "INSERT INTO rated_usage VALUES ('{run}', '{tenant}', 'RETAIL', '', '{}', '2026-03-01', '262-01', 'EU', '', 1, 1, 1, 1024, 1)",
+            icc(73)
+        ),
+    )
+    .await;
+    sql(&config, "RENAME TABLE rated_usage TO rated_usage_string").await;
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("rated_usage doesn't exist"), "{err}");
+    assert_eq!(
+        sql(&config, "SELECT count() FROM rated_usage_string")
+            .await
+            .trim(),
+        "1",
+        "the only copy is kept"
+    );
+    assert_eq!(
+        sql(
+            &config,
+            "SELECT count() FROM ioto_schema_migrations WHERE version = 11"
+        )
+        .await
+        .trim(),
+        "0",
+        "not recorded as applied"
+    );
+    // The way back the migration names: the table renamed by hand, then migrated.
+    sql(&config, "RENAME TABLE rated_usage_string TO rated_usage").await;
+    assert_eq!(store.migrate().await.unwrap(), vec![11]);
+    assert_eq!(
+        sql(
+            &config,
+            &format!("SELECT count() FROM rated_usage WHERE run_id = '{run}' AND tenant_id = '{tenant}'")
+        )
+        .await
+        .trim(),
+        "1",
+        "the row, copied"
     );
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

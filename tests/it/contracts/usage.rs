@@ -1097,3 +1097,43 @@ async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_
     );
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
+
+/// Processes sharing a Postgres store migrate the usage store one at a time: while another
+/// holds the usage-migration lock, `migrate` waits (here on a store with every migration applied,
+/// which otherwise migrates in well under the wait), and goes on once the lock is released.
+#[tokio::test]
+async fn usage_migrations_wait_for_another_process_on_a_shared_postgres_store() {
+    use std::time::Duration;
+
+    let url = ioto_test_support::pg::database().await;
+    let ch = clickhouse::database().await;
+    let mut config = ioto::config::Config {
+        data_dir: ioto_test_support::temp_dir(),
+        ..Default::default()
+    };
+    config.database.url = Some(ioto::config::SecretUrl::new(url.clone()));
+    config.clickhouse.url = Some(ioto::config::SecretUrl::new(ch.url.clone()));
+    config.clickhouse.database = ch.database.clone();
+    ioto::engines::migrate(&config).await.unwrap();
+
+    let held = ioto_store::lock_usage_migrations(&ioto_store::StoreLocation::Postgres { url })
+        .await
+        .unwrap();
+    let migrating = tokio::spawn({
+        let config = config.clone();
+        async move { ioto::engines::migrate(&config).await.map_err(|e| e.to_string()) }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !migrating.is_finished(),
+        "migrate went on while another process held the lock"
+    );
+    drop(held);
+    let applied = tokio::time::timeout(Duration::from_secs(30), migrating)
+        .await
+        .expect("migrate goes on once the lock is released")
+        .unwrap()
+        .unwrap();
+    assert_eq!(applied, Vec::<u32>::new(), "nothing left to apply");
+    ClickHouseUsage::drop_database(&ch).await.unwrap();
+}

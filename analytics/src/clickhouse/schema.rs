@@ -144,8 +144,9 @@ impl UsageEngine for ClickHouseUsage {
     }
 }
 
+/// A table's unfinished mutations.
 #[derive(clickhouse::Row, serde::Deserialize)]
-struct PendingRow {
+pub(crate) struct PendingRow {
     table: String,
     pending: u64,
 }
@@ -154,6 +155,32 @@ impl ClickHouseUsage {
     /// Waits (polling every 100 ms, at most [`MUTATIONS_WAIT`]) until no table named in
     /// migration `version`'s `sql` has an unfinished mutation.
     async fn settle_mutations_of(&self, sql: &str, version: u32) -> Result<()> {
+        let pending = self
+            .settle_mutations_where(|table| sql.contains(table), Some(MUTATIONS_WAIT))
+            .await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let tables: Vec<String> = pending
+            .iter()
+            .map(|p| format!("{} ({} unfinished)", p.table, p.pending))
+            .collect();
+        Err(ioto_domain::Error::Unavailable(format!(
+            "ClickHouse migration {version} waits for unfinished deletes (mutations) on {}, and gave up after {} s: \
+             see the table system.mutations (ClickHouse 18 cannot kill a mutation, so one that failed never finishes)",
+            tables.join(", "),
+            MUTATIONS_WAIT.as_secs()
+        )))
+    }
+
+    /// Polls every 100 ms until no table of this database that `wanted` accepts has an
+    /// unfinished mutation (`ALTER … DELETE` runs in the background), or `limit` has passed;
+    /// what is still unfinished then (nothing when settled).
+    pub(crate) async fn settle_mutations_where(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        limit: Option<std::time::Duration>,
+    ) -> Result<Vec<PendingRow>> {
         let started = std::time::Instant::now();
         loop {
             let pending: Vec<PendingRow> = self
@@ -166,22 +193,10 @@ impl ClickHouseUsage {
                 .await
                 .map_err(|e| self.err(e))?
                 .into_iter()
-                .filter(|p| sql.contains(p.table.as_str()))
+                .filter(|p| wanted(&p.table))
                 .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if started.elapsed() >= MUTATIONS_WAIT {
-                let tables: Vec<String> = pending
-                    .iter()
-                    .map(|p| format!("{} ({} unfinished)", p.table, p.pending))
-                    .collect();
-                return Err(ioto_domain::Error::Unavailable(format!(
-                    "ClickHouse migration {version} waits for unfinished deletes (mutations) on {}, and gave up after {} s: \
-                     see the table system.mutations (ClickHouse 18 cannot kill a mutation, so one that failed never finishes)",
-                    tables.join(", "),
-                    MUTATIONS_WAIT.as_secs()
-                )));
+            if pending.is_empty() || limit.is_some_and(|l| started.elapsed() >= l) {
+                return Ok(pending);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

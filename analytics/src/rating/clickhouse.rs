@@ -87,19 +87,14 @@ impl RatingEngine for ClickHouseUsage {
         let rater =
             tokio_blocking(move || engine::Rater::new(cdrs, &job_copy, engine::SLICE_RECORDS)).await?;
         let preparing = started.elapsed();
-        let names = rater.names();
+        let columns = Arc::new(RatedColumns::new(job, rater.names())?);
         let unpriced_records = rater.unpriced_records();
         let (senders, writers): (Vec<_>, Vec<_>) = (0..RATED_WRITERS)
             .map(|_| {
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 let out = RatedWriter {
                     store: self.clone(),
-                    columns: Arc::new(RatedColumns {
-                        run: uuid_bytes(job.run_id),
-                        tenant: uuid_bytes(job.tenant_id.0),
-                        kind: kind_value(job.card.kind),
-                        names: Arc::clone(&names),
-                    }),
+                    columns: Arc::clone(&columns),
                 };
                 (tx, tokio::spawn(out.write(rx)))
             })
@@ -627,9 +622,24 @@ struct RatedColumns {
     tenant: [u8; 16],
     kind: i8,
     names: Arc<engine::Names>,
+    /// Each sub-customer's id in ClickHouse's layout, by its index in `names`.
+    customers: Vec<[u8; 16]>,
 }
 
 impl RatedColumns {
+    fn new(job: &RatingJob, names: Arc<engine::Names>) -> Result<Self> {
+        let customers = (0..names.customers.len())
+            .map(|i| customer_bytes(names.customers.value(i as u32)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            run: uuid_bytes(job.run_id),
+            tenant: uuid_bytes(job.tenant_id.0),
+            kind: kind_value(job.card.kind),
+            names,
+            customers,
+        })
+    }
+
     /// The rows as one `Native` block, columns in the table's order.
     fn block(&self, rows: &[RatedRow]) -> Result<Block> {
         let n = &self.names;
@@ -637,12 +647,8 @@ impl RatedColumns {
             .iter()
             .map(|r| date_to_days(engine::from_epoch_days(r.day)).map(u16::to_le_bytes))
             .collect::<Result<Vec<_>>>()?;
-        // Each sub-customer's id in ClickHouse's layout, by its index in the run's names.
-        let customers = (0..n.customers.len())
-            .map(|i| customer_bytes(n.customers.value(i as u32)))
-            .collect::<Result<Vec<_>>>()?;
         let customer = |r: &RatedRow| {
-            customers.get(r.customer as usize).copied().ok_or_else(|| {
+            self.customers.get(r.customer as usize).copied().ok_or_else(|| {
                 ioto_domain::Error::Internal(format!("rated row of unknown sub-customer {}", r.customer))
             })
         };

@@ -649,9 +649,13 @@ async fn usage_contract_on_clickhouse() {
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
-/// A store as ClickHouse migration 8 left it (before the session states moved).
-async fn store_at_migration_8(config: &ioto_analytics::ClickHouseConfig) -> std::sync::Arc<dyn UsageStore> {
-    store_at_migration(config, 8).await
+/// The statements of ClickHouse migration `version`, as a server without TTL runs them.
+fn clickhouse_statements(version: u32) -> Vec<String> {
+    ioto_migrations::CLICKHOUSE
+        .iter()
+        .find(|m| m.version == version)
+        .unwrap_or_else(|| panic!("no ClickHouse migration {version}"))
+        .statements(false)
 }
 
 /// A store with the ClickHouse migrations up to `last` applied, as an older build left it.
@@ -688,11 +692,7 @@ async fn store_at_migration(
 /// and is run again from its first.
 #[tokio::test]
 async fn live_sessions_written_before_migration_9_survive_it_on_clickhouse() {
-    let statements = ioto_migrations::CLICKHOUSE
-        .iter()
-        .find(|m| m.version == 9)
-        .expect("migration 9")
-        .statements(false);
+    let statements = clickhouse_statements(9);
     for done in 0..=statements.len() {
         migrate_from_8_with_sessions(&statements[..done]).await;
     }
@@ -705,7 +705,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
     use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
 
     let config = clickhouse::database().await;
-    let store = store_at_migration_8(&config).await;
+    let store = store_at_migration(&config, 8).await;
     let tenant = TenantId::new();
     let hour = period_start(Utc::now(), Granularity::Hour);
     let update = |iccid: &Iccid, session: &str, at: i64, total: u64, terminated: bool| SessionUpdate {
@@ -807,7 +807,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
 #[tokio::test]
 async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickhouse() {
     let config = clickhouse::database().await;
-    let store = store_at_migration_8(&config).await;
+    let store = store_at_migration(&config, 8).await;
     let tenant = TenantId::new();
     // A million updates in one statement: several seconds through the eight tables it feeds.
     let insert = {
@@ -853,11 +853,7 @@ async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickho
 /// had stopped after any of its statements and is run again from its first.
 #[tokio::test]
 async fn rated_runs_stored_before_migration_11_survive_it_on_clickhouse() {
-    let statements = ioto_migrations::CLICKHOUSE
-        .iter()
-        .find(|m| m.version == 11)
-        .expect("migration 11")
-        .statements(false);
+    let statements = clickhouse_statements(11);
     for done in 0..=statements.len() {
         migrate_from_10_with_rated_runs(&statements[..done]).await;
     }

@@ -3,12 +3,14 @@
 //!
 //! | stage | per | from → to |
 //! |---|---|---|
-//! | `in_broker` | event | published (the broker's timestamp) → handed to the worker by its poll |
-//! | `poll` | batch | the worker asks for a batch → the batch is there (includes waiting for it to fill) |
-//! | `count` | batch | counting the batch: parsing, SIM owners, session progress lookups |
+//! | `in_broker` | event | published (the broker's timestamp) → handed to the worker by its poll (the broker fetch) |
+//! | `poll` | batch | the worker asks for a batch → the batch is there (the batch wait: includes waiting for it to fill) |
+//! | `lookup` | batch | the store reads counting needs: SIM owners, session progress, CDRs already stored |
+//! | `count` | batch | counting the batch without those reads: parsing, checks, the counting step |
 //! | `write` | batch | writing the counted batch to the usage store until it acknowledges |
+//! | `visible` | event | published → its batch acknowledged by the usage store (queries such as `sim.liveSession` read it from then on) |
 //! | `commit` | batch | committing the batch's offsets to the broker |
-//! | `counted` | event | published → committed as counted (what live views then show) |
+//! | `counted` | event | published → committed as counted (announced to live subscriptions, never counted again) |
 //!
 //! Histograms with buckets growing by √2 from 100 µs, kept in atomics (no lock on the path).
 
@@ -170,8 +172,10 @@ pub struct StageSummary {
 pub struct Stages {
     pub in_broker: Timing,
     pub poll: Timing,
+    pub lookup: Timing,
     pub count: Timing,
     pub write: Timing,
+    pub visible: Timing,
     pub commit: Timing,
     pub counted: Timing,
 }
@@ -182,12 +186,14 @@ impl Stages {
     }
 
     /// `(name, timing)` in the order an event passes them.
-    pub fn all(&self) -> [(&'static str, &Timing); 6] {
+    pub fn all(&self) -> [(&'static str, &Timing); 8] {
         [
             ("in_broker", &self.in_broker),
             ("poll", &self.poll),
+            ("lookup", &self.lookup),
             ("count", &self.count),
             ("write", &self.write),
+            ("visible", &self.visible),
             ("commit", &self.commit),
             ("counted", &self.counted),
         ]

@@ -3,7 +3,7 @@
 //! topic, and only then commits the batch.
 //!
 //! ```text
-//! poll (≤ batch_max, ≤ batch_wait) ─► count ─► write (usage store acks) ─► dead letters ─► commit
+//! poll (≤ batch_max, ≤ batch_wait) ─► lookup + count ─► write (usage store acks) ─► dead letters ─► commit
 //!   batch N+1 is polled and counted       └─ under a hold on the assignment: a rebalance waits
 //!   while batch N is written                 store down: void N+1, count N again, retry
 //! ```
@@ -364,7 +364,7 @@ impl Worker {
                     if !c.records.is_empty() {
                         usage.write_cdrs(&c.records).await?;
                     }
-                    Ok(started.elapsed())
+                    Ok((started.elapsed(), chrono::Utc::now()))
                 });
                 inflight = Some(InFlight {
                     task,
@@ -393,7 +393,13 @@ impl Worker {
             sessions: self.sessions.prepare(&sessions).await?,
             cdrs: self.cdrs.prepare(&cdrs).await?,
         };
-        self.stats.stages.count.record(started.elapsed());
+        // The store reads inside counting, apart from the counting itself.
+        let lookup = prepared.sessions.lookup + prepared.cdrs.lookup;
+        self.stats.stages.lookup.record(lookup);
+        self.stats
+            .stages
+            .count
+            .record(started.elapsed().saturating_sub(lookup));
         Ok(prepared)
     }
 
@@ -429,34 +435,45 @@ impl Worker {
             _hold: hold,
         } = f;
         let written = match task.await {
-            Ok(Ok(took)) => {
+            Ok(Ok((took, at))) => {
                 self.stats.stages.write.record(took);
                 self.last_write = took;
-                Ok(())
+                Ok(at)
             }
             Ok(Err(e)) => Err(e),
             Err(e) => Err(ioto_domain::Error::Internal(format!("write task: {e}"))),
         };
-        if let Err(e) = written {
-            // It may or may not have landed: count it again from what the store holds.
-            self.stats.write_retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, events = batch.len(), "writing the batch failed; counting it again");
-            drop(hold);
-            self.forget_progress();
-            return if self
-                .count_until_committed(batch, generation, consumer, shutdown)
-                .await
-            {
-                Finish::Redone
-            } else {
-                Finish::GiveUp
-            };
-        }
+        let written_at = match written {
+            Ok(at) => at,
+            Err(e) => {
+                // It may or may not have landed: count it again from what the store holds.
+                self.stats.write_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, events = batch.len(), "writing the batch failed; counting it again");
+                drop(hold);
+                self.forget_progress();
+                return if self
+                    .count_until_committed(batch, generation, consumer, shutdown)
+                    .await
+                {
+                    Finish::Redone
+                } else {
+                    Finish::GiveUp
+                };
+            }
+        };
         let out = self
             .sessions
             .acknowledge(Arc::try_unwrap(sessions).unwrap_or_default());
         let c = self.cdrs.acknowledge(Arc::try_unwrap(cdrs).unwrap_or_default());
+        self.visible(&batch, written_at);
         self.conclude(&batch, hold, &out, &c, consumer, shutdown).await
+    }
+
+    /// The usage store acknowledged `batch`'s writes at `at`: from then on queries see them.
+    fn visible(&self, batch: &[Delivery], at: chrono::DateTime<chrono::Utc>) {
+        for d in batch {
+            self.stats.stages.visible.record_since(d.message.published_at, at);
+        }
     }
 
     /// A batch's writes landed: publishes its dead letters, commits it (then lets the
@@ -565,6 +582,7 @@ impl Worker {
             .await;
             match counted {
                 Ok((s, c)) => {
+                    self.visible(&batch, chrono::Utc::now());
                     return self.conclude(&batch, hold, &s, &c, consumer, shutdown).await != Finish::GiveUp;
                 }
                 Err(e) => {
@@ -688,8 +706,8 @@ enum Finish {
 
 /// The batch being written, holding the assignment until it is committed.
 struct InFlight {
-    /// The write, answering how long it took.
-    task: tokio::task::JoinHandle<Result<Duration>>,
+    /// The write, answering how long it took and when the store acknowledged it.
+    task: tokio::task::JoinHandle<Result<(Duration, chrono::DateTime<chrono::Utc>)>>,
     sessions: Arc<PreparedSessions>,
     cdrs: Arc<PreparedCdrs>,
     batch: Vec<Delivery>,

@@ -482,9 +482,8 @@ pub fn print_summary(runs: &[IngestFigures]) {
     );
     println!("| figure | median | spread (min–max) | each run |");
     println!("|---|---:|---:|---|");
-    for (name, get) in figures {
-        let values: Vec<f64> = runs.iter().map(get).collect();
-        let (median, min, max) = median_spread(&values);
+    let row = |name: &str, values: &[f64]| {
+        let (median, min, max) = median_spread(values);
         println!(
             "| {name} | {median:.0} | {min:.0}–{max:.0} | {} |",
             values
@@ -492,6 +491,27 @@ pub fn print_summary(runs: &[IngestFigures]) {
                 .map(|v| format!("{v:.0}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    };
+    for (name, get) in figures {
+        let values: Vec<f64> = runs.iter().map(get).collect();
+        row(name, &values);
+    }
+    // Each stage's p99 under the live load, run by run: the stage that moves is named.
+    let stages: Vec<Vec<ioto_ingest::stages::StageSummary>> =
+        runs.iter().map(|f| f.live_stages.summary()).collect();
+    for (i, first) in stages.first().into_iter().flatten().enumerate() {
+        let values: Vec<f64> = stages
+            .iter()
+            .map(|s| {
+                s.get(i)
+                    .and_then(|s| s.p99)
+                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+            })
+            .collect();
+        row(
+            &format!("stage `{}` p99 (bucket bound), ms", first.stage),
+            &values,
         );
     }
 }
@@ -570,7 +590,7 @@ pub fn print(f: &IngestFigures) {
     println!("  |---|---|---:|---:|---:|---:|");
     let ms = |d: Option<Duration>| d.map_or("–".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0));
     for s in f.live_stages.summary() {
-        let per = if matches!(s.stage, "in_broker" | "counted") {
+        let per = if matches!(s.stage, "in_broker" | "visible" | "counted") {
             "event"
         } else {
             "batch"

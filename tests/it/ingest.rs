@@ -180,3 +180,44 @@ async fn sessions_count_exactly_once_embedded() {
     );
     exactly_once(store).await;
 }
+
+/// The SIM owners the worker caches are bounded by bytes: past the limit the cache starts over,
+/// a batch's own SIMs are always all there afterwards, and a SIM no tenant has stays unknown.
+#[tokio::test]
+async fn sim_owners_are_cached_up_to_a_byte_limit() {
+    use ioto_domain::services::ingest::Owners;
+    let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
+    let tenant = f.tenant("Owners").await;
+    let sims = f.sims(&tenant, None, 30).await;
+    let iccids: Vec<_> = sims.iter().map(|s| s.iccid.clone()).collect();
+
+    let mut one = Owners::new(fleet.clone());
+    one.load(iccids[..1].iter()).await.unwrap();
+    let entry = one.bytes();
+    assert!(
+        entry > iccids[0].as_str().len(),
+        "an owner costs more than its ICCID: {entry}"
+    );
+
+    // Room for ten owners.
+    let mut owners = Owners::with_limit(fleet.clone(), 10 * entry);
+    owners.load(iccids[..8].iter()).await.unwrap();
+    assert_eq!(owners.bytes(), 8 * entry);
+    owners.load(iccids[..8].iter()).await.unwrap();
+    assert_eq!(owners.bytes(), 8 * entry, "owners cached once, counted once");
+    // Five more do not fit: the cache starts over with this batch's SIMs.
+    owners.load(iccids[6..11].iter()).await.unwrap();
+    assert_eq!(owners.bytes(), 5 * entry, "started over");
+    for iccid in &iccids[6..11] {
+        assert_eq!(owners.get(iccid), Some((tenant.id, None)), "{iccid}");
+    }
+    assert_eq!(owners.get(&iccids[0]), None, "forgotten when it started over");
+    // A batch larger than the limit is still looked up whole (counting needs every owner).
+    owners.load(iccids.iter()).await.unwrap();
+    assert!(iccids.iter().all(|i| owners.get(i) == Some((tenant.id, None))));
+    assert_eq!(owners.bytes(), 30 * entry);
+    // An ICCID no tenant has.
+    let stranger = ioto_domain::Iccid::with_check_digit("894900000000009999").unwrap();
+    owners.load(std::iter::once(&stranger)).await.unwrap();
+    assert_eq!(owners.get(&stranger), None);
+}

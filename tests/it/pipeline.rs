@@ -260,9 +260,19 @@ impl Stack {
     }
 
     fn worker(&self, usage: Arc<dyn UsageStore>, stats: &Arc<IngestStats>) -> Worker {
+        self.worker_waiting(usage, stats, Duration::from_millis(100))
+    }
+
+    /// A worker whose batches may fill for up to `batch_wait`.
+    fn worker_waiting(
+        &self,
+        usage: Arc<dyn UsageStore>,
+        stats: &Arc<IngestStats>,
+        batch_wait: Duration,
+    ) -> Worker {
         let mut config = WorkerConfig::new(&self.config.kafka.topic_prefix);
         config.batch_max = 300;
-        config.batch_wait = Duration::from_millis(100);
+        config.batch_wait = batch_wait;
         Worker::new(
             Arc::clone(&self.engines.bus),
             SessionIngest::new(usage.clone(), self.engines.fleet.clone()),
@@ -482,6 +492,88 @@ async fn two_workers_share_the_partitions_and_count_everything_once() {
     assert!(second_stats.rebalances.load(std::sync::atomic::Ordering::Relaxed) > 0);
     stop_second.send(true).unwrap();
     second.await.unwrap().unwrap();
+    ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
+}
+
+/// Batching adapts to the load: with nothing being written the worker takes what has arrived at
+/// once, so under light load a lone event is counted within moments, not after the 60 s its
+/// batch may fill for under load; a burst arriving while a batch is written goes in few batches.
+#[tokio::test]
+async fn under_light_load_an_event_does_not_wait_out_the_batch_window() {
+    let stack = Stack::new().await;
+    let tenant = stack.factory.tenant("Light load").await;
+    let sim = stack.factory.sims(&tenant, None, 1).await.remove(0);
+    let usage: Arc<dyn UsageStore> = Arc::clone(&stack.engines.usage);
+    let stats = Arc::new(IngestStats::default());
+    let (stop, rx) = watch::channel(false);
+    let worker = tokio::spawn(
+        stack
+            .worker_waiting(Arc::clone(&usage), &stats, Duration::from_secs(60))
+            .run(rx),
+    );
+    let event_time = Utc::now() - chrono::Duration::minutes(1);
+    let rollup = |session: &str, total: u64| {
+        serde_json::json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+            "event_timestamp": event_time.to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE",
+            "total_bytes_in": total, "total_bytes_out": 0, "request_type": "UPDATE"})
+        .to_string()
+    };
+    let day = event_time.date_naive();
+    let counted = || async { counted_bytes(usage.as_ref(), tenant.id, day, day).await };
+    let published = std::time::Instant::now();
+    stack
+        .engines
+        .bus
+        .publish(&stack.topics.sessions, "lone", rollup("lone", 100).as_bytes())
+        .await
+        .unwrap();
+    while counted().await < 100 {
+        assert!(
+            published.elapsed() < Duration::from_secs(30),
+            "a lone event waits for the 60 s batch window ({:?} so far)",
+            published.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Committed right after the store took it.
+    let events = || stats.events.load(std::sync::atomic::Ordering::SeqCst);
+    while events() < 1 {
+        assert!(
+            published.elapsed() < Duration::from_secs(30),
+            "the lone event is committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats.batches.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A burst: 200 sessions published at once. Batches fill while the one before is written.
+    let burst: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("burst-{i}"), rollup(&format!("burst-{i}"), 1)))
+        .collect();
+    let bus = &stack.engines.bus;
+    futures::future::join_all(
+        burst
+            .iter()
+            .map(|(key, body)| bus.publish(&stack.topics.sessions, key, body.as_bytes())),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap();
+    while counted().await < 300 || events() < 201 {
+        assert!(
+            published.elapsed() < Duration::from_secs(60),
+            "the burst is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let batches = stats.batches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        batches <= 21,
+        "201 events in {batches} batches: batches should grow with the load"
+    );
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
     ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
 }
 

@@ -56,28 +56,76 @@ impl BatchOutcome {
     }
 }
 
-/// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached.
+/// Most bytes the cached SIM owners may hold; beyond it the cache starts over (owners are looked
+/// up again, in one query per batch). At about 100 bytes a SIM this keeps some 160,000 SIMs.
+pub const MAX_OWNERS_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached, bounded
+/// by the bytes it holds.
 pub struct Owners {
     fleet: Arc<dyn Fleet>,
     known: HashMap<Iccid, (TenantId, Option<CustomerId>)>,
+    bytes: usize,
+    limit: usize,
 }
 
 impl Owners {
     pub fn new(fleet: Arc<dyn Fleet>) -> Self {
+        Self::with_limit(fleet, MAX_OWNERS_CACHE_BYTES)
+    }
+
+    /// Owners cached up to `limit` bytes.
+    pub fn with_limit(fleet: Arc<dyn Fleet>, limit: usize) -> Self {
         Self {
             fleet,
             known: HashMap::new(),
+            bytes: 0,
+            limit,
         }
     }
 
-    /// Looks up, in one query, the SIMs of `iccids` not cached yet.
+    /// What one cached owner holds: the entry, the ICCID's characters and the table's control
+    /// byte and spare capacity (about one slot in eight).
+    fn entry_bytes(iccid: &Iccid) -> usize {
+        let slot = std::mem::size_of::<(Iccid, (TenantId, Option<CustomerId>))>();
+        slot + slot / 8 + 1 + iccid.as_str().len()
+    }
+
+    /// The bytes the cache holds now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Looks up, in one query, the SIMs of `iccids` not cached yet. When they would take the
+    /// cache past its limit, it starts over first (a batch's own SIMs are always all there
+    /// afterwards, whatever the limit).
     pub async fn load<'a>(&mut self, iccids: impl Iterator<Item = &'a Iccid>) -> Result<()> {
-        let mut unknown: Vec<Iccid> = iccids.filter(|i| !self.known.contains_key(*i)).cloned().collect();
+        let wanted: Vec<&Iccid> = iccids.collect();
+        let mut unknown: Vec<Iccid> = wanted
+            .iter()
+            .filter(|i| !self.known.contains_key(**i))
+            .map(|i| (*i).clone())
+            .collect();
         unknown.sort();
         unknown.dedup();
-        if !unknown.is_empty() {
-            for sim in self.fleet.sims_by_iccid(Scope::Platform, &unknown).await? {
-                self.known.insert(sim.iccid, (sim.tenant_id, sim.customer_id));
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let adding: usize = unknown.iter().map(Self::entry_bytes).sum();
+        if self.bytes + adding > self.limit && !self.known.is_empty() {
+            self.clear();
+            unknown = wanted.into_iter().cloned().collect();
+            unknown.sort();
+            unknown.dedup();
+        }
+        for sim in self.fleet.sims_by_iccid(Scope::Platform, &unknown).await? {
+            let bytes = Self::entry_bytes(&sim.iccid);
+            if self
+                .known
+                .insert(sim.iccid, (sim.tenant_id, sim.customer_id))
+                .is_none()
+            {
+                self.bytes += bytes;
             }
         }
         Ok(())
@@ -91,6 +139,8 @@ impl Owners {
     /// Forgets every owner (after assignments may have changed).
     pub fn clear(&mut self) {
         self.known.clear();
+        self.known.shrink_to(0);
+        self.bytes = 0;
     }
 }
 
@@ -191,6 +241,8 @@ pub struct PreparedSessions {
     terminated: Vec<SessionKey>,
     pub already_counted: usize,
     pub dead: Vec<DeadLetter>,
+    /// Time spent waiting for the store's answers (SIM owners, session progress).
+    pub lookup: std::time::Duration,
 }
 
 impl SessionIngest {
@@ -273,6 +325,7 @@ impl SessionIngest {
                 }),
             }
         }
+        let looking_up = std::time::Instant::now();
         self.owners.load(rollups.iter().map(|(_, _, r)| &r.iccid)).await?;
         // Progress of sessions not known here, recovered from the store in one query.
         let mut missing: Vec<SessionKey> = rollups
@@ -310,6 +363,7 @@ impl SessionIngest {
                 self.progress.insert(key, progress);
             }
         }
+        out.lookup = looking_up.elapsed();
         for (source, payload, r) in rollups {
             let Some((tenant_id, customer_id)) = self.owners.get(&r.iccid) else {
                 out.dead.push(DeadLetter {
@@ -414,6 +468,8 @@ pub struct PreparedCdrs {
     pub records: Vec<CdrRecord>,
     pub already_counted: usize,
     pub dead: Vec<DeadLetter>,
+    /// Time spent waiting for the store's answers (SIM owners, CDRs already stored).
+    pub lookup: std::time::Duration,
 }
 
 impl CdrIngest {
@@ -474,6 +530,7 @@ impl CdrIngest {
                 }),
             }
         }
+        let looking_up = std::time::Instant::now();
         self.owners.load(cdrs.iter().map(|(_, _, c)| &c.iccid)).await?;
         let ids: Vec<String> = cdrs.iter().map(|(_, _, c)| c.cdr_id.clone()).collect();
         let mut seen: HashSet<String> = if ids.is_empty() {
@@ -481,6 +538,7 @@ impl CdrIngest {
         } else {
             self.usage.known_cdrs(&ids).await?.into_iter().collect()
         };
+        out.lookup = looking_up.elapsed();
         seen.extend(self.pending.iter().cloned());
         for (source, payload, c) in cdrs {
             let Some((tenant_id, customer_id)) = self.owners.get(&c.iccid) else {

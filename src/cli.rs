@@ -264,13 +264,20 @@ enum BenchCommand {
         /// SIMs the rollups belong to (one session each).
         #[arg(long, default_value_t = 2_000, value_parser = positive::<usize>())]
         sims: usize,
+        /// CDRs rated in memory per run (one SIM per hundred, a 300-zone card).
+        #[arg(long, default_value_t = 1_000_000, value_parser = positive::<usize>())]
+        cdrs: usize,
         /// Timed runs (median and spread are printed).
         #[arg(long, default_value_t = 5, value_parser = positive::<usize>())]
         runs: usize,
         /// Also count instructions per event under `valgrind --tool=callgrind` (one more run
-        /// per step, about 50 times slower).
+        /// per step, two for rating, about 50 times slower).
         #[arg(long)]
         instructions: bool,
+        /// Internal: what the process callgrind counts for the rating step does (`build` the
+        /// CDRs, or build and `rate` them), and nothing else.
+        #[arg(long, hide = true, value_parser = ["build", "rate"])]
+        rating_child: Option<String>,
         /// Data directory (default: a fresh temporary one).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -681,6 +688,16 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
 }
 
 async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Result<()> {
+    // The process callgrind counts for the rating step does that and nothing else (the machine
+    // and reference lines time things, and would count differently each time).
+    if let BenchCommand::Cpu {
+        rating_child: Some(child),
+        cdrs,
+        ..
+    } = &command
+    {
+        return crate::tooling::bench_cpu::rating_child(*cdrs, child == "rate");
+    }
     println!("{}", crate::tooling::bench::machine());
     println!("{}", crate::tooling::bench::reference());
     match command {
@@ -754,13 +771,16 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
         BenchCommand::Cpu {
             events,
             sims,
+            cdrs,
             runs,
             instructions,
+            rating_child: _,
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
             let steps =
-                crate::tooling::bench_cpu::cpu(&loaded.config, events, sims, runs, instructions).await?;
+                crate::tooling::bench_cpu::cpu(&loaded.config, events, sims, cdrs, runs, instructions)
+                    .await?;
             crate::tooling::bench_cpu::print(&steps);
         }
         BenchCommand::Analytics {

@@ -6,15 +6,24 @@
 //! - **count**: a batch through [`SessionIngest::prepare`] (decode, window check, owner and
 //!   progress lookups from the worker's caches, the counting step) and its acknowledgement, as the
 //!   worker does between two writes. The caches are warmed first with each session's first event
-//!   (that part reads the store and is not measured), so the measured part touches no engine.
+//!   (that part reads the store and is not measured), so the measured part touches no engine;
+//! - **rate**: `--cdrs` CDRs held as columns rated in Polars under a 300-zone card (what a rating
+//!   run does between reading the CDRs and writing its rows), per CDR. Polars works on a thread
+//!   pool of its own, which callgrind's per-thread `--toggle-collect` cannot follow, so its
+//!   instructions are two whole processes' counts subtracted: one that builds the CDRs and rates
+//!   them, one that only builds them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use chrono::NaiveDate;
+use ioto_domain::billing::rating::{BillableSim, RatingJob};
+use ioto_domain::identifiers::Iccid;
 use ioto_domain::services::SessionIngest;
 use ioto_domain::usage::SessionRollup;
+use ioto_domain::{CustomerId, TenantId};
 
 use crate::config::Config;
 use crate::engines;
@@ -34,10 +43,17 @@ pub struct CpuStep {
 
 type Payloads = Vec<(String, Vec<u8>)>;
 
+/// Zones of the rating step's card (the rating target's card).
+const RATING_ZONES: usize = 300;
+
+/// CDRs per SIM in the rating step (100,000 SIMs for 10 M CDRs, as in `ioto bench rating`).
+const CDRS_PER_SIM: usize = 100;
+
 pub async fn cpu(
     config: &Config,
     events: usize,
     sim_count: usize,
+    cdrs: usize,
     runs: usize,
     instructions: bool,
 ) -> anyhow::Result<Vec<CpuStep>> {
@@ -99,6 +115,22 @@ pub async fn cpu(
             );
         }
     }
+    let (columns, job) = rating_input(cdrs)?;
+    let mut rate = CpuStep {
+        name: "rate (Polars: CDR columns → rated rows, 300 zones)",
+        events: cdrs,
+        nanos_per_event: Vec::new(),
+        instructions_per_event: None,
+    };
+    for _ in 0..runs {
+        let input = columns.clone();
+        let started = Instant::now();
+        let rated = tokio::task::block_in_place(|| ioto_analytics::rating::rate(input, &job))?;
+        rate.nanos_per_event.push(per_event(started, cdrs));
+        if rated.totals.records as usize != cdrs {
+            bail!("rated {} of {cdrs} CDRs", rated.totals.records);
+        }
+    }
     if instructions {
         let dir = config.data_dir.join("callgrind");
         std::fs::create_dir_all(&dir)?;
@@ -108,11 +140,107 @@ pub async fn cpu(
             } else {
                 "measure_count"
             };
-            let total = callgrind(&dir, function, events, sim_count)?;
+            let total = callgrind(
+                &dir,
+                function,
+                &[format!("--toggle-collect=*::bench_cpu::{function}")],
+                &[
+                    "--events".into(),
+                    events.to_string(),
+                    "--sims".into(),
+                    sim_count.to_string(),
+                ],
+            )?;
             step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
         }
+        let size = ["--cdrs".to_owned(), cdrs.to_string()];
+        let with = callgrind(
+            &dir,
+            "rating",
+            &[],
+            &[&size[..], &["--rating-child".into(), "rate".into()]].concat(),
+        )?;
+        let without = callgrind(
+            &dir,
+            "rating-input",
+            &[],
+            &[&size[..], &["--rating-child".into(), "build".into()]].concat(),
+        )?;
+        if with <= without {
+            bail!("callgrind counted {with} instructions rating and {without} without: nothing was rated");
+        }
+        rate.instructions_per_event = Some((with - without) as f64 / cdrs as f64);
     }
-    Ok(vec![decode, count])
+    Ok(vec![decode, count, rate])
+}
+
+/// What a child process under callgrind does for the rating step: builds the CDR columns, and
+/// rates them when `rate`; nothing else (no engine, no other step).
+pub fn rating_child(cdrs: usize, rate: bool) -> anyhow::Result<()> {
+    let (columns, job) = rating_input(cdrs)?;
+    let input = columns.clone();
+    if rate {
+        let rated = ioto_analytics::rating::rate(input, &job)?;
+        std::hint::black_box(&rated);
+    } else {
+        std::hint::black_box(&input);
+    }
+    Ok(())
+}
+
+/// `cdrs` CDRs of one tenant's month as the rating reads them (one SIM per hundred CDRs, four
+/// sub-customers, every SIM each day, networks drawn from a fixed sequence, one in eight on a
+/// network no zone lists), and the job rating them under a 300-zone card. The same every time,
+/// so two processes build exactly the same input.
+fn rating_input(cdrs: usize) -> anyhow::Result<(ioto_analytics::rating::CdrColumns, RatingJob)> {
+    let tenant = TenantId(uuid::Uuid::from_u128(0x1070));
+    let from = NaiveDate::from_ymd_opt(2026, 10, 1).context("a date")?;
+    let to = NaiveDate::from_ymd_opt(2026, 11, 1).context("a date")?;
+    let days = (to - from).num_days() as usize;
+    let (card, networks) = crate::tooling::bench_rating::card(tenant, RATING_ZONES, from)?;
+    let sim_count = cdrs.div_ceil(CDRS_PER_SIM);
+    let sims: Vec<Iccid> = (0..sim_count as u64)
+        .map(|i| Iccid::with_check_digit(&format!("8988{:014}", 42_000_000 + i)))
+        .collect::<ioto_domain::Result<_>>()?;
+    let customers: Vec<String> = (1..=4u128)
+        .map(|i| uuid::Uuid::from_u128(i).to_string())
+        .collect();
+    let networks: Vec<String> = networks.iter().map(ToString::to_string).collect();
+    let mut columns = ioto_analytics::rating::CdrColumns::default();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..cdrs {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let sim = i % sim_count;
+        let day = from + chrono::Days::new(((i / sim_count) % days) as u64);
+        columns.push(
+            sims[sim].as_str(),
+            &customers[sim % customers.len()],
+            ioto_analytics::rating::engine::epoch_days(day),
+            &networks[(x >> 20) as usize % networks.len()],
+            x % 2_000_000,
+            (x >> 32) % 200_000,
+        );
+    }
+    let job = RatingJob {
+        run_id: uuid::Uuid::from_u128(0x2070),
+        tenant_id: tenant,
+        from,
+        to,
+        card,
+        sims: sims
+            .iter()
+            .enumerate()
+            .map(|(i, s)| BillableSim {
+                iccid: s.clone(),
+                customer_id: Some(CustomerId(uuid::Uuid::from_u128((i % 4) as u128 + 1))),
+                tariff_plan: None,
+            })
+            .collect(),
+        active: vec![],
+    };
+    Ok((columns, job))
 }
 
 fn per_event(started: Instant, events: usize) -> f64 {
@@ -142,25 +270,22 @@ pub fn measure_count(ingest: &mut SessionIngest, payloads: &[(String, Vec<u8>)])
     Ok(counted)
 }
 
-/// Runs this bench once under callgrind, collecting only inside `function`; returns the
-/// instructions it executed.
-fn callgrind(dir: &Path, function: &str, events: usize, sims: usize) -> anyhow::Result<u64> {
-    let out = dir.join(format!("{function}.out"));
+/// Runs this bench once under callgrind with `options` (e.g. collecting only inside one
+/// function; the function itself, not its closures: a matching closure would toggle collection
+/// off) and `args`; returns the instructions it counted.
+fn callgrind(dir: &Path, name: &str, options: &[String], args: &[String]) -> anyhow::Result<u64> {
+    let out = dir.join(format!("{name}.out"));
     let exe = std::env::current_exe()?;
-    eprintln!("counting the instructions of {function} under callgrind …");
+    eprintln!("counting the instructions of {name} under callgrind …");
     let result = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
-        // The function itself, not its closures: a matching closure would toggle collection off.
-        .arg(format!("--toggle-collect=*::bench_cpu::{function}"))
+        .args(options)
         .arg(&exe)
         .args(["bench", "cpu", "--runs", "1"])
-        .arg("--events")
-        .arg(events.to_string())
-        .arg("--sims")
-        .arg(sims.to_string())
+        .args(args)
         .arg("--data-dir")
-        .arg(dir.join(function))
+        .arg(dir.join(name))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
@@ -180,7 +305,7 @@ fn callgrind(dir: &Path, function: &str, events: usize, sims: usize) -> anyhow::
         .and_then(|v| v.parse::<u64>().ok())
         .with_context(|| format!("no instruction total in {}", out.display()))?;
     if total == 0 {
-        bail!("callgrind counted nothing inside {function}: was the function inlined or renamed?");
+        bail!("callgrind counted nothing for {name}: was the function inlined or renamed?");
     }
     Ok(total)
 }

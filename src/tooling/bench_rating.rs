@@ -50,7 +50,11 @@ pub struct RatingBench {
 
 /// The bench card: `zones - 1` zones of one network each (networks of the reference table, in
 /// code order) and the default zone; one version from the first day of the period.
-fn card(tenant: TenantId, zones: usize, from: NaiveDate) -> anyhow::Result<(RateCard, Vec<MccMnc>)> {
+pub(crate) fn card(
+    tenant: TenantId,
+    zones: usize,
+    from: NaiveDate,
+) -> anyhow::Result<(RateCard, Vec<MccMnc>)> {
     let mut networks: Vec<MccMnc> = (200..800)
         .flat_map(|mcc| (0..100).map(move |mnc| format!("{mcc:03}-{mnc:02}")))
         .filter_map(|c| MccMnc::parse(&c).ok())

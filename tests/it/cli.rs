@@ -761,6 +761,8 @@ fn bench_fleet_and_ingest_run() {
                 "3000",
                 "--sims",
                 "100",
+                "--cdrs",
+                "20000",
                 "--runs",
                 "3",
                 "--instructions",
@@ -823,8 +825,9 @@ fn bench_fleet_and_ingest_run() {
             "{engines}"
         );
         if args[1] == "cpu" {
-            // Both steps carry an instruction count from callgrind, not the hint to ask for one.
-            for step in ["| decode", "| count"] {
+            // Every step carries an instruction count from callgrind, not the hint to ask for
+            // one; rating's (two processes subtracted) included.
+            for step in ["| decode", "| count", "| rate"] {
                 let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
                 assert!(row.contains(" | 3 | "), "three timed runs: {row}");
                 let instructions: f64 = row
@@ -838,12 +841,26 @@ fn bench_fleet_and_ingest_run() {
         }
         if args[1] == "ingest" {
             // The stage breakdown names every stage, each observed during the live load.
-            for stage in ["in_broker", "poll", "count", "write", "commit", "counted"] {
+            for stage in [
+                "in_broker",
+                "poll",
+                "lookup",
+                "count",
+                "write",
+                "visible",
+                "commit",
+                "counted",
+            ] {
                 let row = stdout
                     .lines()
                     .find(|l| l.trim_start().starts_with(&format!("| {stage} |")))
                     .unwrap_or_else(|| panic!("no {stage} row:\n{stdout}"));
                 assert!(!row.contains("| 0 |"), "{stage} observed nothing: {row}");
+                // And the summary follows its p99 run by run.
+                assert!(
+                    stdout.contains(&format!("| stage `{stage}` p99 (bucket bound), ms |")),
+                    "no summary row for {stage}:\n{stdout}"
+                );
             }
         }
     }

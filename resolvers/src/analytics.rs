@@ -621,6 +621,9 @@ pub struct DashboardObject {
     pub cost_so_far: Option<Decimal>,
     /// `costSoFar` carried on at the same rate to the end of the period.
     pub projected_cost: Option<Decimal>,
+    /// Access fees of the period so far, apart from the data cost: every SIM that was ACTIVE at
+    /// any time in a month of the period pays the month's fee. Null as `costSoFar`.
+    pub access_fees: Option<Decimal>,
     pub currency: Option<String>,
     /// Every network with traffic, most bytes first.
     pub top_carriers_by_traffic: Vec<CarrierShareObject>,
@@ -654,6 +657,7 @@ fn dashboard_object(d: Dashboard) -> DashboardObject {
         average_bytes_per_active_sim: d.average_bytes_per_active_sim.into(),
         cost_so_far: d.cost_so_far.map(Decimal),
         projected_cost: d.projected_cost.map(Decimal),
+        access_fees: d.access_fees.map(Decimal),
         currency: d.currency.map(|c: Currency| c.code().to_owned()),
         top_carriers_by_traffic: by_traffic,
         top_carriers_by_cost: by_cost,

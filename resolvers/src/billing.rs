@@ -610,6 +610,13 @@ pub struct TenantInvoiceObject {
     pub lines: Vec<InvoiceLineObject>,
     /// Sum of the lines' amounts.
     pub total: Decimal,
+    /// What the period costs the platform by the tenant's supplier card (data and access fees,
+    /// rounded half-up to the currency's minor unit). Platform admins only; null without a
+    /// supplier card in the invoice's currency, when its billing periods do not line up with
+    /// this one, or before it rated all of them.
+    pub supplier_cost: Option<Decimal>,
+    /// `total` minus `supplierCost`: what the platform keeps. Null as `supplierCost`.
+    pub margin: Option<Decimal>,
 }
 
 impl From<TenantInvoice> for TenantInvoiceObject {
@@ -638,6 +645,8 @@ impl From<TenantInvoice> for TenantInvoiceObject {
                 })
                 .collect(),
             total: Decimal(i.total),
+            supplier_cost: i.supplier_cost.map(|c| Decimal(c.round_half_up(minor))),
+            margin: i.supplier_cost.map(|c| Decimal(i.total - c.round_half_up(minor))),
         }
     }
 }

@@ -433,6 +433,24 @@ async fn scenario(engines: Engines) -> Value {
     assert_eq!(page["edges"][0]["node"]["measures"]["bytesTotal"], 3_300);
     assert_eq!(page["pageInfo"]["hasNextPage"], false);
 
+    // Costs need a card: without one nothing is rated, and the answer says so.
+    let body = ask(
+        &admin,
+        json!({ "measures": ["COST"], "dimensions": ["NETWORK"], "timeRange": range(MARCH.0, MARCH.1) }),
+    )
+    .await;
+    let unrated = &body["data"]["usageAnalytics"];
+    assert_eq!(
+        (
+            &unrated["source"],
+            &unrated["unserved"]["reason"],
+            &unrated["rows"]
+        ),
+        (&Value::Null, &json!("NO_RATE_CARD"), &json!([])),
+        "{body}"
+    );
+    answers.insert("cost_without_card".into(), normal(unrated));
+
     // Costs: a card with a March price history, March CDRs rated, cost by network.
     let card = json!({ "input": {
         "tenantId": tenant.id.to_string(), "kind": "RETAIL", "name": "Standard", "currency": "EUR", "billingPeriod": "MONTHLY",
@@ -532,6 +550,11 @@ async fn scenario(engines: Engines) -> Value {
                 (json!("north"), "1.50"),
                 (json!("south"), "2.00"),
             ],
+        ),
+        (
+            "subCustomerId",
+            json!({ "dimensions": ["SUB_CUSTOMER"] }),
+            vec![(Value::Null, "1.00"), (json!(acme.id.to_string()), "3.50")],
         ),
     ] {
         let mut input = json!({ "measures": ["COST"], "timeRange": range(MARCH.0, MARCH.1) });
@@ -800,13 +823,41 @@ async fn scenario(engines: Engines) -> Value {
     let body = app
         .gql(
             Some(&admin),
-            "{ dashboard(timeZone: \"UTC\") { costSoFar projectedCost currency \
+            "{ dashboard(timeZone: \"UTC\") { costSoFar projectedCost accessFees currency \
                topCarriersByCost { network { mccMnc } cost } } }",
             json!({}),
         )
         .await;
     let rated = &body["data"]["dashboard"];
     assert_eq!(rated["costSoFar"], "2.00", "{body}");
+    // Access fees apart from the data: the three SIMs made ACTIVE this month at 1 EUR each.
+    assert_eq!(rated["accessFees"], "3.00", "{body}");
+    let mut same = rated.clone();
+    same["projectedCost"] = json!(null); // depends on the moment it is asked; checked below
+    answers.insert("dashboard rated".into(), normal(&same));
+    // One sub-customer's dashboard: its SIMs' data cost (s0's CDR) and fees (s0 and s1).
+    let q = "query($c: ID) { dashboard(subCustomerId: $c, timeZone: \"UTC\") { costSoFar accessFees \
+               topCarriersByCost { network { mccMnc } cost } } }";
+    let body = app.gql(Some(&admin), q, json!({ "c": acme.id })).await;
+    let of_acme = &body["data"]["dashboard"];
+    assert_eq!(
+        (&of_acme["costSoFar"], &of_acme["accessFees"]),
+        (&json!("2.00"), &json!("2.00")),
+        "{body}"
+    );
+    answers.insert("dashboard rated, acme".into(), normal(of_acme));
+    // The sub-customer's own user sees neither until the tenant shares costs.
+    let body = app.gql(Some(&customer), q, json!({ "c": acme.id })).await;
+    let hidden = &body["data"]["dashboard"];
+    assert_eq!(
+        (
+            &hidden["costSoFar"],
+            &hidden["accessFees"],
+            &hidden["topCarriersByCost"]
+        ),
+        (&json!(null), &json!(null), &json!([])),
+        "{body}"
+    );
     assert_eq!(rated["currency"], "EUR", "{body}");
     assert_eq!(
         rated["topCarriersByCost"][0],

@@ -199,6 +199,20 @@ async fn rate_cards_and_rated_usage_through_graphql() {
     );
     let body = app.gql(Some(&admin), invoice, json!({"t": tenant})).await;
     assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+    // Beside it, what the period costs the platform by the supplier card (5 MB at 0.2, three
+    // SIM-months at 1.50) and the margin: 7.00 - 5.50.
+    let body = app
+        .gql(
+            Some(&platform),
+            "query($t: ID!) { tenantInvoice(tenantId: $t) { total supplierCost margin } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["tenantInvoice"],
+        json!({ "total": "7.00", "supplierCost": "5.50", "margin": "1.50" }),
+        "{body}"
+    );
 
     // Supplier cost is the platform's.
     let body = app

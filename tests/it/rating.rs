@@ -407,7 +407,11 @@ async fn hand_computed_fixture_rates_exactly_on_the_embedded_store() {
     hand_computed(store).await;
 }
 
-fn actor(tenant: TenantId, role: ioto_domain::Role, customer: Option<CustomerId>) -> ioto_domain::Actor {
+pub(super) fn actor(
+    tenant: TenantId,
+    role: ioto_domain::Role,
+    customer: Option<CustomerId>,
+) -> ioto_domain::Actor {
     ioto_domain::Actor {
         user_id: None,
         subject: format!("{role}@test"),
@@ -435,7 +439,7 @@ fn charge<'a>(
     }
 }
 
-fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTerms {
+pub(super) fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTerms {
     RateCardTerms {
         effective_from: from,
         rounding_increment_bytes: 0,

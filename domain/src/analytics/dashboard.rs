@@ -34,6 +34,9 @@ pub struct Dashboard {
     pub cost_so_far: Option<Cost>,
     /// `cost_so_far` carried on at the same rate to the end of the period.
     pub projected_cost: Option<Cost>,
+    /// Access fees of the period so far (SIMs ACTIVE at any time in a month of it, by the
+    /// current run), apart from the data cost. `None` as for `cost_so_far`.
+    pub access_fees: Option<Cost>,
     pub currency: Option<Currency>,
     /// Every network with traffic in the period, most bytes first.
     pub carriers_by_traffic: Vec<CarrierShare>,

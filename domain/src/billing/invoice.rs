@@ -104,6 +104,11 @@ pub struct TenantInvoice {
     pub lines: Vec<InvoiceLine>,
     /// Sum of the lines' amounts.
     pub total: Cost,
+    /// What the period costs the platform by the tenant's supplier card: data and access fees
+    /// of its runs covering exactly this period, exact. `None` for a caller without supplier
+    /// rights, without a supplier card in the same currency, when its periods do not line up
+    /// with this one, or before it rated all of them.
+    pub supplier_cost: Option<Cost>,
 }
 
 /// Rated usage of one zone, tariff plan and day (what a data line is built from).

@@ -582,13 +582,15 @@ impl AnalyticsService {
             if runs.is_empty() {
                 return Ok(Some((cur, None)));
             }
+            let fees = self.billing.access_fees(tenant, runs.clone(), customer);
             // The period's cost by network: the traffic query's shape on the rated cube.
             let q = CubeQuery {
                 cube: Cube::RatedDaily,
                 runs,
                 ..by_network.clone()
             };
-            Ok::<_, Error>(Some((cur, Some(self.usage.cube_rows(tenant, &q).await?))))
+            let (rows, fees) = futures::try_join!(self.usage.cube_rows(tenant, &q), fees)?;
+            Ok::<_, Error>(Some((cur, Some((rows, fees)))))
         };
         let (counts, online_now, rows, whole_rows, (bound, device_rows), activated, rated) = self
             .timed(async {
@@ -630,8 +632,10 @@ impl AnalyticsService {
 
         let mut cost_so_far = None;
         let mut projected_cost = None;
+        let mut access_fees = None;
         let currency = rated.as_ref().map(|(cur, _)| *cur);
-        if let Some((_, Some(rated))) = rated {
+        if let Some((_, Some((rated, fees)))) = rated {
+            access_fees = Some(fees);
             let mut total = Cost::default();
             for r in &rated {
                 total = total + r.cost;
@@ -676,6 +680,7 @@ impl AnalyticsService {
             average_bytes_per_active_sim,
             cost_so_far,
             projected_cost,
+            access_fees,
             currency,
             carriers_by_traffic,
             carriers_by_cost,

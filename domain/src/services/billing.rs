@@ -1,6 +1,7 @@
 //! Billing use cases: rate cards (platform admins set them; tenants read their retail card) and
 //! rating runs (scheduled, or on demand for admins).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Months, NaiveDate, Utc};
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use crate::billing::adjustment::{delta, PeriodAdjustment};
 use crate::billing::invoice::{invoice_lines, InvoiceCharge, TenantInvoice};
-use crate::billing::money::{Currency, Price};
+use crate::billing::money::{Cost, Currency, Price};
 use crate::billing::rate_card::{
     check_card_name, BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion,
 };
@@ -19,7 +20,10 @@ use crate::ports::billing::{
 };
 use crate::ports::FleetChanges;
 use crate::usage::networks::Networks;
-use crate::{Actor, Error, Permission, Result, Role, Scope, TenantId};
+use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId};
+
+/// How many periods before the one holding yesterday the scheduler checks for late CDRs.
+const LATE_PERIODS: usize = 12;
 
 /// A new card with its first versions (a price history may be entered at once, e.g. when a
 /// tenant moves to Ioto; after that, versions are only added for today or later).
@@ -462,9 +466,10 @@ impl BillingService {
     }
 
     /// The scheduler's pass: for every tenant with a card, rates the period holding `today` and,
-    /// on a period's first day, the period that just ended (its last day's CDRs arrive late).
-    /// One tenant's failure is logged and does not stop the others; the first error is returned
-    /// after all were tried.
+    /// on a period's first day, the period that just ended (its last day's CDRs arrive late);
+    /// then rates again the earlier periods that are not closed and received CDRs since their
+    /// rating (see [`Self::rate_late_periods`]). One tenant's failure is logged and does not stop
+    /// the others; the first error is returned after all were tried.
     pub async fn rate_open_periods(&self, today: NaiveDate) -> Result<Vec<RatingRun>> {
         let mut tenants: Vec<TenantId> = self
             .cards
@@ -475,10 +480,8 @@ impl BillingService {
             .collect();
         tenants.sort_by_key(|t| t.0);
         tenants.dedup();
-        let mut days = vec![today];
-        if let Some(yesterday) = today.pred_opt() {
-            days.push(yesterday);
-        }
+        let yesterday = today.pred_opt().unwrap_or(today);
+        let days = [today, yesterday];
         let mut runs = Vec::new();
         let mut first_error = None;
         for tenant in tenants {
@@ -495,11 +498,95 @@ impl BillingService {
                     }
                 }
             }
+            if let Err(e) = self.rate_late_periods(tenant, yesterday, &mut runs).await {
+                tracing::warn!(tenant = %tenant, error = %e, "rating late CDRs of a tenant failed");
+                first_error.get_or_insert(e);
+            }
         }
         match first_error {
             Some(e) if runs.is_empty() => Err(e),
             _ => Ok(runs),
         }
+    }
+
+    /// Rates again each card's periods before the one holding `day` that are not closed and
+    /// whose CDR count differs from what their current run rated (a period never rated counts
+    /// as changed when it has CDRs): CDRs that arrived late. Looks back at most
+    /// [`LATE_PERIODS`] periods and not before the card's first version; an unchanged period
+    /// costs a count query, shared by cards with the same periods. The runs made are added to
+    /// `runs`; a period's failure does not stop the others, the first error is returned.
+    async fn rate_late_periods(
+        &self,
+        tenant: TenantId,
+        day: NaiveDate,
+        runs: &mut Vec<RatingRun>,
+    ) -> Result<()> {
+        let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
+        let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
+        let mut counts: HashMap<(NaiveDate, NaiveDate), u64> = HashMap::new();
+        let mut first_error = None;
+        for card in cards {
+            let mut periods = Vec::new();
+            let mut next = card.billing_period.period_of(day).0;
+            while periods.len() < LATE_PERIODS {
+                let Some(last_day) = next.pred_opt() else { break };
+                let (from, to) = card.billing_period.period_of(last_day);
+                if card.starts().is_none_or(|s| s >= to) {
+                    break;
+                }
+                next = from;
+                periods.push((from, to));
+            }
+            periods.retain(|&(from, _)| {
+                !closed
+                    .iter()
+                    .any(|c| c.card_id == card.id && c.period_start == from)
+                    && card.retired_from.is_none_or(|r| r > from)
+            });
+            let (Some(&(oldest, _)), Some(&(_, end))) = (periods.last(), periods.first()) else {
+                continue;
+            };
+            let current = self
+                .runs
+                .runs(
+                    Scope::Platform,
+                    &RunQuery {
+                        tenant: Some(tenant),
+                        from: Some(oldest),
+                        to: Some(end),
+                        current_only: true,
+                        limit: 1_000,
+                    },
+                )
+                .await?;
+            for (from, to) in periods {
+                let count = match counts.get(&(from, to)) {
+                    Some(&n) => n,
+                    None => {
+                        let n = self.engine.cdr_count(tenant, from, to).await?;
+                        counts.insert((from, to), n);
+                        n
+                    }
+                };
+                let rated = current
+                    .iter()
+                    .find(|r| r.card_id == card.id && r.period_start == from)
+                    .map(|r| r.totals.records + r.totals.unpriced_records);
+                if rated.unwrap_or(0) == count {
+                    continue;
+                }
+                match self
+                    .rate_card_period(&Requester::Scheduler, &card, from, to, &closed)
+                    .await
+                {
+                    Ok(run) => runs.push(run),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Rates the periods holding `day` that `done` does not list yet (closed periods and periods
@@ -526,10 +613,24 @@ impl BillingService {
                 continue;
             }
             done.push((card.id, from));
-            runs.push(self.run(who, card.clone(), from, to).await?);
-            self.book_adjustments(&card, from, &closed).await?;
+            runs.push(self.rate_card_period(who, &card, from, to, &closed).await?);
         }
         Ok(runs)
+    }
+
+    /// Rates `card` over `[from, to)`, then books the late usage of its closed periods before
+    /// it into it.
+    async fn rate_card_period(
+        &self,
+        who: &Requester<'_>,
+        card: &RateCard,
+        from: NaiveDate,
+        to: NaiveDate,
+        closed: &[ClosedPeriod],
+    ) -> Result<RatingRun> {
+        let run = self.run(who, card.clone(), from, to).await?;
+        self.book_adjustments(card, from, closed).await?;
+        Ok(run)
     }
 
     /// Runs visible to the caller, newest first.
@@ -682,7 +783,25 @@ impl BillingService {
         Ok(charge)
     }
 
-    /// The current run of `card` for the period starting `from`, if it was rated.
+    /// The access fees `runs` charged (one sub-customer's SIMs when `customer` is named).
+    pub async fn access_fees(
+        &self,
+        tenant: TenantId,
+        runs: Vec<Uuid>,
+        customer: Option<CustomerId>,
+    ) -> Result<Cost> {
+        let sums = self
+            .engine
+            .rated_fees(&RatedQuery {
+                tenant,
+                runs,
+                customer,
+                by: RatedDimension::Tenant,
+            })
+            .await?;
+        Ok(sums.into_iter().map(|(_, s)| s.fees).sum())
+    }
+
     /// The retail card's currency and the current runs of its periods overlapping the days
     /// `[from, to)`; `None` when the tenant has no retail card.
     pub async fn current_retail_runs(
@@ -727,6 +846,7 @@ impl BillingService {
         }
     }
 
+    /// The current run of `card` for the period starting `from`, if it was rated.
     async fn current_run(&self, scope: Scope, card: &RateCard, from: NaiveDate) -> Result<Option<RatingRun>> {
         Ok(self
             .runs
@@ -801,6 +921,11 @@ impl BillingService {
             .collect();
         let lines = invoice_lines(&card, &usage, &fees, &adjustments, &charges)?;
         let total = lines.iter().map(|l| l.amount).sum();
+        let supplier_cost = if actor.role.allows(Permission::ReadSupplierCosts) {
+            self.supplier_cost(tenant, &card, from, to).await?
+        } else {
+            None
+        };
         Ok(Some(TenantInvoice {
             tenant_id: tenant,
             currency: card.currency,
@@ -810,7 +935,65 @@ impl BillingService {
             is_final: closed.is_some(),
             lines,
             total,
+            supplier_cost,
         }))
+    }
+
+    /// The tenant's supplier cost of `[from, to)`: the data cost and access fees of the supplier
+    /// card's runs of the periods that tile it (the invoiced run of a closed period, else the
+    /// current one). `None` without such a card in `retail`'s currency, when its periods do not
+    /// tile `[from, to)`, or while one of them is not rated.
+    async fn supplier_cost(
+        &self,
+        tenant: TenantId,
+        retail: &RateCard,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Option<Cost>> {
+        let Some(card) = self
+            .cards
+            .rate_cards(Scope::Platform, Some(tenant))
+            .await?
+            .into_iter()
+            .find(|c| c.kind == RateCardKind::Supplier && c.currency == retail.currency)
+        else {
+            return Ok(None);
+        };
+        let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
+        let mut cost = Cost::default();
+        let mut start = from;
+        while start < to {
+            let (p_from, p_to) = card.billing_period.period_of(start);
+            if p_from != start || p_to > to {
+                return Ok(None);
+            }
+            let closed_run = closed
+                .iter()
+                .find(|c| c.card_id == card.id && c.period_start == p_from)
+                .map(|c| c.run_id);
+            let run = match closed_run {
+                Some(id) => self
+                    .runs
+                    .runs(
+                        Scope::Platform,
+                        &RunQuery {
+                            tenant: Some(tenant),
+                            from: Some(p_from),
+                            to: p_from.succ_opt(),
+                            current_only: false,
+                            limit: 1_000,
+                        },
+                    )
+                    .await?
+                    .into_iter()
+                    .find(|r| r.id == id),
+                None => self.current_run(Scope::Platform, &card, p_from).await?,
+            };
+            let Some(run) = run else { return Ok(None) };
+            cost = cost + run.totals.usage_cost + run.totals.access_fees;
+            start = p_to;
+        }
+        Ok(Some(cost))
     }
 
     /// Makes a rated period final: its current run is what gets invoiced.

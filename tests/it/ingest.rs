@@ -221,3 +221,62 @@ async fn sim_owners_are_cached_up_to_a_byte_limit() {
     owners.load(std::iter::once(&stranger)).await.unwrap();
     assert_eq!(owners.get(&stranger), None);
 }
+
+/// A worker whose progress cache fills up while it counts a batch keeps that batch's sessions: a
+/// session it counted before is not counted again from zero when sessions recovered from the
+/// store take the cache past its limit.
+#[tokio::test]
+async fn a_full_progress_cache_keeps_the_sessions_of_the_batch_it_counts() {
+    let usage: Arc<dyn UsageStore> = Arc::new(
+        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
+            .await
+            .unwrap(),
+    );
+    usage.migrate().await.unwrap();
+    let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
+    let tenant = f.tenant("Full cache").await;
+    let sim = f.sims(&tenant, None, 1).await.remove(0);
+    let at = Utc::now() - Duration::hours(1);
+    let mut offset = 0;
+    let mut rollup = |session: &str, minutes: i64, total: u64| {
+        offset += 1;
+        let body = serde_json::json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+            "event_timestamp": (at + Duration::minutes(minutes)).to_rfc3339(), "mcc_mnc": "262-01",
+            "radio_access_type": "LTE", "total_bytes_in": total, "total_bytes_out": 0,
+            "request_type": "UPDATE"});
+        (format!("sessions/0/{offset}"), body.to_string().into_bytes())
+    };
+    // Another worker counted four sessions before this one started.
+    let others = ["b", "c", "d", "e"];
+    let earlier: Vec<_> = others.iter().map(|s| rollup(s, 0, 1_000)).collect();
+    SessionIngest::new(usage.clone(), fleet.clone())
+        .process(&earlier)
+        .await
+        .unwrap();
+    // This worker keeps room for two or three sessions. It counts session a…
+    let mut ingest =
+        SessionIngest::new(usage.clone(), fleet.clone()).with_progress_limit(TINY_PROGRESS_CACHE);
+    ingest.process(&[rollup("a", 1, 100)]).await.unwrap();
+    // …then a's next total with the four others, whose progress comes back from the store and
+    // does not fit beside a's.
+    let mut batch = vec![rollup("a", 2, 150)];
+    batch.extend(others.iter().map(|s| rollup(s, 2, 2_000)));
+    let out = ingest.process(&batch).await.unwrap();
+    assert_eq!(out.written, 5);
+    let day = at.date_naive();
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let counted: u64 = usage
+        .customer_usage(
+            tenant.id,
+            None,
+            midnight(day),
+            midnight(day + Duration::days(2)),
+            Granularity::Day,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.bytes_in)
+        .sum();
+    assert_eq!(counted, 150 + 4 * 2_000, "every session's total once");
+}

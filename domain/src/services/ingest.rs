@@ -56,8 +56,11 @@ impl BatchOutcome {
     }
 }
 
-/// Most bytes the cached SIM owners may hold; beyond it the cache starts over (owners are looked
-/// up again, in one query per batch). At about 100 bytes a SIM this keeps some 160,000 SIMs.
+/// Most bytes the cached SIM owners may hold, by the estimate of [`Owners::bytes`]; beyond it
+/// the cache starts over (owners are looked up again, in one query per batch). At about 100
+/// bytes a SIM this keeps some 160,000 SIMs. A worker has two such caches (session rollups and
+/// CDRs), and the hash table's capacity grows in powers of two, so the memory behind them can
+/// reach about 3.5 times this.
 pub const MAX_OWNERS_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Which tenant and sub-customer each SIM belongs to, looked up in batches and cached, bounded
@@ -192,10 +195,14 @@ impl ProgressCache {
     }
 
     /// Starts the cache over when `additional` more bytes would take it past `limit`, so that
-    /// entries inserted next all stay until they are used.
-    pub fn make_room(&mut self, additional: usize, limit: usize) {
+    /// entries inserted next all stay until they are used — keeping the entries of `keep`: the
+    /// sessions of the batch being counted, whose progress counting needs (a session whose
+    /// progress went missing would be counted again from zero).
+    pub fn make_room(&mut self, additional: usize, limit: usize, keep: &HashSet<SessionKey>) {
         if self.bytes + additional > limit {
-            self.clear();
+            self.entries.retain(|k, _| keep.contains(k));
+            self.entries.shrink_to_fit();
+            self.bytes = self.entries.iter().map(|(k, p)| Self::entry_bytes(k, p)).sum();
         }
     }
 
@@ -358,7 +365,8 @@ impl SessionIngest {
                 .iter()
                 .map(|(k, p)| ProgressCache::entry_bytes(k, p))
                 .sum();
-            self.progress.make_room(size, self.progress_limit);
+            let batch: HashSet<SessionKey> = rollups.iter().map(|(_, _, r)| r.key()).collect();
+            self.progress.make_room(size, self.progress_limit, &batch);
             for (key, progress) in recovered {
                 self.progress.insert(key, progress);
             }
@@ -414,7 +422,9 @@ impl SessionIngest {
             .iter()
             .map(|(k, p)| ProgressCache::entry_bytes(k, p))
             .sum();
-        self.progress.make_room(size, self.progress_limit);
+        // What this batch counted replaces what the cache held of its sessions.
+        self.progress
+            .make_room(size, self.progress_limit, &HashSet::new());
         for (key, progress) in prepared.local {
             self.progress.insert(key, progress);
         }
@@ -751,17 +761,28 @@ mod tests {
             2 * 999,
             "the id is held twice: in the key and in the progress"
         );
-        cache.make_room(two, 10 * one + two);
+        let none = HashSet::new();
+        cache.make_room(two, 10 * one + two, &none);
         assert_eq!(cache.len(), 1, "room enough: nothing forgotten");
         cache.insert(k2.clone(), p2);
         assert_eq!(cache.bytes(), one + two);
         cache.remove(&k2);
         assert_eq!(cache.bytes(), one);
 
-        cache.make_room(two, one + two - 1);
+        cache.make_room(two, one + two - 1, &none);
         assert!(
             cache.is_empty() && cache.bytes() == 0,
             "past the limit the cache starts over"
         );
+
+        // Starting over keeps the sessions of the batch being counted.
+        let (k3, p3) = entry("894900000000000003", "c", 1);
+        cache.insert(k1.clone(), entry("894900000000000001", "a", 3).1);
+        cache.insert(k3.clone(), p3);
+        let three = cache.bytes();
+        cache.make_room(two, three + two - 1, &HashSet::from([k3.clone()]));
+        assert_eq!(cache.len(), 1, "past the limit only the batch's sessions stay");
+        assert!(cache.get(&k3).is_some() && cache.get(&k1).is_none());
+        assert_eq!(cache.bytes(), three - one, "what stays is counted");
     }
 }

@@ -144,11 +144,14 @@ pub async fn cpu(
                 &dir,
                 function,
                 &[format!("--toggle-collect=*::bench_cpu::{function}")],
+                // The rating step's CDRs at a token size: that step is counted on its own.
                 &[
                     "--events".into(),
                     events.to_string(),
                     "--sims".into(),
                     sim_count.to_string(),
+                    "--cdrs".into(),
+                    "1".into(),
                 ],
             )?;
             step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
@@ -189,8 +192,9 @@ pub fn rating_child(cdrs: usize, rate: bool) -> anyhow::Result<()> {
 }
 
 /// `cdrs` CDRs of one tenant's month as the rating reads them (one SIM per hundred CDRs, four
-/// sub-customers, every SIM each day, networks drawn from a fixed sequence, one in eight on a
-/// network no zone lists), and the job rating them under a 300-zone card. The same every time,
+/// sub-customers, every SIM each day, networks drawn from a fixed sequence over the card's 349,
+/// about one in seven on a network no zone lists, priced by the default zone), and the job rating
+/// them under a 300-zone card. The same every time,
 /// so two processes build exactly the same input.
 fn rating_input(cdrs: usize) -> anyhow::Result<(ioto_analytics::rating::CdrColumns, RatingJob)> {
     let tenant = TenantId(uuid::Uuid::from_u128(0x1070));
@@ -272,7 +276,9 @@ pub fn measure_count(ingest: &mut SessionIngest, payloads: &[(String, Vec<u8>)])
 
 /// Runs this bench once under callgrind with `options` (e.g. collecting only inside one
 /// function; the function itself, not its closures: a matching closure would toggle collection
-/// off) and `args`; returns the instructions it counted.
+/// off) and `args`; returns the instructions it counted. Polars gets one worker thread: valgrind
+/// runs one thread at a time, and idle workers spinning for work would count differently in
+/// every process.
 fn callgrind(dir: &Path, name: &str, options: &[String], args: &[String]) -> anyhow::Result<u64> {
     let out = dir.join(format!("{name}.out"));
     let exe = std::env::current_exe()?;
@@ -281,6 +287,7 @@ fn callgrind(dir: &Path, name: &str, options: &[String], args: &[String]) -> any
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .args(options)
+        .env("POLARS_MAX_THREADS", "1")
         .arg(&exe)
         .args(["bench", "cpu", "--runs", "1"])
         .args(args)

@@ -546,27 +546,33 @@ impl BillingService {
             let (Some(&(oldest, _)), Some(&(_, end))) = (periods.last(), periods.first()) else {
                 continue;
             };
-            let current = self
-                .runs
-                .runs(
-                    Scope::Platform,
-                    &RunQuery {
-                        tenant: Some(tenant),
-                        from: Some(oldest),
-                        to: Some(end),
-                        current_only: true,
-                        limit: 1_000,
-                    },
-                )
-                .await?;
+            let query = RunQuery {
+                tenant: Some(tenant),
+                from: Some(oldest),
+                to: Some(end),
+                current_only: true,
+                limit: 1_000,
+            };
+            let current = match self.runs.runs(Scope::Platform, &query).await {
+                Ok(runs) => runs,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             for (from, to) in periods {
                 let count = match counts.get(&(from, to)) {
                     Some(&n) => n,
-                    None => {
-                        let n = self.engine.cdr_count(tenant, from, to).await?;
-                        counts.insert((from, to), n);
-                        n
-                    }
+                    None => match self.engine.cdr_count(tenant, from, to).await {
+                        Ok(n) => {
+                            counts.insert((from, to), n);
+                            n
+                        }
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                            continue;
+                        }
+                    },
                 };
                 let rated = current
                     .iter()

@@ -25,6 +25,16 @@ use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId}
 /// How many periods before the one holding yesterday the scheduler checks for late CDRs.
 const LATE_PERIODS: usize = 12;
 
+/// Whether `card` rates the period `[from, to)`: it is not closed, the card prices a day of it
+/// and was not retired from its start.
+fn rates(card: &RateCard, closed: &[ClosedPeriod], from: NaiveDate, to: NaiveDate) -> bool {
+    !closed
+        .iter()
+        .any(|c| c.card_id == card.id && c.period_start == from)
+        && card.starts().is_some_and(|s| s < to)
+        && card.retired_from.is_none_or(|r| r > from)
+}
+
 /// A new card with its first versions (a price history may be entered at once, e.g. when a
 /// tenant moves to Ioto; after that, versions are only added for today or later).
 #[derive(Debug, Clone)]
@@ -537,12 +547,7 @@ impl BillingService {
                 next = from;
                 periods.push((from, to));
             }
-            periods.retain(|&(from, _)| {
-                !closed
-                    .iter()
-                    .any(|c| c.card_id == card.id && c.period_start == from)
-                    && card.retired_from.is_none_or(|r| r > from)
-            });
+            periods.retain(|&(from, to)| rates(&card, &closed, from, to));
             let (Some(&(oldest, _)), Some(&(_, end))) = (periods.last(), periods.first()) else {
                 continue;
             };
@@ -609,13 +614,7 @@ impl BillingService {
         let mut runs = Vec::new();
         for card in cards {
             let (from, to) = card.billing_period.period_of(day);
-            if done.contains(&(card.id, from))
-                || closed
-                    .iter()
-                    .any(|c| c.card_id == card.id && c.period_start == from)
-                || card.starts().is_none_or(|s| s >= to)
-                || card.retired_from.is_some_and(|r| r <= from)
-            {
+            if done.contains(&(card.id, from)) || !rates(&card, &closed, from, to) {
                 continue;
             }
             done.push((card.id, from));
@@ -973,26 +972,11 @@ impl BillingService {
             if p_from != start || p_to > to {
                 return Ok(None);
             }
-            let closed_run = closed
+            let run = match closed
                 .iter()
                 .find(|c| c.card_id == card.id && c.period_start == p_from)
-                .map(|c| c.run_id);
-            let run = match closed_run {
-                Some(id) => self
-                    .runs
-                    .runs(
-                        Scope::Platform,
-                        &RunQuery {
-                            tenant: Some(tenant),
-                            from: Some(p_from),
-                            to: p_from.succ_opt(),
-                            current_only: false,
-                            limit: 1_000,
-                        },
-                    )
-                    .await?
-                    .into_iter()
-                    .find(|r| r.id == id),
+            {
+                Some(c) => Some(self.closed_run(tenant, c).await?),
                 None => self.current_run(Scope::Platform, &card, p_from).await?,
             };
             let Some(run) = run else { return Ok(None) };

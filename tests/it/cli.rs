@@ -696,6 +696,11 @@ fn out_of_range_flags_name_the_flag() {
     for (args, flag) in [
         (&["bench", "api", "--requests", "0"][..], "--requests"),
         (&["bench", "fleet", "--concurrency", "0"][..], "--concurrency"),
+        (&["bench", "cpu", "--cdrs", "0"][..], "--cdrs"),
+        (
+            &["bench", "cpu", "--rating-child", "everything"][..],
+            "--rating-child",
+        ),
         (
             &["simulate", "devices", "--interval-seconds", "0"][..],
             "--interval-seconds",
@@ -841,16 +846,7 @@ fn bench_fleet_and_ingest_run() {
         }
         if args[1] == "ingest" {
             // The stage breakdown names every stage, each observed during the live load.
-            for stage in [
-                "in_broker",
-                "poll",
-                "lookup",
-                "count",
-                "write",
-                "visible",
-                "commit",
-                "counted",
-            ] {
+            for stage in crate::INGEST_STAGES {
                 let row = stdout
                     .lines()
                     .find(|l| l.trim_start().starts_with(&format!("| {stage} |")))

@@ -178,16 +178,7 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     .await;
     // Where the events' time went, stage by stage.
     let m = app.get_text("/metrics").await;
-    for stage in [
-        "in_broker",
-        "poll",
-        "lookup",
-        "count",
-        "write",
-        "visible",
-        "commit",
-        "counted",
-    ] {
+    for stage in crate::INGEST_STAGES {
         let count = m
             .lines()
             .find_map(|l| l.strip_prefix(&format!("ioto_ingest_stage_seconds_count{{stage=\"{stage}\"}} ")))

@@ -26,3 +26,16 @@ mod simulate;
 mod tenancy;
 mod usage;
 mod users;
+
+/// The ingest worker's stages, in the order an event passes them, as `/metrics` and
+/// `ioto bench ingest` must name them.
+const INGEST_STAGES: [&str; 8] = [
+    "in_broker",
+    "poll",
+    "lookup",
+    "count",
+    "write",
+    "visible",
+    "commit",
+    "counted",
+];

@@ -7,7 +7,7 @@ use ioto_domain::directory::Tenant;
 use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, Sim, SimState};
 use ioto_domain::identifiers::{Iccid, Imsi, MccMnc};
 use ioto_domain::ports::{CdrRecord, Changeset, Versioned};
-use ioto_domain::{Role, Scope};
+use ioto_domain::{Role, Scope, TenantId};
 use ioto_test_support::app::error_code;
 use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
@@ -55,18 +55,18 @@ async fn create_card(app: &TestApp, token: &str, vars: Value) -> String {
         .to_owned()
 }
 
-/// 1 MB at home on `on`.
-fn home_mb(tenant: &Tenant, sim: &Sim, n: u32, on: NaiveDate) -> CdrRecord {
+/// `bytes` in at home (262-01) on `on`, the tenant's CDR number `n`.
+pub(super) fn home_cdr(tenant: TenantId, sim: &Sim, n: u32, on: NaiveDate, bytes: u64) -> CdrRecord {
     let start = on.and_hms_opt(10, 0, 0).unwrap().and_utc();
     CdrRecord {
-        tenant_id: tenant.id,
+        tenant_id: tenant,
         customer_id: None,
-        cdr_id: format!("{}-{n}", tenant.id),
+        cdr_id: format!("{tenant}-{n}"),
         iccid: sim.iccid.clone(),
         start,
         end: start + Duration::minutes(5),
         mcc_mnc: MccMnc::parse("262-01").unwrap(),
-        bytes_in: 1_000_000,
+        bytes_in: bytes,
         bytes_out: 0,
         rating_group: 0,
     }
@@ -120,7 +120,10 @@ async fn a_version_added_for_a_later_day_prices_from_that_day() {
     let before = new_day - Duration::days(1);
     app.app_engines
         .usage
-        .write_cdrs(&[home_mb(&t, &sim, 1, before), home_mb(&t, &sim, 2, new_day)])
+        .write_cdrs(&[
+            home_cdr(t.id, &sim, 1, before, 1_000_000),
+            home_cdr(t.id, &sim, 2, new_day, 1_000_000),
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -194,7 +197,10 @@ async fn a_retired_card_rates_no_period_from_its_retirement() {
     let later = next_month + Duration::days(4);
     app.app_engines
         .usage
-        .write_cdrs(&[home_mb(&t, &sim, 1, today), home_mb(&t, &sim, 2, later)])
+        .write_cdrs(&[
+            home_cdr(t.id, &sim, 1, today, 1_000_000),
+            home_cdr(t.id, &sim, 2, later, 1_000_000),
+        ])
         .await
         .unwrap();
     let kinds = |body: &Value| {

@@ -439,6 +439,23 @@ fn charge<'a>(
     }
 }
 
+/// The billing service over a transactional store and a usage store, as the server wires it.
+pub(super) fn billing_service(
+    store: &ioto_store::SqlStore,
+    usage: Arc<dyn UsageStore>,
+    fleet: Arc<dyn ioto_domain::ports::Fleet>,
+) -> ioto_domain::services::billing::BillingService {
+    let billing = Arc::new(store.billing());
+    ioto_domain::services::billing::BillingService::new(
+        billing.clone(),
+        billing.clone(),
+        usage,
+        billing.clone(),
+        billing,
+        fleet,
+    )
+}
+
 pub(super) fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTerms {
     RateCardTerms {
         effective_from: from,
@@ -452,7 +469,7 @@ pub(super) fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTer
 /// The whole service on a transactional store: cards by role, a run over the current month from
 /// the audit trail (SIMs active now owe this month's fee), a second run replacing the first.
 async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
-    use ioto_domain::services::billing::{BillingService, NewRateCard, Requester};
+    use ioto_domain::services::billing::{NewRateCard, Requester};
     use ioto_domain::Role;
 
     ioto_store::migrate(&loc).await.unwrap();
@@ -468,15 +485,7 @@ async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
             .unwrap(),
     );
     usage.migrate().await.unwrap();
-    let billing = Arc::new(store.billing());
-    let service = BillingService::new(
-        billing.clone(),
-        billing.clone(),
-        usage.clone(),
-        billing.clone(),
-        billing.clone(),
-        fleet.clone(),
-    );
+    let service = billing_service(&store, usage.clone(), fleet.clone());
 
     let today = Utc::now().date_naive();
     let month = BillingPeriod::Monthly.period_of(today).0;

@@ -3,20 +3,20 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
 use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::billing::rate_card::{BillingPeriod, RateCardKind};
 use ioto_domain::billing::rating::{RatingRun, RunStatus};
-use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::billing::RatedDimension;
-use ioto_domain::ports::{CdrRecord, UsageStore};
-use ioto_domain::services::billing::{BillingService, NewRateCard, Requester};
+use ioto_domain::ports::UsageStore;
+use ioto_domain::services::billing::{NewRateCard, Requester};
 use ioto_domain::Role;
 use ioto_store::StoreLocation;
 use ioto_test_support::{clickhouse, temp_dir};
 
-use super::rating::{actor, flat_terms};
+use super::rate_cards_api::home_cdr;
+use super::rating::{actor, billing_service, flat_terms};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -34,15 +34,7 @@ async fn late_cdrs_of_an_ended_period(loc: StoreLocation, usage: Arc<dyn UsageSt
     let tenant = factory.tenant("Late").await;
     let sim = factory.sims(&tenant, None, 1).await.remove(0);
     usage.migrate().await.unwrap();
-    let billing = Arc::new(store.billing());
-    let service = BillingService::new(
-        billing.clone(),
-        billing.clone(),
-        usage.clone(),
-        billing.clone(),
-        billing.clone(),
-        fleet.clone(),
-    );
+    let service = billing_service(&store, usage.clone(), fleet.clone());
     let admin = actor(tenant.id, Role::PlatformAdmin, None);
     let card = service
         .create_rate_card(
@@ -58,21 +50,7 @@ async fn late_cdrs_of_an_ended_period(loc: StoreLocation, usage: Arc<dyn UsageSt
         )
         .await
         .unwrap();
-    let cdr = |n: u32, day: NaiveDate, bytes: u64| {
-        let start = Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).unwrap());
-        CdrRecord {
-            tenant_id: tenant.id,
-            customer_id: None,
-            cdr_id: format!("{}-{n}", tenant.id),
-            iccid: sim.iccid.clone(),
-            start,
-            end: start + chrono::Duration::minutes(5),
-            mcc_mnc: MccMnc::parse("262-01").unwrap(),
-            bytes_in: bytes,
-            bytes_out: 0,
-            rating_group: 0,
-        }
-    };
+    let cdr = |n: u32, day: NaiveDate, bytes: u64| home_cdr(tenant.id, &sim, n, day, bytes);
     let (feb, mar, may) = (d(2025, 2, 1), d(2025, 3, 1), d(2025, 5, 1));
 
     // February and March rated on demand, 1 MB each.

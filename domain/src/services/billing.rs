@@ -25,6 +25,14 @@ use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId}
 /// How many periods before the one holding yesterday the scheduler checks for late CDRs.
 const LATE_PERIODS: usize = 12;
 
+/// The tenant's retail card among `cards` (the tenant's).
+fn retail_of(cards: &[RateCard], tenant: TenantId) -> Result<&RateCard> {
+    cards
+        .iter()
+        .find(|c| c.kind == RateCardKind::Retail)
+        .ok_or_else(|| Error::not_found("retail rate card of tenant", tenant))
+}
+
 /// Whether `card` rates the period `[from, to)`: it is not closed, the card prices a day of it
 /// and was not retired from its start.
 fn rates(card: &RateCard, closed: &[ClosedPeriod], from: NaiveDate, to: NaiveDate) -> bool {
@@ -481,24 +489,29 @@ impl BillingService {
     /// rating (see [`Self::rate_late_periods`]). One tenant's failure is logged and does not stop
     /// the others; the first error is returned after all were tried.
     pub async fn rate_open_periods(&self, today: NaiveDate) -> Result<Vec<RatingRun>> {
-        let mut tenants: Vec<TenantId> = self
-            .cards
-            .rate_cards(Scope::Platform, None)
-            .await?
-            .into_iter()
-            .map(|c| c.tenant_id)
-            .collect();
-        tenants.sort_by_key(|t| t.0);
-        tenants.dedup();
+        // Every card, by tenant (in the tenants' id order, each tenant's in the store's order).
+        let mut by_tenant: std::collections::BTreeMap<Uuid, Vec<RateCard>> = Default::default();
+        for card in self.cards.rate_cards(Scope::Platform, None).await? {
+            by_tenant.entry(card.tenant_id.0).or_default().push(card);
+        }
         let yesterday = today.pred_opt().unwrap_or(today);
         let days = [today, yesterday];
         let mut runs = Vec::new();
         let mut first_error = None;
-        for tenant in tenants {
+        for (tenant, cards) in by_tenant {
+            let tenant = TenantId(tenant);
+            let closed = match self.runs.closed_periods(Scope::Platform, tenant).await {
+                Ok(closed) => closed,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "rating a tenant failed");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let mut periods_done = Vec::new();
             for day in &days {
                 match self
-                    .rate_periods_of(&Requester::Scheduler, tenant, *day, &mut periods_done)
+                    .rate_cards_periods(&Requester::Scheduler, &cards, &closed, *day, &mut periods_done)
                     .await
                 {
                     Ok(done) => runs.extend(done),
@@ -508,7 +521,10 @@ impl BillingService {
                     }
                 }
             }
-            if let Err(e) = self.rate_late_periods(tenant, yesterday, &mut runs).await {
+            if let Err(e) = self
+                .rate_late_periods(tenant, &cards, &closed, yesterday, &mut runs)
+                .await
+            {
                 tracing::warn!(tenant = %tenant, error = %e, "rating late CDRs of a tenant failed");
                 first_error.get_or_insert(e);
             }
@@ -528,11 +544,11 @@ impl BillingService {
     async fn rate_late_periods(
         &self,
         tenant: TenantId,
+        cards: &[RateCard],
+        closed: &[ClosedPeriod],
         day: NaiveDate,
         runs: &mut Vec<RatingRun>,
     ) -> Result<()> {
-        let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
-        let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
         let mut counts: HashMap<(NaiveDate, NaiveDate), u64> = HashMap::new();
         let mut first_error = None;
         for card in cards {
@@ -547,7 +563,7 @@ impl BillingService {
                 next = from;
                 periods.push((from, to));
             }
-            periods.retain(|&(from, to)| rates(&card, &closed, from, to));
+            periods.retain(|&(from, to)| rates(card, closed, from, to));
             let (Some(&(oldest, _)), Some(&(_, end))) = (periods.last(), periods.first()) else {
                 continue;
             };
@@ -587,7 +603,7 @@ impl BillingService {
                     continue;
                 }
                 match self
-                    .rate_card_period(&Requester::Scheduler, &card, from, to, &closed)
+                    .rate_card_period(&Requester::Scheduler, card, from, to, closed)
                     .await
                 {
                     Ok(run) => runs.push(run),
@@ -611,14 +627,27 @@ impl BillingService {
     ) -> Result<Vec<RatingRun>> {
         let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
         let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
+        self.rate_cards_periods(who, &cards, &closed, day, done).await
+    }
+
+    /// Rates the periods of `cards` (one tenant's, with its `closed` periods) holding `day` that
+    /// `done` does not list yet.
+    async fn rate_cards_periods(
+        &self,
+        who: &Requester<'_>,
+        cards: &[RateCard],
+        closed: &[ClosedPeriod],
+        day: NaiveDate,
+        done: &mut Vec<(Uuid, NaiveDate)>,
+    ) -> Result<Vec<RatingRun>> {
         let mut runs = Vec::new();
         for card in cards {
             let (from, to) = card.billing_period.period_of(day);
-            if done.contains(&(card.id, from)) || !rates(&card, &closed, from, to) {
+            if done.contains(&(card.id, from)) || !rates(card, closed, from, to) {
                 continue;
             }
             done.push((card.id, from));
-            runs.push(self.rate_card_period(who, &card, from, to, &closed).await?);
+            runs.push(self.rate_card_period(who, card, from, to, closed).await?);
         }
         Ok(runs)
     }
@@ -871,12 +900,8 @@ impl BillingService {
     }
 
     async fn retail_card(&self, tenant: TenantId) -> Result<RateCard> {
-        self.cards
-            .rate_cards(Scope::Platform, Some(tenant))
-            .await?
-            .into_iter()
-            .find(|c| c.kind == RateCardKind::Retail)
-            .ok_or_else(|| Error::not_found("retail rate card of tenant", tenant))
+        let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
+        retail_of(&cards, tenant).cloned()
     }
 
     async fn is_closed(&self, card: &RateCard, period_start: NaiveDate) -> Result<bool> {
@@ -898,20 +923,16 @@ impl BillingService {
         day: NaiveDate,
     ) -> Result<Option<TenantInvoice>> {
         actor.require(Permission::ManageRateCards, "read tenant invoices")?;
-        let card = self.retail_card(tenant).await?;
+        let cards = self.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
+        let card = retail_of(&cards, tenant)?;
         let (from, to) = card.billing_period.period_of(day);
-        let closed = self
-            .runs
-            .closed_periods(Scope::Platform, tenant)
-            .await?
-            .into_iter()
+        let all_closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
+        let closed = all_closed
+            .iter()
             .find(|c| c.card_id == card.id && c.period_start == from);
-        let run = match &closed {
+        let run = match closed {
             Some(c) => Some(c.run_id),
-            None => self
-                .current_run(Scope::Platform, &card, from)
-                .await?
-                .map(|r| r.id),
+            None => self.current_run(Scope::Platform, card, from).await?.map(|r| r.id),
         };
         let Some(run) = run else { return Ok(None) };
         let usage = self.engine.priced_usage(tenant, run).await?;
@@ -924,10 +945,10 @@ impl BillingService {
             .into_iter()
             .filter(|a| a.card_id == card.id && a.period_start == from)
             .collect();
-        let lines = invoice_lines(&card, &usage, &fees, &adjustments, &charges)?;
+        let lines = invoice_lines(card, &usage, &fees, &adjustments, &charges)?;
         let total = lines.iter().map(|l| l.amount).sum();
         let supplier_cost = if actor.role.allows(Permission::ReadSupplierCosts) {
-            self.supplier_cost(tenant, &card, from, to).await?
+            self.supplier_cost(&cards, &all_closed, card, from, to).await?
         } else {
             None
         };
@@ -944,27 +965,26 @@ impl BillingService {
         }))
     }
 
-    /// The tenant's supplier cost of `[from, to)`: the data cost and access fees of the supplier
-    /// card's runs of the periods that tile it (the invoiced run of a closed period, else the
-    /// current one). `None` without such a card in `retail`'s currency, when its periods do not
-    /// tile `[from, to)`, or while one of them is not rated.
+    /// The tenant's supplier cost of `[from, to)`, from the tenant's `cards` and `closed`
+    /// periods: the data cost and access fees of the supplier card's runs of the periods that
+    /// tile it (the invoiced run of a closed period, else the current one). `None` without such
+    /// a card in `retail`'s currency, when its periods do not tile `[from, to)`, or while one of
+    /// them is not rated.
     async fn supplier_cost(
         &self,
-        tenant: TenantId,
+        cards: &[RateCard],
+        closed: &[ClosedPeriod],
         retail: &RateCard,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Option<Cost>> {
-        let Some(card) = self
-            .cards
-            .rate_cards(Scope::Platform, Some(tenant))
-            .await?
-            .into_iter()
+        let tenant = retail.tenant_id;
+        let Some(card) = cards
+            .iter()
             .find(|c| c.kind == RateCardKind::Supplier && c.currency == retail.currency)
         else {
             return Ok(None);
         };
-        let closed = self.runs.closed_periods(Scope::Platform, tenant).await?;
         let mut cost = Cost::default();
         let mut start = from;
         while start < to {
@@ -977,7 +997,7 @@ impl BillingService {
                 .find(|c| c.card_id == card.id && c.period_start == p_from)
             {
                 Some(c) => Some(self.closed_run(tenant, c).await?),
-                None => self.current_run(Scope::Platform, &card, p_from).await?,
+                None => self.current_run(Scope::Platform, card, p_from).await?,
             };
             let Some(run) = run else { return Ok(None) };
             cost = cost + run.totals.usage_cost + run.totals.access_fees;

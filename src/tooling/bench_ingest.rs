@@ -358,9 +358,9 @@ pub async fn ingest(
             None => lost += 1,
         }
     }
+    let live_stages = stats.stages.snapshot().minus(&stages_before);
     let _ = stop.send(true);
     let _ = watcher.await;
-    let live_stages = stats.stages.snapshot().minus(&stages_before);
     let _ = load.await;
     let _ = handle.await;
     Ok(IngestFigures {

@@ -163,3 +163,11 @@ pub fn error_code(body: &Value) -> Option<String> {
         .as_str()
         .map(str::to_owned)
 }
+
+/// Asserts that `body` is refused as bad input naming `field` and that its message says `why`.
+pub fn assert_refused(body: &Value, field: &str, why: &str) {
+    assert_eq!(error_code(body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{body}");
+}

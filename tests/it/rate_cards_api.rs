@@ -8,7 +8,7 @@ use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, Sim, SimState};
 use ioto_domain::identifiers::{Iccid, Imsi, MccMnc};
 use ioto_domain::ports::{CdrRecord, Changeset, Versioned};
 use ioto_domain::{Role, Scope, TenantId};
-use ioto_test_support::app::error_code;
+use ioto_test_support::app::assert_refused;
 use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
 
@@ -155,15 +155,7 @@ async fn a_retired_card_rates_no_period_from_its_retirement() {
             json!({"id": retail, "from": day(yesterday)}),
         )
         .await;
-    assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "from", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("in the past"),
-        "{body}"
-    );
+    assert_refused(&body, "from", "in the past");
 
     let next_month = this_month() + Months::new(1);
     let body = app
@@ -260,15 +252,7 @@ async fn access_fees_that_are_negative_or_too_precise_are_refused_naming_the_fie
         let body = app
             .gql(Some(&platform), CREATE, card(&t, "RETAIL", this_month(), fee))
             .await;
-        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
-        assert_eq!(
-            body["errors"][0]["extensions"]["field"], "versions[0].accessFee",
-            "{body}"
-        );
-        assert!(
-            body["errors"][0]["message"].as_str().unwrap().contains(why),
-            "{body}"
-        );
+        assert_refused(&body, "versions[0].accessFee", why);
     }
     let id = create_card(&app, &platform, card(&t, "RETAIL", this_month(), "1.50")).await;
     let later = Utc::now().date_naive() + Duration::days(1);
@@ -281,15 +265,7 @@ async fn access_fees_that_are_negative_or_too_precise_are_refused_naming_the_fie
                     "zones": [{"name": "World", "pricePerMb": "0.30", "isDefault": true}]}}),
             )
             .await;
-        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
-        assert_eq!(
-            body["errors"][0]["extensions"]["field"], "version.accessFee",
-            "{body}"
-        );
-        assert!(
-            body["errors"][0]["message"].as_str().unwrap().contains(why),
-            "{body}"
-        );
+        assert_refused(&body, "version.accessFee", why);
     }
     // Nothing of the refused versions was stored.
     let body = app

@@ -226,6 +226,9 @@ pub struct FleetConfig {
     pub secret_key: Option<Secret>,
     /// How often the scheduler applies due SIM transitions; 0 turns it off on this instance.
     pub scheduler_interval_seconds: u64,
+    /// How often the dashboard's SIM counters (a row appended per change) are folded, in
+    /// seconds; 0 turns folding off on this instance (another instance, or none, folds them).
+    pub counter_compaction_seconds: u64,
     /// Largest file `POST /imports/sims` accepts, in bytes.
     pub import_max_bytes: usize,
 }
@@ -547,6 +550,7 @@ impl Default for Config {
             fleet: FleetConfig {
                 secret_key: None,
                 scheduler_interval_seconds: 5,
+                counter_compaction_seconds: 30,
                 import_max_bytes: 64 * 1024 * 1024,
             },
             rating: RatingConfig { interval_minutes: 60 },

@@ -38,9 +38,6 @@ use crate::server::pipeline::Pipeline;
 use crate::server::realtime::BusRealtime;
 use crate::server::session::SessionCheck;
 
-/// How often the dashboard's counters are folded (see `ioto_compact_counters` in migration 0009).
-const COUNTER_COMPACTION_EVERY: Duration = Duration::from_secs(30);
-
 /// A built server, ready to serve.
 pub struct App {
     pub router: Router,
@@ -173,11 +170,13 @@ impl App {
                 shutdown.subscribe(),
             );
         }
-        crate::server::scheduler::spawn_counter_compaction(
-            Arc::clone(&engines.analytics),
-            COUNTER_COMPACTION_EVERY,
-            shutdown.subscribe(),
-        );
+        if config.fleet.counter_compaction_seconds > 0 {
+            crate::server::scheduler::spawn_counter_compaction(
+                Arc::clone(&engines.analytics),
+                Duration::from_secs(config.fleet.counter_compaction_seconds),
+                shutdown.subscribe(),
+            );
+        }
         let billing = ioto_domain::services::billing::BillingService::new(
             engines.billing.clone(),
             engines.billing.clone(),

@@ -5,7 +5,7 @@ use chrono::Utc;
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::CdrRecord;
 use ioto_domain::Role;
-use ioto_test_support::app::error_code;
+use ioto_test_support::app::{assert_refused, error_code};
 use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
 
@@ -73,10 +73,7 @@ async fn rate_cards_and_rated_usage_through_graphql() {
         ),
     ] {
         let body = app.gql(Some(&platform), CREATE, vars).await;
-        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
-        let err = &body["errors"][0];
-        assert_eq!(err["extensions"]["field"], field, "{body}");
-        assert!(err["message"].as_str().unwrap().contains(why), "{body}");
+        assert_refused(&body, field, why);
     }
     let mut bad_network = card(&tenant, "RETAIL", &month, json!(["DE"]), "0.01");
     bad_network["input"]["versions"][0]["zones"][0]["networks"] = json!(["26-201"]);

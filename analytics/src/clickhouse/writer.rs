@@ -30,17 +30,21 @@ impl UsageWriter for ClickHouseUsage {
         }
         // Chunks are asked concurrently.
         let lookups = keys.chunks(1000).map(|chunk| async move {
-            // One placeholder per value: `IN (?, ?, …)` works on every server version and uses
-            // the (session_id, iccid) key, so at most one 256-row granule is read per session
-            // asked (migration 9), however long the table or each SIM's history. The granules
-            // are kept decompressed between lookups (the uncompressed cache): most lookups ask
-            // for sessions of the same recent parts.
+            // One placeholder per value: `IN (?, ?, …)` works on every server version. The
+            // sessions asked select the granules by the (session_id, iccid) key, so at most one
+            // 256-row granule is read per session (migration 9), however long the table or each
+            // SIM's history; the granules are kept decompressed between lookups (the
+            // uncompressed cache). The ICCIDs are checked after grouping: beside the sessions
+            // in `WHERE` they made ClickHouse 18.16 take ~1.7× as long (700 sessions, half of
+            // them stored: 78 against 45 ms; none stored: 13 against 10 ms; docs/benchmarks.md),
+            // and in `HAVING` a session id shared by many SIMs still sends back only the SIMs
+            // asked.
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut q = self
                 .client
                 .query(&format!(
-                    "SELECT {LIVE_COLUMNS} FROM live_session_states WHERE session_id IN ({marks}) AND iccid IN ({marks}) \
-                     GROUP BY iccid, session_id"
+                    "SELECT {LIVE_COLUMNS} FROM live_session_states WHERE session_id IN ({marks}) \
+                     GROUP BY iccid, session_id HAVING iccid IN ({marks})"
                 ))
                 .with_option("use_uncompressed_cache", "1");
             for k in chunk {
@@ -61,7 +65,9 @@ impl UsageWriter for ClickHouseUsage {
                 // The two IN lists also match crossed pairs; keep the asked ones.
                 .filter(|r| wanted.contains(&(r.iccid.as_str(), r.session_id.as_str())))
                 .collect();
-            rows.into_iter().map(LiveRow::into_update).collect::<Result<Vec<_>>>()
+            rows.into_iter()
+                .map(LiveRow::into_update)
+                .collect::<Result<Vec<_>>>()
         });
         Ok(futures::future::try_join_all(lookups)
             .await?

@@ -567,3 +567,22 @@ async fn a_query_reads_in_one_transaction() {
     );
     app.stop().await;
 }
+
+/// An instance whose background work is all turned off (bulk jobs, exports, notification
+/// deliveries, the transition scheduler, rating, the counters' folding: an API-only instance
+/// beside workers elsewhere) sends the database nothing while no request comes in. A worker
+/// left polling made the statement counts of the tests above flaky.
+#[tokio::test]
+async fn an_instance_without_background_work_sends_no_statements_while_idle() {
+    let app = TestApp::spawn_quiet(Engines::Real).await;
+    let before = app.app_engines.fleet.statements();
+    // Longer than every worker's first pass and poll interval (bulk 0.5 s, exports and
+    // notifications 1 s; the scheduler, rating and folding run once at start-up).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        app.app_engines.fleet.statements(),
+        before,
+        "statements sent while idle"
+    );
+    app.stop().await;
+}

@@ -867,6 +867,12 @@ impl Config {
                 self.graphql.max_complexity
             );
         }
+        if self.fleet.counter_compaction_seconds > 86_400 {
+            bail!(
+                "fleet.counter_compaction_seconds: {} is outside 0..=86400 (0: not on this instance; at most a day)",
+                self.fleet.counter_compaction_seconds
+            );
+        }
         if self.bulk.lease_seconds < 5 {
             bail!("bulk.lease_seconds: must be at least 5");
         }
@@ -1048,6 +1054,26 @@ mod tests {
         assert!(!loaded.config.graphql.playground);
         let err = load(None, env(&[("IOTO_AUTH__JWT_SECRET", "short")])).unwrap_err();
         assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+        // Out of range names the key and the range; not a number names the variable.
+        for (hostile, says) in [
+            (
+                "18446744073709551615",
+                "fleet.counter_compaction_seconds: 18446744073709551615 is outside 0..=86400",
+            ),
+            (
+                "86401",
+                "fleet.counter_compaction_seconds: 86401 is outside 0..=86400",
+            ),
+            ("-1", "IOTO_FLEET__COUNTER_COMPACTION_SECONDS"),
+        ] {
+            let err = format!(
+                "{:#}",
+                load(None, env(&[("IOTO_FLEET__COUNTER_COMPACTION_SECONDS", hostile)])).unwrap_err()
+            );
+            assert!(err.contains(says), "{hostile}: {err}");
+        }
+        let loaded = load(None, env(&[("IOTO_FLEET__COUNTER_COMPACTION_SECONDS", "0")])).unwrap();
+        assert_eq!(loaded.config.fleet.counter_compaction_seconds, 0);
     }
 
     #[test]

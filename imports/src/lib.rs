@@ -2,4 +2,6 @@
 
 mod tables;
 
-pub use tables::{TableFiles, MAX_COLUMNS, MAX_LINES, MAX_XLSX_STRINGS_BYTES, MAX_XLSX_UNPACKED_BYTES};
+pub use tables::{
+    TableFiles, TableFilesOn, MAX_COLUMNS, MAX_LINES, MAX_XLSX_STRINGS_BYTES, MAX_XLSX_UNPACKED_BYTES,
+};

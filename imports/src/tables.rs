@@ -13,8 +13,19 @@ pub struct TableFiles;
 
 impl TableReader for TableFiles {
     fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        TableFilesOn(cores).read(bytes, format)
+    }
+}
+
+/// [`TableFiles`] reading a large CSV on at most this many threads (1: the calling one alone).
+#[derive(Debug, Clone, Copy)]
+pub struct TableFilesOn(pub usize);
+
+impl TableReader for TableFilesOn {
+    fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table> {
         match format {
-            TableFormat::Csv => read_csv(bytes),
+            TableFormat::Csv => read_csv(bytes, self.0),
             TableFormat::Xlsx => read_xlsx(bytes),
         }
     }
@@ -77,7 +88,7 @@ fn check_columns(text: &[u8], delimiter: u8) -> Result<()> {
     Ok(())
 }
 
-fn read_csv(bytes: &[u8]) -> Result<Table> {
+fn read_csv(bytes: &[u8], threads: usize) -> Result<Table> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::invalid("file", format!("is not UTF-8 text (byte {})", e.valid_up_to())))?;
     let first_line = text.lines().next().unwrap_or("");
@@ -87,20 +98,88 @@ fn read_csv(bytes: &[u8]) -> Result<Table> {
         b','
     };
     check_columns(text.as_bytes(), delimiter)?;
+    split_header(read_records_on(text, delimiter, threads)?)
+}
+
+/// Files smaller than this are read on one thread.
+const SPLIT_MIN_BYTES: usize = 1 << 20;
+
+/// The records of `text`, read on up to `threads` threads. A file without quotes (no field
+/// spans lines, so every line break ends a record) and with no more lines than an import takes
+/// is cut at line breaks into one piece per thread; any other file is read from start to end.
+/// Both give the same records and the same errors.
+fn read_records_on(text: &str, delimiter: u8, threads: usize) -> Result<Vec<Vec<String>>> {
+    let bytes = text.as_bytes();
+    if threads < 2
+        || bytes.len() < SPLIT_MIN_BYTES
+        || bytes.contains(&b'"')
+        || bytes.iter().filter(|b| **b == b'\n').count() > MAX_LINES + 1
+    {
+        return read_records(text, delimiter);
+    }
+    let mut pieces = Vec::with_capacity(threads);
+    let mut start = 0;
+    for k in 1..threads {
+        let at = (bytes.len() * k / threads).max(start);
+        let end = bytes[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |p| at + p + 1);
+        pieces.push(&text[start..end]);
+        start = end;
+    }
+    pieces.push(&text[start..]);
+    // The reader drops a byte-order mark at the start of what it reads: only the file's own.
+    if pieces[1..].iter().any(|p| p.starts_with('\u{feff}')) {
+        return read_records(text, delimiter);
+    }
+    let read: Vec<Result<Vec<Vec<String>>>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = pieces
+            .into_iter()
+            .map(|piece| scope.spawn(move || read_records(piece, delimiter)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a thread reading the file panicked".into())))
+            })
+            .collect()
+    });
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for piece in read {
+        match piece {
+            Ok(mut records) => rows.append(&mut records),
+            // Read again from the start, so the error names its line as it always does.
+            Err(_) => return read_records(text, delimiter),
+        }
+        if rows.len() > MAX_LINES {
+            return Err(too_many_lines());
+        }
+    }
+    Ok(rows)
+}
+
+/// The records of `text` from start to end, at most [`MAX_LINES`].
+fn read_records(text: &str, delimiter: u8) -> Result<Vec<Vec<String>>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        if i >= MAX_LINES {
+    let mut record = csv::StringRecord::new();
+    loop {
+        let read = reader.read_record(&mut record);
+        if !matches!(read, Ok(false)) && rows.len() >= MAX_LINES {
             return Err(too_many_lines());
         }
-        let rec = rec.map_err(|e| Error::invalid("file", format!("line {}: {e}", i + 1)))?;
-        rows.push(rec.iter().map(str::to_owned).collect());
+        match read {
+            Ok(false) => return Ok(rows),
+            Ok(true) => rows.push(record.iter().map(str::to_owned).collect()),
+            Err(e) => return Err(Error::invalid("file", format!("line {}: {e}", rows.len() + 1))),
+        }
     }
-    split_header(rows)
 }
 
 fn cell_text(d: &Data) -> String {
@@ -249,6 +328,58 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("UTF-8"));
+    }
+
+    #[test]
+    fn a_large_csv_read_in_pieces_gives_the_records_read_from_start_to_end() {
+        // Over the size read on one thread, with what a cut at a line break must not change:
+        // CRLF and LF endings, empty lines, short and long rows, a trailing delimiter, a last
+        // line without a line break, and non-ASCII text.
+        let mut text = String::from("\u{feff}iccid;imsi;labels\r\n");
+        let mut n = 0;
+        while text.len() < 3 * SPLIT_MIN_BYTES {
+            let row = match n % 7 {
+                0 => format!("8949{n:016};26201{n:010};site=köln\r\n"),
+                1 => "\n".to_owned(),
+                2 => format!("8949{n:016};26201{n:010}\n"),
+                3 => format!("8949{n:016};;;\n"),
+                4 => format!(" 8949{n:016} ; 26201{n:010} ;site=a;b=c\n"),
+                5 => "\r\n".to_owned(),
+                _ => format!("8949{n:016};26201{n:010};x=1\n"),
+            };
+            text.push_str(&row);
+            n += 1;
+        }
+        text.push_str("last;row");
+        let whole = read_records(&text, b';').unwrap();
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                read_records_on(&text, b';', threads).unwrap(),
+                whole,
+                "{threads} threads"
+            );
+        }
+        assert_eq!(whole.last().unwrap(), &vec!["last".to_owned(), "row".to_owned()]);
+        // Through the reader, the header comes off the first piece.
+        let t = TableFiles.read(text.as_bytes(), TableFormat::Csv).unwrap();
+        assert_eq!(
+            t.header,
+            vec!["iccid", "imsi", "labels"],
+            "the byte-order mark is not part of the name"
+        );
+        assert_eq!(t.rows.len(), whole.len() - 1);
+        // A file with quotes is read from start to end: a quoted field may span lines.
+        let quoted = text.replacen("site=köln", "\"site=köln\nsecond line\"", 1);
+        assert_eq!(
+            read_records_on(&quoted, b';', 2).unwrap(),
+            read_records(&quoted, b';').unwrap()
+        );
+        // A line starting with a byte-order mark keeps it wherever the file is cut.
+        let marked = text.replace("\n8949", "\n\u{feff}8949");
+        assert_eq!(
+            read_records_on(&marked, b';', 2).unwrap(),
+            read_records(&marked, b';').unwrap()
+        );
     }
 
     #[test]

@@ -177,7 +177,13 @@ pub(crate) async fn seed_tenant(
         .context("no SIMs to seed")?;
     app.engines
         .fleet
-        .insert_sims(Scope::Platform, batch, AuditAction::Imported, &stamp, None)
+        .insert_sims(
+            Scope::Platform,
+            &batch.iter().collect::<Vec<_>>(),
+            AuditAction::Imported,
+            &stamp,
+            None,
+        )
         .await?;
     Ok((tenant.id, email, middle))
 }

@@ -133,7 +133,13 @@ async fn load_sims(app: &App, tenant: TenantId, run: u32, from: usize, n: usize)
             .collect::<anyhow::Result<Vec<_>>>()?;
         app.engines
             .fleet
-            .insert_sims(Scope::Platform, sims, AuditAction::Imported, &stamp, None)
+            .insert_sims(
+                Scope::Platform,
+                &sims.iter().collect::<Vec<_>>(),
+                AuditAction::Imported,
+                &stamp,
+                None,
+            )
             .await?;
         i = end;
     }

@@ -37,14 +37,16 @@ pub struct ImportFigure {
     pub stages: ImportStages,
 }
 
-/// A CSV of `rows` new SIMs numbered from `from`, unique to this run through `run`.
-fn import_file(run: u32, from: usize, rows: usize) -> String {
-    let mut csv = String::with_capacity(rows * 90);
-    csv.push_str("iccid,imsi,msisdn,type,tariff_plan,labels\n");
+/// A CSV of `rows` new SIMs numbered from `from`, unique to this run through `run`; with
+/// `secrets`, each also has a PIN and a PUK (sealed on import).
+pub(crate) fn import_file(run: u32, from: usize, rows: usize, secrets: bool) -> String {
+    let mut csv = String::with_capacity(rows * 110);
+    csv.push_str("iccid,imsi,msisdn,type,tariff_plan,labels");
+    csv.push_str(if secrets { ",pin,puk\n" } else { "\n" });
     for i in from..from + rows {
         let body = format!("8988{run:05}{i:09}");
         let check = luhn_check_digit(&body).unwrap_or('0');
-        let _ = writeln!(
+        let _ = write!(
             csv,
             "{body}{check},9{run:05}{i:09},+88{run:05}{i:07},{},IoT {},site={};batch={}",
             ["prepaid", "postpaid", "data-only"][i % 3],
@@ -52,6 +54,10 @@ fn import_file(run: u32, from: usize, rows: usize) -> String {
             SITES[i % SITES.len()],
             i / IMPORT_ROWS
         );
+        if secrets {
+            let _ = write!(csv, ",{:04},{:08}", i % 10_000, i % 100_000_000);
+        }
+        csv.push('\n');
     }
     csv
 }
@@ -110,7 +116,7 @@ pub async fn fleet(
     let mut loaded = 0;
     while loaded < sims {
         let rows = IMPORT_ROWS.min(sims - loaded);
-        let file = import_file(run, loaded, rows);
+        let file = import_file(run, loaded, rows, false);
         let customer = customers
             .get((loaded / IMPORT_ROWS) % (customers.len() + 1))
             .map(|c| c.id);

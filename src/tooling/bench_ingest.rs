@@ -98,7 +98,13 @@ pub(crate) async fn sims(
         }
         engines
             .fleet
-            .insert_sims(Scope::Platform, rows, AuditAction::Created, &stamp, None)
+            .insert_sims(
+                Scope::Platform,
+                &rows.iter().collect::<Vec<_>>(),
+                AuditAction::Created,
+                &stamp,
+                None,
+            )
             .await?;
     }
     Ok((tenant.id, iccids))

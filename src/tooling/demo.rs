@@ -237,7 +237,13 @@ async fn seed_fleet(fleet: &Arc<dyn Fleet>, tenant: &Tenant, customers: &[Custom
         sims.push(sim);
     }
     let ids = fleet
-        .insert_sims(scope, sims, AuditAction::Imported, &stamp, None)
+        .insert_sims(
+            scope,
+            &sims.iter().collect::<Vec<_>>(),
+            AuditAction::Imported,
+            &stamp,
+            None,
+        )
         .await?;
     // Bind the first SIMs two by two into the devices (not the terminated ones or retired
     // devices); SIMs in service have been seen on a network lately (until usage flows in).

@@ -85,7 +85,7 @@ impl Factory {
     /// `n` ACTIVE SIMs with unique, valid identifiers, in ICCID order.
     pub async fn sims(&self, tenant: &Tenant, customer: Option<CustomerId>, n: usize) -> Vec<Sim> {
         let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
-        let sims = (0..n as u64)
+        let sims: Vec<NewSim> = (0..n as u64)
             .map(|i| {
                 let mut s = NewSim::basic(
                     tenant.id,
@@ -105,7 +105,13 @@ impl Factory {
         };
         let ids = self
             .fleet
-            .insert_sims(Scope::Platform, sims, AuditAction::Created, &stamp, None)
+            .insert_sims(
+                Scope::Platform,
+                &sims.iter().collect::<Vec<_>>(),
+                AuditAction::Created,
+                &stamp,
+                None,
+            )
             .await
             .unwrap();
         let mut out = self.fleet.sims_by_id(Scope::Platform, &ids).await.unwrap();

@@ -294,7 +294,7 @@ async fn sim_since(app: &TestApp, tenant: &Tenant, state: SimState, at: DateTime
     s.state = state;
     let fleet = &app.factory.fleet;
     let ids = fleet
-        .insert_sims(Scope::Platform, vec![s], AuditAction::Created, &stamp(at), None)
+        .insert_sims(Scope::Platform, &[&s], AuditAction::Created, &stamp(at), None)
         .await
         .unwrap();
     fleet.sims_by_id(Scope::Platform, &ids).await.unwrap().remove(0)

@@ -104,7 +104,8 @@ pub struct ImportTarget {
     pub customer_id: Option<CustomerId>,
 }
 
-/// A checked row: its line and the SIM it creates (secrets still in clear until sealed).
+/// A checked row: its line and the SIM it creates. PIN and PUK stay here in clear until
+/// [`seal_rows`] moves them, sealed, into `sim`.
 #[derive(Debug, Clone)]
 pub struct CheckedRow {
     pub line: usize,
@@ -150,9 +151,24 @@ fn columns(header: &[String]) -> Result<HashMap<&'static str, usize>> {
     Ok(map)
 }
 
+/// Rows checked by one thread: fewer are checked on the calling thread alone.
+const CHECK_CHUNK: usize = 4_096;
+
 /// Checks every row: identifiers, types, PIN/PUK, duplicates inside the file. The caller checks
-/// against the inventory with [`mark_taken`].
+/// against the inventory with [`mark_taken`]. Large files are checked on every core (each row's
+/// fields on their own), then duplicates are looked for in file order, so the errors and their
+/// order are the same as one pass from the first row to the last.
 pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    check_rows_on(table, target, cores)
+}
+
+/// [`check_rows`] on at most `threads` threads (the calling one when 1).
+pub fn check_rows_on(
+    table: &Table,
+    target: ImportTarget,
+    threads: usize,
+) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
     if table.rows.len() > MAX_IMPORT_ROWS {
         return Err(Error::invalid(
             "file",
@@ -163,138 +179,298 @@ pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow
         ));
     }
     let cols = columns(&table.header)?;
-    let mut ok = Vec::with_capacity(table.rows.len());
+    let at = Positions::of(&cols);
+    let per_thread = table.rows.len().div_ceil(threads.max(1)).max(CHECK_CHUNK);
+    let parsed: Vec<ParsedRow> = if table.rows.len() <= per_thread {
+        parse_rows(&table.rows, 0, &at)
+    } else {
+        let at = &at;
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = table
+                .rows
+                .chunks(per_thread)
+                .enumerate()
+                .map(|(n, chunk)| scope.spawn(move || parse_rows(chunk, n * per_thread, at)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .map_err(|_| Error::Internal("a thread checking import rows panicked".into()))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect()
+    };
+    // Duplicates inside the file, in file order: the first row with a value keeps it, every
+    // later one is refused naming it. The three identifiers are looked at side by side, then
+    // their refusals put back in file order (and, within a row, ICCID, IMSI, MSISDN).
+    let mut duplicates: Vec<(usize, usize, RowError)> = if threads > 1 && parsed.len() > CHECK_CHUNK {
+        let parsed = &parsed;
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..DUPLICATE_FIELDS.len())
+                .map(|f| scope.spawn(move || duplicates_of(parsed, f)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .map_err(|_| Error::Internal("a thread checking import rows panicked".into()))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect()
+    } else {
+        (0..DUPLICATE_FIELDS.len())
+            .flat_map(|f| duplicates_of(&parsed, f))
+            .collect()
+    };
+    duplicates.sort_by_key(|(k, f, _)| (*k, *f));
+    let duplicates: Vec<(usize, RowError)> = duplicates.into_iter().map(|(k, _, e)| (k, e)).collect();
+    let mut ok = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
-    let mut seen_iccid: HashMap<String, usize> = HashMap::new();
-    let mut seen_imsi: HashMap<String, usize> = HashMap::new();
-    let mut seen_msisdn: HashMap<String, usize> = HashMap::new();
-    for (i, cells) in table.rows.iter().enumerate() {
-        let line = i + 2;
-        let cell = |name: &str| -> &str {
-            cols.get(name)
-                .and_then(|c| cells.get(*c))
-                .map(|s| s.trim())
-                .unwrap_or("")
-        };
-        if cells.iter().all(|c| c.trim().is_empty()) {
+    let mut duplicates = duplicates.into_iter().peekable();
+    for (k, p) in parsed.into_iter().enumerate() {
+        let mut failed = !p.errors.is_empty();
+        errors.extend(p.errors);
+        while let Some((_, e)) = duplicates.next_if(|(d, _)| *d == k) {
+            errors.push(e);
+            failed = true;
+        }
+        if failed {
             continue;
         }
-        let before = errors.len();
-        let mut fail = |field: &str, value: &str, e: Error| {
-            let reason = match e {
-                Error::InvalidInput { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            errors.push(RowError {
-                row: line,
-                field: field.to_owned(),
-                value: value.to_owned(),
-                reason,
-            });
-        };
-        let iccid = match cell("iccid") {
-            "" => {
-                fail("iccid", "", Error::invalid("iccid", "is required"));
-                None
-            }
-            v => Iccid::parse(v).map_err(|e| fail("iccid", v, e)).ok(),
-        };
-        let imsi = match cell("imsi") {
-            "" => {
-                fail("imsi", "", Error::invalid("imsi", "is required"));
-                None
-            }
-            v => Imsi::parse(v).map_err(|e| fail("imsi", v, e)).ok(),
-        };
-        let msisdn = match cell("msisdn") {
-            "" => Some(None),
-            v => Msisdn::parse(v).map(Some).map_err(|e| fail("msisdn", v, e)).ok(),
-        };
-        let sim_type = match cell("type") {
-            "" => Some(SimType::default()),
-            v => SimType::parse(v).map_err(|e| fail("type", v, e)).ok(),
-        };
-        let pin = match cell("pin") {
-            "" => Some(None),
-            v => parse_pin(v, "pin", 4..=8)
-                .map(Some)
-                .map_err(|e| fail("pin", v, e))
-                .ok(),
-        };
-        let puk = match cell("puk") {
-            "" => Some(None),
-            v => parse_pin(v, "puk", 8..=8)
-                .map(Some)
-                .map_err(|e| fail("puk", v, e))
-                .ok(),
-        };
-        let tariff = match cell("tariff_plan") {
-            "" => Some(None),
-            v => parse_tariff_plan(v)
-                .map(Some)
-                .map_err(|e| fail("tariff_plan", v, e))
-                .ok(),
-        };
-        let activation = match cell("activation_code") {
-            "" => Some(None),
-            v => parse_activation_code(v)
-                .map(Some)
-                .map_err(|e| fail("activation_code", v, e))
-                .ok(),
-        };
-        let labels = match cell("labels") {
-            "" => Some(super::labels::Labels::new()),
-            v => parse_label_list(v).map_err(|e| fail("labels", v, e)).ok(),
-        };
-        let mut dup = |seen: &mut HashMap<String, usize>, field: &str, value: &str| {
-            if let Some(first) = seen.get(value) {
-                errors.push(RowError {
-                    row: line,
-                    field: field.to_owned(),
-                    value: value.to_owned(),
-                    reason: format!("duplicate in file: already on row {first}"),
-                });
-            } else {
-                seen.insert(value.to_owned(), line);
-            }
-        };
-        if let Some(i) = &iccid {
-            dup(&mut seen_iccid, "iccid", i.as_str());
-        }
-        if let Some(i) = &imsi {
-            dup(&mut seen_imsi, "imsi", i.as_str());
-        }
-        if let Some(Some(m)) = &msisdn {
-            dup(&mut seen_msisdn, "msisdn", m.as_str());
-        }
-        if errors.len() > before {
-            continue;
-        }
-        if let (
-            Some(iccid),
-            Some(imsi),
-            Some(msisdn),
-            Some(sim_type),
-            Some(pin),
-            Some(puk),
-            Some(tariff),
-            Some(activation),
-            Some(labels),
-        ) = (
-            iccid, imsi, msisdn, sim_type, pin, puk, tariff, activation, labels,
-        ) {
+        if let (Some(iccid), Some(imsi), Some(msisdn), Some(rest)) = (p.iccid, p.imsi, p.msisdn, p.rest) {
             let mut sim = NewSim::basic(target.tenant_id, iccid, imsi);
             sim.customer_id = target.customer_id;
             sim.msisdn = msisdn;
-            sim.sim_type = sim_type;
-            sim.tariff_plan = tariff;
-            sim.activation_code = activation;
-            sim.labels = labels;
+            sim.sim_type = rest.sim_type;
+            sim.tariff_plan = rest.tariff;
+            sim.activation_code = rest.activation;
+            sim.labels = rest.labels;
             sim.state = SimState::Inventory;
-            ok.push(CheckedRow { line, sim, pin, puk });
+            ok.push(CheckedRow {
+                line: p.line,
+                sim,
+                pin: rest.pin,
+                puk: rest.puk,
+            });
         }
     }
     Ok((ok, errors))
+}
+
+/// The identifiers that must be unique inside a file.
+const DUPLICATE_FIELDS: [&str; 3] = ["iccid", "imsi", "msisdn"];
+
+/// The rows (their position in `parsed`, the field's position in [`DUPLICATE_FIELDS`] and the
+/// refusal) whose value of field `f` an earlier row has.
+fn duplicates_of<'a>(parsed: &'a [ParsedRow], f: usize) -> Vec<(usize, usize, RowError)> {
+    let value = |p: &'a ParsedRow| -> Option<&'a str> {
+        match f {
+            0 => p.iccid.as_ref().map(Iccid::as_str),
+            1 => p.imsi.as_ref().map(Imsi::as_str),
+            _ => p.msisdn.as_ref().and_then(Option::as_ref).map(Msisdn::as_str),
+        }
+    };
+    let mut seen: HashMap<&'a str, usize> = HashMap::with_capacity(parsed.len());
+    let mut out = Vec::new();
+    for (k, p) in parsed.iter().enumerate() {
+        let Some(v) = value(p) else { continue };
+        match seen.entry(v) {
+            std::collections::hash_map::Entry::Occupied(first) => out.push((
+                k,
+                f,
+                RowError {
+                    row: p.line,
+                    field: DUPLICATE_FIELDS[f].to_owned(),
+                    value: v.to_owned(),
+                    reason: format!("duplicate in file: already on row {}", first.get()),
+                },
+            )),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(p.line);
+            }
+        }
+    }
+    out
+}
+
+/// Where each known column is in the file.
+struct Positions([Option<usize>; IMPORT_COLUMNS.len()]);
+
+impl Positions {
+    fn of(cols: &HashMap<&'static str, usize>) -> Self {
+        Self(IMPORT_COLUMNS.map(|name| cols.get(name).copied()))
+    }
+
+    /// The trimmed cells of `cells` in the order of [`IMPORT_COLUMNS`] ("" for a column the file
+    /// does not have).
+    fn cells<'a>(&self, cells: &'a [String]) -> [&'a str; IMPORT_COLUMNS.len()] {
+        self.0
+            .map(|c| c.and_then(|c| cells.get(c)).map_or("", |s| s.trim()))
+    }
+}
+
+/// One row's fields checked on their own, before duplicates are looked for.
+struct ParsedRow {
+    line: usize,
+    errors: Vec<RowError>,
+    iccid: Option<Iccid>,
+    imsi: Option<Imsi>,
+    /// `Some(None)`: no MSISDN; `None`: a bad one.
+    msisdn: Option<Option<Msisdn>>,
+    /// The other fields, when all of them are good.
+    rest: Option<RowRest>,
+}
+
+struct RowRest {
+    sim_type: SimType,
+    pin: Option<String>,
+    puk: Option<String>,
+    tariff: Option<String>,
+    activation: Option<String>,
+    labels: super::labels::Labels,
+}
+
+/// Checks the fields of `rows`, the first of which is row `first` of the table (blank rows are
+/// left out).
+fn parse_rows(rows: &[Vec<String>], first: usize, at: &Positions) -> Vec<ParsedRow> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, cells)| cells.iter().any(|c| !c.trim().is_empty()))
+        .map(|(i, cells)| parse_row(cells, first + i + 2, at))
+        .collect()
+}
+
+fn parse_row(cells: &[String], line: usize, at: &Positions) -> ParsedRow {
+    // In the order of IMPORT_COLUMNS.
+    let [iccid, imsi, msisdn, pin, puk, sim_type, tariff, activation, labels] = at.cells(cells);
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, value: &str, e: Error| {
+        let reason = match e {
+            Error::InvalidInput { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        errors.push(RowError {
+            row: line,
+            field: field.to_owned(),
+            value: value.to_owned(),
+            reason,
+        });
+    };
+    let iccid = match iccid {
+        "" => {
+            fail("iccid", "", Error::invalid("iccid", "is required"));
+            None
+        }
+        v => Iccid::parse(v).map_err(|e| fail("iccid", v, e)).ok(),
+    };
+    let imsi = match imsi {
+        "" => {
+            fail("imsi", "", Error::invalid("imsi", "is required"));
+            None
+        }
+        v => Imsi::parse(v).map_err(|e| fail("imsi", v, e)).ok(),
+    };
+    let msisdn = match msisdn {
+        "" => Some(None),
+        v => Msisdn::parse(v).map(Some).map_err(|e| fail("msisdn", v, e)).ok(),
+    };
+    let sim_type = match sim_type {
+        "" => Some(SimType::default()),
+        v => SimType::parse(v).map_err(|e| fail("type", v, e)).ok(),
+    };
+    let pin = match pin {
+        "" => Some(None),
+        v => parse_pin(v, "pin", 4..=8)
+            .map(Some)
+            .map_err(|e| fail("pin", v, e))
+            .ok(),
+    };
+    let puk = match puk {
+        "" => Some(None),
+        v => parse_pin(v, "puk", 8..=8)
+            .map(Some)
+            .map_err(|e| fail("puk", v, e))
+            .ok(),
+    };
+    let tariff = match tariff {
+        "" => Some(None),
+        v => parse_tariff_plan(v)
+            .map(Some)
+            .map_err(|e| fail("tariff_plan", v, e))
+            .ok(),
+    };
+    let activation = match activation {
+        "" => Some(None),
+        v => parse_activation_code(v)
+            .map(Some)
+            .map_err(|e| fail("activation_code", v, e))
+            .ok(),
+    };
+    let labels = match labels {
+        "" => Some(super::labels::Labels::new()),
+        v => parse_label_list(v).map_err(|e| fail("labels", v, e)).ok(),
+    };
+    let rest = match (sim_type, pin, puk, tariff, activation, labels) {
+        (Some(sim_type), Some(pin), Some(puk), Some(tariff), Some(activation), Some(labels)) => {
+            Some(RowRest {
+                sim_type,
+                pin,
+                puk,
+                tariff,
+                activation,
+                labels,
+            })
+        }
+        _ => None,
+    };
+    ParsedRow {
+        line,
+        errors,
+        iccid,
+        imsi,
+        msisdn,
+        rest,
+    }
+}
+
+/// A file read and checked: the rows to create, the bad rows, and how many rows were not empty.
+pub type CheckedFile = (Vec<CheckedRow>, Vec<RowError>, usize);
+
+/// Reads the uploaded file with `reader` and checks every row ([`check_rows`]): the CPU part of
+/// an import before anything is sealed or written.
+pub fn read_and_check(
+    reader: &dyn crate::ports::TableReader,
+    bytes: &[u8],
+    format: TableFormat,
+    target: ImportTarget,
+) -> Result<CheckedFile> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    read_and_check_on(reader, bytes, format, target, cores)
+}
+
+/// [`read_and_check`] with the rows checked on at most `threads` threads.
+pub fn read_and_check_on(
+    reader: &dyn crate::ports::TableReader,
+    bytes: &[u8],
+    format: TableFormat,
+    target: ImportTarget,
+    threads: usize,
+) -> Result<CheckedFile> {
+    let table = reader.read(bytes, format)?;
+    let (rows, errors) = check_rows_on(&table, target, threads)?;
+    let non_empty = table
+        .rows
+        .iter()
+        .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+        .count();
+    Ok((rows, errors, non_empty))
 }
 
 /// Labels written as `key=value` pairs separated by `;`.
@@ -360,24 +536,59 @@ pub fn mark_taken(
     out
 }
 
-/// Seals PIN and PUK of checked rows.
-pub fn seal_rows(rows: &[CheckedRow], cipher: &SecretCipher) -> Result<Vec<NewSim>> {
-    rows.iter()
-        .map(|r| {
-            let mut sim = r.sim.clone();
-            sim.pin = r
-                .pin
-                .as_ref()
-                .map(|p| cipher.seal(sim.iccid.as_str(), "pin", p))
-                .transpose()?;
-            sim.puk = r
-                .puk
-                .as_ref()
-                .map(|p| cipher.seal(sim.iccid.as_str(), "puk", p))
-                .transpose()?;
-            Ok(sim)
+/// Rows sealed by one thread: fewer are sealed on the calling thread alone.
+const SEAL_CHUNK: usize = 4_096;
+
+/// Seals PIN and PUK of checked rows in place: each clear value moves from the row into its SIM,
+/// sealed, so nothing is copied and a row already sealed (an import retried after a conflict)
+/// keeps its sealed values. Large files are sealed on every core, each thread drawing the nonces
+/// of its rows in one read of the system's random source.
+pub fn seal_rows(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    seal_rows_on(rows, cipher, cores)
+}
+
+/// [`seal_rows`] on at most `threads` threads (the calling one when 1).
+pub fn seal_rows_on(rows: &mut [CheckedRow], cipher: &SecretCipher, threads: usize) -> Result<()> {
+    let per_thread = rows.len().div_ceil(threads.max(1)).max(SEAL_CHUNK);
+    if rows.len() <= per_thread {
+        return seal_chunk(rows, cipher);
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = rows
+            .chunks_mut(per_thread)
+            .map(|chunk| scope.spawn(move || seal_chunk(chunk, cipher)))
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .map_err(|_| Error::Internal("a thread sealing PINs and PUKs panicked".into()))?
         })
-        .collect()
+    })
+}
+
+fn seal_chunk(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
+    let count = rows
+        .iter()
+        .map(|r| usize::from(r.pin.is_some()) + usize::from(r.puk.is_some()))
+        .sum();
+    if count == 0 {
+        return Ok(());
+    }
+    let mut nonces = super::secret::nonces(count)?.into_iter();
+    let mut next = || {
+        nonces
+            .next()
+            .ok_or_else(|| Error::Internal("fewer nonces drawn than secrets to seal".into()))
+    };
+    for r in rows {
+        if let Some(pin) = r.pin.take() {
+            r.sim.pin = Some(cipher.seal_with(next()?, r.sim.iccid.as_str(), "pin", &pin)?);
+        }
+        if let Some(puk) = r.puk.take() {
+            r.sim.puk = Some(cipher.seal_with(next()?, r.sim.iccid.as_str(), "puk", &puk)?);
+        }
+    }
+    Ok(())
 }
 
 /// An activation code (eSIM matching id or printed code): 1 to 128 printable characters.
@@ -407,6 +618,130 @@ mod tests {
             header: ["ICCID", "imsi", "msisdn", "Type"].map(String::from).to_vec(),
             rows: rows.iter().map(|r| r.map(String::from).to_vec()).collect(),
         }
+    }
+
+    #[test]
+    fn a_large_file_is_sealed_on_every_core_each_secret_bound_to_its_own_sim() {
+        let cipher = SecretCipher::from_base64(&SecretCipher::generate_key()).unwrap();
+        let tenant = TenantId::new();
+        // More rows than one thread seals, some without a PIN or PUK.
+        let mut rows: Vec<CheckedRow> = (0..3 * SEAL_CHUNK as u32)
+            .map(|n| CheckedRow {
+                line: n as usize + 2,
+                sim: NewSim::basic(
+                    tenant,
+                    Iccid::parse(&iccid(n)).unwrap(),
+                    Imsi::parse(&format!("26201{n:010}")).unwrap(),
+                ),
+                pin: (n % 5 != 0).then(|| format!("{:04}", n % 10_000)),
+                puk: (n % 7 != 0).then(|| format!("{:08}", n)),
+            })
+            .collect();
+        seal_rows(&mut rows, &cipher).unwrap();
+        let mut stored = std::collections::HashSet::new();
+        for (n, r) in rows.iter().enumerate() {
+            let n = n as u32;
+            assert!(
+                r.pin.is_none() && r.puk.is_none(),
+                "row {n} kept a secret in clear"
+            );
+            let pin = r
+                .sim
+                .pin
+                .as_ref()
+                .map(|p| cipher.open(r.sim.iccid.as_str(), "pin", p).unwrap());
+            let puk = r
+                .sim
+                .puk
+                .as_ref()
+                .map(|p| cipher.open(r.sim.iccid.as_str(), "puk", p).unwrap());
+            assert_eq!(pin, (n % 5 != 0).then(|| format!("{:04}", n % 10_000)), "row {n}");
+            assert_eq!(puk, (n % 7 != 0).then(|| format!("{:08}", n)), "row {n}");
+            for sealed in [&r.sim.pin, &r.sim.puk].into_iter().flatten() {
+                assert!(
+                    stored.insert(sealed.as_stored().to_owned()),
+                    "row {n}: a sealed value repeats"
+                );
+            }
+        }
+        // Bound to its SIM: a value moved onto another SIM does not open.
+        let moved = rows[1].sim.pin.clone().unwrap();
+        assert!(cipher.open(rows[2].sim.iccid.as_str(), "pin", &moved).is_err());
+        // Sealing again (an import retried after a conflict) keeps what was sealed.
+        let before: Vec<_> = rows.iter().map(|r| r.sim.pin.clone()).collect();
+        seal_rows(&mut rows, &cipher).unwrap();
+        assert!(rows.iter().zip(&before).all(|(r, b)| &r.sim.pin == b));
+    }
+
+    #[test]
+    fn a_large_file_checked_on_every_core_reports_what_one_pass_in_file_order_would() {
+        // Three threads' worth of rows; the second half repeats the first half's ICCIDs, so
+        // duplicates cross from one thread's rows into another's. Some rows are blank, some
+        // have a bad IMSI too.
+        let n = 3 * CHECK_CHUNK + 7;
+        let distinct = 2 * CHECK_CHUNK;
+        let blank = |i: usize| i % 1000 == 999;
+        let t = Table {
+            header: ["iccid", "imsi"].map(String::from).to_vec(),
+            rows: (0..n)
+                .map(|i| {
+                    if blank(i) {
+                        vec![String::new(), " ".into()]
+                    } else if i % 777 == 0 {
+                        vec![iccid((i % distinct) as u32), "12".into()]
+                    } else {
+                        vec![iccid((i % distinct) as u32), format!("26201{i:010}")]
+                    }
+                })
+                .collect(),
+        };
+        // What a pass from the first row to the last reports: a row's own field errors, then
+        // its duplicates, naming the first row with the value.
+        let mut first: HashMap<String, usize> = HashMap::new();
+        let mut expected = Vec::new();
+        let mut good = Vec::new();
+        for (i, cells) in t.rows.iter().enumerate().filter(|(i, _)| !blank(*i)) {
+            let line = i + 2;
+            let before = expected.len();
+            if cells[1] == "12" {
+                expected.push((line, "imsi".to_owned(), String::new()));
+            }
+            match first.get(&cells[0]) {
+                Some(f) => expected.push((
+                    line,
+                    "iccid".to_owned(),
+                    format!("duplicate in file: already on row {f}"),
+                )),
+                None => {
+                    first.insert(cells[0].clone(), line);
+                }
+            }
+            if expected.len() == before {
+                good.push(line);
+            }
+        }
+        let target = ImportTarget {
+            tenant_id: TenantId::new(),
+            customer_id: None,
+        };
+        let (ok, errors) = check_rows(&t, target).unwrap();
+        let reported: Vec<(usize, String, String)> = errors
+            .iter()
+            .map(|e| {
+                let reason = if e.field == "iccid" {
+                    e.reason.clone()
+                } else {
+                    String::new()
+                };
+                (e.row, e.field.clone(), reason)
+            })
+            .collect();
+        assert_eq!(reported.len(), expected.len());
+        assert_eq!(reported, expected);
+        assert_eq!(ok.iter().map(|r| r.line).collect::<Vec<_>>(), good);
+        assert!(ok
+            .iter()
+            .all(|r| r.sim.imsi.as_str() == format!("26201{:010}", r.line - 2)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -79,7 +80,13 @@ impl SecretCipher {
 
     /// Seals `plain` for the SIM `iccid` and the field `field` (`pin`, `puk`).
     pub fn seal(&self, iccid: &str, field: &str, plain: &str) -> Result<Sealed> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        self.seal_with(Aes256Gcm::generate_nonce(&mut OsRng).into(), iccid, field, plain)
+    }
+
+    /// Seals with a nonce drawn by the caller from [`nonces`]: each nonce once, never two seals
+    /// with one.
+    pub(crate) fn seal_with(&self, nonce: [u8; 12], iccid: &str, field: &str, plain: &str) -> Result<Sealed> {
+        let nonce = Nonce::from(nonce);
         let aad = format!("{iccid}/{field}");
         let ct = self
             .cipher
@@ -124,6 +131,24 @@ impl SecretCipher {
     }
 }
 
+/// `count` random nonces for [`SecretCipher::seal_with`], read from the system's random source
+/// in one call where [`SecretCipher::seal`] makes one call per value (most of its cost on small
+/// secrets).
+pub(crate) fn nonces(count: usize) -> Result<Vec<[u8; 12]>> {
+    let mut bytes = vec![0u8; count * 12];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| Error::Internal(format!("the system's random source failed: {e}")))?;
+    Ok(bytes
+        .chunks_exact(12)
+        .map(|c| {
+            let mut n = [0u8; 12];
+            n.copy_from_slice(c);
+            n
+        })
+        .collect())
+}
+
 /// What roles without access see instead of a PIN or PUK.
 pub fn mask(plain_len: usize) -> String {
     "•".repeat(plain_len.clamp(4, 8))
@@ -146,6 +171,26 @@ mod tests {
         let other = SecretCipher::from_base64(&SecretCipher::generate_key()).unwrap();
         assert!(other.open("8988000000000000001", "pin", &s).is_err());
         assert_eq!(format!("{s:?}"), "Sealed(***)");
+    }
+
+    #[test]
+    fn nonces_drawn_together_are_all_different_and_seal_like_one_drawn_alone() {
+        let c = SecretCipher::from_base64(&SecretCipher::generate_key()).unwrap();
+        let drawn = nonces(10_000).unwrap();
+        assert_eq!(drawn.len(), 10_000);
+        let distinct: std::collections::HashSet<_> = drawn.iter().collect();
+        assert_eq!(distinct.len(), drawn.len(), "a nonce came twice");
+        let a = c
+            .seal_with(drawn[0], "8988000000000000001", "puk", "12345678")
+            .unwrap();
+        let b = c
+            .seal_with(drawn[1], "8988000000000000001", "puk", "12345678")
+            .unwrap();
+        assert_ne!(a, b, "the same secret sealed twice reads differently");
+        assert_eq!(c.open("8988000000000000001", "puk", &a).unwrap(), "12345678");
+        assert_eq!(c.open("8988000000000000001", "puk", &b).unwrap(), "12345678");
+        assert!(c.open("8988000000000000001", "pin", &a).is_err());
+        assert!(nonces(0).unwrap().is_empty());
     }
 
     #[test]

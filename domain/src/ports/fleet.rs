@@ -81,11 +81,12 @@ pub trait SimStore: Send + Sync + 'static {
 
     /// Creates SIMs in bulk (set-based, not row by row), each with an audit entry of `action`
     /// (`CREATED` or `IMPORTED`) stamped with `stamp` and `import_id`. All or nothing. Returns
-    /// the new ids in input order.
+    /// the new ids in input order. The SIMs are borrowed: an import keeps its rows to explain a
+    /// conflict row by row.
     async fn insert_sims(
         &self,
         scope: Scope,
-        sims: Vec<NewSim>,
+        sims: &[&NewSim],
         action: crate::fleet::AuditAction,
         stamp: &AuditStamp,
         import_id: Option<Uuid>,

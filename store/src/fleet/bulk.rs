@@ -76,7 +76,7 @@ impl<const N: usize> Columns<N> {
 pub async fn insert_sims(
     txn: &DatabaseTransaction,
     backend: DbBackend,
-    sims: &[(Uuid, NewSim)],
+    sims: &[(Uuid, &NewSim)],
     batch: Uuid,
     action: AuditAction,
     stamp: &AuditStamp,

@@ -107,17 +107,17 @@ impl SimStore for SqlFleet {
     async fn insert_sims(
         &self,
         scope: Scope,
-        sims: Vec<NewSim>,
+        sims: &[&NewSim],
         action: AuditAction,
         stamp: &AuditStamp,
         import_id: Option<Uuid>,
     ) -> Result<Vec<SimId>> {
-        for s in &sims {
+        for s in sims {
             admit(scope, s.tenant_id, s.customer_id)?;
         }
         // Time-ordered ids: a bulk load appends to the primary-key index instead of splitting
         // pages all over it.
-        let rows: Vec<(Uuid, NewSim)> = sims.into_iter().map(|s| (Uuid::now_v7(), s)).collect();
+        let rows: Vec<(Uuid, &NewSim)> = sims.iter().map(|s| (Uuid::now_v7(), *s)).collect();
         let batch = import_id.unwrap_or_else(Uuid::new_v4);
         let txn = self.begin(scope).await?;
         bulk::insert_sims(&txn, self.backend(), &rows, batch, action, stamp).await?;

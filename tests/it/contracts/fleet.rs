@@ -91,7 +91,7 @@ async fn contract(store: ioto_store::SqlStore) {
     let ids = fleet
         .insert_sims(
             a_scope,
-            new.clone(),
+            &new.iter().collect::<Vec<_>>(),
             AuditAction::Imported,
             &stamp(),
             Some(Uuid::new_v4()),
@@ -116,13 +116,7 @@ async fn contract(store: ioto_store::SqlStore) {
         Imsi::parse(&format!("{:015}", base * 100 + 51)).unwrap(),
     );
     let err = fleet
-        .insert_sims(
-            a_scope,
-            vec![dup.clone(), clash],
-            AuditAction::Created,
-            &stamp(),
-            None,
-        )
+        .insert_sims(a_scope, &[&dup, &clash], AuditAction::Created, &stamp(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::FleetService;
 use crate::fleet::audit::{parse_note, AuditStamp};
 use crate::fleet::import::{
-    check_rows, mark_taken, seal_rows, CheckedRow, ImportReport, ImportStages, ImportTarget, TableFormat,
+    mark_taken, read_and_check, seal_rows, CheckedRow, ImportReport, ImportStages, ImportTarget, TableFormat,
 };
 use crate::fleet::sim::NewSim;
 use crate::fleet::AuditAction;
@@ -45,17 +45,8 @@ impl FleetService {
         let mut stages = ImportStages::default();
         let started = Instant::now();
         let (reader, bytes, format) = (Arc::clone(&self.reader), req.bytes, req.format);
-        let (rows, mut errors, non_empty) = crate::blocking::FILES
-            .run(move || {
-                let table = reader.read(&bytes, format)?;
-                let (rows, errors) = check_rows(&table, target)?;
-                let non_empty = table
-                    .rows
-                    .iter()
-                    .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
-                    .count();
-                Ok::<_, Error>((rows, errors, non_empty))
-            })
+        let (mut rows, mut errors, non_empty) = crate::blocking::FILES
+            .run(move || read_and_check(reader.as_ref(), &bytes, format, target))
             .await??;
         stages.check = started.elapsed();
         let mut stamp = AuditStamp::new(actor, note);
@@ -68,18 +59,19 @@ impl FleetService {
         // the inventory in the same statement. Only when they object is the inventory searched
         // row by row, to say which rows are taken.
         if req.commit && errors.is_empty() && !rows.is_empty() {
-            match self.create(actor, &rows, &stamp, id, &mut stages).await {
+            let (returned, created) = self.create(actor, rows, &stamp, id, &mut stages).await?;
+            match created {
                 Ok(created) => {
                     return Ok(ImportReport {
                         rows: non_empty,
-                        valid: rows.len(),
+                        valid: returned.len(),
                         errors,
                         import_id: Some(id),
                         created: created.len() as u64,
                         stages,
                     })
                 }
-                Err(Error::Conflict(_)) => {}
+                Err(Error::Conflict(_)) => rows = returned,
                 Err(e) => return Err(e),
             }
         }
@@ -108,48 +100,44 @@ impl FleetService {
         if !req.commit || rows.is_empty() || (!report.errors.is_empty() && !req.skip_invalid) {
             return Ok(report);
         }
-        let created = self
-            .create(actor, &rows, &stamp, id, &mut report.stages)
-            .await
-            .map_err(|e| match e {
-                Error::Conflict(m) => Error::Conflict(format!(
-                    "{m}; the inventory changed while importing and nothing was imported, \
-                     preview the file again"
-                )),
-                other => other,
-            })?;
+        let (_, created) = self.create(actor, rows, &stamp, id, &mut report.stages).await?;
+        let created = created.map_err(|e| match e {
+            Error::Conflict(m) => Error::Conflict(format!(
+                "{m}; the inventory changed while importing and nothing was imported, \
+                 preview the file again"
+            )),
+            other => other,
+        })?;
         report.import_id = Some(id);
         report.created = created.len() as u64;
         Ok(report)
     }
 
-    /// Seals the rows and creates their SIMs (all or nothing), adding both steps' time to
-    /// `stages`.
+    /// Seals the rows (in place, off the async runtime) and creates their SIMs (all or nothing),
+    /// adding both steps' time to `stages`. The rows come back beside the insert's outcome, so a
+    /// conflict can be explained row by row without having copied them.
     async fn create(
         &self,
         actor: &Actor,
-        rows: &[CheckedRow],
+        mut rows: Vec<CheckedRow>,
         stamp: &AuditStamp,
         id: Uuid,
         stages: &mut ImportStages,
-    ) -> Result<Vec<SimId>> {
+    ) -> Result<(Vec<CheckedRow>, Result<Vec<SimId>>)> {
         let started = Instant::now();
-        let sims = self.sealed(rows).await?;
+        let cipher = Arc::clone(&self.cipher);
+        let rows = crate::blocking::FILES
+            .run(move || seal_rows(&mut rows, &cipher).map(|()| rows))
+            .await??;
         stages.seal += started.elapsed();
         let started = Instant::now();
+        let sims: Vec<&NewSim> = rows.iter().map(|r| &r.sim).collect();
         let created = self
             .store
-            .insert_sims(actor.scope(), sims, AuditAction::Imported, stamp, Some(id))
+            .insert_sims(actor.scope(), &sims, AuditAction::Imported, stamp, Some(id))
             .await;
+        drop(sims);
         stages.write += started.elapsed();
-        created
-    }
-
-    /// The rows as new SIMs with PIN and PUK sealed, off the async runtime.
-    async fn sealed(&self, rows: &[CheckedRow]) -> Result<Vec<NewSim>> {
-        let (rows, cipher) = (rows.to_vec(), Arc::clone(&self.cipher));
-        crate::blocking::FILES
-            .run(move || seal_rows(&rows, &cipher))
-            .await?
+        Ok((rows, created))
     }
 }

@@ -131,7 +131,7 @@ impl FleetService {
             return Err(Error::Conflict(format!("MSISDN {m} is already in use")));
         }
         self.store
-            .insert_sims(actor.scope(), vec![sim], AuditAction::Created, &stamp, None)
+            .insert_sims(actor.scope(), &[&sim], AuditAction::Created, &stamp, None)
             .await?;
         self.store
             .sim(actor.scope(), &iccid)

@@ -254,9 +254,9 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// The CPU-bound steps of ingest (decoding and counting session events) with no engine in
-    /// the way: time per event over several runs and, with `--instructions`, instructions per
-    /// event counted by valgrind's callgrind.
+    /// The CPU-bound steps of ingest (decoding and counting session events), rating, and an
+    /// import's checking and sealing, with no engine in the way: time per event over several
+    /// runs and, with `--instructions`, instructions per event counted by valgrind's callgrind.
     Cpu {
         /// Session rollups decoded and counted per run.
         #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
@@ -267,6 +267,9 @@ enum BenchCommand {
         /// CDRs rated in memory per run (one SIM per hundred, a 300-zone card).
         #[arg(long, default_value_t = 1_000_000, value_parser = positive::<usize>())]
         cdrs: usize,
+        /// SIMs in the inventory file read, checked and sealed per run (with PIN and PUK).
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        import_rows: usize,
         /// Timed runs (median and spread are printed).
         #[arg(long, default_value_t = 5, value_parser = positive::<usize>())]
         runs: usize,
@@ -773,15 +776,23 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             events,
             sims,
             cdrs,
+            import_rows,
             runs,
             instructions,
             rating_child: _,
             data_dir,
         } => {
             let loaded = bench_config(file, data_dir)?;
-            let steps =
-                crate::tooling::bench_cpu::cpu(&loaded.config, events, sims, cdrs, runs, instructions)
-                    .await?;
+            let steps = crate::tooling::bench_cpu::cpu(
+                &loaded.config,
+                events,
+                sims,
+                cdrs,
+                import_rows,
+                runs,
+                instructions,
+            )
+            .await?;
             crate::tooling::bench_cpu::print(&steps);
         }
         BenchCommand::Analytics {

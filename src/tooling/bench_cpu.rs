@@ -11,7 +11,12 @@
 //!   run does between reading the CDRs and writing its rows), per CDR. Polars works on a thread
 //!   pool of its own, which callgrind's per-thread `--toggle-collect` cannot follow, so its
 //!   instructions are two whole processes' counts subtracted: one that builds the CDRs and rates
-//!   them, one that only builds them.
+//!   them, one that only builds them;
+//! - **import check**: an inventory CSV of `--import-rows` SIMs (with PIN and PUK) read and every
+//!   row checked, as an import does before anything is sealed or written, per SIM, on one thread
+//!   (instructions counted) and with the rows checked on every core (as an import does);
+//! - **import seal**: the checked rows' PIN and PUK sealed (AES-256-GCM), per SIM, on one thread
+//!   (instructions counted) and on every core (as an import does).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +25,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use ioto_domain::billing::rating::{BillableSim, RatingJob};
+use ioto_domain::fleet::import::{
+    read_and_check, read_and_check_on, seal_rows, seal_rows_on, CheckedRow, ImportTarget, TableFormat,
+};
+use ioto_domain::fleet::secret::SecretCipher;
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::services::SessionIngest;
 use ioto_domain::usage::SessionRollup;
@@ -39,7 +48,12 @@ pub struct CpuStep {
     pub events: usize,
     pub nanos_per_event: Vec<f64>,
     pub instructions_per_event: Option<f64>,
+    /// What the instructions column says when nothing was counted.
+    pub uncounted: &'static str,
 }
+
+/// The instructions column of a step counted only under `--instructions`.
+const NOT_COUNTED: &str = "not counted (--instructions)";
 
 type Payloads = Vec<(String, Vec<u8>)>;
 
@@ -54,6 +68,7 @@ pub async fn cpu(
     events: usize,
     sim_count: usize,
     cdrs: usize,
+    import_rows: usize,
     runs: usize,
     instructions: bool,
 ) -> anyhow::Result<Vec<CpuStep>> {
@@ -82,12 +97,14 @@ pub async fn cpu(
         events: payloads.len(),
         nanos_per_event: Vec::new(),
         instructions_per_event: None,
+        uncounted: NOT_COUNTED,
     };
     let mut count = CpuStep {
         name: "count (prepare + acknowledge a batch)",
         events: measured.len(),
         nanos_per_event: Vec::new(),
         instructions_per_event: None,
+        uncounted: NOT_COUNTED,
     };
     for _ in 0..runs {
         let started = Instant::now();
@@ -121,6 +138,7 @@ pub async fn cpu(
         events: cdrs,
         nanos_per_event: Vec::new(),
         instructions_per_event: None,
+        uncounted: NOT_COUNTED,
     };
     for _ in 0..runs {
         let input = columns.clone();
@@ -129,6 +147,72 @@ pub async fn cpu(
         rate.nanos_per_event.push(per_event(started, cdrs));
         if rated.totals.records as usize != cdrs {
             bail!("rated {} of {cdrs} CDRs", rated.totals.records);
+        }
+    }
+    let file = crate::tooling::bench_fleet::import_file(run, 0, import_rows, true);
+    let target = ImportTarget {
+        tenant_id: TenantId(uuid::Uuid::from_u128(0x1071)),
+        customer_id: None,
+    };
+    let cipher = SecretCipher::new(&[7; 32]);
+    let mut check = CpuStep {
+        name: "import check (inventory CSV → checked SIM rows, one thread)",
+        events: import_rows,
+        nanos_per_event: Vec::new(),
+        instructions_per_event: None,
+        uncounted: NOT_COUNTED,
+    };
+    let mut check_all = CpuStep {
+        name: "import check (rows checked on every core, as an import does)",
+        events: import_rows,
+        nanos_per_event: Vec::new(),
+        instructions_per_event: None,
+        uncounted: "as on one thread (callgrind follows one)",
+    };
+    let mut seal_one = CpuStep {
+        name: "import seal (PIN + PUK, AES-256-GCM, one thread)",
+        events: import_rows,
+        nanos_per_event: Vec::new(),
+        instructions_per_event: None,
+        uncounted: NOT_COUNTED,
+    };
+    let mut seal_all = CpuStep {
+        name: "import seal (PIN + PUK, on every core, as an import does)",
+        events: import_rows,
+        nanos_per_event: Vec::new(),
+        instructions_per_event: None,
+        uncounted: "as on one thread (callgrind follows one)",
+    };
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rows = measure_import_check(file.as_bytes(), target)?;
+        check.nanos_per_event.push(per_event(started, import_rows));
+        let started = Instant::now();
+        let (on_every_core, errors, _) = read_and_check(
+            &ioto_imports::TableFiles,
+            file.as_bytes(),
+            TableFormat::Csv,
+            target,
+        )?;
+        check_all.nanos_per_event.push(per_event(started, import_rows));
+        if rows.len() != import_rows || on_every_core.len() != import_rows || !errors.is_empty() {
+            bail!("{} of {import_rows} rows passed the import check", rows.len());
+        }
+        drop(on_every_core);
+        let mut one = rows.clone();
+        let started = Instant::now();
+        measure_import_seal(&mut one, &cipher)?;
+        seal_one.nanos_per_event.push(per_event(started, import_rows));
+        let mut all = rows;
+        let started = Instant::now();
+        seal_rows(&mut all, &cipher)?;
+        seal_all.nanos_per_event.push(per_event(started, import_rows));
+        if one
+            .iter()
+            .chain(&all)
+            .any(|r| r.sim.pin.is_none() || r.sim.puk.is_none())
+        {
+            bail!("a row's PIN or PUK was not sealed");
         }
     }
     if instructions {
@@ -152,11 +236,18 @@ pub async fn cpu(
                     sim_count.to_string(),
                     "--cdrs".into(),
                     "1".into(),
+                    "--import-rows".into(),
+                    "1".into(),
                 ],
             )?;
             step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
         }
-        let size = ["--cdrs".to_owned(), cdrs.to_string()];
+        let size = [
+            "--cdrs".to_owned(),
+            cdrs.to_string(),
+            "--import-rows".into(),
+            "1".into(),
+        ];
         let with = callgrind(
             &dir,
             "rating",
@@ -173,8 +264,31 @@ pub async fn cpu(
             bail!("callgrind counted {with} instructions rating and {without} without: nothing was rated");
         }
         rate.instructions_per_event = Some((with - without) as f64 / cdrs as f64);
+        for step in [&mut check, &mut seal_one] {
+            let function = if step.name.contains("check") {
+                "measure_import_check"
+            } else {
+                "measure_import_seal"
+            };
+            let total = callgrind(
+                &dir,
+                function,
+                &[format!("--toggle-collect=*::bench_cpu::{function}")],
+                &[
+                    "--events".into(),
+                    "1".into(),
+                    "--sims".into(),
+                    "1".into(),
+                    "--cdrs".into(),
+                    "1".into(),
+                    "--import-rows".into(),
+                    import_rows.to_string(),
+                ],
+            )?;
+            step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
+        }
     }
-    Ok(vec![decode, count, rate])
+    Ok(vec![decode, count, rate, check, check_all, seal_one, seal_all])
 }
 
 /// What a child process under callgrind does for the rating step: builds the CDR columns, and
@@ -272,6 +386,30 @@ pub fn measure_count(ingest: &mut SessionIngest, payloads: &[(String, Vec<u8>)])
     Ok(counted)
 }
 
+/// Reads and checks an inventory CSV as an import does, on this thread alone (so callgrind,
+/// which counts one thread here, sees all of it); returns the rows to create.
+#[inline(never)]
+pub fn measure_import_check(file: &[u8], target: ImportTarget) -> anyhow::Result<Vec<CheckedRow>> {
+    let (rows, errors, _) =
+        read_and_check_on(&ioto_imports::TableFilesOn(1), file, TableFormat::Csv, target, 1)?;
+    if let Some(e) = errors.first() {
+        bail!(
+            "row {} of the bench's own file was refused: {} {}",
+            e.row,
+            e.field,
+            e.reason
+        );
+    }
+    Ok(rows)
+}
+
+/// Seals the rows' PIN and PUK on this thread alone (so callgrind, which counts one thread
+/// here, sees all of it).
+#[inline(never)]
+pub fn measure_import_seal(rows: &mut [CheckedRow], cipher: &SecretCipher) -> anyhow::Result<()> {
+    Ok(seal_rows_on(rows, cipher, 1)?)
+}
+
 /// Runs this bench once under callgrind with `options` (e.g. collecting only inside one
 /// function; the function itself, not its closures: a matching closure would toggle collection
 /// off) and `args`; returns the instructions it counted. Polars gets one worker thread: valgrind
@@ -325,10 +463,8 @@ pub fn print(steps: &[CpuStep]) {
             s.name,
             s.events,
             s.nanos_per_event.len(),
-            s.instructions_per_event.map_or_else(
-                || "not counted (--instructions)".to_owned(),
-                |i| format!("{i:.0}")
-            )
+            s.instructions_per_event
+                .map_or_else(|| s.uncounted.to_owned(), |i| format!("{i:.0}"))
         );
     }
 }

@@ -768,6 +768,8 @@ fn bench_fleet_and_ingest_run() {
                 "100",
                 "--cdrs",
                 "20000",
+                "--import-rows",
+                "2000",
                 "--runs",
                 "3",
                 "--instructions",
@@ -831,8 +833,15 @@ fn bench_fleet_and_ingest_run() {
         );
         if args[1] == "cpu" {
             // Every step carries an instruction count from callgrind, not the hint to ask for
-            // one; rating's (two processes subtracted) included.
-            for step in ["| decode", "| count", "| rate"] {
+            // one; rating's (two processes subtracted) included, and the import's check and
+            // seal (the seal on every core is the same work as on one thread).
+            for step in [
+                "| decode",
+                "| count",
+                "| rate",
+                "| import check",
+                "| import seal (PIN + PUK, AES-256-GCM, one thread)",
+            ] {
                 let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
                 assert!(row.contains(" | 3 | "), "three timed runs: {row}");
                 let instructions: f64 = row
@@ -842,6 +851,16 @@ fn bench_fleet_and_ingest_run() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| panic!("no instruction count: {row}"));
                 assert!(instructions > 100.0, "{row}");
+            }
+            for step in [
+                "| import check (rows checked on every core",
+                "| import seal (PIN + PUK, on every core",
+            ] {
+                let row = stdout
+                    .lines()
+                    .find(|l| l.starts_with(step))
+                    .unwrap_or_else(|| panic!("no {step}:\n{stdout}"));
+                assert!(row.contains(" | 2000 | 3 | "), "{row}");
             }
         }
         if args[1] == "ingest" {

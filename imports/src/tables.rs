@@ -3,6 +3,7 @@
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx};
+use ioto_domain::blocking::in_parallel;
 use ioto_domain::fleet::import::{Table, TableFormat, MAX_IMPORT_ROWS};
 use ioto_domain::ports::TableReader;
 use ioto_domain::{Error, Result};
@@ -13,8 +14,7 @@ pub struct TableFiles;
 
 impl TableReader for TableFiles {
     fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        TableFilesOn(cores).read(bytes, format)
+        TableFilesOn(ioto_domain::blocking::cores()).read(bytes, format)
     }
 }
 
@@ -133,26 +133,13 @@ fn read_records_on(text: &str, delimiter: u8, threads: usize) -> Result<Vec<Vec<
     if pieces[1..].iter().any(|p| p.starts_with('\u{feff}')) {
         return read_records(text, delimiter);
     }
-    let read: Vec<Result<Vec<Vec<String>>>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = pieces
-            .into_iter()
-            .map(|piece| scope.spawn(move || read_records(piece, delimiter)))
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(Error::Internal("a thread reading the file panicked".into())))
-            })
-            .collect()
-    });
+    // On an error, read again from the start, so the error names its line as it always does.
+    let Ok(read) = in_parallel("reading the file", pieces, |piece| read_records(piece, delimiter)) else {
+        return read_records(text, delimiter);
+    };
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for piece in read {
-        match piece {
-            Ok(mut records) => rows.append(&mut records),
-            // Read again from the start, so the error names its line as it always does.
-            Err(_) => return read_records(text, delimiter),
-        }
+    for mut records in read {
+        rows.append(&mut records);
         if rows.len() > MAX_LINES {
             return Err(too_many_lines());
         }
@@ -368,18 +355,27 @@ mod tests {
             "the byte-order mark is not part of the name"
         );
         assert_eq!(t.rows.len(), whole.len() - 1);
-        // A file with quotes is read from start to end: a quoted field may span lines.
-        let quoted = text.replacen("site=köln", "\"site=köln\nsecond line\"", 1);
-        assert_eq!(
-            read_records_on(&quoted, b';', 2).unwrap(),
-            read_records(&quoted, b';').unwrap()
-        );
-        // A line starting with a byte-order mark keeps it wherever the file is cut.
-        let marked = text.replace("\n8949", "\n\u{feff}8949");
-        assert_eq!(
-            read_records_on(&marked, b';', 2).unwrap(),
-            read_records(&marked, b';').unwrap()
-        );
+        // A file with quotes is read from start to end: a quoted field may span lines (here
+        // every record has one, so any cut at a line break would split a record).
+        let mut quoted = String::from("iccid;note\n");
+        while quoted.len() < 3 * SPLIT_MIN_BYTES {
+            quoted.push_str("8949000000000000001;\"first line\nsecond; line\"\n");
+        }
+        for threads in [2, 3, 8] {
+            let records = read_records_on(&quoted, b';', threads).unwrap();
+            assert_eq!(records.len(), quoted.matches("first line").count() + 1);
+            assert!(records[1..]
+                .iter()
+                .all(|r| r.len() == 2 && r[1] == "first line\nsecond; line"));
+        }
+        // A line starting with a byte-order mark keeps it wherever the file is cut (here every
+        // line starts with one).
+        let marked = text.replace('\n', "\n\u{feff}");
+        for threads in [2, 3, 8] {
+            let records = read_records_on(&marked, b';', threads).unwrap();
+            assert_eq!(records, read_records(&marked, b';').unwrap());
+            assert!(records[1..].iter().all(|r| r[0].starts_with('\u{feff}')));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::secret::SecretCipher;
 use super::sim::{parse_pin, parse_tariff_plan, NewSim, SimState, SimType};
+use crate::blocking::in_parallel;
 use crate::identifiers::{Iccid, Imsi, Msisdn};
 use crate::{CustomerId, Error, Result, TenantId};
 
@@ -106,12 +107,25 @@ pub struct ImportTarget {
 
 /// A checked row: its line and the SIM it creates. PIN and PUK stay here in clear until
 /// [`seal_rows`] moves them, sealed, into `sim`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CheckedRow {
     pub line: usize,
     pub sim: NewSim,
     pub pin: Option<String>,
     pub puk: Option<String>,
+}
+
+/// Never prints a PIN or PUK in clear (sealed ones print as `Sealed(***)`).
+impl std::fmt::Debug for CheckedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("CheckedRow")
+            .field("line", &self.line)
+            .field("sim", &self.sim)
+            .field("pin", &hidden(&self.pin))
+            .field("puk", &hidden(&self.puk))
+            .finish()
+    }
 }
 
 /// Maps header names to column positions; names are matched case-insensitively, ignoring spaces
@@ -159,8 +173,7 @@ const CHECK_CHUNK: usize = 4_096;
 /// fields on their own), then duplicates are looked for in file order, so the errors and their
 /// order are the same as one pass from the first row to the last.
 pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    check_rows_on(table, target, cores)
+    check_rows_on(table, target, crate::blocking::cores())
 }
 
 /// [`check_rows`] on at most `threads` threads (the calling one when 1).
@@ -181,52 +194,29 @@ pub fn check_rows_on(
     let cols = columns(&table.header)?;
     let at = Positions::of(&cols);
     let per_thread = table.rows.len().div_ceil(threads.max(1)).max(CHECK_CHUNK);
-    let parsed: Vec<ParsedRow> = if table.rows.len() <= per_thread {
-        parse_rows(&table.rows, 0, &at)
-    } else {
-        let at = &at;
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = table
-                .rows
-                .chunks(per_thread)
-                .enumerate()
-                .map(|(n, chunk)| scope.spawn(move || parse_rows(chunk, n * per_thread, at)))
-                .collect();
-            threads
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .map_err(|_| Error::Internal("a thread checking import rows panicked".into()))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect()
-    };
+    let pieces: Vec<(usize, &[Vec<String>])> = table.rows.chunks(per_thread).enumerate().collect();
+    let parsed: Vec<ParsedRow> = in_parallel("checking import rows", pieces, |(n, chunk)| {
+        Ok(parse_rows(chunk, n * per_thread, &at))
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     // Duplicates inside the file, in file order: the first row with a value keeps it, every
     // later one is refused naming it. The three identifiers are looked at side by side, then
     // their refusals put back in file order (and, within a row, ICCID, IMSI, MSISDN).
-    let mut duplicates: Vec<(usize, usize, RowError)> = if threads > 1 && parsed.len() > CHECK_CHUNK {
-        let parsed = &parsed;
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..DUPLICATE_FIELDS.len())
-                .map(|f| scope.spawn(move || duplicates_of(parsed, f)))
-                .collect();
-            threads
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .map_err(|_| Error::Internal("a thread checking import rows panicked".into()))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect()
+    let fields: Vec<usize> = if threads > 1 && parsed.len() > CHECK_CHUNK {
+        (0..DUPLICATE_FIELDS.len()).collect()
     } else {
+        Vec::new()
+    };
+    let mut duplicates: Vec<(usize, usize, RowError)> = if fields.is_empty() {
         (0..DUPLICATE_FIELDS.len())
             .flat_map(|f| duplicates_of(&parsed, f))
+            .collect()
+    } else {
+        in_parallel("checking import rows", fields, |f| Ok(duplicates_of(&parsed, f)))?
+            .into_iter()
+            .flatten()
             .collect()
     };
     duplicates.sort_by_key(|(k, f, _)| (*k, *f));
@@ -451,8 +441,7 @@ pub fn read_and_check(
     format: TableFormat,
     target: ImportTarget,
 ) -> Result<CheckedFile> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    read_and_check_on(reader, bytes, format, target, cores)
+    read_and_check_on(reader, bytes, format, target, crate::blocking::cores())
 }
 
 /// [`read_and_check`] with the rows checked on at most `threads` threads.
@@ -544,26 +533,15 @@ const SEAL_CHUNK: usize = 4_096;
 /// keeps its sealed values. Large files are sealed on every core, each thread drawing the nonces
 /// of its rows in one read of the system's random source.
 pub fn seal_rows(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    seal_rows_on(rows, cipher, cores)
+    seal_rows_on(rows, cipher, crate::blocking::cores())
 }
 
 /// [`seal_rows`] on at most `threads` threads (the calling one when 1).
 pub fn seal_rows_on(rows: &mut [CheckedRow], cipher: &SecretCipher, threads: usize) -> Result<()> {
     let per_thread = rows.len().div_ceil(threads.max(1)).max(SEAL_CHUNK);
-    if rows.len() <= per_thread {
-        return seal_chunk(rows, cipher);
-    }
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = rows
-            .chunks_mut(per_thread)
-            .map(|chunk| scope.spawn(move || seal_chunk(chunk, cipher)))
-            .collect();
-        threads.into_iter().try_for_each(|t| {
-            t.join()
-                .map_err(|_| Error::Internal("a thread sealing PINs and PUKs panicked".into()))?
-        })
-    })
+    let pieces: Vec<&mut [CheckedRow]> = rows.chunks_mut(per_thread).collect();
+    in_parallel("sealing PINs and PUKs", pieces, |chunk| seal_chunk(chunk, cipher))?;
+    Ok(())
 }
 
 fn seal_chunk(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
@@ -574,18 +552,13 @@ fn seal_chunk(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
     if count == 0 {
         return Ok(());
     }
-    let mut nonces = super::secret::nonces(count)?.into_iter();
-    let mut next = || {
-        nonces
-            .next()
-            .ok_or_else(|| Error::Internal("fewer nonces drawn than secrets to seal".into()))
-    };
+    let mut nonces = super::secret::nonces(count)?;
     for r in rows {
         if let Some(pin) = r.pin.take() {
-            r.sim.pin = Some(cipher.seal_with(next()?, r.sim.iccid.as_str(), "pin", &pin)?);
+            r.sim.pin = Some(cipher.seal_with(&mut nonces, r.sim.iccid.as_str(), "pin", &pin)?);
         }
         if let Some(puk) = r.puk.take() {
-            r.sim.puk = Some(cipher.seal_with(next()?, r.sim.iccid.as_str(), "puk", &puk)?);
+            r.sim.puk = Some(cipher.seal_with(&mut nonces, r.sim.iccid.as_str(), "puk", &puk)?);
         }
     }
     Ok(())
@@ -621,127 +594,172 @@ mod tests {
     }
 
     #[test]
-    fn a_large_file_is_sealed_on_every_core_each_secret_bound_to_its_own_sim() {
+    fn a_large_file_is_sealed_on_several_threads_each_secret_bound_to_its_own_sim() {
         let cipher = SecretCipher::from_base64(&SecretCipher::generate_key()).unwrap();
         let tenant = TenantId::new();
-        // More rows than one thread seals, some without a PIN or PUK.
-        let mut rows: Vec<CheckedRow> = (0..3 * SEAL_CHUNK as u32)
-            .map(|n| CheckedRow {
-                line: n as usize + 2,
-                sim: NewSim::basic(
-                    tenant,
-                    Iccid::parse(&iccid(n)).unwrap(),
-                    Imsi::parse(&format!("26201{n:010}")).unwrap(),
-                ),
-                pin: (n % 5 != 0).then(|| format!("{:04}", n % 10_000)),
-                puk: (n % 7 != 0).then(|| format!("{:08}", n)),
-            })
-            .collect();
-        seal_rows(&mut rows, &cipher).unwrap();
-        let mut stored = std::collections::HashSet::new();
-        for (n, r) in rows.iter().enumerate() {
-            let n = n as u32;
-            assert!(
-                r.pin.is_none() && r.puk.is_none(),
-                "row {n} kept a secret in clear"
-            );
-            let pin = r
-                .sim
-                .pin
-                .as_ref()
-                .map(|p| cipher.open(r.sim.iccid.as_str(), "pin", p).unwrap());
-            let puk = r
-                .sim
-                .puk
-                .as_ref()
-                .map(|p| cipher.open(r.sim.iccid.as_str(), "puk", p).unwrap());
-            assert_eq!(pin, (n % 5 != 0).then(|| format!("{:04}", n % 10_000)), "row {n}");
-            assert_eq!(puk, (n % 7 != 0).then(|| format!("{:08}", n)), "row {n}");
-            for sealed in [&r.sim.pin, &r.sim.puk].into_iter().flatten() {
+        for threads in [1, 2, 3, 8] {
+            // More rows than one thread seals, some without a PIN or PUK.
+            let mut rows: Vec<CheckedRow> = (0..3 * SEAL_CHUNK as u32)
+                .map(|n| CheckedRow {
+                    line: n as usize + 2,
+                    sim: NewSim::basic(
+                        tenant,
+                        Iccid::parse(&iccid(n)).unwrap(),
+                        Imsi::parse(&format!("26201{n:010}")).unwrap(),
+                    ),
+                    pin: (n % 5 != 0).then(|| format!("{:04}", n % 10_000)),
+                    puk: (n % 7 != 0).then(|| format!("{:08}", n)),
+                })
+                .collect();
+            seal_rows_on(&mut rows, &cipher, threads).unwrap();
+            let mut nonces = std::collections::HashSet::new();
+            for (n, r) in rows.iter().enumerate() {
+                let n = n as u32;
                 assert!(
-                    stored.insert(sealed.as_stored().to_owned()),
-                    "row {n}: a sealed value repeats"
+                    r.pin.is_none() && r.puk.is_none(),
+                    "row {n} kept a secret in clear"
                 );
+                let open = |field, sealed: &Option<crate::fleet::secret::Sealed>| {
+                    sealed
+                        .as_ref()
+                        .map(|p| cipher.open(r.sim.iccid.as_str(), field, p).unwrap())
+                };
+                assert_eq!(
+                    open("pin", &r.sim.pin),
+                    (n % 5 != 0).then(|| format!("{:04}", n % 10_000))
+                );
+                assert_eq!(open("puk", &r.sim.puk), (n % 7 != 0).then(|| format!("{:08}", n)));
+                // No nonce serves two secrets, within a thread's rows or across them.
+                for sealed in [&r.sim.pin, &r.sim.puk].into_iter().flatten() {
+                    assert!(
+                        nonces.insert(crate::fleet::secret::tests::nonce_of(sealed)),
+                        "{threads} threads, row {n}: a nonce repeats"
+                    );
+                }
             }
+            // Bound to its SIM: a value moved onto another SIM does not open.
+            let moved = rows[1].sim.pin.clone().unwrap();
+            assert!(cipher.open(rows[2].sim.iccid.as_str(), "pin", &moved).is_err());
+            // Sealing again (an import retried after a conflict) keeps what was sealed.
+            let before: Vec<_> = rows.iter().map(|r| r.sim.pin.clone()).collect();
+            seal_rows_on(&mut rows, &cipher, threads).unwrap();
+            assert!(rows.iter().zip(&before).all(|(r, b)| &r.sim.pin == b));
         }
-        // Bound to its SIM: a value moved onto another SIM does not open.
-        let moved = rows[1].sim.pin.clone().unwrap();
-        assert!(cipher.open(rows[2].sim.iccid.as_str(), "pin", &moved).is_err());
-        // Sealing again (an import retried after a conflict) keeps what was sealed.
-        let before: Vec<_> = rows.iter().map(|r| r.sim.pin.clone()).collect();
-        seal_rows(&mut rows, &cipher).unwrap();
-        assert!(rows.iter().zip(&before).all(|(r, b)| &r.sim.pin == b));
     }
 
     #[test]
-    fn a_large_file_checked_on_every_core_reports_what_one_pass_in_file_order_would() {
+    fn a_large_file_checked_on_several_threads_reports_what_one_pass_in_file_order_would() {
         // Three threads' worth of rows; the second half repeats the first half's ICCIDs, so
-        // duplicates cross from one thread's rows into another's. Some rows are blank, some
-        // have a bad IMSI too.
+        // duplicates cross from one thread's rows into another's; every 50th row repeats an
+        // earlier row's IMSI and MSISDN too (three duplicates in one row). Some rows are blank,
+        // some have a bad IMSI.
         let n = 3 * CHECK_CHUNK + 7;
         let distinct = 2 * CHECK_CHUNK;
         let blank = |i: usize| i % 1000 == 999;
+        let imsi_of = |i: usize| if i % 50 == 49 { i - 10 } else { i };
         let t = Table {
-            header: ["iccid", "imsi"].map(String::from).to_vec(),
+            header: ["iccid", "imsi", "msisdn"].map(String::from).to_vec(),
             rows: (0..n)
                 .map(|i| {
                     if blank(i) {
-                        vec![String::new(), " ".into()]
-                    } else if i % 777 == 0 {
-                        vec![iccid((i % distinct) as u32), "12".into()]
+                        vec![String::new(), " ".into(), String::new()]
                     } else {
-                        vec![iccid((i % distinct) as u32), format!("26201{i:010}")]
+                        vec![
+                            iccid((i % distinct) as u32),
+                            if i % 777 == 0 {
+                                "12".into()
+                            } else {
+                                format!("26201{:010}", imsi_of(i))
+                            },
+                            format!("+49151{:08}", imsi_of(i)),
+                        ]
                     }
                 })
                 .collect(),
         };
         // What a pass from the first row to the last reports: a row's own field errors, then
-        // its duplicates, naming the first row with the value.
-        let mut first: HashMap<String, usize> = HashMap::new();
+        // its duplicates (ICCID, IMSI, MSISDN), naming the first row with the value.
+        let mut first: [HashMap<String, usize>; 3] = Default::default();
         let mut expected = Vec::new();
         let mut good = Vec::new();
         for (i, cells) in t.rows.iter().enumerate().filter(|(i, _)| !blank(*i)) {
             let line = i + 2;
             let before = expected.len();
-            if cells[1] == "12" {
+            let bad_imsi = cells[1] == "12";
+            if bad_imsi {
                 expected.push((line, "imsi".to_owned(), String::new()));
             }
-            match first.get(&cells[0]) {
-                Some(f) => expected.push((
-                    line,
-                    "iccid".to_owned(),
-                    format!("duplicate in file: already on row {f}"),
-                )),
-                None => {
-                    first.insert(cells[0].clone(), line);
+            for (f, field) in ["iccid", "imsi", "msisdn"].into_iter().enumerate() {
+                if f == 1 && bad_imsi {
+                    continue;
+                }
+                match first[f].get(&cells[f]) {
+                    Some(at) => expected.push((
+                        line,
+                        field.to_owned(),
+                        format!("duplicate in file: already on row {at}"),
+                    )),
+                    None => {
+                        first[f].insert(cells[f].clone(), line);
+                    }
                 }
             }
             if expected.len() == before {
                 good.push(line);
             }
         }
+        assert!(
+            expected.iter().any(|e| e.1 == "msisdn")
+                && expected.iter().any(|e| e.1 == "imsi" && !e.2.is_empty())
+        );
         let target = ImportTarget {
             tenant_id: TenantId::new(),
             customer_id: None,
         };
-        let (ok, errors) = check_rows(&t, target).unwrap();
-        let reported: Vec<(usize, String, String)> = errors
-            .iter()
-            .map(|e| {
-                let reason = if e.field == "iccid" {
-                    e.reason.clone()
-                } else {
-                    String::new()
-                };
-                (e.row, e.field.clone(), reason)
-            })
-            .collect();
-        assert_eq!(reported.len(), expected.len());
-        assert_eq!(reported, expected);
-        assert_eq!(ok.iter().map(|r| r.line).collect::<Vec<_>>(), good);
-        assert!(ok
-            .iter()
-            .all(|r| r.sim.imsi.as_str() == format!("26201{:010}", r.line - 2)));
+        for threads in [1, 2, 3, 8] {
+            let (ok, errors) = check_rows_on(&t, target, threads).unwrap();
+            let reported: Vec<(usize, String, String)> = errors
+                .iter()
+                .map(|e| {
+                    let reason = if e.reason.starts_with("duplicate") {
+                        e.reason.clone()
+                    } else {
+                        String::new()
+                    };
+                    (e.row, e.field.clone(), reason)
+                })
+                .collect();
+            assert_eq!(reported.len(), expected.len(), "{threads} threads");
+            assert_eq!(reported, expected, "{threads} threads");
+            assert_eq!(
+                ok.iter().map(|r| r.line).collect::<Vec<_>>(),
+                good,
+                "{threads} threads"
+            );
+            assert!(ok
+                .iter()
+                .all(|r| r.sim.imsi.as_str() == format!("26201{:010}", imsi_of(r.line - 2))));
+        }
+    }
+
+    #[test]
+    fn a_checked_row_never_prints_its_pin_or_puk() {
+        let row = CheckedRow {
+            line: 2,
+            sim: NewSim::basic(
+                TenantId::new(),
+                Iccid::parse(&iccid(1)).unwrap(),
+                Imsi::parse("262011234567890").unwrap(),
+            ),
+            pin: Some("4711".into()),
+            puk: Some("93418765".into()),
+        };
+        let printed = format!("{row:?}");
+        assert!(
+            !printed.contains("4711") && !printed.contains("93418765"),
+            "{printed}"
+        );
+        assert!(printed.contains("262011234567890"), "{printed}");
     }
 
     #[test]

@@ -80,18 +80,32 @@ impl SecretCipher {
 
     /// Seals `plain` for the SIM `iccid` and the field `field` (`pin`, `puk`).
     pub fn seal(&self, iccid: &str, field: &str, plain: &str) -> Result<Sealed> {
-        self.seal_with(Aes256Gcm::generate_nonce(&mut OsRng).into(), iccid, field, plain)
+        self.seal_nonce(&Aes256Gcm::generate_nonce(&mut OsRng), iccid, field, plain)
     }
 
-    /// Seals with a nonce drawn by the caller from [`nonces`]: each nonce once, never two seals
-    /// with one.
-    pub(crate) fn seal_with(&self, nonce: [u8; 12], iccid: &str, field: &str, plain: &str) -> Result<Sealed> {
-        let nonce = Nonce::from(nonce);
+    /// Seals with the next of `nonces` (each is handed out once).
+    pub(crate) fn seal_with(
+        &self,
+        nonces: &mut Nonces,
+        iccid: &str,
+        field: &str,
+        plain: &str,
+    ) -> Result<Sealed> {
+        let nonce = nonces
+            .0
+            .next()
+            .ok_or_else(|| Error::Internal("fewer nonces drawn than secrets to seal".into()))?;
+        self.seal_nonce(&nonce, iccid, field, plain)
+    }
+
+    /// Seals with `nonce`, 12 bytes.
+    fn seal_nonce(&self, nonce: &[u8], iccid: &str, field: &str, plain: &str) -> Result<Sealed> {
+        let nonce = Nonce::from_slice(nonce);
         let aad = format!("{iccid}/{field}");
         let ct = self
             .cipher
             .encrypt(
-                &nonce,
+                nonce,
                 Payload {
                     msg: plain.as_bytes(),
                     aad: aad.as_bytes(),
@@ -131,22 +145,27 @@ impl SecretCipher {
     }
 }
 
-/// `count` random nonces for [`SecretCipher::seal_with`], read from the system's random source
-/// in one call where [`SecretCipher::seal`] makes one call per value (most of its cost on small
-/// secrets).
-pub(crate) fn nonces(count: usize) -> Result<Vec<[u8; 12]>> {
+/// Random nonces for [`SecretCipher::seal_with`], each handed out once.
+pub(crate) struct Nonces(std::vec::IntoIter<[u8; 12]>);
+
+/// `count` random nonces, read from the system's random source in one call where
+/// [`SecretCipher::seal`] makes one call per value (most of its cost on small secrets).
+pub(crate) fn nonces(count: usize) -> Result<Nonces> {
     let mut bytes = vec![0u8; count * 12];
     OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(|e| Error::Internal(format!("the system's random source failed: {e}")))?;
-    Ok(bytes
-        .chunks_exact(12)
-        .map(|c| {
-            let mut n = [0u8; 12];
-            n.copy_from_slice(c);
-            n
-        })
-        .collect())
+    Ok(Nonces(
+        bytes
+            .chunks_exact(12)
+            .map(|c| {
+                let mut n = [0u8; 12];
+                n.copy_from_slice(c);
+                n
+            })
+            .collect::<Vec<_>>()
+            .into_iter(),
+    ))
 }
 
 /// What roles without access see instead of a PIN or PUK.
@@ -155,7 +174,7 @@ pub fn mask(plain_len: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -174,23 +193,33 @@ mod tests {
     }
 
     #[test]
-    fn nonces_drawn_together_are_all_different_and_seal_like_one_drawn_alone() {
+    fn nonces_drawn_together_seal_like_one_drawn_alone_and_run_out_with_an_error() {
         let c = SecretCipher::from_base64(&SecretCipher::generate_key()).unwrap();
-        let drawn = nonces(10_000).unwrap();
-        assert_eq!(drawn.len(), 10_000);
-        let distinct: std::collections::HashSet<_> = drawn.iter().collect();
-        assert_eq!(distinct.len(), drawn.len(), "a nonce came twice");
+        let mut drawn = nonces(2).unwrap();
         let a = c
-            .seal_with(drawn[0], "8988000000000000001", "puk", "12345678")
+            .seal_with(&mut drawn, "8988000000000000001", "puk", "12345678")
             .unwrap();
         let b = c
-            .seal_with(drawn[1], "8988000000000000001", "puk", "12345678")
+            .seal_with(&mut drawn, "8988000000000000001", "puk", "12345678")
             .unwrap();
-        assert_ne!(a, b, "the same secret sealed twice reads differently");
+        assert_ne!(nonce_of(&a), nonce_of(&b), "each nonce is handed out once");
         assert_eq!(c.open("8988000000000000001", "puk", &a).unwrap(), "12345678");
         assert_eq!(c.open("8988000000000000001", "puk", &b).unwrap(), "12345678");
         assert!(c.open("8988000000000000001", "pin", &a).is_err());
-        assert!(nonces(0).unwrap().is_empty());
+        let err = c
+            .seal_with(&mut drawn, "8988000000000000001", "pin", "1234")
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Internal(m) if m.contains("nonces")),
+            "{err}"
+        );
+        assert_eq!(nonces(0).unwrap().0.len(), 0);
+    }
+
+    /// The nonce a sealed value was sealed with (its first 12 bytes).
+    pub(crate) fn nonce_of(sealed: &Sealed) -> Vec<u8> {
+        let raw = sealed.as_stored().strip_prefix(PREFIX).unwrap();
+        B64.decode(raw).unwrap()[..12].to_vec()
     }
 
     #[test]

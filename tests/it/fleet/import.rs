@@ -156,6 +156,65 @@ async fn a_csv_is_previewed_row_by_row_then_committed_on(engines: Engines) {
     fx.app.stop().await;
 }
 
+/// A file clean in itself goes straight to the insert; when the inventory holds one of its
+/// ICCIDs the insert is refused, the rows are checked against the inventory, and with
+/// `skipInvalid` the others are committed with the PIN and PUK they had in the file (sealed
+/// once, before the first attempt).
+#[tokio::test]
+async fn a_clean_file_meeting_a_taken_iccid_commits_the_other_rows_with_their_secrets() {
+    // The tenant's admin: the one role that reads PINs and PUKs in clear.
+    let fx = Fixture::on(Engines::Real, Role::TenantAdmin).await;
+    let seed = uuid::Uuid::new_v4().as_u128() % 10_000_000_000;
+    let taken = fx.app.factory.sims(&fx.tenant, None, 1).await[0]
+        .iccid
+        .to_string();
+    let imsi = |n: u128| format!("26201{:010}", (seed * 1000 + n) % 10_000_000_000);
+    let csv = format!(
+        "iccid,imsi,pin,puk\n{},{},4711,93418765\n{taken},{},1234,12345678\n{},{},,87654321\n",
+        iccid(seed, 1),
+        imsi(1),
+        imsi(2),
+        iccid(seed, 3),
+        imsi(3),
+    );
+    let count = "{ sims { totalCount } }";
+    let refused = fx
+        .ok(
+            IMPORT,
+            json!({"content": csv, "format": "CSV", "commit": true}),
+            "importSims",
+        )
+        .await;
+    assert_eq!(refused["committed"], false, "{refused}");
+    assert_eq!(refused["errors"][0]["row"], 3, "{refused}");
+    assert_eq!(refused["errors"][0]["reason"], "already in inventory");
+    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
+    let done = fx
+        .ok(
+            IMPORT,
+            json!({"content": csv, "format": "CSV", "commit": true, "skip": true}),
+            "importSims",
+        )
+        .await;
+    assert_eq!(
+        (done["committed"].as_bool(), done["created"].as_i64()),
+        (Some(true), Some(2)),
+        "{done}"
+    );
+    let secrets = "query($i: Iccid!) { sim(iccid: $i) { pin puk } }";
+    let first = fx.ok(secrets, json!({"i": iccid(seed, 1)}), "sim").await;
+    assert_eq!(
+        (first["pin"].as_str(), first["puk"].as_str()),
+        (Some("4711"), Some("93418765"))
+    );
+    let third = fx.ok(secrets, json!({"i": iccid(seed, 3)}), "sim").await;
+    assert_eq!(
+        (third["pin"].as_str(), third["puk"].as_str()),
+        (None, Some("87654321"))
+    );
+    fx.app.stop().await;
+}
+
 #[tokio::test]
 async fn an_xlsx_file_imports_like_a_csv() {
     let fx = Fixture::new(Role::TenantAdmin).await;

@@ -108,7 +108,10 @@ pub async fn start(
         .on_counted(Arc::clone(&on_counted))
     };
     tokio::spawn(supervise(build, Arc::clone(&stats), shutdown.clone()));
-    spawn_retention(engines, config.ingest.retention_check_minutes, shutdown.clone());
+    // 0: not on this instance, as for the scheduler, rating and the counters' folding.
+    if config.ingest.retention_check_minutes > 0 {
+        spawn_retention(engines, config.ingest.retention_check_minutes, shutdown.clone());
+    }
     let mut pipeline = Pipeline {
         ingest: Some(stats),
         ..Pipeline::default()
@@ -167,11 +170,8 @@ pub async fn supervise(
     }
 }
 
-/// Drops expired session data every `minutes` where the usage store has no TTL.
+/// Drops expired session data every `minutes` (more than 0) where the usage store has no TTL.
 fn spawn_retention(engines: &Engines, minutes: u64, mut shutdown: watch::Receiver<bool>) {
-    if minutes == 0 {
-        return;
-    }
     let usage = Arc::clone(&engines.usage);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(minutes * 60));

@@ -267,8 +267,9 @@ enum BenchCommand {
         /// CDRs rated in memory per run (one SIM per hundred, a 300-zone card).
         #[arg(long, default_value_t = 1_000_000, value_parser = positive::<usize>())]
         cdrs: usize,
-        /// SIMs in the inventory file read, checked and sealed per run (with PIN and PUK).
-        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        /// SIMs in the inventory file read, checked and sealed per run (with PIN and PUK), at
+        /// most what one import takes (1,000,000).
+        #[arg(long, default_value_t = 100_000, value_parser = import_rows())]
         import_rows: usize,
         /// Timed runs (median and spread are printed).
         #[arg(long, default_value_t = 5, value_parser = positive::<usize>())]
@@ -456,6 +457,11 @@ where
     <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
 {
     clap::builder::RangedU64ValueParser::<T>::new().range(1..)
+}
+
+/// 1 to the rows one import takes.
+fn import_rows() -> clap::builder::RangedU64ValueParser<usize> {
+    positive::<usize>().range(1..=ioto_domain::fleet::import::MAX_IMPORT_ROWS as u64)
 }
 
 /// A time on the command line (clap names the flag when it does not parse).

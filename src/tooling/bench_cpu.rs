@@ -52,8 +52,27 @@ pub struct CpuStep {
     pub uncounted: &'static str,
 }
 
-/// The instructions column of a step counted only under `--instructions`.
-const NOT_COUNTED: &str = "not counted (--instructions)";
+impl CpuStep {
+    /// A step of `events` events, counted only under `--instructions`.
+    fn new(name: &'static str, events: usize) -> Self {
+        Self {
+            name,
+            events,
+            nanos_per_event: Vec::new(),
+            instructions_per_event: None,
+            uncounted: "not counted (--instructions)",
+        }
+    }
+
+    /// A step doing the one-thread step's work on every core: callgrind follows one thread, so
+    /// it has no count of its own.
+    fn on_every_core(name: &'static str, events: usize) -> Self {
+        Self {
+            uncounted: "as on one thread (callgrind follows one)",
+            ..Self::new(name, events)
+        }
+    }
+}
 
 type Payloads = Vec<(String, Vec<u8>)>;
 
@@ -92,20 +111,8 @@ pub async fn cpu(
         .collect::<anyhow::Result<_>>()?;
     let (warm, measured) = payloads.split_at(iccids.len().min(payloads.len()));
 
-    let mut decode = CpuStep {
-        name: "decode (JSON → checked rollup)",
-        events: payloads.len(),
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: NOT_COUNTED,
-    };
-    let mut count = CpuStep {
-        name: "count (prepare + acknowledge a batch)",
-        events: measured.len(),
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: NOT_COUNTED,
-    };
+    let mut decode = CpuStep::new("decode (JSON → checked rollup)", payloads.len());
+    let mut count = CpuStep::new("count (prepare + acknowledge a batch)", measured.len());
     for _ in 0..runs {
         let started = Instant::now();
         let decoded = measure_decode(&payloads);
@@ -133,13 +140,7 @@ pub async fn cpu(
         }
     }
     let (columns, job) = rating_input(cdrs)?;
-    let mut rate = CpuStep {
-        name: "rate (Polars: CDR columns → rated rows, 300 zones)",
-        events: cdrs,
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: NOT_COUNTED,
-    };
+    let mut rate = CpuStep::new("rate (Polars: CDR columns → rated rows, 300 zones)", cdrs);
     for _ in 0..runs {
         let input = columns.clone();
         let started = Instant::now();
@@ -155,34 +156,19 @@ pub async fn cpu(
         customer_id: None,
     };
     let cipher = SecretCipher::new(&[7; 32]);
-    let mut check = CpuStep {
-        name: "import check (inventory CSV → checked SIM rows, one thread)",
-        events: import_rows,
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: NOT_COUNTED,
-    };
-    let mut check_all = CpuStep {
-        name: "import check (rows checked on every core, as an import does)",
-        events: import_rows,
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: "as on one thread (callgrind follows one)",
-    };
-    let mut seal_one = CpuStep {
-        name: "import seal (PIN + PUK, AES-256-GCM, one thread)",
-        events: import_rows,
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: NOT_COUNTED,
-    };
-    let mut seal_all = CpuStep {
-        name: "import seal (PIN + PUK, on every core, as an import does)",
-        events: import_rows,
-        nanos_per_event: Vec::new(),
-        instructions_per_event: None,
-        uncounted: "as on one thread (callgrind follows one)",
-    };
+    let mut check = CpuStep::new(
+        "import check (inventory CSV → checked SIM rows, one thread)",
+        import_rows,
+    );
+    let mut check_all = CpuStep::on_every_core(
+        "import check (rows checked on every core, as an import does)",
+        import_rows,
+    );
+    let mut seal_one = CpuStep::new("import seal (PIN + PUK, AES-256-GCM, one thread)", import_rows);
+    let mut seal_all = CpuStep::on_every_core(
+        "import seal (PIN + PUK, on every core, as an import does)",
+        import_rows,
+    );
     for _ in 0..runs {
         let started = Instant::now();
         let rows = measure_import_check(file.as_bytes(), target)?;
@@ -218,36 +204,12 @@ pub async fn cpu(
     if instructions {
         let dir = config.data_dir.join("callgrind");
         std::fs::create_dir_all(&dir)?;
-        for step in [&mut decode, &mut count] {
-            let function = if step.name.starts_with("decode") {
-                "measure_decode"
-            } else {
-                "measure_count"
-            };
-            let total = callgrind(
-                &dir,
-                function,
-                &[format!("--toggle-collect=*::bench_cpu::{function}")],
-                // The rating step's CDRs at a token size: that step is counted on its own.
-                &[
-                    "--events".into(),
-                    events.to_string(),
-                    "--sims".into(),
-                    sim_count.to_string(),
-                    "--cdrs".into(),
-                    "1".into(),
-                    "--import-rows".into(),
-                    "1".into(),
-                ],
-            )?;
-            step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
-        }
-        let size = [
-            "--cdrs".to_owned(),
-            cdrs.to_string(),
-            "--import-rows".into(),
-            "1".into(),
-        ];
+        // The rating step's CDRs and the import's rows at a token size: those steps are
+        // counted on their own.
+        let ingest_size = child_size(events, sim_count, 1, 1);
+        count_function(&dir, &mut decode, "measure_decode", &ingest_size)?;
+        count_function(&dir, &mut count, "measure_count", &ingest_size)?;
+        let size = child_size(1, 1, cdrs, 1);
         let with = callgrind(
             &dir,
             "rating",
@@ -264,29 +226,9 @@ pub async fn cpu(
             bail!("callgrind counted {with} instructions rating and {without} without: nothing was rated");
         }
         rate.instructions_per_event = Some((with - without) as f64 / cdrs as f64);
-        for step in [&mut check, &mut seal_one] {
-            let function = if step.name.contains("check") {
-                "measure_import_check"
-            } else {
-                "measure_import_seal"
-            };
-            let total = callgrind(
-                &dir,
-                function,
-                &[format!("--toggle-collect=*::bench_cpu::{function}")],
-                &[
-                    "--events".into(),
-                    "1".into(),
-                    "--sims".into(),
-                    "1".into(),
-                    "--cdrs".into(),
-                    "1".into(),
-                    "--import-rows".into(),
-                    import_rows.to_string(),
-                ],
-            )?;
-            step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
-        }
+        let import_size = child_size(1, 1, 1, import_rows);
+        count_function(&dir, &mut check, "measure_import_check", &import_size)?;
+        count_function(&dir, &mut seal_one, "measure_import_seal", &import_size)?;
     }
     Ok(vec![decode, count, rate, check, check_all, seal_one, seal_all])
 }
@@ -408,6 +350,32 @@ pub fn measure_import_check(file: &[u8], target: ImportTarget) -> anyhow::Result
 #[inline(never)]
 pub fn measure_import_seal(rows: &mut [CheckedRow], cipher: &SecretCipher) -> anyhow::Result<()> {
     Ok(seal_rows_on(rows, cipher, 1)?)
+}
+
+/// The sizes a child run under callgrind gets.
+fn child_size(events: usize, sims: usize, cdrs: usize, import_rows: usize) -> Vec<String> {
+    [
+        ("--events", events),
+        ("--sims", sims),
+        ("--cdrs", cdrs),
+        ("--import-rows", import_rows),
+    ]
+    .into_iter()
+    .flat_map(|(flag, n)| [flag.to_owned(), n.to_string()])
+    .collect()
+}
+
+/// Counts the instructions of `function` (collected only inside it) in a child run with `args`,
+/// as `step`'s instructions per event.
+fn count_function(dir: &Path, step: &mut CpuStep, function: &str, args: &[String]) -> anyhow::Result<()> {
+    let total = callgrind(
+        dir,
+        function,
+        &[format!("--toggle-collect=*::bench_cpu::{function}")],
+        args,
+    )?;
+    step.instructions_per_event = Some(total as f64 / step.events.max(1) as f64);
+    Ok(())
 }
 
 /// Runs this bench once under callgrind with `options` (e.g. collecting only inside one

@@ -697,6 +697,8 @@ fn out_of_range_flags_name_the_flag() {
         (&["bench", "api", "--requests", "0"][..], "--requests"),
         (&["bench", "fleet", "--concurrency", "0"][..], "--concurrency"),
         (&["bench", "cpu", "--cdrs", "0"][..], "--cdrs"),
+        (&["bench", "cpu", "--import-rows", "0"][..], "--import-rows"),
+        (&["bench", "cpu", "--import-rows", "1000001"][..], "--import-rows"),
         (
             &["bench", "cpu", "--rating-child", "everything"][..],
             "--rating-child",

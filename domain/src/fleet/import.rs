@@ -173,15 +173,13 @@ const CHECK_CHUNK: usize = 4_096;
 /// fields on their own), then duplicates are looked for in file order, so the errors and their
 /// order are the same as one pass from the first row to the last.
 pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
-    check_rows_on(table, target, crate::blocking::cores())
+    let (rows, errors, _) = check_rows_on(table, target, crate::blocking::cores())?;
+    Ok((rows, errors))
 }
 
-/// [`check_rows`] on at most `threads` threads (the calling one when 1).
-pub fn check_rows_on(
-    table: &Table,
-    target: ImportTarget,
-    threads: usize,
-) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
+/// [`check_rows`] on at most `threads` threads (the calling one when 1), also counting the rows
+/// that are not blank.
+pub fn check_rows_on(table: &Table, target: ImportTarget, threads: usize) -> Result<CheckedFile> {
     if table.rows.len() > MAX_IMPORT_ROWS {
         return Err(Error::invalid(
             "file",
@@ -204,23 +202,16 @@ pub fn check_rows_on(
     // Duplicates inside the file, in file order: the first row with a value keeps it, every
     // later one is refused naming it. The three identifiers are looked at side by side, then
     // their refusals put back in file order (and, within a row, ICCID, IMSI, MSISDN).
-    let fields: Vec<usize> = if threads > 1 && parsed.len() > CHECK_CHUNK {
-        (0..DUPLICATE_FIELDS.len()).collect()
-    } else {
-        Vec::new()
-    };
-    let mut duplicates: Vec<(usize, usize, RowError)> = if fields.is_empty() {
-        (0..DUPLICATE_FIELDS.len())
-            .flat_map(|f| duplicates_of(&parsed, f))
-            .collect()
-    } else {
+    let fields = (0..DUPLICATE_FIELDS.len()).collect::<Vec<_>>();
+    let per_field = if threads > 1 && parsed.len() > CHECK_CHUNK {
         in_parallel("checking import rows", fields, |f| Ok(duplicates_of(&parsed, f)))?
-            .into_iter()
-            .flatten()
-            .collect()
+    } else {
+        fields.into_iter().map(|f| duplicates_of(&parsed, f)).collect()
     };
+    let mut duplicates: Vec<(usize, usize, RowError)> = per_field.into_iter().flatten().collect();
     duplicates.sort_by_key(|(k, f, _)| (*k, *f));
     let duplicates: Vec<(usize, RowError)> = duplicates.into_iter().map(|(k, _, e)| (k, e)).collect();
+    let non_blank = parsed.len();
     let mut ok = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
     let mut duplicates = duplicates.into_iter().peekable();
@@ -251,7 +242,7 @@ pub fn check_rows_on(
             });
         }
     }
-    Ok((ok, errors))
+    Ok((ok, errors, non_blank))
 }
 
 /// The identifiers that must be unique inside a file.
@@ -452,14 +443,7 @@ pub fn read_and_check_on(
     target: ImportTarget,
     threads: usize,
 ) -> Result<CheckedFile> {
-    let table = reader.read(bytes, format)?;
-    let (rows, errors) = check_rows_on(&table, target, threads)?;
-    let non_empty = table
-        .rows
-        .iter()
-        .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
-        .count();
-    Ok((rows, errors, non_empty))
+    check_rows_on(&reader.read(bytes, format)?, target, threads)
 }
 
 /// Labels written as `key=value` pairs separated by `;`.
@@ -717,7 +701,12 @@ mod tests {
             customer_id: None,
         };
         for threads in [1, 2, 3, 8] {
-            let (ok, errors) = check_rows_on(&t, target, threads).unwrap();
+            let (ok, errors, non_blank) = check_rows_on(&t, target, threads).unwrap();
+            assert_eq!(
+                non_blank,
+                (0..n).filter(|i| !blank(*i)).count(),
+                "{threads} threads"
+            );
             let reported: Vec<(usize, String, String)> = errors
                 .iter()
                 .map(|e| {

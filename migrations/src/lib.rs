@@ -24,6 +24,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0009_postgres.sql"),
     include_str!("sql/0010_postgres.sql"),
     include_str!("sql/0011_postgres.sql"),
+    include_str!("sql/0012_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -102,6 +103,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0011_postgres.sql"),
                 sqlite: include_str!("sql/0011_sqlite.sql"),
                 irreversible: "SIMs written since would be checked again by per-row foreign keys",
+            }),
+            // SIM identifiers compare byte by byte (collation "C"), whatever the database's locale.
+            Box::new(SqlMigration {
+                name: "m0012_sim_identifiers_bytewise",
+                postgres: include_str!("sql/0012_postgres.sql"),
+                sqlite: include_str!("sql/0012_sqlite.sql"),
+                irreversible: "going back to the locale's comparisons would only make the indexes slower",
             }),
         ]
     }

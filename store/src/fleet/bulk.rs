@@ -72,6 +72,89 @@ impl<const N: usize> Columns<N> {
     }
 }
 
+/// One statement writes a chunk of SIMs and, from the same rows, their audit entries. Not
+/// from the SIM insert's `RETURNING`, which cost 0.13–0.4 s more backend CPU per
+/// 100,000 SIMs (docs/benchmarks.md): returning the rows themselves (~0.33 s with the
+/// policies off) and holding each returned row to the policy's read check, a PL/pgSQL
+/// call per SIM. The write check already holds the SIMs to the caller's tenant. The
+/// audit insert now runs first (an unread write step finishes last); both fail or
+/// land together.
+const INSERT_SIMS_SQL: &str = "WITH x AS ( \
+   SELECT * FROM unnest( \
+     string_to_array($1, E'\\x1f', '')::uuid[], string_to_array($2, E'\\x1f', '')::uuid[], \
+     string_to_array($3, E'\\x1f', '')::uuid[], string_to_array($4, E'\\x1f', ''), \
+     string_to_array($5, E'\\x1f', ''), string_to_array($6, E'\\x1f', ''), \
+     string_to_array($7, E'\\x1f', ''), string_to_array($8, E'\\x1f', ''), \
+     string_to_array($9, E'\\x1f', ''), string_to_array($10, E'\\x1f', '')::jsonb[], \
+     string_to_array($11, E'\\x1f', ''), string_to_array($12, E'\\x1f', ''), \
+     string_to_array($13, E'\\x1f', '')) \
+   AS r(id, tenant_id, customer_id, iccid, imsi, msisdn, state, sim_type, tariff_plan, labels, \
+   pin_sealed, puk_sealed, activation_code)), \
+ ins AS ( \
+   INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
+   tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
+   SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $14, sim_type, tariff_plan, labels, \
+   pin_sealed, puk_sealed, activation_code, $15, 1, $14 FROM x) \
+ INSERT INTO audit_events (tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, \
+ actor_user_id, at, old_value, new_value, note) \
+ SELECT tenant_id, customer_id, 'SIM', id, iccid, $16, $17, $18, $14, 'null'::jsonb, \
+ jsonb_build_object('iccid', iccid, 'imsi', imsi, 'msisdn', msisdn, 'type', sim_type, 'state', state), $19 \
+ FROM x";
+
+/// The parameters of one chunk of new SIMs for [`INSERT_SIMS_SQL`].
+fn sim_params(
+    chunk: &[(Uuid, &NewSim)],
+    batch: Uuid,
+    action: AuditAction,
+    stamp: &AuditStamp,
+) -> Result<Vec<sea_orm::Value>> {
+    let mut columns = Columns::new([
+        "id",
+        "tenantId",
+        "customerId",
+        "iccid",
+        "imsi",
+        "msisdn",
+        "state",
+        "type",
+        "tariffPlan",
+        "labels",
+        "pin",
+        "puk",
+        "activationCode",
+    ]);
+    for (id, s) in chunk {
+        let (id, tenant) = (id.to_string(), s.tenant_id.0.to_string());
+        let customer = s.customer_id.map(|c| c.0.to_string());
+        let labels = s.labels.to_json().to_string();
+        columns.row([
+            Some(&id),
+            Some(&tenant),
+            customer.as_deref(),
+            Some(s.iccid.as_str()),
+            Some(s.imsi.as_str()),
+            s.msisdn.as_ref().map(|m| m.as_str()),
+            Some(s.state.as_str()),
+            Some(s.sim_type.as_str()),
+            s.tariff_plan.as_deref(),
+            Some(&labels),
+            s.pin.as_ref().map(|p| p.as_stored()),
+            s.puk.as_ref().map(|p| p.as_stored()),
+            s.activation_code.as_deref(),
+        ])?;
+    }
+    let mut values = columns.params();
+    values.extend([
+        stamp.at.into(),
+        batch.into(),
+        action.as_str().into(),
+        stamp.actor.clone().into(),
+        stamp.actor_user_id.map(|u| u.0).into(),
+        stamp.note.clone().into(),
+    ]);
+    Ok(values)
+}
+
 /// Inserts SIMs created in one batch with their audit entries (`action`, stamped with `stamp`).
 pub async fn insert_sims(
     txn: &DatabaseTransaction,
@@ -84,85 +167,18 @@ pub async fn insert_sims(
     let conflict = "a SIM with one of these ICCIDs, IMSIs or MSISDNs is already registered";
     let now = stamp.at;
     if backend == DbBackend::Postgres {
-        for chunk in sims.chunks(PG_CHUNK) {
-            let mut columns = Columns::new([
-                "id",
-                "tenantId",
-                "customerId",
-                "iccid",
-                "imsi",
-                "msisdn",
-                "state",
-                "type",
-                "tariffPlan",
-                "labels",
-                "pin",
-                "puk",
-                "activationCode",
-            ]);
-            for (id, s) in chunk {
-                let (id, tenant) = (id.to_string(), s.tenant_id.0.to_string());
-                let customer = s.customer_id.map(|c| c.0.to_string());
-                let labels = s.labels.to_json().to_string();
-                columns.row([
-                    Some(&id),
-                    Some(&tenant),
-                    customer.as_deref(),
-                    Some(s.iccid.as_str()),
-                    Some(s.imsi.as_str()),
-                    s.msisdn.as_ref().map(|m| m.as_str()),
-                    Some(s.state.as_str()),
-                    Some(s.sim_type.as_str()),
-                    s.tariff_plan.as_deref(),
-                    Some(&labels),
-                    s.pin.as_ref().map(|p| p.as_stored()),
-                    s.puk.as_ref().map(|p| p.as_stored()),
-                    s.activation_code.as_deref(),
-                ])?;
-            }
-            let mut values = columns.params();
-            values.extend([
-                now.into(),
-                batch.into(),
-                action.as_str().into(),
-                stamp.actor.clone().into(),
-                stamp.actor_user_id.map(|u| u.0).into(),
-                stamp.note.clone().into(),
-            ]);
-            // One statement writes the SIMs and, from the same rows, their audit entries. Not
-            // from the SIM insert's `RETURNING`, which cost 0.13–0.4 s more backend CPU per
-            // 100,000 SIMs (docs/benchmarks.md): returning the rows themselves (~0.33 s with the
-            // policies off) and holding each returned row to the policy's read check, a PL/pgSQL
-            // call per SIM. The write check already holds the SIMs to the caller's tenant. The
-            // audit insert now runs first (an unread write step finishes last); both fail or
-            // land together.
-            txn.execute(Statement::from_sql_and_values(
-                backend,
-                "WITH x AS ( \
-                   SELECT * FROM unnest( \
-                     string_to_array($1, E'\\x1f', '')::uuid[], string_to_array($2, E'\\x1f', '')::uuid[], \
-                     string_to_array($3, E'\\x1f', '')::uuid[], string_to_array($4, E'\\x1f', ''), \
-                     string_to_array($5, E'\\x1f', ''), string_to_array($6, E'\\x1f', ''), \
-                     string_to_array($7, E'\\x1f', ''), string_to_array($8, E'\\x1f', ''), \
-                     string_to_array($9, E'\\x1f', ''), string_to_array($10, E'\\x1f', '')::jsonb[], \
-                     string_to_array($11, E'\\x1f', ''), string_to_array($12, E'\\x1f', ''), \
-                     string_to_array($13, E'\\x1f', '')) \
-                   AS r(id, tenant_id, customer_id, iccid, imsi, msisdn, state, sim_type, tariff_plan, labels, \
-                   pin_sealed, puk_sealed, activation_code)), \
-                 ins AS ( \
-                   INSERT INTO sims (id, tenant_id, customer_id, iccid, imsi, msisdn, state, created_at, sim_type, \
-                   tariff_plan, labels, pin_sealed, puk_sealed, activation_code, import_id, version, updated_at) \
-                   SELECT id, tenant_id, customer_id, iccid, imsi, msisdn, state, $14, sim_type, tariff_plan, labels, \
-                   pin_sealed, puk_sealed, activation_code, $15, 1, $14 FROM x) \
-                 INSERT INTO audit_events (tenant_id, customer_id, entity_kind, entity_id, entity_ref, action, actor, \
-                 actor_user_id, at, old_value, new_value, note) \
-                 SELECT tenant_id, customer_id, 'SIM', id, iccid, $16, $17, $18, $14, 'null'::jsonb, \
-                 jsonb_build_object('iccid', iccid, 'imsi', imsi, 'msisdn', msisdn, 'type', sim_type, 'state', state), $19 \
-                 FROM x",
-                values,
-            ))
-            .await
-            .map_err(|e| map(e, conflict))?;
+        let params = |chunk: &[(Uuid, &NewSim)]| sim_params(chunk, batch, action, stamp);
+        let mut chunks = sims.chunks(PG_CHUNK);
+        let mut next = chunks.next().map(params).transpose()?;
+        while let Some(values) = next.take() {
+            // The next chunk's parameters are built while Postgres writes this one (~17 ms per
+            // 20,000 SIMs in which it waited; docs/benchmarks.md). A failed write drops them.
+            let (written, built) = tokio::join!(
+                txn.execute(Statement::from_sql_and_values(backend, INSERT_SIMS_SQL, values)),
+                async { chunks.next().map(params).transpose() }
+            );
+            written.map_err(|e| map(e, conflict))?;
+            next = built?;
         }
         return Ok(());
     }

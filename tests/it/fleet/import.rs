@@ -20,6 +20,32 @@ fn iccid(seed: u128, n: u128) -> String {
     format!("{body}{}", luhn_check_digit(&body).unwrap())
 }
 
+/// Commits `csv` as a whole: refused, nothing written (the tenant keeps its `stored` SIMs); then
+/// again skipping the bad rows: `created` SIMs committed. Returns both answers.
+async fn refused_whole_then_committed_skipping(
+    fx: &Fixture,
+    csv: &str,
+    stored: i64,
+    created: i64,
+) -> (serde_json::Value, serde_json::Value) {
+    let count = "{ sims { totalCount } }";
+    let commit = |variables: serde_json::Value| fx.ok(IMPORT, variables, "importSims");
+    let refused = commit(json!({"content": csv, "format": "CSV", "commit": true})).await;
+    assert_eq!(refused["committed"], false, "{refused}");
+    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], stored);
+    let done = commit(json!({"content": csv, "format": "CSV", "commit": true, "skip": true})).await;
+    assert_eq!(
+        (done["committed"].as_bool(), done["created"].as_i64()),
+        (Some(true), Some(created)),
+        "{done}"
+    );
+    assert_eq!(
+        fx.ok(count, json!({}), "sims").await["totalCount"],
+        stored + created
+    );
+    (refused, done)
+}
+
 #[tokio::test]
 async fn a_csv_is_previewed_row_by_row_then_committed() {
     a_csv_is_previewed_row_by_row_then_committed_on(Engines::Real).await;
@@ -104,28 +130,7 @@ async fn a_csv_is_previewed_row_by_row_then_committed_on(engines: Engines) {
     assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
 
     // Commit with errors: refused as a whole unless the bad rows are skipped.
-    let refused = fx
-        .ok(
-            IMPORT,
-            json!({"content": csv, "format": "CSV", "commit": true}),
-            "importSims",
-        )
-        .await;
-    assert_eq!(refused["committed"], false);
-    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
-    let done = fx
-        .ok(
-            IMPORT,
-            json!({"content": csv, "format": "CSV", "commit": true, "skip": true}),
-            "importSims",
-        )
-        .await;
-    assert_eq!(
-        (done["committed"].as_bool(), done["created"].as_i64()),
-        (Some(true), Some(1)),
-        "{done}"
-    );
-    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 2);
+    let (_, done) = refused_whole_then_committed_skipping(&fx, &csv, 1, 1).await;
     let sim = fx
         .ok(
             "query($i: Iccid!) { sim(iccid: $i) { state type msisdn pin events { action note newValue } } }",
@@ -177,30 +182,9 @@ async fn a_clean_file_meeting_a_taken_iccid_commits_the_other_rows_with_their_se
         iccid(seed, 3),
         imsi(3),
     );
-    let count = "{ sims { totalCount } }";
-    let refused = fx
-        .ok(
-            IMPORT,
-            json!({"content": csv, "format": "CSV", "commit": true}),
-            "importSims",
-        )
-        .await;
-    assert_eq!(refused["committed"], false, "{refused}");
+    let (refused, _) = refused_whole_then_committed_skipping(&fx, &csv, 1, 2).await;
     assert_eq!(refused["errors"][0]["row"], 3, "{refused}");
     assert_eq!(refused["errors"][0]["reason"], "already in inventory");
-    assert_eq!(fx.ok(count, json!({}), "sims").await["totalCount"], 1);
-    let done = fx
-        .ok(
-            IMPORT,
-            json!({"content": csv, "format": "CSV", "commit": true, "skip": true}),
-            "importSims",
-        )
-        .await;
-    assert_eq!(
-        (done["committed"].as_bool(), done["created"].as_i64()),
-        (Some(true), Some(2)),
-        "{done}"
-    );
     let secrets = "query($i: Iccid!) { sim(iccid: $i) { pin puk } }";
     let first = fx.ok(secrets, json!({"i": iccid(seed, 1)}), "sim").await;
     assert_eq!(

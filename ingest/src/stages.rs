@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `in_broker` | event | published (the broker's timestamp) → handed to the worker by its poll (the broker fetch) |
 //! | `poll` | batch | the worker asks for a batch → the batch is there (the batch wait: includes waiting for it to fill) |
-//! | `lookup` | batch | the store reads counting needs: SIM owners, session progress, CDRs already stored |
+//! | `lookup` | batch | the store reads counting needs: SIM owners, the progress of sessions the store may hold, CDRs already stored |
 //! | `count` | batch | counting the batch without those reads: parsing, checks, the counting step |
 //! | `write` | batch | writing the counted batch to the usage store until it acknowledges |
 //! | `visible` | event | published → its batch acknowledged by the usage store (queries such as `sim.liveSession` read it from then on) |

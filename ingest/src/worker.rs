@@ -98,6 +98,10 @@ pub struct IngestStats {
     pub cdrs_written: AtomicU64,
     /// Redelivered events recognised and skipped.
     pub already_counted: AtomicU64,
+    /// Sessions new to the worker whose progress was asked of the usage store.
+    pub sessions_looked_up: AtomicU64,
+    /// Sessions new to the worker that its filter showed were never stored (not asked).
+    pub sessions_known_new: AtomicU64,
     /// Failed attempts to write a batch (each was retried).
     pub write_retries: AtomicU64,
     pub commit_failures: AtomicU64,
@@ -393,6 +397,12 @@ impl Worker {
             sessions: self.sessions.prepare(&sessions).await?,
             cdrs: self.cdrs.prepare(&cdrs).await?,
         };
+        self.stats
+            .sessions_looked_up
+            .fetch_add(prepared.sessions.looked_up as u64, Ordering::Relaxed);
+        self.stats
+            .sessions_known_new
+            .fetch_add(prepared.sessions.known_new as u64, Ordering::Relaxed);
         // The store reads inside counting, apart from the counting itself.
         let lookup = prepared.sessions.lookup + prepared.cdrs.lookup;
         self.stats.stages.lookup.record(lookup);

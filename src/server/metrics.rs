@@ -224,6 +224,16 @@ impl Collector for ScrapeTime {
                     &s.already_counted,
                 ),
                 (
+                    "ioto_ingest_sessions_looked_up",
+                    "Sessions new to the worker whose progress was asked of the usage store",
+                    &s.sessions_looked_up,
+                ),
+                (
+                    "ioto_ingest_sessions_known_new",
+                    "Sessions new to the worker that its filter of stored sessions showed were never stored",
+                    &s.sessions_known_new,
+                ),
+                (
                     "ioto_ingest_write_retries",
                     "Failed attempts to write a batch (each retried)",
                     &s.write_retries,

@@ -53,6 +53,9 @@ pub struct IngestFigures {
     pub engines: Vec<(&'static str, String)>,
     /// The worker's stages during the live phase (see `ingest/src/stages.rs`).
     pub live_stages: ioto_ingest::stages::Snapshot,
+    /// New sessions during the live phase: asked of the store, and known new by the filter.
+    pub live_looked_up: u64,
+    pub live_known_new: u64,
 }
 
 fn rate(n: f64, d: Duration) -> f64 {
@@ -323,6 +326,8 @@ pub async fn ingest(
     // Latency under a steady live load.
     eprintln!("timing {probes} probes under {live_rate} events/s of live load …");
     let stages_before = stats.stages.snapshot();
+    let looked_up_before = stats.sessions_looked_up.load(Ordering::Relaxed);
+    let known_new_before = stats.sessions_known_new.load(Ordering::Relaxed);
     let load = {
         let (bus, topic, sims) = (
             Arc::clone(&engines.bus),
@@ -365,12 +370,16 @@ pub async fn ingest(
         }
     }
     let live_stages = stats.stages.snapshot().minus(&stages_before);
+    let live_looked_up = stats.sessions_looked_up.load(Ordering::Relaxed) - looked_up_before;
+    let live_known_new = stats.sessions_known_new.load(Ordering::Relaxed) - known_new_before;
     let _ = stop.send(true);
     let _ = watcher.await;
     let _ = load.await;
     let _ = handle.await;
     Ok(IngestFigures {
         live_stages,
+        live_looked_up,
+        live_known_new,
         events: rollups.len(),
         sims: load_sims.len(),
         produce: produce_time,
@@ -667,6 +676,10 @@ pub fn print(f: &IngestFigures) {
         "  of which the broker acknowledging the publish: p50 {:.0} ms, p99 {:.0} ms",
         pct_of(&f.publish_latencies, 0.5),
         pct_of(&f.publish_latencies, 0.99)
+    );
+    println!(
+        "  new sessions during the live load: {} known new by the worker's filter of stored sessions, {} looked up in the usage store",
+        f.live_known_new, f.live_looked_up
     );
     println!("  the worker's stages during the live load (bucket bounds, at most √2 above the true value):");
     println!("  | stage | per | observations | p50 ms | p95 ms | p99 ms |");

@@ -91,6 +91,9 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
                 // This worker keeps room for a handful of sessions only: its cache starts over
                 // batch after batch and progress comes back from the store.
                 ingest = ingest.with_progress_limit(TINY_PROGRESS_CACHE);
+            } else {
+                // This one replays with its filter of stored sessions built (the other before).
+                filter_built(&mut ingest).await;
             }
             let replay = ingest.process(batches[k - 1]).await.unwrap();
             assert_eq!(replay.written, 0, "a replay after a restart counts nothing");
@@ -161,6 +164,131 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
             .sum::<u64>();
     }
     assert_eq!(counted, total, "every byte once");
+}
+
+/// Waits until the worker's filter of stored sessions is read from the store.
+async fn filter_built(ingest: &mut SessionIngest) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ingest.filter_ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the filter of stored sessions was not read within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A rollup of `session` on `sim`, `minutes` after `at`, with `total` bytes in so far.
+fn sourced_rollup(
+    sim: &ioto_domain::Iccid,
+    session: &str,
+    at: chrono::DateTime<Utc>,
+    minutes: i64,
+    total: u64,
+) -> (String, Vec<u8>) {
+    let body = serde_json::json!({"v": 1, "session_id": session, "iccid": sim.as_str(),
+        "event_timestamp": (at + Duration::minutes(minutes)).to_rfc3339(), "mcc_mnc": "262-01",
+        "radio_access_type": "LTE", "total_bytes_in": total, "total_bytes_out": 0,
+        "request_type": "UPDATE"});
+    (
+        format!("sessions/0/{session}-{minutes}"),
+        body.to_string().into_bytes(),
+    )
+}
+
+/// Bytes in counted for the tenant on `at`'s day and the next.
+async fn tenant_bytes_in(
+    usage: &dyn UsageStore,
+    tenant: ioto_domain::TenantId,
+    at: chrono::DateTime<Utc>,
+) -> u64 {
+    let from = period_start(at, Granularity::Day);
+    usage
+        .customer_usage(tenant, None, from, from + Duration::days(2), Granularity::Day)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.bytes_in)
+        .sum()
+}
+
+/// Once its filter of stored sessions is read, a worker asks the usage store only for sessions
+/// the store may hold: a session counted before the worker started is recovered (counted on
+/// from where it was, not from zero), new sessions are not asked for, and a replay after a
+/// restart is recognised whole.
+async fn only_sessions_the_store_may_hold_are_looked_up(usage: Arc<dyn UsageStore>) {
+    usage.migrate().await.unwrap();
+    let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
+    let tenant = f.tenant("Stored sessions").await;
+    let sim = f.sims(&tenant, None, 1).await.remove(0).iccid;
+    // Whole seconds, as the stores keep them: a replayed rollup then matches what was stored.
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now() - Duration::hours(1), 0);
+    // An earlier worker counted session `old` to 1,000 bytes.
+    SessionIngest::new(usage.clone(), fleet.clone())
+        .process(&[sourced_rollup(&sim, "old", at, 0, 1_000)])
+        .await
+        .unwrap();
+
+    let mut ingest = SessionIngest::new(usage.clone(), fleet.clone());
+    let early = ingest
+        .prepare(&[sourced_rollup(&sim, "new-0", at, 1, 10)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (early.looked_up, early.known_new),
+        (1, 0),
+        "before the filter is read, a new session is asked for"
+    );
+    filter_built(&mut ingest).await;
+    let batch = [
+        sourced_rollup(&sim, "old", at, 2, 1_500),
+        sourced_rollup(&sim, "new-1", at, 2, 300),
+        sourced_rollup(&sim, "new-2", at, 2, 200),
+    ];
+    let prepared = ingest.prepare(&batch).await.unwrap();
+    assert_eq!(
+        (prepared.looked_up, prepared.known_new),
+        (1, 2),
+        "only the session stored before is asked for"
+    );
+    ingest.stage(&prepared);
+    usage.write_session_updates(&prepared.updates).await.unwrap();
+    let out = ingest.acknowledge(prepared);
+    assert_eq!(out.written, 3);
+    assert_eq!(
+        tenant_bytes_in(usage.as_ref(), tenant.id, at).await,
+        1_500 + 300 + 200,
+        "the old session counted on from 1,000, the new ones from zero"
+    );
+
+    // A restarted worker reads the sessions just written into its filter: the replay counts nothing.
+    let mut restarted = SessionIngest::new(usage.clone(), fleet.clone());
+    filter_built(&mut restarted).await;
+    let replay = restarted.prepare(&batch).await.unwrap();
+    assert_eq!((replay.looked_up, replay.known_new), (3, 0));
+    assert!(
+        replay.updates.is_empty(),
+        "a replay after a restart counts nothing"
+    );
+    assert_eq!(replay.already_counted, 3);
+}
+
+#[tokio::test]
+async fn only_sessions_the_store_may_hold_are_looked_up_on_clickhouse() {
+    let config = clickhouse::database().await;
+    let store = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
+    only_sessions_the_store_may_hold_are_looked_up(store).await;
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+#[tokio::test]
+async fn only_sessions_the_store_may_hold_are_looked_up_embedded() {
+    let store = Arc::new(
+        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
+            .await
+            .unwrap(),
+    );
+    only_sessions_the_store_may_hold_are_looked_up(store).await;
 }
 
 #[tokio::test]

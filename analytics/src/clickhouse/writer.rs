@@ -24,6 +24,28 @@ impl UsageWriter for ClickHouseUsage {
         self.insert_rows("session_updates", &rows).await
     }
 
+    async fn visit_stored_sessions(
+        &self,
+        visit: &mut (dyn for<'s> FnMut(&'s str, &'s str) + Send),
+    ) -> Result<()> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Key {
+            iccid: String,
+            session_id: String,
+        }
+        // Every row, unmerged rows of one session included: grouping would cost the server
+        // more than the repeats cost the filter.
+        let mut rows = self
+            .client
+            .query("SELECT iccid, session_id FROM live_session_states")
+            .fetch::<Key>()
+            .map_err(|e| self.err(e))?;
+        while let Some(k) = rows.next().await.map_err(|e| self.err(e))? {
+            visit(&k.iccid, &k.session_id);
+        }
+        Ok(())
+    }
+
     async fn session_states(&self, keys: &[SessionKey]) -> Result<Vec<SessionUpdate>> {
         if keys.is_empty() {
             return Ok(Vec::new());

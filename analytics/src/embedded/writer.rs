@@ -286,6 +286,18 @@ impl UsageWriter for EmbeddedUsage {
         tx.commit().await.map_err(db_err)
     }
 
+    async fn visit_stored_sessions(
+        &self,
+        visit: &mut (dyn for<'s> FnMut(&'s str, &'s str) + Send),
+    ) -> Result<()> {
+        let mut rows = sqlx::query_as::<_, (String, String)>("SELECT iccid, session_id FROM live_sessions")
+            .fetch(&self.pool);
+        while let Some((iccid, session)) = futures::TryStreamExt::try_next(&mut rows).await.map_err(db_err)? {
+            visit(&iccid, &session);
+        }
+        Ok(())
+    }
+
     async fn session_states(&self, keys: &[SessionKey]) -> Result<Vec<SessionUpdate>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {

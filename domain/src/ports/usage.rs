@@ -167,6 +167,13 @@ pub trait UsageWriter: Send + Sync + 'static {
     /// The latest written state of each of these sessions; sessions never written are absent.
     /// The ingest worker recovers its progress from this after a restart.
     async fn session_states(&self, keys: &[SessionKey]) -> Result<Vec<SessionUpdate>>;
+    /// Calls `visit` with the SIM and session id of every session whose state is stored (a
+    /// session may come more than once). The ingest worker builds its filter of stored sessions
+    /// from this, so it asks [`Self::session_states`] only for sessions that may be stored.
+    async fn visit_stored_sessions(
+        &self,
+        visit: &mut (dyn for<'s> FnMut(&'s str, &'s str) + Send),
+    ) -> Result<()>;
     /// Which of these CDR ids are stored already.
     async fn known_cdrs(&self, ids: &[String]) -> Result<Vec<String>>;
     /// Stores CDRs (the billing cubes follow from them). Callers leave out known ids.

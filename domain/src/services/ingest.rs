@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The progress of each session (its counters so far) decides what a rollup adds; a redelivered
-//! rollup adds nothing. Progress lives in a cache that is only advanced after the usage store has
+//! rollup adds nothing. A session not cached is asked of the store only when the filter of
+//! stored sessions says the store may hold it ([`crate::services::stored_sessions`]): a new
+//! session costs no read. Progress lives in a cache that is only advanced after the usage store has
 //! acknowledged the write. After a failed or ambiguous write the cache forgets the batch's
 //! sessions, so a retry recovers them from what the store actually holds — a write that did land
 //! is then recognised, and nothing is counted twice.
@@ -19,6 +21,7 @@ use crate::identifiers::Iccid;
 use crate::ports::{CdrRecord, Fleet, SessionKey, SessionUpdate, TelemetryStore, UsageWriter};
 use chrono::Utc;
 
+use crate::services::stored_sessions::{SessionFilter, SESSION_FILTER_BYTES};
 use crate::usage::{
     counted_update, step, Cdr, EventWindow, Rejection, RequestType, SessionProgress, SessionRollup, Step,
     TelemetryReading,
@@ -227,6 +230,26 @@ impl ProgressCache {
     }
 }
 
+/// What the worker knows of the sessions the usage store holds (see [`crate::services::stored_sessions`]).
+enum Stored {
+    /// Nothing: every session not cached is asked of the store.
+    Unknown,
+    /// Being read from the store. `current`, when there is one, answers meanwhile (a full
+    /// filter being replaced); `meanwhile` takes the keys counted during the read.
+    Building {
+        task: tokio::task::JoinHandle<Result<SessionFilter>>,
+        meanwhile: SessionFilter,
+        current: Option<SessionFilter>,
+    },
+    /// Answering. `read` keys came from the store; when the filter is full and as many more
+    /// again as half its capacity were counted since, it is read afresh (the store's retention
+    /// may have dropped sessions meanwhile).
+    Ready { filter: SessionFilter, read: usize },
+}
+
+/// After a failed read of the stored sessions, the next try waits this long.
+const FILTER_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct SessionIngest {
     usage: Arc<dyn UsageWriter>,
     owners: Owners,
@@ -238,6 +261,12 @@ pub struct SessionIngest {
     /// Progress of the batch being written (staged, not yet acknowledged).
     pending: HashMap<SessionKey, SessionProgress>,
     window: EventWindow,
+    /// Sessions the store may hold; bytes of the filter (0: no filter, every session not
+    /// cached is asked of the store).
+    stored: Stored,
+    filter_bytes: usize,
+    /// No read of the stored sessions starts before then (after a failed one).
+    next_read: std::time::Instant,
 }
 
 /// A batch of session rollups counted and ready to write.
@@ -250,6 +279,10 @@ pub struct PreparedSessions {
     pub dead: Vec<DeadLetter>,
     /// Time spent waiting for the store's answers (SIM owners, session progress).
     pub lookup: std::time::Duration,
+    /// Sessions not cached whose progress was asked of the store.
+    pub looked_up: usize,
+    /// Sessions not cached that the filter showed were never stored (not asked).
+    pub known_new: usize,
 }
 
 impl SessionIngest {
@@ -261,6 +294,134 @@ impl SessionIngest {
             progress_limit: MAX_PROGRESS_CACHE_BYTES,
             pending: HashMap::new(),
             window: EventWindow::default(),
+            stored: Stored::Unknown,
+            filter_bytes: SESSION_FILTER_BYTES,
+            next_read: std::time::Instant::now(),
+        }
+    }
+
+    /// Sizes the filter of stored sessions to `bytes` (the default: [`SESSION_FILTER_BYTES`]);
+    /// 0 keeps no filter, so every session not cached is asked of the store.
+    pub fn with_filter_bytes(mut self, bytes: usize) -> Self {
+        self.filter_bytes = bytes;
+        self.forget_stored();
+        self
+    }
+
+    /// Whether the filter of stored sessions is in use (built and answering).
+    pub fn filter_ready(&mut self) -> bool {
+        self.poll_filter();
+        matches!(
+            self.stored,
+            Stored::Ready { .. } | Stored::Building { current: Some(_), .. }
+        )
+    }
+
+    /// Drops the filter of stored sessions: it is read from the store again.
+    fn forget_stored(&mut self) {
+        if let Stored::Building { task, .. } = &self.stored {
+            task.abort();
+        }
+        self.stored = Stored::Unknown;
+        self.next_read = std::time::Instant::now();
+    }
+
+    /// Takes a finished read of the stored sessions, and starts one when there is no filter or
+    /// the filter is full.
+    fn poll_filter(&mut self) {
+        if self.filter_bytes == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let state = std::mem::replace(&mut self.stored, Stored::Unknown);
+        self.stored = match state {
+            Stored::Building {
+                task,
+                meanwhile,
+                current,
+            } if task.is_finished() => {
+                match futures::FutureExt::now_or_never(task) {
+                    Some(Ok(Ok(mut filter))) => {
+                        let read = filter.inserted();
+                        filter.merge(&meanwhile);
+                        Stored::Ready { filter, read }
+                    }
+                    failed => {
+                        let error = match failed {
+                            Some(Ok(Err(e))) => e.to_string(),
+                            Some(Err(e)) => e.to_string(),
+                            _ => "unfinished".to_owned(),
+                        };
+                        tracing::warn!(%error, "reading the stored sessions failed; every new session is looked up meanwhile");
+                        drop(meanwhile);
+                        self.next_read = now + FILTER_RETRY;
+                        match current {
+                            // A full filter stays right (it took every key counted meanwhile);
+                            // it only answers "may be stored" more often.
+                            Some(filter) => Stored::Ready { filter, read: 0 },
+                            None => Stored::Unknown,
+                        }
+                    }
+                }
+            }
+            Stored::Unknown if now >= self.next_read => self.build_filter(None),
+            Stored::Ready { filter, read }
+                if now >= self.next_read
+                    && filter.is_full()
+                    && filter.inserted() - read >= filter.capacity() / 2 =>
+            {
+                self.build_filter(Some(filter))
+            }
+            other => other,
+        };
+    }
+
+    /// Starts reading the stored sessions into a new filter. The batch being written goes into
+    /// the filter of keys counted meanwhile (the read may not see it).
+    fn build_filter(&self, current: Option<SessionFilter>) -> Stored {
+        let mut built = SessionFilter::with_bytes(self.filter_bytes);
+        let mut meanwhile = built.empty_like();
+        for key in self.pending.keys() {
+            meanwhile.insert(key);
+        }
+        let usage = Arc::clone(&self.usage);
+        let task = tokio::spawn(async move {
+            usage
+                .visit_stored_sessions(&mut |iccid, session| built.insert_parts(iccid, session))
+                .await?;
+            Ok(built)
+        });
+        Stored::Building {
+            task,
+            meanwhile,
+            current,
+        }
+    }
+
+    /// `false` when the session was certainly never stored.
+    fn may_be_stored(&self, key: &SessionKey) -> bool {
+        match &self.stored {
+            Stored::Ready { filter: f, .. } | Stored::Building { current: Some(f), .. } => f.may_contain(key),
+            _ => true,
+        }
+    }
+
+    /// Records sessions about to be written in the filter (and in the one of keys counted
+    /// during a read).
+    fn remember_stored<'a>(&mut self, keys: impl Iterator<Item = &'a SessionKey>) {
+        match &mut self.stored {
+            Stored::Ready { filter, .. } => keys.for_each(|k| filter.insert(k)),
+            Stored::Building {
+                meanwhile, current, ..
+            } => {
+                for k in keys {
+                    meanwhile.insert(k);
+                    if let Some(f) = current {
+                        f.insert(k);
+                    }
+                }
+            }
+            Stored::Unknown => {}
         }
     }
 
@@ -298,6 +459,7 @@ impl SessionIngest {
     pub fn forget_progress(&mut self) {
         self.progress.clear();
         self.pending.clear();
+        self.forget_stored();
     }
 
     /// Processes one batch of `(source, payload)` in order: prepares, writes and acknowledges it.
@@ -334,7 +496,8 @@ impl SessionIngest {
         }
         let looking_up = std::time::Instant::now();
         self.owners.load(rollups.iter().map(|(_, _, r)| &r.iccid)).await?;
-        // Progress of sessions not known here, recovered from the store in one query.
+        // Progress of sessions not known here, recovered from the store in one query, except
+        // for those the filter shows were never stored.
         let mut missing: Vec<SessionKey> = rollups
             .iter()
             .map(|(_, _, r)| r.key())
@@ -342,6 +505,11 @@ impl SessionIngest {
             .collect();
         missing.sort();
         missing.dedup();
+        self.poll_filter();
+        let unknown = missing.len();
+        missing.retain(|k| self.may_be_stored(k));
+        out.looked_up = missing.len();
+        out.known_new = unknown - missing.len();
         if !missing.is_empty() {
             let recovered: Vec<(SessionKey, SessionProgress)> = self
                 .usage
@@ -412,6 +580,7 @@ impl SessionIngest {
     /// Marks a prepared batch as being written: the next batch is counted on top of it.
     pub fn stage(&mut self, prepared: &PreparedSessions) {
         self.pending.clone_from(&prepared.local);
+        self.remember_stored(prepared.local.keys());
     }
 
     /// The store acknowledged the staged batch: its progress becomes the known progress.

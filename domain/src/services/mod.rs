@@ -6,6 +6,7 @@ pub mod directory;
 pub mod export;
 pub mod fleet;
 pub mod ingest;
+pub mod stored_sessions;
 pub mod usage;
 
 pub use analytics::AnalyticsService;
@@ -16,4 +17,5 @@ pub use ingest::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
     TelemetryIngest, TelemetryOutcome,
 };
+pub use stored_sessions::{SessionFilter, SESSION_FILTER_BYTES};
 pub use usage::UsageService;

@@ -273,40 +273,40 @@ async fn only_sessions_the_store_may_hold_are_looked_up(usage: Arc<dyn UsageStor
     assert_eq!(replay.already_counted, 3);
 }
 
+/// Runs `check` on a ClickHouse database of its own, dropped afterwards.
+async fn on_clickhouse<F: std::future::Future<Output = ()>>(check: impl FnOnce(Arc<dyn UsageStore>) -> F) {
+    let config = clickhouse::database().await;
+    check(Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap())).await;
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// An embedded usage store in a directory of its own (not migrated yet).
+async fn embedded() -> Arc<dyn UsageStore> {
+    Arc::new(
+        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
+            .await
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn only_sessions_the_store_may_hold_are_looked_up_on_clickhouse() {
-    let config = clickhouse::database().await;
-    let store = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
-    only_sessions_the_store_may_hold_are_looked_up(store).await;
-    ClickHouseUsage::drop_database(&config).await.unwrap();
+    on_clickhouse(only_sessions_the_store_may_hold_are_looked_up).await;
 }
 
 #[tokio::test]
 async fn only_sessions_the_store_may_hold_are_looked_up_embedded() {
-    let store = Arc::new(
-        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
-            .await
-            .unwrap(),
-    );
-    only_sessions_the_store_may_hold_are_looked_up(store).await;
+    only_sessions_the_store_may_hold_are_looked_up(embedded().await).await;
 }
 
 #[tokio::test]
 async fn sessions_count_exactly_once_on_clickhouse() {
-    let config = clickhouse::database().await;
-    let store = Arc::new(ClickHouseUsage::connect(config.clone()).await.unwrap());
-    exactly_once(store).await;
-    ClickHouseUsage::drop_database(&config).await.unwrap();
+    on_clickhouse(exactly_once).await;
 }
 
 #[tokio::test]
 async fn sessions_count_exactly_once_embedded() {
-    let store = Arc::new(
-        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
-            .await
-            .unwrap(),
-    );
-    exactly_once(store).await;
+    exactly_once(embedded().await).await;
 }
 
 /// The SIM owners the worker caches are bounded by bytes: past the limit the cache starts over,
@@ -355,25 +355,14 @@ async fn sim_owners_are_cached_up_to_a_byte_limit() {
 /// store take the cache past its limit.
 #[tokio::test]
 async fn a_full_progress_cache_keeps_the_sessions_of_the_batch_it_counts() {
-    let usage: Arc<dyn UsageStore> = Arc::new(
-        EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
-            .await
-            .unwrap(),
-    );
+    let usage = embedded().await;
     usage.migrate().await.unwrap();
     let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Full cache").await;
     let sim = f.sims(&tenant, None, 1).await.remove(0);
     let at = Utc::now() - Duration::hours(1);
-    let mut offset = 0;
-    let mut rollup = |session: &str, minutes: i64, total: u64| {
-        offset += 1;
-        let body = serde_json::json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
-            "event_timestamp": (at + Duration::minutes(minutes)).to_rfc3339(), "mcc_mnc": "262-01",
-            "radio_access_type": "LTE", "total_bytes_in": total, "total_bytes_out": 0,
-            "request_type": "UPDATE"});
-        (format!("sessions/0/{offset}"), body.to_string().into_bytes())
-    };
+    let rollup =
+        |session: &str, minutes: i64, total: u64| sourced_rollup(&sim.iccid, session, at, minutes, total);
     // Another worker counted four sessions before this one started.
     let others = ["b", "c", "d", "e"];
     let earlier: Vec<_> = others.iter().map(|s| rollup(s, 0, 1_000)).collect();
@@ -391,20 +380,9 @@ async fn a_full_progress_cache_keeps_the_sessions_of_the_batch_it_counts() {
     batch.extend(others.iter().map(|s| rollup(s, 2, 2_000)));
     let out = ingest.process(&batch).await.unwrap();
     assert_eq!(out.written, 5);
-    let day = at.date_naive();
-    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
-    let counted: u64 = usage
-        .customer_usage(
-            tenant.id,
-            None,
-            midnight(day),
-            midnight(day + Duration::days(2)),
-            Granularity::Day,
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.bytes_in)
-        .sum();
-    assert_eq!(counted, 150 + 4 * 2_000, "every session's total once");
+    assert_eq!(
+        tenant_bytes_in(usage.as_ref(), tenant.id, at).await,
+        150 + 4 * 2_000,
+        "every session's total once"
+    );
 }

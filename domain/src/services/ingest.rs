@@ -261,10 +261,8 @@ pub struct SessionIngest {
     /// Progress of the batch being written (staged, not yet acknowledged).
     pending: HashMap<SessionKey, SessionProgress>,
     window: EventWindow,
-    /// Sessions the store may hold; bytes of the filter (0: no filter, every session not
-    /// cached is asked of the store).
+    /// Sessions the store may hold.
     stored: Stored,
-    filter_bytes: usize,
     /// No read of the stored sessions starts before then (after a failed one).
     next_read: std::time::Instant,
 }
@@ -295,17 +293,8 @@ impl SessionIngest {
             pending: HashMap::new(),
             window: EventWindow::default(),
             stored: Stored::Unknown,
-            filter_bytes: SESSION_FILTER_BYTES,
             next_read: std::time::Instant::now(),
         }
-    }
-
-    /// Sizes the filter of stored sessions to `bytes` (the default: [`SESSION_FILTER_BYTES`]);
-    /// 0 keeps no filter, so every session not cached is asked of the store.
-    pub fn with_filter_bytes(mut self, bytes: usize) -> Self {
-        self.filter_bytes = bytes;
-        self.forget_stored();
-        self
     }
 
     /// Whether the filter of stored sessions is in use (built and answering).
@@ -329,9 +318,6 @@ impl SessionIngest {
     /// Takes a finished read of the stored sessions, and starts one when there is no filter or
     /// the filter is full.
     fn poll_filter(&mut self) {
-        if self.filter_bytes == 0 {
-            return;
-        }
         let now = std::time::Instant::now();
         let state = std::mem::replace(&mut self.stored, Stored::Unknown);
         self.stored = match state {
@@ -379,7 +365,7 @@ impl SessionIngest {
     /// Starts reading the stored sessions into a new filter. The batch being written goes into
     /// the filter of keys counted meanwhile (the read may not see it).
     fn build_filter(&self, current: Option<SessionFilter>) -> Stored {
-        let mut built = SessionFilter::with_bytes(self.filter_bytes);
+        let mut built = SessionFilter::with_bytes(SESSION_FILTER_BYTES);
         let mut meanwhile = built.empty_like();
         for key in self.pending.keys() {
             meanwhile.insert(key);

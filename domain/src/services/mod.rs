@@ -17,5 +17,4 @@ pub use ingest::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
     TelemetryIngest, TelemetryOutcome,
 };
-pub use stored_sessions::{SessionFilter, SESSION_FILTER_BYTES};
 pub use usage::UsageService;

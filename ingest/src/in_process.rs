@@ -260,11 +260,19 @@ impl InProcessConsumer {
 
 #[async_trait]
 impl BatchConsumer for InProcessConsumer {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+    async fn poll_until(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        enough: &tokio::sync::Notify,
+    ) -> Result<Vec<Delivery>> {
         let mut out = Vec::new();
         let shared = Arc::clone(&self.bus.shared);
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut first_seen = false;
+        let enough = enough.notified();
+        tokio::pin!(enough);
+        let mut stop = false;
         loop {
             if !self.owns_group() {
                 return Ok(Vec::new());
@@ -273,15 +281,22 @@ impl BatchConsumer for InProcessConsumer {
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.take(max, &mut out);
-            if out.len() >= max.max(1) {
+            if out.len() >= max.max(1) || stop {
                 return Ok(out);
             }
             if !out.is_empty() && !first_seen {
                 first_seen = true;
                 deadline = tokio::time::Instant::now() + wait;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(out);
+            tokio::select! {
+                biased;
+                // Take what is there once more, then return.
+                () = &mut enough => stop = true,
+                timed = tokio::time::timeout_at(deadline, notified) => {
+                    if timed.is_err() {
+                        return Ok(out);
+                    }
+                }
             }
         }
     }

@@ -122,9 +122,17 @@ fn pump(
 
 #[async_trait]
 impl BatchConsumer for KafkaConsumer {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+    async fn poll_until(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        enough: &tokio::sync::Notify,
+    ) -> Result<Vec<Delivery>> {
         let mut out: Vec<Delivery> = Vec::new();
         let mut deadline = tokio::time::Instant::now() + wait;
+        let enough = enough.notified();
+        tokio::pin!(enough);
+        let mut stop = false;
         while out.len() < max.max(1) {
             let next = match self.incoming.try_recv() {
                 Ok(d) => Some(d),
@@ -134,10 +142,21 @@ impl BatchConsumer for KafkaConsumer {
                         self.brokers
                     )))
                 }
+                // Told it has enough: what was already received goes along, nothing is awaited.
+                Err(mpsc::error::TryRecvError::Empty) if stop => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
-                        Ok(d) => d,
-                        Err(_) => break,
+                    tokio::select! {
+                        biased;
+                        () = &mut enough => {
+                            stop = true;
+                            continue;
+                        }
+                        received = tokio::time::timeout_at(deadline, self.incoming.recv()) => {
+                            match received {
+                                Ok(d) => d,
+                                Err(_) => break,
+                            }
+                        }
                     }
                 }
             };

@@ -70,8 +70,8 @@ pub struct WorkerConfig {
     pub batch_max: usize,
     /// The longest a batch waits to fill after its first event. The wait adapts below it: with
     /// no write in flight a batch goes as soon as its first events are there (nothing is gained
-    /// by waiting); while a write is in flight it fills for about as long as the last write
-    /// took, so batches grow with the load and the store's latency, never past this.
+    /// by waiting); while a write is in flight it fills until that write lands and goes the
+    /// moment it does, so batches grow with the load and the store's latency, never past this.
     pub batch_wait: Duration,
     /// Where a group that never committed starts.
     pub start: StartAt,
@@ -162,8 +162,6 @@ pub struct Worker {
     config: WorkerConfig,
     stats: Arc<IngestStats>,
     on_counted: Option<OnCounted>,
-    /// How long the last acknowledged write took (the adaptive batch wait, see `batch_wait`).
-    last_write: Duration,
 }
 
 /// How long an idle worker lets a batch fill after its first event.
@@ -222,7 +220,6 @@ impl Worker {
             config,
             stats,
             on_counted: None,
-            last_write: Duration::ZERO,
         }
     }
 
@@ -277,16 +274,17 @@ impl Worker {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
-                let wait = if inflight.is_some() {
-                    self.last_write.max(IDLE_WAIT)
-                } else {
-                    IDLE_WAIT
-                }
-                .min(self.config.batch_wait);
                 let poll_started = Instant::now();
+                let max = self.config.batch_max;
                 let polled = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                    p = consumer.poll(self.config.batch_max, wait) => p,
+                    // While a write is in flight the next batch fills until it lands.
+                    p = async {
+                        match &inflight {
+                            Some(f) => consumer.poll_until(max, self.config.batch_wait, &f.landed).await,
+                            None => consumer.poll(max, IDLE_WAIT.min(self.config.batch_wait)).await,
+                        }
+                    } => p,
                 };
                 let batch = match polled {
                     Ok(b) => b,
@@ -362,16 +360,24 @@ impl Worker {
                 let sessions = Arc::new(prepared.sessions);
                 let cdrs = Arc::new(prepared.cdrs);
                 let (s, c) = (Arc::clone(&sessions), Arc::clone(&cdrs));
+                let landed = Arc::new(tokio::sync::Notify::new());
+                let signal = Arc::clone(&landed);
                 let task = tokio::spawn(async move {
                     let started = Instant::now();
-                    usage.write_session_updates(&s.updates).await?;
-                    if !c.records.is_empty() {
-                        usage.write_cdrs(&c.records).await?;
+                    let written = async {
+                        usage.write_session_updates(&s.updates).await?;
+                        if !c.records.is_empty() {
+                            usage.write_cdrs(&c.records).await?;
+                        }
+                        Ok((started.elapsed(), chrono::Utc::now()))
                     }
-                    Ok((started.elapsed(), chrono::Utc::now()))
+                    .await;
+                    signal.notify_one();
+                    written
                 });
                 inflight = Some(InFlight {
                     task,
+                    landed,
                     sessions,
                     cdrs,
                     batch,
@@ -438,6 +444,7 @@ impl Worker {
     ) -> Finish {
         let InFlight {
             task,
+            landed: _,
             sessions,
             cdrs,
             batch,
@@ -447,7 +454,6 @@ impl Worker {
         let written = match task.await {
             Ok(Ok((took, at))) => {
                 self.stats.stages.write.record(took);
-                self.last_write = took;
                 Ok(at)
             }
             Ok(Err(e)) => Err(e),
@@ -718,6 +724,8 @@ enum Finish {
 struct InFlight {
     /// The write, answering how long it took and when the store acknowledged it.
     task: tokio::task::JoinHandle<Result<(Duration, chrono::DateTime<chrono::Utc>)>>,
+    /// Notified when the write ended, landed or not: the next batch goes then.
+    landed: Arc<tokio::sync::Notify>,
     sessions: Arc<PreparedSessions>,
     cdrs: Arc<PreparedCdrs>,
     batch: Vec<Delivery>,

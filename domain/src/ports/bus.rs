@@ -105,7 +105,18 @@ pub trait BatchConsumer: Send {
     /// has passed since the first. Returns what arrived, possibly nothing, all of one generation.
     /// Messages received before a change of assignment are left out (they are delivered again,
     /// from the last commit, to whoever owns their partition now).
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        self.poll_until(max, wait, &tokio::sync::Notify::new()).await
+    }
+    /// As [`BatchConsumer::poll`], but returns what has arrived as soon as `enough` is notified
+    /// (a permit stored before the call counts), without waiting out `wait`: a worker ends a
+    /// batch the moment the write before it lands.
+    async fn poll_until(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        enough: &tokio::sync::Notify,
+    ) -> Result<Vec<Delivery>>;
     /// Marks `done` (and everything before them in their partitions) as processed for the group.
     /// Fails when this member no longer owns a partition of them.
     async fn commit(&mut self, done: &[Delivery]) -> Result<()>;

@@ -1,10 +1,12 @@
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use ioto_domain::ports::{BatchConsumer, BusStream, Delivery, EventBus, StartAt, TopicSpec};
 use ioto_domain::Error;
 use ioto_ingest::InProcessBus;
 use ioto_test_support::{kafka, unique};
+use tokio::sync::Notify;
 
 async fn next(stream: &mut BusStream) -> ioto_domain::ports::BusMessage {
     tokio::time::timeout(Duration::from_secs(60), stream.next())
@@ -154,6 +156,48 @@ async fn batch_contract(bus: &dyn EventBus) {
     bus.publish(&topic, "k", b"m11").await.unwrap();
     let fresh = take(&mut latest, 1, 10).await;
     assert_eq!(fresh[0].message.payload, b"m11");
+
+    // A poll told it has enough (as the worker is when its write lands) returns without waiting
+    // out its minute, and what it did not take comes with the next poll.
+    let enough = Arc::new(Notify::new());
+    bus.publish(&topic, "k", b"m12").await.unwrap();
+    let signal = Arc::clone(&enough);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        signal.notify_one();
+    });
+    let started = Instant::now();
+    let mut got = latest
+        .poll_until(100, Duration::from_secs(60), &enough)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the poll ended on the signal, not after its 60 s: {:?}",
+        started.elapsed()
+    );
+    if got.is_empty() {
+        got = take(&mut latest, 1, 10).await;
+    }
+    assert_eq!(
+        got.iter()
+            .map(|d| d.message.payload.as_slice())
+            .collect::<Vec<_>>(),
+        [&b"m12"[..]]
+    );
+    // Told before it starts (the write landed first): it returns at once with what is there.
+    enough.notify_one();
+    let started = Instant::now();
+    let nothing = latest
+        .poll_until(100, Duration::from_secs(60), &enough)
+        .await
+        .unwrap();
+    assert!(nothing.is_empty(), "nothing was published since m12");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a signal given before the poll counts: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -530,6 +530,11 @@ impl EventBus for KafkaBus {
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL.as_millis().to_string())
             // Fetch in large chunks: the worker takes batches of thousands.
             .set("fetch.min.bytes", "1")
+            // A broker that holds every fetch for its full wait (tansu 0.6 sleeps half of it, or
+            // all of it below 250 ms, even with data there) delivers an event no sooner than
+            // this; Kafka answers as soon as `fetch.min.bytes` are there, so a short wait costs it
+            // only idle fetches (ten a second). librdkafka's default is 500 ms.
+            .set("fetch.wait.max.ms", "100")
             .set("max.partition.fetch.bytes", "8388608")
             .set("queued.min.messages", "200000")
             .set("queued.max.messages.kbytes", PREFETCH_KIB)

@@ -326,7 +326,8 @@ impl Worker {
                     self.cdrs.forget_owners();
                     owners_since = Instant::now();
                 }
-                // Count the new batch while the previous one is being written.
+                // Count the new batch on top of the one in flight (usually landed by now: the
+                // poll ends when it lands, unless the batch filled or waited its longest first).
                 let mut prepared = self.prepare(&batch).await;
                 if let Some(f) = inflight.take() {
                     match self.finish(f, consumer.as_mut(), &mut shutdown).await {
@@ -361,19 +362,15 @@ impl Worker {
                 let cdrs = Arc::new(prepared.cdrs);
                 let (s, c) = (Arc::clone(&sessions), Arc::clone(&cdrs));
                 let landed = Arc::new(tokio::sync::Notify::new());
-                let signal = Arc::clone(&landed);
+                let signal = Landed(Arc::clone(&landed));
                 let task = tokio::spawn(async move {
+                    let _signal = signal;
                     let started = Instant::now();
-                    let written = async {
-                        usage.write_session_updates(&s.updates).await?;
-                        if !c.records.is_empty() {
-                            usage.write_cdrs(&c.records).await?;
-                        }
-                        Ok((started.elapsed(), chrono::Utc::now()))
+                    usage.write_session_updates(&s.updates).await?;
+                    if !c.records.is_empty() {
+                        usage.write_cdrs(&c.records).await?;
                     }
-                    .await;
-                    signal.notify_one();
-                    written
+                    Ok((started.elapsed(), chrono::Utc::now()))
                 });
                 inflight = Some(InFlight {
                     task,
@@ -731,6 +728,15 @@ struct InFlight {
     batch: Vec<Delivery>,
     generation: u64,
     _hold: AssignmentHold,
+}
+
+/// Tells the worker's poll that the write ended, however it ended (landed, failed, panicked).
+struct Landed(Arc<tokio::sync::Notify>);
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use ioto_domain::ports::{
 use ioto_domain::{Error, Result};
 use tokio::sync::Notify;
 
+use crate::poll_wait::{next_arrival, Woken};
+
 /// Messages kept per topic before the oldest are dropped for every group.
 pub const DEFAULT_RETENTION: usize = 100_000;
 /// Bytes (payload, key and topic) kept by the whole bus. Past it, messages every consumer group
@@ -288,15 +290,11 @@ impl BatchConsumer for InProcessConsumer {
                 first_seen = true;
                 deadline = tokio::time::Instant::now() + wait;
             }
-            tokio::select! {
-                biased;
+            match next_arrival(deadline, notified, enough.as_mut()).await {
+                Woken::Arrived(()) => {}
+                Woken::TimedOut => return Ok(out),
                 // Take what is there once more, then return.
-                () = &mut enough => stop = true,
-                timed = tokio::time::timeout_at(deadline, notified) => {
-                    if timed.is_err() {
-                        return Ok(out);
-                    }
-                }
+                Woken::Enough => stop = true,
             }
         }
     }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::budget::ByteBudget;
 use crate::kafka_log::{GroupContext, QuietContext};
+use crate::poll_wait::{next_arrival, Woken};
 
 /// How long a group member may spend on one batch (including waiting for the usage store to come
 /// back) before the group gives its partitions to another member.
@@ -145,17 +146,12 @@ impl BatchConsumer for KafkaConsumer {
                 // Told it has enough: what was already received goes along, nothing is awaited.
                 Err(mpsc::error::TryRecvError::Empty) if stop => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    tokio::select! {
-                        biased;
-                        () = &mut enough => {
+                    match next_arrival(deadline, self.incoming.recv(), enough.as_mut()).await {
+                        Woken::Arrived(d) => d,
+                        Woken::TimedOut => break,
+                        Woken::Enough => {
                             stop = true;
                             continue;
-                        }
-                        received = tokio::time::timeout_at(deadline, self.incoming.recv()) => {
-                            match received {
-                                Ok(d) => d,
-                                Err(_) => break,
-                            }
                         }
                     }
                 }

@@ -5,6 +5,7 @@ pub mod device_simulator;
 pub mod in_process;
 pub mod kafka;
 mod kafka_log;
+mod poll_wait;
 pub mod simulator;
 pub mod stages;
 pub mod telemetry;

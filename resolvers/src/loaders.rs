@@ -102,6 +102,34 @@ pub(crate) fn gql_err(e: Arc<async_graphql::Error>) -> async_graphql::Error {
     (*e).clone()
 }
 
+/// Loads what `keys` name that the request has not loaded yet, in one query, and keeps it in the
+/// loader's cache for the nested resolvers. It calls the loader itself, in the request's own task:
+/// going through `load_many` would wait out the dataloader's batching delay (a timer on a thread of
+/// its own) for keys that are all known already.
+async fn prefetch<K>(
+    l: &DataLoader<FleetLoader, HashMapCache>,
+    keys: impl IntoIterator<Item = K>,
+) -> async_graphql::Result<HashMap<K, <FleetLoader as Loader<K>>::Value>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    FleetLoader: Loader<K, Error = Arc<async_graphql::Error>>,
+{
+    let wanted: std::collections::HashSet<K> = keys.into_iter().collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut found = l.get_cached_values::<K>();
+    found.retain(|k, _| wanted.contains(k));
+    let missing: Vec<K> = wanted.into_iter().filter(|k| !found.contains_key(k)).collect();
+    if !missing.is_empty() {
+        let loaded = l.loader().load(&missing).await.map_err(gql_err)?;
+        l.feed_many(loaded.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .await;
+        found.extend(loaded);
+    }
+    Ok(found)
+}
+
 /// Loads, one query per kind, what `selection` (a SIM's selection set) asks for under every SIM
 /// of `sims`: customers, devices, and the devices' customers and SIMs.
 pub async fn prefetch_for_sims(
@@ -111,16 +139,11 @@ pub async fn prefetch_for_sims(
 ) -> async_graphql::Result<()> {
     let l = &loaders.fleet;
     if selection.field("customer").exists() {
-        l.load_many(sims.iter().filter_map(|s| s.customer_id))
-            .await
-            .map_err(gql_err)?;
+        prefetch(l, sims.iter().filter_map(|s| s.customer_id)).await?;
     }
     let device = selection.field("device");
     if device.exists() {
-        let devices = l
-            .load_many(sims.iter().filter_map(|s| s.device_id))
-            .await
-            .map_err(gql_err)?;
+        let devices = prefetch(l, sims.iter().filter_map(|s| s.device_id)).await?;
         let list: Vec<Device> = devices.into_values().collect();
         prefetch_for_devices(loaders, device, &list).await?;
     }
@@ -135,14 +158,10 @@ pub async fn prefetch_for_devices(
 ) -> async_graphql::Result<()> {
     let l = &loaders.fleet;
     if selection.field("customer").exists() {
-        l.load_many(devices.iter().filter_map(|d| d.customer_id))
-            .await
-            .map_err(gql_err)?;
+        prefetch(l, devices.iter().filter_map(|d| d.customer_id)).await?;
     }
     if selection.field("sims").exists() {
-        l.load_many(devices.iter().map(|d| SimsIn(d.id)))
-            .await
-            .map_err(gql_err)?;
+        prefetch(l, devices.iter().map(|d| SimsIn(d.id))).await?;
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use ioto_domain::fleet::query::{
 use ioto_domain::ports::ScheduleQuery;
 use ioto_domain::{DeviceId, Error, TenantId};
 
-use crate::context::{actor, services};
+use crate::context::{actor, loaders, services};
 use crate::error::{to_gql, GqlResult};
+use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
 use crate::scalars::IccidScalar;
 use crate::types::fleet::{
     AuditConnection, AuditEntryObject, AuditFilterInput, DeviceConnection, DeviceFilterInput,
@@ -112,12 +113,12 @@ impl FleetQuery {
     /// One SIM by ICCID; null when it does not exist or is not visible to the caller.
     async fn sim(&self, ctx: &Context<'_>, iccid: IccidScalar) -> async_graphql::Result<Option<SimObject>> {
         let iccid = iccid.0;
-        Ok(services(ctx)
-            .fleet
-            .sim(actor(ctx)?, &iccid)
-            .await
-            .gql()?
-            .map(SimObject))
+        let sim = services(ctx).fleet.sim(actor(ctx)?, &iccid).await.gql()?;
+        // Its nested fields are known here: loaded now, not after the dataloader's delay.
+        if let Some(s) = &sim {
+            prefetch_for_sims(loaders(ctx)?, ctx.look_ahead(), std::slice::from_ref(s)).await?;
+        }
+        Ok(sim.map(SimObject))
     }
 
     /// Devices of the caller's tenant, filtered, sorted and paged like `sims`.
@@ -166,12 +167,11 @@ impl FleetQuery {
     /// One device; null when it does not exist or is not visible to the caller.
     async fn device(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<DeviceObject>> {
         let id = parse_device(&id, "id")?;
-        Ok(services(ctx)
-            .fleet
-            .device(actor(ctx)?, id)
-            .await
-            .gql()?
-            .map(DeviceObject))
+        let device = services(ctx).fleet.device(actor(ctx)?, id).await.gql()?;
+        if let Some(d) = &device {
+            prefetch_for_devices(loaders(ctx)?, ctx.look_ahead(), std::slice::from_ref(d)).await?;
+        }
+        Ok(device.map(DeviceObject))
     }
 
     /// The tenant's audit trail, newest first. `after` is the `endCursor` of the previous page.

@@ -244,8 +244,8 @@ pub async fn fleet(
         .as_str()
         .context("no token")?
         .to_owned();
-    let nested =
-        "nodes { iccid state msisdn labels { key value } customer { name } device { name imei state } }";
+    let fields = "iccid state msisdn labels { key value } customer { name } device { name imei state }";
+    let nested = format!("nodes {{ {fields} }}");
     let first_page = json!({ "query": format!("{{ sims(first: 50) {{ {nested} }} }}") });
     let filtered = json!({ "query": format!("{{ sims(first: 50, filter: {{ labels: [{{ key: \"site\", value: \"vienna\" }}], states: [INVENTORY] }}) {{ {nested} }} }}") });
     let middle = format!("8988{run:05}{:09}", sims / 2);
@@ -255,6 +255,10 @@ pub async fn fleet(
     }
     .encode();
     let deep = json!({ "query": format!("query($a: String) {{ sims(first: 50, after: $a) {{ {nested} }} }}"), "variables": { "a": cursor } });
+    // One SIM in a device, with the same nested fields (a console's SIM page).
+    let one = first_sims.first().map(|s| {
+        json!({ "query": format!("query($i: Iccid!) {{ sim(iccid: $i) {{ {fields} }} }}"), "variables": { "i": s.iccid.to_string() } })
+    });
     let mut all = Vec::with_capacity(runs);
     for _ in 0..runs {
         let mut out = Vec::new();
@@ -269,6 +273,19 @@ pub async fn fleet(
             )
             .await?,
         );
+        if let Some(one) = &one {
+            out.push(
+                measure(
+                    "1 SIM + nested, 1 client",
+                    &url,
+                    Some(&token),
+                    one.clone(),
+                    requests,
+                    1,
+                )
+                .await?,
+            );
+        }
         out.push(
             measure(
                 "50 SIMs + nested",

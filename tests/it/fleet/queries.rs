@@ -289,3 +289,64 @@ async fn a_page_with_nested_fields_costs_the_same_statements_for_10_or_100_sims(
     assert!(for_100 <= 20, "{for_100} statements for one page");
     fx.app.stop().await;
 }
+
+/// One SIM and one device answer their nested fields (sub-customer, device, the device's SIMs and
+/// sub-customer) from what the root field loaded up front, one statement per kind: the same
+/// statements whether the device holds one SIM or two.
+#[tokio::test]
+async fn one_sim_or_device_answers_its_nested_fields() {
+    let fx = Fixture::with_app(TestApp::spawn_quiet(Engines::Real).await, Role::Operator).await;
+    let f = &fx.app.factory;
+    let acme = f.customer(&fx.tenant, "Acme").await;
+    let sims = f.sims(&fx.tenant, Some(acme.id), 3).await;
+    let one = f.device(&fx.tenant, Some(acme.id), "one").await;
+    let two = f.device(&fx.tenant, Some(acme.id), "two").await;
+    let bind = "mutation($i: Iccid!, $d: ID!) { bindSim(iccid: $i, deviceId: $d) { sim { iccid } } }";
+    for (s, d) in [(&sims[0], &one), (&sims[1], &two), (&sims[2], &two)] {
+        fx.ok(
+            bind,
+            json!({"i": s.iccid.to_string(), "d": d.id.to_string()}),
+            "bindSim",
+        )
+        .await;
+    }
+    let sim_q = "query($i: Iccid!) { sim(iccid: $i) { iccid customer { name } device { name customer { name } sims { iccid } } } }";
+    let device_q = "query($d: ID!) { device(id: $d) { name customer { name } sims { iccid } } }";
+    let statements = || fx.app.app_engines.fleet.statements();
+    fx.ok(sim_q, json!({"i": sims[0].iccid.to_string()}), "sim").await;
+
+    let mut costs = Vec::new();
+    for (s, d) in [(&sims[0], &one), (&sims[1], &two)] {
+        let before = statements();
+        let sim = fx.ok(sim_q, json!({"i": s.iccid.to_string()}), "sim").await;
+        costs.push(statements() - before);
+        assert_eq!(sim["customer"]["name"], "Acme", "{sim}");
+        assert_eq!(sim["device"]["name"], d.name, "{sim}");
+        assert_eq!(sim["device"]["customer"]["name"], "Acme", "{sim}");
+        let iccids = |v: &serde_json::Value| {
+            let mut list: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["iccid"].as_str().unwrap().to_owned())
+                .collect();
+            list.sort();
+            list
+        };
+        let mut expected: Vec<String> = if d.id == one.id { &sims[..1] } else { &sims[1..] }
+            .iter()
+            .map(|x| x.iccid.to_string())
+            .collect();
+        expected.sort();
+        assert_eq!(iccids(&sim["device"]["sims"]), expected, "{sim}");
+
+        let device = fx.ok(device_q, json!({"d": d.id.to_string()}), "device").await;
+        assert_eq!(device["name"], d.name, "{device}");
+        assert_eq!(device["customer"]["name"], "Acme", "{device}");
+        assert_eq!(iccids(&device["sims"]), expected, "{device}");
+    }
+    assert_eq!(costs[0], costs[1], "statements grow with the device's SIMs");
+    // BEGIN, the scope's settings, the SIM, its customer, its device, the device's SIMs and COMMIT.
+    assert!(costs[0] <= 8, "{} statements for one SIM", costs[0]);
+    fx.app.stop().await;
+}

@@ -111,6 +111,13 @@ impl MigratorTrait for Migrator {
                 sqlite: include_str!("sql/0012_sqlite.sql"),
                 irreversible: "going back to the locale's comparisons would only make the indexes slower",
             }),
+            // Imports stage new SIMs in a temporary table: the server's role may create one.
+            Box::new(SqlMigration {
+                name: "m0013_import_staging",
+                postgres: include_str!("sql/0013_postgres.sql"),
+                sqlite: include_str!("sql/0013_sqlite.sql"),
+                irreversible: "imports stage their rows in a temporary table and need the grant",
+            }),
         ]
     }
 }

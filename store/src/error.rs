@@ -36,6 +36,12 @@ fn is_connection_error(e: &sea_orm::sqlx::Error) -> bool {
     )
 }
 
+/// A driver error met past sea-orm (a `COPY`), wrapped as sea-orm wraps its own so that [`map`]
+/// and [`db`] read it alike.
+pub fn sqlx_err(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(e))
+}
+
 /// For calls where a unique violation cannot happen.
 pub fn db(e: DbErr) -> Error {
     map(e, "the record already exists")

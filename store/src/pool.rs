@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ioto_domain::ports::EngineInfo;
 use ioto_domain::{CustomerId, Error, Result, Scope, TenantId};
+use sea_orm::sqlx::{self, postgres::PgTransaction};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, Select, Statement, TransactionTrait,
@@ -13,7 +14,7 @@ use sea_orm::{
 
 use crate::convert;
 use crate::entities::{customer, sim, tenant, user};
-use crate::error::db;
+use crate::error::{db, sqlx_err};
 use crate::{SqlDirectory, SqlFleet};
 
 /// The sea-orm connection pool behind every transactional adapter, with the scoped
@@ -52,27 +53,63 @@ impl SqlStore {
     pub async fn begin(&self, scope: Scope) -> Result<DatabaseTransaction> {
         let txn = self.db.begin().await.map_err(db)?;
         if self.db.get_database_backend() == DbBackend::Postgres {
-            let (tenant, customer, platform) = match scope {
-                Scope::Platform => (String::new(), String::new(), "on"),
-                Scope::Tenant {
-                    tenant_id,
-                    customer_id,
-                } => (
-                    tenant_id.to_string(),
-                    customer_id.map(|c| c.to_string()).unwrap_or_default(),
-                    "",
-                ),
-            };
+            let values = scope_settings(scope).map(Into::into);
             txn.execute(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.customer_id', $2, true), \
-                 set_config('app.platform', $3, true)",
-                [tenant.into(), customer.into(), platform.into()],
+                SCOPE_SQL,
+                values,
             ))
             .await
             .map_err(db)?;
         }
         Ok(txn)
+    }
+
+    /// A scoped transaction (as [`Self::begin`]) on a connection of the Postgres pool itself,
+    /// for what sea-orm does not offer: `COPY`. Statements sent through it are counted with
+    /// [`Self::count_statements`].
+    pub(crate) async fn begin_postgres(&self, scope: Scope) -> Result<PgTransaction<'static>> {
+        let mut txn = self
+            .db
+            .get_postgres_connection_pool()
+            .begin()
+            .await
+            .map_err(|e| db(sqlx_err(e)))?;
+        let [tenant, customer, platform] = scope_settings(scope);
+        sqlx::query(SCOPE_SQL)
+            .bind(tenant)
+            .bind(customer)
+            .bind(platform)
+            .execute(&mut *txn)
+            .await
+            .map_err(|e| db(sqlx_err(e)))?;
+        self.count_statements(2);
+        Ok(txn)
+    }
+
+    /// Counts statements sent past sea-orm (whose own are counted by its metric callback).
+    pub(crate) fn count_statements(&self, n: u64) {
+        self.statements.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Sets the row-level security context of a transaction (`set_config(…, true)`: until it ends).
+const SCOPE_SQL: &str =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('app.customer_id', $2, true), \
+                         set_config('app.platform', $3, true)";
+
+/// `SCOPE_SQL`'s values for `scope`: its tenant, its sub-customer, whether it is the platform's.
+fn scope_settings(scope: Scope) -> [String; 3] {
+    match scope {
+        Scope::Platform => [String::new(), String::new(), "on".to_owned()],
+        Scope::Tenant {
+            tenant_id,
+            customer_id,
+        } => [
+            tenant_id.to_string(),
+            customer_id.map(|c| c.to_string()).unwrap_or_default(),
+            String::new(),
+        ],
     }
 }
 

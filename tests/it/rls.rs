@@ -526,3 +526,94 @@ async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
     assert_eq!(count(&txn, "tenants").await, 1, "B stays");
     txn.commit().await.unwrap();
 }
+
+/// Imports stage their SIMs in a temporary table (`COPY` may not write into a table under
+/// row-level security): a database whose `PUBLIC` lost `TEMPORARY` refuses an import until
+/// migration 13 grants it to the server's role, and staged rows are still held to the policy
+/// when they move into `sims`.
+#[tokio::test]
+async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
+    let url = pg::database().await;
+    let location = StoreLocation::Postgres { url: url.clone() };
+    let (_, name) = url.rsplit_once('/').unwrap();
+    // As the connecting (owning) user; test databases are copies of a migrated template, whose
+    // grants on the database itself do not come along.
+    let owner = sea_orm::Database::connect(&url).await.unwrap();
+    owner
+        .execute(sql(&format!("REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")))
+        .await
+        .unwrap();
+    let store = ioto_store::connect(&location, 1).await.unwrap();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let (a, b) = (f.tenant("A").await, f.tenant("B").await);
+    let new = ioto_domain::fleet::sim::NewSim::basic(
+        a.id,
+        ioto_domain::identifiers::Iccid::with_check_digit("898800000000000001").unwrap(),
+        ioto_domain::identifiers::Imsi::parse("900000000000001").unwrap(),
+    );
+    let stamp = ioto_domain::fleet::audit::AuditStamp {
+        actor: "test".into(),
+        actor_user_id: None,
+        at: chrono::Utc::now(),
+        note: None,
+    };
+    let import = |store: &ioto_store::SqlStore| {
+        let fleet = store.fleet();
+        let (new, stamp) = (new.clone(), stamp.clone());
+        async move {
+            ioto_domain::ports::SimStore::insert_sims(
+                &fleet,
+                Scope::tenant(a.id),
+                &[&new],
+                ioto_domain::fleet::AuditAction::Imported,
+                &stamp,
+                None,
+            )
+            .await
+        }
+    };
+    let refused = import(&store).await.unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("permission denied to create temporary tables"),
+        "{refused:?}"
+    );
+    let txn = store.begin(Scope::Platform).await.unwrap();
+    assert_eq!(count(&txn, "sims").await, 0, "a refused import wrote nothing");
+    txn.commit().await.unwrap();
+
+    owner
+        .execute(sql(
+            "DELETE FROM seaql_migrations WHERE version = 'm0013_import_staging'",
+        ))
+        .await
+        .unwrap();
+    ioto_store::migrate(&location).await.unwrap();
+    // A new pool: a backend checks the privilege when it first creates a temporary table.
+    let store = ioto_store::connect(&location, 1).await.unwrap();
+    let ids = import(&store).await.unwrap();
+    assert_eq!(ids.len(), 1);
+
+    // Rows staged in tenant A's scope that name tenant B do not move into `sims`.
+    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
+    txn.execute(sql(
+        "CREATE TEMPORARY TABLE staged (LIKE sims INCLUDING DEFAULTS) ON COMMIT DROP",
+    ))
+    .await
+    .unwrap();
+    txn.execute(sql(&format!(
+        "INSERT INTO staged (id, tenant_id, iccid, imsi, state) \
+         VALUES (gen_random_uuid(), '{}', '8988000000000000027', '900000000000002', 'INVENTORY')",
+        b.id
+    )))
+    .await
+    .unwrap();
+    let err = txn
+        .execute(sql("INSERT INTO sims SELECT * FROM staged"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    txn.rollback().await.unwrap();
+    let txn = store.begin(Scope::tenant(b.id)).await.unwrap();
+    assert_eq!(count(&txn, "sims").await, 0, "nothing reached tenant B");
+    txn.commit().await.unwrap();
+}

@@ -119,9 +119,13 @@ impl SimStore for SqlFleet {
         // pages all over it.
         let rows: Vec<(Uuid, &NewSim)> = sims.iter().map(|s| (Uuid::now_v7(), *s)).collect();
         let batch = import_id.unwrap_or_else(Uuid::new_v4);
-        let txn = self.begin(scope).await?;
-        bulk::insert_sims(&txn, self.backend(), &rows, batch, action, stamp).await?;
-        commit(txn).await?;
+        if self.backend() == DbBackend::Postgres {
+            bulk::copy_sims(&self.0, scope, &rows, batch, action, stamp).await?;
+        } else {
+            let txn = self.begin(scope).await?;
+            bulk::insert_sims(&txn, &rows, batch, action, stamp).await?;
+            commit(txn).await?;
+        }
         Ok(rows.into_iter().map(|(id, _)| SimId(id)).collect())
     }
 

@@ -86,6 +86,12 @@ async fn contract(store: ioto_store::SqlStore) {
         if i == 0 {
             s.msisdn = Some(Msisdn::parse(&format!("+4915{:09}", base % 1_000_000_000)).unwrap());
         }
+        if i == 1 {
+            // Free text with what a bulk path must escape: backslashes, quotes, non-ASCII.
+            s.tariff_plan = Some(r#"IoT \ "Max" – Zürich\N"#.to_owned());
+            s.labels.set("note", r#"Ber\lin "Mitte" \t"#).unwrap();
+            s.labels.set("empty", "").unwrap();
+        }
         new.push(s);
     }
     let ids = fleet
@@ -102,6 +108,13 @@ async fn contract(store: ioto_store::SqlStore) {
     let first = fleet.sims_by_id(a_scope, &ids[..1]).await.unwrap();
     assert_eq!(first[0].iccid, new[0].iccid);
     assert_eq!(first[0].version, 1);
+    assert_eq!(first[0].msisdn, new[0].msisdn);
+    let second = &fleet.sims_by_id(a_scope, &ids[1..2]).await.unwrap()[0];
+    assert_eq!(
+        (&second.tariff_plan, &second.labels, second.customer_id),
+        (&new[1].tariff_plan, &new[1].labels, None),
+        "free text stored as written"
+    );
 
     // A batch with one registered ICCID writes nothing.
     let mut dup = NewSim::basic(

@@ -36,7 +36,7 @@ impl SqlStore {
         Self { db, info, statements }
     }
 
-    /// SQL statements sent so far through this pool (including transaction control).
+    /// SQL statements sent so far through this pool (not counting `BEGIN` and `COMMIT`).
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
@@ -76,6 +76,7 @@ impl SqlStore {
             .await
             .map_err(|e| db(sqlx_err(e)))?;
         let [tenant, customer, platform] = scope_settings(scope);
+        self.count_statements(1);
         sqlx::query(SCOPE_SQL)
             .bind(tenant)
             .bind(customer)
@@ -83,11 +84,11 @@ impl SqlStore {
             .execute(&mut *txn)
             .await
             .map_err(|e| db(sqlx_err(e)))?;
-        self.count_statements(2);
         Ok(txn)
     }
 
-    /// Counts statements sent past sea-orm (whose own are counted by its metric callback).
+    /// Counts statements sent past sea-orm (whose own are counted by its metric callback, failed
+    /// ones included, transaction control not).
     pub(crate) fn count_statements(&self, n: u64) {
         self.statements.fetch_add(n, Ordering::Relaxed);
     }
@@ -240,4 +241,23 @@ pub(crate) fn admit(scope: Scope, tenant: TenantId, customer: Option<CustomerId>
 
 pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<()> {
     txn.commit().await.map_err(db)
+}
+
+/// Commits `txn` after a successful write; after a failed one rolls it back before the error is
+/// answered. A dropped transaction is rolled back whenever its connection next goes back to the
+/// pool, and until then holds its locks: on SQLite the one writer's lock, which a transaction that
+/// read before writing cannot wait for (SQLite answers "database is locked" at once), so the next
+/// write right after a conflict could fail.
+pub(crate) async fn commit_or_roll_back<T>(txn: DatabaseTransaction, written: Result<T>) -> Result<T> {
+    match written {
+        Ok(value) => {
+            commit(txn).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The write's own error is the one to answer; a failed rollback closes the connection.
+            txn.rollback().await.ok();
+            Err(e)
+        }
+    }
 }

@@ -529,10 +529,10 @@ async fn sims_name_an_existing_tenant_and_sub_customer_of_it() {
 
 /// Imports stage their SIMs in a temporary table (`COPY` may not write into a table under
 /// row-level security): a database whose `PUBLIC` lost `TEMPORARY` refuses an import until
-/// migration 13 grants it to the server's role, and staged rows are still held to the policy
-/// when they move into `sims`.
+/// migration 13 grants it to the server's role, and the staging transaction moves the rows as
+/// that role in the caller's scope, which is what the policy reads.
 #[tokio::test]
-async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
+async fn imports_stage_in_a_temporary_table_as_the_server_role_in_the_callers_scope() {
     let url = pg::database().await;
     let location = StoreLocation::Postgres { url: url.clone() };
     let (_, name) = url.rsplit_once('/').unwrap();
@@ -545,12 +545,18 @@ async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
         .unwrap();
     let store = ioto_store::connect(&location, 1).await.unwrap();
     let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
-    let (a, b) = (f.tenant("A").await, f.tenant("B").await);
-    let new = ioto_domain::fleet::sim::NewSim::basic(
+    let a = f.tenant("A").await;
+    let a1 = f.customer(&a, "A1").await;
+    let a1_scope = Scope::Tenant {
+        tenant_id: a.id,
+        customer_id: Some(a1.id),
+    };
+    let mut new = ioto_domain::fleet::sim::NewSim::basic(
         a.id,
         ioto_domain::identifiers::Iccid::with_check_digit("898800000000000001").unwrap(),
         ioto_domain::identifiers::Imsi::parse("900000000000001").unwrap(),
     );
+    new.customer_id = Some(a1.id);
     let stamp = ioto_domain::fleet::audit::AuditStamp {
         actor: "test".into(),
         actor_user_id: None,
@@ -563,7 +569,7 @@ async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
         async move {
             ioto_domain::ports::SimStore::insert_sims(
                 &fleet,
-                Scope::tenant(a.id),
+                a1_scope,
                 &[&new],
                 ioto_domain::fleet::AuditAction::Imported,
                 &stamp,
@@ -577,9 +583,6 @@ async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
         format!("{refused:?}").contains("permission denied to create temporary tables"),
         "{refused:?}"
     );
-    let txn = store.begin(Scope::Platform).await.unwrap();
-    assert_eq!(count(&txn, "sims").await, 0, "a refused import wrote nothing");
-    txn.commit().await.unwrap();
 
     owner
         .execute(sql(
@@ -588,32 +591,51 @@ async fn imports_stage_in_a_temporary_table_and_stay_under_the_policy() {
         .await
         .unwrap();
     ioto_store::migrate(&location).await.unwrap();
+    // Each statement inserting into `sims` records the role and scope it ran with.
+    owner
+        .execute_unprepared(
+            "CREATE TABLE import_scopes (tenant text, customer text, platform text, role text); \
+             GRANT INSERT ON import_scopes TO ioto_app; \
+             CREATE FUNCTION record_import_scope() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               INSERT INTO import_scopes VALUES (current_setting('app.tenant_id', true), \
+                 current_setting('app.customer_id', true), current_setting('app.platform', true), \
+                 current_user); \
+               RETURN NULL; \
+             END $$; \
+             CREATE TRIGGER record_import_scope AFTER INSERT ON sims FOR EACH STATEMENT \
+               EXECUTE FUNCTION record_import_scope()",
+        )
+        .await
+        .unwrap();
     // A new pool: a backend checks the privilege when it first creates a temporary table.
     let store = ioto_store::connect(&location, 1).await.unwrap();
     let ids = import(&store).await.unwrap();
     assert_eq!(ids.len(), 1);
-
-    // Rows staged in tenant A's scope that name tenant B do not move into `sims`.
-    let txn = store.begin(Scope::tenant(a.id)).await.unwrap();
-    txn.execute(sql(
-        "CREATE TEMPORARY TABLE staged (LIKE sims INCLUDING DEFAULTS) ON COMMIT DROP",
-    ))
-    .await
-    .unwrap();
-    txn.execute(sql(&format!(
-        "INSERT INTO staged (id, tenant_id, iccid, imsi, state) \
-         VALUES (gen_random_uuid(), '{}', '8988000000000000027', '900000000000002', 'INVENTORY')",
-        b.id
-    )))
-    .await
-    .unwrap();
-    let err = txn
-        .execute(sql("INSERT INTO sims SELECT * FROM staged"))
+    let recorded: Vec<(String, String, String, String)> = owner
+        .query_all(sql("SELECT tenant, customer, platform, role FROM import_scopes"))
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("row-level security"), "{err}");
-    txn.rollback().await.unwrap();
-    let txn = store.begin(Scope::tenant(b.id)).await.unwrap();
-    assert_eq!(count(&txn, "sims").await, 0, "nothing reached tenant B");
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let get = |c: &str| r.try_get::<String>("", c).unwrap();
+            (get("tenant"), get("customer"), get("platform"), get("role"))
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![(
+            a.id.to_string(),
+            a1.id.to_string(),
+            String::new(),
+            "ioto_app".to_owned()
+        )],
+        "one statement moved the SIMs, as ioto_app in the sub-customer's scope"
+    );
+    let txn = store.begin(a1_scope).await.unwrap();
+    assert_eq!(
+        count(&txn, "sims").await,
+        1,
+        "the sub-customer sees its imported SIM"
+    );
     txn.commit().await.unwrap();
 }

@@ -21,7 +21,8 @@ use crate::entities::{audit_event, sim};
 use crate::error::{db, map, sqlx_err};
 use crate::SqlStore;
 
-/// Rows per Postgres statement (one JSON document each).
+/// Rows per Postgres statement (one JSON document or text parameter per column each) or `COPY`
+/// message.
 pub(super) const PG_CHUNK: usize = 20_000;
 /// Rows per SQLite statement (SQLite allows 32,766 bound values).
 const SQLITE_CHUNK: usize = 1_000;
@@ -163,6 +164,13 @@ fn copy_rows(chunk: &[(Uuid, &NewSim)]) -> String {
 
 /// Inserts SIMs created in one batch with their audit entries (`action`, stamped with `stamp`) on
 /// Postgres, in one transaction of its own in `scope`: staged by `COPY`, moved by one statement.
+///
+/// The transaction runs in a task of its own, fed chunk by chunk (Postgres parses one while the
+/// next is built). A caller dropped halfway (a client gone, a shutdown) must not drop the `COPY`
+/// exchange halfway: sqlx does not track the reply still due after `CopyDone`, and a connection
+/// back in the pool with that reply unread would answer every later statement with the previous
+/// one's result. Dropping the caller closes the channel instead; before the last chunk the task
+/// then aborts the `COPY` and nothing is written, after it the import completes.
 pub async fn copy_sims(
     store: &SqlStore,
     scope: Scope,
@@ -171,18 +179,58 @@ pub async fn copy_sims(
     action: AuditAction,
     stamp: &AuditStamp,
 ) -> Result<()> {
+    let (parts, received) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(copy_task(
+        store.clone(),
+        scope,
+        received,
+        batch,
+        action,
+        stamp.clone(),
+    ));
+    for chunk in sims.chunks(PG_CHUNK) {
+        // A closed channel means the task failed: its error is awaited below.
+        if parts.send(Some(copy_rows(chunk))).await.is_err() {
+            break;
+        }
+    }
+    let _ = parts.send(None).await;
+    task.await
+        .map_err(|e| Error::Internal(format!("the import's transaction failed: {e}")))?
+}
+
+/// [`copy_sims`]' transaction: `Some(rows)` are `COPY` text, `None` ends them.
+async fn copy_task(
+    store: SqlStore,
+    scope: Scope,
+    mut parts: tokio::sync::mpsc::Receiver<Option<String>>,
+    batch: Uuid,
+    action: AuditAction,
+    stamp: AuditStamp,
+) -> Result<()> {
     let failed = |e| map(sqlx_err(e), CONFLICT);
     let mut txn = store.begin_postgres(scope).await?;
+    store.count_statements(1);
     sqlx::query(STAGE_SIMS_SQL)
         .execute(&mut *txn)
         .await
         .map_err(failed)?;
+    store.count_statements(1);
     let mut copy = txn.copy_in_raw(COPY_SIMS_SQL).await.map_err(failed)?;
-    // Postgres parses and stores a chunk while the next one is built.
-    for chunk in sims.chunks(PG_CHUNK) {
-        copy.send(copy_rows(chunk).into_bytes()).await.map_err(failed)?;
+    loop {
+        match parts.recv().await {
+            Some(Some(rows)) => {
+                copy.send(rows.into_bytes()).await.map_err(failed)?;
+            }
+            Some(None) => break,
+            None => {
+                copy.abort("the import was cancelled").await.map_err(failed)?;
+                return Err(Error::Unavailable("the import was cancelled".into()));
+            }
+        }
     }
     copy.finish().await.map_err(failed)?;
+    store.count_statements(1);
     sqlx::query(MOVE_SIMS_SQL)
         .bind(stamp.at)
         .bind(batch)
@@ -193,9 +241,7 @@ pub async fn copy_sims(
         .execute(&mut *txn)
         .await
         .map_err(failed)?;
-    txn.commit().await.map_err(failed)?;
-    store.count_statements(4);
-    Ok(())
+    txn.commit().await.map_err(failed)
 }
 
 const CONFLICT: &str = "a SIM with one of these ICCIDs, IMSIs or MSISDNs is already registered";

@@ -16,7 +16,7 @@ use super::*;
 use crate::directory::tenant_row;
 use crate::entities::{device, scheduled_transition, sim, tenant};
 use crate::error::{db, map};
-use crate::pool::{admit, commit, customers_in};
+use crate::pool::{admit, commit, commit_or_roll_back, customers_in};
 
 pub(super) fn sim_model(s: &Sim, now: DateTime<Utc>) -> sim::ActiveModel {
     sim::ActiveModel {
@@ -124,81 +124,84 @@ impl FleetChanges for SqlFleet {
     async fn apply(&self, scope: Scope, changes: Changeset) -> Result<()> {
         let now = Utc::now();
         let txn = self.begin(scope).await?;
-        for d in &changes.devices {
-            admit(scope, d.row.tenant_id, d.row.customer_id)?;
-            match d.expected_version {
-                None => {
-                    device_model(&d.row, 1, now).insert(&txn).await.map_err(|e| {
-                        map(
-                            e,
-                            &format!("a device with IMEI {} already exists in this tenant", d.row.imei),
-                        )
-                    })?;
-                }
-                Some(v) => {
-                    let res = device::Entity::update_many()
-                        .set(device_model(&d.row, v + 1, now))
-                        .filter(device::Column::Id.eq(d.row.id.0))
-                        .filter(device::Column::Version.eq(v))
-                        .exec(&txn)
-                        .await
-                        .map_err(db)?;
-                    if res.rows_affected != 1 {
-                        return Err(Error::Conflict(format!(
-                            "device {} was changed by someone else meanwhile (you had version {v}); reload and try again",
-                            d.row.id
-                        )));
+        let written: Result<()> = async {
+            for d in &changes.devices {
+                admit(scope, d.row.tenant_id, d.row.customer_id)?;
+                match d.expected_version {
+                    None => {
+                        device_model(&d.row, 1, now).insert(&txn).await.map_err(|e| {
+                            map(
+                                e,
+                                &format!("a device with IMEI {} already exists in this tenant", d.row.imei),
+                            )
+                        })?;
+                    }
+                    Some(v) => {
+                        let res = device::Entity::update_many()
+                            .set(device_model(&d.row, v + 1, now))
+                            .filter(device::Column::Id.eq(d.row.id.0))
+                            .filter(device::Column::Version.eq(v))
+                            .exec(&txn)
+                            .await
+                            .map_err(db)?;
+                        if res.rows_affected != 1 {
+                            return Err(Error::Conflict(format!(
+                                "device {} was changed by someone else meanwhile (you had version {v}); reload and try again",
+                                d.row.id
+                            )));
+                        }
                     }
                 }
             }
-        }
-        for s in &changes.sims {
-            admit(scope, s.row.tenant_id, s.row.customer_id)?;
-            let v = s
-                .expected_version
-                .ok_or_else(|| Error::Internal("SIMs are created with insert_sims, not apply".into()))?;
-            let mut row = s.row.clone();
-            row.version = v;
-            let res = sim::Entity::update_many()
-                .set(sim_model(&row, now))
-                .filter(sim::Column::Id.eq(row.id.0))
-                .filter(sim::Column::Version.eq(v))
-                .exec(&txn)
-                .await
-                .map_err(|e| {
-                    map(
-                        e,
-                        &format!(
-                            "MSISDN {} is already in use by another SIM",
-                            row.msisdn.as_ref().map_or("", |m| m.as_str())
-                        ),
-                    )
-                })?;
-            if res.rows_affected != 1 {
-                return Err(Error::Conflict(format!(
-                    "SIM {} was changed by someone else meanwhile (you had version {v}); reload and try again",
-                    row.iccid
-                )));
+            for s in &changes.sims {
+                admit(scope, s.row.tenant_id, s.row.customer_id)?;
+                let v = s
+                    .expected_version
+                    .ok_or_else(|| Error::Internal("SIMs are created with insert_sims, not apply".into()))?;
+                let mut row = s.row.clone();
+                row.version = v;
+                let res = sim::Entity::update_many()
+                    .set(sim_model(&row, now))
+                    .filter(sim::Column::Id.eq(row.id.0))
+                    .filter(sim::Column::Version.eq(v))
+                    .exec(&txn)
+                    .await
+                    .map_err(|e| {
+                        map(
+                            e,
+                            &format!(
+                                "MSISDN {} is already in use by another SIM",
+                                row.msisdn.as_ref().map_or("", |m| m.as_str())
+                            ),
+                        )
+                    })?;
+                if res.rows_affected != 1 {
+                    return Err(Error::Conflict(format!(
+                        "SIM {} was changed by someone else meanwhile (you had version {v}); reload and try again",
+                        row.iccid
+                    )));
+                }
             }
+            for s in &changes.schedules {
+                let model = schedule_model(s);
+                scheduled_transition::Entity::insert(model)
+                    .on_conflict(
+                        OnConflict::column(scheduled_transition::Column::Id)
+                            .update_columns([
+                                scheduled_transition::Column::Status,
+                                scheduled_transition::Column::FinishedAt,
+                                scheduled_transition::Column::Outcome,
+                            ])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(db)?;
+            }
+            bulk::insert_audit(&txn, self.backend(), &changes.audit).await
         }
-        for s in &changes.schedules {
-            let model = schedule_model(s);
-            scheduled_transition::Entity::insert(model)
-                .on_conflict(
-                    OnConflict::column(scheduled_transition::Column::Id)
-                        .update_columns([
-                            scheduled_transition::Column::Status,
-                            scheduled_transition::Column::FinishedAt,
-                            scheduled_transition::Column::Outcome,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db)?;
-        }
-        bulk::insert_audit(&txn, self.backend(), &changes.audit).await?;
-        commit(txn).await
+        .await;
+        commit_or_roll_back(txn, written).await
     }
 
     fn statements(&self) -> u64 {

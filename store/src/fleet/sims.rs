@@ -19,7 +19,7 @@ use super::assign::*;
 use super::*;
 use crate::entities::sim;
 use crate::error::db;
-use crate::pool::{admit, commit, sims_in};
+use crate::pool::{admit, commit, commit_or_roll_back, sims_in};
 
 #[derive(FromQueryResult)]
 struct TakenRow {
@@ -115,6 +115,9 @@ impl SimStore for SqlFleet {
         for s in sims {
             admit(scope, s.tenant_id, s.customer_id)?;
         }
+        if sims.is_empty() {
+            return Ok(Vec::new());
+        }
         // Time-ordered ids: a bulk load appends to the primary-key index instead of splitting
         // pages all over it.
         let rows: Vec<(Uuid, &NewSim)> = sims.iter().map(|s| (Uuid::now_v7(), *s)).collect();
@@ -123,8 +126,8 @@ impl SimStore for SqlFleet {
             bulk::copy_sims(&self.0, scope, &rows, batch, action, stamp).await?;
         } else {
             let txn = self.begin(scope).await?;
-            bulk::insert_sims(&txn, &rows, batch, action, stamp).await?;
-            commit(txn).await?;
+            let written = bulk::insert_sims(&txn, &rows, batch, action, stamp).await;
+            commit_or_roll_back(txn, written).await?;
         }
         Ok(rows.into_iter().map(|(id, _)| SimId(id)).collect())
     }

@@ -95,9 +95,8 @@ impl SqlStore {
 }
 
 /// Sets the row-level security context of a transaction (`set_config(…, true)`: until it ends).
-const SCOPE_SQL: &str =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('app.customer_id', $2, true), \
-                         set_config('app.platform', $3, true)";
+const SCOPE_SQL: &str = "SELECT set_config('app.tenant_id', $1, true), \
+                         set_config('app.customer_id', $2, true), set_config('app.platform', $3, true)";
 
 /// `SCOPE_SQL`'s values for `scope`: its tenant, its sub-customer, whether it is the platform's.
 fn scope_settings(scope: Scope) -> [String; 3] {

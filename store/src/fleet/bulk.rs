@@ -80,7 +80,8 @@ impl<const N: usize> Columns<N> {
 /// WAL): `COPY` into a table may not hold rows to a policy, so the rows stay there until
 /// [`MOVE_SIMS_SQL`] inserts them under the caller's scope. Measured against one
 /// `unnest(string_to_array(…))` statement per 20,000 SIMs: −20 % backend CPU for the
-/// statements, imports of 100,000 SIMs 0.7 s faster at the median (docs/benchmarks.md, stop 46).
+/// statements; imports of 100,000 SIMs 0.7 s faster at the median with the `COPY` in the caller,
+/// 0.17–0.21 s with it in [`copy_task`] as now (docs/benchmarks.md, stop 46).
 /// Dropped with the transaction, whether it commits or not.
 const STAGE_SIMS_SQL: &str = "CREATE TEMPORARY TABLE import_sims (id uuid NOT NULL, \
  tenant_id uuid NOT NULL, customer_id uuid, iccid text COLLATE \"C\" NOT NULL, \

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ioto_domain::ports::EngineInfo;
 use ioto_domain::{CustomerId, Error, Result, Scope, TenantId};
-use sea_orm::sqlx::{self, postgres::PgTransaction};
+use sea_orm::sqlx;
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::{PgConnection, PgTransaction, Postgres};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, Select, Statement, TransactionTrait,
@@ -65,16 +67,28 @@ impl SqlStore {
         Ok(txn)
     }
 
-    /// A scoped transaction (as [`Self::begin`]) on a connection of the Postgres pool itself,
-    /// for what sea-orm does not offer: `COPY`. Statements sent through it are counted with
-    /// [`Self::count_statements`].
-    pub(crate) async fn begin_postgres(&self, scope: Scope) -> Result<PgTransaction<'static>> {
-        let mut txn = self
+    /// A connection of the Postgres pool itself, for what sea-orm does not offer: `COPY`.
+    pub(crate) async fn postgres_connection(&self) -> Result<CopyConnection> {
+        let conn = self
             .db
             .get_postgres_connection_pool()
-            .begin()
+            .acquire()
             .await
             .map_err(|e| db(sqlx_err(e)))?;
+        Ok(CopyConnection {
+            conn,
+            released: false,
+        })
+    }
+
+    /// Starts a scoped transaction (as [`Self::begin`]) on `conn`. Statements sent through it are
+    /// counted with [`Self::count_statements`].
+    pub(crate) async fn begin_postgres<'c>(
+        &self,
+        conn: &'c mut PgConnection,
+        scope: Scope,
+    ) -> Result<PgTransaction<'c>> {
+        let mut txn = sqlx::Acquire::begin(conn).await.map_err(|e| db(sqlx_err(e)))?;
         let [tenant, customer, platform] = scope_settings(scope);
         self.count_statements(1);
         sqlx::query(SCOPE_SQL)
@@ -91,6 +105,45 @@ impl SqlStore {
     /// ones included, transaction control not).
     pub(crate) fn count_statements(&self, n: u64) {
         self.statements.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A connection taken from the Postgres pool for a `COPY`. Unless [`Self::release`]d once its
+/// transaction has committed, it is closed when dropped instead of going back to the pool: a
+/// caller dropped after `CopyDone` was sent (a client gone, a shutdown) leaves the replies due to
+/// it unread, which sqlx does not track, and a connection back in the pool with them would answer
+/// every later statement with the previous one's result. A failed import closes it too (one
+/// reconnect, against an import's seconds).
+pub(crate) struct CopyConnection {
+    conn: PoolConnection<Postgres>,
+    released: bool,
+}
+
+impl CopyConnection {
+    /// Marks the connection clean: its transaction committed or rolled back, every reply read.
+    pub(crate) fn release(mut self) {
+        self.released = true;
+    }
+}
+
+impl std::ops::Deref for CopyConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for CopyConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for CopyConnection {
+    fn drop(&mut self) {
+        if !self.released {
+            self.conn.close_on_drop();
+        }
     }
 }
 

@@ -639,3 +639,140 @@ async fn imports_stage_in_a_temporary_table_as_the_server_role_in_the_callers_sc
     );
     txn.commit().await.unwrap();
 }
+
+/// An import whose caller goes away at any point (a client gone, a shutdown), its `COPY`
+/// included, writes all of its SIMs or none, and its connection does not go back to the pool:
+/// sqlx does not read the replies due after an abandoned `COPY`, and a connection back in the pool
+/// with them would answer the next statements with earlier ones' results.
+#[tokio::test]
+async fn an_import_dropped_at_any_point_writes_all_or_nothing_and_leaves_the_pool_sound() {
+    use ioto_domain::fleet::sim::NewSim;
+    use ioto_domain::identifiers::{Iccid, Imsi};
+    const SIMS: i64 = 50_000;
+    let url = pg::database().await;
+    // One connection: every statement after an import runs where the import ran, or on the
+    // connection that replaced it.
+    let store = ioto_store::connect(&StoreLocation::Postgres { url: url.clone() }, 1)
+        .await
+        .unwrap();
+    // As the owning user, past row-level security: counts and the server's own view of backends.
+    let owner = sea_orm::Database::connect(&url).await.unwrap();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let a = f.tenant("A").await;
+    let scope = Scope::tenant(a.id);
+    let stamp = ioto_domain::fleet::audit::AuditStamp {
+        actor: "test".into(),
+        actor_user_id: None,
+        at: chrono::Utc::now(),
+        note: None,
+    };
+    let import = |round: i64| {
+        let fleet = store.fleet();
+        let stamp = stamp.clone();
+        async move {
+            let sims: Vec<NewSim> = (0..SIMS)
+                .map(|n| {
+                    NewSim::basic(
+                        a.id,
+                        Iccid::with_check_digit(&format!("8988{round:02}{n:012}")).unwrap(),
+                        Imsi::parse(&format!("90{round:02}{n:011}")).unwrap(),
+                    )
+                })
+                .collect();
+            let sims: Vec<&NewSim> = sims.iter().collect();
+            ioto_domain::ports::SimStore::insert_sims(
+                &fleet,
+                scope,
+                &sims,
+                ioto_domain::fleet::AuditAction::Imported,
+                &stamp,
+                None,
+            )
+            .await
+        }
+    };
+    // The server process behind the pool's one connection, asked through the store: a stale
+    // reply would answer this with another statement's result, or fail it.
+    let backend = || async {
+        let txn = store.begin(scope).await.unwrap();
+        let pid = txn
+            .query_one(sql("SELECT pg_backend_pid() AS pid"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i32>("", "pid")
+            .unwrap();
+        txn.commit().await.unwrap();
+        pid
+    };
+    let stored = || async {
+        let row =
+            owner
+                .query_one(sql("SELECT (SELECT count(*) FROM sims) AS sims, \
+                 (SELECT count(*) FROM audit_events WHERE action = 'IMPORTED') AS audited"))
+                .await
+                .unwrap()
+                .unwrap();
+        let get = |c: &str| row.try_get::<i64>("", c).unwrap();
+        (get("sims"), get("audited"))
+    };
+    // The time of a whole import: the faster of two.
+    let mut whole = std::time::Duration::MAX;
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        import(round).await.unwrap();
+        whole = whole.min(started.elapsed());
+    }
+    let mut expected = 2 * SIMS;
+    let mut dropped = 0;
+    // Dropped from the start to past the time a whole import took: before, during and after
+    // its `COPY`.
+    for round in 2..=13 {
+        let after = whole * (round - 2) / 10;
+        let before = backend().await;
+        let finished = match tokio::time::timeout(after, import(i64::from(round))).await {
+            Ok(done) => {
+                done.unwrap();
+                true
+            }
+            Err(_) => false,
+        };
+        let now = backend().await;
+        if finished {
+            expected += SIMS;
+            assert_eq!(
+                now, before,
+                "round {round}: a finished import's connection went back to the pool"
+            );
+        } else {
+            dropped += 1;
+            if after > std::time::Duration::ZERO {
+                assert_ne!(
+                    now, before,
+                    "round {round}: dropped after {after:?}, the import's connection went back to the pool"
+                );
+            }
+            // Until the abandoned server process has ended, its transaction may still commit.
+            while owner
+                .query_one(sql(&format!(
+                    "SELECT 1 AS n FROM pg_stat_activity WHERE pid = {before}"
+                )))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let (sims, audited) = stored().await;
+        // Dropped while its commit was under way, an import may have landed whole.
+        assert!(
+            sims == expected || (!finished && sims == expected + SIMS),
+            "round {round} (dropped after {after:?}: {}): {sims} SIMs stored, {expected} expected",
+            !finished
+        );
+        expected = sims;
+        assert_eq!(audited, sims, "round {round}: one audit entry per stored SIM");
+    }
+    assert!(dropped >= 3, "only {dropped} of 12 imports were dropped");
+}

@@ -80,8 +80,9 @@ impl<const N: usize> Columns<N> {
 /// WAL): `COPY` into a table may not hold rows to a policy, so the rows stay there until
 /// [`MOVE_SIMS_SQL`] inserts them under the caller's scope. Measured against one
 /// `unnest(string_to_array(…))` statement per 20,000 SIMs: −20 % backend CPU for the
-/// statements; imports of 100,000 SIMs 0.7 s faster at the median with the `COPY` in the caller,
-/// 0.17–0.21 s with it in [`copy_task`] as now (docs/benchmarks.md, stop 46).
+/// statements; imports of 100,000 SIMs 0.7 s faster at the median (stop 46). The `COPY` runs in
+/// the caller: in a task of its own fed through a channel, the same import took 0.3–0.86 s longer
+/// at the median (stop 47, alternated; docs/benchmarks.md).
 /// Dropped with the transaction, whether it commits or not.
 const STAGE_SIMS_SQL: &str = "CREATE TEMPORARY TABLE import_sims (id uuid NOT NULL, \
  tenant_id uuid NOT NULL, customer_id uuid, iccid text COLLATE \"C\" NOT NULL, \
@@ -165,13 +166,8 @@ fn copy_rows(chunk: &[(Uuid, &NewSim)]) -> String {
 
 /// Inserts SIMs created in one batch with their audit entries (`action`, stamped with `stamp`) on
 /// Postgres, in one transaction of its own in `scope`: staged by `COPY`, moved by one statement.
-///
-/// The transaction runs in a task of its own, fed chunk by chunk (Postgres parses one while the
-/// next is built). A caller dropped halfway (a client gone, a shutdown) must not drop the `COPY`
-/// exchange halfway: sqlx does not track the reply still due after `CopyDone`, and a connection
-/// back in the pool with that reply unread would answer every later statement with the previous
-/// one's result. Dropping the caller closes the channel instead; before the last chunk the task
-/// then aborts the `COPY` and nothing is written, after it the import completes.
+/// Its connection is closed unless the transaction ends here ([`crate::pool::CopyConnection`]):
+/// a caller dropped halfway writes nothing and leaves no unread reply in the pool.
 pub async fn copy_sims(
     store: &SqlStore,
     scope: Scope,
@@ -180,37 +176,9 @@ pub async fn copy_sims(
     action: AuditAction,
     stamp: &AuditStamp,
 ) -> Result<()> {
-    let (parts, received) = tokio::sync::mpsc::channel(1);
-    let task = tokio::spawn(copy_task(
-        store.clone(),
-        scope,
-        received,
-        batch,
-        action,
-        stamp.clone(),
-    ));
-    for chunk in sims.chunks(PG_CHUNK) {
-        // A closed channel means the task failed: its error is awaited below.
-        if parts.send(Some(copy_rows(chunk))).await.is_err() {
-            break;
-        }
-    }
-    let _ = parts.send(None).await;
-    task.await
-        .map_err(|e| Error::Internal(format!("the import's transaction failed: {e}")))?
-}
-
-/// [`copy_sims`]' transaction: `Some(rows)` are `COPY` text, `None` ends them.
-async fn copy_task(
-    store: SqlStore,
-    scope: Scope,
-    mut parts: tokio::sync::mpsc::Receiver<Option<String>>,
-    batch: Uuid,
-    action: AuditAction,
-    stamp: AuditStamp,
-) -> Result<()> {
     let failed = |e| map(sqlx_err(e), CONFLICT);
-    let mut txn = store.begin_postgres(scope).await?;
+    let mut conn = store.postgres_connection().await?;
+    let mut txn = store.begin_postgres(&mut conn, scope).await?;
     store.count_statements(1);
     sqlx::query(STAGE_SIMS_SQL)
         .execute(&mut *txn)
@@ -218,17 +186,9 @@ async fn copy_task(
         .map_err(failed)?;
     store.count_statements(1);
     let mut copy = txn.copy_in_raw(COPY_SIMS_SQL).await.map_err(failed)?;
-    loop {
-        match parts.recv().await {
-            Some(Some(rows)) => {
-                copy.send(rows.into_bytes()).await.map_err(failed)?;
-            }
-            Some(None) => break,
-            None => {
-                copy.abort("the import was cancelled").await.map_err(failed)?;
-                return Err(Error::Unavailable("the import was cancelled".into()));
-            }
-        }
+    // Postgres parses and stores a chunk while the next one is built.
+    for chunk in sims.chunks(PG_CHUNK) {
+        copy.send(copy_rows(chunk).into_bytes()).await.map_err(failed)?;
     }
     copy.finish().await.map_err(failed)?;
     store.count_statements(1);
@@ -242,7 +202,9 @@ async fn copy_task(
         .execute(&mut *txn)
         .await
         .map_err(failed)?;
-    txn.commit().await.map_err(failed)
+    txn.commit().await.map_err(failed)?;
+    conn.release();
+    Ok(())
 }
 
 const CONFLICT: &str = "a SIM with one of these ICCIDs, IMSIs or MSISDNs is already registered";

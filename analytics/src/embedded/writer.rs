@@ -12,6 +12,9 @@ use super::{db_err, session, to_i64, EmbeddedUsage, LIVE};
 use crate::stored::SessionText;
 
 /// Rows per multi-row statement (SQLite allows 32,766 bound values; the widest row has 16).
+/// Multi-row statements are not kept prepared (`persistent(false)`): their text differs with
+/// each batch's row count, and every connection's statement cache kept up to 32 of them, compiled
+/// programs of up to ~1 MB each (17 MB of the demo's heap after 12 minutes, stop 47).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// One session update as stored, its counters checked to fit SQLite's integers.
@@ -91,7 +94,11 @@ where
             },
         );
         q.push(format!(" ON CONFLICT {conflict}"));
-        q.build().execute(&mut **tx).await.map_err(db_err)?;
+        q.build()
+            .persistent(false)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
     }
     Ok(())
 }
@@ -142,7 +149,11 @@ async fn add_to_sessions_cube(tx: &mut sqlx::Transaction<'_, Sqlite>, rows: &[St
                bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out,
                sessions = sessions + excluded.sessions",
         );
-        q.build().execute(&mut **tx).await.map_err(db_err)?;
+        q.build()
+            .persistent(false)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
     }
     Ok(())
 }
@@ -220,7 +231,11 @@ impl UsageWriter for EmbeddedUsage {
                     .push_bind(r.delta_in)
                     .push_bind(r.delta_out);
             });
-            q.build().execute(&mut *tx).await.map_err(db_err)?;
+            q.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         }
         let live: Vec<Live<'_>> = live.into_values().collect();
         for chunk in live.chunks(ROWS_PER_STATEMENT) {
@@ -253,7 +268,11 @@ impl UsageWriter for EmbeddedUsage {
                    started_at = MIN(started_at, excluded.started_at)
                  WHERE excluded.event_time >= live_sessions.event_time",
             );
-            q.build().execute(&mut *tx).await.map_err(db_err)?;
+            q.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         }
         add_to_cube(
             &mut tx,
@@ -313,7 +332,13 @@ impl UsageWriter for EmbeddedUsage {
                 pairs.push_unseparated(")");
             }
             q.push(")");
-            for r in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
+            for r in q
+                .build()
+                .persistent(false)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+            {
                 out.push(session(&r, "live_sessions")?);
             }
         }

@@ -29,6 +29,8 @@ echo "after $base min: RSS $(rss) MiB, profile $first"
 sleep $(( (minutes - base) * 60 ))
 last="$(ls -t "$data"/heap.*.heap | head -1)"
 echo "after $minutes min: RSS $(rss) MiB, profile $last"
+# `head` closes the pipe early: jeprof then dies of SIGPIPE, which is not a failure here.
+set +o pipefail
 echo "## live heap after $minutes minutes (sampled), by function and its callees"
 jeprof --text --cum --show_bytes "$bin" "$last" 2>/dev/null | head -60
 echo "## grown since minute $base"

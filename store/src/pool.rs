@@ -120,7 +120,7 @@ pub(crate) struct CopyConnection {
 }
 
 impl CopyConnection {
-    /// Marks the connection clean: its transaction committed or rolled back, every reply read.
+    /// Marks the connection clean: its transaction committed, every reply read.
     pub(crate) fn release(mut self) {
         self.released = true;
     }

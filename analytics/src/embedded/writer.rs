@@ -12,9 +12,10 @@ use super::{db_err, session, to_i64, EmbeddedUsage, LIVE};
 use crate::stored::SessionText;
 
 /// Rows per multi-row statement (SQLite allows 32,766 bound values; the widest row has 16).
-/// Multi-row statements are not kept prepared (`persistent(false)`): their text differs with
-/// each batch's row count, and every connection's statement cache kept up to 32 of them, compiled
-/// programs of up to ~1 MB each (17 MB of the demo's heap after 12 minutes, stop 47).
+/// A write of a full chunk is kept prepared, one statement text per table (six per connection at
+/// most); shorter ones are not (`persistent(false)`): their text differs with each batch's row
+/// count, and every connection's statement cache kept up to 32 of them, compiled programs of up to
+/// ~1 MB each (17 MB of the demo's heap after 12 minutes, stop 47).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// One session update as stored, its counters checked to fit SQLite's integers.
@@ -95,7 +96,7 @@ where
         );
         q.push(format!(" ON CONFLICT {conflict}"));
         q.build()
-            .persistent(false)
+            .persistent(chunk.len() == ROWS_PER_STATEMENT)
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
@@ -150,7 +151,7 @@ async fn add_to_sessions_cube(tx: &mut sqlx::Transaction<'_, Sqlite>, rows: &[St
                sessions = sessions + excluded.sessions",
         );
         q.build()
-            .persistent(false)
+            .persistent(chunk.len() == ROWS_PER_STATEMENT)
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
@@ -232,7 +233,7 @@ impl UsageWriter for EmbeddedUsage {
                     .push_bind(r.delta_out);
             });
             q.build()
-                .persistent(false)
+                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -269,7 +270,7 @@ impl UsageWriter for EmbeddedUsage {
                  WHERE excluded.event_time >= live_sessions.event_time",
             );
             q.build()
-                .persistent(false)
+                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;

@@ -226,7 +226,7 @@ enum BenchCommand {
         /// Consecutive runs, each on fresh data (median and spread are printed after them).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -250,7 +250,7 @@ enum BenchCommand {
         /// printed after the runs).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -282,7 +282,7 @@ enum BenchCommand {
         /// CDRs, or build and `rate` them), and nothing else.
         #[arg(long, hide = true, value_parser = ["build", "rate"])]
         rating_child: Option<String>,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -307,7 +307,7 @@ enum BenchCommand {
         /// FINAL`, what background merges reach in time) and measure the rounds again.
         #[arg(long)]
         merge: bool,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -327,7 +327,7 @@ enum BenchCommand {
         /// Ratings of the loaded month (median and spread are printed).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -358,7 +358,7 @@ enum BenchCommand {
         /// The other tenant's calls while nothing runs.
         #[arg(long, default_value_t = 100, value_parser = positive::<usize>())]
         probes: usize,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -379,7 +379,7 @@ enum BenchCommand {
         /// printed after them).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
-        /// Data directory (default: a fresh temporary one).
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -717,7 +717,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             runs,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let mut all = Vec::with_capacity(runs);
             for run in 1..=runs {
                 let config = run_config(&loaded.config, run, runs);
@@ -755,7 +755,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             probes,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let run = crate::tooling::bench_bulk::bulk(&loaded.config, sims, rows, runs, probes).await?;
             crate::tooling::bench_bulk::print(&run, &loaded.config.network.simulated);
         }
@@ -766,7 +766,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             runs,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let (imports, runs) =
                 crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency, runs).await?;
             crate::tooling::bench_fleet::print_imports(&imports);
@@ -788,7 +788,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             rating_child: _,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let steps = crate::tooling::bench_cpu::cpu(
                 &loaded.config,
                 events,
@@ -812,7 +812,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             if sims > 100_000 {
                 anyhow::bail!("--sims: at most 100000 (the bench's ICCIDs number SIMs with five digits)");
             }
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "analytics");
             let figures =
                 crate::tooling::bench_analytics::analytics(&config, updates, sims, runs, requests, merge)
@@ -827,7 +827,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             runs,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "rating");
             let figures = crate::tooling::bench_rating::rating(&config, cdrs, sims, zones, runs).await;
             let figures = crate::tooling::bench::finish_scratch(scratch, figures).await?;
@@ -841,7 +841,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             runs,
             data_dir,
         } => {
-            let loaded = bench_config(file, data_dir)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
             // One ClickHouse database for the invocation: its runs write into the tables as
             // a service's days do, and nothing stays behind.
             let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "ingest");
@@ -897,15 +897,36 @@ fn run_config(config: &Config, run: usize, runs: usize) -> Config {
     config
 }
 
-/// Configuration for a benchmark: an ephemeral port, a fresh data dir unless one is given, quiet logs.
-fn bench_config(file: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<Loaded> {
-    let data_dir = data_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()))
-    });
+/// A bench's own data dir in the temporary directory, removed with everything in it when the
+/// bench ends, whether it succeeded or not (an embedded ingest bench leaves ~400 MB there).
+struct ScratchDir(Option<PathBuf>);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("could not remove the bench's data dir {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+}
+
+/// Configuration for a benchmark: an ephemeral port, quiet logs, and the given data dir (kept)
+/// or else a fresh one in the temporary directory, removed when the returned guard drops.
+fn bench_config(file: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<(Loaded, ScratchDir)> {
+    let (data_dir, scratch) = match data_dir {
+        Some(dir) => (dir, ScratchDir(None)),
+        None => {
+            let dir = std::env::temp_dir().join(format!("ioto-bench-{}", uuid::Uuid::new_v4().simple()));
+            (dir.clone(), ScratchDir(Some(dir)))
+        }
+    };
     let mut loaded = setup(file, Some("127.0.0.1:0".into()), Some(data_dir), Quiet::Yes)?;
     // Benches measure capacity: a rate limit would measure the limit instead.
     loaded.config.rate_limit.enabled = false;
-    Ok(loaded)
+    Ok((loaded, scratch))
 }
 
 async fn issue_token(

@@ -883,6 +883,45 @@ fn bench_fleet_and_ingest_run() {
     }
 }
 
+/// A bench given no `--data-dir` works in a fresh one in the temporary directory and removes it
+/// when it ends: re-running benches does not fill the disk (one embedded ingest bench of the
+/// documented size left ~400 MB there per invocation).
+#[test]
+fn a_bench_without_a_data_dir_leaves_nothing_behind() {
+    let tmp = temp_dir();
+    let out = ioto()
+        .env("TMPDIR", &tmp)
+        .args([
+            "bench",
+            "ingest",
+            "--events",
+            "2000",
+            "--sims",
+            "100",
+            "--live-rate",
+            "100",
+            "--probes",
+            "3",
+            "--runs",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("run 1 of 1"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the bench left {left:?} in {}", tmp.display());
+    std::fs::remove_dir(&tmp).unwrap();
+}
+
 /// `ioto bench exports` runs, small, for every format.
 #[test]
 fn bench_exports_runs_every_format() {

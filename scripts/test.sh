@@ -7,11 +7,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/engines.sh
 
-# Per-test Postgres and ClickHouse databases: dropped before the run (left by an interrupted one)
-# and after it, whatever its outcome, so a run leaves nothing behind.
+# Per-test Postgres and ClickHouse databases, and the migrated Postgres template they are cloned
+# from (`ioto_tpl_<hash of the migrations>`, built once per run): dropped before the run (left
+# by an interrupted one) and after it, whatever its outcome, so a run leaves nothing behind.
 drop_test_databases() {
   psql -h 127.0.0.1 -U postgres -d postgres -Atc \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'ioto_test_%'" 2>/dev/null |
+    "SELECT datname FROM pg_database WHERE datname LIKE 'ioto\_test\_%' OR datname LIKE 'ioto\_tpl\_%'" 2>/dev/null |
     while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
   for db in $(curl -fsS 'http://127.0.0.1:8123/?query=SHOW%20DATABASES' | grep '^ioto_test_' || true); do
     curl -fsS -X POST "http://127.0.0.1:8123/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true

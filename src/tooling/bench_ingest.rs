@@ -20,7 +20,7 @@ use futures::StreamExt;
 use ioto_domain::directory::NewTenant;
 use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
 use ioto_domain::identifiers::{luhn_check_digit, Iccid, Imsi, MccMnc, Name, Slug};
-use ioto_domain::ports::{SessionKey, SessionUpdate, UsageStore};
+use ioto_domain::ports::{EngineWork, SessionKey, SessionUpdate, UsageStore};
 use ioto_domain::services::{CdrIngest, SessionIngest};
 use ioto_domain::usage::{
     counted_update, step, RadioAccessType, RequestType, SessionProgress, SessionRollup, Step,
@@ -56,6 +56,9 @@ pub struct IngestFigures {
     /// New sessions during the live phase: asked of the store, and known new by the filter.
     pub live_looked_up: u64,
     pub live_known_new: u64,
+    /// The usage engine's own work during the live phase, and how long that phase lasted.
+    pub live_work: Option<EngineWork>,
+    pub live_time: Duration,
 }
 
 fn rate(n: f64, d: Duration) -> f64 {
@@ -328,6 +331,8 @@ pub async fn ingest(
     let stages_before = stats.stages.snapshot();
     let looked_up_before = stats.sessions_looked_up.load(Ordering::Relaxed);
     let known_new_before = stats.sessions_known_new.load(Ordering::Relaxed);
+    let work_before = engines.usage.work().await?;
+    let live_started = Instant::now();
     let load = {
         let (bus, topic, sims) = (
             Arc::clone(&engines.bus),
@@ -372,6 +377,11 @@ pub async fn ingest(
     let live_stages = stats.stages.snapshot().minus(&stages_before);
     let live_looked_up = stats.sessions_looked_up.load(Ordering::Relaxed) - looked_up_before;
     let live_known_new = stats.sessions_known_new.load(Ordering::Relaxed) - known_new_before;
+    let live_time = live_started.elapsed();
+    let live_work = match (engines.usage.work().await?, work_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
     let _ = stop.send(true);
     let _ = watcher.await;
     let _ = load.await;
@@ -380,6 +390,8 @@ pub async fn ingest(
         live_stages,
         live_looked_up,
         live_known_new,
+        live_work,
+        live_time,
         events: rollups.len(),
         sims: load_sims.len(),
         produce: produce_time,
@@ -589,6 +601,28 @@ pub fn print_summary(runs: &[IngestFigures]) {
         let values: Vec<f64> = runs.iter().map(get).collect();
         row(name, &values);
     }
+    // What the usage engine did beside the worker under the live load (ClickHouse).
+    type Work = (&'static str, fn(&EngineWork, Duration) -> f64);
+    let work: [Work; 3] = [
+        ("live load: engine parts written per s", |w, t| {
+            w.parts_written as f64 / t.as_secs_f64().max(1e-9)
+        }),
+        ("live load: merge threads, ms per s", |w, t| {
+            w.merge_time.as_secs_f64() * 1000.0 / t.as_secs_f64().max(1e-9)
+        }),
+        ("live load: rows merged per 10 rows inserted", |w, _| {
+            merge_amplification(w) * 10.0
+        }),
+    ];
+    if runs.iter().all(|f| f.live_work.is_some()) {
+        for (name, get) in work {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|f| f.live_work.as_ref().map(|w| get(w, f.live_time)))
+                .collect();
+            row(name, &values);
+        }
+    }
     // Each stage's p99 under the live load, run by run: the stage that moves is named.
     let stages: Vec<Vec<ioto_ingest::stages::StageSummary>> =
         runs.iter().map(|f| f.live_stages.summary()).collect();
@@ -606,6 +640,11 @@ pub fn print_summary(runs: &[IngestFigures]) {
             &values,
         );
     }
+}
+
+/// Rows the engine's merges rewrote per row its inserts wrote.
+fn merge_amplification(w: &EngineWork) -> f64 {
+    w.merged_rows as f64 / (w.rows_written as f64).max(1.0)
 }
 
 /// The `p`-quantile of `v` in milliseconds (nearest rank).
@@ -681,6 +720,23 @@ pub fn print(f: &IngestFigures) {
         "  new sessions during the live load: {} known new by the worker's filter of stored sessions, {} looked up in the usage store",
         f.live_known_new, f.live_looked_up
     );
+    if let Some(w) = &f.live_work {
+        let secs = f.live_time.as_secs_f64().max(1e-9);
+        println!(
+            "  the usage engine's own work during the live load ({:.1} s; server-wide counters): {} inserts ({:.1}/s) wrote {} parts ({:.0}/s) of {} rows; background merges rewrote {} rows ({:.1}× the rows inserted) in {:.1} s of merge threads ({:.2} per second of the live load); statement threads {:.1} s of CPU",
+            secs,
+            w.inserts,
+            w.inserts as f64 / secs,
+            w.parts_written,
+            w.parts_written as f64 / secs,
+            w.rows_written,
+            w.merged_rows,
+            merge_amplification(w),
+            w.merge_time.as_secs_f64(),
+            w.merge_time.as_secs_f64() / secs,
+            w.statement_cpu.as_secs_f64()
+        );
+    }
     println!("  the worker's stages during the live load (bucket bounds, at most √2 above the true value):");
     println!("  | stage | per | observations | p50 ms | p95 ms | p99 ms |");
     println!("  |---|---|---:|---:|---:|---:|");

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use ioto_domain::ports::{EngineInfo, UsageEngine, SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS};
+use ioto_domain::ports::{
+    EngineInfo, EngineWork, UsageEngine, SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
+};
 use ioto_domain::Result;
 use ioto_migrations::CLICKHOUSE;
 
@@ -56,6 +58,36 @@ impl UsageEngine for ClickHouseUsage {
             .execute()
             .await
             .map_err(|e| self.err(e))
+    }
+
+    async fn work(&self) -> Result<Option<EngineWork>> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Event {
+            event: String,
+            value: u64,
+        }
+        // Server-wide counters (every database); an event not yet counted is absent.
+        let events = Self::client(&self.config)
+            .query(
+                "SELECT event, value FROM system.events WHERE event IN ('InsertQuery', \
+                 'MergeTreeDataWriterBlocks', 'MergeTreeDataWriterRows', 'MergedRows', \
+                 'MergesTimeMilliseconds', 'UserTimeMicroseconds', 'SystemTimeMicroseconds')",
+            )
+            .fetch_all::<Event>()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut work = EngineWork::default();
+        for e in events {
+            match e.event.as_str() {
+                "InsertQuery" => work.inserts = e.value,
+                "MergeTreeDataWriterBlocks" => work.parts_written = e.value,
+                "MergeTreeDataWriterRows" => work.rows_written = e.value,
+                "MergedRows" => work.merged_rows = e.value,
+                "MergesTimeMilliseconds" => work.merge_time = std::time::Duration::from_millis(e.value),
+                _ => work.statement_cpu += std::time::Duration::from_micros(e.value),
+            }
+        }
+        Ok(Some(work))
     }
 
     async fn server_version(&self) -> Result<String> {

@@ -19,7 +19,7 @@ pub use fleet::{
 };
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{
-    period_start, CdrRecord, CustomerUsagePoint, Granularity, HistoryQuery, ReconciliationQuery,
+    period_start, CdrRecord, CustomerUsagePoint, EngineWork, Granularity, HistoryQuery, ReconciliationQuery,
     ReconciliationRow, SessionKey, SessionUpdate, TelemetryStore, UsageEngine, UsagePoint, UsageReader,
     UsageStore, UsageWriter, SESSION_RETENTION_DAYS, TELEMETRY_RETENTION_DAYS,
 };

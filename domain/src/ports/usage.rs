@@ -144,10 +144,47 @@ pub struct CustomerUsagePoint {
 /// How long session updates and live sessions are kept.
 pub const SESSION_RETENTION_DAYS: i64 = 7;
 
+/// The usage engine's own work since the server started, over every database on it: what its
+/// inserts and its background merges cost. Benches take the difference of two readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineWork {
+    /// INSERT statements.
+    pub inserts: u64,
+    /// Parts written by inserts (one per table and partition an insert reaches, views' tables
+    /// included).
+    pub parts_written: u64,
+    /// Rows in those parts.
+    pub rows_written: u64,
+    /// Rows read and rewritten by background merges.
+    pub merged_rows: u64,
+    /// Time merges ran, summed over the merge threads.
+    pub merge_time: std::time::Duration,
+    /// CPU time (user and system) of the threads answering statements, inserts included.
+    pub statement_cpu: std::time::Duration,
+}
+
+impl EngineWork {
+    /// The work done between `before` and this reading.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            inserts: self.inserts.saturating_sub(before.inserts),
+            parts_written: self.parts_written.saturating_sub(before.parts_written),
+            rows_written: self.rows_written.saturating_sub(before.rows_written),
+            merged_rows: self.merged_rows.saturating_sub(before.merged_rows),
+            merge_time: self.merge_time.saturating_sub(before.merge_time),
+            statement_cpu: self.statement_cpu.saturating_sub(before.statement_cpu),
+        }
+    }
+}
+
 /// Start-up, health and retention of the usage engine.
 #[async_trait]
 pub trait UsageEngine: Send + Sync + 'static {
     fn info(&self) -> EngineInfo;
+    /// The engine's own work counters (`None` where it keeps none, as the embedded store).
+    async fn work(&self) -> Result<Option<EngineWork>> {
+        Ok(None)
+    }
     async fn ping(&self) -> Result<()>;
     /// The engine's version string (`18.16.1`, `24.8.4.13`, or the embedded adapter's own).
     async fn server_version(&self) -> Result<String>;

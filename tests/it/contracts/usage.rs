@@ -68,6 +68,7 @@ async fn sessions_contract(store: &dyn UsageStore) {
             }
         };
     // Session A runs across midnight; session B starts after it.
+    let work_before = store.work().await.unwrap();
     store
         .write_session_updates(&[
             update("a", -10, -10, (100, 10), (100, 10), false),
@@ -79,6 +80,18 @@ async fn sessions_contract(store: &dyn UsageStore) {
         .write_session_updates(&[update("b", 60, 60, (5, 5), (5, 5), false)])
         .await
         .unwrap();
+    // ClickHouse counts its own work (server-wide, so other tests' inserts may add to it): the
+    // two inserts, at least a part each in `session_updates` and every view's table, their rows.
+    match (store.info().engine, work_before, store.work().await.unwrap()) {
+        ("clickhouse", Some(before), Some(after)) => {
+            let done = after.since(&before);
+            assert!(done.inserts >= 2, "{done:?}");
+            assert!(done.parts_written >= 2 * 11, "{done:?}");
+            assert!(done.rows_written >= 3 * 2, "{done:?}");
+        }
+        ("clickhouse", before, after) => panic!("ClickHouse reports its work: {before:?} {after:?}"),
+        (_, before, after) => assert_eq!((before, after), (None, None), "the embedded store counts none"),
+    }
 
     let live = store
         .live_session(tenant, iccid)

@@ -718,13 +718,19 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let mut all = Vec::with_capacity(runs);
-            for run in 1..=runs {
-                let config = run_config(&loaded.config, run, runs);
-                let sets = crate::tooling::bench::api(&config, requests, concurrency).await?;
-                crate::tooling::bench::print_api(&sets);
-                all.push(sets);
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "api");
+            let all = async {
+                let mut all = Vec::with_capacity(runs);
+                for run in 1..=runs {
+                    let config = run_config(&config, run, runs);
+                    let sets = crate::tooling::bench::api(&config, requests, concurrency).await?;
+                    crate::tooling::bench::print_api(&sets);
+                    all.push(sets);
+                }
+                anyhow::Ok(all)
             }
+            .await;
+            let all = crate::tooling::bench::finish_scratch(scratch, all).await?;
             let sets = all.first().map_or(0, Vec::len);
             for set in 0..sets {
                 println!();
@@ -756,7 +762,9 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let run = crate::tooling::bench_bulk::bulk(&loaded.config, sims, rows, runs, probes).await?;
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "bulk");
+            let run = crate::tooling::bench_bulk::bulk(&config, sims, rows, runs, probes).await;
+            let run = crate::tooling::bench::finish_scratch(scratch, run).await?;
             crate::tooling::bench_bulk::print(&run, &loaded.config.network.simulated);
         }
         BenchCommand::Fleet {
@@ -767,8 +775,11 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let (imports, runs) =
-                crate::tooling::bench_fleet::fleet(&loaded.config, sims, requests, concurrency, runs).await?;
+            // Its own ClickHouse database, as the other benches: the configured one is left as it was.
+            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "fleet");
+            let figures =
+                crate::tooling::bench_fleet::fleet(&config, sims, requests, concurrency, runs).await;
+            let (imports, runs) = crate::tooling::bench::finish_scratch(scratch, figures).await?;
             crate::tooling::bench_fleet::print_imports(&imports);
             let engines = engines::describe_config(&loaded.config);
             for (i, figures) in runs.iter().enumerate() {

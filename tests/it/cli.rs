@@ -972,33 +972,71 @@ async fn bench_rating_runs_on_both_usage_stores() {
                 ),
                 "{stdout}"
             );
-            // It loaded into a database of its own, not the configured one, and dropped it:
-            // nothing stays behind.
-            let count = |sql: String| {
-                let ch = ch.clone();
-                async move {
-                    ioto_test_support::clickhouse::sql(&ch, &sql)
-                        .await
-                        .trim()
-                        .to_owned()
-                }
-            };
-            let scratch = format!(
-                "SELECT count() FROM system.databases WHERE startsWith(name, '{}_bench_')",
-                ch.database
-            );
-            assert_eq!(count(scratch).await, "0", "the bench left its database behind");
-            let configured = format!(
-                "SELECT count() FROM system.tables WHERE database = '{}'",
-                ch.database
-            );
-            assert_eq!(
-                count(configured).await,
-                "0",
-                "the bench wrote into the configured database"
-            );
+            bench_left_clickhouse_as_it_was(&ch).await;
         }
     }
+    ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
+}
+
+/// A bench on ClickHouse worked in a database of its own, not the configured one, and dropped
+/// it: nothing stays behind.
+async fn bench_left_clickhouse_as_it_was(ch: &ioto_analytics::ClickHouseConfig) {
+    let count = |sql: String| async move {
+        ioto_test_support::clickhouse::sql(ch, &sql)
+            .await
+            .trim()
+            .to_owned()
+    };
+    let scratch = format!(
+        "SELECT count() FROM system.databases WHERE startsWith(name, '{}_bench_')",
+        ch.database
+    );
+    assert_eq!(count(scratch).await, "0", "the bench left its database behind");
+    let configured = format!(
+        "SELECT count() FROM system.tables WHERE database = '{}'",
+        ch.database
+    );
+    assert_eq!(
+        count(configured).await,
+        "0",
+        "the bench wrote into the configured database"
+    );
+}
+
+/// `ioto bench fleet` on Postgres and ClickHouse, small: it measures and leaves the configured
+/// ClickHouse database as it was (it used to create the schema there).
+#[tokio::test]
+async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_alone() {
+    let ch = ioto_test_support::clickhouse::database().await;
+    let out = ioto()
+        .args([
+            "bench",
+            "fleet",
+            "--sims",
+            "2000",
+            "--requests",
+            "20",
+            "--concurrency",
+            "2",
+            "--runs",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir())
+        .env("DATABASE_URL", ioto_test_support::pg::database().await)
+        .env("CLICKHOUSE_URL", &ch.url)
+        .env("IOTO_CLICKHOUSE__DATABASE", &ch.database)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("pages: median (min–max) of 1 runs"), "{stdout}");
+    assert!(stdout.contains("usage store=clickhouse"), "{stdout}");
+    bench_left_clickhouse_as_it_was(&ch).await;
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
 }
 

@@ -10,6 +10,7 @@ use ioto_domain::Role;
 
 use crate::config::{self, Config, Loaded};
 use crate::server::{self, App};
+use crate::tooling::bench::in_scratch_clickhouse;
 use crate::tooling::demo;
 use crate::{engines, logging};
 
@@ -718,8 +719,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "api");
-            let all = async {
+            let all = in_scratch_clickhouse(&loaded.config, "api", |config| async move {
                 let mut all = Vec::with_capacity(runs);
                 for run in 1..=runs {
                     let config = run_config(&config, run, runs);
@@ -727,10 +727,9 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                     crate::tooling::bench::print_api(&sets);
                     all.push(sets);
                 }
-                anyhow::Ok(all)
-            }
-            .await;
-            let all = crate::tooling::bench::finish_scratch(scratch, all).await?;
+                Ok(all)
+            })
+            .await?;
             let sets = all.first().map_or(0, Vec::len);
             for set in 0..sets {
                 println!();
@@ -762,9 +761,10 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "bulk");
-            let run = crate::tooling::bench_bulk::bulk(&config, sims, rows, runs, probes).await;
-            let run = crate::tooling::bench::finish_scratch(scratch, run).await?;
+            let run = in_scratch_clickhouse(&loaded.config, "bulk", |config| async move {
+                crate::tooling::bench_bulk::bulk(&config, sims, rows, runs, probes).await
+            })
+            .await?;
             crate::tooling::bench_bulk::print(&run, &loaded.config.network.simulated);
         }
         BenchCommand::Fleet {
@@ -775,11 +775,10 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            // Its own ClickHouse database, as the other benches: the configured one is left as it was.
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "fleet");
-            let figures =
-                crate::tooling::bench_fleet::fleet(&config, sims, requests, concurrency, runs).await;
-            let (imports, runs) = crate::tooling::bench::finish_scratch(scratch, figures).await?;
+            let (imports, runs) = in_scratch_clickhouse(&loaded.config, "fleet", |config| async move {
+                crate::tooling::bench_fleet::fleet(&config, sims, requests, concurrency, runs).await
+            })
+            .await?;
             crate::tooling::bench_fleet::print_imports(&imports);
             let engines = engines::describe_config(&loaded.config);
             for (i, figures) in runs.iter().enumerate() {
@@ -824,11 +823,11 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                 anyhow::bail!("--sims: at most 100000 (the bench's ICCIDs number SIMs with five digits)");
             }
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "analytics");
-            let figures =
+            let figures = in_scratch_clickhouse(&loaded.config, "analytics", |config| async move {
                 crate::tooling::bench_analytics::analytics(&config, updates, sims, runs, requests, merge)
-                    .await;
-            let figures = crate::tooling::bench::finish_scratch(scratch, figures).await?;
+                    .await
+            })
+            .await?;
             crate::tooling::bench_analytics::print(&figures);
         }
         BenchCommand::Rating {
@@ -839,9 +838,10 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             data_dir,
         } => {
             let (loaded, _scratch) = bench_config(file, data_dir)?;
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "rating");
-            let figures = crate::tooling::bench_rating::rating(&config, cdrs, sims, zones, runs).await;
-            let figures = crate::tooling::bench::finish_scratch(scratch, figures).await?;
+            let figures = in_scratch_clickhouse(&loaded.config, "rating", |config| async move {
+                crate::tooling::bench_rating::rating(&config, cdrs, sims, zones, runs).await
+            })
+            .await?;
             crate::tooling::bench_rating::print(&figures);
         }
         BenchCommand::Ingest {
@@ -855,8 +855,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             let (loaded, _scratch) = bench_config(file, data_dir)?;
             // One ClickHouse database for the invocation: its runs write into the tables as
             // a service's days do, and nothing stays behind.
-            let (config, scratch) = crate::tooling::bench::scratch_clickhouse(&loaded.config, "ingest");
-            let all = async {
+            let all = in_scratch_clickhouse(&loaded.config, "ingest", |config| async move {
                 let mut all = Vec::with_capacity(runs);
                 for run in 1..=runs {
                     let config = run_config(&config, run, runs);
@@ -866,10 +865,9 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                     crate::tooling::bench_ingest::print(&figures);
                     all.push(figures);
                 }
-                anyhow::Ok(all)
-            }
-            .await;
-            let all = crate::tooling::bench::finish_scratch(scratch, all).await?;
+                Ok(all)
+            })
+            .await?;
             crate::tooling::bench_ingest::print_summary(&all);
         }
     }

@@ -472,14 +472,25 @@ fn fsync_ms(n: usize) -> std::io::Result<Vec<f64>> {
     times
 }
 
-/// A ClickHouse database of the bench's own on the configured server
-/// (`<database>_bench_<what>_<8 hex digits>`), so that the bench starts from empty tables and
-/// leaves nothing behind: the caller drops it with [`finish_scratch`] whether the bench
-/// succeeded or not. Without ClickHouse, the configuration unchanged and `None`. (The rating bench used to
+/// Runs `bench` on `config` with ClickHouse pointed at a database of the bench's own on the
+/// configured server (`<database>_bench_<what>_<8 hex digits>`), so that the bench starts from
+/// empty tables and leaves nothing behind: the database is dropped when `bench` ends, whether it
+/// succeeded or not. Without ClickHouse, `bench` gets the configuration unchanged.
+pub async fn in_scratch_clickhouse<T, F, Fut>(config: &Config, what: &str, bench: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let (config, scratch) = scratch_clickhouse(config, what);
+    finish_scratch(scratch, bench(config).await).await
+}
+
+/// The configuration of [`in_scratch_clickhouse`]'s bench and the database to drop after it
+/// (`None` without ClickHouse). (The rating bench used to
 /// load its 10 M CDRs into the configured database and leave them there; `cdrs` is ordered by
 /// `cdr_id`, so every later read of one tenant's month scanned them all and the read grew from
 /// 3.4 to 10 s over ten invocations.)
-pub fn scratch_clickhouse(config: &Config, what: &str) -> (Config, Option<ioto_analytics::ClickHouseConfig>) {
+fn scratch_clickhouse(config: &Config, what: &str) -> (Config, Option<ioto_analytics::ClickHouseConfig>) {
     let mut config = config.clone();
     let scratch = engines::clickhouse_config(&config).map(|mut ch| {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -500,7 +511,7 @@ pub fn scratch_clickhouse(config: &Config, what: &str) -> (Config, Option<ioto_a
 
 /// Drops what [`scratch_clickhouse`] named, and hands on the bench's result. When the bench
 /// failed, its error is the one returned, and a failed drop is only a warning beside it.
-pub async fn finish_scratch<T>(
+async fn finish_scratch<T>(
     scratch: Option<ioto_analytics::ClickHouseConfig>,
     result: anyhow::Result<T>,
 ) -> anyhow::Result<T> {

@@ -738,27 +738,27 @@ const TINY_INGEST: &[&str] = &[
     "2",
 ];
 
+/// `ioto bench fleet` at a tiny size: two runs and their summary.
+const TINY_FLEET: &[&str] = &[
+    "bench",
+    "fleet",
+    "--sims",
+    "2000",
+    "--requests",
+    "20",
+    "--concurrency",
+    "2",
+    "--runs",
+    "2",
+];
+
 /// `ioto bench fleet`, `ioto bench ingest` (two runs and their summary) and `ioto bench cpu`
 /// (with instruction counts) run, small, on the embedded engines and print their
 /// figures (what a user re-running them would see first is that they still work).
 #[test]
 fn bench_fleet_and_ingest_run() {
     for (args, expect) in [
-        (
-            &[
-                "bench",
-                "fleet",
-                "--sims",
-                "2000",
-                "--requests",
-                "20",
-                "--concurrency",
-                "2",
-                "--runs",
-                "2",
-            ][..],
-            "pages: median (min–max) of 2 runs",
-        ),
+        (TINY_FLEET, "pages: median (min–max) of 2 runs"),
         (TINY_INGEST, "summary of 2 runs"),
         (
             &[
@@ -1009,18 +1009,7 @@ async fn bench_left_clickhouse_as_it_was(ch: &ioto_analytics::ClickHouseConfig) 
 async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_alone() {
     let ch = ioto_test_support::clickhouse::database().await;
     let out = ioto()
-        .args([
-            "bench",
-            "fleet",
-            "--sims",
-            "2000",
-            "--requests",
-            "20",
-            "--concurrency",
-            "2",
-            "--runs",
-            "1",
-        ])
+        .args(TINY_FLEET)
         .arg("--data-dir")
         .arg(temp_dir())
         .env("DATABASE_URL", ioto_test_support::pg::database().await)
@@ -1034,7 +1023,7 @@ async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_al
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("pages: median (min–max) of 1 runs"), "{stdout}");
+    assert!(stdout.contains("pages: median (min–max) of 2 runs"), "{stdout}");
     assert!(stdout.contains("usage store=clickhouse"), "{stdout}");
     bench_left_clickhouse_as_it_was(&ch).await;
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();

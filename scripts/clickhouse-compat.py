@@ -7,7 +7,8 @@ in the order `ioto migrate` and the adapter send them:
 1. `migrate()`: the database (the adapter's own CREATE DATABASE, then `USE` as the client's
    `database` setting does), `ioto_schema_migrations`, and every migration of the `CLICKHOUSE`
    list in `migrations/src/lib.rs`, split on ';' at line ends with `{{TTL expr}}` rendered as a
-   TTL clause, exactly as `UsageMigration::statements(ttl_supported = true)` does.
+   TTL clause and `{{DATABASE}}` as the database's name, exactly as
+   `UsageMigration::statements_in(ttl_supported = true, database)` does.
 2. Every write: `insert_rows(table, &rows)` sends `INSERT INTO table(`col`,…) FORMAT RowBinary`
    (the `clickhouse` crate's text) with a RowBinary body encoded from the Rust row struct's field
    types; the rows are read back.
@@ -875,7 +876,7 @@ def clickhouse_migrations(c: Checker) -> list[Migration]:
 
 
 def migration_statements(path: pathlib.Path) -> list[tuple[int, str]]:
-    """`UsageMigration::statements(true)`, with the line each statement starts on."""
+    """`UsageMigration::statements_in(true, DB)`, with the line each statement starts on."""
     text = path.read_text()
     out, offset = [], 0
     for part in text.split(";\n"):
@@ -887,6 +888,8 @@ def migration_statements(path: pathlib.Path) -> list[tuple[int, str]]:
             if n < 0:
                 break
             stmt = stmt[:k] + "TTL " + stmt[k + 6:k + n].strip() + stmt[k + n + 2:]
+        # `UsageMigration::statements_in`: the database migrated, as a string literal.
+        stmt = stmt.replace("{{DATABASE}}", "'" + ch_escape(DB) + "'")
         stmt = stmt.rstrip(";").strip()
         if not stmt or all(not l.strip() or l.strip().startswith("--") for l in stmt.splitlines()):
             continue

@@ -6,7 +6,7 @@ mod embedded;
 pub mod rating;
 mod stored;
 
-pub use clickhouse::{ClickHouseConfig, ClickHouseUsage};
+pub use clickhouse::{ClickHouseConfig, ClickHouseUsage, BUFFERED_CUBES};
 pub use embedded::EmbeddedUsage;
 
 use chrono::NaiveDate;

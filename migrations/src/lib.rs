@@ -146,6 +146,32 @@ impl UsageMigration {
             })
             .collect()
     }
+
+    /// [`Self::statements`] for the ClickHouse database `database`: `{{DATABASE}}` becomes its
+    /// name as a string literal (a Buffer table names its store's database, and
+    /// `currentDatabase()` there would be evaluated again when the server loads the table).
+    pub fn statements_in(&self, ttl_supported: bool, database: &str) -> Vec<String> {
+        let literal = format!("'{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
+        self.statements(ttl_supported)
+            .into_iter()
+            .map(|s| s.replace("{{DATABASE}}", &literal))
+            .collect()
+    }
+}
+
+/// The first new name of a `RENAME TABLE a TO b, …` statement (`b`), None for other statements:
+/// the usage-store runner does not run such a statement again once `b` exists.
+pub fn renamed_to(stmt: &str) -> Option<&str> {
+    let body = stmt
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .find(|l| !l.trim().is_empty())?
+        .trim()
+        .strip_prefix("RENAME TABLE ")?;
+    match body.split(',').next()?.split_whitespace().collect::<Vec<_>>()[..] {
+        [_, "TO", to] => Some(to),
+        _ => None,
+    }
 }
 
 fn render_ttl(stmt: &str, ttl_supported: bool) -> String {
@@ -220,6 +246,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "rated_uuid",
         sql: include_str!("../clickhouse/0011_rated_uuid.sql"),
     },
+    UsageMigration {
+        version: 12,
+        name: "buffered_cubes",
+        sql: include_str!("../clickhouse/0012_buffered_cubes.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.
@@ -285,6 +316,31 @@ mod tests {
             m.statements(false),
             vec!["CREATE TABLE t (d Date) ENGINE = MergeTree ORDER BY d"]
         );
+    }
+
+    #[test]
+    fn database_placeholder_renders_as_a_string_literal() {
+        let m = UsageMigration {
+            version: 12,
+            name: "t",
+            sql: "CREATE TABLE b AS t ENGINE = Buffer({{DATABASE}}, 't', 1, 1, 1, 1, 1, 1, 1);\n",
+        };
+        assert_eq!(
+            m.statements_in(false, "ioto_x"),
+            vec!["CREATE TABLE b AS t ENGINE = Buffer('ioto_x', 't', 1, 1, 1, 1, 1, 1, 1)"]
+        );
+        assert!(m.statements_in(false, "a'b")[0].contains("Buffer('a\\'b', "));
+    }
+
+    #[test]
+    fn a_rename_names_its_first_new_name() {
+        assert_eq!(
+            renamed_to("-- why\nRENAME TABLE a TO a_store, a_incoming TO a"),
+            Some("a_store")
+        );
+        assert_eq!(renamed_to("RENAME TABLE x TO y"), Some("y"));
+        assert_eq!(renamed_to("DROP TABLE IF EXISTS a_incoming"), None);
+        assert_eq!(renamed_to("-- RENAME TABLE a TO b\nSELECT 1"), None);
     }
 
     #[test]

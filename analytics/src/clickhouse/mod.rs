@@ -17,6 +17,19 @@ use serde::Serialize;
 pub use config::ClickHouseConfig;
 use config::{check_identifier, unavailable};
 
+/// The cubes fed by `session_updates`' views through a Buffer table of the cube's name, written
+/// to `<cube>_store` once a second (migration 12).
+pub const BUFFERED_CUBES: [&str; 8] = [
+    "usage_hourly",
+    "usage_monthly",
+    "usage_daily",
+    "customer_usage_daily",
+    "customer_usage_monthly",
+    "sessions_hourly",
+    "network_usage_monthly",
+    "sims_monthly",
+];
+
 #[derive(Clone)]
 pub struct ClickHouseUsage {
     pub(crate) config: ClickHouseConfig,

@@ -122,11 +122,24 @@ impl UsageEngine for ClickHouseUsage {
             // copies a table (11) would otherwise copy rows a delete was about to remove, and
             // they would stay.
             self.settle_mutations_of(m.sql, m.version).await?;
-            for stmt in m.statements(ttl) {
-                self.client.query(&stmt).execute().await.map_err(|e| {
+            for stmt in m.statements_in(ttl, &self.config.database) {
+                // A rename that ran (a run that stopped later, or another process) is not
+                // repeated: its new name exists.
+                let renamed = ioto_migrations::renamed_to(&stmt);
+                if let Some(to) = renamed {
+                    if self.table_exists(to).await? {
+                        continue;
+                    }
+                }
+                if let Err(e) = self.client.query(&stmt).execute().await {
+                    if let Some(to) = renamed {
+                        if self.table_exists(to).await? {
+                            continue;
+                        }
+                    }
                     tracing::error!(version = m.version, statement = %stmt, "ClickHouse migration failed");
-                    self.err(e)
-                })?;
+                    return Err(self.err(e));
+                }
             }
             self.client
                 .query("INSERT INTO ioto_schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
@@ -232,6 +245,18 @@ impl ClickHouseUsage {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Whether this database holds a table (or view) named `name`.
+    async fn table_exists(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .client
+            .query("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?")
+            .bind(name)
+            .fetch_one::<u64>()
+            .await
+            .map_err(|e| self.err(e))?
+            > 0)
     }
 
     /// The usage-store migrations recorded as applied.

@@ -92,23 +92,18 @@ impl ClickHouseUsage {
 
 impl ClickHouseUsage {
     /// Merges the parts of the tables analytics reads (`OPTIMIZE TABLE … FINAL`): what
-    /// ClickHouse's background merges reach in time, done at once for a benchmark.
+    /// ClickHouse's background merges reach in time, done at once for a benchmark. A cube behind
+    /// a buffer (migration 12) writes its buffer to its store first (`OPTIMIZE` of a Buffer
+    /// table), then its store is merged.
     pub async fn merge_analytics_tables(&self) -> Result<()> {
-        for table in [
-            "network_usage_monthly",
-            "sims_monthly",
-            "usage_monthly",
-            "usage_daily",
-            "usage_hourly",
-            "sessions_hourly",
-            "live_session_states",
-            "session_activity",
-        ] {
-            self.client
-                .query(&format!("OPTIMIZE TABLE {table} FINAL"))
-                .execute()
-                .await
-                .map_err(|e| self.err(e))?;
+        let run =
+            |sql: String| async move { self.client.query(&sql).execute().await.map_err(|e| self.err(e)) };
+        for table in crate::clickhouse::BUFFERED_CUBES {
+            run(format!("OPTIMIZE TABLE {table}")).await?;
+            run(format!("OPTIMIZE TABLE {table}_store FINAL")).await?;
+        }
+        for table in ["live_session_states", "session_activity"] {
+            run(format!("OPTIMIZE TABLE {table} FINAL")).await?;
         }
         Ok(())
     }

@@ -17,10 +17,10 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    // Migrations 9 and 10 (session states sorted by session) and 11 (rated tables keyed by
-    // UUID) are ClickHouse's alone.
+    // Migrations 9 and 10 (session states sorted by session), 11 (rated tables keyed by UUID)
+    // and 12 (cubes behind buffers) are ClickHouse's alone.
     let last = if store.info().engine == "clickhouse" {
-        11
+        12
     } else {
         8
     };
@@ -81,12 +81,14 @@ async fn sessions_contract(store: &dyn UsageStore) {
         .await
         .unwrap();
     // ClickHouse counts its own work (server-wide, so other tests' inserts may add to it): the
-    // two inserts, at least a part each in `session_updates` and every view's table, their rows.
+    // two inserts, at least a part each in `session_updates`, `live_session_states` and
+    // `session_activity` (the cubes' views fill buffers, written to their stores once a second),
+    // their rows.
     match (store.info().engine, work_before, store.work().await.unwrap()) {
         ("clickhouse", Some(before), Some(after)) => {
             let done = after.since(&before);
             assert!(done.inserts >= 2, "{done:?}");
-            assert!(done.parts_written >= 2 * 11, "{done:?}");
+            assert!(done.parts_written >= 2 * 3, "{done:?}");
             assert!(done.rows_written >= 3 * 2, "{done:?}");
         }
         ("clickhouse", before, after) => panic!("ClickHouse reports its work: {before:?} {after:?}"),
@@ -683,7 +685,7 @@ async fn store_at_migration(
     )
     .await;
     for m in ioto_migrations::CLICKHOUSE.iter().filter(|m| m.version <= last) {
-        for statement in m.statements(false) {
+        for statement in m.statements_in(false, &config.database) {
             sql(config, &statement).await;
         }
         sql(
@@ -759,7 +761,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         .unwrap();
 
     let after = format!("after {} statements of migration 9", done.len());
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12], "{after}");
     let live = |iccid: Iccid| {
         let store = std::sync::Arc::clone(&store);
         async move {
@@ -848,7 +850,7 @@ async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickho
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11]);
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12]);
     insert.await.unwrap();
     let sessions = |table: &str| format!("SELECT uniqExact(iccid, session_id) FROM {table}");
     assert_eq!(sql(&config, &sessions("session_updates")).await.trim(), "1000000");
@@ -905,7 +907,7 @@ async fn migrate_from_10_with_rated_runs(done: &[String]) {
         sql(&config, statement).await;
     }
     let after = format!("after {} statements of migration 11", done.len());
-    assert_eq!(store.migrate().await.unwrap(), vec![11], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12], "{after}");
 
     let types = sql(
         &config,
@@ -1093,7 +1095,7 @@ async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_
     );
     // The way back the migration names: the table renamed by hand, then migrated.
     sql(&config, "RENAME TABLE rated_usage_string TO rated_usage").await;
-    assert_eq!(store.migrate().await.unwrap(), vec![11]);
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12]);
     assert_eq!(
         sql(
             &config,
@@ -1104,6 +1106,144 @@ async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_
         "1",
         "the row, copied"
     );
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// Migration 12 puts the eight cubes behind buffers of their names: usage counted before it is
+/// still read after it, usage written while it was stopped midway and after it is read at once
+/// (the buffer's memory and its store together), and within seconds the stores hold every byte
+/// — also when it had stopped after any of its statements and is run again from its first.
+#[tokio::test]
+async fn cubes_written_before_migration_12_survive_it_on_clickhouse() {
+    let statements = clickhouse_statements(12).len();
+    for done in 0..=statements {
+        migrate_from_11_with_usage(done).await;
+    }
+}
+
+async fn migrate_from_11_with_usage(done: usize) {
+    use chrono::{Duration, Utc};
+    use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+
+    let config = clickhouse::database().await;
+    let store = store_at_migration(&config, 11).await;
+    let (tenant, customer) = (TenantId::new(), CustomerId::new());
+    let hour = period_start(Utc::now(), Granularity::Hour);
+    let (one, two) = (icc(81), icc(82));
+    let update = |iccid: &Iccid, session: &str, total: u64, delta: u64| SessionUpdate {
+        tenant_id: tenant,
+        customer_id: (iccid == &one).then_some(customer),
+        iccid: iccid.clone(),
+        session_id: session.into(),
+        started_at: hour,
+        event_time: hour + Duration::seconds(i64::try_from(total).unwrap()),
+        hour,
+        mcc_mnc: net("262-01"),
+        rat: RadioAccessType::Lte,
+        ip_address: None,
+        cell_id: None,
+        terminated: false,
+        total_in: total,
+        total_out: total * 2,
+        delta_in: delta,
+        delta_out: delta * 2,
+    };
+    store
+        .write_session_updates(&[update(&one, "s1", 100, 100), update(&two, "s1", 10, 10)])
+        .await
+        .unwrap();
+    let migration = ioto_migrations::CLICKHOUSE
+        .iter()
+        .find(|m| m.version == 12)
+        .unwrap();
+    for statement in &migration.statements_in(false, &config.database)[..done] {
+        sql(&config, statement).await;
+    }
+    // Written while migration 12 was stopped midway.
+    store
+        .write_session_updates(&[update(&one, "s1", 130, 30)])
+        .await
+        .unwrap();
+    let after = format!("after {done} statements of migration 12");
+    assert_eq!(store.migrate().await.unwrap(), vec![12], "{after}");
+    // Written after it.
+    store
+        .write_session_updates(&[update(&two, "s1", 15, 5)])
+        .await
+        .unwrap();
+
+    let sim_bytes = |iccid: Iccid, granularity: Granularity| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            store
+                .sim_usage(tenant, &iccid, hour, hour + Duration::hours(1), granularity)
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| (p.bytes_in, p.bytes_out))
+                .fold((0, 0), |a, p| (a.0 + p.0, a.1 + p.1))
+        }
+    };
+    assert_eq!(
+        sim_bytes(one.clone(), Granularity::Hour).await,
+        (130, 260),
+        "{after}"
+    );
+    assert_eq!(
+        sim_bytes(two.clone(), Granularity::Hour).await,
+        (15, 30),
+        "{after}"
+    );
+    assert_eq!(
+        sim_bytes(one.clone(), Granularity::Month).await,
+        (130, 260),
+        "{after}"
+    );
+    let mut per_customer: Vec<(Option<CustomerId>, u64)> = store
+        .customer_usage(tenant, None, hour, hour + Duration::hours(1), Granularity::Day)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.customer_id, p.bytes_in))
+        .collect();
+    per_customer.sort();
+    assert_eq!(per_customer, vec![(None, 15), (Some(customer), 130)], "{after}");
+
+    for cube in ioto_analytics::BUFFERED_CUBES {
+        let engine = |table: String| {
+            let config = config.clone();
+            async move {
+                sql(
+                    &config,
+                    &format!("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = '{table}'"),
+                )
+                .await
+                .trim()
+                .to_owned()
+            }
+        };
+        assert_eq!(engine(cube.to_owned()).await, "Buffer", "{cube}, {after}");
+        assert!(
+            engine(format!("{cube}_store")).await.ends_with("MergeTree"),
+            "{cube}_store, {after}"
+        );
+        assert_eq!(
+            engine(format!("{cube}_incoming")).await,
+            "",
+            "no {cube}_incoming left, {after}"
+        );
+    }
+    // The buffers reach their stores by themselves, within a second or two.
+    let stored = "SELECT sum(bytes_in) FROM usage_hourly_store";
+    let started = std::time::Instant::now();
+    while sql(&config, stored).await.trim() != "145" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the hourly cube's store holds {} bytes in, not 145, {after}",
+            sql(&config, stored).await.trim()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 

@@ -68,6 +68,8 @@ pub struct BusRealtime {
     directory: Channel<DirectoryEvent>,
     fleet: Channel<FleetEvent>,
     usage: Channel<UsageEvent>,
+    /// Usage events (key, payload) to the one task that publishes them, one after the other.
+    usage_out: tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -169,13 +171,42 @@ impl BusRealtime {
             consume,
         )
         .await?;
+        // Usage events are published one at a time, in the order they were announced: a task per
+        // event raced, and a SIM's later update could reach subscribers before its earlier one.
+        let (usage_out, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+        {
+            let (bus, topic) = (Arc::clone(&bus), usage.topic.clone());
+            tokio::spawn(async move {
+                while let Some((key, payload)) = queue.recv().await {
+                    if let Err(e) = bus.publish(&topic, &key, &payload).await {
+                        tracing::error!(error = %e, %key, "realtime usage event not published; subscribers will miss it");
+                    }
+                }
+            });
+        }
         Ok(Arc::new(Self {
             bus,
             directory,
             fleet,
             usage,
+            usage_out,
             shutdown,
         }))
+    }
+
+    /// Queues a usage event for the ordered publisher (see `open`).
+    fn publish_usage(&self, key: String, event: UsageEvent) {
+        match encode(&event) {
+            Ok(payload) => {
+                if self.usage_out.send((key, payload)).is_err() {
+                    tracing::error!(
+                        ?event,
+                        "realtime usage publisher stopped; subscribers will miss it"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "encoding realtime event"),
+        }
     }
 
     fn publish<T: Serialize + std::fmt::Debug + Send + 'static>(&self, topic: &str, key: String, event: T) {
@@ -241,8 +272,7 @@ impl BusRealtime {
     pub fn sessions_updated(&self, updates: &[ioto_domain::ports::SessionUpdate]) {
         for chunk in updates.chunks(UPDATES_PER_MESSAGE) {
             let key = chunk.first().map(|u| u.iccid.to_string()).unwrap_or_default();
-            self.publish(
-                &self.usage.topic,
+            self.publish_usage(
                 key,
                 UsageEvent::SessionsUpdated {
                     at: Utc::now(),
@@ -262,8 +292,7 @@ impl BusRealtime {
                 .first()
                 .map(|(_, r)| r.device_id.to_string())
                 .unwrap_or_default();
-            self.publish(
-                &self.usage.topic,
+            self.publish_usage(
                 key,
                 UsageEvent::TelemetryStored {
                     at: Utc::now(),

@@ -316,6 +316,52 @@ mod tests {
     use ioto_domain::events::DirectoryChange;
     use ioto_domain::TenantId;
 
+    /// A SIM's counted updates reach subscribers in the order the worker announced them, however
+    /// close together (each was published by a task of its own, and they raced).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_events_reach_subscribers_in_the_order_announced() {
+        use futures::StreamExt;
+        use ioto_domain::ports::SessionUpdate;
+
+        let bus: Arc<dyn EventBus> = Arc::new(ioto_ingest::InProcessBus::default());
+        let (_stop, shutdown) = watch::channel(false);
+        let realtime = BusRealtime::start(bus, "order.", shutdown).await.unwrap();
+        let mut events = realtime.usage_events();
+        let now = Utc::now();
+        let update = |total: u64| SessionUpdate {
+            tenant_id: TenantId::new(),
+            customer_id: None,
+            iccid: ioto_domain::Iccid::with_check_digit("894900000000000001").unwrap(),
+            session_id: "s".into(),
+            started_at: now,
+            event_time: now,
+            hour: now,
+            mcc_mnc: ioto_domain::MccMnc::parse("262-01").unwrap(),
+            rat: ioto_domain::usage::RadioAccessType::Lte,
+            ip_address: None,
+            cell_id: None,
+            terminated: false,
+            total_in: total,
+            total_out: 0,
+            delta_in: 1,
+            delta_out: 0,
+        };
+        for total in 1..=300 {
+            realtime.sessions_updated(&[update(total)]);
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 300 {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), events.next()).await {
+                Ok(Some(UsageEvent::SessionsUpdated { updates, .. })) => {
+                    seen.extend(updates.iter().map(|u| u.total_in));
+                }
+                Ok(other) => panic!("unexpected {other:?} after {seen:?}"),
+                Err(_) => panic!("only {} of 300 updates arrived: {seen:?}", seen.len()),
+            }
+        }
+        assert_eq!(seen, (1..=300).collect::<Vec<u64>>());
+    }
+
     #[test]
     fn messages_carry_their_version_and_other_versions_are_skipped() {
         let ev = DirectoryEvent::now(

@@ -20,6 +20,19 @@ fn ioto() -> Command {
 }
 
 /// Posts a GraphQL request `body` to a server at `addr` as `token`; the JSON answer.
+/// The standard output of a command that must have succeeded; a failure shows both outputs,
+/// after `what` when given.
+fn succeeded(out: &std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what}{}{stdout}\n{}",
+        if what.is_empty() { "" } else { ": " },
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 async fn gql(addr: &str, token: &str, body: &Value) -> Value {
     reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
@@ -256,12 +269,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
         .args(["--action", "ACTIVATE", "--server", &server, "--token", admin])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "");
     assert!(stdout.contains("2 valid, 0 invalid"), "{stdout}");
     assert!(stdout.contains("All 2 SIMs were activated"), "{stdout}");
     // A file with an invalid row stops before running, naming the row.
@@ -291,12 +299,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
             .args(["--server", &server, "--token", admin])
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out, "");
         assert!(stdout.contains("1 rows, 1 valid, 0 with errors"), "{stdout}");
         assert!(stdout.contains(expected), "{stdout}");
     }
@@ -330,12 +333,7 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
             std::thread::sleep(Duration::from_secs(2));
             out = run();
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{kind}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out, kind);
         let bytes = std::fs::read(&out_file).unwrap();
         assert!(
             bytes.starts_with(magic),
@@ -660,12 +658,7 @@ async fn bench_api_runs_on_both_engine_sets() {
         .env("DATABASE_URL", &db)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "");
     for line in [
         "me, bare handler",
         "sim(iccid), bare handler",
@@ -791,12 +784,7 @@ fn bench_fleet_and_ingest_run() {
             .arg(temp_dir())
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out, &format!("{args:?}"));
         assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
         if args[1] == "fleet" {
             // Where the imports' time went, stage by stage.
@@ -890,12 +878,7 @@ fn bench_fleet_and_ingest_run() {
 fn a_bench_without_a_data_dir_leaves_nothing_behind() {
     let tmp = temp_dir();
     let out = ioto().env("TMPDIR", &tmp).args(TINY_INGEST).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "");
     assert!(stdout.contains("summary of 2 runs"), "{stdout}");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()
@@ -912,12 +895,7 @@ fn bench_exports_runs_every_format() {
         .args(["bench", "exports", "--rows", "20000", "--runs", "2"])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "");
     assert!(stdout.starts_with("machine: "), "{stdout}");
     for row in ["| CSV |", "| XLSX |", "| PARQUET |", "generating the rows alone"] {
         assert!(stdout.contains(row), "{row}:\n{stdout}");
@@ -941,12 +919,7 @@ async fn bench_rating_runs_on_both_usage_stores() {
                 .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
         }
         let out = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out, "");
         assert!(stdout.starts_with("machine: "), "{stdout}");
         assert!(
             stdout.contains("rating 20000 CDRs: median (min–max) of 2 runs"),
@@ -1017,12 +990,7 @@ async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_al
         .env("IOTO_CLICKHOUSE__DATABASE", &ch.database)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "");
     assert!(stdout.contains("pages: median (min–max) of 2 runs"), "{stdout}");
     assert!(stdout.contains("usage store=clickhouse"), "{stdout}");
     bench_left_clickhouse_as_it_was(&ch).await;
@@ -1056,12 +1024,7 @@ async fn bench_analytics_runs_on_both_usage_stores() {
                 .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
         }
         let out = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out, "");
         assert!(stdout.starts_with("machine: "), "{stdout}");
         assert!(
             stdout.contains("loaded 20000 session updates over 200 SIMs"),

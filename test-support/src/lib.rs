@@ -20,6 +20,15 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `minutes` ago, but not before today's 00:00 UTC: the start of a CDR that counts in today's
+/// day, month and billing period whatever the time the test runs at (a CDR counts in the day it
+/// starts in; a run at 00:05 with a CDR starting 20 minutes earlier found it in yesterday's).
+pub fn earlier_today(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let midnight = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    (now - chrono::Duration::minutes(minutes)).max(midnight)
+}
+
 /// Reads an override from the environment.
 pub(crate) fn env_or(var: &str, default: &str) -> String {
     std::env::vars()

@@ -239,7 +239,8 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
             .await;
         assert!(body["errors"].is_null(), "{body}");
     }
-    let now = Utc::now();
+    // Today's: the reconciliation, the rating and the billing files below read today's period.
+    let cdr_start = ioto_test_support::earlier_today(20);
     let cdrs: Vec<CdrRecord> = acme_sims
         .iter()
         .chain(&own_sims)
@@ -249,8 +250,8 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
             customer_id: s.customer_id,
             cdr_id: format!("{}-{i}", t.id),
             iccid: s.iccid.clone(),
-            start: now - chrono::Duration::minutes(20),
-            end: now - chrono::Duration::minutes(10),
+            start: cdr_start,
+            end: cdr_start + chrono::Duration::minutes(10),
             mcc_mnc: MccMnc::parse("262-01").unwrap(),
             bytes_in: if s.customer_id.is_some() {
                 1_500_000
@@ -477,7 +478,7 @@ async fn exports_read_back_by_outside_readers_on(engines: Engines) {
     assert!(!listed.iter().any(|n| n["id"] == supplier["id"]), "{body}");
 
     // Reconciliation: every SIM-day with CDRs (no sessions were counted here), paged through.
-    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let today = cdr_start.format("%Y-%m-%d").to_string();
     let recon = fx
         .export(
             &admin,

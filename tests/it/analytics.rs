@@ -182,6 +182,7 @@ async fn scenario(engines: Engines) -> Value {
         .write_session_updates(&updates)
         .await
         .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
 
     let ask = |token: &str, input: Value| {
         let app = &app;
@@ -738,6 +739,7 @@ async fn scenario(engines: Engines) -> Value {
         ])
         .await
         .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
     let body = app
         .gql(
             Some(&admin),

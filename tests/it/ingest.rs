@@ -127,6 +127,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
         ["COUNTERS_WENT_BACKWARDS"]
     );
 
+    usage.flush_pending().await.unwrap();
     for sim in &sims {
         let points = usage
             .sim_usage(
@@ -196,13 +197,14 @@ fn sourced_rollup(
     )
 }
 
-/// Bytes in counted for the tenant on `at`'s day and the next.
+/// Bytes in counted for the tenant on `at`'s day and the next, everything written so far.
 async fn tenant_bytes_in(
     usage: &dyn UsageStore,
     tenant: ioto_domain::TenantId,
     at: chrono::DateTime<Utc>,
 ) -> u64 {
     let from = period_start(at, Granularity::Day);
+    usage.flush_pending().await.unwrap();
     usage
         .customer_usage(tenant, None, from, from + Duration::days(2), Granularity::Day)
         .await

@@ -41,6 +41,7 @@ async fn live_session_and_usage_on(engines: Engines) {
         ])
         .await
         .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
 
     let q = "query($i: Iccid!, $from: DateTime!, $to: DateTime!) { sim(iccid: $i) {
         liveSession { online network { mccMnc name country countryCode } radioAccessType ipAddress bytesIn bytesOut startedAt lastUpdateAt }
@@ -172,6 +173,7 @@ async fn a_reassigned_sim_shows_its_new_customer_only_their_usage_on(engines: En
         .write_session_updates(&[update(alpha.id, "before", now - Duration::minutes(50), 7_000)])
         .await
         .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
     let assign =
         "mutation($i: Iccid!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { customerId } } }";
     let body = app
@@ -208,6 +210,7 @@ async fn a_reassigned_sim_shows_its_new_customer_only_their_usage_on(engines: En
         .write_session_updates(&[update(beta.id, "after", now - Duration::minutes(5), 2_000)])
         .await
         .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
     let body = app.gql(Some(&beta_token), q, vars.clone()).await;
     assert_eq!(total(&body), 2_000, "{body}");
     assert_eq!(body["data"]["sim"]["liveSession"]["bytesIn"], 2_000, "{body}");

@@ -93,18 +93,19 @@ impl UsageReader for ClickHouseUsage {
         granularity: Granularity,
     ) -> Result<Vec<UsagePoint>> {
         // Periods are computed here in UTC from the stored hour or month, not by the server's
-        // time-zone-dependent functions.
+        // time-zone-dependent functions. The buffered cubes are read from their stores, as
+        // everywhere (`read_from`).
         let (sql, lower, upper) = match granularity {
             Granularity::Hour | Granularity::Day => (
                 "SELECT toUInt32(hour) AS period, mcc_mnc, customer_id, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
-                 FROM usage_hourly WHERE tenant_id = ? AND iccid = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
+                 FROM usage_hourly_store WHERE tenant_id = ? AND iccid = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
                  GROUP BY hour, mcc_mnc, customer_id ORDER BY hour, mcc_mnc, customer_id",
                 secs(from)?,
                 secs(to)?,
             ),
             Granularity::Month | Granularity::Year => (
                 "SELECT toUInt32(toUInt32(toUInt16(month)) * 86400) AS period, mcc_mnc, customer_id, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
-                 FROM usage_monthly WHERE tenant_id = ? AND iccid = ? AND toUInt16(month) * 86400 >= ? AND toUInt16(month) * 86400 < ? \
+                 FROM usage_monthly_store WHERE tenant_id = ? AND iccid = ? AND toUInt16(month) * 86400 >= ? AND toUInt16(month) * 86400 < ? \
                  GROUP BY month, mcc_mnc, customer_id ORDER BY month, mcc_mnc, customer_id",
                 secs(period_start(from, Granularity::Month))?,
                 secs(to)?,
@@ -159,7 +160,7 @@ impl UsageReader for ClickHouseUsage {
             "SELECT iccid, toUInt16(day) AS day, sum(s_in) AS session_in, sum(s_out) AS session_out, \
              sum(c_in) AS cdr_in, sum(c_out) AS cdr_out FROM ( \
                SELECT iccid, day, bytes_up AS s_in, bytes_down AS s_out, toUInt64(0) AS c_in, toUInt64(0) AS c_out \
-               FROM usage_daily WHERE {filter} \
+               FROM usage_daily_store WHERE {filter} \
                UNION ALL \
                SELECT iccid, day, toUInt64(0) AS s_in, toUInt64(0) AS s_out, bytes_in AS c_in, bytes_out AS c_out \
                FROM billing_daily WHERE {filter} \
@@ -227,7 +228,8 @@ impl UsageReader for ClickHouseUsage {
         };
         let mut sql = format!(
             "SELECT {period} AS period, customer_id, mcc_mnc, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out \
-             FROM {table} WHERE tenant_id = ? AND {period} >= ? AND {period} < ?"
+             FROM {table} WHERE tenant_id = ? AND {period} >= ? AND {period} < ?",
+            table = super::read_from(table)
         );
         if customer.is_some() {
             sql.push_str(" AND customer_id = ?");

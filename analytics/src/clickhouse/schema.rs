@@ -52,6 +52,18 @@ impl UsageEngine for ClickHouseUsage {
         }
     }
 
+    /// `OPTIMIZE` of a Buffer table writes every layer of it to its store.
+    async fn flush_pending(&self) -> Result<()> {
+        for cube in super::BUFFERED_CUBES {
+            self.client
+                .query(&format!("OPTIMIZE TABLE {cube}"))
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         self.client
             .query("SELECT 1")

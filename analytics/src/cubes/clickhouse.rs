@@ -110,7 +110,7 @@ async fn monthly_sims(
     let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
     let mut sql = format!(
         "SELECT toUInt32(arrayFirstIndex(b -> b > month, [{ends}])) AS bucket, {customer} AS g_customer, \
-         uniqExactMerge(sims) AS sims FROM sims_monthly \
+         uniqExactMerge(sims) AS sims FROM sims_monthly_store \
          WHERE tenant_id = ? AND month >= {from} AND month < {to}",
         ends = ends.join(", "),
         customer = if q.group.customer { "customer_id" } else { "''" },
@@ -203,7 +203,7 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
         } else {
             "toDecimal128(0, 12)"
         },
-        table = t.table,
+        table = crate::clickhouse::read_from(t.table),
         from = literal(q.cube, *first),
         to = literal(q.cube, *last),
     );

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
+use ioto_domain::ports::UsageEngine;
 use ioto_domain::{Error, Iccid, Result, TenantId};
 use serde::Serialize;
 
@@ -98,8 +99,8 @@ impl ClickHouseUsage {
     pub async fn merge_analytics_tables(&self) -> Result<()> {
         let run =
             |sql: String| async move { self.client.query(&sql).execute().await.map_err(|e| self.err(e)) };
+        self.flush_pending().await?;
         for table in crate::clickhouse::BUFFERED_CUBES {
-            run(format!("OPTIMIZE TABLE {table}")).await?;
             run(format!("OPTIMIZE TABLE {table}_store FINAL")).await?;
         }
         for table in ["live_session_states", "session_activity"] {

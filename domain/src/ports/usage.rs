@@ -190,6 +190,13 @@ pub trait UsageEngine: Send + Sync + 'static {
     async fn server_version(&self) -> Result<String>;
     /// Applies pending schema migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<u32>>;
+    /// Writes what the engine holds in memory on its way to the usage views now, for a caller
+    /// that reads back what it has just written in every view at once (a benchmark's merge, a
+    /// test). Without it the views show a write within about a second (ClickHouse's cubes take
+    /// their rows through buffers); the embedded store holds nothing back.
+    async fn flush_pending(&self) -> Result<()> {
+        Ok(())
+    }
     /// Drops session updates, live sessions and readings older than their retention where the
     /// engine does not expire them itself; returns what was dropped (partitions or rows), for the log.
     async fn drop_expired(&self, now: DateTime<Utc>) -> Result<Vec<String>>;

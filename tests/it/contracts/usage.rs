@@ -259,6 +259,8 @@ async fn sessions_contract(store: &dyn UsageStore) {
         .await
         .unwrap()
         .is_empty());
+    // The cubes: what the writes above put in them, read back at once.
+    store.flush_pending().await.unwrap();
     let hourly = store
         .sim_usage(tenant, iccid, span.0, span.1, Granularity::Hour)
         .await
@@ -406,6 +408,7 @@ async fn billing_contract(store: &dyn UsageStore) {
         after: None,
         limit: 100,
     };
+    store.flush_pending().await.unwrap();
     let rows = store.reconciliation(tenant, &query).await.unwrap();
     let got: Vec<_> = rows
         .iter()
@@ -642,6 +645,125 @@ async fn telemetry_and_retention_contract(store: &dyn UsageStore) {
     );
 }
 
+/// Usage read while it is being written only grows, in every view, and all of it shows within
+/// seconds. (Reads of ClickHouse's Buffer tables, which put the cubes' rows in memory for a
+/// second, missed the rows a flush moved while the read ran: a day's total came out short of
+/// what the same view had shown a moment before.)
+async fn reads_while_writing_contract(store: &dyn UsageStore) {
+    use chrono::{Duration, Utc};
+    use ioto_domain::ports::{period_start, Granularity, ReconciliationQuery, SessionUpdate};
+    use std::time::Instant;
+
+    let tenant = TenantId::new();
+    let customer = Some(CustomerId::new());
+    let sims: Vec<Iccid> = (40..44).map(icc).collect();
+    let at = period_start(Utc::now(), Granularity::Hour);
+    let (from, to) = (at - Duration::days(1), at + Duration::days(1));
+    const BATCHES: u64 = 250;
+    const BYTES: u64 = 1_000;
+    // One new session of `BYTES` per SIM and batch, a batch every 20 ms (about five seconds).
+    let write = async {
+        for n in 0..BATCHES {
+            let batch: Vec<SessionUpdate> = sims
+                .iter()
+                .map(|iccid| SessionUpdate {
+                    tenant_id: tenant,
+                    customer_id: customer,
+                    iccid: iccid.clone(),
+                    session_id: format!("s{n}"),
+                    started_at: at,
+                    event_time: at,
+                    hour: at,
+                    mcc_mnc: net("262-01"),
+                    rat: RadioAccessType::Lte,
+                    ip_address: None,
+                    cell_id: None,
+                    terminated: true,
+                    total_in: BYTES,
+                    total_out: 0,
+                    delta_in: BYTES,
+                    delta_out: 0,
+                })
+                .collect();
+            store.write_session_updates(&batch).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    // What three views show: the SIM's hours, the sub-customers' days and the reconciliation's
+    // session side (three cubes).
+    let read = || async {
+        let hourly: u64 = store
+            .sim_usage(tenant, &sims[0], from, to, Granularity::Hour)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.bytes_in)
+            .sum();
+        let daily: u64 = store
+            .customer_usage(tenant, None, from, to, Granularity::Day)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.bytes_in)
+            .sum();
+        let reconciled: u64 = store
+            .reconciliation(
+                tenant,
+                &ReconciliationQuery {
+                    from: from.date_naive(),
+                    to: to.date_naive(),
+                    iccid: None,
+                    customer: None,
+                    only_differences: false,
+                    after: None,
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.session_in)
+            .sum();
+        [hourly, daily, reconciled]
+    };
+    let written = std::cell::Cell::new(false);
+    let watch = async {
+        let mut last = [0; 3];
+        let mut reads = 0;
+        while !written.get() {
+            let now = read().await;
+            for (view, (was, is)) in ["SIM by hour", "sub-customers by day", "reconciliation"]
+                .iter()
+                .zip(last.iter().zip(now))
+            {
+                assert!(is >= *was, "{view}: {is} bytes after {was} (read {reads})");
+            }
+            last = now;
+            reads += 1;
+        }
+        reads
+    };
+    let (_, reads) = tokio::join!(
+        async {
+            write.await;
+            written.set(true);
+        },
+        watch
+    );
+    assert!(reads > 10, "reads ran alongside the writes ({reads})");
+    let all = BATCHES * BYTES;
+    let want = [all, all * sims.len() as u64, all * sims.len() as u64];
+    let started = Instant::now();
+    while read().await != want {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "every byte shows within 10 s: {:?} of {want:?}",
+            read().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn usage_contract_on_embedded() {
     let store = EmbeddedUsage::open(&temp_dir().join("usage.sqlite"))
@@ -651,6 +773,7 @@ async fn usage_contract_on_embedded() {
     sessions_contract(&store).await;
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;
+    reads_while_writing_contract(&store).await;
 }
 
 #[tokio::test]
@@ -661,6 +784,7 @@ async fn usage_contract_on_clickhouse() {
     sessions_contract(&store).await;
     billing_contract(&store).await;
     telemetry_and_retention_contract(&store).await;
+    reads_while_writing_contract(&store).await;
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
@@ -1172,6 +1296,20 @@ async fn migrate_from_11_with_usage(done: usize) {
         .await
         .unwrap();
 
+    // The buffers reach their stores by themselves, within a second or two (reads go to the
+    // stores); the other cubes' buffers are written at once, so that every view reads alike.
+    let stored = "SELECT sum(bytes_in) FROM usage_hourly_store";
+    let started = std::time::Instant::now();
+    while sql(&config, stored).await.trim() != "145" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the hourly cube's store holds {} bytes in, not 145, {after}",
+            sql(&config, stored).await.trim()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    store.flush_pending().await.unwrap();
+
     let sim_bytes = |iccid: Iccid, granularity: Granularity| {
         let store = std::sync::Arc::clone(&store);
         async move {
@@ -1232,17 +1370,6 @@ async fn migrate_from_11_with_usage(done: usize) {
             "",
             "no {cube}_incoming left, {after}"
         );
-    }
-    // The buffers reach their stores by themselves, within a second or two.
-    let stored = "SELECT sum(bytes_in) FROM usage_hourly_store";
-    let started = std::time::Instant::now();
-    while sql(&config, stored).await.trim() != "145" {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
-            "the hourly cube's store holds {} bytes in, not 145, {after}",
-            sql(&config, stored).await.trim()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }

@@ -812,11 +812,32 @@ def customer_usage(f: RustFile, c: Checker) -> list[Variant]:
     tail = f.literal(fn, " GROUP BY period, customer_id", prefix=True).value
     out = []
     for (gran, period, table), with_customer in itertools.product(arms, (False, True)):
-        args = {"period": f.literal(fn, period).value, "table": f.literal(fn, table).value}
+        args = {"period": f.literal(fn, period).value, "table": read_from(f.literal(fn, table).value)}
         sql = render_format(template.value, lambda n: args[n]) + (by_customer if with_customer else "") + tail
         out.append((f"granularity {gran}, customer={'set' if with_customer else 'none'}", sql,
                     "CustomerPointRow"))
     return out
+
+
+def buffered_cubes() -> list[str]:
+    """`BUFFERED_CUBES` of analytics/src/clickhouse/mod.rs: the cubes behind Buffer tables, read
+    from `<cube>_store` (`read_from`)."""
+    m = re.search(r"pub const BUFFERED_CUBES\s*:[^=]*=\s*\[(.*?)\];", (ADAPTER_DIR / "mod.rs").read_text(), re.S)
+    if not m:
+        raise LookupError("no BUFFERED_CUBES in analytics/src/clickhouse/mod.rs")
+    return re.findall(r'"(\w+)"', m.group(1))
+
+
+def read_from(table: str) -> str:
+    """`read_from` of analytics/src/clickhouse/mod.rs."""
+    return f"{table}_store" if table in buffered_cubes() else table
+
+
+def flush_pending(f: RustFile, c: Checker) -> list[Variant]:
+    """`ClickHouseUsage::flush_pending`: `OPTIMIZE TABLE {cube}` for each buffered cube."""
+    template = f.literal("flush_pending", "OPTIMIZE TABLE {cube}")
+    return [(f"buffer {cube}", render_format(template.value, lambda n: {"cube": cube}[n]), None)
+            for cube in buffered_cubes()]
 
 
 def drop_expired(f: RustFile, c: Checker) -> list[Variant]:
@@ -848,6 +869,7 @@ MANUAL: dict[str, Callable[[RustFile, Checker], list[Variant]]] = {
     "sim_usage": sim_usage,
     "reconciliation": reconciliation,
     "customer_usage": customer_usage,
+    "flush_pending": flush_pending,
     "drop_expired": drop_expired,
 }
 
@@ -1057,6 +1079,11 @@ def main() -> int:
                 c.fail("cube", table, f"{query} gave {got!r}, expected {want!r}")
             else:
                 c.say(f"OK   cube {table} = {got}")
+
+        # The buffers written to their stores, which the reads below name (as a second after the
+        # writes would, or `flush_pending`).
+        for cube in buffered_cubes():
+            s.query(f"OPTIMIZE TABLE {cube}")
 
         # 4. Reads and the rest, in source order; then the hand-assembled ones (drop_expired last).
         for st in sorted(sites, key=lambda st: (str(st.src.path), st.pos)):

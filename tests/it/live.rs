@@ -198,7 +198,9 @@ async fn live_sessions_reach_the_subscribers_allowed_to_see_them() {
     }
     assert_eq!(body["data"]["sim"]["lastNetwork"], "262-01", "{body}");
 
-    // Billing: no CDR yet, so the SIM-day shows sessions only; the CDR makes it match.
+    // Billing: no CDR yet, so the SIM-day shows sessions only; the CDR makes it match. (The
+    // sessions above are counted; their usage is written out of ClickHouse's buffers at once.)
+    app.app_engines.usage.flush_pending().await.unwrap();
     let recon = "query($d: Date!, $i: Iccid) { usageReconciliation(from: $d, to: $d, iccid: $i) { iccid status sessionBytesIn cdrBytesIn difference } }";
     let today = (now - chrono::Duration::minutes(5)).date_naive();
     let vars = json!({"d": today.to_string(), "i": x});

@@ -116,6 +116,9 @@ impl Expected {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // Two cubes hold it all; the others' buffers are written out at once (each Buffer table
+        // writes to its store on a timer of its own).
+        usage.flush_pending().await.unwrap();
         let range = (
             period_start(self.from, Granularity::Day),
             period_start(self.to, Granularity::Day) + chrono::Duration::days(1),
@@ -380,6 +383,8 @@ async fn sigkilled_workers_count_every_event_exactly_once() {
     };
     let counted = || async {
         let (first, last) = expected.days();
+        // Everything written so far, the last second's writes of a process just killed too.
+        stack.engines.usage.flush_pending().await.unwrap();
         counted_bytes(stack.engines.usage.as_ref(), expected.tenant, first, last).await
     };
     let mut killed_while_counting = 0;
@@ -675,6 +680,7 @@ async fn poison_events_are_dead_lettered_while_the_events_around_them_count() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    usage.flush_pending().await.unwrap();
     let range = (now - chrono::Duration::days(2), now + chrono::Duration::days(1));
     for (sim, want) in [(&sims[0], 3_700), (&sims[1], 500)] {
         let got: u64 = usage

@@ -55,10 +55,11 @@ async fn me(addr: &str, token: &str) -> Value {
     .await
 }
 
-/// A running `ioto demo`, killed (if still running) and reaped when dropped.
-pub(crate) struct DemoProcess(pub std::process::Child);
+/// A child process of a test (`ioto demo`, `ioto ingest`), killed (if still running) and reaped
+/// when dropped, so a test that fails part way leaves nothing running.
+pub(crate) struct ChildProcess(pub std::process::Child);
 
-impl Drop for DemoProcess {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -67,8 +68,8 @@ impl Drop for DemoProcess {
 
 /// `ioto demo` on a free port with its data in `data`: the process and the lines it printed up to
 /// its tenant admin's token (the end of its greeting).
-pub(crate) fn start_demo(data: &std::path::Path) -> (DemoProcess, Vec<String>) {
-    let mut demo = DemoProcess(
+pub(crate) fn start_demo(data: &std::path::Path) -> (ChildProcess, Vec<String>) {
+    let mut demo = ChildProcess(
         ioto()
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)

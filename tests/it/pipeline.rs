@@ -19,6 +19,8 @@ use ioto_domain::{CustomerId, Iccid, TenantId};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
 use ioto_ingest::worker::{IngestStats, IngestTopics, Worker, WorkerConfig};
 use ioto_test_support::{clickhouse, kafka, pg, proxy::Proxy, temp_dir, unique, Factory};
+
+use crate::cli::ChildProcess;
 use tokio::sync::watch;
 
 /// Bytes in counted for `tenant` on the days `[first, last]` (the daily cube, all sub-customers).
@@ -286,7 +288,7 @@ impl Stack {
     }
 
     /// `ioto ingest` as a child process on this stack, killed if the test ends first.
-    fn spawn_process(&self) -> IngestProcess {
+    fn spawn_process(&self) -> ChildProcess {
         let c = &self.config;
         std::process::Command::new(env!("CARGO_BIN_EXE_ioto"))
             .arg("ingest")
@@ -303,34 +305,8 @@ impl Stack {
             .env("IOTO_LOG__LEVEL", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
-            .map(IngestProcess)
+            .map(ChildProcess)
             .expect("starting ioto ingest")
-    }
-}
-
-/// An `ioto ingest` child process. A test that fails part way kills it on the way out: left
-/// running, it would keep the test's databases open and busy after the test.
-struct IngestProcess(std::process::Child);
-
-impl std::ops::Deref for IngestProcess {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for IngestProcess {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl Drop for IngestProcess {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 
@@ -434,8 +410,8 @@ async fn sigkilled_workers_count_every_event_exactly_once() {
         }
         // Somewhere in the middle of a batch: read, counted, written, or committed.
         tokio::time::sleep(Duration::from_millis(random_ms(0, 1500))).await;
-        send_signal(&child, "KILL");
-        child.wait().unwrap();
+        send_signal(&child.0, "KILL");
+        child.0.wait().unwrap();
         if counted().await < expected.total_in() {
             killed_while_counting += 1;
         }
@@ -458,8 +434,8 @@ async fn sigkilled_workers_count_every_event_exactly_once() {
             "dead letter {reason} with its payload: {letters:?}"
         );
     }
-    send_signal(&last, "TERM");
-    let status = last.wait().unwrap();
+    send_signal(&last.0, "TERM");
+    let status = last.0.wait().unwrap();
     assert!(status.success(), "SIGTERM stops the worker cleanly: {status}");
     ClickHouseUsage::drop_database(&stack.ch).await.unwrap();
 }

@@ -1,8 +1,5 @@
 //! Reading uploaded tables (CSV, XLSX) into rows of text cells.
 
-use std::io::Cursor;
-
-use calamine::{Data, Reader, Xlsx};
 use ioto_domain::blocking::in_parallel;
 use ioto_domain::fleet::import::{Table, TableFormat, MAX_IMPORT_ROWS};
 use ioto_domain::ports::TableReader;
@@ -26,7 +23,7 @@ impl TableReader for TableFilesOn {
     fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table> {
         match format {
             TableFormat::Csv => read_csv(bytes, self.0),
-            TableFormat::Xlsx => read_xlsx(bytes),
+            TableFormat::Xlsx => crate::xlsx::read_xlsx(bytes),
         }
     }
 }
@@ -36,13 +33,7 @@ impl TableReader for TableFilesOn {
 pub const MAX_COLUMNS: usize = 64;
 /// Most lines a table may have: the header and [`MAX_IMPORT_ROWS`] rows.
 pub const MAX_LINES: usize = MAX_IMPORT_ROWS + 1;
-/// Most bytes an XLSX workbook may hold once unpacked (all parts together), checked from the zip
-/// directory before any part is inflated.
-pub const MAX_XLSX_UNPACKED_BYTES: u64 = 2 << 30;
-/// Most bytes of the shared-strings part, which the reader holds in memory.
-pub const MAX_XLSX_STRINGS_BYTES: u64 = 512 << 20;
-
-fn split_header(mut rows: Vec<Vec<String>>) -> Result<Table> {
+pub(crate) fn split_header(mut rows: Vec<Vec<String>>) -> Result<Table> {
     if rows.is_empty() {
         return Err(Error::invalid(
             "file",
@@ -53,7 +44,7 @@ fn split_header(mut rows: Vec<Vec<String>>) -> Result<Table> {
     Ok(Table { header, rows })
 }
 
-fn too_many_lines() -> Error {
+pub(crate) fn too_many_lines() -> Error {
     Error::invalid(
         "file",
         format!("has more than {MAX_IMPORT_ROWS} rows after the header; split it into several files"),
@@ -169,21 +160,8 @@ fn read_records(text: &str, delimiter: u8) -> Result<Vec<Vec<String>>> {
     }
 }
 
-fn cell_text(d: &Data) -> String {
-    match d {
-        Data::Empty => String::new(),
-        Data::String(s) => s.clone(),
-        // Whole numbers that a float holds exactly (IMSIs, PINs) are written without ".0";
-        // longer ones (20-digit ICCIDs) lost digits in the spreadsheet and are shown as they are,
-        // so the row is refused instead of importing a wrong number.
-        Data::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", *f as i64),
-        Data::Int(i) => i.to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// The spreadsheet name of a cell (`A1`, `XFD1048576`) from its zero-based position.
-fn cell_name(row: u32, col: u32) -> String {
+pub(crate) fn cell_name(row: u32, col: u32) -> String {
     let mut letters = Vec::new();
     let mut c = col + 1;
     while c > 0 {
@@ -193,109 +171,6 @@ fn cell_name(row: u32, col: u32) -> String {
     }
     letters.reverse();
     format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
-}
-
-/// Refuses a workbook whose parts would unpack into more than the bounds, reading only the zip
-/// directory (the sizes it declares; the inflater stops at the declared size).
-fn check_unpacked_size(bytes: &[u8]) -> Result<()> {
-    let not_xlsx =
-        |e: zip::result::ZipError| Error::invalid("file", format!("is not an XLSX workbook ({e})"));
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_xlsx)?;
-    let mut total = 0u64;
-    for i in 0..zip.len() {
-        let part = zip.by_index_raw(i).map_err(not_xlsx)?;
-        total = total.saturating_add(part.size());
-        if part.name().eq_ignore_ascii_case("xl/sharedStrings.xml") && part.size() > MAX_XLSX_STRINGS_BYTES {
-            return Err(Error::invalid(
-                "file",
-                format!(
-                    "its shared strings unpack to {} MiB; at most {} MiB are read",
-                    part.size() >> 20,
-                    MAX_XLSX_STRINGS_BYTES >> 20
-                ),
-            ));
-        }
-    }
-    if total > MAX_XLSX_UNPACKED_BYTES {
-        return Err(Error::invalid(
-            "file",
-            format!(
-                "unpacks to {} MiB; at most {} MiB are read",
-                total >> 20,
-                MAX_XLSX_UNPACKED_BYTES >> 20
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Reads the first sheet cell by cell (never as the rectangle between its first and last cell,
-/// which one cell in `XFD1048576` would make 17 billion cells), refusing cells beyond
-/// [`MAX_COLUMNS`] and [`MAX_LINES`] by name.
-fn read_xlsx(bytes: &[u8]) -> Result<Table> {
-    check_unpacked_size(bytes)?;
-    // calamine panics on some malformed cell references (an arithmetic overflow found by the
-    // fuzz run in `imports/tests/`): a broken file is the sender's mistake, answered as such.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_first_sheet(bytes))).unwrap_or_else(|_| {
-        Err(Error::invalid(
-            "file",
-            "is not a readable XLSX workbook (a cell reference in it is malformed)",
-        ))
-    })
-}
-
-fn read_first_sheet(bytes: &[u8]) -> Result<Table> {
-    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
-        .map_err(|e| Error::invalid("file", format!("is not an XLSX workbook ({e})")))?;
-    let first = book
-        .sheet_names()
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::invalid("file", "the workbook has no sheet"))?;
-    let unreadable =
-        |e: calamine::XlsxError| Error::invalid("file", format!("the first sheet cannot be read ({e})"));
-    let mut cells = book.worksheet_cells_reader(&first).map_err(unreadable)?;
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let (mut top, mut left) = (usize::MAX, usize::MAX);
-    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
-        let value = Data::from(cell.get_value().clone());
-        if value == Data::Empty {
-            continue;
-        }
-        let (row, col) = cell.get_position();
-        if col as usize >= MAX_COLUMNS {
-            return Err(Error::invalid(
-                "file",
-                format!(
-                    "cell {} is beyond the first {MAX_COLUMNS} columns; remove it or the columns after the data",
-                    cell_name(row, col)
-                ),
-            ));
-        }
-        if row as usize >= MAX_LINES {
-            return Err(too_many_lines());
-        }
-        let (row, col) = (row as usize, col as usize);
-        top = top.min(row);
-        left = left.min(col);
-        if rows.len() <= row {
-            rows.resize_with(row + 1, Vec::new);
-        }
-        let cells_of_row = &mut rows[row];
-        if cells_of_row.len() <= col {
-            cells_of_row.resize(col + 1, String::new());
-        }
-        cells_of_row[col] = cell_text(&value);
-    }
-    // The table starts at its first used row and column, and every row is as wide as the
-    // widest, like the rectangle a spreadsheet shows.
-    rows.drain(..top.min(rows.len()));
-    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-    for r in &mut rows {
-        r.resize(width, String::new());
-        r.drain(..left.min(width));
-    }
-    split_header(rows)
 }
 
 #[cfg(test)]
@@ -403,8 +278,10 @@ mod tests {
         let t = TableFiles
             .read(&book.save_to_buffer().unwrap(), TableFormat::Xlsx)
             .unwrap();
-        assert_eq!(t.header, vec!["iccid", ""]);
-        assert_eq!(t.rows, vec![vec!["8949", ""], vec!["", ""], vec!["", "x"]]);
+        // Rows keep their cells where they are and are as long as their last cell (never padded
+        // into the rectangle between the first and last cell).
+        assert_eq!(t.header, vec!["iccid"]);
+        assert_eq!(t.rows, vec![vec!["8949"], vec![], vec!["", "x"]]);
     }
 
     /// One cell in A1 and one in XFD1048576: read as a rectangle this is 17 billion cells and

@@ -12,6 +12,7 @@ mod console;
 mod contracts;
 mod exports;
 mod fleet;
+mod hardening;
 mod http;
 mod ingest;
 mod limits;

@@ -149,8 +149,12 @@ impl FleetService {
                 ),
             ));
         }
-        let table = self.reader.read(&file.bytes, file.format)?;
-        let lines = table_lines(&table)?;
+        // Reading a file of up to a million rows is CPU work: off the async runtime, in the
+        // lane imports share, a bounded number of files at a time.
+        let (reader, bytes, format) = (Arc::clone(&self.reader), file.bytes, file.format);
+        let lines = crate::blocking::FILES
+            .run(move || reader.read(&bytes, format).and_then(|table| table_lines(&table)))
+            .await??;
         self.create_job(
             actor,
             tenant,

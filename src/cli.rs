@@ -964,6 +964,14 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
     if migrate {
         engines::migrate(config).await?;
     }
+    if demo_mode && !config.listen_addr()?.ip().is_loopback() {
+        anyhow::bail!(
+            "ioto demo signs everyone in with a published password, so it listens on loopback only \
+             (listen = \"127.0.0.1:8080\"), not on {}; to show it on a network, put a proxy with its \
+             own sign-in in front of it",
+            config.listen_addr()?
+        );
+    }
     let app = App::build(config).await?;
     for (port, info) in app.engines.describe() {
         tracing::info!("{port}: {} ({})", info.engine, info.location);

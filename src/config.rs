@@ -200,8 +200,14 @@ pub struct GraphqlConfig {
     pub playground: bool,
     pub max_depth: usize,
     pub max_complexity: usize,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (also the largest WebSocket message).
     pub body_limit_bytes: usize,
+    /// How long a WebSocket may stay open without a valid `connection_init`.
+    pub ws_init_timeout_seconds: u64,
+    /// Most subscriptions one WebSocket may have open at once.
+    pub max_subscriptions_per_connection: usize,
+    /// Root fields of one operation resolved at once (aliases count each); the others wait.
+    pub max_concurrent_root_fields: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +222,28 @@ pub struct HttpConfig {
     /// Serve the playground's and the console's files from this directory (a checkout's `web/`)
     /// instead of the copies inside the binary: for working on the pages without rebuilding.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for
+    /// rate limits and the sign-in throttle; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (then the connection is closed).
+    pub header_read_timeout_seconds: u64,
+    /// How long a client may take to send a request's body (then the request fails with 408).
+    pub body_read_timeout_seconds: u64,
+}
+
+impl HttpConfig {
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxy_blocks(&self) -> anyhow::Result<Vec<crate::server::caller::Cidr>> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                crate::server::caller::Cidr::parse(p)
+                    .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -540,12 +568,19 @@ impl Default for Config {
                 max_depth: 12,
                 max_complexity: 20_000,
                 body_limit_bytes: 1024 * 1024,
+                ws_init_timeout_seconds: 10,
+                max_subscriptions_per_connection: 100,
+                max_concurrent_root_fields: 4,
             },
             http: HttpConfig {
                 cors_origins: Vec::new(),
                 shutdown_grace_seconds: 20,
                 console: true,
                 web_dir: None,
+                trusted_proxies: Vec::new(),
+                max_connections: 4096,
+                header_read_timeout_seconds: 30,
+                body_read_timeout_seconds: 120,
             },
             fleet: FleetConfig {
                 secret_key: None,
@@ -777,6 +812,43 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections: must be at least 1");
+        }
+        self.http.trusted_proxy_blocks()?;
+        if !(1..=600).contains(&self.graphql.ws_init_timeout_seconds) {
+            bail!(
+                "graphql.ws_init_timeout_seconds: {} is outside 1..=600",
+                self.graphql.ws_init_timeout_seconds
+            );
+        }
+        if !(1..=64).contains(&self.graphql.max_concurrent_root_fields) {
+            bail!(
+                "graphql.max_concurrent_root_fields: {} is outside 1..=64",
+                self.graphql.max_concurrent_root_fields
+            );
+        }
+        if !(1..=10_000).contains(&self.graphql.max_subscriptions_per_connection) {
+            bail!(
+                "graphql.max_subscriptions_per_connection: {} is outside 1..=10000",
+                self.graphql.max_subscriptions_per_connection
+            );
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            bail!(
+                "http.max_connections: {} is outside 1..=1000000",
+                self.http.max_connections
+            );
+        }
+        if !(1..=3600).contains(&self.http.header_read_timeout_seconds) {
+            bail!(
+                "http.header_read_timeout_seconds: {} is outside 1..=3600",
+                self.http.header_read_timeout_seconds
+            );
+        }
+        if !(1..=3600).contains(&self.http.body_read_timeout_seconds) {
+            bail!(
+                "http.body_read_timeout_seconds: {} is outside 1..=3600",
+                self.http.body_read_timeout_seconds
+            );
         }
         if let Some(url) = &self.clickhouse.url {
             if !(url.expose().starts_with("http://") || url.expose().starts_with("https://")) {

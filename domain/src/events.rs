@@ -101,6 +101,17 @@ pub enum FleetEvent {
     BulkJobProgress(BulkJobProgress),
     Notification(NotificationCreated),
     ExportJobProgress(ExportJobProgress),
+    VisibilityChanged(VisibilityChanged),
+}
+
+/// Who may see what in a tenant changed: SIMs or devices moved between sub-customers, or the
+/// tenant's fleet settings (what customers see) changed. Open subscriptions of the tenant check
+/// again whether their caller still sees what they stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisibilityChanged {
+    pub tenant_id: TenantId,
+    pub at: DateTime<Utc>,
 }
 
 /// Where an export job stands: on every change of status and after every written batch.
@@ -185,6 +196,7 @@ impl FleetEvent {
             FleetEvent::BulkJobProgress(e) => e.tenant_id,
             FleetEvent::Notification(e) => e.tenant_id,
             FleetEvent::ExportJobProgress(e) => e.tenant_id,
+            FleetEvent::VisibilityChanged(e) => e.tenant_id,
         }
     }
 
@@ -194,6 +206,7 @@ impl FleetEvent {
             FleetEvent::BulkJobProgress(e) => e.at,
             FleetEvent::Notification(e) => e.created_at,
             FleetEvent::ExportJobProgress(e) => e.at,
+            FleetEvent::VisibilityChanged(e) => e.at,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod export;
 pub mod fleet;
 pub mod identifiers;
 pub mod ids;
+pub mod metering;
 pub mod notify;
 pub mod password;
 pub mod ports;

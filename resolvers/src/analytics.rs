@@ -692,6 +692,7 @@ pub struct AnalyticsQueryRoot;
 impl AnalyticsQueryRoot {
     /// Usage and cost summed by any of the dimensions over a time range, answered from the
     /// coarsest cube that serves it exactly (`source`), or `unserved` with the reason.
+    #[graphql(complexity = "crate::limits::analytics_cost(&input, child_complexity)")]
     async fn usage_analytics(
         &self,
         ctx: &Context<'_>,
@@ -780,6 +781,7 @@ impl AnalyticsQueryRoot {
     }
 
     /// Every network with traffic or cost in the range: bytes, data cost and their shares.
+    #[graphql(complexity = "crate::limits::carriers_cost(child_complexity)")]
     async fn carrier_breakdown(
         &self,
         ctx: &Context<'_>,
@@ -806,6 +808,7 @@ impl AnalyticsQueryRoot {
     }
 
     /// The dashboard of the tenant, or of one sub-customer.
+    #[graphql(complexity = "crate::limits::dashboard_cost(child_complexity)")]
     async fn dashboard(
         &self,
         ctx: &Context<'_>,

@@ -710,6 +710,7 @@ impl BillingQuery {
     /// `kind`, summed by `by`: usage and cost per sub-customer (to bill them), per SIM, network,
     /// zone, day, month or tariff plan. A customer user sees its own rows only. `null` when the
     /// period has not been rated.
+    #[graphql(complexity = "crate::limits::rated_cost(by, child_complexity)")]
     async fn rated_usage(
         &self,
         ctx: &Context<'_>,
@@ -780,6 +781,7 @@ impl BillingQuery {
     }
 
     /// Rating runs, newest period first (at most `first`, 50 by default).
+    #[graphql(complexity = "crate::limits::page_cost(Some(first.min(500) as i32), 50, child_complexity)")]
     async fn rating_runs(
         &self,
         ctx: &Context<'_>,

@@ -42,11 +42,13 @@ pub struct Services {
     pub export_links: Arc<dyn crate::exports::ExportLinks>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
-    pub login_throttle: Arc<crate::LoginThrottle>,
     /// Rate limits of this instance (charged before an operation runs).
     pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
     /// How long `provisionSims` waits, and for how many SIMs.
     pub provision_wait: ioto_domain::services::fleet::ProvisionWait,
+    /// How often an open subscription checks again that its caller still sees what it streams
+    /// (besides at every visibility change announced on the bus).
+    pub subscription_recheck: std::time::Duration,
 }
 
 /// Wraps work a request spawns onto other tasks (dataloader batches), so that it runs in the
@@ -60,14 +62,52 @@ pub type TaskScope = Arc<
 pub struct RequestContext {
     pub actor: Option<Actor>,
     pub request_id: String,
-    /// The peer the request came from (not a forwarded-for header, which anyone can set).
+    /// The client's address: the peer, or what a trusted proxy names (`http.trusted_proxies`).
     pub client: Option<std::net::IpAddr>,
+    /// Subscriptions the connection may still open (a WebSocket's); none: no limit here.
+    pub subscription_slots: Option<SubscriptionSlots>,
     /// Applied to every task the request spawns; none: spawned as they are.
     pub task_scope: Option<TaskScope>,
     /// Batching loaders for nested fields, made on first use for this request's caller.
     pub loaders: Arc<std::sync::OnceLock<crate::loaders::Loaders>>,
     /// Advice for the client, answered in `extensions.warnings`.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// What the request costs and the store queries it ran, for `extensions.cost` and metrics.
+    pub meter: RequestMeter,
+}
+
+/// What one request costs: its complexity, set once it passed validation, and the store queries
+/// it ran (counted through [`ioto_domain::metering`]).
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeter {
+    pub cost: Arc<std::sync::atomic::AtomicU64>,
+    pub store_queries: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestMeter {
+    pub fn cost(&self) -> u64 {
+        self.cost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn store_queries(&self) -> u64 {
+        self.store_queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The subscriptions one connection may have open at once.
+#[derive(Clone, Debug)]
+pub struct SubscriptionSlots {
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub most: usize,
+}
+
+impl SubscriptionSlots {
+    pub fn new(most: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(most)),
+            most,
+        }
+    }
 }
 
 impl RequestContext {

@@ -16,14 +16,14 @@ mod query;
 pub mod rate_limit;
 pub mod scalars;
 mod subscription;
-mod throttle;
 pub mod types;
 mod usage_query;
 
-pub use context::{Realtime, RequestContext, Services, TaskScope, TokenIssuer};
+pub use context::{
+    Realtime, RequestContext, RequestMeter, Services, SubscriptionSlots, TaskScope, TokenIssuer,
+};
 pub use error::to_gql;
 pub use ioto_domain::ErrorCode;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
-pub use throttle::LoginThrottle;

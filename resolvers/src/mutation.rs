@@ -89,23 +89,7 @@ impl DirectoryMutation {
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
         let client = ctx.data_opt::<crate::RequestContext>().and_then(|r| r.client);
-        if let Some((wait, why)) = svc.login_throttle.blocked(&email, client) {
-            return Err(to_gql(Error::RateLimited(format!(
-                "too many failed logins {why}; try again in {} minute(s)",
-                wait.as_secs().div_ceil(60)
-            ))));
-        }
-        let (rec, user) = match svc.directory.login(&email, &password).await {
-            Ok(found) => {
-                svc.login_throttle.succeeded(&email);
-                found
-            }
-            Err(e @ Error::Unauthenticated(_)) => {
-                svc.login_throttle.failed(&email, client);
-                return Err(to_gql(e));
-            }
-            Err(e) => return Err(to_gql(e)),
-        };
+        let (rec, user) = svc.directory.login(&email, &password, client).await.gql()?;
         let (token, expires_at) = svc.tokens.issue(&rec).gql()?;
         Ok(LoginPayload {
             token,
@@ -123,7 +107,12 @@ impl DirectoryMutation {
     ) -> async_graphql::Result<bool> {
         services(ctx)
             .directory
-            .change_password(actor(ctx)?, &current_password, &new_password)
+            .change_password(
+                actor(ctx)?,
+                &current_password,
+                &new_password,
+                ctx.data_opt::<crate::RequestContext>().and_then(|r| r.client),
+            )
             .await
             .gql()?;
         Ok(true)

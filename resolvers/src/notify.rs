@@ -51,6 +51,7 @@ impl NotificationObject {
         Json(self.0.payload.clone())
     }
     /// The bulk job, as it is now (for `BULK_JOB_FINISHED`).
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn bulk_job(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BulkJobObject>> {
         if self.0.kind != NotificationKind::BulkJobFinished {
             return Ok(None);
@@ -73,6 +74,7 @@ impl NotificationObject {
         self.0.read_at
     }
     /// How it went out: each webhook endpoint's and the e-mail's delivery.
+    #[graphql(complexity = "crate::limits::page_cost(None, 10, child_complexity)")]
     async fn deliveries(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeliveryObject>> {
         Ok(services(ctx)
             .fleet
@@ -155,6 +157,7 @@ impl WebhookEndpointObject {
         self.0.created_at
     }
     /// Its latest deliveries, newest first (at most 100).
+    #[graphql(complexity = "crate::limits::page_cost(first.map(|f| f.min(100)), 20, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,

@@ -193,6 +193,7 @@ impl UsageQuery {
     /// Usage per sub-customer, period and network in `[from, to)` (session view, seconds behind
     /// the network). `customerId` narrows to one sub-customer; a customer user always sees only
     /// its own. Platform admins name the tenant.
+    #[graphql(complexity = "crate::limits::usage_cost(&from, &to, granularity, child_complexity)")]
     async fn customer_usage(
         &self,
         ctx: &Context<'_>,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextResolve, NextValidation, ResolveInfo,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, Schema, ServerError, ServerResult, ValidationResult, Variables};
@@ -19,6 +20,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub introspection: bool,
+    /// Root fields of one operation resolved at once (the others wait their turn).
+    pub max_concurrent_root_fields: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 20_000,
             introspection: true,
+            max_concurrent_root_fields: 4,
         }
     }
 }
@@ -36,7 +40,10 @@ pub fn build(services: Services, limits: Limits) -> IotoSchema {
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .data(services)
         // Outermost: charges an operation's cost once it has passed validation and the limits.
-        .extension(RateLimit { limiter })
+        .extension(RateLimit {
+            limiter,
+            root_fields: limits.max_concurrent_root_fields.max(1),
+        })
         // Depth and cost are enforced by `ErrorCodes` from the validation result, so the refusal
         // can say what the operation costs and what the limit is.
         .extension(ErrorCodes { limits });
@@ -49,9 +56,13 @@ pub fn build(services: Services, limits: Limits) -> IotoSchema {
 /// Charges every operation's complexity to the caller's and the tenant's rate-limit buckets
 /// before it runs; refuses it with `RATE_LIMITED` (`retryAfter` in seconds, `limit` naming the
 /// bucket) when either is short, and reports the tighter bucket in `RateLimit-Limit`,
-/// `RateLimit-Remaining` and `RateLimit-Reset` headers.
+/// `RateLimit-Remaining` and `RateLimit-Reset` headers. Resolves at most `root_fields` root
+/// fields of an operation at once (aliases of one field each count), and answers, when the
+/// request asks with `"extensions": {"cost": true}`, what it cost and how many store queries it
+/// ran in the response's `extensions.cost`.
 struct RateLimit {
     limiter: Arc<RateLimiter>,
+    root_fields: usize,
 }
 
 impl ExtensionFactory for RateLimit {
@@ -59,6 +70,8 @@ impl ExtensionFactory for RateLimit {
         Arc::new(RateLimitExtension {
             limiter: Arc::clone(&self.limiter),
             decision: std::sync::Mutex::new(None),
+            root_fields: tokio::sync::Semaphore::new(self.root_fields),
+            cost_asked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -66,6 +79,10 @@ impl ExtensionFactory for RateLimit {
 struct RateLimitExtension {
     limiter: Arc<RateLimiter>,
     decision: std::sync::Mutex<Option<Decision>>,
+    /// Root fields of this request resolving now.
+    root_fields: tokio::sync::Semaphore,
+    /// The request asked for `extensions.cost`.
+    cost_asked: std::sync::atomic::AtomicBool,
 }
 
 /// The `RateLimit-*` headers of a decision (draft-ietf-httpapi-ratelimit-headers).
@@ -110,6 +127,11 @@ impl Extension for RateLimitExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         let request = ctx.data_opt::<ioto_resolvers::RequestContext>();
+        if let Some(r) = request {
+            r.meter
+                .cost
+                .store(result.complexity as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         let decision = self.limiter.charge(
             request.and_then(|r| r.actor.as_ref()),
             request.and_then(|r| r.client),
@@ -129,6 +151,34 @@ impl Extension for RateLimitExtension {
         }
     }
 
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        let asked = matches!(
+            request.extensions.get("cost"),
+            Some(async_graphql::Value::Boolean(true))
+        );
+        self.cost_asked.store(asked, std::sync::atomic::Ordering::Relaxed);
+        next.run(ctx, request).await
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        if info.path_node.parent.is_some() {
+            return next.run(ctx, info).await;
+        }
+        // The semaphore lives as long as the request: it is never closed.
+        let _turn = self.root_fields.acquire().await;
+        next.run(ctx, info).await
+    }
+
     async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -136,6 +186,21 @@ impl Extension for RateLimitExtension {
         next: NextExecute<'_>,
     ) -> Response {
         let mut resp = next.run(ctx, operation_name).await;
+        if self.cost_asked.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(r) = ctx.data_opt::<ioto_resolvers::RequestContext>() {
+                let mut cost = async_graphql::indexmap::IndexMap::new();
+                cost.insert(
+                    async_graphql::Name::new("complexity"),
+                    async_graphql::Value::from(r.meter.cost()),
+                );
+                cost.insert(
+                    async_graphql::Name::new("storeQueries"),
+                    async_graphql::Value::from(r.meter.store_queries()),
+                );
+                resp.extensions
+                    .insert("cost".into(), async_graphql::Value::Object(cost));
+            }
+        }
         let decision = self
             .decision
             .lock()

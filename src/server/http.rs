@@ -21,24 +21,31 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
 use crate::server::auth::{authenticate, bearer};
+use crate::server::caller::GraphQlCaller;
 use crate::server::state::AppState;
 use crate::server::web;
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let cors = cors_layer(&config.http.cors_origins);
+    // A body sent more slowly than this fails its request, whatever its size.
+    let body_timeout = tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
+        config.http.body_read_timeout_seconds,
+    ));
     // Inventory files have their own, larger body limit.
     let imports = Router::new()
         .route("/imports/sims", post(crate::server::imports::import_sims))
         .layer(axum::extract::DefaultBodyLimit::max(
             config.fleet.import_max_bytes,
         ))
-        .layer(RequestBodyLimitLayer::new(config.fleet.import_max_bytes));
+        .layer(RequestBodyLimitLayer::new(config.fleet.import_max_bytes))
+        .layer(body_timeout.clone());
     // Bulk files and scripts' bulk requests: up to the bulk file limit.
     let bulk_max = ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES + 1024 * 1024;
     let bulk = Router::new()
         .route("/bulk-jobs", post(crate::server::imports::submit_bulk_job))
         .layer(axum::extract::DefaultBodyLimit::max(bulk_max))
-        .layer(RequestBodyLimitLayer::new(bulk_max));
+        .layer(RequestBodyLimitLayer::new(bulk_max))
+        .layer(body_timeout.clone());
     // GraphQL: JSON bodies up to `graphql.body_limit_bytes`; multipart requests (uploads) up to
     // the bulk file limit.
     let graphql_post = Router::new()
@@ -48,7 +55,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(middleware::from_fn_with_state(
             (config.graphql.body_limit_bytes, bulk_max),
             graphql_body_limit,
-        ));
+        ))
+        .layer(body_timeout);
     let api = Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
         .route("/graphql/ws", get(graphql_ws))
@@ -109,6 +117,18 @@ fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A request refused before it ran, as a GraphQL-shaped answer: 401 for a missing or bad token,
+/// else the error's code (details of `UNAVAILABLE` and `INTERNAL` go to the log only).
+pub(crate) fn graphql_error_response(e: &ioto_domain::Error) -> Response {
+    if e.code() == ioto_domain::ErrorCode::Unauthenticated {
+        return unauthenticated(&e.to_string());
+    }
+    let resp = async_graphql::Response::from_errors(vec![
+        ioto_resolvers::to_gql(e.clone()).into_server_error(async_graphql::Pos::default())
+    ]);
+    GraphQLResponse::from(resp).into_response()
 }
 
 /// 401 with a GraphQL-shaped body, so clients handle it like any other error.
@@ -194,61 +214,54 @@ async fn graphql_body_limit(
     next.run(req).await
 }
 
+/// The caller ([`GraphQlCaller`]) is known before the body is read: a request with a bad token,
+/// or an upload without one, is answered without reading it.
 async fn graphql(
     State(st): State<AppState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    caller: GraphQlCaller,
     headers: HeaderMap,
     req: GraphQLRequest,
 ) -> Response {
-    let actor = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => {
-            let Some(token) = value.to_str().ok().and_then(bearer) else {
-                st.metrics.record_graphql_error("UNAUTHENTICATED");
-                return unauthenticated("the Authorization header must be 'Bearer <token>'");
-            };
-            match authenticate(&st.jwt, &st.sessions, token).await {
-                Ok(actor) => Some(actor),
-                Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
-                    st.metrics.record_graphql_error("UNAUTHENTICATED");
-                    return unauthenticated(&e.to_string());
-                }
-                // The identity provider's keys or the user store could not be read: not the
-                // caller's fault, and not a 401.
-                Err(e) => {
-                    st.metrics.record_graphql_error(e.code().as_str());
-                    let resp = async_graphql::Response::from_errors(vec![
-                        ioto_resolvers::to_gql(e).into_server_error(async_graphql::Pos::default())
-                    ]);
-                    return GraphQLResponse::from(resp).into_response();
-                }
-            }
-        }
-    };
+    let GraphQlCaller { actor, client } = caller;
     let req = req.into_inner();
     // A query's reads share one transaction (see `ioto_store::ReadSession`); mutations don't.
     let session = is_query(&req).then(ioto_store::ReadSession::new);
+    let meter = ioto_resolvers::RequestMeter::default();
+    let queries = Arc::clone(&meter.store_queries);
     let ctx = RequestContext {
         actor,
         request_id: request_id(&headers),
-        client: peer.map(|p| p.0 .0.ip()),
+        client,
+        subscription_slots: None,
         loaders: Default::default(),
         warnings: Default::default(),
-        task_scope: session
-            .clone()
-            .map(|s| -> ioto_resolvers::TaskScope { Arc::new(move |fut| s.wrap(fut)) }),
+        meter: meter.clone(),
+        // Work spawned for the request (dataloader batches) reads in its session and counts its
+        // store queries against it.
+        task_scope: session.clone().map(|s| -> ioto_resolvers::TaskScope {
+            let queries = Arc::clone(&queries);
+            Arc::new(move |fut| {
+                let fut = s.wrap(fut);
+                let queries = Arc::clone(&queries);
+                Box::pin(ioto_domain::metering::metered(queries, fut))
+            })
+        }),
     };
-    let resp = match &session {
-        Some(s) => {
-            let resp = s.run(st.schema.execute(req.data(ctx))).await;
-            // Nothing was written: a failed commit loses nothing, but is worth knowing about.
-            if let Err(e) = s.finish().await {
-                tracing::warn!(error = %e, "closing the read session");
+    let execute = async {
+        match &session {
+            Some(s) => {
+                let resp = s.run(st.schema.execute(req.data(ctx))).await;
+                // Nothing was written: a failed commit loses nothing, but is worth knowing about.
+                if let Err(e) = s.finish().await {
+                    tracing::warn!(error = %e, "closing the read session");
+                }
+                resp
             }
-            resp
+            None => st.schema.execute(req.data(ctx)).await,
         }
-        None => st.schema.execute(req.data(ctx)).await,
     };
+    let resp = ioto_domain::metering::metered(queries, execute).await;
+    st.metrics.record_operation(meter.cost(), meter.store_queries());
     let limited = resp.errors.iter().find_map(|e| {
         let ext = e.extensions.as_ref()?;
         match ext.get("code") {
@@ -313,7 +326,10 @@ fn is_query(req: &async_graphql::Request) -> bool {
 /// The token is checked again for as long as the socket is open, at the cadence HTTP requests
 /// are (`auth.session_check_seconds`): once it has expired, or its user was deleted or demoted,
 /// the server closes the socket with 4401 and the reason, ending its subscriptions and any
-/// further queries or mutations sent over it.
+/// further queries or mutations sent over it. A socket without a valid `connection_init` within
+/// `graphql.ws_init_timeout_seconds` is closed with 4408; one socket has at most
+/// `graphql.max_subscriptions_per_connection` subscriptions open and reads messages of at most
+/// `graphql.body_limit_bytes`.
 async fn graphql_ws(
     State(st): State<AppState>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
@@ -322,33 +338,39 @@ async fn graphql_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let request_id = request_id(&headers);
-    let client = peer.map(|p| p.0 .0.ip());
+    let client = crate::server::caller::client_address(peer.map(|p| p.0 .0), &headers, &st.trusted_proxies);
     let schema = st.schema.clone();
     let jwt = Arc::clone(&st.jwt);
     let sessions = Arc::clone(&st.sessions);
+    let bounds = st.ws;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(bounds.max_message_bytes)
+        .max_frame_size(bounds.max_message_bytes)
         .on_upgrade(move |socket| async move {
             let (mut sink, stream) = futures::StreamExt::split(socket);
-            // The token accepted at connection_init, then why it stopped being valid.
+            // The token accepted at connection_init, then why the socket is closed (code, reason).
             let (token_tx, mut token_rx) = tokio::sync::watch::channel::<Option<String>>(None);
-            let (revoked_tx, mut revoked_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+            let (revoked_tx, mut revoked_rx) = tokio::sync::watch::channel::<Option<(u16, String)>>(None);
             let (check_jwt, check_sessions) = (Arc::clone(&jwt), Arc::clone(&sessions));
             let watcher = tokio::spawn(async move {
-                let Ok(token) = token_rx
-                    .wait_for(Option::is_some)
-                    .await
-                    .map(|t| t.clone().unwrap_or_default())
-                else {
-                    return;
-                };
+                let token =
+                    match tokio::time::timeout(bounds.init_timeout, token_rx.wait_for(Option::is_some)).await
+                    {
+                        Ok(Ok(t)) => t.clone().unwrap_or_default(),
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            let _ = revoked_tx.send(Some((4408, "Connection initialisation timeout".into())));
+                            return;
+                        }
+                    };
                 let every = check_sessions.every().max(Duration::from_secs(1));
                 loop {
                     tokio::time::sleep(every).await;
                     match authenticate(&check_jwt, &check_sessions, &token).await {
                         Ok(_) => {}
                         Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
-                            let _ = revoked_tx.send(Some(close_reason(&e)));
+                            let _ = revoked_tx.send(Some((4401, close_reason(&e))));
                             return;
                         }
                         // The user store could not be read: not a reason to drop the client.
@@ -384,8 +406,12 @@ async fn graphql_ws(
                         actor: Some(actor),
                         request_id,
                         client,
+                        subscription_slots: Some(ioto_resolvers::SubscriptionSlots::new(
+                            bounds.max_subscriptions,
+                        )),
                         loaders: Default::default(),
                         warnings: Default::default(),
+                        meter: Default::default(),
                         task_scope: None,
                     });
                     Ok(data)
@@ -394,9 +420,9 @@ async fn graphql_ws(
                 .await;
             watcher.abort();
             let reason = revoked_rx.borrow_and_update().clone();
-            if let Some(reason) = reason {
+            if let Some((code, reason)) = reason {
                 let frame = axum::extract::ws::CloseFrame {
-                    code: 4401,
+                    code,
                     reason: reason.into(),
                 };
                 let _ =
@@ -431,9 +457,14 @@ async fn readyz(State(st): State<AppState>) -> Response {
         ),
     ];
     let mut all_ok = true;
+    // Anyone may ask: the answer says which engine is down, never the engine's own words (host
+    // names, addresses, credentials in a URL); those go to the server's log.
     let worker = st.pipeline.ingest.as_ref().map(|s| match s.down() {
         None => json!({ "ok": true }),
-        Some(why) => json!({ "ok": false, "error": why }),
+        Some(why) => {
+            tracing::warn!(reason = %why, "readiness: the ingest worker is down");
+            json!({ "ok": false, "error": "stopped (the server's log says why)" })
+        }
     });
     if let Some(w) = &worker {
         all_ok &= w["ok"] == true;
@@ -443,7 +474,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
         .map(|(port, info, result)| {
             let error = match result {
                 Ok(Ok(())) => None,
-                Ok(Err(err)) => Some(err.to_string()),
+                Ok(Err(err)) => {
+                    tracing::warn!(port, engine = info.engine, error = %err, "readiness: an engine failed its check");
+                    Some("failed its check (the server's log says why)".to_owned())
+                }
                 Err(_) => Some(format!("no answer within {}s", timeout.as_secs())),
             };
             all_ok &= error.is_none();

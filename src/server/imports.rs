@@ -16,8 +16,7 @@ use ioto_domain::{CustomerId, Error, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::server::auth::authenticate;
-use crate::server::auth::bearer;
+use crate::server::caller::Uploader;
 use crate::server::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -58,16 +57,14 @@ fn format_of(format: Option<&str>, headers: &HeaderMap) -> Result<TableFormat, E
     }
 }
 
+/// The caller ([`Uploader`]) is known, and the upload charged to it, before the body is read.
 pub async fn import_sims(
     State(st): State<AppState>,
+    Uploader { actor }: Uploader,
     headers: HeaderMap,
     Query(params): Query<ImportParams>,
     body: Bytes,
 ) -> Response {
-    let actor = match actor_of(&st, &headers).await {
-        Ok(a) => a,
-        Err(e) => return error(e),
-    };
     let request = (|| -> Result<ImportRequest, Error> {
         Ok(ImportRequest {
             tenant_id: params
@@ -81,7 +78,7 @@ pub async fn import_sims(
                 .map(|c| CustomerId::parse(c, "customerId"))
                 .transpose()?,
             format: format_of(params.format.as_deref(), &headers)?,
-            bytes: body.to_vec(),
+            bytes: Vec::from(body),
             commit: params.commit,
             skip_invalid: params.skip_invalid,
             note: params.note.clone(),
@@ -124,14 +121,11 @@ pub struct BulkParams {
 /// rows starts at once (one with invalid rows waits: confirm it after reading the report).
 pub async fn submit_bulk_job(
     State(st): State<AppState>,
+    Uploader { actor }: Uploader,
     headers: HeaderMap,
     Query(params): Query<BulkParams>,
     body: Bytes,
 ) -> Response {
-    let actor = match actor_of(&st, &headers).await {
-        Ok(a) => a,
-        Err(e) => return error(e),
-    };
     let file = (|| -> Result<ioto_domain::services::fleet::BulkFile, Error> {
         let format = match (&params.format, &params.file_name) {
             (None, Some(name)) if TableFormat::parse(name).is_ok() => TableFormat::parse(name)?,
@@ -145,7 +139,7 @@ pub async fn submit_bulk_job(
                 .transpose()?,
             file_name: params.file_name.clone(),
             format,
-            bytes: body.to_vec(),
+            bytes: Vec::from(body),
             action: params
                 .action
                 .as_deref()
@@ -185,14 +179,4 @@ pub async fn submit_bulk_job(
         },
     }))
     .into_response()
-}
-
-/// The caller of a REST request, from its bearer token.
-async fn actor_of(st: &AppState, headers: &HeaderMap) -> Result<ioto_domain::Actor, Error> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <token>'".into()))?;
-    authenticate(&st.jwt, &st.sessions, token).await
 }

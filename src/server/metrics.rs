@@ -67,7 +67,16 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     graphql_errors: Family<CodeLabels, Counter>,
     engine_up: Family<EngineLabels, Gauge>,
+    operation_cost: Histogram,
+    store_queries: Histogram,
 }
+
+/// Costs of GraphQL operations: 1 to the largest limit a deployment would set.
+const COST_BUCKETS: [f64; 9] = [
+    10.0, 50.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 20_000.0, 100_000.0,
+];
+/// Store queries of one GraphQL operation.
+const QUERY_BUCKETS: [f64; 8] = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0];
 
 impl Metrics {
     /// The registry of this process; `pipeline` and `fleet` are read at every scrape.
@@ -104,6 +113,18 @@ impl Metrics {
             "Whether the engine behind a port answered the last readiness check",
             engine_up.clone(),
         );
+        let operation_cost = Histogram::new(COST_BUCKETS);
+        registry.register(
+            "ioto_graphql_operation_cost",
+            "Cost (complexity) of GraphQL operations that passed validation, as charged to rate limits",
+            operation_cost.clone(),
+        );
+        let store_queries = Histogram::new(QUERY_BUCKETS);
+        registry.register(
+            "ioto_graphql_store_queries",
+            "Store queries (SQL statements and usage-store reads) one GraphQL operation ran",
+            store_queries.clone(),
+        );
         registry.register_collector(Box::new(ScrapeTime { pipeline, fleet }));
         Self {
             registry,
@@ -111,7 +132,18 @@ impl Metrics {
             latency,
             graphql_errors,
             engine_up,
+            operation_cost,
+            store_queries,
         }
+    }
+
+    /// One GraphQL operation over HTTP: its cost (0: refused before validation passed) and the
+    /// store queries it ran.
+    pub fn record_operation(&self, cost: u64, store_queries: u64) {
+        if cost > 0 {
+            self.operation_cost.observe(cost as f64);
+        }
+        self.store_queries.observe(store_queries as f64);
     }
 
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {

@@ -3,9 +3,11 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod caller;
 pub mod exports;
 pub mod http;
 pub mod imports;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
@@ -25,7 +27,7 @@ use anyhow::Context as _;
 use axum::Router;
 use ioto_domain::fleet::SecretCipher;
 use ioto_domain::services::{DirectoryService, FleetService};
-use ioto_resolvers::{LoginThrottle, Services};
+use ioto_resolvers::Services;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -53,6 +55,7 @@ pub struct App {
     pub realtime: Arc<BusRealtime>,
     shutdown: watch::Sender<bool>,
     grace: Duration,
+    bounds: listen::Bounds,
 }
 
 /// The JWT configuration, with the HS256 secret taken from config or the data directory.
@@ -192,13 +195,15 @@ impl App {
                 shutdown.subscribe(),
             );
         }
+        // Reads of the API count as store queries of the request they serve.
+        let metered = Arc::new(ioto_domain::metering::MeteredUsage(engines.usage.clone()));
         let analytics = ioto_domain::services::AnalyticsService::new(
-            engines.usage.clone(),
+            metered.clone(),
             engines.analytics.clone(),
             engines.fleet.clone(),
             billing.clone(),
         );
-        let usage = ioto_domain::services::UsageService::new(engines.usage.clone(), engines.usage.clone());
+        let usage = ioto_domain::services::UsageService::new(metered.clone(), metered);
         let export_storage = export_storage(config)?;
         tracing::info!(location = %export_storage.location(), "export files");
         let export_links = Arc::new(export_link_signer(config)?);
@@ -220,6 +225,9 @@ impl App {
             config.data_dir.join("exports-scratch"),
             shutdown.subscribe(),
         );
+        let rate_limiter = Arc::new(ioto_resolvers::rate_limit::RateLimiter::new(
+            config.rate_limit.limits(),
+        ));
         let services = Services {
             exports: exports.clone(),
             export_links: export_links.clone(),
@@ -230,10 +238,8 @@ impl App {
             usage,
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime: realtime.clone(),
-            login_throttle: Arc::new(LoginThrottle::default()),
-            rate_limiter: Arc::new(ioto_resolvers::rate_limit::RateLimiter::new(
-                config.rate_limit.limits(),
-            )),
+            rate_limiter: Arc::clone(&rate_limiter),
+            subscription_recheck: Duration::from_secs(config.auth.session_check_seconds.max(1)),
             provision_wait: ioto_domain::services::fleet::ProvisionWait {
                 limit: config.bulk.provision_wait_limit,
                 timeout: Duration::from_secs(config.bulk.provision_wait_seconds),
@@ -246,6 +252,7 @@ impl App {
                 max_depth: config.graphql.max_depth,
                 max_complexity: config.graphql.max_complexity,
                 introspection: config.graphql.introspection,
+                max_concurrent_root_fields: config.graphql.max_concurrent_root_fields,
             },
         );
         let state = AppState {
@@ -265,6 +272,14 @@ impl App {
             exports,
             export_storage,
             export_links,
+            rate_limiter,
+            trusted_proxies: config.http.trusted_proxy_blocks()?.into(),
+            upload_max_bytes: config.fleet.import_max_bytes as u64,
+            ws: state::WsBounds {
+                init_timeout: Duration::from_secs(config.graphql.ws_init_timeout_seconds),
+                max_subscriptions: config.graphql.max_subscriptions_per_connection,
+                max_message_bytes: config.graphql.body_limit_bytes,
+            },
         };
         Ok(Self {
             router: http::router(state, config),
@@ -278,6 +293,10 @@ impl App {
             realtime,
             shutdown,
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
+            bounds: listen::Bounds {
+                max_connections: config.http.max_connections,
+                header_read_timeout: Duration::from_secs(config.http.header_read_timeout_seconds),
+            },
         })
     }
 
@@ -296,34 +315,12 @@ impl App {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let grace = self.grace;
         let graceful = async move {
             signal.await;
             tracing::info!("shutting down: completing subscriptions, finishing in-flight requests");
             let _ = shutdown.send(true);
-            let _ = drained_tx.send(());
         };
-        let server = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful);
-        let mut server = tokio::spawn(async move { server.await });
-        tokio::select! {
-            // The server stopped on its own (an accept error): report it.
-            joined = &mut server => return joined.context("server task")?.context("HTTP server"),
-            _ = drained_rx => {}
-        }
-        match tokio::time::timeout(grace, server).await {
-            Ok(joined) => joined.context("server task")?.context("HTTP server")?,
-            Err(_) => tracing::warn!(
-                seconds = grace.as_secs(),
-                "requests still running after the grace period; stopping"
-            ),
-        }
-        Ok(())
+        listen::serve(listener, self.router, self.bounds, graceful, self.grace).await
     }
 }
 

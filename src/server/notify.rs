@@ -208,9 +208,12 @@ impl Sender {
             Some(url::Host::Ipv4(a)) => (None, vec![a.into()]),
             Some(url::Host::Ipv6(a)) => (None, vec![a.into()]),
             Some(url::Host::Domain(name)) => {
-                let found = tokio::net::lookup_host((name, port))
-                    .await
-                    .map_err(|e| Failure::Retry(format!("resolving {name}: {e}"), None))?;
+                // The resolver's own words and the addresses it found stay in the server's log:
+                // they describe the server's network, which the endpoint's owner must not learn.
+                let found = tokio::net::lookup_host((name, port)).await.map_err(|e| {
+                    tracing::warn!(host = %name, error = %e, "resolving a webhook endpoint");
+                    Failure::Retry(format!("could not resolve {name}"), None)
+                })?;
                 (Some(name.to_owned()), found.map(|a| a.ip()).collect())
             }
             None => return Err(Failure::Permanent("the endpoint has no host".into(), None)),
@@ -227,11 +230,11 @@ impl Sender {
                 }
             });
         let Some(addr) = addr else {
+            tracing::warn!(url = %target, refused = %refused.join(", "), "a webhook endpoint resolves only to refused addresses");
             return Err(Failure::Retry(
-                format!(
-                    "the endpoint's host resolves only to addresses not allowed: {}",
-                    refused.join(", ")
-                ),
+                "the endpoint's host resolves only to addresses this server does not deliver to \
+                 (private, loopback, link-local or otherwise reserved)"
+                    .into(),
                 None,
             ));
         };

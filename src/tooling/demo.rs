@@ -31,7 +31,42 @@ fn parse<T>(r: ioto_domain::Result<T>) -> anyhow::Result<T> {
     r.map_err(anyhow::Error::from)
 }
 
-/// Seeds the demo data unless the demo tenant exists; either way returns it.
+/// The demo signs every user in with a published password, a platform admin among them: it
+/// seeds only a directory that holds nothing else (a new database, or one it seeded itself), so
+/// that `ioto demo` pointed at a real deployment's database does not open it to anyone.
+async fn refuse_a_real_directory(dir: &Arc<dyn Directory>) -> anyhow::Result<()> {
+    let others: Vec<String> = dir
+        .list_tenants(Scope::Platform)
+        .await?
+        .into_iter()
+        .filter(|t| t.slug.as_str() != PLATFORM_TENANT)
+        .map(|t| t.slug.as_str().to_owned())
+        .collect();
+    let platform = dir
+        .tenant_by_slug(Scope::Platform, &parse(Slug::parse(PLATFORM_TENANT))?)
+        .await?;
+    let admins = match &platform {
+        Some(p) => dir
+            .list_users(Scope::Platform, p.id, &ioto_domain::fleet::query::Page::first(1))
+            .await?
+            .len(),
+        None => 0,
+    };
+    if !others.is_empty() || admins > 0 {
+        anyhow::bail!(
+            "ioto demo seeds users with a published password, a platform admin among them, and this \
+             database already holds {} tenant(s) ({}) and {admins} platform user(s): it looks like a \
+             real deployment. Run the demo on a database of its own (leave database.url unset for \
+             the embedded store, or point it at an empty database).",
+            others.len(),
+            others.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Seeds the demo data unless the demo tenant exists; either way returns it. Refuses to seed a
+/// database that holds other tenants or platform users.
 pub async fn seed(dir: &Arc<dyn Directory>, fleet: &Arc<dyn Fleet>) -> anyhow::Result<Demo> {
     let scope = Scope::Platform;
     let demo_slug = parse(Slug::parse(DEMO_TENANT))?;
@@ -54,6 +89,7 @@ pub async fn seed(dir: &Arc<dyn Directory>, fleet: &Arc<dyn Fleet>) -> anyhow::R
         });
     }
 
+    refuse_a_real_directory(dir).await?;
     let hash = hash_password(DEMO_PASSWORD)?;
     let platform = match dir
         .tenant_by_slug(scope, &parse(Slug::parse(PLATFORM_TENANT))?)

@@ -34,6 +34,7 @@ impl SqlStore {
         let counter = Arc::clone(&statements);
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
+            ioto_domain::metering::count_store_query();
         });
         Self { db, info, statements }
     }
@@ -105,6 +106,9 @@ impl SqlStore {
     /// ones included, transaction control not).
     pub(crate) fn count_statements(&self, n: u64) {
         self.statements.fetch_add(n, Ordering::Relaxed);
+        for _ in 0..n {
+            ioto_domain::metering::count_store_query();
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_ioto");
 const ENGINE_VARS: &[&str] = &["DATABASE_URL", "CLICKHOUSE_URL", "KAFKA_BROKERS", "MQTT_URL"];
 
-fn ioto() -> Command {
+pub(crate) fn ioto() -> Command {
     let mut c = Command::new(BIN);
     for v in ENGINE_VARS {
         c.env_remove(v);

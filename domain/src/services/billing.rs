@@ -108,9 +108,39 @@ pub struct BillingService {
     fleet: Arc<dyn BillingFleet>,
     charges: Arc<dyn InvoiceChargeStore>,
     settings: Arc<dyn FleetChanges>,
+    /// Tenants being rated now: one rating of a tenant at a time on this instance, whoever asks.
+    rating: Arc<std::sync::Mutex<std::collections::HashSet<TenantId>>>,
+}
+
+/// A tenant's turn to be rated, given back when dropped.
+struct RatingTurn {
+    rating: Arc<std::sync::Mutex<std::collections::HashSet<TenantId>>>,
+    tenant: TenantId,
+}
+
+impl Drop for RatingTurn {
+    fn drop(&mut self) {
+        self.rating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.tenant);
+    }
 }
 
 impl BillingService {
+    /// The tenant's turn to be rated, or `None` while a rating of it runs.
+    fn rating_turn(&self, tenant: TenantId) -> Option<RatingTurn> {
+        let fresh = self
+            .rating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tenant);
+        fresh.then(|| RatingTurn {
+            rating: Arc::clone(&self.rating),
+            tenant,
+        })
+    }
+
     pub fn new(
         cards: Arc<dyn RateCardStore>,
         runs: Arc<dyn RatingRunStore>,
@@ -126,6 +156,7 @@ impl BillingService {
             fleet,
             charges,
             settings,
+            rating: Arc::default(),
         }
     }
 
@@ -295,6 +326,13 @@ impl BillingService {
             actor.require(Permission::RunRating, "start a rating run")?;
             actor.target_tenant(Some(tenant))?;
         }
+        // A run rates every card of the tenant over all its usage: asked again while one runs,
+        // it would only pile up the same work.
+        let _turn = self.rating_turn(tenant).ok_or_else(|| {
+            Error::Conflict(
+                "a rating of this tenant is running; wait for it to finish (ratingRuns lists it)".into(),
+            )
+        })?;
         self.rate_periods_of(&who, tenant, day, &mut Vec::new()).await
     }
 
@@ -500,6 +538,11 @@ impl BillingService {
         let mut first_error = None;
         for (tenant, cards) in by_tenant {
             let tenant = TenantId(tenant);
+            // Rated by someone else right now: the next pass takes it.
+            let Some(_turn) = self.rating_turn(tenant) else {
+                tracing::info!(tenant = %tenant, "a rating of the tenant is running; rated in the next pass");
+                continue;
+            };
             let closed = match self.runs.closed_periods(Scope::Platform, tenant).await {
                 Ok(closed) => closed,
                 Err(e) => {

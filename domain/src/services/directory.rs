@@ -1,5 +1,6 @@
 //! Tenant, sub-customer and user management, and login.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::directory::{
@@ -11,6 +12,7 @@ use crate::password::{
     decoy_hash, hash_password_off_runtime as hash_password, verify_password_off_runtime as verify_password,
 };
 use crate::ports::Directory;
+use crate::services::throttle::LoginThrottle;
 use crate::{Actor, CustomerId, Error, Permission, Result, Role, Scope, TenantId, UserId};
 
 /// Input of [`DirectoryService::create_user`], already parsed.
@@ -27,24 +29,59 @@ pub struct CreateUser {
 #[derive(Clone)]
 pub struct DirectoryService {
     store: Arc<dyn Directory>,
+    /// Every check of a password takes a slot here first ([`LoginThrottle`]).
+    throttle: Arc<LoginThrottle>,
 }
 
 impl DirectoryService {
     pub fn new(store: Arc<dyn Directory>) -> Self {
-        Self { store }
+        Self {
+            store,
+            throttle: Arc::new(LoginThrottle::default()),
+        }
+    }
+
+    /// Checks `password` against `hash` for `email` from `client`, within the throttle: a slot
+    /// is taken before the hash is computed and the outcome counted before it is given back.
+    async fn check_password(
+        &self,
+        email: &str,
+        client: Option<IpAddr>,
+        password: &str,
+        hash: &str,
+    ) -> Result<bool> {
+        let attempt = self
+            .throttle
+            .begin(email, client)
+            .map_err(|refused| Error::RateLimited(refused.message()))?;
+        let verified = verify_password(password, hash).await?;
+        if verified {
+            attempt.succeeded();
+        } else {
+            attempt.failed();
+        }
+        Ok(verified)
     }
 
     /// Checks e-mail and password; the same error for an unknown e-mail and a wrong password.
-    /// Returns the login record and the user it belongs to.
-    pub async fn login(&self, email: &str, password: &str) -> Result<(LoginRecord, User)> {
+    /// Returns the login record and the user it belongs to. `client` is the caller's address,
+    /// for the throttle.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(LoginRecord, User)> {
         let denied = || Error::Unauthenticated("e-mail or password is wrong".into());
-        let Ok(email) = Email::parse(email) else {
-            verify_password(password, decoy_hash()).await?;
+        let Ok(parsed) = Email::parse(email) else {
+            self.check_password(email, client, password, decoy_hash()).await?;
             return Err(denied());
         };
-        let record = self.store.login_record(&email).await?;
+        let record = self.store.login_record(&parsed).await?;
         let hash = record.as_ref().map_or(decoy_hash(), |r| r.password_hash.as_str());
-        let verified = verify_password(password, hash).await?;
+        let verified = self
+            .check_password(parsed.as_str(), client, password, hash)
+            .await?;
         match record {
             Some(rec) if verified => {
                 let scope = Scope::Tenant {
@@ -253,19 +290,48 @@ impl DirectoryService {
         self.check_customer_for_role(actor, tenant_id, input.role, input.customer_id)
             .await?;
         let password_hash = hash_password(&input.password).await?;
-        self.store
-            .create_user(
-                actor.scope(),
-                NewUser {
-                    tenant_id,
-                    customer_id: input.customer_id,
-                    email: input.email,
-                    display_name: input.display_name,
-                    role: input.role,
-                    password_hash,
-                },
-            )
-            .await
+        let email = input.email.clone();
+        let create = self.store.create_user(
+            actor.scope(),
+            NewUser {
+                tenant_id,
+                customer_id: input.customer_id,
+                email: input.email,
+                display_name: input.display_name,
+                role: input.role,
+                password_hash,
+            },
+        );
+        self.email_in_use_guarded(actor, Some(&email), create).await
+    }
+
+    /// Runs a write that sets a user's e-mail, so that it does not tell which addresses other
+    /// tenants use: e-mails are unique on the whole platform, and the store's answer to a clash
+    /// ("a user with e-mail … already exists") would tell it. A clash gets one answer wherever
+    /// the other user is, and counts against the caller in the sign-in throttle, so that trying
+    /// addresses one after another soon has to wait.
+    async fn email_in_use_guarded<T>(
+        &self,
+        actor: &Actor,
+        email: Option<&Email>,
+        write: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(email) = email else {
+            return write.await;
+        };
+        let attempt = self
+            .throttle
+            .begin(&format!("e-mail changes by {}", actor.subject), None)
+            .map_err(|refused| Error::RateLimited(refused.message()))?;
+        match write.await {
+            Err(Error::Conflict(_)) => {
+                attempt.failed();
+                Err(Error::Conflict(format!(
+                    "the e-mail address '{email}' cannot be used for this user; choose another"
+                )))
+            }
+            other => other,
+        }
     }
 
     /// Loads another user the caller may manage: `ManageUsers`, not the caller themself (`self_rule`
@@ -323,7 +389,13 @@ impl DirectoryService {
         if actor.user_id != Some(id) {
             self.managed_user(actor, id, "change the details", "").await?;
         }
-        self.store.update_user(actor.scope(), id, patch).await
+        let email = patch.email.clone();
+        self.email_in_use_guarded(
+            actor,
+            email.as_ref(),
+            self.store.update_user(actor.scope(), id, patch),
+        )
+        .await
     }
 
     /// Sets another user's password (an administrator's reset); for your own use `change_password`.
@@ -340,7 +412,15 @@ impl DirectoryService {
     }
 
     /// Changes the caller's own password after checking the current one.
-    pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
+    /// The current password is checked within the same throttle as sign-ins, under the user's
+    /// e-mail.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        client: Option<IpAddr>,
+    ) -> Result<()> {
         let id = actor.user_id.ok_or_else(|| {
             Error::Forbidden("this token belongs to no user; there is no password to change".into())
         })?;
@@ -354,7 +434,10 @@ impl DirectoryService {
             .login_record(&user.email)
             .await?
             .ok_or_else(|| Error::not_found("user", id))?;
-        if !verify_password(current, &rec.password_hash).await? {
+        if !self
+            .check_password(user.email.as_str(), client, current, &rec.password_hash)
+            .await?
+        {
             return Err(Error::invalid("currentPassword", "is not your current password"));
         }
         let hash = hash_password(new).await.map_err(|e| match e {

@@ -7,6 +7,7 @@ pub mod export;
 pub mod fleet;
 pub mod ingest;
 pub mod stored_sessions;
+pub mod throttle;
 pub mod usage;
 
 pub use analytics::AnalyticsService;

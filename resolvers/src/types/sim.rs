@@ -117,7 +117,7 @@ impl SimObject {
             .map(Into::into))
     }
     /// Bytes per period and network in `[from, to)` (UTC periods; at most 2,000 of them).
-    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    #[graphql(complexity = "crate::limits::usage_cost(&from, &to, granularity, child_complexity)")]
     async fn usage(
         &self,
         ctx: &Context<'_>,
@@ -149,6 +149,7 @@ impl SimObject {
         Ok(list.into_iter().map(AuditEntryObject).collect())
     }
     /// Transitions scheduled for this SIM (pending ones first by time, then the finished ones).
+    #[graphql(complexity = "crate::limits::page_cost(None, 100, child_complexity)")]
     async fn scheduled_transitions(
         &self,
         ctx: &Context<'_>,

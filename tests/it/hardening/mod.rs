@@ -3,4 +3,9 @@
 //! cannot be raced, bodies refused before they are read, and open subscriptions that follow what
 //! their caller may see.
 
+mod connections;
+mod cost;
 mod files;
+mod logins;
+mod odds;
+mod subscriptions;

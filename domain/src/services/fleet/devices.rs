@@ -341,9 +341,14 @@ impl FleetService {
         let tenant = actor.target_tenant(tenant)?;
         self.customer_in(actor, tenant, customer).await?;
         let stamp = AuditStamp::new(actor, parse_note(note)?);
-        self.store
+        let changed = self
+            .store
             .assign_devices(actor.scope(), tenant, filter, customer, &stamp)
-            .await
+            .await?;
+        if changed > 0 {
+            self.visibility_changed(tenant);
+        }
+        Ok(changed)
     }
 
     /// Puts a SIM into a device. A device may hold several SIMs; a SIM sits in at most one.

@@ -173,6 +173,7 @@ impl FleetService {
         actor.require(Permission::ManageCustomers, "change what customers see")?;
         let tenant = actor.target_tenant(tenant)?;
         self.store.set_settings(actor.scope(), tenant, settings).await?;
+        self.visibility_changed(tenant);
         Ok(settings)
     }
 
@@ -440,9 +441,28 @@ impl FleetService {
         Ok(effects)
     }
 
-    /// Publishes a `SimStateChanged` for every SIM entry that moved a state: plain transitions
-    /// and both sides of a swap.
+    /// Tells open subscriptions of `tenant` that who sees what may have changed.
+    pub(crate) fn visibility_changed(&self, tenant: TenantId) {
+        self.notifier
+            .publish(FleetEvent::VisibilityChanged(crate::events::VisibilityChanged {
+                tenant_id: tenant,
+                at: chrono::Utc::now(),
+            }));
+    }
+
+    /// Publishes a `SimStateChanged` for every SIM entry that moved a state (plain transitions
+    /// and both sides of a swap), and a `VisibilityChanged` per tenant where a SIM or device
+    /// moved to another sub-customer (an assignment, or a swap handing the old SIM's over).
     fn announce(&self, effects: &[NewAuditEntry]) {
+        let mut moved: Vec<TenantId> = effects
+            .iter()
+            .filter(|e| matches!(e.action, AuditAction::Assigned | AuditAction::Swapped))
+            .map(|e| e.tenant_id)
+            .collect();
+        moved.dedup();
+        for tenant in moved {
+            self.visibility_changed(tenant);
+        }
         for e in effects.iter().filter(|e| {
             e.entity_kind == EntityKind::Sim
                 && matches!(e.action, AuditAction::StateChanged | AuditAction::Swapped)

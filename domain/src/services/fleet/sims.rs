@@ -609,9 +609,14 @@ impl FleetService {
         let tenant = actor.target_tenant(tenant)?;
         self.customer_in(actor, tenant, customer).await?;
         let stamp = AuditStamp::new(actor, parse_note(note)?);
-        self.store
+        let changed = self
+            .store
             .assign_sims(actor.scope(), tenant, filter, customer, &stamp)
-            .await
+            .await?;
+        if changed > 0 {
+            self.visibility_changed(tenant);
+        }
+        Ok(changed)
     }
 
     /// Replaces a SIM by a new one: MSISDN, tariff plan, sub-customer, labels and device binding

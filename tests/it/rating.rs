@@ -456,6 +456,56 @@ pub(super) fn billing_service(
     )
 }
 
+/// A tenant with SIMs and a monthly retail card of 0.5 per MB from `from` with access fee `fee`,
+/// on a migrated transactional store and usage store, and the service that rates it.
+pub(super) struct RetailFixture {
+    pub service: ioto_domain::services::billing::BillingService,
+    pub tenant: ioto_domain::directory::Tenant,
+    pub sims: Vec<ioto_domain::fleet::Sim>,
+    pub admin: ioto_domain::Actor,
+    pub card: RateCard,
+}
+
+pub(super) async fn retail_fixture(
+    loc: &ioto_store::StoreLocation,
+    usage: Arc<dyn UsageStore>,
+    name: &str,
+    sims: usize,
+    from: NaiveDate,
+    fee: &str,
+) -> RetailFixture {
+    ioto_store::migrate(loc).await.unwrap();
+    let store = ioto_store::connect(loc, 4).await.unwrap();
+    let fleet: Arc<dyn ioto_domain::ports::Fleet> = Arc::new(store.fleet());
+    let factory = ioto_test_support::factory::Factory::new(Arc::new(store.directory()), fleet.clone());
+    let tenant = factory.tenant(name).await;
+    let sims = factory.sims(&tenant, None, sims).await;
+    usage.migrate().await.unwrap();
+    let service = billing_service(&store, usage, fleet);
+    let admin = actor(tenant.id, ioto_domain::Role::PlatformAdmin, None);
+    let card = service
+        .create_rate_card(
+            &admin,
+            ioto_domain::services::billing::NewRateCard {
+                tenant_id: tenant.id,
+                kind: RateCardKind::Retail,
+                name: "Retail".into(),
+                currency: Currency::parse("currency", "EUR").unwrap(),
+                billing_period: BillingPeriod::Monthly,
+                versions: vec![flat_terms(from, "0.5", fee)],
+            },
+        )
+        .await
+        .unwrap();
+    RetailFixture {
+        service,
+        tenant,
+        sims,
+        admin,
+        card,
+    }
+}
+
 pub(super) fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTerms {
     RateCardTerms {
         effective_from: from,

@@ -5,18 +5,17 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
-use ioto_domain::billing::money::{Cost, Currency};
-use ioto_domain::billing::rate_card::{BillingPeriod, RateCardKind};
+use ioto_domain::billing::money::Cost;
+use ioto_domain::billing::rate_card::RateCardKind;
 use ioto_domain::billing::rating::{RatingRun, RunStatus};
 use ioto_domain::ports::billing::RatedDimension;
 use ioto_domain::ports::UsageStore;
-use ioto_domain::services::billing::{NewRateCard, Requester};
-use ioto_domain::Role;
+use ioto_domain::services::billing::Requester;
 use ioto_store::StoreLocation;
 use ioto_test_support::{clickhouse, temp_dir};
 
 use super::rate_cards_api::home_cdr;
-use super::rating::{actor, billing_service, flat_terms};
+use super::rating::{retail_fixture, RetailFixture};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -27,29 +26,14 @@ fn cost(s: &str) -> Cost {
 }
 
 async fn late_cdrs_of_an_ended_period(loc: StoreLocation, usage: Arc<dyn UsageStore>) {
-    ioto_store::migrate(&loc).await.unwrap();
-    let store = ioto_store::connect(&loc, 4).await.unwrap();
-    let fleet: Arc<dyn ioto_domain::ports::Fleet> = Arc::new(store.fleet());
-    let factory = ioto_test_support::factory::Factory::new(Arc::new(store.directory()), fleet.clone());
-    let tenant = factory.tenant("Late").await;
-    let sim = factory.sims(&tenant, None, 1).await.remove(0);
-    usage.migrate().await.unwrap();
-    let service = billing_service(&store, usage.clone(), fleet.clone());
-    let admin = actor(tenant.id, Role::PlatformAdmin, None);
-    let card = service
-        .create_rate_card(
-            &admin,
-            NewRateCard {
-                tenant_id: tenant.id,
-                kind: RateCardKind::Retail,
-                name: "Retail".into(),
-                currency: Currency::parse("currency", "EUR").unwrap(),
-                billing_period: BillingPeriod::Monthly,
-                versions: vec![flat_terms(d(2025, 1, 1), "0.5", "0")],
-            },
-        )
-        .await
-        .unwrap();
+    let RetailFixture {
+        service,
+        tenant,
+        mut sims,
+        admin,
+        card,
+    } = retail_fixture(&loc, usage.clone(), "Late", 1, d(2025, 1, 1), "0").await;
+    let sim = sims.remove(0);
     let cdr = |n: u32, day: NaiveDate, bytes: u64| home_cdr(tenant.id, &sim, n, day, bytes);
     let (feb, mar, may) = (d(2025, 2, 1), d(2025, 3, 1), d(2025, 5, 1));
 

@@ -197,48 +197,26 @@ async fn webhook_failures_do_not_tell_what_the_servers_resolver_answered() {
 /// running (before, all twenty ran the same rating side by side).
 #[tokio::test]
 async fn one_rating_of_a_tenant_runs_at_a_time() {
-    use std::sync::Arc;
-
-    use ioto_domain::billing::money::Currency;
-    use ioto_domain::billing::rate_card::{BillingPeriod, RateCardKind};
-    use ioto_domain::services::billing::{NewRateCard, Requester};
+    use ioto_domain::services::billing::Requester;
 
     let loc = ioto_store::StoreLocation::Postgres {
         url: ioto_test_support::pg::database().await,
     };
-    ioto_store::migrate(&loc).await.unwrap();
-    let store = ioto_store::connect(&loc, 8).await.unwrap();
-    let fleet: Arc<dyn ioto_domain::ports::Fleet> = Arc::new(store.fleet());
-    let factory = ioto_test_support::factory::Factory::new(Arc::new(store.directory()), fleet.clone());
-    let tenant = factory.tenant("Rated once").await;
-    factory.sims(&tenant, None, 3).await;
-    let usage: Arc<dyn ioto_domain::ports::UsageStore> = Arc::new(
+    let usage = std::sync::Arc::new(
         ioto_analytics::EmbeddedUsage::open(&ioto_test_support::temp_dir().join("usage.sqlite"))
             .await
             .unwrap(),
     );
-    usage.migrate().await.unwrap();
-    let service = crate::rating::billing_service(&store, usage, fleet);
     let today = chrono::Utc::now().date_naive();
-    let admin = crate::rating::actor(tenant.id, Role::PlatformAdmin, None);
-    service
-        .create_rate_card(
-            &admin,
-            NewRateCard {
-                tenant_id: tenant.id,
-                kind: RateCardKind::Retail,
-                name: "Retail".into(),
-                currency: Currency::parse("currency", "EUR").unwrap(),
-                billing_period: BillingPeriod::Monthly,
-                versions: vec![crate::rating::flat_terms(
-                    BillingPeriod::Monthly.period_of(today).0,
-                    "0.5",
-                    "1.00",
-                )],
-            },
-        )
-        .await
-        .unwrap();
+    let month = ioto_domain::billing::rate_card::BillingPeriod::Monthly
+        .period_of(today)
+        .0;
+    let crate::rating::RetailFixture {
+        service,
+        tenant,
+        admin,
+        ..
+    } = crate::rating::retail_fixture(&loc, usage, "Rated once", 3, month, "1.00").await;
     let runs = (0..20).map(|_| service.rate_period(Requester::User(&admin), tenant.id, today));
     let outcomes = futures::future::join_all(runs).await;
     let ran = outcomes.iter().filter(|o| o.is_ok()).count();

@@ -118,12 +118,24 @@ impl TestApp {
 
     /// POSTs a GraphQL operation; returns the HTTP status and the JSON body.
     pub async fn gql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
+        self.graphql_request(token, &[], json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// POSTs a whole GraphQL request `body` (with `extensions`, say) with extra `headers`;
+    /// returns the HTTP status and the JSON body.
+    pub async fn graphql_request(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/graphql")).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();

@@ -38,16 +38,7 @@ async fn aliases_of_a_usage_list_add_up_to_a_refusal() {
 }
 
 async fn post_graphql(app: &TestApp, token: &str, body: Value) -> Value {
-    app.http
-        .post(app.url("/graphql"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.graphql_request(Some(token), &[], body).await.1
 }
 
 #[tokio::test]

@@ -9,16 +9,10 @@ use serde_json::{json, Value};
 const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
 
 async fn login_from(app: &TestApp, email: &str, password: &str, client: &str) -> Value {
-    app.http
-        .post(app.url("/graphql"))
-        .header("x-forwarded-for", client)
-        .json(&json!({"query": LOGIN, "variables": {"e": email, "p": password}}))
-        .send()
+    let body = json!({"query": LOGIN, "variables": {"e": email, "p": password}});
+    app.graphql_request(None, &[("x-forwarded-for", client)], body)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }
 
 /// 300 wrong passwords at once for one e-mail: the throttle takes its slot before the hash, so

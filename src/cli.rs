@@ -961,9 +961,6 @@ async fn issue_token(
 }
 
 async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Result<()> {
-    if migrate {
-        engines::migrate(config).await?;
-    }
     if demo_mode && !config.listen_addr()?.ip().is_loopback() {
         anyhow::bail!(
             "ioto demo signs everyone in with a published password, so it listens on loopback only \
@@ -971,6 +968,9 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
              own sign-in in front of it",
             config.listen_addr()?
         );
+    }
+    if migrate {
+        engines::migrate(config).await?;
     }
     let app = App::build(config).await?;
     for (port, info) in app.engines.describe() {

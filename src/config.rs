@@ -229,7 +229,7 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// How long a client may take to send a request's head (then the connection is closed).
     pub header_read_timeout_seconds: u64,
-    /// How long a client may take to send a request's body (then the request fails with 408).
+    /// Longest a request's body may stall between two chunks (then the request fails).
     pub body_read_timeout_seconds: u64,
 }
 

@@ -12,7 +12,12 @@ tokio::task_local! {
 
 /// Counts one store query against the request running on this task, if any.
 pub fn count_store_query() {
-    let _ = QUERIES.try_with(|q| q.fetch_add(1, Ordering::Relaxed));
+    count_store_queries(1);
+}
+
+/// Counts `n` store queries against the request running on this task, if any.
+pub fn count_store_queries(n: u64) {
+    let _ = QUERIES.try_with(|q| q.fetch_add(n, Ordering::Relaxed));
 }
 
 /// Runs `fut` counting its store queries into `counter` (work the request spawns elsewhere is

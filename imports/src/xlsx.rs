@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Cursor, Read};
+use std::rc::Rc;
 
 use ioto_domain::fleet::import::Table;
 use ioto_domain::{Error, Result};
@@ -32,6 +33,10 @@ pub const MAX_XLSX_STRINGS_BYTES: u64 = 512 << 20;
 /// Most strings in the shared-strings table (an import of a million rows of nine distinct
 /// values needs nine million).
 pub const MAX_XLSX_SHARED_STRINGS: usize = 16_000_000;
+/// Most bytes one XML event (a text, a tag, a comment) may take: the parser holds an event
+/// whole, so without this one text of a gigabyte would be held as one. A cell holds at most
+/// 32,767 characters.
+pub const MAX_XLSX_EVENT_BYTES: u64 = 4 << 20;
 /// Most bytes of the workbook's small parts (the sheet list and its relationships).
 const MAX_XLSX_META_BYTES: u64 = 16 << 20;
 /// Most entries a workbook's zip directory may declare: a workbook has a few dozen parts.
@@ -88,8 +93,9 @@ pub(crate) fn read_xlsx_within(bytes: &[u8], limits: Limits) -> Result<Table> {
     book.sheet(&sheet, &strings)
 }
 
-/// Refuses a zip whose end-of-directory records declare more entries than a workbook has,
-/// before the zip reader sizes its directory from that number.
+/// Refuses a zip whose last end-of-directory records declare more entries than a workbook has,
+/// before the zip reader reads its directory (the reader bounds the directory by the file's
+/// size itself, and the parts found are counted again once it is open).
 fn check_declared_entries(bytes: &[u8]) -> Result<()> {
     const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
     const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
@@ -127,7 +133,7 @@ fn check_declared_entries(bytes: &[u8]) -> Result<()> {
     if eocd >= 20 && bytes[eocd - 20..eocd - 16] == ZIP64_LOCATOR {
         let record = u64_at(eocd - 20 + 8)
             .and_then(|at| usize::try_from(at).ok())
-            .filter(|at| bytes.get(*at..at + 4) == Some(&ZIP64_EOCD[..]))
+            .filter(|at| at.checked_add(4).and_then(|end| bytes.get(*at..end)) == Some(&ZIP64_EOCD[..]))
             .ok_or_else(|| not_xlsx("its zip64 directory record is missing"))?;
         let entries =
             u64_at(record + 32).ok_or_else(|| not_xlsx("its zip64 directory record is cut short"))?;
@@ -153,6 +159,17 @@ type PartXml<'z, 'a> = Reader<BufReader<Bounded<std::io::Take<zip::read::ZipFile
 impl<'a> Workbook<'a> {
     fn open(bytes: &'a [u8], limits: Limits) -> Result<Self> {
         let zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_xlsx)?;
+        // The zip reader sizes its directory by what the file can hold; a workbook has a few
+        // dozen parts.
+        if zip.len() as u64 > MAX_XLSX_PARTS {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "is not an XLSX workbook: it holds {} parts; a workbook has at most {MAX_XLSX_PARTS}",
+                    zip.len()
+                ),
+            ));
+        }
         let parts = (0..zip.len())
             .filter_map(|i| zip.name_for_index(i).map(|n| (n.to_ascii_lowercase(), i)))
             .collect();
@@ -172,7 +189,7 @@ impl<'a> Workbook<'a> {
         name: &str,
         limit: u64,
         what: &str,
-        read: impl FnOnce(&mut PartXml<'_, 'a>) -> Result<T>,
+        read: impl FnOnce(&mut PartXml<'_, 'a>, &EventBytes) -> Result<T>,
     ) -> Result<Option<T>> {
         let Some(&index) = self.parts.get(&name.to_ascii_lowercase()) else {
             return Ok(None);
@@ -181,16 +198,28 @@ impl<'a> Workbook<'a> {
         let declared = part.size();
         let cap = limit.min(self.budget);
         let over_budget = cap == self.budget;
+        let events = EventBytes::default();
         let mut xml = Reader::from_reader(BufReader::new(Bounded {
             inner: part.take(declared),
             left: cap,
             read: 0,
             exceeded: false,
+            event: events.clone(),
+            event_too_large: false,
         }));
         xml.config_mut().check_end_names = false;
-        let result = read(&mut xml);
+        let result = read(&mut xml, &events);
         let bounded = xml.get_ref().get_ref();
         self.budget -= bounded.read.min(self.budget);
+        if bounded.event_too_large {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "holds an XML element or text of more than {} MiB (in {name}); a cell holds at most 32,767 characters",
+                    MAX_XLSX_EVENT_BYTES >> 20
+                ),
+            ));
+        }
         if bounded.exceeded {
             let bound = if over_budget { self.limits.unpacked } else { limit };
             let whose = if over_budget { "all its parts" } else { what };
@@ -211,14 +240,19 @@ impl<'a> Workbook<'a> {
     fn first_sheet(&mut self) -> Result<(String, Option<String>)> {
         let mut first_id = None;
         let mut saw_sheet = false;
-        self.with_part("xl/workbook.xml", MAX_XLSX_META_BYTES, "its sheet list", |xml| {
-            each_start(xml, "xl/workbook.xml", |e| {
-                if e.local_name().as_ref() == b"sheet" && !saw_sheet {
-                    saw_sheet = true;
-                    first_id = attribute_where(e, |key| key.ends_with(b":id") || key == b"id");
-                }
-            })
-        })?
+        self.with_part(
+            "xl/workbook.xml",
+            MAX_XLSX_META_BYTES,
+            "its sheet list",
+            |xml, events| {
+                each_start(xml, events, "xl/workbook.xml", |e| {
+                    if e.local_name().as_ref() == b"sheet" && !saw_sheet {
+                        saw_sheet = true;
+                        first_id = attribute_where(e, |key| key.ends_with(b":id") || key == b"id");
+                    }
+                })
+            },
+        )?
         .ok_or_else(|| not_xlsx("it has no xl/workbook.xml"))?;
         if !saw_sheet {
             return Err(Error::invalid("file", "the workbook has no sheet"));
@@ -226,8 +260,8 @@ impl<'a> Workbook<'a> {
         let mut targets = HashMap::new();
         let mut strings = None;
         let rels = "xl/_rels/workbook.xml.rels";
-        self.with_part(rels, MAX_XLSX_META_BYTES, "its relationships", |xml| {
-            each_start(xml, rels, |e| {
+        self.with_part(rels, MAX_XLSX_META_BYTES, "its relationships", |xml, events| {
+            each_start(xml, events, rels, |e| {
                 if e.local_name().as_ref() != b"Relationship" {
                     return;
                 }
@@ -254,22 +288,27 @@ impl<'a> Workbook<'a> {
 
     fn shared_strings(&mut self, name: &str) -> Result<SharedStrings> {
         let (limit, most) = (self.limits.strings_bytes, self.limits.shared_strings);
-        let strings = self.with_part(name, limit, "its shared strings", |reader| {
-            read_shared_strings(reader, name, most)
+        let strings = self.with_part(name, limit, "its shared strings", |reader, events| {
+            read_shared_strings(reader, events, name, most)
         })?;
         Ok(strings.unwrap_or_default())
     }
 
     fn sheet(&mut self, name: &str, strings: &SharedStrings) -> Result<Table> {
         let (limit, table_bytes) = (self.limits.unpacked, self.limits.table_bytes);
-        self.with_part(name, limit, "its first sheet", |reader| {
-            read_sheet(reader, name, strings, table_bytes)
+        self.with_part(name, limit, "its first sheet", |reader, events| {
+            read_sheet(reader, events, name, strings, table_bytes)
         })?
         .ok_or_else(|| not_xlsx(format!("its first sheet {name} is missing")))
     }
 }
 
-fn read_shared_strings<R: BufRead>(reader: &mut Reader<R>, name: &str, most: usize) -> Result<SharedStrings> {
+fn read_shared_strings<R: BufRead>(
+    reader: &mut Reader<R>,
+    events: &EventBytes,
+    name: &str,
+    most: usize,
+) -> Result<SharedStrings> {
     let mut strings = SharedStrings {
         most,
         ..SharedStrings::default()
@@ -280,6 +319,7 @@ fn read_shared_strings<R: BufRead>(reader: &mut Reader<R>, name: &str, most: usi
     let (mut phonetic, mut in_text) = (0usize, false);
     loop {
         buf.clear();
+        events.next();
         match reader
             .read_event_into(&mut buf)
             .map_err(|e| unreadable(name, e))?
@@ -324,6 +364,7 @@ fn read_shared_strings<R: BufRead>(reader: &mut Reader<R>, name: &str, most: usi
 
 fn read_sheet<R: BufRead>(
     reader: &mut Reader<R>,
+    events: &EventBytes,
     name: &str,
     strings: &SharedStrings,
     table_bytes: usize,
@@ -340,6 +381,7 @@ fn read_sheet<R: BufRead>(
     let mut in_value = false;
     loop {
         buf.clear();
+        events.next();
         match reader
             .read_event_into(&mut buf)
             .map_err(|e| unreadable(name, e))?
@@ -601,12 +643,26 @@ impl SparseTable {
     }
 }
 
-/// Inflated bytes of a part, failing once more than `left` would be read.
+/// Bytes inflated since the XML event being read began ([`MAX_XLSX_EVENT_BYTES`]); a parse
+/// loop starts each event with [`EventBytes::next`].
+#[derive(Clone, Default)]
+struct EventBytes(Rc<std::cell::Cell<u64>>);
+
+impl EventBytes {
+    fn next(&self) {
+        self.0.set(0);
+    }
+}
+
+/// Inflated bytes of a part, failing once more than `left` would be read, or more than
+/// [`MAX_XLSX_EVENT_BYTES`] within one event.
 struct Bounded<R> {
     inner: R,
     left: u64,
     read: u64,
     exceeded: bool,
+    event: EventBytes,
+    event_too_large: bool,
 }
 
 impl<R: Read> Read for Bounded<R> {
@@ -617,6 +673,12 @@ impl<R: Read> Read for Bounded<R> {
             .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.read += n as u64;
+        let in_event = self.event.0.get() + n as u64;
+        self.event.0.set(in_event);
+        if in_event > MAX_XLSX_EVENT_BYTES {
+            self.event_too_large = true;
+            return Err(std::io::Error::other("an XML event is larger than allowed"));
+        }
         if n as u64 > self.left {
             self.exceeded = true;
             return Err(std::io::Error::other("the part is larger than allowed"));
@@ -629,12 +691,14 @@ impl<R: Read> Read for Bounded<R> {
 /// Calls `f` with every start or empty element of a part.
 fn each_start<R: BufRead>(
     reader: &mut Reader<R>,
+    events: &EventBytes,
     part: &str,
     mut f: impl FnMut(&BytesStart<'_>),
 ) -> Result<()> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
+        events.next();
         match reader
             .read_event_into(&mut buf)
             .map_err(|e| unreadable(part, e))?
@@ -878,6 +942,21 @@ mod tests {
             "only the far cell is kept"
         );
         assert_eq!(t.rows[999_997], vec!["8949"]);
+    }
+
+    /// One text of 5 MiB (a cell holds at most 32,767 characters): the parser would hold it
+    /// whole; refused once the event passes its bound, whatever the part's own bound.
+    #[test]
+    fn one_huge_text_is_refused_before_it_is_held_whole() {
+        let cells = format!(
+            r#"<row r="1"><c r="A1" t="inlineStr"><is><t>{}</t></is></c></row>"#,
+            "y".repeat(5 << 20)
+        );
+        let err = error(&book(&cells, &strings(&[])), Limits::DEFAULT);
+        assert!(
+            err.contains("holds an XML element or text of more than 4 MiB (in xl/worksheets/sheet1.xml)"),
+            "{err}"
+        );
     }
 
     #[test]

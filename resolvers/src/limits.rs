@@ -112,7 +112,9 @@ pub(crate) fn analytics_cost(input: &UsageAnalyticsInput, child: usize) -> usize
 
 /// `carrierBreakdown`: two store queries (traffic, cost) and a row per network.
 pub fn carriers_cost(child: usize) -> usize {
-    BACKEND_CALL.saturating_add(rows_cost(CARRIERS, child))
+    BACKEND_CALL
+        .saturating_add(rows_cost(CARRIERS, child))
+        .min(MAX_FIELD_COST)
 }
 
 /// `dashboard`: its store queries and the rows of its lists.

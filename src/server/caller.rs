@@ -70,24 +70,49 @@ impl Cidr {
     }
 }
 
-/// The client's address: the peer, or what trusted proxies say they received it from.
+/// Whether a request is a multipart upload (`multipart/…`, in any case, as parsers read it).
+pub fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/"))
+}
+
+/// One `X-Forwarded-For` hop as an address: `192.0.2.1`, `192.0.2.1:443`, `2001:db8::1` or
+/// `[2001:db8::1]:443`.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<SocketAddr>().ok().map(|a| a.ip())
+}
+
+/// The client's address: the peer, or what trusted proxies say they received it from. Hops are
+/// read from the right, each added by the proxy before it: the first that is not a trusted
+/// proxy is the client. A hop that is not an address stops the walk at the last trusted proxy
+/// (what is to its left was written by the client and proves nothing).
 pub fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[Cidr]) -> Option<IpAddr> {
     let peer = peer?.ip();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
         return Some(peer);
     }
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .map(|h| h.parse::<IpAddr>().ok())
-        .collect::<Option<Vec<_>>>()
-        // A hop that is not an address: the header cannot be trusted at all.
-        .unwrap_or_default();
-    Some(hops.into_iter().rev().find(|ip| !is_trusted(*ip)).unwrap_or(peer))
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop_address(hop) {
+            Some(ip) if is_trusted(ip) => client = ip,
+            Some(ip) => return Some(ip),
+            None => break,
+        }
+    }
+    Some(client)
 }
 
 fn peer(parts: &Parts) -> Option<SocketAddr> {
@@ -125,12 +150,7 @@ impl FromRequestParts<AppState> for GraphQlCaller {
                 return Err(crate::server::http::graphql_error_response(&e));
             }
         };
-        let multipart = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("multipart/"));
-        if multipart {
+        if is_multipart(&parts.headers) {
             let Some(actor) = &actor else {
                 st.metrics.record_graphql_error("UNAUTHENTICATED");
                 return Err(crate::server::http::graphql_error_response(
@@ -257,12 +277,29 @@ mod tests {
             Some(ip("198.51.100.1")),
             "an untrusted peer's header is ignored"
         );
+        // What the client wrote to the left of the hop the proxy added cannot void it.
         h.insert("x-forwarded-for", HeaderValue::from_static("junk, 203.0.113.9"));
+        assert_eq!(from("10.0.0.2", &h), Some(ip("203.0.113.9")));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9:5123, [2001:db8::7]:443"),
+        );
+        assert_eq!(from("10.0.0.2", &h), Some(ip("2001:db8::7")), "hops with ports");
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, junk, 10.1.1.1"),
+        );
         assert_eq!(
             from("10.0.0.2", &h),
-            Some(ip("10.0.0.2")),
-            "a header with a non-address is ignored"
+            Some(ip("10.1.1.1")),
+            "a hop that is no address stops at the last proxy"
         );
         assert_eq!(from("10.0.0.2", &HeaderMap::new()), Some(ip("10.0.0.2")));
+        let mut m = HeaderMap::new();
+        m.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Multipart/Form-Data; boundary=x"),
+        );
+        assert!(is_multipart(&m), "any case");
     }
 }

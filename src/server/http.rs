@@ -27,7 +27,7 @@ use crate::server::web;
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let cors = cors_layer(&config.http.cors_origins);
-    // A body sent more slowly than this fails its request, whatever its size.
+    // A body that stalls this long between two chunks fails its request.
     let body_timeout = tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
         config.http.body_read_timeout_seconds,
     ));
@@ -175,11 +175,7 @@ async fn graphql_body_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let multipart = crate::server::caller::is_multipart(req.headers());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -236,14 +232,16 @@ async fn graphql(
         loaders: Default::default(),
         warnings: Default::default(),
         meter: meter.clone(),
-        // Work spawned for the request (dataloader batches) reads in its session and counts its
-        // store queries against it.
-        task_scope: session.clone().map(|s| -> ioto_resolvers::TaskScope {
-            let queries = Arc::clone(&queries);
+        // Work spawned for the request (dataloader batches) counts its store queries against
+        // it, and a query's reads in its session.
+        task_scope: Some({
+            let (session, queries) = (session.clone(), Arc::clone(&queries));
             Arc::new(move |fut| {
-                let fut = s.wrap(fut);
-                let queries = Arc::clone(&queries);
-                Box::pin(ioto_domain::metering::metered(queries, fut))
+                let fut = match &session {
+                    Some(s) => s.wrap(fut),
+                    None => fut,
+                };
+                Box::pin(ioto_domain::metering::metered(Arc::clone(&queries), fut))
             })
         }),
     };

@@ -7,7 +7,8 @@
 //! - **A header read timeout** (`http.header_read_timeout_seconds`): a client that opens a
 //!   connection and sends its request head slowly, or not at all, is disconnected.
 //! - Graceful shutdown: on the signal, connections finish the request in flight and close;
-//!   [`serve`] returns once every socket is closed or the grace period is over.
+//!   [`serve`] returns once they have, or the grace period is over. Upgraded connections
+//!   (WebSockets) are the application's: their subscriptions complete on the same signal.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -93,7 +94,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(bounds.header_read_timeout);
     let mut signal = std::pin::pin!(signal);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Forget connections that are done.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => p?,
             () = &mut signal => break,
@@ -130,7 +134,7 @@ pub async fn serve(
         });
         let conn = builder.serve_connection(io, service).with_upgrades();
         let mut closing = closing_rx.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -148,12 +152,8 @@ pub async fn serve(
     }
     drop(listener);
     let _ = closing_tx.send(true);
-    // Every socket returns its permit when it closes (WebSockets end on the same signal).
-    let all = u32::try_from(bounds.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             seconds = grace.as_secs(),
             "connections still open after the grace period; stopping"

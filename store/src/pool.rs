@@ -106,9 +106,7 @@ impl SqlStore {
     /// ones included, transaction control not).
     pub(crate) fn count_statements(&self, n: u64) {
         self.statements.fetch_add(n, Ordering::Relaxed);
-        for _ in 0..n {
-            ioto_domain::metering::count_store_query();
-        }
+        ioto_domain::metering::count_store_queries(n);
     }
 }
 

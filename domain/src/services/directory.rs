@@ -321,7 +321,7 @@ impl DirectoryService {
         };
         let attempt = self
             .throttle
-            .begin(&format!("e-mail changes by {}", actor.subject), None)
+            .begin_email_change(&actor.subject)
             .map_err(|refused| Error::RateLimited(refused.message()))?;
         match write.await {
             Err(Error::Conflict(_)) => {

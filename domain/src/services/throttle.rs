@@ -11,7 +11,10 @@
 //!   place) and one per e-mail over all addresses (a guess from many places), the latter capped
 //!   low so that at worst the real user waits a minute.
 //! - A success forgets the pair's failures (not the address's or the e-mail's: one good account
-//!   must not reset a spray). Counts are forgotten a window after their last failure.
+//!   must not reset a spray), and for a day lets the pair through the wider counts: a stranger
+//!   keeping an e-mail's count high from elsewhere does not keep its owner out of a place they
+//!   signed in from. Counts are forgotten a window after their last failure.
+//! - Addresses count by client: an IPv4 address, or an IPv6 address's /64.
 //!
 //! Kept per server instance (each instance counts the attempts it sees).
 
@@ -44,7 +47,39 @@ struct Count {
     last_failure: Option<Instant>,
     not_before: Option<Instant>,
     in_flight: u32,
+    /// A pair's last success: for a day, the pair is not held up by the wider counts.
+    succeeded_at: Option<Instant>,
 }
+
+/// How long a pair that signed in is let through the wider counts (per e-mail, per address):
+/// a stranger guessing from elsewhere cannot keep the owner out.
+const KNOWN_GOOD: Duration = Duration::from_secs(24 * 3600);
+
+/// Counts are swept (idle ones forgotten) past this many, at most once per [`SWEEP_EVERY`].
+const SWEEP_ABOVE: usize = 100_000;
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// What a refusal says, per count.
+struct Words {
+    pair: &'static str,
+    email: &'static str,
+    address: &'static str,
+    busy: &'static str,
+}
+
+const SIGN_IN: Words = Words {
+    pair: "too many failed sign-ins for this e-mail from this address",
+    email: "too many failed sign-ins for this e-mail",
+    address: "too many failed sign-ins from this address",
+    busy: "other sign-ins for this e-mail or from this address are being checked",
+};
+
+const EMAIL_CHANGE: Words = Words {
+    pair: "too many e-mail changes to addresses that cannot be used",
+    email: "too many e-mail changes to addresses that cannot be used",
+    address: "too many e-mail changes to addresses that cannot be used",
+    busy: "another e-mail change of yours is being made",
+};
 
 type Key = (Kind, String);
 
@@ -57,6 +92,7 @@ pub struct LoginThrottle {
     /// Counts are forgotten this long after their last failure.
     window: Duration,
     counts: Mutex<HashMap<Key, Count>>,
+    last_sweep: Mutex<Instant>,
 }
 
 impl Default for LoginThrottle {
@@ -108,6 +144,7 @@ impl LoginThrottle {
             base_delay: Duration::from_secs(1),
             window,
             counts: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(Instant::now()),
         }
     }
 
@@ -123,12 +160,28 @@ impl LoginThrottle {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The client as the counts know it: an IPv4 address (IPv4-mapped IPv6 included), or an
+    /// IPv6 address's /64, which one client holds whole (counting single addresses would let it
+    /// move to the next one after each wait).
+    fn client(addr: IpAddr) -> String {
+        match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            v4 => v4.to_string(),
+        }
+    }
+
     fn keys(email: &str, addr: Option<IpAddr>) -> Vec<Key> {
         let email = email.trim().to_lowercase();
         let mut keys = vec![(Kind::Email, email.clone())];
-        if let Some(addr) = addr {
+        if let Some(addr) = addr.map(Self::client) {
             keys.push((Kind::Pair, format!("{email}|{addr}")));
-            keys.push((Kind::Address, addr.to_string()));
+            keys.push((Kind::Address, addr));
         }
         keys
     }
@@ -137,19 +190,37 @@ impl LoginThrottle {
     /// to wait. The slot is given back when the returned attempt is dropped; a failed check is
     /// reported with [`Attempt::failed`] before that.
     pub fn begin(self: &Arc<Self>, email: &str, addr: Option<IpAddr>) -> Result<Attempt, Refused> {
-        let keys = Self::keys(email, addr);
+        self.begin_keys(Self::keys(email, addr), &SIGN_IN)
+    }
+
+    /// Takes a slot for an e-mail change by `who` that may clash with an address in use: a
+    /// clash counts like a failed sign-in of a pair (10 free, then waits doubling to the cap).
+    pub fn begin_email_change(self: &Arc<Self>, who: &str) -> Result<Attempt, Refused> {
+        self.begin_keys(
+            vec![(Kind::Pair, format!("e-mail changes by {who}"))],
+            &EMAIL_CHANGE,
+        )
+    }
+
+    fn begin_keys(self: &Arc<Self>, keys: Vec<Key>, words: &Words) -> Result<Attempt, Refused> {
         let now = Instant::now();
         let mut counts = self.counts();
+        let known_good = keys
+            .iter()
+            .filter(|k| k.0 == Kind::Pair)
+            .filter_map(|k| counts.get(k)?.succeeded_at)
+            .any(|t| now.duration_since(t) < KNOWN_GOOD);
         for key in &keys {
             let Some(count) = counts.get(key) else { continue };
+            let waits = key.0 == Kind::Pair || !known_good;
             if let Some(wait) = count.not_before.and_then(|t| t.checked_duration_since(now)) {
-                if !wait.is_zero() {
+                if waits && !wait.is_zero() {
                     return Err(Refused {
                         wait,
                         why: match key.0 {
-                            Kind::Pair => "too many failed sign-ins for this e-mail from this address",
-                            Kind::Email => "too many failed sign-ins for this e-mail",
-                            Kind::Address => "too many failed sign-ins from this address",
+                            Kind::Pair => words.pair,
+                            Kind::Email => words.email,
+                            Kind::Address => words.address,
                         },
                     });
                 }
@@ -162,14 +233,22 @@ impl LoginThrottle {
             {
                 return Err(Refused {
                     wait: Duration::from_secs(1),
-                    why: "other sign-ins for this e-mail or from this address are being checked",
+                    why: words.busy,
                 });
             }
         }
-        // Bound memory under a spray of random e-mails: forget idle counts first.
-        if counts.len() > 100_000 {
-            let window = self.window;
-            counts.retain(|_, c| c.in_flight > 0 || c.last_failure.is_some_and(|t| t.elapsed() < window));
+        // Bound memory under a spray of random e-mails: forget idle counts, now and then.
+        if counts.len() > SWEEP_ABOVE {
+            let mut last = self.last_sweep.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.elapsed() >= SWEEP_EVERY {
+                *last = now;
+                let window = self.window;
+                counts.retain(|_, c| {
+                    c.in_flight > 0
+                        || c.last_failure.is_some_and(|t| t.elapsed() < window)
+                        || c.succeeded_at.is_some_and(|t| t.elapsed() < KNOWN_GOOD)
+                });
+            }
         }
         for key in &keys {
             counts.entry(key.clone()).or_default().in_flight += 1;
@@ -204,7 +283,10 @@ impl LoginThrottle {
                     count.not_before = Some(now + wait);
                 }
             }
-            if count.in_flight == 0 && count.failures == 0 {
+            let remembered = count
+                .succeeded_at
+                .is_some_and(|t| now.duration_since(t) < KNOWN_GOOD);
+            if count.in_flight == 0 && count.failures == 0 && !remembered {
                 counts.remove(key);
             }
         }
@@ -216,6 +298,7 @@ impl LoginThrottle {
             if let Some(count) = counts.get_mut(key) {
                 count.failures = 0;
                 count.not_before = None;
+                count.succeeded_at = Some(Instant::now());
             }
         }
     }
@@ -368,6 +451,28 @@ mod tests {
             refused.wait <= Duration::from_secs(60),
             "at most a minute: {refused:?}"
         );
+    }
+
+    #[test]
+    fn the_owner_is_let_through_where_they_signed_in_and_ipv6_counts_by_its_64() {
+        let t = Arc::new(LoginThrottle::new(2, Duration::from_secs(600)));
+        let home = ip("192.0.2.1");
+        t.begin("a@x.io", home).unwrap().succeeded();
+        for n in 0..10 {
+            fail(&t, "a@x.io", ip(&format!("198.51.100.{n}")));
+        }
+        assert!(
+            t.begin("a@x.io", ip("203.0.113.9")).is_err(),
+            "the e-mail waits elsewhere"
+        );
+        assert!(t.begin("a@x.io", home).is_ok(), "not where its owner signed in");
+
+        for n in 0..2 {
+            fail(&t, "b@x.io", ip(&format!("2001:db8:1:2::{n}")));
+        }
+        let refused = t.begin("b@x.io", ip("2001:db8:1:2::ffff")).err().unwrap();
+        assert!(refused.why.contains("from this address"), "{refused:?}");
+        assert!(t.begin("b@x.io", ip("2001:db8:1:3::1")).is_ok(), "another /64");
     }
 
     #[test]

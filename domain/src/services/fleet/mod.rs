@@ -459,6 +459,7 @@ impl FleetService {
             .filter(|e| matches!(e.action, AuditAction::Assigned | AuditAction::Swapped))
             .map(|e| e.tenant_id)
             .collect();
+        moved.sort_by_key(|t| t.0);
         moved.dedup();
         for tenant in moved {
             self.visibility_changed(tenant);

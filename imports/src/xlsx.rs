@@ -318,12 +318,7 @@ fn read_shared_strings<R: BufRead>(
     // Depth inside <rPh> (phonetic runs are not part of the text) and whether inside <t>.
     let (mut phonetic, mut in_text) = (0usize, false);
     loop {
-        buf.clear();
-        events.next();
-        match reader
-            .read_event_into(&mut buf)
-            .map_err(|e| unreadable(name, e))?
-        {
+        match next_event(reader, &mut buf, events, name)? {
             Event::Start(e) => match e.local_name().as_ref() {
                 b"si" => current = Some(String::new()),
                 b"rPh" => phonetic += 1,
@@ -341,22 +336,12 @@ fn read_shared_strings<R: BufRead>(
                 b"t" => in_text = false,
                 _ => {}
             },
-            Event::Text(t) if in_text => {
-                if let Some(s) = current.as_mut() {
-                    s.push_str(&t.xml10_content().map_err(|e| unreadable(name, e))?);
-                }
-            }
-            Event::CData(t) if in_text => {
-                if let Some(s) = current.as_mut() {
-                    s.push_str(&t.decode().map_err(|e| unreadable(name, e))?);
-                }
-            }
-            Event::GeneralRef(r) if in_text => {
-                if let Some(s) = current.as_mut() {
-                    push_reference(s, &r, name)?;
-                }
-            }
             Event::Eof => return Ok(strings),
+            other if in_text => {
+                if let (Some(s), Some(text)) = (current.as_mut(), text_of(&other, name)?) {
+                    s.push_str(&text);
+                }
+            }
             _ => {}
         }
     }
@@ -380,12 +365,7 @@ fn read_sheet<R: BufRead>(
     let mut cell: Option<Cell> = None;
     let mut in_value = false;
     loop {
-        buf.clear();
-        events.next();
-        match reader
-            .read_event_into(&mut buf)
-            .map_err(|e| unreadable(name, e))?
-        {
+        match next_event(reader, &mut buf, events, name)? {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"row" => {
                 row = match attribute(&e, b"r") {
                     Some(r) => r
@@ -427,24 +407,12 @@ fn read_sheet<R: BufRead>(
                 }
                 _ => {}
             },
-            Event::Text(t) if in_value => {
-                if let Some(c) = cell.as_mut() {
-                    c.push(&t.xml10_content().map_err(|e| unreadable(name, e))?, table.most)?;
-                }
-            }
-            Event::CData(t) if in_value => {
-                if let Some(c) = cell.as_mut() {
-                    c.push(&t.decode().map_err(|e| unreadable(name, e))?, table.most)?;
-                }
-            }
-            Event::GeneralRef(r) if in_value => {
-                if let Some(c) = cell.as_mut() {
-                    let mut s = String::new();
-                    push_reference(&mut s, &r, name)?;
-                    c.push(&s, table.most)?;
-                }
-            }
             Event::Eof => return table.into_table(),
+            other if in_value => {
+                if let (Some(c), Some(text)) = (cell.as_mut(), text_of(&other, name)?) {
+                    c.push(&text, table.most)?;
+                }
+            }
             _ => {}
         }
     }
@@ -688,6 +656,18 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
+/// The next event of a part, the first of [`MAX_XLSX_EVENT_BYTES`] at most.
+fn next_event<'b, R: BufRead>(
+    reader: &mut Reader<R>,
+    buf: &'b mut Vec<u8>,
+    events: &EventBytes,
+    part: &str,
+) -> Result<Event<'b>> {
+    buf.clear();
+    events.next();
+    reader.read_event_into(buf).map_err(|e| unreadable(part, e))
+}
+
 /// Calls `f` with every start or empty element of a part.
 fn each_start<R: BufRead>(
     reader: &mut Reader<R>,
@@ -697,12 +677,7 @@ fn each_start<R: BufRead>(
 ) -> Result<()> {
     let mut buf = Vec::new();
     loop {
-        buf.clear();
-        events.next();
-        match reader
-            .read_event_into(&mut buf)
-            .map_err(|e| unreadable(part, e))?
-        {
+        match next_event(reader, &mut buf, events, part)? {
             Event::Start(e) | Event::Empty(e) => f(&e),
             Event::Eof => return Ok(()),
             _ => {}
@@ -725,17 +700,25 @@ fn attribute_where(e: &BytesStart<'_>, matches: impl Fn(&[u8]) -> bool) -> Optio
         })
 }
 
-/// `&amp;`, `&#233;` and the other references XML predefines; a workbook declares no others.
-fn push_reference(s: &mut String, r: &quick_xml::events::BytesRef<'_>, part: &str) -> Result<()> {
-    if let Some(c) = r.resolve_char_ref().map_err(|e| unreadable(part, e))? {
-        s.push(c);
-        return Ok(());
-    }
-    let name = r.decode().map_err(|e| unreadable(part, e))?;
-    let text = quick_xml::escape::resolve_predefined_entity(&name)
-        .ok_or_else(|| unreadable(part, format!("&{name}; is not an XML entity")))?;
-    s.push_str(text);
-    Ok(())
+/// The text an event adds to the element it is in: text, CDATA, or a reference (`&amp;`,
+/// `&#233;` and the others XML predefines; a workbook declares no others); `None` for any other
+/// event.
+fn text_of<'e>(event: &'e Event<'_>, part: &str) -> Result<Option<std::borrow::Cow<'e, str>>> {
+    let text = match event {
+        Event::Text(t) => t.xml10_content().map_err(|e| unreadable(part, e))?,
+        Event::CData(t) => t.decode().map_err(|e| unreadable(part, e))?,
+        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| unreadable(part, e))? {
+            Some(c) => c.to_string().into(),
+            None => {
+                let name = r.decode().map_err(|e| unreadable(part, e))?;
+                quick_xml::escape::resolve_predefined_entity(&name)
+                    .ok_or_else(|| unreadable(part, format!("&{name}; is not an XML entity")))?
+                    .into()
+            }
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(text))
 }
 
 /// A relationship's target as a part name: `/xl/x.xml` from the package's root, anything else

@@ -227,6 +227,9 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<String>,
     /// Most connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Most connections one client address holds at once (trusted proxies aside); one more is
+    /// closed at once.
+    pub max_connections_per_client: usize,
     /// How long a client may take to send a request's head (then the connection is closed).
     pub header_read_timeout_seconds: u64,
     /// Longest a request's body may stall between two chunks (then the request fails).
@@ -579,6 +582,7 @@ impl Default for Config {
                 web_dir: None,
                 trusted_proxies: Vec::new(),
                 max_connections: 4096,
+                max_connections_per_client: 1024,
                 header_read_timeout_seconds: 30,
                 body_read_timeout_seconds: 120,
             },
@@ -835,6 +839,13 @@ impl Config {
         if !(1..=1_000_000).contains(&self.http.max_connections) {
             bail!(
                 "http.max_connections: {} is outside 1..=1000000",
+                self.http.max_connections
+            );
+        }
+        if !(1..=self.http.max_connections).contains(&self.http.max_connections_per_client) {
+            bail!(
+                "http.max_connections_per_client: {} is outside 1..=http.max_connections ({})",
+                self.http.max_connections_per_client,
                 self.http.max_connections
             );
         }

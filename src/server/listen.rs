@@ -4,14 +4,19 @@
 //! - **A connection cap** (`http.max_connections`): each connection holds a permit for as long
 //!   as its socket is open, WebSockets included (the permit travels with the socket into the
 //!   upgrade). At the cap, new connections wait in the kernel's backlog until one closes.
+//! - **A share per client** (`http.max_connections_per_client`): one address (trusted proxies
+//!   aside) may hold at most this many of them; one more is closed at once, so that a single
+//!   client cannot take every connection.
 //! - **A header read timeout** (`http.header_read_timeout_seconds`): a client that opens a
 //!   connection and sends its request head slowly, or not at all, is disconnected.
 //! - Graceful shutdown: on the signal, connections finish the request in flight and close;
 //!   [`serve`] returns once they have, or the grace period is over. Upgraded connections
 //!   (WebSockets) are the application's: their subscriptions complete on the same signal.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,16 +31,63 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// The bounds of the accept loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bounds {
     pub max_connections: usize,
+    pub max_per_client: usize,
+    /// Peers without a share of their own (`http.trusted_proxies`: all their clients come
+    /// through them).
+    pub shared_peers: Arc<[crate::server::caller::Cidr]>,
     pub header_read_timeout: Duration,
 }
 
-/// A socket holding its connection permit until it is closed.
+/// Connections open per client address.
+#[derive(Clone, Default)]
+struct PerClient(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>);
+
+impl PerClient {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for one more connection of `ip`, or `None` when it holds `most` already.
+    fn take(&self, ip: IpAddr, most: usize) -> Option<ClientSlot> {
+        let mut open = self.open();
+        let n = open.entry(ip).or_default();
+        if *n >= most {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection of a client, given back when the socket closes.
+struct ClientSlot {
+    clients: PerClient,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.open();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A socket holding its connection permit, and its client's slot, until it is closed.
 struct Counted {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _client: Option<ClientSlot>,
 }
 
 impl AsyncRead for Counted {
@@ -95,6 +147,7 @@ pub async fn serve(
         .header_read_timeout(bounds.header_read_timeout);
     let mut signal = std::pin::pin!(signal);
     let mut connections = tokio::task::JoinSet::new();
+    let clients = PerClient::default();
     loop {
         // Forget connections that are done.
         while connections.try_join_next().is_some() {}
@@ -114,10 +167,27 @@ pub async fn serve(
             },
             () = &mut signal => break,
         };
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let client = if bounds.shared_peers.iter().any(|c| c.contains(ip)) {
+            None
+        } else {
+            match clients.take(ip, bounds.max_per_client) {
+                Some(slot) => Some(slot),
+                // Its share is taken: closed at once (the permit goes back with it).
+                None => {
+                    tracing::debug!(%peer, "a client holds its share of connections; closing one more");
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Counted {
             stream,
             _permit: permit,
+            _client: client,
         });
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

@@ -295,6 +295,8 @@ impl App {
             grace: Duration::from_secs(config.http.shutdown_grace_seconds),
             bounds: listen::Bounds {
                 max_connections: config.http.max_connections,
+                max_per_client: config.http.max_connections_per_client,
+                shared_peers: config.http.trusted_proxy_blocks()?.into(),
                 header_read_timeout: Duration::from_secs(config.http.header_read_timeout_seconds),
             },
         })

@@ -249,3 +249,45 @@ async fn uploads_are_charged_to_their_callers_rate_limit_before_they_are_read() 
     );
     app.stop().await;
 }
+
+/// One client address holds at most its share of connections: one more is closed at once, so
+/// a single client cannot take the server's every connection; a trusted proxy, whose clients
+/// all come through it, has no share of its own.
+#[tokio::test]
+async fn one_client_holds_at_most_its_share_of_connections() {
+    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    async fn served(addr: std::net::SocketAddr, get: &[u8]) -> Option<TcpStream> {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(get).await.ok()?;
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("an answer or a close within 10 s")
+            .unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .starts_with("HTTP/1.1 200")
+            .then_some(c)
+    }
+    for trusted in [false, true] {
+        let mut config = TestApp::config(Engines::Embedded).await;
+        config.http.max_connections_per_client = 2;
+        if trusted {
+            config.http.trusted_proxies = vec!["127.0.0.1".into()];
+        }
+        let app = TestApp::spawn_with(config).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(served(app.addr, get).await.expect("within the share"));
+        }
+        let third = served(app.addr, get).await;
+        assert_eq!(
+            third.is_some(),
+            trusted,
+            "a third connection (trusted proxy: {trusted})"
+        );
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(served(app.addr, get).await.is_some(), "served once one closed");
+        app.stop().await;
+    }
+}

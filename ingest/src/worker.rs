@@ -162,6 +162,8 @@ pub struct Worker {
     config: WorkerConfig,
     stats: Arc<IngestStats>,
     on_counted: Option<OnCounted>,
+    /// Bumped when SIMs or devices change sub-customer: the owners are looked up afresh.
+    owners_changed: Option<watch::Receiver<u64>>,
 }
 
 /// How long an idle worker lets a batch fill after its first event.
@@ -220,11 +222,20 @@ impl Worker {
             config,
             stats,
             on_counted: None,
+            owners_changed: None,
         }
     }
 
     pub fn on_counted(mut self, f: OnCounted) -> Self {
         self.on_counted = Some(f);
+        self
+    }
+
+    /// Looks SIM owners up afresh whenever `changed` moves (SIMs or devices changed
+    /// sub-customer), besides every [`OWNERS_FOR`]: usage is counted, and live sessions shown,
+    /// for the sub-customer a SIM belongs to within about a second of a move.
+    pub fn forget_owners_on(mut self, changed: watch::Receiver<u64>) -> Self {
+        self.owners_changed = Some(changed);
         self
     }
 
@@ -321,7 +332,14 @@ impl Worker {
                 }
                 // Owners change when SIMs are reassigned: look them up afresh now and then (only
                 // counting uses them, so the batch being written is not affected).
-                if owners_since.elapsed() > OWNERS_FOR {
+                let moved = self
+                    .owners_changed
+                    .as_mut()
+                    .is_some_and(|rx| rx.has_changed().unwrap_or(false));
+                if moved || owners_since.elapsed() > OWNERS_FOR {
+                    if let Some(rx) = self.owners_changed.as_mut() {
+                        rx.borrow_and_update();
+                    }
                     self.sessions.forget_owners();
                     self.cdrs.forget_owners();
                     owners_since = Instant::now();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use ioto_domain::events::FleetEvent;
 use ioto_domain::ports::{Sighting, TelemetryMessage};
 use ioto_domain::services::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
 use ioto_ingest::worker::{dead_letter_json, IngestStats, IngestTopics, Worker, WorkerConfig};
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::engines::Engines;
 use crate::server::realtime::BusRealtime;
+use ioto_resolvers::Realtime as _;
 
 /// Counters of the telemetry ingest, for `/metrics`.
 #[derive(Debug, Default)]
@@ -62,6 +64,26 @@ pub fn worker_config(config: &Config) -> WorkerConfig {
     w
 }
 
+/// A counter bumped at every `VisibilityChanged` fleet event (from any instance): the worker
+/// looks SIM owners up afresh when it moves.
+fn owners_changed_on(realtime: &BusRealtime, mut shutdown: watch::Receiver<bool>) -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0u64);
+    let mut events = realtime.fleet_events();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                event = events.next() => match event {
+                    Some(FleetEvent::VisibilityChanged(_)) => tx.send_modify(|n| *n += 1),
+                    Some(_) => {}
+                    None => return,
+                },
+            }
+        }
+    });
+    rx
+}
+
 /// Starts the worker, the retention task and telemetry ingest as configured.
 pub async fn start(
     config: &Config,
@@ -97,6 +119,7 @@ pub async fn start(
     );
     let (window, worker_stats) = (config.ingest.window(), Arc::clone(&stats));
     let topics = worker.topics.clone();
+    let owners_changed = owners_changed_on(&realtime, shutdown.clone());
     let build = move || {
         Worker::new(
             Arc::clone(&bus),
@@ -106,6 +129,7 @@ pub async fn start(
             Arc::clone(&worker_stats),
         )
         .on_counted(Arc::clone(&on_counted))
+        .forget_owners_on(owners_changed.clone())
     };
     tokio::spawn(supervise(build, Arc::clone(&stats), shutdown.clone()));
     // 0: not on this instance, as for the scheduler, rating and the counters' folding.

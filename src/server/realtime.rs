@@ -132,7 +132,8 @@ impl BusRealtime {
         Self::open(bus, topic_prefix, shutdown, true).await
     }
 
-    /// Publishing only (`ioto ingest` has no subscribers): no consumers are started.
+    /// Publishing, and following fleet events only (`ioto ingest` has no subscribers; its
+    /// worker looks SIM owners up afresh when SIMs or devices change sub-customer).
     pub async fn publisher(
         bus: Arc<dyn EventBus>,
         topic_prefix: &str,
@@ -160,7 +161,7 @@ impl BusRealtime {
             format!("{topic_prefix}{FLEET_TOPIC}"),
             FleetEvent::at,
             &shutdown,
-            consume,
+            true,
         )
         .await?;
         let usage = channel(

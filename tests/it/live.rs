@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::http::{ws_next, ws_subscribe};
 
-async fn app_with_pipeline(mqtt: bool) -> TestApp {
+pub(crate) async fn app_with_pipeline(mqtt: bool) -> TestApp {
     let mut config = TestApp::config(Engines::Real).await;
     config.ingest.enabled = true;
     config.ingest.batch_wait_ms = 20;
@@ -26,7 +26,7 @@ async fn app_with_pipeline(mqtt: bool) -> TestApp {
     TestApp::spawn_with(config).await
 }
 
-fn rollup(session: &str, iccid: &str, at: chrono::DateTime<Utc>, total_in: u64) -> String {
+pub(crate) fn rollup(session: &str, iccid: &str, at: chrono::DateTime<Utc>, total_in: u64) -> String {
     json!({"v": 1, "session_id": session, "iccid": iccid, "event_timestamp": at.to_rfc3339(),
         "mcc_mnc": "262-01", "radio_access_type": "LTE-M", "ip_address": "10.9.8.7",
         "total_bytes_in": total_in, "total_bytes_out": total_in / 10, "request_type": "UPDATE"})

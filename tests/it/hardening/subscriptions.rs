@@ -96,3 +96,80 @@ async fn sim_streams_end_for_customers_once_sims_are_no_longer_shared() {
     }
     app.stop().await;
 }
+
+/// A SIM moved to another sub-customer: its next session update is counted for, and shown to,
+/// the new one, not the old one (the worker looked owners up at most once a minute, so for up
+/// to a minute the old sub-customer's users went on seeing its sessions).
+#[tokio::test]
+async fn a_sims_sessions_follow_it_to_its_new_sub_customer() {
+    use ioto_ingest::worker::IngestTopics;
+
+    let app = crate::live::app_with_pipeline(false).await;
+    let f = &app.factory;
+    let tenant = f.tenant("Moving SIMs").await;
+    let (a, b) = (f.customer(&tenant, "A").await, f.customer(&tenant, "B").await);
+    let iccid = f.sims(&tenant, Some(a.id), 1).await.remove(0).iccid.to_string();
+    let admin = f.user(&tenant, Role::TenantAdmin, None).await;
+    let admin = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let shared = app
+        .gql(
+            Some(&admin),
+            "mutation { setFleetSettings(customersSeeSims: true) { customersSeeSims } }",
+            json!({}),
+        )
+        .await;
+    assert!(shared["errors"].is_null(), "{shared}");
+    let (cu_a, cu_b) = (
+        f.user(&tenant, Role::CustomerUser, Some(a.id)).await,
+        f.user(&tenant, Role::CustomerUser, Some(b.id)).await,
+    );
+    let (cu_a, cu_b) = (
+        app.login(cu_a.email.as_str(), TEST_PASSWORD).await,
+        app.login(cu_b.email.as_str(), TEST_PASSWORD).await,
+    );
+    let sub = "subscription { liveSessions { iccid customerId } }";
+    let (mut of_a, mut of_b) = (
+        ws_subscribe(&app, &cu_a, sub).await,
+        ws_subscribe(&app, &cu_b, sub).await,
+    );
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let publish = |total: u64, minutes_ago: i64| {
+        let (bus, topics, iccid) = (&app.app_engines.bus, &topics, &iccid);
+        async move {
+            let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+            let body = crate::live::rollup("s-move", iccid, at, total);
+            bus.publish(&topics.sessions, "s-move", body.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    // While the SIM is A's, A sees its session (and the worker has its owner cached).
+    publish(100, 10).await;
+    let seen = ws_next(&mut of_a).await.unwrap();
+    assert_eq!(
+        seen["payload"]["data"]["liveSessions"]["customerId"],
+        a.id.to_string(),
+        "{seen}"
+    );
+
+    let moved = app
+        .gql(
+            Some(&admin),
+            "mutation($i: Iccid!, $c: ID) { assignSim(iccid: $i, customerId: $c) { sim { iccid } } }",
+            json!({"i": iccid, "c": b.id.to_string()}),
+        )
+        .await;
+    assert!(moved["errors"].is_null(), "{moved}");
+    // The move reaches the worker over the bus, as it would in another process.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    publish(300, 5).await;
+    let seen = ws_next(&mut of_b).await.unwrap();
+    assert_eq!(
+        seen["payload"]["data"]["liveSessions"]["customerId"],
+        b.id.to_string(),
+        "{seen}"
+    );
+    let stale = tokio::time::timeout(std::time::Duration::from_secs(3), ws_next(&mut of_a)).await;
+    assert!(stale.is_err(), "A no longer sees the SIM's sessions: {stale:?}");
+    app.stop().await;
+}

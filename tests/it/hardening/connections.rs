@@ -84,21 +84,33 @@ async fn slow_heads_and_slow_bodies_are_cut_off() {
     app.stop().await;
 }
 
+const GET_HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// A new connection sending `get`, kept open when it was answered 200; `None` when it was
+/// closed or answered otherwise.
+async fn served(addr: std::net::SocketAddr, get: &[u8]) -> Option<TcpStream> {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(get).await.ok()?;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        .await
+        .expect("an answer or a close within 10 s")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .starts_with("HTTP/1.1 200")
+        .then_some(c)
+}
+
 /// At the cap, a new connection waits until one closes.
 #[tokio::test]
 async fn connections_past_the_cap_wait_for_one_to_close() {
     let mut config = TestApp::config(Engines::Embedded).await;
     config.http.max_connections = 2;
     let app = TestApp::spawn_with(config).await;
-    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let get = GET_HEALTH;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut c = TcpStream::connect(app.addr).await.unwrap();
-        c.write_all(get).await.unwrap();
-        let mut buf = vec![0u8; 1024];
-        let n = c.read(&mut buf).await.unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        held.push(c);
+        held.push(served(app.addr, get).await.expect("within the cap"));
     }
     let mut third = TcpStream::connect(app.addr).await.unwrap();
     third.write_all(get).await.unwrap();
@@ -255,19 +267,7 @@ async fn uploads_are_charged_to_their_callers_rate_limit_before_they_are_read() 
 /// all come through it, has no share of its own.
 #[tokio::test]
 async fn one_client_holds_at_most_its_share_of_connections() {
-    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    async fn served(addr: std::net::SocketAddr, get: &[u8]) -> Option<TcpStream> {
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(get).await.ok()?;
-        let mut buf = vec![0u8; 1024];
-        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
-            .await
-            .expect("an answer or a close within 10 s")
-            .unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n])
-            .starts_with("HTTP/1.1 200")
-            .then_some(c)
-    }
+    let get = GET_HEALTH;
     for trusted in [false, true] {
         let mut config = TestApp::config(Engines::Embedded).await;
         config.http.max_connections_per_client = 2;

@@ -19,6 +19,21 @@ async fn end_of(ws: &mut crate::http::Ws) -> Value {
     }
 }
 
+/// Sets whether the tenant of `admin` (a token) shares SIMs with its customers.
+async fn share_sims(app: &TestApp, admin: &str, shared: bool) {
+    let body = app
+        .gql(
+            Some(admin),
+            "mutation($s: Boolean) { setFleetSettings(customersSeeSims: $s) { customersSeeSims } }",
+            json!({ "s": shared }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["setFleetSettings"]["customersSeeSims"], shared,
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_device_moved_to_another_sub_customer_stops_streaming_to_the_old_one() {
     let app = TestApp::spawn(Engines::Real).await;
@@ -64,27 +79,13 @@ async fn sim_streams_end_for_customers_once_sims_are_no_longer_shared() {
     let a = f.customer(&tenant, "A").await;
     let admin = f.user(&tenant, Role::TenantAdmin, None).await;
     let admin = app.login(admin.email.as_str(), TEST_PASSWORD).await;
-    let shared = app
-        .gql(
-            Some(&admin),
-            "mutation { setFleetSettings(customersSeeSims: true) { customersSeeSims } }",
-            json!({}),
-        )
-        .await;
-    assert!(shared["errors"].is_null(), "{shared}");
+    share_sims(&app, &admin, true).await;
     let cu = f.user(&tenant, Role::CustomerUser, Some(a.id)).await;
     let cu = app.login(cu.email.as_str(), TEST_PASSWORD).await;
 
     let mut changes = ws_subscribe(&app, &cu, "subscription { simStateChanged { iccid } }").await;
     let mut sessions = ws_subscribe(&app, &cu, "subscription { liveSessions { iccid } }").await;
-    let hidden = app
-        .gql(
-            Some(&admin),
-            "mutation { setFleetSettings(customersSeeSims: false) { customersSeeSims } }",
-            json!({}),
-        )
-        .await;
-    assert!(hidden["errors"].is_null(), "{hidden}");
+    share_sims(&app, &admin, false).await;
     for ws in [&mut changes, &mut sessions] {
         let end = end_of(ws).await;
         assert_eq!(
@@ -111,14 +112,7 @@ async fn a_sims_sessions_follow_it_to_its_new_sub_customer() {
     let iccid = f.sims(&tenant, Some(a.id), 1).await.remove(0).iccid.to_string();
     let admin = f.user(&tenant, Role::TenantAdmin, None).await;
     let admin = app.login(admin.email.as_str(), TEST_PASSWORD).await;
-    let shared = app
-        .gql(
-            Some(&admin),
-            "mutation { setFleetSettings(customersSeeSims: true) { customersSeeSims } }",
-            json!({}),
-        )
-        .await;
-    assert!(shared["errors"].is_null(), "{shared}");
+    share_sims(&app, &admin, true).await;
     let (cu_a, cu_b) = (
         f.user(&tenant, Role::CustomerUser, Some(a.id)).await,
         f.user(&tenant, Role::CustomerUser, Some(b.id)).await,

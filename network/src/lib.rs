@@ -29,6 +29,10 @@ pub struct HlrProfile {
     pub permanent_failure_rate: f64,
     /// Seed of the random draws (the same seed and order of requests give the same outcomes).
     pub seed: Option<u64>,
+    /// While this file exists the HLR is down: every transaction waits `latency_p99_ms` and
+    /// gets no answer (a transient failure), as a real HLR behind a broken link would behave.
+    /// Fault drills create and remove the file (`scripts/faults.sh`).
+    pub down_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HlrProfile {
@@ -40,6 +44,7 @@ impl Default for HlrProfile {
             transient_failure_rate: 0.0,
             permanent_failure_rate: 0.0,
             seed: None,
+            down_file: None,
         }
     }
 }
@@ -135,6 +140,14 @@ impl SimulatedHlr {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the profile's `down_file` exists now.
+    fn is_down(&self) -> bool {
+        self.profile
+            .down_file
+            .as_deref()
+            .is_some_and(|f| std::fs::symlink_metadata(f).is_ok())
+    }
+
     /// A log-normal latency with the profile's median and 99th percentile.
     fn latency(&self, rng: &mut StdRng) -> Duration {
         let median = self.profile.latency_median_ms;
@@ -163,6 +176,10 @@ impl NetworkAdapter for SimulatedHlr {
     }
 
     async fn send(&self, request: &NetworkRequest) -> Answer {
+        if self.is_down() {
+            tokio::time::sleep(Duration::from_secs_f64(self.profile.latency_p99_ms / 1e3)).await;
+            return Err(NetworkFailure::Transient("the HLR did not answer".into()));
+        }
         let (start, latency, draw) = {
             let mut s = self.lock();
             if let Some(a) = s.answers.get(&request.id) {
@@ -262,6 +279,7 @@ mod tests {
             transient_failure_rate: 0.2,
             permanent_failure_rate: 0.1,
             seed: Some(7),
+            down_file: None,
         })
         .unwrap();
         let (mut ok, mut transient, mut permanent) = (0, 0, 0);
@@ -285,6 +303,32 @@ mod tests {
         let before = hlr.executed();
         assert_eq!(hlr.send(&r).await, first, "the first answer, again");
         assert_eq!(hlr.executed(), before, "not executed twice");
+    }
+
+    #[tokio::test]
+    async fn while_its_down_file_exists_nothing_is_executed() {
+        let down = std::env::temp_dir().join(format!("ioto-hlr-down-{}", Uuid::new_v4().simple()));
+        let hlr = SimulatedHlr::new(HlrProfile {
+            latency_median_ms: 1.0,
+            latency_p99_ms: 2.0,
+            down_file: Some(down.clone()),
+            ..HlrProfile::default()
+        })
+        .unwrap();
+        assert!(hlr.send(&request(1)).await.is_ok());
+        std::fs::write(&down, b"").unwrap();
+        let r = request(2);
+        assert!(
+            matches!(hlr.send(&r).await, Err(NetworkFailure::Transient(ref why)) if why.contains("did not answer")),
+            "a down HLR gives no answer"
+        );
+        assert_eq!(hlr.executed(), 1, "nothing executed while down");
+        std::fs::remove_file(&down).unwrap();
+        assert!(
+            hlr.send(&r).await.is_ok(),
+            "the same request succeeds once it is back"
+        );
+        assert_eq!(hlr.executed(), 2);
     }
 
     #[test]

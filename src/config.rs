@@ -349,6 +349,9 @@ pub struct BulkConfig {
     pub provision_wait_limit: usize,
     /// Longest `provisionSims` waits before returning the job still running, in seconds.
     pub provision_wait_seconds: u64,
+    /// How long a job waits out a network that does not answer before its rows fail as
+    /// `NO_ANSWER`, in seconds.
+    pub network_patience_seconds: u64,
 }
 
 impl Default for BulkConfig {
@@ -359,6 +362,7 @@ impl Default for BulkConfig {
             poll_ms: 500,
             provision_wait_limit: 100,
             provision_wait_seconds: 30,
+            network_patience_seconds: ioto_domain::services::fleet::DEFAULT_NETWORK_PATIENCE.as_secs(),
         }
     }
 }
@@ -955,6 +959,9 @@ impl Config {
                 "fleet.counter_compaction_seconds: {} is outside 0..=86400 (0: not on this instance; at most a day)",
                 self.fleet.counter_compaction_seconds
             );
+        }
+        if !(1..=86_400).contains(&self.bulk.network_patience_seconds) {
+            bail!("bulk.network_patience_seconds: must be between 1 and 86400 (a day)");
         }
         if self.bulk.lease_seconds < 5 {
             bail!("bulk.lease_seconds: must be at least 5");

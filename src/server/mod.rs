@@ -158,6 +158,9 @@ impl App {
             engines.network.clone(),
         )
         .with_network_slots(config.network.max_in_flight)
+        .with_network_patience(std::time::Duration::from_secs(
+            config.bulk.network_patience_seconds,
+        ))
         .with_webhook_policy(crate::server::notify::address_policy(&config.notifications));
         crate::server::bulk::spawn(fleet.clone(), config.bulk.clone(), shutdown.subscribe());
         crate::server::notify::spawn(

@@ -622,6 +622,139 @@ async fn a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet: Arc<dy
     assert_eq!(audit.len(), 300);
 }
 
+/// A job of `n` SIMs suspending them, confirmed, on a service whose HLR is down while `down`
+/// exists and which waits `patience` for it.
+async fn outage_job(
+    fleet: &Arc<dyn Fleet>,
+    factory: &Factory,
+    name: &str,
+    n: usize,
+    down: &std::path::Path,
+    patience: Duration,
+) -> (FleetService, Arc<SimulatedHlr>, uuid::Uuid) {
+    let hlr = Arc::new(
+        SimulatedHlr::new(HlrProfile {
+            latency_median_ms: 2.0,
+            latency_p99_ms: 10.0,
+            down_file: Some(down.to_path_buf()),
+            ..HlrProfile::default()
+        })
+        .unwrap(),
+    );
+    let service = FleetService::new(
+        Arc::clone(fleet),
+        Arc::new(
+            ioto_domain::fleet::SecretCipher::from_base64(&ioto_domain::fleet::SecretCipher::generate_key())
+                .unwrap(),
+        ),
+        Arc::new(ioto_imports::TableFiles),
+        Arc::new(NoNotifier),
+        hlr.clone(),
+    )
+    .with_network_patience(patience);
+    let tenant = factory.tenant(name).await;
+    let sims = factory.sims(&tenant, None, n).await;
+    let actor = admin(&tenant);
+    let csv: String = std::iter::once("iccid".to_owned())
+        .chain(sims.iter().map(|s| s.iccid.as_str().to_owned()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let submitted = service
+        .submit_bulk_file(
+            &actor,
+            BulkFile {
+                tenant_id: None,
+                file_name: Some("outage.csv".into()),
+                format: ioto_domain::fleet::import::TableFormat::Csv,
+                bytes: csv.into_bytes(),
+                action: Some(NetworkAction::Suspend),
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    service.confirm_bulk_job(&actor, submitted.job.id).await.unwrap();
+    (service, hlr, submitted.job.id)
+}
+
+#[tokio::test]
+async fn a_job_waits_out_a_network_outage_and_keeps_its_claim() {
+    let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;
+    let down = ioto_test_support::temp_dir().join("hlr-down");
+    std::fs::write(&down, b"").unwrap();
+    let (service, hlr, id) =
+        outage_job(&fleet, &factory, "Outage", 40, &down, Duration::from_secs(120)).await;
+    let lease = Duration::from_secs(3);
+    let claimed = service.claim_bulk_jobs("worker-a", lease, 4, &[]).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let run = {
+        let service = service.clone();
+        let job = claimed[0].clone();
+        tokio::spawn(async move { service.run_bulk_job(job, "worker-a", lease).await })
+    };
+    // The HLR stays down longer than the lease: the job waits, sends nothing, fails nothing,
+    // and keeps its claim.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let waiting = fleet.bulk_job(Scope::Platform, id).await.unwrap().unwrap();
+    assert_eq!(waiting.status, BulkJobStatus::Processing);
+    assert_eq!((waiting.processed, waiting.failed), (0, 0), "{waiting:?}");
+    assert!(
+        service
+            .claim_bulk_jobs("worker-b", lease, 4, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the waiting job is still worker A's"
+    );
+    assert_eq!(hlr.executed(), 0);
+    // The HLR is back: every row goes through, once.
+    std::fs::remove_file(&down).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the job ends once the HLR answers")
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, BulkJobStatus::Completed, "{done:?}");
+    assert_eq!((done.succeeded, done.failed), (40, 0), "{done:?}");
+    assert_eq!(hlr.executed(), 40);
+}
+
+#[tokio::test]
+async fn a_network_silent_beyond_the_patience_fails_the_rows_as_no_answer() {
+    let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;
+    let down = ioto_test_support::temp_dir().join("hlr-down");
+    std::fs::write(&down, b"").unwrap();
+    let (service, hlr, id) = outage_job(&fleet, &factory, "Gone", 5, &down, Duration::from_secs(2)).await;
+    let lease = Duration::from_secs(30);
+    let claimed = service.claim_bulk_jobs("worker-a", lease, 4, &[]).await.unwrap();
+    let done = tokio::time::timeout(
+        Duration::from_secs(30),
+        service.run_bulk_job(claimed[0].clone(), "worker-a", lease),
+    )
+    .await
+    .expect("the job gives up after its patience")
+    .unwrap();
+    assert_eq!((done.succeeded, done.failed), (0, 5), "{done:?}");
+    assert_eq!(hlr.executed(), 0);
+    let rows = fleet
+        .bulk_rows(
+            Scope::Platform,
+            id,
+            &BulkRowQuery {
+                outcomes: vec![],
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.reason.as_deref().is_some_and(|w| w.contains("did not answer"))),
+        "{rows:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_killed_worker_is_resumed_without_sending_a_row_twice() {
     let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;

@@ -440,6 +440,7 @@ impl FleetService {
             let mut current = job.clone();
             let mut batch: Vec<RowResult> = Vec::new();
             let mut last_event = tokio::time::Instant::now();
+            let mut last_record = tokio::time::Instant::now();
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -453,7 +454,11 @@ impl FleetService {
                     },
                     _ = tick.tick() => (!batch.is_empty(), false),
                 };
-                if flush {
+                // While no row is answered (a silent network), an empty batch renews the claim
+                // before a third of the lease has passed, so the job is not taken over.
+                let renew = !flush && !done && last_record.elapsed() >= lease / 3;
+                if flush || renew {
+                    last_record = tokio::time::Instant::now();
                     match self
                         .record(job, worker, std::mem::take(&mut batch), lease_end(lease))
                         .await
@@ -604,7 +609,7 @@ impl FleetService {
         if run.stopped() {
             return unsent(&row);
         }
-        self.execute_row(job, &row, sim, stamp).await
+        self.execute_row(job, &row, sim, stamp, run).await
     }
 
     /// Sends one row to the network (unless there is nothing to do) and says what to record.
@@ -614,6 +619,7 @@ impl FleetService {
         row: &BulkRow,
         sim: Option<Sim>,
         stamp: &AuditStamp,
+        run: &RunState,
     ) -> RowResult {
         let result = |outcome, reason: String| RowResult {
             position: row.position,
@@ -656,8 +662,14 @@ impl FleetService {
             action: network_action,
         };
         let mut stamp = stamp.clone();
+        let answer = match self.send_waiting_out(&request, run).await {
+            Some(answer) => answer,
+            // The run stopped while the network was silent: the row is sent again (with the
+            // same request id) by whoever resumes the job.
+            None => return unsent(row),
+        };
         stamp.at = Utc::now();
-        match self.send_to_network(&request).await {
+        match answer {
             Err(failure) => {
                 let kind = match failure {
                     NetworkFailure::Permanent(_) => "REFUSED",
@@ -708,6 +720,44 @@ impl FleetService {
                     audit,
                 }
             }
+        }
+    }
+
+    /// Sends a bulk row's request, waiting out a network that does not answer: after the quick
+    /// retries of [`Self::send_to_network`], the request is tried again after pauses growing
+    /// from one second to thirty, until it is answered or `network_patience` has passed since
+    /// the first silence (then the last failure is the answer). `None` when the run stops
+    /// meanwhile (cancelled, or its claim lost). A job thus pauses through an HLR outage instead
+    /// of failing every row it sends meanwhile.
+    async fn send_waiting_out(
+        &self,
+        request: &NetworkRequest,
+        run: &RunState,
+    ) -> Option<std::result::Result<NetworkReceipt, NetworkFailure>> {
+        let mut silent_since = None;
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let answer = self.send_to_network(request).await;
+            if !matches!(answer, Err(NetworkFailure::Transient(_))) {
+                return Some(answer);
+            }
+            let since = *silent_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() + pause > self.network_patience {
+                return Some(answer);
+            }
+            tracing::debug!(iccid = %request.iccid, waited = ?since.elapsed(), "the network does not answer; the row waits for it");
+            // Wakes early when the run stops.
+            let deadline = tokio::time::Instant::now() + pause;
+            while tokio::time::Instant::now() < deadline {
+                if run.stopped() {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100).min(pause)).await;
+            }
+            if run.stopped() {
+                return None;
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 

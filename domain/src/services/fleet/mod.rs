@@ -65,12 +65,19 @@ pub struct FleetService {
     delivery_wakeup: Arc<tokio::sync::Notify>,
     /// Where webhook endpoints may point.
     webhook_policy: AddressPolicy,
+    /// How long a bulk job's row waits for a network that does not answer before it fails.
+    network_patience: std::time::Duration,
 }
 
 /// Network requests in flight at once unless configured ([`FleetService::with_network_slots`]).
 /// About the simulated HLR's default capacity (2,000 transactions per second) times its mean
 /// latency (55 ms) with room to spare: enough to keep it busy, little queueing inside it.
 pub const DEFAULT_NETWORK_SLOTS: usize = 128;
+
+/// How long a bulk job waits out a silent network unless configured
+/// ([`FleetService::with_network_patience`]): ten minutes, longer than an HLR's usual restart or
+/// failover, short enough that a job does not hang on a network that is gone for good.
+pub const DEFAULT_NETWORK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Label changes: keys to set and keys to remove; `replace` drops every label not set here.
 #[derive(Debug, Clone, Default)]
@@ -116,12 +123,20 @@ impl FleetService {
             coalescer: Arc::default(),
             delivery_wakeup: Arc::new(tokio::sync::Notify::new()),
             webhook_policy: AddressPolicy::default(),
+            network_patience: DEFAULT_NETWORK_PATIENCE,
         }
     }
 
     /// Where webhook endpoints may point (https to public addresses unless allowed here).
     pub fn with_webhook_policy(mut self, policy: AddressPolicy) -> Self {
         self.webhook_policy = policy;
+        self
+    }
+
+    /// How long a bulk job waits out a network that does not answer (each row retried with
+    /// growing pauses) before its rows fail as `NO_ANSWER`.
+    pub fn with_network_patience(mut self, patience: std::time::Duration) -> Self {
+        self.network_patience = patience;
         self
     }
 

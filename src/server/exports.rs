@@ -31,6 +31,9 @@ use crate::server::state::AppState;
 /// Longest gap between two progress writes of a running job.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// How long a running export waits out an unavailable store before it fails.
+const STORE_PATIENCE: Duration = Duration::from_secs(600);
+
 /// Signs and checks download links: HMAC-SHA256 over the job, its tenant and the expiry.
 pub struct LinkSigner {
     key: Vec<u8>,
@@ -338,12 +341,34 @@ async fn run(
         lease,
         Arc::clone(&progress),
     ));
-    let outcome = write_file(exports, &mut job, &temp, options, &progress).await;
+    // A store that is down (Postgres, ClickHouse, the file storage) is waited out: the file is
+    // started again when it is back, for up to STORE_PATIENCE; the heartbeat keeps the claim
+    // meanwhile (or, when the claim lapsed and another instance took the job, stops this one).
+    let mut pause = Duration::from_secs(1);
+    let mut waited = Duration::ZERO;
+    let outcome = loop {
+        let attempt = match write_file(exports, &mut job, &temp, options, &progress).await {
+            Ok(Some(size)) if !progress.stopped() => store(storage, &job, &temp, &progress)
+                .await
+                .map(|sum| Some((size, sum))),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Err(Error::Unavailable(why)) if !progress.stopped() && waited < STORE_PATIENCE => {
+                tracing::warn!(job = %job.id, error = %why, "a store is unavailable; the export starts its file again when it is back");
+                let _ = tokio::fs::remove_file(&temp).await;
+                tokio::time::sleep(pause).await;
+                waited += pause;
+                pause = (pause * 2).min(Duration::from_secs(30));
+                progress.rows.store(0, Ordering::Relaxed);
+                progress.bytes.store(0, Ordering::Relaxed);
+            }
+            other => break other,
+        }
+    };
     let outcome = match outcome {
-        Ok(Some(size)) if !progress.stopped() => match store(storage, &job, &temp, &progress).await {
-            Ok(sum) => Ok((size, sum)),
-            Err(e) => Err(failure_of(&e)),
-        },
+        Ok(Some(done)) if !progress.stopped() => Ok(done),
         Err(e) if !progress.stopped() => Err(failure_of(&e)),
         // Cancelled, or no longer this task's: nothing to record.
         _ => {
@@ -356,7 +381,18 @@ async fn run(
     beat.abort();
     let _ = tokio::fs::remove_file(&temp).await;
     let completed = outcome.is_ok();
-    match exports.finish(&job, worker, outcome).await {
+    let finished = loop {
+        match exports.finish(&job, worker, outcome.clone()).await {
+            Err(Error::Unavailable(why)) if waited < STORE_PATIENCE => {
+                tracing::warn!(job = %job.id, error = %why, "recording an export's end waits for the store");
+                tokio::time::sleep(pause).await;
+                waited += pause;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            other => break other,
+        }
+    };
+    match finished {
         Ok(Some(done)) => {
             tracing::info!(job = %done.id, kind = %done.kind, format = %done.format, status = %done.status, rows = done.rows, bytes = done.bytes, "export finished")
         }

@@ -30,10 +30,16 @@ pub fn map(e: DbErr, unique: &str) -> Error {
 
 fn is_connection_error(e: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error as E;
-    matches!(
-        e,
-        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed
-    )
+    match e {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => true,
+        // The server going away under a statement: shut down by an operator or crashed (class
+        // 57P: `57P01` admin_shutdown, `57P02` crash_shutdown, `57P03` cannot_connect_now, as
+        // when it is starting), a broken connection (class 08), or out of connections (53300).
+        E::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300"),
+        _ => false,
+    }
 }
 
 /// A driver error met past sea-orm (a `COPY`), wrapped as sea-orm wraps its own so that [`map`]

@@ -249,10 +249,18 @@ impl Default for KafkaConfig {
     }
 }
 
+/// The producer in use and its generation: a producer that hit a fatal error (librdkafka's
+/// idempotent producer is fenced when a restarted broker no longer knows its producer id) is
+/// unusable for good, so the first publish that sees it puts a new one in its place.
+struct Producers {
+    generation: u64,
+    producer: FutureProducer<QuietContext>,
+}
+
 #[derive(Clone)]
 pub struct KafkaBus {
     config: KafkaConfig,
-    producer: FutureProducer<QuietContext>,
+    producers: Arc<Mutex<Producers>>,
     admin: Arc<AdminClient<QuietContext>>,
     /// Topics seen to exist, so publish checks metadata once per topic.
     known_topics: Arc<Mutex<HashSet<String>>>,
@@ -283,6 +291,16 @@ async fn reachable(brokers: &str) -> std::result::Result<(), String> {
     Err(last)
 }
 
+/// The producer every publish goes through: acknowledged by all replicas, idempotent (a retry
+/// inside librdkafka does not write twice), ten seconds to deliver.
+fn new_producer(base: &ClientConfig) -> std::result::Result<FutureProducer<QuietContext>, KafkaError> {
+    base.clone()
+        .set("message.timeout.ms", "10000")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create_with_context(QuietContext::default())
+}
+
 impl KafkaBus {
     /// Checks that a broker accepts connections, then creates the clients and asks for metadata.
     pub async fn connect(config: KafkaConfig) -> Result<Self> {
@@ -293,24 +311,48 @@ impl KafkaBus {
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", &config.brokers)
             .set("client.id", "ioto");
-        let producer: FutureProducer<QuietContext> = base
-            .clone()
-            .set("message.timeout.ms", "10000")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .create_with_context(QuietContext::default())
-            .map_err(|e| unreachable(e.to_string()))?;
+        let producer = new_producer(&base).map_err(|e| unreachable(e.to_string()))?;
         let admin: AdminClient<QuietContext> = base
             .create_with_context(QuietContext::default())
             .map_err(|e| unreachable(e.to_string()))?;
         let bus = Self {
             config,
-            producer,
+            producers: Arc::new(Mutex::new(Producers {
+                generation: 0,
+                producer,
+            })),
             admin: Arc::new(admin),
             known_topics: Arc::default(),
         };
         bus.ping().await?;
         Ok(bus)
+    }
+
+    /// The producer in use, with its generation.
+    fn producer(&self) -> (u64, FutureProducer<QuietContext>) {
+        let p = self
+            .producers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (p.generation, p.producer.clone())
+    }
+
+    /// Puts a new producer in place of generation `failed` (unless another caller already
+    /// did) and returns the one in use.
+    fn replace_producer(&self, failed: u64, reason: &str) -> Result<FutureProducer<QuietContext>> {
+        let mut p = self
+            .producers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if p.generation == failed {
+            let mut base = ClientConfig::new();
+            base.set("bootstrap.servers", &self.config.brokers)
+                .set("client.id", "ioto");
+            p.producer = new_producer(&base).map_err(|e| kafka_err(&self.config.brokers, e))?;
+            p.generation += 1;
+            tracing::warn!(%reason, "the Kafka producer failed for good; a new one takes over");
+        }
+        Ok(p.producer.clone())
     }
 
     /// Fails, naming the topic, when the broker does not know it.
@@ -335,7 +377,7 @@ impl KafkaBus {
         {
             return Ok(true);
         }
-        let producer = self.producer.clone();
+        let producer = self.producer().1;
         let name = topic.to_owned();
         let brokers = self.config.brokers.clone();
         let exists = tokio::task::spawn_blocking(move || {
@@ -371,7 +413,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn ping(&self) -> Result<()> {
-        let producer = self.producer.clone();
+        let producer = self.producer().1;
         let brokers = self.config.brokers.clone();
         tokio::task::spawn_blocking(move || {
             producer
@@ -387,7 +429,7 @@ impl EventBus for KafkaBus {
     /// The client library and the brokers the cluster reports (the Kafka protocol does not
     /// carry the broker's software or version).
     async fn server_version(&self) -> Result<String> {
-        let producer = self.producer.clone();
+        let producer = self.producer().1;
         let brokers = self.config.brokers.clone();
         tokio::task::spawn_blocking(move || {
             let metadata = producer
@@ -451,8 +493,36 @@ impl EventBus for KafkaBus {
 
     async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
         self.require_topic(topic).await?;
+        let (generation, producer) = self.producer();
         let record = FutureRecord::to(topic).key(key).payload(payload);
-        self.producer
+        let Err((e, _)) = producer.send(record, Duration::from_secs(10)).await else {
+            return Ok(());
+        };
+        // Fatal for librdkafka, or fenced by the broker (a restarted broker that no longer
+        // accepts this producer's id or epoch refuses every later batch of it too).
+        let fenced = matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+            )
+        );
+        let Some(reason) = producer
+            .client()
+            .fatal_error()
+            .map(|(_, reason)| reason)
+            .or_else(|| fenced.then(|| e.to_string()))
+        else {
+            return Err(kafka_err(&self.config.brokers, e));
+        };
+        // Fatal: this producer sends nothing more. Replace it (once, whoever sees it first) and
+        // send the event with the new one.
+        let fresh = self.replace_producer(generation, &reason)?;
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        fresh
             .send(record, Duration::from_secs(10))
             .await
             .map(|_| ())

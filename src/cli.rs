@@ -363,6 +363,60 @@ enum BenchCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// A fault drill against a running server on the configured engines (`scripts/faults.sh`
+    /// starts both): session events published to the broker, API clients, subscriptions, a bulk
+    /// job and exports, while an outage hook stops and starts each engine in turn; then checks
+    /// that every call answered data or UNAVAILABLE, every byte was counted once and the jobs
+    /// finished. With no `--outages` the same load runs for `--minutes` (the soak). Exits with
+    /// an error when a check fails.
+    Faults {
+        /// The running server.
+        #[arg(long, default_value = "http://127.0.0.1:8091")]
+        server: String,
+        /// The server's process id, for its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// SIMs whose sessions are published.
+        #[arg(long, default_value_t = 5_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Session events per second.
+        #[arg(long, default_value_t = 5_000, value_parser = positive::<u64>())]
+        rate: u64,
+        /// API clients, each calling, pausing `--think-ms`, calling again.
+        #[arg(long, default_value_t = 200, value_parser = positive::<usize>())]
+        clients: usize,
+        #[arg(long, default_value_t = 1_000, value_parser = positive::<u64>())]
+        think_ms: u64,
+        /// Subscriptions, ten per WebSocket.
+        #[arg(long, default_value_t = 1_000)]
+        subscriptions: usize,
+        /// SIMs the bulk job suspends.
+        #[arg(long, default_value_t = 4_000, value_parser = positive::<usize>())]
+        bulk_sims: usize,
+        /// Seconds between two export requests.
+        #[arg(long, default_value_t = 30, value_parser = positive::<u64>())]
+        export_every: u64,
+        /// Engines to stop and start, in order (postgres, clickhouse, broker, hlr).
+        #[arg(long, value_delimiter = ',', value_parser = crate::tooling::bench_faults::Outage::parse)]
+        outages: Vec<crate::tooling::bench_faults::Outage>,
+        /// Program called as `HOOK stop ENGINE` and `HOOK start ENGINE`.
+        #[arg(long)]
+        outage_hook: Option<PathBuf>,
+        /// Seconds each engine stays down.
+        #[arg(long, default_value_t = 30, value_parser = positive::<u64>())]
+        outage_seconds: u64,
+        /// Seconds of load before the first outage and after each engine is back.
+        #[arg(long, default_value_t = 60, value_parser = positive::<u64>())]
+        settle_seconds: u64,
+        /// Minutes of load after the outages (the whole run without outages).
+        #[arg(long, default_value_t = 0.0)]
+        minutes: f64,
+        /// Minutes per reporting window without outages.
+        #[arg(long, default_value_t = 5, value_parser = positive::<u64>())]
+        window_minutes: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
@@ -766,6 +820,57 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             })
             .await?;
             crate::tooling::bench_bulk::print(&run, &loaded.config.network.simulated);
+        }
+        BenchCommand::Faults {
+            server,
+            server_pid,
+            sims,
+            rate,
+            clients,
+            think_ms,
+            subscriptions,
+            bulk_sims,
+            export_every,
+            outages,
+            outage_hook,
+            outage_seconds,
+            settle_seconds,
+            minutes,
+            window_minutes,
+            seed,
+        } => {
+            if !(0.0..=1440.0).contains(&minutes) {
+                bail!("--minutes: between 0 and 1440 (a day)");
+            }
+            if outages.is_empty() && minutes == 0.0 {
+                bail!("name --outages for a drill, or --minutes of load for a soak");
+            }
+            let loaded = setup(file, None, None, Quiet::Yes)?;
+            let report = crate::tooling::bench_faults::run(
+                &loaded.config,
+                crate::tooling::bench_faults::Options {
+                    server: server.trim_end_matches('/').to_owned(),
+                    server_pid,
+                    sims,
+                    rate,
+                    clients,
+                    think: Duration::from_millis(think_ms),
+                    subscriptions,
+                    bulk_sims,
+                    export_every: Duration::from_secs(export_every),
+                    settle: Duration::from_secs(settle_seconds),
+                    outage: Duration::from_secs(outage_seconds),
+                    outages,
+                    hook: outage_hook,
+                    tail: Duration::from_secs_f64(minutes * 60.0),
+                    window: Duration::from_secs(window_minutes * 60),
+                    seed,
+                },
+            )
+            .await?;
+            if !report.failures.is_empty() {
+                bail!("{} check(s) failed", report.failures.len());
+            }
         }
         BenchCommand::Fleet {
             sims,

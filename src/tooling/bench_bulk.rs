@@ -74,12 +74,17 @@ pub struct BulkRun {
     pub executions: Vec<Execution>,
 }
 
-fn iccid(run: u32, i: usize) -> anyhow::Result<Iccid> {
+pub(crate) fn iccid(run: u32, i: usize) -> anyhow::Result<Iccid> {
     Ok(Iccid::with_check_digit(&format!("8977{run:05}{i:09}"))?)
 }
 
-async fn tenant(app: &App, slug: &str, name: &str) -> anyhow::Result<(TenantId, Actor, String)> {
-    let dir = &app.engines.directory;
+/// A tenant with a TENANT_ADMIN who signs in with its e-mail (returned) and the bench password.
+pub(crate) async fn tenant(
+    engines: &crate::engines::Engines,
+    slug: &str,
+    name: &str,
+) -> anyhow::Result<(TenantId, Actor, String)> {
+    let dir = &engines.directory;
     let t = dir
         .create_tenant(
             Scope::Platform,
@@ -114,7 +119,14 @@ async fn tenant(app: &App, slug: &str, name: &str) -> anyhow::Result<(TenantId, 
     Ok((t.id, actor, email))
 }
 
-async fn load_sims(app: &App, tenant: TenantId, run: u32, from: usize, n: usize) -> anyhow::Result<()> {
+/// `n` ACTIVE SIMs of the tenant, numbered from `from` within bench run `run` ([`iccid`]).
+pub(crate) async fn load_sims(
+    engines: &crate::engines::Engines,
+    tenant: TenantId,
+    run: u32,
+    from: usize,
+    n: usize,
+) -> anyhow::Result<()> {
     let stamp = AuditStamp {
         actor: "bench".into(),
         actor_user_id: None,
@@ -131,7 +143,7 @@ async fn load_sims(app: &App, tenant: TenantId, run: u32, from: usize, n: usize)
                 Ok(s)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        app.engines
+        engines
             .fleet
             .insert_sims(
                 Scope::Platform,
@@ -146,7 +158,7 @@ async fn load_sims(app: &App, tenant: TenantId, run: u32, from: usize, n: usize)
     Ok(())
 }
 
-async fn login(http: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<String> {
+pub(crate) async fn login(http: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<String> {
     let v = post(
         http,
         &format!("{base}/graphql"),
@@ -270,11 +282,11 @@ pub async fn bulk(
     let listener = App::bind(config).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let run = (uuid::Uuid::new_v4().as_u128() % 100_000) as u32;
-    let (big, big_actor, _) = tenant(&app, &format!("bench-bulk-{run}"), "Bench Bulk").await?;
-    let (small, _, small_email) = tenant(&app, &format!("bench-small-{run}"), "Bench Small").await?;
+    let (big, big_actor, _) = tenant(&app.engines, &format!("bench-bulk-{run}"), "Bench Bulk").await?;
+    let (small, _, small_email) = tenant(&app.engines, &format!("bench-small-{run}"), "Bench Small").await?;
     let t = Instant::now();
-    load_sims(&app, big, run, 0, sims).await?;
-    load_sims(&app, small, run, sims, 200).await?;
+    load_sims(&app.engines, big, run, 0, sims).await?;
+    load_sims(&app.engines, small, run, sims, 200).await?;
     // As after any large load (and as `bench fleet` does): fresh planner statistics.
     ioto_store::analyze(&engines::store_location(config)).await?;
     println!(

@@ -7,6 +7,7 @@ pub mod bench_bare;
 pub mod bench_bulk;
 pub mod bench_cpu;
 pub mod bench_exports;
+pub mod bench_faults;
 pub mod bench_fleet;
 pub mod bench_ingest;
 pub mod bench_rating;

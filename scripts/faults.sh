@@ -13,18 +13,20 @@
 #       the outage hook the drill calls.
 #
 # The run has its own Postgres and ClickHouse databases (ioto_faults), its own broker (tansu on
-# 127.0.0.1:9193, storing its topics in moto's S3 server on 127.0.0.1:9194, so that a restarted
-# broker still has them) and its own state directory ($IOTO_FAULTS_DIR, /tmp/ioto-faults); the
-# server runs as a separate process whose memory is measured. Everything is removed at the end.
-# Not part of scripts/test.sh: it stops the engines the tests use.
+# 127.0.0.1:9193 storing its topics in a SQLite file, so that a restarted broker still has them
+# and their consumer offsets; the tests' broker keeps them in memory) and its own state directory
+# ($IOTO_FAULTS_DIR, /tmp/ioto-faults); the server runs as a separate process whose memory is
+# measured. Everything is removed at the end. Not part of scripts/test.sh: it stops the engines
+# the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 STATE="${IOTO_FAULTS_DIR:-/tmp/ioto-faults}"
-PY_ENV="${IOTO_PY_ENV:-$HOME/.local/share/ioto/py}"
+# tansu with its SQLite storage engine, installed beside the tests' one (about 15 minutes once).
+TANSU_ROOT="$HOME/.local/share/ioto/tansu-sqlite"
+TANSU="$TANSU_ROOT/bin/tansu"
 BROKER_PORT=9193
-S3_PORT=9194
 LISTEN=127.0.0.1:8091
 PG_VERSION="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
 CH_PID=/var/run/clickhouse-server/clickhouse-server.pid
@@ -47,14 +49,11 @@ ch_ready() { curl -fsS --max-time 2 http://127.0.0.1:8123/ping >/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_broker() {
-  AWS_ACCESS_KEY_ID=faults AWS_SECRET_ACCESS_KEY=faults AWS_DEFAULT_REGION=us-east-1 \
-  AWS_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ALLOW_HTTP=true \
-    nohup tansu broker \
+  (cd "$STATE" && nohup "$TANSU" broker \
       --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-      --storage-engine s3://tansu/ \
-      >>"$STATE/tansu.log" 2>&1 &
-  echo $! >"$STATE/tansu.pid"
+      --storage-engine sqlite://tansu.db \
+      >>"$STATE/tansu.log" 2>&1 & echo $! >"$STATE/tansu.pid")
   wait_for broker 30 port_open "$BROKER_PORT"
 }
 
@@ -91,29 +90,29 @@ cleanup() {
   set +e
   stop_pid_file "$STATE/ioto.pid"
   stop_pid_file "$STATE/tansu.pid"
-  stop_pid_file "$STATE/moto.pid"
   pg_ready || outage start postgres
   ch_ready || outage start clickhouse
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS ioto_faults" >/dev/null 2>&1
   curl -fsS -X POST http://127.0.0.1:8123/ --data-binary "DROP DATABASE IF EXISTS ioto_faults" >/dev/null 2>&1
-  rm -rf "$STATE"
+  # The logs stay for reading afterwards; the data goes.
+  rm -rf "$STATE/data" "$STATE"/tansu.db*
 }
 
 run() { # drill|soak, options…
   local mode=$1; shift
   scripts/engines.sh >&2
-  "$PY_ENV/bin/python" -c 'import moto' 2>/dev/null || die "moto is missing from $PY_ENV (scripts/engines.sh installs it)"
+  if [ ! -x "$TANSU" ]; then
+    log "installing tansu with its SQLite storage into $TANSU_ROOT (about 15 minutes on 2 cores)"
+    cargo install tansu --locked --version 0.6.0 --features libsql --root "$TANSU_ROOT" >&2
+  fi
   log "building the release binary"
   cargo build --release --locked --bin ioto >&2
   local bin="${CARGO_TARGET_DIR:-target}/release/ioto"
 
   cleanup
+  rm -rf "$STATE"
   trap cleanup EXIT
   mkdir -p "$STATE/data"
-  nohup "$PY_ENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$STATE/moto.log" 2>&1 &
-  echo $! >"$STATE/moto.pid"
-  wait_for "moto's S3 server" 30 curl -fsS "http://127.0.0.1:$S3_PORT/"
-  curl -fsS -X PUT "http://127.0.0.1:$S3_PORT/tansu" >/dev/null
   start_broker
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE ioto_faults" >/dev/null
   cat >"$STATE/ioto.toml" <<EOF
@@ -153,14 +152,16 @@ EOF
     "$bin" bench faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
       --outages postgres,clickhouse,broker,hlr --outage-hook "$PWD/scripts/faults.sh" "$@" || status=$?
   else
+    local minutes=(--minutes 30)
+    case " $* " in *" --minutes "*) minutes=() ;; esac
     "$bin" bench faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
-      --minutes 30 "$@" || status=$?
+      "${minutes[@]}" "$@" || status=$?
   fi
   kill -0 "$(cat "$STATE/ioto.pid")" 2>/dev/null || { log "the server died:"; tail -50 "$STATE/ioto.log" >&2; status=1; }
   # The server's own account: its warnings and errors by kind (request ids and times cut off).
   sed 's/\x1b\[[0-9;]*m//g' "$STATE/ioto.log" >"$STATE/ioto.plain.log"
   log "server log: $(grep -c ' WARN ' "$STATE/ioto.plain.log" || true) warnings, $(grep -c ' ERROR ' "$STATE/ioto.plain.log" || true) errors; the most frequent:"
-  grep -E ' (WARN|ERROR) ' "$STATE/ioto.plain.log" | cut -c28- | sed -E 's/request_id=[0-9a-f-]+//; s/(detail|error)=(.{0,90}).*/\1=\2…/' \
+  grep -E ' (WARN|ERROR) ' "$STATE/ioto.plain.log" | cut -c28- | sed -E 's/request_id=[0-9a-f-]+//; s/(detail|error)=(.{0,90}).*/\1=\2…/; s/[0-9]+(\.[0-9]+)?/N/g' \
     | sort | uniq -c | sort -rn | head -25 >&2 || true
   return "$status"
 }

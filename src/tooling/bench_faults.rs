@@ -391,9 +391,16 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens a WebSocket and starts `subs` subscriptions on it (alternately live sessions and SIM
-/// state changes of the tenant).
-async fn open_subscriptions(server: &str, token: &str, subs: usize) -> anyhow::Result<Ws> {
+/// Opens a WebSocket and starts `subs` subscriptions on it: on the first socket one of them
+/// follows every live session of the tenant (a wall display), and on each the others alternate
+/// between one SIM's live session (a SIM's page) and the tenant's SIM state changes.
+async fn open_subscriptions(
+    server: &str,
+    token: &str,
+    socket: usize,
+    subs: usize,
+    sims: &[Iccid],
+) -> anyhow::Result<Ws> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     use tokio_tungstenite::tungstenite::Message;
     let url = format!("{}/graphql/ws", server.replacen("http", "ws", 1));
@@ -407,13 +414,23 @@ async fn open_subscriptions(server: &str, token: &str, subs: usize) -> anyhow::R
     ))
     .await?;
     for id in 0..subs {
-        let query = if id % 2 == 0 {
-            "subscription { liveSessions { iccid session { bytesIn } } }"
+        let sim = &sims[(socket * subs + id) % sims.len()];
+        let (query, variables) = if socket == 0 && id == 0 {
+            (
+                "subscription { liveSessions { iccid session { bytesIn } } }",
+                json!({}),
+            )
+        } else if id % 2 == 0 {
+            (
+                "subscription($i: Iccid!) { liveSessions(iccid: $i) { iccid session { bytesIn } } }",
+                json!({ "i": sim.as_str() }),
+            )
         } else {
-            "subscription { simStateChanged { iccid from to } }"
+            ("subscription { simStateChanged { iccid from to } }", json!({}))
         };
         ws.send(Message::text(
-            json!({ "id": id.to_string(), "type": "subscribe", "payload": { "query": query } }).to_string(),
+            json!({ "id": id.to_string(), "type": "subscribe", "payload": { "query": query, "variables": variables } })
+                .to_string(),
         ))
         .await?;
     }
@@ -425,13 +442,14 @@ async fn open_subscriptions(server: &str, token: &str, subs: usize) -> anyhow::R
 async fn subscriber(
     opts: Arc<Options>,
     fx: Arc<Fixture>,
+    socket: usize,
     subs: usize,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     use tokio_tungstenite::tungstenite::Message;
     loop {
-        let mut ws = match open_subscriptions(&opts.server, &fx.token, subs).await {
+        let mut ws = match open_subscriptions(&opts.server, &fx.token, socket, subs, &fx.session_sims).await {
             Ok(ws) => ws,
             Err(e) => {
                 Shared::count(&shared.closes, format!("could not open: {e}"));
@@ -722,16 +740,19 @@ pub async fn run(config: &Config, opts: Options) -> anyhow::Result<Report> {
     }
     let per_socket = 10usize;
     let mut left = opts.subscriptions;
+    let mut socket = 0;
     while left > 0 {
         let subs = left.min(per_socket);
         tasks.spawn(subscriber(
             Arc::clone(&opts),
             Arc::clone(&fx),
+            socket,
             subs,
             Arc::clone(&shared),
             stop.clone(),
         ));
         left -= subs;
+        socket += 1;
     }
     let exports = tokio::spawn(exporter(
         http.clone(),
@@ -886,7 +907,13 @@ pub async fn run(config: &Config, opts: Options) -> anyhow::Result<Report> {
         if !matches!(job["status"].as_str(), Some("PROCESSING" | "VALIDATING")) || Instant::now() > deadline {
             break job;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "[{:>5.0} s] bulk job: {} of {} rows done",
+            started.elapsed().as_secs_f64(),
+            job["processed"],
+            fx.bulk_sims.len()
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
     };
     println!(
         "bulk job: {} in {:.0} s, {} of {} succeeded, {} failed",

@@ -53,8 +53,20 @@ impl SqlStore {
     }
 
     /// Starts a transaction in `scope`: on Postgres the RLS settings are set transaction-locally.
+    ///
+    /// `BEGIN` runs on a task of its own, to completion even when this caller is dropped while
+    /// it is answered (the other branch of a `try_join!` failed first, a client went away): sqlx
+    /// 0.8 counts a transaction only once `BEGIN`'s answer is read, so a caller dropped in
+    /// between queued no rollback and the connection went back to the pool inside a transaction
+    /// that the next caller ran in (launchbadge/sqlx#4393). Begun for a caller that is gone, the
+    /// transaction is dropped by the task and rolled back. The scope statement stays here: the
+    /// statements a request sends are counted per task.
     pub async fn begin(&self, scope: Scope) -> Result<DatabaseTransaction> {
-        let txn = self.db.begin().await.map_err(db)?;
+        let pool = self.db.clone();
+        let txn = tokio::spawn(async move { pool.begin().await })
+            .await
+            .map_err(|e| Error::Internal(format!("starting a transaction: {e}")))?
+            .map_err(db)?;
         if self.db.get_database_backend() == DbBackend::Postgres {
             let values = scope_settings(scope).map(Into::into);
             txn.execute(Statement::from_sql_and_values(

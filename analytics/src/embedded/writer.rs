@@ -15,7 +15,7 @@ use crate::stored::SessionText;
 /// A write of a full chunk is kept prepared, one statement text per table (six per connection at
 /// most); shorter ones are not (`persistent(false)`): their text differs with each batch's row
 /// count, and every connection's statement cache kept up to 32 of them, compiled programs of up to
-/// ~1 MB each (17 MB of the demo's heap after 12 minutes, stop 47).
+/// ~1 MB each (17 MB of the demo's heap after 12 minutes, by `scripts/demo-heap.sh`).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// One session update as stored, its counters checked to fit SQLite's integers.

@@ -234,3 +234,79 @@ async fn one_rating_of_a_tenant_runs_at_a_time() {
         .await
         .unwrap();
 }
+
+/// `(state, last statement)` of Postgres backend `pid`.
+async fn backend_activity(watch: &sea_orm::DatabaseConnection, pid: i32) -> (String, String) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = watch
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT coalesce(state, '') AS s, coalesce(query, '') AS q FROM pg_stat_activity WHERE pid = $1",
+            [pid.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("the pooled connection's backend");
+    (row.try_get("", "s").unwrap(), row.try_get("", "q").unwrap())
+}
+
+/// A transaction whose caller goes away while `BEGIN` is being answered (the other branch of a
+/// `try_join!` failed first, a client went away) leaves nothing open on the pooled connection:
+/// the next caller would otherwise run inside it and hold its locks, and after an error every
+/// statement on that connection would be refused until the pool recycled it.
+#[tokio::test]
+async fn a_transaction_dropped_while_begin_is_answered_leaves_no_transaction_open() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use std::future::Future as _;
+    use std::task::{Context, Waker};
+    use std::time::{Duration, Instant};
+    let url = ioto_test_support::pg::database().await;
+    let store = ioto_store::connect(&ioto_store::StoreLocation::Postgres { url: url.clone() }, 1)
+        .await
+        .unwrap();
+    let watch = sea_orm::Database::connect(&url).await.unwrap();
+    let pid: i32 = store
+        .connection()
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "pid")
+        .unwrap();
+    // Polled by hand: between two polls nothing reads the connection for the caller, so a
+    // backend that has run BEGIN and nothing after it is where the caller can be dropped.
+    let mut begin = Box::pin(store.begin(ioto_domain::Scope::Platform));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut caught = false;
+    'polls: for _ in 0..20 {
+        assert!(
+            !begin.as_mut().poll(&mut cx).is_ready(),
+            "the transaction began before BEGIN was seen answered"
+        );
+        // Until the next poll the backend stays as it is: a second is ample to see it.
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            if backend_activity(&watch, pid).await == ("idle in transaction".into(), "BEGIN".into()) {
+                caught = true;
+                break 'polls;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert!(
+        caught,
+        "the connection was never seen between BEGIN and the caller's next step"
+    );
+    drop(begin);
+    // Once the connection is back in the pool, it is in no transaction.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.connection().ping().await.unwrap();
+    let (state, query) = backend_activity(&watch, pid).await;
+    assert!(
+        !state.starts_with("idle in transaction"),
+        "the pooled connection is left in a transaction ({state}; last statement: {query})"
+    );
+}

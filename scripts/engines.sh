@@ -67,7 +67,7 @@ if ! command -v openssl >/dev/null 2>&1 || [ ! -x /usr/sbin/mosquitto ]; then
   apt_install openssl mosquitto
 fi
 
-# `ioto bench cpu --instructions` counts instructions under valgrind's callgrind.
+# `ioto-bench cpu --instructions` counts instructions under valgrind's callgrind.
 if ! command -v valgrind >/dev/null 2>&1; then
   apt_install valgrind
 fi

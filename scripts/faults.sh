@@ -2,7 +2,7 @@
 # The fault drill and the soak of docs/benchmarks.md, on this machine's engines, against the
 # release build:
 #
-#   scripts/faults.sh drill [options of `ioto bench faults`]
+#   scripts/faults.sh drill [options of `ioto-bench faults`]
 #       a mixed load (session events, API clients, subscriptions, a bulk job, exports) while
 #       Postgres, ClickHouse, the broker and the simulated HLR are stopped and started one at a
 #       time; then every call, byte, job and export is checked.
@@ -105,9 +105,10 @@ run() { # drill|soak, options…
     log "installing tansu with its SQLite storage into $TANSU_ROOT (about 15 minutes on 2 cores)"
     cargo install tansu --locked --version 0.6.0 --features libsql --root "$TANSU_ROOT" >&2
   fi
-  log "building the release binary"
-  cargo build --release --locked --bin ioto >&2
+  log "building the release binaries"
+  cargo build --release --locked --bin ioto --bin ioto-bench >&2
   local bin="${CARGO_TARGET_DIR:-target}/release/ioto"
+  local bench="${CARGO_TARGET_DIR:-target}/release/ioto-bench"
 
   cleanup
   rm -rf "$STATE"
@@ -149,12 +150,12 @@ EOF
 
   local status=0
   if [ "$mode" = drill ]; then
-    "$bin" bench faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
+    "$bench" faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
       --outages postgres,clickhouse,broker,hlr --outage-hook "$PWD/scripts/faults.sh" "$@" || status=$?
   else
     local minutes=(--minutes 30)
     case " $* " in *" --minutes "*) minutes=() ;; esac
-    "$bin" bench faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
+    "$bench" faults --server "http://$LISTEN" --server-pid "$(cat "$STATE/ioto.pid")" \
       "${minutes[@]}" "$@" || status=$?
   fi
   kill -0 "$(cat "$STATE/ioto.pid")" 2>/dev/null || { log "the server died:"; tail -50 "$STATE/ioto.log" >&2; status=1; }
@@ -169,5 +170,5 @@ EOF
 case "${1:-}" in
   drill|soak) mode=$1; shift; run "$mode" "$@" ;;
   stop|start) outage "$1" "${2:-}" ;;
-  *) die "usage: $0 drill|soak [options of 'ioto bench faults'] | stop|start ENGINE" ;;
+  *) die "usage: $0 drill|soak [options of 'ioto-bench faults'] | stop|start ENGINE" ;;
 esac

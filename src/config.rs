@@ -219,8 +219,9 @@ pub struct HttpConfig {
     pub shutdown_grace_seconds: u64,
     /// Serve the web console at `/console`.
     pub console: bool,
-    /// Serve the playground's and the console's files from this directory (a checkout's `web/`)
-    /// instead of the copies inside the binary: for working on the pages without rebuilding.
+    /// Serve the playground's and the console's files from this checkout (its `playground/` and
+    /// `web/`) instead of the copies inside the binary: for working on the pages without
+    /// rebuilding.
     pub web_dir: Option<std::path::PathBuf>,
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for
     /// rate limits and the sign-in throttle; from any other peer the header is ignored.
@@ -278,7 +279,7 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: ioto_domain::services::fleet::DEFAULT_NETWORK_SLOTS,
+            max_in_flight: ioto_app::fleet::DEFAULT_NETWORK_SLOTS,
             simulated: ioto_network::HlrProfile::default(),
         }
     }
@@ -362,7 +363,7 @@ impl Default for BulkConfig {
             poll_ms: 500,
             provision_wait_limit: 100,
             provision_wait_seconds: 30,
-            network_patience_seconds: ioto_domain::services::fleet::DEFAULT_NETWORK_PATIENCE.as_secs(),
+            network_patience_seconds: ioto_app::fleet::DEFAULT_NETWORK_PATIENCE.as_secs(),
         }
     }
 }

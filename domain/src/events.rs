@@ -221,7 +221,7 @@ pub enum UsageEvent {
     /// Session updates of one batch (in the order counted).
     SessionsUpdated {
         at: DateTime<Utc>,
-        updates: Vec<crate::ports::SessionUpdate>,
+        updates: Vec<crate::usage::SessionUpdate>,
     },
     /// Device readings stored.
     TelemetryStored {

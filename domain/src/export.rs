@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Error, Result, Role, TenantId, UserId};
+use crate::{Actor, Error, Result, Role, TenantId, UserId};
 
 /// Version of the column layouts below; written into every file's metadata. Raised when a kind's
 /// columns change.
@@ -460,6 +460,25 @@ impl ExportJob {
         let elapsed = (now - started).num_milliseconds().max(1) as f64 / 1000.0;
         let left = expected.saturating_sub(self.rows) as f64;
         Some((left * elapsed / self.rows as f64).ceil() as u64)
+    }
+}
+
+impl ExportJob {
+    /// The requester, as the job reads: the role and sub-customer they had when they asked.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.created_by_user,
+            subject: self.created_by.clone(),
+            tenant_id: self.tenant_id,
+            role: self.created_by_role,
+            customer_id: self.created_by_customer,
+            issued_at: None,
+        }
+    }
+
+    /// Whether its file may be downloaded now.
+    pub fn downloadable(&self, now: DateTime<Utc>) -> bool {
+        self.status == ExportStatus::Completed && self.expires_at.is_some_and(|e| e > now)
     }
 }
 

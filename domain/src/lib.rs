@@ -3,7 +3,6 @@
 pub mod actor;
 pub mod analytics;
 pub mod billing;
-pub mod blocking;
 pub mod directory;
 pub mod error;
 pub mod events;
@@ -11,12 +10,11 @@ pub mod export;
 pub mod fleet;
 pub mod identifiers;
 pub mod ids;
-pub mod metering;
 pub mod notify;
+pub mod parallel;
 pub mod password;
 pub mod ports;
 pub mod role;
-pub mod services;
 pub mod usage;
 
 pub use actor::{Actor, Scope};

@@ -31,22 +31,6 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
-/// [`hash_password`] on the blocking pool (see [`crate::blocking`]).
-pub async fn hash_password_off_runtime(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    crate::blocking::PASSWORDS
-        .run(move || hash_password(&password))
-        .await?
-}
-
-/// [`verify_password`] on the blocking pool (see [`crate::blocking`]).
-pub async fn verify_password_off_runtime(password: &str, phc: &str) -> Result<bool> {
-    let (password, phc) = (password.to_owned(), phc.to_owned());
-    crate::blocking::PASSWORDS
-        .run(move || verify_password(&password, &phc))
-        .await
-}
-
 /// A hash to verify against when the e-mail is unknown, so that a login for a missing user costs
 /// the same time as one with a wrong password.
 pub fn decoy_hash() -> &'static str {

@@ -1,7 +1,7 @@
 //! Reading uploaded tables (CSV, XLSX) into rows of text cells.
 
-use ioto_domain::blocking::in_parallel;
 use ioto_domain::fleet::import::{Table, TableFormat, MAX_IMPORT_ROWS};
+use ioto_domain::parallel::in_parallel;
 use ioto_domain::ports::TableReader;
 use ioto_domain::{Error, Result};
 
@@ -11,7 +11,7 @@ pub struct TableFiles;
 
 impl TableReader for TableFiles {
     fn read(&self, bytes: &[u8], format: TableFormat) -> Result<Table> {
-        TableFilesOn(ioto_domain::blocking::cores()).read(bytes, format)
+        TableFilesOn(ioto_domain::parallel::cores()).read(bytes, format)
     }
 }
 

@@ -10,7 +10,8 @@ use futures::stream;
 use std::time::Duration;
 
 use ioto_domain::ports::{
-    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, Enough, EventBus, StartAt,
+    TopicSpec,
 };
 use ioto_domain::{Error, Result};
 use tokio::sync::Notify;
@@ -262,18 +263,12 @@ impl InProcessConsumer {
 
 #[async_trait]
 impl BatchConsumer for InProcessConsumer {
-    async fn poll_until(
-        &mut self,
-        max: usize,
-        wait: Duration,
-        enough: &tokio::sync::Notify,
-    ) -> Result<Vec<Delivery>> {
+    async fn poll_until(&mut self, max: usize, wait: Duration, enough: Enough<'_>) -> Result<Vec<Delivery>> {
         let mut out = Vec::new();
         let shared = Arc::clone(&self.bus.shared);
         let mut deadline = tokio::time::Instant::now() + wait;
         let mut first_seen = false;
-        let enough = enough.notified();
-        tokio::pin!(enough);
+        let mut enough = enough;
         let mut stop = false;
         loop {
             if !self.owns_group() {

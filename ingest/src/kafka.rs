@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream;
 use ioto_domain::ports::{
-    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, EventBus, StartAt, TopicSpec,
+    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EngineInfo, Enough, EventBus, StartAt,
+    TopicSpec,
 };
 use ioto_domain::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -123,16 +124,10 @@ fn pump(
 
 #[async_trait]
 impl BatchConsumer for KafkaConsumer {
-    async fn poll_until(
-        &mut self,
-        max: usize,
-        wait: Duration,
-        enough: &tokio::sync::Notify,
-    ) -> Result<Vec<Delivery>> {
+    async fn poll_until(&mut self, max: usize, wait: Duration, enough: Enough<'_>) -> Result<Vec<Delivery>> {
         let mut out: Vec<Delivery> = Vec::new();
         let mut deadline = tokio::time::Instant::now() + wait;
-        let enough = enough.notified();
-        tokio::pin!(enough);
+        let mut enough = enough;
         let mut stop = false;
         while out.len() < max.max(1) {
             let next = match self.incoming.try_recv() {

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 /// What ended a poll's wait.
@@ -17,11 +16,11 @@ pub(crate) enum Woken<T> {
     Enough,
 }
 
-/// Waits for `arrival` until `deadline`, or until `enough` is notified.
+/// Waits for `arrival` until `deadline`, or until `enough` completes.
 pub(crate) async fn next_arrival<F: Future>(
     deadline: Instant,
     arrival: F,
-    enough: Pin<&mut Notified<'_>>,
+    enough: Pin<&mut (dyn Future<Output = ()> + Send + '_)>,
 ) -> Woken<F::Output> {
     tokio::select! {
         biased;

@@ -1,5 +1,5 @@
 //! Where an event's time goes on its way to the API, stage by stage, so that the slow stage is
-//! named rather than guessed (`/metrics` and `ioto bench ingest` print them):
+//! named rather than guessed (`/metrics` and `ioto-bench ingest` print them):
 //!
 //! | stage | per | from → to |
 //! |---|---|---|

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ioto_app::{
+    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
+};
 use ioto_domain::ports::{
     AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec, UsageWriter,
-};
-use ioto_domain::services::{
-    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
 };
 use ioto_domain::Result;
 use tokio::sync::watch;
@@ -292,7 +292,7 @@ impl Worker {
                     // While a write is in flight the next batch fills until it lands.
                     p = async {
                         match &inflight {
-                            Some(f) => consumer.poll_until(max, self.config.batch_wait, &f.landed).await,
+                            Some(f) => consumer.poll_until(max, self.config.batch_wait, Box::pin(f.landed.notified())).await,
                             None => consumer.poll(max, IDLE_WAIT.min(self.config.batch_wait)).await,
                         }
                     } => p,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use ioto_app::analytics::{AnalyticsQuery, DrillRow, RangeSpec};
 use ioto_domain::analytics::dashboard::{CarrierShare, Dashboard};
 use ioto_domain::analytics::{
     AnalyticsFilter, AnalyticsResult, AnalyticsRow, Cube, DimValue, Dimension, Measure, Measures, Preset,
@@ -13,7 +14,6 @@ use ioto_domain::analytics::{
 use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::sim::SimState;
 use ioto_domain::identifiers::Iccid;
-use ioto_domain::services::analytics::{AnalyticsQuery, DrillRow, RangeSpec};
 use ioto_domain::usage::RadioAccessType;
 use ioto_domain::{CustomerId, Error, TenantId};
 

@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, Scalar, ScalarType, SimpleObject, Value, ID};
 use chrono::{DateTime, Utc};
+use ioto_app::billing::{NewCharge, NewRateCard, Requester};
 use ioto_domain::billing::invoice::TenantInvoice;
 use ioto_domain::billing::money::{Cost, Currency, Price};
 use ioto_domain::billing::rate_card::{
@@ -11,7 +12,6 @@ use ioto_domain::billing::rate_card::{
 use ioto_domain::billing::rating::{RatingRun, RatingTotals, RunStatus};
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::billing::{ClosedPeriod, RatedDimension};
-use ioto_domain::services::billing::{NewCharge, NewRateCard, Requester};
 use ioto_domain::{Error, TenantId};
 use uuid::Uuid;
 

@@ -3,10 +3,10 @@
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, Upload, ID};
 use chrono::{DateTime, Utc};
+use ioto_app::fleet::{BulkFile, Submitted};
 use ioto_domain::fleet::bulk::{BulkCounts, BulkJob, BulkJobStatus, BulkRow, ValidationReport};
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::ports::{BulkJobQuery, BulkRowQuery};
-use ioto_domain::services::fleet::{BulkFile, Submitted};
 use ioto_domain::Error;
 use uuid::Uuid;
 

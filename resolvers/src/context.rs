@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_graphql::Context;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use ioto_app::{DirectoryService, FleetService, UsageService};
 use ioto_domain::directory::LoginRecord;
 use ioto_domain::events::{DirectoryEvent, FleetEvent};
-use ioto_domain::services::{DirectoryService, FleetService, UsageService};
 use ioto_domain::{Actor, Error, Result};
 
 /// Mints tokens for successful logins. The server implements it with its JWT configuration.
@@ -35,9 +35,9 @@ pub struct Services {
     pub directory: DirectoryService,
     pub fleet: FleetService,
     pub usage: UsageService,
-    pub billing: ioto_domain::services::billing::BillingService,
-    pub analytics: ioto_domain::services::AnalyticsService,
-    pub exports: ioto_domain::services::ExportService,
+    pub billing: ioto_app::billing::BillingService,
+    pub analytics: ioto_app::AnalyticsService,
+    pub exports: ioto_app::ExportService,
     /// Signs the download links of finished exports.
     pub export_links: Arc<dyn crate::exports::ExportLinks>,
     pub tokens: Arc<dyn TokenIssuer>,
@@ -45,7 +45,7 @@ pub struct Services {
     /// Rate limits of this instance (charged before an operation runs).
     pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
     /// How long `provisionSims` waits, and for how many SIMs.
-    pub provision_wait: ioto_domain::services::fleet::ProvisionWait,
+    pub provision_wait: ioto_app::fleet::ProvisionWait,
     /// How often an open subscription checks again that its caller still sees what it streams
     /// (besides at every visibility change announced on the bus).
     pub subscription_recheck: std::time::Duration,
@@ -77,7 +77,7 @@ pub struct RequestContext {
 }
 
 /// What one request costs: its complexity, set once it passed validation, and the store queries
-/// it ran (counted through [`ioto_domain::metering`]).
+/// it ran (counted by the store adapters through the metering crate).
 #[derive(Clone, Debug, Default)]
 pub struct RequestMeter {
     pub cost: Arc<std::sync::atomic::AtomicU64>,

@@ -3,12 +3,12 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use ioto_app::fleet::{
+    DeviceInput, DevicePatch, ImportRequest, LabelChange, SimInput, SimPatch, StateChangeOutcome,
+};
 use ioto_domain::fleet::device::Imei;
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::identifiers::{Imsi, Msisdn};
-use ioto_domain::services::fleet::{
-    DeviceInput, DevicePatch, ImportRequest, LabelChange, SimInput, SimPatch, StateChangeOutcome,
-};
 use ioto_domain::{CustomerId, Error};
 use uuid::Uuid;
 

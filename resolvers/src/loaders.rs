@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::Lookahead;
+use ioto_app::FleetService;
 use ioto_domain::directory::Customer;
 use ioto_domain::fleet::{Device, Sim};
-use ioto_domain::services::FleetService;
 use ioto_domain::{Actor, CustomerId, DeviceId};
 
 use crate::error::to_gql;

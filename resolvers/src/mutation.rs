@@ -1,8 +1,8 @@
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
+use ioto_app::CreateUser;
 use ioto_domain::directory::{parse_external_ref, CustomerPatch, UserPatch};
 use ioto_domain::events::{DirectoryChange, DirectoryEvent};
 use ioto_domain::identifiers::{Email, Name, Slug};
-use ioto_domain::services::CreateUser;
 use ioto_domain::{CustomerId, Error, TenantId, UserId};
 
 use crate::context::{actor, services};

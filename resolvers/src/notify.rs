@@ -3,8 +3,8 @@
 
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use ioto_app::fleet::CreatedEndpoint;
 use ioto_domain::notify::{Delivery, Notification, NotificationKind, WebhookEndpoint};
-use ioto_domain::services::fleet::CreatedEndpoint;
 use ioto_domain::Error;
 use uuid::Uuid;
 

@@ -256,7 +256,7 @@ impl SubscriptionRoot {
             stream.filter_map(move |e| {
                 let hit = match e {
                     ioto_domain::events::FleetEvent::Notification(n)
-                        if ioto_domain::services::FleetService::sees_notification(&actor, &n) =>
+                        if ioto_app::FleetService::sees_notification(&actor, &n) =>
                     {
                         n.notification().ok().map(crate::notify::NotificationObject)
                     }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ioto_domain::services::FleetService;
+use ioto_app::FleetService;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;

@@ -241,7 +241,7 @@ async fn graphql(
                     Some(s) => s.wrap(fut),
                     None => fut,
                 };
-                Box::pin(ioto_domain::metering::metered(Arc::clone(&queries), fut))
+                Box::pin(ioto_metering::metered(Arc::clone(&queries), fut))
             })
         }),
     };
@@ -258,7 +258,7 @@ async fn graphql(
             None => st.schema.execute(req.data(ctx)).await,
         }
     };
-    let resp = ioto_domain::metering::metered(queries, execute).await;
+    let resp = ioto_metering::metered(queries, execute).await;
     st.metrics.record_operation(meter.cost(), meter.store_queries());
     let limited = resp.errors.iter().find_map(|e| {
         let ext = e.extensions.as_ref()?;

@@ -10,8 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ioto_app::fleet::ImportRequest;
 use ioto_domain::fleet::import::TableFormat;
-use ioto_domain::services::fleet::ImportRequest;
 use ioto_domain::{CustomerId, Error, TenantId};
 use serde::Deserialize;
 use serde_json::json;
@@ -126,12 +126,12 @@ pub async fn submit_bulk_job(
     Query(params): Query<BulkParams>,
     body: Bytes,
 ) -> Response {
-    let file = (|| -> Result<ioto_domain::services::fleet::BulkFile, Error> {
+    let file = (|| -> Result<ioto_app::fleet::BulkFile, Error> {
         let format = match (&params.format, &params.file_name) {
             (None, Some(name)) if TableFormat::parse(name).is_ok() => TableFormat::parse(name)?,
             (f, _) => format_of(f.as_deref(), &headers)?,
         };
-        Ok(ioto_domain::services::fleet::BulkFile {
+        Ok(ioto_app::fleet::BulkFile {
             tenant_id: params
                 .tenant_id
                 .as_deref()

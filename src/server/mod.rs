@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use ioto_app::{DirectoryService, FleetService};
 use ioto_domain::fleet::SecretCipher;
-use ioto_domain::services::{DirectoryService, FleetService};
 use ioto_resolvers::Services;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,8 +47,8 @@ pub struct App {
     pub jwt: Arc<Jwt>,
     pub directory: DirectoryService,
     pub fleet: FleetService,
-    pub billing: ioto_domain::services::billing::BillingService,
-    pub analytics: ioto_domain::services::AnalyticsService,
+    pub billing: ioto_app::billing::BillingService,
+    pub analytics: ioto_app::AnalyticsService,
     /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
     pub pipeline: Pipeline,
     /// Realtime events of every instance (what subscriptions follow).
@@ -183,7 +183,7 @@ impl App {
                 shutdown.subscribe(),
             );
         }
-        let billing = ioto_domain::services::billing::BillingService::new(
+        let billing = ioto_app::billing::BillingService::new(
             engines.billing.clone(),
             engines.billing.clone(),
             engines.usage.clone(),
@@ -199,25 +199,25 @@ impl App {
             );
         }
         // Reads of the API count as store queries of the request they serve.
-        let metered = Arc::new(ioto_domain::metering::MeteredUsage(engines.usage.clone()));
-        let analytics = ioto_domain::services::AnalyticsService::new(
+        let metered = Arc::new(ioto_app::usage::MeteredUsage(engines.usage.clone()));
+        let analytics = ioto_app::AnalyticsService::new(
             metered.clone(),
             engines.analytics.clone(),
             engines.fleet.clone(),
             billing.clone(),
         );
-        let usage = ioto_domain::services::UsageService::new(metered.clone(), metered);
+        let usage = ioto_app::UsageService::new(metered.clone(), metered);
         let export_storage = export_storage(config)?;
         tracing::info!(location = %export_storage.location(), "export files");
         let export_links = Arc::new(export_link_signer(config)?);
-        let exports = ioto_domain::services::ExportService::new(
+        let exports = ioto_app::ExportService::new(
             Arc::clone(&engines.fleet),
             realtime.clone(),
             fleet.clone(),
             usage.clone(),
             billing.clone(),
             analytics.clone(),
-            ioto_domain::services::export::ExportSettings {
+            ioto_app::export::ExportSettings {
                 retention: Duration::from_secs(config.exports.retention_seconds),
             },
         );
@@ -243,7 +243,7 @@ impl App {
             realtime: realtime.clone(),
             rate_limiter: Arc::clone(&rate_limiter),
             subscription_recheck: Duration::from_secs(config.auth.session_check_seconds.max(1)),
-            provision_wait: ioto_domain::services::fleet::ProvisionWait {
+            provision_wait: ioto_app::fleet::ProvisionWait {
                 limit: config.bulk.provision_wait_limit,
                 timeout: Duration::from_secs(config.bulk.provision_wait_seconds),
                 lease: Duration::from_secs(config.bulk.lease_seconds),

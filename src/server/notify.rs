@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
+use ioto_app::FleetService;
 use ioto_domain::notify::{
     sign_webhook, AddressPolicy, DeliveryAttempt, DeliveryChannel, DeliveryStatus, DueDelivery, RetryPolicy,
 };
-use ioto_domain::services::FleetService;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use ioto_app::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
 use ioto_domain::events::FleetEvent;
 use ioto_domain::ports::{Sighting, TelemetryMessage};
-use ioto_domain::services::{CdrIngest, DeadLetter, SessionIngest, TelemetryIngest};
 use ioto_ingest::worker::{dead_letter_json, IngestStats, IngestTopics, Worker, WorkerConfig};
 use tokio::sync::{mpsc, watch};
 

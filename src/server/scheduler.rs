@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ioto_domain::services::FleetService;
+use ioto_app::FleetService;
 use tokio::sync::watch;
 
 /// Schedules claimed per tick.
@@ -41,7 +41,7 @@ pub fn spawn(fleet: FleetService, interval: Duration, mut shutdown: watch::Recei
 
 /// Rates every tenant's open billing periods once per `interval`, the first time at start-up.
 pub fn spawn_rating(
-    billing: ioto_domain::services::billing::BillingService,
+    billing: ioto_app::billing::BillingService,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ioto_domain::services::DirectoryService;
+use ioto_app::DirectoryService;
 use ioto_domain::{Actor, Result, UserId};
 
 pub struct SessionCheck {

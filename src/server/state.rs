@@ -21,8 +21,8 @@ pub struct AppState {
     pub console: bool,
     /// `http.web_dir`: the browser pages read from here instead of the binary.
     pub web_dir: Option<std::path::PathBuf>,
-    pub fleet: ioto_domain::services::FleetService,
-    pub exports: ioto_domain::services::ExportService,
+    pub fleet: ioto_app::FleetService,
+    pub exports: ioto_app::ExportService,
     pub export_storage: Arc<dyn ioto_domain::ports::export::ExportStorage>,
     pub export_links: Arc<crate::server::exports::LinkSigner>,
     /// The same limiter the GraphQL schema charges: uploads are charged to it too.

@@ -1,7 +1,8 @@
-//! The browser pages: the GraphiQL playground (`/playground`) and the console (`/console`). Their
-//! files live under `web/` and are embedded in the binary; the vendored libraries are listed with
-//! their versions and licenses in `web/vendor/README.md`. `http.web_dir` serves them from a
-//! directory instead, for working on the pages without rebuilding.
+//! The browser pages: the GraphiQL playground (`/playground`, files in `playground/`) and the
+//! console (`/console`, files in `web/console/`). Their files are embedded in the binary; the
+//! vendored libraries are in `web/vendor/`, listed with their versions and licenses in
+//! `web/vendor/README.md`. `http.web_dir` serves them from a checkout instead, for working on the
+//! pages without rebuilding.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::server::state::AppState;
 
-/// One embedded file: its path under `web/`, its content type and its bytes.
+/// One embedded file: its path in the checkout, its content type and its bytes.
 struct Asset {
     path: &'static str,
     content_type: &'static str,
@@ -29,7 +30,7 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $type,
-            body: include_bytes!(concat!("../../web/", $path)),
+            body: include_bytes!(concat!("../../", $path)),
         }
     };
 }
@@ -39,28 +40,28 @@ const PLAYGROUND: &[Asset] = &[
     asset!("playground/playground.js", JS),
     asset!("playground/playground.css", CSS),
     asset!("playground/operations.graphql", GRAPHQL),
-    asset!("vendor/graphiql.min.js", JS),
-    asset!("vendor/graphiql.min.css", CSS),
-    asset!("vendor/react.production.min.js", JS),
-    asset!("vendor/react-dom.production.min.js", JS),
-    asset!("vendor/graphql-ws.min.js", JS),
+    asset!("web/vendor/graphiql.min.js", JS),
+    asset!("web/vendor/graphiql.min.css", CSS),
+    asset!("web/vendor/react.production.min.js", JS),
+    asset!("web/vendor/react-dom.production.min.js", JS),
+    asset!("web/vendor/graphql-ws.min.js", JS),
 ];
 
 const CONSOLE: &[Asset] = &[
-    asset!("console/index.html", HTML),
-    asset!("console/console.css", CSS),
-    asset!("console/app.js", JS),
-    asset!("console/api.js", JS),
-    asset!("console/ui.js", JS),
-    asset!("console/charts.js", JS),
-    asset!("console/dashboard.js", JS),
-    asset!("console/fleet.js", JS),
-    asset!("console/sim.js", JS),
-    asset!("console/analytics.js", JS),
-    asset!("console/bulk.js", JS),
-    asset!("console/exports.js", JS),
-    asset!("vendor/d3.min.js", JS),
-    asset!("vendor/graphql-ws.min.js", JS),
+    asset!("web/console/index.html", HTML),
+    asset!("web/console/console.css", CSS),
+    asset!("web/console/app.js", JS),
+    asset!("web/console/api.js", JS),
+    asset!("web/console/ui.js", JS),
+    asset!("web/console/charts.js", JS),
+    asset!("web/console/dashboard.js", JS),
+    asset!("web/console/fleet.js", JS),
+    asset!("web/console/sim.js", JS),
+    asset!("web/console/analytics.js", JS),
+    asset!("web/console/bulk.js", JS),
+    asset!("web/console/exports.js", JS),
+    asset!("web/vendor/d3.min.js", JS),
+    asset!("web/vendor/graphql-ws.min.js", JS),
 ];
 
 /// Only this server's own scripts, styles and connections (WebSocket included); GraphiQL's
@@ -78,7 +79,7 @@ const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
 /// What a page (or an asset of it) needs to be served.
 struct Page {
     name: &'static str,
-    /// Its assets are served at `/{name}/assets/{file}`, from these directories under `web/`.
+    /// Its assets are served at `/{name}/assets/{file}`, from these directories of the checkout.
     dirs: &'static [&'static str],
     assets: &'static [Asset],
     csp: &'static str,
@@ -87,7 +88,7 @@ struct Page {
 
 const PLAYGROUND_PAGE: Page = Page {
     name: "playground",
-    dirs: &["playground", "vendor"],
+    dirs: &["playground", "web/vendor"],
     assets: PLAYGROUND,
     csp: PLAYGROUND_CSP,
     disabled: "the playground is disabled (graphql.playground = false)",
@@ -95,7 +96,7 @@ const PLAYGROUND_PAGE: Page = Page {
 
 const CONSOLE_PAGE: Page = Page {
     name: "console",
-    dirs: &["console", "vendor"],
+    dirs: &["web/console", "web/vendor"],
     assets: CONSOLE,
     csp: CONSOLE_CSP,
     disabled: "the console is disabled (http.console = false)",
@@ -221,7 +222,7 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             assert!(
-                CONSOLE.iter().any(|a| a.path == format!("console/{name}")),
+                CONSOLE.iter().any(|a| a.path == format!("web/console/{name}")),
                 "web/console/{name} is not embedded: add it to CONSOLE in src/server/web.rs"
             );
         }

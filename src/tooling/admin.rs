@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
+use ioto_app::{CreateUser, DirectoryService};
 use ioto_domain::directory::{Customer, Tenant, User};
 use ioto_domain::fleet::query::{Cursor, Page};
 use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::Directory;
-use ioto_domain::services::{CreateUser, DirectoryService};
 use ioto_domain::{Actor, CustomerId, Role, TenantId};
 
 use crate::config::Config;

@@ -466,10 +466,7 @@ pub const DEMO_BULK_SIMS: usize = 60;
 
 /// An example bulk job in the demo's history, once per data directory: the tenant admin
 /// activates the first SIMs still in inventory from a file, through the simulated HLR.
-pub async fn example_bulk_job(
-    fleet: &ioto_domain::services::FleetService,
-    demo: &Demo,
-) -> anyhow::Result<()> {
+pub async fn example_bulk_job(fleet: &ioto_app::FleetService, demo: &Demo) -> anyhow::Result<()> {
     let Some(admin) = demo.users.iter().find(|u| u.role == Role::TenantAdmin) else {
         return Ok(());
     };
@@ -503,7 +500,7 @@ pub async fn example_bulk_job(
     let submitted = fleet
         .submit_bulk_file(
             &actor,
-            ioto_domain::services::fleet::BulkFile {
+            ioto_app::fleet::BulkFile {
                 tenant_id: None,
                 file_name: Some("acme-rollout-activation.csv".into()),
                 format: ioto_domain::fleet::import::TableFormat::Csv,

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use chrono::{Months, Utc};
+use ioto_app::billing::{BillingService, NewRateCard};
 use ioto_domain::billing::money::{Currency, Price};
 use ioto_domain::billing::rate_card::{
     BillingPeriod, RateCardKind, RateCardTerms, TariffOverride, Zone, ZonePrice,
 };
 use ioto_domain::directory::Tenant;
 use ioto_domain::identifiers::MccMnc;
-use ioto_domain::services::billing::{BillingService, NewRateCard};
 use ioto_domain::{Actor, Role};
 
 /// How often the demo rates its open period (the configured interval is usually an hour).

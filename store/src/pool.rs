@@ -34,7 +34,7 @@ impl SqlStore {
         let counter = Arc::clone(&statements);
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
-            ioto_domain::metering::count_store_query();
+            ioto_metering::count_store_query();
         });
         Self { db, info, statements }
     }
@@ -118,7 +118,7 @@ impl SqlStore {
     /// ones included, transaction control not).
     pub(crate) fn count_statements(&self, n: u64) {
         self.statements.fetch_add(n, Ordering::Relaxed);
-        ioto_domain::metering::count_store_queries(n);
+        ioto_metering::count_store_queries(n);
     }
 }
 

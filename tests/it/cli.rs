@@ -1,4 +1,4 @@
-//! The `ioto` binary as a newcomer uses it.
+//! The `ioto` and `ioto-bench` binaries as a newcomer uses them.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,10 +8,20 @@ use ioto_test_support::temp_dir;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ioto");
+const BENCH_BIN: &str = env!("CARGO_BIN_EXE_ioto-bench");
 const ENGINE_VARS: &[&str] = &["DATABASE_URL", "CLICKHOUSE_URL", "KAFKA_BROKERS", "MQTT_URL"];
 
 pub(crate) fn ioto() -> Command {
-    let mut c = Command::new(BIN);
+    command(BIN)
+}
+
+/// The benchmarks' binary, `ioto-bench`.
+fn ioto_bench() -> Command {
+    command(BENCH_BIN)
+}
+
+fn command(bin: &str) -> Command {
+    let mut c = Command::new(bin);
     for v in ENGINE_VARS {
         c.env_remove(v);
     }
@@ -638,14 +648,13 @@ async fn admin_cli_bootstraps_an_empty_database() {
     app.stop().await;
 }
 
-/// `ioto bench api` runs against the current schema on both engine sets and prints the ratios
+/// `ioto-bench api` runs against the current schema on both engine sets and prints the ratios
 /// its targets are stated in (a bench that no longer runs is caught here, not by its next user).
 #[tokio::test]
 async fn bench_api_runs_on_both_engine_sets() {
     let db = ioto_test_support::pg::database().await;
-    let out = ioto()
+    let out = ioto_bench()
         .args([
-            "bench",
             "api",
             "--requests",
             "40",
@@ -706,7 +715,11 @@ fn out_of_range_flags_name_the_flag() {
             "--role",
         ),
     ] {
-        let out = ioto().args(args).output().unwrap();
+        let out = match args {
+            ["bench", bench @ ..] => ioto_bench().args(bench).output(),
+            _ => ioto().args(args).output(),
+        }
+        .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} must fail");
         assert!(
@@ -716,9 +729,8 @@ fn out_of_range_flags_name_the_flag() {
     }
 }
 
-/// `ioto bench ingest` at a tiny size on the embedded engines: two runs and their summary.
+/// `ioto-bench ingest` at a tiny size on the embedded engines: two runs and their summary.
 const TINY_INGEST: &[&str] = &[
-    "bench",
     "ingest",
     "--events",
     "2000",
@@ -732,9 +744,8 @@ const TINY_INGEST: &[&str] = &[
     "2",
 ];
 
-/// `ioto bench fleet` at a tiny size: two runs and their summary.
+/// `ioto-bench fleet` at a tiny size: two runs and their summary.
 const TINY_FLEET: &[&str] = &[
-    "bench",
     "fleet",
     "--sims",
     "2000",
@@ -746,7 +757,7 @@ const TINY_FLEET: &[&str] = &[
     "2",
 ];
 
-/// `ioto bench fleet`, `ioto bench ingest` (two runs and their summary) and `ioto bench cpu`
+/// `ioto-bench fleet`, `ioto-bench ingest` (two runs and their summary) and `ioto-bench cpu`
 /// (with instruction counts) run, small, on the embedded engines and print their
 /// figures (what a user re-running them would see first is that they still work).
 #[test]
@@ -756,7 +767,6 @@ fn bench_fleet_and_ingest_run() {
         (TINY_INGEST, "summary of 2 runs"),
         (
             &[
-                "bench",
                 "cpu",
                 "--events",
                 "3000",
@@ -774,12 +784,12 @@ fn bench_fleet_and_ingest_run() {
         ),
         (
             &[
-                "bench", "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
+                "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
             ][..],
             "p99 without the HLR's time, during the job",
         ),
     ] {
-        let out = ioto()
+        let out = ioto_bench()
             .args(args)
             .arg("--data-dir")
             .arg(temp_dir())
@@ -787,7 +797,7 @@ fn bench_fleet_and_ingest_run() {
             .unwrap();
         let stdout = succeeded(&out, &format!("{args:?}"));
         assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
-        if args[1] == "fleet" {
+        if args[0] == "fleet" {
             // Where the imports' time went, stage by stage.
             for stage in [
                 "reading and checking the file",
@@ -822,7 +832,7 @@ fn bench_fleet_and_ingest_run() {
             engines.contains("SQLite 3.") || engines.contains("PostgreSQL "),
             "{engines}"
         );
-        if args[1] == "cpu" {
+        if args[0] == "cpu" {
             // Every step carries an instruction count from callgrind, not the hint to ask for
             // one; rating's (two processes subtracted) included, and the import's check and
             // seal (the seal on every core is the same work as on one thread).
@@ -854,7 +864,7 @@ fn bench_fleet_and_ingest_run() {
                 assert!(row.contains(" | 2000 | 3 | "), "{row}");
             }
         }
-        if args[1] == "ingest" {
+        if args[0] == "ingest" {
             // The stage breakdown names every stage, each observed during the live load.
             for stage in crate::INGEST_STAGES {
                 let row = stdout
@@ -878,7 +888,11 @@ fn bench_fleet_and_ingest_run() {
 #[test]
 fn a_bench_without_a_data_dir_leaves_nothing_behind() {
     let tmp = temp_dir();
-    let out = ioto().env("TMPDIR", &tmp).args(TINY_INGEST).output().unwrap();
+    let out = ioto_bench()
+        .env("TMPDIR", &tmp)
+        .args(TINY_INGEST)
+        .output()
+        .unwrap();
     let stdout = succeeded(&out, "");
     assert!(stdout.contains("summary of 2 runs"), "{stdout}");
     let left: Vec<_> = std::fs::read_dir(&tmp)
@@ -889,11 +903,11 @@ fn a_bench_without_a_data_dir_leaves_nothing_behind() {
     std::fs::remove_dir(&tmp).unwrap();
 }
 
-/// `ioto bench exports` runs, small, for every format.
+/// `ioto-bench exports` runs, small, for every format.
 #[test]
 fn bench_exports_runs_every_format() {
-    let out = ioto()
-        .args(["bench", "exports", "--rows", "20000", "--runs", "2"])
+    let out = ioto_bench()
+        .args(["exports", "--rows", "20000", "--runs", "2"])
         .output()
         .unwrap();
     let stdout = succeeded(&out, "");
@@ -903,15 +917,15 @@ fn bench_exports_runs_every_format() {
     }
 }
 
-/// `ioto bench rating` runs, small, on the embedded store and on ClickHouse, where the same rating
+/// `ioto-bench rating` runs, small, on the embedded store and on ClickHouse, where the same rating
 /// as SQL must sum to exactly what Polars rated.
 #[tokio::test]
 async fn bench_rating_runs_on_both_usage_stores() {
     let ch = ioto_test_support::clickhouse::database().await;
     for clickhouse in [false, true] {
-        let mut cmd = ioto();
+        let mut cmd = ioto_bench();
         cmd.args([
-            "bench", "rating", "--cdrs", "20000", "--sims", "200", "--zones", "12", "--runs", "2",
+            "rating", "--cdrs", "20000", "--sims", "200", "--zones", "12", "--runs", "2",
         ])
         .arg("--data-dir")
         .arg(temp_dir());
@@ -977,12 +991,12 @@ async fn bench_left_clickhouse_as_it_was(ch: &ioto_analytics::ClickHouseConfig) 
     );
 }
 
-/// `ioto bench fleet` on Postgres and ClickHouse, small: it measures and leaves the configured
+/// `ioto-bench fleet` on Postgres and ClickHouse, small: it measures and leaves the configured
 /// ClickHouse database as it was (it used to create the schema there).
 #[tokio::test]
 async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_alone() {
     let ch = ioto_test_support::clickhouse::database().await;
-    let out = ioto()
+    let out = ioto_bench()
         .args(TINY_FLEET)
         .arg("--data-dir")
         .arg(temp_dir())
@@ -998,15 +1012,14 @@ async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_al
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
 }
 
-/// `ioto bench analytics` runs, small, on the embedded store and on ClickHouse (where ClickHouse
+/// `ioto-bench analytics` runs, small, on the embedded store and on ClickHouse (where ClickHouse
 /// generates the updates through its materialized views) and prints its table.
 #[tokio::test]
 async fn bench_analytics_runs_on_both_usage_stores() {
     let ch = ioto_test_support::clickhouse::database().await;
     for clickhouse in [false, true] {
-        let mut cmd = ioto();
+        let mut cmd = ioto_bench();
         cmd.args([
-            "bench",
             "analytics",
             "--updates",
             "20000",

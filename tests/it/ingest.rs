@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
+use ioto_app::ingest::SessionIngest;
 use ioto_domain::ports::{period_start, Granularity, UsageStore};
-use ioto_domain::services::ingest::SessionIngest;
 use ioto_domain::usage::{step, SessionProgress, SessionRollup, Step};
 use ioto_ingest::simulator::{SessionPlan, SimEvent};
 use ioto_test_support::{clickhouse, temp_dir};
@@ -80,7 +80,7 @@ async fn exactly_once(usage: Arc<dyn UsageStore>) {
     let batches: Vec<_> = payloads.chunks(7).collect();
     for (k, batch) in batches.iter().enumerate() {
         dead.extend(ingest.process(batch).await.unwrap().dead);
-        assert!(ingest.progress_bytes() <= ioto_domain::services::ingest::MAX_PROGRESS_CACHE_BYTES);
+        assert!(ingest.progress_bytes() <= ioto_app::ingest::MAX_PROGRESS_CACHE_BYTES);
         // The broker redelivers the batch just done.
         let again = ingest.process(batch).await.unwrap();
         assert_eq!(again.written, 0, "a redelivered batch counts nothing");
@@ -315,7 +315,7 @@ async fn sessions_count_exactly_once_embedded() {
 /// a batch's own SIMs are always all there afterwards, and a SIM no tenant has stays unknown.
 #[tokio::test]
 async fn sim_owners_are_cached_up_to_a_byte_limit() {
-    use ioto_domain::services::ingest::Owners;
+    use ioto_app::ingest::Owners;
     let (_, fleet, f) = ioto_test_support::factory::postgres_ports().await;
     let tenant = f.tenant("Owners").await;
     let sims = f.sims(&tenant, None, 30).await;

@@ -29,7 +29,7 @@ mod usage;
 mod users;
 
 /// The ingest worker's stages, in the order an event passes them, as `/metrics` and
-/// `ioto bench ingest` must name them.
+/// `ioto-bench ingest` must name them.
 const INGEST_STAGES: [&str; 8] = [
     "in_broker",
     "poll",

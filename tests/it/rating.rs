@@ -428,8 +428,8 @@ fn charge<'a>(
     description: &'a str,
     quantity: u64,
     price: &str,
-) -> ioto_domain::services::billing::NewCharge<'a> {
-    ioto_domain::services::billing::NewCharge {
+) -> ioto_app::billing::NewCharge<'a> {
+    ioto_app::billing::NewCharge {
         tenant,
         day,
         description,
@@ -444,9 +444,9 @@ pub(super) fn billing_service(
     store: &ioto_store::SqlStore,
     usage: Arc<dyn UsageStore>,
     fleet: Arc<dyn ioto_domain::ports::Fleet>,
-) -> ioto_domain::services::billing::BillingService {
+) -> ioto_app::billing::BillingService {
     let billing = Arc::new(store.billing());
-    ioto_domain::services::billing::BillingService::new(
+    ioto_app::billing::BillingService::new(
         billing.clone(),
         billing.clone(),
         usage,
@@ -459,7 +459,7 @@ pub(super) fn billing_service(
 /// A tenant with SIMs and a monthly retail card of 0.5 per MB from `from` with access fee `fee`,
 /// on a migrated transactional store and usage store, and the service that rates it.
 pub(super) struct RetailFixture {
-    pub service: ioto_domain::services::billing::BillingService,
+    pub service: ioto_app::billing::BillingService,
     pub tenant: ioto_domain::directory::Tenant,
     pub sims: Vec<ioto_domain::fleet::Sim>,
     pub admin: ioto_domain::Actor,
@@ -486,7 +486,7 @@ pub(super) async fn retail_fixture(
     let card = service
         .create_rate_card(
             &admin,
-            ioto_domain::services::billing::NewRateCard {
+            ioto_app::billing::NewRateCard {
                 tenant_id: tenant.id,
                 kind: RateCardKind::Retail,
                 name: "Retail".into(),
@@ -519,7 +519,7 @@ pub(super) fn flat_terms(from: NaiveDate, price: &str, fee: &str) -> RateCardTer
 /// The whole service on a transactional store: cards by role, a run over the current month from
 /// the audit trail (SIMs active now owe this month's fee), a second run replacing the first.
 async fn service_rates_the_current_period(loc: ioto_store::StoreLocation) {
-    use ioto_domain::services::billing::{NewRateCard, Requester};
+    use ioto_app::billing::{NewRateCard, Requester};
     use ioto_domain::Role;
 
     ioto_store::migrate(&loc).await.unwrap();

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
+use ioto_app::billing::Requester;
 use ioto_domain::billing::money::Cost;
 use ioto_domain::billing::rate_card::RateCardKind;
 use ioto_domain::billing::rating::{RatingRun, RunStatus};
 use ioto_domain::ports::billing::RatedDimension;
 use ioto_domain::ports::UsageStore;
-use ioto_domain::services::billing::Requester;
 use ioto_store::StoreLocation;
 use ioto_test_support::{clickhouse, temp_dir};
 

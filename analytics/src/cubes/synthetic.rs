@@ -1,4 +1,4 @@
-//! Synthetic session updates for `ioto bench analytics`, inserted into ClickHouse's
+//! Synthetic session updates for `ioto-bench analytics`, inserted into ClickHouse's
 //! `session_updates` by ClickHouse itself (`INSERT … SELECT … FROM numbers()`), so they go through
 //! the same materialized views the ingest worker's inserts feed.
 

@@ -1,4 +1,4 @@
-//! The same rating as one ClickHouse statement, for `ioto bench rating` to compare against the
+//! The same rating as one ClickHouse statement, for `ioto-bench rating` to compare against the
 //! Polars engine (time and result). Cards with one version and no tariff overrides only: the
 //! statement looks zones up with `transform` over the version's networks.
 

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::billing::money::Cost;
 use crate::identifiers::{Iccid, MccMnc};
-use crate::ports::Granularity;
+use crate::usage::Granularity;
 use crate::usage::RadioAccessType;
 use crate::CustomerId;
 

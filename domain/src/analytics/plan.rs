@@ -11,8 +11,8 @@ use super::{
     Measure, Measures, Unserved, MAX_BUCKETS,
 };
 use crate::identifiers::{Iccid, MccMnc};
-use crate::ports::Granularity;
 use crate::usage::networks::Networks;
+use crate::usage::Granularity;
 use crate::{Error, Result};
 
 /// Ranges a client names instead of giving instants (all in the request's time zone).
@@ -132,7 +132,7 @@ pub fn bounds(req: &AnalyticsRequest) -> Result<Vec<DateTime<Utc>>> {
     let Some(g) = req.granularity else {
         // One bucket: the finest cube holds whole hours.
         for (field, t) in [("timeRange.from", req.from), ("timeRange.to", req.to)] {
-            let hour = crate::ports::period_start(t, Granularity::Hour);
+            let hour = crate::usage::period_start(t, Granularity::Hour);
             if hour != t {
                 return Err(Error::invalid(
                     field,
@@ -187,7 +187,7 @@ pub fn bounds(req: &AnalyticsRequest) -> Result<Vec<DateTime<Utc>>> {
 
 /// Whether `t` is on the grain `g` in UTC.
 fn on_grain(t: DateTime<Utc>, g: Granularity) -> bool {
-    crate::ports::period_start(t, g) == t
+    crate::usage::period_start(t, g) == t
 }
 
 /// What the store is asked, and how its rows become the answer.

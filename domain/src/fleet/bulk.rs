@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::import::Table;
 use super::lifecycle::Lifecycle;
 use super::sim::SimState;
+use crate::fleet::network_action::NetworkAction;
 use crate::identifiers::Iccid;
-use crate::ports::network::NetworkAction;
 use crate::{CustomerId, Error, Result, Role, SimId, TenantId, UserId};
 
 /// Most rows one bulk job may hold.
@@ -704,7 +704,7 @@ pub struct RowResult {
     pub reason: Option<String>,
     pub reference: Option<String>,
     /// The SIM as it is to be written (state changed), with the version it was read at.
-    pub sim: Option<crate::ports::Versioned<super::sim::Sim>>,
+    pub sim: Option<super::Versioned<super::sim::Sim>>,
     /// Audit entries of the change (written only when the SIM write succeeds).
     pub audit: Vec<super::audit::NewAuditEntry>,
 }

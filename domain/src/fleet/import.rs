@@ -1,6 +1,6 @@
 //! Inventory import: a table of new SIMs checked row by row before anything is written.
 //!
-//! The file is read into a [`Table`] by a [`crate::ports::TableReader`]; [`check_rows`] turns it
+//! The file is read into a [`Table`] by a table reader (a port); [`check_rows`] turns it
 //! into SIMs to create and per-row errors. Nothing is written until the caller commits a file
 //! without errors (or asks to skip the bad rows).
 
@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::secret::SecretCipher;
 use super::sim::{parse_pin, parse_tariff_plan, NewSim, SimState, SimType};
-use crate::blocking::in_parallel;
 use crate::identifiers::{Iccid, Imsi, Msisdn};
+use crate::parallel::in_parallel;
 use crate::{CustomerId, Error, Result, TenantId};
 
 /// Most rows one import may hold.
@@ -83,7 +83,7 @@ pub struct ImportReport {
 
 /// Where an import's time went: reading and checking the file, the inventory search (only when
 /// the file is previewed, has bad rows or its insert met a taken identifier), sealing PINs and
-/// PUKs, and the store's insert and commit (all or nothing). `ioto bench fleet` prints them.
+/// PUKs, and the store's insert and commit (all or nothing). `ioto-bench fleet` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportStages {
     pub check: std::time::Duration,
@@ -173,7 +173,7 @@ const CHECK_CHUNK: usize = 4_096;
 /// fields on their own), then duplicates are looked for in file order, so the errors and their
 /// order are the same as one pass from the first row to the last.
 pub fn check_rows(table: &Table, target: ImportTarget) -> Result<(Vec<CheckedRow>, Vec<RowError>)> {
-    let (rows, errors, _) = check_rows_on(table, target, crate::blocking::cores())?;
+    let (rows, errors, _) = check_rows_on(table, target, crate::parallel::cores())?;
     Ok((rows, errors))
 }
 
@@ -424,28 +424,6 @@ fn parse_row(cells: &[String], line: usize, at: &Positions) -> ParsedRow {
 /// A file read and checked: the rows to create, the bad rows, and how many rows were not empty.
 pub type CheckedFile = (Vec<CheckedRow>, Vec<RowError>, usize);
 
-/// Reads the uploaded file with `reader` and checks every row ([`check_rows`]): the CPU part of
-/// an import before anything is sealed or written.
-pub fn read_and_check(
-    reader: &dyn crate::ports::TableReader,
-    bytes: &[u8],
-    format: TableFormat,
-    target: ImportTarget,
-) -> Result<CheckedFile> {
-    read_and_check_on(reader, bytes, format, target, crate::blocking::cores())
-}
-
-/// [`read_and_check`] with the rows checked on at most `threads` threads.
-pub fn read_and_check_on(
-    reader: &dyn crate::ports::TableReader,
-    bytes: &[u8],
-    format: TableFormat,
-    target: ImportTarget,
-    threads: usize,
-) -> Result<CheckedFile> {
-    check_rows_on(&reader.read(bytes, format)?, target, threads)
-}
-
 /// Labels written as `key=value` pairs separated by `;`.
 pub fn parse_label_list(s: &str) -> Result<super::labels::Labels> {
     let mut labels = super::labels::Labels::new();
@@ -517,7 +495,7 @@ const SEAL_CHUNK: usize = 4_096;
 /// keeps its sealed values. Large files are sealed on every core, each thread drawing the nonces
 /// of its rows in one read of the system's random source.
 pub fn seal_rows(rows: &mut [CheckedRow], cipher: &SecretCipher) -> Result<()> {
-    seal_rows_on(rows, cipher, crate::blocking::cores())
+    seal_rows_on(rows, cipher, crate::parallel::cores())
 }
 
 /// [`seal_rows`] on at most `threads` threads (the calling one when 1).

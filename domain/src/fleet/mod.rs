@@ -7,6 +7,7 @@ pub mod device;
 pub mod import;
 pub mod labels;
 pub mod lifecycle;
+pub mod network_action;
 pub mod query;
 pub mod schedule;
 pub mod secret;
@@ -16,6 +17,7 @@ pub use audit::{AuditAction, AuditEntry, AuditQuery, AuditStamp, EntityKind, New
 pub use device::{Connectivity, Device, DeviceKind, DeviceState, Imei};
 pub use labels::{LabelSuggestion, Labels};
 pub use lifecycle::Lifecycle;
+pub use network_action::NetworkAction;
 pub use schedule::{ScheduleStatus, ScheduledTransition};
 pub use secret::{Sealed, SecretCipher};
 pub use sim::{NewSim, Sim, SimState, SimType};
@@ -39,4 +41,12 @@ impl Default for FleetSettings {
             operator_bulk_limit: 100,
         }
     }
+}
+
+/// A row to write, with the version it was read at (`None` for a new row): the write fails when
+/// someone changed the row since.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub expected_version: Option<i64>,
+    pub row: T,
 }

@@ -92,6 +92,10 @@ impl Delivery {
     }
 }
 
+/// Completes when the caller of [`BatchConsumer::poll_until`] has enough: the poll then returns
+/// what has arrived without waiting further.
+pub type Enough<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
 /// A consumer-group member that takes messages in batches and says itself when they are done.
 ///
 /// Nothing is marked done until [`BatchConsumer::commit`]: after a crash, or when partitions move
@@ -106,17 +110,12 @@ pub trait BatchConsumer: Send {
     /// Messages received before a change of assignment are left out (they are delivered again,
     /// from the last commit, to whoever owns their partition now).
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        self.poll_until(max, wait, &tokio::sync::Notify::new()).await
+        self.poll_until(max, wait, Box::pin(std::future::pending())).await
     }
-    /// As [`BatchConsumer::poll`], but returns what has arrived as soon as `enough` is notified
-    /// (a permit stored before the call counts), without waiting out `wait`: a worker ends a
-    /// batch the moment the write before it lands.
-    async fn poll_until(
-        &mut self,
-        max: usize,
-        wait: Duration,
-        enough: &tokio::sync::Notify,
-    ) -> Result<Vec<Delivery>>;
+    /// As [`BatchConsumer::poll`], but returns what has arrived as soon as `enough` completes
+    /// (looked at before each wait), without waiting out `wait`: a worker ends a batch the moment
+    /// the write before it lands.
+    async fn poll_until(&mut self, max: usize, wait: Duration, enough: Enough<'_>) -> Result<Vec<Delivery>>;
     /// Marks `done` (and everything before them in their partitions) as processed for the group.
     /// Fails when this member no longer owns a partition of them.
     async fn commit(&mut self, done: &[Delivery]) -> Result<()>;

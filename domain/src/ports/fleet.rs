@@ -25,12 +25,7 @@ use crate::notify::{
 };
 use crate::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 
-/// A row to write, with the version it was read at (`None` for a new device).
-#[derive(Debug, Clone)]
-pub struct Versioned<T> {
-    pub expected_version: Option<i64>,
-    pub row: T,
-}
+pub use crate::fleet::Versioned;
 
 /// Everything one coordinated operation writes, in order.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,9 @@ pub mod network;
 pub mod telemetry;
 pub mod usage;
 
-pub use bus::{AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, EventBus, StartAt, TopicSpec};
+pub use bus::{
+    AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Enough, EventBus, StartAt, TopicSpec,
+};
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
     AuditLog, BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, Changeset, DeviceStore, Fleet,

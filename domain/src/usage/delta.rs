@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use super::events::{Rejection, SessionRollup};
-use crate::ports::{period_start, Granularity};
+use crate::usage::{period_start, Granularity};
 
 /// What has been counted of one session so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,9 +96,9 @@ pub fn counted_update(
     rollup: &SessionRollup,
     delta: &UsageDelta,
     progress: &SessionProgress,
-) -> crate::ports::SessionUpdate {
+) -> crate::usage::SessionUpdate {
     use super::events::RequestType;
-    crate::ports::SessionUpdate {
+    crate::usage::SessionUpdate {
         tenant_id,
         customer_id,
         iccid: rollup.iccid.clone(),

@@ -354,8 +354,8 @@ impl WireRollup<'_> {
 
 impl SessionRollup {
     /// The session this rollup belongs to (the SIM and the id the network gave it).
-    pub fn key(&self) -> crate::ports::SessionKey {
-        crate::ports::SessionKey {
+    pub fn key(&self) -> crate::usage::SessionKey {
+        crate::usage::SessionKey {
             iccid: self.iccid.clone(),
             session_id: self.session_id.clone(),
         }

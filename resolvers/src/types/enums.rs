@@ -1,4 +1,5 @@
 use async_graphql::Enum;
+use ioto_app::fleet::RetireSims;
 use ioto_domain::events::DirectoryChange;
 use ioto_domain::fleet::audit::{AuditAction, EntityKind};
 use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
@@ -9,7 +10,6 @@ use ioto_domain::fleet::schedule::ScheduleStatus;
 use ioto_domain::fleet::sim::{SimState, SimType};
 use ioto_domain::notify::{DeliveryChannel, DeliveryStatus, NotificationKind};
 use ioto_domain::ports::network::NetworkAction;
-use ioto_domain::services::fleet::RetireSims;
 use ioto_domain::Role;
 
 /// A user's role; see docs/roles.md for what each may do.

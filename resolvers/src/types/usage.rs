@@ -3,9 +3,9 @@
 use crate::scalars::{BigInt, IccidScalar, MccMncScalar};
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
+use ioto_app::usage::LiveSession;
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::{Granularity, UsagePoint};
-use ioto_domain::services::usage::LiveSession;
 use ioto_domain::usage::Networks;
 
 /// How finely usage is summed.

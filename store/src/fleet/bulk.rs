@@ -82,7 +82,7 @@ impl<const N: usize> Columns<N> {
 /// `unnest(string_to_array(…))` statement per 20,000 SIMs: −20 % backend CPU for the
 /// statements; imports of 100,000 SIMs 0.7 s faster at the median. The `COPY` runs in the
 /// caller: in a task of its own fed through a channel, the same import took 0.3–0.86 s longer at
-/// the median (runs alternated; `ioto bench fleet`).
+/// the median (runs alternated; `ioto-bench fleet`).
 /// Dropped with the transaction, whether it commits or not.
 const STAGE_SIMS_SQL: &str = "CREATE TEMPORARY TABLE import_sims (id uuid NOT NULL, \
  tenant_id uuid NOT NULL, customer_id uuid, iccid text COLLATE \"C\" NOT NULL, \

@@ -168,7 +168,7 @@ async fn batch_contract(bus: &dyn EventBus) {
     });
     let started = Instant::now();
     let mut got = latest
-        .poll_until(100, Duration::from_secs(60), &enough)
+        .poll_until(100, Duration::from_secs(60), Box::pin(enough.notified()))
         .await
         .unwrap();
     let took = started.elapsed();
@@ -189,7 +189,7 @@ async fn batch_contract(bus: &dyn EventBus) {
     enough.notify_one();
     let started = Instant::now();
     let nothing = latest
-        .poll_until(100, Duration::from_secs(60), &enough)
+        .poll_until(100, Duration::from_secs(60), Box::pin(enough.notified()))
         .await
         .unwrap();
     assert!(nothing.is_empty(), "nothing was published since m12");

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::SinkExt;
+use ioto_app::fleet::BulkFile;
+use ioto_app::FleetService;
 use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
 use ioto_domain::fleet::SimState;
 use ioto_domain::ports::network::NetworkAction;
 use ioto_domain::ports::{BulkRowQuery, Fleet, NoNotifier};
-use ioto_domain::services::fleet::BulkFile;
-use ioto_domain::services::FleetService;
 use ioto_domain::{Actor, Role, Scope};
 use ioto_network::{HlrProfile, SimulatedHlr};
 use ioto_test_support::app::error_code;

@@ -197,7 +197,7 @@ async fn webhook_failures_do_not_tell_what_the_servers_resolver_answered() {
 /// running (before, all twenty ran the same rating side by side).
 #[tokio::test]
 async fn one_rating_of_a_tenant_runs_at_a_time() {
-    use ioto_domain::services::billing::Requester;
+    use ioto_app::billing::Requester;
 
     let loc = ioto_store::StoreLocation::Postgres {
         url: ioto_test_support::pg::database().await,

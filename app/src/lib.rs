@@ -1,0 +1,24 @@
+//! The use cases, one module per feature, written against the domain's ports. Each checks the
+//! caller's permissions before touching a port, applies the domain's rules, and hands the port one
+//! change. The runtime machinery the use cases need — bounded blocking lanes, the network's fair
+//! gate, the provisioning coalescer, the ingest caches — lives here too, beside the use case it
+//! serves; the domain below holds only the model and the ports.
+
+pub mod analytics;
+pub mod billing;
+pub mod directory;
+pub mod export;
+pub mod fleet;
+pub mod ingest;
+pub mod lanes;
+pub mod usage;
+
+pub use analytics::AnalyticsService;
+pub use directory::{CreateUser, DirectoryService};
+pub use export::ExportService;
+pub use fleet::FleetService;
+pub use ingest::{
+    BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
+    TelemetryIngest, TelemetryOutcome,
+};
+pub use usage::UsageService;

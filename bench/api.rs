@@ -1,0 +1,150 @@
+//! `ioto-bench api`: the real server on an ephemeral port, measured from a real HTTP client.
+//! Prints latency percentiles and throughput for login, `me` and a page of SIMs.
+
+use crate::common::*;
+use anyhow::Context as _;
+use ioto::config::Config;
+use ioto::engines;
+use ioto::server::App;
+use serde_json::json;
+
+/// Seeds a bench tenant with one operator and `sims` SIMs; returns the operator's e-mail and the
+/// ICCID of the SIM in the middle.
+async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String)> {
+    let (_, email, middle) = seed_tenant(app, sims).await?;
+    Ok((email, middle))
+}
+
+/// One configuration measured: the engines and the figures.
+pub struct ApiRun {
+    pub engines: Vec<(&'static str, String)>,
+    pub figures: Vec<Figures>,
+}
+
+const ME: &str = "me";
+
+const ME_BARE: &str = "me, bare handler";
+
+const SIM: &str = "sim(iccid)";
+
+const SIM_BARE: &str = "sim(iccid), bare handler";
+
+const SIMS: &str = "sims(first: 100) of 1000";
+
+const SIMS_BARE: &str = "sims(first: 100), bare handler";
+
+impl ApiRun {
+    fn get(&self, name: &str) -> Option<&Figures> {
+        self.figures.iter().find(|f| f.name == name)
+    }
+}
+
+/// Runs the API benchmark on the embedded engines and, when a transactional store is configured,
+/// on it too, in one run (same machine state, same client).
+pub async fn api(config: &Config, requests: usize, concurrency: usize) -> anyhow::Result<Vec<ApiRun>> {
+    let mut embedded = config.clone();
+    embedded.database.url = None;
+    embedded.clickhouse.url = None;
+    embedded.kafka.brokers = None;
+    embedded.mqtt.url = None;
+    embedded.data_dir = config.data_dir.join("embedded");
+    let mut runs = vec![api_on(&embedded, requests, concurrency).await?];
+    if config.database.url.is_some() {
+        runs.push(api_on(config, requests, concurrency).await?);
+    }
+    Ok(runs)
+}
+
+async fn api_on(config: &Config, requests: usize, concurrency: usize) -> anyhow::Result<ApiRun> {
+    engines::migrate(config).await?;
+    let app = App::build(config).await?;
+    println!("{}", app.engines.versions().await?);
+    let listener = App::bind(config).await?;
+    let addr = listener.local_addr()?;
+    let (email, iccid) = seed(&app, 1000).await?;
+    let bare = crate::bare::serve(config, std::sync::Arc::clone(&app.jwt)).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let url = format!("http://{addr}/graphql");
+
+    let login = json!({ "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": { "e": email, "p": PASSWORD } });
+    let logins = (requests / 20).clamp(10, 200);
+    let mut out = vec![
+        measure(
+            "login (argon2id verify + JWT)",
+            &url,
+            None,
+            login.clone(),
+            logins,
+            concurrency.min(4),
+        )
+        .await?,
+    ];
+    let token = post(&reqwest::Client::new(), &url, None, &login).await?["data"]["login"]["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
+    let t = Some(token.as_str());
+    let ops = [
+        (
+            ME,
+            url.clone(),
+            json!({ "query": "{ me { email role tenant { id name } } }" }),
+        ),
+        (ME_BARE, format!("{}/me", bare.url), json!({})),
+        (
+            SIM,
+            url.clone(),
+            json!({ "query": "query($i: Iccid!) { sim(iccid: $i) { iccid imsi state } }", "variables": { "i": iccid } }),
+        ),
+        (SIM_BARE, format!("{}/sim", bare.url), json!({ "iccid": iccid })),
+        (
+            SIMS,
+            url.clone(),
+            json!({ "query": "{ sims(first: 100) { nodes { iccid imsi state } pageInfo { hasNextPage } } }" }),
+        ),
+        (SIMS_BARE, format!("{}/sims", bare.url), json!({})),
+    ];
+    for (name, url, body) in ops {
+        out.push(measure(name, &url, t, body, requests, concurrency).await?);
+    }
+
+    let _ = stop_tx.send(());
+    server.await??;
+    bare.stop().await;
+    Ok(ApiRun {
+        engines: engines::describe_config(config),
+        figures: out,
+    })
+}
+
+/// Prints every run's table, then the ratios the targets are stated in.
+pub fn print_api(runs: &[ApiRun]) {
+    for run in runs {
+        print(&run.figures, &run.engines);
+        println!();
+    }
+    let ratio = |a: Option<&Figures>, b: Option<&Figures>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a.per_second() / b.per_second()),
+        _ => "-".into(),
+    };
+    for (i, run) in runs.iter().enumerate() {
+        println!(
+            "{}: GraphQL / bare handler throughput: me {}, sim(iccid) {}, sims(first: 100) {}",
+            if i == 0 { "embedded" } else { "configured" },
+            ratio(run.get(ME), run.get(ME_BARE)),
+            ratio(run.get(SIM), run.get(SIM_BARE)),
+            ratio(run.get(SIMS), run.get(SIMS_BARE)),
+        );
+    }
+    if let [embedded, configured] = runs {
+        println!(
+            "configured / embedded throughput: me {}, sim(iccid) {}, sims(first: 100) {}",
+            ratio(configured.get(ME), embedded.get(ME)),
+            ratio(configured.get(SIM), embedded.get(SIM)),
+            ratio(configured.get(SIMS), embedded.get(SIMS)),
+        );
+    }
+}

@@ -297,6 +297,7 @@ pub async fn bulk(
 
     let fleet = app.fleet.clone();
     let store = Arc::clone(&app.engines.fleet);
+    let bulk_jobs = Arc::clone(&app.engines.bulk_jobs);
     let realtime = Arc::clone(&app.realtime);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(app.serve(listener, async move {
@@ -334,7 +335,7 @@ pub async fn bulk(
             tenant_id: big,
             customer_id: None,
         };
-        let found = look_up_sims(&*store, scope, &parsed).await?;
+        let found = look_up_sims(&*bulk_jobs, scope, &parsed).await?;
         let lookup = t.elapsed();
         let t = Instant::now();
         let checked = check_lines(&lines, Some(NetworkAction::Suspend), &found);

@@ -9,7 +9,7 @@ use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Duration, Utc};
 use ioto_app::export::ExportRequest;
 use ioto_domain::export::{ExportFormat, ExportJob, ExportKind, ExportStatus};
-use ioto_domain::ports::export::ExportJobQuery;
+use ioto_domain::ports::jobs::ExportJobQuery;
 use ioto_domain::{Error, TenantId};
 use uuid::Uuid;
 

@@ -152,6 +152,8 @@ impl App {
         let directory = DirectoryService::new(Arc::clone(&engines.directory));
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
+            Arc::clone(&engines.bulk_jobs),
+            Arc::clone(&engines.notifications),
             Arc::new(fleet_cipher(config)?),
             Arc::new(ioto_imports::TableFiles),
             realtime.clone(),
@@ -211,7 +213,7 @@ impl App {
         tracing::info!(location = %export_storage.location(), "export files");
         let export_links = Arc::new(export_link_signer(config)?);
         let exports = ioto_app::ExportService::new(
-            Arc::clone(&engines.fleet),
+            Arc::clone(&engines.export_jobs),
             realtime.clone(),
             fleet.clone(),
             usage.clone(),

@@ -7,6 +7,8 @@ mod directory;
 pub mod entities;
 mod error;
 mod fleet;
+mod jobs;
+mod notifications;
 mod pool;
 mod session;
 

@@ -157,12 +157,17 @@ impl Factory {
 
 /// A fresh migrated Postgres database: the directory and fleet ports on it, and a factory.
 pub async fn postgres_ports() -> (Arc<dyn Directory>, Arc<dyn Fleet>, Factory) {
+    let (store, factory) = postgres_store().await;
+    (Arc::new(store.directory()), Arc::new(store.fleet()), factory)
+}
+
+/// A fresh migrated Postgres database's store (every port's adapter is one call away) and a
+/// factory on it.
+pub async fn postgres_store() -> (ioto_store::SqlStore, Factory) {
     let url = crate::pg::database().await;
     let store = ioto_store::connect(&ioto_store::StoreLocation::Postgres { url }, 2)
         .await
         .unwrap();
-    let directory: Arc<dyn Directory> = Arc::new(store.directory());
-    let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
-    let factory = Factory::new(Arc::clone(&directory), Arc::clone(&fleet));
-    (directory, fleet, factory)
+    let factory = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    (store, factory)
 }

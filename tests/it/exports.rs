@@ -804,7 +804,7 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
     );
 
     // A job whose worker died is taken over once its lease lapsed, and starts over.
-    let store = &fx.app.app_engines.fleet;
+    let store = &fx.app.app_engines.export_jobs;
     let now = Utc::now();
     let claimed = store
         .claim_export_jobs("dead", now, now + chrono::Duration::seconds(1), 1)
@@ -816,7 +816,7 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
         .export_progress(
             first,
             "dead",
-            &ioto_domain::ports::export::ExportProgressUpdate {
+            &ioto_domain::ports::ExportProgressUpdate {
                 rows: 2,
                 bytes: 100,
                 expected_rows: Some(3),
@@ -839,7 +839,7 @@ async fn export_requests_are_checked_queued_and_cancelled_on(engines: Engines) {
             .export_progress(
                 first,
                 "dead",
-                &ioto_domain::ports::export::ExportProgressUpdate {
+                &ioto_domain::ports::ExportProgressUpdate {
                     rows: 3,
                     bytes: 120,
                     expected_rows: Some(3),

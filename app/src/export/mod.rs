@@ -21,8 +21,9 @@ use ioto_domain::events::{ExportJobProgress, FleetEvent};
 use ioto_domain::export::{ExportFormat, ExportJob, ExportKind, ExportStatus};
 use ioto_domain::fleet::audit::AuditQuery;
 use ioto_domain::fleet::query::{DeviceFilter, SimFilter};
-use ioto_domain::ports::export::{ExportEnd, ExportJobQuery, ExportProgressUpdate, ExportSource};
-use ioto_domain::ports::fleet::{Fleet, FleetNotifier};
+use ioto_domain::ports::export::ExportSource;
+use ioto_domain::ports::fleet::FleetNotifier;
+use ioto_domain::ports::jobs::{ExportEnd, ExportJobQuery, ExportJobStore, ExportProgressUpdate};
 use ioto_domain::ports::{HistoryQuery, ReconciliationQuery};
 use ioto_domain::{Actor, Error, Iccid, Result, Role, Scope, TenantId};
 
@@ -122,7 +123,7 @@ impl Default for ExportSettings {
 /// Export jobs and the sources of their rows.
 #[derive(Clone)]
 pub struct ExportService {
-    store: Arc<dyn Fleet>,
+    store: Arc<dyn ExportJobStore>,
     notifier: Arc<dyn FleetNotifier>,
     pub(crate) fleet: FleetService,
     pub(crate) usage: UsageService,
@@ -135,7 +136,7 @@ pub struct ExportService {
 
 impl ExportService {
     pub fn new(
-        store: Arc<dyn Fleet>,
+        store: Arc<dyn ExportJobStore>,
         notifier: Arc<dyn FleetNotifier>,
         fleet: FleetService,
         usage: UsageService,

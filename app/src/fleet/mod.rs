@@ -9,6 +9,7 @@ mod coalesce;
 mod devices;
 mod gate;
 mod import;
+mod network;
 mod notify;
 mod sims;
 
@@ -39,7 +40,9 @@ use ioto_domain::fleet::{AuditAction, FleetSettings};
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::notify::AddressPolicy;
 use ioto_domain::ports::network::NetworkAdapter;
-use ioto_domain::ports::{Changeset, Fleet, FleetNotifier, ScheduleQuery, TableReader};
+use ioto_domain::ports::{
+    BulkJobStore, Changeset, Fleet, FleetNotifier, NotificationStore, ScheduleQuery, TableReader,
+};
 use ioto_domain::{Actor, CustomerId, DeviceId, Error, Permission, Result, Role, Scope, SimId, TenantId};
 
 /// What a coordinated operation did: the rows as they are now and every effect, one per entity
@@ -53,6 +56,10 @@ pub struct Outcome<T> {
 #[derive(Clone)]
 pub struct FleetService {
     store: Arc<dyn Fleet>,
+    /// Bulk jobs and their rows.
+    jobs: Arc<dyn BulkJobStore>,
+    /// Notifications, webhook endpoints and deliveries.
+    notes: Arc<dyn NotificationStore>,
     cipher: Arc<SecretCipher>,
     reader: Arc<dyn TableReader>,
     notifier: Arc<dyn FleetNotifier>,
@@ -109,6 +116,8 @@ impl LabelChange {
 impl FleetService {
     pub fn new(
         store: Arc<dyn Fleet>,
+        jobs: Arc<dyn BulkJobStore>,
+        notes: Arc<dyn NotificationStore>,
         cipher: Arc<SecretCipher>,
         reader: Arc<dyn TableReader>,
         notifier: Arc<dyn FleetNotifier>,
@@ -116,6 +125,8 @@ impl FleetService {
     ) -> Self {
         Self {
             store,
+            jobs,
+            notes,
             cipher,
             reader,
             notifier,

@@ -56,11 +56,11 @@ impl FleetService {
             limit,
             ..Self::notification_query(actor)
         };
-        self.store.notifications(actor.scope(), &query).await
+        self.notes.notifications(actor.scope(), &query).await
     }
 
     pub async fn unread_notifications(&self, actor: &Actor) -> Result<u64> {
-        self.store
+        self.notes
             .unread_notifications(actor.scope(), &Self::notification_query(actor))
             .await
     }
@@ -68,7 +68,7 @@ impl FleetService {
     /// Marks the caller's notifications read (all of them when `ids` is `None`); others' ids are
     /// ignored. Returns how many changed.
     pub async fn mark_notifications_read(&self, actor: &Actor, ids: Option<&[Uuid]>) -> Result<u64> {
-        self.store
+        self.notes
             .mark_notifications_read(actor.scope(), &Self::notification_query(actor), ids, Utc::now())
             .await
     }
@@ -86,7 +86,7 @@ impl FleetService {
         if !job.notify || !job.status.is_final() {
             return;
         }
-        match self.store.notification_about(Scope::Platform, job.id).await {
+        match self.notes.notification_about(Scope::Platform, job.id).await {
             Ok(Some(n)) => {
                 self.notifier
                     .publish(FleetEvent::Notification(NotificationCreated::of(&n)));
@@ -108,7 +108,7 @@ impl FleetService {
     ) -> Result<Vec<WebhookEndpoint>> {
         actor.require(Permission::ManageWebhooks, "see webhook endpoints")?;
         let tenant = actor.target_tenant(tenant)?;
-        self.store.webhook_endpoints(actor.scope(), tenant).await
+        self.notes.webhook_endpoints(actor.scope(), tenant).await
     }
 
     /// Adds an endpoint: `https` (see [`ioto_domain::notify::AddressPolicy::check_url`]), at most
@@ -138,7 +138,7 @@ impl FleetService {
             }
             d => d.map(str::to_owned),
         };
-        let existing = self.store.webhook_endpoints(actor.scope(), tenant).await?;
+        let existing = self.notes.webhook_endpoints(actor.scope(), tenant).await?;
         if existing.len() >= MAX_WEBHOOK_ENDPOINTS {
             return Err(Error::invalid(
                 "url",
@@ -155,7 +155,7 @@ impl FleetService {
             created_at: Utc::now(),
         };
         let secret = new_webhook_secret();
-        self.store
+        self.notes
             .create_webhook_endpoint(actor.scope(), &endpoint, &secret)
             .await?;
         Ok(CreatedEndpoint { endpoint, secret })
@@ -168,14 +168,14 @@ impl FleetService {
         enabled: bool,
     ) -> Result<WebhookEndpoint> {
         actor.require(Permission::ManageWebhooks, "enable or disable webhook endpoints")?;
-        self.store
+        self.notes
             .set_webhook_endpoint_enabled(actor.scope(), id, enabled)
             .await
     }
 
     pub async fn delete_webhook_endpoint(&self, actor: &Actor, id: Uuid) -> Result<()> {
         actor.require(Permission::ManageWebhooks, "remove webhook endpoints")?;
-        self.store.delete_webhook_endpoint(actor.scope(), id).await
+        self.notes.delete_webhook_endpoint(actor.scope(), id).await
     }
 
     /// An endpoint's deliveries, newest first.
@@ -191,7 +191,7 @@ impl FleetService {
             notification: None,
             limit,
         };
-        self.store.deliveries(actor.scope(), &query).await
+        self.notes.deliveries(actor.scope(), &query).await
     }
 
     /// A notification's deliveries, for its reader: the e-mail, and the webhooks for those who
@@ -207,14 +207,14 @@ impl FleetService {
             limit: 100,
         };
         let webhooks = actor.role.allows(Permission::ManageWebhooks);
-        let mut all = self.store.deliveries(actor.scope(), &query).await?;
+        let mut all = self.notes.deliveries(actor.scope(), &query).await?;
         all.retain(|d| webhooks || d.channel == ioto_domain::notify::DeliveryChannel::Email);
         Ok(all)
     }
 
     /// Fans notifications out into deliveries (see [`ioto_domain::ports::NotificationStore`]).
     pub async fn dispatch_notifications(&self, email: bool, limit: u64) -> Result<u64> {
-        self.store.dispatch_notifications(email, Utc::now(), limit).await
+        self.notes.dispatch_notifications(email, Utc::now(), limit).await
     }
 
     pub async fn claim_deliveries(
@@ -225,10 +225,10 @@ impl FleetService {
     ) -> Result<Vec<DueDelivery>> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-        self.store.claim_deliveries(worker, now, until, limit).await
+        self.notes.claim_deliveries(worker, now, until, limit).await
     }
 
     pub async fn record_delivery(&self, id: Uuid, worker: &str, attempt: &DeliveryAttempt) -> Result<()> {
-        self.store.record_delivery(id, worker, attempt).await
+        self.notes.record_delivery(id, worker, attempt).await
     }
 }

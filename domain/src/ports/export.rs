@@ -1,83 +1,13 @@
-//! Ports of exports: the durable jobs (transactional store), where finished files are kept
-//! (storage), and the rows a job writes (sources).
+//! Ports of exports: where finished files are kept (storage) and the rows a job writes (sources).
+//! The durable jobs are in [`crate::ports::jobs`].
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-use uuid::Uuid;
 
-use crate::export::{ExportBatch, ExportColumn, ExportJob, ExportStatus};
-use crate::{Result, Scope, TenantId, UserId};
-
-/// Which export jobs a list shows: a tenant's, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExportJobQuery {
-    pub tenant: Option<TenantId>,
-    /// Only the jobs this user requested (everyone but administrators sees only their own).
-    pub requested_by: Option<UserId>,
-    /// Only the jobs requested by tokens that name no local user, with this subject.
-    pub requested_by_subject: Option<String>,
-    pub statuses: Vec<ExportStatus>,
-    /// Leaves out the jobs platform admins requested (they are the platform's to see).
-    pub hide_platform: bool,
-    /// Older than this `(created_at, id)`: the last row of the previous page.
-    pub before: Option<(DateTime<Utc>, Uuid)>,
-    pub limit: u64,
-}
-
-/// A running job's progress, written by the worker holding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExportProgressUpdate {
-    pub rows: u64,
-    pub bytes: u64,
-    pub expected_rows: Option<u64>,
-    pub at: DateTime<Utc>,
-    /// The lease runs until then.
-    pub until: DateTime<Utc>,
-}
-
-/// How a job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportEnd {
-    pub status: ExportStatus,
-    pub rows: u64,
-    pub bytes: u64,
-    pub sha256: Option<String>,
-    pub failure: Option<String>,
-    pub at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Export jobs, claimed like bulk jobs: `FOR UPDATE SKIP LOCKED` and a lease that every
-/// progress write renews, so several instances share them and a dead instance's job restarts.
-#[async_trait]
-pub trait ExportJobStore: Send + Sync + 'static {
-    async fn create_export_job(&self, scope: Scope, job: &ExportJob) -> Result<()>;
-    async fn export_job(&self, scope: Scope, id: Uuid) -> Result<Option<ExportJob>>;
-    async fn export_jobs(&self, scope: Scope, query: &ExportJobQuery) -> Result<Vec<ExportJob>>;
-    /// Cancels a queued or running job; `Conflict` when it has ended.
-    async fn cancel_export_job(&self, scope: Scope, id: Uuid, at: DateTime<Utc>) -> Result<ExportJob>;
-    /// Claims up to `limit` jobs that are queued, or running with a lapsed lease (their file
-    /// restarts from the first row), oldest first.
-    async fn claim_export_jobs(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<ExportJob>>;
-    /// Writes progress and renews the lease. `false` when the job is no longer this worker's to
-    /// run (cancelled, or its lease lapsed and another took it): the worker stops.
-    async fn export_progress(&self, id: Uuid, worker: &str, update: &ExportProgressUpdate) -> Result<bool>;
-    /// Ends a job held by `worker`; `None` when it no longer held it (nothing is changed).
-    async fn finish_export_job(&self, id: Uuid, worker: &str, end: &ExportEnd) -> Result<Option<ExportJob>>;
-    /// Completed jobs whose file expired before `now` (oldest first).
-    async fn expired_exports(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<ExportJob>>;
-    /// Marks a completed job `EXPIRED` (its file was deleted).
-    async fn expire_export_job(&self, id: Uuid) -> Result<()>;
-}
+use crate::export::{ExportBatch, ExportColumn};
+use crate::Result;
 
 /// Where finished export files are kept: the data directory, or an object store.
 #[async_trait]

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::directory::Customer;
 use crate::fleet::audit::{AuditEntry, AuditQuery, AuditStamp, NewAuditEntry};
-use crate::fleet::bulk::{BulkJob, BulkJobStatus, BulkRow, RowOutcome, RowResult, SimStateRow};
 use crate::fleet::device::Device;
 use crate::fleet::import::{Table, TableFormat, TakenIdentifiers};
 use crate::fleet::labels::LabelSuggestion;
@@ -20,9 +19,6 @@ use crate::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use crate::fleet::sim::{NewSim, Sim};
 use crate::fleet::FleetSettings;
 use crate::identifiers::{Iccid, MccMnc};
-use crate::notify::{
-    Delivery, DeliveryAttempt, DeliveryQuery, DueDelivery, Notification, NotificationQuery, WebhookEndpoint,
-};
 use crate::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 
 pub use crate::fleet::Versioned;
@@ -192,182 +188,12 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn finish_schedule(&self, id: Uuid, status: ScheduleStatus, outcome: Option<String>) -> Result<()>;
 }
 
-/// Which of a tenant's bulk jobs a list shows, newest first.
-#[derive(Debug, Clone, Default)]
-pub struct BulkJobQuery {
-    pub statuses: Vec<BulkJobStatus>,
-    /// Jobs created before this one (cursor paging: created_at, id).
-    pub before: Option<(DateTime<Utc>, Uuid)>,
-    pub limit: u64,
-}
+/// The whole fleet store: every adapter that implements the parts is one. Bulk and export jobs
+/// ([`crate::ports::jobs`]) and notifications ([`crate::ports::notifications`]) are ports of their
+/// own.
+pub trait Fleet: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
 
-/// Which rows of a job a list shows, in file order.
-#[derive(Debug, Clone, Default)]
-pub struct BulkRowQuery {
-    pub outcomes: Vec<RowOutcome>,
-    /// Rows after this position (cursor paging).
-    pub after: Option<u64>,
-    pub limit: u64,
-}
-
-/// How a job's status changes: from one of `from` to `to`, stamped.
-#[derive(Debug, Clone)]
-pub struct BulkStatusChange {
-    pub from: Vec<BulkJobStatus>,
-    pub to: BulkJobStatus,
-    pub at: DateTime<Utc>,
-    /// Who (confirming or cancelling), recorded with the change.
-    pub by: Option<String>,
-    /// Entering `PROCESSING`: claim the job for this worker until then, in the same
-    /// transaction (the provisioning API runs small jobs itself, before any worker can take them).
-    /// Such a job's caller waits for every outcome: its end is not notified.
-    pub claim: Option<(String, DateTime<Utc>)>,
-}
-
-/// Bulk jobs and their rows. Jobs are claimed by workers like scheduled transitions: a claim
-/// holds a lease that the worker renews with every write, and a lapsed lease lets another worker
-/// take the job over at its first row without an outcome.
-#[async_trait]
-pub trait BulkJobStore: Send + Sync + 'static {
-    /// The tenant's SIMs among these ICCIDs, as much as validation needs (never other tenants').
-    async fn sim_states(&self, scope: Scope, iccids: &[Iccid]) -> Result<Vec<SimStateRow>>;
-    /// Stores a new job with all its rows, atomically.
-    async fn create_bulk_job(&self, scope: Scope, job: &BulkJob, rows: &[BulkRow]) -> Result<()>;
-    async fn bulk_job(&self, scope: Scope, id: Uuid) -> Result<Option<BulkJob>>;
-    async fn bulk_jobs(&self, scope: Scope, tenant: TenantId, query: &BulkJobQuery) -> Result<Vec<BulkJob>>;
-    async fn bulk_rows(&self, scope: Scope, job: Uuid, query: &BulkRowQuery) -> Result<Vec<BulkRow>>;
-    /// Moves a job's status, atomically checking where it stands: `CONFLICT` naming the current
-    /// status when it is not one of `change.from`. Entering `CANCELLED` releases any claim.
-    async fn change_bulk_status(&self, scope: Scope, id: Uuid, change: &BulkStatusChange) -> Result<BulkJob>;
-    /// Claims up to `limit` jobs in `PROCESSING` whose lease is free or lapsed (oldest confirmed
-    /// first, `exclude` left out) for `worker` until `until`.
-    async fn claim_bulk_jobs(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u64,
-        exclude: &[Uuid],
-    ) -> Result<Vec<BulkJob>>;
-    /// The next rows to send of a job (`PENDING` or `SENT`) after position `after`, in file
-    /// order.
-    async fn open_bulk_rows(&self, job: Uuid, after: Option<u64>, limit: u64) -> Result<Vec<BulkRow>>;
-    /// Marks the open rows of a range of positions `SENT` before they go to the network (a
-    /// chunk of open rows is contiguous among the open rows: rows in between have outcomes and
-    /// keep them); `CONFLICT` when the worker no longer holds the job (lease lost, job
-    /// cancelled). The lease is renewed by written results.
-    async fn mark_bulk_rows_sent(
-        &self,
-        job: Uuid,
-        worker: &str,
-        positions: std::ops::RangeInclusive<u64>,
-    ) -> Result<()>;
-    /// Records row results with their SIM changes and audit entries in one transaction, updates
-    /// the job's counters and heartbeat and renews the lease. A SIM changed since it was read
-    /// fails its row (nothing of it is written) instead of the batch. `CONFLICT` when the worker
-    /// no longer holds the job (nothing is written). Returns the job as it is now and the
-    /// positions of rows failed that way.
-    async fn record_bulk_results(
-        &self,
-        job: Uuid,
-        worker: &str,
-        results: Vec<RowResult>,
-        until: DateTime<Utc>,
-    ) -> Result<(BulkJob, Vec<u64>)>;
-    /// Has a job's end notified after all (a provisioning caller stopped waiting); writes the
-    /// notification at once when the job has ended already.
-    async fn notify_bulk_job(&self, scope: Scope, id: Uuid) -> Result<BulkJob>;
-    /// Ends a job held by `worker` with `status` and releases it.
-    async fn finish_bulk_job(
-        &self,
-        job: Uuid,
-        worker: &str,
-        status: BulkJobStatus,
-        failure: Option<String>,
-    ) -> Result<BulkJob>;
-}
-
-/// Notifications, webhook endpoints and deliveries. A notification is written by the store in
-/// the transaction of the change it tells of (a bulk job reaching its final status); workers fan
-/// it out into deliveries and send them, claimed with a lease like bulk jobs.
-#[async_trait]
-pub trait NotificationStore: Send + Sync + 'static {
-    /// The caller's notifications (and the tenant-wide ones when asked), newest first.
-    async fn notifications(&self, scope: Scope, query: &NotificationQuery) -> Result<Vec<Notification>>;
-    /// How many of those are unread.
-    async fn unread_notifications(&self, scope: Scope, query: &NotificationQuery) -> Result<u64>;
-    /// Marks the listed notifications (all of the query's when `ids` is `None`) read at `at`;
-    /// returns how many changed.
-    async fn mark_notifications_read(
-        &self,
-        scope: Scope,
-        query: &NotificationQuery,
-        ids: Option<&[Uuid]>,
-        at: DateTime<Utc>,
-    ) -> Result<u64>;
-    /// The notification about `subject` (a bulk job), if one was written.
-    async fn notification_about(&self, scope: Scope, subject: Uuid) -> Result<Option<Notification>>;
-
-    async fn webhook_endpoints(&self, scope: Scope, tenant: TenantId) -> Result<Vec<WebhookEndpoint>>;
-    async fn create_webhook_endpoint(
-        &self,
-        scope: Scope,
-        endpoint: &WebhookEndpoint,
-        secret: &str,
-    ) -> Result<()>;
-    /// Enables or disables an endpoint (disabled ones get no new deliveries; pending ones stop).
-    async fn set_webhook_endpoint_enabled(
-        &self,
-        scope: Scope,
-        id: Uuid,
-        enabled: bool,
-    ) -> Result<WebhookEndpoint>;
-    /// Removes an endpoint with its deliveries.
-    async fn delete_webhook_endpoint(&self, scope: Scope, id: Uuid) -> Result<()>;
-    async fn deliveries(&self, scope: Scope, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
-
-    /// Fans up to `limit` notifications not yet dispatched out into deliveries (one per enabled
-    /// endpoint of their tenant; an e-mail to the recipient when `email`), atomically. Returns
-    /// how many were dispatched.
-    async fn dispatch_notifications(&self, email: bool, now: DateTime<Utc>, limit: u64) -> Result<u64>;
-    /// Claims up to `limit` pending deliveries due at `now` for `worker` until `until`.
-    async fn claim_deliveries(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<DueDelivery>>;
-    /// Records an attempt of a delivery held by `worker` (ignored when the claim was lost).
-    async fn record_delivery(&self, id: Uuid, worker: &str, attempt: &DeliveryAttempt) -> Result<()>;
-}
-
-/// The whole fleet store: every adapter that implements the parts is one.
-pub trait Fleet:
-    SimStore
-    + DeviceStore
-    + FleetChanges
-    + AuditLog
-    + LabelCatalogue
-    + ScheduleStore
-    + BulkJobStore
-    + NotificationStore
-    + crate::ports::export::ExportJobStore
-{
-}
-
-impl<T> Fleet for T where
-    T: SimStore
-        + DeviceStore
-        + FleetChanges
-        + AuditLog
-        + LabelCatalogue
-        + ScheduleStore
-        + BulkJobStore
-        + NotificationStore
-        + crate::ports::export::ExportJobStore
-{
-}
+impl<T> Fleet for T where T: SimStore + DeviceStore + FleetChanges + AuditLog + LabelCatalogue + ScheduleStore {}
 
 /// Reads an uploaded file into rows of text cells.
 pub trait TableReader: Send + Sync + 'static {

@@ -6,7 +6,9 @@ pub mod bus;
 pub mod directory;
 pub mod export;
 pub mod fleet;
+pub mod jobs;
 pub mod network;
+pub mod notifications;
 pub mod telemetry;
 pub mod usage;
 
@@ -15,10 +17,14 @@ pub use bus::{
 };
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
-    AuditLog, BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, Changeset, DeviceStore, Fleet,
-    FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier, NotificationStore, ScheduleQuery, ScheduleStore,
-    Sighting, SimStore, TableReader, Versioned,
+    AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier,
+    ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
 };
+pub use jobs::{
+    BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, ExportEnd, ExportJobQuery, ExportJobStore,
+    ExportProgressUpdate, Jobs,
+};
+pub use notifications::NotificationStore;
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{
     period_start, CdrRecord, CustomerUsagePoint, EngineWork, Granularity, HistoryQuery, ReconciliationQuery,

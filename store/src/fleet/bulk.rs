@@ -23,7 +23,7 @@ use crate::SqlStore;
 
 /// Rows per Postgres statement (one JSON document or text parameter per column each) or `COPY`
 /// message.
-pub(super) const PG_CHUNK: usize = 20_000;
+pub(crate) const PG_CHUNK: usize = 20_000;
 /// Rows per SQLite statement (SQLite allows 32,766 bound values).
 const SQLITE_CHUNK: usize = 1_000;
 
@@ -34,17 +34,17 @@ const SQLITE_CHUNK: usize = 1_000;
 /// holds the separator:
 /// identifiers are digits, free text is checked printable, JSON escapes control characters —
 /// and [`Columns::row`] refuses one that does, naming the field.
-pub(super) const SEP: char = '\u{1f}';
+pub(crate) const SEP: char = '\u{1f}';
 
 /// Rows as one text parameter per column.
-pub(super) struct Columns<const N: usize> {
+pub(crate) struct Columns<const N: usize> {
     names: [&'static str; N],
     values: [String; N],
     rows: usize,
 }
 
 impl<const N: usize> Columns<N> {
-    pub(super) fn new(names: [&'static str; N]) -> Self {
+    pub(crate) fn new(names: [&'static str; N]) -> Self {
         Self {
             names,
             values: std::array::from_fn(|_| String::new()),
@@ -52,7 +52,7 @@ impl<const N: usize> Columns<N> {
         }
     }
 
-    pub(super) fn row(&mut self, row: [Option<&str>; N]) -> Result<()> {
+    pub(crate) fn row(&mut self, row: [Option<&str>; N]) -> Result<()> {
         for ((value, column), name) in row.iter().zip(&mut self.values).zip(self.names) {
             if self.rows > 0 {
                 column.push(SEP);
@@ -71,7 +71,7 @@ impl<const N: usize> Columns<N> {
         Ok(())
     }
 
-    pub(super) fn params(self) -> Vec<sea_orm::Value> {
+    pub(crate) fn params(self) -> Vec<sea_orm::Value> {
         self.values.into_iter().map(Into::into).collect()
     }
 }

@@ -2,14 +2,11 @@
 
 mod assign;
 mod audit;
-mod bulk;
-mod bulk_jobs;
+pub(crate) mod bulk;
 mod changes;
 mod devices;
-mod exports;
 pub(crate) mod filter;
 mod labels;
-mod notifications;
 mod schedules;
 mod sims;
 

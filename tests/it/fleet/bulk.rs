@@ -11,7 +11,7 @@ use ioto_app::FleetService;
 use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
 use ioto_domain::fleet::SimState;
 use ioto_domain::ports::network::NetworkAction;
-use ioto_domain::ports::{BulkRowQuery, Fleet, NoNotifier};
+use ioto_domain::ports::{AuditLog, BulkJobStore, BulkRowQuery, NoNotifier, SimStore};
 use ioto_domain::{Actor, Role, Scope};
 use ioto_network::{HlrProfile, SimulatedHlr};
 use ioto_test_support::app::error_code;
@@ -502,7 +502,27 @@ fn admin(tenant: &ioto_domain::directory::Tenant) -> Actor {
     }
 }
 
-async fn a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet: Arc<dyn Fleet>, factory: Factory) {
+/// A fleet service on `store` that tells `hlr` of every change and nobody of its events.
+fn service_on(store: &ioto_store::SqlStore, hlr: &Arc<SimulatedHlr>) -> FleetService {
+    let fleet = store.fleet();
+    FleetService::new(
+        Arc::new(fleet.clone()),
+        Arc::new(fleet.clone()),
+        Arc::new(fleet),
+        Arc::new(
+            ioto_domain::fleet::SecretCipher::from_base64(&ioto_domain::fleet::SecretCipher::generate_key())
+                .unwrap(),
+        ),
+        Arc::new(ioto_imports::TableFiles),
+        Arc::new(NoNotifier),
+        hlr.clone(),
+    )
+}
+
+async fn a_killed_worker_is_resumed_without_sending_a_row_twice_on(
+    store: ioto_store::SqlStore,
+    factory: Factory,
+) {
     // 300 SIMs at 300 transactions per second: the run takes about a second.
     let hlr = Arc::new(
         SimulatedHlr::new(HlrProfile {
@@ -513,17 +533,8 @@ async fn a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet: Arc<dy
         })
         .unwrap(),
     );
-    let service = FleetService::new(
-        Arc::clone(&fleet),
-        Arc::new(
-            ioto_domain::fleet::SecretCipher::from_base64(&ioto_domain::fleet::SecretCipher::generate_key())
-                .unwrap(),
-        ),
-        Arc::new(ioto_imports::TableFiles),
-        Arc::new(NoNotifier),
-        hlr.clone(),
-    )
-    .with_network_slots(16);
+    let service = service_on(&store, &hlr).with_network_slots(16);
+    let fleet = store.fleet();
     let tenant = factory.tenant("Resume").await;
     let sims = factory.sims(&tenant, None, 300).await;
     let actor = admin(&tenant);
@@ -625,7 +636,7 @@ async fn a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet: Arc<dy
 /// A job of `n` SIMs suspending them, confirmed, on a service whose HLR is down while `down`
 /// exists and which waits `patience` for it.
 async fn outage_job(
-    fleet: &Arc<dyn Fleet>,
+    store: &ioto_store::SqlStore,
     factory: &Factory,
     name: &str,
     n: usize,
@@ -641,17 +652,7 @@ async fn outage_job(
         })
         .unwrap(),
     );
-    let service = FleetService::new(
-        Arc::clone(fleet),
-        Arc::new(
-            ioto_domain::fleet::SecretCipher::from_base64(&ioto_domain::fleet::SecretCipher::generate_key())
-                .unwrap(),
-        ),
-        Arc::new(ioto_imports::TableFiles),
-        Arc::new(NoNotifier),
-        hlr.clone(),
-    )
-    .with_network_patience(patience);
+    let service = service_on(store, &hlr).with_network_patience(patience);
     let tenant = factory.tenant(name).await;
     let sims = factory.sims(&tenant, None, n).await;
     let actor = admin(&tenant);
@@ -679,11 +680,12 @@ async fn outage_job(
 
 #[tokio::test]
 async fn a_job_waits_out_a_network_outage_and_keeps_its_claim() {
-    let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;
+    let (store, factory) = ioto_test_support::factory::postgres_store().await;
+    let fleet = store.fleet();
     let down = ioto_test_support::temp_dir().join("hlr-down");
     std::fs::write(&down, b"").unwrap();
     let (service, hlr, id) =
-        outage_job(&fleet, &factory, "Outage", 40, &down, Duration::from_secs(120)).await;
+        outage_job(&store, &factory, "Outage", 40, &down, Duration::from_secs(120)).await;
     let lease = Duration::from_secs(3);
     let claimed = service.claim_bulk_jobs("worker-a", lease, 4, &[]).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -721,10 +723,11 @@ async fn a_job_waits_out_a_network_outage_and_keeps_its_claim() {
 
 #[tokio::test]
 async fn a_network_silent_beyond_the_patience_fails_the_rows_as_no_answer() {
-    let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;
+    let (store, factory) = ioto_test_support::factory::postgres_store().await;
+    let fleet = store.fleet();
     let down = ioto_test_support::temp_dir().join("hlr-down");
     std::fs::write(&down, b"").unwrap();
-    let (service, hlr, id) = outage_job(&fleet, &factory, "Gone", 5, &down, Duration::from_secs(2)).await;
+    let (service, hlr, id) = outage_job(&store, &factory, "Gone", 5, &down, Duration::from_secs(2)).await;
     let lease = Duration::from_secs(30);
     let claimed = service.claim_bulk_jobs("worker-a", lease, 4, &[]).await.unwrap();
     let done = tokio::time::timeout(
@@ -757,8 +760,8 @@ async fn a_network_silent_beyond_the_patience_fails_the_rows_as_no_answer() {
 
 #[tokio::test]
 async fn a_killed_worker_is_resumed_without_sending_a_row_twice() {
-    let (_, fleet, factory) = ioto_test_support::factory::postgres_ports().await;
-    a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet, factory).await;
+    let (store, factory) = ioto_test_support::factory::postgres_store().await;
+    a_killed_worker_is_resumed_without_sending_a_row_twice_on(store, factory).await;
 }
 
 #[tokio::test]
@@ -767,9 +770,8 @@ async fn a_killed_worker_is_resumed_without_sending_a_row_twice_sqlite() {
     let loc = ioto_store::StoreLocation::Sqlite { path };
     ioto_store::migrate(&loc).await.unwrap();
     let store = ioto_store::connect(&loc, 2).await.unwrap();
-    let fleet: Arc<dyn Fleet> = Arc::new(store.fleet());
-    let factory = Factory::new(Arc::new(store.directory()), Arc::clone(&fleet));
-    a_killed_worker_is_resumed_without_sending_a_row_twice_on(fleet, factory).await;
+    let factory = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    a_killed_worker_is_resumed_without_sending_a_row_twice_on(store, factory).await;
 }
 
 /// Sample and hold: rapid single-SIM calls from one caller are sent as one job, each answered

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::fleet::{sim_entry, FleetService};
+use crate::fleet::FleetService;
 use ioto_domain::events::{BulkJobProgress, FleetEvent};
 use ioto_domain::fleet::audit::{parse_note, AuditStamp};
 use ioto_domain::fleet::bulk::{
@@ -29,10 +28,8 @@ use ioto_domain::fleet::bulk::{
     SimStateRow, ValidationReport, MAX_BULK_FILE_BYTES, MAX_BULK_ROWS,
 };
 use ioto_domain::fleet::import::TableFormat;
-use ioto_domain::fleet::sim::{Sim, SimState};
-use ioto_domain::fleet::AuditAction;
 use ioto_domain::identifiers::Iccid;
-use ioto_domain::ports::network::{NetworkAction, NetworkFailure, NetworkReceipt, NetworkRequest};
+use ioto_domain::ports::network::NetworkAction;
 use ioto_domain::ports::{BulkJobQuery, BulkRowQuery, BulkStatusChange};
 use ioto_domain::{Actor, Error, Permission, Result, Role, Scope, TenantId};
 
@@ -224,7 +221,7 @@ impl FleetService {
             .filter(|f| !f.trim().is_empty());
         let scope = tenant_scope(tenant);
         let parsed: Vec<Iccid> = lines.iter().filter_map(|l| Iccid::parse(&l.iccid).ok()).collect();
-        let sims = look_up_sims(&*self.store, scope, &parsed).await?;
+        let sims = look_up_sims(&*self.jobs, scope, &parsed).await?;
         let checked = check_lines(&lines, action, &sims);
         let report = ValidationReport::of(&checked);
         self.require_bulk(actor, tenant, report.valid).await?;
@@ -276,14 +273,14 @@ impl FleetService {
                 reference: None,
             })
             .collect();
-        self.store.create_bulk_job(scope, &job, &rows).await?;
+        self.jobs.create_bulk_job(scope, &job, &rows).await?;
         self.publish_progress(&job);
         Ok(Submitted { job, report })
     }
 
     pub async fn bulk_job(&self, actor: &Actor, id: Uuid) -> Result<Option<BulkJob>> {
         self.require_bulk_read(actor)?;
-        self.store.bulk_job(actor.scope(), id).await
+        self.jobs.bulk_job(actor.scope(), id).await
     }
 
     pub async fn bulk_jobs(
@@ -295,13 +292,13 @@ impl FleetService {
         self.require_bulk_read(actor)?;
         let tenant = actor.target_tenant(tenant)?;
         super::check_limit(query.limit)?;
-        self.store.bulk_jobs(actor.scope(), tenant, query).await
+        self.jobs.bulk_jobs(actor.scope(), tenant, query).await
     }
 
     pub async fn bulk_rows(&self, actor: &Actor, job: Uuid, query: &BulkRowQuery) -> Result<Vec<BulkRow>> {
         self.require_bulk_read(actor)?;
         super::check_limit(query.limit)?;
-        self.store.bulk_rows(actor.scope(), job, query).await
+        self.jobs.bulk_rows(actor.scope(), job, query).await
     }
 
     /// Starts a job awaiting confirmation: `CONFLICT` when it is anywhere else (confirmed
@@ -321,7 +318,7 @@ impl FleetService {
     ) -> Result<BulkJob> {
         actor.require(Permission::ManageFleet, "run bulk jobs")?;
         let job = self
-            .store
+            .jobs
             .bulk_job(actor.scope(), id)
             .await?
             .ok_or_else(|| Error::not_found("bulk job", id))?;
@@ -337,7 +334,7 @@ impl FleetService {
             by: Some(actor.subject.clone()),
             claim,
         };
-        let job = self.store.change_bulk_status(actor.scope(), id, &change).await?;
+        let job = self.jobs.change_bulk_status(actor.scope(), id, &change).await?;
         self.publish_progress(&job);
         self.job_ended(&job).await;
         Ok(job)
@@ -358,7 +355,7 @@ impl FleetService {
             by: Some(actor.subject.clone()),
             claim: None,
         };
-        let job = self.store.change_bulk_status(actor.scope(), id, &change).await?;
+        let job = self.jobs.change_bulk_status(actor.scope(), id, &change).await?;
         self.publish_progress(&job);
         self.job_ended(&job).await;
         Ok(job)
@@ -373,76 +370,6 @@ impl FleetService {
         self.notifier
             .publish(FleetEvent::BulkJobProgress(BulkJobProgress::of(job, Utc::now())));
     }
-
-    /// Sends a request through the fair gate, retrying transient failures
-    /// ([`crate::fleet::sims::NETWORK_ATTEMPTS`] attempts in all, backing off between them).
-    pub(crate) async fn send_to_network(
-        &self,
-        request: &NetworkRequest,
-    ) -> std::result::Result<NetworkReceipt, NetworkFailure> {
-        let mut attempt = 1;
-        loop {
-            let answer = {
-                let _slot = self.gate.acquire(request.tenant_id).await;
-                self.network.send(request).await
-            };
-            match answer {
-                Err(NetworkFailure::Transient(why)) if attempt < crate::fleet::sims::NETWORK_ATTEMPTS => {
-                    tracing::debug!(iccid = %request.iccid, attempt, %why, "network busy; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * 4_u64.pow(attempt - 1))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The SIM after a confirmed transition, and the audit entries saying so (terminating
-    /// unbinds the device).
-    pub(crate) fn transition_effects(
-        &self,
-        current: &Sim,
-        target: SimState,
-        action: NetworkAction,
-        receipt: &NetworkReceipt,
-        stamp: &AuditStamp,
-        job: Option<Uuid>,
-    ) -> (Sim, Vec<ioto_domain::fleet::NewAuditEntry>) {
-        let mut sim = current.clone();
-        sim.state = target;
-        let mut new = json!({ "state": target.as_str(), "network": network_json(action, receipt) });
-        if let Some(job) = job {
-            new["bulkJobId"] = json!(job.to_string());
-        }
-        let mut effects = vec![sim_entry(
-            &sim,
-            AuditAction::StateChanged,
-            stamp,
-            json!({ "state": current.state.as_str() }),
-            new,
-        )];
-        if target == SimState::Terminated {
-            if let Some(device) = sim.device_id.take() {
-                effects.push(sim_entry(
-                    &sim,
-                    AuditAction::Unbound,
-                    stamp,
-                    json!({ "deviceId": device.to_string() }),
-                    json!({ "deviceId": null }),
-                ));
-            }
-        }
-        (sim, effects)
-    }
-}
-
-/// What the audit trail keeps of a confirmed network request: the action, the network's
-/// reference and how long the network took (milliseconds, to 0.1).
-pub(crate) fn network_json(action: NetworkAction, receipt: &NetworkReceipt) -> serde_json::Value {
-    json!({
-        "action": action.as_str(),
-        "reference": receipt.reference,
-        "latencyMs": (receipt.latency.as_secs_f64() * 10_000.0).round() / 10.0})
 }
 
 fn lease_of(d: Duration) -> chrono::Duration {

@@ -61,7 +61,7 @@ impl FleetService {
                 after: None,
                 limit: MAX_BULK_ROWS as u64,
             };
-            async move { self.store.bulk_rows(scope, id, &query).await }
+            async move { self.jobs.bulk_rows(scope, id, &query).await }
         };
         if job.status.is_final() {
             let rows = all_rows(job.id).await?;
@@ -88,7 +88,7 @@ impl FleetService {
             Ok(Err(join)) => Err(Error::Internal(format!("provisioning task failed: {join}"))),
             Err(_) => {
                 // The caller stops waiting: the job's end is notified after all.
-                let job = self.store.notify_bulk_job(scope, job.id).await?;
+                let job = self.jobs.notify_bulk_job(scope, job.id).await?;
                 self.job_ended(&job).await;
                 Ok(Provisioned {
                     job,

@@ -87,7 +87,7 @@ impl FleetService {
         exclude: &[Uuid],
     ) -> Result<Vec<BulkJob>> {
         let now = Utc::now();
-        self.store
+        self.jobs
             .claim_bulk_jobs(worker, now, now + lease_of(lease), limit, exclude)
             .await
     }
@@ -195,7 +195,7 @@ impl FleetService {
             return Err(e);
         }
         // A lost claim ends this run without finishing the job (its new holder does).
-        let current = match self.store.bulk_job(Scope::Platform, job.id).await? {
+        let current = match self.jobs.bulk_job(Scope::Platform, job.id).await? {
             Some(j) if j.status == BulkJobStatus::Cancelled => j,
             _ => current,
         };
@@ -203,7 +203,7 @@ impl FleetService {
             BulkJobStatus::Processing => current.final_status(),
             other => other,
         };
-        let done = self.store.finish_bulk_job(job.id, worker, status, None).await?;
+        let done = self.jobs.finish_bulk_job(job.id, worker, status, None).await?;
         self.publish_progress(&done);
         // A job cancelled while it ran was notified when it was cancelled.
         if current.status == BulkJobStatus::Processing && done.status != BulkJobStatus::Cancelled {
@@ -230,7 +230,7 @@ impl FleetService {
         if run.stopped() {
             return None;
         }
-        let rows = match self.store.open_bulk_rows(job.id, after, CHUNK).await {
+        let rows = match self.jobs.open_bulk_rows(job.id, after, CHUNK).await {
             Ok(rows) if rows.is_empty() => return None,
             Ok(rows) => rows,
             Err(e) => {
@@ -242,7 +242,7 @@ impl FleetService {
             (Some(f), Some(l)) => (f.position, l.position),
             _ => return None,
         };
-        match self.store.mark_bulk_rows_sent(job.id, worker, first..=last).await {
+        match self.jobs.mark_bulk_rows_sent(job.id, worker, first..=last).await {
             Ok(()) => {}
             // Cancelled, or the claim went to another worker: send nothing more.
             Err(Error::Conflict(_)) => {
@@ -285,7 +285,7 @@ impl FleetService {
             .map(|r| (r.position, r.audit.clone()))
             .collect();
         let (current, refused) = self
-            .store
+            .jobs
             .record_bulk_results(job.id, worker, batch, until)
             .await?;
         // Rows whose SIM moved on meanwhile were written as failed; their effects did not happen.
@@ -408,7 +408,7 @@ impl FleetService {
                             AuditAction::LocationUpdated,
                             &stamp,
                             json!(null),
-                            json!({ "network": network_json(network_action, &receipt), "bulkJobId": job.id.to_string() }),
+                            json!({ "network": crate::fleet::network::network_json(network_action, &receipt), "bulkJobId": job.id.to_string() }),
                         )],
                     ),
                 };

@@ -20,9 +20,6 @@ use ioto_domain::ports::network::{NetworkAction, NetworkFailure, NetworkReceipt,
 use ioto_domain::ports::{Changeset, Versioned};
 use ioto_domain::{Actor, CustomerId, Error, Permission, Result, Scope, TenantId};
 
-/// Attempts at a network request before a single-SIM change gives up (transient failures).
-pub const NETWORK_ATTEMPTS: u32 = 3;
-
 /// A SIM to create by hand (imports go through [`super::ImportRequest`]).
 #[derive(Debug, Clone)]
 pub struct SimInput {
@@ -267,7 +264,7 @@ impl FleetService {
     }
 
     /// Sends `action` for `sim` to the network, retrying transient failures
-    /// ([`NETWORK_ATTEMPTS`] attempts in all, backing off). A failure is recorded in the SIM's
+    /// ([`crate::fleet::network::NETWORK_ATTEMPTS`] attempts in all, backing off). A failure is recorded in the SIM's
     /// audit trail with the reason and answered as `CONFLICT` (refused) or `UNAVAILABLE` (the
     /// network did not answer); the SIM keeps its state.
     pub(crate) async fn tell_network(
@@ -302,7 +299,7 @@ impl FleetService {
                 "NO_ANSWER",
                 Error::Unavailable(format!(
                     "the network ({} attempts at {}: {why}; SIM {} stays {})",
-                    NETWORK_ATTEMPTS,
+                    crate::fleet::network::NETWORK_ATTEMPTS,
                     action.as_str(),
                     sim.iccid,
                     sim.state.as_str()
@@ -350,7 +347,7 @@ impl FleetService {
             AuditAction::LocationUpdated,
             &stamp,
             json!(null),
-            json!({ "network": crate::fleet::bulk::network_json(NetworkAction::LocationUpdate, &receipt) }),
+            json!({ "network": crate::fleet::network::network_json(NetworkAction::LocationUpdate, &receipt) }),
         );
         self.commit(
             actor.scope(),

@@ -18,10 +18,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::*;
 use crate::convert::corrupt;
 use crate::entities::{bulk_job, bulk_job_row, sim};
 use crate::error::db;
+use crate::fleet::*;
 use crate::pool::{commit, sims_in};
 
 /// Rows per insert statement (SQLite allows 32,766 bound values; a row binds 12).
@@ -145,8 +145,8 @@ fn row_model(tenant: TenantId, r: &BulkRow) -> bulk_job_row::ActiveModel {
 /// The first bound value in a custom expression.
 /// A job's rows as one text parameter per column (Postgres), or `None` when a value cannot
 /// travel that way.
-fn row_columns(rows: &[BulkRow]) -> Option<super::bulk::Columns<9>> {
-    let mut columns = super::bulk::Columns::new([
+fn row_columns(rows: &[BulkRow]) -> Option<crate::fleet::bulk::Columns<9>> {
+    let mut columns = crate::fleet::bulk::Columns::new([
         "position",
         "line",
         "iccid",
@@ -184,7 +184,7 @@ fn row_columns(rows: &[BulkRow]) -> Option<super::bulk::Columns<9>> {
 async fn insert_row_columns(
     txn: &DatabaseTransaction,
     job: &BulkJob,
-    columns: super::bulk::Columns<9>,
+    columns: crate::fleet::bulk::Columns<9>,
 ) -> Result<()> {
     let mut values: Vec<sea_orm::Value> = vec![job.id.into(), job.tenant_id.0.into()];
     values.extend(columns.params());
@@ -220,7 +220,7 @@ async fn notify_finished(txn: &DatabaseTransaction, job: &BulkJob, at: DateTime<
     if !job.notify {
         return Ok(());
     }
-    super::notifications::insert_notification(txn, &Notification::bulk_job_finished(job, at)).await
+    crate::notifications::insert_notification(txn, &Notification::bulk_job_finished(job, at)).await
 }
 
 /// `iccid IN (…)`; on Postgres one text parameter split by the server (`= ANY`): thousands of
@@ -230,7 +230,7 @@ fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> sea_orm::sea_query::Simp
         let mut joined = String::with_capacity(iccids.len() * 21);
         for (i, iccid) in iccids.iter().enumerate() {
             if i > 0 {
-                joined.push(super::bulk::SEP);
+                joined.push(crate::fleet::bulk::SEP);
             }
             joined.push_str(iccid.as_str());
         }
@@ -444,7 +444,7 @@ impl SqlFleet {
     /// before it writes: a transaction that starts reading and then writes fails with "database
     /// is locked" when another committed in between (WAL snapshots cannot be upgraded), where
     /// one that starts with a write waits its turn (`busy_timeout`).
-    pub(super) async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
+    pub(crate) async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
         if self.backend() == DbBackend::Sqlite {
             txn.execute_unprepared("UPDATE bulk_jobs SET id = id WHERE 0")
                 .await
@@ -531,7 +531,7 @@ impl BulkJobStore for SqlFleet {
             .await
             .map_err(db)?;
         if self.backend() == DbBackend::Postgres {
-            for chunk in rows.chunks(super::bulk::PG_CHUNK) {
+            for chunk in rows.chunks(crate::fleet::bulk::PG_CHUNK) {
                 match row_columns(chunk) {
                     Some(columns) => insert_row_columns(&txn, job, columns).await?,
                     // A value the column form cannot carry (an empty or control-character ICCID
@@ -826,7 +826,7 @@ impl BulkJobStore for SqlFleet {
             audit.append(&mut r.audit);
         }
         self.write_row_outcomes(&txn, job, &results, now).await?;
-        bulk::insert_audit(&txn, self.backend(), &audit).await?;
+        crate::fleet::bulk::insert_audit(&txn, self.backend(), &audit).await?;
         bulk_job::Entity::update_many()
             .col_expr(
                 bulk_job::Column::Processed,

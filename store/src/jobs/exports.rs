@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ioto_domain::export::{ExportFormat, ExportJob, ExportKind, ExportStatus};
-use ioto_domain::ports::export::{ExportEnd, ExportJobQuery, ExportJobStore, ExportProgressUpdate};
+use ioto_domain::ports::jobs::{ExportEnd, ExportJobQuery, ExportJobStore, ExportProgressUpdate};
 use ioto_domain::{Error, Result, Role, Scope};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
@@ -13,10 +13,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::*;
 use crate::convert::corrupt;
 use crate::entities::export_job;
 use crate::error::db;
+use crate::fleet::*;
 use crate::pool::commit;
 
 fn count(n: u64) -> i64 {

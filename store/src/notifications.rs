@@ -15,10 +15,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::*;
 use crate::convert::corrupt;
 use crate::entities::{notification, notification_delivery, user, webhook_endpoint};
 use crate::error::db;
+use crate::fleet::*;
 use crate::pool::commit;
 
 impl TryFrom<notification::Model> for Notification {

@@ -4,10 +4,11 @@ mod analytics;
 mod billing;
 mod bulk;
 mod context;
+mod directory;
+mod enums;
 mod error;
 pub mod exports;
-mod fleet_mutation;
-mod fleet_query;
+mod fleet;
 pub mod limits;
 mod loaders;
 mod mutation;
@@ -16,8 +17,7 @@ mod query;
 pub mod rate_limit;
 pub mod scalars;
 mod subscription;
-pub mod types;
-mod usage_query;
+mod usage;
 
 pub use context::{
     Realtime, RequestContext, RequestMeter, Services, SubscriptionSlots, TaskScope, TokenIssuer,

@@ -15,7 +15,7 @@ use ioto_domain::ports::Granularity;
 
 use crate::analytics::{DimensionGql, PresetGql, UsageAnalyticsInput};
 use crate::billing::RatedDimensionGql;
-use crate::types::usage::GranularityKind;
+use crate::usage::GranularityKind;
 
 /// The cost of one backend query made per parent object.
 pub const BACKEND_CALL: usize = 10;

@@ -126,6 +126,58 @@ impl ScalarType for MccMncScalar {
     }
 }
 
+/// An exact decimal amount of money, written as a string (`"12.345"`) so no JSON parser rounds it.
+/// Costs carry up to 12 decimals; prices up to 6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decimal(pub ioto_domain::billing::money::Cost);
+
+#[Scalar(name = "Decimal")]
+impl ScalarType for Decimal {
+    fn parse(value: Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            Value::String(s) => ioto_domain::billing::money::Cost::parse("Decimal", s)
+                .map(Decimal)
+                .map_err(|e| async_graphql::InputValueError::custom(e.to_string())),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_string())
+    }
+}
+
+/// A calendar day, `YYYY-MM-DD` (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub chrono::NaiveDate);
+
+#[async_graphql::Scalar(name = "Date")]
+impl async_graphql::ScalarType for Date {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| {
+                    async_graphql::InputValueError::custom(format!("'{s}' is not a date (YYYY-MM-DD)"))
+                }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.to_string())
+    }
+}
+
+/// An optional `tenantId` argument (platform admins name a tenant; everyone else is in theirs).
+pub(crate) fn parse_tenant(
+    id: Option<&async_graphql::ID>,
+) -> async_graphql::Result<Option<ioto_domain::TenantId>> {
+    id.map(|id| ioto_domain::TenantId::parse(id, "tenantId"))
+        .transpose()
+        .map_err(crate::error::to_gql)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

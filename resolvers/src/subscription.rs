@@ -17,7 +17,7 @@ use ioto_domain::{Error, ErrorCode, TenantId};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::context::{actor, services};
-use crate::types::DirectoryEventObject;
+use crate::directory::DirectoryEventObject;
 
 pub struct SubscriptionRoot;
 
@@ -227,9 +227,8 @@ impl SubscriptionRoot {
         customer_id: Option<async_graphql::ID>,
         #[graphql(desc = "Only this tenant's SIMs (for platform admins; others may name only their own).")]
         tenant_id: Option<async_graphql::ID>,
-    ) -> async_graphql::Result<
-        impl Stream<Item = async_graphql::Result<crate::types::fleet::SimStateChangeObject>>,
-    > {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::fleet::SimStateChangeObject>>>
+    {
         let filter = sim_stream_filter(ctx, iccid, customer_id, tenant_id).await?;
         let (tenant, recheck) = (filter.watched_tenant(), sees_sims(ctx, filter.actor.clone()));
         let stream = services(ctx).realtime.fleet_events();
@@ -351,9 +350,8 @@ impl SubscriptionRoot {
         customer_id: Option<async_graphql::ID>,
         #[graphql(desc = "Only this tenant's SIMs (for platform admins; others may name only their own).")]
         tenant_id: Option<async_graphql::ID>,
-    ) -> async_graphql::Result<
-        impl Stream<Item = async_graphql::Result<crate::types::usage::LiveSessionUpdateObject>>,
-    > {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::usage::LiveSessionUpdateObject>>>
+    {
         let filter = sim_stream_filter(ctx, iccid, customer_id, tenant_id).await?;
         let (tenant, recheck) = (filter.watched_tenant(), sees_sims(ctx, filter.actor.clone()));
         let stream = services(ctx).realtime.usage_events();
@@ -366,7 +364,7 @@ impl SubscriptionRoot {
             let visible: Vec<_> = updates
                 .into_iter()
                 .filter(|u| filter.admits(u.tenant_id, u.customer_id, &u.iccid))
-                .map(|u| crate::types::usage::LiveSessionUpdateObject::new(u, now))
+                .map(|u| crate::usage::LiveSessionUpdateObject::new(u, now))
                 .collect();
             futures::stream::iter(visible)
         });
@@ -380,9 +378,8 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         device_id: async_graphql::ID,
-    ) -> async_graphql::Result<
-        impl Stream<Item = async_graphql::Result<crate::types::usage::TelemetryReadingObject>>,
-    > {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::usage::TelemetryReadingObject>>>
+    {
         let actor = actor(ctx)?.clone();
         let id = ioto_domain::DeviceId::parse(&device_id, "deviceId").map_err(crate::to_gql)?;
         let device = services(ctx)
@@ -411,7 +408,7 @@ impl SubscriptionRoot {
             let mine: Vec<_> = readings
                 .into_iter()
                 .filter(|(tenant, r)| *tenant == device.tenant_id && r.device_id == device.id)
-                .map(|(_, r)| crate::types::usage::TelemetryReadingObject::from(r))
+                .map(|(_, r)| crate::usage::TelemetryReadingObject::from(r))
                 .collect();
             futures::stream::iter(mine)
         });

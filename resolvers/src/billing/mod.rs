@@ -1,45 +1,29 @@
 //! Rate cards and rating runs: queries for everyone allowed to see costs, mutations for platform
 //! admins (cards, closing periods) and admins (rating on demand).
 
-use async_graphql::{Context, Enum, InputObject, Object, Scalar, ScalarType, SimpleObject, Value, ID};
+mod mutation;
+mod query;
+
+pub(crate) use self::mutation::BillingMutation;
+pub(crate) use self::query::BillingQuery;
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use ioto_app::billing::{NewCharge, NewRateCard, Requester};
 use ioto_domain::billing::invoice::TenantInvoice;
-use ioto_domain::billing::money::{Cost, Currency, Price};
+use ioto_domain::billing::money::Price;
 use ioto_domain::billing::rate_card::{
     BillingPeriod, RateCard, RateCardKind, RateCardTerms, RateCardVersion, TariffOverride, Zone, ZonePrice,
 };
 use ioto_domain::billing::rating::{RatingRun, RatingTotals, RunStatus};
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::ports::billing::{ClosedPeriod, RatedDimension};
-use ioto_domain::{Error, TenantId};
+use ioto_domain::Error;
 use uuid::Uuid;
 
-use crate::context::{actor, services};
-use crate::error::{to_gql, GqlResult};
+use crate::error::to_gql;
+use crate::scalars::Date;
+use crate::scalars::Decimal;
 use crate::scalars::{BigInt, MccMncScalar};
-use crate::types::usage::Date;
-
-/// An exact decimal amount of money, written as a string (`"12.345"`) so no JSON parser rounds it.
-/// Costs carry up to 12 decimals; prices up to 6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decimal(pub Cost);
-
-#[Scalar(name = "Decimal")]
-impl ScalarType for Decimal {
-    fn parse(value: Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            Value::String(s) => Cost::parse("Decimal", s)
-                .map(Decimal)
-                .map_err(|e| async_graphql::InputValueError::custom(e.to_string())),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.to_string())
-    }
-}
 
 /// A price as an amount (written with the decimals it needs).
 fn price(p: Price) -> Decimal {
@@ -481,12 +465,6 @@ fn parse_uuid(id: &ID, field: &str) -> async_graphql::Result<Uuid> {
         .map_err(|_| to_gql(Error::invalid(field, format!("'{}' is not an id", id.as_str()))))
 }
 
-fn parse_tenant(id: Option<&ID>) -> async_graphql::Result<Option<TenantId>> {
-    id.map(|id| TenantId::parse(id, "tenantId"))
-        .transpose()
-        .map_err(to_gql)
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "RatedDimension")]
 pub enum RatedDimensionGql {
@@ -676,270 +654,4 @@ pub struct InvoiceChargeObject {
     pub unit_price: Decimal,
     pub credit: bool,
     pub amount: Decimal,
-}
-
-#[derive(Default)]
-pub struct BillingQuery;
-
-#[Object]
-impl BillingQuery {
-    /// The tenant's rate cards the caller may see (the retail card; the supplier card too for
-    /// platform admins).
-    async fn rate_cards(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-    ) -> async_graphql::Result<Vec<RateCardObject>> {
-        let tenant = parse_tenant(tenant_id.as_ref())?;
-        let cards = services(ctx)
-            .billing
-            .rate_cards(actor(ctx)?, tenant)
-            .await
-            .gql()?;
-        Ok(cards.into_iter().map(RateCardObject).collect())
-    }
-
-    async fn rate_card(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RateCardObject> {
-        let id = parse_uuid(&id, "id")?;
-        Ok(RateCardObject(
-            services(ctx).billing.rate_card(actor(ctx)?, id).await.gql()?,
-        ))
-    }
-
-    /// The current rating of the billing period holding `day` (today by default) for the card of
-    /// `kind`, summed by `by`: usage and cost per sub-customer (to bill them), per SIM, network,
-    /// zone, day, month or tariff plan. A customer user sees its own rows only. `null` when the
-    /// period has not been rated.
-    #[graphql(complexity = "crate::limits::rated_cost(by, child_complexity)")]
-    async fn rated_usage(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-        #[graphql(default_with = "RateCardKindGql::Retail")] kind: RateCardKindGql,
-        day: Option<Date>,
-        by: RatedDimensionGql,
-    ) -> async_graphql::Result<Option<RatedPeriodObject>> {
-        let tenant = parse_tenant(tenant_id.as_ref())?;
-        let day = day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
-        let Some(p) = services(ctx)
-            .billing
-            .rated_usage(actor(ctx)?, tenant, kind.into(), day, by.into())
-            .await
-            .gql()?
-        else {
-            return Ok(None);
-        };
-        let usage_total: Cost = p.usage.iter().map(|(_, s)| s.cost).sum();
-        let fees_total: Cost = p.fees.iter().map(|(_, f)| f.fees).sum();
-        Ok(Some(RatedPeriodObject {
-            currency: p.currency.code().to_owned(),
-            run: p.run.into(),
-            by,
-            usage: p
-                .usage
-                .into_iter()
-                .map(|(key, s)| RatedUsageRowObject {
-                    key,
-                    records: s.records.into(),
-                    bytes_in: s.bytes_in.into(),
-                    bytes_out: s.bytes_out.into(),
-                    rounded_bytes: s.rounded_bytes.into(),
-                    cost: Decimal(s.cost),
-                })
-                .collect(),
-            fees_by: p.fees_by.into(),
-            fees: p
-                .fees
-                .into_iter()
-                .map(|(key, f)| AccessFeeRowObject {
-                    key,
-                    charges: f.charges.into(),
-                    fees: Decimal(f.fees),
-                })
-                .collect(),
-            usage_total: Decimal(usage_total),
-            fees_total: Decimal(fees_total),
-        }))
-    }
-
-    /// PLATFORM_ADMIN: a tenant's invoice data for the billing period holding `day` (today by
-    /// default); `null` before the period is rated.
-    async fn tenant_invoice(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: ID,
-        day: Option<Date>,
-    ) -> async_graphql::Result<Option<TenantInvoiceObject>> {
-        let tenant = TenantId::parse(&tenant_id, "tenantId").gql()?;
-        let day = day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
-        Ok(services(ctx)
-            .billing
-            .tenant_invoice(actor(ctx)?, tenant, day)
-            .await
-            .gql()?
-            .map(Into::into))
-    }
-
-    /// Rating runs, newest period first (at most `first`, 50 by default).
-    #[graphql(complexity = "crate::limits::page_cost(Some(first.min(500) as i32), 50, child_complexity)")]
-    async fn rating_runs(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-        #[graphql(default = 50)] first: u32,
-    ) -> async_graphql::Result<Vec<RatingRunObject>> {
-        let tenant = parse_tenant(tenant_id.as_ref())?;
-        let runs = services(ctx)
-            .billing
-            .runs(actor(ctx)?, tenant, u64::from(first))
-            .await
-            .gql()?;
-        Ok(runs.into_iter().map(Into::into).collect())
-    }
-}
-
-#[derive(Default)]
-pub struct BillingMutation;
-
-#[Object]
-impl BillingMutation {
-    /// PLATFORM_ADMIN: a tenant's retail or supplier card with its price history.
-    async fn create_rate_card(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateRateCardInput,
-    ) -> async_graphql::Result<RateCardObject> {
-        let actor = actor(ctx)?;
-        let tenant = TenantId::parse(&input.tenant_id, "tenantId").gql()?;
-        let currency = Currency::parse("currency", &input.currency).gql()?;
-        let versions = input
-            .versions
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| v.terms(&format!("versions[{i}].")))
-            .collect::<Result<Vec<_>, _>>()
-            .gql()?;
-        let card = services(ctx)
-            .billing
-            .create_rate_card(
-                actor,
-                NewRateCard {
-                    tenant_id: tenant,
-                    kind: input.kind.into(),
-                    name: input.name,
-                    currency,
-                    billing_period: input.billing_period.into(),
-                    versions,
-                },
-            )
-            .await
-            .gql()?;
-        Ok(RateCardObject(card))
-    }
-
-    /// PLATFORM_ADMIN: a new version taking effect today or later.
-    async fn add_rate_card_version(
-        &self,
-        ctx: &Context<'_>,
-        rate_card_id: ID,
-        version: RateCardVersionInput,
-    ) -> async_graphql::Result<RateCardObject> {
-        let id = parse_uuid(&rate_card_id, "rateCardId")?;
-        let terms = version.terms("version.").gql()?;
-        Ok(RateCardObject(
-            services(ctx)
-                .billing
-                .add_version(actor(ctx)?, id, terms)
-                .await
-                .gql()?,
-        ))
-    }
-
-    /// PLATFORM_ADMIN: the card prices nothing from `from` (today or later).
-    async fn retire_rate_card(
-        &self,
-        ctx: &Context<'_>,
-        rate_card_id: ID,
-        from: Date,
-    ) -> async_graphql::Result<RateCardObject> {
-        let id = parse_uuid(&rate_card_id, "rateCardId")?;
-        Ok(RateCardObject(
-            services(ctx)
-                .billing
-                .retire(actor(ctx)?, id, from.0)
-                .await
-                .gql()?,
-        ))
-    }
-
-    /// PLATFORM_ADMIN or TENANT_ADMIN: rates the billing period holding `day` (today by default)
-    /// now, for every card of the tenant; the result replaces the period's previous one.
-    async fn rate_billing_period(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-        day: Option<Date>,
-    ) -> async_graphql::Result<Vec<RatingRunObject>> {
-        let actor = actor(ctx)?;
-        let tenant = actor.target_tenant(parse_tenant(tenant_id.as_ref())?).gql()?;
-        let day = day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
-        let runs = services(ctx)
-            .billing
-            .rate_period(Requester::User(actor), tenant, day)
-            .await
-            .gql()?;
-        Ok(runs.into_iter().map(Into::into).collect())
-    }
-
-    /// PLATFORM_ADMIN: a charge (or credit) on a tenant's invoice for an open period.
-    async fn add_invoice_charge(
-        &self,
-        ctx: &Context<'_>,
-        input: InvoiceChargeInput,
-    ) -> async_graphql::Result<InvoiceChargeObject> {
-        let tenant = TenantId::parse(&input.tenant_id, "tenantId").gql()?;
-        let unit_price = Price::parse("unitPrice", &input.unit_price).gql()?;
-        let day = input.day.map(|d| d.0).unwrap_or_else(|| Utc::now().date_naive());
-        let c = services(ctx)
-            .billing
-            .add_charge(
-                actor(ctx)?,
-                NewCharge {
-                    tenant,
-                    day,
-                    description: &input.description,
-                    quantity: u64::from(input.quantity),
-                    unit_price,
-                    credit: input.credit,
-                },
-            )
-            .await
-            .gql()?;
-        Ok(InvoiceChargeObject {
-            id: ID(c.id.to_string()),
-            period_start: Date(c.period_start),
-            description: c.description.clone(),
-            quantity: c.quantity.into(),
-            unit_price: price(c.unit_price),
-            credit: c.credit,
-            amount: Decimal(c.amount()),
-        })
-    }
-
-    /// PLATFORM_ADMIN: the period's current rating becomes final (what is invoiced); CDRs that
-    /// arrive later for it are charged in the next open period.
-    async fn close_billing_period(
-        &self,
-        ctx: &Context<'_>,
-        rate_card_id: ID,
-        period_start: Date,
-    ) -> async_graphql::Result<ClosedPeriodObject> {
-        let id = parse_uuid(&rate_card_id, "rateCardId")?;
-        Ok(services(ctx)
-            .billing
-            .close_period(actor(ctx)?, id, period_start.0)
-            .await
-            .gql()?
-            .into())
-    }
 }

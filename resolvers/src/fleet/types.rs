@@ -14,11 +14,12 @@ use ioto_domain::fleet::schedule::ScheduledTransition;
 use ioto_domain::fleet::{Device, Sim};
 use ioto_domain::{CustomerId, DeviceId, Error, TenantId};
 
-use super::{
-    AuditActionKind, DeviceKindKind, DeviceObject, DeviceStateKind, EntityKindKind, ScheduleStatusKind,
-    SimObject, SimStateKind, SimTypeKind,
-};
+use super::{DeviceObject, SimObject};
 use crate::context::{actor, loaders, services};
+use crate::enums::{
+    AuditActionKind, DeviceKindKind, DeviceStateKind, EntityKindKind, ScheduleStatusKind, SimStateKind,
+    SimTypeKind,
+};
 use crate::error::{to_gql, GqlResult};
 use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
 use crate::scalars::IccidScalar;

@@ -11,9 +11,9 @@ use ioto_domain::Error;
 
 use crate::context::{actor, services};
 use crate::error::{to_gql, GqlResult};
+use crate::fleet::PageInfo;
 use crate::scalars::{IccidScalar, MccMncScalar};
-use crate::types::fleet::PageInfo;
-use crate::types::usage::NetworkInfo;
+use crate::usage::NetworkInfo;
 
 #[derive(Default)]
 pub struct UsageQuery;
@@ -146,13 +146,13 @@ impl UsageQuery {
         &self,
         ctx: &Context<'_>,
         tenant_id: Option<async_graphql::ID>,
-        from: crate::types::usage::Date,
-        to: crate::types::usage::Date,
+        from: crate::scalars::Date,
+        to: crate::scalars::Date,
         iccid: Option<IccidScalar>,
         customer_id: Option<async_graphql::ID>,
         #[graphql(default = false)] only_differences: bool,
         #[graphql(desc = "Most rows (default 1,000, at most 10,000).")] first: Option<i32>,
-    ) -> async_graphql::Result<Vec<crate::types::usage::ReconciliationRowObject>> {
+    ) -> async_graphql::Result<Vec<crate::usage::ReconciliationRowObject>> {
         let tenant = tenant_id
             .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
             .transpose()
@@ -201,10 +201,8 @@ impl UsageQuery {
         customer_id: Option<async_graphql::ID>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        #[graphql(desc = "Period size (default DAY).")] granularity: Option<
-            crate::types::usage::GranularityKind,
-        >,
-    ) -> async_graphql::Result<Vec<crate::types::usage::CustomerUsagePointObject>> {
+        #[graphql(desc = "Period size (default DAY).")] granularity: Option<crate::usage::GranularityKind>,
+    ) -> async_graphql::Result<Vec<crate::usage::CustomerUsagePointObject>> {
         let tenant = tenant_id
             .map(|t| ioto_domain::TenantId::parse(&t, "tenantId"))
             .transpose()
@@ -213,9 +211,7 @@ impl UsageQuery {
             .map(|c| ioto_domain::CustomerId::parse(&c, "customerId"))
             .transpose()
             .gql()?;
-        let g = granularity
-            .unwrap_or(crate::types::usage::GranularityKind::Day)
-            .into();
+        let g = granularity.unwrap_or(crate::usage::GranularityKind::Day).into();
         // Usage is SIM data: hidden from customer users where their tenant hides SIMs.
         services(ctx)
             .fleet

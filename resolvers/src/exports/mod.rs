@@ -5,24 +5,26 @@
 //! asked), so the worker reads exactly what the matching query would: [`stored_request`] parses
 //! it again through the same input types.
 
+mod mutation;
+mod query;
+
+pub(crate) use self::mutation::ExportMutation;
+pub(crate) use self::query::ExportQuery;
+
 use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Duration, Utc};
 use ioto_app::export::ExportRequest;
 use ioto_domain::export::{ExportFormat, ExportJob, ExportKind, ExportStatus};
-use ioto_domain::ports::jobs::ExportJobQuery;
-use ioto_domain::{Error, TenantId};
+use ioto_domain::Error;
 use uuid::Uuid;
 
 use crate::analytics::UsageAnalyticsInput;
-use crate::context::{actor, services};
-use crate::error::GqlResult;
-use crate::fleet_query::parse_tenant;
+use crate::context::services;
+use crate::fleet::{AuditFilterInput, DeviceFilterInput, PageInfo, SimFilterInput};
+use crate::scalars::parse_tenant;
+use crate::scalars::Date;
 use crate::scalars::{BigInt, IccidScalar, MccMncScalar};
 use crate::to_gql;
-use crate::types::fleet::{
-    parse_time_id_cursor, time_id_cursor, AuditFilterInput, DeviceFilterInput, PageInfo, SimFilterInput,
-};
-use crate::types::usage::Date;
 
 /// How long a download link works.
 pub const LINK_TTL_SECONDS: i64 = 300;
@@ -475,103 +477,6 @@ pub struct ExportJobConnection {
 
 fn job_id(id: &ID) -> async_graphql::Result<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| to_gql(Error::invalid("id", "is not an export job id")))
-}
-
-#[derive(Default)]
-pub struct ExportQuery;
-
-#[Object]
-impl ExportQuery {
-    /// Export jobs, newest first: the caller's own (a tenant's administrators: all of the
-    /// tenant's). `after` is the `endCursor` of the previous page.
-    #[graphql(complexity = "crate::limits::page_cost(first, 20, child_complexity)")]
-    async fn export_jobs(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-        statuses: Option<Vec<ExportStatusGql>>,
-        #[graphql(desc = "Page size (default 20).")] first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<ExportJobConnection> {
-        let tenant: Option<TenantId> = parse_tenant(tenant_id.as_ref())?;
-        let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(20).into()).gql()?;
-        let before = after.as_deref().map(parse_time_id_cursor).transpose()?;
-        let mut nodes = services(ctx)
-            .exports
-            .jobs(
-                actor(ctx)?,
-                tenant,
-                ExportJobQuery {
-                    statuses: statuses.into_iter().flatten().map(Into::into).collect(),
-                    before,
-                    limit: limit + 1,
-                    ..ExportJobQuery::default()
-                },
-            )
-            .await
-            .gql()?;
-        let has_next_page = nodes.len() as u64 > limit;
-        nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(ExportJobConnection {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page: before.is_some(),
-                start_cursor: nodes.first().map(|j| time_id_cursor(j.created_at, j.id)),
-                end_cursor: nodes.last().map(|j| time_id_cursor(j.created_at, j.id)),
-            },
-            nodes: nodes.into_iter().map(ExportJobObject).collect(),
-        })
-    }
-
-    /// One export job; null when it does not exist or is not the caller's to see.
-    async fn export_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ExportJobObject>> {
-        let id = job_id(&id)?;
-        Ok(services(ctx)
-            .exports
-            .job(actor(ctx)?, id)
-            .await
-            .gql()?
-            .map(ExportJobObject))
-    }
-}
-
-#[derive(Default)]
-pub struct ExportMutation;
-
-#[Object]
-impl ExportMutation {
-    /// Queues an export of `kind` as `format`, reading what the kind's query would read with
-    /// `filter`, as the caller may see it. Checked now (permissions, filter); follow it with
-    /// `exportJobProgress` or `exportJob`, then download through `downloadUrl`. At most 5 of a
-    /// user's exports are queued or running at once.
-    async fn request_export(
-        &self,
-        ctx: &Context<'_>,
-        kind: ExportKindGql,
-        format: ExportFormatGql,
-        filter: Option<ExportFilterInput>,
-    ) -> async_graphql::Result<ExportJobObject> {
-        let kind: ExportKind = kind.into();
-        let mut filter = filter.unwrap_or_default();
-        filter.settle(kind, Utc::now());
-        let request = export_request(kind, &filter)?;
-        let stored = async_graphql::InputType::to_value(&filter)
-            .into_json()
-            .map_err(|e| to_gql(Error::Internal(format!("export filter as JSON: {e}"))))?;
-        let job = services(ctx)
-            .exports
-            .request(actor(ctx)?, &request, format.into(), stored)
-            .await
-            .gql()?;
-        Ok(ExportJobObject(job))
-    }
-
-    /// Cancels a queued or running export (`CONFLICT` once it has ended); no file is kept.
-    async fn cancel_export(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ExportJobObject> {
-        let id = job_id(&id)?;
-        let job = services(ctx).exports.cancel(actor(ctx)?, id).await.gql()?;
-        Ok(ExportJobObject(job))
-    }
 }
 
 /// Where an export stands (the `exportJobProgress` subscription).

@@ -5,20 +5,21 @@ use ioto_domain::fleet::query::{
     check_page_size, device_cursor, sim_cursor, Cursor, DeviceSort, Page, SimSort,
 };
 use ioto_domain::ports::ScheduleQuery;
-use ioto_domain::{DeviceId, Error, TenantId};
+use ioto_domain::{DeviceId, Error};
 
 use crate::context::{actor, loaders, services};
+use crate::enums::SortDirection;
+use crate::enums::{DeviceOrderField, ScheduleStatusKind, SimOrderField};
 use crate::error::{to_gql, GqlResult};
-use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
-use crate::scalars::IccidScalar;
-use crate::types::fleet::{
+use crate::fleet::{
     AuditConnection, AuditEntryObject, AuditFilterInput, DeviceConnection, DeviceFilterInput,
     FleetSettingsObject, LabelSuggestionObject, PageInfo, ScheduledTransitionObject, SimConnection,
     SimFilterInput,
 };
-use crate::types::{
-    DeviceObject, DeviceOrderField, ScheduleStatusKind, SimObject, SimOrderField, SortDirection,
-};
+use crate::fleet::{DeviceObject, SimObject};
+use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
+use crate::scalars::parse_tenant;
+use crate::scalars::IccidScalar;
 
 #[derive(Default)]
 pub struct FleetQuery;
@@ -37,12 +38,6 @@ pub struct DeviceOrder {
     pub field: DeviceOrderField,
     #[graphql(default)]
     pub direction: SortDirection,
-}
-
-pub(crate) fn parse_tenant(id: Option<&ID>) -> async_graphql::Result<Option<TenantId>> {
-    id.map(|id| TenantId::parse(id, "tenantId"))
-        .transpose()
-        .map_err(to_gql)
 }
 
 pub(crate) fn parse_device(id: &ID, field: &str) -> async_graphql::Result<DeviceId> {

@@ -4,13 +4,15 @@ use ioto_domain::fleet::audit::EntityKind;
 use ioto_domain::fleet::Sim;
 use ioto_domain::ports::ScheduleQuery;
 
-use super::fleet::{labels_of, AuditEntryObject, LabelObject, ScheduledTransitionObject};
-use super::usage::{GranularityKind, LiveSessionObject, UsagePointObject};
-use super::{CustomerObject, DeviceObject, SimStateKind, SimTypeKind};
+use super::types::{labels_of, AuditEntryObject, LabelObject, ScheduledTransitionObject};
+use super::DeviceObject;
 use crate::context::{actor, loaders, services};
+use crate::directory::CustomerObject;
+use crate::enums::{SimStateKind, SimTypeKind};
 use crate::error::GqlResult;
 use crate::loaders::gql_err;
 use crate::scalars::{IccidScalar, MccMncScalar};
+use crate::usage::{GranularityKind, LiveSessionObject, UsagePointObject};
 
 /// A SIM card.
 pub struct SimObject(pub Sim);
@@ -183,7 +185,7 @@ pub struct SimPayload {
 #[ComplexObject]
 impl SimPayload {
     /// Every effect of the operation, in the order applied (empty when nothing changed).
-    async fn effects(&self) -> Vec<super::fleet::EffectObject> {
-        super::fleet::effects(&self.effects)
+    async fn effects(&self) -> Vec<super::types::EffectObject> {
+        super::types::effects(&self.effects)
     }
 }

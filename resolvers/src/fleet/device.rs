@@ -3,9 +3,11 @@ use chrono::{DateTime, Utc};
 use ioto_domain::fleet::audit::EntityKind;
 use ioto_domain::fleet::Device;
 
-use super::fleet::{labels_of, AuditEntryObject, LabelObject};
-use super::{ConnectivityKind, CustomerObject, DeviceKindKind, DeviceStateKind, SimObject};
+use super::types::{labels_of, AuditEntryObject, LabelObject};
+use super::SimObject;
 use crate::context::{actor, loaders, services};
+use crate::directory::CustomerObject;
+use crate::enums::{ConnectivityKind, DeviceKindKind, DeviceStateKind};
 use crate::error::GqlResult;
 use crate::loaders::gql_err;
 use crate::loaders::SimsIn;
@@ -86,7 +88,7 @@ impl DeviceObject {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         last: Option<i32>,
-    ) -> async_graphql::Result<Vec<crate::types::usage::TelemetryReadingObject>> {
+    ) -> async_graphql::Result<Vec<crate::usage::TelemetryReadingObject>> {
         let now = Utc::now();
         let last = match last.unwrap_or(500) {
             n @ 1..=10_000 => u64::try_from(n).unwrap_or(500),
@@ -144,7 +146,7 @@ pub struct DevicePayload {
 #[ComplexObject]
 impl DevicePayload {
     /// Every effect of the operation, on the device and its SIMs, in the order applied.
-    async fn effects(&self) -> Vec<super::fleet::EffectObject> {
-        super::fleet::effects(&self.effects)
+    async fn effects(&self) -> Vec<super::types::EffectObject> {
+        super::types::effects(&self.effects)
     }
 }

@@ -5,11 +5,11 @@ use ioto_domain::events::DirectoryEvent;
 use ioto_domain::fleet::query::{Cursor, Page as ListPage};
 use ioto_domain::TenantId;
 
-use super::{DirectoryChangeKind, RoleKind};
 use crate::context::{actor, services};
+use crate::enums::{DirectoryChangeKind, RoleKind};
 use crate::error::GqlResult;
-use crate::fleet_query::page;
-use crate::types::fleet::PageInfo;
+use crate::fleet::page;
+use crate::fleet::PageInfo;
 
 /// A company operating a fleet on the platform.
 pub struct TenantObject(pub Tenant);

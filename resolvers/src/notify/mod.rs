@@ -1,6 +1,12 @@
 //! Notifications (in-app list, read marks, subscription) and the tenant's webhook endpoints
 //! with their deliveries.
 
+mod mutation;
+mod query;
+
+pub(crate) use self::mutation::NotifyMutation;
+pub(crate) use self::query::NotifyQuery;
+
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ioto_app::fleet::CreatedEndpoint;
@@ -10,11 +16,10 @@ use uuid::Uuid;
 
 use crate::bulk::BulkJobObject;
 use crate::context::{actor, services};
+use crate::enums::{DeliveryChannelKind, DeliveryStatusKind, NotificationKindGql};
 use crate::error::GqlResult;
-use crate::fleet_query::parse_tenant;
+use crate::fleet::PageInfo;
 use crate::to_gql;
-use crate::types::fleet::{parse_time_id_cursor, time_id_cursor, PageInfo};
-use crate::types::{DeliveryChannelKind, DeliveryStatusKind, NotificationKindGql};
 
 /// Deliveries listed per endpoint at most.
 const MAX_DELIVERIES: u64 = 100;
@@ -217,132 +222,4 @@ pub struct NotificationConnection {
     pub page_info: PageInfo,
     /// Unread notifications of the caller (all pages).
     pub unread_count: i32,
-}
-
-#[derive(Default)]
-pub struct NotifyQuery;
-
-#[Object]
-impl NotifyQuery {
-    /// The caller's notifications, newest first: their own, and — for those who manage the
-    /// fleet — the tenant's ones for no user in particular. `after` is the `endCursor` of the
-    /// previous page.
-    #[graphql(complexity = "crate::limits::page_cost(first, 20, child_complexity)")]
-    async fn notifications(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(default = false)] unread_only: bool,
-        #[graphql(desc = "Page size (default 20).")] first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<NotificationConnection> {
-        let limit = ioto_domain::fleet::query::check_page_size(first.unwrap_or(20).into()).gql()?;
-        let before = after.as_deref().map(parse_time_id_cursor).transpose()?;
-        let actor = actor(ctx)?;
-        let fleet = &services(ctx).fleet;
-        let mut nodes = fleet
-            .notifications(actor, unread_only, before, limit + 1)
-            .await
-            .gql()?;
-        let unread = fleet.unread_notifications(actor).await.gql()?;
-        let has_next_page = nodes.len() as u64 > limit;
-        nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(NotificationConnection {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page: before.is_some(),
-                start_cursor: nodes.first().map(|n| time_id_cursor(n.created_at, n.id)),
-                end_cursor: nodes.last().map(|n| time_id_cursor(n.created_at, n.id)),
-            },
-            nodes: nodes.into_iter().map(NotificationObject).collect(),
-            unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
-        })
-    }
-
-    /// The tenant's webhook endpoints (at most 10), oldest first. Tenant and platform admins.
-    async fn webhook_endpoints(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: Option<ID>,
-    ) -> async_graphql::Result<Vec<WebhookEndpointObject>> {
-        let tenant = parse_tenant(tenant_id.as_ref())?;
-        Ok(services(ctx)
-            .fleet
-            .webhook_endpoints(actor(ctx)?, tenant)
-            .await
-            .gql()?
-            .into_iter()
-            .map(WebhookEndpointObject)
-            .collect())
-    }
-}
-
-#[derive(Default)]
-pub struct NotifyMutation;
-
-#[Object]
-impl NotifyMutation {
-    /// Marks the caller's notifications read: the listed ones, or all when `ids` is left out.
-    /// Returns how many were unread. Ids that are not the caller's are ignored.
-    async fn mark_notifications_read(
-        &self,
-        ctx: &Context<'_>,
-        ids: Option<Vec<ID>>,
-    ) -> async_graphql::Result<i32> {
-        let ids = ids
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| uuid_of(id, "ids", "notification"))
-                    .collect::<async_graphql::Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let n = services(ctx)
-            .fleet
-            .mark_notifications_read(actor(ctx)?, ids.as_deref())
-            .await
-            .gql()?;
-        Ok(i32::try_from(n).unwrap_or(i32::MAX))
-    }
-
-    /// Adds a webhook endpoint; its signing secret is in the answer, and only there.
-    async fn create_webhook_endpoint(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateWebhookEndpointInput,
-    ) -> async_graphql::Result<CreatedWebhookEndpoint> {
-        let tenant = parse_tenant(input.tenant_id.as_ref())?;
-        Ok(services(ctx)
-            .fleet
-            .create_webhook_endpoint(actor(ctx)?, tenant, &input.url, input.description.as_deref())
-            .await
-            .gql()?
-            .into())
-    }
-
-    /// Enables or disables an endpoint; disabling gives up its pending deliveries.
-    async fn set_webhook_endpoint_enabled(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        enabled: bool,
-    ) -> async_graphql::Result<WebhookEndpointObject> {
-        let id = uuid_of(&id, "id", "webhook endpoint")?;
-        Ok(WebhookEndpointObject(
-            services(ctx)
-                .fleet
-                .set_webhook_endpoint_enabled(actor(ctx)?, id, enabled)
-                .await
-                .gql()?,
-        ))
-    }
-
-    /// Removes an endpoint with its deliveries; returns its id.
-    async fn delete_webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let uuid = uuid_of(&id, "id", "webhook endpoint")?;
-        services(ctx)
-            .fleet
-            .delete_webhook_endpoint(actor(ctx)?, uuid)
-            .await
-            .gql()?;
-        Ok(id)
-    }
 }

@@ -13,17 +13,19 @@ use ioto_domain::{CustomerId, Error};
 use uuid::Uuid;
 
 use crate::context::{actor, services};
+use crate::enums::{
+    ConnectivityKind, DeviceKindKind, DeviceStateKind, RetireSimsKind, SimStateKind, SimTypeKind,
+    TableFormatKind,
+};
 use crate::error::{to_gql, GqlResult};
-use crate::fleet_query::{parse_device, parse_tenant};
-use crate::scalars::IccidScalar;
-use crate::types::fleet::{
+use crate::fleet::parse_device;
+use crate::fleet::{
     effects, labels_from, DeviceFilterInput, EffectObject, FleetSettingsObject, ImportReportObject,
     LabelInput, LabelSuggestionObject, ScheduledTransitionObject, SimFilterInput,
 };
-use crate::types::{
-    ConnectivityKind, DeviceKindKind, DeviceObject, DevicePayload, DeviceStateKind, RetireSimsKind,
-    SimObject, SimPayload, SimStateKind, SimTypeKind, TableFormatKind,
-};
+use crate::fleet::{DeviceObject, DevicePayload, SimObject, SimPayload};
+use crate::scalars::parse_tenant;
+use crate::scalars::IccidScalar;
 
 #[derive(Default)]
 pub struct FleetMutation;

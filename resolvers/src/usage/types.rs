@@ -1,5 +1,6 @@
 //! Usage as GraphQL types: a SIM's live session and its usage over time.
 
+use crate::scalars::Date;
 use crate::scalars::{BigInt, IccidScalar, MccMncScalar};
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -179,28 +180,6 @@ pub enum ReconciliationStatus {
     CdrsOnly,
     /// Both views have bytes, but not the same.
     Different,
-}
-
-/// A calendar day, `YYYY-MM-DD` (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Date(pub chrono::NaiveDate);
-
-#[async_graphql::Scalar(name = "Date")]
-impl async_graphql::ScalarType for Date {
-    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            async_graphql::Value::String(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| {
-                    async_graphql::InputValueError::custom(format!("'{s}' is not a date (YYYY-MM-DD)"))
-                }),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(self.0.to_string())
-    }
 }
 
 /// One SIM on one day, in both views.

@@ -1,0 +1,9 @@
+//! The directory: tenants, sub-customers, users, signing in.
+
+mod mutation;
+mod query;
+pub(crate) mod types;
+
+pub(crate) use self::mutation::DirectoryMutation;
+pub(crate) use self::query::DirectoryQuery;
+pub(crate) use self::types::*;

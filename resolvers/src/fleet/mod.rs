@@ -1,0 +1,14 @@
+//! The fleet: SIMs and devices, their connections and filters, labels, the audit trail,
+//! schedules and settings.
+
+mod device;
+mod mutation;
+mod query;
+mod sim;
+pub(crate) mod types;
+
+pub(crate) use self::device::{DeviceObject, DevicePayload};
+pub(crate) use self::mutation::FleetMutation;
+pub(crate) use self::query::{page, parse_device, FleetQuery};
+pub(crate) use self::sim::{SimObject, SimPayload};
+pub(crate) use self::types::*;

@@ -1,0 +1,7 @@
+//! Usage: live sessions, history, per-period usage, reconciliation, telemetry.
+
+mod query;
+pub(crate) mod types;
+
+pub(crate) use self::query::UsageQuery;
+pub(crate) use self::types::*;

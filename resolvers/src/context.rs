@@ -39,7 +39,7 @@ pub struct Services {
     pub analytics: ioto_app::AnalyticsService,
     pub exports: ioto_app::ExportService,
     /// Signs the download links of finished exports.
-    pub export_links: Arc<dyn crate::exports::ExportLinks>,
+    pub export_links: Arc<dyn ExportLinks>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub realtime: Arc<dyn Realtime>,
     /// Rate limits of this instance (charged before an operation runs).
@@ -51,11 +51,7 @@ pub struct Services {
     pub subscription_recheck: std::time::Duration,
 }
 
-/// Wraps work a request spawns onto other tasks (dataloader batches), so that it runs in the
-/// request's context (the server's per-request read session).
-pub type TaskScope = Arc<
-    dyn Fn(futures::future::BoxFuture<'static, ()>) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
->;
+pub use crate::loaders::TaskScope;
 
 /// Per request (request data): who is calling, and the id echoed in `x-request-id`.
 #[derive(Clone, Default)]
@@ -165,4 +161,10 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate:
     Ok(req.loaders.get_or_init(|| {
         crate::loaders::Loaders::new(services(ctx).fleet.clone(), actor.clone(), req.task_scope.clone())
     }))
+}
+
+/// Signs download links (the server, with its key).
+pub trait ExportLinks: Send + Sync + 'static {
+    /// A path (`/exports/{id}/download?…`) that downloads the job's file until `expires`.
+    fn link(&self, job: &ioto_domain::export::ExportJob, expires: chrono::DateTime<chrono::Utc>) -> String;
 }

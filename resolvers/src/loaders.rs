@@ -13,6 +13,12 @@ use ioto_domain::{Actor, CustomerId, DeviceId};
 
 use crate::error::to_gql;
 
+/// Wraps work a request spawns onto other tasks (dataloader batches), so that it runs in the
+/// request's context (the server's per-request read session).
+pub type TaskScope = Arc<
+    dyn Fn(futures::future::BoxFuture<'static, ()>) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
+>;
+
 /// Loads for one caller; their scope and permissions apply to every batch.
 pub struct FleetLoader {
     fleet: FleetService,
@@ -81,7 +87,7 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(fleet: FleetService, actor: Actor, task_scope: Option<crate::context::TaskScope>) -> Self {
+    pub fn new(fleet: FleetService, actor: Actor, task_scope: Option<TaskScope>) -> Self {
         Self {
             fleet: DataLoader::with_cache(
                 FleetLoader { fleet, actor },

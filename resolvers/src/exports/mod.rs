@@ -29,11 +29,7 @@ use crate::to_gql;
 /// How long a download link works.
 pub const LINK_TTL_SECONDS: i64 = 300;
 
-/// Signs download links (the server, with its key).
-pub trait ExportLinks: Send + Sync + 'static {
-    /// A path (`/exports/{id}/download?…`) that downloads the job's file until `expires`.
-    fn link(&self, job: &ExportJob, expires: DateTime<Utc>) -> String;
-}
+pub use crate::context::ExportLinks;
 
 /// What an export holds.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

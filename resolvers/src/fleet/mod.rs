@@ -2,6 +2,8 @@
 //! schedules and settings.
 
 mod device;
+mod device_mutation;
+mod fleet_mutation;
 mod mutation;
 mod query;
 mod sim;

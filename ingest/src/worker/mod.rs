@@ -19,137 +19,22 @@
 //! split in halves until the one event it cannot store is found, dead-lettered as `UNSTORABLE`,
 //! while the rest of the batch counts. Only outages are retried.
 
+mod poison;
+mod setup;
+
+pub use self::setup::{backoff, dead_letter_json, IngestStats, IngestTopics, WorkerConfig};
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ioto_app::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
 };
-use ioto_domain::ports::{
-    AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, StartAt, TopicSpec, UsageWriter,
-};
+use ioto_domain::ports::{AssignmentHold, BatchConsumer, Delivery, EventBus, SessionUpdate, UsageWriter};
 use ioto_domain::Result;
 use tokio::sync::watch;
-
-/// The topics the worker reads and writes, with the deployment's prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestTopics {
-    pub sessions: String,
-    pub cdrs: String,
-    pub dead_letters: String,
-}
-
-impl IngestTopics {
-    pub fn with_prefix(prefix: &str) -> Self {
-        Self {
-            sessions: format!("{prefix}ioto.sessions"),
-            cdrs: format!("{prefix}ioto.cdrs"),
-            dead_letters: format!("{prefix}ioto.dead-letters"),
-        }
-    }
-
-    /// Creates the topics when missing (`partitions` for sessions and CDRs).
-    pub async fn ensure(&self, bus: &dyn EventBus, partitions: i32) -> Result<()> {
-        bus.ensure_topic(&self.sessions, TopicSpec::partitions(partitions))
-            .await?;
-        bus.ensure_topic(&self.cdrs, TopicSpec::partitions(partitions))
-            .await?;
-        bus.ensure_topic(&self.dead_letters, TopicSpec::partitions(1))
-            .await
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    pub topics: IngestTopics,
-    /// Consumer group; workers of one deployment share it and split the partitions.
-    pub group: String,
-    /// Most events in one batch.
-    pub batch_max: usize,
-    /// The longest a batch waits to fill after its first event. The wait adapts below it: with
-    /// no write in flight a batch goes as soon as its first events are there (nothing is gained
-    /// by waiting); while a write is in flight it fills until that write lands and goes the
-    /// moment it does, so batches grow with the load and the store's latency, never past this.
-    pub batch_wait: Duration,
-    /// Where a group that never committed starts.
-    pub start: StartAt,
-}
-
-impl WorkerConfig {
-    pub fn new(topic_prefix: &str) -> Self {
-        Self {
-            topics: IngestTopics::with_prefix(topic_prefix),
-            group: format!("{topic_prefix}ioto-ingest"),
-            batch_max: 20_000,
-            batch_wait: Duration::from_millis(200),
-            start: StartAt::Earliest,
-        }
-    }
-}
-
-/// Counters the worker keeps, for `/metrics` and the bench.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    pub batches: AtomicU64,
-    pub events: AtomicU64,
-    pub session_updates_written: AtomicU64,
-    pub cdrs_written: AtomicU64,
-    /// Redelivered events recognised and skipped.
-    pub already_counted: AtomicU64,
-    /// Sessions new to the worker whose progress was asked of the usage store.
-    pub sessions_looked_up: AtomicU64,
-    /// Sessions new to the worker that its filter showed were never stored (not asked).
-    pub sessions_known_new: AtomicU64,
-    /// Failed attempts to write a batch (each was retried).
-    pub write_retries: AtomicU64,
-    pub commit_failures: AtomicU64,
-    pub rebalances: AtomicU64,
-    /// Times the worker ended unexpectedly and was started again.
-    pub restarts: AtomicU64,
-    /// Where events' time goes, stage by stage (see [`crate::stages`]).
-    pub stages: crate::stages::Stages,
-    dead_letters: Mutex<BTreeMap<&'static str, u64>>,
-    /// Why the worker is not running (`None` while it runs).
-    down: Mutex<Option<String>>,
-}
-
-impl IngestStats {
-    /// Records that the worker runs (`None`) or why it stopped.
-    pub fn set_running(&self, down: Option<String>) {
-        *self
-            .down
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = down;
-    }
-
-    /// Why the worker is not running, if it is not.
-    pub fn down(&self) -> Option<String> {
-        self.down
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Dead letters so far, by reason code.
-    pub fn dead_letters(&self) -> BTreeMap<&'static str, u64> {
-        self.dead_letters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn count_dead(&self, dead: &[DeadLetter]) {
-        let mut m = self
-            .dead_letters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for d in dead {
-            *m.entry(d.rejection.code()).or_default() += 1;
-        }
-    }
-}
 
 /// Receives each batch's counted session updates once the batch is committed (live views).
 pub type OnCounted = Arc<dyn Fn(&[SessionUpdate]) + Send + Sync>;
@@ -169,41 +54,12 @@ pub struct Worker {
 /// How long an idle worker lets a batch fill after its first event.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
 
-/// The dead-letter message: where the event was, why it was refused, and its bytes.
-pub fn dead_letter_json(d: &DeadLetter) -> serde_json::Value {
-    let mut parts = d.source.rsplitn(3, '/');
-    let offset = parts.next().and_then(|o| o.parse::<i64>().ok());
-    let partition = parts.next().and_then(|p| p.parse::<i32>().ok());
-    let topic = parts.next().unwrap_or(&d.source);
-    let mut v = serde_json::json!({
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "reason": d.rejection.code(),
-        "detail": d.rejection.to_string(),
-        "payload": String::from_utf8_lossy(&d.payload),
-    });
-    if std::str::from_utf8(&d.payload).is_err() {
-        use base64::Engine as _;
-        v["payload_base64"] = base64::engine::general_purpose::STANDARD
-            .encode(&d.payload)
-            .into();
-    }
-    v
-}
-
 /// Waits `d`, or less when shutdown is asked; returns whether to stop.
 pub async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     let stop = tokio::select! {
-        _ = shutdown.wait_for(|s| *s) => true,
-        () = tokio::time::sleep(d) => false,
-    };
+    _ = shutdown.wait_for(|s| *s) => true,
+    () = tokio::time::sleep(d) => false};
     stop || *shutdown.borrow()
-}
-
-/// Backoff before the `attempt`-th retry: 100 ms doubling to 5 s.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
 impl Worker {
@@ -288,15 +144,13 @@ impl Worker {
                 let poll_started = Instant::now();
                 let max = self.config.batch_max;
                 let polled = tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
-                    // While a write is in flight the next batch fills until it lands.
-                    p = async {
-                        match &inflight {
-                            Some(f) => consumer.poll_until(max, self.config.batch_wait, Box::pin(f.landed.notified())).await,
-                            None => consumer.poll(max, IDLE_WAIT.min(self.config.batch_wait)).await,
-                        }
-                    } => p,
-                };
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                // While a write is in flight the next batch fills until it lands.
+                p = async {
+                    match &inflight {
+                        Some(f) => consumer.poll_until(max, self.config.batch_wait, Box::pin(f.landed.notified())).await,
+                        None => consumer.poll(max, IDLE_WAIT.min(self.config.batch_wait)).await}
+                } => p};
                 let batch = match polled {
                     Ok(b) => b,
                     Err(e) => {
@@ -585,135 +439,10 @@ impl Worker {
         }
         true
     }
-
-    /// The slow path: counts, writes and commits one batch on its own, retrying until the store
-    /// takes it. `false`: shutdown, or retrying outlasted the group's patience.
-    async fn count_until_committed(
-        &mut self,
-        batch: Vec<Delivery>,
-        generation: u64,
-        consumer: &mut dyn BatchConsumer,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
-        let (sessions, cdrs) = self.split(&batch);
-        let started = Instant::now();
-        let patience = crate::kafka::MAX_POLL_INTERVAL.mul_f64(0.8);
-        let mut attempt = 0;
-        loop {
-            let Some(hold) = consumer.hold(generation) else {
-                // The assignment moved on: whoever owns the partitions now counts it.
-                self.forget_progress();
-                return true;
-            };
-            let counted = async {
-                let s = isolating(&mut self.sessions, &sessions).await?;
-                let c = isolating(&mut self.cdrs, &cdrs).await?;
-                Ok::<_, ioto_domain::Error>((s, c))
-            }
-            .await;
-            match counted {
-                Ok((s, c)) => {
-                    self.visible(&batch, chrono::Utc::now());
-                    return self.conclude(&batch, hold, &s, &c, consumer, shutdown).await != Finish::GiveUp;
-                }
-                Err(e) => {
-                    drop(hold);
-                    self.forget_progress();
-                    self.stats.write_retries.fetch_add(1, Ordering::Relaxed);
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, events = batch.len(),
-                        "counting the batch failed; it is retried, nothing is committed meanwhile");
-                    if pause(backoff(attempt), shutdown).await {
-                        return false;
-                    }
-                    if started.elapsed() > patience {
-                        tracing::warn!(
-                            "the usage store stayed unreachable; rejoining the group from the last commit"
-                        );
-                        return false;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// An event's payload with where it came from (`topic/partition/offset`).
 type Sourced = (String, Vec<u8>);
-
-/// What counts a part of a batch and writes it: session or CDR ingest.
-#[async_trait::async_trait]
-trait Counting: Send {
-    type Outcome: Default + Send;
-    async fn count(&mut self, part: &[Sourced]) -> Result<Self::Outcome>;
-    fn merge(into: &mut Self::Outcome, part: Self::Outcome);
-    fn dead(outcome: &mut Self::Outcome) -> &mut Vec<DeadLetter>;
-}
-
-#[async_trait::async_trait]
-impl Counting for SessionIngest {
-    type Outcome = BatchOutcome;
-    async fn count(&mut self, part: &[Sourced]) -> Result<BatchOutcome> {
-        self.process(part).await
-    }
-    fn merge(into: &mut BatchOutcome, part: BatchOutcome) {
-        into.merge(part);
-    }
-    fn dead(outcome: &mut BatchOutcome) -> &mut Vec<DeadLetter> {
-        &mut outcome.dead
-    }
-}
-
-#[async_trait::async_trait]
-impl Counting for CdrIngest {
-    type Outcome = CdrOutcome;
-    async fn count(&mut self, part: &[Sourced]) -> Result<CdrOutcome> {
-        self.process(part).await
-    }
-    fn merge(into: &mut CdrOutcome, part: CdrOutcome) {
-        into.merge(part);
-    }
-    fn dead(outcome: &mut CdrOutcome) -> &mut Vec<DeadLetter> {
-        &mut outcome.dead
-    }
-}
-
-/// Counts and writes `items` in order. When the store refuses a part for its content
-/// (`InvalidInput`), the part is halved and each half tried in turn, so a single event the store
-/// cannot hold is found and dead-lettered as `UNSTORABLE` while everything around it counts.
-/// Any other error (an outage) ends the attempt: the caller retries the whole batch, and what
-/// landed meanwhile is recognised as counted.
-async fn isolating<C: Counting>(counting: &mut C, items: &[Sourced]) -> Result<C::Outcome> {
-    let mut out = C::Outcome::default();
-    if items.is_empty() {
-        return Ok(out);
-    }
-    let mut parts: Vec<&[Sourced]> = vec![items];
-    while let Some(part) = parts.pop() {
-        match counting.count(part).await {
-            Ok(o) => C::merge(&mut out, o),
-            Err(ioto_domain::Error::InvalidInput { .. }) if part.len() > 1 => {
-                let (first, second) = part.split_at(part.len() / 2);
-                parts.push(second);
-                parts.push(first);
-            }
-            Err(ioto_domain::Error::InvalidInput { field, reason }) => {
-                let (source, payload) = &part[0];
-                tracing::warn!(source = %source, field = %field, reason = %reason,
-                    "the usage store refused one event; it goes to the dead-letter topic");
-                C::dead(&mut out).push(DeadLetter {
-                    source: source.clone(),
-                    rejection: ioto_domain::usage::Rejection::Unstorable {
-                        detail: format!("{field}: {reason}"),
-                    },
-                    payload: payload.clone(),
-                });
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
 
 /// How long SIM owners are cached before they are looked up again.
 const OWNERS_FOR: Duration = Duration::from_secs(60);
@@ -759,6 +488,7 @@ impl Drop for Landed {
 
 #[cfg(test)]
 mod tests {
+    use super::poison::{isolating, Counting};
     use super::*;
 
     /// Stands in for a usage store that refuses, for its content, any write holding an event

@@ -25,6 +25,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use ioto_app::fleet::{read_and_check, read_and_check_on};
+use ioto_app::ingest::Counted;
 use ioto_app::SessionIngest;
 use ioto_domain::billing::rating::{BillableSim, RatingJob};
 use ioto_domain::fleet::import::{seal_rows, seal_rows_on, CheckedRow, ImportTarget, TableFormat};

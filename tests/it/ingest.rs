@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use ioto_analytics::{ClickHouseUsage, EmbeddedUsage};
+use ioto_app::ingest::Counted;
 use ioto_app::ingest::SessionIngest;
 use ioto_domain::ports::{period_start, Granularity, UsageStore};
 use ioto_domain::usage::{step, SessionProgress, SessionRollup, Step};

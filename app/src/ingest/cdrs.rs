@@ -73,23 +73,15 @@ impl CdrIngest {
     pub fn forget_pending(&mut self) {
         self.pending.clear();
     }
+}
 
-    /// Processes one batch of `(source, payload)`: prepares, writes and acknowledges it. On `Err`
-    /// the caller retries the same batch and what did land is then recognised.
-    pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<CdrOutcome> {
-        let prepared = self.prepare(batch).await?;
-        self.stage(&prepared);
-        if !prepared.records.is_empty() {
-            if let Err(e) = self.usage.write_cdrs(&prepared.records).await {
-                self.forget_pending();
-                return Err(e);
-            }
-        }
-        Ok(self.acknowledge(prepared))
-    }
+#[async_trait::async_trait]
+impl Counted for CdrIngest {
+    type Prepared = PreparedCdrs;
+    type Outcome = CdrOutcome;
 
     /// Checks a batch and leaves out what is stored or being written, without writing anything.
-    pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedCdrs> {
+    async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedCdrs> {
         let mut out = PreparedCdrs::default();
         let mut cdrs = Vec::with_capacity(batch.len());
         let now = Utc::now();
@@ -149,17 +141,32 @@ impl CdrIngest {
     }
 
     /// Marks a prepared batch as being written.
-    pub fn stage(&mut self, prepared: &PreparedCdrs) {
+    fn stage(&mut self, prepared: &PreparedCdrs) {
         self.pending = prepared.records.iter().map(|r| r.cdr_id.clone()).collect();
     }
 
+    async fn write(usage: &dyn UsageWriter, prepared: &PreparedCdrs) -> Result<()> {
+        if prepared.records.is_empty() {
+            return Ok(());
+        }
+        usage.write_cdrs(&prepared.records).await
+    }
+
     /// The store acknowledged the staged batch.
-    pub fn acknowledge(&mut self, prepared: PreparedCdrs) -> CdrOutcome {
+    fn acknowledge(&mut self, prepared: PreparedCdrs) -> CdrOutcome {
         self.pending.clear();
         CdrOutcome {
             written: prepared.records.len(),
             already_counted: prepared.already_counted,
             dead: prepared.dead,
         }
+    }
+
+    fn forget(&mut self) {
+        self.forget_pending();
+    }
+
+    fn usage(&self) -> Arc<dyn UsageWriter> {
+        Arc::clone(&self.usage)
     }
 }

@@ -251,23 +251,16 @@ impl SessionIngest {
         self.pending.clear();
         self.forget_stored();
     }
+}
 
-    /// Processes one batch of `(source, payload)` in order: prepares, writes and acknowledges it.
-    /// On `Err` the batch may or may not have landed; the caller retries the same batch later and
-    /// what landed is then recognised.
-    pub async fn process(&mut self, batch: &[(String, Vec<u8>)]) -> Result<BatchOutcome> {
-        let prepared = self.prepare(batch).await?;
-        self.stage(&prepared);
-        if let Err(e) = self.usage.write_session_updates(&prepared.updates).await {
-            self.forget_progress();
-            return Err(e);
-        }
-        Ok(self.acknowledge(prepared))
-    }
+#[async_trait::async_trait]
+impl Counted for SessionIngest {
+    type Prepared = PreparedSessions;
+    type Outcome = BatchOutcome;
 
     /// Counts a batch against the progress so far, including the batch being written (if any),
     /// without writing anything.
-    pub async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedSessions> {
+    async fn prepare(&mut self, batch: &[(String, Vec<u8>)]) -> Result<PreparedSessions> {
         let mut out = PreparedSessions::default();
         let mut rollups = Vec::with_capacity(batch.len());
         let now = Utc::now();
@@ -368,13 +361,17 @@ impl SessionIngest {
     }
 
     /// Marks a prepared batch as being written: the next batch is counted on top of it.
-    pub fn stage(&mut self, prepared: &PreparedSessions) {
+    fn stage(&mut self, prepared: &PreparedSessions) {
         self.pending.clone_from(&prepared.local);
         self.remember_stored(prepared.local.keys());
     }
 
+    async fn write(usage: &dyn UsageWriter, prepared: &PreparedSessions) -> Result<()> {
+        usage.write_session_updates(&prepared.updates).await
+    }
+
     /// The store acknowledged the staged batch: its progress becomes the known progress.
-    pub fn acknowledge(&mut self, prepared: PreparedSessions) -> BatchOutcome {
+    fn acknowledge(&mut self, prepared: PreparedSessions) -> BatchOutcome {
         self.pending.clear();
         let size = prepared
             .local
@@ -397,5 +394,13 @@ impl SessionIngest {
             dead: prepared.dead,
             counted: prepared.updates,
         }
+    }
+
+    fn forget(&mut self) {
+        self.forget_progress();
+    }
+
+    fn usage(&self) -> Arc<dyn UsageWriter> {
+        Arc::clone(&self.usage)
     }
 }

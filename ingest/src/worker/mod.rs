@@ -29,6 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ioto_app::ingest::Counted;
 use ioto_app::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, PreparedCdrs, PreparedSessions, SessionIngest,
 };
@@ -238,10 +239,8 @@ impl Worker {
                 let task = tokio::spawn(async move {
                     let _signal = signal;
                     let started = Instant::now();
-                    usage.write_session_updates(&s.updates).await?;
-                    if !c.records.is_empty() {
-                        usage.write_cdrs(&c.records).await?;
-                    }
+                    SessionIngest::write(&*usage, &s).await?;
+                    CdrIngest::write(&*usage, &c).await?;
                     Ok((started.elapsed(), chrono::Utc::now()))
                 });
                 inflight = Some(InFlight {

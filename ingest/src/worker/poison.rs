@@ -2,6 +2,7 @@
 //! for its content halved until the one event it cannot hold is found and dead-lettered.
 
 use super::*;
+use ioto_app::ingest::Counted;
 use ioto_app::{BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, SessionIngest};
 use ioto_domain::ports::{BatchConsumer, Delivery};
 use ioto_domain::Result;

@@ -14,14 +14,11 @@ use ioto_domain::ports::analytics::{AnalyticsFleet, FleetCounts, SimFactsRow};
 use ioto_domain::ports::{Changeset, Fleet, Versioned};
 use ioto_domain::{CustomerId, Scope, SimId, TenantId};
 use ioto_store::StoreLocation;
+
+use super::open;
 use ioto_test_support::{pg, temp_dir, Factory};
 use serde_json::json;
 use uuid::Uuid;
-
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
 
 /// A time of March 2025, in whole seconds.
 fn march(d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {

@@ -3,6 +3,7 @@
 //! (`RatingEngine`, the usage store's side, is held to hand-computed amounts on ClickHouse and on
 //! the embedded store by `tests/it/rating.rs`.)
 
+use super::open;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -24,11 +25,6 @@ use ioto_store::{SqlBilling, StoreLocation};
 use ioto_test_support::{pg, temp_dir, Factory};
 use serde_json::json;
 use uuid::Uuid;
-
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()

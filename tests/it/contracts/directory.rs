@@ -5,12 +5,9 @@ use ioto_domain::identifiers::{Email, Name, Slug};
 use ioto_domain::ports::Directory;
 use ioto_domain::{Error, Role, Scope};
 use ioto_store::StoreLocation;
-use ioto_test_support::{pg, temp_dir, Factory};
 
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
+use super::open;
+use ioto_test_support::{pg, temp_dir, Factory};
 
 fn name(s: &str) -> Name {
     Name::parse(s, "name").unwrap()

@@ -13,13 +13,10 @@ use ioto_domain::identifiers::{Iccid, Imsi, Msisdn};
 use ioto_domain::ports::{Changeset, Directory, Fleet, ScheduleQuery, Versioned};
 use ioto_domain::{DeviceId, Error, Scope};
 use ioto_store::StoreLocation;
+
+use super::open;
 use ioto_test_support::{pg, temp_dir, Factory};
 use uuid::Uuid;
-
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
 
 fn stamp() -> AuditStamp {
     AuditStamp {

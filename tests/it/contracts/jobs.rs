@@ -1,5 +1,6 @@
 //! The `BulkJobStore` and `ExportJobStore` port contracts, on Postgres and SQLite.
 
+use super::open;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -24,11 +25,6 @@ use BulkJobStatus::{AwaitingConfirmation, Cancelled, Completed, CompletedWithErr
 use ExportStatus::{Expired, Queued, Running};
 use RowOutcome::{Invalid, Pending, Sent, Skipped, Succeeded};
 use SimState::{Active, Suspended};
-
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
 
 /// Now, to the microsecond both engines keep: a time written is read back equal.
 fn now() -> DateTime<Utc> {

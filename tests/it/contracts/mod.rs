@@ -11,3 +11,9 @@ mod network;
 mod notifications;
 mod telemetry;
 mod usage;
+
+/// A migrated transactional store at `loc`, for the suites that run on Postgres and SQLite.
+async fn open(loc: ioto_store::StoreLocation) -> ioto_store::SqlStore {
+    ioto_store::migrate(&loc).await.unwrap();
+    ioto_store::connect(&loc, 4).await.unwrap()
+}

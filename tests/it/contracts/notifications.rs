@@ -1,5 +1,6 @@
 //! The `NotificationStore` port contract, on Postgres and SQLite.
 
+use super::open;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -18,11 +19,6 @@ use ioto_test_support::{pg, temp_dir, Factory};
 use uuid::Uuid;
 
 use DeliveryStatus::{Delivered, Failed, Pending};
-
-async fn open(loc: StoreLocation) -> ioto_store::SqlStore {
-    ioto_store::migrate(&loc).await.unwrap();
-    ioto_store::connect(&loc, 4).await.unwrap()
-}
 
 /// Now, to the microsecond both engines keep: a time written is read back equal.
 fn now() -> DateTime<Utc> {

@@ -70,6 +70,11 @@ pub struct BusRealtime {
     usage: Channel<UsageEvent>,
     /// Usage events (key, payload) to the one task that publishes them, one after the other.
     usage_out: tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>,
+    /// The key of every usage event this instance publishes: one partition, so its events reach
+    /// every consumer in the order they were announced. A message holds many SIMs' updates;
+    /// keyed by its first SIM, a SIM's later update could travel in another partition than its
+    /// earlier one and overtake it.
+    usage_key: String,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -191,6 +196,7 @@ impl BusRealtime {
             fleet,
             usage,
             usage_out,
+            usage_key: format!("instance-{}", uuid::Uuid::new_v4().simple()),
             shutdown,
         }))
     }
@@ -272,9 +278,8 @@ impl BusRealtime {
     /// Announces counted session updates (from the ingest worker) to every instance.
     pub fn sessions_updated(&self, updates: &[ioto_domain::ports::SessionUpdate]) {
         for chunk in updates.chunks(UPDATES_PER_MESSAGE) {
-            let key = chunk.first().map(|u| u.iccid.to_string()).unwrap_or_default();
             self.publish_usage(
-                key,
+                self.usage_key.clone(),
                 UsageEvent::SessionsUpdated {
                     at: Utc::now(),
                     updates: chunk.to_vec(),
@@ -289,12 +294,8 @@ impl BusRealtime {
         readings: &[(ioto_domain::TenantId, ioto_domain::usage::TelemetryReading)],
     ) {
         for chunk in readings.chunks(UPDATES_PER_MESSAGE) {
-            let key = chunk
-                .first()
-                .map(|(_, r)| r.device_id.to_string())
-                .unwrap_or_default();
             self.publish_usage(
-                key,
+                self.usage_key.clone(),
                 UsageEvent::TelemetryStored {
                     at: Utc::now(),
                     readings: chunk.to_vec(),

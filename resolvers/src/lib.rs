@@ -13,6 +13,7 @@ pub mod limits;
 mod loaders;
 mod mutation;
 mod notify;
+mod paging;
 mod query;
 pub mod rate_limit;
 pub mod scalars;

@@ -8,8 +8,8 @@ use ioto_domain::TenantId;
 use crate::context::{actor, services};
 use crate::enums::{DirectoryChangeKind, RoleKind};
 use crate::error::GqlResult;
-use crate::fleet::page;
 use crate::fleet::PageInfo;
+use crate::paging::page;
 
 /// A company operating a fleet on the platform.
 pub struct TenantObject(pub Tenant);
@@ -96,14 +96,13 @@ pub struct Page<T> {
 /// Cuts the extra row the store was asked for (it tells whether a next page exists) and wraps
 /// the rest with their cursors.
 fn connection<R, T>(
-    mut rows: Vec<R>,
+    rows: Vec<R>,
     page: &ListPage<()>,
     cursor: impl Fn(&R) -> Cursor,
     wrap: impl Fn(R) -> T,
 ) -> Page<T> {
-    let has_next_page = rows.len() as u64 >= page.limit;
-    rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
-    let rows: Vec<(String, T)> = rows.into_iter().map(|r| (cursor(&r).encode(), wrap(r))).collect();
+    let (edges, has_next_page) = crate::paging::edges(rows, page.limit, cursor);
+    let rows: Vec<(String, T)> = edges.into_iter().map(|(c, r)| (c, wrap(r))).collect();
     Page {
         info: PageInfo {
             has_next_page,

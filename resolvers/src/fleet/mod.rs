@@ -11,6 +11,6 @@ pub(crate) mod types;
 
 pub(crate) use self::device::{DeviceObject, DevicePayload};
 pub(crate) use self::mutation::FleetMutation;
-pub(crate) use self::query::{page, parse_device, FleetQuery};
+pub(crate) use self::query::{parse_device, FleetQuery};
 pub(crate) use self::sim::{SimObject, SimPayload};
 pub(crate) use self::types::*;

@@ -1,9 +1,7 @@
 //! Fleet queries: SIMs, devices, audit trail, label catalogue, schedules, settings.
 
 use async_graphql::{Context, InputObject, Object, ID};
-use ioto_domain::fleet::query::{
-    check_page_size, device_cursor, sim_cursor, Cursor, DeviceSort, Page, SimSort,
-};
+use ioto_domain::fleet::query::{check_page_size, device_cursor, sim_cursor, DeviceSort, SimSort};
 use ioto_domain::ports::ScheduleQuery;
 use ioto_domain::{DeviceId, Error};
 
@@ -18,6 +16,7 @@ use crate::fleet::{
 };
 use crate::fleet::{DeviceObject, SimObject};
 use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
+use crate::paging::{edges, page};
 use crate::scalars::parse_tenant;
 use crate::scalars::IccidScalar;
 
@@ -42,21 +41,6 @@ pub struct DeviceOrder {
 
 pub(crate) fn parse_device(id: &ID, field: &str) -> async_graphql::Result<DeviceId> {
     DeviceId::parse(id, field).map_err(to_gql)
-}
-
-pub(crate) fn page<S>(
-    first: i32,
-    after: Option<&String>,
-    sort: S,
-    descending: bool,
-) -> async_graphql::Result<Page<S>> {
-    let first = check_page_size(first.into()).gql()?;
-    Ok(Page {
-        sort,
-        descending,
-        after: after.map(|a| Cursor::decode(a, "after")).transpose().gql()?,
-        limit: first + 1,
-    })
 }
 
 #[Object]
@@ -86,18 +70,14 @@ impl FleetQuery {
             sort,
             order.direction == SortDirection::Desc,
         )?;
-        let mut rows = services(ctx)
+        let rows = services(ctx)
             .fleet
             .sims(actor(ctx)?, tenant, &filter, &page)
             .await
             .gql()?;
-        let has_next_page = rows.len() as u64 >= page.limit;
-        rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
+        let (edges, has_next_page) = edges(rows, page.limit, |s| sim_cursor(s, sort));
         Ok(SimConnection {
-            edges: rows
-                .into_iter()
-                .map(|s| (sim_cursor(&s, sort).encode(), s))
-                .collect(),
+            edges,
             has_next_page,
             after: page.after.is_some(),
             tenant,
@@ -140,18 +120,14 @@ impl FleetQuery {
             sort,
             order.direction == SortDirection::Desc,
         )?;
-        let mut rows = services(ctx)
+        let rows = services(ctx)
             .fleet
             .devices(actor(ctx)?, tenant, &filter, &page)
             .await
             .gql()?;
-        let has_next_page = rows.len() as u64 >= page.limit;
-        rows.truncate(usize::try_from(page.limit - 1).unwrap_or(usize::MAX));
+        let (edges, has_next_page) = edges(rows, page.limit, |d| device_cursor(d, sort));
         Ok(DeviceConnection {
-            edges: rows
-                .into_iter()
-                .map(|d| (device_cursor(&d, sort).encode(), d))
-                .collect(),
+            edges,
             has_next_page,
             after: page.after.is_some(),
             tenant,

@@ -37,16 +37,20 @@ impl Default for Limits {
 
 pub fn build(services: Services, limits: Limits) -> IotoSchema {
     let limiter = Arc::clone(&services.rate_limiter);
-    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
-        .data(services)
-        // Outermost: charges an operation's cost once it has passed validation and the limits.
-        .extension(RateLimit {
-            limiter,
-            root_fields: limits.max_concurrent_root_fields.max(1),
-        })
-        // Depth and cost are enforced by `ErrorCodes` from the validation result, so the refusal
-        // can say what the operation costs and what the limit is.
-        .extension(ErrorCodes { limits });
+    let mut b = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .data(services)
+    // Outermost: charges an operation's cost once it has passed validation and the limits.
+    .extension(RateLimit {
+        limiter,
+        root_fields: limits.max_concurrent_root_fields.max(1),
+    })
+    // Depth and cost are enforced by `ErrorCodes` from the validation result, so the refusal
+    // can say what the operation costs and what the limit is.
+    .extension(ErrorCodes { limits });
     if !limits.introspection {
         b = b.disable_introspection();
     }
@@ -229,9 +233,13 @@ impl Extension for RateLimitExtension {
 
 /// The SDL of the schema (no data needed).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .finish()
+    .sdl()
 }
 
 /// Gives every error a code. Errors of the request itself (syntax, validation, limits, argument

@@ -3,9 +3,11 @@
 
 mod mutation;
 mod query;
+mod subscription;
 
 pub(crate) use self::mutation::BulkMutation;
 pub(crate) use self::query::BulkQuery;
+pub(crate) use self::subscription::BulkSubscription;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, Upload, ID};
 use chrono::{DateTime, Utc};

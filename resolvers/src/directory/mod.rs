@@ -2,8 +2,10 @@
 
 mod mutation;
 mod query;
+mod subscription;
 pub(crate) mod types;
 
 pub(crate) use self::mutation::DirectoryMutation;
 pub(crate) use self::query::DirectoryQuery;
+pub(crate) use self::subscription::DirectorySubscription;
 pub(crate) use self::types::*;

@@ -7,9 +7,11 @@
 
 mod mutation;
 mod query;
+mod subscription;
 
 pub(crate) use self::mutation::ExportMutation;
 pub(crate) use self::query::ExportQuery;
+pub(crate) use self::subscription::ExportSubscription;
 
 use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Duration, Utc};

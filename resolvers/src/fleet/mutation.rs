@@ -24,14 +24,6 @@ pub struct BulkPayload {
     pub changed: i64,
 }
 
-/// Every fleet mutation: SIMs, devices and fleet-wide settings.
-#[derive(async_graphql::MergedObject, Default)]
-pub struct FleetMutation(
-    SimMutation,
-    super::device_mutation::DeviceMutation,
-    super::fleet_mutation::FleetWideMutation,
-);
-
 /// The SIM mutations.
 #[derive(Default)]
 pub struct SimMutation;

@@ -3,9 +3,11 @@
 
 mod mutation;
 mod query;
+mod subscription;
 
 pub(crate) use self::mutation::NotifyMutation;
 pub(crate) use self::query::NotifyQuery;
+pub(crate) use self::subscription::NotifySubscription;
 
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};

@@ -68,11 +68,6 @@ impl CdrIngest {
     pub fn forget_owners(&mut self) {
         self.owners.clear();
     }
-
-    /// Forgets the batch being written (it failed, or the assignment changed).
-    pub fn forget_pending(&mut self) {
-        self.pending.clear();
-    }
 }
 
 #[async_trait::async_trait]
@@ -162,8 +157,9 @@ impl Counted for CdrIngest {
         }
     }
 
+    /// Forgets the batch being written (it failed, or the assignment changed).
     fn forget(&mut self) {
-        self.forget_pending();
+        self.pending.clear();
     }
 
     fn usage(&self) -> Arc<dyn UsageWriter> {

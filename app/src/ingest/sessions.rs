@@ -237,20 +237,6 @@ impl SessionIngest {
     pub fn forget_owners(&mut self) {
         self.owners.clear();
     }
-
-    /// The usage store batches are written to.
-    pub fn usage(&self) -> Arc<dyn UsageWriter> {
-        Arc::clone(&self.usage)
-    }
-
-    /// Forgets cached session progress: after a rebalance another worker may have counted the
-    /// same sessions, and after a failed write the store may or may not hold a batch, so
-    /// progress is recovered from the store again.
-    pub fn forget_progress(&mut self) {
-        self.progress.clear();
-        self.pending.clear();
-        self.forget_stored();
-    }
 }
 
 #[async_trait::async_trait]
@@ -396,8 +382,13 @@ impl Counted for SessionIngest {
         }
     }
 
+    /// Forgets cached session progress: after a rebalance another worker may have counted the
+    /// same sessions, and after a failed write the store may or may not hold a batch, so
+    /// progress is recovered from the store again.
     fn forget(&mut self) {
-        self.forget_progress();
+        self.progress.clear();
+        self.pending.clear();
+        self.forget_stored();
     }
 
     fn usage(&self) -> Arc<dyn UsageWriter> {

@@ -257,9 +257,9 @@ impl Worker {
     }
 
     fn forget_progress(&mut self) {
-        self.sessions.forget_progress();
+        self.sessions.forget();
         self.sessions.forget_owners();
-        self.cdrs.forget_pending();
+        self.cdrs.forget();
         self.cdrs.forget_owners();
     }
 

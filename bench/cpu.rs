@@ -275,7 +275,7 @@ fn rating_input(cdrs: usize) -> anyhow::Result<(ioto_analytics::rating::CdrColum
         columns.push(
             sims[sim].as_str(),
             &customers[sim % customers.len()],
-            ioto_analytics::rating::engine::epoch_days(day),
+            ioto_analytics::rating::columns::epoch_days(day),
             &networks[(x >> 20) as usize % networks.len()],
             x % 2_000_000,
             (x >> 32) % 200_000,

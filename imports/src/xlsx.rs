@@ -15,16 +15,21 @@
 //! a declared number, every part is read as a stream under a byte budget, and everything kept
 //! (strings, rows, cells) is counted against [`MAX_TABLE_BYTES`].
 
+mod cells;
+mod xml;
+
+use cells::{Cell, SharedStrings, SparseTable};
+use xml::{attribute, attribute_where, each_start, next_event, resolve_target, text_of, Bounded, EventBytes};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Cursor, Read};
-use std::rc::Rc;
 
 use ioto_domain::fleet::import::Table;
 use ioto_domain::{Error, Result};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use crate::tables::{cell_name, split_header, too_many_lines, MAX_COLUMNS, MAX_LINES};
+use crate::tables::{cell_name, too_many_lines, MAX_COLUMNS, MAX_LINES};
 
 /// Most bytes all parts of a workbook may inflate to together, counted as they are inflated.
 pub const MAX_XLSX_UNPACKED_BYTES: u64 = 2 << 30;
@@ -309,10 +314,7 @@ fn read_shared_strings<R: BufRead>(
     name: &str,
     most: usize,
 ) -> Result<SharedStrings> {
-    let mut strings = SharedStrings {
-        most,
-        ..SharedStrings::default()
-    };
+    let mut strings = SharedStrings::new(most);
     let mut buf = Vec::new();
     let mut current: Option<String> = None;
     // Depth inside <rPh> (phonetic runs are not part of the text) and whether inside <t>.
@@ -457,294 +459,11 @@ fn parse_reference(r: &str) -> Option<(u32, u32)> {
     Some((row, col - 1))
 }
 
-struct Cell {
-    row: u32,
-    col: u32,
-    /// The `t` attribute: `s` (shared string), `str`, `inlineStr`, `b`, `e`, `n` or none.
-    kind: String,
-    text: String,
-}
-
-impl Cell {
-    fn push(&mut self, s: &str, most: usize) -> Result<()> {
-        if self.text.len() + s.len() > most {
-            return Err(too_much_text(most));
-        }
-        self.text.push_str(s);
-        Ok(())
-    }
-
-    fn value(self, strings: &SharedStrings) -> Result<String> {
-        Ok(match self.kind.as_str() {
-            "s" => {
-                let index = self.text.trim().parse::<usize>().ok();
-                index
-                    .and_then(|i| strings.get(i))
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "file",
-                            format!(
-                                "cell {} refers to shared string {:?}, which the workbook does not have",
-                                cell_name(self.row, self.col),
-                                self.text
-                            ),
-                        )
-                    })?
-            }
-            "b" => match self.text.trim() {
-                "1" => "true".to_owned(),
-                "0" => "false".to_owned(),
-                other => other.to_owned(),
-            },
-            "n" | "" => number_text(self.text),
-            _ => self.text,
-        })
-    }
-}
-
-/// A number cell as text: whole numbers that a float holds exactly (IMSIs, PINs) are written
-/// without ".0"; longer ones (20-digit ICCIDs) lost digits in the spreadsheet and are shown as
-/// they are, so the row is refused instead of importing a wrong number.
-fn number_text(text: String) -> String {
-    match text.trim().parse::<f64>() {
-        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
-        Ok(f) if f.is_finite() => format!("{f}"),
-        _ => text,
-    }
-}
-
-/// The shared-strings table: every string's text in one buffer, so that a table of millions of
-/// empty strings costs a few bytes each.
-#[derive(Default)]
-struct SharedStrings {
-    text: String,
-    ends: Vec<usize>,
-    /// Most strings taken.
-    most: usize,
-}
-
-impl SharedStrings {
-    fn push(&mut self, s: String) -> Result<()> {
-        if self.ends.len() >= self.most {
-            return Err(Error::invalid(
-                "file",
-                format!("its shared strings table holds more than {} strings", self.most),
-            ));
-        }
-        self.text.push_str(&s);
-        self.ends.push(self.text.len());
-        Ok(())
-    }
-
-    fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.text.get(start..end)
-    }
-}
-
-fn too_much_text(most: usize) -> Error {
-    Error::invalid(
-        "file",
-        format!(
-            "its first sheet holds more than {} MiB of cells; split it into several files",
-            most >> 20
-        ),
-    )
-}
-
-/// Cells kept where they are: rows only as long as their last cell, and no row padded to the
-/// widest, so a far-apart pair of cells costs two cells and the empty rows between them.
-#[derive(Default)]
-struct SparseTable {
-    rows: Vec<Vec<String>>,
-    bytes: usize,
-    /// Most bytes held.
-    most: usize,
-}
-
-impl SparseTable {
-    fn put(&mut self, row: u32, col: u32, text: String) -> Result<()> {
-        if text.is_empty() {
-            return Ok(());
-        }
-        let (row, col) = (row as usize, col as usize);
-        let grow_rows = (row + 1).saturating_sub(self.rows.len());
-        let grow_cells = self
-            .rows
-            .get(row)
-            .map_or(col + 1, |r| (col + 1).saturating_sub(r.len()));
-        self.bytes += grow_rows * ROW_OVERHEAD + grow_cells * CELL_OVERHEAD + text.len();
-        if self.bytes > self.most {
-            return Err(too_much_text(self.most));
-        }
-        if self.rows.len() <= row {
-            self.rows.resize_with(row + 1, Vec::new);
-        }
-        let cells = &mut self.rows[row];
-        if cells.len() <= col {
-            cells.resize(col + 1, String::new());
-        }
-        cells[col] = text;
-        Ok(())
-    }
-
-    /// The table from its first used row and column on.
-    fn into_table(mut self) -> Result<Table> {
-        let top = self
-            .rows
-            .iter()
-            .position(|r| !r.is_empty())
-            .unwrap_or(self.rows.len());
-        self.rows.drain(..top);
-        let left = self
-            .rows
-            .iter()
-            .filter_map(|r| r.iter().position(|c| !c.is_empty()))
-            .min()
-            .unwrap_or(0);
-        for r in &mut self.rows {
-            r.drain(..left.min(r.len()));
-        }
-        split_header(self.rows)
-    }
-}
-
-/// Bytes inflated since the XML event being read began ([`MAX_XLSX_EVENT_BYTES`]); a parse
-/// loop starts each event with [`EventBytes::next`].
-#[derive(Clone, Default)]
-struct EventBytes(Rc<std::cell::Cell<u64>>);
-
-impl EventBytes {
-    fn next(&self) {
-        self.0.set(0);
-    }
-}
-
-/// Inflated bytes of a part, failing once more than `left` would be read, or more than
-/// [`MAX_XLSX_EVENT_BYTES`] within one event.
-struct Bounded<R> {
-    inner: R,
-    left: u64,
-    read: u64,
-    exceeded: bool,
-    event: EventBytes,
-    event_too_large: bool,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        // One byte past the bound tells a part that is larger than allowed from one that fits.
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.read += n as u64;
-        let in_event = self.event.0.get() + n as u64;
-        self.event.0.set(in_event);
-        if in_event > MAX_XLSX_EVENT_BYTES {
-            self.event_too_large = true;
-            return Err(std::io::Error::other("an XML event is larger than allowed"));
-        }
-        if n as u64 > self.left {
-            self.exceeded = true;
-            return Err(std::io::Error::other("the part is larger than allowed"));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// The next event of a part, the first of [`MAX_XLSX_EVENT_BYTES`] at most.
-fn next_event<'b, R: BufRead>(
-    reader: &mut Reader<R>,
-    buf: &'b mut Vec<u8>,
-    events: &EventBytes,
-    part: &str,
-) -> Result<Event<'b>> {
-    buf.clear();
-    events.next();
-    reader.read_event_into(buf).map_err(|e| unreadable(part, e))
-}
-
-/// Calls `f` with every start or empty element of a part.
-fn each_start<R: BufRead>(
-    reader: &mut Reader<R>,
-    events: &EventBytes,
-    part: &str,
-    mut f: impl FnMut(&BytesStart<'_>),
-) -> Result<()> {
-    let mut buf = Vec::new();
-    loop {
-        match next_event(reader, &mut buf, events, part)? {
-            Event::Start(e) | Event::Empty(e) => f(&e),
-            Event::Eof => return Ok(()),
-            _ => {}
-        }
-    }
-}
-
-fn attribute(e: &BytesStart<'_>, key: &[u8]) -> Option<String> {
-    attribute_where(e, |k| k == key)
-}
-
-fn attribute_where(e: &BytesStart<'_>, matches: impl Fn(&[u8]) -> bool) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| matches(a.key.as_ref()))
-        .and_then(|a| {
-            a.decode_and_unescape_value(e.decoder())
-                .ok()
-                .map(|v| v.into_owned())
-        })
-}
-
-/// The text an event adds to the element it is in: text, CDATA, or a reference (`&amp;`,
-/// `&#233;` and the others XML predefines; a workbook declares no others); `None` for any other
-/// event.
-fn text_of<'e>(event: &'e Event<'_>, part: &str) -> Result<Option<std::borrow::Cow<'e, str>>> {
-    let text = match event {
-        Event::Text(t) => t.xml10_content().map_err(|e| unreadable(part, e))?,
-        Event::CData(t) => t.decode().map_err(|e| unreadable(part, e))?,
-        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| unreadable(part, e))? {
-            Some(c) => c.to_string().into(),
-            None => {
-                let name = r.decode().map_err(|e| unreadable(part, e))?;
-                quick_xml::escape::resolve_predefined_entity(&name)
-                    .ok_or_else(|| unreadable(part, format!("&{name}; is not an XML entity")))?
-                    .into()
-            }
-        },
-        _ => return Ok(None),
-    };
-    Ok(Some(text))
-}
-
-/// A relationship's target as a part name: `/xl/x.xml` from the package's root, anything else
-/// relative to `xl/`, with `..` resolved.
-fn resolve_target(target: &str) -> String {
-    let joined = match target.strip_prefix('/') {
-        Some(absolute) => absolute.to_owned(),
-        None => format!("xl/{target}"),
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for p in joined.split('/') {
-        match p {
-            ".." => {
-                parts.pop();
-            }
-            "." | "" => {}
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
+    use super::cells::number_text;
     use super::*;
 
     const WORKBOOK: &str = r#"<?xml version="1.0"?><workbook xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="SIMs" sheetId="1" r:id="rId1"/></sheets></workbook>"#;

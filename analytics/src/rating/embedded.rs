@@ -19,7 +19,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::clickhouse::tokio_blocking;
-use super::engine::{self, CdrColumns};
+use super::columns::{self, CdrColumns};
+use super::engine;
 use crate::embedded::{db_err, EmbeddedUsage};
 
 fn units(c: Cost, field: &str) -> Result<i64> {
@@ -59,7 +60,7 @@ impl RatingEngine for EmbeddedUsage {
             cdrs.push(
                 r.get("iccid"),
                 r.get("customer_id"),
-                engine::epoch_days(day),
+                columns::epoch_days(day),
                 r.get("mcc_mnc"),
                 r.get::<i64, _>("bytes_in").unsigned_abs(),
                 r.get::<i64, _>("bytes_out").unsigned_abs(),
@@ -87,7 +88,7 @@ impl RatingEngine for EmbeddedUsage {
             .bind(kind)
             .bind(rated.names.customers.value(r.customer))
             .bind(rated.names.sims.value(r.sim))
-            .bind(engine::from_epoch_days(r.day).to_string())
+            .bind(columns::from_epoch_days(r.day).to_string())
             .bind(rated.names.networks.value(r.network))
             .bind(rated.names.zones.value(r.zone))
             .bind(rated.names.plans.value(r.plan))

@@ -20,7 +20,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Datelike, Months};
 use ioto_domain::billing::money::{Cost, COST_SCALE};
 use ioto_domain::billing::rate_card::RateCard;
 use ioto_domain::billing::rating::{RatingJob, RatingTotals};
@@ -29,178 +29,8 @@ use ioto_domain::usage::networks::Networks;
 use ioto_domain::{Error, Result};
 use polars::prelude::*;
 
-/// Strings of one column, each stored once; rows hold their index. Hashed with Polars' hasher
-/// (foldhash) rather than SipHash: every CDR read looks up three strings here.
-#[derive(Debug, Default, Clone)]
-pub struct Dictionary {
-    index: PlHashMap<String, u32>,
-    values: Vec<String>,
-}
-
-impl Dictionary {
-    /// The index of `value`, added when new.
-    pub fn id(&mut self, value: &str) -> u32 {
-        if let Some(&i) = self.index.get(value) {
-            return i;
-        }
-        let i = self.values.len() as u32;
-        self.index.insert(value.to_owned(), i);
-        self.values.push(value.to_owned());
-        i
-    }
-
-    pub fn get(&self, value: &str) -> Option<u32> {
-        self.index.get(value).copied()
-    }
-
-    pub fn value(&self, id: u32) -> &str {
-        self.values.get(id as usize).map(String::as_str).unwrap_or("")
-    }
-
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
-    /// The indexes in their values' byte order (what a store's `ORDER BY` on the string column
-    /// sorts by).
-    pub fn sorted_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = (0..self.values.len() as u32).collect();
-        ids.sort_unstable_by(|&a, &b| self.values[a as usize].cmp(&self.values[b as usize]));
-        ids
-    }
-}
-
-/// Days since 1970-01-01, as Polars and the stores count them.
-pub fn epoch_days(day: NaiveDate) -> i32 {
-    (day - NaiveDate::default()).num_days() as i32
-}
-
-pub fn from_epoch_days(days: i32) -> NaiveDate {
-    NaiveDate::default() + chrono::Duration::days(i64::from(days))
-}
-
-/// The CDRs of one tenant and period, as columns.
-#[derive(Debug, Default, Clone)]
-pub struct CdrColumns {
-    pub sims: Dictionary,
-    pub customers: Dictionary,
-    pub networks: Dictionary,
-    pub sim: Vec<u32>,
-    pub customer: Vec<u32>,
-    pub day: Vec<i32>,
-    pub network: Vec<u32>,
-    pub bytes_in: Vec<u64>,
-    pub bytes_out: Vec<u64>,
-}
-
-impl CdrColumns {
-    /// The parts joined in order (each one's dictionary indexes mapped onto the first's).
-    pub fn concat(parts: Vec<CdrColumns>) -> CdrColumns {
-        parts.into_iter().fold(CdrColumns::default(), |mut all, part| {
-            all.append(part);
-            all
-        })
-    }
-
-    pub fn push(
-        &mut self,
-        iccid: &str,
-        customer: &str,
-        day: i32,
-        mcc_mnc: &str,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
-        let sim = self.sims.id(iccid);
-        let customer = self.customers.id(customer);
-        let network = self.networks.id(mcc_mnc);
-        self.sim.push(sim);
-        self.customer.push(customer);
-        self.day.push(day);
-        self.network.push(network);
-        self.bytes_in.push(bytes_in);
-        self.bytes_out.push(bytes_out);
-    }
-
-    /// Adds `other`'s records, its dictionary indexes mapped onto this one's.
-    pub fn append(&mut self, other: CdrColumns) {
-        if self.is_empty() {
-            *self = other;
-            return;
-        }
-        let remap = |into: &mut Dictionary, from: &Dictionary| -> Vec<u32> {
-            from.values.iter().map(|v| into.id(v)).collect()
-        };
-        let sims = remap(&mut self.sims, &other.sims);
-        let customers = remap(&mut self.customers, &other.customers);
-        let networks = remap(&mut self.networks, &other.networks);
-        self.sim.extend(other.sim.iter().map(|&i| sims[i as usize]));
-        self.customer
-            .extend(other.customer.iter().map(|&i| customers[i as usize]));
-        self.network
-            .extend(other.network.iter().map(|&i| networks[i as usize]));
-        self.day.extend(other.day);
-        self.bytes_in.extend(other.bytes_in);
-        self.bytes_out.extend(other.bytes_out);
-    }
-
-    pub fn len(&self) -> usize {
-        self.sim.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sim.is_empty()
-    }
-}
-
-/// One SIM × customer × day × network × zone row of a run; strings by dictionary index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RatedRow {
-    pub sim: u32,
-    pub customer: u32,
-    pub day: i32,
-    pub network: u32,
-    pub zone: u32,
-    pub plan: u32,
-    pub records: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub rounded_bytes: u64,
-    pub cost: Cost,
-}
-
-/// An access fee of one SIM for one month.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeeRow {
-    pub iccid: String,
-    pub customer_id: String,
-    pub month: NaiveDate,
-    pub tariff_plan: String,
-    pub fee: Cost,
-}
-
-/// The strings behind a run's dictionary indexes.
-#[derive(Debug, Default)]
-pub struct Names {
-    pub sims: Dictionary,
-    pub customers: Dictionary,
-    pub networks: Dictionary,
-    pub zones: Dictionary,
-    pub plans: Dictionary,
-}
-
-/// What a run produced.
-#[derive(Debug, Default)]
-pub struct Rated {
-    pub names: Names,
-    pub rows: Vec<RatedRow>,
-    pub fees: Vec<FeeRow>,
-    pub totals: RatingTotals,
-}
+use super::columns::{epoch_days, CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow};
+use super::key::KeyLayout;
 
 /// Records rated together: whole days, about this many records (a day is never split, so no
 /// SIM × day × network row spans two slices). A slice's frames are what the rating holds in
@@ -243,91 +73,6 @@ pub struct Rater {
     prices: DataFrame,
     key: KeyLayout,
     unpriced_records: u64,
-}
-
-/// How a rated row's key packs into a `u64`: day offset, ICCID rank, network rank and, when the
-/// bits suffice, the customer (otherwise the customer is a second grouping column).
-struct KeyLayout {
-    sim_bits: u32,
-    network_bits: u32,
-    customer_bits: u32,
-    customer_packed: bool,
-    /// Dictionary index of the SIM and network at each byte-order rank, and the inverse.
-    sim_by_rank: Vec<u32>,
-    network_by_rank: Vec<u32>,
-    sim_rank: Vec<u32>,
-    network_rank: Vec<u32>,
-}
-
-/// Bits to tell `n` values apart.
-fn bits_for(n: usize) -> u32 {
-    usize::BITS - n.saturating_sub(1).leading_zeros()
-}
-
-impl KeyLayout {
-    /// The layout for a run's dictionaries and days, in at most `key_bits` (64 but in tests).
-    fn new(
-        sims: &Dictionary,
-        networks: &Dictionary,
-        customers: usize,
-        days: usize,
-        key_bits: u32,
-    ) -> Result<Self> {
-        let (sim_bits, network_bits) = (bits_for(sims.len()), bits_for(networks.len()));
-        let customer_bits = bits_for(customers);
-        let used = bits_for(days) + sim_bits + network_bits;
-        if used > key_bits {
-            return Err(Error::Internal(format!(
-                "rating: {} SIMs on {} networks over {days} days do not fit a 64-bit row key",
-                sims.len(),
-                networks.len()
-            )));
-        }
-        let customer_packed = used + customer_bits <= key_bits;
-        let (sim_by_rank, network_by_rank) = (sims.sorted_ids(), networks.sorted_ids());
-        let inverse = |by_rank: &[u32]| {
-            let mut rank = vec![0; by_rank.len()];
-            for (r, &id) in by_rank.iter().enumerate() {
-                rank[id as usize] = r as u32;
-            }
-            rank
-        };
-        Ok(Self {
-            sim_bits,
-            network_bits,
-            customer_bits: if customer_packed { customer_bits } else { 0 },
-            customer_packed,
-            sim_rank: inverse(&sim_by_rank),
-            network_rank: inverse(&network_by_rank),
-            sim_by_rank,
-            network_by_rank,
-        })
-    }
-
-    fn pack(&self, day_offset: u32, sim: u32, network: u32, customer: u32) -> u64 {
-        let mut k = u64::from(day_offset);
-        k = (k << self.sim_bits) | u64::from(self.sim_rank[sim as usize]);
-        k = (k << self.network_bits) | u64::from(self.network_rank[network as usize]);
-        if self.customer_packed {
-            k = (k << self.customer_bits) | u64::from(customer);
-        }
-        k
-    }
-
-    /// Day offset, SIM, network and (when packed) customer of a key.
-    fn unpack(&self, key: u64) -> (u32, u32, u32, Option<u32>) {
-        let mask = |bits: u32| (1u64 << bits) - 1;
-        let mut k = key;
-        let customer = self
-            .customer_packed
-            .then(|| (k & mask(self.customer_bits)) as u32);
-        k >>= self.customer_bits;
-        let network = self.network_by_rank[(k & mask(self.network_bits)) as usize];
-        k >>= self.network_bits;
-        let sim = self.sim_by_rank[(k & mask(self.sim_bits)) as usize];
-        k >>= self.sim_bits;
-        (k as u32, sim, network, customer)
-    }
 }
 
 impl Rater {
@@ -715,7 +460,7 @@ fn access_fees(card: &RateCard, job: &RatingJob) -> Vec<FeeRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
+    use chrono::{NaiveDate, Utc};
 
     use ioto_domain::billing::money::{Currency, Price};
     use ioto_domain::billing::rate_card::{

@@ -15,9 +15,12 @@
 
 mod clickhouse;
 mod clickhouse_sql;
+pub mod columns;
 mod embedded;
 pub mod engine;
+mod key;
 mod native;
 
 pub(crate) use clickhouse::CUSTOMER_TEXT;
-pub use engine::{rate, CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow, Rater};
+pub use columns::{CdrColumns, Dictionary, FeeRow, Names, Rated, RatedRow};
+pub use engine::{rate, Rater};

@@ -1,6 +1,7 @@
 //! The fleet: SIMs and devices, their connections and filters, labels, the audit trail,
 //! schedules and settings.
 
+mod connection;
 mod device;
 mod device_mutation;
 mod fleet_mutation;
@@ -10,6 +11,7 @@ mod sim;
 mod subscription;
 pub(crate) mod types;
 
+pub(crate) use self::connection::{DeviceConnection, SimConnection};
 pub(crate) use self::device::{DeviceObject, DevicePayload};
 pub(crate) use self::query::{parse_device, FleetQuery};
 pub(crate) use self::sim::{SimObject, SimPayload};

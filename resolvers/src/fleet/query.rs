@@ -16,7 +16,7 @@ use crate::fleet::{
 };
 use crate::fleet::{DeviceObject, SimObject};
 use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
-use crate::paging::{edges, page};
+use crate::paging::page;
 use crate::scalars::parse_tenant;
 use crate::scalars::IccidScalar;
 
@@ -75,14 +75,13 @@ impl FleetQuery {
             .sims(actor(ctx)?, tenant, &filter, &page)
             .await
             .gql()?;
-        let (edges, has_next_page) = edges(rows, page.limit, |s| sim_cursor(s, sort));
-        Ok(SimConnection {
-            edges,
-            has_next_page,
-            after: page.after.is_some(),
+        Ok(SimConnection::of(
+            rows,
+            &page,
+            |s| sim_cursor(s, sort),
             tenant,
             filter,
-        })
+        ))
     }
 
     /// One SIM by ICCID; null when it does not exist or is not visible to the caller.
@@ -125,14 +124,13 @@ impl FleetQuery {
             .devices(actor(ctx)?, tenant, &filter, &page)
             .await
             .gql()?;
-        let (edges, has_next_page) = edges(rows, page.limit, |d| device_cursor(d, sort));
-        Ok(DeviceConnection {
-            edges,
-            has_next_page,
-            after: page.after.is_some(),
+        Ok(DeviceConnection::of(
+            rows,
+            &page,
+            |d| device_cursor(d, sort),
             tenant,
             filter,
-        })
+        ))
     }
 
     /// One device; null when it does not exist or is not visible to the caller.

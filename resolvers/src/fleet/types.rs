@@ -1,7 +1,7 @@
-//! Fleet types shared by SIMs and devices: labels, effects, audit entries, schedules, imports,
-//! connections and filter inputs.
+//! Fleet types shared by SIMs and devices: labels, effects, audit entries, schedules, imports
+//! and filter inputs.
 
-use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use async_graphql::{InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ioto_domain::events::SimStateChanged;
 use ioto_domain::fleet::audit::{AuditEntry, AuditQuery, NewAuditEntry};
@@ -11,17 +11,13 @@ use ioto_domain::fleet::query::{
     parse_digit_prefix, parse_msisdn_prefix, CustomerFilter, DeviceFilter, LabelFilter, SimFilter,
 };
 use ioto_domain::fleet::schedule::ScheduledTransition;
-use ioto_domain::fleet::{Device, Sim};
-use ioto_domain::{CustomerId, DeviceId, Error, TenantId};
+use ioto_domain::{CustomerId, DeviceId, Error};
 
-use super::{DeviceObject, SimObject};
-use crate::context::{actor, loaders, services};
 use crate::enums::{
     AuditActionKind, DeviceKindKind, DeviceStateKind, EntityKindKind, ScheduleStatusKind, SimStateKind,
     SimTypeKind,
 };
-use crate::error::{to_gql, GqlResult};
-use crate::loaders::{prefetch_for_devices, prefetch_for_sims};
+use crate::error::to_gql;
 use crate::scalars::IccidScalar;
 
 /// A key/value label.
@@ -312,113 +308,6 @@ pub fn parse_time_id_cursor(s: &str) -> async_graphql::Result<(DateTime<Utc>, uu
         .and_then(DateTime::<Utc>::from_timestamp_micros)
         .ok_or_else(bad)?;
     Ok((at, uuid::Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
-#[derive(SimpleObject)]
-pub struct SimEdge {
-    pub cursor: String,
-    pub node: SimObject,
-}
-
-/// A page of SIMs (Relay connection).
-pub struct SimConnection {
-    pub edges: Vec<(String, Sim)>,
-    pub has_next_page: bool,
-    /// Whether the page was asked for after a cursor.
-    pub after: bool,
-    pub tenant: Option<TenantId>,
-    pub filter: SimFilter,
-}
-
-#[Object]
-impl SimConnection {
-    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SimEdge>> {
-        let sims: Vec<Sim> = self.edges.iter().map(|(_, s)| s.clone()).collect();
-        prefetch_for_sims(loaders(ctx)?, ctx.look_ahead().field("node"), &sims).await?;
-        Ok(self
-            .edges
-            .iter()
-            .map(|(c, s)| SimEdge {
-                cursor: c.clone(),
-                node: SimObject(s.clone()),
-            })
-            .collect())
-    }
-    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SimObject>> {
-        let sims: Vec<Sim> = self.edges.iter().map(|(_, s)| s.clone()).collect();
-        prefetch_for_sims(loaders(ctx)?, ctx.look_ahead(), &sims).await?;
-        Ok(sims.into_iter().map(SimObject).collect())
-    }
-    async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.after,
-            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
-            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
-        }
-    }
-    /// All SIMs matching the filter (counted only when asked for).
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let n = services(ctx)
-            .fleet
-            .count_sims(actor(ctx)?, self.tenant, &self.filter)
-            .await
-            .gql()?;
-        Ok(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct DeviceEdge {
-    pub cursor: String,
-    pub node: DeviceObject,
-}
-
-/// A page of devices (Relay connection).
-pub struct DeviceConnection {
-    pub edges: Vec<(String, Device)>,
-    pub has_next_page: bool,
-    /// Whether the page was asked for after a cursor.
-    pub after: bool,
-    pub tenant: Option<TenantId>,
-    pub filter: DeviceFilter,
-}
-
-#[Object]
-impl DeviceConnection {
-    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeviceEdge>> {
-        let devices: Vec<Device> = self.edges.iter().map(|(_, d)| d.clone()).collect();
-        prefetch_for_devices(loaders(ctx)?, ctx.look_ahead().field("node"), &devices).await?;
-        Ok(self
-            .edges
-            .iter()
-            .map(|(c, d)| DeviceEdge {
-                cursor: c.clone(),
-                node: DeviceObject(d.clone()),
-            })
-            .collect())
-    }
-    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DeviceObject>> {
-        let devices: Vec<Device> = self.edges.iter().map(|(_, d)| d.clone()).collect();
-        prefetch_for_devices(loaders(ctx)?, ctx.look_ahead(), &devices).await?;
-        Ok(devices.into_iter().map(DeviceObject).collect())
-    }
-    async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.after,
-            start_cursor: self.edges.first().map(|(c, _)| c.clone()),
-            end_cursor: self.edges.last().map(|(c, _)| c.clone()),
-        }
-    }
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let n = services(ctx)
-            .fleet
-            .count_devices(actor(ctx)?, self.tenant, &self.filter)
-            .await
-            .gql()?;
-        Ok(i64::try_from(n).unwrap_or(i64::MAX))
-    }
 }
 
 /// A page of audit entries, newest first.

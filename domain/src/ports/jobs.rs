@@ -45,7 +45,8 @@ pub struct BulkStatusChange {
 
 /// Bulk jobs and their rows. Jobs are claimed by workers like scheduled transitions: a claim
 /// holds a lease that the worker renews with every write, and a lapsed lease lets another worker
-/// take the job over at its first row without an outcome.
+/// take the job over at its first row without an outcome (until one does, the job is still its
+/// first worker's: a worker that was only slow goes on).
 #[async_trait]
 pub trait BulkJobStore: Send + Sync + 'static {
     /// The tenant's SIMs among these ICCIDs, as much as validation needs (never other tenants').
@@ -56,7 +57,9 @@ pub trait BulkJobStore: Send + Sync + 'static {
     async fn bulk_jobs(&self, scope: Scope, tenant: TenantId, query: &BulkJobQuery) -> Result<Vec<BulkJob>>;
     async fn bulk_rows(&self, scope: Scope, job: Uuid, query: &BulkRowQuery) -> Result<Vec<BulkRow>>;
     /// Moves a job's status, atomically checking where it stands: `CONFLICT` naming the current
-    /// status when it is not one of `change.from`. Entering `CANCELLED` releases any claim.
+    /// status when it is not one of `change.from`. Entering `CANCELLED` stops the job: its
+    /// holder sends no more rows (`mark_bulk_rows_sent` answers `CONFLICT`) but still records
+    /// the rows in flight and ends it (the job stays `CANCELLED`), and no worker claims it.
     async fn change_bulk_status(&self, scope: Scope, id: Uuid, change: &BulkStatusChange) -> Result<BulkJob>;
     /// Claims up to `limit` jobs in `PROCESSING` whose lease is free or lapsed (oldest confirmed
     /// first, `exclude` left out) for `worker` until `until`.
@@ -84,8 +87,9 @@ pub trait BulkJobStore: Send + Sync + 'static {
     /// Records row results with their SIM changes and audit entries in one transaction, updates
     /// the job's counters and heartbeat and renews the lease. A SIM changed since it was read
     /// fails its row (nothing of it is written) instead of the batch. `CONFLICT` when the worker
-    /// no longer holds the job (nothing is written). Returns the job as it is now and the
-    /// positions of rows failed that way.
+    /// no longer holds the job (nothing is written). A row that has an outcome already keeps it
+    /// (a batch recorded twice counts once). Returns the job as it is now and the positions of
+    /// rows failed that way.
     async fn record_bulk_results(
         &self,
         job: Uuid,

@@ -384,6 +384,20 @@ async fn bulk_contract(fleet: &SqlFleet, f: &Factory, a: &Tenant, b: &Tenant, ac
     assert_eq!(refused, [3], "a row whose SIM changed meanwhile is not failed");
     let counts = (job.processed, job.succeeded, job.failed);
     assert_eq!(counts, (3, 1, 2), "counts are off after a refused row");
+    // A batch recorded again (a retry whose first commit went through) changes nothing: its
+    // rows keep their outcomes and count once.
+    let retry = vec![
+        suspended(0, &sims[0], sims[0].version, j1.id),
+        answered(2, RowOutcome::Failed, Some(refusal)),
+    ];
+    let r = fleet.record_bulk_results(j1.id, "w2", retry, until).await;
+    let (job, refused) = r.unwrap();
+    let counts = (job.processed, job.succeeded, job.failed);
+    assert_eq!(
+        (counts, refused),
+        ((3, 1, 2), vec![]),
+        "a batch recorded twice counts twice"
+    );
     let done = rows_of(fleet, a_scope, j1.id, &all).await;
     let failed = RowOutcome::Failed;
     let expected = [Succeeded, Invalid, failed, failed, Skipped];

@@ -451,6 +451,7 @@ impl BulkJobStore for SqlFleet {
         let now = Utc::now();
         let txn = self.begin(Scope::Platform).await?;
         let held = self.held_job(&txn, job, worker).await?;
+        let results = self.still_open(&txn, job, results).await?;
         let changes = results
             .iter()
             .filter_map(|r| r.sim.as_ref().map(|c| (r.position, c)))

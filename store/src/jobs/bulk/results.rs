@@ -10,7 +10,7 @@ use ioto_domain::Result;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    Statement,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -115,6 +115,40 @@ impl SqlFleet {
 
     /// Writes rows' outcomes (a row going back to `PENDING` has no finish time). On Postgres one
     /// statement for the batch.
+    /// The results whose rows have no outcome yet (`PENDING` or `SENT`). A row answered already
+    /// keeps its outcome: recording it again (a worker retrying a batch whose commit it did not
+    /// hear back from) would count it twice and change its SIM again.
+    pub(super) async fn still_open(
+        &self,
+        txn: &DatabaseTransaction,
+        job: Uuid,
+        results: Vec<RowResult>,
+    ) -> Result<Vec<RowResult>> {
+        if results.is_empty() {
+            return Ok(results);
+        }
+        let positions: Vec<i64> = results
+            .iter()
+            .map(|r| i64::try_from(r.position).unwrap_or(i64::MAX))
+            .collect();
+        let open: std::collections::HashSet<i64> = bulk_job_row::Entity::find()
+            .select_only()
+            .column(bulk_job_row::Column::Position)
+            .filter(bulk_job_row::Column::JobId.eq(job))
+            .filter(bulk_job_row::Column::Position.is_in(positions))
+            .filter(bulk_job_row::Column::Outcome.is_in(["PENDING", "SENT"]))
+            .into_tuple::<i64>()
+            .all(txn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+        Ok(results
+            .into_iter()
+            .filter(|r| i64::try_from(r.position).is_ok_and(|p| open.contains(&p)))
+            .collect())
+    }
+
     pub(super) async fn write_row_outcomes(
         &self,
         txn: &DatabaseTransaction,

@@ -72,6 +72,27 @@ async fn device_kinds(
         .collect())
 }
 
+/// What `scope` lets a read of `tenant`'s fleet (narrowed to `customer`) see: `None` when
+/// nothing (another tenant's, another sub-customer's), else the sub-customer the read is
+/// narrowed to. Postgres answers alike through row-level security; the check keeps SQLite,
+/// which has none, from answering more.
+fn within(scope: Scope, tenant: TenantId, customer: Option<CustomerId>) -> Option<Option<CustomerId>> {
+    match scope {
+        Scope::Platform => Some(customer),
+        Scope::Tenant { tenant_id, .. } if tenant_id != tenant => None,
+        Scope::Tenant {
+            customer_id: None, ..
+        } => Some(customer),
+        Scope::Tenant {
+            customer_id: Some(own),
+            ..
+        } => match customer {
+            Some(other) if other != own => None,
+            _ => Some(Some(own)),
+        },
+    }
+}
+
 #[async_trait]
 impl AnalyticsFleet for SqlStore {
     async fn fleet_counts(
@@ -80,6 +101,9 @@ impl AnalyticsFleet for SqlStore {
         tenant: TenantId,
         customer: Option<CustomerId>,
     ) -> Result<FleetCounts> {
+        let Some(customer) = within(scope, tenant, customer) else {
+            return Ok(Default::default());
+        };
         let txn = self.begin(scope).await?;
         let rows = if self.backend() == DbBackend::Postgres {
             // The counters the fleet's writes keep (migration 0009): a few rows per key.
@@ -139,6 +163,9 @@ impl AnalyticsFleet for SqlStore {
         tenant: TenantId,
         customer: Option<CustomerId>,
     ) -> Result<Vec<(Iccid, String)>> {
+        let Some(customer) = within(scope, tenant, customer) else {
+            return Ok(Default::default());
+        };
         let txn = self.begin(scope).await?;
         let mut sims = sim::Entity::find()
             .select_only()
@@ -173,6 +200,9 @@ impl AnalyticsFleet for SqlStore {
         tenant: TenantId,
         customer: Option<CustomerId>,
     ) -> Result<Vec<SimFactsRow>> {
+        let Some(customer) = within(scope, tenant, customer) else {
+            return Ok(Default::default());
+        };
         let txn = self.begin(scope).await?;
         let mut sims = sim::Entity::find()
             .select_only()
@@ -213,6 +243,9 @@ impl AnalyticsFleet for SqlStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, u64)>> {
+        let Some(customer) = within(scope, tenant, customer) else {
+            return Ok(Default::default());
+        };
         let txn = self.begin(scope).await?;
         if self.backend() == DbBackend::Postgres {
             // The counters of migration 0009, per 15 minutes (`from` and `to` are midnights of

@@ -275,6 +275,26 @@ async fn contract(store: ioto_store::SqlStore) {
     };
     assert_eq!(counts(b_scope, b.id, None).await, b_counts, "B's");
 
+    // A scope bounds what a read sees, whatever the read asks for: B's scope sees nothing of
+    // A's fleet, Acme's nothing beyond Acme.
+    let foreign = (
+        facts(b_scope, a.id, None).await,
+        bound(b_scope, a.id, None).await,
+        counts(b_scope, a.id, None).await,
+    );
+    let nothing = (vec![], vec![], FleetCounts::default());
+    assert_eq!(foreign, nothing, "B's scope reads A's fleet");
+    let narrowed = (
+        facts(acme_scope, a.id, None).await,
+        counts(acme_scope, a.id, None).await,
+    );
+    let acme_only = vec![fact(&s1, active, tracked), fact(&s3, active, None)];
+    assert_eq!(
+        narrowed,
+        (acme_only, acme_counts),
+        "Acme's scope reads beyond Acme"
+    );
+
     // Activations: made ACTIVE from another state or on creation, per 15 minutes.
     let (from, to) = (march(10, 0, 0, 0), march(12, 0, 0, 0));
     let activations = |scope: Scope, tenant: TenantId, customer: Option<CustomerId>, from| async move {

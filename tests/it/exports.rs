@@ -865,63 +865,6 @@ async fn export_requests_are_checked_queued_and_cancelled_on_embedded_engines() 
     export_requests_are_checked_queued_and_cancelled_on(Engines::Embedded).await;
 }
 
-/// What every export storage must do: a stored file reads back whole (also one of several
-/// parts), a missing one is `NOT_FOUND`, keys that could leave their place are refused,
-/// deleting twice is fine.
-async fn storage_contract(storage: &dyn ioto_domain::ports::export::ExportStorage) {
-    use futures::TryStreamExt as _;
-    let dir = ioto_test_support::temp_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let local = dir.join("file.bin");
-    // 20 MB: more than one part of an upload, more than one chunk of a download.
-    let data: Vec<u8> = (0..20_000_000_u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&local, &data).unwrap();
-    let key = format!("{}/job.parquet", uuid::Uuid::new_v4());
-    storage.put(&key, &local).await.unwrap();
-    let chunks: Vec<Vec<u8>> = storage.get(&key).await.unwrap().try_collect().await.unwrap();
-    assert!(chunks.len() > 1, "streamed in chunks");
-    assert!(chunks.concat() == data, "the same bytes");
-    let err = storage.get("nobody/none.csv").await.err().expect("missing");
-    assert_eq!(err.code(), ioto_domain::ErrorCode::NotFound, "{err}");
-    for bad in ["../x", "a/../../b", "", "a//b", ".hidden"] {
-        assert!(storage.put(bad, &local).await.is_err(), "{bad} refused");
-    }
-    storage.delete(&key).await.unwrap();
-    storage.delete(&key).await.unwrap();
-    assert!(storage.get(&key).await.is_err(), "deleted");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test]
-async fn local_storage_keeps_the_storage_contract() {
-    let storage = ioto_exports::LocalStorage::new(ioto_test_support::temp_dir()).unwrap();
-    storage_contract(&storage).await;
-}
-
-fn s3_settings(s3: &ioto_test_support::S3Server) -> ioto_exports::S3Settings {
-    ioto_exports::S3Settings {
-        endpoint: s3.endpoint.clone(),
-        bucket: s3.bucket.clone(),
-        region: "us-east-1".into(),
-        prefix: "exports".into(),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        path_style: true,
-    }
-}
-
-#[tokio::test]
-async fn s3_storage_keeps_the_storage_contract() {
-    let s3 = ioto_test_support::S3Server::start().await;
-    let storage = ioto_exports::S3Storage::new(&s3_settings(&s3)).unwrap();
-    storage_contract(&storage).await;
-    assert!(
-        s3.keys().await.is_empty(),
-        "nothing left behind: {:?}",
-        s3.keys().await
-    );
-}
-
 /// With a bucket configured, finished files go to the object store and download from it.
 #[tokio::test]
 async fn exports_go_to_an_s3_bucket_when_one_is_configured() {

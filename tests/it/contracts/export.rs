@@ -1,6 +1,5 @@
 //! The `ExportStorage` port contract, on a local directory (`ioto_exports::LocalStorage`) and on an
 //! S3-compatible bucket (`ioto_exports::S3Storage`, on moto's server from `scripts/engines.sh`).
-//! (`tests/it/exports.rs` holds both to a 20 MB file streamed in parts and chunks.)
 
 use std::path::{Path, PathBuf};
 
@@ -46,12 +45,18 @@ async fn contract(storage: &dyn ExportStorage, location: &str) {
     let sources = temp_dir();
     let tenant = Uuid::new_v4();
     let key = format!("{tenant}/{}.csv", Uuid::new_v4());
-    // 300,007 bytes: more than one chunk of a local read, not a whole number of chunks.
-    let (big, data) = source(&sources, "big.csv", 300_007, 1);
+    // 20,000,007 bytes: more than one part of an upload and more than one chunk of a read, not
+    // a whole number of either.
+    let (big, data) = source(&sources, "big.csv", 20_000_007, 1);
     storage.put(&key, &big).await.unwrap();
     std::fs::remove_file(&big).unwrap();
-    let back = read(storage, &key).await;
-    assert_eq!(back.len(), 300_007, "the stored file's size");
+    let chunks: Vec<Vec<u8>> = storage.get(&key).await.unwrap().try_collect().await.unwrap();
+    assert!(
+        chunks.len() > 1,
+        "a large file is read in one piece: memory holds it whole"
+    );
+    let back = chunks.concat();
+    assert_eq!(back.len(), 20_000_007, "the stored file's size");
     assert!(
         back == data,
         "the stored file byte for byte, its source removed since"

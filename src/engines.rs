@@ -18,6 +18,7 @@ pub struct Engines {
     pub bulk_jobs: Arc<dyn ioto_domain::ports::BulkJobStore>,
     pub export_jobs: Arc<dyn ioto_domain::ports::ExportJobStore>,
     pub notifications: Arc<dyn ioto_domain::ports::NotificationStore>,
+    pub quotas: Arc<dyn ioto_domain::ports::QuotaStore>,
     pub billing: Arc<dyn ioto_domain::ports::billing::Billing>,
     /// What analytics and the dashboard read of the fleet.
     pub analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet>,
@@ -171,13 +172,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     let store = ioto_store::connect(&store_location(config), config.database.max_connections).await?;
     let directory: Arc<dyn Directory> = Arc::new(store.directory());
     directory.ping().await?;
-    // One adapter holds the fleet, its jobs and its notifications (the same tables and
+    // One adapter holds the fleet, its jobs, notifications and quotas (the same tables and
     // transactions); each port is handed out on its own.
     let fleet_store = store.fleet();
     let fleet: Arc<dyn Fleet> = Arc::new(fleet_store.clone());
     let bulk_jobs: Arc<dyn ioto_domain::ports::BulkJobStore> = Arc::new(fleet_store.clone());
     let export_jobs: Arc<dyn ioto_domain::ports::ExportJobStore> = Arc::new(fleet_store.clone());
-    let notifications: Arc<dyn ioto_domain::ports::NotificationStore> = Arc::new(fleet_store);
+    let notifications: Arc<dyn ioto_domain::ports::NotificationStore> = Arc::new(fleet_store.clone());
+    let quotas: Arc<dyn ioto_domain::ports::QuotaStore> = Arc::new(fleet_store);
     let billing: Arc<dyn ioto_domain::ports::billing::Billing> = Arc::new(store.billing());
     let analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet> = Arc::new(store.clone());
     let usage = open_usage(config).await?;
@@ -200,6 +202,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
         bulk_jobs,
         export_jobs,
         notifications,
+        quotas,
         billing,
         analytics,
         usage,

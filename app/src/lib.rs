@@ -11,6 +11,7 @@ pub mod export;
 pub mod fleet;
 pub mod ingest;
 pub mod lanes;
+pub mod quota;
 pub mod usage;
 
 pub use analytics::AnalyticsService;
@@ -21,4 +22,5 @@ pub use ingest::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
     TelemetryIngest, TelemetryOutcome,
 };
+pub use quota::{QuotaEvaluator, QuotaService};
 pub use usage::UsageService;

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod parallel;
 pub mod password;
 pub mod ports;
+pub mod quota;
 pub mod role;
 pub mod usage;
 

@@ -20,6 +20,8 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::fleet::bulk::BulkJob;
+use crate::ports::quotas::QuotaTarget;
+use crate::quota::{QuotaAction, QuotaPeriod, EXCEEDED};
 use crate::{Error, Result, TenantId, UserId};
 
 /// What a notification is about.
@@ -27,12 +29,15 @@ use crate::{Error, Result, TenantId, UserId};
 pub enum NotificationKind {
     /// A bulk job reached its final status (completed, with errors, failed or cancelled).
     BulkJobFinished,
+    /// A SIM's data quota reached one of its stages (a warning percentage, or the limit).
+    QuotaStage,
 }
 
 impl NotificationKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BulkJobFinished => "BULK_JOB_FINISHED",
+            Self::QuotaStage => "QUOTA_STAGE",
         }
     }
 
@@ -40,12 +45,14 @@ impl NotificationKind {
     pub fn event_type(self) -> &'static str {
         match self {
             Self::BulkJobFinished => "bulk_job.finished",
+            Self::QuotaStage => "quota.stage_reached",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "BULK_JOB_FINISHED" => Ok(Self::BulkJobFinished),
+            "QUOTA_STAGE" => Ok(Self::QuotaStage),
             _ => Err(Error::invalid(
                 "kind",
                 format!("'{s}' is not a notification kind"),
@@ -76,6 +83,72 @@ pub struct Notification {
 
 impl Notification {
     /// The notification of a job that reached its final status.
+    /// A SIM's quota reached `period.stage`: for the tenant's fleet managers (no one user set
+    /// it for themselves alone). The payload carries the figures, the overshoot past the limit
+    /// included.
+    pub fn quota_stage(target: &QuotaTarget, period: &QuotaPeriod, at: DateTime<Utc>) -> Self {
+        let quota = &target.quota;
+        let limit = quota.rule.limit_bytes;
+        let used = period.used_bytes;
+        let over = used.saturating_sub(limit);
+        let iccid = target.iccid.as_str();
+        let until = period
+            .end
+            .with_timezone(&target.time_zone)
+            .format("%-d %B %Y %H:%M %Z");
+        let (title, body) = if period.stage >= EXCEEDED {
+            let then = match quota.rule.action {
+                QuotaAction::Notify => "its service goes on",
+                QuotaAction::Suspend => "it is being suspended",
+            };
+            (
+                format!("SIM {iccid} reached its data limit"),
+                format!(
+                    "{} used of {} this period ({} over); {then}. The period ends {until}.",
+                    bytes_text(used),
+                    bytes_text(limit),
+                    bytes_text(over)
+                ),
+            )
+        } else {
+            (
+                format!("SIM {iccid} used {} % of its data limit", period.stage),
+                format!(
+                    "{} used of {} this period; the period ends {until}.",
+                    bytes_text(used),
+                    bytes_text(limit)
+                ),
+            )
+        };
+        let payload = json!({
+            "quota": {
+                "id": quota.id,
+                "tenantId": quota.tenant_id.to_string(),
+                "simId": quota.sim_id.to_string(),
+                "iccid": iccid,
+                "stage": period.stage,
+                "usedBytes": used,
+                "limitBytes": limit,
+                "overshootBytes": over,
+                "action": quota.rule.action.as_str(),
+                "periodStart": period.start,
+                "periodEnd": period.end,
+            }
+        });
+        Self {
+            id: Uuid::new_v4(),
+            tenant_id: quota.tenant_id,
+            recipient: None,
+            kind: NotificationKind::QuotaStage,
+            subject_id: quota.id,
+            title,
+            body,
+            payload,
+            created_at: at,
+            read_at: None,
+        }
+    }
+
     pub fn bulk_job_finished(job: &BulkJob, at: DateTime<Utc>) -> Self {
         let what = job
             .file_name
@@ -465,6 +538,23 @@ pub struct DeliveryQuery {
     pub endpoint: Option<Uuid>,
     pub notification: Option<Uuid>,
     pub limit: u64,
+}
+
+/// Bytes in decimal units as people read them: `950 B`, `1.25 MB`, `3 GB`.
+pub fn bytes_text(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut unit = 0;
+    let mut scaled = b as f64;
+    while scaled >= 1000.0 && unit + 1 < UNITS.len() {
+        scaled /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{b} B");
+    }
+    let text = format!("{scaled:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0010_postgres.sql"),
     include_str!("sql/0011_postgres.sql"),
     include_str!("sql/0012_postgres.sql"),
+    include_str!("sql/0013_postgres.sql"),
+    include_str!("sql/0014_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -117,6 +119,14 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0013_postgres.sql"),
                 sqlite: include_str!("sql/0013_sqlite.sql"),
                 irreversible: "imports stage their rows in a temporary table and need the grant",
+            }),
+            // Data quotas per SIM and their periods; the tenant's time zone; notification kinds
+            // of quotas and alerts.
+            Box::new(SqlMigration {
+                name: "m0014_quotas",
+                postgres: include_str!("sql/0014_postgres.sql"),
+                sqlite: include_str!("sql/0014_sqlite.sql"),
+                irreversible: "quota periods record what SIMs were warned of and suspended for",
             }),
         ]
     }

@@ -34,6 +34,7 @@ pub trait Realtime: Send + Sync + 'static {
 pub struct Services {
     pub directory: DirectoryService,
     pub fleet: FleetService,
+    pub quotas: ioto_app::QuotaService,
     pub usage: UsageService,
     pub billing: ioto_app::billing::BillingService,
     pub analytics: ioto_app::AnalyticsService,

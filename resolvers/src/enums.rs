@@ -10,6 +10,7 @@ use ioto_domain::fleet::schedule::ScheduleStatus;
 use ioto_domain::fleet::sim::{SimState, SimType};
 use ioto_domain::notify::{DeliveryChannel, DeliveryStatus, NotificationKind};
 use ioto_domain::ports::network::NetworkAction;
+use ioto_domain::quota::{ActionState, QuotaAction};
 use ioto_domain::Role;
 
 /// A user's role; see docs/roles.md for what each may do.
@@ -249,6 +250,34 @@ mirror_enum!(
     NotificationKindGql, "NotificationKind", NotificationKind, [
         /// A bulk job reached its final status.
         BulkJobFinished,
+        /// A SIM's data quota reached a stage (a warning percentage, or the limit).
+        QuotaStage,
+    ]
+);
+
+mirror_enum!(
+    /// What happens when a SIM reaches its data limit.
+    QuotaActionKind, "QuotaAction", QuotaAction, [
+        /// A notification; the SIM keeps its service.
+        Notify,
+        /// A notification, and the SIM is suspended through the network (as a bulk job).
+        Suspend,
+    ]
+);
+
+mirror_enum!(
+    /// Where the action at a SIM's data limit stands this period.
+    QuotaActionStateKind, "QuotaActionState", ActionState, [
+        /// Nothing to do (limit not reached, or the quota only notifies).
+        None,
+        /// The SIM is to be suspended; a server sends it within a minute.
+        Pending,
+        /// The suspension was handed to the network as a bulk job.
+        Requested,
+        /// The SIM was suspended (or was not active any more).
+        Done,
+        /// The network refused or did not answer; `actionReason` says which.
+        Failed,
     ]
 );
 

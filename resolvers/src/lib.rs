@@ -15,6 +15,7 @@ mod mutation;
 mod notify;
 mod paging;
 mod query;
+mod quota;
 pub mod rate_limit;
 pub mod scalars;
 mod subscription;

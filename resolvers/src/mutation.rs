@@ -1,11 +1,12 @@
 //! The mutation root: every feature's mutations merged into one type.
 
-/// Every mutation: directory, fleet, billing, bulk jobs, notifications, exports.
+/// Every mutation: directory, fleet, quotas, billing, bulk jobs, notifications, exports.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     crate::directory::DirectoryMutation,
     crate::fleet::FleetMutation,
+    crate::quota::QuotaMutation,
     crate::billing::BillingMutation,
     crate::bulk::BulkMutation,
     crate::notify::NotifyMutation,

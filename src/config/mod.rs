@@ -117,6 +117,8 @@ impl Default for Config {
                 scheduler_interval_seconds: 5,
                 counter_compaction_seconds: 30,
                 import_max_bytes: 64 * 1024 * 1024,
+                quota_evaluate_ms: 2_000,
+                quota_sweep_seconds: 60,
             },
             rating: RatingConfig { interval_minutes: 60 },
             network: NetworkConfig::default(),
@@ -378,6 +380,34 @@ mod tests {
         }
         let loaded = load(None, env(&[("IOTO_FLEET__COUNTER_COMPACTION_SECONDS", "0")])).unwrap();
         assert_eq!(loaded.config.fleet.counter_compaction_seconds, 0);
+        // The quota evaluation's delay and sweep: out of range names the key and the range.
+        for (var, hostile, says) in [
+            (
+                "IOTO_FLEET__QUOTA_EVALUATE_MS",
+                "99",
+                "fleet.quota_evaluate_ms: 99 is outside 100..=60000",
+            ),
+            (
+                "IOTO_FLEET__QUOTA_EVALUATE_MS",
+                "60001",
+                "fleet.quota_evaluate_ms: 60001 is outside 100..=60000",
+            ),
+            (
+                "IOTO_FLEET__QUOTA_SWEEP_SECONDS",
+                "3601",
+                "fleet.quota_sweep_seconds: 3601 is outside 0..=3600",
+            ),
+            (
+                "IOTO_FLEET__QUOTA_SWEEP_SECONDS",
+                "-1",
+                "IOTO_FLEET__QUOTA_SWEEP_SECONDS",
+            ),
+        ] {
+            let err = format!("{:#}", load(None, env(&[(var, hostile)])).unwrap_err());
+            assert!(err.contains(says), "{var}={hostile}: {err}");
+        }
+        let loaded = load(None, env(&[("IOTO_FLEET__QUOTA_SWEEP_SECONDS", "0")])).unwrap();
+        assert_eq!(loaded.config.fleet.quota_sweep_seconds, 0);
     }
 
     #[test]

@@ -171,6 +171,12 @@ pub struct FleetConfig {
     pub counter_compaction_seconds: u64,
     /// Largest file `POST /imports/sims` accepts, in bytes.
     pub import_max_bytes: usize,
+    /// How long after a SIM's traffic is counted its data quota is evaluated, in milliseconds
+    /// (SIMs counted meanwhile are evaluated together).
+    pub quota_evaluate_ms: u64,
+    /// How often quotas of SIMs with recent traffic are evaluated again and the actions at the
+    /// limit sent, in seconds; 0 turns it off on this instance.
+    pub quota_sweep_seconds: u64,
 }
 
 /// The network element SIM state changes go through. Only the simulated HLR exists so far.

@@ -155,6 +155,18 @@ impl Config {
                 self.fleet.counter_compaction_seconds
             );
         }
+        if !(100..=60_000).contains(&self.fleet.quota_evaluate_ms) {
+            bail!(
+                "fleet.quota_evaluate_ms: {} is outside 100..=60000 (a tenth of a second to a minute)",
+                self.fleet.quota_evaluate_ms
+            );
+        }
+        if self.fleet.quota_sweep_seconds > 3_600 {
+            bail!(
+                "fleet.quota_sweep_seconds: {} is outside 0..=3600 (0: not on this instance; at most an hour)",
+                self.fleet.quota_sweep_seconds
+            );
+        }
         if !(1..=86_400).contains(&self.bulk.network_patience_seconds) {
             bail!("bulk.network_patience_seconds: must be between 1 and 86400 (a day)");
         }

@@ -185,6 +185,24 @@ impl App {
                 shutdown.subscribe(),
             );
         }
+        let quotas = ioto_app::QuotaService::new(
+            Arc::clone(&engines.quotas),
+            fleet.clone(),
+            engines.usage.clone(),
+            ioto_app::QuotaEvaluator::new(
+                Arc::clone(&engines.quotas),
+                engines.usage.clone(),
+                realtime.clone(),
+                Some(fleet.delivery_wakeup()),
+            ),
+        );
+        if config.fleet.quota_sweep_seconds > 0 {
+            crate::server::scheduler::spawn_quotas(
+                quotas.clone(),
+                Duration::from_secs(config.fleet.quota_sweep_seconds),
+                shutdown.subscribe(),
+            );
+        }
         let billing = ioto_app::billing::BillingService::new(
             engines.billing.clone(),
             engines.billing.clone(),
@@ -240,6 +258,7 @@ impl App {
             billing: billing.clone(),
             directory: directory.clone(),
             fleet: fleet.clone(),
+            quotas,
             usage,
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime: realtime.clone(),

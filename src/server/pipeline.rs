@@ -99,8 +99,26 @@ pub async fn start(
     let stats = Arc::new(IngestStats::default());
     let live = Arc::clone(&realtime);
     let activity = activity_recorder(Arc::clone(&engines.fleet), shutdown.clone());
+    let evaluator = ioto_app::QuotaEvaluator::new(
+        Arc::clone(&engines.quotas),
+        engines.usage.clone(),
+        realtime.clone(),
+        None,
+    );
+    let quotas = quota_recorder(
+        evaluator,
+        Duration::from_millis(config.fleet.quota_evaluate_ms),
+        shutdown.clone(),
+    );
     let on_counted: ioto_ingest::worker::OnCounted = Arc::new(move |updates| {
         live.sessions_updated(updates);
+        let _ = quotas.send(
+            updates
+                .iter()
+                .filter(|u| u.delta_in + u.delta_out > 0)
+                .map(|u| u.iccid.clone())
+                .collect(),
+        );
         let _ = activity.send(
             updates
                 .iter()
@@ -319,6 +337,45 @@ pub fn activity_recorder(
             if let Err(e) = fleet.record_activity(&batch).await {
                 tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be");
             }
+        }
+    });
+    tx
+}
+
+/// Evaluates the quotas of SIMs with counted traffic, a little after they were counted (the
+/// usage store shows a write about a second after it): SIMs seen in one interval are evaluated
+/// at the end of the next, all at once. What is lost here (the process stops) the scheduler's
+/// sweep catches.
+pub fn quota_recorder(
+    evaluator: ioto_app::QuotaEvaluator,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<Vec<ioto_domain::Iccid>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<ioto_domain::Iccid>>();
+    tokio::spawn(async move {
+        let mut fresh: std::collections::HashSet<ioto_domain::Iccid> = std::collections::HashSet::new();
+        let mut due: Vec<ioto_domain::Iccid> = Vec::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            let seen = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                seen = rx.recv() => match seen {
+                    None => break,
+                    Some(seen) => Some(seen),
+                },
+                _ = tick.tick() => None,
+            };
+            if let Some(seen) = seen {
+                fresh.extend(seen);
+                continue;
+            }
+            let now = chrono::Utc::now();
+            if !due.is_empty() {
+                if let Err(e) = evaluator.evaluate(&due, now).await {
+                    tracing::warn!(error = %e, sims = due.len(), "quotas not evaluated; the next sweep will");
+                }
+            }
+            due = fresh.drain().collect();
         }
     });
     tx

@@ -1,7 +1,8 @@
-//! Applies scheduled SIM transitions when they fall due, rates open billing periods and folds the
-//! dashboard's counters. Every instance may run all three: schedules are claimed through the
-//! database, so two instances never apply the same one; two ratings of one period give the same
-//! rows, the later one current; one compaction runs at a time (the others return at once).
+//! Applies scheduled SIM transitions when they fall due, rates open billing periods, folds the
+//! dashboard's counters and sweeps data quotas. Every instance may run all four: schedules and
+//! quota actions are claimed through the database, so two instances never apply the same one;
+//! two ratings of one period give the same rows, the later one current; one compaction runs at a
+//! time (the others return at once); a quota's stage moves up once however many evaluate it.
 
 use std::time::Duration;
 
@@ -78,6 +79,52 @@ pub fn spawn_counter_compaction(
                 Err(e) => {
                     tracing::warn!(error = %e, "folding the dashboard counters failed; retrying next interval")
                 }
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// How far back a sweep looks for SIMs with traffic, beyond the time since the last one: the
+/// activity of a SIM is recorded a few seconds after it is counted.
+const SWEEP_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Every `interval`: the quotas of SIMs with traffic since the last sweep evaluated again (what
+/// an evaluation after a counted batch missed), then the actions at the limit sent and those
+/// sent before looked at.
+pub fn spawn_quotas(quotas: ioto_app::QuotaService, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut since = Utc::now() - SWEEP_OVERLAP;
+        loop {
+            let now = Utc::now();
+            match quotas.evaluator().sweep(since, now).await {
+                Ok(found) => {
+                    since = now - SWEEP_OVERLAP;
+                    if found.stages_reached > 0 {
+                        tracing::info!(
+                            quotas = found.quotas,
+                            reached = found.stages_reached,
+                            exceeded = found.exceeded,
+                            "quota sweep"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the quota sweep failed; retrying next interval"),
+            }
+            match quotas.run_actions(now).await {
+                Ok(p) if p.requested + p.done + p.failed > 0 => {
+                    tracing::info!(
+                        requested = p.requested,
+                        done = p.done,
+                        failed = p.failed,
+                        "quota actions"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "quota actions failed; retrying next interval"),
             }
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,

@@ -10,6 +10,7 @@ mod fleet;
 mod jobs;
 mod notifications;
 mod pool;
+mod quotas;
 mod session;
 
 use std::time::Duration;

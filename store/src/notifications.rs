@@ -77,7 +77,7 @@ impl TryFrom<notification_delivery::Model> for Delivery {
 }
 
 /// Writes a notification inside the transaction of the change it tells of.
-pub(super) async fn insert_notification(txn: &DatabaseTransaction, n: &Notification) -> Result<()> {
+pub(crate) async fn insert_notification(txn: &DatabaseTransaction, n: &Notification) -> Result<()> {
     notification::Entity::insert(notification::ActiveModel {
         id: Set(n.id),
         tenant_id: Set(n.tenant_id.0),

@@ -18,6 +18,7 @@ mod ingest;
 mod limits;
 mod live;
 mod pipeline;
+mod quotas;
 mod rate_cards_api;
 mod rating;
 mod rating_late;

@@ -31,6 +31,8 @@ pub struct FleetSettings {
     pub customers_see_costs: bool,
     /// Most SIMs an `OPERATOR` may change in one bulk job (tenant admins have no limit).
     pub operator_bulk_limit: u32,
+    /// The tenant's time zone: its data quotas' periods are its calendar months.
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Default for FleetSettings {
@@ -39,6 +41,7 @@ impl Default for FleetSettings {
             customers_see_sims: true,
             customers_see_costs: false,
             operator_bulk_limit: 100,
+            time_zone: chrono_tz::Tz::UTC,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod jobs;
 pub mod network;
 pub mod notifications;
+pub mod quotas;
 pub mod telemetry;
 pub mod usage;
 
@@ -25,6 +26,7 @@ pub use jobs::{
     ExportProgressUpdate, Jobs,
 };
 pub use notifications::NotificationStore;
+pub use quotas::QuotaStore;
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{
     period_start, CdrRecord, CustomerUsagePoint, EngineWork, Granularity, HistoryQuery, ReconciliationQuery,

@@ -101,7 +101,8 @@ impl FleetWideMutation {
 
     /// TENANT_ADMIN: whether sub-customer users see SIMs (and usage) or devices only, and
     /// whether they see the cost of their usage, and how many SIMs an OPERATOR may change in one
-    /// bulk job (0 to 1,000,000). A setting left out keeps its value.
+    /// bulk job (0 to 1,000,000), and the tenant's time zone (an IANA name; data quotas count
+    /// its calendar months). A setting left out keeps its value.
     async fn set_fleet_settings(
         &self,
         ctx: &Context<'_>,
@@ -109,6 +110,7 @@ impl FleetWideMutation {
         customers_see_sims: Option<bool>,
         customers_see_costs: Option<bool>,
         operator_bulk_limit: Option<i32>,
+        time_zone: Option<String>,
     ) -> async_graphql::Result<FleetSettingsObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let fleet = &services(ctx).fleet;
@@ -128,6 +130,9 @@ impl FleetWideMutation {
                         "must be between 0 and 1000000",
                     ))
                 })?;
+        }
+        if let Some(zone) = time_zone {
+            settings.time_zone = ioto_app::analytics::parse_time_zone("timeZone", Some(&zone)).gql()?;
         }
         let s = fleet.set_settings(actor, tenant, settings).await.gql()?;
         Ok(s.into())

@@ -108,6 +108,16 @@ impl SimObject {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// The SIM's data quota and where it stands this period; null when it has none.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn quota(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<crate::quota::SimQuotaObject>> {
+        Ok(services(ctx)
+            .quotas
+            .sim_quota(actor(ctx)?, &self.0.iccid, Utc::now())
+            .await
+            .gql()?
+            .map(crate::quota::SimQuotaObject))
+    }
     /// What the SIM is doing now: its latest data session within the last 7 days.
     #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {

@@ -243,6 +243,8 @@ pub struct FleetSettingsObject {
     /// Most SIMs an OPERATOR may change in one bulk job or `provisionSims` call (tenant and
     /// platform admins have no limit).
     pub operator_bulk_limit: i32,
+    /// The tenant's time zone (IANA name): data quotas count its calendar months.
+    pub time_zone: String,
 }
 
 impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
@@ -251,6 +253,7 @@ impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
             customers_see_sims: s.customers_see_sims,
             customers_see_costs: s.customers_see_costs,
             operator_bulk_limit: i32::try_from(s.operator_bulk_limit).unwrap_or(i32::MAX),
+            time_zone: s.time_zone.name().to_owned(),
         }
     }
 }

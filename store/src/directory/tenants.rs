@@ -31,6 +31,7 @@ impl TenantStore for SqlDirectory {
             operator_bulk_limit: Set(i64::from(
                 ioto_domain::fleet::FleetSettings::default().operator_bulk_limit,
             )),
+            time_zone: Set("UTC".to_owned()),
         }
         .insert(&txn)
         .await

@@ -17,6 +17,8 @@ pub mod rate_card_version;
 pub mod rating_run;
 pub mod scheduled_transition;
 pub mod sim;
+pub mod sim_quota;
+pub mod sim_quota_period;
 pub mod tenant;
 pub mod user;
 pub mod webhook_endpoint;

@@ -11,6 +11,7 @@ pub struct Model {
     pub customers_see_sims: bool,
     pub customers_see_costs: bool,
     pub operator_bulk_limit: i64,
+    pub time_zone: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

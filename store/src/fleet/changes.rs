@@ -96,6 +96,10 @@ impl FleetChanges for SqlFleet {
             customers_see_sims: row.customers_see_sims,
             customers_see_costs: row.customers_see_costs,
             operator_bulk_limit: u32::try_from(row.operator_bulk_limit).unwrap_or(u32::MAX),
+            time_zone: row
+                .time_zone
+                .parse()
+                .map_err(|e| Error::Internal(format!("stored tenant time zone: {e}")))?,
         })
     }
 
@@ -106,6 +110,7 @@ impl FleetChanges for SqlFleet {
         active.customers_see_sims = Set(settings.customers_see_sims);
         active.customers_see_costs = Set(settings.customers_see_costs);
         active.operator_bulk_limit = Set(i64::from(settings.operator_bulk_limit));
+        active.time_zone = Set(settings.time_zone.name().to_owned());
         active.update(&txn).await.map_err(db)?;
         commit(txn).await
     }

@@ -9,6 +9,7 @@ mod fleet;
 mod jobs;
 mod network;
 mod notifications;
+mod quotas;
 mod telemetry;
 mod usage;
 

@@ -1,0 +1,203 @@
+//! The action at the limit: SIMs whose quota suspends them are suspended through the network,
+//! as one bulk job per tenant (so each change is audited, sent with the job's request ids and
+//! retried as any bulk row is), and the job's outcome for each SIM is recorded on its period.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
+use ioto_domain::fleet::network_action::NetworkAction;
+use ioto_domain::ports::jobs::BulkRowQuery;
+use ioto_domain::ports::quotas::QuotaActionClaim;
+use ioto_domain::quota::ActionState;
+use ioto_domain::{Actor, Result, Role, TenantId};
+use uuid::Uuid;
+
+use super::QuotaService;
+
+/// Periods whose action one pass takes up.
+const ACTIONS_PER_PASS: u64 = 1_000;
+/// How long a claimed action is left to the server that claimed it.
+const ACTION_LEASE_SECONDS: i64 = 120;
+
+/// Who suspends a SIM at its limit, as the bulk job and its audit entries name it.
+fn quota_actor(tenant: TenantId) -> Actor {
+    Actor {
+        user_id: None,
+        subject: "data quota".to_owned(),
+        tenant_id: tenant,
+        role: Role::TenantAdmin,
+        customer_id: None,
+        issued_at: None,
+    }
+}
+
+/// What a pass over the actions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActionPass {
+    /// SIMs handed to the network in new bulk jobs.
+    pub requested: usize,
+    /// Actions that ended: the SIM suspended (or suspended already), or the network refused.
+    pub done: usize,
+    pub failed: usize,
+}
+
+impl QuotaService {
+    /// Sends the suspensions pending at `now` and looks at those sent before.
+    pub async fn run_actions(&self, now: DateTime<Utc>) -> Result<ActionPass> {
+        let until = now + Duration::seconds(ACTION_LEASE_SECONDS);
+        let claims = self
+            .store
+            .claim_quota_actions(now, until, ACTIONS_PER_PASS)
+            .await?;
+        let mut pass = ActionPass::default();
+        let mut pending: BTreeMap<TenantId, Vec<QuotaActionClaim>> = BTreeMap::new();
+        let mut requested: BTreeMap<Uuid, Vec<QuotaActionClaim>> = BTreeMap::new();
+        for c in claims {
+            match (c.period.action_state, c.period.bulk_job_id) {
+                (ActionState::Requested, Some(job)) => requested.entry(job).or_default().push(c),
+                _ => pending.entry(c.target.quota.tenant_id).or_default().push(c),
+            }
+        }
+        for (tenant, group) in pending {
+            pass.requested += self.request(tenant, group).await?;
+        }
+        for (job, group) in requested {
+            let (done, failed) = self.look_at(job, group).await?;
+            pass.done += done;
+            pass.failed += failed;
+        }
+        Ok(pass)
+    }
+
+    /// One bulk job suspending these SIMs of a tenant.
+    async fn request(&self, tenant: TenantId, group: Vec<QuotaActionClaim>) -> Result<usize> {
+        let actor = quota_actor(tenant);
+        let iccids: Vec<String> = group.iter().map(|c| c.target.iccid.as_str().to_owned()).collect();
+        let note = format!(
+            "data quota reached ({} SIM{})",
+            iccids.len(),
+            if iccids.len() == 1 { "" } else { "s" }
+        );
+        let submitted = self
+            .fleet
+            .submit_bulk_list(&actor, None, &iccids, NetworkAction::Suspend, Some(&note))
+            .await;
+        let job = match submitted {
+            Ok(s) if s.job.status == BulkJobStatus::AwaitingConfirmation => {
+                self.fleet.confirm_bulk_job(&actor, s.job.id).await
+            }
+            Ok(s) => Ok(s.job),
+            Err(e) => Err(e),
+        };
+        match job {
+            Ok(job) => {
+                for c in &group {
+                    self.store
+                        .record_quota_action(
+                            c.period.quota_id,
+                            c.period.start,
+                            ActionState::Requested,
+                            Some(job.id),
+                            None,
+                        )
+                        .await?;
+                }
+                Ok(group.len())
+            }
+            Err(e) => {
+                let reason = format!("the suspension could not be sent: {e}");
+                for c in &group {
+                    self.store
+                        .record_quota_action(
+                            c.period.quota_id,
+                            c.period.start,
+                            ActionState::Failed,
+                            None,
+                            Some(&reason),
+                        )
+                        .await?;
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    /// Records the outcome of a job's rows on the periods it carries, once the job has ended.
+    async fn look_at(&self, job_id: Uuid, group: Vec<QuotaActionClaim>) -> Result<(usize, usize)> {
+        let Some(first) = group.first() else {
+            return Ok((0, 0));
+        };
+        let actor = quota_actor(first.target.quota.tenant_id);
+        let job = self.fleet.bulk_job(&actor, job_id).await?;
+        let gone = job.is_none();
+        let Some(job) = job.filter(|j| j.status.is_final()) else {
+            // Still running: looked at again by a later pass. Gone: nothing will tell.
+            for c in &group {
+                let (state, reason) = if gone {
+                    (
+                        ActionState::Failed,
+                        Some("the bulk job carrying the suspension is gone"),
+                    )
+                } else {
+                    (ActionState::Requested, None)
+                };
+                self.store
+                    .record_quota_action(c.period.quota_id, c.period.start, state, Some(job_id), reason)
+                    .await?;
+            }
+            return Ok((0, 0));
+        };
+        let mut outcomes: HashMap<String, (RowOutcome, Option<String>)> = HashMap::new();
+        let mut after = None;
+        loop {
+            let query = BulkRowQuery {
+                outcomes: Vec::new(),
+                after,
+                limit: 1_000,
+            };
+            let rows = self.fleet.bulk_rows(&actor, job_id, &query).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.position);
+            for r in rows {
+                outcomes.insert(r.iccid.clone(), (r.outcome, r.reason));
+            }
+        }
+        let (mut done, mut failed) = (0, 0);
+        for c in &group {
+            let outcome = outcomes.get(c.target.iccid.as_str());
+            let (state, reason) = match outcome {
+                Some((RowOutcome::Succeeded | RowOutcome::Skipped, _)) => (ActionState::Done, None),
+                _ if job.status == BulkJobStatus::Cancelled => {
+                    (ActionState::Failed, Some("the bulk job was cancelled".to_owned()))
+                }
+                Some((o, why)) => (
+                    ActionState::Failed,
+                    Some(
+                        why.clone()
+                            .unwrap_or_else(|| format!("the row ended {}", o.as_str())),
+                    ),
+                ),
+                None => (
+                    ActionState::Failed,
+                    Some("the SIM is not in the bulk job".to_owned()),
+                ),
+            };
+            if state == ActionState::Done {
+                done += 1;
+            } else {
+                failed += 1;
+            }
+            self.store
+                .record_quota_action(
+                    c.period.quota_id,
+                    c.period.start,
+                    state,
+                    Some(job_id),
+                    reason.as_deref(),
+                )
+                .await?;
+        }
+        Ok((done, failed))
+    }
+}

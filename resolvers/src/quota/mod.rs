@@ -1,0 +1,147 @@
+//! Data quotas: each SIM's limit with its standing in the current period (`Sim.quota`), and
+//! the mutations that set and remove it.
+
+mod mutation;
+
+pub(crate) use self::mutation::QuotaMutation;
+
+use async_graphql::{InputObject, Object};
+use chrono::{DateTime, Utc};
+use ioto_domain::quota::{QuotaRule, QuotaStatus, EXCEEDED};
+use ioto_domain::Error;
+
+use crate::enums::{QuotaActionKind, QuotaActionStateKind};
+use crate::scalars::BigInt;
+use crate::to_gql;
+
+fn big(v: u64) -> BigInt {
+    BigInt(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// Where a SIM stands against its quota this period.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(name = "QuotaState")]
+pub enum QuotaStateKind {
+    /// Below every warning stage.
+    Within,
+    /// Past a warning stage, below the limit.
+    Warning,
+    /// At or past the limit.
+    Exceeded,
+}
+
+pub struct SimQuotaObject(pub QuotaStatus);
+
+/// A SIM's data quota: its limit per billing period (the tenant's calendar month, in its time
+/// zone), what it used of it so far and what happens at the limit.
+#[Object(name = "SimQuota")]
+impl SimQuotaObject {
+    /// Bytes (up and down) the SIM may use in a period.
+    async fn limit_bytes(&self) -> BigInt {
+        big(self.0.quota.rule.limit_bytes)
+    }
+    /// Bytes used in the current period.
+    async fn used_bytes(&self) -> BigInt {
+        big(self.0.used_bytes)
+    }
+    /// Bytes left before the limit (0 past it).
+    async fn remaining_bytes(&self) -> BigInt {
+        big(self.0.remaining_bytes())
+    }
+    /// Bytes used past the limit (traffic counted before the SIM was stopped).
+    async fn overshoot_bytes(&self) -> BigInt {
+        big(self.0.overshoot_bytes())
+    }
+    /// Share of the limit used, in percent with two decimals (above 100 past the limit).
+    async fn percent(&self) -> f64 {
+        self.0.percent()
+    }
+    async fn state(&self) -> QuotaStateKind {
+        if self.0.used_bytes >= self.0.quota.rule.limit_bytes {
+            QuotaStateKind::Exceeded
+        } else if self.0.quota.rule.stage_of(self.0.used_bytes) > 0 {
+            QuotaStateKind::Warning
+        } else {
+            QuotaStateKind::Within
+        }
+    }
+    /// Percentages of the limit that notify when reached.
+    async fn stages(&self) -> Vec<i32> {
+        self.0.quota.rule.stages.iter().map(|s| i32::from(*s)).collect()
+    }
+    /// The highest stage reached this period and notified: 0 none, a warning percentage, or
+    /// 100 (the limit).
+    async fn stage_reached(&self) -> i32 {
+        i32::from(self.0.stage)
+    }
+    /// What happens at the limit.
+    async fn action(&self) -> QuotaActionKind {
+        self.0.quota.rule.action.into()
+    }
+    /// Where the action at the limit stands this period.
+    async fn action_state(&self) -> QuotaActionStateKind {
+        self.0.action_state.into()
+    }
+    /// Why the action failed, as the network said.
+    async fn action_reason(&self) -> Option<&str> {
+        self.0.action_reason.as_deref()
+    }
+    async fn period_start(&self) -> DateTime<Utc> {
+        self.0.period_start
+    }
+    /// When the next period starts (the usage counts from zero again).
+    async fn period_end(&self) -> DateTime<Utc> {
+        self.0.period_end
+    }
+    /// Who set the quota last.
+    async fn set_by(&self) -> &str {
+        &self.0.quota.set_by
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.quota.updated_at
+    }
+}
+
+/// A SIM's data quota as set.
+#[derive(InputObject)]
+pub struct SimQuotaInput {
+    /// Bytes (up and down) the SIM may use per period: 1 to 2^50 (1 PiB).
+    pub limit_bytes: BigInt,
+    /// Percentages of the limit that notify when reached: up to 5, ascending, each 1–99
+    /// (default 80 and 90).
+    pub stages: Option<Vec<i32>>,
+    /// What happens at the limit (default NOTIFY).
+    pub action: Option<QuotaActionKind>,
+}
+
+impl SimQuotaInput {
+    pub fn rule(&self) -> async_graphql::Result<QuotaRule> {
+        let limit_bytes = u64::try_from(self.limit_bytes.0)
+            .map_err(|_| to_gql(Error::invalid("limitBytes", "must be positive")))?;
+        let stages = match &self.stages {
+            None => vec![80, 90],
+            Some(list) => list
+                .iter()
+                .map(|s| {
+                    u8::try_from(*s).ok().filter(|s| *s < EXCEEDED).ok_or_else(|| {
+                        to_gql(Error::invalid(
+                            "stages",
+                            format!("{s} is not a percentage between 1 and 99 (the limit itself is 100)"),
+                        ))
+                    })
+                })
+                .collect::<async_graphql::Result<Vec<u8>>>()?,
+        };
+        let rule = QuotaRule {
+            limit_bytes,
+            stages,
+            action: self
+                .action
+                .map(Into::into)
+                .unwrap_or(ioto_domain::quota::QuotaAction::Notify),
+            resume_next_period: false,
+        };
+        rule.check().map_err(to_gql)?;
+        Ok(rule)
+    }
+}

@@ -1,0 +1,368 @@
+//! Data quotas end to end: set through the API, crossed by session updates published on the bus
+//! as a network would, warned of at their stages, acted on at the limit through the network (a
+//! bulk job, audited), and never twice for the same usage.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ioto_domain::fleet::Sim;
+use ioto_domain::Role;
+use ioto_ingest::worker::IngestTopics;
+use ioto_test_support::app::assert_refused;
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use serde_json::{json, Value};
+
+/// An app counting sessions from its bus, evaluating quotas a fifth of a second after a SIM's
+/// traffic is counted and sweeping every second.
+async fn quota_app(engines: Engines) -> TestApp {
+    let mut config = TestApp::config(engines).await;
+    config.ingest.enabled = true;
+    config.ingest.batch_wait_ms = 20;
+    config.ingest.telemetry = false;
+    config.fleet.quota_evaluate_ms = 200;
+    config.fleet.quota_sweep_seconds = 1;
+    TestApp::spawn_with(config).await
+}
+
+/// Publishes a session's cumulative bytes (down; up is a tenth of it), as a network would.
+async fn publish(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64) {
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+        "event_timestamp": Utc::now().to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE-M",
+        "ip_address": "10.9.8.7", "total_bytes_in": bytes_in, "total_bytes_out": bytes_in / 10,
+        "request_type": "UPDATE"});
+    app.app_engines
+        .bus
+        .publish(&topics.sessions, session, event.to_string().as_bytes())
+        .await
+        .unwrap();
+}
+
+const QUOTA: &str = "quota { limitBytes usedBytes remainingBytes overshootBytes percent state stages
+    stageReached action actionState actionReason periodStart periodEnd setBy }";
+
+async fn sim_quota(app: &TestApp, token: &str, sim: &Sim) -> Value {
+    let body = app
+        .gql(
+            Some(token),
+            &format!("query($i: Iccid!) {{ sim(iccid: $i) {{ state {QUOTA} }} }}"),
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["sim"].clone()
+}
+
+/// The quota notifications the caller sees, oldest first: (title, stage, used bytes).
+async fn quota_notes(app: &TestApp, token: &str) -> Vec<(String, u64, u64)> {
+    let body = app
+        .gql(
+            Some(token),
+            "{ notifications(first: 50) { nodes { kind title data } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let mut notes: Vec<(String, u64, u64)> = body["data"]["notifications"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "QUOTA_STAGE")
+        .map(|n| {
+            let q = &n["data"]["quota"];
+            (
+                n["title"].as_str().unwrap().to_owned(),
+                q["stage"].as_u64().unwrap(),
+                q["usedBytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    notes.reverse();
+    notes
+}
+
+/// Waits (up to 20 s) until `check` holds of the SIM's answer, which it returns.
+async fn until_sim(
+    app: &TestApp,
+    token: &str,
+    sim: &Sim,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..200 {
+        let now = sim_quota(app, token, sim).await;
+        if check(&now) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {}", sim_quota(app, token, sim).await);
+}
+
+async fn a_sim_past_its_limit_is_warned_then_suspended_once_on(engines: Engines) {
+    let app = quota_app(engines).await;
+    let f = &app.factory;
+    let t = f.tenant("Quotas").await;
+    let sims = f.sims(&t, None, 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    // 1 MB a period, warned at half, suspended at the limit.
+    let set = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 1000000, stages: [50],
+                action: SUSPEND }) { limitBytes usedBytes state stages action actionState setBy } }",
+            json!({"i": sims[0].iccid}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    let q = &set["data"]["setSimQuota"];
+    let facts = (
+        &q["limitBytes"],
+        &q["usedBytes"],
+        &q["state"],
+        &q["stages"],
+        &q["actionState"],
+    );
+    assert_eq!(
+        facts,
+        (
+            &json!(1_000_000),
+            &json!(0),
+            &json!("WITHIN"),
+            &json!([50]),
+            &json!("NONE")
+        )
+    );
+    let none = sim_quota(&app, &token, &sims[1]).await;
+    assert!(none["quota"].is_null(), "a SIM without a quota shows one: {none}");
+
+    // 550 kB (500 kB down, 50 kB up): past the warning stage.
+    publish(&app, "q-1", &sims[0], 500_000).await;
+    let warned = until_sim(
+        &app,
+        &token,
+        &sims[0],
+        "the warning stage is never reached",
+        |s| s["quota"]["stageReached"] == 50,
+    )
+    .await;
+    let q = &warned["quota"];
+    let facts = (&q["usedBytes"], &q["remainingBytes"], &q["percent"], &q["state"]);
+    assert_eq!(
+        facts,
+        (&json!(550_000), &json!(450_000), &json!(55.0), &json!("WARNING"))
+    );
+    assert_eq!(warned["state"], "ACTIVE", "a warning suspends the SIM");
+
+    // The same update again (a redelivery) and one more byte-less update change nothing.
+    publish(&app, "q-1", &sims[0], 500_000).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let notes = quota_notes(&app, &token).await;
+    let stages: Vec<(u64, u64)> = notes.iter().map(|(_, s, u)| (*s, *u)).collect();
+    assert_eq!(stages, [(50, 550_000)], "the warning is not told once: {notes:?}");
+
+    // 1.1 MB: past the limit; the SIM is suspended through the network as a bulk job.
+    publish(&app, "q-1", &sims[0], 1_000_000).await;
+    let done = until_sim(&app, &token, &sims[0], "the SIM is never suspended", |s| {
+        s["quota"]["actionState"] == "DONE"
+    })
+    .await;
+    let q = &done["quota"];
+    let facts = (
+        &done["state"],
+        &q["state"],
+        &q["stageReached"],
+        &q["overshootBytes"],
+    );
+    assert_eq!(
+        facts,
+        (
+            &json!("SUSPENDED"),
+            &json!("EXCEEDED"),
+            &json!(100),
+            &json!(100_000)
+        )
+    );
+    let notes = quota_notes(&app, &token).await;
+    let stages: Vec<(u64, u64)> = notes.iter().map(|(_, s, u)| (*s, *u)).collect();
+    assert_eq!(
+        stages,
+        [(50, 550_000), (100, 1_100_000)],
+        "the limit is not told once: {notes:?}"
+    );
+    let iccid = sims[0].iccid.as_str();
+    assert_eq!(
+        notes[1].0,
+        format!("SIM {iccid} reached its data limit"),
+        "the title does not say it"
+    );
+
+    // The suspension is on the SIM's trail, by the bulk job that sent it.
+    let trail = app
+        .gql(
+            Some(&token),
+            "query($i: Iccid!) { sim(iccid: $i) { events(first: 10) { action actor newValue } } }",
+            json!({"i": sims[0].iccid}),
+        )
+        .await;
+    let entries = trail["data"]["sim"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_job = entries.iter().any(|e| {
+        e["action"] == "STATE_CHANGED" && e["actor"].as_str().is_some_and(|a| a.starts_with("bulk job"))
+    });
+    assert!(by_job, "the suspension is not on the trail: {trail}");
+
+    // More traffic counted after the limit (sessions in flight) is reported, not acted on again.
+    publish(&app, "q-1", &sims[0], 1_200_000).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = sim_quota(&app, &token, &sims[0]).await;
+    assert_eq!(after["quota"]["overshootBytes"], 320_000, "{after}");
+    assert_eq!(
+        quota_notes(&app, &token).await.len(),
+        2,
+        "the limit is told again"
+    );
+    let jobs = app
+        .gql(
+            Some(&token),
+            "{ bulkJobs(first: 10) { nodes { id action } } }",
+            json!({}),
+        )
+        .await;
+    let n = jobs["data"]["bulkJobs"]["nodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(n, 1, "the SIM is suspended more than once: {jobs}");
+
+    // Removed, the quota is gone from the SIM.
+    let removed = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { removeSimQuota(iccid: $i) }",
+            json!({"i": sims[0].iccid}),
+        )
+        .await;
+    assert_eq!(removed["data"]["removeSimQuota"], true, "{removed}");
+    assert!(
+        sim_quota(&app, &token, &sims[0]).await["quota"].is_null(),
+        "the quota stays"
+    );
+}
+
+#[tokio::test]
+async fn a_sim_past_its_limit_is_warned_then_suspended_once_on_embedded_engines() {
+    a_sim_past_its_limit_is_warned_then_suspended_once_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_sim_past_its_limit_is_warned_then_suspended_once_on_real_engines() {
+    a_sim_past_its_limit_is_warned_then_suspended_once_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn quotas_are_refused_naming_the_field_and_kept_within_the_tenant() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let f = &app.factory;
+    let (a, b) = (f.tenant("Quota A").await, f.tenant("Quota B").await);
+    let sim = f.sims(&a, None, 1).await.remove(0);
+    let admin = f.user(&a, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let set = |input: Value| {
+        let app = &app;
+        let token = token.clone();
+        let iccid = sim.iccid.clone();
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($i: Iccid!, $q: SimQuotaInput!) { setSimQuota(iccid: $i, input: $q) { limitBytes } }",
+                json!({"i": iccid, "q": input}),
+            )
+            .await
+        }
+    };
+    let cases = [
+        (json!({"limitBytes": 0}), "limitBytes", "between 1 and"),
+        (json!({"limitBytes": -5}), "limitBytes", "positive"),
+        (
+            json!({"limitBytes": 1125899906842625_i64}),
+            "limitBytes",
+            "between 1 and",
+        ),
+        (
+            json!({"limitBytes": 1000, "stages": [90, 80]}),
+            "stages",
+            "ascending",
+        ),
+        (
+            json!({"limitBytes": 1000, "stages": [100]}),
+            "stages",
+            "between 1 and 99",
+        ),
+        (
+            json!({"limitBytes": 1000, "stages": [10, 20, 30, 40, 50, 60]}),
+            "stages",
+            "at most 5",
+        ),
+    ];
+    for (input, field, why) in cases {
+        let body = set(input.clone()).await;
+        assert_refused(&body, field, why);
+    }
+    // Another tenant's admin neither sets nor sees it; an operator may not set one.
+    let ok = set(json!({"limitBytes": 5000})).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    let other = f.user(&b, Role::TenantAdmin, None).await;
+    let other = app.login(other.email.as_str(), TEST_PASSWORD).await;
+    let body = app
+        .gql(
+            Some(&other),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 1 }) { limitBytes } }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert_eq!(
+        ioto_test_support::app::error_code(&body).as_deref(),
+        Some("NOT_FOUND"),
+        "{body}"
+    );
+    let viewer = f.user(&a, Role::Viewer, None).await;
+    let viewer = app.login(viewer.email.as_str(), TEST_PASSWORD).await;
+    let body = app
+        .gql(
+            Some(&viewer),
+            "mutation($i: Iccid!) { removeSimQuota(iccid: $i) }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert_eq!(
+        ioto_test_support::app::error_code(&body).as_deref(),
+        Some("FORBIDDEN"),
+        "{body}"
+    );
+    let operator = f.user(&a, Role::Operator, None).await;
+    let operator = app.login(operator.email.as_str(), TEST_PASSWORD).await;
+    let body = app
+        .gql(
+            Some(&operator),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 5000, stages: [] }) { stages } }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["setSimQuota"]["stages"],
+        json!([]),
+        "an operator may not set a quota: {body}"
+    );
+    let seen = app
+        .gql(
+            Some(&viewer),
+            "query($i: Iccid!) { sim(iccid: $i) { quota { limitBytes } } }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["sim"]["quota"]["limitBytes"], 5000,
+        "a viewer does not see the quota: {seen}"
+    );
+}

@@ -8,7 +8,7 @@ use ioto_domain::notify::{
 };
 use ioto_domain::ports::NotificationStore;
 use ioto_domain::{Error, Result, Scope, TenantId};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
@@ -19,7 +19,7 @@ use crate::convert::corrupt;
 use crate::entities::{notification, notification_delivery, user, webhook_endpoint};
 use crate::error::db;
 use crate::fleet::*;
-use crate::pool::commit;
+use crate::pool::{claim_rows, commit};
 
 impl TryFrom<notification::Model> for Notification {
     type Error = Error;
@@ -333,7 +333,6 @@ impl NotificationStore for SqlFleet {
     }
 
     async fn dispatch_notifications(&self, email: bool, now: DateTime<Utc>, limit: u64) -> Result<u64> {
-        let backend = self.backend();
         // An idle poll only reads (see `claim_bulk_jobs`).
         let probe = notification::Entity::find().filter(notification::Column::DispatchedAt.is_null());
         if self
@@ -345,18 +344,11 @@ impl NotificationStore for SqlFleet {
         }
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
-        let mut select = notification::Entity::find()
+        let select = notification::Entity::find()
             .filter(notification::Column::DispatchedAt.is_null())
             .order_by_asc(notification::Column::CreatedAt)
-            .limit(limit)
-            .into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let due = notification::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?;
+            .limit(limit);
+        let due = claim_rows(&txn, select).await?;
         if due.is_empty() {
             commit(txn).await?;
             return Ok(0);
@@ -433,7 +425,6 @@ impl NotificationStore for SqlFleet {
         until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<DueDelivery>> {
-        let backend = self.backend();
         let due = || {
             Condition::all()
                 .add(notification_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
@@ -454,18 +445,11 @@ impl NotificationStore for SqlFleet {
         }
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
-        let mut select = notification_delivery::Entity::find()
+        let select = notification_delivery::Entity::find()
             .filter(due())
             .order_by_asc(notification_delivery::Column::NextAttemptAt)
-            .limit(limit)
-            .into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = notification_delivery::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?;
+            .limit(limit);
+        let rows = claim_rows(&txn, select).await?;
         if rows.is_empty() {
             commit(txn).await?;
             return Ok(Vec::new());

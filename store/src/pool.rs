@@ -327,3 +327,30 @@ pub(crate) async fn commit_or_roll_back<T>(txn: DatabaseTransaction, written: Re
         }
     }
 }
+
+/// The rows of `select`, locked for the transaction on Postgres with `FOR UPDATE SKIP LOCKED`:
+/// rows another server is claiming at the same moment are passed over, neither waited for nor
+/// taken twice. SQLite has one writer at a time (a claim takes the write lock first), so the
+/// clause is left out there.
+pub(crate) async fn claim_rows<E>(
+    txn: &sea_orm::DatabaseTransaction,
+    select: sea_orm::Select<E>,
+) -> Result<Vec<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: sea_orm::FromQueryResult,
+{
+    use sea_orm::{ConnectionTrait as _, FromQueryResult as _, QueryTrait as _};
+    let backend = txn.get_database_backend();
+    let mut query = select.into_query();
+    if backend == DbBackend::Postgres {
+        query.lock_with_behavior(
+            sea_orm::sea_query::LockType::Update,
+            sea_orm::sea_query::LockBehavior::SkipLocked,
+        );
+    }
+    E::Model::find_by_statement(backend.build(&query))
+        .all(txn)
+        .await
+        .map_err(db)
+}

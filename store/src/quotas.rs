@@ -16,8 +16,7 @@ use ioto_domain::quota::{ActionState, QuotaAction, QuotaPeriod, QuotaRule, SimQu
 use ioto_domain::{Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -25,7 +24,7 @@ use crate::entities::{sim, sim_quota, sim_quota_period, tenant};
 use crate::error::db;
 use crate::fleet::SqlFleet;
 use crate::notifications::insert_notification;
-use crate::pool::commit;
+use crate::pool::{claim_rows, commit};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored quota: {what}: {e}"))
@@ -364,9 +363,9 @@ impl QuotaStore for SqlFleet {
         until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<QuotaActionClaim>> {
-        let backend = self.backend();
         let txn = self.begin(Scope::Platform).await?;
-        let mut select = sim_quota_period::Entity::find()
+        self.write_lock(&txn).await?;
+        let select = sim_quota_period::Entity::find()
             .filter(
                 sim_quota_period::Column::ActionState
                     .is_in([ActionState::Pending.as_str(), ActionState::Requested.as_str()]),
@@ -377,18 +376,8 @@ impl QuotaStore for SqlFleet {
                     .add(sim_quota_period::Column::ClaimedUntil.lt(now)),
             )
             .order_by_asc(sim_quota_period::Column::ExceededAt)
-            .limit(limit)
-            .into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(
-                sea_orm::sea_query::LockType::Update,
-                sea_orm::sea_query::LockBehavior::SkipLocked,
-            );
-        }
-        let rows = sim_quota_period::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?;
+            .limit(limit);
+        let rows = claim_rows(&txn, select).await?;
         for r in &rows {
             sim_quota_period::Entity::update_many()
                 .col_expr(sim_quota_period::Column::ClaimedUntil, Expr::value(until))

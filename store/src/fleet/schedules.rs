@@ -8,16 +8,14 @@ use ioto_domain::fleet::schedule::{ScheduleStatus, ScheduledTransition};
 use ioto_domain::ports::{ScheduleQuery, ScheduleStore};
 use ioto_domain::{Error, Result, Scope, TenantId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::*;
 use crate::convert;
 use crate::entities::scheduled_transition;
 use crate::error::db;
-use crate::pool::commit;
+use crate::pool::{claim_rows, commit};
 
 #[async_trait]
 impl ScheduleStore for SqlFleet {
@@ -58,9 +56,8 @@ impl ScheduleStore for SqlFleet {
         limit: u64,
     ) -> Result<Vec<ScheduledTransition>> {
         let lease = chrono::Duration::from_std(lease).map_err(|e| Error::Internal(e.to_string()))?;
-        let backend = self.backend();
         let txn = self.begin(Scope::Platform).await?;
-        let mut select = scheduled_transition::Entity::find()
+        let select = scheduled_transition::Entity::find()
             .filter(scheduled_transition::Column::Status.eq(ScheduleStatus::Pending.as_str()))
             .filter(scheduled_transition::Column::EffectiveAt.lte(now))
             .filter(
@@ -69,18 +66,8 @@ impl ScheduleStore for SqlFleet {
                     .add(scheduled_transition::Column::ClaimedUntil.lt(now)),
             )
             .order_by_asc(scheduled_transition::Column::EffectiveAt)
-            .limit(limit)
-            .into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(
-                sea_orm::sea_query::LockType::Update,
-                sea_orm::sea_query::LockBehavior::SkipLocked,
-            );
-        }
-        let rows = scheduled_transition::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?;
+            .limit(limit);
+        let rows = claim_rows(&txn, select).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         if !ids.is_empty() {
             scheduled_transition::Entity::update_many()

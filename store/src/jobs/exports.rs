@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ioto_domain::export::{ExportFormat, ExportJob, ExportKind, ExportStatus};
 use ioto_domain::ports::jobs::{ExportEnd, ExportJobQuery, ExportJobStore, ExportProgressUpdate};
 use ioto_domain::{Error, Result, Role, Scope};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
@@ -17,7 +17,7 @@ use crate::convert::corrupt;
 use crate::entities::export_job;
 use crate::error::db;
 use crate::fleet::*;
-use crate::pool::commit;
+use crate::pool::{claim_rows, commit};
 
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -216,7 +216,6 @@ impl ExportJobStore for SqlFleet {
         until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<ExportJob>> {
-        let backend = self.backend();
         let claimable = || {
             Condition::any()
                 .add(export_job::Column::Status.eq(ExportStatus::Queued.as_str()))
@@ -239,19 +238,13 @@ impl ExportJobStore for SqlFleet {
         }
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
-        let mut select = export_job::Entity::find()
+        let select = export_job::Entity::find()
             .filter(export_job::Column::Status.is_in(open_statuses()))
             .filter(claimable())
             .order_by_asc(export_job::Column::CreatedAt)
-            .limit(limit)
-            .into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let ids: Vec<Uuid> = export_job::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?
+            .limit(limit);
+        let ids: Vec<Uuid> = claim_rows(&txn, select)
+            .await?
             .into_iter()
             .map(|r| r.id)
             .collect();

@@ -15,7 +15,7 @@ use ioto_domain::identifiers::Iccid;
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::{BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange};
 use ioto_domain::{Error, Result, Scope, TenantId};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -26,7 +26,7 @@ use crate::convert::corrupt;
 use crate::entities::{bulk_job, bulk_job_row, sim};
 use crate::error::db;
 use crate::fleet::*;
-use crate::pool::{commit, sims_in};
+use crate::pool::{claim_rows, commit, sims_in};
 
 /// The notification of a job's end, in the transaction that ends it (when the job is notified).
 async fn notify_finished(txn: &DatabaseTransaction, job: &BulkJob, at: DateTime<Utc>) -> Result<()> {
@@ -372,14 +372,7 @@ impl BulkJobStore for SqlFleet {
         if !exclude.is_empty() {
             select = select.filter(bulk_job::Column::Id.is_not_in(exclude.iter().copied()));
         }
-        let mut select = select.into_query();
-        if backend == DbBackend::Postgres {
-            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = bulk_job::Model::find_by_statement(backend.build(&select))
-            .all(&txn)
-            .await
-            .map_err(db)?;
+        let rows = claim_rows(&txn, select).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let claimed = self.take(&txn, ids, worker, now, until).await?;
         commit(txn).await?;

@@ -187,6 +187,32 @@ pub struct QuotaPeriod {
     pub evaluated_at: DateTime<Utc>,
 }
 
+/// What `used` bytes in the period holding `at` (in `tz`) make of `quota`: the stage they
+/// reach and, at the limit of a quota that suspends, the action waiting to be sent.
+pub fn standing(quota: &SimQuota, tz: Tz, used: u64, at: DateTime<Utc>) -> QuotaPeriod {
+    let (start, end) = period_of(tz, at);
+    let stage = quota.rule.stage_of(used);
+    let exceeded = stage >= EXCEEDED;
+    let suspends = exceeded && quota.rule.action == QuotaAction::Suspend;
+    QuotaPeriod {
+        quota_id: quota.id,
+        tenant_id: quota.tenant_id,
+        start,
+        end,
+        used_bytes: used,
+        stage,
+        exceeded_at: exceeded.then_some(at),
+        action_state: if suspends {
+            ActionState::Pending
+        } else {
+            ActionState::None
+        },
+        action_reason: None,
+        bulk_job_id: None,
+        evaluated_at: at,
+    }
+}
+
 /// The period holding `at` in `tz`: its first hour and the next period's. A calendar month,
 /// from local midnight on the 1st; in a zone whose offset is not a whole number of hours the
 /// start is taken at the hour before (usage is kept by hour), so a period may count up to

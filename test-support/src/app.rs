@@ -63,8 +63,8 @@ impl TestApp {
     }
 
     /// An app without the workers that use the database in the background (bulk jobs, exports,
-    /// notification deliveries, the transition scheduler, rating, the counters' folding): the
-    /// pool's statement count is then the requests' alone.
+    /// notification deliveries, the transition scheduler, rating, the counters' folding, quota
+    /// sweeps): the pool's statement count is then the requests' alone.
     pub async fn spawn_quiet(engines: Engines) -> Self {
         let mut config = Self::config(engines).await;
         config.bulk.max_jobs = 0;
@@ -72,6 +72,7 @@ impl TestApp {
         config.notifications.max_concurrent = 0;
         config.fleet.scheduler_interval_seconds = 0;
         config.fleet.counter_compaction_seconds = 0;
+        config.fleet.quota_sweep_seconds = 0;
         config.rating.interval_minutes = 0;
         Self::spawn_with(config).await
     }

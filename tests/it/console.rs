@@ -360,7 +360,7 @@ async fn pipeline_app() -> TestApp {
 }
 
 /// Publishes one session update through the pipeline's bus, as a network would.
-async fn publish_session(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64) {
+pub(crate) async fn publish_session(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64) {
     let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
     let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
         "event_timestamp": Utc::now().to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE-M",

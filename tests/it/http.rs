@@ -569,7 +569,7 @@ async fn a_query_reads_in_one_transaction() {
 }
 
 /// An instance whose background work is all turned off (bulk jobs, exports, notification
-/// deliveries, the transition scheduler, rating, the counters' folding: an API-only instance
+/// deliveries, the transition scheduler, rating, the counters' folding, quota sweeps: an API-only instance
 /// beside workers elsewhere) sends the database nothing while no request comes in. A worker
 /// left polling made the statement counts of the tests above flaky.
 #[tokio::test]

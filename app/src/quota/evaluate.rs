@@ -11,7 +11,7 @@ use ioto_domain::identifiers::Iccid;
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::quotas::{QuotaStore, QuotaTarget};
 use ioto_domain::ports::{FleetNotifier, UsageReader};
-use ioto_domain::quota::{period_of, ActionState, QuotaAction, QuotaPeriod, EXCEEDED};
+use ioto_domain::quota::{period_of, standing, EXCEEDED};
 use ioto_domain::{Result, TenantId};
 
 /// Most quotas one sweep evaluates again (the SIMs active since the last one).
@@ -108,27 +108,9 @@ impl QuotaEvaluator {
                 });
             for t in group {
                 let used = used.get(&t.iccid).copied().unwrap_or(0);
-                let stage = t.quota.rule.stage_of(used);
-                let exceeded = stage >= EXCEEDED;
-                let suspends = exceeded && t.quota.rule.action == QuotaAction::Suspend;
-                let period = QuotaPeriod {
-                    quota_id: t.quota.id,
-                    tenant_id: tenant,
-                    start,
-                    end,
-                    used_bytes: used,
-                    stage,
-                    exceeded_at: exceeded.then_some(now),
-                    action_state: if suspends {
-                        ActionState::Pending
-                    } else {
-                        ActionState::None
-                    },
-                    action_reason: None,
-                    bulk_job_id: None,
-                    evaluated_at: now,
-                };
-                let note = (stage > 0).then(|| Notification::quota_stage(&t, &period, now));
+                let period = standing(&t.quota, t.time_zone, used, now);
+                let exceeded = period.stage >= EXCEEDED;
+                let note = (period.stage > 0).then(|| Notification::quota_stage(&t, &period, now));
                 if self.store.advance_quota(&period, note.as_ref()).await? {
                     found.stages_reached += 1;
                     found.exceeded += usize::from(exceeded);

@@ -10,7 +10,7 @@ use ioto_domain::identifiers::MccMnc;
 use ioto_domain::notify::{Notification, NotificationKind, NotificationQuery};
 use ioto_domain::ports::quotas::{QuotaStore, QuotaTarget};
 use ioto_domain::ports::{NotificationStore, Sighting, SimStore as _};
-use ioto_domain::quota::{period_of, ActionState, QuotaAction, QuotaPeriod, QuotaRule, SimQuota};
+use ioto_domain::quota::{ActionState, QuotaAction, QuotaPeriod, QuotaRule, SimQuota};
 use ioto_domain::{Error, Scope, TenantId};
 use ioto_store::{SqlFleet, StoreLocation};
 use ioto_test_support::{pg, temp_dir, Factory};
@@ -40,27 +40,7 @@ fn quota(sim: &Sim, limit: u64, stages: &[u8], action: QuotaAction, at: DateTime
 
 /// The standing `used` bytes give `target` at `at`, as an evaluation writes it.
 fn standing(target: &QuotaTarget, used: u64, at: DateTime<Utc>) -> QuotaPeriod {
-    let (start, end) = period_of(target.time_zone, at);
-    let stage = target.quota.rule.stage_of(used);
-    let exceeded = stage >= 100;
-    let suspends = exceeded && target.quota.rule.action == QuotaAction::Suspend;
-    QuotaPeriod {
-        quota_id: target.quota.id,
-        tenant_id: target.quota.tenant_id,
-        start,
-        end,
-        used_bytes: used,
-        stage,
-        exceeded_at: exceeded.then_some(at),
-        action_state: if suspends {
-            ActionState::Pending
-        } else {
-            ActionState::None
-        },
-        action_reason: None,
-        bulk_job_id: None,
-        evaluated_at: at,
-    }
+    ioto_domain::quota::standing(&target.quota, target.time_zone, used, at)
 }
 
 /// The quota-stage notifications of a tenant, oldest first, as (stage, used bytes).

@@ -363,18 +363,30 @@ impl QuotaStore for SqlFleet {
         until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<QuotaActionClaim>> {
+        // Actions waiting, or requested and not looked at within their lease.
+        let claimable = || {
+            sim_quota_period::Entity::find()
+                .filter(
+                    sim_quota_period::Column::ActionState
+                        .is_in([ActionState::Pending.as_str(), ActionState::Requested.as_str()]),
+                )
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(sim_quota_period::Column::ClaimedUntil.is_null())
+                        .add(sim_quota_period::Column::ClaimedUntil.lt(now)),
+                )
+        };
+        // An idle pass only reads: a write transaction every pass would take SQLite's write lock
+        // from under other writers for nothing.
+        let probe = self.begin(Scope::Platform).await?;
+        let waiting = claimable().one(&probe).await.map_err(db)?;
+        commit(probe).await?;
+        if waiting.is_none() {
+            return Ok(Vec::new());
+        }
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
-        let select = sim_quota_period::Entity::find()
-            .filter(
-                sim_quota_period::Column::ActionState
-                    .is_in([ActionState::Pending.as_str(), ActionState::Requested.as_str()]),
-            )
-            .filter(
-                sea_orm::Condition::any()
-                    .add(sim_quota_period::Column::ClaimedUntil.is_null())
-                    .add(sim_quota_period::Column::ClaimedUntil.lt(now)),
-            )
+        let select = claimable()
             .order_by_asc(sim_quota_period::Column::ExceededAt)
             .limit(limit);
         let rows = claim_rows(&txn, select).await?;

@@ -15,6 +15,7 @@ mod evaluate;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use ioto_domain::fleet::Sim;
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::quotas::QuotaStore;
 use ioto_domain::ports::UsageReader;
@@ -105,6 +106,13 @@ impl QuotaService {
         let Some(sim) = self.fleet.sim(actor, iccid).await? else {
             return Ok(None);
         };
+        self.quota_of(actor, &sim, at).await
+    }
+
+    /// [`Self::sim_quota`] of a SIM the caller has read already (as the API has, answering a
+    /// field of it): its visibility was checked by that read, so it is not read again.
+    pub async fn quota_of(&self, actor: &Actor, sim: &Sim, at: DateTime<Utc>) -> Result<Option<QuotaStatus>> {
+        let iccid = &sim.iccid;
         let Some(target) = self
             .store
             .quotas_of(std::slice::from_ref(iccid))

@@ -113,7 +113,7 @@ impl SimObject {
     async fn quota(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<crate::quota::SimQuotaObject>> {
         Ok(services(ctx)
             .quotas
-            .sim_quota(actor(ctx)?, &self.0.iccid, Utc::now())
+            .quota_of(actor(ctx)?, &self.0, Utc::now())
             .await
             .gql()?
             .map(crate::quota::SimQuotaObject))

@@ -355,3 +355,56 @@ async fn quotas_are_refused_naming_the_field_and_kept_within_the_tenant() {
         "a viewer does not see the quota: {seen}"
     );
 }
+
+#[tokio::test]
+async fn a_tenants_time_zone_is_an_iana_name_and_sets_its_quota_periods() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let f = &app.factory;
+    let t = f.tenant("Quota zone").await;
+    let sim = f.sims(&t, None, 1).await.remove(0);
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let zone = |name: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($z: String!) { setFleetSettings(timeZone: $z) { timeZone } }",
+                json!({"z": name}),
+            )
+            .await
+        }
+    };
+    let long = "A".repeat(300);
+    for hostile in [
+        "Mars/Olympus_Mons",
+        "",
+        "Europe/Berlin; DROP TABLE tenants",
+        long.as_str(),
+    ] {
+        let body = zone(hostile.to_owned()).await;
+        assert_refused(&body, "timeZone", "not an IANA time zone name");
+    }
+    let body = zone("Asia/Kolkata".into()).await;
+    assert_eq!(
+        body["data"]["setFleetSettings"]["timeZone"], "Asia/Kolkata",
+        "{body}"
+    );
+    let set = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 1000 }) { periodStart periodEnd } }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    // Local midnight on the 1st in Kolkata (+05:30) is 18:30 UTC the day before: the period
+    // starts at the hour before it, usage being kept by hour.
+    let start = set["data"]["setSimQuota"]["periodStart"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        start.ends_with("T18:00:00+00:00"),
+        "the period ignores the time zone: {set}"
+    );
+}

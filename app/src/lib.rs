@@ -4,6 +4,7 @@
 //! gate, the provisioning coalescer, the ingest caches — lives here too, beside the use case it
 //! serves; the domain below holds only the model and the ports.
 
+pub mod alert;
 pub mod analytics;
 pub mod billing;
 pub mod directory;
@@ -14,6 +15,7 @@ pub mod lanes;
 pub mod quota;
 pub mod usage;
 
+pub use alert::{AlertEvaluator, AlertService};
 pub use analytics::AnalyticsService;
 pub use directory::{CreateUser, DirectoryService};
 pub use export::ExportService;

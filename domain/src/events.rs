@@ -156,6 +156,13 @@ pub struct NotificationCreated {
     pub body: String,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// Shown in the inbox (an alert rule may speak only by e-mail or webhook).
+    #[serde(default = "yes")]
+    pub in_app: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl NotificationCreated {
@@ -170,6 +177,7 @@ impl NotificationCreated {
             body: n.body.clone(),
             payload: n.payload.clone(),
             created_at: n.created_at,
+            in_app: n.audience.in_app,
         }
     }
 
@@ -185,6 +193,10 @@ impl NotificationCreated {
             payload: self.payload.clone(),
             created_at: self.created_at,
             read_at: None,
+            audience: crate::notify::Audience {
+                in_app: self.in_app,
+                ..Default::default()
+            },
         })
     }
 }

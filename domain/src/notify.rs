@@ -31,6 +31,10 @@ pub enum NotificationKind {
     BulkJobFinished,
     /// A SIM's data quota reached one of its stages (a warning percentage, or the limit).
     QuotaStage,
+    /// Alerts of a rule fired (or, in a reminder, still fire).
+    AlertFiring,
+    /// Alerts of a rule resolved.
+    AlertResolved,
 }
 
 impl NotificationKind {
@@ -38,6 +42,8 @@ impl NotificationKind {
         match self {
             Self::BulkJobFinished => "BULK_JOB_FINISHED",
             Self::QuotaStage => "QUOTA_STAGE",
+            Self::AlertFiring => "ALERT_FIRING",
+            Self::AlertResolved => "ALERT_RESOLVED",
         }
     }
 
@@ -46,6 +52,8 @@ impl NotificationKind {
         match self {
             Self::BulkJobFinished => "bulk_job.finished",
             Self::QuotaStage => "quota.stage_reached",
+            Self::AlertFiring => "alert.firing",
+            Self::AlertResolved => "alert.resolved",
         }
     }
 
@@ -53,6 +61,8 @@ impl NotificationKind {
         match s {
             "BULK_JOB_FINISHED" => Ok(Self::BulkJobFinished),
             "QUOTA_STAGE" => Ok(Self::QuotaStage),
+            "ALERT_FIRING" => Ok(Self::AlertFiring),
+            "ALERT_RESOLVED" => Ok(Self::AlertResolved),
             _ => Err(Error::invalid(
                 "kind",
                 format!("'{s}' is not a notification kind"),
@@ -79,6 +89,28 @@ pub struct Notification {
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
+    /// Where it goes beyond its recipient's e-mail.
+    pub audience: Audience,
+}
+
+/// Where a notification goes: the in-app inbox, the tenant's webhook endpoints, and e-mail to
+/// these addresses (besides its recipient's, when it has one). Bulk jobs and quotas speak on
+/// every channel; an alert rule on those it chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience {
+    pub in_app: bool,
+    pub webhook: bool,
+    pub emails: Vec<String>,
+}
+
+impl Default for Audience {
+    fn default() -> Self {
+        Self {
+            in_app: true,
+            webhook: true,
+            emails: Vec::new(),
+        }
+    }
 }
 
 impl Notification {
@@ -146,6 +178,7 @@ impl Notification {
             payload,
             created_at: at,
             read_at: None,
+            audience: Audience::default(),
         }
     }
 
@@ -187,6 +220,7 @@ impl Notification {
             payload,
             created_at: at,
             read_at: None,
+            audience: Audience::default(),
         }
     }
 

@@ -27,6 +27,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0012_postgres.sql"),
     include_str!("sql/0013_postgres.sql"),
     include_str!("sql/0014_postgres.sql"),
+    include_str!("sql/0015_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -127,6 +128,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0014_postgres.sql"),
                 sqlite: include_str!("sql/0014_sqlite.sql"),
                 irreversible: "quota periods record what SIMs were warned of and suspended for",
+            }),
+            // Alert rules, alerts and silences; the channels a notification speaks on.
+            Box::new(SqlMigration {
+                name: "m0015_alerts",
+                postgres: include_str!("sql/0015_postgres.sql"),
+                sqlite: include_str!("sql/0015_sqlite.sql"),
+                irreversible: "alerts record what people were told",
             }),
         ]
     }

@@ -35,6 +35,7 @@ pub struct Services {
     pub directory: DirectoryService,
     pub fleet: FleetService,
     pub quotas: ioto_app::QuotaService,
+    pub alerts: ioto_app::AlertService,
     pub usage: UsageService,
     pub billing: ioto_app::billing::BillingService,
     pub analytics: ioto_app::AnalyticsService,

@@ -74,6 +74,7 @@ macro_rules! mirror_enum {
         }
     };
 }
+pub(crate) use mirror_enum;
 
 mirror_enum!(
     /// Lifecycle state of a SIM. Allowed moves: INVENTORY → ACTIVE; ACTIVE ⇄ SUSPENDED;
@@ -252,6 +253,10 @@ mirror_enum!(
         BulkJobFinished,
         /// A SIM's data quota reached a stage (a warning percentage, or the limit).
         QuotaStage,
+        /// Alerts of a rule fired (or, in a reminder, still fire).
+        AlertFiring,
+        /// Alerts of a rule resolved.
+        AlertResolved,
     ]
 );
 

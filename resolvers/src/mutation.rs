@@ -1,6 +1,6 @@
 //! The mutation root: every feature's mutations merged into one type.
 
-/// Every mutation: directory, fleet, quotas, billing, bulk jobs, notifications, exports.
+/// Every mutation: directory, fleet, quotas, billing, bulk jobs, notifications, alerts, exports.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
@@ -10,5 +10,6 @@ pub struct MutationRoot(
     crate::billing::BillingMutation,
     crate::bulk::BulkMutation,
     crate::notify::NotifyMutation,
+    crate::alert::AlertMutation,
     crate::exports::ExportMutation,
 );

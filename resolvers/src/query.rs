@@ -1,6 +1,6 @@
 //! The query root: every feature's queries merged into one type.
 
-/// Every query: directory, fleet, usage, billing, analytics, bulk jobs, notifications, exports.
+/// Every query: directory, fleet, usage, billing, analytics, bulk jobs, notifications, alerts, exports.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
@@ -11,5 +11,6 @@ pub struct QueryRoot(
     crate::analytics::AnalyticsQueryRoot,
     crate::bulk::BulkQuery,
     crate::notify::NotifyQuery,
+    crate::alert::AlertQueryRoot,
     crate::exports::ExportQuery,
 );

@@ -119,6 +119,7 @@ impl Default for Config {
                 import_max_bytes: 64 * 1024 * 1024,
                 quota_evaluate_ms: 2_000,
                 quota_sweep_seconds: 60,
+                alert_tick_seconds: 10,
             },
             rating: RatingConfig { interval_minutes: 60 },
             network: NetworkConfig::default(),
@@ -401,6 +402,11 @@ mod tests {
                 "IOTO_FLEET__QUOTA_SWEEP_SECONDS",
                 "-1",
                 "IOTO_FLEET__QUOTA_SWEEP_SECONDS",
+            ),
+            (
+                "IOTO_FLEET__ALERT_TICK_SECONDS",
+                "61",
+                "fleet.alert_tick_seconds: 61 is outside 0..=60",
             ),
         ] {
             let err = format!("{:#}", load(None, env(&[(var, hostile)])).unwrap_err());

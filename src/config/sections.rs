@@ -177,6 +177,9 @@ pub struct FleetConfig {
     /// How often quotas of SIMs with recent traffic are evaluated again and the actions at the
     /// limit sent, in seconds; 0 turns it off on this instance.
     pub quota_sweep_seconds: u64,
+    /// How often alert rules are evaluated on the clock (SIMs gone quiet, pending durations,
+    /// clearing) and due alerts announced, in seconds; 0 turns it off on this instance.
+    pub alert_tick_seconds: u64,
 }
 
 /// The network element SIM state changes go through. Only the simulated HLR exists so far.

@@ -167,6 +167,12 @@ impl Config {
                 self.fleet.quota_sweep_seconds
             );
         }
+        if self.fleet.alert_tick_seconds > 60 {
+            bail!(
+                "fleet.alert_tick_seconds: {} is outside 0..=60 (0: not on this instance; offline checks run at least every minute)",
+                self.fleet.alert_tick_seconds
+            );
+        }
         if !(1..=86_400).contains(&self.bulk.network_patience_seconds) {
             bail!("bulk.network_patience_seconds: must be between 1 and 86400 (a day)");
         }

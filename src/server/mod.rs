@@ -196,6 +196,25 @@ impl App {
                 Some(fleet.delivery_wakeup()),
             ),
         );
+        let alerts = ioto_app::AlertService::new(
+            Arc::clone(&engines.alerts),
+            fleet.clone(),
+            ioto_app::AlertEvaluator::new(
+                Arc::clone(&engines.alerts),
+                Arc::clone(&engines.fleet),
+                engines.usage.clone(),
+                realtime.clone(),
+                Some(fleet.delivery_wakeup()),
+            ),
+        );
+        if config.fleet.alert_tick_seconds > 0 {
+            crate::server::scheduler::spawn_alerts(
+                alerts.evaluator().clone(),
+                ioto_resolvers::Realtime::fleet_events(realtime.as_ref()),
+                Duration::from_secs(config.fleet.alert_tick_seconds),
+                shutdown.subscribe(),
+            );
+        }
         if config.fleet.quota_sweep_seconds > 0 {
             crate::server::scheduler::spawn_quotas(
                 quotas.clone(),
@@ -259,6 +278,7 @@ impl App {
             directory: directory.clone(),
             fleet: fleet.clone(),
             quotas,
+            alerts,
             usage,
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime: realtime.clone(),

@@ -105,8 +105,16 @@ pub async fn start(
         realtime.clone(),
         None,
     );
-    let quotas = quota_recorder(
+    let alerts = ioto_app::AlertEvaluator::new(
+        Arc::clone(&engines.alerts),
+        Arc::clone(&engines.fleet),
+        engines.usage.clone(),
+        realtime.clone(),
+        None,
+    );
+    let quotas = traffic_evaluator(
         evaluator,
+        alerts,
         Duration::from_millis(config.fleet.quota_evaluate_ms),
         shutdown.clone(),
     );
@@ -342,12 +350,13 @@ pub fn activity_recorder(
     tx
 }
 
-/// Evaluates the quotas of SIMs with counted traffic, a little after they were counted (the
-/// usage store shows a write about a second after it): SIMs seen in one interval are evaluated
-/// at the end of the next, all at once. What is lost here (the process stops) the scheduler's
-/// sweep catches.
-pub fn quota_recorder(
+/// Evaluates the quotas and the data alert rules of SIMs with counted traffic, a little after
+/// they were counted (the usage store shows a write about a second after it): SIMs seen in one
+/// interval are evaluated at the end of the next, all at once. What is lost here (the process
+/// stops) the quota sweep catches; a data alert is caught at the SIM's next traffic.
+pub fn traffic_evaluator(
     evaluator: ioto_app::QuotaEvaluator,
+    alerts: ioto_app::AlertEvaluator,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::UnboundedSender<Vec<ioto_domain::Iccid>> {
@@ -373,6 +382,9 @@ pub fn quota_recorder(
             if !due.is_empty() {
                 if let Err(e) = evaluator.evaluate(&due, now).await {
                     tracing::warn!(error = %e, sims = due.len(), "quotas not evaluated; the next sweep will");
+                }
+                if let Err(e) = alerts.on_traffic(&due, now).await {
+                    tracing::warn!(error = %e, sims = due.len(), "alert rules not evaluated for counted traffic");
                 }
             }
             due = fresh.drain().collect();

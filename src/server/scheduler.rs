@@ -88,6 +88,53 @@ pub fn spawn_counter_compaction(
     });
 }
 
+/// Every `interval`: alert rules evaluated on the clock and due alerts announced; and at every
+/// fleet event (from any instance), the rules it may fire. Every instance may run it: alert
+/// writes check their version, announcements are claimed.
+pub fn spawn_alerts(
+    alerts: ioto_app::AlertEvaluator,
+    mut events: futures::stream::BoxStream<'static, ioto_domain::events::FleetEvent>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use futures::StreamExt as _;
+    let on_events = alerts.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                e = events.next() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+            };
+            if let Err(e) = on_events.on_event(&event, Utc::now()).await {
+                tracing::warn!(error = %e, "alert rules not evaluated for a fleet event");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            match alerts.tick(Utc::now()).await {
+                Ok(p) if p.written + p.notifications > 0 => tracing::info!(
+                    rules = p.rules,
+                    observed = p.observed,
+                    written = p.written,
+                    notifications = p.notifications,
+                    "alert pass"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the alert pass failed; retrying next interval"),
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
 /// How far back a sweep looks for SIMs with traffic, beyond the time since the last one: the
 /// activity of a SIM is recorded a few seconds after it is counted.
 const SWEEP_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ioto_domain::notify::{
-    Delivery, DeliveryAttempt, DeliveryChannel, DeliveryQuery, DeliveryStatus, DueDelivery, Notification,
-    NotificationKind, NotificationQuery, WebhookEndpoint,
+    Audience, Delivery, DeliveryAttempt, DeliveryChannel, DeliveryQuery, DeliveryStatus, DueDelivery,
+    Notification, NotificationKind, NotificationQuery, WebhookEndpoint,
 };
 use ioto_domain::ports::NotificationStore;
 use ioto_domain::{Error, Result, Scope, TenantId};
@@ -35,8 +35,21 @@ impl TryFrom<notification::Model> for Notification {
             payload: m.payload,
             created_at: m.created_at,
             read_at: m.read_at,
+            audience: Audience {
+                in_app: m.in_app,
+                webhook: m.webhook,
+                emails: split_emails(&m.email_to),
+            },
         })
     }
+}
+
+/// The addresses of a comma-separated list ('' for none).
+pub(crate) fn split_emails(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl TryFrom<webhook_endpoint::Model> for WebhookEndpoint {
@@ -90,6 +103,9 @@ pub(crate) async fn insert_notification(txn: &DatabaseTransaction, n: &Notificat
         created_at: Set(n.created_at),
         read_at: Set(None),
         dispatched_at: Set(None),
+        in_app: Set(n.audience.in_app),
+        webhook: Set(n.audience.webhook),
+        email_to: Set(n.audience.emails.join(",")),
     })
     .exec_without_returning(txn)
     .await
@@ -99,7 +115,8 @@ pub(crate) async fn insert_notification(txn: &DatabaseTransaction, n: &Notificat
 
 /// The notifications a query shows, in the scope (SQLite has no row-level security).
 fn notifications_in(scope: Scope, query: &NotificationQuery) -> sea_orm::Select<notification::Entity> {
-    let mut q = notification::Entity::find();
+    // What speaks only by e-mail or webhook is not in the inbox.
+    let mut q = notification::Entity::find().filter(notification::Column::InApp.eq(true));
     if let Some(t) = scope.tenant_id() {
         q = q.filter(notification::Column::TenantId.eq(t.0));
     }
@@ -394,11 +411,26 @@ impl NotificationStore for SqlFleet {
                     claimed_until: Set(None),
                 }
             };
-            for e in endpoints.iter().filter(|e| e.tenant_id == n.tenant_id) {
-                rows.push(delivery(DeliveryChannel::Webhook, Some(e.id), e.url.clone()));
+            if n.webhook {
+                for e in endpoints.iter().filter(|e| e.tenant_id == n.tenant_id) {
+                    rows.push(delivery(DeliveryChannel::Webhook, Some(e.id), e.url.clone()));
+                }
             }
-            if let Some(address) = n.recipient.and_then(|r| emails.get(&r)) {
-                rows.push(delivery(DeliveryChannel::Email, None, address.clone()));
+            if email {
+                let mut to: Vec<String> = n
+                    .recipient
+                    .and_then(|r| emails.get(&r))
+                    .cloned()
+                    .into_iter()
+                    .collect();
+                for address in split_emails(&n.email_to) {
+                    if !to.contains(&address) {
+                        to.push(address);
+                    }
+                }
+                for address in to {
+                    rows.push(delivery(DeliveryChannel::Email, None, address));
+                }
             }
         }
         if !rows.is_empty() {

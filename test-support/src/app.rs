@@ -73,6 +73,7 @@ impl TestApp {
         config.fleet.scheduler_interval_seconds = 0;
         config.fleet.counter_compaction_seconds = 0;
         config.fleet.quota_sweep_seconds = 0;
+        config.fleet.alert_tick_seconds = 0;
         config.rating.interval_minutes = 0;
         Self::spawn_with(config).await
     }

@@ -2,6 +2,7 @@
 //! and the embedded adapters. One binary, one module per area.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod alerts;
 mod analytics;
 mod auth;
 mod auth_keys;

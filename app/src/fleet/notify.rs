@@ -76,8 +76,10 @@ impl FleetService {
     /// Whether the caller's notification list shows `n`.
     pub fn sees_notification(actor: &Actor, n: &NotificationCreated) -> bool {
         let q = Self::notification_query(actor);
-        (q.recipient.is_some() && n.recipient == q.recipient)
-            || (n.recipient.is_none() && q.tenant_wide == Some(n.tenant_id))
+        // What speaks only by e-mail or webhook is not in the inbox.
+        let mine = q.recipient.is_some() && n.recipient == q.recipient;
+        let tenants = n.recipient.is_none() && q.tenant_wide == Some(n.tenant_id);
+        n.in_app && (mine || tenants)
     }
 
     /// After a job ended: the notification written with its end goes to subscribers and the

@@ -1,5 +1,6 @@
 //! Ports: the traits adapters implement. Only the binary picks which adapter backs each.
 
+pub mod alerts;
 pub mod analytics;
 pub mod billing;
 pub mod bus;
@@ -13,6 +14,7 @@ pub mod quotas;
 pub mod telemetry;
 pub mod usage;
 
+pub use alerts::AlertStore;
 pub use bus::{
     AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Enough, EventBus, StartAt, TopicSpec,
 };

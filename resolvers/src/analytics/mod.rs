@@ -444,7 +444,7 @@ pub struct DayCount {
 
 /// The front page of a fleet, in one call.
 #[derive(SimpleObject)]
-#[graphql(name = "Dashboard")]
+#[graphql(name = "Dashboard", complex)]
 pub struct DashboardObject {
     /// The current billing period, `[from, to)`.
     pub period_from: DateTime<Utc>,
@@ -476,9 +476,41 @@ pub struct DashboardObject {
     /// Activations per day over the last 30 days.
     pub activations: Vec<DayCount>,
     pub sims_by_tariff_plan: Vec<KeyCount>,
+    /// The tenant and sub-customer asked for (for the fields read on demand).
+    #[graphql(skip)]
+    pub scope: (Option<ioto_domain::TenantId>, Option<ioto_domain::CustomerId>),
 }
 
-fn dashboard_object(d: Dashboard) -> DashboardObject {
+#[async_graphql::ComplexObject]
+impl DashboardObject {
+    /// Open alerts by severity, most severe first (of the sub-customer's SIMs when one was
+    /// asked for).
+    async fn open_alerts(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::alert::OpenAlertCount>> {
+        use crate::error::GqlResult as _;
+        let actor = crate::context::actor(ctx)?;
+        let counts = match self.scope.1 {
+            None => crate::context::services(ctx)
+                .alerts
+                .open_alerts(actor, self.scope.0)
+                .await
+                .gql()?,
+            Some(c) => crate::context::services(ctx)
+                .alerts
+                .open_alerts_of(actor, self.scope.0, c)
+                .await
+                .gql()?,
+        };
+        Ok(counts.into_iter().map(crate::alert::OpenAlertCount::of).collect())
+    }
+}
+
+pub(crate) fn dashboard_object(
+    d: Dashboard,
+    scope: (Option<ioto_domain::TenantId>, Option<ioto_domain::CustomerId>),
+) -> DashboardObject {
     let with_cost = d.cost_so_far.is_some();
     let (by_traffic, _, _) = carriers(d.carriers_by_traffic, with_cost);
     let (by_cost, _, _) = carriers(d.carriers_by_cost, with_cost);
@@ -518,5 +550,6 @@ fn dashboard_object(d: Dashboard) -> DashboardObject {
             .into_iter()
             .map(|(key, v)| KeyCount { key, value: v.into() })
             .collect(),
+        scope,
     }
 }

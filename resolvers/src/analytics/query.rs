@@ -149,6 +149,6 @@ impl AnalyticsQueryRoot {
             .dashboard(actor(ctx)?, tenant, customer, time_zone)
             .await
             .gql()?;
-        Ok(dashboard_object(d))
+        Ok(dashboard_object(d, (tenant, customer)))
     }
 }

@@ -335,7 +335,7 @@ fn customer_filter(id: Option<&ID>, unassigned: Option<bool>) -> ioto_domain::Re
     }
 }
 
-fn label_filters(labels: &[LabelInput]) -> ioto_domain::Result<Vec<LabelFilter>> {
+pub(crate) fn label_filters(labels: &[LabelInput]) -> ioto_domain::Result<Vec<LabelFilter>> {
     labels
         .iter()
         .map(|l| {

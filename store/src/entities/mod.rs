@@ -1,5 +1,8 @@
 //! sea-orm entities, one per table. Rows convert into domain types in `convert.rs`.
 
+pub mod alert;
+pub mod alert_rule;
+pub mod alert_silence;
 pub mod audit_event;
 pub mod bulk_job;
 pub mod bulk_job_row;

@@ -15,6 +15,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub read_at: Option<DateTimeUtc>,
     pub dispatched_at: Option<DateTimeUtc>,
+    pub in_app: bool,
+    pub webhook: bool,
+    pub email_to: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,6 @@
 //! One contract suite per port, run against every adapter.
 
+mod alerts;
 mod analytics;
 mod billing;
 mod bus;

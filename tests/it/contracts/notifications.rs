@@ -197,6 +197,7 @@ async fn contract(store: ioto_store::SqlStore) {
         payload: n1.payload.clone(),
         created_at: t,
         read_at: None,
+        audience: ioto_domain::notify::Audience::default(),
     };
     assert_eq!(n1, expected, "the notification does not tell of the job's end");
     let status = n1.payload["bulkJob"]["status"].as_str();

@@ -5,7 +5,7 @@ mod coordination;
 mod import;
 mod lifecycle;
 mod network;
-mod notify;
+pub(crate) mod notify;
 mod queries;
 mod visibility;
 

@@ -21,14 +21,14 @@ use super::Fixture;
 
 /// A real SMTP server (Debian's python3-aiosmtpd, installed by `scripts/engines.sh`) storing
 /// what it receives in a maildir.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     maildir: PathBuf,
 }
 
 impl SmtpServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = StdListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -55,7 +55,7 @@ impl SmtpServer {
     }
 
     /// The messages received so far, as text.
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         let Ok(dir) = std::fs::read_dir(self.maildir.join("new")) else {
             return Vec::new();
         };
@@ -74,15 +74,16 @@ impl Drop for SmtpServer {
 
 /// One request a webhook receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: i64,
-    signature: String,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) timestamp: i64,
+    pub(crate) signature: String,
+    pub(crate) body: Vec<u8>,
 }
 
-/// A webhook receiver on loopback: `/flaky` answers 503 twice, then 200; `/broken` always 500.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, Received)>>>) {
+/// A webhook receiver on loopback: `/flaky` answers 503 twice, then 200; `/broken` always 500;
+/// `/ok` always 200.
+pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<(String, Received)>>>) {
     let got: Arc<Mutex<Vec<(String, Received)>>> = Arc::default();
     let record = |path: &'static str, got: Arc<Mutex<Vec<(String, Received)>>>| {
         move |headers: HeaderMap, body: axum::body::Bytes| {
@@ -106,7 +107,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, Received)>>>) {
                 let seen = got.iter().filter(|(p, _)| p == path).count();
                 match path {
                     "/flaky" if seen <= 2 => StatusCode::SERVICE_UNAVAILABLE,
-                    "/flaky" => StatusCode::OK,
+                    "/flaky" | "/ok" => StatusCode::OK,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 }
             }
@@ -114,7 +115,8 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, Received)>>>) {
     };
     let app = axum::Router::new()
         .route("/flaky", axum::routing::post(record("/flaky", got.clone())))
-        .route("/broken", axum::routing::post(record("/broken", got.clone())));
+        .route("/broken", axum::routing::post(record("/broken", got.clone())))
+        .route("/ok", axum::routing::post(record("/ok", got.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -1,0 +1,517 @@
+//! Evaluating alert rules: from the stream (SIMs that carried traffic, state changes, quota
+//! stages) and on the clock (SIMs gone quiet, pending durations passing, alerts to resolve and
+//! to announce). Every pass reads the alerts it may change and writes them with a version check,
+//! so two servers evaluating the same thing, or an event delivered twice, change an alert once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ioto_domain::alert::lifecycle::{event_quiet, may_reopen, step, Alert, AlertWrite, Subject};
+use ioto_domain::alert::{AlertRule, Metric, Observation};
+use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
+use ioto_domain::events::{FleetEvent, NotificationCreated};
+use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
+use ioto_domain::fleet::{Sim, SimState};
+use ioto_domain::identifiers::Iccid;
+use ioto_domain::notify::NotificationKind;
+use ioto_domain::ports::{AlertStore, Fleet, FleetNotifier, UsageReader};
+use ioto_domain::quota::period_of;
+use ioto_domain::{Result, Scope, SimId, TenantId};
+
+/// Most alerts one announcing pass tells of.
+const ANNOUNCE_BATCH: u64 = 1_000;
+/// Most SIMs one clock pass looks at per rule.
+pub const SCAN_SIMS: u64 = 200_000;
+/// How long the evaluator trusts its copy of the rules.
+const RULES_TTL: Duration = Duration::from_secs(2);
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub rules: usize,
+    pub observed: usize,
+    pub written: usize,
+    pub notifications: usize,
+}
+
+impl std::ops::AddAssign for Pass {
+    fn add_assign(&mut self, o: Self) {
+        self.rules += o.rules;
+        self.observed += o.observed;
+        self.written += o.written;
+        self.notifications += o.notifications;
+    }
+}
+
+/// The enabled rules as read at a time.
+type HeldRules = (Instant, Arc<Vec<AlertRule>>);
+
+/// Evaluates alert rules. Cheap to clone.
+#[derive(Clone)]
+pub struct AlertEvaluator {
+    store: Arc<dyn AlertStore>,
+    fleet: Arc<dyn Fleet>,
+    usage: Arc<dyn UsageReader>,
+    notifier: Arc<dyn FleetNotifier>,
+    delivery_wakeup: Option<Arc<tokio::sync::Notify>>,
+    rules: Arc<Mutex<Option<HeldRules>>>,
+    /// When the last clock pass ran (data rules look again at SIMs active since).
+    last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+/// How far back a clock pass looks for SIMs with traffic, beyond its last run: a SIM's activity
+/// is recorded a few seconds after its traffic is counted, and the usage store may show the
+/// count a second after that.
+const ACTIVE_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
+
+impl AlertEvaluator {
+    pub fn new(
+        store: Arc<dyn AlertStore>,
+        fleet: Arc<dyn Fleet>,
+        usage: Arc<dyn UsageReader>,
+        notifier: Arc<dyn FleetNotifier>,
+        delivery_wakeup: Option<Arc<tokio::sync::Notify>>,
+    ) -> Self {
+        Self {
+            store,
+            fleet,
+            usage,
+            notifier,
+            delivery_wakeup,
+            rules: Arc::new(Mutex::new(None)),
+            last_tick: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Forgets the copy of the rules (a rule changed here).
+    pub fn rules_changed(&self) {
+        *self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    async fn rules(&self) -> Result<Arc<Vec<AlertRule>>> {
+        {
+            let held = self
+                .rules
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, rules)) = held.as_ref() {
+                if at.elapsed() < RULES_TTL {
+                    return Ok(Arc::clone(rules));
+                }
+            }
+        }
+        let rules = Arc::new(self.store.enabled_alert_rules().await?);
+        *self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), Arc::clone(&rules)));
+        Ok(rules)
+    }
+
+    /// Evaluates the stream's rules (data used) for SIMs that carried traffic.
+    pub async fn on_traffic(&self, iccids: &[Iccid], now: DateTime<Utc>) -> Result<Pass> {
+        let rules = self.rules().await?;
+        let stream: Vec<&AlertRule> = rules
+            .iter()
+            .filter(|r| matches!(r.spec.condition.metric, Metric::DataInDay | Metric::DataInPeriod))
+            .collect();
+        if stream.is_empty() || iccids.is_empty() {
+            return Ok(Pass::default());
+        }
+        let sims = self.fleet.sims_by_iccid(Scope::Platform, iccids).await?;
+        let mut pass = Pass::default();
+        for rule in stream {
+            let watched: Vec<&Sim> = sims
+                .iter()
+                .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                .collect();
+            if watched.is_empty() {
+                continue;
+            }
+            let observed = self.measure(rule, &watched, now).await?;
+            pass += self.apply(rule, observed, now).await?;
+        }
+        Ok(pass)
+    }
+
+    /// Evaluates rules on what the fleet tells: a SIM's state changed, a quota reached a stage.
+    pub async fn on_event(&self, event: &FleetEvent, now: DateTime<Utc>) -> Result<Pass> {
+        let (tenant, metric) = match event {
+            FleetEvent::SimStateChanged(e) => (e.tenant_id, Metric::StateChanged),
+            FleetEvent::Notification(n) if n.kind == NotificationKind::QuotaStage.as_str() => {
+                (n.tenant_id, Metric::QuotaStage)
+            }
+            _ => return Ok(Pass::default()),
+        };
+        let rules = self.rules().await?;
+        let matching: Vec<&AlertRule> = rules
+            .iter()
+            .filter(|r| r.tenant_id == tenant && r.spec.condition.metric == metric)
+            .collect();
+        if matching.is_empty() {
+            return Ok(Pass::default());
+        }
+        let (iccid, value, key, to) = match event {
+            FleetEvent::SimStateChanged(e) => (
+                e.iccid.clone(),
+                0,
+                format!("{}:{}:{}", e.sim_id.0, e.to.as_str(), e.at.timestamp_micros()),
+                Some(e.to),
+            ),
+            FleetEvent::Notification(n) => match quota_stage(n) {
+                Some((iccid, stage, key)) => (iccid, stage, key, None),
+                None => return Ok(Pass::default()),
+            },
+            _ => return Ok(Pass::default()),
+        };
+        let Some(sim) = self
+            .fleet
+            .sims_by_iccid(Scope::Platform, std::slice::from_ref(&iccid))
+            .await?
+            .into_iter()
+            .find(|s| s.tenant_id == tenant)
+        else {
+            return Ok(Pass::default());
+        };
+        let mut pass = Pass::default();
+        for rule in matching {
+            if !rule.spec.target.matches(&sim) {
+                continue;
+            }
+            let c = &rule.spec.condition;
+            let fires = match metric {
+                Metric::StateChanged => c.state.is_none() || c.state == to,
+                _ => value >= c.threshold.unwrap_or(0),
+            };
+            if !fires {
+                continue;
+            }
+            let obs = Observation::Firing {
+                value,
+                event: Some(key.clone()),
+            };
+            pass += self.apply(rule, vec![(Subject::of(&sim), obs)], now).await?;
+        }
+        Ok(pass)
+    }
+
+    /// The clock's pass: SIMs gone quiet, SIMs with traffic since the last pass (what the
+    /// evaluation after a counted batch missed: a usage store slow to show the count, a server
+    /// stopped in between), open alerts evaluated again (pending durations passing, conditions
+    /// clearing, events gone quiet), then what is due announced.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<Pass> {
+        let rules = self.store.enabled_alert_rules().await?;
+        let since = self
+            .last_tick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(now)
+            .unwrap_or(now)
+            - ACTIVE_OVERLAP;
+        let mut active: HashMap<TenantId, Vec<Sim>> = HashMap::new();
+        let mut pass = Pass::default();
+        for rule in &rules {
+            pass.rules += 1;
+            let data = matches!(
+                rule.spec.condition.metric,
+                Metric::DataInDay | Metric::DataInPeriod
+            );
+            if data && !active.contains_key(&rule.tenant_id) {
+                let filter = SimFilter {
+                    last_activity_from: Some(since),
+                    ..SimFilter::default()
+                };
+                let sims = self
+                    .fleet
+                    .list_sims(
+                        Scope::tenant(rule.tenant_id),
+                        rule.tenant_id,
+                        &filter,
+                        &Page::<SimSort>::first(SCAN_SIMS),
+                    )
+                    .await?;
+                active.insert(rule.tenant_id, sims);
+            }
+            let recent = if data {
+                active.get(&rule.tenant_id).map(Vec::as_slice).unwrap_or_default()
+            } else {
+                &[]
+            };
+            pass += self.tick_rule(rule, recent, now).await?;
+        }
+        pass.notifications += self.announce(now).await?;
+        Ok(pass)
+    }
+
+    /// Tells of what is due: grouped notifications written, published and sent.
+    pub async fn announce(&self, now: DateTime<Utc>) -> Result<usize> {
+        let told = self.store.announce_alerts(now, ANNOUNCE_BATCH).await?;
+        for n in &told {
+            self.notifier
+                .publish(FleetEvent::Notification(NotificationCreated::of(n)));
+        }
+        if !told.is_empty() {
+            if let Some(w) = &self.delivery_wakeup {
+                w.notify_one();
+            }
+        }
+        Ok(told.len())
+    }
+
+    async fn tick_rule(&self, rule: &AlertRule, recent: &[Sim], now: DateTime<Utc>) -> Result<Pass> {
+        let metric = rule.spec.condition.metric;
+        let reopen_since =
+            now - chrono::Duration::seconds(i64::from(rule.spec.pacing.group_interval_seconds));
+        let current = self.store.current_alerts(rule.id, None, reopen_since).await?;
+        let open: Vec<&Alert> = current.iter().filter(|a| a.state.is_open()).collect();
+        if metric.is_event() {
+            let quiet: Vec<(Subject, Observation)> = open
+                .iter()
+                .filter(|a| event_quiet(rule, a, now))
+                .map(|a| (subject_of(a), Observation::Clear { value: a.value }))
+                .collect();
+            return self.apply_known(rule, &current, quiet, now).await;
+        }
+        // The SIMs to observe: those with an open alert, and for clock metrics every SIM the
+        // condition may hold for.
+        let mut sims: Vec<Sim> = recent.to_vec();
+        if metric == Metric::OfflineHours {
+            let hours = i64::try_from(rule.spec.condition.threshold.unwrap_or(1)).unwrap_or(1);
+            sims.extend(
+                self.quiet_sims(rule, now - chrono::Duration::hours(hours))
+                    .await?,
+            );
+        }
+        let have: HashSet<SimId> = sims.iter().map(|s| s.id).collect();
+        let ids: Vec<SimId> = open
+            .iter()
+            .filter_map(|a| a.sim_id)
+            .filter(|id| !have.contains(id))
+            .collect();
+        if !ids.is_empty() {
+            sims.extend(self.fleet.sims_by_id(Scope::Platform, &ids).await?);
+        }
+        let watched: Vec<&Sim> = sims
+            .iter()
+            .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+            .collect();
+        let mut observed = self.measure(rule, &watched, now).await?;
+        // An open alert whose SIM left the target (or the tenant) clears.
+        let kept: HashSet<SimId> = watched.iter().map(|s| s.id).collect();
+        for a in &open {
+            if !a.sim_id.is_some_and(|id| kept.contains(&id)) {
+                observed.push((subject_of(a), Observation::Clear { value: a.value }));
+            }
+        }
+        self.apply_known(rule, &current, observed, now).await
+    }
+
+    /// Active SIMs of the rule's tenant last seen before `cutoff` (never-seen SIMs are not
+    /// offline: they have not been online).
+    async fn quiet_sims(&self, rule: &AlertRule, cutoff: DateTime<Utc>) -> Result<Vec<Sim>> {
+        let filter = SimFilter {
+            states: vec![SimState::Active],
+            last_activity_to: Some(cutoff),
+            ..SimFilter::default()
+        };
+        let page = Page::<SimSort>::first(SCAN_SIMS);
+        let sims = self
+            .fleet
+            .list_sims(Scope::tenant(rule.tenant_id), rule.tenant_id, &filter, &page)
+            .await?;
+        Ok(sims
+            .into_iter()
+            .filter(|s| s.last_activity_at.is_some_and(|at| at < cutoff))
+            .collect())
+    }
+
+    /// The observation of the rule's level metric for each SIM.
+    async fn measure(
+        &self,
+        rule: &AlertRule,
+        sims: &[&Sim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Subject, Observation)>> {
+        let c = &rule.spec.condition;
+        match c.metric {
+            Metric::DataInDay | Metric::DataInPeriod => {
+                if sims.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let zone = self
+                    .fleet
+                    .settings(Scope::Platform, rule.tenant_id)
+                    .await?
+                    .time_zone;
+                let (start, end) = if c.metric == Metric::DataInDay {
+                    day_of(zone, now)
+                } else {
+                    period_of(zone, now)
+                };
+                let used = self.used(rule.tenant_id, sims, start, end).await?;
+                Ok(sims
+                    .iter()
+                    .map(|s| {
+                        let v = used.get(&s.iccid).copied().unwrap_or(0);
+                        (Subject::of(s), c.observe(v))
+                    })
+                    .collect())
+            }
+            Metric::OfflineHours => Ok(sims
+                .iter()
+                .map(|s| {
+                    let hours = match (s.state, s.last_activity_at) {
+                        (SimState::Active, Some(at)) => u64::try_from((now - at).num_hours()).unwrap_or(0),
+                        // Not active: not expected online, so not offline.
+                        _ => 0,
+                    };
+                    (Subject::of(s), c.observe(hours))
+                })
+                .collect()),
+            Metric::StateChanged | Metric::QuotaStage => Ok(Vec::new()),
+        }
+    }
+
+    /// Bytes each SIM used between `start` and `end`, from the hourly cube.
+    async fn used(
+        &self,
+        tenant: TenantId,
+        sims: &[&Sim],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<HashMap<Iccid, u64>> {
+        let query = CubeQuery {
+            cube: Cube::UsageHourly,
+            bounds: vec![start, end],
+            group: CubeGroup {
+                sim: true,
+                ..CubeGroup::default()
+            },
+            filter: CubeFilter {
+                iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
+                ..CubeFilter::default()
+            },
+            runs: Vec::new(),
+            count_sims: false,
+        };
+        Ok(self
+            .usage
+            .cube_rows(tenant, &query)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.iccid?, r.bytes_in + r.bytes_out)))
+            .fold(HashMap::new(), |mut m, (iccid, b)| {
+                *m.entry(iccid).or_default() += b;
+                m
+            }))
+    }
+
+    /// Steps each observed subject's alert, reading the alerts first.
+    async fn apply(
+        &self,
+        rule: &AlertRule,
+        observed: Vec<(Subject, Observation)>,
+        now: DateTime<Utc>,
+    ) -> Result<Pass> {
+        if observed.is_empty() {
+            return Ok(Pass::default());
+        }
+        let keys: Vec<String> = observed.iter().map(|(s, _)| s.key()).collect();
+        let reopen_since =
+            now - chrono::Duration::seconds(i64::from(rule.spec.pacing.group_interval_seconds));
+        let current = self
+            .store
+            .current_alerts(rule.id, Some(&keys), reopen_since)
+            .await?;
+        self.apply_known(rule, &current, observed, now).await
+    }
+
+    async fn apply_known(
+        &self,
+        rule: &AlertRule,
+        current: &[Alert],
+        observed: Vec<(Subject, Observation)>,
+        now: DateTime<Utc>,
+    ) -> Result<Pass> {
+        let by_key: BTreeMap<String, &Alert> = current.iter().map(|a| (key_of(a), a)).collect();
+        let mut writes: Vec<AlertWrite> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (subject, obs) in &observed {
+            let key = subject.key();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let cur = by_key
+                .get(&key)
+                .copied()
+                .filter(|a| a.state.is_open() || may_reopen(rule, a, now));
+            if let Some(w) = step(rule, subject, cur, obs, now) {
+                writes.push(w);
+            }
+        }
+        let written = self.store.write_alerts(&writes).await?;
+        let due_now = writes
+            .iter()
+            .any(|w| w.alert().announce_at.is_some_and(|t| t <= now));
+        let mut pass = Pass {
+            rules: 0,
+            observed: observed.len(),
+            written,
+            notifications: 0,
+        };
+        if due_now {
+            pass.notifications += self.announce(now).await?;
+        }
+        Ok(pass)
+    }
+}
+
+fn key_of(a: &Alert) -> String {
+    subject_of(a).key()
+}
+
+fn subject_of(a: &Alert) -> Subject {
+    Subject {
+        sim_id: a.sim_id,
+        name: a.subject.clone(),
+        customer_id: a.customer_id,
+    }
+}
+
+/// The tenant's calendar day around `at`.
+pub fn day_of(zone: chrono_tz::Tz, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    use chrono::{Duration as D, TimeZone};
+    let local = at.with_timezone(&zone).date_naive();
+    let start_of = |d: chrono::NaiveDate| {
+        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+        zone.from_local_datetime(&midnight)
+            .earliest()
+            // A day that starts in a gap (no local midnight): its first hour.
+            .unwrap_or_else(|| zone.from_utc_datetime(&midnight))
+            .with_timezone(&Utc)
+    };
+    let start = start_of(local);
+    let end = start_of(local + D::days(1));
+    // The hourly cube is floored to hours: a zone off by 30 or 45 minutes reads from the hour
+    // before its midnight (as quota periods do).
+    let floor = |t: DateTime<Utc>| t - D::seconds(t.timestamp().rem_euclid(3600));
+    (floor(start), floor(end))
+}
+
+/// A quota-stage notification's SIM, stage and the key naming that occurrence.
+fn quota_stage(n: &NotificationCreated) -> Option<(Iccid, u64, String)> {
+    let q = n.payload.get("quota")?;
+    let iccid = Iccid::parse(q.get("iccid")?.as_str()?).ok()?;
+    let stage = q.get("stage")?.as_u64()?;
+    let key = format!(
+        "{}:{}:{stage}",
+        q.get("id")?.as_str()?,
+        q.get("periodStart")?.as_str().unwrap_or_default()
+    );
+    Some((iccid, stage, key))
+}

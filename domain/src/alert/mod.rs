@@ -1,0 +1,599 @@
+//! Alert rules: what a tenant wants to hear about its SIMs, and when.
+//!
+//! A rule names the SIMs it watches (all, a sub-customer's, a label selection, a tariff plan's or
+//! one), a condition on a metric (data used in a day, SIMs gone quiet, …), a severity and the
+//! channels it speaks on. Evaluating a rule gives, per SIM, an [`Observation`]; the lifecycle in
+//! [`lifecycle`] turns observations into alerts — one open alert per rule and SIM — and alerts
+//! into grouped notifications.
+
+pub mod lifecycle;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::fleet::query::LabelFilter;
+use crate::fleet::{Sim, SimState};
+use crate::{CustomerId, Error, Result, SimId, TenantId};
+
+/// Most rules one tenant may keep.
+pub const MAX_RULES_PER_TENANT: u64 = 200;
+/// Most e-mail addresses one rule sends to.
+pub const MAX_EMAILS: usize = 10;
+/// Most label conditions one rule's target holds.
+pub const MAX_TARGET_LABELS: usize = 10;
+/// The longest pending duration ("for 10 minutes"): a day.
+pub const MAX_PENDING_SECONDS: u32 = 86_400;
+/// The longest wait before a group's first notification.
+pub const MAX_GROUP_WAIT_SECONDS: u32 = 3_600;
+/// The group interval's bounds (between two notifications of one rule).
+pub const GROUP_INTERVAL_SECONDS: std::ops::RangeInclusive<u32> = 10..=86_400;
+/// The longest time between reminders (a week); 0 turns reminders off.
+pub const MAX_REPEAT_SECONDS: u32 = 604_800;
+/// The longest time an event's alert stays open without a repeat (a week).
+pub const MAX_RESOLVE_AFTER_SECONDS: u32 = 604_800;
+/// The largest byte threshold (1 PiB).
+pub const MAX_BYTES: u64 = 1 << 50;
+
+/// How bad an alert is, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Critical,
+    Major,
+    Minor,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Self::Critical,
+        Self::Major,
+        Self::Minor,
+        Self::Warning,
+        Self::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "CRITICAL",
+            Self::Major => "MAJOR",
+            Self::Minor => "MINOR",
+            Self::Warning => "WARNING",
+            Self::Info => "INFO",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| Error::invalid("severity", format!("'{s}' is not a severity")))
+    }
+
+    /// In words, for notifications.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Major => "major",
+            Self::Minor => "minor",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// The SIMs a rule watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertTarget {
+    AllSims,
+    Customer(CustomerId),
+    /// SIMs carrying every one of these labels (a key, with a value when one is named).
+    Labels(Vec<LabelFilter>),
+    TariffPlan(String),
+    Sim(SimId),
+}
+
+impl AlertTarget {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AllSims => "ALL_SIMS",
+            Self::Customer(_) => "CUSTOMER",
+            Self::Labels(_) => "LABELS",
+            Self::TariffPlan(_) => "TARIFF_PLAN",
+            Self::Sim(_) => "SIM",
+        }
+    }
+
+    /// Whether the rule watches this SIM (of the rule's tenant).
+    pub fn matches(&self, sim: &Sim) -> bool {
+        match self {
+            Self::AllSims => true,
+            Self::Customer(c) => sim.customer_id == Some(*c),
+            Self::Labels(filters) => filters.iter().all(|f| match (sim.labels.get(&f.key), &f.value) {
+                (Some(v), Some(want)) => v == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }),
+            Self::TariffPlan(p) => sim.tariff_plan.as_deref() == Some(p.as_str()),
+            Self::Sim(id) => sim.id == *id,
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Self::Labels(filters) => {
+                if filters.is_empty() {
+                    return Err(Error::invalid(
+                        "target.labels",
+                        "name at least one label to select SIMs by",
+                    ));
+                }
+                if filters.len() > MAX_TARGET_LABELS {
+                    return Err(Error::invalid(
+                        "target.labels",
+                        format!("at most {MAX_TARGET_LABELS} label conditions"),
+                    ));
+                }
+                for f in filters {
+                    crate::fleet::labels::parse_key(&f.key)
+                        .map_err(|e| Error::invalid("target.labels", e.to_string()))?;
+                }
+                Ok(())
+            }
+            Self::TariffPlan(p) if p.trim().is_empty() || p.chars().count() > 64 => Err(Error::invalid(
+                "target.tariffPlan",
+                "a tariff plan name of 1 to 64 characters",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Bytes (up and down) a SIM used today, in the tenant's time zone; over `threshold`.
+    DataInDay,
+    /// Bytes a SIM used in the billing period (the tenant's calendar month); over `threshold`.
+    DataInPeriod,
+    /// Hours since Ioto last saw a session of an active SIM; at least `threshold` (1–168).
+    /// SIMs never seen are not offline.
+    OfflineHours,
+    /// A SIM changed state (to `state` when one is named).
+    StateChanged,
+    /// A SIM's data quota reached a stage of at least `threshold` percent.
+    QuotaStage,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Self::DataInDay,
+        Self::DataInPeriod,
+        Self::OfflineHours,
+        Self::StateChanged,
+        Self::QuotaStage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DataInDay => "DATA_IN_DAY",
+            Self::DataInPeriod => "DATA_IN_PERIOD",
+            Self::OfflineHours => "OFFLINE_HOURS",
+            Self::StateChanged => "STATE_CHANGED",
+            Self::QuotaStage => "QUOTA_STAGE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            Error::invalid(
+                "condition.metric",
+                format!(
+                    "'{s}' is not a metric; one of {}",
+                    Self::ALL.map(Self::as_str).join(", ")
+                ),
+            )
+        })
+    }
+
+    /// An event: it happens (and repeats) rather than holds, so its alert opens at once and
+    /// resolves after a quiet time (`resolveAfterSeconds`) or by hand.
+    pub fn is_event(self) -> bool {
+        matches!(self, Self::StateChanged | Self::QuotaStage)
+    }
+
+    /// Evaluated on the clock (a SIM that does nothing sends no event), not from the stream.
+    pub fn is_timed(self) -> bool {
+        matches!(self, Self::OfflineHours)
+    }
+
+    /// The threshold's allowed range and unit, `None` when the metric takes none.
+    pub fn threshold_range(self) -> Option<(u64, u64, &'static str)> {
+        match self {
+            Self::DataInDay | Self::DataInPeriod => Some((1, MAX_BYTES, "bytes")),
+            Self::OfflineHours => Some((1, 168, "hours")),
+            Self::QuotaStage => Some((1, 100, "percent")),
+            Self::StateChanged => None,
+        }
+    }
+
+    /// A value of this metric in words ("1.5 MB", "26 hours").
+    pub fn value_text(self, v: u64) -> String {
+        match self {
+            Self::DataInDay | Self::DataInPeriod => crate::notify::bytes_text(v),
+            Self::OfflineHours => format!("{v} hours"),
+            Self::QuotaStage => format!("{v} %"),
+            Self::StateChanged => v.to_string(),
+        }
+    }
+}
+
+/// When a rule fires and when it clears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub metric: Metric,
+    /// Fires above it (at it, for hours offline and quota stages).
+    pub threshold: Option<u64>,
+    /// Clears only below it (hysteresis); without it, as soon as the firing condition no longer
+    /// holds. Only for metrics that can fall (hours offline).
+    pub clear_threshold: Option<u64>,
+    /// `StateChanged`: only changes into this state.
+    pub state: Option<SimState>,
+}
+
+impl Condition {
+    pub fn check(&self) -> Result<()> {
+        let m = self.metric;
+        match (m.threshold_range(), self.threshold) {
+            (Some((lo, hi, unit)), Some(t)) if t < lo || t > hi => {
+                return Err(Error::invalid(
+                    "condition.threshold",
+                    format!("{t} is out of range for {}: {lo} to {hi} {unit}", m.as_str()),
+                ))
+            }
+            (Some((lo, hi, unit)), None) => {
+                return Err(Error::invalid(
+                    "condition.threshold",
+                    format!("{} needs a threshold: {lo} to {hi} {unit}", m.as_str()),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "condition.threshold",
+                    format!("{} takes no threshold", m.as_str()),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(c) = self.clear_threshold {
+            if m != Metric::OfflineHours {
+                return Err(Error::invalid(
+                    "condition.clearThreshold",
+                    format!(
+                        "{} clears when its condition no longer holds; a clear threshold applies to OFFLINE_HOURS",
+                        m.as_str()
+                    ),
+                ));
+            }
+            let t = self.threshold.unwrap_or(0);
+            if c == 0 || c >= t {
+                return Err(Error::invalid(
+                    "condition.clearThreshold",
+                    format!("{c} must lie between 1 and the threshold ({t}), exclusive of the threshold"),
+                ));
+            }
+        }
+        if self.state.is_some() && m != Metric::StateChanged {
+            return Err(Error::invalid(
+                "condition.state",
+                format!("only STATE_CHANGED takes a state, not {}", m.as_str()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a rule's notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    /// The tenant's notification inbox.
+    pub in_app: bool,
+    /// Every enabled webhook endpoint of the tenant, signed.
+    pub webhook: bool,
+    /// These addresses (when SMTP is configured).
+    pub emails: Vec<String>,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            in_app: true,
+            webhook: false,
+            emails: Vec::new(),
+        }
+    }
+}
+
+impl Channels {
+    pub fn check(&self) -> Result<()> {
+        if !self.in_app && !self.webhook && self.emails.is_empty() {
+            return Err(Error::invalid(
+                "channels",
+                "choose at least one channel: in-app, webhook or an e-mail address",
+            ));
+        }
+        if self.emails.len() > MAX_EMAILS {
+            return Err(Error::invalid(
+                "channels.emails",
+                format!("at most {MAX_EMAILS} addresses"),
+            ));
+        }
+        for (i, e) in self.emails.iter().enumerate() {
+            if !plausible_email(e) {
+                return Err(Error::invalid(
+                    format!("channels.emails[{i}]"),
+                    format!("'{}' is not an e-mail address (name@domain)", shorten(e)),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mailbox as rules accept it: `local@domain.tld`, at most 254 characters, no spaces or angle
+/// brackets (a display name is not allowed here).
+pub fn plausible_email(e: &str) -> bool {
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return false;
+    };
+    e.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\')
+        })
+}
+
+/// At most 40 characters of a refused value, for error messages.
+pub fn shorten(s: &str) -> String {
+    if s.chars().count() <= 40 {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    }
+}
+
+/// How a rule's notifications are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// The condition must hold this long before the alert fires (0: at once).
+    pub pending_seconds: u32,
+    /// The first notification of a group waits this long for more alerts to join it.
+    pub group_wait_seconds: u32,
+    /// Between two notifications of the rule; a resolved alert is announced once it stayed
+    /// resolved this long (it reopens, unannounced, when it fires again sooner).
+    pub group_interval_seconds: u32,
+    /// Reminders of alerts still firing and not acknowledged, this often (0: none).
+    pub repeat_seconds: u32,
+    /// An event's alert resolves after this long without a repeat.
+    pub resolve_after_seconds: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            pending_seconds: 0,
+            group_wait_seconds: 30,
+            group_interval_seconds: 300,
+            repeat_seconds: 4 * 3600,
+            resolve_after_seconds: 3600,
+        }
+    }
+}
+
+impl Pacing {
+    pub fn check(&self, metric: Metric) -> Result<()> {
+        if self.pending_seconds > MAX_PENDING_SECONDS {
+            return Err(Error::invalid(
+                "pendingSeconds",
+                format!("at most {MAX_PENDING_SECONDS} (a day)"),
+            ));
+        }
+        if self.pending_seconds > 0 && metric.is_event() {
+            return Err(Error::invalid(
+                "pendingSeconds",
+                format!("{} is an event: it has no duration to wait for", metric.as_str()),
+            ));
+        }
+        if self.group_wait_seconds > MAX_GROUP_WAIT_SECONDS {
+            return Err(Error::invalid(
+                "groupWaitSeconds",
+                format!("at most {MAX_GROUP_WAIT_SECONDS} (an hour)"),
+            ));
+        }
+        if !GROUP_INTERVAL_SECONDS.contains(&self.group_interval_seconds) {
+            return Err(Error::invalid(
+                "groupIntervalSeconds",
+                format!(
+                    "{} to {} seconds",
+                    GROUP_INTERVAL_SECONDS.start(),
+                    GROUP_INTERVAL_SECONDS.end()
+                ),
+            ));
+        }
+        if self.repeat_seconds != 0 && (self.repeat_seconds < 60 || self.repeat_seconds > MAX_REPEAT_SECONDS)
+        {
+            return Err(Error::invalid(
+                "repeatSeconds",
+                format!("0 (no reminders) or 60 to {MAX_REPEAT_SECONDS} seconds"),
+            ));
+        }
+        if !(60..=MAX_RESOLVE_AFTER_SECONDS).contains(&self.resolve_after_seconds) {
+            return Err(Error::invalid(
+                "resolveAfterSeconds",
+                format!("60 to {MAX_RESOLVE_AFTER_SECONDS} seconds"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A rule as a tenant defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub severity: Severity,
+    pub target: AlertTarget,
+    pub condition: Condition,
+    pub channels: Channels,
+    pub pacing: Pacing,
+}
+
+impl RuleSpec {
+    /// Checks every field, naming the first one refused.
+    pub fn check(&self) -> Result<()> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                "a name of 1 to 100 characters, without control characters",
+            ));
+        }
+        if let Some(d) = &self.description {
+            if d.chars().count() > 1000 {
+                return Err(Error::invalid("description", "at most 1000 characters"));
+            }
+        }
+        self.target.check()?;
+        self.condition.check()?;
+        self.channels.check()?;
+        self.pacing.check(self.condition.metric)
+    }
+}
+
+/// A stored rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRule {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub spec: RuleSpec,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic concurrency: every update checks and bumps it.
+    pub version: i64,
+}
+
+/// What a rule's condition says about one SIM at one evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The firing condition holds, with the measured value; `event` names the occurrence for
+    /// event metrics (a redelivered event carries the same key and counts once).
+    Firing { value: u64, event: Option<String> },
+    /// Between the firing and the clear threshold: an open alert stays open, none opens.
+    Holding { value: u64 },
+    /// The condition no longer holds.
+    Clear { value: u64 },
+}
+
+impl Observation {
+    pub fn value(&self) -> u64 {
+        match self {
+            Self::Firing { value, .. } | Self::Holding { value } | Self::Clear { value } => *value,
+        }
+    }
+}
+
+impl Condition {
+    /// What a measured value means for a level metric (not an event's): firing above the
+    /// threshold (at it for hours), clear below the clear threshold when there is one.
+    pub fn observe(&self, value: u64) -> Observation {
+        let t = self.threshold.unwrap_or(0);
+        let fires = match self.metric {
+            Metric::DataInDay | Metric::DataInPeriod => value > t,
+            _ => value >= t,
+        };
+        if fires {
+            return Observation::Firing { value, event: None };
+        }
+        match self.clear_threshold {
+            Some(c) if value >= c => Observation::Holding { value },
+            _ => Observation::Clear { value },
+        }
+    }
+}
+
+/// A silence: alerts it covers open and resolve as usual but notify no one until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub matcher: SilenceMatcher,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub comment: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a silence covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SilenceMatcher {
+    Rule(Uuid),
+    Sim(SimId),
+    Label(LabelFilter),
+    Customer(CustomerId),
+}
+
+/// The longest silence: 90 days.
+pub const MAX_SILENCE_DAYS: i64 = 90;
+
+impl Silence {
+    pub fn check(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.ends_at <= now {
+            return Err(Error::invalid("endsAt", "a silence must end in the future"));
+        }
+        if self.ends_at <= self.starts_at {
+            return Err(Error::invalid("endsAt", "a silence must end after it starts"));
+        }
+        if self.ends_at - self.starts_at.max(now) > chrono::Duration::days(MAX_SILENCE_DAYS) {
+            return Err(Error::invalid(
+                "endsAt",
+                format!("a silence lasts at most {MAX_SILENCE_DAYS} days"),
+            ));
+        }
+        if let Some(c) = &self.comment {
+            if c.chars().count() > 500 {
+                return Err(Error::invalid("comment", "at most 500 characters"));
+            }
+        }
+        if let SilenceMatcher::Label(f) = &self.matcher {
+            crate::fleet::labels::parse_key(&f.key).map_err(|e| Error::invalid("label", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn active(&self, at: DateTime<Utc>) -> bool {
+        self.starts_at <= at && at < self.ends_at
+    }
+
+    /// Whether it covers an alert of `rule` about the SIM `sim_id` (`None` for alerts about no
+    /// SIM); `sim` is that SIM as it is now, when known (for silences by label or sub-customer).
+    pub fn covers(&self, rule: Uuid, sim_id: Option<SimId>, sim: Option<&Sim>) -> bool {
+        match (&self.matcher, sim) {
+            (SilenceMatcher::Rule(r), _) => *r == rule,
+            (SilenceMatcher::Sim(id), _) => sim_id == Some(*id),
+            (SilenceMatcher::Customer(c), Some(s)) => s.customer_id == Some(*c),
+            (SilenceMatcher::Label(f), Some(s)) => AlertTarget::Labels(vec![f.clone()]).matches(s),
+            (_, None) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

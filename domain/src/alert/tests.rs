@@ -1,0 +1,241 @@
+use chrono::{Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::lifecycle::*;
+use super::*;
+use crate::notify::NotificationKind;
+
+fn rule(metric: Metric, threshold: Option<u64>, pending: u32) -> AlertRule {
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    AlertRule {
+        id: Uuid::new_v4(),
+        tenant_id: TenantId(Uuid::new_v4()),
+        spec: RuleSpec {
+            name: "Heavy users".into(),
+            description: None,
+            enabled: true,
+            severity: Severity::Major,
+            target: AlertTarget::AllSims,
+            condition: Condition {
+                metric,
+                threshold,
+                clear_threshold: None,
+                state: None,
+            },
+            channels: Channels::default(),
+            pacing: Pacing {
+                pending_seconds: pending,
+                ..Pacing::default()
+            },
+        },
+        created_by: "test".into(),
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+fn subject() -> Subject {
+    Subject {
+        sim_id: Some(SimId(Uuid::new_v4())),
+        name: "8988211000000000017".into(),
+        customer_id: None,
+    }
+}
+
+fn apply(current: Option<Alert>, write: Option<AlertWrite>) -> Option<Alert> {
+    match write {
+        None => current,
+        Some(AlertWrite::Insert(a)) | Some(AlertWrite::Update(a)) => Some(a),
+        Some(AlertWrite::Delete(_)) => None,
+    }
+}
+
+fn fire(v: u64) -> Observation {
+    Observation::Firing {
+        value: v,
+        event: None,
+    }
+}
+
+#[test]
+fn rules_are_checked_field_by_field() {
+    let mut r = rule(Metric::OfflineHours, Some(200), 0).spec;
+    let e = r.check().unwrap_err().to_string();
+    assert!(
+        e.starts_with("condition.threshold") && e.contains("1 to 168 hours"),
+        "{e}"
+    );
+    r.condition.threshold = Some(24);
+    r.check().unwrap();
+    r.condition.clear_threshold = Some(30);
+    assert!(r
+        .check()
+        .unwrap_err()
+        .to_string()
+        .starts_with("condition.clearThreshold"));
+    r.condition.clear_threshold = Some(12);
+    r.check().unwrap();
+    r.channels = Channels {
+        in_app: false,
+        webhook: false,
+        emails: vec!["ops@example.com".into(), "not an address".into()],
+    };
+    let e = r.check().unwrap_err().to_string();
+    assert!(e.starts_with("channels.emails[1]"), "{e}");
+    let mut e = rule(Metric::StateChanged, None, 60).spec;
+    assert!(e.check().unwrap_err().to_string().starts_with("pendingSeconds"));
+    e.pacing.pending_seconds = 0;
+    e.check().unwrap();
+    assert!(Metric::parse("CPU")
+        .unwrap_err()
+        .to_string()
+        .contains("DATA_IN_DAY"));
+}
+
+#[test]
+fn a_condition_must_hold_for_the_pending_duration() {
+    let r = rule(Metric::DataInDay, Some(1000), 600);
+    let s = subject();
+    let t0 = Utc::now();
+    let a = apply(None, step(&r, &s, None, &fire(1500), t0)).unwrap();
+    assert_eq!(a.state, AlertState::Pending);
+    assert_eq!(a.announce_at, None, "nothing to tell while pending");
+    let a2 = apply(
+        Some(a.clone()),
+        step(&r, &s, Some(&a), &fire(1600), t0 + Duration::seconds(300)),
+    )
+    .unwrap();
+    assert_eq!(a2.state, AlertState::Pending);
+    // Clear before the duration: dropped, never fired.
+    assert!(matches!(
+        step(
+            &r,
+            &s,
+            Some(&a2),
+            &Observation::Clear { value: 0 },
+            t0 + Duration::seconds(400)
+        ),
+        Some(AlertWrite::Delete(_))
+    ));
+    let a3 = apply(
+        Some(a2.clone()),
+        step(&r, &s, Some(&a2), &fire(1700), t0 + Duration::seconds(600)),
+    )
+    .unwrap();
+    assert_eq!(a3.state, AlertState::Firing);
+    assert_eq!(a3.version, a2.version + 1);
+    assert_eq!(a3.announce_at, Some(t0 + Duration::seconds(630)));
+}
+
+#[test]
+fn hysteresis_keeps_an_alert_open_between_the_thresholds() {
+    let mut r = rule(Metric::OfflineHours, Some(24), 0);
+    r.spec.condition.clear_threshold = Some(12);
+    let c = &r.spec.condition;
+    assert!(matches!(c.observe(24), Observation::Firing { .. }));
+    assert!(matches!(c.observe(20), Observation::Holding { .. }));
+    assert!(matches!(c.observe(11), Observation::Clear { .. }));
+    let s = subject();
+    let now = Utc::now();
+    let a = apply(None, step(&r, &s, None, &c.observe(30), now)).unwrap();
+    assert!(
+        step(&r, &s, None, &c.observe(20), now).is_none(),
+        "holding opens nothing"
+    );
+    let b = apply(Some(a.clone()), step(&r, &s, Some(&a), &c.observe(20), now)).unwrap();
+    assert_eq!(b.state, AlertState::Firing);
+    let c2 = apply(Some(b.clone()), step(&r, &s, Some(&b), &c.observe(2), now)).unwrap();
+    assert_eq!(c2.state, AlertState::Resolved);
+}
+
+#[test]
+fn a_redelivered_event_counts_once() {
+    let r = rule(Metric::StateChanged, None, 0);
+    let s = subject();
+    let now = Utc::now();
+    let ev = |k: &str| Observation::Firing {
+        value: 0,
+        event: Some(k.into()),
+    };
+    let a = apply(None, step(&r, &s, None, &ev("e1"), now)).unwrap();
+    assert!(step(&r, &s, Some(&a), &ev("e1"), now).is_none());
+    let b = apply(Some(a.clone()), step(&r, &s, Some(&a), &ev("e2"), now)).unwrap();
+    assert_eq!(b.repeats, 1);
+}
+
+/// Fires, resolves and fires again every two minutes for an hour: the people hear of it twice.
+#[test]
+fn a_flapping_condition_notifies_at_most_twice_per_incident() {
+    let r = rule(Metric::OfflineHours, Some(1), 0);
+    let s = subject();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap();
+    let mut alert: Option<Alert> = None;
+    let mut last_spoke = None;
+    let mut told = Vec::new();
+    for minute in 0..90i64 {
+        let now = t0 + Duration::minutes(minute);
+        let obs = if minute < 60 && (minute / 2) % 2 == 0 {
+            fire(2)
+        } else {
+            Observation::Clear { value: 0 }
+        };
+        let reopenable = alert
+            .clone()
+            .filter(|a| a.state.is_open() || may_reopen(&r, a, now));
+        alert = apply(alert.clone(), step(&r, &s, reopenable.as_ref(), &obs, now));
+        if let Some(a) = alert.clone().filter(|a| a.announce_at.is_some_and(|t| t <= now)) {
+            let plan = announce(&r, &[a], last_spoke, &[], &[], now);
+            alert = plan.alerts.into_iter().next();
+            if plan.spoke {
+                last_spoke = Some(now);
+            }
+            told.extend(plan.notifications.into_iter().map(|n| n.kind));
+        }
+    }
+    assert_eq!(
+        told,
+        vec![NotificationKind::AlertFiring, NotificationKind::AlertResolved]
+    );
+    let a = alert.unwrap();
+    assert_eq!(a.state, AlertState::Resolved);
+    assert!(a.flaps >= 10, "{} flaps", a.flaps);
+}
+
+#[test]
+fn silenced_alerts_wait_for_the_silence_to_end_and_acknowledged_ones_are_not_reminded() {
+    let r = rule(Metric::DataInDay, Some(10), 0);
+    let s = subject();
+    let now = Utc::now();
+    let a = apply(None, step(&r, &s, None, &fire(20), now)).unwrap();
+    let silence = Silence {
+        id: Uuid::new_v4(),
+        tenant_id: r.tenant_id,
+        matcher: SilenceMatcher::Rule(r.id),
+        starts_at: now - Duration::minutes(1),
+        ends_at: now + Duration::hours(2),
+        comment: None,
+        created_by: "ops".into(),
+        created_at: now,
+    };
+    let later = now + Duration::minutes(1);
+    let plan = announce(&r, std::slice::from_ref(&a), None, &[silence], &[], later);
+    assert!(plan.notifications.is_empty());
+    assert_eq!(plan.alerts[0].announce_at, Some(now + Duration::hours(2)));
+    let plan = announce(&r, &[a], None, &[], &[], later);
+    assert_eq!(plan.notifications.len(), 1);
+    let mut told = plan.alerts[0].clone();
+    assert_eq!(
+        told.announce_at,
+        Some(later + Duration::hours(4)),
+        "a reminder in 4 hours"
+    );
+    told.acknowledged = Some(Acknowledgement {
+        by: "ops".into(),
+        at: later,
+        comment: None,
+    });
+    let plan = announce(&r, &[told], None, &[], &[], later + Duration::hours(4));
+    assert!(plan.notifications.is_empty());
+    assert_eq!(plan.alerts[0].announce_at, None);
+}

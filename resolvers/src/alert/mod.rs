@@ -1,0 +1,599 @@
+//! Alert rules, alerts and silences: the types, and the inputs rules are written with.
+
+mod mutation;
+mod query;
+
+pub(crate) use self::mutation::AlertMutation;
+pub(crate) use self::query::AlertQueryRoot;
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use ioto_domain::alert::lifecycle::{Alert, AlertState};
+use ioto_domain::alert::{
+    AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity, Silence, SilenceMatcher,
+};
+use ioto_domain::fleet::SimState;
+use ioto_domain::{CustomerId, Error};
+
+use crate::context::{actor, services};
+use crate::enums::SimStateKind;
+use crate::error::GqlResult;
+use crate::fleet::{label_filters, LabelInput, PageInfo, SimObject};
+use crate::scalars::{BigInt, IccidScalar};
+
+fn big(v: u64) -> BigInt {
+    BigInt(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn count(v: BigInt, field: &str) -> async_graphql::Result<u64> {
+    u64::try_from(v.0).map_err(|_| crate::to_gql(Error::invalid(field, "must not be negative")))
+}
+
+crate::enums::mirror_enum!(
+    /// How bad an alert is.
+    AlertSeverityKind, "AlertSeverity", Severity, [
+        Critical,
+        Major,
+        Minor,
+        Warning,
+        Info,
+    ]
+);
+
+crate::enums::mirror_enum!(
+    /// What a rule measures.
+    AlertMetricKind, "AlertMetric", Metric, [
+        /// Bytes (up and down) a SIM used today, in the tenant's time zone; fires over
+        /// `threshold` bytes, clears at the day's end.
+        DataInDay,
+        /// Bytes a SIM used this billing period (the tenant's calendar month); fires over
+        /// `threshold` bytes.
+        DataInPeriod,
+        /// Hours since Ioto last saw a session of an active SIM; fires at `threshold` (1–168)
+        /// hours, clears when the SIM is seen again (or below `clearThreshold` hours). SIMs never
+        /// seen are not offline.
+        OfflineHours,
+        /// A SIM changed state (into `state`, when named). An event: its alert resolves after
+        /// `resolveAfterSeconds` without another.
+        StateChanged,
+        /// A SIM's data quota reached a stage of at least `threshold` percent. An event.
+        QuotaStage,
+    ]
+);
+
+crate::enums::mirror_enum!(
+    /// Where an alert stands.
+    AlertStateKind, "AlertState", AlertState, [
+        /// The condition holds; the rule's pending duration has not passed yet.
+        Pending,
+        /// The condition holds (and held for the pending duration).
+        Firing,
+        /// The condition no longer holds.
+        Resolved,
+    ]
+);
+
+/// Which SIMs a rule watches.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(name = "AlertTargetKind")]
+pub enum AlertTargetKindGql {
+    /// Every SIM of the tenant.
+    AllSims,
+    /// The SIMs of one sub-customer (`customerId`).
+    Customer,
+    /// SIMs carrying every label named (`labels`; a label without a value matches any value).
+    Labels,
+    /// SIMs on one tariff plan (`tariffPlan`).
+    TariffPlan,
+    /// One SIM (`iccid`).
+    Sim,
+}
+
+#[derive(InputObject, Clone)]
+pub struct AlertTargetInput {
+    pub kind: AlertTargetKindGql,
+    pub customer_id: Option<ID>,
+    pub labels: Option<Vec<LabelInput>>,
+    pub tariff_plan: Option<String>,
+    pub iccid: Option<IccidScalar>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct AlertConditionInput {
+    pub metric: AlertMetricKind,
+    /// In the metric's unit: bytes, hours or percent.
+    pub threshold: Option<BigInt>,
+    /// OFFLINE_HOURS: clears only below this many hours (hysteresis).
+    pub clear_threshold: Option<BigInt>,
+    /// STATE_CHANGED: only changes into this state.
+    pub state: Option<SimStateKind>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct AlertChannelsInput {
+    /// The tenant's notification inbox (and the `notifications` subscription).
+    #[graphql(default = true)]
+    pub in_app: bool,
+    /// Every enabled webhook endpoint of the tenant, signed.
+    #[graphql(default = false)]
+    pub webhook: bool,
+    /// Up to 10 addresses (sent when the server has SMTP configured).
+    #[graphql(default)]
+    pub emails: Vec<String>,
+}
+
+/// A rule as written. Every field is checked; an error names the first refused.
+#[derive(InputObject, Clone)]
+pub struct AlertRuleInput {
+    /// 1 to 100 characters, unique in the tenant.
+    pub name: String,
+    pub description: Option<String>,
+    #[graphql(default = true)]
+    pub enabled: bool,
+    #[graphql(default_with = "AlertSeverityKind::Warning")]
+    pub severity: AlertSeverityKind,
+    /// Default: every SIM of the tenant.
+    pub target: Option<AlertTargetInput>,
+    pub condition: AlertConditionInput,
+    /// Default: the inbox only.
+    pub channels: Option<AlertChannelsInput>,
+    /// The condition must hold this long before the alert fires (0 to 86,400).
+    #[graphql(default = 0)]
+    pub pending_seconds: i32,
+    /// The first notification waits this long for more alerts of the rule (0 to 3,600).
+    #[graphql(default = 30)]
+    pub group_wait_seconds: i32,
+    /// At most one notification of the rule per this many seconds (10 to 86,400); a resolved
+    /// alert is told of once it stayed resolved this long.
+    #[graphql(default = 300)]
+    pub group_interval_seconds: i32,
+    /// Reminders of alerts still firing and not acknowledged (0: none; 60 to 604,800).
+    #[graphql(default = 14400)]
+    pub repeat_seconds: i32,
+    /// An event's alert resolves after this long without another (60 to 604,800).
+    #[graphql(default = 3600)]
+    pub resolve_after_seconds: i32,
+}
+
+fn seconds(v: i32, field: &str) -> async_graphql::Result<u32> {
+    u32::try_from(v).map_err(|_| crate::to_gql(Error::invalid(field, "must not be negative")))
+}
+
+impl AlertRuleInput {
+    /// The rule's definition; the target's SIM is looked up by ICCID.
+    pub async fn spec(self, ctx: &Context<'_>) -> async_graphql::Result<RuleSpec> {
+        let target = match self.target {
+            None => AlertTarget::AllSims,
+            Some(t) => match t.kind {
+                AlertTargetKindGql::AllSims => AlertTarget::AllSims,
+                AlertTargetKindGql::Customer => {
+                    let id = t.customer_id.ok_or_else(|| {
+                        crate::to_gql(Error::invalid("target.customerId", "name the sub-customer"))
+                    })?;
+                    AlertTarget::Customer(CustomerId::parse(&id, "target.customerId").gql()?)
+                }
+                AlertTargetKindGql::Labels => {
+                    AlertTarget::Labels(label_filters(&t.labels.unwrap_or_default()).gql()?)
+                }
+                AlertTargetKindGql::TariffPlan => {
+                    AlertTarget::TariffPlan(t.tariff_plan.ok_or_else(|| {
+                        crate::to_gql(Error::invalid("target.tariffPlan", "name the tariff plan"))
+                    })?)
+                }
+                AlertTargetKindGql::Sim => {
+                    let iccid = t
+                        .iccid
+                        .ok_or_else(|| crate::to_gql(Error::invalid("target.iccid", "name the SIM")))?;
+                    let sim = services(ctx)
+                        .fleet
+                        .sim(actor(ctx)?, &iccid.0)
+                        .await
+                        .gql()?
+                        .ok_or_else(|| {
+                            crate::to_gql(Error::invalid("target.iccid", "no such SIM in this tenant"))
+                        })?;
+                    AlertTarget::Sim(sim.id)
+                }
+            },
+        };
+        let c = self.condition;
+        let channels = self.channels.map_or_else(Channels::default, |c| Channels {
+            in_app: c.in_app,
+            webhook: c.webhook,
+            emails: c.emails.into_iter().map(|e| e.trim().to_owned()).collect(),
+        });
+        Ok(RuleSpec {
+            name: self.name,
+            description: self.description.filter(|d| !d.trim().is_empty()),
+            enabled: self.enabled,
+            severity: self.severity.into(),
+            target,
+            condition: Condition {
+                metric: c.metric.into(),
+                threshold: c.threshold.map(|t| count(t, "condition.threshold")).transpose()?,
+                clear_threshold: c
+                    .clear_threshold
+                    .map(|t| count(t, "condition.clearThreshold"))
+                    .transpose()?,
+                state: c.state.map(SimState::from),
+            },
+            channels,
+            pacing: Pacing {
+                pending_seconds: seconds(self.pending_seconds, "pendingSeconds")?,
+                group_wait_seconds: seconds(self.group_wait_seconds, "groupWaitSeconds")?,
+                group_interval_seconds: seconds(self.group_interval_seconds, "groupIntervalSeconds")?,
+                repeat_seconds: seconds(self.repeat_seconds, "repeatSeconds")?,
+                resolve_after_seconds: seconds(self.resolve_after_seconds, "resolveAfterSeconds")?,
+            },
+        })
+    }
+}
+
+/// The SIMs a rule watches.
+#[derive(SimpleObject)]
+#[graphql(name = "AlertTarget", complex)]
+pub struct AlertTargetObject {
+    pub kind: AlertTargetKindGql,
+    pub customer_id: Option<ID>,
+    pub labels: Vec<crate::fleet::LabelObject>,
+    pub tariff_plan: Option<String>,
+    #[graphql(skip)]
+    sim_id: Option<ioto_domain::SimId>,
+}
+
+#[ComplexObject]
+impl AlertTargetObject {
+    /// The SIM watched (kind SIM), when the caller sees it.
+    async fn sim(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SimObject>> {
+        let Some(id) = self.sim_id else {
+            return Ok(None);
+        };
+        let actor = actor(ctx)?;
+        let sims = services(ctx)
+            .fleet
+            .store()
+            .sims_by_id(actor.scope(), &[id])
+            .await
+            .gql()?;
+        Ok(sims.into_iter().next().map(SimObject))
+    }
+}
+
+pub struct AlertRuleObject(pub AlertRule);
+
+/// A rule: which SIMs it watches, what fires it, how loud it is and whom it tells.
+#[Object(name = "AlertRule")]
+impl AlertRuleObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.spec.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.spec.description.as_deref()
+    }
+    async fn enabled(&self) -> bool {
+        self.0.spec.enabled
+    }
+    async fn severity(&self) -> AlertSeverityKind {
+        self.0.spec.severity.into()
+    }
+    async fn target(&self) -> AlertTargetObject {
+        let t = &self.0.spec.target;
+        AlertTargetObject {
+            kind: match t {
+                AlertTarget::AllSims => AlertTargetKindGql::AllSims,
+                AlertTarget::Customer(_) => AlertTargetKindGql::Customer,
+                AlertTarget::Labels(_) => AlertTargetKindGql::Labels,
+                AlertTarget::TariffPlan(_) => AlertTargetKindGql::TariffPlan,
+                AlertTarget::Sim(_) => AlertTargetKindGql::Sim,
+            },
+            customer_id: match t {
+                AlertTarget::Customer(c) => Some(ID(c.0.to_string())),
+                _ => None,
+            },
+            labels: match t {
+                AlertTarget::Labels(l) => l
+                    .iter()
+                    .map(|f| crate::fleet::LabelObject {
+                        key: f.key.clone(),
+                        value: f.value.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            tariff_plan: match t {
+                AlertTarget::TariffPlan(p) => Some(p.clone()),
+                _ => None,
+            },
+            sim_id: match t {
+                AlertTarget::Sim(id) => Some(*id),
+                _ => None,
+            },
+        }
+    }
+    async fn metric(&self) -> AlertMetricKind {
+        self.0.spec.condition.metric.into()
+    }
+    async fn threshold(&self) -> Option<BigInt> {
+        self.0.spec.condition.threshold.map(big)
+    }
+    async fn clear_threshold(&self) -> Option<BigInt> {
+        self.0.spec.condition.clear_threshold.map(big)
+    }
+    async fn state(&self) -> Option<SimStateKind> {
+        self.0.spec.condition.state.map(Into::into)
+    }
+    /// The condition in words ("Data used in a day over 50.0 MB").
+    async fn condition_text(&self) -> String {
+        condition_text(&self.0.spec.condition)
+    }
+    async fn in_app(&self) -> bool {
+        self.0.spec.channels.in_app
+    }
+    async fn webhook(&self) -> bool {
+        self.0.spec.channels.webhook
+    }
+    async fn emails(&self) -> &[String] {
+        &self.0.spec.channels.emails
+    }
+    async fn pending_seconds(&self) -> i32 {
+        i32::try_from(self.0.spec.pacing.pending_seconds).unwrap_or(i32::MAX)
+    }
+    async fn group_wait_seconds(&self) -> i32 {
+        i32::try_from(self.0.spec.pacing.group_wait_seconds).unwrap_or(i32::MAX)
+    }
+    async fn group_interval_seconds(&self) -> i32 {
+        i32::try_from(self.0.spec.pacing.group_interval_seconds).unwrap_or(i32::MAX)
+    }
+    async fn repeat_seconds(&self) -> i32 {
+        i32::try_from(self.0.spec.pacing.repeat_seconds).unwrap_or(i32::MAX)
+    }
+    async fn resolve_after_seconds(&self) -> i32 {
+        i32::try_from(self.0.spec.pacing.resolve_after_seconds).unwrap_or(i32::MAX)
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Pass to `updateAlertRule` to change the rule only if no one changed it meanwhile.
+    async fn version(&self) -> BigInt {
+        BigInt(self.0.version)
+    }
+}
+
+/// A condition in words.
+pub fn condition_text(c: &Condition) -> String {
+    let t = c.threshold.unwrap_or(0);
+    match c.metric {
+        Metric::DataInDay => format!("Data used in a day over {}", c.metric.value_text(t)),
+        Metric::DataInPeriod => format!("Data used in the billing period over {}", c.metric.value_text(t)),
+        Metric::OfflineHours => match c.clear_threshold {
+            Some(clear) => format!("No session for {t} hours or more (clears under {clear} hours)"),
+            None => format!("No session for {t} hours or more"),
+        },
+        Metric::StateChanged => match c.state {
+            Some(s) => format!(
+                "SIM changed state to {}",
+                s.as_str().to_lowercase().replace('_', " ")
+            ),
+            None => "SIM changed state".to_owned(),
+        },
+        Metric::QuotaStage => format!("Data quota reached {t} % or more"),
+    }
+}
+
+pub struct AlertObject(pub Alert);
+
+/// One alert: a rule's condition on one SIM, over one incident.
+#[Object(name = "Alert")]
+impl AlertObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn rule_id(&self) -> ID {
+        ID(self.0.rule_id.to_string())
+    }
+    /// The rule, when the caller may read rules (sub-customers' users may not).
+    async fn rule(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AlertRuleObject>> {
+        let actor = actor(ctx)?;
+        if actor.role == ioto_domain::Role::CustomerUser {
+            return Ok(None);
+        }
+        Ok(services(ctx)
+            .alerts
+            .alert_rule(actor, self.0.rule_id)
+            .await
+            .gql()?
+            .map(AlertRuleObject))
+    }
+    async fn severity(&self) -> AlertSeverityKind {
+        self.0.severity.into()
+    }
+    async fn state(&self) -> AlertStateKind {
+        self.0.state.into()
+    }
+    /// The SIM's ICCID.
+    async fn iccid(&self) -> &str {
+        &self.0.subject
+    }
+    async fn sim(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SimObject>> {
+        let Some(id) = self.0.sim_id else {
+            return Ok(None);
+        };
+        let actor = actor(ctx)?;
+        let sims = services(ctx)
+            .fleet
+            .store()
+            .sims_by_id(actor.scope(), &[id])
+            .await
+            .gql()?;
+        Ok(sims.into_iter().next().map(SimObject))
+    }
+    /// The metric's value when last evaluated (bytes, hours or percent).
+    async fn value(&self) -> BigInt {
+        big(self.0.value)
+    }
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+    async fn fired_at(&self) -> Option<DateTime<Utc>> {
+        self.0.fired_at
+    }
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.0.last_seen_at
+    }
+    /// Occurrences of its event after the first.
+    async fn repeats(&self) -> i32 {
+        i32::try_from(self.0.repeats).unwrap_or(i32::MAX)
+    }
+    /// Times it fired again soon after resolving (kept as one incident).
+    async fn flaps(&self) -> i32 {
+        i32::try_from(self.0.flaps).unwrap_or(i32::MAX)
+    }
+    async fn acknowledged(&self) -> bool {
+        self.0.acknowledged.is_some()
+    }
+    async fn acknowledged_by(&self) -> Option<&str> {
+        self.0.acknowledged.as_ref().map(|a| a.by.as_str())
+    }
+    async fn acknowledged_at(&self) -> Option<DateTime<Utc>> {
+        self.0.acknowledged.as_ref().map(|a| a.at)
+    }
+    async fn acknowledge_comment(&self) -> Option<&str> {
+        self.0.acknowledged.as_ref().and_then(|a| a.comment.as_deref())
+    }
+    /// When people were last told of it.
+    async fn notified_at(&self) -> Option<DateTime<Utc>> {
+        self.0.announced_at
+    }
+}
+
+/// A page of alerts, newest first (Relay connection).
+#[derive(SimpleObject)]
+pub struct AlertConnection {
+    pub edges: Vec<AlertEdge>,
+    pub nodes: Vec<AlertObject>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct AlertEdge {
+    pub cursor: String,
+    pub node: AlertObject,
+}
+
+/// Open alerts of one severity.
+#[derive(SimpleObject)]
+pub struct OpenAlertCount {
+    pub severity: AlertSeverityKind,
+    pub firing: i32,
+    pub pending: i32,
+}
+
+impl OpenAlertCount {
+    pub fn of(c: ioto_domain::ports::alerts::OpenCount) -> Self {
+        Self {
+            severity: c.severity.into(),
+            firing: i32::try_from(c.firing).unwrap_or(i32::MAX),
+            pending: i32::try_from(c.pending).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+#[derive(InputObject, Clone, Default)]
+pub struct AlertFilterInput {
+    #[graphql(default)]
+    pub states: Vec<AlertStateKind>,
+    #[graphql(default)]
+    pub severities: Vec<AlertSeverityKind>,
+    pub rule_id: Option<ID>,
+    pub iccid: Option<IccidScalar>,
+    pub customer_id: Option<ID>,
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// What a silence covers: exactly one of a rule, a SIM, a label or a sub-customer.
+#[derive(InputObject, Clone)]
+pub struct SilenceInput {
+    pub rule_id: Option<ID>,
+    pub iccid: Option<IccidScalar>,
+    pub label: Option<LabelInput>,
+    pub customer_id: Option<ID>,
+    /// Default: now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// At most 90 days ahead.
+    pub ends_at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+pub struct SilenceObject(pub Silence);
+
+/// A silence: alerts it covers open and resolve as usual but notify no one until it ends.
+#[Object(name = "Silence")]
+impl SilenceObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn rule_id(&self) -> Option<ID> {
+        match &self.0.matcher {
+            SilenceMatcher::Rule(r) => Some(ID(r.to_string())),
+            _ => None,
+        }
+    }
+    async fn sim(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SimObject>> {
+        let SilenceMatcher::Sim(id) = &self.0.matcher else {
+            return Ok(None);
+        };
+        let actor = actor(ctx)?;
+        let sims = services(ctx)
+            .fleet
+            .store()
+            .sims_by_id(actor.scope(), &[*id])
+            .await
+            .gql()?;
+        Ok(sims.into_iter().next().map(SimObject))
+    }
+    async fn label(&self) -> Option<crate::fleet::LabelObject> {
+        match &self.0.matcher {
+            SilenceMatcher::Label(f) => Some(crate::fleet::LabelObject {
+                key: f.key.clone(),
+                value: f.value.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+    async fn customer_id(&self) -> Option<ID> {
+        match &self.0.matcher {
+            SilenceMatcher::Customer(c) => Some(ID(c.0.to_string())),
+            _ => None,
+        }
+    }
+    async fn starts_at(&self) -> DateTime<Utc> {
+        self.0.starts_at
+    }
+    async fn ends_at(&self) -> DateTime<Utc> {
+        self.0.ends_at
+    }
+    async fn comment(&self) -> Option<&str> {
+        self.0.comment.as_deref()
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}

@@ -1,0 +1,606 @@
+//! Alert rules end to end: rules written through the API, fired by session updates published on
+//! the bus as a network would (data used, a SIM gone quiet), by state changes and quota stages;
+//! told of in the app, by e-mail (a real SMTP server) and by signed webhook; acknowledged,
+//! silenced, and resolved with a notice of their own.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ioto_domain::fleet::Sim;
+use ioto_domain::Role;
+use ioto_ingest::worker::IngestTopics;
+use ioto_test_support::app::{assert_refused, error_code};
+use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
+use serde_json::{json, Value};
+
+use crate::fleet::notify::{receiver, SmtpServer};
+
+/// Publishes a session update for `sim` as seen at `at`.
+async fn publish_at(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64, at: chrono::DateTime<Utc>) {
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+        "event_timestamp": at.to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE-M",
+        "ip_address": "10.9.8.7", "total_bytes_in": bytes_in, "total_bytes_out": bytes_in / 10,
+        "request_type": "UPDATE"});
+    app.app_engines
+        .bus
+        .publish(&topics.sessions, session, event.to_string().as_bytes())
+        .await
+        .unwrap();
+}
+
+/// An app counting sessions from its bus, evaluating usage a fifth of a second after it is
+/// counted, alert rules on the clock every second, and sending e-mail and webhooks.
+async fn alert_app(engines: Engines, smtp: &SmtpServer) -> TestApp {
+    let mut config = TestApp::config(engines).await;
+    config.ingest.enabled = true;
+    config.ingest.batch_wait_ms = 20;
+    config.ingest.telemetry = false;
+    config.fleet.quota_evaluate_ms = 200;
+    config.fleet.quota_sweep_seconds = 1;
+    config.fleet.alert_tick_seconds = 1;
+    config.smtp.url = Some(ioto::config::SecretUrl::new(format!(
+        "smtp://127.0.0.1:{}",
+        smtp.port
+    )));
+    config.smtp.from = "Ioto Test <ioto@example.org>".into();
+    config.notifications.allow_loopback_http = true;
+    config.notifications.poll_ms = 100;
+    TestApp::spawn_with(config).await
+}
+
+const RULE: &str = "id name enabled severity metric threshold clearThreshold conditionText inApp webhook emails
+    groupWaitSeconds groupIntervalSeconds version target { kind customerId tariffPlan labels { key value } sim { iccid } }";
+
+async fn create_rule(app: &TestApp, token: &str, input: Value) -> Value {
+    let body = app
+        .gql(
+            Some(token),
+            &format!("mutation($in: AlertRuleInput!) {{ createAlertRule(input: $in) {{ {RULE} }} }}"),
+            json!({"in": input}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["createAlertRule"].clone()
+}
+
+const ALERT: &str = "id state severity iccid value firedAt resolvedAt acknowledged acknowledgedBy
+    acknowledgeComment flaps rule { name }";
+
+async fn alerts(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
+    let body = app
+        .gql(
+            Some(token),
+            &format!(
+                "query($f: AlertFilterInput) {{ alerts(filter: $f, first: 100) {{ edges {{ cursor node {{ {ALERT} }} }} pageInfo {{ hasNextPage }} }} }}"
+            ),
+            json!({"f": filter}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["alerts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// Waits (up to 30 s) until `check` holds of the alerts matching `filter`.
+async fn until_alerts(
+    app: &TestApp,
+    token: &str,
+    filter: Value,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..300 {
+        let now = alerts(app, token, filter.clone()).await;
+        if check(&now) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {:?}", alerts(app, token, filter).await);
+}
+
+/// The alert notifications the caller sees, oldest first: (kind, title).
+async fn alert_notes(app: &TestApp, token: &str) -> Vec<(String, String)> {
+    let body = app
+        .gql(
+            Some(token),
+            "{ notifications(first: 50) { nodes { kind title data } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let mut notes: Vec<(String, String)> = body["data"]["notifications"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"].as_str().unwrap_or("").starts_with("ALERT_"))
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().to_owned(),
+                n["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    notes.reverse();
+    notes
+}
+
+async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = probe() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}");
+}
+
+async fn rules_fire_notify_on_every_channel_and_resolve_on(engines: Engines) {
+    let smtp = SmtpServer::start().await;
+    let (base, received) = receiver().await;
+    let app = alert_app(engines, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Alerts").await;
+    let sims = f.sims(&t, None, 3).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let hook = app
+        .gql(
+            Some(&token),
+            "mutation($url: String!) { createWebhookEndpoint(input: {url: $url}) { endpoint { id } } }",
+            json!({"url": format!("{base}/ok")}),
+        )
+        .await;
+    assert!(hook["errors"].is_null(), "{hook}");
+    let channels = json!({"inApp": true, "webhook": true, "emails": ["noc@example.com"]});
+    let heavy = create_rule(
+        &app,
+        &token,
+        json!({"name": "Heavy users", "severity": "MAJOR", "channels": channels,
+            "condition": {"metric": "DATA_IN_DAY", "threshold": 100000}, "groupWaitSeconds": 0}),
+    )
+    .await;
+    assert_eq!(
+        heavy["conditionText"], "Data used in a day over 100 kB",
+        "{heavy}"
+    );
+    assert_eq!(heavy["target"]["kind"], "ALL_SIMS");
+    let quiet = create_rule(
+        &app,
+        &token,
+        json!({"name": "Gone quiet", "severity": "CRITICAL", "channels": channels,
+            "condition": {"metric": "OFFLINE_HOURS", "threshold": 1}, "groupWaitSeconds": 0,
+            "groupIntervalSeconds": 10}),
+    )
+    .await;
+
+    // SIM 0 uses 220 kB today; SIM 1 was last seen two hours ago; SIM 2 uses 11 kB.
+    publish_at(&app, "a-0", &sims[0], 200_000, Utc::now()).await;
+    publish_at(
+        &app,
+        "a-1",
+        &sims[1],
+        1_000,
+        Utc::now() - chrono::Duration::hours(2),
+    )
+    .await;
+    publish_at(&app, "a-2", &sims[2], 10_000, Utc::now()).await;
+    let firing = until_alerts(
+        &app,
+        &token,
+        json!({"states": ["FIRING"]}),
+        "the two rules never fired",
+        |a| a.len() == 2,
+    )
+    .await;
+    let by_rule = |name: &str| {
+        firing
+            .iter()
+            .find(|a| a["rule"]["name"] == name)
+            .unwrap_or_else(|| panic!("no alert of {name}: {firing:?}"))
+            .clone()
+    };
+    let (h, q) = (by_rule("Heavy users"), by_rule("Gone quiet"));
+    assert_eq!(
+        (&h["iccid"], &h["severity"], &h["value"]),
+        (&json!(sims[0].iccid.as_str()), &json!("MAJOR"), &json!(220_000))
+    );
+    assert_eq!(
+        (&q["iccid"], &q["severity"], &q["value"]),
+        (&json!(sims[1].iccid.as_str()), &json!("CRITICAL"), &json!(2))
+    );
+
+    // Told in the app, by e-mail and by webhook, once per rule.
+    for _ in 0..300 {
+        if alert_notes(&app, &token).await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notes = alert_notes(&app, &token).await;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().all(|(k, _)| k == "ALERT_FIRING"), "{notes:?}");
+    assert!(
+        notes.iter().any(|(_, t)| t == "Major: Heavy users (1 SIM)"),
+        "{notes:?}"
+    );
+    let mails = until("the alert e-mails never arrived", || {
+        let m = smtp.messages();
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert!(mails.iter().all(|m| m.contains("noc@example.com")), "{mails:?}");
+    assert!(mails.iter().any(|m| m.contains("Heavy users")), "{mails:?}");
+    let hooks = until("the alert webhooks never arrived", || {
+        let got = received.lock().unwrap();
+        let firing: Vec<Value> = got
+            .iter()
+            .map(|(_, r)| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .filter(|b| b["type"] == "alert.firing")
+            .collect();
+        (firing.len() >= 2).then_some(firing)
+    })
+    .await;
+    let heavy_hook = hooks
+        .iter()
+        .find(|b| b["data"]["rule"]["name"] == "Heavy users")
+        .expect("a webhook of the heavy-users rule");
+    assert_eq!(heavy_hook["data"]["alerts"][0]["subject"], sims[0].iccid.as_str());
+    assert_eq!(heavy_hook["data"]["alerts"][0]["value"], 220_000);
+
+    // Acknowledged: who, when, what they said.
+    let ack = app
+        .gql(
+            Some(&token),
+            &format!("mutation($id: ID!) {{ acknowledgeAlert(id: $id, comment: \"Looking into it\") {{ {ALERT} }} }}"),
+            json!({"id": h["id"]}),
+        )
+        .await;
+    assert!(ack["errors"].is_null(), "{ack}");
+    let a = &ack["data"]["acknowledgeAlert"];
+    assert_eq!(
+        (&a["acknowledged"], &a["acknowledgeComment"]),
+        (&json!(true), &json!("Looking into it"))
+    );
+    assert_eq!(a["acknowledgedBy"], admin.id.0.to_string());
+    let again = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { acknowledgeAlert(id: $id) { id } }",
+            json!({"id": h["id"]}),
+        )
+        .await;
+    assert_eq!(error_code(&again).as_deref(), Some("CONFLICT"), "{again}");
+
+    // Open alerts by severity, for the dashboard.
+    let open = app
+        .gql(
+            Some(&token),
+            "{ openAlerts { severity firing pending } }",
+            json!({}),
+        )
+        .await;
+    let counts = open["data"]["openAlerts"].as_array().unwrap().clone();
+    let firing_of = |s: &str| counts.iter().find(|c| c["severity"] == s).unwrap()["firing"].clone();
+    assert_eq!(
+        (firing_of("CRITICAL"), firing_of("MAJOR"), firing_of("MINOR")),
+        (json!(1), json!(1), json!(0))
+    );
+
+    // SIM 1 is seen again: its alert resolves, and after the group interval (10 s) people are
+    // told so, on every channel.
+    publish_at(&app, "a-1b", &sims[1], 2_000, Utc::now()).await;
+    let resolved = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": quiet["id"]}),
+        "the quiet SIM's alert never resolved",
+        |a| a.len() == 1 && a[0]["state"] == "RESOLVED",
+    )
+    .await;
+    assert!(resolved[0]["resolvedAt"].is_string());
+    for _ in 0..300 {
+        if alert_notes(&app, &token).await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notes = alert_notes(&app, &token).await;
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert_eq!(
+        notes[2],
+        (
+            "ALERT_RESOLVED".to_owned(),
+            "Resolved: Gone quiet (1 SIM)".to_owned()
+        )
+    );
+    until("the resolve notice never arrived by e-mail", || {
+        (smtp.messages().len() >= 3).then_some(())
+    })
+    .await;
+    until("the resolve notice never arrived by webhook", || {
+        let got = received.lock().unwrap();
+        got.iter()
+            .any(|(_, r)| serde_json::from_slice::<Value>(&r.body).unwrap()["type"] == "alert.resolved")
+            .then_some(())
+    })
+    .await;
+    // One alert per rule and SIM: the heavy SIM's further traffic updates its alert.
+    publish_at(&app, "a-0", &sims[0], 300_000, Utc::now()).await;
+    let h2 = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": heavy["id"]}),
+        "the heavy SIM's alert never followed its usage",
+        |a| a.len() == 1 && a[0]["value"] == 330_000,
+    )
+    .await;
+    assert_eq!(h2[0]["id"], h["id"]);
+    assert_eq!(
+        alert_notes(&app, &token).await.len(),
+        3,
+        "an acknowledged alert is told of again"
+    );
+}
+
+#[tokio::test]
+async fn rules_fire_notify_on_every_channel_and_resolve_on_embedded_engines() {
+    rules_fire_notify_on_every_channel_and_resolve_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn rules_fire_notify_on_every_channel_and_resolve_on_real_engines() {
+    rules_fire_notify_on_every_channel_and_resolve_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn state_changes_and_quota_stages_fire_event_rules_and_silences_hold_them_back() {
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(Engines::Embedded, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Event alerts").await;
+    let sims = f.sims(&t, None, 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let stolen = create_rule(
+        &app,
+        &token,
+        json!({"name": "Reported stolen", "severity": "CRITICAL", "groupWaitSeconds": 0,
+            "condition": {"metric": "STATE_CHANGED", "state": "LOST_STOLEN"}}),
+    )
+    .await;
+    assert_eq!(stolen["conditionText"], "SIM changed state to lost stolen");
+    let quota = create_rule(
+        &app,
+        &token,
+        json!({"name": "Quota nearly used", "groupWaitSeconds": 0,
+            "condition": {"metric": "QUOTA_STAGE", "threshold": 80}}),
+    )
+    .await;
+    // Suspending does not fire the stolen rule; reporting stolen does.
+    for state in ["SUSPENDED", "LOST_STOLEN"] {
+        let body = app
+            .gql(
+                Some(&token),
+                "mutation($i: Iccid!, $s: SimState!) { changeSimState(iccid: $i, state: $s) { sim { state } } }",
+                json!({"i": sims[0].iccid, "s": state}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let a = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": stolen["id"]}),
+        "reporting a SIM stolen fired nothing",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        (a.len(), &a[0]["iccid"], &a[0]["state"]),
+        (1, &json!(sims[0].iccid.as_str()), &json!("FIRING"))
+    );
+
+    // The quota rule is silenced for SIM 1: its alert opens, but no one is told until the
+    // silence ends.
+    let silence = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!, $end: DateTime!) { createSilence(input: {iccid: $i, endsAt: $end, comment: \"maintenance\"}) { id sim { iccid } comment } }",
+            json!({"i": sims[1].iccid, "end": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339()}),
+        )
+        .await;
+    assert!(silence["errors"].is_null(), "{silence}");
+    let set = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 100000, stages: [80] }) { limitBytes } }",
+            json!({"i": sims[1].iccid}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    publish_at(&app, "e-1", &sims[1], 85_000, Utc::now()).await;
+    let q = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": quota["id"]}),
+        "the quota stage fired nothing",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        (&q[0]["iccid"], &q[0]["value"]),
+        (&json!(sims[1].iccid.as_str()), &json!(80))
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let titles: Vec<String> = alert_notes(&app, &token)
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(
+        titles,
+        vec!["Critical: Reported stolen (1 SIM)".to_owned()],
+        "the silence let a notice through"
+    );
+    let ended = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { endSilence(id: $id) }",
+            json!({"id": silence["data"]["createSilence"]["id"]}),
+        )
+        .await;
+    assert_eq!(ended["data"]["endSilence"], true, "{ended}");
+    for _ in 0..100 {
+        if alert_notes(&app, &token).await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let titles: Vec<String> = alert_notes(&app, &token)
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert_eq!(titles[1], "Warning: Quota nearly used (1 SIM)");
+}
+
+#[tokio::test]
+async fn rules_are_refused_naming_the_field_limited_per_tenant_and_kept_within_it() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let f = &app.factory;
+    let t = f.tenant("Rules").await;
+    let other = f.tenant("Other rules").await;
+    let stranger = f.customer(&other, "Not ours").await;
+    let ours = f.customer(&t, "Ours").await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let create = |input: Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($in: AlertRuleInput!) { createAlertRule(input: $in) { id name } }",
+                json!({"in": input}),
+            )
+            .await
+        }
+    };
+    let data = json!({"metric": "DATA_IN_DAY", "threshold": 1000});
+    for (input, field, why) in [
+        (
+            json!({"name": "Hours", "condition": {"metric": "OFFLINE_HOURS", "threshold": 169}}),
+            "condition.threshold",
+            "1 to 168 hours",
+        ),
+        (
+            json!({"name": "No bytes", "condition": {"metric": "DATA_IN_DAY"}}),
+            "condition.threshold",
+            "needs a threshold",
+        ),
+        (
+            json!({"name": "Clear", "condition": {"metric": "OFFLINE_HOURS", "threshold": 24, "clearThreshold": 30}}),
+            "condition.clearThreshold",
+            "between 1 and the threshold",
+        ),
+        (
+            json!({"name": "Theirs", "condition": data, "target": {"kind": "CUSTOMER", "customerId": stranger.id.0.to_string()}}),
+            "target.customerId",
+            "in this tenant",
+        ),
+        (
+            json!({"name": "Mail", "condition": data, "channels": {"emails": ["noc@example.com", "not-an-address"]}}),
+            "channels.emails[1]",
+            "not an e-mail address",
+        ),
+        (
+            json!({"name": "Mute", "condition": data, "channels": {"inApp": false}}),
+            "channels",
+            "at least one channel",
+        ),
+        (
+            json!({"name": "Wait", "condition": {"metric": "STATE_CHANGED"}, "pendingSeconds": 60}),
+            "pendingSeconds",
+            "is an event",
+        ),
+        (
+            json!({"name": " ", "condition": data}),
+            "name",
+            "1 to 100 characters",
+        ),
+        (
+            json!({"name": "Fast", "condition": data, "groupIntervalSeconds": 1}),
+            "groupIntervalSeconds",
+            "10 to 86400 seconds",
+        ),
+    ] {
+        let body = create(input.clone()).await;
+        assert_refused(&body, field, why);
+    }
+    let unknown = create(json!({"name": "CPU", "condition": {"metric": "CPU_LOAD", "threshold": 1}})).await;
+    assert!(
+        unknown["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CPU_LOAD"),
+        "{unknown}"
+    );
+
+    let mine = create(json!({"name": "Ours only", "condition": data,
+        "target": {"kind": "CUSTOMER", "customerId": ours.id.0.to_string()}}))
+    .await;
+    assert!(mine["errors"].is_null(), "{mine}");
+    let twin = create(json!({"name": "Ours only", "condition": data})).await;
+    assert_refused(&twin, "name", "another alert rule is named 'Ours only'");
+
+    // Another tenant neither sees nor changes the rule; a customer's user does not read rules;
+    // a viewer does not write them.
+    let outsider = f.user(&other, Role::TenantAdmin, None).await;
+    let outsider = app.login(outsider.email.as_str(), TEST_PASSWORD).await;
+    let seen = app.gql(Some(&outsider), "{ alertRules { id } }", json!({})).await;
+    assert_eq!(seen["data"]["alertRules"], json!([]), "{seen}");
+    let id = mine["data"]["createAlertRule"]["id"].clone();
+    let gone = app
+        .gql(
+            Some(&outsider),
+            "mutation($id: ID!) { deleteAlertRule(id: $id) }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(gone["data"]["deleteAlertRule"], false, "{gone}");
+    let customer = f.user(&t, Role::CustomerUser, Some(ours.id)).await;
+    let customer = app.login(customer.email.as_str(), TEST_PASSWORD).await;
+    let refused = app.gql(Some(&customer), "{ alertRules { id } }", json!({})).await;
+    assert_eq!(error_code(&refused).as_deref(), Some("FORBIDDEN"), "{refused}");
+    let viewer = f.user(&t, Role::Viewer, None).await;
+    let viewer = app.login(viewer.email.as_str(), TEST_PASSWORD).await;
+    let refused = app
+        .gql(
+            Some(&viewer),
+            "mutation($in: AlertRuleInput!) { createAlertRule(input: $in) { id } }",
+            json!({"in": {"name": "Viewer's", "condition": data}}),
+        )
+        .await;
+    assert_eq!(error_code(&refused).as_deref(), Some("FORBIDDEN"), "{refused}");
+
+    // 200 rules a tenant; the 201st is refused naming the limit.
+    for i in 1..200 {
+        let body = create(json!({"name": format!("Rule {i:03}"), "condition": data})).await;
+        assert!(body["errors"].is_null(), "rule {i}: {body}");
+    }
+    let over = create(json!({"name": "One too many", "condition": data})).await;
+    assert_eq!(error_code(&over).as_deref(), Some("CONFLICT"), "{over}");
+    assert!(
+        over["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 200 alert rules"),
+        "{over}"
+    );
+}

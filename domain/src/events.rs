@@ -102,6 +102,34 @@ pub enum FleetEvent {
     Notification(NotificationCreated),
     ExportJobProgress(ExportJobProgress),
     VisibilityChanged(VisibilityChanged),
+    AlertChanged(AlertChanged),
+}
+
+/// An alert opened, fired, changed or resolved (for the `alerts` subscription, which reads the
+/// alert itself: what the caller may see of it is decided then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertChanged {
+    pub tenant_id: TenantId,
+    pub customer_id: Option<crate::CustomerId>,
+    pub alert_id: Uuid,
+    pub rule_id: Uuid,
+    /// `PENDING`, `FIRING` or `RESOLVED`.
+    pub state: String,
+    pub at: DateTime<Utc>,
+}
+
+impl AlertChanged {
+    pub fn of(a: &crate::alert::lifecycle::Alert) -> Self {
+        Self {
+            tenant_id: a.tenant_id,
+            customer_id: a.customer_id,
+            alert_id: a.id,
+            rule_id: a.rule_id,
+            state: a.state.as_str().to_owned(),
+            at: a.updated_at,
+        }
+    }
 }
 
 /// Who may see what in a tenant changed: SIMs or devices moved between sub-customers, or the
@@ -209,6 +237,7 @@ impl FleetEvent {
             FleetEvent::Notification(e) => e.tenant_id,
             FleetEvent::ExportJobProgress(e) => e.tenant_id,
             FleetEvent::VisibilityChanged(e) => e.tenant_id,
+            FleetEvent::AlertChanged(e) => e.tenant_id,
         }
     }
 
@@ -219,6 +248,7 @@ impl FleetEvent {
             FleetEvent::Notification(e) => e.created_at,
             FleetEvent::ExportJobProgress(e) => e.at,
             FleetEvent::VisibilityChanged(e) => e.at,
+            FleetEvent::AlertChanged(e) => e.at,
         }
     }
 }

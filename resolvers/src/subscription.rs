@@ -25,6 +25,7 @@ pub struct SubscriptionRoot(
     crate::directory::DirectorySubscription,
     crate::fleet::FleetSubscription,
     crate::notify::NotifySubscription,
+    crate::alert::AlertSubscription,
     crate::bulk::BulkSubscription,
     crate::exports::ExportSubscription,
     crate::usage::UsageSubscription,

@@ -98,7 +98,14 @@ pub async fn start(
         .await?;
     let stats = Arc::new(IngestStats::default());
     let live = Arc::clone(&realtime);
-    let activity = activity_recorder(Arc::clone(&engines.fleet), shutdown.clone());
+    let first_traffic = ioto_app::AlertEvaluator::new(
+        Arc::clone(&engines.alerts),
+        Arc::clone(&engines.fleet),
+        engines.usage.clone(),
+        realtime.clone(),
+        None,
+    );
+    let activity = activity_recorder(Arc::clone(&engines.fleet), Some(first_traffic), shutdown.clone());
     let evaluator = ioto_app::QuotaEvaluator::new(
         Arc::clone(&engines.quotas),
         engines.usage.clone(),
@@ -124,7 +131,7 @@ pub async fn start(
             updates
                 .iter()
                 .filter(|u| u.delta_in + u.delta_out > 0)
-                .map(|u| u.iccid.clone())
+                .map(|u| (u.iccid.clone(), u.mcc_mnc.clone()))
                 .collect(),
         );
         let _ = activity.send(
@@ -309,6 +316,7 @@ const ACTIVITY_EVERY: Duration = Duration::from_secs(5);
 /// off the counting path: sightings are merged (latest per SIM) and written every few seconds.
 pub fn activity_recorder(
     fleet: Arc<dyn ioto_domain::ports::Fleet>,
+    first_traffic: Option<ioto_app::AlertEvaluator>,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::UnboundedSender<Vec<Sighting>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Sighting>>();
@@ -342,8 +350,18 @@ pub fn activity_recorder(
                 continue;
             }
             let batch: Vec<Sighting> = latest.drain().map(|(_, s)| s).collect();
-            if let Err(e) = fleet.record_activity(&batch).await {
-                tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be");
+            match fleet.record_activity(&batch).await {
+                Ok(first) if !first.is_empty() => {
+                    if let Some(alerts) = &first_traffic {
+                        if let Err(e) = alerts.on_first_traffic(&first, chrono::Utc::now()).await {
+                            tracing::warn!(error = %e, sims = first.len(), "first-traffic alert rules not evaluated");
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be")
+                }
             }
         }
     });
@@ -359,11 +377,12 @@ pub fn traffic_evaluator(
     alerts: ioto_app::AlertEvaluator,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<Vec<ioto_domain::Iccid>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<ioto_domain::Iccid>>();
+) -> mpsc::UnboundedSender<Vec<(ioto_domain::Iccid, ioto_domain::MccMnc)>> {
+    type Seen = (ioto_domain::Iccid, ioto_domain::MccMnc);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Seen>>();
     tokio::spawn(async move {
-        let mut fresh: std::collections::HashSet<ioto_domain::Iccid> = std::collections::HashSet::new();
-        let mut due: Vec<ioto_domain::Iccid> = Vec::new();
+        let mut fresh: std::collections::HashSet<Seen> = std::collections::HashSet::new();
+        let mut due: Vec<Seen> = Vec::new();
         let mut tick = tokio::time::interval(every);
         loop {
             let seen = tokio::select! {
@@ -380,7 +399,10 @@ pub fn traffic_evaluator(
             }
             let now = chrono::Utc::now();
             if !due.is_empty() {
-                if let Err(e) = evaluator.evaluate(&due, now).await {
+                let mut iccids: Vec<ioto_domain::Iccid> = due.iter().map(|(i, _)| i.clone()).collect();
+                iccids.sort_unstable();
+                iccids.dedup();
+                if let Err(e) = evaluator.evaluate(&iccids, now).await {
                     tracing::warn!(error = %e, sims = due.len(), "quotas not evaluated; the next sweep will");
                 }
                 if let Err(e) = alerts.on_traffic(&due, now).await {

@@ -186,6 +186,7 @@ impl TryFrom<alert::Model> for Alert {
             repeats: u32::try_from(m.repeats).unwrap_or(0),
             flaps: u32::try_from(m.flaps).unwrap_or(0),
             event_key: m.event_key,
+            detail: m.detail,
             acknowledged: match (m.ack_by, m.ack_at) {
                 (Some(by), Some(at)) => Some(Acknowledgement {
                     by,
@@ -231,6 +232,7 @@ fn alert_model(a: &Alert) -> alert::ActiveModel {
         repeats: Set(count(a.repeats)),
         flaps: Set(count(a.flaps)),
         event_key: Set(a.event_key.clone()),
+        detail: Set(a.detail.clone()),
         ack_by: Set(ack.map(|k| k.by.clone())),
         ack_at: Set(ack.map(|k| k.at)),
         ack_comment: Set(ack.and_then(|k| k.comment.clone())),
@@ -491,13 +493,13 @@ impl AlertStore for SqlFleet {
         out.into_values().map(Alert::try_from).collect()
     }
 
-    async fn write_alerts(&self, writes: &[AlertWrite]) -> Result<usize> {
+    async fn write_alerts(&self, writes: &[AlertWrite]) -> Result<Vec<Uuid>> {
         if writes.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
-        let mut applied = 0usize;
+        let mut applied = Vec::new();
         for w in writes {
             let done = match w {
                 AlertWrite::Insert(a) => alert::Entity::insert(alert_model(a))
@@ -525,7 +527,9 @@ impl AlertStore for SqlFleet {
                         .rows_affected
                 }
             };
-            applied += usize::from(done > 0);
+            if done > 0 {
+                applied.push(w.alert().id);
+            }
         }
         commit(txn).await?;
         Ok(applied)

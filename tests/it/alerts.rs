@@ -64,7 +64,8 @@ async fn create_rule(app: &TestApp, token: &str, input: Value) -> Value {
     body["data"]["createAlertRule"].clone()
 }
 
-const ALERT: &str = "id state severity iccid value firedAt resolvedAt acknowledged acknowledgedBy
+const ALERT: &str =
+    "id state severity subject iccid value detail repeats firedAt resolvedAt acknowledged acknowledgedBy
     acknowledgeComment flaps rule { name }";
 
 async fn alerts(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
@@ -382,6 +383,12 @@ async fn state_changes_and_quota_stages_fire_event_rules_and_silences_hold_them_
             "condition": {"metric": "QUOTA_STAGE", "threshold": 80}}),
     )
     .await;
+    let mut live = crate::http::ws_subscribe(
+        &app,
+        &token,
+        "subscription { alerts(states: [FIRING]) { iccid state severity detail rule { name } } }",
+    )
+    .await;
     // Suspending does not fire the stolen rule; reporting stolen does.
     for state in ["SUSPENDED", "LOST_STOLEN"] {
         let body = app
@@ -404,6 +411,19 @@ async fn state_changes_and_quota_stages_fire_event_rules_and_silences_hold_them_
     assert_eq!(
         (a.len(), &a[0]["iccid"], &a[0]["state"]),
         (1, &json!(sims[0].iccid.as_str()), &json!("FIRING"))
+    );
+    assert_eq!(a[0]["detail"], "suspended → lost stolen");
+    // Pushed to the subscriber as it fired.
+    let pushed = crate::http::ws_next(&mut live).await.expect("an alert");
+    let p = &pushed["payload"]["data"]["alerts"];
+    assert_eq!(
+        (&p["iccid"], &p["severity"], &p["rule"]["name"]),
+        (
+            &json!(sims[0].iccid.as_str()),
+            &json!("CRITICAL"),
+            &json!("Reported stolen")
+        ),
+        "{pushed}"
     );
 
     // The quota rule is silenced for SIM 1: its alert opens, but no one is told until the
@@ -603,4 +623,185 @@ async fn rules_are_refused_naming_the_field_limited_per_tenant_and_kept_within_i
             .contains("at most 200 alert rules"),
         "{over}"
     );
+}
+
+/// Publishes a session update for `sim` on `network`, as seen at `at`.
+async fn publish_on(
+    app: &TestApp,
+    session: &str,
+    sim: &Sim,
+    network: &str,
+    bytes_in: u64,
+    at: chrono::DateTime<Utc>,
+) {
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
+        "event_timestamp": at.to_rfc3339(), "mcc_mnc": network, "radio_access_type": "LTE-M",
+        "ip_address": "10.9.8.7", "total_bytes_in": bytes_in, "total_bytes_out": bytes_in / 10,
+        "request_type": "UPDATE"});
+    app.app_engines
+        .bus
+        .publish(&topics.sessions, session, event.to_string().as_bytes())
+        .await
+        .unwrap();
+}
+
+async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on(engines: Engines) {
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(engines, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Habits").await;
+    let sims = f.sims(&t, None, 3).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let mut rules = std::collections::BTreeMap::new();
+    for (name, condition) in [
+        ("Busy", json!({"metric": "SESSIONS_IN_HOUR", "threshold": 2})),
+        (
+            "Unusual day",
+            json!({"metric": "USAGE_OVER_MEDIAN", "threshold": 3}),
+        ),
+        ("New network", json!({"metric": "NEW_NETWORK"})),
+        ("Abroad", json!({"metric": "NEW_COUNTRY"})),
+        ("Hello", json!({"metric": "FIRST_TRAFFIC"})),
+        ("Jobs", json!({"metric": "BULK_JOB_FINISHED"})),
+    ] {
+        let r = create_rule(
+            &app,
+            &token,
+            json!({"name": name, "condition": condition, "groupWaitSeconds": 0}),
+        )
+        .await;
+        rules.insert(name, r["id"].clone());
+    }
+    // SIM 0's habit: 11 kB a day on 262-01 for the last eight days (one session a day).
+    let now = Utc::now();
+    for d in 1..=8 {
+        publish_on(
+            &app,
+            &format!("h-{d}"),
+            &sims[0],
+            "262-01",
+            10_000,
+            now - chrono::Duration::days(d),
+        )
+        .await;
+    }
+    let first = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rules["Hello"]}),
+        "SIM 0's first traffic fired nothing",
+        |a| a.len() == 1,
+    )
+    .await;
+    assert_eq!(first[0]["iccid"], sims[0].iccid.as_str());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Today it roams to France and uses 220 kB: a new network, a new country, 20 × its median.
+    publish_on(&app, "h-0", &sims[0], "208-01", 200_000, now).await;
+    // SIM 1 starts three sessions this hour.
+    for s in 0..3 {
+        publish_on(&app, &format!("b-{s}"), &sims[1], "262-01", 1_000, now).await;
+    }
+    for (rule, iccid, detail) in [
+        ("New network", &sims[0], Some("network 208-01")),
+        ("Abroad", &sims[0], Some("country code 208 (network 208-01)")),
+        ("Unusual day", &sims[0], None),
+        ("Busy", &sims[1], None),
+    ] {
+        let a = until_alerts(
+            &app,
+            &token,
+            json!({"ruleId": rules[rule]}),
+            &format!("{rule} never fired"),
+            |a| !a.is_empty(),
+        )
+        .await;
+        assert_eq!(
+            (a.len(), &a[0]["iccid"], &a[0]["state"]),
+            (1, &json!(iccid.iccid.as_str()), &json!("FIRING")),
+            "{rule}"
+        );
+        if let Some(d) = detail {
+            assert_eq!(a[0]["detail"], d, "{rule}");
+        }
+    }
+    let unusual = alerts(&app, &token, json!({"ruleId": rules["Unusual day"]})).await;
+    assert_eq!(unusual[0]["value"], 220_000);
+    assert!(
+        unusual[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("20.0 × its median day of 11 kB"),
+        "{unusual:?}"
+    );
+    let busy = alerts(&app, &token, json!({"ruleId": rules["Busy"]})).await;
+    assert_eq!(busy[0]["value"], 3);
+    let hello = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rules["Hello"]}),
+        "SIM 1's first traffic fired nothing",
+        |a| a.len() == 2,
+    )
+    .await;
+    assert!(
+        hello.iter().any(|a| a["iccid"] == sims[1].iccid.as_str()),
+        "{hello:?}"
+    );
+
+    // A bulk job cancelled before it ran: its end fires the jobs rule, about the job.
+    let file = format!("ICCID\n{}\n", sims[2].iccid);
+    let out = crate::fleet::bulk::upload(
+        &app,
+        &token,
+        "pause.csv",
+        file.into_bytes(),
+        json!({"action": "SUSPEND"}),
+    )
+    .await;
+    let job = out["data"]["submitBulkJob"]["job"]["id"].clone();
+    assert!(job.is_string(), "{out}");
+    let cancelled = app
+        .gql(
+            Some(&token),
+            "mutation($id: ID!) { cancelBulkJob(id: $id) { status } }",
+            json!({"id": job}),
+        )
+        .await;
+    assert!(cancelled["errors"].is_null(), "{cancelled}");
+    let jobs = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rules["Jobs"]}),
+        "a finished job fired nothing",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        (&jobs[0]["subject"], &jobs[0]["iccid"]),
+        (&json!("bulk job 'pause.csv'"), &Value::Null)
+    );
+
+    // Every event counted once: more of the same traffic opens nothing new.
+    publish_on(&app, "h-0", &sims[0], "208-01", 210_000, now).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (rule, n) in [("New network", 1), ("Abroad", 1), ("Hello", 2), ("Jobs", 1)] {
+        let a = alerts(&app, &token, json!({"ruleId": rules[rule]})).await;
+        assert_eq!(a.len(), n, "{rule}: {a:?}");
+        assert!(
+            a.iter().all(|x| x["repeats"] == 0),
+            "{rule} counted a redelivered event: {a:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on_embedded_engines() {
+    habits_sessions_first_traffic_and_jobs_fire_once_each_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on_real_engines() {
+    habits_sessions_first_traffic_and_jobs_fire_once_each_on(Engines::Real).await;
 }

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use ioto_domain::alert::lifecycle::{event_quiet, may_reopen, step, Alert, AlertWrite, Subject};
 use ioto_domain::alert::{AlertRule, Metric, Observation};
 use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
-use ioto_domain::events::{FleetEvent, NotificationCreated};
+use ioto_domain::events::{AlertChanged, FleetEvent, NotificationCreated};
 use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
 use ioto_domain::fleet::{Sim, SimState};
-use ioto_domain::identifiers::Iccid;
+use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::NotificationKind;
 use ioto_domain::ports::{AlertStore, Fleet, FleetNotifier, UsageReader};
 use ioto_domain::quota::period_of;
@@ -85,6 +85,12 @@ impl AlertEvaluator {
         }
     }
 
+    /// Tells subscribers that an alert changed (acknowledged).
+    pub fn changed(&self, alert: &Alert) {
+        self.notifier
+            .publish(FleetEvent::AlertChanged(AlertChanged::of(alert)));
+    }
+
     /// Forgets the copy of the rules (a rule changed here).
     pub fn rules_changed(&self) {
         *self
@@ -113,17 +119,22 @@ impl AlertEvaluator {
         Ok(rules)
     }
 
-    /// Evaluates the stream's rules (data used) for SIMs that carried traffic.
-    pub async fn on_traffic(&self, iccids: &[Iccid], now: DateTime<Utc>) -> Result<Pass> {
+    /// Evaluates the stream's rules for SIMs that carried traffic, each with the network it
+    /// was seen on: data used, sessions, usage against the SIM's habit, new networks and
+    /// countries.
+    pub async fn on_traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
         let rules = self.rules().await?;
         let stream: Vec<&AlertRule> = rules
             .iter()
-            .filter(|r| matches!(r.spec.condition.metric, Metric::DataInDay | Metric::DataInPeriod))
+            .filter(|r| r.spec.condition.metric.is_streamed())
             .collect();
-        if stream.is_empty() || iccids.is_empty() {
+        if stream.is_empty() || seen.is_empty() {
             return Ok(Pass::default());
         }
-        let sims = self.fleet.sims_by_iccid(Scope::Platform, iccids).await?;
+        let mut iccids: Vec<Iccid> = seen.iter().map(|(i, _)| i.clone()).collect();
+        iccids.sort_unstable();
+        iccids.dedup();
+        let sims = self.fleet.sims_by_iccid(Scope::Platform, &iccids).await?;
         let mut pass = Pass::default();
         for rule in stream {
             let watched: Vec<&Sim> = sims
@@ -133,18 +144,57 @@ impl AlertEvaluator {
             if watched.is_empty() {
                 continue;
             }
-            let observed = self.measure(rule, &watched, now).await?;
+            let observed = match rule.spec.condition.metric {
+                Metric::NewNetwork | Metric::NewCountry => {
+                    self.new_networks(rule, &watched, seen, now).await?
+                }
+                _ => self.measure(rule, &watched, now).await?,
+            };
             pass += self.apply(rule, observed, now).await?;
         }
         Ok(pass)
     }
 
-    /// Evaluates rules on what the fleet tells: a SIM's state changed, a quota reached a stage.
+    /// Evaluates the first-traffic rules for SIMs Ioto saw for the first time.
+    pub async fn on_first_traffic(&self, iccids: &[Iccid], now: DateTime<Utc>) -> Result<Pass> {
+        let rules = self.rules().await?;
+        let first: Vec<&AlertRule> = rules
+            .iter()
+            .filter(|r| r.spec.condition.metric == Metric::FirstTraffic)
+            .collect();
+        if first.is_empty() || iccids.is_empty() {
+            return Ok(Pass::default());
+        }
+        let sims = self.fleet.sims_by_iccid(Scope::Platform, iccids).await?;
+        let mut pass = Pass::default();
+        for rule in first {
+            let observed: Vec<(Subject, Observation)> = sims
+                .iter()
+                .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                .map(|s| {
+                    let obs = Observation::Firing {
+                        value: 0,
+                        event: Some(format!("first:{}", s.id.0)),
+                        detail: s.last_network.as_ref().map(|n| format!("on network {n}")),
+                    };
+                    (Subject::of(s), obs)
+                })
+                .collect();
+            pass += self.apply(rule, observed, now).await?;
+        }
+        Ok(pass)
+    }
+
+    /// Evaluates rules on what the fleet tells: a SIM's state changed, a quota reached a stage,
+    /// a bulk job finished.
     pub async fn on_event(&self, event: &FleetEvent, now: DateTime<Utc>) -> Result<Pass> {
         let (tenant, metric) = match event {
             FleetEvent::SimStateChanged(e) => (e.tenant_id, Metric::StateChanged),
             FleetEvent::Notification(n) if n.kind == NotificationKind::QuotaStage.as_str() => {
                 (n.tenant_id, Metric::QuotaStage)
+            }
+            FleetEvent::Notification(n) if n.kind == NotificationKind::BulkJobFinished.as_str() => {
+                (n.tenant_id, Metric::BulkJobFinished)
             }
             _ => return Ok(Pass::default()),
         };
@@ -156,15 +206,36 @@ impl AlertEvaluator {
         if matching.is_empty() {
             return Ok(Pass::default());
         }
-        let (iccid, value, key, to) = match event {
+        if let FleetEvent::Notification(n) = event {
+            if metric == Metric::BulkJobFinished {
+                let Some((subject, obs)) = bulk_job(n) else {
+                    return Ok(Pass::default());
+                };
+                let mut pass = Pass::default();
+                for rule in matching {
+                    pass += self
+                        .apply(rule, vec![(subject.clone(), obs.clone())], now)
+                        .await?;
+                }
+                return Ok(pass);
+            }
+        }
+        let (iccid, value, key, to, detail) = match event {
             FleetEvent::SimStateChanged(e) => (
                 e.iccid.clone(),
                 0,
                 format!("{}:{}:{}", e.sim_id.0, e.to.as_str(), e.at.timestamp_micros()),
                 Some(e.to),
+                Some(format!(
+                    "{} → {}",
+                    e.from.as_str().to_lowercase().replace('_', " "),
+                    e.to.as_str().to_lowercase().replace('_', " ")
+                )),
             ),
             FleetEvent::Notification(n) => match quota_stage(n) {
-                Some((iccid, stage, key)) => (iccid, stage, key, None),
+                Some((iccid, stage, key)) => {
+                    (iccid, stage, key, None, Some(format!("{stage} % of its quota")))
+                }
                 None => return Ok(Pass::default()),
             },
             _ => return Ok(Pass::default()),
@@ -194,10 +265,81 @@ impl AlertEvaluator {
             let obs = Observation::Firing {
                 value,
                 event: Some(key.clone()),
+                detail: detail.clone(),
             };
             pass += self.apply(rule, vec![(Subject::of(&sim), obs)], now).await?;
         }
         Ok(pass)
+    }
+
+    /// New networks (or countries) of the SIMs seen: those they had no traffic on in the 30
+    /// days before today (UTC), when they had traffic in those days at all.
+    async fn new_networks(
+        &self,
+        rule: &AlertRule,
+        sims: &[&Sim],
+        seen: &[(Iccid, MccMnc)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Subject, Observation)>> {
+        let today = utc_day(now);
+        let query = CubeQuery {
+            cube: Cube::UsageDaily,
+            bounds: vec![today - chrono::Duration::days(HABIT_DAYS), today],
+            group: CubeGroup {
+                sim: true,
+                network: true,
+                ..CubeGroup::default()
+            },
+            filter: CubeFilter {
+                iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
+                ..CubeFilter::default()
+            },
+            runs: Vec::new(),
+            count_sims: false,
+        };
+        let mut used: HashMap<Iccid, HashSet<MccMnc>> = HashMap::new();
+        for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
+            if let (Some(i), Some(n)) = (r.iccid, r.mcc_mnc) {
+                used.entry(i).or_default().insert(n);
+            }
+        }
+        let country = rule.spec.condition.metric == Metric::NewCountry;
+        let mut out = Vec::new();
+        for s in sims {
+            let Some(habit) = used.get(&s.iccid) else {
+                continue;
+            };
+            for (_, net) in seen.iter().filter(|(i, _)| *i == s.iccid) {
+                let new = if country {
+                    !habit.iter().any(|h| h.mcc() == net.mcc())
+                } else {
+                    !habit.contains(net)
+                };
+                if !new {
+                    continue;
+                }
+                let (key, detail) = if country {
+                    (
+                        format!("{}:{}:{}", s.id.0, net.mcc(), today.date_naive()),
+                        format!("country code {} (network {net})", net.mcc()),
+                    )
+                } else {
+                    (
+                        format!("{}:{net}:{}", s.id.0, today.date_naive()),
+                        format!("network {net}"),
+                    )
+                };
+                out.push((
+                    Subject::of(s),
+                    Observation::Firing {
+                        value: 0,
+                        event: Some(key),
+                        detail: Some(detail),
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The clock's pass: SIMs gone quiet, SIMs with traffic since the last pass (what the
@@ -217,10 +359,8 @@ impl AlertEvaluator {
         let mut pass = Pass::default();
         for rule in &rules {
             pass.rules += 1;
-            let data = matches!(
-                rule.spec.condition.metric,
-                Metric::DataInDay | Metric::DataInPeriod
-            );
+            let metric = rule.spec.condition.metric;
+            let data = metric.is_streamed() && !metric.is_event();
             if data && !active.contains_key(&rule.tenant_id) {
                 let filter = SimFilter {
                     last_activity_from: Some(since),
@@ -373,8 +513,93 @@ impl AlertEvaluator {
                     (Subject::of(s), c.observe(hours))
                 })
                 .collect()),
-            Metric::StateChanged | Metric::QuotaStage => Ok(Vec::new()),
+            Metric::SessionsInHour => {
+                if sims.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let hour = now - chrono::Duration::seconds(now.timestamp().rem_euclid(3600));
+                let query = by_sim(
+                    Cube::SessionsHourly,
+                    vec![hour, hour + chrono::Duration::hours(1)],
+                    sims,
+                );
+                let mut count: HashMap<Iccid, u64> = HashMap::new();
+                for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
+                    if let Some(i) = r.iccid {
+                        *count.entry(i).or_default() += r.sessions;
+                    }
+                }
+                Ok(sims
+                    .iter()
+                    .map(|s| {
+                        (
+                            Subject::of(s),
+                            c.observe(count.get(&s.iccid).copied().unwrap_or(0)),
+                        )
+                    })
+                    .collect())
+            }
+            Metric::UsageOverMedian => self.over_median(rule, sims, now).await,
+            Metric::StateChanged
+            | Metric::QuotaStage
+            | Metric::NewNetwork
+            | Metric::NewCountry
+            | Metric::FirstTraffic
+            | Metric::BulkJobFinished => Ok(Vec::new()),
         }
+    }
+
+    /// Today's bytes (UTC) of each SIM against its median day of the 30 before (days with
+    /// traffic only; fewer than 7 such days: no habit yet, the condition does not hold).
+    async fn over_median(
+        &self,
+        rule: &AlertRule,
+        sims: &[&Sim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Subject, Observation)>> {
+        if sims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let today = utc_day(now);
+        let days = usize::try_from(HABIT_DAYS).unwrap_or(30);
+        let bounds: Vec<DateTime<Utc>> = (0..=HABIT_DAYS + 1)
+            .map(|d| today - chrono::Duration::days(HABIT_DAYS) + chrono::Duration::days(d))
+            .collect();
+        let query = by_sim(Cube::UsageDaily, bounds, sims);
+        let mut per_day: HashMap<Iccid, Vec<u64>> = HashMap::new();
+        for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
+            if let Some(i) = r.iccid {
+                let row = per_day.entry(i).or_insert_with(|| vec![0; days + 1]);
+                if let Some(v) = row.get_mut(r.bucket) {
+                    *v += r.bytes_in + r.bytes_out;
+                }
+            }
+        }
+        let factor = rule.spec.condition.threshold.unwrap_or(2);
+        Ok(sims
+            .iter()
+            .map(|s| {
+                let row = per_day
+                    .get(&s.iccid)
+                    .cloned()
+                    .unwrap_or_else(|| vec![0; days + 1]);
+                let today_bytes = row.get(days).copied().unwrap_or(0);
+                let obs = match median_day(&row[..days]) {
+                    Some(median) if today_bytes > median.saturating_mul(factor) => Observation::Firing {
+                        value: today_bytes,
+                        event: None,
+                        detail: Some(format!(
+                            "{} today, {:.1} × its median day of {}",
+                            ioto_domain::notify::bytes_text(today_bytes),
+                            today_bytes as f64 / median.max(1) as f64,
+                            ioto_domain::notify::bytes_text(median)
+                        )),
+                    },
+                    _ => Observation::Clear { value: today_bytes },
+                };
+                (Subject::of(s), obs)
+            })
+            .collect())
     }
 
     /// Bytes each SIM used between `start` and `end`, from the hourly cube.
@@ -454,7 +679,14 @@ impl AlertEvaluator {
                 writes.push(w);
             }
         }
-        let written = self.store.write_alerts(&writes).await?;
+        let applied = self.store.write_alerts(&writes).await?;
+        for w in &writes {
+            if !matches!(w, AlertWrite::Delete(_)) && applied.contains(&w.alert().id) {
+                self.notifier
+                    .publish(FleetEvent::AlertChanged(AlertChanged::of(w.alert())));
+            }
+        }
+        let written = applied.len();
         let due_now = writes
             .iter()
             .any(|w| w.alert().announce_at.is_some_and(|t| t <= now));
@@ -481,6 +713,71 @@ fn subject_of(a: &Alert) -> Subject {
         name: a.subject.clone(),
         customer_id: a.customer_id,
     }
+}
+
+/// The days a SIM's habits are read from (networks used, its median day).
+const HABIT_DAYS: i64 = 30;
+/// Days with traffic a SIM needs before its median day means something.
+const MIN_HABIT_DAYS: usize = 7;
+
+/// The median of the days with traffic, when there are enough of them.
+fn median_day(days: &[u64]) -> Option<u64> {
+    let mut used: Vec<u64> = days.iter().copied().filter(|b| *b > 0).collect();
+    if used.len() < MIN_HABIT_DAYS {
+        return None;
+    }
+    used.sort_unstable();
+    let mid = used.len() / 2;
+    Some(if used.len() % 2 == 0 {
+        (used[mid - 1] + used[mid]) / 2
+    } else {
+        used[mid]
+    })
+}
+
+/// A query of `cube` per SIM over `bounds`, for these SIMs.
+fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, sims: &[&Sim]) -> CubeQuery {
+    CubeQuery {
+        cube,
+        bounds,
+        group: CubeGroup {
+            sim: true,
+            ..CubeGroup::default()
+        },
+        filter: CubeFilter {
+            iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
+            ..CubeFilter::default()
+        },
+        runs: Vec::new(),
+        count_sims: false,
+    }
+}
+
+/// Midnight (UTC) of the day of `at`.
+fn utc_day(at: DateTime<Utc>) -> DateTime<Utc> {
+    let day = at.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default();
+    DateTime::from_naive_utc_and_offset(day, Utc)
+}
+
+/// A bulk job's end as an alert's subject and occurrence.
+fn bulk_job(n: &NotificationCreated) -> Option<(Subject, Observation)> {
+    let j = n.payload.get("bulkJob")?;
+    let id = j.get("id")?.as_str()?;
+    let name = match j.get("fileName").and_then(|f| f.as_str()) {
+        Some(f) => format!("bulk job '{f}'"),
+        None => format!("bulk job {}", id.get(..8).unwrap_or(id)),
+    };
+    let subject = Subject {
+        sim_id: None,
+        name,
+        customer_id: None,
+    };
+    let obs = Observation::Firing {
+        value: j.get("failed").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        event: Some(format!("job:{id}")),
+        detail: j.get("summary").and_then(|s| s.as_str()).map(str::to_owned),
+    };
+    Some((subject, obs))
 }
 
 /// The tenant's calendar day around `at`.

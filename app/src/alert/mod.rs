@@ -225,9 +225,12 @@ impl AlertService {
                 "the alert is resolved: there is nothing to acknowledge".into()
             }));
         }
-        self.alert(actor, id)
+        let acknowledged = self
+            .alert(actor, id)
             .await?
-            .ok_or_else(|| Error::not_found("alert", id))
+            .ok_or_else(|| Error::not_found("alert", id))?;
+        self.evaluator.changed(&acknowledged);
+        Ok(acknowledged)
     }
 
     /// Open alerts by severity, for the dashboard.

@@ -119,6 +119,8 @@ pub struct Alert {
     pub flaps: u32,
     /// The last event counted (a redelivered one carries the same key).
     pub event_key: Option<String>,
+    /// What the value does not say (the new network, the job's summary).
+    pub detail: Option<String>,
     pub acknowledged: Option<Acknowledgement>,
     pub announced: Announced,
     pub announced_at: Option<DateTime<Utc>>,
@@ -200,7 +202,7 @@ pub fn step(
         a
     };
     match (current, observation) {
-        (None, Observation::Firing { event, .. }) => {
+        (None, Observation::Firing { event, detail, .. }) => {
             let firing = pacing.pending_seconds == 0;
             Some(AlertWrite::Insert(Alert {
                 id: Uuid::new_v4(),
@@ -223,6 +225,7 @@ pub fn step(
                 repeats: 0,
                 flaps: 0,
                 event_key: event.clone(),
+                detail: detail.clone(),
                 acknowledged: None,
                 announced: Announced::Nothing,
                 announced_at: None,
@@ -232,7 +235,7 @@ pub fn step(
             }))
         }
         (None, _) => None,
-        (Some(a), Observation::Firing { event, .. }) => match a.state {
+        (Some(a), Observation::Firing { event, detail, .. }) => match a.state {
             AlertState::Pending => {
                 if now - a.started_at >= secs(pacing.pending_seconds) {
                     let mut b = bumped(a);
@@ -251,7 +254,7 @@ pub fn step(
             }
             AlertState::Firing => {
                 let repeat = event.is_some() && *event != a.event_key;
-                if !repeat && a.value == value {
+                if !repeat && a.value == value && (detail.is_none() || *detail == a.detail) {
                     return None;
                 }
                 let mut b = bumped(a);
@@ -259,6 +262,9 @@ pub fn step(
                 if repeat {
                     b.repeats += 1;
                     b.event_key = event.clone();
+                }
+                if detail.is_some() {
+                    b.detail = detail.clone();
                 }
                 Some(AlertWrite::Update(b))
             }
@@ -272,6 +278,9 @@ pub fn step(
                 b.resolved_at = None;
                 b.last_seen_at = now;
                 b.flaps += 1;
+                if detail.is_some() {
+                    b.detail = detail.clone();
+                }
                 if event.is_some() {
                     b.repeats += 1;
                     b.event_key = event.clone();
@@ -433,9 +442,10 @@ fn named(rule: &AlertRule, alerts: &[Alert]) -> String {
     let mut parts: Vec<String> = alerts
         .iter()
         .take(MAX_NAMED)
-        .map(|a| match metric.threshold_range() {
-            Some(_) => format!("{} ({})", a.subject, metric.value_text(a.value)),
-            None => a.subject.clone(),
+        .map(|a| match (&a.detail, metric.threshold_range()) {
+            (Some(d), _) => format!("{} ({d})", a.subject),
+            (None, Some(_)) => format!("{} ({})", a.subject, metric.value_text(a.value)),
+            (None, None) => a.subject.clone(),
         })
         .collect();
     if alerts.len() > MAX_NAMED {
@@ -501,6 +511,7 @@ pub fn alert_notification(
                     "simId": a.sim_id.map(|s| s.0),
                     "state": a.state.as_str(),
                     "value": a.value,
+                    "detail": a.detail,
                     "startedAt": a.started_at,
                     "firedAt": a.fired_at,
                     "resolvedAt": a.resolved_at,

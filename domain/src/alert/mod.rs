@@ -159,6 +159,20 @@ pub enum Metric {
     /// Hours since Ioto last saw a session of an active SIM; at least `threshold` (1–168).
     /// SIMs never seen are not offline.
     OfflineHours,
+    /// Sessions of a SIM in the current hour (UTC); more than `threshold`.
+    SessionsInHour,
+    /// Bytes a SIM used today (UTC) against its median day of the 30 before (days with
+    /// traffic, at least 7 of them); more than `threshold` times the median.
+    UsageOverMedian,
+    /// A SIM's traffic on a network it did not use in the 30 days before (a SIM without traffic
+    /// in those days has no habit to break).
+    NewNetwork,
+    /// A SIM's traffic in a country (mobile country code) it did not use in the 30 days before.
+    NewCountry,
+    /// A SIM's first traffic ever, as Ioto counted it.
+    FirstTraffic,
+    /// One of the tenant's bulk jobs reached its final status.
+    BulkJobFinished,
     /// A SIM changed state (to `state` when one is named).
     StateChanged,
     /// A SIM's data quota reached a stage of at least `threshold` percent.
@@ -166,10 +180,16 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 11] = [
         Self::DataInDay,
         Self::DataInPeriod,
         Self::OfflineHours,
+        Self::SessionsInHour,
+        Self::UsageOverMedian,
+        Self::NewNetwork,
+        Self::NewCountry,
+        Self::FirstTraffic,
+        Self::BulkJobFinished,
         Self::StateChanged,
         Self::QuotaStage,
     ];
@@ -179,6 +199,12 @@ impl Metric {
             Self::DataInDay => "DATA_IN_DAY",
             Self::DataInPeriod => "DATA_IN_PERIOD",
             Self::OfflineHours => "OFFLINE_HOURS",
+            Self::SessionsInHour => "SESSIONS_IN_HOUR",
+            Self::UsageOverMedian => "USAGE_OVER_MEDIAN",
+            Self::NewNetwork => "NEW_NETWORK",
+            Self::NewCountry => "NEW_COUNTRY",
+            Self::FirstTraffic => "FIRST_TRAFFIC",
+            Self::BulkJobFinished => "BULK_JOB_FINISHED",
             Self::StateChanged => "STATE_CHANGED",
             Self::QuotaStage => "QUOTA_STAGE",
         }
@@ -199,7 +225,28 @@ impl Metric {
     /// An event: it happens (and repeats) rather than holds, so its alert opens at once and
     /// resolves after a quiet time (`resolveAfterSeconds`) or by hand.
     pub fn is_event(self) -> bool {
-        matches!(self, Self::StateChanged | Self::QuotaStage)
+        matches!(
+            self,
+            Self::StateChanged
+                | Self::QuotaStage
+                | Self::NewNetwork
+                | Self::NewCountry
+                | Self::FirstTraffic
+                | Self::BulkJobFinished
+        )
+    }
+
+    /// Evaluated from the SIMs whose traffic was counted.
+    pub fn is_streamed(self) -> bool {
+        matches!(
+            self,
+            Self::DataInDay
+                | Self::DataInPeriod
+                | Self::SessionsInHour
+                | Self::UsageOverMedian
+                | Self::NewNetwork
+                | Self::NewCountry
+        )
     }
 
     /// Evaluated on the clock (a SIM that does nothing sends no event), not from the stream.
@@ -212,18 +259,29 @@ impl Metric {
         match self {
             Self::DataInDay | Self::DataInPeriod => Some((1, MAX_BYTES, "bytes")),
             Self::OfflineHours => Some((1, 168, "hours")),
+            Self::SessionsInHour => Some((1, 100_000, "sessions")),
+            Self::UsageOverMedian => Some((2, 100, "times the median day")),
             Self::QuotaStage => Some((1, 100, "percent")),
-            Self::StateChanged => None,
+            Self::StateChanged
+            | Self::NewNetwork
+            | Self::NewCountry
+            | Self::FirstTraffic
+            | Self::BulkJobFinished => None,
         }
     }
 
     /// A value of this metric in words ("1.5 MB", "26 hours").
     pub fn value_text(self, v: u64) -> String {
         match self {
-            Self::DataInDay | Self::DataInPeriod => crate::notify::bytes_text(v),
+            Self::DataInDay | Self::DataInPeriod | Self::UsageOverMedian => crate::notify::bytes_text(v),
             Self::OfflineHours => format!("{v} hours"),
+            Self::SessionsInHour => format!("{v} sessions"),
             Self::QuotaStage => format!("{v} %"),
-            Self::StateChanged => v.to_string(),
+            Self::StateChanged
+            | Self::NewNetwork
+            | Self::NewCountry
+            | Self::FirstTraffic
+            | Self::BulkJobFinished => v.to_string(),
         }
     }
 }
@@ -471,6 +529,12 @@ impl RuleSpec {
         }
         self.target.check()?;
         self.condition.check()?;
+        if self.condition.metric == Metric::BulkJobFinished && self.target != AlertTarget::AllSims {
+            return Err(Error::invalid(
+                "target",
+                "BULK_JOB_FINISHED watches the tenant's bulk jobs, not SIMs: its target is ALL_SIMS",
+            ));
+        }
         self.channels.check()?;
         self.pacing.check(self.condition.metric)
     }
@@ -494,7 +558,12 @@ pub struct AlertRule {
 pub enum Observation {
     /// The firing condition holds, with the measured value; `event` names the occurrence for
     /// event metrics (a redelivered event carries the same key and counts once).
-    Firing { value: u64, event: Option<String> },
+    Firing {
+        value: u64,
+        event: Option<String>,
+        /// What the value does not say (the new network, the job's summary).
+        detail: Option<String>,
+    },
     /// Between the firing and the clear threshold: an open alert stays open, none opens.
     Holding { value: u64 },
     /// The condition no longer holds.
@@ -515,11 +584,15 @@ impl Condition {
     pub fn observe(&self, value: u64) -> Observation {
         let t = self.threshold.unwrap_or(0);
         let fires = match self.metric {
-            Metric::DataInDay | Metric::DataInPeriod => value > t,
+            Metric::DataInDay | Metric::DataInPeriod | Metric::SessionsInHour => value > t,
             _ => value >= t,
         };
         if fires {
-            return Observation::Firing { value, event: None };
+            return Observation::Firing {
+                value,
+                event: None,
+                detail: None,
+            };
         }
         match self.clear_threshold {
             Some(c) if value >= c => Observation::Holding { value },

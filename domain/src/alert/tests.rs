@@ -55,6 +55,7 @@ fn fire(v: u64) -> Observation {
     Observation::Firing {
         value: v,
         event: None,
+        detail: None,
     }
 }
 
@@ -157,6 +158,7 @@ fn a_redelivered_event_counts_once() {
     let ev = |k: &str| Observation::Firing {
         value: 0,
         event: Some(k.into()),
+        detail: None,
     };
     let a = apply(None, step(&r, &s, None, &ev("e1"), now)).unwrap();
     assert!(step(&r, &s, Some(&a), &ev("e1"), now).is_none());

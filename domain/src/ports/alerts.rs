@@ -59,8 +59,9 @@ pub trait AlertStore: Send + Sync + 'static {
         reopen_since: DateTime<Utc>,
     ) -> Result<Vec<Alert>>;
     /// Applies the writes, each checked (an insert where no open alert of its rule and subject
-    /// exists, an update or delete where the version is the one read). Returns how many applied.
-    async fn write_alerts(&self, writes: &[AlertWrite]) -> Result<usize>;
+    /// exists, an update or delete where the version is the one read). Returns the ids of the
+    /// alerts whose write applied.
+    async fn write_alerts(&self, writes: &[AlertWrite]) -> Result<Vec<Uuid>>;
     /// Announces the alerts whose time to be told of came (up to `limit`), grouped per rule, as
     /// [`crate::alert::lifecycle::announce`] plans it: the notifications and the alerts' new
     /// standing written in one transaction, claimed so that two servers never tell twice.

@@ -57,8 +57,9 @@ pub trait SimStore: Send + Sync + 'static {
     async fn sims_by_iccid(&self, scope: Scope, iccids: &[Iccid]) -> Result<Vec<Sim>>;
     /// Records where and when SIMs were last seen on the network (from the usage pipeline). A SIM
     /// keeps its latest sighting: older ones change nothing. Neither the version nor the audit
-    /// trail changes (this is observation, not an edit).
-    async fn record_activity(&self, seen: &[Sighting]) -> Result<()>;
+    /// trail changes (this is observation, not an edit). Returns the ICCIDs of the SIMs seen for
+    /// the first time (once each, however often a sighting is recorded).
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<Vec<Iccid>>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(

@@ -57,6 +57,8 @@ CREATE TABLE alerts (
     repeats         integer NOT NULL DEFAULT 0,
     flaps           integer NOT NULL DEFAULT 0,
     event_key       text,
+    -- What the value does not say: the new network, the job's summary, the ratio to the median.
+    detail          text,
     ack_by          text,
     ack_at          timestamptz,
     ack_comment     text,

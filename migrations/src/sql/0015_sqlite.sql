@@ -57,6 +57,8 @@ CREATE TABLE alerts (
     repeats         INTEGER NOT NULL DEFAULT 0,
     flaps           INTEGER NOT NULL DEFAULT 0,
     event_key       TEXT,
+    -- What the value does not say: the new network, the job's summary, the ratio to the median.
+    detail          TEXT,
     ack_by          TEXT,
     ack_at          TEXT,
     ack_comment     TEXT,

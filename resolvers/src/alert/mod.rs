@@ -2,9 +2,11 @@
 
 mod mutation;
 mod query;
+mod subscription;
 
 pub(crate) use self::mutation::AlertMutation;
 pub(crate) use self::query::AlertQueryRoot;
+pub(crate) use self::subscription::AlertSubscription;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -53,6 +55,22 @@ crate::enums::mirror_enum!(
         /// hours, clears when the SIM is seen again (or below `clearThreshold` hours). SIMs never
         /// seen are not offline.
         OfflineHours,
+        /// Sessions a SIM started in the current hour (UTC); fires over `threshold`.
+        SessionsInHour,
+        /// Bytes a SIM used today (UTC) against its median day of the 30 before (days with
+        /// traffic, at least 7); fires over `threshold` (2–100) times the median.
+        UsageOverMedian,
+        /// Traffic on a network the SIM did not use in the 30 days before (a SIM without traffic
+        /// in those days has no habit to break). An event.
+        NewNetwork,
+        /// Traffic in a country (mobile country code) the SIM did not use in the 30 days before.
+        /// An event.
+        NewCountry,
+        /// A SIM's first traffic ever, as Ioto counted it. An event.
+        FirstTraffic,
+        /// One of the tenant's bulk jobs reached its final status (the rule's target is
+        /// ALL_SIMS). An event.
+        BulkJobFinished,
         /// A SIM changed state (into `state`, when named). An event: its alert resolves after
         /// `resolveAfterSeconds` without another.
         StateChanged,
@@ -386,6 +404,12 @@ pub fn condition_text(c: &Condition) -> String {
             None => "SIM changed state".to_owned(),
         },
         Metric::QuotaStage => format!("Data quota reached {t} % or more"),
+        Metric::SessionsInHour => format!("More than {t} sessions in an hour"),
+        Metric::UsageOverMedian => format!("Data used today over {t} times the SIM's median day"),
+        Metric::NewNetwork => "Traffic on a network not used in 30 days".to_owned(),
+        Metric::NewCountry => "Traffic in a country not visited in 30 days".to_owned(),
+        Metric::FirstTraffic => "A SIM's first traffic".to_owned(),
+        Metric::BulkJobFinished => "A bulk job finished".to_owned(),
     }
 }
 
@@ -419,9 +443,13 @@ impl AlertObject {
     async fn state(&self) -> AlertStateKind {
         self.0.state.into()
     }
-    /// The SIM's ICCID.
-    async fn iccid(&self) -> &str {
+    /// What it is about: the SIM's ICCID, or the bulk job's name.
+    async fn subject(&self) -> &str {
         &self.0.subject
+    }
+    /// The SIM's ICCID (null for alerts about no SIM: a bulk job).
+    async fn iccid(&self) -> Option<&str> {
+        self.0.sim_id.map(|_| self.0.subject.as_str())
     }
     async fn sim(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SimObject>> {
         let Some(id) = self.0.sim_id else {
@@ -436,9 +464,15 @@ impl AlertObject {
             .gql()?;
         Ok(sims.into_iter().next().map(SimObject))
     }
-    /// The metric's value when last evaluated (bytes, hours or percent).
+    /// The metric's value when last evaluated (bytes, hours, sessions or percent; for a bulk
+    /// job, its failed rows).
     async fn value(&self) -> BigInt {
         big(self.0.value)
+    }
+    /// What the value does not say: the new network, the change of state, the job's summary,
+    /// today's usage against the median.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
     }
     async fn started_at(&self) -> DateTime<Utc> {
         self.0.started_at

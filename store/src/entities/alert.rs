@@ -21,6 +21,7 @@ pub struct Model {
     pub repeats: i32,
     pub flaps: i32,
     pub event_key: Option<String>,
+    pub detail: Option<String>,
     pub ack_by: Option<String>,
     pub ack_at: Option<DateTimeUtc>,
     pub ack_comment: Option<String>,

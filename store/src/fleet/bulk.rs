@@ -10,8 +10,8 @@ use ioto_domain::{Error, Result, Scope};
 use sea_orm::sea_query::Expr;
 use sea_orm::sqlx;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Set,
-    Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, Set, Statement,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -348,11 +348,13 @@ struct SightingRow<'a> {
 }
 
 /// Sets `last_network` and `last_activity_at` of the SIMs seen, where the sighting is newer.
+/// Returns the ICCIDs of SIMs never seen before.
 pub(crate) async fn record_activity(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     seen: &[Sighting],
-) -> Result<()> {
+) -> Result<Vec<ioto_domain::Iccid>> {
+    let mut first = Vec::new();
     if backend == DbBackend::Postgres {
         for chunk in seen.chunks(PG_CHUNK) {
             let doc: Vec<SightingRow<'_>> = chunk
@@ -364,19 +366,43 @@ pub(crate) async fn record_activity(
                 })
                 .collect();
             let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
-            txn.execute(Statement::from_sql_and_values(
-                backend,
-                "UPDATE sims SET last_network = v.net, last_activity_at = v.at \
-                 FROM jsonb_to_recordset($1::jsonb) AS v(iccid text, net text, at timestamptz) \
-                 WHERE sims.iccid = v.iccid AND (sims.last_activity_at IS NULL OR sims.last_activity_at < v.at)",
-                [doc.into()],
-            ))
-            .await
-            .map_err(db)?;
+            // `before` is the row as the statement found it: whether it had been seen at all.
+            let rows = txn
+                .query_all(Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE sims SET last_network = v.net, last_activity_at = v.at \
+                     FROM jsonb_to_recordset($1::jsonb) AS v(iccid text, net text, at timestamptz), \
+                          sims AS before \
+                     WHERE sims.iccid = v.iccid AND before.id = sims.id \
+                       AND (sims.last_activity_at IS NULL OR sims.last_activity_at < v.at) \
+                     RETURNING sims.iccid, before.last_activity_at IS NULL AS first",
+                    [doc.into()],
+                ))
+                .await
+                .map_err(db)?;
+            for r in rows {
+                let is_first: bool = r.try_get("", "first").map_err(db)?;
+                if is_first {
+                    let iccid: String = r.try_get("", "iccid").map_err(db)?;
+                    if let Ok(i) = ioto_domain::Iccid::parse(&iccid) {
+                        first.push(i);
+                    }
+                }
+            }
         }
-        return Ok(());
+        return Ok(first);
     }
     for s in seen {
+        let never = sim::Entity::find()
+            .filter(sim::Column::Iccid.eq(s.iccid.as_str()))
+            .filter(sim::Column::LastActivityAt.is_null())
+            .count(txn)
+            .await
+            .map_err(db)?
+            > 0;
+        if never {
+            first.push(s.iccid.clone());
+        }
         sim::Entity::update_many()
             .col_expr(sim::Column::LastNetwork, Expr::value(s.network.to_string()))
             .col_expr(sim::Column::LastActivityAt, Expr::value(s.at))
@@ -390,7 +416,8 @@ pub(crate) async fn record_activity(
             .await
             .map_err(db)?;
     }
-    Ok(())
+    first.dedup();
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -62,13 +62,14 @@ impl SimStore for SqlFleet {
         Ok(out)
     }
 
-    async fn record_activity(&self, seen: &[Sighting]) -> Result<()> {
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<Vec<Iccid>> {
         if seen.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let txn = self.begin(Scope::Platform).await?;
-        bulk::record_activity(&txn, self.backend(), seen).await?;
-        commit(txn).await
+        let first = bulk::record_activity(&txn, self.backend(), seen).await?;
+        commit(txn).await?;
+        Ok(first)
     }
 
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>> {

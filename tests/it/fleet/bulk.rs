@@ -26,7 +26,7 @@ const JOB: &str = "query($id: ID!) { bulkJob(id: $id) { status processed succeed
 const SIM: &str = "query($i: Iccid!) { sim(iccid: $i) { state events { action newValue actor } } }";
 
 /// Sends `file` as the GraphQL multipart request spec says: `operations`, `map`, the file part.
-pub(super) async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
     file_name: &str,

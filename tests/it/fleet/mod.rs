@@ -1,6 +1,6 @@
 //! The fleet through GraphQL: lifecycles, coordination, visibility, import, queries.
 
-mod bulk;
+pub(crate) mod bulk;
 mod coordination;
 mod import;
 mod lifecycle;

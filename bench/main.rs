@@ -2,6 +2,7 @@
 //! docs/benchmarks.md. Kept out of the `ioto` binary, which is the product; each bench builds the
 //! same server and engines `ioto serve` does, from the same configuration.
 
+mod alerts;
 mod analytics;
 mod api;
 mod bare;
@@ -48,6 +49,11 @@ fn import_rows() -> clap::builder::RangedU64ValueParser<usize> {
     positive::<usize>().range(1..=ioto_domain::fleet::import::MAX_IMPORT_ROWS as u64)
 }
 
+/// 1 to the rules one tenant may keep, less the one the offline pass adds.
+fn alert_rules() -> clap::builder::RangedU64ValueParser<usize> {
+    positive::<usize>().range(1..=ioto_domain::alert::MAX_RULES_PER_TENANT - 1)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -78,6 +84,35 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16, value_parser = positive::<usize>())]
         concurrency: usize,
         /// Consecutive runs, each on fresh data (median and spread are printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Alert rules on the configured engines (embedded by default, in fresh data dirs): a backlog
+    /// of session events counted by the server's worker on `--sims` SIMs without rules and with
+    /// `--rules` rules; the clock pass finding every SIM offline; and, under `--rate` background
+    /// events per second, probes timed from publish until their alert is stored and from a
+    /// quota's crossing until the SIM is suspended.
+    Alerts {
+        /// SIMs of the tenant, the probes' SIMs among them (two per probe).
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Alert rules, the probe rule among them (the rest a mix over all SIMs).
+        #[arg(long, default_value_t = 20, value_parser = alert_rules())]
+        rules: usize,
+        /// Background session events per second while the probes run.
+        #[arg(long, default_value_t = 5_000, value_parser = positive::<u64>())]
+        rate: u64,
+        /// Probes of each kind (an alert probe and a quota probe every second).
+        #[arg(long, default_value_t = 50, value_parser = positive::<usize>())]
+        probes: usize,
+        /// Session events in the backlog counted without and with the rules.
+        #[arg(long, default_value_t = 500_000, value_parser = positive::<usize>())]
+        backlog: usize,
+        /// Consecutive runs, each on its own SIMs, topics and data dirs (median and spread are
+        /// printed after the runs).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
         /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
@@ -487,6 +522,41 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             })
             .await?;
             crate::rating::print(&figures);
+        }
+        BenchCommand::Alerts {
+            sims,
+            rules,
+            rate,
+            probes,
+            backlog,
+            runs,
+            data_dir,
+        } => {
+            if sims <= 2 * probes {
+                bail!(
+                    "--sims ({sims}) must exceed twice --probes ({probes}): each probe has a SIM of its own"
+                );
+            }
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
+            let options = crate::alerts::Options {
+                sims,
+                rules,
+                rate,
+                probes,
+                backlog,
+            };
+            let all = in_scratch_clickhouse(&loaded.config, "alerts", |config| async move {
+                let mut all = Vec::with_capacity(runs);
+                for run in 1..=runs {
+                    let config = run_config(&config, run, runs);
+                    let figures = crate::alerts::alerts(&config, &options).await?;
+                    crate::alerts::print(&figures);
+                    all.push(figures);
+                }
+                Ok(all)
+            })
+            .await?;
+            crate::alerts::print_summary(&all);
         }
         BenchCommand::Ingest {
             events,

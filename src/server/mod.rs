@@ -218,6 +218,7 @@ impl App {
         if config.fleet.quota_sweep_seconds > 0 {
             crate::server::scheduler::spawn_quotas(
                 quotas.clone(),
+                ioto_resolvers::Realtime::fleet_events(realtime.as_ref()),
                 Duration::from_secs(config.fleet.quota_sweep_seconds),
                 shutdown.subscribe(),
             );

@@ -119,21 +119,20 @@ pub async fn start(
         realtime.clone(),
         None,
     );
-    let quotas = traffic_evaluator(
-        evaluator,
-        alerts,
-        Duration::from_millis(config.fleet.quota_evaluate_ms),
-        shutdown.clone(),
-    );
+    // Quotas and alert rules each in their own loop: a slow alert pass never holds back the
+    // suspension of a SIM past its limit.
+    let every = Duration::from_millis(config.fleet.quota_evaluate_ms);
+    let quotas = traffic_evaluator(Some(evaluator), None, every, shutdown.clone());
+    let alerts = traffic_evaluator(None, Some(alerts), every, shutdown.clone());
     let on_counted: ioto_ingest::worker::OnCounted = Arc::new(move |updates| {
         live.sessions_updated(updates);
-        let _ = quotas.send(
-            updates
-                .iter()
-                .filter(|u| u.delta_in + u.delta_out > 0)
-                .map(|u| (u.iccid.clone(), u.mcc_mnc.clone()))
-                .collect(),
-        );
+        let with_traffic: Vec<(ioto_domain::Iccid, ioto_domain::MccMnc)> = updates
+            .iter()
+            .filter(|u| u.delta_in + u.delta_out > 0)
+            .map(|u| (u.iccid.clone(), u.mcc_mnc.clone()))
+            .collect();
+        let _ = alerts.send(with_traffic.clone());
+        let _ = quotas.send(with_traffic);
         let _ = activity.send(
             updates
                 .iter()
@@ -368,13 +367,14 @@ pub fn activity_recorder(
     tx
 }
 
-/// Evaluates the quotas and the data alert rules of SIMs with counted traffic, a little after
-/// they were counted (the usage store shows a write about a second after it): SIMs seen in one
-/// interval are evaluated at the end of the next, all at once. What is lost here (the process
-/// stops) the quota sweep catches; a data alert is caught at the SIM's next traffic.
+/// Evaluates the quotas or the stream's alert rules (whichever is given) of SIMs with counted
+/// traffic, a little after they were counted (the usage store shows a write about a second after
+/// it): SIMs seen in one interval are evaluated at the end of the next, all at once, and SIMs
+/// counted while a pass runs join the next. What is lost here (the process stops) the quota
+/// sweep and the alert clock's pass over recently active SIMs catch.
 pub fn traffic_evaluator(
-    evaluator: ioto_app::QuotaEvaluator,
-    alerts: ioto_app::AlertEvaluator,
+    quotas: Option<ioto_app::QuotaEvaluator>,
+    alerts: Option<ioto_app::AlertEvaluator>,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::UnboundedSender<Vec<(ioto_domain::Iccid, ioto_domain::MccMnc)>> {
@@ -402,10 +402,16 @@ pub fn traffic_evaluator(
                 let mut iccids: Vec<ioto_domain::Iccid> = due.iter().map(|(i, _)| i.clone()).collect();
                 iccids.sort_unstable();
                 iccids.dedup();
-                if let Err(e) = evaluator.evaluate(&iccids, now).await {
+                if let Some(Err(e)) = match &quotas {
+                    Some(q) => Some(q.evaluate(&iccids, now).await),
+                    None => None,
+                } {
                     tracing::warn!(error = %e, sims = due.len(), "quotas not evaluated; the next sweep will");
                 }
-                if let Err(e) = alerts.on_traffic(&due, now).await {
+                if let Some(Err(e)) = match &alerts {
+                    Some(a) => Some(a.on_traffic(&due, now).await),
+                    None => None,
+                } {
                     tracing::warn!(error = %e, sims = due.len(), "alert rules not evaluated for counted traffic");
                 }
             }

@@ -139,16 +139,44 @@ pub fn spawn_alerts(
 /// activity of a SIM is recorded a few seconds after it is counted.
 const SWEEP_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 
+/// Whether a notification tells of a SIM reaching a limit that suspends it.
+fn suspends(n: &ioto_domain::events::NotificationCreated) -> bool {
+    let q = &n.payload["quota"];
+    n.kind == ioto_domain::notify::NotificationKind::QuotaStage.as_str()
+        && q["stage"].as_u64() == Some(u64::from(ioto_domain::quota::EXCEEDED))
+        && q["action"] == "SUSPEND"
+}
+
 /// Every `interval`: the quotas of SIMs with traffic since the last sweep evaluated again (what
 /// an evaluation after a counted batch missed), then the actions at the limit sent and those
-/// sent before looked at.
-pub fn spawn_quotas(quotas: ioto_app::QuotaService, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// sent before looked at. A SIM reaching a limit that suspends it (told on the bus by whichever
+/// instance evaluated it) has its suspension sent at once, not at the next sweep; the actions
+/// are claimed, so instances woken together send it once.
+pub fn spawn_quotas(
+    quotas: ioto_app::QuotaService,
+    mut events: futures::stream::BoxStream<'static, ioto_domain::events::FleetEvent>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use futures::StreamExt as _;
     tokio::spawn(async move {
         let mut since = Utc::now() - SWEEP_OVERLAP;
+        let mut next_sweep = tokio::time::Instant::now();
+        let mut events_open = true;
         loop {
             let now = Utc::now();
-            match quotas.evaluator().sweep(since, now).await {
-                Ok(found) => {
+            let sweep = tokio::time::Instant::now() >= next_sweep;
+            if sweep {
+                next_sweep = tokio::time::Instant::now() + interval;
+            }
+            let swept = if sweep {
+                Some(quotas.evaluator().sweep(since, now).await)
+            } else {
+                None
+            };
+            match swept {
+                None => {}
+                Some(Ok(found)) => {
                     since = now - SWEEP_OVERLAP;
                     if found.stages_reached > 0 {
                         tracing::info!(
@@ -159,7 +187,7 @@ pub fn spawn_quotas(quotas: ioto_app::QuotaService, interval: Duration, mut shut
                         );
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "the quota sweep failed; retrying next interval"),
+                Some(Err(e)) => tracing::warn!(error = %e, "the quota sweep failed; retrying next interval"),
             }
             match quotas.run_actions(now).await {
                 Ok(p) if p.requested + p.done + p.failed > 0 => {
@@ -173,9 +201,17 @@ pub fn spawn_quotas(quotas: ioto_app::QuotaService, interval: Duration, mut shut
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "quota actions failed; retrying next interval"),
             }
-            tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => break,
-                _ = tokio::time::sleep(interval) => {}
+            // Until the next sweep, or a limit reached that suspends.
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep_until(next_sweep) => break,
+                    e = events.next(), if events_open => match e {
+                        Some(ioto_domain::events::FleetEvent::Notification(n)) if suspends(&n) => break,
+                        Some(_) => {}
+                        None => events_open = false,
+                    },
+                }
             }
         }
     });

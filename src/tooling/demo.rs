@@ -366,7 +366,10 @@ pub async fn animate(
     use ioto_ingest::simulator::{LiveSimulator, SessionPlan};
     use ioto_ingest::worker::IngestTopics;
 
-    let sims = fleet_page(engines, tenant).await?;
+    let all = fleet_page(engines, tenant, DEMO_SESSION_SIMS + DEMO_QUIET_SIMS).await?;
+    let quiet: Vec<Iccid> = all.iter().skip(DEMO_SESSION_SIMS).cloned().collect();
+    let sims: Vec<Iccid> = all.into_iter().take(DEMO_SESSION_SIMS).collect();
+    seed_alerts(engines, tenant, &sims).await?;
     let networks: Vec<MccMnc> = ["262-01", "262-02", "262-03", "234-15", "208-01", "310-260"]
         .iter()
         .filter_map(|c| MccMnc::parse(c).ok())
@@ -387,12 +390,26 @@ pub async fn animate(
         networks: networks.clone(),
         seed: u64::try_from(now.timestamp()).unwrap_or(1),
     });
+    // A few SIMs last seen hours ago, and not since: the offline rule finds them.
+    let gone_quiet = Arc::new(SessionPlan {
+        iccids: quiet,
+        from: now - chrono::Duration::hours(6),
+        to: now - chrono::Duration::hours(4),
+        bytes_min: 50_000,
+        bytes_max: 500_000,
+        sessions_per_sim: 1,
+        update_every: chrono::Duration::minutes(15),
+        networks: networks[..1].to_vec(),
+        seed: history.seed + 1,
+    });
     let bus = Arc::clone(&engines.bus);
     let t = topics.clone();
     let mut live = LiveSimulator::new(sims, networks, history.seed);
     tokio::spawn(async move {
-        if let Err(e) = crate::tooling::simulate::publish(&bus, &t, history, 0, false).await {
-            tracing::warn!(error = %e, "demo session history not published");
+        for plan in [gone_quiet, history] {
+            if let Err(e) = crate::tooling::simulate::publish(&bus, &t, plan, 0, false).await {
+                tracing::warn!(error = %e, "demo session history not published");
+            }
         }
         loop {
             for event in live.tick(Utc::now()) {
@@ -441,7 +458,123 @@ pub async fn animate(
 }
 
 /// The ACTIVE SIMs of the demo tenant that get simulated sessions.
-async fn fleet_page(engines: &crate::engines::Engines, tenant: &Tenant) -> anyhow::Result<Vec<Iccid>> {
+/// SIMs whose history ends hours ago (the offline rule's).
+pub const DEMO_QUIET_SIMS: usize = 5;
+/// SIMs of the live set with a small data quota, crossed as soon as their history is counted.
+pub const DEMO_QUOTA_SIMS: usize = 3;
+
+/// The demo's alert rules, and small quotas on a few live SIMs, unless the tenant has rules
+/// already: within a minute of starting, quotas are crossed, SIMs found quiet, and the alerts
+/// show in the console.
+async fn seed_alerts(
+    engines: &crate::engines::Engines,
+    tenant: &Tenant,
+    live: &[Iccid],
+) -> anyhow::Result<()> {
+    use ioto_domain::alert::{
+        AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity,
+    };
+    use ioto_domain::quota::{QuotaAction, QuotaRule, SimQuota};
+    let scope = Scope::tenant(tenant.id);
+    if !engines.alerts.alert_rules(scope, tenant.id).await?.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rule =
+        |name: &str, severity: Severity, metric: Metric, threshold: Option<u64>, state: Option<SimState>| {
+            AlertRule {
+                id: uuid::Uuid::new_v4(),
+                tenant_id: tenant.id,
+                spec: RuleSpec {
+                    name: name.to_owned(),
+                    description: None,
+                    enabled: true,
+                    severity,
+                    target: AlertTarget::AllSims,
+                    condition: Condition {
+                        metric,
+                        threshold,
+                        clear_threshold: None,
+                        state,
+                    },
+                    channels: Channels::default(),
+                    pacing: Pacing {
+                        group_wait_seconds: 10,
+                        group_interval_seconds: 60,
+                        ..Pacing::default()
+                    },
+                },
+                created_by: "demo".into(),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            }
+        };
+    for r in [
+        rule("Gone quiet", Severity::Major, Metric::OfflineHours, Some(3), None),
+        rule(
+            "Quota nearly used",
+            Severity::Warning,
+            Metric::QuotaStage,
+            Some(80),
+            None,
+        ),
+        rule(
+            "Heavy day",
+            Severity::Minor,
+            Metric::DataInDay,
+            Some(50_000_000),
+            None,
+        ),
+        rule(
+            "Roaming to a new country",
+            Severity::Info,
+            Metric::NewCountry,
+            None,
+            None,
+        ),
+        rule(
+            "Reported lost or stolen",
+            Severity::Critical,
+            Metric::StateChanged,
+            None,
+            Some(SimState::LostStolen),
+        ),
+    ] {
+        engines
+            .alerts
+            .insert_alert_rule(scope, &r, ioto_domain::alert::MAX_RULES_PER_TENANT)
+            .await?;
+    }
+    let sims = engines
+        .fleet
+        .sims_by_iccid(scope, &live[..live.len().min(DEMO_QUOTA_SIMS)])
+        .await?;
+    for sim in sims {
+        let quota = SimQuota {
+            id: uuid::Uuid::new_v4(),
+            tenant_id: tenant.id,
+            sim_id: sim.id,
+            rule: QuotaRule {
+                limit_bytes: 5_000_000,
+                stages: vec![50, 80],
+                action: QuotaAction::Notify,
+                resume_next_period: false,
+            },
+            set_by: "demo".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        engines.quotas.put_sim_quota(scope, &quota).await?;
+    }
+    Ok(())
+}
+
+async fn fleet_page(
+    engines: &crate::engines::Engines,
+    tenant: &Tenant,
+    n: usize,
+) -> anyhow::Result<Vec<Iccid>> {
     use ioto_domain::fleet::query::{Page, SimFilter};
     let filter = SimFilter {
         states: vec![SimState::Active],
@@ -449,12 +582,7 @@ async fn fleet_page(engines: &crate::engines::Engines, tenant: &Tenant) -> anyho
     };
     Ok(engines
         .fleet
-        .list_sims(
-            Scope::Platform,
-            tenant.id,
-            &filter,
-            &Page::first(DEMO_SESSION_SIMS as u64),
-        )
+        .list_sims(Scope::Platform, tenant.id, &filter, &Page::first(n as u64))
         .await?
         .into_iter()
         .map(|s| s.iccid)

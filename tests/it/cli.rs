@@ -700,6 +700,9 @@ fn out_of_range_flags_name_the_flag() {
         (&["bench", "api", "--requests", "0"][..], "--requests"),
         (&["bench", "fleet", "--concurrency", "0"][..], "--concurrency"),
         (&["bench", "cpu", "--cdrs", "0"][..], "--cdrs"),
+        (&["bench", "alerts", "--rules", "0"][..], "--rules"),
+        (&["bench", "alerts", "--rules", "200"][..], "--rules"),
+        (&["bench", "alerts", "--rate", "0"][..], "--rate"),
         (&["bench", "cpu", "--import-rows", "0"][..], "--import-rows"),
         (&["bench", "cpu", "--import-rows", "1000001"][..], "--import-rows"),
         (
@@ -757,9 +760,10 @@ const TINY_FLEET: &[&str] = &[
     "2",
 ];
 
-/// `ioto-bench fleet`, `ioto-bench ingest` (two runs and their summary) and `ioto-bench cpu`
-/// (with instruction counts) run, small, on the embedded engines and print their
-/// figures (what a user re-running them would see first is that they still work).
+/// `ioto-bench fleet`, `ioto-bench ingest` (two runs and their summary), `ioto-bench cpu`
+/// (with instruction counts), `ioto-bench bulk` and `ioto-bench alerts` run, small, on the
+/// embedded engines and print their figures (what a user re-running them would see first is
+/// that they still work).
 #[test]
 fn bench_fleet_and_ingest_run() {
     for (args, expect) in [
@@ -787,6 +791,24 @@ fn bench_fleet_and_ingest_run() {
                 "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
             ][..],
             "p99 without the HLR's time, during the job",
+        ),
+        (
+            &[
+                "alerts",
+                "--sims",
+                "300",
+                "--rules",
+                "20",
+                "--rate",
+                "200",
+                "--probes",
+                "3",
+                "--backlog",
+                "2000",
+                "--runs",
+                "1",
+            ][..],
+            "| event → alert stored p95, s |",
         ),
     ] {
         let out = ioto_bench()

@@ -587,14 +587,40 @@ async fn contract(store: ioto_store::SqlStore) {
         at,
     };
     let nobody = ioto_domain::Iccid::with_check_digit("8900000000000000000").unwrap();
-    fleet
-        .record_activity(&[seen(&seen_sim.iccid, "262-01", at), seen(&nobody, "262-01", at)])
+    // A SIM never seen before is reported once, the first time; one seen before never is.
+    let never = fleet
+        .sims_by_id(Scope::Platform, &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.last_activity_at.is_none() && s.id != seen_sim.id)
+        .expect("a SIM never seen");
+    assert!(
+        seen_sim.last_activity_at.is_some(),
+        "the sighted SIM was seen before"
+    );
+    let first = fleet
+        .record_activity(&[
+            seen(&never.iccid, "262-01", at),
+            seen(&seen_sim.iccid, "262-01", at),
+            seen(&nobody, "262-01", at),
+        ])
         .await
         .unwrap();
-    fleet
-        .record_activity(&[seen(&seen_sim.iccid, "208-01", at - chrono::Duration::minutes(1))])
+    assert_eq!(
+        first,
+        vec![never.iccid.clone()],
+        "the SIMs seen for the first time"
+    );
+    let again = fleet
+        .record_activity(&[
+            seen(&never.iccid, "262-02", at + chrono::Duration::minutes(1)),
+            seen(&seen_sim.iccid, "208-01", at - chrono::Duration::minutes(1)),
+        ])
         .await
         .unwrap();
+    assert!(again.is_empty(), "a SIM seen before is reported new: {again:?}");
+
     let after = fleet
         .sims_by_id(Scope::Platform, &ids[1..2])
         .await

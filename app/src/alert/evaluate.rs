@@ -18,6 +18,8 @@ use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::NotificationKind;
 use ioto_domain::ports::{AlertStore, Fleet, FleetNotifier, UsageReader};
 use ioto_domain::quota::period_of;
+
+use crate::quota::hourly_bytes;
 use ioto_domain::{Result, Scope, SimId, TenantId};
 
 /// Most alerts one announcing pass tells of.
@@ -493,7 +495,8 @@ impl AlertEvaluator {
                 } else {
                     period_of(zone, now)
                 };
-                let used = self.used(rule.tenant_id, sims, start, end).await?;
+                let iccids = sims.iter().map(|s| s.iccid.clone()).collect();
+                let used = hourly_bytes(self.usage.as_ref(), rule.tenant_id, iccids, start, end).await?;
                 Ok(sims
                     .iter()
                     .map(|s| {
@@ -600,40 +603,6 @@ impl AlertEvaluator {
                 (Subject::of(s), obs)
             })
             .collect())
-    }
-
-    /// Bytes each SIM used between `start` and `end`, from the hourly cube.
-    async fn used(
-        &self,
-        tenant: TenantId,
-        sims: &[&Sim],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<HashMap<Iccid, u64>> {
-        let query = CubeQuery {
-            cube: Cube::UsageHourly,
-            bounds: vec![start, end],
-            group: CubeGroup {
-                sim: true,
-                ..CubeGroup::default()
-            },
-            filter: CubeFilter {
-                iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
-                ..CubeFilter::default()
-            },
-            runs: Vec::new(),
-            count_sims: false,
-        };
-        Ok(self
-            .usage
-            .cube_rows(tenant, &query)
-            .await?
-            .into_iter()
-            .filter_map(|r| Some((r.iccid?, r.bytes_in + r.bytes_out)))
-            .fold(HashMap::new(), |mut m, (iccid, b)| {
-                *m.entry(iccid).or_default() += b;
-                m
-            }))
     }
 
     /// Steps each observed subject's alert, reading the alerts first.
@@ -755,8 +724,7 @@ fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, sims: &[&Sim]) -> CubeQuery {
 
 /// Midnight (UTC) of the day of `at`.
 fn utc_day(at: DateTime<Utc>) -> DateTime<Utc> {
-    let day = at.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default();
-    DateTime::from_naive_utc_and_offset(day, Utc)
+    day_of(chrono_tz::UTC, at).0
 }
 
 /// A bulk job's end as an alert's subject and occurrence.

@@ -14,6 +14,38 @@ use ioto_domain::ports::{FleetNotifier, UsageReader};
 use ioto_domain::quota::{period_of, standing, EXCEEDED};
 use ioto_domain::{Result, TenantId};
 
+/// Bytes (up and down) each of these SIMs used between `start` and `end`, from the hourly cube
+/// (one read): what quotas and data alert rules measure.
+pub(crate) async fn hourly_bytes(
+    usage: &dyn UsageReader,
+    tenant: TenantId,
+    iccids: Vec<Iccid>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<HashMap<Iccid, u64>> {
+    let query = CubeQuery {
+        cube: Cube::UsageHourly,
+        bounds: vec![start, end],
+        group: CubeGroup {
+            sim: true,
+            ..CubeGroup::default()
+        },
+        filter: CubeFilter {
+            iccids: Some(iccids),
+            ..CubeFilter::default()
+        },
+        runs: Vec::new(),
+        count_sims: false,
+    };
+    let mut used: HashMap<Iccid, u64> = HashMap::new();
+    for r in usage.cube_rows(tenant, &query).await? {
+        if let Some(iccid) = r.iccid {
+            *used.entry(iccid).or_default() += r.bytes_in + r.bytes_out;
+        }
+    }
+    Ok(used)
+}
+
 /// Most quotas one sweep evaluates again (the SIMs active since the last one).
 pub const SWEEP_QUOTAS: u64 = 100_000;
 
@@ -82,30 +114,8 @@ impl QuotaEvaluator {
             groups.entry((t.quota.tenant_id, start, end)).or_default().push(t);
         }
         for ((tenant, start, end), group) in groups {
-            let query = CubeQuery {
-                cube: Cube::UsageHourly,
-                bounds: vec![start, end],
-                group: CubeGroup {
-                    sim: true,
-                    ..CubeGroup::default()
-                },
-                filter: CubeFilter {
-                    iccids: Some(group.iter().map(|t| t.iccid.clone()).collect()),
-                    ..CubeFilter::default()
-                },
-                runs: Vec::new(),
-                count_sims: false,
-            };
-            let used: HashMap<Iccid, u64> = self
-                .usage
-                .cube_rows(tenant, &query)
-                .await?
-                .into_iter()
-                .filter_map(|r| Some((r.iccid?, r.bytes_in + r.bytes_out)))
-                .fold(HashMap::new(), |mut m, (iccid, b)| {
-                    *m.entry(iccid).or_default() += b;
-                    m
-                });
+            let iccids = group.iter().map(|t| t.iccid.clone()).collect();
+            let used = hourly_bytes(self.usage.as_ref(), tenant, iccids, start, end).await?;
             for t in group {
                 let used = used.get(&t.iccid).copied().unwrap_or(0);
                 let period = standing(&t.quota, t.time_zone, used, now);

@@ -419,6 +419,7 @@ async fn seed_activity(s: &Setup, at: DateTime<Utc>) -> anyhow::Result<Duration>
                 iccid: iccid.clone(),
                 network: home(&s.networks, c * ACTIVITY_CHUNK + j),
                 at,
+                imei: None,
             })
             .collect();
         s.engines.fleet.record_activity(&batch).await?;
@@ -821,6 +822,7 @@ fn crossing(session: String, iccid: Iccid, network: MccMnc, bytes: u64) -> Sessi
         total_bytes_out: 0,
         request_type: RequestType::Update,
         cell_id: None,
+        imei: None,
     }
 }
 
@@ -869,6 +871,7 @@ async fn background_load(
                 total_bytes_out: (round % 10 + 1) * 1_000,
                 request_type: RequestType::Update,
                 cell_id: None,
+                imei: None,
             };
             let bus = Arc::clone(&bus);
             let topic = topic.clone();

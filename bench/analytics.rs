@@ -118,6 +118,7 @@ async fn load_through_writer(
             total_out: dout * k,
             delta_in: din,
             delta_out: dout,
+            imei: None,
         });
         if batch.len() == 5_000 {
             app.engines.usage.write_session_updates(&batch).await?;

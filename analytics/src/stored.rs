@@ -92,6 +92,7 @@ impl SessionColumns {
             total_out: self.total_out,
             delta_in: self.delta_in,
             delta_out: self.delta_out,
+            imei: None,
         })
     }
 }

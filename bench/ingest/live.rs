@@ -46,6 +46,7 @@ pub(super) async fn live_load(
                 total_bytes_out: n,
                 request_type: RequestType::Update,
                 cell_id: None,
+                imei: None,
             };
             let bus = Arc::clone(&bus);
             let topic = topic.clone();
@@ -129,6 +130,7 @@ pub(super) async fn probe(
         total_bytes_out: 0,
         request_type: RequestType::Update,
         cell_id: None,
+        imei: None,
     };
     let (seen_tx, seen) = tokio::sync::oneshot::channel();
     let key = SessionKey {

@@ -52,6 +52,7 @@ fn any_fields() -> impl Strategy<Value = Vec<u8>> {
         "total_bytes_out",
         "request_type",
         "cell_id",
+        "imei",
         "cdr_id",
         "start",
         "end",

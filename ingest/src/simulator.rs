@@ -106,6 +106,7 @@ impl SessionPlan {
                         RequestType::Update
                     },
                     cell_id: Some(format!("{:x}", rng.gen_range(0x1000..0xffff))),
+                    imei: device_imei(iccid),
                 }));
             }
             // Mediation closes a partial CDR at midnight: one CDR per day the session used,
@@ -256,8 +257,18 @@ impl LiveSimulator {
                 RequestType::Update
             },
             cell_id: Some(format!("{:x}", self.rng.gen_range(0x1000..0xffff))),
+            imei: device_imei(iccid),
         }
     }
+}
+
+/// The IMEI of the simulated device a SIM sits in: the same for the SIM every time (derived
+/// from its ICCID), so a change of device is a change of IMEI.
+pub fn device_imei(iccid: &Iccid) -> Option<ioto_domain::fleet::device::Imei> {
+    let body: u64 = iccid.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    ioto_domain::fleet::device::Imei::with_check_digit(&format!("35{:012}", body % 1_000_000_000_000)).ok()
 }
 
 /// Bytes of one session's rollups per UTC day, as the counting rules attribute them.

@@ -28,6 +28,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0013_postgres.sql"),
     include_str!("sql/0014_postgres.sql"),
     include_str!("sql/0015_postgres.sql"),
+    include_str!("sql/0016_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -135,6 +136,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0015_postgres.sql"),
                 sqlite: include_str!("sql/0015_sqlite.sql"),
                 irreversible: "alerts record what people were told",
+            }),
+            // The IMEI a SIM was last seen with.
+            Box::new(SqlMigration {
+                name: "m0016_last_imei",
+                postgres: include_str!("sql/0016_postgres.sql"),
+                sqlite: include_str!("sql/0016_sqlite.sql"),
+                irreversible: "the last IMEI seen is what IMEI-change alerts compare against",
             }),
         ]
     }

@@ -196,6 +196,14 @@ impl App {
                 Some(fleet.delivery_wakeup()),
             ),
         );
+        let billing = ioto_app::billing::BillingService::new(
+            engines.billing.clone(),
+            engines.billing.clone(),
+            engines.usage.clone(),
+            engines.billing.clone(),
+            engines.billing.clone(),
+            engines.fleet.clone(),
+        );
         let alerts = ioto_app::AlertService::new(
             Arc::clone(&engines.alerts),
             fleet.clone(),
@@ -205,7 +213,8 @@ impl App {
                 engines.usage.clone(),
                 realtime.clone(),
                 Some(fleet.delivery_wakeup()),
-            ),
+            )
+            .with_billing(billing.clone()),
         );
         if config.fleet.alert_tick_seconds > 0 {
             crate::server::scheduler::spawn_alerts(
@@ -223,14 +232,6 @@ impl App {
                 shutdown.subscribe(),
             );
         }
-        let billing = ioto_app::billing::BillingService::new(
-            engines.billing.clone(),
-            engines.billing.clone(),
-            engines.usage.clone(),
-            engines.billing.clone(),
-            engines.billing.clone(),
-            engines.fleet.clone(),
-        );
         if config.rating.interval_minutes > 0 {
             crate::server::scheduler::spawn_rating(
                 billing.clone(),

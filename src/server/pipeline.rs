@@ -140,6 +140,7 @@ pub async fn start(
                     iccid: u.iccid.clone(),
                     network: u.mcc_mnc.clone(),
                     at: u.event_time,
+                    imei: u.imei.clone(),
                 })
                 .collect(),
         );
@@ -334,10 +335,20 @@ pub fn activity_recorder(
                 _ = tick.tick() => None,
             };
             if let Some(seen) = seen {
-                for s in seen {
+                for mut s in seen {
                     match latest.get_mut(&s.iccid) {
-                        Some(e) if e.at > s.at => {}
-                        Some(e) => *e = s,
+                        // An older sighting still tells the IMEI a newer one did not carry.
+                        Some(e) if e.at > s.at => {
+                            if e.imei.is_none() {
+                                e.imei = s.imei;
+                            }
+                        }
+                        Some(e) => {
+                            if s.imei.is_none() {
+                                s.imei = e.imei.take();
+                            }
+                            *e = s;
+                        }
                         None => {
                             latest.insert(s.iccid.clone(), s);
                         }
@@ -350,14 +361,13 @@ pub fn activity_recorder(
             }
             let batch: Vec<Sighting> = latest.drain().map(|(_, s)| s).collect();
             match fleet.record_activity(&batch).await {
-                Ok(first) if !first.is_empty() => {
+                Ok(seen) => {
                     if let Some(alerts) = &first_traffic {
-                        if let Err(e) = alerts.on_first_traffic(&first, chrono::Utc::now()).await {
-                            tracing::warn!(error = %e, sims = first.len(), "first-traffic alert rules not evaluated");
+                        if let Err(e) = alerts.on_activity(&seen, chrono::Utc::now()).await {
+                            tracing::warn!(error = %e, first = seen.first_seen.len(), imei_changes = seen.imei_changes.len(), "first-traffic and IMEI alert rules not evaluated");
                         }
                     }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, sims = batch.len(), "SIM activity not recorded; the next sightings will be")
                 }
@@ -367,11 +377,17 @@ pub fn activity_recorder(
     tx
 }
 
+/// How long a counted batch waits before it is evaluated at the least: the evaluation first asks
+/// the usage store to write what it buffered (`UsageReader::settle`); the wait gathers a few
+/// batches into one pass when intervals are short.
+const USAGE_VISIBLE: Duration = Duration::from_millis(500);
+
 /// Evaluates the quotas or the stream's alert rules (whichever is given) of SIMs with counted
-/// traffic, a little after they were counted (the usage store shows a write about a second after
-/// it): SIMs seen in one interval are evaluated at the end of the next, all at once, and SIMs
-/// counted while a pass runs join the next. What is lost here (the process stops) the quota
-/// sweep and the alert clock's pass over recently active SIMs catch.
+/// traffic: SIMs seen in one interval are evaluated all at once at a tick at least
+/// [`USAGE_VISIBLE`] after the interval ended (the next tick when intervals are that long), and
+/// SIMs counted meanwhile join the next pass. A pass that fails is
+/// offered again with the next one; what is lost here (the process stops) the quota sweep and
+/// the alert clock's first pass after a start catch.
 pub fn traffic_evaluator(
     quotas: Option<ioto_app::QuotaEvaluator>,
     alerts: Option<ioto_app::AlertEvaluator>,
@@ -383,6 +399,7 @@ pub fn traffic_evaluator(
     tokio::spawn(async move {
         let mut fresh: std::collections::HashSet<Seen> = std::collections::HashSet::new();
         let mut due: Vec<Seen> = Vec::new();
+        let mut due_since = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(every);
         loop {
             let seen = tokio::select! {
@@ -397,25 +414,26 @@ pub fn traffic_evaluator(
                 fresh.extend(seen);
                 continue;
             }
+            if !due.is_empty() && due_since.elapsed() < USAGE_VISIBLE {
+                continue;
+            }
             let now = chrono::Utc::now();
             if !due.is_empty() {
                 let mut iccids: Vec<ioto_domain::Iccid> = due.iter().map(|(i, _)| i.clone()).collect();
                 iccids.sort_unstable();
                 iccids.dedup();
-                if let Some(Err(e)) = match &quotas {
-                    Some(q) => Some(q.evaluate(&iccids, now).await),
-                    None => None,
-                } {
-                    tracing::warn!(error = %e, sims = due.len(), "quotas not evaluated; the next sweep will");
-                }
-                if let Some(Err(e)) = match &alerts {
-                    Some(a) => Some(a.on_traffic(&due, now).await),
-                    None => None,
-                } {
-                    tracing::warn!(error = %e, sims = due.len(), "alert rules not evaluated for counted traffic");
+                let failed = match (&quotas, &alerts) {
+                    (Some(q), _) => q.evaluate(&iccids, now).await.err(),
+                    (None, Some(a)) => a.on_traffic(&due, now).await.err(),
+                    (None, None) => None,
+                };
+                if let Some(e) = failed {
+                    tracing::warn!(error = %e, sims = iccids.len(), "counted traffic not evaluated; offered again with the next pass");
+                    fresh.extend(due.drain(..));
                 }
             }
             due = fresh.drain().collect();
+            due_since = tokio::time::Instant::now();
         }
     });
     tx

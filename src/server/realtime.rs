@@ -347,6 +347,7 @@ mod tests {
             total_out: 0,
             delta_in: 1,
             delta_out: 0,
+            imei: None,
         };
         for total in 1..=300 {
             realtime.sessions_updated(&[update(total)]);

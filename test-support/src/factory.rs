@@ -84,6 +84,18 @@ impl Factory {
 
     /// `n` ACTIVE SIMs with unique, valid identifiers, in ICCID order.
     pub async fn sims(&self, tenant: &Tenant, customer: Option<CustomerId>, n: usize) -> Vec<Sim> {
+        self.sims_created_at(tenant, customer, n, chrono::Utc::now())
+            .await
+    }
+
+    /// `n` ACTIVE SIMs as if created (and so activated) at `at`, as the audit trail tells.
+    pub async fn sims_created_at(
+        &self,
+        tenant: &Tenant,
+        customer: Option<CustomerId>,
+        n: usize,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Sim> {
         let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
         let sims: Vec<NewSim> = (0..n as u64)
             .map(|i| {
@@ -100,7 +112,7 @@ impl Factory {
         let stamp = AuditStamp {
             actor: "factory".into(),
             actor_user_id: None,
-            at: chrono::Utc::now(),
+            at,
             note: None,
         };
         let ids = self

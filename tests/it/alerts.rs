@@ -805,3 +805,393 @@ async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on_embedded_engin
 async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on_real_engines() {
     habits_sessions_first_traffic_and_jobs_fire_once_each_on(Engines::Real).await;
 }
+
+/// Records `bytes` of traffic of `sim` on 262-01 as a CDR of today.
+async fn cdr_today(app: &TestApp, id: &str, sim: &Sim, bytes: u64) {
+    // Today's, also just after midnight (UTC).
+    let now = Utc::now();
+    let midnight = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let start = (now - chrono::Duration::minutes(30)).max(midnight);
+    app.app_engines
+        .usage
+        .write_cdrs(&[ioto_domain::ports::CdrRecord {
+            tenant_id: sim.tenant_id,
+            customer_id: sim.customer_id,
+            cdr_id: format!("{}-{id}", sim.tenant_id),
+            iccid: sim.iccid.clone(),
+            start,
+            end: (start + chrono::Duration::minutes(10)).min(now),
+            mcc_mnc: ioto_domain::MccMnc::parse("262-01").unwrap(),
+            bytes_in: bytes,
+            bytes_out: 0,
+            rating_group: 0,
+        }])
+        .await
+        .unwrap();
+}
+
+async fn rate_today(app: &TestApp, token: &str) {
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($d: Date!) { rateBillingPeriod(day: $d) { status } }",
+            json!({"d": Utc::now().date_naive().to_string()}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["rateBillingPeriod"][0]["status"], "CURRENT",
+        "{body}"
+    );
+}
+
+/// Cost rules watch what rating priced: a SIM over the amount fires once its traffic is rated,
+/// with the amount in the card's currency, on every channel; a cheaper price re-rated resolves it.
+async fn cost_rules_fire_on_rated_traffic_and_resolve_when_it_costs_less_on(engines: Engines) {
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(engines, &smtp).await;
+    let (base, received) = receiver().await;
+    let f = &app.factory;
+    let t = f.tenant("Costly").await;
+    let sims = f.sims(&t, None, 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let platform = f.user(&t, Role::PlatformAdmin, None).await;
+    let platform = app.login(platform.email.as_str(), TEST_PASSWORD).await;
+    let hook = app
+        .gql(
+            Some(&token),
+            "mutation($url: String!) { createWebhookEndpoint(input: {url: $url}) { endpoint { id } } }",
+            json!({"url": format!("{base}/ok")}),
+        )
+        .await;
+    assert!(hook["errors"].is_null(), "{hook}");
+    // Without a retail card there is no cost: a rule may be written, it fires nothing.
+    let day = create_rule(
+        &app,
+        &token,
+        json!({"name": "Costly day", "severity": "MAJOR", "groupWaitSeconds": 0,
+            "condition": {"metric": "COST_IN_DAY", "threshold": 200},
+            "channels": {"inApp": true, "webhook": true, "emails": ["finance@example.org"]}}),
+    )
+    .await;
+    assert_eq!(day["conditionText"], "Traffic cost today over 2.00");
+    let period = create_rule(
+        &app,
+        &token,
+        json!({"name": "Costly month", "groupWaitSeconds": 0,
+            "condition": {"metric": "COST_IN_PERIOD", "threshold": 250}}),
+    )
+    .await;
+    // 3 MB today for SIM 0, 1 MB for SIM 1.
+    cdr_today(&app, "a", &sims[0], 3_000_000).await;
+    cdr_today(&app, "b", &sims[1], 1_000_000).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(alerts(&app, &token, json!({})).await.is_empty());
+
+    // A card at 1 EUR per MB from the first of last month; today rated: 3.00 EUR and 1.00 EUR.
+    let today = Utc::now().date_naive();
+    let first = chrono::Datelike::with_day(
+        &(today - chrono::Duration::days(i64::from(chrono::Datelike::day(&today)))),
+        1,
+    )
+    .unwrap();
+    let card = app
+        .gql(
+            Some(&platform),
+            "mutation($input: CreateRateCardInput!) { createRateCard(input: $input) { id } }",
+            json!({"input": {"tenantId": t.id.to_string(), "kind": "RETAIL", "name": "Plain",
+                "currency": "EUR", "billingPeriod": "MONTHLY",
+                "versions": [{"effectiveFrom": first.to_string(), "accessFee": "0", "roundingIncrementBytes": 1,
+                    "zones": [{"name": "All", "pricePerMb": "1", "isDefault": true}]}]}}),
+        )
+        .await;
+    assert!(card["errors"].is_null(), "{card}");
+    rate_today(&app, &token).await;
+    for (rule, detail) in [
+        (&day, "3.00 EUR today, as rated"),
+        (&period, "3.00 EUR in the billing period, as rated"),
+    ] {
+        let a = until_alerts(
+            &app,
+            &token,
+            json!({"ruleId": rule["id"]}),
+            "rated traffic over the amount fired nothing",
+            |a| a.iter().any(|x| x["state"] == "FIRING"),
+        )
+        .await;
+        assert_eq!(a.len(), 1, "only SIM 0 costs more: {a:?}");
+        assert_eq!(
+            (&a[0]["iccid"], &a[0]["value"], &a[0]["detail"]),
+            (&json!(sims[0].iccid.as_str()), &json!(300), &json!(detail))
+        );
+    }
+    let mail = until("no e-mail about the costly SIM", || {
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.contains("finance@example.org"))
+    })
+    .await;
+    assert!(mail.contains("3.00 EUR today"), "{mail}");
+    let hook = until("no webhook about the costly SIM", || {
+        let got = received.lock().unwrap();
+        got.iter()
+            .map(|(_, r)| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .find(|b| b["type"] == "alert.firing" && b["data"]["rule"]["name"] == "Costly day")
+    })
+    .await;
+    assert_eq!(hook["data"]["alerts"][0]["value"], 300, "{hook}");
+
+    // From today 0.10 EUR per MB: re-rated, SIM 0 cost 0.30 EUR today; the alert resolves.
+    let version = app
+        .gql(
+            Some(&platform),
+            "mutation($id: ID!, $v: RateCardVersionInput!) { addRateCardVersion(rateCardId: $id, version: $v) { id } }",
+            json!({"id": card["data"]["createRateCard"]["id"], "v": {"effectiveFrom": today.to_string(),
+                "accessFee": "0", "roundingIncrementBytes": 1, "zones": [{"name": "All", "pricePerMb": "0.1", "isDefault": true}]}}),
+        )
+        .await;
+    assert!(version["errors"].is_null(), "{version}");
+    rate_today(&app, &token).await;
+    let resolved = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": day["id"], "states": ["RESOLVED"]}),
+        "a cheaper rating did not resolve the cost alert",
+        |a| a.len() == 1,
+    )
+    .await;
+    assert_eq!(resolved[0]["value"], 30);
+}
+
+#[tokio::test]
+async fn cost_rules_fire_on_rated_traffic_and_resolve_when_it_costs_less_on_embedded_engines() {
+    cost_rules_fire_on_rated_traffic_and_resolve_when_it_costs_less_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn cost_rules_fire_on_rated_traffic_and_resolve_when_it_costs_less_on_real_engines() {
+    cost_rules_fire_on_rated_traffic_and_resolve_when_it_costs_less_on(Engines::Real).await;
+}
+
+/// A SIM activated days ago that never carried traffic fires the rule, with when it was
+/// activated; one with traffic since, or activated lately, does not; its first traffic resolves it.
+async fn sims_silent_since_activation_fire_and_resolve_on_first_traffic_on(engines: Engines) {
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(engines, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Unboxed").await;
+    let old = f
+        .sims_created_at(&t, None, 2, Utc::now() - chrono::Duration::days(3))
+        .await;
+    let new = f.sims(&t, None, 1).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    // SIM old[1] was used yesterday.
+    publish_at(
+        &app,
+        "used",
+        &old[1],
+        1_000,
+        Utc::now() - chrono::Duration::days(1),
+    )
+    .await;
+    // Its sighting is recorded within a few seconds: the rule is written once it is.
+    let mut seen = false;
+    for _ in 0..200 {
+        let sim = app
+            .app_engines
+            .fleet
+            .sims_by_id(ioto_domain::Scope::Platform, &[old[1].id])
+            .await
+            .unwrap();
+        if sim.first().is_some_and(|s| s.last_activity_at.is_some()) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the used SIM's session was never recorded");
+    let rule = create_rule(
+        &app,
+        &token,
+        json!({"name": "Never used", "groupWaitSeconds": 0,
+            "condition": {"metric": "NO_TRAFFIC_AFTER_ACTIVATION", "threshold": 2}}),
+    )
+    .await;
+    assert_eq!(
+        rule["conditionText"],
+        "No traffic 2 days or more after activation"
+    );
+    until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rule["id"]}),
+        "a SIM silent since its activation three days ago fired nothing",
+        |a| !a.is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let firing = alerts(&app, &token, json!({"ruleId": rule["id"]})).await;
+    assert_eq!(firing.len(), 1, "only the unused old SIM: {firing:?}");
+    assert_eq!(
+        (&firing[0]["iccid"], &firing[0]["value"], &firing[0]["state"]),
+        (&json!(old[0].iccid.as_str()), &json!(3), &json!("FIRING"))
+    );
+    assert!(
+        firing[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("activated ") && d.ends_with("UTC, no traffic since")),
+        "{firing:?}"
+    );
+    assert!(!firing.iter().any(|a| a["iccid"] == new[0].iccid.as_str()));
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = alert_notes(&app, &token).await;
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        told,
+        vec![(
+            "ALERT_FIRING".to_owned(),
+            "Warning: Never used (1 SIM)".to_owned()
+        )]
+    );
+    // Its first traffic: resolved, and told.
+    publish_at(&app, "first", &old[0], 1_000, Utc::now()).await;
+    until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rule["id"], "states": ["RESOLVED"]}),
+        "the SIM's first traffic did not resolve the alert",
+        |a| a.len() == 1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sims_silent_since_activation_fire_and_resolve_on_first_traffic_on_embedded_engines() {
+    sims_silent_since_activation_fire_and_resolve_on_first_traffic_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn sims_silent_since_activation_fire_and_resolve_on_first_traffic_on_real_engines() {
+    sims_silent_since_activation_fire_and_resolve_on_first_traffic_on(Engines::Real).await;
+}
+
+/// Publishes a version-2 session update of `sim` reporting the device's `imei`.
+async fn publish_imei(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64, imei: &str) {
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let event = json!({"v": 2, "session_id": session, "iccid": sim.iccid.as_str(),
+        "event_timestamp": Utc::now().to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE",
+        "total_bytes_in": bytes_in, "total_bytes_out": 0, "request_type": "UPDATE", "imei": imei});
+    app.app_engines
+        .bus
+        .publish(&topics.sessions, session, event.to_string().as_bytes())
+        .await
+        .unwrap();
+}
+
+/// A SIM moved into another device fires the IMEI rule once, naming both IMEIs, by e-mail too;
+/// the first IMEI seen, the same one again or a redelivered update fire nothing; a session with a
+/// malformed IMEI is dead-lettered naming the field.
+async fn a_sim_seen_in_another_device_fires_once_on(engines: Engines) {
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(engines, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Swapped").await;
+    let sims = f.sims(&t, None, 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let rule = create_rule(
+        &app,
+        &token,
+        json!({"name": "Moved device", "severity": "CRITICAL", "groupWaitSeconds": 0,
+            "condition": {"metric": "IMEI_CHANGED"},
+            "channels": {"inApp": true, "emails": ["security@example.org"]}}),
+    )
+    .await;
+    assert_eq!(
+        rule["conditionText"],
+        "A SIM seen in another device (IMEI changed)"
+    );
+    publish_imei(&app, "d-1", &sims[0], 1_000, "352099001761481").await;
+    publish_imei(&app, "e-1", &sims[1], 1_000, "490154203237518").await;
+    // The activity recorder writes every 5 s: the first IMEIs are stored before the next ones.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    publish_imei(&app, "d-1", &sims[0], 2_000, "352099001761481").await;
+    // SIM 1 moved into another device (an IMEISV: its IMEI is 35209900176148-1).
+    publish_imei(&app, "e-2", &sims[1], 1_000, "3520990017614807").await;
+    let moved = until_alerts(
+        &app,
+        &token,
+        json!({"ruleId": rule["id"]}),
+        "a SIM in another device fired nothing",
+        |a| !a.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        (&moved[0]["iccid"], &moved[0]["state"], &moved[0]["detail"]),
+        (
+            &json!(sims[1].iccid.as_str()),
+            &json!("FIRING"),
+            &json!("IMEI 490154203237518 → 352099001761481")
+        )
+    );
+    let mail = until("no e-mail about the moved SIM", || {
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.contains("security@example.org"))
+    })
+    .await;
+    assert!(mail.contains("Moved device"), "{mail}");
+    // Redelivered: the same update again counts nothing and changes no IMEI.
+    publish_imei(&app, "e-2", &sims[1], 1_000, "3520990017614807").await;
+    // A malformed IMEI: the update is refused, naming the field.
+    publish_imei(&app, "e-3", &sims[1], 5_000, "35209900176148X").await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = alerts(&app, &token, json!({"ruleId": rule["id"]})).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["repeats"], 0, "{after:?}");
+    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+    let mut letters = app
+        .app_engines
+        .bus
+        .subscribe(&topics.dead_letters, "imei-test")
+        .await
+        .unwrap();
+    let letter: Value = loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), futures::StreamExt::next(&mut letters))
+            .await
+            .expect("the malformed IMEI's update is dead-lettered")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        if v["payload"]
+            .as_str()
+            .is_some_and(|p| p.contains("35209900176148X"))
+        {
+            break v;
+        }
+    };
+    assert_eq!(letter["reason"], "INVALID_FIELD", "{letter}");
+    assert!(
+        letter["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("field 'imei': '35209900176148X' is not an IMEI"),
+        "{letter}"
+    );
+}
+
+#[tokio::test]
+async fn a_sim_seen_in_another_device_fires_once_on_embedded_engines() {
+    a_sim_seen_in_another_device_fires_once_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_sim_seen_in_another_device_fires_once_on_real_engines() {
+    a_sim_seen_in_another_device_fires_once_on(Engines::Real).await;
+}

@@ -53,6 +53,7 @@ impl Sess<'_> {
             total_out: total.1,
             delta_in: delta.0,
             delta_out: delta.1,
+            imei: None,
         }
     }
 }

@@ -32,6 +32,7 @@ async fn live_session_and_usage_on(engines: Engines) {
         total_out: totals / 10,
         delta_in: delta,
         delta_out: delta / 10,
+        imei: None,
     };
     app.app_engines
         .usage
@@ -166,6 +167,7 @@ async fn a_reassigned_sim_shows_its_new_customer_only_their_usage_on(engines: En
         total_out: 0,
         delta_in: bytes,
         delta_out: 0,
+        imei: None,
     };
     // Counted while the SIM was Alpha's.
     app.app_engines

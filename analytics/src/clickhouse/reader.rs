@@ -258,6 +258,11 @@ impl UsageReader for ClickHouseUsage {
         Ok(roll_up_customers(points, granularity))
     }
 
+    async fn settle(&self) -> Result<()> {
+        // The reads name the cubes' stores (see `read_from`): their buffers written now.
+        ioto_domain::ports::UsageEngine::flush_pending(self).await
+    }
+
     async fn cube_rows(
         &self,
         tenant: TenantId,

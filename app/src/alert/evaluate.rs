@@ -9,19 +9,22 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ioto_domain::alert::lifecycle::{event_quiet, may_reopen, step, Alert, AlertWrite, Subject};
-use ioto_domain::alert::{AlertRule, Metric, Observation};
+use ioto_domain::alert::{cents_text, AlertRule, Metric, Observation};
 use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
 use ioto_domain::events::{AlertChanged, FleetEvent, NotificationCreated};
 use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
 use ioto_domain::fleet::{Sim, SimState};
 use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::NotificationKind;
-use ioto_domain::ports::{AlertStore, Fleet, FleetNotifier, UsageReader};
+use ioto_domain::ports::{Activity, AlertStore, Fleet, FleetNotifier, UsageReader};
 use ioto_domain::quota::period_of;
 
 use crate::quota::hourly_bytes;
 use ioto_domain::{Result, Scope, SimId, TenantId};
+use uuid::Uuid;
 
+/// How often rules measured in days are evaluated (the audit trail read for each).
+const SLOW_EVERY: Duration = Duration::from_secs(60);
 /// Most alerts one announcing pass tells of.
 const ANNOUNCE_BATCH: u64 = 1_000;
 /// Most SIMs one clock pass looks at per rule.
@@ -59,11 +62,31 @@ pub struct AlertEvaluator {
     notifier: Arc<dyn FleetNotifier>,
     delivery_wakeup: Option<Arc<tokio::sync::Notify>>,
     rules: Arc<Mutex<Option<HeldRules>>>,
-    /// When the last clock pass ran (data rules look again at SIMs active since).
-    last_tick: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// Since when counted traffic may not have been evaluated from the stream (what a server
+    /// stopped before this one started left; a stream pass that failed): the clock's next pass
+    /// evaluates the data rules for the SIMs active since.
+    missed: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// When the rules evaluated at most once a minute last were (days after activation).
+    slow: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    /// Rated usage, for the cost rules (none: no cost rule is evaluated here).
+    billing: Option<crate::billing::BillingService>,
+    /// The latest rated costs per tenant and window, kept until a new rating or a new day.
+    rated: Arc<Mutex<RatedByWindow>>,
 }
 
-/// How far back a clock pass looks for SIMs with traffic, beyond its last run: a SIM's activity
+/// The latest rated costs per tenant and window.
+type RatedByWindow = HashMap<(TenantId, Need), Arc<RatedCosts>>;
+
+/// What SIMs' traffic cost in a window as one set of rating runs priced it.
+struct RatedCosts {
+    runs: Vec<Uuid>,
+    bounds: (DateTime<Utc>, DateTime<Utc>),
+    currency: ioto_domain::billing::money::Currency,
+    /// Per SIM, in hundredths of the currency (rounded down).
+    cents: HashMap<Iccid, u64>,
+}
+
+/// How far back the clock's pass looks for SIMs with traffic the stream missed: a SIM's activity
 /// is recorded a few seconds after its traffic is counted, and the usage store may show the
 /// count a second after that.
 const ACTIVE_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
@@ -83,8 +106,104 @@ impl AlertEvaluator {
             notifier,
             delivery_wakeup,
             rules: Arc::new(Mutex::new(None)),
-            last_tick: Arc::new(Mutex::new(None)),
+            missed: Arc::new(Mutex::new(Some(Utc::now() - ACTIVE_OVERLAP))),
+            billing: None,
+            rated: Arc::new(Mutex::new(HashMap::new())),
+            slow: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Whether a rule evaluated at most once a minute is due (and if so, marks it evaluated).
+    fn slow_due(&self, rule: Uuid) -> bool {
+        let mut slow = self
+            .slow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slow.get(&rule) {
+            Some(at) if at.elapsed() < SLOW_EVERY => false,
+            _ => {
+                slow.insert(rule, Instant::now());
+                true
+            }
+        }
+    }
+
+    /// Evaluates the cost rules against what `billing` rated.
+    #[must_use]
+    pub fn with_billing(mut self, billing: crate::billing::BillingService) -> Self {
+        self.billing = Some(billing);
+        self
+    }
+
+    /// What the SIMs of `tenant` cost in the window of `need` (today or the billing period, UTC
+    /// days as rating counts them), as the current rating runs priced it; `None` when the tenant
+    /// has no retail card or nothing of the window was rated. Read again only when the runs or
+    /// the window changed.
+    async fn rated_costs(
+        &self,
+        tenant: TenantId,
+        need: Need,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<RatedCosts>>> {
+        let Some(billing) = &self.billing else {
+            return Ok(None);
+        };
+        let today = now.date_naive();
+        let tomorrow = today + chrono::Duration::days(1);
+        let Some((currency, runs)) = billing.current_retail_rated(tenant, today, tomorrow).await? else {
+            return Ok(None);
+        };
+        let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let bounds = match (need, runs.first()) {
+            (_, None) => return Ok(None),
+            (Need::DayCost, Some(_)) => (midnight(today), midnight(tomorrow)),
+            (_, Some(r)) => (midnight(r.period_start), midnight(r.period_end)),
+        };
+        let mut ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let key = (tenant, need);
+        if let Some(have) = self
+            .rated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            if have.runs == ids && have.bounds == bounds {
+                return Ok(Some(Arc::clone(have)));
+            }
+        }
+        let query = CubeQuery {
+            cube: Cube::RatedDaily,
+            bounds: vec![bounds.0, bounds.1],
+            group: CubeGroup {
+                sim: true,
+                ..CubeGroup::default()
+            },
+            filter: CubeFilter::default(),
+            runs: ids.clone(),
+            count_sims: false,
+        };
+        let mut units: HashMap<Iccid, i128> = HashMap::new();
+        for r in self.usage.cube_rows(tenant, &query).await? {
+            if let Some(i) = r.iccid {
+                *units.entry(i).or_default() += r.cost.units();
+            }
+        }
+        let cents = units
+            .into_iter()
+            .map(|(i, u)| (i, u64::try_from(u / 10_000_000_000).unwrap_or(0)))
+            .collect();
+        let costs = Arc::new(RatedCosts {
+            runs: ids,
+            bounds,
+            currency,
+            cents,
+        });
+        self.rated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, Arc::clone(&costs));
+        Ok(Some(costs))
     }
 
     /// Tells subscribers that an alert changed (acknowledged).
@@ -93,12 +212,17 @@ impl AlertEvaluator {
             .publish(FleetEvent::AlertChanged(AlertChanged::of(alert)));
     }
 
-    /// Forgets the copy of the rules (a rule changed here).
-    pub fn rules_changed(&self) {
+    /// Forgets the copy of the rules (a rule changed here). A data rule written now is
+    /// evaluated at the clock's next pass for the SIMs active in the day before (the others at
+    /// their next traffic).
+    pub fn rules_changed(&self, metric: Option<Metric>) {
         *self
             .rules
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        if metric.is_some_and(|m| m.is_streamed() && !m.is_event()) {
+            self.missed_since(Utc::now() - chrono::Duration::days(1));
+        }
     }
 
     async fn rules(&self) -> Result<Arc<Vec<AlertRule>>> {
@@ -123,8 +247,21 @@ impl AlertEvaluator {
 
     /// Evaluates the stream's rules for SIMs that carried traffic, each with the network it
     /// was seen on: data used, sessions, usage against the SIM's habit, new networks and
-    /// countries.
+    /// countries. The caller offers the SIMs of a pass that failed again.
     pub async fn on_traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
+        self.traffic(seen, now).await
+    }
+
+    /// Marks SIMs active since `at` as not evaluated from the stream.
+    fn missed_since(&self, at: DateTime<Utc>) {
+        let mut m = self
+            .missed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m = Some(m.map_or(at, |have| have.min(at)));
+    }
+
+    async fn traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
         let rules = self.rules().await?;
         let stream: Vec<&AlertRule> = rules
             .iter()
@@ -133,55 +270,108 @@ impl AlertEvaluator {
         if stream.is_empty() || seen.is_empty() {
             return Ok(Pass::default());
         }
+        // What was counted is read as counted.
+        self.usage.settle().await?;
         let mut iccids: Vec<Iccid> = seen.iter().map(|(i, _)| i.clone()).collect();
         iccids.sort_unstable();
         iccids.dedup();
         let sims = self.fleet.sims_by_iccid(Scope::Platform, &iccids).await?;
-        let mut pass = Pass::default();
-        for rule in stream {
-            let watched: Vec<&Sim> = sims
-                .iter()
-                .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
-                .collect();
-            if watched.is_empty() {
-                continue;
+        let watched: Vec<(&AlertRule, Vec<&Sim>)> = stream
+            .into_iter()
+            .map(|rule| {
+                let w = sims
+                    .iter()
+                    .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                    .collect::<Vec<_>>();
+                (rule, w)
+            })
+            .filter(|(_, w)| !w.is_empty())
+            .collect();
+        // One read per tenant and need, for the SIMs of all its rules together.
+        let mut together: HashMap<(TenantId, Need), Vec<&Sim>> = HashMap::new();
+        for (rule, w) in &watched {
+            if let Some(need) = Need::of(rule.spec.condition.metric) {
+                together
+                    .entry((rule.tenant_id, need))
+                    .or_default()
+                    .extend(w.iter().copied());
             }
+        }
+        let mut reads = Reads::new(now);
+        for ((tenant, need), sims) in &together {
+            reads.ensure(self, *tenant, *need, sims).await?;
+        }
+        let mut pass = Pass::default();
+        for (rule, w) in watched {
             let observed = match rule.spec.condition.metric {
                 Metric::NewNetwork | Metric::NewCountry => {
-                    self.new_networks(rule, &watched, seen, now).await?
+                    let read = reads.ensure(self, rule.tenant_id, Need::Networks, &w).await?;
+                    new_networks(rule, &w, seen, read, now)
                 }
-                _ => self.measure(rule, &watched, now).await?,
+                _ => self.measure(rule, &w, &mut reads).await?,
             };
             pass += self.apply(rule, observed, now).await?;
         }
         Ok(pass)
     }
 
-    /// Evaluates the first-traffic rules for SIMs Ioto saw for the first time.
-    pub async fn on_first_traffic(&self, iccids: &[Iccid], now: DateTime<Utc>) -> Result<Pass> {
-        let rules = self.rules().await?;
-        let first: Vec<&AlertRule> = rules
-            .iter()
-            .filter(|r| r.spec.condition.metric == Metric::FirstTraffic)
-            .collect();
-        if first.is_empty() || iccids.is_empty() {
+    /// Evaluates what recording SIM activity found: the first-traffic rules for SIMs seen for
+    /// the first time, the IMEI rules for SIMs seen in another device.
+    pub async fn on_activity(&self, seen: &Activity, now: DateTime<Utc>) -> Result<Pass> {
+        if seen.first_seen.is_empty() && seen.imei_changes.is_empty() {
             return Ok(Pass::default());
         }
-        let sims = self.fleet.sims_by_iccid(Scope::Platform, iccids).await?;
+        let rules = self.rules().await?;
+        let wanted = |m: Metric, any: bool| any && rules.iter().any(|r| r.spec.condition.metric == m);
+        let first = wanted(Metric::FirstTraffic, !seen.first_seen.is_empty());
+        let moved = wanted(Metric::ImeiChanged, !seen.imei_changes.is_empty());
+        if !first && !moved {
+            return Ok(Pass::default());
+        }
+        let mut iccids: Vec<Iccid> = Vec::new();
+        if first {
+            iccids.extend(seen.first_seen.iter().cloned());
+        }
+        if moved {
+            iccids.extend(seen.imei_changes.iter().map(|c| c.iccid.clone()));
+        }
+        iccids.sort_unstable();
+        iccids.dedup();
+        let sims = self.fleet.sims_by_iccid(Scope::Platform, &iccids).await?;
+        let by_iccid: HashMap<&Iccid, &Sim> = sims.iter().map(|s| (&s.iccid, s)).collect();
         let mut pass = Pass::default();
-        for rule in first {
-            let observed: Vec<(Subject, Observation)> = sims
-                .iter()
-                .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
-                .map(|s| {
-                    let obs = Observation::Firing {
-                        value: 0,
-                        event: Some(format!("first:{}", s.id.0)),
-                        detail: s.last_network.as_ref().map(|n| format!("on network {n}")),
-                    };
-                    (Subject::of(s), obs)
-                })
-                .collect();
+        for rule in rules.iter() {
+            let observed: Vec<(Subject, Observation)> = match rule.spec.condition.metric {
+                Metric::FirstTraffic if first => seen
+                    .first_seen
+                    .iter()
+                    .filter_map(|i| by_iccid.get(i).copied())
+                    .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                    .map(|s| {
+                        let obs = Observation::Firing {
+                            value: 0,
+                            event: Some(format!("first:{}", s.id.0)),
+                            detail: s.last_network.as_ref().map(|n| format!("on network {n}")),
+                        };
+                        (Subject::of(s), obs)
+                    })
+                    .collect(),
+                Metric::ImeiChanged if moved => seen
+                    .imei_changes
+                    .iter()
+                    .filter_map(|c| by_iccid.get(&c.iccid).map(|s| (c, *s)))
+                    .filter(|(_, s)| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                    .map(|(c, s)| {
+                        let obs = Observation::Firing {
+                            value: 0,
+                            event: Some(format!("imei:{}:{}:{}", s.id.0, c.to, c.at.timestamp_micros())),
+                            detail: Some(format!("IMEI {} → {}", c.from, c.to)),
+                        };
+                        (Subject::of(s), obs)
+                    })
+                    .collect(),
+                _ => continue,
+            };
             pass += self.apply(rule, observed, now).await?;
         }
         Ok(pass)
@@ -274,96 +464,44 @@ impl AlertEvaluator {
         Ok(pass)
     }
 
-    /// New networks (or countries) of the SIMs seen: those they had no traffic on in the 30
-    /// days before today (UTC), when they had traffic in those days at all.
-    async fn new_networks(
-        &self,
-        rule: &AlertRule,
-        sims: &[&Sim],
-        seen: &[(Iccid, MccMnc)],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Subject, Observation)>> {
-        let today = utc_day(now);
-        let query = CubeQuery {
-            cube: Cube::UsageDaily,
-            bounds: vec![today - chrono::Duration::days(HABIT_DAYS), today],
-            group: CubeGroup {
-                sim: true,
-                network: true,
-                ..CubeGroup::default()
-            },
-            filter: CubeFilter {
-                iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
-                ..CubeFilter::default()
-            },
-            runs: Vec::new(),
-            count_sims: false,
-        };
-        let mut used: HashMap<Iccid, HashSet<MccMnc>> = HashMap::new();
-        for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
-            if let (Some(i), Some(n)) = (r.iccid, r.mcc_mnc) {
-                used.entry(i).or_default().insert(n);
-            }
-        }
-        let country = rule.spec.condition.metric == Metric::NewCountry;
-        let mut out = Vec::new();
-        for s in sims {
-            let Some(habit) = used.get(&s.iccid) else {
-                continue;
-            };
-            for (_, net) in seen.iter().filter(|(i, _)| *i == s.iccid) {
-                let new = if country {
-                    !habit.iter().any(|h| h.mcc() == net.mcc())
-                } else {
-                    !habit.contains(net)
-                };
-                if !new {
-                    continue;
-                }
-                let (key, detail) = if country {
-                    (
-                        format!("{}:{}:{}", s.id.0, net.mcc(), today.date_naive()),
-                        format!("country code {} (network {net})", net.mcc()),
-                    )
-                } else {
-                    (
-                        format!("{}:{net}:{}", s.id.0, today.date_naive()),
-                        format!("network {net}"),
-                    )
-                };
-                out.push((
-                    Subject::of(s),
-                    Observation::Firing {
-                        value: 0,
-                        event: Some(key),
-                        detail: Some(detail),
-                    },
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The clock's pass: SIMs gone quiet, SIMs with traffic since the last pass (what the
-    /// evaluation after a counted batch missed: a usage store slow to show the count, a server
-    /// stopped in between), open alerts evaluated again (pending durations passing, conditions
-    /// clearing, events gone quiet), then what is due announced.
+    /// The clock's pass: SIMs gone quiet, open alerts evaluated again (pending durations
+    /// passing, conditions clearing, events gone quiet), SIMs whose counted traffic the stream
+    /// did not evaluate (a failed stream pass; what a server stopped before it left), then what
+    /// is due announced.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<Pass> {
         let rules = self.store.enabled_alert_rules().await?;
-        let since = self
-            .last_tick
+        let missed = self
+            .missed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .replace(now)
-            .unwrap_or(now)
-            - ACTIVE_OVERLAP;
+            .take();
+        let done = self.tick_rules(&rules, missed, now).await;
+        if done.is_err() {
+            if let Some(at) = missed {
+                self.missed_since(at);
+            }
+        }
+        let mut pass = done?;
+        pass.notifications += self.announce(now).await?;
+        Ok(pass)
+    }
+
+    async fn tick_rules(
+        &self,
+        rules: &[AlertRule],
+        missed: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Pass> {
         let mut active: HashMap<TenantId, Vec<Sim>> = HashMap::new();
+        let mut reads = Reads::new(now);
         let mut pass = Pass::default();
-        for rule in &rules {
+        for rule in rules {
             pass.rules += 1;
             let metric = rule.spec.condition.metric;
             let data = metric.is_streamed() && !metric.is_event();
-            if data && !active.contains_key(&rule.tenant_id) {
+            if let (true, Some(since), std::collections::hash_map::Entry::Vacant(slot)) =
+                (data, missed, active.entry(rule.tenant_id))
+            {
                 let filter = SimFilter {
                     last_activity_from: Some(since),
                     ..SimFilter::default()
@@ -377,16 +515,24 @@ impl AlertEvaluator {
                         &Page::<SimSort>::first(SCAN_SIMS),
                     )
                     .await?;
-                active.insert(rule.tenant_id, sims);
+                slot.insert(sims);
             }
             let recent = if data {
                 active.get(&rule.tenant_id).map(Vec::as_slice).unwrap_or_default()
             } else {
                 &[]
             };
-            pass += self.tick_rule(rule, recent, now).await?;
+            // Rules measured in days look for new SIMs once a minute, at their open alerts on
+            // every pass.
+            let scan = metric != Metric::NoTrafficAfterActivation || self.slow_due(rule.id);
+            // One rule failing (a store refusing a read) does not hold back the others.
+            match self.tick_rule(rule, recent, scan, &mut reads, now).await {
+                Ok(p) => pass += p,
+                Err(e) => {
+                    tracing::warn!(rule = %rule.id, error = %e, "alert rule not evaluated on the clock; the next pass will")
+                }
+            }
         }
-        pass.notifications += self.announce(now).await?;
         Ok(pass)
     }
 
@@ -405,7 +551,14 @@ impl AlertEvaluator {
         Ok(told.len())
     }
 
-    async fn tick_rule(&self, rule: &AlertRule, recent: &[Sim], now: DateTime<Utc>) -> Result<Pass> {
+    async fn tick_rule(
+        &self,
+        rule: &AlertRule,
+        recent: &[Sim],
+        scan: bool,
+        reads: &mut Reads,
+        now: DateTime<Utc>,
+    ) -> Result<Pass> {
         let metric = rule.spec.condition.metric;
         let reopen_since =
             now - chrono::Duration::seconds(i64::from(rule.spec.pacing.group_interval_seconds));
@@ -429,6 +582,41 @@ impl AlertEvaluator {
                     .await?,
             );
         }
+        if metric == Metric::NoTrafficAfterActivation && scan {
+            // Activated at least that long ago and quiet since: not seen in that time.
+            let days = i64::try_from(rule.spec.condition.threshold.unwrap_or(1)).unwrap_or(1);
+            let filter = SimFilter {
+                states: vec![SimState::Active],
+                quiet_since: Some(now - chrono::Duration::days(days)),
+                ..SimFilter::default()
+            };
+            sims.extend(
+                self.fleet
+                    .list_sims(
+                        Scope::tenant(rule.tenant_id),
+                        rule.tenant_id,
+                        &filter,
+                        &Page::<SimSort>::first(SCAN_SIMS),
+                    )
+                    .await?,
+            );
+        }
+        if let (true, Some(need)) = (metric.is_rated(), Need::of(metric)) {
+            // The SIMs whose rated cost is over the threshold (the others only clear).
+            if let Some(costs) = reads.rated(self, rule.tenant_id, need).await? {
+                let t = rule.spec.condition.threshold.unwrap_or(0);
+                let mut over: Vec<Iccid> = costs
+                    .cents
+                    .iter()
+                    .filter(|(_, c)| **c > t)
+                    .map(|(i, _)| i.clone())
+                    .collect();
+                over.sort_unstable();
+                if !over.is_empty() {
+                    sims.extend(self.fleet.sims_by_iccid(Scope::Platform, &over).await?);
+                }
+            }
+        }
         let have: HashSet<SimId> = sims.iter().map(|s| s.id).collect();
         let ids: Vec<SimId> = open
             .iter()
@@ -442,7 +630,7 @@ impl AlertEvaluator {
             .iter()
             .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
             .collect();
-        let mut observed = self.measure(rule, &watched, now).await?;
+        let mut observed = self.measure(rule, &watched, reads).await?;
         // An open alert whose SIM left the target (or the tenant) clears.
         let kept: HashSet<SimId> = watched.iter().map(|s| s.id).collect();
         for a in &open {
@@ -477,35 +665,12 @@ impl AlertEvaluator {
         &self,
         rule: &AlertRule,
         sims: &[&Sim],
-        now: DateTime<Utc>,
+        reads: &mut Reads,
     ) -> Result<Vec<(Subject, Observation)>> {
         let c = &rule.spec.condition;
-        match c.metric {
-            Metric::DataInDay | Metric::DataInPeriod => {
-                if sims.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let zone = self
-                    .fleet
-                    .settings(Scope::Platform, rule.tenant_id)
-                    .await?
-                    .time_zone;
-                let (start, end) = if c.metric == Metric::DataInDay {
-                    day_of(zone, now)
-                } else {
-                    period_of(zone, now)
-                };
-                let iccids = sims.iter().map(|s| s.iccid.clone()).collect();
-                let used = hourly_bytes(self.usage.as_ref(), rule.tenant_id, iccids, start, end).await?;
-                Ok(sims
-                    .iter()
-                    .map(|s| {
-                        let v = used.get(&s.iccid).copied().unwrap_or(0);
-                        (Subject::of(s), c.observe(v))
-                    })
-                    .collect())
-            }
-            Metric::OfflineHours => Ok(sims
+        let now = reads.now;
+        if c.metric == Metric::OfflineHours {
+            return Ok(sims
                 .iter()
                 .map(|s| {
                     let hours = match (s.state, s.last_activity_at) {
@@ -515,94 +680,76 @@ impl AlertEvaluator {
                     };
                     (Subject::of(s), c.observe(hours))
                 })
-                .collect()),
-            Metric::SessionsInHour => {
-                if sims.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let hour = now - chrono::Duration::seconds(now.timestamp().rem_euclid(3600));
-                let query = by_sim(
-                    Cube::SessionsHourly,
-                    vec![hour, hour + chrono::Duration::hours(1)],
-                    sims,
-                );
-                let mut count: HashMap<Iccid, u64> = HashMap::new();
-                for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
-                    if let Some(i) = r.iccid {
-                        *count.entry(i).or_default() += r.sessions;
-                    }
-                }
-                Ok(sims
-                    .iter()
-                    .map(|s| {
-                        (
-                            Subject::of(s),
-                            c.observe(count.get(&s.iccid).copied().unwrap_or(0)),
-                        )
-                    })
-                    .collect())
-            }
-            Metric::UsageOverMedian => self.over_median(rule, sims, now).await,
-            Metric::StateChanged
-            | Metric::QuotaStage
-            | Metric::NewNetwork
-            | Metric::NewCountry
-            | Metric::FirstTraffic
-            | Metric::BulkJobFinished => Ok(Vec::new()),
+                .collect());
         }
-    }
-
-    /// Today's bytes (UTC) of each SIM against its median day of the 30 before (days with
-    /// traffic only; fewer than 7 such days: no habit yet, the condition does not hold).
-    async fn over_median(
-        &self,
-        rule: &AlertRule,
-        sims: &[&Sim],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Subject, Observation)>> {
+        if c.metric == Metric::NoTrafficAfterActivation {
+            let activated = reads
+                .activations(self.fleet.as_ref(), rule.tenant_id, sims)
+                .await?;
+            return Ok(sims
+                .iter()
+                .map(|s| {
+                    let since = activated.get(&s.id).filter(|at| {
+                        s.state == SimState::Active && s.last_activity_at.is_none_or(|l| l < **at)
+                    });
+                    let days = since.map_or(0, |at| u64::try_from((now - *at).num_days()).unwrap_or(0));
+                    let obs = match (c.observe(days), since) {
+                        (Observation::Firing { value, event, .. }, Some(at)) => Observation::Firing {
+                            value,
+                            event,
+                            detail: Some(format!(
+                                "activated {} UTC, no traffic since",
+                                at.format("%Y-%m-%d %H:%M")
+                            )),
+                        },
+                        (other, _) => other,
+                    };
+                    (Subject::of(s), obs)
+                })
+                .collect());
+        }
+        let Some(need) = Need::of(c.metric).filter(|_| !c.metric.is_event()) else {
+            return Ok(Vec::new());
+        };
         if sims.is_empty() {
             return Ok(Vec::new());
         }
-        let today = utc_day(now);
-        let days = usize::try_from(HABIT_DAYS).unwrap_or(30);
-        let bounds: Vec<DateTime<Utc>> = (0..=HABIT_DAYS + 1)
-            .map(|d| today - chrono::Duration::days(HABIT_DAYS) + chrono::Duration::days(d))
-            .collect();
-        let query = by_sim(Cube::UsageDaily, bounds, sims);
-        let mut per_day: HashMap<Iccid, Vec<u64>> = HashMap::new();
-        for r in self.usage.cube_rows(rule.tenant_id, &query).await? {
-            if let Some(i) = r.iccid {
-                let row = per_day.entry(i).or_insert_with(|| vec![0; days + 1]);
-                if let Some(v) = row.get_mut(r.bucket) {
-                    *v += r.bytes_in + r.bytes_out;
-                }
-            }
+        if c.metric.is_rated() {
+            let costs = reads.rated(self, rule.tenant_id, need).await?;
+            let window = if need == Need::DayCost {
+                "today"
+            } else {
+                "in the billing period"
+            };
+            return Ok(sims
+                .iter()
+                .map(|s| {
+                    let cents = costs
+                        .as_ref()
+                        .and_then(|k| k.cents.get(&s.iccid).copied())
+                        .unwrap_or(0);
+                    let obs = match c.observe(cents) {
+                        Observation::Firing { value, event, .. } => Observation::Firing {
+                            value,
+                            event,
+                            detail: costs
+                                .as_ref()
+                                .map(|k| format!("{} {} {window}, as rated", cents_text(value), k.currency)),
+                        },
+                        other => other,
+                    };
+                    (Subject::of(s), obs)
+                })
+                .collect());
         }
-        let factor = rule.spec.condition.threshold.unwrap_or(2);
-        Ok(sims
-            .iter()
-            .map(|s| {
-                let row = per_day
-                    .get(&s.iccid)
-                    .cloned()
-                    .unwrap_or_else(|| vec![0; days + 1]);
-                let today_bytes = row.get(days).copied().unwrap_or(0);
-                let obs = match median_day(&row[..days]) {
-                    Some(median) if today_bytes > median.saturating_mul(factor) => Observation::Firing {
-                        value: today_bytes,
-                        event: None,
-                        detail: Some(format!(
-                            "{} today, {:.1} × its median day of {}",
-                            ioto_domain::notify::bytes_text(today_bytes),
-                            today_bytes as f64 / median.max(1) as f64,
-                            ioto_domain::notify::bytes_text(median)
-                        )),
-                    },
-                    _ => Observation::Clear { value: today_bytes },
-                };
-                (Subject::of(s), obs)
-            })
-            .collect())
+        let read = reads.ensure(self, rule.tenant_id, need, sims).await?;
+        Ok(match need {
+            Need::DailyBytes => over_median(rule, sims, read),
+            _ => sims
+                .iter()
+                .map(|s| (Subject::of(s), c.observe(read.sum(&s.iccid))))
+                .collect(),
+        })
     }
 
     /// Steps each observed subject's alert, reading the alerts first.
@@ -704,22 +851,338 @@ fn median_day(days: &[u64]) -> Option<u64> {
     })
 }
 
-/// A query of `cube` per SIM over `bounds`, for these SIMs.
-fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, sims: &[&Sim]) -> CubeQuery {
+/// A query of `cube` per SIM (and network, when asked) over `bounds`, for these SIMs.
+fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, iccids: Vec<Iccid>, network: bool) -> CubeQuery {
     CubeQuery {
         cube,
         bounds,
         group: CubeGroup {
             sim: true,
+            network,
             ..CubeGroup::default()
         },
         filter: CubeFilter {
-            iccids: Some(sims.iter().map(|s| s.iccid.clone()).collect()),
+            iccids: Some(iccids),
             ..CubeFilter::default()
         },
         runs: Vec::new(),
         count_sims: false,
     }
+}
+
+/// New networks (or countries) of the SIMs seen: those they had no traffic on in the 30 days
+/// before today (UTC), when they had traffic in those days at all.
+fn new_networks(
+    rule: &AlertRule,
+    sims: &[&Sim],
+    seen: &[(Iccid, MccMnc)],
+    read: &Read,
+    now: DateTime<Utc>,
+) -> Vec<(Subject, Observation)> {
+    let today = utc_day(now);
+    let country = rule.spec.condition.metric == Metric::NewCountry;
+    let mut out = Vec::new();
+    for s in sims {
+        let Some(habit) = read.networks.get(&s.iccid) else {
+            continue;
+        };
+        for (_, net) in seen.iter().filter(|(i, _)| *i == s.iccid) {
+            let new = if country {
+                !habit.iter().any(|h| h.mcc() == net.mcc())
+            } else {
+                !habit.contains(net)
+            };
+            if !new {
+                continue;
+            }
+            let (key, detail) = if country {
+                (
+                    format!("{}:{}:{}", s.id.0, net.mcc(), today.date_naive()),
+                    format!("country code {} (network {net})", net.mcc()),
+                )
+            } else {
+                (
+                    format!("{}:{net}:{}", s.id.0, today.date_naive()),
+                    format!("network {net}"),
+                )
+            };
+            out.push((
+                Subject::of(s),
+                Observation::Firing {
+                    value: 0,
+                    event: Some(key),
+                    detail: Some(detail),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Today's bytes (UTC) of each SIM against its median day of the 30 before (days with traffic
+/// only; fewer than 7 such days: no habit yet, the condition does not hold).
+fn over_median(rule: &AlertRule, sims: &[&Sim], read: &Read) -> Vec<(Subject, Observation)> {
+    let days = usize::try_from(HABIT_DAYS).unwrap_or(30);
+    let factor = rule.spec.condition.threshold.unwrap_or(2);
+    let none = vec![0; days + 1];
+    sims.iter()
+        .map(|s| {
+            let row = read.values.get(&s.iccid).unwrap_or(&none);
+            let today_bytes = row.get(days).copied().unwrap_or(0);
+            let obs = match median_day(row.get(..days).unwrap_or_default()) {
+                Some(median) if today_bytes > median.saturating_mul(factor) => Observation::Firing {
+                    value: today_bytes,
+                    event: None,
+                    detail: Some(format!(
+                        "{} today, {:.1} × its median day of {}",
+                        ioto_domain::notify::bytes_text(today_bytes),
+                        today_bytes as f64 / median.max(1) as f64,
+                        ioto_domain::notify::bytes_text(median)
+                    )),
+                },
+                _ => Observation::Clear { value: today_bytes },
+            };
+            (Subject::of(s), obs)
+        })
+        .collect()
+}
+
+/// What one read of the usage store serves: the rules of one tenant whose metrics need the same
+/// figures share it within a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Need {
+    /// Bytes in the tenant's day so far.
+    DayBytes,
+    /// Bytes in the tenant's billing period so far.
+    PeriodBytes,
+    /// Sessions in the current hour.
+    HourSessions,
+    /// Bytes per UTC day, the 30 days before today and today.
+    DailyBytes,
+    /// Networks used in the 30 days before today (UTC).
+    Networks,
+    /// Rated cost today (UTC).
+    DayCost,
+    /// Rated cost in the retail card's current billing period.
+    PeriodCost,
+}
+
+impl Need {
+    fn of(metric: Metric) -> Option<Self> {
+        match metric {
+            Metric::DataInDay => Some(Self::DayBytes),
+            Metric::DataInPeriod => Some(Self::PeriodBytes),
+            Metric::SessionsInHour => Some(Self::HourSessions),
+            Metric::UsageOverMedian => Some(Self::DailyBytes),
+            Metric::NewNetwork | Metric::NewCountry => Some(Self::Networks),
+            Metric::CostInDay => Some(Self::DayCost),
+            Metric::CostInPeriod => Some(Self::PeriodCost),
+            Metric::NoTrafficAfterActivation
+            | Metric::ImeiChanged
+            | Metric::OfflineHours
+            | Metric::StateChanged
+            | Metric::QuotaStage
+            | Metric::FirstTraffic
+            | Metric::BulkJobFinished => None,
+        }
+    }
+}
+
+/// The figures read for one need: per SIM a sum (one value) or a series (days), or the
+/// networks it used; `covered` the SIMs asked for so far (a SIM without traffic has no entry).
+#[derive(Default)]
+struct Read {
+    covered: HashSet<Iccid>,
+    values: HashMap<Iccid, Vec<u64>>,
+    networks: HashMap<Iccid, HashSet<MccMnc>>,
+}
+
+impl Read {
+    fn sum(&self, iccid: &Iccid) -> u64 {
+        self.values
+            .get(iccid)
+            .and_then(|v| v.first())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A pass's reads: each tenant's time zone read once, each need read once for all the SIMs the
+/// pass's rules asked for together (and again only for SIMs not asked for yet).
+struct Reads {
+    now: DateTime<Utc>,
+    zones: HashMap<TenantId, chrono_tz::Tz>,
+    read: HashMap<(TenantId, Need), Read>,
+    /// When SIMs were last activated (`None`: never), per SIM asked for.
+    activated: HashMap<SimId, Option<DateTime<Utc>>>,
+    /// Rated costs as read in this pass.
+    rated: HashMap<(TenantId, Need), Option<Arc<RatedCosts>>>,
+}
+
+impl Reads {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            zones: HashMap::new(),
+            read: HashMap::new(),
+            activated: HashMap::new(),
+            rated: HashMap::new(),
+        }
+    }
+
+    /// The rated costs of the need's window, read once per pass.
+    async fn rated(
+        &mut self,
+        ev: &AlertEvaluator,
+        tenant: TenantId,
+        need: Need,
+    ) -> Result<Option<Arc<RatedCosts>>> {
+        if let Some(have) = self.rated.get(&(tenant, need)) {
+            return Ok(have.clone());
+        }
+        let costs = ev.rated_costs(tenant, need, self.now).await?;
+        self.rated.insert((tenant, need), costs.clone());
+        Ok(costs)
+    }
+
+    /// When each of these SIMs of `tenant` was last activated (those never activated left out).
+    async fn activations(
+        &mut self,
+        fleet: &dyn Fleet,
+        tenant: TenantId,
+        sims: &[&Sim],
+    ) -> Result<HashMap<SimId, DateTime<Utc>>> {
+        let missing: Vec<SimId> = sims
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !self.activated.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            let found = fleet.last_activations(Scope::Platform, tenant, &missing).await?;
+            for id in missing {
+                self.activated.insert(id, found.get(&id).copied());
+            }
+        }
+        Ok(sims
+            .iter()
+            .filter_map(|s| self.activated.get(&s.id).copied().flatten().map(|at| (s.id, at)))
+            .collect())
+    }
+
+    async fn zone(&mut self, fleet: &dyn Fleet, tenant: TenantId) -> Result<chrono_tz::Tz> {
+        if let Some(z) = self.zones.get(&tenant) {
+            return Ok(*z);
+        }
+        let zone = fleet.settings(Scope::Platform, tenant).await?.time_zone;
+        self.zones.insert(tenant, zone);
+        Ok(zone)
+    }
+
+    /// The need's figures, covering at least `sims`.
+    async fn ensure(
+        &mut self,
+        ev: &AlertEvaluator,
+        tenant: TenantId,
+        need: Need,
+        sims: &[&Sim],
+    ) -> Result<&Read> {
+        let missing: Vec<Iccid> = {
+            let have = self.read.get(&(tenant, need));
+            let mut m: Vec<Iccid> = sims
+                .iter()
+                .filter(|s| !have.is_some_and(|r| r.covered.contains(&s.iccid)))
+                .map(|s| s.iccid.clone())
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        if !missing.is_empty() {
+            let now = self.now;
+            let zone = match need {
+                Need::DayBytes | Need::PeriodBytes => Some(self.zone(ev.fleet.as_ref(), tenant).await?),
+                _ => None,
+            };
+            let fresh = read_need(ev.usage.as_ref(), tenant, need, zone, missing.clone(), now).await?;
+            let entry = self.read.entry((tenant, need)).or_default();
+            entry.covered.extend(missing);
+            entry.values.extend(fresh.values);
+            entry.networks.extend(fresh.networks);
+        }
+        Ok(self.read.entry((tenant, need)).or_default())
+    }
+}
+
+/// One read of the usage store for `need`, for these SIMs.
+async fn read_need(
+    usage: &dyn UsageReader,
+    tenant: TenantId,
+    need: Need,
+    zone: Option<chrono_tz::Tz>,
+    iccids: Vec<Iccid>,
+    now: DateTime<Utc>,
+) -> Result<Read> {
+    let mut out = Read::default();
+    let today = utc_day(now);
+    match need {
+        Need::DayBytes | Need::PeriodBytes => {
+            let zone = zone.unwrap_or(chrono_tz::UTC);
+            let (start, end) = if need == Need::DayBytes {
+                day_of(zone, now)
+            } else {
+                period_of(zone, now)
+            };
+            for (i, v) in hourly_bytes(usage, tenant, iccids, start, end).await? {
+                out.values.insert(i, vec![v]);
+            }
+        }
+        Need::HourSessions => {
+            let hour = now - chrono::Duration::seconds(now.timestamp().rem_euclid(3600));
+            let query = by_sim(
+                Cube::SessionsHourly,
+                vec![hour, hour + chrono::Duration::hours(1)],
+                iccids,
+                false,
+            );
+            for r in usage.cube_rows(tenant, &query).await? {
+                if let Some(i) = r.iccid {
+                    let e = out.values.entry(i).or_insert_with(|| vec![0]);
+                    e[0] += r.sessions;
+                }
+            }
+        }
+        Need::DailyBytes => {
+            let days = usize::try_from(HABIT_DAYS).unwrap_or(30);
+            let bounds: Vec<DateTime<Utc>> = (0..=HABIT_DAYS + 1)
+                .map(|d| today - chrono::Duration::days(HABIT_DAYS) + chrono::Duration::days(d))
+                .collect();
+            let query = by_sim(Cube::UsageDaily, bounds, iccids, false);
+            for r in usage.cube_rows(tenant, &query).await? {
+                if let Some(i) = r.iccid {
+                    let row = out.values.entry(i).or_insert_with(|| vec![0; days + 1]);
+                    if let Some(v) = row.get_mut(r.bucket) {
+                        *v += r.bytes_in + r.bytes_out;
+                    }
+                }
+            }
+        }
+        // Costs are read for the whole tenant at once (`AlertEvaluator::rated_costs`).
+        Need::DayCost | Need::PeriodCost => {}
+        Need::Networks => {
+            let query = by_sim(
+                Cube::UsageDaily,
+                vec![today - chrono::Duration::days(HABIT_DAYS), today],
+                iccids,
+                true,
+            );
+            for r in usage.cube_rows(tenant, &query).await? {
+                if let (Some(i), Some(n)) = (r.iccid, r.mcc_mnc) {
+                    out.networks.entry(i).or_default().insert(n);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Midnight (UTC) of the day of `at`.

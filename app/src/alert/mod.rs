@@ -118,7 +118,7 @@ impl AlertService {
         self.store
             .insert_alert_rule(actor.scope(), &rule, MAX_RULES_PER_TENANT)
             .await?;
-        self.evaluator.rules_changed();
+        self.evaluator.rules_changed(Some(rule.spec.condition.metric));
         Ok(rule)
     }
 
@@ -149,7 +149,7 @@ impl AlertService {
         rule.updated_at = Utc::now();
         rule.version += 1;
         self.store.update_alert_rule(actor.scope(), &rule).await?;
-        self.evaluator.rules_changed();
+        self.evaluator.rules_changed(Some(rule.spec.condition.metric));
         Ok(rule)
     }
 
@@ -157,7 +157,7 @@ impl AlertService {
     pub async fn delete_alert_rule(&self, actor: &Actor, id: Uuid) -> Result<bool> {
         actor.require(Permission::ManageFleet, "delete alert rules")?;
         let done = self.store.delete_alert_rule(actor.scope(), id).await?;
-        self.evaluator.rules_changed();
+        self.evaluator.rules_changed(None);
         Ok(done)
     }
 

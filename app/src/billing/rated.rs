@@ -152,6 +152,20 @@ impl BillingService {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Option<(Currency, Vec<Uuid>)>> {
+        Ok(self
+            .current_retail_rated(tenant, from, to)
+            .await?
+            .map(|(cur, runs)| (cur, runs.into_iter().map(|r| r.id).collect())))
+    }
+
+    /// The retail card's currency and the current runs (with their periods) of its periods
+    /// overlapping the days `[from, to)`; `None` when the tenant has no retail card.
+    pub async fn current_retail_rated(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Option<(Currency, Vec<RatingRun>)>> {
         let card = match self.retail_card(tenant).await {
             Ok(c) => c,
             Err(Error::NotFound { .. }) => return Ok(None),
@@ -171,12 +185,11 @@ impl BillingService {
                 },
             )
             .await?;
-        let ids = runs
+        let runs = runs
             .into_iter()
             .filter(|r| r.card_id == card.id && r.period_end > from && r.period_start < to)
-            .map(|r| r.id)
             .collect();
-        Ok(Some((card.currency, ids)))
+        Ok(Some((card.currency, runs)))
     }
 
     /// The billing period of the tenant's retail card, if it has one.

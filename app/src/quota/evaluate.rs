@@ -91,6 +91,10 @@ impl QuotaEvaluator {
     /// repeat: a stage reached already is not reached again.
     pub async fn evaluate(&self, iccids: &[Iccid], now: DateTime<Utc>) -> Result<Evaluation> {
         let targets = self.store.quotas_of(iccids).await?;
+        if !targets.is_empty() {
+            // What was counted is read as counted.
+            self.usage.settle().await?;
+        }
         self.evaluate_targets(targets, now).await
     }
 

@@ -10,6 +10,10 @@ pub struct MeteredUsage<S: ?Sized>(pub Arc<S>);
 
 #[async_trait::async_trait]
 impl<S: ioto_domain::ports::UsageStore + ?Sized> ioto_domain::ports::UsageReader for MeteredUsage<S> {
+    async fn settle(&self) -> ioto_domain::Result<()> {
+        self.0.settle().await
+    }
+
     async fn live_session(
         &self,
         tenant: ioto_domain::TenantId,

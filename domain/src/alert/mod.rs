@@ -149,6 +149,14 @@ impl AlertTarget {
     }
 }
 
+/// The largest cost threshold: 100 million in the currency.
+pub const MAX_COST_CENTS: u64 = 10_000_000_000;
+
+/// Hundredths of a currency written as an amount ("1234" → "12.34").
+pub fn cents_text(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
 /// What a rule measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -177,10 +185,21 @@ pub enum Metric {
     StateChanged,
     /// A SIM's data quota reached a stage of at least `threshold` percent.
     QuotaStage,
+    /// What a SIM's traffic cost today (UTC), as the latest rating of the tenant's retail card
+    /// priced it; over `threshold` hundredths of the card's currency.
+    CostInDay,
+    /// What a SIM's traffic cost in the retail card's current billing period, as the latest
+    /// rating priced it; over `threshold` hundredths of the card's currency.
+    CostInPeriod,
+    /// Days since an active SIM was last activated without any traffic since (as Ioto counted
+    /// it); at least `threshold` (1–90).
+    NoTrafficAfterActivation,
+    /// A SIM seen in another device: its sessions report another IMEI than its last.
+    ImeiChanged,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 15] = [
         Self::DataInDay,
         Self::DataInPeriod,
         Self::OfflineHours,
@@ -192,6 +211,10 @@ impl Metric {
         Self::BulkJobFinished,
         Self::StateChanged,
         Self::QuotaStage,
+        Self::CostInDay,
+        Self::CostInPeriod,
+        Self::NoTrafficAfterActivation,
+        Self::ImeiChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -207,6 +230,10 @@ impl Metric {
             Self::BulkJobFinished => "BULK_JOB_FINISHED",
             Self::StateChanged => "STATE_CHANGED",
             Self::QuotaStage => "QUOTA_STAGE",
+            Self::CostInDay => "COST_IN_DAY",
+            Self::CostInPeriod => "COST_IN_PERIOD",
+            Self::NoTrafficAfterActivation => "NO_TRAFFIC_AFTER_ACTIVATION",
+            Self::ImeiChanged => "IMEI_CHANGED",
         }
     }
 
@@ -233,6 +260,7 @@ impl Metric {
                 | Self::NewCountry
                 | Self::FirstTraffic
                 | Self::BulkJobFinished
+                | Self::ImeiChanged
         )
     }
 
@@ -251,7 +279,12 @@ impl Metric {
 
     /// Evaluated on the clock (a SIM that does nothing sends no event), not from the stream.
     pub fn is_timed(self) -> bool {
-        matches!(self, Self::OfflineHours)
+        matches!(self, Self::OfflineHours | Self::NoTrafficAfterActivation)
+    }
+
+    /// Measured from rated usage: evaluated on the clock, against the latest rating.
+    pub fn is_rated(self) -> bool {
+        matches!(self, Self::CostInDay | Self::CostInPeriod)
     }
 
     /// The threshold's allowed range and unit, `None` when the metric takes none.
@@ -262,10 +295,15 @@ impl Metric {
             Self::SessionsInHour => Some((1, 100_000, "sessions")),
             Self::UsageOverMedian => Some((2, 100, "times the median day")),
             Self::QuotaStage => Some((1, 100, "percent")),
+            Self::CostInDay | Self::CostInPeriod => {
+                Some((1, MAX_COST_CENTS, "hundredths of the currency (500 = 5.00)"))
+            }
+            Self::NoTrafficAfterActivation => Some((1, 90, "days")),
             Self::StateChanged
             | Self::NewNetwork
             | Self::NewCountry
             | Self::FirstTraffic
+            | Self::ImeiChanged
             | Self::BulkJobFinished => None,
         }
     }
@@ -277,10 +315,13 @@ impl Metric {
             Self::OfflineHours => format!("{v} hours"),
             Self::SessionsInHour => format!("{v} sessions"),
             Self::QuotaStage => format!("{v} %"),
+            Self::CostInDay | Self::CostInPeriod => cents_text(v),
+            Self::NoTrafficAfterActivation => format!("{v} days"),
             Self::StateChanged
             | Self::NewNetwork
             | Self::NewCountry
             | Self::FirstTraffic
+            | Self::ImeiChanged
             | Self::BulkJobFinished => v.to_string(),
         }
     }
@@ -584,7 +625,11 @@ impl Condition {
     pub fn observe(&self, value: u64) -> Observation {
         let t = self.threshold.unwrap_or(0);
         let fires = match self.metric {
-            Metric::DataInDay | Metric::DataInPeriod | Metric::SessionsInHour => value > t,
+            Metric::DataInDay
+            | Metric::DataInPeriod
+            | Metric::SessionsInHour
+            | Metric::CostInDay
+            | Metric::CostInPeriod => value > t,
             _ => value >= t,
         };
         if fires {

@@ -43,6 +43,8 @@ pub struct SimFilter {
     pub msisdn_prefix: Option<String>,
     pub last_activity_from: Option<DateTime<Utc>>,
     pub last_activity_to: Option<DateTime<Utc>>,
+    /// Not seen since this time: last seen before it, or never.
+    pub quiet_since: Option<DateTime<Utc>>,
     pub device: Option<DeviceId>,
     /// `Some(true)`: only SIMs in a device; `Some(false)`: only loose ones.
     pub bound: Option<bool>,

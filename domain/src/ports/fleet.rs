@@ -38,6 +38,27 @@ pub struct Sighting {
     pub iccid: Iccid,
     pub network: MccMnc,
     pub at: DateTime<Utc>,
+    /// The device's IMEI, when the session reported one (15 digits).
+    pub imei: Option<String>,
+}
+
+/// What recording sightings found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// SIMs seen for the first time.
+    pub first_seen: Vec<Iccid>,
+    /// SIMs seen in another device than the last time: (ICCID, the IMEI before, the IMEI now,
+    /// when).
+    pub imei_changes: Vec<ImeiChange>,
+}
+
+/// A SIM seen with another IMEI than the one it was last seen with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImeiChange {
+    pub iccid: Iccid,
+    pub from: String,
+    pub to: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Which pending schedules a list shows.
@@ -59,7 +80,7 @@ pub trait SimStore: Send + Sync + 'static {
     /// keeps its latest sighting: older ones change nothing. Neither the version nor the audit
     /// trail changes (this is observation, not an edit). Returns the ICCIDs of the SIMs seen for
     /// the first time (once each, however often a sighting is recorded).
-    async fn record_activity(&self, seen: &[Sighting]) -> Result<Vec<Iccid>>;
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<Activity>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(
@@ -150,6 +171,15 @@ pub trait FleetChanges: Send + Sync + 'static {
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
     async fn audit(&self, scope: Scope, tenant: TenantId, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// When each of these SIMs of the tenant was last made ACTIVE (created or imported ACTIVE,
+    /// or changed into it from another state), as the trail records it; SIMs never activated
+    /// are left out.
+    async fn last_activations(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        sims: &[crate::SimId],
+    ) -> Result<std::collections::HashMap<crate::SimId, chrono::DateTime<chrono::Utc>>>;
 }
 
 /// The tenant's label catalogue (suggested keys and values).

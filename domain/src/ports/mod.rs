@@ -20,8 +20,8 @@ pub use bus::{
 };
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
-    AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, LabelCatalogue, NoNotifier,
-    ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
+    Activity, AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, ImeiChange,
+    LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
 };
 pub use jobs::{
     BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, ExportEnd, ExportJobQuery, ExportJobStore,

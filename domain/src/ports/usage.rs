@@ -177,6 +177,12 @@ pub trait UsageWriter: Send + Sync + 'static {
 /// What the API reads: one tenant's sessions, usage cubes and reconciliation.
 #[async_trait]
 pub trait UsageReader: Send + Sync + 'static {
+    /// Makes what was counted so far visible to the reads that follow (a store that shows
+    /// writes late writes its buffers now). Rules and quotas evaluated right after a count call
+    /// it first.
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
     /// The SIM's most recent session within the retention (7 days), as last updated.
     async fn live_session(&self, tenant: TenantId, iccid: &Iccid) -> Result<Option<SessionUpdate>>;
     /// The SIM's counted session updates in `[from, to)` (within the retention), newest first,

@@ -115,6 +115,7 @@ pub fn counted_update(
         total_out: progress.bytes_out,
         delta_in: delta.bytes_in,
         delta_out: delta.bytes_out,
+        imei: rollup.imei.as_ref().map(|i| i.as_str().to_owned()),
     }
 }
 
@@ -137,6 +138,7 @@ mod tests {
             total_bytes_out: bytes_out,
             request_type: RequestType::Update,
             cell_id: None,
+            imei: None,
         }
     }
 

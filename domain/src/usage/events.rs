@@ -11,8 +11,28 @@ use serde_json::{Map, Value};
 use super::rat::RadioAccessType;
 use crate::identifiers::{Iccid, MccMnc};
 
-/// The contract version this build reads and writes.
-pub const CONTRACT_VERSION: u64 = 1;
+/// The contract version this build writes: 2 for session rollups (1 with an optional `imei`),
+/// CDRs are at 1 (see [`CDR_VERSION`]).
+pub const CONTRACT_VERSION: u64 = 2;
+
+/// Session rollup versions this build reads: 1, and 2 (which adds the device's `imei`).
+pub const SESSION_VERSIONS: [u64; 2] = [1, 2];
+
+/// The CDR contract version this build reads and writes.
+pub const CDR_VERSION: u64 = 1;
+
+/// The device's IMEI as a session reports it: 15 digits with their Luhn check digit, or an
+/// IMEISV (16 digits: the IMEI's 14, then a 2-digit software version), whose IMEI is kept.
+pub fn session_imei(s: &str) -> Option<crate::fleet::device::Imei> {
+    let t = s.trim();
+    match t.len() {
+        15 => crate::fleet::device::Imei::parse(t).ok(),
+        16 if t.bytes().all(|b| b.is_ascii_digit()) => {
+            crate::fleet::device::Imei::with_check_digit(&t[..14]).ok()
+        }
+        _ => None,
+    }
+}
 
 /// The largest counter an event may carry: 2^53 − 1 bytes (8 PiB; the largest whole number
 /// every JSON reader holds exactly). Sums of such counters stay within the stores' 64-bit
@@ -128,7 +148,7 @@ impl fmt::Display for Rejection {
             Self::UnsupportedVersion { version } => {
                 write!(
                     f,
-                    "contract version {version} is not supported (this build reads {CONTRACT_VERSION})"
+                    "contract version {version} is not supported (this build reads session rollups at 1 and 2, CDRs and telemetry at {CDR_VERSION})"
                 )
             }
             Self::MissingField { field } => write!(f, "field '{field}' is missing"),
@@ -167,6 +187,8 @@ pub struct SessionRollup {
     pub total_bytes_out: u64,
     pub request_type: RequestType,
     pub cell_id: Option<String>,
+    /// The device the SIM is in, as the network saw it (contract version 2).
+    pub imei: Option<crate::fleet::device::Imei>,
 }
 
 /// A billing record of a closed session or charging period.
@@ -208,10 +230,10 @@ fn kind(v: &Value) -> &'static str {
 struct Fields(Map<String, Value>);
 
 impl Fields {
-    fn version(&self) -> Result<(), Rejection> {
+    fn version(&self, accepted: &[u64]) -> Result<(), Rejection> {
         match self.0.get("v") {
             None | Some(Value::Null) => Ok(()),
-            Some(Value::Number(n)) if n.as_u64() == Some(CONTRACT_VERSION) => Ok(()),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| accepted.contains(&v)) => Ok(()),
             Some(Value::Number(n)) => Err(Rejection::UnsupportedVersion {
                 version: n.as_u64().unwrap_or(0),
             }),
@@ -310,13 +332,15 @@ struct WireRollup<'a> {
     request_type: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     cell_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    imei: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl WireRollup<'_> {
     /// The rollup, when every field is valid as it stands; `None` sends it down the general path.
     fn rollup(&self) -> Option<SessionRollup> {
         let text = |s: &str| Some(s.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
-        if self.v.is_some_and(|v| v != CONTRACT_VERSION)
+        if self.v.is_some_and(|v| !SESSION_VERSIONS.contains(&v))
             || self.total_bytes_in > MAX_COUNTER
             || self.total_bytes_out > MAX_COUNTER
         {
@@ -335,6 +359,10 @@ impl WireRollup<'_> {
             None => None,
             Some(s) => Some(text(s)?),
         };
+        let imei = match &self.imei {
+            None => None,
+            Some(s) => Some(session_imei(s)?),
+        };
         Some(SessionRollup {
             session_id: text(&self.session_id)?,
             iccid: Iccid::parse(&text(&self.iccid)?).ok()?,
@@ -348,6 +376,7 @@ impl WireRollup<'_> {
             total_bytes_out: self.total_bytes_out,
             request_type,
             cell_id,
+            imei,
         })
     }
 }
@@ -375,7 +404,7 @@ impl SessionRollup {
     /// The general path: any JSON, every rejection worded.
     fn from_json_tree(payload: &[u8]) -> Result<Self, Rejection> {
         let f = Fields(object(payload)?);
-        f.version()?;
+        f.version(&SESSION_VERSIONS)?;
         let request_type = match f.text("request_type")?.to_ascii_uppercase().as_str() {
             "UPDATE" => RequestType::Update,
             "TERMINATE" => RequestType::Terminate,
@@ -404,6 +433,17 @@ impl SessionRollup {
             total_bytes_out: f.count("total_bytes_out")?,
             request_type,
             cell_id: f.optional_text("cell_id")?,
+            imei: f
+                .optional_text("imei")?
+                .map(|s| {
+                    session_imei(&s).ok_or_else(|| {
+                        invalid(
+                            "imei",
+                            format!("'{s}' is not an IMEI (15 digits with a Luhn check digit) or an IMEISV (16 digits)"),
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -421,6 +461,7 @@ impl SessionRollup {
             "total_bytes_out": self.total_bytes_out,
             "request_type": match self.request_type { RequestType::Update => "UPDATE", RequestType::Terminate => "TERMINATE" },
             "cell_id": self.cell_id,
+            "imei": self.imei.as_ref().map(crate::fleet::device::Imei::as_str),
         })
     }
 }
@@ -428,7 +469,7 @@ impl SessionRollup {
 impl Cdr {
     pub fn from_json(payload: &[u8]) -> Result<Self, Rejection> {
         let f = Fields(object(payload)?);
-        f.version()?;
+        f.version(&[CDR_VERSION])?;
         let start = f.time("start")?;
         let end = f.time("end")?;
         if end < start {
@@ -450,7 +491,7 @@ impl Cdr {
 
     pub fn to_json(&self) -> Value {
         serde_json::json!({
-            "v": CONTRACT_VERSION,
+            "v": CDR_VERSION,
             "cdr_id": self.cdr_id,
             "iccid": self.iccid.as_str(),
             "start": self.start.to_rfc3339(),
@@ -465,6 +506,53 @@ impl Cdr {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_version_2_rollup_carries_the_devices_imei_and_a_bad_one_is_refused_naming_the_field() {
+        let base = r#"{"v": 2, "session_id": "s", "iccid": "89882280660000000015", "event_timestamp": "2026-11-22T10:05:00Z", "mcc_mnc": "262-01", "radio_access_type": "LTE", "total_bytes_in": 1, "total_bytes_out": 2, "request_type": "UPDATE", "imei": IMEI}"#;
+        let with = |imei: &str| SessionRollup::from_json(base.replace("IMEI", imei).as_bytes());
+        let imei = |r: SessionRollup| r.imei.map(|i| i.as_str().to_owned());
+        assert_eq!(
+            imei(with(r#""352099001761481""#).unwrap()).as_deref(),
+            Some("352099001761481")
+        );
+        // An IMEISV: the IMEI's 14 digits, then the software version; the IMEI is kept.
+        assert_eq!(
+            imei(with(r#""3520990017614807""#).unwrap()).as_deref(),
+            Some("352099001761481")
+        );
+        assert_eq!(imei(with("null").unwrap()), None);
+        for bad in [
+            r#""352099001761482""#,
+            r#""35209900176148""#,
+            r#""IMEI-ONE""#,
+            "42",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with("field 'imei'"), "{bad}: {e}");
+        }
+        // Version 1 still reads; a version this build does not know is refused as such.
+        assert!(SessionRollup::from_json(
+            base.replace(r#""v": 2"#, r#""v": 1"#)
+                .replace("IMEI", "null")
+                .as_bytes()
+        )
+        .is_ok());
+        let e = SessionRollup::from_json(
+            base.replace(r#""v": 2"#, r#""v": 3"#)
+                .replace("IMEI", "null")
+                .as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("contract version 3 is not supported"), "{e}");
+        // What this build writes reads back the same.
+        let r = with(r#""352099001761481""#).unwrap();
+        assert_eq!(
+            SessionRollup::from_json(r.to_json().to_string().as_bytes()).unwrap(),
+            r
+        );
+    }
+
     use super::*;
 
     fn rollup() -> Value {
@@ -548,7 +636,7 @@ mod tests {
         v["iccid"] = serde_json::json!(bad);
         assert!(reject(v).to_string().contains("Luhn"));
         let mut v = rollup();
-        v["v"] = serde_json::json!(2);
+        v["v"] = serde_json::json!(3);
         assert_eq!(reject(v).code(), "UNSUPPORTED_VERSION");
         let mut v = rollup();
         v["request_type"] = serde_json::json!("START");

@@ -30,6 +30,10 @@ pub struct SessionUpdate {
     pub total_out: u64,
     pub delta_in: u64,
     pub delta_out: u64,
+    /// The device's IMEI as the rollup reported it (15 digits), not stored with the usage: it
+    /// feeds the SIM's last IMEI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imei: Option<String>,
 }
 
 impl SessionUpdate {

@@ -76,6 +76,21 @@ crate::enums::mirror_enum!(
         StateChanged,
         /// A SIM's data quota reached a stage of at least `threshold` percent. An event.
         QuotaStage,
+        /// What a SIM's traffic cost today (UTC), as the latest rating of the tenant's retail
+        /// card priced it; fires over `threshold` hundredths of the card's currency (500: 5.00).
+        /// Evaluated on the clock against each new rating; a tenant without a retail card has no
+        /// cost to watch.
+        CostInDay,
+        /// What a SIM's traffic cost in the retail card's current billing period, as the latest
+        /// rating priced it; fires over `threshold` hundredths of the card's currency.
+        CostInPeriod,
+        /// Days since an active SIM was last activated (as the audit trail records it) without
+        /// any traffic since; fires at `threshold` (1–90) days, clears with the SIM's first
+        /// traffic (or when it leaves ACTIVE).
+        NoTrafficAfterActivation,
+        /// A SIM seen in another device: its sessions report another IMEI than the one it was
+        /// last seen with (session contract version 2). An event.
+        ImeiChanged,
     ]
 );
 
@@ -410,6 +425,13 @@ pub fn condition_text(c: &Condition) -> String {
         Metric::NewCountry => "Traffic in a country not visited in 30 days".to_owned(),
         Metric::FirstTraffic => "A SIM's first traffic".to_owned(),
         Metric::BulkJobFinished => "A bulk job finished".to_owned(),
+        Metric::CostInDay => format!("Traffic cost today over {}", c.metric.value_text(t)),
+        Metric::CostInPeriod => format!(
+            "Traffic cost in the billing period over {}",
+            c.metric.value_text(t)
+        ),
+        Metric::NoTrafficAfterActivation => format!("No traffic {t} days or more after activation"),
+        Metric::ImeiChanged => "A SIM seen in another device (IMEI changed)".to_owned(),
     }
 }
 

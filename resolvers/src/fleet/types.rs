@@ -393,6 +393,7 @@ impl SimFilterInput {
                 customer: customer_filter(self.customer_id.as_ref(), self.unassigned)?,
                 labels: label_filters(self.labels.as_deref().unwrap_or_default())?,
                 label_search: search(self.label_search.as_ref(), "filter.labelSearch")?,
+                quiet_since: None,
                 networks: self.networks.iter().flatten().map(|n| n.0.clone()).collect(),
                 iccid_prefix: self
                     .iccid_prefix

@@ -21,6 +21,7 @@ pub struct Model {
     pub activation_code: Option<String>,
     pub last_network: Option<String>,
     pub last_activity_at: Option<DateTimeUtc>,
+    pub last_imei: Option<String>,
     pub import_id: Option<Uuid>,
     pub version: i64,
     pub updated_at: DateTimeUtc,

@@ -1,9 +1,12 @@
 //! The audit trail.
 
 use async_trait::async_trait;
-use ioto_domain::fleet::audit::{AuditEntry, AuditQuery};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use ioto_domain::fleet::audit::{AuditAction, AuditEntry, AuditQuery, EntityKind};
 use ioto_domain::ports::AuditLog;
-use ioto_domain::{Result, Scope, TenantId};
+use ioto_domain::{Result, Scope, SimId, TenantId};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::*;
@@ -42,5 +45,48 @@ impl AuditLog for SqlFleet {
         }
         let q = q.order_by_desc(audit_event::Column::Id).limit(query.limit);
         self.read_all(scope, q).await
+    }
+
+    async fn last_activations(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        sims: &[SimId],
+    ) -> Result<HashMap<SimId, DateTime<Utc>>> {
+        let mut out: HashMap<SimId, DateTime<Utc>> = HashMap::new();
+        if tenant_in_scope(scope, tenant).is_err() {
+            return Ok(out);
+        }
+        let state = |v: &serde_json::Value| v.get("state").and_then(|s| s.as_str()).map(str::to_owned);
+        for chunk in sims.chunks(1_000) {
+            let q = audit_event::Entity::find()
+                .filter(audit_event::Column::TenantId.eq(tenant.0))
+                .filter(audit_event::Column::EntityKind.eq(EntityKind::Sim.as_str()))
+                .filter(audit_event::Column::EntityId.is_in(chunk.iter().map(|s| s.0)))
+                .filter(
+                    audit_event::Column::Action.is_in(
+                        [
+                            AuditAction::Created,
+                            AuditAction::Imported,
+                            AuditAction::StateChanged,
+                            AuditAction::Swapped,
+                        ]
+                        .map(AuditAction::as_str),
+                    ),
+                );
+            let rows: Vec<AuditEntry> = self.read_all(scope, q).await?;
+            for e in rows {
+                let activated = state(&e.new_value).as_deref() == Some("ACTIVE")
+                    && state(&e.old_value).as_deref() != Some("ACTIVE");
+                if !activated {
+                    continue;
+                }
+                let at = out.entry(SimId(e.entity_id)).or_insert(e.at);
+                if e.at > *at {
+                    *at = e.at;
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -5,13 +5,12 @@
 
 use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
-use ioto_domain::ports::Sighting;
+use ioto_domain::ports::{Activity, ImeiChange, Sighting};
 use ioto_domain::{Error, Result, Scope};
 use sea_orm::sea_query::Expr;
 use sea_orm::sqlx;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Set, Statement,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -238,6 +237,7 @@ pub async fn insert_sims(
             activation_code: Set(s.activation_code.clone()),
             last_network: Set(None),
             last_activity_at: Set(None),
+            last_imei: Set(None),
             import_id: Set(Some(batch)),
             version: Set(1),
             updated_at: Set(now),
@@ -345,17 +345,43 @@ struct SightingRow<'a> {
     iccid: &'a str,
     net: String,
     at: chrono::DateTime<chrono::Utc>,
+    imei: Option<&'a str>,
 }
 
-/// Sets `last_network` and `last_activity_at` of the SIMs seen, where the sighting is newer.
-/// Returns the ICCIDs of SIMs never seen before.
+/// The sighting's IMEI when it is one (15 digits); anything else a caller passes is not written
+/// (the column refuses it).
+fn imei_of(s: &Sighting) -> Option<&str> {
+    s.imei
+        .as_deref()
+        .filter(|i| i.len() == 15 && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Sets `last_network`, `last_activity_at` and (when the sighting has one) `last_imei` of the
+/// SIMs seen, where the sighting is newer. Returns the SIMs never seen before and those seen
+/// with another IMEI than their last.
 pub(crate) async fn record_activity(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     seen: &[Sighting],
-) -> Result<Vec<ioto_domain::Iccid>> {
-    let mut first = Vec::new();
+) -> Result<Activity> {
+    let mut out = Activity::default();
+    let mut changed = |iccid: &str, before: Option<String>, imei: Option<String>, at| {
+        if let (Some(from), Some(to)) = (before, imei) {
+            if from != to {
+                if let Ok(i) = ioto_domain::Iccid::parse(iccid) {
+                    out.imei_changes.push(ImeiChange {
+                        iccid: i,
+                        from,
+                        to,
+                        at,
+                    });
+                }
+            }
+        }
+    };
+
     if backend == DbBackend::Postgres {
+        let mut first = Vec::new();
         for chunk in seen.chunks(PG_CHUNK) {
             let doc: Vec<SightingRow<'_>> = chunk
                 .iter()
@@ -363,61 +389,77 @@ pub(crate) async fn record_activity(
                     iccid: s.iccid.as_str(),
                     net: s.network.to_string(),
                     at: s.at,
+                    imei: imei_of(s),
                 })
                 .collect();
             let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
-            // `before` is the row as the statement found it: whether it had been seen at all.
+            // `before` is the row as the statement found it: whether it had been seen at all,
+            // and with which IMEI.
             let rows = txn
                 .query_all(Statement::from_sql_and_values(
                     backend,
-                    "UPDATE sims SET last_network = v.net, last_activity_at = v.at \
-                     FROM jsonb_to_recordset($1::jsonb) AS v(iccid text, net text, at timestamptz), \
+                    "UPDATE sims SET last_network = v.net, last_activity_at = v.at, \
+                            last_imei = coalesce(v.imei, sims.last_imei) \
+                     FROM jsonb_to_recordset($1::jsonb) AS v(iccid text, net text, at timestamptz, imei text), \
                           sims AS before \
                      WHERE sims.iccid = v.iccid AND before.id = sims.id \
                        AND (sims.last_activity_at IS NULL OR sims.last_activity_at < v.at) \
-                     RETURNING sims.iccid, before.last_activity_at IS NULL AS first",
+                     RETURNING sims.iccid, before.last_activity_at IS NULL AS first, \
+                               before.last_imei AS before_imei, v.imei AS imei, v.at AS at",
                     [doc.into()],
                 ))
                 .await
                 .map_err(db)?;
             for r in rows {
+                let iccid: String = r.try_get("", "iccid").map_err(db)?;
                 let is_first: bool = r.try_get("", "first").map_err(db)?;
                 if is_first {
-                    let iccid: String = r.try_get("", "iccid").map_err(db)?;
                     if let Ok(i) = ioto_domain::Iccid::parse(&iccid) {
                         first.push(i);
                     }
                 }
+                let before: Option<String> = r.try_get("", "before_imei").map_err(db)?;
+                let imei: Option<String> = r.try_get("", "imei").map_err(db)?;
+                let at: chrono::DateTime<chrono::Utc> = r.try_get("", "at").map_err(db)?;
+                changed(&iccid, before, imei, at);
             }
         }
-        return Ok(first);
+        out.first_seen = first;
+        return Ok(out);
     }
+    let mut first = Vec::new();
     for s in seen {
-        let never = sim::Entity::find()
+        let Some(row) = sim::Entity::find()
             .filter(sim::Column::Iccid.eq(s.iccid.as_str()))
-            .filter(sim::Column::LastActivityAt.is_null())
-            .count(txn)
+            .one(txn)
             .await
             .map_err(db)?
-            > 0;
-        if never {
+        else {
+            continue;
+        };
+        if row.last_activity_at.is_some_and(|at| at >= s.at) {
+            continue;
+        }
+        if row.last_activity_at.is_none() {
             first.push(s.iccid.clone());
         }
-        sim::Entity::update_many()
+        let mut update = sim::Entity::update_many()
             .col_expr(sim::Column::LastNetwork, Expr::value(s.network.to_string()))
-            .col_expr(sim::Column::LastActivityAt, Expr::value(s.at))
-            .filter(sim::Column::Iccid.eq(s.iccid.as_str()))
-            .filter(
-                Condition::any()
-                    .add(sim::Column::LastActivityAt.is_null())
-                    .add(sim::Column::LastActivityAt.lt(s.at)),
-            )
+            .col_expr(sim::Column::LastActivityAt, Expr::value(s.at));
+        let imei = imei_of(s).map(str::to_owned);
+        if let Some(imei) = &imei {
+            update = update.col_expr(sim::Column::LastImei, Expr::value(imei.clone()));
+        }
+        update
+            .filter(sim::Column::Id.eq(row.id))
             .exec(txn)
             .await
             .map_err(db)?;
+        changed(s.iccid.as_str(), row.last_imei, imei, s.at);
     }
     first.dedup();
-    Ok(first)
+    out.first_seen = first;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub(super) fn sim_model(s: &Sim, now: DateTime<Utc>) -> sim::ActiveModel {
         activation_code: Set(s.activation_code.clone()),
         last_network: Set(s.last_network.as_ref().map(ToString::to_string)),
         last_activity_at: Set(s.last_activity_at),
+        // Written only by the activity recorder.
+        last_imei: sea_orm::NotSet,
         import_id: sea_orm::NotSet,
         version: Set(s.version + 1),
         updated_at: Set(now),

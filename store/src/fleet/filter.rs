@@ -107,6 +107,13 @@ pub fn sim_condition(backend: DbBackend, tenant: TenantId, f: &SimFilter) -> Con
         f.last_activity_from,
         f.last_activity_to,
     ));
+    if let Some(t) = f.quiet_since {
+        c = c.add(
+            Condition::any()
+                .add(sim::Column::LastActivityAt.is_null())
+                .add(sim::Column::LastActivityAt.lt(t)),
+        );
+    }
     if let Some(d) = f.device {
         c = c.add(sim::Column::DeviceId.eq(d.0));
     }

@@ -7,7 +7,7 @@ use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
 use ioto_domain::fleet::sim::{NewSim, Sim};
 use ioto_domain::fleet::AuditAction;
 use ioto_domain::identifiers::Iccid;
-use ioto_domain::ports::{Sighting, SimStore};
+use ioto_domain::ports::{Activity, Sighting, SimStore};
 use ioto_domain::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
@@ -62,9 +62,9 @@ impl SimStore for SqlFleet {
         Ok(out)
     }
 
-    async fn record_activity(&self, seen: &[Sighting]) -> Result<Vec<Iccid>> {
+    async fn record_activity(&self, seen: &[Sighting]) -> Result<Activity> {
         if seen.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Activity::default());
         }
         let txn = self.begin(Scope::Platform).await?;
         let first = bulk::record_activity(&txn, self.backend(), seen).await?;

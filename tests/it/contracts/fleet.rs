@@ -585,6 +585,7 @@ async fn contract(store: ioto_store::SqlStore) {
         iccid: iccid.clone(),
         network: ioto_domain::MccMnc::parse(network).unwrap(),
         at,
+        imei: None,
     };
     let nobody = ioto_domain::Iccid::with_check_digit("8900000000000000000").unwrap();
     // A SIM never seen before is reported once, the first time; one seen before never is.
@@ -608,18 +609,80 @@ async fn contract(store: ioto_store::SqlStore) {
         .await
         .unwrap();
     assert_eq!(
-        first,
+        first.first_seen,
         vec![never.iccid.clone()],
         "the SIMs seen for the first time"
     );
+    assert!(first.imei_changes.is_empty());
+    let with_imei = |iccid, network, at, imei: &str| ioto_domain::ports::Sighting {
+        imei: Some(imei.to_owned()),
+        ..seen(iccid, network, at)
+    };
     let again = fleet
         .record_activity(&[
-            seen(&never.iccid, "262-02", at + chrono::Duration::minutes(1)),
+            with_imei(
+                &never.iccid,
+                "262-02",
+                at + chrono::Duration::minutes(1),
+                "352099001761481",
+            ),
             seen(&seen_sim.iccid, "208-01", at - chrono::Duration::minutes(1)),
         ])
         .await
         .unwrap();
-    assert!(again.is_empty(), "a SIM seen before is reported new: {again:?}");
+    assert_eq!(
+        again,
+        ioto_domain::ports::Activity::default(),
+        "a SIM seen before is reported new, or a first IMEI as a change"
+    );
+    // The same device again: nothing; another device: a change, from the IMEI before; an
+    // older sighting with yet another IMEI changes nothing.
+    let t2 = at + chrono::Duration::minutes(2);
+    let same = fleet
+        .record_activity(&[with_imei(&never.iccid, "262-02", t2, "352099001761481")])
+        .await
+        .unwrap();
+    assert!(same.imei_changes.is_empty(), "{same:?}");
+    // Whole microseconds: what Postgres keeps of a time.
+    let t3 = chrono::SubsecRound::trunc_subsecs(at + chrono::Duration::minutes(3), 6);
+    let moved = fleet
+        .record_activity(&[
+            with_imei(&never.iccid, "262-02", t3, "490154203237518"),
+            with_imei(
+                &seen_sim.iccid,
+                "262-01",
+                at - chrono::Duration::minutes(2),
+                "490154203237518",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.imei_changes,
+        vec![ioto_domain::ports::ImeiChange {
+            iccid: never.iccid.clone(),
+            from: "352099001761481".into(),
+            to: "490154203237518".into(),
+            at: t3,
+        }]
+    );
+    // No IMEI in a sighting keeps the last one.
+    let quiet = fleet
+        .record_activity(&[seen(&never.iccid, "262-02", at + chrono::Duration::minutes(4))])
+        .await
+        .unwrap();
+    assert!(quiet.imei_changes.is_empty());
+    let back = fleet
+        .record_activity(&[with_imei(
+            &never.iccid,
+            "262-02",
+            at + chrono::Duration::minutes(5),
+            "352099001761481",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(back.imei_changes.len(), 1, "{back:?}");
+    assert_eq!(back.imei_changes[0].from, "490154203237518");
 
     let after = fleet
         .sims_by_id(Scope::Platform, &ids[1..2])

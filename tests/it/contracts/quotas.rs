@@ -145,6 +145,7 @@ async fn contract(store: ioto_store::SqlStore) {
         iccid: sims[1].iccid.clone(),
         network: MccMnc::parse("262-01").unwrap(),
         at: t,
+        imei: None,
     };
     fleet.record_activity(&[seen]).await.unwrap();
     let active = fleet

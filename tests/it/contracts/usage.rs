@@ -65,6 +65,7 @@ async fn sessions_contract(store: &dyn UsageStore) {
                 total_out: totals.1,
                 delta_in: delta.0,
                 delta_out: delta.1,
+                imei: None,
             }
         };
     // Session A runs across midnight; session B starts after it.
@@ -347,6 +348,7 @@ fn counted(
         total_out: delta,
         delta_in: delta,
         delta_out: delta,
+        imei: None,
     }
 }
 
@@ -683,6 +685,7 @@ async fn reads_while_writing_contract(store: &dyn UsageStore) {
                     total_out: 0,
                     delta_in: BYTES,
                     delta_out: 0,
+                    imei: None,
                 })
                 .collect();
             store.write_session_updates(&batch).await.unwrap();
@@ -864,6 +867,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         total_out: 0,
         delta_in: total,
         delta_out: 0,
+        imei: None,
     };
     let (one, two) = (icc(61), icc(62));
     store
@@ -1271,6 +1275,7 @@ async fn migrate_from_11_with_usage(done: usize) {
         total_out: total * 2,
         delta_in: delta,
         delta_out: delta * 2,
+        imei: None,
     };
     store
         .write_session_updates(&[update(&one, "s1", 100, 100), update(&two, "s1", 10, 10)])

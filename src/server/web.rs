@@ -60,6 +60,11 @@ const CONSOLE: &[Asset] = &[
     asset!("web/console/analytics.js", JS),
     asset!("web/console/bulk.js", JS),
     asset!("web/console/exports.js", JS),
+    asset!("web/console/alerts.js", JS),
+    asset!("web/console/alert-parts.js", JS),
+    asset!("web/console/alert-rules.js", JS),
+    asset!("web/console/alert-rule-form.js", JS),
+    asset!("web/console/sim-alerts.js", JS),
     asset!("web/vendor/d3.min.js", JS),
     asset!("web/vendor/graphql-ws.min.js", JS),
 ];

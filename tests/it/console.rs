@@ -18,18 +18,18 @@ use serde_json::{json, Value};
 
 use crate::browser::{browser_sized, driver, screenshot, Driver};
 
-const DESKTOP: (u32, u32) = (1280, 800);
-const PHONE: (u32, u32) = (390, 844);
+pub(crate) const DESKTOP: (u32, u32) = (1280, 800);
+pub(crate) const PHONE: (u32, u32) = (390, 844);
 /// WebDriver's Enter key.
 const ENTER: &str = "\u{e007}";
 
 /// A browser on its own chromedriver; both end when dropped.
-struct Browser {
-    c: Client,
+pub(crate) struct Browser {
+    pub(crate) c: Client,
     _driver: Driver,
 }
 
-async fn open(size: (u32, u32), downloads: Option<&Path>) -> Browser {
+pub(crate) async fn open(size: (u32, u32), downloads: Option<&Path>) -> Browser {
     let d = driver().await;
     let c = browser_sized(&d, size, downloads).await;
     Browser { c, _driver: d }
@@ -41,7 +41,13 @@ fn truthy(v: &Value) -> bool {
 
 /// Runs `script` until it returns something truthy, which it returns; fails naming `what` and
 /// showing the page's text when `timeout` passes first.
-async fn until(c: &Client, what: &str, script: &str, args: Vec<Value>, timeout: Duration) -> Value {
+pub(crate) async fn until(
+    c: &Client,
+    what: &str,
+    script: &str,
+    args: Vec<Value>,
+    timeout: Duration,
+) -> Value {
     let started = Instant::now();
     loop {
         let v = c.execute(script, args.clone()).await.unwrap();
@@ -63,7 +69,7 @@ async fn until(c: &Client, what: &str, script: &str, args: Vec<Value>, timeout: 
 }
 
 /// Waits until the page `name` has drawn its first data, and checks it shows no error.
-async fn ready(c: &Client, name: &str) {
+pub(crate) async fn ready(c: &Client, name: &str) {
     until(
         c,
         &format!("the {name} page drawn"),
@@ -90,7 +96,7 @@ async fn assert_clean(c: &Client, name: &str) {
 }
 
 /// Clicks the element `css` finds (it must be there).
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
@@ -99,21 +105,21 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
 
-async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
+pub(crate) async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.unwrap().attr(name).await.unwrap()
 }
 
-async fn go(c: &Client, base: &str, route: &str) {
+pub(crate) async fn go(c: &Client, base: &str, route: &str) {
     c.goto(&format!("{base}/console#{route}")).await.unwrap();
 }
 
 /// Signs in through the login form with the keyboard alone (typing, Enter submits) and waits
 /// for the navigation.
-async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
+pub(crate) async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
     c.goto(&format!("{base}/console")).await.unwrap();
     let form = c
         .wait()
@@ -206,6 +212,12 @@ const PAGES: &[(&str, &str, &str, &str)] = &[
         "/analytics",
         "analytics",
         "{ usageAnalytics(input: {measures: [BYTES_TOTAL], timeRange: {preset: LAST_7_DAYS}}) { source } }",
+    ),
+    (
+        "Alerts",
+        "/alerts",
+        "alerts",
+        "{ alerts(first: 1) { nodes { id } } }",
     ),
     (
         "Bulk jobs",
@@ -765,7 +777,7 @@ fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// Whether the page is wider than the window (a sideways scroll on a phone).
-async fn overflows(c: &Client) -> Value {
+pub(crate) async fn overflows(c: &Client) -> Value {
     c.execute(
         "return document.documentElement.scrollWidth > window.innerWidth + 1 ? document.documentElement.scrollWidth : null;",
         vec![],

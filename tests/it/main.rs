@@ -10,6 +10,7 @@ mod billing_api;
 mod browser;
 mod cli;
 mod console;
+mod console_alerts;
 mod contracts;
 mod exports;
 mod fleet;

@@ -13,6 +13,11 @@ const SETTINGS = `query ConsoleSettings($tenantId: ID) {
   fleetSettings(tenantId: $tenantId) { customersSeeSims customersSeeCosts operatorBulkLimit }
 }`;
 const TENANTS = 'query ConsoleTenants { tenants { id name slug } }';
+const OPEN_ALERTS = `query ConsoleOpenAlerts($tenantId: ID) {
+  openAlerts(tenantId: $tenantId) { severity firing pending }
+}`;
+// Only the fact that an alert changed matters to the bell; it then reads the counts again.
+const ALERT_CHANGES = 'subscription ConsoleAlertBell { alerts { id state } }';
 const LOGIN = `mutation ConsoleLogin($email: String!, $password: String!) {
   login(email: $email, password: $password) { token expiresAt user { email role } }
 }`;
@@ -29,6 +34,10 @@ export function capabilities(role, settings) {
     readAudit: staff,
     readBilling: staff,
     analytics: seesSims,
+    // Alerts follow SIM visibility (docs/roles.md): staff, and customers' users where SIM data
+    // is shared; rules are the tenant staff's. Acknowledging and writing rules is manageFleet.
+    readAlerts: seesSims,
+    readAlertRules: staff,
     readCosts: staff || Boolean(settings && settings.customersSeeSims && settings.customersSeeCosts),
     readSupplierCosts: role === 'PLATFORM_ADMIN',
     bulkRead: staff,
@@ -48,6 +57,8 @@ const ROUTES = [
   { path: '/sims/:iccid', module: './sim.js', fn: 'render', cap: 'readSims' },
   { path: '/devices', module: './fleet.js', fn: 'renderDevices', nav: 'Devices', cap: 'readDevices' },
   { path: '/analytics', module: './analytics.js', fn: 'render', nav: 'Analytics', cap: 'analytics' },
+  { path: '/alerts', module: './alerts.js', fn: 'render', nav: 'Alerts', cap: 'readAlerts' },
+  { path: '/alerts/rules', module: './alert-rules.js', fn: 'render', cap: 'readAlertRules' },
   { path: '/bulk', module: './bulk.js', fn: 'render', nav: 'Bulk jobs', cap: 'bulkRead' },
   { path: '/bulk/:id', module: './bulk.js', fn: 'renderJob', cap: 'bulkRead' },
   { path: '/exports', module: './exports.js', fn: 'render', nav: 'Exports', cap: 'exports' },
@@ -103,6 +114,7 @@ function runLeave() {
 
 function logout() {
   runLeave();
+  stopBell();
   api.setToken(null);
   Object.assign(state, { me: null, caps: null, tenants: [], tenantId: null });
   window.sessionStorage.removeItem('ioto.tenant');
@@ -112,6 +124,7 @@ function logout() {
 
 function loginView(message) {
   runLeave();
+  stopBell();
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const status = h('div', { 'aria-live': 'assertive' }, message ? errorBox(message) : null);
@@ -192,6 +205,7 @@ function shell() {
               state.tenantId = ev.target.value === me.tenant.id ? null : ev.target.value;
               if (state.tenantId) window.sessionStorage.setItem('ioto.tenant', state.tenantId);
               else window.sessionStorage.removeItem('ioto.tenant');
+              refreshBell();
               route();
             },
           },
@@ -221,12 +235,120 @@ function shell() {
     'Menu',
   );
   nav.id = 'nav';
+  stopBell();
+  const bellLink = caps.readAlerts ? startBell() : null;
   mount(
     document.getElementById('app'),
-    h('header', { class: 'top' }, h('a', { class: 'brand', href: '#/' }, 'Ioto'), menu, who),
+    h('header', { class: 'top' }, h('a', { class: 'brand', href: '#/' }, 'Ioto'), menu, bellLink, who),
     nav,
     h('main', { id: 'main', tabindex: '-1' }),
   );
+}
+
+// ---- the alert bell: open alerts (pending or firing) of the tenant on screen ----------------
+
+const bell = { el: null, stop: null, timer: null, busy: false, again: false, last: 0, seq: 0 };
+/// At most one read of the counts per this many milliseconds, however fast alerts change.
+const BELL_THROTTLE_MS = 1000;
+
+function bellIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', 'aria-hidden': 'true', focusable: 'false' })) {
+    svg.setAttribute(k, v);
+  }
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('fill', 'currentColor');
+  path.setAttribute(
+    'd',
+    'M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6v-5a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1z',
+  );
+  svg.appendChild(path);
+  return svg;
+}
+
+function drawBell(counts) {
+  const el = bell.el;
+  if (!el) return;
+  const firing = counts.reduce((n, c) => n + c.firing, 0);
+  const pending = counts.reduce((n, c) => n + c.pending, 0);
+  const open = firing + pending;
+  // The most severe open alert colours the count (the counts come most severe first).
+  const worst = counts.find((c) => c.firing + c.pending > 0);
+  const label = `${open} open alert${open === 1 ? '' : 's'}`;
+  el.setAttribute('aria-label', label);
+  el.title = open ? `${label}: ${firing} firing, ${pending} pending` : 'No open alerts';
+  el.dataset.count = String(open);
+  const count = el.querySelector('.bell-count');
+  count.textContent = open > 99 ? '99+' : String(open);
+  count.className = `bell-count${worst ? ` sev-${worst.severity}` : ''}`;
+  count.hidden = open === 0;
+}
+
+async function refreshBell() {
+  if (!bell.el) return;
+  const wait = bell.last + BELL_THROTTLE_MS - Date.now();
+  if (bell.busy || wait > 0) {
+    bell.again = true;
+    if (!bell.busy && !bell.timer) {
+      bell.timer = setTimeout(() => {
+        bell.timer = null;
+        refreshBell();
+      }, wait);
+    }
+    return;
+  }
+  const seq = bell.seq;
+  bell.busy = true;
+  bell.again = false;
+  bell.last = Date.now();
+  try {
+    const data = await api.gql(OPEN_ALERTS, { tenantId: state.tenantId });
+    if (seq === bell.seq) drawBell(data.openAlerts);
+  } catch (err) {
+    if (seq === bell.seq && bell.el) bell.el.title = `The open alerts could not be counted: ${err.message || err}`;
+  } finally {
+    if (seq === bell.seq) {
+      bell.busy = false;
+      if (bell.again) refreshBell();
+    }
+  }
+}
+
+/// The bell's link, counting now and following the `alerts` subscription from here on.
+function startBell() {
+  bell.seq += 1;
+  Object.assign(bell, { busy: false, again: false, last: 0 });
+  bell.el = h(
+    'a',
+    { class: 'bell', href: '#/alerts', 'data-testid': 'alert-bell', 'aria-label': 'Open alerts', dataset: { count: '' } },
+    bellIcon(),
+    h('span', { class: 'bell-count', hidden: true, 'aria-hidden': 'true' }),
+  );
+  bell.stop = api.subscribe(
+    ALERT_CHANGES,
+    {},
+    () => refreshBell(),
+    () => {},
+  );
+  refreshBell();
+  return bell.el;
+}
+
+function stopBell() {
+  bell.seq += 1;
+  clearTimeout(bell.timer);
+  bell.timer = null;
+  bell.el = null;
+  const stop = bell.stop;
+  bell.stop = null;
+  if (stop) {
+    try {
+      stop();
+    } catch (e) {
+      console.error(e);
+    }
+  }
 }
 
 async function route() {
@@ -238,6 +360,9 @@ async function route() {
   const toggle = document.querySelector('.menu-toggle');
   if (toggle) toggle.setAttribute('aria-expanded', 'false');
   const { path, query } = parseHash();
+  // The bell follows the caller's own tenant live; another tenant's count is read again on
+  // every navigation.
+  if (state.tenantId) refreshBell();
   // A fresh <main> per navigation: nothing of the previous page's markers (`data-ready` and the
   // like) is left, and a page still drawing for an older navigation draws into the detached one.
   const main = h('main', { id: 'main', tabindex: '-1' });

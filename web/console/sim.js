@@ -11,6 +11,8 @@
 import { h, mount, num, bytes, dateTime, ago, table, errorBox, loading, field, link } from './ui.js';
 import { columns as columnsChart } from './charts.js';
 import { badge, cursorPager, agoTime, parseLabel, labelDatalist, loadCatalogue } from './fleet.js';
+import { loadQuota, startAlerts } from './sim-alerts.js';
+import { tickAgo } from './alert-parts.js';
 
 // ---- the operations ------------------------------------------------------------------------
 
@@ -269,6 +271,8 @@ export async function render(main, ctx) {
   const live = h('section', { class: 'card live-session', 'data-testid': 'live-session', dataset: { online: 'false', updates: '0' } });
   const deviceCard = h('section', { class: 'card', 'data-testid': 'sim-device' });
   const labelsCard = h('section', { class: 'card', 'data-testid': 'sim-labels' });
+  const quotaCard = h('section', { class: 'card', 'data-testid': 'sim-quota' });
+  const alertsCard = ctx.caps.readAlerts ? h('section', { class: 'card', 'data-testid': 'sim-alerts-card' }) : null;
   const usageCard = h('section', { class: 'card', 'data-testid': 'sim-usage' });
   const historyCard = h('section', { class: 'card', 'data-testid': 'sim-history' });
   const auditCard = h('section', { class: 'card', 'data-testid': 'sim-audit' });
@@ -280,6 +284,7 @@ export async function render(main, ctx) {
     message,
     h('div', { class: 'grid' }, overview, actions),
     live,
+    h('div', { class: 'grid' }, quotaCard, alertsCard),
     h('div', { class: 'grid' }, deviceCard, labelsCard),
     usageCard,
     historyCard,
@@ -814,6 +819,18 @@ export async function render(main, ctx) {
   }
   live.addEventListener('animationend', () => live.classList.remove('flash'));
 
+  // New traffic moves the quota: read it again a moment later (the quota is evaluated shortly
+  // after the count), at most once per two seconds.
+  let quotaTimer = null;
+  function quotaSoon() {
+    if (quotaTimer) return;
+    quotaTimer = setTimeout(() => {
+      quotaTimer = null;
+      loadQuota(ctx, iccid, quotaCard, () => alive);
+    }, 2000);
+  }
+  stops.push(() => clearTimeout(quotaTimer));
+
   function startLive() {
     drawLive(null);
     mount(live, loading('Loading the live session…'));
@@ -829,6 +846,7 @@ export async function render(main, ctx) {
         liveStatus.textContent = `Following live updates: ${liveUpdates} received, the last ${new Date().toLocaleTimeString('en-GB')}.`;
         drawLive(data.liveSessions.session);
         flashLive();
+        quotaSoon();
       },
       (err) => {
         if (alive) liveStatus.textContent = `Live updates stopped: ${err.message || err}${err.code ? ` (${err.code})` : ''}. Reload the page to try again.`;
@@ -1151,6 +1169,9 @@ export async function render(main, ctx) {
   main.dataset.ready = 'sim';
 
   startLive();
+  loadQuota(ctx, iccid, quotaCard, () => alive);
+  if (alertsCard) stops.push(startAlerts(ctx, iccid, alertsCard, () => alive));
+  stops.push(tickAgo(main));
   startHistory();
   loadUsage();
   loadAudit();

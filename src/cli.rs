@@ -11,8 +11,8 @@ use ioto_domain::Role;
 mod args;
 
 use args::{
-    BulkCommand, Cli, Command, DataDirArgs, ImportCommand, IngestArgs, ServeArgs, SimulateCommand,
-    TokenCommand,
+    BulkCommand, Cli, Command, DataDirArgs, ImportCommand, IncidentKind, IngestArgs, ServeArgs,
+    SimulateCommand, TokenCommand,
 };
 
 use crate::config::{self, Config, Loaded};
@@ -242,6 +242,39 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
                 "published {} session rollups and {} CDRs for {} SIMs",
                 summary.rollups, summary.cdrs, summary.sims
             );
+            Ok(())
+        }
+        SimulateCommand::Incident {
+            kind,
+            tenant,
+            iccid,
+            bytes,
+            data,
+        } => {
+            use ioto_ingest::simulator::Incident;
+            let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
+            if loaded.config.kafka.brokers.is_none() {
+                bail!(
+                    "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
+                );
+            }
+            let incident = match kind {
+                IncidentKind::Roam => Incident::Roam,
+                IncidentKind::Flap => Incident::Flap,
+                IncidentKind::Swap => Incident::Swap,
+                IncidentKind::Burst => Incident::Burst(bytes),
+            };
+            let opts = crate::tooling::simulate::IncidentOptions {
+                tenant,
+                iccid,
+                incident,
+            };
+            engines::migrate(&loaded.config).await?;
+            let e = engines::connect(&loaded.config).await?;
+            let (iccid, events) =
+                crate::tooling::simulate::incident(&e.directory, &e.fleet, &e.bus, &e.topic_prefix, &opts)
+                    .await?;
+            println!("published {events} events of SIM {iccid}: {kind:?}");
             Ok(())
         }
         SimulateCommand::Devices {

@@ -162,6 +162,8 @@ pub struct LiveSimulator {
     sessions: std::collections::HashMap<usize, LiveSession>,
     started: u64,
     seed: u64,
+    /// Each SIM on its home network (`networks[index % len]`) rather than any.
+    home: bool,
 }
 
 impl LiveSimulator {
@@ -173,7 +175,16 @@ impl LiveSimulator {
             sessions: std::collections::HashMap::new(),
             started: 0,
             seed,
+            home: false,
         }
+    }
+
+    /// Each SIM's sessions on its home network, `networks[index % networks.len()]` (SIMs that
+    /// stay where they are, so a session elsewhere is news).
+    #[must_use]
+    pub fn staying_home(mut self) -> Self {
+        self.home = true;
+        self
     }
 
     /// Sessions in progress.
@@ -220,7 +231,11 @@ impl LiveSimulator {
                 let bytes_out = bytes_in / 4;
                 let s = LiveSession {
                     id: format!("live-{}-{}-{}", iccid.as_str(), self.seed, self.started),
-                    network: self.networks[self.rng.gen_range(0..self.networks.len())].clone(),
+                    network: if self.home {
+                        self.networks[index % self.networks.len()].clone()
+                    } else {
+                        self.networks[self.rng.gen_range(0..self.networks.len())].clone()
+                    },
                     rat: RadioAccessType::ALL[self.rng.gen_range(0..RadioAccessType::ALL.len())],
                     ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(
                         10,
@@ -265,10 +280,101 @@ impl LiveSimulator {
 /// The IMEI of the simulated device a SIM sits in: the same for the SIM every time (derived
 /// from its ICCID), so a change of device is a change of IMEI.
 pub fn device_imei(iccid: &Iccid) -> Option<ioto_domain::fleet::device::Imei> {
-    let body: u64 = iccid.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    imei_from(iccid.as_str())
+}
+
+/// An IMEI derived from `text` (TAC 35, then 12 digits of its FNV-1a hash, then the check digit).
+fn imei_from(text: &str) -> Option<ioto_domain::fleet::device::Imei> {
+    let body: u64 = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     ioto_domain::fleet::device::Imei::with_check_digit(&format!("35{:012}", body % 1_000_000_000_000)).ok()
+}
+
+/// Something out of the ordinary a SIM does, for demos and `ioto simulate incident`: what alert
+/// rules and quotas are there to notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incident {
+    /// A session in a country the simulated fleet never visits ([`ROAMING_NETWORK`]).
+    Roam,
+    /// Short sessions one after another: [`FLAP_SESSIONS`] of them, each started and ended.
+    Flap,
+    /// A session from another device: it reports another IMEI than the SIM's sessions do.
+    Swap,
+    /// One session carrying this many bytes (in and out together) at once.
+    Burst(u64),
+}
+
+/// Sessions a flapping SIM starts and ends.
+pub const FLAP_SESSIONS: u32 = 12;
+/// Where a roaming SIM shows up: NTT Docomo, Japan.
+pub const ROAMING_NETWORK: &str = "440-10";
+
+impl Incident {
+    /// The incident's events for `iccid` at `now`, on its `home` network unless it roams; `tag`
+    /// keeps the session ids of two incidents of one SIM apart. Every session ends with its
+    /// TERMINATE and CDR, as the other simulated sessions do.
+    pub fn events(self, iccid: &Iccid, home: &MccMnc, now: DateTime<Utc>, tag: u64) -> Vec<SimEvent> {
+        let session = |n: u32, network: MccMnc, bytes: u64, imei, at: DateTime<Utc>| {
+            let id = format!("incident-{}-{tag}-{n}", iccid.as_str());
+            let (bytes_in, bytes_out) = (bytes - bytes / 5, bytes / 5);
+            let rollup = |total_in, total_out, request_type| {
+                SimEvent::Rollup(SessionRollup {
+                    session_id: id.clone(),
+                    iccid: iccid.clone(),
+                    event_timestamp: at,
+                    mcc_mnc: network.clone(),
+                    radio_access_type: RadioAccessType::Lte,
+                    ip_address: None,
+                    total_bytes_in: total_in,
+                    total_bytes_out: total_out,
+                    request_type,
+                    cell_id: None,
+                    imei: Clone::clone(&imei),
+                })
+            };
+            vec![
+                rollup(bytes_in / 2, bytes_out / 2, RequestType::Update),
+                rollup(bytes_in, bytes_out, RequestType::Terminate),
+                SimEvent::Cdr(Cdr {
+                    cdr_id: format!("cdr-{id}"),
+                    iccid: iccid.clone(),
+                    start: at,
+                    end: at,
+                    mcc_mnc: network.clone(),
+                    bytes_in,
+                    bytes_out,
+                    rating_group: 10,
+                }),
+            ]
+        };
+        let own = device_imei(iccid);
+        match self {
+            Self::Roam => {
+                let abroad = MccMnc::parse(ROAMING_NETWORK).unwrap_or_else(|_| home.clone());
+                session(0, abroad, 80_000, own, now)
+            }
+            Self::Flap => (0..FLAP_SESSIONS)
+                .flat_map(|n| {
+                    session(
+                        n,
+                        home.clone(),
+                        2_000,
+                        own.clone(),
+                        now + Duration::seconds(i64::from(n)),
+                    )
+                })
+                .collect(),
+            Self::Swap => session(
+                0,
+                home.clone(),
+                20_000,
+                imei_from(&format!("{}-swapped", iccid.as_str())),
+                now,
+            ),
+            Self::Burst(bytes) => session(0, home.clone(), bytes.max(2), own, now),
+        }
+    }
 }
 
 /// Bytes of one session's rollups per UTC day, as the counting rules attribute them.
@@ -293,6 +399,51 @@ fn bytes_per_day(events: &[SimEvent]) -> std::collections::BTreeMap<chrono::Naiv
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn incidents_are_what_the_rules_look_for_and_read_back_under_the_contract() {
+        use ioto_domain::usage::SessionRollup;
+        let iccid = Iccid::with_check_digit("898822806600000001").unwrap();
+        let home = MccMnc::parse("262-01").unwrap();
+        let now = Utc::now();
+        let rollups = |i: Incident| -> Vec<SessionRollup> {
+            i.events(&iccid, &home, now, 7)
+                .into_iter()
+                .filter_map(|e| match e {
+                    SimEvent::Rollup(r) => {
+                        Some(SessionRollup::from_json(r.to_json().to_string().as_bytes()).unwrap())
+                    }
+                    SimEvent::Cdr(_) => None,
+                })
+                .collect()
+        };
+        let roam = rollups(Incident::Roam);
+        assert!(roam.iter().all(|r| r.mcc_mnc.to_string() == ROAMING_NETWORK));
+        let own = device_imei(&iccid).unwrap();
+        assert_eq!(roam[0].imei.as_ref(), Some(&own));
+        let swap = rollups(Incident::Swap);
+        assert!(swap
+            .iter()
+            .all(|r| r.imei.is_some() && r.imei.as_ref() != Some(&own) && r.mcc_mnc == home));
+        let flap = rollups(Incident::Flap);
+        let ended = flap
+            .iter()
+            .filter(|r| r.request_type == RequestType::Terminate)
+            .count();
+        assert_eq!(
+            ended, FLAP_SESSIONS as usize,
+            "each flapping session starts and ends"
+        );
+        let burst = rollups(Incident::Burst(100_000_000));
+        let last = burst.last().unwrap();
+        assert_eq!(last.total_bytes_in + last.total_bytes_out, 100_000_000);
+        // Two incidents of one SIM are different sessions.
+        let again = Incident::Roam.events(&iccid, &home, now, 8);
+        match (&Incident::Roam.events(&iccid, &home, now, 7)[0], &again[0]) {
+            (SimEvent::Rollup(a), SimEvent::Rollup(b)) => assert_ne!(a.session_id, b.session_id),
+            _ => panic!("a rollup first"),
+        }
+    }
+
     use std::collections::HashMap;
 
     use ioto_domain::usage::{step, SessionProgress, Step};

@@ -146,6 +146,19 @@ pub(super) enum ImportCommand {
     },
 }
 
+/// What `ioto simulate incident` makes a SIM do.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum IncidentKind {
+    /// A session in a country the fleet never visits (Japan, 440-10).
+    Roam,
+    /// Twelve short sessions in a row.
+    Flap,
+    /// A session from another device (another IMEI).
+    Swap,
+    /// One session of `--bytes`.
+    Burst,
+}
+
 #[derive(Subcommand)]
 pub(super) enum SimulateCommand {
     /// Data sessions of a tenant's ACTIVE SIMs: rollups (cumulative counters, every 5 minutes)
@@ -177,6 +190,24 @@ pub(super) enum SimulateCommand {
         /// Same seed, same sessions.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// One ACTIVE SIM doing something out of the ordinary, as the network would report it: a
+    /// session abroad (`roam`), a dozen short sessions (`flap`), a session from another device
+    /// (`swap`), or one large session (`burst`, of `--bytes`) — what alert rules and quotas
+    /// notice. On the configured bus.
+    Incident {
+        #[arg(value_enum)]
+        kind: IncidentKind,
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// The SIM (default: the tenant's first ACTIVE SIM by ICCID).
+        #[arg(long)]
+        iccid: Option<String>,
+        /// Bytes of a burst, in and out together (1,000 to 10^12).
+        #[arg(long, default_value_t = 100_000_000, value_parser = clap::value_parser!(u64).range(1_000..=1_000_000_000_000))]
+        bytes: u64,
         #[command(flatten)]
         data: DataDirArgs,
     },

@@ -349,6 +349,11 @@ fn one_per_role(users: Vec<User>) -> Vec<User> {
 
 /// How often the demo's simulators report.
 pub const DEMO_TICK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The tick at which the demo's incidents happen (their SIMs' history and IMEIs are stored by
+/// then), and the index of the first live SIM they happen to.
+const DEMO_INCIDENT_TICK: u32 = 3;
+const DEMO_INCIDENT_SIMS: usize = 10;
 /// SIMs with simulated data sessions (history and live).
 pub const DEMO_SESSION_SIMS: usize = 300;
 /// Devices reporting telemetry.
@@ -363,7 +368,7 @@ pub async fn animate(
     pipeline: &crate::server::pipeline::Pipeline,
     tenant: &Tenant,
 ) -> anyhow::Result<()> {
-    use ioto_ingest::simulator::{LiveSimulator, SessionPlan};
+    use ioto_ingest::simulator::{Incident, LiveSimulator, SessionPlan};
     use ioto_ingest::worker::IngestTopics;
 
     let all = fleet_page(engines, tenant, DEMO_SESSION_SIMS + DEMO_QUIET_SIMS).await?;
@@ -379,17 +384,32 @@ pub async fn animate(
         .ensure(engines.bus.as_ref(), config.ingest.partitions)
         .await?;
     let now = Utc::now();
-    let history = Arc::new(SessionPlan {
-        iccids: sims.clone(),
-        from: now - chrono::Duration::days(3),
-        to: now - chrono::Duration::minutes(30),
-        bytes_min: 50_000,
-        bytes_max: 20_000_000,
-        sessions_per_sim: 2,
-        update_every: chrono::Duration::minutes(15),
-        networks: networks.clone(),
-        seed: u64::try_from(now.timestamp()).unwrap_or(1),
-    });
+    // Each SIM on its home network (`networks[index % len]`), in its history as live: a session
+    // elsewhere is news (the incidents below).
+    let seed = u64::try_from(now.timestamp()).unwrap_or(1);
+    let history: Vec<Arc<SessionPlan>> = networks
+        .iter()
+        .enumerate()
+        .map(|(home, network)| {
+            Arc::new(SessionPlan {
+                iccids: sims
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % networks.len() == home)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
+                from: now - chrono::Duration::days(3),
+                to: now - chrono::Duration::minutes(30),
+                bytes_min: 50_000,
+                bytes_max: 20_000_000,
+                sessions_per_sim: 2,
+                update_every: chrono::Duration::minutes(15),
+                networks: vec![network.clone()],
+                seed: seed + home as u64,
+            })
+        })
+        .filter(|p| !p.iccids.is_empty())
+        .collect();
     // A few SIMs last seen hours ago, and not since: the offline rule finds them.
     let gone_quiet = Arc::new(SessionPlan {
         iccids: quiet,
@@ -400,19 +420,38 @@ pub async fn animate(
         sessions_per_sim: 1,
         update_every: chrono::Duration::minutes(15),
         networks: networks[..1].to_vec(),
-        seed: history.seed + 1,
+        seed: seed + 100,
     });
     let bus = Arc::clone(&engines.bus);
     let t = topics.clone();
-    let mut live = LiveSimulator::new(sims, networks, history.seed);
+    // Within a minute of the start, three SIMs do what the alert rules are there for: one roams
+    // abroad, one turns up in another device, one starts a dozen sessions in a row.
+    let incidents: Vec<(Iccid, MccMnc, Incident)> = [Incident::Roam, Incident::Swap, Incident::Flap]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, incident)| {
+            let index = DEMO_INCIDENT_SIMS + k;
+            let sim = sims.get(index)?.clone();
+            Some((sim, networks[index % networks.len()].clone(), incident))
+        })
+        .collect();
+    let mut live = LiveSimulator::new(sims, networks, seed).staying_home();
     tokio::spawn(async move {
-        for plan in [gone_quiet, history] {
+        for plan in std::iter::once(gone_quiet).chain(history) {
             if let Err(e) = crate::tooling::simulate::publish(&bus, &t, plan, 0, false).await {
                 tracing::warn!(error = %e, "demo session history not published");
             }
         }
+        let mut ticks = 0u32;
         loop {
-            for event in live.tick(Utc::now()) {
+            ticks += 1;
+            let mut events = live.tick(Utc::now());
+            if ticks == DEMO_INCIDENT_TICK {
+                for (sim, home, incident) in &incidents {
+                    events.extend(incident.events(sim, home, Utc::now(), u64::from(ticks)));
+                }
+            }
+            for event in events {
                 let sent = match event {
                     ioto_ingest::simulator::SimEvent::Rollup(r) => {
                         bus.publish(&t.sessions, &r.session_id, r.to_json().to_string().as_bytes())
@@ -531,6 +570,20 @@ async fn seed_alerts(
             Severity::Info,
             Metric::NewCountry,
             None,
+            None,
+        ),
+        rule(
+            "Moved to another device",
+            Severity::Critical,
+            Metric::ImeiChanged,
+            None,
+            None,
+        ),
+        rule(
+            "Busy SIM",
+            Severity::Warning,
+            Metric::SessionsInHour,
+            Some(10),
             None,
         ),
         rule(

@@ -1,6 +1,7 @@
 //! `ioto simulate sessions`: data sessions of a tenant's SIMs published to the bus as the
 //! mediation system would (rollups on `ioto.sessions` keyed by session, CDRs on `ioto.cdrs` keyed
-//! by ICCID), with a progress line on stderr.
+//! by ICCID), with a progress line on stderr; `ioto simulate incident`: one SIM roaming,
+//! flapping, moved into another device or using a lot at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use ioto_domain::fleet::query::{Page, SimFilter};
 use ioto_domain::fleet::SimState;
+use ioto_domain::identifiers::Iccid;
 use ioto_domain::identifiers::{MccMnc, Slug};
 use ioto_domain::ports::{Directory, EventBus, Fleet, TelemetrySource};
 use ioto_domain::Scope;
-use ioto_ingest::simulator::{SessionPlan, SimEvent};
+use ioto_ingest::simulator::{Incident, SessionPlan, SimEvent};
 use ioto_ingest::worker::IngestTopics;
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,89 @@ pub async fn sessions(
     let topics = IngestTopics::with_prefix(topic_prefix);
     topics.ensure(bus.as_ref(), DEFAULT_PARTITIONS).await?;
     publish(bus, &topics, Arc::new(plan), opts.rate, opts.progress).await
+}
+
+/// What `ioto simulate incident` makes a SIM do.
+#[derive(Debug, Clone)]
+pub struct IncidentOptions {
+    pub tenant: String,
+    /// The SIM (default: the tenant's first ACTIVE SIM by ICCID).
+    pub iccid: Option<String>,
+    pub incident: Incident,
+}
+
+/// Publishes one incident of one ACTIVE SIM of the tenant (on the network it was last seen on,
+/// 262-01 if never); returns the SIM and how many events went out.
+pub async fn incident(
+    directory: &Arc<dyn Directory>,
+    fleet: &Arc<dyn Fleet>,
+    bus: &Arc<dyn EventBus>,
+    topic_prefix: &str,
+    opts: &IncidentOptions,
+) -> anyhow::Result<(Iccid, usize)> {
+    let slug = Slug::parse(&opts.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let tenant = directory
+        .tenant_by_slug(Scope::Platform, &slug)
+        .await?
+        .with_context(|| format!("--tenant: no tenant '{}'", opts.tenant))?;
+    let scope = Scope::tenant(tenant.id);
+    let sim = match &opts.iccid {
+        Some(text) => {
+            let iccid = Iccid::parse(text).map_err(|e| anyhow::anyhow!("--iccid: {e}"))?;
+            fleet
+                .sims_by_iccid(scope, std::slice::from_ref(&iccid))
+                .await?
+                .into_iter()
+                .next()
+                .with_context(|| format!("--iccid: no SIM {iccid} in tenant '{}'", opts.tenant))?
+        }
+        None => {
+            let filter = SimFilter {
+                states: vec![SimState::Active],
+                ..SimFilter::default()
+            };
+            fleet
+                .list_sims(scope, tenant.id, &filter, &Page::first(1))
+                .await?
+                .into_iter()
+                .next()
+                .with_context(|| format!("tenant '{}' has no ACTIVE SIM", opts.tenant))?
+        }
+    };
+    if sim.state != SimState::Active {
+        bail!(
+            "--iccid: SIM {} is {}, not ACTIVE: the network would not carry its sessions",
+            sim.iccid,
+            sim.state.as_str()
+        );
+    }
+    let home = sim
+        .last_network
+        .clone()
+        .or_else(|| MccMnc::parse("262-01").ok())
+        .context("a home network")?;
+    let now = Utc::now();
+    let tag = u64::try_from(now.timestamp_micros()).unwrap_or_default();
+    let events = opts.incident.events(&sim.iccid, &home, now, tag);
+    let topics = IngestTopics::with_prefix(topic_prefix);
+    topics.ensure(bus.as_ref(), DEFAULT_PARTITIONS).await?;
+    for event in &events {
+        match event {
+            SimEvent::Rollup(r) => {
+                bus.publish(
+                    &topics.sessions,
+                    &r.session_id,
+                    r.to_json().to_string().as_bytes(),
+                )
+                .await?
+            }
+            SimEvent::Cdr(c) => {
+                bus.publish(&topics.cdrs, c.iccid.as_str(), c.to_json().to_string().as_bytes())
+                    .await?
+            }
+        }
+    }
+    Ok((sim.iccid, events.len()))
 }
 
 /// Partitions of the sessions and CDR topics when the simulator creates them.

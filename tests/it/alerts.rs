@@ -1195,3 +1195,121 @@ async fn a_sim_seen_in_another_device_fires_once_on_embedded_engines() {
 async fn a_sim_seen_in_another_device_fires_once_on_real_engines() {
     a_sim_seen_in_another_device_fires_once_on(Engines::Real).await;
 }
+
+/// `ioto simulate incident` makes SIMs do what the rules are for: a SIM with a habit roams
+/// abroad, one turns up in another device, one flaps, one uses a lot at once; each fires its rule.
+#[tokio::test]
+async fn simulated_incidents_fire_the_rules_they_are_for() {
+    use ioto::tooling::simulate::{incident, IncidentOptions};
+    use ioto_ingest::simulator::{device_imei, Incident};
+    let smtp = SmtpServer::start().await;
+    let app = alert_app(Engines::Embedded, &smtp).await;
+    let f = &app.factory;
+    let t = f.tenant("Incidents").await;
+    let sims = f.sims(&t, None, 4).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let mut rules = std::collections::BTreeMap::new();
+    for (name, condition) in [
+        ("Abroad", json!({"metric": "NEW_COUNTRY"})),
+        ("Moved", json!({"metric": "IMEI_CHANGED"})),
+        ("Busy", json!({"metric": "SESSIONS_IN_HOUR", "threshold": 10})),
+        ("Heavy", json!({"metric": "DATA_IN_DAY", "threshold": 50_000_000})),
+    ] {
+        let r = create_rule(
+            &app,
+            &token,
+            json!({"name": name, "condition": condition, "groupWaitSeconds": 0}),
+        )
+        .await;
+        rules.insert(name, r["id"].clone());
+    }
+    // Each SIM's habit: yesterday at home, in its own device.
+    for (k, sim) in sims.iter().enumerate() {
+        let imei = device_imei(&sim.iccid).unwrap();
+        let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
+        let event = json!({"v": 2, "session_id": format!("habit-{k}"), "iccid": sim.iccid.as_str(),
+            "event_timestamp": (Utc::now() - chrono::Duration::days(1)).to_rfc3339(), "mcc_mnc": "262-01",
+            "radio_access_type": "LTE", "total_bytes_in": 1_000, "total_bytes_out": 0,
+            "request_type": "TERMINATE", "imei": imei.as_str()});
+        app.app_engines
+            .bus
+            .publish(
+                &topics.sessions,
+                &format!("habit-{k}"),
+                event.to_string().as_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    // The habits recorded (the activity recorder writes every 5 s).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let happen = |k: usize, incident: Incident| {
+        let app = &app;
+        let t = &t;
+        let iccid = sims[k].iccid.to_string();
+        async move {
+            let opts = IncidentOptions {
+                tenant: t.slug.to_string(),
+                iccid: Some(iccid),
+                incident,
+            };
+            incident_of(app, &opts).await
+        }
+    };
+    async fn incident_of(app: &TestApp, opts: &IncidentOptions) -> usize {
+        incident(
+            &app.app_engines.directory,
+            &app.app_engines.fleet,
+            &app.app_engines.bus,
+            &app.config.kafka.topic_prefix,
+            opts,
+        )
+        .await
+        .unwrap()
+        .1
+    }
+    assert!(happen(0, Incident::Roam).await > 0);
+    assert!(happen(1, Incident::Swap).await > 0);
+    assert!(happen(2, Incident::Flap).await > 0);
+    assert!(happen(3, Incident::Burst(60_000_000)).await > 0);
+    for (rule, k) in [("Abroad", 0), ("Moved", 1), ("Busy", 2), ("Heavy", 3)] {
+        let a = until_alerts(
+            &app,
+            &token,
+            json!({"ruleId": rules[rule]}),
+            &format!("the {rule} incident fired nothing"),
+            |a| !a.is_empty(),
+        )
+        .await;
+        assert_eq!(
+            (a.len(), &a[0]["iccid"]),
+            (1, &json!(sims[k].iccid.as_str())),
+            "{rule}: {a:?}"
+        );
+    }
+    // A SIM of another tenant, or one that is not there, is refused naming the option.
+    let other = f.tenant("Elsewhere").await;
+    let stranger = f.sims(&other, None, 1).await;
+    for (iccid, says) in [
+        (stranger[0].iccid.to_string(), "--iccid: no SIM"),
+        ("not-an-iccid".to_owned(), "--iccid:"),
+    ] {
+        let opts = IncidentOptions {
+            tenant: t.slug.to_string(),
+            iccid: Some(iccid),
+            incident: Incident::Roam,
+        };
+        let e = incident(
+            &app.app_engines.directory,
+            &app.app_engines.fleet,
+            &app.app_engines.bus,
+            &app.config.kafka.topic_prefix,
+            &opts,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with(says), "{e}");
+    }
+}

@@ -713,6 +713,8 @@ fn out_of_range_flags_name_the_flag() {
             &["simulate", "devices", "--interval-seconds", "0"][..],
             "--interval-seconds",
         ),
+        (&["simulate", "incident", "teleport"][..], "<KIND>"),
+        (&["simulate", "incident", "burst", "--bytes", "10"][..], "--bytes"),
         (
             &["token", "issue", "--tenant", "demo", "--role", "GOD"][..],
             "--role",

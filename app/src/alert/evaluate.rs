@@ -25,6 +25,8 @@ use uuid::Uuid;
 
 /// How often rules measured in days are evaluated (the audit trail read for each).
 const SLOW_EVERY: Duration = Duration::from_secs(60);
+/// Most subjects whose current alerts a pass reads by key (more: the rule's are read whole).
+const KEYED_READ_MAX: usize = 1_000;
 /// Most alerts one announcing pass tells of.
 const ANNOUNCE_BATCH: u64 = 1_000;
 /// Most SIMs one clock pass looks at per rule.
@@ -765,10 +767,10 @@ impl AlertEvaluator {
         let keys: Vec<String> = observed.iter().map(|(s, _)| s.key()).collect();
         let reopen_since =
             now - chrono::Duration::seconds(i64::from(rule.spec.pacing.group_interval_seconds));
-        let current = self
-            .store
-            .current_alerts(rule.id, Some(&keys), reopen_since)
-            .await?;
+        // Many subjects: the rule's current alerts read whole, in one read (a rule has few open
+        // at a time), rather than a read per thousand subjects.
+        let by_key = (keys.len() <= KEYED_READ_MAX).then_some(keys.as_slice());
+        let current = self.store.current_alerts(rule.id, by_key, reopen_since).await?;
         self.apply_known(rule, &current, observed, now).await
     }
 
@@ -881,12 +883,17 @@ fn new_networks(
 ) -> Vec<(Subject, Observation)> {
     let today = utc_day(now);
     let country = rule.spec.condition.metric == Metric::NewCountry;
+    let mut on: HashMap<&Iccid, Vec<&MccMnc>> = HashMap::new();
+    for (i, net) in seen {
+        on.entry(i).or_default().push(net);
+    }
     let mut out = Vec::new();
     for s in sims {
         let Some(habit) = read.networks.get(&s.iccid) else {
             continue;
         };
-        for (_, net) in seen.iter().filter(|(i, _)| *i == s.iccid) {
+        for net in on.get(&s.iccid).map(Vec::as_slice).unwrap_or_default() {
+            let net = *net;
             let new = if country {
                 !habit.iter().any(|h| h.mcc() == net.mcc())
             } else {

@@ -297,7 +297,10 @@ async fn seed_fleet(fleet: &Arc<dyn Fleet>, tenant: &Tenant, customers: &[Custom
         }
         if matches!(sim.state, SimState::Active | SimState::Suspended) {
             row.last_network = Some(parse(MccMnc::parse(networks[pos % networks.len()]))?);
-            row.last_activity_at = Some(now - chrono::Duration::minutes((pos % (72 * 60)) as i64));
+            // Seen within the last two hours: at the start only the SIMs the demo lets go quiet
+            // are offline for its "Gone quiet" rule (3 hours); the others, carrying no traffic
+            // in the demo, go quiet as the hours pass.
+            row.last_activity_at = Some(now - chrono::Duration::minutes((pos % 120) as i64));
         }
         if row != sim {
             writes.push(Versioned {
@@ -375,6 +378,37 @@ pub async fn animate(
     let quiet: Vec<Iccid> = all.iter().skip(DEMO_SESSION_SIMS).cloned().collect();
     let sims: Vec<Iccid> = all.into_iter().take(DEMO_SESSION_SIMS).collect();
     seed_alerts(engines, tenant, &sims).await?;
+    // The quiet SIMs were last seen six hours ago (their sessions below, four to six hours ago,
+    // are then news to the store).
+    let scope = Scope::tenant(tenant.id);
+    let six_hours_ago = Utc::now() - chrono::Duration::hours(6);
+    let writes: Vec<Versioned<ioto_domain::fleet::Sim>> = engines
+        .fleet
+        .sims_by_iccid(scope, &quiet)
+        .await?
+        .into_iter()
+        .filter(|s| s.last_activity_at.is_some_and(|at| at > six_hours_ago))
+        .map(|s| {
+            let mut row = s.clone();
+            row.last_activity_at = Some(six_hours_ago);
+            Versioned {
+                expected_version: Some(s.version),
+                row,
+            }
+        })
+        .collect();
+    if !writes.is_empty() {
+        engines
+            .fleet
+            .apply(
+                scope,
+                Changeset {
+                    sims: writes,
+                    ..Changeset::default()
+                },
+            )
+            .await?;
+    }
     let networks: Vec<MccMnc> = ["262-01", "262-02", "262-03", "234-15", "208-01", "310-260"]
         .iter()
         .filter_map(|c| MccMnc::parse(c).ok())

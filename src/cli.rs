@@ -200,6 +200,14 @@ fn config_command(file: Option<&Path>, args: DataDirArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The configuration, when it names a Kafka bus (what the simulators publish to).
+fn with_kafka(loaded: Loaded) -> anyhow::Result<Loaded> {
+    if loaded.config.kafka.brokers.is_none() {
+        bail!("simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process");
+    }
+    Ok(loaded)
+}
+
 async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyhow::Result<()> {
     match command {
         SimulateCommand::Sessions {
@@ -214,12 +222,7 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
             seed,
             data,
         } => {
-            let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
-            if loaded.config.kafka.brokers.is_none() {
-                bail!(
-                    "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
-                );
-            }
+            let loaded = with_kafka(setup(file, None, data.data_dir, Quiet::Yes)?)?;
             let now = chrono::Utc::now();
             let opts = crate::tooling::simulate::SessionOptions {
                 tenant,
@@ -252,12 +255,7 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
             data,
         } => {
             use ioto_ingest::simulator::Incident;
-            let loaded = setup(file, None, data.data_dir, Quiet::Yes)?;
-            if loaded.config.kafka.brokers.is_none() {
-                bail!(
-                    "simulate needs a Kafka bus (set KAFKA_BROKERS): the embedded bus lives inside one server process"
-                );
-            }
+            let loaded = with_kafka(setup(file, None, data.data_dir, Quiet::Yes)?)?;
             let incident = match kind {
                 IncidentKind::Roam => Incident::Roam,
                 IncidentKind::Flap => Incident::Flap,

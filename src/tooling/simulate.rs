@@ -41,6 +41,18 @@ pub struct Summary {
     pub cdrs: u64,
 }
 
+/// The tenant of the slug `--tenant` names.
+async fn tenant_named(
+    directory: &Arc<dyn Directory>,
+    slug: &str,
+) -> anyhow::Result<ioto_domain::directory::Tenant> {
+    let parsed = Slug::parse(slug).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    directory
+        .tenant_by_slug(Scope::Platform, &parsed)
+        .await?
+        .with_context(|| format!("--tenant: no tenant '{slug}'"))
+}
+
 /// Publishes the simulated sessions of `opts.sims` ACTIVE SIMs of the tenant.
 pub async fn sessions(
     directory: &Arc<dyn Directory>,
@@ -49,11 +61,7 @@ pub async fn sessions(
     topic_prefix: &str,
     opts: &SessionOptions,
 ) -> anyhow::Result<Summary> {
-    let slug = Slug::parse(&opts.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let tenant = directory
-        .tenant_by_slug(Scope::Platform, &slug)
-        .await?
-        .with_context(|| format!("--tenant: no tenant '{}'", opts.tenant))?;
+    let tenant = tenant_named(directory, &opts.tenant).await?;
     let filter = SimFilter {
         states: vec![SimState::Active],
         ..SimFilter::default()
@@ -110,11 +118,7 @@ pub async fn incident(
     topic_prefix: &str,
     opts: &IncidentOptions,
 ) -> anyhow::Result<(Iccid, usize)> {
-    let slug = Slug::parse(&opts.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let tenant = directory
-        .tenant_by_slug(Scope::Platform, &slug)
-        .await?
-        .with_context(|| format!("--tenant: no tenant '{}'", opts.tenant))?;
+    let tenant = tenant_named(directory, &opts.tenant).await?;
     let scope = Scope::tenant(tenant.id);
     let sim = match &opts.iccid {
         Some(text) => {
@@ -281,11 +285,7 @@ pub async fn devices(
     use ioto_domain::fleet::query::DeviceFilter;
     use ioto_domain::fleet::{DeviceKind, DeviceState};
 
-    let slug = Slug::parse(&opts.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let tenant = directory
-        .tenant_by_slug(Scope::Platform, &slug)
-        .await?
-        .with_context(|| format!("--tenant: no tenant '{}'", opts.tenant))?;
+    let tenant = tenant_named(directory, &opts.tenant).await?;
     let filter = DeviceFilter {
         states: vec![DeviceState::InService],
         ..DeviceFilter::default()

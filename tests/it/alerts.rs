@@ -17,11 +17,12 @@ use crate::fleet::notify::{receiver, SmtpServer};
 
 /// Publishes a session update for `sim` as seen at `at`.
 async fn publish_at(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64, at: chrono::DateTime<Utc>) {
+    publish_on(app, session, sim, "262-01", bytes_in, at).await;
+}
+
+/// Publishes `event` on the sessions topic, keyed by its session.
+async fn publish_event(app: &TestApp, session: &str, event: &Value) {
     let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
-    let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
-        "event_timestamp": at.to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE-M",
-        "ip_address": "10.9.8.7", "total_bytes_in": bytes_in, "total_bytes_out": bytes_in / 10,
-        "request_type": "UPDATE"});
     app.app_engines
         .bus
         .publish(&topics.sessions, session, event.to_string().as_bytes())
@@ -634,16 +635,11 @@ async fn publish_on(
     bytes_in: u64,
     at: chrono::DateTime<Utc>,
 ) {
-    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
     let event = json!({"v": 1, "session_id": session, "iccid": sim.iccid.as_str(),
         "event_timestamp": at.to_rfc3339(), "mcc_mnc": network, "radio_access_type": "LTE-M",
         "ip_address": "10.9.8.7", "total_bytes_in": bytes_in, "total_bytes_out": bytes_in / 10,
         "request_type": "UPDATE"});
-    app.app_engines
-        .bus
-        .publish(&topics.sessions, session, event.to_string().as_bytes())
-        .await
-        .unwrap();
+    publish_event(app, session, &event).await;
 }
 
 async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on(engines: Engines) {
@@ -1083,15 +1079,10 @@ async fn sims_silent_since_activation_fire_and_resolve_on_first_traffic_on_real_
 
 /// Publishes a version-2 session update of `sim` reporting the device's `imei`.
 async fn publish_imei(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64, imei: &str) {
-    let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
     let event = json!({"v": 2, "session_id": session, "iccid": sim.iccid.as_str(),
         "event_timestamp": Utc::now().to_rfc3339(), "mcc_mnc": "262-01", "radio_access_type": "LTE",
         "total_bytes_in": bytes_in, "total_bytes_out": 0, "request_type": "UPDATE", "imei": imei});
-    app.app_engines
-        .bus
-        .publish(&topics.sessions, session, event.to_string().as_bytes())
-        .await
-        .unwrap();
+    publish_event(app, session, &event).await;
 }
 
 /// A SIM moved into another device fires the IMEI rule once, naming both IMEIs, by e-mail too;
@@ -1227,20 +1218,11 @@ async fn simulated_incidents_fire_the_rules_they_are_for() {
     // Each SIM's habit: yesterday at home, in its own device.
     for (k, sim) in sims.iter().enumerate() {
         let imei = device_imei(&sim.iccid).unwrap();
-        let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
         let event = json!({"v": 2, "session_id": format!("habit-{k}"), "iccid": sim.iccid.as_str(),
             "event_timestamp": (Utc::now() - chrono::Duration::days(1)).to_rfc3339(), "mcc_mnc": "262-01",
             "radio_access_type": "LTE", "total_bytes_in": 1_000, "total_bytes_out": 0,
             "request_type": "TERMINATE", "imei": imei.as_str()});
-        app.app_engines
-            .bus
-            .publish(
-                &topics.sessions,
-                &format!("habit-{k}"),
-                event.to_string().as_bytes(),
-            )
-            .await
-            .unwrap();
+        publish_event(&app, &format!("habit-{k}"), &event).await;
     }
     // The habits recorded (the activity recorder writes every 5 s).
     tokio::time::sleep(Duration::from_secs(7)).await;

@@ -19,7 +19,7 @@ use ioto_domain::notify::NotificationKind;
 use ioto_domain::ports::{Activity, AlertStore, Fleet, FleetNotifier, UsageReader};
 use ioto_domain::quota::period_of;
 
-use crate::quota::hourly_bytes;
+use crate::quota::{by_sim, hourly_bytes};
 use ioto_domain::{Result, Scope, SimId, TenantId};
 use uuid::Uuid;
 
@@ -247,13 +247,6 @@ impl AlertEvaluator {
         Ok(rules)
     }
 
-    /// Evaluates the stream's rules for SIMs that carried traffic, each with the network it
-    /// was seen on: data used, sessions, usage against the SIM's habit, new networks and
-    /// countries. The caller offers the SIMs of a pass that failed again.
-    pub async fn on_traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
-        self.traffic(seen, now).await
-    }
-
     /// Marks SIMs active since `at` as not evaluated from the stream.
     fn missed_since(&self, at: DateTime<Utc>) {
         let mut m = self
@@ -263,7 +256,10 @@ impl AlertEvaluator {
         *m = Some(m.map_or(at, |have| have.min(at)));
     }
 
-    async fn traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
+    /// Evaluates the stream's rules for SIMs that carried traffic, each with the network it
+    /// was seen on: data used, sessions, usage against the SIM's habit, new networks and
+    /// countries. The caller offers the SIMs of a pass that failed again.
+    pub async fn on_traffic(&self, seen: &[(Iccid, MccMnc)], now: DateTime<Utc>) -> Result<Pass> {
         let rules = self.rules().await?;
         let stream: Vec<&AlertRule> = rules
             .iter()
@@ -851,25 +847,6 @@ fn median_day(days: &[u64]) -> Option<u64> {
     } else {
         used[mid]
     })
-}
-
-/// A query of `cube` per SIM (and network, when asked) over `bounds`, for these SIMs.
-fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, iccids: Vec<Iccid>, network: bool) -> CubeQuery {
-    CubeQuery {
-        cube,
-        bounds,
-        group: CubeGroup {
-            sim: true,
-            network,
-            ..CubeGroup::default()
-        },
-        filter: CubeFilter {
-            iccids: Some(iccids),
-            ..CubeFilter::default()
-        },
-        runs: Vec::new(),
-        count_sims: false,
-    }
 }
 
 /// New networks (or countries) of the SIMs seen: those they had no traffic on in the 30 days

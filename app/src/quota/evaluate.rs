@@ -23,11 +23,24 @@ pub(crate) async fn hourly_bytes(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<HashMap<Iccid, u64>> {
-    let query = CubeQuery {
-        cube: Cube::UsageHourly,
-        bounds: vec![start, end],
+    let query = by_sim(Cube::UsageHourly, vec![start, end], iccids, false);
+    let mut used: HashMap<Iccid, u64> = HashMap::new();
+    for r in usage.cube_rows(tenant, &query).await? {
+        if let Some(iccid) = r.iccid {
+            *used.entry(iccid).or_default() += r.bytes_in + r.bytes_out;
+        }
+    }
+    Ok(used)
+}
+
+/// A query of `cube` per SIM (and network, when asked) over `bounds`, for these SIMs.
+pub(crate) fn by_sim(cube: Cube, bounds: Vec<DateTime<Utc>>, iccids: Vec<Iccid>, network: bool) -> CubeQuery {
+    CubeQuery {
+        cube,
+        bounds,
         group: CubeGroup {
             sim: true,
+            network,
             ..CubeGroup::default()
         },
         filter: CubeFilter {
@@ -36,14 +49,7 @@ pub(crate) async fn hourly_bytes(
         },
         runs: Vec::new(),
         count_sims: false,
-    };
-    let mut used: HashMap<Iccid, u64> = HashMap::new();
-    for r in usage.cube_rows(tenant, &query).await? {
-        if let Some(iccid) = r.iccid {
-            *used.entry(iccid).or_default() += r.bytes_in + r.bytes_out;
-        }
     }
-    Ok(used)
 }
 
 /// Most quotas one sweep evaluates again (the SIMs active since the last one).

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::fleet::FleetService;
 
 pub use actions::ActionPass;
-pub(crate) use evaluate::hourly_bytes;
+pub(crate) use evaluate::{by_sim, hourly_bytes};
 pub use evaluate::{Evaluation, QuotaEvaluator, SWEEP_QUOTAS};
 
 /// Quotas: their store, the fleet they act on and the usage they are measured by. Cheap to

@@ -484,6 +484,7 @@ fn spec(
             threshold,
             clear_threshold: None,
             state,
+            telemetry: None,
         },
         channels: Channels::default(),
         pacing,

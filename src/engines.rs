@@ -19,6 +19,7 @@ pub struct Engines {
     pub export_jobs: Arc<dyn ioto_domain::ports::ExportJobStore>,
     pub notifications: Arc<dyn ioto_domain::ports::NotificationStore>,
     pub quotas: Arc<dyn ioto_domain::ports::QuotaStore>,
+    pub quota_pools: Arc<dyn ioto_domain::ports::QuotaPoolStore>,
     pub alerts: Arc<dyn ioto_domain::ports::AlertStore>,
     pub billing: Arc<dyn ioto_domain::ports::billing::Billing>,
     /// What analytics and the dashboard read of the fleet.
@@ -181,6 +182,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     let export_jobs: Arc<dyn ioto_domain::ports::ExportJobStore> = Arc::new(fleet_store.clone());
     let notifications: Arc<dyn ioto_domain::ports::NotificationStore> = Arc::new(fleet_store.clone());
     let quotas: Arc<dyn ioto_domain::ports::QuotaStore> = Arc::new(fleet_store.clone());
+    let quota_pools: Arc<dyn ioto_domain::ports::QuotaPoolStore> = Arc::new(fleet_store.clone());
     let alerts: Arc<dyn ioto_domain::ports::AlertStore> = Arc::new(fleet_store);
     let billing: Arc<dyn ioto_domain::ports::billing::Billing> = Arc::new(store.billing());
     let analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet> = Arc::new(store.clone());
@@ -205,6 +207,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
         export_jobs,
         notifications,
         quotas,
+        quota_pools,
         alerts,
         billing,
         analytics,

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::fleet::bulk::BulkJob;
 use crate::ports::quotas::QuotaTarget;
 use crate::quota::{QuotaAction, QuotaPeriod, EXCEEDED};
+use crate::quota_pool::{PoolPeriod, QuotaPool};
 use crate::{Error, Result, TenantId, UserId};
 
 /// What a notification is about.
@@ -173,6 +174,80 @@ impl Notification {
             recipient: None,
             kind: NotificationKind::QuotaStage,
             subject_id: quota.id,
+            title,
+            body,
+            payload,
+            created_at: at,
+            read_at: None,
+            audience: Audience::default(),
+        }
+    }
+
+    /// A quota pool reached `period.stage`: for the tenant's fleet managers, as a SIM's quota
+    /// tells. The payload names the pool under `pool` (never `quota`, which names one SIM's).
+    pub fn pool_stage(
+        pool: &QuotaPool,
+        time_zone: chrono_tz::Tz,
+        period: &PoolPeriod,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let limit = pool.rule.limit_bytes;
+        let used = period.used_bytes;
+        let over = used.saturating_sub(limit);
+        let sims = match period.sims {
+            1 => "1 SIM".to_owned(),
+            n => format!("{n} SIMs"),
+        };
+        let until = period.end.with_timezone(&time_zone).format("%-d %B %Y %H:%M %Z");
+        let (title, body) = if period.stage >= EXCEEDED {
+            let then = match pool.rule.action {
+                QuotaAction::Notify => "its SIMs keep their service",
+                QuotaAction::Suspend => "its active SIMs are being suspended",
+            };
+            (
+                format!("Pool '{}' reached its data limit", pool.name),
+                format!(
+                    "{} used of {} by {sims} this period ({} over); {then}. The period ends {until}.",
+                    bytes_text(used),
+                    bytes_text(limit),
+                    bytes_text(over)
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "Pool '{}' reached {} % of its data limit",
+                    pool.name, period.stage
+                ),
+                format!(
+                    "{} used of {} by {sims} this period; the period ends {until}.",
+                    bytes_text(used),
+                    bytes_text(limit)
+                ),
+            )
+        };
+        let payload = json!({
+            "pool": {
+                "id": pool.id,
+                "tenantId": pool.tenant_id.to_string(),
+                "name": pool.name,
+                "customerId": pool.members.customer().map(|c| c.0.to_string()),
+                "stage": period.stage,
+                "usedBytes": used,
+                "limitBytes": limit,
+                "overshootBytes": over,
+                "sims": period.sims,
+                "action": pool.rule.action.as_str(),
+                "periodStart": period.start,
+                "periodEnd": period.end,
+            }
+        });
+        Self {
+            id: Uuid::new_v4(),
+            tenant_id: pool.tenant_id,
+            recipient: None,
+            kind: NotificationKind::QuotaStage,
+            subject_id: pool.id,
             title,
             body,
             payload,

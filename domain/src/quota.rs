@@ -112,6 +112,89 @@ impl QuotaRule {
     }
 }
 
+/// Where a SIM's quota comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QuotaSource {
+    /// Set on the SIM itself (one by one, by filter or in a bulk job): it stays whatever the
+    /// defaults say.
+    Sim,
+    /// The default of the SIM's tariff plan (the default's id).
+    TariffPlan(Uuid),
+    /// The tenant's default, for SIMs whose tariff plan has none (the default's id).
+    Tenant(Uuid),
+}
+
+impl QuotaSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sim => "SIM",
+            Self::TariffPlan(_) => "TARIFF_PLAN",
+            Self::Tenant(_) => "TENANT",
+        }
+    }
+
+    /// The default the quota follows, when it follows one.
+    pub fn default_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Sim => None,
+            Self::TariffPlan(id) | Self::Tenant(id) => Some(*id),
+        }
+    }
+}
+
+/// A default quota: the tenant's (for every SIM without a quota of its own or of its tariff
+/// plan), or a tariff plan's (for the plan's SIMs without a quota of their own). SIMs follow their
+/// default: when it changes, their quota changes; when a SIM moves to another plan, it takes that
+/// plan's default; a quota set on the SIM itself overrides both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaDefault {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    /// The tariff plan whose SIMs it applies to; `None`: the tenant's default.
+    pub tariff_plan: Option<String>,
+    pub rule: QuotaRule,
+    pub set_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The longest tariff plan name a default names (as SIMs carry it).
+pub const MAX_TARIFF_PLAN_CHARS: usize = 100;
+
+/// Checks the tariff plan a default names: not blank, at most [`MAX_TARIFF_PLAN_CHARS`].
+pub fn check_tariff_plan(plan: &str) -> Result<()> {
+    if plan.trim().is_empty() || plan.trim() != plan {
+        return Err(Error::invalid(
+            "tariffPlan",
+            "must name a tariff plan without leading or trailing spaces (leave it out for the tenant's default)",
+        ));
+    }
+    if plan.chars().count() > MAX_TARIFF_PLAN_CHARS {
+        return Err(Error::invalid(
+            "tariffPlan",
+            format!("must be at most {MAX_TARIFF_PLAN_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Which default a SIM of `plan` follows among `defaults` (of its tenant): its plan's, else the
+/// tenant's, else none.
+pub fn default_for<'a>(defaults: &'a [QuotaDefault], plan: Option<&str>) -> Option<&'a QuotaDefault> {
+    plan.and_then(|p| defaults.iter().find(|d| d.tariff_plan.as_deref() == Some(p)))
+        .or_else(|| defaults.iter().find(|d| d.tariff_plan.is_none()))
+}
+
+impl QuotaDefault {
+    /// The source a SIM following this default shows.
+    pub fn source(&self) -> QuotaSource {
+        match self.tariff_plan {
+            Some(_) => QuotaSource::TariffPlan(self.id),
+            None => QuotaSource::Tenant(self.id),
+        }
+    }
+}
+
 /// A SIM's quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimQuota {
@@ -119,6 +202,7 @@ pub struct SimQuota {
     pub tenant_id: TenantId,
     pub sim_id: SimId,
     pub rule: QuotaRule,
+    pub source: QuotaSource,
     /// Who set it (as the audit trail names them).
     pub set_by: String,
     pub created_at: DateTime<Utc>,
@@ -167,6 +251,15 @@ impl ActionState {
     }
 }
 
+/// The two things a quota does to a SIM through the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuotaStep {
+    /// At the limit: suspended.
+    Suspend,
+    /// When the next period starts: a SIM the quota suspended is resumed (when the quota asks).
+    Resume,
+}
+
 /// A quota's standing in one period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaPeriod {
@@ -184,7 +277,23 @@ pub struct QuotaPeriod {
     pub action_reason: Option<String>,
     /// The bulk job that carries the action.
     pub bulk_job_id: Option<Uuid>,
+    /// Where the resume at the period's end stands (a SIM this period suspended, of a quota
+    /// that resumes).
+    pub resume_state: ActionState,
+    pub resume_reason: Option<String>,
+    pub resume_job_id: Option<Uuid>,
     pub evaluated_at: DateTime<Utc>,
+}
+
+impl QuotaPeriod {
+    /// What the period has to send through the network, where it stands and its bulk job: the
+    /// resume once the period has ended and one is under way, else the suspension.
+    pub fn step(&self) -> (QuotaStep, ActionState, Option<Uuid>) {
+        match self.resume_state {
+            ActionState::None => (QuotaStep::Suspend, self.action_state, self.bulk_job_id),
+            s => (QuotaStep::Resume, s, self.resume_job_id),
+        }
+    }
 }
 
 /// What `used` bytes in the period holding `at` (in `tz`) make of `quota`: the stage they
@@ -209,6 +318,9 @@ pub fn standing(quota: &SimQuota, tz: Tz, used: u64, at: DateTime<Utc>) -> Quota
         },
         action_reason: None,
         bulk_job_id: None,
+        resume_state: ActionState::None,
+        resume_reason: None,
+        resume_job_id: None,
         evaluated_at: at,
     }
 }
@@ -242,6 +354,9 @@ pub struct QuotaStatus {
     pub stage: u8,
     pub action_state: ActionState,
     pub action_reason: Option<String>,
+    /// Where the resume of the period before stands (a SIM the quota suspended then, when the
+    /// quota resumes): `None` when there was nothing to resume.
+    pub last_resume: Option<(ActionState, Option<String>)>,
 }
 
 impl QuotaStatus {
@@ -328,12 +443,35 @@ mod tests {
     }
 
     #[test]
+    fn a_sim_follows_its_plans_default_else_the_tenants() {
+        let default = |plan: Option<&str>| QuotaDefault {
+            id: Uuid::new_v4(),
+            tenant_id: TenantId(Uuid::nil()),
+            tariff_plan: plan.map(str::to_owned),
+            rule: rule(1_000, &[]),
+            set_by: "alice".into(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let (tenant, iot) = (default(None), default(Some("IoT 1 GB")));
+        let both = [iot.clone(), tenant.clone()];
+        assert_eq!(default_for(&both, Some("IoT 1 GB")).map(|d| d.id), Some(iot.id));
+        assert_eq!(default_for(&both, Some("Other")).map(|d| d.id), Some(tenant.id));
+        assert_eq!(default_for(&both, None).map(|d| d.id), Some(tenant.id));
+        assert_eq!(default_for(std::slice::from_ref(&iot), Some("Other")), None);
+        assert_eq!(iot.source(), QuotaSource::TariffPlan(iot.id));
+        assert!(check_tariff_plan(" IoT").is_err() && check_tariff_plan("").is_err());
+        assert!(check_tariff_plan(&"x".repeat(101)).is_err() && check_tariff_plan("IoT 1 GB").is_ok());
+    }
+
+    #[test]
     fn a_status_says_what_is_left_and_what_went_past() {
         let quota = SimQuota {
             id: Uuid::nil(),
             tenant_id: TenantId(Uuid::nil()),
             sim_id: SimId(Uuid::nil()),
             rule: rule(3_000, &[]),
+            source: QuotaSource::Sim,
             set_by: "alice".into(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -346,6 +484,7 @@ mod tests {
             stage: 0,
             action_state: ActionState::None,
             action_reason: None,
+            last_resume: None,
         };
         let s = status(1_000);
         assert_eq!(

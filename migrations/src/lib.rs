@@ -29,6 +29,9 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0014_postgres.sql"),
     include_str!("sql/0015_postgres.sql"),
     include_str!("sql/0016_postgres.sql"),
+    include_str!("sql/0017_postgres.sql"),
+    include_str!("sql/0018_postgres.sql"),
+    include_str!("sql/0019_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -143,6 +146,27 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0016_postgres.sql"),
                 sqlite: include_str!("sql/0016_sqlite.sql"),
                 irreversible: "the last IMEI seen is what IMEI-change alerts compare against",
+            }),
+            // Quota defaults per tenant and tariff plan; the resume at a period's end.
+            Box::new(SqlMigration {
+                name: "m0017_quota_defaults",
+                postgres: include_str!("sql/0017_postgres.sql"),
+                sqlite: include_str!("sql/0017_sqlite.sql"),
+                irreversible: "SIMs would lose the quotas their defaults gave them",
+            }),
+            // The telemetry trigger: the sensor an alert rule reads and its limits.
+            Box::new(SqlMigration {
+                name: "m0018_telemetry_rules",
+                postgres: include_str!("sql/0018_postgres.sql"),
+                sqlite: include_str!("sql/0018_sqlite.sql"),
+                irreversible: "telemetry rules would lose what they watch",
+            }),
+            // Quota pools: one data limit shared by a sub-customer's SIMs or a label selection.
+            Box::new(SqlMigration {
+                name: "m0019_quota_pools",
+                postgres: include_str!("sql/0019_postgres.sql"),
+                sqlite: include_str!("sql/0019_sqlite.sql"),
+                irreversible: "pool periods record what SIMs were warned of and suspended for",
             }),
         ]
     }

@@ -7,6 +7,7 @@ pub struct MutationRoot(
     crate::directory::DirectoryMutation,
     crate::fleet::FleetMutation,
     crate::quota::QuotaMutation,
+    crate::quota::QuotaPoolMutation,
     crate::billing::BillingMutation,
     crate::bulk::BulkMutation,
     crate::notify::NotifyMutation,

@@ -6,6 +6,8 @@
 pub struct QueryRoot(
     crate::directory::DirectoryQuery,
     crate::fleet::FleetQuery,
+    crate::quota::QuotaQuery,
+    crate::quota::QuotaPoolQuery,
     crate::usage::UsageQuery,
     crate::billing::BillingQuery,
     crate::analytics::AnalyticsQueryRoot,

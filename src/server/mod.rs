@@ -195,6 +195,11 @@ impl App {
                 realtime.clone(),
                 Some(fleet.delivery_wakeup()),
             ),
+        )
+        .with_pools(
+            Arc::clone(&engines.quota_pools),
+            realtime.clone(),
+            Some(fleet.delivery_wakeup()),
         );
         let billing = ioto_app::billing::BillingService::new(
             engines.billing.clone(),

@@ -180,12 +180,23 @@ pub async fn start(
         // One shared subscription per deployment (the topic prefix tells deployments apart).
         let group = format!("{}ioto-telemetry", config.kafka.topic_prefix);
         let messages = engines.telemetry.subscribe(&group).await?;
+        let readings_to_rules = telemetry_alerts(
+            ioto_app::AlertEvaluator::new(
+                Arc::clone(&engines.alerts),
+                Arc::clone(&engines.fleet),
+                engines.usage.clone(),
+                realtime.clone(),
+                None,
+            ),
+            shutdown.clone(),
+        );
         tokio::spawn(store_telemetry(
             ingest,
             messages,
             Arc::clone(&engines.bus),
             topics,
             realtime,
+            readings_to_rules,
             Arc::clone(&tstats),
             shutdown.clone(),
         ));
@@ -247,13 +258,19 @@ fn spawn_retention(engines: &Engines, minutes: u64, mut shutdown: watch::Receive
 }
 
 /// Batches readings (up to 1,000 or 500 ms), stores them (retrying while the store is down) and
-/// only then acknowledges them to the broker.
+/// only then acknowledges them to the broker; then hands what was stored to the telemetry alert
+/// rules (`alerts`, evaluated off this path).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the batch's source and where its outcome goes, each used once"
+)]
 async fn store_telemetry(
     mut ingest: TelemetryIngest,
     mut rx: BoxStream<'static, TelemetryMessage>,
     bus: Arc<dyn ioto_domain::ports::EventBus>,
     topics: IngestTopics,
     realtime: Arc<BusRealtime>,
+    alerts: mpsc::Sender<StoredReadings>,
     stats: Arc<TelemetryStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -306,7 +323,52 @@ async fn store_telemetry(
         for m in batch {
             m.ack().await;
         }
+        if !outcome.stored.is_empty() {
+            // A full queue (rules slower than the readings for a while) passes this batch over:
+            // a reading is a level, and the device's next one is observed afresh.
+            if let Err(mpsc::error::TrySendError::Full(skipped)) = alerts.try_send(outcome.stored) {
+                tracing::warn!(
+                    readings = skipped.len(),
+                    "telemetry alert rules behind; a batch of readings not evaluated"
+                );
+            }
+        }
     }
+}
+
+/// Readings stored, each with its device's tenant.
+type StoredReadings = Vec<(ioto_domain::TenantId, ioto_domain::usage::TelemetryReading)>;
+
+/// Batches of stored readings waiting for the telemetry alert rules (a bound on what waits).
+const TELEMETRY_ALERT_QUEUE: usize = 64;
+
+/// Evaluates the telemetry alert rules on the readings stored, in a task of its own: storing and
+/// acknowledging readings never wait for it. Readings stored while a pass runs join the next one
+/// (each rule observes a device's latest reading of the batch; a reading is a level). A pass that
+/// fails is logged, not retried: the device's next reading is observed afresh.
+fn telemetry_alerts(
+    alerts: ioto_app::AlertEvaluator,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::Sender<StoredReadings> {
+    let (tx, mut rx) = mpsc::channel::<StoredReadings>(TELEMETRY_ALERT_QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let mut stored = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                stored = rx.recv() => match stored {
+                    None => break,
+                    Some(stored) => stored,
+                },
+            };
+            while let Ok(more) = rx.try_recv() {
+                stored.extend(more);
+            }
+            if let Err(e) = alerts.on_telemetry(&stored, chrono::Utc::now()).await {
+                tracing::warn!(error = %e, readings = stored.len(), "telemetry alert rules not evaluated; the devices' next readings are");
+            }
+        }
+    });
+    tx
 }
 
 /// How often SIM sightings are written to the transactional store.

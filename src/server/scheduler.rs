@@ -148,8 +148,9 @@ fn suspends(n: &ioto_domain::events::NotificationCreated) -> bool {
 }
 
 /// Every `interval`: the quotas of SIMs with traffic since the last sweep evaluated again (what
-/// an evaluation after a counted batch missed), then the actions at the limit sent and those
-/// sent before looked at. A SIM reaching a limit that suspends it (told on the bus by whichever
+/// an evaluation after a counted batch missed), the tenants' SIMs brought in line with their
+/// quota defaults, the resumes of a new period marked, then the actions (suspensions at the
+/// limit, resumes) sent and those sent before looked at. A SIM reaching a limit that suspends it (told on the bus by whichever
 /// instance evaluated it) has its suspension sent at once, not at the next sweep; the actions
 /// are claimed, so instances woken together send it once.
 pub fn spawn_quotas(
@@ -188,6 +189,39 @@ pub fn spawn_quotas(
                     }
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "the quota sweep failed; retrying next interval"),
+            }
+            if sweep {
+                // SIMs added or moved to another plan take their default; SIMs a quota
+                // suspended are resumed when their next period starts.
+                match quotas.upkeep(now).await {
+                    Ok((d, resumes)) if d.added + d.changed + d.removed + resumes > 0 => tracing::info!(
+                        added = d.added,
+                        changed = d.changed,
+                        removed = d.removed,
+                        resumes,
+                        "quota defaults followed, resumes due"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "quota upkeep failed; retrying next interval"),
+                }
+                // Quota pools: every pool evaluated, its resumes due marked, its actions sent.
+                match quotas.pool_sweep(now).await {
+                    Ok(p) if !p.is_quiet() => tracing::info!(
+                        pools = p.pools,
+                        reached = p.stages_reached,
+                        exceeded = p.exceeded,
+                        not_evaluated = p.not_evaluated,
+                        resumes = p.resumes,
+                        requested = p.actions.requested,
+                        done = p.actions.done,
+                        failed = p.actions.failed,
+                        "quota pool sweep"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the quota pool sweep failed; retrying next interval")
+                    }
+                }
             }
             match quotas.run_actions(now).await {
                 Ok(p) if p.requested + p.done + p.failed > 0 => {

@@ -547,7 +547,7 @@ async fn seed_alerts(
     use ioto_domain::alert::{
         AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity,
     };
-    use ioto_domain::quota::{QuotaAction, QuotaRule, SimQuota};
+    use ioto_domain::quota::{QuotaAction, QuotaRule, QuotaSource, SimQuota};
     let scope = Scope::tenant(tenant.id);
     if !engines.alerts.alert_rules(scope, tenant.id).await?.is_empty() {
         return Ok(());
@@ -569,6 +569,7 @@ async fn seed_alerts(
                         threshold,
                         clear_threshold: None,
                         state,
+                        telemetry: None,
                     },
                     channels: Channels::default(),
                     pacing: Pacing {
@@ -648,6 +649,7 @@ async fn seed_alerts(
                 action: QuotaAction::Notify,
                 resume_next_period: false,
             },
+            source: QuotaSource::Sim,
             set_by: "demo".into(),
             created_at: now,
             updated_at: now,

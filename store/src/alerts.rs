@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use ioto_domain::alert::lifecycle::{announce, Acknowledgement, Alert, AlertState, AlertWrite, Announced};
 use ioto_domain::alert::{
     AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity, Silence, SilenceMatcher,
+    TelemetryField, TelemetryLimit, TelemetryValue,
 };
 use ioto_domain::fleet::query::{Cursor, LabelFilter};
 use ioto_domain::fleet::{Sim, SimState};
@@ -20,8 +21,8 @@ use ioto_domain::ports::alerts::{AlertQuery, AlertStore, OpenCount};
 use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition as Where, DatabaseTransaction, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition as Where, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -35,6 +36,10 @@ use crate::pool::{claim_rows, commit};
 fn corrupt(table: &str, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored {table}: {what}: {e}"))
 }
+
+/// New alerts written per statement (each binds a parameter per column; both engines take
+/// tens of thousands per statement).
+const INSERT_CHUNK: usize = 500;
 
 fn secs(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
@@ -74,6 +79,14 @@ impl TryFrom<alert_rule::Model> for AlertRule {
             )),
             other => return Err(corrupt("alert rule", "target", other)),
         };
+        let telemetry = match (m.telemetry_field.as_deref(), m.telemetry_value) {
+            (Some(field), Some(value)) => Some(TelemetryLimit {
+                field: TelemetryField::parse(field).map_err(|e| bad("telemetry field", e))?,
+                value: TelemetryValue::from_hundredths(value),
+                clear_value: m.telemetry_clear_value.map(TelemetryValue::from_hundredths),
+            }),
+            _ => None,
+        };
         Ok(AlertRule {
             id: m.id,
             tenant_id: TenantId(m.tenant_id),
@@ -93,6 +106,7 @@ impl TryFrom<alert_rule::Model> for AlertRule {
                         .map(SimState::parse)
                         .transpose()
                         .map_err(|e| bad("state", e))?,
+                    telemetry,
                 },
                 channels: Channels {
                     in_app: m.in_app,
@@ -149,6 +163,13 @@ fn rule_model(r: &AlertRule) -> alert_rule::ActiveModel {
         threshold: Set(s.condition.threshold.map(big)),
         clear_threshold: Set(s.condition.clear_threshold.map(big)),
         state: Set(s.condition.state.map(|st| st.as_str().to_owned())),
+        telemetry_field: Set(s.condition.telemetry.map(|t| t.field.as_str().to_owned())),
+        telemetry_value: Set(s.condition.telemetry.map(|t| t.value.hundredths())),
+        telemetry_clear_value: Set(s
+            .condition
+            .telemetry
+            .and_then(|t| t.clear_value)
+            .map(TelemetryValue::hundredths)),
         in_app: Set(s.channels.in_app),
         webhook: Set(s.channels.webhook),
         emails: Set(s.channels.emails.join(",")),
@@ -178,7 +199,10 @@ impl TryFrom<alert::Model> for Alert {
             customer_id: m.customer_id.map(CustomerId),
             severity: Severity::parse(&m.severity).map_err(|e| bad("severity", e))?,
             state: AlertState::parse(&m.state).map_err(|e| bad("state", e))?,
-            value: u64::try_from(m.value).unwrap_or(0),
+            // Signed in the store: a telemetry alert keeps its reading there in hundredths, below
+            // zero too (two's complement in the domain's u64, see `ioto_domain::alert::telemetry`);
+            // the other metrics' values are never negative.
+            value: m.value as u64,
             started_at: m.started_at,
             fired_at: m.fired_at,
             resolved_at: m.resolved_at,
@@ -224,7 +248,7 @@ fn alert_model(a: &Alert) -> alert::ActiveModel {
         customer_id: Set(a.customer_id.map(|c| c.0)),
         severity: Set(a.severity.as_str().to_owned()),
         state: Set(a.state.as_str().to_owned()),
-        value: Set(big(a.value)),
+        value: Set(a.value as i64),
         started_at: Set(a.started_at),
         fired_at: Set(a.fired_at),
         resolved_at: Set(a.resolved_at),
@@ -500,13 +524,29 @@ impl AlertStore for SqlFleet {
         let txn = self.begin(Scope::Platform).await?;
         self.write_lock(&txn).await?;
         let mut applied = Vec::new();
+        // New alerts in multi-row inserts; one that meets an open alert of the same rule and
+        // subject (written meanwhile by another server) is left out, and only those written are
+        // returned.
+        let new: Vec<&Alert> = writes
+            .iter()
+            .filter_map(|w| match w {
+                AlertWrite::Insert(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        for chunk in new.chunks(INSERT_CHUNK) {
+            let mut insert = alert::Entity::insert_many(chunk.iter().map(|a| alert_model(a)))
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .into_query();
+            insert.returning_col(alert::Column::Id);
+            let backend = txn.get_database_backend();
+            for row in txn.query_all(backend.build(&insert)).await.map_err(db)? {
+                applied.push(row.try_get::<Uuid>("", "id").map_err(db)?);
+            }
+        }
         for w in writes {
             let done = match w {
-                AlertWrite::Insert(a) => alert::Entity::insert(alert_model(a))
-                    .on_conflict(OnConflict::new().do_nothing().to_owned())
-                    .exec_without_returning(&txn)
-                    .await
-                    .map_err(db)?,
+                AlertWrite::Insert(_) => continue,
                 AlertWrite::Update(a) => {
                     alert::Entity::update_many()
                         .set(alert_model(a))

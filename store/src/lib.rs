@@ -11,6 +11,7 @@ mod fleet;
 mod jobs;
 mod notifications;
 mod pool;
+mod quota_pools;
 mod quotas;
 mod session;
 

@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::notify::Notification;
-use ioto_domain::ports::quotas::{QuotaActionClaim, QuotaStore, QuotaTarget};
-use ioto_domain::quota::{ActionState, QuotaAction, QuotaPeriod, QuotaRule, SimQuota, EXCEEDED};
+use ioto_domain::ports::quotas::{DefaultsApplied, QuotaActionClaim, QuotaStore, QuotaTarget};
+use ioto_domain::quota::{
+    default_for, ActionState, QuotaAction, QuotaDefault, QuotaPeriod, QuotaRule, QuotaSource, QuotaStep,
+    SimQuota, EXCEEDED,
+};
 use ioto_domain::{Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -20,7 +23,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{sim, sim_quota, sim_quota_period, tenant};
+use crate::entities::{quota_default, sim, sim_quota, sim_quota_period, tenant};
 use crate::error::db;
 use crate::fleet::SqlFleet;
 use crate::notifications::insert_notification;
@@ -34,30 +37,90 @@ fn stages_text(stages: &[u8]) -> String {
     stages.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn quota_from(m: sim_quota::Model) -> Result<SimQuota> {
-    let stages = if m.stages.is_empty() {
+fn rule_from(limit_bytes: i64, stages: &str, action: &str, resume_next_period: bool) -> Result<QuotaRule> {
+    let stages = if stages.is_empty() {
         Vec::new()
     } else {
-        m.stages
+        stages
             .split(',')
             .map(|s| s.parse::<u8>().map_err(|e| corrupt("stages", e)))
             .collect::<Result<Vec<u8>>>()?
+    };
+    Ok(QuotaRule {
+        limit_bytes: u64::try_from(limit_bytes).map_err(|e| corrupt("limit", e))?,
+        stages,
+        action: QuotaAction::parse(action).map_err(|e| corrupt("action", e))?,
+        resume_next_period,
+    })
+}
+
+fn quota_from(m: sim_quota::Model) -> Result<SimQuota> {
+    let source = match (m.source.as_str(), m.default_id) {
+        ("SIM", _) => QuotaSource::Sim,
+        ("TARIFF_PLAN", Some(d)) => QuotaSource::TariffPlan(d),
+        ("TENANT", Some(d)) => QuotaSource::Tenant(d),
+        (other, _) => return Err(corrupt("source", other)),
     };
     Ok(SimQuota {
         id: m.id,
         tenant_id: TenantId(m.tenant_id),
         sim_id: SimId(m.sim_id),
-        rule: QuotaRule {
-            limit_bytes: u64::try_from(m.limit_bytes).map_err(|e| corrupt("limit", e))?,
-            stages,
-            action: QuotaAction::parse(&m.action).map_err(|e| corrupt("action", e))?,
-            resume_next_period: m.resume_next_period,
-        },
+        rule: rule_from(m.limit_bytes, &m.stages, &m.action, m.resume_next_period)?,
+        source,
         set_by: m.set_by,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
 }
+
+fn default_from(m: quota_default::Model) -> Result<QuotaDefault> {
+    Ok(QuotaDefault {
+        id: m.id,
+        tenant_id: TenantId(m.tenant_id),
+        rule: rule_from(m.limit_bytes, &m.stages, &m.action, m.resume_next_period)?,
+        tariff_plan: (!m.tariff_plan.is_empty()).then_some(m.tariff_plan),
+        set_by: m.set_by,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+/// A SIM's quota as a row to write.
+fn quota_model(quota: &SimQuota) -> sim_quota::ActiveModel {
+    sim_quota::ActiveModel {
+        id: Set(quota.id),
+        tenant_id: Set(quota.tenant_id.0),
+        sim_id: Set(quota.sim_id.0),
+        limit_bytes: Set(bytes(quota.rule.limit_bytes)),
+        stages: Set(stages_text(&quota.rule.stages)),
+        action: Set(quota.rule.action.as_str().to_owned()),
+        resume_next_period: Set(quota.rule.resume_next_period),
+        set_by: Set(quota.set_by.clone()),
+        source: Set(quota.source.as_str().to_owned()),
+        default_id: Set(quota.source.default_id()),
+        created_at: Set(quota.created_at),
+        updated_at: Set(quota.updated_at),
+    }
+}
+
+/// What a new quota replaces of the one its SIM had (id, creation time and periods stay).
+fn replace_quota() -> OnConflict {
+    OnConflict::column(sim_quota::Column::SimId)
+        .update_columns([
+            sim_quota::Column::LimitBytes,
+            sim_quota::Column::Stages,
+            sim_quota::Column::Action,
+            sim_quota::Column::ResumeNextPeriod,
+            sim_quota::Column::SetBy,
+            sim_quota::Column::Source,
+            sim_quota::Column::DefaultId,
+            sim_quota::Column::UpdatedAt,
+        ])
+        .to_owned()
+}
+
+/// Quotas written per statement.
+const QUOTA_CHUNK: usize = 500;
 
 fn period_from(m: sim_quota_period::Model) -> Result<QuotaPeriod> {
     Ok(QuotaPeriod {
@@ -71,6 +134,9 @@ fn period_from(m: sim_quota_period::Model) -> Result<QuotaPeriod> {
         action_state: ActionState::parse(&m.action_state)?,
         action_reason: m.action_reason,
         bulk_job_id: m.bulk_job_id,
+        resume_state: ActionState::parse(&m.resume_state)?,
+        resume_reason: m.resume_reason,
+        resume_job_id: m.resume_job_id,
         evaluated_at: m.evaluated_at,
     })
 }
@@ -169,33 +235,11 @@ impl QuotaStore for SqlFleet {
             return Err(Error::not_found("SIM", quota.sim_id));
         }
         let txn = self.begin(scope).await?;
-        sim_quota::Entity::insert(sim_quota::ActiveModel {
-            id: Set(quota.id),
-            tenant_id: Set(quota.tenant_id.0),
-            sim_id: Set(quota.sim_id.0),
-            limit_bytes: Set(bytes(quota.rule.limit_bytes)),
-            stages: Set(stages_text(&quota.rule.stages)),
-            action: Set(quota.rule.action.as_str().to_owned()),
-            resume_next_period: Set(quota.rule.resume_next_period),
-            set_by: Set(quota.set_by.clone()),
-            created_at: Set(quota.created_at),
-            updated_at: Set(quota.updated_at),
-        })
-        .on_conflict(
-            OnConflict::column(sim_quota::Column::SimId)
-                .update_columns([
-                    sim_quota::Column::LimitBytes,
-                    sim_quota::Column::Stages,
-                    sim_quota::Column::Action,
-                    sim_quota::Column::ResumeNextPeriod,
-                    sim_quota::Column::SetBy,
-                    sim_quota::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db)?;
+        sim_quota::Entity::insert(quota_model(quota))
+            .on_conflict(replace_quota())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db)?;
         let stored = quotas_in(scope)
             .filter(sim_quota::Column::SimId.eq(quota.sim_id.0))
             .one(&txn)
@@ -208,11 +252,49 @@ impl QuotaStore for SqlFleet {
 
     async fn delete_sim_quota(&self, scope: Scope, sim: SimId) -> Result<bool> {
         let txn = self.begin(scope).await?;
-        let mut q = sim_quota::Entity::delete_many().filter(sim_quota::Column::SimId.eq(sim.0));
+        let mut q = sim_quota::Entity::delete_many()
+            .filter(sim_quota::Column::SimId.eq(sim.0))
+            .filter(sim_quota::Column::DefaultId.is_null());
         if let Some(t) = scope.tenant_id() {
             q = q.filter(sim_quota::Column::TenantId.eq(t.0));
         }
         let gone = q.exec(&txn).await.map_err(db)?.rows_affected > 0;
+        commit(txn).await?;
+        Ok(gone)
+    }
+
+    async fn put_sim_quotas(&self, scope: Scope, quotas: &[SimQuota]) -> Result<u64> {
+        if let Some(q) = quotas
+            .iter()
+            .find(|q| scope.tenant_id().is_some_and(|t| t != q.tenant_id))
+        {
+            return Err(Error::not_found("SIM", q.sim_id));
+        }
+        let txn = self.begin(scope).await?;
+        let mut set = 0;
+        for chunk in quotas.chunks(QUOTA_CHUNK) {
+            set += sim_quota::Entity::insert_many(chunk.iter().map(quota_model))
+                .on_conflict(replace_quota())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db)?;
+        }
+        commit(txn).await?;
+        Ok(set)
+    }
+
+    async fn delete_sim_quotas(&self, scope: Scope, sims: &[SimId]) -> Result<u64> {
+        let txn = self.begin(scope).await?;
+        let mut gone = 0;
+        for chunk in sims.chunks(QUOTA_CHUNK) {
+            let mut q = sim_quota::Entity::delete_many()
+                .filter(sim_quota::Column::SimId.is_in(chunk.iter().map(|s| s.0)))
+                .filter(sim_quota::Column::DefaultId.is_null());
+            if let Some(t) = scope.tenant_id() {
+                q = q.filter(sim_quota::Column::TenantId.eq(t.0));
+            }
+            gone += q.exec(&txn).await.map_err(db)?.rows_affected;
+        }
         commit(txn).await?;
         Ok(gone)
     }
@@ -237,13 +319,21 @@ impl QuotaStore for SqlFleet {
         Ok(targets)
     }
 
-    async fn quotas_active_since(&self, since: DateTime<Utc>, limit: u64) -> Result<Vec<QuotaTarget>> {
+    async fn quotas_active_since(
+        &self,
+        since: DateTime<Utc>,
+        tenant: Option<TenantId>,
+        limit: u64,
+    ) -> Result<Vec<QuotaTarget>> {
         let txn = self.begin(Scope::Platform).await?;
-        let active = Query::select()
+        let mut active = Query::select()
             .column(sim::Column::Id)
             .from(sim::Entity)
             .and_where(sim::Column::LastActivityAt.gte(since))
             .to_owned();
+        if let Some(t) = tenant {
+            active.and_where(sim::Column::TenantId.eq(t.0));
+        }
         let quotas = sim_quota::Entity::find()
             .filter(sim_quota::Column::SimId.in_subquery(active))
             .order_by_asc(sim_quota::Column::Id)
@@ -293,6 +383,9 @@ impl QuotaStore for SqlFleet {
             action_reason: Set(None),
             bulk_job_id: Set(None),
             claimed_until: Set(None),
+            resume_state: Set(ActionState::None.as_str().to_owned()),
+            resume_reason: Set(None),
+            resume_job_id: Set(None),
             evaluated_at: Set(period.evaluated_at),
         })
         .on_conflict(
@@ -364,11 +457,13 @@ impl QuotaStore for SqlFleet {
         limit: u64,
     ) -> Result<Vec<QuotaActionClaim>> {
         // Actions waiting, or requested and not looked at within their lease.
+        let open = [ActionState::Pending.as_str(), ActionState::Requested.as_str()];
         let claimable = || {
             sim_quota_period::Entity::find()
                 .filter(
-                    sim_quota_period::Column::ActionState
-                        .is_in([ActionState::Pending.as_str(), ActionState::Requested.as_str()]),
+                    sea_orm::Condition::any()
+                        .add(sim_quota_period::Column::ActionState.is_in(open))
+                        .add(sim_quota_period::Column::ResumeState.is_in(open)),
                 )
                 .filter(
                     sea_orm::Condition::any()
@@ -422,19 +517,281 @@ impl QuotaStore for SqlFleet {
             .collect()
     }
 
+    async fn quota_defaults(&self, scope: Scope, tenant: TenantId) -> Result<Vec<QuotaDefault>> {
+        if scope.tenant_id().is_some_and(|t| t != tenant) {
+            return Ok(Vec::new());
+        }
+        let txn = self.begin(scope).await?;
+        let rows = quota_default::Entity::find()
+            .filter(quota_default::Column::TenantId.eq(tenant.0))
+            .order_by_asc(quota_default::Column::TariffPlan)
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        rows.into_iter().map(default_from).collect()
+    }
+
+    async fn put_quota_default(&self, scope: Scope, d: &QuotaDefault) -> Result<QuotaDefault> {
+        if scope.tenant_id().is_some_and(|t| t != d.tenant_id) {
+            return Err(Error::not_found("tenant", d.tenant_id));
+        }
+        let plan = d.tariff_plan.clone().unwrap_or_default();
+        let txn = self.begin(scope).await?;
+        quota_default::Entity::insert(quota_default::ActiveModel {
+            id: Set(d.id),
+            tenant_id: Set(d.tenant_id.0),
+            tariff_plan: Set(plan.clone()),
+            limit_bytes: Set(bytes(d.rule.limit_bytes)),
+            stages: Set(stages_text(&d.rule.stages)),
+            action: Set(d.rule.action.as_str().to_owned()),
+            resume_next_period: Set(d.rule.resume_next_period),
+            set_by: Set(d.set_by.clone()),
+            created_at: Set(d.created_at),
+            updated_at: Set(d.updated_at),
+        })
+        .on_conflict(
+            OnConflict::columns([quota_default::Column::TenantId, quota_default::Column::TariffPlan])
+                .update_columns([
+                    quota_default::Column::LimitBytes,
+                    quota_default::Column::Stages,
+                    quota_default::Column::Action,
+                    quota_default::Column::ResumeNextPeriod,
+                    quota_default::Column::SetBy,
+                    quota_default::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db)?;
+        let stored = quota_default::Entity::find()
+            .filter(quota_default::Column::TenantId.eq(d.tenant_id.0))
+            .filter(quota_default::Column::TariffPlan.eq(plan))
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::Internal("a quota default just written is gone".into()))?;
+        commit(txn).await?;
+        default_from(stored)
+    }
+
+    async fn delete_quota_default(&self, scope: Scope, tenant: TenantId, plan: Option<&str>) -> Result<bool> {
+        if scope.tenant_id().is_some_and(|t| t != tenant) {
+            return Ok(false);
+        }
+        let txn = self.begin(scope).await?;
+        let ids: Vec<Uuid> = quota_default::Entity::find()
+            .select_only()
+            .column(quota_default::Column::Id)
+            .filter(quota_default::Column::TenantId.eq(tenant.0))
+            .filter(quota_default::Column::TariffPlan.eq(plan.unwrap_or_default()))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        if ids.is_empty() {
+            commit(txn).await?;
+            return Ok(false);
+        }
+        // The quotas following it go with it (SQLite may run without foreign-key cascades).
+        sim_quota::Entity::delete_many()
+            .filter(sim_quota::Column::DefaultId.is_in(ids.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        quota_default::Entity::delete_many()
+            .filter(quota_default::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        Ok(true)
+    }
+
+    async fn apply_quota_defaults(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<DefaultsApplied> {
+        #[derive(FromQueryResult)]
+        struct SimPlan {
+            id: Uuid,
+            tariff_plan: Option<String>,
+        }
+        let txn = self.begin(Scope::Platform).await?;
+        // One server at a time: two applying at once would both add a SIM's quota.
+        self.write_lock(&txn).await?;
+        let defaults: Vec<QuotaDefault> = quota_default::Entity::find()
+            .filter(quota_default::Column::TenantId.eq(tenant.0))
+            .all(&txn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(default_from)
+            .collect::<Result<_>>()?;
+        let quotas: HashMap<Uuid, sim_quota::Model> = sim_quota::Entity::find()
+            .filter(sim_quota::Column::TenantId.eq(tenant.0))
+            .all(&txn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|q| (q.sim_id, q))
+            .collect();
+        if defaults.is_empty() && quotas.values().all(|q| q.default_id.is_none()) {
+            commit(txn).await?;
+            return Ok(DefaultsApplied::default());
+        }
+        let sims = sim::Entity::find()
+            .select_only()
+            .columns([sim::Column::Id, sim::Column::TariffPlan])
+            .filter(sim::Column::TenantId.eq(tenant.0))
+            .into_model::<SimPlan>()
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        let mut applied = DefaultsApplied::default();
+        let mut add: Vec<SimQuota> = Vec::new();
+        let mut change: Vec<SimQuota> = Vec::new();
+        let mut remove: Vec<Uuid> = Vec::new();
+        for s in sims {
+            let want = default_for(&defaults, s.tariff_plan.as_deref());
+            let have = quotas.get(&s.id);
+            match (have, want) {
+                // Set on the SIM: its own, whatever the defaults say.
+                (Some(q), _) if q.default_id.is_none() => {}
+                (Some(q), None) => remove.push(q.id),
+                (Some(q), Some(d)) => {
+                    let same = q.default_id == Some(d.id)
+                        && q.source == d.source().as_str()
+                        && rule_from(q.limit_bytes, &q.stages, &q.action, q.resume_next_period)
+                            .is_ok_and(|r| r == d.rule);
+                    if !same {
+                        change.push(SimQuota {
+                            id: q.id,
+                            tenant_id: tenant,
+                            sim_id: SimId(s.id),
+                            rule: d.rule.clone(),
+                            source: d.source(),
+                            set_by: d.set_by.clone(),
+                            created_at: q.created_at,
+                            updated_at: now,
+                        });
+                    }
+                }
+                (None, Some(d)) => add.push(SimQuota {
+                    id: Uuid::new_v4(),
+                    tenant_id: tenant,
+                    sim_id: SimId(s.id),
+                    rule: d.rule.clone(),
+                    source: d.source(),
+                    set_by: d.set_by.clone(),
+                    created_at: now,
+                    updated_at: now,
+                }),
+                (None, None) => {}
+            }
+        }
+        for chunk in remove.chunks(QUOTA_CHUNK) {
+            applied.removed += sim_quota::Entity::delete_many()
+                .filter(sim_quota::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await
+                .map_err(db)?
+                .rows_affected;
+        }
+        for (list, count) in [(&add, &mut applied.added), (&change, &mut applied.changed)] {
+            for chunk in list.chunks(QUOTA_CHUNK) {
+                *count += sim_quota::Entity::insert_many(chunk.iter().map(quota_model))
+                    .on_conflict(replace_quota())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        commit(txn).await?;
+        Ok(applied)
+    }
+
+    async fn tenants_with_quota_defaults(&self) -> Result<Vec<TenantId>> {
+        let txn = self.begin(Scope::Platform).await?;
+        let mut ids: Vec<Uuid> = quota_default::Entity::find()
+            .select_only()
+            .column(quota_default::Column::TenantId)
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        // Tenants that had defaults and dropped the last keep default quotas to take away.
+        let following: Vec<Uuid> = sim_quota::Entity::find()
+            .select_only()
+            .column(sim_quota::Column::TenantId)
+            .filter(sim_quota::Column::DefaultId.is_not_null())
+            .distinct()
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db)?;
+        commit(txn).await?;
+        ids.extend(following);
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids.into_iter().map(TenantId).collect())
+    }
+
+    async fn mark_quota_resumes(&self, now: DateTime<Utc>) -> Result<u64> {
+        let resuming = Query::select()
+            .column(sim_quota::Column::Id)
+            .from(sim_quota::Entity)
+            .and_where(sim_quota::Column::ResumeNextPeriod.eq(true))
+            .to_owned();
+        let due = || {
+            sim_quota_period::Entity::find()
+                .filter(sim_quota_period::Column::PeriodEnd.lte(now))
+                .filter(sim_quota_period::Column::ActionState.eq(ActionState::Done.as_str()))
+                .filter(sim_quota_period::Column::ResumeState.eq(ActionState::None.as_str()))
+                .filter(sim_quota_period::Column::QuotaId.in_subquery(resuming.clone()))
+        };
+        // An idle pass only reads.
+        let probe = self.begin(Scope::Platform).await?;
+        let any = due().one(&probe).await.map_err(db)?;
+        commit(probe).await?;
+        if any.is_none() {
+            return Ok(0);
+        }
+        let txn = self.begin(Scope::Platform).await?;
+        let marked = sim_quota_period::Entity::update_many()
+            .col_expr(
+                sim_quota_period::Column::ResumeState,
+                Expr::value(ActionState::Pending.as_str()),
+            )
+            .filter(sim_quota_period::Column::PeriodEnd.lte(now))
+            .filter(sim_quota_period::Column::ActionState.eq(ActionState::Done.as_str()))
+            .filter(sim_quota_period::Column::ResumeState.eq(ActionState::None.as_str()))
+            .filter(sim_quota_period::Column::QuotaId.in_subquery(resuming))
+            .exec(&txn)
+            .await
+            .map_err(db)?
+            .rows_affected;
+        commit(txn).await?;
+        Ok(marked)
+    }
+
     async fn record_quota_action(
         &self,
         quota: Uuid,
         start: DateTime<Utc>,
+        step: QuotaStep,
         state: ActionState,
         bulk_job: Option<Uuid>,
         reason: Option<&str>,
     ) -> Result<()> {
+        use sim_quota_period::Column as C;
+        let (state_col, job_col, reason_col) = match step {
+            QuotaStep::Suspend => (C::ActionState, C::BulkJobId, C::ActionReason),
+            QuotaStep::Resume => (C::ResumeState, C::ResumeJobId, C::ResumeReason),
+        };
         let txn = self.begin(Scope::Platform).await?;
         sim_quota_period::Entity::update_many()
-            .col_expr(sim_quota_period::Column::ActionState, Expr::value(state.as_str()))
-            .col_expr(sim_quota_period::Column::BulkJobId, Expr::value(bulk_job))
-            .col_expr(sim_quota_period::Column::ActionReason, Expr::value(reason))
+            .col_expr(state_col, Expr::value(state.as_str()))
+            .col_expr(job_col, Expr::value(bulk_job))
+            .col_expr(reason_col, Expr::value(reason))
             .col_expr(
                 sim_quota_period::Column::ClaimedUntil,
                 Expr::value(None::<DateTime<Utc>>),

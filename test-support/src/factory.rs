@@ -96,6 +96,23 @@ impl Factory {
         n: usize,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Vec<Sim> {
+        self.sims_of(tenant, customer, n, at, None).await
+    }
+
+    /// `n` ACTIVE SIMs on a tariff plan.
+    pub async fn sims_on_plan(&self, tenant: &Tenant, plan: &str, n: usize) -> Vec<Sim> {
+        self.sims_of(tenant, None, n, chrono::Utc::now(), Some(plan))
+            .await
+    }
+
+    async fn sims_of(
+        &self,
+        tenant: &Tenant,
+        customer: Option<CustomerId>,
+        n: usize,
+        at: chrono::DateTime<chrono::Utc>,
+        plan: Option<&str>,
+    ) -> Vec<Sim> {
         let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
         let sims: Vec<NewSim> = (0..n as u64)
             .map(|i| {
@@ -105,6 +122,7 @@ impl Factory {
                     Imsi::parse(&format!("{:015}", seed * 1000 + i)).unwrap(),
                 );
                 s.customer_id = customer;
+                s.tariff_plan = plan.map(str::to_owned);
                 s.state = SimState::Active;
                 s
             })

@@ -16,12 +16,18 @@ use serde_json::{json, Value};
 use crate::fleet::notify::{receiver, SmtpServer};
 
 /// Publishes a session update for `sim` as seen at `at`.
-async fn publish_at(app: &TestApp, session: &str, sim: &Sim, bytes_in: u64, at: chrono::DateTime<Utc>) {
+pub(crate) async fn publish_at(
+    app: &TestApp,
+    session: &str,
+    sim: &Sim,
+    bytes_in: u64,
+    at: chrono::DateTime<Utc>,
+) {
     publish_on(app, session, sim, "262-01", bytes_in, at).await;
 }
 
 /// Publishes `event` on the sessions topic, keyed by its session.
-async fn publish_event(app: &TestApp, session: &str, event: &Value) {
+pub(crate) async fn publish_event(app: &TestApp, session: &str, event: &Value) {
     let topics = IngestTopics::with_prefix(&app.config.kafka.topic_prefix);
     app.app_engines
         .bus
@@ -32,7 +38,7 @@ async fn publish_event(app: &TestApp, session: &str, event: &Value) {
 
 /// An app counting sessions from its bus, evaluating usage a fifth of a second after it is
 /// counted, alert rules on the clock every second, and sending e-mail and webhooks.
-async fn alert_app(engines: Engines, smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn alert_app(engines: Engines, smtp: &SmtpServer) -> TestApp {
     let mut config = TestApp::config(engines).await;
     config.ingest.enabled = true;
     config.ingest.batch_wait_ms = 20;
@@ -53,7 +59,7 @@ async fn alert_app(engines: Engines, smtp: &SmtpServer) -> TestApp {
 const RULE: &str = "id name enabled severity metric threshold clearThreshold conditionText inApp webhook emails
     groupWaitSeconds groupIntervalSeconds version target { kind customerId tariffPlan labels { key value } sim { iccid } }";
 
-async fn create_rule(app: &TestApp, token: &str, input: Value) -> Value {
+pub(crate) async fn create_rule(app: &TestApp, token: &str, input: Value) -> Value {
     let body = app
         .gql(
             Some(token),
@@ -69,7 +75,7 @@ const ALERT: &str =
     "id state severity subject iccid value detail repeats firedAt resolvedAt acknowledged acknowledgedBy
     acknowledgeComment flaps rule { name }";
 
-async fn alerts(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
+pub(crate) async fn alerts(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
     let body = app
         .gql(
             Some(token),
@@ -89,7 +95,7 @@ async fn alerts(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
 }
 
 /// Waits (up to 30 s) until `check` holds of the alerts matching `filter`.
-async fn until_alerts(
+pub(crate) async fn until_alerts(
     app: &TestApp,
     token: &str,
     filter: Value,
@@ -132,7 +138,7 @@ async fn alert_notes(app: &TestApp, token: &str) -> Vec<(String, String)> {
     notes
 }
 
-async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     for _ in 0..300 {
         if let Some(v) = probe() {
             return v;

@@ -4,7 +4,9 @@
 //! it, the SIM page shows its quota and the alert, and the Rules page edits the rule — a refused
 //! threshold shown next to its field, a rule changed meanwhile refused as such, then saved. A
 //! viewer on a phone reads the same pages without the buttons that change anything, and nothing
-//! is wider than the screen. Screenshots under the target directory's `tmp/browser/`.
+//! is wider than the screen. On the SIM page a fleet manager sets a quota, sees refused stages
+//! next to their field and removes the quota after confirming; a viewer is offered no editor.
+//! Screenshots under the target directory's `tmp/browser/`.
 
 use std::time::Duration;
 
@@ -466,5 +468,257 @@ async fn alerts_are_counted_listed_acknowledged_and_their_rules_edited_in_the_co
         screenshot(p, &format!("console-phone-viewer-{page}.png")).await;
     }
     phone.c.close().await.unwrap();
+    app.stop().await;
+}
+
+/// Whether the control `css` may be used (it must be there).
+async fn enabled(c: &Client, css: &str) -> bool {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .is_enabled()
+        .await
+        .unwrap()
+}
+
+/// The quota's buttons and form on the page: a viewer is offered none of them.
+const QUOTA_CONTROLS: &str = "[data-testid=sim-quota-set], [data-testid=sim-quota-edit], \
+    [data-testid=sim-quota-remove], [data-testid=sim-quota-form]";
+
+#[tokio::test]
+async fn a_fleet_manager_sets_and_removes_a_sims_quota_on_the_sim_page() {
+    let app = alert_app().await;
+    let f = &app.factory;
+    let t = f.tenant("Quota editor").await;
+    let sims = f.sims(&t, None, 1).await;
+    let sim = &sims[0];
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let viewer = f.user(&t, Role::Viewer, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let quota_of = || {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let body = app
+                .gql(
+                    Some(&token),
+                    "query($i: Iccid!) { sim(iccid: $i) { quota { limitBytes stages action resumeNextPeriod source } } }",
+                    json!({"i": sim.iccid}),
+                )
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+            body["data"]["sim"]["quota"].clone()
+        }
+    };
+
+    let base = format!("http://{}", app.addr);
+    let route = format!("/sims/{}", sim.iccid.as_str());
+    let b = open(DESKTOP, None).await;
+    let c = &b.c;
+    sign_in(c, &base, admin.email.as_str(), TEST_PASSWORD).await;
+    go(c, &base, &route).await;
+    ready(c, "sim").await;
+    shows(
+        c,
+        "no quota yet",
+        "[data-testid=sim-quota]",
+        &["No quota", "Set quota"],
+    )
+    .await;
+
+    // 50 MB a period, warned at 80 and 90 % (the form's defaults), the SIM suspended at the
+    // limit and resumed when the next period starts — which only a suspension may ask.
+    click(c, "[data-testid=sim-quota-set]").await;
+    shows(
+        c,
+        "the quota form",
+        "[data-testid=sim-quota-form]",
+        &[
+            "Limit per period",
+            "Warn at",
+            "At the limit",
+            "Resume at the start of the next period",
+        ],
+    )
+    .await;
+    let stages = c
+        .execute(
+            "return document.querySelector('[data-testid=sim-quota-stages]').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stages, "80, 90", "the API's default stages to start from");
+    assert!(
+        !enabled(c, "[data-testid=sim-quota-resume]").await,
+        "resuming is out of reach while the quota only notifies"
+    );
+    type_into(c, "[data-testid=sim-quota-limit]", "50").await;
+    c.find(Locator::Css("[data-testid=sim-quota-unit]"))
+        .await
+        .unwrap()
+        .select_by_label("MB")
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid=sim-quota-action-input]"))
+        .await
+        .unwrap()
+        .select_by_label("Suspend the SIM")
+        .await
+        .unwrap();
+    assert!(enabled(c, "[data-testid=sim-quota-resume]").await);
+    click(c, "[data-testid=sim-quota-resume]").await;
+    click(c, "[data-testid=sim-quota-save]").await;
+    let card = shows(
+        c,
+        "the saved quota on the card",
+        "[data-testid=sim-quota]",
+        &[
+            "Saved the quota.",
+            "of 50.0 MB used",
+            "50.0 MB per period",
+            "Set on this SIM",
+            "80 %, 90 %",
+            "Suspend the SIM",
+            "Resumed when the next period starts",
+            "Set by",
+            admin.email.as_str(),
+            "Edit",
+            "Remove",
+        ],
+    )
+    .await;
+    assert!(!card.contains("SUSPEND"), "words, not the API's codes: {card}");
+    assert_eq!(
+        quota_of().await,
+        json!({"limitBytes": 50_000_000, "stages": [80, 90], "action": "SUSPEND",
+            "resumeNextPeriod": true, "source": "SIM"})
+    );
+
+    // Stages out of order: the API's word on them goes next to the stages, nothing is saved.
+    click(c, "[data-testid=sim-quota-edit]").await;
+    let limit = c
+        .execute(
+            "return [document.querySelector('[data-testid=sim-quota-limit]').value,
+                     document.querySelector('[data-testid=sim-quota-unit]').value];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(limit, json!(["50", "MB"]), "the editor starts from the quota");
+    type_into(c, "[data-testid=sim-quota-stages]", "90, 80").await;
+    click(c, "[data-testid=sim-quota-save]").await;
+    let refused = shows(
+        c,
+        "the stages refused next to their field",
+        "[data-testid=sim-quota-error-stages]",
+        &["ascending"],
+    )
+    .await;
+    assert!(
+        !refused.starts_with("stages"),
+        "a sentence, not the field's code: {refused}"
+    );
+    let invalid = c
+        .execute(
+            "return document.querySelector('[data-testid=sim-quota-stages]').getAttribute('aria-invalid');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(invalid, "true", "the field is marked for assistive technology");
+    shows(
+        c,
+        "the form saying it was not saved",
+        "[data-testid=sim-quota-status]",
+        &["not saved"],
+    )
+    .await;
+    assert_eq!(quota_of().await["stages"], json!([80, 90]), "nothing saved");
+    c.execute(
+        "document.querySelector('[data-testid=sim-quota]').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(c, "console-sim-quota-edit.png").await;
+    click(c, "[data-testid=sim-quota-cancel]").await;
+    shows(
+        c,
+        "the card again",
+        "[data-testid=sim-quota]",
+        &["80 %, 90 %", "Remove"],
+    )
+    .await;
+
+    // Removing asks first.
+    click(c, "[data-testid=sim-quota-remove]").await;
+    shows(
+        c,
+        "the question before removing",
+        "[data-testid=sim-quota-remove-panel]",
+        &["Remove this SIM’s quota?"],
+    )
+    .await;
+    assert!(!quota_of().await.is_null(), "nothing removed before confirming");
+    click(c, "[data-testid=sim-quota-remove-confirm]").await;
+    let none = shows(
+        c,
+        "no quota after removing it",
+        "[data-testid=sim-quota]",
+        &["Removed the quota.", "No quota", "Set quota"],
+    )
+    .await;
+    assert!(!none.contains('%'), "{none}");
+    assert!(quota_of().await.is_null());
+    assert_eq!(overflows(c).await, Value::Null, "the SIM page fits 1280 pixels");
+    b.c.close().await.unwrap();
+
+    // A viewer reads the quota, with or without one, and is offered nothing to change it with.
+    let v = open(DESKTOP, None).await;
+    let p = &v.c;
+    sign_in(p, &base, viewer.email.as_str(), TEST_PASSWORD).await;
+    go(p, &base, &route).await;
+    ready(p, "sim").await;
+    shows(
+        p,
+        "no quota for a viewer",
+        "[data-testid=sim-quota]",
+        &["No quota"],
+    )
+    .await;
+    let controls = p
+        .execute(
+            "return document.querySelectorAll(arguments[0]).length;",
+            vec![json!(QUOTA_CONTROLS)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(controls, 0, "a viewer is offered no quota to set");
+    let set = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: {limitBytes: 50000000}) { limitBytes } }",
+            json!({"i": sim.iccid}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    p.refresh().await.unwrap();
+    ready(p, "sim").await;
+    shows(
+        p,
+        "the quota for a viewer",
+        "[data-testid=sim-quota]",
+        &["of 50.0 MB used", "Notify only"],
+    )
+    .await;
+    let controls = p
+        .execute(
+            "return document.querySelectorAll(arguments[0]).length;",
+            vec![json!(QUOTA_CONTROLS)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(controls, 0, "a viewer is offered no quota to change or remove");
+    v.c.close().await.unwrap();
     app.stop().await;
 }

@@ -3,6 +3,8 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod alerts;
+mod alerts_instances;
+mod alerts_telemetry;
 mod analytics;
 mod auth;
 mod auth_keys;
@@ -20,6 +22,7 @@ mod ingest;
 mod limits;
 mod live;
 mod pipeline;
+mod quota_pools;
 mod quotas;
 mod rate_cards_api;
 mod rating;

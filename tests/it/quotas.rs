@@ -14,7 +14,7 @@ use crate::console::publish_session;
 
 /// An app counting sessions from its bus, evaluating quotas a fifth of a second after a SIM's
 /// traffic is counted and sweeping every second.
-async fn quota_app(engines: Engines) -> TestApp {
+pub(crate) async fn quota_app(engines: Engines) -> TestApp {
     let mut config = TestApp::config(engines).await;
     config.ingest.enabled = true;
     config.ingest.batch_wait_ms = 20;
@@ -25,7 +25,8 @@ async fn quota_app(engines: Engines) -> TestApp {
 }
 
 const QUOTA: &str = "quota { limitBytes usedBytes remainingBytes overshootBytes percent state stages
-    stageReached action actionState actionReason periodStart periodEnd setBy }";
+    stageReached action actionState actionReason periodStart periodEnd setBy source resumeNextPeriod
+    lastResumeState lastResumeReason }";
 
 async fn sim_quota(app: &TestApp, token: &str, sim: &Sim) -> Value {
     let body = app
@@ -407,4 +408,440 @@ async fn a_tenants_time_zone_is_an_iana_name_and_sets_its_quota_periods() {
         start.ends_with("T18:00:00+00:00"),
         "the period ignores the time zone: {set}"
     );
+}
+
+/// Each SIM's quota as (limit, source), in the SIMs' order (`null` for none).
+async fn quota_sources(app: &TestApp, token: &str, sims: &[&Sim]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for s in sims {
+        let q = &sim_quota(app, token, s).await["quota"];
+        out.push(if q.is_null() {
+            Value::Null
+        } else {
+            json!([q["limitBytes"], q["source"]])
+        });
+    }
+    out
+}
+
+/// The ICCIDs of the SIMs a filter lists, in ICCID order.
+async fn listed(app: &TestApp, token: &str, filter: Value) -> Vec<String> {
+    let body = app
+        .gql(
+            Some(token),
+            "query($f: SimFilter) { sims(first: 50, filter: $f) { nodes { iccid } } }",
+            json!({"f": filter}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["sims"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["iccid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on(engines: Engines) {
+    let app = quota_app(engines).await;
+    let f = &app.factory;
+    let t = f.tenant("Quota defaults").await;
+    let iot = f.sims_on_plan(&t, "IoT 1 GB", 2).await;
+    let fleet = f.sims_on_plan(&t, "Fleet", 1).await.remove(0);
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let set_default = |plan: Option<&str>, input: Value| {
+        let (app, token, plan) = (&app, token.clone(), plan.map(str::to_owned));
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($p: String, $q: SimQuotaInput!) { setQuotaDefault(tariffPlan: $p, input: $q) {
+                    quotaDefault { tariffPlan limitBytes stages action setBy } simsAdded simsChanged simsRemoved } }",
+                json!({"p": plan, "q": input}),
+            )
+            .await
+        }
+    };
+
+    // The plan's default and the tenant's: every SIM follows one at once.
+    let body = set_default(Some("IoT 1 GB"), json!({"limitBytes": 1_000_000, "stages": [50]})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let p = &body["data"]["setQuotaDefault"];
+    assert_eq!(
+        (
+            &p["quotaDefault"]["tariffPlan"],
+            &p["quotaDefault"]["limitBytes"],
+            &p["simsAdded"]
+        ),
+        (&json!("IoT 1 GB"), &json!(1_000_000), &json!(2)),
+        "{body}"
+    );
+    let body = set_default(None, json!({"limitBytes": 5_000_000})).await;
+    assert_eq!(body["data"]["setQuotaDefault"]["simsAdded"], 1, "{body}");
+    let all = [&iot[0], &iot[1], &fleet];
+    assert_eq!(
+        quota_sources(&app, &token, &all).await,
+        [
+            json!([1_000_000, "TARIFF_PLAN"]),
+            json!([1_000_000, "TARIFF_PLAN"]),
+            json!([5_000_000, "TENANT"])
+        ]
+    );
+    let body = app
+        .gql(
+            Some(&token),
+            "{ quotaDefaults { tariffPlan limitBytes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["quotaDefaults"],
+        json!([{"tariffPlan": null, "limitBytes": 5_000_000}, {"tariffPlan": "IoT 1 GB", "limitBytes": 1_000_000}]),
+        "{body}"
+    );
+    // A default's quota is changed through the default, not removed from one SIM.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { removeSimQuota(iccid: $i) }",
+            json!({"i": iot[0].iccid}),
+        )
+        .await;
+    assert_refused(&body, "iccid", "follows the default of its tariff plan");
+
+    // A SIM moved to the plan takes its default within a sweep.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!) { updateSim(iccid: $i, input: { tariffPlan: \"IoT 1 GB\" }) { sim { tariffPlan } } }",
+            json!({"i": fleet.iccid}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    until_sim(
+        &app,
+        &token,
+        &fleet,
+        "the moved SIM keeps the tenant's default",
+        |s| s["quota"]["source"] == "TARIFF_PLAN",
+    )
+    .await;
+
+    // 600 kB of the plan's 1 MB: the SIM is listed as close to its limit.
+    publish_session(&app, "d-1", &iot[0], 550_000).await;
+    until_sim(&app, &token, &iot[0], "the stage is never reached", |s| {
+        s["quota"]["stageReached"] == 50
+    })
+    .await;
+    assert_eq!(
+        listed(&app, &token, json!({"quotaPercentAtLeast": 50})).await,
+        [iot[0].iccid.as_str()],
+        "the SIMs past half their quota"
+    );
+    assert_eq!(
+        listed(&app, &token, json!({"quotaPercentBelow": 50})).await.len(),
+        2,
+        "the SIMs below half their quota"
+    );
+
+    // Set by filter, with the count the caller was shown; a count that no longer holds is
+    // refused and changes nothing.
+    let by_filter = |expected: u64| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($n: BigInt) { setSimQuotas(filter: { states: [ACTIVE] }, expectedCount: $n,
+                    input: { limitBytes: 10000000, action: SUSPEND, resumeNextPeriod: true }) { matched changed } }",
+                json!({"n": expected}),
+            )
+            .await
+        }
+    };
+    assert_refused(&by_filter(2).await, "expectedCount", "matches 3 SIMs now, not 2");
+    assert_eq!(
+        quota_sources(&app, &token, &all).await[2],
+        json!([1_000_000, "TARIFF_PLAN"]),
+        "a refused call changed a quota"
+    );
+    let body = by_filter(3).await;
+    assert_eq!(
+        body["data"]["setSimQuotas"],
+        json!({"matched": 3, "changed": 3}),
+        "{body}"
+    );
+    assert_eq!(
+        quota_sources(&app, &token, &all).await,
+        vec![json!([10_000_000, "SIM"]); 3],
+        "set by filter, the SIMs' own quotas"
+    );
+    assert!(
+        listed(&app, &token, json!({"quotaPercentAtLeast": 50}))
+            .await
+            .is_empty(),
+        "the raised limit leaves the SIM close to it"
+    );
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { removeSimQuotas(filter: { states: [ACTIVE] }) { matched changed } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["removeSimQuotas"],
+        json!({"matched": 3, "changed": 3}),
+        "{body}"
+    );
+    assert_eq!(
+        quota_sources(&app, &token, &all).await,
+        vec![json!([1_000_000, "TARIFF_PLAN"]); 3],
+        "removed, the SIMs follow their plan's default again"
+    );
+
+    // The plan's default removed: its SIMs take the tenant's.
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { removeQuotaDefault(tariffPlan: \"IoT 1 GB\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["removeQuotaDefault"], true, "{body}");
+    assert_eq!(
+        quota_sources(&app, &token, &all).await,
+        vec![json!([5_000_000, "TENANT"]); 3]
+    );
+}
+
+#[tokio::test]
+async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on_embedded_engines() {
+    defaults_follow_the_plan_and_quotas_are_set_by_filter_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on_real_engines() {
+    defaults_follow_the_plan_and_quotas_are_set_by_filter_on(Engines::Real).await;
+}
+
+#[tokio::test]
+async fn quota_defaults_and_filters_are_refused_naming_the_field_and_kept_within_the_tenant() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let f = &app.factory;
+    let (a, b) = (f.tenant("Defaults A").await, f.tenant("Defaults B").await);
+    f.sims(&a, None, 2).await;
+    let admin = f.user(&a, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let set_default = |token: String, plan: Value, input: Value| {
+        let app = &app;
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($p: String, $q: SimQuotaInput!) { setQuotaDefault(tariffPlan: $p, input: $q) { simsAdded } }",
+                json!({"p": plan, "q": input}),
+            )
+            .await
+        }
+    };
+    let long = "P".repeat(101);
+    for (plan, input, field, why) in [
+        (
+            json!(""),
+            json!({"limitBytes": 1000}),
+            "tariffPlan",
+            "must name a tariff plan",
+        ),
+        (
+            json!(" IoT"),
+            json!({"limitBytes": 1000}),
+            "tariffPlan",
+            "without leading or trailing spaces",
+        ),
+        (
+            json!(long),
+            json!({"limitBytes": 1000}),
+            "tariffPlan",
+            "at most 100 characters",
+        ),
+        (
+            json!(null),
+            json!({"limitBytes": 0}),
+            "limitBytes",
+            "between 1 and",
+        ),
+        (
+            json!(null),
+            json!({"limitBytes": 1000, "resumeNextPeriod": true}),
+            "resumeNextPeriod",
+            "only a quota that suspends can resume",
+        ),
+    ] {
+        assert_refused(&set_default(token.clone(), plan, input).await, field, why);
+    }
+    for (filter, field, why) in [
+        (
+            json!({"quotaPercentAtLeast": -1}),
+            "filter.quotaPercentAtLeast",
+            "between 0 and 1000",
+        ),
+        (
+            json!({"quotaPercentAtLeast": 1001}),
+            "filter.quotaPercentAtLeast",
+            "between 0 and 1000",
+        ),
+        (
+            json!({"quotaPercentBelow": 0}),
+            "filter.quotaPercentBelow",
+            "between 1 and 1000",
+        ),
+        (
+            json!({"quotaPercentAtLeast": 80, "quotaPercentBelow": 80}),
+            "filter.quotaPercentBelow",
+            "must be above quotaPercentAtLeast",
+        ),
+    ] {
+        let body = app
+            .gql(
+                Some(&token),
+                "query($f: SimFilter) { sims(first: 5, filter: $f) { nodes { iccid } } }",
+                json!({"f": filter}),
+            )
+            .await;
+        assert_refused(&body, field, why);
+    }
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { setSimQuotas(filter: {}, expectedCount: -1, input: { limitBytes: 5 }) { changed } }",
+            json!({}),
+        )
+        .await;
+    assert_refused(&body, "expectedCount", "0 or more");
+
+    // The tenant's own: another tenant's admin neither reads nor changes them; a viewer reads.
+    let ok = set_default(token.clone(), json!(null), json!({"limitBytes": 1000})).await;
+    assert_eq!(ok["data"]["setQuotaDefault"]["simsAdded"], 2, "{ok}");
+    let other = f.user(&b, Role::TenantAdmin, None).await;
+    let other = app.login(other.email.as_str(), TEST_PASSWORD).await;
+    let theirs = app
+        .gql(Some(&other), "{ quotaDefaults { limitBytes } }", json!({}))
+        .await;
+    assert_eq!(theirs["data"]["quotaDefaults"], json!([]), "{theirs}");
+    let body = app
+        .gql(
+            Some(&other),
+            "mutation($t: ID) { removeQuotaDefault(tenantId: $t) }",
+            json!({"t": a.id.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        ioto_test_support::app::error_code(&body).as_deref(),
+        Some("NOT_FOUND"),
+        "{body}"
+    );
+    let viewer = f.user(&a, Role::Viewer, None).await;
+    let viewer = app.login(viewer.email.as_str(), TEST_PASSWORD).await;
+    let seen = app
+        .gql(Some(&viewer), "{ quotaDefaults { limitBytes } }", json!({}))
+        .await;
+    assert_eq!(
+        seen["data"]["quotaDefaults"],
+        json!([{"limitBytes": 1000}]),
+        "{seen}"
+    );
+    let body = set_default(viewer, json!(null), json!({"limitBytes": 1})).await;
+    assert_eq!(
+        ioto_test_support::app::error_code(&body).as_deref(),
+        Some("FORBIDDEN"),
+        "{body}"
+    );
+}
+
+async fn a_sim_the_quota_suspended_is_resumed_when_the_next_period_starts_on(engines: Engines) {
+    let app = quota_app(engines).await;
+    let f = &app.factory;
+    let t = f.tenant("Quota resume").await;
+    let sims = f.sims(&t, None, 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    for (sim, resume) in [(&sims[0], true), (&sims[1], false)] {
+        let body = app
+            .gql(
+                Some(&token),
+                "mutation($i: Iccid!, $r: Boolean) { setSimQuota(iccid: $i,
+                    input: { limitBytes: 1000, action: SUSPEND, resumeNextPeriod: $r }) { resumeNextPeriod source } }",
+                json!({"i": sim.iccid, "r": resume}),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["setSimQuota"],
+            json!({"resumeNextPeriod": resume, "source": "SIM"}),
+            "{body}"
+        );
+        // Suspended last period at the limit: the SIM is suspended, and its quota's period
+        // before this one records the suspension as done.
+        let body = app
+            .gql(
+                Some(&token),
+                "mutation($i: Iccid!) { changeSimState(iccid: $i, state: SUSPENDED) { sim { state } } }",
+                json!({"i": sim.iccid}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        until_sim(&app, &token, sim, "the SIM is never suspended", |s| {
+            s["state"] == "SUSPENDED"
+        })
+        .await;
+    }
+    let store = &app.app_engines.quotas;
+    let iccids: Vec<_> = sims.iter().map(|s| s.iccid.clone()).collect();
+    for target in store.quotas_of(&iccids).await.unwrap() {
+        // The last hour of the period before this one.
+        let (this, _) = ioto_domain::quota::period_of(target.time_zone, chrono::Utc::now());
+        let last_month = this - chrono::Duration::hours(1);
+        let mut p = ioto_domain::quota::standing(&target.quota, target.time_zone, 5_000, last_month);
+        p.action_state = ioto_domain::quota::ActionState::Done;
+        store.advance_quota(&p, None).await.unwrap();
+    }
+
+    // The new period resumes the SIM whose quota asks it, through the network, and tells.
+    let resumed = until_sim(&app, &token, &sims[0], "the SIM is never resumed", |s| {
+        s["state"] == "ACTIVE" && s["quota"]["lastResumeState"] == "DONE"
+    })
+    .await;
+    assert_eq!(resumed["quota"]["usedBytes"], 0, "{resumed}");
+    let trail = app
+        .gql(
+            Some(&token),
+            "query($i: Iccid!) { sim(iccid: $i) { events(first: 10) { action actor newValue note } } }",
+            json!({"i": sims[0].iccid}),
+        )
+        .await;
+    let entries = trail["data"]["sim"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_quota = entries.iter().any(|e| {
+        e["action"] == "STATE_CHANGED"
+            && e["newValue"].to_string().contains("ACTIVE")
+            && e["actor"].as_str().is_some_and(|a| a.starts_with("bulk job"))
+    });
+    assert!(by_quota, "the resume is not on the trail: {trail}");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let kept = sim_quota(&app, &token, &sims[1]).await;
+    assert_eq!(
+        (&kept["state"], &kept["quota"]["lastResumeState"]),
+        (&json!("SUSPENDED"), &Value::Null),
+        "a quota that does not resume resumed its SIM"
+    );
+}
+
+#[tokio::test]
+async fn a_sim_the_quota_suspended_is_resumed_when_the_next_period_starts_on_embedded_engines() {
+    a_sim_the_quota_suspended_is_resumed_when_the_next_period_starts_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_sim_the_quota_suspended_is_resumed_when_the_next_period_starts_on_real_engines() {
+    a_sim_the_quota_suspended_is_resumed_when_the_next_period_starts_on(Engines::Real).await;
 }

@@ -43,11 +43,46 @@ export const METRICS = [
   // has one, offered in the editor only for a rule that has one already.
   { metric: 'COST_IN_DAY', word: 'Cost in a day', unit: 'hundredths of the currency', offer: false, hint: 'What the SIM’s traffic cost today (UTC), as the latest rating priced it; 500 is 5.00.' },
   { metric: 'COST_IN_PERIOD', word: 'Cost in the billing period', unit: 'hundredths of the currency', offer: false, hint: 'What the SIM’s traffic cost this billing period, as the latest rating priced it; 500 is 5.00.' },
+  // A device's sensor against a value: the threshold is the rule's `field`, `value` and
+  // `clearValue` (decimals, below zero for temperatures), in the field's unit (TELEMETRY_FIELDS).
+  { metric: 'TELEMETRY_ABOVE', word: 'Device reading above a value', unit: null, telemetry: true, above: true, hint: 'A device’s sensor reads over the value; the alert is about the SIMs in the device (a device without a SIM is passed over). It clears once the reading is at or below the clear value (the value, without one).' },
+  { metric: 'TELEMETRY_BELOW', word: 'Device reading below a value', unit: null, telemetry: true, above: false, hint: 'A device’s sensor reads under the value; the alert is about the SIMs in the device (a device without a SIM is passed over). It clears once the reading is at or above the clear value (the value, without one).' },
 ];
 const METRIC = Object.fromEntries(METRICS.map((m) => [m.metric, m]));
 
 export function metricInfo(metric) {
   return METRIC[metric] || { metric, word: words(metric), unit: null };
+}
+
+/// The sensors a telemetry rule reads (the API's TelemetryField), with their unit and the range
+/// devices report them in (the rule's values lie within it).
+export const TELEMETRY_FIELDS = [
+  { field: 'TEMPERATURE', word: 'Temperature', unit: '°C', min: -80, max: 150 },
+  { field: 'HUMIDITY', word: 'Humidity', unit: '%', min: 0, max: 100 },
+  { field: 'BATTERY', word: 'Battery', unit: '%', min: 0, max: 100 },
+  { field: 'LIGHT', word: 'Light', unit: 'lx', min: 0, max: 200000 },
+];
+const TELEMETRY_FIELD = Object.fromEntries(TELEMETRY_FIELDS.map((f) => [f.field, f]));
+
+export function telemetryFieldInfo(field) {
+  return TELEMETRY_FIELD[field] || { field, word: words(field), unit: '', min: null, max: null };
+}
+
+/// A reading or a rule's value of `field` with its unit ("38.5 °C", "-12.25 °C", "8 %").
+export function readingText(field, v) {
+  if (v === null || v === undefined) return null;
+  const n = Number(v);
+  const text = Number.isFinite(n) ? n.toLocaleString('en', { maximumFractionDigits: 2 }) : String(v);
+  return `${text} ${telemetryFieldInfo(field).unit}`.trim();
+}
+
+/// A telemetry rule's limit in words: "temperature above 35 °C, clears at or below 33 °C".
+export function telemetryLimitText(rule) {
+  const f = telemetryFieldInfo(rule.field);
+  const above = rule.metric !== 'TELEMETRY_BELOW';
+  const limit = `${f.word.toLowerCase()} ${above ? 'above' : 'below'} ${readingText(rule.field, rule.value)}`;
+  const clear = rule.clearValue === null || rule.clearValue === undefined ? null : readingText(rule.field, rule.clearValue);
+  return clear ? `${limit}; clears at or ${above ? 'below' : 'above'} ${clear}` : limit;
 }
 
 /// SIM states in words (the API's SimState).
@@ -117,11 +152,16 @@ export function amountText(metric, v) {
 }
 
 /// An alert's value in words. The value of a median rule is today's bytes (its threshold is a
-/// factor); a bulk job's is its failed rows; the other events carry theirs in `detail`.
+/// factor); a bulk job's is its failed rows; a telemetry rule's is the reading in hundredths of
+/// its field's unit; the other events carry theirs in `detail`.
 export function alertValueText(alert) {
   const metric = alert.rule && alert.rule.metric;
   const v = alert.value;
   switch (metric) {
+    case 'TELEMETRY_ABOVE':
+    case 'TELEMETRY_BELOW':
+      // `detail` says it against the limit ("temperature 38.5 °C, above 35 °C").
+      return alert.rule.field ? readingText(alert.rule.field, Number(v) / 100) : null;
     case 'USAGE_OVER_MEDIAN':
       return `${bytes(v)} today`;
     case 'BULK_JOB_FINISHED':
@@ -233,7 +273,7 @@ export function acknowledgement(ctx, alert) {
 
 const ACKNOWLEDGE_FIELDS = `id ruleId severity state subject iccid value detail startedAt firedAt resolvedAt
   lastSeenAt repeats flaps acknowledged acknowledgedBy acknowledgedAt acknowledgeComment
-  rule { id name metric }`;
+  rule { id name metric field }`;
 export const ALERT_FIELDS = ACKNOWLEDGE_FIELDS;
 const ACKNOWLEDGE = `mutation ConsoleAcknowledgeAlert($id: ID!, $comment: String) {
   acknowledgeAlert(id: $id, comment: $comment) { ${ACKNOWLEDGE_FIELDS} }

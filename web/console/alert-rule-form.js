@@ -8,9 +8,9 @@
 
 import { h, mount, errorBox, loading, select, duration } from './ui.js';
 import { parseLabel } from './fleet.js';
-import { SEVERITIES, METRICS, TARGET_KINDS, SIM_STATE_WORDS, metricInfo } from './alert-parts.js';
+import { SEVERITIES, METRICS, TARGET_KINDS, SIM_STATE_WORDS, TELEMETRY_FIELDS, metricInfo, telemetryFieldInfo } from './alert-parts.js';
 
-export const RULE_FIELDS = `id name description enabled severity metric threshold clearThreshold state conditionText
+export const RULE_FIELDS = `id name description enabled severity metric threshold clearThreshold state field value clearValue conditionText
   inApp webhook emails pendingSeconds groupWaitSeconds groupIntervalSeconds repeatSeconds resolveAfterSeconds
   createdAt updatedAt version
   target { kind customerId tariffPlan labels { key value } sim { iccid } }`;
@@ -30,7 +30,7 @@ const TIMING = [
   ['repeatSeconds', 'Remind every (seconds)', 14400, 'Of alerts still firing and not acknowledged; 0 sends no reminders. 60 s to a week.', 'no reminders'],
   ['resolveAfterSeconds', 'An event resolves after (seconds)', 3600, 'Without another of the same event; 60 s to a week.', '0 s'],
 ];
-const BYTE_UNITS = [
+export const BYTE_UNITS = [
   ['MB', 'MB', 1e6],
   ['GB', 'GB', 1e9],
 ];
@@ -40,7 +40,7 @@ let uid = 0;
 const nextId = (p) => `${p}-${(uid += 1)}`;
 
 /// A number as typed (`1,5` too); NaN when it is not one, null when empty.
-function parseNumber(text) {
+export function parseNumber(text) {
   const s = String(text).trim().replace(',', '.');
   if (s === '') return null;
   return /^-?\d*\.?\d+$/.test(s) ? Number(s) : NaN;
@@ -55,7 +55,7 @@ function inWords(message) {
 }
 
 /// A local refusal, shaped like the API's (field and message).
-class FieldError extends Error {
+export class FieldError extends Error {
   constructor(field, message) {
     super(message);
     this.field = field;
@@ -63,23 +63,73 @@ class FieldError extends Error {
   }
 }
 
+/// The API's refusals shown at the field they name (`extensions.field`, e.g.
+/// `condition.threshold`, `channels.emails[1]`): a slot under each field takes the message, the
+/// control is marked invalid and focused. Shared by the editors (rules here, the SIM page's
+/// quota). `testid(key)` names a slot for tests; `alias(key)` is the slot that shows a field the
+/// API names without one of its own; `words(message)` puts the API's codes in words.
+export function fieldErrors({ idPrefix = 'field', testid = (key) => `error-${key}`, alias = () => null, words = String } = {}) {
+  const slots = new Map(); // API field → { slot, control, open }
+
+  /// A slot for the API's word on `key` about `control` (inside `open`, a <details>, if any).
+  function slot(key, control, open) {
+    const el = h('p', { class: 'field-error', id: nextId('err'), hidden: true, 'data-field': key, 'data-testid': testid(key) });
+    slots.set(key, { slot: el, control, open });
+    return el;
+  }
+
+  /// A labelled control with its hint and slot (`key`: the API's field name).
+  function fieldFor(key, labelText, control, hint, { open, body } = {}) {
+    control.id = control.id || nextId(idPrefix);
+    const slotEl = slot(key, control, open);
+    const hintEl = hint ? h('small', { id: nextId('hint') }, hint) : null;
+    control.setAttribute('aria-describedby', [hintEl && hintEl.id, slotEl.id].filter(Boolean).join(' '));
+    const label = h('label', { for: control.id }, labelText);
+    return { el: h('div', { class: 'field' }, label, body || control, hintEl, slotEl), label, hint: hintEl };
+  }
+
+  function clear() {
+    for (const { slot: el, control } of slots.values()) {
+      el.hidden = true;
+      el.textContent = '';
+      control.removeAttribute('aria-invalid');
+    }
+  }
+
+  /// The API's field (`channels.emails[1]`, `target.labels`, …) to the slot that shows it.
+  function slotFor(fieldName) {
+    if (!fieldName) return null;
+    const key = String(fieldName).replace(/\[\d+\]$/, '');
+    return slots.get(key) || slots.get(alias(key)) || null;
+  }
+
+  /// Shows `err` next to the field it names; false when it names none on show here.
+  function show(err) {
+    const s = slotFor(err && err.field);
+    if (!s || s.slot.parentElement.closest('[hidden]')) return false;
+    s.slot.textContent = words(err.message);
+    s.slot.hidden = false;
+    s.control.setAttribute('aria-invalid', 'true');
+    if (s.open) s.open.open = true;
+    s.control.focus();
+    return true;
+  }
+
+  return { slot, fieldFor, clear, show };
+}
+
 /// The editor for `rule` (null: a new one). `customers` resolves to the sub-customers
 /// ({ id, name }); `onSaved(rule)` gets the API's answer.
 export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
   const editing = Boolean(rule);
   let version = rule ? rule.version : null;
-  const slots = new Map(); // API field → { slot, control, open }
-
-  /// A labelled control with a slot for the API's word on it (`key`: the API's field name).
-  function fieldFor(key, labelText, control, hint, { open, body } = {}) {
-    control.id = control.id || nextId('rule');
-    const slot = h('p', { class: 'field-error', id: nextId('err'), hidden: true, 'data-field': key, 'data-testid': `error-${key}` });
-    const hintEl = hint ? h('small', { id: nextId('hint') }, hint) : null;
-    control.setAttribute('aria-describedby', [hintEl && hintEl.id, slot.id].filter(Boolean).join(' '));
-    const label = h('label', { for: control.id }, labelText);
-    slots.set(key, { slot, control, open });
-    return { el: h('div', { class: 'field' }, label, body || control, hintEl, slot), label, hint: hintEl };
-  }
+  const errors = fieldErrors({
+    idPrefix: 'rule',
+    words: inWords,
+    // `condition` is the metric's; `iccid` is the Iccid scalar's own refusal.
+    alias: (key) => (key === 'condition' ? 'condition.metric' : key === 'iccid' ? 'target.iccid' : key.startsWith('target.labels') ? 'target.labels' : null),
+  });
+  const fieldFor = errors.fieldFor;
 
   // ---- general ---------------------------------------------------------------------------
   const name = h('input', { type: 'text', name: 'name', required: true, maxlength: '100', autocomplete: 'off', value: rule ? rule.name : '', 'data-testid': 'rule-name-input' });
@@ -148,14 +198,26 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
   const clearField = fieldFor('condition.clearThreshold', 'Clears under (hours, optional)', clear, 'Without it, the alert resolves as soon as the SIM is seen again; with it, once it was seen within that many hours.');
   const stateSel = select([['', 'Any state'], ...SIM_STATE_WORDS], rule && rule.state ? rule.state : '', { name: 'state', 'data-testid': 'rule-state' });
   const stateField = fieldFor('condition.state', 'Into state', stateSel);
+  // A device's reading (TELEMETRY_ABOVE, TELEMETRY_BELOW): the sensor, the value (decimals, below
+  // zero for temperatures) and the optional clear value, in the sensor's unit.
+  const hasNumber = (v) => v !== null && v !== undefined;
+  const telemetryField = select(
+    TELEMETRY_FIELDS.map((f) => [f.field, f.word]),
+    rule && rule.field ? rule.field : 'TEMPERATURE',
+    { name: 'field', 'data-testid': 'rule-telemetry-field' },
+  );
+  const telemetryFieldField = fieldFor('condition.field', 'Sensor', telemetryField);
+  const telemetryValue = h('input', { type: 'text', inputmode: 'decimal', name: 'value', autocomplete: 'off', value: rule && hasNumber(rule.value) ? String(rule.value) : '', 'data-testid': 'rule-telemetry-value' });
+  const telemetryValueField = fieldFor('condition.value', 'Value', telemetryValue, ' ');
+  const telemetryClear = h('input', { type: 'text', inputmode: 'decimal', name: 'clearValue', autocomplete: 'off', value: rule && hasNumber(rule.clearValue) ? String(rule.clearValue) : '', 'data-testid': 'rule-telemetry-clear' });
+  const telemetryClearField = fieldFor('condition.clearValue', 'Clears at (optional)', telemetryClear, ' ');
   const eventNote = h('p', { class: 'muted' });
 
   // ---- channels --------------------------------------------------------------------------
   const inApp = h('input', { type: 'checkbox', name: 'inApp', checked: rule ? rule.inApp : true, 'data-testid': 'rule-inapp' });
   const webhook = h('input', { type: 'checkbox', name: 'webhook', checked: rule ? rule.webhook : false, 'data-testid': 'rule-webhook' });
   const emails = h('input', { type: 'text', name: 'emails', autocomplete: 'off', placeholder: 'noc@example.com, ops@example.com', value: rule ? rule.emails.join(', ') : '', 'data-testid': 'rule-emails' });
-  const channelSlot = h('p', { class: 'field-error', id: nextId('err'), hidden: true, 'data-field': 'channels', 'data-testid': 'error-channels' });
-  slots.set('channels', { slot: channelSlot, control: inApp });
+  const channelSlot = errors.slot('channels', inApp);
   const emailsField = fieldFor('channels.emails', 'E-mail addresses', emails, 'Comma-separated, up to 10; sent when the server has e-mail configured.');
 
   // ---- timing ----------------------------------------------------------------------------
@@ -190,6 +252,17 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
     thresholdField.label.dataset.unit = bytes ? unit.value : m.unit || '';
     clearField.el.hidden = m.metric !== 'OFFLINE_HOURS';
     stateField.el.hidden = m.metric !== 'STATE_CHANGED';
+    for (const f of [telemetryFieldField, telemetryValueField, telemetryClearField]) f.el.hidden = !m.telemetry;
+    if (m.telemetry) {
+      const f = telemetryFieldInfo(telemetryField.value);
+      const back = m.above ? 'at or below' : 'at or above';
+      telemetryValueField.label.textContent = `Fires ${m.above ? 'above' : 'below'} (${f.unit})`;
+      telemetryValueField.label.dataset.unit = f.unit;
+      telemetryValueField.hint.textContent = `${f.word} as devices report it: ${f.min} to ${f.max} ${f.unit}; up to two decimals${f.min < 0 ? ', below zero with a minus' : ''}.`;
+      telemetryClearField.label.textContent = `Clears ${back} (${f.unit}, optional)`;
+      telemetryClearField.label.dataset.unit = f.unit;
+      telemetryClearField.hint.textContent = `Without it, the alert resolves once the reading is ${back} the value; with it, only once it is ${back} this (${m.above ? 'below' : 'above'} the value).`;
+    }
     eventNote.textContent = m.event
       ? 'An event: its alert opens at once, counts repeats, and resolves after the time under Timing without another.'
       : '';
@@ -204,6 +277,7 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
   function showTarget() {
     for (const [k, f] of Object.entries(targetParts)) f.el.hidden = kind.value !== k;
   }
+  telemetryField.addEventListener('change', showMetric);
   metric.addEventListener('change', () => {
     threshold.value = '';
     clear.value = '';
@@ -217,33 +291,12 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
 
   function clearErrors() {
     mount(status);
-    for (const { slot, control } of slots.values()) {
-      slot.hidden = true;
-      slot.textContent = '';
-      control.removeAttribute('aria-invalid');
-    }
-  }
-
-  /// The API's field (`channels.emails[1]`, `target.labels`, …) to the slot that shows it.
-  function slotFor(fieldName) {
-    if (!fieldName) return null;
-    const key = String(fieldName).replace(/\[\d+\]$/, '');
-    if (slots.has(key)) return slots.get(key);
-    if (key === 'condition') return slots.get('condition.metric');
-    if (key === 'iccid') return slots.get('target.iccid'); // the Iccid scalar's own refusal
-    if (key.startsWith('target.labels')) return slots.get('target.labels');
-    return null;
+    errors.clear();
   }
 
   function showError(err) {
-    const s = slotFor(err.field);
-    if (s && !s.slot.parentElement.closest('[hidden]')) {
-      s.slot.textContent = inWords(err.message);
-      s.slot.hidden = false;
-      s.control.setAttribute('aria-invalid', 'true');
-      if (s.open) s.open.open = true;
+    if (errors.show(err)) {
       mount(status, h('p', { class: 'error', role: 'alert' }, 'The rule was not saved: see the message next to the field.'));
-      s.control.focus();
       return;
     }
     if (err.code === 'CONFLICT' && editing) {
@@ -303,6 +356,16 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
       if (c !== null) condition.clearThreshold = String(c);
     }
     if (m.metric === 'STATE_CHANGED' && stateSel.value) condition.state = stateSel.value;
+    if (m.telemetry) {
+      condition.field = telemetryField.value;
+      // An empty value is sent as none: the API says what it needs.
+      const v = parseNumber(telemetryValue.value);
+      if (Number.isNaN(v)) throw new FieldError('condition.value', `“${telemetryValue.value.trim()}” is not a number.`);
+      if (v !== null) condition.value = v;
+      const c = parseNumber(telemetryClear.value);
+      if (Number.isNaN(c)) throw new FieldError('condition.clearValue', `“${telemetryClear.value.trim()}” is not a number; leave it empty for none.`);
+      if (c !== null) condition.clearValue = c;
+    }
 
     const t = { kind: kind.value };
     if (t.kind === 'CUSTOMER') t.customerId = customer.value || null;
@@ -404,7 +467,7 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
       'fieldset',
       { class: 'group' },
       h('legend', {}, 'Condition'),
-      h('div', { class: 'grid rule-grid' }, metricField.el, thresholdField.el, clearField.el, stateField.el),
+      h('div', { class: 'grid rule-grid' }, metricField.el, thresholdField.el, clearField.el, stateField.el, telemetryFieldField.el, telemetryValueField.el, telemetryClearField.el),
       eventNote,
     ),
     h(

@@ -3,7 +3,7 @@
 // and deletion. Only the tenant's staff read rules (docs/roles.md); the API refuses the rest.
 
 import { h, mount, errorBox, loading, link } from './ui.js';
-import { severityBadge, metricInfo, amountText, simStateWord } from './alert-parts.js';
+import { severityBadge, metricInfo, amountText, simStateWord, telemetryLimitText } from './alert-parts.js';
 import { RULE_FIELDS, ruleForm } from './alert-rule-form.js';
 
 const RULES = `query ConsoleAlertRules($tenantId: ID) { alertRules(tenantId: $tenantId) { ${RULE_FIELDS} } }`;
@@ -45,6 +45,9 @@ function thresholdText(rule) {
         : `${amount} or more`;
     case 'QUOTA_STAGE':
       return `${amount} or more`;
+    case 'TELEMETRY_ABOVE':
+    case 'TELEMETRY_BELOW':
+      return telemetryLimitText(rule);
     default:
       return metricInfo(rule.metric).event || amount === null ? h('span', { class: 'muted' }, 'an event: none') : `over ${amount}`;
   }

@@ -12,7 +12,7 @@ use ioto_domain::alert::lifecycle::{event_quiet, may_reopen, step, Alert, AlertW
 use ioto_domain::alert::{cents_text, AlertRule, Metric, Observation};
 use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
 use ioto_domain::events::{AlertChanged, FleetEvent, NotificationCreated};
-use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
+use ioto_domain::fleet::query::{sim_cursor, Cursor, Page, SimFilter, SimSort};
 use ioto_domain::fleet::{Sim, SimState};
 use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::NotificationKind;
@@ -23,6 +23,9 @@ use crate::quota::{by_sim, hourly_bytes};
 use ioto_domain::{Result, Scope, SimId, TenantId};
 use uuid::Uuid;
 
+/// The telemetry rules, on device readings as they are stored.
+mod telemetry;
+
 /// How often rules measured in days are evaluated (the audit trail read for each).
 const SLOW_EVERY: Duration = Duration::from_secs(60);
 /// Most subjects whose current alerts a pass reads by key (more: the rule's are read whole).
@@ -31,6 +34,8 @@ const KEYED_READ_MAX: usize = 1_000;
 const ANNOUNCE_BATCH: u64 = 1_000;
 /// Most SIMs one clock pass looks at per rule.
 pub const SCAN_SIMS: u64 = 200_000;
+/// SIMs gone quiet that a clock pass reads, observes and writes at a time.
+const QUIET_PAGE: u64 = 10_000;
 /// How long the evaluator trusts its copy of the rules.
 const RULES_TTL: Duration = Duration::from_secs(2);
 
@@ -570,16 +575,32 @@ impl AlertEvaluator {
                 .collect();
             return self.apply_known(rule, &current, quiet, now).await;
         }
-        // The SIMs to observe: those with an open alert, and for clock metrics every SIM the
-        // condition may hold for.
-        let mut sims: Vec<Sim> = recent.to_vec();
+        let by_key = keyed(&current);
+        let mut pass = Pass::default();
+        // The SIMs observed already (offline SIMs are observed page by page, as they are read).
+        let mut have: HashSet<SimId> = HashSet::new();
         if metric == Metric::OfflineHours {
             let hours = i64::try_from(rule.spec.condition.threshold.unwrap_or(1)).unwrap_or(1);
-            sims.extend(
-                self.quiet_sims(rule, now - chrono::Duration::hours(hours))
-                    .await?,
-            );
+            let cutoff = now - chrono::Duration::hours(hours);
+            let mut after = None;
+            loop {
+                let (page, next) = self.quiet_sims(rule, cutoff, after).await?;
+                let watched: Vec<&Sim> = page
+                    .iter()
+                    .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
+                    .collect();
+                have.extend(watched.iter().map(|s| s.id));
+                let observed = self.measure(rule, &watched, reads).await?;
+                pass += self.apply_keyed(rule, &by_key, observed, now).await?;
+                match next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
         }
+        // The SIMs to observe: those with an open alert, and for clock metrics every SIM the
+        // condition may hold for.
+        let mut sims: Vec<Sim> = recent.iter().filter(|s| !have.contains(&s.id)).cloned().collect();
         if metric == Metric::NoTrafficAfterActivation && scan {
             // Activated at least that long ago and quiet since: not seen in that time.
             let days = i64::try_from(rule.spec.condition.threshold.unwrap_or(1)).unwrap_or(1);
@@ -615,11 +636,11 @@ impl AlertEvaluator {
                 }
             }
         }
-        let have: HashSet<SimId> = sims.iter().map(|s| s.id).collect();
+        let listed: HashSet<SimId> = sims.iter().map(|s| s.id).collect();
         let ids: Vec<SimId> = open
             .iter()
             .filter_map(|a| a.sim_id)
-            .filter(|id| !have.contains(id))
+            .filter(|id| !have.contains(id) && !listed.contains(id))
             .collect();
         if !ids.is_empty() {
             sims.extend(self.fleet.sims_by_id(Scope::Platform, &ids).await?);
@@ -630,32 +651,48 @@ impl AlertEvaluator {
             .collect();
         let mut observed = self.measure(rule, &watched, reads).await?;
         // An open alert whose SIM left the target (or the tenant) clears.
-        let kept: HashSet<SimId> = watched.iter().map(|s| s.id).collect();
+        have.extend(watched.iter().map(|s| s.id));
         for a in &open {
-            if !a.sim_id.is_some_and(|id| kept.contains(&id)) {
+            if !a.sim_id.is_some_and(|id| have.contains(&id)) {
                 observed.push((subject_of(a), Observation::Clear { value: a.value }));
             }
         }
-        self.apply_known(rule, &current, observed, now).await
+        pass += self.apply_keyed(rule, &by_key, observed, now).await?;
+        Ok(pass)
     }
 
-    /// Active SIMs of the rule's tenant last seen before `cutoff` (never-seen SIMs are not
-    /// offline: they have not been online).
-    async fn quiet_sims(&self, rule: &AlertRule, cutoff: DateTime<Utc>) -> Result<Vec<Sim>> {
+    /// A page of the active SIMs of the rule's tenant last seen before `cutoff` (never-seen SIMs
+    /// are not offline: they have not been online), after `after`, with the cursor of the next
+    /// page when there is one. A pass holds one page at a time: opening an alert for every SIM
+    /// of a large fleet at once does not hold them all in memory.
+    async fn quiet_sims(
+        &self,
+        rule: &AlertRule,
+        cutoff: DateTime<Utc>,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Sim>, Option<Cursor>)> {
         let filter = SimFilter {
             states: vec![SimState::Active],
             last_activity_to: Some(cutoff),
             ..SimFilter::default()
         };
-        let page = Page::<SimSort>::first(SCAN_SIMS);
+        let page = Page::<SimSort> {
+            after,
+            ..Page::first(QUIET_PAGE)
+        };
         let sims = self
             .fleet
             .list_sims(Scope::tenant(rule.tenant_id), rule.tenant_id, &filter, &page)
             .await?;
-        Ok(sims
-            .into_iter()
-            .filter(|s| s.last_activity_at.is_some_and(|at| at < cutoff))
-            .collect())
+        let next = (sims.len() as u64 >= QUIET_PAGE)
+            .then(|| sims.last().map(|s| sim_cursor(s, SimSort::default())))
+            .flatten();
+        Ok((
+            sims.into_iter()
+                .filter(|s| s.last_activity_at.is_some_and(|at| at < cutoff))
+                .collect(),
+            next,
+        ))
     }
 
     /// The observation of the rule's level metric for each SIM.
@@ -777,7 +814,20 @@ impl AlertEvaluator {
         observed: Vec<(Subject, Observation)>,
         now: DateTime<Utc>,
     ) -> Result<Pass> {
-        let by_key: BTreeMap<String, &Alert> = current.iter().map(|a| (key_of(a), a)).collect();
+        self.apply_keyed(rule, &keyed(current), observed, now).await
+    }
+
+    /// Steps each observed subject's alert against the rule's current alerts by subject key.
+    async fn apply_keyed(
+        &self,
+        rule: &AlertRule,
+        by_key: &BTreeMap<String, &Alert>,
+        observed: Vec<(Subject, Observation)>,
+        now: DateTime<Utc>,
+    ) -> Result<Pass> {
+        if observed.is_empty() {
+            return Ok(Pass::default());
+        }
         let mut writes: Vec<AlertWrite> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for (subject, obs) in &observed {
@@ -793,7 +843,7 @@ impl AlertEvaluator {
                 writes.push(w);
             }
         }
-        let applied = self.store.write_alerts(&writes).await?;
+        let applied: HashSet<Uuid> = self.store.write_alerts(&writes).await?.into_iter().collect();
         for w in &writes {
             if !matches!(w, AlertWrite::Delete(_)) && applied.contains(&w.alert().id) {
                 self.notifier
@@ -819,6 +869,11 @@ impl AlertEvaluator {
 
 fn key_of(a: &Alert) -> String {
     subject_of(a).key()
+}
+
+/// Alerts by their subject's key.
+fn keyed(current: &[Alert]) -> BTreeMap<String, &Alert> {
+    current.iter().map(|a| (key_of(a), a)).collect()
 }
 
 fn subject_of(a: &Alert) -> Subject {
@@ -967,7 +1022,10 @@ impl Need {
             | Metric::StateChanged
             | Metric::QuotaStage
             | Metric::FirstTraffic
-            | Metric::BulkJobFinished => None,
+            | Metric::BulkJobFinished
+            // Read from the device readings as they are stored (`on_telemetry`).
+            | Metric::TelemetryAbove
+            | Metric::TelemetryBelow => None,
         }
     }
 }

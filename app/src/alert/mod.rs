@@ -4,6 +4,7 @@
 //! ```text
 //! ingest counts a batch ─► SIMs with traffic ─► data rules: usage from the hourly cube
 //! fleet events (state changed, quota stage) ─► event rules
+//! device readings stored ─► telemetry rules: the SIMs in those devices
 //! every tick: SIMs gone quiet; open alerts again (pending passed? cleared? event quiet?)
 //!   ─► step each alert (version-checked writes) ─► due alerts announced, grouped per rule
 //! ```

@@ -1,6 +1,8 @@
 //! The action at the limit: SIMs whose quota suspends them are suspended through the network,
 //! as one bulk job per tenant (so each change is audited, sent with the job's request ids and
 //! retried as any bulk row is), and the job's outcome for each SIM is recorded on its period.
+//! When the next period starts, a quota that resumes has the SIMs it suspended resumed the
+//! same way.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +11,7 @@ use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
 use ioto_domain::fleet::network_action::NetworkAction;
 use ioto_domain::ports::jobs::BulkRowQuery;
 use ioto_domain::ports::quotas::QuotaActionClaim;
-use ioto_domain::quota::ActionState;
+use ioto_domain::quota::{ActionState, QuotaStep};
 use ioto_domain::{Actor, Result, Role, TenantId};
 use uuid::Uuid;
 
@@ -35,9 +37,9 @@ fn quota_actor(tenant: TenantId) -> Actor {
 /// What a pass over the actions did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActionPass {
-    /// SIMs handed to the network in new bulk jobs.
+    /// SIMs handed to the network in new bulk jobs (suspensions and resumes).
     pub requested: usize,
-    /// Actions that ended: the SIM suspended (or suspended already), or the network refused.
+    /// Actions that ended: the SIM suspended or resumed (or so already), or the network refused.
     pub done: usize,
     pub failed: usize,
 }
@@ -51,37 +53,55 @@ impl QuotaService {
             .claim_quota_actions(now, until, ACTIONS_PER_PASS)
             .await?;
         let mut pass = ActionPass::default();
-        let mut pending: BTreeMap<TenantId, Vec<QuotaActionClaim>> = BTreeMap::new();
-        let mut requested: BTreeMap<Uuid, Vec<QuotaActionClaim>> = BTreeMap::new();
+        let mut pending: BTreeMap<(TenantId, QuotaStep), Vec<QuotaActionClaim>> = BTreeMap::new();
+        let mut requested: BTreeMap<(Uuid, QuotaStep), Vec<QuotaActionClaim>> = BTreeMap::new();
         for c in claims {
-            match (c.period.action_state, c.period.bulk_job_id) {
-                (ActionState::Requested, Some(job)) => requested.entry(job).or_default().push(c),
-                _ => pending.entry(c.target.quota.tenant_id).or_default().push(c),
+            let (step, state, job) = c.period.step();
+            match (state, job) {
+                (ActionState::Requested, Some(job)) => requested.entry((job, step)).or_default().push(c),
+                _ => pending
+                    .entry((c.target.quota.tenant_id, step))
+                    .or_default()
+                    .push(c),
             }
         }
-        for (tenant, group) in pending {
-            pass.requested += self.request(tenant, group).await?;
+        for ((tenant, step), group) in pending {
+            pass.requested += self.request(tenant, step, group).await?;
         }
-        for (job, group) in requested {
-            let (done, failed) = self.look_at(job, group).await?;
+        for ((job, step), group) in requested {
+            let (done, failed) = self.look_at(job, step, group).await?;
             pass.done += done;
             pass.failed += failed;
         }
         Ok(pass)
     }
 
-    /// One bulk job suspending these SIMs of a tenant.
-    async fn request(&self, tenant: TenantId, group: Vec<QuotaActionClaim>) -> Result<usize> {
+    /// One bulk job suspending (or resuming) these SIMs of a tenant.
+    async fn request(
+        &self,
+        tenant: TenantId,
+        step: QuotaStep,
+        group: Vec<QuotaActionClaim>,
+    ) -> Result<usize> {
         let actor = quota_actor(tenant);
         let iccids: Vec<String> = group.iter().map(|c| c.target.iccid.as_str().to_owned()).collect();
-        let note = format!(
-            "data quota reached ({} SIM{})",
-            iccids.len(),
-            if iccids.len() == 1 { "" } else { "s" }
-        );
+        let plural = if iccids.len() == 1 { "" } else { "s" };
+        let (action, note) = match step {
+            QuotaStep::Suspend => (
+                NetworkAction::Suspend,
+                format!("data quota reached ({} SIM{plural})", iccids.len()),
+            ),
+            QuotaStep::Resume => (
+                NetworkAction::Resume,
+                format!(
+                    "data quota: a new period started ({} SIM{plural} suspended at the limit)",
+                    iccids.len()
+                ),
+            ),
+        };
         let submitted = self
             .fleet
-            .submit_bulk_list(&actor, None, &iccids, NetworkAction::Suspend, Some(&note))
+            .submit_bulk_list(&actor, None, &iccids, action, Some(&note))
             .await;
         let job = match submitted {
             Ok(s) if s.job.status == BulkJobStatus::AwaitingConfirmation => {
@@ -97,6 +117,7 @@ impl QuotaService {
                         .record_quota_action(
                             c.period.quota_id,
                             c.period.start,
+                            step,
                             ActionState::Requested,
                             Some(job.id),
                             None,
@@ -106,12 +127,17 @@ impl QuotaService {
                 Ok(group.len())
             }
             Err(e) => {
-                let reason = format!("the suspension could not be sent: {e}");
+                let what = match step {
+                    QuotaStep::Suspend => "suspension",
+                    QuotaStep::Resume => "resume",
+                };
+                let reason = format!("the {what} could not be sent: {e}");
                 for c in &group {
                     self.store
                         .record_quota_action(
                             c.period.quota_id,
                             c.period.start,
+                            step,
                             ActionState::Failed,
                             None,
                             Some(&reason),
@@ -124,7 +150,12 @@ impl QuotaService {
     }
 
     /// Records the outcome of a job's rows on the periods it carries, once the job has ended.
-    async fn look_at(&self, job_id: Uuid, group: Vec<QuotaActionClaim>) -> Result<(usize, usize)> {
+    async fn look_at(
+        &self,
+        job_id: Uuid,
+        step: QuotaStep,
+        group: Vec<QuotaActionClaim>,
+    ) -> Result<(usize, usize)> {
         let Some(first) = group.first() else {
             return Ok((0, 0));
         };
@@ -137,13 +168,20 @@ impl QuotaService {
                 let (state, reason) = if gone {
                     (
                         ActionState::Failed,
-                        Some("the bulk job carrying the suspension is gone"),
+                        Some("the bulk job carrying the action is gone"),
                     )
                 } else {
                     (ActionState::Requested, None)
                 };
                 self.store
-                    .record_quota_action(c.period.quota_id, c.period.start, state, Some(job_id), reason)
+                    .record_quota_action(
+                        c.period.quota_id,
+                        c.period.start,
+                        step,
+                        state,
+                        Some(job_id),
+                        reason,
+                    )
                     .await?;
             }
             return Ok((0, 0));
@@ -192,6 +230,7 @@ impl QuotaService {
                 .record_quota_action(
                     c.period.quota_id,
                     c.period.start,
+                    step,
                     state,
                     Some(job_id),
                     reason.as_deref(),

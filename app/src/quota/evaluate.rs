@@ -108,7 +108,25 @@ impl QuotaEvaluator {
     /// after a counted batch missed (a server stopped between counting and evaluating) is
     /// caught here.
     pub async fn sweep(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Evaluation> {
-        let targets = self.store.quotas_active_since(since, SWEEP_QUOTAS).await?;
+        let targets = self.store.quotas_active_since(since, None, SWEEP_QUOTAS).await?;
+        self.evaluate_targets(targets, now).await
+    }
+
+    /// Evaluates the quotas of a tenant's SIMs that carried traffic since `since`: after its
+    /// quotas were set by filter or its defaults changed.
+    pub async fn sweep_tenant(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Evaluation> {
+        let targets = self
+            .store
+            .quotas_active_since(since, Some(tenant), SWEEP_QUOTAS)
+            .await?;
+        if !targets.is_empty() {
+            self.usage.settle().await?;
+        }
         self.evaluate_targets(targets, now).await
     }
 

@@ -201,7 +201,7 @@ pub fn step(
         a.value = value;
         a
     };
-    match (current, observation) {
+    let mut write = match (current, observation) {
         (None, Observation::Firing { event, detail, .. }) => {
             let firing = pacing.pending_seconds == 0;
             Some(AlertWrite::Insert(Alert {
@@ -311,7 +311,15 @@ pub fn step(
             }
             AlertState::Resolved => None,
         },
+    };
+    // A telemetry alert's detail is its latest reading in words against the rule's limit,
+    // whatever the observation (firing, holding or clear).
+    if let Some(text) = rule.spec.condition.reading_text(value) {
+        if let Some(AlertWrite::Insert(a) | AlertWrite::Update(a)) = &mut write {
+            a.detail = Some(text);
+        }
     }
+    write
 }
 
 /// When a firing alert people were told of is next reminded of: never once acknowledged, or
@@ -501,6 +509,15 @@ pub fn alert_notification(
             (title, body.join(" "))
         }
     };
+    // A telemetry alert's value is signed hundredths of its unit (`Alert.value` in the API).
+    let telemetry = rule.spec.condition.metric.is_telemetry();
+    let value_of = |a: &Alert| -> serde_json::Value {
+        if telemetry {
+            json!(super::TelemetryValue::from_alert_value(a.value).hundredths())
+        } else {
+            json!(a.value)
+        }
+    };
     let list = |v: &[Alert]| -> Vec<serde_json::Value> {
         v.iter()
             .take(MAX_PAYLOAD_ALERTS)
@@ -510,7 +527,7 @@ pub fn alert_notification(
                     "subject": a.subject,
                     "simId": a.sim_id.map(|s| s.0),
                     "state": a.state.as_str(),
-                    "value": a.value,
+                    "value": value_of(a),
                     "detail": a.detail,
                     "startedAt": a.started_at,
                     "firedAt": a.fired_at,

@@ -1,12 +1,13 @@
 //! Alert rules: what a tenant wants to hear about its SIMs, and when.
 //!
 //! A rule names the SIMs it watches (all, a sub-customer's, a label selection, a tariff plan's or
-//! one), a condition on a metric (data used in a day, SIMs gone quiet, …), a severity and the
-//! channels it speaks on. Evaluating a rule gives, per SIM, an [`Observation`]; the lifecycle in
-//! [`lifecycle`] turns observations into alerts — one open alert per rule and SIM — and alerts
-//! into grouped notifications.
+//! one), a condition on a metric (data used in a day, SIMs gone quiet, a device's reading over a
+//! value as in [`telemetry`], …), a severity and the channels it speaks on. Evaluating a rule
+//! gives, per SIM, an [`Observation`]; the lifecycle in [`lifecycle`] turns observations into
+//! alerts — one open alert per rule and SIM — and alerts into grouped notifications.
 
 pub mod lifecycle;
+pub mod telemetry;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -14,6 +15,8 @@ use uuid::Uuid;
 use crate::fleet::query::LabelFilter;
 use crate::fleet::{Sim, SimState};
 use crate::{CustomerId, Error, Result, SimId, TenantId};
+
+pub use telemetry::{TelemetryField, TelemetryLimit, TelemetryValue};
 
 /// Most rules one tenant may keep.
 pub const MAX_RULES_PER_TENANT: u64 = 200;
@@ -196,10 +199,16 @@ pub enum Metric {
     NoTrafficAfterActivation,
     /// A SIM seen in another device: its sessions report another IMEI than its last.
     ImeiChanged,
+    /// A reading of the condition's telemetry field by a device over its value (see
+    /// [`telemetry`]), observed on the SIMs in the device; clears at or below the clear value.
+    TelemetryAbove,
+    /// A reading of the condition's telemetry field by a device under its value; clears at or
+    /// above the clear value.
+    TelemetryBelow,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 17] = [
         Self::DataInDay,
         Self::DataInPeriod,
         Self::OfflineHours,
@@ -215,6 +224,8 @@ impl Metric {
         Self::CostInPeriod,
         Self::NoTrafficAfterActivation,
         Self::ImeiChanged,
+        Self::TelemetryAbove,
+        Self::TelemetryBelow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -234,6 +245,8 @@ impl Metric {
             Self::CostInPeriod => "COST_IN_PERIOD",
             Self::NoTrafficAfterActivation => "NO_TRAFFIC_AFTER_ACTIVATION",
             Self::ImeiChanged => "IMEI_CHANGED",
+            Self::TelemetryAbove => "TELEMETRY_ABOVE",
+            Self::TelemetryBelow => "TELEMETRY_BELOW",
         }
     }
 
@@ -287,6 +300,12 @@ impl Metric {
         matches!(self, Self::CostInDay | Self::CostInPeriod)
     }
 
+    /// Evaluated on device readings as they are stored: the condition names a telemetry field
+    /// and values rather than a threshold.
+    pub fn is_telemetry(self) -> bool {
+        matches!(self, Self::TelemetryAbove | Self::TelemetryBelow)
+    }
+
     /// The threshold's allowed range and unit, `None` when the metric takes none.
     pub fn threshold_range(self) -> Option<(u64, u64, &'static str)> {
         match self {
@@ -304,7 +323,10 @@ impl Metric {
             | Self::NewCountry
             | Self::FirstTraffic
             | Self::ImeiChanged
-            | Self::BulkJobFinished => None,
+            | Self::BulkJobFinished
+            // Their limit is the condition's `telemetry` (a field and values with decimals).
+            | Self::TelemetryAbove
+            | Self::TelemetryBelow => None,
         }
     }
 
@@ -323,6 +345,9 @@ impl Metric {
             | Self::FirstTraffic
             | Self::ImeiChanged
             | Self::BulkJobFinished => v.to_string(),
+            // The reading in hundredths of the field's unit (the unit is the rule's field's:
+            // `Condition::reading_text` says it).
+            Self::TelemetryAbove | Self::TelemetryBelow => TelemetryValue::from_alert_value(v).to_string(),
         }
     }
 }
@@ -338,6 +363,8 @@ pub struct Condition {
     pub clear_threshold: Option<u64>,
     /// `StateChanged`: only changes into this state.
     pub state: Option<SimState>,
+    /// `TelemetryAbove` and `TelemetryBelow`: the field read, its value and clear value.
+    pub telemetry: Option<TelemetryLimit>,
 }
 
 impl Condition {
@@ -357,10 +384,15 @@ impl Condition {
                 ))
             }
             (None, Some(_)) => {
+                let instead = if m.is_telemetry() {
+                    "; its limit is `value` (and `clearValue`) of its `field`"
+                } else {
+                    ""
+                };
                 return Err(Error::invalid(
                     "condition.threshold",
-                    format!("{} takes no threshold", m.as_str()),
-                ))
+                    format!("{} takes no threshold{instead}", m.as_str()),
+                ));
             }
             _ => {}
         }
@@ -387,6 +419,29 @@ impl Condition {
                 "condition.state",
                 format!("only STATE_CHANGED takes a state, not {}", m.as_str()),
             ));
+        }
+        match (m.is_telemetry(), &self.telemetry) {
+            (true, Some(limit)) => limit.check(m)?,
+            (true, None) => {
+                return Err(Error::invalid(
+                    "condition.field",
+                    format!(
+                        "{} needs the sensor it reads: {}",
+                        m.as_str(),
+                        TelemetryField::names()
+                    ),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "condition.field",
+                    format!(
+                        "only TELEMETRY_ABOVE and TELEMETRY_BELOW take a telemetry field, not {}",
+                        m.as_str()
+                    ),
+                ))
+            }
+            (false, None) => {}
         }
         Ok(())
     }

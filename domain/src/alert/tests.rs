@@ -21,6 +21,7 @@ fn rule(metric: Metric, threshold: Option<u64>, pending: u32) -> AlertRule {
                 threshold,
                 clear_threshold: None,
                 state: None,
+                telemetry: None,
             },
             channels: Channels::default(),
             pacing: Pacing {
@@ -240,4 +241,73 @@ fn silenced_alerts_wait_for_the_silence_to_end_and_acknowledged_ones_are_not_rem
     let plan = announce(&r, &[told], None, &[], &[], later + Duration::hours(4));
     assert!(plan.notifications.is_empty());
     assert_eq!(plan.alerts[0].announce_at, None);
+}
+
+/// A temperature rule (above 35 °C, clears at 33 °C) through the lifecycle: the alert's detail
+/// follows the reading in words, the value keeps it (below zero too), the notices say it.
+#[test]
+fn a_telemetry_alert_tells_its_reading_in_words_from_firing_to_resolved() {
+    let mut r = rule(Metric::TelemetryAbove, None, 0);
+    r.spec.condition.telemetry = TelemetryLimit::from_parts(
+        Metric::TelemetryAbove,
+        Some(TelemetryField::Temperature),
+        Some(35.0),
+        Some(33.0),
+    )
+    .unwrap();
+    r.spec.check().unwrap();
+    let c = r.spec.condition.clone();
+    let s = subject();
+    let t0 = Utc::now();
+    let a = apply(None, step(&r, &s, None, &c.observe_reading(38.5).unwrap(), t0)).unwrap();
+    assert_eq!(a.state, AlertState::Firing);
+    assert_eq!(a.detail.as_deref(), Some("temperature 38.5 °C, above 35 °C"));
+    assert_eq!(TelemetryValue::from_alert_value(a.value).hundredths(), 3850);
+    let plan = announce(
+        &r,
+        std::slice::from_ref(&a),
+        None,
+        &[],
+        &[],
+        t0 + Duration::minutes(1),
+    );
+    let told = &plan.notifications[0];
+    assert!(
+        told.body.contains("(temperature 38.5 °C, above 35 °C)"),
+        "{}",
+        told.body
+    );
+    assert_eq!(told.payload["alerts"][0]["value"], 3850);
+    let b = apply(
+        Some(a.clone()),
+        step(&r, &s, Some(&a), &c.observe_reading(34.0).unwrap(), t0),
+    )
+    .unwrap();
+    assert_eq!(b.state, AlertState::Firing, "between the values it holds");
+    assert_eq!(
+        b.detail.as_deref(),
+        Some("temperature 34 °C, not yet at or below 33 °C")
+    );
+    let d = apply(
+        Some(b.clone()),
+        step(&r, &s, Some(&b), &c.observe_reading(32.0).unwrap(), t0),
+    )
+    .unwrap();
+    assert_eq!(d.state, AlertState::Resolved);
+    assert_eq!(d.detail.as_deref(), Some("temperature 32 °C, at or below 33 °C"));
+
+    // Below zero: the value survives as signed hundredths in the notice's payload.
+    let mut frost = rule(Metric::TelemetryBelow, None, 0);
+    frost.spec.condition.telemetry = TelemetryLimit::from_parts(
+        Metric::TelemetryBelow,
+        Some(TelemetryField::Temperature),
+        Some(-18.0),
+        None,
+    )
+    .unwrap();
+    let obs = frost.spec.condition.observe_reading(-21.5).unwrap();
+    let f = apply(None, step(&frost, &s, None, &obs, t0)).unwrap();
+    assert_eq!(f.detail.as_deref(), Some("temperature -21.5 °C, below -18 °C"));
+    let plan = announce(&frost, &[f], None, &[], &[], t0 + Duration::minutes(1));
+    assert_eq!(plan.notifications[0].payload["alerts"][0]["value"], -2150);
 }

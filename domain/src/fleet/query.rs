@@ -48,6 +48,22 @@ pub struct SimFilter {
     pub device: Option<DeviceId>,
     /// `Some(true)`: only SIMs in a device; `Some(false)`: only loose ones.
     pub bound: Option<bool>,
+    /// Only SIMs with a data quota, by the share of it used in the current period.
+    pub quota_percent: Option<QuotaPercentFilter>,
+}
+
+/// The most a quota-percent filter names (a SIM can run past its limit before it is stopped).
+pub const MAX_QUOTA_PERCENT: u32 = 1_000;
+
+/// SIMs by the share of their data quota used in the period holding `at` (as last evaluated,
+/// within seconds of the traffic): "close to their limit" is `at_least: 80`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaPercentFilter {
+    /// At least this many percent used (0: every SIM with a quota).
+    pub at_least: u32,
+    /// Less than this many percent used.
+    pub below: Option<u32>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

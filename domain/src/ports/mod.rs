@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod jobs;
 pub mod network;
 pub mod notifications;
+pub mod quota_pools;
 pub mod quotas;
 pub mod telemetry;
 pub mod usage;
@@ -28,6 +29,7 @@ pub use jobs::{
     ExportProgressUpdate, Jobs,
 };
 pub use notifications::NotificationStore;
+pub use quota_pools::QuotaPoolStore;
 pub use quotas::QuotaStore;
 pub use telemetry::{TelemetryAck, TelemetryMessage, TelemetrySource};
 pub use usage::{

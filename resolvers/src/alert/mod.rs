@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use ioto_domain::alert::lifecycle::{Alert, AlertState};
 use ioto_domain::alert::{
     AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity, Silence, SilenceMatcher,
+    TelemetryField, TelemetryLimit,
 };
 use ioto_domain::fleet::SimState;
 use ioto_domain::{CustomerId, Error};
@@ -91,6 +92,28 @@ crate::enums::mirror_enum!(
         /// A SIM seen in another device: its sessions report another IMEI than the one it was
         /// last seen with (session contract version 2). An event.
         ImeiChanged,
+        /// A device's reading of `field` over `value` (decimals allowed, below zero for
+        /// temperatures), observed on the SIMs bound to the device (a device without a SIM is
+        /// passed over); clears once the reading is at or below `clearValue` (hysteresis), or
+        /// `value` without one. Evaluated on each reading as it is stored.
+        TelemetryAbove,
+        /// A device's reading of `field` under `value`, observed on the SIMs bound to the
+        /// device; clears once the reading is at or above `clearValue`, or `value` without one.
+        TelemetryBelow,
+    ]
+);
+
+crate::enums::mirror_enum!(
+    /// The sensor of a device a telemetry rule reads (the device's readings, `docs/events.md`).
+    TelemetryFieldKind, "TelemetryField", TelemetryField, [
+        /// `temperature_c`, in °C: -80 to 150.
+        Temperature,
+        /// `humidity_pct`, relative humidity in %: 0 to 100.
+        Humidity,
+        /// `battery_pct`, the battery's charge in %: 0 to 100.
+        Battery,
+        /// `light_lux`, illuminance in lx: 0 to 200,000.
+        Light,
     ]
 );
 
@@ -140,6 +163,14 @@ pub struct AlertConditionInput {
     pub clear_threshold: Option<BigInt>,
     /// STATE_CHANGED: only changes into this state.
     pub state: Option<SimStateKind>,
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: the sensor read.
+    pub field: Option<TelemetryFieldKind>,
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: fires beyond this reading, in the field's unit (°C,
+    /// %, lx), at most two decimals, within the range devices report.
+    pub value: Option<f64>,
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: clears only once the reading is back at or past this
+    /// (below `value` for TELEMETRY_ABOVE, above it for TELEMETRY_BELOW): hysteresis.
+    pub clear_value: Option<f64>,
 }
 
 #[derive(InputObject, Clone)]
@@ -230,6 +261,10 @@ impl AlertRuleInput {
             },
         };
         let c = self.condition;
+        let metric: Metric = c.metric.into();
+        let telemetry =
+            TelemetryLimit::from_parts(metric, c.field.map(TelemetryField::from), c.value, c.clear_value)
+                .gql()?;
         let channels = self.channels.map_or_else(Channels::default, |c| Channels {
             in_app: c.in_app,
             webhook: c.webhook,
@@ -242,13 +277,14 @@ impl AlertRuleInput {
             severity: self.severity.into(),
             target,
             condition: Condition {
-                metric: c.metric.into(),
+                metric,
                 threshold: c.threshold.map(|t| count(t, "condition.threshold")).transpose()?,
                 clear_threshold: c
                     .clear_threshold
                     .map(|t| count(t, "condition.clearThreshold"))
                     .transpose()?,
                 state: c.state.map(SimState::from),
+                telemetry,
             },
             channels,
             pacing: Pacing {
@@ -358,6 +394,23 @@ impl AlertRuleObject {
     async fn state(&self) -> Option<SimStateKind> {
         self.0.spec.condition.state.map(Into::into)
     }
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: the sensor read.
+    async fn field(&self) -> Option<TelemetryFieldKind> {
+        self.0.spec.condition.telemetry.map(|t| t.field.into())
+    }
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: the reading it fires beyond, in the field's unit.
+    async fn value(&self) -> Option<f64> {
+        self.0.spec.condition.telemetry.map(|t| t.value.as_f64())
+    }
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: the reading it clears at (hysteresis), if any.
+    async fn clear_value(&self) -> Option<f64> {
+        self.0
+            .spec
+            .condition
+            .telemetry
+            .and_then(|t| t.clear_value)
+            .map(|v| v.as_f64())
+    }
     /// The condition in words ("Data used in a day over 50.0 MB").
     async fn condition_text(&self) -> String {
         condition_text(&self.0.spec.condition)
@@ -432,6 +485,28 @@ pub fn condition_text(c: &Condition) -> String {
         ),
         Metric::NoTrafficAfterActivation => format!("No traffic {t} days or more after activation"),
         Metric::ImeiChanged => "A SIM seen in another device (IMEI changed)".to_owned(),
+        Metric::TelemetryAbove | Metric::TelemetryBelow => match c.telemetry {
+            Some(t) => {
+                let f = t.field;
+                let (beyond, back) = if c.metric == Metric::TelemetryAbove {
+                    ("above", "at or below")
+                } else {
+                    ("below", "at or above")
+                };
+                let word = f.word();
+                let mut text = format!(
+                    "{}{} {beyond} {}",
+                    word.get(..1).unwrap_or_default().to_uppercase(),
+                    word.get(1..).unwrap_or_default(),
+                    f.text(t.value)
+                );
+                if let Some(clear) = t.clear_value {
+                    text.push_str(&format!(" (clears {back} {})", f.text(clear)));
+                }
+                text
+            }
+            None => "A device's reading".to_owned(),
+        },
     }
 }
 
@@ -487,9 +562,12 @@ impl AlertObject {
         Ok(sims.into_iter().next().map(SimObject))
     }
     /// The metric's value when last evaluated (bytes, hours, sessions or percent; for a bulk
-    /// job, its failed rows).
+    /// job, its failed rows; for a telemetry rule, the reading in hundredths of its field's unit:
+    /// 3850 is 38.5 °C, -1250 is -12.5 °C — `detail` says it in words).
     async fn value(&self) -> BigInt {
-        big(self.0.value)
+        // Signed: a telemetry alert keeps a reading below zero in two's complement (see
+        // `ioto_domain::alert::telemetry`); the other metrics' values are never negative.
+        BigInt(self.0.value as i64)
     }
     /// What the value does not say: the new network, the change of state, the job's summary,
     /// today's usage against the median.

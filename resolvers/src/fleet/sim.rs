@@ -118,6 +118,14 @@ impl SimObject {
             .gql()?
             .map(crate::quota::SimQuotaObject))
     }
+    /// The quota pools the SIM counts toward: its sub-customer's, and those whose labels it carries.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn quota_pools(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::quota::QuotaPoolObject>> {
+        crate::quota::pools_of_sim(ctx, &self.0).await
+    }
     /// What the SIM is doing now: its latest data session within the last 7 days.
     #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {

@@ -382,6 +382,31 @@ pub struct SimFilterInput {
     pub device_id: Option<ID>,
     /// true: only SIMs in a device; false: only loose SIMs.
     pub bound: Option<bool>,
+    /// Only SIMs with a data quota that used at least this many percent of it this period
+    /// ("close to their limit": 80; 0: every SIM with a quota), 0–1000.
+    pub quota_percent_at_least: Option<i32>,
+    /// Only SIMs with a data quota that used less than this many percent of it this period,
+    /// 1–1000.
+    pub quota_percent_below: Option<i32>,
+}
+
+/// A quota percentage bound of the filter.
+fn percent_bound(v: Option<i32>, field: &str, min: u32) -> ioto_domain::Result<Option<u32>> {
+    v.map(|p| {
+        u32::try_from(p)
+            .ok()
+            .filter(|p| (min..=ioto_domain::fleet::query::MAX_QUOTA_PERCENT).contains(p))
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    format!(
+                        "{p} is not a percentage between {min} and {}",
+                        ioto_domain::fleet::query::MAX_QUOTA_PERCENT
+                    ),
+                )
+            })
+    })
+    .transpose()
 }
 
 impl SimFilterInput {
@@ -413,6 +438,26 @@ impl SimFilterInput {
                     .map(|d| DeviceId::parse(d, "filter.deviceId"))
                     .transpose()?,
                 bound: self.bound,
+                quota_percent: {
+                    let at_least =
+                        percent_bound(self.quota_percent_at_least, "filter.quotaPercentAtLeast", 0)?;
+                    let below = percent_bound(self.quota_percent_below, "filter.quotaPercentBelow", 1)?;
+                    if let (Some(a), Some(b)) = (at_least, below) {
+                        if a >= b {
+                            return Err(Error::invalid(
+                                "filter.quotaPercentBelow",
+                                format!("must be above quotaPercentAtLeast ({a})"),
+                            ));
+                        }
+                    }
+                    (at_least.is_some() || below.is_some()).then(|| {
+                        ioto_domain::fleet::query::QuotaPercentFilter {
+                            at_least: at_least.unwrap_or(0),
+                            below,
+                            at: chrono::Utc::now(),
+                        }
+                    })
+                },
             })
         };
         f().map_err(to_gql)

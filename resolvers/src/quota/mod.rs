@@ -2,12 +2,16 @@
 //! the mutations that set and remove it.
 
 mod mutation;
+mod pools;
+mod query;
 
 pub(crate) use self::mutation::QuotaMutation;
+pub(crate) use self::pools::{pools_of_sim, QuotaPoolMutation, QuotaPoolObject, QuotaPoolQuery};
+pub(crate) use self::query::QuotaQuery;
 
-use async_graphql::{InputObject, Object};
+use async_graphql::{InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use ioto_domain::quota::{QuotaRule, QuotaStatus, EXCEEDED};
+use ioto_domain::quota::{QuotaDefault, QuotaRule, QuotaSource, QuotaStatus, EXCEEDED};
 use ioto_domain::Error;
 
 use crate::enums::{QuotaActionKind, QuotaActionStateKind};
@@ -28,6 +32,28 @@ pub enum QuotaStateKind {
     Warning,
     /// At or past the limit.
     Exceeded,
+}
+
+/// Where a SIM's quota comes from.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(name = "QuotaSource")]
+pub enum QuotaSourceKind {
+    /// Set on the SIM itself: it stays whatever the defaults say.
+    Sim,
+    /// The default of the SIM's tariff plan.
+    TariffPlan,
+    /// The tenant's default (the SIM's tariff plan has none).
+    Tenant,
+}
+
+impl From<&QuotaSource> for QuotaSourceKind {
+    fn from(s: &QuotaSource) -> Self {
+        match s {
+            QuotaSource::Sim => Self::Sim,
+            QuotaSource::TariffPlan(_) => Self::TariffPlan,
+            QuotaSource::Tenant(_) => Self::Tenant,
+        }
+    }
 }
 
 pub struct SimQuotaObject(pub QuotaStatus);
@@ -78,6 +104,23 @@ impl SimQuotaObject {
     async fn action(&self) -> QuotaActionKind {
         self.0.quota.rule.action.into()
     }
+    /// Whether a SIM the quota suspended is resumed when the next period starts.
+    async fn resume_next_period(&self) -> bool {
+        self.0.quota.rule.resume_next_period
+    }
+    /// Where the quota comes from: set on the SIM, or a default it follows.
+    async fn source(&self) -> QuotaSourceKind {
+        (&self.0.quota.source).into()
+    }
+    /// Where the resume at the start of this period stands, for a SIM the quota suspended in
+    /// the period before (null when there was nothing to resume).
+    async fn last_resume_state(&self) -> Option<QuotaActionStateKind> {
+        self.0.last_resume.as_ref().map(|(s, _)| (*s).into())
+    }
+    /// Why that resume failed, as the network said.
+    async fn last_resume_reason(&self) -> Option<&str> {
+        self.0.last_resume.as_ref().and_then(|(_, r)| r.as_deref())
+    }
     /// Where the action at the limit stands this period.
     async fn action_state(&self) -> QuotaActionStateKind {
         self.0.action_state.into()
@@ -112,6 +155,9 @@ pub struct SimQuotaInput {
     pub stages: Option<Vec<i32>>,
     /// What happens at the limit (default NOTIFY).
     pub action: Option<QuotaActionKind>,
+    /// Resume a SIM the quota suspended when the next period starts (only with SUSPEND;
+    /// default false).
+    pub resume_next_period: Option<bool>,
 }
 
 impl SimQuotaInput {
@@ -139,9 +185,66 @@ impl SimQuotaInput {
                 .action
                 .map(Into::into)
                 .unwrap_or(ioto_domain::quota::QuotaAction::Notify),
-            resume_next_period: false,
+            resume_next_period: self.resume_next_period.unwrap_or(false),
         };
         rule.check().map_err(to_gql)?;
         Ok(rule)
     }
+}
+
+pub struct QuotaDefaultObject(pub QuotaDefault);
+
+/// A default data quota: the tenant's (for SIMs whose tariff plan has none) or a tariff
+/// plan's. SIMs without a quota of their own follow it; a quota set on a SIM overrides it.
+#[Object(name = "QuotaDefault")]
+impl QuotaDefaultObject {
+    async fn id(&self) -> async_graphql::ID {
+        async_graphql::ID(self.0.id.to_string())
+    }
+    /// The tariff plan whose SIMs follow it; null for the tenant's default.
+    async fn tariff_plan(&self) -> Option<&str> {
+        self.0.tariff_plan.as_deref()
+    }
+    /// Bytes (up and down) a SIM may use per period.
+    async fn limit_bytes(&self) -> BigInt {
+        big(self.0.rule.limit_bytes)
+    }
+    /// Percentages of the limit that notify when reached.
+    async fn stages(&self) -> Vec<i32> {
+        self.0.rule.stages.iter().map(|s| i32::from(*s)).collect()
+    }
+    async fn action(&self) -> QuotaActionKind {
+        self.0.rule.action.into()
+    }
+    async fn resume_next_period(&self) -> bool {
+        self.0.rule.resume_next_period
+    }
+    /// Who set it last.
+    async fn set_by(&self) -> &str {
+        &self.0.set_by
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A default set, and what following it changed.
+#[derive(SimpleObject)]
+pub struct QuotaDefaultPayload {
+    pub quota_default: QuotaDefaultObject,
+    /// SIMs that took a quota from it (or from the tenant's default) they did not have.
+    pub sims_added: BigInt,
+    /// SIMs whose default quota changed.
+    pub sims_changed: BigInt,
+    /// SIMs that lost a default quota.
+    pub sims_removed: BigInt,
+}
+
+/// Quotas set or removed by filter.
+#[derive(SimpleObject)]
+pub struct QuotasByFilterPayload {
+    /// SIMs the filter matched.
+    pub matched: BigInt,
+    /// Quotas set (or removed).
+    pub changed: BigInt,
 }

@@ -19,6 +19,11 @@ pub struct Model {
     pub threshold: Option<i64>,
     pub clear_threshold: Option<i64>,
     pub state: Option<String>,
+    /// TELEMETRY_ABOVE and TELEMETRY_BELOW: the sensor read (`TEMPERATURE`, …) and the limits,
+    /// in hundredths of the sensor's unit (3550 is 35.5 °C; negative below zero).
+    pub telemetry_field: Option<String>,
+    pub telemetry_value: Option<i64>,
+    pub telemetry_clear_value: Option<i64>,
     pub in_app: bool,
     pub webhook: bool,
     pub emails: String,

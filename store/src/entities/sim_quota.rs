@@ -12,6 +12,10 @@ pub struct Model {
     pub action: String,
     pub resume_next_period: bool,
     pub set_by: String,
+    /// `SIM`, `TARIFF_PLAN` or `TENANT`.
+    pub source: String,
+    /// The default a `TARIFF_PLAN` or `TENANT` quota follows.
+    pub default_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

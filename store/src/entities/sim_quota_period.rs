@@ -16,6 +16,9 @@ pub struct Model {
     pub action_reason: Option<String>,
     pub bulk_job_id: Option<Uuid>,
     pub claimed_until: Option<DateTimeUtc>,
+    pub resume_state: String,
+    pub resume_reason: Option<String>,
+    pub resume_job_id: Option<Uuid>,
     pub evaluated_at: DateTimeUtc,
 }
 

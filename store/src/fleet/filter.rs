@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use ioto_domain::fleet::query::{
-    Cursor, CustomerFilter, DeviceFilter, DeviceSort, LabelFilter, Page, SimFilter, SimSort,
+    Cursor, CustomerFilter, DeviceFilter, DeviceSort, LabelFilter, Page, QuotaPercentFilter, SimFilter,
+    SimSort,
 };
 use ioto_domain::{Result, TenantId};
 use sea_orm::sea_query::{Expr, SimpleExpr};
@@ -122,12 +123,52 @@ pub fn sim_condition(backend: DbBackend, tenant: TenantId, f: &SimFilter) -> Con
         Some(false) => c = c.add(sim::Column::DeviceId.is_null()),
         None => {}
     }
+    if let Some(q) = f.quota_percent {
+        c = c.add(quota_percent(backend, q));
+    }
     c.add(label_conditions(
         backend,
         "sims",
         &f.labels,
         f.label_search.as_deref(),
     ))
+}
+
+/// SIMs whose quota's current period has used a share of the limit in the filter's range (a
+/// period not evaluated yet counts as nothing used).
+fn quota_percent(backend: DbBackend, q: QuotaPercentFilter) -> SimpleExpr {
+    let used = "COALESCE((SELECT p.used_bytes FROM sim_quota_periods p WHERE p.quota_id = q.id \
+                AND p.period_start <= {at} AND p.period_end > {at}), 0) * 100";
+    let mut sql = format!(
+        "EXISTS (SELECT 1 FROM sim_quotas q WHERE q.sim_id = sims.id AND {used} >= {{min}} * q.limit_bytes"
+    );
+    if q.below.is_some() {
+        sql.push_str(&format!(" AND {used} < {{max}} * q.limit_bytes"));
+    }
+    sql.push(')');
+    let mut values: Vec<Value> = vec![q.at.into(), q.at.into(), i64::from(q.at_least).into()];
+    if let Some(b) = q.below {
+        values.extend([q.at.into(), q.at.into(), i64::from(b).into()]);
+    }
+    // Placeholders in the order the values are bound.
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        }
+    };
+    let mut out = String::new();
+    let mut rest = sql.as_str();
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').map_or(rest.len(), |e| i + e + 1);
+        out.push_str(&next());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Expr::cust_with_values(out, values)
 }
 
 pub fn device_condition(backend: DbBackend, tenant: TenantId, f: &DeviceFilter) -> Condition {

@@ -41,6 +41,7 @@ fn rule(tenant: TenantId, name: &str, at: DateTime<Utc>) -> AlertRule {
                 threshold: Some(1_000_000),
                 clear_threshold: None,
                 state: None,
+                telemetry: None,
             },
             channels: Channels {
                 in_app: true,

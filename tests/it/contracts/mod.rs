@@ -10,6 +10,7 @@ mod fleet;
 mod jobs;
 mod network;
 mod notifications;
+mod quota_pools;
 mod quotas;
 mod telemetry;
 mod usage;

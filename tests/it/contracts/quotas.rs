@@ -5,12 +5,15 @@ use super::open;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
+use ioto_domain::fleet::query::{Page, QuotaPercentFilter, SimFilter, SimSort};
 use ioto_domain::fleet::Sim;
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::notify::{Notification, NotificationKind, NotificationQuery};
 use ioto_domain::ports::quotas::{QuotaStore, QuotaTarget};
 use ioto_domain::ports::{NotificationStore, Sighting, SimStore as _};
-use ioto_domain::quota::{ActionState, QuotaAction, QuotaPeriod, QuotaRule, SimQuota};
+use ioto_domain::quota::{
+    ActionState, QuotaAction, QuotaDefault, QuotaPeriod, QuotaRule, QuotaSource, QuotaStep, SimQuota,
+};
 use ioto_domain::{Error, Scope, TenantId};
 use ioto_store::{SqlFleet, StoreLocation};
 use ioto_test_support::{pg, temp_dir, Factory};
@@ -32,6 +35,7 @@ fn quota(sim: &Sim, limit: u64, stages: &[u8], action: QuotaAction, at: DateTime
             action,
             resume_next_period: false,
         },
+        source: QuotaSource::Sim,
         set_by: "alice".into(),
         created_at: at,
         updated_at: at,
@@ -149,13 +153,13 @@ async fn contract(store: ioto_store::SqlStore) {
     };
     fleet.record_activity(&[seen]).await.unwrap();
     let active = fleet
-        .quotas_active_since(t - Duration::minutes(2), 100)
+        .quotas_active_since(t - Duration::minutes(2), None, 100)
         .await
         .unwrap();
     let ids: Vec<Uuid> = active.iter().map(|x| x.quota.id).collect();
     assert_eq!(ids, [q1.id], "the quotas of SIMs active lately");
     let quiet = fleet
-        .quotas_active_since(t + Duration::minutes(1), 100)
+        .quotas_active_since(t + Duration::minutes(1), None, 100)
         .await
         .unwrap();
     assert!(quiet.is_empty(), "quiet SIMs are swept: {quiet:?}");
@@ -244,7 +248,14 @@ async fn contract(store: ioto_store::SqlStore) {
     // Handed to the network: looked at again until it ends, then left alone.
     let job = Uuid::new_v4();
     fleet
-        .record_quota_action(q1.id, p.start, ActionState::Requested, Some(job), None)
+        .record_quota_action(
+            q1.id,
+            p.start,
+            QuotaStep::Suspend,
+            ActionState::Requested,
+            Some(job),
+            None,
+        )
         .await
         .unwrap();
     let look = fleet.claim_quota_actions(e2, lease, 10).await.unwrap();
@@ -259,7 +270,14 @@ async fn contract(store: ioto_store::SqlStore) {
     );
     let why = "the network refused: unknown subscriber";
     fleet
-        .record_quota_action(q1.id, p.start, ActionState::Failed, Some(job), Some(why))
+        .record_quota_action(
+            q1.id,
+            p.start,
+            QuotaStep::Suspend,
+            ActionState::Failed,
+            Some(job),
+            Some(why),
+        )
         .await
         .unwrap();
     let stored = fleet
@@ -283,6 +301,348 @@ async fn contract(store: ioto_store::SqlStore) {
         !fleet.delete_sim_quota(a_scope, sims[1].id).await.unwrap(),
         "removed twice"
     );
+}
+
+fn default_of(tenant: TenantId, plan: Option<&str>, limit: u64, at: DateTime<Utc>) -> QuotaDefault {
+    QuotaDefault {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        tariff_plan: plan.map(str::to_owned),
+        rule: QuotaRule {
+            limit_bytes: limit,
+            stages: vec![80],
+            action: QuotaAction::Suspend,
+            resume_next_period: true,
+        },
+        set_by: "alice".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Each SIM's quota: (limit, source kind), in the SIMs' order.
+async fn quotas_by_sim(fleet: &SqlFleet, scope: Scope, sims: &[Sim]) -> Vec<Option<(u64, &'static str)>> {
+    let mut out = Vec::new();
+    for s in sims {
+        let q = fleet.sim_quota(scope, s.id).await.unwrap();
+        out.push(q.map(|q| (q.rule.limit_bytes, q.source.as_str())));
+    }
+    out
+}
+
+/// Defaults per tenant and tariff plan, quotas set and removed many at a time, the resume at a
+/// period's end, and the SIM list by the share of a quota used.
+async fn defaults_contract(store: ioto_store::SqlStore) {
+    let fleet = store.fleet();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let (a, b) = (f.tenant("Defaults A").await, f.tenant("Defaults B").await);
+    let iot = f.sims_on_plan(&a, "IoT 1 GB", 2).await;
+    let other = f.sims_on_plan(&a, "Fleet", 1).await;
+    let loose = f.sims(&a, None, 1).await;
+    let all: Vec<Sim> = [iot.clone(), other.clone(), loose.clone()].concat();
+    let b_sims = f.sims(&b, None, 1).await;
+    let (a_scope, b_scope) = (Scope::tenant(a.id), Scope::tenant(b.id));
+    let t = now();
+
+    // A plan's default, and the tenant's for the others; one SIM keeps its own quota.
+    let own = quota(&iot[1], 777, &[], QuotaAction::Notify, t);
+    fleet.put_sim_quota(a_scope, &own).await.unwrap();
+    let plan = fleet
+        .put_quota_default(a_scope, &default_of(a.id, Some("IoT 1 GB"), 1_000, t))
+        .await
+        .unwrap();
+    let tenant = fleet
+        .put_quota_default(a_scope, &default_of(a.id, None, 5_000, t))
+        .await
+        .unwrap();
+    let listed: Vec<Option<String>> = fleet
+        .quota_defaults(a_scope, a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.tariff_plan)
+        .collect();
+    assert_eq!(
+        listed,
+        [None, Some("IoT 1 GB".to_owned())],
+        "the tenant's default first"
+    );
+    assert!(
+        fleet.quota_defaults(b_scope, a.id).await.unwrap().is_empty(),
+        "another tenant reads the defaults"
+    );
+    assert!(
+        matches!(
+            fleet
+                .put_quota_default(b_scope, &default_of(a.id, None, 1, t))
+                .await,
+            Err(Error::NotFound { .. })
+        ),
+        "another tenant sets a default"
+    );
+    let applied = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    assert_eq!(
+        (applied.added, applied.changed, applied.removed),
+        (3, 0, 0),
+        "{applied:?}"
+    );
+    assert_eq!(
+        quotas_by_sim(&fleet, a_scope, &all).await,
+        [
+            Some((1_000, "TARIFF_PLAN")),
+            Some((777, "SIM")),
+            Some((5_000, "TENANT")),
+            Some((5_000, "TENANT"))
+        ],
+        "each SIM follows its plan's default, else the tenant's; its own quota stays"
+    );
+    assert_eq!(
+        quotas_by_sim(&fleet, b_scope, &b_sims).await,
+        [None],
+        "another tenant's SIM follows the defaults"
+    );
+    let again = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    assert_eq!(
+        (again.added, again.changed, again.removed),
+        (0, 0, 0),
+        "applying twice changes"
+    );
+    let mut tenants = fleet.tenants_with_quota_defaults().await.unwrap();
+    tenants.retain(|x| *x == a.id || *x == b.id);
+    assert_eq!(tenants, [a.id], "the tenants with defaults");
+
+    // A default changed: its SIMs follow, keeping their quota's id.
+    let before = fleet.sim_quota(a_scope, iot[0].id).await.unwrap().unwrap();
+    let raised = default_of(a.id, Some("IoT 1 GB"), 2_000, t);
+    assert_eq!(
+        fleet.put_quota_default(a_scope, &raised).await.unwrap().id,
+        plan.id,
+        "a replaced default's id"
+    );
+    let changed = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    assert_eq!(
+        (changed.added, changed.changed, changed.removed),
+        (0, 1, 0),
+        "{changed:?}"
+    );
+    let after = fleet.sim_quota(a_scope, iot[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.id, after.rule.limit_bytes),
+        (before.id, 2_000),
+        "the SIM's quota"
+    );
+    // A quota removed from SIMs by the many: only those set on the SIM go.
+    let gone = fleet
+        .delete_sim_quotas(a_scope, &all.iter().map(|s| s.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(gone, 1, "quotas following a default are removed as the SIMs' own");
+    assert!(
+        !fleet.delete_sim_quota(a_scope, iot[0].id).await.unwrap(),
+        "a default's quota removed one by one"
+    );
+    let back = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    assert_eq!(
+        back.added, 1,
+        "the SIM without its own quota does not take its plan's default"
+    );
+
+    // The plan's default removed: its SIMs take the tenant's; the tenant's removed: none.
+    assert!(fleet
+        .delete_quota_default(a_scope, a.id, Some("IoT 1 GB"))
+        .await
+        .unwrap());
+    assert!(
+        !fleet
+            .delete_quota_default(a_scope, a.id, Some("IoT 1 GB"))
+            .await
+            .unwrap(),
+        "removed twice"
+    );
+    let moved = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    assert_eq!(moved.added, 2, "{moved:?}");
+    assert_eq!(
+        quotas_by_sim(&fleet, a_scope, &all).await,
+        vec![Some((5_000, "TENANT")); 4],
+        "every SIM follows the tenant's default"
+    );
+    assert!(fleet.delete_quota_default(a_scope, a.id, None).await.unwrap());
+    assert_eq!(
+        quotas_by_sim(&fleet, a_scope, &all).await,
+        vec![None; 4],
+        "quotas outlive their default"
+    );
+    assert_eq!(tenant.tariff_plan, None);
+
+    // Many set at once, each replacing what its SIM had.
+    let many: Vec<SimQuota> = all
+        .iter()
+        .map(|s| quota(s, 100, &[50], QuotaAction::Suspend, t))
+        .collect();
+    assert_eq!(fleet.put_sim_quotas(a_scope, &many).await.unwrap(), 4);
+    assert!(
+        matches!(
+            fleet.put_sim_quotas(b_scope, &many[..1]).await,
+            Err(Error::NotFound { .. })
+        ),
+        "quotas set on another tenant's SIMs"
+    );
+    assert_eq!(
+        quotas_by_sim(&fleet, a_scope, &all).await,
+        vec![Some((100, "SIM")); 4]
+    );
+
+    // The SIM list by the share used this period: 90 of 100 bytes, 20 of 100, none yet.
+    let targets = fleet
+        .quotas_of(&all.iter().map(|s| s.iccid.clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for (sim, used) in [(&all[0], 90), (&all[1], 20)] {
+        let target = targets.iter().find(|x| x.quota.sim_id == sim.id).unwrap();
+        fleet
+            .advance_quota(&standing(target, used, t), None)
+            .await
+            .unwrap();
+    }
+    let by_percent = |at_least: u32, below: Option<u32>| {
+        let fleet = &fleet;
+        async move {
+            let filter = SimFilter {
+                quota_percent: Some(QuotaPercentFilter {
+                    at_least,
+                    below,
+                    at: t,
+                }),
+                ..SimFilter::default()
+            };
+            fleet
+                .list_sims(a_scope, a.id, &filter, &Page::<SimSort>::first(10))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(by_percent(80, None).await, [all[0].id], "close to their limit");
+    assert_eq!(by_percent(10, Some(80)).await, [all[1].id], "between 10 and 80 %");
+    assert_eq!(by_percent(0, None).await.len(), 4, "every SIM with a quota");
+    let next_month = t + Duration::days(40);
+    let filter = SimFilter {
+        quota_percent: Some(QuotaPercentFilter {
+            at_least: 1,
+            below: None,
+            at: next_month,
+        }),
+        ..SimFilter::default()
+    };
+    let later = fleet
+        .list_sims(a_scope, a.id, &filter, &Page::<SimSort>::first(10))
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "a new period counts from zero: {later:?}");
+
+    // The resume at a period's end: a period that ended with its SIM suspended, of a quota
+    // that resumes, is marked and claimed as a resume; one that does not resume is left.
+    let resumes = |sim: &Sim, resume: bool| {
+        let mut q = quota(sim, 100, &[], QuotaAction::Suspend, t);
+        q.rule.resume_next_period = resume;
+        q
+    };
+    fleet
+        .put_sim_quota(a_scope, &resumes(&all[0], true))
+        .await
+        .unwrap();
+    fleet
+        .put_sim_quota(a_scope, &resumes(&all[1], false))
+        .await
+        .unwrap();
+    let targets = fleet
+        .quotas_of(&[all[0].iccid.clone(), all[1].iccid.clone()])
+        .await
+        .unwrap();
+    let last_month = t - Duration::days(40);
+    for target in &targets {
+        let mut p = standing(target, 150, last_month);
+        p.action_state = ActionState::Done;
+        fleet.advance_quota(&p, None).await.unwrap();
+    }
+    assert_eq!(fleet.mark_quota_resumes(t).await.unwrap(), 1, "one resume due");
+    assert_eq!(
+        fleet.mark_quota_resumes(t).await.unwrap(),
+        0,
+        "a resume marked twice"
+    );
+    let claimed = fleet
+        .claim_quota_actions(t, t + Duration::minutes(2), 10)
+        .await
+        .unwrap();
+    let steps: Vec<_> = claimed
+        .iter()
+        .filter(|c| c.target.quota.tenant_id == a.id)
+        .map(|c| (c.target.iccid.clone(), c.period.step()))
+        .collect();
+    assert_eq!(
+        steps,
+        [(
+            all[0].iccid.clone(),
+            (QuotaStep::Resume, ActionState::Pending, None)
+        )],
+        "the resume is not claimed as one"
+    );
+    let c = &claimed[0];
+    let job = Uuid::new_v4();
+    fleet
+        .record_quota_action(
+            c.period.quota_id,
+            c.period.start,
+            QuotaStep::Resume,
+            ActionState::Done,
+            Some(job),
+            None,
+        )
+        .await
+        .unwrap();
+    let stored = fleet
+        .quota_period(a_scope, c.period.quota_id, c.period.start)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.action_state, stored.resume_state, stored.resume_job_id),
+        (ActionState::Done, ActionState::Done, Some(job)),
+        "the resume is recorded on the suspension"
+    );
+    let idle = fleet
+        .claim_quota_actions(t, t + Duration::minutes(2), 10)
+        .await
+        .unwrap();
+    assert!(
+        idle.iter().all(|c| c.target.quota.tenant_id != a.id),
+        "a done resume is claimed: {idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn quota_defaults_contract_on_sqlite() {
+    defaults_contract(
+        open(StoreLocation::Sqlite {
+            path: temp_dir().join("quota-defaults.sqlite"),
+        })
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn quota_defaults_contract_on_postgres() {
+    defaults_contract(
+        open(StoreLocation::Postgres {
+            url: pg::database().await,
+        })
+        .await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -286,13 +286,25 @@ pub struct QuotaPeriod {
 }
 
 impl QuotaPeriod {
-    /// What the period has to send through the network, where it stands and its bulk job: the
-    /// resume once the period has ended and one is under way, else the suspension.
+    /// What the period has to send through the network, where it stands and its bulk job.
     pub fn step(&self) -> (QuotaStep, ActionState, Option<Uuid>) {
-        match self.resume_state {
-            ActionState::None => (QuotaStep::Suspend, self.action_state, self.bulk_job_id),
-            s => (QuotaStep::Resume, s, self.resume_job_id),
-        }
+        step_of(
+            (self.action_state, self.bulk_job_id),
+            (self.resume_state, self.resume_job_id),
+        )
+    }
+}
+
+/// What a period (of a SIM's quota or a pool) has to send through the network, from where its
+/// suspension and its resume stand (each with its bulk job): the resume once the period has
+/// ended and one is under way, else the suspension.
+pub fn step_of(
+    suspension: (ActionState, Option<Uuid>),
+    resume: (ActionState, Option<Uuid>),
+) -> (QuotaStep, ActionState, Option<Uuid>) {
+    match resume {
+        (ActionState::None, _) => (QuotaStep::Suspend, suspension.0, suspension.1),
+        (s, job) => (QuotaStep::Resume, s, job),
     }
 }
 

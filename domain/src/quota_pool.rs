@@ -55,11 +55,7 @@ impl PoolMembers {
     pub fn matches(&self, sim: &Sim) -> bool {
         match self {
             Self::Customer(c) => sim.customer_id == Some(*c),
-            Self::Labels(filters) => filters.iter().all(|f| match (sim.labels.get(&f.key), &f.value) {
-                (Some(v), Some(want)) => v == want.as_str(),
-                (Some(_), None) => true,
-                (None, _) => false,
-            }),
+            Self::Labels(filters) => LabelFilter::all_hold(filters, &sim.labels),
         }
     }
 
@@ -185,10 +181,10 @@ impl PoolPeriod {
     /// What the period has to send through the network, where it stands and its bulk job: the
     /// resume once the period has ended and one is under way, else the suspension.
     pub fn step(&self) -> (QuotaStep, ActionState, Option<Uuid>) {
-        match self.resume_state {
-            ActionState::None => (QuotaStep::Suspend, self.action_state, self.bulk_job_id),
-            s => (QuotaStep::Resume, s, self.resume_job_id),
-        }
+        crate::quota::step_of(
+            (self.action_state, self.bulk_job_id),
+            (self.resume_state, self.resume_job_id),
+        )
     }
 }
 

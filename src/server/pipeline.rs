@@ -444,6 +444,29 @@ pub fn activity_recorder(
 /// batches into one pass when intervals are short.
 const USAGE_VISIBLE: Duration = Duration::from_millis(500);
 
+/// Most SIMs one evaluation of counted traffic takes: the stores' lists of SIMs stay well within
+/// what a statement may bind (SQLite: 32,766 values).
+const EVALUATE_CHUNK: usize = 10_000;
+
+/// `seen`, sorted by ICCID, in consecutive parts of at most `most` SIMs each, a SIM's sightings
+/// in one part.
+fn by_sim<T>(seen: &[(ioto_domain::Iccid, T)], most: usize) -> Vec<&[(ioto_domain::Iccid, T)]> {
+    let mut parts = Vec::new();
+    let (mut start, mut sims) = (0, 0);
+    for i in 0..seen.len() {
+        let new_sim = i == 0 || seen[i].0 != seen[i - 1].0;
+        if new_sim && sims == most {
+            parts.push(&seen[start..i]);
+            (start, sims) = (i, 0);
+        }
+        sims += usize::from(new_sim);
+    }
+    if start < seen.len() {
+        parts.push(&seen[start..]);
+    }
+    parts
+}
+
 /// Evaluates the quotas or the stream's alert rules (whichever is given) of SIMs with counted
 /// traffic: SIMs seen in one interval are evaluated all at once at a tick at least
 /// [`USAGE_VISIBLE`] after the interval ended (the next tick when intervals are that long), and
@@ -480,23 +503,62 @@ pub fn traffic_evaluator(
                 continue;
             }
             let now = chrono::Utc::now();
-            if !due.is_empty() {
-                let mut iccids: Vec<ioto_domain::Iccid> = due.iter().map(|(i, _)| i.clone()).collect();
-                iccids.sort_unstable();
+            // In parts of at most EVALUATE_CHUNK SIMs (a SIM's networks in one part): a pass
+            // that fell behind and gathered many SIMs is evaluated part by part, and only a
+            // part that fails is offered again.
+            due.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            let mut retry: Vec<Seen> = Vec::new();
+            let mut last_error = None;
+            for part in by_sim(&due, EVALUATE_CHUNK) {
+                let mut iccids: Vec<ioto_domain::Iccid> = part.iter().map(|(i, _)| i.clone()).collect();
                 iccids.dedup();
                 let failed = match (&quotas, &alerts) {
                     (Some(q), _) => q.evaluate(&iccids, now).await.err(),
-                    (None, Some(a)) => a.on_traffic(&due, now).await.err(),
+                    (None, Some(a)) => a.on_traffic(part, now).await.err(),
                     (None, None) => None,
                 };
                 if let Some(e) = failed {
-                    tracing::warn!(error = %e, sims = iccids.len(), "counted traffic not evaluated; offered again with the next pass");
-                    fresh.extend(due.drain(..));
+                    retry.extend_from_slice(part);
+                    last_error = Some(e);
                 }
+            }
+            if let Some(e) = last_error {
+                tracing::warn!(error = %e, sightings = retry.len(), "counted traffic not evaluated; offered again with the next pass");
+                fresh.extend(retry);
             }
             due = fresh.drain().collect();
             due_since = tokio::time::Instant::now();
         }
     });
     tx
+}
+
+#[cfg(test)]
+mod tests {
+    use ioto_domain::Iccid;
+
+    use super::by_sim;
+
+    #[test]
+    fn counted_sims_are_evaluated_in_parts_with_each_sims_networks_together() {
+        let iccid = |n: u64| Iccid::with_check_digit(&format!("8988{n:014}")).unwrap();
+        let seen: Vec<(Iccid, u8)> = vec![
+            (iccid(1), 1),
+            (iccid(1), 2),
+            (iccid(2), 1),
+            (iccid(3), 1),
+            (iccid(3), 2),
+        ];
+        let sizes: Vec<usize> = by_sim(&seen, 2).iter().map(|p| p.len()).collect();
+        assert_eq!(
+            sizes,
+            [3, 2],
+            "two SIMs a part, SIM 1's two networks and SIM 3's together"
+        );
+        assert_eq!(by_sim(&seen, 10).len(), 1);
+        assert!(by_sim::<u8>(&[], 2).is_empty());
+        let many: Vec<(Iccid, u8)> = (0..25).map(|n| (iccid(n), 0)).collect();
+        let sizes: Vec<usize> = by_sim(&many, 10).iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+    }
 }

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use ioto_domain::fleet::query::LabelFilter;
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::quota_pools::{PoolActionClaim, PoolTarget, QuotaPoolStore};
-use ioto_domain::quota::{ActionState, QuotaAction, QuotaRule, QuotaStep, EXCEEDED};
+use ioto_domain::quota::{ActionState, QuotaStep, EXCEEDED};
 use ioto_domain::quota_pool::{PoolMembers, PoolPeriod, QuotaPool};
 use ioto_domain::{CustomerId, Error, Result, Scope, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -30,27 +30,10 @@ use crate::error::{db, map};
 use crate::fleet::SqlFleet;
 use crate::notifications::insert_notification;
 use crate::pool::{claim_rows, commit, commit_or_roll_back};
+use crate::quotas::{bytes, claimable, rule_from, stages_text};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored quota pool: {what}: {e}"))
-}
-
-fn bytes(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// Stages as `sim_quotas` keeps them: ascending percentages, comma-separated ('' for none).
-fn stages_text(stages: &[u8]) -> String {
-    stages.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
-}
-
-fn stages_from(text: &str) -> Result<Vec<u8>> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(|s| s.parse::<u8>().map_err(|e| corrupt("stages", e)))
-        .collect()
 }
 
 fn members_from(customer: Option<Uuid>, labels: Option<serde_json::Value>) -> Result<PoolMembers> {
@@ -84,12 +67,7 @@ impl TryFrom<quota_pool::Model> for QuotaPool {
             tenant_id: TenantId(m.tenant_id),
             name: m.name,
             members: members_from(m.customer_id, m.labels)?,
-            rule: QuotaRule {
-                limit_bytes: u64::try_from(m.limit_bytes).map_err(|e| corrupt("limit", e))?,
-                stages: stages_from(&m.stages)?,
-                action: QuotaAction::parse(&m.action).map_err(|e| corrupt("action", e))?,
-                resume_next_period: m.resume_next_period,
-            },
+            rule: rule_from(m.limit_bytes, &m.stages, &m.action, m.resume_next_period)?,
             set_by: m.set_by,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -481,21 +459,8 @@ impl QuotaPoolStore for SqlFleet {
         limit: u64,
     ) -> Result<Vec<PoolActionClaim>> {
         use quota_pool_period::Column as C;
-        // Actions waiting, or requested and not looked at within their lease.
-        let open = [ActionState::Pending.as_str(), ActionState::Requested.as_str()];
-        let claimable = || {
-            quota_pool_period::Entity::find()
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(C::ActionState.is_in(open))
-                        .add(C::ResumeState.is_in(open)),
-                )
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(C::ClaimedUntil.is_null())
-                        .add(C::ClaimedUntil.lt(now)),
-                )
-        };
+        let claimable =
+            || claimable::<quota_pool_period::Entity>(C::ActionState, C::ResumeState, C::ClaimedUntil, now);
         // An idle pass only reads: a write transaction every pass would take SQLite's write lock
         // from under other writers for nothing.
         let probe = self.begin(Scope::Platform).await?;

@@ -33,11 +33,41 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored quota: {what}: {e}"))
 }
 
-fn stages_text(stages: &[u8]) -> String {
+/// Stages as quotas, defaults and pools keep them: ascending percentages, comma-separated
+/// ('' for none).
+pub(crate) fn stages_text(stages: &[u8]) -> String {
     stages.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn rule_from(limit_bytes: i64, stages: &str, action: &str, resume_next_period: bool) -> Result<QuotaRule> {
+/// The periods (of SIM quotas or of pools) whose action — a suspension or a resume — waits, or
+/// was requested and not looked at within its lease.
+pub(crate) fn claimable<E: EntityTrait>(
+    action: E::Column,
+    resume: E::Column,
+    claimed_until: E::Column,
+    now: DateTime<Utc>,
+) -> sea_orm::Select<E> {
+    let open = [ActionState::Pending.as_str(), ActionState::Requested.as_str()];
+    E::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(action.is_in(open))
+                .add(resume.is_in(open)),
+        )
+        .filter(
+            sea_orm::Condition::any()
+                .add(claimed_until.is_null())
+                .add(claimed_until.lt(now)),
+        )
+}
+
+/// A quota's rule from its stored columns (of a SIM's quota, a default or a pool).
+pub(crate) fn rule_from(
+    limit_bytes: i64,
+    stages: &str,
+    action: &str,
+    resume_next_period: bool,
+) -> Result<QuotaRule> {
     let stages = if stages.is_empty() {
         Vec::new()
     } else {
@@ -141,7 +171,7 @@ fn period_from(m: sim_quota_period::Model) -> Result<QuotaPeriod> {
     })
 }
 
-fn bytes(v: u64) -> i64 {
+pub(crate) fn bytes(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -456,21 +486,9 @@ impl QuotaStore for SqlFleet {
         until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<QuotaActionClaim>> {
-        // Actions waiting, or requested and not looked at within their lease.
-        let open = [ActionState::Pending.as_str(), ActionState::Requested.as_str()];
-        let claimable = || {
-            sim_quota_period::Entity::find()
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(sim_quota_period::Column::ActionState.is_in(open))
-                        .add(sim_quota_period::Column::ResumeState.is_in(open)),
-                )
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(sim_quota_period::Column::ClaimedUntil.is_null())
-                        .add(sim_quota_period::Column::ClaimedUntil.lt(now)),
-                )
-        };
+        use sim_quota_period::Column as C;
+        let claimable =
+            || claimable::<sim_quota_period::Entity>(C::ActionState, C::ResumeState, C::ClaimedUntil, now);
         // An idle pass only reads: a write transaction every pass would take SQLite's write lock
         // from under other writers for nothing.
         let probe = self.begin(Scope::Platform).await?;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::console::publish_session;
-use crate::quotas::quota_app;
+use crate::quotas::{quota_app, stage_notes};
 
 const POOL: &str = "id name customerId labels { key value } simCount setBy
     quota { limitBytes usedBytes remainingBytes overshootBytes percent state stages stageReached
@@ -61,34 +61,6 @@ async fn until_pool(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{what}: {}", read_pool(app, token, id).await);
-}
-
-/// The pool notifications the caller sees, oldest first: (title, stage, used bytes).
-async fn pool_notes(app: &TestApp, token: &str) -> Vec<(String, u64, u64)> {
-    let body = app
-        .gql(
-            Some(token),
-            "{ notifications(first: 50) { nodes { kind title data } } }",
-            json!({}),
-        )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
-    let mut notes: Vec<(String, u64, u64)> = body["data"]["notifications"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "QUOTA_STAGE" && !n["data"]["pool"].is_null())
-        .map(|n| {
-            let p = &n["data"]["pool"];
-            (
-                n["title"].as_str().unwrap().to_owned(),
-                p["stage"].as_u64().unwrap(),
-                p["usedBytes"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    notes.reverse();
-    notes
 }
 
 /// A SIM's state and the names of the pools it counts toward.
@@ -237,7 +209,7 @@ async fn a_pool_past_its_limit_suspends_its_sims_once_on(engines: Engines) {
         (&json!(1), &json!("WITHIN"))
     );
     assert_eq!(
-        pool_notes(&app, &token).await,
+        stage_notes(&app, &token, "pool").await,
         [(
             "Pool 'Fleet A' reached 50 % of its data limit".to_owned(),
             50,
@@ -285,7 +257,7 @@ async fn a_pool_past_its_limit_suspends_its_sims_once_on(engines: Engines) {
     for sim in &loose {
         assert_eq!(sim_pools(&app, &token, sim).await.0, "ACTIVE", "{}", sim.iccid);
     }
-    let notes = pool_notes(&app, &token).await;
+    let notes = stage_notes(&app, &token, "pool").await;
     let stages: Vec<(u64, u64)> = notes.iter().map(|(_, s, u)| (*s, *u)).collect();
     assert_eq!(stages, [(50, 660_000), (100, 1_210_000)], "{notes:?}");
     assert_eq!(notes[1].0, "Pool 'Fleet A' reached its data limit");
@@ -307,7 +279,11 @@ async fn a_pool_past_its_limit_suspends_its_sims_once_on(engines: Engines) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(pool_notes(&app, &token).await.len(), 2, "the limit is told again");
+    assert_eq!(
+        stage_notes(&app, &token, "pool").await.len(),
+        2,
+        "the limit is told again"
+    );
     assert_eq!(
         bulk_jobs(&app, &token).await.len(),
         1,

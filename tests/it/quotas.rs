@@ -40,8 +40,9 @@ async fn sim_quota(app: &TestApp, token: &str, sim: &Sim) -> Value {
     body["data"]["sim"].clone()
 }
 
-/// The quota notifications the caller sees, oldest first: (title, stage, used bytes).
-async fn quota_notes(app: &TestApp, token: &str) -> Vec<(String, u64, u64)> {
+/// The stage notifications of SIM quotas (`of` "quota") or of pools (`of` "pool") the caller
+/// sees, oldest first: (title, stage, used bytes).
+pub(crate) async fn stage_notes(app: &TestApp, token: &str, of: &str) -> Vec<(String, u64, u64)> {
     let body = app
         .gql(
             Some(token),
@@ -54,9 +55,9 @@ async fn quota_notes(app: &TestApp, token: &str) -> Vec<(String, u64, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["kind"] == "QUOTA_STAGE")
+        .filter(|n| n["kind"] == "QUOTA_STAGE" && !n["data"][of].is_null())
         .map(|n| {
-            let q = &n["data"]["quota"];
+            let q = &n["data"][of];
             (
                 n["title"].as_str().unwrap().to_owned(),
                 q["stage"].as_u64().unwrap(),
@@ -145,7 +146,7 @@ async fn a_sim_past_its_limit_is_warned_then_suspended_once_on(engines: Engines)
     // The same update again (a redelivery) and one more byte-less update change nothing.
     publish_session(&app, "q-1", &sims[0], 500_000).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let notes = quota_notes(&app, &token).await;
+    let notes = stage_notes(&app, &token, "quota").await;
     let stages: Vec<(u64, u64)> = notes.iter().map(|(_, s, u)| (*s, *u)).collect();
     assert_eq!(stages, [(50, 550_000)], "the warning is not told once: {notes:?}");
 
@@ -171,7 +172,7 @@ async fn a_sim_past_its_limit_is_warned_then_suspended_once_on(engines: Engines)
             &json!(100_000)
         )
     );
-    let notes = quota_notes(&app, &token).await;
+    let notes = stage_notes(&app, &token, "quota").await;
     let stages: Vec<(u64, u64)> = notes.iter().map(|(_, s, u)| (*s, *u)).collect();
     assert_eq!(
         stages,
@@ -211,7 +212,7 @@ async fn a_sim_past_its_limit_is_warned_then_suspended_once_on(engines: Engines)
     .await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(
-        quota_notes(&app, &token).await.len(),
+        stage_notes(&app, &token, "quota").await.len(),
         2,
         "the limit is told again"
     );

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
+use ioto_domain::fleet::bulk::{BulkJob, BulkJobStatus, RowOutcome};
 use ioto_domain::fleet::network_action::NetworkAction;
 use ioto_domain::ports::jobs::BulkRowQuery;
 use ioto_domain::ports::quotas::QuotaActionClaim;
@@ -44,7 +44,35 @@ pub struct ActionPass {
     pub failed: usize,
 }
 
+/// The action a step sends, in words.
+pub(super) fn step_words(step: QuotaStep) -> &'static str {
+    match step {
+        QuotaStep::Suspend => "suspension",
+        QuotaStep::Resume => "resume",
+    }
+}
+
 impl QuotaService {
+    /// Hands these SIMs to the network as one bulk job by `actor`, confirmed at once (so each
+    /// change is audited, sent with the job's request ids and retried as any bulk row is).
+    pub(super) async fn send_bulk(
+        &self,
+        actor: &Actor,
+        iccids: &[String],
+        action: NetworkAction,
+        note: &str,
+    ) -> Result<BulkJob> {
+        let submitted = self
+            .fleet
+            .submit_bulk_list(actor, None, iccids, action, Some(note))
+            .await?;
+        if submitted.job.status == BulkJobStatus::AwaitingConfirmation {
+            self.fleet.confirm_bulk_job(actor, submitted.job.id).await
+        } else {
+            Ok(submitted.job)
+        }
+    }
+
     /// Sends the suspensions pending at `now` and looks at those sent before.
     pub async fn run_actions(&self, now: DateTime<Utc>) -> Result<ActionPass> {
         let until = now + Duration::seconds(ACTION_LEASE_SECONDS);
@@ -99,18 +127,7 @@ impl QuotaService {
                 ),
             ),
         };
-        let submitted = self
-            .fleet
-            .submit_bulk_list(&actor, None, &iccids, action, Some(&note))
-            .await;
-        let job = match submitted {
-            Ok(s) if s.job.status == BulkJobStatus::AwaitingConfirmation => {
-                self.fleet.confirm_bulk_job(&actor, s.job.id).await
-            }
-            Ok(s) => Ok(s.job),
-            Err(e) => Err(e),
-        };
-        match job {
+        match self.send_bulk(&actor, &iccids, action, &note).await {
             Ok(job) => {
                 for c in &group {
                     self.store
@@ -127,11 +144,7 @@ impl QuotaService {
                 Ok(group.len())
             }
             Err(e) => {
-                let what = match step {
-                    QuotaStep::Suspend => "suspension",
-                    QuotaStep::Resume => "resume",
-                };
-                let reason = format!("the {what} could not be sent: {e}");
+                let reason = format!("the {} could not be sent: {e}", step_words(step));
                 for c in &group {
                     self.store
                         .record_quota_action(

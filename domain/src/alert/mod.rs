@@ -112,11 +112,7 @@ impl AlertTarget {
         match self {
             Self::AllSims => true,
             Self::Customer(c) => sim.customer_id == Some(*c),
-            Self::Labels(filters) => filters.iter().all(|f| match (sim.labels.get(&f.key), &f.value) {
-                (Some(v), Some(want)) => v == want,
-                (Some(_), None) => true,
-                (None, _) => false,
-            }),
+            Self::Labels(filters) => LabelFilter::all_hold(filters, &sim.labels),
             Self::TariffPlan(p) => sim.tariff_plan.as_deref() == Some(p.as_str()),
             Self::Sim(id) => sim.id == *id,
         }

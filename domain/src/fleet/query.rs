@@ -29,6 +29,18 @@ pub struct LabelFilter {
     pub value: Option<String>,
 }
 
+impl LabelFilter {
+    /// Whether labels hold every one of these conditions (the key present, with the value when
+    /// one is named).
+    pub fn all_hold(filters: &[LabelFilter], labels: &super::labels::Labels) -> bool {
+        filters.iter().all(|f| match (labels.get(&f.key), &f.value) {
+            (Some(v), Some(want)) => v == want.as_str(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SimFilter {
     pub states: Vec<SimState>,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::evaluate::Members;
 use super::{pool_actor, PoolPorts};
+use crate::quota::actions::step_words;
 use crate::quota::{ActionPass, QuotaService};
 
 /// Pool periods whose action one pass takes up.
@@ -158,29 +159,14 @@ impl QuotaService {
                 .await?;
             return Ok(Step::Done);
         }
-        let submitted = self
-            .fleet
-            .submit_bulk_list(&actor, None, &iccids, action, Some(&note))
-            .await;
-        let job = match submitted {
-            Ok(s) if s.job.status == BulkJobStatus::AwaitingConfirmation => {
-                self.fleet.confirm_bulk_job(&actor, s.job.id).await
-            }
-            Ok(s) => Ok(s.job),
-            Err(e) => Err(e),
-        };
-        match job {
+        match self.send_bulk(&actor, &iccids, action, &note).await {
             Ok(job) => {
                 self.record_pool_step(ports, claim, step, ActionState::Requested, Some(job.id), None)
                     .await?;
                 Ok(Step::Requested(iccids.len()))
             }
             Err(e) => {
-                let what = match step {
-                    QuotaStep::Suspend => "suspension",
-                    QuotaStep::Resume => "resume",
-                };
-                let reason = format!("the {what} could not be sent: {e}");
+                let reason = format!("the {} could not be sent: {e}", step_words(step));
                 self.record_pool_step(ports, claim, step, ActionState::Failed, None, Some(&reason))
                     .await?;
                 Ok(Step::Failed)

@@ -115,7 +115,6 @@ impl Default for Audience {
 }
 
 impl Notification {
-    /// The notification of a job that reached its final status.
     /// A SIM's quota reached `period.stage`: for the tenant's fleet managers (no one user set
     /// it for themselves alone). The payload carries the figures, the overshoot past the limit
     /// included.
@@ -123,7 +122,7 @@ impl Notification {
         let quota = &target.quota;
         let limit = quota.rule.limit_bytes;
         let used = period.used_bytes;
-        let over = used.saturating_sub(limit);
+        let over = quota.rule.overshoot(used);
         let iccid = target.iccid.as_str();
         let until = period
             .end
@@ -193,7 +192,7 @@ impl Notification {
     ) -> Self {
         let limit = pool.rule.limit_bytes;
         let used = period.used_bytes;
-        let over = used.saturating_sub(limit);
+        let over = pool.rule.overshoot(used);
         let sims = match period.sims {
             1 => "1 SIM".to_owned(),
             n => format!("{n} SIMs"),
@@ -257,6 +256,7 @@ impl Notification {
         }
     }
 
+    /// The notification of a job that reached its final status.
     pub fn bulk_job_finished(job: &BulkJob, at: DateTime<Utc>) -> Self {
         let what = job
             .file_name

@@ -110,6 +110,42 @@ impl QuotaRule {
             .max()
             .unwrap_or(0)
     }
+
+    /// Bytes left before the limit after `used` (0 past it).
+    pub fn remaining(&self, used: u64) -> u64 {
+        self.limit_bytes.saturating_sub(used)
+    }
+
+    /// Bytes `used` past the limit.
+    pub fn overshoot(&self, used: u64) -> u64 {
+        used.saturating_sub(self.limit_bytes)
+    }
+
+    /// Percentage of the limit `used` is, to two decimals (above 100 past the limit).
+    pub fn percent(&self, used: u64) -> f64 {
+        let basis = u128::from(used) * 10_000 / u128::from(self.limit_bytes.max(1));
+        basis as f64 / 100.0
+    }
+
+    /// Where `used` stands: within, past a warning stage, or at the limit.
+    pub fn standing(&self, used: u64) -> Standing {
+        match self.stage_of(used) {
+            EXCEEDED => Standing::Exceeded,
+            0 => Standing::Within,
+            _ => Standing::Warning,
+        }
+    }
+}
+
+/// Where usage stands against a quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Below every warning stage.
+    Within,
+    /// Past a warning stage, below the limit.
+    Warning,
+    /// At or past the limit.
+    Exceeded,
 }
 
 /// Where a SIM's quota comes from.
@@ -371,23 +407,6 @@ pub struct QuotaStatus {
     pub last_resume: Option<(ActionState, Option<String>)>,
 }
 
-impl QuotaStatus {
-    pub fn remaining_bytes(&self) -> u64 {
-        self.quota.rule.limit_bytes.saturating_sub(self.used_bytes)
-    }
-
-    /// Bytes used past the limit.
-    pub fn overshoot_bytes(&self) -> u64 {
-        self.used_bytes.saturating_sub(self.quota.rule.limit_bytes)
-    }
-
-    /// Percentage of the limit used, to two decimals (above 100 past the limit).
-    pub fn percent(&self) -> f64 {
-        let basis = u128::from(self.used_bytes) * 10_000 / u128::from(self.quota.rule.limit_bytes.max(1));
-        basis as f64 / 100.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -477,36 +496,12 @@ mod tests {
     }
 
     #[test]
-    fn a_status_says_what_is_left_and_what_went_past() {
-        let quota = SimQuota {
-            id: Uuid::nil(),
-            tenant_id: TenantId(Uuid::nil()),
-            sim_id: SimId(Uuid::nil()),
-            rule: rule(3_000, &[]),
-            source: QuotaSource::Sim,
-            set_by: "alice".into(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        let status = |used| QuotaStatus {
-            quota: quota.clone(),
-            period_start: Utc::now(),
-            period_end: Utc::now(),
-            used_bytes: used,
-            stage: 0,
-            action_state: ActionState::None,
-            action_reason: None,
-            last_resume: None,
-        };
-        let s = status(1_000);
-        assert_eq!(
-            (s.remaining_bytes(), s.overshoot_bytes(), s.percent()),
-            (2_000, 0, 33.33)
-        );
-        let s = status(4_500);
-        assert_eq!(
-            (s.remaining_bytes(), s.overshoot_bytes(), s.percent()),
-            (0, 1_500, 150.0)
-        );
+    fn a_rule_says_what_is_left_what_went_past_and_where_usage_stands() {
+        let r = rule(3_000, &[80]);
+        let at = |s: u64| (r.remaining(s), r.overshoot(s), r.percent(s), r.standing(s));
+        assert_eq!(at(1_000), (2_000, 0, 33.33, Standing::Within));
+        assert_eq!(at(2_400), (600, 0, 80.0, Standing::Warning));
+        assert_eq!(at(3_000), (0, 0, 100.0, Standing::Exceeded));
+        assert_eq!(at(4_500), (0, 1_500, 150.0, Standing::Exceeded));
     }
 }

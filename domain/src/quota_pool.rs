@@ -239,23 +239,6 @@ pub struct PoolStatus {
     pub last_resume: Option<(ActionState, Option<String>)>,
 }
 
-impl PoolStatus {
-    pub fn remaining_bytes(&self) -> u64 {
-        self.pool.rule.limit_bytes.saturating_sub(self.used_bytes)
-    }
-
-    /// Bytes used past the limit.
-    pub fn overshoot_bytes(&self) -> u64 {
-        self.used_bytes.saturating_sub(self.pool.rule.limit_bytes)
-    }
-
-    /// Percentage of the limit used, to two decimals (above 100 past the limit).
-    pub fn percent(&self) -> f64 {
-        let basis = u128::from(self.used_bytes) * 10_000 / u128::from(self.pool.rule.limit_bytes.max(1));
-        basis as f64 / 100.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -457,34 +440,5 @@ mod tests {
             n.body
         );
         assert_eq!(n.payload["pool"]["overshootBytes"], 210_000);
-    }
-
-    #[test]
-    fn a_status_says_what_is_left_and_what_went_past() {
-        let status = |used| PoolStatus {
-            pool: QuotaPool {
-                rule: rule(3_000, &[], QuotaAction::Notify),
-                ..pool(PoolMembers::Customer(CustomerId(Uuid::new_v4())))
-            },
-            period_start: Utc::now(),
-            period_end: Utc::now(),
-            used_bytes: used,
-            sims: 3,
-            stage: 0,
-            action_state: ActionState::None,
-            action_reason: None,
-            evaluated_at: None,
-            last_resume: None,
-        };
-        let s = status(1_000);
-        assert_eq!(
-            (s.remaining_bytes(), s.overshoot_bytes(), s.percent()),
-            (2_000, 0, 33.33)
-        );
-        let s = status(4_500);
-        assert_eq!(
-            (s.remaining_bytes(), s.overshoot_bytes(), s.percent()),
-            (0, 1_500, 150.0)
-        );
     }
 }

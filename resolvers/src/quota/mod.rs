@@ -11,7 +11,7 @@ pub(crate) use self::query::QuotaQuery;
 
 use async_graphql::{InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use ioto_domain::quota::{QuotaDefault, QuotaRule, QuotaSource, QuotaStatus, EXCEEDED};
+use ioto_domain::quota::{QuotaDefault, QuotaRule, QuotaSource, QuotaStatus, Standing, EXCEEDED};
 use ioto_domain::Error;
 
 use crate::enums::{QuotaActionKind, QuotaActionStateKind};
@@ -32,6 +32,16 @@ pub enum QuotaStateKind {
     Warning,
     /// At or past the limit.
     Exceeded,
+}
+
+impl From<Standing> for QuotaStateKind {
+    fn from(s: Standing) -> Self {
+        match s {
+            Standing::Within => Self::Within,
+            Standing::Warning => Self::Warning,
+            Standing::Exceeded => Self::Exceeded,
+        }
+    }
 }
 
 /// Where a SIM's quota comes from.
@@ -72,24 +82,18 @@ impl SimQuotaObject {
     }
     /// Bytes left before the limit (0 past it).
     async fn remaining_bytes(&self) -> BigInt {
-        big(self.0.remaining_bytes())
+        big(self.0.quota.rule.remaining(self.0.used_bytes))
     }
     /// Bytes used past the limit (traffic counted before the SIM was stopped).
     async fn overshoot_bytes(&self) -> BigInt {
-        big(self.0.overshoot_bytes())
+        big(self.0.quota.rule.overshoot(self.0.used_bytes))
     }
     /// Share of the limit used, in percent with two decimals (above 100 past the limit).
     async fn percent(&self) -> f64 {
-        self.0.percent()
+        self.0.quota.rule.percent(self.0.used_bytes)
     }
     async fn state(&self) -> QuotaStateKind {
-        if self.0.used_bytes >= self.0.quota.rule.limit_bytes {
-            QuotaStateKind::Exceeded
-        } else if self.0.quota.rule.stage_of(self.0.used_bytes) > 0 {
-            QuotaStateKind::Warning
-        } else {
-            QuotaStateKind::Within
-        }
+        self.0.quota.rule.standing(self.0.used_bytes).into()
     }
     /// Percentages of the limit that notify when reached.
     async fn stages(&self) -> Vec<i32> {

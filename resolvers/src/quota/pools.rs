@@ -198,25 +198,18 @@ impl PoolQuotaObject {
     }
     /// Bytes left before the limit (0 past it).
     async fn remaining_bytes(&self) -> BigInt {
-        big(self.0.remaining_bytes())
+        big(self.0.pool.rule.remaining(self.0.used_bytes))
     }
     /// Bytes used past the limit (traffic counted before the SIMs were stopped).
     async fn overshoot_bytes(&self) -> BigInt {
-        big(self.0.overshoot_bytes())
+        big(self.0.pool.rule.overshoot(self.0.used_bytes))
     }
     /// Share of the limit used, in percent with two decimals (above 100 past the limit).
     async fn percent(&self) -> f64 {
-        self.0.percent()
+        self.0.pool.rule.percent(self.0.used_bytes)
     }
     async fn state(&self) -> QuotaStateKind {
-        let rule = &self.0.pool.rule;
-        if self.0.used_bytes >= rule.limit_bytes {
-            QuotaStateKind::Exceeded
-        } else if rule.stage_of(self.0.used_bytes) > 0 {
-            QuotaStateKind::Warning
-        } else {
-            QuotaStateKind::Within
-        }
+        self.0.pool.rule.standing(self.0.used_bytes).into()
     }
     /// Percentages of the limit that notify when reached.
     async fn stages(&self) -> Vec<i32> {

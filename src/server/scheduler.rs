@@ -139,6 +139,9 @@ pub fn spawn_alerts(
 /// activity of a SIM is recorded a few seconds after it is counted.
 const SWEEP_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 
+/// How often, at most, the quota pools whose SIMs carried traffic are evaluated between sweeps.
+const POOL_PASS_EVERY: Duration = Duration::from_secs(10);
+
 /// Whether a notification tells of a SIM reaching a limit that suspends it.
 fn suspends(n: &ioto_domain::events::NotificationCreated) -> bool {
     let q = &n.payload["quota"];
@@ -150,7 +153,8 @@ fn suspends(n: &ioto_domain::events::NotificationCreated) -> bool {
 /// Every `interval`: the quotas of SIMs with traffic since the last sweep evaluated again (what
 /// an evaluation after a counted batch missed), the tenants' SIMs brought in line with their
 /// quota defaults, the resumes of a new period marked, then the actions (suspensions at the
-/// limit, resumes) sent and those sent before looked at. A SIM reaching a limit that suspends it (told on the bus by whichever
+/// limit, resumes) sent and those sent before looked at; between sweeps, every
+/// [`POOL_PASS_EVERY`] at most, the pools whose SIMs carried traffic evaluated. A SIM reaching a limit that suspends it (told on the bus by whichever
 /// instance evaluated it) has its suspension sent at once, not at the next sweep; the actions
 /// are claimed, so instances woken together send it once.
 pub fn spawn_quotas(
@@ -162,13 +166,37 @@ pub fn spawn_quotas(
     use futures::StreamExt as _;
     tokio::spawn(async move {
         let mut since = Utc::now() - SWEEP_OVERLAP;
+        let mut upkept: Option<chrono::DateTime<Utc>> = None;
         let mut next_sweep = tokio::time::Instant::now();
+        let pool_every = interval.min(POOL_PASS_EVERY);
+        let mut next_pools = tokio::time::Instant::now() + pool_every;
         let mut events_open = true;
         loop {
             let now = Utc::now();
             let sweep = tokio::time::Instant::now() >= next_sweep;
             if sweep {
                 next_sweep = tokio::time::Instant::now() + interval;
+            }
+            // Between sweeps, the pools whose SIMs carried traffic (a sweep evaluates them all).
+            let pool_pass = !sweep && tokio::time::Instant::now() >= next_pools;
+            if sweep || pool_pass {
+                next_pools = tokio::time::Instant::now() + pool_every;
+            }
+            if pool_pass {
+                match quotas.pool_pass(now).await {
+                    Ok(p) if !p.is_quiet() => tracing::info!(
+                        pools = p.pools,
+                        reached = p.stages_reached,
+                        exceeded = p.exceeded,
+                        not_evaluated = p.not_evaluated,
+                        requested = p.actions.requested,
+                        "quota pools with traffic"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the quota pool pass failed; retrying next interval")
+                    }
+                }
             }
             let swept = if sweep {
                 Some(quotas.evaluator().sweep(since, now).await)
@@ -193,15 +221,20 @@ pub fn spawn_quotas(
             if sweep {
                 // SIMs added or moved to another plan take their default; SIMs a quota
                 // suspended are resumed when their next period starts.
-                match quotas.upkeep(now).await {
-                    Ok((d, resumes)) if d.added + d.changed + d.removed + resumes > 0 => tracing::info!(
-                        added = d.added,
-                        changed = d.changed,
-                        removed = d.removed,
-                        resumes,
-                        "quota defaults followed, resumes due"
-                    ),
-                    Ok(_) => {}
+                // Every SIM at the first upkeep, then those created or changed since the last.
+                match quotas.upkeep(upkept, now).await {
+                    Ok((d, resumes)) => {
+                        upkept = Some(now - SWEEP_OVERLAP);
+                        if d.added + d.changed + d.removed + resumes > 0 {
+                            tracing::info!(
+                                added = d.added,
+                                changed = d.changed,
+                                removed = d.removed,
+                                resumes,
+                                "quota defaults followed, resumes due"
+                            )
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "quota upkeep failed; retrying next interval"),
                 }
                 // Quota pools: every pool evaluated, its resumes due marked, its actions sent.
@@ -240,6 +273,7 @@ pub fn spawn_quotas(
                 tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep_until(next_sweep) => break,
+                    _ = tokio::time::sleep_until(next_pools) => break,
                     e = events.next(), if events_open => match e {
                         Some(ioto_domain::events::FleetEvent::Notification(n)) if suspends(&n) => break,
                         Some(_) => {}

@@ -627,7 +627,12 @@ impl QuotaStore for SqlFleet {
         Ok(true)
     }
 
-    async fn apply_quota_defaults(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<DefaultsApplied> {
+    async fn apply_quota_defaults(
+        &self,
+        tenant: TenantId,
+        changed_since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<DefaultsApplied> {
         #[derive(FromQueryResult)]
         struct SimPlan {
             id: Uuid,
@@ -644,26 +649,42 @@ impl QuotaStore for SqlFleet {
             .into_iter()
             .map(default_from)
             .collect::<Result<_>>()?;
-        let quotas: HashMap<Uuid, sim_quota::Model> = sim_quota::Entity::find()
-            .filter(sim_quota::Column::TenantId.eq(tenant.0))
-            .all(&txn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|q| (q.sim_id, q))
-            .collect();
+        let mut sims_of = sim::Entity::find()
+            .select_only()
+            .columns([sim::Column::Id, sim::Column::TariffPlan])
+            .filter(sim::Column::TenantId.eq(tenant.0));
+        if let Some(since) = changed_since {
+            sims_of = sims_of.filter(sim::Column::UpdatedAt.gte(since));
+        }
+        let sims = sims_of.into_model::<SimPlan>().all(&txn).await.map_err(db)?;
+        let quotas: HashMap<Uuid, sim_quota::Model> = match changed_since {
+            None => sim_quota::Entity::find()
+                .filter(sim_quota::Column::TenantId.eq(tenant.0))
+                .all(&txn)
+                .await
+                .map_err(db)?,
+            Some(_) => {
+                let mut found = Vec::new();
+                for chunk in sims.chunks(QUOTA_CHUNK) {
+                    found.extend(
+                        sim_quota::Entity::find()
+                            .filter(sim_quota::Column::TenantId.eq(tenant.0))
+                            .filter(sim_quota::Column::SimId.is_in(chunk.iter().map(|s| s.id)))
+                            .all(&txn)
+                            .await
+                            .map_err(db)?,
+                    );
+                }
+                found
+            }
+        }
+        .into_iter()
+        .map(|q| (q.sim_id, q))
+        .collect();
         if defaults.is_empty() && quotas.values().all(|q| q.default_id.is_none()) {
             commit(txn).await?;
             return Ok(DefaultsApplied::default());
         }
-        let sims = sim::Entity::find()
-            .select_only()
-            .columns([sim::Column::Id, sim::Column::TariffPlan])
-            .filter(sim::Column::TenantId.eq(tenant.0))
-            .into_model::<SimPlan>()
-            .all(&txn)
-            .await
-            .map_err(db)?;
         let mut applied = DefaultsApplied::default();
         let mut add: Vec<SimQuota> = Vec::new();
         let mut change: Vec<SimQuota> = Vec::new();

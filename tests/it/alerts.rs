@@ -39,12 +39,7 @@ pub(crate) async fn publish_event(app: &TestApp, session: &str, event: &Value) {
 /// An app counting sessions from its bus, evaluating usage a fifth of a second after it is
 /// counted, alert rules on the clock every second, and sending e-mail and webhooks.
 pub(crate) async fn alert_app(engines: Engines, smtp: &SmtpServer) -> TestApp {
-    let mut config = TestApp::config(engines).await;
-    config.ingest.enabled = true;
-    config.ingest.batch_wait_ms = 20;
-    config.ingest.telemetry = false;
-    config.fleet.quota_evaluate_ms = 200;
-    config.fleet.quota_sweep_seconds = 1;
+    let mut config = crate::quotas::counting_config(engines).await;
     config.fleet.alert_tick_seconds = 1;
     config.smtp.url = Some(ioto::config::SecretUrl::new(format!(
         "smtp://127.0.0.1:{}",

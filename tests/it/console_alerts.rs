@@ -23,12 +23,7 @@ use crate::console::{
 /// An app counting sessions from its bus, evaluating quotas and data rules a fifth of a second
 /// after a count, and alert rules on the clock every second (as `alerts.rs` runs them).
 async fn alert_app() -> TestApp {
-    let mut config = TestApp::config(Engines::Embedded).await;
-    config.ingest.enabled = true;
-    config.ingest.batch_wait_ms = 20;
-    config.ingest.telemetry = false;
-    config.fleet.quota_evaluate_ms = 200;
-    config.fleet.quota_sweep_seconds = 1;
+    let mut config = crate::quotas::counting_config(Engines::Embedded).await;
     config.fleet.alert_tick_seconds = 1;
     TestApp::spawn_with(config).await
 }

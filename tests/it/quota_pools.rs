@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::console::publish_session;
-use crate::quotas::{quota_app, stage_notes};
+use crate::quotas::{counting_config, quota_app, stage_notes};
 
 const POOL: &str = "id name customerId labels { key value } simCount setBy
     quota { limitBytes usedBytes remainingBytes overshootBytes percent state stages stageReached
@@ -45,7 +45,7 @@ async fn read_pool(app: &TestApp, token: &str, id: &str) -> Value {
     body["data"]["quotaPool"].clone()
 }
 
-/// Waits (up to 20 s) until `check` holds of the pool's quota, which it returns.
+/// Waits (up to 40 s) until `check` holds of the pool's quota, which it returns.
 async fn until_pool(
     app: &TestApp,
     token: &str,
@@ -53,7 +53,7 @@ async fn until_pool(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let quota = read_pool(app, token, id).await["quota"].clone();
         if check(&quota) {
             return quota;
@@ -299,6 +299,68 @@ async fn a_pool_past_its_limit_suspends_its_sims_once_on_embedded_engines() {
 #[tokio::test]
 async fn a_pool_past_its_limit_suspends_its_sims_once_on_real_engines() {
     a_pool_past_its_limit_suspends_its_sims_once_on(Engines::Real).await;
+}
+
+/// With sweeps an hour apart, a pool is still evaluated from its SIMs' traffic: the pass between
+/// sweeps sees the warning and the limit within seconds and suspends the pool's SIMs.
+#[tokio::test]
+async fn a_pool_crossed_between_sweeps_is_acted_on_from_its_sims_traffic() {
+    let mut config = counting_config(Engines::Embedded).await;
+    config.fleet.quota_sweep_seconds = 3_600;
+    let app = TestApp::spawn_with(config).await;
+    let f = &app.factory;
+    let t = f.tenant("Pools between sweeps").await;
+    let acme = f.customer(&t, "Acme").await;
+    let members = f.sims(&t, Some(acme.id), 2).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let created = create_pool(
+        &app,
+        &token,
+        json!({"name": "Fleet B", "customerId": acme.id.0.to_string(), "limitBytes": 1_000_000,
+            "stages": [50], "action": "SUSPEND"}),
+    )
+    .await;
+    assert!(created["errors"].is_null(), "{created}");
+    let id = created["data"]["createQuotaPool"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 660 kB: past the warning stage, seen without a sweep.
+    publish_session(&app, "between-1", &members[0], 300_000).await;
+    publish_session(&app, "between-2", &members[1], 300_000).await;
+    let warned = until_pool(&app, &token, &id, "the pool's traffic is not evaluated", |q| {
+        q["stageReached"] == 50
+    })
+    .await;
+    assert_eq!(
+        (&warned["usedBytes"], &warned["state"]),
+        (&json!(660_000), &json!("WARNING"))
+    );
+    // 1.21 MB: past the limit; both SIMs suspended by the pass, not by an hourly sweep.
+    publish_session(&app, "between-1", &members[0], 800_000).await;
+    let crossed = until_pool(&app, &token, &id, "the limit is not seen between sweeps", |q| {
+        q["stageReached"] == 100
+    })
+    .await;
+    assert_eq!(crossed["usedBytes"], json!(1_210_000));
+    for _ in 0..200 {
+        let mut states = Vec::new();
+        for sim in &members {
+            states.push(sim_pools(&app, &token, sim).await.0);
+        }
+        if states.iter().all(|s| s == "SUSPENDED") {
+            assert_eq!(
+                stage_notes(&app, &token, "pool").await.len(),
+                2,
+                "the warning and the limit, each told once"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the pool's SIMs are never suspended between sweeps");
 }
 
 #[tokio::test]

@@ -15,6 +15,13 @@ use crate::console::publish_session;
 /// An app counting sessions from its bus, evaluating quotas a fifth of a second after a SIM's
 /// traffic is counted and sweeping every second.
 pub(crate) async fn quota_app(engines: Engines) -> TestApp {
+    TestApp::spawn_with(counting_config(engines).await).await
+}
+
+/// The configuration of an app counting sessions from its bus (not telemetry), evaluating
+/// quotas and the stream's rules a fifth of a second after a count, and sweeping quotas every
+/// second.
+pub(crate) async fn counting_config(engines: Engines) -> ioto::config::Config {
     let mut config = TestApp::config(engines).await;
     config.ingest.enabled = true;
     config.ingest.batch_wait_ms = 20;

@@ -326,7 +326,17 @@ impl QuotaService {
     /// Brings a tenant's SIMs in line with its defaults and, when that gave or changed quotas,
     /// measures what the SIMs used this period against them.
     async fn follow_defaults(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<DefaultsApplied> {
-        let applied = self.store.apply_quota_defaults(tenant, now).await?;
+        self.follow_defaults_since(tenant, None, now).await
+    }
+
+    /// [`Self::follow_defaults`] for the SIMs created or changed since `since` (all without it).
+    async fn follow_defaults_since(
+        &self,
+        tenant: TenantId,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<DefaultsApplied> {
+        let applied = self.store.apply_quota_defaults(tenant, since, now).await?;
         if applied.added + applied.changed > 0 {
             self.evaluate_tenant(tenant, now).await?;
         }
@@ -343,13 +353,17 @@ impl QuotaService {
     }
 
     /// The upkeep a sweep does beside evaluating: every tenant with defaults has its SIMs
-    /// follow them (SIMs added, or moved to another plan, since), and the resumes due at the
-    /// start of a period are marked to be sent. Returns what following the defaults changed and
-    /// the resumes marked.
-    pub async fn upkeep(&self, now: DateTime<Utc>) -> Result<(DefaultsApplied, u64)> {
+    /// follow them (SIMs added, or moved to another plan: those created or changed since
+    /// `since`, every SIM without it), and the resumes due at the start of a period are marked
+    /// to be sent. Returns what following the defaults changed and the resumes marked.
+    pub async fn upkeep(
+        &self,
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(DefaultsApplied, u64)> {
         let mut all = DefaultsApplied::default();
         for tenant in self.store.tenants_with_quota_defaults().await? {
-            let a = self.follow_defaults(tenant, now).await?;
+            let a = self.follow_defaults_since(tenant, since, now).await?;
             all.added += a.added;
             all.changed += a.changed;
             all.removed += a.removed;

@@ -78,8 +78,16 @@ pub trait QuotaStore: Send + Sync + 'static {
     async fn delete_quota_default(&self, scope: Scope, tenant: TenantId, plan: Option<&str>) -> Result<bool>;
     /// Brings the quotas of a tenant's SIMs in line with its defaults: a SIM without a quota of
     /// its own follows its plan's default, else the tenant's, else has none. Quotas set on a
-    /// SIM are left alone. Safe to repeat, and on two servers at once (both write the same).
-    async fn apply_quota_defaults(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<DefaultsApplied>;
+    /// SIM are left alone. With `changed_since`, only the SIMs created or changed since then
+    /// are looked at (what a periodic pass needs after a full one: a SIM added, or moved to
+    /// another plan); without it, every SIM (after a default changed). Safe to repeat, and on
+    /// two servers at once (both write the same).
+    async fn apply_quota_defaults(
+        &self,
+        tenant: TenantId,
+        changed_since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<DefaultsApplied>;
     /// The tenants that have quota defaults (whose SIMs a sweep keeps in line).
     async fn tenants_with_quota_defaults(&self) -> Result<Vec<TenantId>>;
     /// Marks the resumes due at `now`: periods that ended, whose SIM the quota suspended, of a

@@ -380,7 +380,21 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
         ),
         "another tenant sets a default"
     );
-    let applied = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    // A pass over the SIMs changed since a time after they were created looks at none of them.
+    let later = fleet
+        .apply_quota_defaults(a.id, Some(Utc::now() + Duration::minutes(5)), t)
+        .await
+        .unwrap();
+    assert_eq!(
+        (later.added, later.changed, later.removed),
+        (0, 0, 0),
+        "SIMs not changed since are looked at"
+    );
+    // Since before they were created: the same as every SIM.
+    let applied = fleet
+        .apply_quota_defaults(a.id, Some(t - Duration::minutes(5)), t)
+        .await
+        .unwrap();
     assert_eq!(
         (applied.added, applied.changed, applied.removed),
         (3, 0, 0),
@@ -401,7 +415,7 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
         [None],
         "another tenant's SIM follows the defaults"
     );
-    let again = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    let again = fleet.apply_quota_defaults(a.id, None, t).await.unwrap();
     assert_eq!(
         (again.added, again.changed, again.removed),
         (0, 0, 0),
@@ -419,7 +433,7 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
         plan.id,
         "a replaced default's id"
     );
-    let changed = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    let changed = fleet.apply_quota_defaults(a.id, None, t).await.unwrap();
     assert_eq!(
         (changed.added, changed.changed, changed.removed),
         (0, 1, 0),
@@ -441,7 +455,7 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
         !fleet.delete_sim_quota(a_scope, iot[0].id).await.unwrap(),
         "a default's quota removed one by one"
     );
-    let back = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    let back = fleet.apply_quota_defaults(a.id, None, t).await.unwrap();
     assert_eq!(
         back.added, 1,
         "the SIM without its own quota does not take its plan's default"
@@ -459,7 +473,7 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
             .unwrap(),
         "removed twice"
     );
-    let moved = fleet.apply_quota_defaults(a.id, t).await.unwrap();
+    let moved = fleet.apply_quota_defaults(a.id, None, t).await.unwrap();
     assert_eq!(moved.added, 2, "{moved:?}");
     assert_eq!(
         quotas_by_sim(&fleet, a_scope, &all).await,

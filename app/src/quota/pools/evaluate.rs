@@ -18,6 +18,11 @@ use crate::quota::{hourly_bytes, ActionPass, QuotaService};
 /// SIMs whose usage one cube read asks for.
 const USAGE_CHUNK: usize = 10_000;
 
+/// How long before a pool's last evaluation the traffic of its SIMs makes a pool pass evaluate
+/// it again: a SIM's activity is recorded a few seconds after its traffic is counted, and its
+/// usage is readable a few seconds after that.
+pub const POOL_PASS_OVERLAP: chrono::Duration = chrono::Duration::seconds(30);
+
 /// What a sweep over the pools did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolSweep {
@@ -45,6 +50,28 @@ impl PoolSweep {
             + self.actions.failed
             == 0
             && self.resumes == 0
+    }
+}
+
+impl PoolSweep {
+    /// Counts what evaluating one pool did; a pool that could not be evaluated is logged (it
+    /// is evaluated again at the next pass or sweep).
+    fn count(&mut self, target: &PoolTarget, evaluated: Result<Evaluated>) {
+        match evaluated {
+            Ok(Evaluated::Measured { moved, exceeded }) => {
+                self.stages_reached += usize::from(moved);
+                self.exceeded += usize::from(exceeded);
+            }
+            Ok(Evaluated::TooMany) => self.not_evaluated += 1,
+            Err(e) => {
+                self.not_evaluated += 1;
+                tracing::warn!(
+                    pool = %target.pool.id,
+                    error = %e,
+                    "a quota pool could not be evaluated; again at the next pass"
+                );
+            }
+        }
     }
 }
 
@@ -80,24 +107,62 @@ impl QuotaService {
             self.usage.settle().await?;
         }
         for t in &targets {
-            match self.evaluate_pool(ports, t, now).await {
-                Ok(Evaluated::Measured { moved, exceeded }) => {
-                    sweep.stages_reached += usize::from(moved);
-                    sweep.exceeded += usize::from(exceeded);
-                }
-                Ok(Evaluated::TooMany) => sweep.not_evaluated += 1,
-                Err(e) => {
-                    sweep.not_evaluated += 1;
-                    tracing::warn!(
-                        pool = %t.pool.id,
-                        error = %e,
-                        "a quota pool could not be evaluated; again at the next sweep"
-                    );
-                }
-            }
+            let evaluated = self.evaluate_pool(ports, t, now).await;
+            sweep.count(t, evaluated);
         }
         sweep.resumes = ports.store.mark_pool_resumes(now).await?;
         sweep.actions = self.run_pool_actions(ports, now).await?;
+        Ok(sweep)
+    }
+
+    /// The pools whose SIMs carried traffic since each was last evaluated (less
+    /// [`POOL_PASS_OVERLAP`], as a SIM's activity is recorded a few seconds after its traffic is
+    /// counted) evaluated at `now`, and the pools' actions sent and looked at: what
+    /// the traffic of a pool's SIMs does to it is seen within seconds, not at the next sweep. A
+    /// pool not evaluated yet this period is left to the sweep. Without pools wired, nothing.
+    pub async fn pool_pass(&self, now: DateTime<Utc>) -> Result<PoolSweep> {
+        let Some(ports) = self.pools.as_ref() else {
+            return Ok(PoolSweep::default());
+        };
+        let targets = ports.store.all_pools().await?;
+        let mut sweep = PoolSweep::default();
+        let mut settled = false;
+        for t in &targets {
+            let (start, _) = period_of(t.time_zone, now);
+            let Some(last) = ports
+                .store
+                .pool_period(Scope::Platform, t.pool.id, start)
+                .await?
+                .map(|p| p.evaluated_at)
+            else {
+                continue;
+            };
+            let active = SimFilter {
+                last_activity_from: Some(last - POOL_PASS_OVERLAP),
+                ..t.pool.members.filter()
+            };
+            let actor = pool_actor(t.pool.tenant_id);
+            let with_traffic = self
+                .fleet
+                .store()
+                .count_sims(actor.scope(), t.pool.tenant_id, &active)
+                .await?;
+            if with_traffic == 0 {
+                continue;
+            }
+            if !settled {
+                // What was counted is read as counted.
+                self.usage.settle().await?;
+                settled = true;
+            }
+            sweep.pools += 1;
+            let evaluated = self.evaluate_pool(ports, t, now).await;
+            sweep.count(t, evaluated);
+        }
+        if !targets.is_empty() {
+            // Suspensions of the limits reached now, and the jobs sent before looked at.
+            sweep.actions = self.run_pool_actions(ports, now).await?;
+        }
         Ok(sweep)
     }
 

@@ -4,7 +4,8 @@
 //! [`ioto_domain::quota_pool`]).
 //!
 //! ```text
-//! sweep (every fleet.quota_sweep_seconds), and a pool created or changed at once:
+//! sweep (every fleet.quota_sweep_seconds), a pool created or changed at once, and between
+//! sweeps (every 10 s at most) the pools whose SIMs carried traffic since last evaluated:
 //!   members from the SIM list (its filter, page by page; past 100,000 not evaluated, said on
 //!   the period) ─► their period's usage from the hourly cube, summed ─► the stage reached
 //!   ─► advance (up only, notification in the same transaction) ─► at the limit with SUSPEND:

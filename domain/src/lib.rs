@@ -16,6 +16,7 @@ pub mod parallel;
 pub mod password;
 pub mod ports;
 pub mod quota;
+pub mod quota_import;
 pub mod quota_pool;
 pub mod role;
 pub mod usage;

@@ -155,7 +155,15 @@ pub enum SortDirection {
 
 mirror_enum!(
     /// What a SIM list is sorted by (ties broken by id).
-    SimOrderField, "SimOrderField", SimSort, [Iccid, State, CreatedAt, UpdatedAt]
+    SimOrderField, "SimOrderField", SimSort, [
+        Iccid,
+        State,
+        CreatedAt,
+        UpdatedAt,
+        /// Share of the data quota used in the current period, as last evaluated (within seconds
+        /// of the traffic); SIMs without a quota last when descending (first when ascending).
+        QuotaPercent,
+    ]
 );
 
 mirror_enum!(

@@ -22,6 +22,7 @@ mod ingest;
 mod limits;
 mod live;
 mod pipeline;
+mod quota_import;
 mod quota_pools;
 mod quotas;
 mod rate_cards_api;

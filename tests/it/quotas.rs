@@ -28,7 +28,7 @@ pub(crate) async fn counting_config(engines: Engines) -> ioto::config::Config {
     config.ingest.telemetry = false;
     config.fleet.quota_evaluate_ms = 200;
     config.fleet.quota_sweep_seconds = 1;
-    TestApp::spawn_with(config).await
+    config
 }
 
 const QUOTA: &str = "quota { limitBytes usedBytes remainingBytes overshootBytes percent state stages
@@ -630,6 +630,129 @@ async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on_embedded_engin
 #[tokio::test]
 async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on_real_engines() {
     defaults_follow_the_plan_and_quotas_are_set_by_filter_on(Engines::Real).await;
+}
+
+const BY_SHARE: &str = "query($n: Int, $a: String) { sims(orderBy: { field: QUOTA_PERCENT, direction: DESC },
+    first: $n, after: $a) { nodes { iccid } pageInfo { endCursor hasNextPage } } }";
+
+/// A page of the tenant's SIMs, those that used most of their quota first.
+async fn by_share(app: &TestApp, token: &str, first: i32, after: Option<&str>) -> Value {
+    app.gql(Some(token), BY_SHARE, json!({"n": first, "a": after}))
+        .await
+}
+
+/// The ICCIDs of a page of SIMs, in its order.
+fn iccids_of(body: &Value) -> Vec<String> {
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["sims"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["iccid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn the_sims_closest_to_their_limit_are_listed_first_on(engines: Engines) {
+    let app = quota_app(engines).await;
+    let f = &app.factory;
+    let t = f.tenant("Quota order").await;
+    let sims = f.sims(&t, None, 6).await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    // 1 MB quotas on three SIMs, 10 MB on one; two SIMs have none.
+    for (sim, limit) in [
+        (&sims[0], 1_000_000),
+        (&sims[1], 1_000_000),
+        (&sims[2], 1_000_000),
+        (&sims[5], 10_000_000),
+    ] {
+        let body = app
+            .gql(
+                Some(&token),
+                "mutation($i: Iccid!, $l: BigInt!) { setSimQuota(iccid: $i, input: { limitBytes: $l,
+                    action: NOTIFY }) { limitBytes } }",
+                json!({"i": sim.iccid, "l": limit}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    // 550 kB of 1 MB, 1.1 MB of 1 MB (past the limit), 1.1 MB of 10 MB; nothing on sims[2].
+    publish_session(&app, "o-0", &sims[0], 500_000).await;
+    publish_session(&app, "o-1", &sims[1], 1_000_000).await;
+    publish_session(&app, "o-5", &sims[5], 1_000_000).await;
+    let (first_loose, second_loose) = if sims[3].id > sims[4].id {
+        (&sims[3], &sims[4])
+    } else {
+        (&sims[4], &sims[3])
+    };
+    let expected: Vec<String> = [&sims[1], &sims[0], &sims[5], &sims[2], first_loose, second_loose]
+        .iter()
+        .map(|s| s.iccid.to_string())
+        .collect();
+
+    // Listed by share as soon as the traffic is evaluated; the SIMs without a quota last (by id,
+    // as every tie).
+    let mut whole = Vec::new();
+    for _ in 0..200 {
+        whole = iccids_of(&by_share(&app, &token, 50, None).await);
+        if whole == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(whole, expected, "not the SIMs closest to their limit first");
+
+    // Two a page through the cursors: the same order, none repeated or lost.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let body = by_share(&app, &token, 2, after.as_deref()).await;
+        let page = iccids_of(&body);
+        assert_eq!(page.len(), 2, "a page of two holds {page:?}: {body}");
+        paged.extend(page);
+        pages += 1;
+        let info = &body["data"]["sims"]["pageInfo"];
+        if info["hasNextPage"] != true {
+            break;
+        }
+        assert!(pages < 3, "more pages than SIMs: {body}");
+        after = info["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(paged, expected, "paged otherwise than listed");
+
+    // A cursor this list did not return is refused, naming it: garbage, or another order's.
+    assert_refused(
+        &by_share(&app, &token, 2, Some("garbage")).await,
+        "after",
+        "is not a cursor this list returned",
+    );
+    let by_creation = app
+        .gql(
+            Some(&token),
+            "{ sims(orderBy: { field: CREATED_AT }, first: 1) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let other = by_creation["data"]["sims"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{by_creation}"))
+        .to_owned();
+    assert_refused(
+        &by_share(&app, &token, 2, Some(&other)).await,
+        "after",
+        "is not a cursor this list returned",
+    );
+}
+
+#[tokio::test]
+async fn the_sims_closest_to_their_limit_are_listed_first_on_embedded_engines() {
+    the_sims_closest_to_their_limit_are_listed_first_on(Engines::Embedded).await;
+}
+
+#[tokio::test]
+async fn the_sims_closest_to_their_limit_are_listed_first_on_real_engines() {
+    the_sims_closest_to_their_limit_are_listed_first_on(Engines::Real).await;
 }
 
 #[tokio::test]

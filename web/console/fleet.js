@@ -48,6 +48,9 @@ const SIM_ORDER = [
   ['STATE', 'State'],
   ['CREATED_AT', 'Created'],
   ['UPDATED_AT', 'Last changed'],
+  // Share of the data quota used this period; descending lists those closest to their limit
+  // first, SIMs without a quota last.
+  ['QUOTA_PERCENT', 'Quota used'],
 ];
 export const DEVICE_STATES = ['REGISTERED', 'IN_SERVICE', 'MAINTENANCE', 'RETIRED'];
 const DEVICE_KINDS = ['TRACKER', 'SENSOR', 'GATEWAY', 'METER', 'CAMERA', 'WEARABLE', 'VEHICLE', 'OTHER'];

@@ -167,6 +167,11 @@ impl FleetService {
         &self.store
     }
 
+    /// The reader of uploaded tables (imports, bulk files, quota files).
+    pub(crate) fn reader(&self) -> &Arc<dyn TableReader> {
+        &self.reader
+    }
+
     /// The scope SIM reads run in, after checking the role and, for customer users, the tenant's
     /// setting.
     async fn sim_scope(&self, actor: &Actor) -> Result<Scope> {
@@ -239,6 +244,20 @@ impl FleetService {
         check_limit(page.limit)?;
         self.check_customer_filter(actor, filter.customer)?;
         self.store.list_sims(scope, tenant, filter, page).await
+    }
+
+    /// The keys of these SIMs in a list sorted by the share of their quota used (per mille at
+    /// `at`, -1 without a quota), for the cursors of such a list.
+    pub async fn sim_quota_keys(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        sims: &[SimId],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(SimId, i64)>> {
+        let scope = self.sim_scope(actor).await?;
+        let tenant = actor.target_tenant(tenant)?;
+        self.store.sim_quota_keys(scope, tenant, sims, at).await
     }
 
     pub async fn count_sims(

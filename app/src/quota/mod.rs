@@ -11,6 +11,7 @@
 
 mod actions;
 mod evaluate;
+mod import;
 mod pools;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::fleet::FleetService;
 pub use actions::ActionPass;
 pub(crate) use evaluate::{by_sim, hourly_bytes};
 pub use evaluate::{Evaluation, QuotaEvaluator, SWEEP_QUOTAS};
+pub use import::{QuotaImportReport, QuotaImportRequest, MAX_REPORTED_ERRORS};
 pub use pools::PoolSweep;
 
 /// SIMs read, and given their quota, at a time when quotas are set by filter.

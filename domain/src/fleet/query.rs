@@ -99,6 +99,11 @@ pub enum SimSort {
     State,
     CreatedAt,
     UpdatedAt,
+    /// The share of the data quota used in the current period, in per mille, as last evaluated
+    /// (-1 for a SIM without a quota). The key is not on the SIM: a cursor after a row of this
+    /// order carries the key the store reports for it (`SimStore::sim_quota_keys`), not
+    /// [`sim_cursor`]'s.
+    QuotaPercent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -182,15 +187,32 @@ pub fn parse_msisdn_prefix(s: &str) -> Result<String> {
     parse_digit_prefix(digits, "msisdnPrefix").map(|d| format!("+{d}"))
 }
 
+/// Key of a SIM without a quota in a list sorted by [`SimSort::QuotaPercent`].
+pub const NO_QUOTA_KEY: i64 = -1;
+
 /// The cursor after `sim` in a list sorted by `sort`.
+///
+/// A SIM does not carry its share of its quota: for [`SimSort::QuotaPercent`] this is the
+/// cursor after it as if it had no quota. Lists in that order build their cursors from the keys
+/// the store reports ([`quota_cursor`]); the service's own paging (exports, scans) pages by ICCID.
 pub fn sim_cursor(sim: &super::sim::Sim, sort: SimSort) -> Cursor {
     let k = match sort {
         SimSort::Iccid => sim.iccid.to_string(),
         SimSort::State => sim.state.as_str().to_owned(),
         SimSort::CreatedAt => sim.created_at.to_rfc3339(),
         SimSort::UpdatedAt => sim.updated_at.to_rfc3339(),
+        SimSort::QuotaPercent => NO_QUOTA_KEY.to_string(),
     };
     Cursor { k, id: sim.id.0 }
+}
+
+/// The cursor after `sim` in a list sorted by [`SimSort::QuotaPercent`], given its key (per mille
+/// of its quota used; `None`, a SIM the store reported no key for, counts as without a quota).
+pub fn quota_cursor(sim: &super::sim::Sim, key: Option<i64>) -> Cursor {
+    Cursor {
+        k: key.unwrap_or(NO_QUOTA_KEY).to_string(),
+        id: sim.id.0,
+    }
 }
 
 /// The cursor after `device` in a list sorted by `sort`.

@@ -91,6 +91,16 @@ pub trait SimStore: Send + Sync + 'static {
         page: &Page<SimSort>,
     ) -> Result<Vec<Sim>>;
     async fn count_sims(&self, scope: Scope, tenant: TenantId, filter: &SimFilter) -> Result<u64>;
+    /// The sort keys of these SIMs of the tenant in [`SimSort::QuotaPercent`] order at `at`: per
+    /// mille of the quota used in the period holding `at`, as last evaluated (-1 without a
+    /// quota). SIMs not found (or outside the scope) are left out; the order is not kept.
+    async fn sim_quota_keys(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        sims: &[SimId],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(SimId, i64)>>;
 
     /// Creates SIMs in bulk (set-based, not row by row), each with an audit entry of `action`
     /// (`CREATED` or `IMPORTED`) stamped with `stamp` and `import_id`. All or nothing. Returns

@@ -1,9 +1,14 @@
 //! Fleet queries: SIMs, devices, audit trail, label catalogue, schedules, settings.
 
+use std::collections::HashMap;
+
 use async_graphql::{Context, InputObject, Object, ID};
-use ioto_domain::fleet::query::{check_page_size, device_cursor, sim_cursor, DeviceSort, SimSort};
+use chrono::Utc;
+use ioto_domain::fleet::query::{
+    check_page_size, device_cursor, quota_cursor, sim_cursor, DeviceSort, SimSort,
+};
 use ioto_domain::ports::ScheduleQuery;
-use ioto_domain::{DeviceId, Error};
+use ioto_domain::{DeviceId, Error, SimId};
 
 use crate::context::{actor, loaders, services};
 use crate::enums::SortDirection;
@@ -70,15 +75,28 @@ impl FleetQuery {
             sort,
             order.direction == SortDirection::Desc,
         )?;
-        let rows = services(ctx)
-            .fleet
-            .sims(actor(ctx)?, tenant, &filter, &page)
-            .await
-            .gql()?;
+        let fleet = &services(ctx).fleet;
+        let rows = fleet.sims(actor(ctx)?, tenant, &filter, &page).await.gql()?;
+        // A SIM does not carry its share of its quota: the cursors of that order take the keys
+        // the store ranked the SIMs by.
+        let keys: HashMap<SimId, i64> = if sort == SimSort::QuotaPercent && !rows.is_empty() {
+            let ids: Vec<SimId> = rows.iter().map(|s| s.id).collect();
+            fleet
+                .sim_quota_keys(actor(ctx)?, tenant, &ids, Utc::now())
+                .await
+                .gql()?
+                .into_iter()
+                .collect()
+        } else {
+            HashMap::new()
+        };
         Ok(SimConnection::of(
             rows,
             &page,
-            |s| sim_cursor(s, sort),
+            |s| match sort {
+                SimSort::QuotaPercent => quota_cursor(s, keys.get(&s.id).copied()),
+                _ => sim_cursor(s, sort),
+            },
             tenant,
             filter,
         ))

@@ -1,6 +1,7 @@
 //! Data quotas: each SIM's limit with its standing in the current period (`Sim.quota`), and
 //! the mutations that set and remove it.
 
+mod import;
 mod mutation;
 mod pools;
 mod query;

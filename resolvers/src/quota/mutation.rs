@@ -139,4 +139,21 @@ impl QuotaMutation {
             .await
             .gql()
     }
+
+    /// Sets and removes data quotas from a file (GraphQL multipart request), one SIM per row:
+    /// columns `iccid`, `limit` (e.g. `1.5 GB`, `500 MiB`, or bytes), `stages` (e.g. `80;90`),
+    /// `action` (NOTIFY, SUSPEND or REMOVE) and `resume_next_period` — see
+    /// `ImportSimQuotasInput.file`. Every row is checked before anything is written, each error
+    /// naming its line, column and value; ICCIDs must be SIMs you manage in the tenant, each
+    /// once. Without `commit` only the report comes back. With `commit: true` the quotas are set
+    /// (overriding the SIMs' defaults, measured against this period's usage at once) and the
+    /// REMOVE rows' quotas removed — unless a row has errors, which refuses the whole file
+    /// (naming `file`) without `skipInvalid: true`. At most 20 MB and 100,000 rows.
+    async fn import_sim_quotas(
+        &self,
+        ctx: &Context<'_>,
+        input: super::import::ImportSimQuotasInput,
+    ) -> async_graphql::Result<super::import::SimQuotaImportReportObject> {
+        super::import::import_sim_quotas(ctx, input).await
+    }
 }

@@ -5,8 +5,8 @@ use ioto_domain::fleet::query::{
     Cursor, CustomerFilter, DeviceFilter, DeviceSort, LabelFilter, Page, QuotaPercentFilter, SimFilter,
     SimSort,
 };
-use ioto_domain::{Result, TenantId};
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use ioto_domain::{Error, Result, TenantId};
+use sea_orm::sea_query::{Expr, Order, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value,
 };
@@ -150,7 +150,12 @@ fn quota_percent(backend: DbBackend, q: QuotaPercentFilter) -> SimpleExpr {
     if let Some(b) = q.below {
         values.extend([q.at.into(), q.at.into(), i64::from(b).into()]);
     }
-    // Placeholders in the order the values are bound.
+    Expr::cust_with_values(placeholders(backend, &sql), values)
+}
+
+/// `sql` with each `{…}` replaced by the backend's placeholder, in the order the values are
+/// bound: `$1`, `$2`, … on Postgres, `?` elsewhere.
+fn placeholders(backend: DbBackend, sql: &str) -> String {
     let mut n = 0;
     let mut next = || {
         n += 1;
@@ -160,7 +165,7 @@ fn quota_percent(backend: DbBackend, q: QuotaPercentFilter) -> SimpleExpr {
         }
     };
     let mut out = String::new();
-    let mut rest = sql.as_str();
+    let mut rest = sql;
     while let Some(i) = rest.find('{') {
         out.push_str(&rest[..i]);
         let end = rest[i..].find('}').map_or(rest.len(), |e| i + e + 1);
@@ -168,7 +173,54 @@ fn quota_percent(backend: DbBackend, q: QuotaPercentFilter) -> SimpleExpr {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    Expr::cust_with_values(out, values)
+    out
+}
+
+/// A SIM's key in [`SimSort::QuotaPercent`] order: per mille of its quota used in the period
+/// holding `at`, as last evaluated (a period not evaluated yet counts as nothing used), and -1
+/// for a SIM without a quota. Integer arithmetic in both engines: the whole multiples of the
+/// limit and the remainder are scaled apart, so nothing overflows for limits up to 2^50 bytes
+/// (`used * 1000` would, past 9 PB).
+pub(crate) fn quota_key(backend: DbBackend, at: DateTime<Utc>) -> SimpleExpr {
+    let sql = "COALESCE((SELECT COALESCE((SELECT p.used_bytes / q.limit_bytes * 1000 \
+               + (p.used_bytes % q.limit_bytes) * 1000 / q.limit_bytes \
+               FROM sim_quota_periods p WHERE p.quota_id = q.id \
+               AND p.period_start <= {at} AND p.period_end > {at} \
+               ORDER BY p.period_start DESC LIMIT 1), 0) \
+               FROM sim_quotas q WHERE q.sim_id = sims.id), -1)";
+    Expr::cust_with_values(placeholders(backend, sql), [Value::from(at), Value::from(at)])
+}
+
+/// Keyset page in [`SimSort::QuotaPercent`] order at `at`: rows after the cursor's (key, id),
+/// ties broken by id. The key is computed, not a column: no index serves this order, every SIM
+/// the filter matches is ranked (two index lookups each).
+fn quota_page(
+    backend: DbBackend,
+    q: Select<sim::Entity>,
+    page: &Page<SimSort>,
+    at: DateTime<Utc>,
+) -> Result<Select<sim::Entity>> {
+    let key = quota_key(backend, at);
+    let mut q = q;
+    if let Some(c) = &page.after {
+        let k: i64 =
+            c.k.parse()
+                .map_err(|_| Error::invalid("after", "is not a cursor this list returned"))?;
+        let (beyond, tie): (SimpleExpr, SimpleExpr) = if page.descending {
+            (Expr::expr(key.clone()).lt(k), sim::Column::Id.lt(c.id))
+        } else {
+            (Expr::expr(key.clone()).gt(k), sim::Column::Id.gt(c.id))
+        };
+        q = q.filter(
+            Condition::any()
+                .add(beyond)
+                .add(Condition::all().add(Expr::expr(key.clone()).eq(k)).add(tie)),
+        );
+    }
+    let order = || if page.descending { Order::Desc } else { Order::Asc };
+    Ok(q.order_by(key, order())
+        .order_by(sim::Column::Id, order())
+        .limit(page.limit))
 }
 
 pub fn device_condition(backend: DbBackend, tenant: TenantId, f: &DeviceFilter) -> Condition {
@@ -252,12 +304,20 @@ fn cursor_value(c: &Cursor, is_time: bool) -> Result<Value> {
     })
 }
 
-pub fn sim_page(q: Select<sim::Entity>, page: &Page<SimSort>) -> Result<Select<sim::Entity>> {
+/// The page of `q` asked for; `at` is the time a [`SimSort::QuotaPercent`] order ranks by (the
+/// period holding it).
+pub fn sim_page(
+    backend: DbBackend,
+    q: Select<sim::Entity>,
+    page: &Page<SimSort>,
+    at: DateTime<Utc>,
+) -> Result<Select<sim::Entity>> {
     let (col, is_time) = match page.sort {
         SimSort::Iccid => (sim::Column::Iccid, false),
         SimSort::State => (sim::Column::State, false),
         SimSort::CreatedAt => (sim::Column::CreatedAt, true),
         SimSort::UpdatedAt => (sim::Column::UpdatedAt, true),
+        SimSort::QuotaPercent => return quota_page(backend, q, page, at),
     };
     if page.sort == SimSort::Iccid {
         // ICCIDs are unique: no tie-break, so the (tenant_id, iccid) index serves the order alone.

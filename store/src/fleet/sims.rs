@@ -1,6 +1,7 @@
 //! SIMs: reads, bulk creation, assignment and sightings.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use ioto_domain::fleet::audit::AuditStamp;
 use ioto_domain::fleet::import::TakenIdentifiers;
 use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
@@ -93,8 +94,43 @@ impl SimStore for SqlFleet {
         page: &Page<SimSort>,
     ) -> Result<Vec<Sim>> {
         let q = sims_in(scope).filter(filter::sim_condition(self.backend(), tenant, f));
-        let q = filter::sim_page(q, page)?;
+        let q = filter::sim_page(self.backend(), q, page, Utc::now())?;
         self.read_all(scope, q).await
+    }
+
+    async fn sim_quota_keys(
+        &self,
+        scope: Scope,
+        tenant: TenantId,
+        sims: &[SimId],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(SimId, i64)>> {
+        let mut out = Vec::with_capacity(sims.len());
+        for chunk in sims.chunks(ID_CHUNK) {
+            let q = sims_in(scope)
+                .filter(sim::Column::TenantId.eq(tenant.0))
+                .filter(sim::Column::Id.is_in(chunk.iter().map(|s| s.0)))
+                .select_only()
+                .column(sim::Column::Id)
+                .expr_as(filter::quota_key(self.backend(), at), "quota_key")
+                .into_tuple::<(Uuid, i64)>();
+            let rows = if let Some(shared) = crate::session::open(self, scope).await? {
+                match q.all(shared.txn()).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        shared.discard().await;
+                        return Err(db(e));
+                    }
+                }
+            } else {
+                let txn = self.begin(scope).await?;
+                let rows = q.all(&txn).await.map_err(db)?;
+                commit(txn).await?;
+                rows
+            };
+            out.extend(rows.into_iter().map(|(id, key)| (SimId(id), key)));
+        }
+        Ok(out)
     }
 
     async fn count_sims(&self, scope: Scope, tenant: TenantId, f: &SimFilter) -> Result<u64> {

@@ -5,7 +5,7 @@ use super::open;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use ioto_domain::fleet::query::{Page, QuotaPercentFilter, SimFilter, SimSort};
+use ioto_domain::fleet::query::{quota_cursor, Cursor, Page, QuotaPercentFilter, SimFilter, SimSort};
 use ioto_domain::fleet::Sim;
 use ioto_domain::identifiers::MccMnc;
 use ioto_domain::notify::{Notification, NotificationKind, NotificationQuery};
@@ -14,7 +14,7 @@ use ioto_domain::ports::{NotificationStore, Sighting, SimStore as _};
 use ioto_domain::quota::{
     ActionState, QuotaAction, QuotaDefault, QuotaPeriod, QuotaRule, QuotaSource, QuotaStep, SimQuota,
 };
-use ioto_domain::{Error, Scope, TenantId};
+use ioto_domain::{Error, Scope, SimId, TenantId};
 use ioto_store::{SqlFleet, StoreLocation};
 use ioto_test_support::{pg, temp_dir, Factory};
 use uuid::Uuid;
@@ -635,6 +635,203 @@ async fn defaults_contract(store: ioto_store::SqlStore) {
         idle.iter().all(|c| c.target.quota.tenant_id != a.id),
         "a done resume is claimed: {idle:?}"
     );
+}
+
+/// Every SIM of the tenant the filter matches, in quota-share order, two a page: each page after
+/// the cursor of the last SIM of the one before, built from the key the store reports for it.
+async fn by_share(
+    fleet: &SqlFleet,
+    scope: Scope,
+    tenant: TenantId,
+    filter: &SimFilter,
+    descending: bool,
+) -> Vec<SimId> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    for _ in 0..20 {
+        let page = Page {
+            sort: SimSort::QuotaPercent,
+            descending,
+            after: after.clone(),
+            limit: 2,
+        };
+        let sims = fleet.list_sims(scope, tenant, filter, &page).await.unwrap();
+        out.extend(sims.iter().map(|s| s.id));
+        let Some(last) = sims.last() else {
+            return out;
+        };
+        if sims.len() < 2 {
+            return out;
+        }
+        let keys = fleet
+            .sim_quota_keys(scope, tenant, &[last.id], now())
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 1, "no key for a SIM just listed: {keys:?}");
+        after = Some(quota_cursor(last, Some(keys[0].1)));
+    }
+    panic!("the pages never end: {out:?}");
+}
+
+/// The SIM list sorted by the share of the quota used this period, paged through: past the limit
+/// first when descending, equal shares by id, SIMs without a quota last; none repeated or lost.
+async fn quota_order_contract(store: ioto_store::SqlStore) {
+    let fleet = store.fleet();
+    let f = Factory::new(Arc::new(store.directory()), Arc::new(store.fleet()));
+    let (a, b) = (f.tenant("Quota order A").await, f.tenant("Quota order B").await);
+    let sims = f.sims(&a, None, 8).await;
+    let b_sim = f.sims(&b, None, 1).await.remove(0);
+    let (a_scope, b_scope) = (Scope::tenant(a.id), Scope::tenant(b.id));
+    let t = now();
+
+    // Each SIM's quota as (limit, bytes used this period as evaluated), and its share in per
+    // mille: none for a SIM without a quota (-1), a quota never evaluated counts as nothing used.
+    const MAX_LIMIT: u64 = 1 << 50;
+    /// A quota as (limit, bytes used as evaluated), with the SIM's expected share.
+    type Setup = (Option<(u64, Option<u64>)>, i64);
+    let setup: [Setup; 8] = [
+        (Some((1_000, Some(500))), 500),
+        (Some((100, Some(150))), 1_500),
+        (Some((1_000, Some(900))), 900),
+        (None, -1),
+        // The same share as the first: ordered by id.
+        (Some((200, Some(100))), 500),
+        (Some((1_000, None)), 0),
+        // Far past the largest limit: used × 1000 would not fit 64 bits.
+        (Some((MAX_LIMIT, Some(MAX_LIMIT << 4))), 16_000),
+        // Rounded down.
+        (Some((3, Some(2))), 666),
+    ];
+    for (sim, (q, _)) in sims.iter().zip(&setup) {
+        if let Some((limit, _)) = q {
+            fleet
+                .put_sim_quota(a_scope, &quota(sim, *limit, &[], QuotaAction::Notify, t))
+                .await
+                .unwrap();
+        }
+    }
+    fleet
+        .put_sim_quota(b_scope, &quota(&b_sim, 10, &[], QuotaAction::Notify, t))
+        .await
+        .unwrap();
+    let iccids: Vec<_> = sims.iter().chain([&b_sim]).map(|s| s.iccid.clone()).collect();
+    let targets = fleet.quotas_of(&iccids).await.unwrap();
+    let used_by: Vec<(&Sim, u64)> = sims
+        .iter()
+        .zip(&setup)
+        .filter_map(|(sim, (q, _))| q.and_then(|(_, used)| used).map(|u| (sim, u)))
+        .chain([(&b_sim, 1_000)])
+        .collect();
+    for (sim, used) in used_by {
+        let target = targets.iter().find(|x| x.quota.sim_id == sim.id).unwrap();
+        fleet
+            .advance_quota(&standing(target, used, t), None)
+            .await
+            .unwrap();
+    }
+
+    // The keys as the store reports them, within the tenant only.
+    let ids: Vec<SimId> = sims.iter().map(|s| s.id).collect();
+    let mut keys = fleet.sim_quota_keys(a_scope, a.id, &ids, t).await.unwrap();
+    keys.sort();
+    let mut expected_keys: Vec<(SimId, i64)> =
+        sims.iter().zip(&setup).map(|(s, (_, k))| (s.id, *k)).collect();
+    expected_keys.sort();
+    assert_eq!(keys, expected_keys, "the shares are not as used");
+    let foreign = fleet.sim_quota_keys(b_scope, a.id, &ids, t).await.unwrap();
+    assert!(foreign.is_empty(), "B reads A's shares: {foreign:?}");
+
+    // Paged two at a time, ascending and descending: by share, then by id.
+    let mut ranked: Vec<(i64, SimId)> = expected_keys.iter().map(|(id, k)| (*k, *id)).collect();
+    ranked.sort();
+    let ascending: Vec<SimId> = ranked.iter().map(|(_, id)| *id).collect();
+    let descending: Vec<SimId> = ascending.iter().rev().copied().collect();
+    let all = SimFilter::default();
+    let down = by_share(&fleet, a_scope, a.id, &all, true).await;
+    assert_eq!(down, descending, "not the closest to their limit first");
+    assert_eq!(
+        (down.first(), down.last()),
+        (Some(&sims[6].id), Some(&sims[3].id)),
+        "the furthest past its limit is not first, or the SIM without a quota not last"
+    );
+    let unique: std::collections::HashSet<_> = down.iter().collect();
+    assert_eq!(
+        unique.len(),
+        sims.len(),
+        "a SIM repeated or lost across pages: {down:?}"
+    );
+    let up = by_share(&fleet, a_scope, a.id, &all, false).await;
+    assert_eq!(up, ascending, "ascending, not the reverse");
+    assert_eq!(
+        up.first(),
+        Some(&sims[3].id),
+        "the SIM without a quota is not first"
+    );
+
+    // With the quota-percent filter (its placeholders and the order's in one statement), after a
+    // cursor: 60 % or more, past the first page.
+    let close = SimFilter {
+        quota_percent: Some(QuotaPercentFilter {
+            at_least: 60,
+            below: None,
+            at: now(),
+        }),
+        ..SimFilter::default()
+    };
+    let page = Page {
+        sort: SimSort::QuotaPercent,
+        descending: true,
+        after: Some(quota_cursor(&sims[6], Some(16_000))),
+        limit: 10,
+    };
+    let listed: Vec<SimId> = fleet
+        .list_sims(a_scope, a.id, &close, &page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        listed,
+        [sims[1].id, sims[2].id, sims[7].id],
+        "filtered and sorted"
+    );
+
+    // A cursor of another order is refused, naming it.
+    let wrong = Page {
+        after: Some(Cursor {
+            k: t.to_rfc3339(),
+            id: sims[0].id.0,
+        }),
+        ..page
+    };
+    let refused = fleet.list_sims(a_scope, a.id, &all, &wrong).await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidInput { field, .. }) if field == "after"),
+        "a cursor of another order is taken: {refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn quota_order_contract_on_sqlite() {
+    quota_order_contract(
+        open(StoreLocation::Sqlite {
+            path: temp_dir().join("quota-order.sqlite"),
+        })
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn quota_order_contract_on_postgres() {
+    quota_order_contract(
+        open(StoreLocation::Postgres {
+            url: pg::database().await,
+        })
+        .await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub mod accuracy;
+pub mod anomaly;
+pub mod backtest;
+pub mod forecast;
+pub mod methods;
+pub mod quota;
+pub mod series;
+mod stats;
+#[cfg(test)]
+mod test_rng;
+
+pub use accuracy::{coverage, mase, wape};
+pub use backtest::{choose, Choice};
+pub use forecast::{forecast, DayForecast, Forecast, ForecastError, MAX_HORIZON};
+pub use methods::{point_forecast, Method};
+pub use quota::{exhaustion, Exhaustion};
+pub use series::{sum_series, DailySeries, WeeklyShape};

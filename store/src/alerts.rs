@@ -728,6 +728,8 @@ impl AlertStore for SqlFleet {
 
     async fn acknowledge_alert(&self, scope: Scope, id: Uuid, ack: &Acknowledgement) -> Result<bool> {
         let txn = self.begin(scope).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let Some(m) = alerts_in(scope)
             .filter(alert::Column::Id.eq(id))
             .one(&txn)
@@ -854,6 +856,8 @@ impl AlertStore for SqlFleet {
 
     async fn end_silence(&self, scope: Scope, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
         let txn = self.begin(scope).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let tenant = |mut w: Where| {
             if let Some(t) = scope.tenant_id() {
                 w = w.add(alert_silence::Column::TenantId.eq(t.0));

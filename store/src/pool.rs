@@ -29,6 +29,19 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// On SQLite, takes the database's write lock first thing in a transaction that reads
+    /// before it writes: a transaction that starts reading and then writes fails with "database
+    /// is locked" when another committed in between (WAL snapshots cannot be upgraded), where
+    /// one that starts with a write waits its turn (`busy_timeout`).
+    pub(crate) async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
+        if self.backend() == DbBackend::Sqlite {
+            txn.execute_unprepared("UPDATE bulk_jobs SET id = id WHERE 0")
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
     pub fn new(mut db: DatabaseConnection, info: EngineInfo) -> Self {
         let statements = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&statements);

@@ -599,6 +599,8 @@ impl QuotaStore for SqlFleet {
             return Ok(false);
         }
         let txn = self.begin(scope).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let ids: Vec<Uuid> = quota_default::Entity::find()
             .select_only()
             .column(quota_default::Column::Id)

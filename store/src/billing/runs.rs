@@ -66,6 +66,8 @@ impl RatingRunStore for SqlBilling {
 
     async fn complete_run(&self, id: Uuid, totals: &RatingTotals, at: DateTime<Utc>) -> Result<Option<Uuid>> {
         let txn = self.begin(Scope::Platform).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let mut q = rating_run::Entity::find_by_id(id);
         if self.backend() == DbBackend::Postgres {
             q = q.lock_exclusive();
@@ -169,6 +171,8 @@ impl RatingRunStore for SqlBilling {
 
     async fn close_period(&self, period: &ClosedPeriod) -> Result<()> {
         let txn = self.begin(Scope::Platform).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let kind = rate_card::Entity::find_by_id(period.card_id)
             .one(&txn)
             .await
@@ -219,6 +223,8 @@ impl RatingRunStore for SqlBilling {
 
     async fn put_adjustment(&self, a: &PeriodAdjustment) -> Result<()> {
         let txn = self.begin(Scope::Platform).await?;
+        // Read, then written: on SQLite the write lock first (see `write_lock`).
+        self.write_lock(&txn).await?;
         let closed = closed_period::Entity::find_by_id((a.card_id, a.period_start))
             .one(&txn)
             .await

@@ -17,8 +17,8 @@ use ioto_domain::ports::{BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusCha
 use ioto_domain::{Error, Result, Scope, TenantId};
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -102,19 +102,6 @@ impl SqlFleet {
             .await
             .map_err(db)?;
         crate::convert::all(claimed)
-    }
-
-    /// On SQLite, takes the database's write lock first thing in a transaction that reads
-    /// before it writes: a transaction that starts reading and then writes fails with "database
-    /// is locked" when another committed in between (WAL snapshots cannot be upgraded), where
-    /// one that starts with a write waits its turn (`busy_timeout`).
-    pub(crate) async fn write_lock(&self, txn: &DatabaseTransaction) -> Result<()> {
-        if self.backend() == DbBackend::Sqlite {
-            txn.execute_unprepared("UPDATE bulk_jobs SET id = id WHERE 0")
-                .await
-                .map_err(db)?;
-        }
-        Ok(())
     }
 
     /// The job, locked for this transaction (`FOR UPDATE` on Postgres, the write lock on SQLite).

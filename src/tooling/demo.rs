@@ -656,6 +656,68 @@ async fn seed_alerts(
         };
         engines.quotas.put_sim_quota(scope, &quota).await?;
     }
+    seed_pool(engines, tenant, live).await
+}
+
+/// Live SIMs labelled `pool=demo`, sharing a quota pool they pass within a minute of starting.
+pub const DEMO_POOL_SIMS: usize = 10;
+
+/// A quota pool of 100 MB shared by [`DEMO_POOL_SIMS`] live SIMs (after the quota SIMs), which
+/// their traffic passes within a minute: the pool's stages and its limit are told, its SIMs keep
+/// their service.
+async fn seed_pool(engines: &crate::engines::Engines, tenant: &Tenant, live: &[Iccid]) -> anyhow::Result<()> {
+    use ioto_domain::fleet::query::LabelFilter;
+    use ioto_domain::quota::{QuotaAction, QuotaRule};
+    use ioto_domain::quota_pool::{PoolMembers, QuotaPool, MAX_POOLS_PER_TENANT};
+    let scope = Scope::tenant(tenant.id);
+    let members = live
+        .iter()
+        .skip(DEMO_QUOTA_SIMS)
+        .take(DEMO_POOL_SIMS)
+        .cloned()
+        .collect::<Vec<_>>();
+    let mut writes = Vec::new();
+    for s in engines.fleet.sims_by_iccid(scope, &members).await? {
+        let mut row = s.clone();
+        row.labels.set("pool", "demo")?;
+        writes.push(Versioned {
+            expected_version: Some(s.version),
+            row,
+        });
+    }
+    engines
+        .fleet
+        .apply(
+            scope,
+            Changeset {
+                sims: writes,
+                ..Changeset::default()
+            },
+        )
+        .await?;
+    let now = Utc::now();
+    let pool = QuotaPool {
+        id: uuid::Uuid::new_v4(),
+        tenant_id: tenant.id,
+        name: "Demo pool".into(),
+        members: PoolMembers::Labels(vec![LabelFilter {
+            key: "pool".into(),
+            value: Some("demo".into()),
+        }]),
+        rule: QuotaRule {
+            limit_bytes: 100_000_000,
+            stages: vec![50, 80],
+            action: QuotaAction::Notify,
+            resume_next_period: false,
+        },
+        set_by: "demo".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    engines
+        .quota_pools
+        .insert_pool(scope, &pool, MAX_POOLS_PER_TENANT)
+        .await?;
     Ok(())
 }
 

@@ -238,6 +238,39 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     );
     assert_eq!(dashboard["data"]["dashboard"]["currency"], "EUR", "{dashboard}");
 
+    // Within its first minute the demo's alerts show SIMs past their quota's stages and SIMs
+    // gone quiet, and its quota pool is past a stage.
+    let mut seen = Value::Null;
+    let shows = |seen: &Value| {
+        let rules: Vec<&str> = seen["data"]["alerts"]["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["rule"]["name"].as_str()).collect())
+            .unwrap_or_default();
+        let pool = seen["data"]["quotaPools"][0]["quota"]["stageReached"]
+            .as_i64()
+            .unwrap_or(0);
+        rules.contains(&"Quota nearly used") && rules.contains(&"Gone quiet") && pool >= 50
+    };
+    while ready.elapsed() < Duration::from_secs(60) {
+        seen = gql(
+            &addr,
+            admin_token.as_deref().unwrap(),
+            &json!({ "query": "{ alerts(first: 100, filter: {states: [FIRING]}) { nodes { rule { name } } }
+                quotaPools { name quota { stageReached usedBytes } } }" }),
+        )
+        .await;
+        if shows(&seen) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        shows(&seen),
+        "quota stages, a quiet SIM and the pool's stage within the first minute, {:?} after the demo was ready: {seen}",
+        ready.elapsed()
+    );
+    assert_eq!(seen["data"]["quotaPools"][0]["name"], "Demo pool", "{seen}");
+
     // The demo's history holds a finished example bulk job (through the simulated HLR).
     let admin = admin_token.as_deref().unwrap();
     let mut jobs = Value::Null;

@@ -854,6 +854,7 @@ async fn a_new_user_walks_every_page_of_the_demo_console() {
         (&*format!("/sims/{first_sim}"), "sim"),
         ("/devices", "devices"),
         ("/analytics", "analytics"),
+        ("/alerts", "alerts"),
         ("/bulk", "bulk"),
         ("/exports", "exports"),
     ];

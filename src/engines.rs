@@ -21,6 +21,8 @@ pub struct Engines {
     pub quotas: Arc<dyn ioto_domain::ports::QuotaStore>,
     pub quota_pools: Arc<dyn ioto_domain::ports::QuotaPoolStore>,
     pub alerts: Arc<dyn ioto_domain::ports::AlertStore>,
+    /// Forecasts, anomalies and the claims of the forecast pass.
+    pub forecasts: Arc<dyn ioto_domain::ports::ForecastStore>,
     pub billing: Arc<dyn ioto_domain::ports::billing::Billing>,
     /// What analytics and the dashboard read of the fleet.
     pub analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet>,
@@ -183,6 +185,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
     let notifications: Arc<dyn ioto_domain::ports::NotificationStore> = Arc::new(fleet_store.clone());
     let quotas: Arc<dyn ioto_domain::ports::QuotaStore> = Arc::new(fleet_store.clone());
     let quota_pools: Arc<dyn ioto_domain::ports::QuotaPoolStore> = Arc::new(fleet_store.clone());
+    let forecasts: Arc<dyn ioto_domain::ports::ForecastStore> = Arc::new(fleet_store.clone());
     let alerts: Arc<dyn ioto_domain::ports::AlertStore> = Arc::new(fleet_store);
     let billing: Arc<dyn ioto_domain::ports::billing::Billing> = Arc::new(store.billing());
     let analytics: Arc<dyn ioto_domain::ports::analytics::AnalyticsFleet> = Arc::new(store.clone());
@@ -209,6 +212,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Engines> {
         quotas,
         quota_pools,
         alerts,
+        forecasts,
         billing,
         analytics,
         usage,

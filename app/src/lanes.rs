@@ -1,4 +1,4 @@
-//! CPU-heavy work — password hashing, reading and sealing uploaded files — runs on the blocking
+//! CPU-heavy work — password hashing, reading and sealing uploaded files, forecasting — runs on the blocking
 //! thread pool, a bounded number of jobs of each kind at a time, so that it never stalls the
 //! async workers serving everyone else, and a flood of such requests queues (then is refused
 //! with `UNAVAILABLE`) instead of taking the machine.
@@ -55,6 +55,11 @@ pub static PASSWORDS: LazyLock<Lane> = LazyLock::new(|| Lane {
 
 /// Uploaded files being read and sealed (up to the import size limit each): two at a time.
 pub static FILES: Lane = Lane::new("file imports", 2, Duration::from_secs(120));
+
+/// A forecast pass's computations (forecasts and anomaly detection of a chunk of SIMs, about
+/// 0.1 ms a SIM): one chunk at a time, so a pass over a large fleet leaves the other cores to
+/// everyone else.
+pub static FORECASTS: Lane = Lane::new("forecast computations", 1, Duration::from_secs(600));
 
 /// [`hash_password`](ioto_domain::password::hash_password) on the blocking pool.
 pub async fn hash_password_off_runtime(password: &str) -> Result<String> {

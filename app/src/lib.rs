@@ -10,6 +10,7 @@ pub mod billing;
 pub mod directory;
 pub mod export;
 pub mod fleet;
+pub mod forecast;
 pub mod ingest;
 pub mod lanes;
 pub mod quota;
@@ -20,6 +21,7 @@ pub use analytics::AnalyticsService;
 pub use directory::{CreateUser, DirectoryService};
 pub use export::ExportService;
 pub use fleet::FleetService;
+pub use forecast::{ForecastPass, ForecastPorts, ForecastService};
 pub use ingest::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
     TelemetryIngest, TelemetryOutcome,

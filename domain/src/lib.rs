@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod fleet;
+pub mod forecast;
 pub mod identifiers;
 pub mod ids;
 pub mod notify;

@@ -20,6 +20,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::fleet::bulk::BulkJob;
+use crate::forecast::{kind_words, AnomalyRecord};
 use crate::ports::quotas::QuotaTarget;
 use crate::quota::{QuotaAction, QuotaPeriod, EXCEEDED};
 use crate::quota_pool::{PoolPeriod, QuotaPool};
@@ -36,6 +37,8 @@ pub enum NotificationKind {
     AlertFiring,
     /// Alerts of a rule resolved.
     AlertResolved,
+    /// The forecast pass found a high-severity anomaly on a SIM.
+    Anomaly,
 }
 
 impl NotificationKind {
@@ -45,6 +48,7 @@ impl NotificationKind {
             Self::QuotaStage => "QUOTA_STAGE",
             Self::AlertFiring => "ALERT_FIRING",
             Self::AlertResolved => "ALERT_RESOLVED",
+            Self::Anomaly => "ANOMALY",
         }
     }
 
@@ -55,6 +59,7 @@ impl NotificationKind {
             Self::QuotaStage => "quota.stage_reached",
             Self::AlertFiring => "alert.firing",
             Self::AlertResolved => "alert.resolved",
+            Self::Anomaly => "anomaly.detected",
         }
     }
 
@@ -64,6 +69,7 @@ impl NotificationKind {
             "QUOTA_STAGE" => Ok(Self::QuotaStage),
             "ALERT_FIRING" => Ok(Self::AlertFiring),
             "ALERT_RESOLVED" => Ok(Self::AlertResolved),
+            "ANOMALY" => Ok(Self::Anomaly),
             _ => Err(Error::invalid(
                 "kind",
                 format!("'{s}' is not a notification kind"),
@@ -249,6 +255,49 @@ impl Notification {
             subject_id: pool.id,
             title,
             body,
+            payload,
+            created_at: at,
+            read_at: None,
+            audience: Audience::default(),
+        }
+    }
+
+    /// An anomaly the forecast pass found (of high severity: the pass tells of no others): for
+    /// the tenant's fleet managers, on every channel. The payload carries the anomaly's facts;
+    /// the subject is the anomaly.
+    pub fn anomaly(record: &AnomalyRecord, at: DateTime<Utc>) -> Self {
+        let a = &record.anomaly;
+        let title = format!(
+            "SIM {}: {} on {}",
+            record.iccid.as_str(),
+            kind_words(a.kind),
+            a.day
+        );
+        let payload = json!({
+            "anomaly": {
+                "id": record.id,
+                "tenantId": record.tenant_id.to_string(),
+                "simId": record.sim_id.to_string(),
+                "customerId": record.customer_id.map(|c| c.0.to_string()),
+                "iccid": record.iccid.as_str(),
+                "kind": a.kind.as_str(),
+                "day": a.day.to_string(),
+                "score": a.score,
+                "severity": a.severity.as_str(),
+                "sentence": a.sentence,
+                "value": a.value,
+                "observed": a.evidence.observed,
+                "expected": a.evidence.expected,
+            }
+        });
+        Self {
+            id: Uuid::new_v4(),
+            tenant_id: record.tenant_id,
+            recipient: None,
+            kind: NotificationKind::Anomaly,
+            subject_id: record.id,
+            title,
+            body: a.sentence.clone(),
             payload,
             created_at: at,
             read_at: None,

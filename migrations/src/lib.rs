@@ -32,6 +32,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0017_postgres.sql"),
     include_str!("sql/0018_postgres.sql"),
     include_str!("sql/0019_postgres.sql"),
+    include_str!("sql/0020_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -167,6 +168,14 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0019_postgres.sql"),
                 sqlite: include_str!("sql/0019_sqlite.sql"),
                 irreversible: "pool periods record what SIMs were warned of and suspended for",
+            }),
+            // Forecasts per SIM, sub-customer, tenant and pool; anomalies and what people
+            // decided about them; the claims of the forecast pass; the ANOMALY notification kind.
+            Box::new(SqlMigration {
+                name: "m0020_forecasts",
+                postgres: include_str!("sql/0020_postgres.sql"),
+                sqlite: include_str!("sql/0020_sqlite.sql"),
+                irreversible: "forecasts are recomputed, but anomalies record what people dismissed",
             }),
         ]
     }

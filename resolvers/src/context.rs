@@ -36,6 +36,8 @@ pub struct Services {
     pub fleet: FleetService,
     pub quotas: ioto_app::QuotaService,
     pub alerts: ioto_app::AlertService,
+    /// Forecasts and anomalies (computed by a scheduled pass; read here).
+    pub forecasts: ioto_app::ForecastService,
     pub usage: UsageService,
     pub billing: ioto_app::billing::BillingService,
     pub analytics: ioto_app::AnalyticsService,

@@ -265,6 +265,8 @@ mirror_enum!(
         AlertFiring,
         /// Alerts of a rule resolved.
         AlertResolved,
+        /// The forecast pass found a high-severity anomaly on a SIM.
+        Anomaly,
     ]
 );
 

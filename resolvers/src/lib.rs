@@ -10,6 +10,7 @@ mod enums;
 mod error;
 pub mod exports;
 mod fleet;
+mod forecast;
 pub mod limits;
 mod loaders;
 mod mutation;

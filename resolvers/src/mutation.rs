@@ -1,6 +1,7 @@
 //! The mutation root: every feature's mutations merged into one type.
 
-/// Every mutation: directory, fleet, quotas, billing, bulk jobs, notifications, alerts, exports.
+/// Every mutation: directory, fleet, quotas, billing, bulk jobs, notifications, alerts,
+/// anomalies, exports.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
@@ -12,5 +13,6 @@ pub struct MutationRoot(
     crate::bulk::BulkMutation,
     crate::notify::NotifyMutation,
     crate::alert::AlertMutation,
+    crate::forecast::ForecastMutation,
     crate::exports::ExportMutation,
 );

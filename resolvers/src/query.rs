@@ -1,6 +1,7 @@
 //! The query root: every feature's queries merged into one type.
 
-/// Every query: directory, fleet, usage, billing, analytics, bulk jobs, notifications, alerts, exports.
+/// Every query: directory, fleet, usage, billing, analytics, bulk jobs, notifications, alerts,
+/// anomalies, exports.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
@@ -14,5 +15,6 @@ pub struct QueryRoot(
     crate::bulk::BulkQuery,
     crate::notify::NotifyQuery,
     crate::alert::AlertQueryRoot,
+    crate::forecast::ForecastQuery,
     crate::exports::ExportQuery,
 );

@@ -120,6 +120,7 @@ impl Default for Config {
                 quota_evaluate_ms: 2_000,
                 quota_sweep_seconds: 60,
                 alert_tick_seconds: 10,
+                forecast_minutes: 60,
             },
             rating: RatingConfig { interval_minutes: 60 },
             network: NetworkConfig::default(),
@@ -408,12 +409,19 @@ mod tests {
                 "61",
                 "fleet.alert_tick_seconds: 61 is outside 0..=60",
             ),
+            (
+                "IOTO_FLEET__FORECAST_MINUTES",
+                "1441",
+                "fleet.forecast_minutes: 1441 is outside 0..=1440",
+            ),
         ] {
             let err = format!("{:#}", load(None, env(&[(var, hostile)])).unwrap_err());
             assert!(err.contains(says), "{var}={hostile}: {err}");
         }
         let loaded = load(None, env(&[("IOTO_FLEET__QUOTA_SWEEP_SECONDS", "0")])).unwrap();
         assert_eq!(loaded.config.fleet.quota_sweep_seconds, 0);
+        let loaded = load(None, env(&[("IOTO_FLEET__FORECAST_MINUTES", "0")])).unwrap();
+        assert_eq!(loaded.config.fleet.forecast_minutes, 0);
     }
 
     #[test]

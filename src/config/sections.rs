@@ -180,6 +180,9 @@ pub struct FleetConfig {
     /// How often alert rules are evaluated on the clock (SIMs gone quiet, pending durations,
     /// clearing) and due alerts announced, in seconds; 0 turns it off on this instance.
     pub alert_tick_seconds: u64,
+    /// How often forecasts and anomalies are computed for every SIM, sub-customer, tenant and
+    /// quota pool, in minutes (the first pass 30 s after start); 0 turns it off on this instance.
+    pub forecast_minutes: u64,
 }
 
 /// The network element SIM state changes go through. Only the simulated HLR exists so far.

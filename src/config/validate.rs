@@ -173,6 +173,12 @@ impl Config {
                 self.fleet.alert_tick_seconds
             );
         }
+        if self.fleet.forecast_minutes > 1_440 {
+            bail!(
+                "fleet.forecast_minutes: {} is outside 0..=1440 (0: not on this instance; forecasts are at least daily)",
+                self.fleet.forecast_minutes
+            );
+        }
         if !(1..=86_400).contains(&self.bulk.network_patience_seconds) {
             bail!("bulk.network_patience_seconds: must be between 1 and 86400 (a day)");
         }

@@ -49,6 +49,9 @@ pub struct App {
     pub fleet: FleetService,
     pub billing: ioto_app::billing::BillingService,
     pub analytics: ioto_app::AnalyticsService,
+    /// Forecasts and anomalies (the pass runs on the schedule of `fleet.forecast_minutes`; tools
+    /// and tests run it at will).
+    pub forecasts: ioto_app::ForecastService,
     /// The ingest pipeline running in this process (empty when `ingest.enabled` is off).
     pub pipeline: Pipeline,
     /// Realtime events of every instance (what subscriptions follow).
@@ -201,6 +204,25 @@ impl App {
             realtime.clone(),
             Some(fleet.delivery_wakeup()),
         );
+        let forecasts = ioto_app::ForecastService::new(
+            ioto_app::ForecastPorts {
+                store: Arc::clone(&engines.forecasts),
+                directory: Arc::clone(&engines.directory),
+                quotas: Arc::clone(&engines.quotas),
+                pools: Arc::clone(&engines.quota_pools),
+                usage: engines.usage.clone(),
+                notifier: realtime.clone(),
+                delivery_wakeup: Some(fleet.delivery_wakeup()),
+            },
+            fleet.clone(),
+        );
+        if config.fleet.forecast_minutes > 0 {
+            crate::server::scheduler::spawn_forecasts(
+                forecasts.clone(),
+                Duration::from_secs(config.fleet.forecast_minutes * 60),
+                shutdown.subscribe(),
+            );
+        }
         let billing = ioto_app::billing::BillingService::new(
             engines.billing.clone(),
             engines.billing.clone(),
@@ -286,6 +308,7 @@ impl App {
             fleet: fleet.clone(),
             quotas,
             alerts,
+            forecasts: forecasts.clone(),
             usage,
             tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
             realtime: realtime.clone(),
@@ -340,6 +363,7 @@ impl App {
             fleet,
             billing,
             analytics,
+            forecasts,
             pipeline,
             realtime,
             shutdown,

@@ -1,8 +1,9 @@
 //! Applies scheduled SIM transitions when they fall due, rates open billing periods, folds the
-//! dashboard's counters and sweeps data quotas. Every instance may run all four: schedules and
-//! quota actions are claimed through the database, so two instances never apply the same one;
-//! two ratings of one period give the same rows, the later one current; one compaction runs at a
-//! time (the others return at once); a quota's stage moves up once however many evaluate it.
+//! dashboard's counters, sweeps data quotas and runs the forecast pass. Every instance may run
+//! all five: schedules and quota actions are claimed through the database, so two instances never
+//! apply the same one; two ratings of one period give the same rows, the later one current; one
+//! compaction runs at a time (the others return at once); a quota's stage moves up once however
+//! many evaluate it; a tenant's forecast pass is claimed with a lease.
 
 use std::time::Duration;
 
@@ -280,6 +281,54 @@ pub fn spawn_quotas(
                         None => events_open = false,
                     },
                 }
+            }
+        }
+    });
+}
+
+/// How long after start the first forecast pass runs: the server serves first, and a demo shows
+/// forecasts within its first minute.
+const FORECAST_FIRST_DELAY: Duration = Duration::from_secs(30);
+
+/// Forecasts and anomalies: a pass shortly after start, then every `interval` (after the end of
+/// the one before). Any number of instances may run it: each tenant's pass is claimed with a
+/// lease in the transactional store (`forecast_runs`), so two instances never pass one tenant
+/// at once, and a tenant passed by any instance within the interval is passed over — the
+/// instances share the tenants instead of repeating them. Were a lease to lapse mid-pass, the
+/// second pass would write the same forecasts (an upsert per subject) and store no anomaly twice
+/// (a unique key per SIM, kind, day and value).
+pub fn spawn_forecasts(
+    forecasts: ioto_app::ForecastService,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(FORECAST_FIRST_DELAY) => {}
+        }
+        let every = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::hours(1));
+        loop {
+            match forecasts.scheduled_pass(Utc::now(), every).await {
+                // A tenant whose pass failed is logged by the pass.
+                Ok(p) => {
+                    if p.tenants > 0 {
+                        tracing::info!(
+                            tenants = p.tenants,
+                            skipped = p.skipped,
+                            sims = p.sims,
+                            forecasts = p.forecasts,
+                            anomalies = p.anomalies_new,
+                            seconds = p.duration.as_secs_f64(),
+                            "forecast pass"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the forecast pass failed; retrying next interval"),
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(interval) => {}
             }
         }
     });

@@ -8,6 +8,7 @@ mod directory;
 pub mod entities;
 mod error;
 mod fleet;
+mod forecasts;
 mod jobs;
 mod notifications;
 mod pool;

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub app_engines: ioto::engines::Engines,
     pub pipeline: ioto::server::pipeline::Pipeline,
+    /// Forecasts and anomalies: tests run the pass themselves (`forecasts.pass(now)`).
+    pub forecasts: ioto_app::ForecastService,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -44,6 +46,8 @@ impl TestApp {
         config.ingest.enabled = false;
         // Rating runs only when a test asks for it (`rateBillingPeriod`).
         config.rating.interval_minutes = 0;
+        // The forecast pass runs only when a test runs it (`TestApp::forecasts`).
+        config.fleet.forecast_minutes = 0;
         // A quick network: tests about the network set their own profile.
         config.network.simulated.latency_median_ms = 1.0;
         config.network.simulated.latency_p99_ms = 5.0;
@@ -86,6 +90,7 @@ impl TestApp {
         let factory = Factory::new(app.engines.directory.clone(), app.engines.fleet.clone());
         let app_engines = app.engines.clone();
         let pipeline = app.pipeline.clone();
+        let forecasts = app.forecasts.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(listener, async move {
             let _ = rx.await;
@@ -97,6 +102,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             app_engines,
             pipeline,
+            forecasts,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -16,6 +16,7 @@ mod console_alerts;
 mod contracts;
 mod exports;
 mod fleet;
+mod forecasts;
 mod hardening;
 mod http;
 mod ingest;

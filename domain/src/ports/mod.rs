@@ -7,6 +7,7 @@ pub mod bus;
 pub mod directory;
 pub mod export;
 pub mod fleet;
+pub mod forecasts;
 pub mod jobs;
 pub mod network;
 pub mod notifications;
@@ -24,6 +25,7 @@ pub use fleet::{
     Activity, AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, ImeiChange,
     LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
 };
+pub use forecasts::ForecastStore;
 pub use jobs::{
     BulkJobQuery, BulkJobStore, BulkRowQuery, BulkStatusChange, ExportEnd, ExportJobQuery, ExportJobStore,
     ExportProgressUpdate, Jobs,

@@ -505,6 +505,17 @@ impl DashboardObject {
         };
         Ok(counts.into_iter().map(crate::alert::OpenAlertCount::of).collect())
     }
+
+    /// The daily usage forecast of the tenant's SIMs together (of the sub-customer's, when one
+    /// was asked for), `days` days of it from today (1–90; a forecast holds 31). Null without
+    /// usage in the last 90 days.
+    async fn forecast(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Option<crate::forecast::UsageForecastObject>> {
+        crate::forecast::forecast_of_dashboard(ctx, self.scope, days).await
+    }
 }
 
 pub(crate) fn dashboard_object(

@@ -184,6 +184,16 @@ impl CustomerObject {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The daily usage forecast of the sub-customer's SIMs together, `days` days of it from
+    /// today (1–90; a forecast holds 31). Null without usage in the last 90 days.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Option<crate::forecast::UsageForecastObject>> {
+        crate::forecast::forecast_of_customer(ctx, &self.0, days).await
+    }
 }
 
 /// A person who can sign in.

@@ -126,6 +126,26 @@ impl SimObject {
     ) -> async_graphql::Result<Vec<crate::quota::QuotaPoolObject>> {
         crate::quota::pools_of_sim(ctx, &self.0).await
     }
+    /// The SIM's daily usage forecast from today on, `days` days of it (1–90; a forecast holds
+    /// 31, so asking more answers those), with its quota's exhaustion date when it has a quota.
+    /// Null for a SIM without usage in the last 90 days (or before the first forecast pass).
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Option<crate::forecast::UsageForecastObject>> {
+        crate::forecast::forecast_of_sim(ctx, &self.0, days).await
+    }
+    /// The SIM's latest anomalies, by day (newest first) then score.
+    #[graphql(complexity = "crate::limits::page_cost(Some(first), 20, child_complexity)")]
+    async fn anomalies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Vec<crate::forecast::AnomalyObject>> {
+        crate::forecast::anomalies_of_sim(ctx, &self.0, first).await
+    }
     /// What the SIM is doing now: its latest data session within the last 7 days.
     #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {

@@ -181,6 +181,17 @@ impl QuotaPoolObject {
             .gql()?;
         Ok(PoolQuotaObject(status))
     }
+    /// The daily usage forecast of the pool's SIMs together, `days` days of it from today
+    /// (1–90; a forecast holds 31), read against the pool's limit. Null without usage in the
+    /// last 90 days.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Option<crate::forecast::UsageForecastObject>> {
+        crate::forecast::forecast_of_pool(ctx, &self.0, days).await
+    }
 }
 
 pub struct PoolQuotaObject(pub PoolStatus);

@@ -7,6 +7,7 @@ mod bus;
 mod directory;
 mod export;
 mod fleet;
+mod forecasts;
 mod jobs;
 mod network;
 mod notifications;

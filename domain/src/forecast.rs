@@ -1,0 +1,490 @@
+//! Forecasts and anomalies as they are stored and read.
+//!
+//! A scheduled pass (`ioto_app::forecast`) forecasts every SIM's daily usage, and the summed usage
+//! of each sub-customer, the tenant and each quota pool, with `ioto_forecast`; it detects each
+//! SIM's anomalies with the same crate. Both are stored, so reading them is a lookup: a
+//! [`StoredForecast`] per subject, replaced by every pass, and an [`AnomalyRecord`] per SIM, kind,
+//! day and value, kept with what people decided about it (dismissed as expected behaviour, which
+//! the detector takes into account from then on, or confirmed).
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::fleet::query::Cursor;
+use crate::identifiers::Iccid;
+use crate::{CustomerId, Error, Result, SimId, TenantId};
+
+pub use ioto_forecast::anomaly::{Anomaly, AnomalyKind, Baseline, Dismissal, Evidence, Severity};
+pub use ioto_forecast::{DayForecast, Method, MAX_HORIZON};
+
+/// Days a stored forecast holds, from the day of the pass on: a calendar month whatever its
+/// length, so that a quota is read to its period's end. Asking a forecast for more days (up to
+/// [`MAX_HORIZON`]) answers the days stored.
+pub const STORED_DAYS: usize = 31;
+/// Days of history a pass reads before today.
+pub const HISTORY_DAYS: u64 = 90;
+/// The longest comment on a decision about an anomaly.
+pub const MAX_COMMENT_CHARS: usize = 500;
+/// The furthest ahead, in days, a dismissal may be limited to (`until`).
+pub const MAX_DISMISS_DAYS: u64 = 366;
+
+/// What a forecast is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ForecastSubject {
+    /// One SIM's usage.
+    Sim(SimId),
+    /// The summed usage of a sub-customer's SIMs.
+    Customer(CustomerId),
+    /// The summed usage of every SIM of the tenant.
+    Tenant,
+    /// The summed usage of a quota pool's members.
+    Pool(Uuid),
+}
+
+impl ForecastSubject {
+    /// The kind's stored name: `SIM`, `CUSTOMER`, `TENANT` or `POOL`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sim(_) => "SIM",
+            Self::Customer(_) => "CUSTOMER",
+            Self::Tenant => "TENANT",
+            Self::Pool(_) => "POOL",
+        }
+    }
+
+    /// The stored id: the SIM's, sub-customer's or pool's, the tenant's own for [`Self::Tenant`].
+    pub fn id(&self, tenant: TenantId) -> Uuid {
+        match self {
+            Self::Sim(s) => s.0,
+            Self::Customer(c) => c.0,
+            Self::Tenant => tenant.0,
+            Self::Pool(p) => *p,
+        }
+    }
+
+    /// The subject of a stored kind and id.
+    pub fn from_parts(kind: &str, id: Uuid) -> Result<Self> {
+        Ok(match kind {
+            "SIM" => Self::Sim(SimId(id)),
+            "CUSTOMER" => Self::Customer(CustomerId(id)),
+            "TENANT" => Self::Tenant,
+            "POOL" => Self::Pool(id),
+            other => return Err(Error::Internal(format!("'{other}' is not a forecast subject"))),
+        })
+    }
+}
+
+/// A forecast read against a data quota (a SIM's, or a pool's): the period's usage so far and
+/// when the limit runs out by the forecast. Periods are the tenant's calendar months; the days
+/// are compared as UTC days (the usage cubes' days), so in a time zone far from UTC a day's
+/// usage may count in the neighbouring day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForecastQuota {
+    pub limit_bytes: u64,
+    /// Bytes used in the period up to the forecast's first day (the days completed).
+    pub used_bytes: u64,
+    /// The period's last day.
+    pub period_end: NaiveDate,
+    /// The first day the expected usage reaches the limit; `None` when it lasts the period.
+    pub exhaustion_likely: Option<NaiveDate>,
+    /// The first day the upper 80 % bound reaches it: not before this day, 9 times in 10.
+    pub exhaustion_earliest: Option<NaiveDate>,
+    /// The first day the lower 80 % bound reaches it: by this day, 9 times in 10.
+    pub exhaustion_latest: Option<NaiveDate>,
+    /// The usage the period is heading for: so far plus the expected days to its end.
+    pub projected_period_bytes: u64,
+    /// The same with the upper 80 % bounds.
+    pub projected_period_bytes_hi80: u64,
+}
+
+/// A subject's latest forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredForecast {
+    pub tenant_id: TenantId,
+    pub subject: ForecastSubject,
+    pub computed_at: DateTime<Utc>,
+    /// Days of history it was made from (from the first day with usage to the day before the
+    /// forecast's first).
+    pub history_days: u32,
+    /// The method chosen by the backtest (or the fallback for short histories).
+    pub method: Method,
+    /// The method's backtest MASE; `None` for histories too short to backtest.
+    pub backtest_mase: Option<f64>,
+    /// The method's backtest WAPE; `None` as `backtest_mase`, or when the backtest days used
+    /// nothing.
+    pub backtest_wape: Option<f64>,
+    /// [`STORED_DAYS`] days from the day of the pass, in order.
+    pub days: Vec<DayForecast>,
+    /// Set for a subject with a data quota.
+    pub quota: Option<ForecastQuota>,
+}
+
+impl StoredForecast {
+    /// The first `n` days (all of them when fewer are stored).
+    pub fn first_days(&self, n: usize) -> &[DayForecast] {
+        &self.days[..n.min(self.days.len())]
+    }
+}
+
+/// Checks the number of days a forecast is asked for: 1 to [`MAX_HORIZON`], naming `field`.
+pub fn check_days(days: i64, field: &str) -> Result<usize> {
+    usize::try_from(days)
+        .ok()
+        .filter(|d| (1..=MAX_HORIZON).contains(d))
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "{days} days asked: a forecast reaches at most {MAX_HORIZON} days and covers at least 1"
+                ),
+            )
+        })
+}
+
+/// A method by its stored name (as [`Method::as_str`] writes it).
+pub fn method_from(name: &str) -> Result<Method> {
+    [
+        Method::Naive,
+        Method::SeasonalNaive,
+        Method::Drift,
+        Method::Ets,
+        Method::Cohort,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == name)
+    .ok_or_else(|| Error::Internal(format!("'{name}' is not a forecast method")))
+}
+
+/// A severity by its stored name (as [`Severity::as_str`] writes it).
+pub fn severity_from(name: &str) -> Result<Severity> {
+    [Severity::Low, Severity::Medium, Severity::High]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| Error::Internal(format!("'{name}' is not an anomaly severity")))
+}
+
+/// What an anomaly's kind is called in a sentence ("usage spike").
+pub fn kind_words(kind: AnomalyKind) -> &'static str {
+    match kind {
+        AnomalyKind::UsageSpike => "usage spike",
+        AnomalyKind::Silence => "silence",
+        AnomalyKind::SessionStorm => "session storm",
+        AnomalyKind::NewNetwork => "new network",
+        AnomalyKind::NewCountry => "new country",
+        AnomalyKind::ImeiChange => "IMEI change",
+    }
+}
+
+/// What people decided about an anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyStatus {
+    /// Nobody has looked at it yet.
+    Open,
+    /// Expected behaviour: the detector takes it into account (see [`Dismissal`]).
+    Dismissed,
+    /// A real problem, kept as such.
+    Confirmed,
+}
+
+impl AnomalyStatus {
+    pub const ALL: [AnomalyStatus; 3] = [Self::Open, Self::Dismissed, Self::Confirmed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Dismissed => "DISMISSED",
+            Self::Confirmed => "CONFIRMED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| Error::Internal(format!("'{s}' is not an anomaly status")))
+    }
+}
+
+/// An anomaly of a SIM as stored: what the detector found, and what people decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRecord {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub sim_id: SimId,
+    /// The SIM's sub-customer when the anomaly was found (its users see it).
+    pub customer_id: Option<CustomerId>,
+    pub iccid: Iccid,
+    /// Kind, day, score, severity, sentence, evidence and value.
+    pub anomaly: Anomaly,
+    pub status: AnomalyStatus,
+    /// Who dismissed or confirmed it (as the audit trail names people).
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    /// The last day a dismissal applies; `None`: for good.
+    pub dismissed_until: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AnomalyRecord {
+    /// A new, open anomaly of `sim` found at `at`.
+    pub fn open(
+        tenant_id: TenantId,
+        sim: (SimId, Option<CustomerId>, Iccid),
+        anomaly: Anomaly,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let (sim_id, customer_id, iccid) = sim;
+        Self {
+            id: Uuid::new_v4(),
+            tenant_id,
+            sim_id,
+            customer_id,
+            iccid,
+            anomaly,
+            status: AnomalyStatus::Open,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            dismissed_until: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// What a dismissed anomaly tells the detector: a usage spike accepts the day's level, a new
+    /// network, country or IMEI accepts that value, a silence or a session storm accepts the kind
+    /// altogether — until [`Self::dismissed_until`], or for good. `None` unless dismissed.
+    pub fn dismissal(&self) -> Option<Dismissal> {
+        if self.status != AnomalyStatus::Dismissed {
+            return None;
+        }
+        let kind = self.anomaly.kind;
+        Some(Dismissal {
+            kind,
+            until: self.dismissed_until,
+            value: self.anomaly.value.clone().filter(|v| !v.is_empty()),
+            level_bytes: (kind == AnomalyKind::UsageSpike).then_some(self.anomaly.evidence.observed),
+        })
+    }
+
+    /// The notification telling of this anomaly when it is found: for high-severity anomalies
+    /// only (the others are listed, not pushed).
+    pub fn notification(&self) -> Option<crate::notify::Notification> {
+        (self.anomaly.severity == Severity::High)
+            .then(|| crate::notify::Notification::anomaly(self, self.created_at))
+    }
+
+    /// The cursor of this anomaly in a list ordered by day (newest first), score (highest first)
+    /// and id.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            k: format!("{}|{}", self.anomaly.day, self.anomaly.score),
+            id: self.id,
+        }
+    }
+}
+
+/// The day and score an anomaly cursor holds (see [`AnomalyRecord::cursor`]).
+pub fn cursor_key(cursor: &Cursor, field: &str) -> Result<(NaiveDate, f64)> {
+    let bad = || Error::invalid(field, "is not a cursor this list returned");
+    let (day, score) = cursor.k.split_once('|').ok_or_else(bad)?;
+    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let score: f64 = score.parse().map_err(|_| bad())?;
+    if !score.is_finite() {
+        return Err(bad());
+    }
+    Ok((day, score))
+}
+
+/// Which anomalies to list (all conditions hold; an empty list does not filter).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnomalyFilter {
+    pub kinds: Vec<AnomalyKind>,
+    /// At least this severity.
+    pub min_severity: Option<Severity>,
+    pub statuses: Vec<AnomalyStatus>,
+    pub sim: Option<SimId>,
+    pub customer: Option<CustomerId>,
+    /// On or after this day.
+    pub from: Option<NaiveDate>,
+    /// On or before this day.
+    pub to: Option<NaiveDate>,
+}
+
+impl AnomalyFilter {
+    /// The severities the filter admits (every one without a minimum).
+    pub fn severities(&self) -> Vec<Severity> {
+        [Severity::Low, Severity::Medium, Severity::High]
+            .into_iter()
+            .filter(|s| self.min_severity.is_none_or(|min| *s >= min))
+            .collect()
+    }
+}
+
+/// A decision about an anomaly: dismissed (with an optional last day) or confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalyDecision {
+    pub status: AnomalyStatus,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
+    /// The last day a dismissal applies (dismissals only); `None`: for good.
+    pub until: Option<NaiveDate>,
+}
+
+impl AnomalyDecision {
+    /// Checks the decision, naming the field at fault: a comment of at most
+    /// [`MAX_COMMENT_CHARS`], `until` on a dismissal only, from today to [`MAX_DISMISS_DAYS`]
+    /// days ahead.
+    pub fn check(&self) -> Result<()> {
+        if self.status == AnomalyStatus::Open {
+            return Err(Error::invalid("status", "a decision dismisses or confirms"));
+        }
+        if let Some(c) = &self.comment {
+            if c.chars().count() > MAX_COMMENT_CHARS {
+                return Err(Error::invalid(
+                    "comment",
+                    format!("at most {MAX_COMMENT_CHARS} characters"),
+                ));
+            }
+        }
+        if let Some(until) = self.until {
+            if self.status != AnomalyStatus::Dismissed {
+                return Err(Error::invalid("until", "only a dismissal has a last day"));
+            }
+            let today = self.at.date_naive();
+            let latest = today
+                .checked_add_days(Days::new(MAX_DISMISS_DAYS))
+                .unwrap_or(today);
+            if until < today || until > latest {
+                return Err(Error::invalid(
+                    "until",
+                    format!("must be between today ({today}) and {latest}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn record(kind: AnomalyKind, value: Option<&str>, status: AnomalyStatus) -> AnomalyRecord {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        AnomalyRecord {
+            status,
+            ..AnomalyRecord::open(
+                TenantId(Uuid::nil()),
+                (
+                    SimId(Uuid::nil()),
+                    None,
+                    Iccid::with_check_digit("898822800000000001").unwrap(),
+                ),
+                Anomaly {
+                    kind,
+                    day,
+                    score: 12.5,
+                    severity: Severity::Medium,
+                    sentence: "x".into(),
+                    evidence: Evidence {
+                        observed: 5e8,
+                        expected: 5e7,
+                        band_lo: 0.0,
+                        band_hi: 1.5e8,
+                        series: vec![5e7, 5e8],
+                        baseline: Baseline::Own,
+                    },
+                    value: value.map(str::to_owned),
+                },
+                Utc.with_ymd_and_hms(2026, 3, 5, 1, 0, 0).unwrap(),
+            )
+        }
+    }
+
+    #[test]
+    fn only_dismissed_anomalies_teach_the_detector() {
+        let spike = record(AnomalyKind::UsageSpike, None, AnomalyStatus::Dismissed);
+        let d = spike.dismissal().unwrap();
+        assert_eq!(
+            (d.kind, d.level_bytes, d.value),
+            (AnomalyKind::UsageSpike, Some(5e8), None)
+        );
+        let roaming = record(AnomalyKind::NewCountry, Some("France"), AnomalyStatus::Dismissed);
+        let d = roaming.dismissal().unwrap();
+        assert_eq!((d.value.as_deref(), d.level_bytes), (Some("France"), None));
+        assert_eq!(
+            record(AnomalyKind::UsageSpike, None, AnomalyStatus::Confirmed).dismissal(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cursor_reads_back_its_day_and_score() {
+        let r = record(AnomalyKind::Silence, None, AnomalyStatus::Open);
+        let (day, score) = cursor_key(&r.cursor(), "after").unwrap();
+        assert_eq!((day, score), (r.anomaly.day, 12.5));
+        let bad = Cursor {
+            k: "yesterday".into(),
+            id: Uuid::nil(),
+        };
+        assert!(cursor_key(&bad, "after").is_err());
+    }
+
+    #[test]
+    fn days_beyond_ninety_are_refused_naming_the_field() {
+        assert_eq!(check_days(30, "days").unwrap(), 30);
+        for asked in [0, 91, -1] {
+            match check_days(asked, "days") {
+                Err(Error::InvalidInput { field, reason }) => {
+                    assert_eq!(field, "days");
+                    assert!(reason.contains("at most 90 days"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn decisions_are_checked() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 5, 1, 0, 0).unwrap();
+        let ok = AnomalyDecision {
+            status: AnomalyStatus::Dismissed,
+            by: "alice".into(),
+            at,
+            comment: Some("firmware roll-out".into()),
+            until: NaiveDate::from_ymd_opt(2026, 4, 1),
+        };
+        assert!(ok.check().is_ok());
+        let past = AnomalyDecision {
+            until: NaiveDate::from_ymd_opt(2026, 3, 1),
+            ..ok.clone()
+        };
+        assert!(matches!(past.check(), Err(Error::InvalidInput { field, .. }) if field == "until"));
+        let confirmed_until = AnomalyDecision {
+            status: AnomalyStatus::Confirmed,
+            ..ok.clone()
+        };
+        assert!(confirmed_until.check().is_err());
+        let long = AnomalyDecision {
+            comment: Some("x".repeat(501)),
+            ..ok
+        };
+        assert!(matches!(long.check(), Err(Error::InvalidInput { field, .. }) if field == "comment"));
+    }
+
+    #[test]
+    fn severities_at_or_above_the_minimum() {
+        let f = AnomalyFilter {
+            min_severity: Some(Severity::Medium),
+            ..AnomalyFilter::default()
+        };
+        assert_eq!(f.severities(), vec![Severity::Medium, Severity::High]);
+        assert_eq!(AnomalyFilter::default().severities().len(), 3);
+    }
+}

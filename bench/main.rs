@@ -12,6 +12,7 @@ mod cpu;
 mod exports;
 mod faults;
 mod fleet;
+mod forecast;
 mod ingest;
 mod rating;
 
@@ -305,6 +306,59 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Forecast accuracy on a simulated fleet with ground truth, no engine: each SIM's last
+    /// `--holdout` days forecast by every method and by the one chosen per SIM (MASE, WAPE, the
+    /// tenant's daily WAPE, interval coverage); every SIM's 30-day forecast timed on one thread and
+    /// on every core; a month of quota warnings replayed on `--replay-sims` SIMs.
+    Forecast {
+        /// Simulated SIMs.
+        #[arg(long, default_value_t = 10_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Days of history per SIM (60 to 366).
+        #[arg(long, default_value_t = 90, value_parser = positive::<usize>())]
+        days: usize,
+        /// Last days of each SIM held out and forecast from the days before.
+        #[arg(long, default_value_t = 14, value_parser = positive::<usize>())]
+        holdout: usize,
+        /// Runs, each on a fleet of its own (seeds `--seed` to `--seed` + runs − 1; median and
+        /// spread are printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Chance of an injected anomaly per SIM and 10 days of the last 30 (0 to 1).
+        #[arg(long, default_value_t = 0.05)]
+        anomaly_rate: f64,
+        /// SIMs (the first ones) whose month of quota warnings is replayed, 30 forecasts each.
+        #[arg(long, default_value_t = 2_000, value_parser = positive::<usize>())]
+        replay_sims: usize,
+        /// Writes the first run's ground truth (injected anomalies) to this CSV file.
+        #[arg(long)]
+        truth_out: Option<PathBuf>,
+    },
+    /// The anomaly detector on a simulated fleet with injected, labelled anomalies, no engine:
+    /// every SIM judged on each of the last 30 days; precision and recall per kind against the
+    /// truth, the confusion table, and one day's detection over all SIMs timed.
+    Anomalies {
+        /// Simulated SIMs.
+        #[arg(long, default_value_t = 10_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Days of history per SIM (60 to 366).
+        #[arg(long, default_value_t = 90, value_parser = positive::<usize>())]
+        days: usize,
+        /// Runs, each on a fleet of its own (seeds `--seed` to `--seed` + runs − 1; median and
+        /// spread are printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Chance of an injected anomaly per SIM and 10 days of the last 30 (above 0, at most 1).
+        #[arg(long, default_value_t = 0.05)]
+        anomaly_rate: f64,
+        /// Writes the first run's ground truth (injected anomalies) to this CSV file.
+        #[arg(long)]
+        truth_out: Option<PathBuf>,
+    },
     /// The fleet on the configured engines: imports of 100,000 SIMs up to `--sims`, then pages
     /// of 50 SIMs with nested sub-customer, device and labels over HTTP.
     Fleet {
@@ -381,6 +435,47 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             let table =
                 tokio::task::spawn_blocking(move || crate::exports::exports(rows, runs, only)).await??;
             print!("{table}");
+        }
+        BenchCommand::Forecast {
+            sims,
+            days,
+            holdout,
+            runs,
+            seed,
+            anomaly_rate,
+            replay_sims,
+            truth_out,
+        } => {
+            let options = crate::forecast::ForecastOptions {
+                sims,
+                days,
+                holdout,
+                runs,
+                seed,
+                anomaly_rate,
+                replay_sims,
+                truth_out,
+            };
+            tokio::task::spawn_blocking(move || crate::forecast::run_forecast(&options)).await??;
+        }
+        BenchCommand::Anomalies {
+            sims,
+            days,
+            runs,
+            seed,
+            anomaly_rate,
+            truth_out,
+        } => {
+            let options = crate::forecast::anomalies::AnomalyOptions {
+                sims,
+                days,
+                runs,
+                seed,
+                anomaly_rate,
+                truth_out,
+            };
+            tokio::task::spawn_blocking(move || crate::forecast::anomalies::run_anomalies(&options))
+                .await??;
         }
         BenchCommand::Bulk {
             sims,
@@ -623,5 +718,8 @@ fn bench_config(file: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Resul
     let mut loaded = setup(file, Some("127.0.0.1:0".into()), Some(data_dir), Quiet::Yes)?;
     // Benches measure capacity: a rate limit would measure the limit instead.
     loaded.config.rate_limit.enabled = false;
+    // Nor does the hourly forecast pass run in a bench's server: it would compete with what is
+    // measured (`ioto-bench forecast` measures it by itself).
+    loaded.config.fleet.forecast_minutes = 0;
     Ok((loaded, scratch))
 }

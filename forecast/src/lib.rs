@@ -7,6 +7,7 @@ pub mod forecast;
 pub mod methods;
 pub mod quota;
 pub mod series;
+pub mod simulate;
 mod stats;
 #[cfg(test)]
 mod test_rng;

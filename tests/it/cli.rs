@@ -767,6 +767,53 @@ fn out_of_range_flags_name_the_flag() {
     }
 }
 
+/// `ioto-bench forecast` and `ioto-bench anomalies` run, small, on simulated fleets and print
+/// their accuracy figures; the forecast bench writes the ground truth it injected as RFC 4180 CSV.
+#[test]
+fn bench_forecast_and_anomalies_run() {
+    let truth = temp_dir().join("truth.csv");
+    let out = ioto_bench()
+        .args([
+            "forecast",
+            "--sims",
+            "300",
+            "--days",
+            "60",
+            "--runs",
+            "2",
+            "--replay-sims",
+            "50",
+            "--truth-out",
+        ])
+        .arg(&truth)
+        .output()
+        .unwrap();
+    let stdout = succeeded(&out, "forecast");
+    for expect in [
+        "chosen never worse than seasonal naive",
+        "quota warnings, replaying",
+        "SEASONAL_NAIVE",
+    ] {
+        assert!(stdout.contains(expect), "{expect}:\n{stdout}");
+    }
+    assert!(
+        stdout.starts_with("machine: "),
+        "the machine comes first:\n{stdout}"
+    );
+    let csv = std::fs::read_to_string(&truth).unwrap();
+    assert!(csv.starts_with("sim,day,kind,magnitude\r\n"), "{csv}");
+    assert!(csv.lines().count() > 1, "no anomaly injected in 300 SIMs: {csv}");
+
+    let out = ioto_bench()
+        .args(["anomalies", "--sims", "500", "--days", "60", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stdout = succeeded(&out, "anomalies");
+    for expect in ["| said \\ true |", "USAGE_SPIKE", "SILENCE", "NEW_COUNTRY"] {
+        assert!(stdout.contains(expect), "{expect}:\n{stdout}");
+    }
+}
+
 /// `ioto-bench ingest` at a tiny size on the embedded engines: two runs and their summary.
 const TINY_INGEST: &[&str] = &[
     "ingest",

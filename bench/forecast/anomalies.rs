@@ -82,6 +82,11 @@ struct Tally {
     true_detections: [usize; KINDS],
     /// `[what the detector said][the true kind]`, "none" last in both.
     confusion: [[usize; KINDS + 1]; KINDS + 1],
+    /// Detections matching no label, by their kind and the SIM's last label before them within
+    /// the window ("nothing before" when none): where the false ones come from.
+    false_after: std::collections::BTreeMap<(AnomalyKind, Option<AnomalyKind>), usize>,
+    /// Detections matching no label, by their kind and the SIM's device kind.
+    false_by_profile: std::collections::BTreeMap<(AnomalyKind, DeviceProfile), usize>,
 }
 
 impl Tally {
@@ -264,11 +269,15 @@ fn run_once(fleet: SimulatedFleet, threads: usize) -> anyhow::Result<AnomalyRun>
         }
     }
     let mut tally = Tally::default();
-    for (sim_labels, sim_said) in labels.iter_mut().zip(&mut said) {
+    for ((sim_labels, sim_said), profile) in labels.iter_mut().zip(&mut said).zip(&profiles) {
         sim_labels.sort();
         sim_said.sort();
         sim_said.dedup();
-        score_sim(sim_labels, sim_said, &mut tally);
+        let profile = DeviceProfile::ALL
+            .get(*profile)
+            .copied()
+            .unwrap_or(DeviceProfile::Tracker);
+        score_sim(sim_labels, sim_said, profile, &mut tally);
     }
     Ok(AnomalyRun {
         sims: histories.len(),
@@ -299,7 +308,12 @@ fn silence_episodes(labels: &[(usize, AnomalyKind)]) -> Vec<(usize, usize)> {
 
 /// Scores one SIM: its `labels` and what the detector `said` (both by window day, sorted, without
 /// repeats).
-fn score_sim(labels: &[(usize, AnomalyKind)], said: &[(usize, AnomalyKind)], tally: &mut Tally) {
+fn score_sim(
+    labels: &[(usize, AnomalyKind)],
+    said: &[(usize, AnomalyKind)],
+    profile: DeviceProfile,
+    tally: &mut Tally,
+) {
     let episodes = silence_episodes(labels);
     let episode_of = |day: usize| {
         episodes
@@ -367,9 +381,14 @@ fn score_sim(labels: &[(usize, AnomalyKind)], said: &[(usize, AnomalyKind)], tal
             None => tally.confusion[NONE][k] += 1,
         }
     }
-    for ((&(_, kind), &true_one), &used) in said.iter().zip(&truly).zip(&explains_a_miss) {
+    for ((&(day, kind), &true_one), &used) in said.iter().zip(&truly).zip(&explains_a_miss) {
         if !true_one && !used {
             tally.confusion[kind_index(kind)][NONE] += 1;
+        }
+        if !true_one {
+            let before = labels.iter().rev().find(|&&(d, _)| d < day).map(|&(_, k)| k);
+            *tally.false_after.entry((kind, before)).or_default() += 1;
+            *tally.false_by_profile.entry((kind, profile)).or_default() += 1;
         }
     }
 
@@ -426,6 +445,36 @@ fn print(r: &AnomalyRun) {
         let cells: Vec<String> = row.iter().map(usize::to_string).collect();
         println!("| {name} | {} |", cells.join(" | "));
     }
+
+    let after: Vec<String> = t
+        .false_after
+        .iter()
+        .map(|((said, before), n)| match before {
+            Some(b) => format!("{said} after a {b}: {n}"),
+            None => format!("{said} with nothing before: {n}"),
+        })
+        .collect();
+    println!(
+        "false detections by the SIM's last label before them in the window: {}",
+        if after.is_empty() {
+            "none".to_owned()
+        } else {
+            after.join("; ")
+        }
+    );
+    let by_profile: Vec<String> = t
+        .false_by_profile
+        .iter()
+        .map(|((said, profile), n)| format!("{said} on a {profile:?}: {n}"))
+        .collect();
+    println!(
+        "false detections by device kind: {}",
+        if by_profile.is_empty() {
+            "none".to_owned()
+        } else {
+            by_profile.join("; ")
+        }
+    );
 
     let ms: Vec<f64> = r.day_times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     let (median, min, max) = median_spread(&ms);

@@ -701,8 +701,8 @@ async fn habits_sessions_first_traffic_and_jobs_fire_once_each_on(engines: Engin
         publish_on(&app, &format!("b-{s}"), &sims[1], "262-01", 1_000, now).await;
     }
     for (rule, iccid, detail) in [
-        ("New network", &sims[0], Some("network 208-01")),
-        ("Abroad", &sims[0], Some("country code 208 (network 208-01)")),
+        ("New network", &sims[0], Some("network Orange (208-01)")),
+        ("Abroad", &sims[0], Some("France (network Orange (208-01))")),
         ("Unusual day", &sims[0], None),
         ("Busy", &sims[1], None),
     ] {

@@ -18,6 +18,7 @@ use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::NotificationKind;
 use ioto_domain::ports::{Activity, AlertStore, Fleet, FleetNotifier, UsageReader};
 use ioto_domain::quota::period_of;
+use ioto_domain::usage::Networks;
 
 use crate::quota::{by_sim, hourly_bytes};
 use ioto_domain::{Result, Scope, SimId, TenantId};
@@ -904,6 +905,34 @@ fn median_day(days: &[u64]) -> Option<u64> {
     })
 }
 
+/// A network as people know it: "Orange (208-01)", its code alone when the reference data does
+/// not name it.
+fn network_words(net: &MccMnc) -> String {
+    match Networks::builtin().get(net) {
+        Some(n) if !n.name.is_empty() => format!("{} ({net})", n.name),
+        _ => net.to_string(),
+    }
+}
+
+/// A network's country in words: "France (network Orange (208-01))"; its mobile country code when
+/// the reference data names no country for it.
+fn country_words(net: &MccMnc) -> String {
+    let networks = Networks::builtin();
+    let country = networks
+        .get(net)
+        .filter(|n| !n.country_name.is_empty())
+        .or_else(|| {
+            networks
+                .all()
+                .find(|n| n.mcc_mnc.mcc() == net.mcc() && !n.country_name.is_empty())
+        })
+        .map(|n| n.country_name.as_str());
+    match country {
+        Some(c) => format!("{c} (network {})", network_words(net)),
+        None => format!("country code {} (network {})", net.mcc(), network_words(net)),
+    }
+}
+
 /// New networks (or countries) of the SIMs seen: those they had no traffic on in the 30 days
 /// before today (UTC), when they had traffic in those days at all.
 fn new_networks(
@@ -937,12 +966,12 @@ fn new_networks(
             let (key, detail) = if country {
                 (
                     format!("{}:{}:{}", s.id.0, net.mcc(), today.date_naive()),
-                    format!("country code {} (network {net})", net.mcc()),
+                    country_words(net),
                 )
             } else {
                 (
                     format!("{}:{net}:{}", s.id.0, today.date_naive()),
-                    format!("network {net}"),
+                    format!("network {}", network_words(net)),
                 )
             };
             out.push((

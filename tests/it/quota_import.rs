@@ -15,47 +15,9 @@ const IMPORT: &str = "mutation($input: ImportSimQuotasInput!) { importSimQuotas(
 const QUOTA: &str =
     "query($i: Iccid!) { sim(iccid: $i) { quota { limitBytes stages action resumeNextPeriod source } } }";
 
-/// Sends `file` to `importSimQuotas` as the GraphQL multipart request spec says: `operations`,
-/// `map`, the file part.
+/// Sends `file` to `importSimQuotas` as a GraphQL multipart request.
 async fn upload(app: &TestApp, token: &str, file_name: &str, file: Vec<u8>, input: Value) -> Value {
-    let boundary = "ioto-quota-boundary-3c9a";
-    let mut input = input;
-    input["file"] = Value::Null;
-    let operations = json!({ "query": IMPORT, "variables": { "input": input } });
-    let mut body = Vec::new();
-    let mut part = |headers: String, content: &[u8]| {
-        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    };
-    part(
-        "Content-Disposition: form-data; name=\"operations\"".into(),
-        operations.to_string().as_bytes(),
-    );
-    part(
-        "Content-Disposition: form-data; name=\"map\"".into(),
-        json!({ "0": ["variables.input.file"] }).to_string().as_bytes(),
-    );
-    part(
-        format!("Content-Disposition: form-data; name=\"0\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream"),
-        &file,
-    );
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    app.http
-        .post(app.url("/graphql"))
-        .bearer_auth(token)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload")
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap_or_else(|_| panic!("{file_name}: not JSON: {t}")))
-        .expect("answer")
+    crate::fleet::bulk::upload_to(app, token, IMPORT, file_name, file, input).await
 }
 
 /// The report of an upload that must not fail.

@@ -441,13 +441,7 @@ async fn listed(app: &TestApp, token: &str, filter: Value) -> Vec<String> {
             json!({"f": filter}),
         )
         .await;
-    assert!(body["errors"].is_null(), "{body}");
-    body["data"]["sims"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["iccid"].as_str().unwrap().to_owned())
-        .collect()
+    iccids_of(&body)
 }
 
 async fn defaults_follow_the_plan_and_quotas_are_set_by_filter_on(engines: Engines) {

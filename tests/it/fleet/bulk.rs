@@ -25,7 +25,7 @@ const SUBMIT: &str = "mutation($input: SubmitBulkJobInput!) { submitBulkJob(inpu
 const JOB: &str = "query($id: ID!) { bulkJob(id: $id) { status processed succeeded failed skipped summary finishedAt rows { nodes { row iccid outcome reason networkReference } } } }";
 const SIM: &str = "query($i: Iccid!) { sim(iccid: $i) { state events { action newValue actor } } }";
 
-/// Sends `file` as the GraphQL multipart request spec says: `operations`, `map`, the file part.
+/// Sends `file` to `submitBulkJob` (see [`upload_to`]).
 pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
@@ -33,10 +33,23 @@ pub(crate) async fn upload(
     file: Vec<u8>,
     input: Value,
 ) -> Value {
+    upload_to(app, token, SUBMIT, file_name, file, input).await
+}
+
+/// Sends `file` as `$input.file` of the mutation `query`, as the GraphQL multipart request spec
+/// says: `operations`, `map`, the file part.
+pub(crate) async fn upload_to(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    file_name: &str,
+    file: Vec<u8>,
+    input: Value,
+) -> Value {
     let boundary = "ioto-test-boundary-7d1f";
     let mut input = input;
     input["file"] = Value::Null;
-    let operations = json!({ "query": SUBMIT, "variables": { "input": input } });
+    let operations = json!({ "query": query, "variables": { "input": input } });
     let mut body = Vec::new();
     let mut part = |headers: String, content: &[u8]| {
         body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());

@@ -5,7 +5,7 @@ mod mutation;
 mod query;
 mod subscription;
 
-pub(crate) use self::mutation::BulkMutation;
+pub(crate) use self::mutation::{read_bounded, BulkMutation};
 pub(crate) use self::query::BulkQuery;
 pub(crate) use self::subscription::BulkSubscription;
 

@@ -43,15 +43,7 @@ impl BulkMutation {
                 ))
             })?,
         };
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(
-                upload.into_read(),
-                ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES as u64 + 1,
-            ),
-            &mut bytes,
-        )
-        .map_err(|e| to_gql(Error::invalid("file", format!("could not be read: {e}"))))?;
+        let bytes = read_bounded(upload)?;
         let file = BulkFile {
             tenant_id: parse_tenant(input.tenant_id.as_ref())?,
             file_name: Some(file_name),
@@ -140,4 +132,22 @@ impl BulkMutation {
             results: done.rows.map(|rows| rows.into_iter().map(Into::into).collect()),
         })
     }
+}
+
+/// The bytes of an uploaded file, read up to one past [`MAX_BULK_FILE_BYTES`]: what arrived is
+/// bounded here, whatever the request declared, and the service refuses a file past the bound
+/// naming `file`.
+///
+/// [`MAX_BULK_FILE_BYTES`]: ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES
+pub(crate) fn read_bounded(upload: async_graphql::UploadValue) -> async_graphql::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            upload.into_read(),
+            ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES as u64 + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| to_gql(Error::invalid("file", format!("could not be read: {e}"))))?;
+    Ok(bytes)
 }

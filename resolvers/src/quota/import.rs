@@ -3,7 +3,6 @@
 
 use async_graphql::{Context, InputObject, SimpleObject, Upload, ID};
 use ioto_app::quota::{QuotaImportReport, QuotaImportRequest};
-use ioto_domain::fleet::bulk::MAX_BULK_FILE_BYTES;
 use ioto_domain::fleet::import::TableFormat;
 use ioto_domain::quota_import::QuotaRowError;
 use ioto_domain::Error;
@@ -139,12 +138,7 @@ pub(super) async fn import_sim_quotas(
             format!("cannot tell the format of '{name}': name the file .csv or .xlsx"),
         ))
     })?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(upload.into_read(), MAX_BULK_FILE_BYTES as u64 + 1),
-        &mut bytes,
-    )
-    .map_err(|e| to_gql(Error::invalid("file", format!("could not be read: {e}"))))?;
+    let bytes = crate::bulk::read_bounded(upload)?;
     let req = QuotaImportRequest {
         tenant,
         format,

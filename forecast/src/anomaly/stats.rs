@@ -82,15 +82,8 @@ pub(super) fn robust_sigma(mad: f64, level: f64) -> f64 {
 /// The median of the finite `values` (the mean of the two middle ones for an even count); `None`
 /// for none.
 pub(super) fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    let upper = *sorted.get(middle)?;
-    if sorted.len() % 2 == 1 {
-        return Some(upper);
-    }
-    let lower = *sorted.get(middle.checked_sub(1)?)?;
-    Some(lower + (upper - lower) / 2.0)
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    crate::stats::median(&mut finite)
 }
 
 /// The median absolute deviation of the finite `values` from their median; `None` for none.

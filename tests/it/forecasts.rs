@@ -372,3 +372,29 @@ async fn forecasts_and_anomalies_on_embedded_engines() {
 async fn forecasts_and_anomalies_on_real_engines() {
     forecasts_and_anomalies_on(Engines::Real).await;
 }
+
+/// Hostile arguments to the anomaly list and decisions are refused naming the argument, before
+/// anything is looked up or written.
+#[tokio::test]
+async fn anomaly_arguments_are_refused_naming_the_field() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let f = &app.factory;
+    let t = f.tenant("Anomaly bounds").await;
+    let admin = f.user(&t, Role::TenantAdmin, None).await;
+    let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
+    let list = "query($n: Int, $a: String) { anomalies(first: $n, after: $a) { nodes { id } } }";
+    let too_many = app.gql(Some(&token), list, json!({"n": 501})).await;
+    assert_refused(&too_many, "first", "between 1 and 500");
+    let garbage = app.gql(Some(&token), list, json!({"a": "not-a-cursor"})).await;
+    assert_refused(&garbage, "after", "not a cursor");
+    let dismiss =
+        "mutation($id: ID!, $c: String, $u: Date) { dismissAnomaly(id: $id, comment: $c, until: $u) { id } }";
+    let id = uuid::Uuid::new_v4().to_string();
+    let long = app
+        .gql(Some(&token), dismiss, json!({"id": id, "c": "x".repeat(501)}))
+        .await;
+    assert_refused(&long, "comment", "at most 500 characters");
+    let far = (Utc::now() + Duration::days(400)).date_naive().to_string();
+    let too_late = app.gql(Some(&token), dismiss, json!({"id": id, "u": far})).await;
+    assert_refused(&too_late, "until", "must be between today");
+}

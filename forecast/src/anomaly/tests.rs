@@ -225,6 +225,35 @@ fn ten_times_the_usual_is_a_spike_on_a_noisy_sim() {
     }
 }
 
+/// 90 days of a camera-like SIM: about 400 MB a day, spread by ±40 % (on the log scale).
+fn very_noisy_sim(seed: u64) -> SimHistory {
+    let profile = Profile {
+        level: 400.0 * MB,
+        weekly: [1.0; 7],
+        noise: 0.4,
+        sessions: 48.0,
+    };
+    simulate(&mut SplitMix64(seed), &profile, 90)
+}
+
+#[test]
+fn a_very_noisy_sims_high_day_is_judged_on_the_log_scale() {
+    for seed in 0..10 {
+        let mut history = very_noisy_sim(seed);
+        // Four times the usual passes the linear tests (3 ×, 6 deviations of a 40 % spread) but
+        // is an ordinary high day on the log scale for a SIM that varies this much …
+        set_today(&mut history, 4.0 * 400.0 * MB);
+        assert_quiet(&history, day(), None);
+        // … while twenty-five times is a spike.
+        set_today(&mut history, 25.0 * 400.0 * MB);
+        assert_eq!(
+            kinds(&detect(&history, day(), None)),
+            [AnomalyKind::UsageSpike],
+            "seed {seed}"
+        );
+    }
+}
+
 #[test]
 fn twice_the_usual_is_not_a_spike() {
     for seed in 0..10 {

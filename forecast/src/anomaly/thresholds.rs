@@ -39,6 +39,22 @@ pub const MAD_FLOOR_BYTES: f64 = 500_000.0 / MAD_SCALE;
 /// times a day, so 6 keeps chance excursions of noisy SIMs out.
 pub const SPIKE_MIN_Z: f64 = 6.0;
 
+/// Least robust z of a usage spike on the log scale (the day's ratio to its baseline against the
+/// spread of the SIM's ratios). Daily usage varies multiplicatively — a camera's days spread
+/// by ±40 %, a meter's by ±10 % — so a noisy SIM's ordinary high days pass a linear z and a
+/// 3 × ratio, while on the log scale they stay within a few deviations. 5 deviations on the log
+/// scale is 7 × the usual for a SIM whose days spread by ±40 % and 2 × (less than
+/// [`SPIKE_MIN_RATIO`], which then decides) for one within ±10 %.
+pub const SPIKE_MIN_LOG_Z: f64 = 5.0;
+
+/// Floor of the log-scale spread: ±5 % a day, the least any real SIM varies (as
+/// [`MAD_FLOOR_SHARE`]).
+pub const LOG_SIGMA_FLOOR: f64 = 0.05;
+
+/// Fewest days with traffic behind a log-scale spread (two weeks): with fewer, the linear tests
+/// decide alone.
+pub const LOG_SPREAD_MIN_DAYS: usize = 14;
+
 /// Least ratio of a day's usage to its seasonal baseline for a spike. Doubling happens in normal
 /// operation (a weekly upload, a retransmission after an outage); three times the usual is what
 /// a person calls a spike, and it removes the z-only alarms of SIMs whose spread is small.

@@ -15,9 +15,9 @@ use super::model::{Anomaly, AnomalyKind, Baseline, Evidence, SimHistory};
 use super::stats::{mad, median, robust_sigma, CohortStats};
 use super::text::{bytes_text, ratio_text, weekday_name};
 use super::thresholds::{
-    DISMISSED_LEVEL_HEADROOM, OWN_HISTORY_MIN_DAYS, SEASONAL_WEEKS, SEASON_DAYS, SENTENCE_RATIO_MIN_BYTES,
-    SILENCE_MAX_SHARE, SILENCE_MIN_ACTIVE_WEEKDAYS, SILENCE_MIN_BASELINE_BYTES, SPIKE_MIN_EXCESS_BYTES,
-    SPIKE_MIN_RATIO, SPIKE_MIN_Z,
+    DISMISSED_LEVEL_HEADROOM, LOG_SIGMA_FLOOR, LOG_SPREAD_MIN_DAYS, MAD_SCALE, OWN_HISTORY_MIN_DAYS,
+    SEASONAL_WEEKS, SEASON_DAYS, SENTENCE_RATIO_MIN_BYTES, SILENCE_MAX_SHARE, SILENCE_MIN_ACTIVE_WEEKDAYS,
+    SILENCE_MIN_BASELINE_BYTES, SPIKE_MIN_EXCESS_BYTES, SPIKE_MIN_LOG_Z, SPIKE_MIN_RATIO, SPIKE_MIN_Z,
 };
 use super::{day_index, evidence_series};
 
@@ -68,6 +68,9 @@ struct OwnDay<'a> {
     expected: f64,
     /// The robust standard deviation of the residuals, floored.
     sigma: f64,
+    /// The robust standard deviation of the residuals on the log scale (ratios to the
+    /// baseline), floored; 0 when too few days have traffic to tell.
+    log_sigma: f64,
 }
 
 impl<'a> OwnDay<'a> {
@@ -81,16 +84,19 @@ impl<'a> OwnDay<'a> {
             observed,
             expected: seasonal_baseline(bytes, today)?,
             sigma: residual_sigma(bytes)?,
+            log_sigma: log_residual_sigma(bytes).unwrap_or(0.0),
         })
     }
 
     /// The least bytes of a spike: [`SPIKE_MIN_Z`] robust standard deviations,
-    /// [`SPIKE_MIN_RATIO`] × and [`SPIKE_MIN_EXCESS_BYTES`] above the baseline, and
+    /// [`SPIKE_MIN_RATIO`] × and [`SPIKE_MIN_EXCESS_BYTES`] above the baseline,
+    /// [`SPIKE_MIN_LOG_Z`] robust standard deviations above it on the log scale, and
     /// [`DISMISSED_LEVEL_HEADROOM`] × the highest level accepted by a dismissal.
     fn spike_edge(&self) -> f64 {
         let accepted = feedback::accepted_level(&self.history.dismissed, self.day).unwrap_or(0.0);
         (self.expected + SPIKE_MIN_Z * self.sigma)
             .max(SPIKE_MIN_RATIO * self.expected)
+            .max(self.expected * (SPIKE_MIN_LOG_Z * self.log_sigma).exp())
             .max(self.expected + SPIKE_MIN_EXCESS_BYTES)
             .max(DISMISSED_LEVEL_HEADROOM * accepted)
     }
@@ -233,6 +239,43 @@ fn residual_sigma(bytes: &[f64]) -> Option<f64> {
     let spread = mad(&residuals)?;
     let level = median(window)?;
     Some(robust_sigma(spread, level))
+}
+
+/// The robust standard deviation of the residuals on the log scale over the up to
+/// [`SEASONAL_WEEKS`] weeks before the last day of `bytes`: each day with traffic against the
+/// median of the other days of its weekday (leave one out, as [`residual_sigma`]), as the log of
+/// their ratio. Usage varies by ratios (a camera's day is 30 % above or below its usual, not
+/// 120 MB): on this scale a noisy SIM's ordinary high days sit a few deviations up while a
+/// runaway day sits far beyond. `None` with fewer than [`LOG_SPREAD_MIN_DAYS`] such days.
+fn log_residual_sigma(bytes: &[f64]) -> Option<f64> {
+    let today = bytes.len().checked_sub(1)?;
+    let window = bytes.get(today.saturating_sub(SEASONAL_WEEKS * SEASON_DAYS)..today)?;
+    let mut weekdays: Vec<Vec<f64>> = vec![Vec::new(); SEASON_DAYS];
+    for (position, &value) in window.iter().enumerate() {
+        if let Some(same_weekday) = weekdays.get_mut(position % SEASON_DAYS) {
+            same_weekday.push(value);
+        }
+    }
+    let mut residuals = Vec::with_capacity(window.len());
+    for same_weekday in &weekdays {
+        for (position, &value) in same_weekday.iter().enumerate() {
+            let others: Vec<f64> = same_weekday
+                .iter()
+                .enumerate()
+                .filter(|&(other, _)| other != position)
+                .map(|(_, &other)| other)
+                .collect();
+            if let Some(usual) = median(&others).filter(|usual| *usual > 0.0) {
+                if value > 0.0 {
+                    residuals.push((value / usual).ln());
+                }
+            }
+        }
+    }
+    if residuals.len() < LOG_SPREAD_MIN_DAYS {
+        return None;
+    }
+    Some((MAD_SCALE * mad(&residuals)?).max(LOG_SIGMA_FLOOR))
 }
 
 /// A spike of a SIM too new for its own history, against its cohort's day.

@@ -28,11 +28,40 @@ const QUOTA_STREAM: u64 = 0x0051_554F_5441;
 const RECALL_TARGET: f64 = 0.9;
 /// … and at most this share of the warnings false.
 const FALSE_TARGET: f64 = 0.1;
-/// The warning rules, in the order of [`SimOutcome::first_warning`].
-const RULES: [&str; 2] = [
-    "the likely exhaustion date within the period",
-    "the earliest (upper 80 % bound) within the period",
+/// The warning rules, in the order of [`SimOutcome::first_warning`]: a name for the table, a
+/// short one for the summary, and whether the rule warns on a morning given the outlook and the
+/// morning's day. "Within N days" is the alert trigger `QUOTA_EXHAUSTION_FORECAST` with
+/// threshold N.
+const RULES: [(&str, &str, Warns); 5] = [
+    (
+        "the likely exhaustion date within the period",
+        "likely",
+        |o, _| o.likely.is_some(),
+    ),
+    (
+        "the earliest (upper 80 % bound) within the period",
+        "earliest",
+        |o, _| o.earliest.is_some(),
+    ),
+    (
+        "the likely date within 7 days (alert, threshold 7)",
+        "likely within 7 days",
+        |o, today| o.likely.is_some_and(|d| d <= add_days(today, 7)),
+    ),
+    (
+        "the likely date within 3 days (alert, threshold 3)",
+        "likely within 3 days",
+        |o, today| o.likely.is_some_and(|d| d <= add_days(today, 3)),
+    ),
+    (
+        "the latest (lower 80 % bound) within the period",
+        "latest",
+        |o, _| o.latest.is_some(),
+    ),
 ];
+
+/// Whether a rule warns, given the outlook on a morning and that morning's day.
+type Warns = fn(&ioto_forecast::Exhaustion, chrono::NaiveDate) -> bool;
 
 /// How one rule did.
 pub struct RuleFigures {
@@ -79,7 +108,7 @@ struct SimOutcome {
     /// The day of the period (0-based) its quota ran out on.
     exhausted: Option<usize>,
     /// Per rule, the first day of the period a warning was raised on.
-    first_warning: [Option<usize>; 2],
+    first_warning: [Option<usize>; RULES.len()],
     forecasts: usize,
 }
 
@@ -107,7 +136,7 @@ pub fn replay(fleet: &SimulatedFleet, seed: u64, sample: usize, threads: usize) 
         threads,
         rules: RULES
             .iter()
-            .map(|&rule| RuleFigures {
+            .map(|&(rule, _, _)| RuleFigures {
                 rule,
                 warned_ahead: 0,
                 warned: 0,
@@ -188,12 +217,9 @@ fn replay_sim(
         let forecast = ioto_forecast::forecast(&history, days - today, None)?;
         outcome.forecasts += 1;
         let outlook = exhaustion(&forecast, used, quota, period_end);
-        for (first, warns) in outcome
-            .first_warning
-            .iter_mut()
-            .zip([outlook.likely.is_some(), outlook.earliest.is_some()])
-        {
-            if warns && first.is_none() {
+        let morning = add_days(fleet.start, today);
+        for (first, (_, _, warns)) in outcome.first_warning.iter_mut().zip(RULES) {
+            if first.is_none() && warns(&outlook, morning) {
                 *first = Some(day);
             }
         }
@@ -245,7 +271,7 @@ pub fn print(r: &Replay) {
 /// The figures of the summary over runs.
 pub fn figures(r: &Replay) -> Vec<Figure> {
     let mut out = Vec::new();
-    for (rule, name) in r.rules.iter().zip(["likely", "earliest"]) {
+    for (rule, (_, name, _)) in r.rules.iter().zip(RULES) {
         out.push(Figure::percent(
             &format!("quota replay, rule {name}: recall ≥ 24 h ahead, %"),
             rule.recall(r.exhausted).unwrap_or(f64::NAN),

@@ -485,6 +485,7 @@ fn spec(
             clear_threshold: None,
             state,
             telemetry: None,
+            anomaly: None,
         },
         channels: Channels::default(),
         pacing,

@@ -103,6 +103,17 @@ pub enum FleetEvent {
     ExportJobProgress(ExportJobProgress),
     VisibilityChanged(VisibilityChanged),
     AlertChanged(AlertChanged),
+    ForecastsChanged(ForecastsChanged),
+}
+
+/// What the forecast pass stored for a tenant changed (a pass over it finished), or people
+/// decided about one of its anomalies: the rules on forecasts and anomalies are evaluated again
+/// at the next tick rather than within the minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastsChanged {
+    pub tenant_id: TenantId,
+    pub at: DateTime<Utc>,
 }
 
 /// An alert opened, fired, changed or resolved (for the `alerts` subscription, which reads the
@@ -238,6 +249,7 @@ impl FleetEvent {
             FleetEvent::ExportJobProgress(e) => e.tenant_id,
             FleetEvent::VisibilityChanged(e) => e.tenant_id,
             FleetEvent::AlertChanged(e) => e.tenant_id,
+            FleetEvent::ForecastsChanged(e) => e.tenant_id,
         }
     }
 
@@ -249,6 +261,7 @@ impl FleetEvent {
             FleetEvent::ExportJobProgress(e) => e.at,
             FleetEvent::VisibilityChanged(e) => e.at,
             FleetEvent::AlertChanged(e) => e.at,
+            FleetEvent::ForecastsChanged(e) => e.at,
         }
     }
 }

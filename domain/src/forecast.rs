@@ -10,6 +10,7 @@
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::billing::money::{Cost, Currency, Price};
 use crate::fleet::query::Cursor;
 use crate::identifiers::Iccid;
 use crate::{CustomerId, Error, Result, SimId, TenantId};
@@ -117,6 +118,93 @@ pub struct StoredForecast {
     pub days: Vec<DayForecast>,
     /// Set for a subject with a data quota.
     pub quota: Option<ForecastQuota>,
+    /// Set when the tenant has a retail rate card.
+    pub projected_cost: Option<ProjectedCost>,
+}
+
+/// What a forecast's subject is heading for in money at the tenant's retail card, in the card's
+/// billing period holding the forecast's first day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectedCost {
+    pub currency: Currency,
+    /// The period's completed days (those in the 90-day window), priced as advice prices them
+    /// (see [`crate::advice`]): each SIM's traffic at its plan's prices, its access fee once per
+    /// month with traffic; a group's, its SIMs' together.
+    pub cost_so_far: Cost,
+    /// So far, and the expected usage to the period's end at the subject's average price per
+    /// byte over its window.
+    pub projected: Cost,
+    /// The same with the upper 80 % bounds of the days ahead.
+    pub projected_high80: Cost,
+}
+
+/// What the bytes ahead are priced at: a subject's average price over its window, or — with no
+/// traffic priced in it — a price per MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BytePrice {
+    /// What `bytes` cost.
+    Average {
+        cost: Cost,
+        bytes: u64,
+    },
+    PerMb(Price),
+}
+
+impl BytePrice {
+    /// What `bytes` cost at this price (exact to the 10⁻¹² unit, rounded down).
+    pub fn cost_of(self, bytes: u64) -> Cost {
+        match self {
+            Self::Average { bytes: 0, .. } => Cost::ZERO,
+            Self::Average { cost, bytes: basis } => {
+                Cost::from_units(cost.units().saturating_mul(i128::from(bytes)) / i128::from(basis))
+            }
+            Self::PerMb(p) => p.cost_of_bytes(bytes),
+        }
+    }
+}
+
+/// Whole bytes of a forecast figure: 0 for anything not finite and positive.
+fn whole_bytes(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 {
+        v.round() as u64
+    } else {
+        0
+    }
+}
+
+impl ProjectedCost {
+    /// `cost_so_far` and the forecast `days` (from the forecast's first day on) up to
+    /// `period_end` (the first day after the period) priced at `price`. Days of the period past
+    /// the stored ones are taken at the stored days' average.
+    pub fn project(
+        currency: Currency,
+        cost_so_far: Cost,
+        price: BytePrice,
+        days: &[DayForecast],
+        period_end: NaiveDate,
+    ) -> Self {
+        let within: Vec<&DayForecast> = days.iter().filter(|d| d.date < period_end).collect();
+        let positive = |v: &f64| v.is_finite() && *v > 0.0;
+        let mut expected: f64 = within.iter().map(|d| d.point).filter(positive).sum();
+        let mut high: f64 = within.iter().map(|d| d.hi80).filter(positive).sum();
+        if let Some(last) = days.last().filter(|l| l.date < period_end) {
+            let beyond = (period_end - last.date).num_days() - 1;
+            if beyond > 0 {
+                let n = days.len() as f64;
+                let mean = |f: fn(&DayForecast) -> f64| -> f64 {
+                    days.iter().map(f).filter(positive).sum::<f64>() / n
+                };
+                expected += mean(|d| d.point) * beyond as f64;
+                high += mean(|d| d.hi80) * beyond as f64;
+            }
+        }
+        Self {
+            currency,
+            cost_so_far,
+            projected: cost_so_far + price.cost_of(whole_bytes(expected)),
+            projected_high80: cost_so_far + price.cost_of(whole_bytes(high)),
+        }
+    }
 }
 
 impl StoredForecast {
@@ -476,6 +564,50 @@ mod tests {
             ..ok
         };
         assert!(matches!(long.check(), Err(Error::InvalidInput { field, .. }) if field == "comment"));
+    }
+
+    #[test]
+    fn a_projected_cost_adds_the_days_ahead_to_the_period_end() {
+        let eur = Currency::parse("currency", "EUR").unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 3, 18).unwrap();
+        let days: Vec<DayForecast> = (0..31)
+            .map(|i| DayForecast {
+                date: start + chrono::Duration::days(i),
+                point: 10e6,
+                lo80: 5e6,
+                hi80: 20e6,
+                lo95: 0.0,
+                hi95: 40e6,
+            })
+            .collect();
+        let so_far = Cost::parse("c", "3").unwrap();
+        // 14 days (18–31 March) of 10 MB at 0.5 per 10 MB (an average of 1.5 for 30 MB).
+        let average = BytePrice::Average {
+            cost: Cost::parse("c", "1.5").unwrap(),
+            bytes: 30_000_000,
+        };
+        let april = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let p = ProjectedCost::project(eur, so_far, average, &days, april);
+        assert_eq!(
+            p.projected,
+            Cost::parse("c", "10").unwrap(),
+            "3 + 140 MB × 0.05 a MB"
+        );
+        assert_eq!(p.projected_high80, Cost::parse("c", "17").unwrap());
+        // A quarter reaches past the 31 days stored: those days count at the days' average.
+        let july = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        let per_mb = BytePrice::PerMb(Price::parse("p", "0.05").unwrap());
+        let q = ProjectedCost::project(eur, so_far, per_mb, &days, july);
+        // 105 days from 18 March to 30 June, 10 MB each.
+        assert_eq!(q.projected, Cost::parse("c", "55.5").unwrap());
+        assert_eq!(
+            BytePrice::Average {
+                cost: Cost::ZERO,
+                bytes: 0
+            }
+            .cost_of(5),
+            Cost::ZERO
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod actor;
+pub mod advice;
 pub mod alert;
 pub mod analytics;
 pub mod billing;

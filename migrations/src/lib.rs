@@ -33,6 +33,8 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0018_postgres.sql"),
     include_str!("sql/0019_postgres.sql"),
     include_str!("sql/0020_postgres.sql"),
+    include_str!("sql/0021_postgres.sql"),
+    include_str!("sql/0022_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -176,6 +178,22 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0020_postgres.sql"),
                 sqlite: include_str!("sql/0020_sqlite.sql"),
                 irreversible: "forecasts are recomputed, but anomalies record what people dismissed",
+            }),
+            // The alert triggers on forecasts and anomalies (an ANOMALY rule's kinds and least
+            // severity); the SIMs' changes of device, for IMEI_CHANGE anomalies.
+            Box::new(SqlMigration {
+                name: "m0021_forecast_alerts",
+                postgres: include_str!("sql/0021_postgres.sql"),
+                sqlite: include_str!("sql/0021_sqlite.sql"),
+                irreversible:
+                    "anomaly rules would lose which anomalies they hear of, SIMs their device history",
+            }),
+            // Quota and plan advice per SIM and pool; the projected cost of forecasts.
+            Box::new(SqlMigration {
+                name: "m0022_advice",
+                postgres: include_str!("sql/0022_postgres.sql"),
+                sqlite: include_str!("sql/0022_sqlite.sql"),
+                irreversible: "forecasts are read with their projected-cost columns",
             }),
         ]
     }

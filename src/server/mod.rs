@@ -211,6 +211,7 @@ impl App {
                 quotas: Arc::clone(&engines.quotas),
                 pools: Arc::clone(&engines.quota_pools),
                 usage: engines.usage.clone(),
+                cards: engines.billing.clone(),
                 notifier: realtime.clone(),
                 delivery_wakeup: Some(fleet.delivery_wakeup()),
             },

@@ -570,6 +570,7 @@ async fn seed_alerts(
                         clear_threshold: None,
                         state,
                         telemetry: None,
+                        anomaly: None,
                     },
                     channels: Channels::default(),
                     pacing: Pacing {

@@ -8,16 +8,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use ioto_domain::alert::lifecycle::{announce, Acknowledgement, Alert, AlertState, AlertWrite, Announced};
 use ioto_domain::alert::{
-    AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity, Silence, SilenceMatcher,
-    TelemetryField, TelemetryLimit, TelemetryValue,
+    AlertRule, AlertTarget, AnomalyCondition, AnomalyKind, Channels, Condition, Metric, Pacing, RuleSpec,
+    Severity, Silence, SilenceMatcher, TelemetryField, TelemetryLimit, TelemetryValue,
 };
 use ioto_domain::fleet::query::{Cursor, LabelFilter};
 use ioto_domain::fleet::{Sim, SimState};
+use ioto_domain::forecast::{severity_from, AnomalyFilter, AnomalyRecord, StoredForecast};
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::alerts::{AlertQuery, AlertStore, OpenCount};
+use ioto_domain::ports::forecasts::ForecastStore;
 use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -27,7 +29,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::entities::{alert, alert_rule, alert_silence, sim};
+use crate::entities::{alert, alert_rule, alert_silence, sim, usage_forecast};
 use crate::error::db;
 use crate::fleet::SqlFleet;
 use crate::notifications::{insert_notification, split_emails};
@@ -87,6 +89,20 @@ impl TryFrom<alert_rule::Model> for AlertRule {
             }),
             _ => None,
         };
+        let anomaly = match m.anomaly_min_severity.as_deref() {
+            None => None,
+            Some(least) => Some(AnomalyCondition {
+                kinds: m
+                    .anomaly_kinds
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| AnomalyKind::parse(k).map_err(|e| corrupt("alert rule", "anomaly kind", e)))
+                    .collect::<Result<Vec<_>>>()?,
+                min_severity: severity_from(least)?,
+            }),
+        };
         Ok(AlertRule {
             id: m.id,
             tenant_id: TenantId(m.tenant_id),
@@ -107,6 +123,7 @@ impl TryFrom<alert_rule::Model> for AlertRule {
                         .transpose()
                         .map_err(|e| bad("state", e))?,
                     telemetry,
+                    anomaly,
                 },
                 channels: Channels {
                     in_app: m.in_app,
@@ -170,6 +187,16 @@ fn rule_model(r: &AlertRule) -> alert_rule::ActiveModel {
             .telemetry
             .and_then(|t| t.clear_value)
             .map(TelemetryValue::hundredths)),
+        anomaly_kinds: Set(s
+            .condition
+            .anomaly
+            .as_ref()
+            .map(|a| a.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","))),
+        anomaly_min_severity: Set(s
+            .condition
+            .anomaly
+            .as_ref()
+            .map(|a| a.min_severity.as_str().to_owned())),
         in_app: Set(s.channels.in_app),
         webhook: Set(s.channels.webhook),
         emails: Set(s.channels.emails.join(",")),
@@ -903,5 +930,53 @@ impl AlertStore for SqlFleet {
         }
         commit(txn).await?;
         Ok(withdrawn + ended > 0)
+    }
+
+    async fn sim_quota_forecasts(
+        &self,
+        tenant: TenantId,
+        by: NaiveDate,
+        also: &[SimId],
+        limit: u64,
+    ) -> Result<Vec<StoredForecast>> {
+        use usage_forecast::Column as C;
+        let scope = Scope::tenant(tenant);
+        let sims = || {
+            usage_forecast::Entity::find()
+                .filter(C::TenantId.eq(tenant.0))
+                .filter(C::SubjectKind.eq("SIM"))
+        };
+        let mut out: Vec<StoredForecast> = self
+            .read_all(
+                scope,
+                sims()
+                    .filter(C::ExhaustionLikely.lte(by))
+                    .order_by_asc(C::ExhaustionLikely)
+                    .order_by_asc(C::SubjectId)
+                    .limit(limit),
+            )
+            .await?;
+        let have: std::collections::HashSet<Uuid> = out.iter().map(|f| f.subject.id(tenant)).collect();
+        let rest: Vec<Uuid> = also.iter().map(|s| s.0).filter(|id| !have.contains(id)).collect();
+        for chunk in rest.chunks(1_000) {
+            let more: Vec<StoredForecast> = self
+                .read_all(scope, sims().filter(C::SubjectId.is_in(chunk.iter().copied())))
+                .await?;
+            out.extend(more);
+        }
+        Ok(out)
+    }
+
+    async fn anomalies_from(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        limit: u64,
+    ) -> Result<Vec<AnomalyRecord>> {
+        let filter = AnomalyFilter {
+            from: Some(from),
+            ..AnomalyFilter::default()
+        };
+        ForecastStore::anomalies(self, Scope::tenant(tenant), tenant, &filter, None, limit).await
     }
 }

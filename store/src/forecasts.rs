@@ -12,11 +12,12 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::query::Cursor;
 use ioto_domain::forecast::{
     cursor_key, method_from, severity_from, Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind,
     AnomalyRecord, AnomalyStatus, DayForecast, Dismissal, Evidence, ForecastQuota, ForecastSubject,
-    StoredForecast,
+    ProjectedCost, StoredForecast,
 };
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::forecasts::{AnomaliesStored, ForecastStore};
@@ -35,7 +36,7 @@ use crate::fleet::SqlFleet;
 use crate::notifications::insert_notification;
 use crate::pool::commit_or_roll_back;
 
-/// Forecasts written per statement (18 parameters each: well within both engines' limits).
+/// Forecasts written per statement (22 parameters each: well within both engines' limits).
 const FORECAST_CHUNK: usize = 500;
 /// Anomalies written per statement.
 const ANOMALY_CHUNK: usize = 200;
@@ -119,9 +120,31 @@ fn days_from(v: &Value) -> Result<Vec<DayForecast>> {
         .collect()
 }
 
+/// A forecast's projected cost from its columns: all four set, or none.
+fn projected_cost(m: &usage_forecast::Model) -> Result<Option<ProjectedCost>> {
+    let (Some(currency), Some(so_far), Some(projected), Some(high)) = (
+        m.cost_currency.as_deref(),
+        m.cost_so_far.as_deref(),
+        m.projected_cost.as_deref(),
+        m.projected_cost_high80.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let cost =
+        |what: &str, text: &str| Cost::parse(what, text).map_err(|e| corrupt("usage_forecasts", what, e));
+    Ok(Some(ProjectedCost {
+        currency: Currency::parse("cost_currency", currency)
+            .map_err(|e| corrupt("usage_forecasts", "cost_currency", e))?,
+        cost_so_far: cost("cost_so_far", so_far)?,
+        projected: cost("projected_cost", projected)?,
+        projected_high80: cost("projected_cost_high80", high)?,
+    }))
+}
+
 impl TryFrom<usage_forecast::Model> for StoredForecast {
     type Error = Error;
     fn try_from(m: usage_forecast::Model) -> Result<Self> {
+        let projected_cost = projected_cost(&m)?;
         let quota = match (m.quota_limit_bytes, m.period_end) {
             (Some(limit), Some(period_end)) => Some(ForecastQuota {
                 limit_bytes: unsigned(limit, "quota_limit_bytes")?,
@@ -152,6 +175,7 @@ impl TryFrom<usage_forecast::Model> for StoredForecast {
             backtest_wape: m.backtest_wape,
             days: days_from(&m.days)?,
             quota,
+            projected_cost,
         })
     }
 }
@@ -164,6 +188,7 @@ fn finite(v: Option<f64>) -> Option<f64> {
 /// A forecast as a row to write.
 fn forecast_model(f: &StoredForecast) -> usage_forecast::ActiveModel {
     let q = f.quota.as_ref();
+    let p = f.projected_cost.as_ref();
     usage_forecast::ActiveModel {
         tenant_id: Set(f.tenant_id.0),
         subject_kind: Set(f.subject.kind().to_owned()),
@@ -182,6 +207,10 @@ fn forecast_model(f: &StoredForecast) -> usage_forecast::ActiveModel {
         period_end: Set(q.map(|q| q.period_end)),
         projected_period_bytes: Set(q.map(|q| big(q.projected_period_bytes))),
         projected_period_bytes_hi80: Set(q.map(|q| big(q.projected_period_bytes_hi80))),
+        cost_currency: Set(p.map(|p| p.currency.code().to_owned())),
+        cost_so_far: Set(p.map(|p| p.cost_so_far.to_string())),
+        projected_cost: Set(p.map(|p| p.projected.to_string())),
+        projected_cost_high80: Set(p.map(|p| p.projected_high80.to_string())),
     }
 }
 
@@ -286,6 +315,10 @@ impl ForecastStore for SqlFleet {
                                 C::PeriodEnd,
                                 C::ProjectedPeriodBytes,
                                 C::ProjectedPeriodBytesHi80,
+                                C::CostCurrency,
+                                C::CostSoFar,
+                                C::ProjectedCost,
+                                C::ProjectedCostHigh80,
                             ])
                             .to_owned(),
                     )

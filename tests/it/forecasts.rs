@@ -15,19 +15,19 @@ use ioto_test_support::app::{assert_refused, error_code};
 use ioto_test_support::{earlier_today, Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
 
-const MB: u64 = 1_000_000;
+pub(crate) const MB: u64 = 1_000_000;
 /// A working day's usage; weekends use less.
-const BASE: u64 = 50 * MB;
+pub(crate) const BASE: u64 = 50 * MB;
 /// The SIMs' parts in the story, by their index.
-const CROSSING: usize = 0;
-const ROOMY: usize = 1;
-const SPIKE: usize = 2;
-const SILENT: usize = 3;
-const ROAMING: usize = 4;
-const IDLE: usize = 5;
+pub(crate) const CROSSING: usize = 0;
+pub(crate) const ROOMY: usize = 1;
+pub(crate) const SPIKE: usize = 2;
+pub(crate) const SILENT: usize = 3;
+pub(crate) const ROAMING: usize = 4;
+pub(crate) const IDLE: usize = 5;
 
 /// What a steady SIM uses on `day`: busy on working days, quiet at the weekend.
-fn usual(day: NaiveDate) -> u64 {
+pub(crate) fn usual(day: NaiveDate) -> u64 {
     match day.weekday() {
         Weekday::Sat => 15 * MB,
         Weekday::Sun => 10 * MB,
@@ -60,7 +60,7 @@ fn session(sim: &Sim, at: DateTime<Utc>, network: &str, bytes: u64, id: &str) ->
 /// 60 days of history before today: every SIM steady on 262-01 (Germany), but the spike SIM
 /// used 10 × a working day yesterday, the silent SIM used nothing the last two days, the
 /// roaming SIM was in France (208-01) yesterday, and the idle SIM never used anything.
-fn history(sims: &[Sim], today: NaiveDate) -> Vec<SessionUpdate> {
+pub(crate) fn history(sims: &[Sim], today: NaiveDate) -> Vec<SessionUpdate> {
     let mut updates = Vec::new();
     for back in 1..=60 {
         let day = today - Duration::days(back);

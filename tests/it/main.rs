@@ -2,7 +2,9 @@
 //! and the embedded adapters. One binary, one module per area.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod advice;
 mod alerts;
+mod alerts_forecast;
 mod alerts_instances;
 mod alerts_telemetry;
 mod analytics;

@@ -24,6 +24,8 @@ use crate::quota::{by_sim, hourly_bytes};
 use ioto_domain::{Result, Scope, SimId, TenantId};
 use uuid::Uuid;
 
+/// The rules on stored forecasts and anomalies.
+mod forecast;
 /// The telemetry rules, on device readings as they are stored.
 mod telemetry;
 
@@ -382,8 +384,23 @@ impl AlertEvaluator {
     }
 
     /// Evaluates rules on what the fleet tells: a SIM's state changed, a quota reached a stage,
-    /// a bulk job finished.
+    /// a bulk job finished. New forecasts or an anomaly decided make the tenant's rules on them
+    /// due at the next tick.
     pub async fn on_event(&self, event: &FleetEvent, now: DateTime<Utc>) -> Result<Pass> {
+        if let FleetEvent::ForecastsChanged(e) = event {
+            let rules = self.rules().await?;
+            let mut slow = self
+                .slow
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in rules
+                .iter()
+                .filter(|r| r.tenant_id == e.tenant_id && r.spec.condition.metric.is_forecast())
+            {
+                slow.remove(&r.id);
+            }
+            return Ok(Pass::default());
+        }
         let (tenant, metric) = match event {
             FleetEvent::SimStateChanged(e) => (e.tenant_id, Metric::StateChanged),
             FleetEvent::Notification(n) if n.kind == NotificationKind::QuotaStage.as_str() => {
@@ -528,7 +545,8 @@ impl AlertEvaluator {
             };
             // Rules measured in days look for new SIMs once a minute, at their open alerts on
             // every pass.
-            let scan = metric != Metric::NoTrafficAfterActivation || self.slow_due(rule.id);
+            let scan = !(metric == Metric::NoTrafficAfterActivation || metric.is_forecast())
+                || self.slow_due(rule.id);
             // One rule failing (a store refusing a read) does not hold back the others.
             match self.tick_rule(rule, recent, scan, &mut reads, now).await {
                 Ok(p) => pass += p,
@@ -568,6 +586,14 @@ impl AlertEvaluator {
             now - chrono::Duration::seconds(i64::from(rule.spec.pacing.group_interval_seconds));
         let current = self.store.current_alerts(rule.id, None, reopen_since).await?;
         let open: Vec<&Alert> = current.iter().filter(|a| a.state.is_open()).collect();
+        match metric {
+            Metric::Anomaly => return self.anomaly_rule(rule, &keyed(&current), &open, scan, now).await,
+            Metric::QuotaExhaustionForecast if scan => {
+                return self.quota_forecast_rule(rule, &keyed(&current), &open, now).await
+            }
+            Metric::QuotaExhaustionForecast => return Ok(Pass::default()),
+            _ => {}
+        }
         if metric.is_event() {
             let quiet: Vec<(Subject, Observation)> = open
                 .iter()
@@ -1054,7 +1080,10 @@ impl Need {
             | Metric::BulkJobFinished
             // Read from the device readings as they are stored (`on_telemetry`).
             | Metric::TelemetryAbove
-            | Metric::TelemetryBelow => None,
+            | Metric::TelemetryBelow
+            // Read from what the forecast pass stored (`evaluate::forecast`).
+            | Metric::QuotaExhaustionForecast
+            | Metric::Anomaly => None,
         }
     }
 }

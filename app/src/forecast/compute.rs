@@ -1,17 +1,21 @@
 //! The CPU work of a pass, on plain data: the days a pass reads, a series' forecast (read
-//! against a quota), a SIM's anomalies. Nothing here awaits: a chunk of SIMs is computed on the
-//! blocking pool ([`crate::lanes::FORECASTS`]).
+//! against a quota), a SIM's anomalies, and (in [`super::advice`]) its advice and costs. Nothing
+//! here awaits: a chunk of SIMs is computed on the blocking pool ([`crate::lanes::FORECASTS`]).
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
+use ioto_domain::advice::{Advice, NetworkDayBytes};
 use ioto_domain::forecast::{
     Anomaly, AnomalyKind, AnomalyRecord, Dismissal, ForecastQuota, ForecastSubject, StoredForecast,
     HISTORY_DAYS, STORED_DAYS,
 };
 use ioto_domain::identifiers::Iccid;
+use ioto_domain::quota::QuotaAction;
 use ioto_domain::{CustomerId, SimId, TenantId};
-use ioto_forecast::anomaly::{detect, CohortStats, NetworkDay, SimHistory};
+use ioto_forecast::anomaly::{detect, CohortStats, ImeiSeen, NetworkDay, SimHistory};
 use ioto_forecast::{exhaustion, forecast, DailySeries, Forecast, WeeklyShape};
+
+use super::advice::{self, GroupCosts, Pricing, SimAdvice};
 
 /// The days a pass reads: [`HISTORY_DAYS`] completed days and today (in progress), UTC days as
 /// the usage cubes keep them. Index 0 is the first, the last is today.
@@ -99,7 +103,7 @@ impl QuotaInput {
 }
 
 /// Whole bytes of a figure: rounded, 0 for anything not finite and positive.
-fn whole(v: f64) -> u64 {
+pub(crate) fn whole(v: f64) -> u64 {
     if v.is_finite() && v > 0.0 {
         v.round() as u64
     } else {
@@ -159,6 +163,7 @@ pub(crate) fn forecast_of(
         backtest_wape: fc.backtest_wape,
         days: fc.days,
         quota,
+        projected_cost: None,
     })
 }
 
@@ -171,6 +176,11 @@ pub(crate) struct SimActivity {
     pub sessions: Vec<u32>,
     /// The networks it had traffic on, per day.
     pub networks: Vec<NetworkDay>,
+    /// Its bytes per completed day and network, to price (read when the tenant has a card).
+    pub traffic: Vec<NetworkDayBytes>,
+    /// The devices it was seen in, as its recorded changes of device tell (the IMEI before a
+    /// change on the day before it, the new one on its day; UTC days).
+    pub imeis: Vec<ImeiSeen>,
 }
 
 impl SimActivity {
@@ -179,6 +189,8 @@ impl SimActivity {
             bytes: vec![0.0; days],
             sessions: vec![0; days],
             networks: Vec::new(),
+            traffic: Vec::new(),
+            imeis: Vec::new(),
         }
     }
 }
@@ -186,8 +198,7 @@ impl SimActivity {
 /// The anomalies of a SIM on the last completed day (yesterday: every kind) and on today so far
 /// (every kind but silence: a day in progress is not quiet yet, while a spike, a storm, a new
 /// network or country already seen stays so). `cohort` holds the statistics of similar SIMs on
-/// those two days, for a SIM too new for its own history. IMEI changes are not looked for: Ioto
-/// keeps a SIM's last IMEI only, not its sightings.
+/// those two days, for a SIM too new for its own history.
 pub(crate) fn anomalies_of(
     w: &Window,
     activity: SimActivity,
@@ -201,13 +212,15 @@ pub(crate) fn anomalies_of(
         bytes,
         sessions,
         networks,
+        traffic: _,
+        imeis,
     } = activity;
     let history = SimHistory {
         start: w.day(first),
         daily_bytes: bytes.get(first..).map(<[f64]>::to_vec).unwrap_or_default(),
         daily_sessions: sessions.get(first..).map(<[u32]>::to_vec).unwrap_or_default(),
         networks,
-        imeis: Vec::new(),
+        imeis,
         dismissed,
     };
     let [on_yesterday, on_today] = cohort;
@@ -228,9 +241,15 @@ pub(crate) struct SimJob {
     pub sim: (SimId, Option<CustomerId>, Iccid),
     /// Its cohort (tariff plan) in [`Cohorts`].
     pub cohort: usize,
+    /// Its tariff plan.
+    pub plan: Option<String>,
+    /// The pools it counts toward, by their index among the tenant's.
+    pub pools: Vec<usize>,
     pub activity: SimActivity,
     pub dismissed: Vec<Dismissal>,
     pub quota: Option<QuotaInput>,
+    /// Its quota's limit and action at the limit.
+    pub limit: Option<(u64, QuotaAction)>,
 }
 
 /// What a tenant's cohorts (SIMs of one tariff plan, or without one) lend their new SIMs: the
@@ -241,17 +260,43 @@ pub(crate) struct Cohorts {
     pub stats: Vec<[Option<CohortStats>; 2]>,
 }
 
-/// The forecasts and the anomalies of a chunk of SIMs.
+/// What a chunk of SIMs gives.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkOutput {
+    pub forecasts: Vec<StoredForecast>,
+    pub anomalies: Vec<AnomalyRecord>,
+    pub advice: Vec<Advice>,
+    /// The groups' costs, with the chunk's SIMs' added.
+    pub costs: GroupCosts,
+}
+
+/// The forecasts (with their projected cost, where the tenant has a card), the anomalies and the
+/// advice of a chunk of SIMs; their costs added to the groups' `costs`.
 pub(crate) fn run_chunk(
     tenant: TenantId,
     w: Window,
     jobs: Vec<SimJob>,
     cohorts: &Cohorts,
+    pricing: Option<&Pricing>,
+    costs: GroupCosts,
     now: DateTime<Utc>,
-) -> (Vec<StoredForecast>, Vec<AnomalyRecord>) {
-    let mut forecasts = Vec::with_capacity(jobs.len());
-    let mut anomalies = Vec::new();
+) -> ChunkOutput {
+    let mut out = ChunkOutput {
+        forecasts: Vec::with_capacity(jobs.len()),
+        costs,
+        ..ChunkOutput::default()
+    };
     for job in jobs {
+        let of_sim = SimAdvice {
+            tenant,
+            sim: &job.sim,
+            plan: job.plan.as_deref(),
+            bytes: &job.activity.bytes,
+            traffic: &job.activity.traffic,
+            quota: job.limit,
+        };
+        let (advised, sim_costs) = advice::sim_advice(&w, pricing, &of_sim, now);
+        out.advice.extend(advised);
         let input = ForecastInput {
             tenant,
             subject: ForecastSubject::Sim(job.sim.0),
@@ -259,13 +304,21 @@ pub(crate) fn run_chunk(
             cohort: cohorts.shapes.get(job.cohort).and_then(Option::as_ref),
             quota: job.quota.as_ref(),
         };
-        forecasts.extend(forecast_of(&w, &input, now));
+        let mut made = forecast_of(&w, &input, now);
+        if let (Some(f), Some(p), Some(c)) = (made.as_mut(), pricing, sim_costs.as_ref()) {
+            f.projected_cost = Some(p.projected(&w, c, job.plan.as_deref(), &f.days));
+        }
+        out.forecasts.extend(made);
+        if let Some(c) = &sim_costs {
+            out.costs.add(job.sim.1, &job.pools, c);
+        }
         let stats = cohorts.stats.get(job.cohort).copied().unwrap_or([None, None]);
         for a in anomalies_of(&w, job.activity, job.dismissed, stats) {
-            anomalies.push(AnomalyRecord::open(tenant, job.sim.clone(), a, now));
+            out.anomalies
+                .push(AnomalyRecord::open(tenant, job.sim.clone(), a, now));
         }
     }
-    (forecasts, anomalies)
+    out
 }
 
 #[cfg(test)]

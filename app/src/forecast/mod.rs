@@ -16,20 +16,31 @@
 //!        value, the high-severity ones with their ANOMALY notification
 //!   groups ─► forecasts of the sums (pools read against their limit)
 //!   forecasts not written again (subjects gone, SIMs without usage) removed
+//!
+//! with a retail card (advice.rs): the second read also takes each SIM's bytes per network
+//!     ─► priced per day at each plan the card offers: plan advice; at its own plan: the
+//!        projected cost of its forecast and its share of the groups' costs
+//!   every SIM with usage and every pool ─► quota advice from its months (RAISE, LOWER, SET)
+//!   advice upserted per chunk (one per SIM or pool and kind); what the pass did not advise
+//!   again removed at the end
 //! ```
 
+mod advice;
 mod compute;
 mod pass;
 
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
+use ioto_domain::advice::{Advice, AdviceFilter, AdviceSubject};
+use ioto_domain::events::FleetEvent;
 use ioto_domain::fleet::query::Cursor;
 use ioto_domain::fleet::Sim;
 use ioto_domain::forecast::{
     AnomalyDecision, AnomalyFilter, AnomalyRecord, AnomalyStatus, ForecastSubject, StoredForecast,
 };
 use ioto_domain::identifiers::Iccid;
+use ioto_domain::ports::billing::RateCardStore;
 use ioto_domain::ports::forecasts::ForecastStore;
 use ioto_domain::ports::quota_pools::QuotaPoolStore;
 use ioto_domain::ports::quotas::QuotaStore;
@@ -58,6 +69,8 @@ pub struct ForecastPorts {
     pub pools: Arc<dyn QuotaPoolStore>,
     /// The usage cubes.
     pub usage: Arc<dyn UsageReader>,
+    /// The tenants' retail cards, that price plan advice and projected costs.
+    pub cards: Arc<dyn RateCardStore>,
     /// Where the notifications of new anomalies are told.
     pub notifier: Arc<dyn FleetNotifier>,
     /// Woken when a notification was written, when this process sends deliveries.
@@ -224,6 +237,59 @@ impl ForecastService {
             .filter(|a| actor.customer_id.is_none() || a.customer_id == actor.customer_id))
     }
 
+    /// A tenant's advice the filter admits, by saving (highest first; none, and nothing saved,
+    /// last) and id, after `after`, at most `limit` (up to [`MAX_PAGE`] and one). Read as
+    /// anomalies are: a sub-customer's users see their own SIMs' advice only (never a pool's),
+    /// where the tenant shares SIM data with them. Amounts are the resolvers' to hide from those
+    /// who may not see costs.
+    pub async fn advice(
+        &self,
+        actor: &Actor,
+        tenant: Option<TenantId>,
+        mut filter: AdviceFilter,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Vec<Advice>> {
+        self.check_read(actor, "read advice").await?;
+        let tenant = actor.target_tenant(tenant)?;
+        if let Some(mine) = actor.customer_id {
+            if filter.customer.is_some_and(|c| c != mine)
+                || matches!(filter.subject, Some(AdviceSubject::Pool(_)))
+            {
+                return Ok(Vec::new());
+            }
+            filter.customer = Some(mine);
+        }
+        self.ports
+            .store
+            .advice(actor.scope(), tenant, &filter, after, limit.min(MAX_PAGE + 1))
+            .await
+    }
+
+    /// The advice of a SIM the caller has read already (visible where its anomalies are).
+    pub async fn advice_of_sim(&self, actor: &Actor, sim: &Sim) -> Result<Vec<Advice>> {
+        let filter = AdviceFilter {
+            subject: Some(AdviceSubject::Sim(sim.id)),
+            ..AdviceFilter::default()
+        };
+        self.advice(actor, Some(sim.tenant_id), filter, None, MAX_PAGE)
+            .await
+    }
+
+    /// The advice of a pool the caller has read already: for the tenant's own users only.
+    pub async fn advice_of_pool(&self, actor: &Actor, pool: &QuotaPool) -> Result<Vec<Advice>> {
+        if actor.customer_id.is_some() {
+            self.check_read(actor, "read advice").await?;
+            return Ok(Vec::new());
+        }
+        let filter = AdviceFilter {
+            subject: Some(AdviceSubject::Pool(pool.id)),
+            ..AdviceFilter::default()
+        };
+        self.advice(actor, Some(pool.tenant_id), filter, None, MAX_PAGE)
+            .await
+    }
+
     /// Dismisses an anomaly as expected behaviour: from the next pass on, the detector accepts
     /// its level (a usage spike), its value (a new network, country or IMEI) or its kind (a
     /// silence, a session storm) on the SIM, up to `until` (included) or for good.
@@ -270,9 +336,18 @@ impl ForecastService {
         if self.anomaly(actor, id).await?.is_none() {
             return Err(Error::not_found("anomaly", id));
         }
-        self.ports
+        let decided = self
+            .ports
             .store
             .decide_anomaly(actor.scope(), id, &decision)
-            .await
+            .await?;
+        // An alert on a dismissed anomaly resolves at the next tick, on any server.
+        self.ports.notifier.publish(FleetEvent::ForecastsChanged(
+            ioto_domain::events::ForecastsChanged {
+                tenant_id: decided.tenant_id,
+                at: decision.at,
+            },
+        ));
+        Ok(decided)
     }
 }

@@ -2,28 +2,34 @@
 //! time — first their daily bytes, for the sums of the groups and what each cohort lends its new
 //! SIMs; then, for the SIMs with usage, their networks and sessions too, forecast and examined
 //! for anomalies a chunk at a time on the blocking pool — and the groups (the tenant, its
-//! sub-customers, its quota pools) forecast from their sums. What a pass writes replaces what the
-//! last one wrote; forecasts of subjects no longer forecast are removed.
+//! sub-customers, its quota pools) forecast from their sums. Where the tenant has a retail card,
+//! the second read also reads each SIM's bytes per network, priced for its plan advice and the
+//! projected cost of its forecast (the groups' costs summed from their SIMs'); every SIM and pool
+//! gets its quota advice. What a pass writes replaces what the last one wrote; forecasts of
+//! subjects no longer forecast are removed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use ioto_domain::advice::NetworkDayBytes;
 use ioto_domain::analytics::Cube;
-use ioto_domain::events::{FleetEvent, NotificationCreated};
+use ioto_domain::events::{FleetEvent, ForecastsChanged, NotificationCreated};
 use ioto_domain::fleet::query::{sim_cursor, Cursor, Page, SimFilter, SimSort};
 use ioto_domain::fleet::Sim;
 use ioto_domain::forecast::{Dismissal, ForecastSubject, StoredForecast};
 use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::quota_pools::PoolTarget;
+use ioto_domain::quota::QuotaAction;
 use ioto_domain::usage::Networks;
 use ioto_domain::{CustomerId, Result, Scope, SimId, TenantId};
-use ioto_forecast::anomaly::{cohort_stats, NetworkDay};
+use ioto_forecast::anomaly::{cohort_stats, ImeiSeen, NetworkDay};
 use ioto_forecast::{DailySeries, WeeklyShape};
 
-use super::compute::{self, Cohorts, ForecastInput, QuotaInput, SimActivity, SimJob, Window};
+use super::advice::{self, CostSums, GroupCosts, Pricing};
+use super::compute::{self, ChunkOutput, Cohorts, ForecastInput, QuotaInput, SimActivity, SimJob, Window};
 use super::ForecastService;
 use crate::quota::by_sim;
 
@@ -54,6 +60,8 @@ pub struct ForecastPass {
     pub forecasts: usize,
     /// Anomalies found for the first time.
     pub anomalies_new: usize,
+    /// Pieces of advice written (plans and quotas, SIMs and pools).
+    pub advice: usize,
     /// Tenants whose pass failed, with why (logged; tried again at the next pass).
     pub failed: Vec<(TenantId, String)>,
     pub duration: std::time::Duration,
@@ -65,6 +73,7 @@ struct TenantPass {
     sims: usize,
     forecasts: usize,
     anomalies_new: usize,
+    advice: usize,
 }
 
 /// A SIM with usage in the window, as the second read needs it.
@@ -73,6 +82,8 @@ struct SimEntry {
     customer: Option<CustomerId>,
     iccid: Iccid,
     cohort: usize,
+    /// The pools it counts toward, by their index among the tenant's.
+    pools: Vec<usize>,
 }
 
 /// Daily usage summed per group over the window.
@@ -99,18 +110,21 @@ impl Groups {
     }
 
     /// Adds a SIM's usage to the tenant, its sub-customer and the pools it counts toward (as the
-    /// pools' member filter selects them).
-    fn add(&mut self, sim: &Sim, pools: &[PoolTarget], values: &[f64]) {
+    /// pools' member filter selects them); returns those pools' indices.
+    fn add(&mut self, sim: &Sim, pools: &[PoolTarget], values: &[f64]) -> Vec<usize> {
         add_into(&mut self.tenant, values);
         if let Some(c) = sim.customer_id {
             let days = values.len();
             add_into(self.customers.entry(c).or_insert_with(|| vec![0.0; days]), values);
         }
-        for (sum, target) in self.pools.iter_mut().zip(pools) {
+        let mut counted = Vec::new();
+        for (i, (sum, target)) in self.pools.iter_mut().zip(pools).enumerate() {
             if target.pool.members.matches(sim) {
                 add_into(sum, values);
+                counted.push(i);
             }
         }
+        counted
     }
 }
 
@@ -159,6 +173,17 @@ impl CohortMaterial {
         }
     }
 
+    /// Each cohort's tariff plan, by its index.
+    fn plans(&self) -> Vec<Option<String>> {
+        let mut plans = vec![None; self.samples.len()];
+        for (plan, i) in &self.keys {
+            if let Some(slot) = plans.get_mut(*i) {
+                slot.clone_from(plan);
+            }
+        }
+        plans
+    }
+
     fn cohorts(&self) -> Cohorts {
         Cohorts {
             shapes: self
@@ -190,6 +215,20 @@ struct GroupInput {
     subject: ForecastSubject,
     values: Vec<f64>,
     quota: Option<QuotaInput>,
+    /// Its SIMs' costs together (where the tenant has a card).
+    costs: CostSums,
+}
+
+/// What every chunk of a tenant's pass shares.
+struct TenantRun {
+    tenant: TenantId,
+    w: Window,
+    cohorts: Arc<Cohorts>,
+    /// Each cohort's tariff plan, by the cohort's index.
+    plans: Vec<Option<String>>,
+    /// The tenant's retail card; `None`: no plan advice, no costs.
+    pricing: Option<Arc<Pricing>>,
+    now: DateTime<Utc>,
 }
 
 /// A network's country as sentences name it ("France"); its MCC for a code not in the catalogue.
@@ -246,10 +285,18 @@ impl ForecastService {
             match self.tenant_pass(t.id, &tenant_pools, now).await {
                 Ok(done) => {
                     self.ports.store.end_forecast_run(t.id, Some(Utc::now())).await?;
+                    // The rules on forecasts and anomalies look again (on every server).
+                    self.ports
+                        .notifier
+                        .publish(FleetEvent::ForecastsChanged(ForecastsChanged {
+                            tenant_id: t.id,
+                            at: Utc::now(),
+                        }));
                     pass.tenants += 1;
                     pass.sims += done.sims;
                     pass.forecasts += done.forecasts;
                     pass.anomalies_new += done.anomalies_new;
+                    pass.advice += done.advice;
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %t.id, error = %e, "a tenant's forecast pass failed; again at the next pass");
@@ -272,23 +319,41 @@ impl ForecastService {
         now: DateTime<Utc>,
     ) -> Result<TenantPass> {
         let w = Window::at(now);
+        let pricing = Pricing::of(
+            self.ports.cards.rate_cards(Scope::Platform, Some(tenant)).await?,
+            w.today,
+        )
+        .map(Arc::new);
         let Census {
             sims,
             groups,
             cohorts,
         } = self.census(tenant, pools, &w).await?;
-        let cohorts = Arc::new(cohorts.cohorts());
+        let run = TenantRun {
+            tenant,
+            w,
+            plans: cohorts.plans(),
+            cohorts: Arc::new(cohorts.cohorts()),
+            pricing,
+            now,
+        };
         let mut done = TenantPass {
             sims: sims.len(),
             ..TenantPass::default()
         };
+        let mut costs = GroupCosts::new(pools.len());
         for chunk in sims.chunks(SIM_CHUNK) {
-            let (forecasts, anomalies) = self.sims_pass(tenant, &w, chunk, &cohorts, now).await?;
-            done.forecasts += forecasts;
-            done.anomalies_new += anomalies;
+            let (written, summed) = self.sims_pass(&run, chunk, costs).await?;
+            costs = summed;
+            done.forecasts += written.forecasts;
+            done.anomalies_new += written.anomalies_new;
+            done.advice += written.advice;
         }
-        done.forecasts += self.groups_pass(tenant, &w, groups, pools, now).await?;
+        let (forecasts, advised) = self.groups_pass(&run, groups, pools, costs).await?;
+        done.forecasts += forecasts;
+        done.advice += advised;
         self.ports.store.delete_forecasts_before(tenant, now).await?;
+        self.ports.store.delete_advice_before(tenant, now).await?;
         Ok(done)
     }
 
@@ -326,12 +391,13 @@ impl ForecastService {
                     };
                     let cohort = census.cohorts.index(s.tariff_plan.as_deref());
                     census.cohorts.add(cohort, w, values);
-                    census.groups.add(s, pools, values);
+                    let in_pools = census.groups.add(s, pools, values);
                     census.sims.push(SimEntry {
                         id: s.id,
                         customer: s.customer_id,
                         iccid: s.iccid.clone(),
                         cohort,
+                        pools: in_pools,
                     });
                 }
             }
@@ -369,12 +435,14 @@ impl ForecastService {
     }
 
     /// The second read of a chunk of SIMs: bytes and networks per day from the daily cube,
-    /// sessions per day from the hourly sessions cube (read by whole days).
+    /// sessions per day from the hourly sessions cube (read by whole days); with `priced`, the
+    /// completed days' bytes per network too (to price).
     async fn activity(
         &self,
         tenant: TenantId,
         w: &Window,
         iccids: Vec<Iccid>,
+        priced: bool,
     ) -> Result<HashMap<Iccid, SimActivity>> {
         let bounds = w.bounds();
         let by_network = by_sim(Cube::UsageDaily, bounds.clone(), iccids.clone(), true);
@@ -390,15 +458,20 @@ impl ForecastService {
                 continue;
             };
             let a = out.entry(iccid).or_insert_with(|| SimActivity::empty(w.len()));
+            let bytes = r.bytes_in.saturating_add(r.bytes_out);
             if let Some(slot) = a.bytes.get_mut(r.bucket) {
-                *slot += r.bytes_in.saturating_add(r.bytes_out) as f64;
+                *slot += bytes as f64;
             }
-            if let Some(net) = r.mcc_mnc {
+            let network = r.mcc_mnc;
+            if let Some(net) = &network {
                 a.networks.push(NetworkDay {
                     day,
-                    country: country_of(networks, &net),
+                    country: country_of(networks, net),
                     mcc_mnc: net.to_string(),
                 });
+            }
+            if priced && bytes > 0 && r.bucket < w.today_index() {
+                a.traffic.push(NetworkDayBytes { day, network, bytes });
             }
         }
         for r in session_rows {
@@ -412,20 +485,53 @@ impl ForecastService {
         Ok(out)
     }
 
-    /// Forecasts and examines a chunk of SIMs with usage; writes the forecasts and the new
-    /// anomalies and tells of those that notify. Returns how many of each were written.
-    async fn sims_pass(
+    /// Adds to each SIM's activity the devices it was seen in over the window, from its recorded
+    /// changes of device (a SIM that never changed device has none to compare).
+    async fn devices(
         &self,
         tenant: TenantId,
         w: &Window,
         chunk: &[SimEntry],
-        cohorts: &Arc<Cohorts>,
-        now: DateTime<Utc>,
-    ) -> Result<(usize, usize)> {
+        activity: &mut HashMap<Iccid, SimActivity>,
+    ) -> Result<()> {
+        let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
+        let since = w.bounds().first().copied().unwrap_or_default();
+        let changes = self.fleet.store().imei_changes(tenant, &ids, since).await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let iccid_of: HashMap<SimId, &Iccid> = chunk.iter().map(|e| (e.id, &e.iccid)).collect();
+        for c in changes {
+            let Some(a) = iccid_of.get(&c.sim_id).and_then(|i| activity.get_mut(*i)) else {
+                continue;
+            };
+            let day = c.at.date_naive();
+            a.imeis.push(ImeiSeen {
+                at: day.pred_opt().unwrap_or(day),
+                imei: c.from,
+            });
+            a.imeis.push(ImeiSeen { at: day, imei: c.to });
+        }
+        Ok(())
+    }
+
+    /// Forecasts, examines and advises a chunk of SIMs with usage (adding their costs to the
+    /// groups' `costs`); writes the forecasts, the new anomalies and the advice and tells of the
+    /// anomalies that notify. Returns how many of each were written, and the groups' costs.
+    async fn sims_pass(
+        &self,
+        run: &TenantRun,
+        chunk: &[SimEntry],
+        costs: GroupCosts,
+    ) -> Result<(TenantPass, GroupCosts)> {
+        let (tenant, w, now) = (run.tenant, &run.w, run.now);
         let iccids: Vec<Iccid> = chunk.iter().map(|e| e.iccid.clone()).collect();
         let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
-        let mut activity = self.activity(tenant, w, iccids.clone()).await?;
-        let quotas: HashMap<SimId, QuotaInput> = self
+        let mut activity = self
+            .activity(tenant, w, iccids.clone(), run.pricing.is_some())
+            .await?;
+        self.devices(tenant, w, chunk, &mut activity).await?;
+        let mut quotas: HashMap<SimId, (QuotaInput, (u64, QuotaAction))> = self
             .ports
             .quotas
             .quotas_of(&iccids)
@@ -433,8 +539,9 @@ impl ForecastService {
             .into_iter()
             .filter(|t| t.quota.tenant_id == tenant)
             .map(|t| {
-                let quota = QuotaInput::monthly(t.quota.rule.limit_bytes, t.time_zone, now);
-                (t.quota.sim_id, quota)
+                let rule = &t.quota.rule;
+                let quota = QuotaInput::monthly(rule.limit_bytes, t.time_zone, now);
+                (t.quota.sim_id, (quota, (rule.limit_bytes, rule.action)))
             })
             .collect();
         let mut dismissed: HashMap<SimId, Vec<Dismissal>> = HashMap::new();
@@ -444,57 +551,98 @@ impl ForecastService {
         let jobs: Vec<SimJob> = chunk
             .iter()
             .filter_map(|e| {
+                let quota = quotas.remove(&e.id);
                 Some(SimJob {
                     activity: activity.remove(&e.iccid)?,
                     sim: (e.id, e.customer, e.iccid.clone()),
                     cohort: e.cohort,
+                    plan: run.plans.get(e.cohort).cloned().flatten(),
+                    pools: e.pools.clone(),
                     dismissed: dismissed.remove(&e.id).unwrap_or_default(),
-                    quota: quotas.get(&e.id).copied(),
+                    quota: quota.map(|(q, _)| q),
+                    limit: quota.map(|(_, l)| l),
                 })
             })
             .collect();
-        let (window, cohorts) = (*w, Arc::clone(cohorts));
-        let (forecasts, anomalies) = crate::lanes::FORECASTS
-            .run(move || compute::run_chunk(tenant, window, jobs, &cohorts, now))
+        let (window, cohorts, pricing) = (*w, Arc::clone(&run.cohorts), run.pricing.clone());
+        let ChunkOutput {
+            forecasts,
+            anomalies,
+            advice,
+            costs,
+        } = crate::lanes::FORECASTS
+            .run(move || compute::run_chunk(tenant, window, jobs, &cohorts, pricing.as_deref(), costs, now))
             .await?;
         for part in forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
         let stored = self.ports.store.put_anomalies(&anomalies).await?;
         self.tell(&stored.notifications);
-        Ok((forecasts.len(), stored.new.len()))
+        self.ports.store.put_advice(&advice).await?;
+        let written = TenantPass {
+            sims: 0,
+            forecasts: forecasts.len(),
+            anomalies_new: stored.new.len(),
+            advice: advice.len(),
+        };
+        Ok((written, costs))
     }
 
     /// Forecasts the groups from their sums: the tenant, each sub-customer with usage, each
-    /// pool (read against its limit). Returns how many were written.
+    /// pool (read against its limit), with their projected costs (their SIMs' `costs` summed);
+    /// advises each pool on its limit. Returns how many forecasts and pieces of advice were
+    /// written.
     async fn groups_pass(
         &self,
-        tenant: TenantId,
-        w: &Window,
+        run: &TenantRun,
         groups: Groups,
         pools: &[PoolTarget],
-        now: DateTime<Utc>,
-    ) -> Result<usize> {
+        mut costs: GroupCosts,
+    ) -> Result<(usize, usize)> {
+        let (tenant, now) = (run.tenant, run.now);
+        let currency = run.pricing.as_ref().map(|p| p.currency());
+        let advised: Vec<_> = pools
+            .iter()
+            .zip(&groups.pools)
+            .zip(&costs.pools)
+            .filter_map(|((target, values), sums)| {
+                advice::pool_advice(&run.w, tenant, target, values, currency.map(|c| (sums, c)), now)
+            })
+            .collect();
         let mut inputs = vec![GroupInput {
             subject: ForecastSubject::Tenant,
             values: groups.tenant,
             quota: None,
+            costs: std::mem::take(&mut costs.tenant),
         }];
         inputs.extend(groups.customers.into_iter().map(|(c, values)| GroupInput {
             subject: ForecastSubject::Customer(c),
             values,
             quota: None,
+            costs: costs.customers.remove(&c).unwrap_or_default(),
         }));
-        inputs.extend(pools.iter().zip(groups.pools).map(|(target, values)| GroupInput {
-            subject: ForecastSubject::Pool(target.pool.id),
-            values,
-            quota: Some(QuotaInput::monthly(
-                target.pool.rule.limit_bytes,
-                target.time_zone,
-                now,
-            )),
-        }));
-        let window = *w;
+        let pool_costs = std::mem::take(&mut costs.pools);
+        inputs.extend(
+            pools
+                .iter()
+                .zip(groups.pools)
+                .zip(
+                    pool_costs
+                        .into_iter()
+                        .chain(std::iter::repeat_with(CostSums::default)),
+                )
+                .map(|((target, values), sums)| GroupInput {
+                    subject: ForecastSubject::Pool(target.pool.id),
+                    values,
+                    quota: Some(QuotaInput::monthly(
+                        target.pool.rule.limit_bytes,
+                        target.time_zone,
+                        now,
+                    )),
+                    costs: sums,
+                }),
+        );
+        let (window, pricing) = (run.w, run.pricing.clone());
         let forecasts: Vec<StoredForecast> = crate::lanes::FORECASTS
             .run(move || {
                 inputs
@@ -507,7 +655,11 @@ impl ForecastService {
                             cohort: None,
                             quota: g.quota.as_ref(),
                         };
-                        compute::forecast_of(&window, &input, now)
+                        let mut f = compute::forecast_of(&window, &input, now)?;
+                        if let Some(p) = pricing.as_deref() {
+                            f.projected_cost = Some(p.projected(&window, &g.costs, None, &f.days));
+                        }
+                        Some(f)
                     })
                     .collect::<Vec<StoredForecast>>()
             })
@@ -515,7 +667,8 @@ impl ForecastService {
         for part in forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
-        Ok(forecasts.len())
+        self.ports.store.put_advice(&advised).await?;
+        Ok((forecasts.len(), advised.len()))
     }
 
     /// Tells subscribers of the notifications written, and wakes the delivery workers.

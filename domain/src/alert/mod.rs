@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::fleet::query::LabelFilter;
 use crate::fleet::{Sim, SimState};
+pub use crate::forecast::{AnomalyKind, Severity as AnomalySeverity};
 use crate::{CustomerId, Error, Result, SimId, TenantId};
 
 pub use telemetry::{TelemetryField, TelemetryLimit, TelemetryValue};
@@ -201,10 +202,16 @@ pub enum Metric {
     /// A reading of the condition's telemetry field by a device under its value; clears at or
     /// above the clear value.
     TelemetryBelow,
+    /// A SIM's data quota runs out within `threshold` days (1–31) by its latest forecast (the
+    /// day the expected usage reaches the limit); clears when the forecast no longer says so.
+    QuotaExhaustionForecast,
+    /// The anomaly detector found something about a SIM (of the condition's kinds and at least
+    /// its severity; see [`AnomalyCondition`]).
+    Anomaly,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 19] = [
         Self::DataInDay,
         Self::DataInPeriod,
         Self::OfflineHours,
@@ -222,6 +229,8 @@ impl Metric {
         Self::ImeiChanged,
         Self::TelemetryAbove,
         Self::TelemetryBelow,
+        Self::QuotaExhaustionForecast,
+        Self::Anomaly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +252,8 @@ impl Metric {
             Self::ImeiChanged => "IMEI_CHANGED",
             Self::TelemetryAbove => "TELEMETRY_ABOVE",
             Self::TelemetryBelow => "TELEMETRY_BELOW",
+            Self::QuotaExhaustionForecast => "QUOTA_EXHAUSTION_FORECAST",
+            Self::Anomaly => "ANOMALY",
         }
     }
 
@@ -270,6 +281,7 @@ impl Metric {
                 | Self::FirstTraffic
                 | Self::BulkJobFinished
                 | Self::ImeiChanged
+                | Self::Anomaly
         )
     }
 
@@ -289,6 +301,12 @@ impl Metric {
     /// Evaluated on the clock (a SIM that does nothing sends no event), not from the stream.
     pub fn is_timed(self) -> bool {
         matches!(self, Self::OfflineHours | Self::NoTrafficAfterActivation)
+    }
+
+    /// Read from what the forecast pass stored (forecasts, anomalies): evaluated on the clock,
+    /// once a minute.
+    pub fn is_forecast(self) -> bool {
+        matches!(self, Self::QuotaExhaustionForecast | Self::Anomaly)
     }
 
     /// Measured from rated usage: evaluated on the clock, against the latest rating.
@@ -314,12 +332,15 @@ impl Metric {
                 Some((1, MAX_COST_CENTS, "hundredths of the currency (500 = 5.00)"))
             }
             Self::NoTrafficAfterActivation => Some((1, 90, "days")),
+            Self::QuotaExhaustionForecast => Some((1, 31, "days ahead")),
             Self::StateChanged
             | Self::NewNetwork
             | Self::NewCountry
             | Self::FirstTraffic
             | Self::ImeiChanged
             | Self::BulkJobFinished
+            // Its condition is the anomalies' kinds and least severity.
+            | Self::Anomaly
             // Their limit is the condition's `telemetry` (a field and values with decimals).
             | Self::TelemetryAbove
             | Self::TelemetryBelow => None,
@@ -335,6 +356,13 @@ impl Metric {
             Self::QuotaStage => format!("{v} %"),
             Self::CostInDay | Self::CostInPeriod => cents_text(v),
             Self::NoTrafficAfterActivation => format!("{v} days"),
+            Self::QuotaExhaustionForecast => match v {
+                0 => "today".to_owned(),
+                1 => "1 day".to_owned(),
+                _ => format!("{v} days"),
+            },
+            // The anomaly's score.
+            Self::Anomaly => v.to_string(),
             Self::StateChanged
             | Self::NewNetwork
             | Self::NewCountry
@@ -361,6 +389,45 @@ pub struct Condition {
     pub state: Option<SimState>,
     /// `TelemetryAbove` and `TelemetryBelow`: the field read, its value and clear value.
     pub telemetry: Option<TelemetryLimit>,
+    /// `Anomaly`: the kinds and least severity heard of (`None`: every kind, any severity).
+    pub anomaly: Option<AnomalyCondition>,
+}
+
+/// Which anomalies an `ANOMALY` rule hears of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalyCondition {
+    /// The kinds; empty: every kind.
+    pub kinds: Vec<AnomalyKind>,
+    /// At least this severity.
+    pub min_severity: AnomalySeverity,
+}
+
+impl AnomalyCondition {
+    /// Every kind, any severity.
+    pub fn any() -> Self {
+        Self {
+            kinds: Vec::new(),
+            min_severity: AnomalySeverity::Low,
+        }
+    }
+
+    pub fn admits(&self, kind: AnomalyKind, severity: AnomalySeverity) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind)) && severity >= self.min_severity
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let mut seen = Vec::new();
+        for (i, k) in self.kinds.iter().enumerate() {
+            if seen.contains(k) {
+                return Err(Error::invalid(
+                    format!("condition.anomalyKinds[{i}]"),
+                    format!("{} is named twice", k.as_str()),
+                ));
+            }
+            seen.push(*k);
+        }
+        Ok(())
+    }
 }
 
 impl Condition {
@@ -438,6 +505,19 @@ impl Condition {
                 ))
             }
             (false, None) => {}
+        }
+        match (m == Metric::Anomaly, &self.anomaly) {
+            (true, Some(a)) => a.check()?,
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "condition.anomalyKinds",
+                    format!(
+                        "only ANOMALY takes anomaly kinds and a least severity, not {}",
+                        m.as_str()
+                    ),
+                ))
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -676,6 +756,8 @@ impl Condition {
     pub fn observe(&self, value: u64) -> Observation {
         let t = self.threshold.unwrap_or(0);
         let fires = match self.metric {
+            // Days until the forecast runs the quota out: fires at or under the threshold.
+            Metric::QuotaExhaustionForecast => value <= t,
             Metric::DataInDay
             | Metric::DataInPeriod
             | Metric::SessionsInHour

@@ -385,6 +385,7 @@ mod tests {
             clear_threshold: None,
             state: None,
             telemetry: TelemetryLimit::from_parts(metric, Some(field), Some(value), clear).unwrap(),
+            anomaly: None,
         }
     }
 
@@ -499,6 +500,7 @@ mod tests {
             clear_threshold: None,
             state: None,
             telemetry: None,
+            anomaly: None,
         };
         assert_eq!(data.observe_reading(99.0), None);
         assert_eq!(data.reading_text(5), None);

@@ -22,6 +22,7 @@ fn rule(metric: Metric, threshold: Option<u64>, pending: u32) -> AlertRule {
                 clear_threshold: None,
                 state: None,
                 telemetry: None,
+                anomaly: None,
             },
             channels: Channels::default(),
             pacing: Pacing {

@@ -4,12 +4,13 @@
 //! notifications they produce.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::alert::lifecycle::{Acknowledgement, Alert, AlertState, AlertWrite};
 use crate::alert::{AlertRule, Severity, Silence};
 use crate::fleet::query::Cursor;
+use crate::forecast::{AnomalyRecord, StoredForecast};
 use crate::notify::Notification;
 use crate::{CustomerId, Result, Scope, SimId, TenantId};
 
@@ -97,4 +98,22 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn insert_silence(&self, scope: Scope, silence: &Silence) -> Result<()>;
     /// Ends a silence at `now`; `false` when it had ended or does not exist.
     async fn end_silence(&self, scope: Scope, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
+    /// The latest forecasts of `tenant`'s SIMs whose quota runs out by `by` (the likely day),
+    /// and those of the SIMs `also` whatever they say (alerts open on them may clear); at most
+    /// `limit` of the first kind.
+    async fn sim_quota_forecasts(
+        &self,
+        tenant: TenantId,
+        by: NaiveDate,
+        also: &[SimId],
+        limit: u64,
+    ) -> Result<Vec<StoredForecast>>;
+    /// The anomalies of `tenant` found for days from `from` on, whatever people decided about
+    /// them, newest day first, then highest score; at most `limit`.
+    async fn anomalies_from(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        limit: u64,
+    ) -> Result<Vec<AnomalyRecord>>;
 }

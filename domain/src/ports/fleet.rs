@@ -61,6 +61,15 @@ pub struct ImeiChange {
     pub at: DateTime<Utc>,
 }
 
+/// A SIM's change of device as recorded: its sessions reported `to` after `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimImeiChange {
+    pub sim_id: SimId,
+    pub at: DateTime<Utc>,
+    pub from: String,
+    pub to: String,
+}
+
 /// Which pending schedules a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleQuery {
@@ -81,6 +90,13 @@ pub trait SimStore: Send + Sync + 'static {
     /// trail changes (this is observation, not an edit). Returns the ICCIDs of the SIMs seen for
     /// the first time (once each, however often a sighting is recorded).
     async fn record_activity(&self, seen: &[Sighting]) -> Result<Activity>;
+    /// The changes of device recorded for `sims` of `tenant` at or after `since`, oldest first.
+    async fn imei_changes(
+        &self,
+        tenant: TenantId,
+        sims: &[SimId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SimImeiChange>>;
     /// SIMs bound to any of `devices`.
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>>;
     async fn list_sims(

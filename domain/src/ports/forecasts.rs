@@ -11,6 +11,7 @@ use crate::forecast::{
     AnomalyDecision, AnomalyFilter, AnomalyRecord, Dismissal, ForecastSubject, StoredForecast,
 };
 use crate::notify::Notification;
+use crate::ports::advice::AdviceStore;
 use crate::{Result, Scope, SimId, TenantId};
 
 /// What storing a pass's anomalies did.
@@ -24,9 +25,10 @@ pub struct AnomaliesStored {
 
 /// Forecasts and anomalies. Scoped reads see the scope's tenant only and, in a sub-customer's
 /// scope, only the anomalies of that sub-customer's SIMs (forecasts are filtered by the service:
-/// a sub-customer's users read their SIMs' and their sub-customer's).
+/// a sub-customer's users read their SIMs' and their sub-customer's). The pass stores its advice
+/// in the same store ([`AdviceStore`]).
 #[async_trait]
-pub trait ForecastStore: Send + Sync + 'static {
+pub trait ForecastStore: AdviceStore + Send + Sync + 'static {
     /// Stores these forecasts, each replacing its subject's (upsert on tenant, subject kind and
     /// subject id). Writes as the platform (the pass).
     async fn put_forecasts(&self, forecasts: &[StoredForecast]) -> Result<()>;

@@ -1,5 +1,6 @@
 //! Ports: the traits adapters implement. Only the binary picks which adapter backs each.
 
+pub mod advice;
 pub mod alerts;
 pub mod analytics;
 pub mod billing;
@@ -16,6 +17,7 @@ pub mod quotas;
 pub mod telemetry;
 pub mod usage;
 
+pub use advice::AdviceStore;
 pub use alerts::AlertStore;
 pub use bus::{
     AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Enough, EventBus, StartAt, TopicSpec,
@@ -23,7 +25,8 @@ pub use bus::{
 pub use directory::{CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
 pub use fleet::{
     Activity, AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, ImeiChange,
-    LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting, SimStore, TableReader, Versioned,
+    LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting, SimImeiChange, SimStore, TableReader,
+    Versioned,
 };
 pub use forecasts::ForecastStore;
 pub use jobs::{

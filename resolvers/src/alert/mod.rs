@@ -12,8 +12,8 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use chrono::{DateTime, Utc};
 use ioto_domain::alert::lifecycle::{Alert, AlertState};
 use ioto_domain::alert::{
-    AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity, Silence, SilenceMatcher,
-    TelemetryField, TelemetryLimit,
+    AlertRule, AlertTarget, AnomalyCondition, AnomalySeverity, Channels, Condition, Metric, Pacing, RuleSpec,
+    Severity, Silence, SilenceMatcher, TelemetryField, TelemetryLimit,
 };
 use ioto_domain::fleet::SimState;
 use ioto_domain::{CustomerId, Error};
@@ -22,6 +22,7 @@ use crate::context::{actor, services};
 use crate::enums::SimStateKind;
 use crate::error::GqlResult;
 use crate::fleet::{label_filters, LabelInput, PageInfo, SimObject};
+use crate::forecast::{AnomalyKindGql, AnomalySeverityKind};
 use crate::scalars::{BigInt, IccidScalar};
 
 fn big(v: u64) -> BigInt {
@@ -100,6 +101,16 @@ crate::enums::mirror_enum!(
         /// A device's reading of `field` under `value`, observed on the SIMs bound to the
         /// device; clears once the reading is at or above `clearValue`, or `value` without one.
         TelemetryBelow,
+        /// A SIM's data quota runs out within `threshold` (1–31) days by its latest forecast
+        /// (the day its expected usage reaches the limit, `Sim.forecast.quota.exhaustionDate`);
+        /// clears when a later forecast no longer says so. Evaluated once a minute against the
+        /// forecasts the hourly pass stores (`docs/forecasts.md`).
+        QuotaExhaustionForecast,
+        /// The anomaly detector found something about a SIM: of `anomalyKinds` (every kind when
+        /// none is named) and at least `anomalyMinSeverity` (LOW by default). An event, one per
+        /// anomaly, heard of once a minute after the hourly pass stores it; its alert resolves
+        /// after `resolveAfterSeconds` without another, or when the anomaly is dismissed.
+        Anomaly,
     ]
 );
 
@@ -171,6 +182,10 @@ pub struct AlertConditionInput {
     /// TELEMETRY_ABOVE and TELEMETRY_BELOW: clears only once the reading is back at or past this
     /// (below `value` for TELEMETRY_ABOVE, above it for TELEMETRY_BELOW): hysteresis.
     pub clear_value: Option<f64>,
+    /// ANOMALY: the kinds heard of (none named: every kind; at most one of each).
+    pub anomaly_kinds: Option<Vec<AnomalyKindGql>>,
+    /// ANOMALY: the least severity heard of (LOW when not named).
+    pub anomaly_min_severity: Option<AnomalySeverityKind>,
 }
 
 #[derive(InputObject, Clone)]
@@ -265,6 +280,22 @@ impl AlertRuleInput {
         let telemetry =
             TelemetryLimit::from_parts(metric, c.field.map(TelemetryField::from), c.value, c.clear_value)
                 .gql()?;
+        let anomaly = match (metric, c.anomaly_kinds, c.anomaly_min_severity) {
+            (Metric::Anomaly, kinds, least) => Some(AnomalyCondition {
+                kinds: kinds.unwrap_or_default().into_iter().map(Into::into).collect(),
+                min_severity: least.map_or(AnomalySeverity::Low, Into::into),
+            }),
+            (_, None, None) => None,
+            (other, _, _) => {
+                return Err(crate::to_gql(Error::invalid(
+                    "condition.anomalyKinds",
+                    format!(
+                        "only ANOMALY takes anomaly kinds and a least severity, not {}",
+                        other.as_str()
+                    ),
+                )))
+            }
+        };
         let channels = self.channels.map_or_else(Channels::default, |c| Channels {
             in_app: c.in_app,
             webhook: c.webhook,
@@ -285,6 +316,7 @@ impl AlertRuleInput {
                     .transpose()?,
                 state: c.state.map(SimState::from),
                 telemetry,
+                anomaly,
             },
             channels,
             pacing: Pacing {
@@ -411,6 +443,25 @@ impl AlertRuleObject {
             .and_then(|t| t.clear_value)
             .map(|v| v.as_f64())
     }
+    /// ANOMALY: the kinds heard of (empty: every kind).
+    async fn anomaly_kinds(&self) -> Vec<AnomalyKindGql> {
+        self.0
+            .spec
+            .condition
+            .anomaly
+            .as_ref()
+            .map(|a| a.kinds.iter().map(|k| (*k).into()).collect())
+            .unwrap_or_default()
+    }
+    /// ANOMALY: the least severity heard of.
+    async fn anomaly_min_severity(&self) -> Option<AnomalySeverityKind> {
+        self.0
+            .spec
+            .condition
+            .anomaly
+            .as_ref()
+            .map(|a| a.min_severity.into())
+    }
     /// The condition in words ("Data used in a day over 50.0 MB").
     async fn condition_text(&self) -> String {
         condition_text(&self.0.spec.condition)
@@ -485,6 +536,30 @@ pub fn condition_text(c: &Condition) -> String {
         ),
         Metric::NoTrafficAfterActivation => format!("No traffic {t} days or more after activation"),
         Metric::ImeiChanged => "A SIM seen in another device (IMEI changed)".to_owned(),
+        Metric::QuotaExhaustionForecast => match t {
+            1 => "Data quota forecast to run out within a day".to_owned(),
+            _ => format!("Data quota forecast to run out within {t} days"),
+        },
+        Metric::Anomaly => {
+            let a = c.anomaly.clone().unwrap_or_else(AnomalyCondition::any);
+            let kinds = if a.kinds.is_empty() {
+                "An anomaly".to_owned()
+            } else {
+                let words: Vec<&str> = a
+                    .kinds
+                    .iter()
+                    .map(|k| ioto_domain::forecast::kind_words(*k))
+                    .collect();
+                format!("An anomaly ({})", words.join(", "))
+            };
+            match a.min_severity {
+                AnomalySeverity::Low => format!("{kinds} found"),
+                least => format!(
+                    "{kinds} of {} severity or more found",
+                    least.as_str().to_lowercase()
+                ),
+            }
+        }
         Metric::TelemetryAbove | Metric::TelemetryBelow => match c.telemetry {
             Some(t) => {
                 let f = t.field;

@@ -146,6 +146,12 @@ impl SimObject {
     ) -> async_graphql::Result<Vec<crate::forecast::AnomalyObject>> {
         crate::forecast::anomalies_of_sim(ctx, &self.0, first).await
     }
+    /// Quota and plan advice for the SIM from its last 90 days (made by the forecast pass), by
+    /// saving; amounts null for callers who may not see costs.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn advice(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<crate::forecast::AdviceObject>> {
+        crate::forecast::advice_of_sim(ctx, &self.0).await
+    }
     /// What the SIM is doing now: its latest data session within the last 7 days.
     #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
     async fn live_session(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LiveSessionObject>> {

@@ -1,10 +1,13 @@
 //! Forecasts and anomalies, as the scheduled pass stored them: `Sim.forecast`,
-//! `Customer.forecast`, `QuotaPool.forecast`, `Dashboard.forecast`; `anomalies`, `anomaly`,
-//! `Sim.anomalies`; and the decisions `dismissAnomaly` and `confirmAnomaly`.
+//! `Customer.forecast`, `QuotaPool.forecast`, `Dashboard.forecast` (with their projected cost);
+//! `anomalies`, `anomaly`, `Sim.anomalies`; the decisions `dismissAnomaly` and
+//! `confirmAnomaly`; and the pass's advice: `advice`, `Sim.advice`, `QuotaPool.advice`.
 
+mod advice;
 mod mutation;
 mod query;
 
+pub(crate) use self::advice::{advice_of_pool, advice_of_sim, AdviceObject};
 pub(crate) use self::mutation::ForecastMutation;
 pub(crate) use self::query::ForecastQuery;
 
@@ -12,7 +15,7 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ioto_domain::forecast::{
     check_days, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline, DayForecast, ForecastQuota, Method,
-    Severity, StoredForecast, STORED_DAYS,
+    ProjectedCost, Severity, StoredForecast, STORED_DAYS,
 };
 use ioto_domain::Error;
 use uuid::Uuid;
@@ -20,7 +23,7 @@ use uuid::Uuid;
 use crate::context::{actor, services};
 use crate::error::GqlResult;
 use crate::fleet::{PageInfo, SimObject};
-use crate::scalars::{BigInt, Date, IccidScalar};
+use crate::scalars::{BigInt, Date, Decimal, IccidScalar};
 
 crate::enums::mirror_enum!(
     /// How a forecast was made: chosen per series by a rolling backtest, simplest first on a tie
@@ -54,8 +57,7 @@ crate::enums::mirror_enum!(
         NewNetwork,
         /// A country not used in the 30 days before.
         NewCountry,
-        /// The SIM is in another device than before (not looked for yet: Ioto keeps a SIM's
-        /// last IMEI only).
+        /// The SIM is in another device than before: its sessions reported another IMEI.
         ImeiChange,
     ]
 );
@@ -185,6 +187,33 @@ impl ForecastQuotaObject {
     }
 }
 
+/// Where a forecast's subject is heading in money, at the tenant's retail card, in the card's
+/// billing period: estimates that leave out the card's per-record rounding.
+#[derive(SimpleObject)]
+#[graphql(name = "ProjectedCost")]
+pub struct ProjectedCostObject {
+    pub currency: String,
+    /// The period's completed days (within the last 90): each SIM's traffic at its plan's prices
+    /// and its access fee once per month with traffic; a group's, its SIMs' together.
+    pub cost_so_far: Decimal,
+    /// So far, and the expected usage to the period's end at the subject's average price per
+    /// byte over the last 90 days.
+    pub projected: Decimal,
+    /// The same by the upper 80 % bounds of the days ahead.
+    pub projected_high80: Decimal,
+}
+
+impl ProjectedCostObject {
+    fn of(p: &ProjectedCost) -> Self {
+        Self {
+            currency: p.currency.code().to_owned(),
+            cost_so_far: Decimal(p.cost_so_far),
+            projected: Decimal(p.projected),
+            projected_high80: Decimal(p.projected_high80),
+        }
+    }
+}
+
 /// A forecast as answered: the stored one, with the days asked for.
 pub struct UsageForecastObject {
     pub forecast: StoredForecast,
@@ -244,6 +273,17 @@ impl UsageForecastObject {
     /// have none).
     async fn quota(&self) -> Option<ForecastQuotaObject> {
         self.forecast.quota.as_ref().map(ForecastQuotaObject::of)
+    }
+    /// What the period is heading for in money at the tenant's retail card; null without a card,
+    /// and for callers who may not see costs.
+    async fn projected_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProjectedCostObject>> {
+        let Some(p) = &self.forecast.projected_cost else {
+            return Ok(None);
+        };
+        if !advice::sees_costs(ctx, self.forecast.tenant_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(ProjectedCostObject::of(p)))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The anomaly queries (a forecast is a field of what it forecasts: `Sim.forecast`,
+//! The anomaly and advice queries (a forecast is a field of what it forecasts: `Sim.forecast`,
 //! `Customer.forecast`, `QuotaPool.forecast`, `Dashboard.forecast`).
 
 use async_graphql::{Context, Object, ID};
@@ -6,6 +6,7 @@ use ioto_domain::fleet::query::{check_page_size, Cursor};
 use ioto_domain::forecast::AnomalyFilter;
 use ioto_domain::{CustomerId, Error};
 
+use super::advice::{AdviceConnection, AdviceFilterInput};
 use super::{parse_anomaly_id, AnomalyConnection, AnomalyFilterInput, AnomalyObject};
 use crate::context::{actor, services};
 use crate::error::GqlResult;
@@ -67,6 +68,23 @@ impl ForecastQuery {
             .await
             .gql()?;
         Ok(AnomalyConnection::of(rows, limit + 1, after.is_some()))
+    }
+
+    /// Quota and plan advice the forecast pass made from the last 90 days, by saving (highest
+    /// first; advice without a saving, or saving nothing, last), then id. Read as anomalies are:
+    /// a sub-customer's users see their own SIMs' advice (never a pool's), where the tenant
+    /// shares SIM data with them. `after` is the `endCursor` of the previous page.
+    #[graphql(complexity = "crate::limits::page_cost(first, 50, child_complexity)")]
+    async fn advice(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        filter: Option<AdviceFilterInput>,
+        #[graphql(desc = "Page size (default 50, at most 500).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<AdviceConnection> {
+        let tenant = parse_tenant(tenant_id.as_ref())?;
+        super::advice::list(ctx, tenant, filter, first.unwrap_or(50), after).await
     }
 
     /// An anomaly by id; null when there is none the caller sees.

@@ -192,6 +192,13 @@ impl QuotaPoolObject {
     ) -> async_graphql::Result<Option<crate::forecast::UsageForecastObject>> {
         crate::forecast::forecast_of_pool(ctx, &self.0, days).await
     }
+    /// Advice on the pool's limit from its SIMs' last 90 days together (made by the forecast
+    /// pass); for the tenant's own users (a sub-customer's get none); amounts null for callers
+    /// who may not see costs.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn advice(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<crate::forecast::AdviceObject>> {
+        crate::forecast::advice_of_pool(ctx, &self.0).await
+    }
 }
 
 pub struct PoolQuotaObject(pub PoolStatus);

@@ -24,6 +24,9 @@ pub struct Model {
     pub telemetry_field: Option<String>,
     pub telemetry_value: Option<i64>,
     pub telemetry_clear_value: Option<i64>,
+    /// ANOMALY: the kinds heard of, comma-separated (empty: every kind), and the least severity.
+    pub anomaly_kinds: Option<String>,
+    pub anomaly_min_severity: Option<String>,
     pub in_app: bool,
     pub webhook: bool,
     pub emails: String,

@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table. Rows convert into domain types in `convert.rs`.
 
+pub mod advice;
 pub mod alert;
 pub mod alert_rule;
 pub mod alert_silence;
@@ -25,6 +26,7 @@ pub mod rate_card_version;
 pub mod rating_run;
 pub mod scheduled_transition;
 pub mod sim;
+pub mod sim_imei_change;
 pub mod sim_quota;
 pub mod sim_quota_period;
 pub mod tenant;

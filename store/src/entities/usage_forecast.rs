@@ -26,6 +26,11 @@ pub struct Model {
     pub period_end: Option<Date>,
     pub projected_period_bytes: Option<i64>,
     pub projected_period_bytes_hi80: Option<i64>,
+    /// The projected cost (a tenant with a retail card): its currency and exact decimals as text.
+    pub cost_currency: Option<String>,
+    pub cost_so_far: Option<String>,
+    pub projected_cost: Option<String>,
+    pub projected_cost_high80: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::entities::{audit_event, sim};
+use crate::entities::{audit_event, sim, sim_imei_change};
 use crate::error::{db, map, sqlx_err};
 use crate::SqlStore;
 
@@ -365,20 +365,31 @@ pub(crate) async fn record_activity(
     seen: &[Sighting],
 ) -> Result<Activity> {
     let mut out = Activity::default();
-    let mut changed = |iccid: &str, before: Option<String>, imei: Option<String>, at| {
-        if let (Some(from), Some(to)) = (before, imei) {
-            if from != to {
-                if let Ok(i) = ioto_domain::Iccid::parse(iccid) {
-                    out.imei_changes.push(ImeiChange {
-                        iccid: i,
-                        from,
-                        to,
-                        at,
+    // The changes of device, kept for the anomaly pass (`sim_imei_changes`).
+    let mut moved: Vec<sim_imei_change::ActiveModel> = Vec::new();
+    let mut changed =
+        |(tenant, sim): (Uuid, Uuid), iccid: &str, before: Option<String>, imei: Option<String>, at| {
+            if let (Some(from), Some(to)) = (before, imei) {
+                if from != to {
+                    moved.push(sim_imei_change::ActiveModel {
+                        id: Set(Uuid::new_v4()),
+                        tenant_id: Set(tenant),
+                        sim_id: Set(sim),
+                        at: Set(at),
+                        from_imei: Set(from.clone()),
+                        to_imei: Set(to.clone()),
                     });
+                    if let Ok(i) = ioto_domain::Iccid::parse(iccid) {
+                        out.imei_changes.push(ImeiChange {
+                            iccid: i,
+                            from,
+                            to,
+                            at,
+                        });
+                    }
                 }
             }
-        }
-    };
+        };
 
     if backend == DbBackend::Postgres {
         let mut first = Vec::new();
@@ -404,7 +415,7 @@ pub(crate) async fn record_activity(
                           sims AS before \
                      WHERE sims.iccid = v.iccid AND before.id = sims.id \
                        AND (sims.last_activity_at IS NULL OR sims.last_activity_at < v.at) \
-                     RETURNING sims.iccid, before.last_activity_at IS NULL AS first, \
+                     RETURNING sims.iccid, sims.id, sims.tenant_id, before.last_activity_at IS NULL AS first, \
                                before.last_imei AS before_imei, v.imei AS imei, v.at AS at",
                     [doc.into()],
                 ))
@@ -421,10 +432,13 @@ pub(crate) async fn record_activity(
                 let before: Option<String> = r.try_get("", "before_imei").map_err(db)?;
                 let imei: Option<String> = r.try_get("", "imei").map_err(db)?;
                 let at: chrono::DateTime<chrono::Utc> = r.try_get("", "at").map_err(db)?;
-                changed(&iccid, before, imei, at);
+                let id: Uuid = r.try_get("", "id").map_err(db)?;
+                let tenant: Uuid = r.try_get("", "tenant_id").map_err(db)?;
+                changed((tenant, id), &iccid, before, imei, at);
             }
         }
         out.first_seen = first;
+        insert_moves(txn, moved).await?;
         return Ok(out);
     }
     let mut first = Vec::new();
@@ -455,11 +469,29 @@ pub(crate) async fn record_activity(
             .exec(txn)
             .await
             .map_err(db)?;
-        changed(s.iccid.as_str(), row.last_imei, imei, s.at);
+        changed(
+            (row.tenant_id, row.id),
+            s.iccid.as_str(),
+            row.last_imei,
+            imei,
+            s.at,
+        );
     }
     first.dedup();
     out.first_seen = first;
+    insert_moves(txn, moved).await?;
     Ok(out)
+}
+
+/// Records SIMs' changes of device (a handful per batch: a SIM rarely moves).
+async fn insert_moves(txn: &DatabaseTransaction, moved: Vec<sim_imei_change::ActiveModel>) -> Result<()> {
+    for chunk in moved.chunks(SQLITE_CHUNK) {
+        sim_imei_change::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

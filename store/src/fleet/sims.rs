@@ -8,7 +8,7 @@ use ioto_domain::fleet::query::{Page, SimFilter, SimSort};
 use ioto_domain::fleet::sim::{NewSim, Sim};
 use ioto_domain::fleet::AuditAction;
 use ioto_domain::identifiers::Iccid;
-use ioto_domain::ports::{Activity, Sighting, SimStore};
+use ioto_domain::ports::{Activity, Sighting, SimImeiChange, SimStore};
 use ioto_domain::{CustomerId, DeviceId, Result, Scope, SimId, TenantId};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
@@ -71,6 +71,31 @@ impl SimStore for SqlFleet {
         let first = bulk::record_activity(&txn, self.backend(), seen).await?;
         commit(txn).await?;
         Ok(first)
+    }
+
+    async fn imei_changes(
+        &self,
+        tenant: TenantId,
+        sims: &[SimId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SimImeiChange>> {
+        use crate::entities::sim_imei_change::{self as change, Column as C};
+        let mut out = Vec::new();
+        for chunk in sims.chunks(1_000) {
+            let rows: Vec<SimImeiChange> = self
+                .read_all(
+                    Scope::tenant(tenant),
+                    change::Entity::find()
+                        .filter(C::TenantId.eq(tenant.0))
+                        .filter(C::SimId.is_in(chunk.iter().map(|s| s.0)))
+                        .filter(C::At.gte(since))
+                        .order_by_asc(C::At),
+                )
+                .await?;
+            out.extend(rows);
+        }
+        out.sort_by_key(|c| c.at);
+        Ok(out)
     }
 
     async fn sims_in_devices(&self, scope: Scope, devices: &[DeviceId]) -> Result<Vec<Sim>> {
@@ -248,5 +273,18 @@ impl SimStore for SqlFleet {
         bulk::insert_audit(&txn, backend, &audit).await?;
         commit(txn).await?;
         Ok(ids.len() as u64)
+    }
+}
+
+impl TryFrom<crate::entities::sim_imei_change::Model> for SimImeiChange {
+    type Error = ioto_domain::Error;
+
+    fn try_from(r: crate::entities::sim_imei_change::Model) -> Result<Self> {
+        Ok(SimImeiChange {
+            sim_id: SimId(r.sim_id),
+            at: r.at,
+            from: r.from_imei,
+            to: r.to_imei,
+        })
     }
 }

@@ -42,6 +42,7 @@ fn rule(tenant: TenantId, name: &str, at: DateTime<Utc>) -> AlertRule {
                 clear_threshold: None,
                 state: None,
                 telemetry: None,
+                anomaly: None,
             },
             channels: Channels {
                 in_app: true,

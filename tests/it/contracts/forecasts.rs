@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::Sim;
 use ioto_domain::forecast::{
     Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline,
-    DayForecast, Evidence, ForecastQuota, ForecastSubject, Method, Severity, StoredForecast,
+    DayForecast, Evidence, ForecastQuota, ForecastSubject, Method, ProjectedCost, Severity, StoredForecast,
 };
 use ioto_domain::notify::{NotificationKind, NotificationQuery};
 use ioto_domain::ports::forecasts::ForecastStore;
@@ -62,6 +63,13 @@ fn forecast(
             exhaustion_latest: None,
             projected_period_bytes: 40_000_000,
             projected_period_bytes_hi80: 52_000_000,
+        }),
+        // Exact amounts, past two decimals.
+        projected_cost: quota.then(|| ProjectedCost {
+            currency: Currency::parse("currency", "EUR").unwrap(),
+            cost_so_far: Cost::parse("cost", "12.345678901234").unwrap(),
+            projected: Cost::parse("cost", "31.1").unwrap(),
+            projected_high80: Cost::parse("cost", "40").unwrap(),
         }),
     }
 }
@@ -145,7 +153,7 @@ async fn contract(store: ioto_store::SqlStore) {
     assert_eq!(
         fleet.forecast(a_scope, a.id, sim_subject).await.unwrap(),
         Some(second.clone()),
-        "an upsert does not replace the forecast (quota included)"
+        "an upsert does not replace the forecast (quota and projected cost included)"
     );
     // Another tenant reads none of them.
     assert_eq!(fleet.forecast(b_scope, a.id, sim_subject).await.unwrap(), None);

@@ -1,5 +1,6 @@
 //! One contract suite per port, run against every adapter.
 
+mod advice;
 mod alerts;
 mod analytics;
 mod billing;

@@ -220,6 +220,12 @@ const PAGES: &[(&str, &str, &str, &str)] = &[
         "{ alerts(first: 1) { nodes { id } } }",
     ),
     (
+        "Anomalies",
+        "/anomalies",
+        "anomalies",
+        "{ anomalies(first: 1) { nodes { id } } }",
+    ),
+    (
         "Bulk jobs",
         "/bulk",
         "bulk",
@@ -855,6 +861,7 @@ async fn a_new_user_walks_every_page_of_the_demo_console() {
         ("/devices", "devices"),
         ("/analytics", "analytics"),
         ("/alerts", "alerts"),
+        ("/anomalies", "anomalies"),
         ("/bulk", "bulk"),
         ("/exports", "exports"),
     ];

@@ -51,7 +51,7 @@ async fn firing(app: &TestApp, token: &str, n: usize) -> Vec<Value> {
 }
 
 /// Replaces what the input `css` holds with `text`, typed as a person would.
-async fn type_into(c: &Client, css: &str, text: &str) {
+pub(crate) async fn type_into(c: &Client, css: &str, text: &str) {
     c.execute(
         "const e = document.querySelector(arguments[0]); e.value = ''; e.dispatchEvent(new Event('input'));",
         vec![json!(css)],
@@ -67,7 +67,7 @@ async fn type_into(c: &Client, css: &str, text: &str) {
 }
 
 /// Waits until the element `css` shows text containing every one of `needles`; returns it.
-async fn shows(c: &Client, what: &str, css: &str, needles: &[&str]) -> String {
+pub(crate) async fn shows(c: &Client, what: &str, css: &str, needles: &[&str]) -> String {
     until(
         c,
         what,

@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod console;
 mod console_alerts;
+mod console_forecasts;
 mod contracts;
 mod exports;
 mod fleet;

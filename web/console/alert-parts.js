@@ -46,6 +46,8 @@ export const METRICS = [
   // A device's sensor against a value: the threshold is the rule's `field`, `value` and
   // `clearValue` (decimals, below zero for temperatures), in the field's unit (TELEMETRY_FIELDS).
   { metric: 'TELEMETRY_ABOVE', word: 'Device reading above a value', unit: null, telemetry: true, above: true, hint: 'A device’s sensor reads over the value; the alert is about the SIMs in the device (a device without a SIM is passed over). It clears once the reading is at or below the clear value (the value, without one).' },
+  { metric: 'QUOTA_EXHAUSTION_FORECAST', word: 'Quota forecast to run out', unit: 'days ahead', min: 1, max: 31, hint: 'The SIM’s data quota runs out within this many days by its latest forecast (made every hour from its usage). It clears when a later forecast says the quota lasts.' },
+  { metric: 'ANOMALY', word: 'Anomaly found', unit: null, event: true, anomaly: true, hint: 'The hourly anomaly pass found unusual behaviour on the SIM (a usage spike, silence, a session storm, a new network or country), of the kinds and at least the severity chosen. Dismissing the anomaly resolves its alert. An event.' },
   { metric: 'TELEMETRY_BELOW', word: 'Device reading below a value', unit: null, telemetry: true, above: false, hint: 'A device’s sensor reads under the value; the alert is about the SIMs in the device (a device without a SIM is passed over). It clears once the reading is at or above the clear value (the value, without one).' },
 ];
 const METRIC = Object.fromEntries(METRICS.map((m) => [m.metric, m]));
@@ -84,6 +86,21 @@ export function telemetryLimitText(rule) {
   const clear = rule.clearValue === null || rule.clearValue === undefined ? null : readingText(rule.field, rule.clearValue);
   return clear ? `${limit}; clears at or ${above ? 'below' : 'above'} ${clear}` : limit;
 }
+
+/// Anomaly kinds and severities in words (the API's AnomalyKind and AnomalySeverity).
+export const ANOMALY_KINDS = [
+  ['USAGE_SPIKE', 'Usage spike'],
+  ['SILENCE', 'Silence'],
+  ['SESSION_STORM', 'Session storm'],
+  ['NEW_NETWORK', 'New network'],
+  ['NEW_COUNTRY', 'New country'],
+  ['IMEI_CHANGE', 'IMEI change'],
+];
+export const ANOMALY_SEVERITIES = [
+  ['LOW', 'Low or more (every anomaly)'],
+  ['MEDIUM', 'Medium or more'],
+  ['HIGH', 'High only'],
+];
 
 /// SIM states in words (the API's SimState).
 export const SIM_STATE_WORDS = [
@@ -142,6 +159,8 @@ export function amountText(metric, v) {
       return `${num(v)} times the median day`;
     case 'QUOTA_STAGE':
       return `${num(v)} %`;
+    case 'QUOTA_EXHAUSTION_FORECAST':
+      return Number(v) === 0 ? 'today' : plural(v, 'day', 'days');
     case 'COST_IN_DAY':
     case 'COST_IN_PERIOD':
       // Hundredths of the retail card's currency, which the rule does not name.
@@ -164,6 +183,11 @@ export function alertValueText(alert) {
       return alert.rule.field ? readingText(alert.rule.field, Number(v) / 100) : null;
     case 'USAGE_OVER_MEDIAN':
       return `${bytes(v)} today`;
+    case 'QUOTA_EXHAUSTION_FORECAST':
+      return Number(v) === 0 ? 'runs out today' : `runs out in ${plural(v, 'day', 'days')}`;
+    case 'ANOMALY':
+      // `detail` tells the anomaly; the value is its score.
+      return null;
     case 'BULK_JOB_FINISHED':
       return plural(v, 'failed row', 'failed rows');
     case 'STATE_CHANGED':

@@ -8,9 +8,9 @@
 
 import { h, mount, errorBox, loading, select, duration } from './ui.js';
 import { parseLabel } from './fleet.js';
-import { SEVERITIES, METRICS, TARGET_KINDS, SIM_STATE_WORDS, TELEMETRY_FIELDS, metricInfo, telemetryFieldInfo } from './alert-parts.js';
+import { SEVERITIES, METRICS, TARGET_KINDS, SIM_STATE_WORDS, TELEMETRY_FIELDS, ANOMALY_KINDS, ANOMALY_SEVERITIES, metricInfo, telemetryFieldInfo } from './alert-parts.js';
 
-export const RULE_FIELDS = `id name description enabled severity metric threshold clearThreshold state field value clearValue conditionText
+export const RULE_FIELDS = `id name description enabled severity metric threshold clearThreshold state field value clearValue anomalyKinds anomalyMinSeverity conditionText
   inApp webhook emails pendingSeconds groupWaitSeconds groupIntervalSeconds repeatSeconds resolveAfterSeconds
   createdAt updatedAt version
   target { kind customerId tariffPlan labels { key value } sim { iccid } }`;
@@ -211,6 +211,17 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
   const telemetryValueField = fieldFor('condition.value', 'Value', telemetryValue, ' ');
   const telemetryClear = h('input', { type: 'text', inputmode: 'decimal', name: 'clearValue', autocomplete: 'off', value: rule && hasNumber(rule.clearValue) ? String(rule.clearValue) : '', 'data-testid': 'rule-telemetry-clear' });
   const telemetryClearField = fieldFor('condition.clearValue', 'Clears at (optional)', telemetryClear, ' ');
+  // An anomaly (ANOMALY): the kinds heard of (none ticked: every kind) and the least severity.
+  const chosenKinds = new Set(rule && rule.anomalyKinds ? rule.anomalyKinds : []);
+  const anomalyBoxes = ANOMALY_KINDS.map(([v, word]) => {
+    const box = h('input', { type: 'checkbox', name: 'anomalyKinds', value: v, checked: chosenKinds.has(v), 'data-testid': `rule-anomaly-kind-${v}` });
+    return { v, box, el: h('label', { class: 'check' }, box, ` ${word}`) };
+  });
+  const anomalyKindsSet = h('fieldset', { class: 'field anomaly-kinds', 'data-testid': 'rule-anomaly-kinds' }, h('legend', {}, 'Anomaly kinds'), ...anomalyBoxes.map((b) => b.el), h('small', {}, 'None ticked: every kind.'));
+  const anomalyKindsSlot = errors.slot('condition.anomalyKinds', anomalyBoxes[0].box);
+  anomalyKindsSet.appendChild(anomalyKindsSlot);
+  const anomalySeverity = select(ANOMALY_SEVERITIES, rule && rule.anomalyMinSeverity ? rule.anomalyMinSeverity : 'MEDIUM', { name: 'anomalyMinSeverity', 'data-testid': 'rule-anomaly-severity' });
+  const anomalySeverityField = fieldFor('condition.anomalyMinSeverity', 'Severity', anomalySeverity, 'High: every new country, and scores from 20; medium from 10.');
   const eventNote = h('p', { class: 'muted' });
 
   // ---- channels --------------------------------------------------------------------------
@@ -253,6 +264,8 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
     clearField.el.hidden = m.metric !== 'OFFLINE_HOURS';
     stateField.el.hidden = m.metric !== 'STATE_CHANGED';
     for (const f of [telemetryFieldField, telemetryValueField, telemetryClearField]) f.el.hidden = !m.telemetry;
+    anomalyKindsSet.hidden = !m.anomaly;
+    anomalySeverityField.el.hidden = !m.anomaly;
     if (m.telemetry) {
       const f = telemetryFieldInfo(telemetryField.value);
       const back = m.above ? 'at or below' : 'at or above';
@@ -356,6 +369,10 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
       if (c !== null) condition.clearThreshold = String(c);
     }
     if (m.metric === 'STATE_CHANGED' && stateSel.value) condition.state = stateSel.value;
+    if (m.anomaly) {
+      condition.anomalyKinds = anomalyBoxes.filter((b) => b.box.checked).map((b) => b.v);
+      condition.anomalyMinSeverity = anomalySeverity.value;
+    }
     if (m.telemetry) {
       condition.field = telemetryField.value;
       // An empty value is sent as none: the API says what it needs.
@@ -467,7 +484,8 @@ export function ruleForm(ctx, rule, customers, { onSaved, onCancel }) {
       'fieldset',
       { class: 'group' },
       h('legend', {}, 'Condition'),
-      h('div', { class: 'grid rule-grid' }, metricField.el, thresholdField.el, clearField.el, stateField.el, telemetryFieldField.el, telemetryValueField.el, telemetryClearField.el),
+      h('div', { class: 'grid rule-grid' }, metricField.el, thresholdField.el, clearField.el, stateField.el, telemetryFieldField.el, telemetryValueField.el, telemetryClearField.el, anomalySeverityField.el),
+      anomalyKindsSet,
       eventNote,
     ),
     h(

@@ -3,7 +3,7 @@
 // and deletion. Only the tenant's staff read rules (docs/roles.md); the API refuses the rest.
 
 import { h, mount, errorBox, loading, link } from './ui.js';
-import { severityBadge, metricInfo, amountText, simStateWord, telemetryLimitText } from './alert-parts.js';
+import { severityBadge, metricInfo, amountText, simStateWord, telemetryLimitText, ANOMALY_KINDS, words } from './alert-parts.js';
 import { RULE_FIELDS, ruleForm } from './alert-rule-form.js';
 
 const RULES = `query ConsoleAlertRules($tenantId: ID) { alertRules(tenantId: $tenantId) { ${RULE_FIELDS} } }`;
@@ -45,6 +45,13 @@ function thresholdText(rule) {
         : `${amount} or more`;
     case 'QUOTA_STAGE':
       return `${amount} or more`;
+    case 'QUOTA_EXHAUSTION_FORECAST':
+      return `within ${amount}`;
+    case 'ANOMALY': {
+      const kinds = (rule.anomalyKinds || []).map((k) => (ANOMALY_KINDS.find(([v]) => v === k) || [k, words(k)])[1].toLowerCase());
+      const least = rule.anomalyMinSeverity && rule.anomalyMinSeverity !== 'LOW' ? `, ${rule.anomalyMinSeverity.toLowerCase()} severity or more` : '';
+      return `${kinds.length ? kinds.join(', ') : 'every kind'}${least}`;
+    }
     case 'TELEMETRY_ABOVE':
     case 'TELEMETRY_BELOW':
       return telemetryLimitText(rule);

@@ -38,6 +38,9 @@ export function capabilities(role, settings) {
     // is shared; rules are the tenant staff's. Acknowledging and writing rules is manageFleet.
     readAlerts: seesSims,
     readAlertRules: staff,
+    // Anomalies too are read by whoever reads SIMs (docs/forecasts.md); fleet managers decide
+    // about them (manageFleet).
+    readAnomalies: seesSims,
     readCosts: staff || Boolean(settings && settings.customersSeeSims && settings.customersSeeCosts),
     readSupplierCosts: role === 'PLATFORM_ADMIN',
     bulkRead: staff,
@@ -59,6 +62,7 @@ const ROUTES = [
   { path: '/analytics', module: './analytics.js', fn: 'render', nav: 'Analytics', cap: 'analytics' },
   { path: '/alerts', module: './alerts.js', fn: 'render', nav: 'Alerts', cap: 'readAlerts' },
   { path: '/alerts/rules', module: './alert-rules.js', fn: 'render', cap: 'readAlertRules' },
+  { path: '/anomalies', module: './anomalies.js', fn: 'render', nav: 'Anomalies', cap: 'readAnomalies' },
   { path: '/bulk', module: './bulk.js', fn: 'render', nav: 'Bulk jobs', cap: 'bulkRead' },
   { path: '/bulk/:id', module: './bulk.js', fn: 'renderJob', cap: 'bulkRead' },
   { path: '/exports', module: './exports.js', fn: 'render', nav: 'Exports', cap: 'exports' },

@@ -354,3 +354,261 @@ export function line(rows, { x, y, format = plain, title, testid }) {
     },
   });
 }
+
+// ---- days with ranges: forecasts and anomaly evidence -------------------------------------
+
+const finite = (v) => v !== null && v !== undefined && v !== '' && Number.isFinite(Number(v));
+const DAY_MS = 86400000;
+
+/// How each kind of series and band looks (colour is never the only sign: the legend names
+/// each, and the lines differ in dashes and dots too).
+const SERIES_STYLE = {
+  actual: { stroke: '#2563eb', width: 2, dash: null, dot: '#2563eb', hollow: false },
+  expected: { stroke: '#c2410c', width: 2, dash: '6 4', dot: '#c2410c', hollow: true },
+  sofar: { stroke: null, width: 0, dash: null, dot: '#2563eb', hollow: true },
+  expectedpoint: { stroke: null, width: 0, dash: null, dot: '#c2410c', hollow: true },
+  highlight: { stroke: null, width: 0, dash: null, dot: '#dc2626', hollow: false },
+};
+const BAND_STYLE = {
+  95: { fill: '#fdba74', opacity: 0.35 },
+  80: { fill: '#fb923c', opacity: 0.45 },
+  range: { fill: '#86efac', opacity: 0.45 },
+};
+
+/// "3 Mar" of a UTC day.
+function dayShort(d) {
+  return d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' });
+}
+
+/// Days on a UTC day axis with shaded ranges: `rows` are { at: Date (a UTC midnight), …values };
+/// `series` lines or points ({ key, label, kind: actual | expected | sofar | expectedpoint |
+/// highlight, dots }) drawn where a row has a value, `bands` shaded between two values ({ low,
+/// high, label, level: 95 | 80 | range }), `rules` horizontal lines ({ value, label }: a limit; one far above the data is
+/// named instead of squashing the chart) and `marks` vertical ones ({ at, label }: today, the
+/// day judged). Both axes are labelled (`yLabel`, `xLabel`); the numbers table lists every day.
+export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel = 'Day (UTC)', series = [], bands = [], rules = [], marks = [], summary, height = 250 }) {
+  const keys = [...series.map((s) => s.key), ...bands.flatMap((b) => [b.low, b.high])];
+  const data = rows.map((r) => {
+    const d = { at: r.at, __key: r.at.toISOString().slice(0, 10) };
+    for (const k of keys) d[k] = finite(r[k]) ? Number(r[k]) : null;
+    const first = series.find((s) => d[s.key] !== null);
+    if (first) d.__value = d[first.key];
+    return d;
+  });
+  const values = data.flatMap((d) => keys.map((k) => d[k]).filter((v) => v !== null));
+  const dataMax = values.length ? Math.max(...values) : 0;
+  // A limit far above the data would flatten it: such a rule is named, not drawn to scale.
+  const onScale = (r) => !(dataMax > 0 && Number(r.value) > dataMax * 3);
+  const yMax = Math.max(dataMax, ...rules.filter(onScale).map((r) => Number(r.value)), 0);
+  const tableColumns = [
+    { label: 'Day', value: (d) => d.at.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' }) },
+    ...series.map((s) => ({ label: s.label, value: (d) => (d[s.key] === null ? '—' : format(d[s.key])), num: true })),
+    ...bands.map((b) => ({
+      label: b.label,
+      value: (d) => (d[b.low] === null || d[b.high] === null ? '—' : `${format(d[b.low])} – ${format(d[b.high])}`),
+      num: true,
+    })),
+  ];
+  return figure({
+    title,
+    testid,
+    summary: summary || `${data.length} days`,
+    rows: data,
+    columns: tableColumns,
+    draw: (width) => {
+      const m = { top: 16, right: 26, bottom: 46, left: 86 };
+      const items = [
+        ...bands.map((b) => ({ type: 'band', label: b.label, style: BAND_STYLE[b.level] || BAND_STYLE.range })),
+        ...series.map((s) => ({ type: 'series', label: s.label, style: SERIES_STYLE[s.kind] || SERIES_STYLE.actual })),
+        ...rules.map((r) => ({ type: 'rule', label: r.label })),
+      ];
+      const perRow = Math.max(1, Math.floor((width - 8) / 190));
+      const legendRows = Math.ceil(items.length / perRow);
+      const svg = svgOf(width, height + legendRows * 18 + 6);
+      let [x0, x1] = d3().extent(data, (d) => d.at);
+      if (x0.getTime() === x1.getTime()) {
+        x0 = new Date(x0.getTime() - DAY_MS / 2);
+        x1 = new Date(x1.getTime() + DAY_MS / 2);
+      }
+      const xs = d3().scaleUtc().domain([x0, x1]).range([m.left, width - m.right]);
+      const ys = d3()
+        .scaleLinear()
+        .domain([0, yMax || 1])
+        .nice()
+        .range([height - m.bottom, m.top]);
+      const top = ys.domain()[1];
+      const y = (v) => ys(Math.min(v, top));
+
+      for (const b of bands) {
+        const st = BAND_STYLE[b.level] || BAND_STYLE.range;
+        svg
+          .append('path')
+          .datum(data)
+          .attr('class', `band band-${b.level}`)
+          .attr('fill', st.fill)
+          .attr('fill-opacity', st.opacity)
+          .attr('stroke', 'none')
+          .attr(
+            'd',
+            d3()
+              .area()
+              .defined((d) => d[b.low] !== null && d[b.high] !== null)
+              .x((d) => xs(d.at))
+              .y0((d) => y(d[b.low]))
+              .y1((d) => y(d[b.high])),
+          )
+          .append('title')
+          .text(b.label);
+      }
+      for (const mk of marks) {
+        const x = xs(mk.at);
+        svg
+          .append('line')
+          .attr('class', 'mark')
+          .attr('x1', x)
+          .attr('x2', x)
+          .attr('y1', m.top)
+          .attr('y2', height - m.bottom)
+          .attr('stroke', '#64748b')
+          .attr('stroke-dasharray', '2 3');
+        svg
+          .append('text')
+          .attr('class', 'mark-label')
+          .attr('x', x + 4)
+          .attr('y', m.top - 4)
+          .attr('text-anchor', x > width - m.right - 60 ? 'end' : 'start')
+          .text(mk.label);
+      }
+      for (const r of rules) {
+        const v = Number(r.value);
+        if (onScale(r)) {
+          svg
+            .append('line')
+            .attr('class', 'limit')
+            .attr('x1', m.left)
+            .attr('x2', width - m.right)
+            .attr('y1', ys(v))
+            .attr('y2', ys(v))
+            .attr('stroke', '#dc2626')
+            .attr('stroke-width', 1.5)
+            .attr('stroke-dasharray', '8 4')
+            .append('title')
+            .text(r.label);
+          // At the left, where an added-up line is lowest (today's mark is at the right).
+          svg
+            .append('text')
+            .attr('class', 'rule-label')
+            .attr('x', m.left + 4)
+            .attr('y', ys(v) - 5)
+            .attr('text-anchor', 'start')
+            .text(r.label);
+        } else {
+          svg
+            .append('text')
+            .attr('class', 'rule-label')
+            .attr('x', width - m.right - 4)
+            .attr('y', m.top + 10)
+            .attr('text-anchor', 'end')
+            .text(`${r.label}: above the chart`);
+        }
+      }
+      for (const s of series) {
+        const st = SERIES_STYLE[s.kind] || SERIES_STYLE.actual;
+        if (st.stroke) {
+          const path = svg
+            .append('path')
+            .datum(data)
+            .attr('class', `series series-${s.kind}`)
+            .attr('fill', 'none')
+            .attr('stroke', st.stroke)
+            .attr('stroke-width', st.width)
+            .attr(
+              'd',
+              d3()
+                .line()
+                .defined((d) => d[s.key] !== null)
+                .x((d) => xs(d.at))
+                .y((d) => y(d[s.key])),
+            );
+          if (st.dash) path.attr('stroke-dasharray', st.dash);
+        }
+        if (s.dots || !st.stroke) {
+          svg
+            .append('g')
+            .selectAll('circle')
+            .data(data.filter((d) => d[s.key] !== null))
+            .join('circle')
+            .attr('class', `dot dot-${s.kind}`)
+            .attr('cx', (d) => xs(d.at))
+            .attr('cy', (d) => y(d[s.key]))
+            .attr('r', s.kind === 'highlight' ? 5 : 3)
+            .attr('fill', st.hollow ? '#fff' : st.dot)
+            .attr('stroke', st.dot)
+            .attr('stroke-width', 1.5)
+            .append('title')
+            .text((d) => `${dayShort(d.at)}, ${s.label.toLowerCase()}: ${format(d[s.key])}`);
+        }
+      }
+      // Whole days only, as many as fit, counted back from the last day (the day judged, the
+      // forecast's end) so that it has its label.
+      const first = data[0].at.getTime();
+      const lastDay = data[data.length - 1].at.getTime();
+      const fit = Math.max(1, Math.floor((width - m.left - m.right) / 64));
+      const step = Math.max(1, Math.ceil((lastDay - first) / DAY_MS / fit)) * DAY_MS;
+      const ticks = [];
+      for (let t = lastDay; t >= first; t -= step) ticks.unshift(new Date(t));
+      svg
+        .append('g')
+        .attr('transform', `translate(0,${height - m.bottom})`)
+        .attr('class', 'axis')
+        .call(
+          d3()
+            .axisBottom(xs)
+            .tickValues(ticks)
+            .tickFormat((d) => dayShort(d)),
+        );
+      svg
+        .append('g')
+        .attr('transform', `translate(${m.left},0)`)
+        .attr('class', 'axis')
+        .call(d3().axisLeft(ys).ticks(5).tickFormat(format));
+      svg
+        .append('text')
+        .attr('class', 'axis-label')
+        .attr('x', (m.left + width - m.right) / 2)
+        .attr('y', height - 8)
+        .attr('text-anchor', 'middle')
+        .text(xLabel);
+      svg
+        .append('text')
+        .attr('class', 'axis-label')
+        .attr('transform', 'rotate(-90)')
+        .attr('x', -(m.top + height - m.bottom) / 2)
+        .attr('y', 14)
+        .attr('text-anchor', 'middle')
+        .text(yLabel);
+      const legend = svg
+        .append('g')
+        .attr('transform', `translate(8,${height + 4})`)
+        .selectAll('g')
+        .data(items)
+        .join('g')
+        .attr('transform', (it, i) => `translate(${(i % perRow) * 190},${Math.floor(i / perRow) * 18})`);
+      legend.each(function drawKey(it) {
+        const g = d3().select(this);
+        if (it.type === 'band') {
+          g.append('rect').attr('width', 16).attr('height', 10).attr('y', 1).attr('fill', it.style.fill).attr('fill-opacity', it.style.opacity + 0.2);
+        } else if (it.type === 'rule') {
+          g.append('line').attr('x1', 0).attr('x2', 16).attr('y1', 6).attr('y2', 6).attr('stroke', '#dc2626').attr('stroke-width', 1.5).attr('stroke-dasharray', '4 2');
+        } else if (it.style.stroke) {
+          const l = g.append('line').attr('x1', 0).attr('x2', 16).attr('y1', 6).attr('y2', 6).attr('stroke', it.style.stroke).attr('stroke-width', it.style.width);
+          if (it.style.dash) l.attr('stroke-dasharray', '4 2');
+        } else {
+          g.append('circle').attr('cx', 8).attr('cy', 6).attr('r', 4).attr('fill', it.style.hollow ? '#fff' : it.style.dot).attr('stroke', it.style.dot).attr('stroke-width', 1.5);
+        }
+        g.append('text').attr('x', 22).attr('y', 10).attr('class', 'legend').text(truncate(it.label, 26));
+      });
+      return svg.node();
+    },
+  });
+}

@@ -5,6 +5,7 @@
 // - the live session, kept current by the `liveSessions(iccid)` subscription;
 // - the session history of the last 7 days (troubleshooting), the usage of the last 30 days by
 //   day and network (charts.columns), the audit trail;
+// - its usage forecast against its quota, and its anomalies (sim-forecast.js);
 // - the device it sits in (bind / unbind) and its labels.
 // Every part loads on its own, so one failing (say, the usage store) leaves the others usable.
 
@@ -12,6 +13,7 @@ import { h, mount, num, bytes, dateTime, ago, table, errorBox, loading, field, l
 import { columns as columnsChart } from './charts.js';
 import { badge, cursorPager, agoTime, parseLabel, labelDatalist, loadCatalogue } from './fleet.js';
 import { loadQuota, startAlerts } from './sim-alerts.js';
+import { loadForecast, loadSimAnomalies } from './sim-forecast.js';
 import { tickAgo } from './alert-parts.js';
 
 // ---- the operations ------------------------------------------------------------------------
@@ -273,6 +275,8 @@ export async function render(main, ctx) {
   const labelsCard = h('section', { class: 'card', 'data-testid': 'sim-labels' });
   const quotaCard = h('section', { class: 'card', 'data-testid': 'sim-quota' });
   const alertsCard = ctx.caps.readAlerts ? h('section', { class: 'card', 'data-testid': 'sim-alerts-card' }) : null;
+  const forecastCard = h('section', { class: 'card', 'data-testid': 'sim-forecast' });
+  const anomaliesCard = h('section', { class: 'card', 'data-testid': 'sim-anomalies-card' });
   const usageCard = h('section', { class: 'card', 'data-testid': 'sim-usage' });
   const historyCard = h('section', { class: 'card', 'data-testid': 'sim-history' });
   const auditCard = h('section', { class: 'card', 'data-testid': 'sim-audit' });
@@ -285,6 +289,8 @@ export async function render(main, ctx) {
     h('div', { class: 'grid' }, overview, actions),
     live,
     h('div', { class: 'grid' }, quotaCard, alertsCard),
+    forecastCard,
+    anomaliesCard,
     h('div', { class: 'grid' }, deviceCard, labelsCard),
     usageCard,
     historyCard,
@@ -1171,6 +1177,8 @@ export async function render(main, ctx) {
   startLive();
   loadQuota(ctx, iccid, quotaCard, () => alive);
   if (alertsCard) stops.push(startAlerts(ctx, iccid, alertsCard, () => alive));
+  loadForecast(ctx, iccid, forecastCard, () => alive);
+  loadSimAnomalies(ctx, iccid, anomaliesCard, () => alive);
   stops.push(tickAgo(main));
   startHistory();
   loadUsage();

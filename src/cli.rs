@@ -41,6 +41,14 @@ where
     clap::builder::RangedU64ValueParser::<T>::new().range(1..)
 }
 
+/// A share from 0 to 1 on the command line (clap names the flag when it is not one).
+fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a share from 0 to 1 (0.05 is one in 20)")),
+    }
+}
+
 /// A time on the command line (clap names the flag when it does not parse).
 fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -275,6 +283,50 @@ async fn simulate_command(file: Option<&Path>, command: SimulateCommand) -> anyh
             println!("published {events} events of SIM {iccid}: {kind:?}");
             Ok(())
         }
+        SimulateCommand::History {
+            tenant,
+            sims,
+            days,
+            anomalies,
+            seed,
+            truth,
+            data,
+        } => {
+            use crate::tooling::simulate_history::{check, history, HistoryOptions};
+            let loaded = with_kafka(setup(file, None, data.data_dir, Quiet::Yes)?)?;
+            let window = usize::try_from(loaded.config.ingest.max_event_age_days).unwrap_or(usize::MAX);
+            let opts = HistoryOptions {
+                tenant,
+                sims,
+                // As many days as the server counts, up to the 90 a forecast reads.
+                days: days.unwrap_or_else(|| window.saturating_sub(1).clamp(1, 90)),
+                anomaly_rate: anomalies,
+                seed,
+                truth,
+                max_event_age_days: loaded.config.ingest.max_event_age_days,
+                progress: true,
+            };
+            // Refused before any engine is reached.
+            check(&opts)?;
+            engines::migrate(&loaded.config).await?;
+            let e = engines::connect(&loaded.config).await?;
+            let summary = history(&e.directory, &e.fleet, &e.bus, &e.topic_prefix, &opts).await?;
+            println!(
+                "published {} sessions ({} rollups, {} CDRs) of {} SIMs from {} to {}; {} anomalies injected{}",
+                summary.sessions,
+                summary.rollups,
+                summary.cdrs,
+                summary.sims,
+                summary.first_day,
+                summary.last_day,
+                summary.anomalies,
+                opts.truth
+                    .as_ref()
+                    .map(|path| format!(", ground truth in {}", path.display()))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
         SimulateCommand::Devices {
             tenant,
             devices,
@@ -372,11 +424,13 @@ async fn serve(config: &Config, migrate: bool, demo_mode: bool) -> anyhow::Resul
         let demo = demo::seed(&app.engines.directory, &app.engines.fleet).await?;
         crate::tooling::demo_billing::seed(&app.billing, &demo.tenant).await?;
         demo::example_bulk_job(&app.fleet, &demo).await?;
+        let mut history = None;
         if config.ingest.enabled {
-            demo::animate(config, &app.engines, &app.pipeline, &demo.tenant).await?;
+            history =
+                demo::animate(config, &app.engines, &app.pipeline, &app.forecasts, &demo.tenant).await?;
             crate::tooling::demo_billing::rate_regularly(app.billing.clone());
         }
-        print_demo(&app, &demo, addr)?;
+        print_demo(&app, &demo, history.as_ref(), addr)?;
     }
     tracing::info!(%addr, "listening: GraphQL at http://{addr}/graphql, console at http://{addr}/console, playground at http://{addr}/playground");
     app.serve(listener, server::shutdown_signal()).await
@@ -414,7 +468,12 @@ async fn ingest(config: &Config, migrate: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+fn print_demo(
+    app: &App,
+    demo: &demo::Demo,
+    history: Option<&crate::tooling::demo_history::DemoHistory>,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     println!();
     println!(
         "Ioto demo is running — tenant '{}' ({})",
@@ -427,6 +486,18 @@ fn print_demo(app: &App, demo: &demo::Demo, addr: std::net::SocketAddr) -> anyho
         "  Login:       admin@demo.ioto / {}   (every demo user has this password)",
         demo::DEMO_PASSWORD
     );
+    if let Some(h) = history {
+        println!(
+            "  History:     {} days of simulated usage; yesterday SIM {} used {} (its usual: {}) and SIM {} was in {} ({}) for the first time: forecasts and anomalies within a minute ({{ anomalies(first: 10) {{ nodes {{ iccid sentence }} }} }})",
+            crate::tooling::demo_history::DEMO_HISTORY_DAYS,
+            h.spike,
+            ioto_forecast::anomaly::bytes_text(h.spike_bytes as f64),
+            ioto_forecast::anomaly::bytes_text(h.spike_usual_bytes as f64),
+            h.roaming,
+            h.roaming_country,
+            h.roaming_network
+        );
+    }
     println!("  Tokens — send as 'Authorization: Bearer <token>':");
     let mut first = None;
     for u in &demo.users {

@@ -66,6 +66,9 @@ pub use rng::SplitMix64;
 pub const ANOMALY_WINDOW_DAYS: usize = 30;
 /// Fewest days between the starts of two injected anomalies of one SIM.
 pub const ANOMALY_SPACING_DAYS: usize = 10;
+/// The anomaly rate the benches and `ioto simulate history` take unless told otherwise: an
+/// anomaly starts in one SIM's 10 days out of 20.
+pub const DEFAULT_ANOMALY_RATE: f64 = 0.05;
 
 /// The kinds of device a simulated fleet is made of, each with its own habits ([`ProfileTraits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -273,6 +276,19 @@ pub fn simulate_fleet(
         sims: simulated,
         truth,
     }
+}
+
+/// SIM `id` of the fleet [`simulate_fleet`] makes with the same arguments, and the anomalies
+/// injected into it: one SIM at a time, for a caller that turns each SIM into something else
+/// (events, rows) without holding a whole fleet in memory.
+pub fn simulate_one(
+    seed: u64,
+    id: usize,
+    days: usize,
+    start: NaiveDate,
+    anomaly_rate: f64,
+) -> (SimulatedSim, Vec<InjectedAnomaly>) {
+    sim::simulate_sim(seed, id, days, start, anomaly_rate)
 }
 
 /// The ground truth as CSV (RFC 4180: a header, CRLF line ends): `sim,day,kind,magnitude`, the day

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ioto_domain::Role;
 
-use super::{positive, rfc3339};
+use super::{positive, rfc3339, share};
 
 #[derive(Parser)]
 #[command(
@@ -208,6 +208,53 @@ pub(super) enum SimulateCommand {
         /// Bytes of a burst, in and out together (1,000 to 10^12).
         #[arg(long, default_value_t = 100_000_000, value_parser = clap::value_parser!(u64).range(1_000..=1_000_000_000_000))]
         bytes: u64,
+        #[command(flatten)]
+        data: DataDirArgs,
+    },
+    /// Days of usage of a tenant's ACTIVE SIMs before today, from the forecast crate's fleet
+    /// simulator (trackers, meters, cameras and gateways, with their weekly seasons, trends and
+    /// noise), with labelled anomalies in the last 30 days (spikes, silences, session storms, new
+    /// networks and countries, changes of device): one closed session per SIM, day and network (a
+    /// storm's many short ones), rollups and CDRs on the configured bus. The server's ingest
+    /// counts events up to `ingest.max_event_age_days` old (35): raise it above `--days` there
+    /// and here (IOTO_INGEST__MAX_EVENT_AGE_DAYS).
+    History {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// How many SIMs (the first ACTIVE ones by ICCID; SIM i is the simulator's SIM i), at
+        /// most 100,000.
+        #[arg(
+            long,
+            default_value_t = crate::tooling::simulate_history::MAX_SIMS,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(1..=crate::tooling::simulate_history::MAX_SIMS as u64)
+        )]
+        sims: usize,
+        /// Days of history before today (1 to 400); by default 90, or as many as
+        /// `ingest.max_event_age_days` lets the server count when that is fewer (34 with its
+        /// default of 35).
+        #[arg(
+            long,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(1..=crate::tooling::simulate_history::MAX_DAYS as u64)
+        )]
+        days: Option<usize>,
+        /// The chance that an anomaly starts, per SIM and each 10 days of the last 30 (0 to 1;
+        /// the simulator's rate, as `ioto-bench anomalies --anomaly-rate`).
+        #[arg(
+            long,
+            value_name = "RATE",
+            default_value_t = ioto_forecast::simulate::DEFAULT_ANOMALY_RATE,
+            value_parser = share
+        )]
+        anomalies: f64,
+        /// Same seed, same history.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Writes the injected anomalies as CSV (RFC 4180): iccid, kind (the device kind),
+        /// anomaly_kind, day, detail.
+        #[arg(long, value_name = "FILE")]
+        truth: Option<PathBuf>,
         #[command(flatten)]
         data: DataDirArgs,
     },

@@ -354,23 +354,29 @@ fn one_per_role(users: Vec<User>) -> Vec<User> {
 pub const DEMO_TICK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The tick at which the demo's incidents happen (their SIMs' history and IMEIs are stored by
-/// then), and the index of the first live SIM they happen to.
+/// then), and the index of the first live SIM they happen to (the history's anomalies are on
+/// other SIMs: `demo_history::DEMO_SPIKE_SIM` and `DEMO_ROAMING_SIM`).
 const DEMO_INCIDENT_TICK: u32 = 3;
 const DEMO_INCIDENT_SIMS: usize = 10;
 /// SIMs with simulated data sessions (history and live).
 pub const DEMO_SESSION_SIMS: usize = 300;
 /// Devices reporting telemetry.
 pub const DEMO_TELEMETRY_DEVICES: usize = 200;
+/// The networks the live SIMs are at home on, in their history as live: SIM `i` (by index among
+/// them) on `DEMO_NETWORKS[i % 6]`, so that a session elsewhere is news.
+pub const DEMO_NETWORKS: [&str; 6] = ["262-01", "262-02", "262-03", "234-15", "208-01", "310-260"];
 
-/// Keeps the demo alive: three days of session history once, then live sessions and device
-/// readings every [`DEMO_TICK`], all through the real pipeline (the bus and the ingest worker,
-/// MQTT or the in-process telemetry feed).
+/// Keeps the demo alive: 90 days of usage history for the live SIMs once (straight into the usage
+/// store, `demo_history`) and a forecast pass over it, then live sessions and device readings every
+/// [`DEMO_TICK`] through the real pipeline (the bus and the ingest worker, MQTT or the in-process
+/// telemetry feed). Returns what the history holds, when it was written now.
 pub async fn animate(
     config: &crate::config::Config,
     engines: &crate::engines::Engines,
     pipeline: &crate::server::pipeline::Pipeline,
+    forecasts: &ioto_app::ForecastService,
     tenant: &Tenant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<crate::tooling::demo_history::DemoHistory>> {
     use ioto_ingest::simulator::{Incident, LiveSimulator, SessionPlan};
     use ioto_ingest::worker::IngestTopics;
 
@@ -409,7 +415,7 @@ pub async fn animate(
             )
             .await?;
     }
-    let networks: Vec<MccMnc> = ["262-01", "262-02", "262-03", "234-15", "208-01", "310-260"]
+    let networks: Vec<MccMnc> = DEMO_NETWORKS
         .iter()
         .filter_map(|c| MccMnc::parse(c).ok())
         .collect();
@@ -417,33 +423,35 @@ pub async fn animate(
     topics
         .ensure(engines.bus.as_ref(), config.ingest.partitions)
         .await?;
+    // Three months of each SIM's usage on its home network (`networks[index % len]`), as its live
+    // sessions are: a session elsewhere is news (the incidents below). Then a forecast pass, so
+    // that forecasts and the history's anomalies show at once: the scheduled first pass (30 s
+    // after the start) may come before the history is written, and the next one is an hour later.
+    let history = match crate::tooling::demo_history::write(engines, tenant, &sims, &networks).await {
+        Ok(history) => history,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo usage history not written");
+            None
+        }
+    };
+    if history.is_some() && config.fleet.forecast_minutes > 0 {
+        let forecasts = forecasts.clone();
+        tokio::spawn(async move {
+            match forecasts.pass(Utc::now()).await {
+                Ok(p) => tracing::info!(
+                    sims = p.sims,
+                    forecasts = p.forecasts,
+                    anomalies = p.anomalies_new,
+                    "demo forecast pass over its history"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "demo forecast pass failed; the scheduled pass runs next")
+                }
+            }
+        });
+    }
     let now = Utc::now();
-    // Each SIM on its home network (`networks[index % len]`), in its history as live: a session
-    // elsewhere is news (the incidents below).
     let seed = u64::try_from(now.timestamp()).unwrap_or(1);
-    let history: Vec<Arc<SessionPlan>> = networks
-        .iter()
-        .enumerate()
-        .map(|(home, network)| {
-            Arc::new(SessionPlan {
-                iccids: sims
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % networks.len() == home)
-                    .map(|(_, s)| s.clone())
-                    .collect(),
-                from: now - chrono::Duration::days(3),
-                to: now - chrono::Duration::minutes(30),
-                bytes_min: 50_000,
-                bytes_max: 20_000_000,
-                sessions_per_sim: 2,
-                update_every: chrono::Duration::minutes(15),
-                networks: vec![network.clone()],
-                seed: seed + home as u64,
-            })
-        })
-        .filter(|p| !p.iccids.is_empty())
-        .collect();
     // A few SIMs last seen hours ago, and not since: the offline rule finds them.
     let gone_quiet = Arc::new(SessionPlan {
         iccids: quiet,
@@ -471,10 +479,8 @@ pub async fn animate(
         .collect();
     let mut live = LiveSimulator::new(sims, networks, seed).staying_home();
     tokio::spawn(async move {
-        for plan in std::iter::once(gone_quiet).chain(history) {
-            if let Err(e) = crate::tooling::simulate::publish(&bus, &t, plan, 0, false).await {
-                tracing::warn!(error = %e, "demo session history not published");
-            }
+        if let Err(e) = crate::tooling::simulate::publish(&bus, &t, gone_quiet, 0, false).await {
+            tracing::warn!(error = %e, "demo sessions of the quiet SIMs not published");
         }
         let mut ticks = 0u32;
         loop {
@@ -507,7 +513,7 @@ pub async fn animate(
     // Telemetry: to the source the platform subscribes to (the MQTT broker or the in-process feed).
     if pipeline.telemetry.is_none() && engines.telemetry.info().engine == "in-process" {
         tracing::info!("device telemetry ingest is off; the demo simulates no readings");
-        return Ok(());
+        return Ok(history);
     }
     let (directory, fleet, source) = (
         Arc::clone(&engines.directory),
@@ -527,7 +533,7 @@ pub async fn animate(
             tracing::warn!(error = %e, "demo device simulator stopped");
         }
     });
-    Ok(())
+    Ok(history)
 }
 
 /// The ACTIVE SIMs of the demo tenant that get simulated sessions.

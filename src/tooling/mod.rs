@@ -4,5 +4,7 @@
 pub mod admin;
 pub mod demo;
 pub mod demo_billing;
+pub mod demo_history;
 pub mod remote;
 pub mod simulate;
+pub mod simulate_history;

@@ -1,7 +1,8 @@
 //! `ioto simulate sessions`: data sessions of a tenant's SIMs published to the bus as the
 //! mediation system would (rollups on `ioto.sessions` keyed by session, CDRs on `ioto.cdrs` keyed
 //! by ICCID), with a progress line on stderr; `ioto simulate incident`: one SIM roaming,
-//! flapping, moved into another device or using a lot at once.
+//! flapping, moved into another device or using a lot at once. `ioto simulate history` (days of
+//! usage with labelled anomalies) is in [`super::simulate_history`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,11 +12,11 @@ use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use ioto_domain::fleet::query::{Page, SimFilter};
-use ioto_domain::fleet::SimState;
+use ioto_domain::fleet::{Sim, SimState};
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::identifiers::{MccMnc, Slug};
 use ioto_domain::ports::{Directory, EventBus, Fleet, TelemetrySource};
-use ioto_domain::Scope;
+use ioto_domain::{Scope, TenantId};
 use ioto_ingest::simulator::{Incident, SessionPlan, SimEvent};
 use ioto_ingest::worker::IngestTopics;
 
@@ -42,7 +43,7 @@ pub struct Summary {
 }
 
 /// The tenant of the slug `--tenant` names.
-async fn tenant_named(
+pub(crate) async fn tenant_named(
     directory: &Arc<dyn Directory>,
     slug: &str,
 ) -> anyhow::Result<ioto_domain::directory::Tenant> {
@@ -62,21 +63,11 @@ pub async fn sessions(
     opts: &SessionOptions,
 ) -> anyhow::Result<Summary> {
     let tenant = tenant_named(directory, &opts.tenant).await?;
-    let filter = SimFilter {
-        states: vec![SimState::Active],
-        ..SimFilter::default()
-    };
-    let mut iccids = Vec::new();
-    let mut page = Page::first(1000);
-    while iccids.len() < opts.sims {
-        let batch = fleet
-            .list_sims(Scope::Platform, tenant.id, &filter, &page)
-            .await?;
-        let Some(last) = batch.last() else { break };
-        page.after = Some(ioto_domain::fleet::query::sim_cursor(last, page.sort));
-        iccids.extend(batch.into_iter().map(|s| s.iccid));
-    }
-    iccids.truncate(opts.sims);
+    let iccids: Vec<Iccid> = active_sims(fleet, tenant.id, opts.sims)
+        .await?
+        .into_iter()
+        .map(|s| s.iccid)
+        .collect();
     if iccids.is_empty() {
         bail!("tenant '{}' has no ACTIVE SIMs to simulate", opts.tenant);
     }
@@ -98,6 +89,28 @@ pub async fn sessions(
     let topics = IngestTopics::with_prefix(topic_prefix);
     topics.ensure(bus.as_ref(), DEFAULT_PARTITIONS).await?;
     publish(bus, &topics, Arc::new(plan), opts.rate, opts.progress).await
+}
+
+/// The tenant's first `n` ACTIVE SIMs by ICCID, listed 1,000 at a time.
+pub(crate) async fn active_sims(
+    fleet: &Arc<dyn Fleet>,
+    tenant: TenantId,
+    n: usize,
+) -> anyhow::Result<Vec<Sim>> {
+    let filter = SimFilter {
+        states: vec![SimState::Active],
+        ..SimFilter::default()
+    };
+    let mut sims = Vec::new();
+    let mut page = Page::first(1000);
+    while sims.len() < n {
+        let batch = fleet.list_sims(Scope::Platform, tenant, &filter, &page).await?;
+        let Some(last) = batch.last() else { break };
+        page.after = Some(ioto_domain::fleet::query::sim_cursor(last, page.sort));
+        sims.extend(batch);
+    }
+    sims.truncate(n);
+    Ok(sims)
 }
 
 /// What `ioto simulate incident` makes a SIM do.
@@ -180,7 +193,7 @@ pub async fn incident(
 }
 
 /// Partitions of the sessions and CDR topics when the simulator creates them.
-const DEFAULT_PARTITIONS: i32 = 6;
+pub(crate) const DEFAULT_PARTITIONS: i32 = 6;
 
 /// Publishes every event of `plan`: SIMs concurrently, each SIM's events in order, rollups keyed
 /// by session and CDRs by ICCID; at most `rate` events per second (0: as fast as the broker

@@ -271,6 +271,50 @@ async fn demo_prints_tokens_that_answer_me_and_stops_on_sigterm() {
     );
     assert_eq!(seen["data"]["quotaPools"][0]["name"], "Demo pool", "{seen}");
 
+    // Within its first minutes the demo forecasts the tenant's usage from the 90 days of history
+    // it wrote, and lists the anomalies it put on yesterday: the SIM its greeting names used ten
+    // times its usual.
+    let spike = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("History:"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_ascii_digit()))
+                .find(|w| ioto_domain::Iccid::parse(w).is_ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("the greeting names the SIM whose usage spiked: {lines:?}"));
+    let forecast_query = json!({ "query": "{ dashboard { forecast { method days { bytes } } }
+        anomalies(first: 10) { nodes { kind iccid day sentence } } }" });
+    let shows_forecasts = |v: &Value| {
+        let days = v["data"]["dashboard"]["forecast"]["days"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let spiked = v["data"]["anomalies"]["nodes"].as_array().is_some_and(|nodes| {
+            nodes
+                .iter()
+                .any(|n| n["iccid"] == spike.as_str() && n["kind"] == "USAGE_SPIKE")
+        });
+        days > 0 && spiked
+    };
+    let mut forecasts = Value::Null;
+    while ready.elapsed() < Duration::from_secs(120) {
+        forecasts = gql(&addr, admin_token.as_deref().unwrap(), &forecast_query).await;
+        if shows_forecasts(&forecasts) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        shows_forecasts(&forecasts),
+        "the tenant's forecast and SIM {spike}'s usage spike, {:?} after the demo was ready: {forecasts}",
+        ready.elapsed()
+    );
+    assert!(
+        forecasts["data"]["dashboard"]["forecast"]["method"].is_string(),
+        "{forecasts}"
+    );
+
     // The demo's history holds a finished example bulk job (through the simulated HLR).
     let admin = admin_token.as_deref().unwrap();
     let mut jobs = Value::Null;
@@ -519,6 +563,41 @@ fn simulate_without_a_broker_says_what_is_missing() {
     assert!(err.contains("KAFKA_BROKERS"), "{err}");
 }
 
+/// `ioto simulate history` asks for no more days than the ingest worker counts: 90 days against
+/// the default 35-day window are refused naming `--days` and the setting to change, before any
+/// engine is reached (the broker named here does not exist).
+#[test]
+fn simulate_history_past_the_ingest_window_says_what_to_change() {
+    let data = ioto_test_support::temp_dir();
+    let truth = data.join("truth.csv");
+    let out = ioto()
+        .args(["simulate", "history", "--days", "90", "--truth"])
+        .arg(&truth)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("KAFKA_BROKERS", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--days") && err.contains("IOTO_INGEST__MAX_EVENT_AGE_DAYS=91"),
+        "{err}"
+    );
+    assert!(
+        !truth.exists(),
+        "nothing written before the arguments are accepted"
+    );
+    // Without a broker it says that first, as the other simulators do.
+    let out = ioto()
+        .args(["simulate", "history", "--days", "7", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KAFKA_BROKERS"));
+}
+
 /// Runs `ioto admin …` against `config`'s transactional store and data directory, with `stdin`
 /// as standard input; returns (success, stdout, stderr).
 fn admin(
@@ -748,6 +827,16 @@ fn out_of_range_flags_name_the_flag() {
         ),
         (&["simulate", "incident", "teleport"][..], "<KIND>"),
         (&["simulate", "incident", "burst", "--bytes", "10"][..], "--bytes"),
+        (&["simulate", "history", "--days", "0"][..], "--days"),
+        (&["simulate", "history", "--days", "401"][..], "--days"),
+        (&["simulate", "history", "--days", "ninety"][..], "--days"),
+        (&["simulate", "history", "--sims", "0"][..], "--sims"),
+        (&["simulate", "history", "--sims", "100001"][..], "--sims"),
+        (&["simulate", "history", "--anomalies", "1.5"][..], "--anomalies"),
+        (&["simulate", "history", "--anomalies=-0.1"][..], "--anomalies"),
+        (&["simulate", "history", "--anomalies", "NaN"][..], "--anomalies"),
+        (&["simulate", "history", "--anomalies", "inf"][..], "--anomalies"),
+        (&["simulate", "history", "--anomalies", "some"][..], "--anomalies"),
         (
             &["token", "issue", "--tenant", "demo", "--role", "GOD"][..],
             "--role",

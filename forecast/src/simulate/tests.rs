@@ -42,6 +42,17 @@ fn the_same_seed_gives_the_same_fleet() {
 }
 
 #[test]
+fn one_sim_is_the_same_sim_as_in_its_fleet() {
+    let fleet = simulate_fleet(5, 20, 60, start(), 0.3);
+    for id in [0, 7, 19] {
+        let (sim, injected) = simulate_one(5, id, 60, start(), 0.3);
+        assert_eq!(sim, fleet.sims[id]);
+        let of_fleet: Vec<InjectedAnomaly> = fleet.truth.iter().filter(|a| a.sim == id).copied().collect();
+        assert_eq!(injected, of_fleet);
+    }
+}
+
+#[test]
 fn no_rate_no_anomalies() {
     assert!(simulate_fleet(3, 300, 90, start(), 0.0).truth.is_empty());
 }

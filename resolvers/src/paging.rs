@@ -34,3 +34,18 @@ pub(crate) fn edges<R>(
     let edges = rows.into_iter().map(|r| (cursor(&r).encode(), r)).collect();
     (edges, has_next_page)
 }
+
+/// The page info of rows shown as [`edges`] gives them: their first and last cursors, whether
+/// another page follows, and whether one came before (the page was asked `after` a cursor).
+pub(crate) fn page_info<R>(
+    edges: &[(String, R)],
+    has_next_page: bool,
+    after: bool,
+) -> crate::fleet::PageInfo {
+    crate::fleet::PageInfo {
+        has_next_page,
+        has_previous_page: after,
+        start_cursor: edges.first().map(|(c, _)| c.clone()),
+        end_cursor: edges.last().map(|(c, _)| c.clone()),
+    }
+}

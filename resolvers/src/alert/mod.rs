@@ -349,14 +349,7 @@ impl AlertTargetObject {
         let Some(id) = self.sim_id else {
             return Ok(None);
         };
-        let actor = actor(ctx)?;
-        let sims = services(ctx)
-            .fleet
-            .store()
-            .sims_by_id(actor.scope(), &[id])
-            .await
-            .gql()?;
-        Ok(sims.into_iter().next().map(SimObject))
+        SimObject::seen_by(ctx, id).await
     }
 }
 
@@ -627,14 +620,7 @@ impl AlertObject {
         let Some(id) = self.0.sim_id else {
             return Ok(None);
         };
-        let actor = actor(ctx)?;
-        let sims = services(ctx)
-            .fleet
-            .store()
-            .sims_by_id(actor.scope(), &[id])
-            .await
-            .gql()?;
-        Ok(sims.into_iter().next().map(SimObject))
+        SimObject::seen_by(ctx, id).await
     }
     /// The metric's value when last evaluated (bytes, hours, sessions or percent; for a bulk
     /// job, its failed rows; for a telemetry rule, the reading in hundredths of its field's unit:
@@ -766,14 +752,7 @@ impl SilenceObject {
         let SilenceMatcher::Sim(id) = &self.0.matcher else {
             return Ok(None);
         };
-        let actor = actor(ctx)?;
-        let sims = services(ctx)
-            .fleet
-            .store()
-            .sims_by_id(actor.scope(), &[*id])
-            .await
-            .gql()?;
-        Ok(sims.into_iter().next().map(SimObject))
+        SimObject::seen_by(ctx, *id).await
     }
     async fn label(&self) -> Option<crate::fleet::LabelObject> {
         match &self.0.matcher {

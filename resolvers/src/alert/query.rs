@@ -111,12 +111,7 @@ impl AlertQueryRoot {
             id: a.id,
         });
         Ok(AlertConnection {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page: after.is_some(),
-                start_cursor: edges.first().map(|(c, _)| c.clone()),
-                end_cursor: edges.last().map(|(c, _)| c.clone()),
-            },
+            page_info: crate::paging::page_info(&edges, has_next_page, after.is_some()),
             nodes: edges.iter().map(|(_, a)| AlertObject(a.clone())).collect(),
             edges: edges
                 .into_iter()

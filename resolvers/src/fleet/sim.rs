@@ -17,6 +17,24 @@ use crate::usage::{GranularityKind, LiveSessionObject, UsagePointObject};
 /// A SIM card.
 pub struct SimObject(pub Sim);
 
+impl SimObject {
+    /// The SIM `id` as the caller sees it: `None` when there is no such SIM or the caller's scope
+    /// does not reach it (another tenant's, another sub-customer's).
+    pub(crate) async fn seen_by(
+        ctx: &Context<'_>,
+        id: ioto_domain::SimId,
+    ) -> async_graphql::Result<Option<Self>> {
+        let actor = actor(ctx)?;
+        let sims = services(ctx)
+            .fleet
+            .store()
+            .sims_by_id(actor.scope(), &[id])
+            .await
+            .gql()?;
+        Ok(sims.into_iter().next().map(SimObject))
+    }
+}
+
 #[Object(name = "Sim")]
 impl SimObject {
     async fn id(&self) -> ID {

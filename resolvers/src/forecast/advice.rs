@@ -89,14 +89,7 @@ impl AdviceObject {
         let AdviceSubject::Sim(id) = self.advice.subject else {
             return Ok(None);
         };
-        let actor = actor(ctx)?;
-        let sims = services(ctx)
-            .fleet
-            .store()
-            .sims_by_id(actor.scope(), &[id])
-            .await
-            .gql()?;
-        Ok(sims.into_iter().next().map(SimObject))
+        SimObject::seen_by(ctx, id).await
     }
     /// The pool's id; null for a SIM's advice.
     async fn pool_id(&self) -> Option<ID> {
@@ -197,12 +190,7 @@ impl AdviceConnection {
         let (edges, has_next_page) = crate::paging::edges(rows, limit, Advice::cursor);
         let object = |advice: Advice| AdviceObject { advice, money };
         Self {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page: after,
-                start_cursor: edges.first().map(|(c, _)| c.clone()),
-                end_cursor: edges.last().map(|(c, _)| c.clone()),
-            },
+            page_info: crate::paging::page_info(&edges, has_next_page, after),
             nodes: edges.iter().map(|(_, a)| object(a.clone())).collect(),
             edges: edges
                 .into_iter()

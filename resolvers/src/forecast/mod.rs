@@ -334,14 +334,7 @@ impl AnomalyObject {
     }
     /// The SIM, as the caller sees it.
     async fn sim(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SimObject>> {
-        let actor = actor(ctx)?;
-        let sims = services(ctx)
-            .fleet
-            .store()
-            .sims_by_id(actor.scope(), &[self.0.sim_id])
-            .await
-            .gql()?;
-        Ok(sims.into_iter().next().map(SimObject))
+        SimObject::seen_by(ctx, self.0.sim_id).await
     }
     /// What happened, in a sentence ("2.3 GB today, 40 × its usual 57 MB for a Tuesday").
     async fn sentence(&self) -> &str {
@@ -404,12 +397,7 @@ impl AnomalyConnection {
     fn of(rows: Vec<AnomalyRecord>, limit: u64, after: bool) -> Self {
         let (edges, has_next_page) = crate::paging::edges(rows, limit, AnomalyRecord::cursor);
         Self {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page: after,
-                start_cursor: edges.first().map(|(c, _)| c.clone()),
-                end_cursor: edges.last().map(|(c, _)| c.clone()),
-            },
+            page_info: crate::paging::page_info(&edges, has_next_page, after),
             nodes: edges.iter().map(|(_, a)| AnomalyObject(a.clone())).collect(),
             edges: edges
                 .into_iter()

@@ -5,7 +5,7 @@
 //! anomaly's sentence; dismissing the spike resolves its alert; a rule condition given to the
 //! wrong metric is refused naming the field. And a SIM seen in another device is an anomaly.
 
-use chrono::{Datelike, Duration, Utc};
+use chrono::{Duration, Utc};
 use ioto_domain::ports::Sighting;
 use ioto_domain::{MccMnc, Role};
 use ioto_test_support::app::assert_refused;
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::alerts::{alert_app, alerts, create_rule, until_alerts};
 use crate::fleet::notify::SmtpServer;
-use crate::forecasts::{history, usual, CROSSING, MB, ROAMING, ROOMY, SILENT, SPIKE};
+use crate::forecasts::{history, seed_story, CROSSING, ROAMING, ROOMY, SILENT, SPIKE};
 
 fn detail(a: &Value) -> &str {
     a["detail"].as_str().unwrap_or_default()
@@ -30,30 +30,9 @@ async fn forecast_and_anomaly_rules_fire_on(engines: Engines) {
     let token = app.login(admin.email.as_str(), TEST_PASSWORD).await;
 
     let today = Utc::now().date_naive();
-    app.app_engines
-        .usage
-        .write_session_updates(&history(&sims, today))
-        .await
-        .unwrap();
-    app.app_engines.usage.flush_pending().await.unwrap();
     // The crossing SIM has 5 MB left of its month: its forecast runs the quota out today. The
     // roomy one has a terabyte.
-    let used: u64 = (1..=60)
-        .map(|back| today - Duration::days(back))
-        .filter(|d| d.year() == today.year() && d.month() == today.month())
-        .map(usual)
-        .sum();
-    for (sim, limit) in [(&sims[CROSSING], used + 5 * MB), (&sims[ROOMY], 1_000_000 * MB)] {
-        let set = app
-            .gql(
-                Some(&token),
-                "mutation($i: Iccid!, $l: BigInt!) { setSimQuota(iccid: $i, input: { limitBytes: $l,
-                    stages: [], action: NOTIFY }) { limitBytes } }",
-                json!({"i": sim.iccid, "l": limit}),
-            )
-            .await;
-        assert!(set["errors"].is_null(), "{set}");
-    }
+    seed_story(&app, &token, &sims, today).await;
     let pass = app.forecasts.pass(Utc::now()).await.unwrap();
     assert!(pass.failed.is_empty(), "{pass:?}");
 

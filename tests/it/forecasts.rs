@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 pub(crate) const MB: u64 = 1_000_000;
 /// A working day's usage; weekends use less.
-pub(crate) const BASE: u64 = 50 * MB;
+const BASE: u64 = 50 * MB;
 /// The SIMs' parts in the story, by their index.
 pub(crate) const CROSSING: usize = 0;
 pub(crate) const ROOMY: usize = 1;
@@ -77,6 +77,35 @@ pub(crate) fn history(sims: &[Sim], today: NaiveDate) -> Vec<SessionUpdate> {
         }
     }
     updates
+}
+
+/// Writes the story's 60 days of history before `today` into the usage store and sets two
+/// quotas: one the forecast crosses this period (5 MB left of it), one it does not (1 TB).
+/// Returns the crossing SIM's usage this month.
+pub(crate) async fn seed_story(app: &TestApp, token: &str, sims: &[Sim], today: NaiveDate) -> u64 {
+    app.app_engines
+        .usage
+        .write_session_updates(&history(sims, today))
+        .await
+        .unwrap();
+    app.app_engines.usage.flush_pending().await.unwrap();
+    let used: u64 = (1..=60)
+        .map(|back| today - Duration::days(back))
+        .filter(|d| d.year() == today.year() && d.month() == today.month())
+        .map(usual)
+        .sum();
+    for (sim, limit) in [(&sims[CROSSING], used + 5 * MB), (&sims[ROOMY], 1_000_000 * MB)] {
+        let set = app
+            .gql(
+                Some(token),
+                "mutation($i: Iccid!, $l: BigInt!) { setSimQuota(iccid: $i, input: { limitBytes: $l,
+                    stages: [], action: NOTIFY }) { limitBytes } }",
+                json!({"i": sim.iccid, "l": limit}),
+            )
+            .await;
+        assert!(set["errors"].is_null(), "{set}");
+    }
+    used
 }
 
 const FORECAST: &str = "forecast { method backtestMase historyDays computedAt
@@ -144,30 +173,7 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
 
     let today = Utc::now().date_naive();
     let yesterday = today - Duration::days(1);
-    app.app_engines
-        .usage
-        .write_session_updates(&history(&sims, today))
-        .await
-        .unwrap();
-    app.app_engines.usage.flush_pending().await.unwrap();
-
-    // Quotas: one the forecast crosses this period (5 MB left), one it does not (1 TB).
-    let used: u64 = (1..=60)
-        .map(|back| today - Duration::days(back))
-        .filter(|d| d.year() == today.year() && d.month() == today.month())
-        .map(usual)
-        .sum();
-    for (sim, limit) in [(&sims[CROSSING], used + 5 * MB), (&sims[ROOMY], 1_000_000 * MB)] {
-        let set = app
-            .gql(
-                Some(&token),
-                "mutation($i: Iccid!, $l: BigInt!) { setSimQuota(iccid: $i, input: { limitBytes: $l,
-                    stages: [], action: NOTIFY }) { limitBytes } }",
-                json!({"i": sim.iccid, "l": limit}),
-            )
-            .await;
-        assert!(set["errors"].is_null(), "{set}");
-    }
+    let used = seed_story(&app, &token, &sims, today).await;
 
     let pass = app.forecasts.pass(Utc::now()).await.unwrap();
     assert!(pass.failed.is_empty(), "{pass:?}");

@@ -59,6 +59,15 @@ async fn forecast_and_anomaly_rules_fire_on(engines: Engines) {
         )
         .await;
     assert_refused(&too_far, "condition.threshold", "1 to 31 days ahead");
+    let twice = app
+        .gql(
+            Some(&token),
+            "mutation { createAlertRule(input: { name: \"Twice\", condition: { metric: ANOMALY,
+                anomalyKinds: [SILENCE, USAGE_SPIKE, SILENCE] } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_refused(&twice, "condition.anomalyKinds[2]", "SILENCE is named twice");
 
     let running_out = create_rule(
         &app,

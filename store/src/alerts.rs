@@ -18,8 +18,9 @@ use ioto_domain::fleet::query::{Cursor, LabelFilter};
 use ioto_domain::fleet::{Sim, SimState};
 use ioto_domain::forecast::{severity_from, AnomalyFilter, AnomalyRecord, StoredForecast};
 use ioto_domain::notify::Notification;
-use ioto_domain::ports::alerts::{AlertQuery, AlertStore, OpenCount};
+use ioto_domain::ports::alerts::{AlertQuery, AlertStore, OpenCount, PoolForecast};
 use ioto_domain::ports::forecasts::ForecastStore;
+use ioto_domain::ports::quota_pools::QuotaPoolStore;
 use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -223,6 +224,7 @@ impl TryFrom<alert::Model> for Alert {
             rule_id: m.rule_id,
             sim_id: m.sim_id.map(SimId),
             subject: m.subject,
+            subject_key: m.subject_key,
             customer_id: m.customer_id.map(CustomerId),
             severity: Severity::parse(&m.severity).map_err(|e| bad("severity", e))?,
             state: AlertState::parse(&m.state).map_err(|e| bad("state", e))?,
@@ -255,13 +257,6 @@ impl TryFrom<alert::Model> for Alert {
     }
 }
 
-fn subject_key(a: &Alert) -> String {
-    match a.sim_id {
-        Some(id) => id.0.to_string(),
-        None => a.subject.clone(),
-    }
-}
-
 fn alert_model(a: &Alert) -> alert::ActiveModel {
     let ack = a.acknowledged.as_ref();
     let count = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
@@ -269,7 +264,7 @@ fn alert_model(a: &Alert) -> alert::ActiveModel {
         id: Set(a.id),
         tenant_id: Set(a.tenant_id.0),
         rule_id: Set(a.rule_id),
-        subject_key: Set(subject_key(a)),
+        subject_key: Set(a.subject_key.clone()),
         subject: Set(a.subject.clone()),
         sim_id: Set(a.sim_id.map(|s| s.0)),
         customer_id: Set(a.customer_id.map(|c| c.0)),
@@ -965,6 +960,36 @@ impl AlertStore for SqlFleet {
             out.extend(more);
         }
         Ok(out)
+    }
+
+    async fn pool_quota_forecasts(&self, tenant: TenantId, by: NaiveDate) -> Result<Vec<PoolForecast>> {
+        use usage_forecast::Column as C;
+        let scope = Scope::tenant(tenant);
+        let pools = QuotaPoolStore::pools(self, scope, tenant).await?;
+        if pools.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The primary key (tenant, kind, id) finds the tenant's pool forecasts.
+        let running_out: Vec<StoredForecast> = self
+            .read_all(
+                scope,
+                usage_forecast::Entity::find()
+                    .filter(C::TenantId.eq(tenant.0))
+                    .filter(C::SubjectKind.eq("POOL"))
+                    .filter(C::ExhaustionLikely.lte(by)),
+            )
+            .await?;
+        let mut of: HashMap<Uuid, StoredForecast> = running_out
+            .into_iter()
+            .map(|f| (f.subject.id(tenant), f))
+            .collect();
+        Ok(pools
+            .into_iter()
+            .map(|pool| PoolForecast {
+                running_out: of.remove(&pool.id),
+                pool,
+            })
+            .collect())
     }
 
     async fn anomalies_from(

@@ -895,7 +895,7 @@ impl AlertEvaluator {
 }
 
 fn key_of(a: &Alert) -> String {
-    subject_of(a).key()
+    a.subject_key.clone()
 }
 
 /// Alerts by their subject's key.
@@ -908,6 +908,7 @@ fn subject_of(a: &Alert) -> Subject {
         sim_id: a.sim_id,
         name: a.subject.clone(),
         customer_id: a.customer_id,
+        stable_key: Some(a.subject_key.clone()),
     }
 }
 
@@ -1302,6 +1303,7 @@ fn bulk_job(n: &NotificationCreated) -> Option<(Subject, Observation)> {
         sim_id: None,
         name,
         customer_id: None,
+        stable_key: None,
     };
     let obs = Observation::Firing {
         value: j.get("failed").and_then(serde_json::Value::as_u64).unwrap_or(0),

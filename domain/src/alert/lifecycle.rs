@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::{AlertRule, Observation, Silence};
 use crate::fleet::Sim;
 use crate::notify::{Audience, Notification, NotificationKind};
+use crate::quota_pool::QuotaPool;
 use crate::{CustomerId, Error, Result, SimId, TenantId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,8 +100,10 @@ pub struct Alert {
     pub tenant_id: TenantId,
     pub rule_id: Uuid,
     pub sim_id: Option<SimId>,
-    /// What the alert is about, in words people know (the SIM's ICCID).
+    /// What the alert is about, in words people know (the SIM's ICCID, "pool 'Cameras'").
     pub subject: String,
+    /// The key the store keeps one open alert per rule and subject by ([`Subject::key`]).
+    pub subject_key: String,
     /// The SIM's sub-customer when the alert opened (customer users see their own).
     pub customer_id: Option<CustomerId>,
     pub severity: super::Severity,
@@ -131,12 +134,15 @@ pub struct Alert {
     pub version: i64,
 }
 
-/// What the SIM an observation is about is.
+/// What an observation is about: a SIM, or something that is no SIM (a bulk job, a quota pool).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     pub sim_id: Option<SimId>,
     pub name: String,
     pub customer_id: Option<CustomerId>,
+    /// What keys a subject whose name may change (a quota pool: `pool:<id>`); `None`: its
+    /// SIM's id, or else its name.
+    pub stable_key: Option<String>,
 }
 
 impl Subject {
@@ -145,14 +151,27 @@ impl Subject {
             sim_id: Some(sim.id),
             name: sim.iccid.to_string(),
             customer_id: sim.customer_id,
+            stable_key: None,
+        }
+    }
+
+    /// A quota pool, named in words ("pool 'Cameras'") and keyed by its id: renamed, it keeps
+    /// its alert. Its sub-customer's users see it, as they see the pool.
+    pub fn pool(pool: &QuotaPool) -> Self {
+        Self {
+            sim_id: None,
+            name: format!("pool '{}'", pool.name),
+            customer_id: pool.members.customer(),
+            stable_key: Some(format!("pool:{}", pool.id)),
         }
     }
 
     /// The key the store keeps one open alert per (with the rule's id).
     pub fn key(&self) -> String {
-        match self.sim_id {
-            Some(id) => id.0.to_string(),
-            None => self.name.clone(),
+        match (&self.stable_key, self.sim_id) {
+            (Some(key), _) => key.clone(),
+            (None, Some(id)) => id.0.to_string(),
+            (None, None) => self.name.clone(),
         }
     }
 }
@@ -194,11 +213,13 @@ pub fn step(
     let pacing = &rule.spec.pacing;
     let wait = secs(pacing.group_wait_seconds);
     let value = observation.value();
+    // A write names the subject as it is now (a pool renamed while its alert is open).
     let bumped = |a: &Alert| {
         let mut a = a.clone();
         a.version += 1;
         a.updated_at = now;
         a.value = value;
+        a.subject.clone_from(&subject.name);
         a
     };
     let mut write = match (current, observation) {
@@ -210,6 +231,7 @@ pub fn step(
                 rule_id: rule.id,
                 sim_id: subject.sim_id,
                 subject: subject.name.clone(),
+                subject_key: subject.key(),
                 customer_id: subject.customer_id,
                 severity: rule.spec.severity,
                 state: if firing {
@@ -254,7 +276,11 @@ pub fn step(
             }
             AlertState::Firing => {
                 let repeat = event.is_some() && *event != a.event_key;
-                if !repeat && a.value == value && (detail.is_none() || *detail == a.detail) {
+                if !repeat
+                    && a.value == value
+                    && (detail.is_none() || *detail == a.detail)
+                    && a.subject == subject.name
+                {
                     return None;
                 }
                 let mut b = bumped(a);

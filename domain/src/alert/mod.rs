@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::fleet::query::LabelFilter;
 use crate::fleet::{Sim, SimState};
 pub use crate::forecast::{AnomalyKind, Severity as AnomalySeverity};
+use crate::quota_pool::QuotaPool;
 use crate::{CustomerId, Error, Result, SimId, TenantId};
 
 pub use telemetry::{TelemetryField, TelemetryLimit, TelemetryValue};
@@ -119,6 +120,23 @@ impl AlertTarget {
         }
     }
 
+    /// Whether it watches quota pools at all: every pool of the tenant for [`Self::AllSims`], a
+    /// sub-customer's pools for [`Self::Customer`]. A target by labels, plan or SIM watches
+    /// SIMs only (a pool is no SIM carrying labels or on a plan).
+    pub fn watches_pools(&self) -> bool {
+        matches!(self, Self::AllSims | Self::Customer(_))
+    }
+
+    /// Whether the rule watches this pool (of the rule's tenant): every pool for
+    /// [`Self::AllSims`]; for [`Self::Customer`], the pools counting that sub-customer's SIMs.
+    pub fn watches_pool(&self, pool: &QuotaPool) -> bool {
+        match self {
+            Self::AllSims => true,
+            Self::Customer(c) => pool.members.customer() == Some(*c),
+            Self::Labels(_) | Self::TariffPlan(_) | Self::Sim(_) => false,
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         match self {
             Self::Labels(filters) => {
@@ -202,8 +220,10 @@ pub enum Metric {
     /// A reading of the condition's telemetry field by a device under its value; clears at or
     /// above the clear value.
     TelemetryBelow,
-    /// A SIM's data quota runs out within `threshold` days (1–31) by its latest forecast (the
-    /// day the expected usage reaches the limit); clears when the forecast no longer says so.
+    /// A SIM's data quota, or a quota pool's limit, runs out within `threshold` days (1–31) by
+    /// its latest forecast (the day the expected usage reaches the limit); clears when the
+    /// forecast no longer says so. Pools are watched by targets of every SIM or of a
+    /// sub-customer ([`AlertTarget::watches_pool`]).
     QuotaExhaustionForecast,
     /// The anomaly detector found something about a SIM (of the condition's kinds and at least
     /// its severity; see [`AnomalyCondition`]).

@@ -4,6 +4,8 @@ use uuid::Uuid;
 use super::lifecycle::*;
 use super::*;
 use crate::notify::NotificationKind;
+use crate::quota::{QuotaAction, QuotaRule};
+use crate::quota_pool::{PoolMembers, QuotaPool};
 
 fn rule(metric: Metric, threshold: Option<u64>, pending: u32) -> AlertRule {
     let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
@@ -42,6 +44,7 @@ fn subject() -> Subject {
         sim_id: Some(SimId(Uuid::new_v4())),
         name: "8988211000000000017".into(),
         customer_id: None,
+        stable_key: None,
     }
 }
 
@@ -311,4 +314,88 @@ fn a_telemetry_alert_tells_its_reading_in_words_from_firing_to_resolved() {
     assert_eq!(f.detail.as_deref(), Some("temperature -21.5 °C, below -18 °C"));
     let plan = announce(&frost, &[f], None, &[], &[], t0 + Duration::minutes(1));
     assert_eq!(plan.notifications[0].payload["alerts"][0]["value"], -2150);
+}
+
+fn pool(name: &str, members: PoolMembers) -> QuotaPool {
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    QuotaPool {
+        id: Uuid::new_v4(),
+        tenant_id: TenantId(Uuid::new_v4()),
+        name: name.into(),
+        members,
+        rule: QuotaRule {
+            limit_bytes: 10_000_000_000,
+            stages: vec![80],
+            action: QuotaAction::Notify,
+            resume_next_period: false,
+        },
+        set_by: "alice".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A rule on every SIM watches every pool, a rule on a sub-customer's SIMs that sub-customer's
+/// pools; rules by labels, plan or SIM watch SIMs only.
+#[test]
+fn pools_are_watched_by_rules_on_every_sim_or_on_their_sub_customer() {
+    let acme = CustomerId(Uuid::new_v4());
+    let site = || {
+        vec![LabelFilter {
+            key: "site".into(),
+            value: Some("north".into()),
+        }]
+    };
+    let cameras = pool("Cameras", PoolMembers::Customer(acme));
+    let north = pool("North", PoolMembers::Labels(site()));
+    let all = AlertTarget::AllSims;
+    assert!(all.watches_pools() && all.watches_pool(&cameras) && all.watches_pool(&north));
+    let mine = AlertTarget::Customer(acme);
+    assert!(mine.watches_pools() && mine.watches_pool(&cameras));
+    assert!(
+        !mine.watches_pool(&north),
+        "a pool by labels is no sub-customer's"
+    );
+    assert!(!AlertTarget::Customer(CustomerId(Uuid::new_v4())).watches_pool(&cameras));
+    for sims_only in [
+        AlertTarget::Labels(site()),
+        AlertTarget::TariffPlan("IoT S".into()),
+        AlertTarget::Sim(SimId(Uuid::new_v4())),
+    ] {
+        assert!(!sims_only.watches_pools(), "{sims_only:?}");
+        assert!(
+            !sims_only.watches_pool(&north) && !sims_only.watches_pool(&cameras),
+            "{sims_only:?}"
+        );
+    }
+}
+
+/// A pool's alert is keyed by the pool's id: renamed, the pool keeps its alert, which takes the
+/// new name.
+#[test]
+fn a_pool_renamed_keeps_its_alert() {
+    let r = rule(Metric::QuotaExhaustionForecast, Some(7), 0);
+    let acme = CustomerId(Uuid::new_v4());
+    let mut p = pool("Cameras", PoolMembers::Customer(acme));
+    let s = Subject::pool(&p);
+    assert_eq!(
+        (s.sim_id, s.name.as_str(), s.customer_id),
+        (None, "pool 'Cameras'", Some(acme))
+    );
+    let now = Utc::now();
+    let a = apply(None, step(&r, &s, None, &fire(3), now)).unwrap();
+    assert_eq!(a.subject_key, format!("pool:{}", p.id));
+    p.name = "Doorbells".into();
+    let renamed = Subject::pool(&p);
+    assert_eq!(renamed.key(), a.subject_key);
+    let b = apply(Some(a.clone()), step(&r, &renamed, Some(&a), &fire(3), now)).unwrap();
+    assert_eq!(
+        (b.id, b.state, b.subject.as_str(), b.subject_key.as_str()),
+        (
+            a.id,
+            AlertState::Firing,
+            "pool 'Doorbells'",
+            a.subject_key.as_str()
+        )
+    );
 }

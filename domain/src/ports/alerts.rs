@@ -12,6 +12,7 @@ use crate::alert::{AlertRule, Severity, Silence};
 use crate::fleet::query::Cursor;
 use crate::forecast::{AnomalyRecord, StoredForecast};
 use crate::notify::Notification;
+use crate::quota_pool::QuotaPool;
 use crate::{CustomerId, Result, Scope, SimId, TenantId};
 
 /// Which alerts to list, newest first.
@@ -35,6 +36,14 @@ pub struct OpenCount {
     pub severity: Severity,
     pub firing: u64,
     pub pending: u64,
+}
+
+/// A quota pool as a forecast rule sees it: with its latest forecast when that has the pool's
+/// limit run out by the day asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolForecast {
+    pub pool: QuotaPool,
+    pub running_out: Option<StoredForecast>,
 }
 
 #[async_trait]
@@ -108,6 +117,11 @@ pub trait AlertStore: Send + Sync + 'static {
         also: &[SimId],
         limit: u64,
     ) -> Result<Vec<StoredForecast>>;
+    /// Every quota pool of `tenant` (a tenant has at most
+    /// [`crate::quota_pool::MAX_POOLS_PER_TENANT`]), each with its latest forecast when that has
+    /// the pool's limit run out by `by` (the likely day): a pool without one, or with a forecast
+    /// that says the limit lasts, comes without (alerts open on it may clear).
+    async fn pool_quota_forecasts(&self, tenant: TenantId, by: NaiveDate) -> Result<Vec<PoolForecast>>;
     /// The anomalies of `tenant` found for days from `from` on, whatever people decided about
     /// them, newest day first, then highest score; at most `limit`.
     async fn anomalies_from(

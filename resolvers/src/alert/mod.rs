@@ -103,8 +103,12 @@ crate::enums::mirror_enum!(
         TelemetryBelow,
         /// A SIM's data quota runs out within `threshold` (1–31) days by its latest forecast
         /// (the day its expected usage reaches the limit, `Sim.forecast.quota.exhaustionDate`);
-        /// clears when a later forecast no longer says so. Evaluated once a minute against the
-        /// forecasts the hourly pass stores (`docs/forecasts.md`).
+        /// clears when a later forecast no longer says so. A rule on every SIM also watches
+        /// every quota pool, a rule on a sub-customer's SIMs that sub-customer's pools: a pool
+        /// whose limit runs out within `threshold` days by its forecast
+        /// (`QuotaPool.forecast.quota.exhaustionDate`) fires too, its alert about no SIM, and
+        /// clears as a SIM's does or when the pool is deleted. Evaluated once a minute against
+        /// the forecasts the hourly pass stores (`docs/forecasts.md`).
         QuotaExhaustionForecast,
         /// The anomaly detector found something about a SIM: of `anomalyKinds` (every kind when
         /// none is named) and at least `anomalyMinSeverity` (LOW by default). An event, one per
@@ -608,11 +612,12 @@ impl AlertObject {
     async fn state(&self) -> AlertStateKind {
         self.0.state.into()
     }
-    /// What it is about: the SIM's ICCID, or the bulk job's name.
+    /// What it is about: the SIM's ICCID, the bulk job's name, or the quota pool's ("pool
+    /// 'Cameras'").
     async fn subject(&self) -> &str {
         &self.0.subject
     }
-    /// The SIM's ICCID (null for alerts about no SIM: a bulk job).
+    /// The SIM's ICCID (null for alerts about no SIM: a bulk job, a quota pool).
     async fn iccid(&self) -> Option<&str> {
         self.0.sim_id.map(|_| self.0.subject.as_str())
     }

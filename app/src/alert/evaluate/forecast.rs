@@ -3,6 +3,10 @@
 //! - `QUOTA_EXHAUSTION_FORECAST` (a level): a SIM whose latest forecast has its data quota run
 //!   out within the rule's days fires, with the day in words; it clears when a later forecast no
 //!   longer says so (a new period, a larger limit, usage slowing), or the SIM has no forecast.
+//!   A quota pool the rule's target watches (every pool for every SIM, a sub-customer's pools
+//!   for that sub-customer) fires and clears alike on its forecast against the pool's limit; its
+//!   alert is keyed by the pool's id (renamed, it keeps its alert) and clears when the pool is
+//!   deleted.
 //! - `ANOMALY` (an event): an anomaly found (of the rule's kinds, at least its severity), not
 //!   dismissed, fires on its SIM, the anomaly's sentence as the detail; a newer anomaly of the
 //!   same SIM counts as a repeat. Its alert resolves after the rule's quiet time, as every
@@ -12,6 +16,8 @@
 //! ```text
 //! once a minute per rule ─► stored forecasts exhausting by today + N days (and those of SIMs
 //!   with an open alert) ─► their SIMs (one read) ─► target ─► firing / clear ─► step
+//!   └─► (a target of every SIM or a sub-customer) the tenant's pools, with their forecasts
+//!       exhausting by then (one read) ─► target ─► firing / clear ─► step
 //! once a minute per rule ─► the tenant's anomalies of the last days ─► newest admitted per SIM
 //!   found within the quiet time ─► target ─► firing; dismissed or quiet ─► clear ─► step
 //! ```
@@ -20,12 +26,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use ioto_domain::alert::lifecycle::{event_quiet, Alert, Subject};
-use ioto_domain::alert::{AlertRule, AnomalyCondition, Observation};
+use ioto_domain::alert::{AlertRule, AnomalyCondition, Condition, Observation};
 use ioto_domain::forecast::{kind_words, AnomalyRecord, AnomalyStatus, ForecastQuota, ForecastSubject};
 use ioto_domain::notify::bytes_text;
 use ioto_domain::{Result, Scope, SimId};
 
 use super::{key_of, subject_of, AlertEvaluator, Pass, SCAN_SIMS};
+
+/// Whose quota a forecast was read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaOf {
+    Sim,
+    Pool,
+}
 
 /// Most anomalies one evaluation of an `ANOMALY` rule reads (the newest days first).
 const ANOMALY_READ: u64 = 10_000;
@@ -36,7 +49,7 @@ fn day_words(d: NaiveDate) -> String {
 }
 
 /// What a forecast says of a quota running out, in words.
-pub(crate) fn exhaustion_text(q: &ForecastQuota, likely: NaiveDate) -> String {
+pub(crate) fn exhaustion_text(q: &ForecastQuota, likely: NaiveDate, of: QuotaOf) -> String {
     let range = match (q.exhaustion_earliest, q.exhaustion_latest) {
         (Some(a), Some(b)) if a != b && a.month() == b.month() => {
             format!(" (between {} and {})", a.day(), day_words(b))
@@ -45,12 +58,43 @@ pub(crate) fn exhaustion_text(q: &ForecastQuota, likely: NaiveDate) -> String {
         (Some(a), None) if a != likely => format!(" (from {} on)", day_words(a)),
         _ => String::new(),
     };
+    let quota = match of {
+        QuotaOf::Sim => format!("its {} quota", bytes_text(q.limit_bytes)),
+        QuotaOf::Pool => format!("the pool's {} limit", bytes_text(q.limit_bytes)),
+    };
     format!(
-        "its {} quota runs out around {}{range} by the forecast; {} used so far this period",
-        bytes_text(q.limit_bytes),
+        "{quota} runs out around {}{range} by the forecast; {} used so far this period",
         day_words(likely),
         bytes_text(q.used_bytes)
     )
+}
+
+/// What a quota's forecast is to a rule: firing, told in words, when it runs the quota out by
+/// `by` and within the rule's days of `today`; clear otherwise (no forecast, or the quota lasts).
+fn exhaustion_observed(
+    c: &Condition,
+    q: Option<&ForecastQuota>,
+    today: NaiveDate,
+    by: NaiveDate,
+    of: QuotaOf,
+) -> Observation {
+    let running_out = q.and_then(|q| q.exhaustion_likely.filter(|d| *d <= by).map(|d| (q, d)));
+    match running_out {
+        Some((q, likely)) => {
+            let days = u64::try_from((likely - today).num_days()).unwrap_or(0);
+            match c.observe(days) {
+                Observation::Firing { value, event, .. } => Observation::Firing {
+                    value,
+                    event,
+                    detail: Some(exhaustion_text(q, likely, of)),
+                },
+                other => other,
+            }
+        }
+        None => Observation::Clear {
+            value: c.threshold.unwrap_or(0) + 1,
+        },
+    }
 }
 
 /// An anomaly as an alert tells it: "Usage spike on 28 November: 500 MB today, 10 × …".
@@ -71,7 +115,9 @@ pub(crate) fn anomaly_text(a: &AnomalyRecord) -> String {
 
 impl AlertEvaluator {
     /// A `QUOTA_EXHAUSTION_FORECAST` rule: the SIMs whose forecast runs their quota out within
-    /// the rule's days fire; those with an open alert whose forecast says otherwise clear.
+    /// the rule's days fire, and the pools it watches whose forecast runs their limit out; those
+    /// with an open alert whose forecast says otherwise clear, as do those that left the target
+    /// (a pool deleted, too).
     pub(super) async fn quota_forecast_rule(
         &self,
         rule: &AlertRule,
@@ -110,36 +156,33 @@ impl AlertEvaluator {
             })
             .collect();
         let mut observed: Vec<(Subject, Observation)> = Vec::new();
-        let mut seen: HashSet<SimId> = HashSet::new();
+        // The keys of the subjects observed.
+        let mut seen: HashSet<String> = HashSet::new();
         for s in sims
             .iter()
             .filter(|s| s.tenant_id == rule.tenant_id && rule.spec.target.matches(s))
         {
-            seen.insert(s.id);
-            let running_out = quota_of
-                .get(&s.id)
-                .and_then(|q| q.exhaustion_likely.filter(|d| *d <= by).map(|d| (q, d)));
-            let obs = match running_out {
-                Some((q, likely)) => {
-                    let days = u64::try_from((likely - today).num_days()).unwrap_or(0);
-                    match c.observe(days) {
-                        Observation::Firing { value, event, .. } => Observation::Firing {
-                            value,
-                            event,
-                            detail: Some(exhaustion_text(q, likely)),
-                        },
-                        other => other,
-                    }
-                }
-                None => Observation::Clear {
-                    value: c.threshold.unwrap_or(0) + 1,
-                },
-            };
-            observed.push((Subject::of(s), obs));
+            let q = quota_of.get(&s.id).copied();
+            let subject = Subject::of(s);
+            seen.insert(subject.key());
+            observed.push((subject, exhaustion_observed(c, q, today, by, QuotaOf::Sim)));
         }
-        // An open alert whose SIM left the target (or the tenant) clears.
+        // Every pool the target watches (a tenant has few), so that those with an open alert
+        // are found again.
+        if rule.spec.target.watches_pools() {
+            for p in self.store.pool_quota_forecasts(rule.tenant_id, by).await? {
+                if p.pool.tenant_id != rule.tenant_id || !rule.spec.target.watches_pool(&p.pool) {
+                    continue;
+                }
+                let q = p.running_out.as_ref().and_then(|f| f.quota.as_ref());
+                let subject = Subject::pool(&p.pool);
+                seen.insert(subject.key());
+                observed.push((subject, exhaustion_observed(c, q, today, by, QuotaOf::Pool)));
+            }
+        }
+        // An open alert whose SIM or pool left the target (or the tenant, or is gone) clears.
         for a in open {
-            if !a.sim_id.is_some_and(|id| seen.contains(&id)) {
+            if !seen.contains(&key_of(a)) {
                 observed.push((subject_of(a), Observation::Clear { value: a.value }));
             }
         }
@@ -257,9 +300,14 @@ mod tests {
             projected_period_bytes_hi80: 1_000_000_000,
         };
         assert_eq!(
-            exhaustion_text(&q, d(12, 14)),
+            exhaustion_text(&q, d(12, 14), QuotaOf::Sim),
             "its 500 MB quota runs out around 14 December (between 11 and 19 December) by the \
              forecast; 320 MB used so far this period"
+        );
+        assert_eq!(
+            exhaustion_text(&q, d(12, 14), QuotaOf::Pool),
+            "the pool's 500 MB limit runs out around 14 December (between 11 and 19 December) \
+             by the forecast; 320 MB used so far this period"
         );
     }
 }

@@ -7,6 +7,8 @@
 //!  (--sims × --days, anomalies      │   method forced and by the one chosen; MASE, WAPE, coverage
 //!   injected at --anomaly-rate)     ├─▶ pass: every SIM's 30-day forecast, one thread and all cores
 //!                                   ├─▶ replay: a month of quota warnings on --replay-sims SIMs
+//!                                   ├─▶ hourly: a sample of SIMs' hours, each method and the one
+//!                                   │   chosen 48 hours ahead; today's total projected at noon
 //!                                   └─▶ anomalies: detect on each of the last 30 days, against truth
 //! ```
 //!
@@ -15,6 +17,7 @@
 
 mod accuracy;
 pub mod anomalies;
+mod hourly;
 mod replay;
 
 use std::path::{Path, PathBuf};
@@ -162,6 +165,10 @@ pub fn run_forecast(options: &ForecastOptions) -> anyhow::Result<()> {
         let replay = replay::replay(&fleet, run_seed(options.seed, run), options.replay_sims, cores)?;
         replay::print(&replay);
         figures.extend(replay::figures(&replay));
+
+        let hourly = hourly::evaluate(&fleet, cores)?;
+        hourly::print(&hourly, cores);
+        figures.extend(hourly::figures(&hourly));
         summary.push(figures);
     }
     print_summary("forecast", &summary);

@@ -1,11 +1,21 @@
 //! How good a forecast was, once the days it covered are known: the measures the backtest ranks
 //! methods by and a fleet-level evaluation reports.
 
+use crate::series::WEEK;
+
 /// The scale MASE divides by: the mean absolute difference between a training day and the day a
 /// week before (what seasonal naive would have got wrong in-sample); the day before when that is 0
 /// or the training is under 8 days; 1 byte when that is 0 too, so that nothing divides by 0.
 pub fn mase_scale(training: &[f64]) -> f64 {
-    let seasonal = mean_abs_difference(training, 7);
+    seasonal_mase_scale(training, WEEK)
+}
+
+/// [`mase_scale`] for a season of `season` values: the mean absolute difference between a training
+/// value and the one a season before (a season of 24 for hours, as the M4 competition scales its
+/// hourly series); the value before when that is 0 or the training is not longer than a season;
+/// 1 when that is 0 too.
+pub fn seasonal_mase_scale(training: &[f64], season: usize) -> f64 {
+    let seasonal = mean_abs_difference(training, season);
     if seasonal > 0.0 {
         return seasonal;
     }
@@ -35,8 +45,13 @@ fn mean_abs_difference(values: &[f64], lag: usize) -> f64 {
 /// series of any size, hence the backtest's ranking. `None` when there is nothing to compare
 /// (no days, or `actual` and `forecast` of different lengths).
 pub fn mase(actual: &[f64], forecast: &[f64], training: &[f64]) -> Option<f64> {
+    seasonal_mase(actual, forecast, training, WEEK)
+}
+
+/// [`mase`] scaled by [`seasonal_mase_scale`] of a season of `season` values (24 for hourly series).
+pub fn seasonal_mase(actual: &[f64], forecast: &[f64], training: &[f64], season: usize) -> Option<f64> {
     let mae = mean_absolute_error(actual, forecast)?;
-    Some(mae / mase_scale(training))
+    Some(mae / seasonal_mase_scale(training, season))
 }
 
 /// Weighted absolute percentage error: Σ|actual − forecast| / Σ|actual|, the share of the usage the
@@ -105,6 +120,19 @@ mod tests {
         assert_eq!(mase_scale(&short), 3.0);
         assert_eq!(mase_scale(&[5.0; 20]), 1.0);
         assert_eq!(mase_scale(&[]), 1.0);
+    }
+
+    #[test]
+    fn seasonal_mase_divides_by_the_in_sample_difference_a_season_before() {
+        // Every hour is 24 more than a day before: scale 24.
+        let training: Vec<f64> = (1..=30_u32).map(f64::from).collect();
+        assert_eq!(seasonal_mase_scale(&training, 24), 24.0);
+        assert_eq!(
+            seasonal_mase(&[10.0, 10.0], &[-14.0, 34.0], &training, 24),
+            Some(1.0)
+        );
+        // The weekly season of the daily series is one case of it.
+        assert_eq!(seasonal_mase_scale(&training, WEEK), mase_scale(&training));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Rolling-origin backtest: each method forecasts days the series already has, from several past
 //! origins, and the method with the lowest error is chosen — the simpler one on a near-tie.
+//!
+//! The scores, the origins and the selection are generic over the kind of method, so that the
+//! hourly forecasts ([`crate::hourly`]) are judged and chosen the same way as the daily ones.
 
 use chrono::Weekday;
 use serde::{Deserialize, Serialize};
@@ -22,9 +25,9 @@ pub const TIE_MARGIN: f64 = 0.02;
 
 /// How one method did in a backtest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MethodScore {
+pub struct MethodScore<M = Method> {
     /// The method judged.
-    pub method: Method,
+    pub method: M,
     /// Mean absolute error over every origin and day ahead, in bytes per day.
     pub mae: f64,
     /// Mean over the origins of each origin's MASE (its MAE over the scale of its training days).
@@ -35,29 +38,30 @@ pub struct MethodScore {
     pub residuals_by_horizon: Vec<Vec<f64>>,
 }
 
-/// The scores of every method of [`Method::BY_SIMPLICITY`] on one series.
+/// The scores of every method of [`Method::BY_SIMPLICITY`] (or of another kind of method) on one
+/// series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Backtest {
+pub struct Backtest<M = Method> {
     /// Days forecast from each origin.
     pub horizon: usize,
     /// The origins (days of the series the forecasts start at), latest first.
     pub origins: Vec<usize>,
-    /// One score per method, in [`Method::BY_SIMPLICITY`] order.
-    pub scores: Vec<MethodScore>,
+    /// One score per method, simplest first ([`Method::BY_SIMPLICITY`] order for daily methods).
+    pub scores: Vec<MethodScore<M>>,
 }
 
-impl Backtest {
+impl<M: PartialEq> Backtest<M> {
     /// The score of `method`, if it was judged.
-    pub fn score(&self, method: Method) -> Option<&MethodScore> {
+    pub fn score(&self, method: M) -> Option<&MethodScore<M>> {
         self.scores.iter().find(|score| score.method == method)
     }
 }
 
 /// The method chosen for a series, with how it did in the backtest: what travels with a forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Choice {
+pub struct Choice<M = Method> {
     /// The chosen method.
-    pub method: Method,
+    pub method: M,
     /// Its backtest mean MASE; `None` when the series was too short to backtest.
     pub mase: Option<f64>,
     /// Its backtest WAPE; `None` when too short or the backtest days used nothing.
@@ -79,13 +83,25 @@ pub fn backtest_horizon(n: usize, horizon: usize) -> usize {
 /// The origins for `n` days and a backtest horizon `h`: n − h − 7k for k = 0 ..= [`EXTRA_ORIGINS`],
 /// while at least [`MIN_TRAINING_DAYS`] remain before the origin. Latest first; empty for h = 0.
 pub fn origins(n: usize, h: usize) -> Vec<usize> {
-    let mut out = Vec::with_capacity(EXTRA_ORIGINS + 1);
+    origins_every(n, h, WEEK, MIN_TRAINING_DAYS, EXTRA_ORIGINS)
+}
+
+/// The origins for `n` values and a backtest horizon `h`: n − h − k·`step` for k = 0 ..= `extra`,
+/// while at least `min_training` values remain before the origin. Latest first; empty for h = 0.
+pub(crate) fn origins_every(
+    n: usize,
+    h: usize,
+    step: usize,
+    min_training: usize,
+    extra: usize,
+) -> Vec<usize> {
+    let mut out = Vec::with_capacity(extra + 1);
     if h == 0 {
         return out;
     }
-    for k in 0..=EXTRA_ORIGINS {
-        match n.checked_sub(h + k * WEEK) {
-            Some(origin) if origin >= MIN_TRAINING_DAYS => out.push(origin),
+    for k in 0..=extra {
+        match n.checked_sub(h + k * step) {
+            Some(origin) if origin >= min_training => out.push(origin),
             _ => break,
         }
     }
@@ -107,7 +123,11 @@ pub fn backtest(history: &[f64], start_weekday: Weekday, horizon: usize) -> Opti
         .collect();
     let scores = Method::BY_SIMPLICITY
         .iter()
-        .map(|&method| score(method, history, start_weekday, h, &origins, &scales))
+        .map(|&method| {
+            let forecast =
+                |training: &[f64], days: usize| point_forecast(method, training, start_weekday, days);
+            score_by(method, forecast, history, h, &origins, &scales)
+        })
         .collect();
     Some(Backtest {
         horizon: h,
@@ -116,19 +136,20 @@ pub fn backtest(history: &[f64], start_weekday: Weekday, horizon: usize) -> Opti
     })
 }
 
-/// One method's errors from every origin.
-fn score(
-    method: Method,
+/// One method's errors from every origin: `forecast(training, h)` is the method's forecast of the
+/// `h` values after `training`, and `scales[i]` the MASE scale of the values before `origins[i]`.
+pub(crate) fn score_by<M>(
+    method: M,
+    forecast: impl Fn(&[f64], usize) -> Vec<f64>,
     history: &[f64],
-    start_weekday: Weekday,
     h: usize,
     origins: &[usize],
     scales: &[f64],
-) -> MethodScore {
+) -> MethodScore<M> {
     let mut residuals = vec![Vec::with_capacity(origins.len()); h];
     let (mut absolute, mut volume, mut mase_total) = (0.0, 0.0, 0.0);
     for (&origin, &scale) in origins.iter().zip(scales) {
-        let predicted = point_forecast(method, &history[..origin], start_weekday, h);
+        let predicted = forecast(&history[..origin], h);
         let actual = &history[origin..origin + h];
         let mut origin_absolute = 0.0;
         for ((slot, a), p) in residuals.iter_mut().zip(actual).zip(&predicted) {
@@ -159,7 +180,12 @@ fn score(
 /// method beats it by more than 2 %, so a chosen method's backtest MASE is never more than 2 % above
 /// seasonal naive's. A score that is not a number counts as infinitely bad. `None` for no scores.
 pub fn select(backtest: Backtest) -> Option<Choice> {
-    let badness = |score: &MethodScore| {
+    select_by(backtest, Method::BY_SIMPLICITY.as_slice())
+}
+
+/// [`select`] for any kind of method, `simplicity` listing the methods simplest first.
+pub(crate) fn select_by<M: PartialEq>(backtest: Backtest<M>, simplicity: &[M]) -> Option<Choice<M>> {
+    let badness = |score: &MethodScore<M>| {
         if score.mase.is_finite() {
             score.mase
         } else {
@@ -168,7 +194,7 @@ pub fn select(backtest: Backtest) -> Option<Choice> {
     };
     let best = backtest.scores.iter().map(badness).fold(f64::INFINITY, f64::min);
     let threshold = best * (1.0 + TIE_MARGIN);
-    let index = Method::BY_SIMPLICITY.iter().find_map(|method| {
+    let index = simplicity.iter().find_map(|method| {
         backtest
             .scores
             .iter()

@@ -18,10 +18,10 @@ use crate::stats::{mean, quantile};
 /// The longest forecast, in days: a billing period and more, not a plan for next year.
 pub const MAX_HORIZON: usize = 90;
 /// Standard normal quantiles for two-sided 80 % and 95 % intervals.
-const Z80: f64 = 1.2816;
-const Z95: f64 = 1.96;
+pub(crate) const Z80: f64 = 1.2816;
+pub(crate) const Z95: f64 = 1.96;
 /// Fewer backtest errors than this make an empirical quantile a guess: use the normal approximation.
-const MIN_RESIDUALS: usize = 8;
+pub(crate) const MIN_RESIDUALS: usize = 8;
 /// The largest growth exponent of the error with the days ahead (1: grows in proportion, as when a
 /// trend is misjudged; a random walk gives 0.5; a steady weekly pattern 0).
 const MAX_GROWTH: f64 = 1.0;
@@ -159,7 +159,7 @@ pub fn forecast(
 /// errors themselves ([`growth_exponent`]). Every error is brought to one day ahead (divided by its
 /// h^d), all are pooled, and the 80 % and 95 % quantiles of their absolute values, times h^d, give
 /// the half-widths at h — also beyond the backtest's horizon.
-fn empirical_widths(residuals_by_horizon: &[Vec<f64>], horizon: usize) -> Option<Vec<(f64, f64)>> {
+pub(crate) fn empirical_widths(residuals_by_horizon: &[Vec<f64>], horizon: usize) -> Option<Vec<(f64, f64)>> {
     let count: usize = residuals_by_horizon.iter().map(Vec::len).sum();
     if count < MIN_RESIDUALS {
         return None;
@@ -244,8 +244,14 @@ fn normal_widths(history: &[f64], horizon: usize) -> Vec<(f64, f64)> {
 /// seasonal-naive errors (y(t) − y(t − 7)), of the naive ones (y(t) − y(t − 1)) under 8 days, and
 /// the mean usage itself for a single day (the usage may as well be twice that or nothing).
 pub fn fallback_sigma(history: &[f64]) -> f64 {
+    seasonal_sigma(history, WEEK)
+}
+
+/// [`fallback_sigma`] for a season of `season` values: the root mean square of y(t) − y(t − season),
+/// of y(t) − y(t − 1) when the history is not longer than a season, the mean for a single value.
+pub(crate) fn seasonal_sigma(history: &[f64], season: usize) -> f64 {
     let n = history.len();
-    let lag = if n > WEEK { WEEK } else { 1 };
+    let lag = if n > season { season } else { 1 };
     if n <= lag {
         return mean(history);
     }

@@ -70,12 +70,18 @@ pub fn naive(history: &[f64], horizon: usize) -> Vec<f64> {
 
 /// The value a week before each day ahead (the last week repeated); naive below a week of history.
 pub fn seasonal_naive(history: &[f64], horizon: usize) -> Vec<f64> {
+    seasonal_naive_by(history, WEEK, horizon)
+}
+
+/// The value a season of `season` values before each one ahead (the last season repeated: 24 for
+/// the same hour yesterday); naive below a season of history or for a season of 0.
+pub fn seasonal_naive_by(history: &[f64], season: usize, horizon: usize) -> Vec<f64> {
     let n = history.len();
-    if n < WEEK {
+    if season == 0 || n < season {
         return naive(history, horizon);
     }
-    let last_week = &history[n - WEEK..];
-    (0..horizon).map(|h| clean(last_week[h % WEEK])).collect()
+    let last_season = &history[n - season..];
+    (0..horizon).map(|h| clean(last_season[h % season])).collect()
 }
 
 /// The last value plus h times the average change per day between the first and the last day,

@@ -25,6 +25,11 @@
 //! a legitimate busy day at twice its usual; one in 7 that also uses a second network of its home
 //! country every 5 to 14 days from its first day (known, so not new).
 //!
+//! **Hours**: [`SimulatedSim::hours`] splits a day's bytes over its 24 hours by the kind's daily
+//! rhythm ([`DeviceProfile::hourly_shape`]: trackers by day with commuting peaks, meters' night
+//! upload, cameras' evenings, gateways' business hours), the SIM's own variant of it and each
+//! hour's noise, from random streams of their own: the days are the same with or without hours.
+//!
 //! **Injected anomalies**, in the last [`ANOMALY_WINDOW_DAYS`] days only, starts at least
 //! [`ANOMALY_SPACING_DAYS`] apart per SIM (an episode lasts at most 5 days, so none overlap), with
 //! the days around each episode kept free of zero days and bursts. Each 10 days of the window
@@ -49,6 +54,7 @@
 //!   first day; magnitude: the days on it.
 //! - **ImeiChange**: the SIM is in another device from that day on. Labelled on the day; magnitude 1.
 
+mod hours;
 mod inject;
 mod rng;
 mod sim;
@@ -217,6 +223,9 @@ pub struct SimulatedSim {
     pub usual_bytes: Vec<f64>,
     /// Its usual sessions on an active day.
     pub usual_sessions: f64,
+    /// The seed of the random streams that split its days into hours ([`SimulatedSim::hours`]),
+    /// apart from the stream its days are drawn from.
+    pub hour_stream: u64,
 }
 
 impl SimulatedSim {

@@ -2,6 +2,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use super::hours;
 use super::inject;
 use super::rng::SplitMix64;
 use super::{DeviceProfile, InjectedAnomaly, SimulatedSim};
@@ -239,6 +240,7 @@ pub(super) fn simulate_sim(
         imeis,
         usual_bytes: usual,
         usual_sessions: habits.sessions,
+        hour_stream: hours::hour_stream(seed, id),
     };
     (sim, applied.truth)
 }

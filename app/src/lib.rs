@@ -21,7 +21,7 @@ pub use analytics::AnalyticsService;
 pub use directory::{CreateUser, DirectoryService};
 pub use export::ExportService;
 pub use fleet::FleetService;
-pub use forecast::{ForecastPass, ForecastPorts, ForecastService};
+pub use forecast::{ForecastPass, ForecastPorts, ForecastService, PassPhases};
 pub use ingest::{
     BatchOutcome, CdrIngest, CdrOutcome, DeadLetter, Owners, PreparedCdrs, PreparedSessions, SessionIngest,
     TelemetryIngest, TelemetryOutcome,

@@ -16,6 +16,7 @@ use crate::identifiers::Iccid;
 use crate::{CustomerId, Error, Result, SimId, TenantId};
 
 pub use ioto_forecast::anomaly::{Anomaly, AnomalyKind, Baseline, Dismissal, Evidence, Severity};
+pub use ioto_forecast::hourly::{HourForecast, HourlyForecast, HourlyMethod, TodayProjection};
 pub use ioto_forecast::{DayForecast, Method, MAX_HORIZON};
 
 /// Days a stored forecast holds, from the day of the pass on: a calendar month whatever its
@@ -120,7 +121,58 @@ pub struct StoredForecast {
     pub quota: Option<ForecastQuota>,
     /// Set when the tenant has a retail rate card.
     pub projected_cost: Option<ProjectedCost>,
+    /// Hour by hour, for the tenant and its sub-customers with a week of hourly history.
+    pub hourly: Option<HourlyOutlook>,
 }
+
+/// A group's usage hour by hour (UTC hours): the next hours from the pass's, and where today's
+/// total is heading from its completed hours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourlyOutlook {
+    /// The hours after the last completed one, up to [`STORED_HOURS`], with the method the
+    /// backtest chose and its error.
+    pub forecast: HourlyForecast,
+    /// Today's (UTC) projected total; `None` when it could not be made.
+    pub today: Option<TodayProjection>,
+}
+
+impl HourlyOutlook {
+    /// The outlook with every figure finite (a figure that is not reads as 0, an error as
+    /// unknown): what a store keeps and reads back alike.
+    pub fn finite(mut self) -> Self {
+        let f = |v: &mut f64| {
+            if !v.is_finite() {
+                *v = 0.0;
+            }
+        };
+        for h in &mut self.forecast.hours {
+            for v in [&mut h.point, &mut h.lo80, &mut h.hi80, &mut h.lo95, &mut h.hi95] {
+                f(v);
+            }
+        }
+        self.forecast.backtest_mase = self.forecast.backtest_mase.filter(|v| v.is_finite());
+        self.forecast.backtest_wape = self.forecast.backtest_wape.filter(|v| v.is_finite());
+        if let Some(t) = &mut self.today {
+            for v in [
+                &mut t.so_far,
+                &mut t.point,
+                &mut t.lo80,
+                &mut t.hi80,
+                &mut t.lo95,
+                &mut t.hi95,
+            ] {
+                f(v);
+            }
+            t.backtest_wape = t.backtest_wape.filter(|v| v.is_finite());
+        }
+        self
+    }
+}
+
+/// Hours a stored hourly forecast holds: the rest of today and tomorrow at most.
+pub const STORED_HOURS: usize = ioto_forecast::hourly::MAX_HOURLY_HORIZON;
+/// Days of hourly history a pass reads before today for the groups' hourly forecasts.
+pub const HOURLY_HISTORY_DAYS: u64 = 28;
 
 /// What a forecast's subject is heading for in money at the tenant's retail card, in the card's
 /// billing period holding the forecast's first day.

@@ -319,7 +319,12 @@ pub fn spawn_forecasts(
                             sims = p.sims,
                             forecasts = p.forecasts,
                             anomalies = p.anomalies_new,
+                            advice = p.advice,
                             seconds = p.duration.as_secs_f64(),
+                            census_seconds = p.phases.census.as_secs_f64(),
+                            reads_seconds = p.phases.reads.as_secs_f64(),
+                            compute_seconds = p.phases.compute.as_secs_f64(),
+                            writes_seconds = p.phases.writes.as_secs_f64(),
                             "forecast pass"
                         );
                     }

@@ -1,6 +1,8 @@
 //! Forecasts and anomalies on sea-orm, for Postgres and SQLite alike. A forecast is one row per
 //! subject, replaced by an upsert; its days are JSON (`{"start", "points": [[expected, low80,
-//! high80, low95, high95], …]}` in whole bytes: a month of days in about 1.5 kB). Anomalies are
+//! high80, low95, high95], …]}` in whole bytes: a month of days in about 1.5 kB; a group's hourly
+//! outlook beside them under `"hourly": {"forecast", "today"}`, as the forecast crate serialises
+//! them, about 6 kB more). Anomalies are
 //! inserted with `ON CONFLICT DO NOTHING` on their unique key (SIM, kind, day, value — `''` for
 //! none), so a pass run twice stores each once, and the new ones' notifications are written in
 //! the same transaction. The forecast pass of a tenant is claimed with a lease on its
@@ -17,7 +19,7 @@ use ioto_domain::fleet::query::Cursor;
 use ioto_domain::forecast::{
     cursor_key, method_from, severity_from, Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind,
     AnomalyRecord, AnomalyStatus, DayForecast, Dismissal, Evidence, ForecastQuota, ForecastSubject,
-    ProjectedCost, StoredForecast,
+    HourlyOutlook, ProjectedCost, StoredForecast,
 };
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::forecasts::{AnomaliesStored, ForecastStore};
@@ -63,6 +65,27 @@ fn whole(v: f64) -> i64 {
     } else {
         0
     }
+}
+
+/// A forecast's days as stored (see the module doc), with its hourly outlook under `hourly`.
+fn series_json(days: &[DayForecast], hourly: Option<&HourlyOutlook>) -> Value {
+    let mut v = days_json(days);
+    if let Some(h) = hourly.cloned().map(HourlyOutlook::finite) {
+        v["hourly"] = json!({"forecast": h.forecast, "today": h.today});
+    }
+    v
+}
+
+/// A forecast's hourly outlook from the stored series (`None` where it has none).
+fn hourly_from(v: &Value) -> Result<Option<HourlyOutlook>> {
+    let Some(h) = v.get("hourly").filter(|h| !h.is_null()) else {
+        return Ok(None);
+    };
+    let bad = |e: serde_json::Error| corrupt("usage_forecasts", "days", e);
+    Ok(Some(HourlyOutlook {
+        forecast: serde_json::from_value(h["forecast"].clone()).map_err(bad)?,
+        today: serde_json::from_value(h["today"].clone()).map_err(bad)?,
+    }))
 }
 
 /// A forecast's days as stored (see the module doc).
@@ -174,6 +197,7 @@ impl TryFrom<usage_forecast::Model> for StoredForecast {
             backtest_mase: m.backtest_mase,
             backtest_wape: m.backtest_wape,
             days: days_from(&m.days)?,
+            hourly: hourly_from(&m.days)?,
             quota,
             projected_cost,
         })
@@ -198,7 +222,7 @@ fn forecast_model(f: &StoredForecast) -> usage_forecast::ActiveModel {
         method: Set(f.method.as_str().to_owned()),
         backtest_mase: Set(finite(f.backtest_mase)),
         backtest_wape: Set(finite(f.backtest_wape)),
-        days: Set(days_json(&f.days)),
+        days: Set(series_json(&f.days, f.hourly.as_ref())),
         quota_limit_bytes: Set(q.map(|q| big(q.limit_bytes))),
         used_bytes: Set(q.map(|q| big(q.used_bytes))),
         exhaustion_likely: Set(q.and_then(|q| q.exhaustion_likely)),
@@ -602,5 +626,47 @@ mod tests {
             (1_000.0, 1_501.0, 0.0)
         );
         assert!(days_from(&days_json(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_hourly_outlook_reads_back_beside_the_days_and_none_where_there_is_none() {
+        use ioto_domain::forecast::{HourForecast, HourlyForecast, HourlyMethod, TodayProjection};
+        let at = DateTime::parse_from_rfc3339("2026-03-01T13:00:00Z")
+            .unwrap()
+            .to_utc();
+        let outlook = HourlyOutlook {
+            forecast: HourlyForecast {
+                method: HourlyMethod::SeasonalNaiveDay,
+                hours: vec![HourForecast {
+                    at,
+                    point: 10.5,
+                    lo80: 5.0,
+                    hi80: f64::INFINITY,
+                    lo95: 0.0,
+                    hi95: 30.0,
+                }],
+                backtest_mase: Some(0.8),
+                backtest_wape: Some(f64::NAN),
+            },
+            today: Some(TodayProjection {
+                day_start: at - chrono::Duration::hours(13),
+                hours_so_far: 13,
+                so_far: 100.0,
+                point: 180.0,
+                lo80: 150.0,
+                hi80: 210.0,
+                lo95: 120.0,
+                hi95: 260.0,
+                method: HourlyMethod::SeasonalNaiveDay,
+                backtest_wape: Some(0.1),
+            }),
+        };
+        let stored = series_json(&[], Some(&outlook));
+        let back = hourly_from(&stored).unwrap().unwrap();
+        assert_eq!(back, outlook.clone().finite());
+        assert_eq!(back.forecast.hours[0].hi80, 0.0);
+        assert_eq!(back.forecast.backtest_wape, None);
+        assert_eq!(hourly_from(&series_json(&[], None)).unwrap(), None);
+        assert!(hourly_from(&json!({"points": [], "hourly": {"forecast": 3}})).is_err());
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
 use ioto_domain::fleet::Sim;
 use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
 use ioto_domain::usage::RadioAccessType;
@@ -260,6 +260,62 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
         total(whole) > total(&roomy) && total(whole) > total(&crossing),
         "the tenant's forecast is not its SIMs' together: {whole}"
     );
+
+    // The tenant hour by hour: every day's usage came at noon (UTC), so the next 48 hours
+    // expect it at noon and next to nothing at other hours; today's total is heading for about
+    // a day's usage, within its range; a SIM has no hourly outlook.
+    let body = app
+        .gql(
+            Some(&token),
+            "{ dashboard { forecast { hourly { method backtestMase hours { at bytes low80 high80 }
+                today { dayStart hoursSoFar soFarBytes bytes low80 high80 low95 high95 } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let hourly = &body["data"]["dashboard"]["forecast"]["hourly"];
+    assert!(hourly["method"].is_string(), "{hourly}");
+    let hours = hourly["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 48, "{hourly}");
+    let at = |h: &Value| {
+        DateTime::parse_from_rfc3339(h["at"].as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let noon: Vec<u64> = hours
+        .iter()
+        .filter(|h| at(h).hour() == 12)
+        .map(|h| big(&h["bytes"]))
+        .collect();
+    let least_noon = noon.iter().copied().min().unwrap();
+    assert!(!noon.is_empty() && least_noon > 5 * MB, "{hourly}");
+    for h in hours.iter().filter(|h| at(h).hour() != 12) {
+        assert!(big(&h["bytes"]) < least_noon / 10, "{h} in {hourly}");
+        assert!(
+            big(&h["low80"]) <= big(&h["bytes"]) && big(&h["bytes"]) <= big(&h["high80"]),
+            "{h}"
+        );
+    }
+    let day = &hourly["today"];
+    assert_eq!(
+        DateTime::parse_from_rfc3339(day["dayStart"].as_str().unwrap())
+            .unwrap()
+            .to_utc(),
+        today.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+        "{day}"
+    );
+    assert_eq!(big(&day["soFarBytes"]), 0, "nothing was written today: {day}");
+    let (low, expected, high) = (big(&day["low80"]), big(&day["bytes"]), big(&day["high80"]));
+    assert!(
+        low <= expected && expected <= high && big(&day["low95"]) <= low && high <= big(&day["high95"]),
+        "{day}"
+    );
+    if day["hoursSoFar"].as_i64().unwrap() <= 12 {
+        // Noon still ahead: a day's usage of the four steady SIMs at least.
+        assert!(expected >= 4 * usual(today) / 2, "{day}");
+    }
+    let sim_hours = sim_field(&app, &token, &sims[ROOMY], "forecast { hourly { method } }").await;
+    assert!(sim_hours["forecast"]["hourly"].is_null(), "{sim_hours}");
 
     // Anomalies: the spike, the silence and the new country, yesterday; nothing of the steady.
     let found = anomalies(&app, &token).await;

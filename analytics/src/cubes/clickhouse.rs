@@ -38,6 +38,46 @@ fn literal(cube: Cube, t: DateTime<Utc>) -> String {
     }
 }
 
+/// The 1-based bucket of a row at `time` (the caller keeps rows within the bounds): by
+/// arithmetic where the bounds are evenly spaced whole hours (hourly cubes) or whole days (daily
+/// ones) — as the forecast pass's and the dashboard's are —, else the first bound after it
+/// (months differ in length). Both agree on every row; the search costs a comparison per bound
+/// and row, which on 90 daily or 700 hourly bounds over millions of rows is most of a read.
+fn bucket_of(q: &CubeQuery, time: &str) -> String {
+    let search = || {
+        let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
+        format!(
+            "toUInt32(arrayFirstIndex(b -> b > {time}, [{}]))",
+            ends.join(", ")
+        )
+    };
+    let (Some(first), Some(second)) = (q.bounds.first(), q.bounds.get(1)) else {
+        return search();
+    };
+    let step = (*second - *first).num_seconds();
+    let even = step > 0 && q.bounds.windows(2).all(|w| (w[1] - w[0]).num_seconds() == step);
+    match q.cube {
+        Cube::UsageHourly | Cube::SessionsHourly
+            if even && step % 3_600 == 0 && first.timestamp() % 3_600 == 0 =>
+        {
+            format!(
+                "toUInt32(intDiv(toUInt32({time}) - {}, {step}) + 1)",
+                first.timestamp()
+            )
+        }
+        Cube::UsageDaily | Cube::RatedDaily
+            if even && step % 86_400 == 0 && first.timestamp() % 86_400 == 0 =>
+        {
+            format!(
+                "toUInt32(intDiv(toRelativeDayNum({time}) - toRelativeDayNum(toDate('{}')), {}) + 1)",
+                first.date_naive(),
+                step / 86_400
+            )
+        }
+        _ => search(),
+    }
+}
+
 /// ICCIDs per query: a list is sent inside the query text, which ClickHouse limits to 256 KiB.
 const ICCIDS_PER_QUERY: usize = 5_000;
 
@@ -156,7 +196,7 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
             q.cube.name()
         )));
     }
-    let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
+    let bucket = bucket_of(q, t.time);
     let pick = |on: bool, col: &str| if on { col.to_owned() } else { "''".to_owned() };
     // NETWORK_MONTHLY holds aggregate states: sums and SIM sets are merged.
     let states = !q.cube.has_sims();
@@ -167,13 +207,12 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
         (true, false) => "uniqExact(iccid)",
     };
     let mut sql = format!(
-        "SELECT toUInt32(arrayFirstIndex(b -> b > {time}, [{ends}])) AS bucket, \
+        "SELECT {bucket} AS bucket, \
          {customer} AS g_customer, {iccid} AS g_iccid, {network} AS g_network, {rat} AS g_rat, \
          {sum}({bin}) AS bytes_in, {sum}({bout}) AS bytes_out, {sessions} AS sessions, {rated} AS rated_bytes, \
          {cost} AS cost, {sims} AS sims \
          FROM {table} WHERE tenant_id = ? AND {time} >= {from} AND {time} < {to}",
         time = t.time,
-        ends = ends.join(", "),
         // The rated cube holds sub-customers as `UUID`s, the nil UUID for none.
         customer = pick(
             q.group.customer,

@@ -164,6 +164,7 @@ pub(crate) fn forecast_of(
         days: fc.days,
         quota,
         projected_cost: None,
+        hourly: None,
     })
 }
 

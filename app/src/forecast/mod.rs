@@ -14,7 +14,9 @@
 //!        against the quota; anomalies of yesterday and today
 //!     ─► forecasts upserted (1,000 a call); anomalies inserted once per SIM, kind, day and
 //!        value, the high-severity ones with their ANOMALY notification
-//!   groups ─► forecasts of the sums (pools read against their limit)
+//!   groups ─► forecasts of the sums (pools read against their limit); the tenant and its
+//!     sub-customers also hour by hour: 28 days and today's hours (USAGE_HOURLY by
+//!     sub-customer) ─► the next 48 hours and today's projected total (hourly.rs)
 //!   forecasts not written again (subjects gone, SIMs without usage) removed
 //!
 //! with a retail card (advice.rs): the second read also takes each SIM's bytes per network
@@ -27,6 +29,7 @@
 
 mod advice;
 mod compute;
+mod hourly;
 mod pass;
 
 use std::sync::Arc;
@@ -51,7 +54,7 @@ use uuid::Uuid;
 
 use crate::fleet::FleetService;
 
-pub use pass::ForecastPass;
+pub use pass::{ForecastPass, PassPhases};
 
 /// Most anomalies one page lists.
 pub const MAX_PAGE: u64 = 500;

@@ -30,6 +30,7 @@ use ioto_forecast::{DailySeries, WeeklyShape};
 
 use super::advice::{self, CostSums, GroupCosts, Pricing};
 use super::compute::{self, ChunkOutput, Cohorts, ForecastInput, QuotaInput, SimActivity, SimJob, Window};
+use super::hourly::{self, HourlySums};
 use super::ForecastService;
 use crate::quota::by_sim;
 
@@ -65,6 +66,30 @@ pub struct ForecastPass {
     /// Tenants whose pass failed, with why (logged; tried again at the next pass).
     pub failed: Vec<(TenantId, String)>,
     pub duration: std::time::Duration,
+    /// Where the time of the tenants' passes went.
+    pub phases: PassPhases,
+}
+
+/// Where a pass's time went, summed over its tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassPhases {
+    /// The first read: the SIM list page by page and each page's daily bytes.
+    pub census: std::time::Duration,
+    /// The second read of the SIMs with usage: networks, sessions, devices, quotas, dismissals.
+    pub reads: std::time::Duration,
+    /// Forecasts, anomalies and advice computed on the blocking pool.
+    pub compute: std::time::Duration,
+    /// Forecasts, anomalies and advice written, and what was not written again removed.
+    pub writes: std::time::Duration,
+}
+
+impl PassPhases {
+    fn add(&mut self, other: &PassPhases) {
+        self.census += other.census;
+        self.reads += other.reads;
+        self.compute += other.compute;
+        self.writes += other.writes;
+    }
 }
 
 /// What one tenant's pass did.
@@ -74,6 +99,7 @@ struct TenantPass {
     forecasts: usize,
     anomalies_new: usize,
     advice: usize,
+    phases: PassPhases,
 }
 
 /// A SIM with usage in the window, as the second read needs it.
@@ -217,6 +243,8 @@ struct GroupInput {
     quota: Option<QuotaInput>,
     /// Its SIMs' costs together (where the tenant has a card).
     costs: CostSums,
+    /// Its usage per hour (the tenant and its sub-customers), as [`HourlySums`] holds it.
+    hours: Option<Vec<f64>>,
 }
 
 /// What every chunk of a tenant's pass shares.
@@ -297,6 +325,7 @@ impl ForecastService {
                     pass.forecasts += done.forecasts;
                     pass.anomalies_new += done.anomalies_new;
                     pass.advice += done.advice;
+                    pass.phases.add(&done.phases);
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %t.id, error = %e, "a tenant's forecast pass failed; again at the next pass");
@@ -324,11 +353,16 @@ impl ForecastService {
             w.today,
         )
         .map(Arc::new);
+        let census_started = Instant::now();
         let Census {
             sims,
             groups,
             cohorts,
         } = self.census(tenant, pools, &w).await?;
+        let mut phases = PassPhases {
+            census: census_started.elapsed(),
+            ..PassPhases::default()
+        };
         let run = TenantRun {
             tenant,
             w,
@@ -348,12 +382,20 @@ impl ForecastService {
             done.forecasts += written.forecasts;
             done.anomalies_new += written.anomalies_new;
             done.advice += written.advice;
+            phases.add(&written.phases);
         }
-        let (forecasts, advised) = self.groups_pass(&run, groups, pools, costs).await?;
+        let reading = Instant::now();
+        let hours = self.hourly_sums(tenant, now).await?;
+        phases.reads += reading.elapsed();
+        let (forecasts, advised, group_phases) = self.groups_pass(&run, groups, hours, pools, costs).await?;
         done.forecasts += forecasts;
         done.advice += advised;
+        phases.add(&group_phases);
+        let removing = Instant::now();
         self.ports.store.delete_forecasts_before(tenant, now).await?;
         self.ports.store.delete_advice_before(tenant, now).await?;
+        phases.writes += removing.elapsed();
+        done.phases = phases;
         Ok(done)
     }
 
@@ -525,6 +567,7 @@ impl ForecastService {
         costs: GroupCosts,
     ) -> Result<(TenantPass, GroupCosts)> {
         let (tenant, w, now) = (run.tenant, &run.w, run.now);
+        let reading = Instant::now();
         let iccids: Vec<Iccid> = chunk.iter().map(|e| e.iccid.clone()).collect();
         let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
         let mut activity = self
@@ -564,6 +607,8 @@ impl ForecastService {
                 })
             })
             .collect();
+        let reads = reading.elapsed();
+        let computing = Instant::now();
         let (window, cohorts, pricing) = (*w, Arc::clone(&run.cohorts), run.pricing.clone());
         let ChunkOutput {
             forecasts,
@@ -573,6 +618,8 @@ impl ForecastService {
         } = crate::lanes::FORECASTS
             .run(move || compute::run_chunk(tenant, window, jobs, &cohorts, pricing.as_deref(), costs, now))
             .await?;
+        let compute = computing.elapsed();
+        let writing = Instant::now();
         for part in forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
@@ -584,21 +631,30 @@ impl ForecastService {
             forecasts: forecasts.len(),
             anomalies_new: stored.new.len(),
             advice: advice.len(),
+            phases: PassPhases {
+                census: std::time::Duration::ZERO,
+                reads,
+                compute,
+                writes: writing.elapsed(),
+            },
         };
         Ok((written, costs))
     }
 
     /// Forecasts the groups from their sums: the tenant, each sub-customer with usage, each
-    /// pool (read against its limit), with their projected costs (their SIMs' `costs` summed);
+    /// pool (read against its limit), with their projected costs (their SIMs' `costs` summed)
+    /// and, for the tenant and the sub-customers, their outlook hour by hour from `hours`;
     /// advises each pool on its limit. Returns how many forecasts and pieces of advice were
-    /// written.
+    /// written, and where the time went.
     async fn groups_pass(
         &self,
         run: &TenantRun,
         groups: Groups,
+        mut hours: HourlySums,
         pools: &[PoolTarget],
         mut costs: GroupCosts,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<(usize, usize, PassPhases)> {
+        let computing = Instant::now();
         let (tenant, now) = (run.tenant, run.now);
         let currency = run.pricing.as_ref().map(|p| p.currency());
         let advised: Vec<_> = pools
@@ -614,12 +670,14 @@ impl ForecastService {
             values: groups.tenant,
             quota: None,
             costs: std::mem::take(&mut costs.tenant),
+            hours: Some(std::mem::take(&mut hours.tenant)),
         }];
         inputs.extend(groups.customers.into_iter().map(|(c, values)| GroupInput {
             subject: ForecastSubject::Customer(c),
             values,
             quota: None,
             costs: costs.customers.remove(&c).unwrap_or_default(),
+            hours: hours.customers.remove(&c),
         }));
         let pool_costs = std::mem::take(&mut costs.pools);
         inputs.extend(
@@ -640,9 +698,11 @@ impl ForecastService {
                         now,
                     )),
                     costs: sums,
+                    hours: None,
                 }),
         );
         let (window, pricing) = (run.w, run.pricing.clone());
+        let (hours_start, today_hour) = (hours.start, hours.today);
         let forecasts: Vec<StoredForecast> = crate::lanes::FORECASTS
             .run(move || {
                 inputs
@@ -659,16 +719,27 @@ impl ForecastService {
                         if let Some(p) = pricing.as_deref() {
                             f.projected_cost = Some(p.projected(&window, &g.costs, None, &f.days));
                         }
+                        f.hourly = g
+                            .hours
+                            .as_deref()
+                            .and_then(|h| hourly::outlook(h, hours_start, today_hour));
                         Some(f)
                     })
                     .collect::<Vec<StoredForecast>>()
             })
             .await?;
+        let compute = computing.elapsed();
+        let writing = Instant::now();
         for part in forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
         self.ports.store.put_advice(&advised).await?;
-        Ok((forecasts.len(), advised.len()))
+        let phases = PassPhases {
+            compute,
+            writes: writing.elapsed(),
+            ..PassPhases::default()
+        };
+        Ok((forecasts.len(), advised.len(), phases))
     }
 
     /// Tells subscribers of the notifications written, and wakes the delivery workers.

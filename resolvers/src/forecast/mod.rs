@@ -14,8 +14,9 @@ pub(crate) use self::query::ForecastQuery;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ioto_domain::forecast::{
-    check_days, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline, DayForecast, ForecastQuota, Method,
-    ProjectedCost, Severity, StoredForecast, STORED_DAYS,
+    check_days, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline, DayForecast, ForecastQuota,
+    HourForecast, HourlyMethod, HourlyOutlook, Method, ProjectedCost, Severity, StoredForecast,
+    TodayProjection, STORED_DAYS,
 };
 use ioto_domain::Error;
 use uuid::Uuid;
@@ -40,6 +41,24 @@ crate::enums::mirror_enum!(
         /// The series' recent level times its cohort's weekly shape (the SIMs of its tariff
         /// plan): for a SIM with under two weeks of history.
         Cohort,
+    ]
+);
+
+crate::enums::mirror_enum!(
+    /// How an hourly forecast was made: chosen per series by a rolling backtest over whole days,
+    /// simplest first within 2 % (see docs/forecasts.md).
+    HourlyForecastMethodKind, "HourlyForecastMethod", HourlyMethod, [
+        /// The last hour repeated.
+        Naive,
+        /// The same hour yesterday (a daily season on hours).
+        SeasonalNaiveDay,
+        /// The same hour a week before.
+        SeasonalNaiveWeek,
+        /// The last hour plus the average change per hour, per hour ahead.
+        Drift,
+        /// Exponential smoothing of the daily totals, spread over the hours by the last two
+        /// weeks' hour profile; today's remaining hours follow what its hours so far tell.
+        EtsProfile,
     ]
 );
 
@@ -145,6 +164,108 @@ impl ForecastDayObject {
             high80: bytes(d.hi80),
             low95: bytes(d.lo95),
             high95: bytes(d.hi95),
+        }
+    }
+}
+
+/// One forecast hour (UTC), in bytes (up and down).
+#[derive(SimpleObject)]
+#[graphql(name = "ForecastHour")]
+pub struct ForecastHourObject {
+    /// The start of the hour.
+    pub at: DateTime<Utc>,
+    /// The expected usage.
+    pub bytes: BigInt,
+    /// The usage falls between `low80` and `high80` 80 % of the time…
+    pub low80: BigInt,
+    pub high80: BigInt,
+    /// …and between `low95` and `high95` 95 % of the time.
+    pub low95: BigInt,
+    pub high95: BigInt,
+}
+
+impl ForecastHourObject {
+    fn of(h: &HourForecast) -> Self {
+        Self {
+            at: h.at,
+            bytes: bytes(h.point),
+            low80: bytes(h.lo80),
+            high80: bytes(h.hi80),
+            low95: bytes(h.lo95),
+            high95: bytes(h.hi95),
+        }
+    }
+}
+
+/// Where today's (UTC) usage is heading from its completed hours: so far, plus the rest of the
+/// day by the hourly forecast; the range is how far that projection, made at the same hour on
+/// each of the last 21 days, was from the day's total.
+#[derive(SimpleObject)]
+#[graphql(name = "TodayForecast")]
+pub struct TodayForecastObject {
+    /// Today's first hour (UTC midnight).
+    pub day_start: DateTime<Utc>,
+    /// The completed hours of today the projection read (0–23).
+    pub hours_so_far: i32,
+    /// The usage of those hours.
+    pub so_far_bytes: BigInt,
+    /// Today's expected total.
+    pub bytes: BigInt,
+    /// The total falls between `low80` and `high80` 80 % of the time…
+    pub low80: BigInt,
+    pub high80: BigInt,
+    /// …and between `low95` and `high95` 95 % of the time.
+    pub low95: BigInt,
+    pub high95: BigInt,
+    /// The method that forecast the day's remaining hours.
+    pub method: HourlyForecastMethodKind,
+    /// Σ|projected − actual| / Σ actual of the day's total over the past days the projection
+    /// was tried on; null without any.
+    pub backtest_wape: Option<f64>,
+}
+
+impl TodayForecastObject {
+    fn of(t: &TodayProjection) -> Self {
+        Self {
+            day_start: t.day_start,
+            hours_so_far: i32::try_from(t.hours_so_far).unwrap_or(i32::MAX),
+            so_far_bytes: bytes(t.so_far),
+            bytes: bytes(t.point),
+            low80: bytes(t.lo80),
+            high80: bytes(t.hi80),
+            low95: bytes(t.lo95),
+            high95: bytes(t.hi95),
+            method: t.method.into(),
+            backtest_wape: t.backtest_wape.map(finite),
+        }
+    }
+}
+
+/// A group's usage hour by hour (UTC hours): the next hours after the last completed one, and
+/// today's projected total.
+#[derive(SimpleObject)]
+#[graphql(name = "HourlyForecast")]
+pub struct HourlyForecastObject {
+    /// How the hours were forecast.
+    pub method: HourlyForecastMethodKind,
+    /// The method's backtest MASE (scaled by the same hour the day before); null when too short.
+    pub backtest_mase: Option<f64>,
+    /// The method's backtest WAPE; null when too short or the backtest hours used nothing.
+    pub backtest_wape: Option<f64>,
+    /// Up to 48 hours from the hour in progress at the pass.
+    pub hours: Vec<ForecastHourObject>,
+    /// Today's projected total; null when it cannot be made.
+    pub today: Option<TodayForecastObject>,
+}
+
+impl HourlyForecastObject {
+    fn of(h: &HourlyOutlook) -> Self {
+        Self {
+            method: h.forecast.method.into(),
+            backtest_mase: h.forecast.backtest_mase.map(finite),
+            backtest_wape: h.forecast.backtest_wape.map(finite),
+            hours: h.forecast.hours.iter().map(ForecastHourObject::of).collect(),
+            today: h.today.as_ref().map(TodayForecastObject::of),
         }
     }
 }
@@ -273,6 +394,12 @@ impl UsageForecastObject {
     /// have none).
     async fn quota(&self) -> Option<ForecastQuotaObject> {
         self.forecast.quota.as_ref().map(ForecastQuotaObject::of)
+    }
+    /// Hour by hour (UTC hours): the next 48 hours from the pass's hour and today's projected
+    /// total; for the tenant and sub-customers (null for SIMs and pools, and for histories of
+    /// less than a week of hours).
+    async fn hourly(&self) -> Option<HourlyForecastObject> {
+        self.forecast.hourly.as_ref().map(HourlyForecastObject::of)
     }
     /// What the period is heading for in money at the tenant's retail card; null without a card,
     /// and for callers who may not see costs.

@@ -8,12 +8,13 @@ use super::open;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, SubsecRound, Utc};
 use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::Sim;
 use ioto_domain::forecast::{
     Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline,
-    DayForecast, Evidence, ForecastQuota, ForecastSubject, Method, ProjectedCost, Severity, StoredForecast,
+    DayForecast, Evidence, ForecastQuota, ForecastSubject, HourForecast, HourlyForecast, HourlyMethod,
+    HourlyOutlook, Method, ProjectedCost, Severity, StoredForecast, TodayProjection,
 };
 use ioto_domain::notify::{NotificationKind, NotificationQuery};
 use ioto_domain::ports::forecasts::ForecastStore;
@@ -26,6 +27,40 @@ use uuid::Uuid;
 /// Now, in whole seconds: a time written is read back equal on both engines.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
+}
+
+/// A group's hourly outlook: 48 hours from `at`'s hour at `level` a hour, and today's projection.
+fn outlook(at: DateTime<Utc>, level: f64) -> HourlyOutlook {
+    let hour = at.duration_trunc(Duration::hours(1)).unwrap();
+    HourlyOutlook {
+        forecast: HourlyForecast {
+            method: HourlyMethod::EtsProfile,
+            hours: (0..48)
+                .map(|i| HourForecast {
+                    at: hour + Duration::hours(i),
+                    point: level,
+                    lo80: level * 0.75,
+                    hi80: level * 1.25,
+                    lo95: 0.0,
+                    hi95: level * 2.5,
+                })
+                .collect(),
+            backtest_mase: Some(0.61),
+            backtest_wape: None,
+        },
+        today: Some(TodayProjection {
+            day_start: at.duration_trunc(Duration::days(1)).unwrap(),
+            hours_so_far: 11,
+            so_far: level * 11.0,
+            point: level * 24.0,
+            lo80: level * 20.0,
+            hi80: level * 28.5,
+            lo95: level * 18.0,
+            hi95: level * 31.0,
+            method: HourlyMethod::SeasonalNaiveDay,
+            backtest_wape: Some(0.07),
+        }),
+    }
 }
 
 fn forecast(
@@ -71,6 +106,8 @@ fn forecast(
             projected: Cost::parse("cost", "31.1").unwrap(),
             projected_high80: Cost::parse("cost", "40").unwrap(),
         }),
+        // The groups' outlook hour by hour, beside their days.
+        hourly: (!matches!(subject, ForecastSubject::Sim(_))).then(|| outlook(at, level / 24.0)),
     }
 }
 
@@ -136,6 +173,7 @@ async fn contract(store: ioto_store::SqlStore) {
         .unwrap();
     let read = fleet.forecast(a_scope, a.id, sim_subject).await.unwrap();
     assert_eq!(read, Some(first.clone()), "a forecast reads back otherwise");
+    assert!(whole.hourly.is_some());
     assert_eq!(
         fleet
             .forecast(a_scope, a.id, ForecastSubject::Tenant)

@@ -13,6 +13,7 @@ mod exports;
 mod faults;
 mod fleet;
 mod forecast;
+mod forecast_pass;
 mod ingest;
 mod rating;
 
@@ -336,6 +337,30 @@ enum BenchCommand {
         #[arg(long)]
         truth_out: Option<PathBuf>,
     },
+    /// The product's forecast pass on the configured engines (embedded by default, each run in
+    /// fresh data): `--sims` SIMs of one tenant with `--days` days of simulated usage written
+    /// into the usage store, sub-customers, quotas, pools and a retail card; the first pass and a
+    /// second one timed, with the process's peak resident memory during each.
+    ForecastPass {
+        /// SIMs of the tenant, each with its history.
+        #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
+        sims: usize,
+        /// Days of history before today (28 to 90, what a pass reads).
+        #[arg(long, default_value_t = 90, value_parser = positive::<usize>())]
+        days: usize,
+        /// Sub-customers owning the SIMs in turn, each with a quota pool of its SIMs.
+        #[arg(long, default_value_t = 10)]
+        customers: usize,
+        /// One SIM in this many has a monthly data quota of its own.
+        #[arg(long, default_value_t = 10, value_parser = positive::<usize>())]
+        quota_every: usize,
+        /// Consecutive runs, each on fresh data (median and spread are printed after them).
+        #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
+        runs: usize,
+        /// Data directory, kept afterwards (default: a fresh temporary one, removed when the bench ends).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// The anomaly detector on a simulated fleet with injected, labelled anomalies, no engine:
     /// every SIM judged on each of the last 30 days; precision and recall per kind against the
     /// truth, the confusion table, and one day's detection over all SIMs timed.
@@ -457,6 +482,36 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                 truth_out,
             };
             tokio::task::spawn_blocking(move || crate::forecast::run_forecast(&options)).await??;
+        }
+        BenchCommand::ForecastPass {
+            sims,
+            days,
+            customers,
+            quota_every,
+            runs,
+            data_dir,
+        } => {
+            let options = crate::forecast_pass::Options {
+                sims,
+                days,
+                customers,
+                quota_every,
+            };
+            crate::forecast_pass::check(&options)?;
+            let (loaded, _scratch) = bench_config(file, data_dir)?;
+            let each = options.clone();
+            let all = in_scratch_clickhouse(&loaded.config, "forecast", |config| async move {
+                let mut all = Vec::with_capacity(runs);
+                for run in 1..=runs {
+                    let config = run_config(&config, run, runs);
+                    let figures = crate::forecast_pass::run(&config, &each, u32::try_from(run)?).await?;
+                    crate::forecast_pass::print(&figures, &each);
+                    all.push(figures);
+                }
+                Ok(all)
+            })
+            .await?;
+            crate::forecast_pass::print_summary(&all, &options);
         }
         BenchCommand::Anomalies {
             sims,

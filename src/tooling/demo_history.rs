@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use chrono::{Days, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use ioto_domain::directory::Tenant;
 use ioto_domain::identifiers::{Iccid, MccMnc};
-use ioto_domain::ports::{CdrRecord, Granularity, SessionUpdate};
+use ioto_domain::ports::{CdrRecord, Granularity, SessionUpdate, UsageStore};
 use ioto_domain::usage::{counted_update, step, Step};
 use ioto_domain::{CustomerId, Scope, TenantId};
 use ioto_forecast::simulate::{simulate_one, DeviceProfile, SimulatedSim};
@@ -144,39 +144,15 @@ pub async fn write(
         plan.put_on(yesterday, roaming_network.clone());
     }
 
-    let until = now - TODAY_UNTIL;
-    let mut sessions = 0;
-    let mut from = 0;
-    while from < days {
-        let to = (from + DAYS_PER_WRITE).min(days);
-        let mut updates = Vec::new();
-        let mut cdrs = Vec::new();
-        for plan in &plans {
-            let Some(&(tenant_id, customer_id)) = owners.get(&plan.iccid) else {
-                continue;
-            };
-            for day in from..to {
-                let written: Vec<PlannedSession> = if day == DEMO_HISTORY_DAYS {
-                    plan.day_so_far(day, until).into_iter().collect()
-                } else {
-                    plan.sessions(day)
-                };
-                for session in &written {
-                    updates.extend(counted(plan, session, tenant_id, customer_id));
-                    cdrs.push(cdr_record(plan, session, tenant_id, customer_id));
-                }
-            }
-        }
-        sessions += updates.len();
-        if !updates.is_empty() {
-            engines.usage.write_session_updates(&updates).await?;
-        }
-        if !cdrs.is_empty() {
-            engines.usage.write_cdrs(&cdrs).await?;
-        }
-        from = to;
-    }
-    engines.usage.flush_pending().await?;
+    let sessions = write_plans(
+        engines.usage.as_ref(),
+        &plans,
+        &owners,
+        days,
+        Some(now - TODAY_UNTIL),
+        true,
+    )
+    .await?;
     Ok(Some(DemoHistory {
         spike: spike.clone(),
         spike_bytes,
@@ -186,6 +162,55 @@ pub async fn write(
         roaming_network,
         sessions,
     }))
+}
+
+/// Writes the first `days` days of each plan's sessions into the usage store as the ingest worker
+/// counts them (one rollup per session), with their CDRs when `cdrs`, the SIMs' tenants and
+/// sub-customers taken from `owners` (a plan of a SIM not there is passed over). With `today`, the
+/// last of those days is today, written up to that time. Writes [`DAYS_PER_WRITE`] days at a time
+/// and flushes the store at the end; returns the session updates written.
+pub async fn write_plans(
+    usage: &dyn UsageStore,
+    plans: &[PlannedSim],
+    owners: &HashMap<Iccid, (TenantId, Option<CustomerId>)>,
+    days: usize,
+    today: Option<DateTime<Utc>>,
+    cdrs: bool,
+) -> anyhow::Result<usize> {
+    let mut sessions = 0;
+    let mut from = 0;
+    while from < days {
+        let to = (from + DAYS_PER_WRITE).min(days);
+        let mut updates = Vec::new();
+        let mut records = Vec::new();
+        for plan in plans {
+            let Some(&(tenant_id, customer_id)) = owners.get(&plan.iccid) else {
+                continue;
+            };
+            for day in from..to {
+                let written: Vec<PlannedSession> = match today {
+                    Some(until) if day + 1 == days => plan.day_so_far(day, until).into_iter().collect(),
+                    _ => plan.sessions(day),
+                };
+                for session in &written {
+                    updates.extend(counted(plan, session, tenant_id, customer_id));
+                    if cdrs {
+                        records.push(cdr_record(plan, session, tenant_id, customer_id));
+                    }
+                }
+            }
+        }
+        sessions += updates.len();
+        if !updates.is_empty() {
+            usage.write_session_updates(&updates).await?;
+        }
+        if !records.is_empty() {
+            usage.write_cdrs(&records).await?;
+        }
+        from = to;
+    }
+    usage.flush_pending().await?;
+    Ok(sessions)
 }
 
 /// Live SIMs (by index) with a camera's or a gateway's usage: those with a quota of their own or

@@ -66,8 +66,10 @@ const CONSOLE: &[Asset] = &[
     asset!("web/console/alert-rule-form.js", JS),
     asset!("web/console/sim-alerts.js", JS),
     asset!("web/console/sim-forecast.js", JS),
+    asset!("web/console/forecast-words.js", JS),
     asset!("web/console/anomalies.js", JS),
     asset!("web/console/anomaly-parts.js", JS),
+    asset!("web/console/advice-parts.js", JS),
     asset!("web/vendor/d3.min.js", JS),
     asset!("web/vendor/graphql-ws.min.js", JS),
 ];

@@ -16,18 +16,18 @@ use ioto_test_support::app::{assert_refused, error_code};
 use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
 
-const MB: u64 = 1_000_000;
+pub(crate) const MB: u64 = 1_000_000;
 /// The SIMs' parts, by their index: 200 MB a day on the base prices; 10 MB a day under a 100 MB
 /// quota; 6 MB a day without a quota, and 2 GB more on the 5th of the pass's month (a
 /// sub-customer's SIM, alone in its pool of 100 MB).
-const HEAVY: usize = 0;
-const CAPPED: usize = 1;
+pub(crate) const HEAVY: usize = 0;
+pub(crate) const CAPPED: usize = 1;
 
 /// The day of the pass: the 18th of this month, or of the month before when that is not past
 /// yet (the history is written up to the day before; nothing runs ahead of the clock). Its
 /// window — 90 completed days — holds the end of one month, two whole months and 17 days of
 /// its own month, whatever the month.
-fn pass_day() -> NaiveDate {
+pub(crate) fn pass_day() -> NaiveDate {
     let today = Utc::now().date_naive();
     let this = today.with_day(18).unwrap();
     if this < today {
@@ -43,7 +43,7 @@ fn pass_day() -> NaiveDate {
     }
 }
 
-fn session(sim: &Sim, day: NaiveDate, bytes: u64, id: &str) -> SessionUpdate {
+pub(crate) fn session(sim: &Sim, day: NaiveDate, bytes: u64, id: &str) -> SessionUpdate {
     let at = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     SessionUpdate {
         tenant_id: sim.tenant_id,
@@ -67,7 +67,7 @@ fn session(sim: &Sim, day: NaiveDate, bytes: u64, id: &str) -> SessionUpdate {
 }
 
 /// 90 days before `day`, at home (262-01): each SIM its part.
-fn history(sims: &[Sim], runaway: &Sim, day: NaiveDate) -> Vec<SessionUpdate> {
+pub(crate) fn history(sims: &[Sim], runaway: &Sim, day: NaiveDate) -> Vec<SessionUpdate> {
     let fifth = day.with_day(5).unwrap();
     let mut updates = Vec::new();
     for back in 1..=90 {
@@ -79,6 +79,52 @@ fn history(sims: &[Sim], runaway: &Sim, day: NaiveDate) -> Vec<SessionUpdate> {
         updates.push(session(runaway, d, 6 * MB + extra, &id));
     }
     updates
+}
+
+/// The story's retail card for tenant `tenant`, created by a platform administrator: 0.01 a MB at
+/// home, 0.10 elsewhere, 1 EUR a month; plan `heavy` pays 0.002 a MB at home and 10 EUR a month.
+pub(crate) async fn retail_card(app: &TestApp, platform_token: &str, tenant: &str) {
+    let card = app
+        .gql(
+            Some(platform_token),
+            "mutation($input: CreateRateCardInput!) { createRateCard(input: $input) { id } }",
+            json!({"input": {"tenantId": tenant, "kind": "RETAIL", "name": "Retail",
+                "currency": "EUR", "billingPeriod": "MONTHLY",
+                "versions": [{"effectiveFrom": "2020-01-01", "accessFee": "1", "roundingIncrementBytes": 1,
+                    "zones": [{"name": "Home", "networks": ["262-01"], "pricePerMb": "0.01"},
+                              {"name": "World", "pricePerMb": "0.10", "isDefault": true}],
+                    "overrides": [{"tariffPlan": "heavy", "accessFee": "10",
+                        "zonePrices": [{"zone": "Home", "pricePerMb": "0.002"}]}]}]}}),
+        )
+        .await;
+    assert!(card["errors"].is_null(), "{card}");
+}
+
+/// A 100 MB monthly quota (no stages, NOTIFY) on the SIM `iccid`.
+pub(crate) async fn quota_of_100_mb(app: &TestApp, token: &str, iccid: &str) {
+    let quota = app
+        .gql(
+            Some(token),
+            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 100000000, stages: [],
+                action: NOTIFY }) { limitBytes } }",
+            json!({"i": iccid}),
+        )
+        .await;
+    assert!(quota["errors"].is_null(), "{quota}");
+}
+
+/// A pool `name` of 100 MB (no stages, NOTIFY) for the sub-customer's SIMs; its id.
+pub(crate) async fn pool_of_100_mb(app: &TestApp, token: &str, name: &str, customer: &str) -> String {
+    let pool = app
+        .gql(
+            Some(token),
+            "mutation($in: QuotaPoolInput!) { createQuotaPool(input: $in) { id } }",
+            json!({"in": {"name": name, "customerId": customer,
+                "limitBytes": 100_000_000, "stages": [], "action": "NOTIFY"}}),
+        )
+        .await;
+    assert!(pool["errors"].is_null(), "{pool}");
+    pool["data"]["createQuotaPool"]["id"].as_str().unwrap().to_owned()
 }
 
 const ADVICE: &str = "id kind action iccid sim { iccid } poolId currentPlan recommendedPlan
@@ -130,22 +176,7 @@ async fn advice_on(engines: Engines) {
     let platform_token = app.login(platform.email.as_str(), TEST_PASSWORD).await;
     let stranger_token = app.login(stranger.email.as_str(), TEST_PASSWORD).await;
 
-    // The retail card: 0.01 a MB at home, 0.10 elsewhere, 1 EUR a month; plan `heavy` pays
-    // 0.002 a MB at home and 10 EUR a month.
-    let card = app
-        .gql(
-            Some(&platform_token),
-            "mutation($input: CreateRateCardInput!) { createRateCard(input: $input) { id } }",
-            json!({"input": {"tenantId": t.id.to_string(), "kind": "RETAIL", "name": "Retail",
-                "currency": "EUR", "billingPeriod": "MONTHLY",
-                "versions": [{"effectiveFrom": "2020-01-01", "accessFee": "1", "roundingIncrementBytes": 1,
-                    "zones": [{"name": "Home", "networks": ["262-01"], "pricePerMb": "0.01"},
-                              {"name": "World", "pricePerMb": "0.10", "isDefault": true}],
-                    "overrides": [{"tariffPlan": "heavy", "accessFee": "10",
-                        "zonePrices": [{"zone": "Home", "pricePerMb": "0.002"}]}]}]}}),
-        )
-        .await;
-    assert!(card["errors"].is_null(), "{card}");
+    retail_card(&app, &platform_token, &t.id.to_string()).await;
 
     let day = pass_day();
     app.app_engines
@@ -155,25 +186,8 @@ async fn advice_on(engines: Engines) {
         .unwrap();
     app.app_engines.usage.flush_pending().await.unwrap();
     // A 100 MB quota on the capped SIM, and a pool of 100 MB for the sub-customer's SIMs.
-    let quota = app
-        .gql(
-            Some(&token),
-            "mutation($i: Iccid!) { setSimQuota(iccid: $i, input: { limitBytes: 100000000, stages: [],
-                action: NOTIFY }) { limitBytes } }",
-            json!({"i": sims[CAPPED].iccid}),
-        )
-        .await;
-    assert!(quota["errors"].is_null(), "{quota}");
-    let pool = app
-        .gql(
-            Some(&token),
-            "mutation($in: QuotaPoolInput!) { createQuotaPool(input: $in) { id } }",
-            json!({"in": {"name": "Runaways", "customerId": customer.id.to_string(),
-                "limitBytes": 100_000_000, "stages": [], "action": "NOTIFY"}}),
-        )
-        .await;
-    assert!(pool["errors"].is_null(), "{pool}");
-    let pool_id = pool["data"]["createQuotaPool"]["id"].as_str().unwrap().to_owned();
+    quota_of_100_mb(&app, &token, sims[CAPPED].iccid.as_str()).await;
+    let pool_id = pool_of_100_mb(&app, &token, "Runaways", &customer.id.to_string()).await;
 
     let now: DateTime<Utc> = day.and_hms_opt(10, 0, 0).unwrap().and_utc();
     let pass = app.forecasts.pass(now).await.unwrap();

@@ -67,7 +67,7 @@ fn severity_words(severity: &str) -> &'static str {
 const DECIDE: &str = "[data-testid=anomaly-dismiss], [data-testid=anomaly-confirm], \
     [data-testid=anomaly-dismiss-form], [data-testid=anomaly-confirm-form]";
 
-async fn count(c: &fantoccini::Client, css: &str) -> Value {
+pub(crate) async fn count(c: &fantoccini::Client, css: &str) -> Value {
     c.execute(
         "return document.querySelectorAll(arguments[0]).length;",
         vec![json!(css)],

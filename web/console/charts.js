@@ -358,7 +358,8 @@ export function line(rows, { x, y, format = plain, title, testid }) {
 // ---- days with ranges: forecasts and anomaly evidence -------------------------------------
 
 const finite = (v) => v !== null && v !== undefined && v !== '' && Number.isFinite(Number(v));
-const DAY_MS = 86400000;
+const HOUR_MS = 3600000;
+const DAY_MS = 24 * HOUR_MS;
 
 /// How each kind of series and band looks (colour is never the only sign: the legend names
 /// each, and the lines differ in dashes and dots too).
@@ -380,16 +381,82 @@ function dayShort(d) {
   return d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' });
 }
 
-/// Days on a UTC day axis with shaded ranges: `rows` are { at: Date (a UTC midnight), …values };
-/// `series` lines or points ({ key, label, kind: actual | expected | sofar | expectedpoint |
-/// highlight, dots }) drawn where a row has a value, `bands` shaded between two values ({ low,
-/// high, label, level: 95 | 80 | range }), `rules` horizontal lines ({ value, label }: a limit; one far above the data is
-/// named instead of squashing the chart) and `marks` vertical ones ({ at, label }: today, the
-/// day judged). Both axes are labelled (`yLabel`, `xLabel`); the numbers table lists every day.
-export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel = 'Day (UTC)', series = [], bands = [], rules = [], marks = [], summary, height = 250 }) {
+/// "Tue 3 Mar" of a UTC day.
+function dayLong(d) {
+  return d.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' });
+}
+
+/// "14:00" of a UTC hour.
+function hourOfDay(d) {
+  return `${String(d.getUTCHours()).padStart(2, '0')}:00`;
+}
+
+/// "Tue 3 Mar, 14:00" of a UTC hour.
+function hourLong(d) {
+  return `${dayLong(d)}, ${hourOfDay(d)}`;
+}
+
+/// Whole days only, as many as fit, counted back from the last day (the day judged, the
+/// forecast's end) so that it has its label.
+function dayTicks(first, last, fit) {
+  const step = Math.max(1, Math.ceil((last - first) / DAY_MS / fit)) * DAY_MS;
+  const ticks = [];
+  for (let t = last; t >= first; t -= step) ticks.unshift(new Date(t));
+  return ticks;
+}
+
+/// Whole hours a divisor of a day apart (1, 2, 3, 4, 6, 8, 12 or 24 hours), as many as fit, on
+/// the hours of the day that step divides (every 6 hours: 00:00, 06:00, 12:00, 18:00), so that each
+/// midnight that falls on the axis has a tick, labelled with its date.
+function hourTicks(first, last, fit) {
+  const hours = (last - first) / HOUR_MS;
+  const step = ([1, 2, 3, 4, 6, 8, 12].find((n) => hours / n <= fit) || 24) * HOUR_MS;
+  const ticks = [];
+  for (let t = Math.ceil(first / step) * step; t <= last; t += step) ticks.push(new Date(t));
+  return ticks;
+}
+
+/// What `bandChart` does per unit of its axis: a row's key, the first column, a point's name,
+/// the ticks and their labels, the axis's name.
+const UNITS = {
+  day: {
+    ms: DAY_MS,
+    key: (at) => at.toISOString().slice(0, 10),
+    column: 'Day',
+    cell: dayLong,
+    point: dayShort,
+    ticks: dayTicks,
+    tick: dayShort,
+    axis: 'Day (UTC)',
+    many: 'days',
+  },
+  hour: {
+    ms: HOUR_MS,
+    key: (at) => `${at.toISOString().slice(0, 19)}Z`,
+    column: 'Hour (UTC)',
+    cell: hourLong,
+    point: hourLong,
+    ticks: hourTicks,
+    tick: (d) => (d.getUTCHours() === 0 ? dayShort(d) : hourOfDay(d)),
+    axis: 'Hour (UTC)',
+    many: 'hours',
+  },
+};
+
+/// Days (or hours, with `unit: 'hour'`) on a UTC time axis with shaded ranges: `rows` are
+/// { at: Date (a UTC midnight, or a whole UTC hour), …values }; `series` lines or points ({ key,
+/// label, kind: actual | expected | sofar | expectedpoint | highlight, dots }) drawn where a row
+/// has a value, `bands` shaded between two values ({ low, high, label, level: 95 | 80 | range }),
+/// `rules` horizontal lines ({ value, label }: a limit; one far above the data is named instead of
+/// squashing the chart) and `marks` vertical ones ({ at, label }: today, the day judged). Both
+/// axes are labelled (`yLabel`, `xLabel`: "Day (UTC)" or "Hour (UTC)" unless given); the numbers
+/// table lists every row, keyed by its day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH:00:00Z).
+export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel, unit = 'day', series = [], bands = [], rules = [], marks = [], summary, height = 250 }) {
+  const u = UNITS[unit] || UNITS.day;
+  const axisLabel = xLabel || u.axis;
   const keys = [...series.map((s) => s.key), ...bands.flatMap((b) => [b.low, b.high])];
   const data = rows.map((r) => {
-    const d = { at: r.at, __key: r.at.toISOString().slice(0, 10) };
+    const d = { at: r.at, __key: u.key(r.at) };
     for (const k of keys) d[k] = finite(r[k]) ? Number(r[k]) : null;
     const first = series.find((s) => d[s.key] !== null);
     if (first) d.__value = d[first.key];
@@ -401,7 +468,7 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
   const onScale = (r) => !(dataMax > 0 && Number(r.value) > dataMax * 3);
   const yMax = Math.max(dataMax, ...rules.filter(onScale).map((r) => Number(r.value)), 0);
   const tableColumns = [
-    { label: 'Day', value: (d) => d.at.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' }) },
+    { label: u.column, value: (d) => u.cell(d.at) },
     ...series.map((s) => ({ label: s.label, value: (d) => (d[s.key] === null ? '—' : format(d[s.key])), num: true })),
     ...bands.map((b) => ({
       label: b.label,
@@ -412,7 +479,7 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
   return figure({
     title,
     testid,
-    summary: summary || `${data.length} days`,
+    summary: summary || `${data.length} ${u.many}`,
     rows: data,
     columns: tableColumns,
     draw: (width) => {
@@ -427,8 +494,8 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
       const svg = svgOf(width, height + legendRows * 18 + 6);
       let [x0, x1] = d3().extent(data, (d) => d.at);
       if (x0.getTime() === x1.getTime()) {
-        x0 = new Date(x0.getTime() - DAY_MS / 2);
-        x1 = new Date(x1.getTime() + DAY_MS / 2);
+        x0 = new Date(x0.getTime() - u.ms / 2);
+        x1 = new Date(x1.getTime() + u.ms / 2);
       }
       const xs = d3().scaleUtc().domain([x0, x1]).range([m.left, width - m.right]);
       const ys = d3()
@@ -546,17 +613,11 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
             .attr('stroke', st.dot)
             .attr('stroke-width', 1.5)
             .append('title')
-            .text((d) => `${dayShort(d.at)}, ${s.label.toLowerCase()}: ${format(d[s.key])}`);
+            .text((d) => `${u.point(d.at)}, ${s.label.toLowerCase()}: ${format(d[s.key])}`);
         }
       }
-      // Whole days only, as many as fit, counted back from the last day (the day judged, the
-      // forecast's end) so that it has its label.
-      const first = data[0].at.getTime();
-      const lastDay = data[data.length - 1].at.getTime();
       const fit = Math.max(1, Math.floor((width - m.left - m.right) / 64));
-      const step = Math.max(1, Math.ceil((lastDay - first) / DAY_MS / fit)) * DAY_MS;
-      const ticks = [];
-      for (let t = lastDay; t >= first; t -= step) ticks.unshift(new Date(t));
+      const ticks = u.ticks(data[0].at.getTime(), data[data.length - 1].at.getTime(), fit);
       svg
         .append('g')
         .attr('transform', `translate(0,${height - m.bottom})`)
@@ -565,7 +626,7 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
           d3()
             .axisBottom(xs)
             .tickValues(ticks)
-            .tickFormat((d) => dayShort(d)),
+            .tickFormat((d) => u.tick(d)),
         );
       svg
         .append('g')
@@ -578,7 +639,7 @@ export function bandChart(rows, { title, testid, format = plain, yLabel, xLabel 
         .attr('x', (m.left + width - m.right) / 2)
         .attr('y', height - 8)
         .attr('text-anchor', 'middle')
-        .text(xLabel);
+        .text(axisLabel);
       svg
         .append('text')
         .attr('class', 'axis-label')

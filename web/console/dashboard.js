@@ -1,9 +1,14 @@
 // The dashboard: the front page of a fleet (or of one sub-customer) from the `dashboard` query,
 // kept live by `liveSessions` and `simStateChanged`. Events only say "something changed"; the page
 // then refetches the whole dashboard, at most once every two seconds however fast events arrive.
+// The usage forecast (`Dashboard.forecast`, stored by the hourly forecast pass; docs/forecasts.md)
+// comes in the same query: reading it is a lookup, so a fleet without one loads as before and a
+// live refetch costs no second request; its card is redrawn only when the pass made a new one.
 
 import { h, mount, num, bytes, money, moneyRounded, pct, table, errorBox, loading, stat, field, select, timeZone } from './ui.js';
-import { donut, barsH, columns } from './charts.js';
+import { donut, barsH, columns, bandChart } from './charts.js';
+import { agoEl, tickAgo } from './alert-parts.js';
+import { dailyMethod, hourlyMethod, withinWords } from './forecast-words.js';
 
 const DASHBOARD = `query ConsoleDashboard($tenantId: ID, $subCustomerId: ID, $timeZone: String) {
   dashboard(tenantId: $tenantId, subCustomerId: $subCustomerId, timeZone: $timeZone) {
@@ -16,6 +21,16 @@ const DASHBOARD = `query ConsoleDashboard($tenantId: ID, $subCustomerId: ID, $ti
     trafficByDeviceKind { key value }
     activations { day count }
     simsByTariffPlan { key value }
+    forecast(days: 7) {
+      method backtestWape historyDays computedAt
+      days { date bytes low80 high80 }
+      projectedCost { currency costSoFar projected projectedHigh80 }
+      hourly {
+        method backtestMase backtestWape
+        hours { at bytes low80 high80 low95 high95 }
+        today { dayStart hoursSoFar soFarBytes bytes low80 high80 low95 high95 }
+      }
+    }
   }
 }`;
 
@@ -55,6 +70,26 @@ function networkLabel(n) {
   return n.country ? `${name} · ${n.country}` : name;
 }
 
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+/// "1.70–2.40 GB", or "900 MB – 1.20 GB" across units.
+function bytesRange(low, high) {
+  const [a, b] = [bytes(low), bytes(high)];
+  const [an, au] = a.split(' ');
+  const [bn, bu] = b.split(' ');
+  return au === bu ? `${an}–${bn} ${bu}` : `${a} – ${b}`;
+}
+
+/// An amount of bytes in words, with the API's number beside it (`data-value`) for readers and tests.
+function bytesEl(testid, v) {
+  return h('strong', { 'data-testid': testid, 'data-value': String(v) }, bytes(v));
+}
+
+/// A method in words with a line on what it does, and its code in `data-value`.
+function methodEl([words, how], code) {
+  return h('span', { 'data-value': code }, words, how ? h('small', { class: 'block' }, how) : null);
+}
+
 export async function render(main, ctx) {
   const { api, caps, me } = ctx;
   const tz = timeZone();
@@ -92,6 +127,13 @@ export async function render(main, ctx) {
   const period = h('p', { class: 'muted', 'data-testid': 'dash-period' });
   const status = h('div', { 'aria-live': 'polite' });
   const stats = h('div', { class: 'stats', 'data-testid': 'dash-stats' });
+  const forecastBody = h('div', {}, loading('Loading the forecast…'));
+  const forecastCard = h(
+    'section',
+    { class: 'card dash-forecast', 'data-testid': 'dash-forecast', 'aria-labelledby': 'dash-forecast-title' },
+    h('h2', { id: 'dash-forecast-title' }, 'Usage forecast'),
+    forecastBody,
+  );
   const charts = h('div', { class: 'grid dash-charts' });
 
   mount(
@@ -102,9 +144,11 @@ export async function render(main, ctx) {
     period,
     status,
     stats,
+    forecastCard,
     charts,
   );
   main.dataset.updates = '0';
+  const stopTicking = tickAgo(forecastCard);
 
   // ---- sub-customer picker (staff roles) ------------------------------------------------------
   if (staff) {
@@ -316,9 +360,155 @@ export async function render(main, ctx) {
     );
   }
 
+  // ---- the usage forecast ------------------------------------------------------------------------
+  function todayPart(f) {
+    const hourly = f.hourly;
+    if (!hourly) {
+      return h('p', { 'data-testid': 'dash-forecast-today-none' }, 'No hour-by-hour forecast yet: it needs a week of hourly usage within the last four weeks.');
+    }
+    const t = hourly.today;
+    if (!t) return h('p', { 'data-testid': 'dash-forecast-today-none' }, 'Today’s total could not be projected from its hours so far.');
+    const n = t.hoursSoFar;
+    const how = n
+      ? `From today’s first ${num(n)} hour${n === 1 ? '' : 's'} (to ${String(n).padStart(2, '0')}:00 UTC) and how the rest of a day usually goes.`
+      : 'No hour of today is complete yet: the whole day is expected from the days before.';
+    return [
+      h(
+        'p',
+        { class: 'forecast-today', 'data-testid': 'dash-forecast-today', dataset: { hoursSoFar: String(n), dayStart: t.dayStart } },
+        'Today (UTC): ',
+        bytesEl('dash-today-sofar', t.soFarBytes),
+        ' so far, about ',
+        bytesEl('dash-today-expected', t.bytes),
+        ' by midnight (80 %: ',
+        h('span', { 'data-testid': 'dash-today-range80', dataset: { low: String(t.low80), high: String(t.high80) } }, bytesRange(t.low80, t.high80)),
+        ')',
+      ),
+      h('p', { class: 'muted forecast-today-how' }, `${how} 95 %: ${bytesRange(t.low95, t.high95)}.`),
+    ];
+  }
+
+  function hourlyChart(hourly) {
+    if (!hourly) return null;
+    if (!hourly.hours.length) return h('p', { class: 'muted' }, 'No hours ahead in this forecast.');
+    const rows = hourly.hours.map((x) => ({
+      at: new Date(x.at),
+      expected: x.bytes,
+      low80: x.low80,
+      high80: x.high80,
+      low95: x.low95,
+      high95: x.high95,
+    }));
+    const busiest = rows.reduce((a, b) => (Number(b.expected) > Number(a.expected) ? b : a));
+    const when = busiest.at.toLocaleString('en-GB', { weekday: 'short', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' });
+    return bandChart(rows, {
+      unit: 'hour',
+      title: `Data per hour: the next ${rows.length} hours (UTC)`,
+      testid: 'chart-dash-hourly',
+      format: bytes,
+      yLabel: 'Data per hour',
+      summary: `about ${bytes(sum(rows.map((r) => Number(r.expected))))} expected in the next ${rows.length} hours; the busiest hour ${when} UTC with about ${bytes(busiest.expected)}`,
+      bands: [
+        { low: 'low95', high: 'high95', label: '95 % of hours within', level: 95 },
+        { low: 'low80', high: 'high80', label: '80 % of hours within', level: 80 },
+      ],
+      series: [{ key: 'expected', label: 'Expected', kind: 'expected' }],
+      // Where each day ends: the rest of today is left of the first line.
+      marks: rows.slice(1).filter((r) => r.at.getUTCHours() === 0).map((r) => ({ at: r.at, label: 'midnight' })),
+    });
+  }
+
+  function methodsPart(f) {
+    const hourly = f.hourly;
+    return h(
+      'dl',
+      { class: 'props forecast-methods' },
+      hourly
+        ? [
+            h('dt', {}, 'Hour by hour'),
+            h('dd', { 'data-testid': 'dash-forecast-hourly-method' }, methodEl(hourlyMethod(hourly.method), hourly.method)),
+            h('dt', {}, 'Its accuracy'),
+            h('dd', {}, withinWords(hourly.backtestWape, 'past days') || 'Not measured yet: too little history to test it on past days.'),
+          ]
+        : null,
+      h('dt', {}, 'Day by day'),
+      h('dd', { 'data-testid': 'dash-forecast-daily-method' }, methodEl(dailyMethod(f.method), f.method)),
+      h('dt', {}, 'Its accuracy'),
+      h(
+        'dd',
+        {},
+        withinWords(f.backtestWape, 'past weeks') ||
+          `Not measured yet: a forecast is tested on past weeks from 15 days of history (this one has ${num(f.historyDays)}).`,
+      ),
+      h('dt', {}, 'Made'),
+      h('dd', {}, agoEl(f.computedAt), h('small', { class: 'block' }, 'By the forecast pass, every hour.')),
+    );
+  }
+
+  /// The week ahead in bytes, and where costs are visible the rate card's period in money.
+  function periodPart(f) {
+    const days = f.days || [];
+    const items = [];
+    if (days.length) {
+      const total = sum(days.map((d) => Number(d.bytes)));
+      const range = bytesRange(sum(days.map((d) => Number(d.low80))), sum(days.map((d) => Number(d.high80))));
+      const el = stat(`Next ${days.length} days (UTC, today included)`, `about ${bytes(total)}`, {
+        testid: 'dash-forecast-days',
+        hint: `Each day’s 80 % range added up: ${range}.`,
+      });
+      el.dataset.value = String(total);
+      items.push(el);
+    }
+    let costNote = null;
+    const p = f.projectedCost;
+    if (!caps.readCosts) {
+      costNote = h('p', { class: 'muted', 'data-testid': 'dash-forecast-cost-hidden' }, 'Costs are not shown: your role does not see them (your provider does not share costs).');
+    } else if (!p) {
+      costNote = h('p', { class: 'muted', 'data-testid': 'dash-forecast-cost-none' }, 'No projected cost: without a retail rate card in force there is no price to put on the usage.');
+    } else {
+      const costSoFar = stat('Cost so far, access fees included', moneyRounded(p.costSoFar, p.currency), {
+        testid: 'dash-forecast-costSoFar',
+        hint: `Exactly ${money(p.costSoFar, p.currency)}. The rate card’s period to yesterday at its retail prices; an estimate.`,
+      });
+      const projected = stat('Forecast cost for the period', moneyRounded(p.projected, p.currency), {
+        testid: 'dash-forecast-projected',
+        hint: `Exactly ${money(p.projected, p.currency)}; 9 times in 10 under ${moneyRounded(p.projectedHigh80, p.currency)}. So far, and the forecast to the period’s end at the average price per byte of the last 90 days.`,
+      });
+      costSoFar.dataset.value = String(p.costSoFar);
+      projected.dataset.value = String(p.projected);
+      for (const el of [costSoFar, projected]) el.dataset.currency = p.currency;
+      items.push(costSoFar, projected);
+    }
+    return [h('div', { class: 'stats forecast-period' }, items), costNote];
+  }
+
+  function forecastParts(f) {
+    if (!f) {
+      return [
+        h('p', { 'data-testid': 'dash-forecast-none' }, 'No forecast yet: the forecast pass runs hourly and needs usage history.'),
+        h('p', { class: 'muted' }, 'A fleet gets a daily forecast once its SIMs have used data, and an hour-by-hour one after a week of usage.'),
+      ];
+    }
+    return [
+      todayPart(f),
+      hourlyChart(f.hourly),
+      h('h3', {}, 'This period and the week ahead'),
+      periodPart(f),
+      h('h3', {}, 'How it was made'),
+      methodsPart(f),
+    ];
+  }
+
+  function drawForecast(f) {
+    forecastCard.dataset.state = !f ? 'none' : f.hourly ? 'hourly' : 'daily';
+    // Redrawn when the pass made a new one (or the scope changed), not at every live refetch.
+    chartCard(forecastBody, 'dash-forecast', JSON.stringify([f, caps.readCosts]), () => forecastParts(f));
+  }
+
   function draw(d) {
     drawPeriod(d);
     drawStats(d);
+    drawForecast(d.forecast);
     drawCharts(d);
     lastData = d;
     updatedText.textContent = `· updated ${new Date().toLocaleTimeString('en-GB')}`;
@@ -353,6 +543,10 @@ export async function render(main, ctx) {
       if (left || gen !== generation) return;
       // Keep the last numbers on screen when a live refetch fails; say so above them.
       mount(status, lastData ? h('p', { class: 'muted' }, 'The last refresh failed; the numbers below are older.') : null, errorBox(err));
+      if (!lastData) {
+        drawn.delete('dash-forecast');
+        mount(forecastBody, h('p', { class: 'muted' }, 'Not shown: the dashboard could not be read (see above).'));
+      }
     } finally {
       if (gen === generation) {
         inFlight = false;
@@ -423,6 +617,7 @@ export async function render(main, ctx) {
     if (timer) clearTimeout(timer);
     timer = null;
     stopLive();
+    stopTicking();
   });
 
   startLive();

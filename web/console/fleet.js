@@ -7,6 +7,7 @@
 // the page. Rules behind the filters: docs/fleet.md ("Lists").
 
 import { h, mount, num, dateTime, ago, table, errorBox, loading, field, select, link } from './ui.js';
+import { fleetAdviceCard } from './advice-parts.js';
 
 // ---- the operations ------------------------------------------------------------------------
 
@@ -380,7 +381,8 @@ function deviceFilter(p) {
 // ---- the list page, shared by SIMs and devices ---------------------------------------------
 
 /// Draws a filterable, sortable, paged list. `spec` names the page and says how to query, what
-/// the filter bar holds and what the table shows.
+/// the filter bar holds and what the table shows; `spec.aside`, when given, is a card shown
+/// above the filter bar (it loads on its own).
 async function listPage(main, ctx, spec) {
   const params = new URLSearchParams(ctx.query);
   let alive = true;
@@ -403,6 +405,7 @@ async function listPage(main, ctx, spec) {
     main,
     h('h1', {}, spec.title),
     spec.intro ? h('p', { class: 'muted' }, spec.intro) : null,
+    spec.aside || null,
     h('section', { class: 'card' }, filterHost),
     h('section', { class: 'card' }, results),
   );
@@ -660,6 +663,9 @@ export async function renderSims(main, ctx) {
     noun: 'SIMs',
     one: 'SIM',
     intro: 'Every SIM you may see. Filters combine: a SIM is listed when it meets all of them.',
+    // The fleet's quota and plan advice, the highest saving first (advice-parts.js); it does
+    // not follow the filters.
+    aside: fleetAdviceCard(ctx),
     query: SIMS,
     connection: (d) => d.sims,
     toFilter: simFilter,

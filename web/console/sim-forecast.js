@@ -9,6 +9,7 @@
 import { h, mount, bytes, errorBox, loading, link } from './ui.js';
 import { bandChart } from './charts.js';
 import { agoEl } from './alert-parts.js';
+import { dailyMethod, withinWords } from './forecast-words.js';
 import {
   ANOMALY_FIELDS,
   addDays,
@@ -47,26 +48,12 @@ const SIM_ANOMALIES = `query ConsoleSimAnomalies($iccid: Iccid!, $first: Int!) {
   sim(iccid: $iccid) { iccid anomalies(first: $first) { ${ANOMALY_FIELDS} } }
 }`;
 
-/// How each method forecasts (`ForecastMethod`), in words, and a line on what it does.
-const METHODS = {
-  SEASONAL_NAIVE: ['repeats last week', 'Each day is expected as the same weekday of the week before.'],
-  ETS: ['seasonal trend model', 'A smoothed level, a damped trend and the weekly pattern (Holt-Winters).'],
-  DRIFT: ['trend', 'The last day plus the average day-to-day change of the history.'],
-  NAIVE: ['yesterday’s level', 'The last complete day, held.'],
-  COHORT: ['like similar SIMs', 'Too little history of its own: its recent level with the weekly pattern of SIMs on its tariff plan.'],
-};
-
-export function methodWords(method) {
-  return (METHODS[method] || [String(method || '').toLowerCase().replace(/_/g, ' ')])[0];
-}
-
 /// The backtest's error in words: "usually within 12 % on past weeks".
 function accuracyWords(f) {
-  if (f.backtestWape === null || f.backtestWape === undefined) {
-    return `Not measured yet: a forecast is tested on past weeks from 15 days of history (this SIM has ${f.historyDays}).`;
-  }
-  const p = Math.max(1, Math.round(Number(f.backtestWape) * 100));
-  return `usually within ${p} % on past weeks`;
+  return (
+    withinWords(f.backtestWape, 'past weeks') ||
+    `Not measured yet: a forecast is tested on past weeks from 15 days of history (this SIM has ${f.historyDays}).`
+  );
 }
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
@@ -234,7 +221,7 @@ export async function loadForecast(ctx, iccid, card, alive) {
   // before it).
   const first = f.days[0].date;
   const q = f.quota;
-  const [method, how] = METHODS[f.method] || [methodWords(f.method), null];
+  const [method, how] = dailyMethod(f.method);
   const next = f.days.slice(0, 30);
   card.dataset.state = q ? 'quota' : 'forecast';
   mount(

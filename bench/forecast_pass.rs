@@ -24,8 +24,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context as _};
 use chrono::{Days, Utc};
-use ioto_app::billing::BillingService;
-use ioto_app::{FleetService, ForecastPorts, ForecastService};
+use ioto_app::{FleetService, ForecastService};
 use ioto_domain::directory::NewCustomer;
 use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
 use ioto_domain::forecast::HISTORY_DAYS;
@@ -119,15 +118,7 @@ pub async fn run(config: &Config, o: &Options, run: u32) -> anyhow::Result<PassR
         .tenant(Scope::Platform, tenant_id)
         .await?
         .context("the bench's tenant, just created")?;
-    let billing = BillingService::new(
-        engines.billing.clone(),
-        engines.billing.clone(),
-        engines.usage.clone(),
-        engines.billing.clone(),
-        engines.billing.clone(),
-        engines.fleet.clone(),
-    );
-    ioto::tooling::demo_billing::seed(&billing, &tenant).await?;
+    ioto::tooling::demo_billing::seed(&engines.billing_service(), &tenant).await?;
     let scope = Scope::tenant(tenant_id);
     let mut customers: Vec<CustomerId> = Vec::with_capacity(o.customers);
     for c in 0..o.customers {
@@ -279,19 +270,7 @@ pub async fn run(config: &Config, o: &Options, run: u32) -> anyhow::Result<PassR
         Arc::new(NoNotifier),
         engines.network.clone(),
     );
-    let service = ForecastService::new(
-        ForecastPorts {
-            store: Arc::clone(&engines.forecasts),
-            directory: Arc::clone(&engines.directory),
-            quotas: Arc::clone(&engines.quotas),
-            pools: Arc::clone(&engines.quota_pools),
-            usage: engines.usage.clone(),
-            cards: engines.billing.clone(),
-            notifier: Arc::new(NoNotifier),
-            delivery_wakeup: None,
-        },
-        fleet,
-    );
+    let service = ForecastService::new(engines.forecast_ports(Arc::new(NoNotifier), None), fleet);
     let rss_before_mb = rss_mb();
     let first = timed_pass(&service).await?;
     let second = timed_pass(&service).await?;

@@ -62,6 +62,37 @@ impl Engines {
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.topic_prefix)
     }
+
+    /// Rate cards, rating runs and their charges on these engines.
+    pub fn billing_service(&self) -> ioto_app::billing::BillingService {
+        ioto_app::billing::BillingService::new(
+            self.billing.clone(),
+            self.billing.clone(),
+            self.usage.clone(),
+            self.billing.clone(),
+            self.billing.clone(),
+            self.fleet.clone(),
+        )
+    }
+
+    /// The forecast pass's ports on these engines, telling `notifier` of what it finds (and
+    /// waking `delivery_wakeup`, where this process sends deliveries).
+    pub fn forecast_ports(
+        &self,
+        notifier: Arc<dyn ioto_domain::ports::FleetNotifier>,
+        delivery_wakeup: Option<Arc<tokio::sync::Notify>>,
+    ) -> ioto_app::ForecastPorts {
+        ioto_app::ForecastPorts {
+            store: Arc::clone(&self.forecasts),
+            directory: Arc::clone(&self.directory),
+            quotas: Arc::clone(&self.quotas),
+            pools: Arc::clone(&self.quota_pools),
+            usage: self.usage.clone(),
+            cards: self.billing.clone(),
+            notifier,
+            delivery_wakeup,
+        }
+    }
 }
 
 /// Which engine each port uses under `config`, without connecting.

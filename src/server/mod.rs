@@ -205,16 +205,7 @@ impl App {
             Some(fleet.delivery_wakeup()),
         );
         let forecasts = ioto_app::ForecastService::new(
-            ioto_app::ForecastPorts {
-                store: Arc::clone(&engines.forecasts),
-                directory: Arc::clone(&engines.directory),
-                quotas: Arc::clone(&engines.quotas),
-                pools: Arc::clone(&engines.quota_pools),
-                usage: engines.usage.clone(),
-                cards: engines.billing.clone(),
-                notifier: realtime.clone(),
-                delivery_wakeup: Some(fleet.delivery_wakeup()),
-            },
+            engines.forecast_ports(realtime.clone(), Some(fleet.delivery_wakeup())),
             fleet.clone(),
         );
         if config.fleet.forecast_minutes > 0 {
@@ -224,14 +215,7 @@ impl App {
                 shutdown.subscribe(),
             );
         }
-        let billing = ioto_app::billing::BillingService::new(
-            engines.billing.clone(),
-            engines.billing.clone(),
-            engines.usage.clone(),
-            engines.billing.clone(),
-            engines.billing.clone(),
-            engines.fleet.clone(),
-        );
+        let billing = engines.billing_service();
         let alerts = ioto_app::AlertService::new(
             Arc::clone(&engines.alerts),
             fleet.clone(),

@@ -13,14 +13,15 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use ioto_domain::fleet::Sim;
 use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
-use ioto_domain::usage::RadioAccessType;
-use ioto_domain::{MccMnc, Role};
+use ioto_domain::Role;
 use ioto_test_support::{Engines, TestApp, TEST_PASSWORD};
 use serde_json::{json, Value};
 
+use crate::advice::retail_card;
 use crate::browser::screenshot;
 use crate::console::{click, go, open, overflows, ready, sign_in, until, DESKTOP, PHONE};
 use crate::console_alerts::shows;
+use crate::forecasts::session;
 
 const MB: u64 = 1_000_000;
 /// Days of hours written before today: the four weeks a pass reads for the hourly forecasts.
@@ -89,28 +90,6 @@ fn usage_in(at: DateTime<Utc>, sim: usize) -> u64 {
     base + wobble * MB / 2
 }
 
-fn session(sim: &Sim, at: DateTime<Utc>, bytes: u64, id: String) -> SessionUpdate {
-    SessionUpdate {
-        tenant_id: sim.tenant_id,
-        customer_id: sim.customer_id,
-        iccid: sim.iccid.clone(),
-        session_id: id,
-        started_at: at,
-        event_time: at,
-        hour: period_start(at, Granularity::Hour),
-        mcc_mnc: MccMnc::parse("262-01").unwrap(),
-        rat: RadioAccessType::Lte,
-        ip_address: None,
-        cell_id: None,
-        terminated: true,
-        total_in: bytes,
-        total_out: 0,
-        delta_in: bytes,
-        delta_out: 0,
-        imei: None,
-    }
-}
-
 /// A closed session in every hour of the [`HISTORY_DAYS`] days before `now`'s day and in each of
 /// today's completed hours, for every SIM.
 fn hourly_history(sims: &[Sim], now: DateTime<Utc>) -> Vec<SessionUpdate> {
@@ -123,29 +102,14 @@ fn hourly_history(sims: &[Sim], now: DateTime<Utc>) -> Vec<SessionUpdate> {
             updates.push(session(
                 sim,
                 at + chrono::Duration::minutes(20),
+                "262-01",
                 usage_in(at, i),
-                id,
+                &id,
             ));
         }
         at += chrono::Duration::hours(1);
     }
     updates
-}
-
-/// A retail card for tenant `tenant` (0.01 EUR a MB, 1 EUR a month per SIM), created by a
-/// platform administrator: the forecast then has a cost.
-async fn retail_card(app: &TestApp, platform_token: &str, tenant: &str) {
-    let card = app
-        .gql(
-            Some(platform_token),
-            "mutation($input: CreateRateCardInput!) { createRateCard(input: $input) { id } }",
-            json!({"input": {"tenantId": tenant, "kind": "RETAIL", "name": "Retail",
-                "currency": "EUR", "billingPeriod": "MONTHLY",
-                "versions": [{"effectiveFrom": "2020-01-01", "accessFee": "1", "roundingIncrementBytes": 1,
-                    "zones": [{"name": "World", "pricePerMb": "0.01", "isDefault": true}]}]}}),
-        )
-        .await;
-    assert!(card["errors"].is_null(), "{card}");
 }
 
 /// The dashboard's forecast as the caller of `token` reads it.

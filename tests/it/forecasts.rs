@@ -35,7 +35,7 @@ pub(crate) fn usual(day: NaiveDate) -> u64 {
     }
 }
 
-fn session(sim: &Sim, at: DateTime<Utc>, network: &str, bytes: u64, id: &str) -> SessionUpdate {
+pub(crate) fn session(sim: &Sim, at: DateTime<Utc>, network: &str, bytes: u64, id: &str) -> SessionUpdate {
     SessionUpdate {
         tenant_id: sim.tenant_id,
         customer_id: sim.customer_id,

@@ -499,6 +499,14 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             };
             crate::forecast_pass::check(&options)?;
             let (loaded, _scratch) = bench_config(file, data_dir)?;
+            if loaded.config.database.url.is_some() && runs > 1 {
+                // The pass goes through every tenant in the store: a second run's would pass
+                // the first run's tenant too.
+                bail!(
+                    "--runs: 1 on Postgres (each run needs an empty database: run the bench once \
+                     per fresh database)"
+                );
+            }
             let each = options.clone();
             let all = in_scratch_clickhouse(&loaded.config, "forecast", |config| async move {
                 let mut all = Vec::with_capacity(runs);

@@ -251,7 +251,9 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
         sql.push_str(" AND customer_id = ?");
     }
     if f.iccids.is_some() {
-        sql.push_str(" AND has(?, iccid)");
+        // A set built once per query: `has` on the array would search it for every row (5,000
+        // ICCIDs against 90 days of a large tenant's rows ran minutes, not seconds).
+        sql.push_str(" AND iccid IN (SELECT arrayJoin(?))");
     }
     if f.networks.is_some() {
         sql.push_str(&format!(" AND has(?, {})", t.network));

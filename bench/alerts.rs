@@ -41,7 +41,7 @@ use ioto_app::{AlertEvaluator, AlertService, FleetService, QuotaEvaluator, Quota
 use ioto_domain::alert::{AlertRule, AlertTarget, Channels, Condition, Metric, Pacing, RuleSpec, Severity};
 use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
 use ioto_domain::fleet::query::{LabelFilter, Page, SimFilter, SimSort};
-use ioto_domain::fleet::{AuditAction, AuditStamp, Labels, NewSim, SimState};
+use ioto_domain::fleet::{AuditStamp, Labels, NewSim, SimState};
 use ioto_domain::identifiers::{Iccid, Imsi, MccMnc};
 use ioto_domain::ports::alerts::AlertQuery;
 use ioto_domain::ports::{AlertStore, EventBus, Fleet, NoNotifier, Sighting};
@@ -363,22 +363,7 @@ async fn set_up(config: &Config, o: &Options, run: u32, name: &str) -> anyhow::R
                 Ok(s)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let new_ids = engines
-            .fleet
-            .insert_sims(
-                Scope::Platform,
-                &rows.iter().collect::<Vec<_>>(),
-                AuditAction::Imported,
-                &stamp,
-                None,
-            )
-            .await?;
-        ensure!(
-            new_ids.len() == rows.len(),
-            "{} SIMs inserted, {} ids answered",
-            rows.len(),
-            new_ids.len()
-        );
+        let new_ids = crate::bulk::insert_sims(&engines, &rows, &stamp).await?;
         all.extend(rows.into_iter().map(|s| s.iccid));
         ids.extend(new_ids);
         i = end;

@@ -78,6 +78,32 @@ pub(crate) fn iccid(run: u32, i: usize) -> anyhow::Result<Iccid> {
     Ok(Iccid::with_check_digit(&format!("8977{run:05}{i:09}"))?)
 }
 
+/// Inserts `rows` as imported by `stamp` (platform scope), checking that each got its id; their
+/// ids in order.
+pub(crate) async fn insert_sims(
+    engines: &ioto::engines::Engines,
+    rows: &[NewSim],
+    stamp: &AuditStamp,
+) -> anyhow::Result<Vec<ioto_domain::SimId>> {
+    let ids = engines
+        .fleet
+        .insert_sims(
+            Scope::Platform,
+            &rows.iter().collect::<Vec<_>>(),
+            AuditAction::Imported,
+            stamp,
+            None,
+        )
+        .await?;
+    anyhow::ensure!(
+        ids.len() == rows.len(),
+        "{} SIMs inserted, {} ids answered",
+        rows.len(),
+        ids.len()
+    );
+    Ok(ids)
+}
+
 /// A tenant with a TENANT_ADMIN who signs in with its e-mail (returned) and the bench password.
 pub(crate) async fn tenant(
     engines: &ioto::engines::Engines,

@@ -26,7 +26,7 @@ use anyhow::{ensure, Context as _};
 use chrono::{Days, Utc};
 use ioto_app::{FleetService, ForecastService};
 use ioto_domain::directory::NewCustomer;
-use ioto_domain::fleet::{AuditAction, AuditStamp, NewSim, SimState};
+use ioto_domain::fleet::{AuditStamp, NewSim, SimState};
 use ioto_domain::forecast::HISTORY_DAYS;
 use ioto_domain::identifiers::{Iccid, Imsi, MccMnc, Name};
 use ioto_domain::ports::NoNotifier;
@@ -208,22 +208,7 @@ pub async fn run(config: &Config, o: &Options, run: u32) -> anyhow::Result<PassR
             ));
             rows.push(s);
         }
-        let ids: Vec<SimId> = engines
-            .fleet
-            .insert_sims(
-                Scope::Platform,
-                &rows.iter().collect::<Vec<_>>(),
-                AuditAction::Imported,
-                &stamp,
-                None,
-            )
-            .await?;
-        ensure!(
-            ids.len() == rows.len(),
-            "{} SIMs inserted, {} ids answered",
-            rows.len(),
-            ids.len()
-        );
+        let ids: Vec<SimId> = crate::bulk::insert_sims(&engines, &rows, &stamp).await?;
         let quotas: Vec<SimQuota> = ids
             .iter()
             .zip(&usual)

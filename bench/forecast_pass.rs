@@ -307,7 +307,7 @@ fn pass_line(name: &str, p: &PassFigures) {
     );
     println!(
         "  {:<12} census (SIM list and daily bytes) {:.2} s, second read {:.2} s, compute {:.2} s, \
-         writes {:.2} s",
+         writes {:.2} s (the last three overlap)",
         "",
         p.phases.census.as_secs_f64(),
         p.phases.reads.as_secs_f64(),

@@ -4,13 +4,13 @@
 -- second (or at 100,000 rows or 16 MiB). Every insert into `session_updates` (ten views) wrote a
 -- part into each of the eight cubes, and ClickHouse rewrote each of those parts many times as it
 -- merged them: the cube views were over half of each insert, five sixths of its statement CPU
--- and three quarters of the merges (docs/benchmarks.md, stop 49). Behind the buffers they write
+-- and three quarters of the merges (docs/benchmarks.md). Behind the buffers they write
 -- at most four parts per cube and second, whatever the rate of inserts; `session_updates`, the
 -- live states and `session_activity` (the live paths) are written as before. Reads name the
 -- cube as before: a Buffer table reads its memory and its store together, so a cube shows a row
 -- as soon as the insert that fed it returns.
 --
--- Why four layers and 100,000 rows (docs/benchmarks.md, stop 50): ClickHouse holds a layer's
+-- Why four layers and 100,000 rows (docs/benchmarks.md): ClickHouse holds a layer's
 -- lock while it writes the layer to the store, and an insert that finds its layer due writes it
 -- itself. With one layer of up to 1,000,000 rows, inserts waited behind the writes of large
 -- layers (after a backlog) and the live view's p99 went up to 1.1 s; with four, an insert takes

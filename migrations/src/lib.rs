@@ -328,6 +328,11 @@ pub const CLICKHOUSE: &[UsageMigration] = &[
         name: "buffered_cubes",
         sql: include_str!("../clickhouse/0012_buffered_cubes.sql"),
     },
+    UsageMigration {
+        version: 13,
+        name: "sim_daily",
+        sql: include_str!("../clickhouse/0013_sim_daily.sql"),
+    },
 ];
 
 /// The embedded usage store's migrations (SQLite), numbered like the ClickHouse ones they mirror.

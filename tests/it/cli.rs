@@ -1205,6 +1205,66 @@ async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_al
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
 }
 
+/// `ioto-bench forecast-pass` runs, small, on Postgres and ClickHouse: both passes forecast the
+/// seeded SIMs, print their phases and the target, and leave the configured ClickHouse database
+/// alone; days it cannot read are refused, saying what it can.
+#[tokio::test]
+async fn bench_forecast_pass_runs_on_the_engines() {
+    let ch = ioto_test_support::clickhouse::database().await;
+    let out = ioto_bench()
+        .args([
+            "forecast-pass",
+            "--sims",
+            "300",
+            "--days",
+            "35",
+            "--customers",
+            "3",
+            "--runs",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir())
+        .env("DATABASE_URL", ioto_test_support::pg::database().await)
+        .env("CLICKHOUSE_URL", &ch.url)
+        .env("IOTO_CLICKHOUSE__DATABASE", &ch.database)
+        .output()
+        .unwrap();
+    let stdout = succeeded(&out, "");
+    assert!(stdout.starts_with("machine: "), "{stdout}");
+    for pass in ["first pass", "second pass"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(pass) && l.contains("SIMs forecast"))
+            .unwrap_or_else(|| panic!("no {pass} line:\n{stdout}"));
+        let forecast: usize = line
+            .split(" SIMs forecast")
+            .next()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            (250..=300).contains(&forecast),
+            "most of the 300 seeded SIMs use data and are forecast: {line}"
+        );
+    }
+    for expect in ["second read", "target (every pass < 60 s, peak RSS < 1 GiB)"] {
+        assert!(stdout.contains(expect), "{expect}:\n{stdout}");
+    }
+    bench_left_clickhouse_as_it_was(&ch).await;
+
+    let refused = ioto_bench()
+        .args(["forecast-pass", "--sims", "300", "--days", "7", "--runs", "1"])
+        .arg("--data-dir")
+        .arg(temp_dir())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--days: 28 to 90"), "{stderr}");
+    ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
+}
+
 /// `ioto-bench analytics` runs, small, on the embedded store and on ClickHouse (where ClickHouse
 /// generates the updates through its materialized views) and prints its table.
 #[tokio::test]

@@ -18,8 +18,8 @@ pub use config::ClickHouseConfig;
 use config::{check_identifier, unavailable};
 
 /// The cubes fed by `session_updates`' views through a Buffer table of the cube's name, written
-/// to `<cube>_store` once a second (migration 12).
-pub const BUFFERED_CUBES: [&str; 8] = [
+/// to `<cube>_store` once a second (migrations 12 and 13).
+pub const BUFFERED_CUBES: [&str; 9] = [
     "usage_hourly",
     "usage_monthly",
     "usage_daily",
@@ -28,6 +28,7 @@ pub const BUFFERED_CUBES: [&str; 8] = [
     "sessions_hourly",
     "network_usage_monthly",
     "sims_monthly",
+    "sim_daily",
 ];
 
 /// The table a read of `table` names: a buffered cube's store, any other table itself.

@@ -9,7 +9,7 @@ use ioto_domain::{CustomerId, Result, TenantId};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{into_cube_row, selects_nothing, table, GroupedRow};
+use super::{into_cube_row, selects_nothing, table, CubeTable, GroupedRow};
 use crate::ClickHouseUsage;
 
 #[derive(Row, Deserialize)]
@@ -43,38 +43,25 @@ fn literal(cube: Cube, t: DateTime<Utc>) -> String {
 /// ones) — as the forecast pass's and the dashboard's are —, else the first bound after it
 /// (months differ in length). Both agree on every row; the search costs a comparison per bound
 /// and row, which on 90 daily or 700 hourly bounds over millions of rows is most of a read.
-fn bucket_of(q: &CubeQuery, time: &str) -> String {
-    let search = || {
-        let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(q.cube, *b)).collect();
-        format!(
+fn bucket_of(q: &CubeQuery, grain: Cube, time: &str) -> String {
+    let Some((step, first)) = super::even_step(q, grain).zip(q.bounds.first()) else {
+        let ends: Vec<String> = q.bounds[1..].iter().map(|b| literal(grain, *b)).collect();
+        return format!(
             "toUInt32(arrayFirstIndex(b -> b > {time}, [{}]))",
             ends.join(", ")
+        );
+    };
+    if grain.grain() == ioto_domain::usage::Granularity::Hour {
+        format!(
+            "toUInt32(intDiv(toUInt32({time}) - {}, {step}) + 1)",
+            first.timestamp()
         )
-    };
-    let (Some(first), Some(second)) = (q.bounds.first(), q.bounds.get(1)) else {
-        return search();
-    };
-    let step = (*second - *first).num_seconds();
-    let even = step > 0 && q.bounds.windows(2).all(|w| (w[1] - w[0]).num_seconds() == step);
-    match q.cube {
-        Cube::UsageHourly | Cube::SessionsHourly
-            if even && step % 3_600 == 0 && first.timestamp() % 3_600 == 0 =>
-        {
-            format!(
-                "toUInt32(intDiv(toUInt32({time}) - {}, {step}) + 1)",
-                first.timestamp()
-            )
-        }
-        Cube::UsageDaily | Cube::RatedDaily
-            if even && step % 86_400 == 0 && first.timestamp() % 86_400 == 0 =>
-        {
-            format!(
-                "toUInt32(intDiv(toRelativeDayNum({time}) - toRelativeDayNum(toDate('{}')), {}) + 1)",
-                first.date_naive(),
-                step / 86_400
-            )
-        }
-        _ => search(),
+    } else {
+        format!(
+            "toUInt32(intDiv(toRelativeDayNum({time}) - toRelativeDayNum(toDate('{}')), {}) + 1)",
+            first.date_naive(),
+            step / 86_400
+        )
     }
 }
 
@@ -184,19 +171,48 @@ async fn monthly_sims(
         .collect()
 }
 
+/// The daily cube and the hourly sessions cube by whole UTC days, sorted by SIM first
+/// (migration 13): a read that names a few thousand SIMs reads their ranges of it, where the
+/// cubes, sorted by time first, would be read whole over the query's days.
+const SIM_DAILY: CubeTable = CubeTable {
+    table: "sim_daily",
+    time: "day",
+    network: "mcc_mnc",
+    bytes_in: "bytes_in",
+    bytes_out: "bytes_out",
+};
+
+/// Where a query is read, and the grain of its period column: `sim_daily` for a query that
+/// names its SIMs and asks what that table holds — the daily cube, or the sessions cube over
+/// whole UTC days, not split or filtered by RAT —, else its cube.
+fn source(q: &CubeQuery) -> (CubeTable, Cube) {
+    let whole_days = || q.bounds.iter().all(|b| b.timestamp() % 86_400 == 0);
+    let sim_daily = q.filter.iccids.is_some()
+        && match q.cube {
+            Cube::UsageDaily => true,
+            Cube::SessionsHourly => !q.group.rat && q.filter.rats.is_none() && whole_days(),
+            _ => false,
+        };
+    if sim_daily {
+        (SIM_DAILY, Cube::UsageDaily)
+    } else {
+        (table(q.cube), q.cube)
+    }
+}
+
 /// One `GROUP BY` over the cube (the caller has ruled out queries that select nothing).
 async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> Result<Vec<CubeRow>> {
     let (Some(first), Some(last)) = (q.bounds.first(), q.bounds.last()) else {
         return Ok(Vec::new());
     };
-    let t = table(q.cube);
+    let (t, grain) = source(q);
     if !q.cube.has_sims() && (q.group.sim || q.filter.iccids.is_some()) {
         return Err(ioto_domain::Error::Internal(format!(
             "{} has no SIM column to group or filter by",
             q.cube.name()
         )));
     }
-    let bucket = bucket_of(q, t.time);
+    let bucket = bucket_of(q, grain, t.time);
     let pick = |on: bool, col: &str| if on { col.to_owned() } else { "''".to_owned() };
     // NETWORK_MONTHLY holds aggregate states: sums and SIM sets are merged.
     let states = !q.cube.has_sims();
@@ -243,8 +259,8 @@ async fn grouped_rows(ch: &ClickHouseUsage, tenant: TenantId, q: &CubeQuery) -> 
             "toDecimal128(0, 12)"
         },
         table = crate::clickhouse::read_from(t.table),
-        from = literal(q.cube, *first),
-        to = literal(q.cube, *last),
+        from = literal(grain, *first),
+        to = literal(grain, *last),
     );
     let f = &q.filter;
     if f.customer.is_some() {

@@ -7,6 +7,7 @@ pub mod synthetic;
 
 use ioto_domain::analytics::{Cube, CubeQuery, CubeRow};
 use ioto_domain::billing::money::Cost;
+use ioto_domain::usage::Granularity;
 use ioto_domain::usage::RadioAccessType;
 use ioto_domain::{Error, Result};
 
@@ -39,6 +40,22 @@ pub(crate) fn table(cube: Cube) -> CubeTable {
         bytes_in: if daily { "bytes_up" } else { "bytes_in" },
         bytes_out: if daily { "bytes_down" } else { "bytes_out" },
     }
+}
+
+/// The spacing of a query's bounds, in seconds, where they are evenly spaced whole units of the
+/// period column's grain (hours for the hourly cubes, days for the daily ones) from a whole
+/// unit: a row's bucket is then arithmetic on its time, where otherwise it is searched among
+/// the bounds (months differ in length).
+pub(crate) fn even_step(q: &CubeQuery, grain: Cube) -> Option<i64> {
+    let (first, second) = (q.bounds.first()?, q.bounds.get(1)?);
+    let step = (*second - *first).num_seconds();
+    let unit = match grain.grain() {
+        Granularity::Hour => 3_600,
+        Granularity::Day => 86_400,
+        Granularity::Month | Granularity::Year => return None,
+    };
+    let even = step > 0 && q.bounds.windows(2).all(|w| (w[1] - w[0]).num_seconds() == step);
+    (even && step % unit == 0 && first.timestamp() % unit == 0).then_some(step)
 }
 
 /// Whether a filter list is empty, so no row can match (answered without asking the engine).

@@ -1,12 +1,14 @@
 //! The pass: every tenant claimed in turn; its SIMs read twice from the usage cubes, a page at a
 //! time — first their daily bytes, for the sums of the groups and what each cohort lends its new
 //! SIMs; then, for the SIMs with usage, their networks and sessions too, forecast and examined
-//! for anomalies a chunk at a time on the blocking pool — and the groups (the tenant, its
-//! sub-customers, its quota pools) forecast from their sums. Where the tenant has a retail card,
-//! the second read also reads each SIM's bytes per network, priced for its plan advice and the
-//! projected cost of its forecast (the groups' costs summed from their SIMs'); every SIM and pool
-//! gets its quota advice. What a pass writes replaces what the last one wrote; forecasts of
-//! subjects no longer forecast are removed.
+//! for anomalies a chunk at a time on the blocking pool (the next chunk read and the last one
+//! written meanwhile) — and the groups (the tenant, its sub-customers, its quota pools) forecast
+//! from their sums. Where the tenant has a retail card, the second read also reads each SIM's
+//! bytes per network, priced for its plan advice and the projected cost of its forecast (the
+//! groups' costs summed from their SIMs'); every SIM and pool gets its quota advice. What a pass
+//! writes replaces what the last one wrote; forecasts of subjects no longer forecast are removed.
+//! Both reads name their SIMs, which the ClickHouse store answers from its SIM-sorted daily
+//! table (`sim_daily`): a page's rows, not the tenant's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,7 +72,8 @@ pub struct ForecastPass {
     pub phases: PassPhases,
 }
 
-/// Where a pass's time went, summed over its tenants.
+/// Where a pass's time went, summed over its tenants. The second read, the computing and the
+/// writes of the SIMs overlap (one chunk each), so the phases add up to more than the pass took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassPhases {
     /// The first read: the SIM list page by page and each page's daily bytes.
@@ -100,6 +103,15 @@ struct TenantPass {
     anomalies_new: usize,
     advice: usize,
     phases: PassPhases,
+}
+
+impl TenantPass {
+    /// Adds a chunk's forecasts, new anomalies and pieces of advice written.
+    fn add_written(&mut self, (forecasts, anomalies_new, advice): (usize, usize, usize)) {
+        self.forecasts += forecasts;
+        self.anomalies_new += anomalies_new;
+        self.advice += advice;
+    }
 }
 
 /// A SIM with usage in the window, as the second read needs it.
@@ -375,15 +387,11 @@ impl ForecastService {
             sims: sims.len(),
             ..TenantPass::default()
         };
-        let mut costs = GroupCosts::new(pools.len());
-        for chunk in sims.chunks(SIM_CHUNK) {
-            let (written, summed) = self.sims_pass(&run, chunk, costs).await?;
-            costs = summed;
-            done.forecasts += written.forecasts;
-            done.anomalies_new += written.anomalies_new;
-            done.advice += written.advice;
-            phases.add(&written.phases);
-        }
+        let (written, costs) = self.sims_pass(&run, &sims, GroupCosts::new(pools.len())).await?;
+        done.forecasts += written.forecasts;
+        done.anomalies_new += written.anomalies_new;
+        done.advice += written.advice;
+        phases.add(&written.phases);
         let reading = Instant::now();
         let hours = self.hourly_sums(tenant, now).await?;
         phases.reads += reading.elapsed();
@@ -476,9 +484,9 @@ impl ForecastService {
         Ok(out)
     }
 
-    /// The second read of a chunk of SIMs: bytes and networks per day from the daily cube,
-    /// sessions per day from the hourly sessions cube (read by whole days); with `priced`, the
-    /// completed days' bytes per network too (to price).
+    /// The second read of a chunk of SIMs: bytes, networks and sessions per day, from the
+    /// sessions cube read by whole days and split by network (its bytes are the daily cube's);
+    /// with `priced`, the completed days' bytes per network too (to price).
     async fn activity(
         &self,
         tenant: TenantId,
@@ -486,16 +494,11 @@ impl ForecastService {
         iccids: Vec<Iccid>,
         priced: bool,
     ) -> Result<HashMap<Iccid, SimActivity>> {
-        let bounds = w.bounds();
-        let by_network = by_sim(Cube::UsageDaily, bounds.clone(), iccids.clone(), true);
-        let sessions = by_sim(Cube::SessionsHourly, bounds, iccids, false);
-        let (usage_rows, session_rows) = futures::try_join!(
-            self.ports.usage.cube_rows(tenant, &by_network),
-            self.ports.usage.cube_rows(tenant, &sessions)
-        )?;
+        let query = by_sim(Cube::SessionsHourly, w.bounds(), iccids, true);
+        let rows = self.ports.usage.cube_rows(tenant, &query).await?;
         let networks = Networks::builtin();
         let mut out: HashMap<Iccid, SimActivity> = HashMap::new();
-        for r in usage_rows {
+        for r in rows {
             let (Some(iccid), Some(day)) = (r.iccid, w.day_of_bucket(r.bucket)) else {
                 continue;
             };
@@ -503,6 +506,9 @@ impl ForecastService {
             let bytes = r.bytes_in.saturating_add(r.bytes_out);
             if let Some(slot) = a.bytes.get_mut(r.bucket) {
                 *slot += bytes as f64;
+            }
+            if let Some(slot) = a.sessions.get_mut(r.bucket) {
+                *slot = slot.saturating_add(u32::try_from(r.sessions).unwrap_or(u32::MAX));
             }
             let network = r.mcc_mnc;
             if let Some(net) = &network {
@@ -514,14 +520,6 @@ impl ForecastService {
             }
             if priced && bytes > 0 && r.bucket < w.today_index() {
                 a.traffic.push(NetworkDayBytes { day, network, bytes });
-            }
-        }
-        for r in session_rows {
-            let Some(a) = r.iccid.as_ref().and_then(|i| out.get_mut(i)) else {
-                continue;
-            };
-            if let Some(slot) = a.sessions.get_mut(r.bucket) {
-                *slot = slot.saturating_add(u32::try_from(r.sessions).unwrap_or(u32::MAX));
             }
         }
         Ok(out)
@@ -557,17 +555,10 @@ impl ForecastService {
         Ok(())
     }
 
-    /// Forecasts, examines and advises a chunk of SIMs with usage (adding their costs to the
-    /// groups' `costs`); writes the forecasts, the new anomalies and the advice and tells of the
-    /// anomalies that notify. Returns how many of each were written, and the groups' costs.
-    async fn sims_pass(
-        &self,
-        run: &TenantRun,
-        chunk: &[SimEntry],
-        costs: GroupCosts,
-    ) -> Result<(TenantPass, GroupCosts)> {
+    /// The second read of a chunk of SIMs with usage: what their forecasts, anomalies and advice
+    /// are computed from.
+    async fn chunk_jobs(&self, run: &TenantRun, chunk: &[SimEntry]) -> Result<Vec<SimJob>> {
         let (tenant, w, now) = (run.tenant, &run.w, run.now);
-        let reading = Instant::now();
         let iccids: Vec<Iccid> = chunk.iter().map(|e| e.iccid.clone()).collect();
         let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
         let mut activity = self
@@ -591,7 +582,7 @@ impl ForecastService {
         for (sim, d) in self.ports.store.dismissals_of(tenant, &ids).await? {
             dismissed.entry(sim).or_default().push(d);
         }
-        let jobs: Vec<SimJob> = chunk
+        Ok(chunk
             .iter()
             .filter_map(|e| {
                 let quota = quotas.remove(&e.id);
@@ -606,39 +597,91 @@ impl ForecastService {
                     limit: quota.map(|(_, l)| l),
                 })
             })
-            .collect();
-        let reads = reading.elapsed();
-        let computing = Instant::now();
-        let (window, cohorts, pricing) = (*w, Arc::clone(&run.cohorts), run.pricing.clone());
-        let ChunkOutput {
-            forecasts,
-            anomalies,
-            advice,
-            costs,
-        } = crate::lanes::FORECASTS
-            .run(move || compute::run_chunk(tenant, window, jobs, &cohorts, pricing.as_deref(), costs, now))
-            .await?;
-        let compute = computing.elapsed();
-        let writing = Instant::now();
-        for part in forecasts.chunks(PUT_CHUNK) {
+            .collect())
+    }
+
+    /// Forecasts, examines and advises the SIMs with usage, a chunk at a time, in three stages
+    /// that overlap: while one chunk is computed (on the forecasts' lane), the next is read and
+    /// the one before is written. Their costs are added to the groups' `costs`. Returns how many
+    /// forecasts, anomalies and pieces of advice were written, where the time went (each stage's
+    /// own time: they overlap, so the phases add up to more than the time taken), and the
+    /// groups' costs.
+    async fn sims_pass(
+        &self,
+        run: &TenantRun,
+        sims: &[SimEntry],
+        mut costs: GroupCosts,
+    ) -> Result<(TenantPass, GroupCosts)> {
+        let mut done = TenantPass::default();
+        let mut chunks = sims.chunks(SIM_CHUNK);
+        let timed = |phase: &mut std::time::Duration, started: Instant| *phase += started.elapsed();
+        let mut next = match chunks.next() {
+            Some(chunk) => {
+                let reading = Instant::now();
+                let jobs = self.chunk_jobs(run, chunk).await?;
+                timed(&mut done.phases.reads, reading);
+                Some(jobs)
+            }
+            None => None,
+        };
+        let mut written: Option<ChunkOutput> = None;
+        while let Some(jobs) = next.take() {
+            let compute = async {
+                let computing = Instant::now();
+                let (tenant, window, now) = (run.tenant, run.w, run.now);
+                let (cohorts, pricing) = (Arc::clone(&run.cohorts), run.pricing.clone());
+                let out = crate::lanes::FORECASTS
+                    .run(move || {
+                        compute::run_chunk(tenant, window, jobs, &cohorts, pricing.as_deref(), costs, now)
+                    })
+                    .await?;
+                Ok::<_, ioto_domain::Error>((out, computing.elapsed()))
+            };
+            let read = async {
+                let reading = Instant::now();
+                let jobs = match chunks.next() {
+                    Some(chunk) => Some(self.chunk_jobs(run, chunk).await?),
+                    None => None,
+                };
+                Ok((jobs, reading.elapsed()))
+            };
+            let write = async {
+                let writing = Instant::now();
+                let counts = match written.take() {
+                    Some(out) => self.write_chunk(&out).await?,
+                    None => (0, 0, 0),
+                };
+                Ok((counts, writing.elapsed()))
+            };
+            let ((mut out, computed), (jobs, read), (counts, wrote)) =
+                futures::try_join!(compute, read, write)?;
+            done.phases.compute += computed;
+            done.phases.reads += read;
+            done.phases.writes += wrote;
+            done.add_written(counts);
+            next = jobs;
+            costs = std::mem::take(&mut out.costs);
+            written = Some(out);
+        }
+        if let Some(out) = written {
+            let writing = Instant::now();
+            let counts = self.write_chunk(&out).await?;
+            timed(&mut done.phases.writes, writing);
+            done.add_written(counts);
+        }
+        Ok((done, costs))
+    }
+
+    /// Writes a chunk's forecasts, new anomalies (telling of those that notify) and advice.
+    /// Returns how many forecasts, new anomalies and pieces of advice were written.
+    async fn write_chunk(&self, out: &ChunkOutput) -> Result<(usize, usize, usize)> {
+        for part in out.forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
-        let stored = self.ports.store.put_anomalies(&anomalies).await?;
+        let stored = self.ports.store.put_anomalies(&out.anomalies).await?;
         self.tell(&stored.notifications);
-        self.ports.store.put_advice(&advice).await?;
-        let written = TenantPass {
-            sims: 0,
-            forecasts: forecasts.len(),
-            anomalies_new: stored.new.len(),
-            advice: advice.len(),
-            phases: PassPhases {
-                census: std::time::Duration::ZERO,
-                reads,
-                compute,
-                writes: writing.elapsed(),
-            },
-        };
-        Ok((written, costs))
+        self.ports.store.put_advice(&out.advice).await?;
+        Ok((out.forecasts.len(), stored.new.len(), out.advice.len()))
     }
 
     /// Forecasts the groups from their sums: the tenant, each sub-customer with usage, each

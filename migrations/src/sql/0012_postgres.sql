@@ -5,7 +5,7 @@
 -- PostgreSQL 15 treats only "C" and "POSIX" as byte order); under "C" it is one memcmp. Five of
 -- the SIM indexes hold one of these columns, and an import compares each new value some twenty
 -- times per index to find its place: measured with an import's own statement as the server's
--- role (docs/benchmarks.md, stop 41). Lookups by exact value, the prefix ranges of the SIM
+-- role (docs/benchmarks.md). Lookups by exact value, the prefix ranges of the SIM
 -- filters and the identifiers of other tables compared with these columns are unchanged: a
 -- column's own collation wins over the database default one in a comparison, so the indexes
 -- still serve them. The indexes are rebuilt; the table is not rewritten.

@@ -17,10 +17,11 @@ fn net(s: &str) -> MccMnc {
 /// Migrations apply once, in order; the engine answers.
 async fn engine_contract(store: &dyn UsageStore) {
     let first = store.migrate().await.unwrap();
-    // Migrations 9 and 10 (session states sorted by session), 11 (rated tables keyed by UUID)
-    // and 12 (cubes behind buffers) are ClickHouse's alone.
+    // Migrations 9 and 10 (session states sorted by session), 11 (rated tables keyed by UUID),
+    // 12 (cubes behind buffers) and 13 (usage per SIM and day, sorted by SIM) are ClickHouse's
+    // alone.
     let last = if store.info().engine == "clickhouse" {
-        12
+        13
     } else {
         8
     };
@@ -889,7 +890,7 @@ async fn migrate_from_8_with_sessions(done: &[String]) {
         .unwrap();
 
     let after = format!("after {} statements of migration 9", done.len());
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12, 13], "{after}");
     let live = |iccid: Iccid| {
         let store = std::sync::Arc::clone(&store);
         async move {
@@ -978,7 +979,7 @@ async fn an_insert_in_flight_during_migration_9_reaches_the_new_table_on_clickho
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12]);
+    assert_eq!(store.migrate().await.unwrap(), vec![9, 10, 11, 12, 13]);
     insert.await.unwrap();
     let sessions = |table: &str| format!("SELECT uniqExact(iccid, session_id) FROM {table}");
     assert_eq!(sql(&config, &sessions("session_updates")).await.trim(), "1000000");
@@ -1035,7 +1036,7 @@ async fn migrate_from_10_with_rated_runs(done: &[String]) {
         sql(&config, statement).await;
     }
     let after = format!("after {} statements of migration 11", done.len());
-    assert_eq!(store.migrate().await.unwrap(), vec![11, 12], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12, 13], "{after}");
 
     let types = sql(
         &config,
@@ -1223,7 +1224,7 @@ async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_
     );
     // The way back the migration names: the table renamed by hand, then migrated.
     sql(&config, "RENAME TABLE rated_usage_string TO rated_usage").await;
-    assert_eq!(store.migrate().await.unwrap(), vec![11, 12]);
+    assert_eq!(store.migrate().await.unwrap(), vec![11, 12, 13]);
     assert_eq!(
         sql(
             &config,
@@ -1294,7 +1295,7 @@ async fn migrate_from_11_with_usage(done: usize) {
         .await
         .unwrap();
     let after = format!("after {done} statements of migration 12");
-    assert_eq!(store.migrate().await.unwrap(), vec![12], "{after}");
+    assert_eq!(store.migrate().await.unwrap(), vec![12, 13], "{after}");
     // Written after it.
     store
         .write_session_updates(&[update(&two, "s1", 15, 5)])
@@ -1376,6 +1377,179 @@ async fn migrate_from_11_with_usage(done: usize) {
             "no {cube}_incoming left, {after}"
         );
     }
+    ClickHouseUsage::drop_database(&config).await.unwrap();
+}
+
+/// Migration 13 copies the usage counted before it into `sim_daily`, where reads that name their
+/// SIMs by day are answered: they answer as the time-sorted cubes do — bytes per SIM, network and
+/// day, sessions per day —, also when it had stopped after any of its statements and is run again
+/// from its first; usage written after it reaches both.
+#[tokio::test]
+async fn usage_counted_before_migration_13_reads_the_same_by_sim_on_clickhouse() {
+    let statements = clickhouse_statements(13).len();
+    for done in 0..=statements {
+        migrate_from_12_with_usage(done).await;
+    }
+}
+
+async fn migrate_from_12_with_usage(done: usize) {
+    use chrono::{Duration, NaiveTime, Utc};
+    use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
+    use ioto_domain::ports::SessionUpdate;
+
+    let config = clickhouse::database().await;
+    let store = store_at_migration(&config, 12).await;
+    let (tenant, customer) = (TenantId::new(), CustomerId::new());
+    let midnight = (Utc::now() - Duration::days(3))
+        .date_naive()
+        .and_time(NaiveTime::MIN)
+        .and_utc();
+    let (one, two) = (icc(91), icc(92));
+    // A session's update `after` hours into it, the session started `start` hours after the first
+    // midnight: its total so far and what the update added (bytes in; twice that out).
+    let update =
+        |iccid: &Iccid, session: &str, network: &str, start: i64, after: i64, total: u64, delta: u64| {
+            let started_at = midnight + Duration::hours(start);
+            let event_time = started_at + Duration::hours(after);
+            SessionUpdate {
+                tenant_id: tenant,
+                customer_id: (iccid == &one).then_some(customer),
+                iccid: iccid.clone(),
+                session_id: session.into(),
+                started_at,
+                event_time,
+                hour: event_time,
+                mcc_mnc: net(network),
+                rat: RadioAccessType::Lte,
+                ip_address: None,
+                cell_id: None,
+                terminated: false,
+                total_in: total,
+                total_out: total * 2,
+                delta_in: delta,
+                delta_out: delta * 2,
+                imei: None,
+            }
+        };
+    store
+        .write_session_updates(&[
+            update(&one, "s1", "262-01", 10, 0, 100, 100),
+            update(&one, "s1", "262-01", 10, 20, 150, 50),
+            update(&one, "s2", "262-02", 36, 0, 7, 7),
+            update(&two, "s1", "262-01", 23, 0, 3, 3),
+            update(&two, "s1", "262-01", 23, 2, 10, 7),
+        ])
+        .await
+        .unwrap();
+    // Left in the hourly cube's buffer: the migration writes it to the store it copies.
+    for statement in &ioto_migrations::CLICKHOUSE
+        .iter()
+        .find(|m| m.version == 13)
+        .unwrap()
+        .statements_in(false, &config.database)[..done]
+    {
+        sql(&config, statement).await;
+    }
+    let after = format!("after {done} statements of migration 13");
+    assert_eq!(store.migrate().await.unwrap(), vec![13], "{after}");
+    store
+        .write_session_updates(&[update(&two, "s3", "262-01", 53, 0, 40, 40)])
+        .await
+        .unwrap();
+    store.flush_pending().await.unwrap();
+
+    assert_eq!(
+        sql(
+            &config,
+            &format!("SELECT sum(bytes_in), sum(bytes_out), sum(sessions) FROM sim_daily_store WHERE tenant_id = '{tenant}'")
+        )
+        .await
+        .trim(),
+        "207\t414\t4",
+        "every byte and session, once; {after}"
+    );
+    let read = |cube: Cube, named: bool| {
+        let store = std::sync::Arc::clone(&store);
+        let iccids = named.then(|| vec![one.clone(), two.clone()]);
+        async move {
+            let query = CubeQuery {
+                cube,
+                bounds: (0..=3).map(|d| midnight + Duration::days(d)).collect(),
+                group: CubeGroup {
+                    sim: true,
+                    network: true,
+                    ..CubeGroup::default()
+                },
+                filter: CubeFilter {
+                    iccids,
+                    ..CubeFilter::default()
+                },
+                runs: Vec::new(),
+                count_sims: false,
+            };
+            let mut rows: Vec<(String, String, usize, u64, u64, u64)> = store
+                .cube_rows(tenant, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.iccid.map(|i| i.to_string()).unwrap_or_default(),
+                        r.mcc_mnc.map(|n| n.to_string()).unwrap_or_default(),
+                        r.bucket,
+                        r.bytes_in,
+                        r.bytes_out,
+                        r.sessions,
+                    )
+                })
+                .collect();
+            rows.sort();
+            rows
+        }
+    };
+    let row = |iccid: &Iccid, network: &str, day: usize, bytes: u64, sessions: u64| {
+        (
+            iccid.to_string(),
+            network.to_owned(),
+            day,
+            bytes,
+            bytes * 2,
+            sessions,
+        )
+    };
+    let mut expected = vec![
+        row(&one, "262-01", 0, 100, 1),
+        row(&one, "262-01", 1, 50, 0),
+        row(&one, "262-02", 1, 7, 1),
+        row(&two, "262-01", 0, 3, 1),
+        row(&two, "262-01", 1, 7, 0),
+        row(&two, "262-01", 2, 40, 1),
+    ];
+    expected.sort();
+    assert_eq!(
+        read(Cube::SessionsHourly, true).await,
+        expected,
+        "named SIMs, sessions by day; {after}"
+    );
+    assert_eq!(
+        read(Cube::SessionsHourly, false).await,
+        expected,
+        "the whole tenant, from the hourly cube; {after}"
+    );
+    let bytes_only: Vec<_> = expected
+        .iter()
+        .map(|r| (r.0.clone(), r.1.clone(), r.2, r.3, r.4, 0))
+        .collect();
+    assert_eq!(
+        read(Cube::UsageDaily, true).await,
+        bytes_only,
+        "named SIMs, the daily cube; {after}"
+    );
+    assert_eq!(
+        read(Cube::UsageDaily, false).await,
+        bytes_only,
+        "the whole tenant, from the daily cube; {after}"
+    );
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 

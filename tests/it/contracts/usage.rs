@@ -1238,6 +1238,38 @@ async fn migration_11_stops_without_dropping_when_its_rename_stopped_halfway_on_
     ClickHouseUsage::drop_database(&config).await.unwrap();
 }
 
+/// An update of an LTE session on `network` started at `times.0`, sent at `times.1` (its hour
+/// that of the update), counting `counts.0` bytes in so far of which `counts.1` are new (twice
+/// as many out); no sub-customer.
+fn lte_update(
+    tenant: TenantId,
+    iccid: &Iccid,
+    session: &str,
+    network: &str,
+    times: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    (total, delta): (u64, u64),
+) -> ioto_domain::ports::SessionUpdate {
+    ioto_domain::ports::SessionUpdate {
+        tenant_id: tenant,
+        customer_id: None,
+        iccid: iccid.clone(),
+        session_id: session.into(),
+        started_at: times.0,
+        event_time: times.1,
+        hour: times.1,
+        mcc_mnc: net(network),
+        rat: RadioAccessType::Lte,
+        ip_address: None,
+        cell_id: None,
+        terminated: false,
+        total_in: total,
+        total_out: total * 2,
+        delta_in: delta,
+        delta_out: delta * 2,
+        imei: None,
+    }
+}
+
 /// Migration 12 puts the eight cubes behind buffers of their names: usage counted before it is
 /// still read after it, usage written while it was stopped midway and after it is read at once
 /// (the buffer's memory and its store together), and within seconds the stores hold every byte
@@ -1252,31 +1284,19 @@ async fn cubes_written_before_migration_12_survive_it_on_clickhouse() {
 
 async fn migrate_from_11_with_usage(done: usize) {
     use chrono::{Duration, Utc};
-    use ioto_domain::ports::{period_start, Granularity, SessionUpdate};
+    use ioto_domain::ports::{period_start, Granularity};
 
     let config = clickhouse::database().await;
     let store = store_at_migration(&config, 11).await;
     let (tenant, customer) = (TenantId::new(), CustomerId::new());
     let hour = period_start(Utc::now(), Granularity::Hour);
     let (one, two) = (icc(81), icc(82));
-    let update = |iccid: &Iccid, session: &str, total: u64, delta: u64| SessionUpdate {
-        tenant_id: tenant,
-        customer_id: (iccid == &one).then_some(customer),
-        iccid: iccid.clone(),
-        session_id: session.into(),
-        started_at: hour,
-        event_time: hour + Duration::seconds(i64::try_from(total).unwrap()),
-        hour,
-        mcc_mnc: net("262-01"),
-        rat: RadioAccessType::Lte,
-        ip_address: None,
-        cell_id: None,
-        terminated: false,
-        total_in: total,
-        total_out: total * 2,
-        delta_in: delta,
-        delta_out: delta * 2,
-        imei: None,
+    let update = |iccid: &Iccid, session: &str, total: u64, delta: u64| {
+        let at = hour + Duration::seconds(i64::try_from(total).unwrap());
+        let mut u = lte_update(tenant, iccid, session, "262-01", (hour, at), (total, delta));
+        u.customer_id = (iccid == &one).then_some(customer);
+        u.hour = hour;
+        u
     };
     store
         .write_session_updates(&[update(&one, "s1", 100, 100), update(&two, "s1", 10, 10)])
@@ -1395,7 +1415,6 @@ async fn usage_counted_before_migration_13_reads_the_same_by_sim_on_clickhouse()
 async fn migrate_from_12_with_usage(done: usize) {
     use chrono::{Duration, NaiveTime, Utc};
     use ioto_domain::analytics::{Cube, CubeFilter, CubeGroup, CubeQuery};
-    use ioto_domain::ports::SessionUpdate;
 
     let config = clickhouse::database().await;
     let store = store_at_migration(&config, 12).await;
@@ -1411,25 +1430,16 @@ async fn migrate_from_12_with_usage(done: usize) {
         |iccid: &Iccid, session: &str, network: &str, start: i64, after: i64, total: u64, delta: u64| {
             let started_at = midnight + Duration::hours(start);
             let event_time = started_at + Duration::hours(after);
-            SessionUpdate {
-                tenant_id: tenant,
-                customer_id: (iccid == &one).then_some(customer),
-                iccid: iccid.clone(),
-                session_id: session.into(),
-                started_at,
-                event_time,
-                hour: event_time,
-                mcc_mnc: net(network),
-                rat: RadioAccessType::Lte,
-                ip_address: None,
-                cell_id: None,
-                terminated: false,
-                total_in: total,
-                total_out: total * 2,
-                delta_in: delta,
-                delta_out: delta * 2,
-                imei: None,
-            }
+            let mut u = lte_update(
+                tenant,
+                iccid,
+                session,
+                network,
+                (started_at, event_time),
+                (total, delta),
+            );
+            u.customer_id = (iccid == &one).then_some(customer);
+            u
         };
     store
         .write_session_updates(&[

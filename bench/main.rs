@@ -339,8 +339,10 @@ enum BenchCommand {
     },
     /// The product's forecast pass on the configured engines (embedded by default, each run in
     /// fresh data): `--sims` SIMs of one tenant with `--days` days of simulated usage written
-    /// into the usage store, sub-customers, quotas, pools and a retail card; the first pass and a
-    /// second one timed, with the process's peak resident memory during each.
+    /// into the usage store, sub-customers, quotas, pools and a retail card; three passes timed,
+    /// with the process's peak resident memory during each: the first, a whole one again (as
+    /// another server or the day's first makes it), and one going by that after an hour of usage
+    /// of one SIM in `--changed-every`.
     ForecastPass {
         /// SIMs of the tenant, each with its history.
         #[arg(long, default_value_t = 100_000, value_parser = positive::<usize>())]
@@ -354,6 +356,9 @@ enum BenchCommand {
         /// One SIM in this many has a monthly data quota of its own.
         #[arg(long, default_value_t = 10, value_parser = positive::<usize>())]
         quota_every: usize,
+        /// Before the third pass (which goes by the second), one SIM in this many uses data.
+        #[arg(long, default_value_t = 10, value_parser = positive::<usize>())]
+        changed_every: usize,
         /// Consecutive runs, each on fresh data (median and spread are printed after them).
         #[arg(long, default_value_t = 3, value_parser = positive::<usize>())]
         runs: usize,
@@ -488,6 +493,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
             days,
             customers,
             quota_every,
+            changed_every,
             runs,
             data_dir,
         } => {
@@ -496,6 +502,7 @@ async fn bench_command(file: Option<&Path>, command: BenchCommand) -> anyhow::Re
                 days,
                 customers,
                 quota_every,
+                changed_every,
             };
             crate::forecast_pass::check(&options)?;
             let (loaded, _scratch) = bench_config(file, data_dir)?;

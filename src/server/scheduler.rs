@@ -316,7 +316,9 @@ pub fn spawn_forecasts(
                         tracing::info!(
                             tenants = p.tenants,
                             skipped = p.skipped,
+                            partial = p.partial,
                             sims = p.sims,
+                            unchanged = p.unchanged,
                             forecasts = p.forecasts,
                             anomalies = p.anomalies_new,
                             advice = p.advice,

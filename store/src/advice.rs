@@ -15,7 +15,7 @@ use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::query::Cursor;
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::advice::AdviceStore;
-use ioto_domain::{CustomerId, Error, Result, Scope, TenantId};
+use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
@@ -178,6 +178,33 @@ impl AdviceStore for SqlFleet {
             .await
             .map(|r| r.rows_affected)
             .map_err(db);
+        commit_or_roll_back(txn, deleted).await
+    }
+
+    async fn delete_sims_advice_before(
+        &self,
+        tenant: TenantId,
+        sims: &[SimId],
+        before: DateTime<Utc>,
+    ) -> Result<u64> {
+        use advice::Column as C;
+        let txn = self.begin(Scope::Platform).await?;
+        let deleted: Result<u64> = async {
+            let mut deleted = 0;
+            for chunk in sims.chunks(crate::fleet::ID_CHUNK) {
+                deleted += advice::Entity::delete_many()
+                    .filter(C::TenantId.eq(tenant.0))
+                    .filter(C::SubjectKind.eq("SIM"))
+                    .filter(C::SubjectId.is_in(chunk.iter().map(|s| s.0)))
+                    .filter(C::ComputedAt.lt(before))
+                    .exec(&txn)
+                    .await
+                    .map_err(db)?
+                    .rows_affected;
+            }
+            Ok(deleted)
+        }
+        .await;
         commit_or_roll_back(txn, deleted).await
     }
 

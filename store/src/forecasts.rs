@@ -599,6 +599,16 @@ impl ForecastStore for SqlFleet {
         let written = end.exec(&txn).await.map(|_| ()).map_err(db);
         commit_or_roll_back(txn, written).await
     }
+
+    async fn forecast_run_finished(&self, tenant: TenantId) -> Result<Option<DateTime<Utc>>> {
+        let txn = self.begin(Scope::Platform).await?;
+        let run = forecast_run::Entity::find_by_id(tenant.0)
+            .one(&txn)
+            .await
+            .map_err(db);
+        let run = commit_or_roll_back(txn, run).await?;
+        Ok(run.and_then(|r| r.finished_at))
+    }
 }
 
 #[cfg(test)]

@@ -931,148 +931,163 @@ const TINY_FLEET: &[&str] = &[
     "2",
 ];
 
-/// `ioto-bench fleet`, `ioto-bench ingest` (two runs and their summary), `ioto-bench cpu`
-/// (with instruction counts), `ioto-bench bulk` and `ioto-bench alerts` run, small, on the
-/// embedded engines and print their figures (what a user re-running them would see first is
-/// that they still work).
+/// A bench run small on the embedded engines prints `expect` after the machine, its reference
+/// figures and the engines' versions (what a user re-running it would see first is that it
+/// still works), and the rows that bench promises.
+fn bench_runs(args: &[&str], expect: &str) -> String {
+    let out = ioto_bench()
+        .args(args)
+        .arg("--data-dir")
+        .arg(temp_dir())
+        .output()
+        .unwrap();
+    let stdout = succeeded(&out, &format!("{args:?}"));
+    assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
+    assert!(
+        stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
+        "the machine comes first:\n{stdout}"
+    );
+    // Then its reference figures (one core's speed, a durable write's latency).
+    let reference = stdout.lines().nth(1).unwrap_or_default();
+    assert!(
+        reference.starts_with("reference: SHA-256 of 1 MiB ")
+            && reference.contains(" ms (")
+            && reference.contains("; 4 KiB write + fdatasync ")
+            && !reference.contains("not measured"),
+        "the reference figures come second:\n{stdout}"
+    );
+    // The engines' versions follow, so a figure names what it ran on.
+    let engines = stdout
+        .lines()
+        .find(|l| l.starts_with("engines: transactional store "))
+        .unwrap_or_else(|| panic!("no engine versions:\n{stdout}"));
+    assert!(
+        engines.contains("SQLite 3.") || engines.contains("PostgreSQL "),
+        "{engines}"
+    );
+    stdout
+}
+
+/// `ioto-bench fleet`: two runs, their summary, and where the imports' time went.
 #[test]
-fn bench_fleet_and_ingest_run() {
-    for (args, expect) in [
-        (TINY_FLEET, "pages: median (min–max) of 2 runs"),
-        (TINY_INGEST, "summary of 2 runs"),
-        (
-            &[
-                "cpu",
-                "--events",
-                "3000",
-                "--sims",
-                "100",
-                "--cdrs",
-                "20000",
-                "--import-rows",
-                "2000",
-                "--runs",
-                "3",
-                "--instructions",
-            ][..],
-            "| count (prepare + acknowledge a batch) |",
-        ),
-        (
-            &[
-                "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
-            ][..],
-            "p99 without the HLR's time, during the job",
-        ),
-        (
-            &[
-                "alerts",
-                "--sims",
-                "300",
-                "--rules",
-                "20",
-                "--rate",
-                "200",
-                "--probes",
-                "3",
-                "--backlog",
-                "2000",
-                "--runs",
-                "1",
-            ][..],
-            "| event → alert stored p95, s |",
-        ),
+fn bench_fleet_runs() {
+    let stdout = bench_runs(TINY_FLEET, "pages: median (min–max) of 2 runs");
+    // Where the imports' time went, stage by stage.
+    for stage in [
+        "reading and checking the file",
+        "sealing PINs and PUKs",
+        "the store's insert and commit",
     ] {
-        let out = ioto_bench()
-            .args(args)
-            .arg("--data-dir")
-            .arg(temp_dir())
-            .output()
-            .unwrap();
-        let stdout = succeeded(&out, &format!("{args:?}"));
-        assert!(stdout.contains(expect), "{args:?} printed:\n{stdout}");
-        if args[0] == "fleet" {
-            // Where the imports' time went, stage by stage.
-            for stage in [
-                "reading and checking the file",
-                "sealing PINs and PUKs",
-                "the store's insert and commit",
-            ] {
-                assert!(
-                    stdout.contains(&format!("  {stage}: median ")),
-                    "{stage}:\n{stdout}"
-                );
-            }
-        }
         assert!(
-            stdout.starts_with("machine: ") && stdout.lines().next().unwrap().contains(" cores, "),
-            "the machine comes first:\n{stdout}"
+            stdout.contains(&format!("  {stage}: median ")),
+            "{stage}:\n{stdout}"
         );
-        // Then its reference figures (one core's speed, a durable write's latency).
-        let reference = stdout.lines().nth(1).unwrap_or_default();
-        assert!(
-            reference.starts_with("reference: SHA-256 of 1 MiB ")
-                && reference.contains(" ms (")
-                && reference.contains("; 4 KiB write + fdatasync ")
-                && !reference.contains("not measured"),
-            "the reference figures come second:\n{stdout}"
-        );
-        // The engines' versions follow, so a figure names what it ran on.
-        let engines = stdout
-            .lines()
-            .find(|l| l.starts_with("engines: transactional store "))
-            .unwrap_or_else(|| panic!("no engine versions:\n{stdout}"));
-        assert!(
-            engines.contains("SQLite 3.") || engines.contains("PostgreSQL "),
-            "{engines}"
-        );
-        if args[0] == "cpu" {
-            // Every step carries an instruction count from callgrind, not the hint to ask for
-            // one; rating's (two processes subtracted) included, and the import's check and
-            // seal (the seal on every core is the same work as on one thread).
-            for step in [
-                "| decode",
-                "| count",
-                "| rate",
-                "| import check",
-                "| import seal (PIN + PUK, AES-256-GCM, one thread)",
-            ] {
-                let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
-                assert!(row.contains(" | 3 | "), "three timed runs: {row}");
-                let instructions: f64 = row
-                    .trim_end_matches(" |")
-                    .rsplit("| ")
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| panic!("no instruction count: {row}"));
-                assert!(instructions > 100.0, "{row}");
-            }
-            for step in [
-                "| import check (rows checked on every core",
-                "| import seal (PIN + PUK, on every core",
-            ] {
-                let row = stdout
-                    .lines()
-                    .find(|l| l.starts_with(step))
-                    .unwrap_or_else(|| panic!("no {step}:\n{stdout}"));
-                assert!(row.contains(" | 2000 | 3 | "), "{row}");
-            }
-        }
-        if args[0] == "ingest" {
-            // The stage breakdown names every stage, each observed during the live load.
-            for stage in crate::INGEST_STAGES {
-                let row = stdout
-                    .lines()
-                    .find(|l| l.trim_start().starts_with(&format!("| {stage} |")))
-                    .unwrap_or_else(|| panic!("no {stage} row:\n{stdout}"));
-                assert!(!row.contains("| 0 |"), "{stage} observed nothing: {row}");
-                // And the summary follows its p99 run by run.
-                assert!(
-                    stdout.contains(&format!("| stage `{stage}` p99 (bucket bound), ms |")),
-                    "no summary row for {stage}:\n{stdout}"
-                );
-            }
-        }
     }
+}
+
+/// `ioto-bench ingest`: two runs, their summary and every stage observed.
+#[test]
+fn bench_ingest_runs() {
+    let stdout = bench_runs(TINY_INGEST, "summary of 2 runs");
+    // The stage breakdown names every stage, each observed during the live load.
+    for stage in crate::INGEST_STAGES {
+        let row = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("| {stage} |")))
+            .unwrap_or_else(|| panic!("no {stage} row:\n{stdout}"));
+        assert!(!row.contains("| 0 |"), "{stage} observed nothing: {row}");
+        // And the summary follows its p99 run by run.
+        assert!(
+            stdout.contains(&format!("| stage `{stage}` p99 (bucket bound), ms |")),
+            "no summary row for {stage}:\n{stdout}"
+        );
+    }
+}
+
+/// `ioto-bench cpu` with instruction counts from callgrind for every step.
+#[test]
+fn bench_cpu_counts_instructions() {
+    let stdout = bench_runs(
+        &[
+            "cpu",
+            "--events",
+            "1000",
+            "--sims",
+            "100",
+            "--cdrs",
+            "5000",
+            "--import-rows",
+            "500",
+            "--runs",
+            "3",
+            "--instructions",
+        ],
+        "| count (prepare + acknowledge a batch) |",
+    );
+    // Every step carries an instruction count from callgrind, not the hint to ask for
+    // one; rating's (two processes subtracted) included, and the import's check and
+    // seal (the seal on every core is the same work as on one thread).
+    for step in [
+        "| decode",
+        "| count",
+        "| rate",
+        "| import check",
+        "| import seal (PIN + PUK, AES-256-GCM, one thread)",
+    ] {
+        let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
+        assert!(row.contains(" | 3 | "), "three timed runs: {row}");
+        let instructions: f64 = row
+            .trim_end_matches(" |")
+            .rsplit("| ")
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no instruction count: {row}"));
+        assert!(instructions > 100.0, "{row}");
+    }
+    for step in [
+        "| import check (rows checked on every core",
+        "| import seal (PIN + PUK, on every core",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("no {step}:\n{stdout}"));
+        assert!(row.contains(" | 500 | 3 | "), "{row}");
+    }
+}
+
+/// `ioto-bench bulk`: the probes' latency without the HLR's time.
+#[test]
+fn bench_bulk_runs() {
+    bench_runs(
+        &[
+            "bulk", "--sims", "3000", "--rows", "500", "--runs", "2", "--probes", "4",
+        ],
+        "p99 without the HLR's time, during the job",
+    );
+}
+
+/// `ioto-bench alerts`: an event's way to a stored alert.
+#[test]
+fn bench_alerts_runs() {
+    bench_runs(
+        &[
+            "alerts",
+            "--sims",
+            "300",
+            "--rules",
+            "20",
+            "--rate",
+            "200",
+            "--probes",
+            "3",
+            "--backlog",
+            "2000",
+            "--runs",
+            "1",
+        ],
+        "| event → alert stored p95, s |",
+    );
 }
 
 /// A bench given no `--data-dir` works in a fresh one in the temporary directory and removes it
@@ -1110,6 +1125,14 @@ fn bench_exports_runs_every_format() {
     }
 }
 
+/// The environment that points a bench at a test's ClickHouse database.
+fn on_clickhouse(ch: &ioto_analytics::ClickHouseConfig) -> [(&'static str, String); 2] {
+    [
+        ("CLICKHOUSE_URL", ch.url.clone()),
+        ("IOTO_CLICKHOUSE__DATABASE", ch.database.clone()),
+    ]
+}
+
 /// `ioto-bench rating` runs, small, on the embedded store and on ClickHouse, where the same rating
 /// as SQL must sum to exactly what Polars rated.
 #[tokio::test]
@@ -1123,8 +1146,7 @@ async fn bench_rating_runs_on_both_usage_stores() {
         .arg("--data-dir")
         .arg(temp_dir());
         if clickhouse {
-            cmd.env("CLICKHOUSE_URL", &ch.url)
-                .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
+            cmd.envs(on_clickhouse(&ch));
         }
         let out = cmd.output().unwrap();
         let stdout = succeeded(&out, "");
@@ -1194,8 +1216,7 @@ async fn bench_fleet_on_the_engines_leaves_the_configured_clickhouse_database_al
         .arg("--data-dir")
         .arg(temp_dir())
         .env("DATABASE_URL", ioto_test_support::pg::database().await)
-        .env("CLICKHOUSE_URL", &ch.url)
-        .env("IOTO_CLICKHOUSE__DATABASE", &ch.database)
+        .envs(on_clickhouse(&ch))
         .output()
         .unwrap();
     let stdout = succeeded(&out, "");
@@ -1226,13 +1247,12 @@ async fn bench_forecast_pass_runs_on_the_engines() {
         .arg("--data-dir")
         .arg(temp_dir())
         .env("DATABASE_URL", ioto_test_support::pg::database().await)
-        .env("CLICKHOUSE_URL", &ch.url)
-        .env("IOTO_CLICKHOUSE__DATABASE", &ch.database)
+        .envs(on_clickhouse(&ch))
         .output()
         .unwrap();
     let stdout = succeeded(&out, "");
     assert!(stdout.starts_with("machine: "), "{stdout}");
-    for pass in ["first pass", "second pass"] {
+    for pass in ["first pass", "second pass", "third pass"] {
         let line = stdout
             .lines()
             .find(|l| l.trim_start().starts_with(pass) && l.contains("SIMs forecast"))
@@ -1247,8 +1267,25 @@ async fn bench_forecast_pass_runs_on_the_engines() {
             (250..=300).contains(&forecast),
             "most of the 300 seeded SIMs use data and are forecast: {line}"
         );
+        let kept: usize = line
+            .split(" kept as stored")
+            .next()
+            .and_then(|l| l.rsplit('(').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        if pass == "third pass" {
+            // It goes by the second: the 30 SIMs that used data since are computed again (and
+            // the young ones), the others kept.
+            assert!((forecast / 2..=forecast - 30).contains(&kept), "{line}");
+        } else {
+            assert_eq!(kept, 0, "a whole pass computes every SIM: {line}");
+        }
     }
-    for expect in ["second read", "target (every pass < 60 s, peak RSS < 1 GiB)"] {
+    for expect in [
+        "second read",
+        "then 30 SIMs used data",
+        "target (every whole pass < 60 s, peak RSS < 1 GiB)",
+    ] {
         assert!(stdout.contains(expect), "{expect}:\n{stdout}");
     }
     bench_left_clickhouse_as_it_was(&ch).await;
@@ -1287,8 +1324,7 @@ async fn bench_analytics_runs_on_both_usage_stores() {
         .arg("--data-dir")
         .arg(temp_dir());
         if clickhouse {
-            cmd.env("CLICKHOUSE_URL", &ch.url)
-                .env("IOTO_CLICKHOUSE__DATABASE", &ch.database);
+            cmd.envs(on_clickhouse(&ch));
         }
         let out = cmd.output().unwrap();
         let stdout = succeeded(&out, "");

@@ -2,7 +2,8 @@
 //! pattern written into the usage store, the forecast pass run, and what it stored read through
 //! GraphQL — forecasts with their intervals and the weekly pattern, quotas' exhaustion dates, the
 //! tenant's forecast, the anomalies of the SIMs that behaved oddly and of no other, a pass run
-//! twice storing nothing twice, dismissals refused to those who may not and taken into account.
+//! twice storing nothing twice and a later one computing again only the SIMs whose usage, quota or
+//! dismissals changed, dismissals refused to those who may not and taken into account.
 
 use std::collections::BTreeSet;
 
@@ -178,6 +179,11 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
     let pass = app.forecasts.pass(Utc::now()).await.unwrap();
     assert!(pass.failed.is_empty(), "{pass:?}");
     assert_eq!((pass.sims, pass.anomalies_new), (5, 3), "{pass:?}");
+    assert_eq!(
+        (pass.partial, pass.unchanged),
+        (0, 0),
+        "the first pass is whole: {pass:?}"
+    );
 
     // A SIM's forecast: 30 days from today, intervals nested around the expected bytes, the
     // weekly pattern kept (a working day above a weekend day).
@@ -375,9 +381,20 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
         "{told:?}"
     );
 
-    // A second pass stores nothing twice.
+    // A second pass stores nothing twice; nothing changed, so it keeps every SIM as stored.
     let again = app.forecasts.pass(Utc::now()).await.unwrap();
     assert_eq!(again.anomalies_new, 0, "{again:?}");
+    // Both tenants go by the first pass (the other has no SIMs).
+    assert_eq!(
+        (again.partial, again.sims, again.unchanged),
+        (2, 5, 5),
+        "{again:?}"
+    );
+    let kept = sim_field(&app, &token, &sims[ROOMY], FORECAST).await["forecast"].clone();
+    assert_eq!(
+        kept["computedAt"], roomy["computedAt"],
+        "kept as the first pass stored it"
+    );
     assert_eq!(anomalies(&app, &token).await.len(), found.len());
 
     // Dismissing: not a viewer's to do, another tenant's admin finds nothing.
@@ -407,6 +424,8 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
     app.app_engines.usage.flush_pending().await.unwrap();
     let third = app.forecasts.pass(Utc::now()).await.unwrap();
     assert_eq!(third.anomalies_new, 1, "{third:?}");
+    // The dismissed SIM and the two that used data today computed again, the others kept.
+    assert_eq!((third.partial, third.unchanged), (2, 3), "{third:?}");
     let after = anomalies(&app, &token).await;
     assert!(
         after.contains(&(
@@ -423,6 +442,21 @@ async fn forecasts_and_anomalies_on(engines: Engines) {
         json!([{"kind": "USAGE_SPIKE", "day": yesterday.to_string(), "status": "DISMISSED"}]),
         "a dismissed spike's level is raised again"
     );
+
+    // A quota changed since is read by the next pass, without usage of that SIM.
+    let set = app
+        .gql(
+            Some(&token),
+            "mutation($i: Iccid!, $l: BigInt!) { setSimQuota(iccid: $i, input: { limitBytes: $l,
+                stages: [], action: NOTIFY }) { limitBytes } }",
+            json!({"i": sims[CROSSING].iccid, "l": 7_000_000}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    let fourth = app.forecasts.pass(Utc::now()).await.unwrap();
+    assert_eq!((fourth.partial, fourth.unchanged), (2, 4), "{fourth:?}");
+    let limited = sim_field(&app, &token, &sims[CROSSING], FORECAST).await["forecast"].clone();
+    assert_eq!(big(&limited["quota"]["limitBytes"]), 7_000_000, "{limited}");
 }
 
 #[tokio::test]

@@ -142,6 +142,17 @@ impl GroupCosts {
         }
     }
 
+    /// Adds another sum of SIMs' costs (of the same pools).
+    pub fn merge(&mut self, other: GroupCosts) {
+        self.tenant.add(&other.tenant);
+        for (c, sums) in other.customers {
+            self.customers.entry(c).or_default().add(&sums);
+        }
+        for (sum, other) in self.pools.iter_mut().zip(&other.pools) {
+            sum.add(other);
+        }
+    }
+
     /// Adds a SIM's costs to the tenant, its sub-customer and the pools it counts toward.
     pub fn add(&mut self, customer: Option<CustomerId>, pools: &[usize], costs: &CostSums) {
         self.tenant.add(costs);

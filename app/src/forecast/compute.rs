@@ -16,6 +16,7 @@ use ioto_forecast::anomaly::{detect, CohortStats, ImeiSeen, NetworkDay, SimHisto
 use ioto_forecast::{exhaustion, forecast, DailySeries, Forecast, WeeklyShape};
 
 use super::advice::{self, GroupCosts, Pricing, SimAdvice};
+use super::memory::Remembered;
 
 /// The days a pass reads: [`HISTORY_DAYS`] completed days and today (in progress), UTC days as
 /// the usage cubes keep them. Index 0 is the first, the last is today.
@@ -77,7 +78,7 @@ pub(crate) fn completed_series(w: &Window, values: &[f64]) -> Option<DailySeries
 }
 
 /// A quota a forecast is read against: its limit and its period, the tenant's calendar month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct QuotaInput {
     pub limit_bytes: u64,
     /// The period's first and last day.
@@ -251,6 +252,8 @@ pub(crate) struct SimJob {
     pub quota: Option<QuotaInput>,
     /// Its quota's limit and action at the limit.
     pub limit: Option<(u64, QuotaAction)>,
+    /// The digest of its inputs ([`super::memory`]).
+    pub inputs: u64,
 }
 
 /// What a tenant's cohorts (SIMs of one tariff plan, or without one) lend their new SIMs: the
@@ -269,6 +272,10 @@ pub(crate) struct ChunkOutput {
     pub advice: Vec<Advice>,
     /// The groups' costs, with the chunk's SIMs' added.
     pub costs: GroupCosts,
+    /// What the next pass goes by, per SIM computed.
+    pub remembered: Vec<(SimId, Remembered)>,
+    /// The SIMs computed.
+    pub computed: Vec<SimId>,
 }
 
 /// The forecasts (with their projected cost, where the tenant has a card), the anomalies and the
@@ -313,6 +320,14 @@ pub(crate) fn run_chunk(
         if let Some(c) = &sim_costs {
             out.costs.add(job.sim.1, &job.pools, c);
         }
+        out.computed.push(job.sim.0);
+        out.remembered.push((
+            job.sim.0,
+            Remembered {
+                inputs: job.inputs,
+                costs: sim_costs,
+            },
+        ));
         let stats = cohorts.stats.get(job.cohort).copied().unwrap_or([None, None]);
         for a in anomalies_of(&w, job.activity, job.dismissed, stats) {
             out.anomalies

@@ -30,6 +30,7 @@
 mod advice;
 mod compute;
 mod hourly;
+mod memory;
 mod pass;
 
 use std::sync::Arc;
@@ -86,11 +87,17 @@ pub struct ForecastPorts {
 pub struct ForecastService {
     ports: ForecastPorts,
     fleet: FleetService,
+    /// What this server's last pass of each tenant left ([`memory`]).
+    memories: memory::Memories,
 }
 
 impl ForecastService {
     pub fn new(ports: ForecastPorts, fleet: FleetService) -> Self {
-        Self { ports, fleet }
+        Self {
+            ports,
+            fleet,
+            memories: memory::Memories::default(),
+        }
     }
 
     /// Forecasts and anomalies are read by whoever reads SIMs; a sub-customer's users only where

@@ -10,7 +10,7 @@
 //! Both reads name their SIMs, which the ClickHouse store answers from its SIM-sorted daily
 //! table (`sim_daily`): a page's rows, not the tenant's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +33,7 @@ use ioto_forecast::{DailySeries, WeeklyShape};
 use super::advice::{self, CostSums, GroupCosts, Pricing};
 use super::compute::{self, ChunkOutput, Cohorts, ForecastInput, QuotaInput, SimActivity, SimJob, Window};
 use super::hourly::{self, HourlySums};
+use super::memory::{Digest, PassMemory, Remembered, OWN_HISTORY_MIN_DAYS};
 use super::ForecastService;
 use crate::quota::by_sim;
 
@@ -57,8 +58,13 @@ pub struct ForecastPass {
     pub tenants: usize,
     /// Tenants passed over: held by another server, or (a scheduled pass) passed recently.
     pub skipped: usize,
-    /// SIMs with usage in the window, forecast and examined.
+    /// SIMs with usage in the window, forecast and examined (now, or unchanged since).
     pub sims: usize,
+    /// Of those, the SIMs whose inputs had not changed since this server's last pass of their
+    /// tenant that day: what it stored stands.
+    pub unchanged: usize,
+    /// Tenants passed in part: only their SIMs whose inputs changed computed again.
+    pub partial: usize,
     /// Forecasts written (SIMs, sub-customers, tenants, pools).
     pub forecasts: usize,
     /// Anomalies found for the first time.
@@ -99,10 +105,15 @@ impl PassPhases {
 #[derive(Debug, Default)]
 struct TenantPass {
     sims: usize,
+    unchanged: usize,
+    /// Whether it went by the last pass's memory.
+    partial: bool,
     forecasts: usize,
     anomalies_new: usize,
     advice: usize,
     phases: PassPhases,
+    /// What the next pass goes by.
+    memory: Option<PassMemory>,
 }
 
 impl TenantPass {
@@ -122,6 +133,25 @@ struct SimEntry {
     cohort: usize,
     /// The pools it counts toward, by their index among the tenant's.
     pools: Vec<usize>,
+    /// The digest of its days' bytes and sessions, plan, sub-customer and pools.
+    usage: u64,
+    /// Too young to be judged against its own history: computed every pass ([`memory`]).
+    young: bool,
+}
+
+/// What the second read of a chunk of SIMs gives: the SIMs to compute, and those whose inputs
+/// are what the last pass computed them from.
+struct ChunkRead {
+    jobs: Vec<SimJob>,
+    kept: Vec<Kept>,
+}
+
+/// A SIM left as the last pass stored it.
+struct Kept {
+    sim: SimId,
+    customer: Option<CustomerId>,
+    pools: Vec<usize>,
+    remembered: Remembered,
 }
 
 /// Daily usage summed per group over the window.
@@ -269,6 +299,8 @@ struct TenantRun {
     /// The tenant's retail card; `None`: no plan advice, no costs.
     pricing: Option<Arc<Pricing>>,
     now: DateTime<Utc>,
+    /// What this server's last pass left, when this pass goes by it ([`memory`]).
+    base: Option<PassMemory>,
 }
 
 /// A network's country as sentences name it ("France"); its MCC for a code not in the catalogue.
@@ -323,8 +355,15 @@ impl ForecastService {
             }
             let tenant_pools = pools.remove(&t.id).unwrap_or_default();
             match self.tenant_pass(t.id, &tenant_pools, now).await {
-                Ok(done) => {
-                    self.ports.store.end_forecast_run(t.id, Some(Utc::now())).await?;
+                Ok(mut done) => {
+                    // To the microsecond, as both stores keep it: the next pass tells by it
+                    // whether its memory is of the last pass.
+                    let finished = Utc::now().trunc_subsecs(6);
+                    self.ports.store.end_forecast_run(t.id, Some(finished)).await?;
+                    if let Some(mut memory) = done.memory.take() {
+                        memory.finished_at = finished;
+                        self.memories.keep(t.id, memory);
+                    }
                     // The rules on forecasts and anomalies look again (on every server).
                     self.ports
                         .notifier
@@ -334,6 +373,8 @@ impl ForecastService {
                         }));
                     pass.tenants += 1;
                     pass.sims += done.sims;
+                    pass.unchanged += done.unchanged;
+                    pass.partial += usize::from(done.partial);
                     pass.forecasts += done.forecasts;
                     pass.anomalies_new += done.anomalies_new;
                     pass.advice += done.advice;
@@ -360,11 +401,15 @@ impl ForecastService {
         now: DateTime<Utc>,
     ) -> Result<TenantPass> {
         let w = Window::at(now);
-        let pricing = Pricing::of(
-            self.ports.cards.rate_cards(Scope::Platform, Some(tenant)).await?,
-            w.today,
-        )
-        .map(Arc::new);
+        let cards = self.ports.cards.rate_cards(Scope::Platform, Some(tenant)).await?;
+        let pricing = Pricing::of(cards.clone(), w.today).map(Arc::new);
+        // Taken: a pass that fails leaves no memory behind.
+        let remembered = self.memories.take(tenant);
+        let finished = match remembered {
+            Some(_) => self.ports.store.forecast_run_finished(tenant).await?,
+            None => None,
+        };
+        let base = remembered.filter(|m| m.holds(w.today, finished, &cards, pools));
         let census_started = Instant::now();
         let Census {
             sims,
@@ -375,6 +420,8 @@ impl ForecastService {
             census: census_started.elapsed(),
             ..PassPhases::default()
         };
+        let base = base.filter(|m| m.covered_by(sims.iter().map(|e| &e.id), groups.customers.keys()));
+        let customers: HashSet<CustomerId> = groups.customers.keys().copied().collect();
         let run = TenantRun {
             tenant,
             w,
@@ -382,12 +429,15 @@ impl ForecastService {
             cohorts: Arc::new(cohorts.cohorts()),
             pricing,
             now,
+            base,
         };
         let mut done = TenantPass {
             sims: sims.len(),
+            partial: run.base.is_some(),
             ..TenantPass::default()
         };
-        let (written, costs) = self.sims_pass(&run, &sims, GroupCosts::new(pools.len())).await?;
+        let (written, costs, remembered) = self.sims_pass(&run, &sims, GroupCosts::new(pools.len())).await?;
+        done.unchanged = written.unchanged;
         done.forecasts += written.forecasts;
         done.anomalies_new += written.anomalies_new;
         done.advice += written.advice;
@@ -399,11 +449,23 @@ impl ForecastService {
         done.forecasts += forecasts;
         done.advice += advised;
         phases.add(&group_phases);
-        let removing = Instant::now();
-        self.ports.store.delete_forecasts_before(tenant, now).await?;
-        self.ports.store.delete_advice_before(tenant, now).await?;
-        phases.writes += removing.elapsed();
+        if run.base.is_none() {
+            // A whole pass wrote every subject: what it did not write is no longer forecast.
+            let removing = Instant::now();
+            self.ports.store.delete_forecasts_before(tenant, now).await?;
+            self.ports.store.delete_advice_before(tenant, now).await?;
+            phases.writes += removing.elapsed();
+        }
         done.phases = phases;
+        done.memory = Some(PassMemory {
+            day: w.today,
+            // Set when the pass is recorded as finished.
+            finished_at: now,
+            cards,
+            pools: pools.to_vec(),
+            customers,
+            sims: remembered,
+        });
         Ok(done)
     }
 
@@ -434,20 +496,32 @@ impl ForecastService {
             };
             if !sims.is_empty() {
                 let iccids = sims.iter().map(|s| s.iccid.clone()).collect();
-                let daily = self.daily_bytes(tenant, w, iccids).await?;
+                let daily = self.daily_usage(tenant, w, iccids).await?;
                 for s in &sims {
-                    let Some(values) = daily.get(&s.iccid) else {
+                    let Some((values, sessions)) = daily.get(&s.iccid) else {
+                        continue;
+                    };
+                    let Some(first) = values.iter().position(|v| *v > 0.0) else {
                         continue;
                     };
                     let cohort = census.cohorts.index(s.tariff_plan.as_deref());
                     census.cohorts.add(cohort, w, values);
                     let in_pools = census.groups.add(s, pools, values);
+                    let usage = Digest::new()
+                        .figures(values)
+                        .add(sessions)
+                        .add(&s.tariff_plan)
+                        .add(&s.customer_id)
+                        .add(&in_pools)
+                        .finish();
                     census.sims.push(SimEntry {
                         id: s.id,
                         customer: s.customer_id,
                         iccid: s.iccid.clone(),
                         cohort,
                         pools: in_pools,
+                        usage,
+                        young: w.today_index().saturating_sub(first) < OWN_HISTORY_MIN_DAYS,
                     });
                 }
             }
@@ -459,26 +533,32 @@ impl ForecastService {
         Ok(census)
     }
 
-    /// Bytes per day over the window of each of these SIMs that used any, from the daily cube.
-    async fn daily_bytes(
+    /// Bytes and sessions per day over the window of each of these SIMs that used any, from the
+    /// sessions cube read by whole days (its bytes are the daily cube's).
+    async fn daily_usage(
         &self,
         tenant: TenantId,
         w: &Window,
         iccids: Vec<Iccid>,
-    ) -> Result<HashMap<Iccid, Vec<f64>>> {
-        let query = by_sim(Cube::UsageDaily, w.bounds(), iccids, false);
-        let mut out: HashMap<Iccid, Vec<f64>> = HashMap::new();
+    ) -> Result<HashMap<Iccid, (Vec<f64>, Vec<u32>)>> {
+        let query = by_sim(Cube::SessionsHourly, w.bounds(), iccids, false);
+        let mut out: HashMap<Iccid, (Vec<f64>, Vec<u32>)> = HashMap::new();
         for r in self.ports.usage.cube_rows(tenant, &query).await? {
             let bytes = r.bytes_in.saturating_add(r.bytes_out);
             let Some(iccid) = r.iccid else {
                 continue;
             };
-            if bytes == 0 || r.bucket >= w.len() {
+            if (bytes == 0 && r.sessions == 0) || r.bucket >= w.len() {
                 continue;
             }
-            let values = out.entry(iccid).or_insert_with(|| vec![0.0; w.len()]);
+            let (values, sessions) = out
+                .entry(iccid)
+                .or_insert_with(|| (vec![0.0; w.len()], vec![0; w.len()]));
             if let Some(slot) = values.get_mut(r.bucket) {
                 *slot += bytes as f64;
+            }
+            if let Some(slot) = sessions.get_mut(r.bucket) {
+                *slot = slot.saturating_add(u32::try_from(r.sessions).unwrap_or(u32::MAX));
             }
         }
         Ok(out)
@@ -525,46 +605,37 @@ impl ForecastService {
         Ok(out)
     }
 
-    /// Adds to each SIM's activity the devices it was seen in over the window, from its recorded
-    /// changes of device (a SIM that never changed device has none to compare).
+    /// The devices each SIM of the chunk was seen in over the window, from its recorded changes
+    /// of device (a SIM that never changed device has none to compare).
     async fn devices(
         &self,
         tenant: TenantId,
         w: &Window,
         chunk: &[SimEntry],
-        activity: &mut HashMap<Iccid, SimActivity>,
-    ) -> Result<()> {
+    ) -> Result<HashMap<SimId, Vec<ImeiSeen>>> {
         let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
         let since = w.bounds().first().copied().unwrap_or_default();
-        let changes = self.fleet.store().imei_changes(tenant, &ids, since).await?;
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let iccid_of: HashMap<SimId, &Iccid> = chunk.iter().map(|e| (e.id, &e.iccid)).collect();
-        for c in changes {
-            let Some(a) = iccid_of.get(&c.sim_id).and_then(|i| activity.get_mut(*i)) else {
-                continue;
-            };
+        let mut out: HashMap<SimId, Vec<ImeiSeen>> = HashMap::new();
+        for c in self.fleet.store().imei_changes(tenant, &ids, since).await? {
             let day = c.at.date_naive();
-            a.imeis.push(ImeiSeen {
+            let seen = out.entry(c.sim_id).or_default();
+            seen.push(ImeiSeen {
                 at: day.pred_opt().unwrap_or(day),
                 imei: c.from,
             });
-            a.imeis.push(ImeiSeen { at: day, imei: c.to });
+            seen.push(ImeiSeen { at: day, imei: c.to });
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// The second read of a chunk of SIMs with usage: what their forecasts, anomalies and advice
-    /// are computed from.
-    async fn chunk_jobs(&self, run: &TenantRun, chunk: &[SimEntry]) -> Result<Vec<SimJob>> {
+    /// The second read of a chunk of SIMs with usage: their quotas, devices and dismissals; then,
+    /// for those whose inputs changed since the pass the run goes by (every SIM without one),
+    /// their networks and sessions — what their forecasts, anomalies and advice are computed from.
+    async fn chunk_jobs(&self, run: &TenantRun, chunk: &[SimEntry]) -> Result<ChunkRead> {
         let (tenant, w, now) = (run.tenant, &run.w, run.now);
         let iccids: Vec<Iccid> = chunk.iter().map(|e| e.iccid.clone()).collect();
         let ids: Vec<SimId> = chunk.iter().map(|e| e.id).collect();
-        let mut activity = self
-            .activity(tenant, w, iccids.clone(), run.pricing.is_some())
-            .await?;
-        self.devices(tenant, w, chunk, &mut activity).await?;
+        let mut devices = self.devices(tenant, w, chunk).await?;
         let mut quotas: HashMap<SimId, (QuotaInput, (u64, QuotaAction))> = self
             .ports
             .quotas
@@ -582,50 +653,89 @@ impl ForecastService {
         for (sim, d) in self.ports.store.dismissals_of(tenant, &ids).await? {
             dismissed.entry(sim).or_default().push(d);
         }
-        Ok(chunk
-            .iter()
-            .filter_map(|e| {
-                let quota = quotas.remove(&e.id);
+        let mut read = ChunkRead {
+            jobs: Vec::new(),
+            kept: Vec::new(),
+        };
+        let mut changed = Vec::new();
+        for e in chunk {
+            let quota = quotas.remove(&e.id);
+            let dismissed = dismissed.remove(&e.id).unwrap_or_default();
+            let imeis = devices.remove(&e.id).unwrap_or_default();
+            let inputs = Digest::new()
+                .add(&e.usage)
+                .add(&quota)
+                .json(&dismissed)
+                .json(&imeis)
+                .finish();
+            let unchanged = match &run.base {
+                Some(base) if !e.young => base.unchanged(e.id, inputs),
+                _ => None,
+            };
+            match unchanged {
+                Some(remembered) => read.kept.push(Kept {
+                    sim: e.id,
+                    customer: e.customer,
+                    pools: e.pools.clone(),
+                    remembered: remembered.clone(),
+                }),
+                None => changed.push((e, quota, dismissed, imeis, inputs)),
+            }
+        }
+        if changed.is_empty() {
+            return Ok(read);
+        }
+        let iccids = changed.iter().map(|(e, ..)| e.iccid.clone()).collect();
+        let mut activity = self.activity(tenant, w, iccids, run.pricing.is_some()).await?;
+        read.jobs = changed
+            .into_iter()
+            .filter_map(|(e, quota, dismissed, imeis, inputs)| {
+                let mut activity = activity.remove(&e.iccid)?;
+                activity.imeis = imeis;
                 Some(SimJob {
-                    activity: activity.remove(&e.iccid)?,
+                    activity,
                     sim: (e.id, e.customer, e.iccid.clone()),
                     cohort: e.cohort,
                     plan: run.plans.get(e.cohort).cloned().flatten(),
                     pools: e.pools.clone(),
-                    dismissed: dismissed.remove(&e.id).unwrap_or_default(),
+                    dismissed,
                     quota: quota.map(|(q, _)| q),
                     limit: quota.map(|(_, l)| l),
+                    inputs,
                 })
             })
-            .collect())
+            .collect();
+        Ok(read)
     }
 
     /// Forecasts, examines and advises the SIMs with usage, a chunk at a time, in three stages
     /// that overlap: while one chunk is computed (on the forecasts' lane), the next is read and
-    /// the one before is written. Their costs are added to the groups' `costs`. Returns how many
-    /// forecasts, anomalies and pieces of advice were written, where the time went (each stage's
-    /// own time: they overlap, so the phases add up to more than the time taken), and the
-    /// groups' costs.
+    /// the one before is written. A SIM whose inputs are those the base pass computed it from is
+    /// kept as stored. Every SIM's costs are added to the groups' `costs`. Returns how many SIMs
+    /// were kept and how many forecasts, anomalies and pieces of advice were written, where the
+    /// time went (each stage's own time: they overlap, so the phases add up to more than the time
+    /// taken), the groups' costs and what the next pass goes by.
     async fn sims_pass(
         &self,
         run: &TenantRun,
         sims: &[SimEntry],
         mut costs: GroupCosts,
-    ) -> Result<(TenantPass, GroupCosts)> {
+    ) -> Result<(TenantPass, GroupCosts, HashMap<SimId, Remembered>)> {
         let mut done = TenantPass::default();
+        let mut remembered: HashMap<SimId, Remembered> = HashMap::with_capacity(sims.len());
+        let mut kept_costs = GroupCosts::new(costs.pools.len());
         let mut chunks = sims.chunks(SIM_CHUNK);
-        let timed = |phase: &mut std::time::Duration, started: Instant| *phase += started.elapsed();
-        let mut next = match chunks.next() {
-            Some(chunk) => {
-                let reading = Instant::now();
-                let jobs = self.chunk_jobs(run, chunk).await?;
-                timed(&mut done.phases.reads, reading);
-                Some(jobs)
-            }
-            None => None,
-        };
+        let (mut next, read) = self.read_chunk(run, chunks.next()).await?;
+        done.phases.reads += read;
         let mut written: Option<ChunkOutput> = None;
-        while let Some(jobs) = next.take() {
+        while let Some(ChunkRead { jobs, kept }) = next.take() {
+            done.unchanged += kept.len();
+            for k in kept {
+                if let Some(c) = &k.remembered.costs {
+                    kept_costs.add(k.customer, &k.pools, c);
+                }
+                remembered.insert(k.sim, k.remembered);
+            }
             let compute = async {
                 let computing = Instant::now();
                 let (tenant, window, now) = (run.tenant, run.w, run.now);
@@ -637,51 +747,70 @@ impl ForecastService {
                     .await?;
                 Ok::<_, ioto_domain::Error>((out, computing.elapsed()))
             };
-            let read = async {
-                let reading = Instant::now();
-                let jobs = match chunks.next() {
-                    Some(chunk) => Some(self.chunk_jobs(run, chunk).await?),
-                    None => None,
-                };
-                Ok((jobs, reading.elapsed()))
-            };
-            let write = async {
-                let writing = Instant::now();
-                let counts = match written.take() {
-                    Some(out) => self.write_chunk(&out).await?,
-                    None => (0, 0, 0),
-                };
-                Ok((counts, writing.elapsed()))
-            };
-            let ((mut out, computed), (jobs, read), (counts, wrote)) =
-                futures::try_join!(compute, read, write)?;
+            let ((mut out, computed), (chunk, read), (counts, wrote)) = futures::try_join!(
+                compute,
+                self.read_chunk(run, chunks.next()),
+                self.write_chunk(run, written.take())
+            )?;
             done.phases.compute += computed;
             done.phases.reads += read;
             done.phases.writes += wrote;
             done.add_written(counts);
-            next = jobs;
+            next = chunk;
             costs = std::mem::take(&mut out.costs);
+            remembered.extend(std::mem::take(&mut out.remembered));
             written = Some(out);
         }
-        if let Some(out) = written {
-            let writing = Instant::now();
-            let counts = self.write_chunk(&out).await?;
-            timed(&mut done.phases.writes, writing);
-            done.add_written(counts);
-        }
-        Ok((done, costs))
+        let (counts, wrote) = self.write_chunk(run, written).await?;
+        done.phases.writes += wrote;
+        done.add_written(counts);
+        costs.merge(kept_costs);
+        Ok((done, costs, remembered))
     }
 
-    /// Writes a chunk's forecasts, new anomalies (telling of those that notify) and advice.
-    /// Returns how many forecasts, new anomalies and pieces of advice were written.
-    async fn write_chunk(&self, out: &ChunkOutput) -> Result<(usize, usize, usize)> {
+    /// The second read of a chunk (none: nothing to read), and how long it took.
+    async fn read_chunk(
+        &self,
+        run: &TenantRun,
+        chunk: Option<&[SimEntry]>,
+    ) -> Result<(Option<ChunkRead>, std::time::Duration)> {
+        let reading = Instant::now();
+        let read = match chunk {
+            Some(chunk) => Some(self.chunk_jobs(run, chunk).await?),
+            None => None,
+        };
+        Ok((read, reading.elapsed()))
+    }
+
+    /// Writes a chunk's forecasts, new anomalies (telling of those that notify) and advice (none:
+    /// nothing to write); in a pass that goes by an earlier one, removes the advice of its SIMs
+    /// that was not given again. Returns how many forecasts, new anomalies and pieces of advice
+    /// were written, and how long it took.
+    async fn write_chunk(
+        &self,
+        run: &TenantRun,
+        out: Option<ChunkOutput>,
+    ) -> Result<((usize, usize, usize), std::time::Duration)> {
+        let writing = Instant::now();
+        let Some(out) = out else {
+            return Ok(((0, 0, 0), writing.elapsed()));
+        };
         for part in out.forecasts.chunks(PUT_CHUNK) {
             self.ports.store.put_forecasts(part).await?;
         }
         let stored = self.ports.store.put_anomalies(&out.anomalies).await?;
         self.tell(&stored.notifications);
         self.ports.store.put_advice(&out.advice).await?;
-        Ok((out.forecasts.len(), stored.new.len(), out.advice.len()))
+        if run.base.is_some() {
+            self.ports
+                .store
+                .delete_sims_advice_before(run.tenant, &out.computed, run.now)
+                .await?;
+        }
+        Ok((
+            (out.forecasts.len(), stored.new.len(), out.advice.len()),
+            writing.elapsed(),
+        ))
     }
 
     /// Forecasts the groups from their sums: the tenant, each sub-customer with usage, each

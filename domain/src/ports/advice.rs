@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::advice::{Advice, AdviceFilter};
 use crate::fleet::query::Cursor;
-use crate::{Result, Scope, TenantId};
+use crate::{Result, Scope, SimId, TenantId};
 
 /// Advice. Scoped reads see the scope's tenant only and, in a sub-customer's scope, only the
 /// advice of that sub-customer's SIMs (never a pool's).
@@ -18,6 +18,14 @@ pub trait AdviceStore: Send + Sync + 'static {
     async fn put_advice(&self, advice: &[Advice]) -> Result<()>;
     /// Removes the tenant's advice computed before `before`: what the previous pass advised.
     async fn delete_advice_before(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
+    /// Removes these SIMs' advice (of `tenant`) computed before `before`: what a pass that
+    /// computed them again no longer advises, the rest of the tenant's advice left as it is.
+    async fn delete_sims_advice_before(
+        &self,
+        tenant: TenantId,
+        sims: &[SimId],
+        before: DateTime<Utc>,
+    ) -> Result<u64>;
     /// The tenant's advice the filter admits, by saving (highest first, none and nothing last:
     /// [`Advice::saving_rank`]) then id, after `after` (the cursor of the last one of the
     /// previous page), at most `limit`.

@@ -81,4 +81,7 @@ pub trait ForecastStore: AdviceStore + Send + Sync + 'static {
     ) -> Result<bool>;
     /// Releases the claim; with `finished_at`, records that the pass finished then.
     async fn end_forecast_run(&self, tenant: TenantId, finished_at: Option<DateTime<Utc>>) -> Result<()>;
+    /// When the tenant's last pass finished, by any server (`None`: never); a server that
+    /// remembers its own last pass tells by it whether another pass came between.
+    async fn forecast_run_finished(&self, tenant: TenantId) -> Result<Option<DateTime<Utc>>>;
 }

@@ -286,7 +286,24 @@ async fn contract(store: ioto_store::SqlStore) {
         }],
         "an upsert does not replace the subject's advice of its kind"
     );
-    assert_eq!(fleet.delete_advice_before(a.id, later).await.unwrap(), 3);
+    // A pass that computed one SIM again removes that SIM's advice it did not give again (the
+    // raise), and leaves the other SIMs', the pool's and — named or not — another tenant's.
+    assert_eq!(
+        fleet
+            .delete_sims_advice_before(a.id, &[theirs.id, foreign.id], later)
+            .await
+            .unwrap(),
+        1,
+        "the raise only"
+    );
+    assert_eq!(
+        sorted(ids(&fleet
+            .advice(a_scope, a.id, &everything, None, 100)
+            .await
+            .unwrap())),
+        sorted(vec![switch.id, set.id, lower.id])
+    );
+    assert_eq!(fleet.delete_advice_before(a.id, later).await.unwrap(), 2);
     assert_eq!(
         ids(&fleet.advice(a_scope, a.id, &everything, None, 100).await.unwrap()),
         [switch.id]

@@ -412,6 +412,11 @@ async fn contract(store: ioto_store::SqlStore) {
 
     // A tenant's pass is held by one server at a time; a scheduled pass passes over a fresh one.
     let lease = t + Duration::minutes(30);
+    assert_eq!(
+        fleet.forecast_run_finished(a.id).await.unwrap(),
+        None,
+        "never passed"
+    );
     assert!(fleet.claim_forecast_run(a.id, t, lease, None).await.unwrap());
     assert!(
         !fleet.claim_forecast_run(a.id, t, lease, None).await.unwrap(),
@@ -422,6 +427,12 @@ async fn contract(store: ioto_store::SqlStore) {
         "another tenant's pass waits"
     );
     fleet.end_forecast_run(a.id, Some(t)).await.unwrap();
+    assert_eq!(fleet.forecast_run_finished(a.id).await.unwrap(), Some(t));
+    assert_eq!(
+        fleet.forecast_run_finished(b.id).await.unwrap(),
+        None,
+        "a claimed pass has not finished"
+    );
     assert!(
         !fleet
             .claim_forecast_run(a.id, t, lease, Some(t - Duration::minutes(59)))
@@ -434,6 +445,11 @@ async fn contract(store: ioto_store::SqlStore) {
         "a pass on demand waits for a finished one"
     );
     fleet.end_forecast_run(a.id, None).await.unwrap();
+    assert_eq!(
+        fleet.forecast_run_finished(a.id).await.unwrap(),
+        Some(t),
+        "a claim released unfinished leaves the last pass's end"
+    );
     assert!(
         fleet
             .claim_forecast_run(a.id, t, lease, Some(t + Duration::seconds(1)))

@@ -303,6 +303,16 @@ pub fn severity_from(name: &str) -> Result<Severity> {
         .ok_or_else(|| Error::Internal(format!("'{name}' is not an anomaly severity")))
 }
 
+/// What a pass removes of the subjects it did not write again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwritten {
+    /// Every subject's: a whole pass wrote every subject it still forecasts or advises.
+    All,
+    /// The groups' only — the tenant's, its sub-customers' and its pools' —: a pass that kept
+    /// SIMs as an earlier one stored them writes every group again.
+    Groups,
+}
+
 /// What an anomaly's kind is called in a sentence ("usage spike").
 pub fn kind_words(kind: AnomalyKind) -> &'static str {
     match kind {

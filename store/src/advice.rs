@@ -13,6 +13,7 @@ use ioto_domain::advice::{
 };
 use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::query::Cursor;
+use ioto_domain::forecast::Unwritten;
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::advice::AdviceStore;
 use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
@@ -168,16 +169,22 @@ impl AdviceStore for SqlFleet {
         commit_or_roll_back(txn, written).await
     }
 
-    async fn delete_advice_before(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64> {
+    async fn delete_advice_before(
+        &self,
+        tenant: TenantId,
+        before: DateTime<Utc>,
+        which: Unwritten,
+    ) -> Result<u64> {
         use advice::Column as C;
         let txn = self.begin(Scope::Platform).await?;
-        let deleted = advice::Entity::delete_many()
+        let mut delete = advice::Entity::delete_many()
             .filter(C::TenantId.eq(tenant.0))
-            .filter(C::ComputedAt.lt(before))
-            .exec(&txn)
-            .await
-            .map(|r| r.rows_affected)
-            .map_err(db);
+            .filter(C::ComputedAt.lt(before));
+        if which == Unwritten::Groups {
+            // `AdviceSubject::kind` of a SIM.
+            delete = delete.filter(C::SubjectKind.ne("SIM"));
+        }
+        let deleted = delete.exec(&txn).await.map(|r| r.rows_affected).map_err(db);
         commit_or_roll_back(txn, deleted).await
     }
 

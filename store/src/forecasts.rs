@@ -19,7 +19,7 @@ use ioto_domain::fleet::query::Cursor;
 use ioto_domain::forecast::{
     cursor_key, method_from, severity_from, Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind,
     AnomalyRecord, AnomalyStatus, DayForecast, Dismissal, Evidence, ForecastQuota, ForecastSubject,
-    HourlyOutlook, ProjectedCost, StoredForecast,
+    HourlyOutlook, ProjectedCost, StoredForecast, Unwritten,
 };
 use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::forecasts::{AnomaliesStored, ForecastStore};
@@ -356,16 +356,22 @@ impl ForecastStore for SqlFleet {
         commit_or_roll_back(txn, written).await
     }
 
-    async fn delete_forecasts_before(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64> {
+    async fn delete_forecasts_before(
+        &self,
+        tenant: TenantId,
+        before: DateTime<Utc>,
+        which: Unwritten,
+    ) -> Result<u64> {
         use usage_forecast::Column as C;
         let txn = self.begin(Scope::Platform).await?;
-        let deleted = usage_forecast::Entity::delete_many()
+        let mut delete = usage_forecast::Entity::delete_many()
             .filter(C::TenantId.eq(tenant.0))
-            .filter(C::ComputedAt.lt(before))
-            .exec(&txn)
-            .await
-            .map(|r| r.rows_affected)
-            .map_err(db);
+            .filter(C::ComputedAt.lt(before));
+        if which == Unwritten::Groups {
+            // `ForecastSubject::kind` of a SIM.
+            delete = delete.filter(C::SubjectKind.ne("SIM"));
+        }
+        let deleted = delete.exec(&txn).await.map(|r| r.rows_affected).map_err(db);
         commit_or_roll_back(txn, deleted).await
     }
 
@@ -529,6 +535,8 @@ impl ForecastStore for SqlFleet {
                     .filter(C::TenantId.eq(tenant.0))
                     .filter(C::Status.eq(AnomalyStatus::Dismissed.as_str()))
                     .filter(C::SimId.is_in(chunk.iter().map(|s| s.0)))
+                    // In one order from pass to pass: the pass digests them.
+                    .order_by_asc(C::Id)
                     .all(&txn)
                     .await
                     .map_err(db)?;
@@ -566,8 +574,14 @@ impl ForecastStore for SqlFleet {
             .map_err(db)?;
             // One conditional write: of two servers claiming at once, the second finds the
             // first's lease (Postgres re-reads the row it waited for; SQLite has one writer).
+            // Taking over a lapsed claim (its server died in the pass) voids the last finish, as a
+            // pass that failed does: what that pass wrote is not what the last finished one left.
             let mut claim = forecast_run::Entity::update_many()
                 .col_expr(C::ClaimedUntil, Expr::value(until))
+                .col_expr(
+                    C::FinishedAt,
+                    Expr::cust("CASE WHEN claimed_until IS NULL THEN finished_at ELSE NULL END"),
+                )
                 .filter(C::TenantId.eq(tenant.0))
                 .filter(
                     Condition::any()
@@ -590,12 +604,11 @@ impl ForecastStore for SqlFleet {
     async fn end_forecast_run(&self, tenant: TenantId, finished_at: Option<DateTime<Utc>>) -> Result<()> {
         use forecast_run::Column as C;
         let txn = self.begin(Scope::Platform).await?;
-        let mut end = forecast_run::Entity::update_many()
+        let end = forecast_run::Entity::update_many()
             .col_expr(C::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
             .filter(C::TenantId.eq(tenant.0));
-        if let Some(at) = finished_at {
-            end = end.col_expr(C::FinishedAt, Expr::value(at));
-        }
+        // A pass that did not finish leaves no last pass behind it (see `forecast_run_finished`).
+        let end = end.col_expr(C::FinishedAt, Expr::value(finished_at));
         let written = end.exec(&txn).await.map(|_| ()).map_err(db);
         commit_or_roll_back(txn, written).await
     }

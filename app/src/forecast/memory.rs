@@ -10,11 +10,15 @@
 //!
 //! A pass is whole (every SIM computed, what was not written again removed) when this server has
 //! nothing to go by: the first pass it makes of the tenant, the first of a UTC day (the window
-//! moved), the first after another server's pass or after a failed one, and one after the
-//! tenant's cards or pools changed, or that would leave a subject of the last pass unwritten (a
-//! SIM gone from the window, a sub-customer without usage any more). SIMs younger than
-//! [`OWN_HISTORY_MIN_DAYS`] lean on their cohort, whose statistics move with every SIM's usage
-//! during the day: they are computed every pass.
+//! moved), the first after another server's pass or after one that failed or died (the store's
+//! last finished pass is not the one remembered), one after the tenant's cards or pools changed,
+//! and one that would leave a SIM of the last pass unwritten (gone from the window). Otherwise
+//! it removes what it did not write again of the groups only (it writes each of them again).
+//! SIMs with at most [`OWN_HISTORY_MIN_DAYS`] days of history are judged against their cohort
+//! (today, or yesterday), whose statistics move with every SIM's usage during the day: they are
+//! computed every pass. A network seen today only in updates that carried no bytes and opened no
+//! session does not change a SIM's digest; the day's next whole pass (the next day's first, for
+//! yesterday) takes it in.
 //!
 //! Memory is the process's: digests use the standard library's hasher, compared within one
 //! process only (about 100 bytes per SIM, plus its costs where the tenant has a card).
@@ -27,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use ioto_domain::billing::RateCard;
 use ioto_domain::ports::quota_pools::PoolTarget;
-use ioto_domain::{CustomerId, SimId, TenantId};
+use ioto_domain::{SimId, TenantId};
 pub(crate) use ioto_forecast::anomaly::thresholds::OWN_HISTORY_MIN_DAYS;
 
 use super::advice::CostSums;
@@ -49,8 +53,6 @@ pub(crate) struct PassMemory {
     /// The tenant's rate cards and pools it read.
     pub cards: Vec<RateCard>,
     pub pools: Vec<PoolTarget>,
-    /// The sub-customers it forecast.
-    pub customers: HashSet<CustomerId>,
     /// Every SIM it forecast, computed then or kept from before.
     pub sims: HashMap<SimId, Remembered>,
 }
@@ -68,17 +70,11 @@ impl PassMemory {
         self.day == day && finished == Some(self.finished_at) && self.cards == cards && self.pools == pools
     }
 
-    /// Whether every subject it forecast is among those of a pass: the SIMs with usage and the
-    /// sub-customers with usage (what a pass going by it does not write again, it does not
-    /// remove either).
-    pub fn covered_by<'a>(
-        &self,
-        sims: impl IntoIterator<Item = &'a SimId>,
-        customers: impl IntoIterator<Item = &'a CustomerId>,
-    ) -> bool {
+    /// Whether every SIM it forecast is among the SIMs with usage of a pass (one that keeps SIMs
+    /// as stored removes no SIM's forecast).
+    pub fn covered_by<'a>(&self, sims: impl IntoIterator<Item = &'a SimId>) -> bool {
         let sims: HashSet<&SimId> = sims.into_iter().collect();
-        let customers: HashSet<&CustomerId> = customers.into_iter().collect();
-        self.sims.keys().all(|s| sims.contains(s)) && self.customers.iter().all(|c| customers.contains(c))
+        self.sims.keys().all(|s| sims.contains(s))
     }
 
     /// The SIM's remembered costs, when `inputs` is the digest it was computed from.
@@ -95,6 +91,13 @@ impl Memories {
     /// Takes the tenant's memory: a pass that fails leaves none behind.
     pub fn take(&self, tenant: TenantId) -> Option<PassMemory> {
         self.0.lock().ok()?.remove(&tenant)
+    }
+
+    /// Forgets the tenants not among `tenants` (deleted since).
+    pub fn retain(&self, tenants: &HashSet<TenantId>) {
+        if let Ok(mut all) = self.0.lock() {
+            all.retain(|t, _| tenants.contains(t));
+        }
     }
 
     pub fn keep(&self, tenant: TenantId, memory: PassMemory) {
@@ -165,7 +168,6 @@ mod tests {
             finished_at: finished,
             cards: Vec::new(),
             pools: Vec::new(),
-            customers: HashSet::new(),
             sims: HashMap::new(),
         };
         assert!(m.holds(day, Some(finished), &[], &[]));

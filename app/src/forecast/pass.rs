@@ -10,7 +10,7 @@
 //! Both reads name their SIMs, which the ClickHouse store answers from its SIM-sorted daily
 //! table (`sim_daily`): a page's rows, not the tenant's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ use ioto_domain::analytics::Cube;
 use ioto_domain::events::{FleetEvent, ForecastsChanged, NotificationCreated};
 use ioto_domain::fleet::query::{sim_cursor, Cursor, Page, SimFilter, SimSort};
 use ioto_domain::fleet::Sim;
-use ioto_domain::forecast::{Dismissal, ForecastSubject, StoredForecast};
+use ioto_domain::forecast::{Dismissal, ForecastSubject, StoredForecast, Unwritten};
 use ioto_domain::identifiers::{Iccid, MccMnc};
 use ioto_domain::notify::Notification;
 use ioto_domain::ports::quota_pools::PoolTarget;
@@ -335,6 +335,7 @@ impl ForecastService {
         let now = now.trunc_subsecs(0);
         let mut pass = ForecastPass::default();
         let tenants = self.ports.directory.list_tenants(Scope::Platform).await?;
+        self.memories.retain(&tenants.iter().map(|t| t.id).collect());
         if !tenants.is_empty() {
             // What was counted is read as counted.
             self.ports.usage.settle().await?;
@@ -420,8 +421,7 @@ impl ForecastService {
             census: census_started.elapsed(),
             ..PassPhases::default()
         };
-        let base = base.filter(|m| m.covered_by(sims.iter().map(|e| &e.id), groups.customers.keys()));
-        let customers: HashSet<CustomerId> = groups.customers.keys().copied().collect();
+        let base = base.filter(|m| m.covered_by(sims.iter().map(|e| &e.id)));
         let run = TenantRun {
             tenant,
             w,
@@ -449,13 +449,20 @@ impl ForecastService {
         done.forecasts += forecasts;
         done.advice += advised;
         phases.add(&group_phases);
-        if run.base.is_none() {
-            // A whole pass wrote every subject: what it did not write is no longer forecast.
-            let removing = Instant::now();
-            self.ports.store.delete_forecasts_before(tenant, now).await?;
-            self.ports.store.delete_advice_before(tenant, now).await?;
-            phases.writes += removing.elapsed();
-        }
+        // What was not written again is no longer forecast or advised: of every subject after a
+        // whole pass, of the groups after one that kept SIMs (a group with no usage left, a pool
+        // whose advice is not given any more; each SIM computed again had its own removed).
+        let which = match run.base {
+            Some(_) => Unwritten::Groups,
+            None => Unwritten::All,
+        };
+        let removing = Instant::now();
+        self.ports
+            .store
+            .delete_forecasts_before(tenant, now, which)
+            .await?;
+        self.ports.store.delete_advice_before(tenant, now, which).await?;
+        phases.writes += removing.elapsed();
         done.phases = phases;
         done.memory = Some(PassMemory {
             day: w.today,
@@ -463,7 +470,6 @@ impl ForecastService {
             finished_at: now,
             cards,
             pools: pools.to_vec(),
-            customers,
             sims: remembered,
         });
         Ok(done)
@@ -521,7 +527,8 @@ impl ForecastService {
                         cohort,
                         pools: in_pools,
                         usage,
-                        young: w.today_index().saturating_sub(first) < OWN_HISTORY_MIN_DAYS,
+                        // Judged against its own history yesterday too (its index there one less).
+                        young: w.today_index().saturating_sub(first) <= OWN_HISTORY_MIN_DAYS,
                     });
                 }
             }

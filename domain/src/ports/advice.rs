@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::advice::{Advice, AdviceFilter};
 use crate::fleet::query::Cursor;
+use crate::forecast::Unwritten;
 use crate::{Result, Scope, SimId, TenantId};
 
 /// Advice. Scoped reads see the scope's tenant only and, in a sub-customer's scope, only the
@@ -16,8 +17,14 @@ pub trait AdviceStore: Send + Sync + 'static {
     /// subject and kind; the stored advice keeps its id). At most one advice per subject and
     /// kind in a call. Writes as the platform (the pass).
     async fn put_advice(&self, advice: &[Advice]) -> Result<()>;
-    /// Removes the tenant's advice computed before `before`: what the previous pass advised.
-    async fn delete_advice_before(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
+    /// Removes the tenant's advice computed before `before` (of `which` subjects: the groups'
+    /// are its pools'): what the previous pass advised and this one did not.
+    async fn delete_advice_before(
+        &self,
+        tenant: TenantId,
+        before: DateTime<Utc>,
+        which: Unwritten,
+    ) -> Result<u64>;
     /// Removes these SIMs' advice (of `tenant`) computed before `before`: what a pass that
     /// computed them again no longer advises, the rest of the tenant's advice left as it is.
     async fn delete_sims_advice_before(

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::fleet::query::Cursor;
 use crate::forecast::{
-    AnomalyDecision, AnomalyFilter, AnomalyRecord, Dismissal, ForecastSubject, StoredForecast,
+    AnomalyDecision, AnomalyFilter, AnomalyRecord, Dismissal, ForecastSubject, StoredForecast, Unwritten,
 };
 use crate::notify::Notification;
 use crate::ports::advice::AdviceStore;
@@ -32,9 +32,15 @@ pub trait ForecastStore: AdviceStore + Send + Sync + 'static {
     /// Stores these forecasts, each replacing its subject's (upsert on tenant, subject kind and
     /// subject id). Writes as the platform (the pass).
     async fn put_forecasts(&self, forecasts: &[StoredForecast]) -> Result<()>;
-    /// Removes the tenant's forecasts computed before `before`: the subjects a pass no longer
-    /// forecast (a SIM without usage in the window, a pool or sub-customer gone).
-    async fn delete_forecasts_before(&self, tenant: TenantId, before: DateTime<Utc>) -> Result<u64>;
+    /// Removes the tenant's forecasts computed before `before` (of `which` subjects): the
+    /// subjects a pass no longer forecast (a SIM without usage in the window, a pool or
+    /// sub-customer gone or without usage).
+    async fn delete_forecasts_before(
+        &self,
+        tenant: TenantId,
+        before: DateTime<Utc>,
+        which: Unwritten,
+    ) -> Result<u64>;
     /// A subject's forecast, when the scope sees its tenant.
     async fn forecast(
         &self,
@@ -79,9 +85,11 @@ pub trait ForecastStore: AdviceStore + Send + Sync + 'static {
         until: DateTime<Utc>,
         fresh_after: Option<DateTime<Utc>>,
     ) -> Result<bool>;
-    /// Releases the claim; with `finished_at`, records that the pass finished then.
+    /// Releases the claim; with `finished_at`, records that the pass finished then, without,
+    /// that it did not finish (a failed pass: none counts as the last one since).
     async fn end_forecast_run(&self, tenant: TenantId, finished_at: Option<DateTime<Utc>>) -> Result<()>;
-    /// When the tenant's last pass finished, by any server (`None`: never); a server that
-    /// remembers its own last pass tells by it whether another pass came between.
+    /// When the tenant's last pass finished, by any server, if no pass has failed or lapsed
+    /// since (a claim that takes over a lapsed one voids it too); `None` otherwise or never. A
+    /// server that remembers its own last pass tells by it whether another came between.
     async fn forecast_run_finished(&self, tenant: TenantId) -> Result<Option<DateTime<Utc>>>;
 }

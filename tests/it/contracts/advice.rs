@@ -13,6 +13,7 @@ use ioto_domain::advice::{Advice, AdviceAction, AdviceFilter, AdviceKind, Advice
 use ioto_domain::billing::money::{Cost, Currency};
 use ioto_domain::fleet::query::Cursor;
 use ioto_domain::fleet::Sim;
+use ioto_domain::forecast::Unwritten;
 use ioto_domain::ports::advice::AdviceStore;
 use ioto_domain::{CustomerId, Error, Scope, SimId, TenantId};
 use ioto_store::{SqlFleet, StoreLocation};
@@ -303,7 +304,22 @@ async fn contract(store: ioto_store::SqlStore) {
             .unwrap())),
         sorted(vec![switch.id, set.id, lower.id])
     );
-    assert_eq!(fleet.delete_advice_before(a.id, later).await.unwrap(), 2);
+    assert_eq!(
+        fleet
+            .delete_advice_before(a.id, later, Unwritten::Groups)
+            .await
+            .unwrap(),
+        1,
+        "the pool's"
+    );
+    assert_eq!(
+        fleet
+            .delete_advice_before(a.id, later, Unwritten::All)
+            .await
+            .unwrap(),
+        1,
+        "the loose SIM's"
+    );
     assert_eq!(
         ids(&fleet.advice(a_scope, a.id, &everything, None, 100).await.unwrap()),
         [switch.id]

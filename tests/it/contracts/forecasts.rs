@@ -14,7 +14,7 @@ use ioto_domain::fleet::Sim;
 use ioto_domain::forecast::{
     Anomaly, AnomalyDecision, AnomalyFilter, AnomalyKind, AnomalyRecord, AnomalyStatus, Baseline,
     DayForecast, Evidence, ForecastQuota, ForecastSubject, HourForecast, HourlyForecast, HourlyMethod,
-    HourlyOutlook, Method, ProjectedCost, Severity, StoredForecast, TodayProjection,
+    HourlyOutlook, Method, ProjectedCost, Severity, StoredForecast, TodayProjection, Unwritten,
 };
 use ioto_domain::notify::{NotificationKind, NotificationQuery};
 use ioto_domain::ports::forecasts::ForecastStore;
@@ -202,8 +202,32 @@ async fn contract(store: ioto_store::SqlStore) {
             .unwrap(),
         None
     );
-    // What the later pass did not write again is removed.
-    assert_eq!(fleet.delete_forecasts_before(a.id, later).await.unwrap(), 2);
+    // What the later pass did not write again is removed: the groups' only by a pass that kept
+    // SIMs as stored, everything by a whole pass.
+    let kept = forecast(a.id, ForecastSubject::Sim(loose.id), t, 4_000_000.0, false);
+    fleet.put_forecasts(std::slice::from_ref(&kept)).await.unwrap();
+    assert_eq!(
+        fleet
+            .delete_forecasts_before(a.id, later, Unwritten::Groups)
+            .await
+            .unwrap(),
+        2,
+        "the tenant's and the sub-customer's"
+    );
+    assert_eq!(
+        fleet
+            .forecast(a_scope, a.id, ForecastSubject::Sim(loose.id))
+            .await
+            .unwrap(),
+        Some(kept)
+    );
+    assert_eq!(
+        fleet
+            .delete_forecasts_before(a.id, later, Unwritten::All)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(
         fleet
             .forecast(a_scope, a.id, ForecastSubject::Customer(customer.id))
@@ -447,8 +471,8 @@ async fn contract(store: ioto_store::SqlStore) {
     fleet.end_forecast_run(a.id, None).await.unwrap();
     assert_eq!(
         fleet.forecast_run_finished(a.id).await.unwrap(),
-        Some(t),
-        "a claim released unfinished leaves the last pass's end"
+        None,
+        "a pass that failed leaves no last pass behind it"
     );
     assert!(
         fleet
@@ -467,6 +491,21 @@ async fn contract(store: ioto_store::SqlStore) {
         )
         .await
         .unwrap());
+    let t2 = lease + Duration::minutes(1);
+    fleet.end_forecast_run(a.id, Some(t2)).await.unwrap();
+    assert_eq!(fleet.forecast_run_finished(a.id).await.unwrap(), Some(t2));
+    // A server dies in its pass: the last pass stands while the claim holds; whoever takes the
+    // lapsed claim over finds none.
+    assert!(fleet
+        .claim_forecast_run(a.id, t2, t2 + Duration::minutes(30), None)
+        .await
+        .unwrap());
+    assert_eq!(fleet.forecast_run_finished(a.id).await.unwrap(), Some(t2));
+    assert!(fleet
+        .claim_forecast_run(a.id, t2 + Duration::minutes(31), t2 + Duration::minutes(61), None)
+        .await
+        .unwrap());
+    assert_eq!(fleet.forecast_run_finished(a.id).await.unwrap(), None);
 }
 
 #[tokio::test]

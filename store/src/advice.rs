@@ -196,13 +196,19 @@ impl AdviceStore for SqlFleet {
     ) -> Result<u64> {
         use advice::Column as C;
         let txn = self.begin(Scope::Platform).await?;
+        let backend = self.backend();
         let deleted: Result<u64> = async {
             let mut deleted = 0;
             for chunk in sims.chunks(crate::fleet::ID_CHUNK) {
                 deleted += advice::Entity::delete_many()
                     .filter(C::TenantId.eq(tenant.0))
                     .filter(C::SubjectKind.eq("SIM"))
-                    .filter(C::SubjectId.is_in(chunk.iter().map(|s| s.0)))
+                    .filter(crate::fleet::bulk::ids_among(
+                        backend,
+                        C::SubjectId,
+                        "advice.subject_id",
+                        &chunk.iter().map(|s| s.0).collect::<Vec<_>>(),
+                    ))
                     .filter(C::ComputedAt.lt(before))
                     .exec(&txn)
                     .await

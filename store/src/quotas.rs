@@ -337,7 +337,7 @@ impl QuotaStore for SqlFleet {
         let sims = Query::select()
             .column(sim::Column::Id)
             .from(sim::Entity)
-            .and_where(sim::Column::Iccid.is_in(iccids.iter().map(Iccid::as_str)))
+            .and_where(crate::fleet::bulk::iccid_among(self.backend(), iccids))
             .to_owned();
         let quotas = sim_quota::Entity::find()
             .filter(sim_quota::Column::SimId.in_subquery(sims))

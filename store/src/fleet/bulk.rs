@@ -5,9 +5,10 @@
 
 use ioto_domain::fleet::audit::{AuditAction, AuditStamp, EntityKind, NewAuditEntry};
 use ioto_domain::fleet::sim::NewSim;
+use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::{Activity, ImeiChange, Sighting};
 use ioto_domain::{Error, Result, Scope};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::sqlx;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Set, Statement,
@@ -34,6 +35,51 @@ const SQLITE_CHUNK: usize = 1_000;
 /// identifiers are digits, free text is checked printable, JSON escapes control characters —
 /// and [`Columns::row`] refuses one that does, naming the field.
 pub(crate) const SEP: char = '\u{1f}';
+
+/// `sims.iccid IN (…)`; on Postgres one text parameter split by the server (`= ANY`): thousands
+/// of bound values cost more to send and plan than the lookup itself, and a generic plan searches
+/// such a list row by row (5,000 ICCIDs against 100,000 SIMs: 1.4 s instead of milliseconds).
+pub(crate) fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> SimpleExpr {
+    if backend == DbBackend::Postgres {
+        Expr::cust_with_values(
+            "sims.iccid = ANY(string_to_array($1, E'\\x1f'))",
+            [joined(iccids.iter().map(Iccid::as_str))],
+        )
+    } else {
+        sim::Column::Iccid.is_in(iccids.iter().map(Iccid::as_str))
+    }
+}
+
+/// `column IN (…)` of these ids (`qualified`: the column as SQL names it, `table.column`), as
+/// [`iccid_among`] sends them.
+pub(crate) fn ids_among<C: ColumnTrait>(
+    backend: DbBackend,
+    column: C,
+    qualified: &str,
+    ids: &[Uuid],
+) -> SimpleExpr {
+    if backend == DbBackend::Postgres {
+        let text: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        Expr::cust_with_values(
+            format!("{qualified} = ANY(string_to_array($1, E'\\x1f')::uuid[])"),
+            [joined(text.iter().map(String::as_str))],
+        )
+    } else {
+        column.is_in(ids.iter().copied())
+    }
+}
+
+/// Values joined by [`SEP`] (none of them holds it: ICCIDs are digits, ids hexadecimal).
+fn joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.push_str(v);
+    }
+    out
+}
 
 /// Rows as one text parameter per column.
 pub(crate) struct Columns<const N: usize> {

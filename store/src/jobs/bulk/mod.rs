@@ -36,23 +36,6 @@ async fn notify_finished(txn: &DatabaseTransaction, job: &BulkJob, at: DateTime<
     crate::notifications::insert_notification(txn, &Notification::bulk_job_finished(job, at)).await
 }
 
-/// `iccid IN (…)`; on Postgres one text parameter split by the server (`= ANY`): thousands of
-/// bound values cost more to send and plan than the lookup itself.
-fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> sea_orm::sea_query::SimpleExpr {
-    if backend == DbBackend::Postgres {
-        let mut joined = String::with_capacity(iccids.len() * 21);
-        for (i, iccid) in iccids.iter().enumerate() {
-            if i > 0 {
-                joined.push(crate::fleet::bulk::SEP);
-            }
-            joined.push_str(iccid.as_str());
-        }
-        Expr::cust_with_values("sims.iccid = ANY(string_to_array($1, E'\\x1f'))", [joined])
-    } else {
-        sim::Column::Iccid.is_in(iccids.iter().map(|i| i.as_str()))
-    }
-}
-
 fn placeholder(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => "$1",
@@ -157,7 +140,7 @@ impl BulkJobStore for SqlFleet {
             .column(sim::Column::Iccid)
             .column(sim::Column::CustomerId)
             .column(sim::Column::State)
-            .filter(iccid_among(self.backend(), iccids))
+            .filter(crate::fleet::bulk::iccid_among(self.backend(), iccids))
             .into_model::<Row>();
         let txn = self.begin(scope).await?;
         let rows = q.all(&txn).await.map_err(db)?;

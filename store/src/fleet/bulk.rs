@@ -50,8 +50,10 @@ pub(crate) fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> SimpleExpr {
     }
 }
 
-/// `column IN (…)` of these ids (`qualified`: the column as SQL names it, `table.column`), as
-/// [`iccid_among`] sends them.
+/// `column IN (…)` of these ids (`qualified`: the column as SQL names it, `table.column`), sent
+/// as [`iccid_among`] sends them and split once, in a subquery: as `= ANY(…)` a generic plan on a
+/// column that is not an index's first filtered one split the list again for every row (15 s to
+/// delete 1,000 SIMs' advice among 140,000 rows).
 pub(crate) fn ids_among<C: ColumnTrait>(
     backend: DbBackend,
     column: C,
@@ -61,7 +63,7 @@ pub(crate) fn ids_among<C: ColumnTrait>(
     if backend == DbBackend::Postgres {
         let text: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         Expr::cust_with_values(
-            format!("{qualified} = ANY(string_to_array($1, E'\\x1f')::uuid[])"),
+            format!("{qualified} IN (SELECT unnest(string_to_array($1, E'\\x1f')::uuid[]))"),
             [joined(text.iter().map(String::as_str))],
         )
     } else {

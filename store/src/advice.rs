@@ -18,7 +18,10 @@ use ioto_domain::identifiers::Iccid;
 use ioto_domain::ports::advice::AdviceStore;
 use ioto_domain::{CustomerId, Error, Result, Scope, SimId, TenantId};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, Statement,
+};
 
 use crate::entities::advice;
 use crate::error::db;
@@ -196,19 +199,38 @@ impl AdviceStore for SqlFleet {
     ) -> Result<u64> {
         use advice::Column as C;
         let txn = self.begin(Scope::Platform).await?;
-        let backend = self.backend();
+        if self.backend() == DbBackend::Postgres {
+            // The ids as one parameter joined to the table: as a list (or `= ANY` of it), the
+            // generic plan compared every advice row of the tenant with the whole list (a second
+            // per 1,000 SIMs among 140,000 rows; 15 s when the list was split per row).
+            let ids = crate::fleet::bulk::joined(
+                sims.iter()
+                    .map(|s| s.0.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            );
+            let deleted = txn
+                .execute(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "DELETE FROM advice a \
+                     USING (SELECT unnest(string_to_array($1, E'\\x1f'))::uuid AS id) s \
+                     WHERE a.tenant_id = $2 AND a.subject_kind = 'SIM' AND a.subject_id = s.id \
+                     AND a.computed_at < $3",
+                    [ids.into(), tenant.0.into(), before.into()],
+                ))
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(db);
+            return commit_or_roll_back(txn, deleted).await;
+        }
         let deleted: Result<u64> = async {
             let mut deleted = 0;
             for chunk in sims.chunks(crate::fleet::ID_CHUNK) {
                 deleted += advice::Entity::delete_many()
                     .filter(C::TenantId.eq(tenant.0))
                     .filter(C::SubjectKind.eq("SIM"))
-                    .filter(crate::fleet::bulk::ids_among(
-                        backend,
-                        C::SubjectId,
-                        "advice.subject_id",
-                        &chunk.iter().map(|s| s.0).collect::<Vec<_>>(),
-                    ))
+                    .filter(C::SubjectId.is_in(chunk.iter().map(|s| s.0)))
                     .filter(C::ComputedAt.lt(before))
                     .exec(&txn)
                     .await

@@ -528,19 +528,13 @@ impl ForecastStore for SqlFleet {
             return Ok(Vec::new());
         }
         let txn = self.begin(Scope::Platform).await?;
-        let backend = txn.get_database_backend();
         let read: Result<Vec<(SimId, Dismissal)>> = async {
             let mut out = Vec::new();
             for chunk in sims.chunks(ID_CHUNK) {
                 let rows = anomaly::Entity::find()
                     .filter(C::TenantId.eq(tenant.0))
                     .filter(C::Status.eq(AnomalyStatus::Dismissed.as_str()))
-                    .filter(crate::fleet::bulk::ids_among(
-                        backend,
-                        C::SimId,
-                        "anomalies.sim_id",
-                        &chunk.iter().map(|s| s.0).collect::<Vec<_>>(),
-                    ))
+                    .filter(C::SimId.is_in(chunk.iter().map(|s| s.0)))
                     // In one order from pass to pass: the pass digests them.
                     .order_by_asc(C::Id)
                     .all(&txn)

@@ -50,29 +50,8 @@ pub(crate) fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> SimpleExpr {
     }
 }
 
-/// `column IN (…)` of these ids (`qualified`: the column as SQL names it, `table.column`), sent
-/// as [`iccid_among`] sends them and split once, in a subquery: as `= ANY(…)` a generic plan on a
-/// column that is not an index's first filtered one split the list again for every row (15 s to
-/// delete 1,000 SIMs' advice among 140,000 rows).
-pub(crate) fn ids_among<C: ColumnTrait>(
-    backend: DbBackend,
-    column: C,
-    qualified: &str,
-    ids: &[Uuid],
-) -> SimpleExpr {
-    if backend == DbBackend::Postgres {
-        let text: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        Expr::cust_with_values(
-            format!("{qualified} IN (SELECT unnest(string_to_array($1, E'\\x1f')::uuid[]))"),
-            [joined(text.iter().map(String::as_str))],
-        )
-    } else {
-        column.is_in(ids.iter().copied())
-    }
-}
-
 /// Values joined by [`SEP`] (none of them holds it: ICCIDs are digits, ids hexadecimal).
-fn joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
     for (i, v) in values.enumerate() {
         if i > 0 {

@@ -87,12 +87,7 @@ impl SimStore for SqlFleet {
                     Scope::tenant(tenant),
                     change::Entity::find()
                         .filter(C::TenantId.eq(tenant.0))
-                        .filter(bulk::ids_among(
-                            self.backend(),
-                            C::SimId,
-                            "sim_imei_changes.sim_id",
-                            &chunk.iter().map(|s| s.0).collect::<Vec<_>>(),
-                        ))
+                        .filter(C::SimId.is_in(chunk.iter().map(|s| s.0)))
                         .filter(C::At.gte(since))
                         .order_by_asc(C::At),
                 )

@@ -1257,22 +1257,20 @@ async fn bench_forecast_pass_runs_on_the_engines() {
             .lines()
             .find(|l| l.trim_start().starts_with(pass) && l.contains("SIMs forecast"))
             .unwrap_or_else(|| panic!("no {pass} line:\n{stdout}"));
-        let forecast: usize = line
-            .split(" SIMs forecast")
-            .next()
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{line}"));
+        // The number right before `words`, after the last `start` before them.
+        let number_before = |words: &str, start: char| -> usize {
+            line.split(words)
+                .next()
+                .and_then(|l| l.rsplit(start).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no number before {words:?}: {line}"))
+        };
+        let forecast = number_before(" SIMs forecast", ' ');
         assert!(
             (250..=300).contains(&forecast),
             "most of the 300 seeded SIMs use data and are forecast: {line}"
         );
-        let kept: usize = line
-            .split(" kept as stored")
-            .next()
-            .and_then(|l| l.rsplit('(').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{line}"));
+        let kept = number_before(" kept as stored", '(');
         if pass == "third pass" {
             // It goes by the second: the 30 SIMs that used data since are computed again (and
             // the young ones), the others kept.
@@ -1299,6 +1297,27 @@ async fn bench_forecast_pass_runs_on_the_engines() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--days: 28 to 90"), "{stderr}");
+    // No SIM in 0 uses data: refused naming the flag and what it takes.
+    let refused = ioto_bench()
+        .args([
+            "forecast-pass",
+            "--sims",
+            "300",
+            "--changed-every",
+            "0",
+            "--runs",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("'--changed-every <CHANGED_EVERY>'") && stderr.contains("not in 1.."),
+        "{stderr}"
+    );
     ioto_analytics::ClickHouseUsage::drop_database(&ch).await.unwrap();
 }
 

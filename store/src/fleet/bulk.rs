@@ -43,21 +43,25 @@ pub(crate) fn iccid_among(backend: DbBackend, iccids: &[Iccid]) -> SimpleExpr {
     if backend == DbBackend::Postgres {
         Expr::cust_with_values(
             "sims.iccid = ANY(string_to_array($1, E'\\x1f'))",
-            [joined(iccids.iter().map(Iccid::as_str))],
+            [text_column(iccids.iter().map(|i| Some(i.as_str())))],
         )
     } else {
         sim::Column::Iccid.is_in(iccids.iter().map(Iccid::as_str))
     }
 }
 
-/// Values joined by [`SEP`] (none of them holds it: ICCIDs are digits, ids hexadecimal).
-pub(crate) fn joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
+/// Values as one text parameter, joined by [`SEP`] (split again by `string_to_array`): control
+/// characters in free text become spaces, so none is the separator; `None` is the empty string
+/// (NULL again on the server).
+pub(crate) fn text_column<S: AsRef<str>>(values: impl Iterator<Item = Option<S>>) -> String {
     let mut out = String::new();
     for (i, v) in values.enumerate() {
         if i > 0 {
             out.push(SEP);
         }
-        out.push_str(v);
+        if let Some(v) = v {
+            out.extend(v.as_ref().chars().map(|c| if c.is_control() { ' ' } else { c }));
+        }
     }
     out
 }

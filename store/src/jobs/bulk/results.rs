@@ -3,6 +3,7 @@
 
 use crate::entities::{bulk_job_row, sim};
 use crate::error::db;
+use crate::fleet::bulk::text_column;
 use crate::fleet::*;
 use chrono::{DateTime, Utc};
 use ioto_domain::fleet::bulk::RowResult;
@@ -21,25 +22,6 @@ pub(super) struct SimChange {
     pub(super) version: i64,
     pub(super) state: &'static str,
     pub(super) device: Option<Uuid>,
-}
-
-/// Separates the values of a column sent as one text parameter (split again by
-/// `string_to_array`); no value written here holds it (see [`text_column`]).
-pub(super) const SEP: char = '\u{1f}';
-
-/// Values as one text parameter: control characters in free text become spaces, so none is
-/// the separator; `None` is the empty string (NULL again on the server).
-pub(super) fn text_column<S: AsRef<str>>(values: impl Iterator<Item = Option<S>>) -> String {
-    let mut out = String::new();
-    for (i, v) in values.enumerate() {
-        if i > 0 {
-            out.push(SEP);
-        }
-        if let Some(v) = v {
-            out.extend(v.as_ref().chars().map(|c| if c.is_control() { ' ' } else { c }));
-        }
-    }
-    out
 }
 
 impl SqlFleet {

@@ -8,11 +8,39 @@ use ioto::engines;
 use ioto::server::App;
 use serde_json::json;
 
-/// Seeds a bench tenant with one operator and `sims` SIMs; returns the operator's e-mail and the
-/// ICCID of the SIM in the middle.
-async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String)> {
-    let (_, email, middle) = seed_tenant(app, sims).await?;
-    Ok((email, middle))
+/// Seeds a bench tenant with one operator, an operator's API key and `sims` SIMs; returns the
+/// operator's e-mail, the key and the ICCID of the SIM in the middle.
+async fn seed(app: &App, sims: usize) -> anyhow::Result<(String, String, String)> {
+    use ioto_domain::api_key::{CheckedToken, NewApiKey};
+    let (tenant, email, middle) = seed_tenant(app, sims).await?;
+    let token = CheckedToken::generate();
+    let now = chrono::Utc::now();
+    app.engines
+        .directory
+        .create_api_key(
+            ioto_domain::Scope::tenant(tenant),
+            NewApiKey {
+                id: ioto_domain::ApiKeyId::new(),
+                tenant_id: tenant,
+                customer_id: None,
+                name: ioto_domain::identifiers::Name::parse("bench", "name")?,
+                role: ioto_domain::Role::Operator,
+                token_hash: token.hash(),
+                hint: token.hint(),
+                created_by: None,
+                created_at: now,
+                expires_at: None,
+                rolled_from: None,
+            },
+            ioto_domain::fleet::audit::AuditStamp {
+                actor: "bench".into(),
+                actor_user_id: None,
+                at: now,
+                note: None,
+            },
+        )
+        .await?;
+    Ok((email, token.expose().to_owned(), middle))
 }
 
 /// One configuration measured: the engines and the figures.
@@ -22,6 +50,8 @@ pub struct ApiRun {
 }
 
 const ME: &str = "me";
+
+const ME_KEY: &str = "me, with an API key";
 
 const ME_BARE: &str = "me, bare handler";
 
@@ -61,7 +91,7 @@ async fn api_on(config: &Config, requests: usize, concurrency: usize) -> anyhow:
     println!("{}", app.engines.versions().await?);
     let listener = App::bind(config).await?;
     let addr = listener.local_addr()?;
-    let (email, iccid) = seed(&app, 1000).await?;
+    let (email, key, iccid) = seed(&app, 1000).await?;
     let bare = crate::bare::serve(config, std::sync::Arc::clone(&app.jwt)).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async move {
@@ -110,6 +140,19 @@ async fn api_on(config: &Config, requests: usize, concurrency: usize) -> anyhow:
     for (name, url, body) in ops {
         out.push(measure(name, &url, t, body, requests, concurrency).await?);
     }
+    // The same `me` with an API key instead of a signed token: the key's check (checksum, hash,
+    // cached lookup) against the token's (signature).
+    out.push(
+        measure(
+            ME_KEY,
+            &url,
+            Some(key.as_str()),
+            json!({ "query": "{ me { email role tenant { id name } } }" }),
+            requests,
+            concurrency,
+        )
+        .await?,
+    );
 
     let _ = stop_tx.send(());
     server.await??;
@@ -138,6 +181,17 @@ pub fn print_api(runs: &[ApiRun]) {
             ratio(run.get(SIM), run.get(SIM_BARE)),
             ratio(run.get(SIMS), run.get(SIMS_BARE)),
         );
+    }
+    for (i, run) in runs.iter().enumerate() {
+        if let (Some(key), Some(jwt)) = (run.get(ME_KEY), run.get(ME)) {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            println!(
+                "{}: me with an API key against a signed token: p50 {:+.3} ms, p99 {:+.3} ms (target: the key adds < 0.2 ms p99)",
+                if i == 0 { "embedded" } else { "configured" },
+                ms(key.p50) - ms(jwt.p50),
+                ms(key.p99) - ms(jwt.p99),
+            );
+        }
     }
     if let [embedded, configured] = runs {
         println!(

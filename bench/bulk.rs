@@ -141,6 +141,7 @@ pub(crate) async fn tenant(
         role: Role::TenantAdmin,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     };
     Ok((t.id, actor, email))
 }

@@ -108,6 +108,7 @@ pub async fn fleet(
         role: Role::Operator,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     };
 
     // Imports of 100,000 rows each, through the same path as the API (parse, check every row,

@@ -18,7 +18,7 @@ pub mod usage;
 
 pub use alert::{AlertEvaluator, AlertService};
 pub use analytics::AnalyticsService;
-pub use directory::{CreateUser, DirectoryService};
+pub use directory::{CreateApiKey, CreateUser, CreatedApiKey, DirectoryService};
 pub use export::ExportService;
 pub use fleet::FleetService;
 pub use forecast::{ForecastPass, ForecastPorts, ForecastService, PassPhases};

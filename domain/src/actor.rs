@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CustomerId, Error, Permission, Result, Role, TenantId, UserId};
+use crate::{ApiKeyId, CustomerId, Error, Permission, Result, Role, TenantId, UserId};
 
 /// The authenticated caller, as established from a validated token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub struct Actor {
     /// When the token was issued (`iat`), if it says: a token older than its user's last
     /// password change is refused.
     pub issued_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The API key the request came with (`None` for signed tokens): such a caller is a
+    /// service, and each request checks that the key still works.
+    pub api_key: Option<ApiKeyId>,
 }
 
 impl Actor {

@@ -473,6 +473,7 @@ impl ExportJob {
             role: self.created_by_role,
             customer_id: self.created_by_customer,
             issued_at: None,
+            api_key: None,
         }
     }
 

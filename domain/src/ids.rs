@@ -76,6 +76,11 @@ uuid_id!(
     "user"
 );
 uuid_id!(
+    /// A tenant's API key: a credential for a service, not a person.
+    ApiKeyId,
+    "API key"
+);
+uuid_id!(
     /// A SIM card.
     SimId,
     "SIM"

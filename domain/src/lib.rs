@@ -4,6 +4,7 @@ pub mod actor;
 pub mod advice;
 pub mod alert;
 pub mod analytics;
+pub mod api_key;
 pub mod billing;
 pub mod directory;
 pub mod error;
@@ -26,7 +27,7 @@ pub mod usage;
 pub use actor::{Actor, Scope};
 pub use error::{Error, ErrorCode, PublicError, Result};
 pub use identifiers::{Iccid, MccMnc};
-pub use ids::{CustomerId, DeviceId, SimId, TenantId, UserId};
+pub use ids::{ApiKeyId, CustomerId, DeviceId, SimId, TenantId, UserId};
 pub use role::{Permission, Role};
 
 /// Replaces the password of `scheme://user:password@host/…` with `***`, for logs and errors.

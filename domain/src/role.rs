@@ -61,6 +61,8 @@ pub enum Permission {
     RunBulkJobs,
     /// Add, enable, disable and remove the tenant's webhook endpoints; see their deliveries.
     ManageWebhooks,
+    /// Create, roll and revoke the tenant's API keys; list them.
+    ManageApiKeys,
 }
 
 impl Role {

@@ -35,6 +35,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0020_postgres.sql"),
     include_str!("sql/0021_postgres.sql"),
     include_str!("sql/0022_postgres.sql"),
+    include_str!("sql/0023_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -194,6 +195,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0022_postgres.sql"),
                 sqlite: include_str!("sql/0022_sqlite.sql"),
                 irreversible: "forecasts are read with their projected-cost columns",
+            }),
+            // API keys; the audit trail records them.
+            Box::new(SqlMigration {
+                name: "m0023_api_keys",
+                postgres: include_str!("sql/0023_postgres.sql"),
+                sqlite: include_str!("sql/0023_sqlite.sql"),
+                irreversible: "API keys would be lost and their audit entries refused",
             }),
         ]
     }

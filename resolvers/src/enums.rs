@@ -1,5 +1,6 @@
 use async_graphql::Enum;
 use ioto_app::fleet::RetireSims;
+use ioto_domain::api_key::ApiKeyState;
 use ioto_domain::events::DirectoryChange;
 use ioto_domain::fleet::audit::{AuditAction, EntityKind};
 use ioto_domain::fleet::bulk::{BulkJobStatus, RowOutcome};
@@ -117,13 +118,13 @@ mirror_enum!(
     /// What an audit entry records.
     AuditActionKind, "AuditAction", AuditAction, [
         Created, Imported, Updated, StateChanged, Assigned, LabelsChanged, Bound, Unbound, Swapped,
-        TransitionScheduled, TransitionCancelled, NetworkFailed, LocationUpdated,
+        TransitionScheduled, TransitionCancelled, NetworkFailed, LocationUpdated, Rolled, Revoked,
     ]
 );
 
 mirror_enum!(
-    /// Whether an audit entry is about a SIM or a device.
-    EntityKindKind, "EntityKind", EntityKind, [Sim, Device]
+    /// What an audit entry is about: a SIM, a device or an API key.
+    EntityKindKind, "EntityKind", EntityKind, [Sim, Device, ApiKey]
 );
 
 mirror_enum!(
@@ -315,4 +316,9 @@ mirror_enum!(
         /// Given up after its last attempt (or refused for good).
         Failed,
     ]
+);
+
+mirror_enum!(
+    /// Where an API key stands.
+    ApiKeyStateKind, "ApiKeyState", ApiKeyState, [Active, Rolling, Expired, Revoked]
 );

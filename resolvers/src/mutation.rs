@@ -6,6 +6,7 @@
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     crate::directory::DirectoryMutation,
+    crate::directory::ApiKeyMutation,
     crate::fleet::FleetMutation,
     crate::quota::QuotaMutation,
     crate::quota::QuotaPoolMutation,

@@ -6,6 +6,7 @@
 #[graphql(name = "Query")]
 pub struct QueryRoot(
     crate::directory::DirectoryQuery,
+    crate::directory::ApiKeyQuery,
     crate::fleet::FleetQuery,
     crate::quota::QuotaQuery,
     crate::quota::QuotaPoolQuery,

@@ -272,6 +272,7 @@ mod tests {
             role,
             customer_id: None,
             issued_at: None,
+            api_key: None,
         }
     }
 

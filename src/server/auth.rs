@@ -263,6 +263,7 @@ impl Jwt {
             role,
             customer_id,
             issued_at,
+            api_key: None,
         })
     }
 
@@ -425,8 +426,13 @@ pub async fn authenticate(
     jwt: &Jwt,
     sessions: &crate::server::session::SessionCheck,
     token: &str,
+    client: Option<std::net::IpAddr>,
 ) -> ioto_domain::Result<ioto_domain::Actor> {
-    let actor = jwt.verify(token).await?;
+    let actor = if ioto_domain::api_key::is_api_key(token) {
+        sessions.directory().authenticate_key(token, client).await?
+    } else {
+        jwt.verify(token).await?
+    };
     sessions.confirm(&actor).await?;
     Ok(actor)
 }

@@ -120,7 +120,7 @@ fn peer(parts: &Parts) -> Option<SocketAddr> {
 }
 
 /// The caller named by the request's bearer token, if it sends one.
-async fn actor(parts: &Parts, st: &AppState) -> Result<Option<Actor>, Error> {
+async fn actor(parts: &Parts, st: &AppState, client: Option<IpAddr>) -> Result<Option<Actor>, Error> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -128,7 +128,7 @@ async fn actor(parts: &Parts, st: &AppState) -> Result<Option<Actor>, Error> {
         value.to_str().ok().and_then(bearer).ok_or_else(|| {
             Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
         })?;
-    authenticate(&st.jwt, &st.sessions, token).await.map(Some)
+    authenticate(&st.jwt, &st.sessions, token, client).await.map(Some)
 }
 
 /// The caller of a GraphQL request over HTTP: anonymous, or named by a valid token; refused
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for GraphQlCaller {
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
         let client = client_address(peer(parts), &parts.headers, &st.trusted_proxies);
-        let actor = match actor(parts, st).await {
+        let actor = match actor(parts, st, client).await {
             Ok(a) => a,
             Err(e) => {
                 st.metrics.record_graphql_error(e.code().as_str());
@@ -175,7 +175,7 @@ impl FromRequestParts<AppState> for Uploader {
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
         let client = client_address(peer(parts), &parts.headers, &st.trusted_proxies);
-        let actor = actor(parts, st)
+        let actor = actor(parts, st, client)
             .await
             .and_then(|a| {
                 a.ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <token>'".into()))

@@ -365,7 +365,7 @@ async fn graphql_ws(
                 let every = check_sessions.every().max(Duration::from_secs(1));
                 loop {
                     tokio::time::sleep(every).await;
-                    match authenticate(&check_jwt, &check_sessions, &token).await {
+                    match authenticate(&check_jwt, &check_sessions, &token, client).await {
                         Ok(_) => {}
                         Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
                             let _ = revoked_tx.send(Some((4401, close_reason(&e))));
@@ -395,7 +395,7 @@ async fn graphql_ws(
                             ))
                         })?;
                     let token = bearer(raw).unwrap_or(raw);
-                    let actor = authenticate(&jwt, &sessions, token)
+                    let actor = authenticate(&jwt, &sessions, token, client)
                         .await
                         .map_err(|e| ws_init_error(&e))?;
                     let _ = token_tx.send(Some(token.to_owned()));

@@ -152,7 +152,8 @@ impl App {
         } else {
             Pipeline::default()
         };
-        let directory = DirectoryService::new(Arc::clone(&engines.directory));
+        let directory = DirectoryService::new(Arc::clone(&engines.directory))
+            .with_key_checks_every(Duration::from_secs(config.auth.session_check_seconds));
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
             Arc::clone(&engines.bulk_jobs),

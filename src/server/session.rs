@@ -1,17 +1,18 @@
-//! Per-request confirmation that a token's user still exists with the claimed role, cached for a
-//! few seconds per user so that the check costs one read per user per interval, not per request.
+//! Per-request confirmation that a token's user (or an API key) still exists with the claimed
+//! role, cached for a few seconds per user or key so that the check costs one read per caller
+//! per interval, not per request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ioto_app::DirectoryService;
-use ioto_domain::{Actor, Result, UserId};
+use ioto_domain::{Actor, Result};
 
 pub struct SessionCheck {
     directory: DirectoryService,
     ttl: Duration,
-    confirmed: Mutex<HashMap<(UserId, String), Instant>>,
+    confirmed: Mutex<HashMap<String, Instant>>,
 }
 
 impl SessionCheck {
@@ -23,19 +24,27 @@ impl SessionCheck {
         }
     }
 
-    fn key(actor: &Actor, user: UserId) -> (UserId, String) {
-        // The role, customer and issue time are part of the key: a token with other claims is
-        // checked afresh (an old token is not confirmed by a newer one's check).
-        (
-            user,
-            format!(
-                "{}:{}:{:?}:{:?}",
-                actor.tenant_id,
-                actor.role,
-                actor.customer_id,
-                actor.issued_at.map(|t| t.timestamp())
-            ),
-        )
+    /// Who is confirmed: a user or a key, with the claims confirmed. The role, customer and
+    /// issue time are part of it: a token with other claims is checked afresh (an old token is
+    /// not confirmed by a newer one's check). `None`: nothing to confirm (a service token).
+    fn key(actor: &Actor) -> Option<String> {
+        let who = match (actor.api_key, actor.user_id) {
+            (Some(key), _) => format!("key:{key}"),
+            (None, Some(user)) => format!("user:{user}"),
+            (None, None) => return None,
+        };
+        Some(format!(
+            "{who}:{}:{}:{:?}:{:?}",
+            actor.tenant_id,
+            actor.role,
+            actor.customer_id,
+            actor.issued_at.map(|t| t.timestamp())
+        ))
+    }
+
+    /// The directory that checks users and API keys.
+    pub fn directory(&self) -> &DirectoryService {
+        &self.directory
     }
 
     /// How long a confirmation is reused: the cadence at which open connections are re-checked.
@@ -44,8 +53,9 @@ impl SessionCheck {
     }
 
     pub async fn confirm(&self, actor: &Actor) -> Result<()> {
-        let Some(user) = actor.user_id else { return Ok(()) };
-        let key = Self::key(actor, user);
+        let Some(key) = Self::key(actor) else {
+            return Ok(());
+        };
         {
             let confirmed = self
                 .confirmed

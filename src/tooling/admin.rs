@@ -95,6 +95,7 @@ impl Admin {
                 role: Role::PlatformAdmin,
                 customer_id: None,
                 issued_at: None,
+                api_key: None,
             },
         })
     }

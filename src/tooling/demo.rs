@@ -763,6 +763,7 @@ pub async fn example_bulk_job(fleet: &ioto_app::FleetService, demo: &Demo) -> an
         role: admin.role,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     };
     let existing = fleet
         .bulk_jobs(

@@ -81,6 +81,7 @@ pub async fn seed(billing: &BillingService, tenant: &Tenant) -> anyhow::Result<(
         role: Role::PlatformAdmin,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     };
     if !billing.rate_cards(&admin, Some(tenant.id)).await?.is_empty() {
         return Ok(());

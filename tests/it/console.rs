@@ -237,6 +237,12 @@ const PAGES: &[(&str, &str, &str, &str)] = &[
         "exports",
         "{ exportJobs(first: 1) { nodes { id } } }",
     ),
+    (
+        "API keys",
+        "/api-keys",
+        "api-keys",
+        "{ apiKeys(first: 1) { nodes { id } } }",
+    ),
 ];
 
 /// Signs in as `email`, compares the navigation with what the API answers for the user, opens

@@ -419,6 +419,7 @@ pub(super) fn actor(
         role,
         customer_id: customer,
         issued_at: None,
+        api_key: None,
     }
 }
 

@@ -48,6 +48,8 @@ export function capabilities(role, settings) {
       role === 'PLATFORM_ADMIN' || role === 'TENANT_ADMIN' || (role === 'OPERATOR' && Number(settings && settings.operatorBulkLimit) > 0),
     bulkLimit: role === 'OPERATOR' ? Number(settings && settings.operatorBulkLimit) : null,
     exports: true,
+    // API keys are managed by tenant and platform administrators (docs/api-keys.md).
+    manageApiKeys: role === 'PLATFORM_ADMIN' || role === 'TENANT_ADMIN',
     platform: role === 'PLATFORM_ADMIN',
   };
 }
@@ -66,6 +68,7 @@ const ROUTES = [
   { path: '/bulk', module: './bulk.js', fn: 'render', nav: 'Bulk jobs', cap: 'bulkRead' },
   { path: '/bulk/:id', module: './bulk.js', fn: 'renderJob', cap: 'bulkRead' },
   { path: '/exports', module: './exports.js', fn: 'render', nav: 'Exports', cap: 'exports' },
+  { path: '/api-keys', module: './api-keys.js', fn: 'render', nav: 'API keys', cap: 'manageApiKeys' },
 ];
 
 const state = {

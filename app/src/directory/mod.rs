@@ -1,6 +1,10 @@
 //! Tenant, sub-customer and user management, and login.
 
+mod api_keys;
 pub mod throttle;
+
+use self::api_keys::KeyChecks;
+pub use self::api_keys::{CreateApiKey, CreatedApiKey};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,14 +38,27 @@ pub struct DirectoryService {
     store: Arc<dyn Directory>,
     /// Every check of a password takes a slot here first ([`LoginThrottle`]).
     throttle: Arc<LoginThrottle>,
+    /// Recent API key lookups, and when each key's use was last written.
+    keys: Arc<KeyChecks>,
 }
+
+/// How long an API key lookup is reused unless [`DirectoryService::with_key_checks_every`] says.
+const KEY_CHECKS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl DirectoryService {
     pub fn new(store: Arc<dyn Directory>) -> Self {
         Self {
             store,
             throttle: Arc::new(LoginThrottle::default()),
+            keys: Arc::new(KeyChecks::new(KEY_CHECKS_EVERY)),
         }
+    }
+
+    /// Reuses an API key lookup for `every` (the cadence at which signed tokens' users are
+    /// re-checked): a key revoked on another instance is refused here within it.
+    pub fn with_key_checks_every(mut self, every: std::time::Duration) -> Self {
+        self.keys = Arc::new(KeyChecks::new(every));
+        self
     }
 
     /// Checks `password` against `hash` for `email` from `client`, within the throttle: a slot
@@ -102,6 +119,9 @@ impl DirectoryService {
     /// Checks that the user a token names still exists with the role, tenant and customer the
     /// token claims, so deleting or demoting a user takes effect before their token expires.
     pub async fn confirm_actor(&self, actor: &Actor) -> Result<()> {
+        if let Some(key) = actor.api_key {
+            return self.confirm_key(actor, key).await;
+        }
         let Some(id) = actor.user_id else { return Ok(()) };
         match self.store.user(actor.scope(), id).await? {
             None => Err(Error::Unauthenticated(
@@ -282,6 +302,7 @@ impl DirectoryService {
     }
 
     pub async fn create_user(&self, actor: &Actor, input: CreateUser) -> Result<User> {
+        Self::person_only(actor, "create users")?;
         actor.require(Permission::ManageUsers, "create users")?;
         if !actor.role.may_grant(input.role) {
             return Err(Error::Forbidden(format!(
@@ -340,6 +361,7 @@ impl DirectoryService {
     /// Loads another user the caller may manage: `ManageUsers`, not the caller themself (`self_rule`
     /// says what to do instead), and not a user whose role is above the caller's.
     async fn managed_user(&self, actor: &Actor, id: UserId, action: &str, self_rule: &str) -> Result<User> {
+        Self::person_only(actor, action)?;
         actor.require(Permission::ManageUsers, action)?;
         if actor.user_id == Some(id) {
             return Err(Error::Conflict(self_rule.into()));

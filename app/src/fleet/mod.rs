@@ -393,6 +393,11 @@ impl FleetService {
         match kind {
             EntityKind::Sim => self.sim_scope(actor).await?,
             EntityKind::Device => self.device_scope(actor)?,
+            // A key's history is its managers' (the tenant-wide audit log shows it to staff).
+            EntityKind::ApiKey => {
+                actor.require(Permission::ManageApiKeys, "read API key history")?;
+                actor.scope()
+            }
         };
         check_limit(limit)?;
         let query = AuditQuery {

@@ -31,6 +31,7 @@ fn quota_actor(tenant: TenantId) -> Actor {
         role: Role::TenantAdmin,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     }
 }
 

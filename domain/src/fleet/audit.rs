@@ -1,4 +1,4 @@
-//! The audit trail: every change to a SIM or device, with who, when, old and new value and note.
+//! The audit trail: every change to a SIM, a device or an API key, with who, when, old and new value and note.
 
 use std::fmt;
 
@@ -13,6 +13,7 @@ use crate::{Actor, CustomerId, Error, Result, TenantId, UserId};
 pub enum EntityKind {
     Sim,
     Device,
+    ApiKey,
 }
 
 impl EntityKind {
@@ -20,6 +21,7 @@ impl EntityKind {
         match self {
             Self::Sim => "SIM",
             Self::Device => "DEVICE",
+            Self::ApiKey => "API_KEY",
         }
     }
 
@@ -27,9 +29,10 @@ impl EntityKind {
         match s {
             "SIM" => Ok(Self::Sim),
             "DEVICE" => Ok(Self::Device),
+            "API_KEY" => Ok(Self::ApiKey),
             _ => Err(Error::invalid(
                 "entityKind",
-                format!("'{s}' is not SIM or DEVICE"),
+                format!("'{s}' is not SIM, DEVICE or API_KEY"),
             )),
         }
     }
@@ -54,10 +57,14 @@ pub enum AuditAction {
     NetworkFailed,
     /// The network was asked to cancel the SIM's location (the device attaches again).
     LocationUpdated,
+    /// A credential was replaced by a new one (the old one works until its overlap ends).
+    Rolled,
+    /// A credential was revoked.
+    Revoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 15] = [
         Self::Created,
         Self::Imported,
         Self::Updated,
@@ -71,6 +78,8 @@ impl AuditAction {
         Self::TransitionCancelled,
         Self::NetworkFailed,
         Self::LocationUpdated,
+        Self::Rolled,
+        Self::Revoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +97,8 @@ impl AuditAction {
             Self::TransitionCancelled => "TRANSITION_CANCELLED",
             Self::NetworkFailed => "NETWORK_FAILED",
             Self::LocationUpdated => "LOCATION_UPDATED",
+            Self::Rolled => "ROLLED",
+            Self::Revoked => "REVOKED",
         }
     }
 

@@ -5,14 +5,17 @@
 //! pooled connection never carries one tenant's context into another's work.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
+use crate::api_key::{ApiKey, NewApiKey};
 use crate::directory::{
     Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
 };
+use crate::fleet::audit::AuditStamp;
 use crate::fleet::query::Page;
 use crate::identifiers::{Email, Name, Slug};
 use crate::ports::EngineInfo;
-use crate::{CustomerId, Result, Role, Scope, TenantId, UserId};
+use crate::{ApiKeyId, CustomerId, Result, Role, Scope, TenantId, UserId};
 
 /// The engine behind the directory, for start-up logs and `/readyz`.
 #[async_trait]
@@ -64,7 +67,45 @@ pub trait UserStore: Send + Sync + 'static {
     async fn login_record(&self, email: &Email) -> Result<Option<LoginRecord>>;
 }
 
-/// The whole directory: every adapter that implements the parts is one.
-pub trait Directory: DirectoryEngine + TenantStore + CustomerStore + UserStore {}
+/// A tenant's API keys. Every write stores its audit entry (kind `API_KEY`) in the same
+/// transaction.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    /// Stores a new key; `Conflict` when its tenant already holds
+    /// [`crate::api_key::MAX_LIVE_KEYS_PER_TENANT`] keys that are neither revoked nor expired.
+    async fn create_api_key(&self, scope: Scope, new: NewApiKey, stamp: AuditStamp) -> Result<ApiKey>;
+    async fn api_key(&self, scope: Scope, id: ApiKeyId) -> Result<Option<ApiKey>>;
+    /// The tenant's keys by name (ties by id), revoked and expired ones included, after
+    /// `page.after`, at most `page.limit`.
+    async fn list_api_keys(&self, scope: Scope, tenant: TenantId, page: &Page<()>) -> Result<Vec<ApiKey>>;
+    /// Replaces key `id` with `new` in one transaction: the old key names its replacement and
+    /// expires at `old_until` (or earlier, if it was to expire sooner). `Conflict` when the old
+    /// key is revoked, expired or already rolled.
+    async fn roll_api_key(
+        &self,
+        scope: Scope,
+        id: ApiKeyId,
+        new: NewApiKey,
+        old_until: DateTime<Utc>,
+        stamp: AuditStamp,
+    ) -> Result<ApiKey>;
+    /// Revokes a key from now on; a key already revoked is returned as it is (no second entry).
+    async fn revoke_api_key(&self, scope: Scope, id: ApiKeyId, stamp: AuditStamp) -> Result<ApiKey>;
+    /// Looks a key up by the SHA-256 of its text across tenants: how a request with a key is
+    /// authenticated, before any tenant is known.
+    async fn api_key_by_hash(&self, token_hash: &str) -> Result<Option<ApiKey>>;
+    /// Records that a key was used at `at` from `address` (a later use is never overwritten by an
+    /// earlier one).
+    async fn touch_api_key(
+        &self,
+        tenant: TenantId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        address: Option<String>,
+    ) -> Result<()>;
+}
 
-impl<T> Directory for T where T: DirectoryEngine + TenantStore + CustomerStore + UserStore {}
+/// The whole directory: every adapter that implements the parts is one.
+pub trait Directory: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore {}
+
+impl<T> Directory for T where T: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore {}

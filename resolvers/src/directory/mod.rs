@@ -1,10 +1,12 @@
 //! The directory: tenants, sub-customers, users, signing in.
 
+mod api_keys;
 mod mutation;
 mod query;
 mod subscription;
 pub(crate) mod types;
 
+pub(crate) use self::api_keys::{ApiKeyMutation, ApiKeyQuery};
 pub(crate) use self::mutation::DirectoryMutation;
 pub(crate) use self::query::DirectoryQuery;
 pub(crate) use self::subscription::DirectorySubscription;

@@ -85,6 +85,11 @@ macro_rules! connection_type {
 }
 
 connection_type!(CustomerConnection, CustomerEdge, CustomerObject);
+connection_type!(
+    ApiKeyConnection,
+    ApiKeyEdge,
+    crate::directory::api_keys::ApiKeyObject
+);
 connection_type!(UserConnection, UserEdge, UserObject);
 
 /// Rows with their cursors, and the page's position.
@@ -95,7 +100,7 @@ pub struct Page<T> {
 
 /// Cuts the extra row the store was asked for (it tells whether a next page exists) and wraps
 /// the rest with their cursors.
-fn connection<R, T>(
+pub(crate) fn connection<R, T>(
     rows: Vec<R>,
     page: &ListPage<()>,
     cursor: impl Fn(&R) -> Cursor,

@@ -1,5 +1,6 @@
 //! The directory ports (tenants, customers, users) on sea-orm, for Postgres and SQLite alike.
 
+mod api_keys;
 mod customers;
 mod tenants;
 mod users;

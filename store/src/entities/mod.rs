@@ -5,6 +5,7 @@ pub mod alert;
 pub mod alert_rule;
 pub mod alert_silence;
 pub mod anomaly;
+pub mod api_key;
 pub mod audit_event;
 pub mod bulk_job;
 pub mod bulk_job_row;

@@ -3,6 +3,7 @@
 mod advice;
 mod alerts;
 mod analytics;
+mod api_keys;
 mod billing;
 mod bus;
 mod directory;

@@ -512,6 +512,7 @@ fn admin(tenant: &ioto_domain::directory::Tenant) -> Actor {
         role: Role::TenantAdmin,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn pool_actor(tenant: TenantId) -> Actor {
         role: Role::TenantAdmin,
         customer_id: None,
         issued_at: None,
+        api_key: None,
     }
 }
 

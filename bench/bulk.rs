@@ -142,6 +142,7 @@ pub(crate) async fn tenant(
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     };
     Ok((t.id, actor, email))
 }

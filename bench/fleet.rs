@@ -109,6 +109,7 @@ pub async fn fleet(
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     };
 
     // Imports of 100,000 rows each, through the same path as the API (parse, check every row,

@@ -18,7 +18,9 @@ pub mod usage;
 
 pub use alert::{AlertEvaluator, AlertService};
 pub use analytics::AnalyticsService;
-pub use directory::{CreateApiKey, CreateUser, CreatedApiKey, DirectoryService};
+pub use directory::{
+    ActiveSession, CreateApiKey, CreateUser, CreatedApiKey, DirectoryService, SessionPolicy,
+};
 pub use export::ExportService;
 pub use fleet::FleetService;
 pub use forecast::{ForecastPass, ForecastPorts, ForecastService, PassPhases};

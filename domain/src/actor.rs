@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::SessionId;
 use crate::{ApiKeyId, CustomerId, Error, Permission, Result, Role, TenantId, UserId};
 
 /// The authenticated caller, as established from a validated token.
@@ -22,6 +23,9 @@ pub struct Actor {
     /// The API key the request came with (`None` for signed tokens): such a caller is a
     /// service, and each request checks that the key still works.
     pub api_key: Option<ApiKeyId>,
+    /// The sign-in session a login token belongs to (its `sid`): each request checks that the
+    /// session has not ended.
+    pub session_id: Option<SessionId>,
 }
 
 impl Actor {

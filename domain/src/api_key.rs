@@ -189,6 +189,7 @@ impl ApiKey {
                 customer_id: self.customer_id,
                 issued_at: None,
                 api_key: Some(self.id),
+                session_id: None,
             }),
         }
     }

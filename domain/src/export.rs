@@ -474,6 +474,7 @@ impl ExportJob {
             customer_id: self.created_by_customer,
             issued_at: None,
             api_key: None,
+            session_id: None,
         }
     }
 

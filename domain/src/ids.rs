@@ -76,6 +76,11 @@ uuid_id!(
     "user"
 );
 uuid_id!(
+    /// A sign-in session: what a login starts and its refresh tokens continue.
+    SessionId,
+    "session"
+);
+uuid_id!(
     /// A tenant's API key: a credential for a service, not a person.
     ApiKeyId,
     "API key"

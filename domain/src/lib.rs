@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod account;
 pub mod actor;
 pub mod advice;
 pub mod alert;

@@ -36,6 +36,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0021_postgres.sql"),
     include_str!("sql/0022_postgres.sql"),
     include_str!("sql/0023_postgres.sql"),
+    include_str!("sql/0024_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -202,6 +203,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0023_postgres.sql"),
                 sqlite: include_str!("sql/0023_sqlite.sql"),
                 irreversible: "API keys would be lost and their audit entries refused",
+            }),
+            // Sign-in sessions and their refresh tokens.
+            Box::new(SqlMigration {
+                name: "m0024_sessions",
+                postgres: include_str!("sql/0024_postgres.sql"),
+                sqlite: include_str!("sql/0024_sqlite.sql"),
+                irreversible: "every signed-in session would end",
             }),
         ]
     }

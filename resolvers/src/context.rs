@@ -6,15 +6,18 @@ use async_graphql::Context;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use ioto_app::{DirectoryService, FleetService, UsageService};
-use ioto_domain::directory::LoginRecord;
+use ioto_domain::account::SessionId;
+use ioto_domain::directory::User;
 use ioto_domain::events::{DirectoryEvent, FleetEvent};
 use ioto_domain::{Actor, Error, Result};
 
-/// Mints tokens for successful logins. The server implements it with its JWT configuration.
+/// Mints the access tokens of sign-in sessions. The server implements it with its JWT
+/// configuration.
 pub trait TokenIssuer: Send + Sync + 'static {
-    /// Returns the token and when it expires; `Forbidden` when this server does not issue tokens
-    /// (an external identity provider does).
-    fn issue(&self, login: &LoginRecord) -> Result<(String, DateTime<Utc>)>;
+    /// `Forbidden` when this server does not issue tokens (an external identity provider does).
+    fn issues_tokens(&self) -> Result<()>;
+    /// A short-lived access token for `user` in `session`, and when it expires.
+    fn issue(&self, user: &User, session: SessionId) -> Result<(String, DateTime<Utc>)>;
 }
 
 /// Realtime fan-out of events to subscribers, across server instances.
@@ -64,6 +67,8 @@ pub struct RequestContext {
     pub request_id: String,
     /// The client's address: the peer, or what a trusted proxy names (`http.trusted_proxies`).
     pub client: Option<std::net::IpAddr>,
+    /// The client's `User-Agent`, as sent (kept with the sessions it starts).
+    pub user_agent: Option<String>,
     /// Subscriptions the connection may still open (a WebSocket's); none: no limit here.
     pub subscription_slots: Option<SubscriptionSlots>,
     /// Applied to every task the request spawns; none: spawned as they are.

@@ -7,6 +7,7 @@
 pub struct MutationRoot(
     crate::directory::DirectoryMutation,
     crate::directory::ApiKeyMutation,
+    crate::directory::SessionMutation,
     crate::fleet::FleetMutation,
     crate::quota::QuotaMutation,
     crate::quota::QuotaPoolMutation,

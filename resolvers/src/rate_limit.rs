@@ -273,6 +273,7 @@ mod tests {
             customer_id: None,
             issued_at: None,
             api_key: None,
+            session_id: None,
         }
     }
 

@@ -90,6 +90,13 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub token_ttl_minutes: u64,
+    /// Lifetime of the access tokens a login or a refresh answers (a session's short-lived
+    /// tokens; `token_ttl_minutes` is for tokens issued without a session).
+    pub access_token_minutes: u64,
+    /// The longest a sign-in session lasts, refreshes included.
+    pub session_days: u64,
+    /// A session not refreshed for this long ends.
+    pub session_idle_hours: u64,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_seconds: u64,
     /// How long a confirmation that a token's user still exists with its role is reused; a

@@ -241,6 +241,25 @@ impl Config {
         if self.auth.token_ttl_minutes == 0 {
             bail!("auth.token_ttl_minutes: must be at least 1");
         }
+        if !(1..=24 * 60).contains(&self.auth.access_token_minutes) {
+            bail!(
+                "auth.access_token_minutes: {} is not allowed; 1 to 1440 (a day)",
+                self.auth.access_token_minutes
+            );
+        }
+        if !(1..=366).contains(&self.auth.session_days) {
+            bail!(
+                "auth.session_days: {} is not allowed; 1 to 366",
+                self.auth.session_days
+            );
+        }
+        if self.auth.session_idle_hours == 0 || self.auth.session_idle_hours > self.auth.session_days * 24 {
+            bail!(
+                "auth.session_idle_hours: {} is not allowed; 1 to auth.session_days × 24 ({})",
+                self.auth.session_idle_hours,
+                self.auth.session_days * 24
+            );
+        }
         if self.graphql.max_depth == 0
             || self.graphql.max_complexity == 0
             || self.graphql.body_limit_bytes < 1024

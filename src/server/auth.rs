@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
-use ioto_domain::directory::LoginRecord;
+use ioto_domain::account::SessionId;
+use ioto_domain::directory::User;
 use ioto_domain::{Actor, CustomerId, Error, Result, Role, TenantId, UserId};
 use ioto_resolvers::TokenIssuer;
 use jsonwebtoken::jwk::JwkSet;
@@ -58,6 +59,9 @@ struct IssuedClaims<'a> {
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cid: Option<String>,
+    /// The sign-in session a login's token belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 fn unauthenticated(msg: impl Into<String>) -> Error {
@@ -163,6 +167,30 @@ impl Jwt {
         customer: Option<CustomerId>,
         ttl: Option<Duration>,
     ) -> Result<(String, DateTime<Utc>)> {
+        self.issue_in_session(user, subject, tenant, role, customer, ttl, None)
+    }
+
+    /// Whether this server signs tokens (it does not when an external identity provider does).
+    pub fn issues_tokens(&self) -> Result<()> {
+        self.encoding.as_ref().map(|_| ()).ok_or_else(|| {
+            Error::Forbidden(
+                "this server does not issue tokens; sign in at the configured identity provider".into(),
+            )
+        })
+    }
+
+    /// Signs a token as [`Jwt::issue_for`] does, naming the sign-in session it belongs to.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_in_session(
+        &self,
+        user: Option<UserId>,
+        subject: String,
+        tenant: TenantId,
+        role: Role,
+        customer: Option<CustomerId>,
+        ttl: Option<Duration>,
+        session: Option<SessionId>,
+    ) -> Result<(String, DateTime<Utc>)> {
         let key = self.encoding.as_ref().ok_or_else(|| {
             Error::Forbidden(
                 "this server does not issue tokens; sign in at the configured identity provider".into(),
@@ -184,6 +212,7 @@ impl Jwt {
             tid: tenant.to_string(),
             role: role.as_str(),
             cid: customer.map(|c| c.to_string()),
+            sid: session.map(|s| s.to_string()),
         };
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
             .map_err(|e| Error::Internal(format!("signing token: {e}")))?;
@@ -192,6 +221,22 @@ impl Jwt {
 
     /// Validates a bearer token and turns its claims into the caller.
     pub async fn verify(&self, token: &str) -> Result<Actor> {
+        self.verify_with(token, true).await
+    }
+
+    /// Validates the token an open WebSocket started with, at its later checks: a token of a
+    /// sign-in session is held to its session (checked by the caller), not to its own expiry,
+    /// so a connection outlives the short-lived token it began with for as long as the session
+    /// holds; any other token stops at its expiry.
+    pub async fn verify_open(&self, token: &str) -> Result<Actor> {
+        let actor = self.verify_with(token, false).await?;
+        if actor.session_id.is_none() {
+            return self.verify_with(token, true).await;
+        }
+        Ok(actor)
+    }
+
+    async fn verify_with(&self, token: &str, check_expiry: bool) -> Result<Actor> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("the token is malformed"))?;
         if header.alg != self.algorithm {
@@ -204,7 +249,7 @@ impl Jwt {
         let mut v = Validation::new(self.algorithm);
         v.leeway = self.leeway;
         v.validate_nbf = true;
-        v.validate_exp = true;
+        v.validate_exp = check_expiry;
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -252,6 +297,13 @@ impl Jwt {
             ));
         }
         let user_id = text("uid").and_then(|u| UserId::parse(u, "uid").ok());
+        let session_id = match text("sid") {
+            Some(sid) => Some(
+                SessionId::parse(sid, "sid")
+                    .map_err(|_| unauthenticated("the token's session id is malformed"))?,
+            ),
+            None => None,
+        };
         let issued_at = c
             .get("iat")
             .and_then(serde_json::Value::as_i64)
@@ -264,6 +316,7 @@ impl Jwt {
             customer_id,
             issued_at,
             api_key: None,
+            session_id,
         })
     }
 
@@ -317,18 +370,26 @@ pub fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Login tokens through the resolvers' port.
-pub struct JwtIssuer(pub Arc<Jwt>);
+/// Sessions' access tokens through the resolvers' port, each `access_ttl` long.
+pub struct JwtIssuer {
+    pub jwt: Arc<Jwt>,
+    pub access_ttl: Duration,
+}
 
 impl TokenIssuer for JwtIssuer {
-    fn issue(&self, login: &LoginRecord) -> Result<(String, DateTime<Utc>)> {
-        self.0.issue_for(
-            Some(login.user_id),
-            login.user_id.to_string(),
-            login.tenant_id,
-            login.role,
-            login.customer_id,
-            None,
+    fn issues_tokens(&self) -> Result<()> {
+        self.jwt.issues_tokens()
+    }
+
+    fn issue(&self, user: &User, session: SessionId) -> Result<(String, DateTime<Utc>)> {
+        self.jwt.issue_in_session(
+            Some(user.id),
+            user.id.to_string(),
+            user.tenant_id,
+            user.role,
+            user.customer_id,
+            Some(self.access_ttl),
+            Some(session),
         )
     }
 }
@@ -419,6 +480,23 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
+}
+
+/// For an open WebSocket's later checks: as [`authenticate`], except that a token of a sign-in
+/// session is held to its session rather than to its own expiry ([`Jwt::verify_open`]).
+pub async fn authenticate_open(
+    jwt: &Jwt,
+    sessions: &crate::server::session::SessionCheck,
+    token: &str,
+    client: Option<std::net::IpAddr>,
+) -> ioto_domain::Result<ioto_domain::Actor> {
+    let actor = if ioto_domain::api_key::is_api_key(token) {
+        sessions.directory().authenticate_key(token, client).await?
+    } else {
+        jwt.verify_open(token).await?
+    };
+    sessions.confirm(&actor).await?;
+    Ok(actor)
 }
 
 /// A valid token whose user (if it names one) still exists with the claimed role.

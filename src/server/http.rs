@@ -20,7 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
-use crate::server::auth::{authenticate, bearer};
+use crate::server::auth::{authenticate, authenticate_open, bearer};
 use crate::server::caller::GraphQlCaller;
 use crate::server::state::AppState;
 use crate::server::web;
@@ -228,6 +228,14 @@ async fn graphql(
         actor,
         request_id: request_id(&headers),
         client,
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.chars()
+                    .take(ioto_domain::account::MAX_USER_AGENT_CHARS)
+                    .collect()
+            }),
         subscription_slots: None,
         loaders: Default::default(),
         warnings: Default::default(),
@@ -365,7 +373,7 @@ async fn graphql_ws(
                 let every = check_sessions.every().max(Duration::from_secs(1));
                 loop {
                     tokio::time::sleep(every).await;
-                    match authenticate(&check_jwt, &check_sessions, &token, client).await {
+                    match authenticate_open(&check_jwt, &check_sessions, &token, client).await {
                         Ok(_) => {}
                         Err(e) if e.code() == ioto_domain::ErrorCode::Unauthenticated => {
                             let _ = revoked_tx.send(Some((4401, close_reason(&e))));
@@ -404,6 +412,7 @@ async fn graphql_ws(
                         actor: Some(actor),
                         request_id,
                         client,
+                        user_agent: None,
                         subscription_slots: Some(ioto_resolvers::SubscriptionSlots::new(
                             bounds.max_subscriptions,
                         )),

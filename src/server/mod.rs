@@ -153,7 +153,11 @@ impl App {
             Pipeline::default()
         };
         let directory = DirectoryService::new(Arc::clone(&engines.directory))
-            .with_key_checks_every(Duration::from_secs(config.auth.session_check_seconds));
+            .with_key_checks_every(Duration::from_secs(config.auth.session_check_seconds))
+            .with_session_policy(ioto_app::SessionPolicy {
+                lifetime: chrono::Duration::days(config.auth.session_days as i64),
+                idle: chrono::Duration::hours(config.auth.session_idle_hours as i64),
+            });
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
             Arc::clone(&engines.bulk_jobs),
@@ -296,7 +300,10 @@ impl App {
             alerts,
             forecasts: forecasts.clone(),
             usage,
-            tokens: Arc::new(JwtIssuer(Arc::clone(&jwt))),
+            tokens: Arc::new(JwtIssuer {
+                jwt: Arc::clone(&jwt),
+                access_ttl: Duration::from_secs(config.auth.access_token_minutes * 60),
+            }),
             realtime: realtime.clone(),
             rate_limiter: Arc::clone(&rate_limiter),
             subscription_recheck: Duration::from_secs(config.auth.session_check_seconds.max(1)),

@@ -34,11 +34,12 @@ impl SessionCheck {
             (None, None) => return None,
         };
         Some(format!(
-            "{who}:{}:{}:{:?}:{:?}",
+            "{who}:{}:{}:{:?}:{:?}:{:?}",
             actor.tenant_id,
             actor.role,
             actor.customer_id,
-            actor.issued_at.map(|t| t.timestamp())
+            actor.issued_at.map(|t| t.timestamp()),
+            actor.session_id,
         ))
     }
 
@@ -56,6 +57,13 @@ impl SessionCheck {
         let Some(key) = Self::key(actor) else {
             return Ok(());
         };
+        // A session ended on this instance is refused at once, whatever was confirmed before.
+        if let Some(why) = actor
+            .session_id
+            .and_then(|s| self.directory.session_ended_here(s))
+        {
+            return Err(ioto_domain::Error::Unauthenticated(why.sentence().into()));
+        }
         {
             let confirmed = self
                 .confirmed

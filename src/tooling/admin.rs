@@ -96,6 +96,7 @@ impl Admin {
                 customer_id: None,
                 issued_at: None,
                 api_key: None,
+                session_id: None,
             },
         })
     }

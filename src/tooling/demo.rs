@@ -764,6 +764,7 @@ pub async fn example_bulk_job(fleet: &ioto_app::FleetService, demo: &Demo) -> an
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     };
     let existing = fleet
         .bulk_jobs(

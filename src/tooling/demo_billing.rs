@@ -82,6 +82,7 @@ pub async fn seed(billing: &BillingService, tenant: &Tenant) -> anyhow::Result<(
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     };
     if !billing.rate_cards(&admin, Some(tenant.id)).await?.is_empty() {
         return Ok(());

@@ -420,6 +420,7 @@ pub(super) fn actor(
         customer_id: customer,
         issued_at: None,
         api_key: None,
+        session_id: None,
     }
 }
 

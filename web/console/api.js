@@ -1,9 +1,18 @@
 // The console's only way to the server: the public GraphQL API. Queries and mutations over HTTP
 // (/graphql), subscriptions over graphql-transport-ws (/graphql/ws), uploads as GraphQL
-// multipart requests. The token lives in session storage (never in a URL) and is dropped on
-// logout or when the server says it is no longer valid.
+// multipart requests. The access token and the session's refresh token live in session storage
+// (never in a URL). The access token is short-lived: it is refreshed a minute before it expires,
+// and once more when the server refuses it; when the refresh is refused too (the session was
+// ended, or its refresh token used elsewhere), both are dropped and the console signs out.
 
 const TOKEN_KEY = 'ioto.token';
+const REFRESH_KEY = 'ioto.refresh';
+const EXPIRES_KEY = 'ioto.expires';
+const REFRESH = `mutation ConsoleRefresh($refreshToken: String!) {
+  refreshSession(refreshToken: $refreshToken) { token expiresAt refreshToken }
+}`;
+let refreshTimer = null;
+let refreshing = null;
 const listeners = new Set();
 const customerCache = new Map();
 let wsClient = null;
@@ -15,11 +24,75 @@ export function token() {
 export function setToken(t) {
   customerCache.clear();
   if (t) window.sessionStorage.setItem(TOKEN_KEY, t);
-  else window.sessionStorage.removeItem(TOKEN_KEY);
+  else {
+    window.sessionStorage.removeItem(TOKEN_KEY);
+    window.sessionStorage.removeItem(REFRESH_KEY);
+    window.sessionStorage.removeItem(EXPIRES_KEY);
+    clearTimeout(refreshTimer);
+  }
   if (wsClient) {
     wsClient.dispose();
     wsClient = null;
   }
+}
+
+/// Keeps what `login` answered: the access token, the refresh token and when the access token
+/// expires (refreshed a minute before).
+export function setSession(login) {
+  setToken(login.token);
+  keepRefresh(login);
+}
+
+function keepRefresh(r) {
+  window.sessionStorage.setItem(REFRESH_KEY, r.refreshToken);
+  window.sessionStorage.setItem(EXPIRES_KEY, r.expiresAt);
+  clearTimeout(refreshTimer);
+  const ms = Date.parse(r.expiresAt) - Date.now() - 60_000;
+  refreshTimer = setTimeout(() => refreshNow().catch(() => {}), Math.max(ms, 5_000));
+}
+
+/// Continues the session with its refresh token, once at a time; the open live connection keeps
+/// going (the server holds it to the session, not to the token it started with).
+export function refreshNow() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const refreshToken = window.sessionStorage.getItem(REFRESH_KEY);
+      if (!refreshToken) throw new ApiError([{ message: 'no session to continue' }]);
+      const res = await fetch('/graphql', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ query: REFRESH, variables: { refreshToken } }),
+      });
+      const body = await res.json();
+      if (body.errors && body.errors.length) throw new ApiError(body.errors, res.status);
+      const r = body.data.refreshSession;
+      window.sessionStorage.setItem(TOKEN_KEY, r.token);
+      keepRefresh(r);
+      return r.token;
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/// On start: a page reloaded in the same tab picks up its session's refresh schedule.
+export function resumeSession() {
+  const refreshToken = window.sessionStorage.getItem(REFRESH_KEY);
+  const expiresAt = window.sessionStorage.getItem(EXPIRES_KEY);
+  if (refreshToken && expiresAt) keepRefresh({ refreshToken, expiresAt });
+}
+
+/// Ends the session on the server (best effort), then forgets it here.
+export async function signOut(logoutMutation) {
+  if (token() && window.sessionStorage.getItem(REFRESH_KEY)) {
+    try {
+      await gql(logoutMutation);
+    } catch {
+      // Already over on the server: nothing more to end.
+    }
+  }
+  setToken(null);
 }
 
 /// Called with no arguments when the server refuses the token (expired, user deleted).
@@ -46,7 +119,12 @@ function checkAuth(errors) {
   }
 }
 
-async function answer(res) {
+/// Whether an answer refuses the token (so that a refresh may help).
+function refusesToken(errors) {
+  return (errors || []).some((e) => e.extensions && e.extensions.code === 'UNAUTHENTICATED');
+}
+
+async function answer(res, retry) {
   let body;
   try {
     body = await res.json();
@@ -54,6 +132,16 @@ async function answer(res) {
     throw new ApiError([{ message: `the server answered HTTP ${res.status} without JSON` }], res.status);
   }
   if (body.errors && body.errors.length) {
+    if (retry && refusesToken(body.errors) && window.sessionStorage.getItem(REFRESH_KEY)) {
+      let refreshed = false;
+      try {
+        await refreshNow();
+        refreshed = true;
+      } catch {
+        // The session is over: sign out below.
+      }
+      if (refreshed) return retry();
+    }
     checkAuth(body.errors);
     throw new ApiError(body.errors, res.status);
   }
@@ -69,13 +157,13 @@ function headers() {
 }
 
 /// Runs a query or mutation; resolves to `data`, rejects with an ApiError.
-export async function gql(query, variables = {}) {
+export async function gql(query, variables = {}, retried = false) {
   const res = await fetch('/graphql', {
     method: 'POST',
     headers: headers(),
     body: JSON.stringify({ query, variables }),
   });
-  return answer(res);
+  return answer(res, retried ? null : () => gql(query, variables, true));
 }
 
 /// A GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec):
@@ -99,7 +187,7 @@ export async function upload(query, variables, files) {
   const t = token();
   if (t) h.Authorization = `Bearer ${t}`;
   const res = await fetch('/graphql', { method: 'POST', headers: h, body: form });
-  return answer(res);
+  return answer(res, null);
 }
 
 function client() {

@@ -19,8 +19,9 @@ const OPEN_ALERTS = `query ConsoleOpenAlerts($tenantId: ID) {
 // Only the fact that an alert changed matters to the bell; it then reads the counts again.
 const ALERT_CHANGES = 'subscription ConsoleAlertBell { alerts { id state } }';
 const LOGIN = `mutation ConsoleLogin($email: String!, $password: String!) {
-  login(email: $email, password: $password) { token expiresAt user { email role } }
+  login(email: $email, password: $password) { token expiresAt refreshToken user { email role } }
 }`;
+const LOGOUT = 'mutation ConsoleLogout { logout }';
 
 /// What the role (and, for customer users, the tenant's settings) lets the caller see and do.
 export function capabilities(role, settings) {
@@ -119,10 +120,10 @@ function runLeave() {
   }
 }
 
-function logout() {
+async function logout() {
   runLeave();
   stopBell();
-  api.setToken(null);
+  await api.signOut(LOGOUT);
   Object.assign(state, { me: null, caps: null, tenants: [], tenantId: null });
   window.sessionStorage.removeItem('ioto.tenant');
   if (window.location.hash) history.replaceState(null, '', window.location.pathname);
@@ -147,7 +148,7 @@ function loginView(message) {
         mount(status, loading('Signing in…'));
         try {
           const data = await api.gql(LOGIN, { email: email.value.trim(), password: password.value });
-          api.setToken(data.login.token);
+          api.setSession(data.login);
           password.value = '';
           await start();
         } catch (err) {
@@ -478,4 +479,5 @@ api.onUnauthenticated(() => {
   loginView({ message: 'Your session has ended; sign in again.' });
 });
 window.addEventListener('hashchange', route);
+api.resumeSession();
 start();

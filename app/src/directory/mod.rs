@@ -1,10 +1,13 @@
 //! Tenant, sub-customer and user management, and login.
 
 mod api_keys;
+mod sessions;
 pub mod throttle;
 
 use self::api_keys::KeyChecks;
 pub use self::api_keys::{CreateApiKey, CreatedApiKey};
+use self::sessions::EndedHere;
+pub use self::sessions::{ActiveSession, SessionPolicy};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,6 +43,10 @@ pub struct DirectoryService {
     throttle: Arc<LoginThrottle>,
     /// Recent API key lookups, and when each key's use was last written.
     keys: Arc<KeyChecks>,
+    /// How long sign-in sessions last.
+    session_policy: SessionPolicy,
+    /// Sessions ended on this instance lately.
+    ended_here: Arc<EndedHere>,
 }
 
 /// How long an API key lookup is reused unless [`DirectoryService::with_key_checks_every`] says.
@@ -51,7 +58,15 @@ impl DirectoryService {
             store,
             throttle: Arc::new(LoginThrottle::default()),
             keys: Arc::new(KeyChecks::new(KEY_CHECKS_EVERY)),
+            session_policy: SessionPolicy::default(),
+            ended_here: Arc::new(EndedHere::default()),
         }
+    }
+
+    /// Sets how long sign-in sessions last.
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.session_policy = policy;
+        self
     }
 
     /// Reuses an API key lookup for `every` (the cadence at which signed tokens' users are
@@ -146,7 +161,10 @@ impl DirectoryService {
                     "the password has changed since this token was issued; sign in again".into(),
                 ))
             }
-            Some(_) => Ok(()),
+            Some(_) => match actor.session_id {
+                Some(session) => self.confirm_session(actor, session).await,
+                None => Ok(()),
+            },
         }
     }
 
@@ -432,8 +450,14 @@ impl DirectoryService {
             "use changePassword for your own password",
         )
         .await?;
+        let user = self
+            .store
+            .user(actor.scope(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
         let hash = hash_password(password).await?;
-        self.store.set_password_hash(actor.scope(), id, hash).await
+        self.store.set_password_hash(actor.scope(), id, hash).await?;
+        self.end_sessions_after_password_change(&user, None).await
     }
 
     /// Changes the caller's own password after checking the current one.
@@ -469,6 +493,10 @@ impl DirectoryService {
             Error::InvalidInput { reason, .. } => Error::invalid("newPassword", reason),
             other => other,
         })?;
-        self.store.set_password_hash(actor.scope(), id, hash).await
+        self.store.set_password_hash(actor.scope(), id, hash).await?;
+        // The caller's own session goes on (its next refresh carries a token issued after the
+        // change); every other session of the user ends.
+        self.end_sessions_after_password_change(&user, actor.session_id)
+            .await
     }
 }

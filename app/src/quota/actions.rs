@@ -32,6 +32,7 @@ fn quota_actor(tenant: TenantId) -> Actor {
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     }
 }
 

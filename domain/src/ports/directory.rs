@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::account::{NewSession, Refreshed, SessionEnd, SessionId, UserSession};
 use crate::api_key::{ApiKey, NewApiKey};
 use crate::directory::{
     Customer, CustomerPatch, LoginRecord, NewCustomer, NewTenant, NewUser, Tenant, User, UserPatch,
@@ -105,7 +106,56 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     ) -> Result<()>;
 }
 
-/// The whole directory: every adapter that implements the parts is one.
-pub trait Directory: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore {}
+/// Sign-in sessions and their refresh tokens (`crate::account`).
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Starts a session with its first refresh token (by hash). Past
+    /// [`crate::account::MAX_OPEN_SESSIONS_PER_USER`] open sessions the user's oldest end
+    /// (`REPLACED`); sessions over for a month are forgotten.
+    async fn start_session(&self, new: NewSession, refresh_hash: &str) -> Result<UserSession>;
+    /// Presents a refresh token (by hash): a good one is used up and `new_hash` continues the
+    /// session (refreshed at `at`, from `client_address`); a used one ends the session
+    /// (`REFRESH_REUSED`); one of a session that ended, expired or was idle longer than `idle`
+    /// changes nothing. Found across tenants, then changed in its tenant's scope.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        at: DateTime<Utc>,
+        idle: chrono::Duration,
+        client_address: Option<String>,
+    ) -> Result<Refreshed>;
+    async fn session(&self, scope: Scope, id: SessionId) -> Result<Option<UserSession>>;
+    /// The user's open sessions (not ended, not expired at `now`), last refreshed first.
+    async fn list_sessions(&self, scope: Scope, user: UserId, now: DateTime<Utc>)
+        -> Result<Vec<UserSession>>;
+    /// Ends one of the user's sessions; `false` when it was not open (or not the user's).
+    async fn end_session(
+        &self,
+        scope: Scope,
+        user: UserId,
+        id: SessionId,
+        reason: SessionEnd,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Ends the user's open sessions but `except`; answers how many.
+    async fn end_user_sessions(
+        &self,
+        scope: Scope,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: SessionEnd,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+}
 
-impl<T> Directory for T where T: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore {}
+/// The whole directory: every adapter that implements the parts is one.
+pub trait Directory:
+    DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore
+{
+}
+
+impl<T> Directory for T where
+    T: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore
+{
+}

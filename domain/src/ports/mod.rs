@@ -22,7 +22,9 @@ pub use alerts::AlertStore;
 pub use bus::{
     AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Enough, EventBus, StartAt, TopicSpec,
 };
-pub use directory::{ApiKeyStore, CustomerStore, Directory, DirectoryEngine, TenantStore, UserStore};
+pub use directory::{
+    ApiKeyStore, CustomerStore, Directory, DirectoryEngine, SessionStore, TenantStore, UserStore,
+};
 pub use fleet::{
     Activity, AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, ImeiChange,
     LabelCatalogue, NoNotifier, ScheduleQuery, ScheduleStore, Sighting, SimImeiChange, SimStore, TableReader,

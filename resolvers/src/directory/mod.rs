@@ -3,11 +3,13 @@
 mod api_keys;
 mod mutation;
 mod query;
+pub(crate) mod sessions;
 mod subscription;
 pub(crate) mod types;
 
 pub(crate) use self::api_keys::{ApiKeyMutation, ApiKeyQuery};
 pub(crate) use self::mutation::DirectoryMutation;
 pub(crate) use self::query::DirectoryQuery;
+pub(crate) use self::sessions::SessionMutation;
 pub(crate) use self::subscription::DirectorySubscription;
 pub(crate) use self::types::*;

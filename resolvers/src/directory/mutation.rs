@@ -71,7 +71,8 @@ pub struct DirectoryMutation;
 
 #[Object]
 impl DirectoryMutation {
-    /// Signs in with e-mail and password; returns a bearer token.
+    /// Signs in with e-mail and password: starts a session and answers its short-lived bearer
+    /// token with the refresh token that continues it (`refreshSession`).
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -79,13 +80,21 @@ impl DirectoryMutation {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
-        let client = ctx.data_opt::<crate::RequestContext>().and_then(|r| r.client);
-        let (rec, user) = svc.directory.login(&email, &password, client).await.gql()?;
-        let (token, expires_at) = svc.tokens.issue(&rec).gql()?;
+        let request = ctx.data_opt::<crate::RequestContext>();
+        let client = request.and_then(|r| r.client);
+        svc.tokens.issues_tokens().gql()?;
+        let (_, user) = svc.directory.login(&email, &password, client).await.gql()?;
+        let session = svc
+            .directory
+            .start_session(&user, client, request.and_then(|r| r.user_agent.as_deref()))
+            .await
+            .gql()?;
+        let (token, expires_at) = svc.tokens.issue(&user, session.session.id).gql()?;
         Ok(LoginPayload {
             token,
             expires_at,
             user,
+            session,
         })
     }
 

@@ -274,23 +274,53 @@ impl Me {
     async fn user(&self) -> Option<UserObject> {
         self.user.clone().map(UserObject)
     }
+    /// The caller's open sign-in sessions, last refreshed first (`current` marks this one).
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity * 50)")]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::directory::sessions::SessionObject>> {
+        let actor = actor(ctx)?;
+        let list = services(ctx).directory.my_sessions(actor).await.gql()?;
+        Ok(list
+            .into_iter()
+            .map(|s| crate::directory::sessions::SessionObject {
+                current: Some(s.id) == actor.session_id,
+                session: s,
+            })
+            .collect())
+    }
 }
 
-/// Result of a successful login.
+/// Result of a successful login or refresh: a short-lived access token and the refresh token
+/// that continues the session.
 pub struct LoginPayload {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: User,
+    pub session: ioto_app::ActiveSession,
 }
 
 #[Object]
 impl LoginPayload {
-    /// Send as `Authorization: Bearer <token>`.
+    /// Send as `Authorization: Bearer <token>`. Short-lived (`auth.access_token_minutes`).
     async fn token(&self) -> &str {
         &self.token
     }
     async fn expires_at(&self) -> DateTime<Utc> {
         self.expires_at
+    }
+    /// Good for one `refreshSession`, which answers a new token and a new refresh token; a
+    /// refresh token presented a second time ends the session. Keep it out of URLs and logs.
+    async fn refresh_token(&self) -> &str {
+        self.session.refresh.expose()
+    }
+    /// The sign-in session this token belongs to.
+    async fn session(&self) -> crate::directory::sessions::SessionObject {
+        crate::directory::sessions::SessionObject {
+            session: self.session.session.clone(),
+            current: true,
+        }
     }
     async fn user(&self) -> UserObject {
         UserObject(self.user.clone())

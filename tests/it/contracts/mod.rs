@@ -15,6 +15,7 @@ mod network;
 mod notifications;
 mod quota_pools;
 mod quotas;
+mod sessions;
 mod telemetry;
 mod usage;
 

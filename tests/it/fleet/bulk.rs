@@ -513,6 +513,7 @@ fn admin(tenant: &ioto_domain::directory::Tenant) -> Actor {
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     }
 }
 

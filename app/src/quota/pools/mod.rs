@@ -53,6 +53,7 @@ fn pool_actor(tenant: TenantId) -> Actor {
         customer_id: None,
         issued_at: None,
         api_key: None,
+        session_id: None,
     }
 }
 

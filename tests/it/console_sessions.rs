@@ -1,0 +1,101 @@
+//! The console's session in a real browser: an access token the server refuses (expired, say)
+//! is replaced through the session's refresh token without the person noticing, and signing out
+//! ends the session on the server, so its refresh token is refused afterwards.
+
+use std::time::Duration;
+
+use ioto_domain::Role;
+use ioto_test_support::app::error_code;
+use ioto_test_support::{Engines, TestApp};
+use serde_json::json;
+
+use crate::console::{click, go, open, ready, sign_in, until, DESKTOP};
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_quietly_and_signing_out_ends_the_session() {
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let t = app.factory.tenant("Console sessions").await;
+    let admin = app.factory.user(&t, Role::TenantAdmin, None).await;
+    let base = format!("http://{}", app.addr);
+    let b = open(DESKTOP, None).await;
+    let c = &b.c;
+    sign_in(c, &base, admin.email.as_str(), ioto_test_support::TEST_PASSWORD).await;
+    let refresh = c
+        .execute("return sessionStorage.getItem('ioto.refresh');", vec![])
+        .await
+        .unwrap();
+    let refresh = refresh
+        .as_str()
+        .expect("the refresh token is kept for the tab")
+        .to_owned();
+    assert!(refresh.starts_with("iotr_"), "{refresh}");
+
+    // The server refuses the access token: the console refreshes and the page draws.
+    c.execute("sessionStorage.setItem('ioto.token', 'no-longer-valid');", vec![])
+        .await
+        .unwrap();
+    go(c, &base, "/api-keys").await;
+    ready(c, "api-keys").await;
+    let now = c
+        .execute(
+            "return [sessionStorage.getItem('ioto.token'), sessionStorage.getItem('ioto.refresh')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_ne!(now[0], "no-longer-valid", "a fresh access token");
+    assert_ne!(now[1], json!(refresh), "the refresh token was rotated");
+    let used = app
+        .gql(
+            None,
+            "mutation($r: String!) { refreshSession(refreshToken: $r) { token } }",
+            json!({ "r": refresh }),
+        )
+        .await;
+    assert!(
+        used["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("used twice"),
+        "the first refresh token was used up: {used}"
+    );
+    // That replay ended the session: the console notices at its next request and signs out.
+    go(c, &base, "/dashboard").await;
+    until(
+        c,
+        "signed out after the session ended",
+        "return !!document.querySelector('[data-testid=login]');",
+        vec![],
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // A new sign-in, then signing out: the server ends the session.
+    sign_in(c, &base, admin.email.as_str(), ioto_test_support::TEST_PASSWORD).await;
+    let refresh = c
+        .execute("return sessionStorage.getItem('ioto.refresh');", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    click(c, "[data-testid=logout]").await;
+    until(
+        c,
+        "the login form after signing out",
+        "return !!document.querySelector('[data-testid=login]') && !sessionStorage.getItem('ioto.refresh');",
+        vec![],
+        Duration::from_secs(10),
+    )
+    .await;
+    let body = app
+        .gql(
+            None,
+            "mutation($r: String!) { refreshSession(refreshToken: $r) { token } }",
+            json!({ "r": refresh }),
+        )
+        .await;
+    assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+    b.c.close().await.unwrap();
+    app.stop().await;
+}

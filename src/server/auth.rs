@@ -167,7 +167,21 @@ impl Jwt {
         customer: Option<CustomerId>,
         ttl: Option<Duration>,
     ) -> Result<(String, DateTime<Utc>)> {
-        self.issue_in_session(user, subject, tenant, role, customer, ttl, None)
+        let claims = |now: i64, exp: i64| IssuedClaims {
+            sub: subject,
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat: now,
+            nbf: now,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            uid: user.map(|u| u.to_string()),
+            tid: tenant.to_string(),
+            role: role.as_str(),
+            cid: customer.map(|c| c.to_string()),
+            sid: None,
+        };
+        self.sign(ttl.unwrap_or(self.ttl), claims)
     }
 
     /// Whether this server signs tokens (it does not when an external identity provider does).
@@ -179,17 +193,35 @@ impl Jwt {
         })
     }
 
-    /// Signs a token as [`Jwt::issue_for`] does, naming the sign-in session it belongs to.
-    #[allow(clippy::too_many_arguments)]
+    /// Signs an access token of `user`'s sign-in `session`, `ttl` long.
     pub fn issue_in_session(
         &self,
-        user: Option<UserId>,
-        subject: String,
-        tenant: TenantId,
-        role: Role,
-        customer: Option<CustomerId>,
-        ttl: Option<Duration>,
-        session: Option<SessionId>,
+        user: &User,
+        session: SessionId,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let claims = |now: i64, exp: i64| IssuedClaims {
+            sub: user.id.to_string(),
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat: now,
+            nbf: now,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            uid: Some(user.id.to_string()),
+            tid: user.tenant_id.to_string(),
+            role: user.role.as_str(),
+            cid: user.customer_id.map(|c| c.to_string()),
+            sid: Some(session.to_string()),
+        };
+        self.sign(ttl, claims)
+    }
+
+    /// Signs the claims `claims(now, exp)` makes, expiring `ttl` from now.
+    fn sign<'a>(
+        &'a self,
+        ttl: Duration,
+        claims: impl FnOnce(i64, i64) -> IssuedClaims<'a>,
     ) -> Result<(String, DateTime<Utc>)> {
         let key = self.encoding.as_ref().ok_or_else(|| {
             Error::Forbidden(
@@ -197,23 +229,9 @@ impl Jwt {
             )
         })?;
         let now = Utc::now();
-        let ttl = chrono::Duration::from_std(ttl.unwrap_or(self.ttl))
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ttl = chrono::Duration::from_std(ttl).map_err(|e| Error::Internal(e.to_string()))?;
         let exp = now + ttl;
-        let claims = IssuedClaims {
-            sub: subject,
-            iss: &self.issuer,
-            aud: &self.audience,
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
-            exp: exp.timestamp(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            uid: user.map(|u| u.to_string()),
-            tid: tenant.to_string(),
-            role: role.as_str(),
-            cid: customer.map(|c| c.to_string()),
-            sid: session.map(|s| s.to_string()),
-        };
+        let claims = claims(now.timestamp(), exp.timestamp());
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
             .map_err(|e| Error::Internal(format!("signing token: {e}")))?;
         Ok((token, exp))
@@ -382,15 +400,7 @@ impl TokenIssuer for JwtIssuer {
     }
 
     fn issue(&self, user: &User, session: SessionId) -> Result<(String, DateTime<Utc>)> {
-        self.jwt.issue_in_session(
-            Some(user.id),
-            user.id.to_string(),
-            user.tenant_id,
-            user.role,
-            user.customer_id,
-            Some(self.access_ttl),
-            Some(session),
-        )
+        self.jwt.issue_in_session(user, session, self.access_ttl)
     }
 }
 

@@ -19,7 +19,8 @@ pub mod usage;
 pub use alert::{AlertEvaluator, AlertService};
 pub use analytics::AnalyticsService;
 pub use directory::{
-    ActiveSession, CreateApiKey, CreateUser, CreatedApiKey, DirectoryService, SessionPolicy,
+    ActiveSession, CreateApiKey, CreateUser, CreatedApiKey, DirectoryService, Enrollee, MfaStatus,
+    SessionPolicy, SignIn, TotpSetup,
 };
 pub use export::ExportService;
 pub use fleet::FleetService;

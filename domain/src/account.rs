@@ -87,16 +87,19 @@ pub enum SessionEnd {
     RefreshReused,
     /// The user's password changed.
     PasswordChanged,
+    /// An administrator reset the user's second factor.
+    FactorReset,
     /// The user signed in more often than sessions are kept: the oldest went.
     Replaced,
 }
 
 impl SessionEnd {
-    pub const ALL: [SessionEnd; 5] = [
+    pub const ALL: [SessionEnd; 6] = [
         Self::Logout,
         Self::EndedByUser,
         Self::RefreshReused,
         Self::PasswordChanged,
+        Self::FactorReset,
         Self::Replaced,
     ];
 
@@ -106,6 +109,7 @@ impl SessionEnd {
             Self::EndedByUser => "ENDED_BY_USER",
             Self::RefreshReused => "REFRESH_REUSED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::FactorReset => "FACTOR_RESET",
             Self::Replaced => "REPLACED",
         }
     }
@@ -126,6 +130,7 @@ impl SessionEnd {
                 "this session was ended because its refresh token was used twice (it may have been copied); sign in again"
             }
             Self::PasswordChanged => "the password has changed; sign in again",
+            Self::FactorReset => "an administrator reset your second factor; sign in again",
             Self::Replaced => "this session was ended by newer sign-ins; sign in again",
         }
     }

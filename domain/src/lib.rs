@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod forecast;
 pub mod identifiers;
 pub mod ids;
+pub mod mfa;
 pub mod notify;
 pub mod parallel;
 pub mod password;

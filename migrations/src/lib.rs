@@ -37,6 +37,7 @@ pub const POSTGRES_SQL: &[&str] = &[
     include_str!("sql/0022_postgres.sql"),
     include_str!("sql/0023_postgres.sql"),
     include_str!("sql/0024_postgres.sql"),
+    include_str!("sql/0025_postgres.sql"),
 ];
 
 pub struct Migrator;
@@ -210,6 +211,13 @@ impl MigratorTrait for Migrator {
                 postgres: include_str!("sql/0024_postgres.sql"),
                 sqlite: include_str!("sql/0024_sqlite.sql"),
                 irreversible: "every signed-in session would end",
+            }),
+            // Second factors, recovery codes, sign-in challenges; a tenant's requirement.
+            Box::new(SqlMigration {
+                name: "m0025_mfa",
+                postgres: include_str!("sql/0025_postgres.sql"),
+                sqlite: include_str!("sql/0025_sqlite.sql"),
+                irreversible: "second factors would be lost, and signing in would skip them",
             }),
         ]
     }

@@ -8,6 +8,7 @@ pub struct MutationRoot(
     crate::directory::DirectoryMutation,
     crate::directory::ApiKeyMutation,
     crate::directory::SessionMutation,
+    crate::directory::MfaMutation,
     crate::fleet::FleetMutation,
     crate::quota::QuotaMutation,
     crate::quota::QuotaPoolMutation,

@@ -152,17 +152,19 @@ impl App {
         } else {
             Pipeline::default()
         };
+        let cipher = Arc::new(fleet_cipher(config)?);
         let directory = DirectoryService::new(Arc::clone(&engines.directory))
             .with_key_checks_every(Duration::from_secs(config.auth.session_check_seconds))
             .with_session_policy(ioto_app::SessionPolicy {
                 lifetime: chrono::Duration::days(config.auth.session_days as i64),
                 idle: chrono::Duration::hours(config.auth.session_idle_hours as i64),
-            });
+            })
+            .with_secret_cipher(Arc::clone(&cipher));
         let fleet = FleetService::new(
             Arc::clone(&engines.fleet),
             Arc::clone(&engines.bulk_jobs),
             Arc::clone(&engines.notifications),
-            Arc::new(fleet_cipher(config)?),
+            cipher,
             Arc::new(ioto_imports::TableFiles),
             realtime.clone(),
             engines.network.clone(),

@@ -61,6 +61,7 @@ const CONSOLE: &[Asset] = &[
     asset!("web/console/bulk.js", JS),
     asset!("web/console/exports.js", JS),
     asset!("web/console/api-keys.js", JS),
+    asset!("web/console/account.js", JS),
     asset!("web/console/alerts.js", JS),
     asset!("web/console/alert-parts.js", JS),
     asset!("web/console/alert-rules.js", JS),

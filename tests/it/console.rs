@@ -243,6 +243,12 @@ const PAGES: &[(&str, &str, &str, &str)] = &[
         "api-keys",
         "{ apiKeys(first: 1) { nodes { id } } }",
     ),
+    (
+        "Your account",
+        "/account",
+        "account",
+        "{ me { mfa { enabled } sessions { id } } }",
+    ),
 ];
 
 /// Signs in as `email`, compares the navigation with what the API answers for the user, opens

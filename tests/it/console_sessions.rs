@@ -99,3 +99,99 @@ async fn a_refused_token_is_refreshed_quietly_and_signing_out_ends_the_session()
     b.c.close().await.unwrap();
     app.stop().await;
 }
+
+/// The account page sets up an authenticator app (the key shown, the first code typed, the
+/// recovery codes shown once), lists the sessions, and the next sign-in asks for a code.
+#[tokio::test]
+async fn a_second_factor_is_set_up_on_the_account_page_and_asked_for_at_sign_in() {
+    use fantoccini::Locator;
+    use ioto_domain::mfa::TotpSecret;
+    let app = TestApp::spawn(Engines::Embedded).await;
+    let t = app.factory.tenant("Console factors").await;
+    let u = app.factory.user(&t, Role::Viewer, None).await;
+    let base = format!("http://{}", app.addr);
+    let b = open(DESKTOP, None).await;
+    let c = &b.c;
+    sign_in(c, &base, u.email.as_str(), ioto_test_support::TEST_PASSWORD).await;
+    go(c, &base, "/account").await;
+    ready(c, "account").await;
+    let sessions = crate::console::text_of(c, "[data-testid=sessions]").await;
+    assert!(
+        sessions.contains("(this browser)") && sessions.contains("Chrome"),
+        "{sessions}"
+    );
+    click(c, "[data-testid=totp-start]").await;
+    let secret = until(
+        c,
+        "the key shown",
+        "const e = document.querySelector('[data-testid=totp-secret]'); return e && e.innerText;",
+        vec![],
+        Duration::from_secs(10),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .replace(' ', "");
+    let link = crate::console::attr(c, "[data-testid=totp-link]", "href")
+        .await
+        .unwrap();
+    assert!(
+        link.starts_with("otpauth://totp/Ioto:") && link.contains(&secret),
+        "{link}"
+    );
+    let totp = TotpSecret::from_base32(&secret).unwrap();
+    c.find(Locator::Css("[data-testid=totp-code]"))
+        .await
+        .unwrap()
+        .send_keys(&totp.code_at(chrono::Utc::now()))
+        .await
+        .unwrap();
+    click(c, "[data-testid=totp-confirm]").await;
+    let codes = until(
+        c,
+        "the recovery codes shown",
+        "const e = document.querySelectorAll('[data-testid=recovery-codes] li'); return e.length || null;",
+        vec![],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(codes, 10);
+    crate::browser::screenshot(c, "console-account-recovery-codes.png").await;
+
+    // Signed out, the next sign-in asks for the app's code.
+    click(c, "[data-testid=logout]").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=login] input[name=email]"))
+        .await
+        .unwrap()
+        .send_keys(u.email.as_str())
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid=login] input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{}\u{e007}", ioto_test_support::TEST_PASSWORD))
+        .await
+        .unwrap();
+    let code = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=mfa-code]"))
+        .await
+        .expect("the sign-in asks for a code");
+    crate::browser::screenshot(c, "console-sign-in-code.png").await;
+    // The code of the next step (the set-up used this one's).
+    let next = totp.code_at(chrono::Utc::now() + chrono::Duration::seconds(30));
+    code.send_keys(&format!("{next}\u{e007}")).await.unwrap();
+    until(
+        c,
+        "signed in with the code",
+        "return !!document.querySelector('[data-testid=nav]');",
+        vec![],
+        Duration::from_secs(15),
+    )
+    .await;
+    b.c.close().await.unwrap();
+    app.stop().await;
+}

@@ -30,6 +30,7 @@ mod http;
 mod ingest;
 mod limits;
 mod live;
+mod mfa;
 mod pipeline;
 mod quota_import;
 mod quota_pools;

@@ -19,7 +19,16 @@ const OPEN_ALERTS = `query ConsoleOpenAlerts($tenantId: ID) {
 // Only the fact that an alert changed matters to the bell; it then reads the counts again.
 const ALERT_CHANGES = 'subscription ConsoleAlertBell { alerts { id state } }';
 const LOGIN = `mutation ConsoleLogin($email: String!, $password: String!) {
-  login(email: $email, password: $password) { token expiresAt refreshToken user { email role } }
+  login(email: $email, password: $password) { token expiresAt refreshToken mfa { challenge enrol expiresAt } user { email role } }
+}`;
+const VERIFY = `mutation ConsoleVerifyMfa($challenge: String!, $code: String!) {
+  verifyMfa(challenge: $challenge, code: $code) { token expiresAt refreshToken }
+}`;
+const START_TOTP = `mutation ConsoleStartTotpAtSignIn($challenge: String!) {
+  startTotpEnrolment(challenge: $challenge) { secret otpauthUri }
+}`;
+const CONFIRM_TOTP = `mutation ConsoleConfirmTotpAtSignIn($challenge: String!, $code: String!) {
+  confirmTotpEnrolment(challenge: $challenge, code: $code) { recoveryCodes login { token expiresAt refreshToken } }
 }`;
 const LOGOUT = 'mutation ConsoleLogout { logout }';
 
@@ -49,6 +58,7 @@ export function capabilities(role, settings) {
       role === 'PLATFORM_ADMIN' || role === 'TENANT_ADMIN' || (role === 'OPERATOR' && Number(settings && settings.operatorBulkLimit) > 0),
     bulkLimit: role === 'OPERATOR' ? Number(settings && settings.operatorBulkLimit) : null,
     exports: true,
+    account: true,
     // API keys are managed by tenant and platform administrators (docs/api-keys.md).
     manageApiKeys: role === 'PLATFORM_ADMIN' || role === 'TENANT_ADMIN',
     platform: role === 'PLATFORM_ADMIN',
@@ -70,6 +80,7 @@ const ROUTES = [
   { path: '/bulk/:id', module: './bulk.js', fn: 'renderJob', cap: 'bulkRead' },
   { path: '/exports', module: './exports.js', fn: 'render', nav: 'Exports', cap: 'exports' },
   { path: '/api-keys', module: './api-keys.js', fn: 'render', nav: 'API keys', cap: 'manageApiKeys' },
+  { path: '/account', module: './account.js', fn: 'render', nav: 'Your account', cap: 'account' },
 ];
 
 const state = {
@@ -148,6 +159,11 @@ function loginView(message) {
         mount(status, loading('Signing in…'));
         try {
           const data = await api.gql(LOGIN, { email: email.value.trim(), password: password.value });
+          password.value = '';
+          if (data.login.mfa) {
+            await secondStep(data.login.mfa);
+            return;
+          }
           api.setSession(data.login);
           password.value = '';
           await start();
@@ -166,6 +182,61 @@ function loginView(message) {
   );
   mount(document.getElementById('app'), h('main', { id: 'main', class: 'login-page' }, form));
   email.focus();
+}
+
+/// The sign-in's second step: the code of the user's authenticator app, or (where the tenant
+/// requires a second factor the user has not set up) setting one up.
+async function secondStep(mfa) {
+  const { enrolment, recoveryBox } = await import('./account.js');
+  const status = h('div', { 'aria-live': 'assertive' });
+  const box = h('div', { class: 'login card', 'data-testid': 'mfa-step' });
+  mount(document.getElementById('app'), h('main', { id: 'main', class: 'login-page' }, box));
+  if (mfa.enrol) {
+    mount(
+      box,
+      h('h1', {}, 'Set up a second factor'),
+      h('p', {}, 'Your organisation asks for a code from an authenticator app at every sign-in. Set one up to finish signing in.'),
+      enrolment(
+        () => api.gql(START_TOTP, { challenge: mfa.challenge }).then((d) => d.startTotpEnrolment),
+        (code) => api.gql(CONFIRM_TOTP, { challenge: mfa.challenge, code }).then((d) => d.confirmTotpEnrolment),
+        (done) => {
+          const go = h('button', { type: 'button', class: 'primary', 'data-testid': 'mfa-continue', onclick: () => { api.setSession(done.login); start(); } }, 'I have kept them — continue');
+          mount(box, h('h1', {}, 'Second factor on'), recoveryBox(done.recoveryCodes), go);
+          go.focus();
+        },
+      ),
+      status,
+    );
+    return;
+  }
+  const code = h('input', { type: 'text', name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', required: true, 'data-testid': 'mfa-code' });
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
+  mount(
+    box,
+    h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        button.disabled = true;
+        mount(status, loading('Checking…'));
+        try {
+          const data = await api.gql(VERIFY, { challenge: mfa.challenge, code: code.value.trim() });
+          api.setSession(data.verifyMfa);
+          await start();
+        } catch (err) {
+          mount(status, errorBox(err));
+          button.disabled = false;
+          code.value = '';
+          code.focus();
+        }
+      },
+    },
+    h('h1', {}, 'Your code'),
+    h('p', {}, 'Enter the 6 digits your authenticator app shows for Ioto, or one of your recovery codes.'),
+    field('Code', code),
+    button,
+    status),
+  );
+  code.focus();
 }
 
 // The playground's link, shown once the server says it serves the playground

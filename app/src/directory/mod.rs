@@ -1,11 +1,13 @@
 //! Tenant, sub-customer and user management, and login.
 
 mod api_keys;
+mod mfa;
 mod sessions;
 pub mod throttle;
 
 use self::api_keys::KeyChecks;
 pub use self::api_keys::{CreateApiKey, CreatedApiKey};
+pub use self::mfa::{Enrollee, MfaStatus, SignIn, TotpSetup};
 use self::sessions::EndedHere;
 pub use self::sessions::{ActiveSession, SessionPolicy};
 
@@ -47,6 +49,8 @@ pub struct DirectoryService {
     session_policy: SessionPolicy,
     /// Sessions ended on this instance lately.
     ended_here: Arc<EndedHere>,
+    /// Seals second-factor secrets; none: second factors are unavailable.
+    secrets: Option<Arc<ioto_domain::fleet::secret::SecretCipher>>,
 }
 
 /// How long an API key lookup is reused unless [`DirectoryService::with_key_checks_every`] says.
@@ -60,6 +64,7 @@ impl DirectoryService {
             keys: Arc::new(KeyChecks::new(KEY_CHECKS_EVERY)),
             session_policy: SessionPolicy::default(),
             ended_here: Arc::new(EndedHere::default()),
+            secrets: None,
         }
     }
 

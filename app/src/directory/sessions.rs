@@ -256,14 +256,23 @@ impl DirectoryService {
         user: &User,
         except: Option<SessionId>,
     ) -> Result<()> {
+        self.end_user_sessions_because(user, except, SessionEnd::PasswordChanged)
+            .await
+    }
+
+    /// Ends the sessions of `user` but `except`, saying `why`.
+    pub(super) async fn end_user_sessions_because(
+        &self,
+        user: &User,
+        except: Option<SessionId>,
+        why: SessionEnd,
+    ) -> Result<()> {
         let scope = user_scope(user);
         let open = self.store.list_sessions(scope, user.id, Utc::now()).await?;
-        self.ended_here.note(
-            open.iter().map(|s| s.id).filter(|id| Some(*id) != except),
-            SessionEnd::PasswordChanged,
-        );
+        self.ended_here
+            .note(open.iter().map(|s| s.id).filter(|id| Some(*id) != except), why);
         self.store
-            .end_user_sessions(scope, user.id, except, SessionEnd::PasswordChanged, Utc::now())
+            .end_user_sessions(scope, user.id, except, why, Utc::now())
             .await
             .map(|_| ())
     }

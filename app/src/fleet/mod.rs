@@ -205,6 +205,14 @@ impl FleetService {
     ) -> Result<FleetSettings> {
         actor.require(Permission::ManageCustomers, "change what customers see")?;
         let tenant = actor.target_tenant(tenant)?;
+        if actor.api_key.is_some() {
+            let now = self.store.settings(actor.scope(), tenant).await?;
+            if now.require_mfa != settings.require_mfa {
+                return Err(Error::Forbidden(
+                    "an API key cannot change whether people sign in with a second factor; sign in as a person to do it".into(),
+                ));
+            }
+        }
         self.store.set_settings(actor.scope(), tenant, settings).await?;
         self.visibility_changed(tenant);
         Ok(settings)

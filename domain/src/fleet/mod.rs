@@ -33,6 +33,9 @@ pub struct FleetSettings {
     pub operator_bulk_limit: u32,
     /// The tenant's time zone: its data quotas' periods are its calendar months.
     pub time_zone: chrono_tz::Tz,
+    /// Whether every user of the tenant signs in with a second factor (those without one set
+    /// it up at their next sign-in).
+    pub require_mfa: bool,
 }
 
 impl Default for FleetSettings {
@@ -42,6 +45,7 @@ impl Default for FleetSettings {
             customers_see_costs: false,
             operator_bulk_limit: 100,
             time_zone: chrono_tz::Tz::UTC,
+            require_mfa: false,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::directory::{
 use crate::fleet::audit::AuditStamp;
 use crate::fleet::query::Page;
 use crate::identifiers::{Email, Name, Slug};
+use crate::mfa::{Challenge, MfaRecord};
 use crate::ports::EngineInfo;
 use crate::{ApiKeyId, CustomerId, Result, Role, Scope, TenantId, UserId};
 
@@ -149,13 +150,66 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<u64>;
 }
 
+/// Second factors, recovery codes and sign-in challenges (`crate::mfa`).
+#[async_trait]
+pub trait MfaStore: Send + Sync + 'static {
+    async fn mfa(&self, scope: Scope, user: UserId) -> Result<Option<MfaRecord>>;
+    /// Starts (or starts again) setting up a TOTP factor with its sealed secret; `Conflict` when
+    /// a confirmed factor exists.
+    async fn start_totp(&self, user: &User, sealed_secret: String, at: DateTime<Utc>) -> Result<()>;
+    /// Confirms the set-up with the step of its first code and new recovery codes (by hash);
+    /// `Conflict` when there is no set-up to confirm.
+    async fn confirm_totp(
+        &self,
+        user: &User,
+        step: i64,
+        recovery_hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Accepts a code's step once: `false` when that step or a later one was accepted before
+    /// (a replayed code), or when the user has no confirmed factor.
+    async fn accept_totp_step(&self, scope: Scope, user: UserId, step: i64) -> Result<bool>;
+    /// Uses a recovery code (by hash) once: `false` when it is not the user's or was used.
+    async fn use_recovery_code(
+        &self,
+        scope: Scope,
+        user: UserId,
+        code_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Replaces the user's recovery codes.
+    async fn replace_recovery_codes(&self, user: &User, recovery_hashes: &[String]) -> Result<()>;
+    /// Removes the user's factor and recovery codes; `false` when there was none.
+    async fn remove_totp(&self, scope: Scope, user: UserId) -> Result<bool>;
+    /// Whether the tenant asks every user for a second factor.
+    async fn mfa_required(&self, scope: Scope, tenant: TenantId) -> Result<bool>;
+    /// Stores a sign-in challenge (by hash); the user's expired challenges go.
+    async fn create_challenge(
+        &self,
+        token_hash: &str,
+        challenge: &Challenge,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Finds a challenge by hash across tenants (a sign-in has no tenant yet).
+    async fn challenge(&self, token_hash: &str) -> Result<Option<Challenge>>;
+    /// Counts a wrong code against the challenge.
+    async fn challenge_failed(&self, challenge: &Challenge, token_hash: &str) -> Result<()>;
+    /// Marks the challenge answered; `false` when it was answered before.
+    async fn finish_challenge(
+        &self,
+        challenge: &Challenge,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
 /// The whole directory: every adapter that implements the parts is one.
 pub trait Directory:
-    DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore
+    DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore + MfaStore
 {
 }
 
 impl<T> Directory for T where
-    T: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore
+    T: DirectoryEngine + TenantStore + CustomerStore + UserStore + ApiKeyStore + SessionStore + MfaStore
 {
 }

@@ -23,7 +23,7 @@ pub use bus::{
     AssignmentHold, BatchConsumer, BusMessage, BusStream, Delivery, Enough, EventBus, StartAt, TopicSpec,
 };
 pub use directory::{
-    ApiKeyStore, CustomerStore, Directory, DirectoryEngine, SessionStore, TenantStore, UserStore,
+    ApiKeyStore, CustomerStore, Directory, DirectoryEngine, MfaStore, SessionStore, TenantStore, UserStore,
 };
 pub use fleet::{
     Activity, AuditLog, Changeset, DeviceStore, Fleet, FleetChanges, FleetNotifier, ImeiChange,

@@ -10,7 +10,7 @@ CREATE TABLE user_sessions (
     client_address  TEXT,
     user_agent      TEXT CHECK (length(user_agent) <= 300),
     ended_at        TEXT,
-    end_reason      TEXT CHECK (end_reason IN ('LOGOUT', 'ENDED_BY_USER', 'REFRESH_REUSED', 'PASSWORD_CHANGED', 'REPLACED')),
+    end_reason      TEXT CHECK (end_reason IN ('LOGOUT', 'ENDED_BY_USER', 'REFRESH_REUSED', 'PASSWORD_CHANGED', 'FACTOR_RESET', 'REPLACED')),
     CONSTRAINT user_sessions_ended_with_reason CHECK ((ended_at IS NULL) = (end_reason IS NULL))
 );
 CREATE INDEX user_sessions_user ON user_sessions (user_id, created_at DESC);

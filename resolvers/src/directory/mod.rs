@@ -1,6 +1,7 @@
 //! The directory: tenants, sub-customers, users, signing in.
 
 mod api_keys;
+pub(crate) mod mfa;
 mod mutation;
 mod query;
 pub(crate) mod sessions;
@@ -8,6 +9,7 @@ mod subscription;
 pub(crate) mod types;
 
 pub(crate) use self::api_keys::{ApiKeyMutation, ApiKeyQuery};
+pub(crate) use self::mfa::MfaMutation;
 pub(crate) use self::mutation::DirectoryMutation;
 pub(crate) use self::query::DirectoryQuery;
 pub(crate) use self::sessions::SessionMutation;

@@ -72,7 +72,9 @@ pub struct DirectoryMutation;
 #[Object]
 impl DirectoryMutation {
     /// Signs in with e-mail and password: starts a session and answers its short-lived bearer
-    /// token with the refresh token that continues it (`refreshSession`).
+    /// token with the refresh token that continues it (`refreshSession`). A user with a second
+    /// factor gets `mfa` instead: `verifyMfa` with a code finishes the sign-in (or, where the
+    /// tenant requires a factor the user has not set up, `confirmTotpEnrolment`).
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -80,22 +82,25 @@ impl DirectoryMutation {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         let svc = services(ctx);
-        let request = ctx.data_opt::<crate::RequestContext>();
-        let client = request.and_then(|r| r.client);
+        let client = ctx.data_opt::<crate::RequestContext>().and_then(|r| r.client);
         svc.tokens.issues_tokens().gql()?;
-        let (_, user) = svc.directory.login(&email, &password, client).await.gql()?;
-        let session = svc
-            .directory
-            .start_session(&user, client, request.and_then(|r| r.user_agent.as_deref()))
-            .await
-            .gql()?;
-        let (token, expires_at) = svc.tokens.issue(&user, session.session.id).gql()?;
-        Ok(LoginPayload {
-            token,
-            expires_at,
-            user,
-            session,
-        })
+        match svc.directory.sign_in(&email, &password, client).await.gql()? {
+            ioto_app::SignIn::Done(user) => crate::directory::types::start(ctx, user).await,
+            ioto_app::SignIn::Challenged {
+                user,
+                token,
+                purpose,
+                expires_at,
+            } => Ok(LoginPayload {
+                user,
+                started: None,
+                mfa: Some(crate::directory::types::MfaChallengeObject {
+                    token,
+                    enrol: purpose == ioto_domain::mfa::ChallengePurpose::Enrol,
+                    expires_at,
+                }),
+            }),
+        }
     }
 
     /// Changes the caller's own password.

@@ -69,10 +69,13 @@ impl SessionMutation {
             .gql()?;
         let (token, expires_at) = svc.tokens.issue(&user, session.session.id).gql()?;
         Ok(LoginPayload {
-            token,
-            expires_at,
             user,
-            session,
+            started: Some(crate::directory::types::Started {
+                token,
+                expires_at,
+                session,
+            }),
+            mfa: None,
         })
     }
 

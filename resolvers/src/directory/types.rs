@@ -274,6 +274,16 @@ impl Me {
     async fn user(&self) -> Option<UserObject> {
         self.user.clone().map(UserObject)
     }
+    /// The caller's second factor.
+    #[graphql(complexity = "crate::limits::backend_call(child_complexity)")]
+    async fn mfa(&self, ctx: &Context<'_>) -> async_graphql::Result<crate::directory::mfa::MfaStatusObject> {
+        Ok(services(ctx)
+            .directory
+            .mfa_status(actor(ctx)?)
+            .await
+            .gql()?
+            .into())
+    }
     /// The caller's open sign-in sessions, last refreshed first (`current` marks this one).
     #[graphql(complexity = "crate::limits::backend_call(child_complexity * 50)")]
     async fn sessions(
@@ -292,39 +302,104 @@ impl Me {
     }
 }
 
-/// Result of a successful login or refresh: a short-lived access token and the refresh token
-/// that continues the session.
-pub struct LoginPayload {
+/// A started session: its access token and the session with its refresh token.
+pub struct Started {
     pub token: String,
     pub expires_at: DateTime<Utc>,
-    pub user: User,
     pub session: ioto_app::ActiveSession,
+}
+
+/// What a second step of a sign-in needs.
+pub struct MfaChallengeObject {
+    pub token: ioto_domain::mfa::ChallengeToken,
+    pub enrol: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The second step a sign-in waits for.
+#[Object(name = "MfaChallenge")]
+impl MfaChallengeObject {
+    /// Send with the code to `verifyMfa` (or, when `enrol`, to `startTotpEnrolment` and
+    /// `confirmTotpEnrolment`). Good once, for 5 minutes and 5 wrong codes.
+    async fn challenge(&self) -> &str {
+        self.token.expose()
+    }
+    /// The tenant requires a second factor and this user has none yet: setting one up finishes
+    /// the sign-in.
+    async fn enrol(&self) -> bool {
+        self.enrol
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+/// Result of a sign-in or refresh: a short-lived access token and the refresh token that
+/// continues the session — or, for a user with a second factor, the challenge that a code
+/// answers first (`mfa`; the token fields are then null).
+pub struct LoginPayload {
+    pub user: User,
+    pub started: Option<Started>,
+    pub mfa: Option<MfaChallengeObject>,
 }
 
 #[Object]
 impl LoginPayload {
     /// Send as `Authorization: Bearer <token>`. Short-lived (`auth.access_token_minutes`).
-    async fn token(&self) -> &str {
-        &self.token
+    /// Null while `mfa` waits for a code.
+    async fn token(&self) -> Option<&str> {
+        self.started.as_ref().map(|s| s.token.as_str())
     }
-    async fn expires_at(&self) -> DateTime<Utc> {
-        self.expires_at
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.started.as_ref().map(|s| s.expires_at)
     }
     /// Good for one `refreshSession`, which answers a new token and a new refresh token; a
     /// refresh token presented a second time ends the session. Keep it out of URLs and logs.
-    async fn refresh_token(&self) -> &str {
-        self.session.refresh.expose()
+    async fn refresh_token(&self) -> Option<&str> {
+        self.started.as_ref().map(|s| s.session.refresh.expose())
     }
     /// The sign-in session this token belongs to.
-    async fn session(&self) -> crate::directory::sessions::SessionObject {
-        crate::directory::sessions::SessionObject {
-            session: self.session.session.clone(),
-            current: true,
-        }
+    async fn session(&self) -> Option<crate::directory::sessions::SessionObject> {
+        self.started
+            .as_ref()
+            .map(|s| crate::directory::sessions::SessionObject {
+                session: s.session.session.clone(),
+                current: true,
+            })
+    }
+    /// The second step this sign-in waits for (a code, or setting a factor up); null when
+    /// signed in.
+    async fn mfa(&self) -> Option<&MfaChallengeObject> {
+        self.mfa.as_ref()
     }
     async fn user(&self) -> UserObject {
         UserObject(self.user.clone())
     }
+}
+
+/// Starts the session of a user who just signed in and answers its tokens.
+pub(crate) async fn start(ctx: &Context<'_>, user: User) -> async_graphql::Result<LoginPayload> {
+    let svc = services(ctx);
+    let request = ctx.data_opt::<crate::RequestContext>();
+    let session = svc
+        .directory
+        .start_session(
+            &user,
+            request.and_then(|r| r.client),
+            request.and_then(|r| r.user_agent.as_deref()),
+        )
+        .await
+        .gql()?;
+    let (token, expires_at) = svc.tokens.issue(&user, session.session.id).gql()?;
+    Ok(LoginPayload {
+        user,
+        started: Some(Started {
+            token,
+            expires_at,
+            session,
+        }),
+        mfa: None,
+    })
 }
 
 /// A change in a tenant's directory.

@@ -101,8 +101,11 @@ impl FleetWideMutation {
 
     /// TENANT_ADMIN: whether sub-customer users see SIMs (and usage) or devices only, and
     /// whether they see the cost of their usage, and how many SIMs an OPERATOR may change in one
-    /// bulk job (0 to 1,000,000), and the tenant's time zone (an IANA name; data quotas count
-    /// its calendar months). A setting left out keeps its value.
+    /// bulk job (0 to 1,000,000), the tenant's time zone (an IANA name; data quotas count
+    /// its calendar months), and whether every user signs in with a second factor
+    /// (`requireMfa`; users without one set it up at their next sign-in). A setting left out
+    /// keeps its value.
+    #[expect(clippy::too_many_arguments, reason = "GraphQL arguments")]
     async fn set_fleet_settings(
         &self,
         ctx: &Context<'_>,
@@ -111,6 +114,7 @@ impl FleetWideMutation {
         customers_see_costs: Option<bool>,
         operator_bulk_limit: Option<i32>,
         time_zone: Option<String>,
+        require_mfa: Option<bool>,
     ) -> async_graphql::Result<FleetSettingsObject> {
         let tenant = parse_tenant(tenant_id.as_ref())?;
         let fleet = &services(ctx).fleet;
@@ -130,6 +134,9 @@ impl FleetWideMutation {
                         "must be between 0 and 1000000",
                     ))
                 })?;
+        }
+        if let Some(v) = require_mfa {
+            settings.require_mfa = v;
         }
         if let Some(zone) = time_zone {
             settings.time_zone = ioto_app::analytics::parse_time_zone("timeZone", Some(&zone)).gql()?;

@@ -245,6 +245,8 @@ pub struct FleetSettingsObject {
     pub operator_bulk_limit: i32,
     /// The tenant's time zone (IANA name): data quotas count its calendar months.
     pub time_zone: String,
+    /// Whether every user signs in with a second factor.
+    pub require_mfa: bool,
 }
 
 impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
@@ -254,6 +256,7 @@ impl From<ioto_domain::fleet::FleetSettings> for FleetSettingsObject {
             customers_see_costs: s.customers_see_costs,
             operator_bulk_limit: i32::try_from(s.operator_bulk_limit).unwrap_or(i32::MAX),
             time_zone: s.time_zone.name().to_owned(),
+            require_mfa: s.require_mfa,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod customers;
+mod mfa;
 mod sessions;
 mod tenants;
 mod users;

@@ -32,6 +32,7 @@ impl TenantStore for SqlDirectory {
                 ioto_domain::fleet::FleetSettings::default().operator_bulk_limit,
             )),
             time_zone: Set("UTC".to_owned()),
+            require_mfa: Set(false),
         }
         .insert(&txn)
         .await

@@ -12,6 +12,7 @@ pub struct Model {
     pub customers_see_costs: bool,
     pub operator_bulk_limit: i64,
     pub time_zone: String,
+    pub require_mfa: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -102,6 +102,7 @@ impl FleetChanges for SqlFleet {
                 .time_zone
                 .parse()
                 .map_err(|e| Error::Internal(format!("stored tenant time zone: {e}")))?,
+            require_mfa: row.require_mfa,
         })
     }
 
@@ -113,6 +114,7 @@ impl FleetChanges for SqlFleet {
         active.customers_see_costs = Set(settings.customers_see_costs);
         active.operator_bulk_limit = Set(i64::from(settings.operator_bulk_limit));
         active.time_zone = Set(settings.time_zone.name().to_owned());
+        active.require_mfa = Set(settings.require_mfa);
         active.update(&txn).await.map_err(db)?;
         commit(txn).await
     }

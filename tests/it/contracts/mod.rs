@@ -11,6 +11,7 @@ mod export;
 mod fleet;
 mod forecasts;
 mod jobs;
+mod mfa;
 mod network;
 mod notifications;
 mod quota_pools;

@@ -191,6 +191,24 @@ pub struct MfaRecord {
     pub last_step: Option<i64>,
     /// Recovery codes not used yet.
     pub recovery_left: u32,
+    /// Wrong codes in a row.
+    pub failures: u32,
+    /// No code is checked before then (too many wrong ones).
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// Wrong codes in a row after which the factor is locked for a while.
+pub const FAILURES_PER_LOCK: u32 = 5;
+
+/// How long the factor is locked after `failures` wrong codes in a row: every fifth locks it for
+/// 15 minutes, doubling each time, at most a day. A password and a fresh challenge do not undo
+/// it, so guessing codes stays slow however often the password is typed.
+pub fn lockout(failures: u32) -> Option<Duration> {
+    if failures == 0 || failures % FAILURES_PER_LOCK != 0 {
+        return None;
+    }
+    let doublings = (failures / FAILURES_PER_LOCK - 1).min(7);
+    Some(Duration::minutes(15 * (1i64 << doublings)).min(Duration::days(1)))
 }
 
 /// Why a challenge was given.
@@ -382,6 +400,17 @@ mod tests {
             None,
             "look-alikes are not in the alphabet"
         );
+    }
+
+    #[test]
+    fn every_fifth_wrong_code_locks_longer() {
+        assert_eq!(lockout(0), None);
+        assert_eq!(lockout(4), None);
+        assert_eq!(lockout(5), Some(Duration::minutes(15)));
+        assert_eq!(lockout(6), None);
+        assert_eq!(lockout(10), Some(Duration::minutes(30)));
+        assert_eq!(lockout(25), Some(Duration::minutes(240)));
+        assert_eq!(lockout(60), Some(Duration::days(1)));
     }
 
     #[test]

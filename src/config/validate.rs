@@ -253,10 +253,13 @@ impl Config {
                 self.auth.session_days
             );
         }
-        if self.auth.session_idle_hours == 0 || self.auth.session_idle_hours > self.auth.session_days * 24 {
+        if self.auth.session_idle_hours * 60 <= self.auth.access_token_minutes
+            || self.auth.session_idle_hours > self.auth.session_days * 24
+        {
             bail!(
-                "auth.session_idle_hours: {} is not allowed; 1 to auth.session_days × 24 ({})",
+                "auth.session_idle_hours: {} is not allowed; longer than an access token (auth.access_token_minutes: {} min) and at most auth.session_days × 24 ({})",
                 self.auth.session_idle_hours,
+                self.auth.access_token_minutes,
                 self.auth.session_days * 24
             );
         }

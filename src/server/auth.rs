@@ -59,8 +59,9 @@ struct IssuedClaims<'a> {
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cid: Option<String>,
-    /// The sign-in session a login's token belongs to.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The sign-in session a login's token belongs to. A name of Ioto's own: identity providers
+    /// put other things in `sid`.
+    #[serde(rename = "ioto_sid", skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
 }
 
@@ -248,7 +249,7 @@ impl Jwt {
     /// holds; any other token stops at its expiry.
     pub async fn verify_open(&self, token: &str) -> Result<Actor> {
         let actor = self.verify_with(token, false).await?;
-        if actor.session_id.is_none() {
+        if actor.session_id.is_none() || actor.user_id.is_none() {
             return self.verify_with(token, true).await;
         }
         Ok(actor)
@@ -315,9 +316,9 @@ impl Jwt {
             ));
         }
         let user_id = text("uid").and_then(|u| UserId::parse(u, "uid").ok());
-        let session_id = match text("sid") {
+        let session_id = match text("ioto_sid") {
             Some(sid) => Some(
-                SessionId::parse(sid, "sid")
+                SessionId::parse(sid, "ioto_sid")
                     .map_err(|_| unauthenticated("the token's session id is malformed"))?,
             ),
             None => None,

@@ -181,6 +181,20 @@ async fn a_second_factor_is_set_up_on_the_account_page_and_asked_for_at_sign_in(
         .await
         .expect("the sign-in asks for a code");
     crate::browser::screenshot(c, "console-sign-in-code.png").await;
+    // A mistyped code says so and the step stays, to type it again.
+    code.send_keys("000000\u{e007}").await.unwrap();
+    until(
+        c,
+        "the wrong code named",
+        "const e = document.querySelector('[data-testid=mfa-step] .error'); return e && e.innerText.includes('wrong');",
+        vec![],
+        Duration::from_secs(10),
+    )
+    .await;
+    let code = c
+        .find(Locator::Css("[data-testid=mfa-code]"))
+        .await
+        .expect("still asking for a code");
     // The code of the next step (the set-up used this one's).
     let next = totp.code_at(chrono::Utc::now() + chrono::Duration::seconds(30));
     code.send_keys(&format!("{next}\u{e007}")).await.unwrap();

@@ -242,7 +242,7 @@ async fn a_websocket_outlives_its_token_while_the_session_holds() {
             "iat": now, "nbf": now, "exp": now + 2, "tid": t.id.to_string(), "role": "TENANT_ADMIN"
         });
         if let Some(sid) = sid {
-            claims["sid"] = json!(sid);
+            claims["ioto_sid"] = json!(sid);
         }
         encode(
             &Header::default(),

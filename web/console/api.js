@@ -13,6 +13,8 @@ const REFRESH = `mutation ConsoleRefresh($refreshToken: String!) {
 }`;
 let refreshTimer = null;
 let refreshing = null;
+// Counts sign-ins and sign-outs: a refresh answered after one belongs to a session that is gone.
+let generation = 0;
 const listeners = new Set();
 const customerCache = new Map();
 let wsClient = null;
@@ -23,6 +25,7 @@ export function token() {
 
 export function setToken(t) {
   customerCache.clear();
+  generation += 1;
   if (t) window.sessionStorage.setItem(TOKEN_KEY, t);
   else {
     window.sessionStorage.removeItem(TOKEN_KEY);
@@ -40,21 +43,35 @@ export function setToken(t) {
 /// expires (refreshed a minute before).
 export function setSession(login) {
   setToken(login.token);
-  keepRefresh(login);
+  keepRefresh(login, login.token);
 }
 
-function keepRefresh(r) {
+/// The token's lifetime in milliseconds, by its own claims (`exp` − `iat`): the browser's clock
+/// may be off from the server's, the lifetime is not.
+function lifetime(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part));
+    return (claims.exp - claims.iat) * 1000;
+  } catch {
+    return null;
+  }
+}
+
+function keepRefresh(r, token) {
   window.sessionStorage.setItem(REFRESH_KEY, r.refreshToken);
   window.sessionStorage.setItem(EXPIRES_KEY, r.expiresAt);
   clearTimeout(refreshTimer);
-  const ms = Date.parse(r.expiresAt) - Date.now() - 60_000;
-  refreshTimer = setTimeout(() => refreshNow().catch(() => {}), Math.max(ms, 5_000));
+  const life = token ? lifetime(token) : null;
+  const ms = life !== null ? life - 60_000 : Date.parse(r.expiresAt) - Date.now() - 60_000;
+  refreshTimer = setTimeout(() => refreshNow().catch(() => {}), Math.max(ms, 30_000));
 }
 
 /// Continues the session with its refresh token, once at a time; the open live connection keeps
 /// going (the server holds it to the session, not to the token it started with).
 export function refreshNow() {
   if (!refreshing) {
+    const started = generation;
     refreshing = (async () => {
       const refreshToken = window.sessionStorage.getItem(REFRESH_KEY);
       if (!refreshToken) throw new ApiError([{ message: 'no session to continue' }]);
@@ -63,11 +80,18 @@ export function refreshNow() {
         headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
         body: JSON.stringify({ query: REFRESH, variables: { refreshToken } }),
       });
-      const body = await res.json();
+      let body;
+      try {
+        body = await res.json();
+      } catch {
+        throw new ApiError([{ message: `the server answered HTTP ${res.status} without JSON` }], res.status);
+      }
       if (body.errors && body.errors.length) throw new ApiError(body.errors, res.status);
+      // Signed out (or in again) meanwhile: this answer belongs to a session that is gone.
+      if (generation !== started) throw new ApiError([{ message: 'signed out meanwhile' }]);
       const r = body.data.refreshSession;
       window.sessionStorage.setItem(TOKEN_KEY, r.token);
-      keepRefresh(r);
+      keepRefresh(r, r.token);
       return r.token;
     })().finally(() => {
       refreshing = null;
@@ -80,7 +104,7 @@ export function refreshNow() {
 export function resumeSession() {
   const refreshToken = window.sessionStorage.getItem(REFRESH_KEY);
   const expiresAt = window.sessionStorage.getItem(EXPIRES_KEY);
-  if (refreshToken && expiresAt) keepRefresh({ refreshToken, expiresAt });
+  if (refreshToken && expiresAt) keepRefresh({ refreshToken, expiresAt }, null);
 }
 
 /// Ends the session on the server (best effort), then forgets it here.
@@ -133,14 +157,14 @@ async function answer(res, retry) {
   }
   if (body.errors && body.errors.length) {
     if (retry && refusesToken(body.errors) && window.sessionStorage.getItem(REFRESH_KEY)) {
-      let refreshed = false;
       try {
         await refreshNow();
-        refreshed = true;
-      } catch {
-        // The session is over: sign out below.
+        return retry();
+      } catch (err) {
+        // Only a refused refresh ends the session here; a network or server failure leaves it
+        // for the next try.
+        if (!(err instanceof ApiError && err.code === 'UNAUTHENTICATED')) throw err;
       }
-      if (refreshed) return retry();
     }
     checkAuth(body.errors);
     throw new ApiError(body.errors, res.status);

@@ -149,7 +149,8 @@ impl DirectoryService {
     }
 
     /// Whether `code` (six digits, or a recovery code) is a good second factor of `user` now;
-    /// a good one is used up. Wrong codes count in the sign-in throttle of the user's e-mail.
+    /// a good one is used up. Wrong codes count against the factor (every fifth in a row locks
+    /// it for a while, `mfa::lockout`) and in the sign-in throttle of the user's e-mail.
     async fn second_factor_holds(&self, user: &User, code: &str, client: Option<IpAddr>) -> Result<bool> {
         let scope = scope_of(user);
         let Some(record) = self.store.mfa(scope, user.id).await? else {
@@ -157,6 +158,13 @@ impl DirectoryService {
         };
         if record.confirmed_at.is_none() {
             return Ok(false);
+        }
+        let now = Utc::now();
+        if let Some(until) = record.locked_until.filter(|u| *u > now) {
+            let minutes = (until - now).num_minutes() + 1;
+            return Err(Error::RateLimited(format!(
+                "too many wrong codes for this account: codes are checked again in {minutes} min"
+            )));
         }
         let attempt = self
             .throttle
@@ -182,8 +190,18 @@ impl DirectoryService {
         };
         if held {
             attempt.succeeded();
+            if record.failures > 0 {
+                self.store.second_factor_passed(scope, user.id).await?;
+            }
         } else {
             attempt.failed();
+            if let Some(until) = self
+                .store
+                .second_factor_failed(scope, user.id, Utc::now())
+                .await?
+            {
+                tracing::warn!(user = %user.id, until = %until, client = ?client, "a second factor is locked after wrong codes");
+            }
         }
         Ok(held)
     }
@@ -197,10 +215,16 @@ impl DirectoryService {
                     .into(),
             ));
         }
-        if !self.second_factor_holds(&user, code, client).await? {
-            self.store.challenge_failed(&challenge, &hash).await?;
+        if !self.store.claim_challenge_attempt(&challenge, &hash).await? {
             return Err(Error::Unauthenticated(
-                "the code is wrong or was used already; wait for the next one, or use a recovery code".into(),
+                "too many wrong codes for this sign-in; sign in again".into(),
+            ));
+        }
+        // A wrong code is the answer's fault, not the sign-in's: it may be typed again.
+        if !self.second_factor_holds(&user, code, client).await? {
+            return Err(Error::invalid(
+                "code",
+                "is wrong or was used already; wait for the app's next code, or use a recovery code",
             ));
         }
         if !self.store.finish_challenge(&challenge, &hash, Utc::now()).await? {
@@ -271,13 +295,17 @@ impl DirectoryService {
             .ok_or_else(|| {
                 Error::Conflict("there is no set-up of a second factor to confirm; start one first".into())
             })?;
+        if let Some((hash, c)) = &challenge {
+            if !self.store.claim_challenge_attempt(c, hash).await? {
+                return Err(Error::Unauthenticated(
+                    "too many wrong codes for this sign-in; sign in again".into(),
+                ));
+            }
+        }
         let Some(step) = self
             .open_secret(user.id, &record)?
             .matching_step(&digits, Utc::now())
         else {
-            if let Some((hash, c)) = &challenge {
-                self.store.challenge_failed(c, hash).await?;
-            }
             return Err(Error::invalid(
                 "code",
                 "is not the code the app shows now; check that the device's clock is right",
@@ -370,9 +398,10 @@ impl DirectoryService {
                 "turn your own second factor off with a code instead",
             )
             .await?;
-        self.store.remove_totp(scope_of(&user), user.id).await?;
+        // The sessions end first: should the removal fail after, the factor is still there.
         self.end_user_sessions_because(&user, None, ioto_domain::account::SessionEnd::FactorReset)
-            .await
+            .await?;
+        self.store.remove_totp(scope_of(&user), user.id).await.map(|_| ())
     }
 
     /// The caller's second factor, as shown to them.

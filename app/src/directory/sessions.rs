@@ -165,6 +165,22 @@ impl DirectoryService {
                 "the user behind this session no longer exists".into(),
             ));
         };
+        // A tenant that came to require a second factor: a session started with the password
+        // alone does not go on; signing in again sets the factor up.
+        let has_factor = self
+            .store
+            .mfa(scope, user.id)
+            .await?
+            .is_some_and(|m| m.confirmed_at.is_some());
+        if !has_factor && self.store.mfa_required(scope, user.tenant_id).await? {
+            self.ended_here.note([session.id], SessionEnd::EndedByUser);
+            self.store
+                .end_session(scope, user.id, session.id, SessionEnd::EndedByUser, Utc::now())
+                .await?;
+            return Err(Error::Unauthenticated(
+                "your organisation now requires a second factor; sign in again to set it up".into(),
+            ));
+        }
         Ok((
             user,
             ActiveSession {

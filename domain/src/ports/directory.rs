@@ -192,8 +192,20 @@ pub trait MfaStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Finds a challenge by hash across tenants (a sign-in has no tenant yet).
     async fn challenge(&self, token_hash: &str) -> Result<Option<Challenge>>;
-    /// Counts a wrong code against the challenge.
-    async fn challenge_failed(&self, challenge: &Challenge, token_hash: &str) -> Result<()>;
+    /// Takes one of the challenge's attempts before a code is checked: `false` when none is left
+    /// (or it was answered), checked and counted in one statement so that concurrent guesses
+    /// cannot pass the bound.
+    async fn claim_challenge_attempt(&self, challenge: &Challenge, token_hash: &str) -> Result<bool>;
+    /// Counts a wrong code against the user's factor and locks it per [`crate::mfa::lockout`];
+    /// answers until when it is locked, if it is.
+    async fn second_factor_failed(
+        &self,
+        scope: Scope,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// A right code: wrong ones in a row start again from zero.
+    async fn second_factor_passed(&self, scope: Scope, user: UserId) -> Result<()>;
     /// Marks the challenge answered; `false` when it was answered before.
     async fn finish_challenge(
         &self,

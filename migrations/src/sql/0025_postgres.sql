@@ -1,6 +1,7 @@
 -- Second factors: a user's TOTP secret (sealed by the server's fleet secret key, bound to the
 -- user), the step of the last code accepted (a code is good once), the recovery codes (their
--- SHA-256, each good once), and the short-lived challenges a sign-in answers between the
+-- SHA-256, each good once), wrong codes in a row (every fifth locks the factor for a while,
+-- 15 minutes doubling to a day), and the short-lived challenges a sign-in answers between the
 -- password and the code (their SHA-256). `tenants.require_mfa`: the tenant asks every user for a
 -- second factor; users without one enrol at their next sign-in.
 CREATE TABLE user_mfa (
@@ -10,7 +11,9 @@ CREATE TABLE user_mfa (
     totp_secret   text NOT NULL,
     created_at    timestamptz NOT NULL,
     confirmed_at  timestamptz,
-    last_step     bigint
+    last_step     bigint,
+    failures      integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    locked_until  timestamptz
 );
 
 CREATE TABLE mfa_recovery_codes (

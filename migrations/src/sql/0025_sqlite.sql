@@ -6,7 +6,9 @@ CREATE TABLE user_mfa (
     totp_secret   TEXT NOT NULL,
     created_at    TEXT NOT NULL,
     confirmed_at  TEXT,
-    last_step     INTEGER
+    last_step     INTEGER,
+    failures      INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    locked_until  TEXT
 );
 
 CREATE TABLE mfa_recovery_codes (

@@ -190,6 +190,7 @@ impl ApiKeyStore for SqlDirectory {
         admit(scope, new.tenant_id, None)?;
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             self.room_for_a_key(&txn, scope, new.tenant_id).await?;
             let stored: ApiKey = row(&new)
                 .insert(&txn)
@@ -242,6 +243,7 @@ impl ApiKeyStore for SqlDirectory {
     ) -> Result<ApiKey> {
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             let old_row = self.key_row(&txn, scope, id).await?;
             let old = ApiKey::try_from(old_row.clone())?;
             if old.tenant_id != new.tenant_id {
@@ -304,6 +306,7 @@ impl ApiKeyStore for SqlDirectory {
     async fn revoke_api_key(&self, scope: Scope, id: ApiKeyId, stamp: AuditStamp) -> Result<ApiKey> {
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             let found = self.key_row(&txn, scope, id).await?;
             if found.revoked_at.is_some() {
                 return ApiKey::try_from(found);

@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ioto_domain::directory::User;
-use ioto_domain::mfa::{Challenge, ChallengePurpose, MfaRecord};
+use ioto_domain::mfa::{self, Challenge, ChallengePurpose, MfaRecord};
 use ioto_domain::ports::MfaStore;
 use ioto_domain::{Error, Result, Scope, TenantId, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Set,
-    Statement,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
@@ -81,6 +81,8 @@ impl MfaStore for SqlDirectory {
                 confirmed_at: row.confirmed_at,
                 last_step: row.last_step,
                 recovery_left: u32::try_from(left).unwrap_or(u32::MAX),
+                failures: u32::try_from(row.failures).unwrap_or(0),
+                locked_until: row.locked_until,
             }))
         }
         .await;
@@ -92,6 +94,7 @@ impl MfaStore for SqlDirectory {
         admit(scope, user.tenant_id, user.customer_id)?;
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             let existing = user_mfa::Entity::find_by_id(user.id.0)
                 .one(&txn)
                 .await
@@ -115,6 +118,8 @@ impl MfaStore for SqlDirectory {
                 created_at: Set(at),
                 confirmed_at: Set(None),
                 last_step: Set(None),
+                failures: Set(0),
+                locked_until: Set(None),
             }
             .insert(&txn)
             .await
@@ -299,7 +304,7 @@ impl MfaStore for SqlDirectory {
         .await
     }
 
-    async fn challenge_failed(&self, challenge: &Challenge, token_hash: &str) -> Result<()> {
+    async fn claim_challenge_attempt(&self, challenge: &Challenge, token_hash: &str) -> Result<bool> {
         let scope = Scope::Tenant {
             tenant_id: challenge.tenant_id,
             customer_id: challenge.customer_id,
@@ -312,10 +317,62 @@ impl MfaStore for SqlDirectory {
             )
             .filter(mfa_challenge::Column::TokenHash.eq(token_hash))
             .filter(mfa_challenge::Column::TenantId.eq(challenge.tenant_id.0))
+            .filter(mfa_challenge::Column::Attempts.lt(mfa::CHALLENGE_ATTEMPTS))
+            .filter(mfa_challenge::Column::UsedAt.is_null())
             .exec(&txn)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected == 1)
             .map_err(db);
+        commit_or_roll_back(txn, written).await
+    }
+
+    async fn second_factor_failed(
+        &self,
+        scope: Scope,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let txn = self.begin(scope).await?;
+        let written = async {
+            self.write_lock(&txn).await?;
+            let mut q = in_scope(
+                user_mfa::Entity::find().filter(user_mfa::Column::UserId.eq(user.0)),
+                scope,
+                user_mfa::Column::TenantId,
+            );
+            if self.backend() == DbBackend::Postgres {
+                q = q.lock_exclusive();
+            }
+            let Some(row) = q.one(&txn).await.map_err(db)? else {
+                return Ok(None);
+            };
+            let failures = u32::try_from(row.failures).unwrap_or(0).saturating_add(1);
+            let locked = mfa::lockout(failures).map(|d| at + d);
+            let mut active: user_mfa::ActiveModel = row.into();
+            active.failures = Set(i32::try_from(failures).unwrap_or(i32::MAX));
+            if locked.is_some() {
+                active.locked_until = Set(locked);
+            }
+            active.update(&txn).await.map_err(db)?;
+            Ok(locked)
+        }
+        .await;
+        commit_or_roll_back(txn, written).await
+    }
+
+    async fn second_factor_passed(&self, scope: Scope, user: UserId) -> Result<()> {
+        let txn = self.begin(scope).await?;
+        let mut q = user_mfa::Entity::update_many()
+            .col_expr(user_mfa::Column::Failures, Expr::value(0))
+            .col_expr(
+                user_mfa::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(user_mfa::Column::UserId.eq(user.0));
+        if let Some(t) = scope.tenant_id() {
+            q = q.filter(user_mfa::Column::TenantId.eq(t.0));
+        }
+        let written = q.exec(&txn).await.map(|_| ()).map_err(db);
         commit_or_roll_back(txn, written).await
     }
 

@@ -135,6 +135,7 @@ impl SessionStore for SqlDirectory {
         admit(scope, new.tenant_id, new.customer_id)?;
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             // Past the bound, the user's oldest open sessions end.
             let open: Vec<Uuid> = sessions_in(scope)
                 .select_only()
@@ -210,6 +211,7 @@ impl SessionStore for SqlDirectory {
         let postgres = self.backend() == DbBackend::Postgres;
         let txn = self.begin(scope).await?;
         let written = async {
+            self.write_lock(&txn).await?;
             let mut q = sessions_in(scope).filter(user_session::Column::Id.eq(owner.session_id));
             if postgres {
                 q = q.lock_exclusive();
@@ -252,6 +254,14 @@ impl SessionStore for SqlDirectory {
             let mut used: refresh_token::ActiveModel = token.into();
             used.used_at = Set(Some(at));
             used.update(&txn).await.map_err(db)?;
+            // Used tokens are kept to notice a replay; past the idle time the session would have
+            // ended without refreshes anyway, and older ones go.
+            refresh_token::Entity::delete_many()
+                .filter(refresh_token::Column::SessionId.eq(owner.session_id))
+                .filter(refresh_token::Column::UsedAt.lt(at - idle))
+                .exec(&txn)
+                .await
+                .map_err(db)?;
             token_row(new_hash, session.id, session.tenant_id, session.customer_id, at)
                 .insert(&txn)
                 .await

@@ -116,8 +116,15 @@ async fn contract(store: ioto_store::SqlStore) {
         .unwrap();
     let found = dir.challenge(&token.hash()).await.unwrap().unwrap();
     assert_eq!(found.user_id, carol.id);
-    dir.challenge_failed(&found, &token.hash()).await.unwrap();
+    assert!(dir.claim_challenge_attempt(&found, &token.hash()).await.unwrap());
     assert_eq!(dir.challenge(&token.hash()).await.unwrap().unwrap().attempts, 1);
+    for _ in 1..mfa::CHALLENGE_ATTEMPTS {
+        assert!(dir.claim_challenge_attempt(&found, &token.hash()).await.unwrap());
+    }
+    assert!(
+        !dir.claim_challenge_attempt(&found, &token.hash()).await.unwrap(),
+        "no attempt past the bound"
+    );
     assert!(dir.finish_challenge(&found, &token.hash(), now).await.unwrap());
     assert!(!dir.finish_challenge(&found, &token.hash(), now).await.unwrap());
     assert!(dir
@@ -144,6 +151,31 @@ async fn contract(store: ioto_store::SqlStore) {
         .await
         .unwrap();
     assert_eq!(dir.challenge(&old.hash()).await.unwrap(), None);
+
+    // Wrong codes in a row: every fifth locks the factor; a right one starts again.
+    for n in 1..=4 {
+        assert_eq!(
+            dir.second_factor_failed(scope, carol.id, now).await.unwrap(),
+            None,
+            "{n}"
+        );
+    }
+    let until = dir.second_factor_failed(scope, carol.id, now).await.unwrap();
+    assert_eq!(until.map(|u| (u - now).num_minutes()), Some(15));
+    let record = dir.mfa(scope, carol.id).await.unwrap().unwrap();
+    assert_eq!(record.failures, 5);
+    assert!(record.locked_until.is_some());
+    dir.second_factor_passed(scope, carol.id).await.unwrap();
+    let record = dir.mfa(scope, carol.id).await.unwrap().unwrap();
+    assert_eq!((record.failures, record.locked_until), (0, None));
+    assert_eq!(
+        dir.second_factor_failed(Scope::tenant(b.id), carol.id, now)
+            .await
+            .unwrap(),
+        None,
+        "not from another tenant"
+    );
+    assert_eq!(dir.mfa(scope, carol.id).await.unwrap().unwrap().failures, 0);
 
     // The tenant's requirement; another tenant's user untouched; removal.
     assert!(!dir.mfa_required(Scope::tenant(a.id), a.id).await.unwrap());

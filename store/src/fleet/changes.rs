@@ -108,6 +108,7 @@ impl FleetChanges for SqlFleet {
 
     async fn set_settings(&self, scope: Scope, tenant: TenantId, settings: FleetSettings) -> Result<()> {
         let txn = self.begin(scope).await?;
+        self.write_lock(&txn).await?;
         let row = tenant_row(&txn, scope, tenant).await?;
         let mut active: tenant::ActiveModel = row.into();
         active.customers_see_sims = Set(settings.customers_see_sims);

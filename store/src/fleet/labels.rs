@@ -12,7 +12,7 @@ use super::*;
 use crate::directory::tenant_row;
 use crate::entities::label_suggestion;
 use crate::error::db;
-use crate::pool::{admit, commit};
+use crate::pool::{admit, commit, commit_or_roll_back};
 
 #[async_trait]
 impl LabelCatalogue for SqlFleet {
@@ -57,15 +57,20 @@ impl LabelCatalogue for SqlFleet {
     async fn remove_label_suggestion(&self, scope: Scope, tenant: TenantId, key: &str) -> Result<()> {
         admit(scope, tenant, None)?;
         let txn = self.begin(scope).await?;
-        let res = label_suggestion::Entity::delete_many()
+        let removed = label_suggestion::Entity::delete_many()
             .filter(label_suggestion::Column::TenantId.eq(tenant.0))
             .filter(label_suggestion::Column::Key.eq(key))
             .exec(&txn)
             .await
-            .map_err(db)?;
-        if res.rows_affected == 0 {
-            return Err(Error::not_found("label key", key));
-        }
-        commit(txn).await
+            .map_err(db)
+            .and_then(|res| {
+                if res.rows_affected == 0 {
+                    Err(Error::not_found("label key", key))
+                } else {
+                    Ok(())
+                }
+            });
+        // A refused removal rolls back now: on SQLite its delete holds the write lock until then.
+        commit_or_roll_back(txn, removed).await
     }
 }

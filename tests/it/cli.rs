@@ -787,6 +787,9 @@ async fn bench_api_runs_on_both_engine_sets() {
         "sims(first: 100) of 1000",
         "configured: GraphQL / bare handler throughput: me ",
         "configured / embedded throughput: me ",
+        "| sim(iccid), with an API key | ",
+        "configured: sim(iccid) with an API key against a login's token: p50 ",
+        "configured: an API key's check, cached: p50 ",
         "run 2 of 2",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::api_key::{is_prefixed_alphanumeric, random_chars, BASE62};
 pub use crate::ids::SessionId;
 use crate::{CustomerId, Error, Result, TenantId, UserId};
 
@@ -24,8 +25,6 @@ pub const MAX_OPEN_SESSIONS_PER_USER: u64 = 50;
 /// The longest user agent kept with a session.
 pub const MAX_USER_AGENT_CHARS: usize = 300;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
 /// A refresh token whose form was checked (or one just made).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
@@ -38,21 +37,15 @@ impl std::fmt::Debug for RefreshToken {
 
 impl RefreshToken {
     pub fn generate() -> Self {
-        use rand::Rng;
-        let mut rng = rand::thread_rng();
-        let random: String = (0..REFRESH_RANDOM)
-            .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
-            .collect();
-        Self(format!("{REFRESH_PREFIX}{random}"))
+        Self(format!(
+            "{REFRESH_PREFIX}{}",
+            random_chars(BASE62, REFRESH_RANDOM)
+        ))
     }
 
     /// Checks a presented token's form; nothing is looked up for one that fails.
     pub fn check(token: &str) -> Result<Self> {
-        let ok = token.len() == REFRESH_LEN
-            && token.starts_with(REFRESH_PREFIX)
-            && token[REFRESH_PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric());
+        let ok = is_prefixed_alphanumeric(token, REFRESH_PREFIX, REFRESH_RANDOM);
         if ok {
             Ok(Self(token.to_owned()))
         } else {

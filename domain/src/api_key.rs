@@ -29,7 +29,27 @@ pub const MAX_EXPIRY_DAYS: i64 = 1096;
 /// The longest a rolled key keeps working beside its replacement.
 pub const MAX_OVERLAP_HOURS: i64 = 168;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Letters and digits: what keys, refresh tokens and challenges are made of.
+pub(crate) const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` characters drawn from `alphabet` by the thread's cryptographic generator.
+pub(crate) fn random_chars(alphabet: &[u8], n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+        .collect()
+}
+
+/// Whether `token` is `prefix` and then exactly `n` ASCII letters and digits (checked on bytes:
+/// a multi-byte character is refused, never sliced).
+pub(crate) fn is_prefixed_alphanumeric(token: &str, prefix: &str, n: usize) -> bool {
+    token.len() == prefix.len() + n
+        && token.starts_with(prefix)
+        && token.as_bytes()[prefix.len()..]
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+}
 
 /// CRC-32 (IEEE), bit by bit: keys are short, and this runs once per key check.
 fn crc32(bytes: &[u8]) -> u32 {
@@ -62,11 +82,7 @@ pub struct CheckedToken(String);
 impl CheckedToken {
     /// A new random key.
     pub fn generate() -> Self {
-        use rand::Rng;
-        let mut rng = rand::thread_rng();
-        let random: String = (0..RANDOM_CHARS)
-            .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
-            .collect();
+        let random = random_chars(BASE62, RANDOM_CHARS);
         let sum = checksum(&random);
         Self(format!("{PREFIX}{random}{sum}"))
     }

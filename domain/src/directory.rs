@@ -58,6 +58,17 @@ pub struct User {
     pub credentials_changed_at: Option<DateTime<Utc>>,
 }
 
+impl User {
+    /// The scope the user's own rows are read and written in: their tenant, narrowed to their
+    /// sub-customer for a `CUSTOMER_USER`.
+    pub fn scope(&self) -> crate::Scope {
+        crate::Scope::Tenant {
+            tenant_id: self.tenant_id,
+            customer_id: self.customer_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
     pub tenant_id: TenantId,

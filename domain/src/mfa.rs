@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, TOTP};
 
+use crate::api_key::{is_prefixed_alphanumeric, random_chars, BASE62};
 use crate::{CustomerId, Error, Result, TenantId, UserId};
 
 /// Digits of a code.
@@ -29,17 +30,8 @@ pub const CHALLENGE_ATTEMPTS: i32 = 5;
 pub const CHALLENGE_PREFIX: &str = "iotc_";
 const CHALLENGE_RANDOM: usize = 40;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Recovery codes: lower-case letters and digits without the look-alikes (0/o, 1/l/i).
 const RECOVERY_ALPHABET: &[u8; 31] = b"23456789abcdefghjkmnpqrstuvwxyz";
-
-fn random_from(alphabet: &[u8], n: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
-        .collect()
-}
 
 /// A TOTP secret. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -157,9 +149,17 @@ pub fn parse_code(code: &str, field: &str) -> Result<String> {
 pub fn recovery_codes() -> Vec<String> {
     (0..RECOVERY_CODES)
         .map(|_| {
-            let raw = random_from(RECOVERY_ALPHABET, 12);
+            let raw = random_chars(RECOVERY_ALPHABET, 12);
             format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..])
         })
+        .collect()
+}
+
+/// What is kept of recovery codes as shown: the SHA-256 of each, normalized.
+pub fn recovery_hashes(codes: &[String]) -> Vec<String> {
+    codes
+        .iter()
+        .map(|c| hash(&normalize_recovery(c).unwrap_or_default()))
         .collect()
 }
 
@@ -253,16 +253,12 @@ impl ChallengeToken {
     pub fn generate() -> Self {
         Self(format!(
             "{CHALLENGE_PREFIX}{}",
-            random_from(BASE62, CHALLENGE_RANDOM)
+            random_chars(BASE62, CHALLENGE_RANDOM)
         ))
     }
 
     pub fn check(s: &str) -> Result<Self> {
-        let ok = s.len() == CHALLENGE_PREFIX.len() + CHALLENGE_RANDOM
-            && s.starts_with(CHALLENGE_PREFIX)
-            && s[CHALLENGE_PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric());
+        let ok = is_prefixed_alphanumeric(s, CHALLENGE_PREFIX, CHALLENGE_RANDOM);
         if ok {
             Ok(Self(s.to_owned()))
         } else {

@@ -501,13 +501,7 @@ pub async fn authenticate_open(
     token: &str,
     client: Option<std::net::IpAddr>,
 ) -> ioto_domain::Result<ioto_domain::Actor> {
-    let actor = if ioto_domain::api_key::is_api_key(token) {
-        sessions.directory().authenticate_key(token, client).await?
-    } else {
-        jwt.verify_open(token).await?
-    };
-    sessions.confirm(&actor).await?;
-    Ok(actor)
+    checked(jwt, sessions, token, client, true).await
 }
 
 /// A valid token whose user (if it names one) still exists with the claimed role.
@@ -517,8 +511,22 @@ pub async fn authenticate(
     token: &str,
     client: Option<std::net::IpAddr>,
 ) -> ioto_domain::Result<ioto_domain::Actor> {
+    checked(jwt, sessions, token, client, false).await
+}
+
+/// An API key, or a signed token (held to its session rather than its expiry when `open`),
+/// then the caller confirmed.
+async fn checked(
+    jwt: &Jwt,
+    sessions: &crate::server::session::SessionCheck,
+    token: &str,
+    client: Option<std::net::IpAddr>,
+    open: bool,
+) -> ioto_domain::Result<ioto_domain::Actor> {
     let actor = if ioto_domain::api_key::is_api_key(token) {
         sessions.directory().authenticate_key(token, client).await?
+    } else if open {
+        jwt.verify_open(token).await?
     } else {
         jwt.verify(token).await?
     };

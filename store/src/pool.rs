@@ -194,6 +194,26 @@ fn scope_settings(scope: Scope) -> [String; 3] {
 }
 
 impl SqlStore {
+    /// On Postgres, the row a `SECURITY DEFINER` lookup (`ioto_login_lookup`,
+    /// `ioto_api_key_lookup`, …) answers for `value`: the one way to find a row before its
+    /// tenant is known. It runs in a scope of no tenant, so nothing else is visible.
+    pub(crate) async fn definer_lookup<T: sea_orm::FromQueryResult>(
+        &self,
+        sql: &str,
+        value: &str,
+    ) -> Result<Option<T>> {
+        let txn = self.begin(Scope::tenant(TenantId(uuid::Uuid::nil()))).await?;
+        let found = T::find_by_statement(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [value.into()],
+        ))
+        .one(&txn)
+        .await
+        .map_err(db);
+        commit_or_roll_back(txn, found).await
+    }
+
     /// One row of `q` (already narrowed to the scope), read in the request's read session or in
     /// its own scoped transaction.
     pub(crate) async fn read_one<E, T>(&self, scope: Scope, q: Select<E>) -> Result<Option<T>>

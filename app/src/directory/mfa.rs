@@ -59,13 +59,6 @@ const ISSUER: &str = "Ioto";
 /// The field a sealed secret is bound to (with the user's id).
 const SEALED_AS: &str = "totp";
 
-fn scope_of(user: &User) -> Scope {
-    Scope::Tenant {
-        tenant_id: user.tenant_id,
-        customer_id: user.customer_id,
-    }
-}
-
 impl DirectoryService {
     /// Seals second-factor secrets with `cipher` (the server's fleet secret key).
     pub fn with_secret_cipher(mut self, cipher: Arc<SecretCipher>) -> Self {
@@ -92,7 +85,7 @@ impl DirectoryService {
     /// user with a second factor answers a code, a user of a tenant that requires one sets one up.
     pub async fn sign_in(&self, email: &str, password: &str, client: Option<IpAddr>) -> Result<SignIn> {
         let (_, user) = self.login(email, password, client).await?;
-        let scope = scope_of(&user);
+        let scope = user.scope();
         let has = self
             .store
             .mfa(scope, user.id)
@@ -152,7 +145,7 @@ impl DirectoryService {
     /// a good one is used up. Wrong codes count against the factor (every fifth in a row locks
     /// it for a while, `mfa::lockout`) and in the sign-in throttle of the user's e-mail.
     async fn second_factor_holds(&self, user: &User, code: &str, client: Option<IpAddr>) -> Result<bool> {
-        let scope = scope_of(user);
+        let scope = user.scope();
         let Some(record) = self.store.mfa(scope, user.id).await? else {
             return Ok(false);
         };
@@ -289,7 +282,7 @@ impl DirectoryService {
         let digits = mfa::parse_code(code, "code")?;
         let record = self
             .store
-            .mfa(scope_of(&user), user.id)
+            .mfa(user.scope(), user.id)
             .await?
             .filter(|m| m.confirmed_at.is_none())
             .ok_or_else(|| {
@@ -312,10 +305,7 @@ impl DirectoryService {
             ));
         };
         let codes = mfa::recovery_codes();
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| mfa::hash(&mfa::normalize_recovery(c).unwrap_or_default()))
-            .collect();
+        let hashes = mfa::recovery_hashes(&codes);
         self.store.confirm_totp(&user, step, &hashes, Utc::now()).await?;
         if let Some((hash, c)) = &challenge {
             if !self.store.finish_challenge(c, hash, Utc::now()).await? {
@@ -364,7 +354,7 @@ impl DirectoryService {
             ));
         }
         let user = self.caller_with_code(actor, code, "turn off", client).await?;
-        self.store.remove_totp(scope_of(&user), user.id).await.map(|_| ())
+        self.store.remove_totp(user.scope(), user.id).await.map(|_| ())
     }
 
     /// Replaces the caller's recovery codes (the old ones stop working); answers the new ones,
@@ -379,10 +369,7 @@ impl DirectoryService {
             .caller_with_code(actor, code, "renew recovery codes of", client)
             .await?;
         let codes = mfa::recovery_codes();
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| mfa::hash(&mfa::normalize_recovery(c).unwrap_or_default()))
-            .collect();
+        let hashes = mfa::recovery_hashes(&codes);
         self.store.replace_recovery_codes(&user, &hashes).await?;
         Ok(codes)
     }
@@ -401,7 +388,7 @@ impl DirectoryService {
         // The sessions end first: should the removal fail after, the factor is still there.
         self.end_user_sessions_because(&user, None, ioto_domain::account::SessionEnd::FactorReset)
             .await?;
-        self.store.remove_totp(scope_of(&user), user.id).await.map(|_| ())
+        self.store.remove_totp(user.scope(), user.id).await.map(|_| ())
     }
 
     /// The caller's second factor, as shown to them.

@@ -69,13 +69,6 @@ impl EndedHere {
     }
 }
 
-fn user_scope(user: &User) -> Scope {
-    Scope::Tenant {
-        tenant_id: user.tenant_id,
-        customer_id: user.customer_id,
-    }
-}
-
 impl DirectoryService {
     /// Why `id` was ended on this instance lately, if it was (its tokens are refused at once).
     pub fn session_ended_here(&self, id: SessionId) -> Option<SessionEnd> {
@@ -283,7 +276,7 @@ impl DirectoryService {
         except: Option<SessionId>,
         why: SessionEnd,
     ) -> Result<()> {
-        let scope = user_scope(user);
+        let scope = user.scope();
         let open = self.store.list_sessions(scope, user.id, Utc::now()).await?;
         self.ended_here
             .note(open.iter().map(|s| s.id).filter(|id| Some(*id) != except), why);

@@ -10,11 +10,10 @@ use ioto_domain::ports::ApiKeyStore;
 use ioto_domain::{ApiKeyId, Error, Result, Role, Scope, TenantId};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QuerySelect, Select, Set, Statement,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Select, Set,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use super::SqlDirectory;
 use crate::convert::corrupt;
@@ -140,47 +139,6 @@ impl SqlDirectory {
             q = q.lock_exclusive();
         }
         find(txn, q, "API key", id).await
-    }
-}
-
-#[derive(FromQueryResult)]
-struct Found {
-    id: Uuid,
-    tenant_id: Uuid,
-    customer_id: Option<Uuid>,
-    name: String,
-    role: String,
-    token_hash: String,
-    hint: String,
-    created_by: Option<Uuid>,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-    last_used_address: Option<String>,
-    revoked_at: Option<DateTime<Utc>>,
-    rolled_from: Option<Uuid>,
-    replaced_by: Option<Uuid>,
-}
-
-impl From<Found> for api_key::Model {
-    fn from(f: Found) -> Self {
-        api_key::Model {
-            id: f.id,
-            tenant_id: f.tenant_id,
-            customer_id: f.customer_id,
-            name: f.name,
-            role: f.role,
-            token_hash: f.token_hash,
-            hint: f.hint,
-            created_by: f.created_by,
-            created_at: f.created_at,
-            expires_at: f.expires_at,
-            last_used_at: f.last_used_at,
-            last_used_address: f.last_used_address,
-            revoked_at: f.revoked_at,
-            rolled_from: f.rolled_from,
-            replaced_by: f.replaced_by,
-        }
     }
 }
 
@@ -333,18 +291,9 @@ impl ApiKeyStore for SqlDirectory {
     }
 
     async fn api_key_by_hash(&self, token_hash: &str) -> Result<Option<ApiKey>> {
-        let backend = self.backend();
-        let found = if backend == DbBackend::Postgres {
-            let txn = self.begin(Scope::tenant(TenantId(Uuid::nil()))).await?;
-            let found = Found::find_by_statement(Statement::from_sql_and_values(
-                backend,
-                "SELECT * FROM ioto_api_key_lookup($1)",
-                [token_hash.into()],
-            ))
-            .one(&txn)
-            .await
-            .map_err(db);
-            commit_or_roll_back(txn, found).await?.map(api_key::Model::from)
+        let found = if self.backend() == DbBackend::Postgres {
+            self.definer_lookup::<api_key::Model>("SELECT * FROM ioto_api_key_lookup($1)", token_hash)
+                .await?
         } else {
             api_key::Entity::find()
                 .filter(api_key::Column::TokenHash.eq(token_hash))

@@ -9,7 +9,7 @@ use ioto_domain::{Error, Result, Scope, TenantId, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, Statement,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -17,13 +17,6 @@ use super::{tenant_row, SqlDirectory};
 use crate::entities::{mfa_challenge, mfa_recovery_code, user_mfa};
 use crate::error::db;
 use crate::pool::{admit, commit_or_roll_back};
-
-fn user_scope(user: &User) -> Scope {
-    Scope::Tenant {
-        tenant_id: user.tenant_id,
-        customer_id: user.customer_id,
-    }
-}
 
 fn in_scope<E: EntityTrait>(q: sea_orm::Select<E>, scope: Scope, tenant: E::Column) -> sea_orm::Select<E> {
     match scope.tenant_id() {
@@ -90,7 +83,7 @@ impl MfaStore for SqlDirectory {
     }
 
     async fn start_totp(&self, user: &User, sealed_secret: String, at: DateTime<Utc>) -> Result<()> {
-        let scope = user_scope(user);
+        let scope = user.scope();
         admit(scope, user.tenant_id, user.customer_id)?;
         let txn = self.begin(scope).await?;
         let written = async {
@@ -137,7 +130,7 @@ impl MfaStore for SqlDirectory {
         recovery_hashes: &[String],
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let scope = user_scope(user);
+        let scope = user.scope();
         let txn = self.begin(scope).await?;
         let written = async {
             let confirmed = user_mfa::Entity::update_many()
@@ -205,7 +198,7 @@ impl MfaStore for SqlDirectory {
     }
 
     async fn replace_recovery_codes(&self, user: &User, recovery_hashes: &[String]) -> Result<()> {
-        let txn = self.begin(user_scope(user)).await?;
+        let txn = self.begin(user.scope()).await?;
         let written = self.put_recovery_codes(&txn, user, recovery_hashes).await;
         commit_or_roll_back(txn, written).await
     }
@@ -269,18 +262,12 @@ impl MfaStore for SqlDirectory {
     }
 
     async fn challenge(&self, token_hash: &str) -> Result<Option<Challenge>> {
-        let backend = self.backend();
-        let owner = if backend == DbBackend::Postgres {
-            let txn = self.begin(Scope::tenant(TenantId(Uuid::nil()))).await?;
-            let found = Owner::find_by_statement(Statement::from_sql_and_values(
-                backend,
+        let owner = if self.backend() == DbBackend::Postgres {
+            self.definer_lookup::<Owner>(
                 "SELECT tenant_id, customer_id FROM ioto_challenge_lookup($1)",
-                [token_hash.into()],
-            ))
-            .one(&txn)
-            .await
-            .map_err(db);
-            commit_or_roll_back(txn, found).await?
+                token_hash,
+            )
+            .await?
         } else {
             mfa_challenge::Entity::find_by_id(token_hash.to_owned())
                 .one(&self.db)

@@ -10,7 +10,7 @@ use ioto_domain::{CustomerId, Error, Result, Scope, TenantId, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set, Statement,
+    QueryOrder, QuerySelect, Select, Set,
 };
 use uuid::Uuid;
 
@@ -99,18 +99,12 @@ impl SqlDirectory {
 
     /// Which session (and tenant) a refresh token belongs to, before any tenant is known.
     async fn refresh_owner(&self, hash: &str) -> Result<Option<Owner>> {
-        let backend = self.backend();
-        if backend == DbBackend::Postgres {
-            let txn = self.begin(Scope::tenant(TenantId(Uuid::nil()))).await?;
-            let found = Owner::find_by_statement(Statement::from_sql_and_values(
-                backend,
+        if self.backend() == DbBackend::Postgres {
+            self.definer_lookup(
                 "SELECT session_id, tenant_id, customer_id FROM ioto_refresh_lookup($1)",
-                [hash.into()],
-            ))
-            .one(&txn)
+                hash,
+            )
             .await
-            .map_err(db);
-            commit_or_roll_back(txn, found).await
         } else {
             Ok(refresh_token::Entity::find_by_id(hash.to_owned())
                 .one(&self.db)

@@ -9,8 +9,7 @@ use ioto_domain::ports::UserStore;
 use ioto_domain::{CustomerId, Error, Result, Role, Scope, TenantId, UserId};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set,
 };
 use uuid::Uuid;
 
@@ -125,17 +124,11 @@ impl UserStore for SqlDirectory {
     async fn login_record(&self, email: &Email) -> Result<Option<LoginRecord>> {
         let backend = self.db.get_database_backend();
         let row = if backend == DbBackend::Postgres {
-            let txn = self.begin(Scope::tenant(TenantId(Uuid::nil()))).await?;
-            let row = LoginRow::find_by_statement(Statement::from_sql_and_values(
-                backend,
+            self.definer_lookup::<LoginRow>(
                 "SELECT id, tenant_id, customer_id, role, password_hash FROM ioto_login_lookup($1)",
-                [email.as_str().into()],
-            ))
-            .one(&txn)
-            .await
-            .map_err(db)?;
-            commit(txn).await?;
-            row
+                email.as_str(),
+            )
+            .await?
         } else {
             user::Entity::find()
                 .filter(Expr::expr(Func::lower(Expr::col(user::Column::Email))).eq(email.as_str()))

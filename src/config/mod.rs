@@ -328,6 +328,39 @@ mod tests {
         assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
     }
 
+    /// Session lifetimes out of their bounds are refused naming the setting and what is allowed.
+    #[test]
+    fn session_lifetimes_are_bounded() {
+        for (var, value, words) in [
+            (
+                "IOTO_AUTH__ACCESS_TOKEN_MINUTES",
+                "0",
+                "auth.access_token_minutes",
+            ),
+            ("IOTO_AUTH__ACCESS_TOKEN_MINUTES", "1441", "1 to 1440"),
+            ("IOTO_AUTH__SESSION_DAYS", "0", "auth.session_days"),
+            ("IOTO_AUTH__SESSION_DAYS", "367", "1 to 366"),
+            (
+                "IOTO_AUTH__SESSION_IDLE_HOURS",
+                "0",
+                "longer than an access token",
+            ),
+            (
+                "IOTO_AUTH__SESSION_IDLE_HOURS",
+                "100000",
+                "auth.session_days × 24",
+            ),
+        ] {
+            let err = match load(None, env(&[(var, value)])) {
+                Err(e) => format!("{e:#}"),
+                Ok(loaded) => format!("{:#}", loaded.config.validate().unwrap_err()),
+            };
+            assert!(err.contains(words), "{var}={value}: {err}");
+        }
+        let fine = load(None, env(&[("IOTO_AUTH__SESSION_IDLE_HOURS", "24")])).unwrap();
+        fine.config.validate().unwrap();
+    }
+
     #[test]
     fn bad_values_name_the_variable_and_the_rule() {
         let err = load(None, env(&[("IOTO_GRAPHQL__MAX_DEPTH", "deep")])).unwrap_err();
